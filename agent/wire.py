@@ -1,0 +1,629 @@
+"""The WebSocket API's messages: names, codes, validation, builders and action signatures.
+
+This is the one module both the agent and the hub import (docs/architecture.md). It does no
+I/O. ``parse_message`` checks a received frame by hand against the same rules as
+``docs/schemas/*.json`` (no jsonschema at run time) and raises only :class:`WireError`, whose
+``code`` is the ``error`` reply to send. docs/protocol.md is the contract.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Collection, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.events import CATALOG, Channel, utc_timestamp
+
+#: Major version carried by ``hello.protocol`` and ``auth.protocol`` (protocol.md §10).
+PROTOCOL_VERSION = 1
+
+#: Reserved terminal id of events the hub generates (``id = "hub-<n>"``).
+HUB_SOURCE = "hub"
+
+DEFAULT_SIGNATURE_WINDOW = 300.0
+MAX_ID_LENGTH = 128
+MAX_LIST_ITEMS = 1000
+
+
+class MessageType(enum.StrEnum):
+    HELLO = "hello"
+    WELCOME = "welcome"
+    EVENT = "event"
+    ACK = "ack"
+    ACTION = "action"
+    ACTION_ACK = "actionAck"
+    ACTION_RESULT = "actionResult"
+    AUTH = "auth"
+    AUTH_OK = "authOk"
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+    SUBSCRIBED = "subscribed"
+    ALERT_ACK = "alertAck"
+    GET_STATE = "getState"
+    SNAPSHOT = "snapshot"
+    TERMINAL = "terminal"
+    ERROR = "error"
+    PING = "ping"
+    PONG = "pong"
+
+
+#: What each side may send on each path (anything else is ``unknown_type``).
+TERMINAL_TO_HUB = frozenset(
+    {MessageType.HELLO, MessageType.EVENT, MessageType.ACTION_ACK, MessageType.ACTION_RESULT,
+     MessageType.PING, MessageType.PONG}
+)
+HUB_TO_TERMINAL = frozenset(
+    {MessageType.WELCOME, MessageType.ACK, MessageType.ACTION, MessageType.ERROR,
+     MessageType.PING, MessageType.PONG}
+)
+CLIENT_TO_HUB = frozenset(
+    {MessageType.AUTH, MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE, MessageType.ACK,
+     MessageType.ACTION, MessageType.GET_STATE, MessageType.PING, MessageType.PONG}
+)
+HUB_TO_CLIENT = frozenset(
+    {MessageType.AUTH_OK, MessageType.SNAPSHOT, MessageType.SUBSCRIBED, MessageType.EVENT,
+     MessageType.TERMINAL, MessageType.ALERT_ACK, MessageType.ACTION_ACK,
+     MessageType.ACTION_RESULT, MessageType.ERROR, MessageType.PING, MessageType.PONG}
+)
+
+
+class ErrorCode(enum.StrEnum):
+    """The closed list of ``error.code`` values (protocol.md §6)."""
+
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_TYPE = "unknown_type"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    UNKNOWN_TERMINAL = "unknown_terminal"
+    NOT_FOUND = "not_found"
+    EXPIRED = "expired"
+    DUPLICATE = "duplicate"
+    BAD_SIGNATURE = "bad_signature"
+    RATE_LIMITED = "rate_limited"
+    INTERNAL = "internal"
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes used by the API (protocol.md §9)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013
+    SLOW_CONSUMER = 4001
+    REPLACED = 4002
+    UNSUPPORTED_VERSION = 4003
+
+
+class Role(enum.StrEnum):
+    TERMINAL = "terminal"
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+
+
+class ActionAckStatus(enum.StrEnum):
+    SENT = "sent"  # hub: forwarded to the connected terminal
+    QUEUED = "queued"  # hub: terminal offline, held until it returns or the action expires
+    ACCEPTED = "accepted"  # terminal: will execute
+    REJECTED = "rejected"  # terminal: will not execute
+
+
+class ActionStatus(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class LinkState(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+class WireError(Exception):
+    """A message that breaks the protocol; ``code`` and ``message`` make the ``error`` reply."""
+
+    def __init__(self, code: ErrorCode, message: str, ref_id: str | None = None) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
+        self.ref_id = ref_id
+
+
+# --------------------------------------------------------------------------- validation
+
+_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+_TERMINAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_EVENT_NAME_RE = re.compile(r"^[a-z][A-Za-z0-9]{0,63}$")
+_ACTION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_SIGNATURE_RE = re.compile(r"^[0-9a-f]{64}$")
+_CHANNELS = frozenset(c.value for c in Channel)
+
+
+def parse_timestamp(text: str) -> float:
+    """Epoch seconds of a protocol timestamp; ValueError if it is not one."""
+    if not _TIMESTAMP_RE.match(text):
+        raise ValueError(f"not a UTC ISO-8601 timestamp with Z: {text[:40]!r}")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC).timestamp()
+
+
+def format_timestamp(epoch_seconds: float) -> str:
+    """The protocol's timestamp form: UTC, milliseconds, ``Z``."""
+    return utc_timestamp(epoch_seconds)
+
+
+class _Checker:
+    """Field checks on one received object; each failure is a ``bad_message`` WireError."""
+
+    def __init__(self, msg: dict[str, Any], ref_id: str | None) -> None:
+        self.msg = msg
+        self.ref_id = ref_id
+        self.type = msg["type"]
+
+    def fail(self, text: str) -> WireError:
+        return WireError(ErrorCode.BAD_MESSAGE, f"{self.type}: {text}", self.ref_id)
+
+    def _get(self, name: str, required: bool) -> Any:
+        if name not in self.msg or self.msg[name] is None:
+            if required:
+                raise self.fail(f"missing field {name!r}")
+            return None
+        return self.msg[name]
+
+    def string(self, name: str, *, required: bool = True, max_len: int = 1024,
+               pattern: re.Pattern[str] | None = None) -> None:
+        value = self._get(name, required)
+        if value is None:
+            return
+        if not isinstance(value, str) or not value or len(value) > max_len:
+            raise self.fail(f"{name!r} must be a non-empty string of at most {max_len} chars")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(f"{name!r} is malformed: {value[:40]!r}")
+
+    def integer(self, name: str, *, minimum: int, required: bool = True) -> None:
+        value = self._get(name, required)
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(f"{name!r} must be an integer >= {minimum}")
+        if value > 2**63 - 1:
+            raise self.fail(f"{name!r} is too large")
+
+    def timestamp(self, name: str, *, required: bool = True) -> None:
+        value = self._get(name, required)
+        if value is None:
+            return
+        if not isinstance(value, str):
+            raise self.fail(f"{name!r} must be a timestamp string")
+        try:
+            parse_timestamp(value)
+        except ValueError:
+            raise self.fail(f"{name!r} must be UTC ISO-8601 with Z, got {value[:40]!r}") from None
+
+    def obj(self, name: str, *, required: bool = True) -> None:
+        value = self._get(name, required)
+        if value is not None and not isinstance(value, dict):
+            raise self.fail(f"{name!r} must be an object")
+
+    def one_of(self, name: str, allowed: Collection[str], *, required: bool = True) -> None:
+        value = self._get(name, required)
+        if value is None:
+            return
+        if not isinstance(value, str) or value not in allowed:
+            raise self.fail(f"{name!r} must be one of {sorted(allowed)}")
+
+    def str_list(self, name: str, *, allowed: Collection[str] | None = None,
+                 container: Mapping[str, Any] | None = None) -> None:
+        source = self.msg if container is None else container
+        value = source.get(name)
+        if value is None:
+            return
+        if not isinstance(value, list) or len(value) > MAX_LIST_ITEMS:
+            raise self.fail(f"{name!r} must be a list of at most {MAX_LIST_ITEMS} strings")
+        for item in value:
+            if not isinstance(item, str) or not item or len(item) > MAX_ID_LENGTH:
+                raise self.fail(f"{name!r} must hold non-empty strings")
+            if allowed is not None and item not in allowed:
+                raise self.fail(f"{name!r}: unknown value {item[:40]!r}")
+
+    def obj_list(self, name: str) -> None:
+        value = self._get(name, True)
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self.fail(f"{name!r} must be a list of objects")
+
+
+def _optional_id(c: _Checker) -> None:
+    c.string("id", required=False, max_len=MAX_ID_LENGTH)
+
+
+def _check_hello(c: _Checker) -> None:
+    c.integer("protocol", minimum=0)
+    c.string("terminalId", pattern=_TERMINAL_ID_RE)
+    c.string("version", max_len=64)
+    c.integer("lastSeq", minimum=0)
+
+
+def _check_welcome(c: _Checker) -> None:
+    c.integer("protocol", minimum=0)
+    c.string("terminalId", pattern=_TERMINAL_ID_RE)
+    c.integer("ackedSeq", minimum=0)
+    c.timestamp("serverTime")
+
+
+def _check_event(c: _Checker) -> None:
+    c.string("id", max_len=MAX_ID_LENGTH)
+    c.integer("seq", minimum=1)
+    c.one_of("channel", _CHANNELS)
+    c.string("terminalId", pattern=_TERMINAL_ID_RE)
+    c.string("event", pattern=_EVENT_NAME_RE)
+    c.timestamp("timestamp")
+    c.obj("data")
+    m = c.msg
+    if m["id"] not in (f"{m['terminalId']}-{m['seq']}", f"{HUB_SOURCE}-{m['seq']}"):
+        raise c.fail(f"id {m['id'][:40]!r} is not terminalId-seq")
+    known = CATALOG.get(m["event"])
+    if known is not None and known.value != m["channel"]:
+        raise c.fail(f"{m['event']} belongs to channel {known.value!r}, not {m['channel']!r}")
+
+
+def _check_ack(c: _Checker) -> None:
+    has_up_to = c.msg.get("upTo") is not None
+    has_event = c.msg.get("eventId") is not None
+    if has_up_to == has_event:
+        raise c.fail("needs exactly one of 'upTo' (terminal) or 'eventId' (alert)")
+    if has_up_to:
+        c.integer("upTo", minimum=0)
+    else:
+        c.string("eventId", max_len=MAX_ID_LENGTH)
+        _optional_id(c)
+
+
+def _check_action(c: _Checker) -> None:
+    c.string("id", max_len=MAX_ID_LENGTH)
+    c.string("terminalId", pattern=_TERMINAL_ID_RE)
+    c.string("action", pattern=_ACTION_NAME_RE)
+    c.obj("params", required=False)
+    c.timestamp("expiresAt", required=False)
+    c.timestamp("issuedAt", required=False)
+    c.string("signature", required=False, pattern=_SIGNATURE_RE)
+    c.string("from", required=False, max_len=MAX_ID_LENGTH)
+    if c.msg.get("signature") is not None and c.msg.get("issuedAt") is None:
+        raise c.fail("a signed action needs 'issuedAt'")
+
+
+def _check_action_ack(c: _Checker) -> None:
+    c.string("id", max_len=MAX_ID_LENGTH)
+    c.string("terminalId", pattern=_TERMINAL_ID_RE)
+    c.one_of("status", {s.value for s in ActionAckStatus})
+    c.string("error", required=False, max_len=4096)
+
+
+def _check_action_result(c: _Checker) -> None:
+    c.string("id", max_len=MAX_ID_LENGTH)
+    c.string("terminalId", pattern=_TERMINAL_ID_RE)
+    c.one_of("status", {s.value for s in ActionStatus})
+    c.string("error", required=False, max_len=4096)
+    c.obj("result", required=False)
+
+
+def _check_auth(c: _Checker) -> None:
+    c.string("token", max_len=4096)
+    c.integer("protocol", minimum=0, required=False)
+
+
+def _check_auth_ok(c: _Checker) -> None:
+    c.integer("protocol", minimum=0)
+    c.one_of("role", {r.value for r in Role})
+    c.string("name", max_len=MAX_ID_LENGTH)
+
+
+def _check_filter_fields(c: _Checker, container: Mapping[str, Any] | None = None) -> None:
+    c.str_list("channels", allowed=_CHANNELS, container=container)
+    c.str_list("events", container=container)
+    c.str_list("terminals", container=container)
+
+
+def _check_subscribe(c: _Checker) -> None:
+    _optional_id(c)
+    _check_filter_fields(c)
+
+
+def _check_subscribed(c: _Checker) -> None:
+    _optional_id(c)
+    c.obj_list("filters")
+    for item in c.msg["filters"]:
+        _check_filter_fields(c, item)
+
+
+def _check_alert_ack(c: _Checker) -> None:
+    c.string("eventId", max_len=MAX_ID_LENGTH)
+    c.string("terminalId", pattern=_TERMINAL_ID_RE)
+    c.string("by", max_len=MAX_ID_LENGTH)
+    c.timestamp("at")
+
+
+def _check_snapshot(c: _Checker) -> None:
+    _optional_id(c)
+    c.timestamp("at")
+    for name in ("terminals", "alerts", "recent", "coinInPerMinute"):
+        c.obj_list(name)
+
+
+def _check_terminal(c: _Checker) -> None:
+    c.obj("terminal")
+    state = c.msg["terminal"]
+    if not isinstance(state.get("terminalId"), str):
+        raise c.fail("'terminal.terminalId' must be a string")
+
+
+def _check_error(c: _Checker) -> None:
+    c.one_of("code", {e.value for e in ErrorCode})
+    c.string("message", max_len=4096)
+    _optional_id(c)
+
+
+_CHECKS: dict[MessageType, Callable[[_Checker], None]] = {
+    MessageType.HELLO: _check_hello,
+    MessageType.WELCOME: _check_welcome,
+    MessageType.EVENT: _check_event,
+    MessageType.ACK: _check_ack,
+    MessageType.ACTION: _check_action,
+    MessageType.ACTION_ACK: _check_action_ack,
+    MessageType.ACTION_RESULT: _check_action_result,
+    MessageType.AUTH: _check_auth,
+    MessageType.AUTH_OK: _check_auth_ok,
+    MessageType.SUBSCRIBE: _check_subscribe,
+    MessageType.UNSUBSCRIBE: _check_subscribe,
+    MessageType.SUBSCRIBED: _check_subscribed,
+    MessageType.ALERT_ACK: _check_alert_ack,
+    MessageType.GET_STATE: _optional_id,
+    MessageType.SNAPSHOT: _check_snapshot,
+    MessageType.TERMINAL: _check_terminal,
+    MessageType.ERROR: _check_error,
+    MessageType.PING: _optional_id,
+    MessageType.PONG: _optional_id,
+}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_message(
+    text: str | bytes, *, max_bytes: int, accept: Collection[MessageType] | None = None
+) -> dict[str, Any]:
+    """Decode and validate one frame; raise :class:`WireError` and nothing else.
+
+    ``accept`` limits the types this side of this path may receive (e.g. ``TERMINAL_TO_HUB``);
+    another known type is ``unknown_type`` too. Unknown fields are kept (and ignored).
+    """
+    if isinstance(text, bytes | bytearray | memoryview):
+        raise WireError(ErrorCode.BAD_MESSAGE, "binary frames are not accepted; send JSON text")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise WireError(ErrorCode.TOO_LARGE, f"message of {size} bytes exceeds {max_bytes}")
+    try:
+        msg = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise WireError(ErrorCode.BAD_JSON, f"not valid JSON: {str(exc)[:120]}") from None
+    if not isinstance(msg, dict):
+        raise WireError(ErrorCode.BAD_MESSAGE, "a message must be a JSON object")
+    raw_id = msg.get("id")
+    ref_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_ID_LENGTH else None
+    kind = msg.get("type")
+    if not isinstance(kind, str):
+        raise WireError(ErrorCode.BAD_MESSAGE, "missing string field 'type'", ref_id)
+    try:
+        mtype = MessageType(kind)
+    except ValueError:
+        raise WireError(ErrorCode.UNKNOWN_TYPE, f"unknown type {kind[:40]!r}", ref_id) from None
+    if accept is not None and mtype not in accept:
+        raise WireError(ErrorCode.UNKNOWN_TYPE, f"{kind!r} is not accepted here", ref_id)
+    _CHECKS[mtype](_Checker(msg, ref_id))
+    return msg
+
+
+def encode(msg: Mapping[str, Any]) -> str:
+    """Compact JSON text for one frame."""
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _with_optional(msg: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    for key, value in optional.items():
+        if value is not None:
+            msg[key] = value
+    return msg
+
+
+def hello(terminal_id: str, version: str, last_seq: int) -> dict[str, Any]:
+    return {"type": MessageType.HELLO.value, "protocol": PROTOCOL_VERSION,
+            "terminalId": terminal_id, "version": version, "lastSeq": last_seq}
+
+
+def welcome(terminal_id: str, acked_seq: int, server_time: str) -> dict[str, Any]:
+    return {"type": MessageType.WELCOME.value, "protocol": PROTOCOL_VERSION,
+            "terminalId": terminal_id, "ackedSeq": acked_seq, "serverTime": server_time}
+
+
+def event(
+    *, event_id: str, seq: int, channel: str, terminal_id: str, name: str, timestamp: str,
+    data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """An ``event`` frame (the agent uses ``StoredEvent.to_wire``; the hub uses this)."""
+    return {"type": MessageType.EVENT.value, "id": event_id, "seq": seq, "channel": channel,
+            "terminalId": terminal_id, "event": name, "timestamp": timestamp, "data": dict(data)}
+
+
+def ack(up_to: int) -> dict[str, Any]:
+    return {"type": MessageType.ACK.value, "upTo": up_to}
+
+
+def ack_alert(event_id: str, request_id: str | None = None) -> dict[str, Any]:
+    return _with_optional({"type": MessageType.ACK.value, "eventId": event_id}, id=request_id)
+
+
+def action(
+    action_id: str, terminal_id: str, name: str, params: Mapping[str, Any] | None = None, *,
+    expires_at: str | None = None, issued_at: str | None = None, sender: str | None = None,
+) -> dict[str, Any]:
+    msg = {"type": MessageType.ACTION.value, "id": action_id, "terminalId": terminal_id,
+           "action": name, "params": dict(params or {})}
+    return _with_optional(msg, expiresAt=expires_at, issuedAt=issued_at, **{"from": sender})
+
+
+def action_ack(action_id: str, terminal_id: str, status: ActionAckStatus,
+               error: str | None = None) -> dict[str, Any]:
+    msg = {"type": MessageType.ACTION_ACK.value, "id": action_id, "terminalId": terminal_id,
+           "status": status.value}
+    return _with_optional(msg, error=error)
+
+
+def action_result(
+    action_id: str, terminal_id: str, status: ActionStatus, *, error: str | None = None,
+    result: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    msg = {"type": MessageType.ACTION_RESULT.value, "id": action_id, "terminalId": terminal_id,
+           "status": status.value}
+    return _with_optional(msg, error=error, result=None if result is None else dict(result))
+
+
+def auth(token: str) -> dict[str, Any]:
+    return {"type": MessageType.AUTH.value, "token": token, "protocol": PROTOCOL_VERSION}
+
+
+def auth_ok(role: Role, name: str) -> dict[str, Any]:
+    return {"type": MessageType.AUTH_OK.value, "protocol": PROTOCOL_VERSION, "role": role.value,
+            "name": name}
+
+
+def subscribe(
+    *, channels: Collection[str] = (), events: Collection[str] = (),
+    terminals: Collection[str] = (), request_id: str | None = None, unsubscribe: bool = False,
+) -> dict[str, Any]:
+    kind = MessageType.UNSUBSCRIBE if unsubscribe else MessageType.SUBSCRIBE
+    msg = {"type": kind.value, "channels": list(channels), "events": list(events),
+           "terminals": list(terminals)}
+    return _with_optional(msg, id=request_id)
+
+
+def subscribed(filters: list[dict[str, list[str]]], request_id: str | None = None
+               ) -> dict[str, Any]:
+    return _with_optional({"type": MessageType.SUBSCRIBED.value, "filters": filters},
+                          id=request_id)
+
+
+def alert_ack(event_id: str, terminal_id: str, by: str, at: str) -> dict[str, Any]:
+    return {"type": MessageType.ALERT_ACK.value, "eventId": event_id, "terminalId": terminal_id,
+            "by": by, "at": at}
+
+
+def get_state(request_id: str | None = None) -> dict[str, Any]:
+    return _with_optional({"type": MessageType.GET_STATE.value}, id=request_id)
+
+
+def snapshot(
+    *, at: str, terminals: list[dict[str, Any]], alerts: list[dict[str, Any]],
+    recent: list[dict[str, Any]], coin_in_per_minute: list[dict[str, Any]],
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    msg = {"type": MessageType.SNAPSHOT.value, "at": at, "terminals": terminals,
+           "alerts": alerts, "recent": recent, "coinInPerMinute": coin_in_per_minute}
+    return _with_optional(msg, id=request_id)
+
+
+def terminal_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": MessageType.TERMINAL.value, "terminal": dict(state)}
+
+
+def error(code: ErrorCode, message: str, ref_id: str | None = None) -> dict[str, Any]:
+    msg = {"type": MessageType.ERROR.value, "code": code.value, "message": message}
+    return _with_optional(msg, id=ref_id)
+
+
+def error_from(exc: WireError) -> dict[str, Any]:
+    return error(exc.code, exc.message, exc.ref_id)
+
+
+def ping(request_id: str | None = None) -> dict[str, Any]:
+    return _with_optional({"type": MessageType.PING.value}, id=request_id)
+
+
+def pong(request_id: str | None = None) -> dict[str, Any]:
+    return _with_optional({"type": MessageType.PONG.value}, id=request_id)
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def _reject_floats(value: Any) -> None:
+    if isinstance(value, float):
+        raise WireError(ErrorCode.BAD_MESSAGE, "signed params may not hold floats")
+    if isinstance(value, dict):
+        for item in value.values():
+            _reject_floats(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_floats(item)
+
+
+def canonical_action(msg: Mapping[str, Any]) -> bytes:
+    """The bytes an action signature covers (protocol.md §7)."""
+    params = msg.get("params") or {}
+    _reject_floats(params)
+    body = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    parts = [str(msg["id"]), str(msg["terminalId"]), str(msg["action"]),
+             str(msg.get("issuedAt") or ""), str(msg.get("expiresAt") or ""), body]
+    return "|".join(parts).encode("utf-8")
+
+
+def action_signature(key: bytes, msg: Mapping[str, Any]) -> str:
+    return hmac.new(key, canonical_action(msg), hashlib.sha256).hexdigest()
+
+
+def sign_action(key: bytes, msg: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``msg`` with ``signature``; ``msg`` must already carry ``issuedAt``."""
+    if not msg.get("issuedAt"):
+        raise ValueError("sign_action needs 'issuedAt' in the message")
+    signed = dict(msg)
+    signed["signature"] = action_signature(key, msg)
+    return signed
+
+
+def verify_action(
+    key: bytes, msg: Mapping[str, Any], now: float, window: float = DEFAULT_SIGNATURE_WINDOW
+) -> None:
+    """Raise ``WireError(bad_signature)`` unless ``msg`` is signed with ``key`` and fresh.
+
+    ``now`` is epoch seconds (time is an input); ``issuedAt`` must be within ``window``
+    seconds of it either way, which bounds replays of a captured action.
+    """
+    ref = msg.get("id") if isinstance(msg.get("id"), str) else None
+    signature = msg.get("signature")
+    issued = msg.get("issuedAt")
+    if not isinstance(signature, str) or not isinstance(issued, str):
+        raise WireError(ErrorCode.BAD_SIGNATURE, "action is not signed", ref)
+    try:
+        issued_at = parse_timestamp(issued)
+    except ValueError:
+        raise WireError(ErrorCode.BAD_SIGNATURE, "issuedAt is not a timestamp", ref) from None
+    expected = action_signature(key, msg)
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise WireError(ErrorCode.BAD_SIGNATURE, "signature does not verify", ref)
+    if abs(now - issued_at) > window:
+        raise WireError(ErrorCode.BAD_SIGNATURE,
+                        f"issuedAt {issued} is outside the {window:.0f} s window", ref)
