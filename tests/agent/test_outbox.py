@@ -1,0 +1,271 @@
+"""The SQLite outbox: seqs, state, acks, cap policy, corruption, disk full, actions, readers."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent.events import Event
+from agent.outbox import Outbox, OutboxError, OutboxFullError
+
+TS = "2026-01-01T00:00:00.000Z"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def game(i: int) -> Event:
+    return Event("gameStarted", TS, {"i": i})
+
+
+def bet(i: int) -> Event:
+    return Event("betPlaced", TS, {"i": i, "amount": 100})
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "outbox.db"
+
+
+def test_commit_assigns_increasing_seqs_and_stores_state(db: Path, clock: FakeClock) -> None:
+    with Outbox.open(db, terminal_id="T1", clock=clock) as ob:
+        assert (ob.last_seq, ob.acked_seq, ob.depth, ob.load_state()) == (0, 0, 0, None)
+        first = ob.commit([game(1), bet(1)], {"meters": {"coinIn": 100}})
+        second = ob.commit([game(2)], None)  # None keeps the previous state
+        assert [s.seq for s in first + second] == [1, 2, 3]
+        assert first[0].id == "T1-1"
+        assert ob.load_state() == {"meters": {"coinIn": 100}}
+        assert ob.depth == 3 and ob.last_seq == 3
+        assert [s.event for s in ob.pending(0, 10)] == [game(1), bet(1), game(2)]
+        assert [s.seq for s in ob.pending(1, 1)] == [2]
+        assert ob.oldest_unacked_timestamp() == clock.now
+    # Everything survives a reopen.
+    with Outbox.open(db, terminal_id="T1", clock=clock) as ob:
+        assert ob.last_seq == 3 and ob.load_state() == {"meters": {"coinIn": 100}}
+        assert ob.commit([game(4)], {"x": 1})[0].seq == 4
+
+
+def test_ack_is_cumulative_idempotent_and_rejects_unknown_seqs(db: Path, clock: FakeClock) -> None:
+    with Outbox.open(db, terminal_id="T1", clock=clock) as ob:
+        ob.commit([game(i) for i in range(5)], None)
+        assert ob.ack(3) == 3
+        assert ob.ack(2) == 3  # lower ack: no change
+        assert ob.ack(3) == 3
+        assert ob.depth == 2
+        assert [s.seq for s in ob.pending(0, 10)] == [4, 5]
+        with pytest.raises(OutboxError, match="beyond the last assigned seq 5"):
+            ob.ack(6)
+        assert ob.acked_seq == 3
+        ob.ack(5)
+        assert ob.depth == 0 and ob.oldest_unacked_timestamp() is None
+        assert len(ob.tail(10)) == 5  # acked events stay for the local audit
+
+
+def test_tail_and_export_use_the_wire_form(db: Path, clock: FakeClock) -> None:
+    with Outbox.open(db, terminal_id="EGM-7", clock=clock) as ob:
+        ob.commit([game(i) for i in range(1, 6)], None)
+        assert [s.seq for s in ob.tail(2)] == [4, 5]
+        out = io.StringIO()
+        assert ob.export(out, after_seq=3) == 2
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[0] == {
+        "type": "event", "id": "EGM-7-4", "seq": 4, "channel": "game", "terminalId": "EGM-7",
+        "event": "gameStarted", "timestamp": TS, "data": {"i": 4},
+    }
+    assert [x["seq"] for x in lines] == [4, 5]
+
+
+def test_unserialisable_data_is_refused_and_nothing_is_written(db: Path) -> None:
+    with Outbox.open(db, terminal_id="T1") as ob:
+        with pytest.raises(OutboxError, match="data of gameStarted"):
+            ob.commit([game(1), Event("gameStarted", TS, {"x": object()})], {"a": 1})
+        with pytest.raises(OutboxError, match="state"):
+            ob.commit([game(1)], {"a": float("nan")})
+        assert ob.last_seq == 0 and ob.load_state() is None
+
+
+def test_terminal_id_mismatch_names_both_ids(db: Path) -> None:
+    Outbox.open(db, terminal_id="EGM-0001").close()
+    with pytest.raises(OutboxError, match=r"'EGM-0001'.*'EGM-0002'"):
+        Outbox.open(db, terminal_id="EGM-0002")
+
+
+def test_garbage_file_is_moved_aside_and_a_fresh_outbox_started(db: Path) -> None:
+    garbage = b"this is not a database at all\x00" * 200
+    db.write_bytes(garbage)
+    with Outbox.open(db, terminal_id="T1") as ob:
+        assert ob.recovered_from is not None
+        moved = Path(ob.recovered_from)
+        assert moved.name.startswith("outbox.db.corrupt-")
+        assert moved.read_bytes() == garbage  # kept, never deleted
+        assert ob.commit([game(1)], None)[0].seq == 1
+    with Outbox.open(db, terminal_id="T1") as ob:
+        assert ob.recovered_from is None and ob.last_seq == 1
+
+
+def test_damaged_pages_fail_quick_check_and_are_moved_aside(db: Path) -> None:
+    with Outbox.open(db, terminal_id="T1") as ob:
+        for i in range(20):
+            ob.commit([Event("gameStarted", TS, {"pad": "x" * 500, "i": i}) for _ in range(20)],
+                      None)
+    raw = bytearray(db.read_bytes())
+    page = 4096
+    assert len(raw) > 20 * page
+    raw[5 * page : 12 * page] = b"\xa5" * (7 * page)  # smash b-tree pages, keep the header
+    db.write_bytes(bytes(raw))
+    with Outbox.open(db, terminal_id="T1") as ob:
+        assert ob.recovered_from is not None
+        assert ob.last_seq == 0
+        assert ob.quick_check() == "ok"
+
+
+def test_size_cap_drops_acked_then_unprotected_with_a_data_gap(db: Path, clock: FakeClock) -> None:
+    with Outbox.open(db, terminal_id="T1", max_events=10, clock=clock) as ob:
+        ob.commit([game(i) for i in range(1, 5)], None)  # 1..4
+        ob.ack(2)
+        ob.commit([bet(i) for i in range(5, 11)], None)  # 5..10, table full (10 rows)
+        stored = ob.commit([game(11)], None)  # drops acked seq 1 only
+        assert [s.seq for s in stored] == [11]
+        assert ob.rows == 10
+        stored = ob.commit([game(12), game(13)], None)  # acked 2, then unacked game 3, 4
+        gap = stored[0]
+        assert gap.event.name == "dataGap"
+        assert gap.event.data == {"reason": "outboxOverflow", "dropped": 2, "fromSeq": 3,
+                                  "toSeq": 4, "events": {"gameStarted": 2}}
+        assert [s.seq for s in stored] == [12, 13, 14]
+        seqs = [s.seq for s in ob.pending(0, 100)]
+        assert seqs == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+        assert ob.dropped_events == 2
+
+
+def test_protected_events_are_kept_beyond_the_cap(db: Path) -> None:
+    with Outbox.open(db, terminal_id="T1", max_events=3) as ob:
+        ob.commit([bet(i) for i in range(5)], None)
+        assert ob.rows == 5  # the cap is a target; money is never dropped
+        assert all(s.event.name == "betPlaced" for s in ob.pending(0, 10))
+
+
+def test_seqs_are_never_reused_after_deletions(db: Path, clock: FakeClock) -> None:
+    with Outbox.open(db, terminal_id="T1", clock=clock, retention_seconds=10) as ob:
+        ob.commit([game(i) for i in range(3)], None)
+        ob.ack(3)
+        clock.now += 11
+        assert ob.prune() == 3
+        assert ob.rows == 0
+    with Outbox.open(db, terminal_id="T1", clock=clock) as ob:
+        assert ob.commit([game(9)], None)[0].seq == 4
+
+
+def test_prune_keeps_unacked_and_recent_events(db: Path, clock: FakeClock) -> None:
+    with Outbox.open(db, terminal_id="T1", clock=clock, retention_seconds=100) as ob:
+        ob.commit([game(1), game(2)], None)
+        clock.now += 50
+        ob.commit([game(3)], None)
+        ob.ack(3)
+        clock.now += 60
+        assert ob.prune() == 2  # only the two older than 100 s
+        assert [s.seq for s in ob.tail(10)] == [3]
+        ob.commit([game(4)], None)
+        clock.now += 1000
+        assert ob.prune() == 1
+        assert [s.seq for s in ob.tail(10)] == [4]  # unacked: kept whatever its age
+
+
+def test_disk_full_runs_the_cap_policy_then_raises_without_losing_the_batch(db: Path) -> None:
+    pad = "y" * 1000
+    with Outbox.open(db, terminal_id="T1") as ob:
+        pages = ob._conn.execute("PRAGMA page_count").fetchone()[0]
+        ob._conn.execute(f"PRAGMA max_page_count={pages + 30}")
+        # Fill with unprotected events until the file is full: the policy drops the oldest
+        # ones and records a dataGap instead of failing.
+        gaps = []
+        for i in range(400):
+            for s in ob.commit([Event("gameStarted", TS, {"pad": pad, "i": i})], None):
+                if s.event.name == "dataGap":
+                    gaps.append(s)
+        assert gaps, "the disk never filled up"
+        assert gaps[0].event.data["reason"] == "outboxOverflow"
+        assert ob.dropped_events == sum(g.event.data["dropped"] for g in gaps)
+        # Now only protected events: once the unprotected ones are gone, the batch is refused.
+        with pytest.raises(OutboxFullError):
+            for i in range(400):
+                ob.commit([Event("betPlaced", TS, {"pad": pad, "i": i})], None)
+        last = ob.last_seq
+        batch = [Event("betPlaced", TS, {"pad": pad, "i": i}) for i in range(2)]
+        with pytest.raises(OutboxFullError):
+            ob.commit(batch, {"after": "full"})
+        assert ob.last_seq == last and ob.load_state() is None
+        kept = ob.pending(0, 10_000)
+        assert not [s for s in kept if s.event.name == "gameStarted"]
+        # Acking makes room again: the same batch now goes through.
+        ob.ack(last)
+        stored = ob.commit(batch, {"after": "full"})
+        assert [s.event.name for s in stored] == ["betPlaced", "betPlaced"]
+        assert ob.load_state() == {"after": "full"}
+
+
+def test_actions_are_idempotent_and_their_results_persist(db: Path, clock: FakeClock) -> None:
+    with Outbox.open(db, terminal_id="T1", clock=clock, retention_seconds=100) as ob:
+        assert ob.action_begin("a1", clock.now) is None
+        running = ob.action_begin("a1", clock.now + 1)
+        assert running is not None and running.result is None
+        assert running.received_at == clock.now
+        ob.action_finish("a1", {"status": "ok"})
+        with pytest.raises(OutboxError, match="never begun"):
+            ob.action_finish("zz", {"status": "ok"})
+        assert ob.action_begin("a2", clock.now) is None
+        ob.commit([Event("actionCompleted", TS, {"actionId": "a2"})], None,
+                  finished_actions={"a2": {"status": "error", "error": "timeout"}})
+    with Outbox.open(db, terminal_id="T1", clock=clock, retention_seconds=100) as ob:
+        done = ob.action_begin("a1", clock.now + 5)
+        assert done is not None and done.result == {"status": "ok"}
+        rec = ob.action_get("a2")
+        assert rec is not None and rec.result == {"status": "error", "error": "timeout"}
+        clock.now += 101
+        ob.prune()
+        assert ob.action_get("a1") is None
+
+
+def test_reader_sees_commits_while_the_writer_is_open(db: Path) -> None:
+    with Outbox.open(db, terminal_id="T1") as ob:
+        ob.commit([game(1)], {"s": 1})
+        with Outbox.open_reader(db) as reader:
+            assert reader.last_seq == 1 and reader.terminal_id == "T1"
+            ob.commit([game(2)], {"s": 2})
+            ob.ack(1)
+            assert [s.seq for s in reader.pending(0, 10)] == [2]
+            assert reader.load_state() == {"s": 2}
+            stats = reader.stats()
+            assert (stats.last_seq, stats.acked_seq, stats.depth, stats.rows) == (2, 1, 1, 2)
+            assert stats.db_bytes > 0
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                reader._conn.execute("DELETE FROM events")
+
+
+def test_reader_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(OutboxError, match="no outbox"):
+        Outbox.open_reader(tmp_path / "nope.db")
+
+
+def test_resync_moves_seqs_past_the_hub_after_a_reset(db: Path) -> None:
+    with Outbox.open(db, terminal_id="T1") as ob:
+        ob.commit([game(1), game(2)], None)  # a fresh file after a reset: seqs 1, 2
+        assert ob.resync(2) is False
+        assert ob.resync(500) is True
+        assert [s.seq for s in ob.pending(0, 10)] == [501, 502]
+        assert (ob.acked_seq, ob.last_seq) == (500, 502)
+        assert ob.commit([game(3)], None)[0].seq == 503
