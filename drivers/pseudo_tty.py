@@ -1,0 +1,102 @@
+"""Pseudo-terminal transports carrying the 9-bit encoding (a pty has no 9th bit).
+
+``open_pty()`` makes a pair for the emulator: it keeps the master end and hands out the
+slave path, which the agent opens as ``pty:/dev/pts/N``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import termios
+
+from drivers.base import TransportOpenError
+from drivers.stream import StreamTransport
+
+__all__ = ["PtyTransport", "make_raw", "open_pty"]
+
+
+def make_raw(fd: int) -> None:
+    """8-bit clean, no echo, no line editing, no signals: bytes pass untouched."""
+    attrs = termios.tcgetattr(fd)
+    attrs[0] &= ~(
+        termios.IGNBRK
+        | termios.BRKINT
+        | termios.PARMRK
+        | termios.ISTRIP
+        | termios.INLCR
+        | termios.IGNCR
+        | termios.ICRNL
+        | termios.IXON
+        | termios.IXOFF
+        | termios.INPCK
+    )
+    attrs[1] &= ~termios.OPOST
+    attrs[2] &= ~(termios.CSIZE | termios.PARENB)
+    attrs[2] |= termios.CS8
+    attrs[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
+    attrs[6][termios.VMIN] = 1
+    attrs[6][termios.VTIME] = 0
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+class PtyTransport(StreamTransport):
+    """A pty end (either side). ``keep_fds`` are held open and closed with the transport."""
+
+    def __init__(
+        self, name: str, fd: int, *, keep_fds: tuple[int, ...] = (), write_timeout: float = 2.0
+    ) -> None:
+        super().__init__(name, write_timeout=write_timeout)
+        self._fd = fd
+        self._keep_fds = keep_fds
+        os.set_blocking(fd, False)
+
+    def _fileno(self) -> int:
+        return self._fd
+
+    def _recv(self) -> bytes:
+        return os.read(self._fd, 4096)
+
+    def _send(self, data: memoryview) -> int:
+        return os.write(self._fd, data)
+
+    def _close_stream(self) -> None:
+        for fd in (self._fd, *self._keep_fds):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def open_pty_path(path: str, *, write_timeout: float = 2.0) -> PtyTransport:
+    """Open an existing pty slave (or any tty) by path, in raw mode."""
+    name = f"pty:{path}"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        hint = {
+            errno.ENOENT: "no such device; is the emulator running and is the path current?",
+            errno.EACCES: "permission denied; the user needs read/write access to the device",
+        }.get(exc.errno or 0, "")
+        raise TransportOpenError(name, f"cannot open: {exc.strerror}. {hint}".strip()) from exc
+    try:
+        make_raw(fd)
+    except termios.error as exc:
+        os.close(fd)
+        raise TransportOpenError(name, f"not a terminal: {exc}") from exc
+    return PtyTransport(name, fd, write_timeout=write_timeout)
+
+
+def open_pty(*, write_timeout: float = 2.0) -> tuple[PtyTransport, str]:
+    """A new pty: ``(transport on the master side, slave path for the other program)``.
+
+    The master side keeps a slave descriptor open so that it never reads EIO while no
+    program has the slave open; bytes written before the agent connects wait in the slave's
+    input queue.
+    """
+    master, slave = os.openpty()
+    make_raw(slave)
+    path = os.ttyname(slave)
+    master_end = PtyTransport(
+        f"pty-master:{path}", master, keep_fds=(slave,), write_timeout=write_timeout
+    )
+    return master_end, path
