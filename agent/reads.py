@@ -1,0 +1,78 @@
+"""Reads the interpreter asks the line owner for.
+
+The interpreter is pure: it cannot poll the machine. When an observation means "something
+must be read now" (a game ended, exception 51 asks for LP 1B, exception 70 lost events), it
+returns one of these requests next to the events; the line owner turns them into long polls
+and feeds the answers back as observations (``MetersRead``, ``HandpayInfoRead``, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.meters import Meter
+from agent.observations import MeterReason
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMeters:
+    """Read meters and answer with ``MetersRead(reason=reason)``.
+
+    ``codes`` lists the Table C-7 meters that matter for this reason; empty means a full
+    snapshot (every meter the machine supports). Reading more than asked is always fine.
+    """
+
+    address: int
+    reason: MeterReason
+    codes: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadHandpay:
+    """Read LP 1B (handpay info); answer with ``HandpayInfoRead``."""
+
+    address: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTicket:
+    """Read LP 4D (enhanced validation, current); answer with ``TicketValidationRead``."""
+
+    address: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIdentity:
+    """Re-run identification (LP 54, 1F, 51...); answer with ``MachineIdentified``."""
+
+    address: int
+
+
+ReadRequest = ReadMeters | ReadHandpay | ReadTicket | ReadIdentity
+
+_BILL_COUNTS = tuple(range(0x40, 0x58))
+
+#: the meters each kind of read needs (SAS §4.2 recommended derivation).
+GAME_START_METERS: tuple[int, ...] = (Meter.COIN_IN, Meter.GAMES_PLAYED, Meter.CURRENT_CREDITS)
+GAME_END_METERS: tuple[int, ...] = (
+    Meter.COIN_IN, Meter.COIN_OUT, Meter.JACKPOT, Meter.GAMES_PLAYED, Meter.GAMES_WON,
+    Meter.CURRENT_CREDITS, Meter.MACHINE_PAID_PROGRESSIVE_WIN, Meter.MACHINE_PAID_EXTERNAL_BONUS,
+    Meter.ATTENDANT_PAID_PROGRESSIVE_WIN, Meter.ATTENDANT_PAID_EXTERNAL_BONUS,
+)
+BILL_METERS: tuple[int, ...] = (Meter.BILLS, Meter.CURRENT_CREDITS, *_BILL_COUNTS)
+TICKET_METERS: tuple[int, ...] = (
+    Meter.CANCELLED_CREDITS, Meter.CURRENT_CREDITS, Meter.TICKET_IN_CASHABLE,
+    Meter.TICKET_OUT_CASHABLE, Meter.TICKET_IN_RESTRICTED, Meter.TICKET_OUT_RESTRICTED,
+)
+HANDPAY_METERS: tuple[int, ...] = (
+    Meter.JACKPOT, Meter.HANDPAID_CANCELLED_CREDITS, Meter.CANCELLED_CREDITS,
+    Meter.CURRENT_CREDITS, Meter.ATTENDANT_PAID_PROGRESSIVE_WIN,
+    Meter.ATTENDANT_PAID_EXTERNAL_BONUS,
+)
+CASHOUT_METERS: tuple[int, ...] = (
+    Meter.HANDPAID_CANCELLED_CREDITS, Meter.CANCELLED_CREDITS, Meter.CURRENT_CREDITS,
+    Meter.TICKET_OUT_CASHABLE, Meter.TICKET_OUT_RESTRICTED, Meter.AFT_CASHABLE_OUT,
+)
+TRANSFER_METERS: tuple[int, ...] = (
+    Meter.CURRENT_CREDITS, Meter.CANCELLED_CREDITS, Meter.AFT_CASHABLE_IN, Meter.AFT_CASHABLE_OUT,
+)
