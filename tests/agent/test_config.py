@@ -1,0 +1,285 @@
+"""Typed configuration: defaults, every problem at once with its key path, secrets, reload."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent.config import (
+    Config,
+    ConfigError,
+    config_hash,
+    load_config,
+    parse_config,
+    read_hmac_key,
+    read_token,
+    reloadable_diff,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config.example.yaml"
+MINIMAL = {"terminal_id": "EGM-0001", "machines": [{"address": 1}]}
+
+
+def problems_of(data: Any, **kw: Any) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, **kw)
+    return [str(p) for p in info.value.problems if p.severity == "error"]
+
+
+def with_(**sections: Any) -> dict[str, Any]:
+    return {**MINIMAL, **sections}
+
+
+def test_minimal_config_gets_defaults_for_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+    cfg = parse_config(MINIMAL)
+    assert cfg.terminal_id == "EGM-0001"
+    assert cfg.machines[0].address == 1 and cfg.machines[0].rte is False
+    assert cfg.serial.baudrate == 19200 and cfg.poll.interval_ms == 200
+    assert cfg.outbox.path == "/var/lib/slot-agent/outbox.db"
+    assert cfg.outbox.retention_seconds == 30 * 86400
+    assert cfg.control_socket == "/run/slot-agent/control.sock"
+    assert cfg.uplink.url is None
+    assert [str(w) for w in cfg.warnings] == [
+        "uplink.url: not set: events are kept in the outbox only"
+    ]
+
+
+def test_systemd_directories_set_the_default_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/x:/var/lib/y")
+    monkeypatch.setenv("RUNTIME_DIRECTORY", "/run/x")
+    cfg = parse_config(MINIMAL)
+    assert cfg.outbox.path == "/var/lib/x/outbox.db"
+    assert cfg.control_socket == "/run/x/control.sock"
+
+
+def test_every_problem_is_reported_at_once_with_its_key_path() -> None:
+    got = problems_of({
+        "serial": {"port": "COM3", "baudrate": "fast"},
+        "machines": [{"address": 0}, {"address": 5, "rte": "yes"}, {"address": 5}],
+        "poll": {"interval_ms": 20, "reply_timeout_ms": 50},
+        "uplink": {"window": "abc", "batch": 0},
+        "logging": {"level": "loud"},
+        "metrics": {"port": 70000},
+    })
+    assert got == [
+        'terminal_id: required: this terminal\'s id on the hub, e.g. "EGM-0001"',
+        "serial.port: must be a device path (/dev/ttyUSB0), serial:PATH, tcp://host:port, "
+        'pty:/dev/pts/N or a pyserial URL, got "COM3"',
+        'serial.baudrate: must be an integer from 300 to 1000000, got "fast"',
+        "machines[0].address: must be an integer from 1 to 127, got 0",
+        'machines[1].rte: must be true or false, got "yes"',
+        "machines[2].address: address 5 is already used by machines[1]",
+        "poll.interval_ms: must be an integer from 40 to 5000, got 20",
+        'uplink.window: must be an integer from 1 to 100000, got "abc"',
+        "uplink.batch: must be an integer from 1 to 100000, got 0",
+        "metrics.port: must be an integer from 0 to 65535, got 70000",
+        'logging.level: must be one of debug|info|warning|error, got "loud"',
+    ]
+
+
+def test_unknown_keys_are_errors_with_a_did_you_mean() -> None:
+    got = problems_of(with_(
+        poll={"intervall_ms": 100},
+        serial={"even_parity_after_adress": True},
+        uplnk={"url": "wss://x"},
+        zzz=1,
+    ))
+    assert got == [
+        "serial.even_parity_after_adress: unknown key in 'serial'; "
+        "did you mean 'even_parity_after_address'?",
+        "poll.intervall_ms: unknown key in 'poll'; did you mean 'interval_ms'?",
+        "uplnk: unknown key at the top level; did you mean 'uplink'?",
+        "zzz: unknown key at the top level",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"terminal_id": "bad id!", "machines": [{"address": 1}]},
+         'terminal_id: must be 1 to 64 characters from A-Z a-z 0-9 _ . : -, got "bad id!"'),
+        ({"terminal_id": "T"}, "machines: required: list at least one machine (- address: 1)"),
+        ({"terminal_id": "T", "machines": []}, "machines: must be a non-empty list, got []"),
+        (with_(machines=[{"rte": True}]),
+         "machines[0].address: required: the machine's SAS address, 1 to 127"),
+        (with_(poll={"interval_ms": 100, "reply_timeout_ms": 100}),
+         "poll.reply_timeout_ms: must be shorter than poll.interval_ms (100), got 100"),
+        (with_(poll={"clock_check": False, "clock_sync": True}),
+         "poll.clock_sync: needs poll.clock_check: true (the skew is measured by it)"),
+        (with_(serial={"port": "tcp://host"}),
+         'serial.port: tcp:// needs host:port with a port from 1 to 65535, got "tcp://host"'),
+        (with_(card_reader={"pattern": "(["}),
+         "card_reader.pattern: is not a valid regular expression: "
+         "unterminated character set at position 1"),
+        (with_(card_reader={"pattern": "^[0-9]+$"}),
+         "card_reader.pattern: must have a named group (?P<id>...) for the card number"),
+        (with_(uplink={"url": "ws://hub:8080/ws", "token_env": "T"}),
+         "uplink.url: ws:// sends the token and events in clear text; use wss:// or set "
+         "uplink.allow_insecure: true (test benches only)"),
+        (with_(uplink={"url": "https://hub", "token_env": "T"}),
+         'uplink.url: must start with wss:// (or ws://), got "https://hub"'),
+        (with_(uplink={"url": "wss://hub"}),
+         "uplink.token_file: the hub needs a token: set uplink.token_file or uplink.token_env"),
+        (with_(uplink={"batch": 600}),
+         "uplink.batch: must not exceed uplink.window (500), got 600"),
+        (with_(uplink={"client_cert_file": "/etc/hostname"}),
+         "uplink.client_key_file: client_cert_file and client_key_file go together"),
+        (with_(actions={"hmac_key_file": "/nonexistent/key"}),
+         "actions.hmac_key_file: file not found: /nonexistent/key"),
+        (with_(outbox={"max_events": 10}),
+         "outbox.max_events: must be an integer >= 100, got 10"),
+        (with_(poll=[1, 2]), "poll: must be a mapping of keys, got [1, 2]"),
+        ([1], "(root): must be a mapping of keys, got [1]"),
+    ],
+)
+def test_each_rule_names_the_key_and_the_problem(data: Any, expected: str) -> None:
+    assert expected in problems_of(data)
+
+
+def test_an_inline_token_is_refused_and_says_why() -> None:
+    got = problems_of(with_(uplink={"url": "wss://hub", "token": "s3cret", "token_env": "T"}))
+    assert len(got) == 1
+    assert got[0].startswith("uplink.token: secrets are not accepted inline")
+    assert "uplink.token_file" in got[0] and "s3cret" not in got[0]
+
+
+def test_token_file_readable_by_others_is_a_warning_and_read_token_reads_it(
+    tmp_path: Path,
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("abc123\n")
+    token.chmod(0o644)
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(yaml.safe_dump(with_(uplink={"url": "wss://hub/ws",
+                                                     "token_file": "token"})))
+    cfg = load_config(cfg_file)
+    assert cfg.uplink.token_file == str(token)  # relative to the config file
+    assert [str(w) for w in cfg.warnings] == [
+        f"uplink.token_file: {token} is readable by group or others (mode 0644); chmod 600 it"
+    ]
+    assert read_token(cfg) == "abc123"
+    token.chmod(0o600)
+    assert load_config(cfg_file).warnings == ()
+    token.write_text("")
+    with pytest.raises(ConfigError, match=r"uplink.token_file: .* is empty"):
+        read_token(cfg)
+
+
+def test_read_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HUB_TOKEN", raising=False)
+    cfg = parse_config(with_(uplink={"url": "wss://hub/ws", "token_env": "HUB_TOKEN"}))
+    assert "uplink.token_env: environment variable HUB_TOKEN is not set here" in str(
+        cfg.warnings[0])
+    with pytest.raises(ConfigError, match="uplink.token_env: environment variable HUB_TOKEN"):
+        read_token(cfg)
+    monkeypatch.setenv("HUB_TOKEN", "tok")
+    assert read_token(cfg) == "tok"
+    with pytest.raises(ConfigError, match="no token configured"):
+        read_token(parse_config(MINIMAL))
+
+
+def test_hmac_key_is_read_and_must_be_long_enough(tmp_path: Path) -> None:
+    key = tmp_path / "hmac"
+    key.write_bytes(b"short")
+    key.chmod(0o600)
+    cfg = parse_config(with_(actions={"hmac_key_file": str(key)}))
+    with pytest.raises(ConfigError, match="actions.hmac_key_file: .* holds 5 bytes"):
+        read_hmac_key(cfg)
+    key.write_bytes(b"k" * 32)
+    assert read_hmac_key(cfg) == b"k" * 32
+    assert read_hmac_key(parse_config(MINIMAL)) is None
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("terminal_id: T\nmachines:\n  - address: [1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert "line 4, column 1: invalid YAML" in str(info.value.problems[0])
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_the_example_file_is_valid_and_shows_the_defaults() -> None:
+    cfg = load_config(EXAMPLE)
+    defaults = parse_config(MINIMAL)
+    assert cfg.terminal_id == "EGM-0001"
+    # Apart from the values an operator must choose, the example holds exactly the defaults.
+    assert dataclasses.replace(
+        cfg,
+        uplink=dataclasses.replace(cfg.uplink, url=None, token_env=None),
+        outbox=defaults.outbox,
+        control_socket=defaults.control_socket,
+    ) == defaults
+
+
+def _keys(cls: type, prefix: str = "") -> list[str]:
+    out = []
+    hints = {f.name: f for f in dataclasses.fields(cls)}
+    for name, f in hints.items():
+        if name in ("source", "warnings"):
+            continue
+        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+        if isinstance(sub, type) and dataclasses.is_dataclass(sub):
+            out += _keys(sub, f"{prefix}{name}.")
+        else:
+            out.append(f"{prefix}{name}")
+    return out
+
+
+def test_every_key_of_the_dataclasses_appears_in_the_example() -> None:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    keys = _keys(Config)
+    assert "uplink.heartbeat_timeout_s" in keys and "machines" in keys
+    for key in keys:
+        node: Any = data
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, f"{key} missing from the example"
+            node = node[part]
+    machine_keys = [f.name for f in dataclasses.fields(type(parse_config(MINIMAL).machines[0]))]
+    assert set(machine_keys) == set(data["machines"][0])
+    # and every key carries a comment stating its default
+    for line in EXAMPLE.read_text().splitlines():
+        stripped = line.strip()
+        if ":" in stripped and not stripped.startswith("#") and not stripped.endswith(":"):
+            key = stripped.split(":")[0].lstrip("- ")
+            if key in ("path", "url", "control_socket"):
+                continue  # their default is stated on the comment line above
+            assert "default" in line or "required" in line, f"no default stated: {line}"
+
+
+def test_reloadable_diff_splits_sighup_changes_from_restarts() -> None:
+    old = parse_config(MINIMAL)
+    new = parse_config(with_(
+        logging={"level": "debug"},
+        poll={"interval_ms": 100},
+        uplink={"window": 50, "batch": 10},
+        serial={"baudrate": 9600},
+        machines=[{"address": 1}, {"address": 2}],
+    ))
+    reloadable, restart = reloadable_diff(old, new)
+    assert reloadable == ["logging.level", "poll.interval_ms", "uplink.batch", "uplink.window"]
+    assert restart == ["machines", "serial.baudrate"]
+    assert reloadable_diff(old, parse_config(MINIMAL)) == ([], [])
+
+
+def test_config_hash_is_stable_and_changes_with_the_config() -> None:
+    a = config_hash(parse_config(MINIMAL))
+    assert a == config_hash(parse_config(dict(MINIMAL)))
+    assert len(a) == 12 and int(a, 16) >= 0
+    assert a != config_hash(parse_config(with_(poll={"interval_ms": 100})))
+
+
+def test_config_is_frozen() -> None:
+    cfg = parse_config(MINIMAL)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.terminal_id = "x"  # type: ignore[misc]
+    assert os.fspath(EXAMPLE)
