@@ -190,6 +190,8 @@ class MemoryTransport(Transport):
 
     def discard_input(self) -> None:
         """Drop the words that have arrived; words still "on the wire" (delayed) stay."""
+        if self._closed:
+            raise TransportClosedError(self.name, "discard on a closed transport")
         rx = self._rx
         with rx.cond:
             now = time.monotonic()

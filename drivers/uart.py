@@ -39,7 +39,7 @@ from drivers.base import (
 )
 from drivers.ninebit import NineBitDecoder
 
-__all__ = ["SAS_BAUDRATE", "UartTransport", "open_uart"]
+__all__ = ["SAS_BAUDRATE", "UartTransport", "open_error_hint", "open_uart"]
 
 log = logging.getLogger(__name__)
 
@@ -249,12 +249,16 @@ def _fileno(port: Any) -> int | None:
 _OPEN_HINTS = {
     errno.EACCES: "permission denied: add the user to group 'dialout' "
     "(sudo usermod -aG dialout $USER, then log in again)",
-    errno.ENOENT: "no such device: check the cable/adapter and the path "
-    "(ls -l /dev/serial/by-id/)",
+    errno.ENOENT: "no such device: check the cable/adapter and the path (ls -l /dev/serial/by-id/)",
     errno.EBUSY: "device busy: another program has the port open",
     errno.EAGAIN: "port locked: another program (or agent) holds it exclusively",
     errno.EWOULDBLOCK: "port locked: another program (or agent) holds it exclusively",
 }
+
+
+def open_error_hint(code: int | None) -> str:
+    """What to do about an ``errno`` from opening a serial device ("" when nothing useful)."""
+    return _OPEN_HINTS.get(code or 0, "")
 
 
 def open_uart(
@@ -277,13 +281,12 @@ def open_uart(
     port.stopbits = serial.STOPBITS_ONE
     port.xonxoff = False
     port.rtscts = False
-    if exclusive and hasattr(port, "fd"):
+    if exclusive and isinstance(port, serial.Serial):  # a local device, not a network URL
         port.exclusive = True
     try:
         port.open()
     except (serial.SerialException, OSError) as exc:
-        code = getattr(exc, "errno", None)
-        hint = _OPEN_HINTS.get(code or 0, "")
+        hint = open_error_hint(getattr(exc, "errno", None))
         reason = str(exc) if not hint else f"{exc}; {hint}"
         raise TransportOpenError(url, f"cannot open: {reason}") from exc
     return UartTransport(

@@ -1,0 +1,116 @@
+"""pty and tcp specifics beyond the contract: the bytes on the link are the 9-bit encoding,
+the far end going away, bad escapes, open errors that name the device."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import drivers
+from drivers import TransportEOFError, TransportOpenError, Word
+from drivers.stream import StreamTransport
+
+
+def test_pty_link_carries_the_documented_encoding() -> None:
+    machine, path = drivers.open_pty()
+    # Read the raw bytes on the slave side, as a foreign program would.
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        machine.write(bytes([0x01]), wakeup=True)
+        machine.write(bytes([0xFF, 0x05]), wakeup=False)
+        data = b""
+        while len(data) < 6:
+            data += os.read(fd, 16)
+        assert data == bytes.fromhex("ff 00 01 ff ff 05")
+    finally:
+        os.close(fd)
+        machine.close()
+
+
+def test_bytes_written_before_the_agent_opens_the_pty_wait_for_it() -> None:
+    machine, path = drivers.open_pty()
+    machine.write(b"\x01", wakeup=True)  # a chirp with nobody listening yet
+    host = drivers.open_transport(f"pty:{path}")
+    assert host.read(time.monotonic() + 5) == [Word(1, True)]
+    host.close()
+    machine.close()
+
+
+def test_pty_master_gone_is_eof_for_the_agent() -> None:
+    machine, path = drivers.open_pty()
+    host = drivers.open_transport(f"pty:{path}")
+    machine.close()
+    with pytest.raises(TransportEOFError) as info:
+        host.read(time.monotonic() + 5)
+    assert info.value.device == f"pty:{path}"
+    host.close()
+
+
+def test_tcp_peer_closing_is_eof() -> None:
+    with drivers.tcp_listen() as listener:
+        host = drivers.open_transport(listener.url)
+        machine = listener.accept(time.monotonic() + 5)
+        assert machine is not None
+        host.close()
+        with pytest.raises(TransportEOFError, match="peer closed") as info:
+            machine.read(time.monotonic() + 5)
+        assert info.value.device.startswith("tcp://127.0.0.1:")
+        machine.close()
+
+
+def test_invalid_escape_on_the_link_is_counted_not_fatal() -> None:
+    with drivers.tcp_listen() as listener:
+        host = drivers.open_transport(listener.url)
+        machine = listener.accept(time.monotonic() + 5)
+        assert isinstance(machine, StreamTransport) and isinstance(host, StreamTransport)
+        # 0x41 after FF is no escape: one error, the byte is kept.
+        host._send(memoryview(b"\xff\x41\x07"))
+        got: list[Word] = []
+        deadline = time.monotonic() + 5
+        while len(got) < 2:
+            run = machine.read(deadline)
+            assert run
+            got += run
+        assert got == [Word(0x41, False), Word(0x07, False)]
+        assert machine.decode_errors == 1
+        host.close()
+        machine.close()
+
+
+def test_accept_returns_none_at_the_deadline_and_close_ends_it() -> None:
+    listener = drivers.tcp_listen("127.0.0.1", 0)
+    assert listener.address[1] != 0
+    assert listener.accept(time.monotonic() + 0.02) is None
+    listener.close()
+    with pytest.raises(drivers.TransportClosedError):
+        listener.accept(time.monotonic() + 5)
+
+
+def test_tcp_refused_names_the_url() -> None:
+    listener = drivers.tcp_listen()
+    url = listener.url
+    listener.close()
+    with pytest.raises(TransportOpenError, match="cannot connect") as info:
+        drivers.open_transport(url, connect_timeout=2)
+    assert info.value.device == url
+
+
+@pytest.mark.parametrize("url", ["tcp://localhost", "tcp://:5000", "tcp://h:notaport"])
+def test_bad_tcp_urls(url: str) -> None:
+    with pytest.raises(TransportOpenError, match="tcp://"):
+        drivers.open_transport(url)
+
+
+def test_missing_pty_is_an_open_error() -> None:
+    with pytest.raises(TransportOpenError, match="no such device") as info:
+        drivers.open_transport("pty:/dev/pts/nosuch")
+    assert info.value.device == "pty:/dev/pts/nosuch"
+    with pytest.raises(TransportOpenError, match="expected"):
+        drivers.open_transport("pty:")
+
+
+def test_unknown_option_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="bogus"):
+        drivers.open_transport("pty:/dev/null", bogus=1)
