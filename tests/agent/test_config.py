@@ -178,7 +178,7 @@ def test_read_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     cfg = parse_config(with_(uplink={"url": "wss://hub/ws", "token_env": "HUB_TOKEN"}))
     assert "uplink.token_env: environment variable HUB_TOKEN is not set here" in str(
         cfg.warnings[0])
-    with pytest.raises(ConfigError, match="uplink.token_env: environment variable HUB_TOKEN"):
+    with pytest.raises(ConfigError, match=r"uplink\.token_env: environment variable HUB_TOKEN"):
         read_token(cfg)
     monkeypatch.setenv("HUB_TOKEN", "tok")
     assert read_token(cfg) == "tok"
@@ -191,7 +191,7 @@ def test_hmac_key_is_read_and_must_be_long_enough(tmp_path: Path) -> None:
     key.write_bytes(b"short")
     key.chmod(0o600)
     cfg = parse_config(with_(actions={"hmac_key_file": str(key)}))
-    with pytest.raises(ConfigError, match="actions.hmac_key_file: .* holds 5 bytes"):
+    with pytest.raises(ConfigError, match=r"actions\.hmac_key_file: .* holds 5 bytes"):
         read_hmac_key(cfg)
     key.write_bytes(b"k" * 32)
     assert read_hmac_key(cfg) == b"k" * 32

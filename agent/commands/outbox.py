@@ -1,0 +1,125 @@
+"""``slot-agent outbox``: inspect the outbox (status, recent events, export) read-only.
+
+It opens its own read-only connection (WAL lets it read while the daemon writes), so it is
+safe to run beside a live daemon. Run it as the service user so any ``-wal``/``-shm`` file
+it has to create keeps the daemon's ownership.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from agent.config import ConfigError, load_config
+from agent.events import utc_timestamp
+from agent.outbox import Outbox, OutboxError, OutboxReader
+
+EXIT_INVALID_CONFIG = 2
+EXIT_UNHEALTHY = 1
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "outbox",
+        help="inspect the event outbox (works while the daemon runs)",
+        description="Inspect the durable event outbox through a read-only connection.",
+    )
+    parser.add_argument("--config", required=True, metavar="PATH",
+                        help="the daemon's configuration file (gives outbox.path)")
+    sub = parser.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    status = sub.add_parser("status", help="depth, seqs, oldest unacked age, size, health")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    tail = sub.add_parser("tail", help="the most recent events, as JSON lines")
+    tail.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
+    export = sub.add_parser("export", help="every stored event as JSON lines (wire form)")
+    export.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument("--after", type=int, default=0, metavar="SEQ",
+                        help="only events with seq > SEQ (default 0)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"{args.config}: invalid configuration", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem.severity}: {problem}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    try:
+        reader = Outbox.open_reader(config.outbox.path)
+    except OutboxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    with reader:
+        try:
+            if args.outbox_command == "status":
+                return _status(reader, as_json=args.json)
+            if args.outbox_command == "tail":
+                for stored in reader.tail(max(0, args.n)):
+                    print(json.dumps(stored.to_wire()))
+                return 0
+            return _export(reader, args.out, args.after)
+        except OutboxError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_UNHEALTHY
+
+
+def _status(reader: OutboxReader, *, as_json: bool) -> int:
+    stats = reader.stats()
+    health = reader.quick_check()
+    now = time.time()
+    age = (None if stats.oldest_unacked_created_at is None
+           else max(0.0, now - stats.oldest_unacked_created_at))
+    report = {
+        "path": str(reader.path),
+        "terminalId": stats.terminal_id,
+        "depth": stats.depth,
+        "lastSeq": stats.last_seq,
+        "ackedSeq": stats.acked_seq,
+        "storedEvents": stats.rows,
+        "oldestUnacked": (None if stats.oldest_unacked_created_at is None
+                          else utc_timestamp(stats.oldest_unacked_created_at)),
+        "oldestUnackedAgeSeconds": None if age is None else round(age, 3),
+        "dbBytes": stats.db_bytes,
+        "walBytes": stats.wal_bytes,
+        "health": health,
+    }
+    if as_json:
+        print(json.dumps(report))
+    else:
+        print(f"outbox:           {report['path']}")
+        print(f"terminal:         {stats.terminal_id}")
+        print(f"depth (unacked):  {stats.depth}")
+        print(f"last seq:         {stats.last_seq}")
+        print(f"last acked seq:   {stats.acked_seq}")
+        print(f"stored events:    {stats.rows}")
+        oldest = ("-" if age is None
+                  else f"{_duration(age)} ago ({report['oldestUnacked']})")
+        print(f"oldest unacked:   {oldest}")
+        print(f"size:             {stats.db_bytes} bytes + {stats.wal_bytes} bytes WAL")
+        print(f"health:           {health}")
+    return 0 if health == "ok" else EXIT_UNHEALTHY
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _export(reader: OutboxReader, out: str | None, after: int) -> int:
+    if out is None:
+        count = reader.export(sys.stdout, after_seq=after)
+    else:
+        with open(out, "w", encoding="utf-8") as fileobj:
+            count = reader.export(fileobj, after_seq=after)
+    print(f"exported {count} event(s)", file=sys.stderr)
+    return 0

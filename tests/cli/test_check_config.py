@@ -1,0 +1,66 @@
+"""``slot-agent check-config`` run as a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", "check-config", str(path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+
+
+def test_valid_file_prints_ok_and_warnings_exit_0(tmp_path: Path) -> None:
+    cfg = tmp_path / "ok.yaml"
+    token = tmp_path / "token"
+    token.write_text("t0k3n")
+    token.chmod(0o640)
+    cfg.write_text(
+        "terminal_id: EGM-1\nmachines:\n  - address: 3\n"
+        "uplink:\n  url: wss://hub.example/ws\n  token_file: token\n"
+    )
+    result = check_config(cfg)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"OK: {cfg}"
+    assert "warning: uplink.token_file:" in result.stderr
+    assert "readable by group or others" in result.stderr
+    assert "t0k3n" not in result.stdout + result.stderr
+
+
+def test_every_problem_is_printed_with_its_key_path_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "terminal_id: EGM-1\nmachines:\n  - address: 300\n"
+        "uplink:\n  window: abc\n  token: inline\n"
+        "poll:\n  intervall_ms: 100\n"
+    )
+    result = check_config(cfg)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    err = result.stderr
+    assert f"{cfg}: 4 error(s)" in err
+    assert "error: machines[0].address: must be an integer from 1 to 127, got 300" in err
+    assert 'error: uplink.window: must be an integer from 1 to 100000, got "abc"' in err
+    assert "error: uplink.token: secrets are not accepted inline" in err
+    assert "error: poll.intervall_ms: unknown key in 'poll'; did you mean 'interval_ms'?" in err
+
+
+def test_the_shipped_example_passes() -> None:
+    result = check_config(ROOT / "config.example.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK: ")
+
+
+def test_unreadable_or_broken_yaml_exit_2(tmp_path: Path) -> None:
+    missing = check_config(tmp_path / "nope.yaml")
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("terminal_id: [\n")
+    result = check_config(broken)
+    assert result.returncode == 2 and "invalid YAML" in result.stderr

@@ -1,0 +1,74 @@
+"""``slot-agent outbox`` run as a real process beside an open writer (the daemon's role)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.events import Event
+from agent.outbox import Outbox
+
+ROOT = Path(__file__).resolve().parents[2]
+TS = "2026-01-01T00:00:00.000Z"
+
+
+def outbox_cmd(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", "outbox", "--config", str(config), *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text("terminal_id: EGM-9\nmachines:\n  - address: 1\noutbox:\n  path: ob.db\n")
+    return cfg
+
+
+def test_status_tail_and_export_while_the_writer_is_open(config: Path, tmp_path: Path) -> None:
+    with Outbox.open(tmp_path / "ob.db", terminal_id="EGM-9") as ob:
+        ob.commit([Event("gameStarted", TS, {"n": i}) for i in range(5)], {"k": 1})
+        ob.ack(2)
+
+        status = outbox_cmd(config, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        assert report["terminalId"] == "EGM-9"
+        assert (report["depth"], report["lastSeq"], report["ackedSeq"]) == (3, 5, 2)
+        assert report["health"] == "ok" and report["dbBytes"] > 0
+        assert report["oldestUnackedAgeSeconds"] >= 0
+
+        human = outbox_cmd(config, "status")
+        assert human.returncode == 0
+        assert "depth (unacked):  3" in human.stdout and "last acked seq:   2" in human.stdout
+
+        ob.commit([Event("doorOpened", TS, {"door": "main"})], None)  # seen by a new reader
+        tail = outbox_cmd(config, "tail", "-n", "2")
+        assert tail.returncode == 0
+        lines = [json.loads(x) for x in tail.stdout.splitlines()]
+        assert [x["id"] for x in lines] == ["EGM-9-5", "EGM-9-6"]
+        assert lines[1]["event"] == "doorOpened" and lines[1]["channel"] == "alerts"
+
+        out = tmp_path / "export.jsonl"
+        export = outbox_cmd(config, "export", "--out", str(out), "--after", "3")
+        assert export.returncode == 0 and "exported 3 event(s)" in export.stderr
+        assert [json.loads(x)["seq"] for x in out.read_text().splitlines()] == [4, 5, 6]
+
+        stdout_export = outbox_cmd(config, "export")
+        assert len(stdout_export.stdout.splitlines()) == 6
+        # the writer is unaffected and still owns the file
+        assert ob.commit([Event("gameEnded", TS, {})], None)[0].seq == 7
+
+
+def test_missing_outbox_and_bad_config_are_clear_errors(config: Path, tmp_path: Path) -> None:
+    missing = outbox_cmd(config, "status")
+    assert missing.returncode == 1 and "no outbox at" in missing.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("terminal_id: EGM-9\n")
+    result = outbox_cmd(bad, "status")
+    assert result.returncode == 2 and "machines: required" in result.stderr
