@@ -1,0 +1,178 @@
+"""Meter replies: the legacy fixed polls, LP 2F and LP 6F/AF, all as {meter code: value}.
+
+Legacy polls map onto table C-7 codes (LP 11 coin in -> meter 00) so callers can treat
+every meter read alike; values stay in each meter's own unit (see ``meter_spec``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sas_protocol.bcd import decode_bcd, encode_bcd
+from sas_protocol.codes import meter_spec
+from sas_protocol.crc import append_crc
+from sas_protocol.errors import FramingError, LengthError, LocalProtocolError
+
+#: Legacy meter polls: layout of (meter code or extra-field name, BCD size) in reply order.
+LEGACY_METER_LAYOUTS: dict[int, tuple[tuple[int | str, int], ...]] = {
+    0x0F: ((0x04, 4), (0x00, 4), (0x01, 4), (0x24, 4), (0x02, 4), (0x05, 4)),
+    0x10: ((0x04, 4),),
+    0x11: ((0x00, 4),),
+    0x12: ((0x01, 4),),
+    0x13: ((0x24, 4),),
+    0x14: ((0x02, 4),),
+    0x15: ((0x05, 4),),
+    0x16: ((0x06, 4),),
+    0x17: ((0x07, 4),),
+    0x18: ((0x25, 2), (0x26, 2)),
+    0x19: ((0x00, 4), (0x01, 4), (0x24, 4), (0x02, 4), (0x05, 4)),
+    0x1A: ((0x0C, 4),),
+    0x1C: (
+        (0x00, 4),
+        (0x01, 4),
+        (0x24, 4),
+        (0x02, 4),
+        (0x05, 4),
+        (0x06, 4),
+        ("slot_door_opened", 4),
+        ("power_resets", 4),
+    ),
+}
+
+
+def legacy_reply_length(command: int) -> int:
+    """Whole reply frame length of a legacy meter poll: addr cmd meters CRC."""
+    return 4 + sum(size for _, size in LEGACY_METER_LAYOUTS[command])
+
+
+@dataclass(frozen=True, slots=True)
+class MeterValue:
+    """One meter: table C-7 code, value in the meter's unit, BCD width in bytes."""
+
+    code: int
+    value: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReply:
+    """A meter read reply (legacy polls, 2F, 6F/AF). ``game`` is 0 for the whole machine;
+    ``other`` holds legacy values with no table C-7 code (LP 1C door opens, power resets);
+    ``unsupported`` lists 6F/AF codes the machine answered with size 0."""
+
+    command: int
+    game: int
+    values: tuple[MeterValue, ...]
+    other: tuple[tuple[str, int], ...] = ()
+    unsupported: tuple[int, ...] = ()
+    VARIABLE: ClassVar[frozenset[int]] = frozenset({0x2F, 0x6F, 0xAF})
+
+    @property
+    def meters(self) -> dict[int, int]:
+        """{meter code: value}."""
+        return {m.code: m.value for m in self.values}
+
+    @property
+    def widths(self) -> dict[int, int]:
+        """{meter code: BCD width in bytes}, for rollover arithmetic."""
+        return {m.code: m.size for m in self.values}
+
+    def body(self) -> bytes:
+        if self.command in LEGACY_METER_LAYOUTS:
+            return self._legacy_body()
+        if self.command not in self.VARIABLE:
+            raise LocalProtocolError(f"LP {self.command:02X} is not a meter poll")
+        parts = [encode_bcd(self.game, 2)]
+        for m in self.values:
+            if self.command == 0x2F:
+                if m.size != meter_spec(m.code).size or not 0 <= m.code <= 0xFF:
+                    raise LocalProtocolError(
+                        f"LP 2F meter {m.code:02X} must be {meter_spec(m.code).size} bytes"
+                    )
+                parts.append(bytes((m.code,)) + encode_bcd(m.value, m.size))
+            else:
+                parts.append(_code16(m.code) + bytes((m.size,)) + encode_bcd(m.value, m.size))
+        if self.command != 0x2F:
+            parts.extend(_code16(code) + b"\x00" for code in self.unsupported)
+        data = b"".join(parts)
+        if len(data) > 255:
+            raise LocalProtocolError("meter reply longer than 255 bytes")
+        return bytes((len(data),)) + data
+
+    def _legacy_body(self) -> bytes:
+        meters, other = self.meters, dict(self.other)
+        if self.game != 0:
+            raise LocalProtocolError("legacy meter polls report whole-machine meters (game 0)")
+        out = []
+        for key, size in LEGACY_METER_LAYOUTS[self.command]:
+            source: dict[int, int] | dict[str, int] = meters if isinstance(key, int) else other
+            if key not in source:
+                raise LocalProtocolError(f"LP {self.command:02X} reply needs meter {key!r}")
+            out.append(encode_bcd(source[key], size))  # type: ignore[index]
+        return b"".join(out)
+
+    def encode(self, address: int) -> bytes:
+        return append_crc(bytes((address, self.command)) + self.body())
+
+
+def _code16(code: int) -> bytes:
+    if not 0 <= code <= 0xFFFF:
+        raise LocalProtocolError(f"meter code {code} does not fit in two bytes")
+    return code.to_bytes(2, "little")
+
+
+def decode_meter_body(command: int, body: bytes, frame: bytes) -> MeterReply:
+    """Decode a meter reply body (after ``addr cmd``, and after the length byte for
+    2F/6F/AF, without CRC). Raises RemoteProtocolError subclasses carrying ``frame``."""
+    if command in LEGACY_METER_LAYOUTS:
+        return _decode_legacy(command, body, frame)
+    if len(body) < 2:
+        raise LengthError("meter reply shorter than its game number", frame)
+    game = _bcd(body[:2], frame)
+    values: list[MeterValue] = []
+    unsupported: list[int] = []
+    offset = 2
+    while offset < len(body):
+        if command == 0x2F:
+            # SAS 2F sizes come from the meter code (table C-7 minimum sizes).
+            code = body[offset]
+            size = meter_spec(code).size
+            offset += 1
+        else:
+            if offset + 3 > len(body):
+                raise LengthError("truncated 6F meter header", frame)
+            code = int.from_bytes(body[offset : offset + 2], "little")
+            size = body[offset + 2]
+            offset += 3
+            if size == 0:
+                unsupported.append(code)
+                continue
+        if offset + size > len(body):
+            raise LengthError(f"truncated value of meter {code:02X}", frame)
+        values.append(MeterValue(code, _bcd(body[offset : offset + size], frame), size))
+        offset += size
+    return MeterReply(command, game, tuple(values), (), tuple(unsupported))
+
+
+def _decode_legacy(command: int, body: bytes, frame: bytes) -> MeterReply:
+    layout = LEGACY_METER_LAYOUTS[command]
+    if len(body) != sum(size for _, size in layout):
+        raise LengthError(f"LP {command:02X} reply has the wrong length", frame)
+    values: list[MeterValue] = []
+    other: list[tuple[str, int]] = []
+    offset = 0
+    for key, size in layout:
+        value = _bcd(body[offset : offset + size], frame)
+        offset += size
+        if isinstance(key, int):
+            values.append(MeterValue(key, value, size))
+        else:
+            other.append((key, value))
+    return MeterReply(command, 0, tuple(values), tuple(other))
+
+
+def _bcd(data: bytes, frame: bytes) -> int:
+    try:
+        return decode_bcd(data)
+    except FramingError:
+        raise FramingError("meter value is not BCD", frame) from None

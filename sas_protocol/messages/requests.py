@@ -1,0 +1,530 @@
+"""Host polls: the general poll and typed long polls (frozen dataclasses).
+
+Requests carry no address: ``encode(address)`` builds the frame. Type R polls are
+``addr cmd``; type S/M polls add data and a CRC (SAS §2.2.2). ``decode_request`` is the
+machine-side parser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sas_protocol.bcd import decode_bcd, encode_bcd
+from sas_protocol.codes import LongPoll
+from sas_protocol.crc import append_crc, crc_ok
+from sas_protocol.errors import (
+    CrcError,
+    FramingError,
+    LengthError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+
+#: Meter polls answered with fixed 4-byte (or 2-byte, LP 18) BCD meters.
+LEGACY_METER_POLLS = frozenset(
+    {0x0F, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1C}
+)
+
+
+def check_address(address: int) -> None:
+    """SAS §2.1: machine addresses are 1..127 (0 means "ignore the host")."""
+    if not 1 <= address <= 127:
+        raise LocalProtocolError(f"machine address must be 1..127, got {address}")
+
+
+def _check_game(game: int) -> None:
+    if not 0 <= game <= 9999:
+        raise LocalProtocolError(f"game number must be 0..9999, got {game}")
+
+
+@dataclass(frozen=True, slots=True)
+class GeneralPoll:
+    """``0x80 | address`` with the wakeup bit; answered by one exception byte (non-RTE)."""
+
+    def encode(self, address: int) -> bytes:
+        check_address(address)
+        return bytes((0x80 | address,))
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Base of long polls. ``REPLY_LENGTH`` is the whole reply frame's length: 1 for an ACK,
+    a fixed byte count, or ``None`` when the reply carries a length byte after the command."""
+
+    COMMAND: ClassVar[int] = 0
+    HAS_CRC: ClassVar[bool] = True
+    REPLY_LENGTH: ClassVar[int | None] = 1
+
+    @property
+    def command(self) -> int:
+        return self.COMMAND
+
+    @property
+    def reply_length(self) -> int | None:
+        return self.REPLY_LENGTH
+
+    @property
+    def expects_ack(self) -> bool:
+        return self.reply_length == 1
+
+    def body(self) -> bytes:
+        """The bytes after the command and before the CRC."""
+        return b""
+
+    def encode(self, address: int) -> bytes:
+        check_address(address)
+        frame = bytes((address, self.command)) + self.body()
+        return append_crc(frame) if self.HAS_CRC else frame
+
+
+# --- type S polls without data, answered by ACK -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LockRequest(Request):
+    """LP 01 shutdown: lock out play (a game in progress finishes first, SAS §7.4.1)."""
+
+    COMMAND: ClassVar[int] = LongPoll.SHUTDOWN
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockRequest(Request):
+    """LP 02 startup: enable play."""
+
+    COMMAND: ClassVar[int] = LongPoll.STARTUP
+
+
+@dataclass(frozen=True, slots=True)
+class SoundOffRequest(Request):
+    COMMAND: ClassVar[int] = LongPoll.SOUND_OFF
+
+
+@dataclass(frozen=True, slots=True)
+class SoundOnRequest(Request):
+    COMMAND: ClassVar[int] = LongPoll.SOUND_ON
+
+
+@dataclass(frozen=True, slots=True)
+class EnableBillAcceptorRequest(Request):
+    COMMAND: ClassVar[int] = LongPoll.ENABLE_BILL_ACCEPTOR
+
+
+@dataclass(frozen=True, slots=True)
+class DisableBillAcceptorRequest(Request):
+    COMMAND: ClassVar[int] = LongPoll.DISABLE_BILL_ACCEPTOR
+
+
+@dataclass(frozen=True, slots=True)
+class RealTimeReportingRequest(Request):
+    """LP 0E: enable (True) or disable real-time event reporting (SAS §12)."""
+
+    enable: bool
+    COMMAND: ClassVar[int] = LongPoll.REAL_TIME_EVENT_REPORTING
+
+    def body(self) -> bytes:
+        return b"\x01" if self.enable else b"\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class SetDateTimeRequest(Request):
+    """LP 7F: set the machine clock (MMDDYYYY, HHMMSS in BCD)."""
+
+    month: int
+    day: int
+    year: int
+    hour: int
+    minute: int
+    second: int
+    COMMAND: ClassVar[int] = LongPoll.SET_DATE_TIME
+
+    def __post_init__(self) -> None:
+        _check_date_time(self.month, self.day, self.year, self.hour, self.minute, self.second)
+
+    def body(self) -> bytes:
+        d = self
+        return encode_date_time(d.month, d.day, d.year, d.hour, d.minute, d.second)
+
+
+def _check_date_time(month: int, day: int, year: int, hour: int, minute: int, second: int) -> None:
+    if not (1 <= month <= 12 and 1 <= day <= 31 and 0 <= year <= 9999):
+        raise LocalProtocolError(f"invalid date {month:02d}/{day:02d}/{year:04d}")
+    if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
+        raise LocalProtocolError(f"invalid time {hour:02d}:{minute:02d}:{second:02d}")
+
+
+def encode_date_time(month: int, day: int, year: int, hour: int, minute: int, second: int) -> bytes:
+    """MMDDYYYY (4 BCD bytes) + HHMMSS (3 BCD bytes)."""
+    return encode_bcd(month * 1_000_000 + day * 10_000 + year, 4) + encode_bcd(
+        hour * 10_000 + minute * 100 + second, 3
+    )
+
+
+def decode_date_time(data: bytes) -> tuple[int, int, int, int, int, int]:
+    """(month, day, year, hour, minute, second) from 7 BCD bytes; FramingError if not BCD."""
+    date, clock = decode_bcd(data[:4]), decode_bcd(data[4:7])
+    return (
+        date // 1_000_000,
+        date // 10_000 % 100,
+        date % 10_000,
+        clock // 10_000,
+        clock // 100 % 100,
+        clock % 100,
+    )
+
+
+# --- type R polls (no data, no CRC) --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MetersRequest(Request):
+    """A legacy meter poll (0F, 10-17, 18, 19, 1A, 1C): ``addr cmd``, no CRC."""
+
+    poll: int
+    HAS_CRC: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if self.poll not in LEGACY_METER_POLLS:
+            raise LocalProtocolError(f"LP {self.poll:02X} is not a legacy meter poll")
+
+    @property
+    def command(self) -> int:
+        return self.poll
+
+    @property
+    def reply_length(self) -> int:
+        from sas_protocol.messages.meters import legacy_reply_length
+
+        return legacy_reply_length(self.poll)
+
+
+@dataclass(frozen=True, slots=True)
+class HandpayInfoRequest(Request):
+    COMMAND: ClassVar[int] = LongPoll.SEND_HANDPAY_INFO
+    HAS_CRC: ClassVar[bool] = False
+    REPLY_LENGTH: ClassVar[int | None] = 24
+
+
+@dataclass(frozen=True, slots=True)
+class MachineInfoRequest(Request):
+    COMMAND: ClassVar[int] = LongPoll.SEND_MACHINE_INFO
+    HAS_CRC: ClassVar[bool] = False
+    REPLY_LENGTH: ClassVar[int | None] = 24
+
+
+@dataclass(frozen=True, slots=True)
+class LastBillRequest(Request):
+    COMMAND: ClassVar[int] = LongPoll.SEND_LAST_BILL
+    HAS_CRC: ClassVar[bool] = False
+    REPLY_LENGTH: ClassVar[int | None] = 10
+
+
+@dataclass(frozen=True, slots=True)
+class GameCountRequest(Request):
+    """LP 51: number of games implemented."""
+
+    COMMAND: ClassVar[int] = LongPoll.SEND_NUMBER_OF_GAMES
+    HAS_CRC: ClassVar[bool] = False
+    REPLY_LENGTH: ClassVar[int | None] = 6
+
+
+@dataclass(frozen=True, slots=True)
+class SasVersionRequest(Request):
+    COMMAND: ClassVar[int] = LongPoll.SEND_SAS_VERSION
+    HAS_CRC: ClassVar[bool] = False
+    REPLY_LENGTH: ClassVar[int | None] = None
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedGameRequest(Request):
+    COMMAND: ClassVar[int] = LongPoll.SEND_SELECTED_GAME
+    HAS_CRC: ClassVar[bool] = False
+    REPLY_LENGTH: ClassVar[int | None] = 6
+
+
+@dataclass(frozen=True, slots=True)
+class EnabledGamesRequest(Request):
+    COMMAND: ClassVar[int] = LongPoll.SEND_ENABLED_GAMES
+    HAS_CRC: ClassVar[bool] = False
+    REPLY_LENGTH: ClassVar[int | None] = None
+
+
+@dataclass(frozen=True, slots=True)
+class DateTimeRequest(Request):
+    """LP 7E: send current date and time (not the same as exception 7E)."""
+
+    COMMAND: ClassVar[int] = LongPoll.SEND_DATE_TIME
+    HAS_CRC: ClassVar[bool] = False
+    REPLY_LENGTH: ClassVar[int | None] = 11
+
+
+# --- type S / M polls with data -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RomSignatureRequest(Request):
+    """LP 21: ACKed at once; the signature comes later in reply to a poll (SAS §6)."""
+
+    seed: int = 0
+    COMMAND: ClassVar[int] = LongPoll.ROM_SIGNATURE
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed <= 0xFFFF:
+            raise LocalProtocolError(f"ROM signature seed must be 0..65535, got {self.seed}")
+
+    def body(self) -> bytes:
+        return self.seed.to_bytes(2, "little")
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedMetersRequest(Request):
+    """LP 2F: up to 10 one-byte meter codes for game N (0 = whole machine)."""
+
+    game: int
+    codes: tuple[int, ...]
+    COMMAND: ClassVar[int] = LongPoll.SEND_SELECTED_METERS
+    REPLY_LENGTH: ClassVar[int | None] = None
+
+    def __post_init__(self) -> None:
+        _check_game(self.game)
+        if not 1 <= len(self.codes) <= 10 or any(not 0 <= c <= 0xFF for c in self.codes):
+            raise LocalProtocolError(f"LP 2F takes 1..10 one-byte meter codes, got {self.codes}")
+
+    def body(self) -> bytes:
+        return bytes((2 + len(self.codes),)) + encode_bcd(self.game, 2) + bytes(self.codes)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedMetersRequest(Request):
+    """LP 6F (or its alternate AF): up to 12 two-byte meter codes (LSB first) for game N."""
+
+    game: int
+    codes: tuple[int, ...]
+    alternate: bool = False
+    REPLY_LENGTH: ClassVar[int | None] = None
+
+    def __post_init__(self) -> None:
+        _check_game(self.game)
+        if not 1 <= len(self.codes) <= 12 or any(not 0 <= c <= 0xFFFF for c in self.codes):
+            raise LocalProtocolError(f"LP 6F takes 1..12 two-byte meter codes, got {self.codes}")
+
+    @property
+    def command(self) -> int:
+        # AF is the alternate of 6F so the same request can run twice in a row (SAS §3.5).
+        return 0xAF if self.alternate else 0x6F
+
+    def body(self) -> bytes:
+        codes = b"".join(c.to_bytes(2, "little") for c in self.codes)
+        return bytes((2 + len(codes),)) + encode_bcd(self.game, 2) + codes
+
+
+@dataclass(frozen=True, slots=True)
+class EnhancedValidationRequest(Request):
+    """LP 4D: 00 current, 01-1F buffer index, FF look-ahead."""
+
+    function: int = 0
+    COMMAND: ClassVar[int] = LongPoll.SEND_ENHANCED_VALIDATION
+    REPLY_LENGTH: ClassVar[int | None] = 35
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.function <= 0xFF:
+            raise LocalProtocolError(f"LP 4D function must be one byte, got {self.function}")
+
+    def body(self) -> bytes:
+        return bytes((self.function,))
+
+
+@dataclass(frozen=True, slots=True)
+class GameConfigurationRequest(Request):
+    game: int
+    COMMAND: ClassVar[int] = LongPoll.SEND_GAME_CONFIGURATION
+    REPLY_LENGTH: ClassVar[int | None] = 26
+
+    def __post_init__(self) -> None:
+        _check_game(self.game)
+
+    def body(self) -> bytes:
+        return encode_bcd(self.game, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedGameInfoRequest(Request):
+    game: int
+    COMMAND: ClassVar[int] = LongPoll.SEND_EXTENDED_GAME_INFO
+    REPLY_LENGTH: ClassVar[int | None] = None
+
+    def __post_init__(self) -> None:
+        _check_game(self.game)
+
+    def body(self) -> bytes:
+        return encode_bcd(self.game, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class AftLockStatusRequest(Request):
+    """LP 74: lock code 00 lock, 80 cancel, FF interrogate only; timeout in 1/100 s (BCD)."""
+
+    lock_code: int = 0xFF
+    condition: int = 0
+    timeout: int = 0
+    COMMAND: ClassVar[int] = LongPoll.AFT_LOCK_AND_STATUS
+    REPLY_LENGTH: ClassVar[int | None] = None
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.lock_code <= 0xFF and 0 <= self.condition <= 0xFF):
+            raise LocalProtocolError("AFT lock code and condition are one byte each")
+        if not 0 <= self.timeout <= 9999:
+            raise LocalProtocolError(f"AFT lock timeout must be 0..9999, got {self.timeout}")
+
+    def body(self) -> bytes:
+        return bytes((self.lock_code, self.condition)) + encode_bcd(self.timeout, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteHandpayResetRequest(Request):
+    COMMAND: ClassVar[int] = LongPoll.REMOTE_HANDPAY_RESET
+    REPLY_LENGTH: ClassVar[int | None] = 5
+
+
+@dataclass(frozen=True, slots=True)
+class HandpayResetMethodRequest(Request):
+    """LP A8: 00 standard handpay, 01 reset to the credit meter."""
+
+    method: int
+    COMMAND: ClassVar[int] = LongPoll.ENABLE_HANDPAY_RESET_METHOD
+    REPLY_LENGTH: ClassVar[int | None] = 5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.method <= 0xFF:
+            raise LocalProtocolError(f"handpay reset method must be one byte, got {self.method}")
+
+    def body(self) -> bytes:
+        return bytes((self.method,))
+
+
+Poll = GeneralPoll | Request
+
+_NO_DATA: dict[int, type[Request]] = {
+    cls.COMMAND: cls
+    for cls in (
+        LockRequest,
+        UnlockRequest,
+        SoundOffRequest,
+        SoundOnRequest,
+        EnableBillAcceptorRequest,
+        DisableBillAcceptorRequest,
+        HandpayInfoRequest,
+        MachineInfoRequest,
+        LastBillRequest,
+        GameCountRequest,
+        SasVersionRequest,
+        SelectedGameRequest,
+        EnabledGamesRequest,
+        DateTimeRequest,
+        RemoteHandpayResetRequest,
+    )
+}
+
+#: Fixed request lengths (whole frame) of polls with data; None = length byte at index 2.
+_DATA_LENGTH: dict[int, int | None] = {
+    0x0E: 5,
+    0x21: 6,
+    0x2F: None,
+    0x4D: 5,
+    0x53: 6,
+    0x6F: None,
+    0x74: 8,
+    0x7F: 11,
+    0xA8: 5,
+    0xAF: None,
+    0xB5: 6,
+}
+
+
+def is_known_command(command: int) -> bool:
+    return command in _NO_DATA or command in _DATA_LENGTH or command in LEGACY_METER_POLLS
+
+
+def request_length(prefix: bytes) -> int | None:
+    """Total length of the long poll starting with ``prefix`` (``addr cmd ...``), or None
+    when more bytes are needed to tell. Unknown commands count as 2-byte type R polls."""
+    if len(prefix) < 2:
+        return None
+    command = prefix[1]
+    if command in _NO_DATA:
+        return 4 if _NO_DATA[command].HAS_CRC else 2
+    if command in _DATA_LENGTH:
+        fixed = _DATA_LENGTH[command]
+        if fixed is not None:
+            return fixed
+        return None if len(prefix) < 3 else 3 + prefix[2] + 2
+    return 2
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownRequest(Request):
+    """A long poll this package does not know (SAS §3.5: the machine must not answer it)."""
+
+    poll: int
+    HAS_CRC: ClassVar[bool] = False
+    REPLY_LENGTH: ClassVar[int | None] = None
+
+    @property
+    def command(self) -> int:
+        return self.poll
+
+
+def decode_request(frame: bytes) -> tuple[int, Request]:
+    """(address, request) of a complete long-poll frame; RemoteProtocolError if malformed."""
+    frame = bytes(frame)
+    length = request_length(frame)
+    if length is None or len(frame) != length:
+        raise LengthError(f"long poll frame length {len(frame)} does not match its layout", frame)
+    address, command = frame[0], frame[1]
+    if not is_known_command(command):
+        return address, UnknownRequest(command)
+    has_crc = command not in LEGACY_METER_POLLS and (
+        command not in _NO_DATA or _NO_DATA[command].HAS_CRC
+    )
+    if has_crc and not crc_ok(frame):
+        raise CrcError("bad CRC on long poll", frame)
+    body = frame[2:-2] if has_crc else b""
+    try:
+        return address, _request_from_body(command, body)
+    except LocalProtocolError as exc:
+        raise FramingError(f"invalid LP {command:02X}: {exc}", frame) from None
+    except RemoteProtocolError as exc:
+        raise FramingError(f"invalid LP {command:02X}: {exc.reason}", frame) from None
+
+
+def _request_from_body(command: int, body: bytes) -> Request:
+    if command in LEGACY_METER_POLLS:
+        return MetersRequest(command)
+    if command in _NO_DATA:
+        return _NO_DATA[command]()
+    if command == 0x0E:
+        if body[0] > 1:
+            raise LocalProtocolError("LP 0E data must be 00 or 01")
+        return RealTimeReportingRequest(body[0] == 1)
+    if command == 0x21:
+        return RomSignatureRequest(int.from_bytes(body, "little"))
+    if command in (0x2F, 0x6F, 0xAF):
+        game = decode_bcd(body[1:3])
+        if command == 0x2F:
+            return SelectedMetersRequest(game, tuple(body[3:]))
+        raw = body[3:]
+        if len(raw) % 2:
+            raise LocalProtocolError("LP 6F meter codes are two bytes each")
+        codes = tuple(int.from_bytes(raw[i : i + 2], "little") for i in range(0, len(raw), 2))
+        return ExtendedMetersRequest(game, codes, alternate=command == 0xAF)
+    if command == 0x4D:
+        return EnhancedValidationRequest(body[0])
+    if command == 0x53:
+        return GameConfigurationRequest(decode_bcd(body))
+    if command == 0xB5:
+        return ExtendedGameInfoRequest(decode_bcd(body))
+    if command == 0x74:
+        return AftLockStatusRequest(body[0], body[1], decode_bcd(body[2:4]))
+    if command == 0x7F:
+        return SetDateTimeRequest(*decode_date_time(body))
+    # 0xA8: the only command left in _DATA_LENGTH
+    return HandpayResetMethodRequest(body[0])
