@@ -364,7 +364,7 @@ def _parse_port(sec: _Section, name: str, value: str) -> None:
     elif value.startswith("pty:"):
         if not value[len("pty:"):].startswith("/"):
             sec.error(name, f"pty: needs an absolute path (pty:/dev/pts/N), got {_show(value)}")
-    elif not (value.startswith(("/", "serial:")) or "://" in value or value == "memory"):
+    elif not (value.startswith(("/", "serial:")) or "://" in value):
         sec.error(name, "must be a device path (/dev/ttyUSB0), serial:PATH, tcp://host:port, "
                         f"pty:/dev/pts/N or a pyserial URL, got {_show(value)}")
 

@@ -425,6 +425,14 @@ class Outbox(_ReadMethods):
                     f"outbox {db_path} belongs to terminal {stored[0]!r}, not {terminal_id!r}: "
                     "use the right terminal_id or another outbox.path"
                 )
+            version = conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+            if version is not None and int(version[0]) > SCHEMA_VERSION:
+                raise OutboxError(
+                    f"outbox {db_path} has schema version {version[0]}, newer than this "
+                    f"agent's {SCHEMA_VERSION}: it was written by a newer slot-agent"
+                )
         except BaseException:
             conn.close()
             raise
@@ -725,7 +733,7 @@ class Outbox(_ReadMethods):
             return True
 
     def prune(self, now: float | None = None) -> int:
-        """Delete acknowledged events and finished action ids older than the retention.
+        """Delete acknowledged events and action ids older than the retention.
 
         Call it periodically (the daemon does so hourly). Returns the events deleted.
         """
@@ -737,10 +745,7 @@ class Outbox(_ReadMethods):
                     "DELETE FROM events WHERE seq <= ? AND created_at < ?",
                     (self._acked_seq, cutoff),
                 ).rowcount
-                self._conn.execute(
-                    "DELETE FROM actions WHERE result IS NOT NULL AND received_at < ?",
-                    (cutoff,),
-                )
+                self._conn.execute("DELETE FROM actions WHERE received_at < ?", (cutoff,))
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
@@ -774,6 +779,19 @@ class Outbox(_ReadMethods):
                 self._rollback()
                 raise OutboxError(f"outbox action_begin failed: {exc}") from exc
         return None if row is None else _row_to_action(row)
+
+    def unfinished_actions(self) -> list[ActionRecord]:
+        """Actions begun and never finished: the agent stopped while running them.
+
+        At start the daemon finishes each with an error result (and its ``actionCompleted``
+        event), so a hub retrying the id gets an answer instead of "running" forever.
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT action_id, received_at, result, finished_at FROM actions "
+                "WHERE result IS NULL ORDER BY received_at"
+            ).fetchall()
+        return [_row_to_action(r) for r in rows]
 
     def action_finish(self, action_id: str, result: Mapping[str, Any]) -> None:
         """Store the result of an action begun with :meth:`action_begin`."""

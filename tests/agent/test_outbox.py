@@ -235,9 +235,28 @@ def test_actions_are_idempotent_and_their_results_persist(db: Path, clock: FakeC
         assert done is not None and done.result == {"status": "ok"}
         rec = ob.action_get("a2")
         assert rec is not None and rec.result == {"status": "error", "error": "timeout"}
-        clock.now += 101
+        assert ob.action_begin("a3", clock.now) is None  # the agent stops while it runs
+    with Outbox.open(db, terminal_id="T1", clock=clock, retention_seconds=100) as ob:
+        assert [a.action_id for a in ob.unfinished_actions()] == ["a3"]
+        ob.action_finish("a3", {"status": "error", "error": "interrupted"})
+        assert ob.unfinished_actions() == []
+        clock.now += 50
+        assert ob.action_begin("a4", clock.now) is None
+        clock.now += 51
         ob.prune()
-        assert ob.action_get("a1") is None
+        assert ob.action_get("a1") is None and ob.action_get("a3") is None
+        assert ob.action_get("a4") is not None  # younger than the retention
+
+
+def test_a_file_from_a_newer_agent_is_refused(db: Path) -> None:
+    Outbox.open(db, terminal_id="T1").close()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(OutboxError, match="schema version 99, newer"):
+        Outbox.open(db, terminal_id="T1")
+    assert db.exists()  # refused, not moved aside
 
 
 def test_reader_sees_commits_while_the_writer_is_open(db: Path) -> None:
@@ -269,3 +288,11 @@ def test_resync_moves_seqs_past_the_hub_after_a_reset(db: Path) -> None:
         assert [s.seq for s in ob.pending(0, 10)] == [501, 502]
         assert (ob.acked_seq, ob.last_seq) == (500, 502)
         assert ob.commit([game(3)], None)[0].seq == 503
+
+
+def test_a_path_that_cannot_be_opened_is_an_error_not_a_recovery(tmp_path: Path) -> None:
+    target = tmp_path / "a-directory"
+    target.mkdir()
+    with pytest.raises(OutboxError, match="cannot open outbox"):
+        Outbox.open(target, terminal_id="T1")
+    assert target.is_dir() and not list(tmp_path.glob("*.corrupt-*"))
