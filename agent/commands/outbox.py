@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
 from typing import Any
@@ -65,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
             return _export(reader, args.out, args.after)
         except OutboxError as exc:
             print(f"error: {exc}", file=sys.stderr)
+            return EXIT_UNHEALTHY
+        except sqlite3.DatabaseError as exc:
+            print(f"error: outbox {reader.path} is damaged: {exc}", file=sys.stderr)
             return EXIT_UNHEALTHY
 
 

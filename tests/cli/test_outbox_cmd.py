@@ -72,3 +72,11 @@ def test_missing_outbox_and_bad_config_are_clear_errors(config: Path, tmp_path: 
     bad.write_text("terminal_id: EGM-9\n")
     result = outbox_cmd(bad, "status")
     assert result.returncode == 2 and "machines: required" in result.stderr
+
+
+def test_a_damaged_outbox_is_reported_not_a_traceback(config: Path, tmp_path: Path) -> None:
+    (tmp_path / "ob.db").write_bytes(b"garbage, not SQLite" * 100)
+    result = outbox_cmd(config, "status")
+    assert result.returncode == 1
+    assert "cannot read outbox" in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "ob.db").exists()  # the reader never moves or changes the file
