@@ -41,6 +41,15 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "outbox.db"
 
 
+def test_the_file_is_wal_with_full_sync(db: Path) -> None:
+    with Outbox.open(db, terminal_id="T1") as ob:
+        pragma = ob._conn.execute
+        assert pragma("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert pragma("PRAGMA synchronous").fetchone()[0] == 2  # FULL: survives power loss
+        assert pragma("PRAGMA journal_size_limit").fetchone()[0] > 0
+        assert pragma("PRAGMA wal_autocheckpoint").fetchone()[0] > 0
+
+
 def test_commit_assigns_increasing_seqs_and_stores_state(db: Path, clock: FakeClock) -> None:
     with Outbox.open(db, terminal_id="T1", clock=clock) as ob:
         assert (ob.last_seq, ob.acked_seq, ob.depth, ob.load_state()) == (0, 0, 0, None)
