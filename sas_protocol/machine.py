@@ -1,0 +1,250 @@
+"""The machine (EGM) role of SAS, for the emulator: words in, polls out; replies in, bytes out.
+
+The caller decides WHAT to answer; this class does the framing, the CRC, the NACK of a
+corrupted long poll and the implied ACK / NACK bookkeeping of SAS §3.5:
+
+- a poll that differs from the previous one (or any poll to another address, or a global
+  broadcast) acknowledges the last reply: ``ReplyAcknowledged`` is reported and the reply
+  is forgotten;
+- the same poll again is an implied NACK: the stored reply is re-sent automatically and
+  ``ReplyResent`` is reported (the caller must not answer it again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from sas_protocol.errors import (
+    CrcError,
+    LengthError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from sas_protocol.messages.requests import (
+    GeneralPoll,
+    Poll,
+    check_address,
+    decode_request,
+    request_length,
+)
+from sas_protocol.messages.responses import Ack, Busy, ExceptionReply, Nack
+from sas_protocol.rte import RealTimeEvent, encode_rte_frame
+
+
+@runtime_checkable
+class WordLike(Protocol):
+    """One 9-bit SAS character: a byte and its wakeup (9th) bit."""
+
+    @property
+    def value(self) -> int: ...
+
+    @property
+    def wakeup(self) -> bool: ...
+
+
+class Encodable(Protocol):
+    def encode(self, address: int) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PollReceived:
+    """A poll to answer. ``repeat`` is True when it repeats the previous poll but there was
+    no stored reply to re-send (the previous poll went unanswered)."""
+
+    poll: Poll
+    frame: bytes
+    repeat: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyResent:
+    """Implied NACK (SAS §3.5): the host repeated its poll and the last reply was re-sent.
+    ``count`` is how many times this reply has now been re-sent (2 = the final copy)."""
+
+    poll: Poll
+    frame: bytes
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyAcknowledged:
+    """Implied ACK (SAS §3.5): the host moved on, so ``reply`` reached it."""
+
+    reply: object
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PollRejected:
+    """A malformed poll. For a CRC error a NACK has been queued (SAS §3.5)."""
+
+    error: RemoteProtocolError
+
+
+MachineEvent = PollReceived | ReplyResent | ReplyAcknowledged | PollRejected
+
+
+class MachineProtocol:
+    """The SAS machine role for one address. Not thread-safe; drive it from one thread."""
+
+    def __init__(self, address: int) -> None:
+        check_address(address)
+        self.address = address
+        self._buffer: bytearray | None = None  # long poll being collected
+        self._events: list[MachineEvent] = []
+        self._out = bytearray()
+        self._last_poll: bytes | None = None
+        self._last_reply: tuple[object, bytes] | None = None
+        self._resent = 0
+        self._pending: Poll | None = None  # poll awaiting the caller's answer
+
+    # --- input ------------------------------------------------------------------------------
+
+    def receive_words(self, words: Iterable[WordLike | tuple[int, bool]]) -> None:
+        """Feed received characters: objects with ``.value``/``.wakeup`` or (value, wakeup)."""
+        for word in words:
+            if isinstance(word, tuple):
+                value, wakeup = int(word[0]), bool(word[1])
+            else:
+                value, wakeup = int(word.value), bool(word.wakeup)
+            if not 0 <= value <= 0xFF:
+                raise LocalProtocolError(f"word value must be 0..255, got {value}")
+            self._receive(value, wakeup)
+
+    def _receive(self, value: int, wakeup: bool) -> None:
+        if wakeup:
+            if self._buffer is not None:
+                # SAS §2.3.2: a new address byte ends an unfinished message; it is junk.
+                junk = bytes(self._buffer)
+                self._buffer = None
+                self._events.append(PollRejected(LengthError("incomplete long poll", junk)))
+            if value == 0x80 | self.address:
+                self._poll_complete(GeneralPoll(), bytes((value,)))
+            elif value == self.address:
+                self._buffer = bytearray((value,))
+            else:
+                # A poll to another address or a global broadcast: implied ACK (SAS §3.5).
+                self._acknowledge()
+                self._last_poll = None
+            return
+        if self._buffer is None:
+            return  # body bytes of a message for another address, or line noise
+        self._buffer.append(value)
+        length = request_length(bytes(self._buffer))
+        if length is not None and len(self._buffer) >= length:
+            frame = bytes(self._buffer)
+            self._buffer = None
+            self._long_poll_complete(frame)
+
+    def _long_poll_complete(self, frame: bytes) -> None:
+        try:
+            _, request = decode_request(frame)
+        except CrcError as exc:
+            # SAS §3.5: a long poll with a bad CRC is answered with address | 0x80.
+            self._out.append(self.address | 0x80)
+            self._events.append(PollRejected(exc))
+            return
+        except RemoteProtocolError as exc:
+            self._events.append(PollRejected(exc))
+            return
+        self._poll_complete(request, frame)
+
+    def _poll_complete(self, poll: Poll, frame: bytes) -> None:
+        if frame == self._last_poll:
+            if self._last_reply is not None:
+                # SAS §3.5 implied NACK: re-send the same reply.
+                self._resent += 1
+                self._out += self._last_reply[1]
+                self._events.append(ReplyResent(poll, frame, self._resent))
+                self._pending = None
+                return
+            self._pending = poll
+            self._events.append(PollReceived(poll, frame, repeat=True))
+            return
+        self._acknowledge()
+        self._last_poll = frame
+        self._pending = poll
+        self._events.append(PollReceived(poll, frame))
+
+    def _acknowledge(self) -> None:
+        if self._last_reply is not None:
+            reply, frame = self._last_reply
+            self._events.append(ReplyAcknowledged(reply, frame))
+        self._last_reply = None
+        self._resent = 0
+
+    # --- output -----------------------------------------------------------------------------
+
+    @property
+    def awaiting_answer(self) -> bool:
+        """True while a received poll has not been answered (or declined with ``ignore``)."""
+        return self._pending is not None
+
+    def _answer(self, reply: object, frame: bytes, *, store: bool) -> None:
+        if self._pending is None:
+            raise LocalProtocolError("no poll is waiting for an answer")
+        self._pending = None
+        self._out += frame
+        if store:
+            self._last_reply = (reply, frame)
+            self._resent = 0
+
+    def send_reply(self, reply: Encodable) -> None:
+        """Answer the pending poll with ``reply`` (a response, ExceptionReply, Ack ...)."""
+        store = not isinstance(reply, Busy | Nack)
+        self._answer(reply, reply.encode(self.address), store=store)
+
+    def send_event(self, event: RealTimeEvent) -> None:
+        """Answer the pending poll with an RTE frame ``addr FF code data CRC`` (SAS §12)."""
+        self._answer(event, encode_rte_frame(self.address, event), store=True)
+
+    def send_exception(self, code: int) -> None:
+        """Answer a general poll (non-RTE) with one exception byte."""
+        if not 0 <= code <= 0xFF:
+            raise LocalProtocolError(f"exception code must be one byte, got {code}")
+        self.send_reply(ExceptionReply(code))
+
+    def send_ack(self) -> None:
+        self.send_reply(Ack())
+
+    def send_nack(self) -> None:
+        self.send_reply(Nack())
+
+    def send_busy(self) -> None:
+        """``addr 00``: busy; not stored, so a repeated poll is offered to the caller again."""
+        self.send_reply(Busy())
+
+    def send_raw(self, frame: bytes) -> None:
+        """Answer with raw bytes (tests and fault injection); stored like a reply."""
+        self._answer(bytes(frame), bytes(frame), store=True)
+
+    def ignore(self) -> None:
+        """Decline to answer the pending poll (SAS §3.5: unsupported long polls get silence)."""
+        self._pending = None
+
+    def chirp(self) -> bytes:
+        """The loop-break chirp: the machine's own address, to be sent WITH the wakeup bit."""
+        return bytes((self.address,))
+
+    # --- draining ---------------------------------------------------------------------------
+
+    def events_received(self) -> list[MachineEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> bytes:
+        data, self._out = bytes(self._out), bytearray()
+        return data
+
+
+__all__ = [
+    "MachineEvent",
+    "MachineProtocol",
+    "PollReceived",
+    "PollRejected",
+    "ReplyAcknowledged",
+    "ReplyResent",
+    "WordLike",
+]
