@@ -25,7 +25,8 @@ Size cap policy (also in docs/outbox.md): when a commit would take the table bey
    (count, seq range, names) is stored in the same transaction, before the batch.
 
 Protected events are never dropped: when only protected events remain, the table grows beyond
-``max_events`` (the cap is a target, the disk is the limit). The same policy runs when SQLite
+``max_events`` (the cap is a target, the disk is the limit); the batch being committed is
+never cut, room is made from older events. The same policy runs when SQLite
 reports ``database or disk is full``; if the batch still does not fit, :class:`OutboxFullError`
 is raised and nothing of the batch is written, so the caller keeps it in memory and retries.
 
