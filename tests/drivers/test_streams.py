@@ -114,3 +114,14 @@ def test_missing_pty_is_an_open_error() -> None:
 def test_unknown_option_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="bogus"):
         drivers.open_transport("pty:/dev/null", bogus=1)
+
+
+def test_a_peer_that_never_reads_makes_write_time_out() -> None:
+    machine, _ = drivers.open_pty(write_timeout=0.05)
+    try:
+        with pytest.raises(drivers.TransportIOError, match="timed out") as info:
+            for _ in range(10_000):  # far more than the pty buffer holds
+                machine.write(bytes(range(1, 255)), wakeup=False)
+        assert info.value.device == machine.name
+    finally:
+        machine.close()
