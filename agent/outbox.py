@@ -536,9 +536,10 @@ class Outbox(_ReadMethods):
                 self._conn.execute("ROLLBACK")
         # The counters below are cached; reload them from the database after a rollback.
         self._pending_dropped = 0
-        self._rows = int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-        self._last_seq = int(self._meta("last_seq") or 0)
-        self._acked_seq = int(self._meta("acked_seq") or 0)
+        with contextlib.suppress(sqlite3.Error):  # a failing disk: keep the last known values
+            self._rows = int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+            self._last_seq = int(self._meta("last_seq") or 0)
+            self._acked_seq = int(self._meta("acked_seq") or 0)
 
     def _commit_once(
         self,
