@@ -538,8 +538,10 @@ class Interpreter:
         bet = moved.get(Meter.COIN_IN, 0)
         bet_cents = 0
         if bet:
+            # games: the games-played delta, null when that meter was not in the read
             bet_cents = credit_event("betPlaced", bet, (Meter.COIN_IN, Meter.GAMES_PLAYED),
-                                     games=games, gameNumber=m.selected_game, playerId=player)
+                                     games=games if Meter.GAMES_PLAYED in pairs else None,
+                                     gameNumber=m.selected_game, playerId=player)
         win_cents = 0
         for code, kinds in (
             (Meter.COIN_OUT, ((Meter.MACHINE_PAID_PROGRESSIVE_WIN, "progressive"),

@@ -168,7 +168,7 @@ def test_balance_changed_only_when_credits_changed() -> None:
 
 def test_bill_from_bills_meter_with_counts() -> None:
     m = Machine().started(bills20=3, bills100=0)
-    events = m.exc(0x4B)  # $100 accepted: only a trigger
+    events = m.exc(0x4C)  # $100 accepted: only a trigger
     assert events == []
     assert m.reads[0].reason == "bill"  # type: ignore[union-attr]
     events = m.meters("bill", bills=2000 // DENOM * 6, bills20=4, bills100=1)
