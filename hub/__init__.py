@@ -1,0 +1,3 @@
+"""Reference central server of the WebSocket API (docs/protocol.md) and its dashboard."""
+
+from __future__ import annotations

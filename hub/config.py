@@ -1,0 +1,166 @@
+"""hub.yaml: the hub's typed configuration (docs/protocol.md §11).
+
+Every problem is reported at once, each with its key path, before anything starts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class HubConfigError(Exception):
+    """The configuration is unusable; ``problems`` lists each one with its key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    tokens: Path
+    database: Path
+    host: str = "127.0.0.1"
+    port: int = 8765
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    plain: bool = False  # explicit ws:// without TLS (localhost, tests, demo)
+    action_key_file: Path | None = None
+    action_queue_ttl: float = 300.0
+    signature_window: float = 300.0
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    max_frame_bytes: int = 1 << 20
+    max_message_bytes: int = 256 * 1024
+    client_queue: int = 1000
+    auth_timeout: float = 10.0
+    recent_events: int = 50
+    synchronous: str = "FULL"
+
+
+_KNOWN = {
+    "listen", "tls", "plain", "tokens", "database", "action_key_file", "action_queue_ttl",
+    "signature_window", "ping_interval", "ping_timeout", "max_frame_bytes", "max_message_bytes",
+    "client_queue", "auth_timeout", "recent_events", "synchronous",
+}
+
+
+def parse_config(raw: Any, base: Path) -> HubConfig:
+    """Build a :class:`HubConfig` from parsed YAML; relative paths are relative to ``base``."""
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise HubConfigError(["(top level): must be a mapping"])
+    for key in sorted(set(raw) - _KNOWN):
+        problems.append(f"{key}: unknown key")
+
+    def path(key: str, value: Any, required: bool) -> Path | None:
+        if value is None:
+            if required:
+                problems.append(f"{key}: required")
+            return None
+        if not isinstance(value, str) or not value:
+            problems.append(f"{key}: must be a path string")
+            return None
+        p = Path(value)
+        return p if p.is_absolute() else base / p
+
+    def number(key: str, default: float, *, optional: bool = False) -> float | None:
+        value = raw.get(key, default)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 \
+                or not math.isfinite(value):
+            problems.append(f"{key}: must be a positive number, got {value!r}")
+            return default
+        return float(value)
+
+    def integer(key: str, default: int) -> int:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            problems.append(f"{key}: must be a positive integer, got {value!r}")
+            return default
+        return value
+
+    listen = raw.get("listen", {}) or {}
+    host, port = "127.0.0.1", 8765
+    if not isinstance(listen, dict):
+        problems.append("listen: must be a mapping with host and port")
+    else:
+        host = listen.get("host", host)
+        port = listen.get("port", port)
+        if not isinstance(host, str) or not host:
+            problems.append("listen.host: must be a host name or address")
+            host = "127.0.0.1"
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            problems.append(f"listen.port: must be 0..65535, got {port!r}")
+            port = 8765
+
+    plain = raw.get("plain", False)
+    if not isinstance(plain, bool):
+        problems.append("plain: must be true or false")
+        plain = False
+    tls = raw.get("tls")
+    cert = key = None
+    if tls is not None:
+        if not isinstance(tls, dict):
+            problems.append("tls: must be a mapping with cert and key")
+        else:
+            cert = path("tls.cert", tls.get("cert"), True)
+            key = path("tls.key", tls.get("key"), True)
+    if tls is None and not plain:
+        problems.append("tls: required (or set plain: true to serve ws:// without TLS)")
+    if tls is not None and plain:
+        problems.append("plain: cannot be true together with tls")
+
+    synchronous = raw.get("synchronous", "FULL")
+    if synchronous not in ("FULL", "NORMAL"):
+        problems.append(f"synchronous: must be FULL or NORMAL, got {synchronous!r}")
+        synchronous = "FULL"
+
+    tokens = path("tokens", raw.get("tokens"), True)
+    database = path("database", raw.get("database"), True)
+    action_key = path("action_key_file", raw.get("action_key_file"), False)
+    cfg_values = {
+        "action_queue_ttl": number("action_queue_ttl", 300.0),
+        "signature_window": number("signature_window", 300.0),
+        "ping_interval": number("ping_interval", 20.0, optional=True),
+        "ping_timeout": number("ping_timeout", 20.0, optional=True),
+        "auth_timeout": number("auth_timeout", 10.0),
+    }
+    max_frame = integer("max_frame_bytes", 1 << 20)
+    max_message = integer("max_message_bytes", 256 * 1024)
+    if max_message > max_frame:
+        problems.append("max_message_bytes: must not exceed max_frame_bytes")
+    client_queue = integer("client_queue", 1000)
+    recent = integer("recent_events", 50)
+    if problems:
+        raise HubConfigError(problems)
+    assert tokens is not None and database is not None
+    return HubConfig(
+        tokens=tokens, database=database, host=host, port=port, tls_cert=cert, tls_key=key,
+        plain=plain, action_key_file=action_key,
+        action_queue_ttl=cfg_values["action_queue_ttl"] or 300.0,
+        signature_window=cfg_values["signature_window"] or 300.0,
+        ping_interval=cfg_values["ping_interval"], ping_timeout=cfg_values["ping_timeout"],
+        max_frame_bytes=max_frame, max_message_bytes=max_message, client_queue=client_queue,
+        auth_timeout=cfg_values["auth_timeout"] or 10.0, recent_events=recent,
+        synchronous=str(synchronous),
+    )
+
+
+def load_config(path: Path) -> HubConfig:
+    """Read and check ``hub.yaml``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HubConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise HubConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    return parse_config(raw, path.parent)

@@ -1,0 +1,715 @@
+"""The reference hub: terminals publish, clients subscribe, operators act (docs/protocol.md).
+
+One asyncio server on one port: ``/ws/terminal``, ``/ws/client``, the dashboard files and
+``/healthz``. Events are stored (de-duplicated on terminal and seq) before they are acknowledged
+and fanned out; each peer has a bounded outgoing queue so one slow client cannot slow the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from agent import wire
+from agent.wire import (
+    ActionAckStatus,
+    ActionStatus,
+    CloseCode,
+    ErrorCode,
+    MessageType,
+    Role,
+    WireError,
+)
+from hub.config import HubConfig
+from hub.floor import Floor, TerminalState
+from hub.http_answers import STATIC_DIR, static_response, text_response
+from hub.store import HubStore
+from hub.subscriptions import Filter, Subscription
+from hub.tokens import Principal, TokenTable, load_tokens
+
+log = logging.getLogger("hub")
+
+TERMINAL_PATH = "/ws/terminal"
+CLIENT_PATH = "/ws/client"
+MAX_SNAPSHOT_ALERTS = 100
+_FINAL_STATUSES = frozenset(s.value for s in ActionStatus)
+
+
+class _Peer:
+    """One open connection with a bounded outgoing queue drained by its own task."""
+
+    def __init__(self, ws: ServerConnection, principal: Principal, limit: int,
+                 on_drop: Callable[[_Peer], None]) -> None:
+        self.ws = ws
+        self.principal = principal
+        self._on_drop = on_drop
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=limit)
+        self.dropped = False
+        self.closing_code: int | None = None
+        self.writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                text = await self.queue.get()
+                await self.ws.send(text)
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self.send_text(wire.encode(msg))
+
+    def send_text(self, text: str) -> bool:
+        """Queue a frame; False (and the peer is being dropped) if its queue is full."""
+        if self.dropped:
+            return False
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.dropped = True
+            self._on_drop(self)
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outgoing queue full")
+            return False
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Stop writing and close with ``code`` (queued frames are abandoned)."""
+        self.closing_code = code
+        self.writer.cancel()
+        asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+
+    async def finish(self) -> None:
+        self.writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.writer
+
+
+@dataclass(eq=False)
+class _TerminalConn:
+    peer: _Peer
+    terminal_id: str
+    cursor: int  # highest seq received in order on this connection (protocol.md §4, event)
+    replaced: bool = False
+
+
+@dataclass(eq=False)
+class _Client:
+    peer: _Peer
+    subscription: Subscription = field(default_factory=Subscription)
+
+    @property
+    def role(self) -> Role:
+        return self.peer.principal.role
+
+
+@dataclass
+class HubStats:
+    """Counters for tests and the log."""
+
+    events_stored: int = 0
+    duplicates: int = 0
+    errors_sent: int = 0
+    slow_consumers_dropped: int = 0
+
+
+class Hub:
+    """The hub server. ``await start()`` returns the bound port; ``await stop()`` ends it.
+
+    ``store`` is public so tests and tools read what was stored in-process.
+    """
+
+    def __init__(
+        self, config: HubConfig, *, tokens: TokenTable | None = None,
+        clock: Callable[[], float] = time.time, static_dir: Path = STATIC_DIR,
+    ) -> None:
+        self.config = config
+        self.tokens = tokens if tokens is not None else load_tokens(config.tokens)
+        self.clock = clock
+        self.static_dir = static_dir
+        self.stats = HubStats()
+        self.store = HubStore(config.database, synchronous=config.synchronous)
+        self.floor = Floor(self.store, self.tokens.terminals(), clock())
+        self._action_key: bytes | None = None
+        if config.action_key_file is not None:
+            self._action_key = config.action_key_file.read_bytes().strip()
+        self._hub_seq = self.store.next_hub_seq()
+        self._terminals: dict[str, _TerminalConn] = {}
+        self._clients: set[_Client] = set()
+        self._header_auth: dict[ServerConnection, Principal] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._server: Server | None = None
+        self._stopping = False
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> int:
+        ssl_context: ssl.SSLContext | None = None
+        if self.config.tls_cert is not None and self.config.tls_key is not None:
+            ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ssl_context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        self._server = await serve(
+            self._handle, self.config.host, self.config.port,
+            process_request=self._process_request, ssl=ssl_context,
+            max_size=self.config.max_frame_bytes, ping_interval=self.config.ping_interval,
+            ping_timeout=self.config.ping_timeout,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        for stored in self.store.queued_actions():
+            self._schedule_expiry(stored.id, stored.deadline)
+        log.info("hub listening on %s", self.url)
+        return self.port
+
+    def _netloc(self) -> str:
+        host = self.config.host
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The dashboard's URL (``http`` or ``https``)."""
+        scheme = "http" if self.config.tls_cert is None else "https"
+        return f"{scheme}://{self._netloc()}/"
+
+    @property
+    def ws_url(self) -> str:
+        """Base of the WebSocket URLs: append ``/ws/terminal`` or ``/ws/client``."""
+        scheme = "ws" if self.config.tls_cert is None else "wss"
+        return f"{scheme}://{self._netloc()}"
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self._server is not None:
+            self._server.close()  # closes every connection with 1001 going away
+            await self._server.wait_closed()
+        self.store.close()
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _process_request(self, connection: ServerConnection, request: Request
+                         ) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path in (TERMINAL_PATH, CLIENT_PATH):
+            header = request.headers.get("Authorization")
+            if header is None and path == CLIENT_PATH:
+                return None  # browsers authenticate with the first message
+            token = header[7:].strip() if header and header[:7].lower() == "bearer " else None
+            principal = self.tokens.lookup(token)
+            if principal is None:
+                resp = text_response(401, "missing or unknown bearer token\n")
+                resp.headers["WWW-Authenticate"] = "Bearer"
+                log.warning("refused %s from %s: bad token", path, connection.remote_address)
+                return resp
+            wanted_terminal = path == TERMINAL_PATH
+            if (principal.role is Role.TERMINAL) != wanted_terminal:
+                log.warning("refused %s for %s: role %s", path, principal.name,
+                            principal.role.value)
+                return text_response(403, f"a {principal.role.value} token may not use {path}\n")
+            self._header_auth[connection] = principal
+            return None
+        if path == "/healthz":
+            return text_response(200, "ok\n")
+        if path == "/" or path.startswith("/static/"):
+            return static_response(path, self.static_dir)
+        return text_response(404, "not found\n")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        principal = self._header_auth.pop(ws, None)
+        path = ws.request.path.split("?", 1)[0] if ws.request is not None else ""
+        try:
+            if path == TERMINAL_PATH and principal is not None:
+                await self._terminal_session(ws, principal)
+            elif path == CLIENT_PATH:
+                await self._client_session(ws, principal)
+        except ConnectionClosed:
+            pass
+
+    # ------------------------------------------------------------------ helpers
+
+    def _dropped(self, peer: _Peer) -> None:
+        self.stats.slow_consumers_dropped += 1
+        log.warning("%s dropped: slow consumer (%d messages queued)", peer.principal.name,
+                    peer.queue.qsize())
+
+    def _now(self) -> float:
+        return self.clock()
+
+    async def _send_and_close(self, ws: ServerConnection, exc: WireError, code: int) -> None:
+        self.stats.errors_sent += 1
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(wire.encode(wire.error_from(exc)))
+        await ws.close(code, exc.message[:120])
+
+    def _reply_error(self, peer: _Peer, exc: WireError) -> None:
+        self.stats.errors_sent += 1
+        log.info("error to %s: %s %s", peer.principal.name, exc.code.value, exc.message)
+        peer.send(wire.error_from(exc))
+
+    async def _receive(self, ws: ServerConnection, timeout: float | None) -> str | bytes:
+        if timeout is None:
+            return await ws.recv()
+        async with asyncio.timeout(timeout):
+            return await ws.recv()
+
+    def _parse(self, text: str | bytes, accept: frozenset[MessageType]) -> dict[str, Any]:
+        return wire.parse_message(text, max_bytes=self.config.max_message_bytes, accept=accept)
+
+    def _broadcast_terminal(self, state: TerminalState) -> None:
+        text = wire.encode(wire.terminal_state(state.to_wire()))
+        for client in list(self._clients):
+            client.peer.send_text(text)
+
+    def _to_operators(self, msg: dict[str, Any]) -> None:
+        text = wire.encode(msg)
+        for client in list(self._clients):
+            if client.role is Role.OPERATOR:
+                client.peer.send_text(text)
+
+    def _fan_out(self, frame: dict[str, Any]) -> None:
+        text = wire.encode(frame)
+        for client in list(self._clients):
+            if client.subscription.matches(frame):
+                client.peer.send_text(text)
+
+    def _store_and_publish(self, frame: dict[str, Any], *, source: str,
+                           acked_seq: int | None = None) -> bool:
+        """Store a new event; only if it was new, update the floor and fan it out."""
+        inserted = self.store.insert_event(frame, source=source, received_at=self._now(),
+                                           acked_seq=acked_seq)
+        if not inserted:
+            self.stats.duplicates += 1
+            return False
+        self.stats.events_stored += 1
+        state = self.floor.apply(frame, self._now())
+        if acked_seq is not None:
+            state.acked_seq = max(state.acked_seq, acked_seq)
+        self._fan_out(frame)
+        self._broadcast_terminal(state)
+        return True
+
+    def _emit_hub_event(self, name: str, terminal_id: str, data: dict[str, Any]) -> None:
+        seq = self._hub_seq
+        self._hub_seq += 1
+        frame = wire.event(
+            event_id=f"{wire.HUB_SOURCE}-{seq}", seq=seq, channel="alerts",
+            terminal_id=terminal_id, name=name, timestamp=wire.format_timestamp(self._now()),
+            data=data,
+        )
+        self._store_and_publish(frame, source=wire.HUB_SOURCE)
+
+    # ------------------------------------------------------------------ terminals
+
+    async def _terminal_session(self, ws: ServerConnection, principal: Principal) -> None:
+        terminal_id = principal.terminal_id
+        assert terminal_id is not None
+        try:
+            hello = await self._await_hello(ws, principal)
+        except TimeoutError:
+            await ws.close(CloseCode.POLICY_VIOLATION, "no hello in time")
+            return
+        if hello is None:
+            return
+        now = self._now()
+        acked = self.store.acked_seq(terminal_id)
+        previous = self._terminals.get(terminal_id)
+        peer = _Peer(ws, principal, self.config.client_queue, self._dropped)
+        conn = _TerminalConn(peer, terminal_id, acked)
+        self._terminals[terminal_id] = conn
+        if previous is not None:
+            previous.replaced = True
+            previous.peer.close(CloseCode.REPLACED, "replaced by a newer connection")
+            log.info("terminal %s: new connection replaces the old one", terminal_id)
+        if hello["lastSeq"] < acked:
+            log.warning("terminal %s: lastSeq %d is below ackedSeq %d; its store was reset",
+                        terminal_id, hello["lastSeq"], acked)
+        conn.peer.send(wire.welcome(terminal_id, acked, wire.format_timestamp(now)))
+        log.info("terminal %s connected (lastSeq %d, ackedSeq %d)", terminal_id,
+                 hello["lastSeq"], acked)
+        if previous is None:
+            state = self.floor.set_online(terminal_id, True, now)
+            state.acked_seq = acked
+            self._emit_hub_event("deviceOnline", terminal_id,
+                                 {"terminalId": terminal_id, "since": state.since})
+            self._broadcast_terminal(state)
+        self._deliver_queued(conn)
+        try:
+            async for text in ws:
+                self._terminal_message(conn, text)
+        finally:
+            await conn.peer.finish()
+            if self._terminals.get(terminal_id) is conn:
+                del self._terminals[terminal_id]
+            if not conn.replaced and not self._stopping:
+                now = self._now()
+                state = self.floor.set_online(terminal_id, False, now)
+                log.info("terminal %s disconnected", terminal_id)
+                self._emit_hub_event("deviceOffline", terminal_id,
+                                     {"terminalId": terminal_id, "lostAt": state.since})
+                self._broadcast_terminal(state)
+
+    async def _await_hello(self, ws: ServerConnection, principal: Principal
+                           ) -> dict[str, Any] | None:
+        """Read until a valid ``hello``; None when the connection was refused and closed."""
+        while True:
+            text = await self._receive(ws, self.config.auth_timeout)
+            try:
+                msg = self._parse(text, wire.TERMINAL_TO_HUB)
+                if msg["type"] != MessageType.HELLO:
+                    raise WireError(ErrorCode.BAD_MESSAGE, "send hello first", msg.get("id"))
+            except WireError as exc:
+                self.stats.errors_sent += 1
+                await ws.send(wire.encode(wire.error_from(exc)))
+                continue
+            if msg["protocol"] != wire.PROTOCOL_VERSION:
+                await self._send_and_close(ws, WireError(
+                    ErrorCode.UNSUPPORTED_VERSION,
+                    f"protocol {msg['protocol']} not supported; this hub speaks "
+                    f"{wire.PROTOCOL_VERSION}"), CloseCode.UNSUPPORTED_VERSION)
+                return None
+            if msg["terminalId"] != principal.terminal_id:
+                log.warning("terminal token of %s said hello as %s", principal.name,
+                            msg["terminalId"])
+                await self._send_and_close(ws, WireError(
+                    ErrorCode.FORBIDDEN, f"this token may only connect as {principal.name}"),
+                    CloseCode.POLICY_VIOLATION)
+                return None
+            return msg
+
+    def _terminal_message(self, conn: _TerminalConn, text: str | bytes) -> None:
+        try:
+            msg = self._parse(text, wire.TERMINAL_TO_HUB)
+            kind = msg["type"]
+            if kind == MessageType.EVENT:
+                self._terminal_event(conn, msg)
+            elif kind in (MessageType.ACTION_ACK, MessageType.ACTION_RESULT):
+                self._terminal_action_reply(conn, msg)
+            elif kind == MessageType.PING:
+                conn.peer.send(wire.pong(msg.get("id")))
+            elif kind == MessageType.HELLO:
+                raise WireError(ErrorCode.BAD_MESSAGE, "hello was already received")
+        except WireError as exc:
+            self._reply_error(conn.peer, exc)
+        except Exception:
+            log.exception("terminal %s: internal error", conn.terminal_id)
+            self._reply_error(conn.peer, WireError(ErrorCode.INTERNAL, "internal error"))
+
+    def _terminal_event(self, conn: _TerminalConn, msg: dict[str, Any]) -> None:
+        if msg["terminalId"] != conn.terminal_id:
+            raise WireError(ErrorCode.FORBIDDEN,
+                            f"may only publish as {conn.terminal_id}", msg["id"])
+        if msg["id"].startswith(f"{wire.HUB_SOURCE}-"):
+            raise WireError(ErrorCode.BAD_MESSAGE, "event ids must be terminalId-seq", msg["id"])
+        frame = wire.event(
+            event_id=msg["id"], seq=msg["seq"], channel=msg["channel"],
+            terminal_id=msg["terminalId"], name=msg["event"], timestamp=msg["timestamp"],
+            data=msg["data"],
+        )
+        seq = msg["seq"]
+        try:
+            if seq > conn.cursor:
+                if seq > conn.cursor + 1:
+                    # The terminal sends oldest first; a skipped seq is one it no longer holds.
+                    log.warning("terminal %s: seqs %d..%d never arrived (dropped by the terminal)",
+                                conn.terminal_id, conn.cursor + 1, seq - 1)
+                self._store_and_publish(frame, source=conn.terminal_id, acked_seq=seq)
+                conn.cursor = seq
+            else:
+                self._store_and_publish(frame, source=conn.terminal_id)
+        except Exception as exc:
+            log.exception("terminal %s: cannot store event %s", conn.terminal_id, msg["id"])
+            raise WireError(ErrorCode.INTERNAL, "event not stored; send it again",
+                            msg["id"]) from exc
+        conn.peer.send(wire.ack(conn.cursor))
+
+    def _terminal_action_reply(self, conn: _TerminalConn, msg: dict[str, Any]) -> None:
+        if msg["terminalId"] != conn.terminal_id:
+            raise WireError(ErrorCode.FORBIDDEN, f"may only answer as {conn.terminal_id}",
+                            msg["id"])
+        stored = self.store.get_action(msg["id"])
+        if stored is None or stored.terminal_id != conn.terminal_id:
+            raise WireError(ErrorCode.NOT_FOUND, "no such action for this terminal", msg["id"])
+        if stored.status in _FINAL_STATUSES:
+            return  # a re-sent answer to an action already settled
+        if msg["type"] == MessageType.ACTION_ACK:
+            if msg["status"] not in (ActionAckStatus.ACCEPTED, ActionAckStatus.REJECTED):
+                raise WireError(ErrorCode.BAD_MESSAGE,
+                                "a terminal acks with accepted or rejected", msg["id"])
+            self.store.set_action_status(stored.id, msg["status"])
+            relay = wire.action_ack(stored.id, stored.terminal_id,
+                                    ActionAckStatus(msg["status"]), msg.get("error"))
+        else:
+            relay = wire.action_result(
+                stored.id, stored.terminal_id, ActionStatus(msg["status"]),
+                error=msg.get("error"), result=msg.get("result"),
+            )
+            self.store.set_action_status(stored.id, msg["status"], relay)
+            self._cancel_expiry(stored.id)
+        self._to_operators(relay)
+
+    # ------------------------------------------------------------------ actions
+
+    def _deliver_queued(self, conn: _TerminalConn) -> None:
+        now = self._now()
+        for stored in self.store.queued_actions(conn.terminal_id):
+            if stored.deadline is not None and stored.deadline <= now:
+                self._expire_action(stored.id)
+                continue
+            self._cancel_expiry(stored.id)
+            self.store.set_action_status(stored.id, ActionAckStatus.SENT)
+            conn.peer.send(stored.message)
+            self._to_operators(wire.action_ack(stored.id, stored.terminal_id,
+                                               ActionAckStatus.SENT))
+
+    def _schedule_expiry(self, action_id: str, deadline: float | None) -> None:
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - self._now())
+        loop = asyncio.get_running_loop()
+        self._timers[action_id] = loop.call_later(delay, self._expire_action, action_id)
+
+    def _cancel_expiry(self, action_id: str) -> None:
+        handle = self._timers.pop(action_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _expire_action(self, action_id: str) -> None:
+        self._timers.pop(action_id, None)
+        stored = self.store.get_action(action_id)
+        if stored is None or stored.status != ActionAckStatus.QUEUED:
+            return
+        result = wire.action_result(action_id, stored.terminal_id, ActionStatus.EXPIRED,
+                                    error="expired before the terminal came back")
+        self.store.set_action_status(action_id, ActionStatus.EXPIRED, result)
+        log.info("action %s for %s expired in the queue", action_id, stored.terminal_id)
+        self._to_operators(result)
+
+    def _client_action(self, client: _Client, msg: dict[str, Any]) -> None:
+        action_id = msg["id"]
+        if client.role is not Role.OPERATOR:
+            raise WireError(ErrorCode.FORBIDDEN, "only an operator may send actions", action_id)
+        terminal_id = msg["terminalId"]
+        if terminal_id not in self.tokens.terminals():
+            raise WireError(ErrorCode.UNKNOWN_TERMINAL, f"no terminal {terminal_id}", action_id)
+        if self.store.get_action(action_id) is not None:
+            raise WireError(ErrorCode.DUPLICATE, f"action id {action_id} was already used",
+                            action_id)
+        now = self._now()
+        expires_at = msg.get("expiresAt")
+        deadline = wire.parse_timestamp(expires_at) if expires_at else None
+        if deadline is not None and deadline <= now:
+            raise WireError(ErrorCode.EXPIRED, f"expiresAt {expires_at} has passed", action_id)
+        out = wire.action(action_id, terminal_id, msg["action"], msg.get("params"),
+                          expires_at=expires_at, issued_at=msg.get("issuedAt"),
+                          sender=client.peer.principal.name)
+        if msg.get("signature") is not None:
+            out["signature"] = msg["signature"]
+            if self._action_key is not None:
+                wire.verify_action(self._action_key, out, now, self.config.signature_window)
+        elif self._action_key is not None:
+            out["issuedAt"] = out.get("issuedAt") or wire.format_timestamp(now)
+            out = wire.sign_action(self._action_key, out)
+        conn = self._terminals.get(terminal_id)
+        status = ActionAckStatus.SENT if conn is not None else ActionAckStatus.QUEUED
+        if deadline is None and conn is None:
+            deadline = now + self.config.action_queue_ttl
+        self.store.add_action(out, sender=client.peer.principal.name, status=status.value,
+                              deadline=deadline, created_at=now)
+        log.info("action %s (%s) for %s from %s: %s", action_id, msg["action"], terminal_id,
+                 client.peer.principal.name, status.value)
+        if conn is not None:
+            conn.peer.send(out)
+        else:
+            self._schedule_expiry(action_id, deadline)
+        ack = wire.action_ack(action_id, terminal_id, status)
+        self._to_operators(ack)
+
+    # ------------------------------------------------------------------ clients
+
+    async def _client_session(self, ws: ServerConnection, principal: Principal | None) -> None:
+        if principal is None:
+            try:
+                principal = await self._await_auth(ws)
+            except TimeoutError:
+                await self._send_and_close(ws, WireError(
+                    ErrorCode.UNAUTHORIZED, "no auth message in time"),
+                    CloseCode.POLICY_VIOLATION)
+                return
+            if principal is None:
+                return
+        client = _Client(_Peer(ws, principal, self.config.client_queue, self._dropped))
+        self._clients.add(client)
+        log.info("client %s (%s) connected", principal.name, principal.role.value)
+        client.peer.send(wire.auth_ok(principal.role, principal.name))
+        client.peer.send(self._snapshot(client, None))
+        try:
+            async for text in ws:
+                self._client_message(client, text)
+        finally:
+            self._clients.discard(client)
+            await client.peer.finish()
+
+    async def _await_auth(self, ws: ServerConnection) -> Principal | None:
+        text = await self._receive(ws, self.config.auth_timeout)
+        try:
+            msg = self._parse(text, wire.CLIENT_TO_HUB)
+            if msg["type"] != MessageType.AUTH:
+                raise WireError(ErrorCode.UNAUTHORIZED, "the first message must be auth",
+                                msg.get("id"))
+        except WireError as exc:
+            code = ErrorCode.UNAUTHORIZED if exc.code != ErrorCode.UNAUTHORIZED else exc.code
+            await self._send_and_close(ws, WireError(code, f"authenticate first: {exc.message}",
+                                                     exc.ref_id), CloseCode.POLICY_VIOLATION)
+            return None
+        protocol = msg.get("protocol")
+        if protocol is not None and protocol != wire.PROTOCOL_VERSION:
+            await self._send_and_close(ws, WireError(
+                ErrorCode.UNSUPPORTED_VERSION, f"protocol {protocol} not supported"),
+                CloseCode.UNSUPPORTED_VERSION)
+            return None
+        principal = self.tokens.lookup(msg["token"])
+        if principal is None:
+            log.warning("client auth refused from %s: unknown token", ws.remote_address)
+            await self._send_and_close(ws, WireError(ErrorCode.UNAUTHORIZED, "unknown token"),
+                                       CloseCode.POLICY_VIOLATION)
+            return None
+        if principal.role is Role.TERMINAL:
+            await self._send_and_close(ws, WireError(
+                ErrorCode.FORBIDDEN, "terminal tokens connect to /ws/terminal"),
+                CloseCode.POLICY_VIOLATION)
+            return None
+        return principal
+
+    def _client_message(self, client: _Client, text: str | bytes) -> None:
+        try:
+            msg = self._parse(text, wire.CLIENT_TO_HUB)
+            kind = msg["type"]
+            request_id = msg.get("id")
+            if kind in (MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE):
+                flt = Filter.from_message(msg)
+                if kind == MessageType.SUBSCRIBE:
+                    client.subscription.subscribe(flt)
+                else:
+                    client.subscription.unsubscribe(flt)
+                client.peer.send(wire.subscribed(client.subscription.to_wire(), request_id))
+            elif kind == MessageType.GET_STATE:
+                client.peer.send(self._snapshot(client, request_id))
+            elif kind == MessageType.ACK:
+                self._client_alert_ack(client, msg)
+            elif kind == MessageType.ACTION:
+                self._client_action(client, msg)
+            elif kind == MessageType.PING:
+                client.peer.send(wire.pong(request_id))
+            elif kind == MessageType.AUTH:
+                raise WireError(ErrorCode.BAD_MESSAGE, "already authenticated", request_id)
+        except WireError as exc:
+            self._reply_error(client.peer, exc)
+        except Exception:
+            log.exception("client %s: internal error", client.peer.principal.name)
+            self._reply_error(client.peer, WireError(ErrorCode.INTERNAL, "internal error"))
+
+    def _client_alert_ack(self, client: _Client, msg: dict[str, Any]) -> None:
+        request_id = msg.get("id")
+        if "eventId" not in msg or msg.get("upTo") is not None:
+            raise WireError(ErrorCode.BAD_MESSAGE, "clients acknowledge alerts by eventId",
+                            request_id)
+        if client.role is not Role.OPERATOR:
+            raise WireError(ErrorCode.FORBIDDEN, "only an operator may acknowledge alerts",
+                            request_id)
+        event_id = msg["eventId"]
+        frame = self.store.get_event(event_id)
+        if frame is None or frame["channel"] != "alerts":
+            raise WireError(ErrorCode.NOT_FOUND, f"no alert {event_id}", request_id)
+        previous = self.store.alert_ack(event_id)
+        if previous is not None:
+            raise WireError(ErrorCode.DUPLICATE,
+                            f"{event_id} was acknowledged by {previous[0]} at {previous[1]}",
+                            request_id)
+        now = self._now()
+        at = wire.format_timestamp(now)
+        name = client.peer.principal.name
+        self.store.add_alert_ack(event_id, frame["terminalId"], name, at)
+        log.info("alert %s acknowledged by %s", event_id, name)
+        text = wire.encode(wire.alert_ack(event_id, frame["terminalId"], name, at))
+        for other in list(self._clients):
+            other.peer.send_text(text)
+        self._broadcast_terminal(self.floor.alert_acked(frame["terminalId"], now))
+
+    def _snapshot(self, client: _Client, request_id: str | None) -> dict[str, Any]:
+        now = self._now()
+        scope = client.subscription.terminal_scope()
+        return wire.snapshot(
+            at=wire.format_timestamp(now),
+            terminals=self.floor.snapshot_terminals(scope, now),
+            alerts=self.store.unacked_alerts(MAX_SNAPSHOT_ALERTS, scope),
+            recent=self.store.recent(self.config.recent_events, scope),
+            coin_in_per_minute=self.floor.coin_in_per_minute(scope, now),
+            request_id=request_id,
+        )
+
+
+class RunningHub:
+    """A hub serving on its own thread and event loop (the CLI demo composes it)."""
+
+    def __init__(self, hub: Hub, loop: asyncio.AbstractEventLoop, thread: threading.Thread,
+                 done: asyncio.Event) -> None:
+        self.hub = hub
+        self._loop = loop
+        self._thread = thread
+        self._done = done
+
+    @property
+    def port(self) -> int:
+        return self.hub.port
+
+    @property
+    def url(self) -> str:
+        return self.hub.url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._loop.call_soon_threadsafe(self._done.set)
+        self._thread.join(timeout)
+
+
+def run_in_thread(config: HubConfig, *, tokens: TokenTable | None = None,
+                  timeout: float = 10.0) -> RunningHub:
+    """Start a :class:`Hub` on a daemon thread; return once it listens."""
+    started = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        try:
+            hub = Hub(config, tokens=tokens)
+            await hub.start()
+        except BaseException as exc:
+            box["error"] = exc
+            started.set()
+            return
+        done = asyncio.Event()
+        box.update(hub=hub, loop=asyncio.get_running_loop(), done=done)
+        started.set()
+        await done.wait()
+        await hub.stop()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), name="hub", daemon=True)
+    thread.start()
+    if not started.wait(timeout):
+        raise TimeoutError("hub did not start in time")
+    if "error" in box:
+        raise box["error"]
+    return RunningHub(box["hub"], box["loop"], thread, box["done"])

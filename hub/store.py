@@ -1,0 +1,273 @@
+"""The hub's SQLite store: events (de-duplicated), acknowledged seqs, alert acks, actions.
+
+One connection, used from the event loop thread. WAL; ``synchronous`` FULL by default so an
+``ack`` means the event survives a power loss of the hub too.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,          -- terminalId, or 'hub' for events the hub generates
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    event TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    data TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    UNIQUE (source, seq)
+);
+CREATE INDEX IF NOT EXISTS events_by_id ON events (id);
+CREATE INDEX IF NOT EXISTS events_by_terminal ON events (terminal_id, event, timestamp);
+CREATE INDEX IF NOT EXISTS events_by_name ON events (event, timestamp);
+CREATE TABLE IF NOT EXISTS terminals (
+    terminal_id TEXT PRIMARY KEY,
+    acked_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_acks (
+    event_id TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    by TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions (
+    id TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    message TEXT NOT NULL,         -- the action as forwarded to the terminal
+    sender TEXT NOT NULL,
+    status TEXT NOT NULL,          -- queued, sent, accepted, rejected, or a final status
+    deadline REAL,                 -- epoch seconds after which a queued action expires
+    result TEXT,                   -- the final actionResult
+    created_at REAL NOT NULL
+);
+"""
+
+HUB_SOURCE = "hub"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAction:
+    id: str
+    terminal_id: str
+    message: dict[str, Any]
+    sender: str
+    status: str
+    deadline: float | None
+    result: dict[str, Any] | None
+
+
+def _frame(row: sqlite3.Row) -> dict[str, Any]:
+    return {"type": "event", "id": row["id"], "seq": row["seq"], "channel": row["channel"],
+            "terminalId": row["terminal_id"], "event": row["event"],
+            "timestamp": row["timestamp"], "data": json.loads(row["data"])}
+
+
+class HubStore:
+    def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---------------------------------------------------------------- events
+
+    def insert_event(self, frame: dict[str, Any], *, source: str, received_at: float,
+                     acked_seq: int | None = None) -> bool:
+        """Store one event frame; False if (source, seq) was already stored.
+
+        ``acked_seq`` (terminal events) is persisted in the same transaction, so the
+        acknowledged position never runs ahead of the stored events.
+        """
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO events (source, seq, id, terminal_id, channel, event,"
+                " timestamp, data, received_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (source, frame["seq"], frame["id"], frame["terminalId"], frame["channel"],
+                 frame["event"], frame["timestamp"],
+                 json.dumps(frame["data"], ensure_ascii=False, separators=(",", ":")),
+                 received_at),
+            )
+            if acked_seq is not None:
+                db.execute(
+                    "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
+                    " (terminal_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
+                    (source, acked_seq),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return cur.rowcount == 1
+
+    def acked_seq(self, terminal_id: str) -> int:
+        row = self._db.execute(
+            "SELECT acked_seq FROM terminals WHERE terminal_id = ?", (terminal_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_acked_seq(self, terminal_id: str, acked_seq: int) -> None:
+        self._db.execute(
+            "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
+            " (terminal_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
+            (terminal_id, acked_seq),
+        )
+
+    def next_hub_seq(self) -> int:
+        row = self._db.execute(
+            "SELECT max(seq) FROM events WHERE source = ?", (HUB_SOURCE,)
+        ).fetchone()
+        return int(row[0] or 0) + 1
+
+    def known_terminals(self) -> list[str]:
+        rows = self._db.execute("SELECT DISTINCT terminal_id FROM events").fetchall()
+        return [r[0] for r in rows]
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
+        return _frame(row) if row else None
+
+    def events(self, terminal_id: str | None = None) -> list[dict[str, Any]]:
+        """All stored events in storage order (tests, exports)."""
+        if terminal_id is None:
+            rows = self._db.execute("SELECT * FROM events ORDER BY n").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM events WHERE terminal_id = ? ORDER BY n", (terminal_id,)
+            ).fetchall()
+        return [_frame(r) for r in rows]
+
+    def recent(self, limit: int, terminals: Iterable[str] | None) -> list[dict[str, Any]]:
+        """The last ``limit`` events, newest first, optionally for some terminals only."""
+        sql, args = "SELECT * FROM events", []
+        if terminals is not None:
+            ids = list(terminals)
+            sql += f" WHERE terminal_id IN ({','.join('?' * len(ids))})"
+            args.extend(ids)
+        rows = self._db.execute(sql + " ORDER BY n DESC LIMIT ?", (*args, limit)).fetchall()
+        return [_frame(r) for r in rows]
+
+    def unacked_alerts(self, limit: int, terminals: Iterable[str] | None
+                       ) -> list[dict[str, Any]]:
+        sql = ("SELECT e.* FROM events e LEFT JOIN alert_acks a ON a.event_id = e.id"
+               " WHERE e.channel = 'alerts' AND a.event_id IS NULL")
+        args: list[Any] = []
+        if terminals is not None:
+            ids = list(terminals)
+            sql += f" AND e.terminal_id IN ({','.join('?' * len(ids))})"
+            args.extend(ids)
+        rows = self._db.execute(sql + " ORDER BY e.n DESC LIMIT ?", (*args, limit)).fetchall()
+        return [_frame(r) for r in rows]
+
+    def count_unacked_alerts(self, terminal_id: str) -> int:
+        row = self._db.execute(
+            "SELECT count(*) FROM events e LEFT JOIN alert_acks a ON a.event_id = e.id"
+            " WHERE e.channel = 'alerts' AND a.event_id IS NULL AND e.terminal_id = ?",
+            (terminal_id,),
+        ).fetchone()
+        return int(row[0])
+
+    def last_event(self, terminal_id: str, names: Iterable[str] | None = None
+                   ) -> dict[str, Any] | None:
+        sql, args = "SELECT * FROM events WHERE terminal_id = ?", [terminal_id]
+        if names is not None:
+            wanted = list(names)
+            sql += f" AND event IN ({','.join('?' * len(wanted))})"
+            args.extend(wanted)
+        row = self._db.execute(sql + " ORDER BY n DESC LIMIT 1", args).fetchone()
+        return _frame(row) if row else None
+
+    def amount_sum(self, terminal_id: str, event: str, since: str, until: str) -> int:
+        """Sum of ``data.amount`` of ``event`` with since <= timestamp < until."""
+        row = self._db.execute(
+            "SELECT coalesce(sum(json_extract(data, '$.amount')), 0) FROM events"
+            " WHERE terminal_id = ? AND event = ? AND timestamp >= ? AND timestamp < ?",
+            (terminal_id, event, since, until),
+        ).fetchone()
+        return int(row[0])
+
+    def amounts_by_minute(self, event: str, since: str, terminals: Iterable[str] | None
+                          ) -> dict[str, int]:
+        """``{"YYYY-MM-DDTHH:MM": total}`` of ``data.amount`` since ``since``."""
+        sql = ("SELECT substr(timestamp, 1, 16) AS m,"
+               " sum(json_extract(data, '$.amount')) FROM events"
+               " WHERE event = ? AND timestamp >= ?")
+        args: list[Any] = [event, since]
+        if terminals is not None:
+            ids = list(terminals)
+            sql += f" AND terminal_id IN ({','.join('?' * len(ids))})"
+            args.extend(ids)
+        rows = self._db.execute(sql + " GROUP BY m", args).fetchall()
+        return {r[0]: int(r[1] or 0) for r in rows}
+
+    # ---------------------------------------------------------------- alert acks
+
+    def alert_ack(self, event_id: str) -> tuple[str, str] | None:
+        row = self._db.execute(
+            "SELECT by, at FROM alert_acks WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def add_alert_ack(self, event_id: str, terminal_id: str, by: str, at: str) -> bool:
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO alert_acks (event_id, terminal_id, by, at) VALUES (?,?,?,?)",
+            (event_id, terminal_id, by, at),
+        )
+        return cur.rowcount == 1
+
+    # ---------------------------------------------------------------- actions
+
+    def add_action(self, message: dict[str, Any], *, sender: str, status: str,
+                   deadline: float | None, created_at: float) -> bool:
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO actions (id, terminal_id, message, sender, status, deadline,"
+            " created_at) VALUES (?,?,?,?,?,?,?)",
+            (message["id"], message["terminalId"], json.dumps(message, ensure_ascii=False),
+             sender, status, deadline, created_at),
+        )
+        return cur.rowcount == 1
+
+    def set_action_status(self, action_id: str, status: str,
+                          result: dict[str, Any] | None = None) -> None:
+        if result is None:
+            self._db.execute("UPDATE actions SET status = ? WHERE id = ?", (status, action_id))
+        else:
+            self._db.execute(
+                "UPDATE actions SET status = ?, result = ? WHERE id = ?",
+                (status, json.dumps(result, ensure_ascii=False), action_id),
+            )
+
+    def get_action(self, action_id: str) -> StoredAction | None:
+        row = self._db.execute("SELECT * FROM actions WHERE id = ?", (action_id,)).fetchone()
+        return self._action(row) if row else None
+
+    def queued_actions(self, terminal_id: str | None = None) -> list[StoredAction]:
+        sql, args = "SELECT * FROM actions WHERE status = 'queued'", []
+        if terminal_id is not None:
+            sql += " AND terminal_id = ?"
+            args.append(terminal_id)
+        rows = self._db.execute(sql + " ORDER BY created_at, rowid", args).fetchall()
+        return [self._action(r) for r in rows]
+
+    @staticmethod
+    def _action(row: sqlite3.Row) -> StoredAction:
+        return StoredAction(
+            id=row["id"], terminal_id=row["terminal_id"], message=json.loads(row["message"]),
+            sender=row["sender"], status=row["status"], deadline=row["deadline"],
+            result=json.loads(row["result"]) if row["result"] else None,
+        )

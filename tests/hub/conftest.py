@@ -1,0 +1,29 @@
+"""Fixtures: a hub on port 0; every frame the test peers exchange is schema-checked."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from hubkit import HubHarness, Traffic, validate_frame
+
+
+@pytest.fixture
+def traffic() -> Traffic:
+    return Traffic()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]:
+    h = HubHarness(tmp_path, traffic)
+    await h.start()
+    try:
+        yield h
+    finally:
+        await h.close()
+    # Real traffic must match the published schemas (docs/schemas).
+    for msg in traffic.frames:
+        validate_frame(msg)
+
+
