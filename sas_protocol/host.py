@@ -1,0 +1,460 @@
+"""The host role of SAS as a sans-I/O state machine (one machine address).
+
+The caller owns the clock and the line. Its loop::
+
+    host.send(poll)
+    while host.awaiting_reply:
+        for item in host.data_to_send():            # sync poll, the poll, or a re-send
+            transport.write(item.data, wakeup=item.wakeup)
+        chunk = read until the reply window closes or bytes arrive
+        if chunk: host.receive_data(chunk)
+        else:     host.receive_timeout()            # the reply window closed
+    for event in host.events_received(): ...
+
+Rules implemented (docs/sas.md has the full story):
+
+- Implied ACK (SAS §3.5): the host never sends ACK bytes; its next, *different* poll
+  acknowledges the last reply, and the same poll again asks for a re-send (implied NACK).
+  So a retry re-sends the identical bytes, and a new poll that would look identical to the
+  previous one (two general polls in a row, or two long polls with the same command) is
+  preceded by a sync poll: a general poll to ``sync_address``, which is never answered.
+- Sync (SAS §3.3): the first poll of the session, the first after link down and the first
+  after a poll that failed are preceded by the sync poll too.
+- Retries: a poll is sent at most ``max_sends`` times (SAS §3.2: 3 in total). A timeout, a
+  bad CRC, a malformed frame, a NACK or a busy reply each use one send. After bad bytes the
+  rest of that reply window is ignored (late bytes must not be taken for the re-send's reply)
+  and the re-send is queued when the window closes.
+- Unsupported long polls get no reply at all (SAS §3.5): when every send of a long poll met
+  silence while the link is up, ``NotSupported(poll)`` is reported instead of a failure.
+- RTE (SAS §12): in RTE mode any long poll may be answered by ``addr FF code data CRC``; the
+  event is delivered and the long poll re-queued (behind a sync poll, so that the event is
+  acknowledged) without using a send. A general poll in RTE mode is answered by an event
+  or by silence (= nothing to report).
+- Link health: ``link_down_after`` consecutive failed sends bring the link down; the first
+  good reply brings it up. Silence to a long poll counts only in RTE mode (in non-RTE mode
+  it is the normal answer to an unsupported poll and general polls probe the link), and
+  silence to a general poll counts only in non-RTE mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from sas_protocol.codes import IDLE_EXCEPTIONS
+from sas_protocol.errors import (
+    CrcError,
+    FramingError,
+    LengthError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    UnexpectedAddressError,
+)
+from sas_protocol.messages.requests import (
+    GeneralPoll,
+    Poll,
+    RealTimeReportingRequest,
+    RomSignatureRequest,
+    check_address,
+)
+from sas_protocol.messages.responses import (
+    Ack,
+    Busy,
+    ExceptionReply,
+    Nack,
+    Reply,
+    decode_reply,
+    decode_reply_frame,
+)
+from sas_protocol.rte import RTE_MARKER, RealTimeEvent, decode_rte_frame, rte_frame_length
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """Bytes to write; ``wakeup`` applies to the first byte only (SAS §3.1)."""
+
+    data: bytes
+    wakeup: bool
+
+
+class FailureReason(Enum):
+    TIMEOUT = "timeout"
+    CRC = "crc"
+    FRAMING = "framing"
+    NACK = "nack"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyReceived:
+    """The typed reply to ``poll`` (ACK, data reply, or a ROM signature)."""
+
+    poll: Poll
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionReported:
+    """A general-poll exception code (non-RTE mode), other than 00 / 1F."""
+
+    code: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoActivity:
+    """A general poll found nothing to report: 00, 1F, ``FF 00`` or RTE-mode silence."""
+
+    code: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RealTimeEventReceived:
+    """An RTE event. ``substituted`` is True when it came instead of the reply to the long
+    poll ``poll`` (which has been re-queued); False when it answered a general poll."""
+
+    event: RealTimeEvent
+    poll: Poll
+    substituted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NotSupported:
+    """Every send of this long poll met silence while the link was up (SAS §3.5)."""
+
+    poll: Poll
+
+
+@dataclass(frozen=True, slots=True)
+class PollFailed:
+    """The poll was sent ``max_sends`` times without a usable reply; ``reason`` is the last."""
+
+    poll: Poll
+    reason: FailureReason
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUp:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDown:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRejected:
+    """Bad bytes from the line (for counters and logs); ``error.raw`` holds them."""
+
+    error: RemoteProtocolError
+
+
+HostEvent = (
+    ReplyReceived
+    | ExceptionReported
+    | NoActivity
+    | RealTimeEventReceived
+    | NotSupported
+    | PollFailed
+    | LinkUp
+    | LinkDown
+    | FrameRejected
+)
+
+_NEED_MORE = -1
+
+
+class HostProtocol:
+    """SAS host role for the machine at ``address``. Not thread-safe; one owner drives it."""
+
+    def __init__(
+        self,
+        address: int,
+        *,
+        sync_address: int = 0,
+        max_sends: int = 3,
+        link_down_after: int = 5,
+        rte_mode: bool = False,
+    ) -> None:
+        check_address(address)
+        if not 0 <= sync_address <= 127 or sync_address == address:
+            raise LocalProtocolError(
+                f"sync_address must be 0..127 and differ from the machine ({address})"
+            )
+        if max_sends < 1 or link_down_after < 1:
+            raise LocalProtocolError("max_sends and link_down_after must be >= 1")
+        self.address = address
+        self.sync_address = sync_address
+        self.max_sends = max_sends
+        self.link_down_after = link_down_after
+        self.rte_mode = rte_mode
+        self._out: list[Outgoing] = []
+        self._events: list[HostEvent] = []
+        self._poll: Poll | None = None
+        self._frame = b""
+        self._sends = 0
+        self._all_silent = True
+        self._buffer = bytearray()
+        self._bad: FailureReason | None = None  # bad bytes seen in this window
+        self._last_sent: bytes | None = None
+        self._need_sync = True
+        self._link_up = False
+        self._failures = 0
+        self._rom_request: RomSignatureRequest | None = None
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def awaiting_reply(self) -> bool:
+        """True from ``send`` until the poll is answered or given up."""
+        return self._poll is not None
+
+    @property
+    def link_up(self) -> bool:
+        return self._link_up
+
+    @property
+    def current_poll(self) -> Poll | None:
+        return self._poll
+
+    # --- input --------------------------------------------------------------------------------
+
+    def send(self, poll: Poll) -> None:
+        """Start ``poll``; its bytes (and a sync poll if needed) appear in ``data_to_send``."""
+        if self._poll is not None:
+            raise LocalProtocolError("a poll is already awaiting its reply")
+        frame = poll.encode(self.address)
+        self._poll, self._frame = poll, frame
+        self._sends, self._all_silent = 0, True
+        # SAS §3.5: a poll that repeats the previous one (same address and command) would be
+        # an implied NACK; a sync poll to another address in between acknowledges instead.
+        repeats = self._last_sent is not None and self._last_sent[:2] == frame[:2]
+        self._queue_send(sync=self._need_sync or repeats)
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from the line (any chunking)."""
+        if not data:
+            return
+        if self._poll is None:
+            self._events.append(
+                FrameRejected(FramingError("bytes received while no reply was awaited", data))
+            )
+            return
+        if self._bad is not None:
+            return  # SAS §2.3: ignore the rest of a bad reply's window
+        self._buffer += data
+        self._parse()
+
+    def receive_timeout(self) -> None:
+        """The reply window closed (the caller's clock)."""
+        if self._poll is None:
+            return
+        if self._bad is not None:
+            self._attempt_failed(self._bad, silent=False)
+            return
+        poll, buf = self._poll, bytes(self._buffer)
+        if buf:
+            if len(buf) == 1 and buf[0] == self.address:
+                # A lone address byte: an ACK (waited for in RTE mode, SAS §12), or an exception
+                # byte equal to our address while a ROM signature was pending.
+                if isinstance(poll, GeneralPoll):
+                    if not self.rte_mode:
+                        self._complete(buf)
+                        return
+                elif poll.expects_ack:
+                    self._complete(buf)
+                    return
+            self._reject(LengthError("incomplete reply", buf), FailureReason.FRAMING)
+            self._attempt_failed(FailureReason.FRAMING, silent=False)
+            return
+        if isinstance(poll, GeneralPoll) and self.rte_mode:
+            # SAS §12.6: in RTE mode an idle machine stays silent to general polls.
+            self._conclude()
+            self._events.append(NoActivity(None))
+            return
+        self._attempt_failed(FailureReason.TIMEOUT, silent=True)
+
+    # --- output -------------------------------------------------------------------------------
+
+    def data_to_send(self) -> list[Outgoing]:
+        out, self._out = self._out, []
+        return out
+
+    def events_received(self) -> list[HostEvent]:
+        events, self._events = self._events, []
+        return events
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _queue_send(self, *, sync: bool) -> None:
+        if sync:
+            self._out.append(Outgoing(bytes((0x80 | self.sync_address,)), True))
+            self._need_sync = False
+        self._out.append(Outgoing(self._frame, True))
+        self._last_sent = self._frame
+        self._sends += 1
+        self._buffer.clear()
+        self._bad = None
+
+    def _expected_length(self, buf: bytes) -> int:
+        """Total length of the reply frame at the start of ``buf``; _NEED_MORE; or raises."""
+        poll, address = self._poll, self.address
+        assert poll is not None
+        if isinstance(poll, GeneralPoll) and not self.rte_mode:
+            if self._rom_request is not None and buf[0] == address:
+                # SAS §6: the pending ROM signature may answer a general poll.
+                if len(buf) < 2:
+                    return _NEED_MORE
+                return 6 if buf[1] == 0x21 else 1
+            return 1
+        if not isinstance(poll, GeneralPoll) and buf[0] == address | 0x80:
+            return 1  # NACK
+        if buf[0] != address:
+            raise UnexpectedAddressError(f"reply does not start with address {address}", buf)
+        if len(buf) < 2:
+            if not isinstance(poll, GeneralPoll) and poll.expects_ack and not self.rte_mode:
+                return 1
+            return _NEED_MORE  # RTE mode: the ACK is known only when the window closes
+        second = buf[1]
+        if second == RTE_MARKER:
+            return _NEED_MORE if len(buf) < 3 else rte_frame_length(buf[2])
+        if second == 0x21 and self._rom_request is not None:
+            return 6  # SAS §12.7: the ROM signature is never sent as an RTE frame
+        if isinstance(poll, GeneralPoll):
+            raise FramingError("RTE-mode general poll reply is not an event", buf)
+        if second == 0x00:
+            return 2  # busy
+        if second != poll.command:
+            raise FramingError(f"reply echoes {second:02X}, poll was {poll.command:02X}", buf)
+        length = poll.reply_length
+        if length is not None:
+            return length
+        return _NEED_MORE if len(buf) < 3 else 3 + buf[2] + 2
+
+    def _parse(self) -> None:
+        buf = bytes(self._buffer)
+        try:
+            length = self._expected_length(buf)
+        except RemoteProtocolError as exc:
+            self._reject(exc, FailureReason.FRAMING)
+            return
+        if length == _NEED_MORE or len(buf) < length:
+            return
+        if len(buf) > length:
+            extra = buf[length:]
+            self._events.append(FrameRejected(FramingError("bytes after the reply", extra)))
+        self._complete(buf[:length])
+
+    def _reject(self, error: RemoteProtocolError, reason: FailureReason) -> None:
+        self._events.append(FrameRejected(error))
+        self._bad = reason
+
+    def _complete(self, frame: bytes) -> None:
+        poll = self._poll
+        assert poll is not None
+        try:
+            if len(frame) > 2 and frame[1] == RTE_MARKER and frame[0] == self.address:
+                self._rte_frame(poll, decode_rte_frame(frame, address=self.address))
+                return
+            if (
+                self._rom_request is not None
+                and len(frame) == 6
+                and frame[1] == 0x21
+                and not isinstance(poll, RomSignatureRequest)
+            ):
+                self._rom_signature(poll, decode_reply_frame(frame, address=self.address))
+                return
+            reply = decode_reply(poll, frame, address=self.address)
+        except CrcError as exc:
+            self._reject(exc, FailureReason.CRC)
+            return
+        except RemoteProtocolError as exc:
+            self._reject(exc, FailureReason.FRAMING)
+            return
+        if isinstance(reply, Nack):
+            self._attempt_failed(FailureReason.NACK, silent=False)
+        elif isinstance(reply, Busy):
+            self._attempt_failed(FailureReason.BUSY, silent=False)
+        else:
+            self._good()
+            self._conclude()
+            self._deliver(poll, reply)
+
+    def _deliver(self, poll: Poll, reply: Reply) -> None:
+        if isinstance(reply, ExceptionReply):
+            if reply.code in IDLE_EXCEPTIONS:
+                self._events.append(NoActivity(reply.code))
+            else:
+                self._events.append(ExceptionReported(reply.code))
+            return
+        if isinstance(reply, Ack):
+            if isinstance(poll, RealTimeReportingRequest):
+                self.rte_mode = poll.enable  # SAS §12: mode changes once LP 0E is ACKed
+            elif isinstance(poll, RomSignatureRequest):
+                self._rom_request = poll
+        self._events.append(ReplyReceived(poll, reply))
+
+    def _rom_signature(self, poll: Poll, reply: Reply) -> None:
+        request = self._rom_request
+        assert request is not None
+        self._rom_request = None
+        self._good()
+        self._events.append(ReplyReceived(request, reply))
+        if isinstance(poll, GeneralPoll):
+            self._conclude()
+        else:
+            self._sends = 0
+            self._queue_send(sync=True)
+
+    def _rte_frame(self, poll: Poll, event: RealTimeEvent) -> None:
+        self._good()
+        if isinstance(poll, GeneralPoll):
+            self._conclude()
+            if event.event_code == 0x00:
+                self._events.append(NoActivity(0x00))  # [unsure] some machines send FF 00
+            else:
+                self._events.append(RealTimeEventReceived(event, poll, substituted=False))
+            return
+        # SAS §12.3-12.4: the event replaced the reply; re-queue the long poll behind a
+        # sync poll (which acknowledges the event) without using one of its sends.
+        self._events.append(RealTimeEventReceived(event, poll, substituted=True))
+        self._sends = 0
+        self._queue_send(sync=True)
+
+    def _attempt_failed(self, reason: FailureReason, *, silent: bool) -> None:
+        poll = self._poll
+        assert poll is not None
+        if reason in (FailureReason.NACK, FailureReason.BUSY):
+            self._good()  # the machine is alive and talking
+        elif not silent or self.rte_mode != isinstance(poll, GeneralPoll):
+            self._failure()
+        if not silent:
+            self._all_silent = False
+        if self._sends < self.max_sends:
+            # SAS §3.2: the same poll again asks the machine to re-send its reply.
+            self._queue_send(sync=False)
+            return
+        self._conclude()
+        self._need_sync = True
+        if self._all_silent and not isinstance(poll, GeneralPoll) and self._link_up:
+            self._events.append(NotSupported(poll))
+        else:
+            self._events.append(PollFailed(poll, reason))
+
+    def _conclude(self) -> None:
+        self._poll = None
+        self._buffer.clear()
+        self._bad = None
+
+    def _good(self) -> None:
+        self._failures = 0
+        if not self._link_up:
+            self._link_up = True
+            self._events.append(LinkUp())
+
+    def _failure(self) -> None:
+        self._failures += 1
+        if self._link_up and self._failures >= self.link_down_after:
+            self._link_up = False
+            self._need_sync = True
+            self._events.append(LinkDown())
