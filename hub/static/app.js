@@ -253,7 +253,7 @@
     switch (msg.type) {
       case "authOk": return onAuthOk(msg);
       case "snapshot": return onSnapshot(msg);
-      case "subscribed": return;   // our filters are the checkboxes; nothing to redraw
+      case "subscribed": return onSubscribed(msg);
       case "event": return onEvent(msg, true);
       case "terminal": return onTerminal(msg.terminal);
       case "alertAck": return onAlertAck(msg);
@@ -278,11 +278,26 @@
     status("");
     hideLogin();
     // After authOk a client has no filter (§5): one filter per checked channel.
+    delete el.filters.dataset.subscribed;
     for (const channel of CHANNELS) {
       if (isChecked(channel)) send({ type: "subscribe", id: nextId("s"), channels: [channel] });
     }
     startTimers();
     updateControls();
+  }
+
+  /** Mirror the hub's view of our subscription, so people (and tests) can see it took effect. */
+  function onSubscribed(msg) {
+    if (!Array.isArray(msg.filters)) return;
+    const channels = new Set();
+    let everything = false;
+    for (const f of msg.filters) {
+      const list = Array.isArray(f.channels) ? f.channels : [];
+      if (list.length === 0) everything = true;
+      for (const c of list) channels.add(c);
+    }
+    const active = everything ? [...CHANNELS] : [...channels].sort();
+    el.filters.dataset.subscribed = active.join(",");
   }
 
   function onSnapshot(msg) {
@@ -805,6 +820,7 @@
     state.lastActionOf.clear();
     el.terminalsBody.textContent = "";
     el.feedBody.textContent = "";
+    delete el.filters.dataset.subscribed;
     renderAlerts();
     renderTerminalCount();
   }
