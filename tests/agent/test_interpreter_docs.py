@@ -1,0 +1,33 @@
+"""docs/events.md documents every catalog event, and its JSON examples are real output."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from agent.events import CATALOG
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = (ROOT / "docs" / "events.md").read_text()
+GOLDEN = json.loads((Path(__file__).parent / "data" / "interpreter_golden_events.json")
+                    .read_text())
+
+
+def test_every_catalog_event_is_in_the_table_and_has_a_section() -> None:
+    table_rows = [line for line in DOC.splitlines() if line.startswith("| ")]
+    headings = [line for line in DOC.splitlines() if line.startswith("### ")]
+    for name, channel in CATALOG.items():
+        row = next((r for r in table_rows if f"`{name}`" in r), None)
+        assert row is not None, f"{name} missing from the catalog table"
+        assert row.split("|")[1].strip() == channel.value, f"{name}: wrong channel in the table"
+        assert any(f"`{name}`" in h for h in headings), f"{name} has no section"
+
+
+def test_json_examples_are_interpreter_output() -> None:
+    blocks = re.findall(r"```json\n(.*?)```", DOC, flags=re.S)
+    examples = [json.loads(block) for block in blocks]
+    assert len(examples) >= 10
+    for example in examples:
+        assert example in GOLDEN, f"example {example['id']} is not in the golden output"
+        assert CATALOG[example["event"]].value == example["channel"]
