@@ -1,0 +1,296 @@
+"""The dashboard page in headless Chromium against the real hub.
+
+The loop a floor operator sees: sign in with a token, the page subscribes, an event from a
+terminal arrives in the live feed, the terminal row shows online, a click on Lock goes to the
+terminal and the row turns "locked", an alert is acknowledged and leaves the list. Also: a
+refused token, a viewer's disabled controls, channel filters that really unsubscribe, and the
+page reconnecting by itself when the hub comes back.
+
+The hub runs in-process on port 0 with a temporary database and token file; the terminal side
+is the ``terminal`` fixture (a scripted terminal today; the emulator + agent uplink can take
+its place behind the same ``TerminalSide`` interface).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, ScriptedTerminal
+from websockets.asyncio.client import connect
+
+from agent import wire
+from hub.config import HubConfig
+from hub.server import Hub
+from hub.tokens import parse_tokens
+
+playwright_api = pytest.importorskip("playwright.async_api")
+expect = playwright_api.expect
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason=f"headless Chromium is not installed at {CHROMIUM}"),
+    pytest.mark.timeout(90),
+]
+
+TERMINAL = "EGM-1"
+SILENT_TERMINAL = "EGM-2"  # has a token, never connects: listed offline
+TOKENS = {
+    "terminal": "tok-terminal-egm-1",
+    "operator": "tok-operator-floor",
+    "operator2": "tok-operator-slot-tech",
+    "viewer": "tok-viewer-cctv",
+}
+TOKEN_FILE = f"""\
+# test tokens
+{TOKENS["terminal"]} terminal {TERMINAL}
+tok-terminal-egm-2 terminal {SILENT_TERMINAL}
+{TOKENS["operator"]} operator floor-supervisor
+{TOKENS["operator2"]} operator slot-tech
+{TOKENS["viewer"]} viewer cctv-room
+"""
+WAIT_MS = 10_000  # every expectation below is bounded by this
+
+
+class HubUnderTest:
+    """The in-process hub, restartable on the same port (the page reconnects to it)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.token_path = tmp_path / "tokens.txt"
+        self.token_path.write_text(TOKEN_FILE, encoding="utf-8")
+        self.db_path = tmp_path / "hub.db"
+        self.port = 0
+        self.hub: Hub | None = None
+
+    async def start(self) -> None:
+        config = HubConfig(tokens=self.token_path, database=self.db_path, host="127.0.0.1",
+                           port=self.port, plain=True)
+        self.hub = Hub(config, tokens=parse_tokens(TOKEN_FILE))
+        self.port = await self.hub.start()
+
+    async def stop(self) -> None:
+        if self.hub is not None:
+            hub, self.hub = self.hub, None
+            await hub.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[HubUnderTest]:
+    server = HubUnderTest(tmp_path)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def terminal(hub: HubUnderTest) -> AsyncIterator[ScriptedTerminal]:
+    """The terminal side; swap for emulator + agent uplink when that exists."""
+    side = ScriptedTerminal(f"{hub.ws_url}/ws/terminal", TOKENS["terminal"], TERMINAL)
+    await side.start()
+    try:
+        yield side
+    finally:
+        await side.close()
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1600, "height": 1000})
+            tab = await context.new_page()
+            errors: list[str] = []
+            tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield tab
+            shot = os.environ.get("DASHBOARD_SCREENSHOT")
+            if shot:
+                await tab.screenshot(path=shot, full_page=True)
+            assert errors == [], f"JavaScript errors on the page: {errors}"
+        finally:
+            await browser.close()
+
+
+async def sign_in(page: Any, hub: HubUnderTest, token: str) -> None:
+    await page.goto(hub.url)
+    await page.get_by_label("Access token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#conn-state")).to_have_attribute(
+        "data-state", "connected", timeout=WAIT_MS)
+
+
+async def subscribed_to(page: Any, channels: str) -> None:
+    """Wait until the hub confirmed the page's subscription (its `subscribed` reply)."""
+    await expect(page.locator("#channel-filters")).to_have_attribute(
+        "data-subscribed", channels, timeout=WAIT_MS)
+
+
+def row(page: Any, terminal_id: str) -> Any:
+    return page.locator(f'#terminals-body tr[data-terminal="{terminal_id}"]')
+
+
+def field(page: Any, terminal_id: str, name: str) -> Any:
+    return row(page, terminal_id).locator(f'[data-field="{name}"]')
+
+
+ALL_CHANNELS = "alerts,cash,game,player,system"
+
+
+async def test_operator_sees_event_locks_terminal_and_acknowledges_alert(
+    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any
+) -> None:
+    await sign_in(page, hub, TOKENS["operator"])
+    await expect(page.locator("#session-role")).to_have_text(
+        "floor-supervisor (operator)", timeout=WAIT_MS)
+    await subscribed_to(page, ALL_CHANNELS)
+
+    # The terminal row: online from the snapshot; the silent terminal is listed offline.
+    await expect(field(page, TERMINAL, "online")).to_have_text("online", timeout=WAIT_MS)
+    await expect(field(page, SILENT_TERMINAL, "online")).to_have_text("offline", timeout=WAIT_MS)
+    await expect(field(page, TERMINAL, "locked")).to_have_text("unknown")
+
+    # An event from the terminal arrives in the feed, its amount shown as money.
+    bet = await terminal.publish("betPlaced", {
+        "amount": 250, "credits": 250, "denomination": 1, "games": 1, "gameNumber": 1,
+        "meters": {"coinIn": [1000, 1250]}})
+    feed_row = page.locator(f'#feed-body tr[data-event-id="{bet["id"]}"]')
+    await expect(feed_row).to_be_visible(timeout=WAIT_MS)
+    await expect(feed_row.locator('[data-field="amount"]')).to_have_text("2.50")
+    await expect(feed_row).to_have_attribute("data-channel", "game")
+    await expect(field(page, TERMINAL, "coinInToday")).to_have_text("2.50", timeout=WAIT_MS)
+    await expect(field(page, TERMINAL, "lastEvent")).to_contain_text("betPlaced", timeout=WAIT_MS)
+    await expect(page.locator("#chart-total")).to_have_attribute("data-total", "250",
+                                                                 timeout=WAIT_MS)
+    await expect(page.locator("#coinin-chart rect.bar")).to_have_count(1)
+    # Newest on top: the next event lands above the bet.
+    win = await terminal.publish("winPaid", {"amount": 1000, "credits": 1000, "kind": "machine"})
+    await expect(page.locator("#feed-body tr").first).to_have_attribute(
+        "data-event-id", win["id"], timeout=WAIT_MS)
+    await expect(field(page, TERMINAL, "coinOutToday")).to_have_text("10.00", timeout=WAIT_MS)
+
+    # Lock: the action reaches the terminal, which locks the machine; the row follows.
+    await row(page, TERMINAL).get_by_role("button", name=f"Lock {TERMINAL}", exact=True).click()
+    await expect(field(page, TERMINAL, "locked")).to_have_text("locked", timeout=WAIT_MS)
+    await expect(field(page, TERMINAL, "actionStatus")).to_have_attribute(
+        "data-status", "succeeded", timeout=WAIT_MS)
+    assert [(a["action"], a["from"]) for a in terminal.actions] == [("lock", "floor-supervisor")]
+    unlock = row(page, TERMINAL).get_by_role("button", name=f"Unlock {TERMINAL}", exact=True)
+    await expect(unlock).to_be_enabled()
+    await unlock.click()
+    await expect(field(page, TERMINAL, "locked")).to_have_text("unlocked", timeout=WAIT_MS)
+
+    # An alert shows in the unacknowledged list and leaves it once acknowledged.
+    door = await terminal.publish("doorOpened", {"door": "slot", "powerOff": False})
+    alert = page.locator(f'#alerts li[data-alert-id="{door["id"]}"]')
+    await expect(alert).to_be_visible(timeout=WAIT_MS)
+    await expect(alert).to_contain_text("doorOpened")
+    open_alerts = await page.locator("#alerts li").count()
+    await expect(page.locator("#alerts-count")).to_have_text(str(open_alerts))
+    await alert.get_by_role("button", name="Acknowledge doorOpened on EGM-1").click()
+    await expect(alert).to_have_count(0, timeout=WAIT_MS)
+    await expect(page.locator("#alerts-count")).to_have_text(str(open_alerts - 1))
+    assert hub.hub is not None
+    assert hub.hub.store.alert_ack(door["id"]) is not None
+
+    # An acknowledgement by another operator removes the alert from this page too.
+    tilt = await terminal.publish("tilt", {"kind": "reel", "code": 0x20})
+    other_alert = page.locator(f'#alerts li[data-alert-id="{tilt["id"]}"]')
+    await expect(other_alert).to_be_visible(timeout=WAIT_MS)
+    async with connect(f"{hub.ws_url}/ws/client", open_timeout=5) as other:
+        await other.send(wire.encode(wire.auth(TOKENS["operator2"])))
+        assert json.loads(await other.recv())["type"] == "authOk"
+        await other.send(wire.encode(wire.ack_alert(tilt["id"], "r1")))
+        await expect(other_alert).to_have_count(0, timeout=WAIT_MS)
+    await expect(page.locator("#status-line")).to_contain_text("slot-tech")
+
+
+async def test_refused_token_shows_a_clear_error_and_does_not_retry(
+    hub: HubUnderTest, page: Any
+) -> None:
+    await page.goto(hub.url)
+    await page.get_by_label("Access token").fill("not-a-token")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#login-error")).to_contain_text("refused", timeout=WAIT_MS)
+    await expect(page.locator("#conn-state")).to_have_attribute("data-state", "refused")
+    await expect(page.locator("#dashboard")).to_be_hidden()
+    assert await page.evaluate("sessionStorage.getItem('slot-hub-token')") is None
+
+    # A terminal token is refused for the dashboard with its own message.
+    await page.get_by_label("Access token").fill(TOKENS["terminal"])
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#login-error")).to_contain_text("not a viewer or operator",
+                                                               timeout=WAIT_MS)
+
+
+async def test_viewer_sees_the_floor_but_cannot_act(
+    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any
+) -> None:
+    await sign_in(page, hub, TOKENS["viewer"])
+    await subscribed_to(page, ALL_CHANNELS)
+    await expect(field(page, TERMINAL, "online")).to_have_text("online", timeout=WAIT_MS)
+    await expect(row(page, TERMINAL).locator('button[data-action="lock"]')).to_be_disabled()
+    await expect(row(page, TERMINAL).locator('button[data-action="unlock"]')).to_be_disabled()
+    door = await terminal.publish("doorOpened", {"door": "cashbox", "powerOff": False})
+    alert = page.locator(f'#alerts li[data-alert-id="{door["id"]}"]')
+    await expect(alert).to_be_visible(timeout=WAIT_MS)
+    await expect(alert.locator("button[data-ack]")).to_be_disabled()
+    assert terminal.actions == []
+
+
+async def test_unchecking_a_channel_unsubscribes_it(
+    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any
+) -> None:
+    await sign_in(page, hub, TOKENS["operator"])
+    await subscribed_to(page, ALL_CHANNELS)
+    await page.get_by_label("game", exact=True).uncheck()
+    await subscribed_to(page, "alerts,cash,player,system")
+
+    # The hub stores and fans out in order: once the later alert is shown, the bet would
+    # have been too, had the page still been subscribed to `game`.
+    bet = await terminal.publish("betPlaced", {"amount": 100, "credits": 100, "denomination": 1,
+                                               "games": 1, "gameNumber": 2})
+    door = await terminal.publish("doorOpened", {"door": "belly", "powerOff": False})
+    await expect(page.locator(f'#feed-body tr[data-event-id="{door["id"]}"]')).to_be_visible(
+        timeout=WAIT_MS)
+    await expect(page.locator(f'#feed-body tr[data-event-id="{bet["id"]}"]')).to_have_count(0)
+
+    await page.get_by_label("game", exact=True).check()
+    await subscribed_to(page, ALL_CHANNELS)
+    # Re-subscribing asks for a fresh snapshot, which brings the missed coin-in into the chart.
+    await expect(page.locator("#chart-total")).to_have_attribute("data-total", "100",
+                                                                 timeout=WAIT_MS)
+
+
+async def test_page_reconnects_when_the_hub_comes_back(
+    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any
+) -> None:
+    await sign_in(page, hub, TOKENS["operator"])
+    await expect(field(page, TERMINAL, "online")).to_have_text("online", timeout=WAIT_MS)
+    await terminal.close()
+    await hub.stop()
+    await expect(page.locator("#conn-state")).to_have_attribute("data-state", "reconnecting",
+                                                                timeout=WAIT_MS)
+    await expect(row(page, TERMINAL).locator('button[data-action="lock"]')).to_be_disabled()
+
+    await hub.start()  # same port, same database
+    await expect(page.locator("#conn-state")).to_have_attribute("data-state", "connected",
+                                                                timeout=WAIT_MS)
+    await subscribed_to(page, ALL_CHANNELS)
+    # The fresh snapshot shows what happened while the page was away.
+    await expect(field(page, TERMINAL, "online")).to_have_text("offline", timeout=WAIT_MS)
+    await expect(row(page, TERMINAL).locator('button[data-action="lock"]')).to_be_enabled()
