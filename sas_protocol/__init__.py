@@ -30,6 +30,11 @@ from sas_protocol.denominations import (
     DENOMINATION_CENTS,
     denomination_cents,
 )
+from sas_protocol.describe import (
+    FrameDescription,
+    describe_frame,
+    parse_hex,
+)
 from sas_protocol.errors import (
     CrcError,
     FramingError,
@@ -175,6 +180,7 @@ __all__ = [
     "ExtendedGameInfoRequest",
     "ExtendedMetersRequest",
     "FailureReason",
+    "FrameDescription",
     "FrameRejected",
     "FramingError",
     "GameConfigurationReply",
@@ -259,11 +265,13 @@ __all__ = [
     "decode_request",
     "decode_rte_frame",
     "denomination_cents",
+    "describe_frame",
     "encode_bcd",
     "encode_rte_frame",
     "is_variable_reply",
     "legacy_reply_length",
     "meter_spec",
+    "parse_hex",
     "request_length",
     "rte_frame_length",
 ]
