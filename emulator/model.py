@@ -244,6 +244,8 @@ class Machine:
         self.last_bill: Bill | None = None
         self.tickets: list[Ticket] = []  # printed tickets, newest last
         self._unread_ticket: Ticket | None = None  # reported by 3D until LP 4D reads it
+        self.slot_door_openings = 0  # LP 1C "slot door opened" (not a table C-7 meter)
+        self.power_resets = 0  # LP 1C "power resets"
         self._clock_base = (now, wall_clock or datetime(2026, 1, 1, tzinfo=UTC))
         self.now = now
 
@@ -552,6 +554,8 @@ class Machine:
     def open_door(self, now: float, door: Door) -> None:
         if not self.doors[door]:
             self.doors[door] = True
+            if door is Door.SLOT:
+                self.slot_door_openings += 1
             self._report(now, door.value[0])
 
     def close_door(self, now: float, door: Door) -> None:
@@ -601,6 +605,7 @@ class Machine:
     def power_on(self, now: float) -> None:
         if not self.powered:
             self.powered = True
+            self.power_resets += 1
             self._meters.set(0x25, 0)
             self._report(now, POWER_APPLIED)
 
