@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import yaml
 
@@ -159,7 +161,7 @@ def test_chirps_after_5_s_of_silence_every_200_ms_and_needs_resync() -> None:
         if words:
             chirp_times.append(t)
     assert chirp_times[0] == 5.0 and len(chirp_times) == 5
-    gaps = [b - a for a, b in zip(chirp_times, chirp_times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(chirp_times)]
     assert all(g == pytest.approx(0.2, abs=0.03) for g in gaps)
     assert line.send(GP, 6.05) == b""  # loop break: own polls ignored until re-sync
     assert line.words(6.3) == []  # an address byte stops the chirping
