@@ -152,6 +152,8 @@ class Interpreter:
         fresh = obs.address not in state.machines
         step = _Step(state.machine(obs.address), state.cards, obs.at, [], [])
         match obs:
+            case MetersRead() if obs.game != 0:
+                pass  # per-game meters: the whole-machine meters (game 0) are the money truth
             case MetersRead():
                 self._meters(step, obs.meters, obs.widths, obs.reason)
             case ExceptionObserved():
@@ -198,12 +200,14 @@ class Interpreter:
         m = step.machine
         step.emit("machineLinkUp", {"address": m.address, "since": utc_timestamp(step.at)})
         step.machine = replace(m, link_up=True, backlog_read_requested=False)
-        if m.baseline:
-            # SAS §4.3 pitfall 4: play while the link was down is reconciled by one delta.
-            self._open_backlog(step)
+        self._open_backlog(step)
 
     def _open_backlog(self, step: _Step) -> None:
-        step.machine = replace(step.machine, reconcile_pending=True,
+        """SAS §4.3 pitfall 4: exceptions queued while we could not see the machine replay
+        now (even at the very first link-up); play in the gap is reconciled by one delta
+        when there is a baseline to reconcile against."""
+        m = step.machine
+        step.machine = replace(m, reconcile_pending=bool(m.baseline), game_in_progress=None,
                                backlog_until=step.at + self.backlog_window)
 
     @staticmethod
@@ -329,8 +333,7 @@ class Interpreter:
                 step.machine = replace(m, selected_game=int(number))
         elif code == Exc.POWER_RESTORED:
             step.emit("powerRestored")
-            if m.baseline:
-                self._open_backlog(step)
+            self._open_backlog(step)
             step.read(ReadMeters(address, "gap"))
         elif code == Exc.POWER_LOST:
             step.emit("powerLost")

@@ -66,13 +66,14 @@ class Machine:
             denomination_cents=denomination, games=1))
 
     def started(self, **values: int) -> Machine:
-        """Linked, identified, baselined at the given meters (default all zero)."""
+        """Linked, identified, baselined at the given meters (default all zero), live."""
         self.feed(LinkUp(at=self.tick()))
         self.identify()
         base = dict.fromkeys(("coin_in", "coin_out", "jackpot", "cancelled", "games",
                               "bills", "credits", "ticket_in", "ticket_out", "aft_in",
                               "aft_out"), 0)
         self.meters("discovery", **{**base, **values})
+        self.tick(60)  # past the backlog window of the link-up
         return self
 
 
@@ -476,3 +477,22 @@ def test_every_emitted_name_is_in_the_catalog() -> None:
     for code in range(0x100):
         for event in m.exc(code):
             assert event.name in CATALOG
+
+
+def test_per_game_meters_are_not_money() -> None:
+    m = Machine().started(coin_in=1_000)
+    read = MetersRead(at=m.tick(), meters={0x00: 10}, widths={0x00: 4}, reason="timer", game=2)
+    assert m.feed(read) == []
+    assert m.state.machine(1).baseline[0x00] == 1_000
+
+
+def test_first_link_up_backlog_is_not_replayed_as_games() -> None:
+    m = Machine()
+    m.feed(LinkUp(at=m.tick()))
+    m.identify()
+    assert m.exc(0x7E, after=0.2) == []
+    assert m.exc(0x7F, after=0.2) == []
+    events = m.meters("discovery", coin_in=500)
+    assert names(events) == ["meterSnapshot"]  # nothing to reconcile against: a baseline
+    m.tick(60)
+    assert names(m.exc(0x7F)) == ["gameEnded"]  # game state unknown after the backlog
