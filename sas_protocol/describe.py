@@ -56,11 +56,7 @@ def jsonable_fields(message: Any) -> dict[str, Any]:
     """A message's fields as JSON-friendly values (bytes as hex, tuples as lists)."""
     if hasattr(message, "fields") and callable(message.fields):
         return {k: _jsonable(v) for k, v in message.fields().items()}
-    return {
-        f.name: _jsonable(getattr(message, f.name))
-        for f in dataclasses.fields(message)
-        if f.name != "code" or not hasattr(message, "LAYOUT")
-    }
+    return {f.name: _jsonable(getattr(message, f.name)) for f in dataclasses.fields(message)}
 
 
 def _jsonable(value: Any) -> Any:
