@@ -1,0 +1,137 @@
+"""Operator actions: routing, queueing for offline terminals, expiry, refusals, signatures."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from hubkit import HubHarness
+
+from agent import wire
+
+
+def _in(seconds: float) -> str:
+    return wire.format_timestamp(time.time() + seconds)
+
+
+async def test_action_to_a_connected_terminal_and_its_result(harness: HubHarness) -> None:
+    alice, _ = await harness.client("tok-alice")
+    bob, _ = await harness.client("tok-bob")
+    term, _ = await harness.terminal("T1")
+    await alice.send(wire.action("a1", "T1", "lock", {"reason": "audit"}, expires_at=_in(60)))
+    ack = await alice.recv_type("actionAck")
+    assert ack == {"type": "actionAck", "id": "a1", "terminalId": "T1", "status": "sent"}
+    assert (await bob.recv_type("actionAck"))["status"] == "sent"
+    forwarded = await term.recv_type("action")
+    assert forwarded["id"] == "a1" and forwarded["action"] == "lock"
+    assert forwarded["params"] == {"reason": "audit"} and forwarded["from"] == "alice"
+    assert "signature" not in forwarded  # this hub holds no action key
+
+    await term.send(wire.action_ack("a1", "T1", wire.ActionAckStatus.ACCEPTED))
+    await term.send(wire.action_result("a1", "T1", wire.ActionStatus.SUCCEEDED,
+                                       result={"locked": True}))
+    for peer in (alice, bob):
+        assert (await peer.recv_type("actionAck"))["status"] == "accepted"
+        result = await peer.recv_type("actionResult")
+        assert result == {"type": "actionResult", "id": "a1", "terminalId": "T1",
+                          "status": "succeeded", "result": {"locked": True}}
+    assert harness.hub is not None
+    stored = harness.hub.store.get_action("a1")
+    assert stored is not None and stored.status == "succeeded" and stored.sender == "alice"
+    # A re-sent result (after a reconnect) is not relayed twice; a reply for an unknown
+    # action or from another terminal is refused.
+    await term.send(wire.action_result("a1", "T1", wire.ActionStatus.SUCCEEDED))
+    await term.send(wire.action_result("zzz", "T1", wire.ActionStatus.FAILED, error="x"))
+    assert (await term.recv_type("error"))["code"] == "not_found"
+    await term.send(wire.action_ack("a1", "T2", wire.ActionAckStatus.ACCEPTED))
+    assert (await term.recv_type("error"))["code"] == "forbidden"
+    assert [m["type"] for m in await alice.sync()] == []
+
+
+async def test_refused_actions(harness: HubHarness) -> None:
+    carol, _ = await harness.client("tok-carol")
+    alice, _ = await harness.client("tok-alice")
+    await carol.send(wire.action("v1", "T1", "lock"))
+    assert await carol.recv_type("error") == {
+        "type": "error", "code": "forbidden", "id": "v1",
+        "message": "only an operator may send actions"}
+    await alice.send(wire.action("u1", "T9", "lock"))
+    err = await alice.recv_type("error")
+    assert (err["code"], err["id"]) == ("unknown_terminal", "u1")
+    await alice.send(wire.action("e1", "T1", "lock", expires_at=_in(-5)))
+    assert (await alice.recv_type("error"))["code"] == "expired"
+    await alice.send(wire.action("d1", "T1", "lock", expires_at=_in(60)))
+    assert (await alice.recv_type("actionAck"))["status"] == "queued"
+    await alice.send(wire.action("d1", "T1", "unlock"))
+    err = await alice.recv_type("error")
+    assert (err["code"], err["id"]) == ("duplicate", "d1")
+    assert harness.hub is not None
+    assert harness.hub.store.get_action("v1") is None
+    assert harness.hub.store.get_action("e1") is None
+
+
+async def test_queued_action_is_delivered_when_the_terminal_connects(
+    harness: HubHarness,
+) -> None:
+    alice, _ = await harness.client("tok-alice")
+    await alice.send(wire.action("q1", "T3", "unlock", expires_at=_in(60)))
+    assert (await alice.recv_type("actionAck"))["status"] == "queued"
+    term, _ = await harness.terminal("T3")
+    forwarded = await term.recv_type("action")
+    assert forwarded["id"] == "q1" and forwarded["action"] == "unlock"
+    assert (await alice.recv_type("actionAck"))["status"] == "sent"
+    await term.send(wire.action_result("q1", "T3", wire.ActionStatus.FAILED,
+                                       error="machine not responding"))
+    result = await alice.recv_type("actionResult")
+    assert result["status"] == "failed" and result["error"] == "machine not responding"
+
+
+async def test_queued_action_expires_with_a_result_to_the_operator(
+    harness: HubHarness,
+) -> None:
+    alice, _ = await harness.client("tok-alice")
+    await alice.send(wire.action("x1", "T3", "lock", expires_at=_in(0.3)))
+    assert (await alice.recv_type("actionAck"))["status"] == "queued"
+    result = await alice.recv_type("actionResult", timeout=5)
+    assert result["id"] == "x1" and result["status"] == "expired"
+    assert harness.hub is not None
+    stored = harness.hub.store.get_action("x1")
+    assert stored is not None and stored.status == "expired"
+    term, _ = await harness.terminal("T3")  # nothing is delivered after expiry
+    assert [m["type"] for m in await term.sync()] == []
+
+
+async def test_queued_action_survives_a_hub_restart(harness: HubHarness) -> None:
+    alice, _ = await harness.client("tok-alice")
+    await alice.send(wire.action("r1", "T3", "lock"))  # no expiresAt: the queue TTL applies
+    assert (await alice.recv_type("actionAck"))["status"] == "queued"
+    await harness.restart()
+    term, _ = await harness.terminal("T3")
+    assert (await term.recv_type("action"))["id"] == "r1"
+
+
+async def test_hub_signs_forwarded_actions_when_it_holds_the_key(
+    harness: HubHarness, tmp_path: Path,
+) -> None:
+    key_file = tmp_path / "action.key"
+    key_file.write_text("shared-secret\n")
+    assert harness.hub is not None
+    await harness.hub.stop()
+    await harness.start(action_key_file=key_file)
+    alice, _ = await harness.client("tok-alice")
+    term, _ = await harness.terminal("T1")
+    await alice.send(wire.action("s1", "T1", "lock", {"n": 1}))
+    forwarded = await term.recv_type("action")
+    wire.verify_action(b"shared-secret", forwarded, time.time(), 300)
+    # An action signed with another key is refused by the hub.
+    forged = wire.sign_action(b"other", wire.action("s2", "T1", "unlock",
+                                                    issued_at=_in(0)))
+    await alice.send(forged)
+    err = await alice.recv_type("error")
+    assert (err["code"], err["id"]) == ("bad_signature", "s2")
+    # One signed with the right key is forwarded unchanged.
+    good = wire.sign_action(b"shared-secret", wire.action("s3", "T1", "unlock",
+                                                          issued_at=_in(0)))
+    await alice.send(good)
+    forwarded = await term.recv_type("action")
+    assert forwarded["signature"] == good["signature"]

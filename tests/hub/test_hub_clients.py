@@ -1,0 +1,245 @@
+"""Client connections: auth, filters, snapshots, alert acks, slow consumers."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+
+import pytest
+from hubkit import HubHarness, event_frame, wait_for
+from websockets.exceptions import InvalidStatus
+
+from agent import wire
+
+
+async def test_auth_by_message_gives_auth_ok_and_a_snapshot(harness: HubHarness) -> None:
+    peer = await harness.connect("/ws/client")
+    await peer.send(wire.auth("tok-alice"))
+    assert await peer.recv() == {"type": "authOk", "protocol": 1, "role": "operator",
+                                 "name": "alice"}
+    snap = await peer.recv()
+    assert snap["type"] == "snapshot"
+    assert [t["terminalId"] for t in snap["terminals"]] == ["T1", "T2", "T3"]
+    assert all(t["online"] is False and t["since"] is None for t in snap["terminals"])
+    assert len(snap["coinInPerMinute"]) == 60
+
+
+async def test_auth_by_header(harness: HubHarness) -> None:
+    peer = await harness.connect("/ws/client", "tok-carol")
+    assert (await peer.recv())["role"] == "viewer"
+    assert (await peer.recv())["type"] == "snapshot"
+    with pytest.raises(InvalidStatus) as info:
+        await harness.connect("/ws/client", "nope")
+    assert info.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as info:
+        await harness.connect("/ws/client", "tok-t1")
+    assert info.value.response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("first", "code"),
+    [
+        (wire.auth("wrong-token"), "unauthorized"),
+        (wire.auth("tok-t1"), "forbidden"),
+        (wire.subscribe(), "unauthorized"),
+    ],
+)
+async def test_auth_failures_get_an_error_and_close_1008(
+    harness: HubHarness, first: dict[str, object], code: str,
+) -> None:
+    peer = await harness.connect("/ws/client")
+    await peer.send(first)
+    err = await peer.recv()
+    assert err["type"] == "error" and err["code"] == code
+    assert await peer.closed() == 1008
+
+
+async def test_no_auth_in_time_closes_1008(harness: HubHarness) -> None:
+    assert harness.hub is not None
+    await harness.hub.stop()
+    await harness.start(auth_timeout=0.2)
+    peer = await harness.connect("/ws/client")
+    assert await peer.closed() == 1008
+
+
+async def test_subscription_filters(harness: HubHarness) -> None:
+    alerts, _ = await harness.client("tok-alice", subscribe={"channels": ["alerts"]})
+    bets_t2, _ = await harness.client(
+        "tok-bob", subscribe={"events": ["betPlaced"], "terminals": ["T2"]})
+    everything, _ = await harness.client("tok-carol", subscribe={})
+    nothing, _ = await harness.client("tok-carol")
+    t1, _ = await harness.terminal("T1")
+    t2, _ = await harness.terminal("T2")
+    await t1.send(event_frame("T1", 1, "betPlaced"))
+    await t1.send(event_frame("T1", 2, "doorOpened", data={"door": "main"}))
+    await t2.send(event_frame("T2", 1, "betPlaced"))
+    await t2.send(event_frame("T2", 2, "gameEnded", data={"gameNumber": 1}))
+    await t1.recv_until(lambda m: m.get("upTo") == 2)
+    await t2.recv_until(lambda m: m.get("upTo") == 2)
+
+    def ids(frames: list[dict[str, object]]) -> list[object]:
+        return [m["id"] for m in frames if m["type"] == "event" and m["id"] != "hub-0"
+                and not str(m["id"]).startswith("hub-")]
+
+    assert ids(await alerts.sync()) == ["T1-2"]
+    assert ids(await bets_t2.sync()) == ["T2-1"]
+    assert ids(await everything.sync()) == ["T1-1", "T1-2", "T2-1", "T2-2"]
+    assert ids(await nothing.sync()) == []
+
+
+async def test_subscribe_and_unsubscribe_edit_the_filter_list(harness: HubHarness) -> None:
+    peer, _ = await harness.client("tok-carol")
+    await peer.send(wire.subscribe(channels=["cash"], request_id="s1"))
+    reply = await peer.recv()
+    assert reply == {"type": "subscribed", "id": "s1", "filters": [
+        {"channels": ["cash"], "events": [], "terminals": []}]}
+    await peer.send(wire.subscribe(channels=["cash"]))  # equal filter: no change
+    await peer.send(wire.subscribe(events=["tilt"], terminals=["T1"]))
+    await peer.recv()
+    assert len((await peer.recv())["filters"]) == 2
+    await peer.send(wire.subscribe(channels=["cash"], unsubscribe=True))
+    assert (await peer.recv())["filters"] == [
+        {"channels": [], "events": ["tilt"], "terminals": ["T1"]}]
+    await peer.send(wire.subscribe(unsubscribe=True))
+    assert (await peer.recv())["filters"] == []
+    await peer.send_raw('{"type": "subscribe", "channels": ["casino"]}')
+    assert (await peer.recv())["code"] == "bad_message"
+
+
+async def test_snapshot_and_terminal_state(harness: HubHarness) -> None:
+    viewer, _ = await harness.client("tok-carol")
+    term, _ = await harness.terminal("T1")
+    now = time.time()
+    frames = [
+        event_frame("T1", 1, "machineLinkUp", data={}),
+        event_frame("T1", 2, "betPlaced", data={"amount": 250, "credits": 250,
+                                                 "denomination": 1}, timestamp=now),
+        event_frame("T1", 3, "betPlaced", data={"amount": 100, "credits": 100,
+                                                 "denomination": 1}, timestamp=now),
+        event_frame("T1", 4, "winPaid", data={"amount": 500, "credits": 500,
+                                               "kind": "machine"}, timestamp=now),
+        event_frame("T1", 5, "betPlaced", data={"amount": 999}, timestamp=now - 3 * 86400),
+        event_frame("T1", 6, "machineLocked", data={"by": "act-1"}),
+        event_frame("T1", 7, "machineLinkDown", data={}),
+    ]
+    for frame in frames:
+        await term.send(frame)
+    await term.recv_until(lambda m: m.get("upTo") == 7)
+    state_msgs = [m for m in await viewer.sync() if m["type"] == "terminal"]
+    latest = state_msgs[-1]["terminal"]
+    assert latest["terminalId"] == "T1"
+    assert latest["online"] is True and latest["link"] == "down" and latest["locked"] is True
+    assert latest["coinInToday"] == 350 and latest["coinOutToday"] == 500
+    assert latest["lastEvent"]["id"] == "T1-7"
+    assert latest["unackedAlerts"] == 3  # deviceOnline, machineLinkUp, machineLinkDown
+    await viewer.send(wire.get_state("g1"))
+    snap = await viewer.recv_type("snapshot")
+    assert snap["id"] == "g1"
+    t1 = next(t for t in snap["terminals"] if t["terminalId"] == "T1")
+    assert t1 == latest
+    assert [e["id"] for e in snap["recent"][:3]] == ["T1-7", "T1-6", "T1-5"]
+    assert {e["event"] for e in snap["alerts"]} == {"deviceOnline", "machineLinkUp",
+                                                    "machineLinkDown"}
+    series = snap["coinInPerMinute"]
+    assert series[-1]["minute"] == wire.format_timestamp(int(now // 60) * 60)
+    assert sum(p["amount"] for p in series) == 350
+    # A fresh hub on the same database rebuilds the same state (except the connection).
+    await term.close()
+    hub = harness.hub
+    assert hub is not None
+    await wait_for(lambda: not hub.floor.terminals["T1"].online)
+    await harness.restart()
+    _, snap2 = await harness.client("tok-carol")
+    t1_again = next(t for t in snap2["terminals"] if t["terminalId"] == "T1")
+    assert t1_again["coinInToday"] == 350 and t1_again["locked"] is True
+    assert t1_again["link"] == "down" and t1_again["unackedAlerts"] == 4  # + deviceOffline
+
+
+async def test_alert_ack_is_stored_and_broadcast(harness: HubHarness) -> None:
+    alice, _ = await harness.client("tok-alice")
+    bob, _ = await harness.client("tok-bob")
+    carol, _ = await harness.client("tok-carol")
+    term, _ = await harness.terminal("T1")
+    await term.send(event_frame("T1", 1, "doorOpened", data={"door": "main"}))
+    await term.send(event_frame("T1", 2, "betPlaced"))
+    await term.recv_until(lambda m: m.get("upTo") == 2)
+
+    await carol.send(wire.ack_alert("T1-1", "r0"))
+    err = await carol.recv_type("error")
+    assert (err["code"], err["id"]) == ("forbidden", "r0")
+
+    await alice.send(wire.ack_alert("T1-1", "r1"))
+    for peer in (alice, bob, carol):
+        msg = await peer.recv_type("alertAck")
+        assert msg["eventId"] == "T1-1" and msg["by"] == "alice"
+        assert msg["terminalId"] == "T1"
+    state = await bob.recv_type("terminal")
+    assert state["terminal"]["unackedAlerts"] == 1  # deviceOnline is still open
+
+    await bob.send(wire.ack_alert("T1-1", "r2"))
+    err = await bob.recv_type("error")
+    assert (err["code"], err["id"]) == ("duplicate", "r2") and "alice" in err["message"]
+    for event_id in ("T1-2", "T1-99"):
+        await bob.send(wire.ack_alert(event_id, "r3"))
+        assert (await bob.recv_type("error"))["code"] == "not_found"
+    assert harness.hub is not None
+    assert harness.hub.store.alert_ack("T1-1") == ("alice", msg["at"])
+    await alice.send(wire.get_state())
+    snap = await alice.recv_type("snapshot")
+    assert "T1-1" not in {e["id"] for e in snap["alerts"]}
+
+
+async def test_a_slow_consumer_is_dropped_and_others_keep_up(harness: HubHarness) -> None:
+    assert harness.hub is not None
+    await harness.hub.stop()
+    await harness.start(client_queue=4, max_frame_bytes=1 << 20, max_message_bytes=512 * 1024)
+    fast, _ = await harness.client("tok-alice", subscribe={"channels": ["game"]})
+    # A client that stops reading: its library stops after 1 frame, then TCP buffers fill.
+    slow = await harness.connect("/ws/client", max_queue=1, max_size=None)
+    await slow.send(wire.auth("tok-bob"))
+    await slow.recv()  # authOk
+    await slow.recv()  # snapshot
+    await slow.send(wire.subscribe(channels=["game"]))
+    term, _ = await harness.terminal("T1")
+    big = base64.b64encode(os.urandom(150_000)).decode()  # incompressible (permessage-deflate)
+    seq = 0
+    hub = harness.hub
+    while hub.stats.slow_consumers_dropped == 0:
+        seq += 1
+        assert seq < 400, "the slow client was never dropped"
+        await term.send(event_frame("T1", seq, data={"amount": 1, "blob": big}))
+        await term.recv_type("ack")
+        # the fast client keeps reading everything
+        got = await fast.recv_type("event")
+        assert got["seq"] == seq
+    assert await slow.closed(timeout=10) == 4001
+    await term.send(event_frame("T1", seq + 1, data={"amount": 1}))
+    assert (await fast.recv_type("event"))["seq"] == seq + 1
+
+
+async def test_app_level_ping(harness: HubHarness) -> None:
+    peer, _ = await harness.client("tok-carol")
+    await peer.send(wire.ping("p1"))
+    assert await peer.recv() == {"type": "pong", "id": "p1"}
+    term, _ = await harness.terminal("T2")
+    await term.send(wire.ping())
+    assert await term.recv() == {"type": "pong"}
+
+
+async def test_client_bad_input_keeps_the_connection(harness: HubHarness) -> None:
+    peer, _ = await harness.client("tok-alice")
+    for raw, code in (("nope", "bad_json"), ('"text"', "bad_message"),
+                      ('{"type": "hello", "protocol": 1, "terminalId": "T1", "version": "x",'
+                       ' "lastSeq": 0}', "unknown_type"),
+                      ('{"type": "ack", "upTo": 3, "eventId": "T1-1"}', "bad_message"),
+                      ('{"type": "action", "id": 5, "terminalId": "T1", "action": "lock"}',
+                       "bad_message")):
+        await peer.send_raw(raw)
+        err = await peer.recv_type("error")
+        assert err["code"] == code, (raw, err)
+    await peer.send(wire.auth("tok-alice"))
+    assert (await peer.recv_type("error"))["code"] == "bad_message"
+    await peer.send(wire.ping("still-here"))
+    assert (await peer.recv())["id"] == "still-here"
+    await wait_for(lambda: harness.hub is not None and harness.hub.stats.errors_sent >= 6)

@@ -1,0 +1,63 @@
+"""Plain HTTP on the hub's port: dashboard files, /healthz, 404s, no path traversal."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hubkit import HubHarness
+
+
+async def _get(harness: HubHarness, raw_path: str) -> tuple[int, dict[str, str], bytes]:
+    """A raw HTTP/1.1 GET, so paths reach the server exactly as written."""
+    assert harness.hub is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", harness.hub.port)
+    writer.write(f"GET {raw_path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    await writer.drain()
+    async with asyncio.timeout(5):
+        data = await reader.read()
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    return status, headers, body
+
+
+@pytest.fixture
+def static_files(harness: HubHarness) -> None:
+    (harness.static_dir / "index.html").write_text("<!doctype html><title>floor</title>")
+    (harness.static_dir / "app.js").write_text("console.log('hi')")
+    (harness.static_dir / "style.css").write_text("body{}")
+    (harness.static_dir.parent / "secret.txt").write_text("do not serve")
+
+
+@pytest.mark.usefixtures("static_files")
+async def test_dashboard_files_with_content_types(harness: HubHarness) -> None:
+    status, headers, body = await _get(harness, "/")
+    assert status == 200 and body.startswith(b"<!doctype html>")
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["cache-control"] == "no-cache"
+    for path, ctype in (("/static/app.js", "text/javascript; charset=utf-8"),
+                        ("/static/style.css", "text/css; charset=utf-8"),
+                        ("/static/index.html", "text/html; charset=utf-8")):
+        status, headers, _ = await _get(harness, path)
+        assert (status, headers["content-type"]) == (200, ctype), path
+
+
+@pytest.mark.usefixtures("static_files")
+@pytest.mark.parametrize("path", [
+    "/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/..%2fsecret.txt",
+    "/static/.hidden", "/static//etc/passwd", "/static/", "/static/missing.js", "/nope",
+    "/static/app.js/..", "/../secret.txt",
+])
+async def test_no_traversal_and_unknown_paths_are_404(harness: HubHarness, path: str) -> None:
+    status, _, body = await _get(harness, path)
+    assert status == 404, path
+    assert b"do not serve" not in body
+
+
+async def test_healthz(harness: HubHarness) -> None:
+    status, headers, body = await _get(harness, "/healthz")
+    assert (status, body) == (200, b"ok\n")
+    assert headers["content-type"].startswith("text/plain")
