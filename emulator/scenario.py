@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +25,7 @@ from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import KNOWN_TILTS, Door, Machine, PlayRefusedError
 
 BUILTIN = ("autoplay", "idle")
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"  # bundled (package data)
 FOREVER = float("inf")
 
 
@@ -271,8 +271,7 @@ def parse_scenario(data: Any, name: str) -> Scenario:
 
 
 def bundled_names() -> list[str]:
-    files = resources.files("emulator") / "scenarios"
-    names = [p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml")]
+    names = [p.stem for p in SCENARIO_DIR.glob("*.yaml")]
     return sorted({*BUILTIN, *names})
 
 
@@ -285,7 +284,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         return Scenario("idle", (), "a machine nobody plays")
     path = Path(name_or_path)
     if not path.suffix:
-        bundled = resources.files("emulator") / "scenarios" / f"{name_or_path}.yaml"
+        bundled = SCENARIO_DIR / f"{name_or_path}.yaml"
         if not bundled.is_file():
             raise ScenarioError(f"unknown scenario {name_or_path!r} "
                                 f"(one of: {', '.join(bundled_names())}, or a YAML file)")
