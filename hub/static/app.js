@@ -105,10 +105,14 @@
 
   // ---- connection ----------------------------------------------------------------------
 
+  /** The badge (announced) holds the state word; the detail (a countdown) is not announced. */
   function setConn(conn, detail) {
+    if (state.conn !== conn || el.conn.textContent !== conn) {
+      el.conn.dataset.state = conn;
+      el.conn.textContent = conn;
+    }
     state.conn = conn;
-    el.conn.dataset.state = conn;
-    el.conn.textContent = detail ? `${conn} — ${detail}` : conn;
+    el.connDetail.textContent = detail || "";
   }
 
   function hubUrl() {
@@ -785,7 +789,7 @@
       const label = new Date(start + i * 60000).toISOString().slice(11, 16);
       chart.appendChild(svg("text", { x: left + i * slot, y: height - 6 }, label));
     }
-    chart.appendChild(svg("text", { x: width - right, y: height - 6, "text-anchor": "end" }, "now"));
+    chart.appendChild(svg("text", { x: width - right, y: height - 6, "text-anchor": "end" }, "now (UTC)"));
     el.chartTotal.textContent = `last hour ${formatMoney(total)}`;
     el.chartTotal.dataset.total = String(total);
   }
@@ -863,6 +867,7 @@
 
   function init() {
     el.conn = $("conn-state");
+    el.connDetail = $("conn-detail");
     el.role = $("session-role");
     el.logout = $("logout");
     el.login = $("login-panel");

@@ -107,20 +107,28 @@ class ScriptedTerminal:
 
     async def publish(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
         """Send one event and wait until the hub has acknowledged (stored) it."""
+        return (await self.publish_many([(name, data)]))[0]
+
+    async def publish_many(self, events: list[tuple[str, dict[str, Any]]]
+                           ) -> list[dict[str, Any]]:
+        """Send events pipelined, as an agent drains its outbox; wait for the last ack."""
         assert self._ws is not None
-        self.seq += 1
-        frame = wire.event(
-            event_id=f"{self.terminal_id}-{self.seq}", seq=self.seq,
-            channel=CATALOG[name].value, terminal_id=self.terminal_id, name=name,
-            timestamp=utc_timestamp(time.time()), data=data,
-        )
-        await self._ws.send(wire.encode(frame))
+        frames = []
+        for name, data in events:
+            self.seq += 1
+            frames.append(wire.event(
+                event_id=f"{self.terminal_id}-{self.seq}", seq=self.seq,
+                channel=CATALOG[name].value, terminal_id=self.terminal_id, name=name,
+                timestamp=utc_timestamp(time.time()), data=data,
+            ))
+        for frame in frames:
+            await self._ws.send(wire.encode(frame))  # one message each (a list would fragment)
+        last = frames[-1]["seq"]
         if asyncio.current_task() is not self._reader:
             # From the reader task itself (answering an action) the ack cannot be awaited.
             async with self._acked:
-                await asyncio.wait_for(
-                    self._acked.wait_for(lambda: self.acked >= frame["seq"]), 5)
-        return frame
+                await asyncio.wait_for(self._acked.wait_for(lambda: self.acked >= last), 10)
+        return frames
 
     async def close(self) -> None:
         if self._ws is not None:

@@ -55,6 +55,7 @@ tok-terminal-egm-2 terminal {SILENT_TERMINAL}
 {TOKENS["viewer"]} viewer cctv-room
 """
 WAIT_MS = 10_000  # every expectation below is bounded by this
+FEED_LIMIT = 500  # rows the page keeps (app.js FEED_LIMIT)
 
 
 class HubUnderTest:
@@ -274,6 +275,42 @@ async def test_unchecking_a_channel_unsubscribes_it(
     # Re-subscribing asks for a fresh snapshot, which brings the missed coin-in into the chart.
     await expect(page.locator("#chart-total")).to_have_attribute("data-total", "100",
                                                                  timeout=WAIT_MS)
+    # Large amounts are grouped: 123456 cents is 1,234.56.
+    handpay = await terminal.publish("handpayPending", {"amount": 123456, "kind": "jackpot"})
+    await expect(page.locator(f'#feed-body tr[data-event-id="{handpay["id"]}"] '
+                              '[data-field="amount"]')).to_have_text("1,234.56", timeout=WAIT_MS)
+
+
+async def test_feed_keeps_the_newest_rows_only(
+    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any
+) -> None:
+    await sign_in(page, hub, TOKENS["viewer"])
+    await subscribed_to(page, ALL_CHANNELS)
+    frames = await terminal.publish_many(
+        [("gameStarted", {"gameNumber": n}) for n in range(FEED_LIMIT + 20)])
+    rows = page.locator("#feed-body tr")
+    await expect(rows.first).to_have_attribute("data-event-id", frames[-1]["id"],
+                                               timeout=WAIT_MS)
+    await expect(rows).to_have_count(FEED_LIMIT)
+    # The oldest kept row is the FEED_LIMIT-th newest event.
+    await expect(rows.last).to_have_attribute("data-event-id", frames[-FEED_LIMIT]["id"])
+
+
+async def test_action_for_an_offline_terminal_shows_queued(
+    hub: HubUnderTest, page: Any
+) -> None:
+    await sign_in(page, hub, TOKENS["operator"])
+    await expect(field(page, SILENT_TERMINAL, "online")).to_have_text("offline",
+                                                                      timeout=WAIT_MS)
+    lock = row(page, SILENT_TERMINAL).get_by_role("button", name=f"Lock {SILENT_TERMINAL}",
+                                                  exact=True)
+    await lock.focus()
+    await page.keyboard.press("Enter")  # keyboard-usable, like every control on the page
+    status = field(page, SILENT_TERMINAL, "actionStatus")
+    await expect(status).to_have_attribute("data-status", "queued", timeout=WAIT_MS)
+    await expect(status).to_contain_text("lock: queued")
+    # One action at a time per terminal from this page: the buttons wait for the result.
+    await expect(lock).to_be_disabled()
 
 
 async def test_page_reconnects_when_the_hub_comes_back(
