@@ -1,0 +1,225 @@
+"""agent.wire: validation mirrors docs/schemas, only WireError escapes, signatures."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from referencing import Registry, Resource
+
+from agent import wire
+from agent.wire import ActionAckStatus, ActionStatus, ErrorCode, Role, WireError
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+LIMIT = 64 * 1024
+
+
+def _schemas() -> tuple[dict[str, Any], Registry[Any]]:
+    by_type, resources = {}, []
+    for path in SCHEMA_DIR.glob("*.json"):
+        schema = json.loads(path.read_text())
+        resources.append((schema["$id"], Resource.from_contents(schema)))
+        by_type[path.stem] = schema
+    return by_type, Registry().with_resources(resources)
+
+
+SCHEMAS, REGISTRY = _schemas()
+
+
+def schema_ok(msg: Any) -> bool:
+    kind = msg.get("type") if isinstance(msg, dict) else None
+    if kind not in SCHEMAS or kind == "common":
+        return False
+    validator = jsonschema.Draft202012Validator(SCHEMAS[kind], registry=REGISTRY)
+    return validator.is_valid(msg)
+
+
+TS = "2026-05-11T11:10:00.123Z"
+EXAMPLES: list[dict[str, Any]] = [
+    wire.hello("T-0042", "0.1.0", 1207),
+    wire.welcome("T-0042", 1200, TS),
+    wire.event(event_id="T-0042-7", seq=7, channel="game", terminal_id="T-0042",
+               name="betPlaced", timestamp=TS, data={"amount": 100}),
+    wire.event(event_id="hub-3", seq=3, channel="alerts", terminal_id="T-0042",
+               name="deviceOffline", timestamp=TS, data={"terminalId": "T-0042", "lostAt": TS}),
+    wire.ack(5),
+    wire.ack_alert("T-0042-9", "r1"),
+    wire.action("a1", "T-0042", "lock", {}, expires_at=TS, issued_at=TS, sender="alice"),
+    wire.sign_action(b"k", wire.action("a2", "T-0042", "unlock", {"n": 2}, issued_at=TS)),
+    wire.action_ack("a1", "T-0042", ActionAckStatus.QUEUED),
+    wire.action_ack("a1", "T-0042", ActionAckStatus.REJECTED, "unknown action"),
+    wire.action_result("a1", "T-0042", ActionStatus.SUCCEEDED, result={"locked": True}),
+    wire.action_result("a1", "T-0042", ActionStatus.EXPIRED, error="too late"),
+    wire.auth("secret"),
+    wire.auth_ok(Role.VIEWER, "cctv"),
+    wire.subscribe(channels=["alerts"], terminals=["T-0042"], request_id="s1"),
+    wire.subscribe(unsubscribe=True),
+    wire.subscribed([{"channels": ["cash"], "events": [], "terminals": []}], "s1"),
+    wire.alert_ack("T-0042-9", "T-0042", "alice", TS),
+    wire.get_state("g"),
+    wire.snapshot(at=TS, terminals=[], alerts=[], recent=[], coin_in_per_minute=[
+        {"minute": TS, "amount": 0}] * 60),
+    wire.terminal_state({"terminalId": "T1", "online": True, "since": TS, "link": "up",
+                         "locked": None, "ackedSeq": 0, "lastEvent": None, "coinInToday": 0,
+                         "coinOutToday": 0, "unackedAlerts": 0}),
+    wire.error(ErrorCode.NOT_FOUND, "no alert", "r1"),
+    wire.ping("p"),
+    wire.pong(),
+]
+
+
+def test_every_message_type_has_a_schema_and_an_example() -> None:
+    assert {m.value for m in wire.MessageType} == set(SCHEMAS) - {"common"}
+    assert {m["type"] for m in EXAMPLES} == {m.value for m in wire.MessageType}
+
+
+@pytest.mark.parametrize("msg", EXAMPLES, ids=lambda m: m["type"])
+def test_builders_round_trip_and_match_the_schemas(msg: dict[str, Any]) -> None:
+    assert schema_ok(msg)
+    assert wire.parse_message(wire.encode(msg), max_bytes=LIMIT) == msg
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("", ErrorCode.BAD_JSON),
+        ("{", ErrorCode.BAD_JSON),
+        ('{"type": "ping", "x": NaN}', ErrorCode.BAD_JSON),
+        ("[]", ErrorCode.BAD_MESSAGE),
+        ("{}", ErrorCode.BAD_MESSAGE),
+        ('{"type": 3}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "nope"}', ErrorCode.UNKNOWN_TYPE),
+        ('{"type": "hello", "protocol": true, "terminalId": "T", "version": "1",'
+         ' "lastSeq": 0}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "hello", "protocol": 1, "terminalId": "T", "version": "1",'
+         ' "lastSeq": -1}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "event", "id": "T-2", "seq": 1, "channel": "game", "terminalId": "T",'
+         ' "event": "betPlaced", "timestamp": "' + TS + '", "data": {}}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "ack"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "action", "id": "a", "terminalId": "T", "action": "lock",'
+         ' "signature": "' + "0" * 64 + '"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "action", "id": "a", "terminalId": "T", "action": "lock",'
+         ' "expiresAt": "2026-13-45T99:00:00Z"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "error", "code": "teapot", "message": "x"}', ErrorCode.BAD_MESSAGE),
+    ],
+)
+def test_bad_messages_raise_wire_error_with_the_code(text: str, code: ErrorCode) -> None:
+    with pytest.raises(WireError) as info:
+        wire.parse_message(text, max_bytes=LIMIT)
+    assert info.value.code is code
+    assert info.value.message
+
+
+def test_size_binary_and_accept_limits() -> None:
+    with pytest.raises(WireError) as info:
+        wire.parse_message('{"type": "ping", "p": "' + "é" * 40 + '"}', max_bytes=64)
+    assert info.value.code is ErrorCode.TOO_LARGE  # counted in UTF-8 bytes, not characters
+    with pytest.raises(WireError) as info:
+        wire.parse_message(b'{"type": "ping"}', max_bytes=LIMIT)
+    assert info.value.code is ErrorCode.BAD_MESSAGE
+    with pytest.raises(WireError) as info:
+        wire.parse_message('{"type": "auth", "token": "t", "id": "x1"}', max_bytes=LIMIT,
+                           accept=wire.TERMINAL_TO_HUB)
+    assert (info.value.code, info.value.ref_id) == (ErrorCode.UNKNOWN_TYPE, "x1")
+
+
+def test_error_refers_to_the_message_id() -> None:
+    with pytest.raises(WireError) as info:
+        wire.parse_message('{"type": "action", "id": "a9", "terminalId": "T"}', max_bytes=LIMIT)
+    assert info.value.ref_id == "a9"
+    assert wire.error_from(info.value) == {
+        "type": "error", "code": "bad_message", "message": info.value.message, "id": "a9"}
+
+
+def test_canonical_form_is_exactly_as_documented() -> None:
+    msg = wire.action("act-1", "T-0042", "lock", {"b": [1, "é"], "a": {"z": 1, "y": None}},
+                      issued_at="2026-05-11T11:10:00.000Z")
+    assert wire.canonical_action(msg) == (
+        'act-1|T-0042|lock|2026-05-11T11:10:00.000Z||{"a":{"y":null,"z":1},"b":[1,"é"]}'
+    ).encode()
+    with pytest.raises(WireError):
+        wire.canonical_action(wire.action("a", "T", "x", {"f": 1.5}))
+
+
+def test_signature_verification() -> None:
+    now = wire.parse_timestamp("2026-05-11T11:10:00.000Z")
+    msg = wire.action("a1", "T1", "lock", {"n": 1}, issued_at="2026-05-11T11:10:00.000Z",
+                      expires_at="2026-05-11T11:15:00.000Z")
+    signed = wire.sign_action(b"key", msg)
+    wire.verify_action(b"key", signed, now + 10, 300)
+    for bad_key, tampered, when in (
+        (b"other", signed, now),
+        (b"key", signed | {"action": "unlock"}, now),
+        (b"key", signed | {"params": {"n": 2}}, now),
+        (b"key", signed | {"expiresAt": "2026-05-11T12:00:00.000Z"}, now),
+        (b"key", signed, now + 301),  # replay outside the window
+        (b"key", signed, now - 301),
+        (b"key", msg, now),  # unsigned
+    ):
+        with pytest.raises(WireError) as info:
+            wire.verify_action(bad_key, tampered, when, 300)
+        assert info.value.code is ErrorCode.BAD_SIGNATURE and info.value.ref_id == "a1"
+    with pytest.raises(ValueError):
+        wire.sign_action(b"key", wire.action("a", "T", "lock"))
+
+
+def test_timestamps() -> None:
+    assert wire.format_timestamp(0) == "1970-01-01T00:00:00.000Z"
+    assert wire.parse_timestamp("1970-01-01T00:00:01.5Z") == 1.5
+    for bad in ("1970-01-01 00:00:00Z", "1970-01-01T00:00:00+00:00", "1970-02-30T00:00:00Z"):
+        with pytest.raises(ValueError):
+            wire.parse_timestamp(bad)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=20,
+)
+field_values = st.sampled_from([
+    None, True, 0, -1, 1, 2**70, 1.5, "", "T1", "T1-1", "hub-1", TS, "x" * 200, [], ["game"],
+    ["bogus"], {}, {"a": 1}, "lock", "0" * 64, "accepted", "succeeded", "operator", "alerts",
+])
+message_like = st.fixed_dictionaries(
+    {"type": st.sampled_from([m.value for m in wire.MessageType] + ["bogus"])},
+    optional={k: field_values for k in (
+        "id", "seq", "channel", "terminalId", "event", "timestamp", "data", "protocol",
+        "version", "lastSeq", "ackedSeq", "serverTime", "upTo", "eventId", "action", "params",
+        "expiresAt", "issuedAt", "signature", "status", "error", "result", "token", "role",
+        "name", "channels", "events", "terminals", "filters", "by", "at", "terminal", "code",
+        "message", "alerts", "recent", "coinInPerMinute", "terminals")},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_random_json_raises_only_wire_error(value: Any) -> None:
+    text = json.dumps(value)
+    with contextlib.suppress(WireError):  # any other exception fails the test
+        wire.parse_message(text, max_bytes=LIMIT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_random_text_raises_only_wire_error(text: str) -> None:
+    with contextlib.suppress(WireError):  # any other exception fails the test
+        wire.parse_message(text, max_bytes=LIMIT)
+
+
+@settings(max_examples=600, deadline=None)
+@given(message_like)
+def test_parse_agrees_with_the_schemas(msg: dict[str, Any]) -> None:
+    """What the hand-written validation accepts, the published schema accepts too."""
+    try:
+        parsed = wire.parse_message(json.dumps(msg), max_bytes=LIMIT)
+    except WireError:
+        return
+    assert schema_ok(parsed), parsed
