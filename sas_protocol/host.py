@@ -255,8 +255,8 @@ class HostProtocol:
         poll, buf = self._poll, bytes(self._buffer)
         if buf:
             if len(buf) == 1 and buf[0] == self.address:
-                # A lone address byte: an ACK (waited for in RTE mode, SAS §12), or an exception
-                # byte equal to our address while a ROM signature was pending.
+                # A lone address byte: an ACK, or an exception byte equal to our address
+                # while a ROM signature was pending.
                 if isinstance(poll, GeneralPoll):
                     if not self.rte_mode:
                         self._complete(buf)
@@ -312,9 +312,9 @@ class HostProtocol:
         if buf[0] != address:
             raise UnexpectedAddressError(f"reply does not start with address {address}", buf)
         if len(buf) < 2:
-            if not isinstance(poll, GeneralPoll) and poll.expects_ack and not self.rte_mode:
-                return 1
-            return _NEED_MORE  # RTE mode: the ACK is known only when the window closes
+            # A lone address byte may be an ACK or the start of busy (addr 00) or of an RTE
+            # frame: it is taken as an ACK only when the reply window closes.
+            return _NEED_MORE
         second = buf[1]
         if second == RTE_MARKER:
             return _NEED_MORE if len(buf) < 3 else rte_frame_length(buf[2])
@@ -324,6 +324,8 @@ class HostProtocol:
             raise FramingError("RTE-mode general poll reply is not an event", buf)
         if second == 0x00:
             return 2  # busy
+        if poll.expects_ack:
+            return 1  # an ACK followed by stray bytes
         if second != poll.command:
             raise FramingError(f"reply echoes {second:02X}, poll was {poll.command:02X}", buf)
         length = poll.reply_length
