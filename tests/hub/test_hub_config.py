@@ -1,0 +1,113 @@
+"""hub.yaml and the token file: every problem named by key; the CLI prints its URL first."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from hubkit import ROOT
+
+from agent.wire import Role
+from hub.config import HubConfigError, load_config, parse_config
+from hub.tokens import Principal, TokenFileError, parse_tokens
+
+
+def test_minimal_config_and_relative_paths(tmp_path: Path) -> None:
+    cfg = parse_config({"plain": True, "tokens": "tokens.txt", "database": "/var/hub.db",
+                        "listen": {"host": "0.0.0.0", "port": 0}}, tmp_path)
+    assert cfg.tokens == tmp_path / "tokens.txt" and cfg.database == Path("/var/hub.db")
+    assert (cfg.host, cfg.port, cfg.tls_cert) == ("0.0.0.0", 0, None)
+
+
+def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
+    with pytest.raises(HubConfigError) as info:
+        parse_config({"listen": {"port": 70000}, "client_queue": 0, "ping_interval": "x",
+                      "max_message_bytes": 10, "max_frame_bytes": 5, "colour": "red"},
+                     tmp_path)
+    text = "\n".join(info.value.problems)
+    for key in ("listen.port", "client_queue", "ping_interval", "max_message_bytes",
+                "colour: unknown key", "tokens: required", "database: required", "tls:"):
+        assert key in text, key
+
+
+def test_plain_and_tls_are_exclusive(tmp_path: Path) -> None:
+    with pytest.raises(HubConfigError) as info:
+        parse_config({"plain": True, "tls": {"cert": "c.pem"}, "tokens": "t",
+                      "database": "d"}, tmp_path)
+    assert any(p.startswith("tls.key") for p in info.value.problems)
+    assert any(p.startswith("plain") for p in info.value.problems)
+
+
+def test_unreadable_or_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(HubConfigError):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "hub.yaml"
+    bad.write_text("listen: [unclosed")
+    with pytest.raises(HubConfigError):
+        load_config(bad)
+
+
+def test_tokens_yaml_and_lines() -> None:
+    table = parse_tokens("tokens:\n  - {token: a, role: terminal, terminalId: T1}\n"
+                         "  - {token: b, role: operator, name: alice}\n"
+                         "  - {token: c, role: viewer}\n")
+    assert table.lookup("a") == Principal(Role.TERMINAL, "T1", "T1")
+    assert table.lookup("b") == Principal(Role.OPERATOR, "alice")
+    assert table.lookup("c") == Principal(Role.VIEWER, "viewer-1")
+    assert table.lookup("d") is None and table.lookup("") is None
+    lines = parse_tokens("# comment\nsecret-1 terminal T-9  # trailing\n\nsecret-2 viewer\n")
+    assert lines.lookup("secret-1") == Principal(Role.TERMINAL, "T-9", "T-9")
+    assert lines.terminals() == ["T-9"]
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("x terminal\n", "line 1"),  # terminal without terminalId
+    ("x admin bob\n", "line 1"),
+    ("a viewer\nb\n", "line 2"),
+    ("x terminal hub\n", "reserved"),
+    ("a viewer\na operator\n", "twice"),
+    ("tokens:\n  - {role: viewer}\n", "tokens[0]"),
+    ("tokens: nope\n", "tokens"),
+])
+def test_token_file_problems(text: str, where: str) -> None:
+    with pytest.raises(TokenFileError) as info:
+        parse_tokens(text)
+    assert where in str(info.value)
+
+
+def test_cli_prints_the_url_first_and_never_logs_tokens(tmp_path: Path) -> None:
+    (tmp_path / "tokens.txt").write_text("very-secret-token operator alice\n")
+    (tmp_path / "hub.yaml").write_text(
+        "listen: {host: 127.0.0.1, port: 0}\nplain: true\ntokens: tokens.txt\n"
+        "database: hub.db\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "hub", "--config", str(tmp_path / "hub.yaml")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+        with urllib.request.urlopen(url + "healthz", timeout=5) as resp:
+            assert resp.read() == b"ok\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "very-secret-token" not in err
+
+
+def test_cli_reports_config_problems(tmp_path: Path) -> None:
+    (tmp_path / "hub.yaml").write_text("listen: {port: -1}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "hub", "--config", str(tmp_path / "hub.yaml")],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "listen.port" in proc.stderr and "tokens: required" in proc.stderr
