@@ -9,7 +9,7 @@ denomination, the same for wins, and no money event is ever negative.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -107,7 +107,7 @@ class Model:
         return sum(e.data["amount"] for e in self.events if e.name == name)
 
 
-play = st.tuples(st.just("play"), st.integers(1, 100_000), st.integers(0, 100_000),
+play = st.tuples(st.just("play"), st.integers(1, 200_000), st.integers(0, 200_000),
                  st.integers(0, 1) .map(lambda j: j * 5_000),
                  st.sampled_from(["none", "exc", "rte", "both", "dup"]))
 read = st.tuples(st.just("read"),
@@ -117,7 +117,7 @@ exc = st.tuples(st.just("exc"), st.sampled_from([0x7E, 0x7F, 0x7F, 0x51, 0x70, 0
 outage = st.tuples(st.just("outage"), st.sampled_from(["link", "power"]),
                    st.lists(st.integers(1, 50_000), max_size=6))
 wait = st.tuples(st.just("wait"), st.floats(0.1, 30.0))
-ACTIONS = st.lists(st.one_of(play, read, exc, outage, wait), max_size=40)
+ACTIONS = st.lists(st.one_of(play, read, exc, outage, wait), min_size=5, max_size=40)
 
 
 def run(model: Model, actions: list[tuple[Any, ...]], *, resets: bool) -> None:
@@ -250,3 +250,83 @@ def test_state_json_round_trip(state: AgentState) -> None:
 
     data = json.loads(json.dumps(state.to_json()))  # what SQLite stores
     assert AgentState.from_json(data) == state
+
+
+# -- any observation sequence ----------------------------------------------------------
+
+meter_values = st.dictionaries(st.sampled_from([0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x0B, 0x0C,
+                                                0x0D, 0x0E, 0x1D, 0x44, 0xA0, 0xB8]),
+                               st.integers(0, 10**10 - 1), min_size=1)
+
+
+def _observations() -> st.SearchStrategy[Observation]:
+    at = 0.0  # replaced by the test's clock
+    from agent.observations import (
+        CardInserted,
+        CardRemoved,
+        ClockRead,
+        HandpayInfoRead,
+        HostLockChanged,
+        SessionCommand,
+        TicketValidationRead,
+    )
+
+    card = st.sampled_from(["P1", "P2", "E1"])
+    return st.one_of(
+        st.builds(ExceptionObserved, at=st.just(at), code=st.integers(0, 0xFF)),
+        st.builds(RealTimeEventObserved, at=st.just(at), code=st.sampled_from([0x7E, 0x7F, 0x8C]),
+                  fields=st.fixed_dictionaries({
+                      "credits_wagered": st.integers(0, 9999),
+                      "coin_in_meter": st.integers(0, RANGE - 1),
+                      "game_win": st.integers(0, RANGE - 1),
+                      "game_number": st.integers(0, 99)})),
+        st.builds(MetersRead, at=st.just(at), meters=meter_values,
+                  widths=st.dictionaries(st.integers(0, 0xFF), st.sampled_from([4, 5])),
+                  reason=st.sampled_from(["timer", "game_end", "reset", "gap", "discovery"])),
+        st.builds(LinkUp, at=st.just(at)),
+        st.builds(LinkDown, at=st.just(at), reason=st.just("timeout")),
+        st.builds(MachineIdentified, at=st.just(at), sas_version=st.just("602"),
+                  serial_number=st.just("S"), game_id=st.just("AB"),
+                  denomination_cents=st.sampled_from([1, 5, 10]), games=st.integers(1, 3)),
+        st.builds(HandpayInfoRead, at=st.just(at), progressive_group=st.integers(0, 255),
+                  level=st.sampled_from([0, 1, 0x40, 0x80]), amount_cents=st.integers(0, 10**9),
+                  partial_pay_credits=st.integers(0, 9999), reset_id=st.integers(0, 255)),
+        st.builds(TicketValidationRead, at=st.just(at), validation_type=st.integers(0, 255),
+                  validation_number=st.sampled_from(["0000", "1234", "5678"]),
+                  amount_cents=st.integers(0, 10**9), ticket_number=st.integers(0, 9999)),
+        st.builds(ClockRead, at=st.just(at), machine_epoch=st.just(at),
+                  skew_seconds=st.floats(-1e4, 1e4)),
+        st.builds(CardInserted, at=st.just(at), card_id=card,
+                  kind=st.sampled_from(["player", "employee"])),
+        st.builds(CardRemoved, at=st.just(at), card_id=card,
+                  kind=st.sampled_from(["player", "employee"])),
+        st.builds(HostLockChanged, at=st.just(at), locked=st.booleans()),
+        st.builds(SessionCommand, at=st.just(at), start=st.booleans(),
+                  player_id=st.one_of(st.none(), card)),
+    )
+
+
+OBSERVATIONS = _observations()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), st.booleans())
+def test_any_observation_sequence_is_safe(data: st.DataObject, rte: bool) -> None:
+    """Whatever arrives: no crash, catalog names only, JSON data, never negative money,
+    and the state always survives the outbox's JSON round trip."""
+    import json
+
+    interp = Interpreter("T1", rte=rte)
+    state = interp.initial_state()
+    at = 1_700_000_000.0
+    for _ in range(data.draw(st.integers(1, 40))):
+        at += data.draw(st.floats(0.05, 30.0))
+        obs = replace(data.draw(OBSERVATIONS), at=at)
+        events, state, reads = interp.observe(state, obs)
+        for event in events:
+            json.dumps(event.data)
+            for key in ("amount", "credits"):
+                value = event.data.get(key)
+                assert value is None or (isinstance(value, int) and value >= 0), event
+        assert all(read.address == obs.address for read in reads)
+        assert AgentState.from_json(json.loads(json.dumps(state.to_json()))) == state
