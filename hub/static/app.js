@@ -707,6 +707,7 @@
     let shown = 0;
     for (const tr of el.feedBody.children) if (!tr.hidden) shown += 1;
     el.feedCount.textContent = `${shown} shown (newest first, last ${FEED_LIMIT} kept)`;
+    el.feedEmpty.hidden = shown > 0;
   }
 
   function isChecked(channel) {
@@ -827,6 +828,7 @@
     delete el.filters.dataset.subscribed;
     renderAlerts();
     renderTerminalCount();
+    renderFeedCount();
   }
 
   function signIn(token) {
@@ -886,6 +888,7 @@
     el.filters = $("channel-filters");
     el.feedBody = $("feed-body");
     el.feedCount = $("feed-count");
+    el.feedEmpty = $("feed-empty");
     el.status = $("status-line");
 
     el.loginForm.addEventListener("submit", (ev) => {
