@@ -1,0 +1,527 @@
+"""The uplink: streams the outbox to the hub over WSS and carries remote actions back.
+
+One connection at a time to ``/ws/terminal`` (docs/protocol.md §4):
+
+- Handshake: ``Authorization: Bearer <token>`` (read again before every attempt, so a token
+  file replaced on disk is picked up; registered as a secret so no log line shows it), then
+  ``hello`` with the outbox's last seq and the hub's ``welcome``. The hub's ``ackedSeq`` is
+  applied to the outbox at once (``ack``; or ``resync`` when the hub knows more seqs than this
+  file ever assigned, i.e. the file was replaced) and sending resumes at ``ackedSeq + 1``.
+- Sending: events are read from the outbox through a read-only connection of our own, in
+  batches of ``uplink.batch``, never more than ``uplink.window`` sent and unacknowledged. The
+  cumulative ``ack`` frees the window; the outbox cursor is advanced by a separate task that
+  coalesces acks (the hub acks every event; one fsync per burst is enough).
+- New events: :meth:`Uplink.notify_new_events` (callable from any thread) wakes the sender.
+  A bounded fallback timer (``fallback_poll_s``) re-reads the outbox in case a wake-up is ever
+  missed; it is a safety net, not the mechanism.
+- Backpressure: ``ws.send`` waits while the socket's buffer is full; only the uplink waits.
+  The outbox is the buffer, so a slow or absent hub never blocks the line owner or the
+  pipeline and never loses an event.
+- Reconnect forever with jittered exponential backoff (``min_reconnect_delay_s`` doubling up
+  to ``uplink.reconnect_max_delay_s``, each delay drawn from [d/2, d]), whatever the failure:
+  network error, HTTP 401/403 (a token not yet or no longer valid), TLS verification failure,
+  a refused ``hello``, a close by the hub. The reason is logged and kept as ``last_error``;
+  every attempt after the first counts in ``slot_agent_uplink_reconnects_total``. The backoff
+  starts over only after a ``welcome`` on a connection that was not then closed for a policy
+  reason (1008, 4002 replaced, 4003 version), so two agents sharing one token do not
+  flip-flop at full speed. (A hand-written loop, not ``async for connect()``: that one gives up
+  on 401/403 and TLS errors, reconnects at once after a connection that opened and closed,
+  and keeps the first token for ever.)
+- Heartbeats: WebSocket pings every ``heartbeat_interval_s``; no pong within
+  ``heartbeat_timeout_s`` drops the connection (then: reconnect).
+
+Remote actions: each ``action`` frame is handed to the actions handler on a task of its own
+(the reader keeps reading). Its ``actionAck``/``actionResult`` frames go through
+:meth:`reply`, a queue the sender drains before events. What happens to a result when the
+connection is down:
+
+1. it waits in that queue (at most ``max_pending_replies``, oldest dropped first) and is sent
+   right after the next ``welcome``; a frame is removed from the queue only once ``send``
+   returned, so a frame may be sent twice (the hub ignores a repeated answer to a settled
+   action);
+2. independently, the actions module has already stored the result with the action id in the
+   outbox (a repeated action id is answered from there) and committed an ``actionCompleted``
+   event, which reaches the hub with the other events whatever happens to the connection or
+   to this process.
+
+:meth:`stop` closes with 1001 (going away), persists the last ack and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+
+from agent import __version__, wire
+from agent.config import ConfigError, Problem, UplinkConfig
+from agent.logs import register_secret
+from agent.metrics import AgentMetrics
+from agent.outbox import Outbox, OutboxError, OutboxReader
+from agent.tls import client_ssl_context
+from agent.wire import ActionAckStatus, ActionStatus, CloseCode, ErrorCode, MessageType
+
+__all__ = ["ActionHandler", "Uplink", "UplinkError", "UplinkState"]
+
+log = logging.getLogger("agent.uplink")
+
+#: ``Actions.handle``: takes an ``action`` frame and a reply callable.
+ActionHandler = Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], Awaitable[object]]
+
+#: Closes after which the backoff does not start over (see the module docstring).
+_POLICY_CLOSES = frozenset({CloseCode.POLICY_VIOLATION, CloseCode.REPLACED,
+                            CloseCode.UNSUPPORTED_VERSION})
+
+
+class UplinkError(Exception):
+    """The hub refused or broke the session (``hello`` refused, protocol error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkState:
+    """A snapshot for diagnostics and the control socket."""
+
+    url: str
+    connected: bool  # a session is established (after ``welcome``)
+    last_error: str | None  # why the last connection or attempt ended
+    last_error_at: float | None  # epoch seconds
+    last_ack_at: float | None  # epoch seconds of the last ``ack`` from the hub
+    hub_acked_seq: int  # highest seq the hub acknowledged (this run)
+    sent_seq: int  # highest seq sent on the current connection
+    in_flight: int  # events sent and not yet acknowledged
+    reconnects: int  # attempts after the first one
+    sessions: int  # welcomes received
+    pending_replies: int  # action frames waiting for a connection
+
+
+def _backoff(first: float, cap: float, rng: Callable[[], float]) -> Iterator[float]:
+    """Jittered exponential delays: ``d`` doubles from ``first`` to ``cap``; yields [d/2, d]."""
+    delay = min(first, cap)
+    while True:
+        yield delay * (0.5 + 0.5 * rng())
+        delay = min(delay * 2.0, cap)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line saying why a connection failed, fit for a log and ``last_error``."""
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        why = {401: "token missing or unknown", 403: "token not allowed here"}.get(status, "")
+        return f"hub refused the connection: HTTP {status}" + (f" ({why})" if why else "")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: hub certificate not trusted: {exc.verify_message or exc.reason}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
+    if isinstance(exc, ConnectionClosed):
+        rcvd = exc.rcvd
+        if rcvd is None:
+            return "connection lost (no close frame)"
+        return f"closed by the hub: {rcvd.code} {rcvd.reason}".rstrip()
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConfigError):
+        return f"token: {exc.problems[0] if exc.problems else exc}"
+    if isinstance(exc, OSError):
+        return f"network: {exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Uplink:
+    """The WSS client of one terminal. Run with :meth:`start` (or ``await run()``).
+
+    ``outbox`` is the writer (the uplink calls only ``ack``, ``resync``, ``last_seq`` and
+    ``path`` on it, from a worker thread); ``token`` returns the bearer token and is called
+    before every attempt (the daemon passes ``lambda: read_token(config)``); ``actions``
+    handles ``action`` frames (``Actions.handle``; None: every action is rejected).
+    Raises :class:`ConfigError` for a URL that is not allowed (``ws://`` without
+    ``allow_insecure``) or a TLS file that cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        config: UplinkConfig,
+        *,
+        terminal_id: str,
+        outbox: Outbox,
+        token: Callable[[], str],
+        actions: ActionHandler | None = None,
+        metrics: AgentMetrics | None = None,
+        version: str = __version__,
+        ssl_context: ssl.SSLContext | None = None,
+        min_reconnect_delay_s: float = 1.0,
+        open_timeout_s: float = 10.0,
+        fallback_poll_s: float = 5.0,
+        max_message_bytes: int = 1 << 20,
+        max_pending_replies: int = 1000,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        url = config.url
+        if url is None:
+            raise ConfigError([Problem("uplink.url", "not set: there is no hub to connect to")])
+        if url.startswith("ws://"):
+            if not config.allow_insecure:
+                raise ConfigError([Problem("uplink.url", "ws:// sends the token and events in "
+                                                         "clear text; use wss:// or set "
+                                                         "uplink.allow_insecure: true")])
+            self._ssl: ssl.SSLContext | None = None
+        elif url.startswith("wss://"):
+            self._ssl = ssl_context if ssl_context is not None else client_ssl_context(config)
+        else:
+            raise ConfigError([Problem("uplink.url", f"must start with wss:// (or ws://), got "
+                                                     f"{url[:60]!r}")])
+        self.config = config
+        self.url = url
+        self.terminal_id = terminal_id
+        self._outbox = outbox
+        self._token = token
+        self._actions = actions
+        self._metrics = metrics
+        self._version = version
+        self._min_delay = min_reconnect_delay_s
+        self._open_timeout = open_timeout_s
+        self._fallback = fallback_poll_s
+        self._max_bytes = max_message_bytes
+        self._rng = rng
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._ack_wake = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        self._stopping = False
+        self._ws: ClientConnection | None = None
+        self._replies: collections.deque[dict[str, Any]] = collections.deque(
+            maxlen=max_pending_replies)
+        self._action_tasks: set[asyncio.Task[object]] = set()
+        self._in_flight: collections.deque[tuple[int, float]] = collections.deque()
+
+        self._connected = False
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None
+        self._last_ack_at: float | None = None
+        self._hub_acked = 0
+        self._persisted_ack = 0
+        self._sent = 0
+        self._reconnects = 0
+        self._sessions = 0
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def state(self) -> UplinkState:
+        return UplinkState(
+            url=self.url, connected=self._connected, last_error=self._last_error,
+            last_error_at=self._last_error_at, last_ack_at=self._last_ack_at,
+            hub_acked_seq=self._hub_acked, sent_seq=self._sent,
+            in_flight=len(self._in_flight), reconnects=self._reconnects,
+            sessions=self._sessions, pending_replies=len(self._replies),
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def start(self) -> asyncio.Task[None]:
+        """Run :meth:`run` on a task of the running loop; :meth:`stop` ends it."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="uplink")
+        return self._task
+
+    def notify_new_events(self) -> None:
+        """New events were committed: wake the sender. Safe from any thread, never blocks."""
+        loop = self._loop
+        if loop is None:
+            return  # not running yet: the first session reads everything pending anyway
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to wake
+                loop.call_soon_threadsafe(self._wake.set)
+
+    def reply(self, frame: dict[str, Any]) -> None:
+        """Queue an ``actionAck``/``actionResult`` (or ``pong``) frame for the hub."""
+        if len(self._replies) == self._replies.maxlen:
+            log.warning("uplink: reply queue full; dropping the oldest %s frame (the result is "
+                        "also in an actionCompleted event)", self._replies[0].get("type"))
+        self._replies.append(frame)
+        self._wake.set()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Close with 1001 (going away), persist the last ack, cancel running actions."""
+        self._stopping = True
+        self._stop_event.set()
+        self._wake.set()
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(CloseCode.GOING_AWAY, "agent stopping"),
+                                       timeout)
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for action_task in list(self._action_tasks):
+            action_task.cancel()
+        if self._action_tasks:
+            await asyncio.gather(*self._action_tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        """Connect, stream and reconnect until :meth:`stop`."""
+        self._loop = asyncio.get_running_loop()
+        reader = await asyncio.to_thread(Outbox.open_reader, self._outbox.path)
+        delays = _backoff(self._min_delay, self.config.reconnect_max_delay_s, self._rng)
+        attempts = 0
+        try:
+            while not self._stopping:
+                if attempts > 0:
+                    self._reconnects += 1
+                    if self._metrics is not None:
+                        self._metrics.uplink_reconnects.inc()
+                attempts += 1
+                reset = False
+                try:
+                    reset = await self._session(reader)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._note_error(_describe(exc))
+                if self._stopping:
+                    break
+                if reset:
+                    delays = _backoff(self._min_delay, self.config.reconnect_max_delay_s,
+                                      self._rng)
+                delay = next(delays)
+                log.info("uplink: reconnecting in %.2f s (%s)", delay, self._last_error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_event.wait(), delay)
+        finally:
+            self._set_connected(False)
+            self._ws = None
+            await asyncio.shield(self._persist_ack())
+            reader.close()
+
+    def _note_error(self, text: str) -> None:
+        self._last_error = text
+        self._last_error_at = time.time()
+        log.warning("uplink: %s", text)
+
+    def _set_connected(self, value: bool) -> None:
+        self._connected = value
+        if self._metrics is not None:
+            self._metrics.uplink_connected.set(1 if value else 0)
+
+    async def _session(self, reader: OutboxReader) -> bool:
+        """One connection, from handshake to close. Returns True to restart the backoff."""
+        token = self._token()
+        register_secret(token)
+        try:
+            ws = await connect(
+                self.url, additional_headers={"Authorization": f"Bearer {token}"},
+                ssl=self._ssl, open_timeout=self._open_timeout,
+                ping_interval=self.config.heartbeat_interval_s,
+                ping_timeout=self.config.heartbeat_timeout_s, close_timeout=5.0,
+                max_size=self._max_bytes, user_agent_header=f"slot-agent/{self._version}",
+            )
+        except InvalidURI as exc:
+            raise UplinkError(f"bad uplink.url: {exc}") from None
+        self._ws = ws
+        welcomed = False
+        try:
+            if self._stopping:
+                return False
+            last_seq = await asyncio.to_thread(lambda: reader.last_seq)
+            await ws.send(wire.encode(wire.hello(self.terminal_id, self._version, last_seq)))
+            welcome = await asyncio.wait_for(self._await_welcome(ws), self._open_timeout)
+            await asyncio.to_thread(self._apply_welcome, int(welcome["ackedSeq"]))
+            welcomed = True
+            self._sessions += 1
+            self._set_connected(True)
+            log.info("uplink: connected to %s (hub has up to seq %d, we have %d)", self.url,
+                     self._hub_acked, last_seq)
+            await self._stream(ws, reader)
+            if not self._stopping:  # the hub closed the connection cleanly
+                closed = ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+                self._note_error(_describe(closed))
+        finally:
+            self._set_connected(False)
+            self._ws = None
+            self._in_flight.clear()
+            await ws.close()
+        code = ws.protocol.close_rcvd.code if ws.protocol.close_rcvd is not None else None
+        return welcomed and code not in _POLICY_CLOSES
+
+    async def _await_welcome(self, ws: ClientConnection) -> dict[str, Any]:
+        async for text in ws:
+            msg = self._parse(text)
+            if msg is None:
+                continue
+            kind = msg["type"]
+            if kind == MessageType.WELCOME:
+                return msg
+            if kind == MessageType.ERROR:
+                raise UplinkError(f"hub refused hello: {msg['code']}: {msg['message']}")
+            if kind == MessageType.PING:
+                await ws.send(wire.encode(wire.pong(msg.get("id"))))
+        raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+
+    def _apply_welcome(self, acked: int) -> None:
+        """Runs in a worker thread: align the outbox with what the hub already holds."""
+        if acked > self._outbox.last_seq:
+            log.warning("uplink: the hub holds seqs up to %d, beyond this outbox's last seq "
+                        "%d (the outbox was replaced); continuing the numbering after it",
+                        acked, self._outbox.last_seq)
+            self._outbox.resync(acked)
+        elif acked > 0:
+            self._outbox.ack(acked)
+        self._hub_acked = acked
+        self._persisted_ack = max(self._persisted_ack, acked)
+        self._sent = acked
+        self._in_flight.clear()
+
+    async def _stream(self, ws: ClientConnection, reader: OutboxReader) -> None:
+        """Send, receive and persist acks until the connection ends (or fails)."""
+        tasks = [
+            asyncio.create_task(self._receive_loop(ws), name="uplink-receive"),
+            asyncio.create_task(self._send_loop(ws, reader), name="uplink-send"),
+            asyncio.create_task(self._ack_loop(), name="uplink-ack"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._persist_ack()
+        for task in done:
+            exc = task.exception()
+            if exc is not None:
+                raise exc
+
+    # ------------------------------------------------------------------ sending
+
+    async def _send_loop(self, ws: ClientConnection, reader: OutboxReader) -> None:
+        window = self.config.window
+        batch = self.config.batch
+        while True:
+            self._wake.clear()  # before reading: a wake-up from now on is not lost
+            while self._replies:
+                await ws.send(wire.encode(self._replies[0]))
+                self._replies.popleft()
+            room = window - len(self._in_flight)
+            if room > 0:
+                events = await asyncio.to_thread(reader.pending, self._sent, min(batch, room))
+                if events:
+                    for stored in events:
+                        await ws.send(wire.encode(stored.to_wire()))
+                        self._in_flight.append((stored.seq, time.monotonic()))
+                        self._sent = stored.seq
+                    continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._fallback)
+
+    # ------------------------------------------------------------------ receiving
+
+    def _parse(self, text: str | bytes) -> dict[str, Any] | None:
+        try:
+            return wire.parse_message(text, max_bytes=self._max_bytes,
+                                      accept=wire.HUB_TO_TERMINAL)
+        except wire.WireError as exc:
+            # The terminal path has no `error` message towards the hub: log and go on.
+            log.warning("uplink: ignored a bad frame from the hub: %s", exc)
+            return None
+
+    async def _receive_loop(self, ws: ClientConnection) -> None:
+        async for text in ws:
+            msg = self._parse(text)
+            if msg is None:
+                continue
+            kind = msg["type"]
+            if kind == MessageType.ACK:
+                if msg.get("upTo") is not None:
+                    self._on_ack(int(msg["upTo"]))
+            elif kind == MessageType.ACTION:
+                self._start_action(msg)
+            elif kind == MessageType.PING:
+                self.reply(wire.pong(msg.get("id")))
+            elif kind == MessageType.ERROR:
+                log.warning("uplink: hub error %s for %s: %s", msg["code"],
+                            msg.get("id", "-"), msg["message"])
+                if msg["code"] == ErrorCode.INTERNAL:
+                    # The hub did not store an event: start over from its ackedSeq.
+                    raise UplinkError(f"hub error {msg['code']}: {msg['message']}")
+            elif kind == MessageType.WELCOME:
+                log.warning("uplink: unexpected second welcome ignored")
+
+    def _on_ack(self, up_to: int) -> None:
+        if up_to > self._sent:
+            log.warning("uplink: hub acked up to %d, beyond the %d sent", up_to, self._sent)
+        now = time.monotonic()
+        while self._in_flight and self._in_flight[0][0] <= up_to:
+            _, sent_at = self._in_flight.popleft()
+            if self._metrics is not None:
+                self._metrics.uplink_ack_latency.observe(now - sent_at)
+        if up_to > self._hub_acked:
+            self._hub_acked = up_to
+            self._ack_wake.set()
+        self._last_ack_at = time.time()
+        self._wake.set()  # the window has room again
+
+    async def _ack_loop(self) -> None:
+        while True:
+            await self._ack_wake.wait()
+            self._ack_wake.clear()
+            await self._persist_ack()
+
+    async def _persist_ack(self) -> None:
+        """Advance the outbox cursor to the hub's latest ack (one fsync for many acks)."""
+        target = self._hub_acked
+        if target <= self._persisted_ack:
+            return
+        try:
+            await asyncio.to_thread(self._outbox.ack, target)
+        except OutboxError as exc:
+            log.error("uplink: cannot record the hub's ack %d: %s", target, exc)
+            return
+        self._persisted_ack = max(self._persisted_ack, target)
+
+    # ------------------------------------------------------------------ actions
+
+    def _start_action(self, msg: dict[str, Any]) -> None:
+        if self._actions is None:
+            error = "forbidden: remote actions are not enabled on this terminal"
+            self.reply(wire.action_ack(msg["id"], self.terminal_id, ActionAckStatus.REJECTED,
+                                       error))
+            self.reply(wire.action_result(msg["id"], self.terminal_id, ActionStatus.REJECTED,
+                                          error=error))
+            return
+        task: asyncio.Task[object] = asyncio.create_task(
+            self._run_action(self._actions, msg), name=f"action-{msg['id'][:32]}")
+        self._action_tasks.add(task)
+        task.add_done_callback(self._action_tasks.discard)
+
+    async def _run_action(self, handler: ActionHandler, msg: dict[str, Any]) -> object:
+        try:
+            return await handler(msg, self.reply)
+        except Exception:
+            log.exception("uplink: action %s failed in its handler", msg.get("id"))
+            return None
