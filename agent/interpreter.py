@@ -240,9 +240,11 @@ class Interpreter:
         # drop as a reset, not as a rollback (SAS §4.3 pitfall 1).
         denomination_changed = (m.denomination_cents is not None
                                 and m.denomination_cents != obs.denomination_cents)
+        selected = obs.info.get("selectedGame")  # LP 55, when discovery read it
         step.machine = replace(
             m, identity=identity, denomination_cents=obs.denomination_cents,
             options_pending=False, reset_pending=m.reset_pending or denomination_changed,
+            selected_game=int(selected) if isinstance(selected, int) else m.selected_game,
         )
 
     def _clock(self, step: _Step, obs: ClockRead) -> None:

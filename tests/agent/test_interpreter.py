@@ -496,3 +496,11 @@ def test_first_link_up_backlog_is_not_replayed_as_games() -> None:
     assert names(events) == ["meterSnapshot"]  # nothing to reconcile against: a baseline
     m.tick(60)
     assert names(m.exc(0x7F)) == ["gameEnded"]  # game state unknown after the backlog
+
+
+def test_selected_game_from_identification() -> None:
+    m = Machine().started()
+    m.feed(MachineIdentified(at=m.tick(), sas_version="602", serial_number="SN1", game_id="AB",
+                             denomination_cents=DENOM, games=4, info={"selectedGame": 4}))
+    m.tick(60)
+    assert only(m.exc(0x7E), "gameStarted").data["gameNumber"] == 4
