@@ -17,6 +17,7 @@
   const SILENCE_LIMIT_MS = 45000;     // no frame at all for this long: the hub is gone
   const REFRESH_EVERY_MS = 30000;     // getState when the live stream cannot keep a view current
   const ACTION_TTL_MS = 120000;       // expiresAt of the actions this page sends
+  const ACTIONS_KEPT = 300;           // action records remembered for the status column
   const CHANNELS = ["game", "cash", "alerts", "system", "player"];
 
   // ---- state ---------------------------------------------------------------------------
@@ -202,6 +203,9 @@
     };
     tick();
     status(`Connection lost (${why}); retrying.`);
+    if (!el.login.hidden) {
+      el.loginError.textContent = `Cannot reach the hub (${why}); retrying in the background.`;
+    }
     updateControls();
     state.countdownTimer = setInterval(tick, 1000);
     state.reconnectTimer = setTimeout(connect, delay);
@@ -227,8 +231,13 @@
     stopTimers();
     state.pingTimer = setInterval(() => {
       if (Date.now() - state.lastFrameAt > SILENCE_LIMIT_MS && state.ws) {
-        // The TCP connection may look open while the hub is gone; drop it and reconnect.
-        state.ws.close(4000, "no answer from the hub");
+        // The TCP connection may look open while the hub is gone. Its closing handshake
+        // could hang as long, so let go of it at once and reconnect.
+        const ws = state.ws;
+        state.ws = null;
+        stopTimers();
+        ws.close(4000, "no answer from the hub");
+        onClosed(4000, "no answer from the hub");
         return;
       }
       send({ type: "ping", id: nextId("p") });
@@ -373,13 +382,22 @@
     status(`Alert ${msg.eventId} acknowledged by ${msg.by}.`);
   }
 
+  /** Remember an action; only the latest few hundred are kept (rows show the last one). */
+  function rememberAction(id, rec) {
+    state.actions.set(id, rec);
+    state.lastActionOf.set(rec.terminalId, id);
+    while (state.actions.size > ACTIONS_KEPT) {
+      const oldest = state.actions.keys().next().value;
+      state.actions.delete(oldest);
+    }
+  }
+
   function actionRecord(msg) {
     let rec = state.actions.get(msg.id);
     if (!rec && typeof msg.terminalId === "string") {
       // An action sent by another operator: show it too (they all see the floor).
       rec = { terminalId: msg.terminalId, action: msg.action || "action", status: "", error: "" };
-      state.actions.set(msg.id, rec);
-      state.lastActionOf.set(msg.terminalId, msg.id);
+      rememberAction(msg.id, rec);
     }
     return rec;
   }
@@ -565,8 +583,7 @@
       expiresAt: new Date(Date.now() + ACTION_TTL_MS).toISOString(),
     };
     const rec = { terminalId, action, status: "pending", error: "", mine: true };
-    state.actions.set(id, rec);
-    state.lastActionOf.set(terminalId, id);
+    rememberAction(id, rec);
     if (!send(message)) {
       rec.status = "failed";
       rec.error = "not connected";
