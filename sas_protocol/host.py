@@ -342,10 +342,10 @@ class HostProtocol:
             return
         if length == _NEED_MORE or len(buf) < length:
             return
+        self._complete(buf[:length])
         if len(buf) > length:
             extra = buf[length:]
             self._events.append(FrameRejected(FramingError("bytes after the reply", extra)))
-        self._complete(buf[:length])
 
     def _reject(self, error: RemoteProtocolError, reason: FailureReason) -> None:
         self._events.append(FrameRejected(error))
