@@ -175,10 +175,13 @@ class _Checker:
         return WireError(ErrorCode.BAD_MESSAGE, f"{self.type}: {text}", self.ref_id)
 
     def _get(self, name: str, required: bool) -> Any:
-        if name not in self.msg or self.msg[name] is None:
+        # An optional field is absent, never null: the schemas say the same.
+        if name not in self.msg:
             if required:
                 raise self.fail(f"missing field {name!r}")
             return None
+        if self.msg[name] is None:
+            raise self.fail(f"{name!r} must not be null")
         return self.msg[name]
 
     def string(self, name: str, *, required: bool = True, max_len: int = 1024,
@@ -226,9 +229,9 @@ class _Checker:
     def str_list(self, name: str, *, allowed: Collection[str] | None = None,
                  container: Mapping[str, Any] | None = None) -> None:
         source = self.msg if container is None else container
-        value = source.get(name)
-        if value is None:
+        if name not in source:
             return
+        value = source[name]
         if not isinstance(value, list) or len(value) > MAX_LIST_ITEMS:
             raise self.fail(f"{name!r} must be a list of at most {MAX_LIST_ITEMS} strings")
         for item in value:
@@ -278,8 +281,8 @@ def _check_event(c: _Checker) -> None:
 
 
 def _check_ack(c: _Checker) -> None:
-    has_up_to = c.msg.get("upTo") is not None
-    has_event = c.msg.get("eventId") is not None
+    has_up_to = "upTo" in c.msg
+    has_event = "eventId" in c.msg
     if has_up_to == has_event:
         raise c.fail("needs exactly one of 'upTo' (terminal) or 'eventId' (alert)")
     if has_up_to:
@@ -298,7 +301,7 @@ def _check_action(c: _Checker) -> None:
     c.timestamp("issuedAt", required=False)
     c.string("signature", required=False, pattern=_SIGNATURE_RE)
     c.string("from", required=False, max_len=MAX_ID_LENGTH)
-    if c.msg.get("signature") is not None and c.msg.get("issuedAt") is None:
+    if "signature" in c.msg and "issuedAt" not in c.msg:
         raise c.fail("a signed action needs 'issuedAt'")
 
 
@@ -343,6 +346,8 @@ def _check_subscribed(c: _Checker) -> None:
     _optional_id(c)
     c.obj_list("filters")
     for item in c.msg["filters"]:
+        if not {"channels", "events", "terminals"} <= item.keys():
+            raise c.fail("each filter needs channels, events and terminals")
         _check_filter_fields(c, item)
 
 

@@ -186,7 +186,8 @@ json_values = st.recursive(
 )
 field_values = st.sampled_from([
     None, True, 0, -1, 1, 2**70, 1.5, "", "T1", "T1-1", "hub-1", TS, "x" * 200, [], ["game"],
-    ["bogus"], {}, {"a": 1}, "lock", "0" * 64, "accepted", "succeeded", "operator", "alerts",
+    ["bogus"], {}, {"a": 1}, [{}], [{"channels": [], "events": [], "terminals": []}],
+    {"terminalId": "T1"}, "lock", "0" * 64, "accepted", "succeeded", "operator", "alerts",
 ])
 message_like = st.fixed_dictionaries(
     {"type": st.sampled_from([m.value for m in wire.MessageType] + ["bogus"])},
