@@ -378,6 +378,9 @@
   }
 
   function onAlertAck(msg) {
+    for (const [requestId, eventId] of state.pendingAcks) {
+      if (eventId === msg.eventId) state.pendingAcks.delete(requestId);
+    }
     if (state.alerts.delete(msg.eventId)) renderAlerts();
     status(`Alert ${msg.eventId} acknowledged by ${msg.by}.`);
   }
