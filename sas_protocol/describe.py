@@ -149,12 +149,19 @@ def describe_frame(data: bytes) -> FrameDescription:
         except RemoteProtocolError as exc:
             errors.append(exc)
         else:
+            meaning = _poll_name(command)
+            try:
+                decode_reply_frame(data)
+            except RemoteProtocolError:
+                pass
+            else:
+                meaning += " (the same bytes are also a valid reply to this poll)"
             return FrameDescription(
                 "long poll",
                 first,
                 command,
                 crc_ok(data) if len(data) > 2 else None,
-                _poll_name(command),
+                meaning,
                 message=request,
             )
     try:

@@ -250,7 +250,8 @@ def test_rte_mode_long_poll_silence_is_link_failure() -> None:
     host.rte_mode = True  # e.g. the machine was already in RTE mode
     host.send(COIN_IN)
     host.receive_timeout()
-    assert host.events_received() == [sp.LinkDown(), sp.PollFailed(COIN_IN, sp.FailureReason.TIMEOUT)]
+    failed = sp.PollFailed(COIN_IN, sp.FailureReason.TIMEOUT)
+    assert host.events_received() == [sp.LinkDown(), failed]
 
 
 def test_rom_signature_arrives_later_with_a_general_or_long_poll() -> None:

@@ -3,6 +3,7 @@ arbitrary bytes raise nothing but SasProtocolError subclasses."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from hypothesis import given
@@ -135,8 +136,13 @@ RESPONSES: st.SearchStrategy[Any] = st.one_of(
 def test_response_round_trip(address: int, reply: Any) -> None:
     frame = reply.encode(address)
     assert sp.decode_reply_frame(frame, address=address) == reply
-    if isinstance(reply, sp.MeterReply):
-        assert sp.describe_frame(frame).meters == reply.meters
+    description = sp.describe_frame(frame)
+    if description.kind == "reply":
+        assert description.message == reply
+        if isinstance(reply, sp.MeterReply):
+            assert description.meters == reply.meters
+    else:  # a captured frame can be ambiguous: e.g. a 2F reply that is also a valid 2F poll
+        assert "also a valid reply" in description.meaning
 
 
 RTE_EVENTS: st.SearchStrategy[sp.RealTimeEvent] = st.one_of(
@@ -182,7 +188,5 @@ def test_decoders_raise_only_protocol_errors(data: bytes, address: int, poll: sp
         lambda d: sp.decode_reply(poll, d, address=address),
         lambda d: sp.decode_reply(sp.GeneralPoll(), d, address=address),
     ):
-        try:
+        with contextlib.suppress(sp.SasProtocolError):
             decode(data)
-        except sp.SasProtocolError:
-            pass
