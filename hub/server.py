@@ -145,7 +145,6 @@ class Hub:
         self._hub_seq = self.store.next_hub_seq()
         self._terminals: dict[str, _TerminalConn] = {}
         self._clients: set[_Client] = set()
-        self._header_auth: dict[ServerConnection, Principal] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._server: Server | None = None
         self._stopping = False
@@ -209,8 +208,7 @@ class Hub:
             header = request.headers.get("Authorization")
             if header is None and path == CLIENT_PATH:
                 return None  # browsers authenticate with the first message
-            token = header[7:].strip() if header and header[:7].lower() == "bearer " else None
-            principal = self.tokens.lookup(token)
+            principal = self._bearer(header)
             if principal is None:
                 resp = text_response(401, "missing or unknown bearer token\n")
                 resp.headers["WWW-Authenticate"] = "Bearer"
@@ -221,7 +219,6 @@ class Hub:
                 log.warning("refused %s for %s: role %s", path, principal.name,
                             principal.role.value)
                 return text_response(403, f"a {principal.role.value} token may not use {path}\n")
-            self._header_auth[connection] = principal
             return None
         if path == "/healthz":
             return text_response(200, "ok\n")
@@ -229,9 +226,16 @@ class Hub:
             return static_response(path, self.static_dir)
         return text_response(404, "not found\n")
 
+    def _bearer(self, header: str | None) -> Principal | None:
+        token = header[7:].strip() if header and header[:7].lower() == "bearer " else None
+        return self.tokens.lookup(token)
+
     async def _handle(self, ws: ServerConnection) -> None:
-        principal = self._header_auth.pop(ws, None)
-        path = ws.request.path.split("?", 1)[0] if ws.request is not None else ""
+        if ws.request is None:
+            return
+        path = ws.request.path.split("?", 1)[0]
+        # process_request already refused a bad header; read the principal again here.
+        principal = self._bearer(ws.request.headers.get("Authorization"))
         try:
             if path == TERMINAL_PATH and principal is not None:
                 await self._terminal_session(ws, principal)
