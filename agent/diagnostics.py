@@ -805,3 +805,16 @@ def render_table(report: Report) -> str:
     lines.append("all checks passed" if report.ok and not warned else
                  f"{failed} failed, {warned} warnings")
     return "\n".join(lines)
+
+
+def transport_options(port: str, serial: Any) -> dict[str, Any]:
+    """Driver options for ``drivers.open_transport(port, **options)`` from ``config.serial``.
+
+    Only a real UART takes the line settings; tcp:// and pty: links carry the 9-bit encoding
+    and have no baud rate or parity to set (docs/sas-serial.md).
+    """
+    if port.startswith(("tcp://", "pty:")):
+        return {}
+    return {"baudrate": serial.baudrate,
+            "even_parity_after_address": serial.even_parity_after_address,
+            "parity_switch_delay_ms": serial.parity_switch_delay_ms}

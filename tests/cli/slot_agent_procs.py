@@ -1,0 +1,202 @@
+"""Helpers for CLI tests: run the real ``slot-agent`` as a subprocess and wait on its output.
+
+No sleeps: a reader thread puts each output line on a queue, and tests wait for the line they
+need with a bounded timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / ".venv" / "bin" / "slot-agent"
+
+
+def command(*args: str) -> list[str]:
+    """The console script when installed, else ``python -m agent.cli``."""
+    if SCRIPT.exists():
+        return [str(SCRIPT), *args]
+    return [sys.executable, "-m", "agent.cli", *args]
+
+
+class Proc:
+    """A running ``slot-agent`` with its stdout and stderr lines on queues."""
+
+    def __init__(self, args: Sequence[str], *, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
+        full_env = dict(os.environ)
+        for name in ("INVOCATION_ID", "JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                     "WATCHDOG_PID"):
+            full_env.pop(name, None)
+        full_env.update(env or {})
+        self.args = list(args)
+        self.popen = subprocess.Popen(
+            command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=full_env, cwd=cwd or ROOT, bufsize=1,
+        )
+        self.stdout: queue.Queue[str | None] = queue.Queue()
+        self.stderr: queue.Queue[str | None] = queue.Queue()
+        self.out_lines: list[str] = []
+        self.err_lines: list[str] = []
+        assert self.popen.stdout is not None and self.popen.stderr is not None
+        for stream, q, keep in ((self.popen.stdout, self.stdout, self.out_lines),
+                                (self.popen.stderr, self.stderr, self.err_lines)):
+            threading.Thread(target=self._pump, args=(stream, q, keep), daemon=True).start()
+
+    @staticmethod
+    def _pump(stream: IO[str], q: queue.Queue[str | None], keep: list[str]) -> None:
+        for line in stream:
+            keep.append(line.rstrip("\n"))
+            q.put(line.rstrip("\n"))
+        q.put(None)
+
+    def first_line(self, timeout: float = 30.0) -> str:
+        return self.wait_for(lambda line: True, timeout=timeout)
+
+    def wait_for(self, predicate: Callable[[str], bool], *, timeout: float = 30.0,
+                 stream: str = "stdout") -> str:
+        """The first (next) line on ``stream`` matching ``predicate``; AssertionError when the
+        stream ends or ``timeout`` passes first."""
+        q = self.stdout if stream == "stdout" else self.stderr
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching line on {stream} within {timeout} s; "
+                                     f"stdout: {self.out_lines[-20:]} stderr: "
+                                     f"{self.err_lines[-20:]}")
+            try:
+                line = q.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                q.put(None)  # keep the end marker for later waits
+                raise AssertionError(f"{stream} ended before a matching line; rc="
+                                     f"{self.popen.poll()} stdout: {self.out_lines[-20:]} "
+                                     f"stderr: {self.err_lines[-20:]}")
+            if predicate(line):
+                return line
+
+    def wait_for_re(self, pattern: str, *, timeout: float = 30.0,
+                    stream: str = "stdout") -> re.Match[str]:
+        rx = re.compile(pattern)
+        line = self.wait_for(lambda s: rx.search(s) is not None, timeout=timeout, stream=stream)
+        match = rx.search(line)
+        assert match is not None
+        return match
+
+    def signal(self, signum: int) -> None:
+        self.popen.send_signal(signum)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        return self.popen.wait(timeout)
+
+    def stop(self) -> None:
+        """Terminate (then kill) if still running; used in ``finally`` blocks."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+
+
+def start_emulator(*extra: str) -> tuple[Proc, str]:
+    """``slot-agent emulate --tcp 127.0.0.1:0``; returns the process and ``tcp://HOST:PORT``."""
+    proc = Proc(["emulate", "--tcp", "127.0.0.1:0", *extra])
+    address = proc.first_line()
+    assert re.fullmatch(r"[\d.]+:\d+", address), address
+    return proc, f"tcp://{address}"
+
+
+def run_cli(*args: str, timeout: float = 60.0,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ)
+    for name in ("INVOCATION_ID", "JOURNAL_STREAM", "NOTIFY_SOCKET"):
+        full_env.pop(name, None)
+    full_env.update(env or {})
+    return subprocess.run(command(*args), capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout, env=full_env)
+
+
+class HubHandle:
+    """A reference hub on a thread (port 0, plain ws://) and what a test needs to use it."""
+
+    def __init__(self, tmp: Path, terminal_id: str) -> None:
+        import secrets
+
+        from hub.config import HubConfig
+        from hub.server import run_in_thread
+
+        self.terminal_id = terminal_id
+        self.terminal_token = secrets.token_urlsafe(24)
+        self.operator_token = secrets.token_urlsafe(24)
+        tokens = tmp / "hub-tokens"
+        tokens.write_text(f"{self.terminal_token} terminal {terminal_id}\n"
+                          f"{self.operator_token} operator ops\n")
+        tokens.chmod(0o600)
+        self.database = tmp / "hub.db"
+        self.running = run_in_thread(HubConfig(tokens=tokens, database=self.database, port=0,
+                                               plain=True))
+        self.ws_url = f"ws://127.0.0.1:{self.running.port}/ws/terminal"
+        self.token_file = tmp / "terminal-token"
+        self.token_file.write_text(self.terminal_token + "\n")
+        self.token_file.chmod(0o600)
+
+    def event_names(self) -> list[str]:
+        """Events stored for the terminal, in storage order (own read-only connection)."""
+        import sqlite3
+
+        conn = sqlite3.connect(f"{self.database.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT event FROM events WHERE terminal_id = ? ORDER BY n",
+                                (self.terminal_id,)).fetchall()
+        finally:
+            conn.close()
+        return [str(r[0]) for r in rows]
+
+    def stop(self) -> None:
+        self.running.stop()
+
+
+def write_agent_config(tmp: Path, *, port: str, hub: HubHandle | None = None,
+                       terminal_id: str = "EGM-T1", level: str = "info",
+                       extra: str = "") -> Path:
+    """An agent config for tests: port 0 metrics, files under ``tmp``."""
+    uplink = ""
+    if hub is not None:
+        uplink = (f"uplink:\n  url: {hub.ws_url}\n  allow_insecure: true\n"
+                  f"  token_file: {hub.token_file}\n  reconnect_max_delay_s: 1\n")
+    cfg = tmp / "agent.yaml"
+    cfg.write_text(
+        f"terminal_id: {terminal_id}\n"
+        f"serial:\n  port: {port}\n"
+        "machines:\n  - address: 1\n"
+        "poll:\n  interval_ms: 40\n  reply_timeout_ms: 30\n"
+        f"outbox:\n  path: {tmp / 'outbox.db'}\n"
+        f"{uplink}"
+        "metrics:\n  port: 0\n"
+        f"logging:\n  level: {level}\n  format: json\n"
+        f"control_socket: {short_dir() / 'control.sock'}\n"
+        f"{extra}"
+    )
+    return cfg
+
+
+def short_dir() -> Path:
+    """A fresh directory with a short path: AF_UNIX paths are limited to 107 bytes."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="sa-", dir="/tmp"))
