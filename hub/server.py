@@ -417,7 +417,7 @@ class Hub:
         if msg["terminalId"] != conn.terminal_id:
             raise WireError(ErrorCode.FORBIDDEN,
                             f"may only publish as {conn.terminal_id}", msg["id"])
-        if msg["id"].startswith(f"{wire.HUB_SOURCE}-"):
+        if msg["id"] != f"{msg['terminalId']}-{msg['seq']}":
             raise WireError(ErrorCode.BAD_MESSAGE, "event ids must be terminalId-seq", msg["id"])
         frame = wire.event(
             event_id=msg["id"], seq=msg["seq"], channel=msg["channel"],
@@ -685,8 +685,14 @@ class RunningHub:
     def url(self) -> str:
         return self.hub.url
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
-        self._loop.call_soon_threadsafe(self._done.set)
+        """Stop the hub (connections close with 1001) and join its thread."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._done.set)
         self._thread.join(timeout)
 
 

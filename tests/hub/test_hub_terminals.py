@@ -188,3 +188,21 @@ async def test_a_newer_connection_replaces_the_old_one_without_offline_event(
     assert [m["event"] for m in before if m["type"] == "event"] == ["deviceOnline"]
     assert harness.hub is not None
     await wait_for(lambda: harness.hub is not None and harness.hub.floor.terminals["T1"].online)
+
+
+async def test_a_terminal_may_not_use_hub_event_ids(harness: HubHarness) -> None:
+    term, _ = await harness.terminal("T1")
+    frame = event_frame("T1", 1) | {"id": "hub-1"}
+    await term.send(frame)
+    err = await term.recv()
+    assert (err["code"], err["id"]) == ("bad_message", "hub-1")
+
+
+async def test_stopping_the_hub_closes_connections_with_1001(harness: HubHarness) -> None:
+    term, _ = await harness.terminal("T1")
+    viewer, _ = await harness.client("tok-carol")
+    assert harness.hub is not None
+    await harness.hub.stop()
+    assert await term.closed() == 1001
+    assert await viewer.closed() == 1001
+    harness.hub = None  # already stopped

@@ -1,0 +1,32 @@
+"""run_in_thread: the hub on its own thread and loop, as the CLI demo composes it."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+from hubkit import TOKENS
+from websockets.sync.client import connect
+
+from agent import wire
+from hub.config import HubConfig
+from hub.server import run_in_thread
+
+
+def test_run_in_thread_serves_and_stops(tmp_path: Path) -> None:
+    (tmp_path / "tokens.yaml").write_text(TOKENS)
+    config = HubConfig(tokens=tmp_path / "tokens.yaml", database=tmp_path / "hub.db",
+                       port=0, plain=True)
+    running = run_in_thread(config)
+    try:
+        assert running.port > 0 and running.url == f"http://127.0.0.1:{running.port}/"
+        with urllib.request.urlopen(running.url + "healthz", timeout=5) as resp:
+            assert resp.status == 200
+        with connect(f"ws://127.0.0.1:{running.port}/ws/terminal",
+                     additional_headers={"Authorization": "Bearer tok-t1"}) as ws:
+            ws.send(wire.encode(wire.hello("T1", "test", 0)))
+            assert json.loads(ws.recv(timeout=5))["type"] == "welcome"
+    finally:
+        running.stop()
+    assert not running.running
