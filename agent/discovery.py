@@ -1,0 +1,170 @@
+"""Machine discovery, pure: the identification replies become ``MachineIdentified`` and the
+machine's clock becomes ``ClockRead``.
+
+At every link-up (and when the interpreter asks, after exceptions 3C / A2) the line owner
+sends LP 54 (SAS version, serial), 1F (ids, accounting denomination), 51 / 55 / 56 (games),
+53 and B5 per game (bounded), then 7E (date and time). :class:`Identity` collects the replies
+in any order; polls the machine ignores are simply missing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.observations import ClockRead, MachineIdentified
+from sas_protocol.denominations import DENOMINATION_CENTS
+from sas_protocol.messages.responses import (
+    DateTimeReply,
+    EnabledGamesReply,
+    ExtendedGameInfoReply,
+    GameConfigurationReply,
+    GameCountReply,
+    MachineInfoReply,
+    SasVersionReply,
+    SelectedGameReply,
+)
+
+#: per-game polls (53, B5) are sent for at most this many games: a 200-game machine must not
+#: hold the line for minutes at every link-up.
+MAX_GAMES_DETAILED = 8
+
+
+def machine_epoch(reply: DateTimeReply) -> float | None:
+    """LP 7E fields as epoch seconds; machines keep local time (the host's zone is assumed).
+
+    None when the machine sent an impossible date (an unset clock reads all zeros)."""
+    try:
+        return time.mktime((reply.year, reply.month, reply.day, reply.hour, reply.minute,
+                            reply.second, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return None
+
+
+def clock_read(reply: DateTimeReply, *, address: int, at: float) -> ClockRead | None:
+    epoch = machine_epoch(reply)
+    if epoch is None or not 1 <= reply.month <= 12 or not 1 <= reply.day <= 31:
+        return None
+    return ClockRead(at=at, address=address, machine_epoch=epoch, skew_seconds=epoch - at)
+
+
+@dataclass(slots=True)
+class Identity:
+    """What the identification polls told about one machine."""
+
+    address: int
+    version: SasVersionReply | None = None
+    info: MachineInfoReply | None = None
+    game_count: int | None = None
+    selected_game: int | None = None
+    enabled_games: tuple[int, ...] | None = None
+    games: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, reply: object) -> None:
+        """Record one reply (types other than the identification replies are ignored)."""
+        match reply:
+            case SasVersionReply():
+                self.version = reply
+            case MachineInfoReply():
+                self.info = reply
+            case GameCountReply():
+                self.game_count = reply.count
+            case SelectedGameReply():
+                self.selected_game = reply.game
+            case EnabledGamesReply():
+                self.enabled_games = reply.games
+            case GameConfigurationReply():
+                self.games.setdefault(reply.game, {}).update({
+                    "gameId": reply.game_id.strip(),
+                    "paytableId": reply.paytable_id.strip(),
+                    "maxBet": reply.max_bet,
+                    "basePercent": _percent(reply.base_percent),
+                    "denomination": DENOMINATION_CENTS.get(reply.denomination),
+                })
+            case ExtendedGameInfoReply():
+                self.games.setdefault(reply.game, {}).update({
+                    "name": reply.name,
+                    "paytable": reply.paytable,
+                    "maxBet": reply.max_bet,
+                    "progressiveGroup": reply.progressive_group,
+                })
+
+    def detail_games(self) -> list[int]:
+        """Games to ask 53 / B5 about: the enabled ones, else 1..count, bounded."""
+        if self.enabled_games:
+            games = list(self.enabled_games)
+        elif self.game_count:
+            games = list(range(1, self.game_count + 1))
+        else:
+            games = []
+        return games[:MAX_GAMES_DETAILED]
+
+    def denomination_cents(self) -> int | None:
+        """The accounting denomination from LP 1F, else from game 1's LP 53 (SAS §3.8)."""
+        if self.info is not None and self.info.denomination in DENOMINATION_CENTS:
+            return DENOMINATION_CENTS[self.info.denomination]
+        for number in sorted(self.games):
+            cents = self.games[number].get("denomination")
+            if cents:
+                return int(cents)
+        return None
+
+    def observation(self, *, at: float, unsupported: tuple[int, ...]) -> MachineIdentified | None:
+        """``MachineIdentified``, or None while the denomination is unknown: credit meters
+        cannot become money without it, so the interpreter keeps asking (ReadIdentity)."""
+        denomination = self.denomination_cents()
+        if denomination is None:
+            return None
+        extra: dict[str, Any] = {}
+        if self.info is not None:
+            extra.update({
+                "additionalId": self.info.additional_id.strip(),
+                "maxBet": self.info.max_bet,
+                "paytableId": self.info.paytable_id.strip(),
+                "basePercent": _percent(self.info.base_percent),
+                "progressiveGroup": self.info.progressive_group,
+            })
+        if self.selected_game is not None:
+            extra["selectedGame"] = self.selected_game
+        if self.enabled_games is not None:
+            extra["enabledGames"] = list(self.enabled_games)
+        if self.games:
+            extra["gameDetails"] = {str(n): d for n, d in sorted(self.games.items())}
+        games = self.game_count
+        if games is None:
+            games = len(self.enabled_games) if self.enabled_games else 1
+        return MachineIdentified(
+            at=at,
+            address=self.address,
+            sas_version=self.version.version if self.version else "",
+            serial_number=self.version.serial.strip() if self.version else "",
+            game_id=self.info.game_id.strip() if self.info else "",
+            denomination_cents=denomination,
+            games=games,
+            info=extra,
+            unsupported_polls=unsupported,
+        )
+
+    def as_result(self) -> dict[str, Any]:
+        """The data of a MACHINE_INFO command result."""
+        out: dict[str, Any] = {"address": self.address}
+        if self.version is not None:
+            out["sasVersion"] = self.version.version
+            out["serialNumber"] = self.version.serial.strip()
+        if self.info is not None:
+            out.update({
+                "gameId": self.info.game_id.strip(),
+                "additionalId": self.info.additional_id.strip(),
+                "denomination": DENOMINATION_CENTS.get(self.info.denomination),
+                "maxBet": self.info.max_bet,
+                "paytableId": self.info.paytable_id.strip(),
+                "basePercent": _percent(self.info.base_percent),
+            })
+        return out
+
+
+def _percent(text: str) -> float | None:
+    """4 ASCII digits with an implied decimal point ("9500" -> 95.0)."""
+    digits = text.strip()
+    return int(digits) / 100 if digits.isdigit() else None

@@ -1,0 +1,532 @@
+"""The line owner: the one thread that owns the serial line and polls the machines on it.
+
+Its timing must not depend on the rest of the daemon (an fsync, a slow hub), so it runs on
+its own thread and meets the others only through thread-safe hand-offs:
+
+- observations out through ``on_observation`` (the pipeline's ``put``, a queue);
+- read requests in through :meth:`LineOwner.request_reads` and commands through
+  :meth:`LineOwner.submit` (a queue each, drained at the start of every cycle);
+- :meth:`LineOwner.status` is a locked snapshot for ``diag``.
+
+Each cycle, on absolute deadlines (``interval_ms`` apart, so work inside a cycle never makes
+the schedule drift), every configured address gets a general poll and then at most one long
+poll, chosen by its :class:`agent.schedule.MachineSchedule` (commands first). A poll is driven
+through ``sas_protocol.HostProtocol``, which does the sync poll, implied ACK, retries and link
+health; this module does the I/O: it writes ``data_to_send()``, reads until the reply window
+(``reply_timeout_ms`` after the last byte written or received) closes, and feeds
+``receive_data`` / ``receive_timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from agent.config import MachineConfig, PollConfig
+from agent.events import utc_timestamp
+from agent.logs import elided_hex
+from agent.machine_commands import (
+    CommandRejectedError,
+    CommandResult,
+    MachineCommand,
+)
+from agent.meter_reads import meter_key
+from agent.metrics import AgentMetrics, BadFrameKind, PollResult
+from agent.observations import (
+    CardInserted,
+    CardRemoved,
+    ExceptionObserved,
+    LinkDown,
+    LinkUp,
+    Observation,
+    RealTimeEventObserved,
+)
+from agent.reads import ReadRequest
+from agent.schedule import MachineSchedule, Outputs
+from drivers.base import Transport, TransportClosedError, TransportError
+from sas_protocol.errors import CrcError, LengthError, UnexpectedAddressError
+from sas_protocol.host import (
+    ExceptionReported,
+    FailureReason,
+    FrameRejected,
+    HostEvent,
+    HostProtocol,
+    NoActivity,
+    NotSupported,
+    PollFailed,
+    RealTimeEventReceived,
+    ReplyReceived,
+)
+from sas_protocol.host import LinkDown as HostLinkDown
+from sas_protocol.host import LinkUp as HostLinkUp
+from sas_protocol.messages.requests import GeneralPoll, Poll, Request
+
+log = logging.getLogger(__name__)
+
+CommandFuture = Future[CommandResult]
+
+#: Bad frames are logged at most once per this many seconds per address (with a count of
+#: the ones not logged), so a noisy line cannot flood the journal.
+BAD_FRAME_LOG_INTERVAL_S = 5.0
+#: After an I/O error on the transport, wait this long before polling again.
+TRANSPORT_RETRY_S = 1.0
+
+_RESULTS = {
+    FailureReason.TIMEOUT: PollResult.TIMEOUT,
+    FailureReason.CRC: PollResult.CRC,
+    FailureReason.FRAMING: PollResult.CRC,  # a reply that does not parse: counted with CRC
+    FailureReason.NACK: PollResult.NACK,
+    FailureReason.BUSY: PollResult.BUSY,
+}
+
+
+def _bad_frame_kind(event: FrameRejected) -> BadFrameKind:
+    error = event.error
+    if isinstance(error, CrcError):
+        return BadFrameKind.CRC
+    if isinstance(error, LengthError):
+        return BadFrameKind.LENGTH
+    if isinstance(error, UnexpectedAddressError):
+        return BadFrameKind.ADDRESS
+    if "no reply was awaited" in str(error):
+        return BadFrameKind.UNEXPECTED
+    return BadFrameKind.DECODE
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One frame on the line, for diagnostics."""
+
+    at: float
+    direction: str  # "tx" or "rx"
+    hex: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": utc_timestamp(self.at), "dir": self.direction, "hex": self.hex}
+
+
+class _Machine:
+    """The line owner's per-address bookkeeping (line thread only, except under the lock)."""
+
+    def __init__(self, config: MachineConfig, poll: PollConfig, *, sync_address: int,
+                 max_sends: int, frames: int) -> None:
+        self.address = config.address
+        self.config = config
+        self.host = HostProtocol(config.address, sync_address=sync_address,
+                                 max_sends=max_sends, link_down_after=poll.link_down_after)
+        self.schedule: MachineSchedule[CommandFuture] = MachineSchedule(
+            config.address, rte=config.rte, poll=poll,
+            start_command=lambda future: future.set_running_or_notify_cancel())
+        self.link_up = False
+        self.link_reported = False  # a LinkDown/LinkUp was reported at least once
+        self.since: float | None = None
+        self.polls: Counter[str] = Counter()
+        self.bad_frames: Counter[str] = Counter()
+        self.frames: deque[FrameRecord] = deque(maxlen=frames)
+        self.failed_sends_before_up = 0
+        self.last_bad_log = float("-inf")
+        self.unlogged_bad = 0
+
+
+class LineOwner:
+    """Owns ``transport`` and one ``HostProtocol`` per machine in ``machines``.
+
+    ``on_observation`` is called on the line thread for every observation; it must not block
+    (give it ``Pipeline.put``). ``clock`` is the wall clock of observation times; poll
+    deadlines use ``time.monotonic`` (the transports' clock).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        machines: Sequence[MachineConfig],
+        poll: PollConfig,
+        on_observation: Callable[[Observation], None],
+        *,
+        metrics: AgentMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+        sync_address: int = 0,
+        max_sends: int = 3,
+        frame_log_size: int = 64,
+        max_pending_commands: int = 32,
+    ) -> None:
+        if not machines:
+            raise ValueError("the line owner needs at least one machine")
+        self.transport = transport
+        self.poll = poll
+        self._emit = on_observation
+        self._metrics = metrics
+        self._clock = clock
+        self._machines = {
+            m.address: _Machine(m, poll, sync_address=sync_address, max_sends=max_sends,
+                                frames=frame_log_size)
+            for m in machines
+        }
+        self._max_pending = max_pending_commands
+        self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._open: set[CommandFuture] = set()  # submitted, not finished
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._interval = poll.interval_ms / 1000.0
+        self._window = poll.reply_timeout_ms / 1000.0
+        self.skipped_slots = 0
+        self.cycles = 0
+        self._error: str | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("line owner already started")
+        self._thread = threading.Thread(target=self._run, name="line-owner", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the poll in flight, then stop; commands still queued fail."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        self._fail_queued("the line owner stopped")
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # ------------------------------------------------------------------ inputs (any thread)
+
+    def submit(self, command: MachineCommand) -> CommandFuture:
+        """Queue a remote command ahead of routine polls; the future ends with its result."""
+        if self._stop.is_set():
+            raise CommandRejectedError("the line owner is stopping")
+        future: CommandFuture = Future()
+        if command.address not in self._machines:
+            future.set_result(CommandResult(False, f"no machine at address {command.address}"))
+            return future
+        with self._lock:
+            if len(self._open) >= self._max_pending:
+                raise CommandRejectedError(
+                    f"{len(self._open)} commands already wait for the line")
+            self._open.add(future)
+        future.add_done_callback(self._open.discard)
+        self._inbox.put(("command", (command, future)))
+        return future
+
+    def request_reads(self, reads: Iterable[ReadRequest]) -> None:
+        """Reads the interpreter asked for (called by the pipeline after each commit)."""
+        for read in reads:
+            self._inbox.put(("read", read))
+
+    def status(self) -> dict[str, Any]:
+        """A thread-safe snapshot for ``diag``."""
+        with self._lock:
+            machines = {}
+            for m in self._machines.values():
+                memory = m.schedule.memory
+                machines[str(m.address)] = {
+                    "address": m.address,
+                    "linkUp": m.link_up,
+                    "since": utc_timestamp(m.since) if m.since is not None else None,
+                    "rte": m.host.rte_mode,
+                    "polls": dict(m.polls),
+                    "badFrames": dict(m.bad_frames),
+                    "ignoredPolls": [f"{p:02X}" for p in sorted(memory.ignored)],
+                    "lackingMeters": [meter_key(c) for c in sorted(memory.lacking)],
+                    "machine": dict(memory.identity),
+                    "lastMeters": {meter_key(c): v for c, v in sorted(memory.last_meters.items())},
+                    "lastMetersAt": (utc_timestamp(memory.last_meters_at)
+                                     if memory.last_meters_at is not None else None),
+                    "pendingCommands": m.schedule.pending_commands(),
+                    "lastFrames": [f.to_json() for f in m.frames],
+                }
+            return {
+                "transport": self.transport.name,
+                "running": self.running,
+                "intervalMs": self.poll.interval_ms,
+                "cycles": self.cycles,
+                "skippedSlots": self.skipped_slots,
+                "error": self._error,
+                "machines": machines,
+            }
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        next_due = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                wait = next_due - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    break
+                started = time.monotonic()
+                if self._metrics is not None:
+                    self._metrics.poll_interval_deviation.observe(abs(started - next_due))
+                self._drain_inbox()
+                try:
+                    self._cycle()
+                except TransportClosedError:
+                    raise
+                except TransportError as exc:
+                    self._transport_failed(exc)
+                self.cycles += 1
+                # Absolute deadlines: the next cycle is due one interval after this one was
+                # due, whatever the work took. Slots already missed are skipped, not bunched.
+                next_due += self._interval
+                now = time.monotonic()
+                if next_due < now:
+                    missed = int((now - next_due) / self._interval) + 1
+                    self.skipped_slots += missed
+                    next_due += missed * self._interval
+        except TransportClosedError as exc:
+            self._error = str(exc)
+            log.info("line owner: transport closed, stopping", extra={"device": exc.device})
+        except Exception as exc:  # a bug: say so loudly, fail the commands, stop the thread
+            self._error = f"{type(exc).__name__}: {exc}"
+            log.exception("line owner crashed")
+        finally:
+            self._fail_queued("the line owner stopped")
+
+    def _transport_failed(self, exc: TransportError) -> None:
+        log.warning("line transport error: %s", exc)
+        self._error = str(exc)
+        at = self._clock()
+        for m in self._machines.values():
+            if m.link_up or not m.link_reported:
+                self._link_down(m, at, f"transport error: {exc}")
+        self._stop.wait(TRANSPORT_RETRY_S)
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                kind, item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "command":
+                command, future = item
+                with self._lock:
+                    m = self._machines[command.address]
+                    if not m.link_up:
+                        if future.set_running_or_notify_cancel():
+                            future.set_result(CommandResult(False, "the machine link is down"))
+                        continue
+                    m.schedule.command(command, future)
+            else:
+                m_read = self._machines.get(item.address)
+                if m_read is not None:
+                    with self._lock:
+                        m_read.schedule.request(item)
+
+    def _fail_queued(self, reason: str) -> None:
+        with self._lock:
+            for m in self._machines.values():
+                for future, _ in m.schedule.on_link_down():
+                    self._finish_command(future, CommandResult(False, reason))
+        while True:
+            try:
+                kind, item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "command":
+                _, future = item
+                if future.set_running_or_notify_cancel():
+                    future.set_result(CommandResult(False, reason))
+
+    def _cycle(self) -> None:
+        for m in self._machines.values():
+            self._run_poll(m, GeneralPoll())
+            if self._stop.is_set():
+                return
+            with self._lock:
+                poll, outputs = m.schedule.next_long_poll(self._clock())
+                self._deliver(m, outputs)
+            if poll is not None:
+                self._run_poll(m, poll)
+            if self._stop.is_set():
+                return
+
+    # ------------------------------------------------------------------ one poll
+
+    def _run_poll(self, m: _Machine, poll: Poll) -> None:
+        host, transport = m.host, self.transport
+        host.send(poll)
+        first_sent: float | None = None
+        deadline = 0.0
+        while host.awaiting_reply:
+            outgoing = host.data_to_send()
+            if outgoing:
+                transport.discard_input()  # late bytes of an earlier window are not a reply
+                for item in outgoing:
+                    transport.write(item.data, wakeup=item.wakeup)
+                    self._record(m, "tx", item.data)
+                now = time.monotonic()
+                first_sent = now if first_sent is None else first_sent
+                deadline = now + self._window
+            words = transport.read(deadline)
+            if words:
+                data = bytes(w.value for w in words)
+                self._record(m, "rx", data)
+                host.receive_data(data)
+                deadline = max(deadline, time.monotonic() + self._window)
+            elif time.monotonic() >= deadline:
+                host.receive_timeout()
+            self._handle(m, host.events_received(), first_sent)
+
+    def _record(self, m: _Machine, direction: str, data: bytes) -> None:
+        with self._lock:
+            m.frames.append(FrameRecord(self._clock(), direction, elided_hex(data)))
+
+    def _handle(self, m: _Machine, events: list[HostEvent], first_sent: float | None) -> None:
+        if not events:
+            return
+        at = self._clock()
+        latency = time.monotonic() - first_sent if first_sent is not None else None
+        with self._lock:
+            sched = m.schedule
+            for event in events:
+                match event:
+                    case HostLinkUp():
+                        self._link_up(m, at)
+                    case HostLinkDown():
+                        self._link_down(m, at, "no valid reply")
+                    case ExceptionReported(code=code):
+                        self._poll_result(m, PollResult.OK, latency)
+                        self._emit(ExceptionObserved(at=at, address=m.address, code=code))
+                    case NoActivity():
+                        self._poll_result(m, PollResult.OK, latency)
+                    case RealTimeEventReceived(event=rte, substituted=substituted):
+                        if not substituted:
+                            self._poll_result(m, PollResult.OK, latency)
+                        self._emit(RealTimeEventObserved(at=at, address=m.address,
+                                                         code=rte.event_code,
+                                                         fields=rte.fields()))
+                    case ReplyReceived(poll=poll, reply=reply):
+                        self._poll_result(m, PollResult.OK, latency)
+                        if isinstance(poll, Request) and poll == self._outstanding(m):
+                            self._emit_all(sched.replied(reply, at))
+                    case NotSupported(poll=poll):
+                        self._poll_result(m, PollResult.UNSUPPORTED, None)
+                        if poll == self._outstanding(m):
+                            self._emit_all(sched.not_supported(at))
+                    case PollFailed(poll=poll, reason=reason):
+                        self._poll_result(m, _RESULTS[reason], None)
+                        self._failed_before_up(m, at)
+                        if isinstance(poll, Request) and poll == self._outstanding(m):
+                            self._emit_all(sched.failed(reason.value, at))
+                    case FrameRejected():
+                        self._bad_frame(m, event)
+
+    @staticmethod
+    def _outstanding(m: _Machine) -> Request | None:
+        return m.schedule.outstanding
+
+    def _emit_all(self, observations: list[Observation]) -> None:
+        for obs in observations:
+            self._emit(obs)
+
+    def _deliver(self, m: _Machine, outputs: Outputs[CommandFuture]) -> None:
+        self._emit_all(outputs.observations)
+        for future, result in outputs.commands:
+            self._finish_command(future, result)
+
+    @staticmethod
+    def _finish_command(future: CommandFuture, result: CommandResult) -> None:
+        if not future.done():
+            future.set_result(result)
+
+    def _poll_result(self, m: _Machine, result: PollResult, latency: float | None) -> None:
+        m.polls[result.value] += 1
+        if self._metrics is not None:
+            self._metrics.record_poll(m.address, result, latency)
+
+    def _link_up(self, m: _Machine, at: float) -> None:
+        m.link_up, m.link_reported, m.since = True, True, at
+        m.failed_sends_before_up = 0
+        m.schedule.on_link_up(at)
+        if self._metrics is not None:
+            self._metrics.set_link_up(m.address, True)
+        log.info("machine %d: link up", m.address)
+        self._emit(LinkUp(at=at, address=m.address))
+
+    def _link_down(self, m: _Machine, at: float, reason: str) -> None:
+        m.link_up, m.link_reported, m.since = False, True, at
+        for future, result in m.schedule.on_link_down():
+            self._finish_command(future, result)
+        if self._metrics is not None:
+            self._metrics.set_link_up(m.address, False)
+        log.warning("machine %d: link down (%s)", m.address, reason)
+        self._emit(LinkDown(at=at, address=m.address, reason=reason))
+
+    def _failed_before_up(self, m: _Machine, at: float) -> None:
+        """HostProtocol reports LinkDown only after the link was up; a machine that never
+        answered since start is reported down once after as many failed sends."""
+        if m.link_reported:
+            return
+        m.failed_sends_before_up += m.host.max_sends
+        if m.failed_sends_before_up >= self.poll.link_down_after:
+            self._link_down(m, at, "no reply since start")
+
+    def _bad_frame(self, m: _Machine, event: FrameRejected) -> None:
+        kind = _bad_frame_kind(event)
+        m.bad_frames[kind.value] += 1
+        if self._metrics is not None:
+            self._metrics.record_bad_frame(m.address, kind)
+        now = time.monotonic()
+        if now - m.last_bad_log >= BAD_FRAME_LOG_INTERVAL_S:
+            more = f" ({m.unlogged_bad} more not logged)" if m.unlogged_bad else ""
+            log.warning("machine %d: bad frame (%s): %s: %s%s", m.address, kind.value,
+                        event.error, elided_hex(event.error.raw), more)
+            m.last_bad_log, m.unlogged_bad = now, 0
+        else:
+            m.unlogged_bad += 1
+
+
+class CardPoller:
+    """Polls a card reader on its own thread (never the line thread) and reports
+    ``CardInserted`` / ``CardRemoved`` observations through ``on_observation``.
+
+    ``reader`` is a ``drivers.card_reader.CardReader`` (anything with ``poll(deadline)`` and
+    ``close()``). The session is the terminal's, so observations carry ``address``."""
+
+    def __init__(self, reader: Any, on_observation: Callable[[Observation], None], *,
+                 address: int = 1, clock: Callable[[], float] = time.time,
+                 slice_s: float = 0.25) -> None:
+        self.reader = reader
+        self._emit = on_observation
+        self._address = address
+        self._clock = clock
+        self._slice = slice_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="card-reader", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                events = self.reader.poll(time.monotonic() + self._slice)
+            except TransportClosedError:
+                return
+            except TransportError as exc:
+                log.warning("card reader error: %s", exc)
+                self._stop.wait(TRANSPORT_RETRY_S)
+                continue
+            for event in events:
+                at = self._clock()
+                cls = CardInserted if event.kind == "inserted" else CardRemoved
+                self._emit(cls(at=at, address=self._address, card_id=event.card_id,
+                               kind=event.holder))

@@ -1,0 +1,600 @@
+"""The poll planner for one machine, pure: which long poll goes next, and what replies mean.
+
+The line owner sends a general poll every ``interval_ms`` and, between two general polls, at
+most one long poll: the one :meth:`MachineSchedule.next_long_poll` returns. The work behind
+long polls is organised in *jobs*, each a short sequence of polls that ends in observations
+(and, for remote commands, a :class:`CommandResult`):
+
+- discovery at every link-up (SAS §4.3 pitfall 4: re-query the machine after a comm-up):
+  LP 0E 01 when the line runs in RTE mode, 54, 1F, 51, 55, 56, 53 / B5 per game (bounded),
+  7E and, when allowed and the skew is too large, 7F; then a full meter snapshot;
+- meter reads asked for by the interpreter (``ReadMeters``; pending reads of the same game
+  merge into one), LP 1B after 51, LP 4D after 3D / 3E, identification after 3C / A2;
+- a full meter snapshot every ``snapshot_interval_s``;
+- remote commands, which go ahead of every routine job (a routine job in progress is only
+  paused between its polls, never cut).
+
+What the machine ignores (``NotSupported``: silence to every send, SAS §3.5) is remembered in
+:attr:`MachineSchedule.ignored` for as long as the line owner runs, so the meter stepdown
+(agent.meter_reads) and discovery skip it next time. No I/O, no clock: times are arguments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from agent.config import PollConfig
+from agent.discovery import Identity, clock_read
+from agent.machine_commands import CommandKind, CommandResult, MachineCommand
+from agent.meter_reads import FULL_SNAPSHOT_CODES, MeterRead, meter_key
+from agent.observations import (
+    HandpayInfoRead,
+    HostLockChanged,
+    MeterReason,
+    MetersRead,
+    Observation,
+    TicketValidationRead,
+)
+from agent.reads import ReadHandpay, ReadIdentity, ReadMeters, ReadRequest, ReadTicket
+from sas_protocol.messages.meters import MeterReply
+from sas_protocol.messages.requests import (
+    DateTimeRequest,
+    DisableBillAcceptorRequest,
+    EnableBillAcceptorRequest,
+    EnabledGamesRequest,
+    EnhancedValidationRequest,
+    ExtendedGameInfoRequest,
+    GameConfigurationRequest,
+    GameCountRequest,
+    HandpayInfoRequest,
+    HandpayResetMethodRequest,
+    LockRequest,
+    MachineInfoRequest,
+    RealTimeReportingRequest,
+    RemoteHandpayResetRequest,
+    Request,
+    SasVersionRequest,
+    SelectedGameRequest,
+    SetDateTimeRequest,
+    SoundOffRequest,
+    SoundOnRequest,
+    UnlockRequest,
+)
+from sas_protocol.messages.responses import (
+    Ack,
+    DateTimeReply,
+    EnhancedValidationReply,
+    HandpayInfoReply,
+    HandpayResetReply,
+    Reply,
+)
+
+T = TypeVar("T")
+
+#: LP 1B level byte: 01-20 progressive levels report cents, others credits (SAS §3.9).
+_PROGRESSIVE_LEVELS = range(0x01, 0x21)
+
+#: LP 94 result codes (SAS §3.9).
+_HANDPAY_RESET_ERRORS = {0x01: "the machine is unable to reset the handpay",
+                         0x02: "no handpay is pending"}
+
+
+def poll_name(poll: Request) -> str:
+    return f"LP {poll.command:02X}"
+
+
+@dataclass(slots=True)
+class Memory:
+    """What the line owner learned about one machine, kept across link-ups."""
+
+    ignored: set[int] = field(default_factory=set)  # long polls the machine never answers
+    lacking: set[int] = field(default_factory=set)  # meters the machine does not keep
+    denomination_cents: int | None = None
+    identity: dict[str, Any] = field(default_factory=dict)
+    last_meters: dict[int, int] = field(default_factory=dict)
+    last_meters_at: float | None = None
+
+
+@dataclass(slots=True)
+class Outputs(Generic[T]):
+    """What one poll's outcome produced: observations and finished commands."""
+
+    observations: list[Observation] = field(default_factory=list)
+    commands: list[tuple[T, CommandResult]] = field(default_factory=list)
+
+
+class Job:
+    """A sequence of long polls. Subclasses implement ``next_poll`` and the handlers; a job is
+    finished when ``next_poll`` returns None, then ``finish`` gives its last observations."""
+
+    def __init__(self, address: int) -> None:
+        self.address = address
+        self.started = False
+        self.result: CommandResult | None = None
+
+    def next_poll(self, memory: Memory, at: float) -> Request | None:
+        raise NotImplementedError
+
+    def reply(self, poll: Request, reply: Reply, memory: Memory, at: float) -> list[Observation]:
+        return []
+
+    def unsupported(self, poll: Request, memory: Memory, at: float) -> list[Observation]:
+        return []
+
+    def failed(self, poll: Request, reason: str, memory: Memory, at: float) -> list[Observation]:
+        return []
+
+    def finish(self, memory: Memory, at: float) -> list[Observation]:
+        return []
+
+
+class MeterReadJob(Job):
+    """One meter read by stepdown; ends in ``MetersRead``."""
+
+    def __init__(self, address: int, codes: tuple[int, ...], reason: MeterReason) -> None:
+        super().__init__(address)
+        self.codes = codes or FULL_SNAPSHOT_CODES
+        self.full = not codes
+        self.reason: MeterReason = reason
+        self._read: MeterRead | None = None
+
+    def merge(self, codes: tuple[int, ...], reason: MeterReason) -> None:
+        """Fold another pending request in: a full read wins, otherwise the codes add up."""
+        if self.full:
+            return
+        if not codes:
+            self.full, self.codes, self.reason = True, FULL_SNAPSHOT_CODES, reason
+            return
+        self.codes = tuple(dict.fromkeys((*self.codes, *codes)))
+
+    def next_poll(self, memory: Memory, at: float) -> Request | None:
+        if self._read is None:
+            self._read = MeterRead(self.codes, lacking=memory.lacking)
+        return self._read.next_poll(memory.ignored)
+
+    def reply(self, poll: Request, reply: Reply, memory: Memory, at: float) -> list[Observation]:
+        assert self._read is not None
+        if isinstance(reply, MeterReply):
+            self._read.reply(reply)
+            memory.lacking.update(self._read.lacking)
+        else:
+            self._read.failed()
+        return []
+
+    def unsupported(self, poll: Request, memory: Memory, at: float) -> list[Observation]:
+        assert self._read is not None
+        self._read.unsupported()
+        return []
+
+    def failed(self, poll: Request, reason: str, memory: Memory, at: float) -> list[Observation]:
+        assert self._read is not None
+        self._read.failed()
+        return []
+
+    def finish(self, memory: Memory, at: float) -> list[Observation]:
+        read = self._read
+        if read is None or not read.meters:
+            return []
+        memory.last_meters.update(read.meters)
+        memory.last_meters_at = at
+        # A read cut short is still true for what it has, but it is not a full snapshot:
+        # report it as a plain read so it neither ends a pending reset nor says "snapshot".
+        reason: MeterReason = "timer" if read.aborted and self.full else self.reason
+        return [MetersRead(at=at, address=self.address, meters=dict(read.meters),
+                           widths=dict(read.widths), reason=reason)]
+
+
+class SequenceJob(Job):
+    """Polls in a fixed order; polls the machine ignores are skipped."""
+
+    def __init__(self, address: int, polls: list[Request]) -> None:
+        super().__init__(address)
+        self._polls: deque[Request] = deque(polls)
+        self._in_flight: Request | None = None
+
+    def next_poll(self, memory: Memory, at: float) -> Request | None:
+        if self._in_flight is not None:
+            return self._in_flight
+        while self._polls:
+            poll = self._polls.popleft()
+            if poll.command not in memory.ignored:
+                self._in_flight = poll
+                return poll
+        return None
+
+    def _done_with(self) -> None:
+        self._in_flight = None
+
+    def push_front(self, *polls: Request) -> None:
+        self._polls.extendleft(reversed(polls))
+
+
+class IdentifyJob(SequenceJob):
+    """Discovery's identification part; ends in ``MachineIdentified`` and ``ClockRead``."""
+
+    def __init__(self, address: int, *, rte: bool, poll: PollConfig) -> None:
+        polls: list[Request] = []
+        if rte:
+            polls.append(RealTimeReportingRequest(True))  # SAS §12: LP 0E 01
+        polls += [SasVersionRequest(), MachineInfoRequest(), GameCountRequest(),
+                  SelectedGameRequest(), EnabledGamesRequest()]
+        super().__init__(address, polls)
+        self.config = poll
+        self.identity = Identity(address)
+        self._details_planned = False
+        self._clock_planned = False
+        self._clock: Observation | None = None
+
+    def next_poll(self, memory: Memory, at: float) -> Request | None:
+        polls = self._polls
+        if not polls and self._in_flight is None and not self._details_planned:
+            self._details_planned = True
+            for game in self.identity.detail_games():
+                polls.append(GameConfigurationRequest(game))
+                polls.append(ExtendedGameInfoRequest(game))
+        if not polls and self._in_flight is None and not self._clock_planned:
+            self._clock_planned = True
+            if self.config.clock_check:
+                polls.append(DateTimeRequest())
+        return super().next_poll(memory, at)
+
+    def reply(self, poll: Request, reply: Reply, memory: Memory, at: float) -> list[Observation]:
+        self._done_with()
+        self.identity.add(reply)
+        if isinstance(reply, DateTimeReply):
+            clock = clock_read(reply, address=self.address, at=at)
+            self._clock = clock
+            if (clock is not None and self.config.clock_sync
+                    and abs(clock.skew_seconds) > self.config.clock_max_skew_s):
+                self.push_front(set_clock_request(at))
+        return []
+
+    def unsupported(self, poll: Request, memory: Memory, at: float) -> list[Observation]:
+        self._done_with()
+        return []
+
+    def failed(self, poll: Request, reason: str, memory: Memory, at: float) -> list[Observation]:
+        self._done_with()
+        return []
+
+    def finish(self, memory: Memory, at: float) -> list[Observation]:
+        out: list[Observation] = []
+        identified = self.identity.observation(at=at, unsupported=tuple(sorted(memory.ignored)))
+        if identified is not None:
+            memory.denomination_cents = identified.denomination_cents
+            memory.identity = {"sasVersion": identified.sas_version,
+                               "serialNumber": identified.serial_number,
+                               "gameId": identified.game_id,
+                               "denomination": identified.denomination_cents,
+                               "games": identified.games, **identified.info}
+            out.append(identified)
+        if self._clock is not None:
+            out.append(self._clock)
+        return out
+
+
+def set_clock_request(at: float) -> SetDateTimeRequest:
+    """LP 7F with the host's local time at ``at`` (machines keep local time)."""
+    t = time.localtime(at)
+    return SetDateTimeRequest(t.tm_mon, t.tm_mday, t.tm_year, t.tm_hour, t.tm_min,
+                              min(t.tm_sec, 59))
+
+
+class SingleReadJob(SequenceJob):
+    """LP 1B or LP 4D, read once, turned into its observation."""
+
+    def __init__(self, address: int, poll: Request) -> None:
+        super().__init__(address, [poll])
+        self.kind = poll.command
+        self._out: list[Observation] = []
+
+    def reply(self, poll: Request, reply: Reply, memory: Memory, at: float) -> list[Observation]:
+        self._done_with()
+        if isinstance(reply, HandpayInfoReply):
+            amount = reply.amount
+            if reply.level not in _PROGRESSIVE_LEVELS:
+                # SAS §3.9: non-progressive handpays report accounting credits
+                amount *= memory.denomination_cents or 0
+            if reply.level not in _PROGRESSIVE_LEVELS and memory.denomination_cents is None:
+                return []  # cannot convert yet; 51 is re-issued every 15 s (SAS §7.8.1)
+            self._out.append(HandpayInfoRead(
+                at=at, address=self.address, progressive_group=reply.progressive_group,
+                level=reply.level, amount_cents=amount, partial_pay_credits=reply.partial_pay,
+                reset_id=reply.reset_id))
+        elif isinstance(reply, EnhancedValidationReply):
+            self._out.append(TicketValidationRead(
+                at=at, address=self.address, validation_type=reply.validation_type,
+                validation_number=f"{reply.validation_number:016d}", amount_cents=reply.amount,
+                ticket_number=reply.ticket_number))
+        return []
+
+    def unsupported(self, poll: Request, memory: Memory, at: float) -> list[Observation]:
+        self._done_with()
+        return []
+
+    def failed(self, poll: Request, reason: str, memory: Memory, at: float) -> list[Observation]:
+        self._done_with()
+        return []
+
+    def finish(self, memory: Memory, at: float) -> list[Observation]:
+        return self._out
+
+
+_ACK_COMMANDS: dict[CommandKind, Callable[[], Request]] = {
+    CommandKind.LOCK: LockRequest,
+    CommandKind.UNLOCK: UnlockRequest,
+    CommandKind.SOUND_ON: SoundOnRequest,
+    CommandKind.SOUND_OFF: SoundOffRequest,
+    CommandKind.ENABLE_BILL_ACCEPTOR: EnableBillAcceptorRequest,
+    CommandKind.DISABLE_BILL_ACCEPTOR: DisableBillAcceptorRequest,
+}
+
+
+class CommandJob(Job):
+    """A remote command: its polls, then a :class:`CommandResult` in :attr:`result`."""
+
+    def __init__(self, command: MachineCommand) -> None:
+        super().__init__(command.address)
+        self.command = command
+        self._polls: deque[Request] = deque()
+        self._in_flight: Request | None = None
+        self._meters: MeterRead | None = None
+        self._identity = Identity(command.address)
+        self._out: list[Observation] = []
+        self._data: dict[str, Any] = {}
+        kind = command.kind
+        if kind in _ACK_COMMANDS:
+            self._polls.append(_ACK_COMMANDS[kind]())
+        elif kind is CommandKind.HANDPAY_RESET:
+            method = int(command.params.get("method", 0))
+            # SAS §3.9: A8 chooses the reset method (00 standard handpay), 94 resets
+            self._polls += [HandpayResetMethodRequest(method), RemoteHandpayResetRequest()]
+        elif kind is CommandKind.MACHINE_INFO:
+            self._polls += [SasVersionRequest(), MachineInfoRequest()]
+        elif kind is CommandKind.READ_METERS:
+            self._meters = MeterRead(FULL_SNAPSHOT_CODES)
+        elif kind is not CommandKind.SYNC_CLOCK:
+            self.result = CommandResult(False, f"unsupported command {kind.value}")
+
+    def next_poll(self, memory: Memory, at: float) -> Request | None:
+        if self.result is not None:
+            return None
+        if self._in_flight is not None:
+            return self._in_flight
+        if self.command.kind is CommandKind.SYNC_CLOCK and not self.started:
+            self._polls.append(set_clock_request(at))  # the host's time when it is sent
+        self.started = True
+        if self._meters is not None:
+            poll = self._meters.next_poll(memory.ignored)
+            if poll is None:
+                self._finish_meters(memory, at)
+            self._in_flight = poll
+            return poll
+        if not self._polls:
+            if self.result is None:
+                self.result = CommandResult(True, None, dict(self._data))
+            return None
+        self._in_flight = self._polls.popleft()
+        return self._in_flight
+
+    def _finish_meters(self, memory: Memory, at: float) -> None:
+        read = self._meters
+        assert read is not None
+        if read.aborted:
+            self.result = CommandResult(False, "the meter read did not complete")
+        else:
+            self.result = CommandResult(True, None, {
+                "meters": {meter_key(c): v for c, v in sorted(read.meters.items())}})
+        if read.meters:
+            memory.last_meters.update(read.meters)
+            memory.last_meters_at = at
+            self._out.append(MetersRead(at=at, address=self.address, meters=dict(read.meters),
+                                        widths=dict(read.widths),
+                                        reason="timer" if read.aborted else "action"))
+
+    def reply(self, poll: Request, reply: Reply, memory: Memory, at: float) -> list[Observation]:
+        self._in_flight = None
+        kind = self.command.kind
+        if self._meters is not None:
+            if isinstance(reply, MeterReply):
+                self._meters.reply(reply)
+                memory.lacking.update(self._meters.lacking)
+            else:
+                self._meters.failed()
+            return []
+        if isinstance(reply, HandpayResetReply) and reply.code != 0x00:
+            self.result = CommandResult(False, _HANDPAY_RESET_ERRORS.get(
+                reply.code, f"handpay reset answered {reply.code:02X}"))
+        elif isinstance(reply, Ack) and kind in (CommandKind.LOCK, CommandKind.UNLOCK):
+            self._out.append(HostLockChanged(at=at, address=self.address,
+                                             locked=kind is CommandKind.LOCK,
+                                             action_id=self.command.action_id))
+        elif isinstance(reply, Ack) and isinstance(poll, SetDateTimeRequest):
+            self._data["machineTime"] = (f"{poll.year:04d}-{poll.month:02d}-{poll.day:02d}T"
+                                         f"{poll.hour:02d}:{poll.minute:02d}:{poll.second:02d}")
+        elif kind is CommandKind.MACHINE_INFO:
+            self._identity.add(reply)
+            self._data.update(self._identity.as_result())
+        return []
+
+    def unsupported(self, poll: Request, memory: Memory, at: float) -> list[Observation]:
+        self._in_flight = None
+        if self._meters is not None:
+            self._meters.unsupported()
+        elif isinstance(poll, HandpayResetMethodRequest):
+            pass  # A8 is optional: the standard reset method stays, 94 follows
+        else:
+            self.result = CommandResult(False, f"the machine does not support {poll_name(poll)}")
+        return []
+
+    def failed(self, poll: Request, reason: str, memory: Memory, at: float) -> list[Observation]:
+        self._in_flight = None
+        if self._meters is not None:
+            self._meters.failed()
+        else:
+            self.result = CommandResult(False, f"{poll_name(poll)} failed: {reason}")
+        return []
+
+    def finish(self, memory: Memory, at: float) -> list[Observation]:
+        return self._out
+
+
+class MachineSchedule(Generic[T]):
+    """The planner of one machine. ``T`` is the caller's handle of a command (a Future)."""
+
+    def __init__(self, address: int, *, rte: bool, poll: PollConfig,
+                 start_command: Callable[[T], bool] | None = None) -> None:
+        self.address = address
+        self.rte = rte
+        self.config = poll
+        #: called before a command's first poll; False: it was cancelled, skip it
+        self._start_command = start_command or (lambda _handle: True)
+        self.memory = Memory()
+        self.link_up = False
+        self._commands: deque[tuple[CommandJob, T]] = deque()
+        self._routine: deque[Job] = deque()
+        self._active_command: tuple[CommandJob, T] | None = None
+        self._active: Job | None = None
+        self._outstanding: tuple[Job, Request] | None = None
+        self._next_snapshot: float | None = None
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def on_link_up(self, now: float) -> None:
+        """Discovery: identification, then a full snapshot (SAS §4.3: re-query on comm-up)."""
+        self.link_up = True
+        self._routine.clear()
+        self._active = None
+        self._routine.append(IdentifyJob(self.address, rte=self.rte, poll=self.config))
+        self._routine.append(MeterReadJob(self.address, (), "discovery"))
+        self._next_snapshot = now + self.config.snapshot_interval_s
+
+    def on_link_down(self) -> list[tuple[T, CommandResult]]:
+        """Drop routine work (discovery redoes it) and fail the commands waiting."""
+        self.link_up = False
+        self._routine.clear()
+        self._active = None
+        self._outstanding = None
+        failed: list[tuple[T, CommandResult]] = []
+        pending = list(self._commands)
+        if self._active_command is not None:
+            pending.insert(0, self._active_command)
+        self._commands.clear()
+        self._active_command = None
+        for _, handle in pending:
+            failed.append((handle, CommandResult(False, "the machine link is down")))
+        return failed
+
+    def request(self, read: ReadRequest) -> None:
+        """A read the interpreter asked for. Ignored while the link is down: discovery
+        at the next link-up reads everything."""
+        if not self.link_up:
+            return
+        queued = [j for j in self._routine if not j.started]
+        match read:
+            case ReadMeters(codes=codes, reason=reason):
+                for job in queued:
+                    if isinstance(job, MeterReadJob):
+                        job.merge(codes, reason)
+                        return
+                self._routine.append(MeterReadJob(self.address, codes, reason))
+            case ReadHandpay():
+                if not any(isinstance(j, SingleReadJob) and j.kind == 0x1B for j in queued):
+                    self._routine.append(SingleReadJob(self.address, HandpayInfoRequest()))
+            case ReadTicket():
+                if not any(isinstance(j, SingleReadJob) and j.kind == 0x4D for j in queued):
+                    self._routine.append(SingleReadJob(self.address, EnhancedValidationRequest(0)))
+            case ReadIdentity():
+                if not any(isinstance(j, IdentifyJob) for j in queued):
+                    self._routine.append(IdentifyJob(self.address, rte=False, poll=self.config))
+
+    def command(self, command: MachineCommand, handle: T) -> None:
+        self._commands.append((CommandJob(command), handle))
+
+    @property
+    def idle(self) -> bool:
+        return (self._active_command is None and not self._commands and self._active is None
+                and not self._routine)
+
+    @property
+    def outstanding(self) -> Request | None:
+        """The long poll sent and not yet concluded."""
+        return self._outstanding[1] if self._outstanding is not None else None
+
+    def pending_commands(self) -> int:
+        return len(self._commands) + (self._active_command is not None)
+
+    # -- planning ----------------------------------------------------------------------
+
+    def next_long_poll(self, now: float) -> tuple[Request | None, Outputs[T]]:
+        """The long poll to send after this cycle's general poll (None: none), and what
+        jobs that finished without a poll produced."""
+        out: Outputs[T] = Outputs()
+        if self._outstanding is not None:
+            return self._outstanding[1], out
+        if not self.link_up:
+            return None, out
+        if self._next_snapshot is not None and now >= self._next_snapshot:
+            self._next_snapshot = now + self.config.snapshot_interval_s
+            if not any(isinstance(j, MeterReadJob) and j.full and not j.started
+                       for j in self._routine):
+                self._routine.append(MeterReadJob(self.address, (), "snapshot"))
+        while True:
+            if self._active_command is None and self._commands:
+                candidate = self._commands.popleft()
+                if not self._start_command(candidate[1]):
+                    continue  # cancelled while queued (its deadline passed): never sent
+                self._active_command = candidate
+            if self._active_command is not None:
+                job, handle = self._active_command
+                poll = job.next_poll(self.memory, now)
+                if poll is not None:
+                    self._outstanding = (job, poll)
+                    return poll, out
+                out.observations += job.finish(self.memory, now)
+                out.commands.append((handle, job.result or CommandResult(False, "no result")))
+                self._active_command = None
+                continue
+            if self._active is None and self._routine:
+                self._active = self._routine.popleft()
+            if self._active is None:
+                return None, out
+            routine = self._active
+            poll = routine.next_poll(self.memory, now)
+            routine.started = True
+            if poll is not None:
+                self._outstanding = (routine, poll)
+                return poll, out
+            out.observations += routine.finish(self.memory, now)
+            self._active = None
+
+    def replied(self, reply: Reply, now: float) -> list[Observation]:
+        job, poll = self._take()
+        if job is None or poll is None:
+            return []
+        return job.reply(poll, reply, self.memory, now)
+
+    def not_supported(self, now: float) -> list[Observation]:
+        """Silence to every send of the long poll: remember the machine ignores it."""
+        job, poll = self._take()
+        if job is None or poll is None:
+            return []
+        self.memory.ignored.add(poll.command)
+        return job.unsupported(poll, self.memory, now)
+
+    def failed(self, reason: str, now: float) -> list[Observation]:
+        job, poll = self._take()
+        if job is None or poll is None:
+            return []
+        return job.failed(poll, reason, self.memory, now)
+
+    def _take(self) -> tuple[Job | None, Request | None]:
+        if self._outstanding is None:
+            return None, None
+        job, poll = self._outstanding
+        self._outstanding = None
+        return job, poll
