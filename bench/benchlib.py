@@ -1,0 +1,81 @@
+"""Shared helpers of the benchmarks: repeated runs, medians, percentiles, a result table.
+
+The machine a benchmark runs on is usually shared and noisy, so every script measures its
+baseline in the same run, repeats each measurement and reports the median, and judges itself
+by ratios rather than absolute times.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) by nearest rank; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def repeat(runs: int, measure: Callable[[int], float], label: str) -> list[float]:
+    """Call ``measure(run_index)`` ``runs`` times; print each figure as it comes."""
+    figures = []
+    for i in range(runs):
+        value = measure(i)
+        figures.append(value)
+        print(f"  {label} run {i + 1}/{runs}: {value:,.1f}", flush=True)
+    return figures
+
+
+def header(title: str) -> None:
+    """Title, date and machine, so a pasted result says where it came from."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    cpus = os.cpu_count() or 0
+    print(f"# {title}")
+    print(f"# {now}; {platform.machine()} {cpus} cores; Python {platform.python_version()}; "
+          f"{platform.system()} {platform.release()}")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One target: ``value`` compared with ``limit`` (``at_least`` or at most)."""
+
+    name: str
+    value: float
+    limit: float
+    at_least: bool
+
+    @property
+    def met(self) -> bool:
+        return self.value >= self.limit if self.at_least else self.value <= self.limit
+
+    def line(self) -> str:
+        op = ">=" if self.at_least else "<="
+        mark = "MET" if self.met else "MISSED"
+        return f"  {mark:6} {self.name}: {self.value:,.3g} (target {op} {self.limit:,.3g})"
+
+
+def verdicts(items: Sequence[Verdict]) -> int:
+    """Print every target's verdict; exit code 0 when all are met, 1 otherwise."""
+    print("targets:")
+    for v in items:
+        print(v.line())
+    return 0 if all(v.met for v in items) else 1
+
+
+def exit_with(code: int) -> None:
+    sys.stdout.flush()
+    raise SystemExit(code)
