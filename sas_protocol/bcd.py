@@ -18,6 +18,6 @@ def encode_bcd(value: int, width: int) -> bytes:
 def decode_bcd(data: bytes) -> int:
     """The integer in packed BCD ``data``; raises FramingError on a nibble above 9."""
     text = bytes(data).hex()
-    if not text.isdigit():
+    if text and not text.isdigit():
         raise FramingError("invalid BCD digit", bytes(data))
     return int(text) if text else 0

@@ -306,3 +306,15 @@ def test_rte_frame_with_bad_crc_is_a_crc_failure() -> None:
     events = host.events_received()
     assert isinstance(events[0], sp.FrameRejected)
     assert events[-1] == sp.PollFailed(GP, sp.FailureReason.CRC)
+
+
+def test_reply_with_good_crc_but_bad_bcd_is_a_framing_failure() -> None:
+    host = up_host(max_sends=1)
+    host.send(COIN_IN)
+    bad = append_crc(bytes.fromhex("01 11 00 00 12 3A"))
+    host.receive_data(bad)
+    host.receive_timeout()
+    events = host.events_received()
+    assert isinstance(events[0], sp.FrameRejected)
+    assert isinstance(events[0].error, sp.FramingError) and events[0].error.raw == bad
+    assert events[-1] == sp.PollFailed(COIN_IN, sp.FailureReason.FRAMING)

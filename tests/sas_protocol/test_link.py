@@ -177,7 +177,8 @@ def test_lossy_link_converges_rte(data: st.DataObject) -> None:
 
 
 HOST_OPS = st.lists(st.one_of(
-    st.tuples(st.just("send"), st.sampled_from([*POLLS, sp.RomSignatureRequest(1), sp.RealTimeReportingRequest(True)])),
+    st.tuples(st.just("send"), st.sampled_from(
+        [*POLLS, sp.RomSignatureRequest(1), sp.RealTimeReportingRequest(True)])),
     st.tuples(st.just("data"), st.binary(max_size=40)),
     st.tuples(st.just("timeout"), st.none()),
     st.tuples(st.just("rte"), st.booleans()),
