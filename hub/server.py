@@ -58,6 +58,7 @@ class _Peer:
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=limit)
         self.dropped = False
         self.closing_code: int | None = None
+        self._closer: asyncio.Task[None] | None = None
         self.writer = asyncio.create_task(self._write())
 
     async def _write(self) -> None:
@@ -86,7 +87,8 @@ class _Peer:
         """Stop writing and close with ``code`` (queued frames are abandoned)."""
         self.closing_code = code
         self.writer.cancel()
-        asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+        # Keep a reference: a task nobody holds may be garbage-collected before it runs.
+        self._closer = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
 
     async def finish(self) -> None:
         self.writer.cancel()
