@@ -151,6 +151,11 @@ _SIGNATURE_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHANNELS = frozenset(c.value for c in Channel)
 
 
+def valid_terminal_id(text: str) -> bool:
+    """1-64 characters: letters, digits, ``.``, ``_``, ``:``, ``-``; not starting with a sign."""
+    return bool(_TERMINAL_ID_RE.match(text))
+
+
 def parse_timestamp(text: str) -> float:
     """Epoch seconds of a protocol timestamp; ValueError if it is not one."""
     if not _TIMESTAMP_RE.match(text):

@@ -88,7 +88,8 @@ class _Peer:
         self.closing_code = code
         self.writer.cancel()
         # Keep a reference: a task nobody holds may be garbage-collected before it runs.
-        self._closer = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+        self._closer = asyncio.get_running_loop().create_task(
+            self.ws.close(code, reason.encode()[:120].decode("utf-8", "ignore")))
 
     async def finish(self) -> None:
         self.writer.cancel()
@@ -260,7 +261,8 @@ class Hub:
         self.stats.errors_sent += 1
         with contextlib.suppress(ConnectionClosed):
             await ws.send(wire.encode(wire.error_from(exc)))
-        await ws.close(code, exc.message[:120])
+        # A close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5: control frames <= 125).
+        await ws.close(code, exc.message.encode()[:120].decode("utf-8", "ignore"))
 
     def _reply_error(self, peer: _Peer, exc: WireError) -> None:
         self.stats.errors_sent += 1

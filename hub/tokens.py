@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from agent.wire import HUB_SOURCE, Role
+from agent.wire import HUB_SOURCE, Role, valid_terminal_id
 
 
 class TokenFileError(Exception):
@@ -67,6 +67,9 @@ def _principal(role_text: Any, ident: Any, where: str, counts: dict[Role, int],
     if role is Role.TERMINAL:
         if ident is None:
             problems.append(f"{where}: a terminal token needs a terminalId")
+            return None
+        if not valid_terminal_id(ident):
+            problems.append(f"{where}: terminalId {ident[:40]!r} is not a valid terminal id")
             return None
         if ident == HUB_SOURCE:
             problems.append(f"{where}: terminalId {HUB_SOURCE!r} is reserved for the hub")

@@ -70,6 +70,7 @@ def test_tokens_yaml_and_lines() -> None:
     ("x admin bob\n", "line 1"),
     ("a viewer\nb\n", "line 2"),
     ("x terminal hub\n", "reserved"),
+    ("x terminal caisse-n°1\n", "not a valid terminal id"),
     ("a viewer\na operator\n", "twice"),
     ("tokens:\n  - {role: viewer}\n", "tokens[0]"),
     ("tokens: nope\n", "tokens"),
