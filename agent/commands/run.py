@@ -1,0 +1,62 @@
+"""``slot-agent run --config PATH``: the daemon (systemd runs this; see docs/operations.md).
+
+Exit codes: 0 after a clean stop (SIGTERM, SIGINT), 1 when it cannot start (serial port,
+outbox, token), 2 when the configuration is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any, cast
+
+EXIT_CANNOT_START = 1
+EXIT_INVALID_CONFIG = 2
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the agent daemon",
+        description="Poll the machines, store their events and stream them to the hub until "
+        "SIGTERM. SIGHUP reloads the configuration (log level, poll cadence, uplink).",
+    )
+    parser.add_argument("--config", required=True, metavar="PATH", help="the agent's config")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        help="override logging.level for this run (a reload re-reads the file)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.config import ConfigError, load_config
+    from agent.logs import LogFormat, setup_logging, under_systemd
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"{args.config}: invalid configuration", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem.severity}: {problem}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    # "auto": human on a terminal, JSON otherwise (the journal, a pipe).
+    setup_logging(args.log_level or config.logging.level,
+                  cast(LogFormat, config.logging.format))
+    log = logging.getLogger("agent.run")
+    for problem in config.warnings:
+        log.warning("configuration: %s", problem, extra={"key": problem.path})
+
+    from agent.daemon import Daemon, DaemonError
+    from agent.outbox import OutboxError
+    from agent.progress import Progress
+
+    progress = None
+    if not under_systemd() and sys.stderr.isatty():
+        progress = Progress(sys.stderr)
+    daemon = Daemon(config, config_path=args.config, progress=progress)
+    try:
+        return asyncio.run(daemon.run())
+    except (DaemonError, OutboxError, ConfigError) as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_CANNOT_START

@@ -1,0 +1,560 @@
+"""The daemon: composes the agent's parts and runs them until SIGTERM.
+
+Start order, each step only after the previous one worked:
+
+1. the outbox (SQLite; a damaged file is moved aside and an ``outboxFault`` alert raised);
+2. the pipeline (interpreter + outbox writer thread), then ``agentStarted`` (version, config
+   hash) and the results of actions a previous run left unfinished (``failed``,
+   ``interrupted``);
+3. the serial transport and the line owner thread;
+4. the remote actions and the uplink (when ``uplink.url`` is set);
+5. metrics over HTTP, the control socket (for ``diag``), the status and watchdog tasks;
+6. ``READY=1`` to systemd: the outbox is open and the line runs.
+
+Stop (SIGTERM, SIGINT): ``STOPPING=1``; the line owner finishes the poll in flight and
+stops; ``agentStopping`` is queued and the pipeline commits everything; the uplink gets a
+bounded moment to deliver what is left, then closes with a close frame (1001); the outbox is
+closed. Reload (SIGHUP): ``RELOADING=1``, re-read the file; a file with errors is refused as a
+whole; the log level, the poll cadence and the uplink settings are applied; every other change
+is logged as needing a restart (:func:`agent.config.reloadable_diff`); ``READY=1``.
+
+The watchdog is fed from the event loop, and only while the line owner's cycle counter
+advances and the pipeline thread is alive: a stuck event loop, a hung serial read or a dead
+thread all stop the pings, and systemd restarts the service (``WatchdogSec=``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from typing import Any
+
+from agent import __version__
+from agent.actions import Actions
+from agent.config import (
+    Config,
+    ConfigError,
+    config_hash,
+    load_config,
+    read_token,
+    reloadable_diff,
+)
+from agent.control import ControlServer
+from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts, transport_options
+from agent.events import Event, StoredEvent, utc_timestamp
+from agent.interpreter import Interpreter
+from agent.line import LineOwner
+from agent.logs import register_secret, set_level
+from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
+from agent.meters import meter_name
+from agent.metrics import AgentMetrics, stop_server
+from agent.outbox import Outbox
+from agent.pipeline import Pipeline
+from agent.progress import Progress, Snapshot, status_text
+from agent.sdnotify import Notifier
+from agent.uplink import Uplink
+from drivers import Transport, open_transport
+
+__all__ = ["Daemon", "DaemonError"]
+
+log = logging.getLogger("agent.daemon")
+
+#: How often the STATUS line, the outbox gauges and the progress line are refreshed.
+STATUS_INTERVAL_S = 2.0
+#: Acknowledged events older than the retention are pruned this often.
+PRUNE_INTERVAL_S = 3600.0
+#: On stop, how long the uplink may take to deliver the last events (agentStopping).
+DRAIN_TIMEOUT_S = 3.0
+#: How long ``diag`` over the control socket waits for a fresh meter read.
+DIAG_READ_TIMEOUT_S = 8.0
+
+
+class DaemonError(Exception):
+    """The daemon cannot start (the serial port does not open, the outbox is unusable...)."""
+
+
+TransportFactory = Callable[[Config], Transport]
+
+
+def default_transport(config: Config) -> Transport:
+    port = config.serial.port
+    return open_transport(port, **transport_options(port, config.serial))
+
+
+class _Tally:
+    """Counts of committed events for the progress line (pipeline thread writes)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_event: Counter[str] = Counter()
+        self.coin_in_cents = 0
+
+    def __call__(self, stored: list[StoredEvent]) -> None:
+        with self.lock:
+            for item in stored:
+                self.by_event[item.event.name] += 1
+                if item.event.name == "betPlaced":
+                    amount = item.event.data.get("amount")
+                    if isinstance(amount, int):
+                        self.coin_in_cents += amount
+
+
+class Daemon:
+    """One agent. ``await run()`` returns the exit code once stopped.
+
+    ``transport_factory`` opens the serial line (the demo passes an in-memory pair);
+    ``notifier`` talks to systemd (inert when ``$NOTIFY_SOCKET`` is unset); ``progress``
+    prints the human status line (None: nothing).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: str | None = None,
+        transport_factory: TransportFactory = default_transport,
+        notifier: Notifier | None = None,
+        progress: Progress | None = None,
+        metrics: AgentMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path or config.source or None
+        self._transport_factory = transport_factory
+        self.notifier = notifier if notifier is not None else Notifier.from_env()
+        self.progress = progress
+        self.metrics = metrics if metrics is not None else AgentMetrics()
+        self._clock = clock
+        self.tally = _Tally()
+        self.outbox: Outbox | None = None
+        self.pipeline: Pipeline | None = None
+        self.line: LineOwner | None = None
+        self.transport: Transport | None = None
+        self.uplink: Uplink | None = None
+        self.actions: Actions | None = None
+        self.control: ControlServer | None = None
+        self.metrics_port: int | None = None
+        self._metrics_server: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = asyncio.Event()
+        self._reload_requested = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._watchdog_cycles = -1
+        #: Set once READY=1 was sent (tests and the demo wait on it).
+        self.ready = threading.Event()
+        self.reloads: list[tuple[list[str], list[str]]] = []
+
+    # ------------------------------------------------------------------ control (any thread)
+
+    def request_stop(self) -> None:
+        """Ask the daemon to stop; safe from any thread and from a signal handler."""
+        loop = self._loop
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(self._stop.set)
+
+    def request_reload(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._reload_requested.set)
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def run(self, *, install_signals: bool = True) -> int:
+        """Start everything, serve until stopped, stop in order. Returns 0."""
+        self._loop = asyncio.get_running_loop()
+        if install_signals:
+            self._install_signals()
+        try:
+            await self._start()
+            self.notifier.ready(self._status_line())
+            self.ready.set()
+            log.info("slot-agent running", extra={
+                "terminal": self.config.terminal_id, "version": __version__,
+                "config_hash": config_hash(self.config), "metrics_port": self.metrics_port})
+            while not self._stop.is_set():
+                reload_wait = asyncio.ensure_future(self._reload_requested.wait())
+                stop_wait = asyncio.ensure_future(self._stop.wait())
+                await asyncio.wait({reload_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                for fut in (reload_wait, stop_wait):
+                    fut.cancel()
+                if self._reload_requested.is_set() and not self._stop.is_set():
+                    self._reload_requested.clear()
+                    await self.reload()
+        finally:
+            await self._shutdown()
+        return 0
+
+    def _install_signals(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+
+    async def _start(self) -> None:
+        config = self.config
+        if config.uplink.url is not None:
+            # Read (and mask) the token before anything can log it; a missing token is a
+            # start-up error rather than a reconnect loop that can never succeed.
+            register_secret(await asyncio.to_thread(read_token, config))
+        self.outbox = await asyncio.to_thread(
+            Outbox.open, config.outbox.path, terminal_id=config.terminal_id,
+            max_events=config.outbox.max_events,
+            retention_seconds=config.outbox.retention_seconds)
+        outbox = self.outbox
+        interpreter = Interpreter(config.terminal_id,
+                                  rte=any(m.rte for m in config.machines),
+                                  clock_skew_threshold=config.poll.clock_max_skew_s)
+        self.pipeline = Pipeline(outbox, interpreter, listeners=[self.tally, self._committed],
+                                 metrics=self.metrics)
+        self.pipeline.start()
+        now = self._clock()
+        self.pipeline.emit(Event("agentStarted", utc_timestamp(now), {
+            "version": __version__, "configHash": config_hash(config)}))
+        if outbox.recovered_from is not None:
+            log.error("the outbox was damaged and moved aside; started a fresh one",
+                      extra={"moved_to": outbox.recovered_from})
+            self.pipeline.emit(Event("outboxFault", utc_timestamp(now), {
+                "reason": "corrupt", "movedTo": outbox.recovered_from,
+                "detail": "the outbox file failed its integrity check at start and was "
+                          "moved aside; events not yet delivered from it are in that file"}))
+
+        try:
+            self.transport = await asyncio.to_thread(self._transport_factory, config)
+        except Exception as exc:
+            raise DaemonError(f"cannot open the serial line {config.serial.port}: {exc}") from exc
+        self.line = LineOwner(self.transport, config.machines, config.poll, self.pipeline.put,
+                              metrics=self.metrics, clock=self._clock)
+        self.pipeline.set_reads_sink(self.line.request_reads)
+        self.line.start()
+
+        self.actions = Actions.from_config(
+            config, store=outbox, submit=self.line.submit, emit=self.pipeline.emit,
+            observe=self.pipeline.put, diagnostics_report=self.status, metrics=self.metrics,
+            clock=self._clock)
+        recovered = await asyncio.to_thread(self.actions.recover_unfinished)
+        if recovered:
+            log.warning("finished %d action(s) a previous run left running, as failed",
+                        recovered)
+        if config.uplink.url is not None:
+            self.uplink = self._make_uplink(config)
+            self.uplink.start()
+
+        if config.metrics.enabled:
+            try:
+                server, thread = self.metrics.serve(config.metrics.address, config.metrics.port)
+            except OSError as exc:
+                log.error("metrics not served on %s:%d: %s", config.metrics.address,
+                          config.metrics.port, exc)
+            else:
+                self._metrics_server = (server, thread)
+                self.metrics_port = server.server_port
+        if config.control_socket:
+            control = ControlServer(config.control_socket, {
+                "status": lambda params: self.status(),
+                "diag": lambda params: self.diag_facts(),
+            })
+            try:
+                await asyncio.to_thread(control.start)
+            except Exception as exc:  # diag then falls back to asking nobody: say why
+                log.error("control socket %s not served: %s", config.control_socket, exc)
+            else:
+                self.control = control
+        self._tasks = [
+            asyncio.create_task(self._status_loop(), name="status"),
+            asyncio.create_task(self._prune_loop(), name="prune"),
+        ]
+        if self.notifier.watchdog_ping_interval() is not None:
+            self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
+
+    def _make_uplink(self, config: Config) -> Uplink:
+        assert self.outbox is not None and self.actions is not None
+        return Uplink(config.uplink, terminal_id=config.terminal_id, outbox=self.outbox,
+                      token=lambda: read_token(self.config), actions=self.actions.handle,
+                      metrics=self.metrics)
+
+    def _committed(self, stored: list[StoredEvent]) -> None:
+        """Pipeline listener: wake the uplink's sender (any thread)."""
+        uplink = self.uplink
+        if uplink is not None:
+            uplink.notify_new_events()
+
+    async def _shutdown(self) -> None:
+        self.notifier.stopping("stopping")
+        log.info("slot-agent stopping")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.control is not None:
+            await asyncio.to_thread(self.control.close)
+        if self.line is not None:
+            await asyncio.to_thread(self.line.stop)  # finishes the poll in flight
+        pipeline = self.pipeline
+        if pipeline is not None:
+            pipeline.emit(Event("agentStopping", utc_timestamp(self._clock()), {
+                "version": __version__, "reason": "signal"}))
+            await asyncio.to_thread(pipeline.wait_idle, 10.0)
+        if self.uplink is not None:
+            await self._drain_uplink()
+            await self.uplink.stop()
+        if pipeline is not None:
+            await asyncio.to_thread(pipeline.stop)
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.close()
+        if self._metrics_server is not None:
+            await asyncio.to_thread(stop_server, *self._metrics_server)
+        if self.outbox is not None:
+            await asyncio.to_thread(self.outbox.close)
+        if self.progress is not None:
+            self.progress.close()
+        self.notifier.close()
+        log.info("slot-agent stopped")
+
+    async def _drain_uplink(self) -> None:
+        """Give a connected uplink a bounded moment to deliver the last events."""
+        uplink, outbox = self.uplink, self.outbox
+        if uplink is None or outbox is None or not uplink.connected:
+            return
+        last = outbox.last_seq
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while time.monotonic() < deadline and uplink.connected:
+            if uplink.state.hub_acked_seq >= last:
+                return
+            uplink.notify_new_events()
+            await asyncio.sleep(0.05)
+
+    # ------------------------------------------------------------------ reload
+
+    async def reload(self) -> tuple[list[str], list[str]] | None:
+        """Re-read the config file and apply what can change; None if it was refused."""
+        self.notifier.reloading("reloading the configuration")
+        try:
+            if self.config_path is None:
+                log.warning("reload requested but the configuration has no file to re-read")
+                return None
+            try:
+                new = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                log.error("configuration reload refused; keeping the running configuration",
+                          extra={"problems": [str(p) for p in exc.problems]})
+                return None
+            applied, restart = reloadable_diff(self.config, new)
+            old = self.config
+            self.config = new
+            if "logging.level" in applied:
+                set_level(new.logging.level)
+            if "poll.interval_ms" in applied and self.line is not None:
+                setter = getattr(self.line, "set_poll_interval", None)
+                if setter is not None:
+                    setter(new.poll.interval_ms)
+                else:
+                    applied.remove("poll.interval_ms")
+                    restart.append("poll.interval_ms")
+            if any(k.startswith("uplink.") for k in applied):
+                await self._replace_uplink(old, new)
+            if restart:
+                # Keep running with the old values of what needs a restart: only the
+                # reloadable parts of the new file are in effect.
+                self.config = _merge_reloadable(old, new, applied)
+            self.reloads.append((applied, restart))
+            log.info("configuration reloaded", extra={
+                "applied": applied, "restart_required": restart,
+                "config_hash": config_hash(new)})
+            if restart:
+                log.warning("these settings changed and need a restart (systemctl restart "
+                            "slot-agent): %s", ", ".join(restart),
+                            extra={"restart_required": restart})
+            return applied, restart
+        finally:
+            self.notifier.ready(self._status_line())
+
+    async def _replace_uplink(self, old: Config, new: Config) -> None:
+        if self.uplink is not None:
+            await self.uplink.stop()
+            self.uplink = None
+        if new.uplink.url is not None:
+            try:
+                register_secret(await asyncio.to_thread(read_token, new))
+                self.uplink = self._make_uplink(new)
+            except ConfigError as exc:
+                log.error("uplink not restarted: %s", exc)
+                return
+            self.uplink.start()
+
+    # ------------------------------------------------------------------ periodic tasks
+
+    def snapshot(self) -> Snapshot:
+        with self.tally.lock:
+            by_event = dict(self.tally.by_event)
+            coin_in = self.tally.coin_in_cents
+        link = "starting"
+        if self.line is not None:
+            machines = self.line.status()["machines"].values()
+            link = "up" if machines and all(m["linkUp"] for m in machines) else "down"
+        uplink = "off"
+        if self.uplink is not None:
+            state = self.uplink.state
+            uplink = "connected" if state.connected else (
+                f"connecting ({state.last_error})" if state.last_error else "connecting")
+        depth = 0
+        if self.outbox is not None:
+            depth = max(0, self.outbox.last_seq - self.outbox.acked_seq)
+        return Snapshot(link=link, events=sum(by_event.values()),
+                        games=by_event.get("betPlaced", 0), coin_in_cents=coin_in,
+                        outbox_depth=depth, uplink=uplink, by_event=by_event)
+
+    def _status_line(self) -> str:
+        return status_text(self.snapshot())
+
+    async def _status_loop(self) -> None:
+        while True:
+            snap = self.snapshot()
+            self.notifier.status(status_text(snap))
+            if self.progress is not None:
+                self.progress.update(snap)
+            if self.outbox is not None:
+                with contextlib.suppress(Exception):
+                    stats = await asyncio.to_thread(self.outbox.stats)
+                    oldest = stats.oldest_unacked_created_at
+                    self.metrics.set_outbox(stats.depth, None if oldest is None
+                                            else max(0.0, self._clock() - oldest))
+            await asyncio.sleep(STATUS_INTERVAL_S)
+
+    async def _prune_loop(self) -> None:
+        while True:
+            if self.outbox is not None:
+                try:
+                    deleted = await asyncio.to_thread(self.outbox.prune)
+                    if deleted:
+                        log.info("pruned %d acknowledged events past retention", deleted)
+                except Exception as exc:
+                    log.error("outbox prune failed: %s", exc)
+            await asyncio.sleep(PRUNE_INTERVAL_S)
+
+    async def _watchdog_loop(self) -> None:
+        interval = self.notifier.watchdog_ping_interval()
+        assert interval is not None
+        while True:
+            if self._alive():
+                self.notifier.watchdog()
+            else:
+                log.error("watchdog not fed: the line owner or the pipeline is stuck")
+            await asyncio.sleep(interval)
+
+    def _alive(self) -> bool:
+        """The line owner completed a cycle since the last check and the pipeline runs."""
+        line, pipeline = self.line, self.pipeline
+        if line is None or pipeline is None or not line.running or not pipeline.running:
+            return False
+        cycles = line.cycles
+        advanced = cycles != self._watchdog_cycles
+        self._watchdog_cycles = cycles
+        return advanced
+
+    # ------------------------------------------------------------------ control socket
+
+    def status(self) -> dict[str, Any]:
+        """Everything a person needs to see what the daemon does (control ``status``)."""
+        uplink = (dataclasses.asdict(self.uplink.state) if self.uplink is not None else None)
+        snap = self.snapshot()
+        return {
+            "terminalId": self.config.terminal_id,
+            "version": __version__,
+            "configHash": config_hash(self.config),
+            "line": self.line.status() if self.line is not None else None,
+            "outbox": dataclasses.asdict(self.outbox.stats()) if self.outbox else None,
+            "recoveredFrom": self.outbox.recovered_from if self.outbox else None,
+            "uplink": uplink,
+            "events": dict(snap.by_event),
+            "metricsPort": self.metrics_port,
+            "reloads": [{"applied": a, "restartRequired": r} for a, r in self.reloads],
+        }
+
+    def diag_facts(self) -> dict[str, Any]:
+        """The facts ``slot-agent diag`` builds its report from (control ``diag``)."""
+        lines: list[dict[str, Any]] = []
+        if self.line is not None:
+            status = self.line.status()
+            for machine in status["machines"].values():
+                lines.append(self._line_facts(status, machine).to_json())
+        outbox = outbox_facts(self.config.outbox.path)
+        if self.outbox is not None:
+            outbox["recoveredFrom"] = self.outbox.recovered_from
+        uplink: dict[str, Any] | None = None
+        if self.uplink is not None:
+            state = self.uplink.state
+            uplink = {"state": "connected" if state.connected else
+                      f"not connected ({state.last_error or 'connecting'})",
+                      "reconnects": state.reconnects, "hubAckedSeq": state.hub_acked_seq}
+        return {"lines": lines, "outbox": outbox, "uplink": uplink}
+
+    def _line_facts(self, status: Mapping[str, Any], machine: Mapping[str, Any]) -> LineFacts:
+        line = self.line
+        assert line is not None
+        address = int(machine["address"])
+        facts = LineFacts(port=self.config.serial.port, address=address, port_opened=True)
+        facts.general_poll_ok = bool(machine["linkUp"])
+        if not facts.general_poll_ok:
+            facts.general_poll_error = (status.get("error") or
+                                        f"link down since {machine.get('since') or 'start'}")
+        identity: dict[str, Any] = dict(machine.get("machine") or {})
+        meters: dict[str, int] = dict(machine.get("lastMeters") or {})
+        if facts.general_poll_ok:
+            identity.update(_command_data(line, address, CommandKind.MACHINE_INFO))
+            meters.update(_command_data(line, address, CommandKind.READ_METERS).get("meters")
+                          or {})
+        facts.link_up = facts.general_poll_ok
+        facts.sas_version = identity.get("sasVersion") or None
+        facts.serial_number = identity.get("serialNumber")
+        if identity.get("gameId") is not None:
+            facts.machine_info = {
+                "gameId": identity.get("gameId"), "additionalId": identity.get("additionalId"),
+                "denominationCode": None, "denominationCents": identity.get("denomination"),
+                "maxBet": identity.get("maxBet"), "paytableId": identity.get("paytableId"),
+                "basePercent": identity.get("basePercent")}
+        by_code = {int(k, 16): int(v) for k, v in meters.items()}
+        facts.credits = by_code.get(0x0C)
+        facts.meters = {meter_name(c): by_code[c] for c in MAIN_METERS if c in by_code}
+        facts.ignored_polls = [f"LP {p}" for p in machine.get("ignoredPolls", [])]
+        polls: dict[str, int] = dict(machine.get("polls") or {})
+        counters = {k: int(v) for k, v in polls.items()}
+        counters["polls"] = sum(polls.values())
+        counters["badFrames"] = sum(int(v) for v in (machine.get("badFrames") or {}).values())
+        facts.counters = counters
+        facts.last_frames = [{"dir": f["dir"], "hex": f["hex"], "at": f.get("at", "")}
+                             for f in machine.get("lastFrames", [])][-16:]
+        return facts
+
+
+def _command_data(line: LineOwner, address: int, kind: CommandKind) -> dict[str, Any]:
+    """Run a command through the line owner's queue and wait (control thread only)."""
+    try:
+        future = line.submit(MachineCommand(kind, address))
+        result = future.result(timeout=DIAG_READ_TIMEOUT_S)
+    except (CommandRejectedError, FutureTimeoutError) as exc:
+        log.info("diag: %s not answered: %s", kind.value, exc)
+        return {}
+    return dict(result.data) if result.ok else {}
+
+
+def _merge_reloadable(old: Config, new: Config, applied: list[str]) -> Config:
+    """``old`` with the parts of ``new`` that were applied (log level, poll cadence, uplink)."""
+    interval = new.poll.interval_ms if "poll.interval_ms" in applied else old.poll.interval_ms
+    return dataclasses.replace(
+        old,
+        logging=dataclasses.replace(old.logging, level=new.logging.level),
+        poll=dataclasses.replace(old.poll, interval_ms=interval),
+        uplink=new.uplink,
+    )
