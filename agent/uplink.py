@@ -58,7 +58,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
@@ -74,6 +74,7 @@ from agent.wire import ActionAckStatus, ActionStatus, CloseCode, ErrorCode, Mess
 __all__ = ["ActionHandler", "Uplink", "UplinkError", "UplinkState"]
 
 log = logging.getLogger("agent.uplink")
+_T = TypeVar("_T")
 
 #: ``Actions.handle``: takes an ``action`` frame and a reply callable.
 ActionHandler = Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], Awaitable[object]]
@@ -204,6 +205,7 @@ class Uplink:
             maxlen=max_pending_replies)
         self._action_tasks: set[asyncio.Task[object]] = set()
         self._in_flight: collections.deque[tuple[int, float]] = collections.deque()
+        self._thread_calls: set[asyncio.Future[Any]] = set()
 
         self._connected = False
         self._last_error: str | None = None
@@ -285,10 +287,22 @@ class Uplink:
 
     # ------------------------------------------------------------------ the loop
 
+    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a blocking outbox call in a worker thread and keep track of it.
+
+        Cancelling the caller does not stop the thread; :meth:`run` waits for every such
+        call before it closes the reader connection (closing an SQLite connection in use by
+        another thread is undefined behaviour).
+        """
+        future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        self._thread_calls.add(future)
+        future.add_done_callback(self._thread_calls.discard)
+        return await asyncio.shield(future)
+
     async def run(self) -> None:
         """Connect, stream and reconnect until :meth:`stop`."""
         self._loop = asyncio.get_running_loop()
-        reader = await asyncio.to_thread(Outbox.open_reader, self._outbox.path)
+        reader = await self._in_thread(Outbox.open_reader, self._outbox.path)
         delays = _backoff(self._min_delay, self.config.reconnect_max_delay_s, self._rng)
         attempts = 0
         try:
@@ -305,6 +319,7 @@ class Uplink:
                     raise
                 except Exception as exc:
                     self._note_error(_describe(exc))
+                    log.debug("uplink: connection ended", exc_info=True)
                 if self._stopping:
                     break
                 if reset:
@@ -318,6 +333,8 @@ class Uplink:
             self._set_connected(False)
             self._ws = None
             await asyncio.shield(self._persist_ack())
+            if self._thread_calls:
+                await asyncio.gather(*self._thread_calls, return_exceptions=True)
             reader.close()
 
     def _note_error(self, text: str) -> None:
@@ -349,10 +366,10 @@ class Uplink:
         try:
             if self._stopping:
                 return False
-            last_seq = await asyncio.to_thread(lambda: reader.last_seq)
+            last_seq = await self._in_thread(lambda: reader.last_seq)
             await ws.send(wire.encode(wire.hello(self.terminal_id, self._version, last_seq)))
             welcome = await asyncio.wait_for(self._await_welcome(ws), self._open_timeout)
-            await asyncio.to_thread(self._apply_welcome, int(welcome["ackedSeq"]))
+            await self._in_thread(self._apply_welcome, int(welcome["ackedSeq"]))
             welcomed = True
             self._sessions += 1
             self._set_connected(True)
@@ -429,7 +446,7 @@ class Uplink:
                 self._replies.popleft()
             room = window - len(self._in_flight)
             if room > 0:
-                events = await asyncio.to_thread(reader.pending, self._sent, min(batch, room))
+                events = await self._in_thread(reader.pending, self._sent, min(batch, room))
                 if events:
                     for stored in events:
                         await ws.send(wire.encode(stored.to_wire()))
@@ -498,7 +515,7 @@ class Uplink:
         if target <= self._persisted_ack:
             return
         try:
-            await asyncio.to_thread(self._outbox.ack, target)
+            await self._in_thread(self._outbox.ack, target)
         except OutboxError as exc:
             log.error("uplink: cannot record the hub's ack %d: %s", target, exc)
             return

@@ -1,0 +1,380 @@
+"""The uplink against the real hub: delivery, acks, resume after hub/agent restarts and
+network drops, the send window, refused tokens, TLS, and the URL rules."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+from uplink_kit import (
+    TERMINAL,
+    TERMINAL_TOKEN,
+    HubRunner,
+    Operator,
+    Proxy,
+    bet,
+    open_outbox,
+    uplink_config,
+    wait_for,
+)
+from websockets.asyncio.server import ServerConnection, serve
+
+from agent import wire
+from agent.config import ConfigError
+from agent.metrics import AgentMetrics
+from agent.outbox import Outbox
+from agent.uplink import Uplink
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[HubRunner]:
+    runner = HubRunner(tmp_path)
+    await runner.start()
+    yield runner
+    await runner.stop()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    box = open_outbox(tmp_path / "outbox.db")
+    yield box
+    box.close()
+
+
+def make_uplink(url: str, outbox: Outbox, *, token: str = TERMINAL_TOKEN, **overrides: Any
+                ) -> Uplink:
+    kwargs = {k: overrides.pop(k) for k in list(overrides)
+              if k in ("metrics", "actions", "fallback_poll_s", "ssl_context")}
+    return Uplink(uplink_config(url, **overrides), terminal_id=TERMINAL, outbox=outbox,
+                  token=lambda: token, min_reconnect_delay_s=0.01, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def running(uplink: Uplink) -> AsyncIterator[Uplink]:
+    uplink.start()
+    try:
+        yield uplink
+    finally:
+        await uplink.stop()
+
+
+def metric(metrics: AgentMetrics, name: str) -> float:
+    for line in generate_latest(metrics.registry).decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric {name}")
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+async def test_events_reach_the_hub_and_advance_the_outbox_cursor(
+        hub: HubRunner, outbox: Outbox) -> None:
+    outbox.commit(bet(45), None)
+    metrics = AgentMetrics()
+    op = await Operator.connect(hub.port)
+    # A fallback timer far beyond the test's bounds: only notify_new_events can deliver the
+    # later events in time.
+    uplink = make_uplink(hub.url, outbox, metrics=metrics, fallback_poll_s=3600.0)
+    async with running(uplink):
+        await wait_for(lambda: outbox.acked_seq == 45, what="first 45 acked")
+        assert hub.seqs() == list(range(1, 46))
+        assert uplink.state.connected and uplink.state.in_flight == 0
+        assert metric(metrics, "slot_agent_uplink_connected") == 1.0
+
+        stored = await asyncio.to_thread(outbox.commit, bet(5), None)
+        uplink.notify_new_events()
+        await wait_for(lambda: outbox.acked_seq == 50, what="new events after notify")
+        assert [s.seq for s in stored] == [46, 47, 48, 49, 50]
+        assert hub.seqs() == list(range(1, 51))
+
+        # From another thread, as the pipeline does it.
+        def commit_and_notify() -> None:
+            outbox.commit(bet(3), None)
+            uplink.notify_new_events()
+
+        await asyncio.to_thread(commit_and_notify)
+        await wait_for(lambda: outbox.acked_seq == 53, what="notify from a thread")
+        state = uplink.state
+        assert state.hub_acked_seq == 53 and state.sent_seq == 53
+        assert state.last_ack_at is not None and state.sessions == 1
+        await wait_for(lambda: len(op.events()) == 53, what="subscriber got all")
+    ids = [e["id"] for e in op.events()]
+    assert ids == [f"{TERMINAL}-{n}" for n in range(1, 54)]
+    first = op.events()[0]
+    assert first["event"] == "betPlaced" and first["channel"] == "game"
+    assert first["data"] == {"amount": 100, "credits": 100, "denomination": 1}
+    assert outbox.depth == 0
+    assert metric(metrics, "slot_agent_uplink_connected") == 0.0
+    assert metric(metrics, "slot_agent_uplink_ack_latency_seconds_count") == 53.0
+    await op.close()
+
+
+async def test_resume_after_the_hub_restarts_on_the_same_database(
+        hub: HubRunner, outbox: Outbox) -> None:
+    outbox.commit(bet(20), None)
+    metrics = AgentMetrics()
+    async with running(make_uplink(hub.url, outbox, metrics=metrics)) as uplink:
+        await wait_for(lambda: outbox.acked_seq == 20, what="first 20")
+        await hub.stop()
+        await wait_for(lambda: not uplink.connected, what="disconnect seen")
+        outbox.commit(bet(15), None)  # produced while the hub is away
+        uplink.notify_new_events()
+        await hub.start()
+        op = await Operator.connect(hub.port)
+        outbox.commit(bet(5), None)
+        uplink.notify_new_events()
+        await wait_for(lambda: outbox.acked_seq == 40, what="resumed to 40")
+        assert hub.seqs() == list(range(1, 41))  # nothing lost, nothing stored twice
+        assert uplink.state.sessions == 2 and uplink.state.reconnects >= 1
+        assert metric(metrics, "slot_agent_uplink_reconnects_total") >= 1
+        # The operator subscribed at some point during the resume: it sees a tail of it,
+        # each event once and in order, including everything committed after it subscribed.
+        await wait_for(lambda: any(e["seq"] == 40 for e in op.events()), what="subscriber")
+        seen = [e["seq"] for e in op.events()]
+        assert seen == list(range(seen[0], 41)) and seen[0] <= 36
+        await op.close()
+
+
+async def test_resume_after_the_agent_restarts(hub: HubRunner, tmp_path: Path) -> None:
+    path = tmp_path / "agent.db"
+    first = open_outbox(path)
+    first.commit(bet(10), None)
+    async with running(make_uplink(hub.url, first)):
+        await wait_for(lambda: first.acked_seq == 10, what="first run")
+    first.commit(bet(7), None)  # committed after the uplink stopped
+    first.close()
+
+    second = open_outbox(path)  # a new process: new outbox object, new uplink
+    try:
+        assert second.acked_seq == 10
+        async with running(make_uplink(hub.url, second)):
+            await wait_for(lambda: second.acked_seq == 17, what="second run")
+        assert hub.seqs() == list(range(1, 18))
+    finally:
+        second.close()
+
+
+async def test_network_drop_mid_window_resends_only_what_the_hub_lacks(
+        hub: HubRunner, outbox: Outbox) -> None:
+    proxy = Proxy(hub.port)
+    await proxy.start()
+    op = await Operator.connect(hub.port)
+    url = f"ws://127.0.0.1:{proxy.port}/ws/terminal"
+    async with running(make_uplink(url, outbox, window=10, batch=4)) as uplink:
+        await wait_for(lambda: uplink.connected, what="connected")
+        proxy.hold_downstream = True  # the hub stores events, its acks never arrive
+        outbox.commit(bet(30), None)
+        uplink.notify_new_events()
+        await wait_for(lambda: len(hub.seqs()) == 10 and uplink.state.in_flight == 10,
+                       what="a full window in flight")
+        assert outbox.acked_seq == 0  # no ack arrived: nothing may be deleted
+        proxy.hold_downstream = False
+        proxy.cut()
+        await wait_for(lambda: outbox.acked_seq == 30, what="resumed after the drop")
+        assert proxy.connections >= 2
+        assert uplink.state.last_error is not None
+    assert hub.seqs() == list(range(1, 31))
+    await wait_for(lambda: len(op.events()) == 30, what="subscriber")
+    assert [e["seq"] for e in op.events()] == list(range(1, 31))  # no duplicate delivered
+    await op.close()
+    await proxy.stop()
+
+
+async def test_a_silent_dead_connection_is_detected_by_heartbeats(
+        hub: HubRunner, outbox: Outbox) -> None:
+    proxy = Proxy(hub.port)
+    await proxy.start()
+    url = f"ws://127.0.0.1:{proxy.port}/ws/terminal"
+    uplink = make_uplink(url, outbox, heartbeat_interval_s=0.05, heartbeat_timeout_s=0.1)
+    async with running(uplink):
+        await wait_for(lambda: uplink.connected, what="connected")
+        proxy.hold_downstream = True  # pongs vanish: the connection is dead but not closed
+        await wait_for(lambda: not uplink.connected, what="ping timeout noticed")
+        proxy.hold_downstream = False
+        outbox.commit(bet(3), None)
+        uplink.notify_new_events()
+        await wait_for(lambda: outbox.acked_seq == 3, what="back after reconnect")
+    await proxy.stop()
+
+
+# --------------------------------------------------------------------------- the window
+
+
+class WithholdingHub:
+    """A minimal terminal endpoint that acks only when told and measures the unacked count."""
+
+    def __init__(self) -> None:
+        self.events: list[int] = []
+        self.acked = 0
+        self.max_unacked = 0
+        self.pongs = 0
+        self.close_codes: list[int | None] = []
+        self.ws: ServerConnection | None = None
+        self.port = 0
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.ws = ws
+        hello = json.loads(await ws.recv())
+        assert hello["type"] == "hello" and hello["terminalId"] == TERMINAL
+        await ws.send(wire.encode(wire.welcome(TERMINAL, self.acked, "2026-01-01T00:00:00Z")))
+        try:
+            async for text in ws:
+                msg = json.loads(text)
+                if msg["type"] == "event":
+                    self.events.append(msg["seq"])
+                    self.max_unacked = max(self.max_unacked, msg["seq"] - self.acked)
+                elif msg["type"] == "pong":
+                    self.pongs += 1
+        finally:
+            self.close_codes.append(ws.close_code)
+
+    async def ack(self, up_to: int) -> None:
+        assert self.ws is not None
+        self.acked = up_to
+        await self.ws.send(wire.encode(wire.ack(up_to)))
+
+    async def settle(self) -> None:
+        """Two ping/pong round trips: the sender ran a whole turn between them."""
+        assert self.ws is not None
+        for _ in range(2):
+            before = self.pongs
+            await self.ws.send(wire.encode(wire.ping("s")))
+            await wait_for(lambda: self.pongs > before, what="pong")  # noqa: B023
+
+
+async def test_never_more_than_window_events_unacknowledged(outbox: Outbox) -> None:
+    fake = WithholdingHub()
+    async with serve(fake.handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        outbox.commit(bet(40), None)
+        url = f"ws://127.0.0.1:{port}/ws/terminal"
+        async with running(make_uplink(url, outbox, window=8, batch=3)) as uplink:
+            await wait_for(lambda: len(fake.events) == 8, what="a window")
+            await fake.settle()
+            assert fake.events == list(range(1, 9)) and uplink.state.in_flight == 8
+            await fake.ack(5)
+            await wait_for(lambda: len(fake.events) == 13, what="five more")
+            await fake.settle()
+            assert fake.events == list(range(1, 14))
+            await wait_for(lambda: outbox.acked_seq == 5, what="cursor at 5")
+            await fake.ack(13)
+            await wait_for(lambda: len(fake.events) == 21, what="eight more")
+            await fake.settle()
+            assert len(fake.events) == 21
+        assert fake.max_unacked == 8
+        # stop() says "going away".
+        assert fake.close_codes == [1001]
+
+
+# --------------------------------------------------------------------------- auth and TLS
+
+
+async def test_refused_tokens_are_retried_with_backoff_until_valid(
+        hub: HubRunner, outbox: Outbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent.uplink")
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-ops")  # an operator token on the terminal path: 403
+    outbox.commit(bet(2), None)
+    metrics = AgentMetrics()
+    uplink = Uplink(uplink_config(hub.url), terminal_id=TERMINAL, outbox=outbox,
+                    token=lambda: token_file.read_text().strip(), metrics=metrics,
+                    min_reconnect_delay_s=0.01)
+    async with running(uplink):
+        await wait_for(lambda: uplink.state.reconnects >= 2, what="403 retried")
+        assert "HTTP 403" in (uplink.state.last_error or "")
+        token_file.write_text("not-a-token-at-all")
+        await wait_for(lambda: "HTTP 401" in (uplink.state.last_error or ""), what="401")
+        before = uplink.state.reconnects
+        await wait_for(lambda: uplink.state.reconnects >= before + 2, what="401 retried")
+        assert not uplink.connected and outbox.acked_seq == 0
+        token_file.write_text(TERMINAL_TOKEN)
+        await wait_for(lambda: outbox.acked_seq == 2, what="connected once the token is valid")
+    assert metric(metrics, "slot_agent_uplink_reconnects_total") >= 4
+    assert "not-a-token-at-all" not in caplog.text
+    assert "HTTP 401" in caplog.text  # the reason is logged
+
+
+async def test_hello_refused_for_another_terminal_is_retried(
+        hub: HubRunner, tmp_path: Path) -> None:
+    other = Outbox.open(tmp_path / "t2.db", terminal_id="T2")
+    try:
+        uplink = Uplink(uplink_config(hub.url), terminal_id="T2", outbox=other,
+                        token=lambda: TERMINAL_TOKEN, min_reconnect_delay_s=0.01)
+        async with running(uplink):
+            await wait_for(lambda: uplink.state.reconnects >= 2, what="retried")
+            assert "forbidden" in (uplink.state.last_error or "")
+            assert uplink.state.sessions == 0
+    finally:
+        other.close()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    from uplink_kit import make_pki
+
+    base = tmp_path_factory.mktemp("pki")
+    return make_pki(base, "good"), make_pki(base, "other")
+
+
+async def test_tls_verified_with_the_configured_ca(
+        tmp_path: Path, outbox: Outbox, pki: tuple[Any, Any]) -> None:
+    good, _ = pki
+    runner = HubRunner(tmp_path, tls_cert=good.cert, tls_key=good.key)
+    await runner.start()
+    try:
+        assert runner.url.startswith("wss://")
+        outbox.commit(bet(3), None)
+        uplink = make_uplink(runner.url, outbox, ca_file=str(good.ca))
+        async with running(uplink):
+            await wait_for(lambda: outbox.acked_seq == 3, what="delivered over TLS")
+        assert runner.seqs() == [1, 2, 3]
+    finally:
+        await runner.stop()
+
+
+async def test_tls_with_the_wrong_ca_is_refused_and_retried(
+        tmp_path: Path, outbox: Outbox, pki: tuple[Any, Any]) -> None:
+    good, other = pki
+    runner = HubRunner(tmp_path, tls_cert=good.cert, tls_key=good.key)
+    await runner.start()
+    try:
+        outbox.commit(bet(1), None)
+        uplink = make_uplink(runner.url, outbox, ca_file=str(other.ca))
+        async with running(uplink):
+            await wait_for(lambda: uplink.state.reconnects >= 2, what="TLS failures retried")
+            assert "TLS" in (uplink.state.last_error or "")
+            assert not uplink.connected
+        assert runner.seqs() == [] and outbox.acked_seq == 0
+    finally:
+        await runner.stop()
+
+
+def test_plain_ws_is_refused_unless_allowed(outbox: Outbox) -> None:
+    config = uplink_config("ws://127.0.0.1:1/ws/terminal", allow_insecure=False)
+    with pytest.raises(ConfigError) as info:
+        Uplink(config, terminal_id=TERMINAL, outbox=outbox, token=lambda: "x")
+    assert info.value.problems[0].path == "uplink.url"
+    assert "allow_insecure" in info.value.problems[0].message
+    Uplink(uplink_config("ws://127.0.0.1:1/ws/terminal", allow_insecure=True),
+           terminal_id=TERMINAL, outbox=outbox, token=lambda: "x")
+    with pytest.raises(ConfigError):
+        Uplink(uplink_config("http://127.0.0.1:1/"), terminal_id=TERMINAL, outbox=outbox,
+               token=lambda: "x")
+
+
+def test_a_missing_ca_file_is_a_config_error_naming_the_key(
+        outbox: Outbox, tmp_path: Path) -> None:
+    config = uplink_config("wss://localhost:1/ws/terminal",
+                           ca_file=str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError) as info:
+        Uplink(config, terminal_id=TERMINAL, outbox=outbox, token=lambda: "x")
+    assert info.value.problems[0].path == "uplink.ca_file"

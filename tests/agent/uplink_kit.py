@@ -1,0 +1,281 @@
+"""Test kit for the uplink and actions: an in-process hub, a cuttable TCP proxy, outboxes,
+a fake line owner, certificates made with the openssl CLI. No sleeps: waits poll a condition
+with a bounded timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from agent import wire
+from agent.config import UplinkConfig
+from agent.events import Event, utc_timestamp
+from agent.machine_commands import CommandResult, MachineCommand
+from agent.observations import Observation
+from agent.outbox import Outbox
+from hub.config import HubConfig
+from hub.server import Hub
+
+TERMINAL = "T1"
+TOKENS = """\
+tokens:
+  - {token: tok-t1, role: terminal, terminalId: T1}
+  - {token: tok-ops, role: operator, name: ops}
+"""
+TERMINAL_TOKEN = "tok-t1"
+OPERATOR_TOKEN = "tok-ops"
+
+
+async def wait_for(pred: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Wait until ``pred()`` holds, yielding to the loop; fail after ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not pred():
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        raise AssertionError(f"condition not met in {timeout} s: {what}") from None
+
+
+def bet(n: int = 1) -> list[Event]:
+    return [Event("betPlaced", utc_timestamp(time.time()),
+                  {"amount": 100, "credits": 100, "denomination": 1}) for _ in range(n)]
+
+
+def open_outbox(path: Path) -> Outbox:
+    return Outbox.open(path, terminal_id=TERMINAL)
+
+
+def uplink_config(url: str, **overrides: Any) -> UplinkConfig:
+    base = UplinkConfig(url=url, allow_insecure=url.startswith("ws://"),
+                        token_env="UNUSED", window=50, batch=20,
+                        reconnect_max_delay_s=0.05, heartbeat_interval_s=5.0,
+                        heartbeat_timeout_s=5.0)
+    return replace(base, **overrides)
+
+
+# --------------------------------------------------------------------------- the hub
+
+
+class HubRunner:
+    """A real :class:`Hub` on this loop, on port 0 first and the same port on restart."""
+
+    def __init__(self, tmp_path: Path, **config: Any) -> None:
+        tokens = tmp_path / "hub-tokens.yaml"
+        tokens.write_text(TOKENS)
+        static = tmp_path / "static"
+        static.mkdir(exist_ok=True)
+        self.static = static
+        self.config = HubConfig(tokens=tokens, database=tmp_path / "hub.db", host="127.0.0.1",
+                                port=0, plain="tls_cert" not in config, synchronous="NORMAL",
+                                auth_timeout=5.0, **config)
+        self.hub: Hub | None = None
+
+    async def start(self) -> Hub:
+        self.hub = Hub(self.config, static_dir=self.static)
+        port = await self.hub.start()
+        self.config = replace(self.config, port=port)
+        return self.hub
+
+    async def stop(self) -> None:
+        if self.hub is not None:
+            await self.hub.stop()
+            self.hub = None
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.config.tls_cert is not None else "ws"
+        host = "localhost" if scheme == "wss" else "127.0.0.1"
+        return f"{scheme}://{host}:{self.port}/ws/terminal"
+
+    def seqs(self) -> list[int]:
+        """Seqs of the terminal's events stored by the hub, in storage order."""
+        assert self.hub is not None
+        return [int(f["seq"]) for f in self.hub.store.events(TERMINAL)
+                if not str(f["id"]).startswith("hub-")]
+
+
+class Operator:
+    """A client connection with the operator token, subscribed to the terminal's events."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(cls, port: int, *, subscribe: bool = True) -> Operator:
+        ws = await connect(f"ws://127.0.0.1:{port}/ws/client",
+                           additional_headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+        op = cls(ws)
+        await op.wait(lambda m: m["type"] == "snapshot")
+        if subscribe:
+            await ws.send(wire.encode(wire.subscribe(terminals=[TERMINAL])))
+            await op.wait(lambda m: m["type"] == "subscribed")
+        return op
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for text in self.ws:
+                self.frames.append(json.loads(text))
+
+    async def wait(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+                   ) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+
+        def check() -> bool:
+            found[:] = [m for m in self.frames if pred(m)]
+            return bool(found)
+
+        await wait_for(check, timeout, "operator frame")
+        return found[0]
+
+    def events(self) -> list[dict[str, Any]]:
+        return [m for m in self.frames if m["type"] == "event" and m["terminalId"] == TERMINAL
+                and not m["id"].startswith("hub-")]
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+# --------------------------------------------------------------------------- TCP proxy
+
+
+@dataclass
+class _Pipe:
+    client: asyncio.StreamWriter
+    upstream: asyncio.StreamWriter
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class Proxy:
+    """A TCP proxy on port 0 in front of ``target_port``.
+
+    ``hold_downstream``: bytes from the server are kept back (the hub's acks never arrive);
+    ``cut()`` aborts every connection at once, like a network drop.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.hold_downstream = False
+        self.connections = 0
+        self._pipes: list[_Pipe] = []
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.connections += 1
+        pipe = _Pipe(writer, up_writer)
+        pipe.tasks = [asyncio.create_task(self._copy(reader, up_writer, downstream=False)),
+                      asyncio.create_task(self._copy(up_reader, writer, downstream=True))]
+        self._pipes.append(pipe)
+
+    async def _copy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                    downstream: bool) -> None:
+        with contextlib.suppress(Exception):
+            while data := await reader.read(65536):
+                if downstream and self.hold_downstream:
+                    continue  # swallowed: the peer never sees these bytes
+                writer.write(data)
+                await writer.drain()
+        writer.transport.abort()
+
+    def cut(self) -> None:
+        for pipe in self._pipes:
+            pipe.client.transport.abort()
+            pipe.upstream.transport.abort()
+        self._pipes.clear()
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+# --------------------------------------------------------------------------- line owner
+
+
+class FakeLine:
+    """A fake line owner: records commands; answers at once or holds them for the test."""
+
+    def __init__(self, *, hold: bool = False) -> None:
+        self.hold = hold
+        self.commands: list[MachineCommand] = []
+        self.futures: list[Future[CommandResult]] = []
+        self.answer: Callable[[MachineCommand], CommandResult] = lambda c: CommandResult(True)
+
+    def submit(self, command: MachineCommand) -> Future[CommandResult]:
+        self.commands.append(command)
+        future: Future[CommandResult] = Future()
+        self.futures.append(future)
+        if not self.hold and future.set_running_or_notify_cancel():
+            future.set_result(self.answer(command))
+        return future
+
+
+@dataclass
+class Sinks:
+    """What an Actions object emitted (events) and observed (observations)."""
+
+    events: list[Event] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_pki(directory: Path, name: str) -> Pki:
+    """A CA and a server certificate for localhost/127.0.0.1 signed by it (EC P-256)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca = directory / f"{name}-ca.key", directory / f"{name}-ca.pem"
+    key, csr, cert = (directory / f"{name}.key", directory / f"{name}.csr",
+                      directory / f"{name}.pem")
+    ext = directory / f"{name}.ext"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                   "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+        "-subj", f"/CN={name} test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", "/CN=localhost")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    return Pki(ca, cert, key)
