@@ -47,6 +47,17 @@ MAX_SNAPSHOT_ALERTS = 100
 _FINAL_STATUSES = frozenset(s.value for s in ActionStatus)
 
 
+async def _let_writers_run() -> None:
+    """Yield once to the loop after handling a message.
+
+    ``recv`` returns buffered frames without suspending, so a burst from one peer would
+    otherwise be handled entirely before any writer task sends a byte, and the bounded
+    queues would overflow with frames the peers could well take (slow consumers are those
+    that do not read, not those that receive a burst).
+    """
+    await asyncio.sleep(0)
+
+
 class _Peer:
     """One open connection with a bounded outgoing queue drained by its own task."""
 
@@ -359,6 +370,7 @@ class Hub:
         try:
             async for text in ws:
                 self._terminal_message(conn, text)
+                await _let_writers_run()
         finally:
             await conn.peer.finish()
             if self._terminals.get(terminal_id) is conn:
@@ -568,6 +580,7 @@ class Hub:
         try:
             async for text in ws:
                 self._client_message(client, text)
+                await _let_writers_run()
         finally:
             self._clients.discard(client)
             await client.peer.finish()

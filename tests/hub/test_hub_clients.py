@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import time
@@ -243,3 +244,28 @@ async def test_client_bad_input_keeps_the_connection(harness: HubHarness) -> Non
     await peer.send(wire.ping("still-here"))
     assert (await peer.recv())["id"] == "still-here"
     await wait_for(lambda: harness.hub is not None and harness.hub.stats.errors_sent >= 6)
+
+
+async def test_a_burst_larger_than_the_queues_drops_nobody(harness: HubHarness) -> None:
+    """Queues bound what a peer has not read yet, not the size of a burst."""
+    assert harness.hub is not None
+    await harness.hub.stop()
+    hub = await harness.start(client_queue=20)
+    sub, _ = await harness.client("tok-carol", subscribe={"channels": ["game"]})
+    received: list[int] = []
+
+    async def read() -> None:
+        while len(received) < 200:
+            msg = await sub.recv()
+            if msg["type"] == "event":
+                received.append(msg["seq"])
+
+    reader = asyncio.create_task(read())
+    term, _ = await harness.terminal("T1")
+    for seq in range(1, 201):  # pipelined: no waiting for acks
+        await term.send(event_frame("T1", seq))
+    await term.recv_until(lambda m: m.get("upTo") == 200)
+    async with asyncio.timeout(5):
+        await reader
+    assert received == list(range(1, 201))
+    assert hub.stats.slow_consumers_dropped == 0
