@@ -348,13 +348,15 @@ class Daemon:
                 new = await asyncio.to_thread(load_config, self.config_path)
             except ConfigError as exc:
                 log.error("configuration reload refused; keeping the running configuration",
-                          extra={"problems": [str(p) for p in exc.problems]})
+                          extra={"problems": [str(p) for p in exc.problems
+                                              if p.severity == "error"]})
                 return None
             applied, restart = reloadable_diff(self.config, new)
             old = self.config
             self.config = new
             if "logging.level" in applied:
                 set_level(new.logging.level)
+                log.debug("debug logging on")  # shows at once that the new level applies
             if "poll.interval_ms" in applied and self.line is not None:
                 setter = getattr(self.line, "set_poll_interval", None)
                 if setter is not None:

@@ -200,3 +200,32 @@ def short_dir() -> Path:
     import tempfile
 
     return Path(tempfile.mkdtemp(prefix="sa-", dir="/tmp"))
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0,
+               what: str = "condition") -> None:
+    """Re-check ``predicate`` (a cheap query) until true; AssertionError after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    ready = threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        ready.wait(0.05)  # pacing between queries of another process's database
+
+
+def json_logs(lines: Sequence[str]) -> list[dict[str, object]]:
+    """The JSON log records among output lines."""
+    import json
+
+    out = []
+    for line in lines:
+        text = line[line.index("{"):] if "{" in line else ""
+        try:
+            record = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out

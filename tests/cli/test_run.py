@@ -1,0 +1,157 @@
+"""``slot-agent run`` as a real process against the emulator (TCP) and a reference hub."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from slot_agent_procs import (
+    HubHandle,
+    Proc,
+    json_logs,
+    run_cli,
+    short_dir,
+    start_emulator,
+    wait_until,
+    write_agent_config,
+)
+
+
+@pytest.fixture
+def emulator() -> Iterator[str]:
+    proc, url = start_emulator("--games-per-minute", "600", "--seed", "3")
+    try:
+        yield url
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[HubHandle]:
+    handle = HubHandle(tmp_path, "EGM-T1")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def _running(proc: Proc) -> dict[str, object]:
+    line = proc.wait_for(lambda s: "slot-agent running" in s, timeout=30)
+    return json_logs([line])[0]
+
+
+def test_events_reach_the_hub_and_sigterm_stops_with_agent_stopping(
+        tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+    cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
+    proc = Proc(["run", "--config", str(cfg)])
+    try:
+        started = _running(proc)
+        assert started["terminal"] == "EGM-T1" and started["metrics_port"]
+        wait_until(lambda: "betPlaced" in hub.event_names(), what="a betPlaced at the hub")
+        names = hub.event_names()
+        assert names.count("agentStarted") == 1
+        assert {"machineLinkUp", "machineIdentified"} <= set(names)
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.stop()
+    names = hub.event_names()
+    assert "agentStopping" in names
+    # agentStopping is the last thing the agent sent (the hub adds deviceOffline after it)
+    assert [n for n in names if n != "deviceOffline"][-1] == "agentStopping"
+    logs = json_logs(proc.out_lines)
+    assert any(r.get("msg") == "slot-agent stopped" for r in logs)
+    assert hub.terminal_token not in "\n".join(proc.out_lines + proc.err_lines)
+
+
+def test_sighup_applies_the_log_level_and_names_what_needs_a_restart(
+        tmp_path: Path, emulator: str) -> None:
+    cfg = write_agent_config(tmp_path, port=emulator, level="info")
+    proc = Proc(["run", "--config", str(cfg)])
+    try:
+        _running(proc)
+        text = cfg.read_text().replace("level: info", "level: debug")
+        cfg.write_text(text + "outbox_unused: 1\n")  # an invalid file is refused as a whole
+        proc.signal(signal.SIGHUP)
+        refused = proc.wait_for(lambda s: "reload refused" in s, timeout=20)
+        assert "outbox_unused" in refused
+        cfg.write_text(text.replace("  path:", "  max_events: 5000\n  path:"))
+        proc.signal(signal.SIGHUP)
+        line = proc.wait_for(lambda s: "configuration reloaded" in s, timeout=20)
+        record = json_logs([line])[0]
+        assert record["applied"] == ["logging.level"]
+        assert record["restart_required"] == ["outbox.max_events"]
+        # the new level is in effect: the daemon says so at debug level
+        assert any(r.get("level") == "DEBUG" for r in json_logs(proc.out_lines))
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.stop()
+
+
+def test_sd_notify_ready_status_and_watchdog(tmp_path: Path, emulator: str) -> None:
+    sock_path = short_dir() / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(30)
+    cfg = write_agent_config(tmp_path, port=emulator)
+    proc = Proc(["run", "--config", str(cfg)],
+                env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"})
+    seen: list[str] = []
+    try:
+        def receive_until(key: str) -> str:
+            while True:
+                message = sock.recv(4096).decode()
+                seen.append(message)
+                if key in message.splitlines() or any(
+                        line.startswith(key) for line in message.splitlines()):
+                    return message
+        ready = receive_until("READY=1")
+        assert any(line.startswith("STATUS=link ") for line in ready.splitlines())
+        status = receive_until("STATUS=")
+        assert "outbox" in status and "uplink off" in status
+        receive_until("WATCHDOG=1")
+        proc.signal(signal.SIGTERM)
+        receive_until("STOPPING=1")
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.stop()
+        sock.close()
+    # READY comes first: nothing claimed readiness before the outbox and the line were up
+    assert seen[0].startswith("READY=1")
+
+
+def test_diag_asks_the_running_daemon_over_the_control_socket(
+        tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+    cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
+    proc = Proc(["run", "--config", str(cfg)])
+    try:
+        _running(proc)
+        wait_until(lambda: "machineIdentified" in hub.event_names(), what="identification")
+        result = run_cli("diag", "--config", str(cfg), "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        report = json.loads(result.stdout)
+        assert report["source"] == "daemon"
+        checks = {c["id"]: c for c in report["checks"]}
+        assert checks["general_poll"]["status"] == "ok"
+        assert checks["sas_version"]["data"]["serialNumber"] == "EMU0000001"
+        assert checks["meters"]["status"] == "ok"
+        assert checks["meters"]["data"]["meters"]["gamesPlayed"] >= 0
+        assert checks["outbox"]["data"]["exists"] is True
+        assert "connected" in checks["uplink_auth"]["detail"]
+        human = run_cli("diag", "--config", str(cfg))
+        assert "asked the running daemon over its control socket" in human.stdout
+        assert proc.popen.poll() is None  # the daemon kept its line
+    finally:
+        proc.stop()
+
+
+def test_a_serial_port_that_does_not_open_exits_1(tmp_path: Path) -> None:
+    cfg = write_agent_config(tmp_path, port="/dev/ttyNOPE7")
+    result = run_cli("run", "--config", str(cfg), timeout=60)
+    assert result.returncode == 1
+    assert "/dev/ttyNOPE7" in result.stdout + result.stderr
