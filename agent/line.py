@@ -172,6 +172,7 @@ class LineOwner:
         self._max_pending = max_pending_commands
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._open: set[CommandFuture] = set()  # submitted, not finished
+        self._inbox_count = 0  # items put and not yet handed to a schedule
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -217,13 +218,25 @@ class LineOwner:
                     f"{len(self._open)} commands already wait for the line")
             self._open.add(future)
         future.add_done_callback(self._open.discard)
-        self._inbox.put(("command", (command, future)))
+        self._put(("command", (command, future)))
         return future
 
     def request_reads(self, reads: Iterable[ReadRequest]) -> None:
         """Reads the interpreter asked for (called by the pipeline after each commit)."""
         for read in reads:
-            self._inbox.put(("read", read))
+            self._put(("read", read))
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        with self._lock:
+            self._inbox_count += 1
+        self._inbox.put(item)
+
+    def idle(self) -> bool:
+        """Nothing queued for the line, no job running or waiting (tests, ``diag``)."""
+        with self._lock:
+            return self._inbox_count == 0 and all(
+                m.schedule.idle and m.schedule.outstanding is None
+                for m in self._machines.values())
 
     def status(self) -> dict[str, Any]:
         """A thread-safe snapshot for ``diag``."""
@@ -309,6 +322,8 @@ class LineOwner:
                 kind, item = self._inbox.get_nowait()
             except queue.Empty:
                 return
+            with self._lock:
+                self._inbox_count -= 1
             if kind == "command":
                 command, future = item
                 with self._lock:
@@ -334,6 +349,8 @@ class LineOwner:
                 kind, item = self._inbox.get_nowait()
             except queue.Empty:
                 return
+            with self._lock:
+                self._inbox_count -= 1
             if kind == "command":
                 _, future = item
                 if future.set_running_or_notify_cancel():

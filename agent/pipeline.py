@@ -81,6 +81,7 @@ class Pipeline:
         self._pending_reads: list[ReadRequest] = []
         self._pending_actions: dict[str, Mapping[str, Any]] = {}
         self._dirty = False  # the state changed since the last commit
+        self._in_commit = False
         self._full_alerted = False
         self._thread: threading.Thread | None = None
         self._abandon = threading.Event()
@@ -138,7 +139,7 @@ class Pipeline:
         """Wait until everything queued so far is committed (tests, orderly shutdown)."""
         with self._idle:
             return self._idle.wait_for(
-                lambda: self._queued == 0 and not self._dirty and not self._pending_events,
+                lambda: self._queued == 0 and not self._in_commit and not self._has_pending(),
                 timeout)
 
     # ------------------------------------------------------------------ life cycle
@@ -204,14 +205,20 @@ class Pipeline:
                 return
 
     def _has_pending(self) -> bool:
-        return self._dirty or bool(self._pending_events) or bool(self._pending_actions)
+        return (self._dirty or bool(self._pending_events) or bool(self._pending_actions)
+                or bool(self._pending_reads))
 
     def _take(self, item: Any) -> bool:
         """Interpret one queued item; True when it is the stop marker."""
-        with self._idle:
-            self._queued -= 1
-            if self._queued == 0:
-                self._idle.notify_all()
+        try:
+            return self._interpret(item)
+        finally:
+            with self._idle:
+                self._queued -= 1
+                if self._queued == 0:
+                    self._idle.notify_all()
+
+    def _interpret(self, item: Any) -> bool:
         if item is _STOP:
             return True
         kind, payload = item
@@ -234,7 +241,20 @@ class Pipeline:
         return False
 
     def _commit(self) -> bool:
+        with self._idle:
+            self._in_commit = True
+        try:
+            return self._commit_pending()
+        finally:
+            with self._idle:
+                self._in_commit = False
+                self._idle.notify_all()
+
+    def _commit_pending(self) -> bool:
         events = list(self._pending_events)
+        if not events and not self._dirty and not self._pending_actions:
+            self._hand_reads()  # nothing to store (e.g. a bill exception: only a read)
+            return True
         try:
             stored = self.outbox.commit(events, self._state.to_json(),
                                         finished_actions=self._pending_actions or None)
@@ -252,19 +272,12 @@ class Pipeline:
             log.error("outbox commit failed, retrying: %s", exc)
             return False
         self._full_alerted = False
+        self._dirty = False
         self._pending_events.clear()
         self._pending_actions = {}
-        reads, self._pending_reads = self._pending_reads, []
         self.commits += 1
         self.committed_events += len(stored)
-        with self._idle:
-            self._dirty = False
-            self._idle.notify_all()
-        if reads and self._reads_sink is not None:
-            try:
-                self._reads_sink(reads)
-            except Exception:
-                log.exception("read requests could not be handed to the line owner")
+        self._hand_reads()
         for stored_event in stored:
             if self._metrics is not None:
                 self._metrics.record_event(stored_event.event.name)
@@ -273,6 +286,12 @@ class Pipeline:
                 listener(stored)
             except Exception:
                 log.exception("pipeline listener failed")
-        with self._idle:
-            self._idle.notify_all()
         return True
+
+    def _hand_reads(self) -> None:
+        reads, self._pending_reads = self._pending_reads, []
+        if reads and self._reads_sink is not None:
+            try:
+                self._reads_sink(reads)
+            except Exception:
+                log.exception("read requests could not be handed to the line owner")

@@ -1,0 +1,142 @@
+"""An in-process rig for end-to-end tests: emulator <-> memory line <-> line owner ->
+pipeline (interpreter) -> outbox. No sleeps: tests wait on conditions with a bound."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from agent.config import MachineConfig, PollConfig
+from agent.events import StoredEvent
+from agent.interpreter import Interpreter
+from agent.line import LineOwner
+from agent.metrics import AgentMetrics
+from agent.outbox import Outbox
+from agent.pipeline import Pipeline
+from drivers.base import Transport
+from drivers.memory import Faults, pair
+from emulator.model import Machine
+from emulator.model import MachineConfig as EmulatedConfig
+from emulator.server import Emulator, LinkOptions
+
+TERMINAL = "T-E2E"
+ADDRESS = 1
+
+#: fast enough for tests, slow enough for two busy cores (the reply window is generous).
+FAST_POLL = PollConfig(interval_ms=10, reply_timeout_ms=60, link_down_after=3,
+                       snapshot_interval_s=3600.0, clock_check=True)
+
+WAIT_S = 20.0
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = WAIT_S, what: str = "") -> Any:
+    """Poll ``predicate`` until it is truthy; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.005)  # a polling step of the bounded wait, not a wait for an outcome
+
+
+class Rig:
+    """One emulated machine served on a thread and one agent (line owner + pipeline)."""
+
+    def __init__(self, tmp_path: Path, *, machine: EmulatedConfig | None = None,
+                 link: LinkOptions | None = None, rte: bool = False,
+                 poll: PollConfig = FAST_POLL, faults: Faults | None = None,
+                 backlog_window: float = 0.0, metrics: AgentMetrics | None = None) -> None:
+        self.tmp_path = tmp_path
+        self.rte = rte
+        self.poll = poll
+        self.backlog_window = backlog_window
+        self.metrics = metrics
+        self.faults = faults or Faults()
+        self.machine = Machine(machine, now=time.monotonic())
+        host, device = pair(faults=self.faults)
+        self.emulator = Emulator(self.machine, device, address=ADDRESS, options=link)
+        self.emulator.start()
+        self.db = tmp_path / "outbox.db"
+        self.outbox = Outbox.open(self.db, terminal_id=TERMINAL)
+        self.line: LineOwner
+        self.pipeline: Pipeline
+        self.start_agent(host)
+
+    def start_agent(self, transport: Transport) -> None:
+        interpreter = Interpreter(TERMINAL, rte=self.rte, backlog_window=self.backlog_window)
+        self.pipeline = Pipeline(self.outbox, interpreter, metrics=self.metrics)
+        self.line = LineOwner(transport, [MachineConfig(ADDRESS, rte=self.rte)], self.poll,
+                              self.pipeline.put, metrics=self.metrics)
+        self.pipeline.set_reads_sink(self.line.request_reads)
+        self.pipeline.start()
+        self.line.start()
+
+    def crash_agent(self) -> None:
+        """Abandon the agent as kill -9 would: nothing queued is committed, the old line
+        is cut, and a new agent starts on the same outbox and the same running machine."""
+        self.pipeline.abandon()
+        host, device = pair(faults=self.faults)
+        old = self.emulator.detach()
+        self.emulator.attach(device)
+        if old is not None:
+            old.close()
+        self.line.transport.close()  # the old line thread ends on its closed transport
+        wait_for(lambda: not self.line.running and not self.pipeline.running,
+                 what="the abandoned agent threads to end")
+        self.outbox.close()
+        self.outbox = Outbox.open(self.db, terminal_id=TERMINAL)
+        self.start_agent(host)
+
+    def close(self) -> None:
+        self.line.stop()
+        self.pipeline.stop()
+        self.emulator.stop()
+        self.outbox.close()
+
+    # -- the machine ---------------------------------------------------------------------
+
+    @contextmanager
+    def act(self) -> Iterator[tuple[Machine, float]]:
+        """Hold the emulator's lock and give (machine, now) to act on the model."""
+        with self.emulator.lock:
+            yield self.machine, time.monotonic()
+
+    # -- the outbox ----------------------------------------------------------------------
+
+    def events(self, name: str | None = None) -> list[StoredEvent]:
+        stored = self.outbox.pending(0, 1_000_000)
+        return [e for e in stored if name is None or e.event.name == name]
+
+    def names(self) -> list[str]:
+        return [e.event.name for e in self.events()]
+
+    def total(self, name: str, key: str = "amount") -> int:
+        return sum(int(e.event.data[key]) for e in self.events(name))
+
+    def wait_event(self, name: str, count: int = 1, timeout: float = WAIT_S) -> list[StoredEvent]:
+        return wait_for(lambda: (lambda found: found if len(found) >= count else None)(
+            self.events(name)), timeout, f"{count} x {name}; have {self.names()}")
+
+    def wait_total(self, name: str, cents: int, timeout: float = WAIT_S) -> None:
+        wait_for(lambda: self.total(name) == cents, timeout,
+                 f"sum of {name} == {cents}; have {self.total(name)}")
+
+    def wait_ready(self) -> None:
+        """Link up, machine identified and the discovery snapshot stored."""
+        wait_for(lambda: any(e.event.data.get("reason") in ("discovery", "gap")
+                             for e in self.events("meterSnapshot")),
+                 what=f"the discovery snapshot; have {self.names()}")
+
+    def wait_quiet(self) -> None:
+        """The machine's exception queue empty, no work left on the line, all committed."""
+        def quiet() -> bool:
+            with self.emulator.lock:
+                if self.machine.next_exception(time.monotonic()) is not None:
+                    return False
+            return self.line.idle() and self.pipeline.wait_idle(0.0)
+        wait_for(quiet, what="the line to go quiet")
