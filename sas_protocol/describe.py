@@ -84,10 +84,8 @@ def parse_hex(text: str) -> bytes:
 
 
 def _poll_name(command: int) -> str:
-    try:
-        return f"LP {command:02X} {LONG_POLL_MEANING[LongPoll(command)]}"
-    except ValueError:
-        return f"LP {command:02X} (not supported by this decoder)"
+    # Only called for commands that decoded, so every one has a LongPoll meaning.
+    return f"LP {command:02X} {LONG_POLL_MEANING[LongPoll(command)]}"
 
 
 def _exception_name(code: int) -> str:

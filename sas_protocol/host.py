@@ -18,8 +18,9 @@ Rules implemented (docs/sas.md has the full story):
   So a retry re-sends the identical bytes, and a new poll that would look identical to the
   previous one (two general polls in a row, or two long polls with the same command) is
   preceded by a sync poll: a general poll to ``sync_address``, which is never answered.
-- Sync (SAS §3.3): the first poll of the session, the first after link down and the first
-  after a poll that failed are preceded by the sync poll too.
+- Sync (SAS §3.3): the first poll of the session, the first after link down, the first
+  after a poll that failed and the first after a silent RTE-mode general poll are preceded
+  by the sync poll too (whenever the host cannot know what the machine last saw).
 - Retries: a poll is sent at most ``max_sends`` times (SAS §3.2: 3 in total). A timeout, a
   bad CRC, a malformed frame, a NACK or a busy reply each use one send. After bad bytes the
   rest of that reply window is ignored (late bytes must not be taken for the re-send's reply)
@@ -268,8 +269,12 @@ class HostProtocol:
             self._attempt_failed(FailureReason.FRAMING, silent=False)
             return
         if isinstance(poll, GeneralPoll) and self.rte_mode:
-            # SAS §12.6: in RTE mode an idle machine stays silent to general polls.
+            # SAS §12.6: in RTE mode an idle machine stays silent to general polls. Silence
+            # cannot tell whether the poll arrived, so the next poll is preceded by a sync
+            # poll: otherwise a lost general poll would let that next poll repeat the one
+            # before it, an implied NACK that brings back an already delivered reply.
             self._conclude()
+            self._need_sync = True
             self._events.append(NoActivity(None))
             return
         self._attempt_failed(FailureReason.TIMEOUT, silent=True)
