@@ -13,7 +13,7 @@ import pytest
 
 from agent.machine_commands import CommandKind, MachineCommand
 from agent.observations import CardInserted, CardRemoved
-from emulator.model import Door, MachineConfig
+from emulator.model import Door
 from emulator.server import LinkOptions
 from tests.agent.e2e_helpers import ADDRESS, Rig, wait_for
 
