@@ -1,0 +1,53 @@
+"""docs/sas.md lists every supported long poll and exception code with the enums' meaning."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sas_protocol as sp
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "sas.md"
+
+
+def _section(title: str) -> str:
+    text = DOC.read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def _rows(section: str) -> dict[int, list[str]]:
+    rows = {}
+    for line in section.splitlines():
+        match = re.match(r"\| ([0-9A-F]{2}) \| (.*) \|$", line)
+        if match:
+            rows[int(match.group(1), 16)] = [c.strip() for c in match.group(2).split(" | ")]
+    return rows
+
+
+def test_every_long_poll_is_documented() -> None:
+    rows = _rows(_section("Supported long polls"))
+    assert set(rows) == {int(lp) for lp in sp.LongPoll}
+    for lp in sp.LongPoll:
+        assert rows[int(lp)][0] == sp.LONG_POLL_MEANING[lp]
+
+
+def test_every_exception_code_is_documented() -> None:
+    rows = _rows(_section("Exception codes"))
+    assert set(rows) == {int(code) for code in sp.ExceptionCode}
+    for code in sp.ExceptionCode:
+        assert rows[int(code)] == [sp.EXCEPTION_MEANING[code], sp.category_of(code).value]
+
+
+def test_serial_line_section_points_to_its_own_page() -> None:
+    body = _section("Serial line and the wakeup bit").split("\n", 2)[2].strip()
+    assert body == "See [sas-serial.md](sas-serial.md)."
+
+
+def test_rte_layout_table_matches_the_codec() -> None:
+    section = _section("Frames")
+    for code in sp.RTE_LAYOUTS:
+        match = re.search(rf"\| {code:02X} [^|]*\|[^|]*\| (\d+) \|", section)
+        assert match, f"RTE {code:02X} missing"
+        assert int(match.group(1)) == sp.rte_frame_length(code)
