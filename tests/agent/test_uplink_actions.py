@@ -1,0 +1,196 @@
+"""Actions end to end: an operator's action through the real hub and the uplink to a fake
+line owner, and the result back to the operator, including across a network drop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from uplink_kit import (
+    TERMINAL,
+    TERMINAL_TOKEN,
+    FakeLine,
+    HubRunner,
+    Operator,
+    Proxy,
+    open_outbox,
+    uplink_config,
+    wait_for,
+)
+
+from agent import wire
+from agent.actions import Actions
+from agent.events import Event
+from agent.machine_commands import CommandKind, CommandResult, MachineCommand
+from agent.observations import HostLockChanged, Observation
+from agent.outbox import Outbox
+from agent.uplink import Uplink
+
+KEY = b"shared-action-key-0123456789"
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    box = open_outbox(tmp_path / "outbox.db")
+    yield box
+    box.close()
+
+
+class Agent:
+    """Uplink + Actions wired the way the daemon wires them (emit -> outbox -> notify)."""
+
+    def __init__(self, url: str, outbox: Outbox, *, key: bytes | None = None,
+                 hold: bool = False, with_actions: bool = True) -> None:
+        self.outbox = outbox
+        self.line = FakeLine(hold=hold)
+        self.observations: list[Observation] = []
+        self.actions = Actions(
+            terminal_id=TERMINAL, store=outbox, submit=self.line.submit, emit=self.emit,
+            observe=self.observations.append, diagnostics_report=dict, addresses=[1],
+            hmac_key=key)
+        self.uplink = Uplink(uplink_config(url), terminal_id=TERMINAL, outbox=outbox,
+                             token=lambda: TERMINAL_TOKEN,
+                             actions=self.actions.handle if with_actions else None,
+                             min_reconnect_delay_s=0.01)
+
+    def emit(self, event: Event) -> None:
+        self.outbox.commit([event], None)
+        self.uplink.notify_new_events()
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[HubRunner]:
+    runner = HubRunner(tmp_path)
+    await runner.start()
+    yield runner
+    await runner.stop()
+
+
+def _in(seconds: float) -> str:
+    return wire.format_timestamp(time.time() + seconds)
+
+
+def replies(op: Operator, action_id: str) -> list[tuple[str, str]]:
+    return [(m["type"], m["status"]) for m in op.frames
+            if m["type"] in ("actionAck", "actionResult") and m["id"] == action_id]
+
+
+async def test_a_lock_from_an_operator_reaches_the_machine_and_its_result_returns(
+        hub: HubRunner, outbox: Outbox) -> None:
+    agent = Agent(hub.url, outbox)
+    agent.uplink.start()
+    try:
+        await wait_for(lambda: agent.uplink.connected, what="connected")
+        op = await Operator.connect(hub.port)
+        await op.ws.send(wire.encode(wire.action("act-1", TERMINAL, "lock", {},
+                                                 expires_at=_in(60))))
+        result = await op.wait(lambda m: m["type"] == "actionResult")
+        assert result == {"type": "actionResult", "id": "act-1", "terminalId": TERMINAL,
+                          "status": "succeeded", "result": {"locked": True}}
+        assert replies(op, "act-1") == [("actionAck", "sent"), ("actionAck", "accepted"),
+                                        ("actionResult", "succeeded")]
+        assert agent.line.commands == [MachineCommand(CommandKind.LOCK, 1, "act-1", {})]
+        assert isinstance(agent.observations[0], HostLockChanged)
+        assert agent.observations[0].action_id == "act-1"
+        # The actionCompleted event reached the hub and the subscriber as well.
+        event = await op.wait(lambda m: m["type"] == "event"
+                              and m["event"] == "actionCompleted")
+        assert event["data"]["actionId"] == "act-1" and event["data"]["status"] == "succeeded"
+        assert event["channel"] == "system"
+        await op.close()
+    finally:
+        await agent.uplink.stop()
+
+
+async def test_a_result_ready_while_the_connection_is_down_still_reaches_the_operator(
+        hub: HubRunner, outbox: Outbox) -> None:
+    proxy = Proxy(hub.port)
+    await proxy.start()
+    agent = Agent(f"ws://127.0.0.1:{proxy.port}/ws/terminal", outbox, hold=True)
+    agent.uplink.start()
+    try:
+        await wait_for(lambda: agent.uplink.connected, what="connected")
+        op = await Operator.connect(hub.port)
+        await op.ws.send(wire.encode(wire.action("act-2", TERMINAL, "readMeters",
+                                                 expires_at=_in(60))))
+        await wait_for(lambda: len(agent.line.futures) == 1, what="command queued")
+        await op.wait(lambda m: m["type"] == "actionAck" and m["status"] == "accepted")
+        proxy.cut()
+        await wait_for(lambda: not agent.uplink.connected, what="drop noticed")
+        future = agent.line.futures[0]
+        assert future.set_running_or_notify_cancel()
+        future.set_result(CommandResult(True, data={"meters": {"0": 42}}))
+        result = await op.wait(lambda m: m["type"] == "actionResult")
+        assert result["status"] == "succeeded" and result["result"] == {"meters": {"0": 42}}
+        assert agent.uplink.state.sessions >= 2
+        event = await op.wait(lambda m: m["type"] == "event"
+                              and m["event"] == "actionCompleted")
+        assert event["data"]["actionId"] == "act-2"
+        assert [t for t, _ in replies(op, "act-2")].count("actionResult") == 1
+        await op.close()
+    finally:
+        await agent.uplink.stop()
+        await proxy.stop()
+
+
+async def test_signed_end_to_end_when_hub_and_terminal_share_the_key(
+        tmp_path: Path, outbox: Outbox) -> None:
+    key_file = tmp_path / "action.key"
+    key_file.write_bytes(KEY)
+    runner = HubRunner(tmp_path, action_key_file=key_file)
+    await runner.start()
+    agent = Agent(runner.url, outbox, key=KEY)
+    agent.uplink.start()
+    try:
+        await wait_for(lambda: agent.uplink.connected, what="connected")
+        op = await Operator.connect(runner.port)
+        await op.ws.send(wire.encode(wire.action("act-3", TERMINAL, "unlock",
+                                                 expires_at=_in(60))))
+        result = await op.wait(lambda m: m["type"] == "actionResult")
+        assert result["status"] == "succeeded", result
+        assert len(agent.line.commands) == 1
+        await op.close()
+    finally:
+        await agent.uplink.stop()
+        await runner.stop()
+
+
+async def test_an_unsigned_action_is_refused_by_a_terminal_that_holds_a_key(
+        hub: HubRunner, outbox: Outbox) -> None:
+    agent = Agent(hub.url, outbox, key=KEY)  # the hub has no key: it forwards unsigned
+    agent.uplink.start()
+    try:
+        await wait_for(lambda: agent.uplink.connected, what="connected")
+        op = await Operator.connect(hub.port)
+        await op.ws.send(wire.encode(wire.action("act-4", TERMINAL, "unlock")))
+        ack: dict[str, Any] = await op.wait(
+            lambda m: m["type"] == "actionAck" and m["status"] == "rejected")
+        assert ack["error"].startswith("bad_signature: ")
+        # The refusal is also reported as an actionCompleted event. (The hub treats the
+        # rejected ack as final and does not relay the actionResult that follows it.)
+        event = await op.wait(lambda m: m["type"] == "event"
+                              and m["event"] == "actionCompleted")
+        assert event["data"]["actionId"] == "act-4"
+        assert event["data"]["status"] == "rejected"
+        assert agent.line.commands == []
+        await op.close()
+    finally:
+        await agent.uplink.stop()
+
+
+async def test_without_an_actions_handler_every_action_is_rejected(
+        hub: HubRunner, outbox: Outbox) -> None:
+    agent = Agent(hub.url, outbox, with_actions=False)
+    agent.uplink.start()
+    try:
+        await wait_for(lambda: agent.uplink.connected, what="connected")
+        op = await Operator.connect(hub.port)
+        await op.ws.send(wire.encode(wire.action("act-5", TERMINAL, "lock")))
+        ack = await op.wait(lambda m: m["type"] == "actionAck" and m["status"] == "rejected")
+        assert ack["error"].startswith("forbidden: ")
+        await op.close()
+    finally:
+        await agent.uplink.stop()
