@@ -1,12 +1,48 @@
 """A virtual slot machine (EGM) that speaks SAS over any transport.
 
 ``emulator.model.Machine`` is the pure machine; ``emulator.server.Emulator`` serves it over a
-``drivers.Transport`` with ``sas_protocol.MachineProtocol``; ``emulator.scenario`` drives it
-(seeded autoplay or scripted YAML steps). See docs/emulator.md.
+``drivers.Transport`` with ``sas_protocol.machine.MachineProtocol``; ``emulator.scenario``
+drives it (seeded autoplay or scripted YAML steps). See docs/emulator.md.
 """
 
 from __future__ import annotations
 
-from emulator.model import Door, GameConfig, LifetimeTotals, Machine, MachineConfig
+from emulator.autoplay import AutoPlayer, AutoplaySettings
+from emulator.model import (
+    Door,
+    GameConfig,
+    LifetimeTotals,
+    Machine,
+    MachineConfig,
+    PlayRefusedError,
+)
+from emulator.report import build_report, write_report
+from emulator.scenario import (
+    Scenario,
+    ScenarioError,
+    ScenarioRunner,
+    load_scenario,
+    parse_scenario,
+)
+from emulator.server import Emulator, LinkOptions, LinkStats
 
-__all__ = ["Door", "GameConfig", "LifetimeTotals", "Machine", "MachineConfig"]
+__all__ = [
+    "AutoPlayer",
+    "AutoplaySettings",
+    "Door",
+    "Emulator",
+    "GameConfig",
+    "LifetimeTotals",
+    "LinkOptions",
+    "LinkStats",
+    "Machine",
+    "MachineConfig",
+    "PlayRefusedError",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioRunner",
+    "build_report",
+    "load_scenario",
+    "parse_scenario",
+    "write_report",
+]

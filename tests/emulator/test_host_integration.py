@@ -64,23 +64,31 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 class HostLoop:
     """A minimal line owner: one poll at a time, reply windows on the real clock."""
 
-    def __init__(self, transport: Transport, **options: object) -> None:
+    def __init__(self, transport: Transport, address: int = 1, **options: object) -> None:
         self.transport = transport
-        self.host = HostProtocol(1, **options)  # type: ignore[arg-type]
+        self.host = HostProtocol(address, **options)  # type: ignore[arg-type]
         self.events: list[HostEvent] = []
 
     def poll(self, poll: Poll) -> list[HostEvent]:
         h = self.host
         h.send(poll)
+        give_up = time.monotonic() + 30
+        window_end = 0.0
         while h.awaiting_reply:
-            for item in h.data_to_send():
+            now = time.monotonic()
+            assert now < give_up, f"no outcome for {poll} in 30 s"
+            out = h.data_to_send()
+            for item in out:
                 self.transport.write(item.data, wakeup=item.wakeup)
-            words = self.transport.read(time.monotonic() + WINDOW)
-            if not words:
-                h.receive_timeout()
-                continue
+            if out:
+                window_end = time.monotonic() + WINDOW
+            words = self.transport.read(window_end)
             data = bytes(w.value for w in words if not w.wakeup)  # drop chirps
-            h.receive_data(data)
+            if data:
+                h.receive_data(data)
+            elif time.monotonic() >= window_end:
+                h.receive_timeout()
+                window_end = time.monotonic() + WINDOW
         events = h.events_received()
         self.events += events
         return events

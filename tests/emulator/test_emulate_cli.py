@@ -1,0 +1,119 @@
+"""``slot-agent emulate`` as a real process: first line, serving, SIGTERM, the JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from test_host_integration import HostLoop
+
+from drivers.pseudo_tty import open_pty_path
+from drivers.tcp import connect
+from sas_protocol.host import NoActivity
+from sas_protocol.messages.meters import MeterReply
+from sas_protocol.messages.requests import ExtendedMetersRequest, GeneralPoll, LockRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def emulate(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "emulate", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "emulate printed nothing"
+        first = proc.stdout.readline().strip()
+        assert first, f"no first line; stderr: {proc.stderr.read() if proc.stderr else ''}"
+        yield proc, first
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
+    proc.send_signal(sig)
+    return proc.wait(20)
+
+
+def test_tcp_serves_and_writes_the_report_on_sigterm(tmp_path: Path) -> None:
+    report = tmp_path / "meters.json"
+    with emulate("--tcp", "127.0.0.1:0", "--scenario", "smoke", "--seed", "3",
+                 "--games-per-minute", "1200", "--report", str(report)) as (proc, first):
+        host, _, port = first.rpartition(":")
+        assert host == "127.0.0.1" and int(port) > 0
+        line = connect(f"tcp://{first}")
+        loop = HostLoop(line)
+        deadline = time.monotonic() + 20
+        read: dict[int, int] = {}
+        while time.monotonic() < deadline:
+            loop.drain_exceptions()
+            reply = loop.reply(ExtendedMetersRequest(0, (0x00, 0x05, 0x0B)))
+            assert isinstance(reply, MeterReply)
+            read = reply.meters
+            if read[0x05] == 13:  # smoke plays 13 games
+                break
+        assert read[0x05] == 13
+        loop.reply(LockRequest())
+        line.close()
+        assert stop(proc) == 0
+    data = json.loads(report.read_text())
+    assert data["denomination"] == 1 and data["scenario"] == "smoke"
+    assert data["meters"]["00"] == read[0x00] and data["meters"]["0B"] == read[0x0B] == 2000
+    assert data["wrapped_meters"]["05"] == 13
+    assert set(data["meters"]) == set(data["wrapped_meters"])
+    assert all(len(k) == 2 and k == k.upper() for k in data["meters"])
+    assert data["totals_cents"]["coin_in"] == read[0x00]
+    assert data["totals_cents"]["bills"] == 2000
+
+
+def test_pty_prints_the_slave_path_and_stops_on_sigint(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    with emulate("--pty", "--scenario", "idle", "--address", "3", "--denomination", "25",
+                 "--report", str(report)) as (proc, path):
+        assert path.startswith("/dev/")
+        line = open_pty_path(path)
+        events = HostLoop(line, address=3).poll(GeneralPoll())
+        assert any(isinstance(e, NoActivity) for e in events)
+        line.close()
+        assert stop(proc, signal.SIGINT) == 0
+    data = json.loads(report.read_text())
+    assert data["denomination"] == 25 and data["meters"]["05"] == 0
+
+
+def test_scenario_with_end_stop_exits_by_itself(tmp_path: Path) -> None:
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text("end: stop\noptions: {games_per_minute: 6000}\n"
+                        "steps:\n  - insert_bill: 5\n  - play: {games: 4, bet: 2, win: 1}\n")
+    report = tmp_path / "r.json"
+    with emulate("--tcp", "127.0.0.1:0", "--scenario", str(scenario),
+                 "--report", str(report)) as (proc, _):
+        assert proc.wait(20) == 0
+    data = json.loads(report.read_text())
+    assert data["finished"] is True
+    assert data["meters"]["00"] == 8 and data["meters"]["01"] == 4 and data["meters"]["0C"] == 496
+
+
+def test_bad_scenario_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- fly: 3\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "emulate", "--tcp", "127.0.0.1:0",
+         "--scenario", str(bad)],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ},
+    )
+    assert proc.returncode == 2
+    assert "bad.steps[0]: unknown action 'fly'" in proc.stderr
+    assert proc.stdout == ""
