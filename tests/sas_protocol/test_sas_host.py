@@ -44,7 +44,8 @@ def test_sync_between_two_general_polls_but_not_after_a_long_poll() -> None:
     assert host.data_to_send() == [COIN_IN_OUT]  # a different poll is the implied ACK
     host.receive_data(COIN_IN_REPLY)
     [event] = host.events_received()
-    assert isinstance(event, sp.ReplyReceived) and event.reply.meters == {0: 1234}
+    assert isinstance(event, sp.ReplyReceived) and isinstance(event.reply, sp.MeterReply)
+    assert event.reply.meters == {0: 1234}
     host.send(GP)
     assert host.data_to_send() == [GP_OUT]
     host.receive_data(b"\x1f")

@@ -18,7 +18,7 @@ from sas_protocol.messages.meters import LEGACY_METER_LAYOUTS
 GP = sp.GeneralPoll()
 TERMINAL = (sp.ReplyReceived, sp.ExceptionReported, sp.NoActivity, sp.NotSupported,
             sp.PollFailed)
-POLLS = [
+POLLS: list[sp.Poll] = [
     GP, GP, GP, sp.MetersRequest(0x11), sp.MetersRequest(0x11),
     sp.SelectedMetersRequest(0, (0x00, 0x0D)), sp.LockRequest(), sp.SasVersionRequest(),
 ]

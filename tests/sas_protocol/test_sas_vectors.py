@@ -95,6 +95,7 @@ def test_reply_vectors(vector: dict[str, Any]) -> None:
     assert type(reply).__name__ == vector["type"]
     assert jsonable_fields(reply) == vector["fields"]
     if "meters" in vector:
+        assert isinstance(reply, sp.MeterReply)
         assert {f"{c:02X}": v for c, v in reply.meters.items()} == vector["meters"]
         assert set(reply.widths) == set(reply.meters)
     assert reply.encode(1) == frame
