@@ -28,6 +28,7 @@ HUB_SOURCE = "hub"
 DEFAULT_SIGNATURE_WINDOW = 300.0
 MAX_ID_LENGTH = 128
 MAX_LIST_ITEMS = 1000
+MAX_SNAPSHOT_ALERTS = 100
 
 
 class MessageType(enum.StrEnum):
@@ -171,10 +172,27 @@ def format_timestamp(epoch_seconds: float) -> str:
 class _Checker:
     """Field checks on one received object; each failure is a ``bad_message`` WireError."""
 
-    def __init__(self, msg: dict[str, Any], ref_id: str | None) -> None:
+    def __init__(self, msg: dict[str, Any], ref_id: str | None, label: str | None = None
+                 ) -> None:
         self.msg = msg
         self.ref_id = ref_id
-        self.type = msg["type"]
+        self.type = msg["type"] if label is None else label
+
+    def nested(self, obj: dict[str, Any], label: str) -> _Checker:
+        return _Checker(obj, self.ref_id, f"{self.type}.{label}")
+
+    def boolean(self, name: str, *, nullable: bool = False) -> None:
+        if name not in self.msg:
+            raise self.fail(f"missing field {name!r}")
+        value = self.msg[name]
+        if not (isinstance(value, bool) or (nullable and value is None)):
+            raise self.fail(f"{name!r} must be true or false" + (" or null" if nullable else ""))
+
+    def nullable(self, name: str) -> bool:
+        """True if the (required) field is present and null."""
+        if name not in self.msg:
+            raise self.fail(f"missing field {name!r}")
+        return self.msg[name] is None
 
     def fail(self, text: str) -> WireError:
         return WireError(ErrorCode.BAD_MESSAGE, f"{self.type}: {text}", self.ref_id)
@@ -363,18 +381,51 @@ def _check_alert_ack(c: _Checker) -> None:
     c.timestamp("at")
 
 
+def _check_terminal_state(c: _Checker) -> None:
+    c.string("terminalId", pattern=_TERMINAL_ID_RE)
+    c.boolean("online")
+    if not c.nullable("since"):
+        c.timestamp("since")
+    c.one_of("link", {s.value for s in LinkState})
+    c.boolean("locked", nullable=True)
+    c.integer("ackedSeq", minimum=0)
+    if not c.nullable("lastEvent"):
+        c.obj("lastEvent")
+        last = c.nested(c.msg["lastEvent"], "lastEvent")
+        last.string("id", max_len=MAX_ID_LENGTH)
+        last.string("event", pattern=_EVENT_NAME_RE)
+        last.timestamp("timestamp")
+    c.integer("coinInToday", minimum=-(2**63))
+    c.integer("coinOutToday", minimum=-(2**63))
+    c.integer("unackedAlerts", minimum=0)
+
+
 def _check_snapshot(c: _Checker) -> None:
     _optional_id(c)
     c.timestamp("at")
     for name in ("terminals", "alerts", "recent", "coinInPerMinute"):
         c.obj_list(name)
+    for i, state in enumerate(c.msg["terminals"]):
+        _check_terminal_state(c.nested(state, f"terminals[{i}]"))
+    for name in ("alerts", "recent"):
+        for i, frame in enumerate(c.msg[name]):
+            if frame.get("type") != MessageType.EVENT:
+                raise c.fail(f"{name}[{i}] must be an event frame")
+            _check_event(c.nested(frame, f"{name}[{i}]"))
+    if len(c.msg["alerts"]) > MAX_SNAPSHOT_ALERTS:
+        raise c.fail(f"'alerts' holds at most {MAX_SNAPSHOT_ALERTS} events")
+    series = c.msg["coinInPerMinute"]
+    if len(series) != 60:
+        raise c.fail("'coinInPerMinute' must hold 60 minutes")
+    for i, point in enumerate(series):
+        p = c.nested(point, f"coinInPerMinute[{i}]")
+        p.timestamp("minute")
+        p.integer("amount", minimum=-(2**63))
 
 
 def _check_terminal(c: _Checker) -> None:
     c.obj("terminal")
-    state = c.msg["terminal"]
-    if not isinstance(state.get("terminalId"), str):
-        raise c.fail("'terminal.terminalId' must be a string")
+    _check_terminal_state(c.nested(c.msg["terminal"], "terminal"))
 
 
 def _check_error(c: _Checker) -> None:

@@ -43,7 +43,7 @@ log = logging.getLogger("hub")
 
 TERMINAL_PATH = "/ws/terminal"
 CLIENT_PATH = "/ws/client"
-MAX_SNAPSHOT_ALERTS = 100
+
 _FINAL_STATUSES = frozenset(s.value for s in ActionStatus)
 
 
@@ -677,7 +677,7 @@ class Hub:
         return wire.snapshot(
             at=wire.format_timestamp(now),
             terminals=self.floor.snapshot_terminals(scope, now),
-            alerts=self.store.unacked_alerts(MAX_SNAPSHOT_ALERTS, scope),
+            alerts=self.store.unacked_alerts(wire.MAX_SNAPSHOT_ALERTS, scope),
             recent=self.store.recent(self.config.recent_events, scope),
             coin_in_per_minute=self.floor.coin_in_per_minute(scope, now),
             request_id=request_id,
