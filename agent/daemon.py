@@ -151,6 +151,8 @@ class Daemon:
         #: Set once READY=1 was sent (tests and the demo wait on it).
         self.ready = threading.Event()
         self.reloads: list[tuple[list[str], list[str]]] = []
+        #: The last snapshot, taken just before the outbox closed (the demo's summary).
+        self.final_snapshot: Snapshot | None = None
 
     # ------------------------------------------------------------------ control (any thread)
 
@@ -307,6 +309,8 @@ class Daemon:
             await asyncio.to_thread(pipeline.wait_idle, 10.0)
         if self.uplink is not None:
             await self._drain_uplink()
+            with contextlib.suppress(Exception):
+                self.final_snapshot = self.snapshot()
             await self.uplink.stop()
         if pipeline is not None:
             await asyncio.to_thread(pipeline.stop)
@@ -315,6 +319,9 @@ class Daemon:
                 self.transport.close()
         if self._metrics_server is not None:
             await asyncio.to_thread(stop_server, *self._metrics_server)
+        if self.final_snapshot is None:
+            with contextlib.suppress(Exception):
+                self.final_snapshot = self.snapshot()
         if self.outbox is not None:
             await asyncio.to_thread(self.outbox.close)
         if self.progress is not None:

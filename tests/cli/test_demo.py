@@ -1,0 +1,82 @@
+"""``slot-agent demo`` as a real process: the page, the printed token, events, clean stops."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import urllib.request
+
+from slot_agent_procs import Proc
+from websockets.sync.client import connect
+
+
+def _dashboard(proc: Proc) -> tuple[str, str]:
+    url = proc.wait_for_re(r"^Dashboard: (http://127\.0\.0\.1:\d+/)$").group(1)
+    token = proc.wait_for_re(r"log in with the operator token: (\S+)$").group(1)
+    return url, token
+
+
+def _summary(proc: Proc) -> tuple[int, int]:
+    final = proc.wait_for_re(r"slot-agent demo stopped: .*games (\d+) .*the hub stored "
+                             r"(\d+) events", timeout=60)
+    return int(final.group(1)), int(final.group(2))
+
+
+def test_demo_serves_the_dashboard_streams_events_and_stops_after_duration() -> None:
+    proc = Proc(["demo", "--port", "0", "--duration", "6", "--games-per-minute", "1200",
+                 "--seed", "7"])
+    try:
+        url, token = _dashboard(proc)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+            page = response.read().decode()
+        assert "<html" in page.lower()
+        # the printed token logs in as an operator and the terminal is on the floor
+        ws_url = url.replace("http://", "ws://") + "ws/client"
+        with connect(ws_url, open_timeout=10, proxy=None) as ws:
+            ws.send(json.dumps({"type": "auth", "token": token, "protocol": 1}))
+            auth_ok = json.loads(ws.recv(timeout=10))
+            assert auth_ok["type"] == "authOk" and auth_ok["role"] == "operator"
+            snapshot = json.loads(ws.recv(timeout=10))
+            assert snapshot["type"] == "snapshot"
+            assert "DEMO-0001" in json.dumps(snapshot)
+        proc.wait_for(lambda s: s.startswith("Running (stops after 6 s)"))
+        games, stored = _summary(proc)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.stop()
+    assert games > 0
+    assert stored > games  # agentStarted, link up, identity, snapshots besides the bets
+    assert not proc.err_lines or all("Traceback" not in line for line in proc.err_lines)
+
+
+def test_demo_stops_cleanly_on_sigint_and_sigterm() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        proc = Proc(["demo", "--port", "0", "--games-per-minute", "1200", "--seed", "1"])
+        try:
+            _dashboard(proc)
+            proc.wait_for(lambda s: s.startswith("Running (press Ctrl-C to stop)"))
+            # a summary line (non-TTY: one every few seconds) with the link up
+            proc.wait_for(lambda s: s.startswith("link up |"), timeout=30)
+            proc.signal(signum)
+            _summary(proc)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            proc.stop()
+
+
+def test_a_busy_port_is_reported() -> None:
+    import socket
+
+    busy = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = busy.getsockname()[1]
+        proc = Proc(["demo", "--port", str(port), "--duration", "1"])
+        try:
+            assert proc.wait(timeout=30) == 1
+        finally:
+            proc.stop()
+    finally:
+        busy.close()
+    assert any(re.search(rf"port {port} in use", line) for line in proc.err_lines)
