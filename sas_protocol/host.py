@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from sas_protocol.codes import IDLE_EXCEPTIONS
 from sas_protocol.errors import (
@@ -116,6 +117,15 @@ class RealTimeEventReceived:
     event: RealTimeEvent
     poll: Poll
     substituted: bool
+
+    @property
+    def code(self) -> int:
+        return self.event.event_code
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The event's decoded data (e.g. 7E: credits_wagered, coin_in_meter, ...)."""
+        return self.event.fields()
 
 
 @dataclass(frozen=True, slots=True)

@@ -209,6 +209,8 @@ def test_rte_mode_tracks_lp_0e_and_substitutes_events() -> None:
     host.receive_data(COIN_IN_REPLY)
     events = host.events_received()
     assert events[:5] == [sp.RealTimeEventReceived(sp.GameEndedEvent(50), COIN_IN, True)] * 5
+    assert isinstance(events[0], sp.RealTimeEventReceived)
+    assert (events[0].code, events[0].fields) == (0x7F, {"game_win": 50})
     assert isinstance(events[5], sp.ReplyReceived)
     # General polls in RTE mode: an event, FF 00, or silence all conclude the poll.
     host.send(GP)

@@ -190,3 +190,14 @@ def test_decoders_raise_only_protocol_errors(data: bytes, address: int, poll: sp
     ):
         with contextlib.suppress(sp.SasProtocolError):
             decode(data)
+
+
+@given(ADDRESS, BYTE)
+def test_link_level_replies_round_trip(address: int, code: int) -> None:
+    lock, gp = sp.LockRequest(), sp.GeneralPoll()
+    assert sp.decode_reply(lock, sp.Ack().encode(address), address=address) == sp.Ack()
+    assert sp.decode_reply(lock, sp.Nack().encode(address), address=address) == sp.Nack()
+    assert sp.decode_reply(lock, sp.Busy().encode(address), address=address) == sp.Busy()
+    reply = sp.ExceptionReply(code)
+    assert sp.decode_reply(gp, reply.encode(address), address=address) == reply
+    assert gp.encode(address) == bytes((0x80 | address,))
