@@ -262,8 +262,15 @@ class Uplink:
         self._replies.append(frame)
         self._wake.set()
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Close with 1001 (going away), persist the last ack, cancel running actions."""
+    async def stop(self, timeout: float = 10.0, *, cancel_actions: bool = True) -> None:
+        """Close with 1001 (going away), persist the last ack and return.
+
+        ``cancel_actions``: cancel actions still running (agent shutdown: their ids stay
+        "running" in the outbox and :meth:`Actions.recover_unfinished` closes them at the next
+        start). Pass False when this uplink is replaced by a new one (configuration reload):
+        the actions finish, store their result and commit their ``actionCompleted`` event;
+        only their direct ``actionResult`` is not sent (the hub gets the event).
+        """
         self._stopping = True
         self._stop_event.set()
         self._wake.set()
@@ -280,10 +287,11 @@ class Uplink:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        for action_task in list(self._action_tasks):
-            action_task.cancel()
-        if self._action_tasks:
-            await asyncio.gather(*self._action_tasks, return_exceptions=True)
+        if cancel_actions:
+            for action_task in list(self._action_tasks):
+                action_task.cancel()
+            if self._action_tasks:
+                await asyncio.gather(*self._action_tasks, return_exceptions=True)
 
     # ------------------------------------------------------------------ the loop
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -28,6 +29,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from agent import wire
 from agent.config import ConfigError
+from agent.logs import RedactingFilter
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.uplink import Uplink
@@ -378,3 +380,52 @@ def test_a_missing_ca_file_is_a_config_error_naming_the_key(
     with pytest.raises(ConfigError) as info:
         Uplink(config, terminal_id=TERMINAL, outbox=outbox, token=lambda: "x")
     assert info.value.problems[0].path == "uplink.ca_file"
+
+
+async def test_the_token_never_reaches_a_log_line_even_at_debug(
+        hub: HubRunner, outbox: Outbox, tmp_path: Path) -> None:
+    """websockets logs request headers at DEBUG; the daemon's filter masks the token."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    token_file = tmp_path / "token"
+    token_file.write_text("wrong-secret-value")
+    uplink = Uplink(uplink_config(hub.url), terminal_id=TERMINAL, outbox=outbox,
+                    token=lambda: token_file.read_text(), min_reconnect_delay_s=0.01)
+    try:
+        outbox.commit(bet(1), None)
+        async with running(uplink):
+            await wait_for(lambda: uplink.state.reconnects >= 1, what="a 401")
+            token_file.write_text(TERMINAL_TOKEN)
+            await wait_for(lambda: outbox.acked_seq == 1, what="delivered")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    text = buffer.getvalue()
+    assert "Authorization" in text  # the header lines were logged...
+    assert "wrong-secret-value" not in text and TERMINAL_TOKEN not in text  # ...masked
+
+
+async def test_a_replaced_outbox_continues_numbering_after_the_hub(
+        hub: HubRunner, tmp_path: Path) -> None:
+    old = open_outbox(tmp_path / "old.db")
+    old.commit(bet(10), None)
+    async with running(make_uplink(hub.url, old)):
+        await wait_for(lambda: old.acked_seq == 10, what="old file delivered")
+    old.close()
+    fresh = open_outbox(tmp_path / "fresh.db")  # the disk was wiped: seq starts at 0 again
+    try:
+        fresh.commit(bet(3), None)
+        async with running(make_uplink(hub.url, fresh)) as uplink:
+            await wait_for(lambda: fresh.acked_seq == 13, what="renumbered and delivered")
+            assert fresh.last_seq == 13
+            fresh.commit(bet(1), None)
+            uplink.notify_new_events()
+            await wait_for(lambda: fresh.acked_seq == 14, what="numbering continues")
+        assert hub.seqs() == list(range(1, 15))
+    finally:
+        fresh.close()
