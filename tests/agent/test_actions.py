@@ -131,7 +131,7 @@ async def test_machine_actions_go_through_the_line_owner(outbox: Outbox, name: s
     assert "error" not in result
     # Reported as an event too, and stored under the id.
     assert rig.completed() == [{"actionId": "a1", "action": name, "status": "succeeded",
-                                "error": None, "result": expected}]
+                                "result": expected}]
     record = outbox.action_get("a1")
     assert record is not None and record.result is not None
     assert record.result["status"] == "succeeded"
@@ -172,6 +172,25 @@ async def test_diagnostics_returns_the_injected_report(outbox: Outbox) -> None:
     assert rig.line.commands == []
 
 
+async def test_a_large_result_is_left_out_of_the_event_but_not_the_reply(
+        outbox: Outbox) -> None:
+    rig = Rig(outbox)
+    report = {"frames": ["01 02 03 04"] * 2000, "when": object()}  # not JSON as such
+    rig.actions = Actions(
+        terminal_id=TERMINAL, store=outbox, submit=rig.line.submit,
+        emit=rig.sinks.events.append, observe=rig.sinks.observations.append,
+        diagnostics_report=lambda: report, addresses=[1], clock=rig.clock)
+    result = await rig.run(rig.action("d2", "diagnostics"))
+    assert result is not None and result["status"] == "succeeded"
+    assert result["result"]["frames"] == report["frames"]
+    assert isinstance(result["result"]["when"], str)  # made JSON, not an error
+    event = rig.completed()[0]
+    assert event["resultOmitted"] is True and "result" not in event
+    record = outbox.action_get("d2")
+    assert record is not None and record.result is not None
+    assert record.result["result"]["frames"] == report["frames"]
+
+
 async def test_machine_failure_and_a_full_queue_are_failed_results(outbox: Outbox) -> None:
     rig = Rig(outbox)
     rig.line.answer = lambda c: CommandResult(False, "no reply from the machine")
@@ -192,6 +211,7 @@ async def test_machine_failure_and_a_full_queue_are_failed_results(outbox: Outbo
     assert result is not None and result["status"] == "failed"
     assert result["error"] == "busy: line owner queue is full"
     assert [e["status"] for e in rig.completed()] == ["failed", "failed"]
+    assert rig.completed()[1]["error"] == "busy: line owner queue is full"
 
 
 # --------------------------------------------------------------------------- validation
