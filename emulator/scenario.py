@@ -14,7 +14,7 @@ answering, busy) go to a ``LinkControl`` — the served ``Emulator`` is one.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -508,6 +508,3 @@ class ScenarioRunner:
         self.link.set_busy(now, step.arg)
         yield from ()
 
-
-def scenario_steps(scenario: Scenario) -> Sequence[str]:
-    return [step.action for step in scenario.steps]

@@ -370,12 +370,11 @@ class Emulator:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the serving thread (the transport stays open: ``detach()`` and close it)."""
         self._stop.set()
-        transport = self._transport
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
-        del transport
 
     @property
     def running(self) -> bool:
