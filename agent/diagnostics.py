@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import enum
+import os
 import socket
 import ssl
 import time
@@ -423,7 +424,7 @@ def outbox_facts(path: str, *, now: float | None = None) -> dict[str, Any]:
     try:
         reader = Outbox.open_reader(path)
     except OutboxError as exc:
-        return {"path": path, "exists": False, "error": str(exc)}
+        return {"path": path, "exists": os.path.exists(path), "error": str(exc)}
     try:
         stats = reader.stats()
         health = reader.quick_check()

@@ -1,0 +1,148 @@
+"""The daemon composed in-process over a memory pair: start-up events, recovery, watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent import __version__
+from agent.config import Config, config_hash, parse_config
+from agent.daemon import Daemon
+from agent.outbox import Outbox
+from drivers.memory import MemoryTransport, pair
+from emulator.model import Machine
+from emulator.server import Emulator
+
+
+@pytest.fixture
+def host_end() -> Iterator[MemoryTransport]:
+    host, machine_end = pair()
+    emulator = Emulator(Machine(), machine_end, address=1)
+    emulator.start()
+    try:
+        yield host
+    finally:
+        emulator.stop()
+
+
+def _config(tmp_path: Path) -> Config:
+    return parse_config({
+        "terminal_id": "T-9", "machines": [{"address": 1}],
+        "serial": {"port": "tcp://127.0.0.1:9"},  # replaced by the memory pair
+        "poll": {"interval_ms": 40, "reply_timeout_ms": 20},
+        "outbox": {"path": str(tmp_path / "ob.db")},
+        "metrics": {"enabled": False}, "control_socket": None,
+    })
+
+
+async def _run_until(daemon: Daemon, ready_then: object = None) -> None:
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    ok = await asyncio.to_thread(daemon.ready.wait, 20.0)
+    assert ok, "daemon not ready"
+    daemon.request_stop()
+    assert await asyncio.wait_for(task, 30) == 0
+
+
+def _names(path: Path) -> list[str]:
+    with Outbox.open_reader(path) as reader:
+        return [e.event.name for e in reader.pending(0, 1000)]
+
+
+async def test_agent_started_first_and_agent_stopping_last(
+        tmp_path: Path, host_end: MemoryTransport) -> None:
+    config = _config(tmp_path)
+    daemon = Daemon(config, transport_factory=lambda cfg: host_end)
+    await _run_until(daemon)
+    with Outbox.open_reader(tmp_path / "ob.db") as reader:
+        events = reader.pending(0, 1000)
+    assert events[0].event.name == "agentStarted"
+    assert events[0].event.data == {"version": __version__, "configHash": config_hash(config)}
+    assert events[-1].event.name == "agentStopping"
+    assert daemon.final_snapshot is not None and daemon.final_snapshot.uplink == "off"
+
+
+async def test_a_damaged_outbox_is_moved_aside_and_raises_outbox_fault(
+        tmp_path: Path, host_end: MemoryTransport) -> None:
+    (tmp_path / "ob.db").write_bytes(b"not a database at all " * 200)
+    daemon = Daemon(_config(tmp_path), transport_factory=lambda cfg: host_end)
+    await _run_until(daemon)
+    with Outbox.open_reader(tmp_path / "ob.db") as reader:
+        events = {e.event.name: e.event for e in reader.pending(0, 1000)}
+    fault = events["outboxFault"]
+    assert fault.data["reason"] == "corrupt"
+    assert Path(fault.data["movedTo"]).exists()  # kept for the audit, never deleted
+
+
+async def test_unfinished_actions_are_finished_with_an_error(
+        tmp_path: Path, host_end: MemoryTransport) -> None:
+    with Outbox.open(tmp_path / "ob.db", terminal_id="T-9") as ob:
+        assert ob.action_begin("act-1", time.time()) is None
+    daemon = Daemon(_config(tmp_path), transport_factory=lambda cfg: host_end)
+    await _run_until(daemon)
+    with Outbox.open(tmp_path / "ob.db", terminal_id="T-9") as ob:
+        record = ob.action_get("act-1")
+        assert ob.unfinished_actions() == []
+    assert record is not None and record.result is not None
+    assert record.result["status"] == "failed"
+    assert "interrupted" in str(record.result["error"])
+    assert "actionCompleted" in _names(tmp_path / "ob.db")
+
+
+async def test_the_watchdog_is_fed_only_while_the_line_owner_cycles(
+        tmp_path: Path, host_end: MemoryTransport) -> None:
+    daemon = Daemon(_config(tmp_path), transport_factory=lambda cfg: host_end)
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    try:
+        assert await asyncio.to_thread(daemon.ready.wait, 20.0)
+        line = daemon.line
+        assert line is not None
+        daemon._alive()  # baseline
+        start = line.cycles
+        await asyncio.to_thread(_wait_cycles, line, start + 2)
+        assert daemon._alive() is True
+        await asyncio.to_thread(line.stop)  # a stuck or dead line owner stops the pings
+        assert daemon._alive() is False
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
+
+
+def _wait_cycles(line: object, target: int) -> None:
+    import threading
+    import time
+
+    deadline = time.monotonic() + 10
+    pause = threading.Event()
+    while line.cycles < target:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the line owner does not cycle"
+        pause.wait(0.01)
+
+
+async def test_reload_applies_the_level_and_reports_restart_keys(
+        tmp_path: Path, host_end: MemoryTransport) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(f"terminal_id: T-9\nmachines:\n  - address: 1\nserial:\n  port: "
+                    f"tcp://127.0.0.1:9\noutbox:\n  path: {tmp_path / 'ob.db'}\n"
+                    "metrics:\n  enabled: false\ncontrol_socket: null\n")
+    from agent.config import load_config
+
+    daemon = Daemon(load_config(path), transport_factory=lambda cfg: host_end)
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    try:
+        assert await asyncio.to_thread(daemon.ready.wait, 20.0)
+        path.write_text(path.read_text().replace("terminal_id: T-9", "terminal_id: T-10")
+                        + "logging:\n  level: debug\n")
+        result = await daemon.reload()
+        assert result == (["logging.level"], ["terminal_id"])
+        assert daemon.config.terminal_id == "T-9"  # needs a restart: still the old one
+        assert daemon.config.logging.level == "debug"
+        path.write_text("terminal_id: [not valid\n")
+        assert await daemon.reload() is None  # refused as a whole
+        assert daemon.config.logging.level == "debug"
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
