@@ -32,15 +32,18 @@ FAST_POLL = PollConfig(interval_ms=10, reply_timeout_ms=60, link_down_after=3,
 WAIT_S = 20.0
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = WAIT_S, what: str = "") -> Any:
-    """Poll ``predicate`` until it is truthy; AssertionError after ``timeout`` seconds."""
+def wait_for(predicate: Callable[[], Any], timeout: float = WAIT_S,
+             what: str | Callable[[], str] = "") -> Any:
+    """Poll ``predicate`` until it is truthy; AssertionError after ``timeout`` seconds
+    (``what`` says what was awaited; a callable is evaluated then, to show the last state)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
+            text = what() if callable(what) else what
+            raise AssertionError(f"timed out waiting for {text or predicate}")
         time.sleep(0.005)  # a polling step of the bounded wait, not a wait for an outcome
 
 
@@ -119,18 +122,24 @@ class Rig:
         return sum(int(e.event.data[key]) for e in self.events(name))
 
     def wait_event(self, name: str, count: int = 1, timeout: float = WAIT_S) -> list[StoredEvent]:
-        return wait_for(lambda: (lambda found: found if len(found) >= count else None)(
-            self.events(name)), timeout, f"{count} x {name}; have {self.names()}")
+        found: list[StoredEvent] = []
+
+        def enough() -> bool:
+            found[:] = self.events(name)
+            return len(found) >= count
+
+        wait_for(enough, timeout, lambda: f"{count} x {name}; have {self.names()}")
+        return found
 
     def wait_total(self, name: str, cents: int, timeout: float = WAIT_S) -> None:
         wait_for(lambda: self.total(name) == cents, timeout,
-                 f"sum of {name} == {cents}; have {self.total(name)}")
+                 lambda: f"sum of {name} == {cents}; have {self.total(name)}")
 
     def wait_ready(self) -> None:
         """Link up, machine identified and the discovery snapshot stored."""
         wait_for(lambda: any(e.event.data.get("reason") in ("discovery", "gap")
                              for e in self.events("meterSnapshot")),
-                 what=f"the discovery snapshot; have {self.names()}")
+                 what=lambda: f"the discovery snapshot; have {self.names()}")
 
     def wait_quiet(self) -> None:
         """The machine's exception queue empty, no work left on the line, all committed."""
@@ -140,3 +149,27 @@ class Rig:
                     return False
             return self.line.idle() and self.pipeline.wait_idle(0.0)
         wait_for(quiet, what="the line to go quiet")
+
+
+def agent_main(url: str, db: str) -> None:
+    """A bare agent (line owner + pipeline, no uplink) on ``url`` writing to ``db``; runs
+    until SIGTERM (clean stop) or SIGKILL (the money-invariant test's crash). Started by
+    ``python -c "from tests.agent.e2e_helpers import agent_main; agent_main(URL, DB)"``."""
+    import signal
+    import threading
+
+    from drivers import open_transport
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    outbox = Outbox.open(db, terminal_id=TERMINAL)
+    pipeline = Pipeline(outbox, Interpreter(TERMINAL, backlog_window=0.0))
+    line = LineOwner(open_transport(url), [MachineConfig(ADDRESS)], FAST_POLL, pipeline.put)
+    pipeline.set_reads_sink(line.request_reads)
+    pipeline.start()
+    line.start()
+    print("running", flush=True)
+    stop.wait()
+    line.stop()
+    pipeline.stop()
+    outbox.close()
