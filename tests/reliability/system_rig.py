@@ -1,0 +1,339 @@
+"""The whole system as separate processes: ``slot-agent emulate``, ``slot-agent hub`` and
+``slot-agent run``, each killable with SIGKILL, plus read-only views of their databases.
+
+No sleeps: output lines are pumped onto queues by reader threads; waits are bounded polls of
+a condition (another process's database is re-read every 20 ms).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / ".venv" / "bin" / "slot-agent"
+TERMINAL = "EGM-R1"
+
+#: (hub event, meters whose delta it must add up to, in credits (True) or cents (False))
+MONEY: tuple[tuple[str, tuple[int, ...], bool], ...] = (
+    ("betPlaced", (0x00,), True),
+    ("winPaid", (0x01, 0x02), True),
+    ("billAccepted", (0x0B,), True),
+    ("ticketRedeemed", (0x0D,), False),
+    ("ticketPrinted", (0x0E,), False),
+    ("cashout", (0x04,), True),
+)
+
+
+def _command(*args: str) -> list[str]:
+    if SCRIPT.exists():
+        return [str(SCRIPT), *args]
+    return [sys.executable, "-m", "agent.cli", *args]
+
+
+def _clean_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("INVOCATION_ID", "JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                 "WATCHDOG_PID"):
+        env.pop(name, None)
+    return env
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, what: str | Callable[[], str]
+               ) -> None:
+    """Re-check ``pred`` every 20 ms until it holds; AssertionError naming ``what`` after."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not pred():
+        if time.monotonic() > deadline:
+            text = what() if callable(what) else what
+            raise AssertionError(f"not within {timeout} s: {text}")
+        pause.wait(0.02)
+
+
+class Proc:
+    """A ``slot-agent`` subprocess with its output lines on a queue."""
+
+    def __init__(self, args: Sequence[str]) -> None:
+        self.args = list(args)
+        self.popen = subprocess.Popen(_command(*args), stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env=_clean_env(),
+                                      cwd=ROOT, bufsize=1)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: list[str] = []
+        assert self.popen.stdout is not None and self.popen.stderr is not None
+        threading.Thread(target=self._pump, args=(self.popen.stdout, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.popen.stderr, False),
+                         daemon=True).start()
+
+    def _pump(self, stream: IO[str], is_stdout: bool) -> None:
+        for line in stream:
+            if is_stdout:
+                self.lines.put(line.rstrip("\n"))
+            else:
+                self.stderr.append(line.rstrip("\n"))
+        if is_stdout:
+            self.lines.put(None)
+
+    def first_line(self, timeout: float = 30.0) -> str:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"{self.args[0]}: no output in {timeout} s; stderr: "
+                                 f"{self.stderr[-5:]}") from None
+        if line is None:
+            raise AssertionError(f"{self.args[0]} exited: {self.stderr[-10:]}")
+        return line
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean stop, nothing flushed."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                return self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        return self.popen.wait(10)
+
+
+def short_dir() -> Path:
+    """AF_UNIX socket paths are limited to 107 bytes: a short directory for them."""
+    return Path(tempfile.mkdtemp(prefix="sar-", dir="/tmp"))
+
+
+# --------------------------------------------------------------------------- emulator
+
+
+class EmulatorProc:
+    """``slot-agent emulate --tcp 127.0.0.1:0`` with a scenario file and a report."""
+
+    def __init__(self, tmp: Path, *, steps: list[Any], seed: int, rte: bool = False,
+                 games_per_minute: int = 300, end: str = "idle", verbose: bool = False
+                 ) -> None:
+        self.report_path = tmp / "emulator-report.json"
+        scenario = tmp / "scenario.yaml"
+        scenario.write_text(json.dumps({"name": "reliability", "end": end, "steps": steps}))
+        args = ["emulate", "--tcp", "127.0.0.1:0", "--scenario", str(scenario), "--seed",
+                str(seed), "--games-per-minute", str(games_per_minute), "--report",
+                str(self.report_path)]
+        if rte:
+            args.append("--rte")
+        if verbose:  # logs "scenario ...: finished" (and links) on stderr
+            args.append("--verbose")
+        self.proc = Proc(args)
+        address = self.proc.first_line()
+        assert re.fullmatch(r"[\d.]+:\d+", address), address
+        self.url = f"tcp://{address}"
+
+    def stop(self) -> dict[str, Any]:
+        """SIGTERM; the report it writes on the way out."""
+        self.proc.terminate()
+        report: dict[str, Any] = json.loads(self.report_path.read_text())
+        return report
+
+
+# --------------------------------------------------------------------------- hub
+
+
+class HubProc:
+    """``slot-agent hub`` with its database; ``restart`` keeps the database and the port."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.terminal_token = secrets.token_urlsafe(18)
+        self.operator_token = secrets.token_urlsafe(18)
+        self.tokens = tmp / "hub-tokens"
+        self.tokens.write_text(f"{self.terminal_token} terminal {TERMINAL}\n"
+                               f"{self.operator_token} operator ops\n")
+        self.tokens.chmod(0o600)
+        self.token_file = tmp / "terminal-token"
+        self.token_file.write_text(self.terminal_token + "\n")
+        self.token_file.chmod(0o600)
+        self.database = tmp / "hub.db"
+        self.port = 0
+        self.proc: Proc | None = None
+        self.start()
+
+    def start(self) -> None:
+        config = self.tmp / "hub.yaml"
+        config.write_text(json.dumps({
+            "listen": {"host": "127.0.0.1", "port": self.port}, "plain": True,
+            "tokens": str(self.tokens), "database": str(self.database),
+            "ping_interval": 2, "ping_timeout": 2,
+        }))
+        self.proc = Proc(["hub", "--config", str(config), "--log-level", "WARNING"])
+        url = self.proc.first_line()
+        match = re.search(r":(\d+)/?$", url)
+        assert match, url
+        self.port = int(match.group(1))
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/terminal"
+
+    @property
+    def client_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/client"
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+
+    def events(self, terminal_id: str = TERMINAL) -> list[dict[str, Any]]:
+        """The terminal's own events stored by the hub, in storage order."""
+        if not self.database.exists():
+            return []
+        conn = sqlite3.connect(f"{self.database.resolve().as_uri()}?mode=ro", uri=True,
+                               timeout=10)
+        try:
+            rows = conn.execute(
+                "SELECT id, seq, event, data FROM events WHERE source = ? ORDER BY n",
+                (terminal_id,)).fetchall()
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return []
+        finally:
+            conn.close()
+        return [{"id": r[0], "seq": int(r[1]), "event": r[2], "data": json.loads(r[3])}
+                for r in rows]
+
+    def count(self, terminal_id: str = TERMINAL) -> int:
+        if not self.database.exists():
+            return 0
+        conn = sqlite3.connect(f"{self.database.resolve().as_uri()}?mode=ro", uri=True,
+                               timeout=10)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM events WHERE source = ?",
+                                    (terminal_id,)).fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            conn.close()
+
+
+# --------------------------------------------------------------------------- agent
+
+
+class AgentProc:
+    """``slot-agent run`` against ``serial_url`` and the hub; restartable on one outbox."""
+
+    def __init__(self, tmp: Path, *, serial_url: str, hub: HubProc | None, rte: bool = False,
+                 interval_ms: int = 40, extra: str = "") -> None:
+        self.outbox = tmp / "outbox.db"
+        uplink = ""
+        if hub is not None:
+            uplink = (f"uplink:\n  url: {hub.ws_url}\n  allow_insecure: true\n"
+                      f"  token_file: {hub.token_file}\n  reconnect_max_delay_s: 1\n"
+                      "  heartbeat_interval_s: 2\n  heartbeat_timeout_s: 2\n")
+        self.config = tmp / "agent.yaml"
+        self.config.write_text(
+            f"terminal_id: {TERMINAL}\n"
+            f"serial:\n  port: {serial_url}\n"
+            f"machines:\n  - address: 1\n    rte: {'true' if rte else 'false'}\n"
+            f"poll:\n  interval_ms: {interval_ms}\n  reply_timeout_ms: 30\n"
+            f"outbox:\n  path: {self.outbox}\n"
+            f"{uplink}"
+            "metrics:\n  enabled: false\n"
+            "logging:\n  level: warning\n  format: json\n"
+            f"control_socket: {short_dir() / 'control.sock'}\n"
+            f"{extra}"
+        )
+        self.proc: Proc | None = None
+        self.runs = 0
+
+    def start(self) -> Proc:
+        self.proc = Proc(["run", "--config", str(self.config)])
+        self.runs += 1
+        return self.proc
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+
+    def stop(self) -> int:
+        return 0 if self.proc is None else self.proc.terminate()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.alive()
+
+    def last_seq(self) -> int:
+        return self._read(lambda r: int(r.last_seq))
+
+    def depth(self) -> int:
+        """Events not yet acknowledged by the hub (-1 while the file cannot be read)."""
+        return self._read(lambda r: int(r.depth))
+
+    def _read(self, what: Callable[[Any], int]) -> int:
+        from agent.outbox import Outbox, OutboxError
+
+        if not self.outbox.exists():
+            return -1
+        try:
+            with Outbox.open_reader(self.outbox) as reader:
+                return what(reader)
+        except (OutboxError, sqlite3.Error):
+            return -1
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def money_sums(events: list[dict[str, Any]]) -> dict[str, int]:
+    out = dict.fromkeys((name for name, _, _ in MONEY), 0)
+    for e in events:
+        if e["event"] in out:
+            out[e["event"]] += int(e["data"]["amount"])
+    return out
+
+
+def expected_sums(report: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, int]:
+    """The machine's meter deltas in cents from the agent's first baseline (the first
+    ``meterSnapshot`` the hub received) to the emulator's final report (true, unwrapped)."""
+    from agent.meters import meter_name
+
+    first = next(e for e in events if e["event"] == "meterSnapshot" and e["data"].get("first"))
+    baseline = first["data"]["meters"]
+    denomination = int(report["denomination"])
+    out = {}
+    for name, codes, credits in MONEY:
+        delta = sum(int(report["meters"][f"{c:02X}"]) - int(baseline[meter_name(c)])
+                    for c in codes)
+        out[name] = delta * denomination if credits else delta
+    return out
+
+
+def assert_identity(events: list[dict[str, Any]]) -> None:
+    """No event id twice; seqs strictly increasing and gap-free from the first one."""
+    ids = [e["id"] for e in events]
+    assert len(ids) == len(set(ids)), "an event id was stored twice at the hub"
+    seqs = sorted(e["seq"] for e in events)
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seqs have a gap"
+    assert all(e["id"] == f"{TERMINAL}-{e['seq']}" for e in events)

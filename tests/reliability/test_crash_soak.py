@@ -1,0 +1,89 @@
+"""Crash soak: ``slot-agent run`` killed with SIGKILL at random moments while a seeded
+autoplay runs on the emulator, RTE off and on. At the end the hub holds exactly the money
+the machine counted (the emulator's ``--report``), no event id twice, seqs gap-free.
+
+Kill moments are random but condition-driven (no sleeps): after a random number of new
+events in the agent's outbox (early: during start-up and discovery, often before delivery)
+or at the hub (after delivery and acknowledgement).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from .reliability_kit import LONG, long_or_short
+from .system_rig import (
+    AgentProc,
+    EmulatorProc,
+    HubProc,
+    assert_identity,
+    expected_sums,
+    money_sums,
+    wait_until,
+)
+
+KILLS = long_or_short(50, 5)
+PLAY_S = long_or_short(240, 12)
+GAMES_PER_MINUTE = 600
+
+pytestmark = pytest.mark.timeout(1800 if LONG else 120)
+
+
+def finish_and_check(emulator: EmulatorProc, agent: AgentProc, hub: HubProc) -> dict[str, int]:
+    """Let play end, restart the agent cleanly so it re-reads every meter at link-up, wait
+    until the hub has acknowledged everything, then compare with the emulator's report."""
+    wait_until(lambda: any("finished" in line for line in emulator.proc.stderr), PLAY_S + 60,
+               "the emulator's scenario to finish")
+    if agent.alive():
+        assert agent.stop() == 0
+    before = agent.last_seq()
+    agent.start()
+    wait_until(lambda: any(e["event"] == "meterSnapshot" and e["seq"] > before
+                           for e in hub.events()), 60,
+               "a meter snapshot of the last run at the hub")
+    wait_until(lambda: agent.depth() == 0, 60, "the hub to acknowledge every event")
+    assert agent.stop() == 0
+    report = emulator.stop()
+    events = hub.events()
+    assert_identity(events)
+    got, want = money_sums(events), expected_sums(report, events)
+    assert got == want, f"hub sums {got} != emulator totals {want}"
+    assert want["betPlaced"] > 0 and want["winPaid"] > 0 and want["billAccepted"] > 0
+    return want
+
+
+@pytest.mark.parametrize("rte", [False, True], ids=["polled", "rte"])
+def test_sigkill_soak_keeps_the_money_invariant_at_the_hub(tmp_path: Path, rte: bool) -> None:
+    rng = random.Random(1000 + int(rte))
+    hub = HubProc(tmp_path)
+    emulator = EmulatorProc(tmp_path, steps=[{"autoplay": PLAY_S}], seed=41 + int(rte),
+                            rte=rte, games_per_minute=GAMES_PER_MINUTE, verbose=True)
+    agent = AgentProc(tmp_path, serial_url=emulator.url, hub=hub, rte=rte)
+    try:
+        kills = 0
+        while kills < KILLS:
+            agent.start()
+            if rng.random() < 0.3:
+                base = max(agent.last_seq(), 0)
+                target = base + rng.randint(1, 5)
+                wait_until(lambda t=target: agent.last_seq() >= t, 30,  # type: ignore[misc]
+                           "new events in the outbox")
+            else:
+                base = hub.count()
+                target = base + rng.randint(1, 40)
+                wait_until(lambda t=target: hub.count() >= t, 30,  # type: ignore[misc]
+                           "new events at the hub")
+            assert agent.alive(), "the agent died on its own"
+            agent.kill()
+            kills += 1
+        agent.start()
+        want = finish_and_check(emulator, agent, hub)
+        print(f"rte={rte}: {kills} kills, {agent.runs} runs, totals {want}")
+    finally:
+        agent.kill()
+        if emulator.proc.alive():
+            emulator.proc.kill()
+        hub.stop()
