@@ -325,7 +325,8 @@ class Daemon:
         if self.outbox is not None:
             await asyncio.to_thread(self.outbox.close)
         if self.progress is not None:
-            self.progress.close()
+            with contextlib.suppress(OSError):
+                self.progress.close()
         self.notifier.close()
         log.info("slot-agent stopped")
 
@@ -432,7 +433,11 @@ class Daemon:
             snap = self.snapshot()
             self.notifier.status(status_text(snap))
             if self.progress is not None:
-                self.progress.update(snap)
+                try:
+                    self.progress.update(snap)
+                except OSError as exc:  # the terminal went away (closed pipe): go on quietly
+                    log.warning("status line disabled: %s", exc)
+                    self.progress = None
             if self.outbox is not None:
                 with contextlib.suppress(Exception):
                     stats = await asyncio.to_thread(self.outbox.stats)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import secrets
 import sys
 import tempfile
@@ -69,11 +71,9 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="slot-agent-demo-") as tmp:
         try:
             return asyncio.run(_demo(args, Path(tmp)))
-        except OSError as exc:
-            print(f"slot-agent demo: cannot start: {exc}", file=sys.stderr)
-            if args.port != 0:
-                print(f"  (is port {args.port} in use? try --port 0 for any free port)",
-                      file=sys.stderr)
+        except BrokenPipeError:
+            # stdout was closed (``| head``): nobody is reading; stop without a traceback.
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter closes it
             return 1
 
 
@@ -152,10 +152,30 @@ async def _demo(args: argparse.Namespace, tmp: Path) -> int:
                                                 f"{viewer_token} viewer demo-viewer\n")
     hub = Hub(HubConfig(tokens=tokens, database=tmp / "hub.db", host="127.0.0.1",
                         port=args.port, plain=True, synchronous="NORMAL"))
-    await hub.start()
+    try:
+        await hub.start()
+    except OSError as exc:
+        hub.store.close()
+        print(f"slot-agent demo: the hub cannot listen on 127.0.0.1:{args.port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        if args.port != 0:
+            print(f"  (is port {args.port} in use? try --port 0 for any free port)",
+                  file=sys.stderr)
+        return 1
     machine = _EmulatedMachine(args)
     machine.start()
+    run_task: asyncio.Task[int] | None = None
     daemon: Daemon | None = None
+
+    def say(text: str) -> None:
+        """Print for the person; when nobody reads any more (``| head``), stop the demo."""
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+            if daemon is not None:
+                daemon.request_stop()
+
     try:
         config = parse_config({
             "terminal_id": TERMINAL_ID,
@@ -174,29 +194,32 @@ async def _demo(args: argparse.Namespace, tmp: Path) -> int:
         progress = Progress(sys.stdout, enabled=False)
         # The demo is not a systemd service: never talk to a NOTIFY_SOCKET it may inherit.
         daemon = Daemon(config, progress=progress, notifier=Notifier(None))
-        print(f"slot-agent demo: a virtual slot machine at {machine.url}, the agent, and the "
-              "hub", flush=True)
-        print(f"Dashboard: {hub.url}", flush=True)
-        print(f"  log in with the operator token: {operator_token}", flush=True)
-        print(f"  (viewer token: {viewer_token})", flush=True)
+        say(f"slot-agent demo: a virtual slot machine at {machine.url}, the agent, and the hub")
+        say(f"Dashboard: {hub.url}")
+        say(f"  log in with the operator token: {operator_token}")
+        say(f"  (viewer token: {viewer_token})")
         run_task = asyncio.create_task(daemon.run())
         while not daemon.ready.is_set() and not run_task.done():
             await asyncio.sleep(0.05)
         if daemon.metrics_port is not None:
-            print(f"Metrics: http://127.0.0.1:{daemon.metrics_port}/metrics", flush=True)
+            say(f"Metrics: http://127.0.0.1:{daemon.metrics_port}/metrics")
         stop_note = (f"stops after {args.duration:g} s" if args.duration is not None
                      else "press Ctrl-C to stop")
-        print(f"Running ({stop_note}).", flush=True)
+        say(f"Running ({stop_note}).")
         progress.enabled = not under_systemd()
         if args.duration is not None:
             asyncio.get_running_loop().call_later(args.duration, daemon.request_stop)
         code = await run_task
         snap = daemon.final_snapshot or daemon.snapshot()
         stored = len(hub.store.events(TERMINAL_ID))
-        print(f"slot-agent demo stopped: {format_line(snap)}; the hub stored {stored} events "
-              "from the terminal", flush=True)
+        say(f"slot-agent demo stopped: {format_line(snap)}; the hub stored {stored} events "
+            "from the terminal")
         return code
     finally:
+        if run_task is not None and not run_task.done() and daemon is not None:
+            daemon.request_stop()  # the agent stops first, so agentStopping reaches the hub
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(run_task, 30)
         logging.getLogger("agent.demo").debug("stopping the hub and the emulator")
         await hub.stop()
         machine.stop()
