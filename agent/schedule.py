@@ -230,17 +230,22 @@ class IdentifyJob(SequenceJob):
         self._clock: Observation | None = None
 
     def next_poll(self, memory: Memory, at: float) -> Request | None:
-        polls = self._polls
-        if not polls and self._in_flight is None and not self._details_planned:
-            self._details_planned = True
-            for game in self.identity.detail_games():
-                polls.append(GameConfigurationRequest(game))
-                polls.append(ExtendedGameInfoRequest(game))
-        if not polls and self._in_flight is None and not self._clock_planned:
-            self._clock_planned = True
-            if self.config.clock_check:
-                polls.append(DateTimeRequest())
-        return super().next_poll(memory, at)
+        while True:
+            poll = super().next_poll(memory, at)
+            if poll is not None:
+                return poll
+            # the polls planned so far are done (or skipped): plan the next stage
+            if not self._details_planned:
+                self._details_planned = True
+                for game in self.identity.detail_games():
+                    self._polls.append(GameConfigurationRequest(game))
+                    self._polls.append(ExtendedGameInfoRequest(game))
+            elif not self._clock_planned:
+                self._clock_planned = True
+                if self.config.clock_check:
+                    self._polls.append(DateTimeRequest())
+            else:
+                return None
 
     def reply(self, poll: Request, reply: Reply, memory: Memory, at: float) -> list[Observation]:
         self._done_with()
