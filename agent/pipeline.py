@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from agent.events import Event, StoredEvent, utc_timestamp
 from agent.interpreter import Interpreter
@@ -44,6 +44,16 @@ ReadsSink = Callable[[list[ReadRequest]], None]
 _STOP = object()
 
 
+class OutboxWriter(Protocol):
+    """What the pipeline needs of :class:`agent.outbox.Outbox`."""
+
+    def load_state(self) -> dict[str, Any] | None: ...
+
+    def commit(self, events: Sequence[Event], state: Mapping[str, Any] | None, *,
+               finished_actions: Mapping[str, Mapping[str, Any]] | None = None,
+               ) -> list[StoredEvent]: ...
+
+
 class Pipeline:
     """Interpreter + outbox writer on a thread of its own.
 
@@ -53,7 +63,7 @@ class Pipeline:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: Outbox | OutboxWriter,
         interpreter: Interpreter,
         *,
         reads_sink: ReadsSink | None = None,
