@@ -6,7 +6,8 @@ Start order, each step only after the previous one worked:
 2. the pipeline (interpreter + outbox writer thread), then ``agentStarted`` (version, config
    hash) and the results of actions a previous run left unfinished (``failed``,
    ``interrupted``);
-3. the serial transport and the line owner thread;
+3. the serial transport and the line owner thread; the card reader, when one is configured
+   (a reader that does not open is logged, not fatal);
 4. the remote actions and the uplink (when ``uplink.url`` is set);
 5. metrics over HTTP, the control socket (for ``diag``), the status and watchdog tasks;
 6. ``READY=1`` to systemd: the outbox is open and the line runs.
@@ -51,7 +52,7 @@ from agent.control import ControlServer
 from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts, transport_options
 from agent.events import Event, StoredEvent, utc_timestamp
 from agent.interpreter import Interpreter
-from agent.line import LineOwner
+from agent.line import CardPoller, LineOwner
 from agent.logs import register_secret, set_level
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.meters import meter_name
@@ -61,7 +62,8 @@ from agent.pipeline import Pipeline
 from agent.progress import Progress, Snapshot, status_text
 from agent.sdnotify import Notifier
 from agent.uplink import Uplink
-from drivers import Transport, open_transport
+from drivers import Transport, TransportError, open_transport
+from drivers.card_reader import CardReader
 
 __all__ = ["Daemon", "DaemonError"]
 
@@ -137,6 +139,7 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.pipeline: Pipeline | None = None
         self.line: LineOwner | None = None
+        self.card_poller: CardPoller | None = None
         self.transport: Transport | None = None
         self.uplink: Uplink | None = None
         self.actions: Actions | None = None
@@ -238,6 +241,8 @@ class Daemon:
                               metrics=self.metrics, clock=self._clock)
         self.pipeline.set_reads_sink(self.line.request_reads)
         self.line.start()
+        if config.card_reader.port is not None:
+            await asyncio.to_thread(self._start_card_reader, config)
 
         self.actions = Actions.from_config(
             config, store=outbox, submit=self.line.submit, emit=self.pipeline.emit,
@@ -278,6 +283,26 @@ class Daemon:
         if self.notifier.watchdog_ping_interval() is not None:
             self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
 
+    def _start_card_reader(self, config: Config) -> None:
+        """The card reader is optional: a reader that does not open is logged, not fatal
+        (money is tracked without it; only player sessions need it)."""
+        assert self.pipeline is not None
+        card = config.card_reader
+        assert card.port is not None
+        url = card.port.removeprefix("serial:").removeprefix("pty:")
+        if url.startswith("tcp://"):
+            url = "socket://" + url[len("tcp://"):]  # ASCII lines: no 9-bit encoding here
+        try:
+            reader = CardReader(url, pattern=card.pattern,
+                                player_prefixes=card.player_prefixes,
+                                employee_prefixes=card.employee_prefixes)
+        except TransportError as exc:
+            log.error("card reader not started: %s", exc)
+            return
+        self.card_poller = CardPoller(reader, self.pipeline.put,
+                                      address=config.machines[0].address, clock=self._clock)
+        self.card_poller.start()
+
     def _make_uplink(self, config: Config) -> Uplink:
         assert self.outbox is not None and self.actions is not None
         return Uplink(config.uplink, terminal_id=config.terminal_id, outbox=self.outbox,
@@ -300,6 +325,9 @@ class Daemon:
                 await task
         if self.control is not None:
             await asyncio.to_thread(self.control.close)
+        if self.card_poller is not None:
+            self.card_poller.reader.close()
+            await asyncio.to_thread(self.card_poller.stop)
         if self.line is not None:
             await asyncio.to_thread(self.line.stop)  # finishes the poll in flight
         pipeline = self.pipeline

@@ -146,3 +146,41 @@ async def test_reload_applies_the_level_and_reports_restart_keys(
     finally:
         daemon.request_stop()
         assert await asyncio.wait_for(task, 30) == 0
+
+
+async def test_a_configured_card_reader_feeds_card_events(
+        tmp_path: Path, host_end: MemoryTransport) -> None:
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(20)
+    config = _config(tmp_path)
+    import dataclasses
+
+    config = dataclasses.replace(config, card_reader=dataclasses.replace(
+        config.card_reader, port=f"socket://127.0.0.1:{server.getsockname()[1]}"))
+    daemon = Daemon(config, transport_factory=lambda cfg: host_end)
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    try:
+        assert await asyncio.to_thread(daemon.ready.wait, 20.0)
+        conn, _ = await asyncio.to_thread(server.accept)
+        with conn:
+            conn.sendall(b";P1234?\r\n")
+            await asyncio.to_thread(_wait_event, tmp_path / "ob.db", "cardInserted")
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
+        server.close()
+    with Outbox.open_reader(tmp_path / "ob.db") as reader:
+        inserted = [e.event for e in reader.pending(0, 1000) if e.event.name == "cardInserted"]
+    assert inserted and "P1234" in str(inserted[0].data)
+
+
+def _wait_event(path: Path, name: str) -> None:
+    import threading
+
+    deadline = time.monotonic() + 15
+    pause = threading.Event()
+    while name not in _names(path):
+        assert time.monotonic() < deadline, f"no {name} event"
+        pause.wait(0.02)
