@@ -277,12 +277,13 @@ class Uplink:
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(CloseCode.GOING_AWAY, "agent stopping"),
-                                       timeout)
+                async with asyncio.timeout(timeout):
+                    await ws.close(CloseCode.GOING_AWAY, "agent stopping")
         task = self._task
         if task is not None and task is not asyncio.current_task():
             try:
-                await asyncio.wait_for(asyncio.shield(task), timeout)
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(task)
             except TimeoutError:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -336,7 +337,8 @@ class Uplink:
                 delay = next(delays)
                 log.info("uplink: reconnecting in %.2f s (%s)", delay, self._last_error)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_event.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._stop_event.wait()
         finally:
             self._set_connected(False)
             self._ws = None
@@ -376,7 +378,8 @@ class Uplink:
                 return False
             last_seq = await self._in_thread(lambda: reader.last_seq)
             await ws.send(wire.encode(wire.hello(self.terminal_id, self._version, last_seq)))
-            welcome = await asyncio.wait_for(self._await_welcome(ws), self._open_timeout)
+            async with asyncio.timeout(self._open_timeout):
+                welcome = await self._await_welcome(ws)
             await self._in_thread(self._apply_welcome, int(welcome["ackedSeq"]))
             welcomed = True
             self._sessions += 1
@@ -462,7 +465,10 @@ class Uplink:
                         self._sent = stored.seq
                     continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._fallback)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that races with the event being set.
+                async with asyncio.timeout(self._fallback):
+                    await self._wake.wait()
 
     # ------------------------------------------------------------------ receiving
 

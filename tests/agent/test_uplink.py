@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -429,3 +430,89 @@ async def test_a_replaced_outbox_continues_numbering_after_the_hub(
         assert hub.seqs() == list(range(1, 15))
     finally:
         fresh.close()
+
+
+async def test_a_hub_error_internal_makes_the_agent_resend_from_the_hub_ack(
+        outbox: Outbox) -> None:
+    connections: list[list[int]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        seen: list[int] = []
+        connections.append(seen)
+        hello = json.loads(await ws.recv())
+        assert hello["lastSeq"] == 5
+        acked = 0 if len(connections) == 1 else 2
+        await ws.send(wire.encode(wire.welcome(TERMINAL, acked, "2026-01-01T00:00:00Z")))
+        async for text in ws:
+            msg = json.loads(text)
+            if msg["type"] != "event":
+                continue
+            seen.append(msg["seq"])
+            if len(connections) == 1:
+                if msg["seq"] <= 2:
+                    await ws.send(wire.encode(wire.ack(msg["seq"])))
+                elif msg["seq"] == 3:
+                    await ws.send("{not json")  # ignored, logged
+                    await ws.send(b"\x00binary")  # ignored, logged
+                    await ws.send(wire.encode({"type": "ack", "upTo": -1}))  # invalid
+                    await ws.send(wire.encode(wire.error(
+                        wire.ErrorCode.INTERNAL, "event not stored; send it again", "T1-3")))
+            else:
+                await ws.send(wire.encode(wire.ack(msg["seq"])))
+
+    outbox.commit(bet(5), None)
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        uplink = make_uplink(f"ws://127.0.0.1:{port}/ws/terminal", outbox)
+        async with running(uplink):
+            await wait_for(lambda: outbox.acked_seq == 5, what="resent and acked")
+            assert "internal" in (uplink.state.last_error or "")
+    assert connections[0][:3] == [1, 2, 3]
+    assert connections[1] == [3, 4, 5]  # resumed from the hub's ackedSeq + 1
+
+
+async def test_mutual_tls_presents_the_client_certificate(
+        tmp_path: Path, outbox: Outbox, pki: tuple[Any, Any]) -> None:
+    server_pki, client_pki = pki
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(server_pki.cert, server_pki.key)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    server_ctx.load_verify_locations(client_pki.ca)  # trusts only the client CA
+    peers: list[Any] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        peers.append(ws.transport.get_extra_info("peercert"))
+        await ws.recv()
+        await ws.send(wire.encode(wire.welcome(TERMINAL, 0, "2026-01-01T00:00:00Z")))
+        async for _ in ws:
+            pass
+
+    async with serve(handler, "127.0.0.1", 0, ssl=server_ctx) as server:
+        port = server.sockets[0].getsockname()[1]
+        url = f"wss://localhost:{port}/ws/terminal"
+        without = make_uplink(url, outbox, ca_file=str(server_pki.ca))
+        async with running(without):
+            await wait_for(lambda: without.state.reconnects >= 2, what="refused without cert")
+            assert not without.connected and peers == []
+        # The "other" PKI's leaf certificate, signed by the CA the server trusts.
+        with_cert = make_uplink(url, outbox, ca_file=str(server_pki.ca),
+                                client_cert_file=str(client_pki.cert),
+                                client_key_file=str(client_pki.key))
+        async with running(with_cert):
+            await wait_for(lambda: with_cert.connected, what="connected with a client cert")
+    subject = dict(item[0] for item in peers[0]["subject"])
+    assert subject["commonName"] == "localhost"
+
+
+def test_a_client_key_without_its_certificate_is_a_config_error(
+        outbox: Outbox, pki: tuple[Any, Any]) -> None:
+    good, _ = pki
+    config = uplink_config("wss://localhost:1/ws/terminal", client_key_file=str(good.key))
+    with pytest.raises(ConfigError) as info:
+        Uplink(config, terminal_id=TERMINAL, outbox=outbox, token=lambda: "x")
+    assert info.value.problems[0].path == "uplink.client_cert_file"
+    config = uplink_config("wss://localhost:1/ws/terminal", client_cert_file=str(good.ca),
+                           client_key_file=str(good.key))  # key does not match the cert
+    with pytest.raises(ConfigError) as info:
+        Uplink(config, terminal_id=TERMINAL, outbox=outbox, token=lambda: "x")
+    assert info.value.problems[0].path == "uplink.client_cert_file"

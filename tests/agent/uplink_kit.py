@@ -266,7 +266,7 @@ def make_pki(directory: Path, name: str) -> Pki:
                       directory / f"{name}.pem")
     ext = directory / f"{name}.ext"
     ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                   "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+                   "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n")
 
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
