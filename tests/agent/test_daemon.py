@@ -184,3 +184,50 @@ def _wait_event(path: Path, name: str) -> None:
     while name not in _names(path):
         assert time.monotonic() < deadline, f"no {name} event"
         pause.wait(0.02)
+
+
+async def test_reload_of_uplink_settings_reconnects_with_them(
+        tmp_path: Path, host_end: MemoryTransport) -> None:
+    import secrets
+    import threading
+
+    from hub.config import HubConfig
+    from hub.server import run_in_thread
+
+    token = secrets.token_urlsafe(16)
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{token} terminal T-9\n")
+    hub = run_in_thread(HubConfig(tokens=tokens, database=tmp_path / "hub.db", port=0,
+                                  plain=True))
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    path = tmp_path / "agent.yaml"
+    base = (f"terminal_id: T-9\nmachines:\n  - address: 1\nserial:\n  port: "
+            f"tcp://127.0.0.1:9\noutbox:\n  path: {tmp_path / 'ob.db'}\n"
+            "metrics:\n  enabled: false\ncontrol_socket: null\n"
+            f"uplink:\n  url: ws://127.0.0.1:{hub.port}/ws/terminal\n  allow_insecure: true\n"
+            f"  token_file: {token_file}\n")
+    path.write_text(base)
+    from agent.config import load_config
+
+    daemon = Daemon(load_config(path), transport_factory=lambda cfg: host_end)
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    pause = threading.Event()
+    try:
+        assert await asyncio.to_thread(daemon.ready.wait, 20.0)
+        first = daemon.uplink
+        assert first is not None
+        path.write_text(base + "  heartbeat_interval_s: 5\n")
+        assert await daemon.reload() == (["uplink.heartbeat_interval_s"], [])
+        second = daemon.uplink
+        assert second is not None and second is not first and not first.connected
+        deadline = time.monotonic() + 15
+        while not second.connected:
+            assert time.monotonic() < deadline, "the new uplink did not connect"
+            await asyncio.to_thread(pause.wait, 0.02)
+        assert second.config.heartbeat_interval_s == 5
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
+        hub.stop()
