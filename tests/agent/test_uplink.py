@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from uplink_kit import (
     TERMINAL,
@@ -33,7 +35,7 @@ from agent.config import ConfigError
 from agent.logs import RedactingFilter
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
-from agent.uplink import Uplink
+from agent.uplink import Uplink, _backoff
 
 
 @pytest.fixture
@@ -516,3 +518,17 @@ def test_a_client_key_without_its_certificate_is_a_config_error(
     with pytest.raises(ConfigError) as info:
         Uplink(config, terminal_id=TERMINAL, outbox=outbox, token=lambda: "x")
     assert info.value.problems[0].path == "uplink.client_cert_file"
+
+
+@given(first=st.floats(0.001, 10.0), cap=st.floats(0.001, 120.0),
+       draws=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=40))
+def test_backoff_doubles_to_the_cap_with_jitter_in_the_upper_half(
+        first: float, cap: float, draws: list[float]) -> None:
+    rolls = iter(draws)
+    delays = _backoff(first, cap, lambda: next(rolls))
+    nominal = min(first, cap)
+    for _ in draws:
+        delay = next(delays)
+        assert nominal / 2 - 1e-9 <= delay <= nominal + 1e-9
+        assert delay <= cap + 1e-9
+        nominal = min(nominal * 2, cap)
