@@ -1,0 +1,176 @@
+"""The line owner on its own: link health, commands, counters, metrics, status, stop."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from agent.config import MachineConfig, PollConfig
+from agent.line import CardPoller, LineOwner
+from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
+from agent.metrics import AgentMetrics
+from agent.observations import CardInserted, CardRemoved, LinkDown, Observation
+from drivers.card_format import CardEvent
+from drivers.memory import Faults, pair
+from tests.agent.e2e_helpers import FAST_POLL, Rig, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.items: list[Observation] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, obs: Observation) -> None:
+        with self.lock:
+            self.items.append(obs)
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        with self.lock:
+            return [o for o in self.items if isinstance(o, kind)]
+
+
+def test_a_silent_line_is_reported_down_once_and_commands_fail() -> None:
+    host, _device = pair()
+    seen = Collected()
+    line = LineOwner(host, [MachineConfig(1)], FAST_POLL, seen)
+    line.start()
+    try:
+        down = wait_for(lambda: seen.of(LinkDown), what="LinkDown")
+        assert down[0].reason == "no reply since start"
+        result = line.submit(MachineCommand(CommandKind.LOCK, 1)).result(10)
+        assert not result.ok and result.error == "the machine link is down"
+        cycles = line.cycles
+        wait_for(lambda: line.cycles > cycles + 3, what="more cycles")
+        assert len(seen.of(LinkDown)) == 1
+        status = line.status()["machines"]["1"]
+        assert status["linkUp"] is False and status["polls"]["timeout"] >= 1
+    finally:
+        line.stop()
+    assert not line.running
+
+
+def test_unknown_address_queue_bound_and_stopped_owner() -> None:
+    host, _device = pair()
+    line = LineOwner(host, [MachineConfig(1)], FAST_POLL, lambda _obs: None,
+                     max_pending_commands=1)
+    result = line.submit(MachineCommand(CommandKind.LOCK, 9)).result(1)
+    assert not result.ok and "address 9" in (result.error or "")
+    first = line.submit(MachineCommand(CommandKind.LOCK, 1))
+    with pytest.raises(CommandRejectedError):
+        line.submit(MachineCommand(CommandKind.UNLOCK, 1))
+    line.stop()
+    assert first.result(1).ok is False  # never sent: it failed when the owner stopped
+    with pytest.raises(CommandRejectedError):
+        line.submit(MachineCommand(CommandKind.LOCK, 1))
+
+
+def test_bad_frames_are_counted_and_the_link_survives(tmp_path: Path) -> None:
+    metrics = AgentMetrics(CollectorRegistry())
+    faults = Faults(seed=5)
+    rig = Rig(tmp_path, faults=faults, metrics=metrics)
+    try:
+        rig.wait_ready()
+        def bad_frames() -> int:
+            return sum(rig.line.status()["machines"]["1"]["badFrames"].values())
+
+        with faults.during(corrupt=0.01):
+            # long replies carry a CRC: reading all meters makes damaged frames show
+            for _ in range(100):
+                if bad_frames() >= 3:
+                    break
+                rig.line.submit(MachineCommand(CommandKind.READ_METERS, 1)).result(20)
+        assert bad_frames() >= 3
+        with rig.act() as (m, now):
+            m.insert_bill(now, 10)
+            m.play_game(now, bet=7, win=3)
+        rig.wait_total("betPlaced", 7)
+        rig.wait_total("winPaid", 3)
+        sample = metrics.registry.get_sample_value
+        bad = sum(sample("slot_agent_bad_frames_total", {"address": "1", "kind": k}) or 0
+                  for k in ("crc", "length", "address", "unexpected", "decode"))
+        assert bad >= 3
+        assert (sample("slot_agent_polls_total", {"address": "1", "result": "ok"}) or 0) > 10
+        assert sample("slot_agent_link_up", {"address": "1"}) == 1.0
+        assert (sample("slot_agent_poll_interval_deviation_seconds_count") or 0) > 10
+        assert (sample("slot_agent_poll_latency_seconds_count") or 0) > 10
+    finally:
+        rig.close()
+
+
+def test_status_keeps_a_bounded_ring_of_frames(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    try:
+        rig.wait_ready()
+        status = rig.line.status()
+        machine = status["machines"]["1"]
+        assert 0 < len(machine["lastFrames"]) <= 64
+        assert {f["dir"] for f in machine["lastFrames"]} == {"tx", "rx"}
+        assert machine["lastMeters"]["00"] == 0
+        assert status["transport"] == "memory:host"
+        assert rig.line.idle()
+    finally:
+        rig.close()
+
+
+def test_stop_returns_after_the_poll_in_flight(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.wait_ready()
+    rig.line.stop(timeout=5.0)
+    assert not rig.line.running
+    rig.pipeline.stop()
+    rig.emulator.stop()
+    rig.outbox.close()
+
+
+def test_commands_interleave_with_a_slow_line(tmp_path: Path) -> None:
+    poll = PollConfig(interval_ms=10, reply_timeout_ms=60, link_down_after=3,
+                      snapshot_interval_s=3600.0)
+    rig = Rig(tmp_path, poll=poll)
+    try:
+        rig.wait_ready()
+        futures = [rig.line.submit(MachineCommand(kind, 1))
+                   for kind in (CommandKind.SOUND_OFF, CommandKind.DISABLE_BILL_ACCEPTOR,
+                                CommandKind.ENABLE_BILL_ACCEPTOR, CommandKind.SOUND_ON)]
+        assert all(f.result(20).ok for f in futures)
+        assert rig.machine.sound_on and rig.machine.bill_acceptor_enabled
+    finally:
+        rig.close()
+
+
+class FakeReader:
+    """A card reader double: hands out scripted events, then blocks until closed."""
+
+    def __init__(self, events: list[CardEvent]) -> None:
+        self.events = events
+        self.closed = threading.Event()
+
+    def poll(self, deadline: float) -> list[CardEvent]:
+        if self.events:
+            out, self.events = self.events, []
+            return out
+        from drivers.base import TransportClosedError
+
+        if self.closed.wait(0.01):
+            raise TransportClosedError("fake", "closed")
+        return []
+
+
+def test_card_poller_reports_card_observations() -> None:
+    seen = Collected()
+    reader = FakeReader([CardEvent("inserted", "P1", "player", "P1"),
+                         CardEvent("removed", "P1", "player", "")])
+    poller = CardPoller(reader, seen, clock=lambda: 5.0)
+    poller.start()
+    try:
+        wait_for(lambda: seen.of(CardRemoved), what="the card removal")
+        inserted = seen.of(CardInserted)[0]
+        assert inserted.card_id == "P1" and inserted.kind == "player" and inserted.at == 5.0
+    finally:
+        reader.closed.set()
+        poller.stop()
