@@ -1,0 +1,184 @@
+"""Backlog drain: a buffered backlog delivered to the hub and acknowledged over loopback.
+
+The agent side is the real thing: an :class:`agent.outbox.Outbox` holding ``--events``
+unacknowledged ``betPlaced`` events and the :class:`agent.uplink.Uplink` streaming them with
+its window to a reference hub (``slot-agent hub``, its own process, a fresh database per run).
+The clock runs from the uplink's start (connect, ``hello``/``welcome`` included) until the
+hub's cumulative ``ack`` covers the last event.
+
+The limit, measured in the same run: a bare ``websockets`` send loop of the same frames to a
+bare ``websockets`` server in its own process that only counts them and answers once at the
+end — no validation, no storage, no acks.
+
+Targets: >= 20,000 events/s and >= 30 % of the limit.
+Run: ``.venv/bin/python bench/backlog_drain.py`` (``--help``). The hub runs with
+``synchronous: NORMAL`` by default (``--hub-sync FULL`` for a hub that fsyncs every event).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import Verdict, exit_with, header, median, verdicts
+
+from agent.config import UplinkConfig
+from agent.events import Event, utc_timestamp
+from agent.outbox import Outbox
+from agent.uplink import Uplink
+
+ROOT = Path(__file__).resolve().parents[1]
+TERMINAL = "BENCH-1"
+
+BARE_SERVER = r"""
+import asyncio, sys
+from websockets.asyncio.server import serve
+
+expected = int(sys.argv[1])
+
+async def handler(ws):
+    n = 0
+    async for _ in ws:
+        n += 1
+        if n == expected:
+            await ws.send("done")
+
+async def main():
+    async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+
+asyncio.run(main())
+"""
+
+
+def seed(path: Path, events: int) -> Outbox:
+    box = Outbox.open(path, terminal_id=TERMINAL, max_events=events * 2)
+    stamp = utc_timestamp(time.time())
+    for lo in range(0, events, 1000):
+        batch = []
+        for i in range(lo, min(lo + 1000, events)):
+            before = 1_520_000 + 100 * i
+            batch.append(Event("betPlaced", stamp, {
+                "amount": 100, "credits": 100, "denomination": 1, "games": 1,
+                "gameNumber": 3, "meters": {"coinIn": [before, before + 100]}}))
+        box.commit(batch, None)
+    return box
+
+
+class HubProcess:
+    def __init__(self, workdir: Path, sync: str) -> None:
+        self.token = secrets.token_urlsafe(18)
+        tokens = workdir / "tokens"
+        tokens.write_text(f"{self.token} terminal {TERMINAL}\n")
+        tokens.chmod(0o600)
+        config = workdir / "hub.yaml"
+        config.write_text(json.dumps({
+            "listen": {"host": "127.0.0.1", "port": 0}, "plain": True, "tokens": str(tokens),
+            "database": str(workdir / "hub.db"), "synchronous": sync}))
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "slot-agent"), "hub", "--config", str(config),
+             "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        match = re.search(r":(\d+)/?$", line.strip())
+        if not match:
+            raise SystemExit(f"the hub did not start: {line!r}")
+        self.url = f"ws://127.0.0.1:{match.group(1)}/ws/terminal"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+async def drain_once(box: Outbox, hub: HubProcess, events: int, window: int,
+                     batch: int) -> float:
+    config = UplinkConfig(url=hub.url, allow_insecure=True, token_env="UNUSED",
+                          window=window, batch=batch, reconnect_max_delay_s=1.0)
+    uplink = Uplink(config, terminal_id=TERMINAL, outbox=box, token=lambda: hub.token,
+                    min_reconnect_delay_s=0.05)
+    start = time.perf_counter()
+    uplink.start()
+    try:
+        while uplink.state.hub_acked_seq < events:
+            await asyncio.sleep(0.005)  # the measurement's polling step
+        elapsed = time.perf_counter() - start
+    finally:
+        await uplink.stop()
+    return events / elapsed
+
+
+async def bare_once(frames: list[str]) -> float:
+    from websockets.asyncio.client import connect
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", BARE_SERVER, str(len(frames)), stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    port = int((await proc.stdout.readline()).decode())
+    try:
+        start = time.perf_counter()
+        async with connect(f"ws://127.0.0.1:{port}", max_size=None) as ws:
+            for text in frames:
+                await ws.send(text)
+            assert await ws.recv() == "done"
+        return len(frames) / (time.perf_counter() - start)
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--window", type=int, default=500, help="uplink.window")
+    parser.add_argument("--batch", type=int, default=200, help="uplink.batch")
+    parser.add_argument("--hub-sync", choices=["NORMAL", "FULL"], default="NORMAL")
+    args = parser.parse_args()
+
+    header("backlog drain (events/s delivered and acknowledged over loopback)")
+    print(f"# {args.events:,} events; window {args.window}, batch {args.batch}; hub "
+          f"synchronous={args.hub_sync}; {args.runs} runs")
+    drains: list[float] = []
+    bares: list[float] = []
+    for run in range(args.runs):
+        workdir = Path(tempfile.mkdtemp(prefix="drain-bench-"))
+        try:
+            box = seed(workdir / "outbox.db", args.events)
+            frames = [json.dumps(e.to_wire(), ensure_ascii=False, separators=(",", ":"))
+                      for e in box.pending(0, args.events)]
+            hub = HubProcess(workdir, args.hub_sync)
+            try:
+                rate = asyncio.run(drain_once(box, hub, args.events, args.window, args.batch))
+            finally:
+                hub.stop()
+                box.close()
+            drains.append(rate)
+            print(f"  uplink -> hub run {run + 1}: {rate:12,.0f} events/s", flush=True)
+            bare = asyncio.run(bare_once(frames))
+            bares.append(bare)
+            print(f"  bare send loop run {run + 1}: {bare:12,.0f} events/s", flush=True)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    d, b = median(drains), median(bares)
+    print("medians:")
+    print(f"  uplink -> hub, acknowledged  {d:12,.0f} events/s")
+    print(f"  bare websockets send loop    {b:12,.0f} events/s (limit)")
+    print(f"  drain / limit = {d / b:.2f}; {args.events:,} events in {args.events / d:.1f} s")
+    return verdicts([
+        Verdict("drain events/s", d, 20_000, at_least=True),
+        Verdict("drain / bare limit", d / b, 0.30, at_least=True),
+    ])
+
+
+if __name__ == "__main__":
+    exit_with(main())
