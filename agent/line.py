@@ -19,6 +19,7 @@ health; this module does the I/O: it writes ``data_to_send()``, reads until the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -75,8 +76,12 @@ CommandFuture = Future[CommandResult]
 #: Bad frames are logged at most once per this many seconds per address (with a count of
 #: the ones not logged), so a noisy line cannot flood the journal.
 BAD_FRAME_LOG_INTERVAL_S = 5.0
-#: After an I/O error on the transport, wait this long before polling again.
+#: After an I/O error on the transport, wait this long before polling (or reopening) again.
 TRANSPORT_RETRY_S = 1.0
+#: A reply window is extended while bytes keep arriving, but never beyond this after the
+#: poll was written: the longest reply (255-byte body) takes about 150 ms at 19200 baud, and a
+#: line that spews noise must not hold the poll cycle forever.
+MAX_REPLY_S = 0.25
 
 _RESULTS = {
     FailureReason.TIMEOUT: PollResult.TIMEOUT,
@@ -119,8 +124,10 @@ class _Machine:
                  max_sends: int, frames: int) -> None:
         self.address = config.address
         self.config = config
-        self.host = HostProtocol(config.address, sync_address=sync_address,
-                                 max_sends=max_sends, link_down_after=poll.link_down_after)
+        self._sync_address = sync_address
+        self._max_sends = max_sends
+        self._link_down_after = poll.link_down_after
+        self.host = self.new_host()
         self.schedule: MachineSchedule[CommandFuture] = MachineSchedule(
             config.address, rte=config.rte, poll=poll,
             start_command=lambda future: future.set_running_or_notify_cancel())
@@ -133,6 +140,12 @@ class _Machine:
         self.failed_sends_before_up = 0
         self.last_bad_log = float("-inf")
         self.unlogged_bad = 0
+
+    def new_host(self) -> HostProtocol:
+        """A fresh host state machine (at start, and after the transport failed mid-poll:
+        the new one starts with a sync poll, SAS §3.3)."""
+        return HostProtocol(self.address, sync_address=self._sync_address,
+                            max_sends=self._max_sends, link_down_after=self._link_down_after)
 
 
 class LineOwner:
@@ -150,6 +163,7 @@ class LineOwner:
         poll: PollConfig,
         on_observation: Callable[[Observation], None],
         *,
+        reopen: Callable[[], Transport] | None = None,
         metrics: AgentMetrics | None = None,
         clock: Callable[[], float] = time.time,
         sync_address: int = 0,
@@ -160,6 +174,7 @@ class LineOwner:
         if not machines:
             raise ValueError("the line owner needs at least one machine")
         self.transport = transport
+        self._reopen = reopen
         self.poll = poll
         self._emit = on_observation
         self._metrics = metrics
@@ -308,13 +323,27 @@ class LineOwner:
             self._fail_queued("the line owner stopped")
 
     def _transport_failed(self, exc: TransportError) -> None:
+        """The line itself failed (a USB adapter unplugged, a TCP peer gone): the machines
+        are down; with ``reopen`` the transport is opened again after a pause."""
         log.warning("line transport error: %s", exc)
         self._error = str(exc)
         at = self._clock()
-        for m in self._machines.values():
-            if m.link_up or not m.link_reported:
-                self._link_down(m, at, f"transport error: {exc}")
-        self._stop.wait(TRANSPORT_RETRY_S)
+        with self._lock:
+            for m in self._machines.values():
+                m.host = m.new_host()  # the poll in flight is abandoned with the old one
+                if m.link_up or not m.link_reported:
+                    self._link_down(m, at, f"transport error: {exc}")
+        if self._stop.wait(TRANSPORT_RETRY_S) or self._reopen is None:
+            return
+        with contextlib.suppress(TransportError):
+            self.transport.close()
+        try:
+            self.transport = self._reopen()
+            self._error = None
+            log.info("line transport reopened: %s", self.transport.name)
+        except TransportError as reopen_exc:
+            log.warning("cannot reopen the line transport: %s", reopen_exc)
+            self._error = str(reopen_exc)
 
     def _drain_inbox(self) -> None:
         while True:
@@ -375,7 +404,7 @@ class LineOwner:
         host, transport = m.host, self.transport
         host.send(poll)
         first_sent: float | None = None
-        deadline = 0.0
+        deadline = latest = 0.0
         while host.awaiting_reply:
             outgoing = host.data_to_send()
             if outgoing:
@@ -386,12 +415,14 @@ class LineOwner:
                 now = time.monotonic()
                 first_sent = now if first_sent is None else first_sent
                 deadline = now + self._window
+                latest = now + max(self._window, MAX_REPLY_S)
             words = transport.read(deadline)
             if words:
                 data = bytes(w.value for w in words)
                 self._record(m, "rx", data)
                 host.receive_data(data)
-                deadline = max(deadline, time.monotonic() + self._window)
+                # the window stays open while bytes keep coming, up to ``latest``
+                deadline = min(max(deadline, time.monotonic() + self._window), latest)
             elif time.monotonic() >= deadline:
                 host.receive_timeout()
             self._handle(m, host.events_received(), first_sent)
