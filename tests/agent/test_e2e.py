@@ -254,3 +254,23 @@ def test_read_meters_and_machine_info_commands(rig: Rig) -> None:
     assert info.data["denomination"] == 1
     clock = rig.line.submit(MachineCommand(CommandKind.SYNC_CLOCK, ADDRESS)).result(20)
     assert clock.ok and "machineTime" in clock.data
+
+
+def test_discovery_sets_a_skewed_clock_when_allowed(tmp_path: Path) -> None:
+    import dataclasses
+    import time
+    from datetime import datetime
+
+    from tests.agent.e2e_helpers import FAST_POLL
+
+    poll = dataclasses.replace(FAST_POLL, clock_sync=True, clock_max_skew_s=30.0)
+    r = Rig(tmp_path, poll=poll)
+    try:
+        r.wait_ready()
+        assert r.events("clockSkew")  # the emulator starts on 2026-01-01
+        # machines keep local time: LP 7F carries the host's local time
+        wait_for(lambda: abs((r.machine.clock(time.monotonic()).replace(tzinfo=None)
+                              - datetime.now()).total_seconds()) < 5,
+            what="LP 7F to set the machine's clock to ours")
+    finally:
+        r.close()
