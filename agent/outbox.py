@@ -334,7 +334,10 @@ class OutboxReader(_ReadMethods):
         self._lock = threading.RLock()
 
     def close(self) -> None:
-        self._conn.close()
+        # Under the lock: closing a connection while another thread is inside a query on it
+        # crashes sqlite3, not just the query.
+        with self._lock:
+            self._conn.close()
 
     def __enter__(self) -> OutboxReader:
         return self
