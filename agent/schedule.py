@@ -6,7 +6,7 @@ long polls is organised in *jobs*, each a short sequence of polls that ends in o
 (and, for remote commands, a :class:`CommandResult`):
 
 - discovery at every link-up (SAS §4.3 pitfall 4: re-query the machine after a comm-up):
-  LP 0E 01 when the line runs in RTE mode, 54, 1F, 51, 55, 56, 53 / B5 per game (bounded),
+  LP 0E 01 or 0E 00 (RTE as configured), 54, 1F, 51, 55, 56, 53 / B5 per game (bounded),
   7E and, when allowed and the skew is too large, 7F; then a full meter snapshot;
 - meter reads asked for by the interpreter (``ReadMeters``; pending reads of the same game
   merge into one), LP 1B after 51, LP 4D after 3D / 3E, identification after 3C / A2;
@@ -216,10 +216,12 @@ class SequenceJob(Job):
 class IdentifyJob(SequenceJob):
     """Discovery's identification part; ends in ``MachineIdentified`` and ``ClockRead``."""
 
-    def __init__(self, address: int, *, rte: bool, poll: PollConfig) -> None:
-        polls: list[Request] = []
-        if rte:
-            polls.append(RealTimeReportingRequest(True))  # SAS §12: LP 0E 01
+    def __init__(self, address: int, *, rte: bool, poll: PollConfig,
+                 set_rte: bool = True) -> None:
+        # SAS §12: LP 0E sets real-time event reporting to what the line is configured for,
+        # also "off": a machine left in RTE mode by an earlier host would otherwise answer
+        # general polls with event frames this host does not expect.
+        polls: list[Request] = [RealTimeReportingRequest(rte)] if set_rte else []
         polls += [SasVersionRequest(), MachineInfoRequest(), GameCountRequest(),
                   SelectedGameRequest(), EnabledGamesRequest()]
         super().__init__(address, polls)
@@ -515,7 +517,8 @@ class MachineSchedule(Generic[T]):
                     self._routine.append(SingleReadJob(self.address, EnhancedValidationRequest(0)))
             case ReadIdentity():
                 if not any(isinstance(j, IdentifyJob) for j in queued):
-                    self._routine.append(IdentifyJob(self.address, rte=False, poll=self.config))
+                    self._routine.append(IdentifyJob(self.address, rte=self.rte,
+                                                     poll=self.config, set_rte=False))
 
     def command(self, command: MachineCommand, handle: T) -> None:
         self._commands.append((CommandJob(command), handle))

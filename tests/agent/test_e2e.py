@@ -274,3 +274,16 @@ def test_discovery_sets_a_skewed_clock_when_allowed(tmp_path: Path) -> None:
             what="LP 7F to set the machine's clock to ours")
     finally:
         r.close()
+
+
+def test_rte_off_turns_off_a_machine_left_in_rte_mode(tmp_path: Path) -> None:
+    r = Rig(tmp_path, link=LinkOptions(rte=True), rte=False)
+    try:
+        r.wait_ready()
+        wait_for(lambda: not r.machine.rte_enabled, what="LP 0E 00 to reach the machine")
+        play(r, [(4, 4)])
+        r.wait_total("betPlaced", 4)
+        r.wait_total("winPaid", 4)
+        assert r.line.status()["machines"]["1"]["rte"] is False
+    finally:
+        r.close()

@@ -20,7 +20,6 @@ from sas_protocol.messages.requests import (
     GeneralPoll,
     HandpayInfoRequest,
     LockRequest,
-    MachineInfoRequest,
     MetersRequest,
     RealTimeReportingRequest,
     Request,
@@ -215,14 +214,14 @@ def test_commands_go_ahead_of_routine_jobs() -> None:
     s: MachineSchedule[str] = MachineSchedule(1, rte=False, poll=POLL)
     s.on_link_up(0.0)
     first, _ = s.next_long_poll(0.0)
-    assert isinstance(first, SasVersionRequest)
+    assert first == RealTimeReportingRequest(False)  # RTE as configured: off
     s.command(MachineCommand(CommandKind.LOCK, 1, "a-1"), "handle-1")
-    s.replied(SasVersionReply("602", "X"), 0.0)
+    s.replied(Ack(), 0.0)
     poll, _ = s.next_long_poll(0.0)
     assert isinstance(poll, LockRequest)
     produced = s.replied(Ack(), 0.0)
     poll, out = s.next_long_poll(0.0)
-    assert isinstance(poll, MachineInfoRequest)  # discovery resumes where it paused
+    assert isinstance(poll, SasVersionRequest)  # discovery resumes where it paused
     assert out.commands == [("handle-1", CommandResult(True, None, {}))]
     locks = [o for o in produced + out.observations if isinstance(o, HostLockChanged)]
     assert locks and locks[0].locked and locks[0].action_id == "a-1"
@@ -234,7 +233,7 @@ def test_a_cancelled_command_is_never_sent() -> None:
     s.on_link_up(0.0)
     s.command(MachineCommand(CommandKind.LOCK, 1), "stale")
     poll, out = s.next_long_poll(0.0)
-    assert isinstance(poll, SasVersionRequest) and out.commands == []
+    assert isinstance(poll, RealTimeReportingRequest) and out.commands == []
 
 
 def test_link_down_fails_waiting_commands() -> None:
