@@ -25,6 +25,7 @@ import socket
 import socketserver
 import stat
 import threading
+import time
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -89,6 +90,9 @@ def _error(code: ControlErrorCode, message: str) -> dict[str, Any]:
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    # A full listen backlog makes an AF_UNIX connect fail at once with EAGAIN (it does not
+    # wait like TCP); leave room for a burst of diag calls and the client retries as well.
+    request_queue_size = 64
     control: ControlServer
 
 
@@ -255,6 +259,21 @@ class ControlServer:
         self.close()
 
 
+def _connect(sock: socket.socket, path: str | os.PathLike[str], timeout: float) -> None:
+    """Connect, retrying while the server's backlog is full (EAGAIN) until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            sock.connect(os.fspath(path))
+            return
+        except BlockingIOError:
+            if time.monotonic() + pause > deadline:
+                raise TimeoutError(f"{os.fspath(path)}: the daemon's backlog stayed full") from None
+            time.sleep(pause)  # back off while the server accepts; bounded by the deadline
+            pause = min(pause * 2, 0.1)
+
+
 def control_request(
     path: str | os.PathLike[str],
     command: str,
@@ -273,7 +292,7 @@ def control_request(
     sock.settimeout(timeout)
     try:
         try:
-            sock.connect(os.fspath(path))
+            _connect(sock, path, timeout)
         except FileNotFoundError as exc:
             raise ControlUnavailableError(
                 f"no control socket at {os.fspath(path)}: is slot-agent running?"
