@@ -1,0 +1,145 @@
+"""End-to-end latency: the machine raises an exception -> a dashboard subscriber has the event.
+
+A door opens (exception 19, belly door) or closes on a machine emulated in this process and
+served over a pty; ``slot-agent run`` (its own process) polls it; the reference hub (its own
+process) stores and fans the event out; a subscriber in this process, connected to
+``/ws/client`` like the dashboard, receives ``doorOpened`` / ``doorClosed``. The clock runs
+from the moment the model raised the exception to the moment the frame was received (one
+monotonic clock, one process).
+
+Doors move at random moments (150-400 ms apart) so the wait for the next general poll is
+spread over the whole interval: on average half the poll interval, at worst one interval.
+Printed: latency p50/p99/max, and the same minus the poll interval (what the agent, the hub
+and the network add beyond the poll cadence). The baseline, measured in the same run, is
+the poll interval itself.
+Target: p99 latency <= poll interval + 10 ms.
+Run: ``.venv/bin/python bench/e2e_latency.py [--samples 200] [--interval-ms 40]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import Verdict, exit_with, header, percentile, verdicts
+from procs import ROOT, SLOT_AGENT, HubProcess
+from websockets.asyncio.client import connect
+
+from agent import wire
+from drivers.pseudo_tty import open_pty
+from emulator.model import Door, Machine, MachineConfig
+from emulator.server import Emulator
+
+TERMINAL = "BENCH-E2E"
+
+
+def agent_config(workdir: Path, serial: str, hub: HubProcess, interval_ms: int) -> Path:
+    path = workdir / "agent.yaml"
+    path.write_text(
+        f"terminal_id: {TERMINAL}\n"
+        f"serial:\n  port: {serial}\n"
+        "machines:\n  - address: 1\n"
+        f"poll:\n  interval_ms: {interval_ms}\n  reply_timeout_ms: 30\n"
+        f"outbox:\n  path: {workdir / 'outbox.db'}\n"
+        f"uplink:\n  url: {hub.url}\n  allow_insecure: true\n  token_file: {hub.token_file}\n"
+        "metrics:\n  enabled: false\n"
+        "logging:\n  level: warning\n  format: json\n"
+        f"control_socket: {workdir / 'c.sock'}\n")
+    return path
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> list[float]:
+    hub = HubProcess(workdir, TERMINAL)
+    master, slave = open_pty()
+    machine = Machine(MachineConfig(denomination_cents=1), now=time.monotonic())
+    emulator = Emulator(machine, master, address=1)
+    emulator.start()
+    agent = subprocess.Popen([SLOT_AGENT, "run", "--config",
+                              str(agent_config(workdir, f"pty:{slave}", hub, args.interval_ms))],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    received: list[tuple[str, float]] = []
+    ready = asyncio.Event()
+    try:
+        async with connect(hub.client_url, additional_headers={
+                "Authorization": f"Bearer {hub.operator_token}"}) as ws:
+            await ws.send(wire.encode(wire.subscribe(terminals=[TERMINAL])))
+
+            async def reader() -> None:
+                async for text in ws:
+                    now = time.monotonic()
+                    msg = json.loads(text)
+                    if msg.get("type") != "event":
+                        continue
+                    if msg["event"] == "meterSnapshot":
+                        ready.set()  # discovery finished: the agent polls steadily now
+                    if msg["event"] in ("doorOpened", "doorClosed") and \
+                            msg["data"].get("door") == "belly":
+                        received.append((msg["event"], now))
+
+            task = asyncio.create_task(reader())
+            await asyncio.wait_for(ready.wait(), 60)
+            await asyncio.sleep(1.0)  # let the discovery reads finish
+            rng = random.Random(3)
+            raised: list[tuple[str, float]] = []
+            for i in range(args.samples):
+                await asyncio.sleep(rng.uniform(0.15, 0.40))
+                with emulator.lock:
+                    now = time.monotonic()
+                    if i % 2 == 0:
+                        machine.open_door(now, Door.BELLY)
+                        raised.append(("doorOpened", now))
+                    else:
+                        machine.close_door(now, Door.BELLY)
+                        raised.append(("doorClosed", now))
+            deadline = time.monotonic() + 30
+            while len(received) < len(raised) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            task.cancel()
+        if len(received) != len(raised):
+            raise SystemExit(f"{len(raised)} doors moved, {len(received)} events received")
+        latencies = []
+        for (name_r, t_raised), (name_g, t_got) in zip(raised, received, strict=True):
+            assert name_r == name_g, (name_r, name_g)
+            latencies.append((t_got - t_raised) * 1000.0)
+        return latencies
+    finally:
+        agent.terminate()
+        agent.wait(20)
+        emulator.stop()
+        master.close()
+        hub.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--interval-ms", type=int, default=40)
+    args = parser.parse_args()
+    header("end-to-end latency: exception raised -> dashboard subscriber has the event")
+    print(f"# {args.samples} door events; poll interval {args.interval_ms} ms; emulator on a "
+          "pty in this process; agent and hub in their own processes")
+    workdir = Path(tempfile.mkdtemp(prefix="e2e-bench-", dir="/tmp"))
+    try:
+        lat = asyncio.run(run(args, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    interval = float(args.interval_ms)
+    beyond = [x - interval for x in lat]
+    print(f"  latency            p50 {percentile(lat, 50):7.1f} ms  p99 {percentile(lat, 99):7.1f}"
+          f" ms  max {max(lat):7.1f} ms")
+    print(f"  minus the interval p50 {percentile(beyond, 50):7.1f} ms  p99 "
+          f"{percentile(beyond, 99):7.1f} ms  (baseline: the {interval:.0f} ms poll interval)")
+    print(f"  p99 / interval = {percentile(lat, 99) / interval:.2f}")
+    return verdicts([Verdict("p99 beyond the poll interval (ms)", percentile(beyond, 99), 10.0,
+                             at_least=False)])
+
+
+if __name__ == "__main__":
+    exit_with(main())
