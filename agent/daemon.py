@@ -76,7 +76,7 @@ PRUNE_INTERVAL_S = 3600.0
 #: On stop, how long the uplink may take to deliver the last events (agentStopping).
 DRAIN_TIMEOUT_S = 3.0
 #: How long ``diag`` over the control socket waits for a fresh meter read.
-DIAG_READ_TIMEOUT_S = 8.0
+DIAG_READ_TIMEOUT_S = 5.0
 
 
 class DaemonError(Exception):

@@ -613,6 +613,11 @@ def _line_checks(line: LineFacts | None) -> list[Check]:
 
 def _port_hint(port: str, error: str) -> str:
     lowered = error.lower()
+    if "control" in lowered or "daemon" in lowered:
+        return ("the running daemon owns the serial line, so diag did not open it: check the "
+                "daemon (systemctl status slot-agent; journalctl -u slot-agent); members of "
+                "the slot-agent group may use its control socket; --direct only with the "
+                "daemon stopped")
     if "permission" in lowered or "errno 13" in lowered:
         return (f"the user may not open {port}: add it to the dialout group "
                 "(sudo usermod -aG dialout <user>, then log in again); under systemd check "

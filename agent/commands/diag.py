@@ -33,6 +33,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--config", required=True, metavar="PATH", help="the agent's config")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--timeout", type=float, default=CONTROL_TIMEOUT_S, metavar="S",
+                        help=f"how long the daemon may take to answer (default "
+                             f"{CONTROL_TIMEOUT_S:g} s)")
     parser.add_argument("--direct", action="store_true",
                         help="never ask the daemon; open the serial port here (only when the "
                              "daemon is stopped: one owner per serial line)")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem.severity}: {problem}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
-    report = diagnose(config, allow_daemon=not args.direct)
+    report = diagnose(config, allow_daemon=not args.direct, timeout=args.timeout)
     if args.json:
         json.dump(report.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -60,22 +63,28 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def diagnose(config: Config, *, allow_daemon: bool = True) -> Report:
+def diagnose(config: Config, *, allow_daemon: bool = True,
+             timeout: float = CONTROL_TIMEOUT_S) -> Report:
     """Build the :class:`agent.diagnostics.Report` for ``config``."""
     from agent.config import ConfigError, read_token
-    from agent.control import ControlError, control_request
+    from agent.control import ControlError, ControlUnavailableError, control_request
     from agent.diagnostics import LineFacts, outbox_facts, probe_uplink
     from agent.logs import register_secret
 
     daemon: dict[str, Any] | None = None
-    daemon_error: str | None = None
+    daemon_error: str | None = None  # the daemon is (probably) running but did not answer
     if allow_daemon and config.control_socket:
         try:
-            daemon = control_request(config.control_socket, "diag", timeout=CONTROL_TIMEOUT_S)
+            daemon = control_request(config.control_socket, "diag", timeout=timeout)
+        except ControlUnavailableError as exc:
+            if "permission" in str(exc):
+                daemon_error = str(exc)
+            # else: nothing listens, the daemon is stopped: poll the machine directly
         except ControlError as exc:
-            daemon_error = str(exc)
+            daemon_error = f"the daemon answered with an error: {exc}"
         except TimeoutError:
-            daemon_error = "the daemon did not answer in time"
+            daemon_error = (f"the daemon did not answer on {config.control_socket} within "
+                            f"{timeout:g} s (is it stuck? see journalctl -u slot-agent)")
     token: str | None = None
     if config.uplink.url is not None:
         try:
@@ -88,7 +97,7 @@ def diagnose(config: Config, *, allow_daemon: bool = True) -> Report:
         lines = [LineFacts.from_json(item) for item in daemon.get("lines", [])]
         return _report(config, lines, daemon.get("outbox"), uplink, "daemon",
                        daemon.get("uplink"))
-    if daemon_error is not None and "permission" in daemon_error:
+    if daemon_error is not None:
         # The daemon may well be running: opening the port would fight it for the line.
         line = LineFacts(port=config.serial.port, address=config.machines[0].address,
                          port_opened=False, port_error=daemon_error)

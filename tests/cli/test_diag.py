@@ -126,3 +126,34 @@ def test_invalid_config_exits_2(tmp_path: Path) -> None:
     assert "machines" in result.stderr
 
 
+
+
+def test_a_daemon_that_does_not_answer_keeps_diag_off_the_port(tmp_path: Path) -> None:
+    import threading
+
+    from agent.control import ControlServer
+
+    cfg = write_agent_config(tmp_path, port="/dev/ttyNOPE7")
+    socket_path = next(line.split(": ", 1)[1] for line in cfg.read_text().splitlines()
+                       if line.startswith("control_socket"))
+    release = threading.Event()
+
+    def stuck(params: dict[str, Any]) -> dict[str, Any]:
+        release.wait(30)  # a daemon whose handler hangs (released at the end of the test)
+        return {}
+
+    server = ControlServer(socket_path, {"diag": stuck})
+    server.start()
+    try:
+        result = run_cli("diag", "--config", str(cfg), "--json", "--timeout", "0.5")
+    finally:
+        release.set()
+        server.close()
+    assert result.returncode == 1
+    checks = _checks(result.stdout)
+    serial = checks["serial_port"]
+    assert serial["status"] == "fail"
+    assert "did not answer" in serial["detail"]
+    assert "owns the serial line" in serial["hint"]
+    # it never tried the (missing) device: the error is about the daemon, not the port
+    assert "No such file" not in serial["detail"]
