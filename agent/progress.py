@@ -66,12 +66,15 @@ class Progress:
         *,
         enabled: bool | None = None,
         interval: float = 1.0,
+        in_place: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.enabled = (not under_systemd()) if enabled is None else enabled
         isatty = getattr(self.stream, "isatty", None)
-        self.tty = bool(isatty and isatty())
+        # In place only on a terminal, and not when log lines share it (they would land in
+        # the middle of the rewritten line).
+        self.tty = bool(isatty and isatty()) if in_place is None else in_place
         self.interval = interval if self.tty else max(interval, 5.0)
         self._clock = clock
         self._start = clock()

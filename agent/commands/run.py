@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
 
     progress = None
     if not under_systemd() and sys.stderr.isatty():
-        progress = Progress(sys.stderr)
+        # Logs go to stdout: when both share the terminal, plain summary lines instead of
+        # a line rewritten in place.
+        progress = Progress(sys.stderr, in_place=not sys.stdout.isatty())
     daemon = Daemon(config, config_path=args.config, progress=progress)
     try:
         return asyncio.run(daemon.run())
