@@ -168,6 +168,7 @@ class Daemon:
         """Ask the daemon to stop; safe from any thread and from a signal handler."""
         loop = self._loop
         if loop is None:
+            self._stop.set()  # not running yet: run() stops right after starting
             return
         loop.call_soon_threadsafe(self._stop.set)
 
