@@ -22,6 +22,11 @@ def utc_day(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%d")
 
 
+def _day_bounds(day: str) -> tuple[float, float]:
+    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+    return start, start + 86400.0
+
+
 def _next_day(day: str) -> str:
     return (datetime.strptime(day, "%Y-%m-%d") + timedelta(days=1)).strftime("%Y-%m-%d")
 
@@ -44,6 +49,7 @@ class TerminalState:
     coin_in: int = 0
     coin_out: int = 0
     unacked_alerts: int = 0
+    day_span: tuple[float, float] = (0.0, 0.0)  # epoch seconds of ``day`` (cached)
 
     def to_wire(self) -> dict[str, Any]:
         return {"terminalId": self.terminal_id, "online": self.online, "since": self.since,
@@ -86,10 +92,13 @@ class Floor:
         state = self.terminals.get(tid)
         if state is None:
             state = self.terminals[tid] = TerminalState(tid, utc_day(now))
-        today = utc_day(now)
-        if state.day != today:  # the UTC day turned: today's sums start again
-            state.day = today
-            self._recount_money(state)
+        start, end = state.day_span
+        if not start <= now < end:  # formatting the day for every event would cost more
+            today = utc_day(now)
+            state.day_span = _day_bounds(today)
+            if state.day != today:  # the UTC day turned: today's sums start again
+                state.day = today
+                self._recount_money(state)
         return state
 
     def apply(self, frame: dict[str, Any], now: float) -> TerminalState:

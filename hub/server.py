@@ -3,6 +3,10 @@
 One asyncio server on one port: ``/ws/terminal``, ``/ws/client``, the dashboard files and
 ``/healthz``. Events are stored (de-duplicated on terminal and seq) before they are acknowledged
 and fanned out; each peer has a bounded outgoing queue so one slow client cannot slow the rest.
+
+Group commit: what a terminal sends in a burst (every message already received, up to
+:data:`MAX_BATCH` events) is stored in one transaction on the store's writer thread, then
+fanned out in order and acknowledged with one cumulative ``ack``.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from agent.wire import (
 from hub.config import HubConfig
 from hub.floor import Floor, TerminalState
 from hub.http_answers import STATIC_DIR, static_response, text_response
-from hub.store import HubStore
+from hub.store import EventWrite, HubStore
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal, TokenTable, load_tokens
 
@@ -45,6 +49,38 @@ TERMINAL_PATH = "/ws/terminal"
 CLIENT_PATH = "/ws/client"
 
 _FINAL_STATUSES = frozenset(s.value for s in ActionStatus)
+
+#: Most messages handled as one burst, so at most this many events are stored in one
+#: transaction and acknowledged by one ``ack``.
+MAX_BATCH = 500
+
+#: Seconds a peer's queued frames may take to go out before a close the hub initiates.
+_DRAIN_TIMEOUT = 5.0
+
+
+class _StoreFailedError(Exception):
+    """A batch of events could not be committed; the terminal must resend from ackedSeq."""
+
+
+async def _read_burst(ws: ServerConnection, first: str | bytes
+                      ) -> tuple[list[str | bytes], ConnectionClosed | None]:
+    """``first`` and the messages already received behind it (at most ``MAX_BATCH``).
+
+    Never waits for the network: a zero timeout cancels ``recv`` at the first moment it would
+    have to wait, and websockets documents that a cancelled ``recv`` loses nothing (the
+    message is returned by the next call). A close is returned, not raised, so the messages
+    before it are still handled.
+    """
+    texts = [first]
+    try:
+        async with asyncio.timeout(0):
+            while len(texts) < MAX_BATCH:
+                texts.append(await ws.recv())
+    except TimeoutError:
+        pass
+    except ConnectionClosed as exc:
+        return texts, exc
+    return texts, None
 
 
 async def _let_writers_run() -> None:
@@ -77,6 +113,7 @@ class _Peer:
             while True:
                 text = await self.queue.get()
                 await self.ws.send(text)
+                self.queue.task_done()
 
     def send(self, msg: dict[str, Any]) -> None:
         self.send_text(wire.encode(msg))
@@ -101,6 +138,12 @@ class _Peer:
         # Keep a reference: a task nobody holds may be garbage-collected before it runs.
         self._closer = asyncio.get_running_loop().create_task(
             self.ws.close(code, reason.encode()[:120].decode("utf-8", "ignore")))
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until everything queued has been sent."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.queue.join()
 
     async def finish(self) -> None:
         self.writer.cancel()
@@ -160,6 +203,7 @@ class Hub:
         self._terminals: dict[str, _TerminalConn] = {}
         self._clients: set[_Client] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._publish_lock = asyncio.Lock()
         self._server: Server | None = None
         self._stopping = False
         self.port = 0
@@ -300,29 +344,46 @@ class Hub:
             if client.role is Role.OPERATOR:
                 client.peer.send_text(text)
 
-    def _fan_out(self, frame: dict[str, Any]) -> None:
-        text = wire.encode(frame)
+    def _fan_out(self, frame: dict[str, Any]) -> bool:
+        """Queue ``frame`` for the matching clients; True if a queue is half full or more."""
+        text: str | None = None
+        filling = False
         for client in list(self._clients):
             if client.subscription.matches(frame):
-                client.peer.send_text(text)
+                text = wire.encode(frame) if text is None else text
+                peer = client.peer
+                peer.send_text(text)
+                filling = filling or peer.queue.qsize() * 2 >= peer.queue.maxsize
+        return filling
 
-    def _store_and_publish(self, frame: dict[str, Any], *, source: str,
-                           acked_seq: int | None = None) -> bool:
-        """Store a new event; only if it was new, update the floor and fan it out."""
-        inserted = self.store.insert_event(frame, source=source, received_at=self._now(),
-                                           acked_seq=acked_seq)
-        if not inserted:
-            self.stats.duplicates += 1
-            return False
-        self.stats.events_stored += 1
-        state = self.floor.apply(frame, self._now())
-        if acked_seq is not None:
-            state.acked_seq = max(state.acked_seq, acked_seq)
-        self._fan_out(frame)
-        self._broadcast_terminal(state)
-        return True
+    async def _store_and_publish(self, writes: list[EventWrite]) -> None:
+        """Store events in one transaction; then, for the new ones only and in order, update
+        the floor and fan them out; each touched terminal's state is broadcast once.
 
-    def _emit_hub_event(self, name: str, terminal_id: str, data: dict[str, Any]) -> None:
+        The lock makes storage order and fan-out order the same across connections
+        (protocol.md §5: clients get events in the order the hub stored them).
+        """
+        async with self._publish_lock:
+            inserted = await self.store.write_events(writes, self._now())
+            now = self._now()
+            touched: dict[str, TerminalState] = {}
+            for write, new in zip(writes, inserted, strict=True):
+                if not new:
+                    self.stats.duplicates += 1
+                    continue
+                self.stats.events_stored += 1
+                state = self.floor.apply(write.frame, now)
+                if write.acked_seq is not None:
+                    state.acked_seq = max(state.acked_seq, write.acked_seq)
+                touched[state.terminal_id] = state
+                if self._fan_out(write.frame):
+                    # A batch is larger than a queue: let the writers send before going on,
+                    # so only clients that do not read are dropped as slow (_let_writers_run).
+                    await _let_writers_run()
+            for state in touched.values():
+                self._broadcast_terminal(state)
+
+    async def _emit_hub_event(self, name: str, terminal_id: str, data: dict[str, Any]) -> None:
         seq = self._hub_seq
         self._hub_seq += 1
         frame = wire.event(
@@ -330,7 +391,11 @@ class Hub:
             terminal_id=terminal_id, name=name, timestamp=wire.format_timestamp(self._now()),
             data=data,
         )
-        self._store_and_publish(frame, source=wire.HUB_SOURCE)
+        try:
+            await self._store_and_publish([EventWrite(frame, wire.HUB_SOURCE)])
+        except Exception:
+            # The connection it reports on carries on; the floor state still says it.
+            log.exception("cannot store %s for %s", name, terminal_id)
 
     # ------------------------------------------------------------------ terminals
 
@@ -363,14 +428,17 @@ class Hub:
         if previous is None:
             state = self.floor.set_online(terminal_id, True, now)
             state.acked_seq = acked
-            self._emit_hub_event("deviceOnline", terminal_id,
-                                 {"terminalId": terminal_id, "since": state.since})
+            await self._emit_hub_event("deviceOnline", terminal_id,
+                                       {"terminalId": terminal_id, "since": state.since})
             self._broadcast_terminal(state)
         self._deliver_queued(conn)
         try:
-            async for text in ws:
-                self._terminal_message(conn, text)
+            while True:
+                await self._terminal_burst(conn, await ws.recv())
                 await _let_writers_run()
+        except _StoreFailedError:
+            await conn.peer.drain(_DRAIN_TIMEOUT)  # the `internal` error goes out first
+            await ws.close(CloseCode.INTERNAL_ERROR, "events not stored; resend from ackedSeq")
         finally:
             await conn.peer.finish()
             if self._terminals.get(terminal_id) is conn:
@@ -379,8 +447,8 @@ class Hub:
                 now = self._now()
                 state = self.floor.set_online(terminal_id, False, now)
                 log.info("terminal %s disconnected", terminal_id)
-                self._emit_hub_event("deviceOffline", terminal_id,
-                                     {"terminalId": terminal_id, "lostAt": state.since})
+                await self._emit_hub_event("deviceOffline", terminal_id,
+                                           {"terminalId": terminal_id, "lostAt": state.since})
                 self._broadcast_terminal(state)
 
     async def _await_hello(self, ws: ServerConnection, principal: Principal
@@ -411,51 +479,93 @@ class Hub:
                 return None
             return msg
 
-    def _terminal_message(self, conn: _TerminalConn, text: str | bytes) -> None:
+    async def _terminal_burst(self, conn: _TerminalConn, first: str | bytes) -> None:
+        """Handle ``first`` and every message already received behind it (group commit).
+
+        Events are collected and stored in one transaction; any
+        other message (or a refused one) first stores the events before it, so replies keep
+        the order of the messages they answer. Raises :class:`_StoreFailedError` after
+        replying ``internal`` when a batch could not be stored.
+        """
+        texts, closed = await _read_burst(conn.peer.ws, first)
+        pending: list[dict[str, Any]] = []
+        for text in texts:
+            try:
+                msg = self._parse(text, wire.TERMINAL_TO_HUB)
+                if msg["type"] == MessageType.EVENT:
+                    pending.append(self._terminal_event(conn, msg))
+                else:
+                    await self._store_terminal_events(conn, pending)
+                    self._terminal_message(conn, msg)
+            except WireError as exc:
+                await self._store_terminal_events(conn, pending)
+                self._reply_error(conn.peer, exc)
+        # Also when the connection closed behind them: what arrived is kept (the ack is lost).
+        await self._store_terminal_events(conn, pending)
+        if closed is not None:
+            raise closed
+
+    async def _store_terminal_events(self, conn: _TerminalConn,
+                                     pending: list[dict[str, Any]]) -> None:
+        """Store the collected events in one transaction, then send one cumulative ack."""
+        if not pending:
+            return
+        frames = pending[:]
+        pending.clear()
+        cursor = conn.cursor
+        writes = []
+        for frame in frames:
+            seq = frame["seq"]
+            if seq > cursor:
+                if seq > cursor + 1:
+                    # The terminal sends oldest first; a skipped seq is one it no longer holds.
+                    log.warning("terminal %s: seqs %d..%d never arrived (dropped by the terminal)",
+                                conn.terminal_id, cursor + 1, seq - 1)
+                writes.append(EventWrite(frame, conn.terminal_id, acked_seq=seq))
+                cursor = seq
+            else:
+                writes.append(EventWrite(frame, conn.terminal_id))
         try:
-            msg = self._parse(text, wire.TERMINAL_TO_HUB)
-            kind = msg["type"]
-            if kind == MessageType.EVENT:
-                self._terminal_event(conn, msg)
-            elif kind in (MessageType.ACTION_ACK, MessageType.ACTION_RESULT):
+            await self._store_and_publish(writes)
+        except Exception as exc:
+            log.exception("terminal %s: cannot store events %s..%s", conn.terminal_id,
+                          frames[0]["id"], frames[-1]["id"])
+            self._reply_error(conn.peer, WireError(
+                ErrorCode.INTERNAL, "events not stored; send them again", frames[0]["id"]))
+            # Events after these would be acknowledged past the gap: stop this connection.
+            raise _StoreFailedError(str(exc)) from exc
+        # Only now, with the transaction committed, may the ack cover these seqs.
+        conn.cursor = max(conn.cursor, cursor)
+        conn.peer.send(wire.ack(conn.cursor))
+
+    def _terminal_message(self, conn: _TerminalConn, msg: dict[str, Any]) -> None:
+        """A message other than ``event``; WireError becomes the error reply."""
+        kind = msg["type"]
+        try:
+            if kind in (MessageType.ACTION_ACK, MessageType.ACTION_RESULT):
                 self._terminal_action_reply(conn, msg)
             elif kind == MessageType.PING:
                 conn.peer.send(wire.pong(msg.get("id")))
             elif kind == MessageType.HELLO:
                 raise WireError(ErrorCode.BAD_MESSAGE, "hello was already received")
-        except WireError as exc:
-            self._reply_error(conn.peer, exc)
+        except WireError:
+            raise
         except Exception:
             log.exception("terminal %s: internal error", conn.terminal_id)
-            self._reply_error(conn.peer, WireError(ErrorCode.INTERNAL, "internal error"))
+            raise WireError(ErrorCode.INTERNAL, "internal error") from None
 
-    def _terminal_event(self, conn: _TerminalConn, msg: dict[str, Any]) -> None:
+    def _terminal_event(self, conn: _TerminalConn, msg: dict[str, Any]) -> dict[str, Any]:
+        """Check an ``event`` from this connection; the frame to store."""
         if msg["terminalId"] != conn.terminal_id:
             raise WireError(ErrorCode.FORBIDDEN,
                             f"may only publish as {conn.terminal_id}", msg["id"])
         if msg["id"] != f"{msg['terminalId']}-{msg['seq']}":
             raise WireError(ErrorCode.BAD_MESSAGE, "event ids must be terminalId-seq", msg["id"])
-        frame = wire.event(
+        return wire.event(
             event_id=msg["id"], seq=msg["seq"], channel=msg["channel"],
             terminal_id=msg["terminalId"], name=msg["event"], timestamp=msg["timestamp"],
             data=msg["data"],
         )
-        seq = msg["seq"]
-        try:
-            if seq > conn.cursor:
-                if seq > conn.cursor + 1:
-                    # The terminal sends oldest first; a skipped seq is one it no longer holds.
-                    log.warning("terminal %s: seqs %d..%d never arrived (dropped by the terminal)",
-                                conn.terminal_id, conn.cursor + 1, seq - 1)
-                self._store_and_publish(frame, source=conn.terminal_id, acked_seq=seq)
-                conn.cursor = seq
-            else:
-                self._store_and_publish(frame, source=conn.terminal_id)
-        except Exception as exc:
-            log.exception("terminal %s: cannot store event %s", conn.terminal_id, msg["id"])
-            raise WireError(ErrorCode.INTERNAL, "event not stored; send it again",
-                            msg["id"]) from exc
-        conn.peer.send(wire.ack(conn.cursor))
 
     def _terminal_action_reply(self, conn: _TerminalConn, msg: dict[str, Any]) -> None:
         if msg["terminalId"] != conn.terminal_id:

@@ -1,14 +1,21 @@
 """The hub's SQLite store: events (de-duplicated), acknowledged seqs, alert acks, actions.
 
-One connection, used from the event loop thread. WAL; ``synchronous`` FULL by default so an
-``ack`` means the event survives a power loss of the hub too.
+Two connections to one WAL database. Events are written in batches (group commit: one
+transaction, one fsync, for everything a terminal sent in a burst) by the *writer* connection
+on the store's own single thread, so a commit's fsync never stalls the event loop. Everything
+else (reads for snapshots, alert acknowledgements, actions: a few rows now and then) uses the
+*loop* connection on the event loop thread; WAL lets it read while a batch is being written.
+``synchronous`` is FULL by default so an ``ack`` means the event survives a power loss of the
+hub too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +61,22 @@ CREATE TABLE IF NOT EXISTS actions (
 
 HUB_SOURCE = "hub"
 
+#: How long a connection waits for the other one's write transaction (milliseconds).
+_BUSY_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class EventWrite:
+    """One event to store: the frame, whose seq space it is in, and the ack it allows.
+
+    ``acked_seq`` (terminal events received in order) is persisted in the same transaction
+    as the event, so the acknowledged position never runs ahead of the stored events.
+    """
+
+    frame: dict[str, Any]
+    source: str
+    acked_seq: int | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class StoredAction:
@@ -72,48 +95,81 @@ def _frame(row: sqlite3.Row) -> dict[str, Any]:
             "timestamp": row["timestamp"], "data": json.loads(row["data"])}
 
 
+def _connect(path: Path | str, synchronous: str, *, any_thread: bool) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=not any_thread)
+    db.row_factory = sqlite3.Row
+    db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+    return db
+
+
 class HubStore:
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+        self._db = _connect(path, synchronous, any_thread=False)
         self._db.executescript(_SCHEMA)
+        # Used only on the writer thread (created here, so it may cross threads once).
+        self._writer_db = _connect(path, synchronous, any_thread=True)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
 
     def close(self) -> None:
+        """Finish the writes already submitted, then close both connections."""
+        self._writer.shutdown(wait=True)
+        self._writer_db.close()
         self._db.close()
 
     # ---------------------------------------------------------------- events
 
-    def insert_event(self, frame: dict[str, Any], *, source: str, received_at: float,
-                     acked_seq: int | None = None) -> bool:
-        """Store one event frame; False if (source, seq) was already stored.
+    async def write_events(self, writes: Sequence[EventWrite], received_at: float
+                           ) -> list[bool]:
+        """:meth:`insert_events` on the writer thread; batches commit in submission order."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self.insert_events, writes,
+                                          received_at)
 
-        ``acked_seq`` (terminal events) is persisted in the same transaction, so the
-        acknowledged position never runs ahead of the stored events.
+    def insert_events(self, writes: Sequence[EventWrite], received_at: float) -> list[bool]:
+        """Store event frames in ONE transaction; per frame, False if (source, seq) was
+        already stored (a duplicate, also within the batch).
+
+        Runs on the writer connection: call it from the writer thread (:meth:`write_events`)
+        or while nothing else uses the store.
         """
-        db = self._db
+        db = self._writer_db
+        acked: dict[str, int] = {}
+        inserted: list[bool] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO events (source, seq, id, terminal_id, channel, event,"
-                " timestamp, data, received_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (source, frame["seq"], frame["id"], frame["terminalId"], frame["channel"],
-                 frame["event"], frame["timestamp"],
-                 json.dumps(frame["data"], ensure_ascii=False, separators=(",", ":")),
-                 received_at),
-            )
-            if acked_seq is not None:
+            for w in writes:
+                frame = w.frame
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO events (source, seq, id, terminal_id, channel, event,"
+                    " timestamp, data, received_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (w.source, frame["seq"], frame["id"], frame["terminalId"],
+                     frame["channel"], frame["event"], frame["timestamp"],
+                     json.dumps(frame["data"], ensure_ascii=False, separators=(",", ":")),
+                     received_at),
+                )
+                inserted.append(cur.rowcount == 1)
+                if w.acked_seq is not None:
+                    acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
+            for source, seq in acked.items():
                 db.execute(
                     "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
                     " (terminal_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
-                    (source, acked_seq),
+                    (source, seq),
                 )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return cur.rowcount == 1
+        return inserted
+
+    def insert_event(self, frame: dict[str, Any], *, source: str, received_at: float,
+                     acked_seq: int | None = None) -> bool:
+        """Store one event frame now (blocking, on the writer thread); False if (source, seq)
+        was already stored. For tools and tests; the hub uses :meth:`write_events`."""
+        writes = [EventWrite(frame, source, acked_seq)]
+        return self._writer.submit(self.insert_events, writes, received_at).result()[0]
 
     def acked_seq(self, terminal_id: str) -> int:
         row = self._db.execute(

@@ -1,0 +1,119 @@
+"""Group commit: a burst from a terminal is stored in few transactions and acked cumulatively.
+
+Functional checks only (no rates asserted): every event of a large burst is stored once,
+fanned out once and in order, each ``ack`` covers only events already committed, replies keep
+the order of the messages they answer, and a failed commit never lets an ack pass the gap.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hubkit import HubHarness, event_frame
+
+from agent import wire
+from hub.store import EventWrite
+
+BURST = 10_000
+
+
+async def test_a_burst_is_stored_once_fanned_out_in_order_and_acked_after_commit(
+    harness: HubHarness,
+) -> None:
+    hub = harness.hub
+    assert hub is not None
+    viewer, _ = await harness.client("tok-carol", subscribe={"channels": ["game"]})
+    term, _ = await harness.terminal("T1")
+    frames = [wire.encode(event_frame("T1", seq)) for seq in range(1, BURST + 1)]
+    for text in frames:  # pipelined, as an agent drains its backlog
+        await term.send_raw(text)
+    acks: list[int] = []
+    while not acks or acks[-1] < BURST:
+        msg = await term.recv(timeout=30)
+        assert msg["type"] == "ack", msg
+        # The ack promises the events are committed: the store already holds them all.
+        assert hub.store.acked_seq("T1") >= msg["upTo"]
+        acks.append(msg["upTo"])
+    assert acks == sorted(set(acks)), "cumulative acks only go up"
+    assert len(acks) < BURST, "a burst is committed in batches, not one event at a time"
+    stored = [e["seq"] for e in hub.store.events("T1") if e["event"] == "betPlaced"]
+    assert stored == list(range(1, BURST + 1))
+    seen: list[int] = []
+    while len(seen) < BURST:
+        msg = await viewer.recv(timeout=30)
+        if msg["type"] == "event":
+            seen.append(msg["seq"])
+    assert seen == list(range(1, BURST + 1))
+    assert hub.stats.events_stored >= BURST and hub.stats.duplicates == 0
+
+
+async def test_a_resent_burst_is_acked_but_not_stored_or_forwarded_again(
+    harness: HubHarness,
+) -> None:
+    hub = harness.hub
+    assert hub is not None
+    term, _ = await harness.terminal("T1")
+    for seq in range(1, 301):
+        await term.send(event_frame("T1", seq))
+    await term.recv_until(lambda m: m.get("upTo") == 300, timeout=10)
+    viewer, _ = await harness.client("tok-carol", subscribe={"channels": ["game"]})
+    for seq in range(1, 302):  # the whole backlog again, plus one new event
+        await term.send(event_frame("T1", seq))
+    await term.recv_until(lambda m: m.get("upTo") == 301, timeout=10)
+    forwarded = [m["seq"] for m in await viewer.sync() if m["type"] == "event"]
+    assert forwarded == [301]
+    assert hub.stats.duplicates == 300
+    assert len([e for e in hub.store.events("T1") if e["event"] == "betPlaced"]) == 301
+
+
+async def test_replies_keep_the_order_of_the_messages_in_a_burst(harness: HubHarness) -> None:
+    term, _ = await harness.terminal("T1")
+    for seq in range(1, 6):
+        await term.send(event_frame("T1", seq))
+    await term.send(wire.ping("mid"))
+    await term.send_raw("{broken")
+    for seq in range(6, 11):
+        await term.send(event_frame("T1", seq))
+    last, before = await term.recv_until(lambda m: m.get("upTo") == 10)
+    replies = [*before, last]
+    kinds = [m["type"] for m in replies]
+    pong = kinds.index("pong")
+    error = kinds.index("error")
+    assert pong < error and replies[pong]["id"] == "mid" and replies[error]["code"] == "bad_json"
+    # Events before the ping are acked before the pong; none after it is acked before it.
+    acks_before: list[int] = [m["upTo"] for m in replies[:pong] if m["type"] == "ack"]
+    acks_after: list[int] = [m["upTo"] for m in replies[error:] if m["type"] == "ack"]
+    assert acks_before and acks_before[-1] == 5 and max(acks_before) == 5
+    assert acks_after and min(acks_after) >= 6
+
+
+async def test_a_failed_commit_gets_internal_and_the_ack_never_passes_it(
+    harness: HubHarness, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = harness.hub
+    assert hub is not None
+    term, _ = await harness.terminal("T1")
+    await term.send(event_frame("T1", 1))
+    assert await term.recv() == {"type": "ack", "upTo": 1}
+    real = hub.store.write_events
+
+    async def failing(writes: list[EventWrite], received_at: float) -> list[bool]:
+        if any(w.source == "T1" and w.frame["seq"] == 2 for w in writes):
+            raise OSError("disk full")
+        return await real(writes, received_at)
+
+    monkeypatch.setattr(hub.store, "write_events", failing)
+    for seq in range(2, 6):
+        await term.send(event_frame("T1", seq))
+    assert await term.closed() == 1011  # internal error: resend from ackedSeq
+    received = [m for m in harness.traffic.frames if m["type"] in ("error", "ack")]
+    errors = [m for m in received if m["type"] == "error"]
+    assert [(e["code"], e["id"]) for e in errors] == [("internal", "T1-2")]
+    assert max(m["upTo"] for m in received if m["type"] == "ack") == 1
+    monkeypatch.setattr(hub.store, "write_events", real)
+    term2, welcome = await harness.terminal("T1", last_seq=5)
+    assert welcome["ackedSeq"] == 1
+    for seq in range(2, 6):
+        await term2.send(event_frame("T1", seq))
+    await term2.recv_until(lambda m: m.get("upTo") == 5)
+    stored = [e["seq"] for e in hub.store.events("T1") if e["event"] == "betPlaced"]
+    assert stored == [1, 2, 3, 4, 5]
