@@ -25,6 +25,30 @@ PROTOCOL_VERSION = 1
 #: Reserved terminal id of events the hub generates (``id = "hub-<n>"``).
 HUB_SOURCE = "hub"
 
+#: ``alerts``-channel events that report a problem: an operator must acknowledge each one
+#: (protocol.md §5, "Which alerts need an acknowledgement").
+ACKABLE_ALERTS = frozenset({
+    "doorOpened", "bypassAttempt", "tilt", "billAcceptorFault", "printerFault", "powerLost",
+    "memoryError", "meterRollback", "dataGap", "machineLinkDown", "deviceOffline",
+    "cashboxRemoved", "outboxFault",
+})
+
+#: ``alerts``-channel events that say a problem is over ("all clear"): shown, never counted
+#: as unacknowledged, and an ``ack`` of one is refused with ``not_found``.
+INFORMATIONAL_ALERTS = frozenset({
+    "doorClosed", "cashboxInstalled", "powerRestored", "machineLinkUp", "deviceOnline",
+})
+
+
+def needs_ack(channel: str, event: str) -> bool:
+    """True for an event an operator must acknowledge.
+
+    An ``alerts`` event whose name is not in :data:`INFORMATIONAL_ALERTS` needs one, also
+    a name this version does not know (a newer agent's problem report is not hidden).
+    """
+    return channel == Channel.ALERTS.value and event not in INFORMATIONAL_ALERTS
+
+
 DEFAULT_SIGNATURE_WINDOW = 300.0
 MAX_ID_LENGTH = 128
 MAX_LIST_ITEMS = 1000

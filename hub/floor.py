@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.wire import LinkState, format_timestamp
+from agent.wire import LinkState, format_timestamp, needs_ack
 from hub.store import HubStore
 
 _LINK_EVENTS = {"machineLinkUp": LinkState.UP, "machineLinkDown": LinkState.DOWN}
@@ -115,7 +115,7 @@ class Floor:
                 state.coin_in += _amount(frame)
             else:
                 state.coin_out += _amount(frame)
-        if frame["channel"] == "alerts":
+        if needs_ack(frame["channel"], name):
             state.unacked_alerts += 1
         return state
 

@@ -766,6 +766,10 @@ class Hub:
         frame = self.store.get_event(event_id)
         if frame is None or frame["channel"] != "alerts":
             raise WireError(ErrorCode.NOT_FOUND, f"no alert {event_id}", request_id)
+        if not wire.needs_ack(frame["channel"], frame["event"]):
+            raise WireError(ErrorCode.NOT_FOUND,
+                            f"{event_id} ({frame['event']}) needs no acknowledgement",
+                            request_id)
         previous = self.store.alert_ack(event_id)
         if previous is not None:
             raise WireError(ErrorCode.DUPLICATE,

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.wire import INFORMATIONAL_ALERTS
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     n INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -60,6 +62,10 @@ CREATE TABLE IF NOT EXISTS actions (
 """
 
 HUB_SOURCE = "hub"
+
+# Alerts an operator must acknowledge (agent.wire.needs_ack, in SQL).
+_NEEDS_ACK = ("e.channel = 'alerts' AND e.event NOT IN ("
+              + ",".join(f"'{name}'" for name in sorted(INFORMATIONAL_ALERTS)) + ")")
 
 #: How long a connection waits for the other one's write transaction (milliseconds).
 _BUSY_TIMEOUT_MS = 10_000
@@ -220,8 +226,9 @@ class HubStore:
 
     def unacked_alerts(self, limit: int, terminals: Iterable[str] | None
                        ) -> list[dict[str, Any]]:
+        """Alerts needing an acknowledgement that have none, newest first."""
         sql = ("SELECT e.* FROM events e LEFT JOIN alert_acks a ON a.event_id = e.id"
-               " WHERE e.channel = 'alerts' AND a.event_id IS NULL")
+               f" WHERE {_NEEDS_ACK} AND a.event_id IS NULL")
         args: list[Any] = []
         if terminals is not None:
             ids = list(terminals)
@@ -233,7 +240,7 @@ class HubStore:
     def count_unacked_alerts(self, terminal_id: str) -> int:
         row = self._db.execute(
             "SELECT count(*) FROM events e LEFT JOIN alert_acks a ON a.event_id = e.id"
-            " WHERE e.channel = 'alerts' AND a.event_id IS NULL AND e.terminal_id = ?",
+            f" WHERE {_NEEDS_ACK} AND a.event_id IS NULL AND e.terminal_id = ?",
             (terminal_id,),
         ).fetchone()
         return int(row[0])

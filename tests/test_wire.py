@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from referencing import Registry, Resource
 
 from agent import wire
+from agent.events import CATALOG
 from agent.wire import ActionAckStatus, ActionStatus, ErrorCode, Role, WireError
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
@@ -224,3 +225,13 @@ def test_parse_agrees_with_the_schemas(msg: dict[str, Any]) -> None:
     except WireError:
         return
     assert schema_ok(parsed), parsed
+
+
+def test_every_catalog_alert_is_either_ackable_or_all_clear() -> None:
+    alerts = {name for name, channel in CATALOG.items() if channel.value == "alerts"}
+    assert alerts == wire.ACKABLE_ALERTS | wire.INFORMATIONAL_ALERTS
+    assert not wire.ACKABLE_ALERTS & wire.INFORMATIONAL_ALERTS
+    assert all(wire.needs_ack("alerts", name) for name in wire.ACKABLE_ALERTS)
+    assert not any(wire.needs_ack("alerts", name) for name in wire.INFORMATIONAL_ALERTS)
+    assert not wire.needs_ack("cash", "handpayPending")
+    assert wire.needs_ack("alerts", "alarmFromANewerAgent")  # unknown: never hidden

@@ -19,6 +19,8 @@
   const ACTION_TTL_MS = 120000;       // expiresAt of the actions this page sends
   const ACTIONS_KEPT = 300;           // action records remembered for the status column
   const CHANNELS = ["game", "cash", "alerts", "system", "player"];
+  // "All clear" alerts need no acknowledgement (protocol.md §5; agent/wire.py INFORMATIONAL_ALERTS).
+  const INFORMATIONAL_ALERTS = new Set(["doorClosed", "cashboxInstalled", "powerRestored", "machineLinkUp", "deviceOnline"]);
 
   // ---- state ---------------------------------------------------------------------------
 
@@ -351,7 +353,7 @@
 
   function onEvent(frame, live) {
     if (!frame || typeof frame.id !== "string" || state.feedIds.has(frame.id)) return;
-    if (frame.channel === "alerts" && live) {
+    if (frame.channel === "alerts" && live && !INFORMATIONAL_ALERTS.has(frame.event)) {
       state.alerts.set(frame.id, frame);
       renderAlerts();
     }

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import time
 
 import pytest
-from hubkit import HubHarness, event_frame, wait_for
+from hubkit import ROOT, HubHarness, event_frame, wait_for
 from websockets.exceptions import InvalidStatus
 
 from agent import wire
@@ -135,15 +136,14 @@ async def test_snapshot_and_terminal_state(harness: HubHarness) -> None:
     assert latest["online"] is True and latest["link"] == "down" and latest["locked"] is True
     assert latest["coinInToday"] == 350 and latest["coinOutToday"] == 500
     assert latest["lastEvent"]["id"] == "T1-7"
-    assert latest["unackedAlerts"] == 3  # deviceOnline, machineLinkUp, machineLinkDown
+    assert latest["unackedAlerts"] == 1  # machineLinkDown (deviceOnline, machineLinkUp: all clear)
     await viewer.send(wire.get_state("g1"))
     snap = await viewer.recv_type("snapshot")
     assert snap["id"] == "g1"
     t1 = next(t for t in snap["terminals"] if t["terminalId"] == "T1")
     assert t1 == latest
     assert [e["id"] for e in snap["recent"][:3]] == ["T1-7", "T1-6", "T1-5"]
-    assert {e["event"] for e in snap["alerts"]} == {"deviceOnline", "machineLinkUp",
-                                                    "machineLinkDown"}
+    assert [e["event"] for e in snap["alerts"]] == ["machineLinkDown"]
     series = snap["coinInPerMinute"]
     assert series[-1]["minute"] == wire.format_timestamp(int(now // 60) * 60)
     assert sum(p["amount"] for p in series) == 350
@@ -156,7 +156,7 @@ async def test_snapshot_and_terminal_state(harness: HubHarness) -> None:
     _, snap2 = await harness.client("tok-carol")
     t1_again = next(t for t in snap2["terminals"] if t["terminalId"] == "T1")
     assert t1_again["coinInToday"] == 350 and t1_again["locked"] is True
-    assert t1_again["link"] == "down" and t1_again["unackedAlerts"] == 4  # + deviceOffline
+    assert t1_again["link"] == "down" and t1_again["unackedAlerts"] == 2  # + deviceOffline
 
 
 async def test_alert_ack_is_stored_and_broadcast(harness: HubHarness) -> None:
@@ -178,7 +178,7 @@ async def test_alert_ack_is_stored_and_broadcast(harness: HubHarness) -> None:
         assert msg["eventId"] == "T1-1" and msg["by"] == "alice"
         assert msg["terminalId"] == "T1"
     state = await bob.recv_type("terminal")
-    assert state["terminal"]["unackedAlerts"] == 1  # deviceOnline is still open
+    assert state["terminal"]["unackedAlerts"] == 0  # deviceOnline needs no acknowledgement
 
     await bob.send(wire.ack_alert("T1-1", "r2"))
     err = await bob.recv_type("error")
@@ -271,3 +271,45 @@ async def test_a_burst_larger_than_the_queues_drops_nobody(harness: HubHarness) 
         await reader
     assert received == list(range(1, 201))
     assert hub.stats.slow_consumers_dropped == 0
+
+
+async def test_all_clear_alerts_need_no_acknowledgement(harness: HubHarness) -> None:
+    alice, _ = await harness.client("tok-alice")
+    term, _ = await harness.terminal("T1")
+    names = ["doorOpened", "doorClosed", "powerLost", "powerRestored", "cashboxRemoved",
+             "cashboxInstalled", "machineLinkDown", "machineLinkUp", "futureAlarm"]
+    for seq, name in enumerate(names, start=1):
+        await term.send(wire.event(event_id=f"T1-{seq}", seq=seq, channel="alerts",
+                                   terminal_id="T1", name=name,
+                                   timestamp=wire.format_timestamp(time.time()), data={}))
+    await term.recv_until(lambda m: m.get("upTo") == len(names))
+    await alice.send(wire.get_state("g"))
+    snap = await alice.recv_type("snapshot")
+    open_alerts = {e["event"] for e in snap["alerts"]}
+    # Problems (and an alert this hub does not know) are open; "all clear" ones are not.
+    assert open_alerts == {"doorOpened", "powerLost", "cashboxRemoved", "machineLinkDown",
+                           "futureAlarm"}
+    t1 = next(t for t in snap["terminals"] if t["terminalId"] == "T1")
+    assert t1["unackedAlerts"] == 5
+    assert harness.hub is not None
+    online = next(e for e in harness.hub.store.events("T1") if e["event"] == "deviceOnline")
+    for event_id in ("T1-2", online["id"]):  # doorClosed, the hub's deviceOnline
+        await alice.send(wire.ack_alert(event_id, "r-clear"))
+        err = await alice.recv_type("error")
+        assert (err["code"], err["id"]) == ("not_found", "r-clear")
+        assert "needs no acknowledgement" in err["message"]
+    await alice.send(wire.ack_alert("T1-1", "r-door"))
+    state = await alice.recv_type("terminal")
+    assert state["terminal"]["unackedAlerts"] == 4
+    # The count rebuilt from the database after a restart is the same.
+    await harness.restart()
+    _, snap2 = await harness.client("tok-carol")
+    t1_again = next(t for t in snap2["terminals"] if t["terminalId"] == "T1")
+    assert t1_again["unackedAlerts"] == 4  # a hub stopping emits no deviceOffline
+
+
+def test_the_dashboard_knows_the_same_all_clear_alerts() -> None:
+    app_js = (ROOT / "hub" / "static" / "app.js").read_text(encoding="utf-8")
+    match = re.search(r"const INFORMATIONAL_ALERTS = new Set\(\[([^\]]*)\]\)", app_js)
+    assert match is not None
+    assert set(re.findall(r'"([A-Za-z]+)"', match.group(1))) == wire.INFORMATIONAL_ALERTS
