@@ -355,6 +355,7 @@ def _check_action(c: _Checker) -> None:
 def _check_action_ack(c: _Checker) -> None:
     c.string("id", max_len=MAX_ID_LENGTH)
     c.string("terminalId", pattern=_TERMINAL_ID_RE)
+    c.string("action", required=False, pattern=_ACTION_NAME_RE)
     c.one_of("status", {s.value for s in ActionAckStatus})
     c.string("error", required=False, max_len=4096)
 
@@ -362,6 +363,7 @@ def _check_action_ack(c: _Checker) -> None:
 def _check_action_result(c: _Checker) -> None:
     c.string("id", max_len=MAX_ID_LENGTH)
     c.string("terminalId", pattern=_TERMINAL_ID_RE)
+    c.string("action", required=False, pattern=_ACTION_NAME_RE)
     c.one_of("status", {s.value for s in ActionStatus})
     c.string("error", required=False, max_len=4096)
     c.obj("result", required=False)
@@ -571,19 +573,22 @@ def action(
 
 
 def action_ack(action_id: str, terminal_id: str, status: ActionAckStatus,
-               error: str | None = None) -> dict[str, Any]:
+               error: str | None = None, *, action: str | None = None) -> dict[str, Any]:
+    """``action`` (the action's name) is optional; the hub adds it for its clients."""
     msg = {"type": MessageType.ACTION_ACK.value, "id": action_id, "terminalId": terminal_id,
            "status": status.value}
-    return _with_optional(msg, error=error)
+    return _with_optional(msg, action=action, error=error)
 
 
 def action_result(
     action_id: str, terminal_id: str, status: ActionStatus, *, error: str | None = None,
-    result: Mapping[str, Any] | None = None,
+    result: Mapping[str, Any] | None = None, action: str | None = None,
 ) -> dict[str, Any]:
+    """``action`` (the action's name) is optional; the hub adds it for its clients."""
     msg = {"type": MessageType.ACTION_RESULT.value, "id": action_id, "terminalId": terminal_id,
            "status": status.value}
-    return _with_optional(msg, error=error, result=None if result is None else dict(result))
+    return _with_optional(msg, action=action, error=error,
+                          result=None if result is None else dict(result))
 
 
 def auth(token: str) -> dict[str, Any]:

@@ -582,11 +582,12 @@ class Hub:
                                 "a terminal acks with accepted or rejected", msg["id"])
             self.store.set_action_status(stored.id, msg["status"])
             relay = wire.action_ack(stored.id, stored.terminal_id,
-                                    ActionAckStatus(msg["status"]), msg.get("error"))
+                                    ActionAckStatus(msg["status"]), msg.get("error"),
+                                    action=stored.name)
         else:
             relay = wire.action_result(
                 stored.id, stored.terminal_id, ActionStatus(msg["status"]),
-                error=msg.get("error"), result=msg.get("result"),
+                error=msg.get("error"), result=msg.get("result"), action=stored.name,
             )
             self.store.set_action_status(stored.id, msg["status"], relay)
             self._cancel_expiry(stored.id)
@@ -604,7 +605,7 @@ class Hub:
             self.store.set_action_status(stored.id, ActionAckStatus.SENT)
             conn.peer.send(stored.message)
             self._to_operators(wire.action_ack(stored.id, stored.terminal_id,
-                                               ActionAckStatus.SENT))
+                                               ActionAckStatus.SENT, action=stored.name))
 
     def _schedule_expiry(self, action_id: str, deadline: float | None) -> None:
         if deadline is None:
@@ -624,7 +625,8 @@ class Hub:
         if stored is None or stored.status != ActionAckStatus.QUEUED:
             return
         result = wire.action_result(action_id, stored.terminal_id, ActionStatus.EXPIRED,
-                                    error="expired before the terminal came back")
+                                    error="expired before the terminal came back",
+                                    action=stored.name)
         self.store.set_action_status(action_id, ActionStatus.EXPIRED, result)
         log.info("action %s for %s expired in the queue", action_id, stored.terminal_id)
         self._to_operators(result)
@@ -666,7 +668,7 @@ class Hub:
             conn.peer.send(out)
         else:
             self._schedule_expiry(action_id, deadline)
-        ack = wire.action_ack(action_id, terminal_id, status)
+        ack = wire.action_ack(action_id, terminal_id, status, action=msg["action"])
         self._to_operators(ack)
 
     # ------------------------------------------------------------------ clients

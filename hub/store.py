@@ -94,6 +94,11 @@ class StoredAction:
     deadline: float | None
     result: dict[str, Any] | None
 
+    @property
+    def name(self) -> str:
+        """The action's name (``lock``, ...), as forwarded to the terminal."""
+        return str(self.message["action"])
+
 
 def _frame(row: sqlite3.Row) -> dict[str, Any]:
     return {"type": "event", "id": row["id"], "seq": row["seq"], "channel": row["channel"],

@@ -55,6 +55,8 @@ EXAMPLES: list[dict[str, Any]] = [
     wire.sign_action(b"k", wire.action("a2", "T-0042", "unlock", {"n": 2}, issued_at=TS)),
     wire.action_ack("a1", "T-0042", ActionAckStatus.QUEUED),
     wire.action_ack("a1", "T-0042", ActionAckStatus.REJECTED, "unknown action"),
+    wire.action_ack("a1", "T-0042", ActionAckStatus.SENT, action="lock"),
+    wire.action_result("a1", "T-0042", ActionStatus.FAILED, error="jammed", action="unlock"),
     wire.action_result("a1", "T-0042", ActionStatus.SUCCEEDED, result={"locked": True}),
     wire.action_result("a1", "T-0042", ActionStatus.EXPIRED, error="too late"),
     wire.auth("secret"),
@@ -108,6 +110,10 @@ def test_builders_round_trip_and_match_the_schemas(msg: dict[str, Any]) -> None:
         ('{"type": "action", "id": "a", "terminalId": "T", "action": "lock",'
          ' "expiresAt": "2026-13-45T99:00:00Z"}', ErrorCode.BAD_MESSAGE),
         ('{"type": "error", "code": "teapot", "message": "x"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "actionAck", "id": "a", "terminalId": "T", "status": "sent",'
+         ' "action": "lock me"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "actionResult", "id": "a", "terminalId": "T", "status": "failed",'
+         ' "action": null}', ErrorCode.BAD_MESSAGE),
     ],
 )
 def test_bad_messages_raise_wire_error_with_the_code(text: str, code: ErrorCode) -> None:

@@ -20,7 +20,8 @@ async def test_action_to_a_connected_terminal_and_its_result(harness: HubHarness
     term, _ = await harness.terminal("T1")
     await alice.send(wire.action("a1", "T1", "lock", {"reason": "audit"}, expires_at=_in(60)))
     ack = await alice.recv_type("actionAck")
-    assert ack == {"type": "actionAck", "id": "a1", "terminalId": "T1", "status": "sent"}
+    assert ack == {"type": "actionAck", "id": "a1", "terminalId": "T1", "action": "lock",
+                   "status": "sent"}
     assert (await bob.recv_type("actionAck"))["status"] == "sent"
     forwarded = await term.recv_type("action")
     assert forwarded["id"] == "a1" and forwarded["action"] == "lock"
@@ -31,10 +32,12 @@ async def test_action_to_a_connected_terminal_and_its_result(harness: HubHarness
     await term.send(wire.action_result("a1", "T1", wire.ActionStatus.SUCCEEDED,
                                        result={"locked": True}))
     for peer in (alice, bob):
-        assert (await peer.recv_type("actionAck"))["status"] == "accepted"
+        relayed = await peer.recv_type("actionAck")
+        assert (relayed["status"], relayed["action"]) == ("accepted", "lock")
         result = await peer.recv_type("actionResult")
+        # The terminal did not name the action; the hub does, for its clients.
         assert result == {"type": "actionResult", "id": "a1", "terminalId": "T1",
-                          "status": "succeeded", "result": {"locked": True}}
+                          "action": "lock", "status": "succeeded", "result": {"locked": True}}
     assert harness.hub is not None
     stored = harness.hub.store.get_action("a1")
     assert stored is not None and stored.status == "succeeded" and stored.sender == "alice"
@@ -75,15 +78,18 @@ async def test_queued_action_is_delivered_when_the_terminal_connects(
 ) -> None:
     alice, _ = await harness.client("tok-alice")
     await alice.send(wire.action("q1", "T3", "unlock", expires_at=_in(60)))
-    assert (await alice.recv_type("actionAck"))["status"] == "queued"
+    queued = await alice.recv_type("actionAck")
+    assert (queued["status"], queued["action"]) == ("queued", "unlock")
     term, _ = await harness.terminal("T3")
     forwarded = await term.recv_type("action")
     assert forwarded["id"] == "q1" and forwarded["action"] == "unlock"
-    assert (await alice.recv_type("actionAck"))["status"] == "sent"
+    sent = await alice.recv_type("actionAck")
+    assert (sent["status"], sent["action"]) == ("sent", "unlock")
     await term.send(wire.action_result("q1", "T3", wire.ActionStatus.FAILED,
                                        error="machine not responding"))
     result = await alice.recv_type("actionResult")
     assert result["status"] == "failed" and result["error"] == "machine not responding"
+    assert result["action"] == "unlock"
 
 
 async def test_queued_action_expires_with_a_result_to_the_operator(
@@ -93,7 +99,7 @@ async def test_queued_action_expires_with_a_result_to_the_operator(
     await alice.send(wire.action("x1", "T3", "lock", expires_at=_in(0.3)))
     assert (await alice.recv_type("actionAck"))["status"] == "queued"
     result = await alice.recv_type("actionResult", timeout=5)
-    assert result["id"] == "x1" and result["status"] == "expired"
+    assert result["id"] == "x1" and result["status"] == "expired" and result["action"] == "lock"
     assert harness.hub is not None
     stored = harness.hub.store.get_action("x1")
     assert stored is not None and stored.status == "expired"
