@@ -1,0 +1,132 @@
+"""An in-process agent on a memory line with fault injection: emulator (served on its thread)
+<-> ``drivers.memory`` pair <-> line owner -> pipeline -> outbox. Play is driven by the test,
+one autoplay decision per poll cycle; waits are bounded polls of a condition."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.config import MachineConfig, PollConfig
+from agent.events import StoredEvent
+from agent.interpreter import Interpreter
+from agent.line import LineOwner
+from agent.meters import meter_name
+from agent.outbox import Outbox
+from agent.pipeline import Pipeline
+from drivers.memory import Faults, pair
+from emulator.autoplay import AutoPlayer, AutoplaySettings
+from emulator.model import Machine
+from emulator.model import MachineConfig as EmulatedConfig
+from emulator.server import Emulator
+
+from .reliability_kit import wait_until
+from .system_rig import MONEY
+
+TERMINAL = "T-REL"
+POLL = PollConfig(interval_ms=10, reply_timeout_ms=60, link_down_after=3,
+                  snapshot_interval_s=3600.0, clock_check=False)
+#: One player decision per this many poll cycles.
+PLAY_EVERY = 8
+#: No doors and no tilts: any door or tilt event would be a phantom.
+QUIET_PLAY = AutoplaySettings(games_per_minute=60_000, jackpot_probability=0.01,
+                              cashout_probability=0.03, door_probability=0.0,
+                              tilt_probability=0.0, attendant_delay=0.0)
+
+
+class AgentRig:
+    def __init__(self, tmp_path: Path, *, seed: int = 1, outbox: Outbox | None = None) -> None:
+        self.faults = Faults(seed=seed)
+        self.machine = Machine(EmulatedConfig(denomination_cents=5), now=time.monotonic(),
+                               seed=seed)
+        host, device = pair(faults=self.faults)
+        self.emulator = Emulator(self.machine, device, address=1)
+        self.emulator.start()
+        self.outbox = outbox or Outbox.open(tmp_path / "outbox.db", terminal_id=TERMINAL)
+        self.pipeline = Pipeline(self.outbox, Interpreter(TERMINAL, backlog_window=0.0))
+        self.line = LineOwner(host, [MachineConfig(1)], POLL, self.pipeline.put)
+        self.pipeline.set_reads_sink(self.line.request_reads)
+        self.pipeline.start()
+        self.line.start()
+        self.player = AutoPlayer(self.machine, random.Random(seed), QUIET_PLAY)
+        self._cycles = 0
+
+    def close(self) -> None:
+        self.line.stop()
+        self.pipeline.stop()
+        self.emulator.stop()
+        self.outbox.close()
+
+    # ------------------------------------------------------------------ driving
+
+    def cycle(self, play: bool = False) -> None:
+        """Wait for the line owner's next cycle; with ``play``, every PLAY_EVERY-th cycle
+        starts with one autoplay decision (a sane pace: the exception queue never overflows,
+        so every ticket's 3D is seen and its LP 4D read)."""
+        self._cycles += 1
+        if play and self._cycles % PLAY_EVERY == 0:
+            with self.emulator.lock:
+                self.player.tick(time.monotonic())
+        start = self.line.cycles
+        wait_until(lambda: self.line.cycles > start or not self.line.running, 10,
+                   "a poll cycle")
+
+    def cycles(self, n: int, play: bool = False) -> None:
+        for _ in range(n):
+            self.cycle(play)
+
+    def act(self, fn: Callable[[Machine, float], Any]) -> Any:
+        with self.emulator.lock:
+            return fn(self.machine, time.monotonic())
+
+    # ------------------------------------------------------------------ the outbox
+
+    def events(self, name: str | None = None) -> list[StoredEvent]:
+        stored = self.outbox.pending(0, 10_000_000)
+        return [e for e in stored if name is None or e.event.name == name]
+
+    def names(self) -> list[str]:
+        return [e.event.name for e in self.events()]
+
+    def wait_event(self, name: str, count: int = 1, timeout: float = 20.0,
+                   play: bool = False) -> None:
+        """Cycle until the outbox holds ``count`` events called ``name``."""
+        deadline = time.monotonic() + timeout
+        while len(self.events(name)) < count:
+            assert time.monotonic() < deadline, f"{count} x {name}; have {self.names()[-20:]}"
+            self.cycle(play)
+
+    def wait_new(self, name: str, timeout: float = 20.0) -> None:
+        """Cycle until one more ``name`` event than now is stored."""
+        self.wait_event(name, len(self.events(name)) + 1, timeout)
+
+    def money(self) -> dict[str, int]:
+        out = dict.fromkeys((name for name, _, _ in MONEY), 0)
+        for e in self.events():
+            if e.event.name in out:
+                out[e.event.name] += int(e.event.data["amount"])
+        return out
+
+    def expected_money(self) -> dict[str, int]:
+        """Meter deltas in cents from the agent's first baseline to the machine's meters now."""
+        first = next(e for e in self.events("meterSnapshot") if e.event.data.get("first"))
+        baseline = first.event.data["meters"]
+        with self.emulator.lock:
+            meters = self.machine.meters()
+            denomination = self.machine.denomination_cents
+        out = {}
+        for name, codes, credits in MONEY:
+            delta = sum(int(meters[c]) - int(baseline[meter_name(c)]) for c in codes)
+            out[name] = delta * denomination if credits else delta
+        return out
+
+    def settle_money(self, timeout: float = 30.0) -> None:
+        """Cycle (no play) until the outbox's money equals the machine's meter deltas."""
+        deadline = time.monotonic() + timeout
+        while self.money() != self.expected_money():
+            assert time.monotonic() < deadline, (
+                f"outbox money {self.money()} != machine deltas {self.expected_money()}")
+            self.cycle()

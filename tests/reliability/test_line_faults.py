@@ -1,0 +1,106 @@
+"""Line faults: a machine that stops answering, a power cycle, and a stretch of corrupted bytes.
+
+What must hold: one ``machineLinkDown`` and one ``machineLinkUp`` per outage, nothing else
+invented while the line is dead, no phantom events from bad bytes, and the money invariant
+(the outbox's money events equal the machine's meter deltas) at the end.
+
+Durations are counted in poll cycles (the line owner's own clock), not in wall-clock sleeps:
+the CI variant holds a fault for tens of cycles, the long one (SLOT_AGENT_LONG=1) for 40 s of
+cycles at the configured cadence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .agent_rig import POLL, AgentRig
+from .reliability_kit import LONG, long_or_short
+
+#: Cycles the machine stays silent: 40 s at the rig's cadence in a long run.
+SILENT_CYCLES = long_or_short(int(40_000 / POLL.interval_ms), 40)
+CORRUPT_CYCLES = long_or_short(20_000, 250)
+
+pytestmark = pytest.mark.timeout(1200 if LONG else 120)
+
+LINK = {"machineLinkDown", "machineLinkUp"}
+PHANTOMS = {"doorOpened", "doorClosed", "tilt", "billAcceptorFault", "printerFault",
+            "memoryError", "meterRollback", "metersReset", "bypassAttempt", "cashboxRemoved",
+            "cashboxInstalled", "progressiveHit", "optionsChanged", "operatorMenu"}
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[AgentRig]:
+    r = AgentRig(tmp_path, seed=5)
+    try:
+        r.wait_event("meterSnapshot")
+        yield r
+    finally:
+        r.close()
+
+
+def after(rig: AgentRig, seq: int) -> list[str]:
+    return [e.event.name for e in rig.events() if e.seq > seq]
+
+
+def test_silent_machine_link_down_then_up_and_nothing_invented(rig: AgentRig) -> None:
+    rig.cycles(60, play=True)
+    mark = rig.outbox.last_seq
+    rig.act(lambda m, now: rig.emulator.silence(now, 10_000.0))
+    rig.wait_new("machineLinkDown")
+    down_seq = rig.events("machineLinkDown")[-1].seq
+    rig.cycles(SILENT_CYCLES)  # the machine stays dead for a while
+    assert after(rig, down_seq) == [], "events invented while the line was dead"
+    rig.act(lambda m, now: rig.emulator.silence(now, 0.0))
+    rig.wait_new("machineLinkUp")
+    names = after(rig, mark)
+    assert names.count("machineLinkDown") == 1 and names.count("machineLinkUp") == 1
+    rig.cycles(100, play=True)
+    rig.settle_money()
+    assert not PHANTOMS & set(rig.names())
+
+
+def test_power_cycle_reports_link_and_power_and_keeps_the_money(rig: AgentRig) -> None:
+    rig.cycles(60, play=True)
+    mark = rig.outbox.last_seq
+    rig.act(lambda m, now: m.power_off(now))
+    rig.wait_new("machineLinkDown")
+    rig.cycles(long_or_short(400, 20))
+    rig.act(lambda m, now: m.power_on(now))
+    rig.wait_new("machineLinkUp")
+    rig.wait_new("powerRestored")
+    names = after(rig, mark)
+    assert names.count("machineLinkDown") == 1 and names.count("machineLinkUp") == 1
+    rig.cycles(100, play=True)
+    rig.settle_money()
+    assert not PHANTOMS & set(rig.names())
+
+
+def corrupt_stretch(rig: AgentRig) -> None:
+    rig.cycles(30, play=True)
+    with rig.faults.during(corrupt=0.01):
+        rig.cycles(CORRUPT_CYCLES, play=True)
+    assert rig.faults.corrupted > 0
+    rig.cycles(60, play=True)
+    rig.settle_money()
+    bad = rig.line.status()["machines"]["1"]["badFrames"]
+    assert sum(bad.values()) > 0, "the corruption never reached the agent"
+
+
+def test_corrupted_bytes_cost_retries_not_money(rig: AgentRig) -> None:
+    """Meter replies carry a CRC: a corrupted one is retried, never counted."""
+    corrupt_stretch(rig)
+    assert rig.money()["betPlaced"] > 0
+
+
+@pytest.mark.xfail(strict=False, reason="known limitation: the reply to a general poll is one "
+                   "exception byte without a CRC (SAS §3.2), so a bit flip can turn 00 into a "
+                   "tilt (20) or a door code; the host does not confirm exceptions by a second "
+                   "read (docs/reliability.md)")
+def test_corrupted_exception_bytes_make_no_phantom_alerts(rig: AgentRig) -> None:
+    corrupt_stretch(rig)
+    phantoms = [(e.event.name, dict(e.event.data)) for e in rig.events()
+                if e.event.name in PHANTOMS]
+    assert phantoms == []
