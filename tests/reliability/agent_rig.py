@@ -53,6 +53,7 @@ class AgentRig:
         self.line.start()
         self.player = AutoPlayer(self.machine, random.Random(seed), QUIET_PLAY)
         self._cycles = 0
+        self._baseline: dict[str, Any] | None = None
 
     def close(self) -> None:
         self.line.stop()
@@ -91,6 +92,11 @@ class AgentRig:
     def names(self) -> list[str]:
         return [e.event.name for e in self.events()]
 
+    def wait_ready(self) -> None:
+        """Discovery done: the first meter snapshot (the money baseline) is stored."""
+        self.wait_event("meterSnapshot")
+        self.expected_money()
+
     def wait_event(self, name: str, count: int = 1, timeout: float = 20.0,
                    play: bool = False) -> None:
         """Cycle until the outbox holds ``count`` events called ``name``."""
@@ -112,8 +118,10 @@ class AgentRig:
 
     def expected_money(self) -> dict[str, int]:
         """Meter deltas in cents from the agent's first baseline to the machine's meters now."""
-        first = next(e for e in self.events("meterSnapshot") if e.event.data.get("first"))
-        baseline = first.event.data["meters"]
+        if self._baseline is None:  # kept: the outbox may later drop the snapshot (cap)
+            first = next(e for e in self.events("meterSnapshot") if e.event.data.get("first"))
+            self._baseline = dict(first.event.data["meters"])
+        baseline = self._baseline
         with self.emulator.lock:
             meters = self.machine.meters()
             denomination = self.machine.denomination_cents

@@ -35,7 +35,7 @@ PHANTOMS = {"doorOpened", "doorClosed", "tilt", "billAcceptorFault", "printerFau
 def rig(tmp_path: Path) -> Iterator[AgentRig]:
     r = AgentRig(tmp_path, seed=5)
     try:
-        r.wait_event("meterSnapshot")
+        r.wait_ready()
         yield r
     finally:
         r.close()
