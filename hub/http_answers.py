@@ -29,6 +29,14 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
 }
 
+#: The dashboard loads only its own files and talks only to its own hub: no inline script or
+#: style, no framing (clickjacking of the operator's Lock button), no third-party anything.
+#: ``connect-src 'self'`` covers the page's ws:// / wss:// connection to the same host (CSP3).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self'; frame-ancestors 'none'"
+)
+
 # One or more plain path segments; no "..", no leading dot, no backslash or percent escapes.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 
@@ -41,7 +49,9 @@ def response(status: int, body: bytes, content_type: str) -> Response:
         ("Content-Length", str(len(body))),
         ("Content-Type", content_type),
         ("Cache-Control", "no-cache"),
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
         ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
     ])
     return Response(status_obj.value, status_obj.phrase, headers, body)
 

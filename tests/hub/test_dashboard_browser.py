@@ -118,11 +118,16 @@ async def page(tmp_path: Path) -> AsyncIterator[Any]:
             tab = await context.new_page()
             errors: list[str] = []
             tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            # The hub serves a Content-Security-Policy: whatever it blocks is reported here.
+            blocked: list[str] = []
+            tab.on("console", lambda msg: blocked.append(msg.text)
+                   if "Content Security Policy" in msg.text else None)
             yield tab
             shot = os.environ.get("DASHBOARD_SCREENSHOT")
             if shot:
                 await tab.screenshot(path=shot, full_page=True)
             assert errors == [], f"JavaScript errors on the page: {errors}"
+            assert blocked == [], f"blocked by the Content-Security-Policy: {blocked}"
         finally:
             await browser.close()
 
@@ -331,3 +336,20 @@ async def test_page_reconnects_when_the_hub_comes_back(
     # The fresh snapshot shows what happened while the page was away.
     await expect(field(page, TERMINAL, "online")).to_have_text("offline", timeout=WAIT_MS)
     await expect(row(page, TERMINAL).locator('button[data-action="lock"]')).to_be_enabled()
+
+
+async def test_the_page_works_under_its_content_security_policy(
+    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any,
+) -> None:
+    """Script, style, icon and the WebSocket are all allowed by the policy the hub sends."""
+    response = await page.goto(hub.url)
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    await expect(page.locator("#login-panel")).to_be_visible(timeout=WAIT_MS)
+    # The stylesheet applied (style-src 'self'): the login panel is laid out by style.css.
+    assert await page.evaluate("document.styleSheets.length") >= 1
+    await sign_in(page, hub, TOKENS["operator"])  # app.js ran and its WebSocket connected
+    await subscribed_to(page, ALL_CHANNELS)
+    bet = await terminal.publish("betPlaced", {"amount": 100, "credits": 100,
+                                               "denomination": 1})
+    await expect(page.locator(f'#feed-body tr[data-event-id="{bet["id"]}"]')).to_have_count(
+        1, timeout=WAIT_MS)

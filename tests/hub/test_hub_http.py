@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from hubkit import HubHarness
+
+from hub.http_answers import STATIC_DIR
 
 
 async def _get(harness: HubHarness, raw_path: str) -> tuple[int, dict[str, str], bytes]:
@@ -43,6 +46,34 @@ async def test_dashboard_files_with_content_types(harness: HubHarness) -> None:
                         ("/static/index.html", "text/html; charset=utf-8")):
         status, headers, _ = await _get(harness, path)
         assert (status, headers["content-type"]) == (200, ctype), path
+
+
+@pytest.mark.usefixtures("static_files")
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css", "/nope"])
+async def test_security_headers_on_every_answer(harness: HubHarness, path: str) -> None:
+    _, headers, _ = await _get(harness, path)
+    policy = {d.split()[0]: d.split()[1:] for d in
+              (part.strip() for part in headers["content-security-policy"].split(";"))}
+    assert policy == {
+        "default-src": ["'self'"], "connect-src": ["'self'"], "img-src": ["'self'", "data:"],
+        "style-src": ["'self'"], "script-src": ["'self'"], "frame-ancestors": ["'none'"],
+    }
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+
+
+def test_the_dashboard_page_needs_no_inline_script_or_style() -> None:
+    """What the policy forbids must not be on the page (it would silently not run)."""
+    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="/static/app.js" defer>']
+    assert "<style" not in html
+    assert not re.search(r"\sstyle\s*=", html)
+    assert not re.search(r"\son[a-z]+\s*=", html)  # inline event handlers
+    assert not re.search(r"(href|src)\s*=\s*\"(https?:)?//", html)  # nothing third-party
+    app = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+    for construct in ("eval(", "new Function(", "innerHTML", 'setAttribute("style"',
+                      "setAttribute('style'"):
+        assert construct not in app, construct
 
 
 @pytest.mark.usefixtures("static_files")
