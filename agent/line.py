@@ -138,6 +138,7 @@ class _Machine:
         self.bad_frames: Counter[str] = Counter()
         self.frames: deque[FrameRecord] = deque(maxlen=frames)
         self.failed_sends_before_up = 0
+        self.answered = False  # the last poll got a reply (set by the line thread)
         self.last_bad_log = float("-inf")
         self.unlogged_bad = 0
 
@@ -387,7 +388,11 @@ class LineOwner:
 
     def _cycle(self) -> None:
         for m in self._machines.values():
+            m.answered = False
             self._run_poll(m, GeneralPoll())
+            with self._lock:
+                self._emit_all(m.schedule.general_poll_done(m.answered and m.link_up,
+                                                            self._clock()))
             if self._stop.is_set():
                 return
             with self._lock:
@@ -491,6 +496,7 @@ class LineOwner:
 
     def _poll_result(self, m: _Machine, result: PollResult, latency: float | None) -> None:
         m.polls[result.value] += 1
+        m.answered = result is PollResult.OK
         if self._metrics is not None:
             self._metrics.record_poll(m.address, result, latency)
 

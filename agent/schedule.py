@@ -467,6 +467,7 @@ class MachineSchedule(Generic[T]):
         self._active_command: tuple[CommandJob, T] | None = None
         self._active: Job | None = None
         self._outstanding: tuple[Job, Request] | None = None
+        self._suspect: tuple[Job, Request] | None = None  # NotSupported, not yet confirmed
         self._next_snapshot: float | None = None
 
     # -- inputs ------------------------------------------------------------------------
@@ -476,7 +477,11 @@ class MachineSchedule(Generic[T]):
         self.link_up = True
         self._routine.clear()
         self._active = None
+        self._outstanding = self._suspect = None
         self._routine.append(IdentifyJob(self.address, rte=self.rte, poll=self.config))
+        # LP 4D (current) again: a ticket whose 4D reply died with a crashed agent is read
+        # once more (the interpreter drops a validation number it already reported)
+        self._routine.append(SingleReadJob(self.address, EnhancedValidationRequest(0)))
         self._routine.append(MeterReadJob(self.address, (), "discovery"))
         self._next_snapshot = now + self.config.snapshot_interval_s
 
@@ -485,7 +490,7 @@ class MachineSchedule(Generic[T]):
         self.link_up = False
         self._routine.clear()
         self._active = None
-        self._outstanding = None
+        self._outstanding = self._suspect = None
         failed: list[tuple[T, CommandResult]] = []
         pending = list(self._commands)
         if self._active_command is not None:
@@ -511,14 +516,25 @@ class MachineSchedule(Generic[T]):
                 self._routine.append(MeterReadJob(self.address, codes, reason))
             case ReadHandpay():
                 if not any(isinstance(j, SingleReadJob) and j.kind == 0x1B for j in queued):
-                    self._routine.append(SingleReadJob(self.address, HandpayInfoRequest()))
+                    self._before_meter_reads(SingleReadJob(self.address, HandpayInfoRequest()))
             case ReadTicket():
                 if not any(isinstance(j, SingleReadJob) and j.kind == 0x4D for j in queued):
-                    self._routine.append(SingleReadJob(self.address, EnhancedValidationRequest(0)))
+                    self._before_meter_reads(
+                        SingleReadJob(self.address, EnhancedValidationRequest(0)))
             case ReadIdentity():
                 if not any(isinstance(j, IdentifyJob) for j in queued):
                     self._routine.append(IdentifyJob(self.address, rte=self.rte,
                                                      poll=self.config, set_rte=False))
+
+    def _before_meter_reads(self, job: Job) -> None:
+        """LP 1B / 4D go ahead of queued meter reads: they are one short poll each, and the
+        machine keeps only the current ticket / handpay (a later one replaces it), while
+        meters lose nothing by waiting."""
+        for index, queued in enumerate(self._routine):
+            if isinstance(queued, MeterReadJob) and not queued.started:
+                self._routine.insert(index, job)
+                return
+        self._routine.append(job)
 
     def command(self, command: MachineCommand, handle: T) -> None:
         self._commands.append((CommandJob(command), handle))
@@ -544,7 +560,7 @@ class MachineSchedule(Generic[T]):
         out: Outputs[T] = Outputs()
         if self._outstanding is not None:
             return self._outstanding[1], out
-        if not self.link_up:
+        if not self.link_up or self._suspect is not None:
             return None, out
         if self._next_snapshot is not None and now >= self._next_snapshot:
             self._next_snapshot = now + self.config.snapshot_interval_s
@@ -587,12 +603,26 @@ class MachineSchedule(Generic[T]):
         return job.reply(poll, reply, self.memory, now)
 
     def not_supported(self, now: float) -> list[Observation]:
-        """Silence to every send of the long poll: remember the machine ignores it."""
+        """Silence to every send of the long poll. In non-RTE mode that is also what a cut
+        cable looks like while the link is still deemed up, so it is only a suspicion until
+        the next general poll: :meth:`general_poll_done` confirms it or turns it into a
+        failure (a poll wrongly remembered as unsupported would never be sent again)."""
         job, poll = self._take()
-        if job is None or poll is None:
+        if job is not None and poll is not None:
+            self._suspect = (job, poll)
+        return []
+
+    def general_poll_done(self, answered: bool, now: float) -> list[Observation]:
+        """The general poll after a long poll: ``answered`` when the machine replied."""
+        if self._suspect is None:
             return []
-        self.memory.ignored.add(poll.command)
-        return job.unsupported(poll, self.memory, now)
+        job, poll = self._suspect
+        self._suspect = None
+        if answered:
+            # SAS §3.5: the machine is there and ignored the long poll: not implemented
+            self.memory.ignored.add(poll.command)
+            return job.unsupported(poll, self.memory, now)
+        return job.failed(poll, "no reply", self.memory, now)
 
     def failed(self, reason: str, now: float) -> list[Observation]:
         job, poll = self._take()

@@ -25,7 +25,7 @@ from agent.events import StoredEvent
 from agent.outbox import Outbox
 from drivers import tcp_listen
 from emulator.autoplay import AutoPlayer, AutoplaySettings
-from emulator.model import LifetimeTotals, Machine, MachineConfig
+from emulator.model import LifetimeTotals, Machine, MachineConfig, Ticket
 from emulator.server import Emulator
 from tests.agent.e2e_helpers import ADDRESS, Rig, wait_for
 
@@ -49,6 +49,7 @@ MONEY: tuple[tuple[str, Callable[[LifetimeTotals], int]], ...] = (
     ("billAccepted", attrgetter("bills")),
     ("ticketRedeemed", attrgetter("ticket_in")),
     ("cashout", attrgetter("cancelled_credits")),
+    ("ticketPrinted", attrgetter("ticket_out")),
 )
 
 
@@ -68,6 +69,15 @@ def assert_unique(events: list[StoredEvent]) -> None:
     ids = [e.id for e in events]
     assert len(ids) == len(set(ids))
     assert [e.seq for e in events] == sorted(e.seq for e in events)
+
+
+def wait_ticket(stored: Callable[[], list[StoredEvent]], ticket: Ticket) -> None:
+    """The player takes the ticket and walks away: the next cash-out is not within a few
+    polls. (The machine keeps one current ticket for LP 4D; a second one printed before the
+    host read the first would replace it, which no real player is fast enough to cause.)"""
+    number = f"{ticket.validation_number:016d}"
+    wait_for(lambda: any(e.event.data["validationNumber"] == number for e in stored()),
+             what=f"ticket {number} to be reported")
 
 
 def wait_polled(rig: Rig) -> None:
@@ -91,8 +101,10 @@ def test_abandoned_agents_neither_lose_nor_double_money(tmp_path: Path, seed: in
         rig.wait_ready()
         crashes = 0
         for _ in range(240):
-            with rig.act() as (_machine, now):
+            with rig.act() as (machine, now):
+                tickets = len(machine.tickets)
                 player.tick(now)
+                printed = machine.tickets[tickets:]
             wait_polled(rig)
             roll = rng.random()
             if roll < 0.03:
@@ -101,6 +113,8 @@ def test_abandoned_agents_neither_lose_nor_double_money(tmp_path: Path, seed: in
             elif roll < 0.05:
                 with rig.faults.during(cut=True):
                     rig.wait_event("machineLinkDown", len(rig.events("machineLinkDown")) + 1)
+            for ticket in printed:
+                wait_ticket(lambda: rig.events("ticketPrinted"), ticket)
         assert crashes >= 2
         assert rig.machine.totals().games_played > 50
         want = expected(rig.machine.totals())
@@ -162,8 +176,13 @@ def test_sigkilled_agent_process_neither_loses_nor_doubles_money(tmp_path: Path)
             target = _last_seq(db) + rng.randint(3, 40)
             while _last_seq(db) < target:  # play until the agent stored some more events
                 with emulator.lock:
+                    tickets = len(machine.tickets)
                     player.tick(time.monotonic())
+                    printed = machine.tickets[tickets:]
                 wait_served(emulator, proc)  # pace play to the line
+                for ticket in printed:
+                    wait_ticket(lambda: [e for e in stored() if e.event.name == "ticketPrinted"],
+                                ticket)
             proc.send_signal(signal.SIGKILL)  # the crash: no clean stop, no flush
             proc.wait(10)
             assert proc.returncode == -signal.SIGKILL, kill

@@ -149,6 +149,7 @@ def drive(s: MachineSchedule[Any], replies: dict[int, object], at: float = 1_000
             produced += s.replied(replies[poll.command], at)  # type: ignore[arg-type]
         else:
             produced += s.not_supported(at)
+            produced += s.general_poll_done(True, at)  # the machine is there: confirmed
     raise AssertionError("schedule never went idle")
 
 
@@ -258,6 +259,7 @@ def test_command_failures_and_results() -> None:
     assert out.commands == [("clock", CommandResult(False, "LP 7F failed: timeout"))]
     assert poll is not None and poll.command == 0xA8
     s.not_supported(0.0)  # A8 is optional: 94 follows
+    s.general_poll_done(True, 0.0)
     poll, _ = s.next_long_poll(0.0)
     assert poll is not None and poll.command == 0x94
     from sas_protocol.messages.responses import HandpayResetReply
@@ -311,3 +313,16 @@ def test_per_game_details_are_asked_for_every_enabled_game() -> None:
     assert commands.count(0x53) == 2 and commands.count(0xB5) == 2
     identified = next(o for o in produced if isinstance(o, MachineIdentified))
     assert identified.info["gameDetails"]["1"]["name"] == "Lucky"
+
+
+def test_silence_during_a_cut_is_not_taken_for_an_unsupported_poll() -> None:
+    s: MachineSchedule[Any] = MachineSchedule(1, rte=False, poll=POLL)
+    s.on_link_up(0.0)
+    first, _ = s.next_long_poll(0.0)
+    assert first is not None
+    s.not_supported(0.0)
+    assert s.next_long_poll(0.0)[0] is None  # waits for the general poll's verdict
+    s.general_poll_done(False, 0.0)  # the general poll failed too: the line is cut
+    assert first.command not in s.memory.ignored
+    again, _ = s.next_long_poll(0.0)
+    assert again is not None and again.command != first.command  # that poll gave up, next
