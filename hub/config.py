@@ -41,12 +41,13 @@ class HubConfig:
     auth_timeout: float = 10.0
     recent_events: int = 50
     synchronous: str = "FULL"
+    retention_days: float | None = 90.0  # None: stored events are kept for ever
 
 
 _KNOWN = {
     "listen", "tls", "plain", "tokens", "database", "action_key_file", "action_queue_ttl",
     "signature_window", "ping_interval", "ping_timeout", "max_frame_bytes", "max_message_bytes",
-    "client_queue", "auth_timeout", "recent_events", "synchronous",
+    "client_queue", "auth_timeout", "recent_events", "synchronous", "retention_days",
 }
 
 
@@ -131,7 +132,11 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         "ping_interval": number("ping_interval", 20.0, optional=True),
         "ping_timeout": number("ping_timeout", 20.0, optional=True),
         "auth_timeout": number("auth_timeout", 10.0),
+        "retention_days": number("retention_days", 90.0, optional=True),
     }
+    retention = cfg_values["retention_days"]
+    if retention is not None and retention < 1:
+        problems.append(f"retention_days: must be at least 1 (day), got {retention!r}")
     max_frame = integer("max_frame_bytes", 1 << 20)
     max_message = integer("max_message_bytes", 256 * 1024)
     if max_message > max_frame:
@@ -149,7 +154,7 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         ping_interval=cfg_values["ping_interval"], ping_timeout=cfg_values["ping_timeout"],
         max_frame_bytes=max_frame, max_message_bytes=max_message, client_queue=client_queue,
         auth_timeout=cfg_values["auth_timeout"] or 10.0, recent_events=recent,
-        synchronous=str(synchronous),
+        synchronous=str(synchronous), retention_days=retention,
     )
 
 

@@ -125,6 +125,16 @@ class Floor:
         state.since = format_timestamp(now)
         return state
 
+    def recount_alerts(self) -> list[TerminalState]:
+        """Count the open alerts again from the store (after a prune); the changed states."""
+        changed = []
+        for state in self.terminals.values():
+            count = self._store.count_unacked_alerts(state.terminal_id)
+            if count != state.unacked_alerts:
+                state.unacked_alerts = count
+                changed.append(state)
+        return changed
+
     def alert_acked(self, tid: str, now: float) -> TerminalState:
         state = self.get(tid, now)
         state.unacked_alerts = max(0, state.unacked_alerts - 1)

@@ -57,6 +57,9 @@ MAX_BATCH = 500
 #: Seconds a peer's queued frames may take to go out before a close the hub initiates.
 _DRAIN_TIMEOUT = 5.0
 
+#: Seconds between two prunes of stored events older than ``retention_days``.
+PRUNE_INTERVAL = 3600.0
+
 
 class _StoreFailedError(Exception):
     """A batch of events could not be committed; the terminal must resend from ackedSeq."""
@@ -188,6 +191,7 @@ class Hub:
     def __init__(
         self, config: HubConfig, *, tokens: TokenTable | None = None,
         clock: Callable[[], float] = time.time, static_dir: Path = STATIC_DIR,
+        prune_interval: float = PRUNE_INTERVAL,
     ) -> None:
         self.config = config
         self.tokens = tokens if tokens is not None else load_tokens(config.tokens)
@@ -204,6 +208,8 @@ class Hub:
         self._clients: set[_Client] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._publish_lock = asyncio.Lock()
+        self._prune_interval = prune_interval
+        self._pruner: asyncio.Task[None] | None = None
         self._server: Server | None = None
         self._stopping = False
         self.port = 0
@@ -224,6 +230,8 @@ class Hub:
         self.port = self._server.sockets[0].getsockname()[1]
         for stored in self.store.queued_actions():
             self._schedule_expiry(stored.id, stored.deadline)
+        if self.config.retention_days is not None:
+            self._pruner = asyncio.create_task(self._prune_loop())
         log.info("hub listening on %s", self.url)
         return self.port
 
@@ -248,6 +256,10 @@ class Hub:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
         if self._server is not None:
             self._server.close()  # closes every connection with 1001 going away
             await self._server.wait_closed()
@@ -256,6 +268,35 @@ class Hub:
     async def serve_forever(self) -> None:
         assert self._server is not None
         await self._server.serve_forever()
+
+    # ------------------------------------------------------------------ retention
+
+    async def prune(self) -> int:
+        """Delete what is older than ``retention_days`` now; the number of events deleted.
+
+        Open alerts that were deleted stop counting; the terminals whose count changed are
+        broadcast. The acknowledged seqs are kept, so terminals resume where they were.
+        """
+        days = self.config.retention_days
+        if days is None:
+            return 0
+        cutoff = self._now() - days * 86400.0
+        deleted = await self.store.prune(cutoff, _FINAL_STATUSES)
+        if deleted:
+            log.info("pruned %d events received before %s (retention %g days)", deleted,
+                     wire.format_timestamp(cutoff), days)
+            for state in self.floor.recount_alerts():
+                self._broadcast_terminal(state)
+        return deleted
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:
+                log.exception("pruning old events failed; next try in %.0f s",
+                              self._prune_interval)
+            await asyncio.sleep(self._prune_interval)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -373,7 +414,7 @@ class Hub:
                     continue
                 self.stats.events_stored += 1
                 state = self.floor.apply(write.frame, now)
-                if write.acked_seq is not None:
+                if write.acked_seq is not None and write.source == state.terminal_id:
                     state.acked_seq = max(state.acked_seq, write.acked_seq)
                 touched[state.terminal_id] = state
                 if self._fan_out(write.frame):
@@ -392,7 +433,8 @@ class Hub:
             data=data,
         )
         try:
-            await self._store_and_publish([EventWrite(frame, wire.HUB_SOURCE)])
+            # acked_seq keeps the hub's counter even when old hub events are pruned.
+            await self._store_and_publish([EventWrite(frame, wire.HUB_SOURCE, acked_seq=seq)])
         except Exception:
             # The connection it reports on carries on; the floor state still says it.
             log.exception("cannot store %s for %s", name, terminal_id)

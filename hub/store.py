@@ -196,10 +196,12 @@ class HubStore:
         )
 
     def next_hub_seq(self) -> int:
+        """The seq of the next hub event; also right once old hub events were pruned (the
+        hub's counter is kept in ``terminals`` under the reserved id ``hub``)."""
         row = self._db.execute(
             "SELECT max(seq) FROM events WHERE source = ?", (HUB_SOURCE,)
         ).fetchone()
-        return int(row[0] or 0) + 1
+        return max(int(row[0] or 0), self.acked_seq(HUB_SOURCE)) + 1
 
     def known_terminals(self) -> list[str]:
         rows = self._db.execute("SELECT DISTINCT terminal_id FROM events").fetchall()
@@ -282,6 +284,67 @@ class HubStore:
             args.extend(ids)
         rows = self._db.execute(sql + " GROUP BY m", args).fetchall()
         return {r[0]: int(r[1] or 0) for r in rows}
+
+    # ---------------------------------------------------------------- retention
+
+    async def prune(self, cutoff: float, final_statuses: Iterable[str], *,
+                    chunk: int = 5000) -> int:
+        """Delete what was received before ``cutoff`` (epoch seconds): events, the
+        acknowledgements of deleted alerts, settled actions. Returns the events deleted.
+
+        Each chunk is its own transaction on the writer thread, so event batches are
+        stored between chunks and a first prune of a large database does not hold them up.
+        """
+        loop = asyncio.get_running_loop()
+        boundary = await loop.run_in_executor(self._writer, self._prune_boundary, cutoff)
+        total = 0
+        while True:
+            deleted = await loop.run_in_executor(self._writer, self._prune_chunk, cutoff,
+                                                 boundary, chunk)
+            total += deleted
+            if deleted < chunk:
+                break
+        await loop.run_in_executor(self._writer, self._prune_rest, cutoff,
+                                   tuple(final_statuses))
+        return total
+
+    def _prune_boundary(self, cutoff: float) -> int:
+        # Rows are appended as they are received: the first one received at or after the
+        # cutoff bounds the scan (a row received earlier behind it, after the clock was set
+        # back, goes at a later prune).
+        db = self._writer_db
+        row = db.execute("SELECT n FROM events WHERE received_at >= ? ORDER BY n LIMIT 1",
+                         (cutoff,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        last = db.execute("SELECT max(n) FROM events").fetchone()
+        return int(last[0] or 0) + 1
+
+    def _prune_chunk(self, cutoff: float, boundary: int, chunk: int) -> int:
+        db = self._writer_db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = db.execute(
+                "DELETE FROM events WHERE n IN (SELECT n FROM events WHERE n < ?"
+                " AND received_at < ? ORDER BY n LIMIT ?)", (boundary, cutoff, chunk))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return int(cur.rowcount)
+
+    def _prune_rest(self, cutoff: float, final_statuses: tuple[str, ...]) -> None:
+        db = self._writer_db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM alert_acks WHERE event_id NOT IN (SELECT id FROM events)")
+            db.execute(
+                f"DELETE FROM actions WHERE created_at < ? AND status IN"
+                f" ({','.join('?' * len(final_statuses))})", (cutoff, *final_statuses))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     # ---------------------------------------------------------------- alert acks
 
