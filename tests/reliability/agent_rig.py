@@ -105,10 +105,6 @@ class AgentRig:
             assert time.monotonic() < deadline, f"{count} x {name}; have {self.names()[-20:]}"
             self.cycle(play)
 
-    def wait_new(self, name: str, timeout: float = 20.0) -> None:
-        """Cycle until one more ``name`` event than now is stored."""
-        self.wait_event(name, len(self.events(name)) + 1, timeout)
-
     def money(self) -> dict[str, int]:
         out = dict.fromkeys((name for name, _, _ in MONEY), 0)
         for e in self.events():
