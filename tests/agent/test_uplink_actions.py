@@ -88,10 +88,13 @@ async def test_a_lock_from_an_operator_reaches_the_machine_and_its_result_return
         await op.ws.send(wire.encode(wire.action("act-1", TERMINAL, "lock", {},
                                                  expires_at=_in(60))))
         result = await op.wait(lambda m: m["type"] == "actionResult")
+        # the hub names the action on everything it relays to clients (optional field)
         assert result == {"type": "actionResult", "id": "act-1", "terminalId": TERMINAL,
-                          "status": "succeeded", "result": {"locked": True}}
+                          "action": "lock", "status": "succeeded", "result": {"locked": True}}
         assert replies(op, "act-1") == [("actionAck", "sent"), ("actionAck", "accepted"),
                                         ("actionResult", "succeeded")]
+        assert {m.get("action") for m in op.frames
+                if m["type"] in ("actionAck", "actionResult") and m["id"] == "act-1"} == {"lock"}
         assert agent.line.commands == [MachineCommand(CommandKind.LOCK, 1, "act-1", {})]
         assert isinstance(agent.observations[0], HostLockChanged)
         assert agent.observations[0].action_id == "act-1"
