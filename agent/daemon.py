@@ -6,7 +6,8 @@ Start order, each step only after the previous one worked:
 2. the pipeline (interpreter + outbox writer thread), then ``agentStarted`` (version, config
    hash) and the results of actions a previous run left unfinished (``failed``,
    ``interrupted``);
-3. the serial transport and the line owner thread; the card reader, when one is configured
+3. the serial transport and the line owner thread (which reopens the transport through the
+   same factory when it fails); the card reader, when one is configured
    (a reader that does not open is logged, not fatal);
 4. the remote actions and the uplink (when ``uplink.url`` is set);
 5. metrics over HTTP, the control socket (for ``diag``), the status and watchdog tasks;
@@ -243,7 +244,10 @@ class Daemon:
             self.transport = await asyncio.to_thread(self._transport_factory, config)
         except Exception as exc:
             raise DaemonError(f"cannot open the serial line {config.serial.port}: {exc}") from exc
+        # ``reopen``: an unplugged USB adapter or a dropped TCP link is opened again (the
+        # port cannot change without a restart, so the start-up configuration is right)
         self.line = LineOwner(self.transport, config.machines, config.poll, self.pipeline.put,
+                              reopen=lambda: self._transport_factory(config),
                               metrics=self.metrics, clock=self._clock)
         self.pipeline.set_reads_sink(self.line.request_reads)
         self.line.start()
@@ -348,9 +352,11 @@ class Daemon:
             await self.uplink.stop()
         if pipeline is not None:
             await asyncio.to_thread(pipeline.stop)
-        if self.transport is not None:
+        # the line owner may have replaced the transport it started with (reopen)
+        transports = [self.transport, self.line.transport if self.line is not None else None]
+        for transport in dict.fromkeys(t for t in transports if t is not None):
             with contextlib.suppress(Exception):
-                self.transport.close()
+                transport.close()
         if self._metrics_server is not None:
             await asyncio.to_thread(stop_server, *self._metrics_server)
         if self.final_snapshot is None:

@@ -78,6 +78,8 @@ CommandFuture = Future[CommandResult]
 BAD_FRAME_LOG_INTERVAL_S = 5.0
 #: After an I/O error on the transport, wait this long before polling (or reopening) again.
 TRANSPORT_RETRY_S = 1.0
+#: While the transport does not reopen, one failed attempt in this many is logged.
+REOPEN_LOG_EVERY = 60
 #: A reply window is extended while bytes keep arriving, but never beyond this after the
 #: poll was written: the longest reply (255-byte body) takes about 150 ms at 19200 baud, and a
 #: line that spews noise must not hold the poll cycle forever.
@@ -197,6 +199,8 @@ class LineOwner:
         self.skipped_slots = 0
         self.cycles = 0
         self._error: str | None = None
+        self._lost = False  # the transport failed and was closed: reopen before polling
+        self._reopen_failures = 0
 
     # ------------------------------------------------------------------ life cycle
 
@@ -299,12 +303,15 @@ class LineOwner:
                 if self._metrics is not None:
                     self._metrics.poll_interval_deviation.observe(abs(started - next_due))
                 self._drain_inbox()
-                try:
-                    self._cycle()
-                except TransportClosedError:
-                    raise
-                except TransportError as exc:
-                    self._transport_failed(exc)
+                if self._lost:
+                    self._reopen_transport()  # commands were failed above: the link is down
+                else:
+                    try:
+                        self._cycle()
+                    except TransportClosedError:
+                        raise  # closed on this side: a stop, not a lost line
+                    except TransportError as exc:
+                        self._transport_failed(exc)
                 self.cycles += 1
                 # Absolute deadlines: the next cycle is due one interval after this one was
                 # due, whatever the work took. Slots already missed are skipped, not bunched.
@@ -325,7 +332,8 @@ class LineOwner:
 
     def _transport_failed(self, exc: TransportError) -> None:
         """The line itself failed (a USB adapter unplugged, a TCP peer gone): the machines
-        are down; with ``reopen`` the transport is opened again after a pause."""
+        are down; with ``reopen`` the transport is closed and opened again, after a pause,
+        at every cycle until it opens (:meth:`_reopen_transport`)."""
         log.warning("line transport error: %s", exc)
         self._error = str(exc)
         at = self._clock()
@@ -334,17 +342,35 @@ class LineOwner:
                 m.host = m.new_host()  # the poll in flight is abandoned with the old one
                 if m.link_up or not m.link_reported:
                     self._link_down(m, at, f"transport error: {exc}")
-        if self._stop.wait(TRANSPORT_RETRY_S) or self._reopen is None:
+        if self._reopen is None:
+            self._stop.wait(TRANSPORT_RETRY_S)  # the same transport is polled again
             return
         with contextlib.suppress(TransportError):
             self.transport.close()
+        self._lost = True
+
+    def _reopen_transport(self) -> None:
+        """One attempt to open the line again, after a pause (a missing USB adapter or an
+        unreachable terminal server is tried again at the next cycle, never given up)."""
+        assert self._reopen is not None
+        if self._stop.wait(TRANSPORT_RETRY_S):
+            return
         try:
-            self.transport = self._reopen()
-            self._error = None
-            log.info("line transport reopened: %s", self.transport.name)
-        except TransportError as reopen_exc:
-            log.warning("cannot reopen the line transport: %s", reopen_exc)
-            self._error = str(reopen_exc)
+            transport = self._reopen()
+        except Exception as exc:  # any failure to open is retried, never fatal to the line
+            self._reopen_failures += 1
+            # an adapter left unplugged for hours must not flood the journal
+            if self._reopen_failures % REOPEN_LOG_EVERY == 1:
+                log.warning("cannot reopen the line transport (attempt %d): %s",
+                            self._reopen_failures, exc)
+            self._error = f"cannot reopen the line transport: {exc}"
+            return
+        self._reopen_failures = 0
+        with self._lock:
+            self.transport = transport
+        self._lost = False
+        self._error = None
+        log.info("line transport reopened: %s", transport.name)
 
     def _drain_inbox(self) -> None:
         while True:

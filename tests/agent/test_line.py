@@ -225,3 +225,78 @@ def test_a_lost_transport_is_reopened_and_the_link_comes_back() -> None:
         if transport is not None:
             transport.close()
         listener.close()
+
+
+class _DyingTransport:
+    """Wraps a working transport; ``die()`` makes the next read fail like a lost TCP peer,
+    and after ``close()`` every call raises ``TransportClosedError`` (as real drivers do)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = "dying"
+        self.dead = threading.Event()
+        self.closed = False
+
+    def _check(self) -> None:
+        from drivers.base import TransportClosedError, TransportEOFError
+
+        if self.closed:
+            raise TransportClosedError(self.name, "transport is closed")
+        if self.dead.is_set():
+            raise TransportEOFError(self.name, "peer closed the connection")
+
+    def write(self, frame: bytes, *, wakeup: bool) -> None:
+        self._check()
+        self.inner.write(frame, wakeup=wakeup)
+
+    def read(self, deadline: float, max_words: int = 512) -> list[Any]:
+        self._check()
+        return list(self.inner.read(deadline, max_words))
+
+    def discard_input(self) -> None:
+        self._check()
+        self.inner.discard_input()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_reopen_is_retried_until_the_transport_opens_again() -> None:
+    """A reopen that fails (adapter still unplugged) is tried again at the next cycle; the
+    closed transport is never polled (that would stop the line owner for good)."""
+    import time
+
+    from agent.observations import LinkUp
+    from drivers.base import TransportOpenError
+    from emulator.model import Machine
+    from emulator.server import Emulator
+
+    host, device = pair()
+    emulator = Emulator(Machine(now=time.monotonic()), device, address=1)
+    emulator.start()
+    first = _DyingTransport(host)
+    attempts: list[str] = []
+
+    def reopen() -> Any:
+        attempts.append("try")
+        if len(attempts) == 1:
+            raise TransportOpenError("/dev/ttyUSB0", "no such device")
+        if len(attempts) == 2:
+            raise OSError("permission denied")  # not a TransportError: retried as well
+        return host
+
+    seen = Collected()
+    line = LineOwner(first, [MachineConfig(1)], FAST_POLL, seen, reopen=reopen)
+    line.start()
+    try:
+        wait_for(lambda: seen.of(LinkUp), what="the first link-up")
+        first.dead.set()
+        wait_for(lambda: seen.of(LinkDown), what="LinkDown after the transport died")
+        assert first.closed
+        wait_for(lambda: len(seen.of(LinkUp)) >= 2, timeout=30, what="the link back")
+        assert len(attempts) == 3
+        assert line.running and line.status()["error"] is None
+        assert line.status()["transport"] == host.name
+    finally:
+        line.stop()
+        emulator.stop()
