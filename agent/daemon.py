@@ -406,12 +406,7 @@ class Daemon:
                 set_level(new.logging.level)
                 log.debug("debug logging on")  # shows at once that the new level applies
             if "poll.interval_ms" in applied and self.line is not None:
-                setter = getattr(self.line, "set_poll_interval", None)
-                if setter is not None:
-                    setter(new.poll.interval_ms)
-                else:
-                    applied.remove("poll.interval_ms")
-                    restart.append("poll.interval_ms")
+                self.line.set_poll_interval(new.poll.interval_ms)  # from the next cycle
             if any(k.startswith("uplink.") for k in applied):
                 await self._replace_uplink(old, new)
             if restart:

@@ -27,7 +27,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agent.config import MachineConfig, PollConfig
@@ -193,6 +193,7 @@ class LineOwner:
         self._inbox_count = 0  # items put and not yet handed to a schedule
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # ends the wait for the next cycle early
         self._thread: threading.Thread | None = None
         self._interval = poll.interval_ms / 1000.0
         self._window = poll.reply_timeout_ms / 1000.0
@@ -213,6 +214,7 @@ class LineOwner:
     def stop(self, timeout: float = 5.0) -> None:
         """Finish the poll in flight, then stop; commands still queued fail."""
         self._stop.set()
+        self._wake.set()
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
@@ -240,6 +242,21 @@ class LineOwner:
         future.add_done_callback(self._open.discard)
         self._put(("command", (command, future)))
         return future
+
+    def set_poll_interval(self, interval_ms: int) -> None:
+        """A new cadence (SIGHUP): the next cycle is due ``interval_ms`` after the last one
+        was due, then every ``interval_ms``; ``status()["intervalMs"]`` shows it at once."""
+        if interval_ms < 1:
+            raise ValueError(f"the poll interval must be at least 1 ms, not {interval_ms}")
+        if interval_ms <= self.poll.reply_timeout_ms:
+            log.warning("poll interval %d ms is not longer than the reply window (%d ms): "
+                        "cycles will overrun and slots be skipped", interval_ms,
+                        self.poll.reply_timeout_ms)
+        with self._lock:
+            self.poll = replace(self.poll, interval_ms=interval_ms)
+            self._interval = interval_ms / 1000.0
+        log.info("poll interval set to %d ms", interval_ms)
+        self._wake.set()
 
     def request_reads(self, reads: Iterable[ReadRequest]) -> None:
         """Reads the interpreter asked for (called by the pipeline after each commit)."""
@@ -294,11 +311,19 @@ class LineOwner:
 
     def _run(self) -> None:
         next_due = time.monotonic()
+        due: float | None = None  # when the cycle that ran last was due
         try:
             while not self._stop.is_set():
                 wait = next_due - time.monotonic()
-                if wait > 0 and self._stop.wait(wait):
-                    break
+                # woken early by stop() or by a new cadence (set_poll_interval)
+                if wait > 0 and self._wake.wait(wait):
+                    self._wake.clear()
+                    if self._stop.is_set():
+                        break
+                    if due is not None:
+                        next_due = due + self._interval  # the new cadence from now on
+                    continue
+                due = next_due
                 started = time.monotonic()
                 if self._metrics is not None:
                     self._metrics.poll_interval_deviation.observe(abs(started - next_due))

@@ -148,6 +148,33 @@ async def test_reload_applies_the_level_and_reports_restart_keys(
         assert await asyncio.wait_for(task, 30) == 0
 
 
+async def test_reload_changes_the_poll_interval_of_the_running_line(
+        tmp_path: Path, host_end: MemoryTransport) -> None:
+    path = tmp_path / "agent.yaml"
+    base = (f"terminal_id: T-9\nmachines:\n  - address: 1\nserial:\n  port: "
+            f"tcp://127.0.0.1:9\noutbox:\n  path: {tmp_path / 'ob.db'}\n"
+            "metrics:\n  enabled: false\ncontrol_socket: null\n")
+    path.write_text(base + "poll:\n  interval_ms: 200\n")
+    from agent.config import load_config
+
+    daemon = Daemon(load_config(path), transport_factory=lambda cfg: host_end)
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    try:
+        assert await asyncio.to_thread(daemon.ready.wait, 20.0)
+        assert daemon.status()["line"]["intervalMs"] == 200
+        path.write_text(base + "poll:\n  interval_ms: 400\n")
+        assert await daemon.reload() == (["poll.interval_ms"], [])
+        assert daemon.status()["line"]["intervalMs"] == 400
+        assert daemon.config.poll.interval_ms == 400
+        line = daemon.line
+        assert line is not None
+        start = line.cycles
+        await asyncio.to_thread(_wait_cycles, line, start + 2)  # still polling
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
+
+
 async def test_a_configured_card_reader_feeds_card_events(
         tmp_path: Path, host_end: MemoryTransport) -> None:
     import socket
