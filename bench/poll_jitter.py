@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import itertools
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ async def measure(line: LineOwner, transport: TimedTransport, seconds: float, in
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> tuple[Phase, Phase]:
-    hub = HubProcess(workdir, TERMINAL)
+    hub = HubProcess(workdir, TERMINAL, nice=args.hub_nice)
     emulator = EmulatorProcess(scenario="autoplay", games_per_minute=30, pty=True)
     outbox = Outbox.open(workdir / "outbox.db", terminal_id=TERMINAL, max_events=10_000_000)
     uplink_box: list[Uplink] = []
@@ -143,10 +144,19 @@ def main() -> int:
     parser.add_argument("--interval-ms", type=int, default=40)
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--hub-nice", type=int, default=0,
+                        help="run the local hub at this niceness (it stands for a server "
+                             "elsewhere; 19 keeps it off the agent's CPU time)")
+    parser.add_argument("--switch-interval-ms", type=float, default=None,
+                        help="sys.setswitchinterval for this process (the GIL hand-over "
+                             "period; Python's default is 5 ms): what-if for the daemon")
     args = parser.parse_args()
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000.0)
     header("poll timing isolation (general-poll interval deviation)")
     print(f"# cadence {args.interval_ms} ms; {args.duration:.0f} s per phase; backlog "
-          f"{args.backlog:,} events; emulator over a pty; hub in its own process")
+          f"{args.backlog:,} events; emulator over a pty; hub in its own process; GIL "
+          f"switch interval {sys.getswitchinterval() * 1000:.2f} ms")
     workdir = Path(tempfile.mkdtemp(prefix="jitter-bench-"))
     try:
         idle, loaded = asyncio.run(run(args, workdir))

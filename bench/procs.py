@@ -20,7 +20,8 @@ SLOT_AGENT = str(ROOT / ".venv" / "bin" / "slot-agent")
 class HubProcess:
     """``slot-agent hub`` on port 0 with one terminal token and one operator token."""
 
-    def __init__(self, workdir: Path, terminal_id: str, *, sync: str = "NORMAL") -> None:
+    def __init__(self, workdir: Path, terminal_id: str, *, sync: str = "NORMAL",
+                 nice: int = 0) -> None:
         self.token = secrets.token_urlsafe(18)
         self.operator_token = secrets.token_urlsafe(18)
         tokens = workdir / "hub-tokens"
@@ -34,7 +35,8 @@ class HubProcess:
         config.write_text(json.dumps({
             "listen": {"host": "127.0.0.1", "port": 0}, "plain": True, "tokens": str(tokens),
             "database": str(workdir / "hub.db"), "synchronous": sync}))
-        self.proc = subprocess.Popen([SLOT_AGENT, "hub", "--config", str(config),
+        prefix = ["nice", "-n", str(nice)] if nice else []
+        self.proc = subprocess.Popen([*prefix, SLOT_AGENT, "hub", "--config", str(config),
                                       "--log-level", "WARNING"],
                                      stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
