@@ -148,6 +148,7 @@ class Daemon:
         self.card_poller: CardPoller | None = None
         self.transport: Transport | None = None
         self.uplink: Uplink | None = None
+        self._retired_uplinks: list[Uplink] = []  # replaced on reload, actions may still run
         self.actions: Actions | None = None
         self.control: ControlServer | None = None
         self.metrics_port: int | None = None
@@ -350,6 +351,8 @@ class Daemon:
             with contextlib.suppress(Exception):
                 self.final_snapshot = self.snapshot()
             await self.uplink.stop()
+        for retired in self._retired_uplinks:
+            await retired.stop()  # cancels an action that still runs on a replaced uplink
         if pipeline is not None:
             await asyncio.to_thread(pipeline.stop)
         # the line owner may have replaced the transport it started with (reopen)
@@ -427,7 +430,11 @@ class Daemon:
 
     async def _replace_uplink(self, old: Config, new: Config) -> None:
         if self.uplink is not None:
-            await self.uplink.stop()
+            # Actions still running finish: they store their result and commit their
+            # actionCompleted event (the hub learns the outcome from that event). The old
+            # uplink is kept until shutdown, which cancels what may still run on it.
+            await self.uplink.stop(cancel_actions=False)
+            self._retired_uplinks.append(self.uplink)
             self.uplink = None
         if new.uplink.url is not None:
             try:

@@ -324,3 +324,91 @@ async def test_the_line_recovers_after_the_transport_dies(tmp_path: Path) -> Non
         listener.close()
     names = _names(tmp_path / "ob.db")
     assert names.count("machineLinkDown") >= 1 and names.count("machineLinkUp") >= 2
+
+
+class _HoldLock:
+    """The host end of the line, holding the LP 01 (lock) poll until released: the lock
+    action stays running for as long as the test needs."""
+
+    def __init__(self, inner: MemoryTransport) -> None:
+        import threading
+
+        self.inner = inner
+        self.name = inner.name
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, frame: bytes, *, wakeup: bool) -> None:
+        if frame[1:2] == b"\x01" and not self.release.is_set():  # LP 01 shutdown (lock)
+            self.held.set()
+            assert self.release.wait(20), "the test never released the lock poll"
+        self.inner.write(frame, wakeup=wakeup)
+
+    def read(self, deadline: float, max_words: int = 512) -> list[object]:
+        return list(self.inner.read(deadline, max_words))
+
+    def discard_input(self) -> None:
+        self.inner.discard_input()
+
+    def close(self) -> None:
+        self.release.set()
+        self.inner.close()
+
+
+async def test_a_reload_lets_running_actions_finish(
+        tmp_path: Path, host_end: MemoryTransport) -> None:
+    """Replacing the uplink on reload must not cancel an action in flight: it completes,
+    its result is stored and its actionCompleted event committed."""
+    from uplink_kit import TERMINAL, TERMINAL_TOKEN, HubRunner, Operator
+
+    from agent import wire
+    from agent.config import load_config
+
+    hub = HubRunner(tmp_path)
+    await hub.start()
+    token_file = tmp_path / "token"
+    token_file.write_text(TERMINAL_TOKEN)
+    token_file.chmod(0o600)
+    path = tmp_path / "agent.yaml"
+    base = (f"terminal_id: {TERMINAL}\nmachines:\n  - address: 1\nserial:\n  port: "
+            f"tcp://127.0.0.1:9\noutbox:\n  path: {tmp_path / 'ob.db'}\n"
+            "metrics:\n  enabled: false\ncontrol_socket: null\n"
+            f"uplink:\n  url: {hub.url}\n  allow_insecure: true\n"
+            f"  token_file: {token_file}\n")
+    path.write_text(base)
+    line = _HoldLock(host_end)
+    daemon = Daemon(load_config(path), transport_factory=lambda cfg: line)  # type: ignore[arg-type,return-value]
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    op: Operator | None = None
+    try:
+        assert await asyncio.to_thread(daemon.ready.wait, 20.0)
+        first = daemon.uplink
+        assert first is not None
+        deadline = time.monotonic() + 15
+        while not (first.connected and daemon.snapshot().link == "up"):
+            assert time.monotonic() < deadline, "not connected, or the machine link not up"
+            await asyncio.sleep(0.02)
+        op = await Operator.connect(hub.port)
+        expires = wire.format_timestamp(time.time() + 60)
+        await op.ws.send(wire.encode(wire.action("act-r", TERMINAL, "lock", {},
+                                                 expires_at=expires)))
+        assert await asyncio.to_thread(line.held.wait, 15)  # the lock poll is on the line
+        path.write_text(base + "  heartbeat_interval_s: 5\n")
+        assert await daemon.reload() == (["uplink.heartbeat_interval_s"], [])
+        assert daemon.uplink is not first
+        line.release.set()
+        event = await op.wait(lambda m: m["type"] == "event"
+                              and m["event"] == "actionCompleted", timeout=20)
+        assert event["data"]["actionId"] == "act-r"
+        assert event["data"]["status"] == "succeeded"
+        assert daemon.outbox is not None
+        record = daemon.outbox.action_get("act-r")
+        assert record is not None and record.result is not None
+        assert record.result["status"] == "succeeded"
+    finally:
+        line.release.set()
+        if op is not None:
+            await op.close()
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
+        await hub.stop()
