@@ -69,12 +69,12 @@ def test_sigkill_soak_keeps_the_money_invariant_at_the_hub(tmp_path: Path, rte: 
             if rng.random() < 0.3:
                 base = max(agent.last_seq(), 0)
                 target = base + rng.randint(1, 5)
-                wait_until(lambda t=target: agent.last_seq() >= t, 30,  # type: ignore[misc]
+                wait_until(lambda t=target: agent.last_seq() >= t, 30,
                            "new events in the outbox")
             else:
                 base = hub.count()
                 target = base + rng.randint(1, 40)
-                wait_until(lambda t=target: hub.count() >= t, 30,  # type: ignore[misc]
+                wait_until(lambda t=target: hub.count() >= t, 30,
                            "new events at the hub")
             assert agent.alive(), "the agent died on its own"
             agent.kill()

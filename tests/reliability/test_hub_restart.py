@@ -77,9 +77,9 @@ def test_hub_crash_and_restart(tmp_path: Path) -> None:
         agent.start()
         for crash in range(CRASHES):
             before = hub.count()
-            wait_until(lambda b=before: hub.count() >= b + 20, 30,  # type: ignore[misc]
+            wait_until(lambda b=before: hub.count() >= b + 20, 30,
                        "events flowing to the hub")
-            wait_until(lambda c=crash: subscriber.connections >= c + 1, 30,  # type: ignore[misc]
+            wait_until(lambda c=crash: subscriber.connections >= c + 1, 30,
                        "the subscriber connected")
             hub.kill()
             hub.start()  # same database, same port
