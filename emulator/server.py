@@ -1,10 +1,12 @@
 """Serve a ``Machine`` over a ``drivers.Transport`` with ``sas_protocol.MachineProtocol``.
 
-``MachineProtocol`` does the framing, the NACK of a corrupted long poll and the implied
-ACK / NACK bookkeeping; this module adds what a real machine does around it:
+``MachineProtocol`` does the framing, the NACK of a corrupted long poll, the sync rule
+(SAS §3.5: out of sync, polls to its own address are not heard until a poll to another
+address or address 0) and the implied ACK / NACK bookkeeping; this module adds what a real
+machine does around it:
 
-- the sync rule (SAS §3.3): after power-up or a loop break, polls to its own address are
-  ignored until a poll to another address (or address 0) is seen;
+- the clock of the sync rule: power-up resets the protocol (``MachineProtocol.reset``), a
+  loop break loses sync (``MachineProtocol.lose_sync``);
 - the chirp (SAS §4.2): after 5 s without an address byte, its own address with the wakeup
   bit every 200 ms, until an address byte arrives; a loop break also loses sync;
 - unsupported long polls are ignored, never NACKed (SAS §3.5), including those the
@@ -34,10 +36,12 @@ from emulator.responder import answer, rom_signature
 from emulator.scenario import ScenarioRunner
 from sas_protocol.machine import (
     MachineProtocol,
+    PollIgnored,
     PollReceived,
     PollRejected,
     ReplyAcknowledged,
     ReplyResent,
+    Synchronized,
 )
 from sas_protocol.messages.requests import GeneralPoll, Request
 from sas_protocol.messages.responses import ExceptionReply, RomSignatureReply
@@ -98,7 +102,8 @@ class Emulator:
         self.machine = machine
         self.address = address
         self.options = options or LinkOptions()
-        self.protocol = MachineProtocol(address)
+        # SAS §3.5: a machine starts out of sync (power-up)
+        self.protocol = MachineProtocol(address, synced=False)
         self.runner = runner
         self.stats = LinkStats()
         self.lock = threading.RLock()  # hold it to read the machine while the thread runs
@@ -108,8 +113,6 @@ class Emulator:
         self._rng = random.Random(self.options.seed)
         self.corrupt = self.options.corrupt
         start = machine.now if now is None else now
-        self.synced = False  # SAS §3.3: a machine starts out of sync (power-up)
-        self._deaf = False  # dropping the words of a poll heard while out of sync
         self._last_address_at = start
         self._next_chirp = start + self.options.chirp_after
         self._silent_until = float("-inf")
@@ -121,6 +124,11 @@ class Emulator:
         self._stop = threading.Event()
         if self.options.rte:
             machine.set_rte(True)
+
+    @property
+    def synced(self) -> bool:
+        """False after power-up or a loop break until the host polls another address."""
+        return self.protocol.synced
 
     # ------------------------------------------------------------------ LinkControl
 
@@ -179,14 +187,8 @@ class Emulator:
                 return
             for word in words:
                 if word.wakeup:
-                    self._address_byte(word.value, now)
-                    # SAS §3.3: out of sync, polls to this machine are not even heard
-                    # (no answer, no implied NACK re-send); polls to others still count.
-                    self._deaf = not self.synced
-                    if self._deaf:
-                        self.stats.ignored += 1
-                if self._deaf:
-                    continue
+                    self._address_byte(now)
+                # one word at a time: a poll is answered before the next one is read
                 self.protocol.receive_words([word])
                 self._handle_events(now)
             self._flush()
@@ -222,9 +224,9 @@ class Emulator:
     def _check_power(self, now: float) -> None:
         powered = self.machine.powered
         if powered and not self._was_powered:
-            # SAS §3.3: after power-up the machine waits for a sync poll
-            self.synced = False
-            self.protocol = MachineProtocol(self.address)
+            # SAS §3.5: after power-up the machine forgets its last reply and waits for a
+            # sync poll
+            self.protocol.reset()
             self._in_flight = None
             self._last_address_at = now
             self._next_chirp = now + self.options.chirp_after
@@ -232,20 +234,15 @@ class Emulator:
         self._was_powered = powered
 
     def _loop_break(self) -> None:
-        if self.synced:
+        if self.protocol.synced:
             self._log("no address byte for 5 s: loop break, re-sync needed")
-        self.synced = False  # SAS §4.3: loop break; the machine waits for a sync poll
+            self.protocol.lose_sync()  # SAS §4.2 loop break: the machine waits for a sync poll
 
-    def _address_byte(self, value: int, now: float) -> None:
+    def _address_byte(self, now: float) -> None:
         if now - self._last_address_at >= self.options.chirp_after:
             self._loop_break()
         self._last_address_at = now
         self._next_chirp = now + self.options.chirp_after
-        if value not in (self.address, 0x80 | self.address):
-            if not self.synced:
-                self.stats.syncs += 1
-                self._log(f"sync: saw a poll to another address ({value:02X})")
-            self.synced = True  # SAS §3.3: a poll to another address / address 0 syncs
 
     def _handle_events(self, now: float) -> None:
         for event in self.protocol.events_received():
@@ -256,7 +253,12 @@ class Emulator:
             elif isinstance(event, PollRejected):
                 self.stats.rejected += 1
                 self._log(f"rejected poll: {event.error}")
-            else:
+            elif isinstance(event, PollIgnored):
+                self.stats.ignored += 1  # SAS §3.5: out of sync, not heard
+            elif isinstance(event, Synchronized):
+                self.stats.syncs += 1
+                self._log(f"sync: saw a poll to another address ({event.address_byte:02X})")
+            elif isinstance(event, PollReceived):
                 self._poll(event, now)
 
     def _acknowledged(self, reply: object, now: float) -> None:

@@ -1,13 +1,19 @@
 """The machine (EGM) role of SAS, for the emulator: words in, polls out; replies in, bytes out.
 
 The caller decides WHAT to answer; this class does the framing, the CRC, the NACK of a
-corrupted long poll and the implied ACK / NACK bookkeeping of SAS §3.5:
+corrupted long poll, the sync rule and the implied ACK / NACK bookkeeping of SAS §3.5:
 
 - a poll that differs from the previous one (or any poll to another address, or a global
   broadcast) acknowledges the last reply: ``ReplyAcknowledged`` is reported and the reply
   is forgotten;
 - the same poll again is an implied NACK: the stored reply is re-sent automatically and
-  ``ReplyResent`` is reported (the caller must not answer it again).
+  ``ReplyResent`` is reported (the caller must not answer it again);
+- out of sync (after ``reset()`` at power-up, or ``lose_sync()`` at a loop break) polls to
+  this address are not heard at all (``PollIgnored``: no answer, no re-send) until a poll
+  to another address or to address 0 arrives (``Synchronized``).
+
+The time-based parts (5 s without an address byte is a loop break, chirps) belong to the
+caller, which owns the clock: it calls ``lose_sync()`` and sends ``chirp()``.
 """
 
 from __future__ import annotations
@@ -83,15 +89,39 @@ class PollRejected:
     error: RemoteProtocolError
 
 
-MachineEvent = PollReceived | ReplyResent | ReplyAcknowledged | PollRejected
+@dataclass(frozen=True, slots=True)
+class PollIgnored:
+    """A poll to this address heard while out of sync (SAS §3.5 sync rule): its bytes are
+    dropped, nothing is answered and no stored reply is re-sent."""
+
+    address_byte: int
+
+
+@dataclass(frozen=True, slots=True)
+class Synchronized:
+    """The machine was out of sync and saw a poll to another address or to address 0
+    (SAS §3.5): from now on it answers polls to itself."""
+
+    address_byte: int
+
+
+MachineEvent = (
+    PollReceived | ReplyResent | ReplyAcknowledged | PollRejected | PollIgnored
+    | Synchronized
+)
 
 
 class MachineProtocol:
-    """The SAS machine role for one address. Not thread-safe; drive it from one thread."""
+    """The SAS machine role for one address. Not thread-safe; drive it from one thread.
 
-    def __init__(self, address: int) -> None:
+    ``synced=False`` starts it as a machine does at power-up (SAS §3.5: it waits for a poll
+    to another address); the default starts it already in step with the host.
+    """
+
+    def __init__(self, address: int, *, synced: bool = True) -> None:
         check_address(address)
         self.address = address
+        self._synced = synced
         self._buffer: bytearray | None = None  # long poll being collected
         self._events: list[MachineEvent] = []
         self._out = bytearray()
@@ -99,6 +129,32 @@ class MachineProtocol:
         self._last_reply: tuple[object, bytes] | None = None
         self._resent = 0
         self._pending: Poll | None = None  # poll awaiting the caller's answer
+
+    # --- sync -------------------------------------------------------------------------------
+
+    @property
+    def synced(self) -> bool:
+        """False after power-up or a loop break, until a poll to another address (SAS §3.5)."""
+        return self._synced
+
+    def lose_sync(self) -> None:
+        """A loop break (SAS §4.2: no address byte for 5 s): polls to this address are ignored
+        until the host re-syncs. The stored reply is kept, so the re-sync poll (a poll to
+        another address) still acknowledges it (SAS §3.5 implied ACK); the host moved on."""
+        self._synced = False
+        self._pending = None
+
+    def reset(self) -> None:
+        """Power-up: everything volatile is forgotten (the stored reply, the last poll, a
+        half-received frame, a poll awaiting its answer, bytes not yet sent) and the machine
+        waits for a sync poll (SAS §3.5). Events already reported stay to be drained."""
+        self._synced = False
+        self._buffer = None
+        self._out.clear()
+        self._last_poll = None
+        self._last_reply = None
+        self._resent = 0
+        self._pending = None
 
     # --- input ------------------------------------------------------------------------------
 
@@ -120,14 +176,22 @@ class MachineProtocol:
                 junk = bytes(self._buffer)
                 self._buffer = None
                 self._events.append(PollRejected(LengthError("incomplete long poll", junk)))
-            if value == 0x80 | self.address:
-                self._poll_complete(GeneralPoll(), bytes((value,)))
-            elif value == self.address:
-                self._buffer = bytearray((value,))
-            else:
-                # A poll to another address or a global broadcast: implied ACK (SAS §3.5).
-                self._acknowledge()
-                self._last_poll = None
+            if value in (self.address, 0x80 | self.address):
+                if not self._synced:
+                    # SAS §3.5 sync rule: polls to itself are not heard until a sync poll
+                    self._events.append(PollIgnored(value))
+                elif value == self.address:
+                    self._buffer = bytearray((value,))
+                else:
+                    self._poll_complete(GeneralPoll(), bytes((value,)))
+                return
+            # A poll to another address or a global broadcast: implied ACK (SAS §3.5), and
+            # it syncs a machine that lost sync (SAS §3.5 sync rule).
+            self._acknowledge()
+            self._last_poll = None
+            if not self._synced:
+                self._synced = True
+                self._events.append(Synchronized(value))
             return
         if self._buffer is None:
             return  # body bytes of a message for another address, or line noise
@@ -242,9 +306,11 @@ class MachineProtocol:
 __all__ = [
     "MachineEvent",
     "MachineProtocol",
+    "PollIgnored",
     "PollReceived",
     "PollRejected",
     "ReplyAcknowledged",
     "ReplyResent",
+    "Synchronized",
     "WordLike",
 ]

@@ -280,3 +280,17 @@ def test_corruption_damages_a_fraction_of_reply_bytes() -> None:
     assert bad > 20 and line.emu.stats.corrupted_bytes > 0
     line.emu.set_corruption(0.0)
     assert crc_ok(line.send(MetersRequest(0x11).encode(1), 1.0))
+
+
+def test_loop_break_no_resend_while_unsynced_and_the_resync_acknowledges() -> None:
+    line = Line()
+    line.machine.open_door(0.0, Door.SLOT)
+    line.machine.close_door(0.0, Door.SLOT)
+    assert line.gp(0.0) == b"\x11"
+    assert line.emu.synced
+    assert line.words(5.5) == [Word(0x01, True)]  # no address byte for 5 s: loop break, chirp
+    assert not line.emu.synced and not line.emu.protocol.synced
+    assert line.send(GP, 5.6) == b""  # the same poll: no implied NACK re-send out of sync
+    assert line.emu.stats.resent == 0 and line.emu.stats.ignored == 1
+    assert line.gp(5.7) == b"\x12"  # the re-sync acknowledged 11: it is not reported twice
+    assert line.emu.stats.syncs == 2

@@ -1,13 +1,18 @@
-"""MachineProtocol: framing of host words, NACK on bad CRC, implied ACK / NACK re-sends."""
+"""MachineProtocol: framing of host words, NACK on bad CRC, implied ACK / NACK re-sends and the
+sync rule."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sas_helpers import words
 
 import sas_protocol as sp
+from sas_protocol.machine import PollIgnored, Synchronized
 
 GP = sp.GeneralPoll()
 
@@ -131,3 +136,86 @@ def test_misuse_is_a_local_error() -> None:
     machine.send_raw(b"\x00")
     assert machine.data_to_send() == b"\x00"
     assert machine.chirp() == b"\x01"
+
+
+# --- the sync rule (SAS §3.5) --------------------------------------------------------------
+
+
+def test_out_of_sync_polls_to_itself_are_not_heard_until_a_poll_elsewhere() -> None:
+    machine = sp.MachineProtocol(1, synced=False)
+    assert not machine.synced
+    machine.receive_words([(0x81, True)])
+    machine.receive_words(words(sp.LockRequest().encode(1)))
+    assert machine.events_received() == [PollIgnored(0x81), PollIgnored(0x01)]  # body dropped
+    assert not machine.awaiting_answer and machine.data_to_send() == b""
+    machine.receive_words([(0x82, True)])  # a general poll to address 2 syncs
+    assert machine.events_received() == [Synchronized(0x82)]
+    assert machine.synced
+    machine.receive_words([(0x81, True)])
+    assert machine.events_received() == [sp.PollReceived(GP, b"\x81")]
+
+
+def test_after_a_loop_break_a_repeated_poll_is_not_resent_and_the_resync_acknowledges() -> None:
+    machine = sp.MachineProtocol(1)
+    machine.receive_words([(0x81, True)])
+    machine.send_exception(0x11)
+    assert machine.data_to_send() == b"\x11"
+    machine.events_received()
+    machine.lose_sync()  # SAS §4.2 loop break
+    machine.receive_words([(0x81, True)])  # the same poll: would be an implied NACK if synced
+    assert machine.events_received() == [PollIgnored(0x81)]
+    assert machine.data_to_send() == b""
+    machine.receive_words([(0x80, True)])  # the host re-syncs; it had moved on: implied ACK
+    assert machine.events_received() == [
+        sp.ReplyAcknowledged(sp.ExceptionReply(0x11), b"\x11"), Synchronized(0x80)]
+
+
+def test_reset_forgets_the_stored_reply_a_half_frame_and_unsent_bytes() -> None:
+    machine = sp.MachineProtocol(1)
+    machine.receive_words([(0x81, True)])
+    machine.send_exception(0x11)  # not yet taken by data_to_send: lost with the power
+    machine.receive_words(words(sp.LockRequest().encode(1))[:2])  # half a long poll
+    machine.events_received()
+    machine.reset()  # power-up
+    assert not machine.synced and machine.data_to_send() == b""
+    machine.receive_words([(0x80, True)])
+    assert machine.events_received() == [Synchronized(0x80)]  # no junk, nothing acknowledged
+    machine.receive_words([(0x81, True)])
+    assert machine.events_received() == [sp.PollReceived(GP, b"\x81")]  # not a repeat
+
+
+SYNC_OPS = st.lists(st.one_of(
+    st.tuples(st.just("word"), st.tuples(st.sampled_from([0x00, 0x01, 0x02, 0x80, 0x81, 0x82,
+                                                          0x1A, 0x7F, 0xFF]), st.booleans())),
+    st.tuples(st.just("lose_sync"), st.none()),
+    st.tuples(st.just("reset"), st.none()),
+), max_size=60)
+
+
+@given(SYNC_OPS)
+def test_an_unsynced_machine_sends_nothing_until_it_syncs(ops: list[tuple[str, Any]]) -> None:
+    """Whatever arrives, no byte leaves between a loss of sync and the next Synchronized."""
+    machine = sp.MachineProtocol(1, synced=False)
+    synced = False
+    for op, arg in ops:
+        if op == "lose_sync":
+            machine.lose_sync()
+            synced = False
+            continue
+        if op == "reset":
+            machine.reset()
+            synced = False
+            continue
+        machine.receive_words([arg])
+        for event in machine.events_received():
+            if isinstance(event, Synchronized):
+                synced = True
+            if isinstance(event, PollIgnored):
+                assert not synced
+        if machine.awaiting_answer:
+            assert synced
+            machine.send_exception(0x11)
+        out = machine.data_to_send()
+        assert synced or out == b""
+        assert machine.synced == synced
+
