@@ -88,7 +88,7 @@ MAX_REPLY_S = 0.25
 _RESULTS = {
     FailureReason.TIMEOUT: PollResult.TIMEOUT,
     FailureReason.CRC: PollResult.CRC,
-    FailureReason.FRAMING: PollResult.CRC,  # a reply that does not parse: counted with CRC
+    FailureReason.FRAMING: PollResult.FRAMING,
     FailureReason.NACK: PollResult.NACK,
     FailureReason.BUSY: PollResult.BUSY,
 }

@@ -53,6 +53,7 @@ class PollResult(StrEnum):
     OK = "ok"
     TIMEOUT = "timeout"  # no reply inside the SAS reply window
     CRC = "crc"  # a reply arrived but its CRC-16/KERMIT did not check
+    FRAMING = "framing"  # a reply arrived but is not a frame for the poll (address, length)
     NACK = "nack"  # the machine answered with its address | 0x80 (long poll NACK)
     BUSY = "busy"  # the machine answered "busy" (address + 00)
     UNSUPPORTED = "unsupported"  # the machine ignored a long poll it does not implement

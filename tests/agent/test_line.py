@@ -321,3 +321,47 @@ def test_a_new_poll_interval_applies_from_the_next_cycle() -> None:
         assert line.status()["intervalMs"] == 30
     finally:
         line.stop()
+
+
+def test_replies_that_are_not_frames_are_counted_as_framing_not_crc() -> None:
+    """A device that answers general polls (00: nothing to report) but every long poll with
+    bytes from another address: those polls fail by framing, and are counted as such."""
+    import time
+
+    from drivers.base import TransportClosedError
+
+    host, device = pair()
+    stop = threading.Event()
+
+    def machine() -> None:
+        while not stop.is_set():
+            try:
+                words = device.read(time.monotonic() + 0.05)
+            except TransportClosedError:
+                return
+            for word in words:
+                if word.wakeup and word.value == 0x81:  # general poll to address 1
+                    device.write(b"\x00", wakeup=False)
+                elif word.wakeup and word.value == 0x01:  # a long poll to address 1
+                    device.write(b"\x05\x05", wakeup=False)  # SAS: a reply from address 5
+
+    thread = threading.Thread(target=machine, daemon=True)
+    thread.start()
+    metrics = AgentMetrics(CollectorRegistry())
+    line = LineOwner(host, [MachineConfig(1)], FAST_POLL, lambda _obs: None, metrics=metrics)
+    line.start()
+    try:
+        def polls() -> dict[str, int]:
+            return dict(line.status()["machines"]["1"]["polls"])
+
+        wait_for(lambda: polls().get("framing", 0) >= 2, what=lambda: f"framing in {polls()}")
+        assert "crc" not in polls()
+        sample = metrics.registry.get_sample_value
+        assert (sample("slot_agent_polls_total", {"address": "1", "result": "framing"})
+                or 0) >= 2
+        assert sample("slot_agent_polls_total", {"address": "1", "result": "crc"}) is None
+    finally:
+        line.stop()
+        stop.set()
+        device.close()
+        thread.join(5)

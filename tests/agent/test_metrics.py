@@ -83,8 +83,11 @@ def test_polls_are_counted_by_address_and_result(metrics: AgentMetrics) -> None:
 
 def test_poll_result_values_are_the_documented_set() -> None:
     assert {r.value for r in PollResult} == {
-        "ok", "timeout", "crc", "nack", "busy", "unsupported"
+        "ok", "timeout", "crc", "framing", "nack", "busy", "unsupported"
     }
+    row = next(line for line in DOCS.read_text(encoding="utf-8").splitlines()
+               if line.startswith("| `slot_agent_polls_total`"))
+    assert all(f"`{r.value}`" in row for r in PollResult)
 
 
 def test_latency_buckets_resolve_the_sas_reply_window(metrics: AgentMetrics) -> None:
