@@ -616,7 +616,10 @@ class Hub:
         stored = self.store.get_action(msg["id"])
         if stored is None or stored.terminal_id != conn.terminal_id:
             raise WireError(ErrorCode.NOT_FOUND, "no such action for this terminal", msg["id"])
-        if stored.status in _FINAL_STATUSES:
+        if stored.result is not None:
+            # Settled: every final status is written together with its actionResult. The
+            # status alone is not enough, since an actionAck may say "rejected" too and one
+            # actionResult still follows it (docs/protocol.md, action flow).
             return  # a re-sent answer to an action already settled
         if msg["type"] == MessageType.ACTION_ACK:
             if msg["status"] not in (ActionAckStatus.ACCEPTED, ActionAckStatus.REJECTED):

@@ -51,6 +51,27 @@ async def test_action_to_a_connected_terminal_and_its_result(harness: HubHarness
     assert [m["type"] for m in await alice.sync()] == []
 
 
+async def test_a_rejected_ack_is_followed_by_its_result(harness: HubHarness) -> None:
+    """A terminal that refuses an action acks "rejected" and still sends one actionResult;
+    the operator must get both (the ack status is not the settled result)."""
+    alice, _ = await harness.client("tok-alice")
+    term, _ = await harness.terminal("T1")
+    await alice.send(wire.action("r1", "T1", "lock", expires_at=_in(60)))
+    assert (await alice.recv_type("actionAck"))["status"] == "sent"
+    await term.recv_type("action")
+    await term.send(wire.action_ack("r1", "T1", wire.ActionAckStatus.REJECTED,
+                                    "bad_message: unknown parameter"))
+    await term.send(wire.action_result("r1", "T1", wire.ActionStatus.REJECTED,
+                                       error="bad_message: unknown parameter"))
+    assert (await alice.recv_type("actionAck"))["status"] == "rejected"
+    result = await alice.recv_type("actionResult")
+    assert (result["id"], result["status"]) == ("r1", "rejected")
+    assert result["error"] == "bad_message: unknown parameter"
+    assert harness.hub is not None
+    stored = harness.hub.store.get_action("r1")
+    assert stored is not None and stored.result is not None
+
+
 async def test_refused_actions(harness: HubHarness) -> None:
     carol, _ = await harness.client("tok-carol")
     alice, _ = await harness.client("tok-alice")
