@@ -2,11 +2,14 @@
 
 ``answer(machine, request, now)`` maps one decoded long poll (``sas_protocol.messages``) onto
 the model and returns the reply, or ``None`` when the machine does not answer (unknown polls,
-SAS §3.5: never NACK a poll you do not support). Link rules (implied ACK, sync, busy, RTE
+SAS §3.5: never NACK a poll you do not support). ``apply_broadcast`` does the same for a
+global broadcast, which is never answered. Link rules (implied ACK, sync, busy, RTE
 substitution) are not here; they live in the server.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from emulator.meters import METERS, UnknownMeterError, meter_def
 from emulator.model import BILL_DENOMINATION_CODES, COUNTRY_CODE_US, Machine
@@ -130,6 +133,28 @@ def _has_game(machine: Machine, game: int) -> bool:
     return game == 0 or game in machine.games
 
 
+def _set_clock(machine: Machine, request: SetDateTimeRequest, now: float) -> bool:
+    """LP 7F: set the machine clock (local time). False for a date the calendar lacks
+    (31 February, year 0): the BCD fields were in range, the date is not."""
+    r = request
+    try:
+        wall = datetime(r.year, r.month, r.day, r.hour, r.minute, r.second,
+                        tzinfo=machine.clock(now).tzinfo)
+    except ValueError:
+        return False
+    machine.set_clock(now, wall)
+    return True
+
+
+def apply_broadcast(machine: Machine, request: Request, now: float) -> bool:
+    """A global broadcast long poll (address 0, SAS §2.2.2.4): act on it, never answer it.
+    True when the machine acted on it. Only LP 7F (set date and time) may be broadcast
+    (reference §3.9); any other broadcast is ignored, as is an impossible date."""
+    if isinstance(request, SetDateTimeRequest):
+        return _set_clock(machine, request, now)
+    return False
+
+
 def answer(machine: Machine, request: Request, now: float) -> Reply | None:
     """The reply to one long poll, or None when the machine stays silent."""
     m = machine
@@ -213,12 +238,9 @@ def answer(machine: Machine, request: Request, now: float) -> Reply | None:
         case DateTimeRequest():
             t = m.clock(now)
             return DateTimeReply(t.month, t.day, t.year, t.hour, t.minute, t.second)
-        case SetDateTimeRequest(month=mo, day=d, year=y, hour=h, minute=mi, second=s):
-            from datetime import datetime
-
-            tz = m.clock(now).tzinfo
-            m.set_clock(now, datetime(y, mo, d, h, mi, s, tzinfo=tz))
-            return Ack()
+        case SetDateTimeRequest():
+            # an impossible date is not acknowledged (the host sees no answer and retries)
+            return Ack() if _set_clock(m, request, now) else None
         case EnhancedValidationRequest(function=function):
             ticket = m.read_validation_info(now) if function == 0x00 else None
             if ticket is None:

@@ -11,6 +11,8 @@ machine does around it:
   bit every 200 ms, until an address byte arrives; a loop break also loses sync;
 - unsupported long polls are ignored, never NACKed (SAS §3.5), including those the
   configuration says to ignore (``unsupported_polls``), so a host's stepdown is exercised;
+- global broadcasts (address 0, SAS §2.2.2.4) are applied and never answered: LP 7F sets
+  the clock;
 - busy (``addr 00``) to long polls while a busy period lasts;
 - RTE substitution (SAS §12): with real-time reporting on, a pending event answers any poll
   in place of its reply, and the host re-sends its long poll;
@@ -32,9 +34,10 @@ from dataclasses import dataclass, field
 from drivers.base import Transport, TransportError, Word
 from emulator.exceptions_queue import PendingException
 from emulator.model import Machine
-from emulator.responder import answer, rom_signature
+from emulator.responder import answer, apply_broadcast, rom_signature
 from emulator.scenario import ScenarioRunner
 from sas_protocol.machine import (
+    BroadcastReceived,
     MachineProtocol,
     PollIgnored,
     PollReceived,
@@ -81,6 +84,7 @@ class LinkStats:
     corrupted_bytes: int = 0
     acknowledged_exceptions: int = 0
     syncs: int = 0
+    broadcasts: int = 0  # global broadcasts applied (LP 7F); others count as ignored
     unsupported: dict[int, int] = field(default_factory=dict)
 
 
@@ -258,8 +262,18 @@ class Emulator:
             elif isinstance(event, Synchronized):
                 self.stats.syncs += 1
                 self._log(f"sync: saw a poll to another address ({event.address_byte:02X})")
+            elif isinstance(event, BroadcastReceived):
+                self._broadcast(event, now)
             elif isinstance(event, PollReceived):
                 self._poll(event, now)
+
+    def _broadcast(self, event: BroadcastReceived, now: float) -> None:
+        # SAS §2.2.2.4: type G is never answered, whatever the machine does with it
+        if apply_broadcast(self.machine, event.poll, now):
+            self.stats.broadcasts += 1
+        else:
+            self.stats.ignored += 1
+            self._log(f"broadcast not acted on: LP {event.poll.command:02X}")
 
     def _acknowledged(self, reply: object, now: float) -> None:
         if self._in_flight is not None and self._in_flight[0] is reply:

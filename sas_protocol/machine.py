@@ -10,7 +10,9 @@ corrupted long poll, the sync rule and the implied ACK / NACK bookkeeping of SAS
   ``ReplyResent`` is reported (the caller must not answer it again);
 - out of sync (after ``reset()`` at power-up, or ``lose_sync()`` at a loop break) polls to
   this address are not heard at all (``PollIgnored``: no answer, no re-send) until a poll
-  to another address or to address 0 arrives (``Synchronized``).
+  to another address or to address 0 arrives (``Synchronized``);
+- a global broadcast long poll (address 0, type G) is never answered; a well-formed one
+  with a CRC is surfaced as ``BroadcastReceived`` so the caller can apply it (LP 7F).
 
 The time-based parts (5 s without an address byte is a loop break, chirps) belong to the
 caller, which owns the clock: it calls ``lose_sync()`` and sends ``chirp()``.
@@ -31,6 +33,7 @@ from sas_protocol.errors import (
 from sas_protocol.messages.requests import (
     GeneralPoll,
     Poll,
+    Request,
     check_address,
     decode_request,
     request_length,
@@ -84,7 +87,8 @@ class ReplyAcknowledged:
 
 @dataclass(frozen=True, slots=True)
 class PollRejected:
-    """A malformed poll. For a CRC error a NACK has been queued (SAS §3.5)."""
+    """A malformed poll. For a CRC error on a poll to this address a NACK has been queued
+    (SAS §3.5); a malformed broadcast is never NACKed (SAS §2.2.2.4)."""
 
     error: RemoteProtocolError
 
@@ -105,10 +109,22 @@ class Synchronized:
     address_byte: int
 
 
+@dataclass(frozen=True, slots=True)
+class BroadcastReceived:
+    """A global broadcast long poll (address 0, type G; SAS §2.2.2.4) with a good CRC, such
+    as LP 7F (set date and time). The machine acts on it and never answers it."""
+
+    poll: Request
+    frame: bytes
+
+
 MachineEvent = (
     PollReceived | ReplyResent | ReplyAcknowledged | PollRejected | PollIgnored
-    | Synchronized
+    | Synchronized | BroadcastReceived
 )
+
+
+BROADCAST = 0x00  # SAS §2.2.2.4: address byte 00 with the wakeup bit, a global broadcast
 
 
 class MachineProtocol:
@@ -122,7 +138,7 @@ class MachineProtocol:
         check_address(address)
         self.address = address
         self._synced = synced
-        self._buffer: bytearray | None = None  # long poll being collected
+        self._buffer: bytearray | None = None  # long poll being collected (own or broadcast)
         self._events: list[MachineEvent] = []
         self._out = bytearray()
         self._last_poll: bytes | None = None
@@ -172,10 +188,12 @@ class MachineProtocol:
     def _receive(self, value: int, wakeup: bool) -> None:
         if wakeup:
             if self._buffer is not None:
-                # SAS §2.3.2: a new address byte ends an unfinished message; it is junk.
                 junk = bytes(self._buffer)
                 self._buffer = None
-                self._events.append(PollRejected(LengthError("incomplete long poll", junk)))
+                if junk != bytes((BROADCAST,)):  # a lone 00 is a sync byte, not junk
+                    # SAS §2.3.2: a new address byte ends an unfinished message; it is junk.
+                    self._events.append(
+                        PollRejected(LengthError("incomplete long poll", junk)))
             if value in (self.address, 0x80 | self.address):
                 if not self._synced:
                     # SAS §3.5 sync rule: polls to itself are not heard until a sync poll
@@ -192,6 +210,8 @@ class MachineProtocol:
             if not self._synced:
                 self._synced = True
                 self._events.append(Synchronized(value))
+            if value == BROADCAST:
+                self._buffer = bytearray((value,))
             return
         if self._buffer is None:
             return  # body bytes of a message for another address, or line noise
@@ -203,6 +223,9 @@ class MachineProtocol:
             self._long_poll_complete(frame)
 
     def _long_poll_complete(self, frame: bytes) -> None:
+        if frame[0] == BROADCAST:
+            self._broadcast_complete(frame)
+            return
         try:
             _, request = decode_request(frame)
         except CrcError as exc:
@@ -214,6 +237,18 @@ class MachineProtocol:
             self._events.append(PollRejected(exc))
             return
         self._poll_complete(request, frame)
+
+    def _broadcast_complete(self, frame: bytes) -> None:
+        # SAS §2.2.2.4: type G is never ACKed or NACKed, whatever arrived.
+        try:
+            _, request = decode_request(frame)
+        except RemoteProtocolError as exc:
+            self._events.append(PollRejected(exc))
+            return
+        if request.HAS_CRC:
+            self._events.append(BroadcastReceived(request, frame))
+        # else: a type R poll (or an unknown command) has no CRC to trust and asks for data
+        # that nobody may send; after a 00 address byte it is as likely line noise: dropped.
 
     def _poll_complete(self, poll: Poll, frame: bytes) -> None:
         if frame == self._last_poll:
@@ -304,6 +339,7 @@ class MachineProtocol:
 
 
 __all__ = [
+    "BroadcastReceived",
     "MachineEvent",
     "MachineProtocol",
     "PollIgnored",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 import pytest
 import yaml
@@ -20,7 +21,9 @@ from sas_protocol.messages.requests import (
     LockRequest,
     MetersRequest,
     RealTimeReportingRequest,
+    Request,
     SelectedMetersRequest,
+    SetDateTimeRequest,
     UnlockRequest,
 )
 from sas_protocol.messages.responses import decode_reply
@@ -294,3 +297,43 @@ def test_loop_break_no_resend_while_unsynced_and_the_resync_acknowledges() -> No
     assert line.emu.stats.resent == 0 and line.emu.stats.ignored == 1
     assert line.gp(5.7) == b"\x12"  # the re-sync acknowledged 11: it is not reported twice
     assert line.emu.stats.syncs == 2
+
+
+def broadcast(request: Request) -> bytes:
+    """``request`` to address 0 (a global broadcast; ``encode`` refuses address 0)."""
+    return append_crc(b"\x00" + request.encode(1)[1:-2])
+
+
+def test_a_broadcast_7f_sets_the_clock_and_gets_no_answer() -> None:
+    line = Line()
+    line.machine.open_door(0.0, Door.SLOT)
+    line.machine.close_door(0.0, Door.SLOT)
+    assert line.gp(0.0) == b"\x11"
+    # SAS §2.2.2.4: type G is never answered; it also acknowledges the 11 (SAS §3.5)
+    assert line.send(broadcast(SetDateTimeRequest(7, 4, 2027, 12, 30, 0)), 1.0) == b""
+    assert line.machine.clock(11.0) == datetime(2027, 7, 4, 12, 30, 10, tzinfo=UTC)
+    assert line.emu.stats.broadcasts == 1
+    assert line.send(GP, 1.1) == b"\x12"
+    # other broadcasts and impossible dates are not acted on, and never answered
+    assert line.send(broadcast(LockRequest()), 1.2) == b""
+    assert not line.machine.locked
+    assert line.send(broadcast(SetDateTimeRequest(2, 31, 2027, 0, 0, 0)), 1.3) == b""
+    assert line.machine.clock(11.0) == datetime(2027, 7, 4, 12, 30, 10, tzinfo=UTC)
+    assert line.emu.stats.broadcasts == 1 and line.emu.stats.ignored == 2
+
+
+def test_a_broadcast_syncs_a_machine_that_just_powered_up() -> None:
+    line = Line()
+    assert line.send(broadcast(SetDateTimeRequest(1, 2, 2028, 3, 4, 5)), 0.5) == b""
+    assert line.emu.synced and line.machine.clock(0.5).year == 2028
+    assert line.send(GP, 0.6) == b"\x00"
+
+
+def test_an_addressed_7f_with_an_impossible_date_is_not_acknowledged() -> None:
+    line = Line()
+    line.send(SYNC, 0.0)
+    before = line.machine.clock(1.0)
+    assert line.send(SetDateTimeRequest(2, 30, 2027, 0, 0, 0).encode(1), 0.1) == b""
+    assert line.machine.clock(1.0) == before
+    line.send(SYNC, 0.2)
+    assert line.send(SetDateTimeRequest(2, 28, 2027, 0, 0, 0).encode(1), 0.3) == b"\x01"

@@ -1,5 +1,5 @@
-"""MachineProtocol: framing of host words, NACK on bad CRC, implied ACK / NACK re-sends and the
-sync rule."""
+"""MachineProtocol: framing of host words, NACK on bad CRC, implied ACK / NACK re-sends, the
+sync rule and global broadcasts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sas_helpers import words
 
 import sas_protocol as sp
-from sas_protocol.machine import PollIgnored, Synchronized
+from sas_protocol.machine import BroadcastReceived, PollIgnored, Synchronized
 
 GP = sp.GeneralPoll()
 
@@ -219,3 +219,57 @@ def test_an_unsynced_machine_sends_nothing_until_it_syncs(ops: list[tuple[str, A
         assert synced or out == b""
         assert machine.synced == synced
 
+
+# --- global broadcasts (type G, SAS §2.2.2.4) ----------------------------------------------
+
+
+def broadcast(request: sp.Request) -> bytes:
+    """``request`` addressed to 0 (``encode`` refuses address 0: a machine never has it)."""
+    return sp.append_crc(b"\x00" + request.encode(1)[1:-2])
+
+
+def test_a_broadcast_long_poll_is_surfaced_never_answered_and_acknowledges() -> None:
+    machine = sp.MachineProtocol(1)
+    machine.receive_words([(0x81, True)])
+    machine.send_exception(0x11)
+    machine.data_to_send()
+    machine.events_received()
+    set_clock = sp.SetDateTimeRequest(3, 4, 2027, 5, 6, 7)
+    frame = broadcast(set_clock)
+    machine.receive_words(words(frame))
+    assert machine.events_received() == [
+        sp.ReplyAcknowledged(sp.ExceptionReply(0x11), b"\x11"),
+        BroadcastReceived(set_clock, frame),
+    ]
+    assert not machine.awaiting_answer and machine.data_to_send() == b""
+
+
+def test_a_broadcast_syncs_an_unsynced_machine_before_it_is_surfaced() -> None:
+    machine = sp.MachineProtocol(1, synced=False)
+    frame = broadcast(sp.LockRequest())
+    machine.receive_words(words(frame))
+    assert machine.events_received() == [Synchronized(0x00),
+                                         BroadcastReceived(sp.LockRequest(), frame)]
+
+
+def test_bad_broadcasts_are_dropped_without_a_nack() -> None:
+    machine = sp.MachineProtocol(1)
+    bad = bytearray(broadcast(sp.SetDateTimeRequest(3, 4, 2027, 5, 6, 7)))
+    bad[-1] ^= 0x01
+    machine.receive_words(words(bytes(bad)))
+    [event] = machine.events_received()
+    assert isinstance(event, sp.PollRejected) and isinstance(event.error, sp.CrcError)
+    assert machine.data_to_send() == b""  # type G is never NACKed
+    # a type R poll (no CRC to trust, asks for data nobody may send) and an unknown command
+    machine.receive_words([(0x00, True), (0x1A, False), (0x00, True), (0xEE, False)])
+    assert machine.events_received() == []
+    # a lone 00 is a sync byte, not junk; a cut-off broadcast is junk
+    machine.receive_words([(0x00, True), (0x81, True)])
+    assert machine.events_received() == [sp.PollReceived(GP, b"\x81")]
+    machine.ignore()
+    machine.receive_words([(0x00, True), (0x7F, False), (0x81, True)])
+    events = machine.events_received()
+    assert isinstance(events[0], sp.PollRejected)
+    assert isinstance(events[0].error, sp.LengthError) and events[0].error.raw == b"\x00\x7f"
+    assert events[1] == sp.PollReceived(GP, b"\x81")
+    assert machine.data_to_send() == b""
