@@ -30,7 +30,11 @@ Rules implemented (docs/sas.md has the full story):
 - RTE (SAS §12): in RTE mode any long poll may be answered by ``addr FF code data CRC``; the
   event is delivered and the long poll re-queued (behind a sync poll, so that the event is
   acknowledged) without using a send. A general poll in RTE mode is answered by an event
-  or by silence (= nothing to report).
+  or by silence (= nothing to report). Such a frame is also taken in non-RTE mode: a
+  machine left in RTE mode (the host restarted) sends them until LP 0E switches it back,
+  and its events must not be lost. A non-RTE general-poll byte equal to the address is
+  therefore held until the next byte or the close of the reply window tells an exception
+  code from the start of a frame (the mode itself only changes when LP 0E is ACKed).
 - Link health: ``link_down_after`` consecutive failed sends bring the link down; the first
   good reply brings it up. Silence to a long poll counts only in RTE mode (in non-RTE mode
   it is the normal answer to an unsupported poll and general polls probe the link), and
@@ -266,8 +270,9 @@ class HostProtocol:
         poll, buf = self._poll, bytes(self._buffer)
         if buf:
             if len(buf) == 1 and buf[0] == self.address:
-                # A lone address byte: an ACK, or an exception byte equal to our address
-                # while a ROM signature was pending.
+                # A lone address byte: an ACK, or (non-RTE general poll) an exception code
+                # equal to our address, waited for in case an RTE frame or the ROM signature
+                # followed it (_expected_length).
                 if isinstance(poll, GeneralPoll):
                     if not self.rte_mode:
                         self._complete(buf)
@@ -316,12 +321,21 @@ class HostProtocol:
         poll, address = self._poll, self.address
         assert poll is not None
         if isinstance(poll, GeneralPoll) and not self.rte_mode:
-            if self._rom_request is not None and buf[0] == address:
-                # SAS §6: the pending ROM signature may answer a general poll.
-                if len(buf) < 2:
-                    return _NEED_MORE
-                return 6 if buf[1] == 0x21 else 1
-            return 1
+            if buf[0] != address:
+                return 1  # SAS §3.4: a one-byte exception code
+            # A byte equal to our address may be a one-byte exception code (address 0x11 and
+            # exception 11 "slot door opened" look the same) or the start of a frame: an RTE
+            # event (SAS §12: ``addr FF code data CRC`` from a machine still in RTE mode, e.g.
+            # after the host restarted, until LP 0E is ACKed) or the pending ROM signature
+            # (SAS §6). As for ACK versus busy, the next byte tells, or, when none comes, the
+            # close of the reply window (receive_timeout takes the lone byte as an exception).
+            if len(buf) < 2:
+                return _NEED_MORE
+            if buf[1] == RTE_MARKER:
+                return _NEED_MORE if len(buf) < 3 else rte_frame_length(buf[2])
+            if buf[1] == 0x21 and self._rom_request is not None:
+                return 6
+            return 1  # the exception code, then stray bytes
         if not isinstance(poll, GeneralPoll) and buf[0] == address | 0x80:
             return 1  # NACK
         if buf[0] != address:

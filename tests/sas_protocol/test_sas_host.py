@@ -321,3 +321,53 @@ def test_reply_with_good_crc_but_bad_bcd_is_a_framing_failure() -> None:
     assert isinstance(events[0], sp.FrameRejected)
     assert isinstance(events[0].error, sp.FramingError) and events[0].error.raw == bad
     assert events[-1] == sp.PollFailed(COIN_IN, sp.FailureReason.FRAMING)
+
+
+def test_non_rte_general_poll_takes_an_rte_frame_from_a_machine_left_in_rte_mode() -> None:
+    """SAS §12: the machine stays in RTE mode until LP 0E 00 is ACKed; a host that restarted
+    in non-RTE mode must not read ``addr FF code …`` as exception ``addr`` and lose the event."""
+    host = up_host()
+    host.send(GP)
+    host.data_to_send()
+    frame = sp.encode_rte_frame(1, sp.GameEndedEvent(250))
+    host.receive_data(frame[:1])
+    assert host.awaiting_reply and host.events_received() == []  # undecided: wait
+    host.receive_data(frame[1:3])
+    assert host.awaiting_reply
+    host.receive_data(frame[3:])
+    assert not host.awaiting_reply
+    assert host.events_received() == [
+        sp.RealTimeEventReceived(sp.GameEndedEvent(250), GP, substituted=False)]
+    assert not host.rte_mode  # the mode changes only when LP 0E is ACKed
+    # An RTE frame cut short is a framing failure (then retried), never an exception.
+    host = up_host(max_sends=1)
+    host.send(GP)
+    host.receive_data(frame[:2])
+    host.receive_timeout()
+    events = host.events_received()
+    assert isinstance(events[0], sp.FrameRejected)
+    assert events[-1] == sp.PollFailed(GP, sp.FailureReason.FRAMING)
+
+
+def test_an_exception_byte_equal_to_the_address_is_decided_by_the_window() -> None:
+    """Address 0x11 and exception 11 (slot door opened): one byte, the same value. The host
+    waits for the window to close (or for the next byte) before it calls it an exception."""
+    host = sp.HostProtocol(0x11)
+    host.send(GP)
+    host.data_to_send()
+    host.receive_data(b"\x11")
+    assert host.awaiting_reply and host.events_received() == []
+    host.receive_timeout()
+    assert host.events_received() == [sp.LinkUp(), sp.ExceptionReported(0x11)]
+    # followed by a byte that starts no frame: the exception, then stray bytes
+    host.send(GP)
+    host.data_to_send()
+    host.receive_data(b"\x11\x42")
+    events = host.events_received()
+    assert events[0] == sp.ExceptionReported(0x11)
+    assert isinstance(events[1], sp.FrameRejected) and events[1].error.raw == b"\x42"
+    # other exception codes are known at once
+    host.send(GP)
+    host.data_to_send()
+    host.receive_data(b"\x12")
+    assert host.events_received() == [sp.ExceptionReported(0x12)]

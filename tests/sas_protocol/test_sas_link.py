@@ -224,3 +224,41 @@ def test_random_words_into_machine_raise_only_protocol_errors(ops: list[Any]) ->
                  lambda: machine.send_event(sp.PlainEvent(0x17))][arg]()
         machine.data_to_send()
         machine.events_received()
+
+
+RTE_EVENTS = st.one_of(
+    st.builds(sp.GameEndedEvent, st.integers(0, 99_999_999)),
+    st.builds(sp.GameSelectedEvent, st.integers(0, 9999)),
+    st.sampled_from([sp.PlainEvent(c) for c in (0x11, 0x17, 0x51, 0x3D, 0x7A)]),
+)
+
+
+@given(address=st.integers(1, 127), code=st.integers(0, 0xFF))
+def test_non_rte_general_poll_never_loses_an_exception_byte(address: int, code: int) -> None:
+    """Every one-byte answer to a non-RTE general poll becomes its exception (or no
+    activity), whether or not it equals the address, once the reply window closes."""
+    host = sp.HostProtocol(address)
+    host.send(GP)
+    host.data_to_send()
+    host.receive_data(bytes((code,)))
+    if host.awaiting_reply:
+        assert code == address  # only that byte waits for the window
+        host.receive_timeout()
+    events = [e for e in host.events_received() if not isinstance(e, sp.LinkUp)]
+    assert events in ([sp.ExceptionReported(code)], [sp.NoActivity(code)])
+
+
+@given(address=st.integers(1, 127), event=RTE_EVENTS, cuts=st.lists(st.integers(0, 40)))
+def test_non_rte_general_poll_takes_rte_frames_in_any_chunking(
+        address: int, event: sp.RealTimeEvent, cuts: list[int]) -> None:
+    frame = sp.encode_rte_frame(address, event)
+    host = sp.HostProtocol(address)
+    host.send(GP)
+    host.data_to_send()
+    points = sorted({c for c in cuts if 0 < c < len(frame)})
+    for start, end in zip([0, *points], [*points, len(frame)], strict=True):
+        host.receive_data(frame[start:end])
+    assert not host.awaiting_reply  # a whole frame needs no window close
+    assert host.events_received() == [
+        sp.LinkUp(), sp.RealTimeEventReceived(event, GP, substituted=False)]
+    assert not host.rte_mode

@@ -149,7 +149,10 @@ def test_rte_vectors(vector: dict[str, Any]) -> None:
     with pytest.raises(sp.LengthError):
         sp.decode_rte_frame(frame + b"\x00")
     expected = [sp.LinkUp(), sp.RealTimeEventReceived(event, sp.GeneralPoll(), substituted=False)]
-    for chunks in ([frame], [bytes((b,)) for b in frame]):
-        assert _run_reply(sp.GeneralPoll(), frame, rte=True, chunks=chunks) == expected
-    trailing = _run_reply(sp.GeneralPoll(), frame, rte=True, chunks=[frame + b"\x00"])
-    assert [e for e in trailing if not isinstance(e, sp.FrameRejected)] == expected
+    # rte=False: a machine left in RTE mode (the host restarted) answers general polls with
+    # event frames until LP 0E is ACKed; the host takes them in either mode.
+    for rte in (True, False):
+        for chunks in ([frame], [bytes((b,)) for b in frame]):
+            assert _run_reply(sp.GeneralPoll(), frame, rte=rte, chunks=chunks) == expected
+        trailing = _run_reply(sp.GeneralPoll(), frame, rte=rte, chunks=[frame + b"\x00"])
+        assert [e for e in trailing if not isinstance(e, sp.FrameRejected)] == expected
