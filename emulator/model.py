@@ -14,6 +14,7 @@ Money facts that matter to the agent (reference §3.8-§3.10):
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -85,6 +86,8 @@ BILL_REJECTED = 0x2B
 AFT_TRANSFER_COMPLETE = 0x69
 HANDPAY_LEVEL_JACKPOT = 0x40
 HANDPAY_LEVEL_CANCELLED_CREDITS = 0x80
+#: LP 4D reads the validation buffer by index 01-1F (reference §3.9): 31 records
+VALIDATION_BUFFER_SIZE = 0x1F
 
 
 def bcd(value: int, width: int) -> bytes:
@@ -156,10 +159,17 @@ class Handpay:
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
+    """A printed cash-out ticket: the machine's validation record for it."""
+
     validation_number: int  # 16 digits (LP 4D: 8-byte BCD)
     amount_cents: int
     printed_at: datetime
     ticket_number: int
+
+    @property
+    def buffer_index(self) -> int:
+        """Its slot in the validation buffer, 01-1F (LP 4D by index), reused in turn."""
+        return (self.ticket_number - 1) % VALIDATION_BUFFER_SIZE + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +253,8 @@ class Machine:
         self.handpay_reset_to_credits = False  # LP A8 method 01
         self.last_bill: Bill | None = None
         self.tickets: list[Ticket] = []  # printed tickets, newest last
-        self._unread_ticket: Ticket | None = None  # reported by 3D until LP 4D reads it
+        # validation records LP 4D 00 has not read yet, oldest first; 3D persists meanwhile
+        self._unread_tickets: deque[Ticket] = deque()
         self.slot_door_openings = 0  # LP 1C "slot door opened" (not a table C-7 meter)
         self.power_resets = 0  # LP 1C "power resets"
         self._clock_base = (now, wall_clock or datetime(2026, 1, 1, tzinfo=UTC))
@@ -480,7 +491,11 @@ class Machine:
         self._report(now, CASHOUT_PRESSED)
         credits = self.credits
         cents = credits * self.denomination_cents
-        if cents >= self.config.handpay_limit_cents or self.tilts & PRINTER_TILTS:
+        # a full validation buffer (every record unread) cannot take another ticket: a
+        # record is never overwritten before the host has read it, so pay by hand instead
+        buffer_full = len(self._unread_tickets) >= VALIDATION_BUFFER_SIZE
+        if (cents >= self.config.handpay_limit_cents or self.tilts & PRINTER_TILTS
+                or buffer_full):
             handpay = Handpay(HandpayKind.CANCELLED_CREDITS, credits, cents, 0)
             self.credits = 0
             self._start_handpay(now, handpay)
@@ -497,17 +512,44 @@ class Machine:
         ticket = Ticket(self._rng.randrange(10**15, 10**16), cents, self.clock(now),
                         len(self.tickets) + 1)
         self.tickets.append(ticket)
-        self._unread_ticket = ticket
-        # SAS priority 3D persists until LP 4D reads the ticket
+        self._unread_tickets.append(ticket)
+        # SAS priority 3D persists until LP 4D has read every ticket's record
         self.queue.raise_priority(PendingException.simple(TICKET_PRINTED), now, persistent=True)
         return ticket
 
+    @property
+    def unread_tickets(self) -> list[Ticket]:
+        """Validation records LP 4D 00 has not read yet, oldest first."""
+        return list(self._unread_tickets)
+
     def read_validation_info(self, now: float) -> Ticket | None:
-        """LP 4D (current): the last ticket; reading it services exception 3D."""
-        self.queue.service(TICKET_PRINTED)
-        ticket = self._unread_ticket or (self.tickets[-1] if self.tickets else None)
-        self._unread_ticket = None
+        """LP 4D 00 (current): the oldest record not read yet, now marked read, so a second
+        ticket printed before the host read the first is not lost: successive reads return
+        them in order. 3D is serviced when none is left; otherwise it is reported again at
+        once, so a host that reads one record per 3D reads them all. With nothing unread,
+        the most recent record again (a host that lost its reply can read it once more)."""
+        if not self._unread_tickets:
+            self.queue.service(TICKET_PRINTED)
+            return self.tickets[-1] if self.tickets else None
+        ticket = self._unread_tickets.popleft()
+        if self._unread_tickets:
+            self.queue.raise_priority(PendingException.simple(TICKET_PRINTED), now,
+                                      persistent=True)
+        else:
+            self.queue.service(TICKET_PRINTED)
         return ticket
+
+    def peek_validation_info(self) -> Ticket | None:
+        """LP 4D FF (look-ahead): the record 00 would return next; nothing is marked read."""
+        return self._unread_tickets[0] if self._unread_tickets else None
+
+    def validation_record(self, index: int) -> Ticket | None:
+        """LP 4D 01-1F: the record in that buffer slot (read or not; reading changes
+        nothing), or None for an empty slot. The buffer keeps the last 31 tickets."""
+        for ticket in reversed(self.tickets[-VALIDATION_BUFFER_SIZE:]):
+            if ticket.buffer_index == index:
+                return ticket
+        return None
 
     # ------------------------------------------------------------------ handpay
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from emulator.meters import METERS, UnknownMeterError, meter_def
-from emulator.model import BILL_DENOMINATION_CODES, COUNTRY_CODE_US, Machine
+from emulator.model import (
+    BILL_DENOMINATION_CODES,
+    COUNTRY_CODE_US,
+    VALIDATION_BUFFER_SIZE,
+    Machine,
+)
 from sas_protocol.codes import meter_spec
 from sas_protocol.crc import crc16_kermit
 from sas_protocol.denominations import DENOMINATION_CENTS
@@ -146,6 +151,27 @@ def _set_clock(machine: Machine, request: SetDateTimeRequest, now: float) -> boo
     return True
 
 
+def validation_reply(machine: Machine, function: int, now: float) -> EnhancedValidationReply:
+    """LP 4D (reference §3.9): 00 the current record (the oldest unread one, now read),
+    01-1F the record at that buffer index, FF look-ahead (the next unread one, not marked
+    read). An empty slot, or any other function code, answers zeros."""
+    if function == 0x00:
+        ticket = machine.read_validation_info(now)
+    elif function == 0xFF:
+        ticket = machine.peek_validation_info()
+    elif function <= VALIDATION_BUFFER_SIZE:
+        ticket = machine.validation_record(function)
+    else:
+        ticket = None
+    if ticket is None:
+        return EnhancedValidationReply(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    at = ticket.printed_at
+    return EnhancedValidationReply(
+        0x00, ticket.buffer_index, int(at.strftime("%m%d%Y")), int(at.strftime("%H%M%S")),
+        ticket.validation_number, ticket.amount_cents % 10**10,
+        ticket.ticket_number % 0x10000, 0, 0, 0)
+
+
 def apply_broadcast(machine: Machine, request: Request, now: float) -> bool:
     """A global broadcast long poll (address 0, SAS §2.2.2.4): act on it, never answer it.
     True when the machine acted on it. Only LP 7F (set date and time) may be broadcast
@@ -242,14 +268,7 @@ def answer(machine: Machine, request: Request, now: float) -> Reply | None:
             # an impossible date is not acknowledged (the host sees no answer and retries)
             return Ack() if _set_clock(m, request, now) else None
         case EnhancedValidationRequest(function=function):
-            ticket = m.read_validation_info(now) if function == 0x00 else None
-            if ticket is None:
-                return EnhancedValidationReply(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-            at = ticket.printed_at
-            return EnhancedValidationReply(
-                0x00, 0, int(at.strftime("%m%d%Y")), int(at.strftime("%H%M%S")),
-                ticket.validation_number, ticket.amount_cents % 10**10,
-                ticket.ticket_number % 0x10000, 0, 0, 0)
+            return validation_reply(m, function, now)
         case AftLockStatusRequest():
             cashable = m.credits * m.denomination_cents
             return AftLockStatusReply(

@@ -10,6 +10,7 @@ from emulator.exceptions_queue import PendingException
 from emulator.meters import METERS, meter_def
 from emulator.model import (
     Door,
+    Handpay,
     HandpayKind,
     Machine,
     MachineConfig,
@@ -240,3 +241,46 @@ def test_money_invariant_holds_for_any_sequence(
     assert delta[0xA0] == t.aft_in and delta[0xB8] == t.aft_out
     for code, value in m.meters().items():
         assert m.reported_meter(code) == value % meter_def(code).modulus
+
+
+def test_two_tickets_before_4d_are_both_kept_and_read_in_order() -> None:
+    m = Machine()
+    m.insert_bill(0.0, 5)
+    first = m.cash_out(0.0)
+    m.insert_bill(0.0, 10)
+    second = m.cash_out(0.0)
+    assert isinstance(first, Ticket) and isinstance(second, Ticket)
+    assert (first.buffer_index, second.buffer_index) == (1, 2)
+    assert m.unread_tickets == [first, second]
+    assert m.peek_validation_info() == first  # look-ahead marks nothing read
+    assert m.read_validation_info(1.0) == first
+    # 3D stays until every record is read, and comes again at once for the next one
+    again = m.next_exception(1.0)
+    assert again is not None and again.code == 0x3D
+    assert m.peek_validation_info() == second
+    assert m.read_validation_info(1.1) == second
+    assert not m.queue.is_flagged(0x3D) and m.unread_tickets == []
+    assert m.peek_validation_info() is None
+    assert m.read_validation_info(1.2) == second  # nothing unread: the latest record again
+    assert m.validation_record(1) == first and m.validation_record(2) == second
+    assert m.validation_record(3) is None
+
+
+def test_the_validation_buffer_keeps_31_records_and_never_overwrites_an_unread_one() -> None:
+    m = Machine()
+    printed = []
+    for i in range(31):
+        m.insert_bill(float(i), 1)
+        printed.append(m.cash_out(float(i)))
+    assert all(isinstance(t, Ticket) for t in printed)
+    assert len(m.unread_tickets) == 31
+    m.insert_bill(40.0, 1)
+    handpay = m.cash_out(40.0)  # buffer full: no 32nd ticket, an attendant pays
+    assert isinstance(handpay, Handpay) and handpay.kind is HandpayKind.CANCELLED_CREDITS
+    m.reset_handpay(41.0)
+    assert m.read_validation_info(42.0) == printed[0]
+    m.insert_bill(43.0, 1)
+    latest = m.cash_out(43.0)
+    assert isinstance(latest, Ticket) and latest.buffer_index == 1  # slot 01 reused
+    assert m.validation_record(1) == latest and m.validation_record(31) == printed[30]
+    assert m.unread_tickets == [*printed[1:], latest]

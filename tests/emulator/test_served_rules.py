@@ -337,3 +337,33 @@ def test_an_addressed_7f_with_an_impossible_date_is_not_acknowledged() -> None:
     assert line.machine.clock(1.0) == before
     line.send(SYNC, 0.2)
     assert line.send(SetDateTimeRequest(2, 28, 2027, 0, 0, 0).encode(1), 0.3) == b"\x01"
+
+
+def test_4d_reads_every_ticket_printed_before_the_host_read_one() -> None:
+    machine = Machine()
+    machine.insert_bill(0.0, 5)
+    first = machine.cash_out(0.0)
+    machine.insert_bill(0.0, 10)
+    second = machine.cash_out(0.0)
+    line = Line(machine)
+
+    def read_4d(function: int, now: float) -> tuple[int, int, int]:
+        line.send(SYNC, now)
+        request = EnhancedValidationRequest(function)
+        info = decode_reply(request, line.send(request.encode(1), now), address=1)
+        return (info.index, info.validation_number, info.amount)  # type: ignore[union-attr]
+
+    assert line.gp(1.0) == b"\x3d"
+    assert read_4d(0xFF, 1.1) == (1, first.validation_number, 500)  # look-ahead: not read
+    assert read_4d(0x00, 1.2) == (1, first.validation_number, 500)
+    assert line.gp(1.3) == b"\x3d"  # at once: another record waits
+    assert read_4d(0x00, 1.4) == (2, second.validation_number, 1000)
+    codes = [line.gp(1.5 + i / 10)[0] for i in range(5)]
+    assert 0x3D not in codes and codes[-1] == 0x00
+    assert line.gp(30.0) == b"\x00"  # serviced: no re-issue
+    assert read_4d(0x01, 30.1) == (1, first.validation_number, 500)  # by buffer index
+    assert read_4d(0x02, 30.2) == (2, second.validation_number, 1000)
+    assert read_4d(0x03, 30.3) == (0, 0, 0)  # an empty slot
+    assert read_4d(0x20, 30.4) == (0, 0, 0)  # not a function code
+    assert read_4d(0xFF, 30.5) == (0, 0, 0)  # nothing ahead
+    assert read_4d(0x00, 30.6) == (2, second.validation_number, 1000)  # the latest again
