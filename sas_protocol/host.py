@@ -354,7 +354,12 @@ class HostProtocol:
         if second == 0x00:
             return 2  # busy
         if poll.expects_ack:
-            return 1  # an ACK followed by stray bytes
+            # SAS §3.5: an ACK is the address byte alone. ``addr cmd …`` answers another poll:
+            # the command byte was damaged on the way and the machine answered (or, as an
+            # implied NACK, re-sent) what it heard. Taking its first byte for the ACK would
+            # report as done a command the machine never got; the poll is sent again.
+            raise FramingError(
+                f"reply echoes {second:02X}, poll {poll.command:02X} expects an ACK", buf)
         if second != poll.command:
             raise FramingError(f"reply echoes {second:02X}, poll was {poll.command:02X}", buf)
         length = poll.reply_length

@@ -371,3 +371,20 @@ def test_an_exception_byte_equal_to_the_address_is_decided_by_the_window() -> No
     host.data_to_send()
     host.receive_data(b"\x12")
     assert host.events_received() == [sp.ExceptionReported(0x12)]
+
+
+def test_an_ack_poll_answered_by_another_polls_reply_is_sent_again() -> None:
+    """LP 01 damaged on the way into ``01 11 …``: the machine answers (or re-sends, as an
+    implied NACK) an LP 11 reply. Its first byte is not the lock's ACK (SAS §3.5)."""
+    host = up_host()
+    lock = sp.LockRequest()
+    host.send(lock)
+    lock_out = host.data_to_send()
+    host.receive_data(COIN_IN_REPLY)
+    [rejected] = host.events_received()
+    assert isinstance(rejected, sp.FrameRejected) and rejected.error.raw == COIN_IN_REPLY
+    host.receive_timeout()
+    assert host.data_to_send() == lock_out[-1:]  # the same lock again
+    host.receive_data(b"\x01")
+    host.receive_timeout()
+    assert host.events_received() == [sp.ReplyReceived(lock, sp.Ack())]
