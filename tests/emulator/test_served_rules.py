@@ -10,7 +10,7 @@ import yaml
 
 from drivers.base import Word
 from drivers.memory import MemoryTransport, pair
-from emulator.model import Door, Machine, MachineConfig, PlayRefusedError
+from emulator.model import Door, Machine, MachineConfig, PlayRefusedError, Ticket
 from emulator.scenario import ScenarioRunner, parse_scenario
 from emulator.server import Emulator, LinkOptions
 from sas_protocol.crc import append_crc, crc_ok
@@ -345,6 +345,7 @@ def test_4d_reads_every_ticket_printed_before_the_host_read_one() -> None:
     first = machine.cash_out(0.0)
     machine.insert_bill(0.0, 10)
     second = machine.cash_out(0.0)
+    assert isinstance(first, Ticket) and isinstance(second, Ticket)
     line = Line(machine)
 
     def read_4d(function: int, now: float) -> tuple[int, int, int]:
