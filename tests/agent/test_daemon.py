@@ -13,6 +13,7 @@ from agent import __version__
 from agent.config import Config, config_hash, parse_config
 from agent.daemon import Daemon
 from agent.outbox import Outbox
+from drivers.base import Transport, Word
 from drivers.memory import MemoryTransport, pair
 from emulator.model import Machine
 from emulator.server import Emulator
@@ -326,7 +327,7 @@ async def test_the_line_recovers_after_the_transport_dies(tmp_path: Path) -> Non
     assert names.count("machineLinkDown") >= 1 and names.count("machineLinkUp") >= 2
 
 
-class _HoldLock:
+class _HoldLock(Transport):
     """The host end of the line, holding the LP 01 (lock) poll until released: the lock
     action stays running for as long as the test needs."""
 
@@ -344,8 +345,8 @@ class _HoldLock:
             assert self.release.wait(20), "the test never released the lock poll"
         self.inner.write(frame, wakeup=wakeup)
 
-    def read(self, deadline: float, max_words: int = 512) -> list[object]:
-        return list(self.inner.read(deadline, max_words))
+    def read(self, deadline: float, max_words: int = 512) -> list[Word]:
+        return self.inner.read(deadline, max_words)
 
     def discard_input(self) -> None:
         self.inner.discard_input()
@@ -377,7 +378,7 @@ async def test_a_reload_lets_running_actions_finish(
             f"  token_file: {token_file}\n")
     path.write_text(base)
     line = _HoldLock(host_end)
-    daemon = Daemon(load_config(path), transport_factory=lambda cfg: line)  # type: ignore[arg-type,return-value]
+    daemon = Daemon(load_config(path), transport_factory=lambda cfg: line)
     task = asyncio.create_task(daemon.run(install_signals=False))
     op: Operator | None = None
     try:

@@ -14,6 +14,7 @@ from agent.line import CardPoller, LineOwner
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.metrics import AgentMetrics
 from agent.observations import CardInserted, CardRemoved, LinkDown, Observation
+from drivers.base import Transport, Word
 from drivers.card_format import CardEvent
 from drivers.memory import Faults, pair
 from tests.agent.e2e_helpers import FAST_POLL, Rig, wait_for
@@ -227,11 +228,11 @@ def test_a_lost_transport_is_reopened_and_the_link_comes_back() -> None:
         listener.close()
 
 
-class _DyingTransport:
+class _DyingTransport(Transport):
     """Wraps a working transport; ``die()`` makes the next read fail like a lost TCP peer,
     and after ``close()`` every call raises ``TransportClosedError`` (as real drivers do)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Transport) -> None:
         self.inner = inner
         self.name = "dying"
         self.dead = threading.Event()
@@ -249,9 +250,9 @@ class _DyingTransport:
         self._check()
         self.inner.write(frame, wakeup=wakeup)
 
-    def read(self, deadline: float, max_words: int = 512) -> list[Any]:
+    def read(self, deadline: float, max_words: int = 512) -> list[Word]:
         self._check()
-        return list(self.inner.read(deadline, max_words))
+        return self.inner.read(deadline, max_words)
 
     def discard_input(self) -> None:
         self._check()
@@ -277,7 +278,7 @@ def test_reopen_is_retried_until_the_transport_opens_again() -> None:
     first = _DyingTransport(host)
     attempts: list[str] = []
 
-    def reopen() -> Any:
+    def reopen() -> Transport:
         attempts.append("try")
         if len(attempts) == 1:
             raise TransportOpenError("/dev/ttyUSB0", "no such device")
