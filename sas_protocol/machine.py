@@ -156,8 +156,11 @@ class MachineProtocol:
     def lose_sync(self) -> None:
         """A loop break (SAS §4.2: no address byte for 5 s): polls to this address are ignored
         until the host re-syncs. The stored reply is kept, so the re-sync poll (a poll to
-        another address) still acknowledges it (SAS §3.5 implied ACK); the host moved on."""
+        another address) still acknowledges it (SAS §3.5 implied ACK); the host moved on.
+        A half-received frame is dropped: its tail, arriving after the break, must not
+        complete it into a poll the machine would answer while out of sync."""
         self._synced = False
+        self._buffer = None
         self._pending = None
 
     def reset(self) -> None:
