@@ -60,12 +60,15 @@ from sas_protocol.host import (
     ReplyReceived,
 )
 from sas_protocol.machine import (
+    BroadcastReceived,
     MachineEvent,
     MachineProtocol,
+    PollIgnored,
     PollReceived,
     PollRejected,
     ReplyAcknowledged,
     ReplyResent,
+    Synchronized,
     WordLike,
 )
 from sas_protocol.messages import (
@@ -161,6 +164,7 @@ __all__ = [
     "AftLockStatusReply",
     "AftLockStatusRequest",
     "BillAcceptedEvent",
+    "BroadcastReceived",
     "Busy",
     "CardHeldEvent",
     "CrcError",
@@ -225,6 +229,7 @@ __all__ = [
     "PlainEvent",
     "Poll",
     "PollFailed",
+    "PollIgnored",
     "PollReceived",
     "PollRejected",
     "RealTimeEvent",
@@ -250,6 +255,7 @@ __all__ = [
     "SetDateTimeRequest",
     "SoundOffRequest",
     "SoundOnRequest",
+    "Synchronized",
     "UnexpectedAddressError",
     "UnknownRequest",
     "UnlockRequest",
