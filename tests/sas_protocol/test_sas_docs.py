@@ -40,9 +40,17 @@ def test_every_exception_code_is_documented() -> None:
         assert rows[int(code)] == [sp.EXCEPTION_MEANING[code], sp.category_of(code).value]
 
 
-def test_serial_line_section_points_to_its_own_page() -> None:
-    body = _section("Serial line and the wakeup bit").split("\n", 2)[2].strip()
-    assert body == "See [sas-serial.md](sas-serial.md)."
+def test_serial_line_section_points_to_its_own_page_and_lists_the_quirk_flags() -> None:
+    import dataclasses
+
+    from agent.config import SerialConfig
+
+    body = _section("Serial line and the wakeup bit")
+    assert "[sas-serial.md](sas-serial.md)" in body
+    quirks = {f.name for f in dataclasses.fields(SerialConfig)} - {"port", "baudrate"}
+    assert quirks, "SerialConfig has no quirk flags"
+    for name in quirks:
+        assert f"`{name}`" in body, f"quirk flag {name} is not documented in docs/sas.md"
 
 
 def test_rte_layout_table_matches_the_codec() -> None:
