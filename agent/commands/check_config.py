@@ -6,10 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from agent.commands.common import EXIT_INVALID_CONFIG
 from agent.config import ConfigError, load_config
-
-#: Exit code for an invalid configuration (argparse uses 2 for bad usage, by the same logic).
-EXIT_INVALID = 2
 
 
 def add_parser(subparsers: Any) -> None:
@@ -34,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  error: {problem}", file=sys.stderr)
         for problem in warnings:
             print(f"  warning: {problem}", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_INVALID_CONFIG
     for problem in config.warnings:
         print(f"warning: {problem}", file=sys.stderr)
     print(f"OK: {args.path}")

@@ -14,11 +14,12 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from agent.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
+
 if TYPE_CHECKING:
     from agent.config import Config
     from agent.diagnostics import LineFacts, Report
 
-EXIT_INVALID_CONFIG = 2
 #: How long the daemon may take to answer (it polls the machine for identity and meters).
 CONTROL_TIMEOUT_S = 15.0
 
@@ -43,14 +44,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.config import ConfigError, load_config
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"{args.config}: invalid configuration", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem.severity}: {problem}", file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return EXIT_INVALID_CONFIG
     report = diagnose(config, allow_daemon=not args.direct, timeout=args.timeout)
     if args.json:

@@ -14,11 +14,10 @@ import sys
 import time
 from typing import Any
 
-from agent.config import ConfigError, load_config
+from agent.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
 from agent.events import utc_timestamp
 from agent.outbox import Outbox, OutboxError, OutboxReader
 
-EXIT_INVALID_CONFIG = 2
 EXIT_UNHEALTHY = 1
 
 
@@ -43,12 +42,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"{args.config}: invalid configuration", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem.severity}: {problem}", file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return EXIT_INVALID_CONFIG
     try:
         reader = Outbox.open_reader(config.outbox.path)

@@ -12,8 +12,9 @@ import logging
 import sys
 from typing import Any, cast
 
+from agent.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
+
 EXIT_CANNOT_START = 1
-EXIT_INVALID_CONFIG = 2
 
 
 def add_parser(subparsers: Any) -> None:
@@ -30,15 +31,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.config import ConfigError, load_config
+    from agent.config import ConfigError
     from agent.logs import LogFormat, setup_logging, under_systemd
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"{args.config}: invalid configuration", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem.severity}: {problem}", file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return EXIT_INVALID_CONFIG
     # "auto": human on a terminal, JSON otherwise (the journal, a pipe).
     setup_logging(args.log_level or config.logging.level,
