@@ -25,9 +25,10 @@ Every result, whatever the path, is (a) sent back as ``actionResult`` through ``
 hub learns it even when the connection was down when the result was ready. Steps (b) and (c)
 happen before (a). Error strings start with a code, ``"<code>: <detail>"`` (:class:`ActionError`).
 
-Lock state: on a successful ``lock``/``unlock`` THIS module (not the line owner) produces the
-``HostLockChanged`` observation with ``action_id`` through ``observe``, so the interpreter
-emits ``machineLocked``/``machineUnlocked`` with ``by`` = the action id.
+Lock state: the line owner, not this module, produces the ``HostLockChanged`` observation
+(with ``action_id``) when the machine ACKs LP 01/02, so the interpreter emits
+``machineLocked``/``machineUnlocked`` with ``by`` = the action id exactly once, in order with
+what else the line saw, and also when the action gave up waiting but the machine did lock.
 
 Deadline: an action may not *start* after ``expiresAt`` (or, without one, after
 ``actions.default_ttl_s`` from receipt). A command still queued at the deadline is cancelled
@@ -60,7 +61,7 @@ from agent.machine_commands import (
 )
 from agent.metrics import ActionStatus as MetricStatus
 from agent.metrics import AgentMetrics
-from agent.observations import HostLockChanged, Observation, SessionCommand
+from agent.observations import Observation, SessionCommand
 from agent.outbox import ActionRecord
 from agent.wire import ActionAckStatus, ActionStatus, WireError
 
@@ -383,10 +384,7 @@ class Actions:
                             result=dict(done.data) or None)
         result = dict(done.data)
         if spec.kind in (CommandKind.LOCK, CommandKind.UNLOCK):
-            locked = spec.kind is CommandKind.LOCK
-            result["locked"] = locked
-            self._observe(HostLockChanged(at=self._clock(), address=address, locked=locked,
-                                          action_id=action_id))
+            result["locked"] = spec.kind is CommandKind.LOCK
         return _Outcome(ActionStatus.SUCCEEDED, result=result)
 
     async def _await_command(self, future: Future[CommandResult], deadline: float

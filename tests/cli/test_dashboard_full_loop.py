@@ -156,8 +156,5 @@ def test_operator_sees_emulator_play_and_locks_and_unlocks_the_real_machine(
     names = [n for n in hub.event_names() if n in ("machineLocked", "machineUnlocked")]
     assert names and names[0] == "machineLocked" and names[-1] == "machineUnlocked", names
     assert names.index("machineUnlocked") == names.count("machineLocked"), names
-    # ... and each exactly once per action. Known defect: both the line owner (on the ACK,
-    # agent/schedule.py) and the action executor (agent/actions.py) produce HostLockChanged,
-    # so the agent reports every lock change twice. Shown as an xfail until fixed.
-    if names != ["machineLocked", "machineUnlocked"]:
-        pytest.xfail(f"the agent reported each lock change more than once: {names}")
+    # ... and each exactly once per action (the line owner alone reports the machine's ACK).
+    assert names == ["machineLocked", "machineUnlocked"], names
