@@ -26,8 +26,11 @@ from .system_rig import (
 )
 
 KILLS = long_or_short(50, 5)
-PLAY_S = long_or_short(240, 12)
-GAMES_PER_MINUTE = 600
+PLAY_S = long_or_short(240, 15)
+#: The long run plays fast enough that the machine's exception queue (25 entries) overflows
+#: while the agent is down (exception 70, ``dataGap``); the short run stays below that pace
+#: so that what CI checks does not depend on the timing of a restart.
+GAMES_PER_MINUTE = long_or_short(600, 180)
 
 pytestmark = pytest.mark.timeout(1800 if LONG else 120)
 
@@ -51,7 +54,7 @@ def finish_and_check(emulator: EmulatorProc, agent: AgentProc, hub: HubProc) -> 
     assert_identity(events)
     got, want = money_sums(events), expected_sums(report, events)
     assert got == want, f"hub sums {got} != emulator totals {want}"
-    assert want["betPlaced"] > 0 and want["winPaid"] > 0 and want["billAccepted"] > 0
+    assert want["betPlaced"] > 0 and want["billAccepted"] > 0 and want["ticketPrinted"] > 0
     return want
 
 
@@ -59,7 +62,9 @@ def finish_and_check(emulator: EmulatorProc, agent: AgentProc, hub: HubProc) -> 
 def test_sigkill_soak_keeps_the_money_invariant_at_the_hub(tmp_path: Path, rte: bool) -> None:
     rng = random.Random(1000 + int(rte))
     hub = HubProc(tmp_path)
-    emulator = EmulatorProc(tmp_path, steps=[{"autoplay": PLAY_S}], seed=41 + int(rte),
+    # After the autoplay, a bill and a ticket for sure (the last thing the agent must catch).
+    steps = [{"autoplay": PLAY_S}, {"insert_bill": 20}, "print_ticket"]
+    emulator = EmulatorProc(tmp_path, steps=steps, seed=41 + int(rte),
                             rte=rte, games_per_minute=GAMES_PER_MINUTE, verbose=True)
     agent = AgentProc(tmp_path, serial_url=emulator.url, hub=hub, rte=rte)
     try:
