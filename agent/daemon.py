@@ -6,9 +6,11 @@ Start order, each step only after the previous one worked:
 2. the pipeline (interpreter + outbox writer thread), then ``agentStarted`` (version, config
    hash) and the results of actions a previous run left unfinished (``failed``,
    ``interrupted``);
-3. the serial transport and the line owner thread (which reopens the transport through the
-   same factory when it fails); the card reader, when one is configured
-   (a reader that does not open is logged, not fatal);
+3. the line owner: in a process of its own (:class:`agent.line_process.LineProcess`) for a
+   line the configuration names (uart, tcp, pty), so no work of this process delays a
+   poll; on a thread of this process for a transport a test or the demo hands in. Either
+   reopens the transport through the same factory when it fails. Then the card reader, when
+   one is configured (a reader that does not open is logged, not fatal);
 4. the remote actions and the uplink (when ``uplink.url`` is set);
 5. metrics over HTTP, the control socket (for ``diag``), the status and watchdog tasks;
 6. ``READY=1`` to systemd: the outbox is open and the line runs.
@@ -23,6 +25,10 @@ is logged as needing a restart (:func:`agent.config.reloadable_diff`); ``READY=1
 The watchdog is fed from the event loop, and only while the line owner's cycle counter
 advances and the pipeline thread is alive: a stuck event loop, a hung serial read or a dead
 thread all stop the pings, and systemd restarts the service (``WatchdogSec=``).
+
+A line process that dies (killed, crashed) is not waited for: its machine links are reported
+down, the daemon stops in order and :meth:`Daemon.run` returns :data:`EXIT_LINE_FAILED`, so
+systemd restarts the whole service at once (``Restart=on-failure``), as for any failure.
 """
 
 from __future__ import annotations
@@ -50,10 +56,11 @@ from agent.config import (
     reloadable_diff,
 )
 from agent.control import ControlServer
-from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts, transport_options
+from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts
 from agent.events import Event, StoredEvent, utc_timestamp
 from agent.interpreter import Interpreter
 from agent.line import CardPoller, LineOwner
+from agent.line_process import LineProcess, LineProcessError, open_line
 from agent.logs import register_secret, set_level
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.meters import meter_name
@@ -63,10 +70,10 @@ from agent.pipeline import Pipeline
 from agent.progress import Progress, Snapshot, status_text
 from agent.sdnotify import Notifier
 from agent.uplink import Uplink
-from drivers import Transport, TransportError, open_transport
+from drivers import Transport, TransportError
 from drivers.card_reader import CardReader
 
-__all__ = ["Daemon", "DaemonError"]
+__all__ = ["EXIT_LINE_FAILED", "Daemon", "DaemonError"]
 
 log = logging.getLogger("agent.daemon")
 
@@ -78,6 +85,9 @@ PRUNE_INTERVAL_S = 3600.0
 DRAIN_TIMEOUT_S = 3.0
 #: How long ``diag`` over the control socket waits for a fresh meter read.
 DIAG_READ_TIMEOUT_S = 5.0
+#: What :meth:`Daemon.run` returns after the line process died: not 0, so systemd's
+#: ``Restart=on-failure`` restarts the service.
+EXIT_LINE_FAILED = 3
 
 
 class DaemonError(Exception):
@@ -85,11 +95,9 @@ class DaemonError(Exception):
 
 
 TransportFactory = Callable[[Config], Transport]
-
-
-def default_transport(config: Config) -> Transport:
-    port = config.serial.port
-    return open_transport(port, **transport_options(port, config.serial))
+#: The line the configuration names. With this factory the line owner runs in a process of
+#: its own (the factory is pickled to it by name).
+default_transport: TransportFactory = open_line
 
 
 class _Tally:
@@ -118,7 +126,10 @@ class _Tally:
 class Daemon:
     """One agent. ``await run()`` returns the exit code once stopped.
 
-    ``transport_factory`` opens the serial line (the demo passes an in-memory pair);
+    ``transport_factory`` opens the serial line (tests pass an in-memory pair);
+    ``line_process`` runs the line owner in a child process (:mod:`agent.line_process`)
+    rather than on a thread; by default it does exactly when ``transport_factory`` is the
+    default one (a picklable factory can be passed with ``line_process=True``).
     ``notifier`` talks to systemd (inert when ``$NOTIFY_SOCKET`` is unset); ``progress``
     prints the human status line (None: nothing).
     """
@@ -133,10 +144,13 @@ class Daemon:
         progress: Progress | None = None,
         metrics: AgentMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        line_process: bool | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path or config.source or None
         self._transport_factory = transport_factory
+        self._line_process = (transport_factory is default_transport if line_process is None
+                              else line_process)
         self.notifier = notifier if notifier is not None else Notifier.from_env()
         self.progress = progress
         self.metrics = metrics if metrics is not None else AgentMetrics()
@@ -144,7 +158,7 @@ class Daemon:
         self.tally = _Tally()
         self.outbox: Outbox | None = None
         self.pipeline: Pipeline | None = None
-        self.line: LineOwner | None = None
+        self.line: LineOwner | LineProcess | None = None
         self.card_poller: CardPoller | None = None
         self.transport: Transport | None = None
         self.uplink: Uplink | None = None
@@ -158,6 +172,7 @@ class Daemon:
         self._reload_requested = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._watchdog_cycles = -1
+        self._exit_code = 0
         #: Set once READY=1 was sent (tests and the demo wait on it).
         self.ready = threading.Event()
         self.reloads: list[tuple[list[str], list[str]]] = []
@@ -182,7 +197,8 @@ class Daemon:
     # ------------------------------------------------------------------ life cycle
 
     async def run(self, *, install_signals: bool = True) -> int:
-        """Start everything, serve until stopped, stop in order. Returns 0."""
+        """Start everything, serve until stopped, stop in order. Returns 0, or
+        :data:`EXIT_LINE_FAILED` when the line process died."""
         self._loop = asyncio.get_running_loop()
         if install_signals:
             self._install_signals()
@@ -204,7 +220,7 @@ class Daemon:
                     await self.reload()
         finally:
             await self._shutdown()
-        return 0
+        return self._exit_code
 
     def _install_signals(self) -> None:
         loop = self._loop
@@ -241,17 +257,8 @@ class Daemon:
                 "detail": "the outbox file failed its integrity check at start and was "
                           "moved aside; events not yet delivered from it are in that file"}))
 
-        try:
-            self.transport = await asyncio.to_thread(self._transport_factory, config)
-        except Exception as exc:
-            raise DaemonError(f"cannot open the serial line {config.serial.port}: {exc}") from exc
-        # ``reopen``: an unplugged USB adapter or a dropped TCP link is opened again (the
-        # port cannot change without a restart, so the start-up configuration is right)
-        self.line = LineOwner(self.transport, config.machines, config.poll, self.pipeline.put,
-                              reopen=lambda: self._transport_factory(config),
-                              metrics=self.metrics, clock=self._clock)
+        self.line = await self._start_line(config)
         self.pipeline.set_reads_sink(self.line.request_reads)
-        self.line.start()
         if config.card_reader.port is not None:
             await asyncio.to_thread(self._start_card_reader, config)
 
@@ -293,6 +300,38 @@ class Daemon:
         ]
         if self.notifier.watchdog_ping_interval() is not None:
             self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
+
+    async def _start_line(self, config: Config) -> LineOwner | LineProcess:
+        """The line owner, running; ``DaemonError`` when the line does not open."""
+        assert self.pipeline is not None
+        if self._line_process:
+            line = LineProcess(config, self.pipeline.put, metrics=self.metrics,
+                               transport_factory=self._transport_factory,
+                               on_exit=self._line_died)
+            try:
+                await asyncio.to_thread(line.start)
+            except LineProcessError as exc:
+                raise DaemonError(str(exc)) from exc
+            return line
+        try:
+            self.transport = await asyncio.to_thread(self._transport_factory, config)
+        except Exception as exc:
+            raise DaemonError(f"cannot open the serial line {config.serial.port}: {exc}") from exc
+        # ``reopen``: an unplugged USB adapter or a dropped TCP link is opened again (the
+        # port cannot change without a restart, so the start-up configuration is right)
+        owner = LineOwner(self.transport, config.machines, config.poll, self.pipeline.put,
+                          reopen=lambda: self._transport_factory(config),
+                          metrics=self.metrics, clock=self._clock)
+        owner.start()
+        return owner
+
+    def _line_died(self, how: str) -> None:
+        """The line process ended unasked (its reader thread): stop with a failure status,
+        so systemd restarts the service (the line process already reported the links down)."""
+        log.error("stopping: the line process %s; exiting with status %d for a restart",
+                  how, EXIT_LINE_FAILED)
+        self._exit_code = EXIT_LINE_FAILED
+        self.request_stop()
 
     def _start_card_reader(self, config: Config) -> None:
         """The card reader is optional: a reader that does not open is logged, not fatal
@@ -343,8 +382,9 @@ class Daemon:
             await asyncio.to_thread(self.line.stop)  # finishes the poll in flight
         pipeline = self.pipeline
         if pipeline is not None:
+            reason = "lineFailed" if self._exit_code == EXIT_LINE_FAILED else "signal"
             pipeline.emit(Event("agentStopping", utc_timestamp(self._clock()), {
-                "version": __version__, "reason": "signal"}))
+                "version": __version__, "reason": reason}))
             await asyncio.to_thread(pipeline.wait_idle, 10.0)
         if self.uplink is not None:
             await self._drain_uplink()
@@ -355,8 +395,10 @@ class Daemon:
             await retired.stop()  # cancels an action that still runs on a replaced uplink
         if pipeline is not None:
             await asyncio.to_thread(pipeline.stop)
-        # the line owner may have replaced the transport it started with (reopen)
-        transports = [self.transport, self.line.transport if self.line is not None else None]
+        # the line owner thread may have replaced the transport it started with (reopen); a
+        # line process closes its own
+        transports = [self.transport,
+                      self.line.transport if isinstance(self.line, LineOwner) else None]
         for transport in dict.fromkeys(t for t in transports if t is not None):
             with contextlib.suppress(Exception):
                 transport.close()
@@ -595,7 +637,8 @@ class Daemon:
         return facts
 
 
-def _command_data(line: LineOwner, address: int, kind: CommandKind) -> dict[str, Any]:
+def _command_data(line: LineOwner | LineProcess, address: int,
+                  kind: CommandKind) -> dict[str, Any]:
     """Run a command through the line owner's queue and wait (control thread only)."""
     try:
         future = line.submit(MachineCommand(kind, address))

@@ -28,7 +28,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from agent.config import MachineConfig, PollConfig
 from agent.events import utc_timestamp
@@ -39,7 +39,7 @@ from agent.machine_commands import (
     MachineCommand,
 )
 from agent.meter_reads import meter_key
-from agent.metrics import AgentMetrics, BadFrameKind, PollResult
+from agent.metrics import BadFrameKind, PollResult
 from agent.observations import (
     CardInserted,
     CardRemoved,
@@ -107,6 +107,21 @@ def _bad_frame_kind(event: FrameRejected) -> BadFrameKind:
     return BadFrameKind.DECODE
 
 
+class LineMetrics(Protocol):
+    """What the line owner records: :class:`agent.metrics.AgentMetrics` in the daemon's
+    process; in the line process (:mod:`agent.line_process`) a recorder whose figures are
+    shipped to the daemon's ``AgentMetrics``."""
+
+    def record_poll(self, address: int, result: PollResult,
+                    latency: float | None = None) -> None: ...
+
+    def record_bad_frame(self, address: int, kind: BadFrameKind) -> None: ...
+
+    def set_link_up(self, address: int, up: bool) -> None: ...
+
+    def record_poll_deviation(self, seconds: float) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FrameRecord:
     """One frame on the line, for diagnostics."""
@@ -167,7 +182,7 @@ class LineOwner:
         on_observation: Callable[[Observation], None],
         *,
         reopen: Callable[[], Transport] | None = None,
-        metrics: AgentMetrics | None = None,
+        metrics: LineMetrics | None = None,
         clock: Callable[[], float] = time.time,
         sync_address: int = 0,
         max_sends: int = 3,
@@ -226,11 +241,16 @@ class LineOwner:
 
     # ------------------------------------------------------------------ inputs (any thread)
 
-    def submit(self, command: MachineCommand) -> CommandFuture:
-        """Queue a remote command ahead of routine polls; the future ends with its result."""
+    def submit(self, command: MachineCommand, *,
+               future: CommandFuture | None = None) -> CommandFuture:
+        """Queue a remote command ahead of routine polls; the future ends with its result.
+
+        ``future`` is the one to complete (the line process passes a future that reports
+        when the command starts); a new one by default."""
         if self._stop.is_set():
             raise CommandRejectedError("the line owner is stopping")
-        future: CommandFuture = Future()
+        if future is None:
+            future = Future()
         if command.address not in self._machines:
             future.set_result(CommandResult(False, f"no machine at address {command.address}"))
             return future
@@ -326,7 +346,7 @@ class LineOwner:
                 due = next_due
                 started = time.monotonic()
                 if self._metrics is not None:
-                    self._metrics.poll_interval_deviation.observe(abs(started - next_due))
+                    self._metrics.record_poll_deviation(abs(started - next_due))
                 self._drain_inbox()
                 if self._lost:
                     self._reopen_transport()  # commands were failed above: the link is down

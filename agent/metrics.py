@@ -9,27 +9,24 @@ Names follow the Prometheus conventions: base units in the name (``_seconds``), 
 declared without ``_total`` (the client adds it), labels only where their values are few
 (a SAS address, a poll result, an event name; never an event id or a player id).
 docs/operations.md lists every metric with its type, labels and meaning.
+
+``prometheus_client`` is imported when an :class:`AgentMetrics` is made, not with this module:
+the line process (:mod:`agent.line_process`) needs the enums below but keeps no metrics of its
+own, and the client library is a third of a bare interpreter's memory.
 """
 
 from __future__ import annotations
 
 import threading
 from enum import StrEnum
-from wsgiref.simple_server import WSGIServer
-
-from prometheus_client import (
-    GC_COLLECTOR,
-    PLATFORM_COLLECTOR,
-    PROCESS_COLLECTOR,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    Info,
-    start_http_server,
-)
+from typing import TYPE_CHECKING
 
 from agent import __version__
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client import CollectorRegistry
 
 __all__ = [
     "DEFAULT_METRICS_ADDRESS",
@@ -97,6 +94,17 @@ class AgentMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        from prometheus_client import (
+            GC_COLLECTOR,
+            PLATFORM_COLLECTOR,
+            PROCESS_COLLECTOR,
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            Info,
+        )
+
         if registry is None:
             registry = CollectorRegistry()
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -191,6 +199,10 @@ class AgentMetrics:
         if latency is not None:
             self.poll_latency.observe(latency)
 
+    def record_poll_deviation(self, seconds: float) -> None:
+        """How far a poll cycle started from its schedule (seconds, absolute)."""
+        self.poll_interval_deviation.observe(seconds)
+
     def record_bad_frame(self, address: int, kind: BadFrameKind) -> None:
         self.bad_frames.labels(address=str(address), kind=kind.value).inc()
 
@@ -236,6 +248,8 @@ class AgentMetrics:
         ``port=0`` binds a free port; the bound one is ``server.server_port``. Stop it with
         :func:`stop_server`. Raises ``OSError`` when the address cannot be bound.
         """
+        from prometheus_client import start_http_server
+
         return start_http_server(port, addr=address, registry=self.registry)
 
 
