@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-from agent import sessions
+from agent import sessions, tickets
 from agent.events import Event, utc_timestamp
 from agent.exceptions_map import (
     BILL_ACCEPTED,
@@ -134,14 +134,17 @@ class Interpreter:
     ``backlog_window``: seconds after a link-up or power-up (17) during which 7E/7F are taken
     as the machine's queued backlog (SAS §4.3 pitfall 4).
     ``clock_skew_threshold``: |machine clock - our clock| in seconds that raises ``clockSkew``.
+    ``ticket_settle``: seconds ticket-out meter movement waits for its LP 4D record before it
+    is reported as a reconciled ``ticketPrinted`` (:mod:`agent.tickets`).
     """
 
     def __init__(self, terminal_id: str, *, rte: bool = False, backlog_window: float = 10.0,
-                 clock_skew_threshold: float = 60.0) -> None:
+                 clock_skew_threshold: float = 60.0, ticket_settle: float = 10.0) -> None:
         self.terminal_id = terminal_id
         self.rte = rte
         self.backlog_window = backlog_window
         self.clock_skew_threshold = clock_skew_threshold
+        self.ticket_settle = ticket_settle
 
     @staticmethod
     def initial_state() -> AgentState:
@@ -155,7 +158,8 @@ class Interpreter:
             case MetersRead() if obs.game != 0:
                 pass  # per-game meters: the whole-machine meters (game 0) are the money truth
             case MetersRead():
-                self._meters(step, obs.meters, obs.widths, obs.reason)
+                self._meters(step, obs.meters, obs.widths, obs.reason,
+                             obs.at if obs.started_at is None else obs.started_at)
             case ExceptionObserved():
                 self._exception(step, obs.code, {})
             case RealTimeEventObserved():
@@ -199,7 +203,8 @@ class Interpreter:
     def _link_up(self, step: _Step) -> None:
         m = step.machine
         step.emit("machineLinkUp", {"address": m.address, "since": utc_timestamp(step.at)})
-        step.machine = replace(m, link_up=True, backlog_read_requested=False)
+        step.machine = tickets.link_up(replace(m, link_up=True, backlog_read_requested=False),
+                                       step.at)
         self._open_backlog(step)
 
     def _open_backlog(self, step: _Step) -> None:
@@ -286,19 +291,11 @@ class Interpreter:
 
     @staticmethod
     def _ticket(step: _Step, obs: TicketValidationRead) -> None:
-        m = step.machine
-        if obs.amount_cents == 0 and not obs.validation_number.strip("0"):
-            return  # LP 4D with no ticket data
-        if obs.validation_number == m.last_ticket:
-            return  # 3D repeated until serviced: the same ticket once
-        step.emit("ticketPrinted", {
-            "amount": obs.amount_cents,
-            "validationNumber": obs.validation_number,
-            "ticketNumber": obs.ticket_number,
-            "validationType": obs.validation_type,
-            "playerId": step.cards.player_id,
-        })
-        step.machine = replace(m, last_ticket=obs.validation_number)
+        events, step.machine, read_meters = tickets.record_read(step.machine, obs,
+                                                                step.cards.player_id)
+        step.events.extend(events)
+        if read_meters:
+            step.read(ReadMeters(step.machine.address, "ticket", TICKET_METERS))
 
     # -- exceptions --------------------------------------------------------------------
 
@@ -354,6 +351,7 @@ class Interpreter:
         elif code == Exc.HANDPAY_RESET:
             self._handpay_reset(step)
         elif code in (Exc.TICKET_PRINTED, Exc.HANDPAY_VALIDATED):
+            step.machine = tickets.asked(m, step.at)
             step.read(ReadTicket(address))
             step.read(ReadMeters(address, "ticket", TICKET_METERS))
         elif code == Exc.TICKET_INSERTED:
@@ -419,7 +417,9 @@ class Interpreter:
         step.machine = replace(step.machine, game_in_progress=True)
         if self.rte and coin_in is not None:
             # SAS §3.12: the RTE 7E frame carries the coin-in meter (4-byte BCD credits).
-            self._meters(step, {Meter.COIN_IN: int(coin_in)}, {Meter.COIN_IN: 4}, "game_start")
+            self._meters(step, {Meter.COIN_IN: int(coin_in)}, {Meter.COIN_IN: 4}, "game_start",
+                         step.at)
+            step.machine = replace(step.machine, rte_coin_in_at=step.at)
         else:
             step.read(ReadMeters(address, "game_start", GAME_START_METERS))
 
@@ -463,8 +463,14 @@ class Interpreter:
     # -- meters ------------------------------------------------------------------------
 
     def _meters(self, step: _Step, meters: Mapping[int, int], widths: Mapping[int, int],
-                reason: MeterReason) -> None:
+                reason: MeterReason, started_at: float) -> None:
         m = step.machine
+        if (m.rte_coin_in_at is not None and started_at < m.rte_coin_in_at
+                and Meter.COIN_IN in meters):
+            # A read spans several polls; an RTE 7E that arrived meanwhile moved the coin-in
+            # baseline past the value this read took before it (SAS §3.12): that value is
+            # stale, not a rollback. The next read or 7E carries the meter on.
+            meters = {c: v for c, v in meters.items() if c != Meter.COIN_IN}
         all_widths = {**m.widths, **widths}
         baseline = dict(m.baseline)
         moved: dict[int, int] = {}  # money meters: code -> delta (>= 0)
@@ -521,6 +527,10 @@ class Interpreter:
             backlog_read_requested=False,
             reset_pending=m.reset_pending and reason not in FULL_READ_REASONS,
         )
+        events, step.machine = tickets.meters_read(
+            step.machine, moved=moved, pairs=pairs, read=meters, started_at=started_at,
+            at=step.at, settle=self.ticket_settle, player_id=step.cards.player_id)
+        step.events.extend(events)
 
     def _money(self, step: _Step, moved: Mapping[int, int],
                pairs: Mapping[int, tuple[int, int]]) -> None:

@@ -55,13 +55,16 @@ class MetersRead(Observation):
 
     ``meters`` maps meter code -> value; ``widths`` maps meter code -> BCD width in bytes
     (4 for credit meters, 5 for cents meters unless 6F said otherwise), used to unwrap rollover.
-    ``game`` is 0 for whole-machine meters.
+    ``game`` is 0 for whole-machine meters. ``started_at`` is when the read's first poll went
+    out: a read spans several polls (and cycles), so a meter in it may be older than a value
+    that arrived meanwhile by another path (the coin-in of an RTE 7E, SAS §3.12).
     """
 
     meters: Mapping[int, int]
     widths: Mapping[int, int]
     reason: MeterReason
     game: int = 0
+    started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -141,6 +141,7 @@ class MeterReadJob(Job):
         self.full = not codes
         self.reason: MeterReason = reason
         self._read: MeterRead | None = None
+        self._started_at: float | None = None
 
     def merge(self, codes: tuple[int, ...], reason: MeterReason) -> None:
         """Fold another pending request in: a full read wins, otherwise the codes add up."""
@@ -154,6 +155,7 @@ class MeterReadJob(Job):
     def next_poll(self, memory: Memory, at: float) -> Request | None:
         if self._read is None:
             self._read = MeterRead(self.codes, lacking=memory.lacking)
+            self._started_at = at
         return self._read.next_poll(memory.ignored)
 
     def reply(self, poll: Request, reply: Reply, memory: Memory, at: float) -> list[Observation]:
@@ -185,7 +187,8 @@ class MeterReadJob(Job):
         # report it as a plain read so it neither ends a pending reset nor says "snapshot".
         reason: MeterReason = "timer" if read.aborted and self.full else self.reason
         return [MetersRead(at=at, address=self.address, meters=dict(read.meters),
-                           widths=dict(read.widths), reason=reason)]
+                           widths=dict(read.widths), reason=reason,
+                           started_at=self._started_at)]
 
 
 class SequenceJob(Job):
@@ -527,9 +530,9 @@ class MachineSchedule(Generic[T]):
                                                      poll=self.config, set_rte=False))
 
     def _before_meter_reads(self, job: Job) -> None:
-        """LP 1B / 4D go ahead of queued meter reads: they are one short poll each, and the
-        machine keeps only the current ticket / handpay (a later one replaces it), while
-        meters lose nothing by waiting."""
+        """LP 1B / 4D go ahead of queued meter reads: they are one short poll each, and a
+        meter read begun after an LP 4D answer is the one that settles its ticket
+        (agent/tickets.py), while meters lose nothing by waiting."""
         for index, queued in enumerate(self._routine):
             if isinstance(queued, MeterReadJob) and not queued.started:
                 self._routine.insert(index, job)

@@ -54,6 +54,17 @@ class MachineState:
     backlog_read_requested: bool = False
     last_ticket: str | None = None  # validation number of the last ticketPrinted
     clock_skewed: bool = False
+    # The ticket ledger (docs/events.md, "Tickets"): ticket-out meter cents not yet matched
+    # by an LP 4D record, since when and from which meter values, the 4D records waiting for
+    # a meter read that covers them, and when a 3D asked for an LP 4D answer not yet come.
+    ticket_credit: int = 0
+    ticket_credit_since: float | None = None
+    ticket_credit_from: Mapping[int, int] = field(default_factory=dict)
+    tickets_waiting: tuple[Mapping[str, Any], ...] = ()
+    ticket_asked_at: float | None = None
+    # When an RTE 7E last moved the coin-in baseline: a meter read started before then may
+    # carry an older coin-in (SAS §3.12).
+    rte_coin_in_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +86,12 @@ class MachineState:
             "backlogReadRequested": self.backlog_read_requested,
             "lastTicket": self.last_ticket,
             "clockSkewed": self.clock_skewed,
+            "ticketCredit": self.ticket_credit,
+            "ticketCreditSince": self.ticket_credit_since,
+            "ticketCreditFrom": _codes_to_json(self.ticket_credit_from),
+            "ticketsWaiting": [dict(t) for t in self.tickets_waiting],
+            "ticketAskedAt": self.ticket_asked_at,
+            "rteCoinInAt": self.rte_coin_in_at,
         }
 
     @classmethod
@@ -85,6 +102,9 @@ class MachineState:
         selected = data.get("selectedGame")
         backlog = data.get("backlogUntil")
         game = data.get("gameInProgress")
+        since = data.get("ticketCreditSince")
+        asked = data.get("ticketAskedAt")
+        rte = data.get("rteCoinInAt")
         return cls(
             address=int(data["address"]),
             baseline=_codes_from_json(data.get("baseline", {})),
@@ -104,6 +124,12 @@ class MachineState:
             backlog_read_requested=bool(data.get("backlogReadRequested", False)),
             last_ticket=data.get("lastTicket"),
             clock_skewed=bool(data.get("clockSkewed", False)),
+            ticket_credit=int(data.get("ticketCredit", 0)),
+            ticket_credit_since=float(since) if since is not None else None,
+            ticket_credit_from=_codes_from_json(data.get("ticketCreditFrom", {})),
+            tickets_waiting=tuple(dict(t) for t in data.get("ticketsWaiting", [])),
+            ticket_asked_at=float(asked) if asked is not None else None,
+            rte_coin_in_at=float(rte) if rte is not None else None,
         )
 
 

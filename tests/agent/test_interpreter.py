@@ -23,7 +23,14 @@ from agent.observations import (
     RealTimeEventObserved,
     TicketValidationRead,
 )
-from agent.reads import ReadHandpay, ReadIdentity, ReadMeters, ReadRequest, ReadTicket
+from agent.reads import (
+    TICKET_METERS,
+    ReadHandpay,
+    ReadIdentity,
+    ReadMeters,
+    ReadRequest,
+    ReadTicket,
+)
 from agent.state import AgentState
 
 T0 = 1_700_000_000.0
@@ -199,10 +206,13 @@ def test_ticket_printed_from_validation_read_once() -> None:
     assert ReadTicket(1) in m.reads
     read = TicketValidationRead(at=m.tick(), validation_type=0, validation_number="0012345678",
                                 amount_cents=2550, ticket_number=17)
-    event = only(m.feed(read), "ticketPrinted")
+    assert m.feed(read) == []  # the record waits for the ticket-out meter that pays it
+    assert ReadMeters(1, "ticket", TICKET_METERS) in m.reads
+    event = only(m.meters("ticket", ticket_out=2550), "ticketPrinted")
     assert event.data["amount"] == 2550
     assert event.data["validationNumber"] == "0012345678"
     assert event.data["ticketNumber"] == 17
+    assert event.data["metered"] is True
     assert m.feed(read) == []  # 3D re-issued until serviced: the same ticket once
 
 
