@@ -56,7 +56,7 @@ MONEY: tuple[tuple[str, Callable[[LifetimeTotals], int]], ...] = (
 def sums(events: list[StoredEvent]) -> dict[str, int]:
     out = dict.fromkeys((name for name, _ in MONEY), 0)
     for e in events:
-        if e.event.name in out:
+        if e.event.name in out and e.event.data.get("metered", True):
             out[e.event.name] += int(e.event.data["amount"])
     return out
 
@@ -73,8 +73,8 @@ def assert_unique(events: list[StoredEvent]) -> None:
 
 def wait_ticket(stored: Callable[[], list[StoredEvent]], ticket: Ticket) -> None:
     """The player takes the ticket and walks away: the next cash-out is not within a few
-    polls. (The machine keeps one current ticket for LP 4D; a second one printed before the
-    host read the first would replace it, which no real player is fast enough to cause.)"""
+    polls. (The machine keeps unread records for LP 4D in order and repeats 3D until all are
+    read; the wait paces play like a real player, so each ticket is checked by number.)"""
     number = f"{ticket.validation_number:016d}"
     wait_for(lambda: any(e.event.data["validationNumber"] == number for e in stored()),
              what=f"ticket {number} to be reported")

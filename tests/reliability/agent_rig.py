@@ -48,7 +48,8 @@ class AgentRig:
         self.emulator = Emulator(self.machine, device, address=1)
         self.emulator.start()
         self.outbox = outbox or Outbox.open(tmp_path / "outbox.db", terminal_id=TERMINAL)
-        self.pipeline = Pipeline(self.outbox, Interpreter(TERMINAL, backlog_window=0.0))
+        self.pipeline = Pipeline(self.outbox, Interpreter(TERMINAL, backlog_window=0.0,
+                                                             ticket_settle=1.0))
         self.line = LineOwner(host, [MachineConfig(1)], POLL, self.pipeline.put)
         self.pipeline.set_reads_sink(self.line.request_reads)
         self.pipeline.start()
@@ -110,7 +111,7 @@ class AgentRig:
     def money(self) -> dict[str, int]:
         out = dict.fromkeys((name for name, _, _ in MONEY), 0)
         for e in self.events():
-            if e.event.name in out:
+            if e.event.name in out and e.event.data.get("metered", True):
                 out[e.event.name] += int(e.event.data["amount"])
         return out
 
@@ -129,15 +130,10 @@ class AgentRig:
             out[name] = delta * denomination if credits else delta
         return out
 
-    def settle_money(self, timeout: float = 30.0, exclude: tuple[str, ...] = ()) -> None:
-        """Cycle (no play) until the outbox's money equals the machine's meter deltas
-        (``exclude``: event names left out of the comparison)."""
+    def settle_money(self, timeout: float = 30.0) -> None:
+        """Cycle (no play) until the outbox's money equals the machine's meter deltas."""
         deadline = time.monotonic() + timeout
-
-        def pick(sums: dict[str, int]) -> dict[str, int]:
-            return {k: v for k, v in sums.items() if k not in exclude}
-
-        while pick(self.money()) != pick(self.expected_money()):
+        while self.money() != self.expected_money():
             assert time.monotonic() < deadline, (
                 f"outbox money {self.money()} != machine deltas {self.expected_money()}")
             self.cycle()

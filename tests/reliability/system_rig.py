@@ -259,6 +259,7 @@ class AgentProc:
             f"serial:\n  port: {serial_url}\n"
             f"machines:\n  - address: 1\n    rte: {'true' if rte else 'false'}\n"
             f"poll:\n  interval_ms: {interval_ms}\n  reply_timeout_ms: 30\n"
+            "  snapshot_interval_s: 10\n"
             f"outbox:\n  path: {self.outbox}\n"
             f"{uplink}"
             "metrics:\n  enabled: false\n"
@@ -287,6 +288,24 @@ class AgentProc:
     def last_seq(self) -> int:
         return self._read(lambda r: int(r.last_seq))
 
+    def tickets_settled(self) -> bool:
+        """The ticket ledger in the agent's stored state is empty: every ticket-out movement
+        is reported (matched with its LP 4D record, or reconciled after the settle time)."""
+        if not self.outbox.exists():
+            return False
+        conn = sqlite3.connect(f"{self.outbox.resolve().as_uri()}?mode=ro", uri=True,
+                               timeout=10)
+        try:
+            row = conn.execute("SELECT data FROM state WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+        if row is None:
+            return False
+        machines = json.loads(row[0]).get("machines", [])
+        return all(not m.get("ticketCredit") and not m.get("ticketsWaiting") for m in machines)
+
     def depth(self) -> int:
         """Events not yet acknowledged by the hub (-1 while the file cannot be read)."""
         return self._read(lambda r: int(r.depth))
@@ -307,9 +326,11 @@ class AgentProc:
 
 
 def money_sums(events: list[dict[str, Any]]) -> dict[str, int]:
+    """Amounts per money event; a ``ticketPrinted`` with ``metered: false`` (printed before
+    the first baseline, or a handpay receipt) is not part of any meter delta."""
     out = dict.fromkeys((name for name, _, _ in MONEY), 0)
     for e in events:
-        if e["event"] in out:
+        if e["event"] in out and e["data"].get("metered", True):
             out[e["event"]] += int(e["data"]["amount"])
     return out
 

@@ -47,6 +47,7 @@ def finish_and_check(emulator: EmulatorProc, agent: AgentProc, hub: HubProc) -> 
     wait_until(lambda: any(e["event"] == "meterSnapshot" and e["seq"] > before
                            for e in hub.events()), 60,
                "a meter snapshot of the last run at the hub")
+    wait_until(agent.tickets_settled, 60, "the agent's ticket ledger to settle")
     wait_until(lambda: agent.depth() == 0, 60, "the hub to acknowledge every event")
     assert agent.stop() == 0
     report = emulator.stop()

@@ -21,10 +21,6 @@ from .system_rig import AgentProc, EmulatorProc, HubProc, wait_until
 pytestmark = pytest.mark.timeout(600 if LONG else 90)
 
 FULL_CYCLES = long_or_short(3000, 300)
-#: While the outbox is full nothing is committed, so the interpreter's LP 4D reads wait and a
-#: ticket whose 3D is superseded loses its ``ticketPrinted`` (its money is in ``cashout``,
-#: from the meters). Known gap, docs/reliability.md; left out of the comparison here.
-TICKET_EVENT_GAP = ("ticketPrinted",)
 
 
 def set_page_limit(outbox: Outbox, pages: int | None) -> int:
@@ -67,7 +63,7 @@ def test_outbox_full_keeps_polling_alerts_and_recovers_without_losing_money(
     # Space comes back (an operator freed the disk): everything held is committed.
     set_page_limit(rig.outbox, None)
     rig.cycles(60, play=True)
-    rig.settle_money(exclude=TICKET_EVENT_GAP)
+    rig.settle_money()
     faults = [e for e in rig.events("outboxFault") if e.seq > last_seq]
     assert [f.event.data["reason"] for f in faults] == ["full"], faults
     # Only unprotected events may have been dropped to make room; each drop is announced.
