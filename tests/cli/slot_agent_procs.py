@@ -196,10 +196,15 @@ def write_agent_config(tmp: Path, *, port: str, hub: HubHandle | None = None,
 
 
 def short_dir() -> Path:
-    """A fresh directory with a short path: AF_UNIX paths are limited to 107 bytes."""
+    """A fresh directory with a short path: AF_UNIX paths are limited to 107 bytes. Removed
+    when the test process exits (it sits outside pytest's tmp_path)."""
+    import atexit
+    import shutil
     import tempfile
 
-    return Path(tempfile.mkdtemp(prefix="sa-", dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix="sa-", dir="/tmp"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0,

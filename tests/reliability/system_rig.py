@@ -7,11 +7,13 @@ a condition (another process's database is re-read every 20 ms).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
 import re
 import secrets
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -122,8 +124,11 @@ class Proc:
 
 
 def short_dir() -> Path:
-    """AF_UNIX socket paths are limited to 107 bytes: a short directory for them."""
-    return Path(tempfile.mkdtemp(prefix="sar-", dir="/tmp"))
+    """AF_UNIX socket paths are limited to 107 bytes: a short directory for them, removed
+    when the test process exits."""
+    path = Path(tempfile.mkdtemp(prefix="sar-", dir="/tmp"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 # --------------------------------------------------------------------------- emulator
