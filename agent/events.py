@@ -11,6 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 
@@ -137,3 +138,19 @@ class StoredEvent:
             "timestamp": self.event.timestamp,
             "data": dict(self.event.data),
         }
+
+
+def wire_text(seq: int, terminal_id: str, name: str, channel: str, timestamp: str,
+              data_json: str) -> str:
+    """The `event` frame of :meth:`StoredEvent.to_wire` as compact JSON text, ``data_json``
+    spliced in as it is.
+
+    The uplink sends what the outbox stored without decoding and encoding each event's data
+    again (docs/performance.md, "Backlog drain"). ``data_json`` must be the JSON text of an
+    object, which is how the outbox stores it; the other values are quoted here, so the frame
+    is valid JSON with the keys of :meth:`StoredEvent.to_wire`, in the same order.
+    """
+    return (f'{{"type":"event","id":{encode_basestring(f"{terminal_id}-{seq}")},'
+            f'"seq":{seq:d},"channel":{encode_basestring(channel)},'
+            f'"terminalId":{encode_basestring(terminal_id)},"event":{encode_basestring(name)},'
+            f'"timestamp":{encode_basestring(timestamp)},"data":{data_json}}}')

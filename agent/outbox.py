@@ -59,10 +59,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from agent.events import Event, StoredEvent, utc_timestamp
+from agent.events import Event, StoredEvent, utc_timestamp, wire_text
 
 __all__ = [
     "ActionRecord",
+    "EventFrame",
     "Outbox",
     "OutboxError",
     "OutboxFullError",
@@ -127,6 +128,14 @@ class ActionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EventFrame:
+    """A stored event as the uplink sends it: its seq and its ``event`` frame as JSON text."""
+
+    seq: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxStats:
     """What ``slot-agent outbox status`` and the metrics report."""
 
@@ -144,11 +153,25 @@ def _is_disk_full(exc: sqlite3.Error) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
 
 
+#: How every JSON column is written (one encoder: ``json.dumps`` would build one per call).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def _dumps(value: Any, what: str) -> str:
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise OutboxError(f"{what} is not JSON-serialisable: {exc}") from exc
+
+
+def _encode_event(event: Event) -> tuple[Event, str]:
+    """An event and the JSON text of its data, as stored in the ``data`` column."""
+    data = event.data
+    try:
+        # The encoder takes a dict only; copy any other mapping.
+        return event, _ENCODER.encode(data if type(data) is dict else dict(data))
+    except (TypeError, ValueError) as exc:
+        raise OutboxError(f"data of {event.name} is not JSON-serialisable: {exc}") from exc
 
 
 def _row_to_stored(terminal_id: str, row: tuple[Any, ...]) -> StoredEvent:
@@ -225,6 +248,24 @@ class _ReadMethods:
                 (start, limit),
             ).fetchall()
         return [_row_to_stored(terminal, r) for r in rows]
+
+    def pending_frames(self, after_seq: int, limit: int) -> list[EventFrame]:
+        """:meth:`pending` as ``event`` frames ready to send (what the uplink reads).
+
+        The stored data text is spliced into the frame as it is (:func:`agent.events.wire_text`):
+        no row is decoded and encoded again on its way out, which is most of the uplink's
+        work per event while it drains a backlog.
+        """
+        with self._read() as conn:
+            terminal = self._meta("terminal_id") or ""
+            start = max(after_seq, int(self._meta("acked_seq") or 0))
+            rows = conn.execute(
+                "SELECT seq, name, channel, timestamp, data FROM events WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (start, limit),
+            ).fetchall()
+        return [EventFrame(seq, wire_text(seq, terminal, name, channel, timestamp, data))
+                for seq, name, channel, timestamp, data in rows]
 
     def tail(self, n: int) -> list[StoredEvent]:
         """The last ``n`` stored events (acknowledged or not), oldest first."""
@@ -500,17 +541,15 @@ class Outbox(_ReadMethods):
         ``finished_actions`` (action id -> result) are recorded in the same transaction, so an
         ``actionCompleted`` event and the result that makes its action idempotent land together.
 
-        Returns the stored events in seq order. If the size cap dropped events, a ``dataGap``
-        event is stored just before the batch and is the first element returned.
+        Returns the stored events in seq order, built from ``events`` themselves (their
+        :class:`Event` objects, not a decoding of what was written). If the size cap dropped
+        events, a ``dataGap`` event is stored just before the batch and is the first element
+        returned.
         Raises :class:`OutboxFullError` (nothing written) if the disk is full even after the
         cap policy ran; :class:`OutboxError` if the data is not JSON-serialisable.
         """
         state_json = None if state is None else _dumps(dict(state), "state")
-        rows = [
-            (e.name, e.channel.value, e.timestamp, _dumps(dict(e.data), f"data of {e.name}"),
-             int(e.protected))
-            for e in events
-        ]
+        rows = [_encode_event(e) for e in events]
         actions = [
             (_dumps(dict(result), f"result of action {action_id}"), action_id)
             for action_id, result in (finished_actions or {}).items()
@@ -546,26 +585,26 @@ class Outbox(_ReadMethods):
 
     def _commit_once(
         self,
-        rows: list[tuple[str, str, str, str, int]],
+        rows: list[tuple[Event, str]],
         state_json: str | None,
         actions: list[tuple[str, str]],
     ) -> list[StoredEvent]:
         now = self._clock()
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
-        stored: list[StoredEvent] = []
         overflow = self._rows + len(rows) - self.max_events
         if overflow > 0:
             gap = self._make_room(overflow, now)
             if gap is not None:
                 rows = [gap, *rows]
-        seq = self._last_seq
-        inserts = []
-        for name, channel, timestamp, data, protected in rows:
-            seq += 1
-            inserts.append((seq, name, channel, timestamp, data, protected, now))
-            stored.append(StoredEvent(seq, self._terminal_id,
-                                      Event(name, timestamp, json.loads(data))))
+        first = self._last_seq + 1
+        terminal = self._terminal_id
+        stored = [StoredEvent(seq, terminal, event)
+                  for seq, (event, _) in enumerate(rows, start=first)]
+        inserts = [(seq, event.name, event.channel.value, event.timestamp, data,
+                    int(event.protected), now)
+                   for seq, (event, data) in enumerate(rows, start=first)]
+        seq = first + len(rows) - 1
         conn.executemany(
             "INSERT INTO events(seq, name, channel, timestamp, data, protected, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -591,7 +630,7 @@ class Outbox(_ReadMethods):
         self._last_seq = seq
         return stored
 
-    def _make_room(self, needed: int, now: float) -> tuple[str, str, str, str, int] | None:
+    def _make_room(self, needed: int, now: float) -> tuple[Event, str] | None:
         """Delete up to ``needed`` rows by the cap policy, inside the open transaction.
 
         Returns the ``dataGap`` row to store if unacknowledged events were dropped.
@@ -634,7 +673,7 @@ class Outbox(_ReadMethods):
             "toSeq": int(victims[-1][0]),
             "events": dict(sorted(names.items())),
         }
-        return ("dataGap", "alerts", utc_timestamp(now), _dumps(data, "dataGap"), 1)
+        return _encode_event(Event("dataGap", utc_timestamp(now), data))
 
     def _free_for_disk_full(self, batch_rows: int, gaps: list[StoredEvent]) -> int:
         """Disk full: make room for about twice the batch in its own transaction.
@@ -651,10 +690,12 @@ class Outbox(_ReadMethods):
             freed = before - self._rows
             if gap is not None:
                 seq = self._last_seq + 1
+                event, data_json = gap
                 self._conn.execute(
                     "INSERT INTO events(seq, name, channel, timestamp, data, protected, "
                     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (seq, *gap, now),
+                    (seq, event.name, event.channel.value, event.timestamp, data_json,
+                     int(event.protected), now),
                 )
                 self._conn.execute(
                     "UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(seq),)
@@ -662,8 +703,7 @@ class Outbox(_ReadMethods):
                 self._conn.execute("COMMIT")
                 self._rows += 1
                 self._last_seq = seq
-                gaps.append(StoredEvent(seq, self._terminal_id,
-                                        Event(gap[0], gap[2], json.loads(gap[3]))))
+                gaps.append(StoredEvent(seq, self._terminal_id, event))
             else:
                 self._conn.execute("COMMIT")
         except sqlite3.Error:

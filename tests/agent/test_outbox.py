@@ -142,6 +142,40 @@ def test_damaged_pages_fail_quick_check_and_are_moved_aside(db: Path) -> None:
         assert ob.quick_check() == "ok"
 
 
+def test_commit_returns_the_given_events_with_their_seqs(db: Path) -> None:
+    """The returned StoredEvents are built from the input, not by decoding what was written;
+    what a reader decodes from the file is equal to them."""
+    events = [game(1), Event("billAccepted", TS, {"amount": 500, "note": "10 €"}), bet(2)]
+    with Outbox.open(db, terminal_id="T1") as ob:
+        stored = ob.commit(events, None)
+        assert [s.event for s in stored] == events
+        assert all(s.event is e for s, e in zip(stored, events, strict=True))
+        assert ob.pending(0, 10) == stored
+
+
+def test_pending_frames_are_the_wire_frames_of_the_stored_events(db: Path) -> None:
+    """The uplink's frames splice the stored data text: the same JSON as ``to_wire`` (same
+    keys, same order), for plain, nested and non-ASCII data; after_seq, the ack cursor and
+    the limit apply as for :meth:`pending`."""
+    events = [game(1), bet(2), Event("billAccepted", TS, {"amount": 500, "note": "10 € \"x\""}),
+              Event("meterSnapshot", TS, {"meters": {"coinIn": [1, 2]}, "z": None, "a": []}),
+              Event("gameStarted", TS, {})]
+    with Outbox.open(db, terminal_id="T-0042:a.b_c") as ob:
+        ob.commit(events, None)
+        expected = ob.pending(0, 10)
+        frames = ob.pending_frames(0, 10)
+        assert [f.seq for f in frames] == [1, 2, 3, 4, 5]
+        for frame, stored in zip(frames, expected, strict=True):
+            decoded = json.loads(frame.text)
+            assert decoded == stored.to_wire()
+            assert list(decoded) == list(stored.to_wire())
+        ob.ack(2)
+        assert [f.seq for f in ob.pending_frames(0, 10)] == [3, 4, 5]
+        assert [f.seq for f in ob.pending_frames(3, 1)] == [4]
+        with Outbox.open_reader(db) as reader:
+            assert reader.pending_frames(0, 10) == ob.pending_frames(0, 10)
+
+
 def test_size_cap_drops_acked_then_unprotected_with_a_data_gap(db: Path, clock: FakeClock) -> None:
     with Outbox.open(db, terminal_id="T1", max_events=10, clock=clock) as ob:
         ob.commit([game(i) for i in range(1, 5)], None)  # 1..4
