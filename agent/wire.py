@@ -181,11 +181,15 @@ def valid_terminal_id(text: str) -> bool:
     return bool(_TERMINAL_ID_RE.match(text))
 
 
-def parse_timestamp(text: str) -> float:
-    """Epoch seconds of a protocol timestamp; ValueError if it is not one."""
+def _timestamp_datetime(text: str) -> datetime:
     if not _TIMESTAMP_RE.match(text):
         raise ValueError(f"not a UTC ISO-8601 timestamp with Z: {text[:40]!r}")
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC).timestamp()
+    return datetime.fromisoformat(text[:-1])
+
+
+def parse_timestamp(text: str) -> float:
+    """Epoch seconds of a protocol timestamp; ValueError if it is not one."""
+    return _timestamp_datetime(text).replace(tzinfo=UTC).timestamp()
 
 
 def format_timestamp(epoch_seconds: float) -> str:
@@ -257,7 +261,7 @@ class _Checker:
         if not isinstance(value, str):
             raise self.fail(f"{name!r} must be a timestamp string")
         try:
-            parse_timestamp(value)
+            _timestamp_datetime(value)  # a real date and time (no epoch seconds needed)
         except ValueError:
             raise self.fail(f"{name!r} must be UTC ISO-8601 with Z, got {value[:40]!r}") from None
 
@@ -487,6 +491,39 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+#: One decoder for every frame (``json.loads`` with an option would build one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_TYPES: dict[str, MessageType] = {t.value: t for t in MessageType}
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate_at(msg: dict[str, Any]) -> str | None:
+    """Which string (a value, or a key) is the first to hold a lone UTF-16 surrogate.
+
+    Such a string decodes from JSON (the escape ``"\\ud800"`` without its pair) but is not
+    Unicode text: it cannot be encoded as UTF-8, so it can be neither signed (protocol.md §7),
+    stored nor sent on. Returns e.g. ``'params.note'``, ``'data.list[2]'`` or
+    ``a key of 'params'``; None when every string is clean. Iterative, so deep nesting
+    cannot exhaust the stack.
+    """
+    stack: list[tuple[str, Any]] = [("", msg)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE_RE.search(value):
+                return repr(path[:80])
+        elif isinstance(value, dict):
+            items = []
+            for key, item in value.items():
+                if _SURROGATE_RE.search(key):
+                    return f"a key of {path[:80]!r}" if path else "a key of the message"
+                items.append((f"{path}.{key}" if path else key, item))
+            stack.extend(reversed(items))
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{path}[{i}]", item) for i, item in enumerate(value)]))
+    return None
+
+
 def parse_message(
     text: str | bytes, *, max_bytes: int, accept: Collection[MessageType] | None = None
 ) -> dict[str, Any]:
@@ -494,27 +531,44 @@ def parse_message(
 
     ``accept`` limits the types this side of this path may receive (e.g. ``TERMINAL_TO_HUB``);
     another known type is ``unknown_type`` too. Unknown fields are kept (and ignored).
+    A string holding a lone UTF-16 surrogate anywhere in the message is ``bad_message``
+    (protocol.md §1: frames are UTF-8 text), whatever the type.
     """
     if isinstance(text, bytes | bytearray | memoryview):
         raise WireError(ErrorCode.BAD_MESSAGE, "binary frames are not accepted; send JSON text")
-    size = len(text.encode("utf-8", "surrogatepass"))
+    # Only the escape \udXXX, or a surrogate already in the text (never from a WebSocket
+    # text frame, which is strict UTF-8), can put a lone surrogate in the decoded message:
+    # the walk looks for one only then.
+    suspect = "\\ud" in text or "\\uD" in text
+    if text.isascii():
+        size = len(text)
+    else:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        suspect = suspect or _SURROGATE_RE.search(text) is not None
     if size > max_bytes:
         raise WireError(ErrorCode.TOO_LARGE, f"message of {size} bytes exceeds {max_bytes}")
     try:
-        msg = json.loads(text, parse_constant=_reject_constant)
+        msg = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise WireError(ErrorCode.BAD_JSON, f"not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(msg, dict):
         raise WireError(ErrorCode.BAD_MESSAGE, "a message must be a JSON object")
     raw_id = msg.get("id")
     ref_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_ID_LENGTH else None
+    if suspect:
+        where = _lone_surrogate_at(msg)
+        if where is not None:
+            if ref_id is not None and _SURROGATE_RE.search(ref_id):
+                ref_id = None  # not text: it could not be echoed in the error reply
+            raise WireError(ErrorCode.BAD_MESSAGE,
+                            f"{where} holds a lone UTF-16 surrogate (an escape such as "
+                            r"\ud800 without its pair): not Unicode text", ref_id)
     kind = msg.get("type")
     if not isinstance(kind, str):
         raise WireError(ErrorCode.BAD_MESSAGE, "missing string field 'type'", ref_id)
-    try:
-        mtype = MessageType(kind)
-    except ValueError:
-        raise WireError(ErrorCode.UNKNOWN_TYPE, f"unknown type {kind[:40]!r}", ref_id) from None
+    mtype = _TYPES.get(kind)
+    if mtype is None:
+        raise WireError(ErrorCode.UNKNOWN_TYPE, f"unknown type {kind[:40]!r}", ref_id)
     if accept is not None and mtype not in accept:
         raise WireError(ErrorCode.UNKNOWN_TYPE, f"{kind!r} is not accepted here", ref_id)
     _CHECKS[mtype](_Checker(msg, ref_id))
@@ -670,6 +724,15 @@ def _reject_floats(value: Any) -> None:
             _reject_floats(item)
 
 
+def _text_id(msg: Mapping[str, Any]) -> str | None:
+    """``msg["id"]`` if it can be echoed in an error reply."""
+    value = msg.get("id")
+    if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH \
+            and not _SURROGATE_RE.search(value):
+        return value
+    return None
+
+
 def canonical_action(msg: Mapping[str, Any]) -> bytes:
     """The bytes an action signature covers (protocol.md §7)."""
     params = msg.get("params") or {}
@@ -678,7 +741,12 @@ def canonical_action(msg: Mapping[str, Any]) -> bytes:
                       allow_nan=False)
     parts = [str(msg["id"]), str(msg["terminalId"]), str(msg["action"]),
              str(msg.get("issuedAt") or ""), str(msg.get("expiresAt") or ""), body]
-    return "|".join(parts).encode("utf-8")
+    try:
+        return "|".join(parts).encode("utf-8")
+    except UnicodeEncodeError:
+        # parse_message refuses such frames; this guards actions built in code.
+        raise WireError(ErrorCode.BAD_MESSAGE, "the action holds a lone UTF-16 surrogate: "
+                        "not Unicode text, it cannot be signed", _text_id(msg)) from None
 
 
 def action_signature(key: bytes, msg: Mapping[str, Any]) -> str:

@@ -9,12 +9,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from referencing import Registry, Resource
 
 from agent import wire
-from agent.events import CATALOG
+from agent.events import CATALOG, Event, StoredEvent, wire_text
 from agent.wire import ActionAckStatus, ActionStatus, ErrorCode, Role, WireError
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
@@ -241,3 +241,135 @@ def test_every_catalog_alert_is_either_ackable_or_all_clear() -> None:
     assert not any(wire.needs_ack("alerts", name) for name in wire.INFORMATIONAL_ALERTS)
     assert not wire.needs_ack("cash", "handpayPending")
     assert wire.needs_ack("alerts", "alarmFromANewerAgent")  # unknown: never hidden
+
+
+# --------------------------------------------------------------------------- lone surrogates
+
+def _string_spots(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], bool]]:
+    """Every string of a message as (path, is_key): values and object keys."""
+    spots: list[tuple[tuple[Any, ...], bool]] = []
+    if isinstance(value, str):
+        spots.append((path, False))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            spots.append(((*path, key), True))
+            spots.extend(_string_spots(item, (*path, key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            spots.extend(_string_spots(item, (*path, i)))
+    return spots
+
+
+def _label(path: tuple[Any, ...]) -> str:
+    """The parser's name of a place: ``params.note``, ``filters[0].channels[1]``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _poison(msg: dict[str, Any], path: tuple[Any, ...], is_key: bool, bad: str
+            ) -> dict[str, Any]:
+    """A deep copy of ``msg`` whose string (or key) at ``path`` holds ``bad``."""
+    copy = json.loads(json.dumps(msg))
+    parent = copy
+    for part in path[:-1]:
+        parent = parent[part]
+    last = path[-1]
+    if is_key:
+        parent[last + bad] = parent.pop(last)
+    else:
+        parent[last] = parent[last] + bad
+    return copy
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data(), st.integers(0xD800, 0xDFFF), st.booleans())
+def test_a_lone_surrogate_anywhere_is_bad_message_naming_the_place(
+        data: st.DataObject, code_point: int, escaped: bool) -> None:
+    """Every message type, every string value and every key: a lone surrogate, sent as the
+    JSON escape (what a peer can send) or already in the text, is ``bad_message`` naming
+    where it is; the error reply is itself valid UTF-8 text."""
+    msg = data.draw(st.sampled_from(EXAMPLES), label="message")
+    path, is_key = data.draw(st.sampled_from(_string_spots(msg)), label="place")
+    poisoned = _poison(msg, path, is_key, chr(code_point))
+    text = json.dumps(poisoned, ensure_ascii=escaped)
+    with pytest.raises(WireError) as info:
+        wire.parse_message(text, max_bytes=LIMIT)
+    exc = info.value
+    assert exc.code is ErrorCode.BAD_MESSAGE
+    if is_key:
+        parent = _label(path[:-1])
+        assert exc.message.startswith(f"a key of {parent!r}" if parent else
+                                      "a key of the message"), exc.message
+    else:
+        assert exc.message.startswith(repr(_label(path))), exc.message
+    assert "surrogate" in exc.message
+    # The id is echoed only while it is intact (a poisoned id, or key "id", is not).
+    assert exc.ref_id == (msg.get("id") if path != ("id",) else None)
+    wire.encode(wire.error_from(exc)).encode("utf-8")  # never raises UnicodeEncodeError
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=30), st.text(max_size=10))
+def test_real_text_in_params_is_accepted_and_signs(value: str, key: str) -> None:
+    """Any Unicode text (hypothesis draws no lone surrogates; astral characters arrive as
+    escaped surrogate pairs with ensure_ascii) is accepted and can be signed."""
+    msg = wire.action("a1", "T1", "lock", {"address": 1, f"k{key}": value}, issued_at=TS)
+    for escaped in (True, False):
+        parsed = wire.parse_message(json.dumps(msg, ensure_ascii=escaped), max_bytes=LIMIT)
+        assert parsed == msg
+        signed = wire.sign_action(b"key", parsed)
+        wire.verify_action(b"key", signed, wire.parse_timestamp(TS))
+
+
+def test_a_surrogate_pair_escape_is_one_character_not_a_lone_surrogate() -> None:
+    msg = wire.parse_message('{"type":"ping","id":"\\ud83c\\udfb0"}', max_bytes=LIMIT)
+    assert msg["id"] == "\U0001f3b0"
+    with pytest.raises(WireError) as info:  # the pair reversed: two lone surrogates
+        wire.parse_message('{"type":"ping","id":"\\udfb0\\ud83c"}', max_bytes=LIMIT)
+    assert (info.value.code, info.value.ref_id) == (ErrorCode.BAD_MESSAGE, None)
+
+
+def test_canonical_action_refuses_a_lone_surrogate_built_in_code() -> None:
+    with pytest.raises(WireError) as info:
+        wire.canonical_action(wire.action("a1", "T1", "lock", {"note": "\udc80"}))
+    assert (info.value.code, info.value.ref_id) == (ErrorCode.BAD_MESSAGE, "a1")
+
+
+# --------------------------------------------------------------------------- spliced frames
+
+@settings(max_examples=300, deadline=None)
+@given(seq=st.integers(1, 2**63 - 1),
+       terminal=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", fullmatch=True),
+       name=st.sampled_from(sorted(CATALOG)),
+       epoch=st.floats(0, 4_102_444_800, allow_nan=False),
+       data=st.dictionaries(st.text(max_size=10), json_values, max_size=6),
+       ascii_only=st.booleans())
+def test_a_spliced_event_frame_is_the_to_wire_frame(
+        seq: int, terminal: str, name: str, epoch: float, data: dict[str, Any],
+        ascii_only: bool) -> None:
+    """``wire_text`` with the data text spliced in (as the outbox stores it, or not ASCII)
+    decodes to exactly ``StoredEvent.to_wire()``, keys in the same order, and the hub
+    accepts it."""
+    stored = StoredEvent(seq, terminal, Event(name, wire.format_timestamp(epoch), data))
+    try:  # as the outbox stores it: no infinities (they are not JSON)
+        data_json = json.dumps(data, sort_keys=True, separators=(",", ":"),
+                               ensure_ascii=ascii_only, allow_nan=False)
+    except ValueError:
+        assume(False)
+        return
+    text = wire_text(seq, terminal, name, stored.event.channel.value, stored.event.timestamp,
+                     data_json)
+    expected = stored.to_wire()
+    decoded = json.loads(text)
+    assert decoded == expected and list(decoded) == list(expected)
+    assert wire.parse_message(text, max_bytes=1 << 20, accept=wire.TERMINAL_TO_HUB) == expected
+
+
+def test_spliced_frames_quote_every_string() -> None:
+    """Quotes, backslashes and control characters in the quoted fields stay valid JSON."""
+    text = wire_text(7, 'T"1\\', "a\nb", "c\u0000", "2026\t", "{}")
+    assert json.loads(text) == {"type": "event", "id": 'T"1\\-7', "seq": 7, "channel": "c\u0000",
+                                "terminalId": 'T"1\\', "event": "a\nb",
+                                "timestamp": "2026\t", "data": {}}

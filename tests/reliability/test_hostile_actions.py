@@ -194,14 +194,19 @@ async def test_mutated_action_frames_never_execute_twice_and_keep_serving(rig: R
     assert ok["status"] == "succeeded"
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: wire.canonical_action raises "
-                   "UnicodeEncodeError on a lone surrogate (JSON escape \\ud800) in params; "
-                   "the action gets no actionAck/actionResult (docs/reliability.md)")
-async def test_lone_surrogate_in_params_is_refused_with_a_code(rig: Rig) -> None:
+@pytest.mark.parametrize("escape", ["\\ud800", "\\uDFFF", "\\udbff"])
+async def test_lone_surrogate_in_params_is_refused_with_a_code(rig: Rig, escape: str) -> None:
+    """A lone UTF-16 surrogate (a JSON escape without its pair) is not text: the parser
+    refuses the frame with bad_message naming the field, before anything tries to check its
+    signature; the uplink answers such an action rejected (test_uplink_actions.py)."""
     text = wire.encode(signed("s-1"))
-    text = text.replace('"address":1', '"address":1,"note":"\\ud800"')
-    parsed = wire.parse_message(text, max_bytes=1 << 16, accept=wire.HUB_TO_TERMINAL)
-    replies: list[dict[str, Any]] = []
-    await rig.actions.handle(parsed, replies.append)
-    refused(replies, "rejected", "bad_signature")
-    assert rig.line.commands == []
+    text = text.replace('"address":1', f'"address":1,"note":"{escape}"')
+    with pytest.raises(wire.WireError) as info:
+        wire.parse_message(text, max_bytes=1 << 16, accept=wire.HUB_TO_TERMINAL)
+    assert info.value.code == wire.ErrorCode.BAD_MESSAGE
+    assert "'params.note'" in info.value.message and "surrogate" in info.value.message
+    assert info.value.ref_id == "s-1"
+    # The same action without the bad field is genuine and runs, once.
+    ok = await rig.send(signed("s-1"))
+    assert result_of(ok)["status"] == "succeeded"
+    assert len(rig.line.commands) == 1

@@ -170,12 +170,37 @@ async def test_oversized_messages(rig: HubRig) -> None:
     await still_serving(rig)
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: a lone surrogate (JSON escape \\ud800) "
-                   "in action params makes the hub's signing raise; the operator gets "
-                   "'internal' instead of a refusal naming the field (docs/reliability.md)")
 async def test_lone_surrogate_in_action_params_is_refused_with_a_code(rig: HubRig) -> None:
+    t1, _ = await terminal(rig, "T1")
     op = await client(rig, OPERATOR)
     text = wire.encode(wire.action("u-1", "T1", "lock", {"address": 1}))
     await op.send(text.replace('"address":1', '"address":1,"n":"\\ud800"'))
-    codes = [e["code"] for e in errors_in(await op.sync())]
-    assert codes == ["bad_message"]
+    errors = errors_in(await op.sync())
+    assert [(e["code"], e.get("id")) for e in errors] == [("bad_message", "u-1")]
+    assert "'params.n'" in errors[0]["message"]
+    # Nothing was forwarded or recorded: the id is still free for a genuine action.
+    assert [f for f in await t1.sync() if f["type"] == "action"] == []
+    await op.send(wire.action("u-1", "T1", "lock", {"address": 1}))
+    assert errors_in(await op.sync()) == []
+    assert [f["id"] for f in await t1.sync() if f["type"] == "action"] == ["u-1"]
+    await still_serving(rig)
+
+
+async def test_lone_surrogate_in_event_data_is_refused_and_later_events_are_stored(
+        rig: HubRig) -> None:
+    t1, acked = await terminal(rig, "T1")
+    seq = acked + 1
+    bad = wire.encode(wire.event(event_id=f"T1-{seq}", seq=seq, channel="game",
+                                 terminal_id="T1", name="gameStarted", timestamp=NOW,
+                                 data={"paytable": "x"}))
+    await t1.send(bad.replace('"x"', '"\\udc00"'))
+    errors = errors_in(await t1.sync())
+    assert [(e["code"], e.get("id")) for e in errors] == [("bad_message", f"T1-{seq}")]
+    assert "'data.paytable'" in errors[0]["message"]
+    await t1.send(wire.event(event_id=f"T1-{seq + 1}", seq=seq + 1, channel="game",
+                             terminal_id="T1", name="gameStarted", timestamp=NOW, data={}))
+    assert (await t1.recv_type("ack"))["upTo"] == seq + 1
+    assert rig.hub is not None
+    assert [f["seq"] for f in rig.hub.store.events("T1") if f["id"].startswith("T1-")] == [
+        seq + 1]
+    await still_serving(rig)
