@@ -8,7 +8,10 @@ One connection at a time to ``/ws/terminal`` (docs/protocol.md §4):
   applied to the outbox at once (``ack``; or ``resync`` when the hub knows more seqs than this
   file ever assigned, i.e. the file was replaced) and sending resumes at ``ackedSeq + 1``.
 - Sending: events are read from the outbox through a read-only connection of our own, in
-  batches of ``uplink.batch``, never more than ``uplink.window`` sent and unacknowledged. The
+  batches of ``uplink.batch``, never more than ``uplink.window`` sent and unacknowledged; each
+  comes as its ready ``event`` frame text (``OutboxReader.pending_frames``: the stored data
+  text is spliced in, not decoded and encoded again). The connection offers no
+  permessage-deflate (small frames: per-frame CPU, not bytes, bounds the drain rate). The
   cumulative ``ack`` frees the window; the outbox cursor is advanced by a separate task that
   coalesces acks (the hub acks every event; one fsync per burst is enough).
 - New events: :meth:`Uplink.notify_new_events` (callable from any thread) wakes the sender.
@@ -31,9 +34,11 @@ One connection at a time to ``/ws/terminal`` (docs/protocol.md §4):
   ``heartbeat_timeout_s`` drops the connection (then: reconnect).
 
 Remote actions: each ``action`` frame is handed to the actions handler on a task of its own
-(the reader keeps reading). Its ``actionAck``/``actionResult`` frames go through
-:meth:`reply`, a queue the sender drains before events. What happens to a result when the
-connection is down:
+(the reader keeps reading). An ``action`` frame that ``wire.parse_message`` refuses (a missing
+field, a lone surrogate...) never reaches the handler; it is answered ``rejected`` with the
+parser's code (``bad_message: ...``) when its id can be echoed. The ``actionAck`` and
+``actionResult`` frames go through :meth:`reply`, a queue the sender drains before events.
+What happens to a result when the connection is down:
 
 1. it waits in that queue (at most ``max_pending_replies``, oldest dropped first) and is sent
    right after the next ``welcome``; a frame is removed from the queue only once ``send``
@@ -52,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import random
 import ssl
@@ -368,6 +374,9 @@ class Uplink:
                 ping_interval=self.config.heartbeat_interval_s,
                 ping_timeout=self.config.heartbeat_timeout_s, close_timeout=5.0,
                 max_size=self._max_bytes, user_agent_header=f"slot-agent/{self._version}",
+                # No permessage-deflate: the frames are small and the CPU per frame, not
+                # the bytes, bounds the drain rate (docs/protocol.md §1, docs/performance.md).
+                compression=None,
             )
         except InvalidURI as exc:
             raise UplinkError(f"bad uplink.url: {exc}") from None
@@ -457,12 +466,13 @@ class Uplink:
                 self._replies.popleft()
             room = window - len(self._in_flight)
             if room > 0:
-                events = await self._in_thread(reader.pending, self._sent, min(batch, room))
-                if events:
-                    for stored in events:
-                        await ws.send(wire.encode(stored.to_wire()))
-                        self._in_flight.append((stored.seq, time.monotonic()))
-                        self._sent = stored.seq
+                frames = await self._in_thread(reader.pending_frames, self._sent,
+                                               min(batch, room))
+                if frames:
+                    for frame in frames:
+                        await ws.send(frame.text)
+                        self._in_flight.append((frame.seq, time.monotonic()))
+                        self._sent = frame.seq
                     continue
             with contextlib.suppress(TimeoutError):
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
@@ -477,9 +487,33 @@ class Uplink:
             return wire.parse_message(text, max_bytes=self._max_bytes,
                                       accept=wire.HUB_TO_TERMINAL)
         except wire.WireError as exc:
-            # The terminal path has no `error` message towards the hub: log and go on.
+            # The terminal path has no `error` message towards the hub: log and go on; a
+            # refused action is still answered, so its sender is not left waiting.
             log.warning("uplink: ignored a bad frame from the hub: %s", exc)
+            self._refuse_action(text, exc)
             return None
+
+    def _refuse_action(self, text: str | bytes, exc: wire.WireError) -> None:
+        """Answer an ``action`` frame the parser refused: ``actionAck`` rejected and an
+        ``actionResult`` rejected whose error starts with the code (e.g. ``bad_message:``).
+
+        Only when the frame is a JSON object of type ``action`` with an id that can be echoed
+        (``exc.ref_id``). Like a refused signature, nothing is recorded under the id and
+        nothing reaches the machine.
+        """
+        if exc.ref_id is None or not isinstance(text, str):
+            return
+        try:
+            msg = json.loads(text)
+        except (ValueError, RecursionError):
+            return
+        if not isinstance(msg, dict) or msg.get("type") != MessageType.ACTION:
+            return
+        error = f"{exc.code.value}: {exc.message}"
+        self.reply(wire.action_ack(exc.ref_id, self.terminal_id, ActionAckStatus.REJECTED,
+                                   error))
+        self.reply(wire.action_result(exc.ref_id, self.terminal_id, ActionStatus.REJECTED,
+                                      error=error))
 
     async def _receive_loop(self, ws: ClientConnection) -> None:
         async for text in ws:

@@ -226,6 +226,9 @@ class Hub:
             process_request=self._process_request, ssl=ssl_context,
             max_size=self.config.max_frame_bytes, ping_interval=self.config.ping_interval,
             ping_timeout=self.config.ping_timeout,
+            # permessage-deflate is never negotiated (docs/protocol.md §1): every frame would
+            # be compressed once per peer, and the CPU per frame bounds the event rate.
+            compression=None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         for stored in self.store.queued_actions():

@@ -32,6 +32,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from agent import wire
 from agent.config import ConfigError
+from agent.events import Event
 from agent.logs import RedactingFilter
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
@@ -120,6 +121,33 @@ async def test_events_reach_the_hub_and_advance_the_outbox_cursor(
     assert metric(metrics, "slot_agent_uplink_connected") == 0.0
     assert metric(metrics, "slot_agent_uplink_ack_latency_seconds_count") == 53.0
     await op.close()
+
+
+async def test_frames_are_the_stored_events_uncompressed(outbox: Outbox) -> None:
+    """What the hub receives is each stored event's wire frame (the spliced text decodes to
+    ``to_wire()``), on a connection that did not offer permessage-deflate."""
+    offered: list[str | None] = []
+    received: list[dict[str, Any]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        offered.append(ws.request.headers.get("Sec-WebSocket-Extensions"))
+        hello = json.loads(await ws.recv())
+        await ws.send(wire.encode(wire.welcome(TERMINAL, 0, "2026-01-01T00:00:00Z")))
+        async for text in ws:
+            msg = wire.parse_message(text, max_bytes=1 << 20, accept=wire.TERMINAL_TO_HUB)
+            received.append(msg)
+            await ws.send(wire.encode(wire.ack(msg["seq"])))
+        assert hello["type"] == "hello"
+
+    outbox.commit([*bet(2), Event("billAccepted", "2026-01-01T00:00:00.000Z",
+                                  {"amount": 500, "currency": "€"})], None)
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with running(make_uplink(f"ws://127.0.0.1:{port}/ws/terminal", outbox)):
+            await wait_for(lambda: outbox.acked_seq == 3, what="all acked")
+    assert offered == [None]
+    assert received == [s.to_wire() for s in outbox.tail(3)]
 
 
 async def test_resume_after_the_hub_restarts_on_the_same_database(

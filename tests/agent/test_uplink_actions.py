@@ -3,6 +3,7 @@ line owner, and the result back to the operator, including across a network drop
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from uplink_kit import (
     uplink_config,
     wait_for,
 )
+from websockets.asyncio.server import ServerConnection, serve
 
 from agent import wire
 from agent.actions import Actions
@@ -197,3 +199,42 @@ async def test_without_an_actions_handler_every_action_is_rejected(
         await op.close()
     finally:
         await agent.uplink.stop()
+
+
+async def test_an_action_the_parser_refuses_is_answered_rejected_with_its_code(
+        outbox: Outbox) -> None:
+    """A hub that forwards a frame the parser refuses (here a lone UTF-16 surrogate in the
+    params, which the reference hub itself refuses) gets actionAck/actionResult rejected with
+    ``bad_message``; nothing reaches the machine and the next valid action still runs."""
+    answers: list[dict[str, Any]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        hello = json.loads(await ws.recv())
+        await ws.send(wire.encode(wire.welcome(TERMINAL, hello["lastSeq"], _in(0))))
+        bad = wire.encode(wire.action("bad-1", TERMINAL, "lock", {"address": 1}))
+        await ws.send(bad.replace('"address":1', '"address":1,"note":"\\ud800"'))
+        await ws.send('{"type":"action","id":"bad-2","terminalId":"T1"}')  # no 'action'
+        await ws.send(wire.encode(wire.action("ok-1", TERMINAL, "lock", {"address": 1})))
+        async for text in ws:
+            msg = json.loads(text)
+            if msg["type"] in ("actionAck", "actionResult"):
+                answers.append(msg)
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        agent = Agent(f"ws://127.0.0.1:{port}/ws/terminal", outbox)
+        agent.uplink.start()
+        try:
+            await wait_for(lambda: sum(a["type"] == "actionResult" for a in answers) == 3,
+                           what="three results")
+        finally:
+            await agent.uplink.stop()
+    by_id = {(a["id"], a["type"]): a for a in answers}
+    for action_id, field in (("bad-1", "'params.note'"), ("bad-2", "'action'")):
+        ack, result = by_id[action_id, "actionAck"], by_id[action_id, "actionResult"]
+        assert ack["status"] == result["status"] == "rejected"
+        assert result["error"].startswith("bad_message: ") and field in result["error"]
+        assert ack["terminalId"] == result["terminalId"] == TERMINAL
+    assert by_id["ok-1", "actionResult"]["status"] == "succeeded"
+    assert agent.line.commands == [MachineCommand(CommandKind.LOCK, 1, "ok-1", {})]
+    assert outbox.action_get("bad-1") is None and outbox.action_get("bad-2") is None

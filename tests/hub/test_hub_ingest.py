@@ -117,3 +117,18 @@ async def test_a_failed_commit_gets_internal_and_the_ack_never_passes_it(
     await term2.recv_until(lambda m: m.get("upTo") == 5)
     stored = [e["seq"] for e in hub.store.events("T1") if e["event"] == "betPlaced"]
     assert stored == [1, 2, 3, 4, 5]
+
+
+async def test_no_compression_is_negotiated_even_when_a_peer_offers_it(
+    harness: HubHarness,
+) -> None:
+    """permessage-deflate is never accepted (docs/protocol.md §1): per-frame CPU, once per
+    peer, is what bounds the event rate. The websockets client offers it by default."""
+    term, _ = await harness.terminal("T1")
+    viewer, _ = await harness.client("tok-carol")
+    for peer in (term, viewer):
+        assert peer.ws.request is not None and peer.ws.response is not None
+        assert "permessage-deflate" in peer.ws.request.headers["Sec-WebSocket-Extensions"]
+        assert "Sec-WebSocket-Extensions" not in peer.ws.response.headers
+    await term.send(event_frame("T1", 1))
+    assert (await term.recv_type("ack"))["upTo"] == 1
