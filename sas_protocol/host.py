@@ -35,6 +35,13 @@ Rules implemented (docs/sas.md has the full story):
   and its events must not be lost. A non-RTE general-poll byte equal to the address is
   therefore held until the next byte or the close of the reply window tells an exception
   code from the start of a frame (the mode itself only changes when LP 0E is ACKed).
+- Exception confirmation (optional): the one-byte answer to a non-RTE general poll has no
+  CRC (SAS §3.4), so a flipped bit can turn ``00`` into a door or tilt code. For the codes in
+  ``confirm_exceptions`` the host repeats the general poll at once (an implied NACK, SAS
+  §3.5: the machine re-sends the same answer) and reports the code only when two readings
+  agree; when they differ, the third send (the final NACK) decides by majority, and the
+  disagreement is reported as ``FrameRejected``. Without a majority, or when the re-sends
+  meet silence, the first reading stands: a real alarm is never dropped for line noise.
 - Link health: ``link_down_after`` consecutive failed sends bring the link down; the first
   good reply brings it up. Silence to a long poll counts only in RTE mode (in non-RTE mode
   it is the normal answer to an unsupported poll and general polls probe the link), and
@@ -43,6 +50,7 @@ Rules implemented (docs/sas.md has the full story):
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -190,6 +198,7 @@ class HostProtocol:
         max_sends: int = 3,
         link_down_after: int = 5,
         rte_mode: bool = False,
+        confirm_exceptions: Collection[int] = frozenset(),
     ) -> None:
         check_address(address)
         if not 0 <= sync_address <= 127 or sync_address == address:
@@ -203,6 +212,8 @@ class HostProtocol:
         self.max_sends = max_sends
         self.link_down_after = link_down_after
         self.rte_mode = rte_mode
+        self.confirm_exceptions = frozenset(confirm_exceptions)
+        self._readings: list[int] = []  # exception codes read for the poll being confirmed
         self._out: list[Outgoing] = []
         self._events: list[HostEvent] = []
         self._poll: Poll | None = None
@@ -411,10 +422,32 @@ class HostProtocol:
             self._attempt_failed(FailureReason.NACK, silent=False)
         elif isinstance(reply, Busy):
             self._attempt_failed(FailureReason.BUSY, silent=False)
+        elif isinstance(reply, ExceptionReply) and (
+            self._readings or reply.code in self.confirm_exceptions
+        ):
+            self._good()
+            self._confirm(poll, reply.code)
         else:
             self._good()
             self._conclude()
             self._deliver(poll, reply)
+
+    def _confirm(self, poll: Poll, code: int) -> None:
+        """One more reading of an exception byte that needs confirming (see module doc)."""
+        readings = self._readings
+        readings.append(code)
+        agreed = len(readings) == 2 and readings[0] == readings[1]
+        if len(readings) == 2 and not agreed:
+            self._events.append(FrameRejected(FramingError(
+                f"exception {readings[0]:02X} not confirmed: {readings[1]:02X} on the re-send",
+                bytes(readings))))
+        if not agreed and len(readings) < 3 and self._sends < self.max_sends:
+            self._queue_send(sync=False)  # SAS §3.5: the same poll again, an implied NACK
+            return
+        # two readings agree, or the final NACK's reading decides (else the first stands)
+        decided = code if code in readings[:-1] else readings[0]
+        self._conclude()
+        self._deliver(poll, ExceptionReply(decided))
 
     def _deliver(self, poll: Poll, reply: Reply) -> None:
         if isinstance(reply, ExceptionReply):
@@ -470,6 +503,13 @@ class HostProtocol:
             # SAS §3.2: the same poll again asks the machine to re-send its reply.
             self._queue_send(sync=False)
             return
+        if self._readings:
+            # the re-sends of a confirmation went unanswered: the first reading stands
+            first = self._readings[0]
+            self._conclude()
+            self._need_sync = True
+            self._deliver(poll, ExceptionReply(first))
+            return
         self._conclude()
         self._need_sync = True
         if self._all_silent and not isinstance(poll, GeneralPoll) and self._link_up:
@@ -481,6 +521,7 @@ class HostProtocol:
         self._poll = None
         self._buffer.clear()
         self._bad = None
+        self._readings = []
 
     def _good(self) -> None:
         self._failures = 0

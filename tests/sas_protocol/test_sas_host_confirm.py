@@ -1,0 +1,106 @@
+"""HostProtocol ``confirm_exceptions``: an alarm byte is believed when two readings agree.
+
+The non-RTE general-poll answer is one byte without a CRC (SAS §3.4); the host repeats the
+general poll (an implied NACK, SAS §3.5, so the machine re-sends the same answer) and a
+flipped bit cannot make a door or tilt out of ``00``.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+import sas_protocol as sp
+
+GP = sp.GeneralPoll()
+SYNC = sp.Outgoing(b"\x80", True)
+GP_OUT = sp.Outgoing(b"\x81", True)
+TILT, DOOR = 0x20, 0x11
+
+
+def up_host(confirm: frozenset[int] = frozenset({TILT, DOOR})) -> sp.HostProtocol:
+    host = sp.HostProtocol(1, confirm_exceptions=confirm)
+    host.send(GP)
+    host.data_to_send()
+    host.receive_data(b"\x00")
+    assert host.events_received() == [sp.LinkUp(), sp.NoActivity(0)]
+    return host
+
+
+def poll(host: sp.HostProtocol, *answers: int | None) -> list[sp.HostEvent]:
+    """One general poll; each answer is a byte or None (the window closes in silence).
+    Checks that every re-send is the bare poll: an implied NACK, never a sync."""
+    host.send(GP)
+    assert host.data_to_send() == [SYNC, GP_OUT]
+    for n, answer in enumerate(answers):
+        if n:
+            assert host.data_to_send() == [GP_OUT]
+        if answer is None:
+            host.receive_timeout()
+        else:
+            host.receive_data(bytes((answer,)))
+    assert not host.awaiting_reply
+    return host.events_received()
+
+
+def test_two_equal_readings_report_the_exception() -> None:
+    host = up_host()
+    assert poll(host, TILT, TILT) == [sp.ExceptionReported(TILT)]
+    host.send(GP)
+    assert host.data_to_send() == [SYNC, GP_OUT]  # the next poll acknowledges it
+
+
+def test_a_flipped_idle_byte_is_not_an_alarm() -> None:
+    events = poll(up_host(), TILT, 0x00, 0x00)
+    assert events[-1] == sp.NoActivity(0)
+    [rejected] = [e for e in events if isinstance(e, sp.FrameRejected)]
+    assert "20 not confirmed: 00" in str(rejected.error)
+
+
+def test_the_final_reading_decides_for_the_first() -> None:
+    events = poll(up_host(), DOOR, 0x00, DOOR)
+    assert events[-1] == sp.ExceptionReported(DOOR)
+    assert sum(isinstance(e, sp.FrameRejected) for e in events) == 1
+
+
+def test_without_a_majority_the_first_reading_stands() -> None:
+    assert poll(up_host(), TILT, 0x00, 0x7E)[-1] == sp.ExceptionReported(TILT)
+
+
+def test_silent_re_sends_keep_the_first_reading_and_resync() -> None:
+    host = up_host()
+    assert poll(host, DOOR, None, None) == [sp.ExceptionReported(DOOR)]
+    host.send(sp.MetersRequest(0x11))
+    assert host.data_to_send()[0] == SYNC  # the host cannot know what the machine saw
+
+
+def test_codes_outside_the_set_are_reported_at_once() -> None:
+    host = up_host()
+    assert poll(host, 0x7E) == [sp.ExceptionReported(0x7E)]
+    assert poll(up_host(frozenset()), TILT) == [sp.ExceptionReported(TILT)]
+
+
+def test_a_single_send_cannot_confirm() -> None:
+    host = sp.HostProtocol(1, confirm_exceptions={TILT}, max_sends=1)
+    host.send(GP)
+    host.data_to_send()
+    host.receive_data(bytes((TILT,)))
+    assert host.events_received() == [sp.LinkUp(), sp.ExceptionReported(TILT)]
+
+
+@given(st.lists(st.integers(0, 0xFF).filter(lambda b: b != 0x01), min_size=3, max_size=3))
+def test_the_decision_is_agreement_then_majority_then_the_first(readings: list[int]) -> None:
+    host = up_host(frozenset(range(0x02, 0x100)) - sp.IDLE_EXCEPTIONS)
+    first = readings[0]
+    confirmed = first in host.confirm_exceptions
+    if not confirmed:
+        answers = readings[:1]
+        want = first
+    elif readings[1] == first:
+        answers, want = readings[:2], first
+    else:
+        answers = readings
+        want = readings[2] if readings[2] in readings[:2] else first
+    events = poll(host, *answers)
+    expected = sp.NoActivity(want) if want in sp.IDLE_EXCEPTIONS else sp.ExceptionReported(want)
+    assert events[-1] == expected
