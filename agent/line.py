@@ -138,7 +138,7 @@ class _Machine:
     """The line owner's per-address bookkeeping (line thread only, except under the lock)."""
 
     def __init__(self, config: MachineConfig, poll: PollConfig, *, sync_address: int,
-                 max_sends: int, frames: int) -> None:
+                 max_sends: int, frames: int, stopping: threading.Event) -> None:
         self.address = config.address
         self.config = config
         self._sync_address = sync_address
@@ -147,7 +147,9 @@ class _Machine:
         self.host = self.new_host()
         self.schedule: MachineSchedule[CommandFuture] = MachineSchedule(
             config.address, rte=config.rte, poll=poll,
-            start_command=lambda future: future.set_running_or_notify_cancel())
+            # once stopping, no command starts (it fails with the queued ones instead)
+            start_command=lambda future: (not stopping.is_set()
+                                          and future.set_running_or_notify_cancel()))
         self.link_up = False
         self.link_reported = False  # a LinkDown/LinkUp was reported at least once
         self.since: float | None = None
@@ -197,9 +199,10 @@ class LineOwner:
         self._emit = on_observation
         self._metrics = metrics
         self._clock = clock
+        self._stop = threading.Event()
         self._machines = {
             m.address: _Machine(m, poll, sync_address=sync_address, max_sends=max_sends,
-                                frames=frame_log_size)
+                                frames=frame_log_size, stopping=self._stop)
             for m in machines
         }
         self._max_pending = max_pending_commands
@@ -207,7 +210,6 @@ class LineOwner:
         self._open: set[CommandFuture] = set()  # submitted, not finished
         self._inbox_count = 0  # items put and not yet handed to a schedule
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._wake = threading.Event()  # ends the wait for the next cycle early
         self._thread: threading.Thread | None = None
         self._interval = poll.interval_ms / 1000.0
@@ -366,6 +368,7 @@ class LineOwner:
                     missed = int((now - next_due) / self._interval) + 1
                     self.skipped_slots += missed
                     next_due += missed * self._interval
+            self._conclude()
         except TransportClosedError as exc:
             self._error = str(exc)
             log.info("line owner: transport closed, stopping", extra={"device": exc.device})
@@ -440,6 +443,16 @@ class LineOwner:
                     with self._lock:
                         m_read.schedule.request(item)
 
+    def _conclude(self) -> None:
+        """On stop: what the last polls finished is delivered, not failed. A job learns it
+        is done only when asked for its next poll (a command ACKed by the machine is
+        concluded, with its ``HostLockChanged``, at the next cycle), so each schedule is
+        asked once more; the poll it offers is not sent, and no command starts."""
+        with self._lock:
+            for m in self._machines.values():
+                _, outputs = m.schedule.next_long_poll(self._clock())
+                self._deliver(m, outputs)
+
     def _fail_queued(self, reason: str) -> None:
         with self._lock:
             for m in self._machines.values():
@@ -449,13 +462,17 @@ class LineOwner:
             try:
                 kind, item = self._inbox.get_nowait()
             except queue.Empty:
-                return
+                break
             with self._lock:
                 self._inbox_count -= 1
             if kind == "command":
                 _, future = item
-                if future.set_running_or_notify_cancel():
+                if not future.done() and future.set_running_or_notify_cancel():
                     future.set_result(CommandResult(False, reason))
+        with self._lock:
+            # commands a schedule dropped without starting them (stopping)
+            for future in list(self._open):
+                self._finish_command(future, CommandResult(False, reason))
 
     def _cycle(self) -> None:
         for m in self._machines.values():

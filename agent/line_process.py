@@ -790,9 +790,9 @@ class _Child:
                                frame_log_size=init.frame_log_size,
                                max_pending_commands=init.max_pending_commands)
         self._line = line
+        self._flush_now()  # what was logged while the line opened
+        self._conn.send(_Ready(transport.name, os.getpid()))  # before any observation
         line.start()
-        self._flush_now()
-        self._conn.send(_Ready(transport.name, os.getpid()))
         sender = threading.Thread(target=self._send_loop, name="line-sender", daemon=True)
         sender.start()
         stop_timeout = 5.0
@@ -833,6 +833,7 @@ class _Child:
                 log.warning("the agent daemon went away: stopping the line")
                 return 5.0, False
             if isinstance(message, _Stop):
+                log.info("stopping: the poll in flight finishes first")
                 return message.timeout, False
             self._handle(line, message)
 
