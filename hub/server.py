@@ -54,6 +54,10 @@ _FINAL_STATUSES = frozenset(s.value for s in ActionStatus)
 #: transaction and acknowledged by one ``ack``.
 MAX_BATCH = 500
 
+#: The fields of an ``event`` frame (``type`` included).
+_EVENT_FIELDS = len(wire.event(event_id="-", seq=1, channel="", terminal_id="", name="",
+                               timestamp="", data={}))
+
 #: Seconds a peer's queued frames may take to go out before a close the hub initiates.
 _DRAIN_TIMEOUT = 5.0
 
@@ -606,7 +610,9 @@ class Hub:
                             f"may only publish as {conn.terminal_id}", msg["id"])
         if msg["id"] != f"{msg['terminalId']}-{msg['seq']}":
             raise WireError(ErrorCode.BAD_MESSAGE, "event ids must be terminalId-seq", msg["id"])
-        return wire.event(
+        if len(msg) == _EVENT_FIELDS:
+            return msg  # exactly the frame's fields (parse_message checked each): as it is
+        return wire.event(  # without the unknown fields, which are not stored or forwarded
             event_id=msg["id"], seq=msg["seq"], channel=msg["channel"],
             terminal_id=msg["terminalId"], name=msg["event"], timestamp=msg["timestamp"],
             data=msg["data"],

@@ -70,6 +70,10 @@ _NEEDS_ACK = ("e.channel = 'alerts' AND e.event NOT IN ("
 #: How long a connection waits for the other one's write transaction (milliseconds).
 _BUSY_TIMEOUT_MS = 10_000
 
+#: How ``data`` is stored: compact JSON, non-ASCII as itself (one encoder for every row:
+#: ``json.dumps`` would build one per call).
+_DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 
 @dataclass(frozen=True, slots=True)
 class EventWrite:
@@ -143,26 +147,42 @@ class HubStore:
         already stored (a duplicate, also within the batch).
 
         Runs on the writer connection: call it from the writer thread (:meth:`write_events`)
-        or while nothing else uses the store.
+        or while nothing else uses the store. The duplicates are found with one range query
+        per source and the new rows go in with one ``executemany``: the writer thread holds
+        the interpreter lock for as little Python work per event as possible (the event loop
+        needs it for the next burst meanwhile).
         """
         db = self._writer_db
         acked: dict[str, int] = {}
+        spans: dict[str, tuple[int, int]] = {}
+        for w in writes:
+            seq = w.frame["seq"]
+            lo, hi = spans.get(w.source, (seq, seq))
+            spans[w.source] = (min(lo, seq), max(hi, seq))
+            if w.acked_seq is not None:
+                acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
+        rows = [(w.source, f["seq"], f["id"], f["terminalId"], f["channel"], f["event"],
+                 f["timestamp"], _DATA_ENCODER.encode(f["data"]), received_at)
+                for w in writes for f in (w.frame,)]
         inserted: list[bool] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            for w in writes:
-                frame = w.frame
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO events (source, seq, id, terminal_id, channel, event,"
-                    " timestamp, data, received_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (w.source, frame["seq"], frame["id"], frame["terminalId"],
-                     frame["channel"], frame["event"], frame["timestamp"],
-                     json.dumps(frame["data"], ensure_ascii=False, separators=(",", ":")),
-                     received_at),
-                )
-                inserted.append(cur.rowcount == 1)
-                if w.acked_seq is not None:
-                    acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
+            # Only this connection (on the writer thread) inserts events, inside this
+            # transaction: what the SELECT finds absent is still absent at the INSERT.
+            seen = {(source, int(row[0])) for source, (lo, hi) in spans.items()
+                    for row in db.execute("SELECT seq FROM events WHERE source = ?"
+                                          " AND seq BETWEEN ? AND ?", (source, lo, hi))}
+            new_rows = []
+            for row in rows:
+                key = (row[0], row[1])
+                fresh = key not in seen
+                inserted.append(fresh)
+                if fresh:
+                    seen.add(key)
+                    new_rows.append(row)
+            db.executemany(
+                "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
+                " data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", new_rows)
             for source, seq in acked.items():
                 db.execute(
                     "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"

@@ -373,3 +373,29 @@ def test_spliced_frames_quote_every_string() -> None:
     assert json.loads(text) == {"type": "event", "id": 'T"1\\-7', "seq": 7, "channel": "c\u0000",
                                 "terminalId": 'T"1\\', "event": "a\nb",
                                 "timestamp": "2026\t", "data": {}}
+
+
+VALID_EVENT: dict[str, Any] = {"id": "T1-7", "seq": 7, "channel": "game", "terminalId": "T1",
+                               "event": "betPlaced", "timestamp": TS, "data": {}}
+odd_values = field_values | st.sampled_from([
+    "T1-7", "hub-7", "x" * 129, 7, 2**63 - 1, 2**63, 0, "game", "GAME", "T1\n", "-T1", "T" * 65,
+    "betPlaced", "BetPlaced", "bet placed", TS + "\n", "2026-02-30T00:00:00Z"])
+#: A valid event with up to two fields changed and maybe one dropped.
+event_like = st.builds(
+    lambda changes, drop: {k: v for k, v in (VALID_EVENT | changes).items() if k not in drop},
+    st.dictionaries(st.sampled_from(sorted(VALID_EVENT)), odd_values, max_size=2),
+    st.sets(st.sampled_from(sorted(VALID_EVENT)), max_size=1))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(event_like)
+def test_the_one_pass_event_check_agrees_with_the_field_checks(msg: dict[str, Any]) -> None:
+    """parse_message checks events in one expression first (the drain's hot path); it must
+    accept exactly what the field-by-field checks accept."""
+    msg = {"type": "event", **msg}
+    try:
+        wire._check_event_fields(wire._Checker(msg, None))
+        slow = True
+    except WireError:
+        slow = False
+    assert wire._event_fields_ok(msg) is slow

@@ -132,3 +132,20 @@ async def test_no_compression_is_negotiated_even_when_a_peer_offers_it(
         assert "Sec-WebSocket-Extensions" not in peer.ws.response.headers
     await term.send(event_frame("T1", 1))
     assert (await term.recv_type("ack"))["upTo"] == 1
+
+
+async def test_unknown_fields_of_an_event_are_neither_stored_nor_forwarded(
+    harness: HubHarness,
+) -> None:
+    hub = harness.hub
+    assert hub is not None
+    viewer, _ = await harness.client("tok-carol", subscribe={"channels": ["game"]})
+    term, _ = await harness.terminal("T1")
+    plain, extra = event_frame("T1", 1), event_frame("T1", 2)
+    await term.send(plain)
+    await term.send_raw(wire.encode(extra | {"fromTheFuture": {"x": 1}}))
+    while (await term.recv_type("ack"))["upTo"] < 2:
+        pass
+    assert [e for e in hub.store.events("T1") if e["event"] == "betPlaced"] == [plain, extra]
+    forwarded = [await viewer.recv_type("event") for _ in range(2)]
+    assert forwarded == [plain, extra]
