@@ -6,9 +6,12 @@ its window to a reference hub (``slot-agent hub``, its own process, a fresh data
 The clock runs from the uplink's start (connect, ``hello``/``welcome`` included) until the
 hub's cumulative ``ack`` covers the last event.
 
-The limit, measured in the same run: a bare ``websockets`` send loop of the same frames to a
-bare ``websockets`` server in its own process that only counts them and answers once at the
-end — no validation, no storage, no acks.
+The limit, measured in the same run: a bare ``websockets`` send loop of the same frames (the
+texts the uplink sends, from ``OutboxReader.pending_frames``) to a bare ``websockets`` server
+in its own process that only counts them and answers once at the end — no validation, no
+storage, no acks — with the connection settings of the uplink and the hub: no
+permessage-deflate. The same loop with deflate (the ``websockets`` default) is measured too,
+for reference: the price of compression on this machine.
 
 Targets: >= 20,000 events/s and >= 30 % of the limit.
 Run: ``.venv/bin/python bench/backlog_drain.py`` (``--help``). The hub runs with
@@ -44,6 +47,7 @@ import asyncio, sys
 from websockets.asyncio.server import serve
 
 expected = int(sys.argv[1])
+compression = None if sys.argv[2] == "none" else sys.argv[2]
 
 async def handler(ws):
     n = 0
@@ -53,7 +57,8 @@ async def handler(ws):
             await ws.send("done")
 
 async def main():
-    async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
+    async with serve(handler, "127.0.0.1", 0, max_size=None,
+                     compression=compression) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Future()
 
@@ -117,16 +122,18 @@ async def drain_once(box: Outbox, hub: HubProcess, events: int, window: int,
     return events / elapsed
 
 
-async def bare_once(frames: list[str]) -> float:
+async def bare_once(frames: list[str], compression: str | None) -> float:
     from websockets.asyncio.client import connect
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", BARE_SERVER, str(len(frames)), stdout=asyncio.subprocess.PIPE)
+        sys.executable, "-c", BARE_SERVER, str(len(frames)), compression or "none",
+        stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     port = int((await proc.stdout.readline()).decode())
     try:
         start = time.perf_counter()
-        async with connect(f"ws://127.0.0.1:{port}", max_size=None) as ws:
+        async with connect(f"ws://127.0.0.1:{port}", max_size=None,
+                           compression=compression) as ws:
             for text in frames:
                 await ws.send(text)
             assert await ws.recv() == "done"
@@ -150,12 +157,12 @@ def main() -> int:
           f"synchronous={args.hub_sync}; {args.runs} runs")
     drains: list[float] = []
     bares: list[float] = []
+    deflates: list[float] = []
     for run in range(args.runs):
         workdir = Path(tempfile.mkdtemp(prefix="drain-bench-"))
         try:
             box = seed(workdir / "outbox.db", args.events)
-            frames = [json.dumps(e.to_wire(), ensure_ascii=False, separators=(",", ":"))
-                      for e in box.pending(0, args.events)]
+            frames = [f.text for f in box.pending_frames(0, args.events)]
             hub = HubProcess(workdir, args.hub_sync)
             try:
                 rate = asyncio.run(drain_once(box, hub, args.events, args.window, args.batch))
@@ -164,15 +171,19 @@ def main() -> int:
                 box.close()
             drains.append(rate)
             print(f"  uplink -> hub run {run + 1}: {rate:12,.0f} events/s", flush=True)
-            bare = asyncio.run(bare_once(frames))
+            bare = asyncio.run(bare_once(frames, None))
             bares.append(bare)
             print(f"  bare send loop run {run + 1}: {bare:12,.0f} events/s", flush=True)
+            deflate = asyncio.run(bare_once(frames, "deflate"))
+            deflates.append(deflate)
+            print(f"  bare loop, deflate run {run + 1}: {deflate:9,.0f} events/s", flush=True)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-    d, b = median(drains), median(bares)
+    d, b, z = median(drains), median(bares), median(deflates)
     print("medians:")
     print(f"  uplink -> hub, acknowledged  {d:12,.0f} events/s")
     print(f"  bare websockets send loop    {b:12,.0f} events/s (limit)")
+    print(f"  same with permessage-deflate {z:12,.0f} events/s (reference)")
     print(f"  drain / limit = {d / b:.2f}; {args.events:,} events in {args.events / d:.1f} s")
     return verdicts([
         Verdict("drain events/s", d, 20_000, at_least=True),
