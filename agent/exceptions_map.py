@@ -130,3 +130,14 @@ BILL_ACCEPTED = frozenset({*range(0x47, 0x51)})
 def code_text(code: int) -> str:
     """The code as it is written in the SAS tables, e.g. ``"0x2B"``."""
     return f"0x{code:02X}"
+
+#: Codes that raise an alert or change what the floor sees (doors, tilts, faults, power,
+#: resets, menus, progressives). In non-RTE mode their one-byte answer to a general poll has
+#: no CRC (SAS §3.4), so the line owner has them confirmed by an implied NACK before they
+#: count (``HostProtocol(confirm_exceptions=...)``, docs/sas.md). Game, bill and ticket codes
+#: only trigger CRC-checked meter reads and are not confirmed.
+CONFIRMED_CODES = frozenset({
+    *DOORS, *TILTS, *BILL_ACCEPTOR_FAULTS, *PRINTER_FAULTS, *MEMORY_ERRORS, *RESET_CODES,
+    *OPERATOR_MENU, *PROGRESSIVE_HITS, Exc.POWER_RESTORED, Exc.POWER_LOST,
+    Exc.CASHBOX_REMOVED, Exc.CASHBOX_INSTALLED, Exc.QUEUE_OVERFLOW, Exc.GAMES_CHANGED,
+})

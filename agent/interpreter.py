@@ -233,6 +233,12 @@ class Interpreter:
             "denomination": obs.denomination_cents,
             "games": obs.games,
         }
+        if m.identity is not None:
+            # A field left empty because its poll failed (LP 54 or 1F lost to line noise)
+            # keeps what was known: a lost reply is not a change of options.
+            identity = {key: m.identity.get(key) if value in ("", None)
+                        and m.identity.get(key) not in ("", None) else value
+                        for key, value in identity.items()}
         step.emit("machineIdentified", {"address": m.address, **identity, "info": dict(obs.info)})
         changed = {
             key: [m.identity.get(key), value]

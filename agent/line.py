@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from agent.config import MachineConfig, PollConfig
 from agent.events import utc_timestamp
+from agent.exceptions_map import CONFIRMED_CODES
 from agent.logs import elided_hex
 from agent.machine_commands import (
     CommandRejectedError,
@@ -165,7 +166,8 @@ class _Machine:
         """A fresh host state machine (at start, and after the transport failed mid-poll:
         the new one starts with a sync poll, SAS §3.3)."""
         return HostProtocol(self.address, sync_address=self._sync_address,
-                            max_sends=self._max_sends, link_down_after=self._link_down_after)
+                            max_sends=self._max_sends, link_down_after=self._link_down_after,
+                            confirm_exceptions=CONFIRMED_CODES)
 
 
 class LineOwner:

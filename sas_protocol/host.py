@@ -41,7 +41,9 @@ Rules implemented (docs/sas.md has the full story):
   §3.5: the machine re-sends the same answer) and reports the code only when two readings
   agree; when they differ, the third send (the final NACK) decides by majority, and the
   disagreement is reported as ``FrameRejected``. Without a majority, or when the re-sends
-  meet silence, the first reading stands: a real alarm is never dropped for line noise.
+  meet silence, nothing is reported but ``FrameRejected`` and ``PollFailed``: a byte that
+  cannot be confirmed is line noise as far as the host can tell (a real alarm flipped to
+  ``00`` is lost the same way, so dropping it adds no new failure mode).
 - Link health: ``link_down_after`` consecutive failed sends bring the link down; the first
   good reply brings it up. Silence to a long poll counts only in RTE mode (in non-RTE mode
   it is the normal answer to an unsupported poll and general polls probe the link), and
@@ -444,10 +446,15 @@ class HostProtocol:
         if not agreed and len(readings) < 3 and self._sends < self.max_sends:
             self._queue_send(sync=False)  # SAS §3.5: the same poll again, an implied NACK
             return
-        # two readings agree, or the final NACK's reading decides (else the first stands)
-        decided = code if code in readings[:-1] else readings[0]
+        if len(readings) == 1 or agreed or code in readings[:-1]:
+            # agreed, or the final NACK's reading is the majority (or, with max_sends 1,
+            # there is no second reading to be had)
+            self._conclude()
+            self._deliver(poll, ExceptionReply(code))
+            return
         self._conclude()
-        self._deliver(poll, ExceptionReply(decided))
+        self._need_sync = True
+        self._events.append(PollFailed(poll, FailureReason.FRAMING))
 
     def _deliver(self, poll: Poll, reply: Reply) -> None:
         if isinstance(reply, ExceptionReply):
@@ -504,12 +511,9 @@ class HostProtocol:
             self._queue_send(sync=False)
             return
         if self._readings:
-            # the re-sends of a confirmation went unanswered: the first reading stands
-            first = self._readings[0]
-            self._conclude()
-            self._need_sync = True
-            self._deliver(poll, ExceptionReply(first))
-            return
+            self._events.append(FrameRejected(FramingError(
+                f"exception {self._readings[0]:02X} not confirmed: no valid answer to the "
+                "re-send", bytes(self._readings))))
         self._conclude()
         self._need_sync = True
         if self._all_silent and not isinstance(poll, GeneralPoll) and self._link_up:

@@ -473,6 +473,16 @@ def test_identification_without_changes_is_not_options_changed() -> None:
     assert names(m.identify()) == ["machineIdentified"]
 
 
+def test_fields_a_failed_poll_left_empty_keep_what_was_known() -> None:
+    m = Machine().started()
+    partial = MachineIdentified(at=m.tick(), sas_version="602", serial_number="",
+                                game_id="", denomination_cents=DENOM, games=1)
+    event = only(m.feed(partial), "machineIdentified")
+    assert event.data["gameId"] == "AB" and event.data["serialNumber"] == "SN1"
+    assert m.state.machine(1).identity == {"sasVersion": "602", "serialNumber": "SN1",
+                                           "gameId": "AB", "denomination": DENOM, "games": 1}
+
+
 def test_clock_skew_raised_once() -> None:
     m = Machine(clock_skew_threshold=30.0).started()
     ok = ClockRead(at=m.tick(), machine_epoch=m.at + 2, skew_seconds=2.0)

@@ -63,15 +63,25 @@ def test_the_final_reading_decides_for_the_first() -> None:
     assert sum(isinstance(e, sp.FrameRejected) for e in events) == 1
 
 
-def test_without_a_majority_the_first_reading_stands() -> None:
-    assert poll(up_host(), TILT, 0x00, 0x7E)[-1] == sp.ExceptionReported(TILT)
+def test_without_a_majority_nothing_is_reported() -> None:
+    events = poll(up_host(), TILT, 0x00, 0x7E)
+    assert events[-1] == sp.PollFailed(GP, sp.FailureReason.FRAMING)
+    assert not any(isinstance(e, sp.ExceptionReported) for e in events)
 
 
-def test_silent_re_sends_keep_the_first_reading_and_resync() -> None:
+def test_silent_re_sends_leave_the_byte_unconfirmed_and_resync() -> None:
     host = up_host()
-    assert poll(host, DOOR, None, None) == [sp.ExceptionReported(DOOR)]
+    events = poll(host, DOOR, None, None)
+    assert events[-1] == sp.PollFailed(GP, sp.FailureReason.TIMEOUT)
+    [rejected] = [e for e in events if isinstance(e, sp.FrameRejected)]
+    assert "11 not confirmed: no valid answer" in str(rejected.error)
+    assert rejected.error.raw == bytes((DOOR,))
     host.send(sp.MetersRequest(0x11))
     assert host.data_to_send()[0] == SYNC  # the host cannot know what the machine saw
+
+
+def test_a_late_confirmation_after_a_silent_send_counts() -> None:
+    assert poll(up_host(), DOOR, None, DOOR)[-1] == sp.ExceptionReported(DOOR)
 
 
 def test_codes_outside_the_set_are_reported_at_once() -> None:
@@ -89,7 +99,7 @@ def test_a_single_send_cannot_confirm() -> None:
 
 
 @given(st.lists(st.integers(0, 0xFF).filter(lambda b: b != 0x01), min_size=3, max_size=3))
-def test_the_decision_is_agreement_then_majority_then_the_first(readings: list[int]) -> None:
+def test_the_decision_is_agreement_then_majority_else_nothing(readings: list[int]) -> None:
     host = up_host(frozenset(range(0x02, 0x100)) - sp.IDLE_EXCEPTIONS)
     first = readings[0]
     confirmed = first in host.confirm_exceptions
@@ -100,7 +110,11 @@ def test_the_decision_is_agreement_then_majority_then_the_first(readings: list[i
         answers, want = readings[:2], first
     else:
         answers = readings
-        want = readings[2] if readings[2] in readings[:2] else first
+        want = readings[2] if readings[2] in readings[:2] else None
     events = poll(host, *answers)
-    expected = sp.NoActivity(want) if want in sp.IDLE_EXCEPTIONS else sp.ExceptionReported(want)
-    assert events[-1] == expected
+    if want is None:
+        assert events[-1] == sp.PollFailed(GP, sp.FailureReason.FRAMING)
+    elif want in sp.IDLE_EXCEPTIONS:
+        assert events[-1] == sp.NoActivity(want)
+    else:
+        assert events[-1] == sp.ExceptionReported(want)
