@@ -73,7 +73,7 @@ from agent import __version__, wire
 from agent.config import ConfigError, Problem, UplinkConfig
 from agent.logs import register_secret
 from agent.metrics import AgentMetrics
-from agent.outbox import Outbox, OutboxError, OutboxReader
+from agent.outbox import EventFrame, Outbox, OutboxError, OutboxReader
 from agent.tls import client_ssl_context
 from agent.wire import ActionAckStatus, ActionStatus, CloseCode, ErrorCode, MessageType
 
@@ -302,17 +302,21 @@ class Uplink:
 
     # ------------------------------------------------------------------ the loop
 
-    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Run a blocking outbox call in a worker thread and keep track of it.
+    def _start_in_thread(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """Start a blocking outbox call in a worker thread and keep track of it.
 
-        Cancelling the caller does not stop the thread; :meth:`run` waits for every such
-        call before it closes the reader connection (closing an SQLite connection in use by
-        another thread is undefined behaviour).
+        Cancelling a caller that awaits it does not stop the thread; :meth:`run` waits for
+        every such call before it closes the reader connection (closing an SQLite connection
+        in use by another thread is undefined behaviour).
         """
         future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
         self._thread_calls.add(future)
         future.add_done_callback(self._thread_calls.discard)
-        return await asyncio.shield(future)
+        return future
+
+    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a blocking outbox call in a worker thread (see :meth:`_start_in_thread`)."""
+        return await asyncio.shield(self._start_in_thread(fn, *args))
 
     async def run(self) -> None:
         """Connect, stream and reconnect until :meth:`stop`."""
@@ -457,8 +461,16 @@ class Uplink:
     # ------------------------------------------------------------------ sending
 
     async def _send_loop(self, ws: ClientConnection, reader: OutboxReader) -> None:
+        """Send replies first, then events, never more than ``window`` unacknowledged.
+
+        While one batch goes out, the next one is already being read (``ahead``, in a worker
+        thread), so a backlog drains without the sender waiting for SQLite between batches.
+        Frames read but not yet allowed out by the window wait in ``ready``.
+        """
         window = self.config.window
         batch = self.config.batch
+        ready: collections.deque[EventFrame] = collections.deque()
+        ahead: asyncio.Future[list[EventFrame]] | None = None
         while True:
             self._wake.clear()  # before reading: a wake-up from now on is not lost
             while self._replies:
@@ -466,10 +478,20 @@ class Uplink:
                 self._replies.popleft()
             room = window - len(self._in_flight)
             if room > 0:
-                frames = await self._in_thread(reader.pending_frames, self._sent,
-                                               min(batch, room))
-                if frames:
-                    for frame in frames:
+                if not ready and ahead is not None:
+                    ready.extend(await asyncio.shield(ahead))
+                    ahead = None
+                if not ready:
+                    # A read started before the wake-up was cleared may have missed the
+                    # newest events: only a read started after it may end in a wait.
+                    ready.extend(await self._in_thread(reader.pending_frames, self._sent,
+                                                       batch))
+                if ready:
+                    if ahead is None:
+                        ahead = self._start_in_thread(reader.pending_frames, ready[-1].seq,
+                                                      batch)
+                    for _ in range(min(room, len(ready))):
+                        frame = ready.popleft()
                         await ws.send(frame.text)
                         self._in_flight.append((frame.seq, time.monotonic()))
                         self._sent = frame.seq
