@@ -164,6 +164,8 @@ class _TerminalConn:
     terminal_id: str
     cursor: int  # highest seq received in order on this connection (protocol.md §4, event)
     replaced: bool = False
+    #: The batch being stored and acknowledged while the next burst is read and parsed.
+    storing: asyncio.Task[None] | None = None
 
 
 @dataclass(eq=False)
@@ -486,9 +488,11 @@ class Hub:
                 await self._terminal_burst(conn, await ws.recv())
                 await _let_writers_run()
         except _StoreFailedError:
-            await conn.peer.drain(_DRAIN_TIMEOUT)  # the `internal` error goes out first
-            await ws.close(CloseCode.INTERNAL_ERROR, "events not stored; resend from ackedSeq")
+            await self._close_store_failed(conn)
         finally:
+            # What arrived is kept, also when the connection is gone (the ack is lost).
+            with contextlib.suppress(_StoreFailedError, ConnectionClosed):
+                await self._settle(conn)
             await conn.peer.finish()
             if self._terminals.get(terminal_id) is conn:
                 del self._terminals[terminal_id]
@@ -533,8 +537,10 @@ class Hub:
 
         Events are collected and stored in one transaction; any
         other message (or a refused one) first stores the events before it, so replies keep
-        the order of the messages they answer. Raises :class:`_StoreFailedError` after
-        replying ``internal`` when a batch could not be stored.
+        the order of the messages they answer. The burst's last events are committed and
+        acknowledged while the next burst is read (:meth:`_store_terminal_events`). Raises
+        :class:`_StoreFailedError` after replying ``internal`` when a batch could not be
+        stored.
         """
         texts, closed = await _read_burst(conn.peer.ws, first)
         pending: list[dict[str, Any]] = []
@@ -550,17 +556,37 @@ class Hub:
                 await self._store_terminal_events(conn, pending)
                 self._reply_error(conn.peer, exc)
         # Also when the connection closed behind them: what arrived is kept (the ack is lost).
-        await self._store_terminal_events(conn, pending)
+        await self._store_terminal_events(conn, pending, wait=closed is not None)
         if closed is not None:
             raise closed
 
-    async def _store_terminal_events(self, conn: _TerminalConn,
-                                     pending: list[dict[str, Any]]) -> None:
-        """Store the collected events in one transaction, then send one cumulative ack."""
-        if not pending:
-            return
-        frames = pending[:]
-        pending.clear()
+    async def _settle(self, conn: _TerminalConn) -> None:
+        """Wait for the batch in :attr:`_TerminalConn.storing`: committed and acknowledged,
+        or :class:`_StoreFailedError`."""
+        task, conn.storing = conn.storing, None
+        if task is not None:
+            await task
+
+    async def _store_terminal_events(self, conn: _TerminalConn, pending: list[dict[str, Any]],
+                                     *, wait: bool = True) -> None:
+        """Store the collected events in one transaction, then send one cumulative ack.
+
+        One batch per connection is stored at a time, in order: the previous one is settled
+        first, so an ack never passes a batch that failed and nothing after a failed batch
+        is stored. ``wait=False`` (the end of a burst) lets the commit and its ack run while
+        the next burst is read and parsed; any other message waits for them (its reply
+        follows the ack of the events before it).
+        """
+        await self._settle(conn)
+        if pending:
+            frames = pending[:]
+            pending.clear()
+            conn.storing = asyncio.create_task(self._commit_and_ack(conn, frames))
+        if wait:
+            await self._settle(conn)
+
+    async def _commit_and_ack(self, conn: _TerminalConn, frames: list[dict[str, Any]]
+                              ) -> None:
         cursor = conn.cursor
         writes = []
         for frame in frames:
@@ -581,11 +607,18 @@ class Hub:
                           frames[0]["id"], frames[-1]["id"])
             self._reply_error(conn.peer, WireError(
                 ErrorCode.INTERNAL, "events not stored; send them again", frames[0]["id"]))
-            # Events after these would be acknowledged past the gap: stop this connection.
+            # Events after these would be acknowledged past the gap: stop this connection
+            # now, also if the terminal sends nothing more while it waits for the ack.
+            await self._close_store_failed(conn)
             raise _StoreFailedError(str(exc)) from exc
         # Only now, with the transaction committed, may the ack cover these seqs.
         conn.cursor = max(conn.cursor, cursor)
         conn.peer.send(wire.ack(conn.cursor))
+
+    async def _close_store_failed(self, conn: _TerminalConn) -> None:
+        await conn.peer.drain(_DRAIN_TIMEOUT)  # the `internal` error goes out first
+        await conn.peer.ws.close(CloseCode.INTERNAL_ERROR,
+                                 "events not stored; resend from ackedSeq")
 
     def _terminal_message(self, conn: _TerminalConn, msg: dict[str, Any]) -> None:
         """A message other than ``event``; WireError becomes the error reply."""
