@@ -150,6 +150,24 @@ async def test_frames_are_the_stored_events_uncompressed(outbox: Outbox) -> None
     assert received == [s.to_wire() for s in outbox.tail(3)]
 
 
+async def test_events_committed_while_a_backlog_drains_are_never_left_waiting(
+        hub: HubRunner, outbox: Outbox) -> None:
+    """The sender reads the next batch while it sends one; events committed meanwhile (from
+    another thread, with a wake-up each) all arrive without the fallback timer."""
+    outbox.commit(bet(600), None)
+    uplink = make_uplink(hub.url, outbox, fallback_poll_s=3600.0, window=100, batch=40)
+
+    def trickle() -> None:
+        for _ in range(60):
+            outbox.commit(bet(3), None)
+            uplink.notify_new_events()
+
+    async with running(uplink):
+        await asyncio.to_thread(trickle)
+        await wait_for(lambda: outbox.acked_seq == 780, timeout=30, what="all acked")
+    assert hub.seqs() == list(range(1, 781))
+
+
 async def test_resume_after_the_hub_restarts_on_the_same_database(
         hub: HubRunner, outbox: Outbox) -> None:
     outbox.commit(bet(20), None)
