@@ -1,15 +1,20 @@
 """Processes the benchmarks run beside the agent: the reference hub and the emulator, each in
 its own process as on a real floor (the hub on a server, the machine a separate device);
-and a transport wrapper that timestamps the general polls the line owner writes."""
+and a transport wrapper that timestamps the general polls the line owner writes, in this
+process or in the line process (:class:`TimedFactory`)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import struct
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from drivers.base import Transport, Word
 
@@ -54,13 +59,16 @@ class HubProcess:
 
 
 class EmulatorProcess:
-    """``slot-agent emulate`` over a pty (``pty=True``) or TCP; ``url`` is for the agent."""
+    """``slot-agent emulate`` over a pty (``pty=True``) or TCP; ``url`` is for the agent.
+    ``nice`` below 0 (root only) keeps a busy bench machine from starving the emulated
+    machine, which a real one, a separate device, never is."""
 
     def __init__(self, *, scenario: str = "autoplay", games_per_minute: int = 30,
-                 pty: bool = True, seed: int = 1) -> None:
+                 pty: bool = True, seed: int = 1, nice: int = 0) -> None:
         where = ["--pty"] if pty else ["--tcp", "127.0.0.1:0"]
+        prefix = ["nice", "-n", str(nice)] if nice else []
         self.proc = subprocess.Popen(
-            [SLOT_AGENT, "emulate", *where, "--scenario", scenario, "--seed", str(seed),
+            [*prefix, SLOT_AGENT, "emulate", *where, "--scenario", scenario, "--seed", str(seed),
              "--games-per-minute", str(games_per_minute)],
             stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
@@ -74,19 +82,30 @@ class EmulatorProcess:
         self.proc.wait(20)
 
 
+_STAMP = struct.Struct("<d")
+
+
 class TimedTransport(Transport):
     """Delegates to ``inner``; records ``time.monotonic()`` of every general poll written to
-    ``address`` (a one-byte frame ``0x80 | address`` with the wakeup bit)."""
+    ``address`` (a one-byte frame ``0x80 | address`` with the wakeup bit), in
+    ``general_polls`` and, with ``log_path``, appended to that file (8 bytes each; the
+    monotonic clock is the same in every process of the machine)."""
 
-    def __init__(self, inner: Transport, address: int = 1) -> None:
+    def __init__(self, inner: Transport, address: int = 1, *,
+                 log_path: str | None = None) -> None:
         self.inner = inner
         self.name = inner.name
         self._poll = bytes((0x80 | address,))
         self.general_polls: list[float] = []
+        self._log_fd = (os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                        if log_path is not None else None)
 
     def write(self, frame: bytes, *, wakeup: bool) -> None:
         if wakeup and frame == self._poll:
-            self.general_polls.append(time.monotonic())
+            at = time.monotonic()
+            self.general_polls.append(at)
+            if self._log_fd is not None:
+                os.write(self._log_fd, _STAMP.pack(at))
         self.inner.write(frame, wakeup=wakeup)
 
     def read(self, deadline: float, max_words: int = 512) -> list[Word]:
@@ -96,4 +115,71 @@ class TimedTransport(Transport):
         self.inner.discard_input()
 
     def close(self) -> None:
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
         self.inner.close()
+
+
+@dataclass(frozen=True)
+class TimedFactory:
+    """A picklable transport factory for the daemon or the line process: the configured line
+    (``agent.line_process.open_line``) wrapped in a :class:`TimedTransport` logging to
+    ``log_path``; :func:`read_poll_log` reads the times back."""
+
+    log_path: str
+    address: int = 1
+
+    def __call__(self, config: Any) -> Transport:
+        from agent.line_process import open_line
+
+        return TimedTransport(open_line(config), self.address, log_path=self.log_path)
+
+
+def read_poll_log(path: str | Path) -> list[float]:
+    """The general-poll times a :class:`TimedTransport` logged so far."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    usable = len(data) - len(data) % _STAMP.size
+    return [t for (t,) in _STAMP.iter_unpack(data[:usable])]
+
+
+_SLEEPER = """
+import os, struct, sys, time
+path, interval, ahead = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+try:
+    os.setpriority(os.PRIO_PROCESS, 0, max(-20, os.getpriority(os.PRIO_PROCESS, 0) - ahead))
+except OSError:
+    pass
+fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+due = time.monotonic()
+while True:
+    due += interval
+    time.sleep(max(0.0, due - time.monotonic()))
+    now = time.monotonic()
+    os.write(fd, struct.pack("<d", now))
+    if now > due + interval:
+        due += (now - due) // interval * interval
+"""
+
+
+class GridSleeper:
+    """The noise floor of a busy bench machine: a bare Python process that only wakes on a
+    fixed grid (absolute deadlines, like the line owner's cycles) and logs each wake-up as a
+    :class:`TimedTransport` logs polls (:func:`read_poll_log`). Started like the line process
+    (a session of its own, ``nice_ahead`` levels ahead when allowed), it shows what the
+    operating system alone adds to a sleeper's timing in the same moment."""
+
+    def __init__(self, log_path: str, interval_s: float, *, nice_ahead: int = 0) -> None:
+        import sys
+
+        self.log_path = log_path
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _SLEEPER, log_path, str(interval_s), str(nice_ahead)],
+            start_new_session=True)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
