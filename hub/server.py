@@ -426,7 +426,7 @@ class Hub:
                 if write.acked_seq is not None and write.source == state.terminal_id:
                     state.acked_seq = max(state.acked_seq, write.acked_seq)
                 touched[state.terminal_id] = state
-                if self._fan_out(write.frame):
+                if self._clients and self._fan_out(write.frame):
                     # A batch is larger than a queue: let the writers send before going on,
                     # so only clients that do not read are dropped as slow (_let_writers_run).
                     await _let_writers_run()
