@@ -168,11 +168,11 @@ class WireError(Exception):
 
 # --------------------------------------------------------------------------- validation
 
-_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
-_TERMINAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-_EVENT_NAME_RE = re.compile(r"^[a-z][A-Za-z0-9]{0,63}$")
-_ACTION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-_SIGNATURE_RE = re.compile(r"^[0-9a-f]{64}$")
+_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z\Z")
+_TERMINAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
+_EVENT_NAME_RE = re.compile(r"^[a-z][A-Za-z0-9]{0,63}\Z")
+_ACTION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
+_SIGNATURE_RE = re.compile(r"^[0-9a-f]{64}\Z")
 _CHANNELS = frozenset(c.value for c in Channel)
 
 
