@@ -22,8 +22,8 @@ WRONG_VALUES: list[Any] = [
     "\u0000", "\U0001f4a9", "2026-13-45T99:99:99Z",
 ]
 #: A lone UTF-16 surrogate: valid as the JSON escape ``"\ud800"`` inside a valid UTF-8 frame,
-#: but not encodable as UTF-8 once decoded. Kept apart: see test_hostile_actions.py and
-#: test_hostile_hub.py (known defect, docs/reliability.md).
+#: but not encodable as UTF-8 once decoded; ``parse_message`` refuses it with ``bad_message``
+#: (test_hostile_actions.py, test_hostile_hub.py).
 LONE_SURROGATE = "\ud800"
 
 
