@@ -145,8 +145,8 @@ class UplinkConfig:
     client_key_file: str | None = None
     token_file: str | None = None
     token_env: str | None = None
-    window: int = 500
-    batch: int = 200
+    window: int = 2000
+    batch: int = 500
     reconnect_max_delay_s: float = 60.0
     heartbeat_interval_s: float = 10.0
     heartbeat_timeout_s: float = 10.0

@@ -147,8 +147,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--window", type=int, default=500, help="uplink.window")
-    parser.add_argument("--batch", type=int, default=200, help="uplink.batch")
+    parser.add_argument("--window", type=int, default=UplinkConfig().window,
+                        help="uplink.window (default: the agent's default)")
+    parser.add_argument("--batch", type=int, default=UplinkConfig().batch,
+                        help="uplink.batch (default: the agent's default)")
     parser.add_argument("--hub-sync", choices=["NORMAL", "FULL"], default="NORMAL")
     args = parser.parse_args()
 
