@@ -327,6 +327,12 @@ class LineProcess:
         line does not open or the child does not answer within ``start_timeout``."""
         if self._proc is not None:
             raise RuntimeError("line process already started")
+        try:
+            pickle.dumps(self._factory)
+        except Exception as exc:  # PicklingError, or AttributeError for a local object
+            raise LineProcessError(
+                f"the transport factory {self._factory!r} cannot be sent to the line process "
+                f"(it must be a module-level callable or a picklable object): {exc}") from exc
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         child_fd = theirs.fileno()
         args = [self._python, "-m", "agent.line_process", "--fd", str(child_fd),
@@ -373,7 +379,9 @@ class LineProcess:
             try:
                 message = conn.recv()
             except EOFError:
-                code = self._proc.wait(5) if self._proc is not None else None
+                code: int | None = None
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    code = self._proc.wait(5) if self._proc is not None else None
                 raise LineProcessError(
                     f"the line process {_describe_exit(code)} before it opened the line "
                     "(see its output above)") from None

@@ -25,6 +25,7 @@ from agent.metrics import AgentMetrics, BadFrameKind
 from agent.observations import ExceptionObserved, LinkDown, LinkUp, Observation
 from drivers import open_pty
 from drivers.base import Transport, Word
+from drivers.memory import pair
 from emulator.model import Door, Machine
 from emulator.server import Emulator
 from tests.agent.e2e_helpers import wait_for
@@ -318,3 +319,11 @@ def test_a_line_that_does_not_open_fails_the_start(bench: Bench) -> None:
     assert not line.running
     with pytest.raises(CommandRejectedError):
         line.submit(MachineCommand(CommandKind.LOCK, 1))
+
+
+def test_a_factory_that_cannot_cross_the_process_boundary_is_refused(bench: Bench) -> None:
+    transport, _device = pair()
+    line = LineProcess(bench.config(), Collected(), transport_factory=lambda _cfg: transport)
+    with pytest.raises(LineProcessError, match="module-level callable"):
+        line.start()
+    assert line.pid is None  # refused before any process was started
