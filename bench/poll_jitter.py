@@ -15,7 +15,8 @@ uplink reconnects and drains it to the hub. The phase lasts until the hub acknow
 whole backlog (or ``--duration``); the line keeps polling throughout.
 
 Printed per phase: the deviation of each general-poll interval from the cadence (p50, p99,
-max), reply-window misses (polls that timed out) and skipped cycles. Two things make an
+max), reply-window misses (polls that timed out) and skipped cycles; a general poll repeated
+within its cycle (an alarm code confirmed) does not count as a cycle. Two things make an
 interval deviate: the line process woke late for its cycle (the agent's own scheduling), or
 the previous cycle overran (a reply came late: on a busy bench, usually the emulator waiting
 for CPU; a real machine is a separate device). The cycles run on a fixed grid (absolute
@@ -89,6 +90,17 @@ class Phase:
                 "  (a bare sleeper on the same grid)")
 
 
+def cycle_starts(times: list[float], interval: float) -> list[float]:
+    """The general polls that began a cycle: one written less than half an interval after
+    the previous one repeats it within the cycle (an alarm code being confirmed by an
+    implied NACK, SAS §3.5) and is no cycle of its own."""
+    starts: list[float] = []
+    for t in times:
+        if not starts or t - starts[-1] >= interval / 2:
+            starts.append(t)
+    return starts
+
+
 def interval_deviations_ms(times: list[float], interval: float) -> list[float]:
     return [abs((b - a) - interval) * 1000.0 for a, b in itertools.pairwise(times)]
 
@@ -131,7 +143,7 @@ async def measure(line: LineOwner | LineProcess, polls: Callable[[], list[float]
     while time.monotonic() < end and not (acked and acked() >= target):
         await asyncio.sleep(0.05)  # the measurement window, not a wait for an outcome
     stop = time.monotonic()
-    taken = [t for t in polls() if start <= t <= stop]
+    taken = cycle_starts([t for t in polls() if start <= t <= stop], interval)
     floor_taken = [t for t in floor() if start <= t <= stop]
     return Phase(name, interval_deviations_ms(taken, interval), lateness_ms(taken, interval),
                  interval_deviations_ms(floor_taken, interval), timeouts(line) - t0,
