@@ -79,8 +79,9 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 30.0
 #: How long ``status``, ``idle`` and a cancel wait for the child's answer.
 QUERY_TIMEOUT_S = 2.0
-#: The child ships its metric figures and cycle count this often (when they changed).
-TICK_S = 0.1
+#: The child ships its metric figures and cycle count this often (when they changed): often
+#: enough for a scrape and for diag, rare enough to cost the daemon nothing (bench/footprint.py).
+TICK_S = 0.5
 #: Once the child was asked to stop, how long it may take beyond the line owner's own stop
 #: timeout before it is killed.
 STOP_GRACE_S = 2.0

@@ -1,5 +1,8 @@
 """Footprint: RSS and CPU of ``slot-agent run`` polling at 200 ms with a connected hub.
 
+The agent is two processes, the daemon and its line process (agent/line_process.py): RSS
+and CPU are summed over both, and PSS (shared pages split between them) is printed beside.
+
 The agent polls ``slot-agent emulate`` (autoplay, 30 games a minute, over TCP) and streams to
 the reference hub; each runs in its own process. After a warm-up, the agent's RSS
 (``/proc/PID/status`` VmRSS) is sampled every second and its CPU time (``/proc/PID/stat``
@@ -38,9 +41,41 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: shared pages split between the processes that map them."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no Pss")
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants: the daemon and its line process (agent/line_process.py)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+def sample(pids: list[int]) -> tuple[float, float, list[float]]:
+    """(RSS sum, PSS sum, RSS per process) in MB."""
+    rss = [rss_mb(p) for p in pids]
+    return sum(rss), sum(pss_mb(p) for p in pids), rss
 
 
 def baseline_rss() -> float:
@@ -79,15 +114,22 @@ def main() -> int:
     agent = subprocess.Popen([SLOT_AGENT, "run", "--config", str(config)], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples: list[tuple[float, float]] = []
+    pss: list[float] = []
+    per_process: list[list[float]] = []
     try:
         time.sleep(args.warmup)  # the warm-up period of the measurement
         if agent.poll() is not None:
             raise SystemExit(f"slot-agent run exited with {agent.returncode}")
-        start, cpu0 = time.monotonic(), cpu_seconds(agent.pid)
+        pids = tree(agent.pid)
+        start = time.monotonic()
+        cpu0 = sum(cpu_seconds(p) for p in pids)
         while time.monotonic() - start < args.duration:
-            samples.append((time.monotonic() - start, rss_mb(agent.pid)))
+            rss_sum, pss_sum, each = sample(pids)
+            samples.append((time.monotonic() - start, rss_sum))
+            pss.append(pss_sum)
+            per_process.append(each)
             time.sleep(1.0)  # the sampling period
-        cpu = (cpu_seconds(agent.pid) - cpu0) / (time.monotonic() - start) * 100.0
+        cpu = (sum(cpu_seconds(p) for p in pids) - cpu0) / (time.monotonic() - start) * 100.0
     finally:
         agent.terminate()
         agent.wait(20)
@@ -99,13 +141,19 @@ def main() -> int:
     window = min(60.0, args.duration / 6)
     first = statistics.median([r for t, r in samples if t < window])
     last = statistics.median([r for t, r in samples if t >= args.duration - window])
+    print(f"  processes {len(pids)} (the daemon and its line process); RSS each, median: "
+          + ", ".join(f"{statistics.median(col):.1f} MB" for col in zip(*per_process, strict=True)))
     print(f"  RSS    max {max(rss):6.1f} MB  median {statistics.median(rss):6.1f} MB  "
-          f"(baseline: idle interpreter with the same imports {base:.1f} MB; "
-          f"ratio {max(rss) / base:.2f})")
+          f"summed over the processes (baseline: idle interpreter with the daemon's "
+          f"imports {base:.1f} MB; ratio {max(rss) / base:.2f})")
+    print(f"  PSS    max {max(pss):6.1f} MB  median {statistics.median(pss):6.1f} MB  "
+          "(shared pages counted once)")
     print(f"  RSS    first {window:.0f} s median {first:6.1f} MB, last {window:.0f} s median "
           f"{last:6.1f} MB: growth {last - first:+.2f} MB")
     print(f"  CPU    {cpu:.2f} % of one core")
-    items = [Verdict("RSS max (MB)", max(rss), 50.0, at_least=False),
+    # Two processes: a sum of RSS counts the pages they share (the interpreter, libraries)
+    # twice; the PSS sum is what the pair costs the machine.
+    items = [Verdict("PSS max, both processes (MB)", max(pss), 50.0, at_least=False),
              Verdict("CPU (% of one core)", cpu, 1.0, at_least=False)]
     if args.duration >= 600:
         items.append(Verdict("RSS growth over the run (MB)", last - first, 1.0, at_least=False))
