@@ -108,9 +108,10 @@ class StreamTransport(Transport):
         with self._io_lock:
             while True:
                 self._check_open()
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
+                # A deadline already passed still gets one look at the line: a reply that
+                # arrived within its window must not become a timeout because the caller
+                # was scheduled late.
+                remaining = max(0.0, deadline - time.monotonic())
                 try:
                     ready, _, _ = select.select([self._fileno(), self._wake_r], [], [], remaining)
                 except (OSError, ValueError) as exc:
@@ -118,6 +119,8 @@ class StreamTransport(Transport):
                     raise TransportIOError(self.name, f"wait failed: {exc}") from exc
                 self._check_open()
                 if self._fileno() not in ready:
+                    if remaining <= 0:
+                        return []
                     continue
                 data = self._recv_or_raise()
                 if data is None:

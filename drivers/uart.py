@@ -159,15 +159,17 @@ class UartTransport(Transport):
         with self._io_lock:
             while True:
                 self._check_open()
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
+                # A passed deadline still gets one look at the line (see StreamTransport.read):
+                # a late reader must not turn a reply that came in time into a timeout.
+                remaining = max(0.0, deadline - time.monotonic())
                 data = self._wait_and_read(remaining)
                 self._check_open()
                 if data:
                     self._accept(data)
                     if self._pending:
                         return self._take(max_words)
+                elif remaining <= 0:
+                    return []
 
     def _wait_and_read(self, remaining: float) -> bytes:
         try:

@@ -125,3 +125,32 @@ def test_a_peer_that_never_reads_makes_write_time_out() -> None:
         assert info.value.device == machine.name
     finally:
         machine.close()
+
+
+@pytest.mark.parametrize("kind", ["pty", "tcp"])
+def test_a_reply_already_there_is_read_even_when_the_deadline_has_passed(kind: str) -> None:
+    """A reader scheduled late must not turn a reply that arrived in its window into a
+    timeout: the deadline only bounds the wait, it never hides what is there."""
+    import select
+
+    listener = drivers.tcp_listen() if kind == "tcp" else None
+    if listener is None:
+        machine, path = drivers.open_pty()
+        host = drivers.open_transport(f"pty:{path}")
+    else:
+        host = drivers.open_transport(listener.url)
+        accepted = listener.accept(time.monotonic() + 5)
+        assert accepted is not None
+        machine = accepted
+    try:
+        assert isinstance(host, StreamTransport)
+        machine.write(b"\x00", wakeup=False)
+        ready, _, _ = select.select([host._fileno()], [], [], 5)
+        assert ready, "the byte never reached the host side"
+        assert host.read(time.monotonic() - 1.0) == [Word(0x00, False)]
+        assert host.read(time.monotonic() - 1.0) == []  # and nothing more is invented
+    finally:
+        host.close()
+        machine.close()
+        if listener is not None:
+            listener.close()
