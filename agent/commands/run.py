@@ -1,7 +1,8 @@
 """``slot-agent run --config PATH``: the daemon (systemd runs this; see docs/operations.md).
 
 Exit codes: 0 after a clean stop (SIGTERM, SIGINT), 1 when it cannot start (serial port,
-outbox, token), 2 when the configuration is invalid.
+outbox, token), 2 when the configuration is invalid, 3 when the line process died (the
+daemon stopped in order so that systemd restarts the service).
 """
 
 from __future__ import annotations
