@@ -61,9 +61,9 @@ def crc_valid_reply(draw: st.DrawFn, address: int | None = None, command: int | 
 
 
 @st.composite
-def crc_valid_request(draw: st.DrawFn) -> bytes:
+def crc_valid_request(draw: st.DrawFn, address: st.SearchStrategy[int] = ADDRESS) -> bytes:
     """A long-poll frame of a known or unknown command, with its CRC."""
-    addr = draw(ADDRESS)
+    addr = draw(address)
     cmd = draw(st.one_of(st.sampled_from(sorted(_NO_DATA)), BYTE))
     body = draw(st.binary(max_size=30))
     return sp.append_crc(bytes((addr, cmd)) + body)
@@ -179,20 +179,52 @@ def test_a_reply_with_a_bad_crc_never_becomes_data(poll: Any, body: st.DataObjec
     assert not host.awaiting_reply
 
 
+#: Every outcome of MachineProtocol (sas_protocol.machine.MachineEvent): out of sync, polls
+#: to itself are ignored (PollIgnored) until a poll to another address (Synchronized);
+#: a good-CRC long poll to address 0 is a global broadcast (BroadcastReceived).
+MACHINE_EVENTS = (sp.PollReceived, sp.PollRejected, sp.ReplyAcknowledged, sp.ReplyResent,
+                  sp.PollIgnored, sp.Synchronized, sp.BroadcastReceived)
+
+
 @settings(max_examples=hypothesis_examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(words=st.lists(st.tuples(BYTE, st.booleans()), max_size=200),
-       frames=st.lists(crc_valid_request(), max_size=5))
+       frames=st.lists(crc_valid_request(address=st.integers(0, 127)), max_size=5),
+       synced=st.booleans(), breaks=st.sets(st.integers(0, 250), max_size=3))
 def test_machine_state_machine_survives_any_line(words: list[tuple[int, bool]],
-                                                 frames: list[bytes]) -> None:
-    machine = sp.MachineProtocol(1)
+                                                 frames: list[bytes], synced: bool,
+                                                 breaks: set[int]) -> None:
+    machine = sp.MachineProtocol(1, synced=synced)
     stream = list(words)
     for frame in frames:
         stream += [(b, i == 0) for i, b in enumerate(frame)]
-    for word in stream:
+    events: list[Any] = []
+    for n, word in enumerate(stream):
+        if n in breaks:
+            machine.lose_sync()  # SAS §4.2 loop break: polls to itself unheard until re-sync
         machine.receive_words([word])
         if machine.awaiting_answer:
             machine.ignore()
         machine.data_to_send()
-    for event in machine.events_received():
-        assert isinstance(event, sp.PollReceived | sp.PollRejected | sp.ReplyAcknowledged
-                          | sp.ReplyResent)
+        events += machine.events_received()
+    for event in events:
+        assert isinstance(event, MACHINE_EVENTS), event
+        if isinstance(event, sp.PollReceived):
+            assert event.poll.encode(1) == event.frame  # the poll is what the host sent
+        elif isinstance(event, sp.BroadcastReceived):
+            assert event.frame[0] == 0 and sp.decode_request(event.frame) == (0, event.poll)
+
+
+def test_machine_events_cover_sync_and_broadcast() -> None:
+    """The outcomes the property above accepts all happen: ignored while out of sync, synced
+    by a poll to another address, a broadcast LP 7F surfaced and never answered."""
+    machine = sp.MachineProtocol(1, synced=False)
+    machine.receive_words([(0x81, True)])  # general poll to itself, out of sync
+    machine.receive_words([(0x82, True)])  # a poll to address 2 syncs it (SAS §3.5)
+    body = sp.SetDateTimeRequest(11, 26, 2026, 1, 2, 3).encode(1)[1:-2]
+    broadcast = sp.append_crc(b"\x00" + body)  # address 0: type G (SAS §2.2.2.4)
+    machine.receive_words([(b, i == 0) for i, b in enumerate(broadcast)])
+    events = machine.events_received()
+    assert events[:2] == [sp.PollIgnored(0x81), sp.Synchronized(0x82)]
+    assert isinstance(events[2], sp.BroadcastReceived)
+    assert events[2].poll == sp.SetDateTimeRequest(11, 26, 2026, 1, 2, 3)
+    assert machine.data_to_send() == b""
