@@ -118,8 +118,29 @@ tokens:
   - {{token: tok-view, role: viewer, name: view}}
 """)
 STRICT = os.environ.get("FUZZ_WIRE_STRICT", "") not in ("", "0")
-WORK = Path(tempfile.mkdtemp(prefix="fuzz-wire-", dir="/dev/shm" if Path("/dev/shm").is_dir()
-                             else None))
+
+
+def _work_dir() -> Path:
+    """This process's scratch directory (databases, key file), in memory where possible.
+
+    libFuzzer ends the process without running Python's clean-up, so the directories of
+    processes that are gone are removed here instead."""
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    for old in base.glob("fuzz-wire-*"):
+        pid = old.name.removeprefix("fuzz-wire-")
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(old, ignore_errors=True)
+            except PermissionError:
+                pass  # another user's live process
+    work = base / f"fuzz-wire-{os.getpid()}"
+    work.mkdir(exist_ok=True)
+    return work
+
+
+WORK = _work_dir()
 KEY_FILE = WORK / "action.key"
 KEY_FILE.write_bytes(KEY)
 known_defects = 0
