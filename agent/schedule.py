@@ -15,8 +15,13 @@ long polls is organised in *jobs*, each a short sequence of polls that ends in o
   paused between its polls, never cut).
 
 What the machine ignores (``NotSupported``: silence to every send, SAS §3.5) is remembered in
-:attr:`MachineSchedule.ignored` for as long as the line owner runs, so the meter stepdown
-(agent.meter_reads) and discovery skip it next time. No I/O, no clock: times are arguments.
+:attr:`Memory.ignored`, so the meter stepdown (agent.meter_reads) and discovery skip it next
+time (also across link-ups, so a flapping link does not re-probe at every discovery), until
+the next timer snapshot: on a noisy line a supported poll can meet
+silence three times running (its address byte flipped), and a poll wrongly remembered as
+unsupported must not stay so for the life of the process (LP 6F, then 2F, would be skipped
+and the meters they carry never read). Probing again costs a machine that really lacks the
+poll three silent sends per snapshot interval. No I/O, no clock: times are arguments.
 """
 
 from __future__ import annotations
@@ -567,6 +572,7 @@ class MachineSchedule(Generic[T]):
             return None, out
         if self._next_snapshot is not None and now >= self._next_snapshot:
             self._next_snapshot = now + self.config.snapshot_interval_s
+            self.memory.ignored.clear()  # probe again (see the module docstring)
             if not any(isinstance(j, MeterReadJob) and j.full and not j.started
                        for j in self._routine):
                 self._routine.append(MeterReadJob(self.address, (), "snapshot"))

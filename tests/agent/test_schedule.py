@@ -326,3 +326,19 @@ def test_silence_during_a_cut_is_not_taken_for_an_unsupported_poll() -> None:
     assert first.command not in s.memory.ignored
     again, _ = s.next_long_poll(0.0)
     assert again is not None and again.command != first.command  # that poll gave up, next
+
+
+def test_a_poll_taken_for_unsupported_is_probed_again_at_the_timer_snapshot() -> None:
+    """On a noisy line a supported LP 6F can meet silence on every send; remembered for
+    good, the meters only 6F/2F carry would never be read again."""
+    s: MachineSchedule[Any] = MachineSchedule(1, rte=False, poll=POLL)
+    s.on_link_up(0.0)
+    drive(s, IDENTITY, at=1.0)
+    s.memory.ignored.add(0x6F)  # as if noise had silenced three sends in a row
+    s.request(ReadMeters(1, "game_end", GAME_END_METERS))
+    sent, _ = drive(s, {}, at=2.0)
+    assert 0x6F not in [p.command for p in sent]  # skipped while remembered
+    sent, produced = drive(s, {}, at=61.0)  # the timer snapshot
+    assert isinstance(sent[0], ExtendedMetersRequest)
+    assert 0x6F not in s.memory.ignored
+    assert [o.reason for o in produced if isinstance(o, MetersRead)] == ["snapshot"]
