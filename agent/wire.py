@@ -12,6 +12,7 @@ import enum
 import hashlib
 import hmac
 import json
+import math
 import re
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
@@ -53,6 +54,9 @@ DEFAULT_SIGNATURE_WINDOW = 300.0
 MAX_ID_LENGTH = 128
 MAX_LIST_ITEMS = 1000
 MAX_SNAPSHOT_ALERTS = 100
+#: The largest money amount an event may carry, in cents ($10 trillion): far beyond any real
+#: slot, and small enough that the hub's sums of thousands of them stay within 64 bits.
+MAX_AMOUNT_CENTS = 10**15
 
 
 class MessageType(enum.StrEnum):
@@ -358,6 +362,10 @@ def _check_event(c: _Checker) -> None:
     known = CATALOG.get(m["event"])
     if known is not None and known.value != m["channel"]:
         raise c.fail(f"{m['event']} belongs to channel {known.value!r}, not {m['channel']!r}")
+    amount = m["data"].get("amount")
+    if amount is not None and not (type(amount) is int and 0 <= amount <= MAX_AMOUNT_CENTS):
+        raise c.fail(f"'data.amount' must be whole cents from 0 to {MAX_AMOUNT_CENTS}, "
+                     f"got {str(amount)[:40]}")
 
 
 def _check_ack(c: _Checker) -> None:
@@ -520,8 +528,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    """JSON numbers such as ``1e400`` are valid JSON but read as infinity, which can be
+    neither signed, stored as JSON nor sent on: refused like ``Infinity``."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 #: One decoder for every frame (``json.loads`` with an option would build one per call).
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _TYPES: dict[str, MessageType] = {t.value: t for t in MessageType}
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 

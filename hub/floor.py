@@ -112,9 +112,9 @@ class Floor:
             state.locked = _LOCK_EVENTS[name]
         elif name in _MONEY_EVENTS and frame["timestamp"][:10] == state.day:
             if name == "betPlaced":
-                state.coin_in += _amount(frame)
+                state.coin_in = min(state.coin_in + _amount(frame), 2**63 - 1)
             else:
-                state.coin_out += _amount(frame)
+                state.coin_out = min(state.coin_out + _amount(frame), 2**63 - 1)
         if needs_ack(frame["channel"], name):
             state.unacked_alerts += 1
         return state

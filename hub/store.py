@@ -75,6 +75,12 @@ _BUSY_TIMEOUT_MS = 10_000
 _DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+def _int64(total: float) -> int:
+    """SQLite's ``total()`` (a float: it never overflows, unlike ``sum()``) as an integer
+    clamped to 64 bits, so a hostile flood of large amounts cannot break a snapshot."""
+    return int(max(-(2**63), min(float(total), 2**63 - 1024)))
+
+
 @dataclass(frozen=True, slots=True)
 class EventWrite:
     """One event to store: the frame, whose seq space it is in, and the ack it allows.
@@ -285,17 +291,17 @@ class HubStore:
     def amount_sum(self, terminal_id: str, event: str, since: str, until: str) -> int:
         """Sum of ``data.amount`` of ``event`` with since <= timestamp < until."""
         row = self._db.execute(
-            "SELECT coalesce(sum(json_extract(data, '$.amount')), 0) FROM events"
+            "SELECT total(json_extract(data, '$.amount')) FROM events"
             " WHERE terminal_id = ? AND event = ? AND timestamp >= ? AND timestamp < ?",
             (terminal_id, event, since, until),
         ).fetchone()
-        return int(row[0])
+        return _int64(row[0])
 
     def amounts_by_minute(self, event: str, since: str, terminals: Iterable[str] | None
                           ) -> dict[str, int]:
         """``{"YYYY-MM-DDTHH:MM": total}`` of ``data.amount`` since ``since``."""
         sql = ("SELECT substr(timestamp, 1, 16) AS m,"
-               " sum(json_extract(data, '$.amount')) FROM events"
+               " total(json_extract(data, '$.amount')) FROM events"
                " WHERE event = ? AND timestamp >= ?")
         args: list[Any] = [event, since]
         if terminals is not None:
@@ -303,7 +309,7 @@ class HubStore:
             sql += f" AND terminal_id IN ({','.join('?' * len(ids))})"
             args.extend(ids)
         rows = self._db.execute(sql + " GROUP BY m", args).fetchall()
-        return {r[0]: int(r[1] or 0) for r in rows}
+        return {r[0]: _int64(r[1] or 0) for r in rows}
 
     # ---------------------------------------------------------------- retention
 

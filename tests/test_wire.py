@@ -411,3 +411,27 @@ def test_a_trailing_newline_is_not_part_of_a_valid_name(field: str) -> None:
     with pytest.raises(WireError) as caught:
         wire.parse_message(json.dumps(frame), max_bytes=65536)
     assert caught.value.code == ErrorCode.BAD_MESSAGE
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e999"])
+def test_a_number_that_reads_as_infinity_is_refused(number: str) -> None:
+    """Valid JSON, but infinity can be neither signed, stored as JSON nor sent on."""
+    text = ('{"type":"action","id":"a1","terminalId":"T1","action":"unlock",'
+            f'"params":{{"n":{number}}}}}')
+    with pytest.raises(WireError) as caught:
+        wire.parse_message(text, max_bytes=65536)
+    assert caught.value.code == ErrorCode.BAD_JSON
+    assert "out of range" in str(caught.value)
+
+
+@pytest.mark.parametrize("amount", [-1, 10**15 + 1, 2**63, 1.5, "100", True])
+def test_an_event_amount_must_be_whole_cents_in_range(amount: Any) -> None:
+    frame = {"type": "event", "id": "T1-1", "seq": 1, "channel": "game", "terminalId": "T1",
+             "event": "betPlaced", "timestamp": "2026-05-11T11:10:40.300Z",
+             "data": {"amount": amount}}
+    with pytest.raises(WireError) as caught:
+        wire.parse_message(json.dumps(frame), max_bytes=65536)
+    assert caught.value.code == ErrorCode.BAD_MESSAGE
+    assert "data.amount" in str(caught.value)
+    frame["data"] = {"amount": wire.MAX_AMOUNT_CENTS}
+    assert wire.parse_message(json.dumps(frame), max_bytes=65536)["data"]["amount"] == 10**15

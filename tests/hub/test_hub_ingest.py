@@ -149,3 +149,25 @@ async def test_unknown_fields_of_an_event_are_neither_stored_nor_forwarded(
     assert [e for e in hub.store.events("T1") if e["event"] == "betPlaced"] == [plain, extra]
     forwarded = [await viewer.recv_type("event") for _ in range(2)]
     assert forwarded == [plain, extra]
+
+
+async def test_amounts_out_of_range_are_refused_and_snapshots_keep_working(
+    harness: HubHarness,
+) -> None:
+    """An amount beyond 64 bits (or one that reads as infinity) used to be stored and then
+    break every snapshot's per-minute sums; it is refused at the door."""
+    term, _ = await harness.terminal("T1")
+    await term.send(event_frame("T1", 1, data={"amount": 2**63}))
+    refused = await term.recv(timeout=10)
+    assert refused["type"] == "error" and refused["code"] == "bad_message", refused
+    await term.send_raw('{"type":"event","id":"T1-1","seq":1,"channel":"game",'
+                        '"terminalId":"T1","event":"betPlaced",'
+                        '"timestamp":"2026-05-11T11:10:40.300Z","data":{"amount":1e400}}')
+    refused = await term.recv(timeout=10)
+    assert refused["type"] == "error" and refused["code"] == "bad_json", refused
+    for seq in (1, 2):
+        await term.send(event_frame("T1", seq, data={"amount": wire.MAX_AMOUNT_CENTS}))
+    await term.recv_until(lambda m: m.get("upTo") == 2, timeout=10)
+    _, snapshot = await harness.client("tok-carol")
+    assert snapshot["type"] == "snapshot"
+    assert sum(p["amount"] for p in snapshot["coinInPerMinute"]) == 2 * wire.MAX_AMOUNT_CENTS
