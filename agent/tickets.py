@@ -35,10 +35,11 @@ from agent.state import MachineState
 #: the meters a printed ticket moves, in cents (SAS Table C-7: 0E cashable, 10 restricted)
 TICKET_OUT = (Meter.TICKET_OUT_CASHABLE, Meter.TICKET_OUT_RESTRICTED)
 
-#: LP 4D validation types whose value moves the ticket-out meters (SAS §15 validation type
-#: codes): 00 cashable and 01 restricted promotional ticket from a cash-out, 02 cashable and
-#: 03 restricted ticket from an AFT transfer. Handpay receipts (10, 20) and debit tickets
-#: (04) are paid through other meters.
+#: LP 4D validation types whose value moves the ticket-out meters 0E/10 (the validation type
+#: byte of the LP 4D reply, sas-protocol.md §3.9; the code values are the SAS validation-type
+#: table's, which the reference does not list): 00 cashable and 01 restricted promotional
+#: ticket from a cash-out, 02 cashable and 03 restricted ticket from an AFT transfer. Handpay
+#: receipts (10, 20) and debit tickets (04) are paid through other meters.
 TICKET_OUT_TYPES = frozenset({0x00, 0x01, 0x02, 0x03})
 
 
