@@ -21,7 +21,7 @@ reader thread dispatches what the child sends:
   serves them);
 - log records to the daemon's logging (same handlers, same format, same journal).
 
-Child side (``python -m agent.line_process``, see :func:`main`): it opens the transport from
+Child side (``python -m agent.line_child``, agent/line_child.py): it opens the transport from
 the configuration with the factory the daemon names (a picklable, module-level callable),
 runs an ordinary :class:`~agent.line.LineOwner` and a sender thread, so the line thread never
 blocks on the socket. The child ignores SIGINT and SIGHUP (the daemon decides); SIGTERM, or
@@ -36,42 +36,50 @@ status and systemd restarts the service (docs/operations.md).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import logging
-import os
 import pickle
-import queue
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import traceback
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any, Literal
 
 from agent.config import Config
-from agent.line import LineOwner
+from agent.line_messages import (
+    EXIT_LINE_CRASHED,
+    STOP_GRACE_S,
+    Answer,
+    Finished,
+    Init,
+    Log,
+    OpenFailed,
+    Query,
+    Reads,
+    Ready,
+    SetInterval,
+    SetLogLevel,
+    Started,
+    Stop,
+    Stopped,
+    Submit,
+    Tick,
+    TransportFactory,
+)
 from agent.machine_commands import CommandRejectedError, CommandResult, MachineCommand
-from agent.metrics import AgentMetrics, BadFrameKind, PollResult
+from agent.metrics import AgentMetrics
 from agent.observations import LinkDown, LinkUp, Observation
 from agent.reads import ReadRequest
 from drivers.base import Transport
 
-__all__ = [
-    "EXIT_LINE_CRASHED",
-    "LineProcess",
-    "LineProcessError",
-    "main",
-    "open_line",
-]
+__all__ = ["LineProcess", "LineProcessError", "open_line"]
 
 log = logging.getLogger(__name__)
 
@@ -79,23 +87,6 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 30.0
 #: How long ``status``, ``idle`` and a cancel wait for the child's answer.
 QUERY_TIMEOUT_S = 2.0
-#: The child ships its metric figures and cycle count this often (when they changed): often
-#: enough for a scrape and for diag, rare enough to cost the daemon nothing (bench/footprint.py).
-TICK_S = 0.5
-#: Once the child was asked to stop, how long it may take beyond the line owner's own stop
-#: timeout before it is killed.
-STOP_GRACE_S = 2.0
-#: Exit status of a child whose line-owner thread died of a bug (sysexits EX_SOFTWARE).
-EXIT_LINE_CRASHED = 70
-#: Exit status of a child that could not start (the line did not open, a bad handshake).
-EXIT_CANNOT_START = 1
-#: The child's name in ``ps -e``, ``top`` (``/proc/PID/comm``, at most 15 characters).
-CHILD_COMM = "slot-agent-line"
-#: How many nice levels the child goes ahead of the daemon when it may (root, or a
-#: ``LimitNICE=`` that allows it): on a busy CPU the kernel then runs the line first.
-NICE_AHEAD = 5
-
-TransportFactory = Callable[[Config], Transport]
 
 
 class LineProcessError(Exception):
@@ -109,105 +100,6 @@ def open_line(config: Config) -> Transport:
 
     port = config.serial.port
     return open_transport(port, **transport_options(port, config.serial))
-
-
-# ---------------------------------------------------------------------- messages, daemon -> child
-
-
-@dataclass(frozen=True, slots=True)
-class _Init:
-    config: Config
-    factory: TransportFactory
-    log_level: int
-    frame_log_size: int
-    max_pending_commands: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Submit:
-    command_id: int
-    command: MachineCommand
-
-
-@dataclass(frozen=True, slots=True)
-class _Reads:
-    reads: tuple[ReadRequest, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _SetInterval:
-    interval_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class _SetLogLevel:
-    level: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Query:
-    request_id: int
-    what: Literal["status", "idle", "cancel"]
-    command_id: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Stop:
-    timeout: float
-
-
-# ---------------------------------------------------------------------- messages, child -> daemon
-
-
-@dataclass(frozen=True, slots=True)
-class _Ready:
-    transport: str
-    pid: int
-
-
-@dataclass(frozen=True, slots=True)
-class _OpenFailed:
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Started:
-    command_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Finished:
-    command_id: int
-    result: CommandResult
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    request_id: int
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class _Tick:
-    """What the line owner counted since the last tick (metrics are shipped, not kept)."""
-
-    cycles: int
-    skipped_slots: int
-    polls: tuple[tuple[int, str, int], ...] = ()  # (address, result, count)
-    latencies: tuple[float, ...] = ()
-    deviations: tuple[float, ...] = ()
-    bad_frames: tuple[tuple[int, str, int], ...] = ()  # (address, kind, count)
-    links: tuple[tuple[int, bool], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Log:
-    fields: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _Stopped:
-    error: str | None
 
 
 # ---------------------------------------------------------------------- the daemon's side
@@ -255,7 +147,7 @@ def _describe_exit(returncode: int | None) -> str:
 
 
 class LineProcess:
-    """The line owner of ``config`` run by ``python -m agent.line_process``.
+    """The line owner of ``config`` run by ``python -m agent.line_child``.
 
     ``on_observation`` is called on the reader thread for every observation, in order; it
     must not block (give it ``Pipeline.put``). ``transport_factory`` opens the line in the
@@ -336,7 +228,7 @@ class LineProcess:
                 f"(it must be a module-level callable or a picklable object): {exc}") from exc
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         child_fd = theirs.fileno()
-        args = [self._python, "-m", "agent.line_process", "--fd", str(child_fd),
+        args = [self._python, "-m", "agent.line_child", "--fd", str(child_fd),
                 "--line", self.config.serial.port]
         try:
             # A session of its own: a Ctrl-C or a hangup on a terminal reaches the daemon only,
@@ -355,7 +247,7 @@ class LineProcess:
         try:
             # The child unpickles the factory and the configuration with the daemon's path.
             conn.send(list(sys.path))
-            conn.send(_Init(self.config, self._factory, self._log_level,
+            conn.send(Init(self.config, self._factory, self._log_level,
                             self._frame_log_size, self._max_pending))
             first = self._first_message(conn)
         except (OSError, pickle.PicklingError, LineProcessError) as exc:
@@ -369,7 +261,7 @@ class LineProcess:
                                         daemon=True)
         self._reader.start()
 
-    def _first_message(self, conn: Connection) -> _Ready:
+    def _first_message(self, conn: Connection) -> Ready:
         deadline = time.monotonic() + self._start_timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -386,11 +278,11 @@ class LineProcess:
                 raise LineProcessError(
                     f"the line process {_describe_exit(code)} before it opened the line "
                     "(see its output above)") from None
-            if isinstance(message, _Log):
+            if isinstance(message, Log):
                 self._log(message)  # what the child said while it opened the line
-            elif isinstance(message, _OpenFailed):
+            elif isinstance(message, OpenFailed):
                 raise LineProcessError(message.error)
-            elif isinstance(message, _Ready):
+            elif isinstance(message, Ready):
                 return message
             else:
                 raise LineProcessError(f"unexpected first message from the line process: "
@@ -420,7 +312,7 @@ class LineProcess:
             return
         if not already and not self._ended.is_set():
             with contextlib.suppress(OSError):
-                self._send(_Stop(timeout))
+                self._send(Stop(timeout))
         if not self._ended.wait(timeout + STOP_GRACE_S):
             log.warning("the line process did not stop within %.1f s: killed", timeout)
             proc = self._proc
@@ -450,7 +342,7 @@ class LineProcess:
             self._open[command_id] = future
         future.add_done_callback(lambda _f: self._forget(command_id))
         try:
-            self._send(_Submit(command_id, command))
+            self._send(Submit(command_id, command))
         except OSError:
             self._finish(future, CommandResult(False, "the line process is not running"))
         return future
@@ -464,7 +356,7 @@ class LineProcess:
         batch = tuple(reads)
         if batch and self.running:
             with contextlib.suppress(OSError):
-                self._send(_Reads(batch))
+                self._send(Reads(batch))
 
     def set_poll_interval(self, interval_ms: int) -> None:
         """A new cadence (SIGHUP), as :meth:`agent.line.LineOwner.set_poll_interval`."""
@@ -472,7 +364,7 @@ class LineProcess:
             raise ValueError(f"the poll interval must be at least 1 ms, not {interval_ms}")
         self._interval_ms = interval_ms
         with contextlib.suppress(OSError):
-            self._send(_SetInterval(interval_ms))
+            self._send(SetInterval(interval_ms))
 
     def status(self) -> dict[str, Any]:
         """The child line owner's snapshot for ``diag`` (``pid`` added); when the child does
@@ -517,7 +409,7 @@ class LineProcess:
         with self._lock:
             self._waiting[request_id] = waiting
         try:
-            self._send(_Query(request_id, what, command_id))
+            self._send(Query(request_id, what, command_id))
             if not waiting.done.wait(QUERY_TIMEOUT_S):
                 return _NO_ANSWER
             return waiting.value
@@ -544,7 +436,7 @@ class LineProcess:
                     message = conn.recv()
                 except (EOFError, OSError):
                     break
-                if isinstance(message, _Stopped):
+                if isinstance(message, Stopped):
                     error = message.error
                     continue  # the end of file follows
                 self._dispatch(message)
@@ -560,22 +452,22 @@ class LineProcess:
                 if isinstance(message, LinkUp | LinkDown):
                     self._links[message.address] = isinstance(message, LinkUp)
                 self._emit(message)
-            case _Tick():
+            case Tick():
                 self._tick(message)
-            case _Log():
+            case Log():
                 self._log(message)
-            case _Started(command_id=command_id):
+            case Started(command_id=command_id):
                 with self._lock:
                     started = self._open.get(command_id)
                 if started is not None:
                     with contextlib.suppress(RuntimeError):  # it ended meanwhile
                         started.set_running_or_notify_cancel()
-            case _Finished(command_id=command_id, result=result):
+            case Finished(command_id=command_id, result=result):
                 with self._lock:
                     finished = self._open.get(command_id)
                 if finished is not None:
                     self._finish(finished, result)
-            case _Answer(request_id=request_id, value=value):
+            case Answer(request_id=request_id, value=value):
                 with self._lock:
                     waiting = self._waiting.get(request_id)
                 if waiting is not None:
@@ -584,7 +476,7 @@ class LineProcess:
             case _:
                 log.error("unexpected message from the line process: %r", message)
 
-    def _tick(self, tick: _Tick) -> None:
+    def _tick(self, tick: Tick) -> None:
         self.cycles, self.skipped_slots = tick.cycles, tick.skipped_slots
         metrics = self._metrics
         if metrics is not None:
@@ -602,10 +494,10 @@ class LineProcess:
         if level != self._log_level:  # a reload changed it: the child filters the same way
             self._log_level = level
             with contextlib.suppress(OSError):
-                self._send(_SetLogLevel(level))
+                self._send(SetLogLevel(level))
 
     @staticmethod
-    def _log(message: _Log) -> None:
+    def _log(message: Log) -> None:
         record = logging.makeLogRecord(message.fields)
         logging.getLogger(record.name).handle(record)
 
@@ -660,351 +552,3 @@ class LineProcess:
         with contextlib.suppress(Exception):  # InvalidStateError: it ended meanwhile
             if not future.done():
                 future.set_result(result)
-
-
-# ---------------------------------------------------------------------- the child's side
-
-
-class _Recorder:
-    """The child's :class:`agent.line.LineMetrics`: counts until the next tick takes them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._polls: Counter[tuple[int, str]] = Counter()
-        self._latencies: list[float] = []
-        self._deviations: list[float] = []
-        self._bad: Counter[tuple[int, str]] = Counter()
-        self._links: dict[int, bool] = {}
-
-    def record_poll(self, address: int, result: PollResult,
-                    latency: float | None = None) -> None:
-        with self._lock:
-            self._polls[(address, result.value)] += 1
-            if latency is not None:
-                self._latencies.append(latency)
-
-    def record_bad_frame(self, address: int, kind: BadFrameKind) -> None:
-        with self._lock:
-            self._bad[(address, kind.value)] += 1
-
-    def set_link_up(self, address: int, up: bool) -> None:
-        with self._lock:
-            self._links[address] = up
-
-    def record_poll_deviation(self, seconds: float) -> None:
-        with self._lock:
-            self._deviations.append(seconds)
-
-    def take(self, cycles: int, skipped: int) -> _Tick:
-        with self._lock:
-            tick = _Tick(cycles, skipped,
-                         tuple((a, r, n) for (a, r), n in self._polls.items()),
-                         tuple(self._latencies), tuple(self._deviations),
-                         tuple((a, k, n) for (a, k), n in self._bad.items()),
-                         tuple(self._links.items()))
-            self._polls.clear()
-            self._latencies.clear()
-            self._deviations.clear()
-            self._bad.clear()
-            self._links.clear()
-        return tick
-
-
-_STANDARD_RECORD_KEYS = frozenset(vars(logging.makeLogRecord({})))
-
-
-def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """A log record as plain, picklable fields: the message rendered, a traceback as text in
-    ``exc`` (the key the JSON log format uses for it), odd ``extra`` values as text."""
-    fields = dict(vars(record))
-    fields["msg"] = record.getMessage()
-    fields["args"] = None
-    if record.exc_info:
-        fields["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-    fields["exc_info"] = None
-    fields["exc_text"] = None
-    for key, value in fields.items():
-        if key in _STANDARD_RECORD_KEYS or isinstance(value, str | int | float | bool | None):
-            continue
-        try:
-            pickle.dumps(value)
-        except Exception:
-            fields[key] = repr(value)
-    return fields
-
-
-class _ShipHandler(logging.Handler):
-    """Hands every record to the sender thread, for the daemon's handlers to write."""
-
-    def __init__(self, put: Callable[[object], None]) -> None:
-        super().__init__()
-        self._put = put
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self._put(_Log(_record_fields(record)))
-        except Exception:
-            self.handleError(record)
-
-
-class _ChildFuture(Future[CommandResult]):
-    """The child's future of one command: says when it starts and how it ends."""
-
-    def __init__(self, command_id: int, put: Callable[[object], None]) -> None:
-        super().__init__()
-        self.command_id = command_id
-        self._put = put
-
-    def set_running_or_notify_cancel(self) -> bool:
-        started = super().set_running_or_notify_cancel()
-        if started:
-            self._put(_Started(self.command_id))
-        return started
-
-
-_END = object()
-
-
-class _Child:
-    """The line process: one LineOwner, a sender thread, and the socket's receive loop on
-    the main thread."""
-
-    def __init__(self, conn: Connection, init: _Init, wake_fd: int, priority: str) -> None:
-        self._priority = priority
-        self._conn = conn
-        self._init = init
-        self._wake_fd = wake_fd
-        self._out: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._futures: dict[int, _ChildFuture] = {}
-        self._recorder = _Recorder()
-        self._send_failed = False
-        self._final_error: str | None = None
-        self.terminated = False
-        self._line: LineOwner | None = None
-
-    def _put(self, item: object) -> None:
-        self._out.put(item)
-
-    def run(self) -> int:
-        init = self._init
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        root.addHandler(_ShipHandler(self._put))
-        root.setLevel(init.log_level)
-        config = init.config
-        log.info("line process for %s: %s", config.serial.port, self._priority)
-        try:
-            transport = init.factory(config)
-        except Exception as exc:
-            self._flush_now()
-            self._conn.send(_OpenFailed(f"cannot open the serial line {config.serial.port}: "
-                                        f"{exc}"))
-            return EXIT_CANNOT_START
-        line = LineOwner(transport, config.machines, config.poll, self._put,
-                               reopen=lambda: init.factory(config), metrics=self._recorder,
-                               frame_log_size=init.frame_log_size,
-                               max_pending_commands=init.max_pending_commands)
-        self._line = line
-        self._flush_now()  # what was logged while the line opened
-        self._conn.send(_Ready(transport.name, os.getpid()))  # before any observation
-        line.start()
-        sender = threading.Thread(target=self._send_loop, name="line-sender", daemon=True)
-        sender.start()
-        stop_timeout = 5.0
-        crashed = False
-        try:
-            stop_timeout, crashed = self._serve(line)
-        finally:
-            line.stop(stop_timeout)
-            with contextlib.suppress(Exception):
-                line.transport.close()
-            if crashed:
-                self._final_error = line.status()["error"] or "the line owner thread ended"
-            self._put(_END)
-            sender.join(stop_timeout + STOP_GRACE_S)
-            with contextlib.suppress(OSError):
-                self._conn.close()
-        return EXIT_LINE_CRASHED if crashed else 0
-
-    def _serve(self, line: LineOwner) -> tuple[float, bool]:
-        """Receive until asked to stop (or SIGTERM, or the daemon is gone); returns the stop
-        timeout and whether the line owner died on its own."""
-        while True:
-            ready = wait([self._conn, self._wake_fd], timeout=0.5)
-            if self.terminated:
-                log.info("SIGTERM: stopping the line")
-                return 5.0, False
-            if not line.running:
-                log.error("the line owner thread ended on its own")
-                return 5.0, True
-            if self._wake_fd in ready:
-                with contextlib.suppress(OSError):
-                    os.read(self._wake_fd, 512)
-            if self._conn not in ready:
-                continue
-            try:
-                message = self._conn.recv()
-            except (EOFError, OSError):
-                log.warning("the agent daemon went away: stopping the line")
-                return 5.0, False
-            if isinstance(message, _Stop):
-                log.info("stopping: the poll in flight finishes first")
-                return message.timeout, False
-            self._handle(line, message)
-
-    def _handle(self, line: LineOwner, message: object) -> None:
-        match message:
-            case _Submit(command_id=command_id, command=command):
-                self._submit(line, command_id, command)
-            case _Reads(reads=reads):
-                line.request_reads(reads)
-            case _SetInterval(interval_ms=interval_ms):
-                line.set_poll_interval(interval_ms)
-            case _SetLogLevel(level=level):
-                logging.getLogger().setLevel(level)
-            case _Query(request_id=request_id, what="status"):
-                self._put(_Answer(request_id, line.status()))
-            case _Query(request_id=request_id, what="idle"):
-                self._put(_Answer(request_id, line.idle()))
-            case _Query(request_id=request_id, what="cancel", command_id=command_id):
-                future = self._futures.get(command_id)
-                self._put(_Answer(request_id, future is not None and future.cancel()))
-            case _:
-                log.error("unexpected message from the daemon: %r", message)
-
-    def _submit(self, line: LineOwner, command_id: int, command: MachineCommand) -> None:
-        future = _ChildFuture(command_id, self._put)
-        self._futures[command_id] = future
-        future.add_done_callback(self._command_done)
-        try:
-            line.submit(command, future=future)
-        except CommandRejectedError as exc:
-            if future.set_running_or_notify_cancel():
-                future.set_result(CommandResult(False, str(exc)))
-
-    def _command_done(self, future: Future[CommandResult]) -> None:
-        assert isinstance(future, _ChildFuture)
-        self._futures.pop(future.command_id, None)
-        if future.cancelled():
-            return  # the daemon asked for it and knows
-        try:
-            result = future.result()
-        except Exception as exc:  # a bug in the line owner: still an answer for the action
-            result = CommandResult(False, f"line owner error: {type(exc).__name__}")
-        self._put(_Finished(future.command_id, result))
-
-    # ------------------------------------------------------------------ the sender thread
-
-    def _send(self, item: object) -> None:
-        if self._send_failed:
-            return
-        try:
-            self._conn.send(item)
-        except OSError:  # the daemon is gone: the receive loop sees it and stops the line
-            self._send_failed = True
-
-    def _flush_now(self) -> None:
-        """Send what is queued (before the sender thread runs)."""
-        while True:
-            try:
-                item = self._out.get_nowait()
-            except queue.Empty:
-                return
-            self._send(item)
-
-    def _tick(self) -> _Tick | None:
-        line = self._line
-        if line is None:
-            return None
-        return self._recorder.take(line.cycles, line.skipped_slots)
-
-    def _send_loop(self) -> None:
-        last = (-1, -1)
-        next_tick = time.monotonic() + TICK_S
-        while True:
-            try:
-                item = self._out.get(timeout=max(0.0, next_tick - time.monotonic()))
-            except queue.Empty:
-                item = None
-            if item is _END:
-                tick = self._tick()
-                if tick is not None:
-                    self._send(tick)
-                self._send(_Stopped(self._final_error))
-                return
-            if item is not None:
-                self._send(item)
-            if time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + TICK_S
-                tick = self._tick()
-                if tick is not None and ((tick.cycles, tick.skipped_slots) != last
-                                         or tick.polls or tick.links or tick.bad_frames):
-                    last = (tick.cycles, tick.skipped_slots)
-                    self._send(tick)
-
-
-def _go_ahead(levels: int) -> str:
-    """Lower this process's nice value by ``levels`` when allowed (before any thread starts:
-    threads inherit it); says what came of it."""
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    target = max(-20, current - levels)
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, target)
-    except OSError:  # EPERM/EACCES: RLIMIT_NICE (systemd LimitNICE=) does not allow it
-        return (f"nice {current}, as the daemon (LimitNICE={target} in the unit would let "
-                "the line go ahead of it)")
-    return f"nice {os.getpriority(os.PRIO_PROCESS, 0)}, ahead of the daemon's {current}"
-
-
-def _set_comm(name: str) -> None:
-    """Name the process for ``ps -e`` and ``top`` (best effort: Linux only)."""
-    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
-        comm.write(name)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m agent.line_process --fd N --line PORT``: started by :class:`LineProcess`
-    only. ``--line`` is informative (it shows the port in ``ps``); the configuration comes
-    over the socket."""
-    parser = argparse.ArgumentParser(prog="python -m agent.line_process",
-                                     description="slot-agent's line owner (started by the "
-                                     "daemon; not for use by hand)")
-    parser.add_argument("--fd", type=int, required=True, help="the socket to the daemon")
-    parser.add_argument("--line", default="", help="the serial port (shown in ps)")
-    args = parser.parse_args(argv)
-    _set_comm(CHILD_COMM)
-    priority = _go_ahead(NICE_AHEAD)
-    # The daemon decides: a Ctrl-C or a hangup meant for it must not cut a poll in half.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    conn = Connection(args.fd)
-    try:
-        sys.path[:] = conn.recv()
-        init = conn.recv()
-    except (EOFError, OSError) as exc:
-        print(f"line process: no start-up message from the daemon: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_START
-    if not isinstance(init, _Init):
-        print(f"line process: unexpected start-up message {type(init).__name__}",
-              file=sys.stderr)
-        return EXIT_CANNOT_START
-    child = _Child(conn, init, wake_r, priority)
-
-    def terminate(_signum: int, _frame: object) -> None:
-        child.terminated = True
-
-    signal.signal(signal.SIGTERM, terminate)
-    return child.run()
-
-
-if __name__ == "__main__":
-    # Run as the imported module, not as ``__main__``: the messages unpickled here must be
-    # the very classes ``agent.line_process`` defines.
-    from agent.line_process import main as _main
-
-    sys.exit(_main())

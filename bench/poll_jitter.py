@@ -51,7 +51,8 @@ from agent.config import Config, UplinkConfig, parse_config
 from agent.events import Event, StoredEvent, utc_timestamp
 from agent.interpreter import Interpreter
 from agent.line import LineOwner
-from agent.line_process import NICE_AHEAD, LineProcess
+from agent.line_messages import NICE_AHEAD
+from agent.line_process import LineProcess
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.pipeline import Pipeline
