@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import atheris  # type: ignore[import-not-found,import-untyped,unused-ignore]
+from corpus import write_seeds
 
 with atheris.instrument_imports(include=["sas_protocol"]):
     import sas_protocol as sp
@@ -419,18 +420,9 @@ def seed_inputs() -> dict[str, bytes]:
     return seeds
 
 
-def make_corpus(directory: Path) -> int:
-    directory.mkdir(parents=True, exist_ok=True)
-    seeds = seed_inputs()
-    for name, data in seeds.items():
-        (directory / f"seed-{name}").write_bytes(data)
-    print(f"wrote {len(seeds)} seed inputs to {directory}")
-    return 0
-
-
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--make-corpus":
-        raise SystemExit(make_corpus(Path(sys.argv[2])))
+        raise SystemExit(write_seeds(Path(sys.argv[2]), seed_inputs()))
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
 

@@ -84,6 +84,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import atheris  # type: ignore[import-not-found,import-untyped,unused-ignore]
+from corpus import write_seeds
 from websockets.exceptions import ConnectionClosedOK
 
 with atheris.instrument_imports(include=["agent", "hub"]):
@@ -738,19 +739,10 @@ def seed_inputs() -> dict[str, bytes]:
     return seeds
 
 
-def make_corpus(directory: Path) -> int:
-    directory.mkdir(parents=True, exist_ok=True)
-    seeds = seed_inputs()
-    for name, data in seeds.items():
-        (directory / f"seed-{name}").write_bytes(data)
-    print(f"wrote {len(seeds)} seed inputs to {directory}")
-    return 0
-
-
 def main() -> None:
     try:
         if len(sys.argv) == 3 and sys.argv[1] == "--make-corpus":
-            raise SystemExit(make_corpus(Path(sys.argv[2])))
+            raise SystemExit(write_seeds(Path(sys.argv[2]), seed_inputs()))
         atheris.Setup(sys.argv, one_input)
         atheris.Fuzz()
     finally:
