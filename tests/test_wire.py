@@ -405,8 +405,9 @@ def test_the_one_pass_event_check_agrees_with_the_field_checks(msg: dict[str, An
 def test_a_trailing_newline_is_not_part_of_a_valid_name(field: str) -> None:
     """The patterns anchor at the very end (``\\Z``): ``$`` would also match before a final
     newline and let ``"T1\\n"`` through as a terminal id."""
-    frame = {"type": "event", "id": "T1-1", "seq": 1, "channel": "game", "terminalId": "T1",
-             "event": "gameStarted", "timestamp": "2026-05-11T11:10:40.300Z", "data": {}}
+    frame: dict[str, Any] = {
+        "type": "event", "id": "T1-1", "seq": 1, "channel": "game", "terminalId": "T1",
+        "event": "gameStarted", "timestamp": "2026-05-11T11:10:40.300Z", "data": {}}
     frame[field] = frame[field] + "\n"
     with pytest.raises(WireError) as caught:
         wire.parse_message(json.dumps(frame), max_bytes=65536)

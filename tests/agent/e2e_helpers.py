@@ -3,6 +3,7 @@ pipeline (interpreter) -> outbox. No sleeps: tests wait on conditions with a bou
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from agent.events import StoredEvent
 from agent.interpreter import Interpreter
 from agent.line import LineOwner
 from agent.metrics import AgentMetrics
+from agent.observations import Observation
 from agent.outbox import Outbox
 from agent.pipeline import Pipeline
 from drivers.base import Transport
@@ -45,6 +47,23 @@ def wait_for(predicate: Callable[[], Any], timeout: float = WAIT_S,
             text = what() if callable(what) else what
             raise AssertionError(f"timed out waiting for {text or predicate}")
         time.sleep(0.005)  # a polling step of the bounded wait, not a wait for an outcome
+
+
+class Collected:
+    """An ``on_observation`` sink for a line owner: what it was handed, in order (any
+    thread)."""
+
+    def __init__(self) -> None:
+        self.items: list[Observation] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, obs: Observation) -> None:
+        with self.lock:
+            self.items.append(obs)
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        with self.lock:
+            return [o for o in self.items if isinstance(o, kind)]
 
 
 class Rig:

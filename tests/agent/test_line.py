@@ -13,27 +13,13 @@ from agent.config import MachineConfig, PollConfig
 from agent.line import CardPoller, LineOwner
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.metrics import AgentMetrics
-from agent.observations import CardInserted, CardRemoved, LinkDown, Observation
+from agent.observations import CardInserted, CardRemoved, LinkDown
 from drivers.base import Transport, Word
 from drivers.card_format import CardEvent
 from drivers.memory import Faults, pair
-from tests.agent.e2e_helpers import FAST_POLL, Rig, wait_for
+from tests.agent.e2e_helpers import FAST_POLL, Collected, Rig, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class Collected:
-    def __init__(self) -> None:
-        self.items: list[Observation] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, obs: Observation) -> None:
-        with self.lock:
-            self.items.append(obs)
-
-    def of(self, kind: type[Any]) -> list[Any]:
-        with self.lock:
-            return [o for o in self.items if isinstance(o, kind)]
 
 
 def test_a_silent_line_is_reported_down_once_and_commands_fail() -> None:

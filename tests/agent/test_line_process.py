@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -22,13 +21,13 @@ from agent.config import Config, PollConfig, parse_config
 from agent.line_process import LineProcess, LineProcessError
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.metrics import AgentMetrics, BadFrameKind
-from agent.observations import ExceptionObserved, LinkDown, LinkUp, Observation
+from agent.observations import ExceptionObserved, LinkDown, LinkUp
 from drivers import open_pty
 from drivers.base import Transport, Word
 from drivers.memory import pair
 from emulator.model import Door, Machine
 from emulator.server import Emulator
-from tests.agent.e2e_helpers import wait_for
+from tests.agent.e2e_helpers import Collected, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -37,20 +36,6 @@ HOLD_POLL = PollConfig(interval_ms=20, reply_timeout_ms=1500, link_down_after=3,
                        snapshot_interval_s=3600.0, clock_check=False)
 FAST = PollConfig(interval_ms=20, reply_timeout_ms=60, link_down_after=3,
                   snapshot_interval_s=3600.0, clock_check=False)
-
-
-class Collected:
-    def __init__(self) -> None:
-        self.items: list[Observation] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, obs: Observation) -> None:
-        with self.lock:
-            self.items.append(obs)
-
-    def of(self, kind: type[Any]) -> list[Any]:
-        with self.lock:
-            return [o for o in self.items if isinstance(o, kind)]
 
 
 class HoldLongPoll(Transport):

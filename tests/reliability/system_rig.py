@@ -296,20 +296,13 @@ class AgentProc:
     def tickets_settled(self) -> bool:
         """The ticket ledger in the agent's stored state is empty: every ticket-out movement
         is reported (matched with its LP 4D record, or reconciled after the settle time)."""
-        if not self.outbox.exists():
-            return False
-        conn = sqlite3.connect(f"{self.outbox.resolve().as_uri()}?mode=ro", uri=True,
-                               timeout=10)
-        try:
-            row = conn.execute("SELECT data FROM state WHERE id = 1").fetchone()
-        except sqlite3.OperationalError:
-            return False
-        finally:
-            conn.close()
-        if row is None:
-            return False
-        machines = json.loads(row[0]).get("machines", [])
-        return all(not m.get("ticketCredit") and not m.get("ticketsWaiting") for m in machines)
+        def settled(reader: Any) -> int:
+            state = reader.load_state()
+            machines = [] if state is None else state.get("machines", [])
+            return int(state is not None and all(
+                not m.get("ticketCredit") and not m.get("ticketsWaiting") for m in machines))
+
+        return self._read(settled) == 1
 
     def depth(self) -> int:
         """Events not yet acknowledged by the hub (-1 while the file cannot be read)."""
