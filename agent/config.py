@@ -115,6 +115,13 @@ class PollConfig:
     clock_check: bool = True
     clock_sync: bool = False
     clock_max_skew_s: float = 30.0
+    #: The line process's scheduling (agent/line_child.py): ``realtime`` (SCHED_RR, falls
+    #: back to ``nice`` where the unit does not allow it), ``nice`` (5 levels ahead of the
+    #: daemon where allowed) or ``normal`` (as the daemon).
+    line_priority: str = "nice"
+
+
+LINE_PRIORITIES = ("realtime", "nice", "normal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +431,7 @@ def _parse_poll(data: Any, problems: list[Problem]) -> PollConfig:
         clock_check=sec.boolean("clock_check", d.clock_check),
         clock_sync=sec.boolean("clock_sync", d.clock_sync),
         clock_max_skew_s=sec.number("clock_max_skew_s", d.clock_max_skew_s, lo=1),
+        line_priority=sec.choice("line_priority", d.line_priority, LINE_PRIORITIES),
     )
     if cfg.reply_timeout_ms >= cfg.interval_ms:
         sec.error("reply_timeout_ms", f"must be shorter than poll.interval_ms "

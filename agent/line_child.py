@@ -3,10 +3,15 @@
 
 It opens the transport from the configuration the daemon sends (with the factory the daemon
 names), runs an ordinary :class:`agent.line.LineOwner`, counts its metrics in a recorder
-that ships them to the daemon every ``TICK_S``, ships its log records, and answers the
-daemon's queries. A sender thread writes to the socket, so the line thread never blocks on
-it. SIGINT and SIGHUP are ignored (the daemon decides); SIGTERM, or the daemon going away,
-stops it in order: the poll in flight is finished first.
+that ships them to the daemon every ``TICK_S`` (a link going up or down at once), ships its
+log records, and answers the daemon's queries. A sender thread writes to the socket, so the
+line thread never blocks on it. SIGINT and SIGHUP are ignored (the daemon decides); SIGTERM,
+or the daemon going away, stops it in order: the poll in flight is finished first.
+
+Before any thread starts it raises its own scheduling as ``poll.line_priority`` asks and the
+unit allows (:func:`raise_priority`): every thread of the line process inherits it, so the
+thread that holds the interpreter lock never waits behind ordinary processes while the line
+thread waits for that lock.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -34,6 +40,7 @@ from agent.line_messages import (
     EXIT_CANNOT_START,
     EXIT_LINE_CRASHED,
     NICE_AHEAD,
+    RT_PRIORITY,
     STOP_GRACE_S,
     TICK_S,
     Answer,
@@ -58,9 +65,11 @@ from agent.metrics import BadFrameKind, PollResult
 log = logging.getLogger(__name__)
 
 class _Recorder:
-    """The child's :class:`agent.line.LineMetrics`: counts until the next tick takes them."""
+    """The child's :class:`agent.line.LineMetrics`: counts until the next tick takes them.
+    ``on_change`` is called when a link goes up or down, so that ships at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[], None] = lambda: None) -> None:
+        self._on_change = on_change
         self._lock = threading.Lock()
         self._polls: Counter[tuple[int, str]] = Counter()
         self._latencies: list[float] = []
@@ -82,6 +91,7 @@ class _Recorder:
     def set_link_up(self, address: int, up: bool) -> None:
         with self._lock:
             self._links[address] = up
+        self._on_change()
 
     def record_poll_deviation(self, seconds: float) -> None:
         with self._lock:
@@ -155,20 +165,23 @@ class _ChildFuture(Future[CommandResult]):
 
 
 _END = object()
+#: Put on the sender's queue to ship a tick now (a link changed).
+_TICK_NOW = object()
 
 
 class _Child:
     """The line process: one LineOwner, a sender thread, and the socket's receive loop on
     the main thread."""
 
-    def __init__(self, conn: Connection, init: Init, wake_fd: int, priority: str) -> None:
+    def __init__(self, conn: Connection, init: Init, wake_fd: int,
+                 priority: Priority) -> None:
         self._priority = priority
         self._conn = conn
         self._init = init
         self._wake_fd = wake_fd
         self._out: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._futures: dict[int, _ChildFuture] = {}
-        self._recorder = _Recorder()
+        self._recorder = _Recorder(lambda: self._out.put(_TICK_NOW))
         self._send_failed = False
         self._final_error: str | None = None
         self.terminated = False
@@ -185,7 +198,13 @@ class _Child:
         root.addHandler(_ShipHandler(self._put))
         root.setLevel(init.log_level)
         config = init.config
-        log.info("line process for %s: %s", config.serial.port, self._priority)
+        priority = self._priority
+        if priority.got == priority.asked:
+            log.info("line process for %s: %s", config.serial.port, priority.detail)
+        else:  # once, at start: the unit does not allow what the configuration asks
+            log.warning("line process for %s: poll.line_priority is %s, but %s",
+                        config.serial.port, priority.asked, priority.detail,
+                        extra={"line_priority": priority.got})
         try:
             transport = init.factory(config)
         except Exception as exc:
@@ -223,7 +242,9 @@ class _Child:
         """Receive until asked to stop (or SIGTERM, or the daemon is gone); returns the stop
         timeout and whether the line owner died on its own."""
         while True:
-            ready = wait([self._conn, self._wake_fd], timeout=0.5)
+            # A signal wakes this through the wake-up fd, a message through the socket: the
+            # timeout only bounds how late a line owner that died on its own is noticed.
+            ready = wait([self._conn, self._wake_fd], timeout=TICK_S)
             if self.terminated:
                 log.info("SIGTERM: stopping the line")
                 return 5.0, False
@@ -256,7 +277,8 @@ class _Child:
             case SetLogLevel(level=level):
                 logging.getLogger().setLevel(level)
             case Query(request_id=request_id, what="status"):
-                self._put(Answer(request_id, line.status()))
+                self._put(Answer(request_id, {**line.status(),
+                                              "priority": self._priority.to_json()}))
             case Query(request_id=request_id, what="idle"):
                 self._put(Answer(request_id, line.idle()))
             case Query(request_id=request_id, what="cancel", command_id=command_id):
@@ -325,9 +347,9 @@ class _Child:
                     self._send(tick)
                 self._send(Stopped(self._final_error))
                 return
-            if item is not None:
+            if item is not None and item is not _TICK_NOW:
                 self._send(item)
-            if time.monotonic() >= next_tick:
+            if item is _TICK_NOW or time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_S
                 tick = self._tick()
                 if tick is not None and ((tick.cycles, tick.skipped_slots) != last
@@ -336,17 +358,57 @@ class _Child:
                     self._send(tick)
 
 
-def _go_ahead(levels: int) -> str:
-    """Lower this process's nice value by ``levels`` when allowed (before any thread starts:
-    threads inherit it); says what came of it."""
+@dataclass(frozen=True, slots=True)
+class Priority:
+    """What ``poll.line_priority`` asked (``asked``), what the line process got (``got``:
+    realtime, nice or normal) and how, in words (``detail``); in ``status`` as
+    ``line.priority``."""
+
+    asked: str
+    got: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"asked": self.asked, "got": self.got, "detail": self.detail}
+
+
+def _go_ahead(levels: int) -> tuple[bool, str]:
+    """Lower this process's nice value by ``levels`` when allowed; says what came of it."""
     current = os.getpriority(os.PRIO_PROCESS, 0)
     target = max(-20, current - levels)
     try:
         os.setpriority(os.PRIO_PROCESS, 0, target)
     except OSError:  # EPERM/EACCES: RLIMIT_NICE (systemd LimitNICE=) does not allow it
-        return (f"nice {current}, as the daemon (LimitNICE={target} in the unit would let "
-                "the line go ahead of it)")
-    return f"nice {os.getpriority(os.PRIO_PROCESS, 0)}, ahead of the daemon's {current}"
+        return False, (f"nice {current}, as the daemon (LimitNICE={target} in the unit would "
+                       "let the line go ahead of it)")
+    return True, f"nice {os.getpriority(os.PRIO_PROCESS, 0)}, ahead of the daemon's {current}"
+
+
+def raise_priority(asked: str) -> Priority:
+    """Raise this process's scheduling as ``asked`` (``poll.line_priority``), falling back
+    realtime -> nice -> normal where the unit does not allow it. Call it before any thread
+    starts: on Linux both settings are per thread, and new threads inherit them.
+
+    ``realtime`` is SCHED_RR at ``RT_PRIORITY``: the kernel then runs the line's threads
+    before any ordinary process, however busy the machine (its real-time throttling,
+    ``sched_rt_runtime_us``, still keeps 5 % of every second for the rest). An unprivileged
+    user needs ``LimitRTPRIO=`` of at least that priority, ``RestrictRealtime=no`` and
+    ``sched_setscheduler`` in the system-call filter (the drop-in of docs/operations.md)."""
+    refused = ""
+    if asked == "realtime":
+        try:
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(RT_PRIORITY))
+        except OSError as exc:  # EPERM: no LimitRTPRIO=/CAP_SYS_NICE, or RestrictRealtime=
+            refused = (f"SCHED_RR {RT_PRIORITY} was refused ({exc.strerror}: the unit needs "
+                       f"LimitRTPRIO={RT_PRIORITY}, RestrictRealtime=no and "
+                       "SystemCallFilter=sched_setscheduler); ")
+        else:
+            return Priority(asked, "realtime", f"SCHED_RR priority {RT_PRIORITY}")
+    if asked in ("realtime", "nice"):
+        ahead, how = _go_ahead(NICE_AHEAD)
+        return Priority(asked, "nice" if ahead else "normal", refused + how)
+    return Priority(asked, "normal", f"nice {os.getpriority(os.PRIO_PROCESS, 0)}, as the "
+                    "daemon (poll.line_priority: normal)")
 
 
 def _set_comm(name: str) -> None:
@@ -366,7 +428,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--line", default="", help="the serial port (shown in ps)")
     args = parser.parse_args(argv)
     _set_comm(CHILD_COMM)
-    priority = _go_ahead(NICE_AHEAD)
     # The daemon decides: a Ctrl-C or a hangup meant for it must not cut a poll in half.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -385,7 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"line process: unexpected start-up message {type(init).__name__}",
               file=sys.stderr)
         return EXIT_CANNOT_START
-    child = _Child(conn, init, wake_r, priority)
+    # No thread runs yet: every thread of the line process inherits what this sets.
+    child = _Child(conn, init, wake_r, raise_priority(init.config.poll.line_priority))
 
     def terminate(_signum: int, _frame: object) -> None:
         child.terminated = True

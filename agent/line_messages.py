@@ -16,9 +16,11 @@ from agent.machine_commands import CommandResult, MachineCommand
 from agent.reads import ReadRequest
 from drivers.base import Transport
 
-#: The child ships its metric figures and cycle count this often (when they changed): often
-#: enough for a scrape and for diag, rare enough to cost the daemon nothing (bench/footprint.py).
-TICK_S = 0.5
+#: The child ships its metric figures and cycle count this often (a link going up or down is
+#: shipped at once): well inside a 15 s scrape and the watchdog's 15 s check, and rare enough
+#: that shipping costs next to nothing (0.5 s cost about 0.15 % of a core over both
+#: processes at the 200 ms cadence: bench/footprint.py, docs/performance.md).
+TICK_S = 2.0
 #: Once the child was asked to stop, how long it may take beyond the line owner's own stop
 #: timeout before it is killed.
 STOP_GRACE_S = 2.0
@@ -31,6 +33,10 @@ CHILD_COMM = "slot-agent-line"
 #: How many nice levels the child goes ahead of the daemon when it may (root, or a
 #: ``LimitNICE=`` that allows it): on a busy CPU the kernel then runs the line first.
 NICE_AHEAD = 5
+#: The SCHED_RR priority of the line process with ``poll.line_priority: realtime`` (1..99):
+#: above every ordinary process, below the kernel's interrupt threads (50) and watchdogs (99).
+#: The unit's ``LimitRTPRIO=`` must allow at least this (docs/operations.md).
+RT_PRIORITY = 10
 
 TransportFactory = Callable[[Config], Transport]
 

@@ -33,13 +33,13 @@ import time
 from pathlib import Path
 
 from benchlib import Verdict, exit_with, header, median, verdicts
+from procs import ROOT, SLOT_AGENT
 
 from agent.config import UplinkConfig
 from agent.events import Event, utc_timestamp
 from agent.outbox import Outbox
 from agent.uplink import Uplink
 
-ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = "BENCH-1"
 
 BARE_SERVER = r"""
@@ -91,7 +91,7 @@ class HubProcess:
             "listen": {"host": "127.0.0.1", "port": 0}, "plain": True, "tokens": str(tokens),
             "database": str(workdir / "hub.db"), "synchronous": sync}))
         self.proc = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "slot-agent"), "hub", "--config", str(config),
+            [SLOT_AGENT, "hub", "--config", str(config),
              "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -40,13 +40,25 @@ def repeat(runs: int, measure: Callable[[int], float], label: str) -> list[float
     return figures
 
 
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, as ``uptime`` shows them ("n/a" where the
+    platform has none): every figure is printed beside it, since on a shared machine the
+    figures move with it."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "n/a"
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
 def header(title: str) -> None:
-    """Title, date and machine, so a pasted result says where it came from."""
+    """Title, date, machine and load, so a pasted result says where it came from."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     cpus = os.cpu_count() or 0
     print(f"# {title}")
     print(f"# {now}; {platform.machine()} {cpus} cores; Python {platform.python_version()}; "
-          f"{platform.system()} {platform.release()}")
+          f"{platform.system()} {platform.release()}; load average {load_average()}",
+          flush=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +81,11 @@ class Verdict:
 
 
 def verdicts(items: Sequence[Verdict]) -> int:
-    """Print every target's verdict; exit code 0 when all are met, 1 otherwise."""
-    print("targets:")
+    """Print every target's verdict and the load average at the end of the run; exit code 0
+    when all are met, 1 otherwise."""
+    now = datetime.now(UTC).strftime("%H:%M UTC")
+    print(f"targets (judged at {now}, load average {load_average()}; a shared machine's "
+          "load moves every figure):")
     for v in items:
         print(v.line())
     return 0 if all(v.met for v in items) else 1

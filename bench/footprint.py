@@ -122,14 +122,17 @@ def main() -> int:
             raise SystemExit(f"slot-agent run exited with {agent.returncode}")
         pids = tree(agent.pid)
         start = time.monotonic()
-        cpu0 = sum(cpu_seconds(p) for p in pids)
+        cpu0 = [cpu_seconds(p) for p in pids]
         while time.monotonic() - start < args.duration:
             rss_sum, pss_sum, each = sample(pids)
             samples.append((time.monotonic() - start, rss_sum))
             pss.append(pss_sum)
             per_process.append(each)
             time.sleep(1.0)  # the sampling period
-        cpu = (sum(cpu_seconds(p) for p in pids) - cpu0) / (time.monotonic() - start) * 100.0
+        elapsed = time.monotonic() - start
+        cpu_each = [(cpu_seconds(p) - c0) / elapsed * 100.0 for p, c0 in zip(pids, cpu0,
+                                                                          strict=True)]
+        cpu = sum(cpu_each)
     finally:
         agent.terminate()
         agent.wait(20)
@@ -150,7 +153,8 @@ def main() -> int:
           "(shared pages counted once)")
     print(f"  RSS    first {window:.0f} s median {first:6.1f} MB, last {window:.0f} s median "
           f"{last:6.1f} MB: growth {last - first:+.2f} MB")
-    print(f"  CPU    {cpu:.2f} % of one core")
+    print(f"  CPU    {cpu:.2f} % of one core (each: "
+          + ", ".join(f"{c:.2f} %" for c in cpu_each) + ")")
     # Two processes: a sum of RSS counts the pages they share (the interpreter, libraries)
     # twice; the PSS sum is what the pair costs the machine.
     items = [Verdict("PSS max, both processes (MB)", max(pss), 50.0, at_least=False),

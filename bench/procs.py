@@ -11,6 +11,7 @@ import re
 import secrets
 import struct
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,21 @@ from typing import Any
 from drivers.base import Transport, Word
 
 ROOT = Path(__file__).resolve().parents[1]
-SLOT_AGENT = str(ROOT / ".venv" / "bin" / "slot-agent")
+
+
+def find_slot_agent() -> str:
+    """The ``slot-agent`` console script of the environment running this benchmark: beside
+    ``sys.executable`` (a venv's ``bin/``, a system prefix, a pipx environment), so a
+    benchmark runs from whichever environment has the package installed."""
+    beside = Path(sys.executable).parent / "slot-agent"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    raise SystemExit(f"no slot-agent executable beside {sys.executable}: install the package "
+                     "into this environment (pip install -e .) or run the benchmark with the "
+                     "Python of the environment that has it")
+
+
+SLOT_AGENT = find_slot_agent()
 
 
 class HubProcess:
@@ -173,8 +188,6 @@ class GridSleeper:
     operating system alone adds to a sleeper's timing in the same moment."""
 
     def __init__(self, log_path: str, interval_s: float, *, nice_ahead: int = 0) -> None:
-        import sys
-
         self.log_path = log_path
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _SLEEPER, log_path, str(interval_s), str(nice_ahead)],

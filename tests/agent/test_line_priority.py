@@ -1,0 +1,111 @@
+"""The line process's scheduling (``poll.line_priority``, agent/line_child.py): what the
+child reports in ``status`` is what the kernel says it runs at, and a refused setting falls
+back realtime -> nice -> normal. The fallback runs in a subprocess of its own, so this test
+process's scheduling never changes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from agent.config import PollConfig, parse_config
+from agent.line_messages import NICE_AHEAD, RT_PRIORITY
+from agent.line_process import LineProcess
+from agent.observations import LinkUp
+from drivers import open_pty
+from emulator.model import Machine
+from emulator.server import Emulator
+from tests.agent.e2e_helpers import Collected, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def pty_url() -> Iterator[str]:
+    master, path = open_pty()
+    emulator = Emulator(Machine(now=time.monotonic()), master, address=1)
+    emulator.start()
+    try:
+        yield f"pty:{path}"
+    finally:
+        emulator.stop()
+        master.close()
+
+
+@pytest.mark.parametrize("asked", ["realtime", "nice", "normal"])
+def test_status_reports_the_scheduling_the_kernel_applied(pty_url: str, asked: str) -> None:
+    base = parse_config({"terminal_id": "T-PRIO", "machines": [{"address": 1}],
+                         "serial": {"port": pty_url}, "poll": {"line_priority": asked}})
+    config = dataclasses.replace(base, poll=dataclasses.replace(
+        base.poll, interval_ms=40, reply_timeout_ms=30))
+    seen = Collected()
+    line = LineProcess(config, seen)
+    line.start()
+    try:
+        wait_for(lambda: seen.of(LinkUp), what="the machine link up")
+        priority = line.status()["priority"]
+        assert line.pid is not None
+        policy = os.sched_getscheduler(line.pid)
+        nice = os.getpriority(os.PRIO_PROCESS, line.pid)
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert priority["asked"] == asked
+        if priority["got"] == "realtime":
+            assert asked == "realtime"
+            assert policy == os.SCHED_RR
+            assert os.sched_getparam(line.pid).sched_priority == RT_PRIORITY
+        elif priority["got"] == "nice":
+            assert asked in ("realtime", "nice")
+            assert policy == os.SCHED_OTHER
+            assert nice == max(-20, ours - NICE_AHEAD)
+        else:
+            assert priority["got"] == "normal"
+            assert policy == os.SCHED_OTHER and nice == ours
+        if asked == "normal":
+            assert priority["got"] == "normal"
+    finally:
+        line.stop()
+
+
+FALLBACK = """
+import json, os, sys
+from agent import line_child
+
+def refuse(*_args):
+    raise PermissionError(1, "Operation not permitted")
+
+if "rt" in sys.argv[1]:
+    os.sched_setscheduler = refuse
+if "nice" in sys.argv[1]:
+    os.setpriority = refuse
+print(json.dumps(line_child.raise_priority(sys.argv[2]).to_json()))
+"""
+
+
+@pytest.mark.parametrize(("refused", "asked", "got"), [
+    ("rt", "realtime", "nice"),
+    ("rt+nice", "realtime", "normal"),
+    ("nice", "nice", "normal"),
+])
+def test_a_refused_setting_falls_back(refused: str, asked: str, got: str) -> None:
+    out = subprocess.run([sys.executable, "-c", FALLBACK, refused, asked], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    priority = json.loads(out)
+    assert priority["asked"] == asked and priority["got"] == got
+    if asked == "realtime":
+        assert "LimitRTPRIO" in priority["detail"]  # says what the unit lacks
+    if got == "normal":
+        assert "LimitNICE" in priority["detail"]
+
+
+def test_the_key_is_checked() -> None:
+    assert PollConfig().line_priority == "nice"
+    with pytest.raises(Exception, match="poll.line_priority"):
+        parse_config({"terminal_id": "T", "machines": [{"address": 1}],
+                      "poll": {"line_priority": "fast"}})
