@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.config import PollConfig, parse_config
+from agent.config import ConfigError, PollConfig, parse_config
 from agent.line_messages import NICE_AHEAD, RT_PRIORITY
 from agent.line_process import LineProcess
 from agent.observations import LinkUp
@@ -106,6 +106,6 @@ def test_a_refused_setting_falls_back(refused: str, asked: str, got: str) -> Non
 
 def test_the_key_is_checked() -> None:
     assert PollConfig().line_priority == "nice"
-    with pytest.raises(Exception, match="poll.line_priority"):
+    with pytest.raises(ConfigError, match=r"poll\.line_priority"):
         parse_config({"terminal_id": "T", "machines": [{"address": 1}],
                       "poll": {"line_priority": "fast"}})
