@@ -163,9 +163,13 @@ def read_poll_log(path: str | Path) -> list[float]:
 
 _SLEEPER = """
 import os, struct, sys, time
-path, interval, ahead = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+path, interval, mode, ahead, rt = (sys.argv[1], float(sys.argv[2]), sys.argv[3],
+                                   int(sys.argv[4]), int(sys.argv[5]))
 try:
-    os.setpriority(os.PRIO_PROCESS, 0, max(-20, os.getpriority(os.PRIO_PROCESS, 0) - ahead))
+    if mode == "realtime":
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(rt))
+    elif mode == "nice":
+        os.setpriority(os.PRIO_PROCESS, 0, max(-20, os.getpriority(os.PRIO_PROCESS, 0) - ahead))
 except OSError:
     pass
 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -184,13 +188,16 @@ class GridSleeper:
     """The noise floor of a busy bench machine: a bare Python process that only wakes on a
     fixed grid (absolute deadlines, like the line owner's cycles) and logs each wake-up as a
     :class:`TimedTransport` logs polls (:func:`read_poll_log`). Started like the line process
-    (a session of its own, ``nice_ahead`` levels ahead when allowed), it shows what the
-    operating system alone adds to a sleeper's timing in the same moment."""
+    (a session of its own, at the scheduling ``priority`` the line process got: ``realtime``
+    SCHED_RR at ``rt_priority``, ``nice`` ``nice_ahead`` levels ahead, or ``normal``), it shows
+    what the operating system alone adds to a sleeper's timing in the same moment."""
 
-    def __init__(self, log_path: str, interval_s: float, *, nice_ahead: int = 0) -> None:
+    def __init__(self, log_path: str, interval_s: float, *, priority: str = "normal",
+                 nice_ahead: int = 0, rt_priority: int = 10) -> None:
         self.log_path = log_path
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _SLEEPER, log_path, str(interval_s), str(nice_ahead)],
+            [sys.executable, "-c", _SLEEPER, log_path, str(interval_s), priority,
+             str(nice_ahead), str(rt_priority)],
             start_new_session=True)
 
     def stop(self) -> None:
