@@ -1,0 +1,280 @@
+"""Money-path latency: a game ends on the machine -> ``betPlaced`` and ``winPaid`` reach a
+dashboard subscriber, with where the time goes.
+
+A game is played (``Machine.play_game``: wager, win, exceptions 7E and 7F queued at once) on
+a machine emulated in this process and served over a pty; ``slot-agent run`` (its own
+process, its line process beside it) polls it at ``--interval-ms`` (200 ms, the reference's
+per-machine spacing, by default); the reference hub (its own process) stores and fans the
+events out; a subscriber in this process, connected to ``/ws/client`` like the dashboard,
+receives them. A bet or a win needs more than an exception: the general poll that fetches
+7E (or 7F), then the meter read the interpreter asks for, then the outbox commit (fsync), the
+uplink and the hub. Games are played at random moments ``--gap`` apart, so the wait for the
+next general poll is spread over the whole interval; each game wins something, so each has
+one ``betPlaced`` and one ``winPaid``.
+
+Printed: the latency from the game's end to the subscriber, p50/p99/max, for each event, and
+the breakdown, p50/p99 of each stage, from the timestamps the pieces leave behind:
+
+- poll wait: game end -> the general poll that fetched 7E (bet) / 7F (win) (the
+  ``gameStarted`` / ``gameEnded`` event's timestamp, taken in the line process);
+- meter read: that poll -> the meter read the money event comes from (its timestamp);
+- interpreter: the read -> the row in the outbox (its ``created_at``, set in the transaction
+  before the commit's fsync);
+- commit + uplink: the row -> the hub received it (the hub store's ``received_at``): the
+  fsync, the uplink's notification, the frame on the socket;
+- hub: received -> the subscriber has the frame (the hub's store and fan-out).
+
+Timestamps are wall-clock (event timestamps to the millisecond), all taken on this machine.
+Target: p99 <= 2 poll intervals + 20 ms for each of ``betPlaced`` and ``winPaid``.
+Run: ``python bench/money_latency.py [--games 100] [--interval-ms 200] [--quick]`` with the
+Python of the environment where slot-agent is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import random
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from benchlib import Verdict, exit_with, header, load_average, percentile, verdicts
+from procs import ROOT, SLOT_AGENT, HubProcess
+from websockets.asyncio.client import connect
+
+from agent import wire
+from drivers.base import Transport, Word
+from drivers.pseudo_tty import open_pty
+from emulator.model import Machine, MachineConfig
+from emulator.server import Emulator
+
+TERMINAL = "BENCH-MONEY"
+#: 7E/7F within this long of the first link-up are taken as the machine's backlog and give
+#: no gameStarted / gameEnded (docs/events.md): the games start after it.
+BACKLOG_WINDOW_S = 10.0
+STAGES = ("poll wait", "to the read poll", "read concluded", "interpreter", "commit + uplink",
+          "hub")
+#: The meter long polls a game-end read uses (SAS §7: 6F / AF extended, 2F selected meters).
+METER_POLLS = frozenset((0x6F, 0xAF, 0x2F))
+
+
+class MeterPollClock(Transport):
+    """The machine's end of the line, timestamping (wall clock) every meter long poll that
+    reaches the machine: where the read stands between the exception and the money event."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.meter_polls: list[float] = []
+        self._previous: Word | None = None
+
+    def read(self, deadline: float, max_words: int = 512) -> list[Word]:
+        words = self.inner.read(deadline, max_words)
+        now = time.time()
+        seen = ([self._previous] if self._previous is not None else []) + words
+        if words:
+            self._previous = words[-1]
+        for a, b in itertools.pairwise(seen):
+            if a.wakeup and not b.wakeup and b.value in METER_POLLS:
+                self.meter_polls.append(now)
+        return words
+
+    def write(self, frame: bytes, *, wakeup: bool) -> None:
+        self.inner.write(frame, wakeup=wakeup)
+
+    def discard_input(self) -> None:
+        self.inner.discard_input()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def agent_config(workdir: Path, serial: str, hub: HubProcess, interval_ms: int,
+                 priority: str) -> Path:
+    path = workdir / "agent.yaml"
+    path.write_text(
+        f"terminal_id: {TERMINAL}\n"
+        f"serial:\n  port: {serial}\n"
+        "machines:\n  - address: 1\n"
+        f"poll:\n  interval_ms: {interval_ms}\n  reply_timeout_ms: 30\n"
+        f"  line_priority: {priority}\n"
+        f"outbox:\n  path: {workdir / 'outbox.db'}\n"
+        f"uplink:\n  url: {hub.url}\n  allow_insecure: true\n  token_file: {hub.token_file}\n"
+        "metrics:\n  enabled: false\n"
+        "logging:\n  level: warning\n  format: json\n"
+        f"control_socket: {workdir / 'c.sock'}\n")
+    return path
+
+
+def wall(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class Received:
+    event: str
+    seq: int
+    timestamp: float  # the event's own timestamp (wall clock)
+    wall: float  # when the subscriber had it (wall clock)
+    mono: float  # the same, monotonic
+
+
+@dataclass
+class Game:
+    wall: float
+    mono: float
+    bet: int
+    win: int
+    events: dict[str, Received] = field(default_factory=dict)
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> tuple[
+        list[Game], dict[int, float], dict[int, float], list[float]]:
+    hub = HubProcess(workdir, TERMINAL)
+    master, slave = open_pty()
+    machine = Machine(MachineConfig(denomination_cents=1), now=time.monotonic())
+    clock = MeterPollClock(master)
+    emulator = Emulator(machine, clock, address=1)
+    emulator.start()
+    config = agent_config(workdir, f"pty:{slave}", hub, args.interval_ms, args.priority)
+    agent = subprocess.Popen([SLOT_AGENT, "run", "--config", str(config)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    received: list[Received] = []
+    ready = asyncio.Event()
+    games: list[Game] = []
+    try:
+        async with connect(hub.client_url, additional_headers={
+                "Authorization": f"Bearer {hub.operator_token}"}) as ws:
+            await ws.send(wire.encode(wire.subscribe(terminals=[TERMINAL])))
+
+            async def reader() -> None:
+                async for text in ws:
+                    mono, now = time.monotonic(), time.time()
+                    msg = json.loads(text)
+                    if msg.get("type") != "event":
+                        continue
+                    if msg["event"] == "meterSnapshot":
+                        ready.set()  # discovery finished: the agent polls steadily now
+                    if msg["event"] in ("betPlaced", "winPaid", "gameStarted", "gameEnded"):
+                        received.append(Received(msg["event"], int(msg["seq"]),
+                                                 wall(msg["timestamp"]), now, mono))
+
+            task = asyncio.create_task(reader())
+            await asyncio.wait_for(ready.wait(), 60)
+            with emulator.lock:  # credits to play with (wins never fall below the bet)
+                if not machine.insert_bill(time.monotonic(), 100):
+                    raise SystemExit("the emulated bill acceptor refused a $100 bill")
+            await asyncio.sleep(BACKLOG_WINDOW_S + 1.0)  # past the link-up backlog window
+            del received[:]
+            rng = random.Random(7)
+            print(f" playing {args.games} games (load average {load_average()}) ...",
+                  flush=True)
+            for _ in range(args.games):
+                await asyncio.sleep(rng.uniform(args.gap * 0.75, args.gap * 1.25))
+                bet = rng.randint(1, 5)
+                win = bet * rng.randint(1, 4)
+                with emulator.lock:
+                    mono, now = time.monotonic(), time.time()
+                    machine.play_game(mono, bet=bet, win=win)
+                games.append(Game(now, mono, bet, win))
+            deadline = time.monotonic() + 30
+            while (sum(r.event in ("betPlaced", "winPaid") for r in received) < 2 * len(games)
+                   and time.monotonic() < deadline):
+                await asyncio.sleep(0.05)  # bounded wait for the last game's events
+            task.cancel()
+    finally:
+        agent.terminate()
+        agent.wait(20)
+        emulator.stop()
+        master.close()
+        hub.stop()
+    # Match in order: each game gives gameStarted, betPlaced, gameEnded, winPaid.
+    by_name: dict[str, list[Received]] = {}
+    for r in received:
+        by_name.setdefault(r.event, []).append(r)
+    for name in ("gameStarted", "betPlaced", "gameEnded", "winPaid"):
+        got = by_name.get(name, [])
+        if len(got) != len(games):
+            raise SystemExit(f"{len(games)} games played, {len(got)} {name} events received "
+                             "(games merged into one read, or events lost)")
+        for game, r in zip(games, got, strict=True):
+            game.events[name] = r
+    for game in games:
+        if not game.events["gameStarted"].wall <= game.events["betPlaced"].wall + 1:
+            raise SystemExit("events out of order: a game's events matched the wrong game")
+    created = dict(sqlite3.connect(workdir / "outbox.db").execute(
+        "SELECT seq, created_at FROM events"))
+    hub_at = dict(sqlite3.connect(workdir / "hub.db").execute(
+        "SELECT seq, received_at FROM events WHERE terminal_id = ?", (TERMINAL,)))
+    return games, created, hub_at, clock.meter_polls
+
+
+def stages(game: Game, money: str, marker: str, created: dict[int, float],
+           hub_at: dict[int, float], meter_polls: list[float]) -> list[float]:
+    m, x = game.events[money], game.events[marker]
+    # The read's poll: the last meter long poll the machine received before the read
+    # concluded (event timestamps are truncated to the millisecond, so a poll sent after the
+    # conclusion, for the next read, arrives after the truncated stamp).
+    polled = max((t for t in meter_polls if x.timestamp - 0.001 <= t <= m.timestamp),
+                 default=m.timestamp)
+    points = [game.wall, x.timestamp, polled, m.timestamp, created[m.seq], hub_at[m.seq],
+              m.wall]
+    return [(b - a) * 1000.0 for a, b in itertools.pairwise(points)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--games", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="20 games: a smoke test")
+    parser.add_argument("--interval-ms", type=int, default=200)
+    parser.add_argument("--gap", type=float, default=1.5,
+                        help="seconds between games, on average (random within +-25 %%)")
+    parser.add_argument("--priority", default="nice", choices=["realtime", "nice", "normal"],
+                        help="poll.line_priority of the agent")
+    parser.add_argument("--show", type=int, default=3,
+                        help="print the timeline of the first N games")
+    args = parser.parse_args()
+    if args.quick:
+        args.games = 20
+    header("money-path latency: game end -> betPlaced / winPaid at a dashboard subscriber")
+    print(f"# {args.games} games{' (--quick: a smoke test)' if args.quick else ''}; poll "
+          f"interval {args.interval_ms} ms; line_priority {args.priority}; emulator on a pty "
+          "in this process; agent (two processes) and hub in their own processes")
+    workdir = Path(tempfile.mkdtemp(prefix="money-bench-", dir="/tmp"))
+    try:
+        games, created, hub_at, meter_polls = asyncio.run(run(args, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    for game in games[:args.show]:
+        ev = game.events
+        print("  game at 0 ms: " + ", ".join(
+            f"{name} {(ev[name].timestamp - game.wall) * 1000:.0f} (at the subscriber "
+            f"{(ev[name].wall - game.wall) * 1000:.0f})"
+            for name in ("gameStarted", "betPlaced", "gameEnded", "winPaid")))
+    interval = float(args.interval_ms)
+    limit = 2 * interval + 20.0
+    items: list[Verdict] = []
+    for money, marker in (("betPlaced", "gameStarted"), ("winPaid", "gameEnded")):
+        lat = [(g.events[money].mono - g.mono) * 1000.0 for g in games]
+        print(f"  {money:9} latency  p50 {percentile(lat, 50):7.1f} ms  p99 "
+              f"{percentile(lat, 99):7.1f} ms  max {max(lat):7.1f} ms  (target p99 <= "
+              f"{limit:.0f} ms: 2 intervals + 20 ms)")
+        parts = [stages(g, money, marker, created, hub_at, meter_polls) for g in games]
+        for i, stage in enumerate(STAGES):
+            column = [p[i] for p in parts]
+            print(f"    {stage:16} p50 {percentile(column, 50):7.1f} ms  p99 "
+                  f"{percentile(column, 99):7.1f} ms  max {max(column):7.1f} ms")
+        items.append(Verdict(f"{money} p99 (ms)", percentile(lat, 99), limit, at_least=False))
+    return verdicts(items)
+
+
+if __name__ == "__main__":
+    exit_with(main())
