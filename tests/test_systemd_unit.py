@@ -144,3 +144,44 @@ def test_offline_security_exposure_stays_low(tmp_path: Path) -> None:
     match = re.search(r"Overall exposure level for slot-agent\.service: ([0-9.]+)", result.stdout)
     assert match, result.stdout + result.stderr
     assert float(match.group(1)) <= MAX_EXPOSURE
+
+
+def realtime_drop_in() -> list[str]:
+    """The [Service] lines of the realtime drop-in docs/operations.md gives for
+    ``poll.line_priority: realtime`` ("Line process priority")."""
+    doc = (UNIT.parents[1] / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = doc.split("### Line process priority", 1)[1]
+    block = section.split("```ini", 1)[1].split("```", 1)[0]
+    return [line for line in block.strip().splitlines()
+            if line and not line.startswith(("#", "[Service]"))]
+
+
+def test_the_realtime_drop_in_allows_what_the_line_process_asks() -> None:
+    from agent.line_messages import RT_PRIORITY
+
+    lines = realtime_drop_in()
+    assert f"LimitRTPRIO={RT_PRIORITY}" in lines
+    assert "RestrictRealtime=no" in lines
+    assert "SystemCallFilter=sched_setscheduler" in lines
+    assert not any(line.startswith(("AmbientCapabilities", "CapabilityBoundingSet"))
+                   for line in lines), "realtime needs no capability: LimitRTPRIO= is enough"
+
+
+@needs_analyze
+def test_the_unit_with_the_realtime_drop_in_verifies_and_stays_low(tmp_path: Path) -> None:
+    if systemd_version() < 252:
+        pytest.skip("systemd-analyze security --offline needs systemd >= 252")
+    assert SYSTEMD_ANALYZE is not None
+    copy = runnable_copy(tmp_path)
+    text = copy.read_text(encoding="utf-8")
+    copy.write_text(text.replace("[Install]", "\n".join(realtime_drop_in()) + "\n\n[Install]"),
+                    encoding="utf-8")
+    verify = subprocess.run([SYSTEMD_ANALYZE, "verify", str(copy)], capture_output=True,
+                            text=True, timeout=60)
+    assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "security", "--offline=true", "--no-pager", str(copy)],
+        capture_output=True, text=True, timeout=60)
+    match = re.search(r"Overall exposure level for slot-agent\.service: ([0-9.]+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= MAX_EXPOSURE
