@@ -14,7 +14,7 @@ permessage-deflate. The same loop with deflate (the ``websockets`` default) is m
 for reference: the price of compression on this machine.
 
 Targets: >= 20,000 events/s and >= 30 % of the limit.
-Run: ``.venv/bin/python bench/backlog_drain.py`` (``--help``). The hub runs with
+Run: ``python bench/backlog_drain.py`` (``--help``). The hub runs with
 ``synchronous: NORMAL`` by default (``--hub-sync FULL`` for a hub that fsyncs every event).
 """
 

@@ -13,7 +13,7 @@ Printed: latency p50/p99/max, and the same minus the poll interval (what the age
 and the network add beyond the poll cadence). The baseline, measured in the same run, is
 the poll interval itself.
 Target: p99 latency <= poll interval + 10 ms.
-Run: ``.venv/bin/python bench/e2e_latency.py [--samples 200] [--interval-ms 40]``.
+Run: ``python bench/e2e_latency.py [--samples 200] [--interval-ms 40]``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ in a WAL database with ``synchronous=FULL``:
   reference, the same with the rows encoded beforehand (SQLite alone on this disk).
 
 Targets: group commit >= 50 % of the limit and >= 20 x the naive baseline.
-Run: ``.venv/bin/python bench/outbox_throughput.py`` (``--help`` for sizes). The database goes
+Run: ``python bench/outbox_throughput.py`` (``--help`` for sizes). The database goes
 in ``--dir`` (default: the system temp dir); on tmpfs an fsync costs nothing and the ratios
 mean little, so use a directory on the disk the agent would use.
 """
