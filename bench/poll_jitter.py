@@ -248,7 +248,7 @@ async def run(args: argparse.Namespace, workdir: Path, priority: str,
               cadences: list[int]) -> tuple[str, list[CadenceResult]]:
     hub = HubProcess(workdir, TERMINAL, nice=args.hub_nice)
     emulator = EmulatorProcess(scenario="autoplay", games_per_minute=30, pty=True,
-                               nice=args.emulator_nice)
+                               nice=args.emulator_nice, rt_priority=args.emulator_rt)
     outbox = Outbox.open(workdir / "outbox.db", terminal_id=TERMINAL, max_events=100_000_000)
     uplink_box: list[Uplink] = []
 
@@ -378,6 +378,10 @@ def main() -> int:
                         help="run the emulator at this niceness (below 0 needs root): a real "
                              "machine is a separate device that never waits for the agent's "
                              "CPU, an emulator on a busy 2-core bench does")
+    parser.add_argument("--emulator-rt", type=int, default=0,
+                        help="run the emulator SCHED_RR at this priority (root): a separate "
+                             "device in the field, it must not miss reply windows because the "
+                             "bench machine is busy (0: an ordinary process)")
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="sys.setswitchinterval for this process (the GIL hand-over "
                              "period; Python's default is 5 ms): what-if for the daemon")
@@ -395,7 +399,8 @@ def main() -> int:
     print(f"# cadences {cadences} ms; {args.polls:,} cycles per phase"
           f"{' (--quick: a smoke test)' if args.quick else ''}; loaded = a continuous drain "
           f"(>= {BACKLOG_FLOOR:,} events always waiting) to the hub on this host; line owner in "
-          f"{where}; emulator over a pty; GIL switch interval "
+          f"{where}; emulator over a pty (nice {args.emulator_nice}, SCHED_RR "
+          f"{args.emulator_rt or 'no'}); GIL switch interval "
           f"{sys.getswitchinterval() * 1000:.2f} ms", flush=True)
     items: list[Verdict] = []
     for priority in priorities:

@@ -76,12 +76,16 @@ class HubProcess:
 class EmulatorProcess:
     """``slot-agent emulate`` over a pty (``pty=True``) or TCP; ``url`` is for the agent.
     ``nice`` below 0 (root only) keeps a busy bench machine from starving the emulated
-    machine, which a real one, a separate device, never is."""
+    machine, which a real one, a separate device, never is; ``rt_priority`` above 0 runs it
+    SCHED_RR at that priority (``chrt``; root, or an RLIMIT_RTPRIO that allows it), which
+    keeps it answering in time even beside processes of other sessions."""
 
     def __init__(self, *, scenario: str = "autoplay", games_per_minute: int = 30,
-                 pty: bool = True, seed: int = 1, nice: int = 0) -> None:
+                 pty: bool = True, seed: int = 1, nice: int = 0, rt_priority: int = 0) -> None:
         where = ["--pty"] if pty else ["--tcp", "127.0.0.1:0"]
         prefix = ["nice", "-n", str(nice)] if nice else []
+        if rt_priority:
+            prefix = ["chrt", "--rr", str(rt_priority), *prefix]
         self.proc = subprocess.Popen(
             [*prefix, SLOT_AGENT, "emulate", *where, "--scenario", scenario, "--seed", str(seed),
              "--games-per-minute", str(games_per_minute)],
