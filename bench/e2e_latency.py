@@ -40,13 +40,15 @@ from emulator.server import Emulator
 TERMINAL = "BENCH-E2E"
 
 
-def agent_config(workdir: Path, serial: str, hub: HubProcess, interval_ms: int) -> Path:
+def agent_config(workdir: Path, serial: str, hub: HubProcess, interval_ms: int,
+                 priority: str = "nice") -> Path:
     path = workdir / "agent.yaml"
     path.write_text(
         f"terminal_id: {TERMINAL}\n"
         f"serial:\n  port: {serial}\n"
         "machines:\n  - address: 1\n"
         f"poll:\n  interval_ms: {interval_ms}\n  reply_timeout_ms: 30\n"
+        f"  line_priority: {priority}\n"
         f"outbox:\n  path: {workdir / 'outbox.db'}\n"
         f"uplink:\n  url: {hub.url}\n  allow_insecure: true\n  token_file: {hub.token_file}\n"
         "metrics:\n  enabled: false\n"
@@ -62,7 +64,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[float]:
     emulator = Emulator(machine, master, address=1)
     emulator.start()
     agent = subprocess.Popen([SLOT_AGENT, "run", "--config",
-                              str(agent_config(workdir, f"pty:{slave}", hub, args.interval_ms))],
+                              str(agent_config(workdir, f"pty:{slave}", hub, args.interval_ms,
+                                                               args.priority))],
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     received: list[tuple[str, float]] = []
     ready = asyncio.Event()
@@ -121,9 +124,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--interval-ms", type=int, default=40)
+    parser.add_argument("--priority", default="nice", choices=["realtime", "nice", "normal"],
+                        help="poll.line_priority of the agent")
     args = parser.parse_args()
     header("end-to-end latency: exception raised -> dashboard subscriber has the event")
-    print(f"# {args.samples} door events; poll interval {args.interval_ms} ms; emulator on a "
+    print(f"# {args.samples} door events; poll interval {args.interval_ms} ms; line_priority "
+          f"{args.priority}; emulator on a "
           "pty in this process; agent and hub in their own processes")
     workdir = Path(tempfile.mkdtemp(prefix="e2e-bench-", dir="/tmp"))
     try:
