@@ -15,6 +15,7 @@ class LongPoll(IntEnum):
     SOUND_ON = 0x04
     ENABLE_BILL_ACCEPTOR = 0x06
     DISABLE_BILL_ACCEPTOR = 0x07
+    ENABLE_DISABLE_GAME = 0x09
     REAL_TIME_EVENT_REPORTING = 0x0E
     SEND_METERS_10_15 = 0x0F
     SEND_CANCELLED_CREDITS = 0x10
@@ -30,12 +31,17 @@ class LongPoll(IntEnum):
     SEND_CURRENT_CREDITS = 0x1A
     SEND_HANDPAY_INFO = 0x1B
     SEND_METERS = 0x1C
+    SEND_BILL_METERS = 0x1E
     SEND_MACHINE_INFO = 0x1F
+    SEND_TOTAL_BILL_VALUE = 0x20
     ROM_SIGNATURE = 0x21
+    DELAY_GAME = 0x2E
     SEND_SELECTED_METERS = 0x2F
+    SEND_CASHOUT_TICKET_INFO = 0x3D
     SEND_LAST_BILL = 0x48
     SEND_ENHANCED_VALIDATION = 0x4D
     SEND_NUMBER_OF_GAMES = 0x51
+    SEND_GAME_METERS = 0x52
     SEND_GAME_CONFIGURATION = 0x53
     SEND_SAS_VERSION = 0x54
     SEND_SELECTED_GAME = 0x55
@@ -45,8 +51,12 @@ class LongPoll(IntEnum):
     SEND_DATE_TIME = 0x7E
     SET_DATE_TIME = 0x7F
     REMOTE_HANDPAY_RESET = 0x94
+    SEND_ENABLED_FEATURES = 0xA0
     ENABLE_HANDPAY_RESET_METHOD = 0xA8
     SEND_EXTENDED_METERS_ALT = 0xAF
+    MULTI_DENOM_PREAMBLE = 0xB0
+    SEND_CURRENT_PLAYER_DENOMINATION = 0xB1
+    SEND_ENABLED_PLAYER_DENOMINATIONS = 0xB2
     SEND_EXTENDED_GAME_INFO = 0xB5
 
 
@@ -57,6 +67,7 @@ LONG_POLL_MEANING: dict[LongPoll, str] = {
     LongPoll.SOUND_ON: "Sound on",
     LongPoll.ENABLE_BILL_ACCEPTOR: "Enable bill acceptor",
     LongPoll.DISABLE_BILL_ACCEPTOR: "Disable bill acceptor",
+    LongPoll.ENABLE_DISABLE_GAME: "Enable / disable game N",
     LongPoll.REAL_TIME_EVENT_REPORTING: "Enable / disable real-time event reporting",
     LongPoll.SEND_METERS_10_15: "Send meters: cancelled credits, coin in/out, drop, jackpot, games",
     LongPoll.SEND_CANCELLED_CREDITS: "Send total cancelled credits meter",
@@ -72,12 +83,17 @@ LONG_POLL_MEANING: dict[LongPoll, str] = {
     LongPoll.SEND_CURRENT_CREDITS: "Send current credits",
     LongPoll.SEND_HANDPAY_INFO: "Send handpay information",
     LongPoll.SEND_METERS: "Send meters: coin in/out, drop, jackpot, games, door opens, resets",
+    LongPoll.SEND_BILL_METERS: "Send bill meters: number of $1, $5, $10, $20, $50, $100 bills",
     LongPoll.SEND_MACHINE_INFO: "Send gaming machine ID and information",
+    LongPoll.SEND_TOTAL_BILL_VALUE: "Send total dollar value of bills accepted",
     LongPoll.ROM_SIGNATURE: "ROM signature verification",
+    LongPoll.DELAY_GAME: "Delay game",
     LongPoll.SEND_SELECTED_METERS: "Send selected meters for game N",
+    LongPoll.SEND_CASHOUT_TICKET_INFO: "Send cash out ticket information",
     LongPoll.SEND_LAST_BILL: "Send last accepted bill information",
     LongPoll.SEND_ENHANCED_VALIDATION: "Send enhanced validation information",
     LongPoll.SEND_NUMBER_OF_GAMES: "Send number of games implemented",
+    LongPoll.SEND_GAME_METERS: "Send game N meters: coin in/out, jackpot, games played",
     LongPoll.SEND_GAME_CONFIGURATION: "Send game N configuration",
     LongPoll.SEND_SAS_VERSION: "Send SAS version and machine serial number",
     LongPoll.SEND_SELECTED_GAME: "Send selected game number",
@@ -87,8 +103,12 @@ LONG_POLL_MEANING: dict[LongPoll, str] = {
     LongPoll.SEND_DATE_TIME: "Send current date and time",
     LongPoll.SET_DATE_TIME: "Receive date and time",
     LongPoll.REMOTE_HANDPAY_RESET: "Remote handpay reset",
+    LongPoll.SEND_ENABLED_FEATURES: "Send enabled features for game N",
     LongPoll.ENABLE_HANDPAY_RESET_METHOD: "Enable jackpot handpay reset method",
     LongPoll.SEND_EXTENDED_METERS_ALT: "Send extended meters for game N (alternate)",
+    LongPoll.MULTI_DENOM_PREAMBLE: "Multi-denomination preamble",
+    LongPoll.SEND_CURRENT_PLAYER_DENOMINATION: "Send current player denomination",
+    LongPoll.SEND_ENABLED_PLAYER_DENOMINATIONS: "Send enabled player denominations",
     LongPoll.SEND_EXTENDED_GAME_INFO: "Send extended game N information",
 }
 

@@ -7,7 +7,7 @@ reference). Decoders raise only RemoteProtocolError subclasses, each carrying th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 from sas_protocol.bcd import decode_bcd, encode_bcd
 from sas_protocol.codes import LongPoll
@@ -17,8 +17,15 @@ from sas_protocol.errors import (
     FramingError,
     LengthError,
     LocalProtocolError,
+    RemoteProtocolError,
     UnexpectedAddressError,
 )
+from sas_protocol.messages.base import Ack as Ack
+from sas_protocol.messages.base import Busy as Busy
+from sas_protocol.messages.base import ExceptionReply as ExceptionReply
+from sas_protocol.messages.base import Nack as Nack
+from sas_protocol.messages.base import Response as Response
+from sas_protocol.messages.features import EnabledFeaturesReply
 from sas_protocol.messages.layout import (
     Field,
     ascii_,
@@ -29,75 +36,22 @@ from sas_protocol.messages.layout import (
     raw,
 )
 from sas_protocol.messages.meters import MeterReply, decode_meter_body
+from sas_protocol.messages.multidenom import (
+    CurrentDenominationReply,
+    EnabledDenominationsReply,
+    MultiDenomError,
+    MultiDenomReply,
+    MultiDenomRequest,
+    WrappedReply,
+)
 from sas_protocol.messages.requests import (
     GeneralPoll,
     Poll,
+    Request,
     decode_date_time,
     encode_date_time,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    """The machine's address alone: the poll was accepted (SAS §3.5)."""
-
-    def encode(self, address: int) -> bytes:
-        return bytes((address,))
-
-
-@dataclass(frozen=True, slots=True)
-class Nack:
-    """``address | 0x80``: the machine saw a bad CRC on the poll."""
-
-    def encode(self, address: int) -> bytes:
-        return bytes((address | 0x80,))
-
-
-@dataclass(frozen=True, slots=True)
-class Busy:
-    """``addr 00``, no CRC: the machine cannot answer now; ask again later."""
-
-    def encode(self, address: int) -> bytes:
-        return bytes((address, 0x00))
-
-
-@dataclass(frozen=True, slots=True)
-class ExceptionReply:
-    """The one-byte general-poll answer in non-RTE mode (00 / 1F = nothing to report)."""
-
-    code: int
-
-    def encode(self, address: int) -> bytes:
-        return bytes((self.code,))
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """Base of replies framed ``addr cmd [len] body CRC``; fixed bodies follow ``LAYOUT``."""
-
-    COMMAND: ClassVar[int] = 0
-    LAYOUT: ClassVar[tuple[Field, ...]] = ()
-    VARIABLE: ClassVar[bool] = False
-
-    @property
-    def command(self) -> int:
-        return self.COMMAND
-
-    def body(self) -> bytes:
-        return encode_layout(self.LAYOUT, self)
-
-    def encode(self, address: int) -> bytes:
-        body = self.body()
-        if self.VARIABLE:
-            if len(body) > 255:
-                raise LocalProtocolError(f"LP {self.command:02X} reply body over 255 bytes")
-            body = bytes((len(body),)) + body
-        return append_crc(bytes((address, self.command)) + body)
-
-    @classmethod
-    def from_body(cls, body: bytes, frame: bytes) -> Self:
-        return cls(**decode_layout(cls.LAYOUT, body, frame))
-
+from sas_protocol.messages.ticket_info import CashoutTicketReply
 
 _MACHINE_INFO_LAYOUT = (
     ascii_("game_id", 2),
@@ -462,15 +416,20 @@ REPLY_TYPES: dict[int, type[Response]] = {
         EnabledGamesReply,
         AftLockStatusReply,
         ExtendedGameInfoReply,
+        EnabledFeaturesReply,
+        CashoutTicketReply,
+        CurrentDenominationReply,
+        EnabledDenominationsReply,
     )
 }
 
 _METER_COMMANDS = frozenset({0x2F, 0x6F, 0xAF})
+_MULTI_DENOM = LongPoll.MULTI_DENOM_PREAMBLE
 
 
 def is_variable_reply(command: int) -> bool:
     """True when replies to ``command`` carry a length byte after the command."""
-    return command in _METER_COMMANDS or (
+    return command in _METER_COMMANDS or command == _MULTI_DENOM or (
         command in REPLY_TYPES and REPLY_TYPES[command].VARIABLE
     )
 
@@ -479,8 +438,12 @@ def decode_reply_frame(frame: bytes, *, address: int | None = None) -> Reply:
     """Decode a complete ``addr cmd [len] body CRC`` reply by its command byte alone.
 
     Raises CrcError, LengthError, FramingError or UnexpectedAddressError (all carrying
-    ``frame``); ACK, NACK and busy frames need the poll and are decoded by ``decode_reply``."""
-    frame = bytes(frame)
+    ``frame``); ACK, NACK and busy frames need the poll and are decoded by ``decode_reply``.
+    A B0 reply's wrapped part is read as data when it decodes, else as a wrapped ACK/busy."""
+    return _decode_frame(bytes(frame), address, None)
+
+
+def _decode_frame(frame: bytes, address: int | None, inner: Request | None) -> Reply:
     if len(frame) < 4:
         raise LengthError("reply frame shorter than addr cmd CRC", frame)
     if address is not None and frame[0] != address:
@@ -494,8 +457,10 @@ def decode_reply_frame(frame: bytes, *, address: int | None = None) -> Reply:
         body = frame[3:-2]
     else:
         body = frame[2:-2]
-    if command in _METER_COMMANDS or command in _legacy_commands():
+    if command in _METER_COMMANDS or command in _legacy_commands() or command == 0x52:
         return decode_meter_body(command, body, frame)
+    if command == _MULTI_DENOM:
+        return _decode_multidenom(body, frame, inner)
     if command not in REPLY_TYPES:
         raise FramingError(f"no reply layout for command {command:02X}", frame)
     return REPLY_TYPES[command].from_body(body, frame)
@@ -533,4 +498,32 @@ def decode_reply(poll: Poll, frame: bytes, *, address: int) -> Reply:
         return Ack()
     if len(frame) >= 2 and frame[1] != poll.command:
         raise FramingError(f"reply echoes {frame[1]:02X}, poll was {poll.command:02X}", frame)
-    return decode_reply_frame(frame, address=address)
+    inner = poll.poll if isinstance(poll, MultiDenomRequest) else None
+    return _decode_frame(frame, address, inner)
+
+
+def _decode_multidenom(body: bytes, frame: bytes, inner: Request | None) -> Reply:
+    """LP B0 reply body ``denom base rest`` (reference §3.9b). ``inner`` is the wrapped poll
+    when known: a poll answered by ACK takes only a wrapped ACK (``rest`` = the address) or
+    busy (``rest`` = 00); a data poll takes its reply, or busy."""
+    if len(body) < 3:
+        raise LengthError("B0 reply shorter than denom, base poll and data", frame)
+    denomination, base, rest = body[0], body[1], body[2:]
+    if base == 0x00:
+        return MultiDenomError.from_body(body, frame)
+    if inner is not None and base != inner.command:
+        raise FramingError(f"B0 reply wraps {base:02X}, the base poll was {inner.command:02X}",
+                           frame)
+    error: RemoteProtocolError = FramingError("B0 reply wraps neither ACK nor busy", frame)
+    if base != _MULTI_DENOM and (inner is None or not inner.expects_ack):
+        try:
+            data = _decode_frame(append_crc(bytes((frame[0], base)) + rest), None, None)
+        except RemoteProtocolError as exc:
+            error = type(exc)(f"wrapped reply: {exc.reason}", frame)
+        else:
+            return MultiDenomReply(denomination, base, cast(WrappedReply, data))
+    if rest == frame[:1] and (inner is None or inner.expects_ack):
+        return MultiDenomReply(denomination, base, Ack())
+    if rest == b"\x00":
+        return MultiDenomReply(denomination, base, Busy())
+    raise error
