@@ -9,9 +9,11 @@ from sas_protocol.bcd import (
     encode_bcd,
 )
 from sas_protocol.codes import (
+    BILL_METER_DOLLARS,
     EXCEPTION_MEANING,
     IDLE_EXCEPTIONS,
     LONG_POLL_MEANING,
+    METERS,
     ExceptionCategory,
     ExceptionCode,
     LongPoll,
@@ -19,6 +21,7 @@ from sas_protocol.codes import (
     MeterSpec,
     MeterUnit,
     category_of,
+    meter_name,
     meter_spec,
 )
 from sas_protocol.crc import (
@@ -182,6 +185,7 @@ from sas_protocol.variants import (
 )
 
 __all__ = [
+    "BILL_METER_DOLLARS",
     "DEFAULT_LAYOUTS",
     "DENOMINATION_CENTS",
     "EXCEPTION_MEANING",
@@ -190,6 +194,7 @@ __all__ = [
     "LEGACY_METER_LAYOUTS",
     "LEGACY_METER_POLLS",
     "LONG_POLL_MEANING",
+    "METERS",
     "MULTI_DENOM_AWARE_POLLS",
     "RTE_LAYOUTS",
     "Ack",
@@ -332,6 +337,7 @@ __all__ = [
     "encode_rte_frame",
     "is_variable_reply",
     "legacy_reply_length",
+    "meter_name",
     "meter_spec",
     "parse_hex",
     "request_length",

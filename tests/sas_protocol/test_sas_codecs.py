@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import re
 from typing import Any
 
 import pytest
@@ -76,23 +77,46 @@ def test_every_exception_code_has_meaning_and_category() -> None:
     assert other == {0x00, 0x1F, 0x71, 0x72, 0x80, 0x81, 0x8E, 0x8F}
 
 
+def _unit_size(code: int) -> tuple[sp.MeterUnit, int]:
+    spec = sp.meter_spec(code)
+    return spec.unit, spec.size
+
+
 def test_meter_specs() -> None:
     credits, cents, count = sp.MeterUnit.CREDITS, sp.MeterUnit.CENTS, sp.MeterUnit.COUNT
-    assert sp.meter_spec(0x00) == sp.MeterSpec(credits, 4)
-    assert sp.meter_spec(0x05) == sp.MeterSpec(count, 4)
-    assert sp.meter_spec(0x0D) == sp.MeterSpec(cents, 5)
-    assert sp.meter_spec(0x12) == sp.MeterSpec(count, 4)
-    assert sp.meter_spec(0x36) == sp.MeterSpec(count, 4)
-    assert sp.meter_spec(0x40) == sp.MeterSpec(count, 4)
-    assert sp.meter_spec(0x80) == sp.MeterSpec(cents, 5)
-    assert sp.meter_spec(0x81) == sp.MeterSpec(count, 4)
-    assert sp.meter_spec(0xA0) == sp.MeterSpec(cents, 5)
-    assert sp.meter_spec(0xFA) == sp.MeterSpec(credits, 4)
+    assert _unit_size(0x00) == (credits, 4)
+    assert _unit_size(0x05) == (count, 4)
+    assert _unit_size(0x0D) == (cents, 5)
+    assert _unit_size(0x12) == (count, 4)
+    assert _unit_size(0x36) == (count, 4)
+    assert _unit_size(0x40) == (count, 4)
+    assert _unit_size(0x80) == (cents, 5)
+    assert _unit_size(0xFA) == (credits, 4)
+    assert _unit_size(0x7F) == (sp.MeterUnit.HUNDREDTHS_PERCENT, 4)
+    # Reference §3.10, "cents 5 and counts": in 80-93 and A0-BD the even codes are amounts
+    # in cents (5 bytes) and the odd ones their transaction counts (4 bytes), named or not.
+    for code in [*range(0x80, 0x94), *range(0xA0, 0xBE)]:
+        assert _unit_size(code) == ((cents, 5) if code % 2 == 0 else (count, 4)), hex(code)
     for code in sp.MeterCode:
         spec = sp.meter_spec(code)
         assert (spec.unit is cents) == code.name.endswith("_CENTS"), code.name
+        assert spec.size == (5 if spec.unit is cents else 4), code.name
         if code.name.endswith("_COUNT") or code.name.startswith("GAMES_"):
             assert spec.unit is count, code.name
+    assert spec.modulus == 10**8 and sp.meter_spec(0x0D).modulus == 10**10
+
+
+def test_meter_names() -> None:
+    """Names are the event ``meters`` keys (docs/events.md): unique, camelCase, stable."""
+    names = [spec.name for spec in sp.METERS.values()]
+    assert len(names) == len(set(names))
+    assert all(re.fullmatch(r"[a-z][A-Za-z0-9]*", name) for name in names)
+    assert [sp.meter_name(c) for c in (0x00, 0x0B, 0x44, 0xA0, 0xB8, 0xA1)] == [
+        "coinIn", "billsAccepted", "bills20", "aftCashableIn", "aftCashableOut",
+        "aftCashableInCount"]
+    assert sp.meter_name(0x7E) == "meter7E" and sp.meter_name(0xB3) == "meterB3"
+    assert sp.meter_spec(0xB3).unit is sp.MeterUnit.COUNT
+    assert sp.BILL_METER_DOLLARS[0x40] == 1 and sp.BILL_METER_DOLLARS[0x57] == 1_000_000
 
 
 def test_layout_errors() -> None:

@@ -32,8 +32,8 @@ _CHOICES = {
 
 def _layouts(vector: dict[str, Any]) -> sp.PollLayouts:
     """The machine's layout choices a vector was recorded with (default: the majority's)."""
-    enums = {"game_enable": sp.GameEnableFlag, "delay": sp.DelayEncoding,
-             "ticket_number": sp.TicketNumberSize, "wrapped_ack": sp.WrappedAck}
+    enums: dict[str, Any] = {"game_enable": sp.GameEnableFlag, "delay": sp.DelayEncoding,
+                             "ticket_number": sp.TicketNumberSize, "wrapped_ack": sp.WrappedAck}
     chosen = vector.get("layouts", {})
     return sp.PollLayouts(**{key: enums[key](value) for key, value in chosen.items()})
 
