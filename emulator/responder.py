@@ -123,7 +123,7 @@ def extended_meters(machine: Machine, game: int, codes: tuple[int, ...],
     values, unsupported = [], []
     for code in codes:
         try:
-            size = meter_def(code).width
+            size = meter_def(code).size
         except UnknownMeterError:
             unsupported.append(code)
             continue
