@@ -19,6 +19,13 @@ from sas_protocol.codes import (
 )
 from sas_protocol.crc import crc_ok
 from sas_protocol.errors import CrcError, LengthError, RemoteProtocolError
+from sas_protocol.messages.features import (
+    EnabledFeaturesReply,
+    Features1,
+    Features2,
+    Features3,
+    Features4,
+)
 from sas_protocol.messages.meters import MeterReply
 from sas_protocol.messages.multidenom import MultiDenomReply
 from sas_protocol.messages.requests import decode_request, is_known_command, request_length
@@ -179,7 +186,7 @@ def describe_frame(data: bytes) -> FrameDescription:
             first,
             command,
             True,
-            f"reply to {_poll_name(command)}",
+            f"reply to {_poll_name(command)}{_detail(reply)}",
             message=reply,
             meters=_meters_of(reply),
         )
@@ -192,3 +199,17 @@ def _meters_of(reply: object) -> dict[int, int] | None:
     if isinstance(reply, MultiDenomReply):
         reply = reply.reply
     return reply.meters if isinstance(reply, MeterReply) else None
+
+
+def _detail(reply: object) -> str:
+    """The set A0 feature bits by name (reference §3.9b), so a capture reads at a glance;
+    reserved bits have no name and are left out."""
+    if not isinstance(reply, EnabledFeaturesReply):
+        return ""
+    names = [
+        str(flag.name).lower()
+        for flags in (Features1(reply.features1), Features2(reply.features2),
+                      Features3(reply.features3), Features4(reply.features4))
+        for flag in flags
+    ]
+    return ": " + (", ".join(names) if names else "no features")

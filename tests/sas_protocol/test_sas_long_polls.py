@@ -235,3 +235,11 @@ def test_describe_shows_wrapped_meters_and_layout_choices() -> None:
     poll = sp.describe_frame(bytes.fromhex("01 09 00 01 01 76 FA"))
     assert poll.to_json()["fields"] == {"game": 1, "enable": True, "flag_style": "one-enables"}
     assert poll.meaning == "LP 09 Enable / disable game N"
+
+
+def test_describe_names_the_a0_feature_bits() -> None:
+    every = sp.describe_frame(_crc("01 A0 00 00 FF FF FF FF 00 00")).meaning
+    assert "max_polling_rate_40ms" in every and "multi_denom_extensions" in every
+    assert every.count(",") == 8 + 8 + 7 + 1 - 1  # F3 bit 3 and F4 bits 1-7 are reserved
+    reserved_only = sp.describe_frame(_crc("01 A0 00 00 00 00 08 00 00 00")).meaning
+    assert reserved_only.endswith(": no features")
