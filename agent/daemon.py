@@ -6,7 +6,7 @@ Start order, each step only after the previous one worked:
 2. the pipeline (interpreter + outbox writer thread), then ``agentStarted`` (version, config
    hash) and the results of actions a previous run left unfinished (``failed``,
    ``interrupted``);
-3. the line owner: in a process of its own (:class:`agent.line_process.LineProcess`) for a
+3. the line owner: in a process of its own (:class:`agent.line.process.LineProcess`) for a
    line the configuration names (uart, tcp, pty), so no work of this process delays a
    poll; on a thread of this process for a transport a test or the demo hands in. Either
    reopens the transport through the same factory when it fails. Then the card reader, when
@@ -57,10 +57,9 @@ from agent.config import (
 )
 from agent.control import ControlServer
 from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts
-from agent.events import Event, StoredEvent, utc_timestamp
 from agent.interpreter import Interpreter
-from agent.line import CardPoller, LineOwner
-from agent.line_process import LineProcess, LineProcessError, open_line
+from agent.line.owner import CardPoller, LineOwner
+from agent.line.process import LineProcess, LineProcessError, open_line
 from agent.logs import register_secret, set_level
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.meters import meter_name
@@ -70,6 +69,7 @@ from agent.pipeline import Pipeline
 from agent.progress import Progress, Snapshot, status_text
 from agent.sdnotify import Notifier
 from agent.uplink import Uplink
+from api.events import Event, StoredEvent, utc_timestamp
 from drivers import Transport, TransportError
 from drivers.card_reader import CardReader
 
@@ -127,7 +127,7 @@ class Daemon:
     """One agent. ``await run()`` returns the exit code once stopped.
 
     ``transport_factory`` opens the serial line (tests pass an in-memory pair);
-    ``line_process`` runs the line owner in a child process (:mod:`agent.line_process`)
+    ``line_process`` runs the line owner in a child process (:mod:`agent.line.process`)
     rather than on a thread; by default it does exactly when ``transport_factory`` is the
     default one (a picklable factory can be passed with ``line_process=True``).
     ``notifier`` talks to systemd (inert when ``$NOTIFY_SOCKET`` is unset); ``progress``

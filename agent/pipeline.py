@@ -28,13 +28,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from agent.events import Event, StoredEvent, utc_timestamp
 from agent.interpreter import Interpreter
 from agent.metrics import AgentMetrics
 from agent.observations import Observation
 from agent.outbox import Outbox, OutboxError, OutboxFullError
 from agent.reads import ReadRequest
 from agent.state import AgentState
+from api.events import Event, StoredEvent, utc_timestamp
 
 log = logging.getLogger(__name__)
 

@@ -69,13 +69,14 @@ from typing import Any, TypeVar
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
-from agent import __version__, wire
+from agent import __version__
 from agent.config import ConfigError, Problem, UplinkConfig
 from agent.logs import register_secret
 from agent.metrics import AgentMetrics
 from agent.outbox import EventFrame, Outbox, OutboxError, OutboxReader
 from agent.tls import client_ssl_context
-from agent.wire import ActionAckStatus, ActionStatus, CloseCode, ErrorCode, MessageType
+from api import wire
+from api.wire import ActionAckStatus, ActionStatus, CloseCode, ErrorCode, MessageType
 
 __all__ = ["ActionHandler", "Uplink", "UplinkError", "UplinkState"]
 

@@ -19,8 +19,8 @@ from agent.diagnostics import (
     probe_uplink,
     render_table,
 )
-from agent.events import Event
 from agent.outbox import Outbox
+from api.events import Event
 from drivers.memory import MemoryTransport, pair
 from emulator.model import Machine
 from emulator.server import Emulator, LinkOptions

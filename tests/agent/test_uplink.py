@@ -30,13 +30,13 @@ from uplink_kit import (
 )
 from websockets.asyncio.server import ServerConnection, serve
 
-from agent import wire
 from agent.config import ConfigError
-from agent.events import Event
 from agent.logs import RedactingFilter
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.uplink import Uplink, _backoff
+from api import wire
+from api.events import Event
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from agent import wire
+from api import wire
 
 from .hostile_frames import NOW, mutate, templates
 from .hub_rig import ACTION_KEY, OPERATOR, VIEWER, HubRig, Peer, client, terminal

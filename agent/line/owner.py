@@ -31,7 +31,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from agent.config import MachineConfig, PollConfig
-from agent.events import utc_timestamp
 from agent.exceptions_map import CONFIRMED_CODES
 from agent.logs import elided_hex
 from agent.machine_commands import (
@@ -52,6 +51,7 @@ from agent.observations import (
 )
 from agent.reads import ReadRequest
 from agent.schedule import MachineSchedule, Outputs
+from api.events import utc_timestamp
 from drivers.base import Transport, TransportClosedError, TransportError
 from sas_protocol.errors import CrcError, LengthError, UnexpectedAddressError
 from sas_protocol.host import (
@@ -110,7 +110,7 @@ def _bad_frame_kind(event: FrameRejected) -> BadFrameKind:
 
 class LineMetrics(Protocol):
     """What the line owner records: :class:`agent.metrics.AgentMetrics` in the daemon's
-    process; in the line process (:mod:`agent.line_process`) a recorder whose figures are
+    process; in the line process (:mod:`agent.line.process`) a recorder whose figures are
     shipped to the daemon's ``AgentMetrics``."""
 
     def record_poll(self, address: int, result: PollResult,

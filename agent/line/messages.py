@@ -1,5 +1,5 @@
 """What crosses the socket between the daemon and its line process, and the figures both
-sides agree on (agent/line_process.py is the daemon's side, agent/line_child.py the child's).
+sides agree on (agent/line/process.py is the daemon's side, agent/line/child.py the child's).
 
 Every message is a frozen dataclass sent pickled over one Unix socket pair; both processes
 import this module, so a message unpickles as the very class it was sent as.

@@ -7,7 +7,7 @@ its own the line owner has an interpreter to itself; the daemon meets it only th
 socket pair carrying pickled messages, as it met the thread through queues.
 
 Daemon side, :class:`LineProcess` offers what the daemon, the actions and diagnostics use of
-:class:`agent.line.LineOwner` (``start``, ``stop``, ``submit``, ``request_reads``,
+:class:`agent.line.owner.LineOwner` (``start``, ``stop``, ``submit``, ``request_reads``,
 ``set_poll_interval``, ``status``, ``idle``, ``running``, ``cycles``, ``skipped_slots``). A
 reader thread dispatches what the child sends:
 
@@ -21,9 +21,9 @@ reader thread dispatches what the child sends:
   serves them);
 - log records to the daemon's logging (same handlers, same format, same journal).
 
-Child side (``python -m agent.line_child``, agent/line_child.py): it opens the transport from
+Child side (``python -m agent.line.child``, agent/line/child.py): it opens the transport from
 the configuration with the factory the daemon names (a picklable, module-level callable),
-runs an ordinary :class:`~agent.line.LineOwner` and a sender thread, so the line thread never
+runs an ordinary :class:`~agent.line.owner.LineOwner` and a sender thread, so the line thread never
 blocks on the socket. The child ignores SIGINT and SIGHUP (the daemon decides); SIGTERM, or
 the daemon going away (end of file on the socket), stops it in order, like ``stop``: the poll
 in flight is finished first.
@@ -53,7 +53,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Literal
 
 from agent.config import Config
-from agent.line_messages import (
+from agent.line.messages import (
     EXIT_LINE_CRASHED,
     STOP_GRACE_S,
     Answer,
@@ -147,7 +147,7 @@ def _describe_exit(returncode: int | None) -> str:
 
 
 class LineProcess:
-    """The line owner of ``config`` run by ``python -m agent.line_child``.
+    """The line owner of ``config`` run by ``python -m agent.line.child``.
 
     ``on_observation`` is called on the reader thread for every observation, in order; it
     must not block (give it ``Pipeline.put``). ``transport_factory`` opens the line in the
@@ -228,7 +228,7 @@ class LineProcess:
                 f"(it must be a module-level callable or a picklable object): {exc}") from exc
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         child_fd = theirs.fileno()
-        args = [self._python, "-m", "agent.line_child", "--fd", str(child_fd),
+        args = [self._python, "-m", "agent.line.child", "--fd", str(child_fd),
                 "--line", self.config.serial.port]
         try:
             # A session of its own: a Ctrl-C or a hangup on a terminal reaches the daemon only,
@@ -359,7 +359,7 @@ class LineProcess:
                 self._send(Reads(batch))
 
     def set_poll_interval(self, interval_ms: int) -> None:
-        """A new cadence (SIGHUP), as :meth:`agent.line.LineOwner.set_poll_interval`."""
+        """A new cadence (SIGHUP), as :meth:`agent.line.owner.LineOwner.set_poll_interval`."""
         if interval_ms < 1:
             raise ValueError(f"the poll interval must be at least 1 ms, not {interval_ms}")
         self._interval_ms = interval_ms
