@@ -39,8 +39,8 @@ from agent.config import Config, ConfigError
 from agent.meters import meter_name
 from agent.tls import client_ssl_context
 from drivers.base import Transport, TransportError
-from drivers.hexdump import elided_hex
 from sas_protocol.denominations import denomination_cents
+from sas_protocol.hexdump import elided_hex
 from sas_protocol.host import (
     ExceptionReported,
     FrameRejected,

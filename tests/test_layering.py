@@ -52,7 +52,7 @@ def _imports(package: str) -> set[str]:
 #: Bottom: sas_protocol, drivers, api. Middle: emulator, agent, hub (never each other). Top: cli.
 ALLOWED: dict[str, set[str]] = {
     "sas_protocol": set(),
-    "drivers": set(),
+    "drivers": {"sas_protocol"},  # sas_protocol.hexdump only: one rendering of bad bytes
     "api": {"sas_protocol"},
     "emulator": {"sas_protocol", "drivers"},
     "agent": {"sas_protocol", "drivers", "api"},

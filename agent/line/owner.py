@@ -32,7 +32,6 @@ from typing import Any, Protocol
 
 from agent.config import MachineConfig, PollConfig
 from agent.exceptions_map import CONFIRMED_CODES
-from agent.logs import elided_hex
 from agent.machine_commands import (
     CommandRejectedError,
     CommandResult,
@@ -54,6 +53,7 @@ from agent.schedule import MachineSchedule, Outputs
 from api.events import utc_timestamp
 from drivers.base import Transport, TransportClosedError, TransportError
 from sas_protocol.errors import CrcError, LengthError, UnexpectedAddressError
+from sas_protocol.hexdump import elided_hex
 from sas_protocol.host import (
     ExceptionReported,
     FailureReason,
@@ -70,7 +70,7 @@ from sas_protocol.host import LinkDown as HostLinkDown
 from sas_protocol.host import LinkUp as HostLinkUp
 from sas_protocol.messages.requests import GeneralPoll, Poll, Request
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("agent.line")  # the name operators filter on (docs/operations.md)
 
 CommandFuture = Future[CommandResult]
 
