@@ -152,3 +152,13 @@ def test_command_summaries_match_their_modules() -> None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {choice.dest: choice.help for choice in sub._choices_actions}
     assert helps == {name: summary for name, (_, summary) in COMMANDS.items()}
+
+
+def test_drivers_take_only_the_hex_rendering_from_sas_protocol() -> None:
+    """Drivers know words, not SAS meaning: of sas_protocol they use only its hexdump."""
+    for path in (ROOT / "drivers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sas_protocol"):
+                assert node.module == "sas_protocol.hexdump", f"{path}: {node.module}"
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("sas_protocol") for a in node.names), path
