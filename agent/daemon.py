@@ -58,6 +58,7 @@ from agent.config import (
 from agent.control import ControlServer
 from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts
 from agent.interpreter import Interpreter
+from agent.line.interface import Line
 from agent.line.owner import CardPoller, LineOwner
 from agent.line.process import LineProcess, LineProcessError, open_line
 from agent.logs import register_secret, set_level
@@ -158,7 +159,7 @@ class Daemon:
         self.tally = _Tally()
         self.outbox: Outbox | None = None
         self.pipeline: Pipeline | None = None
-        self.line: LineOwner | LineProcess | None = None
+        self.line: Line | None = None
         self.card_poller: CardPoller | None = None
         self.transport: Transport | None = None
         self.uplink: Uplink | None = None
@@ -301,7 +302,7 @@ class Daemon:
         if self.notifier.watchdog_ping_interval() is not None:
             self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
 
-    async def _start_line(self, config: Config) -> LineOwner | LineProcess:
+    async def _start_line(self, config: Config) -> Line:
         """The line owner, running; ``DaemonError`` when the line does not open."""
         assert self.pipeline is not None
         if self._line_process:
@@ -397,11 +398,11 @@ class Daemon:
             await asyncio.to_thread(pipeline.stop)
         # the line owner thread may have replaced the transport it started with (reopen); a
         # line process closes its own
-        transports = [self.transport,
-                      self.line.transport if isinstance(self.line, LineOwner) else None]
-        for transport in dict.fromkeys(t for t in transports if t is not None):
+        if self.line is not None:
+            self.line.close()
+        if self.transport is not None:
             with contextlib.suppress(Exception):
-                transport.close()
+                self.transport.close()
         if self._metrics_server is not None:
             await asyncio.to_thread(stop_server, *self._metrics_server)
         if self.final_snapshot is None:
@@ -637,7 +638,7 @@ class Daemon:
         return facts
 
 
-def _command_data(line: LineOwner | LineProcess, address: int,
+def _command_data(line: Line, address: int,
                   kind: CommandKind) -> dict[str, Any]:
     """Run a command through the line owner's queue and wait (control thread only)."""
     try:

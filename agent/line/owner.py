@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from agent.config import MachineConfig, PollConfig
 from agent.exceptions_map import CONFIRMED_CODES
+from agent.line.interface import OpenCommands
 from agent.machine_commands import (
     CommandRejectedError,
     CommandResult,
@@ -207,9 +208,10 @@ class LineOwner:
                                 frames=frame_log_size, stopping=self._stop)
             for m in machines
         }
-        self._max_pending = max_pending_commands
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._open: set[CommandFuture] = set()  # submitted, not finished
+        # submitted, not finished
+        self._open: OpenCommands[CommandFuture] = OpenCommands(self._machines,
+                                                               max_pending_commands)
         self._inbox_count = 0  # items put and not yet handed to a schedule
         self._lock = threading.Lock()
         self._wake = threading.Event()  # ends the wait for the next cycle early
@@ -243,6 +245,11 @@ class LineOwner:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def close(self) -> None:
+        """Close the transport the line ends with (it may have been reopened meanwhile)."""
+        with contextlib.suppress(Exception):
+            self.transport.close()
+
     # ------------------------------------------------------------------ inputs (any thread)
 
     def submit(self, command: MachineCommand, *,
@@ -255,16 +262,8 @@ class LineOwner:
             raise CommandRejectedError("the line owner is stopping")
         if future is None:
             future = Future()
-        if command.address not in self._machines:
-            future.set_result(CommandResult(False, f"no machine at address {command.address}"))
-            return future
-        with self._lock:
-            if len(self._open) >= self._max_pending:
-                raise CommandRejectedError(
-                    f"{len(self._open)} commands already wait for the line")
-            self._open.add(future)
-        future.add_done_callback(self._open.discard)
-        self._put(("command", (command, future)))
+        if self._open.admit(future, command, future):
+            self._put(("command", (command, future)))
         return future
 
     def set_poll_interval(self, interval_ms: int) -> None:
@@ -473,7 +472,7 @@ class LineOwner:
                     future.set_result(CommandResult(False, reason))
         with self._lock:
             # commands a schedule dropped without starting them (stopping)
-            for future in list(self._open):
+            for future in self._open.pending():
                 self._finish_command(future, CommandResult(False, reason))
 
     def _cycle(self) -> None:
