@@ -47,7 +47,28 @@ class LongPoll(IntEnum):
     ROM_SIGNATURE = 0x21
     DELAY_GAME = 0x2E
     SEND_SELECTED_METERS = 0x2F
+    SEND_BILLS_1 = 0x31
+    SEND_BILLS_2 = 0x32
+    SEND_BILLS_5 = 0x33
+    SEND_BILLS_10 = 0x34
+    SEND_BILLS_20 = 0x35
+    SEND_BILLS_50 = 0x36
+    SEND_BILLS_100 = 0x37
+    SEND_BILLS_500 = 0x38
+    SEND_BILLS_1000 = 0x39
+    SEND_BILLS_200 = 0x3A
+    SEND_BILLS_25 = 0x3B
+    SEND_BILLS_2000 = 0x3C
     SEND_CASHOUT_TICKET_INFO = 0x3D
+    SEND_BILLS_2500 = 0x3E
+    SEND_BILLS_5000 = 0x3F
+    SEND_BILLS_10000 = 0x40
+    SEND_BILLS_20000 = 0x41
+    SEND_BILLS_25000 = 0x42
+    SEND_BILLS_50000 = 0x43
+    SEND_BILLS_100000 = 0x44
+    SEND_BILLS_250 = 0x45
+    SEND_BILL_CREDITS = 0x46
     SEND_LAST_BILL = 0x48
     SEND_ENHANCED_VALIDATION = 0x4D
     SEND_NUMBER_OF_GAMES = 0x51
@@ -99,7 +120,28 @@ LONG_POLL_MEANING: dict[LongPoll, str] = {
     LongPoll.ROM_SIGNATURE: "ROM signature verification",
     LongPoll.DELAY_GAME: "Delay game",
     LongPoll.SEND_SELECTED_METERS: "Send selected meters for game N",
+    LongPoll.SEND_BILLS_1: "Send number of $1 bills accepted",
+    LongPoll.SEND_BILLS_2: "Send number of $2 bills accepted",
+    LongPoll.SEND_BILLS_5: "Send number of $5 bills accepted",
+    LongPoll.SEND_BILLS_10: "Send number of $10 bills accepted",
+    LongPoll.SEND_BILLS_20: "Send number of $20 bills accepted",
+    LongPoll.SEND_BILLS_50: "Send number of $50 bills accepted",
+    LongPoll.SEND_BILLS_100: "Send number of $100 bills accepted",
+    LongPoll.SEND_BILLS_500: "Send number of $500 bills accepted",
+    LongPoll.SEND_BILLS_1000: "Send number of $1,000 bills accepted",
+    LongPoll.SEND_BILLS_200: "Send number of $200 bills accepted",
+    LongPoll.SEND_BILLS_25: "Send number of $25 bills accepted",
+    LongPoll.SEND_BILLS_2000: "Send number of $2,000 bills accepted",
     LongPoll.SEND_CASHOUT_TICKET_INFO: "Send cash out ticket information",
+    LongPoll.SEND_BILLS_2500: "Send number of $2,500 bills accepted",
+    LongPoll.SEND_BILLS_5000: "Send number of $5,000 bills accepted",
+    LongPoll.SEND_BILLS_10000: "Send number of $10,000 bills accepted",
+    LongPoll.SEND_BILLS_20000: "Send number of $20,000 bills accepted",
+    LongPoll.SEND_BILLS_25000: "Send number of $25,000 bills accepted",
+    LongPoll.SEND_BILLS_50000: "Send number of $50,000 bills accepted",
+    LongPoll.SEND_BILLS_100000: "Send number of $100,000 bills accepted",
+    LongPoll.SEND_BILLS_250: "Send number of $250 bills accepted",
+    LongPoll.SEND_BILL_CREDITS: "Send credits from bills accepted",
     LongPoll.SEND_LAST_BILL: "Send last accepted bill information",
     LongPoll.SEND_ENHANCED_VALIDATION: "Send enhanced validation information",
     LongPoll.SEND_NUMBER_OF_GAMES: "Send number of games implemented",

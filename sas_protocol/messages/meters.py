@@ -11,9 +11,18 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from sas_protocol.bcd import decode_bcd, encode_bcd
-from sas_protocol.codes import meter_spec
+from sas_protocol.codes import BILL_METER_DOLLARS, meter_spec
 from sas_protocol.crc import append_crc
 from sas_protocol.errors import FramingError, LengthError, LocalProtocolError
+
+#: LP 31-45 single bill meters: the bill (dollars) each counts (reference §3.9b). 3D is not
+#: a bill meter (it is the cash-out ticket information).
+SINGLE_BILL_POLLS: dict[int, int] = {
+    0x31: 1, 0x32: 2, 0x33: 5, 0x34: 10, 0x35: 20, 0x36: 50, 0x37: 100, 0x38: 500,
+    0x39: 1_000, 0x3A: 200, 0x3B: 25, 0x3C: 2_000, 0x3E: 2_500, 0x3F: 5_000, 0x40: 10_000,
+    0x41: 20_000, 0x42: 25_000, 0x43: 50_000, 0x44: 100_000, 0x45: 250,
+}
+_BILL_METER_CODES = {dollars: code for code, dollars in BILL_METER_DOLLARS.items()}
 
 #: Legacy meter polls: layout of (meter code or extra-field name, BCD size) in reply order.
 LEGACY_METER_LAYOUTS: dict[int, tuple[tuple[int | str, int], ...]] = {
@@ -45,6 +54,11 @@ LEGACY_METER_LAYOUTS: dict[int, tuple[tuple[int | str, int], ...]] = {
     # Reference §3.9b: LP 20 is the whole dollars of all bills accepted: no C-7 code has
     # that unit (0B counts credits), so it is an ``other`` value.
     0x20: (("total_bill_dollars", 4),),
+    # Reference §3.9b: LP 46 is the credits-from-bills-accepted meter (0B).
+    0x46: ((0x0B, 4),),
+    # Reference §3.9b: LP 31-45 (but 3D) each count the bills of one value; the table C-7
+    # count meter of that bill carries the same number (the two run in different orders).
+    **{poll: ((_BILL_METER_CODES[dollars], 4),) for poll, dollars in SINGLE_BILL_POLLS.items()},
 }
 
 #: LP 52 game N meters after the 2-byte BCD game number (reference §3.9).

@@ -25,6 +25,7 @@ from sas_protocol.messages.base import check_address as check_address
 from sas_protocol.messages.base import check_game
 from sas_protocol.messages.features import EnabledFeaturesRequest
 from sas_protocol.messages.games import DelayGameRequest, GameEnableRequest, GameMetersRequest
+from sas_protocol.messages.meters import LEGACY_METER_LAYOUTS, legacy_reply_length
 from sas_protocol.messages.multidenom import (
     CurrentDenominationRequest,
     EnabledDenominationsRequest,
@@ -33,11 +34,9 @@ from sas_protocol.messages.multidenom import (
 from sas_protocol.messages.ticket_info import CashoutTicketRequest
 from sas_protocol.variants import DEFAULT_LAYOUTS, PollLayouts
 
-#: Meter polls answered with fixed 4-byte (or 2-byte, LP 18) BCD meters (1E and 20 are the
-#: bill meters of reference §3.9b).
-LEGACY_METER_POLLS = frozenset(
-    {0x0F, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1C, 0x1E, 0x20}
-)
+#: Meter polls answered with fixed 4-byte (or 2-byte, LP 18) BCD meters (1E, 20, 31-46 are
+#: the bill meters of reference §3.9b).
+LEGACY_METER_POLLS = frozenset(LEGACY_METER_LAYOUTS)
 
 
 # --- type S polls without data, answered by ACK -------------------------------------------
@@ -155,8 +154,6 @@ class MetersRequest(Request):
 
     @property
     def reply_length(self) -> int:
-        from sas_protocol.messages.meters import legacy_reply_length
-
         return legacy_reply_length(self.poll)
 
 

@@ -176,3 +176,16 @@ def test_b0_wrapped_09_is_acknowledged_in_the_machines_layout(style: WrappedAck)
     reply = ask(line, request, 0.0)
     expected = MultiDenomReply(0x01, 0x09, Ack()) if style is WrappedAck.WRAPPED else Ack()
     assert reply == expected and m.enabled_games == {1, 2}
+
+
+def test_single_bill_polls_count_each_bill() -> None:
+    """LP 31-45 (reference §3.9b) each answer the count meter of one bill; LP 46 the
+    credits from bills (meter 0B)."""
+    m = Machine(MachineConfig(denomination_cents=5))
+    for dollars in (1, 2, 2, 200, 250):
+        assert m.insert_bill(0.0, dollars)
+    line = Line(m)
+    expected = {0x31: 1, 0x32: 2, 0x33: 0, 0x3A: 1, 0x45: 1, 0x3B: 0}
+    for i, (poll, count) in enumerate(expected.items()):
+        assert list(ask(line, MetersRequest(poll), 0.1 * i).meters.values()) == [count], hex(poll)
+    assert ask(line, MetersRequest(0x46), 1.0).meters == {0x0B: 455 * 20}

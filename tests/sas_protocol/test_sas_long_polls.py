@@ -243,3 +243,18 @@ def test_describe_names_the_a0_feature_bits() -> None:
     assert every.count(",") == 8 + 8 + 7 + 1 - 1  # F3 bit 3 and F4 bits 1-7 are reserved
     reserved_only = sp.describe_frame(_crc("01 A0 00 00 00 00 08 00 00 00")).meaning
     assert reserved_only.endswith(": no features")
+
+
+def test_single_bill_polls_follow_the_reference_table() -> None:
+    """Reference §3.9b: 31 $1, 32 $2, 33 $5, 34 $10, 35 $20, 36 $50, 37 $100, 38 $500,
+    39 $1,000, 3A $200, 3B $25, 3C $2,000, 3E $2,500, 3F $5,000, 40 $10,000, 41 $20,000,
+    42 $25,000, 43 $50,000, 44 $100,000, 45 $250; 3D is not a bill meter; 46 credits."""
+    listed = [1, 2, 5, 10, 20, 50, 100, 500, 1_000, 200, 25, 2_000, 2_500, 5_000, 10_000,
+              20_000, 25_000, 50_000, 100_000, 250]
+    polls = [p for p in range(0x31, 0x46) if p != 0x3D]
+    for poll, dollars in zip(polls, listed, strict=True):
+        ((code, size),) = sp.LEGACY_METER_LAYOUTS[poll]
+        assert isinstance(code, int) and sp.BILL_METER_DOLLARS[code] == dollars and size == 4
+        assert sp.MetersRequest(poll).reply_length == 8
+    assert sp.LEGACY_METER_LAYOUTS[0x46] == ((0x0B, 4),)
+    assert 0x3D not in sp.LEGACY_METER_POLLS
