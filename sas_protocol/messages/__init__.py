@@ -18,6 +18,7 @@ from sas_protocol.messages.games import (
 from sas_protocol.messages.meters import (
     GAME_METER_LAYOUT,
     LEGACY_METER_LAYOUTS,
+    SINGLE_BILL_POLLS,
     MeterReply,
     MeterValue,
     decode_meter_body,
@@ -105,6 +106,7 @@ __all__ = [
     "LEGACY_METER_LAYOUTS",
     "LEGACY_METER_POLLS",
     "MULTI_DENOM_AWARE_POLLS",
+    "SINGLE_BILL_POLLS",
     "Ack",
     "AftLockStatusReply",
     "AftLockStatusRequest",

@@ -7,17 +7,19 @@ wraps the base poll's reply without its address and CRC: ``A B0 len denom base .
 Errors are ``A B0 03 denom 00 err C``. A wrapped ACK is ``A B0 03 denom base A C`` (Monaco)
 or a bare ``A`` (nCompass, [unsure]): ``WrappedAck`` selects which one the host waits for.
 
-The request and reply decoders live with the others in ``requests`` / ``responses``."""
+The request decoder lives with the others in ``requests``; ``responses`` decodes the reply
+with ``decode_multidenom_body``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, Self
+from typing import ClassVar, Self, cast
 
 from sas_protocol.codes import LongPoll
 from sas_protocol.crc import append_crc
-from sas_protocol.errors import LengthError, LocalProtocolError
+from sas_protocol.errors import FramingError, LengthError, LocalProtocolError, RemoteProtocolError
 from sas_protocol.messages.base import Ack, Busy, Request, Response, check_address
 from sas_protocol.messages.layout import Field, binary
 from sas_protocol.messages.meters import MeterReply
@@ -168,3 +170,33 @@ class EnabledDenominationsReply(Response):
         if not body or len(body) != 1 + body[0]:
             raise LengthError("LP B2 denomination count does not match its length", frame)
         return cls(tuple(body[1:]))
+
+
+def decode_multidenom_body(
+    body: bytes, frame: bytes, inner: Request | None, decode_frame: Callable[[bytes], object]
+) -> Response:
+    """LP B0 reply body ``denom base rest`` (reference §3.9b). ``inner`` is the wrapped poll
+    when known: a poll answered by ACK takes only a wrapped ACK (``rest`` = the address) or
+    busy (``rest`` = 00); a data poll takes its reply, or busy. ``decode_frame`` decodes the
+    wrapped reply as a whole frame (``responses.decode_reply_frame`` without B0)."""
+    if len(body) < 3:
+        raise LengthError("B0 reply shorter than denom, base poll and data", frame)
+    denomination, base, rest = body[0], body[1], body[2:]
+    if base == 0x00:
+        return MultiDenomError.from_body(body, frame)
+    if inner is not None and base != inner.command:
+        raise FramingError(f"B0 reply wraps {base:02X}, the base poll was {inner.command:02X}",
+                           frame)
+    error: RemoteProtocolError = FramingError("B0 reply wraps neither ACK nor busy", frame)
+    if base != LongPoll.MULTI_DENOM_PREAMBLE and (inner is None or not inner.expects_ack):
+        try:
+            data = decode_frame(append_crc(bytes((frame[0], base)) + rest))
+        except RemoteProtocolError as exc:
+            error = type(exc)(f"wrapped reply: {exc.reason}", frame)
+        else:
+            return MultiDenomReply(denomination, base, cast(WrappedReply, data))
+    if rest == frame[:1] and (inner is None or inner.expects_ack):
+        return MultiDenomReply(denomination, base, Ack())
+    if rest == b"\x00":
+        return MultiDenomReply(denomination, base, Busy())
+    raise error

@@ -25,6 +25,7 @@ from sas_protocol.messages.base import check_address as check_address
 from sas_protocol.messages.base import check_game
 from sas_protocol.messages.features import EnabledFeaturesRequest
 from sas_protocol.messages.games import DelayGameRequest, GameEnableRequest, GameMetersRequest
+from sas_protocol.messages.layout import check_date_time, decode_date_time, encode_date_time
 from sas_protocol.messages.meters import LEGACY_METER_LAYOUTS, legacy_reply_length
 from sas_protocol.messages.multidenom import (
     CurrentDenominationRequest,
@@ -100,38 +101,11 @@ class SetDateTimeRequest(Request):
     COMMAND: ClassVar[int] = LongPoll.SET_DATE_TIME
 
     def __post_init__(self) -> None:
-        _check_date_time(self.month, self.day, self.year, self.hour, self.minute, self.second)
+        check_date_time(self.month, self.day, self.year, self.hour, self.minute, self.second)
 
     def body(self) -> bytes:
         d = self
         return encode_date_time(d.month, d.day, d.year, d.hour, d.minute, d.second)
-
-
-def _check_date_time(month: int, day: int, year: int, hour: int, minute: int, second: int) -> None:
-    if not (1 <= month <= 12 and 1 <= day <= 31 and 0 <= year <= 9999):
-        raise LocalProtocolError(f"invalid date {month:02d}/{day:02d}/{year:04d}")
-    if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
-        raise LocalProtocolError(f"invalid time {hour:02d}:{minute:02d}:{second:02d}")
-
-
-def encode_date_time(month: int, day: int, year: int, hour: int, minute: int, second: int) -> bytes:
-    """MMDDYYYY (4 BCD bytes) + HHMMSS (3 BCD bytes)."""
-    return encode_bcd(month * 1_000_000 + day * 10_000 + year, 4) + encode_bcd(
-        hour * 10_000 + minute * 100 + second, 3
-    )
-
-
-def decode_date_time(data: bytes) -> tuple[int, int, int, int, int, int]:
-    """(month, day, year, hour, minute, second) from 7 BCD bytes; FramingError if not BCD."""
-    date, clock = decode_bcd(data[:4]), decode_bcd(data[4:7])
-    return (
-        date // 1_000_000,
-        date // 10_000 % 100,
-        date % 10_000,
-        clock // 10_000,
-        clock // 100 % 100,
-        clock % 100,
-    )
 
 
 # --- type R polls (no data, no CRC) --------------------------------------------------------

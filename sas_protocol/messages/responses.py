@@ -7,17 +7,16 @@ reference). Decoders raise only RemoteProtocolError subclasses, each carrying th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar, Self
 
 from sas_protocol.bcd import decode_bcd, encode_bcd
 from sas_protocol.codes import LongPoll
-from sas_protocol.crc import append_crc, crc_ok
+from sas_protocol.crc import crc_ok
 from sas_protocol.errors import (
     CrcError,
     FramingError,
     LengthError,
     LocalProtocolError,
-    RemoteProtocolError,
     UnexpectedAddressError,
 )
 from sas_protocol.messages.base import Ack as Ack
@@ -31,25 +30,23 @@ from sas_protocol.messages.layout import (
     ascii_,
     bcd,
     binary,
+    decode_date_time,
     decode_layout,
+    encode_date_time,
     encode_layout,
     raw,
 )
-from sas_protocol.messages.meters import MeterReply, decode_meter_body
+from sas_protocol.messages.meters import LEGACY_METER_LAYOUTS, MeterReply, decode_meter_body
 from sas_protocol.messages.multidenom import (
     CurrentDenominationReply,
     EnabledDenominationsReply,
-    MultiDenomError,
-    MultiDenomReply,
     MultiDenomRequest,
-    WrappedReply,
+    decode_multidenom_body,
 )
 from sas_protocol.messages.requests import (
     GeneralPoll,
     Poll,
     Request,
-    decode_date_time,
-    encode_date_time,
 )
 from sas_protocol.messages.ticket_info import CashoutTicketReply
 
@@ -457,19 +454,17 @@ def _decode_frame(frame: bytes, address: int | None, inner: Request | None) -> R
         body = frame[3:-2]
     else:
         body = frame[2:-2]
-    if command in _METER_COMMANDS or command in _legacy_commands() or command == 0x52:
+    if command in _METER_COMMANDS or command in LEGACY_METER_LAYOUTS or command == 0x52:
         return decode_meter_body(command, body, frame)
     if command == _MULTI_DENOM:
-        return _decode_multidenom(body, frame, inner)
+        return decode_multidenom_body(body, frame, inner, _decode_wrapped)
     if command not in REPLY_TYPES:
         raise FramingError(f"no reply layout for command {command:02X}", frame)
     return REPLY_TYPES[command].from_body(body, frame)
 
 
-def _legacy_commands() -> frozenset[int]:
-    from sas_protocol.messages.requests import LEGACY_METER_POLLS
-
-    return LEGACY_METER_POLLS
+def _decode_wrapped(frame: bytes) -> Reply:
+    return _decode_frame(frame, None, None)
 
 
 def decode_reply(poll: Poll, frame: bytes, *, address: int) -> Reply:
@@ -500,30 +495,3 @@ def decode_reply(poll: Poll, frame: bytes, *, address: int) -> Reply:
         raise FramingError(f"reply echoes {frame[1]:02X}, poll was {poll.command:02X}", frame)
     inner = poll.poll if isinstance(poll, MultiDenomRequest) else None
     return _decode_frame(frame, address, inner)
-
-
-def _decode_multidenom(body: bytes, frame: bytes, inner: Request | None) -> Reply:
-    """LP B0 reply body ``denom base rest`` (reference §3.9b). ``inner`` is the wrapped poll
-    when known: a poll answered by ACK takes only a wrapped ACK (``rest`` = the address) or
-    busy (``rest`` = 00); a data poll takes its reply, or busy."""
-    if len(body) < 3:
-        raise LengthError("B0 reply shorter than denom, base poll and data", frame)
-    denomination, base, rest = body[0], body[1], body[2:]
-    if base == 0x00:
-        return MultiDenomError.from_body(body, frame)
-    if inner is not None and base != inner.command:
-        raise FramingError(f"B0 reply wraps {base:02X}, the base poll was {inner.command:02X}",
-                           frame)
-    error: RemoteProtocolError = FramingError("B0 reply wraps neither ACK nor busy", frame)
-    if base != _MULTI_DENOM and (inner is None or not inner.expects_ack):
-        try:
-            data = _decode_frame(append_crc(bytes((frame[0], base)) + rest), None, None)
-        except RemoteProtocolError as exc:
-            error = type(exc)(f"wrapped reply: {exc.reason}", frame)
-        else:
-            return MultiDenomReply(denomination, base, cast(WrappedReply, data))
-    if rest == frame[:1] and (inner is None or inner.expects_ack):
-        return MultiDenomReply(denomination, base, Ack())
-    if rest == b"\x00":
-        return MultiDenomReply(denomination, base, Busy())
-    raise error
