@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from sas_protocol.bcd import decode_bcd, encode_bcd
+from sas_protocol.bcd import encode_bcd
 from sas_protocol.codes import LongPoll
 from sas_protocol.crc import crc_ok
 from sas_protocol.errors import (
@@ -24,6 +24,7 @@ from sas_protocol.messages.base import Busy as Busy
 from sas_protocol.messages.base import ExceptionReply as ExceptionReply
 from sas_protocol.messages.base import Nack as Nack
 from sas_protocol.messages.base import Response as Response
+from sas_protocol.messages.base import bcd_value
 from sas_protocol.messages.features import EnabledFeaturesReply
 from sas_protocol.messages.layout import (
     Field,
@@ -274,7 +275,7 @@ class EnabledGamesReply(Response):
     def from_body(cls, body: bytes, frame: bytes) -> Self:
         if not body or len(body) != 1 + 2 * body[0]:
             raise LengthError("LP 56 game count does not match its length", frame)
-        return cls(tuple(_bcd(body[i : i + 2], frame) for i in range(1, len(body), 2)))
+        return cls(tuple(bcd_value(body[i : i + 2], frame) for i in range(1, len(body), 2)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +359,7 @@ class ExtendedGameInfoReply(Response):
             offset += 1 + size
         if offset + 2 > len(body):
             raise LengthError("LP B5 reply lacks its wager categories", frame)
-        wager = _bcd(body[offset : offset + 2], frame)
+        wager = bcd_value(body[offset : offset + 2], frame)
         offset += 2
         denominations: tuple[int, ...] = ()
         if offset < len(body):
@@ -384,13 +385,6 @@ _B5_HEAD = (
     binary("progressive_group", 1),
     binary("progressive_levels", 4),
 )
-
-
-def _bcd(data: bytes, frame: bytes) -> int:
-    try:
-        return decode_bcd(data)
-    except FramingError:
-        raise FramingError("field is not BCD", frame) from None
 
 
 Reply = Ack | Nack | Busy | ExceptionReply | MeterReply | Response

@@ -180,6 +180,9 @@ def _crc(hex_text: str) -> bytes:
     return sp.append_crc(bytes.fromhex(hex_text))
 
 
+B0_11 = sp.MultiDenomRequest(1, sp.MetersRequest(0x11))
+B0_09 = sp.MultiDenomRequest(1, sp.GameEnableRequest(1, True))
+
 BAD_FRAMES: list[tuple[Any, bytes, type[sp.RemoteProtocolError]]] = [
     (sp.decode_request, b"\x01\x01\x51", sp.LengthError),
     (sp.decode_request, _crc("01 0E 02"), sp.FramingError),
@@ -222,6 +225,32 @@ BAD_FRAMES: list[tuple[Any, bytes, type[sp.RemoteProtocolError]]] = [
     (sp.decode_rte_frame, _crc("01 FF 7F 00"), sp.LengthError),
     (sp.decode_rte_frame, b"\x01\xff\x17\x00\x00", sp.CrcError),
     (sp.decode_rte_frame, _crc("01 FF 7F 00 00 00 0A"), sp.FramingError),
+    # the long polls of reference §3.9b
+    (sp.decode_request, _crc("01 09 00 01 02"), sp.FramingError),  # Monaco NACKs flag > 01
+    (sp.decode_request, _crc("01 09 0A 01 01"), sp.FramingError),  # game not BCD
+    (sp.decode_request, _crc("01 A0 00 0A"), sp.FramingError),  # Monaco NACKs non-BCD
+    (sp.decode_request, _crc("01 52 0A 00"), sp.FramingError),
+    (lambda f: sp.decode_request(f, sp.PollLayouts(delay=sp.DelayEncoding.BCD_MS)),
+     _crc("01 2E 0A 00"), sp.FramingError),
+    (sp.decode_request, _crc("01 B0 01 01"), sp.FramingError),  # no room for the base poll
+    (sp.decode_request, _crc("01 B0 02 01 B0"), sp.FramingError),  # B0 inside B0
+    (sp.decode_request, _crc("01 B0 03 01 11 00"), sp.FramingError),  # type R with data
+    (sp.decode_request, _crc("01 B0 03 01 EE 00"), sp.FramingError),  # unknown with data
+    (sp.decode_reply_frame, _crc("01 3D 00 00 00"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 3D 1A 00 00 00 00 00 00 00 00"), sp.FramingError),
+    (sp.decode_reply_frame, _crc("01 A0 00 00 00 00 00"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 52 00 01 00 00"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 B2 02 02 01"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 B2 00"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 B0 02 01 11"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 B0 04 01 00 03 00"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 B0 03 01 B0 05"), sp.FramingError),
+    (sp.decode_reply_frame, _crc("01 B0 04 01 11 12 34"), sp.LengthError),
+    (lambda f: sp.decode_reply(B0_11, f, address=1), _crc("01 B0 06 01 12 00 00 00 01"),
+     sp.FramingError),
+    (lambda f: sp.decode_reply(B0_11, f, address=1), _crc("01 B0 03 01 11 05"), sp.LengthError),
+    (lambda f: sp.decode_reply(B0_11, f, address=1), _crc("01 B0 03 01 11 01"), sp.LengthError),
+    (lambda f: sp.decode_reply(B0_09, f, address=1), _crc("01 B0 03 01 09 05"), sp.FramingError),
 ]
 
 

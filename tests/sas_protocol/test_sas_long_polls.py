@@ -180,47 +180,6 @@ def _crc(hex_text: str) -> bytes:
     return sp.append_crc(bytes.fromhex(hex_text))
 
 
-B0_11 = sp.MultiDenomRequest(1, sp.MetersRequest(0x11))
-B0_09 = sp.MultiDenomRequest(1, sp.GameEnableRequest(1, True))
-
-BAD_FRAMES: list[tuple[Any, bytes, type[sp.RemoteProtocolError]]] = [
-    (sp.decode_request, _crc("01 09 00 01 02"), sp.FramingError),  # Monaco NACKs flag > 01
-    (sp.decode_request, _crc("01 09 0A 01 01"), sp.FramingError),  # game not BCD
-    (sp.decode_request, _crc("01 A0 00 0A"), sp.FramingError),  # Monaco NACKs non-BCD
-    (sp.decode_request, _crc("01 52 0A 00"), sp.FramingError),
-    (lambda f: sp.decode_request(f, sp.PollLayouts(delay=sp.DelayEncoding.BCD_MS)),
-     _crc("01 2E 0A 00"), sp.FramingError),
-    (sp.decode_request, _crc("01 B0 01 01"), sp.FramingError),  # no room for the base poll
-    (sp.decode_request, _crc("01 B0 02 01 B0"), sp.FramingError),  # B0 inside B0
-    (sp.decode_request, _crc("01 B0 03 01 11 00"), sp.FramingError),  # type R with data
-    (sp.decode_request, _crc("01 B0 03 01 EE 00"), sp.FramingError),  # unknown with data
-    (sp.decode_reply_frame, _crc("01 3D 00 00 00"), sp.LengthError),
-    (sp.decode_reply_frame, _crc("01 3D 1A 00 00 00 00 00 00 00 00"), sp.FramingError),
-    (sp.decode_reply_frame, _crc("01 A0 00 00 00 00 00"), sp.LengthError),
-    (sp.decode_reply_frame, _crc("01 52 00 01 00 00"), sp.LengthError),
-    (sp.decode_reply_frame, _crc("01 B2 02 02 01"), sp.LengthError),
-    (sp.decode_reply_frame, _crc("01 B2 00"), sp.LengthError),
-    (sp.decode_reply_frame, _crc("01 B0 02 01 11"), sp.LengthError),
-    (sp.decode_reply_frame, _crc("01 B0 04 01 00 03 00"), sp.LengthError),
-    (sp.decode_reply_frame, _crc("01 B0 03 01 B0 05"), sp.FramingError),
-    (sp.decode_reply_frame, _crc("01 B0 04 01 11 12 34"), sp.LengthError),
-    (lambda f: sp.decode_reply(B0_11, f, address=1), _crc("01 B0 06 01 12 00 00 00 01"),
-     sp.FramingError),
-    (lambda f: sp.decode_reply(B0_11, f, address=1), _crc("01 B0 03 01 11 05"), sp.LengthError),
-    (lambda f: sp.decode_reply(B0_11, f, address=1), _crc("01 B0 03 01 11 01"), sp.LengthError),
-    (lambda f: sp.decode_reply(B0_09, f, address=1), _crc("01 B0 03 01 09 05"), sp.FramingError),
-]
-
-
-@pytest.mark.parametrize(("decode", "frame", "error"), BAD_FRAMES)
-def test_bad_frames_raise_remote_errors_with_raw_bytes(
-    decode: Any, frame: bytes, error: type[sp.RemoteProtocolError]
-) -> None:
-    with pytest.raises(error) as info:
-        decode(frame)
-    assert info.value.raw == frame
-
-
 def test_a_wrapped_unknown_poll_is_kept_for_the_machine_to_refuse() -> None:
     """B0 around a poll the machine does not know: error 01 is the machine's answer
     (reference §3.9b), so the request decodes with the unknown base inside."""
