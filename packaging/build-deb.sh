@@ -11,7 +11,8 @@
 #   packaging/build-deb.sh [--out DIR] [--wheelhouse TARBALL]
 #
 # --wheelhouse reuses a tarball from build-wheelhouse.sh (same version, Python and
-# architecture); without it one is built first (the only step that needs the package index).
+# architecture); without it one is built first, into the same --out directory (the only step
+# that needs the package index).
 # Build on the Debian release and architecture of the terminal PCs: an arm64 package is built
 # on an arm64 machine (or an arm64 container, docs/operations.md).
 # Environment: PYTHON, the interpreter the terminal PCs run (default /usr/bin/python3; the
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT=$2; shift 2 ;;
         --wheelhouse) WHEELHOUSE=$2; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-deb.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -47,7 +48,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT INT TERM
 
 if [ -z "$WHEELHOUSE" ]; then
-    WHEELHOUSE=$(PYTHON="$PYTHON" "$ROOT/packaging/build-wheelhouse.sh" --out "$WORK/wheelhouse-out" | tail -n 1)
+    WHEELHOUSE=$(PYTHON="$PYTHON" "$ROOT/packaging/build-wheelhouse.sh" --out "$OUT" | tail -n 1)
 fi
 tar -xzf "$WHEELHOUSE" -C "$WORK"
 HOUSE=$(find "$WORK" -maxdepth 1 -type d -name 'slot-agent-*-wheelhouse-*' | head -n 1)

@@ -18,7 +18,7 @@ OUT="$ROOT/dist"
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-wheelhouse.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
