@@ -219,3 +219,16 @@ def test_the_debian_package_installs_verifies_and_purges_with_no_network(
     assert not _installed()
     assert not Path("/opt/slot-agent").exists() and not Path("/etc/slot-agent").exists()
     assert not Path(UNIT).exists()
+
+
+def test_the_unit_reads_the_secrets_through_the_group_the_token_rule_names() -> None:
+    """One token-file rule (0640 root:slot-agent): the package sets it, check-config accepts
+    it, and the unit's Group= is that group, so the service can read the files."""
+    lines = (ROOT / "systemd" / "slot-agent.service").read_text().splitlines()
+    assert "User=slot-agent" in lines and "Group=slot-agent" in lines
+    postinst = (ROOT / "packaging" / "debian" / "postinst").read_text()
+    assert "chown root:slot-agent /etc/slot-agent/config.yaml" in postinst
+    assert "chmod 0640 /etc/slot-agent/token" in postinst
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert "| hub token | `/etc/slot-agent/token` (the path `uplink.token_file` names) | " \
+           "root:slot-agent, 0640 |" in operations
