@@ -16,6 +16,7 @@ from drivers.base import TransportClosedError, TransportIOError, TransportOpenEr
 from drivers.card_format import CardEvent
 from drivers.card_reader import CardReader
 from tests.agent.e2e_helpers import Collected, wait_for
+from tests.agent.own_sockets import accept_own
 
 
 class FakeReader:
@@ -110,10 +111,9 @@ def test_a_lost_reader_is_reopened_with_backoff_and_logged_once(
 
 
 def _serve(listener: socket.socket, conns: list[socket.socket], stop: threading.Event) -> None:
-    listener.settimeout(0.05)
     while not stop.is_set():
         try:
-            conn, _ = listener.accept()
+            conn = accept_own(listener, 0.05)
         except TimeoutError:
             continue
         except OSError:
