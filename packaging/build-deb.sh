@@ -66,7 +66,7 @@ mkdir -p "$PKG$DEST"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-compile --no-index \
     --find-links "$HOUSE/wheels" --require-hashes -r "$HOUSE/requirements.txt"
-grep -rlI --null "$VENV" "$VENV" | xargs -0 sed -i "s|$VENV|$DEST/venv|g"
+grep -rlI --null "$VENV" "$VENV" | xargs -0 -r sed -i "s|$VENV|$DEST/venv|g"
 if grep -rqI "$PKG" "$VENV"; then
     echo "build-deb.sh: a staging path is left in the virtual environment" >&2
     exit 1
