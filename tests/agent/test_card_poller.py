@@ -138,19 +138,24 @@ def test_a_tcp_reader_that_drops_ends_the_card_and_is_read_again() -> None:
                           employee_prefixes=("E",))
 
     poller = CardPoller(open_reader, seen)
+
+    def state() -> str:
+        return (f"connections {len(conns)}, opened {poller.opened}, lost {poller.lost}, "
+                f"observations {seen.items}")
+
     poller.start()
     try:
-        wait_for(lambda: len(conns) == 1, what="the reader's connection")
+        wait_for(lambda: len(conns) == 1, what=state)
         conns[0].sendall(b"%P0099999?\r\n")
-        wait_for(lambda: seen.of(CardInserted), what="the card")
+        wait_for(lambda: seen.of(CardInserted), what=state)
         assert seen.of(CardInserted)[0].card_id == "P0099999"
         conns[0].close()  # the terminal server drops the connection
-        wait_for(lambda: seen.of(CardRemoved), what="the card reported removed")
+        wait_for(lambda: seen.of(CardRemoved), what=state)
         gone = seen.of(CardRemoved)[0]
         assert (gone.card_id, gone.kind, gone.reason) == ("P0099999", "player", READER_LOST)
-        wait_for(lambda: len(conns) == 2, timeout=8.0, what="the reconnection")
+        wait_for(lambda: len(conns) == 2, timeout=8.0, what=state)
         conns[1].sendall(b"%P0099999?\r\n")
-        wait_for(lambda: len(seen.of(CardInserted)) == 2, what="the card read again")
+        wait_for(lambda: len(seen.of(CardInserted)) == 2, what=state)
     finally:
         poller.stop()
         stop.set()
