@@ -3,11 +3,11 @@
 The reader (``drivers.card_reader.CardReader``) is polled on a thread of its own, never the
 line thread. When the reader is lost (a USB reader unplugged, a terminal server dropping the
 TCP connection), the poller closes it and opens a new one with a backoff of 0.5 s doubling to
-5 s, so a reader that comes back is read again within about 5 s of its return. A card that
-was in the lost reader is reported removed with ``reason: readerLost`` (docs/events.md): the
-agent can no longer tell that it is in, and a player session must not keep collecting money
-for a card nobody may be holding. A reader that opens again and still holds the card reports
-it again, which opens a new session.
+5 s (``agent.retry.doubling``, tenacity's schedule), so a reader that comes back is read again
+within about 5 s of its return. A card that was in the lost reader is reported removed with
+``reason: readerLost`` (docs/events.md): the agent can no longer tell that it is in, and a
+player session must not keep collecting money for a card nobody may be holding. A reader
+that opens again and still holds the card reports it again, which opens a new session.
 
 Logging: one warning when the reader is lost (or does not open at start), one when the first
 attempt to reopen it fails, then quiet (debug) until it opens: one info line with the number
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Literal, Protocol
 
 from agent.observations import CardInserted, CardRemoved, Observation
+from agent.retry import doubling
 from drivers.base import TransportClosedError, TransportError
 from drivers.card_format import CardEvent, Holder
 
@@ -97,7 +98,7 @@ class CardPoller:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        delay = self._backoff_first
+        delays = doubling(self._backoff_first, self._backoff_max)
         failures = 0
         while not self._stop.is_set():
             reader = self._reader
@@ -105,13 +106,13 @@ class CardPoller:
                 reader = self._try_open(failures)
                 if reader is None:
                     failures += 1
-                    self._stop.wait(delay)
-                    delay = min(delay * 2, self._backoff_max)
+                    self._stop.wait(next(delays))
                     continue
                 if failures or self.lost:
                     log.info("card reader %s: open again after %d attempt(s)", reader.name,
                              failures + 1)
-                delay, failures = self._backoff_first, 0
+                delays = doubling(self._backoff_first, self._backoff_max)
+                failures = 0
             try:
                 events = reader.poll(time.monotonic() + self._slice)
             except TransportClosedError:

@@ -86,7 +86,7 @@ slot-agent for Debian
 The program is in $DEST/venv, its documentation in $DEST/docs (start with
 $DEST/docs/operations.md). Edit /etc/slot-agent/config.yaml, put the hub token in
 /etc/slot-agent/token (0640 root:slot-agent), check with
-  sudo -u slot-agent $DEST/venv/bin/slot-agent check-config /etc/slot-agent/config.yaml
+  sudo -u slot-agent $DEST/venv/bin/slot-agent check-config --config /etc/slot-agent/config.yaml
 then: systemctl enable --now slot-agent
 TXT
 

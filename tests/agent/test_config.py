@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import shutil
@@ -183,21 +182,19 @@ def test_token_file_rule_0640_is_quiet_and_only_access_by_others_is_a_warning(
         read_token(cfg)
 
 
-def test_check_config_accepts_the_documented_token_mode(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from agent.commands import check_config
-
+def test_check_config_accepts_the_documented_token_mode(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("abc123\n")
     token.chmod(0o640)
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(yaml.safe_dump(with_(uplink={"url": "wss://hub/ws",
                                                      "token_file": "token"})))
-    assert check_config.run(argparse.Namespace(path=str(cfg_file))) == 0
-    captured = capsys.readouterr()
-    assert captured.out == f"OK: {cfg_file}\n"
-    assert captured.err == ""
+    result = subprocess.run([str(Path(sys.executable).parent / "slot-agent"), "check-config",
+                             "--config", str(cfg_file)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"OK: {cfg_file}\n"
+    assert result.stderr == ""
 
 
 SETPRIV = shutil.which("setpriv")
@@ -217,7 +214,8 @@ def test_check_config_as_a_user_who_cannot_read_the_token_is_an_error() -> None:
         cfg_file.write_text(yaml.safe_dump(with_(uplink={"url": "wss://hub/ws",
                                                          "token_file": "token"})))
         cfg_file.chmod(0o644)
-        cmd = [str(Path(sys.executable).parent / "slot-agent"), "check-config", str(cfg_file)]
+        cmd = [str(Path(sys.executable).parent / "slot-agent"), "check-config", "--config",
+               str(cfg_file)]
         if os.geteuid() == 0:
             assert SETPRIV is not None
             cmd = [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from agent.config import MachineConfig, PollConfig
-from agent.line import LineOwner
+from agent.line.owner import LineOwner
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.metrics import AgentMetrics
 from agent.observations import LinkDown

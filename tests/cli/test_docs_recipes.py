@@ -193,8 +193,8 @@ def test_the_readme_demo_output_is_what_demo_prints() -> None:
 
 @pytest.mark.parametrize("name", ["config.example.yaml"])
 def test_the_shipped_example_is_valid_as_printed(name: str) -> None:
-    result = subprocess.run(command("check-config", str(ROOT / name)), capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(command("check-config", "--config", str(ROOT / name)),
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"OK: {ROOT / name}\n"
     assert result.stderr == "warning: uplink.url: not set: events are kept in the outbox only\n"

@@ -150,7 +150,7 @@ def test_the_wheelhouse_installs_with_no_network(wheelhouse: Path, tmp_path: Pat
     result = offline(str(house / "install.sh"), "--venv-only", "--prefix", str(prefix))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1] == "slot-agent 0.1.0"
-    check = offline(str(prefix / "venv" / "bin" / "slot-agent"), "check-config",
+    check = offline(str(prefix / "venv" / "bin" / "slot-agent"), "check-config", "--config",
                     str(house / "config.example.yaml"))
     assert check.returncode == 0, check.stderr
     assert check.stdout.startswith("OK: ")
@@ -196,7 +196,7 @@ def test_the_debian_package_installs_verifies_and_purges_with_no_network(
     groups = subprocess.run(["id", "-nG", "slot-agent"], capture_output=True, text=True)
     assert set(groups.stdout.split()) == {"slot-agent", "dialout"}
     check = offline("setpriv", "--reuid=slot-agent", "--regid=slot-agent", "--init-groups",
-                    SLOT_AGENT, "check-config", str(conf))
+                    SLOT_AGENT, "check-config", "--config", str(conf))
     assert check.returncode == 0, check.stderr
     assert check.stdout == f"OK: {conf}\n"
 
