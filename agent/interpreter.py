@@ -27,11 +27,13 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from agent import sessions, tickets
-from agent.events import Event, utc_timestamp
+from agent.events import Channel, Event, utc_timestamp
 from agent.exceptions_map import (
     BILL_ACCEPTED,
     BILL_ACCEPTOR_FAULTS,
+    DEFINED_CODES,
     DOORS,
+    GENERIC_CODES,
     MEMORY_ERRORS,
     OPERATOR_MENU,
     PRINTER_FAULTS,
@@ -40,6 +42,7 @@ from agent.exceptions_map import (
     TILTS,
     Exc,
     code_text,
+    machine_exception,
 )
 from agent.meters import (
     BILL_COUNT_VALUES_CENTS,
@@ -117,8 +120,9 @@ class _Step:
     events: list[Event]
     reads: list[ReadRequest]
 
-    def emit(self, name: str, data: Mapping[str, Any] | None = None) -> None:
-        self.events.append(Event(name, utc_timestamp(self.at), dict(data or {})))
+    def emit(self, name: str, data: Mapping[str, Any] | None = None,
+             route: Channel | None = None) -> None:
+        self.events.append(Event(name, utc_timestamp(self.at), dict(data or {}), route))
 
     def read(self, request: ReadRequest) -> None:
         if request not in self.reads:
@@ -161,7 +165,7 @@ class Interpreter:
                 self._meters(step, obs.meters, obs.widths, obs.reason,
                              obs.at if obs.started_at is None else obs.started_at)
             case ExceptionObserved():
-                self._exception(step, obs.code, {})
+                self._exception(step, obs.code, {}, defined=obs.defined)
             case RealTimeEventObserved():
                 self._exception(step, obs.code, obs.fields)
             case LinkUp():
@@ -305,9 +309,14 @@ class Interpreter:
 
     # -- exceptions --------------------------------------------------------------------
 
-    def _exception(self, step: _Step, code: int, fields: Mapping[str, Any]) -> None:
+    def _exception(self, step: _Step, code: int, fields: Mapping[str, Any],
+                   defined: bool = True) -> None:
         m = step.machine
         address = m.address
+        if not defined or code not in DEFINED_CODES:
+            # a byte outside SAS Table A-1 (§3.11): reported as it came, nothing else done
+            step.emit("machineException", *machine_exception(code, defined=False))
+            return
         if code in DOORS:
             self._door(step, *DOORS[code])
         elif code in TILTS:
@@ -371,6 +380,11 @@ class Interpreter:
         elif code == Exc.GAMES_CHANGED:
             step.machine = replace(m, options_pending=True)
             step.read(ReadIdentity(address))
+        elif code in GENERIC_CODES:
+            # no event of its own: the generic one, on its category's channel (SAS §3.11)
+            step.emit("machineException", *machine_exception(code))
+            if code == Exc.LEGACY_BONUS:
+                step.read(ReadMeters(address, "game_end", GAME_END_METERS))  # bonus -> winPaid
         if code in MEMORY_ERRORS:
             step.emit("memoryError", {"kind": MEMORY_ERRORS[code], "code": code_text(code)})
         if code in RESET_CODES:

@@ -125,6 +125,7 @@ def scenario() -> list[Observation]:
         _identified(t + 2200.5, 5),
         SessionCommand(at=t + 2300, start=True, player_id="P-2002", action_id="act-8001"),
         SessionCommand(at=t + 2400, start=False, player_id=None, action_id="act-8002"),
+        _exc(t + 2500, 0x3B),  # low backup battery: no event of its own
     ]
     return obs
 
