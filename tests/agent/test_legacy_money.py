@@ -264,3 +264,34 @@ def test_legacy_bills_add_up_to_the_drop(denom: int, steps: list[tuple[str, Any,
     assert m.state.machines[1].drop_credit == 0
     if all_sent and not any(kind == "phantom" for kind, _, _ in steps):
         assert alerts == 0 and bills == moved
+
+
+# -- diag: which money the machine can meter, and from what --------------------------------
+
+
+def test_money_sources_of_a_modern_and_a_legacy_machine() -> None:
+    from agent.discovery import money_sources
+
+    modern = money_sources(set())
+    assert modern["bills"] == "billsAccepted (LP 6F)"
+    assert modern["ticketsOut"].endswith("+ LP 4D records")
+    legacy = money_sources({0x6F, 0xAF, 0x2F})
+    assert legacy["bills"] == "totalDrop (LP 1C) + exceptions 47-4F"
+    assert legacy["ticketsOut"] == "LP 4D records matched with cancelledCredits (LP 0F)"
+    assert legacy["ticketsIn"] == "not metered"
+    assert legacy["bets"] == "coinIn (LP 1C)"
+    only_singles = money_sources({0x6F, 0xAF, 0x2F, 0x1C, 0x0F, 0x19, 0x13})
+    assert only_singles["bills"] == "not metered"
+    assert only_singles["cashouts"] == "cancelledCredits (LP 10)"
+
+
+def test_diag_reports_the_money_sources_in_text_and_json() -> None:
+    from agent.diagnostics import LineFacts, _meters_check
+
+    facts = LineFacts(port="/dev/null", address=1, port_opened=True, credits=0,
+                      meters={"coinIn": 1, "coinOut": 1, "jackpot": 0, "cancelledCredits": 0,
+                              "gamesPlayed": 1},
+                      ignored_polls=["LP 2F"])
+    check = _meters_check(facts)
+    assert check.data["moneySources"]["bills"] == "totalDrop (LP 1C) + exceptions 47-4F"
+    assert "money from: bets: coinIn (LP 1C)" in check.detail
