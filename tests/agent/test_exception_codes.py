@@ -60,8 +60,8 @@ MOVES: dict[int, dict[int, int]] = {
 
 
 def reference_codes(text: str) -> set[int]:
-    """The codes of the reference's §3.11 table: cells like ``11 / 12``, ``31–33``,
-    ``47–4E, 50``, ``3D†``, ``**7E**``."""
+    """The codes of the reference's §3.11 table: cells like ``11 / 12``, ``31-33`` and
+    ``47-4E, 50`` (with an en dash), ``3D†``, ``**7E**``."""
     codes: set[int] = set()
     for line in text.splitlines():
         if not re.match(r"\| *\**[0-9A-F]{2}", line):
@@ -69,7 +69,7 @@ def reference_codes(text: str) -> set[int]:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         for cell in cells[0::2]:
             for part in re.split(r"[,/]", cell.replace("*", "").replace("†", "")):
-                bounds = [int(b, 16) for b in part.strip().split("–")]
+                bounds = [int(b, 16) for b in part.strip().split("\N{EN DASH}")]
                 codes.update(range(bounds[0], bounds[-1] + 1))
     return codes
 

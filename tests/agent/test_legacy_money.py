@@ -222,7 +222,7 @@ KNOWN = {1: 0x47, 5: 0x48, 10: 0x49, 20: 0x4A, 50: 0x4B, 100: 0x4C, 2: 0x4D, 500
          200: 0x50}
 
 step = st.one_of(
-    st.tuples(st.just("bill"), st.sampled_from(sorted(KNOWN) + [1000]),
+    st.tuples(st.just("bill"), st.sampled_from([*sorted(KNOWN), 1000]),
               st.sampled_from(["sent", "lost", "4F"])),
     st.tuples(st.just("read"), st.sampled_from(["bill", "timer", "game_end"]), st.none()),
     st.tuples(st.just("wait"), st.floats(0.1, 15.0), st.none()),
