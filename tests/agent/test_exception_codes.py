@@ -238,3 +238,39 @@ def test_docs_map_every_code_to_its_event_and_channel() -> None:
         want = "—" if not events else exception_channel(code).value
         assert channel == want, f"{code:02X}"
         assert all(name in CATALOG for name in events)
+
+
+# -- on the wire: a routed event is valid on its category's channels only -----------------
+
+
+def _frame(event: str, channel: str) -> str:
+    import json
+
+    return json.dumps({"type": "event", "id": "T1-5", "seq": 5, "channel": channel,
+                       "terminalId": "T1", "event": event,
+                       "timestamp": "2026-05-11T11:32:00.000Z", "data": {"code": "0x6F"}})
+
+
+@pytest.mark.parametrize("channel", ["alerts", "cash", "game", "system"])
+def test_machine_exception_is_valid_on_each_category_channel(channel: str) -> None:
+    from agent import wire
+
+    assert wire.parse_message(_frame("machineException", channel), max_bytes=4096)
+    assert wire.needs_ack(channel, "machineException") is (channel == "alerts")
+
+
+def test_machine_exception_is_refused_on_another_channel() -> None:
+    from agent import wire
+
+    with pytest.raises(wire.WireError, match="machineException belongs to channel"):
+        wire.parse_message(_frame("machineException", "player"), max_bytes=4096)
+    with pytest.raises(wire.WireError, match="'alerts', not 'cash'"):
+        wire.parse_message(_frame("unexplainedMeterChange", "cash"), max_bytes=4096)
+    assert "unexplainedMeterChange" in wire.ACKABLE_ALERTS
+
+
+def test_an_event_cannot_be_routed_off_its_channels() -> None:
+    with pytest.raises(ValueError, match="cannot go out on channel 'player'"):
+        Event("machineException", "2026-05-11T11:32:00.000Z", {}, Channel.PLAYER)
+    with pytest.raises(ValueError, match="cannot go out"):
+        Event("doorOpened", "2026-05-11T11:32:00.000Z", {}, Channel.ALERTS)
