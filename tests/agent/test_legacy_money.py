@@ -295,3 +295,83 @@ def test_diag_reports_the_money_sources_in_text_and_json() -> None:
     check = _meters_check(facts)
     assert check.data["moneySources"]["bills"] == "totalDrop (LP 1C) + exceptions 47-4F"
     assert "money from: bets: coinIn (LP 1C)" in check.detail
+
+
+LP_1E_FACES = {1: 0x40, 5: 0x42, 10: 0x43, 20: 0x44, 50: 0x46, 100: 0x47}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["dollars", "counts"]), st.sampled_from([1, 5]),
+       st.lists(st.tuples(st.sampled_from(sorted(LP_1E_FACES)),
+                          st.sampled_from(["sent", "lost"]),
+                          st.sampled_from(["bill", "timer", "none"])), max_size=25))
+def test_bills_by_lp_1e_or_20_are_the_meter_delta(profile: str, denom: int,
+                                                  steps: list[tuple[int, str, str]]) -> None:
+    """With LP 20 (dollars) or LP 1E (counts), the meter is the truth: every bill is reported
+    once at face value, whatever exceptions were lost, and the drop raises no alert."""
+    extra = (Meter.BILL_DOLLARS,) if profile == "dollars" else tuple(LP_1E_FACES.values())
+    m = Legacy(denom=denom, extra=extra)
+    total = 0
+    for dollars, exception, read in steps:
+        if profile == "dollars":
+            m.meters[Meter.BILL_DOLLARS] += dollars
+        else:
+            m.meters[LP_1E_FACES[dollars]] += 1
+        total += dollars * 100
+        m.bill(dollars, 0x4F if exception == "sent" else None)
+        if read != "none":
+            m.read(read)  # type: ignore[arg-type]
+    m.read()
+    m.tick(SETTLE)
+    m.read()
+    assert sum(e.data["amount"] for e in m.named("billAccepted")) == total
+    assert m.named("unexplainedMeterChange") == []
+    if profile == "counts":
+        assert sum(e.data["count"] for e in m.named("billAccepted")) == len(steps)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 50_000), st.sampled_from(["4D", "lost", "late"])),
+                max_size=12),
+       st.sampled_from([1, 5]))
+def test_legacy_tickets_are_reported_once_and_never_beyond_the_cash_outs(
+        cashouts: list[tuple[int, str]], denom: int) -> None:
+    """Cash-outs by ticket on a legacy machine (no ticket-out meter): each LP 4D record is
+    reported exactly once, and the metered ones never add up to more than the cancelled
+    credits moved; with every record read right after its cash-out, all are metered."""
+    m = Legacy(denom=denom)
+    late: list[TicketValidationRead] = []
+    for n, (credits, record) in enumerate(cashouts):
+        m.meters[CANCELLED] += credits
+        m.exc(0x66)
+        m.read("cashout")
+        read = TicketValidationRead(at=m.tick(), validation_type=0,
+                                    validation_number=f"{n:016d}",
+                                    amount_cents=credits * denom, ticket_number=n)
+        if record == "4D":
+            m.exc(0x3D)
+            m.feed(read)
+        elif record == "late":
+            late.append(read)
+        m.tick(2)
+    for read in late:  # read much later: its cash-out credit has been let go
+        m.tick(SETTLE)
+        m.read()
+        m.feed(replace_at(read, m.tick()))
+        m.read("ticket", started=m.at)
+    m.tick(SETTLE)
+    m.read()
+    printed = m.named("ticketPrinted")
+    numbers = [e.data["validationNumber"] for e in printed]
+    assert len(numbers) == len(set(numbers)) == sum(r != "lost" for _, r in cashouts)
+    metered = sum(e.data["amount"] for e in printed if e.data["metered"])
+    assert metered <= sum(c for c, _ in cashouts) * denom
+    assert sum(e.data["amount"] for e in m.named("cashout")) == sum(c for c, _ in cashouts) * denom
+    if all(r == "4D" for _, r in cashouts):
+        assert all(e.data["metered"] for e in printed)
+
+
+def replace_at(read: TicketValidationRead, at: float) -> TicketValidationRead:
+    from dataclasses import replace
+
+    return replace(read, at=at)
