@@ -261,11 +261,13 @@ def machine_exception(code: int, *, defined: bool = True) -> tuple[dict[str, Any
 #: resets, menus, progressives). In non-RTE mode their one-byte answer to a general poll has
 #: no CRC (SAS §3.4), so the line owner has them confirmed by an implied NACK before they
 #: count (``HostProtocol(confirm_exceptions=...)``, docs/sas.md). So are the generic codes
-#: (``machineException``): each is reported as it came. Game, bill and ticket codes only
-#: trigger CRC-checked meter reads and are not confirmed.
+#: (``machineException``) and every byte outside Table A-1 (issue 12: a belly-door-closed 1E
+#: flipped to 5E must not be taken as it came; one that reads the same twice is reported
+#: with ``defined: false``). Game, bill and ticket codes only trigger CRC-checked meter
+#: reads and are not confirmed.
 CONFIRMED_CODES = frozenset({
     *DOORS, *TILTS, *BILL_ACCEPTOR_FAULTS, *PRINTER_FAULTS, *MEMORY_ERRORS, *RESET_CODES,
     *OPERATOR_MENU, *PROGRESSIVE_HITS, Exc.POWER_RESTORED, Exc.POWER_LOST,
     Exc.CASHBOX_REMOVED, Exc.CASHBOX_INSTALLED, Exc.QUEUE_OVERFLOW, Exc.GAMES_CHANGED,
-    *GENERIC_CODES,
+    *GENERIC_CODES, *(byte for byte in range(0x100) if byte not in DEFINED_CODES),
 })

@@ -274,3 +274,14 @@ def test_an_event_cannot_be_routed_off_its_channels() -> None:
         Event("machineException", "2026-05-11T11:32:00.000Z", {}, Channel.PLAYER)
     with pytest.raises(ValueError, match="cannot go out"):
         Event("doorOpened", "2026-05-11T11:32:00.000Z", {}, Channel.ALERTS)
+
+
+def test_generic_codes_and_undefined_bytes_are_confirmed_before_they_count() -> None:
+    """Their events are alerts too: a flipped idle byte must not raise one (docs/sas.md)."""
+    from agent.exceptions_map import CONFIRMED_CODES, READ_TRIGGERED
+
+    assert GENERIC_CODES <= CONFIRMED_CODES
+    assert {b for b in range(256) if b not in DEFINED_CODES} <= CONFIRMED_CODES
+    assert not CONFIRMED_CODES & {int(c) for c in IDLE_EXCEPTIONS}
+    assert not CONFIRMED_CODES & set(range(0x47, 0x51))  # bills: the meters are the truth
+    assert 0x7E not in CONFIRMED_CODES and 0x66 in READ_TRIGGERED
