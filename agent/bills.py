@@ -35,10 +35,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from agent.events import Event, utc_timestamp
 from agent.exceptions_map import code_text
 from agent.meters import BILL_COUNT_VALUES_CENTS, Meter, meter_name
 from agent.state import MachineState
+from api.events import Event, utc_timestamp
 
 #: Non-RTE bill-accepted exceptions and the bill each reports, in cents (reference §3.11:
 #: 47-4E and 50 are $1/$5/$10/$20/$50/$100/$2/$500/$200; 4F is "other denominations", and

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from agent.events import CATALOG, Channel
+from api.events import CATALOG, Channel
 from sas_protocol.codes import (
     EXCEPTION_MEANING,
     IDLE_EXCEPTIONS,

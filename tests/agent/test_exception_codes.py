@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from agent.events import CATALOG, Channel, Event
 from agent.exceptions_map import (
     DEFINED_CODES,
     EXCEPTION_EVENTS,
@@ -36,6 +35,7 @@ from agent.observations import (
 )
 from agent.reads import ReadHandpay, ReadIdentity, ReadMeters, ReadRequest, ReadTicket
 from agent.state import AgentState
+from api.events import CATALOG, Channel, Event
 from sas_protocol.codes import IDLE_EXCEPTIONS, ExceptionCode, category_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,14 +253,14 @@ def _frame(event: str, channel: str) -> str:
 
 @pytest.mark.parametrize("channel", ["alerts", "cash", "game", "system"])
 def test_machine_exception_is_valid_on_each_category_channel(channel: str) -> None:
-    from agent import wire
+    from api import wire
 
     assert wire.parse_message(_frame("machineException", channel), max_bytes=4096)
     assert wire.needs_ack(channel, "machineException") is (channel == "alerts")
 
 
 def test_machine_exception_is_refused_on_another_channel() -> None:
-    from agent import wire
+    from api import wire
 
     with pytest.raises(wire.WireError, match="machineException belongs to channel"):
         wire.parse_message(_frame("machineException", "player"), max_bytes=4096)

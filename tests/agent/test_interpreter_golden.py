@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agent.events import StoredEvent
 from agent.interpreter import Interpreter
 from agent.observations import (
     CardInserted,
@@ -31,6 +30,7 @@ from agent.observations import (
     SessionCommand,
     TicketValidationRead,
 )
+from api.events import StoredEvent
 
 GOLDEN = Path(__file__).parent / "data" / "interpreter_golden_events.json"
 TERMINAL = "T-0042"

@@ -9,7 +9,6 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.events import Event
 from agent.interpreter import Interpreter
 from agent.meters import Meter
 from agent.observations import (
@@ -23,6 +22,7 @@ from agent.observations import (
 )
 from agent.reads import BILL_METERS, ReadMeters
 from agent.state import AgentState
+from api.events import Event
 
 T0 = 1_700_000_000.0
 DROP, CANCELLED, CREDITS = 0x24, 0x04, 0x0C

@@ -15,8 +15,8 @@ from referencing import Registry, Resource
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from agent import wire
-from agent.events import CATALOG
+from api import wire
+from api.events import CATALOG
 from hub.config import HubConfig
 from hub.server import Hub
 

@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Any
 
-from agent.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
-from agent.events import utc_timestamp
 from agent.outbox import Outbox, OutboxError, OutboxReader
+from api.events import utc_timestamp
+from cli.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
 
 EXIT_UNHEALTHY = 1
 

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from agent.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
+from cli.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
 
 if TYPE_CHECKING:
     from agent.config import Config

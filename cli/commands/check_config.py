@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from agent.commands.common import EXIT_INVALID_CONFIG
 from agent.config import ConfigError, load_config
+from cli.commands.common import EXIT_INVALID_CONFIG
 
 
 def add_parser(subparsers: Any) -> None:

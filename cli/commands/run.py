@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any, cast
 
-from agent.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
+from cli.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
 
 EXIT_CANNOT_START = 1
 
