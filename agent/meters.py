@@ -97,10 +97,6 @@ BILL_COUNT_VALUES_CENTS: dict[int, int] = {
          20_000, 25_000, 50_000, 100_000, 200_000, 250_000, 500_000, 1_000_000)
     )
 }
-#: LP 1E (bill meters: number of $1, $5, $10, $20, $50, $100 bills, reference §3.9b) as the
-#: Table C-7 bill count meters it carries, so a legacy read is keyed like a 2F/6F one.
-LP_1E_COUNT_CODES: tuple[int, ...] = (0x40, 0x42, 0x43, 0x44, 0x46, 0x47)
-
 for _code, _cents in BILL_COUNT_VALUES_CENTS.items():
     _NAMES[_code] = f"bills{_cents // 100}"
 
