@@ -11,7 +11,9 @@ that opens again and still holds the card reports it again, which opens a new se
 
 Logging: one warning when the reader is lost (or does not open at start), one when the first
 attempt to reopen it fails, then quiet (debug) until it opens: one info line with the number
-of attempts. Never the same warning every second.
+of attempts. A reader lost again within ``STABLE_S`` of opening again (it accepts and drops)
+is the same incident: the backoff goes on and its lines are debug ones. Never the same
+warning every second.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from agent.retry import doubling
 from drivers.base import TransportClosedError, TransportError
 from drivers.card_format import CardEvent, Holder
 
-__all__ = ["BACKOFF_FIRST_S", "BACKOFF_MAX_S", "READER_LOST", "CardPoller", "Reader"]
+__all__ = ["BACKOFF_FIRST_S", "BACKOFF_MAX_S", "READER_LOST", "STABLE_S", "CardPoller", "Reader"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 0.5
 #: Longest wait between two attempts: a reader back on the line is read within this.
 BACKOFF_MAX_S = 5.0
+#: A reader up this long before it is lost was working: the backoff starts over.
+STABLE_S = 10.0
 #: ``reason`` of the ``cardRemoved`` reported for a card that was in a lost reader.
 READER_LOST = "readerLost"
 
@@ -74,6 +78,9 @@ class CardPoller:
         self._lock = threading.Lock()
         self._reader: Reader | None = None
         self._thread: threading.Thread | None = None
+        self._delays = doubling(backoff_first_s, backoff_max_s)
+        #: An incident was reported and no reader has been stable since: log at debug level.
+        self._quiet = False
         #: Readers opened so far (1 after the first open; each reconnection adds one).
         self.opened = 0
         #: Times the reader was lost while running.
@@ -98,30 +105,32 @@ class CardPoller:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        delays = doubling(self._backoff_first, self._backoff_max)
         failures = 0
+        opened_at = 0.0
         while not self._stop.is_set():
             reader = self._reader
             if reader is None:
                 reader = self._try_open(failures)
                 if reader is None:
                     failures += 1
-                    self._stop.wait(next(delays))
+                    self._stop.wait(next(self._delays))
                     continue
                 if failures or self.lost:
-                    log.info("card reader %s: open again after %d attempt(s)", reader.name,
-                             failures + 1)
-                delays = doubling(self._backoff_first, self._backoff_max)
+                    log.log(logging.DEBUG if self._quiet else logging.INFO,
+                            "card reader %s: open again after %d attempt(s)", reader.name,
+                            failures + 1)
+                    self._quiet = True  # until this reader proves stable (_reader_lost)
                 failures = 0
+                opened_at = time.monotonic()
             try:
                 events = reader.poll(time.monotonic() + self._slice)
             except TransportClosedError:
                 if self._stop.is_set():
                     return
-                self._reader_lost(reader, f"{reader.name}: closed")
+                self._reader_lost(reader, f"{reader.name}: closed", opened_at)
                 continue
             except TransportError as exc:
-                self._reader_lost(reader, str(exc))
+                self._reader_lost(reader, str(exc), opened_at)
                 continue
             for event in events:
                 self._report(event.kind, event.card_id, event.holder, None)
@@ -130,7 +139,7 @@ class CardPoller:
         try:
             reader = self._open()
         except TransportError as exc:
-            if failures == 0:
+            if failures == 0 and not self._quiet:
                 log.warning("card reader does not open: %s; trying again every %.1f s at "
                             "most (logged again when it opens)", exc, self._backoff_max)
             else:
@@ -145,18 +154,29 @@ class CardPoller:
         self.opened += 1
         return reader
 
-    def _reader_lost(self, reader: Reader, why: str) -> None:
+    def _reader_lost(self, reader: Reader, why: str, opened_at: float) -> None:
+        """Closes the lost reader, reports its card removed, waits before reopening.
+
+        A reader that was up for ``STABLE_S`` was working: its loss is a new incident, logged
+        as a warning, and the backoff starts from its first step. One lost sooner after it
+        was opened again (a terminal server that accepts and drops at once) is the same
+        incident going on: the backoff continues and the lines are debug ones, so a flapping
+        reader costs one warning, not one per connection."""
         self.lost += 1
+        if time.monotonic() - opened_at >= STABLE_S:
+            self._delays = doubling(self._backoff_first, self._backoff_max)
+            self._quiet = False
         card = reader.current
         held = f"; card {card.card_id} reported removed ({READER_LOST})" if card else ""
-        log.warning("card reader lost: %s; reopening it%s", why, held)
+        log.log(logging.DEBUG if self._quiet else logging.WARNING,
+                "card reader lost: %s; reopening it%s", why, held)
         with self._lock:
             if self._reader is reader:
                 self._reader = None
         reader.close()
         if card is not None:
             self._report("removed", card.card_id, card.holder, READER_LOST)
-        self._stop.wait(self._backoff_first)
+        self._stop.wait(next(self._delays))
 
     def _report(self, kind: Literal["inserted", "removed"], card_id: str, holder: Holder,
                 reason: str | None) -> None:

@@ -110,6 +110,42 @@ def test_a_lost_reader_is_reopened_with_backoff_and_logged_once(
     assert len([m for m in debug if m.startswith("card reader still does not open")]) == 3
 
 
+def test_a_flapping_reader_costs_one_warning_not_one_per_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A terminal server that accepts and drops at once: every reader opens, then fails on
+    its first read. The first loss is a warning and the first reopening an info line; the
+    losses that follow (within STABLE_S of opening) are debug lines, the backoff goes on."""
+    seen = Collected()
+    readers: list[FakeReader] = []
+    good = FakeReader([CardEvent("inserted", "P0012345", "player", "P0012345")])
+
+    def open_reader() -> FakeReader:
+        if len(readers) == 6:
+            return good
+        reader = FakeReader([])
+        reader.fail.set()
+        readers.append(reader)
+        return reader
+
+    poller = CardPoller(open_reader, seen, backoff_first_s=0.01, backoff_max_s=0.04)
+    caplog.set_level(logging.DEBUG, logger="agent.card_poller")
+    poller.start()
+    try:
+        wait_for(lambda: seen.of(CardInserted), what=lambda: f"lost {poller.lost}")
+    finally:
+        poller.stop()
+    assert poller.lost == 6 and poller.opened == 7
+    assert all(r.closed.is_set() for r in readers)
+    by_level = {level: [r.getMessage() for r in caplog.records if r.levelno == level]
+                for level in (logging.WARNING, logging.INFO, logging.DEBUG)}
+    assert by_level[logging.WARNING] == [
+        "card reader lost: fake: read failed: socket disconnected; reopening it"]
+    assert by_level[logging.INFO] == ["card reader fake: open again after 1 attempt(s)"]
+    assert len([m for m in by_level[logging.DEBUG] if m.startswith("card reader lost")]) == 5
+    assert seen.of(CardRemoved) == []  # no card was in any of them
+
+
 def _serve(listener: socket.socket, conns: list[socket.socket], stop: threading.Event) -> None:
     while not stop.is_set():
         try:
