@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 
 from sas_protocol.meter_codes import BILL_METER_DOLLARS, MeterCode, MeterUnit, meter_spec
-from sas_protocol.meter_codes import meter_name as meter_name
+from sas_protocol.meter_codes import meter_name as _table_name
 
 
 class Meter(enum.IntEnum):
@@ -26,6 +26,7 @@ class Meter(enum.IntEnum):
     GAMES_PLAYED = MeterCode.GAMES_PLAYED
     GAMES_WON = MeterCode.GAMES_WON
     GAMES_LOST = MeterCode.GAMES_LOST
+    COINS_TO_DROP = MeterCode.COINS_TO_DROP_CREDITS  # credits from coins to drop
     BILLS = MeterCode.BILLS_ACCEPTED_CREDITS  # credits from bills accepted
     CURRENT_CREDITS = MeterCode.CURRENT_CREDITS
     TICKET_IN_CASHABLE = MeterCode.SAS_CASHABLE_TICKET_IN_CENTS
@@ -39,12 +40,18 @@ class Meter(enum.IntEnum):
     ATTENDANT_PAID_PAYTABLE_WIN = MeterCode.ATTENDANT_PAID_PAYTABLE_WIN
     ATTENDANT_PAID_PROGRESSIVE_WIN = MeterCode.ATTENDANT_PAID_PROGRESSIVE_WIN
     ATTENDANT_PAID_EXTERNAL_BONUS = MeterCode.ATTENDANT_PAID_EXTERNAL_BONUS
+    # credits: coins and bills to the drop (LP 0F/13/19/1C on legacy)
+    TOTAL_DROP = MeterCode.TOTAL_DROP
     GAMES_SINCE_POWER_RESET = MeterCode.GAMES_SINCE_POWER_RESET
     GAMES_SINCE_DOOR_CLOSE = MeterCode.GAMES_SINCE_SLOT_DOOR_CLOSURE
     BILLS_IN_STACKER_COUNT = MeterCode.BILLS_IN_STACKER_COUNT
     BILLS_IN_STACKER_AMOUNT = MeterCode.BILLS_IN_STACKER_CREDITS
     AFT_CASHABLE_IN = MeterCode.AFT_IN_HOUSE_CASHABLE_TO_MACHINE_CENTS
     AFT_CASHABLE_OUT = MeterCode.AFT_IN_HOUSE_CASHABLE_TO_HOST_CENTS
+    # Not a Table C-7 code: LP 20's total value of bills accepted, in whole dollars
+    # (reference §3.9b; sas_protocol reads it as MeterReply.other "total_bill_dollars").
+    # Keyed above the 16-bit C-7 range so it never meets a real code.
+    BILL_DOLLARS = 0x10020
 
 
 #: Bill count meters 40-57: face value in cents of each (SAS §3.10, "$1 ... $1,000,000").
@@ -63,6 +70,12 @@ NON_CUMULATIVE = frozenset({
 #: A drop from at least this share of the range to below ROLLOVER_LOW is a BCD wrap.
 ROLLOVER_HIGH = 0.9
 ROLLOVER_LOW = 0.1
+
+
+def meter_name(code: int) -> str:
+    """The camelCase name used in event ``meters`` maps (the meter table's, ``meterXX`` for
+    codes it does not name), and ``billDollars`` for LP 20's dollars."""
+    return "billDollars" if code == Meter.BILL_DOLLARS else _table_name(code)
 
 
 def is_cents_meter(code: int) -> bool:
