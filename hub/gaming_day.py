@@ -1,7 +1,7 @@
 """The casino's day: a time zone and the hour the gaming day starts (hub config).
 
 A gaming day is named by the local date on which it starts: with ``gaming_day_start: 6``
-in ``America/Las_Vegas``, day ``2026-05-11`` runs from 06:00 local on 11 May to 06:00 local
+in ``America/Los_Angeles``, day ``2026-05-11`` runs from 06:00 local on 11 May to 06:00 local
 on 12 May (23 or 25 hours when the clocks change in between). Every "today" of the hub
 (the terminals' coin in/out, the summaries) is the gaming day holding the hub's clock.
 """

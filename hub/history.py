@@ -148,21 +148,21 @@ def day_summary(db: sqlite3.Connection, gaming_day: GamingDay, day: str,
         names = ",".join("?" * len(_SUMS))
         cur = db.execute(
             "SELECT terminal_id, event, count(*), total(json_extract(data, '$.amount')),"
-            " total(coalesce(json_extract(data, '$.games'), 0)),"
-            " total(coalesce(json_extract(data, '$.count'), 0))"
+            " total(coalesce(json_extract(data, '$.games'), 1)),"
+            " total(coalesce(json_extract(data, '$.count'), 1))"
             f" FROM events WHERE terminal_id IN ({marks}) AND event IN ({names})"
             " AND timestamp >= ? AND timestamp < ? GROUP BY terminal_id, event",
             (*ids, *_SUMS, since, until))
         for tid, event, count, amount, games, bills in cur.fetchall():
             row, key, total = rows[tid], _SUMS[event], int(amount)
-            if key in ("coinIn", "coinOut"):
+            if key in ("coinIn", "coinOut"):  # a bet whose games meter was not read: 1
                 row[key] = total
                 if key == "coinIn":
                     row["games"] = int(games)
             else:
                 # billAccepted may carry the number of bills; otherwise one event, one bill
-                row[key] = {"count": int(bills) or int(count) if key == "bills"
-                            else int(count), "amount": total}
+                row[key] = {"count": int(bills) if key == "bills" else int(count),
+                            "amount": total}
     totals = _empty_row("", {})
     del totals["terminalId"]
     for row in rows.values():
