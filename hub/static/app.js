@@ -567,7 +567,7 @@
 
   const TERMINAL_FIELDS = [
     ["terminalId", "Terminal"], ["online", "Connection"], ["link", "Link"], ["locked", "Lock"],
-    ["condition", "Door / tilt / handpay"], ["balance", "Credits"], ["gamesToday", "Games"],
+    ["condition", "Machine"], ["balance", "Credits"], ["gamesToday", "Games"],
     ["coinInToday", "Coin in"], ["coinOutToday", "Coin out"], ["netWinToday", "Net win"],
     ["holdPercentToday", "Hold"], ["unackedAlerts", "Alerts"], ["actions", "Actions"],
   ];
@@ -675,7 +675,7 @@
     cell(row, "holdPercentToday").textContent = typeof t.holdPercentToday === "number" ? `${t.holdPercentToday.toFixed(1)} %` : "—";
     const ack = row.querySelector("button[data-ack-terminal]");
     const n = Number(t.unackedAlerts) || 0;
-    ack.textContent = n ? `Acknowledge ${n}` : "none";
+    ack.textContent = n ? `Ack ${n}` : "none";
     ack.dataset.count = String(n);
     ack.setAttribute("aria-label", n ? `Acknowledge the ${n} alerts of ${t.terminalId}` : `No open alerts on ${t.terminalId}`);
     row.dataset.attention = cond.value !== "ok" || n > 0 || !t.online || t.locked === true ? "1" : "0";
@@ -801,7 +801,8 @@
     el.confirmReason.value = "";
     el.confirmReason.hidden = !needReason;
     el.confirmReasonLabel.hidden = !needReason;
-    el.confirmReason.required = needReason;
+    // Checked here, not with `required`: the page explains what is missing (#confirm-error).
+    el.confirmReason.setAttribute("aria-required", needReason ? "true" : "false");
     el.confirmError.textContent = "";
     confirmHandler = { onOk, needReason };
     el.confirm.showModal();
@@ -1043,7 +1044,7 @@
       const open = games.get(frame.terminalId);
       const starts = frame.event === "gameStarted" ||
         (frame.event === "betPlaced" && open && open._frames.some((f) => f.event === "betPlaced"));
-      if (open && !starts && open.isConnected !== false) {
+      if (open && !starts) {
         attach(open, frame);
         return open;
       }
@@ -1195,9 +1196,11 @@
       const body = await resp.json();
       const frames = (body.events || []).filter((f) => !state.feedIds.has(f.id));
       // Newest first: group oldest first, then append the rows newest first at the bottom.
-      const rows = [];
+      let rows = [];
       const games = new Map();
       for (const f of [...frames].reverse()) addToFeed(f, games, (tr) => rows.push(tr));
+      // A game cut by the page boundary: its older part joins the row already shown.
+      rows = rows.filter((tr) => !joinedOlderPart(tr, games));
       for (const tr of rows.reverse()) {
         el.feedBody.appendChild(tr);
         noteOldest(tr);
@@ -1211,6 +1214,27 @@
       state.loadingOlder = false;
       renderFeedCount();
     }
+  }
+
+  /** True when ``tr`` (the newest older row of its terminal's game) belongs to the oldest
+   * game row already in the feed for that terminal: its events are put in that row. */
+  function joinedOlderPart(tr, games) {
+    if (tr.className !== "game" || games.get(tr.dataset.terminal) !== tr) return false;
+    let bottom = null;
+    for (const row of el.feedBody.children) {
+      if (row.dataset.terminal === tr.dataset.terminal && !row.classList.contains("details")) bottom = row;
+    }
+    if (!bottom || bottom.className !== "game") return false;
+    const names = (r) => new Set(r._frames.map((f) => f.event));
+    const newer = names(bottom), older = names(tr);
+    if (newer.has("gameStarted") || (newer.has("betPlaced") && older.has("betPlaced"))) return false;
+    bottom._frames = [...tr._frames, ...bottom._frames];
+    bottom.dataset.events = bottom._frames.map((f) => f.id).join(" ");
+    bottom.dataset.eventId = bottom._frames[0].id;
+    renderGameRow(bottom);
+    if (bottom._detailsRow) fillDetails(bottom);
+    noteOldest(bottom);
+    return true;
   }
 
   function onFeedScroll() {
