@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from typing import Any
 
 from hubkit import HubHarness, event_frame, wait_for
 
 from api import wire
+from hub.audit import AuditQuery
 
 
 async def _publish(term: Any, first: int, count: int, terminal: str = "T1") -> None:
@@ -114,3 +116,30 @@ async def test_resume_after_a_hub_restart_and_bad_from_values(harness: HubHarnes
     assert (await client.recv_type("error"))["code"] == "bad_message"
     await client.send_raw(wire.encode({"type": "unsubscribe", "from": 3}))
     assert (await client.recv_type("error"))["code"] == "bad_message"
+
+
+async def test_a_database_of_an_older_hub_gains_the_audit_table_and_keeps_its_cursors(
+    harness: HubHarness,
+) -> None:
+    """Additive migration: the events table is unchanged (its row id is the cursor); the
+    audit table is created at start when missing."""
+    term, _ = await harness.terminal("T1")
+    await _publish(term, 1, 3)
+    await term.close()
+    hub = harness.hub
+    assert hub is not None
+    await hub.stop()
+    db = sqlite3.connect(harness.config.database)
+    db.execute("DROP TABLE audit")  # as an older hub left it
+    old = [row[0] for row in db.execute("SELECT n FROM events ORDER BY n")]
+    db.commit()
+    db.close()
+    await harness.start()
+    client, _ = await harness.client("tok-alice")
+    await client.send(wire.subscribe(start=0))
+    _, replayed = await client.recv_until(lambda m: m["type"] == "replayed")
+    assert [m["cursor"] for m in replayed if m["type"] == "event"][:len(old)] == old
+    hub = harness.hub
+    assert hub is not None
+    entries, _ = hub.audit.query(AuditQuery(kinds=["login"]))
+    assert [e["who"] for e in entries] == ["alice"]
