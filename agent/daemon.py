@@ -361,7 +361,14 @@ class Daemon:
         assert self.outbox is not None and self.actions is not None
         return Uplink(config.uplink, terminal_id=config.terminal_id, outbox=self.outbox,
                       token=lambda: read_token(self.config), actions=self.actions.handle,
-                      metrics=self.metrics)
+                      metrics=self.metrics, machine_status=self._machine_status)
+
+    def _machine_status(self) -> dict[str, Any]:
+        """What ``hello`` reports: the host lock the agent holds (persisted with its state,
+        so also right after a restart); locked if any of its machines is."""
+        pipeline = self.pipeline
+        machines = pipeline.state.machines.values() if pipeline is not None else ()
+        return {"hostLocked": any(m.host_locked for m in machines)}
 
     def _committed(self, stored: list[StoredEvent]) -> None:
         """Pipeline listener: wake the uplink's sender (any thread); label

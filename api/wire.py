@@ -322,6 +322,9 @@ def _check_hello(c: _Checker) -> None:
     c.string("terminalId", pattern=_TERMINAL_ID_RE)
     c.string("version", max_len=64)
     c.integer("lastSeq", minimum=0)
+    if "machine" in c.msg:
+        c.obj("machine")
+        c.nested(c.msg["machine"], "machine").boolean("hostLocked")
 
 
 def _check_welcome(c: _Checker) -> None:
@@ -669,9 +672,12 @@ def _with_optional(msg: dict[str, Any], **optional: Any) -> dict[str, Any]:
     return msg
 
 
-def hello(terminal_id: str, version: str, last_seq: int) -> dict[str, Any]:
-    return {"type": MessageType.HELLO.value, "protocol": PROTOCOL_VERSION,
-            "terminalId": terminal_id, "version": version, "lastSeq": last_seq}
+def hello(terminal_id: str, version: str, last_seq: int,
+          machine: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``machine``: the machine's state as the agent holds it now (``hostLocked``)."""
+    msg = {"type": MessageType.HELLO.value, "protocol": PROTOCOL_VERSION,
+           "terminalId": terminal_id, "version": version, "lastSeq": last_seq}
+    return _with_optional(msg, machine=dict(machine) if machine is not None else None)
 
 
 def welcome(terminal_id: str, acked_seq: int, server_time: str) -> dict[str, Any]:

@@ -228,6 +228,15 @@ class Floor:
         state.host_locked = locked
         return state
 
+    def machine_reported(self, tid: str, machine: dict[str, Any] | None, now: float
+                         ) -> TerminalState:
+        """The ``hello``'s ``machine`` state: the host lock the agent holds now (events
+        still in its outbox follow and end in the same state)."""
+        state = self.get(tid, now)
+        if machine is not None and isinstance(machine.get("hostLocked"), bool):
+            state.host_locked = machine["hostLocked"]
+        return state
+
     def set_online(self, tid: str, online: bool, now: float) -> TerminalState:
         state = self.get(tid, now)
         state.online = online

@@ -489,12 +489,15 @@ class Hub:
         conn.peer.send(wire.welcome(terminal_id, acked, wire.format_timestamp(now)))
         log.info("terminal %s connected (lastSeq %d, ackedSeq %d)", terminal_id,
                  hello["lastSeq"], acked)
+        reported = self.floor.machine_reported(terminal_id, hello.get("machine"), now)
         if previous is None:
             state = self.floor.set_online(terminal_id, True, now)
             state.acked_seq = acked
             await self._emit_hub_event("deviceOnline", terminal_id,
                                        {"terminalId": terminal_id, "since": state.since})
             self._broadcast_terminal(state)
+        else:  # a replacing connection: the reported state may still have changed
+            self._broadcast_terminal(reported)
         self._deliver_queued(conn)
         try:
             while True:

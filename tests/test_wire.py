@@ -44,6 +44,7 @@ def schema_ok(msg: Any) -> bool:
 TS = "2026-05-11T11:10:00.123Z"
 EXAMPLES: list[dict[str, Any]] = [
     wire.hello("T-0042", "0.1.0", 1207),
+    wire.hello("T-0042", "0.1.0", 1207, {"hostLocked": True}),
     wire.welcome("T-0042", 1200, TS),
     wire.event(event_id="T-0042-7", seq=7, channel="game", terminal_id="T-0042",
                name="betPlaced", timestamp=TS, data={"amount": 100}),

@@ -72,6 +72,19 @@ async def test_lock_state_is_known_for_a_connected_terminal_and_survives_restart
     assert _terminal(snap, "T1")["locked"] is True
 
 
+async def test_the_agent_reports_the_host_lock_in_hello(harness: HubHarness) -> None:
+    """Locked by the agent before this hub saw any event: locked from the first moment."""
+    alice, _ = await harness.client("tok-alice", subscribe={})
+    term = await harness.connect("/ws/terminal", "tok-t1")
+    await term.send(wire.hello("T1", "test", 0, {"hostLocked": True}))
+    assert (await term.recv())["type"] == "welcome"
+    state = (await alice.recv_until(lambda m: m["type"] == "terminal"
+                                    and m["terminal"]["terminalId"] == "T1"))[0]["terminal"]
+    assert (state["locked"], state["lockReasons"]) == (True, ["host"])
+    await term.send_raw(wire.encode({**wire.hello("T1", "test", 0), "machine": {}}))
+    assert (await term.recv_type("error"))["code"] == "bad_message"
+
+
 async def test_acknowledge_all_and_per_terminal_with_who_and_when(
     harness: HubHarness,
 ) -> None:
