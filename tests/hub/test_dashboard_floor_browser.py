@@ -332,6 +332,12 @@ async def test_history_query_and_scrolling_into_older_events(
     await expect(cells.nth(5)).to_have_text("25.00 %")  # hold
     await expect(page.locator("#report-status")).to_contain_text("America/Los_Angeles")
     await shot(page, "summary")
+    async with page.expect_download() as download_info:
+        await page.locator("#report-csv").click()
+    download = await download_info.value
+    csv_text = Path(await download.path()).read_text(encoding="utf-8")
+    assert csv_text.startswith("terminalId,bank,area,coinIn,coinOut,netWin,holdPercent,games")
+    assert f"{TERMINAL},12,Main floor,6000,4500,1500,25.0,60," in csv_text
     # Events by name, paged
     await page.locator("#report-kind").select_option("events")
     await page.locator("#report-event").fill("winPaid")
