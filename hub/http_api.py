@@ -110,7 +110,7 @@ def answer(hub: Hub, request: Request) -> Response:
     if handler is None:
         return _json(404, {"error": "not_found", "message": f"no API {parts.path[:80]}"})
     header = request.headers.get("Authorization")
-    principal = hub._bearer(header)  # the same tokens and roles as the WebSocket paths
+    principal = hub.bearer(header)  # the same tokens and roles as the WebSocket paths
     if principal is None:
         resp = _json(401, {"error": "unauthorized", "message": "missing or unknown token"})
         resp.headers["WWW-Authenticate"] = "Bearer"

@@ -327,7 +327,7 @@ class Hub:
             header = request.headers.get("Authorization")
             if header is None and path == CLIENT_PATH:
                 return None  # browsers authenticate with the first message
-            principal = self._bearer(header)
+            principal = self.bearer(header)
             if principal is None:
                 resp = text_response(401, "missing or unknown bearer token\n")
                 resp.headers["WWW-Authenticate"] = "Bearer"
@@ -347,7 +347,8 @@ class Hub:
             return static_response(path, self.static_dir)
         return text_response(404, "not found\n")
 
-    def _bearer(self, header: str | None) -> Principal | None:
+    def bearer(self, header: str | None) -> Principal | None:
+        """Who an ``Authorization: Bearer`` header names (None: missing or unknown)."""
         token = header[7:].strip() if header and header[:7].lower() == "bearer " else None
         return self.tokens.lookup(token)
 
@@ -356,7 +357,7 @@ class Hub:
             return
         path = ws.request.path.split("?", 1)[0]
         # process_request already refused a bad header; read the principal again here.
-        principal = self._bearer(ws.request.headers.get("Authorization"))
+        principal = self.bearer(ws.request.headers.get("Authorization"))
         try:
             if path == TERMINAL_PATH and principal is not None:
                 await self._terminal_session(ws, principal)
