@@ -36,9 +36,9 @@ from benchlib import Verdict, exit_with, header, median, verdicts
 from procs import ROOT, SLOT_AGENT
 
 from agent.config import UplinkConfig
-from agent.events import Event, utc_timestamp
 from agent.outbox import Outbox
 from agent.uplink import Uplink
+from api.events import Event, utc_timestamp
 
 TERMINAL = "BENCH-1"
 

@@ -50,7 +50,7 @@ from benchlib import Verdict, exit_with, header, load_average, percentile, verdi
 from procs import ROOT, SLOT_AGENT, HubProcess
 from websockets.asyncio.client import connect
 
-from agent import wire
+from api import wire
 from drivers.base import Transport, Word
 from drivers.pseudo_tty import open_pty
 from emulator.model import Machine, MachineConfig

@@ -2,7 +2,7 @@
 pause, at the reference's 200 ms spacing and at 40 ms, for each scheduling of the line process.
 
 The agent runs as the daemon composes it: the line owner in a process of its own
-(``agent.line_process.LineProcess``, the product path; ``--line thread`` runs it on a thread
+(``agent.line.process.LineProcess``, the product path; ``--line thread`` runs it on a thread
 of this process instead, the layout before the split), the pipeline (interpreter + outbox
 writer) on a thread of this process, the uplink on this process's asyncio loop. It polls
 ``slot-agent emulate`` over a pty (its own process, like a real machine) with autoplay. The
@@ -59,15 +59,15 @@ from benchlib import Verdict, exit_with, header, load_average, median, percentil
 from procs import EmulatorProcess, GridSleeper, HubProcess, TimedFactory, read_poll_log
 
 from agent.config import Config, UplinkConfig, parse_config
-from agent.events import Event, StoredEvent, utc_timestamp
 from agent.interpreter import Interpreter
-from agent.line import LineOwner
-from agent.line_messages import NICE_AHEAD, RT_PRIORITY
-from agent.line_process import LineProcess
+from agent.line.messages import NICE_AHEAD, RT_PRIORITY
+from agent.line.owner import LineOwner
+from agent.line.process import LineProcess
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.pipeline import Pipeline
 from agent.uplink import Uplink
+from api.events import Event, StoredEvent, utc_timestamp
 
 TERMINAL = "BENCH-1"
 #: The feeder keeps at least this many events waiting for the uplink during a loaded phase.

@@ -157,7 +157,7 @@ def realtime_drop_in() -> list[str]:
 
 
 def test_the_realtime_drop_in_allows_what_the_line_process_asks() -> None:
-    from agent.line_messages import RT_PRIORITY
+    from agent.line.messages import RT_PRIORITY
 
     lines = realtime_drop_in()
     assert f"LimitRTPRIO={RT_PRIORITY}" in lines

@@ -1,4 +1,4 @@
-"""The line process's scheduling (``poll.line_priority``, agent/line_child.py): what the
+"""The line process's scheduling (``poll.line_priority``, agent/line/child.py): what the
 child reports in ``status`` is what the kernel says it runs at, and a refused setting falls
 back realtime -> nice -> normal. The fallback runs in a subprocess of its own, so this test
 process's scheduling never changes."""
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from agent.config import ConfigError, PollConfig, parse_config
-from agent.line_messages import NICE_AHEAD, RT_PRIORITY
-from agent.line_process import LineProcess
+from agent.line.messages import NICE_AHEAD, RT_PRIORITY
+from agent.line.process import LineProcess
 from agent.observations import LinkUp
 from drivers import open_pty
 from emulator.model import Machine
@@ -75,7 +75,7 @@ def test_status_reports_the_scheduling_the_kernel_applied(pty_url: str, asked: s
 
 FALLBACK = """
 import json, os, sys
-from agent import line_child
+from agent.line import child as line_child
 
 def refuse(*_args):
     raise PermissionError(1, "Operation not permitted")

@@ -1,0 +1,629 @@
+"""The line owner: the one thread that owns the serial line and polls the machines on it.
+
+Its timing must not depend on the rest of the daemon (an fsync, a slow hub), so it runs on
+its own thread and meets the others only through thread-safe hand-offs:
+
+- observations out through ``on_observation`` (the pipeline's ``put``, a queue);
+- read requests in through :meth:`LineOwner.request_reads` and commands through
+  :meth:`LineOwner.submit` (a queue each, drained at the start of every cycle);
+- :meth:`LineOwner.status` is a locked snapshot for ``diag``.
+
+Each cycle, on absolute deadlines (``interval_ms`` apart, so work inside a cycle never makes
+the schedule drift), every configured address gets a general poll and then at most one long
+poll, chosen by its :class:`agent.schedule.MachineSchedule` (commands first). A poll is driven
+through ``sas_protocol.HostProtocol``, which does the sync poll, implied ACK, retries and link
+health; this module does the I/O: it writes ``data_to_send()``, reads until the reply window
+(``reply_timeout_ms`` after the last byte written or received) closes, and feeds
+``receive_data`` / ``receive_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from agent.config import MachineConfig, PollConfig
+from agent.exceptions_map import CONFIRMED_CODES
+from agent.line.interface import OpenCommands
+from agent.machine_commands import (
+    CommandRejectedError,
+    CommandResult,
+    MachineCommand,
+)
+from agent.meter_reads import meter_key
+from agent.metrics import BadFrameKind, PollResult
+from agent.observations import (
+    ExceptionObserved,
+    LinkDown,
+    LinkUp,
+    Observation,
+    RealTimeEventObserved,
+)
+from agent.reads import ReadRequest
+from agent.schedule import MachineSchedule, Outputs
+from api.events import utc_timestamp
+from drivers.base import Transport, TransportClosedError, TransportError
+from sas_protocol.errors import CrcError, LengthError, UnexpectedAddressError
+from sas_protocol.hexdump import elided_hex
+from sas_protocol.host import (
+    ExceptionReported,
+    FailureReason,
+    FrameRejected,
+    HostEvent,
+    HostProtocol,
+    NoActivity,
+    NotSupported,
+    PollFailed,
+    RealTimeEventReceived,
+    ReplyReceived,
+)
+from sas_protocol.host import LinkDown as HostLinkDown
+from sas_protocol.host import LinkUp as HostLinkUp
+from sas_protocol.messages.requests import GeneralPoll, Poll, Request
+
+log = logging.getLogger("agent.line")  # the name operators filter on (docs/operations.md)
+
+CommandFuture = Future[CommandResult]
+
+#: Bad frames are logged at most once per this many seconds per address (with a count of
+#: the ones not logged), so a noisy line cannot flood the journal.
+BAD_FRAME_LOG_INTERVAL_S = 5.0
+#: After an I/O error on the transport, wait this long before polling (or reopening) again.
+TRANSPORT_RETRY_S = 1.0
+#: While the transport does not reopen, one failed attempt in this many is logged.
+REOPEN_LOG_EVERY = 60
+#: A reply window is extended while bytes keep arriving, but never beyond this after the
+#: poll was written: the longest reply (255-byte body) takes about 150 ms at 19200 baud, and a
+#: line that spews noise must not hold the poll cycle forever.
+MAX_REPLY_S = 0.25
+
+_RESULTS = {
+    FailureReason.TIMEOUT: PollResult.TIMEOUT,
+    FailureReason.CRC: PollResult.CRC,
+    FailureReason.FRAMING: PollResult.FRAMING,
+    FailureReason.NACK: PollResult.NACK,
+    FailureReason.BUSY: PollResult.BUSY,
+}
+
+
+def _bad_frame_kind(event: FrameRejected) -> BadFrameKind:
+    error = event.error
+    if isinstance(error, CrcError):
+        return BadFrameKind.CRC
+    if isinstance(error, LengthError):
+        return BadFrameKind.LENGTH
+    if isinstance(error, UnexpectedAddressError):
+        return BadFrameKind.ADDRESS
+    if "no reply was awaited" in str(error):
+        return BadFrameKind.UNEXPECTED
+    return BadFrameKind.DECODE
+
+
+class LineMetrics(Protocol):
+    """What the line owner records: :class:`agent.metrics.AgentMetrics` in the daemon's
+    process; in the line process (:mod:`agent.line.process`) a recorder whose figures are
+    shipped to the daemon's ``AgentMetrics``."""
+
+    def record_poll(self, address: int, result: PollResult,
+                    latency: float | None = None) -> None: ...
+
+    def record_bad_frame(self, address: int, kind: BadFrameKind) -> None: ...
+
+    def set_link_up(self, address: int, up: bool) -> None: ...
+
+    def record_poll_deviation(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One frame on the line, for diagnostics."""
+
+    at: float
+    direction: str  # "tx" or "rx"
+    hex: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": utc_timestamp(self.at), "dir": self.direction, "hex": self.hex}
+
+
+class _Machine:
+    """The line owner's per-address bookkeeping (line thread only, except under the lock)."""
+
+    def __init__(self, config: MachineConfig, poll: PollConfig, *, sync_address: int,
+                 max_sends: int, frames: int, stopping: threading.Event) -> None:
+        self.address = config.address
+        self.config = config
+        self._sync_address = sync_address
+        self._max_sends = max_sends
+        self._link_down_after = poll.link_down_after
+        self.host = self.new_host()
+        self.schedule: MachineSchedule[CommandFuture] = MachineSchedule(
+            config.address, rte=config.rte, poll=poll,
+            # once stopping, no command starts (it fails with the queued ones instead)
+            start_command=lambda future: (not stopping.is_set()
+                                          and future.set_running_or_notify_cancel()))
+        self.link_up = False
+        self.link_reported = False  # a LinkDown/LinkUp was reported at least once
+        self.since: float | None = None
+        self.polls: Counter[str] = Counter()
+        self.bad_frames: Counter[str] = Counter()
+        self.frames: deque[FrameRecord] = deque(maxlen=frames)
+        self.failed_sends_before_up = 0
+        self.answered = False  # the last poll got a reply (set by the line thread)
+        self.last_bad_log = float("-inf")
+        self.unlogged_bad = 0
+
+    def new_host(self) -> HostProtocol:
+        """A fresh host state machine (at start, and after the transport failed mid-poll:
+        the new one starts with a sync poll, SAS §3.3)."""
+        return HostProtocol(self.address, sync_address=self._sync_address,
+                            max_sends=self._max_sends, link_down_after=self._link_down_after,
+                            confirm_exceptions=CONFIRMED_CODES)
+
+
+class LineOwner:
+    """Owns ``transport`` and one ``HostProtocol`` per machine in ``machines``.
+
+    ``on_observation`` is called on the line thread for every observation; it must not block
+    (give it ``Pipeline.put``). ``clock`` is the wall clock of observation times; poll
+    deadlines use ``time.monotonic`` (the transports' clock).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        machines: Sequence[MachineConfig],
+        poll: PollConfig,
+        on_observation: Callable[[Observation], None],
+        *,
+        reopen: Callable[[], Transport] | None = None,
+        metrics: LineMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+        sync_address: int = 0,
+        max_sends: int = 3,
+        frame_log_size: int = 64,
+        max_pending_commands: int = 32,
+    ) -> None:
+        if not machines:
+            raise ValueError("the line owner needs at least one machine")
+        self.transport = transport
+        self._reopen = reopen
+        self.poll = poll
+        self._emit = on_observation
+        self._metrics = metrics
+        self._clock = clock
+        self._stop = threading.Event()
+        self._machines = {
+            m.address: _Machine(m, poll, sync_address=sync_address, max_sends=max_sends,
+                                frames=frame_log_size, stopping=self._stop)
+            for m in machines
+        }
+        self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        # submitted, not finished
+        self._open: OpenCommands[CommandFuture] = OpenCommands(self._machines,
+                                                               max_pending_commands)
+        self._inbox_count = 0  # items put and not yet handed to a schedule
+        self._lock = threading.Lock()
+        self._wake = threading.Event()  # ends the wait for the next cycle early
+        self._thread: threading.Thread | None = None
+        self._interval = poll.interval_ms / 1000.0
+        self._window = poll.reply_timeout_ms / 1000.0
+        self.skipped_slots = 0
+        self.cycles = 0
+        self._error: str | None = None
+        self._lost = False  # the transport failed and was closed: reopen before polling
+        self._reopen_failures = 0
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("line owner already started")
+        self._thread = threading.Thread(target=self._run, name="line-owner", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the poll in flight, then stop; commands still queued fail."""
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        self._fail_queued("the line owner stopped")
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self) -> None:
+        """Close the transport the line ends with (it may have been reopened meanwhile)."""
+        with contextlib.suppress(Exception):
+            self.transport.close()
+
+    # ------------------------------------------------------------------ inputs (any thread)
+
+    def submit(self, command: MachineCommand, *,
+               future: CommandFuture | None = None) -> CommandFuture:
+        """Queue a remote command ahead of routine polls; the future ends with its result.
+
+        ``future`` is the one to complete (the line process passes a future that reports
+        when the command starts); a new one by default."""
+        if self._stop.is_set():
+            raise CommandRejectedError("the line owner is stopping")
+        if future is None:
+            future = Future()
+        if self._open.admit(future, command, future):
+            self._put(("command", (command, future)))
+        return future
+
+    def set_poll_interval(self, interval_ms: int) -> None:
+        """A new cadence (SIGHUP): the next cycle is due ``interval_ms`` after the last one
+        was due, then every ``interval_ms``; ``status()["intervalMs"]`` shows it at once."""
+        if interval_ms < 1:
+            raise ValueError(f"the poll interval must be at least 1 ms, not {interval_ms}")
+        if interval_ms <= self.poll.reply_timeout_ms:
+            log.warning("poll interval %d ms is not longer than the reply window (%d ms): "
+                        "cycles will overrun and slots be skipped", interval_ms,
+                        self.poll.reply_timeout_ms)
+        with self._lock:
+            self.poll = replace(self.poll, interval_ms=interval_ms)
+            self._interval = interval_ms / 1000.0
+        log.info("poll interval set to %d ms", interval_ms)
+        self._wake.set()
+
+    def request_reads(self, reads: Iterable[ReadRequest]) -> None:
+        """Reads the interpreter asked for (called by the pipeline after each commit)."""
+        for read in reads:
+            self._put(("read", read))
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        with self._lock:
+            self._inbox_count += 1
+        self._inbox.put(item)
+
+    def idle(self) -> bool:
+        """Nothing queued for the line, no job running or waiting (tests, ``diag``)."""
+        with self._lock:
+            return self._inbox_count == 0 and all(
+                m.schedule.idle and m.schedule.outstanding is None
+                for m in self._machines.values())
+
+    def status(self) -> dict[str, Any]:
+        """A thread-safe snapshot for ``diag``."""
+        with self._lock:
+            machines = {}
+            for m in self._machines.values():
+                memory = m.schedule.memory
+                machines[str(m.address)] = {
+                    "address": m.address,
+                    "linkUp": m.link_up,
+                    "since": utc_timestamp(m.since) if m.since is not None else None,
+                    "rte": m.host.rte_mode,
+                    "polls": dict(m.polls),
+                    "badFrames": dict(m.bad_frames),
+                    "ignoredPolls": [f"{p:02X}" for p in sorted(memory.ignored)],
+                    "lackingMeters": [meter_key(c) for c in sorted(memory.lacking)],
+                    "machine": dict(memory.identity),
+                    "lastMeters": {meter_key(c): v for c, v in sorted(memory.last_meters.items())},
+                    "lastMetersAt": (utc_timestamp(memory.last_meters_at)
+                                     if memory.last_meters_at is not None else None),
+                    "pendingCommands": m.schedule.pending_commands(),
+                    "lastFrames": [f.to_json() for f in m.frames],
+                }
+            return {
+                "transport": self.transport.name,
+                "running": self.running,
+                "intervalMs": self.poll.interval_ms,
+                "cycles": self.cycles,
+                "skippedSlots": self.skipped_slots,
+                "error": self._error,
+                "machines": machines,
+            }
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        next_due = time.monotonic()
+        due: float | None = None  # when the cycle that ran last was due
+        try:
+            while not self._stop.is_set():
+                wait = next_due - time.monotonic()
+                # woken early by stop() or by a new cadence (set_poll_interval)
+                if wait > 0 and self._wake.wait(wait):
+                    self._wake.clear()
+                    if self._stop.is_set():
+                        break
+                    if due is not None:
+                        next_due = due + self._interval  # the new cadence from now on
+                    continue
+                due = next_due
+                started = time.monotonic()
+                if self._metrics is not None:
+                    self._metrics.record_poll_deviation(abs(started - next_due))
+                self._drain_inbox()
+                if self._lost:
+                    self._reopen_transport()  # commands were failed above: the link is down
+                else:
+                    try:
+                        self._cycle()
+                    except TransportClosedError:
+                        raise  # closed on this side: a stop, not a lost line
+                    except TransportError as exc:
+                        self._transport_failed(exc)
+                self.cycles += 1
+                # Absolute deadlines: the next cycle is due one interval after this one was
+                # due, whatever the work took. Slots already missed are skipped, not bunched.
+                next_due += self._interval
+                now = time.monotonic()
+                if next_due < now:
+                    missed = int((now - next_due) / self._interval) + 1
+                    self.skipped_slots += missed
+                    next_due += missed * self._interval
+            self._conclude()
+        except TransportClosedError as exc:
+            self._error = str(exc)
+            log.info("line owner: transport closed, stopping", extra={"device": exc.device})
+        except Exception as exc:  # a bug: say so loudly, fail the commands, stop the thread
+            self._error = f"{type(exc).__name__}: {exc}"
+            log.exception("line owner crashed")
+        finally:
+            self._fail_queued("the line owner stopped")
+
+    def _transport_failed(self, exc: TransportError) -> None:
+        """The line itself failed (a USB adapter unplugged, a TCP peer gone): the machines
+        are down; with ``reopen`` the transport is closed and opened again, after a pause,
+        at every cycle until it opens (:meth:`_reopen_transport`)."""
+        log.warning("line transport error: %s", exc)
+        self._error = str(exc)
+        at = self._clock()
+        with self._lock:
+            for m in self._machines.values():
+                m.host = m.new_host()  # the poll in flight is abandoned with the old one
+                if m.link_up or not m.link_reported:
+                    self._link_down(m, at, f"transport error: {exc}")
+        if self._reopen is None:
+            self._stop.wait(TRANSPORT_RETRY_S)  # the same transport is polled again
+            return
+        with contextlib.suppress(TransportError):
+            self.transport.close()
+        self._lost = True
+
+    def _reopen_transport(self) -> None:
+        """One attempt to open the line again, after a pause (a missing USB adapter or an
+        unreachable terminal server is tried again at the next cycle, never given up)."""
+        assert self._reopen is not None
+        if self._stop.wait(TRANSPORT_RETRY_S):
+            return
+        try:
+            transport = self._reopen()
+        except Exception as exc:  # any failure to open is retried, never fatal to the line
+            self._reopen_failures += 1
+            # an adapter left unplugged for hours must not flood the journal
+            if self._reopen_failures % REOPEN_LOG_EVERY == 1:
+                log.warning("cannot reopen the line transport (attempt %d): %s",
+                            self._reopen_failures, exc)
+            self._error = f"cannot reopen the line transport: {exc}"
+            return
+        self._reopen_failures = 0
+        with self._lock:
+            self.transport = transport
+        self._lost = False
+        self._error = None
+        log.info("line transport reopened: %s", transport.name)
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                kind, item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            with self._lock:
+                self._inbox_count -= 1
+            if kind == "command":
+                command, future = item
+                with self._lock:
+                    m = self._machines[command.address]
+                    if not m.link_up:
+                        if future.set_running_or_notify_cancel():
+                            future.set_result(CommandResult(False, "the machine link is down"))
+                        continue
+                    m.schedule.command(command, future)
+            else:
+                m_read = self._machines.get(item.address)
+                if m_read is not None:
+                    with self._lock:
+                        m_read.schedule.request(item)
+
+    def _conclude(self) -> None:
+        """On stop: what the last polls finished is delivered, not failed. A job learns it
+        is done only when asked for its next poll (a command ACKed by the machine is
+        concluded, with its ``HostLockChanged``, at the next cycle), so each schedule is
+        asked once more; the poll it offers is not sent, and no command starts."""
+        with self._lock:
+            for m in self._machines.values():
+                _, outputs = m.schedule.next_long_poll(self._clock())
+                self._deliver(m, outputs)
+
+    def _fail_queued(self, reason: str) -> None:
+        with self._lock:
+            for m in self._machines.values():
+                for future, _ in m.schedule.on_link_down():
+                    self._finish_command(future, CommandResult(False, reason))
+        while True:
+            try:
+                kind, item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            with self._lock:
+                self._inbox_count -= 1
+            if kind == "command":
+                _, future = item
+                if not future.done() and future.set_running_or_notify_cancel():
+                    future.set_result(CommandResult(False, reason))
+        with self._lock:
+            # commands a schedule dropped without starting them (stopping)
+            for future in self._open.pending():
+                self._finish_command(future, CommandResult(False, reason))
+
+    def _cycle(self) -> None:
+        for m in self._machines.values():
+            m.answered = False
+            self._run_poll(m, GeneralPoll())
+            with self._lock:
+                self._emit_all(m.schedule.general_poll_done(m.answered and m.link_up,
+                                                            self._clock()))
+            if self._stop.is_set():
+                return
+            with self._lock:
+                poll, outputs = m.schedule.next_long_poll(self._clock())
+                self._deliver(m, outputs)
+            if poll is not None:
+                self._run_poll(m, poll)
+            if self._stop.is_set():
+                return
+
+    # ------------------------------------------------------------------ one poll
+
+    def _run_poll(self, m: _Machine, poll: Poll) -> None:
+        host, transport = m.host, self.transport
+        host.send(poll)
+        first_sent: float | None = None
+        deadline = latest = 0.0
+        while host.awaiting_reply:
+            outgoing = host.data_to_send()
+            if outgoing:
+                transport.discard_input()  # late bytes of an earlier window are not a reply
+                for item in outgoing:
+                    transport.write(item.data, wakeup=item.wakeup)
+                    self._record(m, "tx", item.data)
+                now = time.monotonic()
+                first_sent = now if first_sent is None else first_sent
+                deadline = now + self._window
+                latest = now + max(self._window, MAX_REPLY_S)
+            words = transport.read(deadline)
+            if words:
+                data = bytes(w.value for w in words)
+                self._record(m, "rx", data)
+                host.receive_data(data)
+                # the window stays open while bytes keep coming, up to ``latest``
+                deadline = min(max(deadline, time.monotonic() + self._window), latest)
+            elif time.monotonic() >= deadline:
+                host.receive_timeout()
+            self._handle(m, host.events_received(), first_sent)
+
+    def _record(self, m: _Machine, direction: str, data: bytes) -> None:
+        with self._lock:
+            m.frames.append(FrameRecord(self._clock(), direction, elided_hex(data)))
+
+    def _handle(self, m: _Machine, events: list[HostEvent], first_sent: float | None) -> None:
+        if not events:
+            return
+        at = self._clock()
+        latency = time.monotonic() - first_sent if first_sent is not None else None
+        with self._lock:
+            sched = m.schedule
+            for event in events:
+                match event:
+                    case HostLinkUp():
+                        self._link_up(m, at)
+                    case HostLinkDown():
+                        self._link_down(m, at, "no valid reply")
+                    case ExceptionReported(code=code):
+                        self._poll_result(m, PollResult.OK, latency)
+                        self._emit(ExceptionObserved(at=at, address=m.address, code=code))
+                    case NoActivity():
+                        self._poll_result(m, PollResult.OK, latency)
+                    case RealTimeEventReceived(event=rte, substituted=substituted):
+                        if not substituted:
+                            self._poll_result(m, PollResult.OK, latency)
+                        self._emit(RealTimeEventObserved(at=at, address=m.address,
+                                                         code=rte.event_code,
+                                                         fields=rte.fields()))
+                    case ReplyReceived(poll=poll, reply=reply):
+                        self._poll_result(m, PollResult.OK, latency)
+                        if isinstance(poll, Request) and poll == self._outstanding(m):
+                            self._emit_all(sched.replied(reply, at))
+                    case NotSupported(poll=poll):
+                        self._poll_result(m, PollResult.UNSUPPORTED, None)
+                        if poll == self._outstanding(m):
+                            self._emit_all(sched.not_supported(at))
+                    case PollFailed(poll=poll, reason=reason):
+                        self._poll_result(m, _RESULTS[reason], None)
+                        self._failed_before_up(m, at)
+                        if isinstance(poll, Request) and poll == self._outstanding(m):
+                            self._emit_all(sched.failed(reason.value, at))
+                    case FrameRejected():
+                        self._bad_frame(m, event)
+
+    @staticmethod
+    def _outstanding(m: _Machine) -> Request | None:
+        return m.schedule.outstanding
+
+    def _emit_all(self, observations: list[Observation]) -> None:
+        for obs in observations:
+            self._emit(obs)
+
+    def _deliver(self, m: _Machine, outputs: Outputs[CommandFuture]) -> None:
+        self._emit_all(outputs.observations)
+        for future, result in outputs.commands:
+            self._finish_command(future, result)
+
+    @staticmethod
+    def _finish_command(future: CommandFuture, result: CommandResult) -> None:
+        if not future.done():
+            future.set_result(result)
+
+    def _poll_result(self, m: _Machine, result: PollResult, latency: float | None) -> None:
+        m.polls[result.value] += 1
+        m.answered = result is PollResult.OK
+        if self._metrics is not None:
+            self._metrics.record_poll(m.address, result, latency)
+
+    def _link_up(self, m: _Machine, at: float) -> None:
+        m.link_up, m.link_reported, m.since = True, True, at
+        m.failed_sends_before_up = 0
+        m.schedule.on_link_up(at)
+        if self._metrics is not None:
+            self._metrics.set_link_up(m.address, True)
+        log.info("machine %d: link up", m.address)
+        self._emit(LinkUp(at=at, address=m.address))
+
+    def _link_down(self, m: _Machine, at: float, reason: str) -> None:
+        m.link_up, m.link_reported, m.since = False, True, at
+        for future, result in m.schedule.on_link_down():
+            self._finish_command(future, result)
+        if self._metrics is not None:
+            self._metrics.set_link_up(m.address, False)
+        log.warning("machine %d: link down (%s)", m.address, reason)
+        self._emit(LinkDown(at=at, address=m.address, reason=reason))
+
+    def _failed_before_up(self, m: _Machine, at: float) -> None:
+        """HostProtocol reports LinkDown only after the link was up; a machine that never
+        answered since start is reported down once after as many failed sends."""
+        if m.link_reported:
+            return
+        m.failed_sends_before_up += m.host.max_sends
+        if m.failed_sends_before_up >= self.poll.link_down_after:
+            self._link_down(m, at, "no reply since start")
+
+    def _bad_frame(self, m: _Machine, event: FrameRejected) -> None:
+        kind = _bad_frame_kind(event)
+        m.bad_frames[kind.value] += 1
+        if self._metrics is not None:
+            self._metrics.record_bad_frame(m.address, kind)
+        now = time.monotonic()
+        if now - m.last_bad_log >= BAD_FRAME_LOG_INTERVAL_S:
+            more = f" ({m.unlogged_bad} more not logged)" if m.unlogged_bad else ""
+            log.warning("machine %d: bad frame (%s): %s: %s%s", m.address, kind.value,
+                        event.error, elided_hex(event.error.raw), more)
+            m.last_bad_log, m.unlogged_bad = now, 0
+        else:
+            m.unlogged_bad += 1

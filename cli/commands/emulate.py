@@ -1,0 +1,186 @@
+"""``slot-agent emulate``: serve a virtual slot machine over TCP or a pseudo-terminal.
+
+The first line printed (flushed at once) is where to connect: ``HOST:PORT`` or the pty
+slave path. It stops on SIGTERM / SIGINT, or when a scenario with ``end: stop`` finishes,
+and then writes ``--report`` (see docs/emulator.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from cli.commands.options import command_parser
+from drivers.base import Transport, TransportError
+from emulator.autoplay import AutoplaySettings
+from emulator.model import Machine, MachineConfig
+from emulator.report import build_report, write_report
+from emulator.scenario import ScenarioError, ScenarioRunner, bundled_names, load_scenario
+from emulator.server import Emulator, LinkOptions
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = command_parser(
+        subparsers, "emulate",
+        help="run a virtual slot machine (SAS over TCP or a pty)",
+        description="Run a virtual slot machine that speaks SAS over TCP or a pseudo-terminal. "
+        "The first line printed is the address to connect to. See docs/emulator.md.",
+        exit_codes={0: "stopped (SIGTERM, SIGINT or the scenario ended)",
+                    1: "the report could not be written",
+                    2: "bad usage, scenario or link (the reason is printed)"},
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tcp", metavar="HOST:PORT",
+                       help="listen on TCP (port 0: any free port); prints HOST:PORT")
+    where.add_argument("--pty", action="store_true",
+                       help="create a pseudo-terminal; prints the slave device path")
+    parser.add_argument("--scenario", default="autoplay", metavar="NAME|FILE",
+                        help=f"scenario: {', '.join(bundled_names())}, or a YAML file "
+                        "(default: autoplay)")
+    parser.add_argument("--seed", type=int, help="random seed (default: scenario's, else 0)")
+    parser.add_argument("--address", type=int, help="SAS address 1..127 (default 1)")
+    parser.add_argument("--rte", action="store_true", default=None,
+                        help="start with real-time event reporting on")
+    parser.add_argument("--denomination", type=int, metavar="CENTS",
+                        help="accounting denomination in cents per credit (default 1)")
+    parser.add_argument("--games-per-minute", type=float, metavar="N",
+                        help="pace of play (default 30)")
+    parser.add_argument("--unsupported-polls", metavar="HEX,HEX",
+                        help="long polls to ignore, e.g. 6F,AF")
+    parser.add_argument("--report", metavar="FILE", help="write the final meters as JSON")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log to stderr")
+    parser.set_defaults(func=run)
+
+
+def _fail(message: str) -> int:
+    print(f"slot-agent emulate: {message}", file=sys.stderr)
+    return 2
+
+
+def _parse_polls(text: str) -> frozenset[int]:
+    polls = set()
+    for part in text.split(","):
+        part = part.strip().lower().removeprefix("0x")
+        if not part:
+            continue
+        value = int(part, 16)
+        if not 0 <= value <= 0xFF:
+            raise ValueError(part)
+        polls.add(value)
+    return frozenset(polls)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        return _fail(str(exc))
+    opts = scenario.options
+    seed = args.seed if args.seed is not None else (opts.seed or 0)
+    address = args.address if args.address is not None else (opts.address or 1)
+    if not 1 <= address <= 127:
+        return _fail(f"--address must be 1..127, got {address}")
+    denomination = args.denomination or opts.denomination or 1
+    if denomination <= 0:
+        return _fail(f"--denomination must be positive, got {denomination}")
+    gpm = args.games_per_minute or opts.games_per_minute or 30.0
+    if not 0 < gpm <= 60_000:
+        return _fail(f"--games-per-minute must be in (0, 60000], got {gpm}")
+    unsupported = frozenset(opts.unsupported_polls)
+    if args.unsupported_polls:
+        try:
+            unsupported = _parse_polls(args.unsupported_polls)
+        except ValueError:
+            return _fail(f"--unsupported-polls: expected hex codes like 6F,AF, "
+                         f"got {args.unsupported_polls!r}")
+    rte = bool(args.rte) if args.rte is not None else bool(opts.rte)
+
+    def log(message: str) -> None:
+        if args.verbose:
+            print(f"emulator: {message}", file=sys.stderr, flush=True)
+
+    now = time.monotonic()
+    config = MachineConfig(denomination_cents=denomination)
+    if opts.handpay_limit_cents:
+        config = dataclasses.replace(config, handpay_limit_cents=opts.handpay_limit_cents)
+    machine = Machine(config, now=now, wall_clock=datetime.now(UTC), seed=seed)
+    stop = threading.Event()
+
+    def disconnected(transport: Transport, exc: Exception) -> None:
+        log(f"{transport.name}: disconnected ({exc})")
+        transport.close()
+
+    emu = Emulator(machine, None, address=address,
+                   options=LinkOptions(unsupported_polls=unsupported, rte=rte, seed=seed),
+                   now=now, log=log, on_disconnect=disconnected)
+    emu.runner = ScenarioRunner(scenario, machine, start=now, seed=seed, link=emu,
+                                autoplay=AutoplaySettings(games_per_minute=gpm), log=log)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    from drivers.pseudo_tty import open_pty
+    from drivers.tcp import TcpListener, tcp_listen
+
+    listener: TcpListener | None = None
+    try:
+        if args.tcp:
+            host, sep, port_text = args.tcp.rpartition(":")
+            if not sep or not port_text.isdigit():
+                return _fail(f"--tcp: expected HOST:PORT, got {args.tcp!r}")
+            listener = tcp_listen(host.strip("[]") or "127.0.0.1", int(port_text))
+            bound_host, bound_port = listener.address
+            print(f"{bound_host}:{bound_port}", flush=True)
+        else:
+            master, path = open_pty()
+            emu.attach(master)
+            print(path, flush=True)
+    except TransportError as exc:
+        return _fail(str(exc))
+
+    emu.start()
+    log(f"serving scenario {scenario.name!r} at address {address}")
+    try:
+        while not stop.is_set():
+            if scenario.end == "stop" and emu.runner.finished:
+                log("scenario finished")
+                break
+            if listener is not None:
+                try:
+                    conn = listener.accept(time.monotonic() + 0.2)
+                except TransportError as exc:
+                    log(f"accept failed: {exc}")
+                    break
+                if conn is not None:
+                    log(f"{conn.name}: connected")
+                    emu.attach(conn)
+            else:
+                stop.wait(0.2)
+    finally:
+        emu.stop()
+        transport = emu.detach()
+        if transport is not None:
+            transport.close()
+        if listener is not None:
+            listener.close()
+        if args.report:
+            with emu.lock:
+                report = build_report(machine, scenario=scenario.name,
+                                      finished=emu.runner.finished)
+            try:
+                write_report(args.report, report)
+            except OSError as exc:
+                print(f"slot-agent emulate: cannot write report {args.report}: {exc}",
+                      file=sys.stderr)
+                return 1
+    return 0

@@ -1,0 +1,67 @@
+"""``slot-agent hub``: run the reference central server (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from cli.commands.options import add_config_option, command_parser, log_level
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = command_parser(
+        subparsers, "hub", help="run the reference hub (WebSocket API and dashboard)",
+        description="Run the reference hub. The first line printed is the dashboard URL, "
+                    "with the bound port when listen.port is 0.",
+        exit_codes={0: "stopped cleanly (SIGTERM or SIGINT)",
+                    1: "cannot start (the address is in use, a TLS file does not load)",
+                    2: "invalid hub.yaml or token file, or bad usage"},
+    )
+    add_config_option(parser, help="the hub's config (hub.yaml)")
+    parser.add_argument("--log-level", type=log_level, default="info", metavar="LEVEL",
+                        help="debug, info, warning or error, any case (default info)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hub.config import HubConfigError, load_config
+    from hub.server import Hub
+    from hub.tokens import TokenFileError
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(Path(args.config))
+    except HubConfigError as exc:
+        for problem in exc.problems:
+            print(f"hub config: {problem}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        try:
+            hub = Hub(config)
+        except TokenFileError as exc:
+            for problem in exc.problems:
+                print(f"token file: {problem}", file=sys.stderr)
+            return 2
+        await hub.start()
+        print(hub.url, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await hub.stop()
+        return 0
+
+    try:
+        return asyncio.run(main())
+    except OSError as exc:
+        print(f"hub: cannot start: {exc}", file=sys.stderr)
+        return 1
