@@ -30,9 +30,11 @@ class LinkDown(Observation):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExceptionObserved(Observation):
-    """A general-poll exception code (non-RTE), or an RTE event with no data."""
+    """A general-poll exception code (non-RTE), or an RTE event with no data. ``defined``
+    is False for a code outside the SAS exception table (SAS §3.11), read the same twice."""
 
     code: int
+    defined: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

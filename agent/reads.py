@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tenacity import RetryCallState, Retrying, wait_exponential
+
 from agent.meters import Meter
 from agent.observations import MeterReason
 
@@ -49,6 +51,25 @@ class ReadIdentity:
 
 
 ReadRequest = ReadMeters | ReadHandpay | ReadTicket | ReadIdentity
+
+#: A failed read (meters, LP 1B, LP 4D) is tried again after this wait, then after twice
+#: that, up to READ_RETRY_MAX_S, for as long as the link is up (issue 12: money reaches the
+#: hub within 5 s after the line is clean again). Exponential, no jitter: one line owner per
+#: line, nothing to spread out.
+READ_RETRY_FIRST_S = 0.25
+READ_RETRY_MAX_S = 1.5
+_READ_BACKOFF = wait_exponential(multiplier=READ_RETRY_FIRST_S, min=READ_RETRY_FIRST_S,
+                                 max=READ_RETRY_MAX_S)
+
+
+def read_retry_delay(attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (1 for the first) of a failed read.
+
+    tenacity's wait strategy, asked for a time instead of sleeping: the line owner's
+    scheduler turns it into the next attempt's earliest time and polls on meanwhile."""
+    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    return float(_READ_BACKOFF(state))
 
 _BILL_COUNTS = tuple(range(0x40, 0x58))
 
