@@ -250,10 +250,15 @@ class LineOwner:
         self._thread = threading.Thread(target=self._run, name="line-owner", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Finish the poll in flight, then stop; commands still queued fail."""
+    def request_stop(self) -> None:
+        """Ask the line thread to stop after the poll in flight, without waiting for it (any
+        thread, the line thread too: a test's scripted end on a fake clock)."""
         self._stop.set()
         self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the poll in flight, then stop; commands still queued fail."""
+        self.request_stop()
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
