@@ -298,10 +298,6 @@ class LineOwner:
         shows it at once."""
         if interval_ms < 1:
             raise ValueError(f"the poll interval must be at least 1 ms, not {interval_ms}")
-        if interval_ms <= self.poll.reply_timeout_ms:
-            log.warning("poll interval %d ms is not longer than the reply window (%d ms): "
-                        "cycles will overrun and slots be skipped", interval_ms,
-                        self.poll.reply_timeout_ms)
         with self._lock:
             self.poll = replace(self.poll, interval_ms=interval_ms)
             self._interval = interval_ms / 1000.0
