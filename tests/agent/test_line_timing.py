@@ -7,6 +7,7 @@ Times asserted are virtual (the fake clock's), never wall-clock."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 
@@ -167,3 +168,12 @@ def test_rte_mode_options_default_answer_idle_polls() -> None:
     rig = ClockedRig(POLL, rte=True, options=LinkOptions(rte=True, rte_idle_event=False))
     rig.run_until(6)
     assert rig.seen.of(LinkDown)
+
+
+def test_the_sync_poll_goes_to_the_configured_address() -> None:
+    rig = ClockedRig(dataclasses.replace(POLL, sync_address=0x05))
+    rig.run_until(3)
+    first = [rec.data for rec in rig.line.log[:2]]
+    assert first == [b"\x85", b"\x81"]  # SAS §3.3: a poll to another address first
+    assert b"\x80" not in {rec.data for rec in rig.line.log if rec.direction == "tx"}
+    assert rig.seen.of(LinkUp)
