@@ -24,6 +24,13 @@ interleaved with polls to other addresses (a poll to another address is an impli
 SAS §3.5, which would turn the re-send into a new request); the general polls of a cycle
 come first for every machine, so that on a shared line one machine's wait for its long-poll
 slot is used by the others. The clock and the wait are parameters (tests run on a fake clock).
+
+Liveness in RTE mode: a general poll that meets silence is a failed poll in every mode
+(issue 12), but a machine that follows the spec summary's "00 is not sent in RTE mode"
+(SAS §3.4, [unsure]; others answer ``addr FF 00``) is silent when idle. So after such a
+silence the long-poll slot of that cycle carries a liveness probe (:data:`LIVENESS_PROBE`)
+when the schedule has nothing to send: an idle machine answers it (or substitutes an event,
+SAS §12.3) and stays up, a dead one fails it too and goes down after the span.
 """
 
 from __future__ import annotations
@@ -77,7 +84,7 @@ from sas_protocol.host import (
 )
 from sas_protocol.host import LinkDown as HostLinkDown
 from sas_protocol.host import LinkUp as HostLinkUp
-from sas_protocol.messages.requests import GeneralPoll, Poll, Request
+from sas_protocol.messages.requests import GeneralPoll, MetersRequest, Poll, Request
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +97,9 @@ BAD_FRAME_LOG_INTERVAL_S = 5.0
 TRANSPORT_RETRY_S = 1.0
 #: While the transport does not reopen, one failed attempt in this many is logged.
 REOPEN_LOG_EVERY = 60
+#: The long poll that tells an idle RTE machine from a dead one (module docstring): LP 1A,
+#: current credits, a two-byte legacy poll every SAS machine answers (SAS §3.9).
+LIVENESS_PROBE = MetersRequest(0x1A)
 #: Per-machine poll spacing never goes below this (SAS §3.6: 40 ms with LP A0's consent).
 MIN_INTERVAL_MS = 40
 #: A reply window is extended while bytes keep arriving, but never beyond this after the
@@ -172,6 +182,7 @@ class _Machine:
         self.bad_frames: Counter[str] = Counter()
         self.frames: deque[FrameRecord] = deque(maxlen=frames)
         self.answered = False  # the last poll got a reply (set by the line thread)
+        self.probe = False  # an RTE-mode general poll met silence: probe in the long-poll slot
         self.last_bad_log = float("-inf")
         self.unlogged_bad = 0
 
@@ -528,6 +539,9 @@ class LineOwner:
             with self._lock:
                 poll, outputs = m.schedule.next_long_poll(self._clock())
                 self._deliver(m, outputs)
+            if poll is None and m.probe:
+                poll = LIVENESS_PROBE  # its answer is only a sign of life
+            m.probe = False
             if poll is not None:
                 self._run_poll(m, poll)
 
@@ -612,6 +626,9 @@ class LineOwner:
                             self._emit_all(sched.not_supported(at))
                     case PollFailed(poll=poll, reason=reason):
                         self._poll_result(m, _RESULTS[reason], None)
+                        if (isinstance(poll, GeneralPoll) and reason is FailureReason.TIMEOUT
+                                and (m.host.rte_mode or m.config.rte)):
+                            m.probe = True
                         if isinstance(poll, Request) and poll == self._outstanding(m):
                             self._emit_all(sched.failed(reason.value, at))
                     case FrameRejected():

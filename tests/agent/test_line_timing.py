@@ -87,9 +87,10 @@ def test_a_dead_machine_is_down_after_the_span(rte: bool) -> None:
     assert down.reason == "no valid reply"
     # failures spanning 2 s: not before, and within one send or so after
     assert 12.0 <= rig.virtual(down.at) <= 12.6
-    # only general polls go out while the link is down (one per slot)
-    sends_after = [rec for rec in rig.sends(since=13) if rec.data not in (b"\x81", b"\x80\x81")]
-    assert sends_after == []
+    # while the link is down only general polls go out, and in RTE mode the liveness probe
+    # (LP 1A) after each silent one: a machine silent when idle would never come back else
+    allowed = {None} | ({0x1A} if rte else set())
+    assert {_command(rec.data) for rec in rig.sends(since=13)} <= allowed
 
 
 @pytest.mark.parametrize("rte", [False, True], ids=["plain", "rte"])
@@ -162,12 +163,21 @@ def test_an_undefined_exception_is_confirmed_reported_and_counted() -> None:
     assert len(answers) == 2 and log[answers[0] + 1].data == b"\x81"
 
 
-def test_rte_mode_options_default_answer_idle_polls() -> None:
-    """The RTE rig's machine answers idle general polls with ``01 FF 00`` (Monaco); one that
-    stays silent when idle is reported down (docs/sas.md, Real-time event reporting)."""
+def test_an_rte_machine_silent_when_idle_stays_up_and_goes_down_when_dead() -> None:
+    """A machine that answers idle RTE general polls with silence, not ``01 FF 00`` (SAS
+    §3.4 [unsure]): each silence is a failed general poll, and the liveness probe (LP 1A)
+    in the long-poll slot keeps the link up while the machine answers it."""
     rig = ClockedRig(POLL, rte=True, options=LinkOptions(rte=True, rte_idle_event=False))
-    rig.run_until(6)
-    assert rig.seen.of(LinkDown)
+    rig.line.at(30, lambda line: line.emulator.silence(line.clock.now, 100))
+    rig.run_until(40)
+    [up] = rig.seen.of(LinkUp)
+    [down] = rig.seen.of(LinkDown)
+    # the failures began with the last silent general poll before the probe that failed:
+    # up to one cycle (three general-poll sends and the probe) before the machine died
+    assert 31.0 <= rig.virtual(down.at) <= 33.5
+    assert rig.virtual(up.at) < 1
+    probes = [rec for rec in rig.sends(since=20) if _command(rec.data) == 0x1A]
+    assert len(probes) >= 5  # idle: the probe in every cycle
 
 
 def test_the_sync_poll_goes_to_the_configured_address() -> None:
