@@ -35,11 +35,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent import __version__
-from agent.config import Config
+from agent.config import Config, ConfigError
 from agent.meters import meter_name
+from agent.tls import client_ssl_context
 from drivers.base import Transport, TransportError
-from drivers.hexdump import elided_hex
 from sas_protocol.denominations import denomination_cents
+from sas_protocol.hexdump import elided_hex
 from sas_protocol.host import (
     ExceptionReported,
     FrameRejected,
@@ -481,10 +482,13 @@ def probe_uplink(config: Config, token: str | None, *, timeout: float = 5.0,
     context: ssl.SSLContext | None = None
     try:
         if secure:
-            context = ssl.create_default_context(cafile=config.uplink.ca_file)
-            if config.uplink.client_cert_file is not None:
-                context.load_cert_chain(config.uplink.client_cert_file,
-                                        config.uplink.client_key_file)
+            # The uplink's own context (agent.tls), so diag tests the handshake the daemon
+            # makes: the same CA, client certificate and TLS 1.2 floor.
+            try:
+                context = client_ssl_context(config.uplink)
+            except ConfigError as exc:
+                out["tls"] = {"ok": False, "detail": "; ".join(str(p) for p in exc.problems)}
+                return out
             try:
                 with context.wrap_socket(sock, server_hostname=host) as tls:
                     cert = tls.getpeercert() or {}

@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from agent import sessions, tickets
-from agent.events import Event, utc_timestamp
 from agent.exceptions_map import (
     BILL_ACCEPTED,
     BILL_ACCEPTOR_FAULTS,
@@ -83,6 +82,7 @@ from agent.reads import (
 )
 from agent.sessions import CardState
 from agent.state import AgentState, MachineState
+from api.events import Event, utc_timestamp
 
 #: meter reads that cover every meter: they end a pending reset and produce a meterSnapshot.
 FULL_READ_REASONS: frozenset[MeterReason] = frozenset({"discovery", "snapshot", "gap", "reset"})

@@ -27,10 +27,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from agent.events import Event, utc_timestamp
 from agent.meters import Meter, meter_name
 from agent.observations import TicketValidationRead
 from agent.state import MachineState
+from api.events import Event, utc_timestamp
 
 #: the meters a printed ticket moves, in cents (SAS Table C-7: 0E cashable, 10 restricted)
 TICKET_OUT = (Meter.TICKET_OUT_CASHABLE, Meter.TICKET_OUT_RESTRICTED)

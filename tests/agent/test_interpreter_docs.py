@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from agent.events import CATALOG
+from api.events import CATALOG
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "events.md").read_text()

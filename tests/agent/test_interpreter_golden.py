@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from agent.events import StoredEvent
 from agent.interpreter import Interpreter
 from agent.observations import (
     CardInserted,
@@ -30,6 +29,7 @@ from agent.observations import (
     SessionCommand,
     TicketValidationRead,
 )
+from api.events import StoredEvent
 
 GOLDEN = Path(__file__).parent / "data" / "interpreter_golden_events.json"
 TERMINAL = "T-0042"

@@ -15,7 +15,7 @@ from referencing import Registry, Resource
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from agent import wire
+from api import wire
 from hub.config import HubConfig
 from hub.server import Hub
 

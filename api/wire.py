@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.events import CATALOG, Channel, utc_timestamp
+from api.events import CATALOG, Channel, utc_timestamp
 
 #: Major version carried by ``hello.protocol`` and ``auth.protocol`` (protocol.md §10).
 PROTOCOL_VERSION = 1
