@@ -8,12 +8,12 @@ and feeds the answers back as observations (``MetersRead``, ``HandpayInfoRead``,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-
-from tenacity import RetryCallState, Retrying, wait_exponential
 
 from agent.meters import Meter
 from agent.observations import MeterReason
+from agent.retry import doubling
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +58,14 @@ ReadRequest = ReadMeters | ReadHandpay | ReadTicket | ReadIdentity
 #: line, nothing to spread out.
 READ_RETRY_FIRST_S = 0.25
 READ_RETRY_MAX_S = 1.5
-_READ_BACKOFF = wait_exponential(multiplier=READ_RETRY_FIRST_S, min=READ_RETRY_FIRST_S,
-                                 max=READ_RETRY_MAX_S)
 
 
-def read_retry_delay(attempt: int) -> float:
-    """Seconds to wait before retry number ``attempt`` (1 for the first) of a failed read.
+def read_retry_delays() -> Iterator[float]:
+    """The waits before the retries of one failed read: tenacity's exponential schedule
+    (:func:`agent.retry.doubling`), asked for times instead of sleeping: the line owner's
+    scheduler turns each into the next attempt's earliest time and polls on meanwhile."""
+    return doubling(READ_RETRY_FIRST_S, READ_RETRY_MAX_S)
 
-    tenacity's wait strategy, asked for a time instead of sleeping: the line owner's
-    scheduler turns it into the next attempt's earliest time and polls on meanwhile."""
-    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempt
-    return float(_READ_BACKOFF(state))
 
 _BILL_COUNTS = tuple(range(0x40, 0x58))
 

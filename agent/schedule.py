@@ -12,7 +12,7 @@ long polls is organised in *jobs*, each a short sequence of polls that ends in o
   merge into one), LP 1B after 51, LP 4D after 3D / 3E, identification after 3C / A2;
 - a full meter snapshot every ``snapshot_interval_s``;
 - a read (meters, LP 1B, LP 4D) whose poll failed is not given up: the same poll is tried
-  again after a backoff (:func:`agent.reads.read_retry_delay`), for as long as the link is
+  again after a backoff (:func:`agent.reads.read_retry_delays`), for as long as the link is
   up, while general polls (and commands) go on; a link-down drops it, and the discovery
   snapshot at the next link-up reads everything;
 - remote commands, which go ahead of every routine job (a routine job in progress is only
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -54,7 +54,7 @@ from agent.reads import (
     ReadMeters,
     ReadRequest,
     ReadTicket,
-    read_retry_delay,
+    read_retry_delays,
 )
 from sas_protocol.messages.meters import MeterReply
 from sas_protocol.messages.requests import (
@@ -133,12 +133,13 @@ class Job:
         self.result: CommandResult | None = None
         #: no poll before this time: a failed poll waits for its retry
         self.not_before = float("-inf")
-        self.retries = 0
+        self._backoff: Iterator[float] | None = None
 
     def retry_later(self, at: float) -> None:
         """The poll in flight failed: try it again after the backoff (module docstring)."""
-        self.retries += 1
-        self.not_before = at + read_retry_delay(self.retries)
+        if self._backoff is None:
+            self._backoff = read_retry_delays()
+        self.not_before = at + next(self._backoff)
 
     def next_poll(self, memory: Memory, at: float) -> Request | None:
         raise NotImplementedError

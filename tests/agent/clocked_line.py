@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.config import MachineConfig, PollConfig
-from agent.line import LineOwner
+from agent.line.owner import LineOwner
 from drivers.base import Transport, Word, frame_words
 from emulator.model import Machine
 from emulator.server import Emulator, LinkOptions

@@ -15,7 +15,7 @@ import pytest
 
 from agent.config import PollConfig
 from agent.observations import ExceptionObserved, LinkDown, LinkUp, MetersRead
-from agent.reads import READ_RETRY_MAX_S, read_retry_delay
+from agent.reads import READ_RETRY_MAX_S, read_retry_delays
 from emulator.model import PendingException
 from emulator.server import LinkOptions
 from tests.agent.clocked_line import (
@@ -144,8 +144,10 @@ def test_a_failed_meter_read_is_retried_until_it_succeeds() -> None:
              if rec.at < START + clean_at and _command(rec.data) in (0x6F, 0xAF)]
     pauses = [b - a for a, b in itertools.pairwise(times) if b - a > 0.3]
     assert len(pauses) >= 3 and pauses == sorted(pauses)
-    assert all(pause >= read_retry_delay(n) for n, pause in enumerate(pauses, 1))
-    assert read_retry_delay(len(pauses) + 5) == READ_RETRY_MAX_S
+    assert all(pause >= delay for pause, delay in zip(pauses, read_retry_delays(),
+                                                      strict=False))
+    assert list(itertools.islice(read_retry_delays(), 6)) == [0.25, 0.5, 1.0, 1.5, 1.5,
+                                                              READ_RETRY_MAX_S]
 
 
 def test_an_undefined_exception_is_confirmed_reported_and_counted() -> None:
