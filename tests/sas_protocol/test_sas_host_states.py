@@ -147,7 +147,7 @@ def render_tables() -> list[str]:
 @pytest.mark.parametrize("table", render_tables(), ids=["poll", "link"])
 def test_docs_show_the_transition_tables_of_the_code(table: str) -> None:
     assert table in DOC.read_text(), (
-        "docs/sas.md 'States' table differs from sas_protocol/host.py; paste:\n" + table)
+        "docs/sas.md 'States' table differs from sas_protocol/host_model.py; paste:\n" + table)
 
 
 def test_docs_name_every_state_and_trigger() -> None:
