@@ -26,6 +26,9 @@ silence three times running (its address byte flipped), and a poll wrongly remem
 unsupported must not stay so for the life of the process (LP 6F, then 2F, would be skipped
 and the meters they carry never read). Probing again costs a machine that really lacks the
 poll three silent sends per snapshot interval. No I/O, no clock: times are arguments.
+
+Over 500 lines: the job classes and the planner that orders them are one unit (each job's
+handlers are called only by the planner, with its memory).
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ Liveness in RTE mode: a general poll that meets silence is a failed poll in ever
 silence the long-poll slot of that cycle carries a liveness probe (:data:`LIVENESS_PROBE`)
 when the schedule has nothing to send: an idle machine answers it (or substitutes an event,
 SAS §12.3) and stays up, a dead one fails it too and goes down after the span.
+
+Over 500 lines: the poll loop, its timing and the event hand-off all work on the same
+per-machine bookkeeping under one lock; split, each part would reach into the others.
 """
 
 from __future__ import annotations
