@@ -424,10 +424,12 @@ class LineOwner:
             waited = True
             self._wait(remaining)
             self._wake.clear()
-        if waited and self._metrics is not None:
-            self._metrics.record_poll_deviation(self._mono() - slot)
-        elif not waited and self._mono() - slot > self._spacing(m):
-            self.skipped_slots += 1  # a whole interval late: the line was busy elsewhere
+        if waited:
+            late = self._mono() - slot
+            if self._metrics is not None:
+                self._metrics.record_poll_deviation(late)
+            if late > self._spacing(m):
+                self.skipped_slots += 1  # woke a whole interval late: the thread stalled
         return True
 
     def _transport_failed(self, exc: TransportError) -> None:
