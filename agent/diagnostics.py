@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from agent import __version__
 from agent.config import Config, ConfigError
+from agent.discovery import money_sources
 from agent.meters import meter_name
 from agent.tls import client_ssl_context
 from drivers.base import Transport, TransportError
@@ -663,22 +664,35 @@ def _machine_info_check(line: LineFacts) -> Check:
                   **info)
 
 
+def _money_sources(line: LineFacts) -> dict[str, str]:
+    """Which money classes the machine can meter, and from what (agent.discovery)."""
+    ignored = {int(p[3:], 16) for p in line.ignored_polls
+               if p.startswith("LP ") and len(p) == 5}
+    if 0x2F in ignored:
+        ignored |= {0x6F, 0xAF}  # the stepdown tries 6F/AF before 2F (agent.meter_reads)
+    return money_sources(ignored)
+
+
 def _meters_check(line: LineFacts) -> Check:
     wanted = [meter_name(code) for code in MAIN_METERS]
     missing = [name for name in wanted if name not in line.meters]
     shown = ", ".join(f"{k} {v}" for k, v in line.meters.items())
     credits = "unknown" if line.credits is None else str(line.credits)
-    detail = f"credits {credits}; {shown or 'no meters read'}"
+    sources = _money_sources(line)
+    money = "; ".join(f"{k}: {v}" for k, v in sources.items())
+    detail = f"credits {credits}; {shown or 'no meters read'}; money from: {money}"
+    data: dict[str, Any] = {"credits": line.credits, "meters": line.meters,
+                            "moneySources": sources}
     if len(missing) == len(wanted):
         return _check("meters", CheckStatus.FAIL, detail,
                       "no main meter is readable: money cannot be tracked; see the ignored "
-                      "long polls", credits=line.credits, meters=line.meters)
+                      "long polls", **data)
     if missing or line.credits is None:
         what = ", ".join(missing) if missing else "current credits (LP 1A)"
         return _check("meters", CheckStatus.WARN, f"{detail}; missing {what}",
                       "the machine ignores these meter polls; see the ignored long polls",
-                      credits=line.credits, meters=line.meters)
-    return _check("meters", CheckStatus.OK, detail, credits=line.credits, meters=line.meters)
+                      **data)
+    return _check("meters", CheckStatus.OK, detail, **data)
 
 
 def _ignored_check(line: LineFacts) -> Check:

@@ -30,8 +30,12 @@ class LinkDown(Observation):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExceptionObserved(Observation):
-    """A general-poll exception code (non-RTE), or an RTE event with no data. ``defined``
-    is False for a code outside the SAS exception table (SAS §3.11), read the same twice."""
+    """A general-poll exception code (non-RTE), or an RTE event with no data.
+
+    ``defined`` is False when the line owner saw a byte that is not in SAS Table A-1 (after
+    its implied-NACK confirmation: read the same twice): the interpreter reports it as a
+    ``machineException`` with ``defined: false`` and takes no other action on it
+    (docs/events.md)."""
 
     code: int
     defined: bool = True
@@ -120,6 +124,9 @@ class CardInserted(Observation):
 class CardRemoved(Observation):
     card_id: str
     kind: Literal["player", "employee"]
+    #: None for a removal the reader reported; "readerLost" when the reader itself was lost
+    #: with the card in it (agent.card_poller).
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
