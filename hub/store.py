@@ -1,7 +1,9 @@
 """The hub's SQLite store: events (de-duplicated), acknowledged seqs, alert acks, actions.
 
 Two connections to one WAL database. Events are written in batches (group commit: one
-transaction, one fsync, for everything a terminal sent in a burst) by the *writer* connection
+transaction, one fsync, for everything that arrived from all terminals while the previous
+one committed: hub/ingest.py, which uses only :meth:`HubStore.write_events`, the store's
+write-path interface :class:`hub.ingest.EventStore`) by the *writer* connection
 on the store's own single thread, so a commit's fsync never stalls the event loop. Everything
 else (reads for snapshots, alert acknowledgements, actions: a few rows now and then) uses the
 *loop* connection on the event loop thread; WAL lets it read while a batch is being written.
@@ -153,23 +155,52 @@ class HubStore:
         already stored (a duplicate, also within the batch).
 
         Runs on the writer connection: call it from the writer thread (:meth:`write_events`)
-        or while nothing else uses the store. The duplicates are found with one range query
-        per source and the new rows go in with one ``executemany``: the writer thread holds
-        the interpreter lock for as little Python work per event as possible (the event loop
-        needs it for the next burst meanwhile).
+        or while nothing else uses the store. A batch holds the events of many terminals
+        (hub/ingest.py), nearly always new ones: they go in with one ``executemany`` of
+        ``INSERT OR IGNORE``, and only if that reports fewer rows than it was given (a
+        terminal resending after a lost ack) is the transaction rolled back and done again
+        the exact way, finding the duplicates with one range query per source. The writer
+        thread holds the interpreter lock for as little Python work per event as possible
+        (the event loop needs it for the next burst meanwhile).
         """
         db = self._writer_db
         acked: dict[str, int] = {}
-        spans: dict[str, tuple[int, int]] = {}
         for w in writes:
-            seq = w.frame["seq"]
-            lo, hi = spans.get(w.source, (seq, seq))
-            spans[w.source] = (min(lo, seq), max(hi, seq))
             if w.acked_seq is not None:
                 acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
         rows = [(w.source, f["seq"], f["id"], f["terminalId"], f["channel"], f["event"],
                  f["timestamp"], _DATA_ENCODER.encode(f["data"]), received_at)
                 for w in writes for f in (w.frame,)]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = db.executemany(
+                "INSERT OR IGNORE INTO events (source, seq, id, terminal_id, channel, event,"
+                " timestamp, data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            if cur.rowcount != len(rows):
+                db.execute("ROLLBACK")
+                return self._insert_exact(writes, rows, acked)
+            self._advance_acked(acked)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return [True] * len(rows)
+
+    def _advance_acked(self, acked: dict[str, int]) -> None:
+        self._writer_db.executemany(
+            "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
+            " (terminal_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
+            list(acked.items()))
+
+    def _insert_exact(self, writes: Sequence[EventWrite], rows: list[tuple[Any, ...]],
+                      acked: dict[str, int]) -> list[bool]:
+        db = self._writer_db
+        spans: dict[str, tuple[int, int]] = {}
+        for w in writes:
+            seq = w.frame["seq"]
+            lo, hi = spans.get(w.source, (seq, seq))
+            spans[w.source] = (min(lo, seq), max(hi, seq))
         inserted: list[bool] = []
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -189,12 +220,7 @@ class HubStore:
             db.executemany(
                 "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
                 " data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", new_rows)
-            for source, seq in acked.items():
-                db.execute(
-                    "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
-                    " (terminal_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
-                    (source, seq),
-                )
+            self._advance_acked(acked)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
