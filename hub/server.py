@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import threading
@@ -61,6 +62,9 @@ MAX_BATCH = 500
 _EVENT_FIELDS = len(wire.event(event_id="-", seq=1, channel="", terminal_id="", name="",
                                timestamp="", data={}))
 
+#: Most frames a peer's writer joins into one write.
+_WRITE_BATCH = 256
+
 #: Seconds a peer's queued frames may take to go out before a close the hub initiates.
 _DRAIN_TIMEOUT = 5.0
 
@@ -99,6 +103,33 @@ async def _read_burst(ws: ServerConnection, first: str | bytes, limit: int
     return texts, None
 
 
+async def _send_frames(ws: ServerConnection, frames: list[str | bytes]) -> None:
+    """Send text frames, in order, with one write to the socket for all of them.
+
+    A viewer subscribed to everything gets every event: one ``send`` (and one system call)
+    per frame and per viewer is what would bound the fan-out. This is what
+    ``ServerConnection.send`` does for one frame (its ``send_context``, then the Sans-I/O
+    ``protocol.send_text``), with the frames' bytes joined into one write. Fan-out frames
+    come as UTF-8 bytes, encoded once for every peer.
+    """
+    if len(frames) == 1:
+        frame = frames[0]
+        await ws.send(frame, text=True) if isinstance(frame, bytes) else await ws.send(frame)
+        return
+    async with ws.send_context():
+        for frame in frames:
+            ws.protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
+        chunks = ws.protocol.data_to_send()
+        if all(chunks):  # no end-of-stream marker (b""): one write for all the frames
+            ws.transport.write(b"".join(chunks))
+        else:
+            for chunk in chunks:  # closing meanwhile: let the library handle each piece
+                if chunk:
+                    ws.transport.write(chunk)
+                elif ws.transport.can_write_eof():
+                    ws.transport.write_eof()
+
+
 async def _let_writers_run() -> None:
     """Yield once to the loop after handling a message.
 
@@ -127,10 +158,12 @@ class _Peer:
     async def _write(self) -> None:
         with contextlib.suppress(ConnectionClosed):
             while True:
-                text = await self.queue.get()
-                # Fan-out frames come as UTF-8 bytes, encoded once for every peer.
-                await self.ws.send(text, text=True)
-                self.queue.task_done()
+                frames = [await self.queue.get()]
+                while len(frames) < _WRITE_BATCH and not self.queue.empty():
+                    frames.append(self.queue.get_nowait())
+                await _send_frames(self.ws, frames)
+                for _ in frames:
+                    self.queue.task_done()
 
     def send(self, msg: dict[str, Any]) -> None:
         self.send_text(wire.encode(msg))
@@ -176,7 +209,9 @@ class _TerminalConn:
     credits: Credits  # messages read and not yet answered (InflightGate)
     replaced: bool = False
     #: The batch being stored and acknowledged while the next burst is read and parsed.
-    storing: asyncio.Task[None] | None = None
+    storing: asyncio.Future[list[bool]] | None = None
+    #: The close after a batch could not be stored (kept: a task nobody holds may vanish).
+    failing: asyncio.Task[None] | None = None
 
 
 @dataclass(eq=False)
@@ -605,30 +640,42 @@ class Hub:
     async def _settle(self, conn: _TerminalConn) -> None:
         """Wait for the batch in :attr:`_TerminalConn.storing`: committed and acknowledged,
         or :class:`_StoreFailedError`."""
-        task, conn.storing = conn.storing, None
-        if task is not None:
-            await task
+        batch, conn.storing = conn.storing, None
+        if batch is None:
+            return
+        try:
+            await batch
+        except Exception as exc:
+            raise _StoreFailedError(str(exc)) from exc
 
     async def _store_terminal_events(self, conn: _TerminalConn, pending: list[dict[str, Any]],
                                      *, wait: bool = True) -> None:
-        """Store the collected events in one transaction, then send one cumulative ack.
+        """Hand the collected events to the ingest as one batch; one cumulative ack follows
+        its commit (:meth:`_batch_done`).
 
-        One batch per connection is stored at a time, in order: the previous one is settled
-        first, so an ack never passes a batch that failed and nothing after a failed batch
-        is stored. ``wait=False`` (the end of a burst) lets the commit and its ack run while
-        the next burst is read and parsed; any other message waits for them (its reply
+        One batch per connection is in the ingest at a time, in order: the previous one is
+        settled first, so an ack never passes a batch that failed and nothing after a failed
+        batch is stored. ``wait=False`` (the end of a burst) lets the commit and its ack run
+        while the next burst is read and parsed; any other message waits for them (its reply
         follows the ack of the events before it).
         """
         await self._settle(conn)
         if pending:
-            frames = pending[:]
+            writes, cursor = self._writes(conn, pending)
+            batch = self.ingest.submit(writes)
+            # A done-callback, not a task per batch: it runs before the task that awaits the
+            # batch in _settle, so the ack goes out before any later reply.
+            batch.add_done_callback(functools.partial(
+                self._batch_done, conn, cursor, len(pending), pending[0]["id"],
+                pending[-1]["id"]))
+            conn.storing = batch
             pending.clear()
-            conn.storing = asyncio.create_task(self._commit_and_ack(conn, frames))
         if wait:
             await self._settle(conn)
 
-    async def _commit_and_ack(self, conn: _TerminalConn, frames: list[dict[str, Any]]
-                              ) -> None:
+    def _writes(self, conn: _TerminalConn, frames: list[dict[str, Any]]
+                ) -> tuple[list[EventWrite], int]:
+        """The batch's writes, and the cursor once it is stored."""
         cursor = conn.cursor
         writes = []
         for frame in frames:
@@ -642,19 +689,23 @@ class Hub:
                 cursor = seq
             else:
                 writes.append(EventWrite(frame, conn.terminal_id))
-        try:
-            await self.ingest.submit(writes)
-        except Exception as exc:
-            log.exception("terminal %s: cannot store events %s..%s", conn.terminal_id,
-                          frames[0]["id"], frames[-1]["id"])
+        return writes, cursor
+
+    def _batch_done(self, conn: _TerminalConn, cursor: int, count: int, first_id: str,
+                    last_id: str, batch: asyncio.Future[list[bool]]) -> None:
+        self.gate.release(conn.credits, count)
+        if batch.cancelled():
+            return  # the hub stops
+        exc = batch.exception()
+        if exc is not None:
+            log.error("terminal %s: cannot store events %s..%s", conn.terminal_id, first_id,
+                      last_id, exc_info=exc)
             self._reply_error(conn.peer, WireError(
-                ErrorCode.INTERNAL, "events not stored; send them again", frames[0]["id"]))
+                ErrorCode.INTERNAL, "events not stored; send them again", first_id))
             # Events after these would be acknowledged past the gap: stop this connection
             # now, also if the terminal sends nothing more while it waits for the ack.
-            await self._close_store_failed(conn)
-            raise _StoreFailedError(str(exc)) from exc
-        finally:
-            self.gate.release(conn.credits, len(frames))
+            conn.failing = asyncio.ensure_future(self._close_store_failed(conn))
+            return
         # Only now, with the transaction committed, may the ack cover these seqs.
         conn.cursor = max(conn.cursor, cursor)
         conn.peer.send(wire.ack(conn.cursor))
