@@ -210,6 +210,8 @@ class _TerminalConn:
     replaced: bool = False
     #: The batch being stored and acknowledged while the next burst is read and parsed.
     storing: asyncio.Future[list[bool]] | None = None
+    #: Of the batch in ``storing``: the cursor once stored, its size, first and last ids.
+    unsettled: tuple[int, int, str, str] | None = None
     #: The close after a batch could not be stored (kept: a task nobody holds may vanish).
     failing: asyncio.Task[None] | None = None
 
@@ -647,6 +649,11 @@ class Hub:
             await batch
         except Exception as exc:
             raise _StoreFailedError(str(exc)) from exc
+        finally:
+            # An already settled future returns at once, maybe before its done-callbacks
+            # ran: acknowledge now (the callback then finds nothing left to do).
+            if batch.done():
+                self._batch_done(conn, batch)
 
     async def _store_terminal_events(self, conn: _TerminalConn, pending: list[dict[str, Any]],
                                      *, wait: bool = True) -> None:
@@ -665,9 +672,8 @@ class Hub:
             batch = self.ingest.submit(writes)
             # A done-callback, not a task per batch: it runs before the task that awaits the
             # batch in _settle, so the ack goes out before any later reply.
-            batch.add_done_callback(functools.partial(
-                self._batch_done, conn, cursor, len(pending), pending[0]["id"],
-                pending[-1]["id"]))
+            conn.unsettled = (cursor, len(pending), pending[0]["id"], pending[-1]["id"])
+            batch.add_done_callback(functools.partial(self._batch_done, conn))
             conn.storing = batch
             pending.clear()
         if wait:
@@ -691,8 +697,11 @@ class Hub:
                 writes.append(EventWrite(frame, conn.terminal_id))
         return writes, cursor
 
-    def _batch_done(self, conn: _TerminalConn, cursor: int, count: int, first_id: str,
-                    last_id: str, batch: asyncio.Future[list[bool]]) -> None:
+    def _batch_done(self, conn: _TerminalConn, batch: asyncio.Future[list[bool]]) -> None:
+        """Acknowledge (or fail) the connection's batch once it is settled; once."""
+        if conn.unsettled is None:
+            return
+        (cursor, count, first_id, last_id), conn.unsettled = conn.unsettled, None
         self.gate.release(conn.credits, count)
         if batch.cancelled():
             return  # the hub stops
