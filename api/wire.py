@@ -559,7 +559,7 @@ _JSON_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKETS_RE = re.compile(r"[\[\]{}]")
 
 
-def _too_deep(text: str) -> bool:
+def too_deep(text: str) -> bool:
     """True if ``text`` nests objects and arrays deeper than :data:`MAX_JSON_DEPTH`.
 
     Looked at in the text, before decoding (the decoder itself recurses, and fails at about
@@ -647,7 +647,7 @@ def parse_message(
         suspect = suspect or _SURROGATE_RE.search(text) is not None
     if size > max_bytes:
         raise WireError(ErrorCode.TOO_LARGE, f"message of {size} bytes exceeds {max_bytes}")
-    if _too_deep(text):
+    if too_deep(text):
         raise WireError(ErrorCode.BAD_MESSAGE,
                         f"objects and arrays nested deeper than {MAX_JSON_DEPTH} levels")
     try:

@@ -118,6 +118,11 @@ class GroupCommitter:
             for batch in self._committed.get_nowait()[0]:
                 batch.done.cancel()
 
+    @property
+    def queued(self) -> int:
+        """Batches submitted and not yet in a transaction."""
+        return self._incoming.qsize()
+
     def submit(self, writes: Sequence[EventWrite]) -> asyncio.Future[list[bool]]:
         done: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
         self._incoming.put_nowait(_Batch(list(writes), done))

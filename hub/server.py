@@ -39,10 +39,13 @@ from api.wire import (
     Role,
     WireError,
 )
+from hub import redact
 from hub.config import HubConfig
+from hub.connection import HubConnection
 from hub.floor import Floor, TerminalState
 from hub.http_answers import STATIC_DIR, static_response, text_response
 from hub.ingest import Credits, GroupCommitter, InflightGate
+from hub.limits import TokenBucket
 from hub.store import EventWrite, HubStore
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal, TokenTable, load_tokens
@@ -219,6 +222,7 @@ class _TerminalConn:
 @dataclass(eq=False)
 class _Client:
     peer: _Peer
+    get_state: TokenBucket
     subscription: Subscription = field(default_factory=Subscription)
 
     @property
@@ -247,6 +251,7 @@ class Hub:
         clock: Callable[[], float] = time.time, static_dir: Path = STATIC_DIR,
         prune_interval: float = PRUNE_INTERVAL,
     ) -> None:
+        redact.install()  # before any connection can log a header or a frame
         self.config = config
         self.tokens = tokens if tokens is not None else load_tokens(config.tokens)
         self.clock = clock
@@ -287,6 +292,7 @@ class Hub:
             compression=None,
             # A shutdown under load must not wait 10 s (the default) per unresponsive peer.
             close_timeout=_CLOSE_TIMEOUT,
+            create_connection=HubConnection,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         for stored in self.store.queued_actions():
@@ -875,11 +881,19 @@ class Hub:
                 return
             if principal is None:
                 return
-        client = _Client(_Peer(ws, principal, self.config.client_queue, self._dropped))
+        client = _Client(_Peer(ws, principal, self.config.client_queue, self._dropped),
+                         TokenBucket(self.config.get_state_burst,
+                                     self.config.get_state_per_second))
         self._clients.add(client)
         log.info("client %s (%s) connected", principal.name, principal.role.value)
         client.peer.send(wire.auth_ok(principal.role, principal.name))
-        client.peer.send(self._snapshot(client, None))
+        try:
+            client.peer.send(self._snapshot(client, None))
+        except Exception:
+            # The store skips rows it cannot read; whatever else fails here must not close
+            # every new client (issue 13): say so, and serve the live stream.
+            log.exception("snapshot for %s failed", principal.name)
+            self._reply_error(client.peer, WireError(ErrorCode.INTERNAL, "snapshot failed"))
         try:
             async for text in ws:
                 self._client_message(client, text)
@@ -927,11 +941,17 @@ class Hub:
             if kind in (MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE):
                 flt = Filter.from_message(msg)
                 if kind == MessageType.SUBSCRIBE:
+                    self._check_filter_limits(client, flt, request_id)
                     client.subscription.subscribe(flt)
                 else:
                     client.subscription.unsubscribe(flt)
                 client.peer.send(wire.subscribed(client.subscription.to_wire(), request_id))
             elif kind == MessageType.GET_STATE:
+                if not client.get_state.take(self._now()):
+                    raise WireError(ErrorCode.RATE_LIMITED,
+                                    f"getState: at most {self.config.get_state_burst} at once, "
+                                    f"then {self.config.get_state_per_second:g} per second",
+                                    request_id)
                 client.peer.send(self._snapshot(client, request_id))
             elif kind == MessageType.ACK:
                 self._client_alert_ack(client, msg)
@@ -946,6 +966,21 @@ class Hub:
         except Exception:
             log.exception("client %s: internal error", client.peer.principal.name)
             self._reply_error(client.peer, WireError(ErrorCode.INTERNAL, "internal error"))
+
+    def _check_filter_limits(self, client: _Client, flt: Filter, request_id: str | None
+                             ) -> None:
+        """Per-client subscription limits (protocol.md §5): ``too_large`` over them."""
+        names = len(flt.channels) + len(flt.events) + len(flt.terminals)
+        limit = self.config.client_max_filter_names
+        if names > limit:
+            raise WireError(ErrorCode.TOO_LARGE,
+                            f"a filter may name at most {limit} channels, events and "
+                            f"terminals together; this one names {names}", request_id)
+        filters = client.subscription.filters
+        if flt not in filters and len(filters) >= self.config.client_max_filters:
+            raise WireError(ErrorCode.TOO_LARGE,
+                            f"at most {self.config.client_max_filters} filters per client; "
+                            "unsubscribe one first", request_id)
 
     def _client_alert_ack(self, client: _Client, msg: dict[str, Any]) -> None:
         request_id = msg.get("id")
