@@ -27,6 +27,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from api import wire
@@ -106,27 +107,51 @@ async def _read_burst(ws: ServerConnection, first: str | bytes, limit: int
     return texts, None
 
 
+class _Framed(bytes):
+    """A whole WebSocket text frame, serialized once for every peer it goes to.
+
+    The hub's frames are unmasked (RFC 6455 §5.1: only clients mask) and no extension is
+    ever negotiated (``compression=None``), so the bytes of a frame are the same for every
+    client: a fan-out to 50 viewers frames an event once, not 50 times. ``payload`` is the
+    UTF-8 text, for a connection that would need it framed by the library.
+    """
+
+    payload: bytes
+
+
+def _framed(payload: bytes) -> _Framed:
+    framed = _Framed(Frame(Opcode.TEXT, payload).serialize(mask=False))
+    framed.payload = payload
+    return framed
+
+
 async def _send_frames(ws: ServerConnection, frames: list[str | bytes]) -> None:
     """Send text frames, in order, with one write to the socket for all of them.
 
     A viewer subscribed to everything gets every event: one ``send`` (and one system call)
     per frame and per viewer is what would bound the fan-out. This is what
-    ``ServerConnection.send`` does for one frame (its ``send_context``, then the Sans-I/O
-    ``protocol.send_text``), with the frames' bytes joined into one write. Fan-out frames
-    come as UTF-8 bytes, encoded once for every peer.
+    ``ServerConnection.send`` does (its ``send_context``, then the Sans-I/O
+    ``protocol.send_text``), with the frames' bytes joined into one write, and
+    :class:`_Framed` frames taken as they are.
     """
-    if len(frames) == 1:
-        frame = frames[0]
-        await ws.send(frame, text=True) if isinstance(frame, bytes) else await ws.send(frame)
-        return
     async with ws.send_context():
+        protocol = ws.protocol
+        as_is = not protocol.extensions
+        parts: list[bytes] = []
         for frame in frames:
-            ws.protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
-        chunks = ws.protocol.data_to_send()
-        if all(chunks):  # no end-of-stream marker (b""): one write for all the frames
-            ws.transport.write(b"".join(chunks))
+            if isinstance(frame, _Framed):
+                if as_is:
+                    parts.extend(protocol.data_to_send())  # what is queued before it
+                    parts.append(frame)
+                else:
+                    protocol.send_text(frame.payload)
+            else:
+                protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
+        parts.extend(protocol.data_to_send())
+        if all(parts):  # no end-of-stream marker (b""): one write for all the frames
+            ws.transport.write(b"".join(parts))
         else:
-            for chunk in chunks:  # closing meanwhile: let the library handle each piece
+            for chunk in parts:  # closing meanwhile: each piece as the library would
                 if chunk:
                     ws.transport.write(chunk)
                 elif ws.transport.can_write_eof():
@@ -472,7 +497,7 @@ class Hub:
         filling = False
         for client in list(self._clients):
             if client.subscription.matches(frame):
-                data = wire.encode(frame).encode() if data is None else data
+                data = _framed(wire.encode(frame).encode()) if data is None else data
                 peer = client.peer
                 peer.send_text(data)
                 filling = filling or peer.queue.qsize() * 2 >= peer.queue.maxsize
