@@ -47,6 +47,7 @@ from typing import Any
 
 from agent import __version__
 from agent.actions import Actions
+from agent.card_poller import CardPoller
 from agent.config import (
     Config,
     ConfigError,
@@ -58,7 +59,8 @@ from agent.config import (
 from agent.control import ControlServer
 from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts
 from agent.interpreter import Interpreter
-from agent.line.owner import CardPoller, LineOwner
+from agent.line.interface import Line
+from agent.line.owner import LineOwner
 from agent.line.process import LineProcess, LineProcessError, open_line
 from agent.logs import register_secret, set_level
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
@@ -70,7 +72,7 @@ from agent.progress import Progress, Snapshot, status_text
 from agent.sdnotify import Notifier
 from agent.uplink import Uplink
 from api.events import Event, StoredEvent, utc_timestamp
-from drivers import Transport, TransportError
+from drivers import Transport
 from drivers.card_reader import CardReader
 
 __all__ = ["EXIT_LINE_FAILED", "Daemon", "DaemonError"]
@@ -158,7 +160,7 @@ class Daemon:
         self.tally = _Tally()
         self.outbox: Outbox | None = None
         self.pipeline: Pipeline | None = None
-        self.line: LineOwner | LineProcess | None = None
+        self.line: Line | None = None
         self.card_poller: CardPoller | None = None
         self.transport: Transport | None = None
         self.uplink: Uplink | None = None
@@ -301,7 +303,7 @@ class Daemon:
         if self.notifier.watchdog_ping_interval() is not None:
             self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
 
-    async def _start_line(self, config: Config) -> LineOwner | LineProcess:
+    async def _start_line(self, config: Config) -> Line:
         """The line owner, running; ``DaemonError`` when the line does not open."""
         assert self.pipeline is not None
         if self._line_process:
@@ -334,22 +336,23 @@ class Daemon:
         self.request_stop()
 
     def _start_card_reader(self, config: Config) -> None:
-        """The card reader is optional: a reader that does not open is logged, not fatal
-        (money is tracked without it; only player sessions need it)."""
+        """The card reader is optional: a reader that does not open (or is lost later) is
+        logged and reopened with backoff by the poller, never fatal (money is tracked
+        without it; only player sessions need it)."""
         assert self.pipeline is not None
         card = config.card_reader
         assert card.port is not None
         url = card.port.removeprefix("serial:").removeprefix("pty:")
         if url.startswith("tcp://"):
             url = "socket://" + url[len("tcp://"):]  # ASCII lines: no 9-bit encoding here
-        try:
-            reader = CardReader(url, pattern=card.pattern,
-                                player_prefixes=card.player_prefixes,
-                                employee_prefixes=card.employee_prefixes)
-        except TransportError as exc:
-            log.error("card reader not started: %s", exc)
-            return
-        self.card_poller = CardPoller(reader, self.pipeline.put,
+
+        def open_reader() -> CardReader:
+            return CardReader(url, pattern=card.pattern, removal_pattern=card.removal_pattern,
+                              player_prefixes=card.player_prefixes,
+                              employee_prefixes=card.employee_prefixes,
+                              baudrate=card.baudrate)
+
+        self.card_poller = CardPoller(open_reader, self.pipeline.put,
                                       address=config.machines[0].address, clock=self._clock)
         self.card_poller.start()
 
@@ -376,7 +379,6 @@ class Daemon:
         if self.control is not None:
             await asyncio.to_thread(self.control.close)
         if self.card_poller is not None:
-            self.card_poller.reader.close()
             await asyncio.to_thread(self.card_poller.stop)
         if self.line is not None:
             await asyncio.to_thread(self.line.stop)  # finishes the poll in flight
@@ -397,11 +399,11 @@ class Daemon:
             await asyncio.to_thread(pipeline.stop)
         # the line owner thread may have replaced the transport it started with (reopen); a
         # line process closes its own
-        transports = [self.transport,
-                      self.line.transport if isinstance(self.line, LineOwner) else None]
-        for transport in dict.fromkeys(t for t in transports if t is not None):
+        if self.line is not None:
+            self.line.close()
+        if self.transport is not None:
             with contextlib.suppress(Exception):
-                transport.close()
+                self.transport.close()
         if self._metrics_server is not None:
             await asyncio.to_thread(stop_server, *self._metrics_server)
         if self.final_snapshot is None:
@@ -637,7 +639,7 @@ class Daemon:
         return facts
 
 
-def _command_data(line: LineOwner | LineProcess, address: int,
+def _command_data(line: Line, address: int,
                   kind: CommandKind) -> dict[str, Any]:
     """Run a command through the line owner's queue and wait (control thread only)."""
     try:

@@ -49,15 +49,17 @@ def _imports(package: str) -> set[str]:
 
 
 #: The three floors of shared/DESIGN.md §1, each package with what it may import of ours.
-#: Bottom: sas_protocol, drivers, api. Middle: emulator, agent, hub (never each other). Top: cli.
+#: Bottom: sas_protocol, drivers, api, configkit. Middle: emulator, agent, hub (never each
+#: other). Top: cli.
 ALLOWED: dict[str, set[str]] = {
     "sas_protocol": set(),
-    "drivers": set(),
+    "drivers": {"sas_protocol"},  # sas_protocol.hexdump only: one rendering of bad bytes
     "api": {"sas_protocol"},
-    "emulator": {"sas_protocol", "drivers"},
-    "agent": {"sas_protocol", "drivers", "api"},
-    "hub": {"sas_protocol", "drivers", "api"},
-    "cli": {"sas_protocol", "drivers", "api", "emulator", "agent", "hub"},
+    "configkit": set(),
+    "emulator": {"sas_protocol", "drivers", "configkit"},
+    "agent": {"sas_protocol", "drivers", "api", "configkit"},
+    "hub": {"sas_protocol", "drivers", "api", "configkit"},
+    "cli": {"sas_protocol", "drivers", "api", "configkit", "emulator", "agent", "hub"},
 }
 
 
@@ -107,13 +109,23 @@ def _reachable(start: str) -> set[str]:
         parts = name.split(".")
         for parent in range(1, len(parts)):
             todo.append(".".join(parts[:parent]))
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for node in ast.walk(_without_type_checking(path)):
             if isinstance(node, ast.Import):
                 todo.extend(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 todo.append(node.module)
                 todo.extend(f"{node.module}.{alias.name}" for alias in node.names)
     return seen
+
+
+def _without_type_checking(path: Path) -> ast.Module:
+    """The module's syntax tree less its ``if TYPE_CHECKING:`` blocks (never run)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) \
+                and node.test.id == "TYPE_CHECKING":
+            node.body = [ast.Pass()]
+    return tree
 
 
 def test_a_command_imports_only_what_it_runs() -> None:
@@ -139,7 +151,7 @@ def test_the_parser_loads_only_the_chosen_command() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=ROOT).stdout.split()
     commands = {m for m in loaded if m.startswith("cli.commands.")}
-    assert commands == {"cli.commands.decode"}
+    assert commands == {"cli.commands.decode", "cli.commands.options"}
 
 
 def test_command_summaries_match_their_modules() -> None:
@@ -152,3 +164,13 @@ def test_command_summaries_match_their_modules() -> None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {choice.dest: choice.help for choice in sub._choices_actions}
     assert helps == {name: summary for name, (_, summary) in COMMANDS.items()}
+
+
+def test_drivers_take_only_the_hex_rendering_from_sas_protocol() -> None:
+    """Drivers know words, not SAS meaning: of sas_protocol they use only its hexdump."""
+    for path in (ROOT / "drivers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sas_protocol"):
+                assert node.module == "sas_protocol.hexdump", f"{path}: {node.module}"
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("sas_protocol") for a in node.names), path

@@ -35,17 +35,21 @@ from agent.line.messages import (
     NICE_AHEAD,
     STOP_GRACE_S,
     TICK_S,
-    Answer,
+    CancelAnswer,
+    CancelQuery,
     Finished,
+    IdleAnswer,
+    IdleQuery,
     Init,
     Log,
     OpenFailed,
-    Query,
     Reads,
     Ready,
     SetInterval,
     SetLogLevel,
     Started,
+    StatusAnswer,
+    StatusQuery,
     Stop,
     Stopped,
     Submit,
@@ -255,13 +259,13 @@ class _Child:
                 line.set_poll_interval(interval_ms)
             case SetLogLevel(level=level):
                 logging.getLogger().setLevel(level)
-            case Query(request_id=request_id, what="status"):
-                self._put(Answer(request_id, line.status()))
-            case Query(request_id=request_id, what="idle"):
-                self._put(Answer(request_id, line.idle()))
-            case Query(request_id=request_id, what="cancel", command_id=command_id):
+            case StatusQuery(request_id=request_id):
+                self._put(StatusAnswer(request_id, line.status()))
+            case IdleQuery(request_id=request_id):
+                self._put(IdleAnswer(request_id, line.idle()))
+            case CancelQuery(request_id=request_id, command_id=command_id):
                 future = self._futures.get(command_id)
-                self._put(Answer(request_id, future is not None and future.cancel()))
+                self._put(CancelAnswer(request_id, future is not None and future.cancel()))
             case _:
                 log.error("unexpected message from the daemon: %r", message)
 

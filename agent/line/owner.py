@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from agent.config import MachineConfig, PollConfig
 from agent.exceptions_map import CONFIRMED_CODES
-from agent.logs import elided_hex
+from agent.line.interface import OpenCommands
 from agent.machine_commands import (
     CommandRejectedError,
     CommandResult,
@@ -41,8 +41,6 @@ from agent.machine_commands import (
 from agent.meter_reads import meter_key
 from agent.metrics import BadFrameKind, PollResult
 from agent.observations import (
-    CardInserted,
-    CardRemoved,
     ExceptionObserved,
     LinkDown,
     LinkUp,
@@ -54,6 +52,7 @@ from agent.schedule import MachineSchedule, Outputs
 from api.events import utc_timestamp
 from drivers.base import Transport, TransportClosedError, TransportError
 from sas_protocol.errors import CrcError, LengthError, UnexpectedAddressError
+from sas_protocol.hexdump import elided_hex
 from sas_protocol.host import (
     ExceptionReported,
     FailureReason,
@@ -70,7 +69,7 @@ from sas_protocol.host import LinkDown as HostLinkDown
 from sas_protocol.host import LinkUp as HostLinkUp
 from sas_protocol.messages.requests import GeneralPoll, Poll, Request
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("agent.line")  # the name operators filter on (docs/operations.md)
 
 CommandFuture = Future[CommandResult]
 
@@ -207,9 +206,10 @@ class LineOwner:
                                 frames=frame_log_size, stopping=self._stop)
             for m in machines
         }
-        self._max_pending = max_pending_commands
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._open: set[CommandFuture] = set()  # submitted, not finished
+        # submitted, not finished
+        self._open: OpenCommands[CommandFuture] = OpenCommands(self._machines,
+                                                               max_pending_commands)
         self._inbox_count = 0  # items put and not yet handed to a schedule
         self._lock = threading.Lock()
         self._wake = threading.Event()  # ends the wait for the next cycle early
@@ -243,6 +243,11 @@ class LineOwner:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def close(self) -> None:
+        """Close the transport the line ends with (it may have been reopened meanwhile)."""
+        with contextlib.suppress(Exception):
+            self.transport.close()
+
     # ------------------------------------------------------------------ inputs (any thread)
 
     def submit(self, command: MachineCommand, *,
@@ -255,16 +260,8 @@ class LineOwner:
             raise CommandRejectedError("the line owner is stopping")
         if future is None:
             future = Future()
-        if command.address not in self._machines:
-            future.set_result(CommandResult(False, f"no machine at address {command.address}"))
-            return future
-        with self._lock:
-            if len(self._open) >= self._max_pending:
-                raise CommandRejectedError(
-                    f"{len(self._open)} commands already wait for the line")
-            self._open.add(future)
-        future.add_done_callback(self._open.discard)
-        self._put(("command", (command, future)))
+        if self._open.admit(future, command, future):
+            self._put(("command", (command, future)))
         return future
 
     def set_poll_interval(self, interval_ms: int) -> None:
@@ -473,7 +470,7 @@ class LineOwner:
                     future.set_result(CommandResult(False, reason))
         with self._lock:
             # commands a schedule dropped without starting them (stopping)
-            for future in list(self._open):
+            for future in self._open.pending():
                 self._finish_command(future, CommandResult(False, reason))
 
     def _cycle(self) -> None:
@@ -630,47 +627,3 @@ class LineOwner:
             m.last_bad_log, m.unlogged_bad = now, 0
         else:
             m.unlogged_bad += 1
-
-
-class CardPoller:
-    """Polls a card reader on its own thread (never the line thread) and reports
-    ``CardInserted`` / ``CardRemoved`` observations through ``on_observation``.
-
-    ``reader`` is a ``drivers.card_reader.CardReader`` (anything with ``poll(deadline)`` and
-    ``close()``). The session is the terminal's, so observations carry ``address``."""
-
-    def __init__(self, reader: Any, on_observation: Callable[[Observation], None], *,
-                 address: int = 1, clock: Callable[[], float] = time.time,
-                 slice_s: float = 0.25) -> None:
-        self.reader = reader
-        self._emit = on_observation
-        self._address = address
-        self._clock = clock
-        self._slice = slice_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="card-reader", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                events = self.reader.poll(time.monotonic() + self._slice)
-            except TransportClosedError:
-                return
-            except TransportError as exc:
-                log.warning("card reader error: %s", exc)
-                self._stop.wait(TRANSPORT_RETRY_S)
-                continue
-            for event in events:
-                at = self._clock()
-                cls = CardInserted if event.kind == "inserted" else CardRemoved
-                self._emit(cls(at=at, address=self._address, card_id=event.card_id,
-                               kind=event.holder))

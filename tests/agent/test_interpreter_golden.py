@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,13 @@ def scenario() -> list[Observation]:
     full = {"m00": 1_204_000, "m01": 1_100_000, "m02": 50_000, "m03": 0, "m04": 90_000,
             "m05": 48_000, "m0B": 200_000, "m0C": 0, "m0D": 150_000, "m0E": 9_000_000,
             "mA0": 0, "mB8": 0, "m44": 120, "m47": 300}
+    legacy = {"m00": 300_000, "m01": 270_000, "m02": 0, "m04": 10_000, "m05": 9_000,
+              "m06": 4_000, "m24": 518_000, "m0C": 0}
     obs: list[Observation] = [
         LinkUp(at=t),
         _identified(t + 0.4, 1),
         _meters(t + 1.2, "discovery", **full),
-        CardInserted(at=t + 30, card_id="P-1001", kind="player"),
+        CardInserted(at=t + 30, card_id="P0012345", kind="player"),
         RealTimeEventObserved(at=t + 31, code=0x8C, fields={"game_number": 1}),
         _exc(t + 40, 0x4C),  # $100 bill accepted
         _meters(t + 40.3, "bill", m0B=210_000, m0C=10_000, m44=120, m47=301),
@@ -91,7 +94,7 @@ def scenario() -> list[Observation]:
         _meters(t + 430.3, "transfer", m0C=7_000, mA0=5_000, mB8=0),
         _exc(t + 440, 0x69),
         _meters(t + 440.3, "transfer", m0C=0, mA0=5_000, mB8=7_000),
-        CardRemoved(at=t + 450, card_id="P-1001", kind="player"),
+        CardRemoved(at=t + 450, card_id="P0012345", kind="player"),
         _exc(t + 500, 0x11),  # slot door opened, no employee card
         _exc(t + 520, 0x12),
         CardInserted(at=t + 600, card_id="E-77", kind="employee"),
@@ -125,6 +128,15 @@ def scenario() -> list[Observation]:
         _identified(t + 2200.5, 5),
         SessionCommand(at=t + 2300, start=True, player_id="P-2002", action_id="act-8001"),
         SessionCommand(at=t + 2400, start=False, player_id=None, action_id="act-8002"),
+        _exc(t + 2500, 0x3B),  # low backup battery: no event of its own
+        # a second, legacy machine (LP 0F/1A/1C only): its bill meter is the total drop
+        LinkUp(at=t + 2600, address=2),
+        replace(_identified(t + 2600.4, 1), address=2),
+        replace(_meters(t + 2601, "discovery", **legacy), address=2),
+        replace(_exc(t + 2700, 0x4A), address=2),  # $20 bill accepted
+        replace(_meters(t + 2700.3, "bill", m24=520_000, m0C=2_000), address=2),
+        replace(_meters(t + 2800, "timer", m24=525_000), address=2),  # a lost 4B
+        replace(_meters(t + 2815, "timer", m24=525_000), address=2),
     ]
     return obs
 
@@ -158,6 +170,9 @@ def test_golden_money_matches_the_meters() -> None:
     assert total("betPlaced") == 2_300
     # coin-out 1_100_000 -> 1_101_900 (the later drop is a rollback), jackpot +125_000
     assert total("winPaid") == 1_900 + 125_000
-    assert total("billAccepted") == 10_000
+    # $100 by the bills meter; $20 on the legacy machine by its exception and the drop, whose
+    # other 5_000 credits no exception explained
+    assert total("billAccepted") == 10_000 + 2_000
+    assert total("unexplainedMeterChange") == 5_000
     assert total("cashout") == 10_150
     assert total("transferIn") == 5_000 and total("transferOut") == 7_000
