@@ -450,10 +450,11 @@ def main() -> int:
           flush=True)
     results, errors, stored, sent, stop_s, rss_peak = run(args, phases)
     print(f"{'rate':>8} {'stored/s':>9} {'ack p50':>8} {'ack p99':>8} {'viewer/s':>9} "
-          f"{'RSS MB':>7} {'hub CPU':>8}")
+          f"{'RSS MB':>7} {'hub CPU':>8} {'µs/event':>9}")
     for r in results:
         print(f"{r.rate:8,.0f} {r.stored_per_s:9,.0f} {r.p50_ms:6.1f}ms {r.p99_ms:6.1f}ms "
-              f"{r.viewer_rate:9,.0f} {r.rss_mb:7d} {r.hub_cpu:7.2f}c")
+              f"{r.viewer_rate:9,.0f} {r.rss_mb:7d} {r.hub_cpu:7.2f}c "
+              f"{1e6 * r.hub_cpu / max(r.stored_per_s, 1):9,.0f}")
     print(f"# events sent {sent:,}, stored (in the database) {stored:,}; errors {len(errors)}"
           f"; hub RSS peak {rss_peak} MB; SIGTERM -> exit {stop_s:.1f} s; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -73,10 +73,10 @@ _WRITE_BATCH = 256
 _DRAIN_TIMEOUT = 5.0
 
 #: Seconds a close handshake the hub starts may take (websockets' ``close_timeout``).
-_CLOSE_TIMEOUT = 2.0
+_CLOSE_TIMEOUT = 1.0
 
 #: Seconds ``stop`` waits for connections to close before it aborts them.
-_STOP_TIMEOUT = 2.5
+_STOP_TIMEOUT = 1.5
 
 #: Seconds between two prunes of stored events older than ``retention_days``.
 PRUNE_INTERVAL = 3600.0
@@ -366,7 +366,7 @@ class Hub:
                     if ws.transport is not None:
                         ws.transport.abort()
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
+                    async with asyncio.timeout(0.5):
                         await self._server.wait_closed()
         await self.ingest.stop()
         self.store.close()
