@@ -27,7 +27,6 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from api import wire
@@ -50,6 +49,7 @@ from hub.limits import TokenBucket
 from hub.store import EventWrite, HubStore
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal, TokenTable, load_tokens
+from hub.wsio import framed, read_burst, send_frames
 
 log = logging.getLogger("hub")
 
@@ -86,103 +86,6 @@ class _StoreFailedError(Exception):
     """A batch of events could not be committed; the terminal must resend from ackedSeq."""
 
 
-def _message_ready(ws: ServerConnection) -> bool | None:
-    """True if a whole message is already received (``recv`` returns it without waiting);
-    None if this version of websockets does not say.
-
-    Looked at in the connection's frame buffer (websockets' ``recv_messages``): a burst of
-    a few events is read without arming a zero timeout per burst, whose cancellation costs
-    more than the burst's parsing.
-    """
-    try:
-        frames = ws.recv_messages.frames.queue
-    except AttributeError:
-        return None
-    return bool(frames) and bool(frames[0].fin)
-
-
-async def _read_burst(ws: ServerConnection, first: str | bytes, limit: int
-                      ) -> tuple[list[str | bytes], ConnectionClosed | None]:
-    """``first`` and the messages already received behind it (at most ``limit``).
-
-    Never waits for the network. A close is returned, not raised, so the messages before
-    it are still handled.
-    """
-    texts = [first]
-    ready = _message_ready(ws)
-    if ready is not None:
-        try:
-            while ready and len(texts) < limit:
-                texts.append(await ws.recv())
-                ready = _message_ready(ws)
-        except ConnectionClosed as exc:
-            return texts, exc
-        return texts, None
-    # Without a look at the buffer: a zero timeout cancels ``recv`` at the first moment it
-    # would have to wait, and websockets documents that a cancelled ``recv`` loses nothing
-    # (the message is returned by the next call).
-    try:
-        async with asyncio.timeout(0):
-            while len(texts) < limit:
-                texts.append(await ws.recv())
-    except TimeoutError:
-        pass
-    except ConnectionClosed as exc:
-        return texts, exc
-    return texts, None
-
-
-class _Framed(bytes):
-    """A whole WebSocket text frame, serialized once for every peer it goes to.
-
-    The hub's frames are unmasked (RFC 6455 §5.1: only clients mask) and no extension is
-    ever negotiated (``compression=None``), so the bytes of a frame are the same for every
-    client: a fan-out to 50 viewers frames an event once, not 50 times. ``payload`` is the
-    UTF-8 text, for a connection that would need it framed by the library.
-    """
-
-    payload: bytes
-
-
-def _framed(payload: bytes) -> _Framed:
-    framed = _Framed(Frame(Opcode.TEXT, payload).serialize(mask=False))
-    framed.payload = payload
-    return framed
-
-
-async def _send_frames(ws: ServerConnection, frames: list[str | bytes]) -> None:
-    """Send text frames, in order, with one write to the socket for all of them.
-
-    A viewer subscribed to everything gets every event: one ``send`` (and one system call)
-    per frame and per viewer is what would bound the fan-out. This is what
-    ``ServerConnection.send`` does (its ``send_context``, then the Sans-I/O
-    ``protocol.send_text``), with the frames' bytes joined into one write, and
-    :class:`_Framed` frames taken as they are.
-    """
-    async with ws.send_context():
-        protocol = ws.protocol
-        as_is = not protocol.extensions
-        parts: list[bytes] = []
-        for frame in frames:
-            if isinstance(frame, _Framed):
-                if as_is:
-                    parts.extend(protocol.data_to_send())  # what is queued before it
-                    parts.append(frame)
-                else:
-                    protocol.send_text(frame.payload)
-            else:
-                protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
-        parts.extend(protocol.data_to_send())
-        if all(parts):  # no end-of-stream marker (b""): one write for all the frames
-            ws.transport.write(b"".join(parts))
-        else:
-            for chunk in parts:  # closing meanwhile: each piece as the library would
-                if chunk:
-                    ws.transport.write(chunk)
-                elif ws.transport.can_write_eof():
-                    ws.transport.write_eof()
-
-
 async def _let_writers_run() -> None:
     """Yield once to the loop after handling a message.
 
@@ -214,7 +117,7 @@ class _Peer:
                 frames = [await self.queue.get()]
                 while len(frames) < _WRITE_BATCH and not self.queue.empty():
                     frames.append(self.queue.get_nowait())
-                await _send_frames(self.ws, frames)
+                await send_frames(self.ws, frames)
                 for _ in frames:
                     self.queue.task_done()
 
@@ -522,7 +425,7 @@ class Hub:
         filling = False
         for client in list(self._clients):
             if client.subscription.matches(frame):
-                data = _framed(wire.encode(frame).encode()) if data is None else data
+                data = framed(wire.encode(frame).encode()) if data is None else data
                 peer = client.peer
                 peer.send_text(data)
                 filling = filling or peer.queue.qsize() * 2 >= peer.queue.maxsize
@@ -673,7 +576,7 @@ class Hub:
         stored.
         """
         limit = max(1, min(MAX_BATCH, self.gate.allowance(conn.credits)))
-        texts, closed = await _read_burst(conn.peer.ws, first, limit)
+        texts, closed = await read_burst(conn.peer.ws, first, limit)
         self.gate.take(conn.credits, len(texts))
         pending: list[dict[str, Any]] = []
         answered = 0  # messages other than stored events: their credit is returned now
