@@ -409,6 +409,8 @@ class Hub:
         return wire.parse_message(text, max_bytes=self.config.max_message_bytes, accept=accept)
 
     def _broadcast_terminal(self, state: TerminalState) -> None:
+        if not self._clients:
+            return  # nobody to tell: no encoding per batch
         text = wire.encode(wire.terminal_state(state.to_wire()))
         for client in list(self._clients):
             client.peer.send_text(text)
