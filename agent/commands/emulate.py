@@ -169,8 +169,14 @@ def run(args: argparse.Namespace) -> int:
             bound_host, bound_port = listener.address
             print(f"{bound_host}:{bound_port}", flush=True)
         else:
-            master, path = open_pty(mode=args.pty_mode)
-            emu.attach(master)
+            if args.pty_mode == "parity":
+                from emulator.parity_pty import open_parity_pty
+
+                master_end: Transport
+                master_end, path = open_parity_pty()
+            else:
+                master_end, path = open_pty()
+            emu.attach(master_end)
             print(path, flush=True)
     except TransportError as exc:
         return _fail(str(exc))
