@@ -36,6 +36,7 @@ bit by choosing even or odd parity per byte are not supported.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import select
@@ -67,6 +68,9 @@ EXTPROC = getattr(termios, "EXTPROC", 0o200000)
 CMSPAR = getattr(termios, "CMSPAR", 0o10000000000)
 _CHUNK = 4096
 _CLOSE_GRACE_S = 2.0
+# inotify(7): the host opening and closing the slave device
+_IN_OPEN, _IN_CLOSE_WRITE, _IN_CLOSE_NOWRITE = 0x20, 0x08, 0x10
+_INOTIFY_EVENT = struct.Struct("iIII")  # wd, mask, cookie, name length
 
 
 def host_parity(cflag: int) -> str:
@@ -109,7 +113,12 @@ class ParityPtyTransport(Transport):
     ``slave`` is a descriptor of the same pty kept open by this transport (for the flow
     control, and so that the master never reads EIO while no host has the slave open).
     Counters: ``releases`` (windows opened), ``framed`` (bytes placed by framing),
-    ``extproc_restored`` (times the host had cleared ``EXTPROC`` and it was set again).
+    ``extproc_restored`` (times the host had cleared ``EXTPROC`` and it was set again),
+    ``sessions`` (hosts that closed the device).
+
+    With ``path`` (the slave's), the device is watched with inotify: when the last host
+    descriptor closes, the parity is set back to none, so that the next host can open it with
+    space parity (a request for the parity a pty already has fails, see docs/sas-serial.md).
     """
 
     def __init__(
@@ -118,6 +127,7 @@ class ParityPtyTransport(Transport):
         master: int,
         slave: int,
         *,
+        path: str | None = None,
         write_timeout: float = 2.0,
         window: float = 0.002,
         blind_interval: float = 0.05,
@@ -137,6 +147,10 @@ class ParityPtyTransport(Transport):
         self._io_lock = threading.Lock()
         self.releases = 0
         self.extproc_restored = 0
+        #: host sessions ended (the last host descriptor closed; its parity was cleared)
+        self.sessions = 0
+        self._host_opens = 0
+        self._watch: int | None = None
         # the gate: host output is stopped except while a window is open
         self._gate_open = False
         self._window_end = 0.0
@@ -152,6 +166,8 @@ class ParityPtyTransport(Transport):
             termios.tcflow(slave, termios.TCOOFF)
         except (OSError, termios.error) as exc:
             raise TransportIOError(name, f"cannot set up parity mode: {exc}") from exc
+        if path:
+            self._watch = _watch_opens(path)
 
     @property
     def framed(self) -> int:
@@ -202,12 +218,17 @@ class ParityPtyTransport(Transport):
                     return self._take(max_words)
                 wake_at = self._window_end if self._gate_open else self._next_blind
                 remaining = max(0.0, min(deadline, wake_at) - now)
+                watched = [self._master, self._wake_r]
+                if self._watch is not None:
+                    watched.append(self._watch)
                 try:
-                    ready, _, _ = select.select([self._master, self._wake_r], [], [], remaining)
+                    ready, _, _ = select.select(watched, [], [], remaining)
                 except (OSError, ValueError) as exc:
                     self._check_open()
                     raise TransportIOError(self.name, f"wait failed: {exc}") from exc
                 self._check_open()
+                if self._watch is not None and self._watch in ready:
+                    self._host_opened_or_closed()
                 if self._master in ready:
                     self._read_packet()
                 if self._pending:
@@ -229,7 +250,10 @@ class ParityPtyTransport(Transport):
             os.write(self._wake_w, b"\0")
         got = self._io_lock.acquire(timeout=_CLOSE_GRACE_S)
         try:
-            for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            fds = [self._master, self._slave, self._wake_r, self._wake_w]
+            if self._watch is not None:
+                fds.append(self._watch)
+            for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         finally:
@@ -282,6 +306,33 @@ class ParityPtyTransport(Transport):
         attrs = termios.tcgetattr(self._slave)
         if not attrs[3] & EXTPROC:
             attrs[3] |= EXTPROC
+            termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
+
+    def _host_opened_or_closed(self) -> None:
+        try:
+            events = os.read(self._watch, 4096) if self._watch is not None else b""
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._check_open()
+            raise TransportIOError(self.name, f"device watch failed: {exc}") from exc
+        offset = 0
+        while offset + _INOTIFY_EVENT.size <= len(events):
+            _, mask, _, length = _INOTIFY_EVENT.unpack_from(events, offset)
+            offset += _INOTIFY_EVENT.size + length
+            if mask & _IN_OPEN:
+                self._host_opens += 1
+            elif mask & (_IN_CLOSE_WRITE | _IN_CLOSE_NOWRITE) and self._host_opens > 0:
+                self._host_opens -= 1
+                if self._host_opens == 0:
+                    self._session_ended()
+
+    def _session_ended(self) -> None:
+        """No host has the device open: clear the parity it left (space, mark, even)."""
+        self.sessions += 1
+        attrs = self._termios(self._slave)
+        attrs[2] &= ~(termios.PARENB | termios.PARODD | CMSPAR)
+        with contextlib.suppress(termios.error):
             termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
 
     # -- reading --------------------------------------------------------------------------
@@ -350,10 +401,27 @@ def open_parity_pty(
     try:
         make_raw(slave)
         path = os.ttyname(slave)
-        return ParityPtyTransport(f"pty-parity:{path}", master, slave,
+        return ParityPtyTransport(f"pty-parity:{path}", master, slave, path=path,
                                   write_timeout=write_timeout, window=window,
                                   blind_interval=blind_interval), path
     except BaseException:
         os.close(master)
         os.close(slave)
         raise
+
+
+def _watch_opens(path: str) -> int | None:
+    """An inotify descriptor reporting opens and closes of ``path``; None where inotify is
+    not available (the parity a host leaves then stays until the emulator restarts)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+    except (OSError, AttributeError):
+        return None
+    if fd < 0:
+        return None
+    mask = _IN_OPEN | _IN_CLOSE_WRITE | _IN_CLOSE_NOWRITE
+    if int(libc.inotify_add_watch(fd, os.fsencode(path), mask)) < 0:
+        os.close(fd)
+        return None
+    return fd

@@ -184,6 +184,23 @@ def test_a_pyserial_host_gets_general_and_long_poll_replies() -> None:
         assert emu.stats.rejected == 0
 
 
+def test_a_second_host_session_opens_with_space_parity_again() -> None:
+    """The pty keeps the parity the last host left; asking for it again fails with EINVAL.
+    When a host closes the device, the emulator clears it."""
+    with served(Machine()) as (emu, path):
+        transport = emu.transport
+        assert isinstance(transport, ParityPtyTransport)
+        for session in range(1, 3):
+            host = PyserialHost(path)  # opens with space parity
+            try:
+                host.send(b"\x80")
+                host.send(b"\x81")
+                assert host.receive(1) == b"\x00"
+            finally:
+                host.close()
+            wait_for(lambda done=session: transport.sessions == done)  # type: ignore[misc]
+
+
 def test_replies_are_unescaped_an_idle_rte_reply_is_five_bytes() -> None:
     with served(Machine(), rte=True) as (_, path):
         host = TermiosHost(path)
@@ -263,6 +280,14 @@ def test_a_host_that_writes_twice_without_a_parity_switch_is_released() -> None:
     finally:
         host.close()
         master.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.005)
 
 
 @contextmanager
