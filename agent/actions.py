@@ -49,9 +49,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agent import wire
 from agent.config import Config, read_hmac_key
-from agent.events import Event, utc_timestamp
 from agent.machine_commands import (
     CommandKind,
     CommandRejectedError,
@@ -63,7 +61,9 @@ from agent.metrics import ActionStatus as MetricStatus
 from agent.metrics import AgentMetrics
 from agent.observations import Observation, SessionCommand
 from agent.outbox import ActionRecord
-from agent.wire import ActionAckStatus, ActionStatus, WireError
+from api import wire
+from api.events import Event, utc_timestamp
+from api.wire import ActionAckStatus, ActionStatus, WireError
 
 __all__ = [
     "ACTION_NAMES",
@@ -238,7 +238,7 @@ class Actions:
     # ------------------------------------------------------------------ entry points
 
     async def handle(self, msg: Mapping[str, Any], reply: Reply) -> dict[str, Any] | None:
-        """Handle one ``action`` frame already checked by :func:`agent.wire.parse_message`.
+        """Handle one ``action`` frame already checked by :func:`api.wire.parse_message`.
 
         Sends ``actionAck`` and (later) ``actionResult`` through ``reply``. Returns the
         ``actionResult`` frame, or None when the id is still running elsewhere.

@@ -15,7 +15,6 @@ The example file ``config.example.yaml`` documents every key and its default.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import os
@@ -24,9 +23,9 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
+from configkit import MISSING, ConfigError, Problem, Section, load_yaml, show
 
 __all__ = [
     "ActionsConfig",
@@ -68,28 +67,6 @@ def _default_control_socket() -> str:
     if runtime_dir:
         return str(Path(runtime_dir) / "control.sock")
     return "/run/slot-agent/control.sock"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with a config file, at a key path (``machines[0].address``)."""
-
-    path: str
-    message: str
-    severity: Literal["error", "warning"] = "error"
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; ``problems`` lists every error (and warning) found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        errors = [p for p in problems if p.severity == "error"]
-        lines = "\n".join(f"  {p}" for p in errors)
-        super().__init__(f"{len(errors)} configuration problem(s):\n{lines}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,148 +171,13 @@ class Config:
 # ---------------------------------------------------------------------------- parsing
 
 
-_MISSING: Any = object()
-
-
-def _show(value: Any) -> str:
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-class _Section:
-    """Reads one mapping, recording problems under its key path and the keys it knows."""
-
-    def __init__(self, data: Any, path: str, problems: list[Problem]) -> None:
-        self.path = path
-        self.problems = problems
-        self.known: list[str] = []
-        if data is None or data is _MISSING:
-            data = {}
-        if not isinstance(data, Mapping):
-            self.error("", f"must be a mapping of keys, got {_show(data)}")
-            data = {}
-        self.data: Mapping[str, Any] = data
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def error(self, name: str, message: str) -> None:
-        self.problems.append(Problem(self.key(name) if name else self.path or "(root)", message))
-
-    def warn(self, name: str, message: str) -> None:
-        self.problems.append(Problem(self.key(name), message, "warning"))
-
-    def raw(self, name: str) -> Any:
-        self.known.append(name)
-        return self.data.get(name, _MISSING)
-
-    def integer(self, name: str, default: int, lo: int | None = None,
-                hi: int | None = None) -> int:
-        value = self.raw(name)
-        if value is _MISSING:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int) or (
-            lo is not None and value < lo) or (hi is not None and value > hi):
-            self.error(name, f"must be an integer{_bounds(lo, hi)}, got {_show(value)}")
-            return default
-        return value
-
-    def number(self, name: str, default: float, lo: float | None = None,
-               hi: float | None = None) -> float:
-        value = self.raw(name)
-        if value is _MISSING:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or (
-            lo is not None and value < lo) or (hi is not None and value > hi) or (
-            value != value):  # NaN
-            self.error(name, f"must be a number{_bounds(lo, hi)}, got {_show(value)}")
-            return default
-        return float(value)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.raw(name)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, bool):
-            self.error(name, f"must be true or false, got {_show(value)}")
-            return default
-        return value
-
-    def string(self, name: str, default: str) -> str:
-        value = self.raw(name)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, str) or not value:
-            self.error(name, f"must be a non-empty string, got {_show(value)}")
-            return default
-        return value
-
-    def optional_string(self, name: str, default: str | None = None) -> str | None:
-        value = self.raw(name)
-        if value is _MISSING:
-            return default
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            self.error(name, f"must be a non-empty string or null, got {_show(value)}")
-            return default
-        return value
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.raw(name)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, str) or value.lower() not in choices:
-            self.error(name, f"must be one of {'|'.join(choices)}, got {_show(value)}")
-            return default
-        return value.lower()
-
-    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        value = self.raw(name)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.error(name, f"must be a list of non-empty strings, got {_show(value)}")
-            return default
-        return tuple(value)
-
-    def finish(self) -> None:
-        """Report keys nobody read: typos, or keys from another version."""
-        for name in self.data:
-            if name in self.known:
-                continue
-            if not isinstance(name, str):
-                self.error(_show(name), "keys must be strings")
-                continue
-            close = difflib.get_close_matches(name, self.known, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            where = f"in {self.path!r}" if self.path else "at the top level"
-            self.error(name, f"unknown key {where}{hint}")
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-def _bounds(lo: float | None, hi: float | None) -> str:
-    if lo is not None and hi is not None:
-        return f" from {_num(lo)} to {_num(hi)}"
-    if lo is not None:
-        return f" >= {_num(lo)}"
-    if hi is not None:
-        return f" <= {_num(hi)}"
-    return ""
-
-
 def _resolve(path: str | None, base: Path | None) -> str | None:
     if path is None or base is None or path.startswith("/"):
         return path
     return str((base / path).resolve())
 
 
-def _check_file(sec: _Section, name: str, path: str | None, *, secret: bool = False) -> None:
+def _check_file(sec: Section, name: str, path: str | None, *, secret: bool = False) -> None:
     """A file the daemon will read must exist; a secret one must not be readable by others."""
     if path is None:
         return
@@ -354,23 +196,23 @@ def _check_file(sec: _Section, name: str, path: str | None, *, secret: bool = Fa
                        f"{stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
 
 
-def _parse_port(sec: _Section, name: str, value: str) -> None:
+def _parse_port(sec: Section, name: str, value: str) -> None:
     """Serial port forms accepted by drivers.open_transport (docs/architecture.md)."""
     if value.startswith("tcp://"):
         host, _, port = value[len("tcp://"):].rpartition(":")
         if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
             sec.error(name, f"tcp:// needs host:port with a port from 1 to 65535, got "
-                            f"{_show(value)}")
+                            f"{show(value)}")
     elif value.startswith("pty:"):
         if not value[len("pty:"):].startswith("/"):
-            sec.error(name, f"pty: needs an absolute path (pty:/dev/pts/N), got {_show(value)}")
+            sec.error(name, f"pty: needs an absolute path (pty:/dev/pts/N), got {show(value)}")
     elif not (value.startswith(("/", "serial:")) or "://" in value):
         sec.error(name, "must be a device path (/dev/ttyUSB0), serial:PATH, tcp://host:port, "
-                        f"pty:/dev/pts/N or a pyserial URL, got {_show(value)}")
+                        f"pty:/dev/pts/N or a pyserial URL, got {show(value)}")
 
 
 def _parse_serial(data: Any, problems: list[Problem]) -> SerialConfig:
-    sec = _Section(data, "serial", problems)
+    sec = Section(data, "serial", problems)
     d = SerialConfig()
     port = sec.string("port", d.port)
     _parse_port(sec, "port", port)
@@ -391,17 +233,17 @@ def _parse_serial(data: Any, problems: list[Problem]) -> SerialConfig:
 
 
 def _parse_machines(data: Any, problems: list[Problem]) -> tuple[MachineConfig, ...]:
-    if data is _MISSING or data is None:
+    if data is MISSING or data is None:
         problems.append(Problem("machines", "required: list at least one machine "
                                             "(- address: 1)"))
         return ()
     if not isinstance(data, list) or not data:
-        problems.append(Problem("machines", f"must be a non-empty list, got {_show(data)}"))
+        problems.append(Problem("machines", f"must be a non-empty list, got {show(data)}"))
         return ()
     machines: list[MachineConfig] = []
     seen: dict[int, int] = {}
     for i, item in enumerate(data):
-        sec = _Section(item, f"machines[{i}]", problems)
+        sec = Section(item, f"machines[{i}]", problems)
         address = sec.integer("address", 0, lo=1, hi=127)
         if "address" not in sec.data:
             sec.error("address", "required: the machine's SAS address, 1 to 127")
@@ -414,7 +256,7 @@ def _parse_machines(data: Any, problems: list[Problem]) -> tuple[MachineConfig, 
 
 
 def _parse_poll(data: Any, problems: list[Problem]) -> PollConfig:
-    sec = _Section(data, "poll", problems)
+    sec = Section(data, "poll", problems)
     d = PollConfig()
     cfg = PollConfig(
         interval_ms=sec.integer("interval_ms", d.interval_ms, lo=40, hi=5000),
@@ -435,7 +277,7 @@ def _parse_poll(data: Any, problems: list[Problem]) -> PollConfig:
 
 
 def _parse_card_reader(data: Any, problems: list[Problem]) -> CardReaderConfig:
-    sec = _Section(data, "card_reader", problems)
+    sec = Section(data, "card_reader", problems)
     d = CardReaderConfig()
     port = sec.optional_string("port", d.port)
     if port is not None:
@@ -461,7 +303,7 @@ def _parse_card_reader(data: Any, problems: list[Problem]) -> CardReaderConfig:
 
 
 def _parse_outbox(data: Any, problems: list[Problem], base: Path | None) -> OutboxConfig:
-    sec = _Section(data, "outbox", problems)
+    sec = Section(data, "outbox", problems)
     d = OutboxConfig()
     cfg = OutboxConfig(
         path=_resolve(sec.string("path", d.path), base) or d.path,
@@ -473,7 +315,7 @@ def _parse_outbox(data: Any, problems: list[Problem], base: Path | None) -> Outb
 
 
 def _parse_uplink(data: Any, problems: list[Problem], base: Path | None) -> UplinkConfig:
-    sec = _Section(data, "uplink", problems)
+    sec = Section(data, "uplink", problems)
     d = UplinkConfig()
     if isinstance(sec.data, Mapping) and "token" in sec.data:
         sec.raw("token")
@@ -489,7 +331,7 @@ def _parse_uplink(data: Any, problems: list[Problem], base: Path | None) -> Upli
                 sec.error("url", "ws:// sends the token and events in clear text; use wss:// "
                                  "or set uplink.allow_insecure: true (test benches only)")
         elif not url.startswith("wss://"):
-            sec.error("url", f"must start with wss:// (or ws://), got {_show(url)}")
+            sec.error("url", f"must start with wss:// (or ws://), got {show(url)}")
     files = {name: _resolve(sec.optional_string(name), base)
              for name in ("ca_file", "client_cert_file", "client_key_file", "token_file")}
     token_env = sec.optional_string("token_env", d.token_env)
@@ -532,7 +374,7 @@ def _parse_uplink(data: Any, problems: list[Problem], base: Path | None) -> Upli
 
 
 def _parse_actions(data: Any, problems: list[Problem], base: Path | None) -> ActionsConfig:
-    sec = _Section(data, "actions", problems)
+    sec = Section(data, "actions", problems)
     d = ActionsConfig()
     cfg = ActionsConfig(
         hmac_key_file=_resolve(sec.optional_string("hmac_key_file"), base),
@@ -545,7 +387,7 @@ def _parse_actions(data: Any, problems: list[Problem], base: Path | None) -> Act
 
 
 def _parse_metrics(data: Any, problems: list[Problem]) -> MetricsConfig:
-    sec = _Section(data, "metrics", problems)
+    sec = Section(data, "metrics", problems)
     d = MetricsConfig()
     cfg = MetricsConfig(
         enabled=sec.boolean("enabled", d.enabled),
@@ -557,7 +399,7 @@ def _parse_metrics(data: Any, problems: list[Problem]) -> MetricsConfig:
 
 
 def _parse_logging(data: Any, problems: list[Problem]) -> LoggingConfig:
-    sec = _Section(data, "logging", problems)
+    sec = Section(data, "logging", problems)
     d = LoggingConfig()
     cfg = LoggingConfig(
         level=sec.choice("level", d.level, LOG_LEVELS),
@@ -570,15 +412,15 @@ def _parse_logging(data: Any, problems: list[Problem]) -> LoggingConfig:
 def parse_config(data: Any, *, base_dir: Path | None = None, source: str = "") -> Config:
     """Build a :class:`Config` from already-parsed YAML; raise :class:`ConfigError`."""
     problems: list[Problem] = []
-    top = _Section(data, "", problems)
+    top = Section(data, "", problems)
     terminal_id = top.raw("terminal_id")
-    if terminal_id is _MISSING or terminal_id is None:
+    if terminal_id is MISSING or terminal_id is None:
         problems.append(Problem("terminal_id", "required: this terminal's id on the hub, "
                                                "e.g. \"EGM-0001\""))
         terminal_id = ""
     elif not isinstance(terminal_id, str) or not TERMINAL_ID_RE.fullmatch(terminal_id):
         problems.append(Problem("terminal_id", "must be 1 to 64 characters from "
-                                               f"A-Z a-z 0-9 _ . : -, got {_show(terminal_id)}"))
+                                               f"A-Z a-z 0-9 _ . : -, got {show(terminal_id)}"))
         terminal_id = ""
     control_socket = _resolve(top.optional_string("control_socket", _default_control_socket()),
                               base_dir)
@@ -608,18 +450,7 @@ def parse_config(data: Any, *, base_dir: Path | None = None, source: str = "") -
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a YAML config file; raise :class:`ConfigError` with every problem."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem("(file)", f"cannot read {file}: {exc}")]) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([Problem("(file)", f"{file}: {where}invalid YAML: {reason}")]) from exc
-    return parse_config(data, base_dir=file.resolve().parent, source=str(file))
+    return parse_config(load_yaml(file), base_dir=file.resolve().parent, source=str(file))
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -25,11 +25,12 @@ import socket
 import socketserver
 import stat
 import threading
-import time
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_exponential
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
@@ -261,17 +262,13 @@ class ControlServer:
 
 def _connect(sock: socket.socket, path: str | os.PathLike[str], timeout: float) -> None:
     """Connect, retrying while the server's backlog is full (EAGAIN) until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    pause = 0.005
-    while True:
-        try:
-            sock.connect(os.fspath(path))
-            return
-        except BlockingIOError:
-            if time.monotonic() + pause > deadline:
-                raise TimeoutError(f"{os.fspath(path)}: the daemon's backlog stayed full") from None
-            time.sleep(pause)  # back off while the server accepts; bounded by the deadline
-            pause = min(pause * 2, 0.1)
+    retrying = Retrying(retry=retry_if_exception_type(BlockingIOError),
+                        wait=wait_exponential(multiplier=0.005, max=0.1),
+                        stop=stop_before_delay(timeout), reraise=True)
+    try:
+        retrying(sock.connect, os.fspath(path))
+    except BlockingIOError:
+        raise TimeoutError(f"{os.fspath(path)}: the daemon's backlog stayed full") from None
 
 
 def control_request(

@@ -6,7 +6,7 @@ Start order, each step only after the previous one worked:
 2. the pipeline (interpreter + outbox writer thread), then ``agentStarted`` (version, config
    hash) and the results of actions a previous run left unfinished (``failed``,
    ``interrupted``);
-3. the line owner: in a process of its own (:class:`agent.line_process.LineProcess`) for a
+3. the line owner: in a process of its own (:class:`agent.line.process.LineProcess`) for a
    line the configuration names (uart, tcp, pty), so no work of this process delays a
    poll; on a thread of this process for a transport a test or the demo hands in. Either
    reopens the transport through the same factory when it fails. Then the card reader, when
@@ -57,10 +57,10 @@ from agent.config import (
 )
 from agent.control import ControlServer
 from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts
-from agent.events import Event, StoredEvent, utc_timestamp
 from agent.interpreter import Interpreter
-from agent.line import CardPoller, LineOwner
-from agent.line_process import LineProcess, LineProcessError, open_line
+from agent.line.interface import Line
+from agent.line.owner import CardPoller, LineOwner
+from agent.line.process import LineProcess, LineProcessError, open_line
 from agent.logs import register_secret, set_level
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.meters import meter_name
@@ -70,6 +70,7 @@ from agent.pipeline import Pipeline
 from agent.progress import Progress, Snapshot, status_text
 from agent.sdnotify import Notifier
 from agent.uplink import Uplink
+from api.events import Event, StoredEvent, utc_timestamp
 from drivers import Transport, TransportError
 from drivers.card_reader import CardReader
 
@@ -127,7 +128,7 @@ class Daemon:
     """One agent. ``await run()`` returns the exit code once stopped.
 
     ``transport_factory`` opens the serial line (tests pass an in-memory pair);
-    ``line_process`` runs the line owner in a child process (:mod:`agent.line_process`)
+    ``line_process`` runs the line owner in a child process (:mod:`agent.line.process`)
     rather than on a thread; by default it does exactly when ``transport_factory`` is the
     default one (a picklable factory can be passed with ``line_process=True``).
     ``notifier`` talks to systemd (inert when ``$NOTIFY_SOCKET`` is unset); ``progress``
@@ -158,7 +159,7 @@ class Daemon:
         self.tally = _Tally()
         self.outbox: Outbox | None = None
         self.pipeline: Pipeline | None = None
-        self.line: LineOwner | LineProcess | None = None
+        self.line: Line | None = None
         self.card_poller: CardPoller | None = None
         self.transport: Transport | None = None
         self.uplink: Uplink | None = None
@@ -301,7 +302,7 @@ class Daemon:
         if self.notifier.watchdog_ping_interval() is not None:
             self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
 
-    async def _start_line(self, config: Config) -> LineOwner | LineProcess:
+    async def _start_line(self, config: Config) -> Line:
         """The line owner, running; ``DaemonError`` when the line does not open."""
         assert self.pipeline is not None
         if self._line_process:
@@ -397,11 +398,11 @@ class Daemon:
             await asyncio.to_thread(pipeline.stop)
         # the line owner thread may have replaced the transport it started with (reopen); a
         # line process closes its own
-        transports = [self.transport,
-                      self.line.transport if isinstance(self.line, LineOwner) else None]
-        for transport in dict.fromkeys(t for t in transports if t is not None):
+        if self.line is not None:
+            self.line.close()
+        if self.transport is not None:
             with contextlib.suppress(Exception):
-                transport.close()
+                self.transport.close()
         if self._metrics_server is not None:
             await asyncio.to_thread(stop_server, *self._metrics_server)
         if self.final_snapshot is None:
@@ -637,7 +638,7 @@ class Daemon:
         return facts
 
 
-def _command_data(line: LineOwner | LineProcess, address: int,
+def _command_data(line: Line, address: int,
                   kind: CommandKind) -> dict[str, Any]:
     """Run a command through the line owner's queue and wait (control thread only)."""
     try:

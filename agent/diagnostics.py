@@ -35,11 +35,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent import __version__
-from agent.config import Config
+from agent.config import Config, ConfigError
+from agent.discovery import money_sources
 from agent.meters import meter_name
+from agent.tls import client_ssl_context
 from drivers.base import Transport, TransportError
-from drivers.hexdump import elided_hex
 from sas_protocol.denominations import denomination_cents
+from sas_protocol.hexdump import elided_hex
 from sas_protocol.host import (
     ExceptionReported,
     FrameRejected,
@@ -481,10 +483,13 @@ def probe_uplink(config: Config, token: str | None, *, timeout: float = 5.0,
     context: ssl.SSLContext | None = None
     try:
         if secure:
-            context = ssl.create_default_context(cafile=config.uplink.ca_file)
-            if config.uplink.client_cert_file is not None:
-                context.load_cert_chain(config.uplink.client_cert_file,
-                                        config.uplink.client_key_file)
+            # The uplink's own context (agent.tls), so diag tests the handshake the daemon
+            # makes: the same CA, client certificate and TLS 1.2 floor.
+            try:
+                context = client_ssl_context(config.uplink)
+            except ConfigError as exc:
+                out["tls"] = {"ok": False, "detail": "; ".join(str(p) for p in exc.problems)}
+                return out
             try:
                 with context.wrap_socket(sock, server_hostname=host) as tls:
                     cert = tls.getpeercert() or {}
@@ -659,22 +664,35 @@ def _machine_info_check(line: LineFacts) -> Check:
                   **info)
 
 
+def _money_sources(line: LineFacts) -> dict[str, str]:
+    """Which money classes the machine can meter, and from what (agent.discovery)."""
+    ignored = {int(p[3:], 16) for p in line.ignored_polls
+               if p.startswith("LP ") and len(p) == 5}
+    if 0x2F in ignored:
+        ignored |= {0x6F, 0xAF}  # the stepdown tries 6F/AF before 2F (agent.meter_reads)
+    return money_sources(ignored)
+
+
 def _meters_check(line: LineFacts) -> Check:
     wanted = [meter_name(code) for code in MAIN_METERS]
     missing = [name for name in wanted if name not in line.meters]
     shown = ", ".join(f"{k} {v}" for k, v in line.meters.items())
     credits = "unknown" if line.credits is None else str(line.credits)
-    detail = f"credits {credits}; {shown or 'no meters read'}"
+    sources = _money_sources(line)
+    money = "; ".join(f"{k}: {v}" for k, v in sources.items())
+    detail = f"credits {credits}; {shown or 'no meters read'}; money from: {money}"
+    data: dict[str, Any] = {"credits": line.credits, "meters": line.meters,
+                            "moneySources": sources}
     if len(missing) == len(wanted):
         return _check("meters", CheckStatus.FAIL, detail,
                       "no main meter is readable: money cannot be tracked; see the ignored "
-                      "long polls", credits=line.credits, meters=line.meters)
+                      "long polls", **data)
     if missing or line.credits is None:
         what = ", ".join(missing) if missing else "current credits (LP 1A)"
         return _check("meters", CheckStatus.WARN, f"{detail}; missing {what}",
                       "the machine ignores these meter polls; see the ignored long polls",
-                      credits=line.credits, meters=line.meters)
-    return _check("meters", CheckStatus.OK, detail, credits=line.credits, meters=line.meters)
+                      **data)
+    return _check("meters", CheckStatus.OK, detail, **data)
 
 
 def _ignored_check(line: LineFacts) -> Check:

@@ -10,9 +10,12 @@ in any order; polls the machine ignores are simply missing.
 from __future__ import annotations
 
 import time
+from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.meter_reads import EXTENDED, SELECTED, legacy_poll_for
+from agent.meters import BILL_COUNT_VALUES_CENTS, Meter, meter_name
 from agent.observations import ClockRead, MachineIdentified
 from sas_protocol.denominations import DENOMINATION_CENTS
 from sas_protocol.messages.responses import (
@@ -168,3 +171,60 @@ def _percent(text: str) -> float | None:
     """4 ASCII digits with an implied decimal point ("9500" -> 95.0)."""
     digits = text.strip()
     return int(digits) / 100 if digits.isdigit() else None
+
+
+#: money classes and the meters that count them, best first (docs/events.md, "Which meters
+#: make which event" and "Bills on every meter profile").
+_MONEY_METERS: dict[str, tuple[int, ...]] = {
+    "bets": (Meter.COIN_IN,),
+    "wins": (Meter.COIN_OUT, Meter.JACKPOT),
+    "bills": (Meter.BILLS, *BILL_COUNT_VALUES_CENTS, Meter.TOTAL_DROP),
+    "ticketsIn": (Meter.TICKET_IN_CASHABLE, Meter.TICKET_IN_RESTRICTED),
+    "ticketsOut": (Meter.TICKET_OUT_CASHABLE, Meter.TICKET_OUT_RESTRICTED),
+    "cashouts": (Meter.CANCELLED_CREDITS,),
+    "handpays": (Meter.JACKPOT, Meter.HANDPAID_CANCELLED_CREDITS),
+    "transfers": (Meter.AFT_CASHABLE_IN, Meter.AFT_CASHABLE_OUT),
+}
+
+
+def meter_poll(code: int, ignored: Set[int], lacking: Set[int] = frozenset()) -> str | None:
+    """The long poll that reads meter ``code`` on a machine that ignores the polls in
+    ``ignored`` and lacks the meters in ``lacking`` (the agent.meter_reads stepdown)."""
+    if code in lacking:
+        return None
+    if EXTENDED not in ignored:
+        return "LP 6F"
+    if SELECTED not in ignored:
+        return "LP 2F"
+    legacy = legacy_poll_for({code}, ignored)
+    return None if legacy is None else f"LP {legacy:02X}"
+
+
+def money_sources(ignored: Set[int], lacking: Set[int] = frozenset()) -> dict[str, str]:
+    """Per money class, the meters (and polls) it is counted from on this machine, or
+    ``"not metered"``: the ``diag`` fact "which money it can meter, and from what".
+
+    FOLLOW-UP (issue 12): LP 1E / LP 20 (bill counts, bill dollars) once the agent reads
+    them; today a machine without LP 2F/6F counts bills by the drop and the exceptions."""
+    out: dict[str, str] = {}
+    for money, codes in _MONEY_METERS.items():
+        found = [(code, poll) for code in codes
+                 if (poll := meter_poll(code, ignored, lacking)) is not None]
+        if money == "bills" and found:
+            found = [found[0]]  # the best bill meter is the one counted from
+        if not found:
+            out[money] = "not metered"
+            continue
+        parts = [f"{meter_name(code)} ({poll})" for code, poll in found]
+        if money == "bills" and found[0][0] == Meter.TOTAL_DROP:
+            parts.append("exceptions 47-4F")
+        elif money == "ticketsOut":
+            parts.append("LP 4D records")
+        elif money == "handpays":
+            parts.append("LP 1B")
+        out[money] = " + ".join(parts)
+    if out["ticketsOut"] == "not metered" and "cashouts" in out and out["cashouts"] != (
+            "not metered"):
+        out["ticketsOut"] = f"LP 4D records matched with {out['cashouts']}"
+    return out
+

@@ -10,6 +10,15 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from api.events import CATALOG, Channel
+from sas_protocol.codes import (
+    EXCEPTION_MEANING,
+    IDLE_EXCEPTIONS,
+    ExceptionCategory,
+    ExceptionCode,
+    category_of,
+)
+
 
 class Exc(enum.IntEnum):
     """The exception codes the interpreter treats specially (SAS §3.11, Table A-1)."""
@@ -35,6 +44,7 @@ class Exc(enum.IntEnum):
     AFT_TRANSFER_COMPLETE = 0x69
     QUEUE_OVERFLOW = 0x70
     SOFT_METERS_RESET = 0x7A
+    LEGACY_BONUS = 0x7C  # the bonus itself reaches the win meters (SAS §3.12)
     GAME_STARTED = 0x7E
     GAME_ENDED = 0x7F
     GAME_SELECTED = 0x8C
@@ -131,13 +141,133 @@ def code_text(code: int) -> str:
     """The code as it is written in the SAS tables, e.g. ``"0x2B"``."""
     return f"0x{code:02X}"
 
+
+# -- every code of the reference's table -> the events it yields ----------------------------
+
+#: Channel of the generic ``machineException`` event, by the code's category (SAS §3.11 as
+#: classified in sas_protocol.codes). Faults and conditions an attendant must look at go to
+#: ``alerts`` (so do undefined bytes: category ``other``); handpay, ticket and AFT conditions
+#: to ``cash``; game-play detail to ``game``; attendant actions to ``system``.
+CATEGORY_CHANNEL: dict[ExceptionCategory, Channel] = {
+    ExceptionCategory.DOOR: Channel.ALERTS,
+    ExceptionCategory.POWER: Channel.ALERTS,
+    ExceptionCategory.TILT: Channel.ALERTS,
+    ExceptionCategory.BILL: Channel.ALERTS,
+    ExceptionCategory.PRINTER: Channel.ALERTS,
+    ExceptionCategory.MEMORY: Channel.ALERTS,
+    ExceptionCategory.OTHER: Channel.ALERTS,
+    ExceptionCategory.HANDPAY: Channel.CASH,
+    ExceptionCategory.TICKET: Channel.CASH,
+    ExceptionCategory.AFT: Channel.CASH,
+    ExceptionCategory.GAME: Channel.GAME,
+    ExceptionCategory.PROGRESSIVE: Channel.GAME,
+    ExceptionCategory.OPERATOR: Channel.SYSTEM,
+}
+
+#: Codes whose event comes from the read they trigger (a meter read, LP 1B, LP 4D, a
+#: re-identification), not from the exception itself: the events that read yields.
+_READ_EVENTS: dict[int, tuple[str, ...]] = {
+    **{code: ("billAccepted",) for code in BILL_ACCEPTED},
+    Exc.OPTIONS_CHANGED: ("optionsChanged",),
+    Exc.GAMES_CHANGED: ("optionsChanged",),
+    Exc.TICKET_PRINTED: ("ticketPrinted",),
+    Exc.HANDPAY_VALIDATED: ("ticketPrinted",),
+    Exc.HANDPAY_PENDING: ("handpayPending",),
+    Exc.CASHOUT_PRESSED: ("cashout",),
+    Exc.TICKET_TRANSFER_COMPLETE: ("ticketRedeemed",),
+    Exc.AFT_TRANSFER_COMPLETE: ("transferIn", "transferOut"),
+    Exc.SOFT_METERS_RESET: ("metersReset",),
+}
+
+#: Codes with an event of their own, straight from the exception.
+_DIRECT_EVENTS: dict[int, tuple[str, ...]] = {
+    **{code: ("doorOpened" if opened else "doorClosed",)
+       for code, (_, opened, _) in DOORS.items()},
+    **dict.fromkeys(TILTS, ("tilt",)),
+    **dict.fromkeys(BILL_ACCEPTOR_FAULTS, ("billAcceptorFault",)),
+    **dict.fromkeys(PRINTER_FAULTS, ("printerFault",)),
+    **dict.fromkeys(MEMORY_ERRORS, ("memoryError",)),
+    **dict.fromkeys(OPERATOR_MENU, ("operatorMenu",)),
+    **dict.fromkeys(PROGRESSIVE_HITS, ("progressiveHit",)),
+    Exc.POWER_RESTORED: ("powerRestored",),
+    Exc.POWER_LOST: ("powerLost",),
+    Exc.CASHBOX_REMOVED: ("cashboxRemoved",),
+    Exc.CASHBOX_INSTALLED: ("cashboxInstalled",),
+    Exc.QUEUE_OVERFLOW: ("dataGap",),
+    Exc.HANDPAY_RESET: ("handpayReset",),
+    Exc.TICKET_INSERTED: ("ticketInserted",),
+    Exc.GAME_STARTED: ("gameStarted",),
+    Exc.GAME_ENDED: ("gameEnded",),
+    Exc.GAME_SELECTED: ("gameSelected",),
+}
+
+#: Every code of SAS Table A-1; any other byte is undefined.
+DEFINED_CODES: frozenset[int] = frozenset(int(code) for code in ExceptionCode)
+
+#: Defined, non-idle codes with no specific event: each becomes ``machineException``.
+GENERIC_CODES: frozenset[int] = frozenset(
+    int(code) for code in ExceptionCode
+    if code not in IDLE_EXCEPTIONS and code not in _DIRECT_EVENTS and code not in _READ_EVENTS
+)
+
+#: Every code of SAS Table A-1 (sas_protocol.codes.ExceptionCode) -> the events it yields,
+#: directly or through the read it triggers; idle codes (00, 1F) yield none. docs/events.md,
+#: "Exception codes", is this table.
+EXCEPTION_EVENTS: dict[int, tuple[str, ...]] = {
+    int(code): (() if code in IDLE_EXCEPTIONS
+                else _DIRECT_EVENTS.get(code) or _READ_EVENTS.get(code) or ("machineException",))
+    for code in ExceptionCode
+}
+
+#: Codes whose events come from a read (``EXCEPTION_EVENTS`` gives the events).
+READ_TRIGGERED: frozenset[int] = frozenset(_READ_EVENTS)
+
+
+def exception_channel(code: int, *, defined: bool = True) -> Channel:
+    """The channel of the events ``code`` yields (that of ``machineException`` for a generic
+    or undefined code, and of its category for an idle one)."""
+    if not defined or code not in DEFINED_CODES:
+        return CATEGORY_CHANNEL[ExceptionCategory.OTHER]
+    events = EXCEPTION_EVENTS[code]
+    if events in ((), ("machineException",)):
+        return CATEGORY_CHANNEL[category_of(code)]
+    return CATALOG[events[0]]
+
+
+def _camel(member: str) -> str:
+    head, *rest = member.lower().split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def machine_exception(code: int, *, defined: bool = True) -> tuple[dict[str, Any], Channel]:
+    """Data and channel of the generic ``machineException`` event for ``code``.
+
+    ``defined`` is False for a byte that is not in SAS Table A-1 (or that the line owner
+    flagged as undefined after its implied-NACK confirmation, docs/sas.md): it is reported
+    as it came, with category ``other`` on ``alerts``.
+    """
+    if not defined or code not in DEFINED_CODES:
+        return ({"code": code_text(code), "name": "undefined", "description": None,
+                 "category": ExceptionCategory.OTHER.value, "defined": False},
+                CATEGORY_CHANNEL[ExceptionCategory.OTHER])
+    member = ExceptionCode(code)
+    category = category_of(code)
+    return ({"code": code_text(code), "name": _camel(member.name),
+             "description": EXCEPTION_MEANING.get(member), "category": category.value,
+             "defined": True}, CATEGORY_CHANNEL[category])
+
+
 #: Codes that raise an alert or change what the floor sees (doors, tilts, faults, power,
 #: resets, menus, progressives). In non-RTE mode their one-byte answer to a general poll has
 #: no CRC (SAS §3.4), so the line owner has them confirmed by an implied NACK before they
-#: count (``HostProtocol(confirm_exceptions=...)``, docs/sas.md). Game, bill and ticket codes
-#: only trigger CRC-checked meter reads and are not confirmed.
+#: count (``HostProtocol(confirm_exceptions=...)``, docs/sas.md). So are the generic codes
+#: (``machineException``) and every byte outside Table A-1 (issue 12: a belly-door-closed 1E
+#: flipped to 5E must not be taken as it came; one that reads the same twice is reported
+#: with ``defined: false``). Game, bill and ticket codes only trigger CRC-checked meter
+#: reads and are not confirmed.
 CONFIRMED_CODES = frozenset({
     *DOORS, *TILTS, *BILL_ACCEPTOR_FAULTS, *PRINTER_FAULTS, *MEMORY_ERRORS, *RESET_CODES,
     *OPERATOR_MENU, *PROGRESSIVE_HITS, Exc.POWER_RESTORED, Exc.POWER_LOST,
     Exc.CASHBOX_REMOVED, Exc.CASHBOX_INSTALLED, Exc.QUEUE_OVERFLOW, Exc.GAMES_CHANGED,
+    *GENERIC_CODES, *(byte for byte in range(0x100) if byte not in DEFINED_CODES),
 })

@@ -26,12 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-from agent import sessions, tickets
-from agent.events import Event, utc_timestamp
+from agent import bills, sessions, tickets
 from agent.exceptions_map import (
     BILL_ACCEPTED,
     BILL_ACCEPTOR_FAULTS,
+    DEFINED_CODES,
     DOORS,
+    GENERIC_CODES,
     MEMORY_ERRORS,
     OPERATOR_MENU,
     PRINTER_FAULTS,
@@ -40,6 +41,7 @@ from agent.exceptions_map import (
     TILTS,
     Exc,
     code_text,
+    machine_exception,
 )
 from agent.meters import (
     BILL_COUNT_VALUES_CENTS,
@@ -83,6 +85,7 @@ from agent.reads import (
 )
 from agent.sessions import CardState
 from agent.state import AgentState, MachineState
+from api.events import Channel, Event, utc_timestamp
 
 #: meter reads that cover every meter: they end a pending reset and produce a meterSnapshot.
 FULL_READ_REASONS: frozenset[MeterReason] = frozenset({"discovery", "snapshot", "gap", "reset"})
@@ -90,7 +93,8 @@ FULL_READ_REASONS: frozenset[MeterReason] = frozenset({"discovery", "snapshot", 
 #: credit meters that become money: they need the accounting denomination (SAS §3.8).
 _CREDIT_MONEY = frozenset({
     Meter.COIN_IN, Meter.COIN_OUT, Meter.JACKPOT, Meter.HANDPAID_CANCELLED_CREDITS,
-    Meter.CANCELLED_CREDITS, Meter.BILLS, Meter.CURRENT_CREDITS,
+    Meter.CANCELLED_CREDITS, Meter.BILLS, Meter.CURRENT_CREDITS, Meter.TOTAL_DROP,
+    Meter.COINS_TO_DROP,
 })
 
 #: LP 1B level byte (SAS §3.9): 01-20 progressive, 40 non-progressive jackpot, 80 cancelled
@@ -117,8 +121,9 @@ class _Step:
     events: list[Event]
     reads: list[ReadRequest]
 
-    def emit(self, name: str, data: Mapping[str, Any] | None = None) -> None:
-        self.events.append(Event(name, utc_timestamp(self.at), dict(data or {})))
+    def emit(self, name: str, data: Mapping[str, Any] | None = None,
+             route: Channel | None = None) -> None:
+        self.events.append(Event(name, utc_timestamp(self.at), dict(data or {}), route))
 
     def read(self, request: ReadRequest) -> None:
         if request not in self.reads:
@@ -161,7 +166,7 @@ class Interpreter:
                 self._meters(step, obs.meters, obs.widths, obs.reason,
                              obs.at if obs.started_at is None else obs.started_at)
             case ExceptionObserved():
-                self._exception(step, obs.code, {})
+                self._exception(step, obs.code, {}, defined=obs.defined)
             case RealTimeEventObserved():
                 self._exception(step, obs.code, obs.fields)
             case LinkUp():
@@ -305,9 +310,14 @@ class Interpreter:
 
     # -- exceptions --------------------------------------------------------------------
 
-    def _exception(self, step: _Step, code: int, fields: Mapping[str, Any]) -> None:
+    def _exception(self, step: _Step, code: int, fields: Mapping[str, Any],
+                   defined: bool = True) -> None:
         m = step.machine
         address = m.address
+        if not defined or code not in DEFINED_CODES:
+            # a byte outside SAS Table A-1 (§3.11): reported as it came, nothing else done
+            step.emit("machineException", *machine_exception(code, defined=False))
+            return
         if code in DOORS:
             self._door(step, *DOORS[code])
         elif code in TILTS:
@@ -326,6 +336,9 @@ class Interpreter:
                                          "amount": fields.get("amount")})
             step.read(ReadMeters(address, "game_end", GAME_END_METERS))
         elif code in BILL_ACCEPTED:
+            # a trigger; on a machine whose only bill meter is the drop, also the bill's
+            # value, matched with the drop movement (agent/bills.py)
+            step.machine = bills.seen(m, code, step.at)
             step.read(ReadMeters(address, "bill", BILL_METERS))
         elif code == Exc.GAME_STARTED:
             self._game_started(step, fields)
@@ -371,6 +384,11 @@ class Interpreter:
         elif code == Exc.GAMES_CHANGED:
             step.machine = replace(m, options_pending=True)
             step.read(ReadIdentity(address))
+        elif code in GENERIC_CODES:
+            # no event of its own: the generic one, on its category's channel (SAS §3.11)
+            step.emit("machineException", *machine_exception(code))
+            if code == Exc.LEGACY_BONUS:
+                step.read(ReadMeters(address, "game_end", GAME_END_METERS))  # bonus -> winPaid
         if code in MEMORY_ERRORS:
             step.emit("memoryError", {"kind": MEMORY_ERRORS[code], "code": code_text(code)})
         if code in RESET_CODES:
@@ -537,6 +555,12 @@ class Interpreter:
             step.machine, moved=moved, pairs=pairs, read=meters, started_at=started_at,
             at=step.at, settle=self.ticket_settle, player_id=step.cards.player_id)
         step.events.extend(events)
+        events, step.machine = bills.meters_read(
+            step.machine, moved=moved if m.baseline else {}, pairs=pairs,
+            started_at=started_at, at=step.at, settle=self.ticket_settle,
+            player_id=step.cards.player_id,
+            extra={"reconciled": True} if m.reconcile_pending else {})
+        step.events.extend(events)
 
     def _money(self, step: _Step, moved: Mapping[int, int],
                pairs: Mapping[int, tuple[int, int]]) -> None:
@@ -583,14 +607,21 @@ class Interpreter:
             step.cards = sessions.account(step.cards, coin_in_cents=bet_cents,
                                           coin_out_cents=win_cents, games=games)
 
-        bills = moved.get(Meter.BILLS, 0)
-        if bills:
-            counts = {c: moved[c] for c in BILL_COUNT_VALUES_CENTS if moved.get(c)}
+        bill_money = bills.metered_bills(m, moved)
+        if bill_money is not None:
+            # the best bill meter the machine answers (agent/bills.py): 0B credits, LP 20
+            # dollars, or the count meters at face value
+            cents, faces = bill_money
+            counted = (Meter.BILLS, Meter.BILL_DOLLARS,
+                       *(c for c in BILL_COUNT_VALUES_CENTS if moved.get(c)))
             more: dict[str, Any] = {}
-            if counts:
-                more["count"] = sum(counts.values())
-                more["bills"] = {str(BILL_COUNT_VALUES_CENTS[c]): n for c, n in counts.items()}
-            credit_event("billAccepted", bills, (Meter.BILLS, *counts), **more)
+            if faces:
+                more["count"] = sum(faces.values())
+                more["bills"] = {str(face): n for face, n in faces.items()}
+            step.emit("billAccepted", {
+                "amount": cents,
+                "credits": cents // denom if denom and cents % denom == 0 else None,
+                "denomination": denom, **more, "meters": used(*counted), **extra})
 
         tickets_in = moved.get(Meter.TICKET_IN_CASHABLE, 0) + moved.get(
             Meter.TICKET_IN_RESTRICTED, 0)

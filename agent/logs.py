@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
+from sas_protocol.hexdump import elided_hex
+
 __all__ = [
     "MASK",
     "HumanFormatter",
     "JsonFormatter",
     "RedactingFilter",
-    "elided_hex",
     "redact",
     "register_secret",
     "set_level",
@@ -252,17 +253,3 @@ def setup_logging(
 def set_level(level: str) -> None:
     """Change the root level at runtime (SIGHUP reload). Raises ``ValueError`` if unknown."""
     logging.getLogger().setLevel(_level_number(level))
-
-
-def elided_hex(data: bytes, limit: int = 32) -> str:
-    """Hex of ``data`` for a log line, cut after ``limit`` bytes: ``01 1a 00 00 … (+12 bytes)``.
-
-    Bad frames are logged this way: enough to recognise them, bounded when a line spews noise.
-    """
-    if not data:
-        return "(empty)"
-    shown = " ".join(f"{b:02x}" for b in data[:limit])
-    rest = len(data) - limit
-    if rest > 0:
-        return f"{shown} … (+{rest} bytes)"
-    return shown

@@ -22,6 +22,7 @@ class Meter(enum.IntEnum):
     GAMES_PLAYED = 0x05
     GAMES_WON = 0x06
     GAMES_LOST = 0x07
+    COINS_TO_DROP = 0x0A  # credits from coins to drop
     BILLS = 0x0B  # credits from bills accepted
     CURRENT_CREDITS = 0x0C
     TICKET_IN_CASHABLE = 0x0D  # cents, 5 bytes
@@ -35,12 +36,16 @@ class Meter(enum.IntEnum):
     ATTENDANT_PAID_PAYTABLE_WIN = 0x1F
     ATTENDANT_PAID_PROGRESSIVE_WIN = 0x20
     ATTENDANT_PAID_EXTERNAL_BONUS = 0x21
+    TOTAL_DROP = 0x24  # credits: coins and bills to the drop (LP 0F/13/19/1C on legacy)
     GAMES_SINCE_POWER_RESET = 0x25
     GAMES_SINCE_DOOR_CLOSE = 0x26
     BILLS_IN_STACKER_COUNT = 0x3E
     BILLS_IN_STACKER_AMOUNT = 0x3F
     AFT_CASHABLE_IN = 0xA0  # in-house cashable transfers to the machine, cents
     AFT_CASHABLE_OUT = 0xB8  # in-house cashable transfers to the host, cents
+    # Not a Table C-7 code: LP 20's total value of bills accepted, in whole dollars
+    # (reference §3.9b). Keyed above the 16-bit C-7 range so it never meets a real code.
+    BILL_DOLLARS = 0x10020
 
 
 _NAMES: dict[int, str] = {
@@ -81,6 +86,7 @@ _NAMES: dict[int, str] = {
     Meter.BILLS_IN_STACKER_AMOUNT: "billsInStackerAmount",
     Meter.AFT_CASHABLE_IN: "aftCashableIn",
     Meter.AFT_CASHABLE_OUT: "aftCashableOut",
+    Meter.BILL_DOLLARS: "billDollars",
 }
 
 #: Bill count meters 40-57: face value in cents of each (SAS §3.10, "$1 ... $1,000,000").

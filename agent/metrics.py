@@ -11,7 +11,7 @@ declared without ``_total`` (the client adds it), labels only where their values
 docs/operations.md lists every metric with its type, labels and meaning.
 
 ``prometheus_client`` is imported when an :class:`AgentMetrics` is made, not with this module:
-the line process (:mod:`agent.line_process`) needs the enums below but keeps no metrics of its
+the line process (:mod:`agent.line.process`) needs the enums below but keeps no metrics of its
 own, and the client library is a third of a bare interpreter's memory.
 """
 

@@ -21,7 +21,7 @@ Size cap policy (also in docs/outbox.md): when a commit would take the table bey
 2. other acknowledged events, oldest first;
 3. the oldest unacknowledged events that are NOT protected (protected = the cash and alerts
    channels plus ``betPlaced``, ``winPaid``, ``actionCompleted``, ``metersReset``; see
-   :attr:`agent.events.Event.protected`). A ``dataGap`` alert event describing what was dropped
+   :attr:`api.events.Event.protected`). A ``dataGap`` alert event describing what was dropped
    (count, seq range, names) is stored in the same transaction, before the batch.
 
 Protected events are never dropped: when only protected events remain, the table grows beyond
@@ -59,7 +59,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from agent.events import Event, StoredEvent, utc_timestamp, wire_text
+from api.events import Event, StoredEvent, utc_timestamp, wire_text
 
 __all__ = [
     "ActionRecord",
@@ -252,7 +252,7 @@ class _ReadMethods:
     def pending_frames(self, after_seq: int, limit: int) -> list[EventFrame]:
         """:meth:`pending` as ``event`` frames ready to send (what the uplink reads).
 
-        The stored data text is spliced into the frame as it is (:func:`agent.events.wire_text`):
+        The stored data text is spliced into the frame as it is (:func:`api.events.wire_text`):
         no row is decoded and encoded again on its way out, which is most of the uplink's
         work per event while it drains a backlog.
         """

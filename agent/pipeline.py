@@ -28,13 +28,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from agent.events import Event, StoredEvent, utc_timestamp
 from agent.interpreter import Interpreter
 from agent.metrics import AgentMetrics
 from agent.observations import Observation
 from agent.outbox import Outbox, OutboxError, OutboxFullError
 from agent.reads import ReadRequest
+from agent.retry import doubling
 from agent.state import AgentState
+from api.events import Event, StoredEvent, utc_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ class Pipeline:
     # ------------------------------------------------------------------ the thread
 
     def _run(self) -> None:
-        delay = self._retry_initial
+        backoff = doubling(self._retry_initial, self._retry_max)
         stop = False
         while not (stop and not self._has_pending()) and not self._abandon.is_set():
             if not self._has_pending():
@@ -203,12 +204,12 @@ class Pipeline:
             if not self._has_pending():
                 continue
             if self._commit():
-                delay = self._retry_initial
+                backoff = doubling(self._retry_initial, self._retry_max)
                 continue
             # disk full: keep everything, retry later (taking new items meanwhile)
+            delay = next(backoff)
             if self._abandon.wait(delay):
                 return
-            delay = min(delay * 2, self._retry_max)
             if stop and self._stopping.is_set() and delay >= self._retry_max:
                 log.error("pipeline stopping with %d events not committed (outbox full)",
                           len(self._pending_events))

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from agent.events import Event, utc_timestamp
 from agent.observations import CardInserted, CardRemoved, SessionCommand
+from api.events import Event, utc_timestamp
 
 
 @dataclass(frozen=True, slots=True)

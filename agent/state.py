@@ -65,6 +65,13 @@ class MachineState:
     # When an RTE 7E last moved the coin-in baseline: a meter read started before then may
     # carry an older coin-in (SAS §3.12).
     rte_coin_in_at: float | None = None
+    # The bill ledger of a machine whose only bill meter is the total drop (agent/bills.py):
+    # bill exceptions waiting for drop movement, and drop movement (cents) no bill claimed
+    # yet, since when and from which drop meter value.
+    bills_pending: tuple[Mapping[str, Any], ...] = ()
+    drop_credit: int = 0
+    drop_credit_since: float | None = None
+    drop_credit_from: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,6 +99,10 @@ class MachineState:
             "ticketsWaiting": [dict(t) for t in self.tickets_waiting],
             "ticketAskedAt": self.ticket_asked_at,
             "rteCoinInAt": self.rte_coin_in_at,
+            "billsPending": [dict(b) for b in self.bills_pending],
+            "dropCredit": self.drop_credit,
+            "dropCreditSince": self.drop_credit_since,
+            "dropCreditFrom": self.drop_credit_from,
         }
 
     @classmethod
@@ -105,6 +116,8 @@ class MachineState:
         since = data.get("ticketCreditSince")
         asked = data.get("ticketAskedAt")
         rte = data.get("rteCoinInAt")
+        drop_since = data.get("dropCreditSince")
+        drop_from = data.get("dropCreditFrom")
         return cls(
             address=int(data["address"]),
             baseline=_codes_from_json(data.get("baseline", {})),
@@ -130,6 +143,10 @@ class MachineState:
             tickets_waiting=tuple(dict(t) for t in data.get("ticketsWaiting", [])),
             ticket_asked_at=float(asked) if asked is not None else None,
             rte_coin_in_at=float(rte) if rte is not None else None,
+            bills_pending=tuple(dict(b) for b in data.get("billsPending", [])),
+            drop_credit=int(data.get("dropCredit", 0)),
+            drop_credit_since=float(drop_since) if drop_since is not None else None,
+            drop_credit_from=int(drop_from) if drop_from is not None else None,
         )
 
 

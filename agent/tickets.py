@@ -17,7 +17,13 @@ start belongs to a cash-out inside the first baseline. So the two are matched:
   becomes one ``ticketPrinted`` with ``reconciled: true`` and no validation number.
 
 So the sum of ``ticketPrinted`` amounts with ``metered: true`` equals the ticket-out meter
-delta since the first baseline, whatever was lost on the way. Pure functions over
+delta since the first baseline, whatever was lost on the way.
+
+A machine that answers only the legacy meter polls (no 2F/6F) has no ticket-out meter: there
+the records are matched with the cancelled-credits meter 04 (LP 0F/10), since a cash-out
+ticket is a cash-out (reference §4.2: cash-out = cancelled credits, split into hand-paid,
+ticket out and AFT out). Cash-out movement no record claims within ``settle`` is simply let go:
+it is already reported as ``cashout``, and may have been a handpay. Pure functions over
 :class:`agent.state.MachineState`, like :mod:`agent.sessions`.
 """
 
@@ -27,10 +33,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from agent.events import Event, utc_timestamp
 from agent.meters import Meter, meter_name
 from agent.observations import TicketValidationRead
 from agent.state import MachineState
+from api.events import Event, utc_timestamp
 
 #: the meters a printed ticket moves, in cents (SAS Table C-7: 0E cashable, 10 restricted)
 TICKET_OUT = (Meter.TICKET_OUT_CASHABLE, Meter.TICKET_OUT_RESTRICTED)
@@ -94,20 +100,27 @@ def meters_read(m: MachineState, *, moved: Mapping[int, int],
     """A meter read was interpreted: ``moved`` holds money deltas against a baseline (empty
     on the first read), ``pairs`` their (before, after), ``read`` every meter in it, and
     ``started_at`` when its first poll went out."""
-    if not any(code in read for code in TICKET_OUT):
+    legacy = not any(code in m.baseline for code in TICKET_OUT)
+    if any(code in read for code in TICKET_OUT):
+        sources: tuple[int, ...] = TICKET_OUT
+        out = sum(moved.get(code, 0) for code in TICKET_OUT)
+    elif legacy and Meter.CANCELLED_CREDITS in read and m.denomination_cents:
+        sources = (Meter.CANCELLED_CREDITS,)
+        out = moved.get(Meter.CANCELLED_CREDITS, 0) * m.denomination_cents
+    else:
         return [], m
-    out = sum(moved.get(code, 0) for code in TICKET_OUT)
     if out:
         if not m.ticket_credit:
             m = replace(m, ticket_credit_from={
-                code: pairs[code][0] for code in TICKET_OUT if code in pairs})
+                code: pairs[code][0] for code in sources if code in pairs})
         # new movement restarts the wait: its 3D may still be on its way
         m = replace(m, ticket_credit=m.ticket_credit + out, ticket_credit_since=at)
     events, m = _match(m, at, covered_before=started_at)
     if (m.ticket_credit and not m.tickets_waiting
             and m.ticket_credit_since is not None and at - m.ticket_credit_since >= settle
             and (m.ticket_asked_at is None or at - m.ticket_asked_at >= settle)):
-        events.append(_reconciled(m, read, at, player_id))
+        if not legacy:
+            events.append(_reconciled(m, read, at, player_id))
         m = replace(m, ticket_credit=0, ticket_credit_since=None, ticket_credit_from={})
     return events, m
 

@@ -62,20 +62,22 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
-from agent import __version__, wire
+from agent import __version__
 from agent.config import ConfigError, Problem, UplinkConfig
 from agent.logs import register_secret
 from agent.metrics import AgentMetrics
 from agent.outbox import EventFrame, Outbox, OutboxError, OutboxReader
+from agent.retry import jittered_doubling
 from agent.tls import client_ssl_context
-from agent.wire import ActionAckStatus, ActionStatus, CloseCode, ErrorCode, MessageType
+from api import wire
+from api.wire import ActionAckStatus, ActionStatus, CloseCode, ErrorCode, MessageType
 
 __all__ = ["ActionHandler", "Uplink", "UplinkError", "UplinkState"]
 
@@ -109,14 +111,6 @@ class UplinkState:
     reconnects: int  # attempts after the first one
     sessions: int  # welcomes received
     pending_replies: int  # action frames waiting for a connection
-
-
-def _backoff(first: float, cap: float, rng: Callable[[], float]) -> Iterator[float]:
-    """Jittered exponential delays: ``d`` doubles from ``first`` to ``cap``; yields [d/2, d]."""
-    delay = min(first, cap)
-    while True:
-        yield delay * (0.5 + 0.5 * rng())
-        delay = min(delay * 2.0, cap)
 
 
 def _describe(exc: BaseException) -> str:
@@ -322,7 +316,7 @@ class Uplink:
         """Connect, stream and reconnect until :meth:`stop`."""
         self._loop = asyncio.get_running_loop()
         reader = await self._in_thread(Outbox.open_reader, self._outbox.path)
-        delays = _backoff(self._min_delay, self.config.reconnect_max_delay_s, self._rng)
+        delays = jittered_doubling(self._min_delay, self.config.reconnect_max_delay_s, self._rng)
         attempts = 0
         try:
             while not self._stopping:
@@ -342,8 +336,8 @@ class Uplink:
                 if self._stopping:
                     break
                 if reset:
-                    delays = _backoff(self._min_delay, self.config.reconnect_max_delay_s,
-                                      self._rng)
+                    delays = jittered_doubling(self._min_delay,
+                                               self.config.reconnect_max_delay_s, self._rng)
                 delay = next(delays)
                 log.info("uplink: reconnecting in %.2f s (%s)", delay, self._last_error)
                 with contextlib.suppress(TimeoutError):

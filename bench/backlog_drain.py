@@ -35,9 +35,9 @@ from pathlib import Path
 from benchlib import Verdict, exit_with, header, median, verdicts
 
 from agent.config import UplinkConfig
-from agent.events import Event, utc_timestamp
 from agent.outbox import Outbox
 from agent.uplink import Uplink
+from api.events import Event, utc_timestamp
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = "BENCH-1"

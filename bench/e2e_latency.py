@@ -32,7 +32,7 @@ from benchlib import Verdict, exit_with, header, percentile, verdicts
 from procs import ROOT, SLOT_AGENT, HubProcess
 from websockets.asyncio.client import connect
 
-from agent import wire
+from api import wire
 from drivers.pseudo_tty import open_pty
 from emulator.model import Door, Machine, MachineConfig
 from emulator.server import Emulator

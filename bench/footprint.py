@@ -1,6 +1,6 @@
 """Footprint: RSS and CPU of ``slot-agent run`` polling at 200 ms with a connected hub.
 
-The agent is two processes, the daemon and its line process (agent/line_process.py): RSS
+The agent is two processes, the daemon and its line process (agent/line/process.py): RSS
 and CPU are summed over both, and PSS (shared pages split between them) is printed beside.
 
 The agent polls ``slot-agent emulate`` (autoplay, 30 games a minute, over TCP) and streams to
@@ -57,7 +57,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def tree(pid: int) -> list[int]:
-    """``pid`` and its descendants: the daemon and its line process (agent/line_process.py)."""
+    """``pid`` and its descendants: the daemon and its line process (agent/line/process.py)."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -79,7 +79,7 @@ def sample(pids: list[int]) -> tuple[float, float, list[float]]:
 
 
 def baseline_rss() -> float:
-    proc = subprocess.Popen([sys.executable, "-c", "import agent.daemon, agent.cli, sys; "
+    proc = subprocess.Popen([sys.executable, "-c", "import agent.daemon, cli.main, sys; "
                              "print('ok', flush=True); sys.stdin.read()"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None and proc.stdin is not None

@@ -30,8 +30,8 @@ from typing import Any
 
 from benchlib import Verdict, exit_with, header, median, repeat, verdicts
 
-from agent.events import Event, utc_timestamp
 from agent.outbox import Outbox
+from api.events import Event, utc_timestamp
 
 TERMINAL = "BENCH-1"
 #: The outbox's encoding of the data column (one encoder, reused).

@@ -1,7 +1,7 @@
 """Poll timing isolation: the line owner's 40 ms cadence, idle and while the uplink drains.
 
 The agent runs as the daemon composes it: the line owner in a process of its own
-(``agent.line_process.LineProcess``, the product path for a configured line; ``--line
+(``agent.line.process.LineProcess``, the product path for a configured line; ``--line
 thread`` runs it on a thread of this process instead, as before), the pipeline (interpreter +
 outbox writer) on a thread of this process, the uplink on this process's asyncio loop. It
 polls ``slot-agent emulate`` over a pty (its own process, like a real machine) with autoplay.
@@ -48,15 +48,15 @@ from benchlib import Verdict, exit_with, header, median, percentile, verdicts
 from procs import EmulatorProcess, GridSleeper, HubProcess, TimedFactory, read_poll_log
 
 from agent.config import Config, UplinkConfig, parse_config
-from agent.events import Event, StoredEvent, utc_timestamp
 from agent.interpreter import Interpreter
-from agent.line import LineOwner
-from agent.line_messages import NICE_AHEAD
-from agent.line_process import LineProcess
+from agent.line.messages import NICE_AHEAD
+from agent.line.owner import LineOwner
+from agent.line.process import LineProcess
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.pipeline import Pipeline
 from agent.uplink import Uplink
+from api.events import Event, StoredEvent, utc_timestamp
 
 TERMINAL = "BENCH-1"
 

@@ -124,14 +124,14 @@ class TimedTransport(Transport):
 @dataclass(frozen=True)
 class TimedFactory:
     """A picklable transport factory for the daemon or the line process: the configured line
-    (``agent.line_process.open_line``) wrapped in a :class:`TimedTransport` logging to
+    (``agent.line.process.open_line``) wrapped in a :class:`TimedTransport` logging to
     ``log_path``; :func:`read_poll_log` reads the times back."""
 
     log_path: str
     address: int = 1
 
     def __call__(self, config: Any) -> Transport:
-        from agent.line_process import open_line
+        from agent.line.process import open_line
 
         return TimedTransport(open_line(config), self.address, log_path=self.log_path)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from drivers.hexdump import elided_hex
+from sas_protocol.hexdump import elided_hex
 
 __all__ = [
     "DEFAULT_CARD_PATTERN",

@@ -30,7 +30,7 @@ from drivers.base import (
     check_frame,
     frame_words,
 )
-from drivers.hexdump import elided_hex
+from sas_protocol.hexdump import elided_hex
 
 __all__ = ["Faults", "LeakError", "MemoryTransport", "assert_drained", "pair"]
 

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Iterable
 
 from drivers.base import Word
-from drivers.hexdump import elided_hex
+from sas_protocol.hexdump import elided_hex
 
 __all__ = ["MARK", "NineBitDecoder", "encode"]
 

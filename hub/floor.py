@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.wire import LinkState, format_timestamp, needs_ack
+from api.wire import LinkState, format_timestamp, needs_ack
 from hub.store import HubStore
 
 _LINK_EVENTS = {"machineLinkUp": LinkState.UP, "machineLinkDown": LinkState.DOWN}

@@ -26,8 +26,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from agent import wire
-from agent.wire import (
+from api import wire
+from api.wire import (
     ActionAckStatus,
     ActionStatus,
     CloseCode,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.wire import INFORMATIONAL_ALERTS
+from api.wire import INFORMATIONAL_ALERTS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS actions (
 
 HUB_SOURCE = "hub"
 
-# Alerts an operator must acknowledge (agent.wire.needs_ack, in SQL).
+# Alerts an operator must acknowledge (api.wire.needs_ack, in SQL).
 _NEEDS_ACK = ("e.channel = 'alerts' AND e.event NOT IN ("
               + ",".join(f"'{name}'" for name in sorted(INFORMATIONAL_ALERTS)) + ")")
 

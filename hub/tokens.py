@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from agent.wire import HUB_SOURCE, Role, valid_terminal_id
+from api.wire import HUB_SOURCE, Role, valid_terminal_id
 
 
 class TokenFileError(Exception):

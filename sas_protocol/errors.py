@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from sas_protocol.hexdump import elided_hex
+
 
 class SasProtocolError(Exception):
     """Base of every error raised by ``sas_protocol``."""
@@ -18,7 +20,7 @@ class RemoteProtocolError(SasProtocolError):
     """The peer sent bytes that are not a valid SAS frame; ``raw`` holds them."""
 
     def __init__(self, message: str, raw: bytes) -> None:
-        super().__init__(f"{message} [{elide_hex(raw)}]")
+        super().__init__(f"{message} [{elided_hex(raw)}]")
         self.reason = message
         self.raw = bytes(raw)
 
@@ -37,12 +39,3 @@ class UnexpectedAddressError(RemoteProtocolError):
 
 class LengthError(RemoteProtocolError):
     """A frame is shorter or longer than its layout requires."""
-
-
-def elide_hex(raw: bytes, limit: int = 32) -> str:
-    """Spaced uppercase hex, cut in the middle when longer than ``limit`` bytes."""
-    if len(raw) <= limit:
-        return raw.hex(" ").upper()
-    half = limit // 2
-    head, tail = raw[:half].hex(" ").upper(), raw[-half:].hex(" ").upper()
-    return f"{head} ..({len(raw) - limit} bytes).. {tail}"

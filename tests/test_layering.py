@@ -48,37 +48,129 @@ def _imports(package: str) -> set[str]:
     return found
 
 
-def test_import_direction() -> None:
-    ours = {"sas_protocol", "drivers", "emulator", "agent", "hub"}
-    assert _imports("sas_protocol") & ours <= {"sas_protocol"}
-    assert _imports("drivers") & ours <= {"drivers"}
-    assert _imports("emulator") & ours <= {"emulator", "sas_protocol", "drivers"}
-    assert "emulator" not in _imports("hub")
+#: The three floors of shared/DESIGN.md §1, each package with what it may import of ours.
+#: Bottom: sas_protocol, drivers, api, configkit. Middle: emulator, agent, hub (never each
+#: other). Top: cli.
+ALLOWED: dict[str, set[str]] = {
+    "sas_protocol": set(),
+    "drivers": {"sas_protocol"},  # sas_protocol.hexdump only: one rendering of bad bytes
+    "api": {"sas_protocol"},
+    "configkit": set(),
+    "emulator": {"sas_protocol", "drivers", "configkit"},
+    "agent": {"sas_protocol", "drivers", "api", "configkit"},
+    "hub": {"sas_protocol", "drivers", "api", "configkit"},
+    "cli": {"sas_protocol", "drivers", "api", "configkit", "emulator", "agent", "hub"},
+}
 
 
-def test_hub_imports_only_the_wire_module_of_agent() -> None:
-    for path in (ROOT / "hub").rglob("*.py"):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("agent"):
-                assert node.module in ("agent.wire", "agent"), f"{path}: imports {node.module}"
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    assert not alias.name.startswith("agent.") or alias.name == "agent.wire"
+def test_every_package_has_a_floor() -> None:
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench"}
+    assert packages == set(ALLOWED), "a new top-level package needs its floor in ALLOWED"
 
 
-def test_only_cli_composes_emulator_and_hub() -> None:
-    for path in (ROOT / "agent").rglob("*.py"):
-        rel = path.relative_to(ROOT).as_posix()
-        if rel == "agent/cli.py" or rel.startswith("agent/commands/"):
+def test_import_direction_has_no_exception() -> None:
+    ours = set(ALLOWED)
+    for package, allowed in ALLOWED.items():
+        for path in (ROOT / package).rglob("*.py"):
+            wrong = (_imports_of(path) & ours) - allowed - {package}
+            rel = path.relative_to(ROOT).as_posix()
+            assert not wrong, f"{rel} imports {sorted(wrong)} (floor rule, docs/architecture.md)"
+
+
+def _imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _module_path(name: str) -> Path | None:
+    base = ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _reachable(start: str) -> set[str]:
+    """Every module of ours that ``start`` can import, at module level or inside a function."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        path = _module_path(name)
+        if name in seen or path is None:
             continue
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            names: list[str] = []
+        seen.add(name)
+        parts = name.split(".")
+        for parent in range(1, len(parts)):
+            todo.append(".".join(parts[:parent]))
+        for node in ast.walk(_without_type_checking(path)):
             if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
+                todo.extend(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            for name in names:
-                top = name.split(".")[0]
-                assert top not in ("emulator", "hub"), f"{rel} imports {name}"
+                todo.append(node.module)
+                todo.extend(f"{node.module}.{alias.name}" for alias in node.names)
+    return seen
+
+
+def _without_type_checking(path: Path) -> ast.Module:
+    """The module's syntax tree less its ``if TYPE_CHECKING:`` blocks (never run)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) \
+                and node.test.id == "TYPE_CHECKING":
+            node.body = [ast.Pass()]
+    return tree
+
+
+def test_a_command_imports_only_what_it_runs() -> None:
+    """``slot-agent run`` can never load the emulator or the hub, ``hub`` never the agent or
+    the emulator, and ``decode`` none of the agent's modules (the ``agent`` package itself
+    only carries the version)."""
+    tops = {name: {m.split(".")[0] for m in _reachable(f"cli.commands.{name}")}
+            for name in ("run", "diag", "check_config", "outbox", "decode", "hub", "emulate")}
+    for name in ("run", "diag", "check_config", "outbox"):
+        assert "agent" in tops[name]
+        assert not tops[name] & {"emulator", "hub"}, name
+    assert not {m for m in _reachable("cli.commands.hub") if m.startswith(("agent.", "emulator"))}
+    assert not {m for m in _reachable("cli.commands.emulate") if m.startswith(("agent.", "hub"))}
+    assert not {m for m in _reachable("cli.commands.decode")
+                if m.startswith(("agent.", "hub", "emulator"))}
+
+
+def test_the_parser_loads_only_the_chosen_command() -> None:
+    code = (
+        "from cli.main import build_parser\nbuild_parser(['decode', 'x'])\n"
+        "import sys\nprint(' '.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=ROOT).stdout.split()
+    commands = {m for m in loaded if m.startswith("cli.commands.")}
+    assert commands == {"cli.commands.decode", "cli.commands.options"}
+
+
+def test_command_summaries_match_their_modules() -> None:
+    """The lazy ``--help`` summaries in cli.main say what each command's own parser says."""
+    import argparse
+
+    from cli.main import COMMANDS, build_parser
+
+    parser = build_parser(None)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {choice.dest: choice.help for choice in sub._choices_actions}
+    assert helps == {name: summary for name, (_, summary) in COMMANDS.items()}
+
+
+def test_drivers_take_only_the_hex_rendering_from_sas_protocol() -> None:
+    """Drivers know words, not SAS meaning: of sas_protocol they use only its hexdump."""
+    for path in (ROOT / "drivers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sas_protocol"):
+                assert node.module == "sas_protocol.hexdump", f"{path}: {node.module}"
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("sas_protocol") for a in node.names), path

@@ -1,4 +1,4 @@
-"""agent.wire: validation mirrors docs/schemas, only WireError escapes, signatures."""
+"""api.wire: validation mirrors docs/schemas, only WireError escapes, signatures."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from referencing import Registry, Resource
 
-from agent import wire
-from agent.events import CATALOG, Event, StoredEvent, wire_text
-from agent.wire import ActionAckStatus, ActionStatus, ErrorCode, Role, WireError
+from api import wire
+from api.events import CATALOG, Event, StoredEvent, wire_text
+from api.wire import ActionAckStatus, ActionStatus, ErrorCode, Role, WireError
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 LIMIT = 64 * 1024

@@ -18,7 +18,7 @@ Input layout: byte 0 holds the target in its low two bits and flags; the rest is
 (invalid sequences replaced, as a WebSocket text frame is always valid UTF-8), one frame a
 line (compact JSON never holds a raw newline).
 
-- target 0, ``agent.wire.parse_message``: the text is one frame, parsed for every path and
+- target 0, ``api.wire.parse_message``: the text is one frame, parsed for every path and
   direction. It must return a message or raise ``WireError``, agree with the ``accept`` sets,
   survive ``encode`` and a second parse unchanged; the ``error`` reply built from a refusal
   must itself parse; an ``action`` must get through ``verify_action`` with ``WireError`` only.
@@ -88,14 +88,14 @@ from corpus import write_seeds
 from websockets.exceptions import ConnectionClosedOK
 
 with atheris.instrument_imports(include=["agent", "hub"]):
-    from agent import wire
     from agent.actions import Actions
     from agent.config import UplinkConfig
-    from agent.events import CATALOG, Event
     from agent.machine_commands import CommandResult, MachineCommand
     from agent.observations import Observation
     from agent.outbox import Outbox
     from agent.uplink import Uplink, UplinkError
+    from api import wire
+    from api.events import CATALOG, Event
     from hub.config import HubConfig
     from hub.server import CLIENT_PATH, TERMINAL_PATH, Hub
     from hub.tokens import parse_tokens

@@ -19,7 +19,7 @@
   const ACTION_TTL_MS = 120000;       // expiresAt of the actions this page sends
   const ACTIONS_KEPT = 300;           // action records remembered for the status column
   const CHANNELS = ["game", "cash", "alerts", "system", "player"];
-  // "All clear" alerts need no acknowledgement (protocol.md §5; agent/wire.py INFORMATIONAL_ALERTS).
+  // "All clear" alerts need no acknowledgement (protocol.md §5; api/wire.py INFORMATIONAL_ALERTS).
   const INFORMATIONAL_ALERTS = new Set(["doorClosed", "cashboxInstalled", "powerRestored", "machineLinkUp", "deviceOnline"]);
 
   // ---- state ---------------------------------------------------------------------------

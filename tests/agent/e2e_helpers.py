@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import MachineConfig, PollConfig
-from agent.events import StoredEvent
 from agent.interpreter import Interpreter
-from agent.line import LineOwner
+from agent.line.owner import LineOwner
 from agent.metrics import AgentMetrics
 from agent.observations import Observation
 from agent.outbox import Outbox
 from agent.pipeline import Pipeline
+from api.events import StoredEvent
 from drivers.base import Transport
 from drivers.memory import Faults, pair
 from emulator.model import Machine

@@ -15,7 +15,6 @@ from prometheus_client import generate_latest
 from uplink_kit import TERMINAL, FakeLine, Sinks, wait_for
 
 from agent import actions as actions_module
-from agent import wire
 from agent.actions import ACTION_NAMES, Actions
 from agent.machine_commands import (
     CommandKind,
@@ -26,6 +25,7 @@ from agent.machine_commands import (
 from agent.metrics import AgentMetrics
 from agent.observations import SessionCommand
 from agent.outbox import Outbox
+from api import wire
 
 KEY = b"0123456789abcdef-terminal-key"
 NOW = 1_780_000_000.0

@@ -362,8 +362,8 @@ async def test_a_reload_lets_running_actions_finish(
     its result is stored and its actionCompleted event committed."""
     from uplink_kit import TERMINAL, TERMINAL_TOKEN, HubRunner, Operator
 
-    from agent import wire
     from agent.config import load_config
+    from api import wire
 
     hub = HubRunner(tmp_path)
     await hub.start()

@@ -19,8 +19,8 @@ from agent.diagnostics import (
     probe_uplink,
     render_table,
 )
-from agent.events import Event
 from agent.outbox import Outbox
+from api.events import Event
 from drivers.memory import MemoryTransport, pair
 from emulator.model import Machine
 from emulator.server import Emulator, LinkOptions
@@ -171,3 +171,30 @@ def test_clock_skew_thresholds(skew: float, status: CheckStatus) -> None:
                           terminal_id="T-1", max_skew_s=30.0)
     assert report.check("clock_skew").status is status
     assert report.ok is (status is not CheckStatus.FAIL)
+
+
+def test_the_tls_step_uses_the_uplinks_own_context(tmp_path: Path) -> None:
+    """diag builds the same TLS context as the uplink (agent.tls), so a client certificate
+    that cannot be loaded fails the TLS step naming the key, as it would stop the daemon."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    token = tmp_path / "token"
+    token.write_text("x" * 20)
+    key = tmp_path / "client.key"
+    key.write_text("not a key")
+    cert = tmp_path / "client.pem"
+    cert.write_text("not a certificate")
+    config = parse_config({
+        "terminal_id": "T-1", "machines": [{"address": 1}],
+        "uplink": {"url": f"wss://127.0.0.1:{port}/ws/terminal", "token_file": str(token),
+                   "client_cert_file": str(cert), "client_key_file": str(key)},
+    })
+    try:
+        facts = probe_uplink(config, "tok", timeout=2.0)
+    finally:
+        listener.close()
+    assert facts["tcp"]["ok"] is True
+    assert facts["tls"]["ok"] is False
+    assert "uplink.client_cert_file" in facts["tls"]["detail"]

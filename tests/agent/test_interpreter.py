@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from agent.events import CATALOG, Event
 from agent.interpreter import Interpreter
 from agent.observations import (
     CardInserted,
@@ -32,6 +31,7 @@ from agent.reads import (
     ReadTicket,
 )
 from agent.state import AgentState
+from api.events import CATALOG, Event
 
 T0 = 1_700_000_000.0
 DENOM = 5  # cents per credit

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agent.events import StoredEvent
 from agent.interpreter import Interpreter
 from agent.observations import (
     CardInserted,
@@ -30,6 +30,7 @@ from agent.observations import (
     SessionCommand,
     TicketValidationRead,
 )
+from api.events import StoredEvent
 
 GOLDEN = Path(__file__).parent / "data" / "interpreter_golden_events.json"
 TERMINAL = "T-0042"
@@ -59,6 +60,8 @@ def scenario() -> list[Observation]:
     full = {"m00": 1_204_000, "m01": 1_100_000, "m02": 50_000, "m03": 0, "m04": 90_000,
             "m05": 48_000, "m0B": 200_000, "m0C": 0, "m0D": 150_000, "m0E": 9_000_000,
             "mA0": 0, "mB8": 0, "m44": 120, "m47": 300}
+    legacy = {"m00": 300_000, "m01": 270_000, "m02": 0, "m04": 10_000, "m05": 9_000,
+              "m06": 4_000, "m24": 518_000, "m0C": 0}
     obs: list[Observation] = [
         LinkUp(at=t),
         _identified(t + 0.4, 1),
@@ -125,6 +128,15 @@ def scenario() -> list[Observation]:
         _identified(t + 2200.5, 5),
         SessionCommand(at=t + 2300, start=True, player_id="P-2002", action_id="act-8001"),
         SessionCommand(at=t + 2400, start=False, player_id=None, action_id="act-8002"),
+        _exc(t + 2500, 0x3B),  # low backup battery: no event of its own
+        # a second, legacy machine (LP 0F/1A/1C only): its bill meter is the total drop
+        LinkUp(at=t + 2600, address=2),
+        replace(_identified(t + 2600.4, 1), address=2),
+        replace(_meters(t + 2601, "discovery", **legacy), address=2),
+        replace(_exc(t + 2700, 0x4A), address=2),  # $20 bill accepted
+        replace(_meters(t + 2700.3, "bill", m24=520_000, m0C=2_000), address=2),
+        replace(_meters(t + 2800, "timer", m24=525_000), address=2),  # a lost 4B
+        replace(_meters(t + 2815, "timer", m24=525_000), address=2),
     ]
     return obs
 
@@ -158,6 +170,9 @@ def test_golden_money_matches_the_meters() -> None:
     assert total("betPlaced") == 2_300
     # coin-out 1_100_000 -> 1_101_900 (the later drop is a rollback), jackpot +125_000
     assert total("winPaid") == 1_900 + 125_000
-    assert total("billAccepted") == 10_000
+    # $100 by the bills meter; $20 on the legacy machine by its exception and the drop, whose
+    # other 5_000 credits no exception explained
+    assert total("billAccepted") == 10_000 + 2_000
+    assert total("unexplainedMeterChange") == 5_000
     assert total("cashout") == 10_150
     assert total("transferIn") == 5_000 and total("transferOut") == 7_000

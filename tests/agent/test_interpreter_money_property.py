@@ -15,7 +15,6 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.events import Event
 from agent.interpreter import Interpreter
 from agent.observations import (
     ExceptionObserved,
@@ -29,6 +28,7 @@ from agent.observations import (
 )
 from agent.sessions import CardState, PlayerSession
 from agent.state import AgentState, MachineState
+from api.events import Event
 
 RANGE = 10**8  # 4-byte BCD credit meters
 COIN_IN, COIN_OUT, JACKPOT, GAMES, CREDITS = 0x00, 0x01, 0x02, 0x05, 0x0C

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from agent.config import MachineConfig, PollConfig
-from agent.line import CardPoller, LineOwner
+from agent.line.owner import CardPoller, LineOwner
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.metrics import AgentMetrics
 from agent.observations import CardInserted, CardRemoved, LinkDown

@@ -1,4 +1,4 @@
-"""The line owner in its own process (agent/line_process.py), polling an emulated machine
+"""The line owner in its own process (agent/line/process.py), polling an emulated machine
 served in this process over a real pty: observations, commands, status, metrics, logs, a
 killed child, an orderly stop. No sleeps: every wait is on a condition with a bound."""
 
@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from agent.config import Config, PollConfig, parse_config
-from agent.line_process import LineProcess, LineProcessError
+from agent.line.process import LineProcess, LineProcessError
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.metrics import AgentMetrics, BadFrameKind
 from agent.observations import ExceptionObserved, LinkDown, LinkUp

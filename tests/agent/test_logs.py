@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from agent import logs
 from agent.logs import (
-    elided_hex,
     redact,
     register_secret,
     set_level,
@@ -199,25 +198,3 @@ def test_under_systemd() -> None:
     assert under_systemd({"JOURNAL_STREAM": "8:1234"})
     assert not under_systemd({"HOME": "/root"})
 
-
-@pytest.mark.parametrize(
-    ("data", "limit", "expected"),
-    [
-        (b"", 32, "(empty)"),
-        (b"\x01\x1a", 32, "01 1a"),
-        (bytes([0x01, 0x1A, 0, 0]) + bytes(12), 4, "01 1a 00 00 … (+12 bytes)"),
-        (bytes(range(32)), 32, " ".join(f"{i:02x}" for i in range(32))),
-    ],
-)
-def test_elided_hex(data: bytes, limit: int, expected: str) -> None:
-    assert elided_hex(data, limit) == expected
-
-
-@given(st.binary(max_size=100), st.integers(min_value=1, max_value=40))
-def test_elided_hex_is_bounded_and_exact(data: bytes, limit: int) -> None:
-    text = elided_hex(data, limit)
-    shown = text.split(" …")[0]
-    if data:
-        assert bytes.fromhex(shown) == data[:limit]
-    if len(data) > limit:
-        assert text.endswith(f"(+{len(data) - limit} bytes)")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.events import StoredEvent
 from agent.outbox import Outbox
+from api.events import StoredEvent
 from drivers import tcp_listen
 from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import LifetimeTotals, Machine, MachineConfig, Ticket

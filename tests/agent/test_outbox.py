@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.events import Event
 from agent.outbox import Outbox, OutboxError, OutboxFullError
+from api.events import Event
 
 TS = "2026-01-01T00:00:00.000Z"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.events import Event
 from agent.outbox import Outbox
+from api.events import Event
 
 TS = "2026-01-01T00:00:00.000Z"
 NAMES = ["gameStarted", "gameEnded", "betPlaced", "billAccepted", "doorOpened", "meterSnapshot"]

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # state and events must always agree after a restart.
 CHILD = r"""
 import sys
-from agent.events import Event
+from api.events import Event
 from agent.outbox import Outbox
 
 ob = Outbox.open(sys.argv[1], terminal_id="KILL-1")

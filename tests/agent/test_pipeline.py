@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from agent.events import Event, StoredEvent, utc_timestamp
 from agent.interpreter import Interpreter, Outcome
 from agent.metrics import AgentMetrics
 from agent.observations import ExceptionObserved, MachineIdentified, MetersRead, Observation
@@ -17,6 +16,7 @@ from agent.outbox import Outbox, OutboxFullError
 from agent.pipeline import Pipeline
 from agent.reads import ReadMeters, ReadRequest
 from agent.state import AgentState
+from api.events import Event, StoredEvent, utc_timestamp
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from agent.events import Event
 from agent.interpreter import Interpreter
 from agent.observations import (
     CardInserted,
@@ -15,6 +14,7 @@ from agent.observations import (
 )
 from agent.sessions import CardState, account, card_inserted, card_removed, session_command
 from agent.state import AgentState
+from api.events import Event
 
 T0 = 1_700_000_000.0
 

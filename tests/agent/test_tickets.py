@@ -13,7 +13,6 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.events import Event
 from agent.interpreter import Interpreter
 from agent.observations import (
     ExceptionObserved,
@@ -28,6 +27,7 @@ from agent.observations import (
 )
 from agent.reads import TICKET_METERS, ReadMeters
 from agent.state import AgentState
+from api.events import Event
 
 TICKET_OUT, TICKET_OUT_RESTRICTED, COIN_IN, CANCELLED = 0x0E, 0x10, 0x00, 0x04
 SETTLE = 10.0

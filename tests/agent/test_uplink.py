@@ -30,13 +30,14 @@ from uplink_kit import (
 )
 from websockets.asyncio.server import ServerConnection, serve
 
-from agent import wire
 from agent.config import ConfigError
-from agent.events import Event
 from agent.logs import RedactingFilter
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
-from agent.uplink import Uplink, _backoff
+from agent.retry import jittered_doubling
+from agent.uplink import Uplink
+from api import wire
+from api.events import Event
 
 
 @pytest.fixture
@@ -571,7 +572,7 @@ def test_a_client_key_without_its_certificate_is_a_config_error(
 def test_backoff_doubles_to_the_cap_with_jitter_in_the_upper_half(
         first: float, cap: float, draws: list[float]) -> None:
     rolls = iter(draws)
-    delays = _backoff(first, cap, lambda: next(rolls))
+    delays = jittered_doubling(first, cap, lambda: next(rolls))
     nominal = min(first, cap)
     for _ in draws:
         delay = next(delays)

@@ -23,13 +23,13 @@ from uplink_kit import (
 )
 from websockets.asyncio.server import ServerConnection, serve
 
-from agent import wire
 from agent.actions import Actions
-from agent.events import Event
 from agent.machine_commands import CommandKind, CommandResult, MachineCommand
 from agent.observations import HostLockChanged, Observation
 from agent.outbox import Outbox
 from agent.uplink import Uplink
+from api import wire
+from api.events import Event
 
 KEY = b"shared-action-key-0123456789"
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from agent import wire
 from agent.config import UplinkConfig
-from agent.events import Event, utc_timestamp
 from agent.machine_commands import CommandResult, MachineCommand
 from agent.observations import Observation
 from agent.outbox import Outbox
+from api import wire
+from api.events import Event, utc_timestamp
 from hub.config import HubConfig
 from hub.server import Hub
 

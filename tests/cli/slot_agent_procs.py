@@ -22,10 +22,10 @@ SCRIPT = ROOT / ".venv" / "bin" / "slot-agent"
 
 
 def command(*args: str) -> list[str]:
-    """The console script when installed, else ``python -m agent.cli``."""
+    """The console script when installed, else ``python -m cli.main``."""
     if SCRIPT.exists():
         return [str(SCRIPT), *args]
-    return [sys.executable, "-m", "agent.cli", *args]
+    return [sys.executable, "-m", "cli.main", *args]
 
 
 class Proc:

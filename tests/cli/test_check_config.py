@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def check_config(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent.cli", "check-config", str(path)],
+        [sys.executable, "-m", "cli.main", "check-config", str(path)],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )
 

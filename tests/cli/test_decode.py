@@ -12,7 +12,7 @@ SCRIPT = ROOT / ".venv" / "bin" / "slot-agent"
 
 
 def decode(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "agent.cli"]
+    cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "cli.main"]
     return subprocess.run(
         [*cmd, "decode", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
     )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.events import Event
 from agent.outbox import Outbox
+from api.events import Event
 
 ROOT = Path(__file__).resolve().parents[2]
 TS = "2026-01-01T00:00:00.000Z"
@@ -18,7 +18,7 @@ TS = "2026-01-01T00:00:00.000Z"
 
 def outbox_cmd(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent.cli", "outbox", "--config", str(config), *args],
+        [sys.executable, "-m", "cli.main", "outbox", "--config", str(config), *args],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )
 

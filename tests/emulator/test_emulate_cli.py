@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @contextmanager
 def emulate(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "emulate", *args],
+        [sys.executable, "-m", "cli.main", "emulate", *args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -118,7 +118,7 @@ def test_bad_scenario_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("- fly: 3\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "emulate", "--tcp", "127.0.0.1:0",
+        [sys.executable, "-m", "cli.main", "emulate", "--tcp", "127.0.0.1:0",
          "--scenario", str(bad)],
         cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ},
     )

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from agent import wire
-from agent.events import CATALOG, utc_timestamp
+from api import wire
+from api.events import CATALOG, utc_timestamp
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

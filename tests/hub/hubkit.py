@@ -15,7 +15,8 @@ from referencing import Registry, Resource
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from agent import wire
+from api import wire
+from api.events import CATALOG
 from hub.config import HubConfig
 from hub.server import Hub
 
@@ -123,7 +124,7 @@ class Peer:
 def event_frame(terminal_id: str, seq: int, name: str = "betPlaced", *,
                 data: dict[str, Any] | None = None, timestamp: float | None = None
                 ) -> dict[str, Any]:
-    channel = wire.CATALOG[name].value
+    channel = CATALOG[name].value
     stamp = wire.format_timestamp(time.time() if timestamp is None else timestamp)
     body = data if data is not None else ({"amount": 100, "credits": 100, "denomination": 1}
                                           if name in ("betPlaced", "winPaid") else {})

@@ -23,7 +23,7 @@ import pytest
 from browser_helpers import CHROMIUM, CHROMIUM_ARGS, ScriptedTerminal
 from websockets.asyncio.client import connect
 
-from agent import wire
+from api import wire
 from hub.config import HubConfig
 from hub.server import Hub
 from hub.tokens import parse_tokens

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hubkit import HubHarness
 
-from agent import wire
+from api import wire
 
 
 def _in(seconds: float) -> str:

@@ -12,7 +12,7 @@ import pytest
 from hubkit import ROOT, HubHarness, event_frame, wait_for
 from websockets.exceptions import InvalidStatus
 
-from agent import wire
+from api import wire
 
 
 async def test_auth_by_message_gives_auth_ok_and_a_snapshot(harness: HubHarness) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hubkit import ROOT
 
-from agent.wire import Role
+from api.wire import Role
 from hub.config import HubConfigError, load_config, parse_config
 from hub.tokens import Principal, TokenFileError, parse_tokens
 
@@ -87,7 +87,7 @@ def test_cli_prints_the_url_first_and_never_logs_tokens(tmp_path: Path) -> None:
         "listen: {host: 127.0.0.1, port: 0}\nplain: true\ntokens: tokens.txt\n"
         "database: hub.db\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "hub", "--config", str(tmp_path / "hub.yaml")],
+        [sys.executable, "-m", "cli.main", "hub", "--config", str(tmp_path / "hub.yaml")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -107,7 +107,7 @@ def test_cli_prints_the_url_first_and_never_logs_tokens(tmp_path: Path) -> None:
 def test_cli_reports_config_problems(tmp_path: Path) -> None:
     (tmp_path / "hub.yaml").write_text("listen: {port: -1}\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "hub", "--config", str(tmp_path / "hub.yaml")],
+        [sys.executable, "-m", "cli.main", "hub", "--config", str(tmp_path / "hub.yaml")],
         cwd=ROOT, capture_output=True, text=True, timeout=30,
     )
     assert proc.returncode == 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from hubkit import HubHarness, event_frame
 
-from agent import wire
+from api import wire
 from hub.store import EventWrite
 
 BURST = 10_000

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hubkit import HubHarness, event_frame, wait_for
 
-from agent import wire
+from api import wire
 from hub.config import HubConfigError, parse_config
 from hub.server import Hub
 

@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 from hubkit import HubHarness, Traffic, event_frame, validate_frame
 
-from agent import wire
+from api import wire
 
 
 async def test_one_session_exercises_every_message_type(

@@ -8,7 +8,7 @@ import pytest
 from hubkit import HubHarness, event_frame, wait_for
 from websockets.exceptions import InvalidStatus
 
-from agent import wire
+from api import wire
 
 
 async def test_hello_welcome_events_are_stored_and_acked(harness: HubHarness) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from hubkit import TOKENS
 from websockets.sync.client import connect
 
-from agent import wire
+from api import wire
 from hub.config import HubConfig
 from hub.server import run_in_thread
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hubkit import HubHarness, Peer
 
-from agent import wire
+from api import wire
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import MachineConfig, PollConfig
-from agent.events import StoredEvent
 from agent.interpreter import Interpreter
-from agent.line import LineOwner
+from agent.line.owner import LineOwner
 from agent.meters import meter_name
 from agent.outbox import Outbox
 from agent.pipeline import Pipeline
+from api.events import StoredEvent
 from drivers.memory import Faults, pair
 from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import Machine

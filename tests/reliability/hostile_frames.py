@@ -1,7 +1,7 @@
 """Hostile WebSocket frames: mutations of valid messages (dropped fields, wrong types, unknown
 fields, oversized values, wrong type names, broken JSON), reproducible from a seed.
 
-Used by the hypothesis tests of :func:`agent.wire.parse_message`, by the hub fuzz over real
+Used by the hypothesis tests of :func:`api.wire.parse_message`, by the hub fuzz over real
 connections and by the atheris harness (bench/fuzz/fuzz_wire.py).
 """
 
@@ -12,8 +12,8 @@ import json
 import random
 from typing import Any
 
-from agent import wire
-from agent.wire import ActionAckStatus, ActionStatus
+from api import wire
+from api.wire import ActionAckStatus, ActionStatus
 
 NOW = "2026-05-11T11:10:00.123Z"
 

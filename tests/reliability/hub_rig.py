@@ -11,7 +11,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from agent import wire
+from api import wire
 from hub.config import HubConfig
 from hub.server import Hub
 

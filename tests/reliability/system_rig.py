@@ -43,7 +43,7 @@ MONEY: tuple[tuple[str, tuple[int, ...], bool], ...] = (
 def _command(*args: str) -> list[str]:
     if SCRIPT.exists():
         return [str(SCRIPT), *args]
-    return [sys.executable, "-m", "agent.cli", *args]
+    return [sys.executable, "-m", "cli.main", *args]
 
 
 def _clean_env() -> dict[str, str]:

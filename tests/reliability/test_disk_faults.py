@@ -83,7 +83,7 @@ def corrupt_garbage(path: Path) -> bytes:
 def corrupt_pages(path: Path) -> bytes:
     """A real outbox with events, then two pages in the middle overwritten."""
     with Outbox.open(path, terminal_id="EGM-R1") as box:
-        from agent.events import Event, utc_timestamp
+        from api.events import Event, utc_timestamp
         for _ in range(20):
             box.commit([Event("gameStarted", utc_timestamp(0), {"gameNumber": 1,
                                                                "pad": "x" * 300})] * 50, None)

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from agent import wire
 from agent.actions import Actions
-from agent.events import Event
 from agent.machine_commands import CommandResult, MachineCommand
 from agent.observations import Observation
 from agent.outbox import Outbox
+from api import wire
+from api.events import Event
 
 from .hostile_frames import mutate
 from .reliability_kit import long_or_short

@@ -1,5 +1,5 @@
 """Hostile input on the WebSocket API's parser: whatever arrives, ``parse_message`` returns a
-checked message or raises :class:`agent.wire.WireError` with a code from the closed list."""
+checked message or raises :class:`api.wire.WireError` with a code from the closed list."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import wire
+from api import wire
 
 from .hostile_frames import mutate, templates
 from .reliability_kit import hypothesis_examples

@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
-from agent import wire
+from api import wire
 
 from .reliability_kit import LONG, long_or_short
 from .system_rig import (

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.timeout(1200 if LONG else 120)
 LINK = {"machineLinkDown", "machineLinkUp"}
 PHANTOMS = {"doorOpened", "doorClosed", "tilt", "billAcceptorFault", "printerFault",
             "memoryError", "meterRollback", "metersReset", "bypassAttempt", "cashboxRemoved",
-            "cashboxInstalled", "progressiveHit", "optionsChanged", "operatorMenu"}
+            "cashboxInstalled", "progressiveHit", "optionsChanged", "operatorMenu",
+            "machineException", "unexplainedMeterChange"}
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from agent.config import UplinkConfig
-from agent.events import Event, utc_timestamp
 from agent.outbox import Outbox
 from agent.uplink import Uplink
+from api.events import Event, utc_timestamp
 
 from .hub_rig import TERMINAL_TOKENS, HubRig
 from .reliability_kit import LONG, long_or_short, wait_for

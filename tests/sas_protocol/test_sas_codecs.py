@@ -208,7 +208,7 @@ def test_bad_frames_raise_remote_errors_with_raw_bytes(
     with pytest.raises(error) as info:
         decode(frame)
     assert info.value.raw == frame
-    assert frame.hex(" ").upper()[:20] in str(info.value)
+    assert frame.hex(" ")[:20] in str(info.value)
 
 
 def test_decode_event_data_checks_length() -> None:
@@ -225,4 +225,4 @@ def test_six_f_unsupported_meters_and_long_error_hex() -> None:
     assert reply.unsupported == (0x0C, 0x0D) and reply.meters == {}
     assert reply.encode(1) == frame
     error = sp.FramingError("x", bytes(range(100)))
-    assert "..(68 bytes).." in str(error)
+    assert "… (68 bytes elided) …" in str(error)

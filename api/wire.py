@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.events import CATALOG, Channel, utc_timestamp
+from api.events import Channel, channels_of, utc_timestamp
 
 #: Major version carried by ``hello.protocol`` and ``auth.protocol`` (protocol.md §10).
 PROTOCOL_VERSION = 1
@@ -31,7 +31,7 @@ HUB_SOURCE = "hub"
 ACKABLE_ALERTS = frozenset({
     "doorOpened", "bypassAttempt", "tilt", "billAcceptorFault", "printerFault", "powerLost",
     "memoryError", "meterRollback", "dataGap", "machineLinkDown", "deviceOffline",
-    "cashboxRemoved", "outboxFault",
+    "cashboxRemoved", "outboxFault", "unexplainedMeterChange", "machineException",
 })
 
 #: ``alerts``-channel events that say a problem is over ("all clear"): shown, never counted
@@ -359,9 +359,10 @@ def _check_event(c: _Checker) -> None:
         _check_event_fields(c)  # raises, naming the field
     if m["id"] != f"{m['terminalId']}-{m['seq']}" and m["id"] != f"{HUB_SOURCE}-{m['seq']}":
         raise c.fail(f"id {m['id'][:40]!r} is not terminalId-seq")
-    known = CATALOG.get(m["event"])
-    if known is not None and known.value != m["channel"]:
-        raise c.fail(f"{m['event']} belongs to channel {known.value!r}, not {m['channel']!r}")
+    known = channels_of(m["event"])
+    if known is not None and m["channel"] not in {channel.value for channel in known}:
+        allowed = " or ".join(sorted(repr(channel.value) for channel in known))
+        raise c.fail(f"{m['event']} belongs to channel {allowed}, not {m['channel']!r}")
     amount = m["data"].get("amount")
     if amount is not None and not (type(amount) is int and 0 <= amount <= MAX_AMOUNT_CENTS):
         raise c.fail(f"'data.amount' must be whole cents from 0 to {MAX_AMOUNT_CENTS}, "

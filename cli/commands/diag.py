@@ -14,7 +14,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from agent.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
+from cli.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
+from cli.commands.options import add_config_option, command_parser
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -25,14 +26,16 @@ CONTROL_TIMEOUT_S = 15.0
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "diag",
+    parser = command_parser(
+        subparsers, "diag",
         help="check the serial line, the machine, the outbox and the uplink",
         description="Run the diagnostics checks and print each with ok/warn/fail and a hint. "
         "Asks the running daemon over its control socket; polls the machine directly when "
-        "the daemon is not running. Exit 0 when no check failed, 1 otherwise.",
+        "the daemon is not running.",
+        exit_codes={0: "no check failed (warnings allowed)", 1: "at least one check failed",
+                    EXIT_INVALID_CONFIG: "invalid configuration, or bad usage"},
     )
-    parser.add_argument("--config", required=True, metavar="PATH", help="the agent's config")
+    add_config_option(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--timeout", type=float, default=CONTROL_TIMEOUT_S, metavar="S",
                         help=f"how long the daemon may take to answer (default "

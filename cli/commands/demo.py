@@ -28,17 +28,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cli.commands.options import command_parser
+
 DEFAULT_PORT = 8765
 TERMINAL_ID = "DEMO-0001"
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo",
+    parser = command_parser(
+        subparsers, "demo",
         help="emulator + agent + hub with its dashboard, on localhost, no configuration",
         description="Run a virtual slot machine, the agent and the reference hub in one "
         "process on 127.0.0.1. Prints the dashboard URL and the token to log in with. "
         "Stop with Ctrl-C.",
+        exit_codes={0: "stopped (Ctrl-C or --duration elapsed)",
+                    1: "a part did not start (the reason is printed)", 2: "bad usage"},
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"the hub's port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any "

@@ -1,5 +1,5 @@
 """What crosses the socket between the daemon and its line process, and the figures both
-sides agree on (agent/line_process.py is the daemon's side, agent/line_child.py the child's).
+sides agree on (agent/line/process.py is the daemon's side, agent/line/child.py the child's).
 
 Every message is a frozen dataclass sent pickled over one Unix socket pair; both processes
 import this module, so a message unpickles as the very class it was sent as.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from agent.config import Config
 from agent.machine_commands import CommandResult, MachineCommand
@@ -69,10 +69,28 @@ class SetLogLevel:
 
 
 @dataclass(frozen=True, slots=True)
-class Query:
+class StatusQuery:
+    """Ask for ``LineOwner.status()``; answered by :class:`StatusAnswer`."""
+
     request_id: int
-    what: Literal["status", "idle", "cancel"]
-    command_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IdleQuery:
+    """Ask for ``LineOwner.idle()``; answered by :class:`IdleAnswer`."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelQuery:
+    """Cancel a command not started yet; answered by :class:`CancelAnswer`."""
+
+    request_id: int
+    command_id: int
+
+
+Query = StatusQuery | IdleQuery | CancelQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +124,24 @@ class Finished:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class StatusAnswer:
     request_id: int
-    value: Any
+    status: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class IdleAnswer:
+    request_id: int
+    idle: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAnswer:
+    request_id: int
+    cancelled: bool
+
+
+Answer = StatusAnswer | IdleAnswer | CancelAnswer
 
 
 @dataclass(frozen=True, slots=True)

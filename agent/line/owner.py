@@ -31,9 +31,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from agent.config import MachineConfig, PollConfig
-from agent.events import utc_timestamp
 from agent.exceptions_map import CONFIRMED_CODES
-from agent.logs import elided_hex
+from agent.line.interface import OpenCommands
 from agent.machine_commands import (
     CommandRejectedError,
     CommandResult,
@@ -52,8 +51,10 @@ from agent.observations import (
 )
 from agent.reads import ReadRequest
 from agent.schedule import MachineSchedule, Outputs
+from api.events import utc_timestamp
 from drivers.base import Transport, TransportClosedError, TransportError
 from sas_protocol.errors import CrcError, LengthError, UnexpectedAddressError
+from sas_protocol.hexdump import elided_hex
 from sas_protocol.host import (
     ExceptionReported,
     FailureReason,
@@ -70,7 +71,7 @@ from sas_protocol.host import LinkDown as HostLinkDown
 from sas_protocol.host import LinkUp as HostLinkUp
 from sas_protocol.messages.requests import GeneralPoll, Poll, Request
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("agent.line")  # the name operators filter on (docs/operations.md)
 
 CommandFuture = Future[CommandResult]
 
@@ -110,7 +111,7 @@ def _bad_frame_kind(event: FrameRejected) -> BadFrameKind:
 
 class LineMetrics(Protocol):
     """What the line owner records: :class:`agent.metrics.AgentMetrics` in the daemon's
-    process; in the line process (:mod:`agent.line_process`) a recorder whose figures are
+    process; in the line process (:mod:`agent.line.process`) a recorder whose figures are
     shipped to the daemon's ``AgentMetrics``."""
 
     def record_poll(self, address: int, result: PollResult,
@@ -207,9 +208,10 @@ class LineOwner:
                                 frames=frame_log_size, stopping=self._stop)
             for m in machines
         }
-        self._max_pending = max_pending_commands
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._open: set[CommandFuture] = set()  # submitted, not finished
+        # submitted, not finished
+        self._open: OpenCommands[CommandFuture] = OpenCommands(self._machines,
+                                                               max_pending_commands)
         self._inbox_count = 0  # items put and not yet handed to a schedule
         self._lock = threading.Lock()
         self._wake = threading.Event()  # ends the wait for the next cycle early
@@ -243,6 +245,11 @@ class LineOwner:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def close(self) -> None:
+        """Close the transport the line ends with (it may have been reopened meanwhile)."""
+        with contextlib.suppress(Exception):
+            self.transport.close()
+
     # ------------------------------------------------------------------ inputs (any thread)
 
     def submit(self, command: MachineCommand, *,
@@ -255,16 +262,8 @@ class LineOwner:
             raise CommandRejectedError("the line owner is stopping")
         if future is None:
             future = Future()
-        if command.address not in self._machines:
-            future.set_result(CommandResult(False, f"no machine at address {command.address}"))
-            return future
-        with self._lock:
-            if len(self._open) >= self._max_pending:
-                raise CommandRejectedError(
-                    f"{len(self._open)} commands already wait for the line")
-            self._open.add(future)
-        future.add_done_callback(self._open.discard)
-        self._put(("command", (command, future)))
+        if self._open.admit(future, command, future):
+            self._put(("command", (command, future)))
         return future
 
     def set_poll_interval(self, interval_ms: int) -> None:
@@ -473,7 +472,7 @@ class LineOwner:
                     future.set_result(CommandResult(False, reason))
         with self._lock:
             # commands a schedule dropped without starting them (stopping)
-            for future in list(self._open):
+            for future in self._open.pending():
                 self._finish_command(future, CommandResult(False, reason))
 
     def _cycle(self) -> None:

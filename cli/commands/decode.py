@@ -7,17 +7,20 @@ import json
 import sys
 from typing import Any
 
+from cli.commands.options import command_parser
 from sas_protocol.crc import crc_ok
 from sas_protocol.describe import describe_frame, parse_hex
 from sas_protocol.errors import CrcError, RemoteProtocolError
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "decode",
+    parser = command_parser(
+        subparsers, "decode",
         help="decode one captured SAS frame",
         description="Decode one captured SAS frame (a host poll or a machine reply). "
         "Hex bytes, spaces optional: slot-agent decode 01 2F 05 00 00 00 01 0C FB 3C",
+        exit_codes={0: "decoded", 1: "not a valid frame (the reason is printed)",
+                    2: "bad usage"},
     )
     parser.add_argument("hex", nargs="+", help="the frame as hex (one or more words)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -7,7 +7,7 @@ its own the line owner has an interpreter to itself; the daemon meets it only th
 socket pair carrying pickled messages, as it met the thread through queues.
 
 Daemon side, :class:`LineProcess` offers what the daemon, the actions and diagnostics use of
-:class:`agent.line.LineOwner` (``start``, ``stop``, ``submit``, ``request_reads``,
+:class:`agent.line.owner.LineOwner` (``start``, ``stop``, ``submit``, ``request_reads``,
 ``set_poll_interval``, ``status``, ``idle``, ``running``, ``cycles``, ``skipped_slots``). A
 reader thread dispatches what the child sends:
 
@@ -21,9 +21,9 @@ reader thread dispatches what the child sends:
   serves them);
 - log records to the daemon's logging (same handlers, same format, same journal).
 
-Child side (``python -m agent.line_child``, agent/line_child.py): it opens the transport from
+Child side (``python -m agent.line.child``, agent/line/child.py): it opens the transport from
 the configuration with the factory the daemon names (a picklable, module-level callable),
-runs an ordinary :class:`~agent.line.LineOwner` and a sender thread, so the line thread never
+runs an ordinary :class:`~agent.line.owner.LineOwner` and a sender thread, so the line thread never
 blocks on the socket. The child ignores SIGINT and SIGHUP (the daemon decides); SIGTERM, or
 the daemon going away (end of file on the socket), stops it in order, like ``stop``: the poll
 in flight is finished first.
@@ -50,14 +50,19 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Literal
+from typing import Any
 
 from agent.config import Config
-from agent.line_messages import (
+from agent.line.interface import OpenCommands
+from agent.line.messages import (
     EXIT_LINE_CRASHED,
     STOP_GRACE_S,
     Answer,
+    CancelAnswer,
+    CancelQuery,
     Finished,
+    IdleAnswer,
+    IdleQuery,
     Init,
     Log,
     OpenFailed,
@@ -67,6 +72,8 @@ from agent.line_messages import (
     SetInterval,
     SetLogLevel,
     Started,
+    StatusAnswer,
+    StatusQuery,
     Stop,
     Stopped,
     Submit,
@@ -126,10 +133,7 @@ class _RemoteFuture(Future[CommandResult]):
 @dataclass
 class _Waiting:
     done: threading.Event = field(default_factory=threading.Event)
-    value: Any = None
-
-
-_NO_ANSWER = object()
+    answer: Answer | None = None
 
 
 def _describe_exit(returncode: int | None) -> str:
@@ -147,7 +151,7 @@ def _describe_exit(returncode: int | None) -> str:
 
 
 class LineProcess:
-    """The line owner of ``config`` run by ``python -m agent.line_child``.
+    """The line owner of ``config`` run by ``python -m agent.line.child``.
 
     ``on_observation`` is called on the reader thread for every observation, in order; it
     must not block (give it ``Pipeline.put``). ``transport_factory`` opens the line in the
@@ -187,7 +191,9 @@ class LineProcess:
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._open: dict[int, _RemoteFuture] = {}  # submitted, not finished
+        # submitted, not finished
+        self._open: OpenCommands[_RemoteFuture] = OpenCommands(self._addresses,
+                                                               max_pending_commands)
         self._waiting: dict[int, _Waiting] = {}  # queries sent, not answered
         self._links: dict[int, bool] = {}
         self._conn: Connection | None = None
@@ -228,7 +234,7 @@ class LineProcess:
                 f"(it must be a module-level callable or a picklable object): {exc}") from exc
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         child_fd = theirs.fileno()
-        args = [self._python, "-m", "agent.line_child", "--fd", str(child_fd),
+        args = [self._python, "-m", "agent.line.child", "--fd", str(child_fd),
                 "--line", self.config.serial.port]
         try:
             # A session of its own: a Ctrl-C or a hangup on a terminal reaches the daemon only,
@@ -301,6 +307,9 @@ class LineProcess:
                 proc.wait(5)
         self._ended.set()
 
+    def close(self) -> None:
+        """Nothing to release here: the child closes its own transport."""
+
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the child to finish the poll in flight and stop; wait for it (killed after
         ``timeout`` + a grace). Commands still queued fail."""
@@ -332,24 +341,13 @@ class LineProcess:
             raise CommandRejectedError("the line process is not running")
         command_id = next(self._ids)
         future = _RemoteFuture(self, command_id)
-        if command.address not in self._addresses:
-            future.set_result(CommandResult(False, f"no machine at address {command.address}"))
+        if not self._open.admit(command_id, command, future):
             return future
-        with self._lock:
-            if len(self._open) >= self._max_pending:
-                raise CommandRejectedError(
-                    f"{len(self._open)} commands already wait for the line")
-            self._open[command_id] = future
-        future.add_done_callback(lambda _f: self._forget(command_id))
         try:
             self._send(Submit(command_id, command))
         except OSError:
             self._finish(future, CommandResult(False, "the line process is not running"))
         return future
-
-    def _forget(self, command_id: int) -> None:
-        with self._lock:
-            self._open.pop(command_id, None)
 
     def request_reads(self, reads: Iterable[ReadRequest]) -> None:
         """Reads the interpreter asked for (called by the pipeline after each commit)."""
@@ -359,7 +357,7 @@ class LineProcess:
                 self._send(Reads(batch))
 
     def set_poll_interval(self, interval_ms: int) -> None:
-        """A new cadence (SIGHUP), as :meth:`agent.line.LineOwner.set_poll_interval`."""
+        """A new cadence (SIGHUP), as :meth:`agent.line.owner.LineOwner.set_poll_interval`."""
         if interval_ms < 1:
             raise ValueError(f"the poll interval must be at least 1 ms, not {interval_ms}")
         self._interval_ms = interval_ms
@@ -369,12 +367,12 @@ class LineProcess:
     def status(self) -> dict[str, Any]:
         """The child line owner's snapshot for ``diag`` (``pid`` added); when the child does
         not answer, the last snapshot it gave, marked not running."""
-        answer = self._ask("status")
-        if isinstance(answer, dict):
-            answer["pid"] = self.pid
+        answer = self._ask(StatusQuery(next(self._ids)), only_running=True)
+        if isinstance(answer, StatusAnswer):
+            status = dict(answer.status, pid=self.pid)
             with self._lock:
-                self._last_status = answer
-            return answer
+                self._last_status = status
+            return status
         with self._lock:
             last = dict(self._last_status) if self._last_status is not None else None
         if last is None:
@@ -390,7 +388,8 @@ class LineProcess:
 
     def idle(self) -> bool:
         """Nothing queued for the line, no job running or waiting (tests, ``diag``)."""
-        return self._ask("idle") is True
+        answer = self._ask(IdleQuery(next(self._ids)), only_running=True)
+        return isinstance(answer, IdleAnswer) and answer.idle
 
     # ------------------------------------------------------------------ the socket
 
@@ -401,28 +400,29 @@ class LineProcess:
         with self._send_lock:
             conn.send(message)
 
-    def _ask(self, what: Literal["status", "idle", "cancel"], command_id: int = 0) -> Any:
-        if not self.running and what != "cancel":
-            return _NO_ANSWER
-        request_id = next(self._ids)
+    def _ask(self, query: Query, *, only_running: bool) -> Answer | None:
+        """The child's answer to ``query``, or None when it gives none in time."""
+        if only_running and not self.running:
+            return None
         waiting = _Waiting()
         with self._lock:
-            self._waiting[request_id] = waiting
+            self._waiting[query.request_id] = waiting
         try:
-            self._send(Query(request_id, what, command_id))
+            self._send(query)
             if not waiting.done.wait(QUERY_TIMEOUT_S):
-                return _NO_ANSWER
-            return waiting.value
+                return None
+            return waiting.answer
         except OSError:
-            return _NO_ANSWER
+            return None
         finally:
             with self._lock:
-                self._waiting.pop(request_id, None)
+                self._waiting.pop(query.request_id, None)
 
     def _cancel_in_child(self, command_id: int) -> bool:
         if self._ended.is_set():
             return False
-        return self._ask("cancel", command_id) is True
+        answer = self._ask(CancelQuery(next(self._ids), command_id), only_running=False)
+        return isinstance(answer, CancelAnswer) and answer.cancelled
 
     # ------------------------------------------------------------------ the reader thread
 
@@ -457,21 +457,19 @@ class LineProcess:
             case Log():
                 self._log(message)
             case Started(command_id=command_id):
-                with self._lock:
-                    started = self._open.get(command_id)
+                started = self._open.get(command_id)
                 if started is not None:
                     with contextlib.suppress(RuntimeError):  # it ended meanwhile
                         started.set_running_or_notify_cancel()
             case Finished(command_id=command_id, result=result):
-                with self._lock:
-                    finished = self._open.get(command_id)
+                finished = self._open.get(command_id)
                 if finished is not None:
                     self._finish(finished, result)
-            case Answer(request_id=request_id, value=value):
+            case StatusAnswer() | IdleAnswer() | CancelAnswer():
                 with self._lock:
-                    waiting = self._waiting.get(request_id)
+                    waiting = self._waiting.get(message.request_id)
                 if waiting is not None:
-                    waiting.value = value
+                    waiting.answer = message
                     waiting.done.set()
             case _:
                 log.error("unexpected message from the line process: %r", message)
@@ -542,9 +540,7 @@ class LineProcess:
             self._on_exit(how)
 
     def _fail_open(self, reason: str) -> None:
-        with self._lock:
-            futures = list(self._open.values())
-        for future in futures:
+        for future in self._open.pending():
             self._finish(future, CommandResult(False, reason))
 
     @staticmethod

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+from cli.commands.options import command_parser
 from drivers.base import Transport, TransportError
 from emulator.autoplay import AutoplaySettings
 from emulator.model import Machine, MachineConfig
@@ -34,11 +35,14 @@ from emulator.server import Emulator, LinkOptions
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "emulate",
+    parser = command_parser(
+        subparsers, "emulate",
         help="run a virtual slot machine (SAS over TCP or a pty)",
         description="Run a virtual slot machine that speaks SAS over TCP or a pseudo-terminal. "
         "The first line printed is the address to connect to. See docs/emulator.md.",
+        exit_codes={0: "stopped (SIGTERM, SIGINT or the scenario ended)",
+                    1: "the report could not be written",
+                    2: "bad usage, scenario or link (the reason is printed)"},
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--tcp", metavar="HOST:PORT",

@@ -13,21 +13,28 @@ import logging
 import sys
 from typing import Any, cast
 
-from agent.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
+from cli.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
+from cli.commands.options import add_config_option, command_parser, log_level
 
 EXIT_CANNOT_START = 1
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "run",
+    parser = command_parser(
+        subparsers, "run",
         help="run the agent daemon",
         description="Poll the machines, store their events and stream them to the hub until "
         "SIGTERM. SIGHUP reloads the configuration (log level, poll cadence, uplink).",
+        exit_codes={0: "stopped cleanly (SIGTERM or SIGINT)",
+                    EXIT_CANNOT_START: "cannot start (the serial line does not open, the "
+                                       "outbox is not usable or belongs to another terminal)",
+                    EXIT_INVALID_CONFIG: "invalid configuration, or bad usage",
+                    3: "the line process died (systemd restarts the service)"},
     )
-    parser.add_argument("--config", required=True, metavar="PATH", help="the agent's config")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
-                        help="override logging.level for this run (a reload re-reads the file)")
+    add_config_option(parser)
+    parser.add_argument("--log-level", type=log_level, metavar="LEVEL",
+                        help="override logging.level for this run: debug, info, warning or "
+                             "error, any case (a reload re-reads the file)")
     parser.set_defaults(func=run)
 
 

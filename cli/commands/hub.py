@@ -10,16 +10,21 @@ import signal
 import sys
 from pathlib import Path
 
+from cli.commands.options import add_config_option, command_parser, log_level
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "hub", help="run the reference hub (WebSocket API and dashboard)",
+    parser = command_parser(
+        subparsers, "hub", help="run the reference hub (WebSocket API and dashboard)",
         description="Run the reference hub. The first line printed is the dashboard URL, "
                     "with the bound port when listen.port is 0.",
+        exit_codes={0: "stopped cleanly (SIGTERM or SIGINT)",
+                    1: "cannot start (the address is in use, a TLS file does not load)",
+                    2: "invalid hub.yaml or token file, or bad usage"},
     )
-    parser.add_argument("--config", type=Path, required=True, help="hub.yaml")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_config_option(parser, help="the hub's config (hub.yaml)")
+    parser.add_argument("--log-level", type=log_level, default="info", metavar="LEVEL",
+                        help="debug, info, warning or error, any case (default info)")
     parser.set_defaults(func=run)
 
 
@@ -28,10 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from hub.server import Hub
     from hub.tokens import TokenFileError
 
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(args.config)
+        config = load_config(Path(args.config))
     except HubConfigError as exc:
         for problem in exc.problems:
             print(f"hub config: {problem}", file=sys.stderr)

@@ -1,8 +1,8 @@
-"""The line process itself: ``python -m agent.line_child``, started by
-:class:`agent.line_process.LineProcess` only.
+"""The line process itself: ``python -m agent.line.child``, started by
+:class:`agent.line.process.LineProcess` only.
 
 It opens the transport from the configuration the daemon sends (with the factory the daemon
-names), runs an ordinary :class:`agent.line.LineOwner`, counts its metrics in a recorder
+names), runs an ordinary :class:`agent.line.owner.LineOwner`, counts its metrics in a recorder
 that ships them to the daemon every ``TICK_S``, ships its log records, and answers the
 daemon's queries. A sender thread writes to the socket, so the line thread never blocks on
 it. SIGINT and SIGHUP are ignored (the daemon decides); SIGTERM, or the daemon going away,
@@ -28,37 +28,41 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from agent.line import LineOwner
-from agent.line_messages import (
+from agent.line.messages import (
     CHILD_COMM,
     EXIT_CANNOT_START,
     EXIT_LINE_CRASHED,
     NICE_AHEAD,
     STOP_GRACE_S,
     TICK_S,
-    Answer,
+    CancelAnswer,
+    CancelQuery,
     Finished,
+    IdleAnswer,
+    IdleQuery,
     Init,
     Log,
     OpenFailed,
-    Query,
     Reads,
     Ready,
     SetInterval,
     SetLogLevel,
     Started,
+    StatusAnswer,
+    StatusQuery,
     Stop,
     Stopped,
     Submit,
     Tick,
 )
+from agent.line.owner import LineOwner
 from agent.machine_commands import CommandRejectedError, CommandResult, MachineCommand
 from agent.metrics import BadFrameKind, PollResult
 
 log = logging.getLogger(__name__)
 
 class _Recorder:
-    """The child's :class:`agent.line.LineMetrics`: counts until the next tick takes them."""
+    """The child's :class:`agent.line.owner.LineMetrics`: counts until the next tick takes them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -255,13 +259,13 @@ class _Child:
                 line.set_poll_interval(interval_ms)
             case SetLogLevel(level=level):
                 logging.getLogger().setLevel(level)
-            case Query(request_id=request_id, what="status"):
-                self._put(Answer(request_id, line.status()))
-            case Query(request_id=request_id, what="idle"):
-                self._put(Answer(request_id, line.idle()))
-            case Query(request_id=request_id, what="cancel", command_id=command_id):
+            case StatusQuery(request_id=request_id):
+                self._put(StatusAnswer(request_id, line.status()))
+            case IdleQuery(request_id=request_id):
+                self._put(IdleAnswer(request_id, line.idle()))
+            case CancelQuery(request_id=request_id, command_id=command_id):
                 future = self._futures.get(command_id)
-                self._put(Answer(request_id, future is not None and future.cancel()))
+                self._put(CancelAnswer(request_id, future is not None and future.cancel()))
             case _:
                 log.error("unexpected message from the daemon: %r", message)
 
@@ -356,10 +360,10 @@ def _set_comm(name: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m agent.line_child --fd N --line PORT``: started by :class:`LineProcess`
+    """``python -m agent.line.child --fd N --line PORT``: started by :class:`LineProcess`
     only. ``--line`` is informative (it shows the port in ``ps``); the configuration comes
     over the socket."""
-    parser = argparse.ArgumentParser(prog="python -m agent.line_child",
+    parser = argparse.ArgumentParser(prog="python -m agent.line.child",
                                      description="slot-agent's line owner (started by the "
                                      "daemon; not for use by hand)")
     parser.add_argument("--fd", type=int, required=True, help="the socket to the daemon")
@@ -396,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run as the imported module, not as ``__main__``: the messages unpickled here must be
-    # the very classes ``agent.line_messages`` defines, under this module's real name.
-    from agent.line_child import main as _main
+    # the very classes ``agent.line.messages`` defines, under this module's real name.
+    from agent.line.child import main as _main
 
     sys.exit(_main())

@@ -1,6 +1,8 @@
 """The event envelope and the catalog of event names.
 
-Every event the agent emits has a name from :data:`CATALOG`, which fixes its channel. The
+Every event the agent emits has a name from :data:`CATALOG`, which fixes its channel, except
+the generic ``machineException``, which goes out on the channel of its exception code's
+category (:data:`ROUTED_EVENTS`; docs/events.md, "Exception codes"). The
 customer-facing shape is ``{"event", "timestamp", "data"}``; the outbox adds ``seq`` and
 ``id`` and the uplink wraps it with ``type``, ``channel`` and ``terminalId`` (docs/protocol.md).
 """
@@ -62,6 +64,9 @@ CATALOG: Mapping[str, Channel] = {
     "deviceOffline": Channel.ALERTS,
     "deviceOnline": Channel.ALERTS,
     "outboxFault": Channel.ALERTS,
+    "unexplainedMeterChange": Channel.ALERTS,
+    # routed by category (ROUTED_EVENTS); alerts for undefined codes and the default
+    "machineException": Channel.ALERTS,
     # system
     "agentStarted": Channel.SYSTEM,
     "agentStopping": Channel.SYSTEM,
@@ -81,6 +86,21 @@ CATALOG: Mapping[str, Channel] = {
     "playerSessionEnded": Channel.PLAYER,
 }
 
+#: Events whose channel is chosen per event (``Event.route``) among these; the catalog
+#: channel is the default. A SAS exception code with no specific event becomes
+#: ``machineException`` on its category's channel (agent.exceptions_map.CATEGORY_CHANNEL).
+ROUTED_EVENTS: Mapping[str, frozenset[Channel]] = {
+    "machineException": frozenset({Channel.GAME, Channel.CASH, Channel.ALERTS, Channel.SYSTEM}),
+}
+
+
+def channels_of(name: str) -> frozenset[Channel] | None:
+    """The channels event ``name`` may go out on; None for a name not in the catalog."""
+    if name not in CATALOG:
+        return None
+    return ROUTED_EVENTS.get(name, frozenset({CATALOG[name]}))
+
+
 #: Events the outbox never drops to make room (docs/operations.md, "Outbox size cap").
 PROTECTED_CHANNELS = frozenset({Channel.CASH, Channel.ALERTS})
 PROTECTED_EVENTS = frozenset({"betPlaced", "winPaid", "actionCompleted", "metersReset"})
@@ -99,14 +119,18 @@ class Event:
     name: str
     timestamp: str
     data: Mapping[str, Any] = field(default_factory=dict)
+    #: the channel of a routed event (:data:`ROUTED_EVENTS`); None: the catalog's
+    route: Channel | None = None
 
     def __post_init__(self) -> None:
         if self.name not in CATALOG:
             raise ValueError(f"unknown event name {self.name!r}")
+        if self.route is not None and self.route not in ROUTED_EVENTS.get(self.name, ()):
+            raise ValueError(f"{self.name} cannot go out on channel {self.route.value!r}")
 
     @property
     def channel(self) -> Channel:
-        return CATALOG[self.name]
+        return self.route if self.route is not None else CATALOG[self.name]
 
     @property
     def protected(self) -> bool:

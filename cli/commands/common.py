@@ -1,4 +1,5 @@
-"""What several commands share: loading the configuration and reporting its problems."""
+"""What the commands that read the agent's config share: loading it and reporting its
+problems (the parser helpers every command uses are in :mod:`cli.commands.options`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ if TYPE_CHECKING:
 
 #: Exit code for an invalid configuration (argparse uses 2 for bad usage, by the same logic).
 EXIT_INVALID_CONFIG = 2
-
 
 def load_config_or_report(path: str) -> Config | None:
     """The configuration at ``path``, or None after printing every problem with its key."""

@@ -14,35 +14,49 @@ import sys
 import time
 from typing import Any
 
-from agent.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
-from agent.events import utc_timestamp
 from agent.outbox import Outbox, OutboxError, OutboxReader
+from api.events import utc_timestamp
+from cli.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
+from cli.commands.options import add_config_option, command_parser, config_path
 
 EXIT_UNHEALTHY = 1
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "outbox",
+    codes = {0: "done (status: the outbox is healthy)",
+             EXIT_UNHEALTHY: "the outbox is missing, unreadable or damaged",
+             EXIT_INVALID_CONFIG: "invalid configuration, or bad usage"}
+    parser = command_parser(
+        subparsers, "outbox",
         help="inspect the event outbox (works while the daemon runs)",
-        description="Inspect the durable event outbox through a read-only connection.",
+        description="Inspect the durable event outbox through a read-only connection. "
+        "--config may stand before or after the action.",
+        exit_codes=codes,
     )
-    parser.add_argument("--config", required=True, metavar="PATH",
-                        help="the daemon's configuration file (gives outbox.path)")
+    config_help = "the daemon's configuration file (gives outbox.path)"
+    add_config_option(parser, optional=True, help=config_help)
     sub = parser.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
-    status = sub.add_parser("status", help="depth, seqs, oldest unacked age, size, health")
+    status = command_parser(sub, "status", help="depth, seqs, oldest unacked age, size, health",
+                            description="Depth, seqs, oldest unacked age, size and health.",
+                            exit_codes=codes)
     status.add_argument("--json", action="store_true", help="print one JSON object")
-    tail = sub.add_parser("tail", help="the most recent events, as JSON lines")
+    tail = command_parser(sub, "tail", help="the most recent events, as JSON lines",
+                          description="The most recent events, as JSON lines.",
+                          exit_codes=codes)
     tail.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
-    export = sub.add_parser("export", help="every stored event as JSON lines (wire form)")
+    export = command_parser(sub, "export", help="every stored event as JSON lines (wire form)",
+                            description="Every stored event as JSON lines (wire form).",
+                            exit_codes=codes)
     export.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     export.add_argument("--after", type=int, default=0, metavar="SEQ",
                         help="only events with seq > SEQ (default 0)")
-    parser.set_defaults(func=run)
+    for action in (status, tail, export):
+        add_config_option(action, optional=True, help=config_help)
+    parser.set_defaults(func=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config_or_report(args.config)
+    config = load_config_or_report(config_path(args.parser, args))
     if config is None:
         return EXIT_INVALID_CONFIG
     try:

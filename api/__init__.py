@@ -1,0 +1,7 @@
+"""The WebSocket API that the agent and the hub both speak.
+
+``api.events`` holds the event envelope and the catalog of event names (which fixes each
+name's channel); ``api.wire`` the messages: names, codes, validation, builders and action
+signatures. docs/protocol.md is the contract. This package does no I/O and imports nothing of
+ours above ``sas_protocol`` (tests/test_layering.py).
+"""

@@ -1,0 +1,52 @@
+"""``slot-agent check-config --config PATH``: validate a config file and print every problem
+at once (``check-config PATH`` is kept as an alias)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from agent.config import ConfigError, load_config
+from cli.commands.common import EXIT_INVALID_CONFIG
+from cli.commands.options import add_config_option, command_parser
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = command_parser(
+        subparsers, "check-config",
+        help="validate a configuration file",
+        description="Validate a configuration file and list every problem, each with its key "
+        "path (warnings are printed too).",
+        exit_codes={0: "valid (warnings, if any, are printed)",
+                    EXIT_INVALID_CONFIG: "invalid configuration, or bad usage"},
+    )
+    add_config_option(parser, optional=True, help="the YAML configuration file")
+    parser.add_argument("path", metavar="PATH", nargs="?",
+                        help="the same, as a positional argument (kept for older scripts)")
+    parser.set_defaults(func=run, parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    config_arg: str | None = getattr(args, "config", None)
+    if config_arg is not None and args.path is not None and config_arg != args.path:
+        args.parser.error("give the file once: --config PATH or PATH")
+    path = config_arg or args.path
+    if path is None:
+        args.parser.error("the following arguments are required: --config")
+    args.path = path
+    try:
+        config = load_config(args.path)
+    except ConfigError as exc:
+        errors = [p for p in exc.problems if p.severity == "error"]
+        warnings = [p for p in exc.problems if p.severity == "warning"]
+        print(f"{args.path}: {len(errors)} error(s)", file=sys.stderr)
+        for problem in errors:
+            print(f"  error: {problem}", file=sys.stderr)
+        for problem in warnings:
+            print(f"  warning: {problem}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    for problem in config.warnings:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(f"OK: {args.path}")
+    return 0

@@ -1,0 +1,47 @@
+"""End to end on a legacy machine: the emulator ignores LP 2F/6F/AF (as a machine that
+answers only the fixed meter polls 0F, 10-17, 19, 1A, 1C), and the agent still reports its
+bills and its cash-out ticket with the right amounts (issue 12: three bills, a ticket in
+and a ticket out produced no events on such a machine)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emulator.server import LinkOptions
+from tests.agent.e2e_helpers import Rig
+
+LEGACY = LinkOptions(unsupported_polls=frozenset({0x2F, 0x6F, 0xAF}))
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path, link=LEGACY)
+    try:
+        r.wait_ready()
+        yield r
+    finally:
+        r.close()
+
+
+def test_bills_by_exception_and_drop_and_ticket_out_by_4d_and_cancelled_credits(
+        rig: Rig) -> None:
+    with rig.act() as (m, now):
+        m.insert_bill(now, 20)
+        m.insert_bill(now, 5)
+        m.insert_bill(now, 100)
+    rig.wait_total("billAccepted", 12_500)
+    sources = {e.event.data.get("source") for e in rig.events("billAccepted")}
+    assert sources == {"exception"}
+    with rig.act() as (m, now):
+        m.cash_out(now)
+    rig.wait_total("cashout", 12_500)
+    printed = rig.wait_event("ticketPrinted")[0].event.data
+    assert printed["amount"] == 12_500 and printed["metered"] is True
+    rig.wait_quiet()
+    assert rig.events("unexplainedMeterChange") == []
+    assert rig.machine.totals().bills == rig.total("billAccepted")
+    snapshot = rig.events("meterSnapshot")[0].event.data["meters"]
+    assert "totalDrop" in snapshot and "billsAccepted" not in snapshot

@@ -1,0 +1,86 @@
+"""One way to call every command: --config everywhere, options before or after an action,
+log levels in any case, exit codes in every --help."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.main import COMMANDS, build_parser, main
+
+CONFIG = """\
+terminal_id: T-1
+machines: [{address: 1}]
+outbox: {path: outbox.db}
+"""
+
+
+def _help(*words: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "cli.main", *words, "--help"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_help_lists_the_exit_codes(command: str) -> None:
+    text = _help(command)
+    assert "exit codes:" in text
+    assert "  0  " in text and "  2  " in text  # success, and bad usage (argparse's own 2)
+
+
+def test_diag_help_says_what_exit_2_means() -> None:
+    assert "2  invalid configuration, or bad usage" in _help("diag")
+
+
+def test_check_config_takes_config_like_every_command(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG)
+    assert main(["check-config", "--config", str(config)]) == 0
+    assert main(["check-config", str(config)]) == 0  # the positional alias
+    with pytest.raises(SystemExit) as info:
+        main(["check-config"])
+    assert info.value.code == 2
+    assert "--config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("words", [
+    ["outbox", "--config", "{c}", "status", "--json"],
+    ["outbox", "status", "--config", "{c}", "--json"],
+    ["outbox", "status", "--json", "--config", "{c}"],
+])
+def test_outbox_takes_config_before_or_after_the_action(
+        tmp_path: Path, words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG)
+    code = main([w.format(c=config) for w in words])
+    # no outbox yet: a clear "missing" (exit 1), not a usage error (exit 2)
+    assert code == 1
+    assert "usage:" not in capsys.readouterr().err
+
+
+def test_outbox_without_config_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["outbox", "status"])
+    assert info.value.code == 2
+    assert "--config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "level"), [
+    ("run", "INFO"), ("run", "debug"), ("hub", "Warning"), ("hub", "error"),
+])
+def test_log_levels_take_any_case(command: str, level: str) -> None:
+    args = build_parser([command]).parse_args([command, "--config", "x", "--log-level", level])
+    assert args.log_level == level.lower()
+
+
+def test_an_unknown_log_level_is_a_usage_error() -> None:
+    parser = build_parser(["run"])
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["run", "--config", "x", "--log-level", "loud"])
+    assert info.value.code == 2
+    assert isinstance(parser, argparse.ArgumentParser)

@@ -1,0 +1,1 @@
+"""What the tests share: waits, in-process servers, tokens, processes, throwaway databases."""
