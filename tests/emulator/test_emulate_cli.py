@@ -147,7 +147,7 @@ def test_a_parity_pty_serves_a_legacy_profile_to_a_termios_host() -> None:
 
 def test_an_unknown_profile_is_a_clear_error() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "emulate", "--tcp", "127.0.0.1:0",
+        [sys.executable, "-m", "cli.main", "emulate", "--tcp", "127.0.0.1:0",
          "--profile", "legacy,vintage"],
         cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ},
     )
