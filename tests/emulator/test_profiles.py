@@ -18,7 +18,7 @@ from emulator.profiles import (
     link_options,
     parse_profile_names,
 )
-from emulator.scenario import ScenarioError, parse_scenario
+from emulator.scenario import ScenarioError, ScenarioRunner, load_scenario, parse_scenario
 from emulator.server import Emulator, LinkOptions
 from sas_protocol.crc import append_crc, crc_ok
 from sas_protocol.messages.requests import (
@@ -252,3 +252,13 @@ steps: []
     with pytest.raises(ScenarioError, match=r"s\.options\.profile: unknown profile 'old'"):
         parse_scenario({"options": {"profile": "old"}}, "s")
 
+
+
+def test_the_bundled_legacy_floor_scenario_selects_the_legacy_profile() -> None:
+    scenario = load_scenario("legacy-floor")
+    assert scenario.options.profile == ("legacy",)
+    machine = Machine()
+    runner = ScenarioRunner(scenario, machine, start=0.0, seed=1)
+    runner.advance(60.0)
+    # $125 in bills and a $12.50 ticket, five 2-credit games lost: a $137.40 ticket out
+    assert machine.tickets[0].amount_cents == 12_500 + 1_250 - 10
