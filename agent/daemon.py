@@ -47,6 +47,7 @@ from typing import Any
 
 from agent import __version__
 from agent.actions import Actions
+from agent.card_poller import CardPoller
 from agent.config import (
     Config,
     ConfigError,
@@ -59,7 +60,7 @@ from agent.control import ControlServer
 from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts
 from agent.interpreter import Interpreter
 from agent.line.interface import Line
-from agent.line.owner import CardPoller, LineOwner
+from agent.line.owner import LineOwner
 from agent.line.process import LineProcess, LineProcessError, open_line
 from agent.logs import register_secret, set_level
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
@@ -71,7 +72,7 @@ from agent.progress import Progress, Snapshot, status_text
 from agent.sdnotify import Notifier
 from agent.uplink import Uplink
 from api.events import Event, StoredEvent, utc_timestamp
-from drivers import Transport, TransportError
+from drivers import Transport
 from drivers.card_reader import CardReader
 
 __all__ = ["EXIT_LINE_FAILED", "Daemon", "DaemonError"]
@@ -243,6 +244,7 @@ class Daemon:
         outbox = self.outbox
         interpreter = Interpreter(config.terminal_id,
                                   rte=any(m.rte for m in config.machines),
+                                  card_reader=config.card_reader.port is not None,
                                   clock_skew_threshold=config.poll.clock_max_skew_s)
         self.pipeline = Pipeline(outbox, interpreter, listeners=[self.tally, self._committed],
                                  metrics=self.metrics)
@@ -335,22 +337,23 @@ class Daemon:
         self.request_stop()
 
     def _start_card_reader(self, config: Config) -> None:
-        """The card reader is optional: a reader that does not open is logged, not fatal
-        (money is tracked without it; only player sessions need it)."""
+        """The card reader is optional: a reader that does not open (or is lost later) is
+        logged and reopened with backoff by the poller, never fatal (money is tracked
+        without it; only player sessions need it)."""
         assert self.pipeline is not None
         card = config.card_reader
         assert card.port is not None
         url = card.port.removeprefix("serial:").removeprefix("pty:")
         if url.startswith("tcp://"):
             url = "socket://" + url[len("tcp://"):]  # ASCII lines: no 9-bit encoding here
-        try:
-            reader = CardReader(url, pattern=card.pattern,
-                                player_prefixes=card.player_prefixes,
-                                employee_prefixes=card.employee_prefixes)
-        except TransportError as exc:
-            log.error("card reader not started: %s", exc)
-            return
-        self.card_poller = CardPoller(reader, self.pipeline.put,
+
+        def open_reader() -> CardReader:
+            return CardReader(url, pattern=card.pattern, removal_pattern=card.removal_pattern,
+                              player_prefixes=card.player_prefixes,
+                              employee_prefixes=card.employee_prefixes,
+                              baudrate=card.baudrate)
+
+        self.card_poller = CardPoller(open_reader, self.pipeline.put,
                                       address=config.machines[0].address, clock=self._clock)
         self.card_poller.start()
 
@@ -358,13 +361,35 @@ class Daemon:
         assert self.outbox is not None and self.actions is not None
         return Uplink(config.uplink, terminal_id=config.terminal_id, outbox=self.outbox,
                       token=lambda: read_token(self.config), actions=self.actions.handle,
-                      metrics=self.metrics)
+                      metrics=self.metrics, machine_status=self._machine_status)
+
+    def _machine_status(self) -> dict[str, Any]:
+        """What ``hello`` reports: the host lock the agent holds (persisted with its state,
+        so also right after a restart); locked if any of its machines is."""
+        pipeline = self.pipeline
+        machines = pipeline.state.machines.values() if pipeline is not None else ()
+        return {"hostLocked": any(m.host_locked for m in machines)}
 
     def _committed(self, stored: list[StoredEvent]) -> None:
-        """Pipeline listener: wake the uplink's sender (any thread)."""
+        """Pipeline listener: wake the uplink's sender (any thread); label
+        ``slot_agent_machine_info`` with the identity discovery learnt."""
+        for item in stored:
+            if item.event.name == "machineIdentified":
+                self._machine_identified(item.event.data)
         uplink = self.uplink
         if uplink is not None:
             uplink.notify_new_events()
+
+    def _machine_identified(self, data: Mapping[str, Any]) -> None:
+        """Publish a ``machineIdentified`` event's identity as the machine-info metric."""
+        denomination = data.get("denomination")
+        self.metrics.set_machine(
+            address=int(data.get("address") or 0),
+            sas_version=str(data.get("sasVersion") or ""),
+            serial_number=str(data.get("serialNumber") or ""),
+            game_id=str(data.get("gameId") or ""),
+            denomination_cents=denomination if isinstance(denomination, int) else 0,
+        )
 
     async def _shutdown(self) -> None:
         self.notifier.stopping("stopping")
@@ -377,7 +402,6 @@ class Daemon:
         if self.control is not None:
             await asyncio.to_thread(self.control.close)
         if self.card_poller is not None:
-            self.card_poller.reader.close()
             await asyncio.to_thread(self.card_poller.stop)
         if self.line is not None:
             await asyncio.to_thread(self.line.stop)  # finishes the poll in flight
