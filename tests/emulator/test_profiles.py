@@ -112,6 +112,11 @@ def test_legacy_reports_bills_by_exception_and_meters_only() -> None:
     reply = line.send(MetersRequest(0x1C).encode(1))
     # LP 1C: coin in, coin out, total drop (credits at 1 cent: 2500)
     assert reply[10:14] == bytes.fromhex("00002500")
+    reply = line.send(b"\x01\x20")  # LP 20: total bill value in whole dollars
+    assert crc_ok(reply) and reply[:6] == bytes.fromhex("012000000025")
+    reply = line.send(b"\x01\x1e")  # LP 1E: counts of $1, $5, $10, $20, $50, $100 bills
+    assert crc_ok(reply) and reply[2:26] == bytes.fromhex(
+        "00000000" "00000001" "00000000" "00000001" "00000000" "00000000")
 
 
 def test_legacy_reports_a_ticket_through_4d() -> None:
