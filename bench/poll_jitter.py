@@ -29,12 +29,18 @@ poll repeated within its cycle (an alarm code confirmed, SAS §3.5) is no cycle 
 Beside it the floor: a bare process sleeping on the same grid at the same priority as the
 line process, started at the same moment: what the operating system alone adds.
 
-Targets, per priority and cadence: loaded p99 <= 2 ms, and loaded p99 <= 1.5 x idle p99; each
-limit is raised to the floor's loaded p99 measured in the same run where that is higher (the
-agent cannot be held to less than the machine gives a bare sleeper); the loaded start-late
-p99 (the scheduling alone, without cycles that overran because they carried more polls)
-within the same limit as the p99; no missed reply window while loaded. The output states
-which limit applied.
+Since per-machine spacing (SAS §3.6, docs/operations.md) the line owner writes to a machine
+one interval after the last byte to or from it, not on a fixed grid: general-poll intervals
+are the interval plus the reply time by design, and more with a long poll between. So the
+figure judged is the "slot late" one: how late each send left against its slot, as the line
+owner itself records it (``slot_agent_poll_interval_deviation_seconds``; the line process
+ships the samples with its ticks, collected here by :class:`RecordingMetrics`). The interval
+deviation and the lateness against a fixed grid are printed for comparison with older runs.
+
+Targets, per priority and cadence, on the slot lateness: loaded p99 <= 2 ms, and loaded p99
+<= 1.5 x idle p99; each limit is raised to the floor's loaded p99 measured in the same run
+where that is higher (the agent cannot be held to less than the machine gives a bare
+sleeper); no missed reply window while loaded. The output states which limit applied.
 Run: ``python bench/poll_jitter.py [--quick] [--priority nice,realtime] [--cadences 200,40]``
 with the Python of the environment where slot-agent is installed (as root, or under a unit
 that allows it, for ``realtime`` and ``nice`` to take effect).
@@ -45,22 +51,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import math
 import shutil
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchlib import Verdict, exit_with, header, load_average, median, percentile, verdicts
 from procs import EmulatorProcess, GridSleeper, HubProcess, TimedFactory, read_poll_log
+from prometheus_client import CollectorRegistry
 
 from agent.config import Config, UplinkConfig, parse_config
 from agent.interpreter import Interpreter
-from agent.line.messages import NICE_AHEAD, RT_PRIORITY
+from agent.line.messages import NICE_AHEAD, RT_PRIORITY, TICK_S
 from agent.line.owner import LineOwner
 from agent.line.process import LineProcess
 from agent.metrics import AgentMetrics
@@ -86,10 +94,15 @@ class Phase:
     drained: int
     seconds: float
     min_backlog: int | None = None
+    slot_late_ms: list[float] = field(default_factory=list)
 
     @property
     def p99(self) -> float:
         return percentile(self.deviations_ms, 99)
+
+    @property
+    def slot_p99(self) -> float:
+        return percentile(self.slot_late_ms, 99)
 
     @property
     def floor_p99(self) -> float:
@@ -105,7 +118,12 @@ class Phase:
                     if self.min_backlog > 0 else
                     f"\n  {'':7} load: {self.drained:,} events drained in {self.seconds:.0f} s;"
                     " THE BACKLOG RAN DRY during the phase")
-        return (f"  {self.name:7} cycles {len(d):5,} in {self.seconds:5.0f} s  deviation p50 "
+        sl = self.slot_late_ms or [math.nan]
+        n = len(self.slot_late_ms)
+        slot = (f"  {self.name:7} slot late ({n:5,}) p50 {percentile(sl, 50):5.2f}  "
+                f"p99 {percentile(sl, 99):6.2f}  p99.9 {percentile(sl, 99.9):6.2f}  max "
+                f"{max(sl):6.2f} ms  (each send against its slot, as the line owner records it)\n")
+        return (slot + f"  {'':7} cycles {len(d):5,} in {self.seconds:5.0f} s  deviation p50 "
                 f"{percentile(d, 50):5.2f}  p99 {self.p99:6.2f}  p99.9 {percentile(d, 99.9):6.2f}"
                 f"  max {max(d):6.2f} ms  reply-window misses {self.timeouts}  skipped cycles "
                 f"{self.skipped}\n"
@@ -140,6 +158,20 @@ def lateness_ms(polls: list[float], interval: float) -> list[float]:
     # the on-time phase: the median on the circle (offsets near 0 and near interval agree)
     base = median([o if o < interval / 2 else o - interval for o in offsets])
     return [((o - base + interval / 2) % interval - interval / 2) * 1000.0 for o in offsets]
+
+
+class RecordingMetrics(AgentMetrics):
+    """The agent's metrics, keeping every schedule deviation the line owner reports (how late
+    each send left against its slot, SAS §3.6 spacing) as well: for the line process they
+    arrive with its ticks (every ``TICK_S``)."""
+
+    def __init__(self) -> None:
+        super().__init__(CollectorRegistry())
+        self.slot_late: list[float] = []
+
+    def record_poll_deviation(self, seconds: float) -> None:
+        super().record_poll_deviation(seconds)
+        self.slot_late.append(seconds * 1000.0)
 
 
 def timeouts(line: LineOwner | LineProcess) -> int:
@@ -196,12 +228,15 @@ class Feeder:
 async def measure(line: LineOwner | LineProcess, polls: Callable[[], list[float]],
                   floor: Callable[[], list[float]], cycles: int, interval: float,
                   name: str, acked: Callable[[], int] | None = None,
-                  feeder: Feeder | None = None) -> Phase:
+                  feeder: Feeder | None = None,
+                  metrics: RecordingMetrics | None = None) -> Phase:
     """Collect until ``cycles`` poll intervals were seen (bounded: 3 x their time + 30 s)."""
     t0, s0 = timeouts(line), line.skipped_slots
     a0 = acked() if acked else 0
     if feeder is not None:
         feeder.reset_min()
+    await asyncio.sleep(TICK_S + 0.5)  # what the previous phase's last tick carried is in
+    n0 = len(metrics.slot_late) if metrics is not None else 0
     start = time.monotonic()
     limit = start + cycles * interval * 3 + 30
     while time.monotonic() < limit:
@@ -209,12 +244,14 @@ async def measure(line: LineOwner | LineProcess, polls: Callable[[], list[float]
         if len(cycle_starts([t for t in polls() if t >= start], interval)) > cycles:
             break
     stop = time.monotonic()
+    await asyncio.sleep(TICK_S + 0.5)  # the phase's last tick (the load still runs)
+    slot_late = metrics.slot_late[n0:] if metrics is not None else []
     taken = cycle_starts([t for t in polls() if start <= t <= stop], interval)
     floor_taken = [t for t in floor() if start <= t <= stop]
     return Phase(name, interval_deviations_ms(taken, interval), lateness_ms(taken, interval),
                  interval_deviations_ms(floor_taken, interval), timeouts(line) - t0,
                  line.skipped_slots - s0, (acked() - a0) if acked else 0, stop - start,
-                 feeder.min_backlog if feeder is not None else None)
+                 feeder.min_backlog if feeder is not None else None, slot_late)
 
 
 def agent_config(url: str, interval_ms: int, priority: str) -> Config:
@@ -226,7 +263,7 @@ def agent_config(url: str, interval_ms: int, priority: str) -> Config:
 
 def start_line(args: argparse.Namespace, config: Config, factory: TimedFactory,
                pipeline: Pipeline) -> LineOwner | LineProcess:
-    metrics = AgentMetrics()
+    metrics = args.metrics
     if args.line == "process":
         process = LineProcess(config, pipeline.put, metrics=metrics, transport_factory=factory)
         process.start()
@@ -263,6 +300,7 @@ async def run(args: argparse.Namespace, workdir: Path, priority: str,
                     terminal_id=TERMINAL, outbox=outbox, token=lambda: hub.token)
     uplink_box.append(uplink)
     line: LineOwner | LineProcess | None = None
+    args.metrics = RecordingMetrics()
     results: list[CadenceResult] = []
     got = "normal (a thread of this process)"
     try:
@@ -299,7 +337,8 @@ async def run(args: argparse.Namespace, workdir: Path, priority: str,
                 interval = interval_ms / 1000.0
                 print(f" cadence {interval_ms} ms: idle phase ({args.polls} cycles) ...",
                       flush=True)
-                idle = await measure(line, polls, floor, args.polls, interval, "idle")
+                idle = await measure(line, polls, floor, args.polls, interval, "idle",
+                                     metrics=args.metrics)
                 print(f" cadence {interval_ms} ms: loaded phase ({args.polls} cycles, "
                       f"continuous drain; load average {load_average()}) ...", flush=True)
                 up = uplink
@@ -311,7 +350,7 @@ async def run(args: argparse.Namespace, workdir: Path, priority: str,
                 await asyncio.to_thread(feeder.start)
                 try:
                     loaded = await measure(line, polls, floor, args.polls, interval, "loaded",
-                                           acked=acked, feeder=feeder)
+                                           acked=acked, feeder=feeder, metrics=args.metrics)
                 finally:
                     await asyncio.to_thread(feeder.stop)
                 deadline = time.monotonic() + 120
@@ -334,23 +373,21 @@ async def run(args: argparse.Namespace, workdir: Path, priority: str,
 def judge(priority: str, got: str, result: CadenceResult) -> list[Verdict]:
     idle, loaded = result.idle, result.loaded
     floor = loaded.floor_p99
-    ratio_limit = 1.5 * idle.p99
+    ratio_limit = 1.5 * idle.slot_p99
     abs_limit = max(2.0, floor)
     rel_limit = max(ratio_limit, floor)
     tag = f"{priority}->{got.split(' ')[0]} @{result.interval_ms} ms"
     print(f"  {tag}: limits: p99 <= {abs_limit:.2f} ms ("
           + ("2 ms" if abs_limit == 2.0 else "the floor's loaded p99, above 2 ms")
           + f"); p99 <= {rel_limit:.2f} ms ("
-          + (f"1.5 x idle p99 {idle.p99:.2f}" if rel_limit == ratio_limit
+          + (f"1.5 x idle p99 {idle.slot_p99:.2f}" if rel_limit == ratio_limit
              else f"the floor's loaded p99, above 1.5 x idle p99 = {ratio_limit:.2f}")
-          + f"); loaded / idle p99 = {loaded.p99 / max(idle.p99, 1e-9):.2f}")
+          + f"); slot-late loaded / idle p99 = {loaded.slot_p99 / max(idle.slot_p99, 1e-9):.2f}")
     return [
-        Verdict(f"{tag}: loaded p99 (ms) vs max(2 ms, floor)", loaded.p99, abs_limit,
-                at_least=False),
-        Verdict(f"{tag}: loaded p99 (ms) vs max(1.5 x idle, floor)", loaded.p99, rel_limit,
-                at_least=False),
-        Verdict(f"{tag}: loaded start-late p99 (ms) vs max(2 ms, floor)",
-                percentile(loaded.late_ms, 99), abs_limit, at_least=False),
+        Verdict(f"{tag}: loaded slot-late p99 (ms) vs max(2 ms, floor)", loaded.slot_p99,
+                abs_limit, at_least=False),
+        Verdict(f"{tag}: loaded slot-late p99 (ms) vs max(1.5 x idle, floor)",
+                loaded.slot_p99, rel_limit, at_least=False),
         Verdict(f"{tag}: reply-window misses while loaded", loaded.timeouts, 0,
                 at_least=False),
     ]
