@@ -22,7 +22,8 @@ from agent.observations import LinkUp
 from drivers import open_pty
 from emulator.model import Machine
 from emulator.server import Emulator
-from tests.agent.e2e_helpers import Collected, wait_for
+from tests.agent.e2e_helpers import Collected
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -49,7 +50,7 @@ def test_status_reports_the_scheduling_the_kernel_applied(pty_url: str, asked: s
     line = LineProcess(config, seen)
     line.start()
     try:
-        wait_for(lambda: seen.of(LinkUp), what="the machine link up")
+        wait_until(lambda: seen.of(LinkUp), what="the machine link up")
         priority = line.status()["priority"]
         assert line.pid is not None
         policy = os.sched_getscheduler(line.pid)
