@@ -70,6 +70,7 @@ from agent.pipeline import Pipeline
 from agent.progress import Progress, Snapshot, status_text
 from agent.sdnotify import Notifier
 from agent.uplink import Uplink
+from api.capture import build_header as build_capture_header
 from api.events import Event, StoredEvent, utc_timestamp
 from drivers import Transport, TransportError
 from drivers.card_reader import CardReader
@@ -84,6 +85,8 @@ STATUS_INTERVAL_S = 2.0
 PRUNE_INTERVAL_S = 3600.0
 #: On stop, how long the uplink may take to deliver the last events (agentStopping).
 DRAIN_TIMEOUT_S = 3.0
+#: The longest ``slot-agent capture`` (seconds): the frames are held in memory meanwhile.
+MAX_CAPTURE_S = 600
 #: How long ``diag`` over the control socket waits for a fresh meter read.
 DIAG_READ_TIMEOUT_S = 5.0
 #: What :meth:`Daemon.run` returns after the line process died: not 0, so systemd's
@@ -288,6 +291,7 @@ class Daemon:
             control = ControlServer(config.control_socket, {
                 "status": lambda params: self.status(),
                 "diag": lambda params: self.diag_facts(),
+                "capture": self.capture_frames,
             })
             try:
                 await asyncio.to_thread(control.start)
@@ -599,6 +603,36 @@ class Daemon:
                       f"not connected ({state.last_error or 'connecting'})",
                       "reconnects": state.reconnects, "hubAckedSeq": state.hub_acked_seq}
         return {"lines": lines, "outbox": outbox, "uplink": uplink}
+
+    def capture_frames(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Control ``capture``: every frame on the line for ``params["seconds"]`` (blocks this
+        control thread that long; the line owner only appends to a buffer meanwhile)."""
+        seconds = params.get("seconds")
+        if (not isinstance(seconds, int | float) or isinstance(seconds, bool)
+                or not 0 < seconds <= MAX_CAPTURE_S):
+            raise ValueError(f"seconds must be a number above 0 and at most {MAX_CAPTURE_S}")
+        line = self.line
+        if line is None:
+            raise RuntimeError("the line is not running")
+        started = self._clock()
+        machines = {key: {"linkUp": bool(m.get("linkUp")), "identity": m.get("machine") or {}}
+                    for key, m in line.status()["machines"].items()}
+        line.start_capture()
+        try:
+            threading.Event().wait(float(seconds))
+        finally:
+            taken = line.stop_capture()
+        header = build_capture_header(
+            terminal_id=self.config.terminal_id, port=self.config.serial.port,
+            addresses=[m.address for m in self.config.machines], sync_address=0,
+            started_at=started, seconds=float(seconds), agent_version=__version__,
+            rte=any(m.rte for m in self.config.machines),
+            link_down_after=self.config.poll.link_down_after,
+            dropped=int(taken.get("dropped", 0)))
+        header["machines"] = machines
+        if taken.get("error"):
+            header["error"] = taken["error"]
+        return {"header": header, "frames": taken.get("frames", [])}
 
     def _line_facts(self, status: Mapping[str, Any], machine: Mapping[str, Any]) -> LineFacts:
         line = self.line

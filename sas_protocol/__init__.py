@@ -32,6 +32,7 @@ from sas_protocol.denominations import (
 )
 from sas_protocol.describe import (
     FrameDescription,
+    HexInputError,
     describe_frame,
     parse_hex,
 )
@@ -201,6 +202,7 @@ __all__ = [
     "HandpayResetMethodReply",
     "HandpayResetMethodRequest",
     "HandpayResetReply",
+    "HexInputError",
     "HostEvent",
     "HostProtocol",
     "LastBillReply",

@@ -28,6 +28,7 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from agent.line.capture import CaptureBusyError
 from agent.line.messages import (
     CHILD_COMM,
     EXIT_CANNOT_START,
@@ -37,6 +38,8 @@ from agent.line.messages import (
     TICK_S,
     CancelAnswer,
     CancelQuery,
+    CaptureAnswer,
+    CaptureQuery,
     Finished,
     IdleAnswer,
     IdleQuery,
@@ -263,11 +266,23 @@ class _Child:
                 self._put(StatusAnswer(request_id, line.status()))
             case IdleQuery(request_id=request_id):
                 self._put(IdleAnswer(request_id, line.idle()))
+            case CaptureQuery(request_id=request_id, start=start):
+                self._put(self._capture(line, request_id, start))
             case CancelQuery(request_id=request_id, command_id=command_id):
                 future = self._futures.get(command_id)
                 self._put(CancelAnswer(request_id, future is not None and future.cancel()))
             case _:
                 log.error("unexpected message from the daemon: %r", message)
+
+    @staticmethod
+    def _capture(line: LineOwner, request_id: int, start: bool) -> CaptureAnswer:
+        if not start:
+            return CaptureAnswer(request_id, line.stop_capture())
+        try:
+            line.start_capture()
+        except CaptureBusyError as exc:
+            return CaptureAnswer(request_id, {}, str(exc))
+        return CaptureAnswer(request_id, {})
 
     def _submit(self, line: LineOwner, command_id: int, command: MachineCommand) -> None:
         future = _ChildFuture(command_id, self._put)

@@ -49,6 +49,15 @@ class Line(Protocol):
 
     def idle(self) -> bool: ...
 
+    def start_capture(self, limit: int | None = None) -> None:
+        """Record every frame from now on; :class:`agent.line.capture.CaptureBusyError`
+        when a capture already runs (``slot-agent capture``)."""
+        ...
+
+    def stop_capture(self) -> dict[str, Any]:
+        """End the capture: ``{"frames": [...], "dropped": n}``."""
+        ...
+
     def close(self) -> None:
         """Release what the line holds in this process once it stopped (its transport)."""
         ...

@@ -90,7 +90,16 @@ class CancelQuery:
     command_id: int
 
 
-Query = StatusQuery | IdleQuery | CancelQuery
+@dataclass(frozen=True, slots=True)
+class CaptureQuery:
+    """Start (``start`` True) or end a capture of the line's frames (``slot-agent capture``);
+    answered by :class:`CaptureAnswer`."""
+
+    request_id: int
+    start: bool
+
+
+Query = StatusQuery | IdleQuery | CancelQuery | CaptureQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +150,16 @@ class CancelAnswer:
     cancelled: bool
 
 
-Answer = StatusAnswer | IdleAnswer | CancelAnswer
+@dataclass(frozen=True, slots=True)
+class CaptureAnswer:
+    """``result``: the frames when a capture ended; ``error``: why it could not start."""
+
+    request_id: int
+    result: dict[str, Any]
+    error: str | None = None
+
+
+Answer = StatusAnswer | IdleAnswer | CancelAnswer | CaptureAnswer
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from agent.config import MachineConfig, PollConfig
 from agent.exceptions_map import CONFIRMED_CODES
+from agent.line.capture import CaptureBuffer, CaptureBusyError, wakeup_positions
 from agent.line.interface import OpenCommands
 from agent.machine_commands import (
     CommandRejectedError,
@@ -52,7 +53,7 @@ from agent.observations import (
 from agent.reads import ReadRequest
 from agent.schedule import MachineSchedule, Outputs
 from api.events import utc_timestamp
-from drivers.base import Transport, TransportClosedError, TransportError
+from drivers.base import Transport, TransportClosedError, TransportError, Word
 from sas_protocol.errors import CrcError, LengthError, UnexpectedAddressError
 from sas_protocol.hexdump import elided_hex
 from sas_protocol.host import (
@@ -223,6 +224,7 @@ class LineOwner:
         self._error: str | None = None
         self._lost = False  # the transport failed and was closed: reopen before polling
         self._reopen_failures = 0
+        self._capture: CaptureBuffer | None = None  # set while ``slot-agent capture`` runs
 
     # ------------------------------------------------------------------ life cycle
 
@@ -285,6 +287,20 @@ class LineOwner:
         """Reads the interpreter asked for (called by the pipeline after each commit)."""
         for read in reads:
             self._put(("read", read))
+
+    def start_capture(self, limit: int | None = None) -> None:
+        """Record every frame from now on (``slot-agent capture``); CaptureBusyError when a
+        capture already runs."""
+        with self._lock:
+            if self._capture is not None:
+                raise CaptureBusyError("a capture is already running on this line")
+            self._capture = CaptureBuffer() if limit is None else CaptureBuffer(limit)
+
+    def stop_capture(self) -> dict[str, Any]:
+        """End the capture: ``{"frames": [...], "dropped": n}`` (empty when none ran)."""
+        with self._lock:
+            capture, self._capture = self._capture, None
+        return capture.take() if capture is not None else {"frames": [], "dropped": 0}
 
     def _put(self, item: tuple[str, Any]) -> None:
         with self._lock:
@@ -505,7 +521,7 @@ class LineOwner:
                 transport.discard_input()  # late bytes of an earlier window are not a reply
                 for item in outgoing:
                     transport.write(item.data, wakeup=item.wakeup)
-                    self._record(m, "tx", item.data)
+                    self._record(m, "tx", item.data, wakeup=item.wakeup)
                 now = time.monotonic()
                 first_sent = now if first_sent is None else first_sent
                 deadline = now + self._window
@@ -513,7 +529,7 @@ class LineOwner:
             words = transport.read(deadline)
             if words:
                 data = bytes(w.value for w in words)
-                self._record(m, "rx", data)
+                self._record(m, "rx", data, words=words)
                 host.receive_data(data)
                 # the window stays open while bytes keep coming, up to ``latest``
                 deadline = min(max(deadline, time.monotonic() + self._window), latest)
@@ -521,9 +537,17 @@ class LineOwner:
                 host.receive_timeout()
             self._handle(m, host.events_received(), first_sent)
 
-    def _record(self, m: _Machine, direction: str, data: bytes) -> None:
+    def _record(self, m: _Machine, direction: str, data: bytes, *, wakeup: bool = False,
+                words: Sequence[Word] = ()) -> None:
+        """Keep the frame for ``diag``; with a capture running, also in full (``wakeup``: a
+        frame written with the 9th bit on its first byte; ``words``: the words read)."""
+        at = self._clock()
         with self._lock:
-            m.frames.append(FrameRecord(self._clock(), direction, elided_hex(data)))
+            m.frames.append(FrameRecord(at, direction, elided_hex(data)))
+            capture = self._capture
+        if capture is not None:  # the only cost on the hot path when no capture runs
+            positions = wakeup_positions(words) if words else ([0] if wakeup else [])
+            capture.add(at, direction, m.address, data, positions)
 
     def _handle(self, m: _Machine, events: list[HostEvent], first_sent: float | None) -> None:
         if not events:

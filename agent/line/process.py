@@ -53,6 +53,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from agent.config import Config
+from agent.line.capture import CaptureBusyError
 from agent.line.interface import OpenCommands
 from agent.line.messages import (
     EXIT_LINE_CRASHED,
@@ -60,6 +61,8 @@ from agent.line.messages import (
     Answer,
     CancelAnswer,
     CancelQuery,
+    CaptureAnswer,
+    CaptureQuery,
     Finished,
     IdleAnswer,
     IdleQuery,
@@ -386,6 +389,21 @@ class LineProcess:
         return {**last, "machines": machines, "pid": self.pid, "running": False,
                 "cycles": self.cycles, "skippedSlots": self.skipped_slots, "error": error}
 
+    def start_capture(self, limit: int | None = None) -> None:
+        """Start recording frames in the child's line owner (``slot-agent capture``)."""
+        answer = self._ask(CaptureQuery(next(self._ids), True), only_running=True)
+        if not isinstance(answer, CaptureAnswer):
+            raise CaptureBusyError("the line process does not answer")
+        if answer.error is not None:
+            raise CaptureBusyError(answer.error)
+
+    def stop_capture(self) -> dict[str, Any]:
+        """The frames the child recorded since :meth:`start_capture`."""
+        answer = self._ask(CaptureQuery(next(self._ids), False), only_running=True)
+        if not isinstance(answer, CaptureAnswer):
+            return {"frames": [], "dropped": 0, "error": "the line process does not answer"}
+        return answer.result
+
     def idle(self) -> bool:
         """Nothing queued for the line, no job running or waiting (tests, ``diag``)."""
         answer = self._ask(IdleQuery(next(self._ids)), only_running=True)
@@ -465,7 +483,7 @@ class LineProcess:
                 finished = self._open.get(command_id)
                 if finished is not None:
                     self._finish(finished, result)
-            case StatusAnswer() | IdleAnswer() | CancelAnswer():
+            case StatusAnswer() | IdleAnswer() | CancelAnswer() | CaptureAnswer():
                 with self._lock:
                     waiting = self._waiting.get(message.request_id)
                 if waiting is not None:

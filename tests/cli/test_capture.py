@@ -1,0 +1,76 @@
+"""``slot-agent capture``, ``decode --file`` and ``replay`` against a running daemon polling
+the emulator: the field workflow of docs/operations.md, end to end, as real processes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from slot_agent_procs import Proc, run_cli, start_emulator, write_agent_config
+
+
+@pytest.fixture
+def emulator() -> Iterator[str]:
+    proc, url = start_emulator()
+    try:
+        yield url
+    finally:
+        proc.stop()
+
+
+def _capture_lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_capture_from_the_running_daemon_then_decode_and_replay(
+        tmp_path: Path, emulator: str) -> None:
+    cfg = write_agent_config(tmp_path, port=emulator)
+    out = tmp_path / "line.capture"
+    proc = Proc(["run", "--config", str(cfg)])
+    try:
+        proc.wait_for(lambda s: "slot-agent running" in s, timeout=30)
+        result = run_cli("capture", "--config", str(cfg), "--seconds", "1.5", "--out",
+                         str(out))
+        assert result.returncode == 0, result.stderr
+    finally:
+        proc.stop()
+    assert "captured" in result.stderr and str(out) in result.stderr
+    lines = _capture_lines(out)
+    header, frames = lines[0], lines[1:]
+    assert header["format"] == "slot-agent-capture" and header["version"] == 1
+    assert header["terminalId"] == "EGM-T1" and header["port"] == emulator
+    assert header["addresses"] == [1] and header["dropped"] == 0
+    assert {f["dir"] for f in frames} == {"tx", "rx"}
+    general_polls = [f for f in frames if f["dir"] == "tx" and f["hex"] == "81"]
+    assert general_polls and all(f["wakeup"] == [0] for f in general_polls)
+    assert all(f["wakeup"] == [] for f in frames if f["dir"] == "rx")
+    times = [float(str(f["t"])) for f in frames]
+    assert times == sorted(times) and times[0] >= 0
+
+    decoded = run_cli("decode", "--file", str(out), "--json")
+    assert decoded.returncode == 0, decoded.stdout + decoded.stderr
+    items = [json.loads(line) for line in decoded.stdout.splitlines()]
+    assert items[0]["header"]["terminalId"] == "EGM-T1"
+    kinds = {item["description"]["kind"] for item in items[1:]}
+    assert "general poll" in kinds
+    text = run_cli("decode", "--file", str(out))
+    assert text.returncode == 0 and "every frame decoded" in text.stdout
+    assert "tx -> address 1  81 (wakeup)" in text.stdout
+
+    replayed = run_cli("replay", "--file", str(out))
+    assert replayed.returncode == 0, replayed.stderr
+    events = [json.loads(line) for line in replayed.stdout.splitlines()]
+    names = [e["name"] for e in events]
+    assert names and names[0] == "machineLinkUp"
+    assert "events from" in replayed.stderr
+
+
+def test_capture_without_a_daemon_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    cfg = write_agent_config(tmp_path, port="/dev/ttyNOPE7")
+    out = tmp_path / "x.capture"
+    result = run_cli("capture", "--config", str(cfg), "--seconds", "1", "--out", str(out))
+    assert result.returncode == 1
+    assert "is slot-agent running?" in result.stderr
+    assert not out.exists()
