@@ -593,7 +593,7 @@ class Daemon:
             status = self.line.status()
             for machine in status["machines"].values():
                 lines.append(self._line_facts(status, machine).to_json())
-        outbox = outbox_facts(self.config.outbox.path)
+        outbox = outbox_facts(self.config.outbox.path, terminal_id=self.config.terminal_id)
         if self.outbox is not None:
             outbox["recoveredFrom"] = self.outbox.recovered_from
         uplink: dict[str, Any] | None = None
@@ -601,6 +601,7 @@ class Daemon:
             state = self.uplink.state
             uplink = {"state": "connected" if state.connected else
                       f"not connected ({state.last_error or 'connecting'})",
+                      "connected": state.connected,
                       "reconnects": state.reconnects, "hubAckedSeq": state.hub_acked_seq}
         return {"lines": lines, "outbox": outbox, "uplink": uplink}
 
@@ -640,6 +641,11 @@ class Daemon:
         address = int(machine["address"])
         facts = LineFacts(port=self.config.serial.port, address=address, port_opened=True)
         facts.general_poll_ok = bool(machine["linkUp"])
+        error = status.get("error")
+        if error and not facts.general_poll_ok:
+            # The line itself failed (TCP refused, adapter gone, permission): that is the
+            # cause to report, not the cable or the address of a machine never reached.
+            facts.port_opened, facts.port_error = False, f"in the running agent: {error}"
         if not facts.general_poll_ok:
             facts.general_poll_error = (status.get("error") or
                                         f"link down since {machine.get('since') or 'start'}")

@@ -11,8 +11,13 @@ send them over the control socket unchanged:
 - *outbox facts*: depth, oldest unacknowledged event, ``quick_check``
   (:func:`outbox_facts`, read-only, safe beside the daemon).
 - *uplink facts*: DNS, TCP, TLS, authentication and the hub's clock, each step on its own
-  (:func:`probe_uplink`). The WebSocket handshake is made and closed without ``hello``, so
-  a running daemon's session is never replaced.
+  (:func:`probe_uplink`). Authentication is the hub's verdict on this terminal id with this
+  token: the handshake, then ``hello`` until ``welcome`` or the hub's refusal (``forbidden``
+  and close 1008 when the token is bound to another terminal, docs/protocol.md §4). A hello
+  would replace a running daemon's session (close 4002), so when the daemon's own session
+  is up, its ``welcome`` is the verdict and diag stops at the handshake.
+- *daemon facts*: running (answered), stopped (no control socket, or a stale one a dead
+  daemon left), hung (no answer in time), or not reachable (permission).
 
 :func:`build_report` turns the facts into :class:`Check` rows (``ok``, ``warn``, ``fail`` or
 ``skip``, with a hint for anything not ok); :func:`render_table` and :meth:`Report.to_json`
@@ -24,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import enum
+import json
 import os
 import socket
 import ssl
@@ -75,6 +81,7 @@ __all__ = [
     "LineFacts",
     "Report",
     "build_report",
+    "daemon_state",
     "outbox_facts",
     "probe_line",
     "probe_uplink",
@@ -126,6 +133,7 @@ CHECK_IDS: tuple[tuple[str, str], ...] = (
     ("uplink_tls", "uplink: TLS certificate"),
     ("uplink_auth", "uplink: authentication"),
     ("clock_skew", "clock skew against the hub"),
+    ("daemon", "agent daemon"),
 )
 _TITLES = dict(CHECK_IDS)
 
@@ -418,8 +426,13 @@ def line_facts_port_error(port: str, address: int, error: BaseException) -> Line
 # ------------------------------------------------------------------------------ outbox
 
 
-def outbox_facts(path: str, *, now: float | None = None) -> dict[str, Any]:
-    """Read-only look at the outbox file (safe while the daemon writes to it)."""
+def outbox_facts(path: str, *, terminal_id: str | None = None,
+                 now: float | None = None) -> dict[str, Any]:
+    """Read-only look at the outbox file (safe while the daemon writes to it).
+
+    With ``terminal_id``, ``ownedBy`` tells whether the file belongs to that terminal:
+    ``run`` refuses to start on another terminal's outbox (its events must never be sent
+    under a second id), so diag and check-config must say so first."""
     from agent.outbox import Outbox, OutboxError
 
     now = time.time() if now is None else now
@@ -435,8 +448,12 @@ def outbox_facts(path: str, *, now: float | None = None) -> dict[str, Any]:
     finally:
         reader.close()
     oldest = stats.oldest_unacked_created_at
+    owner = stats.terminal_id or None
     return {
-        "path": path, "exists": True, "error": None, "depth": stats.depth, "rows": stats.rows,
+        "path": path, "exists": True, "error": None, "terminalId": owner,
+        "ownerMismatch": bool(terminal_id and owner and owner != terminal_id),
+        "expectedTerminalId": terminal_id,
+        "depth": stats.depth, "rows": stats.rows,
         "lastSeq": stats.last_seq, "ackedSeq": stats.acked_seq,
         "oldestUnackedAgeS": None if oldest is None else max(0.0, now - oldest),
         "dbBytes": stats.db_bytes, "walBytes": stats.wal_bytes, "quickCheck": health,
@@ -447,13 +464,18 @@ def outbox_facts(path: str, *, now: float | None = None) -> dict[str, Any]:
 
 
 def probe_uplink(config: Config, token: str | None, *, timeout: float = 5.0,
-                 now: Callable[[], float] = time.time) -> dict[str, Any]:
-    """Each step to the hub on its own: DNS, TCP, TLS, WebSocket handshake with the token.
+                 now: Callable[[], float] = time.time,
+                 hello_last_seq: int | None = None) -> dict[str, Any]:
+    """Each step to the hub on its own: DNS, TCP, TLS, WebSocket handshake with the token,
+    then (``hello_last_seq`` given) ``hello`` as ``config.terminal_id`` for the hub's verdict.
 
     Returns ``{"configured", "url", "dns", "tcp", "tls", "auth", "clock"}``; each step is
-    ``{"ok": bool | None, "detail": str}`` (None: not run). The handshake is closed before
-    ``hello`` so the hub never replaces a running daemon's session. The hub's clock comes
-    from the handshake's HTTP ``Date`` header (1 s resolution).
+    ``{"ok": bool | None, "detail": str}`` (None: not run); ``auth`` also has ``verdict``:
+    ``welcome``, ``forbidden`` (the token is another terminal's), ``refused`` (HTTP 401/403
+    or another error) or ``handshake`` (no hello sent). Without ``hello_last_seq`` the
+    connection is closed after the handshake, so a running daemon's session is never replaced
+    (a hello would: close 4002). The hub's clock comes from the handshake's HTTP ``Date``
+    header (1 s resolution).
     """
     url = config.uplink.url
     out: dict[str, Any] = {"configured": url is not None, "url": url}
@@ -507,7 +529,8 @@ def probe_uplink(config: Config, token: str | None, *, timeout: float = 5.0,
         out["auth"] = {"ok": False, "detail": "no token could be read (see uplink.token_file "
                                               "or uplink.token_env)"}
         return out
-    out["auth"], date = _handshake(url, token, context, timeout)
+    hello = None if hello_last_seq is None else (config.terminal_id, hello_last_seq)
+    out["auth"], date = _handshake(url, token, context, timeout, hello)
     if date is not None:
         skew = now() - date
         out["clock"] = {"skewS": round(skew, 1),
@@ -524,8 +547,8 @@ def _describe_cert(cert: Mapping[str, Any], version: str | None) -> str:
             f"{cert.get('notAfter', '?')}")
 
 
-def _handshake(url: str, token: str, context: ssl.SSLContext | None,
-               timeout: float) -> tuple[dict[str, Any], float | None]:
+def _handshake(url: str, token: str, context: ssl.SSLContext | None, timeout: float,
+               hello: tuple[str, int] | None = None) -> tuple[dict[str, Any], float | None]:
     from websockets.exceptions import InvalidStatus, WebSocketException
     from websockets.sync.client import connect
 
@@ -537,15 +560,51 @@ def _handshake(url: str, token: str, context: ssl.SSLContext | None,
         reason = {401: "the hub does not know this token (401)",
                   403: "the token is not a terminal token (403)"}.get(
             code, f"the hub refused the connection with HTTP {code}")
-        return {"ok": False, "detail": reason, "status": code}, _date(exc.response.headers)
+        return ({"ok": False, "detail": reason, "status": code, "verdict": "refused"},
+                _date(exc.response.headers))
     except (WebSocketException, OSError, TimeoutError) as exc:
         return {"ok": False, "detail": f"WebSocket handshake failed: {exc}"}, None
     try:
         response = ws.response
         date = _date(response.headers) if response is not None else None
+        if hello is None:
+            return {"ok": True, "detail": "the hub accepted the token",
+                    "verdict": "handshake"}, date
+        return _hello(ws, *hello, timeout), date
     finally:
         ws.close()
-    return {"ok": True, "detail": "the hub accepted the token"}, date
+
+
+def _hello(ws: Any, terminal_id: str, last_seq: int, timeout: float) -> dict[str, Any]:
+    """Say ``hello`` as ``terminal_id`` and read the hub's verdict (docs/protocol.md §4)."""
+    from websockets.exceptions import ConnectionClosed
+
+    from api import wire
+
+    try:
+        ws.send(wire.encode(wire.hello(terminal_id, __version__, last_seq)))
+        while True:
+            message = json.loads(ws.recv(timeout=timeout))
+            kind = message.get("type") if isinstance(message, dict) else None
+            if kind == "welcome":
+                return {"ok": True, "verdict": "welcome",
+                        "detail": f"the hub welcomed terminal {terminal_id} with this token "
+                                  f"(it holds its events up to seq {message.get('ackedSeq')})"}
+            if kind == "error":
+                code = message.get("code")
+                verdict = "forbidden" if code == "forbidden" else "refused"
+                return {"ok": False, "verdict": verdict, "code": code,
+                        "detail": f"the hub refused hello for terminal {terminal_id}: {code}: "
+                                  f"{message.get('message')}"}
+    except ConnectionClosed as exc:
+        code = exc.rcvd.code if exc.rcvd is not None else None
+        verdict = "forbidden" if code == 1008 else "refused"
+        return {"ok": False, "verdict": verdict,
+                "detail": f"the hub closed the connection after hello for terminal "
+                          f"{terminal_id} (close {code})"}
+    except (TimeoutError, ValueError, OSError) as exc:
+        return {"ok": False, "verdict": "refused",
+                "detail": f"no welcome for terminal {terminal_id}: {exc or 'timeout'}"}
 
 
 def _date(headers: Any) -> float | None:
@@ -571,10 +630,14 @@ def build_report(
     daemon_uplink: Mapping[str, Any] | None = None,
     max_skew_s: float = 30.0,
     generated_at: float | None = None,
+    daemon: Mapping[str, Any] | None = None,
 ) -> Report:
-    """Every check of :data:`CHECK_IDS` from the facts (a missing fact is a ``skip``)."""
+    """Every check of :data:`CHECK_IDS` from the facts (a missing fact is a ``skip``).
+
+    ``daemon``: ``{"state": "running" | "stopped" | "stale" | "hung" | "unreachable" |
+    "error" | "not asked", "detail": str}`` (:func:`daemon_state`)."""
     checks = [*_line_checks(line), _outbox_check(outbox),
-              *_uplink_checks(uplink, daemon_uplink, max_skew_s)]
+              *_uplink_checks(uplink, daemon_uplink, max_skew_s), _daemon_check(daemon)]
     return Report(tuple(checks), source, terminal_id,
                   time.time() if generated_at is None else generated_at)
 
@@ -617,7 +680,20 @@ def _line_checks(line: LineFacts | None) -> list[Check]:
 
 
 def _port_hint(port: str, error: str) -> str:
+    """Where to look, by the cause the error names (refused, gone, permission, busy) before
+    anything about cabling: the technician fixes what failed, not what might."""
     lowered = error.lower()
+    if "refused" in lowered or "errno 111" in lowered:
+        return (f"the connection to {port} was refused: nothing listens there (is the serial "
+                "server / terminal server up, the port number in serial.port right?)")
+    if "no route" in lowered or "unreachable" in lowered or "timed out" in lowered:
+        return (f"{port} is not reachable on the network: the serial server's address, its "
+                "power and the network between")
+    if any(gone in lowered for gone in ("no such file", "errno 2]", "no such device",
+                                        "errno 19", "errno 5]", "input/output error",
+                                        "disconnected", "returned no data")):
+        return (f"the device {port} is gone (unplugged USB adapter?): ls -l /dev/serial/by-id/; "
+                "prefer a by-id path in serial.port; the daemon reopens it when it is back")
     if "control" in lowered or "daemon" in lowered:
         return ("the running daemon owns the serial line, so diag did not open it: check the "
                 "daemon (systemctl status slot-agent; journalctl -u slot-agent); members of "
@@ -654,8 +730,9 @@ def _machine_info_check(line: LineFacts) -> Check:
         return _check("machine_info", CheckStatus.FAIL, "LP 1F not answered",
                       "host control may be disabled in the machine's SAS settings")
     cents = info.get("denominationCents")
-    detail = (f"game {info.get('gameId')}, paytable {info.get('paytableId')}, "
-              f"denomination code {info.get('denominationCode')}")
+    code = info.get("denominationCode")
+    detail = (f"game {info.get('gameId')}, paytable {info.get('paytableId')}, denomination"
+              + ("" if code is None else f" code {code:02X}"))
     if not cents:
         return _check("machine_info", CheckStatus.WARN, f"{detail} (no money value)",
                       "set the accounting denomination on the machine; money events wait "
@@ -737,6 +814,13 @@ def _outbox_check(outbox: Mapping[str, Any] | None) -> Check:
                       f"{outbox.get('path')}: {outbox.get('error') or outbox.get('quickCheck')}",
                       "the file is damaged: the daemon moves it aside at start and raises an "
                       "outboxFault alert; keep the moved file for the audit", **outbox)
+    if outbox.get("ownerMismatch"):
+        return _check("outbox", CheckStatus.FAIL,
+                      f"{outbox.get('path')} belongs to terminal {outbox.get('terminalId')!r}, "
+                      f"not {outbox.get('expectedTerminalId')!r}: slot-agent run refuses to start",
+                      "terminal_id must be the one this outbox was created for; a PC moved to "
+                      "another machine needs a new outbox.path (keep the old file until "
+                      "'slot-agent outbox status' shows nothing waiting)", **outbox)
     age = outbox.get("oldestUnackedAgeS")
     detail = (f"{outbox.get('depth', 0)} events waiting, oldest "
               + ("none" if age is None else f"{age:.0f} s old")
@@ -763,6 +847,10 @@ _UPLINK_HINTS = {
     "uplink_auth": "the token file (uplink.token_file): HTTP 401 = unknown token, 403 = not a "
                    "terminal token; ask the hub operator for this terminal's token",
 }
+#: The hub refused ``hello`` for this terminal id: the token is another terminal's.
+_WRONG_BINDING_HINT = ("the token is bound to another terminal at the hub: terminal_id in this "
+                       "config and the token's terminal (hub tokens file) must be the same; ask "
+                       "the hub operator for this terminal's token, or fix terminal_id")
 
 
 def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str, Any] | None,
@@ -793,7 +881,10 @@ def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str,
                               "bench" if cid == "uplink_tls" else None))
         else:
             failed = True
-            out.append(_check(cid, CheckStatus.FAIL, detail, _UPLINK_HINTS[cid]))
+            hint = (_WRONG_BINDING_HINT if result.get("verdict") == "forbidden"
+                     else _UPLINK_HINTS[cid])
+            out.append(_check(cid, CheckStatus.FAIL, detail, hint,
+                              **({"verdict": result["verdict"]} if "verdict" in result else {})))
     clock = uplink.get("clock") or {}
     skew = clock.get("skewS")
     if skew is None:
@@ -807,6 +898,59 @@ def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str,
         else:
             out.append(_check("clock_skew", CheckStatus.OK, clock["detail"], skewS=skew))
     return out
+
+
+_DAEMON_CHECKS: dict[str, tuple[CheckStatus, str | None]] = {
+    "running": (CheckStatus.OK, None),
+    "stopped": (CheckStatus.WARN,
+                "the service is not running: systemctl status slot-agent; journalctl -u "
+                "slot-agent -n 50 says why it stopped; systemctl start slot-agent"),
+    "stale": (CheckStatus.WARN,
+              "the daemon died without removing its control socket: journalctl -u slot-agent "
+              "-n 50 for the reason; systemd restarts it (Restart=on-failure) unless it keeps "
+              "failing"),
+    "hung": (CheckStatus.FAIL,
+             "the daemon is running but stuck: journalctl -u slot-agent -n 100, then "
+             "systemctl restart slot-agent (the outbox keeps every event)"),
+    "unreachable": (CheckStatus.FAIL,
+                    "diag may not use the control socket: run it as root or as a member of the "
+                    "slot-agent group"),
+    "error": (CheckStatus.FAIL, "the daemon answered with an error: journalctl -u slot-agent"),
+}
+
+
+def daemon_state(error: BaseException | None, *, socket_path: str | None,
+                 timeout: float) -> dict[str, Any]:
+    """The daemon's state from how ``control_request`` ended (None: it answered)."""
+    from agent.control import ControlRequestError, ControlUnavailableError
+
+    if socket_path is None:
+        return {"state": "not asked", "detail": "control_socket is not set"}
+    if error is None:
+        return {"state": "running", "detail": f"answered on {socket_path}"}
+    if isinstance(error, ControlUnavailableError):
+        state = {"missing": "stopped", "stale": "stale", "permission": "unreachable",
+                 "closed": "hung"}.get(error.reason, "stopped")
+        detail = {"stopped": f"not running: no control socket at {socket_path}",
+                  "stale": f"not running: {socket_path} is a stale socket nobody serves",
+                  "unreachable": f"cannot ask: {error}",
+                  "hung": f"running but {error}"}[state]
+        return {"state": state, "detail": detail}
+    if isinstance(error, TimeoutError):
+        return {"state": "hung",
+                "detail": f"running but no answer on {socket_path} within {timeout:g} s"}
+    if isinstance(error, ControlRequestError):
+        return {"state": "error", "detail": f"answered with an error: {error}"}
+    return {"state": "error", "detail": str(error)}
+
+
+def _daemon_check(daemon: Mapping[str, Any] | None) -> Check:
+    if daemon is None or daemon.get("state") not in _DAEMON_CHECKS:
+        detail = "not asked" if daemon is None else str(daemon.get("detail"))
+        return _check("daemon", CheckStatus.SKIP, detail)
+    status, hint = _DAEMON_CHECKS[str(daemon["state"])]
+    return _check("daemon", status, str(daemon.get("detail", "")), hint,
+                  state=daemon["state"])
 
 
 _MARK = {CheckStatus.OK: "ok", CheckStatus.WARN: "WARN", CheckStatus.FAIL: "FAIL",
