@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from configkit import MISSING, ConfigError, Problem, Section, load_yaml, show
+from drivers.card_format import DEFAULT_CARD_PATTERN, DEFAULT_REMOVAL_PATTERN
 
 __all__ = [
     "ActionsConfig",
@@ -51,7 +52,6 @@ __all__ = [
 TERMINAL_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "human", "auto")
-DEFAULT_CARD_PATTERN = r"^;?(?P<id>[0-9A-Za-z]+)\??$"
 #: Changes to these key paths (or under a prefix ending in ".") apply on SIGHUP.
 RELOADABLE = ("logging.level", "poll.interval_ms", "uplink.")
 
@@ -96,8 +96,13 @@ class PollConfig:
 
 @dataclass(frozen=True, slots=True)
 class CardReaderConfig:
+    """The reader's line contract is ``drivers.card_format`` (docs/sas-serial.md); its
+    defaults are that module's, so the driver, the config and the docs share one pattern."""
+
     port: str | None = None
+    baudrate: int = 9600
     pattern: str = DEFAULT_CARD_PATTERN
+    removal_pattern: str = DEFAULT_REMOVAL_PATTERN
     player_prefixes: tuple[str, ...] = ("P", "9")
     employee_prefixes: tuple[str, ...] = ("E", "1")
 
@@ -178,7 +183,13 @@ def _resolve(path: str | None, base: Path | None) -> str | None:
 
 
 def _check_file(sec: Section, name: str, path: str | None, *, secret: bool = False) -> None:
-    """A file the daemon will read must exist; a secret one must not be readable by others."""
+    """A file the daemon will read must exist and be readable by whoever checks it.
+
+    The secret-file rule (docs/operations.md, "Where things live"): ``0640 root:slot-agent``,
+    readable by the service through its group, by nobody else. So only a mode that gives
+    others any access is a warning; group read is what the service needs (a ``0600 root``
+    file would be unreadable by it, which running check-config as the service user shows).
+    """
     if path is None:
         return
     try:
@@ -191,9 +202,15 @@ def _check_file(sec: Section, name: str, path: str | None, *, secret: bool = Fal
         return
     if not stat.S_ISREG(st.st_mode):
         sec.error(name, f"not a regular file: {path}")
-    elif secret and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        sec.warn(name, f"{path} is readable by group or others (mode "
-                       f"{stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
+        return
+    if not os.access(path, os.R_OK):
+        sec.error(name, f"cannot read {path}: permission denied for this user (uid "
+                        f"{os.geteuid()}); the service reads it through its group: "
+                        f"chown root:slot-agent and chmod 0640 it")
+    elif secret and st.st_mode & stat.S_IRWXO:
+        sec.warn(name, f"{path} is readable or writable by others (mode "
+                       f"{stat.S_IMODE(st.st_mode):04o}); chmod 0640 it (owner root, "
+                       f"group slot-agent)")
 
 
 def _parse_port(sec: Section, name: str, value: str) -> None:
@@ -282,6 +299,7 @@ def _parse_card_reader(data: Any, problems: list[Problem]) -> CardReaderConfig:
     port = sec.optional_string("port", d.port)
     if port is not None:
         _parse_port(sec, "port", port)
+    baudrate = sec.integer("baudrate", d.baudrate, lo=300, hi=115200)
     pattern = sec.string("pattern", d.pattern)
     try:
         if "id" not in re.compile(pattern).groupindex:
@@ -289,9 +307,17 @@ def _parse_card_reader(data: Any, problems: list[Problem]) -> CardReaderConfig:
     except re.error as exc:
         sec.error("pattern", f"is not a valid regular expression: {exc}")
         pattern = d.pattern
+    removal_pattern = sec.string("removal_pattern", d.removal_pattern)
+    try:
+        re.compile(removal_pattern)
+    except re.error as exc:
+        sec.error("removal_pattern", f"is not a valid regular expression: {exc}")
+        removal_pattern = d.removal_pattern
     cfg = CardReaderConfig(
         port=port,
+        baudrate=baudrate,
         pattern=pattern,
+        removal_pattern=removal_pattern,
         player_prefixes=sec.strings("player_prefixes", d.player_prefixes),
         employee_prefixes=sec.strings("employee_prefixes", d.employee_prefixes),
     )
@@ -321,8 +347,8 @@ def _parse_uplink(data: Any, problems: list[Problem], base: Path | None) -> Upli
         sec.raw("token")
         sec.error("token", "secrets are not accepted inline (config files are copied, "
                            "backed up and world-readable); put the token in a file named by "
-                           "uplink.token_file (mode 600) or in the variable named by "
-                           "uplink.token_env")
+                           "uplink.token_file (mode 0640, root:slot-agent) or in the "
+                           "variable named by uplink.token_env")
     url = sec.optional_string("url", d.url)
     allow_insecure = sec.boolean("allow_insecure", d.allow_insecure)
     if url is not None:

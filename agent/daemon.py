@@ -47,6 +47,7 @@ from typing import Any
 
 from agent import __version__
 from agent.actions import Actions
+from agent.card_poller import CardPoller
 from agent.config import (
     Config,
     ConfigError,
@@ -59,7 +60,7 @@ from agent.control import ControlServer
 from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts
 from agent.interpreter import Interpreter
 from agent.line.interface import Line
-from agent.line.owner import CardPoller, LineOwner
+from agent.line.owner import LineOwner
 from agent.line.process import LineProcess, LineProcessError, open_line
 from agent.logs import register_secret, set_level
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
@@ -72,7 +73,7 @@ from agent.sdnotify import Notifier
 from agent.uplink import Uplink
 from api.capture import build_header as build_capture_header
 from api.events import Event, StoredEvent, utc_timestamp
-from drivers import Transport, TransportError
+from drivers import Transport
 from drivers.card_reader import CardReader
 
 __all__ = ["EXIT_LINE_FAILED", "Daemon", "DaemonError"]
@@ -339,22 +340,23 @@ class Daemon:
         self.request_stop()
 
     def _start_card_reader(self, config: Config) -> None:
-        """The card reader is optional: a reader that does not open is logged, not fatal
-        (money is tracked without it; only player sessions need it)."""
+        """The card reader is optional: a reader that does not open (or is lost later) is
+        logged and reopened with backoff by the poller, never fatal (money is tracked
+        without it; only player sessions need it)."""
         assert self.pipeline is not None
         card = config.card_reader
         assert card.port is not None
         url = card.port.removeprefix("serial:").removeprefix("pty:")
         if url.startswith("tcp://"):
             url = "socket://" + url[len("tcp://"):]  # ASCII lines: no 9-bit encoding here
-        try:
-            reader = CardReader(url, pattern=card.pattern,
-                                player_prefixes=card.player_prefixes,
-                                employee_prefixes=card.employee_prefixes)
-        except TransportError as exc:
-            log.error("card reader not started: %s", exc)
-            return
-        self.card_poller = CardPoller(reader, self.pipeline.put,
+
+        def open_reader() -> CardReader:
+            return CardReader(url, pattern=card.pattern, removal_pattern=card.removal_pattern,
+                              player_prefixes=card.player_prefixes,
+                              employee_prefixes=card.employee_prefixes,
+                              baudrate=card.baudrate)
+
+        self.card_poller = CardPoller(open_reader, self.pipeline.put,
                                       address=config.machines[0].address, clock=self._clock)
         self.card_poller.start()
 
@@ -381,7 +383,6 @@ class Daemon:
         if self.control is not None:
             await asyncio.to_thread(self.control.close)
         if self.card_poller is not None:
-            self.card_poller.reader.close()
             await asyncio.to_thread(self.card_poller.stop)
         if self.line is not None:
             await asyncio.to_thread(self.line.stop)  # finishes the poll in flight

@@ -123,6 +123,9 @@ class CardInserted(Observation):
 class CardRemoved(Observation):
     card_id: str
     kind: Literal["player", "employee"]
+    #: None for a removal the reader reported; "readerLost" when the reader itself was lost
+    #: with the card in it (agent.card_poller).
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

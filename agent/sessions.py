@@ -113,13 +113,17 @@ def card_inserted(cards: CardState, obs: CardInserted) -> Result:
 
 
 def card_removed(cards: CardState, obs: CardRemoved) -> Result:
+    """The card left the reader, or the reader was lost with it (``obs.reason``
+    ``readerLost``: the event carries that reason, and so does the session's end)."""
     ts = utc_timestamp(obs.at)
+    extra = {"reason": obs.reason} if obs.reason is not None else {}
     if obs.kind == "employee":
-        event = Event("cardRemoved", ts, {"kind": "employee", "employeeId": obs.card_id})
+        event = Event("cardRemoved", ts,
+                      {"kind": "employee", "employeeId": obs.card_id, **extra})
         return [event], replace(cards, employee_id=None)
-    events = [Event("cardRemoved", ts, {"kind": "player", "playerId": obs.card_id})]
+    events = [Event("cardRemoved", ts, {"kind": "player", "playerId": obs.card_id, **extra})]
     if cards.session and cards.session.source == "card" and cards.player_id == obs.card_id:
-        more, cards = _end(cards, obs.at, "cardRemoved")
+        more, cards = _end(cards, obs.at, obs.reason or "cardRemoved")
         events += more
     return events, cards
 

@@ -4,7 +4,9 @@ A reader sends one ASCII line per event, ended by CR, LF or CR LF:
 
 - a card line: the ``pattern`` (a regular expression, searched in the line with surrounding
   whitespace and STX/ETX framing removed) finds the card id — its group ``id`` if it has
-  one, else its first group, else the whole match;
+  one, else its first group, else the whole match. Whatever the pattern, an id must be 4 to
+  32 characters long (``MIN_ID_CHARS``..``MAX_ID_CHARS``): it becomes the ``playerId`` or
+  ``employeeId`` on the wire, and a shorter match is a misread, not a card;
 - a removal line: the ``removal_pattern`` matches (by default an empty line, ``REMOVED``,
   ``OUT`` or ``NOCARD``). Removal is checked first, so ``REMOVED`` is never read as a card.
 
@@ -27,15 +29,21 @@ from sas_protocol.hexdump import elided_hex
 __all__ = [
     "DEFAULT_CARD_PATTERN",
     "DEFAULT_REMOVAL_PATTERN",
+    "MAX_ID_CHARS",
+    "MIN_ID_CHARS",
     "CardEvent",
     "CardLineParser",
+    "Holder",
 ]
 
 log = logging.getLogger(__name__)
 
 # Optional magnetic-stripe sentinels (";" start of track 2, "%" of track 1, "?" end), then
-# 4..32 letters or digits.
+# 4..32 letters or digits: ";P0012345?" and "%P0099999?" give P0012345 and P0099999. The one
+# default: agent.config and config.example.yaml use this constant, docs/sas-serial.md shows it.
 DEFAULT_CARD_PATTERN = r"^[;%]?(?P<id>[0-9A-Za-z]{4,32})\??$"
+MIN_ID_CHARS = 4
+MAX_ID_CHARS = 32
 DEFAULT_REMOVAL_PATTERN = r"^(?:REMOVED|OUT|NOCARD)?$"
 MAX_LINE_BYTES = 256
 _FRAMING = " \t\x02\x03"
@@ -138,6 +146,11 @@ class CardLineParser:
             self._garbage(line.encode("ascii", "replace"), "matches neither pattern")
             return []
         card_id = _card_id(found)
+        if not MIN_ID_CHARS <= len(card_id) <= MAX_ID_CHARS:
+            self._garbage(line.encode("ascii", "replace"),
+                          f"card id of {len(card_id)} characters ({MIN_ID_CHARS} to "
+                          f"{MAX_ID_CHARS} allowed)")
+            return []
         holder = self._holder(card_id)
         if holder is None:
             self._garbage(line.encode("ascii", "replace"), "card id has no known prefix")

@@ -42,8 +42,6 @@ from agent.machine_commands import (
 from agent.meter_reads import meter_key
 from agent.metrics import BadFrameKind, PollResult
 from agent.observations import (
-    CardInserted,
-    CardRemoved,
     ExceptionObserved,
     LinkDown,
     LinkUp,
@@ -653,47 +651,3 @@ class LineOwner:
             m.last_bad_log, m.unlogged_bad = now, 0
         else:
             m.unlogged_bad += 1
-
-
-class CardPoller:
-    """Polls a card reader on its own thread (never the line thread) and reports
-    ``CardInserted`` / ``CardRemoved`` observations through ``on_observation``.
-
-    ``reader`` is a ``drivers.card_reader.CardReader`` (anything with ``poll(deadline)`` and
-    ``close()``). The session is the terminal's, so observations carry ``address``."""
-
-    def __init__(self, reader: Any, on_observation: Callable[[Observation], None], *,
-                 address: int = 1, clock: Callable[[], float] = time.time,
-                 slice_s: float = 0.25) -> None:
-        self.reader = reader
-        self._emit = on_observation
-        self._address = address
-        self._clock = clock
-        self._slice = slice_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="card-reader", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                events = self.reader.poll(time.monotonic() + self._slice)
-            except TransportClosedError:
-                return
-            except TransportError as exc:
-                log.warning("card reader error: %s", exc)
-                self._stop.wait(TRANSPORT_RETRY_S)
-                continue
-            for event in events:
-                at = self._clock()
-                cls = CardInserted if event.kind == "inserted" else CardRemoved
-                self._emit(cls(at=at, address=self._address, card_id=event.card_id,
-                               kind=event.holder))

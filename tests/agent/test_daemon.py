@@ -180,8 +180,9 @@ async def test_a_configured_card_reader_feeds_card_events(
         tmp_path: Path, host_end: MemoryTransport) -> None:
     import socket
 
+    from tests.agent.own_sockets import accept_own
+
     server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(20)
     config = _config(tmp_path)
     import dataclasses
 
@@ -191,17 +192,27 @@ async def test_a_configured_card_reader_feeds_card_events(
     task = asyncio.create_task(daemon.run(install_signals=False))
     try:
         assert await asyncio.to_thread(daemon.ready.wait, 20.0)
-        conn, _ = await asyncio.to_thread(server.accept)
+        conn = await asyncio.to_thread(accept_own, server, 20)
         with conn:
             conn.sendall(b";P1234?\r\n")
-            await asyncio.to_thread(_wait_event, tmp_path / "ob.db", "cardInserted")
+            await asyncio.to_thread(_wait_event, tmp_path / "ob.db", "playerSessionStarted")
+        # The reader's connection drops with the card in: the card and its session end
+        # (readerLost), and the agent connects again (backoff 0.5 s doubling to 5 s).
+        await asyncio.to_thread(_wait_event, tmp_path / "ob.db", "playerSessionEnded")
+        again = await asyncio.to_thread(accept_own, server, 8)
+        again.close()
     finally:
         daemon.request_stop()
         assert await asyncio.wait_for(task, 30) == 0
         server.close()
     with Outbox.open_reader(tmp_path / "ob.db") as reader:
-        inserted = [e.event for e in reader.pending(0, 1000) if e.event.name == "cardInserted"]
-    assert inserted and "P1234" in str(inserted[0].data)
+        events = [e.event for e in reader.pending(0, 1000)]
+    inserted = [e.data for e in events if e.name == "cardInserted"]
+    assert inserted == [{"kind": "player", "playerId": "P1234"}]
+    removed = [e.data for e in events if e.name == "cardRemoved"]
+    assert removed == [{"kind": "player", "playerId": "P1234", "reason": "readerLost"}]
+    ended = [e.data for e in events if e.name == "playerSessionEnded"]
+    assert [(d["playerId"], d["reason"]) for d in ended] == [("P1234", "readerLost")]
 
 
 def _wait_event(path: Path, name: str) -> None:

@@ -66,7 +66,7 @@ def scenario() -> list[Observation]:
         LinkUp(at=t),
         _identified(t + 0.4, 1),
         _meters(t + 1.2, "discovery", **full),
-        CardInserted(at=t + 30, card_id="P-1001", kind="player"),
+        CardInserted(at=t + 30, card_id="P0012345", kind="player"),
         RealTimeEventObserved(at=t + 31, code=0x8C, fields={"game_number": 1}),
         _exc(t + 40, 0x4C),  # $100 bill accepted
         _meters(t + 40.3, "bill", m0B=210_000, m0C=10_000, m44=120, m47=301),
@@ -94,7 +94,7 @@ def scenario() -> list[Observation]:
         _meters(t + 430.3, "transfer", m0C=7_000, mA0=5_000, mB8=0),
         _exc(t + 440, 0x69),
         _meters(t + 440.3, "transfer", m0C=0, mA0=5_000, mB8=7_000),
-        CardRemoved(at=t + 450, card_id="P-1001", kind="player"),
+        CardRemoved(at=t + 450, card_id="P0012345", kind="player"),
         _exc(t + 500, 0x11),  # slot door opened, no employee card
         _exc(t + 520, 0x12),
         CardInserted(at=t + 600, card_id="E-77", kind="employee"),

@@ -10,12 +10,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from agent.config import MachineConfig, PollConfig
-from agent.line.owner import CardPoller, LineOwner
+from agent.line.owner import LineOwner
 from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.metrics import AgentMetrics
-from agent.observations import CardInserted, CardRemoved, LinkDown
+from agent.observations import LinkDown
 from drivers.base import Transport, Word
-from drivers.card_format import CardEvent
 from drivers.memory import Faults, pair
 from tests.agent.e2e_helpers import FAST_POLL, Collected, Rig, wait_for
 
@@ -128,39 +127,6 @@ def test_commands_interleave_with_a_slow_line(tmp_path: Path) -> None:
         assert rig.machine.sound_on and rig.machine.bill_acceptor_enabled
     finally:
         rig.close()
-
-
-class FakeReader:
-    """A card reader double: hands out scripted events, then blocks until closed."""
-
-    def __init__(self, events: list[CardEvent]) -> None:
-        self.events = events
-        self.closed = threading.Event()
-
-    def poll(self, deadline: float) -> list[CardEvent]:
-        if self.events:
-            out, self.events = self.events, []
-            return out
-        from drivers.base import TransportClosedError
-
-        if self.closed.wait(0.01):
-            raise TransportClosedError("fake", "closed")
-        return []
-
-
-def test_card_poller_reports_card_observations() -> None:
-    seen = Collected()
-    reader = FakeReader([CardEvent("inserted", "P1", "player", "P1"),
-                         CardEvent("removed", "P1", "player", "")])
-    poller = CardPoller(reader, seen, clock=lambda: 5.0)
-    poller.start()
-    try:
-        wait_for(lambda: seen.of(CardRemoved), what="the card removal")
-        inserted = seen.of(CardInserted)[0]
-        assert inserted.card_id == "P1" and inserted.kind == "player" and inserted.at == 5.0
-    finally:
-        reader.closed.set()
-        poller.stop()
 
 
 def test_a_lost_transport_is_reopened_and_the_link_comes_back() -> None:

@@ -106,3 +106,23 @@ def test_money_events_carry_the_player_and_feed_the_totals() -> None:
     assert [e.data["playerId"] for e in out if e.name == "winPaid"] == ["P1"]
     ended = next(e for e in out if e.name == "playerSessionEnded")
     assert ended.data["totals"] == {"coinIn": 250, "coinOut": 200, "games": 3, "duration": 60.0}
+
+
+def test_a_lost_reader_ends_the_card_and_the_session_with_reason_reader_lost() -> None:
+    cards = CardState()
+    _, cards = card_inserted(cards, CardInserted(at=T0, card_id="P0012345", kind="player"))
+    _, cards = card_inserted(cards, CardInserted(at=T0, card_id="E0042", kind="employee"))
+    events, cards = card_removed(cards, CardRemoved(at=T0 + 10, card_id="P0012345",
+                                                    kind="player", reason="readerLost"))
+    assert [(e.name, e.data) for e in events] == [
+        ("cardRemoved", {"kind": "player", "playerId": "P0012345", "reason": "readerLost"}),
+        ("playerSessionEnded", {"playerId": "P0012345", "reason": "readerLost",
+                                "totals": {"coinIn": 0, "coinOut": 0, "games": 0,
+                                           "duration": 10.0}}),
+    ]
+    assert cards.session is None and cards.employee_id == "E0042"
+    events, cards = card_removed(cards, CardRemoved(at=T0 + 10, card_id="E0042",
+                                                    kind="employee", reason="readerLost"))
+    assert [(e.name, e.data) for e in events] == [
+        ("cardRemoved", {"kind": "employee", "employeeId": "E0042", "reason": "readerLost"})]
+    assert cards.employee_id is None

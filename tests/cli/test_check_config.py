@@ -20,7 +20,7 @@ def test_valid_file_prints_ok_and_warnings_exit_0(tmp_path: Path) -> None:
     cfg = tmp_path / "ok.yaml"
     token = tmp_path / "token"
     token.write_text("t0k3n")
-    token.chmod(0o640)
+    token.chmod(0o644)  # readable by others: a warning (the rule is 0640 root:slot-agent)
     cfg.write_text(
         "terminal_id: EGM-1\nmachines:\n  - address: 3\n"
         "uplink:\n  url: wss://hub.example/ws\n  token_file: token\n"
@@ -29,7 +29,7 @@ def test_valid_file_prints_ok_and_warnings_exit_0(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"OK: {cfg}"
     assert "warning: uplink.token_file:" in result.stderr
-    assert "readable by group or others" in result.stderr
+    assert "readable or writable by others (mode 0644); chmod 0640 it" in result.stderr
     assert "t0k3n" not in result.stdout + result.stderr
 
 

@@ -89,6 +89,51 @@ def test_custom_pattern_group_and_removal() -> None:
     assert p.feed_line("GONE")[0].kind == "removed"
 
 
+@pytest.mark.parametrize(
+    ("line", "card_id"),
+    [
+        (";P0012345?", "P0012345"),  # track 2 sentinels (docs/sas-serial.md)
+        ("%P0099999?", "P0099999"),  # track 1 sentinels (the documented form)
+        ("P0012345", "P0012345"),  # no sentinels
+        ("\x02E0042\x03", "E0042"),  # STX/ETX framing stripped
+        ("P" + "1" * 31, "P" + "1" * 31),  # 32 characters: the longest id
+        ("P123", "P123"),  # 4 characters: the shortest
+    ],
+)
+def test_the_default_pattern_reads_the_documented_forms(line: str, card_id: str) -> None:
+    assert parser().feed_line(line)[0].card_id == card_id
+
+
+@pytest.mark.parametrize("line", ["P12", ";P12?", "P" + "1" * 32, "P-1001", "%P00 999?"])
+def test_ids_outside_4_to_32_letters_or_digits_are_garbage(line: str) -> None:
+    p = parser()
+    assert p.feed_line(line) == []
+    assert p.garbage_lines == 1 and p.current is None
+
+
+def test_a_custom_pattern_still_gets_the_4_to_32_rule() -> None:
+    p = CardLineParser(pattern=r"CARD=(?P<id>[0-9-]+)")
+    assert p.feed_line("CARD=12") == [] and p.garbage_lines == 1
+    assert p.feed_line("CARD=12-34")[0].card_id == "12-34"
+
+
+def test_config_example_and_driver_share_the_one_default_pattern() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from agent.config import CardReaderConfig
+    from drivers.card_format import DEFAULT_CARD_PATTERN, DEFAULT_REMOVAL_PATTERN
+
+    root = Path(__file__).resolve().parents[2]
+    example = yaml.safe_load((root / "config.example.yaml").read_text())["card_reader"]
+    assert example["pattern"] == CardReaderConfig().pattern == DEFAULT_CARD_PATTERN
+    assert example["removal_pattern"] == DEFAULT_REMOVAL_PATTERN
+    doc = (root / "docs" / "sas-serial.md").read_text()
+    assert f"`pattern`, default `{DEFAULT_CARD_PATTERN}`" in doc
+    assert f"`removal_pattern`, default `{DEFAULT_REMOVAL_PATTERN}`" in doc
+
+
 def test_bad_options_name_the_key() -> None:
     with pytest.raises(ValueError, match="removal_pattern"):
         CardLineParser(removal_pattern="(")
