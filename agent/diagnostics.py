@@ -21,57 +21,29 @@ send them over the control socket unchanged:
 
 :func:`build_report` turns the facts into :class:`Check` rows (``ok``, ``warn``, ``fail`` or
 ``skip``, with a hint for anything not ok); :func:`render_table` and :meth:`Report.to_json`
-print them. The exit code is 1 when any check failed.
+print them. The exit code is 1 when any check failed. The facts are gathered by
+:mod:`agent.diag_line` (the line: facts and the direct probe) and :mod:`agent.diag_uplink`
+(the hub); this module holds the rules that judge them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
 import enum
-import json
 import os
-import socket
-import ssl
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from agent import __version__
-from agent.config import Config, ConfigError
+from agent.diag_line import (
+    MAIN_METERS,
+    LineFacts,
+    probe_line,
+)
+from agent.diag_uplink import probe_uplink
 from agent.discovery import money_sources
 from agent.meters import meter_name
-from agent.tls import client_ssl_context
-from drivers.base import Transport, TransportError
-from sas_protocol.denominations import denomination_cents
-from sas_protocol.hexdump import elided_hex
-from sas_protocol.host import (
-    ExceptionReported,
-    FrameRejected,
-    HostEvent,
-    HostProtocol,
-    LinkDown,
-    LinkUp,
-    NoActivity,
-    NotSupported,
-    PollFailed,
-    RealTimeEventReceived,
-    ReplyReceived,
-)
-from sas_protocol.messages.meters import MeterReply
-from sas_protocol.messages.requests import (
-    GeneralPoll,
-    MachineInfoRequest,
-    MetersRequest,
-    Poll,
-    RealTimeReportingRequest,
-    SasVersionRequest,
-    SelectedMetersRequest,
-)
-from sas_protocol.messages.responses import MachineInfoReply, SasVersionReply
 
 __all__ = [
     "CHECK_IDS",
@@ -88,11 +60,6 @@ __all__ = [
     "render_table",
 ]
 
-#: Main meters a technician expects to read (table C-7 codes): coin in, coin out, jackpot,
-#: cancelled credits, games played.
-MAIN_METERS: tuple[int, ...] = (0x00, 0x01, 0x02, 0x04, 0x05)
-#: How many frames each way the probe keeps for the report.
-LAST_FRAMES = 8
 
 
 class CheckStatus(enum.StrEnum):
@@ -178,251 +145,6 @@ def _check(check_id: str, status: CheckStatus, detail: str, hint: str | None = N
                  hint if status is not CheckStatus.OK else None, data)
 
 
-# ------------------------------------------------------------------------------ line facts
-
-
-@dataclass(slots=True)
-class LineFacts:
-    """What the line told us, in a form the daemon can send as JSON (:meth:`to_json`)."""
-
-    port: str
-    address: int
-    port_opened: bool = False
-    port_error: str | None = None
-    general_poll_ok: bool = False
-    general_poll_error: str | None = None
-    link_up: bool = False
-    sas_version: str | None = None
-    serial_number: str | None = None
-    machine_info: dict[str, Any] | None = None
-    credits: int | None = None
-    meters: dict[str, int] = field(default_factory=dict)
-    ignored_polls: list[str] = field(default_factory=list)
-    failed_polls: dict[str, str] = field(default_factory=dict)  # "LP 54" -> reason
-    counters: dict[str, int] = field(default_factory=dict)
-    last_frames: list[dict[str, str]] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "port": self.port, "address": self.address, "portOpened": self.port_opened,
-            "portError": self.port_error, "generalPollOk": self.general_poll_ok,
-            "generalPollError": self.general_poll_error, "linkUp": self.link_up,
-            "sasVersion": self.sas_version, "serialNumber": self.serial_number,
-            "machineInfo": self.machine_info, "credits": self.credits,
-            "meters": dict(self.meters), "ignoredPolls": list(self.ignored_polls),
-            "failedPolls": dict(self.failed_polls), "counters": dict(self.counters),
-            "lastFrames": list(self.last_frames),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> LineFacts:
-        return cls(
-            port=str(data.get("port", "")), address=int(data.get("address", 0)),
-            port_opened=bool(data.get("portOpened")), port_error=data.get("portError"),
-            general_poll_ok=bool(data.get("generalPollOk")),
-            general_poll_error=data.get("generalPollError"),
-            link_up=bool(data.get("linkUp")), sas_version=data.get("sasVersion"),
-            serial_number=data.get("serialNumber"), machine_info=data.get("machineInfo"),
-            credits=data.get("credits"), meters=dict(data.get("meters") or {}),
-            ignored_polls=list(data.get("ignoredPolls") or []),
-            failed_polls=dict(data.get("failedPolls") or {}),
-            counters=dict(data.get("counters") or {}),
-            last_frames=list(data.get("lastFrames") or []),
-        )
-
-
-def _poll_name(poll: Poll) -> str:
-    return "general poll" if isinstance(poll, GeneralPoll) else f"LP {poll.command:02X}"
-
-
-def machine_info_facts(reply: MachineInfoReply) -> dict[str, Any]:
-    """LP 1F as the report shows it (denomination code and cents per credit)."""
-    try:
-        cents: int | None = denomination_cents(reply.denomination)
-    except (KeyError, ValueError):
-        cents = None
-    return {"gameId": reply.game_id, "additionalId": reply.additional_id,
-            "denominationCode": reply.denomination, "denominationCents": cents,
-            "maxBet": reply.max_bet, "paytableId": reply.paytable_id,
-            "basePercent": reply.base_percent}
-
-
-class _Prober:
-    """Drives one HostProtocol over a transport, poll by poll, recording what happened."""
-
-    def __init__(self, transport: Transport, host: HostProtocol, reply_timeout: float,
-                 clock: Callable[[], float]) -> None:
-        self.transport = transport
-        self.host = host
-        self.reply_timeout = reply_timeout
-        self.clock = clock
-        self.frames: deque[dict[str, str]] = deque(maxlen=LAST_FRAMES * 2)
-        self.counters = {"polls": 0, "sends": 0, "ok": 0, "timeout": 0, "crc": 0,
-                         "framing": 0, "nack": 0, "busy": 0, "unsupported": 0,
-                         "badFrames": 0, "exceptions": 0, "linkDowns": 0}
-
-    def run(self, poll: Poll) -> list[HostEvent]:
-        """Send ``poll`` until it is answered or given up; every event it produced."""
-        host = self.host
-        self.counters["polls"] += 1
-        host.send(poll)
-        events: list[HostEvent] = []
-        while host.awaiting_reply:
-            for out in host.data_to_send():
-                self.transport.write(out.data, wakeup=out.wakeup)
-                self.counters["sends"] += 1
-                self.frames.append({"dir": "tx", "hex": elided_hex(out.data)})
-            # SAS §2.3: the reply must start within the window; bytes keep it open a little
-            # (inter-byte gap <= 5 ms, plus transport latency).
-            deadline = self.clock() + self.reply_timeout
-            received = bytearray()
-            while host.awaiting_reply:
-                words = self.transport.read(deadline)
-                if not words:
-                    break
-                chunk = bytes(w.value for w in words)
-                received += chunk
-                host.receive_data(chunk)
-                deadline = max(deadline, self.clock() + 0.02)
-            if received:
-                self.frames.append({"dir": "rx", "hex": elided_hex(bytes(received))})
-            if host.awaiting_reply:
-                host.receive_timeout()
-            events.extend(host.events_received())
-        events.extend(host.events_received())
-        for ev in events:
-            self._count(ev)
-        return events
-
-    def _count(self, ev: HostEvent) -> None:
-        c = self.counters
-        if isinstance(ev, ReplyReceived | NoActivity | RealTimeEventReceived):
-            c["ok"] += 1
-        elif isinstance(ev, ExceptionReported):
-            c["ok"] += 1
-            c["exceptions"] += 1
-        elif isinstance(ev, NotSupported):
-            c["unsupported"] += 1
-        elif isinstance(ev, PollFailed):
-            c[ev.reason.value] += 1
-        elif isinstance(ev, FrameRejected):
-            c["badFrames"] += 1
-        elif isinstance(ev, LinkDown):
-            c["linkDowns"] += 1
-
-
-def _reply(events: Sequence[HostEvent], kind: type[Any]) -> Any:
-    for ev in events:
-        if isinstance(ev, ReplyReceived) and isinstance(ev.reply, kind):
-            return ev.reply
-    return None
-
-
-def _outcome(events: Sequence[HostEvent]) -> str | None:
-    """"ignored" (NotSupported), a failure reason, or None when answered."""
-    for ev in events:
-        if isinstance(ev, NotSupported):
-            return "ignored"
-        if isinstance(ev, PollFailed):
-            return ev.reason.value
-    return None
-
-
-def probe_line(
-    transport: Transport,
-    address: int,
-    *,
-    port: str,
-    reply_timeout: float = 0.05,
-    rte_configured: bool = False,
-    clock: Callable[[], float] = time.monotonic,
-    general_poll_attempts: int = 3,
-) -> LineFacts:
-    """Poll the machine at ``address`` directly (the daemon must NOT be running).
-
-    Order: general poll until answered (sync first, SAS §3.3); LP 0E off when the
-    configuration enables RTE (a machine left in RTE mode answers with event frames); LP 54;
-    LP 1F; LP 1A credits; main meters by LP 2F, falling back to the legacy LP 1C, then
-    single legacy polls, remembering what the machine ignores (SAS §3.5: an unsupported long
-    poll gets no reply at all). Exceptions reported meanwhile are acknowledged as a side
-    effect; the daemon re-reads the meters at start, so no money is lost by that.
-    """
-    facts = LineFacts(port=port, address=address, port_opened=True)
-    host = HostProtocol(address, sync_address=0 if address != 0 else 1)
-    prober = _Prober(transport, host, reply_timeout, clock)
-
-    def finish() -> LineFacts:
-        facts.link_up = host.link_up
-        facts.counters = dict(prober.counters)
-        facts.last_frames = list(prober.frames)
-        return facts
-
-    def long_poll(poll: Poll) -> list[HostEvent]:
-        events = prober.run(poll)
-        outcome = _outcome(events)
-        if outcome == "ignored":
-            facts.ignored_polls.append(_poll_name(poll))
-        elif outcome is not None:
-            facts.failed_polls[_poll_name(poll)] = outcome
-        return events
-
-    try:
-        answered = False
-        for _ in range(general_poll_attempts):
-            events = prober.run(GeneralPoll())
-            if any(isinstance(e, ExceptionReported | NoActivity | RealTimeEventReceived | LinkUp)
-                   for e in events) and host.link_up:
-                answered = True
-                break
-            failure = _outcome(events)
-            facts.general_poll_error = f"no answer ({failure or 'no reply'})"
-        facts.general_poll_ok = answered
-        if not answered:
-            return finish()
-        facts.general_poll_error = None
-        if rte_configured:
-            long_poll(RealTimeReportingRequest(enable=False))
-        version = _reply(long_poll(SasVersionRequest()), SasVersionReply)
-        if version is not None:
-            facts.sas_version = version.version
-            facts.serial_number = version.serial
-        info = _reply(long_poll(MachineInfoRequest()), MachineInfoReply)
-        if info is not None:
-            facts.machine_info = machine_info_facts(info)
-        credits = _reply(long_poll(MetersRequest(0x1A)), MeterReply)
-        if credits is not None:
-            facts.credits = credits.meters.get(0x0C)
-        _read_main_meters(facts, long_poll)
-    except TransportError as exc:
-        facts.general_poll_error = facts.general_poll_error or f"transport failed: {exc}"
-    return finish()
-
-
-def _read_main_meters(facts: LineFacts, long_poll: Callable[[Poll], list[HostEvent]]) -> None:
-    """LP 2F first; then LP 1C (all in one); then single legacy polls (SAS §3.10 stepdown)."""
-    found: dict[int, int] = {}
-    reply = _reply(long_poll(SelectedMetersRequest(game=0, codes=MAIN_METERS)), MeterReply)
-    if reply is not None:
-        found.update(reply.meters)
-    if not all(code in found for code in MAIN_METERS):
-        reply = _reply(long_poll(MetersRequest(0x1C)), MeterReply)
-        if reply is not None:
-            found.update(reply.meters)
-    single = {0x00: 0x11, 0x01: 0x12, 0x02: 0x14, 0x04: 0x10, 0x05: 0x15}
-    for code in MAIN_METERS:
-        if code not in found:
-            reply = _reply(long_poll(MetersRequest(single[code])), MeterReply)
-            if reply is not None:
-                found.update(reply.meters)
-    facts.meters = {meter_name(code): value for code, value in sorted(found.items())
-                    if code in MAIN_METERS}
-
-
-def line_facts_port_error(port: str, address: int, error: BaseException) -> LineFacts:
-    """Facts for a port that did not open."""
-    return LineFacts(port=port, address=address, port_opened=False, port_error=str(error))
-
-
 # ------------------------------------------------------------------------------ outbox
 
 
@@ -458,163 +180,6 @@ def outbox_facts(path: str, *, terminal_id: str | None = None,
         "oldestUnackedAgeS": None if oldest is None else max(0.0, now - oldest),
         "dbBytes": stats.db_bytes, "walBytes": stats.wal_bytes, "quickCheck": health,
     }
-
-
-# ------------------------------------------------------------------------------ uplink
-
-
-def probe_uplink(config: Config, token: str | None, *, timeout: float = 5.0,
-                 now: Callable[[], float] = time.time,
-                 hello_last_seq: int | None = None) -> dict[str, Any]:
-    """Each step to the hub on its own: DNS, TCP, TLS, WebSocket handshake with the token,
-    then (``hello_last_seq`` given) ``hello`` as ``config.terminal_id`` for the hub's verdict.
-
-    Returns ``{"configured", "url", "dns", "tcp", "tls", "auth", "clock"}``; each step is
-    ``{"ok": bool | None, "detail": str}`` (None: not run); ``auth`` also has ``verdict``:
-    ``welcome``, ``forbidden`` (the token is another terminal's), ``refused`` (HTTP 401/403
-    or another error) or ``handshake`` (no hello sent). Without ``hello_last_seq`` the
-    connection is closed after the handshake, so a running daemon's session is never replaced
-    (a hello would: close 4002). The hub's clock comes from the handshake's HTTP ``Date``
-    header (1 s resolution).
-    """
-    url = config.uplink.url
-    out: dict[str, Any] = {"configured": url is not None, "url": url}
-    for step in ("dns", "tcp", "tls", "auth"):
-        out[step] = {"ok": None, "detail": "not run"}
-    out["clock"] = {"skewS": None, "detail": "not measured"}
-    if url is None:
-        return out
-    parts = urlsplit(url)
-    secure = parts.scheme == "wss"
-    host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        out["dns"] = {"ok": False, "detail": f"cannot resolve {host}: {exc.strerror}"}
-        return out
-    addresses = sorted({str(info[4][0]) for info in infos})
-    out["dns"] = {"ok": True, "detail": f"{host} -> {', '.join(addresses)}"}
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        out["tcp"] = {"ok": False, "detail": f"cannot connect to {host}:{port}: "
-                                             f"{exc.strerror or exc}"}
-        return out
-    out["tcp"] = {"ok": True, "detail": f"connected to {host}:{port}"}
-    context: ssl.SSLContext | None = None
-    try:
-        if secure:
-            # The uplink's own context (agent.tls), so diag tests the handshake the daemon
-            # makes: the same CA, client certificate and TLS 1.2 floor.
-            try:
-                context = client_ssl_context(config.uplink)
-            except ConfigError as exc:
-                out["tls"] = {"ok": False, "detail": "; ".join(str(p) for p in exc.problems)}
-                return out
-            try:
-                with context.wrap_socket(sock, server_hostname=host) as tls:
-                    cert = tls.getpeercert() or {}
-                    out["tls"] = {"ok": True, "detail": _describe_cert(cert, tls.version())}
-            except (ssl.SSLError, OSError) as exc:
-                reason = getattr(exc, "verify_message", None) or exc
-                out["tls"] = {"ok": False, "detail": f"TLS handshake with {host} failed: {reason}"}
-                return out
-        else:
-            out["tls"] = {"ok": None, "detail": "plain ws:// (uplink.allow_insecure): no TLS"}
-    finally:
-        with contextlib.suppress(OSError):
-            sock.close()
-    if token is None:
-        out["auth"] = {"ok": False, "detail": "no token could be read (see uplink.token_file "
-                                              "or uplink.token_env)"}
-        return out
-    hello = None if hello_last_seq is None else (config.terminal_id, hello_last_seq)
-    out["auth"], date = _handshake(url, token, context, timeout, hello)
-    if date is not None:
-        skew = now() - date
-        out["clock"] = {"skewS": round(skew, 1),
-                        "detail": f"this PC is {abs(skew):.0f} s "
-                                  f"{'ahead of' if skew >= 0 else 'behind'} the hub"}
-    return out
-
-
-def _describe_cert(cert: Mapping[str, Any], version: str | None) -> str:
-    subject = dict(item[0] for item in cert.get("subject", ()) if item)
-    issuer = dict(item[0] for item in cert.get("issuer", ()) if item)
-    return (f"{version or 'TLS'}, certificate for {subject.get('commonName', '?')} issued by "
-            f"{issuer.get('commonName') or issuer.get('organizationName', '?')}, valid until "
-            f"{cert.get('notAfter', '?')}")
-
-
-def _handshake(url: str, token: str, context: ssl.SSLContext | None, timeout: float,
-               hello: tuple[str, int] | None = None) -> tuple[dict[str, Any], float | None]:
-    from websockets.exceptions import InvalidStatus, WebSocketException
-    from websockets.sync.client import connect
-
-    try:
-        ws = connect(url, additional_headers={"Authorization": f"Bearer {token}"},
-                     ssl=context, open_timeout=timeout, proxy=None)
-    except InvalidStatus as exc:
-        code = exc.response.status_code
-        reason = {401: "the hub does not know this token (401)",
-                  403: "the token is not a terminal token (403)"}.get(
-            code, f"the hub refused the connection with HTTP {code}")
-        return ({"ok": False, "detail": reason, "status": code, "verdict": "refused"},
-                _date(exc.response.headers))
-    except (WebSocketException, OSError, TimeoutError) as exc:
-        return {"ok": False, "detail": f"WebSocket handshake failed: {exc}"}, None
-    try:
-        response = ws.response
-        date = _date(response.headers) if response is not None else None
-        if hello is None:
-            return {"ok": True, "detail": "the hub accepted the token",
-                    "verdict": "handshake"}, date
-        return _hello(ws, *hello, timeout), date
-    finally:
-        ws.close()
-
-
-def _hello(ws: Any, terminal_id: str, last_seq: int, timeout: float) -> dict[str, Any]:
-    """Say ``hello`` as ``terminal_id`` and read the hub's verdict (docs/protocol.md §4)."""
-    from websockets.exceptions import ConnectionClosed
-
-    from api import wire
-
-    try:
-        ws.send(wire.encode(wire.hello(terminal_id, __version__, last_seq)))
-        while True:
-            message = json.loads(ws.recv(timeout=timeout))
-            kind = message.get("type") if isinstance(message, dict) else None
-            if kind == "welcome":
-                return {"ok": True, "verdict": "welcome",
-                        "detail": f"the hub welcomed terminal {terminal_id} with this token "
-                                  f"(it holds its events up to seq {message.get('ackedSeq')})"}
-            if kind == "error":
-                code = message.get("code")
-                verdict = "forbidden" if code == "forbidden" else "refused"
-                return {"ok": False, "verdict": verdict, "code": code,
-                        "detail": f"the hub refused hello for terminal {terminal_id}: {code}: "
-                                  f"{message.get('message')}"}
-    except ConnectionClosed as exc:
-        code = exc.rcvd.code if exc.rcvd is not None else None
-        verdict = "forbidden" if code == 1008 else "refused"
-        return {"ok": False, "verdict": verdict,
-                "detail": f"the hub closed the connection after hello for terminal "
-                          f"{terminal_id} (close {code})"}
-    except (TimeoutError, ValueError, OSError) as exc:
-        return {"ok": False, "verdict": "refused",
-                "detail": f"no welcome for terminal {terminal_id}: {exc or 'timeout'}"}
-
-
-def _date(headers: Any) -> float | None:
-    value = headers.get("Date") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
 
 
 # ------------------------------------------------------------------------------ the report

@@ -104,3 +104,20 @@ def test_a_file_that_is_not_a_capture_is_refused_with_its_line() -> None:
                       "x.jsonl")
     with pytest.raises(CaptureFileError, match="version 9"):
         parse_capture([json.dumps({"format": "slot-agent-capture", "version": 9})], "x")
+
+
+def test_the_capture_format_printed_in_operations_md_parses_and_replays() -> None:
+    """The header and frame examples of docs/operations.md, as printed, are a capture."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    start = doc.index("## Field captures")
+    blocks = re.findall(r"```json\n(.*?)```", doc[start:doc.index("\n## ", start + 5)], re.S)
+    header = json.loads(blocks[0])
+    frames = blocks[1].strip().splitlines()
+    capture = parse_capture([json.dumps(header), *frames], "operations.md")
+    assert capture.header["machines"]["1"]["identity"]["denomination"] == 1
+    assert [f.direction for f in capture.frames] == ["tx", "rx"]
+    assert capture.frames[0].wakeup == (0,) and capture.frames[1].data == b"\x7e"
+    names = [e.name for e in replay(capture).events]
+    assert names[:2] == ["machineLinkUp", "machineIdentified"]
