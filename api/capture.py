@@ -15,7 +15,7 @@ every other line one frame as the line owner wrote or read it::
 ``t`` is seconds since ``startedAt``; ``dir`` is ``tx`` (host to machine) or ``rx``;
 ``address`` the machine the poll was for (a sync poll to ``syncAddress`` is written while
 polling that machine); ``hex`` every byte; ``wakeup`` the indexes of the words that carried
-the 9th bit (SAS §1.2.1: a host sets it on a poll's address byte only). ``rte`` and
+the 9th bit (reference §3.1: a host sets it on a poll's address byte only). ``rte`` and
 ``linkDownAfter`` are the agent's settings that shape how it reads the conversation
 (``machines[].rte``, ``poll.link_down_after``); ``dropped`` counts frames beyond the
 capture's limit (not in the file). ``machines`` (by address) is what the agent knew when

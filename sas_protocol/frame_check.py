@@ -4,8 +4,10 @@ A CRC check over a frame that lost its last bytes always fails, so "bad CRC" alo
 technician to the cable when the real cause is a reply cut short (a timeout, a serial server
 that flushed early). The length a frame needs is known before its CRC is looked at: from the
 poll's layout (``request_length``), the reply's (length byte of a variable reply, the legacy
-meter layouts, the ``LAYOUT`` of a fixed reply) or the RTE event's (SAS §5: ``addr cmd [len]
-data CRC``; reference §2). Only a frame of a length some reading accepts can have a bad CRC.
+meter layouts, the reply length the poll declares, the ``LAYOUT`` of a fixed reply) or the
+RTE event's (reference §3.3 poll types and lengths, §3.12 RTE layouts; the CRC covers the
+whole frame and is sent low byte first, §3.7). Only a frame of a length some reading
+accepts can have a bad CRC.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ from sas_protocol.crc import append_crc, crc_ok
 from sas_protocol.errors import LengthError
 from sas_protocol.messages.layout import layout_size
 from sas_protocol.messages.meters import legacy_reply_length
-from sas_protocol.messages.requests import LEGACY_METER_POLLS, is_known_command, request_length
+from sas_protocol.messages.requests import (
+    LEGACY_METER_POLLS,
+    decode_request,
+    is_known_command,
+    request_length,
+)
 from sas_protocol.messages.responses import REPLY_TYPES, is_variable_reply
 from sas_protocol.rte import RTE_MARKER, rte_frame_length
 
@@ -28,7 +35,7 @@ __all__ = ["CrcMismatch", "check_frame", "expected_lengths", "meter_label"]
 @dataclass(frozen=True, slots=True)
 class CrcMismatch:
     """A frame of the right length whose CRC does not match. CRCs are shown as on the wire
-    (low byte first, SAS §5), so they can be compared with a hex dump."""
+    (low byte first, reference §3.7), so they can be compared with a hex dump."""
 
     expected: bytes
     found: bytes
@@ -79,11 +86,27 @@ def _reply_length(data: bytes) -> int | bool | None:
         return None if len(data) < 3 else 3 + data[2] + 2
     if command in LEGACY_METER_POLLS:
         return legacy_reply_length(command)
+    from_poll = _reply_length_of_poll(command)
+    if from_poll is not None:
+        return from_poll  # what the host role waits for (HostProtocol._expected_length)
     cls = REPLY_TYPES.get(command)
     layout = getattr(cls, "LAYOUT", ())
     if not layout:
         return False  # a reply decoded by its own code: its decoder judges the length
     return 2 + layout_size(layout) + 2
+
+
+def _reply_length_of_poll(command: int) -> int | None:
+    """The reply length a poll without data declares (``Request.REPLY_LENGTH``), found
+    through the public decoder: the poll is built from its command alone."""
+    head = bytes((1, command))
+    size = request_length(head)
+    if size not in (2, 4):
+        return None  # a poll with data: its reply is judged by the reply's layout
+    # a known poll without data always decodes (an unknown one as UnknownRequest)
+    _, request = decode_request(head if size == 2 else append_crc(head))
+    length = request.reply_length
+    return length if length is not None and length > 2 else None
 
 
 def check_frame(data: bytes) -> LengthError | CrcMismatch | None:

@@ -4,7 +4,7 @@ A technician records the live conversation from the running daemon (the line has
 the capture never opens the port a second time). While no capture runs the line owner pays
 one attribute test per frame; while one runs, each frame is appended under a lock with its
 full bytes, direction, address, time and the positions of words carrying the wakeup bit
-(SAS §1.2.1: the 9th bit marks the address byte of a host poll). The buffer holds at most
+(reference §3.1: the 9th bit marks the address byte of a host poll). The buffer holds at most
 ``limit`` frames; frames beyond are counted, not kept, so a long capture cannot exhaust memory.
 """
 
