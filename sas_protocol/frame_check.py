@@ -4,21 +4,21 @@ A CRC check over a frame that lost its last bytes always fails, so "bad CRC" alo
 technician to the cable when the real cause is a reply cut short (a timeout, a serial server
 that flushed early). The length a frame needs is known before its CRC is looked at: from the
 poll's layout (``request_length``), the reply's (length byte of a variable reply, the legacy
-meter layouts, the reply length the poll declares, the ``LAYOUT`` of a fixed reply) or the
-RTE event's (reference §3.3 poll types and lengths, §3.12 RTE layouts; the CRC covers the
-whole frame and is sent low byte first, §3.7). Only a frame of a length some reading
-accepts can have a bad CRC.
+meter layouts, otherwise the nearest length the reply decoder takes) or the RTE event's
+(reference §3.3 poll types and lengths, §3.12 RTE layouts; the CRC covers the whole frame
+and is sent low byte first, §3.7). Only a frame of a length some reading accepts can have a
+bad CRC.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sas_protocol.codes import MeterCode, meter_spec
 from sas_protocol.crc import append_crc, crc_ok
-from sas_protocol.errors import LengthError
-from sas_protocol.messages.layout import layout_size
+from sas_protocol.errors import FramingError, LengthError, RemoteProtocolError
 from sas_protocol.messages.meters import legacy_reply_length
 from sas_protocol.messages.requests import (
     LEGACY_METER_POLLS,
@@ -26,8 +26,8 @@ from sas_protocol.messages.requests import (
     is_known_command,
     request_length,
 )
-from sas_protocol.messages.responses import REPLY_TYPES, is_variable_reply
-from sas_protocol.rte import RTE_MARKER, rte_frame_length
+from sas_protocol.messages.responses import decode_reply_frame, is_variable_reply
+from sas_protocol.rte import RTE_MARKER, decode_rte_frame, rte_frame_length
 
 __all__ = ["CrcMismatch", "check_frame", "expected_lengths", "meter_label"]
 
@@ -86,40 +86,78 @@ def _reply_length(data: bytes) -> int | bool | None:
         return None if len(data) < 3 else 3 + data[2] + 2
     if command in LEGACY_METER_POLLS:
         return legacy_reply_length(command)
-    from_poll = _reply_length_of_poll(command)
-    if from_poll is not None:
-        return from_poll  # what the host role waits for (HostProtocol._expected_length)
-    cls = REPLY_TYPES.get(command)
-    layout = getattr(cls, "LAYOUT", ())
-    if not layout:
-        return False  # a reply decoded by its own code: its decoder judges the length
-    return 2 + layout_size(layout) + 2
+    return _judged_reply_length(data)
 
 
-def _reply_length_of_poll(command: int) -> int | None:
-    """The reply length a poll without data declares (``Request.REPLY_LENGTH``), found
-    through the public decoder: the poll is built from its command alone."""
-    head = bytes((1, command))
-    size = request_length(head)
-    if size not in (2, 4):
-        return None  # a poll with data: its reply is judged by the reply's layout
-    # a known poll without data always decodes (an unknown one as UnknownRequest)
-    _, request = decode_request(head if size == 2 else append_crc(head))
-    length = request.reply_length
-    return length if length is not None and length > 2 else None
+#: How far from a frame's length the reply decoder is asked for one it takes (a reply body
+#: is at most 255 bytes).
+_SEARCH = 260
+
+
+def _judged_reply_length(data: bytes) -> int | bool:
+    """The reply length nearest ``data``'s that the reply decoder takes, the missing bytes
+    taken as zeros (a longer one first: a cut reply is the likelier); False when the
+    decoder has no layout for the command. The decoders are the one source of the layouts,
+    so a layout added to them is judged here without a special case."""
+    size = len(data)
+    candidates = (*range(max(size, 4), size + _SEARCH), *range(size - 1, 3, -1))
+    verdicts = ((length, _reply_verdict(data, length)) for length in candidates)
+    length, verdict = next(((n, v) for n, v in verdicts if v != "length"), (0, "none"))
+    return length if verdict == "fits" else False
+
+
+def _reply_verdict(data: bytes, length: int) -> str:
+    """``fits``, ``length`` (the decoder refuses the length) or ``none`` (no layout)."""
+    frame = append_crc((data + bytes(length))[:length - 2])
+    error: RemoteProtocolError | None = None
+    try:
+        decode_reply_frame(frame)
+    except RemoteProtocolError as exc:
+        error = exc
+    if isinstance(error, FramingError) and error.reason.startswith("no reply layout"):
+        return "none"
+    return "length" if isinstance(error, LengthError) else "fits"
+
+
+def _length_fits(frame: bytes) -> bool:
+    """True when a decoder of a layout this frame may have takes its length (it decodes, or
+    fails on something else than the length): the decoders judge the layouts they know,
+    also a reply with more than one valid length (LP 3D's short and long validation
+    numbers). Decoders without a layout for the command are not asked."""
+    decoders: list[Callable[[bytes], object]] = []
+    if frame[1] == RTE_MARKER:
+        decoders.append(decode_rte_frame)
+    else:
+        if is_known_command(frame[1]):
+            decoders.append(decode_request)
+        if _reply_length(frame) is not False:
+            decoders.append(decode_reply_frame)
+    return any(_takes_length(decode, frame) for decode in decoders)
+
+
+def _takes_length(decode: Callable[[bytes], object], frame: bytes) -> bool:
+    error: RemoteProtocolError | None = None
+    try:
+        decode(frame)
+    except RemoteProtocolError as exc:
+        error = exc
+    return not isinstance(error, LengthError)
 
 
 def check_frame(data: bytes) -> LengthError | CrcMismatch | None:
     """Why ``data`` (a frame that failed to decode) failed, when its length tells.
 
-    A LengthError saying "truncated" (shorter than every reading) or "too long"; a
-    :class:`CrcMismatch` when some reading has exactly this length and the CRC is wrong;
-    None when neither applies (the decoder's own error stands)."""
+    A :class:`CrcMismatch` when the CRC is wrong on a frame of a length some reading takes
+    (its layout, or its decoder with the right CRC in place); a LengthError saying
+    "truncated" (shorter than every reading) or "too long"; None when neither applies (the
+    decoder's own error stands)."""
     lengths = _merged(expected_lengths(data))
     size = len(data)
-    if size >= 3 and not crc_ok(data) and (size in lengths.values() or not lengths):
+    if size >= 3 and not crc_ok(data):
         fixed = append_crc(data[:-2])
-        return CrcMismatch(expected=fixed[-2:], found=data[-2:], corrected=fixed)
+        # no reading at all (an unknown command): the CRC is all that can be judged
+        if not lengths or size in lengths.values() or _length_fits(fixed):
+            return CrcMismatch(expected=fixed[-2:], found=data[-2:], corrected=fixed)
     if not lengths or size in lengths.values():
         return None
     longer = {name: n for name, n in lengths.items() if n is None or n > size}
