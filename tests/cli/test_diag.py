@@ -256,3 +256,35 @@ def test_a_stopped_daemon_is_reported_as_stopped_or_stale(tmp_path: Path) -> Non
     assert "stale socket" in stale["detail"]
     direct = _checks(run_cli("diag", "--config", str(cfg), "--json", "--direct").stdout)
     assert direct["daemon"]["status"] == "skip"
+
+
+def test_with_the_daemons_session_up_diag_does_not_replace_it(
+        tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+    from slot_agent_procs import Proc, wait_until
+
+    from agent.control import control_request
+
+    cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
+    socket_path = next(line.split(": ", 1)[1] for line in cfg.read_text().splitlines()
+                       if line.startswith("control_socket"))
+    daemon = Proc(["run", "--config", str(cfg)])
+    try:
+        daemon.wait_for(lambda s: "slot-agent running" in s, timeout=30)
+
+        def uplink() -> dict[str, Any]:
+            return dict(control_request(socket_path, "status", timeout=10)["uplink"] or {})
+
+        wait_until(lambda: bool(uplink().get("connected")), what="the daemon's session")
+        before = uplink()
+        result = run_cli("diag", "--config", str(cfg), "--json")
+        after = uplink()
+    finally:
+        daemon.stop()
+    # no hello from diag: the daemon's session is the same one (no 4002, no reconnect)
+    assert after["connected"] and after["sessions"] == before["sessions"]
+    assert after["reconnects"] == before["reconnects"]
+    checks = _checks(result.stdout)
+    auth = checks["uplink_auth"]
+    assert auth["status"] == "ok"
+    assert "the daemon's session is welcomed as EGM-T1" in auth["detail"]
+    assert checks["daemon"]["data"]["state"] == "running"
