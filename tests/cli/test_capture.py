@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from slot_agent_procs import Proc, run_cli, start_emulator, write_agent_config
 
+from agent.control import ControlRequestError, control_request
+
 
 @pytest.fixture
 def emulator() -> Iterator[str]:
@@ -31,6 +33,14 @@ def test_capture_from_the_running_daemon_then_decode_and_replay(
     proc = Proc(["run", "--config", str(cfg)])
     try:
         proc.wait_for(lambda s: "slot-agent running" in s, timeout=30)
+        socket_path = next(line.split(": ", 1)[1] for line in cfg.read_text().splitlines()
+                           if line.startswith("control_socket"))
+        for bad in ("1", 0, 601, True):
+            with pytest.raises(ControlRequestError, match="seconds must be a number above 0"):
+                control_request(socket_path, "capture", {"seconds": bad})
+        too_long = run_cli("capture", "--config", str(cfg), "--seconds", "601", "--out",
+                           str(out))
+        assert too_long.returncode == 2 and "at most 600" in too_long.stderr
         result = run_cli("capture", "--config", str(cfg), "--seconds", "1.5", "--out",
                          str(out))
         assert result.returncode == 0, result.stderr
