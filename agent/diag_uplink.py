@@ -146,9 +146,14 @@ def _hello(ws: Any, terminal_id: str, last_seq: int, timeout: float) -> dict[str
             message = json.loads(ws.recv(timeout=timeout))
             kind = message.get("type") if isinstance(message, dict) else None
             if kind == "welcome":
-                return {"ok": True, "verdict": "welcome",
-                        "detail": f"the hub welcomed terminal {terminal_id} with this token "
-                                  f"(it holds its events up to seq {message.get('ackedSeq')})"}
+                detail = (f"the hub welcomed terminal {terminal_id} with this token (it holds "
+                          f"its events up to seq {message.get('ackedSeq')})")
+                rejected = _reject_queued_actions(ws, terminal_id)
+                if rejected:
+                    detail += (f"; it delivered {len(rejected)} queued action(s) to diag, "
+                               f"rejected as not executed: {', '.join(rejected)}")
+                return {"ok": True, "verdict": "welcome", "detail": detail,
+                        "actionsRejected": rejected}
             if kind == "error":
                 code = message.get("code")
                 verdict = "forbidden" if code == "forbidden" else "refused"
@@ -164,6 +169,39 @@ def _hello(ws: Any, terminal_id: str, last_seq: int, timeout: float) -> dict[str
     except (TimeoutError, ValueError, OSError) as exc:
         return {"ok": False, "verdict": "refused",
                 "detail": f"no welcome for terminal {terminal_id}: {exc or 'timeout'}"}
+
+
+#: After ``welcome`` the hub sends the actions it queued for the terminal at once; diag reads
+#: until the line is quiet this long (bounded by :data:`DRAIN_MAX_S`).
+DRAIN_QUIET_S = 0.3
+DRAIN_MAX_S = 3.0
+NOT_EXECUTED = ("not executed: slot-agent diag held this terminal's connection while the "
+                "agent was not running; send the action again when the agent runs")
+
+
+def _reject_queued_actions(ws: Any, terminal_id: str) -> list[str]:
+    """The actions the hub delivered to diag's connection, each answered ``rejected`` (ack
+    and result, as the protocol requires, docs/protocol.md §4): marked sent by the hub, they
+    would otherwise be lost without a word. Their ids."""
+    from api import wire
+
+    rejected: list[str] = []
+    deadline = time.monotonic() + DRAIN_MAX_S
+    while time.monotonic() < deadline:
+        try:
+            message = json.loads(ws.recv(timeout=DRAIN_QUIET_S))
+        except (TimeoutError, ValueError, OSError):
+            break
+        if not isinstance(message, dict) or message.get("type") != "action":
+            continue
+        action_id = str(message.get("id"))
+        ws.send(wire.encode(wire.action_ack(action_id, terminal_id,
+                                            wire.ActionAckStatus.REJECTED, NOT_EXECUTED)))
+        ws.send(wire.encode(wire.action_result(action_id, terminal_id,
+                                               wire.ActionStatus.REJECTED,
+                                               error=NOT_EXECUTED)))
+        rejected.append(action_id)
+    return rejected
 
 
 def _date(headers: Any) -> float | None:

@@ -435,6 +435,12 @@ def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str,
         ok = result.get("ok")
         if failed:
             out.append(_check(cid, CheckStatus.SKIP, "an earlier step failed"))
+        elif ok is True and cid == "uplink_auth" and result.get("actionsRejected"):
+            out.append(_check(cid, CheckStatus.WARN, detail,
+                              "the hub had actions queued for this terminal while the agent "
+                              "was not running; diag answered them rejected (not executed): "
+                              "start the agent, then send them again",
+                              actionsRejected=list(result["actionsRejected"])))
         elif ok is True:
             if cid == "uplink_auth" and daemon_uplink is not None:
                 detail += f"; the daemon's session: {daemon_uplink.get('state', 'unknown')}"

@@ -288,3 +288,36 @@ def test_with_the_daemons_session_up_diag_does_not_replace_it(
     assert auth["status"] == "ok"
     assert "the daemon's session is welcomed as EGM-T1" in auth["detail"]
     assert checks["daemon"]["data"]["state"] == "running"
+
+
+def test_actions_the_hub_delivers_to_diag_are_rejected_not_lost(
+        tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+    import sqlite3
+
+    from websockets.sync.client import connect
+
+    # an operator queues a lock for EGM-T1 while its agent is not running
+    with connect(hub.ws_url.replace("/ws/terminal", "/ws/client"),
+                 additional_headers={"Authorization": f"Bearer {hub.operator_token}"},
+                 proxy=None) as client:
+        client.send(json.dumps({"type": "action", "id": "act-diag-1", "terminalId": "EGM-T1",
+                                "action": "lock", "params": {}}))
+        while True:
+            message = json.loads(client.recv(timeout=10))
+            if message.get("type") == "actionAck" and message.get("id") == "act-diag-1":
+                assert message["status"] == "queued"
+                break
+    cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
+    result = run_cli("diag", "--config", str(cfg), "--json")
+    auth = _checks(result.stdout)["uplink_auth"]
+    assert auth["status"] == "warn"
+    assert auth["data"] == {"actionsRejected": ["act-diag-1"]}
+    assert "send them again" in auth["hint"]
+    conn = sqlite3.connect(f"{hub.database.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        status, stored = conn.execute("SELECT status, result FROM actions WHERE id = ?",
+                                      ("act-diag-1",)).fetchone()
+    finally:
+        conn.close()
+    assert status == "rejected"
+    assert "slot-agent diag" in json.loads(stored)["error"]
