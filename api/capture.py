@@ -106,6 +106,11 @@ def parse_capture(lines: Iterable[str], source: str = "capture") -> Capture:
     if header.get("version") != VERSION:
         raise CaptureFileError(f"{source}:1: capture version {header.get('version')!r}; "
                                f"this slot-agent reads version {VERSION}")
+    try:
+        _ = Capture(header, ()).started_at  # checked once here: every reader uses it
+    except (TypeError, ValueError):
+        raise CaptureFileError(f"{source}:1: startedAt {header.get('startedAt')!r} is not an "
+                               "ISO 8601 UTC time") from None
     frames = []
     for number, text in numbered[1:]:
         item = _json(source, number, text)

@@ -99,9 +99,13 @@ def test_a_file_that_is_not_a_capture_is_refused_with_its_line() -> None:
     with pytest.raises(CaptureFileError, match="not a slot-agent capture"):
         parse_capture(['{"hello": 1}\n'], "x.jsonl")
     header = json.dumps({"format": "slot-agent-capture", "version": 1})
+    good = json.dumps({"format": "slot-agent-capture", "version": 1,
+                       "startedAt": "2026-01-01T00:00:00.000Z"})
     with pytest.raises(CaptureFileError, match=r"x.jsonl:2: bad frame"):
-        parse_capture([header + "\n", '{"t": 0, "dir": "up", "address": 1, "hex": "81"}\n'],
+        parse_capture([good + "\n", '{"t": 0, "dir": "up", "address": 1, "hex": "81"}\n'],
                       "x.jsonl")
+    with pytest.raises(CaptureFileError, match="x:1: startedAt None is not an ISO 8601"):
+        parse_capture([header], "x")
     with pytest.raises(CaptureFileError, match="version 9"):
         parse_capture([json.dumps({"format": "slot-agent-capture", "version": 9})], "x")
 
