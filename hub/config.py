@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from hub.gaming_day import load_zone
+
 
 class HubConfigError(Exception):
     """The configuration is unusable; ``problems`` lists each one with its key."""
@@ -42,12 +44,15 @@ class HubConfig:
     recent_events: int = 50
     synchronous: str = "FULL"
     retention_days: float | None = 90.0  # None: stored events are kept for ever
+    timezone: str = "UTC"  # IANA name: the casino's local time (hub.gaming_day)
+    gaming_day_start: int = 0  # local hour the gaming day starts
 
 
 _KNOWN = {
     "listen", "tls", "plain", "tokens", "database", "action_key_file", "action_queue_ttl",
     "signature_window", "ping_interval", "ping_timeout", "max_frame_bytes", "max_message_bytes",
     "client_queue", "auth_timeout", "recent_events", "synchronous", "retention_days",
+    "timezone", "gaming_day_start",
 }
 
 
@@ -143,6 +148,20 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         problems.append("max_message_bytes: must not exceed max_frame_bytes")
     client_queue = integer("client_queue", 1000)
     recent = integer("recent_events", 50)
+    timezone = raw.get("timezone", "UTC")
+    if not isinstance(timezone, str) or not timezone:
+        problems.append(f"timezone: must be an IANA time zone name, got {timezone!r}")
+        timezone = "UTC"
+    else:
+        try:
+            load_zone(timezone)
+        except ValueError:
+            problems.append(f"timezone: unknown IANA time zone {timezone[:60]!r}")
+            timezone = "UTC"
+    day_start = raw.get("gaming_day_start", 0)
+    if isinstance(day_start, bool) or not isinstance(day_start, int) or not 0 <= day_start <= 23:
+        problems.append(f"gaming_day_start: must be an hour 0..23, got {day_start!r}")
+        day_start = 0
     if problems:
         raise HubConfigError(problems)
     assert tokens is not None and database is not None
@@ -154,7 +173,8 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         ping_interval=cfg_values["ping_interval"], ping_timeout=cfg_values["ping_timeout"],
         max_frame_bytes=max_frame, max_message_bytes=max_message, client_queue=client_queue,
         auth_timeout=cfg_values["auth_timeout"] or 10.0, recent_events=recent,
-        synchronous=str(synchronous), retention_days=retention,
+        synchronous=str(synchronous), retention_days=retention, timezone=timezone,
+        gaming_day_start=day_start,
     )
 
 

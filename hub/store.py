@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.wire import INFORMATIONAL_ALERTS
+from api.wire import ATTENDANT_EVENTS, INFORMATIONAL_ALERTS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -64,8 +64,10 @@ CREATE TABLE IF NOT EXISTS actions (
 HUB_SOURCE = "hub"
 
 # Alerts an operator must acknowledge (api.wire.needs_ack, in SQL).
-_NEEDS_ACK = ("e.channel = 'alerts' AND e.event NOT IN ("
-              + ",".join(f"'{name}'" for name in sorted(INFORMATIONAL_ALERTS)) + ")")
+_NEEDS_ACK = ("((e.channel = 'alerts' AND e.event NOT IN ("
+              + ",".join(f"'{name}'" for name in sorted(INFORMATIONAL_ALERTS)) + "))"
+              + " OR e.event IN (" + ",".join(f"'{name}'" for name in sorted(ATTENDANT_EVENTS))
+              + "))")
 
 #: How long a connection waits for the other one's write transaction (milliseconds).
 _BUSY_TIMEOUT_MS = 10_000
@@ -111,9 +113,38 @@ class StoredAction:
 
 
 def _frame(row: sqlite3.Row) -> dict[str, Any]:
+    """A stored event as the frame clients get: with its ``cursor`` (the row id ``n``)."""
     return {"type": "event", "id": row["id"], "seq": row["seq"], "channel": row["channel"],
             "terminalId": row["terminal_id"], "event": row["event"],
-            "timestamp": row["timestamp"], "data": json.loads(row["data"])}
+            "timestamp": row["timestamp"], "data": json.loads(row["data"]), "cursor": row["n"]}
+
+
+def stored_frame(row: sqlite3.Row) -> dict[str, Any]:
+    """:func:`_frame` for the read-side modules (hub.history, hub.replay)."""
+    return _frame(row)
+
+
+def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
+                    frames: list[dict[str, Any]]) -> None:
+    """Set ``frame["cursor"]`` to the row id each new frame was stored under.
+
+    Called inside the insert transaction, right after the ``executemany`` of ``new_rows``:
+    AUTOINCREMENT numbers them one after another from the sequence's old value, so the last
+    one is the sequence's value now. If a row id was skipped somehow the ids are read back.
+    """
+    if not new_rows:
+        return
+    last = int(db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+               .fetchone()[0])
+    first = last - len(new_rows) + 1
+    row = db.execute("SELECT source, seq FROM events WHERE n = ?", (first,)).fetchone()
+    if row is not None and (row[0], row[1]) == (new_rows[0][0], new_rows[0][1]):
+        for offset, frame in enumerate(frames):
+            frame["cursor"] = first + offset
+        return
+    for frame, new in zip(frames, new_rows, strict=True):  # pragma: no cover - defensive
+        frame["cursor"] = int(db.execute("SELECT n FROM events WHERE source = ? AND seq = ?",
+                                         (new[0], new[1])).fetchone()[0])
 
 
 def _connect(path: Path | str, synchronous: str, *, any_thread: bool) -> sqlite3.Connection:
@@ -132,6 +163,12 @@ class HubStore:
         # Used only on the writer thread (created here, so it may cross threads once).
         self._writer_db = _connect(path, synchronous, any_thread=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
+
+    @property
+    def reader(self) -> sqlite3.Connection:
+        """The event-loop thread's connection, for the read-only queries of hub.history,
+        hub.replay and hub.audit (WAL: they read while a batch is written)."""
+        return self._db
 
     def close(self) -> None:
         """Finish the writes already submitted, then close both connections."""
@@ -179,16 +216,21 @@ class HubStore:
                     for row in db.execute("SELECT seq FROM events WHERE source = ?"
                                           " AND seq BETWEEN ? AND ?", (source, lo, hi))}
             new_rows = []
-            for row in rows:
+            new_frames = []
+            for row, w in zip(rows, writes, strict=True):
                 key = (row[0], row[1])
                 fresh = key not in seen
                 inserted.append(fresh)
                 if fresh:
                     seen.add(key)
                     new_rows.append(row)
+                    new_frames.append(w.frame)
             db.executemany(
                 "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
                 " data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", new_rows)
+            # Every stored event gets its hub cursor (protocol.md §3), also on the frame
+            # that is fanned out: clients resume from it (hub.replay).
+            _assign_cursors(db, new_rows, new_frames)
             for source, seq in acked.items():
                 db.execute(
                     "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
@@ -238,14 +280,18 @@ class HubStore:
         return _frame(row) if row else None
 
     def events(self, terminal_id: str | None = None) -> list[dict[str, Any]]:
-        """All stored events in storage order (tests, exports)."""
+        """All stored events in storage order, as the terminal sent them (without the hub's
+        ``cursor``; tests, exports)."""
         if terminal_id is None:
             rows = self._db.execute("SELECT * FROM events ORDER BY n").fetchall()
         else:
             rows = self._db.execute(
                 "SELECT * FROM events WHERE terminal_id = ? ORDER BY n", (terminal_id,)
             ).fetchall()
-        return [_frame(r) for r in rows]
+        frames = [_frame(r) for r in rows]
+        for frame in frames:
+            del frame["cursor"]
+        return frames
 
     def recent(self, limit: int, terminals: Iterable[str] | None) -> list[dict[str, Any]]:
         """The last ``limit`` events, newest first, optionally for some terminals only."""

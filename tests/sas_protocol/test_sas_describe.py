@@ -104,7 +104,7 @@ def test_a_short_or_long_frame_is_named_by_the_layout_it_misses(frame: str,
 
 def test_frames_that_no_length_explains_keep_the_decoder_error() -> None:
     with pytest.raises(sp.FramingError):
-        sp.describe_frame(_crc("01 20 00"))
+        sp.describe_frame(_crc("01 25 00"))
     # no reply layout and a bad CRC: both said, with the CRCs
     with pytest.raises(sp.CrcError,
                        match=r"bad CRC \(expected .. .., found 02 03\), and even with"):
@@ -116,6 +116,8 @@ def test_meters_carry_their_names_and_units() -> None:
     names = sp.describe_frame(frame).to_json()["meterNames"]
     assert names["00"] == {"name": "coin in", "unit": "credits"}
     assert names["0D"] == {"name": "sas cashable ticket in cents", "unit": "cents"}
+    from sas_protocol.codes import MeterCode
     from sas_protocol.frame_check import meter_label
 
-    assert meter_label(0x7F) == ("meter 7F", "credits")
+    unnamed = next(c for c in range(256) if c not in set(MeterCode))
+    assert meter_label(unnamed) == (f"meter {unnamed:02X}", "credits")
