@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sas_protocol.codes import MeterCode, meter_spec
+from sas_protocol.codes import meter_spec
 from sas_protocol.crc import append_crc, crc_ok
 from sas_protocol.errors import FramingError, LengthError, RemoteProtocolError
 from sas_protocol.messages.meters import legacy_reply_length
@@ -179,9 +179,8 @@ def check_frame(data: bytes) -> LengthError | CrcMismatch | None:
 
 
 def meter_label(code: int) -> tuple[str, str]:
-    """(name, unit) of meter ``code`` (table C-7, reference §3.10): "coin in", "credits"."""
-    try:
-        name = MeterCode(code).name.lower().replace("_", " ")
-    except ValueError:
-        name = f"meter {code:02X}"
-    return name, meter_spec(code).unit.value
+    """(name, unit) of meter ``code`` from the one meter table (table C-7, reference §3.10):
+    the name the events' ``meters`` maps use (``coinIn``), and ``credits``, ``cents``,
+    ``count`` or ``hundredths-percent``; ``meterXX`` for a code the table does not name."""
+    spec = meter_spec(code)
+    return spec.name, spec.unit.value

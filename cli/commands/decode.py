@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from api.capture import Frame
 
 #: Fields that hold SAS codes: printed in hex like the tables (``command: 2F``, not 47).
-HEX_FIELDS = frozenset({"command", "poll", "code", "codes", "event_code", "exception",
-                        "denomination", "denomination_code"})
+HEX_FIELDS = frozenset({"command", "poll", "code", "codes", "event_code", "exception", "base",
+                        "denomination", "denomination_code", "denominations", "features1",
+                        "features2", "features3", "features4"})
 
 EXIT_DECODED = 0
 EXIT_BAD_FRAME = 1
@@ -101,7 +102,7 @@ def render(description: FrameDescription) -> list[str]:
         lines.append(f"  {out['type']}{unverified}")
         for name, value in out["fields"].items():
             lines.append(f"    {name}: {_field_text(name, value)}")
-    if "meters" in out:
+    if out.get("meters"):
         lines.append("  meters:")
         names = out.get("meterNames", {})
         for code, value in out["meters"].items():
@@ -114,9 +115,14 @@ def render(description: FrameDescription) -> list[str]:
 def _field_text(name: str, value: Any) -> str:
     if name in HEX_FIELDS:
         return _hex(value)
+    if isinstance(value, dict):  # a message inside another (the reply an LP B0 wraps)
+        kind = value.get("type")
+        inner = ", ".join(f"{k} {_field_text(k, v)}" for k, v in value.items() if k != "type")
+        return f"{kind}: {inner}" if kind else inner
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        return "; ".join(", ".join(f"{k} {_field_text(k, v)}" for k, v in item.items())
-                         for item in value)
+        return "; ".join(_field_text(name, item) for item in value)
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return "; ".join(" ".join(str(x) for x in item) for item in value)  # (name, value)
     if isinstance(value, list):
         return "[" + ", ".join(str(v) for v in value) + "]"
     return str(value)

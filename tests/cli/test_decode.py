@@ -95,9 +95,9 @@ def test_codes_print_in_hex_and_meters_with_names_and_units() -> None:
     assert "    command: 2F" in lines
     assert "    values: code 00, value 123456, size 4; code 0D, value 15000, size 5; code 0C, " \
            "value 250, size 4" in lines
-    assert lines[-4:] == ["  meters:", "    00 coin in: 123456 credits",
-                          "    0D sas cashable ticket in cents: 15000 cents",
-                          "    0C current credits: 250 credits"]
+    assert lines[-4:] == ["  meters:", "    00 coinIn: 123456 credits",
+                          "    0D ticketInCashable: 15000 cents",
+                          "    0C currentCredits: 250 credits"]
 
 
 def test_the_golden_capture_decodes_frame_by_frame() -> None:

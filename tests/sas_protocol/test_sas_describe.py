@@ -114,10 +114,9 @@ def test_frames_that_no_length_explains_keep_the_decoder_error() -> None:
 def test_meters_carry_their_names_and_units() -> None:
     frame = _crc("01 2F 12 00 00 00 00 12 34 56 0D 00 00 01 50 00 0C 00 00 02 50")
     names = sp.describe_frame(frame).to_json()["meterNames"]
-    assert names["00"] == {"name": "coin in", "unit": "credits"}
-    assert names["0D"] == {"name": "sas cashable ticket in cents", "unit": "cents"}
-    from sas_protocol.codes import MeterCode
+    assert names["00"] == {"name": "coinIn", "unit": "credits"}
+    assert names["0D"] == {"name": "ticketInCashable", "unit": "cents"}
     from sas_protocol.frame_check import meter_label
 
-    unnamed = next(c for c in range(256) if c not in set(MeterCode))
-    assert meter_label(unnamed) == (f"meter {unnamed:02X}", "credits")
+    assert meter_label(0x05) == ("gamesPlayed", "count")
+    assert meter_label(0xEE) == ("meterEE", "credits")
