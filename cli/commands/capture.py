@@ -47,7 +47,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agent.control import ControlError, control_request
-    from api.capture import capture_lines, frames_from_line
+    from api.capture import Capture, capture_lines, frames_from_line
 
     config = load_config_or_report(args.config)
     if config is None:
@@ -70,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
               f"within {args.seconds + ANSWER_MARGIN_S:g} s", file=sys.stderr)
         return EXIT_NO_DAEMON
     header = answer["header"]
-    from api.capture import Capture
-
     started = Capture(header, ()).started_at
     frames = frames_from_line(answer.get("frames", []), started)
     lines = capture_lines(header, frames)
