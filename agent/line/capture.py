@@ -16,15 +16,16 @@ from typing import Any
 
 from drivers.base import Word
 
-__all__ = ["CAPTURE_MAX_FRAMES", "CaptureBuffer", "CaptureBusyError"]
+__all__ = ["CAPTURE_MAX_FRAMES", "CaptureBuffer", "CaptureError"]
 
 #: Frames one capture keeps: at 40 frames a second (two machines polled every 100 ms, each
 #: with a reply) ten minutes of line fit.
 CAPTURE_MAX_FRAMES = 50_000
 
 
-class CaptureBusyError(RuntimeError):
-    """A capture is already running on this line (one at a time)."""
+class CaptureError(RuntimeError):
+    """A capture cannot start: one already runs on this line (one at a time), or the line
+    process does not answer."""
 
 
 class CaptureBuffer:

@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from agent.line.capture import CaptureBusyError
+from agent.line.capture import CaptureError
 from agent.line.messages import (
     CHILD_COMM,
     EXIT_CANNOT_START,
@@ -280,7 +280,7 @@ class _Child:
             return CaptureAnswer(request_id, line.stop_capture())
         try:
             line.start_capture()
-        except CaptureBusyError as exc:
+        except CaptureError as exc:
             return CaptureAnswer(request_id, {}, str(exc))
         return CaptureAnswer(request_id, {})
 

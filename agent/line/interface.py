@@ -50,7 +50,7 @@ class Line(Protocol):
     def idle(self) -> bool: ...
 
     def start_capture(self, limit: int | None = None) -> None:
-        """Record every frame from now on; :class:`agent.line.capture.CaptureBusyError`
+        """Record every frame from now on; :class:`agent.line.capture.CaptureError`
         when a capture already runs (``slot-agent capture``)."""
         ...
 

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from agent.config import MachineConfig, PollConfig
 from agent.exceptions_map import CONFIRMED_CODES
-from agent.line.capture import CaptureBuffer, CaptureBusyError, wakeup_positions
+from agent.line.capture import CaptureBuffer, CaptureError, wakeup_positions
 from agent.line.interface import OpenCommands
 from agent.machine_commands import (
     CommandRejectedError,
@@ -287,11 +287,11 @@ class LineOwner:
             self._put(("read", read))
 
     def start_capture(self, limit: int | None = None) -> None:
-        """Record every frame from now on (``slot-agent capture``); CaptureBusyError when a
+        """Record every frame from now on (``slot-agent capture``); CaptureError when a
         capture already runs."""
         with self._lock:
             if self._capture is not None:
-                raise CaptureBusyError("a capture is already running on this line")
+                raise CaptureError("a capture is already running on this line")
             self._capture = CaptureBuffer() if limit is None else CaptureBuffer(limit)
 
     def stop_capture(self) -> dict[str, Any]:

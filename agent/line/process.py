@@ -53,7 +53,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from agent.config import Config
-from agent.line.capture import CaptureBusyError
+from agent.line.capture import CaptureError
 from agent.line.interface import OpenCommands
 from agent.line.messages import (
     EXIT_LINE_CRASHED,
@@ -393,9 +393,9 @@ class LineProcess:
         """Start recording frames in the child's line owner (``slot-agent capture``)."""
         answer = self._ask(CaptureQuery(next(self._ids), True), only_running=True)
         if not isinstance(answer, CaptureAnswer):
-            raise CaptureBusyError("the line process does not answer")
+            raise CaptureError("the line process does not answer")
         if answer.error is not None:
-            raise CaptureBusyError(answer.error)
+            raise CaptureError(answer.error)
 
     def stop_capture(self) -> dict[str, Any]:
         """The frames the child recorded since :meth:`start_capture`."""

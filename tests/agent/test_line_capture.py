@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.line.capture import CaptureBusyError
+from agent.line.capture import CaptureError
 from api.capture import build_header, capture_lines, frames_from_line, parse_capture
 from tests.agent.e2e_helpers import Rig, wait_for
 
@@ -20,7 +20,7 @@ def test_a_capture_holds_every_frame_with_direction_and_wakeup(tmp_path: Path) -
         rig.wait_ready()
         assert rig.line.stop_capture() == {"frames": [], "dropped": 0}  # none ran: nothing kept
         rig.line.start_capture()
-        with pytest.raises(CaptureBusyError):
+        with pytest.raises(CaptureError):
             rig.line.start_capture()  # one capture at a time
         start = rig.line.cycles
         wait_for(lambda: rig.line.cycles >= start + 5)
