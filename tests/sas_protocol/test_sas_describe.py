@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 import sas_protocol as sp
@@ -120,3 +124,28 @@ def test_meters_carry_their_names_and_units() -> None:
 
     assert meter_label(0x05) == ("gamesPlayed", "count")
     assert meter_label(0xEE) == ("meterEE", "credits")
+
+
+def _verdict_vectors() -> list[dict[str, Any]]:
+    path = Path(__file__).resolve().parents[1] / "vectors" / "decode_verdicts.json"
+    vectors: list[dict[str, Any]] = json.loads(path.read_text())["vectors"]
+    return vectors
+
+
+@pytest.mark.parametrize("vector", _verdict_vectors(), ids=lambda v: v["what"])
+def test_golden_verdicts_on_damaged_frames(vector: dict[str, Any]) -> None:
+    """tests/vectors/decode_verdicts.json: what a technician is told of each damaged frame."""
+    frame = bytes.fromhex(vector["hex"])
+    expected = vector["verdict"]
+    if "error" in expected:
+        with pytest.raises(sp.RemoteProtocolError) as info:
+            sp.describe_frame(frame)
+        assert {"error": type(info.value).__name__, "reason": info.value.reason} == expected
+        return
+    out = sp.describe_frame(frame).to_json()
+    got = {"crc_ok": out["crc_ok"], "crc": out.get("crc"), "unverified": out.get("unverified",
+                                                                                  False),
+           "kind": out["kind"], "type": out.get("type")}
+    if "fields" in out:
+        got["fields"] = out["fields"]
+    assert got == expected
