@@ -84,3 +84,13 @@ def test_capture_without_a_daemon_says_so_and_writes_nothing(tmp_path: Path) -> 
     assert result.returncode == 1
     assert "is slot-agent running?" in result.stderr
     assert not out.exists()
+
+
+def test_capture_needs_a_control_socket(tmp_path: Path) -> None:
+    cfg = write_agent_config(tmp_path, port="/dev/ttyNOPE7", extra="")
+    text = "\n".join(line for line in cfg.read_text().splitlines()
+                     if not line.startswith("control_socket"))
+    cfg.write_text(text + "\ncontrol_socket: null\n")
+    result = run_cli("capture", "--config", str(cfg), "--seconds", "1", "--out", "-")
+    assert result.returncode == 2
+    assert "control_socket is not set" in result.stderr and result.stdout == ""
