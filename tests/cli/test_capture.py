@@ -11,6 +11,7 @@ import pytest
 from slot_agent_procs import Proc, run_cli, start_emulator, write_agent_config
 
 from agent.control import ControlRequestError, control_request
+from api.capture import parse_capture
 
 
 @pytest.fixture
@@ -44,9 +45,13 @@ def test_capture_from_the_running_daemon_then_decode_and_replay(
         result = run_cli("capture", "--config", str(cfg), "--seconds", "1.5", "--out",
                          str(out))
         assert result.returncode == 0, result.stderr
+        piped = run_cli("capture", "--config", str(cfg), "--seconds", "0.5", "--out", "-")
+        assert piped.returncode == 0, piped.stderr
     finally:
         proc.stop()
     assert "captured" in result.stderr and str(out) in result.stderr
+    streamed = parse_capture(piped.stdout.splitlines(), "stdout")
+    assert streamed.header["terminalId"] == "EGM-T1" and streamed.frames
     lines = _capture_lines(out)
     header, frames = lines[0], lines[1:]
     assert header["format"] == "slot-agent-capture" and header["version"] == 1
