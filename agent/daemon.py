@@ -649,7 +649,8 @@ class Daemon:
             taken = line.stop_capture()
         header = build_capture_header(
             terminal_id=self.config.terminal_id, port=self.config.serial.port,
-            addresses=[m.address for m in self.config.machines], sync_address=0,
+            addresses=[m.address for m in self.config.machines],
+            sync_address=self.config.poll.sync_address,
             started_at=started, seconds=float(seconds), agent_version=__version__,
             rte=any(m.rte for m in self.config.machines),
             link_down_after=self.config.poll.link_down_after,

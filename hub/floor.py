@@ -132,10 +132,12 @@ class Floor:
         for row in db.execute(
                 "SELECT e.* FROM events e JOIN (SELECT max(n) AS n FROM events"
                 " WHERE terminal_id = ? AND event IN ('doorOpened', 'doorClosed')"
-                " AND json_extract(data, '$.powerOff') IS NOT 1"
+                # A damaged row is skipped, not the whole query (and the hub's start).
+                " AND json_valid(data) AND"
+                " (CASE WHEN json_valid(data) THEN json_extract(data, '$.powerOff') END) IS NOT 1"
                 " GROUP BY json_extract(data, '$.door')) d ON d.n = e.n", (tid,)):
             frame = stored_frame(row)
-            if frame["event"] == "doorOpened":
+            if frame is not None and frame["event"] == "doorOpened":
                 state.doors_open.add(str(frame["data"].get("door")))
         self._recount_money(state)
         state.unacked_alerts = store.count_unacked_alerts(tid)
@@ -155,7 +157,8 @@ class Floor:
             " total(CASE WHEN event = 'betPlaced' THEN"
             " coalesce(json_extract(data, '$.games'), 1) END)"
             " FROM events WHERE terminal_id = ? AND event IN ('betPlaced', 'winPaid')"
-            " AND timestamp >= ? AND timestamp < ?", (state.terminal_id, since, until),
+            " AND timestamp >= ? AND timestamp < ? AND json_valid(data)",
+            (state.terminal_id, since, until),
         ).fetchone()
         cap = 2**63 - 1
         state.coin_in, state.coin_out, state.games = (min(int(v), cap) for v in row)

@@ -76,8 +76,10 @@ def query_events(db: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, 
     limit = max(1, min(q.limit, MAX_PAGE))
     rows = db.execute(f"{sql} ORDER BY n {order} LIMIT ?", (*args, limit + 1)).fetchall()
     more = len(rows) > limit
-    frames = [stored_frame(r) for r in rows[:limit]]
-    return frames, (frames[-1]["cursor"] if more and frames else None)
+    # A row that cannot be read back is skipped, never the page (hub.store._readable); the
+    # next page starts after the last row read, readable or not.
+    frames = [f for f in map(stored_frame, rows[:limit]) if f is not None]
+    return frames, (int(rows[limit - 1]["n"]) if more else None)
 
 
 def head_cursor(db: sqlite3.Connection) -> int:
@@ -151,7 +153,8 @@ def day_summary(db: sqlite3.Connection, gaming_day: GamingDay, day: str,
             " total(coalesce(json_extract(data, '$.games'), 1)),"
             " total(coalesce(json_extract(data, '$.count'), 1))"
             f" FROM events WHERE terminal_id IN ({marks}) AND event IN ({names})"
-            " AND timestamp >= ? AND timestamp < ? GROUP BY terminal_id, event",
+            " AND timestamp >= ? AND timestamp < ? AND json_valid(data)"
+            " GROUP BY terminal_id, event",
             (*ids, *_SUMS, since, until))
         for tid, event, count, amount, games, bills in cur.fetchall():
             row, key, total = rows[tid], _SUMS[event], int(amount)

@@ -7,8 +7,8 @@ When a page comes back short, every event stored so far has been read: in the sa
 the event loop (no ``await`` in between, so no fan-out can run) the filter goes live with
 the last cursor read as its floor. An event stored before that read but fanned out after it
 is at or below the floor and is dropped as a duplicate; every later event is above it and is
-delivered live. Events are fanned out in cursor order (hub.server, publish lock), so no
-event is skipped. docs/protocol.md §5, "Resuming".
+delivered live. Events are fanned out in cursor order (hub.ingest: transactions commit and
+are published in one order), so no event is skipped. docs/protocol.md §5, "Resuming".
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The hub's SQLite store: events (de-duplicated), acknowledged seqs, alert acks, actions.
 
 Two connections to one WAL database. Events are written in batches (group commit: one
-transaction, one fsync, for everything a terminal sent in a burst) by the *writer* connection
+transaction, one fsync, for everything that arrived from all terminals while the previous
+one committed: hub/ingest.py, which uses only :meth:`HubStore.write_events`, the store's
+write-path interface :class:`hub.ingest.EventStore`) by the *writer* connection
 on the store's own single thread, so a commit's fsync never stalls the event loop. Everything
 else (reads for snapshots, alert acknowledgements, actions: a few rows now and then) uses the
 *loop* connection on the event loop thread; WAL lets it read while a batch is being written.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.wire import ATTENDANT_EVENTS, INFORMATIONAL_ALERTS
+from api.wire import ATTENDANT_EVENTS, INFORMATIONAL_ALERTS, too_deep
+
+log = logging.getLogger("hub.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -68,6 +73,10 @@ _NEEDS_ACK = ("((e.channel = 'alerts' AND e.event NOT IN ("
               + ",".join(f"'{name}'" for name in sorted(INFORMATIONAL_ALERTS)) + "))"
               + " OR e.event IN (" + ",".join(f"'{name}'" for name in sorted(ATTENDANT_EVENTS))
               + "))")
+
+#: ``data.amount`` in SQL; a stored value SQLite cannot read as JSON counts as nothing
+#: instead of failing the whole sum (and every snapshot with it).
+_AMOUNT = "CASE WHEN json_valid(data) THEN json_extract(data, '$.amount') END"
 
 #: How long a connection waits for the other one's write transaction (milliseconds).
 _BUSY_TIMEOUT_MS = 10_000
@@ -119,9 +128,10 @@ def _frame(row: sqlite3.Row) -> dict[str, Any]:
             "timestamp": row["timestamp"], "data": json.loads(row["data"]), "cursor": row["n"]}
 
 
-def stored_frame(row: sqlite3.Row) -> dict[str, Any]:
-    """:func:`_frame` for the read-side modules (hub.history, hub.replay)."""
-    return _frame(row)
+def stored_frame(row: sqlite3.Row) -> dict[str, Any] | None:
+    """The row's frame for the read-side modules (hub.history, hub.replay, hub.floor), or
+    None when it cannot be read back (logged; the caller skips it: :func:`_readable`)."""
+    return _readable(row)
 
 
 def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
@@ -145,6 +155,34 @@ def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
     for frame, new in zip(frames, new_rows, strict=True):  # pragma: no cover - defensive
         frame["cursor"] = int(db.execute("SELECT n FROM events WHERE source = ? AND seq = ?",
                                          (new[0], new[1])).fetchone()[0])
+
+
+def _readable(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    """The row's frame, or None (logged) if it cannot be read back and sent on.
+
+    No stored value may break a snapshot or a history for every client: a row written by an
+    older hub that did not bound nesting (api.wire.MAX_JSON_DEPTH), or damaged on disk, is
+    skipped, one row at a time, never the whole answer.
+    """
+    if row is None:
+        return None
+    try:
+        text = row["data"]
+        if not isinstance(text, str) or too_deep(text):
+            raise ValueError("data is not JSON text within the nesting limit")
+        frame = _frame(row)
+        if not isinstance(frame["data"], dict):
+            raise ValueError("data is not an object")
+        _DATA_ENCODER.encode(frame["data"])  # it can be sent on, too
+        return frame
+    except Exception as exc:  # any stored value: ValueError, RecursionError, TypeError...
+        log.warning("stored event %r (row %s) cannot be read back, skipped: %s",
+                    str(row["id"])[:80], row["n"], str(exc)[:120])
+        return None
+
+
+def _readable_frames(rows: Iterable[sqlite3.Row]) -> list[dict[str, Any]]:
+    return [f for f in map(_readable, rows) if f is not None]
 
 
 def _connect(path: Path | str, synchronous: str, *, any_thread: bool) -> sqlite3.Connection:
@@ -190,23 +228,53 @@ class HubStore:
         already stored (a duplicate, also within the batch).
 
         Runs on the writer connection: call it from the writer thread (:meth:`write_events`)
-        or while nothing else uses the store. The duplicates are found with one range query
-        per source and the new rows go in with one ``executemany``: the writer thread holds
-        the interpreter lock for as little Python work per event as possible (the event loop
-        needs it for the next burst meanwhile).
+        or while nothing else uses the store. A batch holds the events of many terminals
+        (hub/ingest.py), nearly always new ones: they go in with one ``executemany`` of
+        ``INSERT OR IGNORE``, and only if that reports fewer rows than it was given (a
+        terminal resending after a lost ack) is the transaction rolled back and done again
+        the exact way, finding the duplicates with one range query per source. The writer
+        thread holds the interpreter lock for as little Python work per event as possible
+        (the event loop needs it for the next burst meanwhile).
         """
         db = self._writer_db
         acked: dict[str, int] = {}
-        spans: dict[str, tuple[int, int]] = {}
         for w in writes:
-            seq = w.frame["seq"]
-            lo, hi = spans.get(w.source, (seq, seq))
-            spans[w.source] = (min(lo, seq), max(hi, seq))
             if w.acked_seq is not None:
                 acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
         rows = [(w.source, f["seq"], f["id"], f["terminalId"], f["channel"], f["event"],
                  f["timestamp"], _DATA_ENCODER.encode(f["data"]), received_at)
                 for w in writes for f in (w.frame,)]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = db.executemany(
+                "INSERT OR IGNORE INTO events (source, seq, id, terminal_id, channel, event,"
+                " timestamp, data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            if cur.rowcount != len(rows):
+                db.execute("ROLLBACK")
+                return self._insert_exact(writes, rows, acked)
+            _assign_cursors(db, rows, [w.frame for w in writes])  # as in _insert_exact
+            self._advance_acked(acked)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return [True] * len(rows)
+
+    def _advance_acked(self, acked: dict[str, int]) -> None:
+        self._writer_db.executemany(
+            "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
+            " (terminal_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
+            list(acked.items()))
+
+    def _insert_exact(self, writes: Sequence[EventWrite], rows: list[tuple[Any, ...]],
+                      acked: dict[str, int]) -> list[bool]:
+        db = self._writer_db
+        spans: dict[str, tuple[int, int]] = {}
+        for w in writes:
+            seq = w.frame["seq"]
+            lo, hi = spans.get(w.source, (seq, seq))
+            spans[w.source] = (min(lo, seq), max(hi, seq))
         inserted: list[bool] = []
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -231,12 +299,7 @@ class HubStore:
             # Every stored event gets its hub cursor (protocol.md §3), also on the frame
             # that is fanned out: clients resume from it (hub.replay).
             _assign_cursors(db, new_rows, new_frames)
-            for source, seq in acked.items():
-                db.execute(
-                    "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
-                    " (terminal_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
-                    (source, seq),
-                )
+            self._advance_acked(acked)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -277,7 +340,7 @@ class HubStore:
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
-        return _frame(row) if row else None
+        return _readable(row)
 
     def events(self, terminal_id: str | None = None) -> list[dict[str, Any]]:
         """All stored events in storage order, as the terminal sent them (without the hub's
@@ -288,7 +351,7 @@ class HubStore:
             rows = self._db.execute(
                 "SELECT * FROM events WHERE terminal_id = ? ORDER BY n", (terminal_id,)
             ).fetchall()
-        frames = [_frame(r) for r in rows]
+        frames = _readable_frames(rows)
         for frame in frames:
             del frame["cursor"]
         return frames
@@ -301,7 +364,7 @@ class HubStore:
             sql += f" WHERE terminal_id IN ({','.join('?' * len(ids))})"
             args.extend(ids)
         rows = self._db.execute(sql + " ORDER BY n DESC LIMIT ?", (*args, limit)).fetchall()
-        return [_frame(r) for r in rows]
+        return _readable_frames(rows)
 
     def unacked_alerts(self, limit: int, terminals: Iterable[str] | None
                        ) -> list[dict[str, Any]]:
@@ -314,7 +377,7 @@ class HubStore:
             sql += f" AND e.terminal_id IN ({','.join('?' * len(ids))})"
             args.extend(ids)
         rows = self._db.execute(sql + " ORDER BY e.n DESC LIMIT ?", (*args, limit)).fetchall()
-        return [_frame(r) for r in rows]
+        return _readable_frames(rows)
 
     def count_unacked_alerts(self, terminal_id: str) -> int:
         row = self._db.execute(
@@ -332,13 +395,13 @@ class HubStore:
             sql += f" AND event IN ({','.join('?' * len(wanted))})"
             args.extend(wanted)
         row = self._db.execute(sql + " ORDER BY n DESC LIMIT 1", args).fetchone()
-        return _frame(row) if row else None
+        return _readable(row)
 
     def amount_sum(self, terminal_id: str, event: str, since: str, until: str) -> int:
         """Sum of ``data.amount`` of ``event`` with since <= timestamp < until."""
         row = self._db.execute(
-            "SELECT total(json_extract(data, '$.amount')) FROM events"
-            " WHERE terminal_id = ? AND event = ? AND timestamp >= ? AND timestamp < ?",
+            f"SELECT total({_AMOUNT}) FROM events WHERE terminal_id = ? AND event = ?"
+            " AND timestamp >= ? AND timestamp < ?",
             (terminal_id, event, since, until),
         ).fetchone()
         return _int64(row[0])
@@ -347,8 +410,7 @@ class HubStore:
                           ) -> dict[str, int]:
         """``{"YYYY-MM-DDTHH:MM": total}`` of ``data.amount`` since ``since``."""
         sql = ("SELECT substr(timestamp, 1, 16) AS m,"
-               " total(json_extract(data, '$.amount')) FROM events"
-               " WHERE event = ? AND timestamp >= ?")
+               f" total({_AMOUNT}) FROM events WHERE event = ? AND timestamp >= ?")
         args: list[Any] = [event, since]
         if terminals is not None:
             ids = list(terminals)
