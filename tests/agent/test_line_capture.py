@@ -9,7 +9,8 @@ import pytest
 
 from agent.line.capture import CaptureError
 from api.capture import build_header, capture_lines, frames_from_line, parse_capture
-from tests.agent.e2e_helpers import Rig, wait_for
+from tests.agent.e2e_helpers import Rig
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -23,10 +24,10 @@ def test_a_capture_holds_every_frame_with_direction_and_wakeup(tmp_path: Path) -
         with pytest.raises(CaptureError):
             rig.line.start_capture()  # one capture at a time
         start = rig.line.cycles
-        wait_for(lambda: rig.line.cycles >= start + 5)
+        wait_until(lambda: rig.line.cycles >= start + 5)
         taken = rig.line.stop_capture()
         after = rig.line.cycles
-        wait_for(lambda: rig.line.cycles >= after + 2)
+        wait_until(lambda: rig.line.cycles >= after + 2)
         assert rig.line.stop_capture()["frames"] == []  # stopped: the owner keeps nothing
     finally:
         rig.close()
@@ -53,7 +54,7 @@ def test_the_capture_limit_counts_what_it_drops(tmp_path: Path) -> None:
         rig.wait_ready()
         rig.line.start_capture(limit=3)
         start = rig.line.cycles
-        wait_for(lambda: rig.line.cycles >= start + 4)
+        wait_until(lambda: rig.line.cycles >= start + 4)
         taken = rig.line.stop_capture()
     finally:
         rig.close()

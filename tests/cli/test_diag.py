@@ -209,7 +209,9 @@ def test_an_outbox_of_another_terminal_fails_diag_and_check_config(
 
 def test_daemon_running_with_its_tcp_link_refused_blames_the_link_not_the_cable(
         tmp_path: Path) -> None:
-    from slot_agent_procs import Proc, wait_until
+    from slot_agent_procs import Proc
+
+    from tests.support.waits import wait_until
 
     emu, url = start_emulator()
     cfg = write_agent_config(tmp_path, port=url)
@@ -260,9 +262,10 @@ def test_a_stopped_daemon_is_reported_as_stopped_or_stale(tmp_path: Path) -> Non
 
 def test_with_the_daemons_session_up_diag_does_not_replace_it(
         tmp_path: Path, emulator: str, hub: HubHandle) -> None:
-    from slot_agent_procs import Proc, wait_until
+    from slot_agent_procs import Proc
 
     from agent.control import control_request
+    from tests.support.waits import wait_until
 
     cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
     socket_path = next(line.split(": ", 1)[1] for line in cfg.read_text().splitlines()
