@@ -59,8 +59,8 @@ from agent.line.messages import (
     Tick,
 )
 from agent.line.owner import LineOwner
-from agent.machine_commands import CommandRejectedError, CommandResult, MachineCommand
-from agent.metrics import BadFrameKind, PollResult
+from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
+from agent.ops.metrics import BadFrameKind, PollResult
 
 log = logging.getLogger(__name__)
 

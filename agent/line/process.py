@@ -17,7 +17,7 @@ reader thread dispatches what the child sends:
   the command; ``cancel()`` asks the child, so a command cancelled at its deadline never
   starts on the line, as with the thread);
 - poll counts, latencies, schedule deviations, bad frames and link states to the daemon's
-  :class:`agent.metrics.AgentMetrics` (the ``slot_agent_*`` metrics live in the daemon, which
+  :class:`agent.ops.metrics.AgentMetrics` (the ``slot_agent_*`` metrics live in the daemon, which
   serves them);
 - log records to the daemon's logging (same handlers, same format, same journal).
 
@@ -83,8 +83,8 @@ from agent.line.messages import (
     Tick,
     TransportFactory,
 )
-from agent.machine_commands import CommandRejectedError, CommandResult, MachineCommand
-from agent.metrics import AgentMetrics
+from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
+from agent.ops.metrics import AgentMetrics
 from agent.observations import LinkDown, LinkUp, Observation
 from agent.reads import ReadRequest
 from drivers.base import Transport
@@ -105,7 +105,7 @@ class LineProcessError(Exception):
 
 def open_line(config: Config) -> Transport:
     """The serial line ``config.serial`` names (the daemon's default transport factory)."""
-    from agent.diagnostics import transport_options
+    from agent.ops.diagnostics import transport_options
     from drivers import open_transport
 
     port = config.serial.port

@@ -46,7 +46,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.control import ControlError, control_request
+    from agent.ops.control import ControlError, control_request
     from api.capture import Capture, capture_lines, frames_from_line
 
     config = load_config_or_report(args.config)

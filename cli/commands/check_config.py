@@ -62,7 +62,7 @@ def outbox_owner_problem(path: str, terminal_id: str) -> str | None:
     """What ``run`` would refuse: an existing outbox that belongs to another terminal (read
     only, safe beside a running daemon). None when the file is absent, unreadable (the
     daemon deals with a damaged file at start) or this terminal's."""
-    from agent.outbox import Outbox, OutboxError
+    from agent.store.outbox import Outbox, OutboxError
 
     try:
         reader = Outbox.open_reader(path)

@@ -35,7 +35,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.replay import Replay
+    from agent.ops.replay import Replay
     from api.capture import CaptureFileError, parse_capture
 
     try:

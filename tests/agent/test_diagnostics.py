@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agent.config import Config, parse_config
-from agent.diagnostics import (
+from agent.ops.diagnostics import (
     CHECK_IDS,
     Check,
     CheckStatus,
@@ -21,7 +21,7 @@ from agent.diagnostics import (
     probe_uplink,
     render_table,
 )
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from api.events import Event
 from drivers.memory import MemoryTransport, pair
 from emulator.model import Machine
@@ -176,7 +176,7 @@ def test_clock_skew_thresholds(skew: float, status: CheckStatus) -> None:
 
 
 def test_the_tls_step_uses_the_uplinks_own_context(tmp_path: Path) -> None:
-    """diag builds the same TLS context as the uplink (agent.tls), so a client certificate
+    """diag builds the same TLS context as the uplink (agent.uplink.tls), so a client certificate
     that cannot be loaded fails the TLS step naming the key, as it would stop the daemon."""
     import socket
 
@@ -285,8 +285,8 @@ def test_the_daemon_state_is_a_check_with_its_hint(
 def test_daemon_state_tells_missing_stale_and_silent_sockets_apart(tmp_path: Path) -> None:
     import socket as socket_mod
 
-    from agent.control import ControlUnavailableError, control_request
-    from agent.diagnostics import daemon_state
+    from agent.ops.control import ControlUnavailableError, control_request
+    from agent.ops.diagnostics import daemon_state
 
     def state_of(path: Path) -> str:
         try:

@@ -1,4 +1,4 @@
-"""``agent.replay`` on the golden capture (tests/vectors/capture_emulator.jsonl, recorded with
+"""``agent.ops.replay`` on the golden capture (tests/vectors/capture_emulator.jsonl, recorded with
 ``slot-agent capture`` from a daemon polling the emulator) and on hand-made conversations."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import sas_protocol as sp
-from agent.replay import replay
+from agent.ops.replay import replay
 from api.capture import (
     Capture,
     CaptureFileError,

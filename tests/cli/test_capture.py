@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from slot_agent_procs import Proc, run_cli, start_emulator, write_agent_config
 
-from agent.control import ControlRequestError, control_request
+from agent.ops.control import ControlRequestError, control_request
 from api.capture import parse_capture
 
 

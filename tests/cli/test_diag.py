@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from slot_agent_procs import HubHandle, run_cli, start_emulator, write_agent_config
 
-from agent.diagnostics import CHECK_IDS
+from agent.ops.diagnostics import CHECK_IDS
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_invalid_config_exits_2(tmp_path: Path) -> None:
 def test_a_daemon_that_does_not_answer_keeps_diag_off_the_port(tmp_path: Path) -> None:
     import threading
 
-    from agent.control import ControlServer
+    from agent.ops.control import ControlServer
 
     cfg = write_agent_config(tmp_path, port="/dev/ttyNOPE7")
     socket_path = next(line.split(": ", 1)[1] for line in cfg.read_text().splitlines()
@@ -190,7 +190,7 @@ def test_the_right_binding_is_welcomed(tmp_path: Path, emulator: str, hub: HubHa
 
 def test_an_outbox_of_another_terminal_fails_diag_and_check_config(
         tmp_path: Path, emulator: str) -> None:
-    from agent.outbox import Outbox
+    from agent.store.outbox import Outbox
 
     cfg = write_agent_config(tmp_path, port=emulator)
     Outbox.open(str(tmp_path / "outbox.db"), terminal_id="EGM-OLD").close()
@@ -264,7 +264,7 @@ def test_with_the_daemons_session_up_diag_does_not_replace_it(
         tmp_path: Path, emulator: str, hub: HubHandle) -> None:
     from slot_agent_procs import Proc
 
-    from agent.control import control_request
+    from agent.ops.control import control_request
     from tests.support.waits import wait_until
 
     cfg = write_agent_config(tmp_path, port=emulator, hub=hub)

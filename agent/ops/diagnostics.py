@@ -22,7 +22,7 @@ send them over the control socket unchanged:
 :func:`build_report` turns the facts into :class:`Check` rows (``ok``, ``warn``, ``fail`` or
 ``skip``, with a hint for anything not ok); :func:`render_table` and :meth:`Report.to_json`
 print them. The exit code is 1 when any check failed. The facts are gathered by
-:mod:`agent.diag_line` (the line: facts and the direct probe) and :mod:`agent.diag_uplink`
+:mod:`agent.ops.diag_line` (the line: facts and the direct probe) and :mod:`agent.ops.diag_uplink`
 (the hub); this module holds the rules that judge them.
 """
 
@@ -36,14 +36,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import __version__
-from agent.diag_line import (
+from agent.ops.diag_line import (
     MAIN_METERS,
     LineFacts,
     probe_line,
 )
-from agent.diag_uplink import probe_uplink
-from agent.discovery import money_sources
-from agent.meters import meter_name
+from agent.ops.diag_uplink import probe_uplink
+from agent.line.discovery import money_sources
+from agent.derive.meters import meter_name
 
 __all__ = [
     "CHECK_IDS",
@@ -155,7 +155,7 @@ def outbox_facts(path: str, *, terminal_id: str | None = None,
     With ``terminal_id``, ``ownedBy`` tells whether the file belongs to that terminal:
     ``run`` refuses to start on another terminal's outbox (its events must never be sent
     under a second id), so diag and check-config must say so first."""
-    from agent.outbox import Outbox, OutboxError
+    from agent.store.outbox import Outbox, OutboxError
 
     now = time.time() if now is None else now
     try:
@@ -307,11 +307,11 @@ def _machine_info_check(line: LineFacts) -> Check:
 
 
 def _money_sources(line: LineFacts) -> dict[str, str]:
-    """Which money classes the machine can meter, and from what (agent.discovery)."""
+    """Which money classes the machine can meter, and from what (agent.line.discovery)."""
     ignored = {int(p[3:], 16) for p in line.ignored_polls
                if p.startswith("LP ") and len(p) == 5}
     if 0x2F in ignored:
-        ignored |= {0x6F, 0xAF}  # the stepdown tries 6F/AF before 2F (agent.meter_reads)
+        ignored |= {0x6F, 0xAF}  # the stepdown tries 6F/AF before 2F (agent.line.meter_reads)
     return money_sources(ignored)
 
 
@@ -493,7 +493,7 @@ _DAEMON_CHECKS: dict[str, tuple[CheckStatus, str | None]] = {
 def daemon_state(error: BaseException | None, *, socket_path: str | None,
                  timeout: float) -> dict[str, Any]:
     """The daemon's state from how ``control_request`` ended (None: it answered)."""
-    from agent.control import ControlRequestError, ControlUnavailableError
+    from agent.ops.control import ControlRequestError, ControlUnavailableError
 
     if socket_path is None:
         return {"state": "not asked", "detail": "control_socket is not set"}

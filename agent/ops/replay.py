@@ -2,7 +2,7 @@
 
 The capture (api/capture.py) is fed, in order, through ``sas_protocol.HostProtocol`` (one per
 machine address, as the line owner drives it) and its host events are turned into the
-observations the line owner makes of them, which the :class:`agent.interpreter.Interpreter`
+observations the line owner makes of them, which the :class:`agent.derive.interpreter.Interpreter`
 turns into events. No clock, no line, no outbox: the result depends on the file alone.
 
 How the captured bytes drive the host role:
@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.exceptions_map import CONFIRMED_CODES
-from agent.interpreter import Interpreter
+from agent.derive.exceptions_map import CONFIRMED_CODES
+from agent.derive.interpreter import Interpreter
 from agent.observations import (
     ExceptionObserved,
     LinkDown,
@@ -38,7 +38,7 @@ from agent.observations import (
     Observation,
     RealTimeEventObserved,
 )
-from agent.state import AgentState
+from agent.derive.state import AgentState
 from api.capture import Capture
 from api.events import Event
 from sas_protocol.denominations import denomination_cents

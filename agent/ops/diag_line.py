@@ -1,6 +1,6 @@
 """The line half of ``slot-agent diag``: what the line told us (:class:`LineFacts`, JSON-able
 so the daemon sends it over the control socket) and the direct probe of a machine when no
-daemon runs (:func:`probe_line`). The report's rules are in :mod:`agent.diagnostics`."""
+daemon runs (:func:`probe_line`). The report's rules are in :mod:`agent.ops.diagnostics`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.meters import meter_name
+from agent.derive.meters import meter_name
 from drivers.base import Transport, TransportError
 from sas_protocol.denominations import denomination_cents
 from sas_protocol.hexdump import elided_hex

@@ -1,6 +1,6 @@
 """The uplink half of ``slot-agent diag``: each step to the hub on its own, up to the hub's
 verdict on this terminal id with this token (:func:`probe_uplink`; the report's rules are in
-:mod:`agent.diagnostics`). Split from it to keep each module to one job."""
+:mod:`agent.ops.diagnostics`). Split from it to keep each module to one job."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from agent import __version__
 from agent.config import Config, ConfigError
-from agent.tls import client_ssl_context
+from agent.uplink.tls import client_ssl_context
 
 __all__ = ["probe_uplink"]
 
@@ -64,7 +64,7 @@ def probe_uplink(config: Config, token: str | None, *, timeout: float = 5.0,
     context: ssl.SSLContext | None = None
     try:
         if secure:
-            # The uplink's own context (agent.tls), so diag tests the handshake the daemon
+            # The uplink's own context (agent.uplink.tls), so diag tests the handshake the daemon
             # makes: the same CA, client certificate and TLS 1.2 floor.
             try:
                 context = client_ssl_context(config.uplink)
