@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from agent.line.capture import CaptureError
+from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
 from agent.line.messages import (
     CHILD_COMM,
     EXIT_CANNOT_START,
@@ -59,7 +60,6 @@ from agent.line.messages import (
     Tick,
 )
 from agent.line.owner import LineOwner
-from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
 from agent.ops.metrics import BadFrameKind, PollResult
 
 log = logging.getLogger(__name__)

@@ -52,14 +52,14 @@ from typing import Any, Protocol
 from agent.config import MachineConfig, PollConfig
 from agent.derive.exceptions_map import CONFIRMED_CODES
 from agent.line.capture import CaptureBuffer, CaptureError, wakeup_positions
-from agent.line.interface import OpenCommands
 from agent.line.commands import (
     CommandRejectedError,
     CommandResult,
     MachineCommand,
 )
+from agent.line.interface import OpenCommands
 from agent.line.meter_reads import meter_key
-from agent.ops.metrics import BadFrameKind, PollResult
+from agent.line.schedule import MachineSchedule, Outputs
 from agent.observations import (
     ExceptionObserved,
     LinkDown,
@@ -68,8 +68,8 @@ from agent.observations import (
     Observation,
     RealTimeEventObserved,
 )
+from agent.ops.metrics import BadFrameKind, PollResult
 from agent.reads import ReadRequest
-from agent.line.schedule import MachineSchedule, Outputs
 from api.events import utc_timestamp
 from drivers.base import Transport, TransportClosedError, TransportError, Word
 from sas_protocol.errors import CrcError, LengthError, UnexpectedAddressError

@@ -54,6 +54,7 @@ from typing import Any
 
 from agent.config import Config
 from agent.line.capture import CaptureError
+from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
 from agent.line.interface import OpenCommands
 from agent.line.messages import (
     EXIT_LINE_CRASHED,
@@ -83,9 +84,8 @@ from agent.line.messages import (
     Tick,
     TransportFactory,
 )
-from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
-from agent.ops.metrics import AgentMetrics
 from agent.observations import LinkDown, LinkUp, Observation
+from agent.ops.metrics import AgentMetrics
 from agent.reads import ReadRequest
 from drivers.base import Transport
 

@@ -36,14 +36,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import __version__
+from agent.derive.meters import meter_name
+from agent.line.discovery import money_sources
 from agent.ops.diag_line import (
     MAIN_METERS,
     LineFacts,
     probe_line,
 )
 from agent.ops.diag_uplink import probe_uplink
-from agent.line.discovery import money_sources
-from agent.derive.meters import meter_name
 
 __all__ = [
     "CHECK_IDS",

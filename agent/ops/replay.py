@@ -29,6 +29,7 @@ from typing import Any
 
 from agent.derive.exceptions_map import CONFIRMED_CODES
 from agent.derive.interpreter import Interpreter
+from agent.derive.state import AgentState
 from agent.observations import (
     ExceptionObserved,
     LinkDown,
@@ -38,7 +39,6 @@ from agent.observations import (
     Observation,
     RealTimeEventObserved,
 )
-from agent.derive.state import AgentState
 from api.capture import Capture
 from api.events import Event
 from sas_protocol.denominations import denomination_cents

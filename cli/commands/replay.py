@@ -1,7 +1,7 @@
 """``slot-agent replay --file CAPTURE``: the events a captured conversation produces.
 
 Feeds a capture file (``slot-agent capture``) through the SAS host role and the agent's
-interpreter (agent/replay.py) and prints each event as one JSON line, as the daemon would
+interpreter (agent/ops/replay.py) and prints each event as one JSON line, as the daemon would
 have stored it, then a summary on standard error. Nothing is sent anywhere.
 """
 
