@@ -17,10 +17,29 @@ from collections import deque
 
 from drivers.base import Transport, TransportClosedError, Word
 
-__all__ = ["SelectableTransport"]
+__all__ = ["SelectableTransport", "WakePipe"]
 
 #: How long close() waits for a read in progress to notice the wake pipe.
 CLOSE_GRACE_S = 2.0
+
+
+class WakePipe:
+    """A pipe whose read end joins a ``select()``: :meth:`wake` ends the wait from another
+    thread (closing a transport or a listener while a reader waits)."""
+
+    def __init__(self) -> None:
+        self.fileno, self._w = os.pipe()
+        os.set_blocking(self.fileno, False)
+        os.set_blocking(self._w, False)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._w, b"\0")
+
+    def close(self) -> None:
+        for fd in (self.fileno, self._w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class SelectableTransport(Transport):
@@ -34,9 +53,8 @@ class SelectableTransport(Transport):
         self._pending: deque[Word] = deque()
         self._closed = False
         self._io_lock = threading.Lock()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake = WakePipe()
+        self._wake_r = self._wake.fileno
 
     # -- what a subclass provides -------------------------------------------------------
 
@@ -81,8 +99,7 @@ class SelectableTransport(Transport):
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"\0")
+        self._wake.wake()
         got = self._io_lock.acquire(timeout=CLOSE_GRACE_S)
         try:
             self._release()
@@ -95,9 +112,7 @@ class SelectableTransport(Transport):
     def _release(self) -> None:
         with contextlib.suppress(Exception):
             self._release_device()
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._wake.close()
 
     def _check_open(self) -> None:
         if self._closed:
