@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slot_agent_procs import HubHandle, run_cli, start_emulator, write_agent_config
 
 from agent.ops.diagnostics import CHECK_IDS
+from tests.cli.slot_agent_procs import HubHandle, run_cli, start_emulator, write_agent_config
 
 
 @pytest.fixture

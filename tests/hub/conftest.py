@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from hubkit import HubHarness, Traffic, validate_frame
+
+from tests.hub.hubkit import HubHarness, Traffic, validate_frame
 
 
 @pytest.fixture

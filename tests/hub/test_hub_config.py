@@ -10,12 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from hubkit import ROOT
 
 from api.wire import Role
 from configkit import ConfigError
 from hub.config import load_config, parse_config
 from hub.tokens import Principal, parse_tokens
+from tests.hub.hubkit import ROOT
 
 
 def test_minimal_config_and_relative_paths(tmp_path: Path) -> None:
