@@ -54,6 +54,13 @@ DEFAULT_SIGNATURE_WINDOW = 300.0
 MAX_ID_LENGTH = 128
 MAX_LIST_ITEMS = 1000
 MAX_SNAPSHOT_ALERTS = 100
+#: Deepest nesting of objects and arrays in a message, the message itself counting as 1
+#: (protocol.md §1). Deeper values are ``bad_message`` before they are decoded: a stored
+#: value nested ~1,000 deep used to break every later snapshot (Python's recursion limit).
+MAX_JSON_DEPTH = 32
+#: Most JSON values (objects, arrays, strings, numbers, literals, keys not counted) in one
+#: message (protocol.md §1).
+MAX_JSON_VALUES = 10_000
 #: The largest money amount an event may carry, in cents ($10 trillion): far beyond any real
 #: slot, and small enough that the hub's sums of thousands of them stay within 64 bits.
 MAX_AMOUNT_CENTS = 10**15
@@ -388,10 +395,17 @@ def _check_action(c: _Checker) -> None:
     c.obj("params", required=False)
     c.timestamp("expiresAt", required=False)
     c.timestamp("issuedAt", required=False)
-    c.string("signature", required=False, pattern=_SIGNATURE_RE)
     c.string("from", required=False, max_len=MAX_ID_LENGTH)
-    if "signature" in c.msg and "issuedAt" not in c.msg:
-        raise c.fail("a signed action needs 'issuedAt'")
+    if "signature" in c.msg:
+        # A signature that cannot verify is a signature problem (protocol.md §7), whatever
+        # its shape: bad_signature, as from the verifier, not bad_message.
+        sig = c.msg["signature"]
+        if not isinstance(sig, str) or not _SIGNATURE_RE.match(sig):
+            raise WireError(ErrorCode.BAD_SIGNATURE, "action: 'signature' must be 64 "
+                            "lowercase hex digits (HMAC-SHA256)", c.ref_id)
+        if "issuedAt" not in c.msg:
+            raise WireError(ErrorCode.BAD_SIGNATURE, "action: a signed action needs "
+                            "'issuedAt'", c.ref_id)
 
 
 def _check_action_ack(c: _Checker) -> None:
@@ -542,6 +556,46 @@ def _finite_float(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _TYPES: dict[str, MessageType] = {t.value: t for t in MessageType}
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_JSON_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS_RE = re.compile(r"[\[\]{}]")
+
+
+def too_deep(text: str) -> bool:
+    """True if ``text`` nests objects and arrays deeper than :data:`MAX_JSON_DEPTH`.
+
+    Looked at in the text, before decoding (the decoder itself recurses, and fails at about
+    1,000 levels with a RecursionError). Nearly every frame holds fewer brackets than the
+    limit, which settles it without a scan; otherwise strings are cut out and the brackets
+    counted. Malformed text is left to the decoder.
+    """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for bracket in _BRACKETS_RE.findall(_JSON_STRING_RE.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _too_many_values(msg: Any) -> bool:
+    """True if the decoded message holds more than :data:`MAX_JSON_VALUES` values.
+    Iterative; the depth is already bounded."""
+    stack = [msg]
+    count = 0
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > MAX_JSON_VALUES:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 def _lone_surrogate_at(msg: dict[str, Any]) -> str | None:
@@ -594,12 +648,19 @@ def parse_message(
         suspect = suspect or _SURROGATE_RE.search(text) is not None
     if size > max_bytes:
         raise WireError(ErrorCode.TOO_LARGE, f"message of {size} bytes exceeds {max_bytes}")
+    if too_deep(text):
+        raise WireError(ErrorCode.BAD_MESSAGE,
+                        f"objects and arrays nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         msg = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise WireError(ErrorCode.BAD_JSON, f"not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(msg, dict):
         raise WireError(ErrorCode.BAD_MESSAGE, "a message must be a JSON object")
+    # Each value takes at least one character: only a long text can hold too many.
+    if size > MAX_JSON_VALUES and _too_many_values(msg):
+        raise WireError(ErrorCode.BAD_MESSAGE,
+                        f"more than {MAX_JSON_VALUES} JSON values in one message")
     raw_id = msg.get("id")
     ref_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_ID_LENGTH else None
     if suspect:
@@ -827,7 +888,7 @@ def verify_action(
     except ValueError:
         raise WireError(ErrorCode.BAD_SIGNATURE, "issuedAt is not a timestamp", ref) from None
     expected = action_signature(key, msg)
-    if not hmac.compare_digest(expected, signature.lower()):
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
         raise WireError(ErrorCode.BAD_SIGNATURE, "signature does not verify", ref)
     if abs(now - issued_at) > window:
         raise WireError(ErrorCode.BAD_SIGNATURE,

@@ -42,12 +42,20 @@ class HubConfig:
     recent_events: int = 50
     synchronous: str = "FULL"
     retention_days: float | None = 90.0  # None: stored events are kept for ever
+    max_inflight_events: int = 20_000  # messages read from terminals, not yet answered
+    max_inflight_per_terminal: int = 1000
+    client_max_filters: int = 16
+    client_max_filter_names: int = 1000  # channels + events + terminals of one filter
+    get_state_burst: int = 5
+    get_state_per_second: float = 1.0
 
 
 _KNOWN = {
     "listen", "tls", "plain", "tokens", "database", "action_key_file", "action_queue_ttl",
     "signature_window", "ping_interval", "ping_timeout", "max_frame_bytes", "max_message_bytes",
     "client_queue", "auth_timeout", "recent_events", "synchronous", "retention_days",
+    "max_inflight_events", "max_inflight_per_terminal", "client_max_filters",
+    "client_max_filter_names", "get_state_burst", "get_state_per_second",
 }
 
 
@@ -133,6 +141,7 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         "ping_timeout": number("ping_timeout", 20.0, optional=True),
         "auth_timeout": number("auth_timeout", 10.0),
         "retention_days": number("retention_days", 90.0, optional=True),
+        "get_state_per_second": number("get_state_per_second", 1.0),
     }
     retention = cfg_values["retention_days"]
     if retention is not None and retention < 1:
@@ -143,6 +152,9 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         problems.append("max_message_bytes: must not exceed max_frame_bytes")
     client_queue = integer("client_queue", 1000)
     recent = integer("recent_events", 50)
+    limits = {key: integer(key, default) for key, default in (
+        ("max_inflight_events", 20_000), ("max_inflight_per_terminal", 1000),
+        ("client_max_filters", 16), ("client_max_filter_names", 1000), ("get_state_burst", 5))}
     if problems:
         raise HubConfigError(problems)
     assert tokens is not None and database is not None
@@ -155,6 +167,7 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         max_frame_bytes=max_frame, max_message_bytes=max_message, client_queue=client_queue,
         auth_timeout=cfg_values["auth_timeout"] or 10.0, recent_events=recent,
         synchronous=str(synchronous), retention_days=retention,
+        get_state_per_second=cfg_values["get_state_per_second"] or 1.0, **limits,
     )
 
 

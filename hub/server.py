@@ -5,19 +5,22 @@ One asyncio server on one port: ``/ws/terminal``, ``/ws/client``, the dashboard 
 and fanned out; each peer has a bounded outgoing queue so one slow client cannot slow the rest.
 
 Group commit: what a terminal sends in a burst (every message already received, up to
-:data:`MAX_BATCH` events) is stored in one transaction on the store's writer thread, then
-fanned out in order and acknowledged with one cumulative ``ack``.
+:data:`MAX_BATCH` events) is one batch; the batches of every terminal that arrive while a
+transaction commits are stored together in the next one (hub/ingest.py), then fanned out in
+order and acknowledged, one cumulative ``ack`` per batch. What a connection may have read
+and not yet answered is bounded (:class:`hub.ingest.InflightGate`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +39,13 @@ from api.wire import (
     Role,
     WireError,
 )
+from hub import redact
 from hub.config import HubConfig
+from hub.connection import HubConnection
 from hub.floor import Floor, TerminalState
 from hub.http_answers import STATIC_DIR, static_response, text_response
+from hub.ingest import Credits, GroupCommitter, InflightGate
+from hub.limits import TokenBucket
 from hub.store import EventWrite, HubStore
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal, TokenTable, load_tokens
@@ -58,8 +65,17 @@ MAX_BATCH = 500
 _EVENT_FIELDS = len(wire.event(event_id="-", seq=1, channel="", terminal_id="", name="",
                                timestamp="", data={}))
 
+#: Most frames a peer's writer joins into one write.
+_WRITE_BATCH = 256
+
 #: Seconds a peer's queued frames may take to go out before a close the hub initiates.
 _DRAIN_TIMEOUT = 5.0
+
+#: Seconds a close handshake the hub starts may take (websockets' ``close_timeout``).
+_CLOSE_TIMEOUT = 2.0
+
+#: Seconds ``stop`` waits for connections to close before it aborts them.
+_STOP_TIMEOUT = 2.5
 
 #: Seconds between two prunes of stored events older than ``retention_days``.
 PRUNE_INTERVAL = 3600.0
@@ -69,9 +85,9 @@ class _StoreFailedError(Exception):
     """A batch of events could not be committed; the terminal must resend from ackedSeq."""
 
 
-async def _read_burst(ws: ServerConnection, first: str | bytes
+async def _read_burst(ws: ServerConnection, first: str | bytes, limit: int
                       ) -> tuple[list[str | bytes], ConnectionClosed | None]:
-    """``first`` and the messages already received behind it (at most ``MAX_BATCH``).
+    """``first`` and the messages already received behind it (at most ``limit``).
 
     Never waits for the network: a zero timeout cancels ``recv`` at the first moment it would
     have to wait, and websockets documents that a cancelled ``recv`` loses nothing (the
@@ -81,13 +97,40 @@ async def _read_burst(ws: ServerConnection, first: str | bytes
     texts = [first]
     try:
         async with asyncio.timeout(0):
-            while len(texts) < MAX_BATCH:
+            while len(texts) < limit:
                 texts.append(await ws.recv())
     except TimeoutError:
         pass
     except ConnectionClosed as exc:
         return texts, exc
     return texts, None
+
+
+async def _send_frames(ws: ServerConnection, frames: list[str | bytes]) -> None:
+    """Send text frames, in order, with one write to the socket for all of them.
+
+    A viewer subscribed to everything gets every event: one ``send`` (and one system call)
+    per frame and per viewer is what would bound the fan-out. This is what
+    ``ServerConnection.send`` does for one frame (its ``send_context``, then the Sans-I/O
+    ``protocol.send_text``), with the frames' bytes joined into one write. Fan-out frames
+    come as UTF-8 bytes, encoded once for every peer.
+    """
+    if len(frames) == 1:
+        frame = frames[0]
+        await ws.send(frame, text=True) if isinstance(frame, bytes) else await ws.send(frame)
+        return
+    async with ws.send_context():
+        for frame in frames:
+            ws.protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
+        chunks = ws.protocol.data_to_send()
+        if all(chunks):  # no end-of-stream marker (b""): one write for all the frames
+            ws.transport.write(b"".join(chunks))
+        else:
+            for chunk in chunks:  # closing meanwhile: let the library handle each piece
+                if chunk:
+                    ws.transport.write(chunk)
+                elif ws.transport.can_write_eof():
+                    ws.transport.write_eof()
 
 
 async def _let_writers_run() -> None:
@@ -109,7 +152,7 @@ class _Peer:
         self.ws = ws
         self.principal = principal
         self._on_drop = on_drop
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=limit)
+        self.queue: asyncio.Queue[str | bytes] = asyncio.Queue(maxsize=limit)
         self.dropped = False
         self.closing_code: int | None = None
         self._closer: asyncio.Task[None] | None = None
@@ -118,14 +161,17 @@ class _Peer:
     async def _write(self) -> None:
         with contextlib.suppress(ConnectionClosed):
             while True:
-                text = await self.queue.get()
-                await self.ws.send(text)
-                self.queue.task_done()
+                frames = [await self.queue.get()]
+                while len(frames) < _WRITE_BATCH and not self.queue.empty():
+                    frames.append(self.queue.get_nowait())
+                await _send_frames(self.ws, frames)
+                for _ in frames:
+                    self.queue.task_done()
 
     def send(self, msg: dict[str, Any]) -> None:
         self.send_text(wire.encode(msg))
 
-    def send_text(self, text: str) -> bool:
+    def send_text(self, text: str | bytes) -> bool:
         """Queue a frame; False (and the peer is being dropped) if its queue is full."""
         if self.dropped:
             return False
@@ -163,14 +209,20 @@ class _TerminalConn:
     peer: _Peer
     terminal_id: str
     cursor: int  # highest seq received in order on this connection (protocol.md §4, event)
+    credits: Credits  # messages read and not yet answered (InflightGate)
     replaced: bool = False
     #: The batch being stored and acknowledged while the next burst is read and parsed.
-    storing: asyncio.Task[None] | None = None
+    storing: asyncio.Future[list[bool]] | None = None
+    #: Of the batch in ``storing``: the cursor once stored, its size, first and last ids.
+    unsettled: tuple[int, int, str, str] | None = None
+    #: The close after a batch could not be stored (kept: a task nobody holds may vanish).
+    failing: asyncio.Task[None] | None = None
 
 
 @dataclass(eq=False)
 class _Client:
     peer: _Peer
+    get_state: TokenBucket
     subscription: Subscription = field(default_factory=Subscription)
 
     @property
@@ -199,6 +251,7 @@ class Hub:
         clock: Callable[[], float] = time.time, static_dir: Path = STATIC_DIR,
         prune_interval: float = PRUNE_INTERVAL,
     ) -> None:
+        redact.install()  # before any connection can log a header or a frame
         self.config = config
         self.tokens = tokens if tokens is not None else load_tokens(config.tokens)
         self.clock = clock
@@ -213,7 +266,8 @@ class Hub:
         self._terminals: dict[str, _TerminalConn] = {}
         self._clients: set[_Client] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._publish_lock = asyncio.Lock()
+        self.ingest = GroupCommitter(self.store, self._publish, self._now)
+        self.gate = InflightGate(config.max_inflight_events, config.max_inflight_per_terminal)
         self._prune_interval = prune_interval
         self._pruner: asyncio.Task[None] | None = None
         self._server: Server | None = None
@@ -227,6 +281,7 @@ class Hub:
         if self.config.tls_cert is not None and self.config.tls_key is not None:
             ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ssl_context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        self.ingest.start()
         self._server = await serve(
             self._handle, self.config.host, self.config.port,
             process_request=self._process_request, ssl=ssl_context,
@@ -235,6 +290,9 @@ class Hub:
             # permessage-deflate is never negotiated (docs/protocol.md §1): every frame would
             # be compressed once per peer, and the CPU per frame bounds the event rate.
             compression=None,
+            # A shutdown under load must not wait 10 s (the default) per unresponsive peer.
+            close_timeout=_CLOSE_TIMEOUT,
+            create_connection=HubConnection,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         for stored in self.store.queued_actions():
@@ -271,7 +329,21 @@ class Hub:
                 await self._pruner
         if self._server is not None:
             self._server.close()  # closes every connection with 1001 going away
-            await self._server.wait_closed()
+            try:
+                async with asyncio.timeout(_STOP_TIMEOUT):
+                    await self._server.wait_closed()
+            except TimeoutError:
+                # Overloaded: peers that did not finish closing are cut (a terminal resends
+                # what was not acknowledged; nothing acknowledged is lost).
+                log.warning("connections still open after %.0f s: aborting them",
+                            _STOP_TIMEOUT)
+                for ws in list(self._server.connections):
+                    if ws.transport is not None:
+                        ws.transport.abort()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._server.wait_closed()
+        await self.ingest.stop()
         self.store.close()
 
     async def serve_forever(self) -> None:
@@ -396,44 +468,43 @@ class Hub:
 
     def _fan_out(self, frame: dict[str, Any]) -> bool:
         """Queue ``frame`` for the matching clients; True if a queue is half full or more."""
-        text: str | None = None
+        data: bytes | None = None
         filling = False
         for client in list(self._clients):
             if client.subscription.matches(frame):
-                text = wire.encode(frame) if text is None else text
+                data = wire.encode(frame).encode() if data is None else data
                 peer = client.peer
-                peer.send_text(text)
+                peer.send_text(data)
                 filling = filling or peer.queue.qsize() * 2 >= peer.queue.maxsize
         return filling
 
-    async def _store_and_publish(self, writes: list[EventWrite]) -> None:
-        """Store events in one transaction; then, for the new ones only and in order, update
-        the floor and fan them out; each touched terminal's state is broadcast once.
+    async def _publish(self, writes: Sequence[EventWrite], inserted: Sequence[bool]) -> None:
+        """For the new events of one stored batch, in order: update the floor and fan them
+        out; each touched terminal's state is broadcast once. Called by the ingest's
+        publisher (hub/ingest.py) in storage order, which is thus the fan-out order
+        (protocol.md §5: clients get events in the order the hub stored them)."""
+        now = self._now()
+        touched: dict[str, TerminalState] = {}
+        for write, new in zip(writes, inserted, strict=True):
+            if not new:
+                self.stats.duplicates += 1
+                continue
+            self.stats.events_stored += 1
+            state = self.floor.apply(write.frame, now)
+            if write.acked_seq is not None and write.source == state.terminal_id:
+                state.acked_seq = max(state.acked_seq, write.acked_seq)
+            touched[state.terminal_id] = state
+            if self._clients and self._fan_out(write.frame):
+                # A batch is larger than a queue: let the writers send before going on,
+                # so only clients that do not read are dropped as slow (_let_writers_run).
+                await _let_writers_run()
+        for state in touched.values():
+            self._broadcast_terminal(state)
 
-        The lock makes storage order and fan-out order the same across connections
-        (protocol.md §5: clients get events in the order the hub stored them).
-        """
-        async with self._publish_lock:
-            inserted = await self.store.write_events(writes, self._now())
-            now = self._now()
-            touched: dict[str, TerminalState] = {}
-            for write, new in zip(writes, inserted, strict=True):
-                if not new:
-                    self.stats.duplicates += 1
-                    continue
-                self.stats.events_stored += 1
-                state = self.floor.apply(write.frame, now)
-                if write.acked_seq is not None and write.source == state.terminal_id:
-                    state.acked_seq = max(state.acked_seq, write.acked_seq)
-                touched[state.terminal_id] = state
-                if self._clients and self._fan_out(write.frame):
-                    # A batch is larger than a queue: let the writers send before going on,
-                    # so only clients that do not read are dropped as slow (_let_writers_run).
-                    await _let_writers_run()
-            for state in touched.values():
-                self._broadcast_terminal(state)
-
-    async def _emit_hub_event(self, name: str, terminal_id: str, data: dict[str, Any]) -> None:
+    def _emit_hub_event(self, name: str, terminal_id: str, data: dict[str, Any]) -> None:
+        """Store and publish a hub event with the next batch of the ingest; not awaited:
+        connection bookkeeping stays off the event path (its state is broadcast when the
+        event is published, or at once if it cannot be stored)."""
         seq = self._hub_seq
         self._hub_seq += 1
         frame = wire.event(
@@ -441,12 +512,18 @@ class Hub:
             terminal_id=terminal_id, name=name, timestamp=wire.format_timestamp(self._now()),
             data=data,
         )
-        try:
-            # acked_seq keeps the hub's counter even when old hub events are pruned.
-            await self._store_and_publish([EventWrite(frame, wire.HUB_SOURCE, acked_seq=seq)])
-        except Exception:
-            # The connection it reports on carries on; the floor state still says it.
-            log.exception("cannot store %s for %s", name, terminal_id)
+        # acked_seq keeps the hub's counter even when old hub events are pruned.
+        done = self.ingest.submit([EventWrite(frame, wire.HUB_SOURCE, acked_seq=seq)])
+
+        def settled(fut: asyncio.Future[list[bool]]) -> None:
+            if fut.cancelled():
+                return
+            if fut.exception() is not None:
+                # The connection it reports on carries on; the floor state still says it.
+                log.error("cannot store %s for %s: %s", name, terminal_id, fut.exception())
+                self._broadcast_terminal(self.floor.get(terminal_id, self._now()))
+
+        done.add_done_callback(settled)
 
     # ------------------------------------------------------------------ terminals
 
@@ -464,7 +541,7 @@ class Hub:
         acked = self.store.acked_seq(terminal_id)
         previous = self._terminals.get(terminal_id)
         peer = _Peer(ws, principal, self.config.client_queue, self._dropped)
-        conn = _TerminalConn(peer, terminal_id, acked)
+        conn = _TerminalConn(peer, terminal_id, acked, self.gate.join())
         self._terminals[terminal_id] = conn
         if previous is not None:
             previous.replaced = True
@@ -479,20 +556,24 @@ class Hub:
         if previous is None:
             state = self.floor.set_online(terminal_id, True, now)
             state.acked_seq = acked
-            await self._emit_hub_event("deviceOnline", terminal_id,
-                                       {"terminalId": terminal_id, "since": state.since})
-            self._broadcast_terminal(state)
+            self._emit_hub_event("deviceOnline", terminal_id,
+                                 {"terminalId": terminal_id, "since": state.since})
         self._deliver_queued(conn)
         try:
             while True:
+                # Backpressure: over its share, the connection is not read from (its
+                # socket fills, then the terminal's window).
+                await self.gate.wait_for_room(conn.credits)
                 await self._terminal_burst(conn, await ws.recv())
                 await _let_writers_run()
         except _StoreFailedError:
             await self._close_store_failed(conn)
         finally:
             # What arrived is kept, also when the connection is gone (the ack is lost).
-            with contextlib.suppress(_StoreFailedError, ConnectionClosed):
+            with contextlib.suppress(_StoreFailedError, ConnectionClosed,
+                                     asyncio.CancelledError):
                 await self._settle(conn)
+            self.gate.leave(conn.credits)
             await conn.peer.finish()
             if self._terminals.get(terminal_id) is conn:
                 del self._terminals[terminal_id]
@@ -500,9 +581,8 @@ class Hub:
                 now = self._now()
                 state = self.floor.set_online(terminal_id, False, now)
                 log.info("terminal %s disconnected", terminal_id)
-                await self._emit_hub_event("deviceOffline", terminal_id,
-                                           {"terminalId": terminal_id, "lostAt": state.since})
-                self._broadcast_terminal(state)
+                self._emit_hub_event("deviceOffline", terminal_id,
+                                     {"terminalId": terminal_id, "lostAt": state.since})
 
     async def _await_hello(self, ws: ServerConnection, principal: Principal
                            ) -> dict[str, Any] | None:
@@ -542,19 +622,24 @@ class Hub:
         :class:`_StoreFailedError` after replying ``internal`` when a batch could not be
         stored.
         """
-        texts, closed = await _read_burst(conn.peer.ws, first)
+        limit = max(1, min(MAX_BATCH, self.gate.allowance(conn.credits)))
+        texts, closed = await _read_burst(conn.peer.ws, first, limit)
+        self.gate.take(conn.credits, len(texts))
         pending: list[dict[str, Any]] = []
+        answered = 0  # messages other than stored events: their credit is returned now
         for text in texts:
             try:
                 msg = self._parse(text, wire.TERMINAL_TO_HUB)
                 if msg["type"] == MessageType.EVENT:
                     pending.append(self._terminal_event(conn, msg))
-                else:
-                    await self._store_terminal_events(conn, pending)
-                    self._terminal_message(conn, msg)
+                    continue
+                await self._store_terminal_events(conn, pending)
+                self._terminal_message(conn, msg)
             except WireError as exc:
                 await self._store_terminal_events(conn, pending)
                 self._reply_error(conn.peer, exc)
+            answered += 1
+        self.gate.release(conn.credits, answered)
         # Also when the connection closed behind them: what arrived is kept (the ack is lost).
         await self._store_terminal_events(conn, pending, wait=closed is not None)
         if closed is not None:
@@ -563,30 +648,46 @@ class Hub:
     async def _settle(self, conn: _TerminalConn) -> None:
         """Wait for the batch in :attr:`_TerminalConn.storing`: committed and acknowledged,
         or :class:`_StoreFailedError`."""
-        task, conn.storing = conn.storing, None
-        if task is not None:
-            await task
+        batch, conn.storing = conn.storing, None
+        if batch is None:
+            return
+        try:
+            await batch
+        except Exception as exc:
+            raise _StoreFailedError(str(exc)) from exc
+        finally:
+            # An already settled future returns at once, maybe before its done-callbacks
+            # ran: acknowledge now (the callback then finds nothing left to do).
+            if batch.done():
+                self._batch_done(conn, batch)
 
     async def _store_terminal_events(self, conn: _TerminalConn, pending: list[dict[str, Any]],
                                      *, wait: bool = True) -> None:
-        """Store the collected events in one transaction, then send one cumulative ack.
+        """Hand the collected events to the ingest as one batch; one cumulative ack follows
+        its commit (:meth:`_batch_done`).
 
-        One batch per connection is stored at a time, in order: the previous one is settled
-        first, so an ack never passes a batch that failed and nothing after a failed batch
-        is stored. ``wait=False`` (the end of a burst) lets the commit and its ack run while
-        the next burst is read and parsed; any other message waits for them (its reply
+        One batch per connection is in the ingest at a time, in order: the previous one is
+        settled first, so an ack never passes a batch that failed and nothing after a failed
+        batch is stored. ``wait=False`` (the end of a burst) lets the commit and its ack run
+        while the next burst is read and parsed; any other message waits for them (its reply
         follows the ack of the events before it).
         """
         await self._settle(conn)
         if pending:
-            frames = pending[:]
+            writes, cursor = self._writes(conn, pending)
+            batch = self.ingest.submit(writes)
+            # A done-callback, not a task per batch: it runs before the task that awaits the
+            # batch in _settle, so the ack goes out before any later reply.
+            conn.unsettled = (cursor, len(pending), pending[0]["id"], pending[-1]["id"])
+            batch.add_done_callback(functools.partial(self._batch_done, conn))
+            conn.storing = batch
             pending.clear()
-            conn.storing = asyncio.create_task(self._commit_and_ack(conn, frames))
         if wait:
             await self._settle(conn)
 
-    async def _commit_and_ack(self, conn: _TerminalConn, frames: list[dict[str, Any]]
-                              ) -> None:
+    def _writes(self, conn: _TerminalConn, frames: list[dict[str, Any]]
+                ) -> tuple[list[EventWrite], int]:
+        """The batch's writes, and the cursor once it is stored."""
         cursor = conn.cursor
         writes = []
         for frame in frames:
@@ -600,17 +701,26 @@ class Hub:
                 cursor = seq
             else:
                 writes.append(EventWrite(frame, conn.terminal_id))
-        try:
-            await self._store_and_publish(writes)
-        except Exception as exc:
-            log.exception("terminal %s: cannot store events %s..%s", conn.terminal_id,
-                          frames[0]["id"], frames[-1]["id"])
+        return writes, cursor
+
+    def _batch_done(self, conn: _TerminalConn, batch: asyncio.Future[list[bool]]) -> None:
+        """Acknowledge (or fail) the connection's batch once it is settled; once."""
+        if conn.unsettled is None:
+            return
+        (cursor, count, first_id, last_id), conn.unsettled = conn.unsettled, None
+        self.gate.release(conn.credits, count)
+        if batch.cancelled():
+            return  # the hub stops
+        exc = batch.exception()
+        if exc is not None:
+            log.error("terminal %s: cannot store events %s..%s", conn.terminal_id, first_id,
+                      last_id, exc_info=exc)
             self._reply_error(conn.peer, WireError(
-                ErrorCode.INTERNAL, "events not stored; send them again", frames[0]["id"]))
+                ErrorCode.INTERNAL, "events not stored; send them again", first_id))
             # Events after these would be acknowledged past the gap: stop this connection
             # now, also if the terminal sends nothing more while it waits for the ack.
-            await self._close_store_failed(conn)
-            raise _StoreFailedError(str(exc)) from exc
+            conn.failing = asyncio.ensure_future(self._close_store_failed(conn))
+            return
         # Only now, with the transaction committed, may the ack cover these seqs.
         conn.cursor = max(conn.cursor, cursor)
         conn.peer.send(wire.ack(conn.cursor))
@@ -771,11 +881,19 @@ class Hub:
                 return
             if principal is None:
                 return
-        client = _Client(_Peer(ws, principal, self.config.client_queue, self._dropped))
+        client = _Client(_Peer(ws, principal, self.config.client_queue, self._dropped),
+                         TokenBucket(self.config.get_state_burst,
+                                     self.config.get_state_per_second))
         self._clients.add(client)
         log.info("client %s (%s) connected", principal.name, principal.role.value)
         client.peer.send(wire.auth_ok(principal.role, principal.name))
-        client.peer.send(self._snapshot(client, None))
+        try:
+            client.peer.send(self._snapshot(client, None))
+        except Exception:
+            # The store skips rows it cannot read; whatever else fails here must not close
+            # every new client (issue 13): say so, and serve the live stream.
+            log.exception("snapshot for %s failed", principal.name)
+            self._reply_error(client.peer, WireError(ErrorCode.INTERNAL, "snapshot failed"))
         try:
             async for text in ws:
                 self._client_message(client, text)
@@ -823,11 +941,17 @@ class Hub:
             if kind in (MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE):
                 flt = Filter.from_message(msg)
                 if kind == MessageType.SUBSCRIBE:
+                    self._check_filter_limits(client, flt, request_id)
                     client.subscription.subscribe(flt)
                 else:
                     client.subscription.unsubscribe(flt)
                 client.peer.send(wire.subscribed(client.subscription.to_wire(), request_id))
             elif kind == MessageType.GET_STATE:
+                if not client.get_state.take(self._now()):
+                    raise WireError(ErrorCode.RATE_LIMITED,
+                                    f"getState: at most {self.config.get_state_burst} at once, "
+                                    f"then {self.config.get_state_per_second:g} per second",
+                                    request_id)
                 client.peer.send(self._snapshot(client, request_id))
             elif kind == MessageType.ACK:
                 self._client_alert_ack(client, msg)
@@ -842,6 +966,21 @@ class Hub:
         except Exception:
             log.exception("client %s: internal error", client.peer.principal.name)
             self._reply_error(client.peer, WireError(ErrorCode.INTERNAL, "internal error"))
+
+    def _check_filter_limits(self, client: _Client, flt: Filter, request_id: str | None
+                             ) -> None:
+        """Per-client subscription limits (protocol.md §5): ``too_large`` over them."""
+        names = len(flt.channels) + len(flt.events) + len(flt.terminals)
+        limit = self.config.client_max_filter_names
+        if names > limit:
+            raise WireError(ErrorCode.TOO_LARGE,
+                            f"a filter may name at most {limit} channels, events and "
+                            f"terminals together; this one names {names}", request_id)
+        filters = client.subscription.filters
+        if flt not in filters and len(filters) >= self.config.client_max_filters:
+            raise WireError(ErrorCode.TOO_LARGE,
+                            f"at most {self.config.client_max_filters} filters per client; "
+                            "unsubscribe one first", request_id)
 
     def _client_alert_ack(self, client: _Client, msg: dict[str, Any]) -> None:
         request_id = msg.get("id")

@@ -1,7 +1,9 @@
 """The hub's SQLite store: events (de-duplicated), acknowledged seqs, alert acks, actions.
 
 Two connections to one WAL database. Events are written in batches (group commit: one
-transaction, one fsync, for everything a terminal sent in a burst) by the *writer* connection
+transaction, one fsync, for everything that arrived from all terminals while the previous
+one committed: hub/ingest.py, which uses only :meth:`HubStore.write_events`, the store's
+write-path interface :class:`hub.ingest.EventStore`) by the *writer* connection
 on the store's own single thread, so a commit's fsync never stalls the event loop. Everything
 else (reads for snapshots, alert acknowledgements, actions: a few rows now and then) uses the
 *loop* connection on the event loop thread; WAL lets it read while a batch is being written.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.wire import INFORMATIONAL_ALERTS
+from api.wire import INFORMATIONAL_ALERTS, too_deep
+
+log = logging.getLogger("hub.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -66,6 +71,10 @@ HUB_SOURCE = "hub"
 # Alerts an operator must acknowledge (api.wire.needs_ack, in SQL).
 _NEEDS_ACK = ("e.channel = 'alerts' AND e.event NOT IN ("
               + ",".join(f"'{name}'" for name in sorted(INFORMATIONAL_ALERTS)) + ")")
+
+#: ``data.amount`` in SQL; a stored value SQLite cannot read as JSON counts as nothing
+#: instead of failing the whole sum (and every snapshot with it).
+_AMOUNT = "CASE WHEN json_valid(data) THEN json_extract(data, '$.amount') END"
 
 #: How long a connection waits for the other one's write transaction (milliseconds).
 _BUSY_TIMEOUT_MS = 10_000
@@ -116,6 +125,34 @@ def _frame(row: sqlite3.Row) -> dict[str, Any]:
             "timestamp": row["timestamp"], "data": json.loads(row["data"])}
 
 
+def _readable(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    """The row's frame, or None (logged) if it cannot be read back and sent on.
+
+    No stored value may break a snapshot or a history for every client: a row written by an
+    older hub that did not bound nesting (api.wire.MAX_JSON_DEPTH), or damaged on disk, is
+    skipped, one row at a time, never the whole answer.
+    """
+    if row is None:
+        return None
+    try:
+        text = row["data"]
+        if not isinstance(text, str) or too_deep(text):
+            raise ValueError("data is not JSON text within the nesting limit")
+        frame = _frame(row)
+        if not isinstance(frame["data"], dict):
+            raise ValueError("data is not an object")
+        _DATA_ENCODER.encode(frame["data"])  # it can be sent on, too
+        return frame
+    except Exception as exc:  # any stored value: ValueError, RecursionError, TypeError...
+        log.warning("stored event %r (row %s) cannot be read back, skipped: %s",
+                    str(row["id"])[:80], row["n"], str(exc)[:120])
+        return None
+
+
+def _readable_frames(rows: Iterable[sqlite3.Row]) -> list[dict[str, Any]]:
+    return [f for f in map(_readable, rows) if f is not None]
+
+
 def _connect(path: Path | str, synchronous: str, *, any_thread: bool) -> sqlite3.Connection:
     db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=not any_thread)
     db.row_factory = sqlite3.Row
@@ -153,23 +190,52 @@ class HubStore:
         already stored (a duplicate, also within the batch).
 
         Runs on the writer connection: call it from the writer thread (:meth:`write_events`)
-        or while nothing else uses the store. The duplicates are found with one range query
-        per source and the new rows go in with one ``executemany``: the writer thread holds
-        the interpreter lock for as little Python work per event as possible (the event loop
-        needs it for the next burst meanwhile).
+        or while nothing else uses the store. A batch holds the events of many terminals
+        (hub/ingest.py), nearly always new ones: they go in with one ``executemany`` of
+        ``INSERT OR IGNORE``, and only if that reports fewer rows than it was given (a
+        terminal resending after a lost ack) is the transaction rolled back and done again
+        the exact way, finding the duplicates with one range query per source. The writer
+        thread holds the interpreter lock for as little Python work per event as possible
+        (the event loop needs it for the next burst meanwhile).
         """
         db = self._writer_db
         acked: dict[str, int] = {}
-        spans: dict[str, tuple[int, int]] = {}
         for w in writes:
-            seq = w.frame["seq"]
-            lo, hi = spans.get(w.source, (seq, seq))
-            spans[w.source] = (min(lo, seq), max(hi, seq))
             if w.acked_seq is not None:
                 acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
         rows = [(w.source, f["seq"], f["id"], f["terminalId"], f["channel"], f["event"],
                  f["timestamp"], _DATA_ENCODER.encode(f["data"]), received_at)
                 for w in writes for f in (w.frame,)]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = db.executemany(
+                "INSERT OR IGNORE INTO events (source, seq, id, terminal_id, channel, event,"
+                " timestamp, data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            if cur.rowcount != len(rows):
+                db.execute("ROLLBACK")
+                return self._insert_exact(writes, rows, acked)
+            self._advance_acked(acked)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return [True] * len(rows)
+
+    def _advance_acked(self, acked: dict[str, int]) -> None:
+        self._writer_db.executemany(
+            "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
+            " (terminal_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
+            list(acked.items()))
+
+    def _insert_exact(self, writes: Sequence[EventWrite], rows: list[tuple[Any, ...]],
+                      acked: dict[str, int]) -> list[bool]:
+        db = self._writer_db
+        spans: dict[str, tuple[int, int]] = {}
+        for w in writes:
+            seq = w.frame["seq"]
+            lo, hi = spans.get(w.source, (seq, seq))
+            spans[w.source] = (min(lo, seq), max(hi, seq))
         inserted: list[bool] = []
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -189,12 +255,7 @@ class HubStore:
             db.executemany(
                 "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
                 " data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", new_rows)
-            for source, seq in acked.items():
-                db.execute(
-                    "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
-                    " (terminal_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
-                    (source, seq),
-                )
+            self._advance_acked(acked)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -235,7 +296,7 @@ class HubStore:
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
-        return _frame(row) if row else None
+        return _readable(row)
 
     def events(self, terminal_id: str | None = None) -> list[dict[str, Any]]:
         """All stored events in storage order (tests, exports)."""
@@ -245,7 +306,7 @@ class HubStore:
             rows = self._db.execute(
                 "SELECT * FROM events WHERE terminal_id = ? ORDER BY n", (terminal_id,)
             ).fetchall()
-        return [_frame(r) for r in rows]
+        return _readable_frames(rows)
 
     def recent(self, limit: int, terminals: Iterable[str] | None) -> list[dict[str, Any]]:
         """The last ``limit`` events, newest first, optionally for some terminals only."""
@@ -255,7 +316,7 @@ class HubStore:
             sql += f" WHERE terminal_id IN ({','.join('?' * len(ids))})"
             args.extend(ids)
         rows = self._db.execute(sql + " ORDER BY n DESC LIMIT ?", (*args, limit)).fetchall()
-        return [_frame(r) for r in rows]
+        return _readable_frames(rows)
 
     def unacked_alerts(self, limit: int, terminals: Iterable[str] | None
                        ) -> list[dict[str, Any]]:
@@ -268,7 +329,7 @@ class HubStore:
             sql += f" AND e.terminal_id IN ({','.join('?' * len(ids))})"
             args.extend(ids)
         rows = self._db.execute(sql + " ORDER BY e.n DESC LIMIT ?", (*args, limit)).fetchall()
-        return [_frame(r) for r in rows]
+        return _readable_frames(rows)
 
     def count_unacked_alerts(self, terminal_id: str) -> int:
         row = self._db.execute(
@@ -286,13 +347,13 @@ class HubStore:
             sql += f" AND event IN ({','.join('?' * len(wanted))})"
             args.extend(wanted)
         row = self._db.execute(sql + " ORDER BY n DESC LIMIT 1", args).fetchone()
-        return _frame(row) if row else None
+        return _readable(row)
 
     def amount_sum(self, terminal_id: str, event: str, since: str, until: str) -> int:
         """Sum of ``data.amount`` of ``event`` with since <= timestamp < until."""
         row = self._db.execute(
-            "SELECT total(json_extract(data, '$.amount')) FROM events"
-            " WHERE terminal_id = ? AND event = ? AND timestamp >= ? AND timestamp < ?",
+            f"SELECT total({_AMOUNT}) FROM events WHERE terminal_id = ? AND event = ?"
+            " AND timestamp >= ? AND timestamp < ?",
             (terminal_id, event, since, until),
         ).fetchone()
         return _int64(row[0])
@@ -301,8 +362,7 @@ class HubStore:
                           ) -> dict[str, int]:
         """``{"YYYY-MM-DDTHH:MM": total}`` of ``data.amount`` since ``since``."""
         sql = ("SELECT substr(timestamp, 1, 16) AS m,"
-               " total(json_extract(data, '$.amount')) FROM events"
-               " WHERE event = ? AND timestamp >= ?")
+               f" total({_AMOUNT}) FROM events WHERE event = ? AND timestamp >= ?")
         args: list[Any] = [event, since]
         if terminals is not None:
             ids = list(terminals)

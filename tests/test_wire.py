@@ -106,7 +106,7 @@ def test_builders_round_trip_and_match_the_schemas(msg: dict[str, Any]) -> None:
          ' "event": "betPlaced", "timestamp": "' + TS + '", "data": {}}', ErrorCode.BAD_MESSAGE),
         ('{"type": "ack"}', ErrorCode.BAD_MESSAGE),
         ('{"type": "action", "id": "a", "terminalId": "T", "action": "lock",'
-         ' "signature": "' + "0" * 64 + '"}', ErrorCode.BAD_MESSAGE),
+         ' "signature": "' + "0" * 64 + '"}', ErrorCode.BAD_SIGNATURE),
         ('{"type": "action", "id": "a", "terminalId": "T", "action": "lock",'
          ' "expiresAt": "2026-13-45T99:00:00Z"}', ErrorCode.BAD_MESSAGE),
         ('{"type": "error", "code": "teapot", "message": "x"}', ErrorCode.BAD_MESSAGE),

@@ -1,0 +1,45 @@
+"""The hub's connection class: HTTP methods checked before websockets reads the request.
+
+websockets parses only what a WebSocket handshake needs: it hands any method to
+``process_request`` (so DELETE, TRACE or a made-up method on ``/`` got the page), and a
+request with a body is not answered at all. Every path of the hub (the two WebSocket paths,
+the dashboard files, ``/healthz``) is GET only, so the request line's method is looked at
+first, as the bytes arrive: anything else gets ``405 Method Not Allowed`` with
+``Allow: GET`` (docs/protocol.md §1) and the connection is closed, body unread.
+"""
+
+from __future__ import annotations
+
+from websockets.asyncio.server import ServerConnection
+
+from hub.http_answers import text_response
+
+#: Longest method token looked for (the longest standard one, OPTIONS, has 7 letters).
+_MAX_METHOD = 32
+
+
+class HubConnection(ServerConnection):
+    """A :class:`ServerConnection` that answers a non-GET request line with 405."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._head = b""
+        self._method_checked = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._method_checked:
+            super().data_received(data)
+            return
+        self._head += data
+        space = self._head.find(b" ", 0, _MAX_METHOD + 1)
+        if space < 0 and len(self._head) <= _MAX_METHOD:
+            return  # the method is not complete yet
+        self._method_checked = True
+        head, self._head = self._head, b""
+        if space > 0 and head[:space] == b"GET":
+            super().data_received(head)
+            return
+        response = text_response(405, "method not allowed: this hub answers GET only\n")
+        response.headers["Allow"] = "GET"
+        self.transport.write(response.serialize())
+        self.transport.close()

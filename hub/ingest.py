@@ -1,0 +1,260 @@
+"""The hub's ingest path: group commit across terminals, and bounded memory for what is in flight.
+
+Every terminal connection hands its parsed events to one :class:`GroupCommitter` and waits.
+The committer takes *everything* submitted since its last transaction, from every terminal
+(and the hub's own ``deviceOnline`` / ``deviceOffline`` events), and stores it in ONE
+transaction on the store's writer thread; the transaction's window is simply the time the
+previous one took, so the batches grow with the load and a quiet hub commits at once. Only
+after the commit are the batches published (floor accounting, fan-out, acks), each batch in
+the order it was submitted: storage order and fan-out order are the same for every terminal,
+and no event is fanned out or acknowledged before it is stored. The next transaction is
+written while the previous one is published; no lock is held across the I/O.
+
+A failed transaction is retried batch by batch, so one batch that cannot be stored fails only
+its own connection (``internal``, close 1011) and not the terminals it shared the
+transaction with.
+
+:class:`InflightGate` bounds the messages read but not yet answered: per connection, and for
+the whole hub with a fair share per connection. A connection over its share is not read from;
+websockets then stops reading its socket, TCP's window closes and the terminal's own send
+window (``uplink.window``) fills: the protocol's backpressure, nothing is dropped.
+
+The store is used through :class:`EventStore` only (one method), so another engine can
+replace SQLite without touching this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hub.store import EventWrite
+
+log = logging.getLogger("hub.ingest")
+
+#: Most events in one transaction (a backlog burst from many terminals is cut in several).
+MAX_GROUP_EVENTS = 5000
+
+#: Published groups waiting behind the one being published: the committer runs at most this
+#: far ahead of the fan-out (each holds its events in memory).
+_PUBLISH_QUEUE = 2
+
+#: Least a connection may have in flight when the hub-wide limit is shared among many.
+MIN_SHARE = 8
+
+
+class EventStore(Protocol):
+    """The write path the ingest needs from a store (SQLite today; see docs/scaling.md)."""
+
+    async def write_events(self, writes: Sequence[EventWrite], received_at: float
+                           ) -> list[bool]:
+        """Store ``writes`` in one transaction, in order; per write, False if its (source,
+        seq) was already stored. Raise if nothing was stored. Transactions submitted one
+        after the other commit in that order."""
+        ...
+
+
+Publish = Callable[[Sequence[EventWrite], Sequence[bool]], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class _Batch:
+    writes: list[EventWrite]
+    done: asyncio.Future[list[bool]]
+
+
+@dataclass
+class IngestStats:
+    """Counters for tests and the load benchmark."""
+
+    transactions: int = 0
+    batches: int = 0
+    events: int = 0
+    largest_group: int = 0  # most batches merged into one transaction
+    failed_batches: int = 0
+
+
+class GroupCommitter:
+    """One transaction per window for what all connections submitted; publish, then resolve.
+
+    ``submit`` returns a future resolved with the batch's per-write "inserted" flags once the
+    batch is stored AND ``publish`` has run for it (so the caller may acknowledge), or failed
+    with the store's exception (nothing of the batch is stored then).
+    """
+
+    def __init__(self, store: EventStore, publish: Publish,
+                 clock: Callable[[], float] = time.time,
+                 max_group_events: int = MAX_GROUP_EVENTS) -> None:
+        self._store = store
+        self._publish = publish
+        self._clock = clock
+        self._max_group = max_group_events
+        self._incoming: asyncio.Queue[_Batch] = asyncio.Queue()
+        self._committed: asyncio.Queue[tuple[list[_Batch], list[list[bool] | BaseException]]] \
+            = asyncio.Queue(maxsize=_PUBLISH_QUEUE)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stats = IngestStats()
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._commit_loop(), name="ingest-commit"),
+                       asyncio.create_task(self._publish_loop(), name="ingest-publish")]
+
+    async def stop(self) -> None:
+        """Cancel the loops; batches not yet stored fail with CancelledError."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        while not self._incoming.empty():
+            self._incoming.get_nowait().done.cancel()
+        while not self._committed.empty():
+            for batch in self._committed.get_nowait()[0]:
+                batch.done.cancel()
+
+    @property
+    def queued(self) -> int:
+        """Batches submitted and not yet in a transaction."""
+        return self._incoming.qsize()
+
+    def submit(self, writes: Sequence[EventWrite]) -> asyncio.Future[list[bool]]:
+        done: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self._incoming.put_nowait(_Batch(list(writes), done))
+        return done
+
+    async def _commit_loop(self) -> None:
+        pending: _Batch | None = None
+        while True:
+            group = [pending if pending is not None else await self._incoming.get()]
+            pending = None
+            size = len(group[0].writes)
+            while not self._incoming.empty():
+                batch = self._incoming.get_nowait()
+                if size + len(batch.writes) > self._max_group:
+                    pending = batch  # first of the next transaction
+                    break
+                group.append(batch)
+                size += len(batch.writes)
+            results = await self._commit(group, size)
+            await self._committed.put((group, results))
+
+    async def _commit(self, group: list[_Batch], size: int
+                      ) -> list[list[bool] | BaseException]:
+        writes = [w for batch in group for w in batch.writes]
+        try:
+            inserted = await self._store.write_events(writes, self._clock())
+        except Exception as exc:
+            if len(group) == 1:
+                return [exc]
+            log.warning("a transaction of %d batches failed (%s); storing them one by one",
+                        len(group), exc)
+            return [await self._commit_one(batch) for batch in group]
+        self._count(group, size)
+        results: list[list[bool] | BaseException] = []
+        start = 0
+        for batch in group:
+            results.append(inserted[start:start + len(batch.writes)])
+            start += len(batch.writes)
+        return results
+
+    async def _commit_one(self, batch: _Batch) -> list[bool] | BaseException:
+        try:
+            inserted = await self._store.write_events(batch.writes, self._clock())
+        except Exception as exc:
+            return exc
+        self._count([batch], len(batch.writes))
+        return inserted
+
+    def _count(self, group: list[_Batch], size: int) -> None:
+        s = self.stats
+        s.transactions += 1
+        s.batches += len(group)
+        s.events += size
+        s.largest_group = max(s.largest_group, len(group))
+
+    async def _publish_loop(self) -> None:
+        while True:
+            group, results = await self._committed.get()
+            for batch, result in zip(group, results, strict=True):
+                if isinstance(result, BaseException):
+                    self.stats.failed_batches += 1
+                    if not batch.done.done():
+                        batch.done.set_exception(result)
+                    continue
+                try:
+                    await self._publish(batch.writes, result)
+                except Exception:
+                    # Stored already: the ack is still due; the fan-out is what failed.
+                    log.exception("publishing %d stored events failed", len(batch.writes))
+                if not batch.done.done():
+                    batch.done.set_result(result)
+
+
+@dataclass(eq=False)
+class Credits:
+    """What one connection holds of the hub's in-flight budget."""
+
+    held: int = 0
+
+
+@dataclass
+class InflightGate:
+    """Per-connection and hub-wide limits on messages read but not yet answered.
+
+    A connection may read more while it holds less than ``per_connection`` and either the
+    hub-wide total is under ``total`` or it holds less than its fair share
+    (``total / connections``, at least :data:`MIN_SHARE`); the fair share keeps a quiet
+    terminal from waiting behind the draining ones. The hub-wide total therefore stays under
+    about twice ``total``.
+    """
+
+    total: int
+    per_connection: int
+    held: int = 0
+    peak: int = 0
+    waits: int = 0  # times a connection had to wait for room (backpressure applied)
+    _members: set[Credits] = field(default_factory=set)
+    _room: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def join(self) -> Credits:
+        credits = Credits()
+        self._members.add(credits)
+        return credits
+
+    def leave(self, credits: Credits) -> None:
+        self.release(credits, credits.held)
+        self._members.discard(credits)
+
+    def allowance(self, credits: Credits) -> int:
+        """How many more messages this connection may read now (0: wait)."""
+        share = max(MIN_SHARE, self.total // max(1, len(self._members)))
+        mine = min(self.per_connection, share) - credits.held
+        hub_wide = self.total - self.held
+        return max(0, min(self.per_connection - credits.held, max(hub_wide, mine)))
+
+    async def wait_for_room(self, credits: Credits) -> None:
+        if self.allowance(credits) > 0:
+            return
+        self.waits += 1
+        while self.allowance(credits) <= 0:
+            self._room.clear()
+            await self._room.wait()
+
+    def take(self, credits: Credits, n: int) -> None:
+        credits.held += n
+        self.held += n
+        self.peak = max(self.peak, self.held)
+
+    def release(self, credits: Credits, n: int) -> None:
+        if n <= 0:
+            return
+        n = min(n, credits.held)
+        credits.held -= n
+        self.held -= n
+        self._room.set()

@@ -1,0 +1,109 @@
+"""api.wire at the door: nesting depth and size of every JSON value, signature shapes.
+
+A value nested about 1,000 deep used to be stored and then break every snapshot (issue 13);
+it is now refused with ``bad_message`` before it is decoded, like any value deeper than
+``MAX_JSON_DEPTH`` or a message of more than ``MAX_JSON_VALUES`` values.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from api import wire
+from api.wire import MAX_JSON_DEPTH, MAX_JSON_VALUES, ErrorCode, WireError
+
+LIMIT = 1 << 20
+TS = "2026-05-11T11:10:00.000Z"
+
+
+def _event(data: object) -> str:
+    return json.dumps({"type": "event", "id": "T-1", "seq": 1, "channel": "game",
+                       "terminalId": "T", "event": "betPlaced", "timestamp": TS,
+                       "data": data})
+
+
+def _nested(depth: int, opener: str = "[") -> str:
+    closer = "]" if opener == "[" else "}"
+    inner = "0" if opener == "[" else ""
+    if opener == "{":
+        return '{"a":' * depth + "1" + "}" * depth
+    return opener * depth + inner + closer * depth
+
+
+def _code(text: str) -> ErrorCode:
+    with pytest.raises(WireError) as info:
+        wire.parse_message(text, max_bytes=LIMIT)
+    return info.value.code
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH + 1, 980, 5000])
+@pytest.mark.parametrize("opener", ["[", "{"])
+def test_nesting_deeper_than_the_limit_is_bad_message(depth: int, opener: str) -> None:
+    # The event itself is level 1 and its data level 2: data holding `depth` more levels.
+    text = _event(None).replace('"data": null', '"data": {"x": ' + _nested(depth, opener) + "}")
+    if 2 + depth <= MAX_JSON_DEPTH:
+        assert wire.parse_message(text, max_bytes=LIMIT)["type"] == "event"
+    else:
+        assert _code(text) is ErrorCode.BAD_MESSAGE
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = _event({"note": "[" * 500 + '\\"{' * 100, "list": [[["deep enough"]]]})
+    assert wire.parse_message(text, max_bytes=LIMIT)["data"]["note"].startswith("[[[")
+
+
+def test_a_message_with_too_many_values_is_bad_message() -> None:
+    assert _code(_event({"v": [0] * MAX_JSON_VALUES})) is ErrorCode.BAD_MESSAGE
+    ok = wire.parse_message(_event({"v": [0] * (MAX_JSON_VALUES - 20)}), max_bytes=LIMIT)
+    assert len(ok["data"]["v"]) == MAX_JSON_VALUES - 20
+
+
+@given(st.integers(min_value=1, max_value=3 * MAX_JSON_DEPTH),
+       st.lists(st.sampled_from(["[", "{"]), min_size=1, max_size=4))
+def test_depth_check_agrees_with_the_decoded_depth(depth: int, kinds: list[str]) -> None:
+    value: object = 1
+    for i in range(depth):
+        value = [value] if kinds[i % len(kinds)] == "[" else {"k": value}
+    text = json.dumps({"type": "ping", "x": value})
+
+    def measured(v: object) -> int:
+        if isinstance(v, list):
+            return 1 + max((measured(x) for x in v), default=0)
+        if isinstance(v, dict):
+            return 1 + max((measured(x) for x in v.values()), default=0)
+        return 0
+
+    levels = 1 + measured(value)
+    if levels <= MAX_JSON_DEPTH:
+        assert wire.parse_message(text, max_bytes=LIMIT)["type"] == "ping"
+    else:
+        assert _code(text) is ErrorCode.BAD_MESSAGE
+
+
+def _action(**extra: object) -> str:
+    return json.dumps({"type": "action", "id": "a", "terminalId": "T", "action": "lock"}
+                      | extra)
+
+
+@pytest.mark.parametrize("extra", [
+    {"signature": "0" * 64},  # no issuedAt: §7 says bad_signature
+    {"signature": "A" * 64, "issuedAt": TS},  # uppercase hex: not the documented form
+    {"signature": "0" * 63, "issuedAt": TS},
+    {"signature": 12, "issuedAt": TS},
+])
+def test_signature_shape_problems_are_bad_signature(extra: dict[str, object]) -> None:
+    assert _code(_action(**extra)) is ErrorCode.BAD_SIGNATURE
+
+
+def test_an_uppercase_copy_of_a_valid_signature_does_not_verify() -> None:
+    msg = wire.action("a1", "T1", "lock", issued_at=TS)
+    signed = wire.sign_action(b"k" * 16, msg)
+    now = wire.parse_timestamp(TS)
+    wire.verify_action(b"k" * 16, signed, now)
+    with pytest.raises(WireError) as info:
+        wire.verify_action(b"k" * 16, signed | {"signature": signed["signature"].upper()}, now)
+    assert info.value.code is ErrorCode.BAD_SIGNATURE
