@@ -24,7 +24,7 @@ class HubConfigError(Exception):
 @dataclass(frozen=True, slots=True)
 class HubConfig:
     tokens: Path
-    database: Path
+    database: Path | None  # the SQLite file; None when ``store`` names PostgreSQL
     host: str = "127.0.0.1"
     port: int = 8765
     tls_cert: Path | None = None
@@ -48,10 +48,12 @@ class HubConfig:
     client_max_filter_names: int = 1000  # channels + events + terminals of one filter
     get_state_burst: int = 5
     get_state_per_second: float = 1.0
+    #: ``postgresql://…``: a PostgreSQL store shared by several hub instances (hub/store_pg.py)
+    store: str | None = None
 
 
 _KNOWN = {
-    "listen", "tls", "plain", "tokens", "database", "action_key_file", "action_queue_ttl",
+    "listen", "tls", "plain", "tokens", "database", "store", "action_key_file", "action_queue_ttl",
     "signature_window", "ping_interval", "ping_timeout", "max_frame_bytes", "max_message_bytes",
     "client_queue", "auth_timeout", "recent_events", "synchronous", "retention_days",
     "max_inflight_events", "max_inflight_per_terminal", "client_max_filters",
@@ -132,7 +134,15 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         synchronous = "FULL"
 
     tokens = path("tokens", raw.get("tokens"), True)
-    database = path("database", raw.get("database"), True)
+    store = raw.get("store")
+    if store is not None and (not isinstance(store, str)
+                              or not store.startswith(("postgresql://", "postgres://"))):
+        problems.append("store: must be a postgresql:// URL (or leave it out for SQLite at "
+                        "database)")
+        store = None
+    if store is not None and raw.get("database") is not None:
+        problems.append("database: cannot be set together with store (one store per hub)")
+    database = path("database", raw.get("database"), store is None and "store" not in raw)
     action_key = path("action_key_file", raw.get("action_key_file"), False)
     cfg_values = {
         "action_queue_ttl": number("action_queue_ttl", 300.0),
@@ -157,7 +167,7 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         ("client_max_filters", 16), ("client_max_filter_names", 1000), ("get_state_burst", 5))}
     if problems:
         raise HubConfigError(problems)
-    assert tokens is not None and database is not None
+    assert tokens is not None and (database is not None or store is not None)
     return HubConfig(
         tokens=tokens, database=database, host=host, port=port, tls_cert=cert, tls_key=key,
         plain=plain, action_key_file=action_key,
@@ -167,7 +177,8 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         max_frame_bytes=max_frame, max_message_bytes=max_message, client_queue=client_queue,
         auth_timeout=cfg_values["auth_timeout"] or 10.0, recent_events=recent,
         synchronous=str(synchronous), retention_days=retention,
-        get_state_per_second=cfg_values["get_state_per_second"] or 1.0, **limits,
+        get_state_per_second=cfg_values["get_state_per_second"] or 1.0, store=store,
+        **limits,
     )
 
 

@@ -119,13 +119,17 @@ class StoredAction:
         return str(self.message["action"])
 
 
-def _frame(row: sqlite3.Row) -> dict[str, Any]:
+#: A row as both stores return it: ``sqlite3.Row`` or psycopg's dict, read by column name.
+_Row = Any
+
+
+def _frame(row: _Row) -> dict[str, Any]:
     return {"type": "event", "id": row["id"], "seq": row["seq"], "channel": row["channel"],
             "terminalId": row["terminal_id"], "event": row["event"],
             "timestamp": row["timestamp"], "data": json.loads(row["data"])}
 
 
-def _readable(row: sqlite3.Row | None) -> dict[str, Any] | None:
+def _readable(row: _Row | None) -> dict[str, Any] | None:
     """The row's frame, or None (logged) if it cannot be read back and sent on.
 
     No stored value may break a snapshot or a history for every client: a row written by an
@@ -149,7 +153,7 @@ def _readable(row: sqlite3.Row | None) -> dict[str, Any] | None:
         return None
 
 
-def _readable_frames(rows: Iterable[sqlite3.Row]) -> list[dict[str, Any]]:
+def _readable_frames(rows: Iterable[_Row]) -> list[dict[str, Any]]:
     return [f for f in map(_readable, rows) if f is not None]
 
 
@@ -169,6 +173,7 @@ class HubStore:
         # Used only on the writer thread (created here, so it may cross threads once).
         self._writer_db = _connect(path, synchronous, any_thread=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
+        self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
 
     def close(self) -> None:
         """Finish the writes already submitted, then close both connections."""
@@ -289,6 +294,13 @@ class HubStore:
             "SELECT max(seq) FROM events WHERE source = ?", (HUB_SOURCE,)
         ).fetchone()
         return max(int(row[0] or 0), self.acked_seq(HUB_SOURCE)) + 1
+
+    def reserve_hub_seqs(self, count: int) -> int:
+        """The first of ``count`` hub event seqs for this hub. One process owns a SQLite
+        file, so the block is simply the next ``count`` seqs."""
+        first = max(self._hub_reserved, self.next_hub_seq())
+        self._hub_reserved = first + count
+        return first
 
     def known_terminals(self) -> list[str]:
         rows = self._db.execute("SELECT DISTINCT terminal_id FROM events").fetchall()
@@ -468,6 +480,17 @@ class HubStore:
                 "UPDATE actions SET status = ?, result = ? WHERE id = ?",
                 (status, json.dumps(result, ensure_ascii=False), action_id),
             )
+
+    def claim_action(self, action_id: str, expected: str, status: str,
+                     result: dict[str, Any] | None = None) -> bool:
+        """Move an action from ``expected`` to ``status`` (and its result) in one statement;
+        False if it was not in ``expected``."""
+        cur = self._db.execute(
+            "UPDATE actions SET status = ?, result = coalesce(?, result)"
+            " WHERE id = ? AND status = ?",
+            (status, None if result is None else json.dumps(result, ensure_ascii=False),
+             action_id, expected))
+        return cur.rowcount == 1
 
     def get_action(self, action_id: str) -> StoredAction | None:
         row = self._db.execute("SELECT * FROM actions WHERE id = ?", (action_id,)).fetchone()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from hubkit import HubHarness, Traffic, validate_frame
+
+from tests.support import postgres
 
 
 @pytest.fixture
@@ -27,3 +31,22 @@ async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]
         validate_frame(msg)
 
 
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[postgres.Cluster]:
+    """One throwaway PostgreSQL cluster for the session (each test takes a fresh database)."""
+    reason = postgres.available()
+    if reason is not None:
+        pytest.skip(reason)
+    with postgres.cluster() as cluster:
+        yield cluster
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: postgres.Cluster) -> str:
+    """A libpq URL of a new, empty database."""
+    return pg_cluster.create_database(f"hub_{os.getpid()}_{next(_databases)}").url

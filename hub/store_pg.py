@@ -1,0 +1,474 @@
+"""The hub's PostgreSQL store (config ``store: postgresql://…``): the same tables and the
+same behaviour as the SQLite store (hub/store.py; both are held to
+tests/hub/test_store_conformance.py), for a floor served by several hub instances.
+
+Like the SQLite store it has two connections: the *writer* on the store's own thread, for
+event batches (group commit, hub/ingest.py) and pruning, and the *loop* connection
+(autocommit) for reads and the few small writes of alert acknowledgements and actions.
+Every statement that must hold when several instances share the database is one atomic
+statement: ``ON CONFLICT DO NOTHING`` de-duplicates events (also two instances storing the
+same resent event), ``GREATEST`` advances the acknowledged seqs, an action changes status
+only from the status it was read in (:meth:`PgStore.claim_action`).
+
+Notifications (hub/cluster.py): the transaction that stores events also sends, with
+``pg_notify``, the ids (``n``) of the rows it inserted on :data:`EVENTS_CHANNEL`; a
+notification is delivered at commit, in commit order, so a listener that receives it can
+read the rows. Messages for other instances' clients (alert acknowledgements, action
+relays) are rows of ``notices``, announced the same way on :data:`NOTICES_CHANNEL`.
+``synchronous: FULL`` is ``synchronous_commit = on`` (an ack survives a power loss of the
+database server); ``NORMAL`` is ``off`` (a crash may lose the last commits, never corrupt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from hub.store import (
+    _DATA_ENCODER,
+    _NEEDS_ACK,
+    HUB_SOURCE,
+    EventWrite,
+    StoredAction,
+    _int64,
+    _readable,
+    _readable_frames,
+)
+
+#: Channel of the event notifications: ``<origin> <n>[-<m>][,…]`` (inserted row ids).
+EVENTS_CHANNEL = "slot_hub_events"
+#: Channel of the notice notifications: ``<origin> <n>`` (a row of ``notices``).
+NOTICES_CHANNEL = "slot_hub_notices"
+#: PostgreSQL's limit on a notification's payload is 8000 bytes; stay well below.
+_MAX_PAYLOAD = 7000
+#: Key of the advisory lock that serialises schema creation by instances starting together.
+_SCHEMA_LOCK = 0x5107_4B0B
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    n BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    event TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    data TEXT NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    UNIQUE (source, seq)
+);
+CREATE INDEX IF NOT EXISTS events_by_id ON events (id);
+CREATE INDEX IF NOT EXISTS events_by_terminal ON events (terminal_id, event, timestamp);
+CREATE INDEX IF NOT EXISTS events_by_name ON events (event, timestamp);
+CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
+CREATE TABLE IF NOT EXISTS terminals (
+    terminal_id TEXT PRIMARY KEY,
+    acked_seq BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_acks (
+    event_id TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    "by" TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions (
+    n BIGINT GENERATED ALWAYS AS IDENTITY,
+    id TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    status TEXT NOT NULL,
+    deadline DOUBLE PRECISION,
+    result TEXT,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notices (
+    n BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    origin TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL
+);
+"""
+
+#: ``data.amount`` as a number, or NULL (also for a value that is not JSON): the column is
+#: text, as in SQLite, so any stored value reads back byte for byte.
+_AMOUNT = ("CASE WHEN json_typeof(d.j -> 'amount') = 'number'"
+           " THEN (d.j ->> 'amount')::numeric END")
+_AS_JSON = "LEFT JOIN LATERAL (SELECT e.data::json AS j) d ON true"
+
+_EVENT_COLUMNS = ("n, source, seq, id, terminal_id, channel, event, timestamp, data,"
+                  " received_at")
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """``1-3,7``: sorted row ids as ranges (a notification's payload)."""
+    out: list[str] = []
+    run: list[int] = []
+    for n in sorted(ids):
+        if run and n == run[1] + 1:
+            run[1] = n
+            continue
+        if run:
+            out.append(str(run[0]) if run[0] == run[1] else f"{run[0]}-{run[1]}")
+        run = [n, n]
+    if run:
+        out.append(str(run[0]) if run[0] == run[1] else f"{run[0]}-{run[1]}")
+    return ",".join(out)
+
+
+def parse_ranges(text: str) -> list[tuple[int, int]]:
+    """The inverse of :func:`id_ranges`: ``[(first, last), …]``."""
+    spans = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        spans.append((int(first), int(last or first)))
+    return spans
+
+
+def _payloads(origin: str, ids: list[int]) -> list[str]:
+    """``<origin> <ranges>`` notifications, each under PostgreSQL's payload limit."""
+    ranges = id_ranges(ids).split(",") if ids else []
+    payloads: list[str] = []
+    chunk: list[str] = []
+    size = len(origin) + 1
+    for part in ranges:
+        if chunk and size + len(part) + 1 > _MAX_PAYLOAD:
+            payloads.append(f"{origin} {','.join(chunk)}")
+            chunk, size = [], len(origin) + 1
+        chunk.append(part)
+        size += len(part) + 1
+    if chunk:
+        payloads.append(f"{origin} {','.join(chunk)}")
+    return payloads
+
+
+def _in(ids: Iterable[str]) -> tuple[str, list[str]]:
+    """``= ANY(%s)`` and its array argument (one placeholder for any number of ids)."""
+    return "= ANY(%s)", list(ids)
+
+
+def _connect(url: str, synchronous: str) -> psycopg.Connection[dict[str, Any]]:
+    conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+    conn.execute("SELECT set_config('synchronous_commit', %s, false)",
+                 ("on" if synchronous == "FULL" else "off",))
+    return conn
+
+
+class PgStore:
+    """A :class:`hub.store_api.Store` on PostgreSQL (psycopg 3)."""
+
+    def __init__(self, url: str, *, synchronous: str = "FULL", origin: str = "") -> None:
+        self.url = url
+        self.origin = origin or "-"
+        self._db = _connect(url, synchronous)
+        with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            self._db.execute(_SCHEMA)
+        self._writer_db = _connect(url, synchronous)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store-pg")
+        self._hub_reserved = (0, 0)  # (next, end) of the block of hub seqs in hand
+
+    def close(self) -> None:
+        """Finish the writes already submitted, then close both connections."""
+        self._writer.shutdown(wait=True)
+        self._writer_db.close()
+        self._db.close()
+
+    # ---------------------------------------------------------------- events
+
+    async def write_events(self, writes: Sequence[EventWrite], received_at: float
+                           ) -> list[bool]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self.insert_events, writes,
+                                          received_at)
+
+    def insert_events(self, writes: Sequence[EventWrite], received_at: float) -> list[bool]:
+        """Store event frames in ONE transaction (and notify their row ids at its commit);
+        per frame, False if (source, seq) was already stored, also within the batch."""
+        acked: dict[str, int] = {}
+        for w in writes:
+            if w.acked_seq is not None:
+                acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
+        cols: list[list[Any]] = [[] for _ in range(8)]
+        for w in writes:
+            f = w.frame
+            for col, value in zip(cols, (w.source, f["seq"], f["id"], f["terminalId"],
+                                         f["channel"], f["event"], f["timestamp"],
+                                         _DATA_ENCODER.encode(f["data"])), strict=True):
+                col.append(value)
+        db = self._writer_db
+        with db.transaction():
+            rows = db.execute(
+                "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
+                " data, received_at) SELECT u.s, u.q, u.i, u.t, u.c, u.e, u.ts, u.d, %s"
+                " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
+                " %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
+                " AS u(s, q, i, t, c, e, ts, d, o) ORDER BY u.o"
+                " ON CONFLICT (source, seq) DO NOTHING RETURNING n, source, seq",
+                (received_at, *cols)).fetchall()
+            if acked:
+                db.execute(
+                    "INSERT INTO terminals (terminal_id, acked_seq)"
+                    " SELECT * FROM unnest(%s::text[], %s::bigint[]) ON CONFLICT (terminal_id)"
+                    " DO UPDATE SET acked_seq = GREATEST(terminals.acked_seq,"
+                    " excluded.acked_seq)", (list(acked), list(acked.values())))
+            for payload in _payloads(self.origin, [int(r["n"]) for r in rows]):
+                db.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, payload))
+        fresh = {(r["source"], int(r["seq"])) for r in rows}
+        inserted = []
+        for w in writes:
+            key = (w.source, int(w.frame["seq"]))
+            inserted.append(key in fresh)
+            fresh.discard(key)  # a second copy in the same batch is a duplicate
+        return inserted
+
+    def insert_event(self, frame: dict[str, Any], *, source: str, received_at: float,
+                     acked_seq: int | None = None) -> bool:
+        writes = [EventWrite(frame, source, acked_seq)]
+        return self._writer.submit(self.insert_events, writes, received_at).result()[0]
+
+    def events_by_ids(self, spans: Sequence[tuple[int, int]]) -> list[tuple[EventWrite, int]]:
+        """The rows of a notification (:func:`parse_ranges`) in storage order, each as the
+        write it was (with its terminal's acknowledged seq) and its row id. Rows pruned
+        meanwhile, or unreadable, are left out."""
+        if not spans:
+            return []
+        los = [a for a, _ in spans]
+        his = [b for _, b in spans]
+        rows = self._db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events e JOIN unnest(%s::bigint[], %s::bigint[])"
+            " AS r(lo, hi) ON e.n BETWEEN r.lo AND r.hi ORDER BY e.n", (los, his)).fetchall()
+        out = []
+        for row in rows:
+            frame = _readable(row)
+            if frame is not None:
+                out.append((EventWrite(frame, row["source"]), int(row["n"])))
+        return out
+
+    def acked_seq(self, terminal_id: str) -> int:
+        row = self._db.execute("SELECT acked_seq FROM terminals WHERE terminal_id = %s",
+                               (terminal_id,)).fetchone()
+        return int(row["acked_seq"]) if row else 0
+
+    def set_acked_seq(self, terminal_id: str, acked_seq: int) -> None:
+        self._db.execute(
+            "INSERT INTO terminals (terminal_id, acked_seq) VALUES (%s, %s) ON CONFLICT"
+            " (terminal_id) DO UPDATE SET acked_seq = GREATEST(terminals.acked_seq,"
+            " excluded.acked_seq)", (terminal_id, acked_seq))
+
+    def next_hub_seq(self) -> int:
+        row = self._db.execute(
+            "SELECT GREATEST((SELECT max(seq) FROM events WHERE source = %s),"
+            " (SELECT acked_seq FROM terminals WHERE terminal_id = %s),"
+            " (SELECT value - 1 FROM counters WHERE name = 'hub_seq'), 0) + 1 AS next",
+            (HUB_SOURCE, HUB_SOURCE)).fetchone()
+        assert row is not None
+        return int(row["next"])
+
+    def reserve_hub_seqs(self, count: int) -> int:
+        """A block of hub seqs from the shared counter (``counters.hub_seq``: the next
+        seq no instance holds), so two instances never emit the same ``hub-<n>``."""
+        row = self._db.execute(
+            "INSERT INTO counters (name, value) VALUES ('hub_seq', %s)"
+            " ON CONFLICT (name) DO UPDATE SET value = GREATEST(counters.value,"
+            " excluded.value - %s) + %s RETURNING value - %s AS first",
+            (self.next_hub_seq() + count, count, count, count)).fetchone()
+        assert row is not None
+        return int(row["first"])
+
+    def known_terminals(self) -> list[str]:
+        rows = self._db.execute("SELECT DISTINCT terminal_id FROM events").fetchall()
+        return [r["terminal_id"] for r in rows]
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = %s"
+                               " ORDER BY n LIMIT 1", (event_id,)).fetchone()
+        return _readable(row)
+
+    def events(self, terminal_id: str | None = None) -> list[dict[str, Any]]:
+        if terminal_id is None:
+            rows = self._db.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY n")
+        else:
+            rows = self._db.execute(f"SELECT {_EVENT_COLUMNS} FROM events"
+                                    " WHERE terminal_id = %s ORDER BY n", (terminal_id,))
+        return _readable_frames(rows.fetchall())
+
+    def recent(self, limit: int, terminals: Iterable[str] | None) -> list[dict[str, Any]]:
+        sql, args = f"SELECT {_EVENT_COLUMNS} FROM events", []
+        if terminals is not None:
+            cond, ids = _in(terminals)
+            sql += f" WHERE terminal_id {cond}"
+            args.append(ids)
+        rows = self._db.execute(sql + " ORDER BY n DESC LIMIT %s", (*args, limit)).fetchall()
+        return _readable_frames(rows)
+
+    def unacked_alerts(self, limit: int, terminals: Iterable[str] | None
+                       ) -> list[dict[str, Any]]:
+        sql = (f"SELECT e.{_EVENT_COLUMNS.replace(', ', ', e.')} FROM events e"
+               " LEFT JOIN alert_acks a ON a.event_id = e.id"
+               f" WHERE {_NEEDS_ACK} AND a.event_id IS NULL")
+        args: list[Any] = []
+        if terminals is not None:
+            cond, ids = _in(terminals)
+            sql += f" AND e.terminal_id {cond}"
+            args.append(ids)
+        rows = self._db.execute(sql + " ORDER BY e.n DESC LIMIT %s", (*args, limit)).fetchall()
+        return _readable_frames(rows)
+
+    def count_unacked_alerts(self, terminal_id: str) -> int:
+        row = self._db.execute(
+            "SELECT count(*) AS c FROM events e LEFT JOIN alert_acks a ON a.event_id = e.id"
+            f" WHERE {_NEEDS_ACK} AND a.event_id IS NULL AND e.terminal_id = %s",
+            (terminal_id,)).fetchone()
+        assert row is not None
+        return int(row["c"])
+
+    def last_event(self, terminal_id: str, names: Iterable[str] | None = None
+                   ) -> dict[str, Any] | None:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE terminal_id = %s"
+        args: list[Any] = [terminal_id]
+        if names is not None:
+            cond, wanted = _in(names)
+            sql += f" AND event {cond}"
+            args.append(wanted)
+        row = self._db.execute(sql + " ORDER BY n DESC LIMIT 1", args).fetchone()
+        return _readable(row)
+
+    def amount_sum(self, terminal_id: str, event: str, since: str, until: str) -> int:
+        row = self._db.execute(
+            f"SELECT coalesce(sum({_AMOUNT}), 0) AS total FROM events e {_AS_JSON}"
+            " WHERE e.terminal_id = %s AND e.event = %s AND e.timestamp >= %s"
+            " AND e.timestamp < %s", (terminal_id, event, since, until)).fetchone()
+        assert row is not None
+        return _int64(float(row["total"]))
+
+    def amounts_by_minute(self, event: str, since: str, terminals: Iterable[str] | None
+                          ) -> dict[str, int]:
+        sql = (f"SELECT substr(e.timestamp, 1, 16) AS m, coalesce(sum({_AMOUNT}), 0) AS total"
+               f" FROM events e {_AS_JSON} WHERE e.event = %s AND e.timestamp >= %s")
+        args: list[Any] = [event, since]
+        if terminals is not None:
+            cond, ids = _in(terminals)
+            sql += f" AND e.terminal_id {cond}"
+            args.append(ids)
+        rows = self._db.execute(sql + " GROUP BY m", args).fetchall()
+        return {r["m"]: _int64(float(r["total"])) for r in rows}
+
+    # ---------------------------------------------------------------- retention
+
+    async def prune(self, cutoff: float, final_statuses: Iterable[str], *,
+                    chunk: int = 5000) -> int:
+        """As :meth:`hub.store.HubStore.prune`: chunks of their own transactions on the
+        writer thread (notices older than the cutoff go too)."""
+        loop = asyncio.get_running_loop()
+        total = 0
+        while True:
+            deleted = await loop.run_in_executor(self._writer, self._prune_chunk, cutoff,
+                                                 chunk)
+            total += deleted
+            if deleted < chunk:
+                break
+        await loop.run_in_executor(self._writer, self._prune_rest, cutoff,
+                                   list(final_statuses))
+        return total
+
+    def _prune_chunk(self, cutoff: float, chunk: int) -> int:
+        cur = self._writer_db.execute(
+            "DELETE FROM events WHERE n IN (SELECT n FROM events WHERE received_at < %s"
+            " ORDER BY n LIMIT %s)", (cutoff, chunk))
+        return int(cur.rowcount)
+
+    def _prune_rest(self, cutoff: float, final_statuses: list[str]) -> None:
+        db = self._writer_db
+        with db.transaction():
+            db.execute("DELETE FROM alert_acks a WHERE NOT EXISTS"
+                       " (SELECT 1 FROM events e WHERE e.id = a.event_id)")
+            db.execute("DELETE FROM actions WHERE created_at < %s AND status = ANY(%s)",
+                       (cutoff, final_statuses))
+            db.execute("DELETE FROM notices WHERE at < %s", (cutoff,))
+
+    # ---------------------------------------------------------------- alert acks
+
+    def alert_ack(self, event_id: str) -> tuple[str, str] | None:
+        row = self._db.execute('SELECT "by", at FROM alert_acks WHERE event_id = %s',
+                               (event_id,)).fetchone()
+        return (row["by"], row["at"]) if row else None
+
+    def add_alert_ack(self, event_id: str, terminal_id: str, by: str, at: str) -> bool:
+        cur = self._db.execute(
+            'INSERT INTO alert_acks (event_id, terminal_id, "by", at) VALUES (%s,%s,%s,%s)'
+            " ON CONFLICT (event_id) DO NOTHING", (event_id, terminal_id, by, at))
+        return cur.rowcount == 1
+
+    # ---------------------------------------------------------------- actions
+
+    def add_action(self, message: dict[str, Any], *, sender: str, status: str,
+                   deadline: float | None, created_at: float) -> bool:
+        cur = self._db.execute(
+            "INSERT INTO actions (id, terminal_id, message, sender, status, deadline,"
+            " created_at) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO NOTHING",
+            (message["id"], message["terminalId"], json.dumps(message, ensure_ascii=False),
+             sender, status, deadline, created_at))
+        return cur.rowcount == 1
+
+    def set_action_status(self, action_id: str, status: str,
+                          result: dict[str, Any] | None = None) -> None:
+        if result is None:
+            self._db.execute("UPDATE actions SET status = %s WHERE id = %s",
+                             (status, action_id))
+        else:
+            self._db.execute("UPDATE actions SET status = %s, result = %s WHERE id = %s",
+                             (status, json.dumps(result, ensure_ascii=False), action_id))
+
+    def claim_action(self, action_id: str, expected: str, status: str,
+                     result: dict[str, Any] | None = None) -> bool:
+        cur = self._db.execute(
+            "UPDATE actions SET status = %s, result = coalesce(%s, result)"
+            " WHERE id = %s AND status = %s",
+            (status, None if result is None else json.dumps(result, ensure_ascii=False),
+             action_id, expected))
+        return cur.rowcount == 1
+
+    def get_action(self, action_id: str) -> StoredAction | None:
+        row = self._db.execute("SELECT * FROM actions WHERE id = %s", (action_id,)).fetchone()
+        return _action(row) if row else None
+
+    def queued_actions(self, terminal_id: str | None = None) -> list[StoredAction]:
+        sql, args = "SELECT * FROM actions WHERE status = 'queued'", []
+        if terminal_id is not None:
+            sql += " AND terminal_id = %s"
+            args.append(terminal_id)
+        rows = self._db.execute(sql + " ORDER BY created_at, n", args).fetchall()
+        return [_action(r) for r in rows]
+
+    # ---------------------------------------------------------------- notices
+
+    def add_notice(self, kind: str, body: str, at: float) -> int:
+        """Store a message for the other instances and notify its row id (one statement:
+        the notification is sent at its commit)."""
+        row = self._db.execute(
+            "WITH ins AS (INSERT INTO notices (origin, kind, body, at) VALUES (%s,%s,%s,%s)"
+            " RETURNING n) SELECT n, pg_notify(%s, %s::text || ' ' || n::text) FROM ins",
+            (self.origin, kind, body, at, NOTICES_CHANNEL, self.origin)).fetchone()
+        assert row is not None
+        return int(row["n"])
+
+
+def _action(row: dict[str, Any]) -> StoredAction:
+    return StoredAction(
+        id=row["id"], terminal_id=row["terminal_id"], message=json.loads(row["message"]),
+        sender=row["sender"], status=row["status"], deadline=row["deadline"],
+        result=json.loads(row["result"]) if row["result"] else None,
+    )
