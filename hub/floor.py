@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.wire import LinkState, format_timestamp, needs_ack
-from hub.store import HubStore
+from hub.store_api import Store
 
 _LINK_EVENTS = {"machineLinkUp": LinkState.UP, "machineLinkDown": LinkState.DOWN}
 _LOCK_EVENTS = {"machineLocked": True, "machineUnlocked": False}
@@ -61,7 +61,7 @@ class TerminalState:
 class Floor:
     """The state of every known terminal."""
 
-    def __init__(self, store: HubStore, terminal_ids: list[str], now: float) -> None:
+    def __init__(self, store: Store, terminal_ids: list[str], now: float) -> None:
         self._store = store
         self.terminals: dict[str, TerminalState] = {}
         for tid in sorted(set(terminal_ids) | set(store.known_terminals())):

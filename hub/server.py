@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -46,9 +48,16 @@ from hub.floor import Floor, TerminalState
 from hub.http_answers import STATIC_DIR, static_response, text_response
 from hub.ingest import Credits, GroupCommitter, InflightGate
 from hub.limits import TokenBucket
-from hub.store import EventWrite, HubStore
+from hub.store import HUB_SOURCE, EventWrite
+from hub.store_api import open_store
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal, TokenTable, load_tokens
+
+if TYPE_CHECKING:
+    from hub.cluster import Cluster
+
+#: Notice kinds of hub/cluster.py (kept here: the module imports psycopg).
+OPERATORS, ALERT_ACK, OFFER = "operators", "alertAck", "offer"
 
 log = logging.getLogger("hub")
 
@@ -79,6 +88,9 @@ _STOP_TIMEOUT = 2.5
 
 #: Seconds between two prunes of stored events older than ``retention_days``.
 PRUNE_INTERVAL = 3600.0
+
+#: Hub event seqs taken from the store at a time (hub/store_api.py ``reserve_hub_seqs``).
+_HUB_SEQ_BLOCK = 100
 
 
 class _StoreFailedError(Exception):
@@ -210,6 +222,7 @@ class _TerminalConn:
     terminal_id: str
     cursor: int  # highest seq received in order on this connection (protocol.md §4, event)
     credits: Credits  # messages read and not yet answered (InflightGate)
+    connected_at: str = ""  # the welcome's time (a newer connection elsewhere replaces it)
     replaced: bool = False
     #: The batch being stored and acknowledged while the next burst is read and parsed.
     storing: asyncio.Future[list[bool]] | None = None
@@ -257,12 +270,21 @@ class Hub:
         self.clock = clock
         self.static_dir = static_dir
         self.stats = HubStats()
-        self.store = HubStore(config.database, synchronous=config.synchronous)
+        #: This instance among several sharing one PostgreSQL store (hub/cluster.py).
+        self.instance_id = uuid.uuid4().hex[:12]
+        self.store = open_store(config, origin=self.instance_id)
         self.floor = Floor(self.store, self.tokens.terminals(), clock())
         self._action_key: bytes | None = None
         if config.action_key_file is not None:
             self._action_key = config.action_key_file.read_bytes().strip()
-        self._hub_seq = self.store.next_hub_seq()
+        self._hub_seq = self._hub_seq_end = 0  # the block of hub seqs in hand
+        self.cluster: Cluster | None = None
+        if config.store is not None:
+            from hub.cluster import Cluster
+            from hub.store_pg import PgStore
+
+            assert isinstance(self.store, PgStore)
+            self.cluster = Cluster(self, self.store)
         self._terminals: dict[str, _TerminalConn] = {}
         self._clients: set[_Client] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -282,6 +304,8 @@ class Hub:
             ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ssl_context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
         self.ingest.start()
+        if self.cluster is not None:
+            await self.cluster.start()
         self._server = await serve(
             self._handle, self.config.host, self.config.port,
             process_request=self._process_request, ssl=ssl_context,
@@ -344,6 +368,8 @@ class Hub:
                     async with asyncio.timeout(1.0):
                         await self._server.wait_closed()
         await self.ingest.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         self.store.close()
 
     async def serve_forever(self) -> None:
@@ -461,7 +487,13 @@ class Hub:
             client.peer.send_text(text)
 
     def _to_operators(self, msg: dict[str, Any]) -> None:
+        """Send to every operator, those of the other instances too (hub/cluster.py)."""
         text = wire.encode(msg)
+        self._to_local_operators(text)
+        if self.cluster is not None:
+            self.cluster.publish(OPERATORS, text)
+
+    def _to_local_operators(self, text: str) -> None:
         for client in list(self._clients):
             if client.role is Role.OPERATOR:
                 client.peer.send_text(text)
@@ -505,6 +537,9 @@ class Hub:
         """Store and publish a hub event with the next batch of the ingest; not awaited:
         connection bookkeeping stays off the event path (its state is broadcast when the
         event is published, or at once if it cannot be stored)."""
+        if self._hub_seq >= self._hub_seq_end:
+            self._hub_seq = self.store.reserve_hub_seqs(_HUB_SEQ_BLOCK)
+            self._hub_seq_end = self._hub_seq + _HUB_SEQ_BLOCK
         seq = self._hub_seq
         self._hub_seq += 1
         frame = wire.event(
@@ -541,7 +576,8 @@ class Hub:
         acked = self.store.acked_seq(terminal_id)
         previous = self._terminals.get(terminal_id)
         peer = _Peer(ws, principal, self.config.client_queue, self._dropped)
-        conn = _TerminalConn(peer, terminal_id, acked, self.gate.join())
+        conn = _TerminalConn(peer, terminal_id, acked, self.gate.join(),
+                             connected_at=wire.format_timestamp(now))
         self._terminals[terminal_id] = conn
         if previous is not None:
             previous.replaced = True
@@ -798,8 +834,10 @@ class Hub:
             if stored.deadline is not None and stored.deadline <= now:
                 self._expire_action(stored.id)
                 continue
+            if not self.store.claim_action(stored.id, ActionAckStatus.QUEUED,
+                                           ActionAckStatus.SENT):
+                continue  # another hub instance sent or expired it meanwhile
             self._cancel_expiry(stored.id)
-            self.store.set_action_status(stored.id, ActionAckStatus.SENT)
             conn.peer.send(stored.message)
             self._to_operators(wire.action_ack(stored.id, stored.terminal_id,
                                                ActionAckStatus.SENT, action=stored.name))
@@ -824,7 +862,9 @@ class Hub:
         result = wire.action_result(action_id, stored.terminal_id, ActionStatus.EXPIRED,
                                     error="expired before the terminal came back",
                                     action=stored.name)
-        self.store.set_action_status(action_id, ActionStatus.EXPIRED, result)
+        if not self.store.claim_action(action_id, ActionAckStatus.QUEUED,
+                                       ActionStatus.EXPIRED, result):
+            return  # sent meanwhile (by another hub instance)
         log.info("action %s for %s expired in the queue", action_id, stored.terminal_id)
         self._to_operators(result)
 
@@ -867,6 +907,9 @@ class Hub:
             self._schedule_expiry(action_id, deadline)
         ack = wire.action_ack(action_id, terminal_id, status, action=msg["action"])
         self._to_operators(ack)
+        if conn is None and self.cluster is not None and self.floor.get(terminal_id, now).online:
+            # Connected to another instance: that one claims it and sends it (then `sent`).
+            self.cluster.publish(OFFER, action_id)
 
     # ------------------------------------------------------------------ clients
 
@@ -1006,12 +1049,69 @@ class Hub:
         now = self._now()
         at = wire.format_timestamp(now)
         name = client.peer.principal.name
-        self.store.add_alert_ack(event_id, frame["terminalId"], name, at)
+        if not self.store.add_alert_ack(event_id, frame["terminalId"], name, at):
+            # Acknowledged on another hub instance a moment ago: one acknowledgement wins.
+            by, when = self.store.alert_ack(event_id) or ("?", "?")
+            raise WireError(ErrorCode.DUPLICATE, f"{event_id} was acknowledged by {by} at "
+                            f"{when}", request_id)
         log.info("alert %s acknowledged by %s", event_id, name)
         text = wire.encode(wire.alert_ack(event_id, frame["terminalId"], name, at))
+        self._alert_acked(text, frame["terminalId"], now)
+        if self.cluster is not None:
+            self.cluster.publish(ALERT_ACK, text)
+
+    def _alert_acked(self, text: str, terminal_id: str, now: float) -> None:
         for other in list(self._clients):
             other.peer.send_text(text)
-        self._broadcast_terminal(self.floor.alert_acked(frame["terminalId"], now))
+        self._broadcast_terminal(self.floor.alert_acked(terminal_id, now))
+
+    # ------------------------------------------------------------------ cluster hooks
+
+    async def cluster_events(self, writes: Sequence[EventWrite]) -> None:
+        """Events another instance stored (hub/cluster.py): published like our own."""
+        now = self._now()
+        for write in writes:
+            if write.source == HUB_SOURCE:
+                self._remote_presence(write.frame, now)
+        await self._publish(writes, [True] * len(writes))
+
+    def _remote_presence(self, frame: dict[str, Any], now: float) -> None:
+        """Another instance's ``deviceOnline`` / ``deviceOffline``: the online state here,
+        and one connection per terminal across instances."""
+        name, terminal_id = frame["event"], frame["terminalId"]
+        local = self._terminals.get(terminal_id)
+        data = frame["data"]
+        if name == "deviceOnline":
+            if local is not None and not local.replaced \
+                    and str(data.get("since", "")) > local.connected_at:
+                local.replaced = True
+                local.peer.close(CloseCode.REPLACED,
+                                 "replaced by a newer connection to another hub instance")
+                log.info("terminal %s: connected to another instance; closing this one",
+                         terminal_id)
+            state = self.floor.set_online(terminal_id, True, now)
+            state.since = str(data.get("since") or state.since)
+        elif name == "deviceOffline":
+            if local is not None and not local.replaced:
+                # Its old connection elsewhere ended; it is connected here: say so again.
+                self._emit_hub_event("deviceOnline", terminal_id,
+                                     {"terminalId": terminal_id, "since": local.connected_at})
+                return
+            state = self.floor.set_online(terminal_id, False, now)
+            state.since = str(data.get("lostAt") or state.since)
+
+    def cluster_notice(self, kind: str, body: str) -> None:
+        """A notice another instance sent (hub/cluster.py)."""
+        if kind == OPERATORS:
+            self._to_local_operators(body)
+        elif kind == ALERT_ACK:
+            msg = json.loads(body)
+            self._alert_acked(body, msg["terminalId"], self._now())
+        elif kind == OFFER:
+            stored = self.store.get_action(body)
+            conn = None if stored is None else self._terminals.get(stored.terminal_id)
+            if conn is not None:
+                self._deliver_queued(conn)
 
     def _snapshot(self, client: _Client, request_id: str | None) -> dict[str, Any]:
         now = self._now()

@@ -154,6 +154,27 @@ def _payloads(origin: str, ids: list[int]) -> list[str]:
     return payloads
 
 
+#: The rows of an event notification (:func:`parse_ranges`: arrays of firsts and lasts).
+EVENTS_BY_IDS = (f"SELECT {_EVENT_COLUMNS} FROM events e JOIN unnest(%s::bigint[],"
+                 " %s::bigint[]) AS r(lo, hi) ON e.n BETWEEN r.lo AND r.hi ORDER BY e.n")
+
+#: The row of a notice notification.
+NOTICE_BY_ID = "SELECT kind, body FROM notices WHERE n = %s"
+
+
+def rows_to_writes(rows: Iterable[dict[str, Any]]) -> list[EventWrite]:
+    """Rows read with :data:`EVENTS_BY_IDS` as the writes they were, in storage order; a
+    terminal's event carries its seq as acknowledged. Unreadable rows are left out."""
+    out = []
+    for row in rows:
+        frame = _readable(row)
+        if frame is not None:
+            source = row["source"]
+            acked = int(row["seq"]) if source == frame["terminalId"] else None
+            out.append(EventWrite(frame, source, acked))
+    return out
+
+
 def _in(ids: Iterable[str]) -> tuple[str, list[str]]:
     """``= ANY(%s)`` and its array argument (one placeholder for any number of ids)."""
     return "= ANY(%s)", list(ids)
@@ -238,24 +259,6 @@ class PgStore:
                      acked_seq: int | None = None) -> bool:
         writes = [EventWrite(frame, source, acked_seq)]
         return self._writer.submit(self.insert_events, writes, received_at).result()[0]
-
-    def events_by_ids(self, spans: Sequence[tuple[int, int]]) -> list[tuple[EventWrite, int]]:
-        """The rows of a notification (:func:`parse_ranges`) in storage order, each as the
-        write it was (with its terminal's acknowledged seq) and its row id. Rows pruned
-        meanwhile, or unreadable, are left out."""
-        if not spans:
-            return []
-        los = [a for a, _ in spans]
-        his = [b for _, b in spans]
-        rows = self._db.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events e JOIN unnest(%s::bigint[], %s::bigint[])"
-            " AS r(lo, hi) ON e.n BETWEEN r.lo AND r.hi ORDER BY e.n", (los, his)).fetchall()
-        out = []
-        for row in rows:
-            frame = _readable(row)
-            if frame is not None:
-                out.append((EventWrite(frame, row["source"]), int(row["n"])))
-        return out
 
     def acked_seq(self, terminal_id: str) -> int:
         row = self._db.execute("SELECT acked_seq FROM terminals WHERE terminal_id = %s",

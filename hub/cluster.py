@@ -1,0 +1,132 @@
+"""Several hub instances serving one floor from one PostgreSQL database (docs/scaling.md).
+
+Each instance stores what its own terminals send and fans it out to its own clients, as a
+single hub does. What the other instances' clients must see travels through PostgreSQL
+``LISTEN``/``NOTIFY``, with the stored row's id as the payload and the row as the message:
+
+- events: the transaction that stores a batch notifies the ids of the rows it inserted
+  (hub/store_pg.py), delivered at its commit, in commit order. Every other instance reads
+  those rows and publishes them like its own (floor state, fan-out, ``terminal`` states);
+  ``deviceOnline`` / ``deviceOffline`` of another instance also set the terminal's online
+  state here, and a ``deviceOnline`` elsewhere replaces this instance's older connection of
+  the same terminal (4002), as a second connection to one hub does.
+- notices (a row of ``notices``): ``operators``, a frame for every operator (action acks and
+  results, so an operator sees the answers of a terminal connected to another instance);
+  ``alertAck``, an alert acknowledgement for every client; ``offer``, an action stored queued
+  by an instance whose operator sent it, for the instance the terminal is connected to
+  (which claims it atomically, hub/store_api.py ``claim_action``, and sends it).
+
+An instance skips its own notifications (the payload starts with its ``origin``). The
+listener keeps its own connection and never awaits between notifications (they are queued
+and handled in order by a second task), so none is missed while rows are being read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from hub.store import EventWrite
+from hub.store_pg import (
+    EVENTS_BY_IDS,
+    EVENTS_CHANNEL,
+    NOTICE_BY_ID,
+    NOTICES_CHANNEL,
+    PgStore,
+    parse_ranges,
+    rows_to_writes,
+)
+
+log = logging.getLogger("hub.cluster")
+
+class ClusterHub(Protocol):
+    """The hooks a hub gives the cluster (hub/server.py)."""
+
+    async def cluster_events(self, writes: Sequence[EventWrite]) -> None:
+        """Publish events another instance stored."""
+        ...
+
+    def cluster_notice(self, kind: str, body: str) -> None:
+        """Handle a notice another instance sent."""
+        ...
+
+
+class Cluster:
+    """The LISTEN side of one instance, and :meth:`publish` for its notices."""
+
+    def __init__(self, hub: ClusterHub, store: PgStore) -> None:
+        self._hub = hub
+        self._store = store
+        self.origin = store.origin
+        self._listener: psycopg.AsyncConnection[Any] | None = None
+        self._reader: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._inbox: asyncio.Queue[psycopg.Notify] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.received = 0  # notifications from other instances handled (tests, logs)
+
+    async def start(self) -> None:
+        self._listener = await psycopg.AsyncConnection.connect(self._store.url,
+                                                               autocommit=True)
+        for channel in (EVENTS_CHANNEL, NOTICES_CHANNEL):
+            await self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self._reader = await psycopg.AsyncConnection.connect(
+            self._store.url, autocommit=True, row_factory=dict_row)
+        self._tasks = [asyncio.create_task(self._listen(), name="cluster-listen"),
+                       asyncio.create_task(self._handle(), name="cluster-handle")]
+        log.info("cluster: instance %s listening for the others", self.origin)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+                await task
+        self._tasks = []
+        for conn in (self._listener, self._reader):
+            if conn is not None:
+                await conn.close()
+
+    def publish(self, kind: str, body: str) -> None:
+        """Store a notice for the other instances (they receive it at once)."""
+        try:
+            self._store.add_notice(kind, body, time.time())
+        except psycopg.Error as exc:
+            # Our own clients were served; the others miss this one message.
+            log.error("cluster: cannot send a %s notice: %s", kind, exc)
+
+    async def _listen(self) -> None:
+        assert self._listener is not None
+        async for note in self._listener.notifies():
+            if not note.payload.startswith(self.origin + " "):
+                self._inbox.put_nowait(note)
+
+    async def _handle(self) -> None:
+        assert self._reader is not None
+        while True:
+            note = await self._inbox.get()
+            rest = note.payload.partition(" ")[2]
+            try:
+                if note.channel == EVENTS_CHANNEL:
+                    spans = parse_ranges(rest)
+                    cur = await self._reader.execute(
+                        EVENTS_BY_IDS, ([a for a, _ in spans], [b for _, b in spans]))
+                    writes = rows_to_writes(await cur.fetchall())
+                    if writes:
+                        await self._hub.cluster_events(writes)
+                else:
+                    cur = await self._reader.execute(NOTICE_BY_ID, (int(rest),))
+                    row = await cur.fetchone()
+                    if row is not None:
+                        self._hub.cluster_notice(row["kind"], row["body"])
+                self.received += 1
+            except Exception:
+                log.exception("cluster: notification %r on %s failed", note.payload[:80],
+                              note.channel)
