@@ -70,7 +70,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from agent import __version__
-from agent.config import ConfigError, Problem, UplinkConfig
+from agent.config import ConfigError, Problem, UplinkConfig, hub_urls
 from agent.logs import register_secret
 from agent.metrics import AgentMetrics
 from agent.outbox import EventFrame, Outbox, OutboxError, OutboxReader
@@ -166,22 +166,27 @@ class Uplink:
         max_pending_replies: int = 1000,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        url = config.url
-        if url is None:
+        urls = hub_urls(config)
+        if not urls:
             raise ConfigError([Problem("uplink.url", "not set: there is no hub to connect to")])
-        if url.startswith("ws://"):
-            if not config.allow_insecure:
-                raise ConfigError([Problem("uplink.url", "ws:// sends the token and events in "
-                                                         "clear text; use wss:// or set "
-                                                         "uplink.allow_insecure: true")])
-            self._ssl: ssl.SSLContext | None = None
-        elif url.startswith("wss://"):
-            self._ssl = ssl_context if ssl_context is not None else client_ssl_context(config)
-        else:
-            raise ConfigError([Problem("uplink.url", f"must start with wss:// (or ws://), got "
-                                                     f"{url[:60]!r}")])
+        self._ssl: ssl.SSLContext | None = None
+        for url in urls:
+            if url.startswith("ws://"):
+                if not config.allow_insecure:
+                    raise ConfigError([Problem("uplink.url", "ws:// sends the token and events "
+                                                             "in clear text; use wss:// or set "
+                                                             "uplink.allow_insecure: true")])
+            elif url.startswith("wss://"):
+                if self._ssl is None:
+                    self._ssl = (ssl_context if ssl_context is not None
+                                 else client_ssl_context(config))
+            else:
+                raise ConfigError([Problem("uplink.url", f"must start with wss:// (or ws://), "
+                                                         f"got {url[:60]!r}")])
         self.config = config
-        self.url = url
+        self._urls = urls
+        #: The hub URL of the current (or next) attempt.
+        self.url = urls[0]
         self.terminal_id = terminal_id
         self._outbox = outbox
         self._token = token
@@ -318,8 +323,11 @@ class Uplink:
         reader = await self._in_thread(Outbox.open_reader, self._outbox.path)
         delays = jittered_doubling(self._min_delay, self.config.reconnect_max_delay_s, self._rng)
         attempts = 0
+        index = 0  # of the URL being tried (several hub instances: tried in turn)
+        untried = len(self._urls)  # URLs left before the next wait
         try:
             while not self._stopping:
+                self.url = self._urls[index]
                 if attempts > 0:
                     self._reconnects += 1
                     if self._metrics is not None:
@@ -338,6 +346,15 @@ class Uplink:
                 if reset:
                     delays = jittered_doubling(self._min_delay,
                                                self.config.reconnect_max_delay_s, self._rng)
+                    untried = len(self._urls)  # a fresh round after a good session
+                # The next hub instance at once; a wait only once each was tried.
+                index = (index + 1) % len(self._urls)
+                untried -= 1
+                if untried > 0:
+                    log.info("uplink: trying %s next (%s)", self._urls[index],
+                             self._last_error)
+                    continue
+                untried = len(self._urls)
                 delay = next(delays)
                 log.info("uplink: reconnecting in %.2f s (%s)", delay, self._last_error)
                 with contextlib.suppress(TimeoutError):
@@ -368,7 +385,8 @@ class Uplink:
         try:
             ws = await connect(
                 self.url, additional_headers={"Authorization": f"Bearer {token}"},
-                ssl=self._ssl, open_timeout=self._open_timeout,
+                ssl=self._ssl if self.url.startswith("wss://") else None,
+                open_timeout=self._open_timeout,
                 ping_interval=self.config.heartbeat_interval_s,
                 ping_timeout=self.config.heartbeat_timeout_s, close_timeout=5.0,
                 max_size=self._max_bytes, user_agent_header=f"slot-agent/{self._version}",

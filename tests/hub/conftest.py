@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from hubkit import HubHarness, Traffic, validate_frame
-
-from tests.support import postgres
 
 
 @pytest.fixture
@@ -32,21 +28,3 @@ async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]
 
 
 
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[postgres.Cluster]:
-    """One throwaway PostgreSQL cluster for the session (each test takes a fresh database)."""
-    reason = postgres.available()
-    if reason is not None:
-        pytest.skip(reason)
-    with postgres.cluster() as cluster:
-        yield cluster
-
-
-_databases = itertools.count(1)
-
-
-@pytest.fixture
-def pg_url(pg_cluster: postgres.Cluster) -> str:
-    """A libpq URL of a new, empty database."""
-    return pg_cluster.create_database(f"hub_{os.getpid()}_{next(_databases)}").url
