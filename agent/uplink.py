@@ -30,6 +30,11 @@ One connection at a time to ``/ws/terminal`` (docs/protocol.md §4):
   flip-flop at full speed. (A hand-written loop, not ``async for connect()``: that one gives up
   on 401/403 and TLS errors, reconnects at once after a connection that opened and closed,
   and keeps the first token for ever.)
+- Several hub URLs (``uplink.url`` as a list: instances serving one floor from one
+  database, docs/scaling.md): each attempt uses the next URL in turn after the one that
+  failed or whose connection ended, at once; the backoff waits only once every URL was tried
+  since the last wait (or the last good session). Resuming on another instance is the same
+  as resuming on the same hub after a restart: ``hello`` / ``welcome`` with ``ackedSeq``.
 - Heartbeats: WebSocket pings every ``heartbeat_interval_s``; no pong within
   ``heartbeat_timeout_s`` drops the connection (then: reconnect).
 
