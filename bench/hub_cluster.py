@@ -60,6 +60,17 @@ def _start_hub(workdir: Path, index: int, tokens: Path, store: str) -> tuple[Any
     return proc, f"ws://127.0.0.1:{match.group(1)}"
 
 
+def _stop(hubs: list[tuple[Any, str]]) -> None:
+    for proc, _ in hubs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def run_once(args: argparse.Namespace, instances: int) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="hub-cluster-"))
     terminals = [(f"T{i:05d}", secrets.token_urlsafe(18)) for i in range(args.terminals)]
@@ -95,13 +106,9 @@ def run_once(args: argparse.Namespace, instances: int) -> dict[str, Any]:
             results = [out.get(timeout=120) for _ in procs]
             for p in procs:
                 p.join(30)
+            _stop(hubs)  # before their database goes
     finally:
-        for proc, _ in hubs:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(hubs)
         shutil.rmtree(workdir, ignore_errors=True)
     lat = array("d")
     acked = sent = 0

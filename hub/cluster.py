@@ -47,6 +47,9 @@ from hub.store_pg import (
 
 log = logging.getLogger("hub.cluster")
 
+#: Longest wait between two attempts to reconnect to the database (seconds).
+RECONNECT_MAX_DELAY = 5.0
+
 class ClusterHub(Protocol):
     """The hooks a hub gives the cluster (hub/server.py)."""
 
@@ -69,18 +72,15 @@ class Cluster:
         self._listener: psycopg.AsyncConnection[Any] | None = None
         self._reader: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._inbox: asyncio.Queue[psycopg.Notify] = asyncio.Queue()
+        self._current: psycopg.Notify | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.received = 0  # notifications from other instances handled (tests, logs)
+        self.reconnects = 0  # times the database connection was lost and made again
 
     async def start(self) -> None:
-        self._listener = await psycopg.AsyncConnection.connect(self._store.url,
-                                                               autocommit=True)
-        for channel in (EVENTS_CHANNEL, NOTICES_CHANNEL):
-            await self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-        self._reader = await psycopg.AsyncConnection.connect(
-            self._store.url, autocommit=True, row_factory=dict_row)
-        self._tasks = [asyncio.create_task(self._listen(), name="cluster-listen"),
-                       asyncio.create_task(self._handle(), name="cluster-handle")]
+        """Connect and LISTEN (raises if the database cannot be reached), then serve."""
+        await self._connect()
+        self._tasks = [asyncio.create_task(self._run(), name="cluster")]
         log.info("cluster: instance %s listening for the others", self.origin)
 
     async def stop(self) -> None:
@@ -90,9 +90,62 @@ class Cluster:
             with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
                 await task
         self._tasks = []
+        await self._disconnect()
+
+    async def _connect(self) -> None:
+        self._listener = await psycopg.AsyncConnection.connect(self._store.url,
+                                                               autocommit=True)
+        for channel in (EVENTS_CHANNEL, NOTICES_CHANNEL):
+            await self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self._reader = await psycopg.AsyncConnection.connect(
+            self._store.url, autocommit=True, row_factory=dict_row)
+
+    @property
+    def listening(self) -> bool:
+        """Connected to the database and LISTENing (False while reconnecting)."""
+        return self._listener is not None and not self._listener.broken
+
+    async def _disconnect(self) -> None:
         for conn in (self._listener, self._reader):
             if conn is not None:
-                await conn.close()
+                with contextlib.suppress(psycopg.Error):
+                    await conn.close()
+        self._listener = self._reader = None
+
+    async def _run(self) -> None:
+        """Serve; when the database connection is lost, reconnect (backoff up to
+        :data:`RECONNECT_MAX_DELAY` s). Notifications sent while it was lost are missed:
+        this instance's clients get those events from a fresh ``snapshot`` (docs/scaling.md).
+        """
+        delay = 0.1
+        while True:
+            try:
+                if self._listener is None:
+                    await self._connect()
+                    log.warning("cluster: reconnected to the database; events the other "
+                                "instances stored meanwhile were not forwarded here")
+                    delay = 0.1
+                await self._serve()
+            except (psycopg.OperationalError, OSError) as exc:
+                self.reconnects += 1
+                log.warning("cluster: database connection lost (%s); reconnecting in %.1f s",
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                            delay)
+                await self._disconnect()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_DELAY)
+
+    async def _serve(self) -> None:
+        """Listen and handle until one of them fails; raise what it raised."""
+        tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._handle())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def publish(self, kind: str, body: str) -> None:
         """Store a notice for the other instances (they receive it at once)."""
@@ -111,14 +164,18 @@ class Cluster:
     async def _handle(self) -> None:
         assert self._reader is not None
         while True:
-            note = await self._inbox.get()
+            # A notification whose rows could not be read for a lost connection is taken
+            # again first, once reconnected (the order stays the commit order).
+            note = self._current if self._current is not None else await self._inbox.get()
+            self._current = note
             rest = note.payload.partition(" ")[2]
             try:
                 if note.channel == EVENTS_CHANNEL:
                     spans = parse_ranges(rest)
                     cur = await self._reader.execute(
                         EVENTS_BY_IDS, ([a for a, _ in spans], [b for _, b in spans]))
-                    writes = rows_to_writes(await cur.fetchall())
+                    found = await cur.fetchone()
+                    writes = rows_to_writes(found["rows"] if found is not None else [])
                     if writes:
                         await self._hub.cluster_events(writes)
                 else:
@@ -127,6 +184,9 @@ class Cluster:
                     if row is not None:
                         self._hub.cluster_notice(row["kind"], row["body"])
                 self.received += 1
+            except (psycopg.OperationalError, OSError):
+                raise  # _run reconnects; self._current is handled again then
             except Exception:
                 log.exception("cluster: notification %r on %s failed", note.payload[:80],
                               note.channel)
+            self._current = None

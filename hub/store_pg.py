@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -40,6 +41,8 @@ from hub.store import (
     _readable,
     _readable_frames,
 )
+
+log = logging.getLogger("hub.store")
 
 #: Channel of the event notifications: ``<origin> <n>[-<m>][,…]`` (inserted row ids).
 EVENTS_CHANNEL = "slot_hub_events"
@@ -155,8 +158,13 @@ def _payloads(origin: str, ids: list[int]) -> list[str]:
 
 
 #: The rows of an event notification (:func:`parse_ranges`: arrays of firsts and lasts).
-EVENTS_BY_IDS = (f"SELECT {_EVENT_COLUMNS} FROM events e JOIN unnest(%s::bigint[],"
-                 " %s::bigint[]) AS r(lo, hi) ON e.n BETWEEN r.lo AND r.hi ORDER BY e.n")
+#: One JSON array of row objects (``rows``): decoded by the json module, not row by row.
+EVENTS_BY_IDS = (
+    "SELECT coalesce(json_agg(json_build_object('n', e.n, 'source', e.source, 'seq', e.seq,"
+    " 'id', e.id, 'terminal_id', e.terminal_id, 'channel', e.channel, 'event', e.event,"
+    " 'timestamp', e.timestamp, 'data', e.data) ORDER BY e.n), '[]'::json) AS rows"
+    " FROM events e JOIN unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi)"
+    " ON e.n BETWEEN r.lo AND r.hi")
 
 #: The row of a notice notification.
 NOTICE_BY_ID = "SELECT kind, body FROM notices WHERE n = %s"
@@ -175,6 +183,42 @@ def rows_to_writes(rows: Iterable[dict[str, Any]]) -> list[EventWrite]:
     return out
 
 
+#: Batches as JSON text: one parameter for the whole batch.
+_BATCH_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+_INSERT_ROWS = """
+INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp, data, received_at)
+SELECT r->>0, (r->>1)::bigint, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7, %(at)s
+FROM json_array_elements(%(rows)s::json) WITH ORDINALITY AS x(r, o) ORDER BY x.o
+ON CONFLICT (source, seq) DO NOTHING"""
+
+_ACKED = """
+INSERT INTO terminals (terminal_id, acked_seq)
+SELECT key, value::bigint FROM json_each_text(%(acked)s::json)
+ON CONFLICT (terminal_id) DO UPDATE SET acked_seq = GREATEST(terminals.acked_seq,
+                                                             excluded.acked_seq)"""
+
+#: Insert, advance the acknowledged seqs, and notify the inserted ids as ranges (runs of
+#: consecutive ids), at most 300 ranges per notification (PostgreSQL's payload limit is 8000
+#: bytes): one statement, one row back (the count inserted).
+_INSERT_FAST = f"""
+WITH ins AS ({_INSERT_ROWS} RETURNING n),
+acked AS ({_ACKED} RETURNING 1),
+runs AS (SELECT min(n) AS lo, max(n) AS hi
+         FROM (SELECT n, n - row_number() OVER (ORDER BY n) AS g FROM ins) t GROUP BY g),
+parts AS (SELECT (row_number() OVER (ORDER BY lo) - 1) / 300 AS c, lo,
+                 CASE WHEN lo = hi THEN lo::text ELSE lo::text || '-' || hi::text END AS r
+          FROM runs),
+notified AS (SELECT pg_notify(%(channel)s::text,
+                              %(origin)s::text || ' ' || string_agg(r, ',' ORDER BY lo))
+             FROM parts GROUP BY c)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM notified),
+       (SELECT count(*) FROM acked)"""
+
+#: The slow path (duplicates in the batch): the keys that went in come back.
+_INSERT_EXACT = _INSERT_ROWS + " RETURNING n, source, seq"
+
+
 def _in(ids: Iterable[str]) -> tuple[str, list[str]]:
     """``= ANY(%s)`` and its array argument (one placeholder for any number of ids)."""
     return "= ANY(%s)", list(ids)
@@ -182,9 +226,13 @@ def _in(ids: Iterable[str]) -> tuple[str, list[str]]:
 
 def _connect(url: str, synchronous: str) -> psycopg.Connection[dict[str, Any]]:
     conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+    _set_synchronous(conn, synchronous)
+    return conn
+
+
+def _set_synchronous(conn: psycopg.Connection[Any], synchronous: str) -> None:
     conn.execute("SELECT set_config('synchronous_commit', %s, false)",
                  ("on" if synchronous == "FULL" else "off",))
-    return conn
 
 
 class PgStore:
@@ -193,19 +241,55 @@ class PgStore:
     def __init__(self, url: str, *, synchronous: str = "FULL", origin: str = "") -> None:
         self.url = url
         self.origin = origin or "-"
-        self._db = _connect(url, synchronous)
+        self._synchronous = synchronous
+        self._loop_db = _connect(url, synchronous)
         with self._db.transaction():
-            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            self._db.execute(_SCHEMA)
-        self._writer_db = _connect(url, synchronous)
+            self._execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            self._execute(_SCHEMA)
+        self._writer_conn = self._connect_writer()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store-pg")
         self._hub_reserved = (0, 0)  # (next, end) of the block of hub seqs in hand
+
+    def _connect_writer(self) -> psycopg.Connection[tuple[Any, ...]]:
+        # Tuples, not dicts, on the writer: it handles the most rows.
+        conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(self.url, autocommit=True)
+        _set_synchronous(conn, self._synchronous)
+        return conn
+
+    # A connection lost (the server restarted, a network cut) fails the statement that found
+    # it so (the caller answers `internal`; a terminal resends); the next use connects again.
+
+    @property
+    def _db(self) -> psycopg.Connection[dict[str, Any]]:
+        """The loop connection, connected again if it was lost."""
+        if self._loop_db.broken or self._loop_db.closed:
+            self._loop_db = _connect(self.url, self._synchronous)
+        return self._loop_db
+
+    @property
+    def _writer_db(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """The writer connection (writer thread only), connected again if it was lost."""
+        if self._writer_conn.broken or self._writer_conn.closed:
+            self._writer_conn = self._connect_writer()
+        return self._writer_conn
+
+    def _execute(self, query: Any, params: Any = None) -> psycopg.Cursor[dict[str, Any]]:
+        """A statement on the loop connection; once more on a new connection if the old one
+        turns out to be lost (a statement whose answer was lost with its connection may have
+        committed: the ``ON CONFLICT`` statements then report the row as already there)."""
+        try:
+            return self._db.execute(query, params)
+        except psycopg.OperationalError:
+            if not self._loop_db.broken:
+                raise
+            log.warning("store: the database connection was lost; connecting again")
+            return self._db.execute(query, params)
 
     def close(self) -> None:
         """Finish the writes already submitted, then close both connections."""
         self._writer.shutdown(wait=True)
-        self._writer_db.close()
-        self._db.close()
+        self._writer_conn.close()
+        self._loop_db.close()
 
     # ---------------------------------------------------------------- events
 
@@ -216,44 +300,64 @@ class PgStore:
                                           received_at)
 
     def insert_events(self, writes: Sequence[EventWrite], received_at: float) -> list[bool]:
+        """:meth:`_insert_events`, once more on a new connection if the writer's was lost
+        (its transaction was then rolled back by the server)."""
+        try:
+            return self._insert_events(writes, received_at)
+        except psycopg.OperationalError:
+            if not self._writer_conn.broken:
+                raise
+            log.warning("store: the writer's database connection was lost; connecting again")
+            return self._insert_events(writes, received_at)
+
+    def _insert_events(self, writes: Sequence[EventWrite], received_at: float) -> list[bool]:
         """Store event frames in ONE transaction (and notify their row ids at its commit);
-        per frame, False if (source, seq) was already stored, also within the batch."""
+        per frame, False if (source, seq) was already stored, also within the batch.
+
+        The batch goes in as one JSON parameter and one statement that also computes the
+        notification payloads, and only a count comes back: psycopg's pure-Python
+        adaptation costs far more per value than the server does. Only if fewer rows were
+        inserted than given (a terminal resending after a lost ack) is the transaction
+        rolled back and done again returning the keys that went in.
+        """
         acked: dict[str, int] = {}
         for w in writes:
             if w.acked_seq is not None:
                 acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
-        cols: list[list[Any]] = [[] for _ in range(8)]
-        for w in writes:
-            f = w.frame
-            for col, value in zip(cols, (w.source, f["seq"], f["id"], f["terminalId"],
-                                         f["channel"], f["event"], f["timestamp"],
-                                         _DATA_ENCODER.encode(f["data"])), strict=True):
-                col.append(value)
+        rows = _BATCH_ENCODER.encode([
+            (w.source, f["seq"], f["id"], f["terminalId"], f["channel"], f["event"],
+             f["timestamp"], _DATA_ENCODER.encode(f["data"])) for w in writes
+            for f in (w.frame,)])
+        acked_json = _BATCH_ENCODER.encode(acked)
+        db = self._writer_db
+        stored = 0
+        with db.transaction() as tx:
+            row = db.execute(_INSERT_FAST, {"rows": rows, "at": received_at,
+                                            "channel": EVENTS_CHANNEL, "origin": self.origin,
+                                            "acked": acked_json}).fetchone()
+            assert row is not None
+            stored = int(row[0])
+            if stored != len(writes):
+                raise psycopg.Rollback(tx)  # duplicates: the exact way below
+        if stored == len(writes):
+            return [True] * len(writes)
+        return self._insert_exact(writes, rows, acked_json, received_at)
+
+    def _insert_exact(self, writes: Sequence[EventWrite], rows: str, acked_json: str,
+                      received_at: float) -> list[bool]:
         db = self._writer_db
         with db.transaction():
-            rows = db.execute(
-                "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
-                " data, received_at) SELECT u.s, u.q, u.i, u.t, u.c, u.e, u.ts, u.d, %s"
-                " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-                " %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
-                " AS u(s, q, i, t, c, e, ts, d, o) ORDER BY u.o"
-                " ON CONFLICT (source, seq) DO NOTHING RETURNING n, source, seq",
-                (received_at, *cols)).fetchall()
-            if acked:
-                db.execute(
-                    "INSERT INTO terminals (terminal_id, acked_seq)"
-                    " SELECT * FROM unnest(%s::text[], %s::bigint[]) ON CONFLICT (terminal_id)"
-                    " DO UPDATE SET acked_seq = GREATEST(terminals.acked_seq,"
-                    " excluded.acked_seq)", (list(acked), list(acked.values())))
-            for payload in _payloads(self.origin, [int(r["n"]) for r in rows]):
+            inserted = db.execute(_INSERT_EXACT, {"rows": rows, "at": received_at}).fetchall()
+            db.execute(_ACKED, {"acked": acked_json})
+            for payload in _payloads(self.origin, [int(r[0]) for r in inserted]):
                 db.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, payload))
-        fresh = {(r["source"], int(r["seq"])) for r in rows}
-        inserted = []
+        fresh = {(r[1], int(r[2])) for r in inserted}
+        flags = []
         for w in writes:
             key = (w.source, int(w.frame["seq"]))
-            inserted.append(key in fresh)
+            flags.append(key in fresh)
             fresh.discard(key)  # a second copy in the same batch is a duplicate
-        return inserted
+        return flags
 
     def insert_event(self, frame: dict[str, Any], *, source: str, received_at: float,
                      acked_seq: int | None = None) -> bool:
@@ -261,18 +365,18 @@ class PgStore:
         return self._writer.submit(self.insert_events, writes, received_at).result()[0]
 
     def acked_seq(self, terminal_id: str) -> int:
-        row = self._db.execute("SELECT acked_seq FROM terminals WHERE terminal_id = %s",
+        row = self._execute("SELECT acked_seq FROM terminals WHERE terminal_id = %s",
                                (terminal_id,)).fetchone()
         return int(row["acked_seq"]) if row else 0
 
     def set_acked_seq(self, terminal_id: str, acked_seq: int) -> None:
-        self._db.execute(
+        self._execute(
             "INSERT INTO terminals (terminal_id, acked_seq) VALUES (%s, %s) ON CONFLICT"
             " (terminal_id) DO UPDATE SET acked_seq = GREATEST(terminals.acked_seq,"
             " excluded.acked_seq)", (terminal_id, acked_seq))
 
     def next_hub_seq(self) -> int:
-        row = self._db.execute(
+        row = self._execute(
             "SELECT GREATEST((SELECT max(seq) FROM events WHERE source = %s),"
             " (SELECT acked_seq FROM terminals WHERE terminal_id = %s),"
             " (SELECT value - 1 FROM counters WHERE name = 'hub_seq'), 0) + 1 AS next",
@@ -283,7 +387,7 @@ class PgStore:
     def reserve_hub_seqs(self, count: int) -> int:
         """A block of hub seqs from the shared counter (``counters.hub_seq``: the next
         seq no instance holds), so two instances never emit the same ``hub-<n>``."""
-        row = self._db.execute(
+        row = self._execute(
             "INSERT INTO counters (name, value) VALUES ('hub_seq', %s)"
             " ON CONFLICT (name) DO UPDATE SET value = GREATEST(counters.value,"
             " excluded.value - %s) + %s RETURNING value - %s AS first",
@@ -292,19 +396,19 @@ class PgStore:
         return int(row["first"])
 
     def known_terminals(self) -> list[str]:
-        rows = self._db.execute("SELECT DISTINCT terminal_id FROM events").fetchall()
+        rows = self._execute("SELECT DISTINCT terminal_id FROM events").fetchall()
         return [r["terminal_id"] for r in rows]
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
-        row = self._db.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = %s"
+        row = self._execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = %s"
                                " ORDER BY n LIMIT 1", (event_id,)).fetchone()
         return _readable(row)
 
     def events(self, terminal_id: str | None = None) -> list[dict[str, Any]]:
         if terminal_id is None:
-            rows = self._db.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY n")
+            rows = self._execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY n")
         else:
-            rows = self._db.execute(f"SELECT {_EVENT_COLUMNS} FROM events"
+            rows = self._execute(f"SELECT {_EVENT_COLUMNS} FROM events"
                                     " WHERE terminal_id = %s ORDER BY n", (terminal_id,))
         return _readable_frames(rows.fetchall())
 
@@ -314,7 +418,7 @@ class PgStore:
             cond, ids = _in(terminals)
             sql += f" WHERE terminal_id {cond}"
             args.append(ids)
-        rows = self._db.execute(sql + " ORDER BY n DESC LIMIT %s", (*args, limit)).fetchall()
+        rows = self._execute(sql + " ORDER BY n DESC LIMIT %s", (*args, limit)).fetchall()
         return _readable_frames(rows)
 
     def unacked_alerts(self, limit: int, terminals: Iterable[str] | None
@@ -327,11 +431,11 @@ class PgStore:
             cond, ids = _in(terminals)
             sql += f" AND e.terminal_id {cond}"
             args.append(ids)
-        rows = self._db.execute(sql + " ORDER BY e.n DESC LIMIT %s", (*args, limit)).fetchall()
+        rows = self._execute(sql + " ORDER BY e.n DESC LIMIT %s", (*args, limit)).fetchall()
         return _readable_frames(rows)
 
     def count_unacked_alerts(self, terminal_id: str) -> int:
-        row = self._db.execute(
+        row = self._execute(
             "SELECT count(*) AS c FROM events e LEFT JOIN alert_acks a ON a.event_id = e.id"
             f" WHERE {_NEEDS_ACK} AND a.event_id IS NULL AND e.terminal_id = %s",
             (terminal_id,)).fetchone()
@@ -346,11 +450,11 @@ class PgStore:
             cond, wanted = _in(names)
             sql += f" AND event {cond}"
             args.append(wanted)
-        row = self._db.execute(sql + " ORDER BY n DESC LIMIT 1", args).fetchone()
+        row = self._execute(sql + " ORDER BY n DESC LIMIT 1", args).fetchone()
         return _readable(row)
 
     def amount_sum(self, terminal_id: str, event: str, since: str, until: str) -> int:
-        row = self._db.execute(
+        row = self._execute(
             f"SELECT coalesce(sum({_AMOUNT}), 0) AS total FROM events e {_AS_JSON}"
             " WHERE e.terminal_id = %s AND e.event = %s AND e.timestamp >= %s"
             " AND e.timestamp < %s", (terminal_id, event, since, until)).fetchone()
@@ -366,7 +470,7 @@ class PgStore:
             cond, ids = _in(terminals)
             sql += f" AND e.terminal_id {cond}"
             args.append(ids)
-        rows = self._db.execute(sql + " GROUP BY m", args).fetchall()
+        rows = self._execute(sql + " GROUP BY m", args).fetchall()
         return {r["m"]: _int64(float(r["total"])) for r in rows}
 
     # ---------------------------------------------------------------- retention
@@ -405,12 +509,12 @@ class PgStore:
     # ---------------------------------------------------------------- alert acks
 
     def alert_ack(self, event_id: str) -> tuple[str, str] | None:
-        row = self._db.execute('SELECT "by", at FROM alert_acks WHERE event_id = %s',
+        row = self._execute('SELECT "by", at FROM alert_acks WHERE event_id = %s',
                                (event_id,)).fetchone()
         return (row["by"], row["at"]) if row else None
 
     def add_alert_ack(self, event_id: str, terminal_id: str, by: str, at: str) -> bool:
-        cur = self._db.execute(
+        cur = self._execute(
             'INSERT INTO alert_acks (event_id, terminal_id, "by", at) VALUES (%s,%s,%s,%s)'
             " ON CONFLICT (event_id) DO NOTHING", (event_id, terminal_id, by, at))
         return cur.rowcount == 1
@@ -419,7 +523,7 @@ class PgStore:
 
     def add_action(self, message: dict[str, Any], *, sender: str, status: str,
                    deadline: float | None, created_at: float) -> bool:
-        cur = self._db.execute(
+        cur = self._execute(
             "INSERT INTO actions (id, terminal_id, message, sender, status, deadline,"
             " created_at) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO NOTHING",
             (message["id"], message["terminalId"], json.dumps(message, ensure_ascii=False),
@@ -429,15 +533,15 @@ class PgStore:
     def set_action_status(self, action_id: str, status: str,
                           result: dict[str, Any] | None = None) -> None:
         if result is None:
-            self._db.execute("UPDATE actions SET status = %s WHERE id = %s",
+            self._execute("UPDATE actions SET status = %s WHERE id = %s",
                              (status, action_id))
         else:
-            self._db.execute("UPDATE actions SET status = %s, result = %s WHERE id = %s",
+            self._execute("UPDATE actions SET status = %s, result = %s WHERE id = %s",
                              (status, json.dumps(result, ensure_ascii=False), action_id))
 
     def claim_action(self, action_id: str, expected: str, status: str,
                      result: dict[str, Any] | None = None) -> bool:
-        cur = self._db.execute(
+        cur = self._execute(
             "UPDATE actions SET status = %s, result = coalesce(%s, result)"
             " WHERE id = %s AND status = %s",
             (status, None if result is None else json.dumps(result, ensure_ascii=False),
@@ -445,7 +549,7 @@ class PgStore:
         return cur.rowcount == 1
 
     def get_action(self, action_id: str) -> StoredAction | None:
-        row = self._db.execute("SELECT * FROM actions WHERE id = %s", (action_id,)).fetchone()
+        row = self._execute("SELECT * FROM actions WHERE id = %s", (action_id,)).fetchone()
         return _action(row) if row else None
 
     def queued_actions(self, terminal_id: str | None = None) -> list[StoredAction]:
@@ -453,7 +557,7 @@ class PgStore:
         if terminal_id is not None:
             sql += " AND terminal_id = %s"
             args.append(terminal_id)
-        rows = self._db.execute(sql + " ORDER BY created_at, n", args).fetchall()
+        rows = self._execute(sql + " ORDER BY created_at, n", args).fetchall()
         return [_action(r) for r in rows]
 
     # ---------------------------------------------------------------- notices
@@ -461,7 +565,7 @@ class PgStore:
     def add_notice(self, kind: str, body: str, at: float) -> int:
         """Store a message for the other instances and notify its row id (one statement:
         the notification is sent at its commit)."""
-        row = self._db.execute(
+        row = self._execute(
             "WITH ins AS (INSERT INTO notices (origin, kind, body, at) VALUES (%s,%s,%s,%s)"
             " RETURNING n) SELECT n, pg_notify(%s, %s::text || ' ' || n::text) FROM ins",
             (self.origin, kind, body, at, NOTICES_CHANNEL, self.origin)).fetchone()

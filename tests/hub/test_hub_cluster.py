@@ -210,3 +210,30 @@ async def test_hub_event_ids_are_unique_across_instances(hubs: list[HubHarness])
                                 if e["event"] == "deviceOnline"]) == 3)
     ids = [e["id"] for e in _hub(hubs[0]).store.events() if e["id"].startswith("hub-")]
     assert len(ids) == len(set(ids)) == 3
+
+
+async def test_instances_carry_on_when_their_database_connections_are_cut(
+        hubs: list[HubHarness], pg_url: str) -> None:
+    import psycopg
+
+    a, b, _ = hubs
+    viewer, _ = await b.client("tok-carol", subscribe={"terminals": ["T1"], "channels": ["game"]})
+    term, _ = await a.terminal("T1")
+    await term.send(event_frame("T1", 1))
+    assert (await viewer.recv_type("event"))["id"] == "T1-1"
+    # Every connection of every instance is cut (as by a database server restart).
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                            ).fetchone()
+    assert cut is not None and cut[0] >= 3 * 3  # loop, writer and listener, reader...
+    cluster_b = _hub(b).cluster
+    assert cluster_b is not None
+    await wait_for(lambda: cluster_b.reconnects >= 1 and cluster_b.listening)
+    # The writer connects again for the next batch: stored, acknowledged, forwarded.
+    await term.send(event_frame("T1", 2))
+    await term.recv_until(lambda m: m["type"] == "ack" and m["upTo"] == 2)
+    assert (await viewer.recv_type("event"))["id"] == "T1-2"
+    # The loop connections too: an operator's request on B reads the store.
+    _, snap = await b.client("tok-alice")
+    assert [e["id"] for e in snap["recent"] if e["id"].startswith("T1-")] == ["T1-2", "T1-1"]
