@@ -10,10 +10,11 @@ docs/protocol.md alone): each terminal sends ``--burst`` events at random phases
 together send ``--rate`` events/s, at most ``--window`` unacknowledged.
 
 Printed per run: events/s stored (acknowledged), ack p50 / p99, events/s the median viewer
-received (all terminals' events: cross-instance fan-out), errors, and the load average of the
-machine (shared: the figures move with it). Everything runs on this machine: PostgreSQL, the
-hubs and the generator share its cores, so more instances here measure the coordination
-cost, not the gain of more machines (docs/scaling.md).
+received (all terminals' events: cross-instance fan-out), errors, each hub process's CPU
+during the run (in cores), and the load average of the machine (shared: the figures move
+with it). Everything runs on this machine: PostgreSQL, the hubs and the generator share its
+cores, so more instances here measure the coordination cost, not the gain of more machines
+(docs/scaling.md).
 
 Run: ``.venv/bin/python bench/hub_cluster.py [--instances 1 2 3] [--rate 2000] [--help]``.
 """
@@ -60,6 +61,15 @@ def _start_hub(workdir: Path, index: int, tokens: Path, store: str) -> tuple[Any
     return proc, f"ws://127.0.0.1:{match.group(1)}"
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(hubs: list[tuple[Any, str]]) -> None:
     for proc, _ in hubs:
         if proc.poll() is None:
@@ -101,7 +111,12 @@ def run_once(args: argparse.Namespace, instances: int) -> dict[str, Any]:
             load_before = os.getloadavg()
             start_at.value = time.time() + 1.0
             go.set()
-            time.sleep(1.0 + args.duration + PHASE_GAP)
+            time.sleep(1.0)
+            cpu0 = [_cpu_seconds(proc.pid) for proc, _ in hubs]
+            time.sleep(args.duration)
+            cpu = [(_cpu_seconds(proc.pid) - c) / args.duration
+                   for (proc, _), c in zip(hubs, cpu0, strict=True)]
+            time.sleep(PHASE_GAP)
             load_after = os.getloadavg()
             results = [out.get(timeout=120) for _ in procs]
             for p in procs:
@@ -130,7 +145,7 @@ def run_once(args: argparse.Namespace, instances: int) -> dict[str, Any]:
             "stored_per_s": acked / args.duration, "p50": percentile(ms, 50),
             "p99": percentile(ms, 99),
             "viewer_per_s": per_viewer[len(per_viewer) // 2] if per_viewer else math.nan,
-            "errors": errors, "load": (load_before, load_after)}
+            "errors": errors, "load": (load_before, load_after), "cpu": cpu}
 
 
 def main() -> int:
@@ -152,13 +167,14 @@ def main() -> int:
     header(f"hub instances on one PostgreSQL: {args.terminals} terminals, {args.rate:g} "
            f"events/s offered for {args.duration:g} s, {args.viewers} viewers on the last "
            "instance")
-    print("instances  stored/s  ack p50 ms  ack p99 ms  viewer ev/s  errors  load avg "
-          "(before -> after)")
+    print("instances  stored/s  ack p50 ms  ack p99 ms  viewer ev/s  errors  hub CPU (cores,"
+          " each)  load avg (before -> after)")
     for n in args.instances:
         r = run_once(args, n)
         before, after = r["load"]
         print(f"{n:9d}  {r['stored_per_s']:8.0f}  {r['p50']:10.1f}  {r['p99']:10.1f}  "
               f"{r['viewer_per_s']:11.0f}  {len(r['errors']):6d}  "
+              f"{' '.join(f'{c:.2f}' for c in r['cpu']):>22}  "
               f"{before[0]:.2f} -> {after[0]:.2f}", flush=True)
         for e in r["errors"][:5]:
             print(f"    error: {e}")

@@ -37,10 +37,12 @@ from psycopg.rows import dict_row
 from hub.store import EventWrite
 from hub.store_pg import (
     EVENTS_BY_IDS,
+    EVENTS_BY_IDS_FAST,
     EVENTS_CHANNEL,
     NOTICE_BY_ID,
     NOTICES_CHANNEL,
     PgStore,
+    frames_to_writes,
     parse_ranges,
     rows_to_writes,
 )
@@ -161,6 +163,24 @@ class Cluster:
             if not note.payload.startswith(self.origin + " "):
                 self._inbox.put_nowait(note)
 
+    async def _read_events(self, spans: list[tuple[int, int]]) -> list[EventWrite]:
+        """The rows of an event notification: in one JSON document decoded at once, or,
+        if a row cannot be read that way, row by row (hub/store.py skips what it cannot
+        read back)."""
+        assert self._reader is not None
+        ranges = ([a for a, _ in spans], [b for _, b in spans])
+        try:
+            cur = await self._reader.execute(EVENTS_BY_IDS_FAST, ranges)
+            found = await cur.fetchone()
+            return frames_to_writes(found["rows"] if found is not None else [])
+        except (psycopg.DataError, RecursionError, ValueError, TypeError,
+                AttributeError, KeyError) as exc:
+            log.warning("cluster: rows %s need reading one by one: %s", spans[:3],
+                        str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+        cur = await self._reader.execute(EVENTS_BY_IDS, ranges)
+        found = await cur.fetchone()
+        return rows_to_writes(found["rows"] if found is not None else [])
+
     async def _handle(self) -> None:
         assert self._reader is not None
         while True:
@@ -171,11 +191,7 @@ class Cluster:
             rest = note.payload.partition(" ")[2]
             try:
                 if note.channel == EVENTS_CHANNEL:
-                    spans = parse_ranges(rest)
-                    cur = await self._reader.execute(
-                        EVENTS_BY_IDS, ([a for a, _ in spans], [b for _, b in spans]))
-                    found = await cur.fetchone()
-                    writes = rows_to_writes(found["rows"] if found is not None else [])
+                    writes = await self._read_events(parse_ranges(rest))
                     if writes:
                         await self._hub.cluster_events(writes)
                 else:

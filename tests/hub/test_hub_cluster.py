@@ -237,3 +237,29 @@ async def test_instances_carry_on_when_their_database_connections_are_cut(
     # The loop connections too: an operator's request on B reads the store.
     _, snap = await b.client("tok-alice")
     assert [e["id"] for e in snap["recent"] if e["id"].startswith("T1-")] == ["T1-2", "T1-1"]
+
+
+async def test_a_row_that_cannot_be_read_does_not_stop_the_others(
+        hubs: list[HubHarness], pg_url: str) -> None:
+    import psycopg
+
+    from hub.store_pg import EVENTS_CHANNEL
+
+    a = hubs[0]
+    viewer, _ = await a.client("tok-carol", subscribe={"terminals": ["T2"]})
+    good = event_frame("T2", 2)
+    # As another instance would, but one of the two rows is damaged.
+    with psycopg.connect(pg_url) as other:
+        rows = other.execute(
+            "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
+            " data, received_at) VALUES ('T2', 1, 'T2-1', 'T2', 'game', 'betPlaced',"
+            " %s, '{\"amount\": [[[', 0), ('T2', 2, 'T2-2', 'T2', 'game', 'betPlaced',"
+            " %s, %s, 0) RETURNING n",
+            (good["timestamp"], good["timestamp"], wire.encode(good["data"]))).fetchall()
+        ids = sorted(r[0] for r in rows)
+        other.execute("SELECT pg_notify(%s, %s)",
+                      (EVENTS_CHANNEL, f"elsewhere {ids[0]}-{ids[1]}"))
+        other.commit()
+    got = await viewer.recv_type("event")
+    assert got == good
+    assert [m for m in await viewer.sync() if m["type"] == "event"] == []
