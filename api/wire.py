@@ -367,7 +367,7 @@ def _check_event(c: _Checker) -> None:
     if m["id"] != f"{m['terminalId']}-{m['seq']}" and m["id"] != f"{HUB_SOURCE}-{m['seq']}":
         raise c.fail(f"id {m['id'][:40]!r} is not terminalId-seq")
     known = channels_of(m["event"])
-    if known is not None and m["channel"] not in {channel.value for channel in known}:
+    if known is not None and m["channel"] not in known:  # Channel is a StrEnum
         allowed = " or ".join(sorted(repr(channel.value) for channel in known))
         raise c.fail(f"{m['event']} belongs to channel {allowed}, not {m['channel']!r}")
     amount = m["data"].get("amount")

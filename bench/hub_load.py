@@ -83,6 +83,15 @@ def _stamp(t: float) -> str:
 
 # ----------------------------------------------------------------------------- the hub
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of a process so far (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Hub:
     def __init__(self, workdir: Path, terminals: int, viewers: int, sync: str,
                  profile: Path | None = None) -> None:
@@ -135,11 +144,7 @@ class Hub:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the hub process so far (all its threads)."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return math.nan
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds(self.proc.pid)
 
     def phase_peak(self) -> int:
         """Peak RSS (MB) since the last call."""
@@ -347,6 +352,7 @@ class PhaseResult:
     viewer_rate: float  # events/s per viewer (median viewer)
     rss_mb: int
     hub_cpu: float  # the hub's CPU during the phase, in cores (1.0 = one core busy)
+    generator_cpu: float  # the load generator's processes together, in cores
 
 
 def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult], list[str],
@@ -373,12 +379,15 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
         go.set()
         rss: list[int] = []
         cpu: list[float] = []
+        gen: list[float] = []
         t0 = start_at.value
         for phase in phases:
             time.sleep(max(0.0, t0 - time.time()))
             cpu0 = hub.cpu_seconds()
+            gen0 = sum(_cpu_seconds(p.pid) for p in procs)
             time.sleep(max(0.0, t0 + phase.duration - time.time()))
             cpu.append((hub.cpu_seconds() - cpu0) / phase.duration)
+            gen.append((sum(_cpu_seconds(p.pid) for p in procs) - gen0) / phase.duration)
             rss.append(hub.phase_peak())
             t0 += phase.duration + PHASE_GAP
             time.sleep(PHASE_GAP)
@@ -411,7 +420,8 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
             out_phases.append(PhaseResult(
                 phase.rate, phase.duration, acked[i] / phase.duration, percentile(ms, 50),
                 percentile(ms, 99), sent[i],
-                per_viewer[len(per_viewer) // 2] if per_viewer else math.nan, rss[i], cpu[i]))
+                per_viewer[len(per_viewer) // 2] if per_viewer else math.nan, rss[i], cpu[i],
+                gen[i]))
         return out_phases, errors, stored, sum(sent), stop_s, hub.rss_peak
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -450,10 +460,11 @@ def main() -> int:
           flush=True)
     results, errors, stored, sent, stop_s, rss_peak = run(args, phases)
     print(f"{'rate':>8} {'stored/s':>9} {'ack p50':>8} {'ack p99':>8} {'viewer/s':>9} "
-          f"{'RSS MB':>7} {'hub CPU':>8}")
+          f"{'RSS MB':>7} {'hub CPU':>8} {'µs/event':>9} {'gen CPU':>8}")
     for r in results:
         print(f"{r.rate:8,.0f} {r.stored_per_s:9,.0f} {r.p50_ms:6.1f}ms {r.p99_ms:6.1f}ms "
-              f"{r.viewer_rate:9,.0f} {r.rss_mb:7d} {r.hub_cpu:7.2f}c")
+              f"{r.viewer_rate:9,.0f} {r.rss_mb:7d} {r.hub_cpu:7.2f}c "
+              f"{1e6 * r.hub_cpu / max(r.stored_per_s, 1):9,.0f} {r.generator_cpu:7.2f}c")
     print(f"# events sent {sent:,}, stored (in the database) {stored:,}; errors {len(errors)}"
           f"; hub RSS peak {rss_peak} MB; SIGTERM -> exit {stop_s:.1f} s; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")

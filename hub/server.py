@@ -52,6 +52,7 @@ from hub.store import HUB_SOURCE, EventWrite
 from hub.store_api import open_store
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal, TokenTable, load_tokens
+from hub.wsio import framed, read_burst, send_frames
 
 if TYPE_CHECKING:
     from hub.cluster import Cluster
@@ -81,10 +82,10 @@ _WRITE_BATCH = 256
 _DRAIN_TIMEOUT = 5.0
 
 #: Seconds a close handshake the hub starts may take (websockets' ``close_timeout``).
-_CLOSE_TIMEOUT = 2.0
+_CLOSE_TIMEOUT = 1.0
 
 #: Seconds ``stop`` waits for connections to close before it aborts them.
-_STOP_TIMEOUT = 2.5
+_STOP_TIMEOUT = 1.5
 
 #: Seconds between two prunes of stored events older than ``retention_days``.
 PRUNE_INTERVAL = 3600.0
@@ -95,54 +96,6 @@ _HUB_SEQ_BLOCK = 100
 
 class _StoreFailedError(Exception):
     """A batch of events could not be committed; the terminal must resend from ackedSeq."""
-
-
-async def _read_burst(ws: ServerConnection, first: str | bytes, limit: int
-                      ) -> tuple[list[str | bytes], ConnectionClosed | None]:
-    """``first`` and the messages already received behind it (at most ``limit``).
-
-    Never waits for the network: a zero timeout cancels ``recv`` at the first moment it would
-    have to wait, and websockets documents that a cancelled ``recv`` loses nothing (the
-    message is returned by the next call). A close is returned, not raised, so the messages
-    before it are still handled.
-    """
-    texts = [first]
-    try:
-        async with asyncio.timeout(0):
-            while len(texts) < limit:
-                texts.append(await ws.recv())
-    except TimeoutError:
-        pass
-    except ConnectionClosed as exc:
-        return texts, exc
-    return texts, None
-
-
-async def _send_frames(ws: ServerConnection, frames: list[str | bytes]) -> None:
-    """Send text frames, in order, with one write to the socket for all of them.
-
-    A viewer subscribed to everything gets every event: one ``send`` (and one system call)
-    per frame and per viewer is what would bound the fan-out. This is what
-    ``ServerConnection.send`` does for one frame (its ``send_context``, then the Sans-I/O
-    ``protocol.send_text``), with the frames' bytes joined into one write. Fan-out frames
-    come as UTF-8 bytes, encoded once for every peer.
-    """
-    if len(frames) == 1:
-        frame = frames[0]
-        await ws.send(frame, text=True) if isinstance(frame, bytes) else await ws.send(frame)
-        return
-    async with ws.send_context():
-        for frame in frames:
-            ws.protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
-        chunks = ws.protocol.data_to_send()
-        if all(chunks):  # no end-of-stream marker (b""): one write for all the frames
-            ws.transport.write(b"".join(chunks))
-        else:
-            for chunk in chunks:  # closing meanwhile: let the library handle each piece
-                if chunk:
-                    ws.transport.write(chunk)
-                elif ws.transport.can_write_eof():
-                    ws.transport.write_eof()
 
 
 async def _let_writers_run() -> None:
@@ -176,7 +129,7 @@ class _Peer:
                 frames = [await self.queue.get()]
                 while len(frames) < _WRITE_BATCH and not self.queue.empty():
                     frames.append(self.queue.get_nowait())
-                await _send_frames(self.ws, frames)
+                await send_frames(self.ws, frames)
                 for _ in frames:
                     self.queue.task_done()
 
@@ -365,7 +318,7 @@ class Hub:
                     if ws.transport is not None:
                         ws.transport.abort()
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
+                    async with asyncio.timeout(0.5):
                         await self._server.wait_closed()
         await self.ingest.stop()
         if self.cluster is not None:
@@ -504,7 +457,7 @@ class Hub:
         filling = False
         for client in list(self._clients):
             if client.subscription.matches(frame):
-                data = wire.encode(frame).encode() if data is None else data
+                data = framed(wire.encode(frame).encode()) if data is None else data
                 peer = client.peer
                 peer.send_text(data)
                 filling = filling or peer.queue.qsize() * 2 >= peer.queue.maxsize
@@ -659,7 +612,7 @@ class Hub:
         stored.
         """
         limit = max(1, min(MAX_BATCH, self.gate.allowance(conn.credits)))
-        texts, closed = await _read_burst(conn.peer.ws, first, limit)
+        texts, closed = await read_burst(conn.peer.ws, first, limit)
         self.gate.take(conn.credits, len(texts))
         pending: list[dict[str, Any]] = []
         answered = 0  # messages other than stored events: their credit is returned now

@@ -35,6 +35,25 @@ def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
         assert key in text, key
 
 
+def test_load_limits_have_documented_defaults_and_named_problems(tmp_path: Path) -> None:
+    base = {"plain": True, "tokens": "t", "database": "d"}
+    cfg = parse_config(base, tmp_path)
+    assert (cfg.max_inflight_events, cfg.max_inflight_per_terminal, cfg.client_max_filters,
+            cfg.client_max_filter_names, cfg.get_state_burst, cfg.get_state_per_second) \
+        == (20_000, 1000, 16, 1000, 5, 1.0)  # docs/protocol.md §11
+    cfg = parse_config(base | {"max_inflight_events": 500, "get_state_per_second": 0.5},
+                       tmp_path)
+    assert (cfg.max_inflight_events, cfg.get_state_per_second) == (500, 0.5)
+    with pytest.raises(HubConfigError) as info:
+        parse_config(base | {"max_inflight_events": 0, "max_inflight_per_terminal": "x",
+                             "client_max_filters": -1, "client_max_filter_names": 1.5,
+                             "get_state_burst": True, "get_state_per_second": 0}, tmp_path)
+    text = "\n".join(info.value.problems)
+    for key in ("max_inflight_events", "max_inflight_per_terminal", "client_max_filters",
+                "client_max_filter_names", "get_state_burst", "get_state_per_second"):
+        assert f"{key}:" in text, key
+
+
 def test_plain_and_tls_are_exclusive(tmp_path: Path) -> None:
     with pytest.raises(HubConfigError) as info:
         parse_config({"plain": True, "tls": {"cert": "c.pem"}, "tokens": "t",

@@ -1,0 +1,114 @@
+"""WebSocket I/O helpers of the hub: reading a burst, writing many frames at once.
+
+Both look below websockets' one-message ``recv``/``send`` (its frame buffer, its Sans-I/O
+``protocol`` object and ``send_context``, all used as the library itself uses them) because
+per-message overhead is what bounds a hub with thousands of terminals and tens of clients:
+a burst of a few events read without a timeout per burst, an event framed once for all its
+clients, a client's queued frames written with one system call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+
+
+def message_ready(ws: ServerConnection) -> bool | None:
+    """True if a whole message is already received (``recv`` returns it without waiting);
+    None if this version of websockets does not say.
+
+    Looked at in the connection's frame buffer (websockets' ``recv_messages``): a burst of
+    a few events is read without arming a zero timeout per burst, whose cancellation costs
+    more than the burst's parsing.
+    """
+    try:
+        frames = ws.recv_messages.frames.queue
+    except AttributeError:
+        return None
+    return bool(frames) and bool(frames[0].fin)
+
+
+async def read_burst(ws: ServerConnection, first: str | bytes, limit: int
+                      ) -> tuple[list[str | bytes], ConnectionClosed | None]:
+    """``first`` and the messages already received behind it (at most ``limit``).
+
+    Never waits for the network. A close is returned, not raised, so the messages before
+    it are still handled.
+    """
+    texts = [first]
+    ready = message_ready(ws)
+    if ready is not None:
+        try:
+            while ready and len(texts) < limit:
+                texts.append(await ws.recv())
+                ready = message_ready(ws)
+        except ConnectionClosed as exc:
+            return texts, exc
+        return texts, None
+    # Without a look at the buffer: a zero timeout cancels ``recv`` at the first moment it
+    # would have to wait, and websockets documents that a cancelled ``recv`` loses nothing
+    # (the message is returned by the next call).
+    try:
+        async with asyncio.timeout(0):
+            while len(texts) < limit:
+                texts.append(await ws.recv())
+    except TimeoutError:
+        pass
+    except ConnectionClosed as exc:
+        return texts, exc
+    return texts, None
+
+
+class Framed(bytes):
+    """A whole WebSocket text frame, serialized once for every peer it goes to.
+
+    The hub's frames are unmasked (RFC 6455 §5.1: only clients mask) and no extension is
+    ever negotiated (``compression=None``), so the bytes of a frame are the same for every
+    client: a fan-out to 50 viewers frames an event once, not 50 times. ``payload`` is the
+    UTF-8 text, for a connection that would need it framed by the library.
+    """
+
+    payload: bytes
+
+
+def framed(payload: bytes) -> Framed:
+    """``payload`` (UTF-8 JSON text) as a whole unmasked text frame."""
+    out = Framed(Frame(Opcode.TEXT, payload).serialize(mask=False))
+    out.payload = payload
+    return out
+
+
+async def send_frames(ws: ServerConnection, frames: list[str | bytes]) -> None:
+    """Send text frames, in order, with one write to the socket for all of them.
+
+    A viewer subscribed to everything gets every event: one ``send`` (and one system call)
+    per frame and per viewer is what would bound the fan-out. This is what
+    ``ServerConnection.send`` does (its ``send_context``, then the Sans-I/O
+    ``protocol.send_text``), with the frames' bytes joined into one write, and
+    :class:`Framed` frames taken as they are.
+    """
+    async with ws.send_context():
+        protocol = ws.protocol
+        as_is = not protocol.extensions
+        parts: list[bytes] = []
+        for frame in frames:
+            if isinstance(frame, Framed):
+                if as_is:
+                    parts.extend(protocol.data_to_send())  # what is queued before it
+                    parts.append(frame)
+                else:
+                    protocol.send_text(frame.payload)
+            else:
+                protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
+        parts.extend(protocol.data_to_send())
+        if all(parts):  # no end-of-stream marker (b""): one write for all the frames
+            ws.transport.write(b"".join(parts))
+        else:
+            for chunk in parts:  # closing meanwhile: each piece as the library would
+                if chunk:
+                    ws.transport.write(chunk)
+                elif ws.transport.can_write_eof():
+                    ws.transport.write_eof()
