@@ -131,3 +131,18 @@ def test_cli_reports_config_problems(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "listen.port" in proc.stderr and "tokens: required" in proc.stderr
+
+
+def test_store_names_postgresql_instead_of_the_sqlite_database(tmp_path: Path) -> None:
+    url = "postgresql://hub@db.example.com/floor"
+    cfg = parse_config({"plain": True, "tokens": "t", "store": url}, tmp_path)
+    assert (cfg.store, cfg.database) == (url, None)
+    assert parse_config({"plain": True, "tokens": "t", "database": "d"}, tmp_path).store is None
+    for raw, problem in (
+            ({"store": url, "database": "d"}, "database: cannot be set together with store"),
+            ({"store": "mysql://db/floor"}, "store: must be a postgresql:// URL"),
+            ({"store": 5}, "store: must be a postgresql:// URL"),
+            ({}, "database: required")):
+        with pytest.raises(HubConfigError) as info:
+            parse_config({"plain": True, "tokens": "t"} | raw, tmp_path)
+        assert [p for p in info.value.problems if p.startswith(problem)], info.value.problems
