@@ -17,7 +17,12 @@ from hub.store import EventWrite, StoredAction
 if TYPE_CHECKING:
     from hub.config import HubConfig
 
-__all__ = ["EventWrite", "Store", "StoredAction", "open_store"]
+__all__ = ["EventWrite", "Store", "StoreError", "StoredAction", "open_store"]
+
+
+class StoreError(Exception):
+    """The store cannot be opened (the message says why; it never holds the URL, which may
+    hold a password)."""
 
 
 class Store(Protocol):
@@ -93,9 +98,18 @@ def open_store(config: HubConfig, *, origin: str = "") -> Store:
     (hub/cluster.py), so an instance can tell its own from the others'.
     """
     if config.store is not None:
-        from hub.store_pg import PgStore  # psycopg is needed only here
+        try:
+            import psycopg
 
-        return PgStore(config.store, synchronous=config.synchronous, origin=origin)
+            from hub.store_pg import PgStore  # psycopg is needed only here
+        except ImportError as exc:
+            raise StoreError("store: a postgresql:// store needs psycopg 3: pip install "
+                             f"'slot-agent[postgresql]' ({exc})") from None
+        try:
+            return PgStore(config.store, synchronous=config.synchronous, origin=origin)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreError(f"store: cannot open the PostgreSQL database: {first}") from None
     from hub.store import HubStore
 
     assert config.database is not None

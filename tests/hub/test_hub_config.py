@@ -146,3 +146,25 @@ def test_store_names_postgresql_instead_of_the_sqlite_database(tmp_path: Path) -
         with pytest.raises(HubConfigError) as info:
             parse_config({"plain": True, "tokens": "t"} | raw, tmp_path)
         assert [p for p in info.value.problems if p.startswith(problem)], info.value.problems
+
+
+def test_the_hub_command_says_why_the_store_cannot_be_opened(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text("tok terminal T1\n")
+    secret = "s3cret-password"
+    config = tmp_path / "hub.yaml"
+    # Nothing listens on this socket folder.
+    config.write_text(json.dumps({
+        "plain": True, "tokens": str(tokens), "listen": {"port": 0},
+        "store": f"postgresql://hub:{secret}@/floor?host={tmp_path}&connect_timeout=2"}))
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "cli.main", "hub", "--config", str(config)],
+                          capture_output=True, text=True, cwd=root, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""  # no URL: it never listened
+    assert "hub: cannot start: store: cannot open the PostgreSQL database" in done.stderr
+    assert secret not in done.stderr
