@@ -52,6 +52,13 @@ log = logging.getLogger("hub.cluster")
 #: Longest wait between two attempts to reconnect to the database (seconds).
 RECONNECT_MAX_DELAY = 5.0
 
+#: Seconds between two heartbeats of an instance (``instances.seen_at``).
+HEARTBEAT_INTERVAL = 5.0
+
+#: An instance silent this long (seconds, by the database's clock) is taken for dead: one of
+#: the others reports its terminals that have not connected elsewhere as offline.
+DEAD_AFTER = 30.0
+
 class ClusterHub(Protocol):
     """The hooks a hub gives the cluster (hub/server.py)."""
 
@@ -61,6 +68,14 @@ class ClusterHub(Protocol):
 
     def cluster_notice(self, kind: str, body: str) -> None:
         """Handle a notice another instance sent."""
+        ...
+
+    def cluster_orphan(self, terminal_id: str) -> None:
+        """The terminal's instance is dead and it has not connected elsewhere."""
+        ...
+
+    def cluster_revived(self) -> None:
+        """This instance had been taken for dead: say again which terminals it holds."""
         ...
 
 
@@ -82,7 +97,9 @@ class Cluster:
     async def start(self) -> None:
         """Connect and LISTEN (raises if the database cannot be reached), then serve."""
         await self._connect()
-        self._tasks = [asyncio.create_task(self._run(), name="cluster")]
+        self._store.heartbeat()
+        self._tasks = [asyncio.create_task(self._run(), name="cluster"),
+                       asyncio.create_task(self._heartbeats(), name="cluster-heartbeat")]
         log.info("cluster: instance %s listening for the others", self.origin)
 
     async def stop(self) -> None:
@@ -113,6 +130,29 @@ class Cluster:
                 with contextlib.suppress(psycopg.Error):
                     await conn.close()
         self._listener = self._reader = None
+
+    def present(self, terminal_id: str, present: bool) -> None:
+        """Record that a terminal is (no longer) connected to this instance."""
+        try:
+            self._store.set_present(terminal_id, present)
+        except psycopg.Error as exc:
+            log.error("cluster: cannot record %s as %s: %s", terminal_id,
+                      "present" if present else "gone", exc)
+
+    async def _heartbeats(self) -> None:
+        """Say this instance is alive; take the terminals of dead instances."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            try:
+                if self._store.heartbeat():
+                    log.warning("cluster: this instance had been taken for dead; "
+                                "announcing its terminals again")
+                    self._hub.cluster_revived()
+                for terminal_id in self._store.take_orphans(DEAD_AFTER):
+                    self._hub.cluster_orphan(terminal_id)
+            except psycopg.Error as exc:
+                log.warning("cluster: heartbeat failed: %s", str(exc).splitlines()[0]
+                            if str(exc) else type(exc).__name__)
 
     async def _run(self) -> None:
         """Serve; when the database connection is lost, reconnect (backoff up to

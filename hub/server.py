@@ -259,6 +259,7 @@ class Hub:
         self.ingest.start()
         if self.cluster is not None:
             await self.cluster.start()
+            self._online_elsewhere()
         self._server = await serve(
             self._handle, self.config.host, self.config.port,
             process_request=self._process_request, ssl=ssl_context,
@@ -544,6 +545,8 @@ class Hub:
         conn.peer.send(wire.welcome(terminal_id, acked, wire.format_timestamp(now)))
         log.info("terminal %s connected (lastSeq %d, ackedSeq %d)", terminal_id,
                  hello["lastSeq"], acked)
+        if self.cluster is not None:
+            self.cluster.present(terminal_id, True)
         if previous is None:
             state = self.floor.set_online(terminal_id, True, now)
             state.acked_seq = acked
@@ -569,6 +572,8 @@ class Hub:
             if self._terminals.get(terminal_id) is conn:
                 del self._terminals[terminal_id]
             if not conn.replaced and not self._stopping:
+                if self.cluster is not None:
+                    self.cluster.present(terminal_id, False)
                 now = self._now()
                 state = self.floor.set_online(terminal_id, False, now)
                 log.info("terminal %s disconnected", terminal_id)
@@ -1054,6 +1059,37 @@ class Hub:
                 return
             state = self.floor.set_online(terminal_id, False, now)
             state.since = str(data.get("lostAt") or state.since)
+
+    def _online_elsewhere(self) -> None:
+        """At start: the terminals connected to the other instances are online."""
+        from hub.store_pg import PgStore
+
+        assert isinstance(self.store, PgStore)
+        now = self._now()
+        for terminal_id in self.store.present_terminals():
+            state = self.floor.set_online(terminal_id, True, now)
+            last = self.store.last_event(terminal_id, ["deviceOnline"])
+            if last is not None:
+                state.since = str(last["data"].get("since") or state.since)
+
+    def cluster_orphan(self, terminal_id: str) -> None:
+        """Its instance died and it has not connected elsewhere: offline, for everyone."""
+        if terminal_id in self._terminals:
+            assert self.cluster is not None
+            self.cluster.present(terminal_id, True)  # ours after all
+            return
+        state = self.floor.set_online(terminal_id, False, self._now())
+        log.info("terminal %s: its hub instance is gone; offline", terminal_id)
+        self._emit_hub_event("deviceOffline", terminal_id,
+                             {"terminalId": terminal_id, "lostAt": state.since})
+
+    def cluster_revived(self) -> None:
+        assert self.cluster is not None
+        for terminal_id, conn in list(self._terminals.items()):
+            if not conn.replaced:
+                self.cluster.present(terminal_id, True)
+                self._emit_hub_event("deviceOnline", terminal_id,
+                                     {"terminalId": terminal_id, "since": conn.connected_at})
 
     def cluster_notice(self, kind: str, body: str) -> None:
         """A notice another instance sent (hub/cluster.py)."""

@@ -96,6 +96,14 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS instances (
+    origin TEXT PRIMARY KEY,
+    seen_at DOUBLE PRECISION NOT NULL  -- the database's clock (epoch seconds)
+);
+CREATE TABLE IF NOT EXISTS presence (
+    terminal_id TEXT PRIMARY KEY,
+    origin TEXT NOT NULL               -- the instance the terminal is connected to
+);
 CREATE TABLE IF NOT EXISTS notices (
     n BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     origin TEXT NOT NULL,
@@ -582,6 +590,48 @@ class PgStore:
             args.append(terminal_id)
         rows = self._execute(sql + " ORDER BY created_at, n", args).fetchall()
         return [_action(r) for r in rows]
+
+    # ---------------------------------------------------------------- presence
+
+    def heartbeat(self) -> bool:
+        """Say this instance is alive (by the database's clock); True if it had been taken
+        for dead meanwhile (or this is its first heartbeat)."""
+        row = self._execute(
+            "INSERT INTO instances (origin, seen_at) VALUES"
+            " (%s, extract(epoch FROM clock_timestamp())) ON CONFLICT (origin) DO UPDATE"
+            " SET seen_at = excluded.seen_at RETURNING (xmax = 0) AS inserted",
+            (self.origin,)).fetchone()
+        return bool(row and row["inserted"])
+
+    def set_present(self, terminal_id: str, present: bool) -> None:
+        """The terminal is connected to this instance now, or no longer (a newer connection
+        to another instance has already taken the row over: then nothing changes)."""
+        if present:
+            self._execute("INSERT INTO presence (terminal_id, origin) VALUES (%s, %s)"
+                          " ON CONFLICT (terminal_id) DO UPDATE SET origin = excluded.origin",
+                          (terminal_id, self.origin))
+        else:
+            self._execute("DELETE FROM presence WHERE terminal_id = %s AND origin = %s",
+                          (terminal_id, self.origin))
+
+    def present_terminals(self) -> list[str]:
+        """Terminals connected to some instance (as far as the instances said)."""
+        return [r["terminal_id"] for r in self._execute(
+            "SELECT terminal_id FROM presence ORDER BY terminal_id").fetchall()]
+
+    def take_orphans(self, dead_after: float) -> list[str]:
+        """Declare dead the instances silent for ``dead_after`` seconds and take their
+        terminals (one statement: of several instances doing this, each terminal goes to
+        exactly one), so that the taker reports them offline."""
+        rows = self._execute(
+            "WITH dead AS (DELETE FROM instances WHERE origin <> %s AND seen_at <"
+            " extract(epoch FROM clock_timestamp()) - %s RETURNING origin),"
+            " gone AS (DELETE FROM presence p WHERE p.origin <> %s AND"
+            " (p.origin IN (SELECT origin FROM dead)"
+            " OR NOT EXISTS (SELECT 1 FROM instances i WHERE i.origin = p.origin))"
+            " RETURNING p.terminal_id) SELECT terminal_id FROM gone ORDER BY terminal_id",
+            (self.origin, dead_after, self.origin)).fetchall()
+        return [r["terminal_id"] for r in rows]
 
     # ---------------------------------------------------------------- notices
 

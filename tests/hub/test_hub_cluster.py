@@ -263,3 +263,41 @@ async def test_a_row_that_cannot_be_read_does_not_stop_the_others(
     got = await viewer.recv_type("event")
     assert got == good
     assert [m for m in await viewer.sync() if m["type"] == "event"] == []
+
+
+@pytest.fixture
+def fast_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hub.cluster
+
+    monkeypatch.setattr(hub.cluster, "HEARTBEAT_INTERVAL", 0.05)
+    monkeypatch.setattr(hub.cluster, "DEAD_AFTER", 0.5)
+
+
+async def test_terminals_of_an_instance_that_dies_are_reported_offline_once(
+        fast_heartbeat: None, hubs: list[HubHarness], tmp_path: Path, pg_url: str,
+        traffic: Traffic) -> None:
+    a, b, c = hubs
+    await a.terminal("T1")
+    await b.terminal("T2")
+    await _online_everywhere(hubs, "T1")
+    await _online_everywhere(hubs, "T2")
+    # An instance started now knows who is connected to the others.
+    (tmp_path / "d").mkdir()
+    d = HubHarness(tmp_path / "d", traffic)
+    await d.start(store=pg_url, database=None)
+    try:
+        _, snap = await d.client("tok-carol")
+        online = {t["terminalId"]: t["online"] for t in snap["terminals"]}
+        assert (online["T1"], online["T2"], online["T3"]) == (True, True, False)
+    finally:
+        await d.close()
+    # A goes silent (as if its machine died): no heartbeat, no deviceOffline of its own.
+    cluster_a = _hub(a).cluster
+    assert cluster_a is not None
+    await cluster_a.stop()
+    await wait_for(lambda: not _hub(b).floor.terminals["T1"].online
+                   and not _hub(c).floor.terminals["T1"].online)
+    offline = [e for e in _hub(b).store.events("T1") if e["event"] == "deviceOffline"]
+    assert len(offline) == 1 and offline[0]["id"].startswith("hub-")
+    # T2, on a live instance, stays online everywhere.
+    assert _hub(b).floor.terminals["T2"].online and _hub(c).floor.terminals["T2"].online
