@@ -346,8 +346,6 @@ class Hub:
         if deleted:
             log.info("pruned %d events received before %s (retention %g days)", deleted,
                      wire.format_timestamp(cutoff), days)
-        if deleted or self.cluster is not None:
-            # With several instances, another one may have deleted them first.
             for state in self.floor.recount_alerts():
                 self._broadcast_terminal(state)
         return deleted

@@ -5,7 +5,7 @@ instances on port 0 in this process, a throwaway PostgreSQL (tests/support/postg
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,16 @@ async def _online_everywhere(hubs: list[HubHarness], terminal_id: str,
         for h in hubs))
 
 
+async def _agree(hubs: list[HubHarness], value: Callable[[Hub], object],
+                 expected: object) -> None:
+    """Wait until every instance shows ``expected``; on timeout, say what each shows."""
+    try:
+        await wait_for(lambda: all(value(_hub(h)) == expected for h in hubs))
+    except TimeoutError:
+        raise AssertionError(f"expected {expected!r} on every instance, got "
+                             f"{[value(_hub(h)) for h in hubs]!r}") from None
+
+
 async def _events(peer: Peer, count: int) -> list[dict[str, Any]]:
     got: list[dict[str, Any]] = []
     while len(got) < count:
@@ -73,7 +83,7 @@ async def test_an_event_on_one_instance_reaches_dashboards_on_the_others(
     assert on_c[0] == event_frame("T1", 1) | {"timestamp": on_c[0]["timestamp"]}
     await _online_everywhere(hubs, "T1")
     # The floor state agrees: the money and the last event, on every instance.
-    await wait_for(lambda: all(_hub(h).floor.terminals["T1"].coin_in == 300 for h in hubs))
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].coin_in, 300)
     state, _ = await viewer_c.recv_until(
         lambda m: m["type"] == "terminal" and m["terminal"]["lastEvent"] is not None
         and m["terminal"]["lastEvent"]["id"] == "T1-3")
@@ -108,7 +118,7 @@ async def test_an_action_from_b_reaches_the_terminal_on_a_and_its_answers_come_b
 
     # The lock itself is an event: every instance's floor agrees.
     await term.send(event_frame("T1", 1, "machineLocked"))
-    await wait_for(lambda: all(_hub(h).floor.terminals["T1"].locked is True for h in hubs))
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].locked, True)
     _, snap = await hubs[2].client("tok-carol")
     assert [t["locked"] for t in snap["terminals"] if t["terminalId"] == "T1"] == [True]
 
@@ -138,7 +148,7 @@ async def test_an_alert_is_acknowledged_once_and_every_instance_agrees(
     term, _ = await a.terminal("T1")
     await term.send(event_frame("T1", 1, "doorOpened"))
     await term.recv_type("ack")
-    await wait_for(lambda: all(_hub(h).floor.terminals["T1"].unacked_alerts == 1 for h in hubs))
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 1)
     alice, _ = await b.client("tok-alice")
     bob, _ = await c.client("tok-bob")
     viewer, _ = await a.client("tok-carol")
@@ -157,7 +167,7 @@ async def test_an_alert_is_acknowledged_once_and_every_instance_agrees(
         assert [m for m in rest if m["type"] == "alertAck"] == []  # one acknowledgement
     acked = await viewer.recv_type("alertAck")
     assert acked["eventId"] == "T1-1" and acked["by"] == winner[0]
-    await wait_for(lambda: all(_hub(h).floor.terminals["T1"].unacked_alerts == 0 for h in hubs))
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 0)
     _, snap = await c.client("tok-carol")
     assert snap["alerts"] == []
 
