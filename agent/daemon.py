@@ -244,6 +244,7 @@ class Daemon:
         outbox = self.outbox
         interpreter = Interpreter(config.terminal_id,
                                   rte=any(m.rte for m in config.machines),
+                                  card_reader=config.card_reader.port is not None,
                                   clock_skew_threshold=config.poll.clock_max_skew_s)
         self.pipeline = Pipeline(outbox, interpreter, listeners=[self.tally, self._committed],
                                  metrics=self.metrics)
@@ -360,13 +361,35 @@ class Daemon:
         assert self.outbox is not None and self.actions is not None
         return Uplink(config.uplink, terminal_id=config.terminal_id, outbox=self.outbox,
                       token=lambda: read_token(self.config), actions=self.actions.handle,
-                      metrics=self.metrics)
+                      metrics=self.metrics, machine_status=self._machine_status)
+
+    def _machine_status(self) -> dict[str, Any]:
+        """What ``hello`` reports: the host lock the agent holds (persisted with its state,
+        so also right after a restart); locked if any of its machines is."""
+        pipeline = self.pipeline
+        machines = pipeline.state.machines.values() if pipeline is not None else ()
+        return {"hostLocked": any(m.host_locked for m in machines)}
 
     def _committed(self, stored: list[StoredEvent]) -> None:
-        """Pipeline listener: wake the uplink's sender (any thread)."""
+        """Pipeline listener: wake the uplink's sender (any thread); label
+        ``slot_agent_machine_info`` with the identity discovery learnt."""
+        for item in stored:
+            if item.event.name == "machineIdentified":
+                self._machine_identified(item.event.data)
         uplink = self.uplink
         if uplink is not None:
             uplink.notify_new_events()
+
+    def _machine_identified(self, data: Mapping[str, Any]) -> None:
+        """Publish a ``machineIdentified`` event's identity as the machine-info metric."""
+        denomination = data.get("denomination")
+        self.metrics.set_machine(
+            address=int(data.get("address") or 0),
+            sas_version=str(data.get("sasVersion") or ""),
+            serial_number=str(data.get("serialNumber") or ""),
+            game_id=str(data.get("gameId") or ""),
+            denomination_cents=denomination if isinstance(denomination, int) else 0,
+        )
 
     async def _shutdown(self) -> None:
         self.notifier.stopping("stopping")

@@ -141,11 +141,16 @@ class Interpreter:
     ``clock_skew_threshold``: |machine clock - our clock| in seconds that raises ``clockSkew``.
     ``ticket_settle``: seconds ticket-out meter movement waits for its LP 4D record before it
     is reported as a reconciled ``ticketPrinted`` (:mod:`agent.tickets`).
+    ``card_reader``: an employee card reader is configured. Only then can a door opened
+    without an employee card be told from an attendant's visit, so only then is
+    ``noEmployeeCard`` a reason for ``bypassAttempt`` (docs/events.md, bypassAttempt).
     """
 
     def __init__(self, terminal_id: str, *, rte: bool = False, backlog_window: float = 10.0,
-                 clock_skew_threshold: float = 60.0, ticket_settle: float = 10.0) -> None:
+                 clock_skew_threshold: float = 60.0, ticket_settle: float = 10.0,
+                 card_reader: bool = False) -> None:
         self.terminal_id = terminal_id
+        self.card_reader = card_reader
         self.rte = rte
         self.backlog_window = backlog_window
         self.clock_skew_threshold = clock_skew_threshold
@@ -400,6 +405,8 @@ class Interpreter:
             step.read(ReadMeters(address, "reset"))
 
     def _door(self, step: _Step, door: str, opened: bool, power_off: bool) -> None:
+        """Door exceptions; ``bypassAttempt`` when the opening is not accounted for: no
+        employee card in a configured reader, or the host has locked the machine."""
         m = step.machine
         known = m.doors.get(door)
         if not power_off and known is opened:
@@ -409,7 +416,7 @@ class Interpreter:
             step.machine = replace(m, doors={**m.doors, door: opened})
         if opened:
             reasons = []
-            if step.cards.employee_id is None:
+            if self.card_reader and step.cards.employee_id is None:
                 reasons.append("noEmployeeCard")
             if m.host_locked:
                 reasons.append("hostLocked")

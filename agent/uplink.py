@@ -67,7 +67,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -170,6 +170,7 @@ class Uplink:
         max_message_bytes: int = 1 << 20,
         max_pending_replies: int = 1000,
         rng: Callable[[], float] = random.random,
+        machine_status: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         urls = hub_urls(config)
         if not urls:
@@ -203,6 +204,9 @@ class Uplink:
         self._fallback = fallback_poll_s
         self._max_bytes = max_message_bytes
         self._rng = rng
+        #: The machine's state reported in ``hello`` (protocol.md §4): the hub shows the
+        #: real lock state from the first moment, before any event.
+        self._machine_status = machine_status
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -407,7 +411,9 @@ class Uplink:
             if self._stopping:
                 return False
             last_seq = await self._in_thread(lambda: reader.last_seq)
-            await ws.send(wire.encode(wire.hello(self.terminal_id, self._version, last_seq)))
+            machine = self._machine_status() if self._machine_status is not None else None
+            await ws.send(wire.encode(wire.hello(self.terminal_id, self._version, last_seq,
+                                                 machine)))
             async with asyncio.timeout(self._open_timeout):
                 welcome = await self._await_welcome(ws)
             await self._in_thread(self._apply_welcome, int(welcome["ackedSeq"]))

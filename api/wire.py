@@ -41,13 +41,21 @@ INFORMATIONAL_ALERTS = frozenset({
 })
 
 
+#: Events outside the ``alerts`` channel that need an attendant at the machine, so an
+#: operator acknowledges them like alerts: a handpay (jackpot, cancelled credits, progressive)
+#: locks the machine up until an attendant pays it (protocol.md §5).
+ATTENDANT_EVENTS = frozenset({"handpayPending"})
+
+
 def needs_ack(channel: str, event: str) -> bool:
     """True for an event an operator must acknowledge.
 
     An ``alerts`` event whose name is not in :data:`INFORMATIONAL_ALERTS` needs one, also
-    a name this version does not know (a newer agent's problem report is not hidden).
+    a name this version does not know (a newer agent's problem report is not hidden); so do
+    the :data:`ATTENDANT_EVENTS` of other channels.
     """
-    return channel == Channel.ALERTS.value and event not in INFORMATIONAL_ALERTS
+    return ((channel == Channel.ALERTS.value and event not in INFORMATIONAL_ALERTS)
+            or event in ATTENDANT_EVENTS)
 
 
 DEFAULT_SIGNATURE_WINDOW = 300.0
@@ -61,6 +69,8 @@ MAX_JSON_DEPTH = 32
 #: Most JSON values (objects, arrays, strings, numbers, literals, keys not counted) in one
 #: message (protocol.md §1).
 MAX_JSON_VALUES = 10_000
+#: The longest ``reason`` an operator may give for an action.
+MAX_REASON_LENGTH = 500
 #: The largest money amount an event may carry, in cents ($10 trillion): far beyond any real
 #: slot, and small enough that the hub's sums of thousands of them stay within 64 bits.
 MAX_AMOUNT_CENTS = 10**15
@@ -79,6 +89,7 @@ class MessageType(enum.StrEnum):
     SUBSCRIBE = "subscribe"
     UNSUBSCRIBE = "unsubscribe"
     SUBSCRIBED = "subscribed"
+    REPLAYED = "replayed"
     ALERT_ACK = "alertAck"
     GET_STATE = "getState"
     SNAPSHOT = "snapshot"
@@ -102,7 +113,8 @@ CLIENT_TO_HUB = frozenset(
      MessageType.ACTION, MessageType.GET_STATE, MessageType.PING, MessageType.PONG}
 )
 HUB_TO_CLIENT = frozenset(
-    {MessageType.AUTH_OK, MessageType.SNAPSHOT, MessageType.SUBSCRIBED, MessageType.EVENT,
+    {MessageType.AUTH_OK, MessageType.SNAPSHOT, MessageType.SUBSCRIBED, MessageType.REPLAYED,
+     MessageType.EVENT,
      MessageType.TERMINAL, MessageType.ALERT_ACK, MessageType.ACTION_ACK,
      MessageType.ACTION_RESULT, MessageType.ERROR, MessageType.PING, MessageType.PONG}
 )
@@ -317,6 +329,9 @@ def _check_hello(c: _Checker) -> None:
     c.string("terminalId", pattern=_TERMINAL_ID_RE)
     c.string("version", max_len=64)
     c.integer("lastSeq", minimum=0)
+    if "machine" in c.msg:
+        c.obj("machine")
+        c.nested(c.msg["machine"], "machine").boolean("hostLocked")
 
 
 def _check_welcome(c: _Checker) -> None:
@@ -377,15 +392,20 @@ def _check_event(c: _Checker) -> None:
 
 
 def _check_ack(c: _Checker) -> None:
-    has_up_to = "upTo" in c.msg
-    has_event = "eventId" in c.msg
-    if has_up_to == has_event:
-        raise c.fail("needs exactly one of 'upTo' (terminal) or 'eventId' (alert)")
-    if has_up_to:
+    present = [k for k in ("upTo", "eventId", "terminalId", "all") if k in c.msg]
+    if len(present) != 1:
+        raise c.fail("needs exactly one of 'upTo' (terminal), 'eventId' (one alert), "
+                     "'terminalId' (a terminal's alerts) or 'all' (every alert)")
+    if present == ["upTo"]:
         c.integer("upTo", minimum=0)
-    else:
+        return
+    if present == ["eventId"]:
         c.string("eventId", max_len=MAX_ID_LENGTH)
-        _optional_id(c)
+    elif present == ["terminalId"]:
+        c.string("terminalId", pattern=_TERMINAL_ID_RE)
+    elif c.msg["all"] is not True:
+        raise c.fail("'all' must be true")
+    _optional_id(c)
 
 
 def _check_action(c: _Checker) -> None:
@@ -396,6 +416,7 @@ def _check_action(c: _Checker) -> None:
     c.timestamp("expiresAt", required=False)
     c.timestamp("issuedAt", required=False)
     c.string("from", required=False, max_len=MAX_ID_LENGTH)
+    c.string("reason", required=False, max_len=MAX_REASON_LENGTH)
     if "signature" in c.msg:
         # A signature that cannot verify is a signature problem (protocol.md §7), whatever
         # its shape: bad_signature, as from the verifier, not bad_message.
@@ -445,6 +466,19 @@ def _check_filter_fields(c: _Checker, container: Mapping[str, Any] | None = None
 def _check_subscribe(c: _Checker) -> None:
     _optional_id(c)
     _check_filter_fields(c)
+    if "from" in c.msg:
+        if c.msg["type"] != MessageType.SUBSCRIBE:
+            raise c.fail("'from' is for subscribe only")
+        if isinstance(c.msg["from"], str):
+            c.timestamp("from")
+        else:
+            c.integer("from", minimum=0)
+
+
+def _check_replayed(c: _Checker) -> None:
+    _optional_id(c)
+    c.integer("count", minimum=0)
+    c.integer("cursor", minimum=0)
 
 
 def _check_subscribed(c: _Checker) -> None:
@@ -529,6 +563,7 @@ _CHECKS: dict[MessageType, Callable[[_Checker], None]] = {
     MessageType.SUBSCRIBE: _check_subscribe,
     MessageType.UNSUBSCRIBE: _check_subscribe,
     MessageType.SUBSCRIBED: _check_subscribed,
+    MessageType.REPLAYED: _check_replayed,
     MessageType.ALERT_ACK: _check_alert_ack,
     MessageType.GET_STATE: _optional_id,
     MessageType.SNAPSHOT: _check_snapshot,
@@ -698,9 +733,12 @@ def _with_optional(msg: dict[str, Any], **optional: Any) -> dict[str, Any]:
     return msg
 
 
-def hello(terminal_id: str, version: str, last_seq: int) -> dict[str, Any]:
-    return {"type": MessageType.HELLO.value, "protocol": PROTOCOL_VERSION,
-            "terminalId": terminal_id, "version": version, "lastSeq": last_seq}
+def hello(terminal_id: str, version: str, last_seq: int,
+          machine: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``machine``: the machine's state as the agent holds it now (``hostLocked``)."""
+    msg = {"type": MessageType.HELLO.value, "protocol": PROTOCOL_VERSION,
+           "terminalId": terminal_id, "version": version, "lastSeq": last_seq}
+    return _with_optional(msg, machine=dict(machine) if machine is not None else None)
 
 
 def welcome(terminal_id: str, acked_seq: int, server_time: str) -> dict[str, Any]:
@@ -728,10 +766,12 @@ def ack_alert(event_id: str, request_id: str | None = None) -> dict[str, Any]:
 def action(
     action_id: str, terminal_id: str, name: str, params: Mapping[str, Any] | None = None, *,
     expires_at: str | None = None, issued_at: str | None = None, sender: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     msg = {"type": MessageType.ACTION.value, "id": action_id, "terminalId": terminal_id,
            "action": name, "params": dict(params or {})}
-    return _with_optional(msg, expiresAt=expires_at, issuedAt=issued_at, **{"from": sender})
+    return _with_optional(msg, expiresAt=expires_at, issuedAt=issued_at, reason=reason,
+                          **{"from": sender})
 
 
 def action_ack(action_id: str, terminal_id: str, status: ActionAckStatus,
@@ -765,11 +805,21 @@ def auth_ok(role: Role, name: str) -> dict[str, Any]:
 def subscribe(
     *, channels: Collection[str] = (), events: Collection[str] = (),
     terminals: Collection[str] = (), request_id: str | None = None, unsubscribe: bool = False,
+    start: int | str | None = None,
 ) -> dict[str, Any]:
+    """``start`` (the ``from`` field): replay stored events after this cursor, or received
+    at or after this timestamp, before the live stream (protocol.md §5, resuming)."""
     kind = MessageType.UNSUBSCRIBE if unsubscribe else MessageType.SUBSCRIBE
     msg = {"type": kind.value, "channels": list(channels), "events": list(events),
            "terminals": list(terminals)}
-    return _with_optional(msg, id=request_id)
+    return _with_optional(msg, id=request_id, **{"from": start})
+
+
+def replayed(count: int, cursor: int, request_id: str | None = None) -> dict[str, Any]:
+    """The end of a ``subscribe`` replay: ``count`` stored events sent, the last replayed
+    cursor (or the ``from`` cursor when none matched); live events follow."""
+    return _with_optional({"type": MessageType.REPLAYED.value, "count": count,
+                           "cursor": cursor}, id=request_id)
 
 
 def subscribed(filters: list[dict[str, list[str]]], request_id: str | None = None

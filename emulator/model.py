@@ -22,6 +22,7 @@ from enum import Enum
 
 from emulator.exceptions_queue import ExceptionQueue, PendingException
 from emulator.meters import BILL_METERS, DERIVED, GAME_METERS, METERS, MeterBank, meter_def, wrap
+from sas_protocol.variants import DEFAULT_LAYOUTS, PollLayouts
 
 
 class PlayRefusedError(Exception):
@@ -126,6 +127,12 @@ class MachineConfig:
     handpay_limit_cents: int = 120_000
     queue_capacity: int = 25
     reissue_interval: float = 15.0
+    #: LP A0 F3 bit 0: the machine says it may be polled every 40 ms (reference §3.6, §3.9b)
+    polling_40ms: bool = True
+    #: answer the multi-denomination polls B0/B1/B2 (one player denomination: this one)
+    multi_denom: bool = False
+    #: layouts of the long polls the sources disagree on (reference §3.9b [unsure])
+    layouts: PollLayouts = DEFAULT_LAYOUTS
 
     def __post_init__(self) -> None:
         if self.denomination_cents <= 0:
@@ -251,6 +258,8 @@ class Machine:
         self.tilts: set[int] = set()
         self.handpay: Handpay | None = None
         self.handpay_reset_to_credits = False  # LP A8 method 01
+        self.game_delay_ms = 0  # LP 2E: each game end is held this long (0: not at all)
+        self._last_game_end: float | None = None
         self.last_bill: Bill | None = None
         self.tickets: list[Ticket] = []  # printed tickets, newest last
         # validation records LP 4D 00 has not read yet, oldest first; 3D persists meanwhile
@@ -379,8 +388,11 @@ class Machine:
             raise ValueError("win must not be negative")
         number = self.selected_game if game is None else game
         reason = self.play_refusal(bet, number)
+        if reason is None and self._delayed(now):
+            reason = "game end held by the host (LP 2E)"
         if reason is not None:
             raise PlayRefusedError(reason)
+        self._last_game_end = now
         denom = self.denomination_cents
         self.credits -= bet
         self._credit(0x00, bet, number)
@@ -408,6 +420,37 @@ class Machine:
         # RTE 7F: game win 4B, excluding bonus awards (§3.12)
         self._report(now, GAME_ENDED, rte_data=bcd(win % 10**8, 4))
         return GameResult(number, bet, win, handpay)
+
+    def _delayed(self, now: float) -> bool:
+        """LP 2E: the last game's end is still held, so no new game may start yet."""
+        if not self.game_delay_ms or self._last_game_end is None:
+            return False
+        return now < self._last_game_end + self.game_delay_ms / 1000
+
+    def delay_games(self, delay_ms: int) -> None:
+        """LP 2E delay game: hold every game end ``delay_ms`` until changed; 0 ends it
+        (reference §3.9b: Monaco delays every game end until changed)."""
+        self.game_delay_ms = delay_ms
+
+    def set_game_enabled(self, game: int, enabled: bool) -> bool:
+        """LP 09: enable or disable game N; False when there is no such game."""
+        if game not in self.games:
+            return False
+        if enabled:
+            self.enabled_games.add(game)
+        else:
+            self.enabled_games.discard(game)
+        return True
+
+    @property
+    def last_cashout_ticket(self) -> Ticket | None:
+        """LP 3D (reference §3.9b): the cash-out ticket the 3D exception is about, i.e. the
+        oldest whose record LP 4D has not read, else the most recent one. Reading it marks
+        nothing read: LP 4D services the 3D exception in this model."""
+        unread = self.peek_validation_info()
+        if unread is not None:
+            return unread
+        return self.tickets[-1] if self.tickets else None
 
     # ------------------------------------------------------------------ money in
 

@@ -18,10 +18,26 @@ from emulator.model import (
     VALIDATION_BUFFER_SIZE,
     Machine,
 )
+from emulator.more_polls import (
+    cashout_ticket,
+    current_denomination,
+    denomination_code,
+    enabled_denominations,
+    enabled_features,
+    game_meters,
+    multi_denom,
+    total_bill_dollars,
+)
 from sas_protocol.codes import meter_spec
 from sas_protocol.crc import crc16_kermit
-from sas_protocol.denominations import DENOMINATION_CENTS
+from sas_protocol.messages.features import EnabledFeaturesRequest
+from sas_protocol.messages.games import DelayGameRequest, GameEnableRequest, GameMetersRequest
 from sas_protocol.messages.meters import LEGACY_METER_LAYOUTS, MeterReply, MeterValue
+from sas_protocol.messages.multidenom import (
+    CurrentDenominationRequest,
+    EnabledDenominationsRequest,
+    MultiDenomRequest,
+)
 from sas_protocol.messages.requests import (
     AftLockStatusRequest,
     DateTimeRequest,
@@ -65,26 +81,20 @@ from sas_protocol.messages.responses import (
     HandpayResetReply,
     LastBillReply,
     MachineInfoReply,
+    Response,
     RomSignatureReply,
     SasVersionReply,
     SelectedGameReply,
 )
+from sas_protocol.messages.ticket_info import CashoutTicketRequest
 
 Reply = (
     Ack | MeterReply | HandpayInfoReply | MachineInfoReply | LastBillReply | GameCountReply
     | SasVersionReply | SelectedGameReply | EnabledGamesReply | DateTimeReply
     | EnhancedValidationReply | GameConfigurationReply | ExtendedGameInfoReply
     | AftLockStatusReply | HandpayResetReply | HandpayResetMethodReply | RomSignatureReply
+    | Response  # the §3.9b polls (emulator.more_polls)
 )
-
-#: cents per credit -> SAS denomination code (table C-4)
-DENOMINATION_CODES: dict[int, int] = {cents: code for code, cents in DENOMINATION_CENTS.items()}
-
-
-def denomination_code(cents: int) -> int:
-    """Table C-4 code of a denomination; 00 (none) when the table has no such value."""
-    return DENOMINATION_CODES.get(cents, 0x00)
-
 
 def rom_signature(seed: int, serial: str) -> int:
     """LP 21: a CRC over the seed and the "program" (here the serial number)."""
@@ -97,13 +107,17 @@ def _value(machine: Machine, code: int, game: int, size: int) -> int:
 
 
 def legacy_meters(machine: Machine, poll: int) -> MeterReply:
-    values = []
+    values, other = [], []
     for key, size in LEGACY_METER_LAYOUTS[poll]:
         if isinstance(key, int):
             values.append(MeterValue(key, _value(machine, key, 0, size), size))
-    other = (("slot_door_opened", machine.slot_door_openings % 10**8),
-             ("power_resets", machine.power_resets % 10**8))
-    return MeterReply(poll, 0, tuple(values), other if poll == 0x1C else ())
+        elif key == "total_bill_dollars":  # LP 20 (reference §3.9b)
+            other.append((key, total_bill_dollars(machine)))
+        elif key == "slot_door_opened":  # LP 1C
+            other.append((key, machine.slot_door_openings % 10**8))
+        else:  # LP 1C power resets
+            other.append((key, machine.power_resets % 10**8))
+    return MeterReply(poll, 0, tuple(values), tuple(other))
 
 
 def selected_meters(machine: Machine, game: int, codes: tuple[int, ...]) -> MeterReply:
@@ -123,7 +137,7 @@ def extended_meters(machine: Machine, game: int, codes: tuple[int, ...],
     values, unsupported = [], []
     for code in codes:
         try:
-            size = meter_def(code).width
+            size = meter_def(code).size
         except UnknownMeterError:
             unsupported.append(code)
             continue
@@ -276,5 +290,23 @@ def answer(machine: Machine, request: Request, now: float) -> Reply | None:
                 0xFF, 0, 0, 0, 0, cashable % 10**10, 0, 0, 0, 0, 0)
         case RomSignatureRequest():
             return Ack()  # the signature follows in reply to a later poll (SAS §6)
+        case EnabledFeaturesRequest(game=game):
+            return enabled_features(m, game)
+        case CashoutTicketRequest(number_size=size):
+            return cashout_ticket(m, size)
+        case GameMetersRequest(game=game):
+            return game_meters(m, game)
+        case GameEnableRequest(game=game, enable=enable):
+            # an unknown game is not acknowledged (Monaco NACKs it, reference §3.9b)
+            return Ack() if m.set_game_enabled(game, enable) else None
+        case DelayGameRequest(delay_ms=delay_ms):
+            m.delay_games(delay_ms)
+            return Ack()
+        case CurrentDenominationRequest():
+            return current_denomination(m)
+        case EnabledDenominationsRequest():
+            return enabled_denominations(m)
+        case MultiDenomRequest():
+            return multi_denom(m, request, lambda base: answer(m, base, now))
         case _:
             return None

@@ -107,7 +107,7 @@ class Emulator:
         self.address = address
         self.options = options or LinkOptions()
         # SAS §3.5: a machine starts out of sync (power-up)
-        self.protocol = MachineProtocol(address, synced=False)
+        self.protocol = MachineProtocol(address, synced=False, layouts=machine.config.layouts)
         self.runner = runner
         self.stats = LinkStats()
         self.lock = threading.RLock()  # hold it to read the machine while the thread runs

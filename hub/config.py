@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from hub.gaming_day import load_zone
+
 
 class HubConfigError(Exception):
     """The configuration is unusable; ``problems`` lists each one with its key."""
@@ -50,6 +52,8 @@ class HubConfig:
     get_state_per_second: float = 1.0
     #: ``postgresql://…``: a PostgreSQL store shared by several hub instances (hub/store_pg.py)
     store: str | None = None
+    timezone: str = "UTC"  # IANA name: the casino's local time (hub.gaming_day)
+    gaming_day_start: int = 0  # local hour the gaming day starts
 
 
 _KNOWN = {
@@ -58,6 +62,7 @@ _KNOWN = {
     "client_queue", "auth_timeout", "recent_events", "synchronous", "retention_days",
     "max_inflight_events", "max_inflight_per_terminal", "client_max_filters",
     "client_max_filter_names", "get_state_burst", "get_state_per_second",
+    "timezone", "gaming_day_start",
 }
 
 
@@ -165,6 +170,20 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
     limits = {key: integer(key, default) for key, default in (
         ("max_inflight_events", 20_000), ("max_inflight_per_terminal", 1000),
         ("client_max_filters", 16), ("client_max_filter_names", 1000), ("get_state_burst", 5))}
+    timezone = raw.get("timezone", "UTC")
+    if not isinstance(timezone, str) or not timezone:
+        problems.append(f"timezone: must be an IANA time zone name, got {timezone!r}")
+        timezone = "UTC"
+    else:
+        try:
+            load_zone(timezone)
+        except ValueError:
+            problems.append(f"timezone: unknown IANA time zone {timezone[:60]!r}")
+            timezone = "UTC"
+    day_start = raw.get("gaming_day_start", 0)
+    if isinstance(day_start, bool) or not isinstance(day_start, int) or not 0 <= day_start <= 23:
+        problems.append(f"gaming_day_start: must be an hour 0..23, got {day_start!r}")
+        day_start = 0
     if problems:
         raise HubConfigError(problems)
     assert tokens is not None and (database is not None or store is not None)
@@ -176,9 +195,9 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         ping_interval=cfg_values["ping_interval"], ping_timeout=cfg_values["ping_timeout"],
         max_frame_bytes=max_frame, max_message_bytes=max_message, client_queue=client_queue,
         auth_timeout=cfg_values["auth_timeout"] or 10.0, recent_events=recent,
-        synchronous=str(synchronous), retention_days=retention,
-        get_state_per_second=cfg_values["get_state_per_second"] or 1.0, store=store,
-        **limits,
+        synchronous=str(synchronous), retention_days=retention, timezone=timezone,
+        gaming_day_start=day_start, store=store,
+        get_state_per_second=cfg_values["get_state_per_second"] or 1.0, **limits,
     )
 
 

@@ -41,15 +41,16 @@ from api.wire import (
     Role,
     WireError,
 )
-from hub import redact
+from hub import http_api, redact, replay
 from hub.config import HubConfig
 from hub.connection import HubConnection
 from hub.floor import Floor, TerminalState
+from hub.gaming_day import GamingDay
 from hub.http_answers import STATIC_DIR, static_response, text_response
 from hub.ingest import Credits, GroupCommitter, InflightGate
 from hub.limits import TokenBucket
-from hub.store import HUB_SOURCE, EventWrite
-from hub.store_api import open_store
+from hub.store import HUB_SOURCE, EventWrite, HubStore
+from hub.store_api import open_audit, open_store
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal, TokenTable, load_tokens
 from hub.wsio import framed, read_burst, send_frames
@@ -86,6 +87,9 @@ _CLOSE_TIMEOUT = 1.0
 
 #: Seconds ``stop`` waits for connections to close before it aborts them.
 _STOP_TIMEOUT = 1.5
+
+#: Most alerts one bulk ``ack`` (terminalId / all) reports as one ``alertAck`` each.
+BULK_ACK_BROADCAST = 100
 
 #: Seconds between two prunes of stored events older than ``retention_days``.
 PRUNE_INTERVAL = 3600.0
@@ -190,6 +194,8 @@ class _Client:
     peer: _Peer
     get_state: TokenBucket
     subscription: Subscription = field(default_factory=Subscription)
+    #: Running replays of ``subscribe`` with ``from`` (hub.replay), cancelled at the end.
+    replays: set[asyncio.Task[int]] = field(default_factory=set)
 
     @property
     def role(self) -> Role:
@@ -226,7 +232,10 @@ class Hub:
         #: This instance among several sharing one PostgreSQL store (hub/cluster.py).
         self.instance_id = uuid.uuid4().hex[:12]
         self.store = open_store(config, origin=self.instance_id)
-        self.floor = Floor(self.store, self.tokens.terminals(), clock())
+        self.gaming_day = GamingDay(config.timezone, config.gaming_day_start)
+        self.audit = open_audit(self.store)
+        self.floor = Floor(self.store, self.tokens.terminals(), clock(),
+                           gaming_day=self.gaming_day, registry=self.tokens.registry())
         self._action_key: bytes | None = None
         if config.action_key_file is not None:
             self._action_key = config.action_key_file.read_bytes().strip()
@@ -368,7 +377,7 @@ class Hub:
             header = request.headers.get("Authorization")
             if header is None and path == CLIENT_PATH:
                 return None  # browsers authenticate with the first message
-            principal = self._bearer(header)
+            principal = self.bearer(header)
             if principal is None:
                 resp = text_response(401, "missing or unknown bearer token\n")
                 resp.headers["WWW-Authenticate"] = "Bearer"
@@ -382,11 +391,14 @@ class Hub:
             return None
         if path == "/healthz":
             return text_response(200, "ok\n")
+        if path.startswith(http_api.PREFIX):
+            return http_api.answer(self, request)
         if path == "/" or path.startswith("/static/"):
             return static_response(path, self.static_dir)
         return text_response(404, "not found\n")
 
-    def _bearer(self, header: str | None) -> Principal | None:
+    def bearer(self, header: str | None) -> Principal | None:
+        """Who an ``Authorization: Bearer`` header names (None: missing or unknown)."""
         token = header[7:].strip() if header and header[:7].lower() == "bearer " else None
         return self.tokens.lookup(token)
 
@@ -395,7 +407,7 @@ class Hub:
             return
         path = ws.request.path.split("?", 1)[0]
         # process_request already refused a bad header; read the principal again here.
-        principal = self._bearer(ws.request.headers.get("Authorization"))
+        principal = self.bearer(ws.request.headers.get("Authorization"))
         try:
             if path == TERMINAL_PATH and principal is not None:
                 await self._terminal_session(ws, principal)
@@ -436,6 +448,8 @@ class Hub:
         return wire.parse_message(text, max_bytes=self.config.max_message_bytes, accept=accept)
 
     def _broadcast_terminal(self, state: TerminalState) -> None:
+        if not self._clients:
+            return  # nobody to tell: no encoding per batch
         text = wire.encode(wire.terminal_state(state.to_wire()))
         for client in list(self._clients):
             client.peer.send_text(text)
@@ -545,11 +559,15 @@ class Hub:
                  hello["lastSeq"], acked)
         if self.cluster is not None:
             self.cluster.present(terminal_id, True)
+        reported = self.floor.machine_reported(terminal_id, hello.get("machine"), now)
         if previous is None:
             state = self.floor.set_online(terminal_id, True, now)
             state.acked_seq = acked
+            # Its state is broadcast when the event is published (hub/ingest.py).
             self._emit_hub_event("deviceOnline", terminal_id,
                                  {"terminalId": terminal_id, "since": state.since})
+        else:  # a replacing connection: the reported state may still have changed
+            self._broadcast_terminal(reported)
         self._deliver_queued(conn)
         try:
             while True:
@@ -782,6 +800,11 @@ class Hub:
             )
             self.store.set_action_status(stored.id, msg["status"], relay)
             self._cancel_expiry(stored.id)
+            state = self.floor.action_settled(stored.terminal_id, stored.name, msg["status"],
+                                              msg.get("result"), self._now())
+            if state is not None:
+                self._broadcast_terminal(state)
+        self._audit_action(stored.id, msg["status"], relay)
         self._to_operators(relay)
 
     # ------------------------------------------------------------------ actions
@@ -796,6 +819,7 @@ class Hub:
                                            ActionAckStatus.SENT):
                 continue  # another hub instance sent or expired it meanwhile
             self._cancel_expiry(stored.id)
+            self._audit_action(stored.id, ActionAckStatus.SENT)
             conn.peer.send(stored.message)
             self._to_operators(wire.action_ack(stored.id, stored.terminal_id,
                                                ActionAckStatus.SENT, action=stored.name))
@@ -823,6 +847,7 @@ class Hub:
         if not self.store.claim_action(action_id, ActionAckStatus.QUEUED,
                                        ActionStatus.EXPIRED, result):
             return  # sent meanwhile (by another hub instance)
+        self._audit_action(action_id, ActionStatus.EXPIRED, result)
         log.info("action %s for %s expired in the queue", action_id, stored.terminal_id)
         self._to_operators(result)
 
@@ -843,7 +868,7 @@ class Hub:
             raise WireError(ErrorCode.EXPIRED, f"expiresAt {expires_at} has passed", action_id)
         out = wire.action(action_id, terminal_id, msg["action"], msg.get("params"),
                           expires_at=expires_at, issued_at=msg.get("issuedAt"),
-                          sender=client.peer.principal.name)
+                          sender=client.peer.principal.name, reason=msg.get("reason"))
         if msg.get("signature") is not None:
             out["signature"] = msg["signature"]
             if self._action_key is not None:
@@ -857,6 +882,10 @@ class Hub:
             deadline = now + self.config.action_queue_ttl
         self.store.add_action(out, sender=client.peer.principal.name, status=status.value,
                               deadline=deadline, created_at=now)
+        self.audit.record(at=wire.format_timestamp(now), who=client.peer.principal.name,
+                          role=client.role.value, kind="action", terminal_id=terminal_id,
+                          subject=action_id, what=msg["action"], reason=msg.get("reason"),
+                          result=status.value, detail={"params": out["params"]})
         log.info("action %s (%s) for %s from %s: %s", action_id, msg["action"], terminal_id,
                  client.peer.principal.name, status.value)
         if conn is not None:
@@ -882,6 +911,10 @@ class Hub:
                 return
             if principal is None:
                 return
+        self.audit.record(at=wire.format_timestamp(self._now()), who=principal.name,
+                          role=principal.role.value, kind="login",
+                          detail={"remote": str(ws.remote_address[0])
+                                  if ws.remote_address else None})
         client = _Client(_Peer(ws, principal, self.config.client_queue, self._dropped),
                          TokenBucket(self.config.get_state_burst,
                                      self.config.get_state_per_second))
@@ -901,6 +934,8 @@ class Hub:
                 await _let_writers_run()
         finally:
             self._clients.discard(client)
+            for task in list(client.replays):
+                task.cancel()
             await client.peer.finish()
 
     async def _await_auth(self, ws: ServerConnection) -> Principal | None:
@@ -924,6 +959,10 @@ class Hub:
         principal = self.tokens.lookup(msg["token"])
         if principal is None:
             log.warning("client auth refused from %s: unknown token", ws.remote_address)
+            self.audit.record(at=wire.format_timestamp(self._now()), who="(unknown token)",
+                              role="none", kind="loginRefused", result="unauthorized",
+                              detail={"remote": str(ws.remote_address[0])
+                                      if ws.remote_address else None})
             await self._send_and_close(ws, WireError(ErrorCode.UNAUTHORIZED, "unknown token"),
                                        CloseCode.POLICY_VIOLATION)
             return None
@@ -941,11 +980,15 @@ class Hub:
             request_id = msg.get("id")
             if kind in (MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE):
                 flt = Filter.from_message(msg)
+                start = msg.get("from") if kind == MessageType.SUBSCRIBE else None
                 if kind == MessageType.SUBSCRIBE:
                     self._check_filter_limits(client, flt, request_id)
+                if kind == MessageType.UNSUBSCRIBE:
+                    client.subscription.unsubscribe(flt)
+                elif start is None:
                     client.subscription.subscribe(flt)
                 else:
-                    client.subscription.unsubscribe(flt)
+                    self._start_replay(client, flt, start, request_id)
                 client.peer.send(wire.subscribed(client.subscription.to_wire(), request_id))
             elif kind == MessageType.GET_STATE:
                 if not client.get_state.take(self._now()):
@@ -983,17 +1026,43 @@ class Hub:
                             f"at most {self.config.client_max_filters} filters per client; "
                             "unsubscribe one first", request_id)
 
+    def _start_replay(self, client: _Client, flt: Filter, start: int | str,
+                      request_id: str | None) -> None:
+        """``subscribe`` with ``from``: register ``flt`` replaying, then send the stored
+        events and go live (hub.replay)."""
+        if not isinstance(self.store, HubStore):
+            raise WireError(ErrorCode.BAD_MESSAGE,
+                            "subscribe with from needs the SQLite store (database:); this "
+                            "hub uses PostgreSQL (store:)", request_id)
+        after = replay.start_cursor(self.store.reader, start, self._now())
+        client.subscription.subscribe(flt, replaying=True)
+        task = asyncio.create_task(replay.replay(self.store.reader, client.peer,
+                                                 client.subscription, flt, after, request_id))
+        client.replays.add(task)
+        task.add_done_callback(client.replays.discard)
+
+    def _audit_action(self, action_id: str, status: str,
+                      message: dict[str, Any] | None = None) -> None:
+        detail: dict[str, Any] | None = None
+        if message is not None:
+            detail = {k: message[k] for k in ("error", "result") if k in message}
+        self.audit.action_status(action_id, str(status), detail)
+
     def _client_alert_ack(self, client: _Client, msg: dict[str, Any]) -> None:
         request_id = msg.get("id")
-        if "eventId" not in msg or msg.get("upTo") is not None:
+        if msg.get("upTo") is not None:
             raise WireError(ErrorCode.BAD_MESSAGE, "clients acknowledge alerts by eventId",
                             request_id)
         if client.role is not Role.OPERATOR:
             raise WireError(ErrorCode.FORBIDDEN, "only an operator may acknowledge alerts",
                             request_id)
+        if "eventId" not in msg:
+            self._client_alert_ack_many(client, msg)
+            return
         event_id = msg["eventId"]
         frame = self.store.get_event(event_id)
-        if frame is None or frame["channel"] != "alerts":
+        if frame is None or (frame["channel"] != "alerts"
+                             and not wire.needs_ack(frame["channel"], frame["event"])):
             raise WireError(ErrorCode.NOT_FOUND, f"no alert {event_id}", request_id)
         if not wire.needs_ack(frame["channel"], frame["event"]):
             raise WireError(ErrorCode.NOT_FOUND,
@@ -1012,6 +1081,9 @@ class Hub:
             by, when = self.store.alert_ack(event_id) or ("?", "?")
             raise WireError(ErrorCode.DUPLICATE, f"{event_id} was acknowledged by {by} at "
                             f"{when}", request_id)
+        self.audit.record(at=at, who=name, role=client.role.value, kind="alertAck",
+                          terminal_id=frame["terminalId"], subject=event_id,
+                          what=frame["event"])
         log.info("alert %s acknowledged by %s", event_id, name)
         text = wire.encode(wire.alert_ack(event_id, frame["terminalId"], name, at))
         self._alert_acked(text, frame["terminalId"], now)
@@ -1102,10 +1174,46 @@ class Hub:
             if conn is not None:
                 self._deliver_queued(conn)
 
+    def _client_alert_ack_many(self, client: _Client, msg: dict[str, Any]) -> None:
+        """``ack`` with ``terminalId`` (that terminal's open alerts) or ``all``: each open
+        alert is acknowledged, recorded and broadcast as if acknowledged one by one."""
+        terminal_id = msg.get("terminalId")
+        if terminal_id is not None and terminal_id not in self.floor.terminals:
+            raise WireError(ErrorCode.UNKNOWN_TERMINAL, f"no terminal {terminal_id}",
+                            msg.get("id"))
+        scope = None if terminal_id is None else [terminal_id]
+        now = self._now()
+        at = wire.format_timestamp(now)
+        name = client.peer.principal.name
+        open_alerts = self.store.unacked_alerts(1_000_000, scope)
+        # Beyond this many, one alertAck each could overflow the clients' queues: they get
+        # a fresh snapshot instead (protocol.md §5, ack).
+        one_by_one = len(open_alerts) <= BULK_ACK_BROADCAST
+        for frame in reversed(open_alerts):  # oldest first
+            if not self.store.add_alert_ack(frame["id"], frame["terminalId"], name, at):
+                continue
+            self.audit.record(at=at, who=name, role=client.role.value, kind="alertAck",
+                              terminal_id=frame["terminalId"], subject=frame["id"],
+                              what=frame["event"],
+                              detail={"bulk": "all" if terminal_id is None else "terminal"})
+            if one_by_one:
+                text = wire.encode(wire.alert_ack(frame["id"], frame["terminalId"], name, at))
+                for other in list(self._clients):
+                    other.peer.send_text(text)
+        log.info("%d alerts acknowledged by %s (%s)", len(open_alerts), name,
+                 terminal_id or "all terminals")
+        changed = self.floor.recount_alerts()
+        if one_by_one:
+            for state in changed:
+                self._broadcast_terminal(state)
+        else:
+            for other in list(self._clients):
+                other.peer.send(self._snapshot(other, None))
+
     def _snapshot(self, client: _Client, request_id: str | None) -> dict[str, Any]:
         now = self._now()
         scope = client.subscription.terminal_scope()
-        return wire.snapshot(
+        msg = wire.snapshot(
             at=wire.format_timestamp(now),
             terminals=self.floor.snapshot_terminals(scope, now),
             alerts=self.store.unacked_alerts(wire.MAX_SNAPSHOT_ALERTS, scope),
@@ -1113,6 +1221,12 @@ class Hub:
             coin_in_per_minute=self.floor.coin_in_per_minute(scope, now),
             request_id=request_id,
         )
+        # The casino's time (hub.gaming_day): the page shows local time and the gaming day.
+        msg.update(timezone=self.gaming_day.timezone,
+                   gamingDayStart=self.gaming_day.start_hour,
+                   gamingDay=self.gaming_day.day_of(now),
+                   utcOffsetMinutes=self.gaming_day.utc_offset_minutes(now))
+        return msg
 
 
 class RunningHub:

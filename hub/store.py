@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.wire import INFORMATIONAL_ALERTS, too_deep
+from api.wire import ATTENDANT_EVENTS, INFORMATIONAL_ALERTS, too_deep
 
 log = logging.getLogger("hub.store")
 
@@ -69,8 +69,10 @@ CREATE TABLE IF NOT EXISTS actions (
 HUB_SOURCE = "hub"
 
 # Alerts an operator must acknowledge (api.wire.needs_ack, in SQL).
-_NEEDS_ACK = ("e.channel = 'alerts' AND e.event NOT IN ("
-              + ",".join(f"'{name}'" for name in sorted(INFORMATIONAL_ALERTS)) + ")")
+_NEEDS_ACK = ("((e.channel = 'alerts' AND e.event NOT IN ("
+              + ",".join(f"'{name}'" for name in sorted(INFORMATIONAL_ALERTS)) + "))"
+              + " OR e.event IN (" + ",".join(f"'{name}'" for name in sorted(ATTENDANT_EVENTS))
+              + "))")
 
 #: ``data.amount`` in SQL; a stored value SQLite cannot read as JSON counts as nothing
 #: instead of failing the whole sum (and every snapshot with it).
@@ -124,9 +126,39 @@ _Row = Any
 
 
 def _frame(row: _Row) -> dict[str, Any]:
+    """A stored event as the frame clients get: with its ``cursor`` (the row id ``n``)."""
     return {"type": "event", "id": row["id"], "seq": row["seq"], "channel": row["channel"],
             "terminalId": row["terminal_id"], "event": row["event"],
-            "timestamp": row["timestamp"], "data": json.loads(row["data"])}
+            "timestamp": row["timestamp"], "data": json.loads(row["data"]), "cursor": row["n"]}
+
+
+def stored_frame(row: sqlite3.Row) -> dict[str, Any] | None:
+    """The row's frame for the read-side modules (hub.history, hub.replay, hub.floor), or
+    None when it cannot be read back (logged; the caller skips it: :func:`_readable`)."""
+    return _readable(row)
+
+
+def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
+                    frames: list[dict[str, Any]]) -> None:
+    """Set ``frame["cursor"]`` to the row id each new frame was stored under.
+
+    Called inside the insert transaction, right after the ``executemany`` of ``new_rows``:
+    AUTOINCREMENT numbers them one after another from the sequence's old value, so the last
+    one is the sequence's value now. If a row id was skipped somehow the ids are read back.
+    """
+    if not new_rows:
+        return
+    last = int(db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+               .fetchone()[0])
+    first = last - len(new_rows) + 1
+    row = db.execute("SELECT source, seq FROM events WHERE n = ?", (first,)).fetchone()
+    if row is not None and (row[0], row[1]) == (new_rows[0][0], new_rows[0][1]):
+        for offset, frame in enumerate(frames):
+            frame["cursor"] = first + offset
+        return
+    for frame, new in zip(frames, new_rows, strict=True):  # pragma: no cover - defensive
+        frame["cursor"] = int(db.execute("SELECT n FROM events WHERE source = ? AND seq = ?",
+                                         (new[0], new[1])).fetchone()[0])
 
 
 def _readable(row: _Row | None) -> dict[str, Any] | None:
@@ -175,6 +207,12 @@ class HubStore:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
         self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
 
+    @property
+    def reader(self) -> sqlite3.Connection:
+        """The event-loop thread's connection, for the read-only queries of hub.history,
+        hub.replay and hub.audit (WAL: they read while a batch is written)."""
+        return self._db
+
     def close(self) -> None:
         """Finish the writes already submitted, then close both connections."""
         self._writer.shutdown(wait=True)
@@ -219,6 +257,7 @@ class HubStore:
             if cur.rowcount != len(rows):
                 db.execute("ROLLBACK")
                 return self._insert_exact(writes, rows, acked)
+            _assign_cursors(db, rows, [w.frame for w in writes])  # as in _insert_exact
             self._advance_acked(acked)
             db.execute("COMMIT")
         except BaseException:
@@ -250,16 +289,21 @@ class HubStore:
                     for row in db.execute("SELECT seq FROM events WHERE source = ?"
                                           " AND seq BETWEEN ? AND ?", (source, lo, hi))}
             new_rows = []
-            for row in rows:
+            new_frames = []
+            for row, w in zip(rows, writes, strict=True):
                 key = (row[0], row[1])
                 fresh = key not in seen
                 inserted.append(fresh)
                 if fresh:
                     seen.add(key)
                     new_rows.append(row)
+                    new_frames.append(w.frame)
             db.executemany(
                 "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
                 " data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", new_rows)
+            # Every stored event gets its hub cursor (protocol.md §3), also on the frame
+            # that is fanned out: clients resume from it (hub.replay).
+            _assign_cursors(db, new_rows, new_frames)
             self._advance_acked(acked)
             db.execute("COMMIT")
         except BaseException:
@@ -311,14 +355,18 @@ class HubStore:
         return _readable(row)
 
     def events(self, terminal_id: str | None = None) -> list[dict[str, Any]]:
-        """All stored events in storage order (tests, exports)."""
+        """All stored events in storage order, as the terminal sent them (without the hub's
+        ``cursor``; tests, exports)."""
         if terminal_id is None:
             rows = self._db.execute("SELECT * FROM events ORDER BY n").fetchall()
         else:
             rows = self._db.execute(
                 "SELECT * FROM events WHERE terminal_id = ? ORDER BY n", (terminal_id,)
             ).fetchall()
-        return _readable_frames(rows)
+        frames = _readable_frames(rows)
+        for frame in frames:
+            del frame["cursor"]
+        return frames
 
     def recent(self, limit: int, terminals: Iterable[str] | None) -> list[dict[str, Any]]:
         """The last ``limit`` events, newest first, optionally for some terminals only."""
@@ -360,6 +408,32 @@ class HubStore:
             args.extend(wanted)
         row = self._db.execute(sql + " ORDER BY n DESC LIMIT 1", args).fetchone()
         return _readable(row)
+
+    def last_door_events(self, terminal_id: str) -> list[dict[str, Any]]:
+        """The last ``doorOpened`` / ``doorClosed`` of each door of the terminal (those with
+        ``powerOff`` true left out: a door opened while the machine was off)."""
+        rows = self._db.execute(
+            "SELECT e.* FROM events e JOIN (SELECT max(n) AS n FROM events"
+            " WHERE terminal_id = ? AND event IN ('doorOpened', 'doorClosed')"
+            # A damaged row is skipped, not the whole query (and the hub's start).
+            " AND json_valid(data) AND"
+            " (CASE WHEN json_valid(data) THEN json_extract(data, '$.powerOff') END) IS NOT 1"
+            " GROUP BY json_extract(data, '$.door')) d ON d.n = e.n", (terminal_id,))
+        return _readable_frames(rows)
+
+    def day_money(self, terminal_id: str, since: str, until: str) -> tuple[int, int, int]:
+        """Coin in, coin out and games (``data.games``, else 1 per ``betPlaced``) of the
+        terminal with since <= timestamp < until."""
+        row = self._db.execute(
+            "SELECT total(CASE WHEN event = 'betPlaced' THEN json_extract(data, '$.amount')"
+            " END), total(CASE WHEN event = 'winPaid' THEN json_extract(data, '$.amount') END),"
+            " total(CASE WHEN event = 'betPlaced' THEN"
+            " coalesce(json_extract(data, '$.games'), 1) END)"
+            " FROM events WHERE terminal_id = ? AND event IN ('betPlaced', 'winPaid')"
+            " AND timestamp >= ? AND timestamp < ? AND json_valid(data)",
+            (terminal_id, since, until),
+        ).fetchone()
+        return _int64(row[0]), _int64(row[1]), _int64(row[2])
 
     def amount_sum(self, terminal_id: str, event: str, since: str, until: str) -> int:
         """Sum of ``data.amount`` of ``event`` with since <= timestamp < until."""

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hub.store import EventWrite, StoredAction
 
 if TYPE_CHECKING:
+    from hub.audit import AuditLog
+    from hub.audit_pg import PgAuditLog
     from hub.config import HubConfig
 
-__all__ = ["EventWrite", "Store", "StoreError", "StoredAction", "open_store"]
+__all__ = ["EventWrite", "Store", "StoreError", "StoredAction", "open_audit", "open_store"]
 
 
 class StoreError(Exception):
@@ -59,6 +61,10 @@ class Store(Protocol):
 
     def count_unacked_alerts(self, terminal_id: str) -> int: ...
 
+    def last_door_events(self, terminal_id: str) -> list[dict[str, Any]]: ...
+
+    def day_money(self, terminal_id: str, since: str, until: str) -> tuple[int, int, int]: ...
+
     def last_event(self, terminal_id: str, names: Iterable[str] | None = None
                    ) -> dict[str, Any] | None: ...
 
@@ -89,6 +95,21 @@ class Store(Protocol):
     def get_action(self, action_id: str) -> StoredAction | None: ...
 
     def queued_actions(self, terminal_id: str | None = None) -> list[StoredAction]: ...
+
+
+def open_audit(store: Store) -> AuditLog | PgAuditLog:
+    """The audit trail (hub/audit.py) in the store's database."""
+    from hub.store import HubStore
+
+    if isinstance(store, HubStore):
+        from hub.audit import AuditLog
+
+        return AuditLog(store.reader)
+    from hub.audit_pg import PgAuditLog
+    from hub.store_pg import PgStore
+
+    assert isinstance(store, PgStore)
+    return PgAuditLog(store)
 
 
 def open_store(config: HubConfig, *, origin: str = "") -> Store:

@@ -181,7 +181,8 @@ EVENTS_BY_IDS = (
 EVENTS_BY_IDS_FAST = (
     "SELECT coalesce(json_agg(json_build_array(e.source, json_build_object('type', 'event',"
     " 'id', e.id, 'seq', e.seq, 'channel', e.channel, 'terminalId', e.terminal_id,"
-    " 'event', e.event, 'timestamp', e.timestamp, 'data', e.data::json)) ORDER BY e.n),"
+    " 'event', e.event, 'timestamp', e.timestamp, 'data', e.data::json, 'cursor', e.n))"
+    " ORDER BY e.n),"
     " '[]'::json) AS rows FROM events e JOIN unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi)"
     " ON e.n BETWEEN r.lo AND r.hi")
 
@@ -244,7 +245,9 @@ notified AS (SELECT pg_notify(%(channel)s::text,
                               %(origin)s::text || ' ' || string_agg(r, ',' ORDER BY lo))
              FROM parts GROUP BY c)
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM notified),
-       (SELECT count(*) FROM acked)"""
+       (SELECT count(*) FROM acked), (SELECT min(n) FROM ins), (SELECT max(n) FROM ins),
+       (SELECT CASE WHEN max(n) - min(n) + 1 <> count(*) THEN string_agg(n::text, ','
+                     ORDER BY n) END FROM ins)"""
 
 #: The slow path (duplicates in the batch): the keys that went in come back.
 _INSERT_EXACT = _INSERT_ROWS + " RETURNING n, source, seq"
@@ -316,6 +319,16 @@ class PgStore:
             log.warning("store: the database connection was lost; connecting again")
             return self._db.execute(query, params)
 
+    def create_schema(self, schema: str) -> None:
+        """Create tables if missing, one instance at a time (several may start together)."""
+        with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            self._db.execute(schema)
+
+    def execute(self, query: Any, params: Any = None) -> psycopg.Cursor[dict[str, Any]]:
+        """A statement on the loop connection, for the read-side modules (hub.audit_pg)."""
+        return self._execute(query, params)
+
     def close(self) -> None:
         """Finish the writes already submitted, then close both connections."""
         self._writer.shutdown(wait=True)
@@ -370,9 +383,15 @@ class PgStore:
             stored = int(row[0])
             if stored != len(writes):
                 raise psycopg.Rollback(tx)  # duplicates: the exact way below
-        if stored == len(writes):
-            return [True] * len(writes)
-        return self._insert_exact(writes, rows, acked_json, received_at)
+        if stored != len(writes):
+            return self._insert_exact(writes, rows, acked_json, received_at)
+        # Row ids follow the batch's order (ORDER BY x.o); another instance inserting at
+        # the same moment may interleave its own: then they come back one by one.
+        ids = (range(int(row[3]), int(row[4]) + 1) if row[5] is None
+               else [int(n) for n in str(row[5]).split(",")])
+        for w, n in zip(writes, ids, strict=True):
+            w.frame["cursor"] = n
+        return [True] * len(writes)
 
     def _insert_exact(self, writes: Sequence[EventWrite], rows: str, acked_json: str,
                       received_at: float) -> list[bool]:
@@ -382,12 +401,14 @@ class PgStore:
             db.execute(_ACKED, {"acked": acked_json})
             for payload in _payloads(self.origin, [int(r[0]) for r in inserted]):
                 db.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, payload))
-        fresh = {(r[1], int(r[2])) for r in inserted}
+        fresh = {(r[1], int(r[2])): int(r[0]) for r in inserted}
         flags = []
         for w in writes:
             key = (w.source, int(w.frame["seq"]))
-            flags.append(key in fresh)
-            fresh.discard(key)  # a second copy in the same batch is a duplicate
+            n = fresh.pop(key, None)  # a second copy in the same batch is a duplicate
+            flags.append(n is not None)
+            if n is not None:
+                w.frame["cursor"] = n
         return flags
 
     def insert_event(self, frame: dict[str, Any], *, source: str, received_at: float,
@@ -436,12 +457,16 @@ class PgStore:
         return _readable(row)
 
     def events(self, terminal_id: str | None = None) -> list[dict[str, Any]]:
+        """As :meth:`hub.store.HubStore.events`: without the hub's ``cursor``."""
         if terminal_id is None:
             rows = self._execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY n")
         else:
             rows = self._execute(f"SELECT {_EVENT_COLUMNS} FROM events"
-                                    " WHERE terminal_id = %s ORDER BY n", (terminal_id,))
-        return _readable_frames(rows.fetchall())
+                                 " WHERE terminal_id = %s ORDER BY n", (terminal_id,))
+        frames = _readable_frames(rows.fetchall())
+        for frame in frames:
+            del frame["cursor"]
+        return frames
 
     def recent(self, limit: int, terminals: Iterable[str] | None) -> list[dict[str, Any]]:
         sql, args = f"SELECT {_EVENT_COLUMNS} FROM events", []
@@ -483,6 +508,28 @@ class PgStore:
             args.append(wanted)
         row = self._execute(sql + " ORDER BY n DESC LIMIT 1", args).fetchone()
         return _readable(row)
+
+    def last_door_events(self, terminal_id: str) -> list[dict[str, Any]]:
+        rows = self._execute(
+            f"SELECT DISTINCT ON (d.j ->> 'door') e.{_EVENT_COLUMNS.replace(', ', ', e.')}"
+            f" FROM events e {_AS_JSON} WHERE e.terminal_id = %s"
+            " AND e.event IN ('doorOpened', 'doorClosed')"
+            " AND (d.j ->> 'powerOff') IS DISTINCT FROM 'true'"
+            " ORDER BY d.j ->> 'door', e.n DESC", (terminal_id,)).fetchall()
+        return _readable_frames(rows)
+
+    def day_money(self, terminal_id: str, since: str, until: str) -> tuple[int, int, int]:
+        games = ("CASE WHEN json_typeof(d.j -> 'games') = 'number'"
+                 " THEN (d.j ->> 'games')::numeric ELSE 1 END")
+        row = self._execute(
+            f"SELECT coalesce(sum(CASE WHEN e.event = 'betPlaced' THEN {_AMOUNT} END), 0) AS i,"
+            f" coalesce(sum(CASE WHEN e.event = 'winPaid' THEN {_AMOUNT} END), 0) AS o,"
+            f" coalesce(sum(CASE WHEN e.event = 'betPlaced' THEN {games} END), 0) AS g"
+            f" FROM events e {_AS_JSON} WHERE e.terminal_id = %s"
+            " AND e.event IN ('betPlaced', 'winPaid') AND e.timestamp >= %s"
+            " AND e.timestamp < %s", (terminal_id, since, until)).fetchone()
+        assert row is not None
+        return _int64(float(row["i"])), _int64(float(row["o"])), _int64(float(row["g"]))
 
     def amount_sum(self, terminal_id: str, event: str, since: str, until: str) -> int:
         row = self._execute(

@@ -2,6 +2,11 @@
 
 An empty list in a filter means "all"; an event is delivered when any filter matches it
 (docs/protocol.md §5, subscribe).
+
+A filter added with ``from`` is *replaying* (hub.replay) until the stored events are sent:
+it matches no live event meanwhile. Then it goes live with a *floor*, the last cursor the
+replay sent: a live event at or below it was in the replay and is not sent again (the events
+stored but not yet fanned out when the replay read its last page).
 """
 
 from __future__ import annotations
@@ -40,20 +45,52 @@ class Filter:
 class Subscription:
     def __init__(self) -> None:
         self.filters: list[Filter] = []
+        #: Filter -> None while it replays, or the cursor at or below which live events
+        #: were replayed already (dropped until a later event passes).
+        self._floors: dict[Filter, int | None] = {}
 
-    def subscribe(self, flt: Filter) -> None:
+    def subscribe(self, flt: Filter, *, replaying: bool = False) -> None:
         if flt not in self.filters:
             self.filters.append(flt)
+            if replaying:
+                self._floors[flt] = None
 
     def unsubscribe(self, flt: Filter) -> None:
         if flt.empty:
             self.filters.clear()
+            self._floors.clear()
         elif flt in self.filters:
             self.filters.remove(flt)
+            self._floors.pop(flt, None)
+
+    def go_live(self, flt: Filter, floor: int) -> bool:
+        """End ``flt``'s replay: live events above ``floor`` are delivered from now on.
+        False if the filter was removed meanwhile."""
+        if flt not in self.filters:
+            return False
+        if self._floors.get(flt, 0) is None:
+            self._floors[flt] = floor
+        return True
 
     def matches(self, frame: Mapping[str, Any]) -> bool:
-        return any(f.matches(frame["channel"], frame["event"], frame["terminalId"])
-                   for f in self.filters)
+        if not self._floors:
+            return any(f.matches(frame["channel"], frame["event"], frame["terminalId"])
+                       for f in self.filters)
+        return any(self._live(f, frame) for f in self.filters)
+
+    def _live(self, flt: Filter, frame: Mapping[str, Any]) -> bool:
+        if not flt.matches(frame["channel"], frame["event"], frame["terminalId"]):
+            return False
+        if flt not in self._floors:
+            return True
+        floor = self._floors[flt]
+        if floor is None:
+            return False  # still replaying: the replay reads this event from the store
+        cursor = frame.get("cursor")
+        if isinstance(cursor, int) and cursor <= floor:
+            return False  # the replay sent it
+        del self._floors[flt]  # fan-out follows cursor order: no later event is below
+        return True
 
     def terminal_scope(self) -> frozenset[str] | None:
         """Terminals the subscription covers; None means all of them."""

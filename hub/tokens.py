@@ -32,6 +32,8 @@ class Principal:
     role: Role
     name: str
     terminal_id: str | None = None
+    bank: str | None = None  # terminal tokens: where the machine stands (optional)
+    area: str | None = None
 
 
 def _digest(token: str) -> bytes:
@@ -52,6 +54,16 @@ class TokenTable:
     def terminals(self) -> list[str]:
         """Every terminalId a token is bound to, sorted."""
         return sorted({p.terminal_id for p in self._by_digest.values() if p.terminal_id})
+
+    def registry(self) -> dict[str, dict[str, str]]:
+        """``bank`` / ``area`` of the terminals whose token entry gives them."""
+        out: dict[str, dict[str, str]] = {}
+        for p in self._by_digest.values():
+            if p.terminal_id:
+                info = {k: v for k, v in (("bank", p.bank), ("area", p.area)) if v}
+                if info:
+                    out.setdefault(p.terminal_id, {}).update(info)
+        return out
 
 
 def _principal(role_text: Any, ident: Any, where: str, counts: dict[Role, int],
@@ -102,6 +114,19 @@ def parse_tokens(text: str) -> TokenTable:
                 continue
             ident = item.get("terminalId") if item.get("role") == "terminal" else item.get("name")
             principal = _principal(item.get("role"), ident, where, counts, problems)
+            if principal is not None and principal.terminal_id is not None:
+                places = {}
+                for place in ("bank", "area"):
+                    value = item.get(place)
+                    if value is None:
+                        continue
+                    if not isinstance(value, str | int) or isinstance(value, bool) \
+                            or not str(value).strip() or len(str(value)) > 64:
+                        problems.append(f"{where}.{place}: must be a short name")
+                    else:
+                        places[place] = str(value).strip()
+                principal = Principal(principal.role, principal.name, principal.terminal_id,
+                                      **places)
             if principal is not None:
                 if item["token"] in seen:
                     problems.append(f"{where}: the same token appears twice")

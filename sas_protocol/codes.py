@@ -1,9 +1,19 @@
-"""SAS wire codes: long polls, general-poll exception codes and meter codes."""
+"""SAS wire codes: long polls and general-poll exception codes.
+
+The meter table (table C-7 codes, units, sizes, names) lives in ``sas_protocol.meter_codes``
+and is re-exported here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum, IntEnum
+
+from sas_protocol.meter_codes import BILL_METER_DOLLARS as BILL_METER_DOLLARS
+from sas_protocol.meter_codes import METERS as METERS
+from sas_protocol.meter_codes import MeterCode as MeterCode
+from sas_protocol.meter_codes import MeterSpec as MeterSpec
+from sas_protocol.meter_codes import MeterUnit as MeterUnit
+from sas_protocol.meter_codes import meter_name as meter_name
+from sas_protocol.meter_codes import meter_spec as meter_spec
 
 
 class LongPoll(IntEnum):
@@ -15,6 +25,7 @@ class LongPoll(IntEnum):
     SOUND_ON = 0x04
     ENABLE_BILL_ACCEPTOR = 0x06
     DISABLE_BILL_ACCEPTOR = 0x07
+    ENABLE_DISABLE_GAME = 0x09
     REAL_TIME_EVENT_REPORTING = 0x0E
     SEND_METERS_10_15 = 0x0F
     SEND_CANCELLED_CREDITS = 0x10
@@ -30,12 +41,38 @@ class LongPoll(IntEnum):
     SEND_CURRENT_CREDITS = 0x1A
     SEND_HANDPAY_INFO = 0x1B
     SEND_METERS = 0x1C
+    SEND_BILL_METERS = 0x1E
     SEND_MACHINE_INFO = 0x1F
+    SEND_TOTAL_BILL_VALUE = 0x20
     ROM_SIGNATURE = 0x21
+    DELAY_GAME = 0x2E
     SEND_SELECTED_METERS = 0x2F
+    SEND_BILLS_1 = 0x31
+    SEND_BILLS_2 = 0x32
+    SEND_BILLS_5 = 0x33
+    SEND_BILLS_10 = 0x34
+    SEND_BILLS_20 = 0x35
+    SEND_BILLS_50 = 0x36
+    SEND_BILLS_100 = 0x37
+    SEND_BILLS_500 = 0x38
+    SEND_BILLS_1000 = 0x39
+    SEND_BILLS_200 = 0x3A
+    SEND_BILLS_25 = 0x3B
+    SEND_BILLS_2000 = 0x3C
+    SEND_CASHOUT_TICKET_INFO = 0x3D
+    SEND_BILLS_2500 = 0x3E
+    SEND_BILLS_5000 = 0x3F
+    SEND_BILLS_10000 = 0x40
+    SEND_BILLS_20000 = 0x41
+    SEND_BILLS_25000 = 0x42
+    SEND_BILLS_50000 = 0x43
+    SEND_BILLS_100000 = 0x44
+    SEND_BILLS_250 = 0x45
+    SEND_BILL_CREDITS = 0x46
     SEND_LAST_BILL = 0x48
     SEND_ENHANCED_VALIDATION = 0x4D
     SEND_NUMBER_OF_GAMES = 0x51
+    SEND_GAME_METERS = 0x52
     SEND_GAME_CONFIGURATION = 0x53
     SEND_SAS_VERSION = 0x54
     SEND_SELECTED_GAME = 0x55
@@ -45,8 +82,12 @@ class LongPoll(IntEnum):
     SEND_DATE_TIME = 0x7E
     SET_DATE_TIME = 0x7F
     REMOTE_HANDPAY_RESET = 0x94
+    SEND_ENABLED_FEATURES = 0xA0
     ENABLE_HANDPAY_RESET_METHOD = 0xA8
     SEND_EXTENDED_METERS_ALT = 0xAF
+    MULTI_DENOM_PREAMBLE = 0xB0
+    SEND_CURRENT_PLAYER_DENOMINATION = 0xB1
+    SEND_ENABLED_PLAYER_DENOMINATIONS = 0xB2
     SEND_EXTENDED_GAME_INFO = 0xB5
 
 
@@ -57,6 +98,7 @@ LONG_POLL_MEANING: dict[LongPoll, str] = {
     LongPoll.SOUND_ON: "Sound on",
     LongPoll.ENABLE_BILL_ACCEPTOR: "Enable bill acceptor",
     LongPoll.DISABLE_BILL_ACCEPTOR: "Disable bill acceptor",
+    LongPoll.ENABLE_DISABLE_GAME: "Enable / disable game N",
     LongPoll.REAL_TIME_EVENT_REPORTING: "Enable / disable real-time event reporting",
     LongPoll.SEND_METERS_10_15: "Send meters: cancelled credits, coin in/out, drop, jackpot, games",
     LongPoll.SEND_CANCELLED_CREDITS: "Send total cancelled credits meter",
@@ -72,12 +114,38 @@ LONG_POLL_MEANING: dict[LongPoll, str] = {
     LongPoll.SEND_CURRENT_CREDITS: "Send current credits",
     LongPoll.SEND_HANDPAY_INFO: "Send handpay information",
     LongPoll.SEND_METERS: "Send meters: coin in/out, drop, jackpot, games, door opens, resets",
+    LongPoll.SEND_BILL_METERS: "Send bill meters: number of $1, $5, $10, $20, $50, $100 bills",
     LongPoll.SEND_MACHINE_INFO: "Send gaming machine ID and information",
+    LongPoll.SEND_TOTAL_BILL_VALUE: "Send total dollar value of bills accepted",
     LongPoll.ROM_SIGNATURE: "ROM signature verification",
+    LongPoll.DELAY_GAME: "Delay game",
     LongPoll.SEND_SELECTED_METERS: "Send selected meters for game N",
+    LongPoll.SEND_BILLS_1: "Send number of $1 bills accepted",
+    LongPoll.SEND_BILLS_2: "Send number of $2 bills accepted",
+    LongPoll.SEND_BILLS_5: "Send number of $5 bills accepted",
+    LongPoll.SEND_BILLS_10: "Send number of $10 bills accepted",
+    LongPoll.SEND_BILLS_20: "Send number of $20 bills accepted",
+    LongPoll.SEND_BILLS_50: "Send number of $50 bills accepted",
+    LongPoll.SEND_BILLS_100: "Send number of $100 bills accepted",
+    LongPoll.SEND_BILLS_500: "Send number of $500 bills accepted",
+    LongPoll.SEND_BILLS_1000: "Send number of $1,000 bills accepted",
+    LongPoll.SEND_BILLS_200: "Send number of $200 bills accepted",
+    LongPoll.SEND_BILLS_25: "Send number of $25 bills accepted",
+    LongPoll.SEND_BILLS_2000: "Send number of $2,000 bills accepted",
+    LongPoll.SEND_CASHOUT_TICKET_INFO: "Send cash out ticket information",
+    LongPoll.SEND_BILLS_2500: "Send number of $2,500 bills accepted",
+    LongPoll.SEND_BILLS_5000: "Send number of $5,000 bills accepted",
+    LongPoll.SEND_BILLS_10000: "Send number of $10,000 bills accepted",
+    LongPoll.SEND_BILLS_20000: "Send number of $20,000 bills accepted",
+    LongPoll.SEND_BILLS_25000: "Send number of $25,000 bills accepted",
+    LongPoll.SEND_BILLS_50000: "Send number of $50,000 bills accepted",
+    LongPoll.SEND_BILLS_100000: "Send number of $100,000 bills accepted",
+    LongPoll.SEND_BILLS_250: "Send number of $250 bills accepted",
+    LongPoll.SEND_BILL_CREDITS: "Send credits from bills accepted",
     LongPoll.SEND_LAST_BILL: "Send last accepted bill information",
     LongPoll.SEND_ENHANCED_VALIDATION: "Send enhanced validation information",
     LongPoll.SEND_NUMBER_OF_GAMES: "Send number of games implemented",
+    LongPoll.SEND_GAME_METERS: "Send game N meters: coin in/out, jackpot, games played",
     LongPoll.SEND_GAME_CONFIGURATION: "Send game N configuration",
     LongPoll.SEND_SAS_VERSION: "Send SAS version and machine serial number",
     LongPoll.SEND_SELECTED_GAME: "Send selected game number",
@@ -87,8 +155,12 @@ LONG_POLL_MEANING: dict[LongPoll, str] = {
     LongPoll.SEND_DATE_TIME: "Send current date and time",
     LongPoll.SET_DATE_TIME: "Receive date and time",
     LongPoll.REMOTE_HANDPAY_RESET: "Remote handpay reset",
+    LongPoll.SEND_ENABLED_FEATURES: "Send enabled features for game N",
     LongPoll.ENABLE_HANDPAY_RESET_METHOD: "Enable jackpot handpay reset method",
     LongPoll.SEND_EXTENDED_METERS_ALT: "Send extended meters for game N (alternate)",
+    LongPoll.MULTI_DENOM_PREAMBLE: "Multi-denomination preamble",
+    LongPoll.SEND_CURRENT_PLAYER_DENOMINATION: "Send current player denomination",
+    LongPoll.SEND_ENABLED_PLAYER_DENOMINATIONS: "Send enabled player denominations",
     LongPoll.SEND_EXTENDED_GAME_INFO: "Send extended game N information",
 }
 
@@ -425,141 +497,3 @@ EXCEPTION_MEANING: dict[ExceptionCode, str] = {
     _E.METER_CHANGE_CANCELLED: "Meter change cancelled",
     _E.ENABLED_GAMES_CHANGED: "Enabled games and/or denominations changed",
 }
-
-
-class MeterUnit(Enum):
-    """What a meter counts."""
-
-    CREDITS = "credits"  # accounting-denomination credits
-    CENTS = "cents"
-    COUNT = "count"
-
-
-@dataclass(frozen=True, slots=True)
-class MeterSpec:
-    """A meter's unit and its default (minimum) BCD size in bytes for LP 2F."""
-
-    unit: MeterUnit
-    size: int
-
-
-class MeterCode(IntEnum):
-    """Meter codes of SAS table C-7 (reference §3.10) that have names here."""
-
-    COIN_IN = 0x00
-    COIN_OUT = 0x01
-    JACKPOT = 0x02
-    HANDPAID_CANCELLED_CREDITS = 0x03
-    CANCELLED_CREDITS = 0x04
-    GAMES_PLAYED = 0x05
-    GAMES_WON = 0x06
-    GAMES_LOST = 0x07
-    COIN_ACCEPTOR_CREDITS = 0x08
-    HOPPER_PAID_CREDITS = 0x09
-    COINS_TO_DROP_CREDITS = 0x0A
-    BILLS_ACCEPTED_CREDITS = 0x0B
-    CURRENT_CREDITS = 0x0C
-    SAS_CASHABLE_TICKET_IN_CENTS = 0x0D
-    SAS_CASHABLE_TICKET_OUT_CENTS = 0x0E
-    SAS_RESTRICTED_TICKET_IN_CENTS = 0x0F
-    SAS_RESTRICTED_TICKET_OUT_CENTS = 0x10
-    SAS_CASHABLE_TICKET_IN_COUNT = 0x11
-    SAS_CASHABLE_TICKET_OUT_COUNT = 0x12
-    SAS_RESTRICTED_TICKET_IN_COUNT = 0x13
-    SAS_RESTRICTED_TICKET_OUT_COUNT = 0x14
-    TICKET_IN_CREDITS = 0x15
-    TICKET_OUT_CREDITS = 0x16
-    ELECTRONIC_TRANSFERS_TO_MACHINE = 0x17
-    ELECTRONIC_TRANSFERS_TO_HOST = 0x18
-    RESTRICTED_CREDITS_PLAYED = 0x19
-    NONRESTRICTED_CREDITS_PLAYED = 0x1A
-    CURRENT_RESTRICTED_CREDITS = 0x1B
-    MACHINE_PAID_PAYTABLE_WIN = 0x1C
-    MACHINE_PAID_PROGRESSIVE_WIN = 0x1D
-    MACHINE_PAID_EXTERNAL_BONUS = 0x1E
-    ATTENDANT_PAID_PAYTABLE_WIN = 0x1F
-    ATTENDANT_PAID_PROGRESSIVE_WIN = 0x20
-    ATTENDANT_PAID_EXTERNAL_BONUS = 0x21
-    TOTAL_WON = 0x22
-    TOTAL_HAND_PAID = 0x23
-    TOTAL_DROP = 0x24
-    GAMES_SINCE_POWER_RESET = 0x25
-    GAMES_SINCE_SLOT_DOOR_CLOSURE = 0x26
-    BILLS_IN_STACKER_COUNT = 0x3E
-    BILLS_IN_STACKER_CREDITS = 0x3F
-    REGULAR_CASHABLE_TICKET_IN_CENTS = 0x80
-    REGULAR_CASHABLE_TICKET_IN_COUNT = 0x81
-    RESTRICTED_TICKET_IN_CENTS = 0x82
-    RESTRICTED_TICKET_IN_COUNT = 0x83
-    NONRESTRICTED_TICKET_IN_CENTS = 0x84
-    NONRESTRICTED_TICKET_IN_COUNT = 0x85
-    REGULAR_CASHABLE_TICKET_OUT_CENTS = 0x86
-    REGULAR_CASHABLE_TICKET_OUT_COUNT = 0x87
-    RESTRICTED_TICKET_OUT_CENTS = 0x88
-    RESTRICTED_TICKET_OUT_COUNT = 0x89
-    DEBIT_TICKET_OUT_CENTS = 0x8A
-    DEBIT_TICKET_OUT_COUNT = 0x8B
-    VALIDATED_CANCELLED_CREDIT_HANDPAY_RECEIPT_CENTS = 0x8C
-    VALIDATED_CANCELLED_CREDIT_HANDPAY_RECEIPT_COUNT = 0x8D
-    VALIDATED_JACKPOT_HANDPAY_RECEIPT_CENTS = 0x8E
-    VALIDATED_JACKPOT_HANDPAY_RECEIPT_COUNT = 0x8F
-    VALIDATED_CANCELLED_CREDIT_HANDPAY_NO_RECEIPT_CENTS = 0x90
-    VALIDATED_CANCELLED_CREDIT_HANDPAY_NO_RECEIPT_COUNT = 0x91
-    VALIDATED_JACKPOT_HANDPAY_NO_RECEIPT_CENTS = 0x92
-    VALIDATED_JACKPOT_HANDPAY_NO_RECEIPT_COUNT = 0x93
-    AFT_IN_HOUSE_CASHABLE_TO_MACHINE_CENTS = 0xA0
-    AFT_IN_HOUSE_CASHABLE_TO_MACHINE_COUNT = 0xA1
-    AFT_IN_HOUSE_RESTRICTED_TO_MACHINE_CENTS = 0xA2
-    AFT_IN_HOUSE_RESTRICTED_TO_MACHINE_COUNT = 0xA3
-    AFT_IN_HOUSE_NONRESTRICTED_TO_MACHINE_CENTS = 0xA4
-    AFT_IN_HOUSE_NONRESTRICTED_TO_MACHINE_COUNT = 0xA5
-    AFT_DEBIT_TO_MACHINE_CENTS = 0xA6
-    AFT_DEBIT_TO_MACHINE_COUNT = 0xA7
-    AFT_IN_HOUSE_CASHABLE_TO_TICKET_CENTS = 0xA8
-    AFT_IN_HOUSE_CASHABLE_TO_TICKET_COUNT = 0xA9
-    AFT_IN_HOUSE_RESTRICTED_TO_TICKET_CENTS = 0xAA
-    AFT_IN_HOUSE_RESTRICTED_TO_TICKET_COUNT = 0xAB
-    AFT_DEBIT_TO_TICKET_CENTS = 0xAC
-    AFT_DEBIT_TO_TICKET_COUNT = 0xAD
-    AFT_BONUS_CASHABLE_TO_MACHINE_CENTS = 0xAE
-    AFT_BONUS_CASHABLE_TO_MACHINE_COUNT = 0xAF
-    AFT_BONUS_NONRESTRICTED_TO_MACHINE_CENTS = 0xB0
-    AFT_BONUS_NONRESTRICTED_TO_MACHINE_COUNT = 0xB1
-    AFT_IN_HOUSE_CASHABLE_TO_HOST_CENTS = 0xB8
-    AFT_IN_HOUSE_CASHABLE_TO_HOST_COUNT = 0xB9
-    AFT_IN_HOUSE_RESTRICTED_TO_HOST_CENTS = 0xBA
-    AFT_IN_HOUSE_RESTRICTED_TO_HOST_COUNT = 0xBB
-    AFT_IN_HOUSE_NONRESTRICTED_TO_HOST_CENTS = 0xBC
-    AFT_IN_HOUSE_NONRESTRICTED_TO_HOST_COUNT = 0xBD
-    REGULAR_CASHABLE_KEYED_ON = 0xFA
-    RESTRICTED_KEYED_ON = 0xFB
-    NONRESTRICTED_KEYED_ON = 0xFC
-    REGULAR_CASHABLE_KEYED_OFF = 0xFD
-    RESTRICTED_KEYED_OFF = 0xFE
-    NONRESTRICTED_KEYED_OFF = 0xFF
-
-
-_CREDITS4 = MeterSpec(MeterUnit.CREDITS, 4)
-_CENTS5 = MeterSpec(MeterUnit.CENTS, 5)
-_COUNT4 = MeterSpec(MeterUnit.COUNT, 4)
-
-
-def meter_spec(code: int) -> MeterSpec:
-    """Unit and default size of meter ``code`` (reference §3.8/§3.10).
-
-    Cents meters are 5 bytes, everything else 4 (the default field length of table C-7);
-    codes without a known unit are treated as 4-byte credit meters."""
-    if 0x0D <= code <= 0x10:
-        return _CENTS5
-    if 0x80 <= code <= 0x93 or 0xA0 <= code <= 0xBD:
-        # Paired meters: even codes are cents amounts, odd codes their transaction counts.
-        return _CENTS5 if code % 2 == 0 else _COUNT4
-    if (
-        0x05 <= code <= 0x07
-        or 0x11 <= code <= 0x14
-        or code in (0x25, 0x26, 0x3E)
-        or 0x35 <= code <= 0x39
-        or 0x40 <= code <= 0x57
-    ):
-        return _COUNT4
-    return _CREDITS4

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from sas_protocol.codes import (
@@ -18,7 +19,15 @@ from sas_protocol.codes import (
 )
 from sas_protocol.crc import crc_ok
 from sas_protocol.errors import CrcError, LengthError, RemoteProtocolError
+from sas_protocol.messages.features import (
+    EnabledFeaturesReply,
+    Features1,
+    Features2,
+    Features3,
+    Features4,
+)
 from sas_protocol.messages.meters import MeterReply
+from sas_protocol.messages.multidenom import MultiDenomReply
 from sas_protocol.messages.requests import decode_request, is_known_command, request_length
 from sas_protocol.messages.responses import decode_reply_frame
 from sas_protocol.rte import RTE_MARKER, decode_rte_frame
@@ -60,10 +69,15 @@ def jsonable_fields(message: Any) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value  # layout choices (sas_protocol.variants)
     if isinstance(value, bytes):
         return value.hex().upper()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        out = {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if hasattr(value, "encode"):
+            out["type"] = type(value).__name__  # a message wrapped in another (LP B0)
+        return out
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     return value
@@ -172,9 +186,30 @@ def describe_frame(data: bytes) -> FrameDescription:
             first,
             command,
             True,
-            f"reply to {_poll_name(command)}",
+            f"reply to {_poll_name(command)}{_detail(reply)}",
             message=reply,
-            meters=reply.meters if isinstance(reply, MeterReply) else None,
+            meters=_meters_of(reply),
         )
     crc_errors = [e for e in errors if isinstance(e, CrcError)]
     raise (crc_errors or errors)[0]
+
+
+def _meters_of(reply: object) -> dict[int, int] | None:
+    """The meters a reply carries, also inside a B0 multi-denomination wrapper."""
+    if isinstance(reply, MultiDenomReply):
+        reply = reply.reply
+    return reply.meters if isinstance(reply, MeterReply) else None
+
+
+def _detail(reply: object) -> str:
+    """The set A0 feature bits by name (reference §3.9b), so a capture reads at a glance;
+    reserved bits have no name and are left out."""
+    if not isinstance(reply, EnabledFeaturesReply):
+        return ""
+    names = [
+        str(flag.name).lower()
+        for flags in (Features1(reply.features1), Features2(reply.features2),
+                      Features3(reply.features3), Features4(reply.features4))
+        for flag in flags
+    ]
+    return ": " + (", ".join(names) if names else "no features")

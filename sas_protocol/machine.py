@@ -40,6 +40,7 @@ from sas_protocol.messages.requests import (
 )
 from sas_protocol.messages.responses import Ack, Busy, ExceptionReply, Nack
 from sas_protocol.rte import RealTimeEvent, encode_rte_frame
+from sas_protocol.variants import DEFAULT_LAYOUTS, PollLayouts
 
 
 @runtime_checkable
@@ -134,9 +135,12 @@ class MachineProtocol:
     to another address); the default starts it already in step with the host.
     """
 
-    def __init__(self, address: int, *, synced: bool = True) -> None:
+    def __init__(
+        self, address: int, *, synced: bool = True, layouts: PollLayouts = DEFAULT_LAYOUTS
+    ) -> None:
         check_address(address)
         self.address = address
+        self.layouts = layouts  # the disputed poll layouts this machine speaks (§3.9b)
         self._synced = synced
         self._buffer: bytearray | None = None  # long poll being collected (own or broadcast)
         self._events: list[MachineEvent] = []
@@ -230,7 +234,7 @@ class MachineProtocol:
             self._broadcast_complete(frame)
             return
         try:
-            _, request = decode_request(frame)
+            _, request = decode_request(frame, self.layouts)
         except CrcError as exc:
             # SAS §3.5: a long poll with a bad CRC is answered with address | 0x80.
             self._out.append(self.address | 0x80)
@@ -244,7 +248,7 @@ class MachineProtocol:
     def _broadcast_complete(self, frame: bytes) -> None:
         # SAS §2.2.2.4: type G is never ACKed or NACKed, whatever arrived.
         try:
-            _, request = decode_request(frame)
+            _, request = decode_request(frame, self.layouts)
         except RemoteProtocolError as exc:
             self._events.append(PollRejected(exc))
             return

@@ -44,6 +44,7 @@ def schema_ok(msg: Any) -> bool:
 TS = "2026-05-11T11:10:00.123Z"
 EXAMPLES: list[dict[str, Any]] = [
     wire.hello("T-0042", "0.1.0", 1207),
+    wire.hello("T-0042", "0.1.0", 1207, {"hostLocked": True}),
     wire.welcome("T-0042", 1200, TS),
     wire.event(event_id="T-0042-7", seq=7, channel="game", terminal_id="T-0042",
                name="betPlaced", timestamp=TS, data={"amount": 100}),
@@ -63,6 +64,12 @@ EXAMPLES: list[dict[str, Any]] = [
     wire.auth_ok(Role.VIEWER, "cctv"),
     wire.subscribe(channels=["alerts"], terminals=["T-0042"], request_id="s1"),
     wire.subscribe(unsubscribe=True),
+    wire.subscribe(channels=["cash"], start=120, request_id="s2"),
+    wire.subscribe(start=TS),
+    wire.replayed(12, 132, "s2"),
+    {"type": "ack", "terminalId": "T-0042", "id": "r2"},
+    {"type": "ack", "all": True},
+    wire.action("a3", "T-0042", "lock", reason="door tampering on camera 4", sender="alice"),
     wire.subscribed([{"channels": ["cash"], "events": [], "terminals": []}], "s1"),
     wire.alert_ack("T-0042-9", "T-0042", "alice", TS),
     wire.get_state("g"),
@@ -239,7 +246,8 @@ def test_every_catalog_alert_is_either_ackable_or_all_clear() -> None:
     assert not wire.ACKABLE_ALERTS & wire.INFORMATIONAL_ALERTS
     assert all(wire.needs_ack("alerts", name) for name in wire.ACKABLE_ALERTS)
     assert not any(wire.needs_ack("alerts", name) for name in wire.INFORMATIONAL_ALERTS)
-    assert not wire.needs_ack("cash", "handpayPending")
+    assert wire.needs_ack("cash", "handpayPending")  # an attendant must pay it
+    assert not wire.needs_ack("cash", "handpayReset")
     assert wire.needs_ack("alerts", "alarmFromANewerAgent")  # unknown: never hidden
 
 

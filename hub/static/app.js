@@ -1,15 +1,19 @@
-// slot-agent hub dashboard: a subscriber of /ws/client (docs/protocol.md §5).
+// slot-agent hub dashboard: a subscriber of /ws/client (docs/protocol.md §5) and a reader of
+// the history API (§12).
 //
 // Plain browser JavaScript, no build step and no libraries, so the page works offline from the
 // hub alone. Everything shown comes from the hub: the `snapshot` after `authOk` (and after every
 // `getState`), then live `event`, `terminal`, `alertAck`, `actionAck` and `actionResult`
-// messages. Text from the wire is only ever written with textContent, never as HTML.
+// messages, and pages of `/api/...` for older events and reports. Text from the wire is only
+// ever written with textContent, never as HTML. Times are the casino's local time (the hub's
+// `timezone`, sent in the snapshot).
 "use strict";
 
 (function () {
   const PROTOCOL = 1;
   const TOKEN_KEY = "slot-hub-token";
-  const FEED_LIMIT = 500;             // rows kept in the live feed
+  const FEED_LIMIT = 500;             // rows kept in the feed (older pages raise it)
+  const HISTORY_PAGE = 100;           // events per page when scrolling into history
   const CHART_MINUTES = 60;           // coin-in chart window, like snapshot.coinInPerMinute
   const BACKOFF_FIRST_MS = 500;
   const BACKOFF_MAX_MS = 30000;
@@ -21,6 +25,31 @@
   const CHANNELS = ["game", "cash", "alerts", "system", "player"];
   // "All clear" alerts need no acknowledgement (protocol.md §5; api/wire.py INFORMATIONAL_ALERTS).
   const INFORMATIONAL_ALERTS = new Set(["doorClosed", "cashboxInstalled", "powerRestored", "machineLinkUp", "deviceOnline"]);
+  // Not on the alerts channel, but an attendant must go (api/wire.py ATTENDANT_EVENTS).
+  const ATTENDANT_EVENTS = new Set(["handpayPending"]);
+  // Events that make up one game: shown as one feed row (bet, win, new credits).
+  const GAME_EVENTS = new Set(["gameStarted", "betPlaced", "gameEnded", "winPaid", "balanceChanged", "gameSelected"]);
+
+  /** Human labels for event names (docs/events.md); unknown names are shown as they are. */
+  const LABELS = {
+    gameStarted: "Game started", betPlaced: "Bet", gameEnded: "Game ended", winPaid: "Win",
+    gameSelected: "Game selected", balanceChanged: "Credits changed", progressiveHit: "Progressive hit",
+    billAccepted: "Bill accepted", ticketPrinted: "Ticket printed", ticketInserted: "Ticket inserted",
+    ticketRedeemed: "Ticket redeemed", handpayPending: "Handpay pending", handpayReset: "Handpay paid",
+    cashout: "Cash-out", transferIn: "Transfer in", transferOut: "Transfer out",
+    doorOpened: "Door opened", doorClosed: "Door closed", cashboxRemoved: "Cashbox removed",
+    cashboxInstalled: "Cashbox installed", tilt: "Tilt", billAcceptorFault: "Bill acceptor fault",
+    printerFault: "Printer fault", powerLost: "Power lost", powerRestored: "Power restored",
+    memoryError: "Memory error", meterRollback: "Meter rollback", dataGap: "Data gap",
+    bypassAttempt: "Bypass attempt", machineLinkDown: "Machine link down", machineLinkUp: "Machine link up",
+    deviceOffline: "Terminal offline", deviceOnline: "Terminal online", outboxFault: "Outbox fault",
+    agentStarted: "Agent started", agentStopping: "Agent stopping", machineIdentified: "Machine identified",
+    meterSnapshot: "Meter snapshot", metersReset: "Meters reset", machineLocked: "Machine locked",
+    machineUnlocked: "Machine unlocked", optionsChanged: "Options changed", operatorMenu: "Operator menu",
+    actionCompleted: "Action completed", clockSkew: "Clock skew", cardInserted: "Card inserted",
+    cardRemoved: "Card removed", playerSessionStarted: "Player session started",
+    playerSessionEnded: "Player session ended",
+  };
 
   // ---- state ---------------------------------------------------------------------------
 
@@ -32,7 +61,7 @@
     reconnectTimer: null,
     countdownTimer: null,
     refusal: null,
-    pendingAcks: new Map(),     // ack request id -> alert eventId
+    pendingAcks: new Map(),     // ack request id -> alert eventId (or "*" / "terminal:<id>")
     pingTimer: null,
     refreshTimer: null,
     lastFrameAt: 0,
@@ -40,12 +69,22 @@
     role: null,
     name: null,
     requestSeq: 0,
+    timezone: "UTC",            // the hub's (snapshot.timezone)
+    gamingDay: "",
+    lastCursor: 0,              // highest event cursor seen: a reconnect resumes after it
     terminals: new Map(),       // terminalId -> snapshot.terminals[] entry
     alerts: new Map(),          // eventId -> alert event frame (unacknowledged)
     feedIds: new Set(),         // ids of the events in the feed, for de-duplication
+    openGame: new Map(),        // terminalId -> the feed row of its current game
+    feedLimit: FEED_LIMIT,
+    oldestCursor: null,         // the oldest cursor in the feed: older pages go before it
+    loadingOlder: false,
+    historyDone: false,
     coinIn: new Map(),          // minute start (ms since epoch) -> cents
     actions: new Map(),         // actionId -> {terminalId, action, status, error}
     lastActionOf: new Map(),    // terminalId -> actionId (the one whose status the row shows)
+    sort: { key: "terminalId", dir: 1 },
+    report: { next: null, kind: null },
   };
 
   const $ = (id) => document.getElementById(id);
@@ -71,39 +110,77 @@
     return `${sign}${units}.${minor}`;
   }
 
-  /** "2026-05-11T11:10:00.123Z" -> "11:10:00.123" (UTC, as on the wire). */
+  const formatters = new Map();
+  function formatter(kind) {
+    const key = `${kind}|${state.timezone}`;
+    let f = formatters.get(key);
+    if (!f) {
+      const opts = { timeZone: state.timezone, hourCycle: "h23" };
+      if (kind === "time") Object.assign(opts, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+      if (kind === "hm") Object.assign(opts, { hour: "2-digit", minute: "2-digit" });
+      if (kind === "datetime") Object.assign(opts, { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+      try {
+        f = new Intl.DateTimeFormat("en-CA", opts);
+      } catch (err) {
+        opts.timeZone = "UTC";
+        f = new Intl.DateTimeFormat("en-CA", opts);
+      }
+      formatters.set(key, f);
+    }
+    return f;
+  }
+
+  /** A wire timestamp in the casino's local time: "11:10:00". */
   function formatTime(ts) {
-    if (typeof ts !== "string") return "";
-    const m = /T(\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?)/.exec(ts);
-    return m ? m[1] : ts;
+    const t = typeof ts === "string" ? Date.parse(ts) : ts;
+    return Number.isFinite(t) ? formatter("time").format(t) : "";
   }
 
   function formatDateTime(ts) {
-    if (typeof ts !== "string") return "";
-    const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})/.exec(ts);
-    return m ? `${m[1]} ${m[2]}` : ts;
+    const t = typeof ts === "string" ? Date.parse(ts) : ts;
+    return Number.isFinite(t) ? formatter("datetime").format(t).replace(",", "") : "";
   }
 
-  /** The interesting fields of an event's data, compactly: meters and money are elsewhere. */
-  function describeData(data) {
+  function formatHM(ms) {
+    return formatter("hm").format(ms);
+  }
+
+  function label(name) {
+    return LABELS[name] || String(name);
+  }
+
+  const FIELD_LABELS = {
+    door: "door", kind: "kind", reasons: "why", gameNumber: "game", games: "games",
+    playerId: "player", method: "paid by", count: "bills", validationNumber: "validation",
+    level: "level", source: "source", reason: "reason", by: "by", error: "error",
+    action: "action", status: "status", version: "version", serialNumber: "serial",
+    employeeId: "employee", powerOff: "power off",
+  };
+
+  /** A short human summary of an event's data: known fields with words, nulls left out. */
+  function describeData(name, data) {
     if (!data || typeof data !== "object") return "";
     const parts = [];
     for (const [key, value] of Object.entries(data)) {
-      if (key === "amount" || key === "meters") continue;
-      let text;
-      if (value === null || typeof value !== "object") {
-        text = String(value);
-      } else {
-        text = JSON.stringify(value);
-      }
-      if (text.length > 60) text = text.slice(0, 57) + "…";
-      parts.push(`${key}=${text}`);
+      if (key === "amount" || key === "meters" || key === "credits" || key === "denomination") continue;
+      if (value === null || value === undefined || value === false) continue;
+      if (!(key in FIELD_LABELS)) continue;
+      let text = Array.isArray(value) ? value.join(", ") : typeof value === "object" ? "" : String(value);
+      if (value === true) text = "yes";
+      if (!text) continue;
+      if (text.length > 40) text = text.slice(0, 39) + "…";
+      parts.push(`${FIELD_LABELS[key]} ${text}`);
     }
-    return parts.join("  ");
+    return parts.join(" · ");
   }
 
   function minuteStart(ms) {
     return Math.floor(ms / 60000) * 60000;
+  }
+
+  function needsAck(frame) {
+    return (frame.channel === "alerts" && !INFORMATIONAL_ALERTS.has(frame.event)) ||
+      ATTENDANT_EVENTS.has(frame.event);
   }
 
   // ---- connection ----------------------------------------------------------------------
@@ -269,6 +346,7 @@
       case "authOk": return onAuthOk(msg);
       case "snapshot": return onSnapshot(msg);
       case "subscribed": return onSubscribed(msg);
+      case "replayed": return onReplayed(msg);
       case "event": return onEvent(msg, true);
       case "terminal": return onTerminal(msg.terminal);
       case "alertAck": return onAlertAck(msg);
@@ -292,11 +370,19 @@
     el.role.dataset.role = msg.role;
     status("");
     hideLogin();
-    // After authOk a client has no filter (§5): one filter per checked channel.
+    // After authOk a client has no filter (§5): one filter per checked channel. After a
+    // reconnect, each resumes after the last event this page saw (`from`, §5 resuming):
+    // what happened meanwhile is replayed, then the live stream follows, with no gap.
     delete el.filters.dataset.subscribed;
+    delete el.feed.dataset.resumedFrom;
+    const from = state.lastCursor;
     for (const channel of CHANNELS) {
-      if (isChecked(channel)) send({ type: "subscribe", id: nextId("s"), channels: [channel] });
+      if (!isChecked(channel)) continue;
+      const message = { type: "subscribe", id: nextId("s"), channels: [channel] };
+      if (from > 0) message.from = from;
+      send(message);
     }
+    if (from > 0) el.feed.dataset.resumedFrom = String(from);
     startTimers();
     updateControls();
   }
@@ -315,7 +401,21 @@
     el.filters.dataset.subscribed = active.join(",");
   }
 
+  function onReplayed(msg) {
+    const n = Number(el.feed.dataset.replayed || 0) + (Number(msg.count) || 0);
+    el.feed.dataset.replayed = String(n);
+    if (msg.count) status(`${n} events from while this page was away were brought back.`);
+  }
+
   function onSnapshot(msg) {
+    if (typeof msg.timezone === "string" && msg.timezone !== state.timezone) {
+      state.timezone = msg.timezone;
+      formatters.clear();
+    }
+    if (typeof msg.gamingDay === "string") state.gamingDay = msg.gamingDay;
+    el.feedTimeHead.textContent = `Time (${state.timezone})`;
+    renderClock();
+    if (!el.reportDay.value && state.gamingDay) el.reportDay.value = state.gamingDay;
     if (Array.isArray(msg.terminals)) {
       const seen = new Set();
       for (const t of msg.terminals) {
@@ -336,7 +436,7 @@
       renderAlerts();
     }
     if (Array.isArray(msg.recent)) {
-      // Newest first on the wire; add oldest first so the newest ends on top.
+      // Newest first on the wire; add oldest first so games group as they happened.
       for (const frame of [...msg.recent].reverse()) onEvent(frame, false);
     }
     if (Array.isArray(msg.coinInPerMinute)) {
@@ -353,7 +453,8 @@
 
   function onEvent(frame, live) {
     if (!frame || typeof frame.id !== "string" || state.feedIds.has(frame.id)) return;
-    if (frame.channel === "alerts" && live && !INFORMATIONAL_ALERTS.has(frame.event)) {
+    if (Number.isInteger(frame.cursor) && frame.cursor > state.lastCursor) state.lastCursor = frame.cursor;
+    if (live && needsAck(frame)) {
       state.alerts.set(frame.id, frame);
       renderAlerts();
     }
@@ -365,7 +466,9 @@
         renderChart();
       }
     }
-    addFeedRow(frame);
+    addToFeed(frame, state.openGame, insertRowByCursor);
+    trimFeed();
+    renderFeedCount();
   }
 
   function onTerminal(t) {
@@ -373,6 +476,7 @@
     const before = state.terminals.get(t.terminalId);
     state.terminals.set(t.terminalId, t);
     renderTerminal(t);
+    placeRow(t.terminalId);
     renderTerminalCount();
     // Without the alerts subscription, a new unacknowledged alert only shows as a count:
     // fetch the list so the panel stays true.
@@ -461,6 +565,14 @@
 
   // ---- rendering: terminals ------------------------------------------------------------
 
+  const TERMINAL_FIELDS = [
+    ["terminalId", "Terminal"], ["online", "Connection"], ["link", "Link"], ["locked", "Lock"],
+    ["condition", "Machine"], ["balance", "Credits"], ["gamesToday", "Games"],
+    ["coinInToday", "Coin in"], ["coinOutToday", "Coin out"], ["netWinToday", "Net win"],
+    ["holdPercentToday", "Hold"], ["unackedAlerts", "Alerts"], ["actions", "Actions"],
+  ];
+  const NUMERIC = new Set(["balance", "gamesToday", "coinInToday", "coinOutToday", "netWinToday", "holdPercentToday"]);
+
   function cell(row, field) {
     return row.querySelector(`[data-field="${field}"]`);
   }
@@ -470,29 +582,35 @@
     if (row) return row;
     row = document.createElement("tr");
     row.dataset.terminal = id;
-    const fields = ["terminalId", "online", "link", "locked", "lastEvent", "coinInToday", "coinOutToday", "actions"];
-    for (const f of fields) {
+    for (const [f, title] of TERMINAL_FIELDS) {
       const td = document.createElement(f === "terminalId" ? "th" : "td");
+      td.dataset.label = title;   // the column's name, shown on phone-width cards
       if (f === "terminalId") {
         td.scope = "row";
         td.className = "terminal-id";
       }
-      if (f === "coinInToday" || f === "coinOutToday") td.className = "num money";
-      if (f === "online" || f === "link" || f === "locked") td.className = "state";
-      if (f === "lastEvent") td.className = "last-event";
+      if (NUMERIC.has(f)) td.className = "num money";
+      if (f === "online" || f === "link" || f === "locked" || f === "condition") td.className = "state";
       if (f === "actions") td.className = "actions";
+      if (f === "unackedAlerts") td.className = "alerts-cell";
       td.dataset.field = f;
       row.appendChild(td);
     }
+    const ack = document.createElement("button");
+    ack.type = "button";
+    ack.className = "ack-terminal";
+    ack.dataset.ackTerminal = id;
+    ack.addEventListener("click", () => confirmAckTerminal(id));
+    cell(row, "unackedAlerts").appendChild(ack);
     const actions = cell(row, "actions");
-    for (const [action, label, cls] of [["lock", "Lock", "danger"], ["unlock", "Unlock", ""]]) {
+    for (const [action, text, cls] of [["lock", "Lock", "danger"], ["unlock", "Unlock", ""]]) {
       const b = document.createElement("button");
       b.type = "button";
-      b.textContent = label;
+      b.textContent = text;
       if (cls) b.className = cls;
       b.dataset.action = action;
-      b.setAttribute("aria-label", `${label} ${id}`);
-      b.addEventListener("click", () => sendAction(id, action));
+      b.setAttribute("aria-label", `${text} ${id}`);
+      b.addEventListener("click", () => confirmAction(id, action));
       actions.appendChild(b);
     }
     const st = document.createElement("span");
@@ -500,39 +618,127 @@
     st.dataset.field = "actionStatus";
     st.setAttribute("aria-live", "polite");
     actions.appendChild(st);
-    // Keep rows sorted by terminal id.
-    const after = [...el.terminalsBody.children].find((r) => r.dataset.terminal > id);
-    el.terminalsBody.insertBefore(row, after || null);
+    el.terminalsBody.appendChild(row);
     return row;
   }
 
-  function setState(td, value) {
+  function setState(td, value, text) {
     td.dataset.value = value;
-    td.textContent = value;
+    td.textContent = text === undefined ? value : text;
+  }
+
+  function lockWord(t) {
+    if (t.locked === true) {
+      const reasons = Array.isArray(t.lockReasons) ? t.lockReasons : [];
+      return reasons.length ? `locked (${reasons.join(", ")})` : "locked";
+    }
+    return t.locked === false ? "unlocked" : "unknown";
+  }
+
+  /** The machine's condition: what an attendant would go for, most urgent first. */
+  function condition(t) {
+    const parts = [];
+    if (t.handpay) parts.push(`handpay ${formatMoney(t.handpay.amount)}`.trim());
+    if (t.tilt) parts.push(`tilt${t.tilt.kind ? ` ${t.tilt.kind}` : ""}`);
+    const doors = Array.isArray(t.doorsOpen) ? t.doorsOpen : [];
+    if (doors.length) parts.push(`door open: ${doors.join(", ")}`);
+    const value = t.handpay ? "handpay" : t.tilt ? "tilt" : doors.length ? "door" : "ok";
+    return { value, text: parts.length ? parts.join(" · ") : "ok" };
   }
 
   function renderTerminal(t) {
     const row = terminalRow(t.terminalId);
-    cell(row, "terminalId").textContent = t.terminalId;
+    const idCell = cell(row, "terminalId");
+    idCell.textContent = t.terminalId;
+    const place = [t.bank ? `bank ${t.bank}` : "", t.area || ""].filter(Boolean).join(" · ");
+    if (place) {
+      const sub = document.createElement("span");
+      sub.className = "place";
+      sub.textContent = place;
+      idCell.appendChild(sub);
+    }
     const online = cell(row, "online");
     setState(online, t.online ? "online" : "offline");
-    online.title = t.since ? `since ${formatDateTime(t.since)} UTC` : "never seen";
+    online.title = t.since ? `since ${formatDateTime(t.since)}` : "never seen";
     setState(cell(row, "link"), t.link === "up" || t.link === "down" ? t.link : "unknown");
-    setState(cell(row, "locked"), t.locked === true ? "locked" : t.locked === false ? "unlocked" : "unknown");
-    const last = cell(row, "lastEvent");
-    last.textContent = "";
-    if (t.lastEvent) {
-      last.append(String(t.lastEvent.event));
-      const when = document.createElement("span");
-      when.className = "when";
-      when.textContent = formatDateTime(t.lastEvent.timestamp);
-      last.appendChild(when);
-    } else {
-      last.textContent = "—";
-    }
+    const locked = cell(row, "locked");
+    setState(locked, t.locked === true ? "locked" : t.locked === false ? "unlocked" : "unknown", lockWord(t));
+    const cond = condition(t);
+    setState(cell(row, "condition"), cond.value, cond.text);
+    cell(row, "balance").textContent = t.balance === null || t.balance === undefined ? "—" : formatMoney(t.balance);
+    cell(row, "gamesToday").textContent = Number.isInteger(t.gamesToday) ? String(t.gamesToday) : "";
     cell(row, "coinInToday").textContent = formatMoney(t.coinInToday);
     cell(row, "coinOutToday").textContent = formatMoney(t.coinOutToday);
+    const net = cell(row, "netWinToday");
+    net.textContent = formatMoney(t.netWinToday);
+    net.dataset.sign = t.netWinToday < 0 ? "negative" : "positive";
+    cell(row, "holdPercentToday").textContent = typeof t.holdPercentToday === "number" ? `${t.holdPercentToday.toFixed(1)} %` : "—";
+    const ack = row.querySelector("button[data-ack-terminal]");
+    const n = Number(t.unackedAlerts) || 0;
+    ack.textContent = n ? `Ack ${n}` : "none";
+    ack.dataset.count = String(n);
+    ack.setAttribute("aria-label", n ? `Acknowledge the ${n} alerts of ${t.terminalId}` : `No open alerts on ${t.terminalId}`);
+    row.dataset.attention = cond.value !== "ok" || n > 0 || !t.online || t.locked === true ? "1" : "0";
+    row.dataset.online = t.online ? "1" : "0";
+    row.dataset.locked = t.locked === true ? "1" : "0";
+    row.dataset.condition = cond.value;
+    row.dataset.search = [t.terminalId, t.bank || "", t.area || ""].join(" ").toLowerCase();
+    applyRowFilter(row);
     renderActionStatus(t.terminalId);
+    updateControls();
+  }
+
+  function sortValue(t, key) {
+    if (key === "condition") return condition(t).value === "ok" ? 0 : 1;
+    if (key === "online") return t.online ? 1 : 0;
+    if (key === "locked") return t.locked === true ? 1 : 0;
+    const v = t[key];
+    return v === null || v === undefined ? -Infinity : v;
+  }
+
+  function compareTerminals(a, b) {
+    const key = state.sort.key;
+    const va = sortValue(a, key), vb = sortValue(b, key);
+    let c = 0;
+    if (typeof va === "string" || typeof vb === "string") c = String(va).localeCompare(String(vb));
+    else c = va < vb ? -1 : va > vb ? 1 : 0;
+    return (c || a.terminalId.localeCompare(b.terminalId)) * (key === "terminalId" ? state.sort.dir : c ? state.sort.dir : 1);
+  }
+
+  /** Put one row where the sort order wants it (after a `terminal` update). */
+  function placeRow(id) {
+    const t = state.terminals.get(id);
+    const row = terminalRow(id);
+    const after = [...el.terminalsBody.children].find((r) => r !== row &&
+      state.terminals.has(r.dataset.terminal) && compareTerminals(state.terminals.get(r.dataset.terminal), t) > 0);
+    if (row.nextSibling !== (after || null)) el.terminalsBody.insertBefore(row, after || null);
+  }
+
+  function sortRows() {
+    const list = [...state.terminals.values()].sort(compareTerminals);
+    for (const t of list) el.terminalsBody.appendChild(terminalRow(t.terminalId));
+    for (const th of el.terminalsHead.querySelectorAll("th[data-sort]")) {
+      const on = th.dataset.sort === state.sort.key;
+      if (on) th.setAttribute("aria-sort", state.sort.dir > 0 ? "ascending" : "descending");
+      else th.removeAttribute("aria-sort");
+    }
+  }
+
+  function applyRowFilter(row) {
+    const q = el.search.value.trim().toLowerCase();
+    const f = el.filter.value;
+    let show = !q || (row.dataset.search || "").includes(q);
+    if (f === "attention") show = show && row.dataset.attention === "1";
+    if (f === "offline") show = show && row.dataset.online === "0";
+    if (f === "locked") show = show && row.dataset.locked === "1";
+    if (f === "handpay") show = show && row.dataset.condition === "handpay";
+    if (f === "door") show = show && row.dataset.condition === "door";
+    row.hidden = !show;
+  }
+
+  function applyFilters() {
+    for (const row of el.terminalsBody.children) applyRowFilter(row);
+    renderTerminalCount();
   }
 
   function renderTerminals() {
@@ -540,6 +746,7 @@
       if (!state.terminals.has(row.dataset.terminal)) row.remove();
     }
     for (const t of state.terminals.values()) renderTerminal(t);
+    sortRows();
     renderTerminalCount();
     updateControls();
   }
@@ -548,7 +755,9 @@
     const all = state.terminals.size;
     let online = 0;
     for (const t of state.terminals.values()) if (t.online) online += 1;
-    el.terminalsCount.textContent = all ? `${online} of ${all} online` : "";
+    let shown = 0;
+    for (const row of el.terminalsBody.children) if (!row.hidden) shown += 1;
+    el.terminalsCount.textContent = all ? `${online} of ${all} online${shown < all ? ` · ${shown} shown` : ""}` : "";
     el.terminalsEmpty.hidden = all > 0;
   }
 
@@ -580,11 +789,55 @@
     return Boolean(rec && !rec.done && rec.mine);
   }
 
-  function sendAction(terminalId, action) {
+  // ---- confirmation ----------------------------------------------------------------------
+
+  let confirmHandler = null;
+
+  /** Ask before acting. ``needReason``: the operator must say why (it goes in the audit). */
+  function confirm(title, text, okText, needReason, onOk) {
+    el.confirmTitle.textContent = title;
+    el.confirmText.textContent = text;
+    el.confirmOk.textContent = okText;
+    el.confirmReason.value = "";
+    el.confirmReason.hidden = !needReason;
+    el.confirmReasonLabel.hidden = !needReason;
+    // Checked here, not with `required`: the page explains what is missing (#confirm-error).
+    el.confirmReason.setAttribute("aria-required", needReason ? "true" : "false");
+    el.confirmError.textContent = "";
+    confirmHandler = { onOk, needReason };
+    el.confirm.showModal();
+    (needReason ? el.confirmReason : el.confirmOk).focus();
+  }
+
+  function onConfirmSubmit(ev) {
+    ev.preventDefault();
+    const handler = confirmHandler;
+    if (!handler) return;
+    const reason = el.confirmReason.value.trim();
+    if (handler.needReason && !reason) {
+      el.confirmError.textContent = "Give a reason: it is kept with the action in the audit trail.";
+      el.confirmReason.focus();
+      return;
+    }
+    confirmHandler = null;
+    el.confirm.close();
+    handler.onOk(reason);
+  }
+
+  function confirmAction(terminalId, action) {
+    if (state.role !== "operator" || actionInFlight(terminalId)) return;
+    const what = action === "lock" ? "Lock" : action === "unlock" ? "Unlock" : action;
+    confirm(`${what} ${terminalId}?`,
+      action === "lock" ? `The machine ${terminalId} stops taking play until it is unlocked.`
+        : `${what} the machine ${terminalId}.`,
+      `${what} ${terminalId}`, true, (reason) => sendAction(terminalId, action, reason));
+  }
+
+  function sendAction(terminalId, action, reason) {
     if (state.role !== "operator" || actionInFlight(terminalId)) return;
     const id = nextId("web");
     const message = {
-      type: "action", id, terminalId, action, params: {},
+      type: "action", id, terminalId, action, params: {}, reason,
       expiresAt: new Date(Date.now() + ACTION_TTL_MS).toISOString(),
     };
     const rec = { terminalId, action, status: "pending", error: "", mine: true };
@@ -601,17 +854,25 @@
   /** Buttons reflect what the hub would allow: operators only, connected, one action at a time. */
   function updateControls() {
     const canAct = state.authenticated && state.role === "operator";
+    const why = canAct ? "" : state.role === "viewer" ? "Viewers cannot act or acknowledge" : "Not connected";
     for (const row of el.terminalsBody.children) {
       const busy = actionInFlight(row.dataset.terminal);
       for (const b of row.querySelectorAll("button[data-action]")) {
         b.disabled = !canAct || busy;
-        b.title = canAct ? "" : state.role === "viewer" ? "Viewers cannot send actions" : "Not connected";
+        b.title = why;
+      }
+      const ack = row.querySelector("button[data-ack-terminal]");
+      if (ack) {
+        ack.disabled = !canAct || ack.dataset.count === "0";
+        ack.title = why;
       }
     }
     for (const b of el.alerts.querySelectorAll("button[data-ack]")) {
       b.disabled = !canAct || b.dataset.sent === "1";
-      b.title = canAct ? "" : state.role === "viewer" ? "Viewers cannot acknowledge alerts" : "Not connected";
+      b.title = why;
     }
+    el.ackAll.disabled = !canAct || state.alerts.size === 0;
+    el.ackAll.title = why;
   }
 
   // ---- rendering: alerts ---------------------------------------------------------------
@@ -647,14 +908,17 @@
     li.dataset.alertId = a.id;
     li.dataset.terminal = a.terminalId;
     li.dataset.event = a.event;
-    li.dataset.severity = CRITICAL.has(a.event) ? "critical" : "warning";
+    li.dataset.severity = ATTENDANT_EVENTS.has(a.event) ? "attendant" : CRITICAL.has(a.event) ? "critical" : "warning";
     const title = document.createElement("span");
     title.className = "alert-title";
-    title.textContent = `${a.terminalId} · ${a.event}`;
+    const amount = a.data && Number.isInteger(a.data.amount) ? ` ${formatMoney(a.data.amount)}` : "";
+    const kind = a.event === "handpayPending" && a.data && a.data.kind ? ` (${a.data.kind})` : "";
+    title.textContent = `${a.terminalId} · ${label(a.event)}${kind}${amount}`;
     const meta = document.createElement("span");
     meta.className = "alert-meta";
-    const details = describeData(a.data);
-    meta.textContent = `${formatDateTime(a.timestamp)} UTC${details ? ` · ${details}` : ""}`;
+    const details = describeData(a.event, a.data);
+    const attendant = ATTENDANT_EVENTS.has(a.event) ? " · attendant needed" : "";
+    meta.textContent = `${formatDateTime(a.timestamp)}${attendant}${details ? ` · ${details}` : ""}`;
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = "Acknowledge";
@@ -676,65 +940,217 @@
     }
   }
 
+  function confirmAckAll() {
+    if (state.role !== "operator") return;
+    const n = state.alerts.size;
+    confirm("Acknowledge every open alert?",
+      `${n} open alert${n === 1 ? "" : "s"} on the floor will be recorded as acknowledged by ${state.name}.`,
+      "Acknowledge all", false, () => send({ type: "ack", id: nextId("ackall"), all: true }));
+  }
+
+  function confirmAckTerminal(terminalId) {
+    if (state.role !== "operator") return;
+    const t = state.terminals.get(terminalId);
+    const n = t ? t.unackedAlerts : 0;
+    confirm(`Acknowledge the alerts of ${terminalId}?`,
+      `${n} open alert${n === 1 ? "" : "s"} of ${terminalId} will be recorded as acknowledged by ${state.name}.`,
+      `Acknowledge ${terminalId}`, false,
+      () => send({ type: "ack", id: nextId("ackterm"), terminalId }));
+  }
+
   // ---- rendering: feed -----------------------------------------------------------------
 
-  function addFeedRow(frame) {
-    state.feedIds.add(frame.id);
+  /** One row of the feed: a game (its events together) or one other event. */
+  function newFeedRow(frame, isGame) {
     const tr = document.createElement("tr");
+    tr.className = isGame ? "game" : "single";
     tr.dataset.eventId = frame.id;
+    tr.dataset.events = frame.id;
     tr.dataset.channel = frame.channel;
     tr.dataset.terminal = frame.terminalId;
-    tr.dataset.event = frame.event;
+    tr.dataset.event = isGame ? "game" : frame.event;
+    tr.dataset.cursor = String(Number.isInteger(frame.cursor) ? frame.cursor : 0);
     tr.hidden = !isChecked(frame.channel);
-
-    const time = document.createElement("td");
-    time.className = "time";
-    time.textContent = formatTime(frame.timestamp);
-    time.title = String(frame.timestamp);
-
-    const chanCell = document.createElement("td");
+    const cells = {};
+    for (const name of ["time", "channel", "terminal", "what", "amount", "win", "credits", "more"]) {
+      const td = document.createElement("td");
+      td.dataset.field = name;
+      cells[name] = td;
+      tr.appendChild(td);
+    }
+    cells.time.className = "time";
+    cells.time.textContent = formatTime(frame.timestamp);
+    cells.time.title = formatDateTime(frame.timestamp);
     const chip = document.createElement("span");
     chip.className = "chan";
     chip.dataset.channel = frame.channel;
     chip.textContent = frame.channel;
-    chanCell.appendChild(chip);
+    cells.channel.appendChild(chip);
+    cells.terminal.className = "terminal-id";
+    cells.terminal.textContent = frame.terminalId;
+    for (const n of ["amount", "win", "credits"]) cells[n].className = "num money";
+    const toggle = document.createElement("button");
+    toggle.type = "button";
+    toggle.className = "details-toggle";
+    toggle.textContent = "Details";
+    toggle.setAttribute("aria-expanded", "false");
+    toggle.addEventListener("click", () => toggleDetails(tr, toggle));
+    cells.more.appendChild(toggle);
+    tr._frames = [];
+    tr._cells = cells;
+    return tr;
+  }
 
-    const term = document.createElement("td");
-    term.className = "terminal-id";
-    term.textContent = frame.terminalId;
-
-    const name = document.createElement("td");
-    name.textContent = frame.event;
-
-    const amount = document.createElement("td");
-    amount.className = "num money";
-    amount.dataset.field = "amount";
-    amount.textContent = frame.data ? formatMoney(frame.data.amount) : "";
-
-    const details = document.createElement("td");
-    details.className = "data";
-    details.textContent = describeData(frame.data);
-
-    tr.append(time, chanCell, term, name, amount, details);
-    el.feedBody.insertBefore(tr, el.feedBody.firstChild);
-    while (el.feedBody.children.length > FEED_LIMIT) {
-      const old = el.feedBody.lastElementChild;
-      state.feedIds.delete(old.dataset.eventId);
-      old.remove();
+  function renderGameRow(tr) {
+    const c = tr._cells;
+    let bet = null, win = 0, hasWin = false, credits = null, game = null, ended = false;
+    for (const f of tr._frames) {
+      const d = f.data || {};
+      if (f.event === "betPlaced" && Number.isInteger(d.amount)) bet = (bet || 0) + d.amount;
+      if (f.event === "winPaid" && Number.isInteger(d.amount)) { win += d.amount; hasWin = true; }
+      if (f.event === "balanceChanged" && Number.isInteger(d.amount)) credits = d.amount;
+      if (d.gameNumber !== undefined && d.gameNumber !== null) game = d.gameNumber;
+      if (f.event === "gameEnded") ended = true;
     }
-    renderFeedCount();
+    c.what.textContent = `Game${game !== null ? ` ${game}` : ""}${ended || hasWin ? "" : " (in play)"}`;
+    c.amount.textContent = bet === null ? "" : formatMoney(bet);
+    c.win.textContent = hasWin ? formatMoney(win) : ended ? "0.00" : "";
+    c.credits.textContent = credits === null ? "" : formatMoney(credits);
+  }
+
+  function renderSingleRow(tr) {
+    const f = tr._frames[0];
+    const d = f.data || {};
+    const details = describeData(f.event, d);
+    tr._cells.what.textContent = `${label(f.event)}${details ? ` — ${details}` : ""}`;
+    tr._cells.amount.textContent = Number.isInteger(d.amount) ? formatMoney(d.amount) : "";
+    tr._cells.amount.dataset.field = "amount";
+  }
+
+  function attach(tr, frame) {
+    tr._frames.push(frame);
+    tr.dataset.events = tr._frames.map((f) => f.id).join(" ");
+    const cursor = Number.isInteger(frame.cursor) ? frame.cursor : 0;
+    if (cursor > Number(tr.dataset.cursor)) tr.dataset.cursor = String(cursor);
+    state.feedIds.add(frame.id);
+    if (tr.className === "game") renderGameRow(tr); else renderSingleRow(tr);
+    if (tr._detailsRow) fillDetails(tr);
+  }
+
+  /** Put ``frame`` in the feed: into its terminal's current game row when it belongs to
+   * that game, else as a new row placed by ``insert``. ``games`` tracks open game rows. */
+  function addToFeed(frame, games, insert) {
+    if (GAME_EVENTS.has(frame.event)) {
+      const open = games.get(frame.terminalId);
+      const starts = frame.event === "gameStarted" ||
+        (frame.event === "betPlaced" && open && open._frames.some((f) => f.event === "betPlaced"));
+      if (open && !starts) {
+        attach(open, frame);
+        return open;
+      }
+      const tr = newFeedRow(frame, true);
+      games.set(frame.terminalId, tr);
+      attach(tr, frame);
+      insert(tr);
+      return tr;
+    }
+    const tr = newFeedRow(frame, false);
+    attach(tr, frame);
+    insert(tr);
+    return tr;
+  }
+
+  /** Newest (highest cursor) first: a replayed event lands below the newer rows. */
+  function insertRowByCursor(tr) {
+    const cursor = Number(tr.dataset.cursor);
+    let before = el.feedBody.firstElementChild;
+    while (before && (before.classList.contains("details") || Number(before.dataset.cursor) > cursor)) {
+      before = before.nextElementSibling;
+    }
+    el.feedBody.insertBefore(tr, before);
+    noteOldest(tr);
+  }
+
+  function noteOldest(tr) {
+    const cursor = Number(tr._frames[0] && tr._frames[0].cursor);
+    if (Number.isInteger(cursor) && cursor > 0 && (state.oldestCursor === null || cursor < state.oldestCursor)) {
+      state.oldestCursor = cursor;
+    }
+  }
+
+  function trimFeed() {
+    while (el.feedBody.querySelectorAll("tr:not(.details)").length > state.feedLimit) {
+      let old = el.feedBody.lastElementChild;
+      if (old.classList.contains("details")) {
+        old.remove();
+        old = el.feedBody.lastElementChild;
+      }
+      for (const f of old._frames || []) state.feedIds.delete(f.id);
+      for (const [tid, tr] of state.openGame) if (tr === old) state.openGame.delete(tid);
+      old.remove();
+      state.historyDone = false;
+      const last = el.feedBody.lastElementChild;
+      state.oldestCursor = last && last._frames ? Math.min(...last._frames.map((f) => f.cursor || Infinity)) : null;
+    }
+  }
+
+  function toggleDetails(tr, button) {
+    const open = button.getAttribute("aria-expanded") === "true";
+    button.setAttribute("aria-expanded", open ? "false" : "true");
+    button.textContent = open ? "Details" : "Hide";
+    if (open) {
+      if (tr._detailsRow) tr._detailsRow.remove();
+      tr._detailsRow = null;
+      return;
+    }
+    const row = document.createElement("tr");
+    row.className = "details";
+    row.hidden = tr.hidden;
+    const td = document.createElement("td");
+    td.colSpan = 8;
+    row.appendChild(td);
+    tr._detailsRow = row;
+    tr.after(row);
+    fillDetails(tr);
+  }
+
+  function fillDetails(tr) {
+    const td = tr._detailsRow.firstChild;
+    td.textContent = "";
+    const dl = document.createElement("dl");
+    for (const f of tr._frames) {
+      const dt = document.createElement("dt");
+      dt.textContent = `${formatTime(f.timestamp)} ${label(f.event)}`;
+      const dd = document.createElement("dd");
+      const d = f.data || {};
+      const parts = [];
+      for (const [k, v] of Object.entries(d)) {
+        if (v === null || v === undefined) continue;
+        if (k === "amount") { parts.push(`amount ${formatMoney(v)}`); continue; }
+        parts.push(`${k} ${typeof v === "object" ? JSON.stringify(v) : String(v)}`);
+      }
+      dd.textContent = `${parts.join(" · ")}${parts.length ? " · " : ""}id ${f.id}`;
+      dl.append(dt, dd);
+    }
+    td.appendChild(dl);
   }
 
   function renderFeedCount() {
     let shown = 0;
-    for (const tr of el.feedBody.children) if (!tr.hidden) shown += 1;
-    el.feedCount.textContent = `${shown} shown (newest first, last ${FEED_LIMIT} kept)`;
+    for (const tr of el.feedBody.children) if (!tr.hidden && !tr.classList.contains("details")) shown += 1;
+    el.feedCount.textContent = `${shown} rows, newest first`;
     el.feedEmpty.hidden = shown > 0;
+    el.feedMore.textContent = state.historyDone ? "The start of the stored history." :
+      state.loadingOlder ? "Loading older events…" : "Scroll down for older events.";
   }
 
   function isChecked(channel) {
     const box = el.filters.querySelector(`input[value="${channel}"]`);
     return Boolean(box && box.checked);
+  }
+
+  function checkedChannels() {
+    return CHANNELS.filter(isChecked);
   }
 
   function onFilterChange(ev) {
@@ -744,10 +1160,184 @@
     send({ type: box.checked ? "subscribe" : "unsubscribe", id: nextId("s"), channels: [channel] });
     for (const tr of el.feedBody.children) {
       if (tr.dataset.channel === channel) tr.hidden = !box.checked;
+      if (tr.classList.contains("details")) tr.hidden = tr.previousElementSibling ? tr.previousElementSibling.hidden : true;
     }
     renderFeedCount();
     // Coming back to `game` or `alerts`: what was missed meanwhile comes from a snapshot.
     if (box.checked && (channel === "game" || channel === "alerts")) requestState();
+  }
+
+  // ---- history (infinite scroll) -------------------------------------------------------
+
+  async function api(path) {
+    const resp = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
+    if (!resp.ok) {
+      let message = `${resp.status}`;
+      try { message = (await resp.json()).message || message; } catch (err) { /* not JSON */ }
+      throw new Error(message);
+    }
+    return resp;
+  }
+
+  /** The next page of older events (before the oldest row), appended below. */
+  async function loadOlder() {
+    if (state.loadingOlder || state.historyDone || !state.authenticated) return;
+    const channels = checkedChannels();
+    if (!channels.length) return;
+    state.loadingOlder = true;
+    renderFeedCount();
+    try {
+      const before = state.oldestCursor === null ? state.lastCursor + 1 : state.oldestCursor;
+      if (before <= 1) {
+        state.historyDone = true;
+        return;
+      }
+      const resp = await api(`/api/history/events?before=${before}&limit=${HISTORY_PAGE}&channel=${channels.join(",")}`);
+      const body = await resp.json();
+      const frames = (body.events || []).filter((f) => !state.feedIds.has(f.id));
+      // Newest first: group oldest first, then append the rows newest first at the bottom.
+      let rows = [];
+      const games = new Map();
+      for (const f of [...frames].reverse()) addToFeed(f, games, (tr) => rows.push(tr));
+      // A game cut by the page boundary: its older part joins the row already shown.
+      rows = rows.filter((tr) => !joinedOlderPart(tr, games));
+      for (const tr of rows.reverse()) {
+        el.feedBody.appendChild(tr);
+        noteOldest(tr);
+      }
+      state.feedLimit += rows.length;
+      if (body.next === null) state.historyDone = true;
+      el.feed.dataset.historyPages = String(Number(el.feed.dataset.historyPages || 0) + 1);
+    } catch (err) {
+      status(`Older events could not be loaded: ${err.message}`);
+    } finally {
+      state.loadingOlder = false;
+      renderFeedCount();
+    }
+  }
+
+  /** True when ``tr`` (the newest older row of its terminal's game) belongs to the oldest
+   * game row already in the feed for that terminal: its events are put in that row. */
+  function joinedOlderPart(tr, games) {
+    if (tr.className !== "game" || games.get(tr.dataset.terminal) !== tr) return false;
+    let bottom = null;
+    for (const row of el.feedBody.children) {
+      if (row.dataset.terminal === tr.dataset.terminal && !row.classList.contains("details")) bottom = row;
+    }
+    if (!bottom || bottom.className !== "game") return false;
+    const names = (r) => new Set(r._frames.map((f) => f.event));
+    const newer = names(bottom), older = names(tr);
+    if (newer.has("gameStarted") || (newer.has("betPlaced") && older.has("betPlaced"))) return false;
+    bottom._frames = [...tr._frames, ...bottom._frames];
+    bottom.dataset.events = bottom._frames.map((f) => f.id).join(" ");
+    bottom.dataset.eventId = bottom._frames[0].id;
+    renderGameRow(bottom);
+    if (bottom._detailsRow) fillDetails(bottom);
+    noteOldest(bottom);
+    return true;
+  }
+
+  function onFeedScroll() {
+    const w = el.feedWrap;
+    if (w.scrollTop + w.clientHeight >= w.scrollHeight - 80) loadOlder();
+  }
+
+  // ---- reports -------------------------------------------------------------------------
+
+  function reportPath(format, after) {
+    const kind = el.reportKind.value;
+    const params = new URLSearchParams();
+    const terminal = el.reportTerminal.value.trim();
+    const event = el.reportEvent.value.trim();
+    if (terminal) params.set("terminal", terminal);
+    if (kind === "summary") {
+      if (el.reportDay.value) params.set("day", el.reportDay.value);
+      if (format === "csv") params.set("format", "csv");
+      return `/api/summary?${params}`;
+    }
+    if (kind === "events" && event) params.set("event", event);
+    params.set("limit", "200");
+    if (after) params.set("after", String(after));
+    if (format === "csv") params.set("format", "csv");
+    return `/api/${kind === "events" ? "history/events" : "audit"}?${params}`;
+  }
+
+  function reportTable(head, rows) {
+    el.reportHead.textContent = "";
+    const tr = document.createElement("tr");
+    for (const h of head) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = h;
+      tr.appendChild(th);
+    }
+    el.reportHead.appendChild(tr);
+    for (const r of rows) {
+      const row = document.createElement("tr");
+      r.forEach((v, i) => {
+        const td = document.createElement(i === 0 ? "th" : "td");
+        if (i === 0) td.scope = "row";
+        td.dataset.label = head[i];
+        td.textContent = v === null || v === undefined ? "" : String(v);
+        row.appendChild(td);
+      });
+      el.reportBody.appendChild(row);
+    }
+  }
+
+  async function runReport(ev, after) {
+    if (ev) ev.preventDefault();
+    if (!after) el.reportBody.textContent = "";
+    el.reportStatus.textContent = "loading…";
+    try {
+      const body = await (await api(reportPath("json", after))).json();
+      const kind = el.reportKind.value;
+      let head, rows;
+      if (kind === "summary") {
+        head = ["Terminal", "Bank", "Area", "Coin in", "Coin out", "Net win", "Hold", "Games", "Bills", "Tickets in", "Tickets out", "Handpays"];
+        const all = [...body.terminals, { terminalId: "Total", ...body.totals }];
+        rows = all.map((r) => [r.terminalId, r.bank || "", r.area || "", formatMoney(r.coinIn), formatMoney(r.coinOut),
+          formatMoney(r.netWin), r.holdPercent === null ? "—" : `${r.holdPercent.toFixed(2)} %`, r.games,
+          `${r.bills.count} · ${formatMoney(r.bills.amount)}`, `${r.ticketsIn.count} · ${formatMoney(r.ticketsIn.amount)}`,
+          `${r.ticketsOut.count} · ${formatMoney(r.ticketsOut.amount)}`, `${r.handpays.count} · ${formatMoney(r.handpays.amount)}`]);
+        el.reportStatus.textContent = `gaming day ${body.day} (${body.timezone}, from ${formatDateTime(body.from)})`;
+        state.report.next = null;
+      } else if (kind === "events") {
+        head = ["Cursor", "Time", "Terminal", "Event", "Amount", "Details"];
+        rows = body.events.map((f) => [f.cursor, formatDateTime(f.timestamp), f.terminalId, label(f.event),
+          f.data && Number.isInteger(f.data.amount) ? formatMoney(f.data.amount) : "", describeData(f.event, f.data)]);
+        state.report.next = body.next;
+        el.reportStatus.textContent = `${el.reportBody.children.length + rows.length} events`;
+      } else {
+        head = ["#", "When", "Who", "What", "Terminal", "Subject", "Reason", "Result"];
+        rows = body.entries.map((e) => [e.cursor, formatDateTime(e.at), `${e.who} (${e.role})`,
+          e.kind === "action" ? `action ${e.what}` : e.kind === "alertAck" ? `acknowledged ${label(e.what)}` : e.kind,
+          e.terminalId || "", e.subject || "", e.reason || "", e.result]);
+        state.report.next = body.next;
+        el.reportStatus.textContent = `${el.reportBody.children.length + rows.length} entries`;
+      }
+      reportTable(head, rows);
+      el.reportNext.hidden = !state.report.next;
+      el.reportTable.dataset.kind = kind;
+      el.reportTable.dataset.rows = String(el.reportBody.children.length);
+    } catch (err) {
+      el.reportStatus.textContent = `failed: ${err.message}`;
+    }
+  }
+
+  async function downloadCsv() {
+    try {
+      const blob = await (await api(reportPath("csv", null))).blob();
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = `${el.reportKind.value}-${el.reportDay.value || "now"}.csv`;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    } catch (err) {
+      el.reportStatus.textContent = `CSV failed: ${err.message}`;
+    }
   }
 
   // ---- rendering: chart ----------------------------------------------------------------
@@ -800,21 +1390,28 @@
     values.forEach((v, i) => {
       if (v <= 0) return;
       const h = Math.max(1, (v / top) * plotH);
-      const minute = new Date(start + i * 60000).toISOString().slice(11, 16);
+      const minute = formatHM(start + i * 60000);
       const bar = svg("rect", {
         class: "bar", x: left + i * slot + 1, y: topPad + plotH - h,
         width: Math.max(1, slot - 2), height: h, "data-minute": minute, "data-amount": v,
       });
-      bar.appendChild(svg("title", {}, `${minute} UTC: ${formatMoney(v)}`));
+      bar.appendChild(svg("title", {}, `${minute}: ${formatMoney(v)}`));
       chart.appendChild(bar);
     });
-    for (let i = 0; i < CHART_MINUTES; i += 15) {
-      const label = new Date(start + i * 60000).toISOString().slice(11, 16);
-      chart.appendChild(svg("text", { x: left + i * slot, y: height - 6 }, label));
+    // Labels never overlap: fewer of them on a narrow chart (about 70 px each).
+    const every = plotW < 420 ? 30 : 15;
+    for (let i = 0; i < CHART_MINUTES; i += every) {
+      chart.appendChild(svg("text", { x: left + i * slot, y: height - 6 }, formatHM(start + i * 60000)));
     }
-    chart.appendChild(svg("text", { x: width - right, y: height - 6, "text-anchor": "end" }, "now (UTC)"));
+    chart.appendChild(svg("text", { x: width - right, y: height - 6, "text-anchor": "end" }, "now"));
     el.chartTotal.textContent = `last hour ${formatMoney(total)}`;
     el.chartTotal.dataset.total = String(total);
+  }
+
+  function renderClock() {
+    if (!el.clock) return;
+    el.clock.textContent = `${formatDateTime(Date.now())} ${state.timezone}${state.gamingDay ? ` · gaming day ${state.gamingDay}` : ""}`;
+    el.clock.dataset.timezone = state.timezone;
   }
 
   // ---- login ---------------------------------------------------------------------------
@@ -842,9 +1439,14 @@
     state.terminals.clear();
     state.alerts.clear();
     state.feedIds.clear();
+    state.openGame.clear();
     state.coinIn.clear();
     state.actions.clear();
     state.lastActionOf.clear();
+    state.lastCursor = 0;
+    state.oldestCursor = null;
+    state.historyDone = false;
+    state.feedLimit = FEED_LIMIT;
     el.terminalsBody.textContent = "";
     el.feedBody.textContent = "";
     delete el.filters.dataset.subscribed;
@@ -892,6 +1494,7 @@
   function init() {
     el.conn = $("conn-state");
     el.connDetail = $("conn-detail");
+    el.clock = $("casino-clock");
     el.role = $("session-role");
     el.logout = $("logout");
     el.login = $("login-panel");
@@ -899,18 +1502,45 @@
     el.tokenInput = $("token-input");
     el.loginError = $("login-error");
     el.dashboard = $("dashboard");
+    el.terminalsHead = $("terminals").tHead;
     el.terminalsBody = $("terminals-body");
     el.terminalsCount = $("terminals-count");
     el.terminalsEmpty = $("terminals-empty");
+    el.search = $("terminal-search");
+    el.filter = $("terminal-filter");
     el.alerts = $("alerts");
     el.alertsCount = $("alerts-count");
     el.alertsEmpty = $("alerts-empty");
+    el.ackAll = $("ack-all");
     el.chart = $("coinin-chart");
     el.chartTotal = $("chart-total");
     el.filters = $("channel-filters");
+    el.feed = $("feed");
+    el.feedWrap = $("feed-wrap");
+    el.feedTimeHead = $("feed-time-head");
     el.feedBody = $("feed-body");
     el.feedCount = $("feed-count");
     el.feedEmpty = $("feed-empty");
+    el.feedMore = $("feed-more");
+    el.reportForm = $("report-form");
+    el.reportKind = $("report-kind");
+    el.reportDay = $("report-day");
+    el.reportTerminal = $("report-terminal");
+    el.reportEvent = $("report-event");
+    el.reportCsv = $("report-csv");
+    el.reportTable = $("report-table");
+    el.reportHead = $("report-head");
+    el.reportBody = $("report-body");
+    el.reportNext = $("report-next");
+    el.reportStatus = $("report-status");
+    el.confirm = $("confirm-dialog");
+    el.confirmForm = $("confirm-form");
+    el.confirmTitle = $("confirm-title");
+    el.confirmText = $("confirm-text");
+    el.confirmReason = $("confirm-reason");
+    el.confirmReasonLabel = $("confirm-reason-label");
+    el.confirmError = $("confirm-error");
+    el.confirmOk = $("confirm-ok");
     el.status = $("status-line");
 
     el.loginForm.addEventListener("submit", (ev) => {
@@ -924,8 +1554,27 @@
     });
     el.logout.addEventListener("click", signOut);
     el.filters.addEventListener("change", onFilterChange);
+    el.search.addEventListener("input", applyFilters);
+    el.filter.addEventListener("change", applyFilters);
+    for (const th of el.terminalsHead.querySelectorAll("th[data-sort]")) {
+      th.querySelector("button").addEventListener("click", () => {
+        const key = th.dataset.sort;
+        state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : 1 };
+        sortRows();
+      });
+    }
+    el.ackAll.addEventListener("click", confirmAckAll);
+    el.confirmForm.addEventListener("submit", onConfirmSubmit);
+    $("confirm-cancel").addEventListener("click", () => {
+      confirmHandler = null;
+      el.confirm.close();
+    });
+    el.feedWrap.addEventListener("scroll", onFeedScroll, { passive: true });
+    el.reportForm.addEventListener("submit", (ev) => runReport(ev, null));
+    el.reportCsv.addEventListener("click", downloadCsv);
+    el.reportNext.addEventListener("click", () => runReport(null, state.report.next));
     // Redraw the chart as minutes pass and when the screen size changes.
-    setInterval(renderChart, 15000);
+    setInterval(() => { renderChart(); renderClock(); }, 15000);
     window.addEventListener("resize", renderChart);
 
     const saved = sessionStorage.getItem(TOKEN_KEY);

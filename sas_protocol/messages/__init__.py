@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+from sas_protocol.messages.features import (
+    EnabledFeaturesReply,
+    EnabledFeaturesRequest,
+    Features1,
+    Features2,
+    Features3,
+    Features4,
+)
+from sas_protocol.messages.games import (
+    DelayGameRequest,
+    GameEnableRequest,
+    GameMetersRequest,
+)
 from sas_protocol.messages.meters import (
+    GAME_METER_LAYOUT,
     LEGACY_METER_LAYOUTS,
+    SINGLE_BILL_POLLS,
     MeterReply,
     MeterValue,
     decode_meter_body,
     legacy_reply_length,
+)
+from sas_protocol.messages.multidenom import (
+    MULTI_DENOM_AWARE_POLLS,
+    CurrentDenominationReply,
+    CurrentDenominationRequest,
+    EnabledDenominationsReply,
+    EnabledDenominationsRequest,
+    MultiDenomError,
+    MultiDenomErrorCode,
+    MultiDenomReply,
+    MultiDenomRequest,
 )
 from sas_protocol.messages.requests import (
     LEGACY_METER_POLLS,
@@ -70,18 +96,34 @@ from sas_protocol.messages.responses import (
     decode_reply_frame,
     is_variable_reply,
 )
+from sas_protocol.messages.ticket_info import (
+    CashoutTicketReply,
+    CashoutTicketRequest,
+)
 
 __all__ = [
+    "GAME_METER_LAYOUT",
     "LEGACY_METER_LAYOUTS",
     "LEGACY_METER_POLLS",
+    "MULTI_DENOM_AWARE_POLLS",
+    "SINGLE_BILL_POLLS",
     "Ack",
     "AftLockStatusReply",
     "AftLockStatusRequest",
     "Busy",
+    "CashoutTicketReply",
+    "CashoutTicketRequest",
+    "CurrentDenominationReply",
+    "CurrentDenominationRequest",
     "DateTimeReply",
     "DateTimeRequest",
+    "DelayGameRequest",
     "DisableBillAcceptorRequest",
     "EnableBillAcceptorRequest",
+    "EnabledDenominationsReply",
+    "EnabledDenominationsRequest",
+    "EnabledFeaturesReply",
+    "EnabledFeaturesRequest",
     "EnabledGamesReply",
     "EnabledGamesRequest",
     "EnhancedValidationReply",
@@ -90,10 +132,16 @@ __all__ = [
     "ExtendedGameInfoReply",
     "ExtendedGameInfoRequest",
     "ExtendedMetersRequest",
+    "Features1",
+    "Features2",
+    "Features3",
+    "Features4",
     "GameConfigurationReply",
     "GameConfigurationRequest",
     "GameCountReply",
     "GameCountRequest",
+    "GameEnableRequest",
+    "GameMetersRequest",
     "GeneralPoll",
     "HandpayInfoReply",
     "HandpayInfoRequest",
@@ -108,6 +156,10 @@ __all__ = [
     "MeterReply",
     "MeterValue",
     "MetersRequest",
+    "MultiDenomError",
+    "MultiDenomErrorCode",
+    "MultiDenomReply",
+    "MultiDenomRequest",
     "Nack",
     "Poll",
     "RealTimeReportingRequest",

@@ -94,3 +94,31 @@ def decode_layout(layout: tuple[Field, ...], body: bytes, frame: bytes) -> dict[
             raise FramingError(f"{f.name}: {exc.reason}", frame) from None
         offset += f.size
     return values
+
+
+def check_date_time(month: int, day: int, year: int, hour: int, minute: int, second: int) -> None:
+    """LocalProtocolError unless the fields fit MMDDYYYY HHMMSS (LP 7E / 7F)."""
+    if not (1 <= month <= 12 and 1 <= day <= 31 and 0 <= year <= 9999):
+        raise LocalProtocolError(f"invalid date {month:02d}/{day:02d}/{year:04d}")
+    if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
+        raise LocalProtocolError(f"invalid time {hour:02d}:{minute:02d}:{second:02d}")
+
+
+def encode_date_time(month: int, day: int, year: int, hour: int, minute: int, second: int) -> bytes:
+    """MMDDYYYY (4 BCD bytes) + HHMMSS (3 BCD bytes)."""
+    return encode_bcd(month * 1_000_000 + day * 10_000 + year, 4) + encode_bcd(
+        hour * 10_000 + minute * 100 + second, 3
+    )
+
+
+def decode_date_time(data: bytes) -> tuple[int, int, int, int, int, int]:
+    """(month, day, year, hour, minute, second) from 7 BCD bytes; FramingError if not BCD."""
+    date, clock = decode_bcd(data[:4]), decode_bcd(data[4:7])
+    return (
+        date // 1_000_000,
+        date // 10_000 % 100,
+        date % 10_000,
+        clock // 10_000,
+        clock // 100 % 100,
+        clock % 100,
+    )

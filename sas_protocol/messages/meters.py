@@ -1,7 +1,9 @@
-"""Meter replies: the legacy fixed polls, LP 2F and LP 6F/AF, all as {meter code: value}.
+"""Meter replies: the legacy fixed polls, LP 52, LP 2F and LP 6F/AF, all as {meter code: value}.
 
-Legacy polls map onto table C-7 codes (LP 11 coin in -> meter 00) so callers can treat
-every meter read alike; values stay in each meter's own unit (see ``meter_spec``)."""
+Legacy polls map onto table C-7 codes (LP 11 coin in -> meter 00, LP 1E's $1 bills -> meter
+40) so callers can treat every meter read alike; values stay in each meter's own unit (see
+``meter_spec``). Values with no table C-7 code (LP 1C's door opens, LP 20's whole dollars of
+bills) are kept in ``other``."""
 
 from __future__ import annotations
 
@@ -9,9 +11,18 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from sas_protocol.bcd import decode_bcd, encode_bcd
-from sas_protocol.codes import meter_spec
+from sas_protocol.codes import BILL_METER_DOLLARS, meter_spec
 from sas_protocol.crc import append_crc
 from sas_protocol.errors import FramingError, LengthError, LocalProtocolError
+
+#: LP 31-45 single bill meters: the bill (dollars) each counts (reference §3.9b). 3D is not
+#: a bill meter (it is the cash-out ticket information).
+SINGLE_BILL_POLLS: dict[int, int] = {
+    0x31: 1, 0x32: 2, 0x33: 5, 0x34: 10, 0x35: 20, 0x36: 50, 0x37: 100, 0x38: 500,
+    0x39: 1_000, 0x3A: 200, 0x3B: 25, 0x3C: 2_000, 0x3E: 2_500, 0x3F: 5_000, 0x40: 10_000,
+    0x41: 20_000, 0x42: 25_000, 0x43: 50_000, 0x44: 100_000, 0x45: 250,
+}
+_BILL_METER_CODES = {dollars: code for code, dollars in BILL_METER_DOLLARS.items()}
 
 #: Legacy meter polls: layout of (meter code or extra-field name, BCD size) in reply order.
 LEGACY_METER_LAYOUTS: dict[int, tuple[tuple[int | str, int], ...]] = {
@@ -37,7 +48,21 @@ LEGACY_METER_LAYOUTS: dict[int, tuple[tuple[int | str, int], ...]] = {
         ("slot_door_opened", 4),
         ("power_resets", 4),
     ),
+    # Reference §3.9b: LP 1E counts bills ($1, $5, $10, $20, $50, $100), not money; the
+    # table C-7 "bills accepted" count meters have those meanings (§3.10: 40, 42-44, 46, 47).
+    0x1E: ((0x40, 4), (0x42, 4), (0x43, 4), (0x44, 4), (0x46, 4), (0x47, 4)),
+    # Reference §3.9b: LP 20 is the whole dollars of all bills accepted: no C-7 code has
+    # that unit (0B counts credits), so it is an ``other`` value.
+    0x20: (("total_bill_dollars", 4),),
+    # Reference §3.9b: LP 46 is the credits-from-bills-accepted meter (0B).
+    0x46: ((0x0B, 4),),
+    # Reference §3.9b: LP 31-45 (but 3D) each count the bills of one value; the table C-7
+    # count meter of that bill carries the same number (the two run in different orders).
+    **{poll: ((_BILL_METER_CODES[dollars], 4),) for poll, dollars in SINGLE_BILL_POLLS.items()},
 }
+
+#: LP 52 game N meters after the 2-byte BCD game number (reference §3.9).
+GAME_METER_LAYOUT: tuple[tuple[int, int], ...] = ((0x00, 4), (0x01, 4), (0x02, 4), (0x05, 4))
 
 
 def legacy_reply_length(command: int) -> int:
@@ -79,7 +104,11 @@ class MeterReply:
 
     def body(self) -> bytes:
         if self.command in LEGACY_METER_LAYOUTS:
-            return self._legacy_body()
+            if self.game != 0:
+                raise LocalProtocolError("legacy meter polls report whole-machine meters (game 0)")
+            return self._fixed_body(LEGACY_METER_LAYOUTS[self.command])
+        if self.command == 0x52:
+            return encode_bcd(self.game, 2) + self._fixed_body(GAME_METER_LAYOUT)
         if self.command not in self.VARIABLE:
             raise LocalProtocolError(f"LP {self.command:02X} is not a meter poll")
         parts = [encode_bcd(self.game, 2)]
@@ -99,12 +128,10 @@ class MeterReply:
             raise LocalProtocolError("meter reply longer than 255 bytes")
         return bytes((len(data),)) + data
 
-    def _legacy_body(self) -> bytes:
+    def _fixed_body(self, layout: tuple[tuple[int | str, int], ...]) -> bytes:
         meters, other = self.meters, dict(self.other)
-        if self.game != 0:
-            raise LocalProtocolError("legacy meter polls report whole-machine meters (game 0)")
         out = []
-        for key, size in LEGACY_METER_LAYOUTS[self.command]:
+        for key, size in layout:
             source: dict[int, int] | dict[str, int] = meters if isinstance(key, int) else other
             if key not in source:
                 raise LocalProtocolError(f"LP {self.command:02X} reply needs meter {key!r}")
@@ -125,10 +152,12 @@ def decode_meter_body(command: int, body: bytes, frame: bytes) -> MeterReply:
     """Decode a meter reply body (after ``addr cmd``, and after the length byte for
     2F/6F/AF, without CRC). Raises RemoteProtocolError subclasses carrying ``frame``."""
     if command in LEGACY_METER_LAYOUTS:
-        return _decode_legacy(command, body, frame)
+        return _decode_fixed(command, 0, LEGACY_METER_LAYOUTS[command], body, frame)
     if len(body) < 2:
         raise LengthError("meter reply shorter than its game number", frame)
     game = _bcd(body[:2], frame)
+    if command == 0x52:
+        return _decode_fixed(command, game, GAME_METER_LAYOUT, body[2:], frame)
     values: list[MeterValue] = []
     unsupported: list[int] = []
     offset = 2
@@ -154,8 +183,9 @@ def decode_meter_body(command: int, body: bytes, frame: bytes) -> MeterReply:
     return MeterReply(command, game, tuple(values), (), tuple(unsupported))
 
 
-def _decode_legacy(command: int, body: bytes, frame: bytes) -> MeterReply:
-    layout = LEGACY_METER_LAYOUTS[command]
+def _decode_fixed(
+    command: int, game: int, layout: tuple[tuple[int | str, int], ...], body: bytes, frame: bytes
+) -> MeterReply:
     if len(body) != sum(size for _, size in layout):
         raise LengthError(f"LP {command:02X} reply has the wrong length", frame)
     values: list[MeterValue] = []
@@ -168,7 +198,7 @@ def _decode_legacy(command: int, body: bytes, frame: bytes) -> MeterReply:
             values.append(MeterValue(key, value, size))
         else:
             other.append((key, value))
-    return MeterReply(command, 0, tuple(values), tuple(other))
+    return MeterReply(command, game, tuple(values), tuple(other))
 
 
 def _bcd(data: bytes, frame: bytes) -> int:

@@ -19,62 +19,25 @@ from sas_protocol.errors import (
     LocalProtocolError,
     RemoteProtocolError,
 )
-
-#: Meter polls answered with fixed 4-byte (or 2-byte, LP 18) BCD meters.
-LEGACY_METER_POLLS = frozenset(
-    {0x0F, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1C}
+from sas_protocol.messages.base import GeneralPoll as GeneralPoll
+from sas_protocol.messages.base import Request as Request
+from sas_protocol.messages.base import check_address as check_address
+from sas_protocol.messages.base import check_game
+from sas_protocol.messages.features import EnabledFeaturesRequest
+from sas_protocol.messages.games import DelayGameRequest, GameEnableRequest, GameMetersRequest
+from sas_protocol.messages.layout import check_date_time, decode_date_time, encode_date_time
+from sas_protocol.messages.meters import LEGACY_METER_LAYOUTS, legacy_reply_length
+from sas_protocol.messages.multidenom import (
+    CurrentDenominationRequest,
+    EnabledDenominationsRequest,
+    MultiDenomRequest,
 )
+from sas_protocol.messages.ticket_info import CashoutTicketRequest
+from sas_protocol.variants import DEFAULT_LAYOUTS, PollLayouts
 
-
-def check_address(address: int) -> None:
-    """SAS §2.1: machine addresses are 1..127 (0 means "ignore the host")."""
-    if not 1 <= address <= 127:
-        raise LocalProtocolError(f"machine address must be 1..127, got {address}")
-
-
-def _check_game(game: int) -> None:
-    if not 0 <= game <= 9999:
-        raise LocalProtocolError(f"game number must be 0..9999, got {game}")
-
-
-@dataclass(frozen=True, slots=True)
-class GeneralPoll:
-    """``0x80 | address`` with the wakeup bit; answered by one exception byte (non-RTE)."""
-
-    def encode(self, address: int) -> bytes:
-        check_address(address)
-        return bytes((0x80 | address,))
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """Base of long polls. ``REPLY_LENGTH`` is the whole reply frame's length: 1 for an ACK,
-    a fixed byte count, or ``None`` when the reply carries a length byte after the command."""
-
-    COMMAND: ClassVar[int] = 0
-    HAS_CRC: ClassVar[bool] = True
-    REPLY_LENGTH: ClassVar[int | None] = 1
-
-    @property
-    def command(self) -> int:
-        return self.COMMAND
-
-    @property
-    def reply_length(self) -> int | None:
-        return self.REPLY_LENGTH
-
-    @property
-    def expects_ack(self) -> bool:
-        return self.reply_length == 1
-
-    def body(self) -> bytes:
-        """The bytes after the command and before the CRC."""
-        return b""
-
-    def encode(self, address: int) -> bytes:
-        check_address(address)
-        frame = bytes((address, self.command)) + self.body()
-        return append_crc(frame) if self.HAS_CRC else frame
+#: Meter polls answered with fixed 4-byte (or 2-byte, LP 18) BCD meters (1E, 20, 31-46 are
+#: the bill meters of reference §3.9b).
+LEGACY_METER_POLLS = frozenset(LEGACY_METER_LAYOUTS)
 
 
 # --- type S polls without data, answered by ACK -------------------------------------------
@@ -138,38 +101,11 @@ class SetDateTimeRequest(Request):
     COMMAND: ClassVar[int] = LongPoll.SET_DATE_TIME
 
     def __post_init__(self) -> None:
-        _check_date_time(self.month, self.day, self.year, self.hour, self.minute, self.second)
+        check_date_time(self.month, self.day, self.year, self.hour, self.minute, self.second)
 
     def body(self) -> bytes:
         d = self
         return encode_date_time(d.month, d.day, d.year, d.hour, d.minute, d.second)
-
-
-def _check_date_time(month: int, day: int, year: int, hour: int, minute: int, second: int) -> None:
-    if not (1 <= month <= 12 and 1 <= day <= 31 and 0 <= year <= 9999):
-        raise LocalProtocolError(f"invalid date {month:02d}/{day:02d}/{year:04d}")
-    if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
-        raise LocalProtocolError(f"invalid time {hour:02d}:{minute:02d}:{second:02d}")
-
-
-def encode_date_time(month: int, day: int, year: int, hour: int, minute: int, second: int) -> bytes:
-    """MMDDYYYY (4 BCD bytes) + HHMMSS (3 BCD bytes)."""
-    return encode_bcd(month * 1_000_000 + day * 10_000 + year, 4) + encode_bcd(
-        hour * 10_000 + minute * 100 + second, 3
-    )
-
-
-def decode_date_time(data: bytes) -> tuple[int, int, int, int, int, int]:
-    """(month, day, year, hour, minute, second) from 7 BCD bytes; FramingError if not BCD."""
-    date, clock = decode_bcd(data[:4]), decode_bcd(data[4:7])
-    return (
-        date // 1_000_000,
-        date // 10_000 % 100,
-        date % 10_000,
-        clock // 10_000,
-        clock // 100 % 100,
-        clock % 100,
-    )
 
 
 # --- type R polls (no data, no CRC) --------------------------------------------------------
@@ -192,8 +128,6 @@ class MetersRequest(Request):
 
     @property
     def reply_length(self) -> int:
-        from sas_protocol.messages.meters import legacy_reply_length
-
         return legacy_reply_length(self.poll)
 
 
@@ -285,7 +219,7 @@ class SelectedMetersRequest(Request):
     REPLY_LENGTH: ClassVar[int | None] = None
 
     def __post_init__(self) -> None:
-        _check_game(self.game)
+        check_game(self.game)
         if not 1 <= len(self.codes) <= 10 or any(not 0 <= c <= 0xFF for c in self.codes):
             raise LocalProtocolError(f"LP 2F takes 1..10 one-byte meter codes, got {self.codes}")
 
@@ -303,7 +237,7 @@ class ExtendedMetersRequest(Request):
     REPLY_LENGTH: ClassVar[int | None] = None
 
     def __post_init__(self) -> None:
-        _check_game(self.game)
+        check_game(self.game)
         if not 1 <= len(self.codes) <= 12 or any(not 0 <= c <= 0xFFFF for c in self.codes):
             raise LocalProtocolError(f"LP 6F takes 1..12 two-byte meter codes, got {self.codes}")
 
@@ -340,7 +274,7 @@ class GameConfigurationRequest(Request):
     REPLY_LENGTH: ClassVar[int | None] = 26
 
     def __post_init__(self) -> None:
-        _check_game(self.game)
+        check_game(self.game)
 
     def body(self) -> bytes:
         return encode_bcd(self.game, 2)
@@ -353,7 +287,7 @@ class ExtendedGameInfoRequest(Request):
     REPLY_LENGTH: ClassVar[int | None] = None
 
     def __post_init__(self) -> None:
-        _check_game(self.game)
+        check_game(self.game)
 
     def body(self) -> bytes:
         return encode_bcd(self.game, 2)
@@ -421,21 +355,29 @@ _NO_DATA: dict[int, type[Request]] = {
         EnabledGamesRequest,
         DateTimeRequest,
         RemoteHandpayResetRequest,
+        CashoutTicketRequest,
+        CurrentDenominationRequest,
+        EnabledDenominationsRequest,
     )
 }
 
 #: Fixed request lengths (whole frame) of polls with data; None = length byte at index 2.
 _DATA_LENGTH: dict[int, int | None] = {
+    0x09: 7,
     0x0E: 5,
     0x21: 6,
+    0x2E: 6,
     0x2F: None,
     0x4D: 5,
+    0x52: 6,
     0x53: 6,
     0x6F: None,
     0x74: 8,
     0x7F: 11,
+    0xA0: 6,
     0xA8: 5,
     0xAF: None,
+    0xB0: None,
     0xB5: 6,
 }
 
@@ -473,8 +415,11 @@ class UnknownRequest(Request):
         return self.poll
 
 
-def decode_request(frame: bytes) -> tuple[int, Request]:
-    """(address, request) of a complete long-poll frame; RemoteProtocolError if malformed."""
+def decode_request(
+    frame: bytes, layouts: PollLayouts = DEFAULT_LAYOUTS
+) -> tuple[int, Request]:
+    """(address, request) of a complete long-poll frame; RemoteProtocolError if malformed.
+    ``layouts`` picks the layout of the polls the sources disagree on (reference §3.9b)."""
     frame = bytes(frame)
     length = request_length(frame)
     if length is None or len(frame) != length:
@@ -489,16 +434,18 @@ def decode_request(frame: bytes) -> tuple[int, Request]:
         raise CrcError("bad CRC on long poll", frame)
     body = frame[2:-2] if has_crc else b""
     try:
-        return address, _request_from_body(command, body)
+        return address, _request_from_body(address, command, body, layouts)
     except LocalProtocolError as exc:
         raise FramingError(f"invalid LP {command:02X}: {exc}", frame) from None
     except RemoteProtocolError as exc:
         raise FramingError(f"invalid LP {command:02X}: {exc.reason}", frame) from None
 
 
-def _request_from_body(command: int, body: bytes) -> Request:
+def _request_from_body(address: int, command: int, body: bytes, layouts: PollLayouts) -> Request:
     if command in LEGACY_METER_POLLS:
         return MetersRequest(command)
+    if command == 0x3D:
+        return CashoutTicketRequest(layouts.ticket_number)
     if command in _NO_DATA:
         return _NO_DATA[command]()
     if command == 0x0E:
@@ -518,6 +465,16 @@ def _request_from_body(command: int, body: bytes) -> Request:
         return ExtendedMetersRequest(game, codes, alternate=command == 0xAF)
     if command == 0x4D:
         return EnhancedValidationRequest(body[0])
+    if command == 0x09:
+        return GameEnableRequest.from_body(body, layouts.game_enable)
+    if command == 0x2E:
+        return DelayGameRequest.from_body(body, layouts.delay)
+    if command == 0x52:
+        return GameMetersRequest(decode_bcd(body))
+    if command == 0xA0:
+        return EnabledFeaturesRequest(decode_bcd(body))
+    if command == 0xB0:
+        return _multidenom_request(address, body, layouts)
     if command == 0x53:
         return GameConfigurationRequest(decode_bcd(body))
     if command == 0xB5:
@@ -528,3 +485,16 @@ def _request_from_body(command: int, body: bytes) -> Request:
         return SetDateTimeRequest(*decode_date_time(body))
     # 0xA8: the only command left in _DATA_LENGTH
     return HandpayResetMethodRequest(body[0])
+
+
+def _multidenom_request(address: int, body: bytes, layouts: PollLayouts) -> Request:
+    """LP B0 (reference §3.9b): ``len denom base data``; the base poll is decoded as if it
+    had been sent alone (its data plus a CRC when it is a type S/M poll)."""
+    if body[0] < 2:
+        raise LocalProtocolError("B0 length must cover the denomination and base poll")
+    denomination, base, data = body[1], body[2], body[3:]
+    if base == LongPoll.MULTI_DENOM_PREAMBLE:
+        raise LocalProtocolError("a B0 preamble cannot wrap another B0")
+    prefix = bytes((address, base)) + data
+    inner = prefix if request_length(prefix) == len(prefix) else append_crc(prefix)
+    return MultiDenomRequest(denomination, decode_request(inner, layouts)[1], layouts.wrapped_ack)

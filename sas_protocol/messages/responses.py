@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from sas_protocol.bcd import decode_bcd, encode_bcd
+from sas_protocol.bcd import encode_bcd
 from sas_protocol.codes import LongPoll
-from sas_protocol.crc import append_crc, crc_ok
+from sas_protocol.crc import crc_ok
 from sas_protocol.errors import (
     CrcError,
     FramingError,
@@ -19,85 +19,37 @@ from sas_protocol.errors import (
     LocalProtocolError,
     UnexpectedAddressError,
 )
+from sas_protocol.messages.base import Ack as Ack
+from sas_protocol.messages.base import Busy as Busy
+from sas_protocol.messages.base import ExceptionReply as ExceptionReply
+from sas_protocol.messages.base import Nack as Nack
+from sas_protocol.messages.base import Response as Response
+from sas_protocol.messages.base import bcd_value
+from sas_protocol.messages.features import EnabledFeaturesReply
 from sas_protocol.messages.layout import (
     Field,
     ascii_,
     bcd,
     binary,
+    decode_date_time,
     decode_layout,
+    encode_date_time,
     encode_layout,
     raw,
 )
-from sas_protocol.messages.meters import MeterReply, decode_meter_body
+from sas_protocol.messages.meters import LEGACY_METER_LAYOUTS, MeterReply, decode_meter_body
+from sas_protocol.messages.multidenom import (
+    CurrentDenominationReply,
+    EnabledDenominationsReply,
+    MultiDenomRequest,
+    decode_multidenom_body,
+)
 from sas_protocol.messages.requests import (
     GeneralPoll,
     Poll,
-    decode_date_time,
-    encode_date_time,
+    Request,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    """The machine's address alone: the poll was accepted (SAS §3.5)."""
-
-    def encode(self, address: int) -> bytes:
-        return bytes((address,))
-
-
-@dataclass(frozen=True, slots=True)
-class Nack:
-    """``address | 0x80``: the machine saw a bad CRC on the poll."""
-
-    def encode(self, address: int) -> bytes:
-        return bytes((address | 0x80,))
-
-
-@dataclass(frozen=True, slots=True)
-class Busy:
-    """``addr 00``, no CRC: the machine cannot answer now; ask again later."""
-
-    def encode(self, address: int) -> bytes:
-        return bytes((address, 0x00))
-
-
-@dataclass(frozen=True, slots=True)
-class ExceptionReply:
-    """The one-byte general-poll answer in non-RTE mode (00 / 1F = nothing to report)."""
-
-    code: int
-
-    def encode(self, address: int) -> bytes:
-        return bytes((self.code,))
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """Base of replies framed ``addr cmd [len] body CRC``; fixed bodies follow ``LAYOUT``."""
-
-    COMMAND: ClassVar[int] = 0
-    LAYOUT: ClassVar[tuple[Field, ...]] = ()
-    VARIABLE: ClassVar[bool] = False
-
-    @property
-    def command(self) -> int:
-        return self.COMMAND
-
-    def body(self) -> bytes:
-        return encode_layout(self.LAYOUT, self)
-
-    def encode(self, address: int) -> bytes:
-        body = self.body()
-        if self.VARIABLE:
-            if len(body) > 255:
-                raise LocalProtocolError(f"LP {self.command:02X} reply body over 255 bytes")
-            body = bytes((len(body),)) + body
-        return append_crc(bytes((address, self.command)) + body)
-
-    @classmethod
-    def from_body(cls, body: bytes, frame: bytes) -> Self:
-        return cls(**decode_layout(cls.LAYOUT, body, frame))
-
+from sas_protocol.messages.ticket_info import CashoutTicketReply
 
 _MACHINE_INFO_LAYOUT = (
     ascii_("game_id", 2),
@@ -323,7 +275,7 @@ class EnabledGamesReply(Response):
     def from_body(cls, body: bytes, frame: bytes) -> Self:
         if not body or len(body) != 1 + 2 * body[0]:
             raise LengthError("LP 56 game count does not match its length", frame)
-        return cls(tuple(_bcd(body[i : i + 2], frame) for i in range(1, len(body), 2)))
+        return cls(tuple(bcd_value(body[i : i + 2], frame) for i in range(1, len(body), 2)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +359,7 @@ class ExtendedGameInfoReply(Response):
             offset += 1 + size
         if offset + 2 > len(body):
             raise LengthError("LP B5 reply lacks its wager categories", frame)
-        wager = _bcd(body[offset : offset + 2], frame)
+        wager = bcd_value(body[offset : offset + 2], frame)
         offset += 2
         denominations: tuple[int, ...] = ()
         if offset < len(body):
@@ -435,13 +387,6 @@ _B5_HEAD = (
 )
 
 
-def _bcd(data: bytes, frame: bytes) -> int:
-    try:
-        return decode_bcd(data)
-    except FramingError:
-        raise FramingError("field is not BCD", frame) from None
-
-
 Reply = Ack | Nack | Busy | ExceptionReply | MeterReply | Response
 
 REPLY_TYPES: dict[int, type[Response]] = {
@@ -462,15 +407,20 @@ REPLY_TYPES: dict[int, type[Response]] = {
         EnabledGamesReply,
         AftLockStatusReply,
         ExtendedGameInfoReply,
+        EnabledFeaturesReply,
+        CashoutTicketReply,
+        CurrentDenominationReply,
+        EnabledDenominationsReply,
     )
 }
 
 _METER_COMMANDS = frozenset({0x2F, 0x6F, 0xAF})
+_MULTI_DENOM = LongPoll.MULTI_DENOM_PREAMBLE
 
 
 def is_variable_reply(command: int) -> bool:
     """True when replies to ``command`` carry a length byte after the command."""
-    return command in _METER_COMMANDS or (
+    return command in _METER_COMMANDS or command == _MULTI_DENOM or (
         command in REPLY_TYPES and REPLY_TYPES[command].VARIABLE
     )
 
@@ -479,8 +429,12 @@ def decode_reply_frame(frame: bytes, *, address: int | None = None) -> Reply:
     """Decode a complete ``addr cmd [len] body CRC`` reply by its command byte alone.
 
     Raises CrcError, LengthError, FramingError or UnexpectedAddressError (all carrying
-    ``frame``); ACK, NACK and busy frames need the poll and are decoded by ``decode_reply``."""
-    frame = bytes(frame)
+    ``frame``); ACK, NACK and busy frames need the poll and are decoded by ``decode_reply``.
+    A B0 reply's wrapped part is read as data when it decodes, else as a wrapped ACK/busy."""
+    return _decode_frame(bytes(frame), address, None)
+
+
+def _decode_frame(frame: bytes, address: int | None, inner: Request | None) -> Reply:
     if len(frame) < 4:
         raise LengthError("reply frame shorter than addr cmd CRC", frame)
     if address is not None and frame[0] != address:
@@ -494,17 +448,17 @@ def decode_reply_frame(frame: bytes, *, address: int | None = None) -> Reply:
         body = frame[3:-2]
     else:
         body = frame[2:-2]
-    if command in _METER_COMMANDS or command in _legacy_commands():
+    if command in _METER_COMMANDS or command in LEGACY_METER_LAYOUTS or command == 0x52:
         return decode_meter_body(command, body, frame)
+    if command == _MULTI_DENOM:
+        return decode_multidenom_body(body, frame, inner, _decode_wrapped)
     if command not in REPLY_TYPES:
         raise FramingError(f"no reply layout for command {command:02X}", frame)
     return REPLY_TYPES[command].from_body(body, frame)
 
 
-def _legacy_commands() -> frozenset[int]:
-    from sas_protocol.messages.requests import LEGACY_METER_POLLS
-
-    return LEGACY_METER_POLLS
+def _decode_wrapped(frame: bytes) -> Reply:
+    return _decode_frame(frame, None, None)
 
 
 def decode_reply(poll: Poll, frame: bytes, *, address: int) -> Reply:
@@ -533,4 +487,5 @@ def decode_reply(poll: Poll, frame: bytes, *, address: int) -> Reply:
         return Ack()
     if len(frame) >= 2 and frame[1] != poll.command:
         raise FramingError(f"reply echoes {frame[1]:02X}, poll was {poll.command:02X}", frame)
-    return decode_reply_frame(frame, address=address)
+    inner = poll.poll if isinstance(poll, MultiDenomRequest) else None
+    return _decode_frame(frame, address, inner)

@@ -424,3 +424,37 @@ async def test_a_reload_lets_running_actions_finish(
         daemon.request_stop()
         assert await asyncio.wait_for(task, 30) == 0
         await hub.stop()
+
+
+async def test_machine_info_metric_carries_the_discovered_identity(
+        tmp_path: Path, host_end: MemoryTransport) -> None:
+    """Discovery's ``machineIdentified`` labels ``slot_agent_machine_info`` (set_machine)."""
+    daemon = Daemon(_config(tmp_path), transport_factory=lambda cfg: host_end)
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    try:
+        assert await asyncio.to_thread(daemon.ready.wait, 20.0), "daemon not ready"
+        deadline = time.monotonic() + 20.0
+        identified = None
+        while identified is None and time.monotonic() < deadline:
+            with Outbox.open_reader(tmp_path / "ob.db") as reader:
+                identified = next((e.event for e in reader.pending(0, 1000)
+                                   if e.event.name == "machineIdentified"), None)
+            if identified is None:
+                await asyncio.sleep(0.05)
+        assert identified is not None, "no machineIdentified within 20 s"
+        registry = daemon.metrics.registry
+        value = None
+        while value is None and time.monotonic() < deadline:
+            value = registry.get_sample_value("slot_agent_machine_info", {
+                "address": "1", "sas_version": str(identified.data["sasVersion"]),
+                "serial_number": str(identified.data["serialNumber"]),
+                "game_id": str(identified.data["gameId"]),
+                "denomination_cents": str(identified.data["denomination"])})
+            if value is None:
+                await asyncio.sleep(0.05)
+        assert value == 1
+        assert identified.data["serialNumber"]  # the labels are not empty placeholders
+        assert daemon._machine_status() == {"hostLocked": False}  # what hello reports
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0

@@ -415,7 +415,7 @@ def test_door_duplicates_are_dropped() -> None:
      (False, True, ["noEmployeeCard", "hostLocked"]), (True, False, None)],
 )
 def test_bypass_attempt(employee: bool, locked: bool, reasons: list[str] | None) -> None:
-    m = Machine().started()
+    m = Machine(card_reader=True).started()
     if employee:
         m.feed(CardInserted(at=m.tick(), card_id="E1", kind="employee"))
     if locked:
@@ -427,6 +427,20 @@ def test_bypass_attempt(employee: bool, locked: bool, reasons: list[str] | None)
     else:
         assert only(events, "bypassAttempt").data == {"door": "drop", "powerOff": False,
                                                       "reasons": reasons}
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_no_card_reader_no_employee_card_reason(locked: bool) -> None:
+    """Without a configured card reader no employee card can ever be in it: an opened door
+    is a bypass only when the host has locked the machine (docs/events.md)."""
+    m = Machine().started()
+    if locked:
+        m.feed(HostLockChanged(at=m.tick(), locked=True, action_id="a1"))
+    events = m.exc(0x13)
+    if locked:
+        assert only(events, "bypassAttempt").data["reasons"] == ["hostLocked"]
+    else:
+        assert names(events) == ["doorOpened"]
 
 
 def test_lock_unlock_events_name_the_action() -> None:

@@ -142,7 +142,8 @@ def scenario() -> list[Observation]:
 
 
 def run_scenario() -> list[dict[str, Any]]:
-    interp = Interpreter(TERMINAL, backlog_window=10.0, clock_skew_threshold=60.0)
+    interp = Interpreter(TERMINAL, backlog_window=10.0, clock_skew_threshold=60.0,
+                         card_reader=True)
     state = interp.initial_state()
     frames: list[dict[str, Any]] = []
     for obs in scenario():

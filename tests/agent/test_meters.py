@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.meters import Change, default_width, meter_delta, meter_name
+from agent.meters import Change, default_width, is_cents_meter, meter_delta, meter_name
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,9 @@ def test_widths_and_names() -> None:
     assert default_width(0x00) == 4
     assert default_width(0x0D) == 5
     assert default_width(0xA0) == 5
+    # reference §3.10: the odd codes of 80-93 / A0-BD are 4-byte transaction counts
+    assert default_width(0x81) == 4 and default_width(0xA1) == 4 and default_width(0xBD) == 4
+    assert not is_cents_meter(0xB9) and is_cents_meter(0xB8)
     assert meter_name(0x00) == "coinIn"
     assert meter_name(0x44) == "bills20"
-    assert meter_name(0xFE) == "meterFE"
+    assert meter_name(0x7E) == "meter7E"

@@ -46,7 +46,7 @@ def names(box: Outbox) -> list[str]:
 
 def test_group_commit_and_order(outbox: Outbox) -> None:
     commits: list[list[StoredEvent]] = []
-    p = Pipeline(outbox, Interpreter(T), listeners=[commits.append])
+    p = Pipeline(outbox, Interpreter(T, card_reader=True), listeners=[commits.append])
     for i in range(40):
         p.put(ExceptionObserved(at=1000.0 + i, address=1, code=0x11 if i % 2 == 0 else 0x12))
     p.emit(Event("agentStopping", utc_timestamp(2000.0), {"version": "x"}))

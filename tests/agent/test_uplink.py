@@ -58,7 +58,8 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
 def make_uplink(url: str, outbox: Outbox, *, token: str = TERMINAL_TOKEN, **overrides: Any
                 ) -> Uplink:
     kwargs = {k: overrides.pop(k) for k in list(overrides)
-              if k in ("metrics", "actions", "fallback_poll_s", "ssl_context")}
+              if k in ("metrics", "actions", "fallback_poll_s", "ssl_context",
+                       "machine_status")}
     return Uplink(uplink_config(url, **overrides), terminal_id=TERMINAL, outbox=outbox,
                   token=lambda: token, min_reconnect_delay_s=0.01, **kwargs)
 
@@ -579,3 +580,23 @@ def test_backoff_doubles_to_the_cap_with_jitter_in_the_upper_half(
         assert nominal / 2 - 1e-9 <= delay <= nominal + 1e-9
         assert delay <= cap + 1e-9
         nominal = min(nominal * 2, cap)
+
+
+async def test_hello_reports_the_machine_state(outbox: Outbox) -> None:
+    """The hub learns the host lock the agent holds as soon as it connects (protocol.md §4)."""
+    hellos: list[dict[str, Any]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        hellos.append(json.loads(await ws.recv()))
+        await ws.send(wire.encode(wire.welcome(TERMINAL, 0, "2026-01-01T00:00:00Z")))
+        async for _ in ws:
+            pass
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        uplink = make_uplink(f"ws://127.0.0.1:{port}/ws/terminal", outbox,
+                             machine_status=lambda: {"hostLocked": True})
+        async with running(uplink):
+            await wait_for(lambda: bool(hellos), what="hello")
+    assert hellos[0]["machine"] == {"hostLocked": True}
+    wire.parse_message(json.dumps(hellos[0]), max_bytes=1 << 20, accept=wire.TERMINAL_TO_HUB)

@@ -100,6 +100,13 @@ def feed(page: Any, event: str) -> Any:
     return page.locator(f'#feed-body tr[data-terminal="{TERMINAL}"][data-event="{event}"]')
 
 
+def confirm(page: Any, reason: str) -> None:
+    """Every action is confirmed in a dialog, with a reason (kept in the audit trail)."""
+    page.locator("#confirm-reason").fill(reason)
+    page.locator("#confirm-ok").click()
+    expect(page.locator("#confirm-dialog")).to_be_hidden(timeout=WAIT_MS)
+
+
 def button(page: Any, label: str) -> Any:
     row = page.locator(f'#terminals-body tr[data-terminal="{TERMINAL}"]')
     return row.get_by_role("button", name=f"{label} {TERMINAL}", exact=True)
@@ -120,15 +127,17 @@ def test_operator_sees_emulator_play_and_locks_and_unlocks_the_real_machine(
     # The agent is connected and polls the machine; the emulator's play shows in the feed.
     expect(field(page, "online")).to_have_text("online", timeout=WAIT_MS)
     expect(field(page, "link")).to_have_text("up", timeout=WAIT_MS)
-    expect(feed(page, "betPlaced").first).to_be_visible(timeout=WAIT_MS)
-    expect(feed(page, "betPlaced").first).to_have_attribute("data-channel", "game")
+    # One feed row per game: bet, win, new credits.
+    expect(feed(page, "game").first).to_be_visible(timeout=WAIT_MS)
+    expect(feed(page, "game").first).to_have_attribute("data-channel", "game")
 
     # Lock: LP 01 to the machine, its ACK, then machineLocked back through the hub.
     button(page, "Lock").click()
-    expect(field(page, "locked")).to_have_text("locked", timeout=WAIT_MS)
+    confirm(page, "full-loop test: lock")
+    expect(field(page, "locked")).to_have_text("locked (host)", timeout=WAIT_MS)
     expect(field(page, "actionStatus")).to_have_attribute("data-status", "succeeded",
                                                           timeout=WAIT_MS)
-    expect(feed(page, "machineLocked").first).to_contain_text("by=web-", timeout=WAIT_MS)
+    expect(feed(page, "machineLocked").first).to_contain_text("by web-", timeout=WAIT_MS)
 
     # The machine really stopped play: its games-played meter, read from the machine, does
     # not move while the agent completes many poll cycles.
@@ -142,14 +151,16 @@ def test_operator_sees_emulator_play_and_locks_and_unlocks_the_real_machine(
     unlock = button(page, "Unlock")
     expect(unlock).to_be_enabled(timeout=WAIT_MS)
     unlock.click()
+    confirm(page, "full-loop test: unlock")
     expect(field(page, "locked")).to_have_text("unlocked", timeout=WAIT_MS)
     expect(field(page, "actionStatus")).to_have_attribute("data-status", "succeeded",
                                                           timeout=WAIT_MS)
     wait_until(lambda: agent.games_played() > games_locked, timeout=30,
                what="a game played after the unlock")
-    # Newest rows are on top: a bet above the machineUnlocked row arrived after the unlock.
-    after_unlock = page.locator(f'#feed-body tr[data-terminal="{TERMINAL}"]'
-                                '[data-event="betPlaced"]:has(~ tr[data-event="machineUnlocked"])')
+    # Newest rows are on top: a game row above the machineUnlocked row was played after the
+    # unlock.
+    after_unlock = page.locator(f'#feed-body tr[data-terminal="{TERMINAL}"][data-event="game"]'
+                                ':has(~ tr[data-event="machineUnlocked"])')
     expect(after_unlock.first).to_be_visible(timeout=WAIT_MS)
 
     # The hub stored the agent's lock events in order: locked, then unlocked ...

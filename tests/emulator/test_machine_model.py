@@ -168,8 +168,8 @@ def test_power_cycle_queues_18_then_17() -> None:
 
 
 def test_meter_widths_follow_the_sas_units() -> None:
-    assert meter_def(0x00).width == 4 and meter_def(0x0D).width == 5
-    assert all(m.width == (5 if m.unit.value == "cents" else 4) for m in METERS.values())
+    assert meter_def(0x00).size == 4 and meter_def(0x0D).size == 5
+    assert all(m.size == (5 if m.unit.value == "cents" else 4) for m in METERS.values())
 
 
 def test_queue_entries_are_reported_in_order() -> None:

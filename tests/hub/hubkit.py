@@ -25,8 +25,8 @@ SCHEMA_DIR = ROOT / "docs" / "schemas"
 
 TOKENS = """\
 tokens:
-  - {token: tok-t1, role: terminal, terminalId: T1}
-  - {token: tok-t2, role: terminal, terminalId: T2}
+  - {token: tok-t1, role: terminal, terminalId: T1, bank: B1, area: Main floor}
+  - {token: tok-t2, role: terminal, terminalId: T2, bank: B2, area: High limit}
   - {token: tok-t3, role: terminal, terminalId: T3}
   - {token: tok-alice, role: operator, name: alice}
   - {token: tok-bob, role: operator, name: bob}
@@ -156,6 +156,12 @@ class HubHarness:
         await self.hub.stop()
         return await self.start()
 
+    async def restart_with(self, **overrides: Any) -> Hub:
+        """Restart with some configuration changed (same database and tokens)."""
+        assert self.hub is not None
+        await self.hub.stop()
+        return await self.start(**overrides)
+
     @property
     def base(self) -> str:
         assert self.hub is not None
@@ -195,6 +201,28 @@ class HubHarness:
             await peer.ws.close()
         if self.hub is not None:
             await self.hub.stop()
+
+
+async def http_get(hub: Hub, path: str, token: str | None = None
+                   ) -> tuple[int, dict[str, str], bytes]:
+    """A raw HTTP/1.1 GET on the hub's port (optionally with a bearer token)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}\r\n".encode())
+    await writer.drain()
+    async with asyncio.timeout(5):
+        data = await reader.read()
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+async def http_json(hub: Hub, path: str, token: str | None = "tok-carol") -> Any:
+    status, _, body = await http_get(hub, path, token)
+    assert status == 200, (status, body[:300])
+    return json.loads(body)
 
 
 async def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> None:

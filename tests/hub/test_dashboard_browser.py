@@ -157,6 +157,15 @@ def field(page: Any, terminal_id: str, name: str) -> Any:
 ALL_CHANNELS = "alerts,cash,game,player,system"
 
 
+async def confirm_with_reason(page: Any, reason: str) -> None:
+    """The confirmation dialog of an action: a reason is required."""
+    dialog = page.locator("#confirm-dialog")
+    await expect(dialog).to_be_visible(timeout=WAIT_MS)
+    await dialog.get_by_label("Reason").fill(reason)
+    await page.locator("#confirm-ok").click()
+    await expect(dialog).to_be_hidden(timeout=WAIT_MS)
+
+
 async def test_operator_sees_event_locks_terminal_and_acknowledges_alert(
     hub: HubUnderTest, terminal: ScriptedTerminal, page: Any
 ) -> None:
@@ -168,7 +177,8 @@ async def test_operator_sees_event_locks_terminal_and_acknowledges_alert(
     # The terminal row: online from the snapshot; the silent terminal is listed offline.
     await expect(field(page, TERMINAL, "online")).to_have_text("online", timeout=WAIT_MS)
     await expect(field(page, SILENT_TERMINAL, "online")).to_have_text("offline", timeout=WAIT_MS)
-    await expect(field(page, TERMINAL, "locked")).to_have_text("unknown")
+    # Connected and never host-locked: unlocked (docs/protocol.md §5), never "unknown".
+    await expect(field(page, TERMINAL, "locked")).to_have_text("unlocked")
 
     # An event from the terminal arrives in the feed, its amount shown as money.
     bet = await terminal.publish("betPlaced", {
@@ -178,33 +188,40 @@ async def test_operator_sees_event_locks_terminal_and_acknowledges_alert(
     await expect(feed_row).to_be_visible(timeout=WAIT_MS)
     await expect(feed_row.locator('[data-field="amount"]')).to_have_text("2.50")
     await expect(feed_row).to_have_attribute("data-channel", "game")
+    await expect(feed_row.locator('[data-field="what"]')).to_have_text("Game 1 (in play)")
     await expect(field(page, TERMINAL, "coinInToday")).to_have_text("2.50", timeout=WAIT_MS)
-    await expect(field(page, TERMINAL, "lastEvent")).to_contain_text("betPlaced", timeout=WAIT_MS)
+    await expect(field(page, TERMINAL, "gamesToday")).to_have_text("1", timeout=WAIT_MS)
+    await expect(field(page, TERMINAL, "holdPercentToday")).to_have_text("100.0 %")
     await expect(page.locator("#chart-total")).to_have_attribute("data-total", "250",
                                                                  timeout=WAIT_MS)
     await expect(page.locator("#coinin-chart rect.bar")).to_have_count(1)
-    # Newest on top: the next event lands above the bet.
+    # One row per game: the win of the same game joins the bet's row.
     win = await terminal.publish("winPaid", {"amount": 1000, "credits": 1000, "kind": "machine"})
-    await expect(page.locator("#feed-body tr").first).to_have_attribute(
-        "data-event-id", win["id"], timeout=WAIT_MS)
+    await expect(page.locator(f'#feed-body tr[data-events~="{win["id"]}"]')).to_have_attribute(
+        "data-event-id", bet["id"], timeout=WAIT_MS)
+    await expect(feed_row.locator('[data-field="win"]')).to_have_text("10.00")
     await expect(field(page, TERMINAL, "coinOutToday")).to_have_text("10.00", timeout=WAIT_MS)
 
-    # Lock: the action reaches the terminal, which locks the machine; the row follows.
+    # Lock: confirmed with a reason; the action reaches the terminal, which locks the
+    # machine; the row follows.
     await row(page, TERMINAL).get_by_role("button", name=f"Lock {TERMINAL}", exact=True).click()
-    await expect(field(page, TERMINAL, "locked")).to_have_text("locked", timeout=WAIT_MS)
+    await confirm_with_reason(page, "suspected tampering")
+    await expect(field(page, TERMINAL, "locked")).to_have_text("locked (host)", timeout=WAIT_MS)
     await expect(field(page, TERMINAL, "actionStatus")).to_have_attribute(
         "data-status", "succeeded", timeout=WAIT_MS)
-    assert [(a["action"], a["from"]) for a in terminal.actions] == [("lock", "floor-supervisor")]
+    assert [(a["action"], a["from"], a["reason"]) for a in terminal.actions] == [
+        ("lock", "floor-supervisor", "suspected tampering")]
     unlock = row(page, TERMINAL).get_by_role("button", name=f"Unlock {TERMINAL}", exact=True)
     await expect(unlock).to_be_enabled()
     await unlock.click()
+    await confirm_with_reason(page, "checked by slot tech")
     await expect(field(page, TERMINAL, "locked")).to_have_text("unlocked", timeout=WAIT_MS)
 
     # An alert shows in the unacknowledged list and leaves it once acknowledged.
     door = await terminal.publish("doorOpened", {"door": "slot", "powerOff": False})
     alert = page.locator(f'#alerts li[data-alert-id="{door["id"]}"]')
     await expect(alert).to_be_visible(timeout=WAIT_MS)
-    await expect(alert).to_contain_text("doorOpened")
+    await expect(alert).to_contain_text("Door opened")
     open_alerts = await page.locator("#alerts li").count()
     await expect(page.locator("#alerts-count")).to_have_text(str(open_alerts))
     await alert.get_by_role("button", name="Acknowledge doorOpened on EGM-1").click()
@@ -311,6 +328,11 @@ async def test_action_for_an_offline_terminal_shows_queued(
                                                   exact=True)
     await lock.focus()
     await page.keyboard.press("Enter")  # keyboard-usable, like every control on the page
+    await expect(page.locator("#confirm-reason")).to_be_focused(timeout=WAIT_MS)
+    await page.keyboard.type("machine moved to storage")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")  # Cancel, then Confirm
+    await page.keyboard.press("Enter")
     status = field(page, SILENT_TERMINAL, "actionStatus")
     await expect(status).to_have_attribute("data-status", "queued", timeout=WAIT_MS)
     await expect(status).to_contain_text("lock: queued")

@@ -80,7 +80,10 @@ async def test_an_event_on_one_instance_reaches_dashboards_on_the_others(
     # B also gets the hub's deviceOnline; the events themselves in the order stored.
     assert [e["id"] for e in on_b] == ["T1-1", "T1-2", "T1-3"]
     assert [e["id"] for e in on_c] == ["T1-1", "T1-2", "T1-3"]
-    assert on_c[0] == event_frame("T1", 1) | {"timestamp": on_c[0]["timestamp"]}
+    assert on_c[0] == event_frame("T1", 1) | {"timestamp": on_c[0]["timestamp"],
+                                              "cursor": on_c[0]["cursor"]}
+    # The same cursors (row ids) on every instance.
+    assert [e["cursor"] for e in on_b] == [e["cursor"] for e in on_c]
     await _online_everywhere(hubs, "T1")
     # The floor state agrees: the money and the last event, on every instance.
     await _agree(hubs, lambda h: h.floor.terminals["T1"].coin_in, 300)
@@ -271,7 +274,7 @@ async def test_a_row_that_cannot_be_read_does_not_stop_the_others(
                       (EVENTS_CHANNEL, f"elsewhere {ids[0]}-{ids[1]}"))
         other.commit()
     got = await viewer.recv_type("event")
-    assert got == good
+    assert got == good | {"cursor": ids[1]}
     assert [m for m in await viewer.sync() if m["type"] == "event"] == []
 
 

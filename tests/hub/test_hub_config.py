@@ -168,3 +168,27 @@ def test_the_hub_command_says_why_the_store_cannot_be_opened(tmp_path: Path) -> 
     assert done.stdout == ""  # no URL: it never listened
     assert "hub: cannot start: store: cannot open the PostgreSQL database" in done.stderr
     assert secret not in done.stderr
+
+
+def test_timezone_and_gaming_day_start(tmp_path: Path) -> None:
+    base = {"plain": True, "tokens": "t", "database": "d"}
+    cfg = parse_config({**base, "timezone": "America/Los_Angeles", "gaming_day_start": 6},
+                       tmp_path)
+    assert (cfg.timezone, cfg.gaming_day_start) == ("America/Los_Angeles", 6)
+    assert (parse_config(base, tmp_path).timezone,
+            parse_config(base, tmp_path).gaming_day_start) == ("UTC", 0)
+    with pytest.raises(HubConfigError) as info:
+        parse_config({**base, "timezone": "Mars/Olympus", "gaming_day_start": 24}, tmp_path)
+    text = "\n".join(info.value.problems)
+    assert "timezone: unknown IANA time zone 'Mars/Olympus'" in text
+    assert "gaming_day_start: must be an hour 0..23, got 24" in text
+
+
+def test_bank_and_area_of_terminals_from_the_token_file() -> None:
+    table = parse_tokens("tokens:\n"
+                         "  - {token: a, role: terminal, terminalId: T1, bank: 12, area: Pit A}\n"
+                         "  - {token: b, role: terminal, terminalId: T2}\n")
+    assert table.registry() == {"T1": {"bank": "12", "area": "Pit A"}}
+    with pytest.raises(TokenFileError) as info:
+        parse_tokens("tokens:\n  - {token: a, role: terminal, terminalId: T1, bank: [1]}\n")
+    assert info.value.problems == ["tokens[0].bank: must be a short name"]

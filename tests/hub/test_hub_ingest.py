@@ -148,7 +148,9 @@ async def test_unknown_fields_of_an_event_are_neither_stored_nor_forwarded(
         pass
     assert [e for e in hub.store.events("T1") if e["event"] == "betPlaced"] == [plain, extra]
     forwarded = [await viewer.recv_type("event") for _ in range(2)]
-    assert forwarded == [plain, extra]
+    # As sent, plus the hub's cursor (protocol.md §3), and without the unknown field.
+    assert [{k: v for k, v in f.items() if k != "cursor"} for f in forwarded] == [plain, extra]
+    assert forwarded[0]["cursor"] < forwarded[1]["cursor"]
 
 
 async def test_amounts_out_of_range_are_refused_and_snapshots_keep_working(

@@ -28,6 +28,8 @@ async def test_one_session_exercises_every_message_type(
     await alice.recv_type("snapshot")
     await alice.send(wire.subscribe(unsubscribe=True))
     await alice.recv_type("subscribed")
+    await alice.send(wire.subscribe(channels=["alerts"], start=0))
+    assert (await alice.recv_type("replayed"))["count"] == 2  # deviceOnline, doorOpened
     await alice.send_raw("{oops")
     await alice.recv_type("error")
     await alice.sync()

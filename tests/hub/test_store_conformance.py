@@ -56,8 +56,14 @@ def test_a_batch_is_stored_in_order_and_duplicates_are_refused(store: Store) -> 
     assert store.acked_seq("T1") == 4 and store.acked_seq("T2") == 1
     assert store.acked_seq("T9") == 0
     assert sorted(store.known_terminals()) == ["T1", "T2"]
-    assert store.get_event("T1-2") == _ev("T1", 2)
+    got = store.get_event("T1-2")
+    assert got is not None and got == _ev("T1", 2) | {"cursor": got["cursor"]}
     assert store.get_event("T1-99") is None
+    # Cursors: the row ids, increasing in storage order, also set on the written frames.
+    assert all("cursor" not in e for e in store.events())  # as the terminals sent them
+    cursors = [e["cursor"] for e in reversed(store.recent(10, None))]
+    assert cursors == sorted(cursors) and len(set(cursors)) == 5
+    assert [w.frame["cursor"] for w in first] == cursors[:3]
 
 
 def test_data_reads_back_as_it_was_sent(store: Store) -> None:
@@ -65,7 +71,8 @@ def test_data_reads_back_as_it_was_sent(store: Store) -> None:
             "big": 2**62}
     assert store.insert_event(_ev("T1", 1, "doorOpened", data=data), source="T1",
                               received_at=T0, acked_seq=1)
-    assert store.get_event("T1-1") == _ev("T1", 1, "doorOpened", data=data)
+    got = store.get_event("T1-1")
+    assert got is not None and got == _ev("T1", 1, "doorOpened", data=data) | {"cursor": 1}
     assert not store.insert_event(_ev("T1", 1, "doorOpened", data=data), source="T1",
                                   received_at=T0)
 
@@ -192,3 +199,21 @@ def test_prune_deletes_old_events_their_acks_and_settled_actions(store: Store) -
     assert store.alert_ack("T1-1") is None and store.alert_ack("T1-4") is not None
     assert store.get_action("old") is None and store.get_action("waiting") is not None
     assert store.acked_seq("T1") == 4  # terminals resume where they were
+
+
+def test_the_floor_reads_doors_and_the_days_money(store: Store) -> None:
+    _write(store, [
+        EventWrite(_ev("T1", 1, "doorOpened", data={"door": "main"}), "T1"),
+        EventWrite(_ev("T1", 2, "doorOpened", data={"door": "cashBox"}), "T1"),
+        EventWrite(_ev("T1", 3, "doorClosed", data={"door": "main"}), "T1"),
+        EventWrite(_ev("T1", 4, "doorOpened", data={"door": "logic", "powerOff": True}), "T1"),
+        EventWrite(_ev("T1", 5, data={"amount": 100, "games": 2}), "T1"),
+        EventWrite(_ev("T1", 6, data={"amount": 50}), "T1"),
+        EventWrite(_ev("T1", 7, "winPaid", data={"amount": 30}), "T1"),
+        EventWrite(_ev("T1", 8, data={"amount": 999}, at=T0 + 86400), "T1")])
+    doors = {(e["data"]["door"], e["event"]) for e in store.last_door_events("T1")}
+    assert doors == {("main", "doorClosed"), ("cashBox", "doorOpened")}
+    assert store.last_door_events("T2") == []
+    day = wire.format_timestamp(T0)[:10]
+    assert store.day_money("T1", day, "2023-11-15") == (150, 30, 3)
+    assert store.day_money("T2", day, "2023-11-15") == (0, 0, 0)

@@ -39,10 +39,16 @@ POLLS: list[Any] = [
     sp.GameConfigurationRequest(1), sp.ExtendedGameInfoRequest(1),
     sp.EnhancedValidationRequest(0), sp.AftLockStatusRequest(0, 0, 0),
     *[sp.MetersRequest(c) for c in sorted(sp.LEGACY_METER_POLLS)],
+    sp.EnabledFeaturesRequest(0), sp.CashoutTicketRequest(), sp.GameMetersRequest(1),
+    sp.GameEnableRequest(1, True), sp.DelayGameRequest(0), sp.CurrentDenominationRequest(),
+    sp.EnabledDenominationsRequest(), sp.MultiDenomRequest(1, sp.MetersRequest(0x11)),
+    sp.MultiDenomRequest(1, sp.GameEnableRequest(1, True)),
+    sp.MultiDenomRequest(0, sp.SelectedMetersRequest(0, (0x00, 0x01))),
 ]
 LONG_POLLS = [p for p in POLLS if not isinstance(p, sp.GeneralPoll)]
 DATA_POLLS = [p for p in LONG_POLLS if p.REPLY_LENGTH != 1]
-REPLY_COMMANDS = sorted(set(REPLY_TYPES) | {0x2F, 0x6F, 0xAF} | set(sp.LEGACY_METER_POLLS))
+REPLY_COMMANDS = sorted(
+    set(REPLY_TYPES) | {0x2F, 0x52, 0x6F, 0xAF, 0xB0} | set(sp.LEGACY_METER_POLLS))
 
 
 @st.composite

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import re
 from typing import Any
 
 import pytest
@@ -76,23 +77,46 @@ def test_every_exception_code_has_meaning_and_category() -> None:
     assert other == {0x00, 0x1F, 0x71, 0x72, 0x80, 0x81, 0x8E, 0x8F}
 
 
+def _unit_size(code: int) -> tuple[sp.MeterUnit, int]:
+    spec = sp.meter_spec(code)
+    return spec.unit, spec.size
+
+
 def test_meter_specs() -> None:
     credits, cents, count = sp.MeterUnit.CREDITS, sp.MeterUnit.CENTS, sp.MeterUnit.COUNT
-    assert sp.meter_spec(0x00) == sp.MeterSpec(credits, 4)
-    assert sp.meter_spec(0x05) == sp.MeterSpec(count, 4)
-    assert sp.meter_spec(0x0D) == sp.MeterSpec(cents, 5)
-    assert sp.meter_spec(0x12) == sp.MeterSpec(count, 4)
-    assert sp.meter_spec(0x36) == sp.MeterSpec(count, 4)
-    assert sp.meter_spec(0x40) == sp.MeterSpec(count, 4)
-    assert sp.meter_spec(0x80) == sp.MeterSpec(cents, 5)
-    assert sp.meter_spec(0x81) == sp.MeterSpec(count, 4)
-    assert sp.meter_spec(0xA0) == sp.MeterSpec(cents, 5)
-    assert sp.meter_spec(0xFA) == sp.MeterSpec(credits, 4)
+    assert _unit_size(0x00) == (credits, 4)
+    assert _unit_size(0x05) == (count, 4)
+    assert _unit_size(0x0D) == (cents, 5)
+    assert _unit_size(0x12) == (count, 4)
+    assert _unit_size(0x36) == (count, 4)
+    assert _unit_size(0x40) == (count, 4)
+    assert _unit_size(0x80) == (cents, 5)
+    assert _unit_size(0xFA) == (credits, 4)
+    assert _unit_size(0x7F) == (sp.MeterUnit.HUNDREDTHS_PERCENT, 4)
+    # Reference §3.10, "cents 5 and counts": in 80-93 and A0-BD the even codes are amounts
+    # in cents (5 bytes) and the odd ones their transaction counts (4 bytes), named or not.
+    for code in [*range(0x80, 0x94), *range(0xA0, 0xBE)]:
+        assert _unit_size(code) == ((cents, 5) if code % 2 == 0 else (count, 4)), hex(code)
     for code in sp.MeterCode:
         spec = sp.meter_spec(code)
         assert (spec.unit is cents) == code.name.endswith("_CENTS"), code.name
+        assert spec.size == (5 if spec.unit is cents else 4), code.name
         if code.name.endswith("_COUNT") or code.name.startswith("GAMES_"):
             assert spec.unit is count, code.name
+    assert spec.modulus == 10**8 and sp.meter_spec(0x0D).modulus == 10**10
+
+
+def test_meter_names() -> None:
+    """Names are the event ``meters`` keys (docs/events.md): unique, camelCase, stable."""
+    names = [spec.name for spec in sp.METERS.values()]
+    assert len(names) == len(set(names))
+    assert all(re.fullmatch(r"[a-z][A-Za-z0-9]*", name) for name in names)
+    assert [sp.meter_name(c) for c in (0x00, 0x0B, 0x44, 0xA0, 0xB8, 0xA1)] == [
+        "coinIn", "billsAccepted", "bills20", "aftCashableIn", "aftCashableOut",
+        "aftCashableInCount"]
+    assert sp.meter_name(0x7E) == "meter7E" and sp.meter_name(0xB3) == "meterB3"
+    assert sp.meter_spec(0xB3).unit is sp.MeterUnit.COUNT
+    assert sp.BILL_METER_DOLLARS[0x40] == 1 and sp.BILL_METER_DOLLARS[0x57] == 1_000_000
 
 
 def test_layout_errors() -> None:
@@ -109,7 +133,7 @@ BAD_REQUESTS: list[Any] = [
     lambda: sp.GameConfigurationRequest(10_000),
     lambda: sp.SetDateTimeRequest(13, 1, 2024, 0, 0, 0),
     lambda: sp.SetDateTimeRequest(1, 1, 2024, 24, 0, 0),
-    lambda: sp.MetersRequest(0x20),
+    lambda: sp.MetersRequest(0x21),
     lambda: sp.RomSignatureRequest(0x10000),
     lambda: sp.SelectedMetersRequest(0, ()),
     lambda: sp.ExtendedMetersRequest(0, (0x10000,)),
@@ -121,7 +145,7 @@ BAD_REQUESTS: list[Any] = [
     lambda: sp.LockRequest().encode(128),
     lambda: sp.PlainEvent(0x7E),
     lambda: sp.CardHeldEvent(128, True),
-    lambda: sp.MeterReply(0x20, 0, ()).encode(1),
+    lambda: sp.MeterReply(0x21, 0, ()).encode(1),
     lambda: sp.MeterReply(0x2F, 0, (sp.MeterValue(0x0D, 1, 4),)).encode(1),
     lambda: sp.MeterReply(0x6F, 0, tuple(sp.MeterValue(0, 1, 9) for _ in range(30))).encode(1),
     lambda: sp.MeterReply(0x11, 1, (sp.MeterValue(0, 1, 4),)).encode(1),
@@ -156,6 +180,9 @@ def _crc(hex_text: str) -> bytes:
     return sp.append_crc(bytes.fromhex(hex_text))
 
 
+B0_11 = sp.MultiDenomRequest(1, sp.MetersRequest(0x11))
+B0_09 = sp.MultiDenomRequest(1, sp.GameEnableRequest(1, True))
+
 BAD_FRAMES: list[tuple[Any, bytes, type[sp.RemoteProtocolError]]] = [
     (sp.decode_request, b"\x01\x01\x51", sp.LengthError),
     (sp.decode_request, _crc("01 0E 02"), sp.FramingError),
@@ -163,7 +190,7 @@ BAD_FRAMES: list[tuple[Any, bytes, type[sp.RemoteProtocolError]]] = [
     (sp.decode_request, _crc("01 6F 05 00 00 00 01 02"), sp.FramingError),
     (sp.decode_request, _crc("01 2F 02 00 00"), sp.FramingError),
     (sp.decode_reply_frame, b"\x01\x1a\x00", sp.LengthError),
-    (sp.decode_reply_frame, _crc("01 20 00"), sp.FramingError),
+    (sp.decode_reply_frame, _crc("01 25 00"), sp.FramingError),
     (sp.decode_reply_frame, _crc("01 54 02 36 30"), sp.LengthError),
     (sp.decode_reply_frame, _crc("01 54 09 36 30"), sp.LengthError),
     (sp.decode_reply_frame, _crc("01 56 02 02 00"), sp.LengthError),
@@ -198,6 +225,32 @@ BAD_FRAMES: list[tuple[Any, bytes, type[sp.RemoteProtocolError]]] = [
     (sp.decode_rte_frame, _crc("01 FF 7F 00"), sp.LengthError),
     (sp.decode_rte_frame, b"\x01\xff\x17\x00\x00", sp.CrcError),
     (sp.decode_rte_frame, _crc("01 FF 7F 00 00 00 0A"), sp.FramingError),
+    # the long polls of reference §3.9b
+    (sp.decode_request, _crc("01 09 00 01 02"), sp.FramingError),  # Monaco NACKs flag > 01
+    (sp.decode_request, _crc("01 09 0A 01 01"), sp.FramingError),  # game not BCD
+    (sp.decode_request, _crc("01 A0 00 0A"), sp.FramingError),  # Monaco NACKs non-BCD
+    (sp.decode_request, _crc("01 52 0A 00"), sp.FramingError),
+    (lambda f: sp.decode_request(f, sp.PollLayouts(delay=sp.DelayEncoding.BCD_MS)),
+     _crc("01 2E 0A 00"), sp.FramingError),
+    (sp.decode_request, _crc("01 B0 01 01"), sp.FramingError),  # no room for the base poll
+    (sp.decode_request, _crc("01 B0 02 01 B0"), sp.FramingError),  # B0 inside B0
+    (sp.decode_request, _crc("01 B0 03 01 11 00"), sp.FramingError),  # type R with data
+    (sp.decode_request, _crc("01 B0 03 01 EE 00"), sp.FramingError),  # unknown with data
+    (sp.decode_reply_frame, _crc("01 3D 00 00 00"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 3D 1A 00 00 00 00 00 00 00 00"), sp.FramingError),
+    (sp.decode_reply_frame, _crc("01 A0 00 00 00 00 00"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 52 00 01 00 00"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 B2 02 02 01"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 B2 00"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 B0 02 01 11"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 B0 04 01 00 03 00"), sp.LengthError),
+    (sp.decode_reply_frame, _crc("01 B0 03 01 B0 05"), sp.FramingError),
+    (sp.decode_reply_frame, _crc("01 B0 04 01 11 12 34"), sp.LengthError),
+    (lambda f: sp.decode_reply(B0_11, f, address=1), _crc("01 B0 06 01 12 00 00 00 01"),
+     sp.FramingError),
+    (lambda f: sp.decode_reply(B0_11, f, address=1), _crc("01 B0 03 01 11 05"), sp.LengthError),
+    (lambda f: sp.decode_reply(B0_11, f, address=1), _crc("01 B0 03 01 11 01"), sp.LengthError),
+    (lambda f: sp.decode_reply(B0_09, f, address=1), _crc("01 B0 03 01 09 05"), sp.FramingError),
 ]
 
 

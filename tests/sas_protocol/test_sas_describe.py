@@ -63,4 +63,4 @@ def test_bad_frames_raise_with_the_crc_error_first() -> None:
         sp.describe_frame(bytes(bad_poll))
     assert "long poll" in str(info.value)
     with pytest.raises(sp.FramingError):
-        sp.describe_frame(_crc("01 20 00"))
+        sp.describe_frame(_crc("01 25 00"))

@@ -59,3 +59,18 @@ def test_rte_layout_table_matches_the_codec() -> None:
         match = re.search(rf"\| {code:02X} [^|]*\|[^|]*\| (\d+) \|", section)
         assert match, f"RTE {code:02X} missing"
         assert int(match.group(1)) == sp.rte_frame_length(code)
+
+
+def test_disputed_layouts_table_names_every_choice_and_its_default() -> None:
+    import dataclasses
+
+    section = _section("Disputed layouts")
+    for f in dataclasses.fields(sp.PollLayouts):
+        default = getattr(sp.DEFAULT_LAYOUTS, f.name)
+        row = next((line for line in section.splitlines() if line.startswith(f"| `{f.name}` |")),
+                   None)
+        assert row is not None, f"PollLayouts.{f.name} is not documented"
+        cells = [c.strip() for c in row.strip("|").split(" | ")]
+        assert cells[2].startswith(f"`{default.value}`"), f.name
+        others = [member for member in type(default) if member is not default]
+        assert all(f"`{member.value}`" in cells[3] for member in others), f.name

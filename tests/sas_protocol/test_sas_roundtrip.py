@@ -31,14 +31,20 @@ DATE_TIME = dict(
     hour=st.integers(0, 23), minute=st.integers(0, 59), second=st.integers(0, 59),
 )
 
-REQUESTS: st.SearchStrategy[sp.Request] = st.one_of(
+BASE_REQUESTS: st.SearchStrategy[sp.Request] = st.one_of(
     st.sampled_from([
         sp.LockRequest(), sp.UnlockRequest(), sp.SoundOffRequest(), sp.SoundOnRequest(),
         sp.EnableBillAcceptorRequest(), sp.DisableBillAcceptorRequest(),
         sp.HandpayInfoRequest(), sp.MachineInfoRequest(), sp.LastBillRequest(),
         sp.GameCountRequest(), sp.SasVersionRequest(), sp.SelectedGameRequest(),
         sp.EnabledGamesRequest(), sp.DateTimeRequest(), sp.RemoteHandpayResetRequest(),
+        sp.CashoutTicketRequest(), sp.CurrentDenominationRequest(),
+        sp.EnabledDenominationsRequest(),
     ]),
+    st.builds(sp.EnabledFeaturesRequest, GAME),
+    st.builds(sp.GameMetersRequest, GAME),
+    st.builds(sp.GameEnableRequest, GAME, st.booleans()),
+    st.builds(sp.DelayGameRequest, st.integers(0, 0xFFFF).map(lambda tenths: tenths * 100)),
     st.builds(sp.MetersRequest, st.sampled_from(sorted(sp.LEGACY_METER_POLLS))),
     st.builds(sp.RealTimeReportingRequest, st.booleans()),
     st.builds(sp.RomSignatureRequest, st.integers(0, 0xFFFF)),
@@ -51,6 +57,11 @@ REQUESTS: st.SearchStrategy[sp.Request] = st.one_of(
     st.builds(sp.AftLockStatusRequest, BYTE, BYTE, st.integers(0, 9999)),
     st.builds(sp.SetDateTimeRequest, **DATE_TIME),
     st.builds(sp.HandpayResetMethodRequest, BYTE),
+)
+
+#: Any poll, also wrapped in the B0 multi-denomination preamble (reference §3.9b).
+REQUESTS: st.SearchStrategy[sp.Request] = st.one_of(
+    BASE_REQUESTS, st.builds(sp.MultiDenomRequest, BYTE, BASE_REQUESTS)
 )
 
 
@@ -97,13 +108,37 @@ def extended_meter_replies(draw: st.DrawFn) -> sp.MeterReply:
                          unsupported)
 
 
+@st.composite
+def game_meter_replies(draw: st.DrawFn) -> sp.MeterReply:
+    values = tuple(sp.MeterValue(code, draw(bcd(size)), size)
+                   for code, size in sp.GAME_METER_LAYOUT)
+    return sp.MeterReply(0x52, draw(GAME), values)
+
+
 MACHINE_INFO = dict(
     game_id=text(2), additional_id=text(3), denomination=BYTE, max_bet=BYTE,
     progressive_group=BYTE, game_options=st.integers(0, 0xFFFF), paytable_id=text(6),
     base_percent=text(4),
 )
 
+WRAPPABLE: st.SearchStrategy[Any] = st.one_of(
+    legacy_meter_replies(),
+    selected_meter_replies(),
+    extended_meter_replies(),
+    st.builds(sp.EnabledGamesReply, st.lists(GAME, max_size=20).map(tuple)),
+)
+
 RESPONSES: st.SearchStrategy[Any] = st.one_of(
+    game_meter_replies(),
+    st.builds(sp.EnabledFeaturesReply, GAME, BYTE, BYTE, BYTE, BYTE,
+              st.binary(min_size=2, max_size=2)),
+    st.builds(sp.CashoutTicketReply, bcd(4), bcd(5)),
+    st.builds(sp.CashoutTicketReply, bcd(2), bcd(5), st.just(sp.TicketNumberSize.BCD2)),
+    st.builds(sp.CurrentDenominationReply, BYTE),
+    st.builds(sp.EnabledDenominationsReply, st.lists(BYTE, max_size=30).map(tuple)),
+    st.builds(sp.MultiDenomError, BYTE, BYTE),
+    st.builds(lambda denom, reply: sp.MultiDenomReply(denom, reply.command, reply),
+              BYTE, WRAPPABLE),
     legacy_meter_replies(),
     selected_meter_replies(),
     extended_meter_replies(),
@@ -141,6 +176,8 @@ def test_response_round_trip(address: int, reply: Any) -> None:
         assert description.message == reply
         if isinstance(reply, sp.MeterReply):
             assert description.meters == reply.meters
+        if isinstance(reply, sp.MultiDenomReply) and isinstance(reply.reply, sp.MeterReply):
+            assert description.meters == reply.reply.meters
     else:  # a captured frame can be ambiguous: e.g. a 2F reply that is also a valid 2F poll
         assert "also a valid reply" in description.meaning
 

@@ -21,17 +21,46 @@ def _ids(vectors: list[dict[str, Any]]) -> list[str]:
     return [v["hex"] for v in vectors]
 
 
-def _poll_of(hex_text: str) -> sp.Poll:
+#: Layout-choice fields (reference §3.9b [unsure]) and their enums, by field name.
+_CHOICES = {
+    "flag_style": sp.GameEnableFlag,
+    "encoding": sp.DelayEncoding,
+    "number_size": sp.TicketNumberSize,
+    "wrapped_ack": sp.WrappedAck,
+}
+
+
+def _layouts(vector: dict[str, Any]) -> sp.PollLayouts:
+    """The machine's layout choices a vector was recorded with (default: the majority's)."""
+    enums: dict[str, Any] = {"game_enable": sp.GameEnableFlag, "delay": sp.DelayEncoding,
+                             "ticket_number": sp.TicketNumberSize, "wrapped_ack": sp.WrappedAck}
+    chosen = vector.get("layouts", {})
+    return sp.PollLayouts(**{key: enums[key](value) for key, value in chosen.items()})
+
+
+def _poll_of(hex_text: str, layouts: sp.PollLayouts = sp.DEFAULT_LAYOUTS) -> sp.Poll:
     frame = bytes.fromhex(hex_text)
     if len(frame) == 1:
         return sp.GeneralPoll()
-    return sp.decode_request(frame)[1]
+    return sp.decode_request(frame, layouts)[1]
 
 
 def _build(vector: dict[str, Any]) -> Any:
-    cls = getattr(sp, vector["type"])
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in vector["fields"].items()}
-    return cls(**kwargs)
+    return _message(vector["type"], vector["fields"])
+
+
+def _message(type_name: str, fields: dict[str, Any]) -> Any:
+    kwargs: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in _CHOICES:
+            value = _CHOICES[key](value)
+        elif isinstance(value, dict):  # a poll wrapped in B0
+            inner = dict(value)
+            value = _message(inner.pop("type"), inner)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return getattr(sp, type_name)(**kwargs)
 
 
 def test_vector_file_covers_every_reference_crc_frame() -> None:
@@ -59,17 +88,18 @@ def test_crc_only_frames(vector: dict[str, Any]) -> None:
 @pytest.mark.parametrize("vector", REQUESTS, ids=_ids(REQUESTS))
 def test_request_vectors(vector: dict[str, Any]) -> None:
     frame = bytes.fromhex(vector["hex"])
+    layouts = _layouts(vector)
     built = _build(vector)
     assert built.encode(1) == frame
-    address, decoded = sp.decode_request(frame)
+    address, decoded = sp.decode_request(frame, layouts)
     assert (address, decoded) == (1, built)
     assert type(decoded).__name__ == vector["type"]
     assert jsonable_fields(decoded) == vector["fields"]
     # Trailing bytes: a whole-frame decoder rejects them ...
     with pytest.raises(sp.LengthError):
-        sp.decode_request(frame + b"\x00")
+        sp.decode_request(frame + b"\x00", layouts)
     # ... while the machine, fed one word at a time, frames the poll and ignores the rest.
-    machine = sp.MachineProtocol(1)
+    machine = sp.MachineProtocol(1, layouts=layouts)
     for word in [*words(frame), (0x00, False), (0x55, False)]:
         machine.receive_words([word])
     assert machine.events_received() == [sp.PollReceived(built, frame)]
@@ -90,7 +120,7 @@ def _run_reply(poll: sp.Poll, frame: bytes, *, rte: bool, chunks: list[bytes]) -
 @pytest.mark.parametrize("vector", REPLIES, ids=_ids(REPLIES))
 def test_reply_vectors(vector: dict[str, Any]) -> None:
     frame = bytes.fromhex(vector["hex"])
-    poll = _poll_of(vector["poll"])
+    poll = _poll_of(vector["poll"], _layouts(vector))
     reply = sp.decode_reply(poll, frame, address=1)
     assert type(reply).__name__ == vector["type"]
     assert jsonable_fields(reply) == vector["fields"]

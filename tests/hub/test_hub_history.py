@@ -1,0 +1,187 @@
+"""The HTTP history API against a real hub: events with cursor paging, day summaries in the
+casino's gaming day, meters, CSV, and the token roles (docs/protocol.md §12)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hubkit import REGISTRY, ROOT, HubHarness, event_frame, http_get, http_json
+
+from api import wire
+
+API_SCHEMAS = {p.stem: json.loads(p.read_text())
+               for p in (ROOT / "docs" / "schemas" / "api").glob("*.json")}
+
+
+def check(schema: str, body: Any) -> None:
+    jsonschema.Draft202012Validator(API_SCHEMAS[schema], registry=REGISTRY).validate(body)
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def _publish(term: Any, frames: list[dict[str, Any]]) -> None:
+    for frame in frames:
+        await term.send(frame)
+    while (await term.recv_type("ack"))["upTo"] < frames[-1]["seq"]:
+        pass
+
+
+async def test_events_by_terminal_name_channel_and_time_with_cursor_paging(
+    harness: HubHarness,
+) -> None:
+    hub = harness.hub
+    assert hub is not None
+    t1, _ = await harness.terminal("T1")
+    t2, _ = await harness.terminal("T2")
+    base = at("2026-05-11T10:00:00Z")
+    await _publish(t1, [event_frame("T1", i, "betPlaced" if i % 3 else "billAccepted",
+                                    data={"amount": 100 * i}, timestamp=base + i * 60)
+                        for i in range(1, 31)])
+    await _publish(t2, [event_frame("T2", i, timestamp=base + i) for i in range(1, 6)])
+    # every T1 betPlaced, 7 per page, forward
+    pages, after = [], ""
+    while True:
+        body = await http_json(hub, f"/api/history/events?terminal=T1&event=betPlaced"
+                                    f"&limit=7{after}")
+        check("historyEvents", body)
+        pages.append(body["events"])
+        if body["next"] is None:
+            break
+        after = f"&after={body['next']}"
+    seqs = [f["seq"] for page in pages for f in page]
+    assert seqs == [i for i in range(1, 31) if i % 3] and len(pages) == 3
+    assert all(f["terminalId"] == "T1" and f["event"] == "betPlaced" for p in pages for f in p)
+    # backward from the newest, by channel and time range (since inclusive, until exclusive)
+    body = await http_json(hub, "/api/history/events?channel=cash&terminal=T1"
+                                "&since=2026-05-11T10:06:00Z&until=2026-05-11T10:21:00Z"
+                                "&before=999999&limit=2")
+    assert body["order"] == "newest-first"
+    assert [f["seq"] for f in body["events"]] == [18, 15]  # 10:21 itself is excluded
+    body = await http_json(hub, "/api/history/events?channel=cash&terminal=T1"
+                                "&since=2026-05-11T10:06:00Z&until=2026-05-11T10:21:00Z"
+                                f"&before={body['next']}&limit=2")
+    assert [f["seq"] for f in body["events"]] == [12, 9]
+    # several terminals at once, CSV
+    status, headers, raw = await http_get(
+        hub, "/api/history/events?terminal=T2,T1&event=betPlaced&limit=1000&format=csv",
+        "tok-alice")
+    assert status == 200 and headers["content-type"] == "text/csv; charset=utf-8"
+    rows = list(csv.DictReader(io.StringIO(raw.decode())))
+    assert len(rows) == 20 + 5
+    assert rows[0].keys() == {"cursor", "id", "terminalId", "seq", "channel", "event",
+                              "timestamp", "amount", "data"}
+    assert sum(int(r["amount"]) for r in rows if r["terminalId"] == "T1") == sum(
+        100 * i for i in range(1, 31) if i % 3)
+
+
+async def test_the_api_has_the_token_roles_of_the_websocket_paths(harness: HubHarness) -> None:
+    hub = harness.hub
+    assert hub is not None
+    status, headers, _ = await http_get(hub, "/api/history/events")
+    assert status == 401 and headers["www-authenticate"] == "Bearer"
+    assert (await http_get(hub, "/api/history/events", "nope"))[0] == 401
+    assert (await http_get(hub, "/api/history/events", "tok-t1"))[0] == 403
+    assert (await http_get(hub, "/api/audit", "tok-carol"))[0] == 403  # operators only
+    assert (await http_get(hub, "/api/audit", "tok-alice"))[0] == 200
+    for bad in ("/api/history/events?limit=x", "/api/history/events?since=today",
+                "/api/history/events?channel=casino", "/api/summary?day=2026-13-45",
+                "/api/history/events?format=xml"):
+        status, _, body = await http_get(hub, bad, "tok-carol")
+        assert status == 400 and json.loads(body)["error"] == "bad_request", bad
+    assert (await http_get(hub, "/api/nothing", "tok-carol"))[0] == 404
+
+
+@pytest.mark.parametrize("tz", ["America/Los_Angeles", "Europe/Berlin"])
+async def test_a_day_summary_follows_the_casinos_gaming_day(
+    harness: HubHarness, tmp_path: Path, tz: str,
+) -> None:
+    """Gaming day 2026-05-11 from 06:00 local: what happened at 05:59 local belongs to the
+    day before, what happened at 05:59 local the next morning to this one."""
+    hub = await harness.restart_with(timezone=tz, gaming_day_start=6)
+    start, end = hub.gaming_day.bounds("2026-05-11")
+    term, _ = await harness.terminal("T1")
+    frames = [
+        event_frame("T1", 1, "betPlaced", data={"amount": 999, "games": 1},
+                    timestamp=start - 60),  # the day before
+        event_frame("T1", 2, "betPlaced", data={"amount": 1000, "games": 2}, timestamp=start),
+        event_frame("T1", 3, "winPaid", data={"amount": 400, "kind": "machine"},
+                    timestamp=start + 10),
+        event_frame("T1", 4, "billAccepted", data={"amount": 5000, "count": 2},
+                    timestamp=start + 20),
+        event_frame("T1", 5, "billAccepted", data={"amount": 2000}, timestamp=start + 30),
+        event_frame("T1", 6, "ticketRedeemed", data={"amount": 1500}, timestamp=start + 40),
+        event_frame("T1", 7, "ticketPrinted", data={"amount": 700}, timestamp=start + 50),
+        event_frame("T1", 8, "handpayPending", data={"amount": 360000, "kind": "jackpot"},
+                    timestamp=start + 60),
+        event_frame("T1", 9, "betPlaced", data={"amount": 1000, "games": None},
+                    timestamp=end - 60),
+        event_frame("T1", 10, "betPlaced", data={"amount": 77}, timestamp=end),  # next day
+    ]
+    await _publish(term, frames)
+    body = await http_json(hub, "/api/summary?day=2026-05-11&terminal=T1,T2")
+    check("summary", body)
+    assert (body["timezone"], body["gamingDayStart"]) == (tz, 6)
+    assert (body["from"], body["until"]) == (wire.format_timestamp(start),
+                                             wire.format_timestamp(end))
+    t1, t2 = body["terminals"]
+    assert (t1["terminalId"], t1["bank"], t1["area"]) == ("T1", "B1", "Main floor")
+    assert (t1["coinIn"], t1["coinOut"], t1["netWin"]) == (2000, 400, 1600)
+    assert t1["holdPercent"] == 80.0 and t1["games"] == 3
+    assert t1["bills"] == {"count": 3, "amount": 7000}
+    assert t1["ticketsIn"] == {"count": 1, "amount": 1500}
+    assert t1["ticketsOut"] == {"count": 1, "amount": 700}
+    assert t1["handpays"] == {"count": 1, "amount": 360000}
+    assert t2["coinIn"] == 0 and t2["holdPercent"] is None
+    assert body["totals"]["coinIn"] == 2000 and body["totals"]["holdPercent"] == 80.0
+    status, _, raw = await http_get(hub, "/api/summary?day=2026-05-11&format=csv", "tok-carol")
+    rows = {r["terminalId"]: r for r in csv.DictReader(io.StringIO(raw.decode()))}
+    assert status == 200 and rows["T1"]["netWin"] == "1600" and rows["T1"]["holdPercent"] == "80.0"
+    before = await http_json(hub, "/api/summary?day=2026-05-10&terminal=T1")
+    assert before["terminals"][0]["coinIn"] == 999
+
+
+async def test_today_on_the_floor_is_the_gaming_day(harness: HubHarness) -> None:
+    """The terminals' *Today figures start at the gaming day's hour, not at UTC midnight."""
+    now = time.time()
+    hour = datetime.fromtimestamp(now, tz=UTC).hour
+    if (now % 3600) < 5 or (now % 3600) > 3595:
+        pytest.skip("too close to the top of the hour for a stable boundary")
+    hub = await harness.restart_with(timezone="UTC", gaming_day_start=hour)
+    start, _ = hub.gaming_day.bounds(hub.gaming_day.day_of(now))
+    term, _ = await harness.terminal("T1")
+    await _publish(term, [
+        event_frame("T1", 1, "betPlaced", data={"amount": 500, "games": 1},
+                    timestamp=start - 1),
+        event_frame("T1", 2, "betPlaced", data={"amount": 300, "games": 1}, timestamp=now),
+        event_frame("T1", 3, "winPaid", data={"amount": 100}, timestamp=now)])
+    _, snap = await harness.client("tok-carol")
+    t1 = next(t for t in snap["terminals"] if t["terminalId"] == "T1")
+    assert (t1["coinInToday"], t1["coinOutToday"], t1["netWinToday"]) == (300, 100, 200)
+    assert t1["gamesToday"] == 1 and t1["holdPercentToday"] == pytest.approx(66.67)
+    assert t1["day"] == hub.gaming_day.day_of(now) == snap["gamingDay"]
+    assert snap["timezone"] == "UTC" and snap["gamingDayStart"] == hour
+
+
+async def test_meters_are_the_last_snapshot_of_each_terminal(harness: HubHarness) -> None:
+    hub = harness.hub
+    assert hub is not None
+    term, _ = await harness.terminal("T1")
+    await _publish(term, [
+        event_frame("T1", 1, "meterSnapshot", data={"reason": "discovery", "first": True,
+                                                      "meters": {"coinIn": 10}}),
+        event_frame("T1", 2, "meterSnapshot", data={"reason": "snapshot", "first": False,
+                                                      "meters": {"coinIn": 25}})])
+    body = await http_json(hub, "/api/meters")
+    check("meters", body)
+    by_id = {t["terminalId"]: t for t in body["terminals"]}
+    assert by_id["T1"]["meters"] == {"coinIn": 25} and by_id["T2"]["meters"] is None
