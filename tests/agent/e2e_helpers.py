@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from drivers.memory import Faults, pair
 from emulator.model import Machine
 from emulator.model import MachineConfig as EmulatedConfig
 from emulator.server import Emulator, LinkOptions
+from tests.support.waits import wait_until
 
 TERMINAL = "T-E2E"
 ADDRESS = 1
@@ -32,21 +33,6 @@ FAST_POLL = PollConfig(interval_ms=10, reply_timeout_ms=60, link_down_after=3,
                        snapshot_interval_s=3600.0, clock_check=True)
 
 WAIT_S = 20.0
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = WAIT_S,
-             what: str | Callable[[], str] = "") -> Any:
-    """Poll ``predicate`` until it is truthy; AssertionError after ``timeout`` seconds
-    (``what`` says what was awaited; a callable is evaluated then, to show the last state)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            text = what() if callable(what) else what
-            raise AssertionError(f"timed out waiting for {text or predicate}")
-        time.sleep(0.005)  # a polling step of the bounded wait, not a wait for an outcome
 
 
 class Collected:
@@ -108,8 +94,8 @@ class Rig:
         if old is not None:
             old.close()
         self.line.transport.close()  # the old line thread ends on its closed transport
-        wait_for(lambda: not self.line.running and not self.pipeline.running,
-                 what="the abandoned agent threads to end")
+        wait_until(lambda: not self.line.running and not self.pipeline.running,
+                   what="the abandoned agent threads to end")
         self.outbox.close()
         self.outbox = Outbox.open(self.db, terminal_id=TERMINAL)
         self.start_agent(host)
@@ -147,16 +133,16 @@ class Rig:
             found[:] = self.events(name)
             return len(found) >= count
 
-        wait_for(enough, timeout, lambda: f"{count} x {name}; have {self.names()}")
+        wait_until(enough, timeout, lambda: f"{count} x {name}; have {self.names()}")
         return found
 
     def wait_total(self, name: str, cents: int, timeout: float = WAIT_S) -> None:
-        wait_for(lambda: self.total(name) == cents, timeout,
-                 lambda: f"sum of {name} == {cents}; have {self.total(name)}")
+        wait_until(lambda: self.total(name) == cents, timeout,
+                   lambda: f"sum of {name} == {cents}; have {self.total(name)}")
 
     def wait_ready(self) -> None:
         """Link up, machine identified and the discovery snapshot stored."""
-        wait_for(lambda: any(e.event.data.get("reason") in ("discovery", "gap")
+        wait_until(lambda: any(e.event.data.get("reason") in ("discovery", "gap")
                              for e in self.events("meterSnapshot")),
                  what=lambda: f"the discovery snapshot; have {self.names()}")
 
@@ -167,7 +153,7 @@ class Rig:
                 if self.machine.next_exception(time.monotonic()) is not None:
                     return False
             return self.line.idle() and self.pipeline.wait_idle(0.0)
-        wait_for(quiet, what="the line to go quiet")
+        wait_until(quiet, what="the line to go quiet")
 
 
 def agent_main(url: str, db: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
-from uplink_kit import TERMINAL, FakeLine, Sinks, wait_for
+from uplink_kit import TERMINAL, FakeLine, Sinks
 
 from agent import actions as actions_module
 from agent.actions import ACTION_NAMES, Actions
@@ -26,6 +26,7 @@ from agent.metrics import AgentMetrics
 from agent.observations import SessionCommand
 from agent.outbox import Outbox
 from api import wire
+from tests.support.waits import wait_for
 
 KEY = b"0123456789abcdef-terminal-key"
 NOW = 1_780_000_000.0

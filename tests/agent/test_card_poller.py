@@ -15,8 +15,9 @@ from agent.observations import CardInserted, CardRemoved
 from drivers.base import TransportClosedError, TransportIOError, TransportOpenError
 from drivers.card_format import CardEvent
 from drivers.card_reader import CardReader
-from tests.agent.e2e_helpers import Collected, wait_for
+from tests.agent.e2e_helpers import Collected
 from tests.agent.own_sockets import accept_own
+from tests.support.waits import wait_until
 
 
 class FakeReader:
@@ -53,7 +54,7 @@ def test_card_poller_reports_card_observations() -> None:
     poller = CardPoller(lambda: reader, seen, clock=lambda: 5.0)
     poller.start()
     try:
-        wait_for(lambda: seen.of(CardRemoved), what="the card removal")
+        wait_until(lambda: seen.of(CardRemoved), what="the card removal")
         inserted = seen.of(CardInserted)[0]
         assert inserted.card_id == "P0012345" and inserted.kind == "player"
         assert inserted.at == 5.0
@@ -86,9 +87,9 @@ def test_a_lost_reader_is_reopened_with_backoff_and_logged_once(
     caplog.set_level(logging.DEBUG, logger="agent.card_poller")
     poller.start()
     try:
-        wait_for(lambda: seen.of(CardInserted), what="the first card")
+        wait_until(lambda: seen.of(CardInserted), what="the first card")
         first.fail.set()
-        wait_for(lambda: len(seen.of(CardInserted)) == 2, what="the card of the new reader")
+        wait_until(lambda: len(seen.of(CardInserted)) == 2, what="the card of the new reader")
     finally:
         poller.stop()
     removed = seen.of(CardRemoved)
@@ -132,7 +133,7 @@ def test_a_flapping_reader_costs_one_warning_not_one_per_connection(
     caplog.set_level(logging.DEBUG, logger="agent.card_poller")
     poller.start()
     try:
-        wait_for(lambda: seen.of(CardInserted), what=lambda: f"lost {poller.lost}")
+        wait_until(lambda: seen.of(CardInserted), what=lambda: f"lost {poller.lost}")
     finally:
         poller.stop()
     assert poller.lost == 6 and poller.opened == 7
@@ -181,17 +182,17 @@ def test_a_tcp_reader_that_drops_ends_the_card_and_is_read_again() -> None:
 
     poller.start()
     try:
-        wait_for(lambda: len(conns) == 1, what=state)
+        wait_until(lambda: len(conns) == 1, what=state)
         conns[0].sendall(b"%P0099999?\r\n")
-        wait_for(lambda: seen.of(CardInserted), what=state)
+        wait_until(lambda: seen.of(CardInserted), what=state)
         assert seen.of(CardInserted)[0].card_id == "P0099999"
         conns[0].close()  # the terminal server drops the connection
-        wait_for(lambda: seen.of(CardRemoved), what=state)
+        wait_until(lambda: seen.of(CardRemoved), what=state)
         gone = seen.of(CardRemoved)[0]
         assert (gone.card_id, gone.kind, gone.reason) == ("P0099999", "player", READER_LOST)
-        wait_for(lambda: len(conns) == 2, timeout=8.0, what=state)
+        wait_until(lambda: len(conns) == 2, timeout=8.0, what=state)
         conns[1].sendall(b"%P0099999?\r\n")
-        wait_for(lambda: len(seen.of(CardInserted)) == 2, what=state)
+        wait_until(lambda: len(seen.of(CardInserted)) == 2, what=state)
     finally:
         poller.stop()
         stop.set()
@@ -207,6 +208,6 @@ def test_stop_while_the_reader_does_not_open_returns() -> None:
 
     poller = CardPoller(never, Collected(), backoff_first_s=0.01, backoff_max_s=0.02)
     poller.start()
-    wait_for(lambda: poller.opened == 0 and not poller.connected, what="a first attempt")
+    wait_until(lambda: poller.opened == 0 and not poller.connected, what="a first attempt")
     poller.stop()
     assert poller._thread is not None and not poller._thread.is_alive()

@@ -17,6 +17,7 @@ from drivers.base import Transport, Word
 from drivers.memory import MemoryTransport, pair
 from emulator.model import Machine
 from emulator.server import Emulator
+from tests.support.waits import wait_for, wait_until
 
 
 @pytest.fixture
@@ -113,14 +114,8 @@ async def test_the_watchdog_is_fed_only_while_the_line_owner_cycles(
 
 
 def _wait_cycles(line: object, target: int) -> None:
-    import threading
-    import time
-
-    deadline = time.monotonic() + 10
-    pause = threading.Event()
-    while line.cycles < target:  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, "the line owner does not cycle"
-        pause.wait(0.01)
+    wait_until(lambda: line.cycles >= target, 10,  # type: ignore[attr-defined]
+               "the line owner does not cycle", interval=0.01)
 
 
 async def test_reload_applies_the_level_and_reports_restart_keys(
@@ -216,13 +211,7 @@ async def test_a_configured_card_reader_feeds_card_events(
 
 
 def _wait_event(path: Path, name: str) -> None:
-    import threading
-
-    deadline = time.monotonic() + 15
-    pause = threading.Event()
-    while name not in _names(path):
-        assert time.monotonic() < deadline, f"no {name} event"
-        pause.wait(0.02)
+    wait_until(lambda: name in _names(path), 15, f"no {name} event", interval=0.02)
 
 
 async def test_reload_of_uplink_settings_reconnects_with_them(
@@ -302,13 +291,6 @@ async def test_the_line_recovers_after_the_transport_dies(tmp_path: Path) -> Non
         config.serial, port=f"tcp://{host}:{port}"))
     daemon = Daemon(config)  # the real factory: open_transport(serial.port)
     task = asyncio.create_task(daemon.run(install_signals=False))
-    pause = threading.Event()
-
-    async def wait_until(predicate: object, what: str) -> None:
-        deadline = time.monotonic() + 30
-        while not predicate():  # type: ignore[operator]
-            assert time.monotonic() < deadline, what
-            await asyncio.to_thread(pause.wait, 0.02)
 
     def link_up() -> bool:
         assert daemon.line is not None
@@ -316,12 +298,13 @@ async def test_the_line_recovers_after_the_transport_dies(tmp_path: Path) -> Non
 
     try:
         assert await asyncio.to_thread(daemon.ready.wait, 20.0)
-        await wait_until(link_up, "the first link-up")
+        await wait_for(link_up, 30, "the first link-up", interval=0.02)
         old = emulator.detach()  # the terminal server drops the connection
         assert old is not None
         old.close()
-        await wait_until(lambda: not link_up(), "link down after the connection dropped")
-        await wait_until(link_up, "the link back over a new connection")
+        await wait_for(lambda: not link_up(), 30, "link down after the connection dropped",
+                       interval=0.02)
+        await wait_for(link_up, 30, "the link back over a new connection", interval=0.02)
         assert len(connections) >= 2
         assert daemon.line is not None and daemon.line.running
     finally:

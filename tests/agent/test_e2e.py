@@ -15,7 +15,8 @@ from agent.machine_commands import CommandKind, MachineCommand
 from agent.observations import CardInserted, CardRemoved
 from emulator.model import Door
 from emulator.server import LinkOptions
-from tests.agent.e2e_helpers import ADDRESS, Rig, wait_for
+from tests.agent.e2e_helpers import ADDRESS, Rig
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -183,7 +184,7 @@ def test_rte_mode(tmp_path: Path) -> None:
     r = Rig(tmp_path, rte=True)
     try:
         r.wait_ready()
-        wait_for(lambda: r.machine.rte_enabled, what="LP 0E 01 to reach the machine")
+        wait_until(lambda: r.machine.rte_enabled, what="LP 0E 01 to reach the machine")
         assert r.line.status()["machines"]["1"]["rte"] is True
         play(r, [(5, 10), (2, 0)])
         totals = r.machine.totals()
@@ -269,7 +270,7 @@ def test_discovery_sets_a_skewed_clock_when_allowed(tmp_path: Path) -> None:
         r.wait_ready()
         assert r.events("clockSkew")  # the emulator starts on 2026-01-01
         # machines keep local time: LP 7F carries the host's local time
-        wait_for(lambda: abs((r.machine.clock(time.monotonic()).replace(tzinfo=None)
+        wait_until(lambda: abs((r.machine.clock(time.monotonic()).replace(tzinfo=None)
                               - datetime.now()).total_seconds()) < 5,
             what="LP 7F to set the machine's clock to ours")
     finally:
@@ -280,7 +281,7 @@ def test_rte_off_turns_off_a_machine_left_in_rte_mode(tmp_path: Path) -> None:
     r = Rig(tmp_path, link=LinkOptions(rte=True), rte=False)
     try:
         r.wait_ready()
-        wait_for(lambda: not r.machine.rte_enabled, what="LP 0E 00 to reach the machine")
+        wait_until(lambda: not r.machine.rte_enabled, what="LP 0E 00 to reach the machine")
         play(r, [(4, 4)])
         r.wait_total("betPlaced", 4)
         r.wait_total("winPaid", 4)

@@ -16,7 +16,8 @@ from agent.metrics import AgentMetrics
 from agent.observations import LinkDown
 from drivers.base import Transport, Word
 from drivers.memory import Faults, pair
-from tests.agent.e2e_helpers import FAST_POLL, Collected, Rig, wait_for
+from tests.agent.e2e_helpers import FAST_POLL, Collected, Rig
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,12 +28,12 @@ def test_a_silent_line_is_reported_down_once_and_commands_fail() -> None:
     line = LineOwner(host, [MachineConfig(1)], FAST_POLL, seen)
     line.start()
     try:
-        down = wait_for(lambda: seen.of(LinkDown), what="LinkDown")
+        down = wait_until(lambda: seen.of(LinkDown), what="LinkDown")
         assert down[0].reason == "no reply since start"
         result = line.submit(MachineCommand(CommandKind.LOCK, 1)).result(10)
         assert not result.ok and result.error == "the machine link is down"
         cycles = line.cycles
-        wait_for(lambda: line.cycles > cycles + 3, what="more cycles")
+        wait_until(lambda: line.cycles > cycles + 3, what="more cycles")
         assert len(seen.of(LinkDown)) == 1
         status = line.status()["machines"]["1"]
         assert status["linkUp"] is False and status["polls"]["timeout"] >= 1
@@ -161,13 +162,13 @@ def test_a_lost_transport_is_reopened_and_the_link_comes_back() -> None:
     try:
         from agent.observations import LinkUp
 
-        wait_for(lambda: seen.of(LinkUp), what="the first link-up")
+        wait_until(lambda: seen.of(LinkUp), what="the first link-up")
         old = emulator.detach()  # the peer goes away: the agent reads EOF
         assert old is not None
         old.close()
-        down = wait_for(lambda: seen.of(LinkDown), what="LinkDown after EOF")
+        down = wait_until(lambda: seen.of(LinkDown), what="LinkDown after EOF")
         assert down[0].reason.startswith("transport error")
-        wait_for(lambda: len(seen.of(LinkUp)) >= 2, timeout=30, what="the link back")
+        wait_until(lambda: len(seen.of(LinkUp)) >= 2, timeout=30, what="the link back")
         assert len(connections) >= 2
     finally:
         line.stop()
@@ -242,11 +243,11 @@ def test_reopen_is_retried_until_the_transport_opens_again() -> None:
     line = LineOwner(first, [MachineConfig(1)], FAST_POLL, seen, reopen=reopen)
     line.start()
     try:
-        wait_for(lambda: seen.of(LinkUp), what="the first link-up")
+        wait_until(lambda: seen.of(LinkUp), what="the first link-up")
         first.dead.set()
-        wait_for(lambda: seen.of(LinkDown), what="LinkDown after the transport died")
+        wait_until(lambda: seen.of(LinkDown), what="LinkDown after the transport died")
         assert first.closed
-        wait_for(lambda: len(seen.of(LinkUp)) >= 2, timeout=30, what="the link back")
+        wait_until(lambda: len(seen.of(LinkUp)) >= 2, timeout=30, what="the link back")
         assert len(attempts) == 3
         assert line.running and line.status()["error"] is None
         assert line.status()["transport"] == host.name
@@ -263,12 +264,12 @@ def test_a_new_poll_interval_applies_from_the_next_cycle() -> None:
     line = LineOwner(host, [MachineConfig(1)], slow, lambda _obs: None)
     line.start()
     try:
-        wait_for(lambda: line.cycles >= 1, what="the first cycle")
+        wait_until(lambda: line.cycles >= 1, what="the first cycle")
         assert line.status()["intervalMs"] == 5000
         line.set_poll_interval(30)
         assert line.status()["intervalMs"] == 30
         start = line.cycles
-        wait_for(lambda: line.cycles >= start + 5, timeout=4.5, what="cycles at 30 ms")
+        wait_until(lambda: line.cycles >= start + 5, timeout=4.5, what="cycles at 30 ms")
         with pytest.raises(ValueError):
             line.set_poll_interval(0)
         assert line.status()["intervalMs"] == 30
@@ -307,7 +308,7 @@ def test_replies_that_are_not_frames_are_counted_as_framing_not_crc() -> None:
         def polls() -> dict[str, int]:
             return dict(line.status()["machines"]["1"]["polls"])
 
-        wait_for(lambda: polls().get("framing", 0) >= 2, what=lambda: f"framing in {polls()}")
+        wait_until(lambda: polls().get("framing", 0) >= 2, what=lambda: f"framing in {polls()}")
         assert "crc" not in polls()
         sample = metrics.registry.get_sample_value
         assert (sample("slot_agent_polls_total", {"address": "1", "result": "framing"})

@@ -27,7 +27,8 @@ from drivers.base import Transport, Word
 from drivers.memory import pair
 from emulator.model import Door, Machine
 from emulator.server import Emulator
-from tests.agent.e2e_helpers import Collected, wait_for
+from tests.agent.e2e_helpers import Collected
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -113,7 +114,7 @@ def started(bench: Bench) -> Iterator[tuple[LineProcess, Collected, AgentMetrics
     line = LineProcess(bench.config(), seen, metrics=metrics)
     line.start()
     try:
-        wait_for(lambda: seen.of(LinkUp), what="the machine link up")
+        wait_until(lambda: seen.of(LinkUp), what="the machine link up")
         yield line, seen, metrics
     finally:
         line.stop()
@@ -127,7 +128,7 @@ def test_observations_arrive_in_order_and_logs_reach_the_daemon(
     line.start()
     try:
         assert line.pid is not None and line.pid != os.getpid()
-        wait_for(lambda: seen.of(LinkUp), what="the machine link up")
+        wait_until(lambda: seen.of(LinkUp), what="the machine link up")
         doors = [Door.SLOT, Door.BELLY, Door.CASHBOX]
         for door in doors:
             with bench.emulator.lock:
@@ -138,7 +139,7 @@ def test_observations_arrive_in_order_and_logs_reach_the_daemon(
         def door_codes() -> list[int]:
             return [o.code for o in seen.of(ExceptionObserved) if o.code in expected]
 
-        wait_for(lambda: len(door_codes()) >= len(expected), what=lambda: f"{door_codes()}")
+        wait_until(lambda: len(door_codes()) >= len(expected), what=lambda: f"{door_codes()}")
         assert door_codes() == expected  # in the order the machine reported them
         assert isinstance(seen.items[0], LinkUp)  # nothing before the link came up
         times = [o.at for o in seen.items]
@@ -174,15 +175,15 @@ def test_status_idle_and_a_new_cadence(
     line.set_poll_interval(33)
     assert line.status()["intervalMs"] == 33  # at once: the query follows on the same socket
     cycles = line.cycles
-    wait_for(lambda: line.cycles > cycles + 2, what="cycles counted in the daemon")
-    wait_for(line.idle, what="the line idle after discovery")
+    wait_until(lambda: line.cycles > cycles + 2, what="cycles counted in the daemon")
+    wait_until(line.idle, what="the line idle after discovery")
 
 
 def test_metrics_are_counted_in_the_daemon(
         bench: Bench, started: tuple[LineProcess, Collected, AgentMetrics]) -> None:
     line, _seen, metrics = started
     sample = metrics.registry.get_sample_value
-    wait_for(lambda: (sample("slot_agent_polls_total", {"address": "1", "result": "ok"})
+    wait_until(lambda: (sample("slot_agent_polls_total", {"address": "1", "result": "ok"})
                       or 0) >= 5, what="ok polls in the daemon's registry")
     assert sample("slot_agent_link_up", {"address": "1"}) == 1
     assert (sample("slot_agent_poll_interval_deviation_seconds_count") or 0) > 0
@@ -198,11 +199,11 @@ def test_metrics_are_counted_in_the_daemon(
         return {k: int(v) for k, v in counts.items() if v}
 
     bench.emulator.set_corruption(1.0)
-    wait_for(lambda: sum(child_bad().values()) >= 3, what="bad frames on the line")
+    wait_until(lambda: sum(child_bad().values()) >= 3, what="bad frames on the line")
     bench.emulator.set_corruption(0.0)
-    wait_for(lambda: line.status()["machines"]["1"]["linkUp"], what="the link back")
-    wait_for(lambda: daemon_bad() == child_bad(),
-             what=lambda: f"the daemon's {daemon_bad()} equal to the child's {child_bad()}")
+    wait_until(lambda: line.status()["machines"]["1"]["linkUp"], what="the link back")
+    wait_until(lambda: daemon_bad() == child_bad(),
+               what=lambda: f"the daemon's {daemon_bad()} equal to the child's {child_bad()}")
 
 
 def test_a_killed_child_is_reported_and_its_commands_fail(
@@ -213,14 +214,14 @@ def test_a_killed_child_is_reported_and_its_commands_fail(
     line = LineProcess(bench.config(HOLD_POLL), seen, metrics=metrics, on_exit=exits.append)
     line.start()
     try:
-        wait_for(lambda: seen.of(LinkUp), what="the machine link up")
+        wait_until(lambda: seen.of(LinkUp), what="the machine link up")
         bench.line_end.arm()
         in_flight = line.submit(MachineCommand(CommandKind.LOCK, 1, "act-k"))
         assert bench.line_end.held.wait(20), "the lock poll never reached the machine"
-        wait_for(in_flight.running, what="the command reported started")
+        wait_until(in_flight.running, what="the command reported started")
         assert line.pid is not None
         os.kill(line.pid, signal.SIGKILL)
-        wait_for(lambda: exits, what="on_exit")
+        wait_until(lambda: exits, what="on_exit")
         assert exits == ["killed by SIGKILL"]
         result = in_flight.result(5)
         assert not result.ok and "killed by SIGKILL" in (result.error or "")
@@ -248,14 +249,14 @@ def test_stop_finishes_the_poll_in_flight(
     exits: list[str] = []
     line = LineProcess(bench.config(HOLD_POLL), seen, on_exit=exits.append)
     line.start()
-    wait_for(lambda: seen.of(LinkUp), what="the machine link up")
+    wait_until(lambda: seen.of(LinkUp), what="the machine link up")
     bench.line_end.arm()
     in_flight = line.submit(MachineCommand(CommandKind.LOCK, 1, "act-s"))
     assert bench.line_end.held.wait(20), "the lock poll never reached the machine"
     queued = line.submit(MachineCommand(CommandKind.UNLOCK, 1, "act-q"))
     stopper = threading.Thread(target=line.stop, name="stopper")
     stopper.start()
-    wait_for(lambda: any(r.getMessage().startswith("stopping: the poll in flight")
+    wait_until(lambda: any(r.getMessage().startswith("stopping: the poll in flight")
                          for r in caplog.records), what="the child told to stop")
     bench.line_end.release.set()  # the machine answers the held poll now
     stopper.join(20)
@@ -276,11 +277,11 @@ def test_a_command_cancelled_in_the_queue_never_starts(bench: Bench) -> None:
     line = LineProcess(bench.config(HOLD_POLL), seen)
     line.start()
     try:
-        wait_for(lambda: seen.of(LinkUp), what="the machine link up")
+        wait_until(lambda: seen.of(LinkUp), what="the machine link up")
         bench.line_end.arm()
         running = line.submit(MachineCommand(CommandKind.LOCK, 1, "act-r"))
         assert bench.line_end.held.wait(20), "the lock poll never reached the machine"
-        wait_for(running.running, what="the command reported started")
+        wait_until(running.running, what="the command reported started")
         waiting = line.submit(MachineCommand(CommandKind.SOUND_OFF, 1, "act-w"))
         assert running.cancel() is False  # on the line already: its effect will be known
         assert waiting.cancel() is True

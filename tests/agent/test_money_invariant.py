@@ -27,7 +27,8 @@ from drivers import tcp_listen
 from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import LifetimeTotals, Machine, MachineConfig, Ticket
 from emulator.server import Emulator
-from tests.agent.e2e_helpers import ADDRESS, Rig, wait_for
+from tests.agent.e2e_helpers import ADDRESS, Rig
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -76,20 +77,20 @@ def wait_ticket(stored: Callable[[], list[StoredEvent]], ticket: Ticket) -> None
     polls. (The machine keeps unread records for LP 4D in order and repeats 3D until all are
     read; the wait paces play like a real player, so each ticket is checked by number.)"""
     number = f"{ticket.validation_number:016d}"
-    wait_for(lambda: any(e.event.data["validationNumber"] == number for e in stored()),
-             what=f"ticket {number} to be reported")
+    wait_until(lambda: any(e.event.data["validationNumber"] == number for e in stored()),
+               what=f"ticket {number} to be reported")
 
 
 def wait_polled(rig: Rig) -> None:
     """Pace play to the agent: one decision per poll cycle."""
     cycles = rig.line.cycles
-    wait_for(lambda: rig.line.cycles > cycles or not rig.line.running, what="a poll cycle")
+    wait_until(lambda: rig.line.cycles > cycles or not rig.line.running, what="a poll cycle")
 
 
 def wait_served(emulator: Emulator, proc: subprocess.Popen[str]) -> None:
     polls = emulator.stats.polls
-    wait_for(lambda: emulator.stats.polls >= polls + 2 or proc.poll() is not None,
-             what="the agent to poll")
+    wait_until(lambda: emulator.stats.polls >= polls + 2 or proc.poll() is not None,
+               what="the agent to poll")
 
 
 @pytest.mark.parametrize("seed", [3, 11])
@@ -118,8 +119,8 @@ def test_abandoned_agents_neither_lose_nor_double_money(tmp_path: Path, seed: in
         assert crashes >= 2
         assert rig.machine.totals().games_played > 50
         want = expected(rig.machine.totals())
-        wait_for(lambda: sums(rig.events()) == want,
-                 what=lambda: f"outbox sums {sums(rig.events())} == machine totals {want}")
+        wait_until(lambda: sums(rig.events()) == want,
+                   what=lambda: f"outbox sums {sums(rig.events())} == machine totals {want}")
         assert_unique(rig.events())
         assert want["betPlaced"] > 0 and want["winPaid"] > 0 and want["billAccepted"] > 0
     finally:
@@ -164,13 +165,13 @@ def test_sigkilled_agent_process_neither_loses_nor_doubles_money(tmp_path: Path)
     try:
         for kill in range(4):
             proc = _start_agent(url, db)
-            conn = wait_for(lambda: listener.accept(time.monotonic() + 0.2),
-                            what="the agent to connect")
+            conn = wait_until(lambda: listener.accept(time.monotonic() + 0.2),
+                              what="the agent to connect")
             emulator.attach(conn)
             if kill == 0:
                 # money counts from the first baseline on: nothing is played before it
-                wait_for(lambda: any(e.event.name == "meterSnapshot" for e in stored()),
-                         what="the first meter snapshot")
+                wait_until(lambda: any(e.event.name == "meterSnapshot" for e in stored()),
+                           what="the first meter snapshot")
                 with emulator.lock:
                     before = expected(machine.totals())
             target = _last_seq(db) + rng.randint(3, 40)
@@ -190,16 +191,16 @@ def test_sigkilled_agent_process_neither_loses_nor_doubles_money(tmp_path: Path)
                 proc.stdout.close()
         # a final agent catches up with everything played, crashes included
         proc = _start_agent(url, db)
-        conn = wait_for(lambda: listener.accept(time.monotonic() + 0.2),
-                        what="the agent to connect")
+        conn = wait_until(lambda: listener.accept(time.monotonic() + 0.2),
+                          what="the agent to connect")
         emulator.attach(conn)
         with emulator.lock:
             after = expected(machine.totals())
         want = {name: after[name] - before[name] for name in after}
         assert machine.totals().games_played > 20
 
-        wait_for(lambda: sums(stored()) == want,
-                 what=lambda: f"outbox sums {sums(stored())} == machine totals {want}; "
+        wait_until(lambda: sums(stored()) == want,
+                   what=lambda: f"outbox sums {sums(stored())} == machine totals {want}; "
                  f"{[e.event.name for e in stored()][-30:]}")
         assert_unique(stored())
     finally:

@@ -26,7 +26,6 @@ from uplink_kit import (
     bet,
     open_outbox,
     uplink_config,
-    wait_for,
 )
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -38,6 +37,7 @@ from agent.retry import jittered_doubling
 from agent.uplink import Uplink
 from api import wire
 from api.events import Event
+from tests.support.waits import wait_for
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from uplink_kit import (
     Proxy,
     open_outbox,
     uplink_config,
-    wait_for,
 )
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -30,6 +29,7 @@ from agent.outbox import Outbox
 from agent.uplink import Uplink
 from api import wire
 from api.events import Event
+from tests.support.waits import wait_for
 
 KEY = b"shared-action-key-0123456789"
 

@@ -25,6 +25,7 @@ from api import wire
 from api.events import Event, utc_timestamp
 from hub.config import HubConfig
 from hub.server import Hub
+from tests.support.waits import wait_for
 
 TERMINAL = "T1"
 TOKENS = """\
@@ -34,16 +35,6 @@ tokens:
 """
 TERMINAL_TOKEN = "tok-t1"
 OPERATOR_TOKEN = "tok-ops"
-
-
-async def wait_for(pred: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Wait until ``pred()`` holds, yielding to the loop; fail after ``timeout``."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not pred():
-                await asyncio.sleep(0.005)
-    except TimeoutError:
-        raise AssertionError(f"condition not met in {timeout} s: {what}") from None
 
 
 def bet(n: int = 1) -> list[Event]:

@@ -207,19 +207,6 @@ def short_dir() -> Path:
     return path
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0,
-               what: str = "condition") -> None:
-    """Re-check ``predicate`` (a cheap query) until true; AssertionError after ``timeout``."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    ready = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        ready.wait(0.05)  # pacing between queries of another process's database
-
-
 def json_logs(lines: Sequence[str]) -> list[dict[str, object]]:
     """The JSON log records among output lines."""
     import json

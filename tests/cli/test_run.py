@@ -16,9 +16,10 @@ from slot_agent_procs import (
     run_cli,
     short_dir,
     start_emulator,
-    wait_until,
     write_agent_config,
 )
+
+from tests.support.waits import wait_until
 
 
 @pytest.fixture

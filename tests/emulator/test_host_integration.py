@@ -9,7 +9,7 @@ handpay and power-cycle flows, and the money invariant across a meter rollover.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -49,16 +49,9 @@ from sas_protocol.messages.requests import (
     SelectedMetersRequest,
 )
 from sas_protocol.messages.responses import HandpayInfoReply, HandpayResetReply
+from tests.support.waits import wait_until
 
 WINDOW = 0.3  # reply window of the test host (a real one uses ~20 ms + frame time)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.005)
 
 
 class HostLoop:
@@ -253,7 +246,7 @@ def test_handpay_flow_51_1b_94_52() -> None:
     machine = Machine(MachineConfig(handpay_limit_cents=120_000))
     runner = fast("- handpay: 1500.00\n", machine)
     with served(machine, machine_end, runner=runner):
-        wait_for(lambda: runner.finished)
+        wait_until(lambda: runner.finished)
         loop = HostLoop(host_end)
         codes = loop.drain_exceptions()
         assert codes[0] == 0x51
@@ -309,10 +302,10 @@ def test_power_cycle_link_down_and_recovery() -> None:
     with served(machine, machine_end, runner=runner):
         loop = HostLoop(host_end, link_down_after=2)
         loop.drain_exceptions()
-        wait_for(lambda: not machine.powered)
+        wait_until(lambda: not machine.powered)
         failed = loop.poll(GeneralPoll())
         assert any(isinstance(e, PollFailed) for e in failed)
-        wait_for(lambda: runner.finished)
+        wait_until(lambda: runner.finished)
         codes = loop.drain_exceptions()
         assert codes[:2] == [0x18, 0x17]
         assert sum(isinstance(e, LinkUp) for e in loop.events) == 2
@@ -329,7 +322,7 @@ def test_autoplay_money_invariant_through_the_host(seed: int) -> None:
     with served(machine, machine_end, runner=runner) as emu:
         loop = HostLoop(host_end)
         start = loop.meters(codes).meters
-        wait_for(lambda: machine.meter(0x05) >= 40)
+        wait_until(lambda: machine.meter(0x05) >= 40)
         emu.runner = None
         end = loop.meters(codes).meters
         with emu.lock:

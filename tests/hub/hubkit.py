@@ -225,8 +225,3 @@ async def http_json(hub: Hub, path: str, token: str | None = "tok-carol") -> Any
     return json.loads(body)
 
 
-async def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``pred()`` holds, yielding to the loop; fail after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.005)

@@ -9,10 +9,11 @@ import re
 import time
 
 import pytest
-from hubkit import ROOT, HubHarness, event_frame, wait_for
+from hubkit import ROOT, HubHarness, event_frame
 from websockets.exceptions import InvalidStatus
 
 from api import wire
+from tests.support.waits import wait_for
 
 
 async def test_auth_by_message_gives_auth_ok_and_a_snapshot(harness: HubHarness) -> None:

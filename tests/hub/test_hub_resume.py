@@ -7,10 +7,11 @@ import sqlite3
 import time
 from typing import Any
 
-from hubkit import HubHarness, event_frame, wait_for
+from hubkit import HubHarness, event_frame
 
 from api import wire
 from hub.audit import AuditQuery
+from tests.support.waits import wait_for
 
 
 async def _publish(term: Any, first: int, count: int, terminal: str = "T1") -> None:

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hubkit import HubHarness, event_frame, wait_for
+from hubkit import HubHarness, event_frame
 
 from api import wire
 from hub.config import HubConfigError, parse_config
 from hub.server import Hub
+from tests.support.waits import wait_for
 
 DAY = 86400.0
 

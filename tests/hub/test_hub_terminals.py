@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hubkit import HubHarness, event_frame, wait_for
+from hubkit import HubHarness, event_frame
 from websockets.exceptions import InvalidStatus
 
 from api import wire
+from tests.support.waits import wait_for
 
 
 async def test_hello_welcome_events_are_stored_and_acked(harness: HubHarness) -> None:

@@ -22,8 +22,8 @@ from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import Machine
 from emulator.model import MachineConfig as EmulatedConfig
 from emulator.server import Emulator
+from tests.support.waits import wait_until
 
-from .reliability_kit import wait_until
 from .system_rig import MONEY
 
 TERMINAL = "T-REL"

@@ -6,10 +6,7 @@ the short variants are what CI runs.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
-from collections.abc import Callable
 
 #: True when the long variants were asked for (``SLOT_AGENT_LONG=1``).
 LONG = os.environ.get("SLOT_AGENT_LONG", "") not in ("", "0")
@@ -25,21 +22,3 @@ def hypothesis_examples(short: int) -> int:
     return short * 25 if LONG else short
 
 
-def wait_until(pred: Callable[[], bool], timeout: float, what: str,
-               interval: float = 0.01) -> None:
-    """Block until ``pred()`` holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(interval)
-
-
-async def wait_for(pred: Callable[[], bool], timeout: float, what: str,
-                   interval: float = 0.005) -> None:
-    """The same on an event loop: yields between checks."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(interval)

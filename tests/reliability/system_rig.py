@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -52,18 +51,6 @@ def _clean_env() -> dict[str, str]:
                  "WATCHDOG_PID"):
         env.pop(name, None)
     return env
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, what: str | Callable[[], str]
-               ) -> None:
-    """Re-check ``pred`` every 20 ms until it holds; AssertionError naming ``what`` after."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not pred():
-        if time.monotonic() > deadline:
-            text = what() if callable(what) else what
-            raise AssertionError(f"not within {timeout} s: {text}")
-        pause.wait(0.02)
 
 
 class Proc:

@@ -14,16 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waits import wait_until
+
 from .reliability_kit import LONG, long_or_short
-from .system_rig import (
-    AgentProc,
-    EmulatorProc,
-    HubProc,
-    assert_identity,
-    expected_sums,
-    money_sums,
-    wait_until,
-)
+from .system_rig import AgentProc, EmulatorProc, HubProc, assert_identity, expected_sums, money_sums
 
 KILLS = long_or_short(50, 5)
 PLAY_S = long_or_short(240, 15)

@@ -18,9 +18,10 @@ from agent.config import UplinkConfig
 from agent.outbox import Outbox
 from agent.uplink import Uplink
 from api.events import Event, utc_timestamp
+from tests.support.waits import wait_for
 
 from .hub_rig import TERMINAL_TOKENS, HubRig
-from .reliability_kit import LONG, long_or_short, wait_for
+from .reliability_kit import LONG, long_or_short
 
 EVENTS = long_or_short(100_000, 5_000)
 BATCH = 250
