@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hubkit import HubHarness, Peer, Traffic, event_frame, validate_frame, wait_for
+from hubkit import HubHarness, Peer, Traffic, event_frame, validate_frame
 
 from api import wire
 from hub.server import Hub
+from tests.support.waits import wait_for
 
 
 @pytest.fixture
@@ -51,11 +52,9 @@ async def _online_everywhere(hubs: list[HubHarness], terminal_id: str,
 async def _agree(hubs: list[HubHarness], value: Callable[[Hub], object],
                  expected: object) -> None:
     """Wait until every instance shows ``expected``; on timeout, say what each shows."""
-    try:
-        await wait_for(lambda: all(value(_hub(h)) == expected for h in hubs))
-    except TimeoutError:
-        raise AssertionError(f"expected {expected!r} on every instance, got "
-                             f"{[value(_hub(h)) for h in hubs]!r}") from None
+    await wait_for(lambda: all(value(_hub(h)) == expected for h in hubs),
+                   what=lambda: f"expected {expected!r} on every instance, got "
+                                f"{[value(_hub(h)) for h in hubs]!r}")
 
 
 async def _events(peer: Peer, count: int) -> list[dict[str, Any]]:
@@ -314,3 +313,35 @@ async def test_terminals_of_an_instance_that_dies_are_reported_offline_once(
     assert len(offline) == 1 and offline[0]["id"].startswith("hub-")
     # T2, on a live instance, stays online everywhere.
     assert _hub(b).floor.terminals["T2"].online and _hub(c).floor.terminals["T2"].online
+
+
+async def test_with_postgresql_the_audit_works_and_history_queries_say_they_cannot(
+        hubs: list[HubHarness]) -> None:
+    import json
+
+    import jsonschema
+    from hubkit import SCHEMA_DIR, http_get, http_json
+
+    error_schema = json.loads((SCHEMA_DIR / "api" / "error.json").read_text())
+
+    a, b, _ = hubs
+    term, _ = await a.terminal("T1")
+    await term.send(event_frame("T1", 1, "doorOpened", data={"door": "main"}))
+    await term.recv_type("ack")
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 1)
+    alice, _ = await b.client("tok-alice")
+    await alice.send(wire.ack_alert("T1-1", "a1"))
+    await alice.recv_type("alertAck")
+    # The audit trail is in the shared database: every instance answers with it.
+    audit = await http_json(_hub(a), "/api/audit?kind=alertAck", "tok-alice")
+    assert [(e["who"], e["subject"]) for e in audit["entries"]] == [("alice", "T1-1")]
+    for path in ("/api/history/events", "/api/summary", "/api/meters"):
+        status, _, body = await http_get(_hub(a), path, "tok-carol")
+        answer = json.loads(body)
+        assert (status, answer["error"]) == (501, "not_implemented"), path
+        jsonschema.validate(answer, error_schema)
+    await alice.send(wire.subscribe(channels=["game"], start=0, request_id="s1"))
+    refused = await alice.recv_type("error")
+    assert (refused["code"], refused["id"]) == ("bad_message", "s1")
+    # The doors: the door opened is seen by a new instance's floor from the store.
+    assert _hub(b).floor.terminals["T1"].doors_open == {"main"}
