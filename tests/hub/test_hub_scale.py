@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from hubkit import HubHarness, Peer, Traffic, event_frame, wait_for
+from hubkit import HubHarness, Peer, Traffic, event_frame
 
 from api import wire
 from hub.ingest import MIN_SHARE, InflightGate
 from hub.server import Hub
 from hub.store import EventWrite
+from tests.support.waits import wait_for
 
 TERMINALS = [f"F{i:02d}" for i in range(12)]
 
