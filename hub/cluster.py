@@ -131,6 +131,10 @@ class Cluster:
                     await conn.close()
         self._listener = self._reader = None
 
+    def present_terminals(self) -> list[str]:
+        """Terminals connected to some instance (hub/store_pg.py ``presence``)."""
+        return self._store.present_terminals()
+
     def present(self, terminal_id: str, present: bool) -> None:
         """Record that a terminal is (no longer) connected to this instance."""
         try:

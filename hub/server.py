@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import ssl
 import threading
@@ -42,6 +41,7 @@ from api.wire import (
     WireError,
 )
 from hub import http_api, redact, replay
+from hub.cluster_hooks import ALERT_ACK, OFFER, OPERATORS, ClusterHooks
 from hub.config import HubConfig
 from hub.connection import HubConnection
 from hub.floor import Floor, TerminalState
@@ -49,7 +49,7 @@ from hub.gaming_day import GamingDay
 from hub.http_answers import STATIC_DIR, static_response, text_response
 from hub.ingest import Credits, GroupCommitter, InflightGate
 from hub.limits import TokenBucket
-from hub.store import HUB_SOURCE, EventWrite, HubStore
+from hub.store import EventWrite, HubStore
 from hub.store_api import open_audit, open_store
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal, TokenTable, load_tokens
@@ -58,8 +58,6 @@ from hub.wsio import framed, read_burst, send_frames
 if TYPE_CHECKING:
     from hub.cluster import Cluster
 
-#: Notice kinds of hub/cluster.py (kept here: the module imports psycopg).
-OPERATORS, ALERT_ACK, OFFER = "operators", "alertAck", "offer"
 
 log = logging.getLogger("hub")
 
@@ -212,7 +210,7 @@ class HubStats:
     slow_consumers_dropped: int = 0
 
 
-class Hub:
+class Hub(ClusterHooks):
     """The hub server. ``await start()`` returns the bound port; ``await stop()`` ends it.
 
     ``store`` is public so tests and tools read what was stored in-process.
@@ -1094,85 +1092,6 @@ class Hub:
         for other in list(self._clients):
             other.peer.send_text(text)
         self._broadcast_terminal(self.floor.alert_acked(terminal_id, now))
-
-    # ------------------------------------------------------------------ cluster hooks
-
-    async def cluster_events(self, writes: Sequence[EventWrite]) -> None:
-        """Events another instance stored (hub/cluster.py): published like our own."""
-        now = self._now()
-        for write in writes:
-            if write.source == HUB_SOURCE:
-                self._remote_presence(write.frame, now)
-        await self._publish(writes, [True] * len(writes))
-
-    def _remote_presence(self, frame: dict[str, Any], now: float) -> None:
-        """Another instance's ``deviceOnline`` / ``deviceOffline``: the online state here,
-        and one connection per terminal across instances."""
-        name, terminal_id = frame["event"], frame["terminalId"]
-        local = self._terminals.get(terminal_id)
-        data = frame["data"]
-        if name == "deviceOnline":
-            if local is not None and not local.replaced \
-                    and str(data.get("since", "")) > local.connected_at:
-                local.replaced = True
-                local.peer.close(CloseCode.REPLACED,
-                                 "replaced by a newer connection to another hub instance")
-                log.info("terminal %s: connected to another instance; closing this one",
-                         terminal_id)
-            state = self.floor.set_online(terminal_id, True, now)
-            state.since = str(data.get("since") or state.since)
-        elif name == "deviceOffline":
-            if local is not None and not local.replaced:
-                # Its old connection elsewhere ended; it is connected here: say so again.
-                self._emit_hub_event("deviceOnline", terminal_id,
-                                     {"terminalId": terminal_id, "since": local.connected_at})
-                return
-            state = self.floor.set_online(terminal_id, False, now)
-            state.since = str(data.get("lostAt") or state.since)
-
-    def _online_elsewhere(self) -> None:
-        """At start: the terminals connected to the other instances are online."""
-        from hub.store_pg import PgStore
-
-        assert isinstance(self.store, PgStore)
-        now = self._now()
-        for terminal_id in self.store.present_terminals():
-            state = self.floor.set_online(terminal_id, True, now)
-            last = self.store.last_event(terminal_id, ["deviceOnline"])
-            if last is not None:
-                state.since = str(last["data"].get("since") or state.since)
-
-    def cluster_orphan(self, terminal_id: str) -> None:
-        """Its instance died and it has not connected elsewhere: offline, for everyone."""
-        if terminal_id in self._terminals:
-            assert self.cluster is not None
-            self.cluster.present(terminal_id, True)  # ours after all
-            return
-        state = self.floor.set_online(terminal_id, False, self._now())
-        log.info("terminal %s: its hub instance is gone; offline", terminal_id)
-        self._emit_hub_event("deviceOffline", terminal_id,
-                             {"terminalId": terminal_id, "lostAt": state.since})
-
-    def cluster_revived(self) -> None:
-        assert self.cluster is not None
-        for terminal_id, conn in list(self._terminals.items()):
-            if not conn.replaced:
-                self.cluster.present(terminal_id, True)
-                self._emit_hub_event("deviceOnline", terminal_id,
-                                     {"terminalId": terminal_id, "since": conn.connected_at})
-
-    def cluster_notice(self, kind: str, body: str) -> None:
-        """A notice another instance sent (hub/cluster.py)."""
-        if kind == OPERATORS:
-            self._to_local_operators(body)
-        elif kind == ALERT_ACK:
-            msg = json.loads(body)
-            self._alert_acked(body, msg["terminalId"], self._now())
-        elif kind == OFFER:
-            stored = self.store.get_action(body)
-            conn = None if stored is None else self._terminals.get(stored.terminal_id)
-            if conn is not None:
-                self._deliver_queued(conn)
 
     def _client_alert_ack_many(self, client: _Client, msg: dict[str, Any]) -> None:
         """``ack`` with ``terminalId`` (that terminal's open alerts) or ``all``: each open
