@@ -26,6 +26,7 @@ from websockets.asyncio.client import connect
 
 from api import wire
 from api.wire import MAX_JSON_DEPTH
+from tests.support.waits import wait_for
 
 
 def _deep(levels: int) -> str:
@@ -213,11 +214,8 @@ async def test_stop_is_bounded_while_peers_flood_and_do_not_read(harness: HubHar
                 await term.send(event_frame("T1", seq, data={"amount": 1, "pad": "x" * 2000}))
 
     flooding = asyncio.create_task(flood())
-    await asyncio.sleep(0)
-    async with asyncio.timeout(30):
-        while hub.stats.events_stored < 200:
-            await asyncio.sleep(0.01)
-    async with asyncio.timeout(5):  # docs/operations: a stop ends within 5 s
+    await wait_for(lambda: hub.stats.events_stored >= 200, 30, "events stored")
+    async with asyncio.timeout(5):  # docs/protocol.md §11: a stop ends within 5 s
         await hub.stop()
     flooding.cancel()
     harness.hub = None
