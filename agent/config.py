@@ -85,9 +85,11 @@ class MachineConfig:
 
 @dataclass(frozen=True, slots=True)
 class PollConfig:
-    interval_ms: int = 200
+    interval_ms: int = 200  # per machine, from the last byte sent or received (SAS §3.6)
     reply_timeout_ms: int = 50
-    link_down_after: int = 5
+    link_down_after: int = 3  # failed sends at least, and ...
+    link_down_after_s: float = 2.0  # ... spanning at least this long, before link-down
+    sync_address: int = 0  # the general poll that acknowledges (SAS §3.5): 80 by default
     snapshot_interval_s: float = 900.0
     clock_check: bool = True
     clock_sync: bool = False
@@ -289,6 +291,8 @@ def _parse_poll(data: Any, problems: list[Problem]) -> PollConfig:
         interval_ms=sec.integer("interval_ms", d.interval_ms, lo=40, hi=5000),
         reply_timeout_ms=sec.integer("reply_timeout_ms", d.reply_timeout_ms, lo=10, hi=1000),
         link_down_after=sec.integer("link_down_after", d.link_down_after, lo=1, hi=1000),
+        link_down_after_s=sec.number("link_down_after_s", d.link_down_after_s, lo=0, hi=300),
+        sync_address=sec.integer("sync_address", d.sync_address, lo=0, hi=127),
         snapshot_interval_s=sec.number("snapshot_interval_s", d.snapshot_interval_s, lo=10),
         clock_check=sec.boolean("clock_check", d.clock_check),
         clock_sync=sec.boolean("clock_sync", d.clock_sync),
@@ -486,6 +490,9 @@ def parse_config(data: Any, *, base_dir: Path | None = None, source: str = "") -
         source=source,
     )
     top.finish()
+    if cfg.poll.sync_address in {m.address for m in cfg.machines if m.address}:
+        problems.append(Problem("poll.sync_address", f"{cfg.poll.sync_address} is a machine's "
+                                "address: the sync poll must go to an address not on the line"))
     if cfg.uplink.url is None:
         problems.append(Problem("uplink.url", "not set: events are kept in the outbox only",
                                 "warning"))

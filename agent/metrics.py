@@ -64,6 +64,9 @@ class BadFrameKind(StrEnum):
     ADDRESS = "address"  # reply from an address that was not polled
     UNEXPECTED = "unexpected"  # bytes while no reply was expected
     DECODE = "decode"  # framing fine, content not decodable
+    #: a general-poll exception byte outside the SAS table (SAS §3.11), confirmed by a
+    #: re-send and reported as an undefined exception (not dropped)
+    UNDEFINED_EXCEPTION = "undefined_exception"
 
 
 class ActionStatus(StrEnum):
@@ -137,7 +140,8 @@ class AgentMetrics:
         )
         self.bad_frames = Counter(
             "slot_agent_bad_frames",
-            "Received frames dropped as invalid, by SAS address and reason.",
+            "Received frames dropped as invalid (and undefined exception codes), by SAS "
+            "address and reason.",
             ["address", "kind"],
             registry=registry,
         )

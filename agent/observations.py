@@ -33,8 +33,9 @@ class ExceptionObserved(Observation):
     """A general-poll exception code (non-RTE), or an RTE event with no data.
 
     ``defined`` is False when the line owner saw a byte that is not in SAS Table A-1 (after
-    its implied-NACK confirmation): the interpreter reports it as a ``machineException``
-    with ``defined: false`` and takes no other action on it (docs/events.md)."""
+    its implied-NACK confirmation: read the same twice): the interpreter reports it as a
+    ``machineException`` with ``defined: false`` and takes no other action on it
+    (docs/events.md)."""
 
     code: int
     defined: bool = True

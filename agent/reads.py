@@ -8,10 +8,12 @@ and feeds the answers back as observations (``MetersRead``, ``HandpayInfoRead``,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agent.meters import Meter
 from agent.observations import MeterReason
+from agent.retry import doubling
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,21 @@ class ReadIdentity:
 
 
 ReadRequest = ReadMeters | ReadHandpay | ReadTicket | ReadIdentity
+
+#: A failed read (meters, LP 1B, LP 4D) is tried again after this wait, then after twice
+#: that, up to READ_RETRY_MAX_S, for as long as the link is up (issue 12: money reaches the
+#: hub within 5 s after the line is clean again). Exponential, no jitter: one line owner per
+#: line, nothing to spread out.
+READ_RETRY_FIRST_S = 0.25
+READ_RETRY_MAX_S = 1.5
+
+
+def read_retry_delays() -> Iterator[float]:
+    """The waits before the retries of one failed read: tenacity's exponential schedule
+    (:func:`agent.retry.doubling`), asked for times instead of sleeping: the line owner's
+    scheduler turns each into the next attempt's earliest time and polls on meanwhile."""
+    return doubling(READ_RETRY_FIRST_S, READ_RETRY_MAX_S)
+
 
 _BILL_COUNTS = tuple(range(0x40, 0x58))
 

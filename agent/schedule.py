@@ -11,6 +11,10 @@ long polls is organised in *jobs*, each a short sequence of polls that ends in o
 - meter reads asked for by the interpreter (``ReadMeters``; pending reads of the same game
   merge into one), LP 1B after 51, LP 4D after 3D / 3E, identification after 3C / A2;
 - a full meter snapshot every ``snapshot_interval_s``;
+- a read (meters, LP 1B, LP 4D) whose poll failed is not given up: the same poll is tried
+  again after a backoff (:func:`agent.reads.read_retry_delays`), for as long as the link is
+  up, while general polls (and commands) go on; a link-down drops it, and the discovery
+  snapshot at the next link-up reads everything;
 - remote commands, which go ahead of every routine job (a routine job in progress is only
   paused between its polls, never cut).
 
@@ -22,13 +26,16 @@ silence three times running (its address byte flipped), and a poll wrongly remem
 unsupported must not stay so for the life of the process (LP 6F, then 2F, would be skipped
 and the meters they carry never read). Probing again costs a machine that really lacks the
 poll three silent sends per snapshot interval. No I/O, no clock: times are arguments.
+
+Over 500 lines: the job classes and the planner that orders them are one unit (each job's
+handlers are called only by the planner, with its memory).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -44,7 +51,14 @@ from agent.observations import (
     Observation,
     TicketValidationRead,
 )
-from agent.reads import ReadHandpay, ReadIdentity, ReadMeters, ReadRequest, ReadTicket
+from agent.reads import (
+    ReadHandpay,
+    ReadIdentity,
+    ReadMeters,
+    ReadRequest,
+    ReadTicket,
+    read_retry_delays,
+)
 from sas_protocol.messages.meters import MeterReply
 from sas_protocol.messages.requests import (
     DateTimeRequest,
@@ -120,6 +134,15 @@ class Job:
         self.address = address
         self.started = False
         self.result: CommandResult | None = None
+        #: no poll before this time: a failed poll waits for its retry
+        self.not_before = float("-inf")
+        self._backoff: Iterator[float] | None = None
+
+    def retry_later(self, at: float) -> None:
+        """The poll in flight failed: try it again after the backoff (module docstring)."""
+        if self._backoff is None:
+            self._backoff = read_retry_delays()
+        self.not_before = at + next(self._backoff)
 
     def next_poll(self, memory: Memory, at: float) -> Request | None:
         raise NotImplementedError
@@ -178,8 +201,8 @@ class MeterReadJob(Job):
         return []
 
     def failed(self, poll: Request, reason: str, memory: Memory, at: float) -> list[Observation]:
-        assert self._read is not None
-        self._read.failed()
+        # the poll stays in flight (MeterRead.next_poll returns it again) until it succeeds
+        self.retry_later(at)
         return []
 
     def finish(self, memory: Memory, at: float) -> list[Observation]:
@@ -332,7 +355,7 @@ class SingleReadJob(SequenceJob):
         return []
 
     def failed(self, poll: Request, reason: str, memory: Memory, at: float) -> list[Observation]:
-        self._done_with()
+        self.retry_later(at)  # the poll stays in flight: next_poll returns it again
         return []
 
     def finish(self, memory: Memory, at: float) -> list[Observation]:
@@ -597,6 +620,8 @@ class MachineSchedule(Generic[T]):
             if self._active is None:
                 return None, out
             routine = self._active
+            if now < routine.not_before:
+                return None, out  # a failed read waits for its retry
             poll = routine.next_poll(self.memory, now)
             routine.started = True
             if poll is not None:

@@ -16,6 +16,7 @@ from emulator.model import (
     MachineConfig,
     PlayRefusedError,
 )
+from emulator.profiles import PROFILES, Profile, ProfileError, link_options
 from emulator.report import build_report, write_report
 from emulator.scenario import (
     Scenario,
@@ -27,6 +28,7 @@ from emulator.scenario import (
 from emulator.server import Emulator, LinkOptions, LinkStats
 
 __all__ = [
+    "PROFILES",
     "AutoPlayer",
     "AutoplaySettings",
     "Door",
@@ -38,10 +40,13 @@ __all__ = [
     "Machine",
     "MachineConfig",
     "PlayRefusedError",
+    "Profile",
+    "ProfileError",
     "Scenario",
     "ScenarioError",
     "ScenarioRunner",
     "build_report",
+    "link_options",
     "load_scenario",
     "parse_scenario",
     "write_report",

@@ -23,6 +23,7 @@ import yaml
 
 from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import KNOWN_TILTS, Door, Machine, PlayRefusedError
+from emulator.profiles import ProfileError, parse_profile_names
 
 BUILTIN = ("autoplay", "idle")
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"  # bundled (package data)
@@ -60,6 +61,10 @@ class ScenarioOptions:
     games_per_minute: float | None = None
     handpay_limit_cents: int | None = None
     unsupported_polls: tuple[int, ...] = ()
+    profile: tuple[str, ...] = ()  # emulator.profiles names; empty: not set
+    busy_share: float | None = None
+    busy_seconds: float | None = None
+    noise: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +210,18 @@ def parse_step(raw: Any, where: str) -> Step:
 
 
 _OPTION_KEYS = {"seed", "address", "rte", "denomination", "games_per_minute", "handpay_limit",
-                "unsupported_polls"}
+                "unsupported_polls", "profile", "busy_share", "busy_seconds", "noise"}
+
+
+def _profile(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, str | list):
+        raise ScenarioError(f"{where}: expected a profile name or a list of names, got {raw!r}")
+    try:
+        return parse_profile_names(raw)
+    except ProfileError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
 
 
 def _options(raw: Any, where: str) -> ScenarioOptions:
@@ -239,6 +255,12 @@ def _options(raw: Any, where: str) -> ScenarioOptions:
             raw["handpay_limit"], f"{where}.handpay_limit"),
         unsupported_polls=tuple(_code(p, f"{where}.unsupported_polls[{i}]")
                                 for i, p in enumerate(polls)),
+        profile=_profile(raw.get("profile"), f"{where}.profile"),
+        busy_share=None if raw.get("busy_share") is None else _fraction(
+            raw["busy_share"], f"{where}.busy_share"),
+        busy_seconds=None if raw.get("busy_seconds") is None else _seconds(
+            raw["busy_seconds"], f"{where}.busy_seconds"),
+        noise=None if raw.get("noise") is None else _fraction(raw["noise"], f"{where}.noise"),
     )
 
 

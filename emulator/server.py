@@ -17,6 +17,8 @@ machine does around it:
 - RTE substitution (SAS §12): with real-time reporting on, a pending event answers any poll
   in place of its reply, and the host re-sends its long poll;
 - exceptions leave the queue only when the host implicitly acknowledges them;
+- profiles (``emulator.profiles``): the ignore list of an old machine, a share of long
+  polls answered busy, line noise in both directions;
 - fault injection: corrupted reply bytes, silence, power off (no answers at all).
 
 Time is injected: ``step(now)`` / ``receive(words, now)`` / ``tick(now)`` take the time, so
@@ -56,8 +58,11 @@ CHIRP_INTERVAL = 0.2  # SAS §4.2: chirp every ~200 ms
 
 @dataclass(frozen=True, slots=True)
 class LinkOptions:
-    """How the machine behaves on the line (its quirks)."""
+    """How the machine behaves on the line (its quirks). ``emulator.profiles`` builds these
+    from profile names."""
 
+    #: the profile names these options came from (``emulator.profiles``), for reports
+    profile: str = "modern"
     #: long polls to ignore as if the machine did not implement them
     unsupported_polls: frozenset[int] = frozenset()
     #: real-time event reporting on from power-up (as after LP 0E 01)
@@ -66,6 +71,12 @@ class LinkOptions:
     rte_idle_event: bool = True
     #: fraction of reply bytes that get one bit flipped
     corrupt: float = 0.0
+    #: fraction of received bytes that get one bit flipped before the machine hears them
+    corrupt_received: float = 0.0
+    #: fraction of long polls that start a busy period (answered ``addr 00``, §3.5) ...
+    busy_share: float = 0.0
+    #: ... lasting this long; 0 makes only that one poll busy
+    busy_seconds: float = 0.0
     seed: int = 0
     chirp_after: float = CHIRP_AFTER
     chirp_interval: float = CHIRP_INTERVAL
@@ -81,7 +92,8 @@ class LinkStats:
     busy: int = 0
     chirps: int = 0
     rte_substituted: int = 0
-    corrupted_bytes: int = 0
+    corrupted_bytes: int = 0  # reply bytes with a bit flipped
+    corrupted_received: int = 0  # received bytes with a bit flipped (line noise)
     acknowledged_exceptions: int = 0
     syncs: int = 0
     broadcasts: int = 0  # global broadcasts applied (LP 7F); others count as ignored
@@ -115,6 +127,9 @@ class Emulator:
         self._log = log or (lambda _message: None)
         self._on_disconnect = on_disconnect
         self._rng = random.Random(self.options.seed)
+        # separate streams, so turning one quirk on does not change the others' draws
+        self._rx_rng = random.Random(f"{self.options.seed}:received")
+        self._busy_rng = random.Random(f"{self.options.seed}:busy")
         self.corrupt = self.options.corrupt
         start = machine.now if now is None else now
         self._last_address_at = start
@@ -189,6 +204,8 @@ class Emulator:
             if not self.machine.powered or now < self._silent_until:
                 self.stats.ignored += sum(1 for w in words if w.wakeup)
                 return
+            if self.options.corrupt_received > 0:
+                words = self._noise(words)
             for word in words:
                 if word.wakeup:
                     self._address_byte(now)
@@ -289,6 +306,11 @@ class Emulator:
         if isinstance(poll, Request) and poll.command in self.options.unsupported_polls:
             self._unsupported(poll.command)
             return
+        if isinstance(poll, Request) and self._starts_busy(now):
+            self._busy_until = now + self.options.busy_seconds
+            self.stats.busy += 1
+            p.send_busy()
+            return
         if isinstance(poll, Request) and now < self._busy_until:
             self.stats.busy += 1
             p.send_busy()
@@ -335,6 +357,22 @@ class Emulator:
                 rom_signature(seed, self.machine.config.serial_number))
         p.send_reply(result)
         self.stats.replies += 1
+
+    def _starts_busy(self, now: float) -> bool:
+        """``busy`` profile: a long poll outside a busy period starts one at the set share."""
+        share = self.options.busy_share
+        return share > 0 and now >= self._busy_until and self._busy_rng.random() < share
+
+    def _noise(self, words: Sequence[Word]) -> list[Word]:
+        """Line noise on the way in: one data bit flipped at the set rate (the 9th bit
+        survives, so an address byte stays an address byte)."""
+        out = []
+        for word in words:
+            if self._rx_rng.random() < self.options.corrupt_received:
+                word = Word(word.value ^ (1 << self._rx_rng.randrange(8)), word.wakeup)
+                self.stats.corrupted_received += 1
+            out.append(word)
+        return out
 
     def _unsupported(self, command: int) -> None:
         # SAS §3.5: an unsupported long poll gets no answer at all (never a NACK)

@@ -8,7 +8,7 @@ The caller owns the clock and the line. Its loop::
             transport.write(item.data, wakeup=item.wakeup)
         chunk = read until the reply window closes or bytes arrive
         if chunk: host.receive_data(chunk)
-        else:     host.receive_timeout()            # the reply window closed
+        else:     host.receive_timeout(now)         # the reply window closed (caller's clock)
     for event in host.events_received(): ...
 
 Rules implemented (docs/sas.md has the full story):
@@ -18,9 +18,9 @@ Rules implemented (docs/sas.md has the full story):
   So a retry re-sends the identical bytes, and a new poll that would look identical to the
   previous one (two general polls in a row, or two long polls with the same command) is
   preceded by a sync poll: a general poll to ``sync_address``, which is never answered.
-- Sync (SAS §3.3): the first poll of the session, the first after link down, the first
-  after a poll that failed and the first after a silent RTE-mode general poll are preceded
-  by the sync poll too (whenever the host cannot know what the machine last saw).
+- Sync (SAS §3.3): the first poll of the session, the first after link down and the first
+  after a poll that failed are preceded by the sync poll too (whenever the host cannot know
+  what the machine last saw).
 - Retries: a poll is sent at most ``max_sends`` times (SAS §3.2: 3 in total). A timeout, a
   bad CRC, a malformed frame, a NACK or a busy reply each use one send. After bad bytes the
   rest of that reply window is ignored (late bytes must not be taken for the re-send's reply)
@@ -30,7 +30,8 @@ Rules implemented (docs/sas.md has the full story):
 - RTE (SAS §12): in RTE mode any long poll may be answered by ``addr FF code data CRC``; the
   event is delivered and the long poll re-queued (behind a sync poll, so that the event is
   acknowledged) without using a send. A general poll in RTE mode is answered by an event
-  or by silence (= nothing to report). Such a frame is also taken in non-RTE mode: a
+  or by ``addr FF 00`` (nothing to report); silence is a failed send, as in non-RTE mode
+  (issue 12: a powered-off RTE machine must go down). Such a frame is also taken in non-RTE mode: a
   machine left in RTE mode (the host restarted) sends them until LP 0E switches it back,
   and its events must not be lost. A non-RTE general-poll byte equal to the address is
   therefore held until the next byte or the close of the reply window tells an exception
@@ -43,19 +44,24 @@ Rules implemented (docs/sas.md has the full story):
   disagreement is reported as ``FrameRejected``. Without a majority, or when the re-sends
   meet silence, nothing is reported but ``FrameRejected`` and ``PollFailed``: a byte that
   cannot be confirmed is line noise as far as the host can tell (a real alarm flipped to
-  ``00`` is lost the same way, so dropping it adds no new failure mode).
-- Link health: ``link_down_after`` consecutive failed sends bring the link down; the first
-  good reply brings it up. Silence to a long poll counts only in RTE mode (in non-RTE mode
-  it is the normal answer to an unsupported poll and general polls probe the link), and
-  silence to a general poll counts only in non-RTE mode.
+  ``00`` is lost the same way, so dropping it adds no new failure mode). With
+  ``confirm_undefined`` (the default) every code that is not in the reference's exception
+  table (SAS §3.11) is confirmed the same way: ``5E`` is ``1E`` with one bit flipped.
+  ``ExceptionReported.defined`` says whether a confirmed code is in the table.
+- Link health: consecutive failed sends bring the link down once there are at least
+  ``link_down_after`` of them and they span at least ``link_down_after_s`` seconds of the
+  caller's clock (``receive_timeout(now)``), so one glitch is a retry and a dead machine an
+  alert within seconds; the first good reply brings it up. Silence to a general poll is a
+  failure in every mode; silence to a long poll only in RTE mode (in non-RTE mode it is the
+  normal answer to an unsupported poll, and the general polls probe the link).
+- States as data: :class:`PollState` and :class:`LinkState` change only along
+  :data:`POLL_TRANSITIONS` and :data:`LINK_TRANSITIONS` (h11 keeps its transitions as data;
+  docs/sas.md draws its tables from these, checked by a test).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any
 
 from sas_protocol.codes import IDLE_EXCEPTIONS
 from sas_protocol.errors import (
@@ -65,6 +71,27 @@ from sas_protocol.errors import (
     LocalProtocolError,
     RemoteProtocolError,
     UnexpectedAddressError,
+)
+from sas_protocol.host_model import (
+    DEFINED_EXCEPTIONS,
+    LINK_TRANSITIONS,
+    POLL_TRANSITIONS,
+    ExceptionReported,
+    FailureReason,
+    FrameRejected,
+    HostEvent,
+    LinkDown,
+    LinkState,
+    LinkTrigger,
+    LinkUp,
+    NoActivity,
+    NotSupported,
+    Outgoing,
+    PollFailed,
+    PollState,
+    PollTrigger,
+    RealTimeEventReceived,
+    ReplyReceived,
 )
 from sas_protocol.messages.requests import (
     GeneralPoll,
@@ -84,107 +111,28 @@ from sas_protocol.messages.responses import (
 )
 from sas_protocol.rte import RTE_MARKER, RealTimeEvent, decode_rte_frame, rte_frame_length
 
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """Bytes to write; ``wakeup`` applies to the first byte only (SAS §3.1)."""
-
-    data: bytes
-    wakeup: bool
-
-
-class FailureReason(Enum):
-    TIMEOUT = "timeout"
-    CRC = "crc"
-    FRAMING = "framing"
-    NACK = "nack"
-    BUSY = "busy"
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyReceived:
-    """The typed reply to ``poll`` (ACK, data reply, or a ROM signature)."""
-
-    poll: Poll
-    reply: Reply
-
-
-@dataclass(frozen=True, slots=True)
-class ExceptionReported:
-    """A general-poll exception code (non-RTE mode), other than 00 / 1F."""
-
-    code: int
-
-
-@dataclass(frozen=True, slots=True)
-class NoActivity:
-    """A general poll found nothing to report: 00, 1F, ``FF 00`` or RTE-mode silence."""
-
-    code: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class RealTimeEventReceived:
-    """An RTE event. ``substituted`` is True when it came instead of the reply to the long
-    poll ``poll`` (which has been re-queued); False when it answered a general poll."""
-
-    event: RealTimeEvent
-    poll: Poll
-    substituted: bool
-
-    @property
-    def code(self) -> int:
-        return self.event.event_code
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        """The event's decoded data (e.g. 7E: credits_wagered, coin_in_meter, ...)."""
-        return self.event.fields()
-
-
-@dataclass(frozen=True, slots=True)
-class NotSupported:
-    """Every send of this long poll met silence while the link was up (SAS §3.5)."""
-
-    poll: Poll
-
-
-@dataclass(frozen=True, slots=True)
-class PollFailed:
-    """The poll was sent ``max_sends`` times without a usable reply; ``reason`` is the last."""
-
-    poll: Poll
-    reason: FailureReason
-
-
-@dataclass(frozen=True, slots=True)
-class LinkUp:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class LinkDown:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class FrameRejected:
-    """Bad bytes from the line (for counters and logs); ``error.raw`` holds them."""
-
-    error: RemoteProtocolError
-
-
-HostEvent = (
-    ReplyReceived
-    | ExceptionReported
-    | NoActivity
-    | RealTimeEventReceived
-    | NotSupported
-    | PollFailed
-    | LinkUp
-    | LinkDown
-    | FrameRejected
-)
+__all__ = [
+    "DEFINED_EXCEPTIONS",
+    "LINK_TRANSITIONS",
+    "POLL_TRANSITIONS",
+    "ExceptionReported",
+    "FailureReason",
+    "FrameRejected",
+    "HostEvent",
+    "HostProtocol",
+    "LinkDown",
+    "LinkState",
+    "LinkTrigger",
+    "LinkUp",
+    "NoActivity",
+    "NotSupported",
+    "Outgoing",
+    "PollFailed",
+    "PollState",
+    "PollTrigger",
+    "RealTimeEventReceived",
+    "ReplyReceived",
+]
 
 _NEED_MORE = -1
 
@@ -198,9 +146,11 @@ class HostProtocol:
         *,
         sync_address: int = 0,
         max_sends: int = 3,
-        link_down_after: int = 5,
+        link_down_after: int = 3,
+        link_down_after_s: float = 0.0,
         rte_mode: bool = False,
         confirm_exceptions: Collection[int] = frozenset(),
+        confirm_undefined: bool = True,
     ) -> None:
         check_address(address)
         if not 0 <= sync_address <= 127 or sync_address == address:
@@ -209,37 +159,53 @@ class HostProtocol:
             )
         if max_sends < 1 or link_down_after < 1:
             raise LocalProtocolError("max_sends and link_down_after must be >= 1")
+        if link_down_after_s < 0:
+            raise LocalProtocolError("link_down_after_s must be >= 0")
         self.address = address
         self.sync_address = sync_address
         self.max_sends = max_sends
         self.link_down_after = link_down_after
+        self.link_down_after_s = link_down_after_s
         self.rte_mode = rte_mode
         self.confirm_exceptions = frozenset(confirm_exceptions)
-        self._readings: list[int] = []  # exception codes read for the poll being confirmed
-        self._out: list[Outgoing] = []
-        self._events: list[HostEvent] = []
+        self.confirm_undefined = confirm_undefined
+        self._state = PollState.IDLE
+        self._link = LinkState.UNKNOWN
+        # data of the poll in flight
         self._poll: Poll | None = None
         self._frame = b""
         self._sends = 0
         self._all_silent = True
         self._buffer = bytearray()
-        self._bad: FailureReason | None = None  # bad bytes seen in this window
+        self._bad: FailureReason = FailureReason.FRAMING  # why DISCARDING was entered
+        self._readings: list[int] = []  # exception codes read while CONFIRMING
+        # data across polls
+        self._out: list[Outgoing] = []
+        self._events: list[HostEvent] = []
         self._last_sent: bytes | None = None
         self._need_sync = True
-        self._link_up = False
         self._failures = 0
+        self._first_failure_at = 0.0
         self._rom_request: RomSignatureRequest | None = None
 
     # --- state --------------------------------------------------------------------------------
 
     @property
+    def state(self) -> PollState:
+        return self._state
+
+    @property
+    def link_state(self) -> LinkState:
+        return self._link
+
+    @property
     def awaiting_reply(self) -> bool:
         """True from ``send`` until the poll is answered or given up."""
-        return self._poll is not None
+        return self._state is not PollState.IDLE
 
     @property
     def link_up(self) -> bool:
-        return self._link_up
+        return self._link is LinkState.UP
 
     @property
     def current_poll(self) -> Poll | None:
@@ -249,9 +215,10 @@ class HostProtocol:
 
     def send(self, poll: Poll) -> None:
         """Start ``poll``; its bytes (and a sync poll if needed) appear in ``data_to_send``."""
-        if self._poll is not None:
+        if self._state is not PollState.IDLE:
             raise LocalProtocolError("a poll is already awaiting its reply")
         frame = poll.encode(self.address)
+        self._move(PollTrigger.SEND)
         self._poll, self._frame = poll, frame
         self._sends, self._all_silent = 0, True
         # SAS §3.5: a poll that repeats the previous one (same address and command) would be
@@ -263,24 +230,30 @@ class HostProtocol:
         """Feed bytes read from the line (any chunking)."""
         if not data:
             return
-        if self._poll is None:
+        if self._state is PollState.IDLE:
             self._events.append(
                 FrameRejected(FramingError("bytes received while no reply was awaited", data))
             )
             return
-        if self._bad is not None:
+        if self._state is PollState.DISCARDING:
             return  # SAS §2.3: ignore the rest of a bad reply's window
         self._buffer += data
         self._parse()
 
-    def receive_timeout(self) -> None:
-        """The reply window closed (the caller's clock)."""
-        if self._poll is None:
+    def receive_timeout(self, now: float | None = None) -> None:
+        """The reply window closed. ``now`` is the caller's clock (seconds, any epoch), used
+        by the link-down time span; it is required when ``link_down_after_s`` is set."""
+        if self._state is PollState.IDLE:
             return
-        if self._bad is not None:
-            self._attempt_failed(self._bad, silent=False)
+        if now is None:
+            if self.link_down_after_s:
+                raise LocalProtocolError("receive_timeout needs now= with link_down_after_s")
+            now = 0.0
+        if self._state is PollState.DISCARDING:
+            self._attempt_failed(self._bad, silent=False, now=now)
             return
         poll, buf = self._poll, bytes(self._buffer)
+        assert poll is not None
         if buf:
             if len(buf) == 1 and buf[0] == self.address:
                 # A lone address byte: an ACK, or (non-RTE general poll) an exception code
@@ -294,18 +267,9 @@ class HostProtocol:
                     self._complete(buf)
                     return
             self._reject(LengthError("incomplete reply", buf), FailureReason.FRAMING)
-            self._attempt_failed(FailureReason.FRAMING, silent=False)
+            self._attempt_failed(FailureReason.FRAMING, silent=False, now=now)
             return
-        if isinstance(poll, GeneralPoll) and self.rte_mode:
-            # SAS §12.6: in RTE mode an idle machine stays silent to general polls. Silence
-            # cannot tell whether the poll arrived, so the next poll is preceded by a sync
-            # poll: otherwise a lost general poll would let that next poll repeat the one
-            # before it, an implied NACK that brings back an already delivered reply.
-            self._conclude()
-            self._need_sync = True
-            self._events.append(NoActivity(None))
-            return
-        self._attempt_failed(FailureReason.TIMEOUT, silent=True)
+        self._attempt_failed(FailureReason.TIMEOUT, silent=True, now=now)
 
     # --- output -------------------------------------------------------------------------------
 
@@ -319,6 +283,25 @@ class HostProtocol:
 
     # --- internals ----------------------------------------------------------------------------
 
+    def _move(self, trigger: PollTrigger) -> None:
+        """Follow POLL_TRANSITIONS; a (state, trigger) not in the table is a bug."""
+        try:
+            self._state = POLL_TRANSITIONS[self._state][trigger]
+        except KeyError:
+            raise LocalProtocolError(
+                f"no transition from {self._state.value} on {trigger.value}") from None
+
+    def _move_link(self, trigger: LinkTrigger) -> None:
+        before = self._link
+        self._link = LINK_TRANSITIONS[before][trigger]
+        if self._link is before:
+            return
+        if self._link is LinkState.UP:
+            self._events.append(LinkUp())
+        else:
+            self._need_sync = True
+            self._events.append(LinkDown())
+
     def _queue_send(self, *, sync: bool) -> None:
         if sync:
             self._out.append(Outgoing(bytes((0x80 | self.sync_address,)), True))
@@ -327,7 +310,6 @@ class HostProtocol:
         self._last_sent = self._frame
         self._sends += 1
         self._buffer.clear()
-        self._bad = None
 
     def _expected_length(self, buf: bytes) -> int:
         """Total length of the reply frame at the start of ``buf``; _NEED_MORE; or raises."""
@@ -396,7 +378,15 @@ class HostProtocol:
 
     def _reject(self, error: RemoteProtocolError, reason: FailureReason) -> None:
         self._events.append(FrameRejected(error))
+        self._move(PollTrigger.BAD_BYTES)
         self._bad = reason
+
+    def _needs_confirming(self, code: int) -> bool:
+        return code in self.confirm_exceptions or (
+            # SAS §3.11: a byte outside the table is most likely a defined code with a bit
+            # flipped (5E for 1E, belly door closed); the re-send tells
+            self.confirm_undefined and code not in DEFINED_EXCEPTIONS
+        )
 
     def _complete(self, frame: bytes) -> None:
         poll = self._poll
@@ -421,11 +411,11 @@ class HostProtocol:
             self._reject(exc, FailureReason.FRAMING)
             return
         if isinstance(reply, Nack):
-            self._attempt_failed(FailureReason.NACK, silent=False)
+            self._attempt_failed(FailureReason.NACK, silent=False, now=None)
         elif isinstance(reply, Busy):
-            self._attempt_failed(FailureReason.BUSY, silent=False)
+            self._attempt_failed(FailureReason.BUSY, silent=False, now=None)
         elif isinstance(reply, ExceptionReply) and (
-            self._readings or reply.code in self.confirm_exceptions
+            self._readings or self._needs_confirming(reply.code)
         ):
             self._good()
             self._confirm(poll, reply.code)
@@ -444,6 +434,7 @@ class HostProtocol:
                 f"exception {readings[0]:02X} not confirmed: {readings[1]:02X} on the re-send",
                 bytes(readings))))
         if not agreed and len(readings) < 3 and self._sends < self.max_sends:
+            self._move(PollTrigger.CONFIRM)
             self._queue_send(sync=False)  # SAS §3.5: the same poll again, an implied NACK
             return
         if len(readings) == 1 or agreed or code in readings[:-1]:
@@ -480,6 +471,7 @@ class HostProtocol:
             self._conclude()
         else:
             self._sends = 0
+            self._move(PollTrigger.RESEND)
             self._queue_send(sync=True)
 
     def _rte_frame(self, poll: Poll, event: RealTimeEvent) -> None:
@@ -495,19 +487,24 @@ class HostProtocol:
         # sync poll (which acknowledges the event) without using one of its sends.
         self._events.append(RealTimeEventReceived(event, poll, substituted=True))
         self._sends = 0
+        self._move(PollTrigger.RESEND)
         self._queue_send(sync=True)
 
-    def _attempt_failed(self, reason: FailureReason, *, silent: bool) -> None:
+    def _attempt_failed(self, reason: FailureReason, *, silent: bool, now: float | None) -> None:
         poll = self._poll
         assert poll is not None
         if reason in (FailureReason.NACK, FailureReason.BUSY):
             self._good()  # the machine is alive and talking
-        elif not silent or self.rte_mode != isinstance(poll, GeneralPoll):
-            self._failure()
+        elif not silent or self.rte_mode or isinstance(poll, GeneralPoll):
+            # issue 12: silence to a general poll is a failure in RTE mode too; silence to a
+            # long poll only in RTE mode (otherwise it may be an unsupported poll, SAS §3.5)
+            assert now is not None  # NACK and busy are the only failures without a window
+            self._failure(now)
         if not silent:
             self._all_silent = False
         if self._sends < self.max_sends:
             # SAS §3.2: the same poll again asks the machine to re-send its reply.
+            self._move(PollTrigger.CONFIRM if self._readings else PollTrigger.RESEND)
             self._queue_send(sync=False)
             return
         if self._readings:
@@ -516,26 +513,28 @@ class HostProtocol:
                 "re-send", bytes(self._readings))))
         self._conclude()
         self._need_sync = True
-        if self._all_silent and not isinstance(poll, GeneralPoll) and self._link_up:
+        if self._all_silent and not isinstance(poll, GeneralPoll) and self.link_up:
             self._events.append(NotSupported(poll))
         else:
             self._events.append(PollFailed(poll, reason))
 
     def _conclude(self) -> None:
+        self._move(PollTrigger.CONCLUDE)
         self._poll = None
         self._buffer.clear()
-        self._bad = None
         self._readings = []
 
     def _good(self) -> None:
         self._failures = 0
-        if not self._link_up:
-            self._link_up = True
-            self._events.append(LinkUp())
+        self._move_link(LinkTrigger.ANSWER)
 
-    def _failure(self) -> None:
+    def _failure(self, now: float) -> None:
+        if self._failures == 0:
+            self._first_failure_at = now
         self._failures += 1
-        if self._link_up and self._failures >= self.link_down_after:
-            self._link_up = False
-            self._need_sync = True
-            self._events.append(LinkDown())
+        if (
+            self._link is not LinkState.DOWN
+            and self._failures >= self.link_down_after
+            and now - self._first_failure_at >= self.link_down_after_s
+        ):
+            self._move_link(LinkTrigger.FAILURES)

@@ -8,13 +8,32 @@ its own thread and meets the others only through thread-safe hand-offs:
   :meth:`LineOwner.submit` (a queue each, drained at the start of every cycle);
 - :meth:`LineOwner.status` is a locked snapshot for ``diag``.
 
-Each cycle, on absolute deadlines (``interval_ms`` apart, so work inside a cycle never makes
-the schedule drift), every configured address gets a general poll and then at most one long
-poll, chosen by its :class:`agent.schedule.MachineSchedule` (commands first). A poll is driven
-through ``sas_protocol.HostProtocol``, which does the sync poll, implied ACK, retries and link
-health; this module does the I/O: it writes ``data_to_send()``, reads until the reply window
-(``reply_timeout_ms`` after the last byte written or received) closes, and feeds
-``receive_data`` / ``receive_timeout``.
+Each cycle, every configured address gets a general poll, then every address gets at most
+one long poll, chosen by its :class:`agent.schedule.MachineSchedule` (commands first). A poll
+is driven through ``sas_protocol.HostProtocol``, which does the sync poll, implied ACK,
+retries and link health; this module does the I/O: it writes ``data_to_send()``, reads until
+the reply window (``reply_timeout_ms`` after the last byte written or received) closes, and
+feeds ``receive_data`` / ``receive_timeout``.
+
+Timing (SAS §3.6): nothing is written to a machine sooner than its poll interval
+(``poll.interval_ms``, 200 ms by default; :meth:`LineOwner.set_machine_interval` lowers it
+for a machine whose LP A0 advertises 40 ms) after the last byte sent to it or received from
+it. That holds for every send, re-sends included, so a busy machine is asked again at its
+next slot, not a fraction of a millisecond later. The re-sends of one poll are never
+interleaved with polls to other addresses (a poll to another address is an implied ACK,
+SAS §3.5, which would turn the re-send into a new request); the general polls of a cycle
+come first for every machine, so that on a shared line one machine's wait for its long-poll
+slot is used by the others. The clock and the wait are parameters (tests run on a fake clock).
+
+Liveness in RTE mode: a general poll that meets silence is a failed poll in every mode
+(issue 12), but a machine that follows the spec summary's "00 is not sent in RTE mode"
+(SAS §3.4, [unsure]; others answer ``addr FF 00``) is silent when idle. So after such a
+silence the long-poll slot of that cycle carries a liveness probe (:data:`LIVENESS_PROBE`)
+when the schedule has nothing to send: an idle machine answers it (or substitutes an event,
+SAS §12.3) and stays up, a dead one fails it too and goes down after the span.
+
+Over 500 lines: the poll loop, its timing and the event hand-off all work on the same
+per-machine bookkeeping under one lock; split, each part would reach into the others.
 """
 
 from __future__ import annotations
@@ -67,7 +86,7 @@ from sas_protocol.host import (
 )
 from sas_protocol.host import LinkDown as HostLinkDown
 from sas_protocol.host import LinkUp as HostLinkUp
-from sas_protocol.messages.requests import GeneralPoll, Poll, Request
+from sas_protocol.messages.requests import GeneralPoll, MetersRequest, Poll, Request
 
 log = logging.getLogger("agent.line")  # the name operators filter on (docs/operations.md)
 
@@ -80,6 +99,11 @@ BAD_FRAME_LOG_INTERVAL_S = 5.0
 TRANSPORT_RETRY_S = 1.0
 #: While the transport does not reopen, one failed attempt in this many is logged.
 REOPEN_LOG_EVERY = 60
+#: The long poll that tells an idle RTE machine from a dead one (module docstring): LP 1A,
+#: current credits, a two-byte legacy poll every SAS machine answers (SAS §3.9).
+LIVENESS_PROBE = MetersRequest(0x1A)
+#: Per-machine poll spacing never goes below this (SAS §3.6: 40 ms with LP A0's consent).
+MIN_INTERVAL_MS = 40
 #: A reply window is extended while bytes keep arriving, but never beyond this after the
 #: poll was written: the longest reply (255-byte body) takes about 150 ms at 19200 baud, and a
 #: line that spews noise must not hold the poll cycle forever.
@@ -137,14 +161,17 @@ class FrameRecord:
 class _Machine:
     """The line owner's per-address bookkeeping (line thread only, except under the lock)."""
 
-    def __init__(self, config: MachineConfig, poll: PollConfig, *, sync_address: int,
-                 max_sends: int, frames: int, stopping: threading.Event) -> None:
+    def __init__(self, config: MachineConfig, poll: PollConfig, *, max_sends: int, frames: int,
+                 stopping: threading.Event) -> None:
         self.address = config.address
         self.config = config
-        self._sync_address = sync_address
+        self._poll = poll
         self._max_sends = max_sends
-        self._link_down_after = poll.link_down_after
         self.host = self.new_host()
+        #: this machine's own spacing (s), set when LP A0 allows a faster one; None: the line's
+        self.interval: float | None = None
+        #: when the last byte was sent to or received from it (the line's monotonic clock)
+        self.last_byte = float("-inf")
         self.schedule: MachineSchedule[CommandFuture] = MachineSchedule(
             config.address, rte=config.rte, poll=poll,
             # once stopping, no command starts (it fails with the queued ones instead)
@@ -156,16 +183,18 @@ class _Machine:
         self.polls: Counter[str] = Counter()
         self.bad_frames: Counter[str] = Counter()
         self.frames: deque[FrameRecord] = deque(maxlen=frames)
-        self.failed_sends_before_up = 0
         self.answered = False  # the last poll got a reply (set by the line thread)
+        self.probe = False  # an RTE-mode general poll met silence: probe in the long-poll slot
         self.last_bad_log = float("-inf")
         self.unlogged_bad = 0
 
     def new_host(self) -> HostProtocol:
         """A fresh host state machine (at start, and after the transport failed mid-poll:
         the new one starts with a sync poll, SAS §3.3)."""
-        return HostProtocol(self.address, sync_address=self._sync_address,
-                            max_sends=self._max_sends, link_down_after=self._link_down_after,
+        poll = self._poll
+        return HostProtocol(self.address, sync_address=poll.sync_address,
+                            max_sends=self._max_sends, link_down_after=poll.link_down_after,
+                            link_down_after_s=poll.link_down_after_s,
                             confirm_exceptions=CONFIRMED_CODES)
 
 
@@ -174,7 +203,9 @@ class LineOwner:
 
     ``on_observation`` is called on the line thread for every observation; it must not block
     (give it ``Pipeline.put``). ``clock`` is the wall clock of observation times; poll
-    deadlines use ``time.monotonic`` (the transports' clock).
+    timing uses ``monotonic`` (it must be the transport's clock: ``time.monotonic`` for every
+    real transport) and ``wait(seconds)`` to pass time until a slot (by default an event wait
+    that ``stop`` and ``set_poll_interval`` cut short); tests give both a fake clock.
     """
 
     def __init__(
@@ -187,7 +218,8 @@ class LineOwner:
         reopen: Callable[[], Transport] | None = None,
         metrics: LineMetrics | None = None,
         clock: Callable[[], float] = time.time,
-        sync_address: int = 0,
+        monotonic: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], object] | None = None,
         max_sends: int = 3,
         frame_log_size: int = 64,
         max_pending_commands: int = 32,
@@ -200,10 +232,11 @@ class LineOwner:
         self._emit = on_observation
         self._metrics = metrics
         self._clock = clock
+        self._mono = monotonic
         self._stop = threading.Event()
         self._machines = {
-            m.address: _Machine(m, poll, sync_address=sync_address, max_sends=max_sends,
-                                frames=frame_log_size, stopping=self._stop)
+            m.address: _Machine(m, poll, max_sends=max_sends, frames=frame_log_size,
+                                stopping=self._stop)
             for m in machines
         }
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -212,7 +245,8 @@ class LineOwner:
                                                                max_pending_commands)
         self._inbox_count = 0  # items put and not yet handed to a schedule
         self._lock = threading.Lock()
-        self._wake = threading.Event()  # ends the wait for the next cycle early
+        self._wake = threading.Event()  # ends the wait for a slot early
+        self._wait: Callable[[float], object] = wait or self._wake.wait
         self._thread: threading.Thread | None = None
         self._interval = poll.interval_ms / 1000.0
         self._window = poll.reply_timeout_ms / 1000.0
@@ -230,10 +264,15 @@ class LineOwner:
         self._thread = threading.Thread(target=self._run, name="line-owner", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Finish the poll in flight, then stop; commands still queued fail."""
+    def request_stop(self) -> None:
+        """Ask the line thread to stop after the poll in flight, without waiting for it (any
+        thread, the line thread too: a test's scripted end on a fake clock)."""
         self._stop.set()
         self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the poll in flight, then stop; commands still queued fail."""
+        self.request_stop()
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
@@ -265,19 +304,32 @@ class LineOwner:
         return future
 
     def set_poll_interval(self, interval_ms: int) -> None:
-        """A new cadence (SIGHUP): the next cycle is due ``interval_ms`` after the last one
-        was due, then every ``interval_ms``; ``status()["intervalMs"]`` shows it at once."""
+        """A new cadence (SIGHUP): from the next send on, each machine without its own
+        interval is polled ``interval_ms`` after its last byte; ``status()["intervalMs"]``
+        shows it at once."""
         if interval_ms < 1:
             raise ValueError(f"the poll interval must be at least 1 ms, not {interval_ms}")
-        if interval_ms <= self.poll.reply_timeout_ms:
-            log.warning("poll interval %d ms is not longer than the reply window (%d ms): "
-                        "cycles will overrun and slots be skipped", interval_ms,
-                        self.poll.reply_timeout_ms)
         with self._lock:
             self.poll = replace(self.poll, interval_ms=interval_ms)
             self._interval = interval_ms / 1000.0
         log.info("poll interval set to %d ms", interval_ms)
         self._wake.set()
+
+    def set_machine_interval(self, address: int, interval_ms: int | None) -> None:
+        """The spacing of one machine (SAS §3.6: 40 ms only when its LP A0 advertises it);
+        None returns it to the line's ``poll.interval_ms``. Any thread."""
+        if interval_ms is not None and interval_ms < MIN_INTERVAL_MS:
+            raise ValueError(f"a machine's poll interval must be at least {MIN_INTERVAL_MS} "
+                             f"ms (SAS §3.6), not {interval_ms}")
+        with self._lock:
+            m = self._machines[address]
+            m.interval = None if interval_ms is None else interval_ms / 1000.0
+        log.info("machine %d: poll interval %s", address,
+                 "as the line's" if interval_ms is None else f"{interval_ms} ms")
+        self._wake.set()
+
+    def _spacing(self, m: _Machine) -> float:
+        return m.interval if m.interval is not None else self._interval
 
     def request_reads(self, reads: Iterable[ReadRequest]) -> None:
         """Reads the interpreter asked for (called by the pipeline after each commit)."""
@@ -305,6 +357,7 @@ class LineOwner:
                 machines[str(m.address)] = {
                     "address": m.address,
                     "linkUp": m.link_up,
+                    "intervalMs": round(self._spacing(m) * 1000),
                     "since": utc_timestamp(m.since) if m.since is not None else None,
                     "rte": m.host.rte_mode,
                     "polls": dict(m.polls),
@@ -331,42 +384,19 @@ class LineOwner:
     # ------------------------------------------------------------------ the thread
 
     def _run(self) -> None:
-        next_due = time.monotonic()
-        due: float | None = None  # when the cycle that ran last was due
         try:
             while not self._stop.is_set():
-                wait = next_due - time.monotonic()
-                # woken early by stop() or by a new cadence (set_poll_interval)
-                if wait > 0 and self._wake.wait(wait):
-                    self._wake.clear()
-                    if self._stop.is_set():
-                        break
-                    if due is not None:
-                        next_due = due + self._interval  # the new cadence from now on
-                    continue
-                due = next_due
-                started = time.monotonic()
-                if self._metrics is not None:
-                    self._metrics.record_poll_deviation(abs(started - next_due))
                 self._drain_inbox()
                 if self._lost:
                     self._reopen_transport()  # commands were failed above: the link is down
-                else:
-                    try:
-                        self._cycle()
-                    except TransportClosedError:
-                        raise  # closed on this side: a stop, not a lost line
-                    except TransportError as exc:
-                        self._transport_failed(exc)
+                    continue
+                try:
+                    self._cycle()
+                except TransportClosedError:
+                    raise  # closed on this side: a stop, not a lost line
+                except TransportError as exc:
+                    self._transport_failed(exc)
                 self.cycles += 1
-                # Absolute deadlines: the next cycle is due one interval after this one was
-                # due, whatever the work took. Slots already missed are skipped, not bunched.
-                next_due += self._interval
-                now = time.monotonic()
-                if next_due < now:
-                    missed = int((now - next_due) / self._interval) + 1
-                    self.skipped_slots += missed
-                    next_due += missed * self._interval
             self._conclude()
         except TransportClosedError as exc:
             self._error = str(exc)
@@ -376,6 +406,29 @@ class LineOwner:
             log.exception("line owner crashed")
         finally:
             self._fail_queued("the line owner stopped")
+
+    def _wait_for_slot(self, m: _Machine, *, stoppable: bool) -> bool:
+        """Wait until ``m`` may be written to: its interval after its last byte (SAS §3.6).
+        False when the line stops first and ``stoppable`` (no new poll starts then; the
+        re-sends of a poll in flight are not stoppable: it is finished first)."""
+        waited = False
+        while True:
+            if stoppable and self._stop.is_set():
+                return False
+            slot = m.last_byte + self._spacing(m)  # again after a wake: the interval changed
+            remaining = slot - self._mono()
+            if remaining <= 0:
+                break
+            waited = True
+            self._wait(remaining)
+            self._wake.clear()
+        if waited:
+            late = self._mono() - slot
+            if self._metrics is not None:
+                self._metrics.record_poll_deviation(late)
+            if late > self._spacing(m):
+                self.skipped_slots += 1  # woke a whole interval late: the thread stalled
+        return True
 
     def _transport_failed(self, exc: TransportError) -> None:
         """The line itself failed (a USB adapter unplugged, a TCP peer gone): the machines
@@ -474,50 +527,62 @@ class LineOwner:
                 self._finish_command(future, CommandResult(False, reason))
 
     def _cycle(self) -> None:
-        for m in self._machines.values():
+        machines = list(self._machines.values())
+        for m in machines:
             m.answered = False
-            self._run_poll(m, GeneralPoll())
+            if not self._run_poll(m, GeneralPoll()):
+                return
             with self._lock:
                 self._emit_all(m.schedule.general_poll_done(m.answered and m.link_up,
                                                             self._clock()))
+        for m in machines:
             if self._stop.is_set():
                 return
             with self._lock:
                 poll, outputs = m.schedule.next_long_poll(self._clock())
                 self._deliver(m, outputs)
+            if poll is None and m.probe:
+                poll = LIVENESS_PROBE  # its answer is only a sign of life
+            m.probe = False
             if poll is not None:
                 self._run_poll(m, poll)
-            if self._stop.is_set():
-                return
 
     # ------------------------------------------------------------------ one poll
 
-    def _run_poll(self, m: _Machine, poll: Poll) -> None:
+    def _run_poll(self, m: _Machine, poll: Poll) -> bool:
+        """Drive ``poll`` to its end; False when the line stopped before it was sent."""
         host, transport = m.host, self.transport
+        if not self._wait_for_slot(m, stoppable=True):
+            return False
         host.send(poll)
         first_sent: float | None = None
         deadline = latest = 0.0
         while host.awaiting_reply:
             outgoing = host.data_to_send()
             if outgoing:
+                if first_sent is not None:
+                    self._wait_for_slot(m, stoppable=False)  # a re-send: SAS §3.6 spacing
                 transport.discard_input()  # late bytes of an earlier window are not a reply
                 for item in outgoing:
                     transport.write(item.data, wakeup=item.wakeup)
                     self._record(m, "tx", item.data)
-                now = time.monotonic()
+                now = self._mono()
+                m.last_byte = now
                 first_sent = now if first_sent is None else first_sent
                 deadline = now + self._window
                 latest = now + max(self._window, MAX_REPLY_S)
             words = transport.read(deadline)
             if words:
                 data = bytes(w.value for w in words)
+                m.last_byte = self._mono()
                 self._record(m, "rx", data)
                 host.receive_data(data)
                 # the window stays open while bytes keep coming, up to ``latest``
-                deadline = min(max(deadline, time.monotonic() + self._window), latest)
-            elif time.monotonic() >= deadline:
-                host.receive_timeout()
+                deadline = min(max(deadline, m.last_byte + self._window), latest)
+            elif (now := self._mono()) >= deadline:
+                host.receive_timeout(now)
             self._handle(m, host.events_received(), first_sent)
+        return True
 
     def _record(self, m: _Machine, direction: str, data: bytes) -> None:
         with self._lock:
@@ -527,7 +592,7 @@ class LineOwner:
         if not events:
             return
         at = self._clock()
-        latency = time.monotonic() - first_sent if first_sent is not None else None
+        latency = self._mono() - first_sent if first_sent is not None else None
         with self._lock:
             sched = m.schedule
             for event in events:
@@ -535,10 +600,16 @@ class LineOwner:
                     case HostLinkUp():
                         self._link_up(m, at)
                     case HostLinkDown():
-                        self._link_down(m, at, "no valid reply")
-                    case ExceptionReported(code=code):
+                        # once per outage (a new host after a transport error starts over)
+                        if m.link_up or not m.link_reported:
+                            self._link_down(m, at, "no valid reply" if m.link_reported
+                                            else "no reply since start")
+                    case ExceptionReported(code=code, defined=defined):
                         self._poll_result(m, PollResult.OK, latency)
-                        self._emit(ExceptionObserved(at=at, address=m.address, code=code))
+                        if not defined:
+                            self._undefined_exception(m, code)
+                        self._emit(ExceptionObserved(at=at, address=m.address, code=code,
+                                                     defined=defined))
                     case NoActivity():
                         self._poll_result(m, PollResult.OK, latency)
                     case RealTimeEventReceived(event=rte, substituted=substituted):
@@ -557,7 +628,9 @@ class LineOwner:
                             self._emit_all(sched.not_supported(at))
                     case PollFailed(poll=poll, reason=reason):
                         self._poll_result(m, _RESULTS[reason], None)
-                        self._failed_before_up(m, at)
+                        if (isinstance(poll, GeneralPoll) and reason is FailureReason.TIMEOUT
+                                and (m.host.rte_mode or m.config.rte)):
+                            m.probe = True
                         if isinstance(poll, Request) and poll == self._outstanding(m):
                             self._emit_all(sched.failed(reason.value, at))
                     case FrameRejected():
@@ -589,7 +662,6 @@ class LineOwner:
 
     def _link_up(self, m: _Machine, at: float) -> None:
         m.link_up, m.link_reported, m.since = True, True, at
-        m.failed_sends_before_up = 0
         m.schedule.on_link_up(at)
         if self._metrics is not None:
             self._metrics.set_link_up(m.address, True)
@@ -605,21 +677,22 @@ class LineOwner:
         log.warning("machine %d: link down (%s)", m.address, reason)
         self._emit(LinkDown(at=at, address=m.address, reason=reason))
 
-    def _failed_before_up(self, m: _Machine, at: float) -> None:
-        """HostProtocol reports LinkDown only after the link was up; a machine that never
-        answered since start is reported down once after as many failed sends."""
-        if m.link_reported:
-            return
-        m.failed_sends_before_up += m.host.max_sends
-        if m.failed_sends_before_up >= self.poll.link_down_after:
-            self._link_down(m, at, "no reply since start")
+    def _undefined_exception(self, m: _Machine, code: int) -> None:
+        """A confirmed exception byte outside the SAS table (SAS §3.11): reported (the
+        observation says ``defined=False``), counted, logged; polling goes on."""
+        kind = BadFrameKind.UNDEFINED_EXCEPTION
+        m.bad_frames[kind.value] += 1
+        if self._metrics is not None:
+            self._metrics.record_bad_frame(m.address, kind)
+        log.warning("machine %d: exception %02X is not in the SAS exception table (read twice)",
+                    m.address, code)
 
     def _bad_frame(self, m: _Machine, event: FrameRejected) -> None:
         kind = _bad_frame_kind(event)
         m.bad_frames[kind.value] += 1
         if self._metrics is not None:
             self._metrics.record_bad_frame(m.address, kind)
-        now = time.monotonic()
+        now = self._mono()
         if now - m.last_bad_log >= BAD_FRAME_LOG_INTERVAL_S:
             more = f" ({m.unlogged_bad} more not logged)" if m.unlogged_bad else ""
             log.warning("machine %d: bad frame (%s): %s: %s%s", m.address, kind.value,

@@ -21,6 +21,14 @@ from cli.commands.options import command_parser
 from drivers.base import Transport, TransportError
 from emulator.autoplay import AutoplaySettings
 from emulator.model import Machine, MachineConfig
+from emulator.profiles import (
+    DEFAULT_BUSY_SECONDS,
+    DEFAULT_BUSY_SHARE,
+    DEFAULT_NOISE,
+    PROFILES,
+    ProfileError,
+    link_options,
+)
 from emulator.report import build_report, write_report
 from emulator.scenario import ScenarioError, ScenarioRunner, bundled_names, load_scenario
 from emulator.server import Emulator, LinkOptions
@@ -54,6 +62,19 @@ def add_parser(subparsers: Any) -> None:
                         help="pace of play (default 30)")
     parser.add_argument("--unsupported-polls", metavar="HEX,HEX",
                         help="long polls to ignore, e.g. 6F,AF")
+    parser.add_argument("--profile", metavar="NAME[,NAME]",
+                        help=f"machine profile(s): {', '.join(PROFILES)} (default: modern)")
+    parser.add_argument("--busy-share", type=float, metavar="FRACTION",
+                        help=f"share of long polls that start a busy period "
+                        f"(busy profile: {DEFAULT_BUSY_SHARE})")
+    parser.add_argument("--busy-seconds", type=float, metavar="S",
+                        help=f"how long a busy period lasts (busy profile: "
+                        f"{DEFAULT_BUSY_SECONDS})")
+    parser.add_argument("--noise", type=float, metavar="FRACTION",
+                        help=f"share of bytes corrupted each way (noisy profile: {DEFAULT_NOISE})")
+    parser.add_argument("--pty-mode", choices=("ninebit", "parity"), default="ninebit",
+                        help="with --pty: ninebit (the 9-bit encoding, default) or parity "
+                        "(wakeup bit from the parity the host sets; replies unescaped)")
     parser.add_argument("--report", metavar="FILE", help="write the final meters as JSON")
     parser.add_argument("--verbose", "-v", action="store_true", help="log to stderr")
     parser.set_defaults(func=run)
@@ -101,6 +122,16 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"--unsupported-polls: expected hex codes like 6F,AF, "
                          f"got {args.unsupported_polls!r}")
     rte = bool(args.rte) if args.rte is not None else bool(opts.rte)
+    try:
+        options = link_options(
+            args.profile or opts.profile or "modern",
+            LinkOptions(unsupported_polls=unsupported, rte=rte, seed=seed),
+            busy_share=args.busy_share if args.busy_share is not None else opts.busy_share,
+            busy_seconds=(args.busy_seconds if args.busy_seconds is not None
+                          else opts.busy_seconds),
+            noise=args.noise if args.noise is not None else opts.noise)
+    except ProfileError as exc:
+        return _fail(str(exc))
 
     def log(message: str) -> None:
         if args.verbose:
@@ -118,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         transport.close()
 
     emu = Emulator(machine, None, address=address,
-                   options=LinkOptions(unsupported_polls=unsupported, rte=rte, seed=seed),
+                   options=options,
                    now=now, log=log, on_disconnect=disconnected)
     emu.runner = ScenarioRunner(scenario, machine, start=now, seed=seed, link=emu,
                                 autoplay=AutoplaySettings(games_per_minute=gpm), log=log)
@@ -142,14 +173,21 @@ def run(args: argparse.Namespace) -> int:
             bound_host, bound_port = listener.address
             print(f"{bound_host}:{bound_port}", flush=True)
         else:
-            master, path = open_pty()
-            emu.attach(master)
+            if args.pty_mode == "parity":
+                from emulator.parity_pty import open_parity_pty
+
+                master_end: Transport
+                master_end, path = open_parity_pty()
+            else:
+                master_end, path = open_pty()
+            emu.attach(master_end)
             print(path, flush=True)
     except TransportError as exc:
         return _fail(str(exc))
 
     emu.start()
-    log(f"serving scenario {scenario.name!r} at address {address}")
+    log(f"serving scenario {scenario.name!r} at address {address}, "
+        f"profile {options.profile}")
     try:
         while not stop.is_set():
             if scenario.end == "stop" and emu.runner.finished:

@@ -30,7 +30,7 @@ ADDRESS = 1
 
 #: fast enough for tests, slow enough for two busy cores (the reply window is generous).
 FAST_POLL = PollConfig(interval_ms=10, reply_timeout_ms=60, link_down_after=3,
-                       snapshot_interval_s=3600.0, clock_check=True)
+                       link_down_after_s=0.5, snapshot_interval_s=3600.0, clock_check=True)
 
 WAIT_S = 20.0
 

@@ -119,6 +119,13 @@ def test_unknown_keys_are_errors_with_a_did_you_mean() -> None:
          "poll.reply_timeout_ms: must be shorter than poll.interval_ms (100), got 100"),
         (with_(poll={"clock_check": False, "clock_sync": True}),
          "poll.clock_sync: needs poll.clock_check: true (the skew is measured by it)"),
+        (with_(poll={"sync_address": 1}),
+         "poll.sync_address: 1 is a machine's address: the sync poll must go to an address "
+         "not on the line"),
+        (with_(poll={"sync_address": 128}),
+         "poll.sync_address: must be an integer from 0 to 127, got 128"),
+        (with_(poll={"link_down_after_s": -1}),
+         "poll.link_down_after_s: must be a number from 0 to 300, got -1"),
         (with_(serial={"port": "tcp://host"}),
          'serial.port: tcp:// needs host:port with a port from 1 to 65535, got "tcp://host"'),
         (with_(card_reader={"pattern": "(["}),

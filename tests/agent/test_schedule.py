@@ -342,3 +342,48 @@ def test_a_poll_taken_for_unsupported_is_probed_again_at_the_timer_snapshot() ->
     assert isinstance(sent[0], ExtendedMetersRequest)
     assert 0x6F not in s.memory.ignored
     assert [o.reason for o in produced if isinstance(o, MetersRead)] == ["snapshot"]
+
+
+def test_a_failed_read_is_retried_after_a_growing_wait_until_it_succeeds() -> None:
+    from agent.observations import TicketValidationRead
+    from agent.reads import ReadTicket
+    from sas_protocol.messages.responses import EnhancedValidationReply
+
+    s: MachineSchedule[Any] = MachineSchedule(1, rte=False, poll=POLL)
+    s.on_link_up(0.0)
+    drive(s, IDENTITY)
+    s.request(ReadMeters(1, "game_end", GAME_END_METERS))
+    first, _ = s.next_long_poll(10.0)
+    assert isinstance(first, ExtendedMetersRequest)
+    at = 10.0
+    for wait in (0.25, 0.5, 1.0, 1.5, 1.5):  # tenacity's doubling, capped (agent.reads)
+        assert s.failed("crc", at) == []
+        assert s.next_long_poll(at + wait - 0.01)[0] is None  # general polls go on meanwhile
+        again, _ = s.next_long_poll(at + wait)
+        assert again == first  # the same poll, not given up
+        at += wait
+    assert s.replied(answer_meters(first, {0x00: 10, 0x01: 4}), at) == []
+    poll, out = s.next_long_poll(at)
+    [read] = [o for o in out.observations if isinstance(o, MetersRead)]
+    assert read.reason == "game_end" and read.meters[0x00] == 10 and poll is None
+    # LP 4D too: a ticket's validation record is money
+    s.memory.ignored.discard(0x4D)  # (discovery's LP 4D met silence in drive())
+    s.request(ReadTicket(1))
+    ticket, _ = s.next_long_poll(at)
+    assert ticket is not None and ticket.command == 0x4D
+    s.failed("timeout", at)
+    assert s.next_long_poll(at + 0.25)[0] == ticket
+    s.replied(EnhancedValidationReply(0x00, 0, 12062026, 120000, 1234, 500, 7, 0, 0, 0), at + 0.3)
+    _, out = s.next_long_poll(at + 0.3)
+    assert [type(o) for o in out.observations] == [TicketValidationRead]
+
+
+def test_link_down_drops_a_read_waiting_for_its_retry() -> None:
+    s: MachineSchedule[Any] = MachineSchedule(1, rte=False, poll=POLL)
+    s.on_link_up(0.0)
+    drive(s, IDENTITY)
+    s.request(ReadMeters(1, "game_end", GAME_END_METERS))
+    s.next_long_poll(1.0)
+    s.failed("timeout", 1.0)
+    s.on_link_down()
+    assert s.idle and s.next_long_poll(100.0)[0] is None

@@ -24,7 +24,10 @@ def _summary(proc: Proc) -> tuple[int, int]:
 
 
 def test_demo_serves_the_dashboard_streams_events_and_stops_after_duration() -> None:
-    proc = Proc(["demo", "--port", "0", "--duration", "6", "--games-per-minute", "1200",
+    # The agent polls at the SAS pace (one send per machine per 200 ms, SAS §3.6): discovery
+    # takes some 6 s, and a machine playing 20 games a second overflows its exception queue,
+    # so bets are reported at a human pace within the run.
+    proc = Proc(["demo", "--port", "0", "--duration", "12", "--games-per-minute", "120",
                  "--seed", "7"])
     try:
         url, token = _dashboard(proc)
@@ -41,7 +44,7 @@ def test_demo_serves_the_dashboard_streams_events_and_stops_after_duration() -> 
             snapshot = json.loads(ws.recv(timeout=10))
             assert snapshot["type"] == "snapshot"
             assert "DEMO-0001" in json.dumps(snapshot)
-        proc.wait_for(lambda s: s.startswith("Running (stops after 6 s)"))
+        proc.wait_for(lambda s: s.startswith("Running (stops after 12 s)"))
         games, stored = _summary(proc)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -14,12 +14,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from test_host_integration import HostLoop
+from test_parity_pty import TermiosHost
 
 from drivers.pseudo_tty import open_pty_path
 from drivers.tcp import connect
+from sas_protocol.crc import crc_ok
 from sas_protocol.host import NoActivity
 from sas_protocol.messages.meters import MeterReply
-from sas_protocol.messages.requests import ExtendedMetersRequest, GeneralPoll, LockRequest
+from sas_protocol.messages.requests import (
+    ExtendedMetersRequest,
+    GeneralPoll,
+    LockRequest,
+    MetersRequest,
+    SelectedMetersRequest,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,3 +125,31 @@ def test_bad_scenario_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "bad.steps[0]: unknown action 'fly'" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_a_parity_pty_serves_a_legacy_profile_to_a_termios_host() -> None:
+    with emulate("--pty", "--pty-mode", "parity", "--profile", "legacy", "--scenario",
+                 "idle") as (proc, path):
+        host = TermiosHost(path)
+        try:
+            host.send(b"\x80")
+            host.send(b"\x81")
+            assert host.receive(1) == b"\x00"
+            host.send(SelectedMetersRequest(0, (0x00,)).encode(1))
+            assert host.quiet() == b""  # legacy: no LP 2F, no answer at all
+            host.send(MetersRequest(0x1C).encode(1))
+            reply = host.receive(36)
+            assert reply[:2] == b"\x01\x1c" and crc_ok(reply)
+        finally:
+            host.close()
+        assert stop(proc) == 0
+
+
+def test_an_unknown_profile_is_a_clear_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "emulate", "--tcp", "127.0.0.1:0",
+         "--profile", "legacy,vintage"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ},
+    )
+    assert proc.returncode == 2
+    assert "unknown profile 'vintage' (one of: modern, legacy, rte, busy, noisy)" in proc.stderr

@@ -316,12 +316,15 @@ def test_autoplay_money_invariant_through_the_host(seed: int) -> None:
     host_end, machine_end = pair()
     machine = Machine(MachineConfig(denomination_cents=25))
     start: dict[int, int] = {}
-    runner = fast("- autoplay: forever\n", machine, gpm=3000)
-    runner.rng.seed(seed)
     codes = (0x00, 0x01, 0x02, 0x04, 0x0B, 0x0D, 0x0E, 0x05)
-    with served(machine, machine_end, runner=runner) as emu:
+    with served(machine, machine_end) as emu:
         loop = HostLoop(host_end)
+        # the first read before anybody plays: the lifetime totals count from the start
         start = loop.meters(codes).meters
+        runner = fast("- autoplay: forever\n", machine, gpm=3000)
+        runner.rng.seed(seed)
+        with emu.lock:
+            emu.runner = runner
         wait_until(lambda: machine.meter(0x05) >= 40)
         emu.runner = None
         end = loop.meters(codes).meters

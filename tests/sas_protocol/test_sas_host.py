@@ -60,7 +60,7 @@ def test_sync_between_two_general_polls_but_not_after_a_long_poll() -> None:
 
 
 def test_retry_on_timeout_then_failure_and_resync() -> None:
-    host = up_host()
+    host = up_host(link_down_after=5)
     host.send(GP)
     assert host.data_to_send() == [SYNC, GP_OUT]
     for _ in range(2):
@@ -212,21 +212,24 @@ def test_rte_mode_tracks_lp_0e_and_substitutes_events() -> None:
     assert isinstance(events[0], sp.RealTimeEventReceived)
     assert (events[0].code, events[0].fields) == (0x7F, {"game_win": 50})
     assert isinstance(events[5], sp.ReplyReceived)
-    # General polls in RTE mode: an event, FF 00, or silence all conclude the poll.
+    # General polls in RTE mode: an event or FF 00 conclude the poll; silence is a failed
+    # send, re-sent as an implied NACK (issue 12: a dead RTE machine must go down).
     host.send(GP)
     host.data_to_send()
     host.receive_data(sp.encode_rte_frame(1, sp.PlainEvent(0x11)))
     host.send(GP)
     host.data_to_send()
     host.receive_data(sp.encode_rte_frame(1, sp.PlainEvent(0x00)))
-    host.send(GP)
-    host.data_to_send()
-    host.receive_timeout()
     assert host.events_received() == [
         sp.RealTimeEventReceived(sp.PlainEvent(0x11), GP, False),
         sp.NoActivity(0),
-        sp.NoActivity(None),
     ]
+    host.send(GP)
+    assert host.data_to_send() == [SYNC, GP_OUT]
+    host.receive_timeout()
+    assert host.data_to_send() == [GP_OUT] and host.events_received() == []
+    host.receive_data(sp.encode_rte_frame(1, sp.PlainEvent(0x00)))
+    assert host.events_received() == [sp.NoActivity(0)]
     # In RTE mode a lone address byte is still an ACK once the window closes; a GP reply
     # that is not an event is a framing error.
     host.send(GP)
@@ -237,8 +240,8 @@ def test_rte_mode_tracks_lp_0e_and_substitutes_events() -> None:
     host.receive_data(b"\x01")
     host.receive_timeout()
     assert isinstance(host.events_received()[0], sp.FrameRejected)
-    host.receive_timeout()  # silence to the re-send: an idle RTE machine
-    assert host.events_received() == [sp.NoActivity(None)]
+    host.receive_timeout()  # silence to the last send: the general poll failed
+    assert host.events_received() == [sp.LinkDown(), sp.PollFailed(GP, sp.FailureReason.TIMEOUT)]
     # Silence to long polls counts against the link in RTE mode.
     host.rte_mode = True
     host.send(sp.RealTimeReportingRequest(False))
@@ -258,7 +261,7 @@ def test_rte_mode_long_poll_silence_is_link_failure() -> None:
 
 
 def test_rom_signature_arrives_later_with_a_general_or_long_poll() -> None:
-    host = up_host()
+    host = up_host(confirm_undefined=False)  # exception 01 is undefined (SAS §3.11)
     host.send(sp.RomSignatureRequest(7))
     host.data_to_send()
     host.receive_data(b"\x01")

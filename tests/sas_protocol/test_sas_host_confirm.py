@@ -102,6 +102,7 @@ def test_a_single_send_cannot_confirm() -> None:
 def test_the_decision_is_agreement_then_majority_else_nothing(readings: list[int]) -> None:
     host = up_host(frozenset(range(0x02, 0x100)) - sp.IDLE_EXCEPTIONS)
     first = readings[0]
+    want: int | None
     confirmed = first in host.confirm_exceptions
     if not confirmed:
         answers = readings[:1]
