@@ -17,6 +17,10 @@ read the rows. Messages for other instances' clients (alert acknowledgements, ac
 relays) are rows of ``notices``, announced the same way on :data:`NOTICES_CHANNEL`.
 ``synchronous: FULL`` is ``synchronous_commit = on`` (an ack survives a power loss of the
 database server); ``NORMAL`` is ``off`` (a crash may lose the last commits, never corrupt).
+
+Over 500 lines on purpose: it is one class mirroring hub/store.py method for method (the
+conformance suite holds them together), plus the SQL it needs; split, the two stores would
+no longer read side by side.
 """
 
 from __future__ import annotations
