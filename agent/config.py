@@ -86,6 +86,8 @@ class MachineConfig:
 @dataclass(frozen=True, slots=True)
 class PollConfig:
     interval_ms: int = 200  # per machine, from the last byte sent or received (SAS §3.6)
+    #: the spacing of a machine whose LP A0 advertises the 40 ms rate (SAS §3.6); None: off
+    fast_interval_ms: int | None = None
     reply_timeout_ms: int = 50
     link_down_after: int = 3  # failed sends at least, and ...
     link_down_after_s: float = 2.0  # ... spanning at least this long, before link-down
@@ -289,6 +291,8 @@ def _parse_poll(data: Any, problems: list[Problem]) -> PollConfig:
     d = PollConfig()
     cfg = PollConfig(
         interval_ms=sec.integer("interval_ms", d.interval_ms, lo=40, hi=5000),
+        fast_interval_ms=sec.optional_integer("fast_interval_ms", d.fast_interval_ms, lo=40,
+                                              hi=5000),
         reply_timeout_ms=sec.integer("reply_timeout_ms", d.reply_timeout_ms, lo=10, hi=1000),
         link_down_after=sec.integer("link_down_after", d.link_down_after, lo=1, hi=1000),
         link_down_after_s=sec.number("link_down_after_s", d.link_down_after_s, lo=0, hi=300),
@@ -301,6 +305,9 @@ def _parse_poll(data: Any, problems: list[Problem]) -> PollConfig:
     if cfg.reply_timeout_ms >= cfg.interval_ms:
         sec.error("reply_timeout_ms", f"must be shorter than poll.interval_ms "
                                       f"({cfg.interval_ms}), got {cfg.reply_timeout_ms}")
+    if cfg.fast_interval_ms is not None and cfg.fast_interval_ms > cfg.interval_ms:
+        sec.error("fast_interval_ms", f"must not be longer than poll.interval_ms "
+                                      f"({cfg.interval_ms}), got {cfg.fast_interval_ms}")
     if cfg.clock_sync and not cfg.clock_check:
         sec.error("clock_sync", "needs poll.clock_check: true (the skew is measured by it)")
     sec.finish()

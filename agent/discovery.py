@@ -14,10 +14,17 @@ from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.meter_reads import EXTENDED, SELECTED, legacy_poll_for
+from agent.meter_reads import EXTENDED, MAX_TABLE_CODE, SELECTED, legacy_poll_for
 from agent.meters import BILL_COUNT_VALUES_CENTS, Meter, meter_name
 from agent.observations import ClockRead, MachineIdentified
 from sas_protocol.denominations import DENOMINATION_CENTS
+from sas_protocol.messages.features import (
+    EnabledFeaturesReply,
+    Features1,
+    Features2,
+    Features3,
+    Features4,
+)
 from sas_protocol.messages.responses import (
     DateTimeReply,
     EnabledGamesReply,
@@ -63,6 +70,7 @@ class Identity:
     selected_game: int | None = None
     enabled_games: tuple[int, ...] | None = None
     games: dict[int, dict[str, Any]] = field(default_factory=dict)
+    features: EnabledFeaturesReply | None = None  # LP A0 for the whole machine (game 0)
 
     def add(self, reply: object) -> None:
         """Record one reply (types other than the identification replies are ignored)."""
@@ -77,6 +85,8 @@ class Identity:
                 self.selected_game = reply.game
             case EnabledGamesReply():
                 self.enabled_games = reply.games
+            case EnabledFeaturesReply(game=0):
+                self.features = reply
             case GameConfigurationReply():
                 self.games.setdefault(reply.game, {}).update({
                     "gameId": reply.game_id.strip(),
@@ -134,6 +144,8 @@ class Identity:
             extra["enabledGames"] = list(self.enabled_games)
         if self.games:
             extra["gameDetails"] = {str(n): d for n, d in sorted(self.games.items())}
+        if self.features is not None:
+            extra["features"] = feature_names(self.features)
         games = self.game_count
         if games is None:
             games = len(self.enabled_games) if self.enabled_games else 1
@@ -178,7 +190,7 @@ def _percent(text: str) -> float | None:
 _MONEY_METERS: dict[str, tuple[int, ...]] = {
     "bets": (Meter.COIN_IN,),
     "wins": (Meter.COIN_OUT, Meter.JACKPOT),
-    "bills": (Meter.BILLS, *BILL_COUNT_VALUES_CENTS, Meter.TOTAL_DROP),
+    "bills": (Meter.BILLS, Meter.BILL_DOLLARS, *BILL_COUNT_VALUES_CENTS, Meter.TOTAL_DROP),
     "ticketsIn": (Meter.TICKET_IN_CASHABLE, Meter.TICKET_IN_RESTRICTED),
     "ticketsOut": (Meter.TICKET_OUT_CASHABLE, Meter.TICKET_OUT_RESTRICTED),
     "cashouts": (Meter.CANCELLED_CREDITS,),
@@ -187,25 +199,39 @@ _MONEY_METERS: dict[str, tuple[int, ...]] = {
 }
 
 
+def feature_names(reply: EnabledFeaturesReply) -> list[str]:
+    """The LP A0 feature bits a machine set, by name (``maxPollingRate40ms``, ``aft``, ...),
+    in the order of the reference's table (§3.9b)."""
+    names: list[str] = []
+    for flags, value in ((Features1, reply.features1), (Features2, reply.features2),
+                         (Features3, reply.features3), (Features4, reply.features4)):
+        for flag in flags:
+            if value & flag and flag.name is not None:
+                head, *rest = flag.name.lower().split("_")
+                names.append(head + "".join(word.capitalize() for word in rest))
+    return names
+
+
 def meter_poll(code: int, ignored: Set[int], lacking: Set[int] = frozenset()) -> str | None:
     """The long poll that reads meter ``code`` on a machine that ignores the polls in
     ``ignored`` and lacks the meters in ``lacking`` (the agent.meter_reads stepdown)."""
     if code in lacking:
         return None
-    if EXTENDED not in ignored:
+    if code <= MAX_TABLE_CODE and EXTENDED not in ignored:
         return "LP 6F"
-    if SELECTED not in ignored:
+    if code <= 0xFF and SELECTED not in ignored:
         return "LP 2F"
+    if code > MAX_TABLE_CODE and (EXTENDED not in ignored or SELECTED not in ignored):
+        return None  # a legacy stand-in: read only where 6F and 2F are not answered
     legacy = legacy_poll_for({code}, ignored)
     return None if legacy is None else f"LP {legacy:02X}"
 
 
 def money_sources(ignored: Set[int], lacking: Set[int] = frozenset()) -> dict[str, str]:
     """Per money class, the meters (and polls) it is counted from on this machine, or
-    ``"not metered"``: the ``diag`` fact "which money it can meter, and from what".
-
-    FOLLOW-UP (issue 12): LP 1E / LP 20 (bill counts, bill dollars) once the agent reads
-    them; today a machine without LP 2F/6F counts bills by the drop and the exceptions."""
+    ``"not metered"``: the ``diag`` fact "which money it can meter, and from what". A machine
+    without LP 2F/6F counts bills by LP 46 (0B), else LP 20 (dollars), else LP 1E (counts),
+    else by the drop and the bill exceptions."""
     out: dict[str, str] = {}
     for money, codes in _MONEY_METERS.items():
         found = [(code, poll) for code in codes

@@ -38,6 +38,13 @@ SELECTED_CHUNK = 10
 
 _BILL_COUNTS = tuple(range(0x40, 0x58))
 
+#: Legacy values that no table C-7 code carries but the money rules count, keyed by a
+#: stand-in code above the 16-bit C-7 range so it never meets a real one (nor a 6F/2F
+#: request): LP 20's whole dollars of all bills accepted (reference §3.9b).
+STAND_INS: dict[str, int] = {"total_bill_dollars": 0x10020}
+#: The highest code a 6F request can carry (two bytes, SAS §7.21).
+MAX_TABLE_CODE = 0xFFFF
+
 #: Every meter the interpreter turns into events or keeps for diagnostics (table C-7).
 FULL_SNAPSHOT_CODES: tuple[int, ...] = (
     0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,  # coin in/out, jackpot, cash-outs, games
@@ -48,14 +55,21 @@ FULL_SNAPSHOT_CODES: tuple[int, ...] = (
     0x22, 0x23, 0x24, 0x25, 0x26,  # totals, games since power reset / door close
     0xA0, 0xB8,  # AFT cashable in / out (cents)
     *_BILL_COUNTS,
+    *STAND_INS.values(),  # read only on a machine with no 6F/2F (see MeterRead.next_poll)
 )
 
-#: Legacy polls in the order the greedy plan prefers them on a tie (bigger first).
-_LEGACY_ORDER = (0x1C, 0x0F, 0x19, 0x18, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x1A)
+#: Legacy polls in the order the greedy plan prefers them on a tie (bigger first): the meter
+#: polls, then the bill meters of a machine with no 2F/6F (reference §3.9b: LP 1E counts
+#: bills by face value, LP 46 the credits from bills (0B), LP 20 their whole dollars).
+_LEGACY_ORDER = (0x1C, 0x0F, 0x19, 0x18, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x1A,
+                 0x1E, 0x46, 0x20)
 
-#: meter codes each legacy poll carries (LP 1C also carries two counters without a C-7 code).
+#: meter codes each legacy poll carries (LP 1C also carries two counters without a C-7 code;
+#: LP 20's dollars count under their stand-in code).
 LEGACY_CODES: dict[int, frozenset[int]] = {
-    poll: frozenset(key for key, _ in LEGACY_METER_LAYOUTS[poll] if isinstance(key, int))
+    poll: frozenset(key if isinstance(key, int) else STAND_INS[key]
+                    for key, _ in LEGACY_METER_LAYOUTS[poll]
+                    if isinstance(key, int) or key in STAND_INS)
     for poll in _LEGACY_ORDER
 }
 
@@ -111,6 +125,13 @@ class MeterRead:
         if self.aborted or not self._remaining:
             return None
         poll: Request | None = None
+        if EXTENDED not in ignored or SELECTED not in ignored:
+            # stand-ins are legacy values: a machine with 6F or 2F counts the same money by
+            # its table meters (0B for bills), so they are not read there
+            self.unreadable.update(c for c in self._remaining if c > MAX_TABLE_CODE)
+            self._remaining = [c for c in self._remaining if c <= MAX_TABLE_CODE]
+            if not self._remaining:
+                return None
         if EXTENDED not in ignored:
             chunk = tuple(self._remaining[:EXTENDED_CHUNK])
             alternate = self._alternate and EXTENDED_ALT not in ignored
@@ -140,6 +161,10 @@ class MeterRead:
         for value in reply.values:
             self.meters[value.code] = value.value
             self.widths[value.code] = value.size
+        for key, amount in reply.other:
+            if key in STAND_INS:
+                self.meters[STAND_INS[key]] = amount
+                self.widths[STAND_INS[key]] = 4  # reference §3.9b: LP 20 is four BCD bytes
         self.lacking.update(reply.unsupported)
         asked: set[int]
         if isinstance(poll, (ExtendedMetersRequest, SelectedMetersRequest)):

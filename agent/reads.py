@@ -76,12 +76,11 @@ GAME_END_METERS: tuple[int, ...] = (
     Meter.CURRENT_CREDITS, Meter.MACHINE_PAID_PROGRESSIVE_WIN, Meter.MACHINE_PAID_EXTERNAL_BONUS,
     Meter.ATTENDANT_PAID_PROGRESSIVE_WIN, Meter.ATTENDANT_PAID_EXTERNAL_BONUS,
 )
-#: bills: 0B, the count meters (LP 1E's six on a legacy machine), and the total drop, the
-#: only bill meter of a machine that answers just the legacy polls (agent/bills.py).
-#: FOLLOW-UP (issue 12): add Meter.BILL_DOLLARS once agent.meter_reads can read it with LP 20
-#: (the codec is on branch sas-polls); it must not reach LP 6F/2F requests.
+#: bills: 0B (LP 46 on a legacy machine), the count meters (LP 1E's six), LP 20's dollars
+#: (legacy only: agent.meter_reads never puts the stand-in in a 6F/2F request), and the total
+#: drop, the only bill meter of a machine that answers just the meter polls (agent/bills.py).
 BILL_METERS: tuple[int, ...] = (Meter.BILLS, Meter.CURRENT_CREDITS, *_BILL_COUNTS,
-                                Meter.TOTAL_DROP)
+                                Meter.BILL_DOLLARS, Meter.TOTAL_DROP)
 TICKET_METERS: tuple[int, ...] = (
     Meter.CANCELLED_CREDITS, Meter.CURRENT_CREDITS, Meter.TICKET_IN_CASHABLE,
     Meter.TICKET_OUT_CASHABLE, Meter.TICKET_IN_RESTRICTED, Meter.TICKET_OUT_RESTRICTED,

@@ -59,6 +59,7 @@ from agent.reads import (
     ReadTicket,
     read_retry_delays,
 )
+from sas_protocol.messages.features import EnabledFeaturesRequest
 from sas_protocol.messages.meters import MeterReply
 from sas_protocol.messages.requests import (
     DateTimeRequest,
@@ -253,8 +254,10 @@ class IdentifyJob(SequenceJob):
         # also "off": a machine left in RTE mode by an earlier host would otherwise answer
         # general polls with event frames this host does not expect.
         polls: list[Request] = [RealTimeReportingRequest(rte)] if set_rte else []
-        polls += [SasVersionRequest(), MachineInfoRequest(), GameCountRequest(),
-                  SelectedGameRequest(), EnabledGamesRequest()]
+        # LP A0 (reference §3.9b): the features the machine has enabled, among them whether
+        # it may be polled every 40 ms (§3.6); a machine that ignores it stays at 200 ms.
+        polls += [SasVersionRequest(), MachineInfoRequest(), EnabledFeaturesRequest(),
+                  GameCountRequest(), SelectedGameRequest(), EnabledGamesRequest()]
         super().__init__(address, polls)
         self.config = poll
         self.identity = Identity(address)

@@ -120,6 +120,15 @@ class Section:
             return default
         return value
 
+    def optional_integer(self, name: str, default: int | None = None, lo: int | None = None,
+                         hi: int | None = None) -> int | None:
+        """:meth:`integer`, where ``null`` in the file means "none" (off)."""
+        value = self.data.get(name, MISSING)
+        if value is None or value is MISSING:
+            self.known.append(name)
+            return None if value is None else default
+        return self.integer(name, 0 if default is None else default, lo, hi)
+
     def number(self, name: str, default: float, lo: float | None = None,
                hi: float | None = None) -> float:
         value = self.raw(name)

@@ -63,6 +63,7 @@ from agent.observations import (
     ExceptionObserved,
     LinkDown,
     LinkUp,
+    MachineIdentified,
     Observation,
     RealTimeEventObserved,
 )
@@ -322,11 +323,26 @@ class LineOwner:
             raise ValueError(f"a machine's poll interval must be at least {MIN_INTERVAL_MS} "
                              f"ms (SAS §3.6), not {interval_ms}")
         with self._lock:
-            m = self._machines[address]
-            m.interval = None if interval_ms is None else interval_ms / 1000.0
-        log.info("machine %d: poll interval %s", address,
+            self._set_interval(self._machines[address], interval_ms)
+
+    def _set_interval(self, m: _Machine, interval_ms: int | None) -> None:
+        """:meth:`set_machine_interval` with the lock held."""
+        m.interval = None if interval_ms is None else interval_ms / 1000.0
+        log.info("machine %d: poll interval %s", m.address,
                  "as the line's" if interval_ms is None else f"{interval_ms} ms")
         self._wake.set()
+
+    def _apply_features(self, m: _Machine, identified: MachineIdentified) -> None:
+        """The cadence LP A0 allows (SAS §3.6: 40 ms only when the machine advertises it):
+        ``poll.fast_interval_ms`` for a machine that does, the line's interval otherwise.
+        Called with the lock held (from :meth:`_deliver`)."""
+        fast = self.poll.fast_interval_ms
+        if fast is None:
+            return
+        advertised = "maxPollingRate40ms" in identified.info.get("features", ())
+        wanted = fast / 1000.0 if advertised else None
+        if m.interval != wanted:
+            self._set_interval(m, fast if advertised else None)
 
     def _spacing(self, m: _Machine) -> float:
         return m.interval if m.interval is not None else self._interval
@@ -645,6 +661,9 @@ class LineOwner:
             self._emit(obs)
 
     def _deliver(self, m: _Machine, outputs: Outputs[CommandFuture]) -> None:
+        for obs in outputs.observations:
+            if isinstance(obs, MachineIdentified):
+                self._apply_features(m, obs)
         self._emit_all(outputs.observations)
         for future, result in outputs.commands:
             self._finish_command(future, result)

@@ -19,7 +19,8 @@ from agent.line.owner import LineOwner
 from drivers.base import Transport, Word, frame_words
 from emulator.model import Machine
 from emulator.server import Emulator, LinkOptions
-from tests.agent.e2e_helpers import Collected, wait_for
+from tests.agent.e2e_helpers import Collected
+from tests.support.waits import wait_until
 
 #: SAS §3.6: 11 bits at 19200 baud
 WIRE_S_PER_BYTE = 11 / 19200
@@ -150,7 +151,7 @@ class ClockedRig:
         self.line.at(t, end)
         self.owner.start()
         try:
-            wait_for(done.is_set, what=lambda: f"virtual time {self.clock.now - START:.1f} s")
+            wait_until(done.is_set, what=lambda: f"virtual time {self.clock.now - START:.1f} s")
         finally:
             self.owner.stop()
         assert not self.owner.running

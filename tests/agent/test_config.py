@@ -385,3 +385,16 @@ def test_uplink_url_may_list_several_hub_instances() -> None:
 def test_each_hub_url_of_a_list_is_checked(url: Any, expected: str) -> None:
     got = problems_of(with_(uplink={"url": url, "token_env": "T"}))
     assert len(got) == 1 and got[0].startswith(expected), got
+
+
+def test_the_fast_interval_is_off_by_default_and_bounded_by_the_interval() -> None:
+    base: dict[str, Any] = {"terminal_id": "T-1", "machines": [{"address": 1}]}
+    assert parse_config(base).poll.fast_interval_ms is None
+    fast = parse_config({**base, "poll": {"fast_interval_ms": 40}})
+    assert fast.poll.fast_interval_ms == 40
+    with pytest.raises(ConfigError) as info:
+        parse_config({**base, "poll": {"interval_ms": 200, "fast_interval_ms": 300}})
+    assert [p.path for p in info.value.problems if p.severity == "error"] == [
+        "poll.fast_interval_ms"]
+    with pytest.raises(ConfigError):
+        parse_config({**base, "poll": {"fast_interval_ms": 20}})  # SAS §3.6: 40 ms at least

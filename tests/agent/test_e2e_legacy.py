@@ -1,7 +1,11 @@
-"""End to end on a legacy machine: the emulator ignores LP 2F/6F/AF (as a machine that
-answers only the fixed meter polls 0F, 10-17, 19, 1A, 1C), and the agent still reports its
-bills and its cash-out ticket with the right amounts (issue 12: three bills, a ticket in
-and a ticket out produced no events on such a machine)."""
+"""End to end on legacy machines, and the agent still reports their bills and cash-out
+tickets with the right amounts (issue 12: three bills, a ticket in and a ticket out produced
+no events on such a machine):
+
+- an old machine that answers only the fixed meter polls (0F, 10-17, 19, 1A, 1C): no 2F, 6F
+  or AF, nor the bill meter polls 1E, 20, 46; bills come from the exceptions and the drop;
+- a legacy machine with the bill meter polls (reference §3.9b): bills come from LP 46 (0B).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,13 @@ import pytest
 from emulator.server import LinkOptions
 from tests.agent.e2e_helpers import Rig
 
+OLD = LinkOptions(unsupported_polls=frozenset({0x2F, 0x6F, 0xAF, 0x1E, 0x20, 0x46}))
 LEGACY = LinkOptions(unsupported_polls=frozenset({0x2F, 0x6F, 0xAF}))
 
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    r = Rig(tmp_path, link=LEGACY)
+    r = Rig(tmp_path, link=OLD)
     try:
         r.wait_ready()
         yield r
@@ -45,3 +50,21 @@ def test_bills_by_exception_and_drop_and_ticket_out_by_4d_and_cancelled_credits(
     assert rig.machine.totals().bills == rig.total("billAccepted")
     snapshot = rig.events("meterSnapshot")[0].event.data["meters"]
     assert "totalDrop" in snapshot and "billsAccepted" not in snapshot
+
+
+def test_bills_by_the_bill_meter_polls_of_a_legacy_machine(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, link=LEGACY)
+    try:
+        rig.wait_ready()
+        with rig.act() as (m, now):
+            m.insert_bill(now, 20)
+            m.insert_bill(now, 50)
+        rig.wait_total("billAccepted", 7_000)
+        bills = [e.event.data for e in rig.events("billAccepted")]
+        assert all(b.get("source") != "exception" for b in bills)
+        assert all("billsAccepted" in b["meters"] for b in bills)
+        rig.wait_quiet()
+        assert rig.events("unexplainedMeterChange") == []
+        assert rig.machine.totals().bills == rig.total("billAccepted")
+    finally:
+        rig.close()

@@ -190,3 +190,36 @@ def test_the_sync_poll_goes_to_the_configured_address() -> None:
     assert first == [b"\x85", b"\x81"]  # SAS §3.3: a poll to another address first
     assert b"\x80" not in {rec.data for rec in rig.line.log if rec.direction == "tx"}
     assert rig.seen.of(LinkUp)
+
+
+def _identified_features(rig: ClockedRig) -> list[str]:
+    from agent.observations import MachineIdentified
+
+    identified = rig.seen.of(MachineIdentified)
+    assert identified, "discovery identified the machine"
+    return list(identified[-1].info.get("features", ()))
+
+
+def test_lp_a0_advertising_40_ms_lets_the_line_poll_at_the_fast_interval() -> None:
+    rig = ClockedRig(dataclasses.replace(POLL, fast_interval_ms=40))
+    rig.run_until(15)
+    assert "maxPollingRate40ms" in _identified_features(rig)  # the emulator advertises it
+    assert rig.owner.status()["machines"]["1"]["intervalMs"] == 40
+    gaps = [gap for gap, _ in gaps_from_last_byte(rig.line.log)]
+    assert min(gaps) >= 0.04 - EPS and max(gaps[-20:]) < 0.041
+
+
+def test_lp_a0_without_the_40_ms_bit_keeps_the_reference_interval() -> None:
+    rig = ClockedRig(dataclasses.replace(POLL, fast_interval_ms=40))
+    rig.line.machine.config = dataclasses.replace(rig.line.machine.config, polling_40ms=False)
+    rig.run_until(15)
+    assert "maxPollingRate40ms" not in _identified_features(rig)
+    assert rig.owner.status()["machines"]["1"]["intervalMs"] == 200
+    assert min(gap for gap, _ in gaps_from_last_byte(rig.line.log)) >= 0.2 - EPS
+
+
+def test_the_fast_interval_is_off_unless_configured() -> None:
+    rig = ClockedRig(POLL)
+    rig.run_until(15)
+    assert "maxPollingRate40ms" in _identified_features(rig)
+    assert rig.owner.status()["machines"]["1"]["intervalMs"] == 200

@@ -88,7 +88,13 @@ def test_stepdown_to_2f_then_legacy() -> None:
     assert all(isinstance(p, MetersRequest) for p in sent)
     assert sent[0].command == 0x0F  # carries 04 as well as 00/01
     assert read.meters[0x00] == 100 and read.meters[0x0C] == 3
-    assert read.unreadable == {0x0B}  # no legacy poll carries the bills meter
+    assert read.meters[0x0B] == 20  # LP 46, the bill meter poll (reference §3.9b)
+    assert 0x46 in {p.command for p in sent}
+
+    ignored |= {0x46}  # an old machine without the bill meter polls
+    read = MeterRead((0x00, 0x01, 0x04, 0x0C, 0x0B))
+    run_read(read, ignored, values)
+    assert read.unreadable == {0x0B}  # no poll it answers carries the bills meter
 
 
 def test_a_machine_ignoring_6f_steps_down_after_learning_it() -> None:
@@ -125,7 +131,8 @@ def test_every_wanted_meter_is_read_or_known_unreadable(
 def test_legacy_poll_choice_skips_ignored_polls() -> None:
     assert legacy_poll_for({0x00, 0x01, 0x05, 0x06}, set()) == 0x1C
     assert legacy_poll_for({0x00, 0x01, 0x05, 0x06}, {0x1C}) in (0x0F, 0x19)
-    assert legacy_poll_for({0x0B}, set()) is None
+    assert legacy_poll_for({0x0B}, set()) == 0x46
+    assert legacy_poll_for({0x0B}, {0x46}) is None
 
 
 # -- MachineSchedule ----------------------------------------------------------------------
