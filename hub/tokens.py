@@ -15,14 +15,7 @@ from typing import Any
 import yaml
 
 from api.wire import HUB_SOURCE, Role, valid_terminal_id
-
-
-class TokenFileError(Exception):
-    """The token file is unusable; ``problems`` names each bad entry."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+from configkit import MISSING, ConfigError, Problem, Section
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,24 +60,24 @@ class TokenTable:
 
 
 def _principal(role_text: Any, ident: Any, where: str, counts: dict[Role, int],
-               problems: list[str]) -> Principal | None:
+               problems: list[Problem]) -> Principal | None:
     try:
         role = Role(role_text)
     except ValueError:
-        problems.append(f"{where}: role must be terminal, viewer or operator")
+        problems.append(Problem(where, "role must be terminal, viewer or operator"))
         return None
     if ident is not None and (not isinstance(ident, str) or not ident.strip()):
-        problems.append(f"{where}: name/terminalId must be a non-empty string")
+        problems.append(Problem(where, "name/terminalId must be a non-empty string"))
         return None
     if role is Role.TERMINAL:
         if ident is None:
-            problems.append(f"{where}: a terminal token needs a terminalId")
+            problems.append(Problem(where, "a terminal token needs a terminalId"))
             return None
         if not valid_terminal_id(ident):
-            problems.append(f"{where}: terminalId {ident[:40]!r} is not a valid terminal id")
+            problems.append(Problem(where, f"terminalId {ident[:40]!r} is not a valid terminal id"))
             return None
         if ident == HUB_SOURCE:
-            problems.append(f"{where}: terminalId {HUB_SOURCE!r} is reserved for the hub")
+            problems.append(Problem(where, f"terminalId {HUB_SOURCE!r} is reserved for the hub"))
             return None
         return Principal(role, ident, ident)
     counts[role] = counts.get(role, 0) + 1
@@ -92,46 +85,30 @@ def _principal(role_text: Any, ident: Any, where: str, counts: dict[Role, int],
 
 
 def parse_tokens(text: str) -> TokenTable:
-    """YAML (``tokens:`` list of mappings) or simple lines ``<token> <role> [id]``."""
-    problems: list[str] = []
+    """YAML (``tokens:`` list of mappings) or simple lines ``<token> <role> [id]``.
+
+    Raises :class:`configkit.ConfigError` with every problem, each at its place
+    (``tokens[2].role``, ``line 7``), as the hub's and the agent's configs do."""
+    problems: list[Problem] = []
     entries: list[tuple[str, Principal]] = []
+    wheres: list[str] = []  # where each entry stands, for the duplicate check
     counts: dict[Role, int] = {}
-    seen: set[str] = set()
     raw: Any = None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError:
         raw = None
     if isinstance(raw, dict) and "tokens" in raw:
-        items = raw["tokens"]
+        top = Section(raw, "", problems)
+        items = top.raw("tokens")
+        top.finish()
         if not isinstance(items, list):
-            raise TokenFileError(["tokens: must be a list"])
+            raise ConfigError([Problem("tokens", "must be a list")])
         for i, item in enumerate(items):
-            where = f"tokens[{i}]"
-            if not isinstance(item, dict) or not isinstance(item.get("token"), str) \
-                    or not item["token"]:
-                problems.append(f"{where}: needs a non-empty string 'token'")
-                continue
-            ident = item.get("terminalId") if item.get("role") == "terminal" else item.get("name")
-            principal = _principal(item.get("role"), ident, where, counts, problems)
-            if principal is not None and principal.terminal_id is not None:
-                places = {}
-                for place in ("bank", "area"):
-                    value = item.get(place)
-                    if value is None:
-                        continue
-                    if not isinstance(value, str | int) or isinstance(value, bool) \
-                            or not str(value).strip() or len(str(value)) > 64:
-                        problems.append(f"{where}.{place}: must be a short name")
-                    else:
-                        places[place] = str(value).strip()
-                principal = Principal(principal.role, principal.name, principal.terminal_id,
-                                      **places)
-            if principal is not None:
-                if item["token"] in seen:
-                    problems.append(f"{where}: the same token appears twice")
-                seen.add(item["token"])
-                entries.append((item["token"], principal))
+            entry = _yaml_entry(Section(item, f"tokens[{i}]", problems), counts)
+            if entry is not None:
+                entries.append(entry)
+                wheres.append(f"tokens[{i}]")
     else:
         for lineno, line in enumerate(text.splitlines(), 1):
             stripped = line.split("#", 1)[0].strip()
@@ -140,23 +117,55 @@ def parse_tokens(text: str) -> TokenTable:
             parts = stripped.split()
             where = f"line {lineno}"
             if len(parts) not in (2, 3):
-                problems.append(f"{where}: expected '<token> <role> [terminalId or name]'")
+                problems.append(Problem(where, "expected '<token> <role> [terminalId or name]'"))
                 continue
             principal = _principal(parts[1], parts[2] if len(parts) == 3 else None, where,
                                    counts, problems)
             if principal is not None:
-                if parts[0] in seen:
-                    problems.append(f"{where}: the same token appears twice")
-                seen.add(parts[0])
                 entries.append((parts[0], principal))
-    if problems:
-        raise TokenFileError(problems)
+                wheres.append(where)
+    seen: set[str] = set()
+    for (token, _), where in zip(entries, wheres, strict=True):
+        if token in seen:
+            problems.append(Problem(where, "the same token appears twice"))
+        seen.add(token)
+    if any(p.severity == "error" for p in problems):
+        raise ConfigError(problems)
     return TokenTable(entries)
+
+
+def _yaml_entry(sec: Section, counts: dict[Role, int]) -> tuple[str, Principal] | None:
+    """One ``tokens:`` item; None (its problems recorded) when it is unusable."""
+    token = sec.string("token", "")
+    role = sec.raw("role")
+    ident = sec.raw("terminalId") if role == "terminal" else sec.raw("name")
+    sec.raw("name" if role == "terminal" else "terminalId")  # known, ignored for that role
+    places: dict[str, str] = {}
+    for place in ("bank", "area"):
+        value = sec.raw(place)
+        if value is MISSING or value is None:
+            continue
+        if not isinstance(value, str | int) or isinstance(value, bool) \
+                or not str(value).strip() or len(str(value)) > 64:
+            sec.error(place, "must be a short name")
+        else:
+            places[place] = str(value).strip()
+    sec.finish()
+    if not token:
+        sec.error("token", "needs a non-empty string")
+        return None
+    principal = _principal(role, None if ident is MISSING else ident, sec.path, counts,
+                           sec.problems)
+    if principal is None:
+        return None
+    if principal.terminal_id is not None and places:
+        principal = Principal(principal.role, principal.name, principal.terminal_id, **places)
+    return token, principal
 
 
 def load_tokens(path: Path) -> TokenTable:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise TokenFileError([f"{path}: cannot read: {exc.strerror}"]) from None
+        raise ConfigError([Problem("(file)", f"cannot read {path}: {exc.strerror}")]) from None
     return parse_tokens(text)

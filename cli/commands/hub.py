@@ -30,26 +30,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from hub.config import HubConfigError, load_config
+    from configkit import ConfigError
+    from hub.config import load_config
     from hub.server import Hub
     from hub.store_api import StoreError
-    from hub.tokens import TokenFileError
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(Path(args.config))
-    except HubConfigError as exc:
+    except ConfigError as exc:
         for problem in exc.problems:
-            print(f"hub config: {problem}", file=sys.stderr)
+            print(f"hub config: {problem.severity}: {problem}", file=sys.stderr)
         return 2
 
     async def main() -> int:
         try:
             hub = Hub(config)
-        except TokenFileError as exc:
+        except ConfigError as exc:
             for problem in exc.problems:
-                print(f"token file: {problem}", file=sys.stderr)
+                print(f"token file {config.tokens}: {problem.severity}: {problem}",
+                      file=sys.stderr)
             return 2
         except StoreError as exc:
             print(f"hub: cannot start: {exc}", file=sys.stderr)

@@ -13,8 +13,9 @@ import pytest
 from hubkit import ROOT
 
 from api.wire import Role
-from hub.config import HubConfigError, load_config, parse_config
-from hub.tokens import Principal, TokenFileError, parse_tokens
+from configkit import ConfigError
+from hub.config import load_config, parse_config
+from hub.tokens import Principal, parse_tokens
 
 
 def test_minimal_config_and_relative_paths(tmp_path: Path) -> None:
@@ -25,11 +26,11 @@ def test_minimal_config_and_relative_paths(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
-    with pytest.raises(HubConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_config({"listen": {"port": 70000}, "client_queue": 0, "ping_interval": "x",
                       "max_message_bytes": 10, "max_frame_bytes": 5, "colour": "red"},
                      tmp_path)
-    text = "\n".join(info.value.problems)
+    text = "\n".join(map(str, info.value.problems))
     for key in ("listen.port", "client_queue", "ping_interval", "max_message_bytes",
                 "colour: unknown key", "tokens: required", "database: required", "tls:"):
         assert key in text, key
@@ -44,30 +45,30 @@ def test_load_limits_have_documented_defaults_and_named_problems(tmp_path: Path)
     cfg = parse_config(base | {"max_inflight_events": 500, "get_state_per_second": 0.5},
                        tmp_path)
     assert (cfg.max_inflight_events, cfg.get_state_per_second) == (500, 0.5)
-    with pytest.raises(HubConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_config(base | {"max_inflight_events": 0, "max_inflight_per_terminal": "x",
                              "client_max_filters": -1, "client_max_filter_names": 1.5,
                              "get_state_burst": True, "get_state_per_second": 0}, tmp_path)
-    text = "\n".join(info.value.problems)
+    text = "\n".join(map(str, info.value.problems))
     for key in ("max_inflight_events", "max_inflight_per_terminal", "client_max_filters",
                 "client_max_filter_names", "get_state_burst", "get_state_per_second"):
         assert f"{key}:" in text, key
 
 
 def test_plain_and_tls_are_exclusive(tmp_path: Path) -> None:
-    with pytest.raises(HubConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_config({"plain": True, "tls": {"cert": "c.pem"}, "tokens": "t",
                       "database": "d"}, tmp_path)
-    assert any(p.startswith("tls.key") for p in info.value.problems)
-    assert any(p.startswith("plain") for p in info.value.problems)
+    assert any(p.startswith("tls.key") for p in map(str, info.value.problems))
+    assert any(p.startswith("plain") for p in map(str, info.value.problems))
 
 
 def test_unreadable_or_invalid_yaml(tmp_path: Path) -> None:
-    with pytest.raises(HubConfigError):
+    with pytest.raises(ConfigError):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "hub.yaml"
     bad.write_text("listen: [unclosed")
-    with pytest.raises(HubConfigError):
+    with pytest.raises(ConfigError):
         load_config(bad)
 
 
@@ -95,7 +96,7 @@ def test_tokens_yaml_and_lines() -> None:
     ("tokens: nope\n", "tokens"),
 ])
 def test_token_file_problems(text: str, where: str) -> None:
-    with pytest.raises(TokenFileError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_tokens(text)
     assert where in str(info.value)
 
@@ -141,11 +142,12 @@ def test_store_names_postgresql_instead_of_the_sqlite_database(tmp_path: Path) -
     for raw, problem in (
             ({"store": url, "database": "d"}, "database: cannot be set together with store"),
             ({"store": "mysql://db/floor"}, "store: must be a postgresql:// URL"),
-            ({"store": 5}, "store: must be a postgresql:// URL"),
+            ({"store": 5}, "store: must be a non-empty string"),
             ({}, "database: required")):
-        with pytest.raises(HubConfigError) as info:
+        with pytest.raises(ConfigError) as info:
             parse_config({"plain": True, "tokens": "t"} | raw, tmp_path)
-        assert [p for p in info.value.problems if p.startswith(problem)], info.value.problems
+        got = [str(p) for p in info.value.problems]
+        assert [p for p in got if p.startswith(problem)], got
 
 
 def test_the_hub_command_says_why_the_store_cannot_be_opened(tmp_path: Path) -> None:
@@ -177,11 +179,11 @@ def test_timezone_and_gaming_day_start(tmp_path: Path) -> None:
     assert (cfg.timezone, cfg.gaming_day_start) == ("America/Los_Angeles", 6)
     assert (parse_config(base, tmp_path).timezone,
             parse_config(base, tmp_path).gaming_day_start) == ("UTC", 0)
-    with pytest.raises(HubConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_config({**base, "timezone": "Mars/Olympus", "gaming_day_start": 24}, tmp_path)
-    text = "\n".join(info.value.problems)
+    text = "\n".join(map(str, info.value.problems))
     assert "timezone: unknown IANA time zone 'Mars/Olympus'" in text
-    assert "gaming_day_start: must be an hour 0..23, got 24" in text
+    assert "gaming_day_start: must be an integer from 0 to 23, got 24" in text
 
 
 def test_bank_and_area_of_terminals_from_the_token_file() -> None:
@@ -189,6 +191,6 @@ def test_bank_and_area_of_terminals_from_the_token_file() -> None:
                          "  - {token: a, role: terminal, terminalId: T1, bank: 12, area: Pit A}\n"
                          "  - {token: b, role: terminal, terminalId: T2}\n")
     assert table.registry() == {"T1": {"bank": "12", "area": "Pit A"}}
-    with pytest.raises(TokenFileError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_tokens("tokens:\n  - {token: a, role: terminal, terminalId: T1, bank: [1]}\n")
-    assert info.value.problems == ["tokens[0].bank: must be a short name"]
+    assert [str(p) for p in info.value.problems] == ["tokens[0].bank: must be a short name"]
