@@ -46,7 +46,6 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
 from agent import __version__
-from agent.actions import Actions
 from agent.card_poller import CardPoller
 from agent.config import (
     Config,
@@ -56,21 +55,22 @@ from agent.config import (
     read_token,
     reloadable_diff,
 )
-from agent.control import ControlServer
-from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts
-from agent.interpreter import Interpreter
+from agent.derive.interpreter import Interpreter
+from agent.derive.meters import meter_name
+from agent.line.commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.line.interface import Line
 from agent.line.owner import LineOwner
 from agent.line.process import LineProcess, LineProcessError, open_line
-from agent.logs import register_secret, set_level
-from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
-from agent.meters import meter_name
-from agent.metrics import AgentMetrics, stop_server
-from agent.outbox import Outbox
-from agent.pipeline import Pipeline
-from agent.progress import Progress, Snapshot, status_text
-from agent.sdnotify import Notifier
-from agent.uplink import Uplink
+from agent.ops.control import ControlServer
+from agent.ops.diagnostics import MAIN_METERS, LineFacts, outbox_facts
+from agent.ops.logs import register_secret, set_level
+from agent.ops.metrics import AgentMetrics, stop_server
+from agent.ops.progress import Progress, Snapshot, status_text
+from agent.ops.sdnotify import Notifier
+from agent.store.outbox import Outbox
+from agent.store.pipeline import Pipeline
+from agent.uplink.actions import Actions
+from agent.uplink.client import Uplink
 from api.events import Event, StoredEvent, utc_timestamp
 from drivers import Transport
 from drivers.card_reader import CardReader

@@ -28,6 +28,7 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
 from agent.line.messages import (
     CHILD_COMM,
     EXIT_CANNOT_START,
@@ -56,8 +57,7 @@ from agent.line.messages import (
     Tick,
 )
 from agent.line.owner import LineOwner
-from agent.machine_commands import CommandRejectedError, CommandResult, MachineCommand
-from agent.metrics import BadFrameKind, PollResult
+from agent.ops.metrics import BadFrameKind, PollResult
 
 log = logging.getLogger(__name__)
 

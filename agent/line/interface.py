@@ -14,7 +14,7 @@ from collections.abc import Collection, Hashable, Iterable
 from concurrent.futures import Future
 from typing import Any, Generic, Protocol, TypeVar
 
-from agent.machine_commands import CommandRejectedError, CommandResult, MachineCommand
+from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
 from agent.reads import ReadRequest
 
 __all__ = ["Line", "OpenCommands"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.config import Config
-from agent.machine_commands import CommandResult, MachineCommand
+from agent.line.commands import CommandResult, MachineCommand
 from agent.reads import ReadRequest
 from drivers.base import Transport
 

@@ -9,7 +9,7 @@ its own thread and meets the others only through thread-safe hand-offs:
 - :meth:`LineOwner.status` is a locked snapshot for ``diag``.
 
 Each cycle, every configured address gets a general poll, then every address gets at most
-one long poll, chosen by its :class:`agent.schedule.MachineSchedule` (commands first). A poll
+one long poll, chosen by its :class:`agent.line.schedule.MachineSchedule` (commands first). A poll
 is driven through ``sas_protocol.HostProtocol``, which does the sync poll, implied ACK,
 retries and link health; this module does the I/O: it writes ``data_to_send()``, reads until
 the reply window (``reply_timeout_ms`` after the last byte written or received) closes, and
@@ -50,15 +50,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from agent.config import MachineConfig, PollConfig
-from agent.exceptions_map import CONFIRMED_CODES
-from agent.line.interface import OpenCommands
-from agent.machine_commands import (
+from agent.derive.exceptions_map import CONFIRMED_CODES
+from agent.line.commands import (
     CommandRejectedError,
     CommandResult,
     MachineCommand,
 )
-from agent.meter_reads import meter_key
-from agent.metrics import BadFrameKind, PollResult
+from agent.line.interface import OpenCommands
+from agent.line.meter_reads import meter_key
+from agent.line.schedule import MachineSchedule, Outputs
 from agent.observations import (
     ExceptionObserved,
     LinkDown,
@@ -67,8 +67,8 @@ from agent.observations import (
     Observation,
     RealTimeEventObserved,
 )
+from agent.ops.metrics import BadFrameKind, PollResult
 from agent.reads import ReadRequest
-from agent.schedule import MachineSchedule, Outputs
 from api.events import utc_timestamp
 from drivers.base import Transport, TransportClosedError, TransportError
 from sas_protocol.errors import CrcError, LengthError, UnexpectedAddressError
@@ -133,7 +133,7 @@ def _bad_frame_kind(event: FrameRejected) -> BadFrameKind:
 
 
 class LineMetrics(Protocol):
-    """What the line owner records: :class:`agent.metrics.AgentMetrics` in the daemon's
+    """What the line owner records: :class:`agent.ops.metrics.AgentMetrics` in the daemon's
     process; in the line process (:mod:`agent.line.process`) a recorder whose figures are
     shipped to the daemon's ``AgentMetrics``."""
 

@@ -17,7 +17,7 @@ reader thread dispatches what the child sends:
   the command; ``cancel()`` asks the child, so a command cancelled at its deadline never
   starts on the line, as with the thread);
 - poll counts, latencies, schedule deviations, bad frames and link states to the daemon's
-  :class:`agent.metrics.AgentMetrics` (the ``slot_agent_*`` metrics live in the daemon, which
+  :class:`agent.ops.metrics.AgentMetrics` (the ``slot_agent_*`` metrics live in the daemon, which
   serves them);
 - log records to the daemon's logging (same handlers, same format, same journal).
 
@@ -53,6 +53,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from agent.config import Config
+from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
 from agent.line.interface import OpenCommands
 from agent.line.messages import (
     EXIT_LINE_CRASHED,
@@ -80,9 +81,8 @@ from agent.line.messages import (
     Tick,
     TransportFactory,
 )
-from agent.machine_commands import CommandRejectedError, CommandResult, MachineCommand
-from agent.metrics import AgentMetrics
 from agent.observations import LinkDown, LinkUp, Observation
+from agent.ops.metrics import AgentMetrics
 from agent.reads import ReadRequest
 from drivers.base import Transport
 
@@ -102,7 +102,7 @@ class LineProcessError(Exception):
 
 def open_line(config: Config) -> Transport:
     """The serial line ``config.serial`` names (the daemon's default transport factory)."""
-    from agent.diagnostics import transport_options
+    from agent.ops.diagnostics import transport_options
     from drivers import open_transport
 
     port = config.serial.port

@@ -19,7 +19,7 @@ from cli.commands.options import add_config_option, command_parser
 
 if TYPE_CHECKING:
     from agent.config import Config
-    from agent.diagnostics import LineFacts, Report
+    from agent.ops.diagnostics import LineFacts, Report
 
 #: How long the daemon may take to answer (it polls the machine for identity and meters).
 CONTROL_TIMEOUT_S = 15.0
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(report.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        from agent.diagnostics import render_table
+        from agent.ops.diagnostics import render_table
 
         print(render_table(report))
     return report.exit_code
@@ -63,11 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
 def diagnose(config: Config, *, allow_daemon: bool = True,
              timeout: float = CONTROL_TIMEOUT_S) -> Report:
-    """Build the :class:`agent.diagnostics.Report` for ``config``."""
+    """Build the :class:`agent.ops.diagnostics.Report` for ``config``."""
     from agent.config import ConfigError, read_token
-    from agent.control import ControlError, ControlUnavailableError, control_request
-    from agent.diagnostics import LineFacts, outbox_facts, probe_uplink
-    from agent.logs import register_secret
+    from agent.ops.control import ControlError, ControlUnavailableError, control_request
+    from agent.ops.diagnostics import LineFacts, outbox_facts, probe_uplink
+    from agent.ops.logs import register_secret
 
     daemon: dict[str, Any] | None = None
     daemon_error: str | None = None  # the daemon is (probably) running but did not answer
@@ -107,7 +107,7 @@ def diagnose(config: Config, *, allow_daemon: bool = True,
 
 def probe_all(config: Config) -> list[LineFacts]:
     """Open the serial port here and probe every configured machine on it."""
-    from agent.diagnostics import LineFacts, probe_line, transport_options
+    from agent.ops.diagnostics import LineFacts, probe_line, transport_options
     from drivers import TransportError, open_transport
 
     port = config.serial.port
@@ -127,7 +127,7 @@ def probe_all(config: Config) -> list[LineFacts]:
 
 def _report(config: Config, lines: list[LineFacts], outbox: dict[str, Any] | None,
             uplink: dict[str, Any], source: str, daemon_uplink: dict[str, Any] | None) -> Report:
-    from agent.diagnostics import Check, Report, build_report
+    from agent.ops.diagnostics import Check, Report, build_report
 
     first = build_report(line=lines[0] if lines else None, outbox=outbox, uplink=uplink,
                          source=source, terminal_id=config.terminal_id,

@@ -12,7 +12,7 @@ import pytest
 from agent import __version__
 from agent.config import Config, config_hash, parse_config
 from agent.daemon import Daemon
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from drivers.base import Transport, Word
 from drivers.memory import MemoryTransport, pair
 from emulator.model import Machine

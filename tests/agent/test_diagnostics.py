@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import Config, parse_config
-from agent.diagnostics import (
+from agent.ops.diagnostics import (
     CHECK_IDS,
     CheckStatus,
     LineFacts,
@@ -19,7 +19,7 @@ from agent.diagnostics import (
     probe_uplink,
     render_table,
 )
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from api.events import Event
 from drivers.memory import MemoryTransport, pair
 from emulator.model import Machine
@@ -174,7 +174,7 @@ def test_clock_skew_thresholds(skew: float, status: CheckStatus) -> None:
 
 
 def test_the_tls_step_uses_the_uplinks_own_context(tmp_path: Path) -> None:
-    """diag builds the same TLS context as the uplink (agent.tls), so a client certificate
+    """diag builds the same TLS context as the uplink (agent.uplink.tls), so a client certificate
     that cannot be loaded fails the TLS step naming the key, as it would stop the daemon."""
     import socket
 

@@ -30,11 +30,11 @@ from uplink_kit import (
 from websockets.asyncio.server import ServerConnection, serve
 
 from agent.config import ConfigError
-from agent.logs import RedactingFilter
-from agent.metrics import AgentMetrics
-from agent.outbox import Outbox
+from agent.ops.logs import RedactingFilter
+from agent.ops.metrics import AgentMetrics
 from agent.retry import jittered_doubling
-from agent.uplink import Uplink
+from agent.store.outbox import Outbox
+from agent.uplink.client import Uplink
 from api import wire
 from api.events import Event
 from tests.support.waits import wait_for
@@ -333,7 +333,7 @@ async def test_never_more_than_window_events_unacknowledged(outbox: Outbox) -> N
 async def test_refused_tokens_are_retried_with_backoff_until_valid(
         hub: HubRunner, outbox: Outbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="agent.uplink")
+    caplog.set_level(logging.INFO, logger="agent.uplink.client")
     token_file = tmp_path / "token"
     token_file.write_text("tok-ops")  # an operator token on the terminal path: 403
     outbox.commit(bet(2), None)

@@ -22,11 +22,11 @@ from uplink_kit import (
 )
 from websockets.asyncio.server import ServerConnection, serve
 
-from agent.actions import Actions
-from agent.machine_commands import CommandKind, CommandResult, MachineCommand
+from agent.line.commands import CommandKind, CommandResult, MachineCommand
 from agent.observations import HostLockChanged, Observation
-from agent.outbox import Outbox
-from agent.uplink import Uplink
+from agent.store.outbox import Outbox
+from agent.uplink.actions import Actions
+from agent.uplink.client import Uplink
 from api import wire
 from api.events import Event
 from tests.support.waits import wait_for

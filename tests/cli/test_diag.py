@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from slot_agent_procs import HubHandle, run_cli, start_emulator, write_agent_config
 
-from agent.diagnostics import CHECK_IDS
+from agent.ops.diagnostics import CHECK_IDS
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_invalid_config_exits_2(tmp_path: Path) -> None:
 def test_a_daemon_that_does_not_answer_keeps_diag_off_the_port(tmp_path: Path) -> None:
     import threading
 
-    from agent.control import ControlServer
+    from agent.ops.control import ControlServer
 
     cfg = write_agent_config(tmp_path, port="/dev/ttyNOPE7")
     socket_path = next(line.split(": ", 1)[1] for line in cfg.read_text().splitlines()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from tests.support.waits import wait_until
 
 from .agent_rig import AgentRig

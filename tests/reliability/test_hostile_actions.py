@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from agent.actions import Actions
-from agent.machine_commands import CommandResult, MachineCommand
+from agent.line.commands import CommandResult, MachineCommand
 from agent.observations import Observation
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
+from agent.uplink.actions import Actions
 from api import wire
 from api.events import Event
 

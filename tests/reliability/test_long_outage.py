@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import UplinkConfig
-from agent.outbox import Outbox
-from agent.uplink import Uplink
+from agent.store.outbox import Outbox
+from agent.uplink.client import Uplink
 from api.events import Event, utc_timestamp
 from tests.support.waits import wait_for
 

@@ -76,17 +76,17 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from agent import __version__
 from agent.config import ConfigError, Problem, UplinkConfig, hub_urls
-from agent.logs import register_secret
-from agent.metrics import AgentMetrics
-from agent.outbox import EventFrame, Outbox, OutboxError, OutboxReader
+from agent.ops.logs import register_secret
+from agent.ops.metrics import AgentMetrics
 from agent.retry import jittered_doubling
-from agent.tls import client_ssl_context
+from agent.store.outbox import EventFrame, Outbox, OutboxError, OutboxReader
+from agent.uplink.tls import client_ssl_context
 from api import wire
 from api.wire import ActionAckStatus, ActionStatus, CloseCode, ErrorCode, MessageType
 
 __all__ = ["ActionHandler", "Uplink", "UplinkError", "UplinkState"]
 
-log = logging.getLogger("agent.uplink")
+log = logging.getLogger("agent.uplink.client")
 _T = TypeVar("_T")
 
 #: ``Actions.handle``: takes an ``action`` frame and a reply callable.

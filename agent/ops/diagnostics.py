@@ -36,9 +36,9 @@ from urllib.parse import urlsplit
 
 from agent import __version__
 from agent.config import Config, ConfigError
-from agent.discovery import money_sources
-from agent.meters import meter_name
-from agent.tls import client_ssl_context
+from agent.derive.meters import meter_name
+from agent.line.discovery import money_sources
+from agent.uplink.tls import client_ssl_context
 from drivers.base import Transport, TransportError
 from sas_protocol.denominations import denomination_cents
 from sas_protocol.hexdump import elided_hex
@@ -420,7 +420,7 @@ def line_facts_port_error(port: str, address: int, error: BaseException) -> Line
 
 def outbox_facts(path: str, *, now: float | None = None) -> dict[str, Any]:
     """Read-only look at the outbox file (safe while the daemon writes to it)."""
-    from agent.outbox import Outbox, OutboxError
+    from agent.store.outbox import Outbox, OutboxError
 
     now = time.time() if now is None else now
     try:
@@ -483,7 +483,7 @@ def probe_uplink(config: Config, token: str | None, *, timeout: float = 5.0,
     context: ssl.SSLContext | None = None
     try:
         if secure:
-            # The uplink's own context (agent.tls), so diag tests the handshake the daemon
+            # The uplink's own context (agent.uplink.tls), so diag tests the handshake the daemon
             # makes: the same CA, client certificate and TLS 1.2 floor.
             try:
                 context = client_ssl_context(config.uplink)
@@ -665,11 +665,11 @@ def _machine_info_check(line: LineFacts) -> Check:
 
 
 def _money_sources(line: LineFacts) -> dict[str, str]:
-    """Which money classes the machine can meter, and from what (agent.discovery)."""
+    """Which money classes the machine can meter, and from what (agent.line.discovery)."""
     ignored = {int(p[3:], 16) for p in line.ignored_polls
                if p.startswith("LP ") and len(p) == 5}
     if 0x2F in ignored:
-        ignored |= {0x6F, 0xAF}  # the stepdown tries 6F/AF before 2F (agent.meter_reads)
+        ignored |= {0x6F, 0xAF}  # the stepdown tries 6F/AF before 2F (agent.line.meter_reads)
     return money_sources(ignored)
 
 
