@@ -10,6 +10,10 @@ Secrets never live in this file: the hub token comes from ``uplink.token_file`` 
 ``uplink.token_env`` (:func:`read_token`), the action-signing key from
 ``actions.hmac_key_file``. Relative paths are resolved against the config file's directory.
 The example file ``config.example.yaml`` documents every key and its default.
+
+Size: over 500 lines on purpose: each section's dataclass stands beside its parser, so that
+one file says every key, default and bound that config.example.yaml and docs/operations.md
+print (tests check the three agree).
 """
 
 from __future__ import annotations
