@@ -28,3 +28,4 @@ async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]
         validate_frame(msg)
 
 
+
