@@ -9,7 +9,13 @@ import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from uplink_kit import (
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from agent.store.outbox import Outbox
+from agent.uplink.client import Uplink
+from tests.agent.uplink_kit import (
     TERMINAL,
     TERMINAL_TOKEN,
     HubRunner,
@@ -19,12 +25,6 @@ from uplink_kit import (
     uplink_config,
     wait_for,
 )
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
-
-from agent.store.outbox import Outbox
-from agent.uplink.client import Uplink
 
 
 def _uplink(urls: tuple[str, ...], outbox: Outbox) -> Uplink:

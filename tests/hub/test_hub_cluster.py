@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hubkit import HubHarness, Peer, Traffic, event_frame, validate_frame
 
 from api import wire
 from hub.server import Hub
+from tests.hub.hubkit import HubHarness, Peer, Traffic, event_frame, validate_frame
 from tests.support.waits import wait_for
 
 
@@ -320,7 +320,8 @@ async def test_with_postgresql_the_audit_works_and_history_queries_say_they_cann
     import json
 
     import jsonschema
-    from hubkit import SCHEMA_DIR, http_get, http_json
+
+    from tests.hub.hubkit import SCHEMA_DIR, http_get, http_json
 
     error_schema = json.loads((SCHEMA_DIR / "api" / "error.json").read_text())
 

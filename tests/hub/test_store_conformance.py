@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hubkit import event_frame
 
 from api import wire
 from hub.store import HubStore
 from hub.store_api import EventWrite, Store
+from tests.hub.hubkit import event_frame
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
