@@ -29,6 +29,10 @@ thread all stop the pings, and systemd restarts the service (``WatchdogSec=``).
 A line process that dies (killed, crashed) is not waited for: its machine links are reported
 down, the daemon stops in order and :meth:`Daemon.run` returns :data:`EXIT_LINE_FAILED`, so
 systemd restarts the whole service at once (``Restart=on-failure``), as for any failure.
+
+Size: over 500 lines on purpose: start-up, reload and shutdown are ordered sequences over the
+same parts (line, pipeline, outbox, uplink, control socket, metrics), read top to bottom in
+one place; what each part does lives in its own module.
 """
 
 from __future__ import annotations

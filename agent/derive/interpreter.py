@@ -18,6 +18,10 @@ Money rules (docs/events.md, "Money"):
   covers the gap with single events marked ``reconciled: true``; 7E/7F arriving within
   ``backlog_window`` seconds of the link-up or power-up are the machine's queued backlog and
   give no ``gameStarted``/``gameEnded``.
+
+Size: over 500 lines on purpose: the money, door, game and backlog rules act on one machine
+state in one step, and their order matters (a reset before a delta, a backlog window before
+a game start); the ledgers that stand alone are in tickets.py, bills.py and sessions.py.
 """
 
 from __future__ import annotations

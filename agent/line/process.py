@@ -32,6 +32,10 @@ When the child dies unexpectedly (killed, crashed), the reader thread fails the 
 flight, reports every machine link that was up as down (``LinkDown``, reason "the line
 process exited: ...") and calls ``on_exit``; the daemon then stops in order with a failure
 status and systemd restarts the service (docs/operations.md).
+
+Size: over 500 lines on purpose: one class, the proxy, whose start, stop, submit, queries
+and reader thread all guard the same child and the same futures; split, each part would
+need the others' locks.
 """
 
 from __future__ import annotations

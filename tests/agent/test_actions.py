@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
-from uplink_kit import TERMINAL, FakeLine, Sinks
 
 from agent.line.commands import (
     CommandKind,
@@ -26,6 +25,7 @@ from agent.store.outbox import Outbox
 from agent.uplink import actions as actions_module
 from agent.uplink.actions import ACTION_NAMES, Actions
 from api import wire
+from tests.agent.uplink_kit import TERMINAL, FakeLine, Sinks
 from tests.support.waits import wait_for
 
 KEY = b"0123456789abcdef-terminal-key"

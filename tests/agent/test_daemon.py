@@ -354,10 +354,9 @@ async def test_a_reload_lets_running_actions_finish(
         tmp_path: Path, host_end: MemoryTransport) -> None:
     """Replacing the uplink on reload must not cancel an action in flight: it completes,
     its result is stored and its actionCompleted event committed."""
-    from uplink_kit import TERMINAL, TERMINAL_TOKEN, HubRunner, Operator
-
     from agent.config import load_config
     from api import wire
+    from tests.agent.uplink_kit import TERMINAL, TERMINAL_TOKEN, HubRunner, Operator
 
     hub = HubRunner(tmp_path)
     await hub.start()

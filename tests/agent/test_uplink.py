@@ -17,16 +17,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
-from uplink_kit import (
-    TERMINAL,
-    TERMINAL_TOKEN,
-    HubRunner,
-    Operator,
-    Proxy,
-    bet,
-    open_outbox,
-    uplink_config,
-)
 from websockets.asyncio.server import ServerConnection, serve
 
 from agent.config import ConfigError
@@ -37,6 +27,16 @@ from agent.store.outbox import Outbox
 from agent.uplink.client import Uplink
 from api import wire
 from api.events import Event
+from tests.agent.uplink_kit import (
+    TERMINAL,
+    TERMINAL_TOKEN,
+    HubRunner,
+    Operator,
+    Proxy,
+    bet,
+    open_outbox,
+    uplink_config,
+)
 from tests.support.waits import wait_for
 
 
@@ -372,7 +372,7 @@ async def test_hello_refused_for_another_terminal_is_retried(
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
-    from uplink_kit import make_pki
+    from tests.agent.uplink_kit import make_pki
 
     base = tmp_path_factory.mktemp("pki")
     return make_pki(base, "good"), make_pki(base, "other")

@@ -10,16 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from uplink_kit import (
-    TERMINAL,
-    TERMINAL_TOKEN,
-    FakeLine,
-    HubRunner,
-    Operator,
-    Proxy,
-    open_outbox,
-    uplink_config,
-)
 from websockets.asyncio.server import ServerConnection, serve
 
 from agent.line.commands import CommandKind, CommandResult, MachineCommand
@@ -29,6 +19,16 @@ from agent.uplink.actions import Actions
 from agent.uplink.client import Uplink
 from api import wire
 from api.events import Event
+from tests.agent.uplink_kit import (
+    TERMINAL,
+    TERMINAL_TOKEN,
+    FakeLine,
+    HubRunner,
+    Operator,
+    Proxy,
+    open_outbox,
+    uplink_config,
+)
 from tests.support.waits import wait_for
 
 KEY = b"shared-action-key-0123456789"

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from slot_agent_procs import Proc, run_cli, start_emulator, write_agent_config
 
 from agent.ops.control import ControlRequestError, control_request
 from api.capture import parse_capture
+from tests.cli.slot_agent_procs import Proc, run_cli, start_emulator, write_agent_config
 
 
 @pytest.fixture

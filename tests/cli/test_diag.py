@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slot_agent_procs import HubHandle, run_cli, start_emulator, write_agent_config
 
 from agent.ops.diagnostics import CHECK_IDS
+from tests.cli.slot_agent_procs import HubHandle, run_cli, start_emulator, write_agent_config
 
 
 @pytest.fixture
@@ -209,8 +209,7 @@ def test_an_outbox_of_another_terminal_fails_diag_and_check_config(
 
 def test_daemon_running_with_its_tcp_link_refused_blames_the_link_not_the_cable(
         tmp_path: Path) -> None:
-    from slot_agent_procs import Proc
-
+    from tests.cli.slot_agent_procs import Proc
     from tests.support.waits import wait_until
 
     emu, url = start_emulator()
@@ -262,9 +261,8 @@ def test_a_stopped_daemon_is_reported_as_stopped_or_stale(tmp_path: Path) -> Non
 
 def test_with_the_daemons_session_up_diag_does_not_replace_it(
         tmp_path: Path, emulator: str, hub: HubHandle) -> None:
-    from slot_agent_procs import Proc
-
     from agent.ops.control import control_request
+    from tests.cli.slot_agent_procs import Proc
     from tests.support.waits import wait_until
 
     cfg = write_agent_config(tmp_path, port=emulator, hub=hub)

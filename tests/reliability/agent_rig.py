@@ -22,9 +22,8 @@ from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import Machine
 from emulator.model import MachineConfig as EmulatedConfig
 from emulator.server import Emulator
+from tests.reliability.system_rig import MONEY
 from tests.support.waits import wait_until
-
-from .system_rig import MONEY
 
 TERMINAL = "T-REL"
 #: A short snapshot period: a meter whose exception was lost (a corrupted exception byte, a

@@ -19,9 +19,8 @@ from agent.store.outbox import Outbox
 from agent.uplink.actions import Actions
 from api import wire
 from api.events import Event
-
-from .hostile_frames import mutate
-from .reliability_kit import long_or_short
+from tests.reliability.hostile_frames import mutate
+from tests.reliability.reliability_kit import long_or_short
 
 TERMINAL = "T1"
 KEY = b"k" * 32
