@@ -10,6 +10,10 @@ Secrets never live in this file: the hub token comes from ``uplink.token_file`` 
 ``uplink.token_env`` (:func:`read_token`), the action-signing key from
 ``actions.hmac_key_file``. Relative paths are resolved against the config file's directory.
 The example file ``config.example.yaml`` documents every key and its default.
+
+Size: over 500 lines on purpose: each section's dataclass stands beside its parser, so that
+one file says every key, default and bound that config.example.yaml and docs/operations.md
+print (tests check the three agree).
 """
 
 from __future__ import annotations
@@ -131,7 +135,10 @@ class OutboxConfig:
 
 @dataclass(frozen=True, slots=True)
 class UplinkConfig:
-    url: str | None = None  # None: no uplink, events stay in the outbox
+    url: str | None = None  # None: no uplink, events stay in the outbox; else the first URL
+    #: Every hub URL in the order tried (``uplink.url`` as a list: hub instances serving one
+    #: floor); empty when ``url`` is the only one.
+    urls: tuple[str, ...] = ()
     allow_insecure: bool = False
     ca_file: str | None = None
     client_cert_file: str | None = None
@@ -143,6 +150,13 @@ class UplinkConfig:
     reconnect_max_delay_s: float = 60.0
     heartbeat_interval_s: float = 10.0
     heartbeat_timeout_s: float = 10.0
+
+
+def hub_urls(config: UplinkConfig) -> tuple[str, ...]:
+    """The hub URLs to try, in order (``uplink.url``: one, or a list)."""
+    if config.urls:
+        return config.urls
+    return () if config.url is None else (config.url,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,20 +382,31 @@ def _parse_uplink(data: Any, problems: list[Problem], base: Path | None) -> Upli
                            "backed up and world-readable); put the token in a file named by "
                            "uplink.token_file (mode 0640, root:slot-agent) or in the "
                            "variable named by uplink.token_env")
-    url = sec.optional_string("url", d.url)
+    urls: tuple[str, ...] = ()
+    if isinstance(sec.data.get("url"), list):
+        # Several hub instances serving one floor (docs/operations.md): tried in order.
+        urls = sec.strings("url", ())
+        if sec.data["url"] == []:
+            sec.error("url", "a list of hub URLs must name at least one")
+        if len(set(urls)) != len(urls):
+            sec.error("url", "the same hub URL is listed twice")
+        url = urls[0] if urls else None
+    else:
+        url = sec.optional_string("url", d.url)
     allow_insecure = sec.boolean("allow_insecure", d.allow_insecure)
-    if url is not None:
-        if url.startswith("ws://"):
+    for one in urls or ((url,) if url is not None else ()):
+        if one.startswith("ws://"):
             if not allow_insecure:
                 sec.error("url", "ws:// sends the token and events in clear text; use wss:// "
                                  "or set uplink.allow_insecure: true (test benches only)")
-        elif not url.startswith("wss://"):
-            sec.error("url", f"must start with wss:// (or ws://), got {show(url)}")
+        elif not one.startswith("wss://"):
+            sec.error("url", f"must start with wss:// (or ws://), got {show(one)}")
     files = {name: _resolve(sec.optional_string(name), base)
              for name in ("ca_file", "client_cert_file", "client_key_file", "token_file")}
     token_env = sec.optional_string("token_env", d.token_env)
     cfg = UplinkConfig(
         url=url,
+        urls=urls if len(urls) > 1 else (),
         allow_insecure=allow_insecure,
         ca_file=files["ca_file"],
         client_cert_file=files["client_cert_file"],

@@ -29,6 +29,10 @@ thread all stop the pings, and systemd restarts the service (``WatchdogSec=``).
 A line process that dies (killed, crashed) is not waited for: its machine links are reported
 down, the daemon stops in order and :meth:`Daemon.run` returns :data:`EXIT_LINE_FAILED`, so
 systemd restarts the whole service at once (``Restart=on-failure``), as for any failure.
+
+Size: over 500 lines on purpose: start-up, reload and shutdown are ordered sequences over the
+same parts (line, pipeline, outbox, uplink, control socket, metrics), read top to bottom in
+one place; what each part does lives in its own module.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
 from agent import __version__
-from agent.actions import Actions
 from agent.card_poller import CardPoller
 from agent.config import (
     Config,
@@ -56,21 +59,23 @@ from agent.config import (
     read_token,
     reloadable_diff,
 )
-from agent.control import ControlServer
-from agent.diagnostics import MAIN_METERS, LineFacts, outbox_facts
-from agent.interpreter import Interpreter
+from agent.derive.interpreter import Interpreter
+from agent.derive.meters import meter_name
+from agent.line.commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.line.interface import Line
 from agent.line.owner import LineOwner
 from agent.line.process import LineProcess, LineProcessError, open_line
-from agent.logs import register_secret, set_level
-from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
-from agent.meters import meter_name
-from agent.metrics import AgentMetrics, stop_server
-from agent.outbox import Outbox
-from agent.pipeline import Pipeline
-from agent.progress import Progress, Snapshot, status_text
-from agent.sdnotify import Notifier
-from agent.uplink import Uplink
+from agent.ops.control import ControlServer
+from agent.ops.diagnostics import MAIN_METERS, LineFacts, outbox_facts
+from agent.ops.logs import register_secret, set_level
+from agent.ops.metrics import AgentMetrics, stop_server
+from agent.ops.progress import Progress, Snapshot, status_text
+from agent.ops.sdnotify import Notifier
+from agent.store.outbox import Outbox
+from agent.store.pipeline import Pipeline
+from agent.uplink.actions import Actions
+from agent.uplink.client import Uplink
+from api.capture import build_header as build_capture_header
 from api.events import Event, StoredEvent, utc_timestamp
 from drivers import Transport
 from drivers.card_reader import CardReader
@@ -85,6 +90,8 @@ STATUS_INTERVAL_S = 2.0
 PRUNE_INTERVAL_S = 3600.0
 #: On stop, how long the uplink may take to deliver the last events (agentStopping).
 DRAIN_TIMEOUT_S = 3.0
+#: The longest ``slot-agent capture`` (seconds): the frames are held in memory meanwhile.
+MAX_CAPTURE_S = 600
 #: How long ``diag`` over the control socket waits for a fresh meter read.
 DIAG_READ_TIMEOUT_S = 5.0
 #: What :meth:`Daemon.run` returns after the line process died: not 0, so systemd's
@@ -290,6 +297,7 @@ class Daemon:
             control = ControlServer(config.control_socket, {
                 "status": lambda params: self.status(),
                 "diag": lambda params: self.diag_facts(),
+                "capture": self.capture_frames,
             })
             try:
                 await asyncio.to_thread(control.start)
@@ -613,7 +621,7 @@ class Daemon:
             status = self.line.status()
             for machine in status["machines"].values():
                 lines.append(self._line_facts(status, machine).to_json())
-        outbox = outbox_facts(self.config.outbox.path)
+        outbox = outbox_facts(self.config.outbox.path, terminal_id=self.config.terminal_id)
         if self.outbox is not None:
             outbox["recoveredFrom"] = self.outbox.recovered_from
         uplink: dict[str, Any] | None = None
@@ -621,8 +629,40 @@ class Daemon:
             state = self.uplink.state
             uplink = {"state": "connected" if state.connected else
                       f"not connected ({state.last_error or 'connecting'})",
+                      "connected": state.connected,
                       "reconnects": state.reconnects, "hubAckedSeq": state.hub_acked_seq}
         return {"lines": lines, "outbox": outbox, "uplink": uplink}
+
+    def capture_frames(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Control ``capture``: every frame on the line for ``params["seconds"]`` (blocks this
+        control thread that long; the line owner only appends to a buffer meanwhile)."""
+        seconds = params.get("seconds")
+        if (not isinstance(seconds, int | float) or isinstance(seconds, bool)
+                or not 0 < seconds <= MAX_CAPTURE_S):
+            raise ValueError(f"seconds must be a number above 0 and at most {MAX_CAPTURE_S}")
+        line = self.line
+        if line is None:
+            raise RuntimeError("the line is not running")
+        started = self._clock()
+        machines = {key: {"linkUp": bool(m.get("linkUp")), "identity": m.get("machine") or {}}
+                    for key, m in line.status()["machines"].items()}
+        line.start_capture()
+        try:
+            threading.Event().wait(float(seconds))
+        finally:
+            taken = line.stop_capture()
+        header = build_capture_header(
+            terminal_id=self.config.terminal_id, port=self.config.serial.port,
+            addresses=[m.address for m in self.config.machines],
+            sync_address=self.config.poll.sync_address,
+            started_at=started, seconds=float(seconds), agent_version=__version__,
+            rte=any(m.rte for m in self.config.machines),
+            link_down_after=self.config.poll.link_down_after,
+            dropped=int(taken.get("dropped", 0)))
+        header["machines"] = machines
+        if taken.get("error"):
+            header["error"] = taken["error"]
+        return {"header": header, "frames": taken.get("frames", [])}
 
     def _line_facts(self, status: Mapping[str, Any], machine: Mapping[str, Any]) -> LineFacts:
         line = self.line
@@ -630,6 +670,11 @@ class Daemon:
         address = int(machine["address"])
         facts = LineFacts(port=self.config.serial.port, address=address, port_opened=True)
         facts.general_poll_ok = bool(machine["linkUp"])
+        error = status.get("error")
+        if error and not facts.general_poll_ok:
+            # The line itself failed (TCP refused, adapter gone, permission): that is the
+            # cause to report, not the cable or the address of a machine never reached.
+            facts.port_opened, facts.port_error = False, f"in the running agent: {error}"
         if not facts.general_poll_ok:
             facts.general_poll_error = (status.get("error") or
                                         f"link down since {machine.get('since') or 'start'}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from agent.meters import Meter
+from agent.derive.meters import Meter
 from agent.observations import MeterReason
 from agent.retry import doubling
 
@@ -77,8 +77,8 @@ GAME_END_METERS: tuple[int, ...] = (
     Meter.ATTENDANT_PAID_PROGRESSIVE_WIN, Meter.ATTENDANT_PAID_EXTERNAL_BONUS,
 )
 #: bills: 0B (LP 46 on a legacy machine), the count meters (LP 1E's six), LP 20's dollars
-#: (legacy only: agent.meter_reads never puts the stand-in in a 6F/2F request), and the total
-#: drop, the only bill meter of a machine that answers just the meter polls (agent/bills.py).
+#: (legacy only: agent.line.meter_reads never puts the stand-in in a 6F/2F request), and the total
+#: drop, the only bill meter of a machine that answers just the meter polls (agent/derive/bills.py).
 BILL_METERS: tuple[int, ...] = (Meter.BILLS, Meter.CURRENT_CREDITS, *_BILL_COUNTS,
                                 Meter.BILL_DOLLARS, Meter.TOTAL_DROP)
 TICKET_METERS: tuple[int, ...] = (

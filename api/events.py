@@ -88,7 +88,7 @@ CATALOG: Mapping[str, Channel] = {
 
 #: Events whose channel is chosen per event (``Event.route``) among these; the catalog
 #: channel is the default. A SAS exception code with no specific event becomes
-#: ``machineException`` on its category's channel (agent.exceptions_map.CATEGORY_CHANNEL).
+#: ``machineException`` on its category's channel (agent.derive.exceptions_map.CATEGORY_CHANNEL).
 ROUTED_EVENTS: Mapping[str, frozenset[Channel]] = {
     "machineException": frozenset({Channel.GAME, Channel.CASH, Channel.ALERTS, Channel.SYSTEM}),
 }

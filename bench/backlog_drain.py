@@ -1,7 +1,7 @@
 """Backlog drain: a buffered backlog delivered to the hub and acknowledged over loopback.
 
-The agent side is the real thing: an :class:`agent.outbox.Outbox` holding ``--events``
-unacknowledged ``betPlaced`` events and the :class:`agent.uplink.Uplink` streaming them with
+The agent side is the real thing: an :class:`agent.store.outbox.Outbox` holding ``--events``
+unacknowledged ``betPlaced`` events and the :class:`agent.uplink.client.Uplink` streaming them with
 its window to a reference hub (``slot-agent hub``, its own process, a fresh database per run).
 The clock runs from the uplink's start (connect, ``hello``/``welcome`` included) until the
 hub's cumulative ``ack`` covers the last event.
@@ -36,8 +36,8 @@ from benchlib import Verdict, exit_with, header, median, verdicts
 from procs import ROOT, SLOT_AGENT
 
 from agent.config import UplinkConfig
-from agent.outbox import Outbox
-from agent.uplink import Uplink
+from agent.store.outbox import Outbox
+from agent.uplink.client import Uplink
 from api.events import Event, utc_timestamp
 
 TERMINAL = "BENCH-1"

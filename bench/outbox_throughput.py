@@ -3,7 +3,7 @@
 Three ways to store the same ``betPlaced`` events (with their meters, about 170 bytes each)
 in a WAL database with ``synchronous=FULL``:
 
-- **group commit**: :meth:`agent.outbox.Outbox.commit` with a batch of events and the new
+- **group commit**: :meth:`agent.store.outbox.Outbox.commit` with a batch of events and the new
   state, one transaction (one fsync) per batch — what the pipeline does;
 - **naive** (baseline): the same call with one event per transaction;
 - **limit**: raw ``executemany`` of the same events into the same table with the same
@@ -30,7 +30,7 @@ from typing import Any
 
 from benchlib import Verdict, exit_with, header, median, repeat, verdicts
 
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from api.events import Event, utc_timestamp
 
 TERMINAL = "BENCH-1"

@@ -67,14 +67,14 @@ from procs import EmulatorProcess, GridSleeper, HubProcess, TimedFactory, read_p
 from prometheus_client import CollectorRegistry
 
 from agent.config import Config, UplinkConfig, parse_config
-from agent.interpreter import Interpreter
+from agent.derive.interpreter import Interpreter
 from agent.line.messages import NICE_AHEAD, RT_PRIORITY, TICK_S
 from agent.line.owner import LineOwner
 from agent.line.process import LineProcess
-from agent.metrics import AgentMetrics
-from agent.outbox import Outbox
-from agent.pipeline import Pipeline
-from agent.uplink import Uplink
+from agent.ops.metrics import AgentMetrics
+from agent.store.outbox import Outbox
+from agent.store.pipeline import Pipeline
+from agent.uplink.client import Uplink
 from api.events import Event, StoredEvent, utc_timestamp
 
 TERMINAL = "BENCH-1"

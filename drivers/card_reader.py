@@ -15,14 +15,14 @@ from typing import Any
 
 import serial
 
-from drivers.base import TransportClosedError, TransportIOError, TransportOpenError
+from drivers.base import TransportClosedError, TransportIOError
 from drivers.card_format import (
     DEFAULT_CARD_PATTERN,
     DEFAULT_REMOVAL_PATTERN,
     CardEvent,
     CardLineParser,
 )
-from drivers.uart import open_error_hint
+from drivers.uart import open_port
 
 __all__ = ["CardEvent", "CardReader"]
 
@@ -120,19 +120,6 @@ class CardReader:
 
 
 def _open(url: str, baudrate: int) -> Any:
-    try:
-        port = serial.serial_for_url(url, do_not_open=True)
-    except (ValueError, serial.SerialException) as exc:
-        raise TransportOpenError(url, f"not a usable serial URL: {exc}") from exc
-    port.baudrate = baudrate
-    port.bytesize = serial.EIGHTBITS
-    port.parity = serial.PARITY_NONE
-    port.stopbits = serial.STOPBITS_ONE
-    port.timeout = _SLICE_S
-    try:
-        port.open()
-    except (serial.SerialException, OSError) as exc:
-        hint = open_error_hint(getattr(exc, "errno", None))
-        reason = f"{exc}; {hint}" if hint else str(exc)
-        raise TransportOpenError(url, f"cannot open: {reason}") from exc
-    return port
+    # a card reader is an ordinary 8N1 serial device, not opened exclusively
+    return open_port(url, baudrate=baudrate, parity=serial.PARITY_NONE, timeout=_SLICE_S,
+                     exclusive=False)

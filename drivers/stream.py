@@ -8,17 +8,11 @@ thread ends a pending read at once.
 from __future__ import annotations
 
 import abc
-import contextlib
 import logging
-import os
 import select
-import threading
 import time
-from collections import deque
 
 from drivers.base import (
-    Transport,
-    TransportClosedError,
     TransportEOFError,
     TransportIOError,
     Word,
@@ -26,27 +20,21 @@ from drivers.base import (
     frame_words,
 )
 from drivers.ninebit import NineBitDecoder, encode
+from drivers.selectable import SelectableTransport
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 4096
-# How long close() waits for a reader in another thread to leave select().
-_CLOSE_GRACE_S = 2.0
 
 
-class StreamTransport(Transport):
+class StreamTransport(SelectableTransport):
     """Shared machinery; subclasses say how to read, write and close their stream."""
 
     def __init__(self, name: str, *, write_timeout: float = 2.0) -> None:
         self.name = name
         self.write_timeout = write_timeout
         self._decoder = NineBitDecoder(name)
-        self._pending: deque[Word] = deque()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._closed = False
-        self._io_lock = threading.Lock()
+        self._init_waiting()
 
     # -- what a subclass provides -------------------------------------------------------
 
@@ -99,35 +87,19 @@ class StreamTransport(Transport):
             select.select([self._wake_r], [self._fileno()], [], remaining)
             self._check_open()
 
-    def read(self, deadline: float, max_words: int = 512) -> list[Word]:
-        if max_words < 1:
-            raise ValueError(f"max_words must be at least 1, not {max_words}")
+    def _wait_and_read(self, remaining: float) -> bytes:
+        try:
+            ready, _, _ = select.select([self._fileno(), self._wake_r], [], [], remaining)
+        except (OSError, ValueError) as exc:
+            self._check_open()
+            raise TransportIOError(self.name, f"wait failed: {exc}") from exc
         self._check_open()
-        if self._pending:
-            return self._take(max_words)
-        with self._io_lock:
-            while True:
-                self._check_open()
-                # A deadline already passed still gets one look at the line: a reply that
-                # arrived within its window must not become a timeout because the caller
-                # was scheduled late.
-                remaining = max(0.0, deadline - time.monotonic())
-                try:
-                    ready, _, _ = select.select([self._fileno(), self._wake_r], [], [], remaining)
-                except (OSError, ValueError) as exc:
-                    self._check_open()
-                    raise TransportIOError(self.name, f"wait failed: {exc}") from exc
-                self._check_open()
-                if self._fileno() not in ready:
-                    if remaining <= 0:
-                        return []
-                    continue
-                data = self._recv_or_raise()
-                if data is None:
-                    continue
-                self._pending.extend(self._decoder.feed(data))
-                if self._pending:
-                    return self._take(max_words)
+        if self._fileno() not in ready:
+            return b""
+        return self._recv_or_raise() or b""
+
+    def _accept(self, data: bytes) -> None:
+        self._pending.extend(self._decoder.feed(data))
 
     def discard_input(self) -> None:
         self._check_open()
@@ -141,30 +113,10 @@ class StreamTransport(Transport):
             self._pending.clear()
             self._decoder.reset()
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"\0")
-        got = self._io_lock.acquire(timeout=_CLOSE_GRACE_S)
-        try:
-            self._close_stream()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-        finally:
-            if got:
-                self._io_lock.release()
+    def _release_device(self) -> None:
+        self._close_stream()
 
     # -- helpers ------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise TransportClosedError(self.name, "transport is closed")
-
-    def _take(self, max_words: int) -> list[Word]:
-        count = min(max_words, len(self._pending))
-        return [self._pending.popleft() for _ in range(count)]
 
     def _recv_or_raise(self) -> bytes | None:
         try:

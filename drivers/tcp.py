@@ -4,14 +4,13 @@ and a listener for the emulator.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import select
 import socket
 import time
 from urllib.parse import urlsplit
 
 from drivers.base import TransportClosedError, TransportOpenError
+from drivers.selectable import WakePipe
 from drivers.stream import StreamTransport
 
 __all__ = ["TcpListener", "TcpTransport", "connect", "parse_tcp_url", "tcp_listen"]
@@ -82,7 +81,7 @@ class TcpListener:
         bound = sock.getsockname()
         self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
         self._name = f"tcp-listen://{self.address[0]}:{self.address[1]}"
-        self._wake_r, self._wake_w = os.pipe()
+        self._wake = WakePipe()
         self._closed = False
 
     @property
@@ -104,7 +103,8 @@ class TcpListener:
             if remaining <= 0:
                 return None
             try:
-                ready, _, _ = select.select([self._sock.fileno(), self._wake_r], [], [], remaining)
+                ready, _, _ = select.select([self._sock.fileno(), self._wake.fileno], [], [],
+                                            remaining)
             except (OSError, ValueError):
                 ready = []
             if self._closed:
@@ -121,12 +121,9 @@ class TcpListener:
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"\0")
+        self._wake.wake()
         self._sock.close()
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._wake.close()
 
     def __enter__(self) -> TcpListener:
         return self

@@ -16,28 +16,24 @@ decodes both. See docs/sas-serial.md for the vendor quirk options.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import select
 import termios
-import threading
 import time
-from collections import deque
 from typing import Any
 
 import serial
 
 from drivers.base import (
-    Transport,
-    TransportClosedError,
     TransportIOError,
     TransportOpenError,
     Word,
     check_frame,
 )
 from drivers.ninebit import NineBitDecoder
+from drivers.selectable import SelectableTransport
 
 __all__ = ["SAS_BAUDRATE", "UartTransport", "open_error_hint", "open_uart"]
 
@@ -46,13 +42,12 @@ log = logging.getLogger(__name__)
 SAS_BAUDRATE = 19200
 # Linux value; pyserial uses the same constant when termios does not export it.
 CMSPAR: int = getattr(termios, "CMSPAR", 0o10000000000)
-_CLOSE_GRACE_S = 2.0
 # Slice for ports without a file descriptor (rfc2217://, socket://): how often a read
 # rechecks the deadline and close().
 _SLICE_S = 0.05
 
 
-class UartTransport(Transport):
+class UartTransport(SelectableTransport):
     """A SAS line on an open pyserial port (which this transport then owns)."""
 
     def __init__(
@@ -81,12 +76,7 @@ class UartTransport(Transport):
             detect_wakeup = not even_parity_after_address
         self.detect_wakeup = bool(detect_wakeup and self._fd is not None)
         self._decoder = NineBitDecoder(self.name) if self.detect_wakeup else None
-        self._pending: deque[Word] = deque()
-        self._closed = False
-        self._io_lock = threading.Lock()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._init_waiting()
         # The port is open already (in space parity from open_uart()): setting the same parity
         # again is not a no-op for pyserial, and some pty drivers refuse it (EINVAL).
         self._parity = str(port.parity)
@@ -150,27 +140,6 @@ class UartTransport(Transport):
             self._check_open()
             raise TransportIOError(self.name, f"write failed: {exc}") from exc
 
-    def read(self, deadline: float, max_words: int = 512) -> list[Word]:
-        if max_words < 1:
-            raise ValueError(f"max_words must be at least 1, not {max_words}")
-        self._check_open()
-        if self._pending:
-            return self._take(max_words)
-        with self._io_lock:
-            while True:
-                self._check_open()
-                # A passed deadline still gets one look at the line (see StreamTransport.read):
-                # a late reader must not turn a reply that came in time into a timeout.
-                remaining = max(0.0, deadline - time.monotonic())
-                data = self._wait_and_read(remaining)
-                self._check_open()
-                if data:
-                    self._accept(data)
-                    if self._pending:
-                        return self._take(max_words)
-                elif remaining <= 0:
-                    return []
-
     def _wait_and_read(self, remaining: float) -> bytes:
         try:
             if self._fd is not None:
@@ -196,10 +165,6 @@ class UartTransport(Transport):
         else:
             self._pending.extend(Word(b, False) for b in data)
 
-    def _take(self, max_words: int) -> list[Word]:
-        count = min(max_words, len(self._pending))
-        return [self._pending.popleft() for _ in range(count)]
-
     def discard_input(self) -> None:
         self._check_open()
         with self._io_lock:
@@ -211,29 +176,8 @@ class UartTransport(Transport):
             if self._decoder is not None:
                 self._decoder.reset()
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"\0")
-        got = self._io_lock.acquire(timeout=_CLOSE_GRACE_S)
-        try:
-            self._release()
-        finally:
-            if got:
-                self._io_lock.release()
-
-    def _release(self) -> None:
-        with contextlib.suppress(Exception):
-            self._port.close()
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise TransportClosedError(self.name, "transport is closed")
+    def _release_device(self) -> None:
+        self._port.close()
 
 
 def _fileno(port: Any) -> int | None:
@@ -263,6 +207,33 @@ def open_error_hint(code: int | None) -> str:
     return _OPEN_HINTS.get(code or 0, "")
 
 
+def open_port(url: str, *, baudrate: int, parity: str, timeout: float | None = None,
+              exclusive: bool = True) -> Any:
+    """A pyserial port for ``url``, opened: 8 data bits, ``parity``, 1 stop bit, no flow
+    control. :class:`TransportOpenError` says why it did not open, with a hint for the
+    usual causes (permissions, a port in use)."""
+    try:
+        port = serial.serial_for_url(url, do_not_open=True)
+    except (ValueError, serial.SerialException) as exc:
+        raise TransportOpenError(url, f"not a usable serial URL: {exc}") from exc
+    port.baudrate = baudrate
+    port.bytesize = serial.EIGHTBITS
+    port.parity = parity
+    port.stopbits = serial.STOPBITS_ONE
+    port.xonxoff = False
+    port.rtscts = False
+    port.timeout = timeout
+    if exclusive and isinstance(port, serial.Serial):  # a local device, not a network URL
+        port.exclusive = True
+    try:
+        port.open()
+    except (serial.SerialException, OSError) as exc:
+        hint = open_error_hint(getattr(exc, "errno", None))
+        reason = str(exc) if not hint else f"{exc}; {hint}"
+        raise TransportOpenError(url, f"cannot open: {reason}") from exc
+    return port
+
+
 def open_uart(
     url: str,
     *,
@@ -273,24 +244,7 @@ def open_uart(
     exclusive: bool = True,
 ) -> UartTransport:
     """Open a device path or pyserial URL once, 8 data bits, space parity, 1 stop bit."""
-    try:
-        port = serial.serial_for_url(url, do_not_open=True)
-    except (ValueError, serial.SerialException) as exc:
-        raise TransportOpenError(url, f"not a usable serial URL: {exc}") from exc
-    port.baudrate = baudrate
-    port.bytesize = serial.EIGHTBITS
-    port.parity = serial.PARITY_SPACE
-    port.stopbits = serial.STOPBITS_ONE
-    port.xonxoff = False
-    port.rtscts = False
-    if exclusive and isinstance(port, serial.Serial):  # a local device, not a network URL
-        port.exclusive = True
-    try:
-        port.open()
-    except (serial.SerialException, OSError) as exc:
-        hint = open_error_hint(getattr(exc, "errno", None))
-        reason = str(exc) if not hint else f"{exc}; {hint}"
-        raise TransportOpenError(url, f"cannot open: {reason}") from exc
+    port = open_port(url, baudrate=baudrate, parity=serial.PARITY_SPACE, exclusive=exclusive)
     return UartTransport(
         port,
         name=url,

@@ -9,6 +9,10 @@ Money facts that matter to the agent (reference §3.8-§3.10):
 - coin out (01) is machine-paid *wins*, jackpot (02) is hand-paid wins (counted when the
   handpay is reset), cash-outs are cancelled credits (04);
 - meters are BCD counters that wrap (see ``emulator.meters``).
+
+Size: over 500 lines on purpose: one machine, whose play, bills, tickets, handpays, doors
+and meters all change the same credit and meter state in the order a real machine does;
+the meters' arithmetic, the exception queue and the long-poll answers live apart.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from hub.gaming_day import load_zone
 @dataclass(frozen=True, slots=True)
 class HubConfig:
     tokens: Path
-    database: Path
+    database: Path | None  # the SQLite file; None when ``store`` names PostgreSQL
     host: str = "127.0.0.1"
     port: int = 8765
     tls_cert: Path | None = None
@@ -43,6 +43,8 @@ class HubConfig:
     get_state_per_second: float = 1.0
     timezone: str = "UTC"  # IANA name: the casino's local time (hub.gaming_day)
     gaming_day_start: int = 0  # local hour the gaming day starts
+    #: ``postgresql://…``: a PostgreSQL store shared by several hub instances (hub/store_pg.py)
+    store: str | None = None
 
 
 def parse_config(raw: Any, base: Path) -> HubConfig:
@@ -71,7 +73,15 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         if not plain:
             top.error("tls", "required (or set plain: true to serve ws:// without TLS)")
     tokens = top.file_path("tokens", base, required=True)
-    database = top.file_path("database", base, required=True)
+    store = top.optional_string("store")
+    if store is not None and not store.startswith(("postgresql://", "postgres://")):
+        top.error("store", "must be a postgresql:// URL (or leave it out for SQLite at "
+                           "database)")
+        store = None
+    database = top.file_path("database", base, required=store is None
+                             and top.data.get("store") is None)
+    if database is not None and top.data.get("store") is not None:
+        top.error("database", "cannot be set together with store (one store per hub)")
     timezone = top.string("timezone", d.timezone)
     try:
         load_zone(timezone)
@@ -84,7 +94,8 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         top.error("max_message_bytes", "must not exceed max_frame_bytes")
     positive = 1e-9  # "a positive number": more than zero
     cfg = HubConfig(
-        tokens=tokens or Path(), database=database or Path(), host=host, port=port,
+        tokens=tokens or Path(), database=database if store is not None else database or Path(),
+        store=store, host=host, port=port,
         tls_cert=cert, tls_key=key, plain=plain,
         action_key_file=top.file_path("action_key_file", base),
         action_queue_ttl=top.number("action_queue_ttl", d.action_queue_ttl, lo=positive),

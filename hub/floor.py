@@ -19,7 +19,7 @@ from typing import Any
 from api.wire import LinkState, format_timestamp, needs_ack
 from hub.gaming_day import GamingDay
 from hub.history import hold_percent
-from hub.store import HubStore, stored_frame
+from hub.store_api import Store
 
 _LINK_EVENTS = {"machineLinkUp": LinkState.UP, "machineLinkDown": LinkState.DOWN}
 _LOCK_EVENTS = {"machineLocked": True, "machineUnlocked": False}
@@ -89,7 +89,7 @@ class TerminalState:
 class Floor:
     """The state of every known terminal."""
 
-    def __init__(self, store: HubStore, terminal_ids: list[str], now: float, *,
+    def __init__(self, store: Store, terminal_ids: list[str], now: float, *,
                  gaming_day: GamingDay | None = None,
                  registry: dict[str, dict[str, str]] | None = None) -> None:
         self._store = store
@@ -128,16 +128,8 @@ class Floor:
         tilt = store.last_event(tid, ["tilt", *_PLAY_EVENTS])
         if tilt is not None and tilt["event"] == "tilt":
             state.tilt = _tilt(tilt)
-        db = store.reader
-        for row in db.execute(
-                "SELECT e.* FROM events e JOIN (SELECT max(n) AS n FROM events"
-                " WHERE terminal_id = ? AND event IN ('doorOpened', 'doorClosed')"
-                # A damaged row is skipped, not the whole query (and the hub's start).
-                " AND json_valid(data) AND"
-                " (CASE WHEN json_valid(data) THEN json_extract(data, '$.powerOff') END) IS NOT 1"
-                " GROUP BY json_extract(data, '$.door')) d ON d.n = e.n", (tid,)):
-            frame = stored_frame(row)
-            if frame is not None and frame["event"] == "doorOpened":
+        for frame in store.last_door_events(tid):
+            if frame["event"] == "doorOpened":
                 state.doors_open.add(str(frame["data"].get("door")))
         self._recount_money(state)
         state.unacked_alerts = store.count_unacked_alerts(tid)
@@ -151,15 +143,7 @@ class Floor:
 
     def _recount_money(self, state: TerminalState) -> None:
         since, until = state.day_stamps
-        row = self._store.reader.execute(
-            "SELECT total(CASE WHEN event = 'betPlaced' THEN json_extract(data, '$.amount')"
-            " END), total(CASE WHEN event = 'winPaid' THEN json_extract(data, '$.amount') END),"
-            " total(CASE WHEN event = 'betPlaced' THEN"
-            " coalesce(json_extract(data, '$.games'), 1) END)"
-            " FROM events WHERE terminal_id = ? AND event IN ('betPlaced', 'winPaid')"
-            " AND timestamp >= ? AND timestamp < ? AND json_valid(data)",
-            (state.terminal_id, since, until),
-        ).fetchone()
+        row = self._store.day_money(state.terminal_id, since, until)
         cap = 2**63 - 1
         state.coin_in, state.coin_out, state.games = (min(int(v), cap) for v in row)
 

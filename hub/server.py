@@ -20,10 +20,11 @@ import logging
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -40,7 +41,7 @@ from api.wire import (
     WireError,
 )
 from hub import http_api, redact, replay
-from hub.audit import AuditLog
+from hub.cluster_hooks import ALERT_ACK, OFFER, OPERATORS, ClusterHooks
 from hub.config import HubConfig
 from hub.connection import HubConnection
 from hub.floor import Floor, TerminalState
@@ -49,9 +50,14 @@ from hub.http_answers import STATIC_DIR, static_response, text_response
 from hub.ingest import Credits, GroupCommitter, InflightGate
 from hub.limits import TokenBucket
 from hub.store import EventWrite, HubStore
+from hub.store_api import open_audit, open_store
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal, TokenTable, load_tokens
 from hub.wsio import framed, read_burst, send_frames
+
+if TYPE_CHECKING:
+    from hub.cluster import Cluster
+
 
 log = logging.getLogger("hub")
 
@@ -85,6 +91,9 @@ BULK_ACK_BROADCAST = 100
 
 #: Seconds between two prunes of stored events older than ``retention_days``.
 PRUNE_INTERVAL = 3600.0
+
+#: Hub event seqs taken from the store at a time (hub/store_api.py ``reserve_hub_seqs``).
+_HUB_SEQ_BLOCK = 100
 
 
 class _StoreFailedError(Exception):
@@ -168,6 +177,7 @@ class _TerminalConn:
     terminal_id: str
     cursor: int  # highest seq received in order on this connection (protocol.md §4, event)
     credits: Credits  # messages read and not yet answered (InflightGate)
+    connected_at: str = ""  # the welcome's time (a newer connection elsewhere replaces it)
     replaced: bool = False
     #: The batch being stored and acknowledged while the next burst is read and parsed.
     storing: asyncio.Future[list[bool]] | None = None
@@ -200,7 +210,7 @@ class HubStats:
     slow_consumers_dropped: int = 0
 
 
-class Hub:
+class Hub(ClusterHooks):
     """The hub server. ``await start()`` returns the bound port; ``await stop()`` ends it.
 
     ``store`` is public so tests and tools read what was stored in-process.
@@ -217,15 +227,24 @@ class Hub:
         self.clock = clock
         self.static_dir = static_dir
         self.stats = HubStats()
-        self.store = HubStore(config.database, synchronous=config.synchronous)
+        #: This instance among several sharing one PostgreSQL store (hub/cluster.py).
+        self.instance_id = uuid.uuid4().hex[:12]
+        self.store = open_store(config, origin=self.instance_id)
         self.gaming_day = GamingDay(config.timezone, config.gaming_day_start)
-        self.audit = AuditLog(self.store.reader)
+        self.audit = open_audit(self.store)
         self.floor = Floor(self.store, self.tokens.terminals(), clock(),
                            gaming_day=self.gaming_day, registry=self.tokens.registry())
         self._action_key: bytes | None = None
         if config.action_key_file is not None:
             self._action_key = config.action_key_file.read_bytes().strip()
-        self._hub_seq = self.store.next_hub_seq()
+        self._hub_seq = self._hub_seq_end = 0  # the block of hub seqs in hand
+        self.cluster: Cluster | None = None
+        if config.store is not None:
+            from hub.cluster import Cluster
+            from hub.store_pg import PgStore
+
+            assert isinstance(self.store, PgStore)
+            self.cluster = Cluster(self, self.store)
         self._terminals: dict[str, _TerminalConn] = {}
         self._clients: set[_Client] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -245,6 +264,9 @@ class Hub:
             ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ssl_context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
         self.ingest.start()
+        if self.cluster is not None:
+            await self.cluster.start()
+            self._online_elsewhere()
         self._server = await serve(
             self._handle, self.config.host, self.config.port,
             process_request=self._process_request, ssl=ssl_context,
@@ -307,6 +329,8 @@ class Hub:
                     async with asyncio.timeout(0.5):
                         await self._server.wait_closed()
         await self.ingest.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         self.store.close()
 
     async def serve_forever(self) -> None:
@@ -429,7 +453,13 @@ class Hub:
             client.peer.send_text(text)
 
     def _to_operators(self, msg: dict[str, Any]) -> None:
+        """Send to every operator, those of the other instances too (hub/cluster.py)."""
         text = wire.encode(msg)
+        self._to_local_operators(text)
+        if self.cluster is not None:
+            self.cluster.publish(OPERATORS, text)
+
+    def _to_local_operators(self, text: str) -> None:
         for client in list(self._clients):
             if client.role is Role.OPERATOR:
                 client.peer.send_text(text)
@@ -473,6 +503,9 @@ class Hub:
         """Store and publish a hub event with the next batch of the ingest; not awaited:
         connection bookkeeping stays off the event path (its state is broadcast when the
         event is published, or at once if it cannot be stored)."""
+        if self._hub_seq >= self._hub_seq_end:
+            self._hub_seq = self.store.reserve_hub_seqs(_HUB_SEQ_BLOCK)
+            self._hub_seq_end = self._hub_seq + _HUB_SEQ_BLOCK
         seq = self._hub_seq
         self._hub_seq += 1
         frame = wire.event(
@@ -509,7 +542,8 @@ class Hub:
         acked = self.store.acked_seq(terminal_id)
         previous = self._terminals.get(terminal_id)
         peer = _Peer(ws, principal, self.config.client_queue, self._dropped)
-        conn = _TerminalConn(peer, terminal_id, acked, self.gate.join())
+        conn = _TerminalConn(peer, terminal_id, acked, self.gate.join(),
+                             connected_at=wire.format_timestamp(now))
         self._terminals[terminal_id] = conn
         if previous is not None:
             previous.replaced = True
@@ -521,6 +555,8 @@ class Hub:
         conn.peer.send(wire.welcome(terminal_id, acked, wire.format_timestamp(now)))
         log.info("terminal %s connected (lastSeq %d, ackedSeq %d)", terminal_id,
                  hello["lastSeq"], acked)
+        if self.cluster is not None:
+            self.cluster.present(terminal_id, True)
         reported = self.floor.machine_reported(terminal_id, hello.get("machine"), now)
         if previous is None:
             state = self.floor.set_online(terminal_id, True, now)
@@ -550,6 +586,8 @@ class Hub:
             if self._terminals.get(terminal_id) is conn:
                 del self._terminals[terminal_id]
             if not conn.replaced and not self._stopping:
+                if self.cluster is not None:
+                    self.cluster.present(terminal_id, False)
                 now = self._now()
                 state = self.floor.set_online(terminal_id, False, now)
                 log.info("terminal %s disconnected", terminal_id)
@@ -775,8 +813,10 @@ class Hub:
             if stored.deadline is not None and stored.deadline <= now:
                 self._expire_action(stored.id)
                 continue
+            if not self.store.claim_action(stored.id, ActionAckStatus.QUEUED,
+                                           ActionAckStatus.SENT):
+                continue  # another hub instance sent or expired it meanwhile
             self._cancel_expiry(stored.id)
-            self.store.set_action_status(stored.id, ActionAckStatus.SENT)
             self._audit_action(stored.id, ActionAckStatus.SENT)
             conn.peer.send(stored.message)
             self._to_operators(wire.action_ack(stored.id, stored.terminal_id,
@@ -802,7 +842,9 @@ class Hub:
         result = wire.action_result(action_id, stored.terminal_id, ActionStatus.EXPIRED,
                                     error="expired before the terminal came back",
                                     action=stored.name)
-        self.store.set_action_status(action_id, ActionStatus.EXPIRED, result)
+        if not self.store.claim_action(action_id, ActionAckStatus.QUEUED,
+                                       ActionStatus.EXPIRED, result):
+            return  # sent meanwhile (by another hub instance)
         self._audit_action(action_id, ActionStatus.EXPIRED, result)
         log.info("action %s for %s expired in the queue", action_id, stored.terminal_id)
         self._to_operators(result)
@@ -850,6 +892,9 @@ class Hub:
             self._schedule_expiry(action_id, deadline)
         ack = wire.action_ack(action_id, terminal_id, status, action=msg["action"])
         self._to_operators(ack)
+        if conn is None and self.cluster is not None and self.floor.get(terminal_id, now).online:
+            # Connected to another instance: that one claims it and sends it (then `sent`).
+            self.cluster.publish(OFFER, action_id)
 
     # ------------------------------------------------------------------ clients
 
@@ -983,6 +1028,10 @@ class Hub:
                       request_id: str | None) -> None:
         """``subscribe`` with ``from``: register ``flt`` replaying, then send the stored
         events and go live (hub.replay)."""
+        if not isinstance(self.store, HubStore):
+            raise WireError(ErrorCode.BAD_MESSAGE,
+                            "subscribe with from needs the SQLite store (database:); this "
+                            "hub uses PostgreSQL (store:)", request_id)
         after = replay.start_cursor(self.store.reader, start, self._now())
         client.subscription.subscribe(flt, replaying=True)
         task = asyncio.create_task(replay.replay(self.store.reader, client.peer,
@@ -1025,15 +1074,24 @@ class Hub:
         now = self._now()
         at = wire.format_timestamp(now)
         name = client.peer.principal.name
-        self.store.add_alert_ack(event_id, frame["terminalId"], name, at)
+        if not self.store.add_alert_ack(event_id, frame["terminalId"], name, at):
+            # Acknowledged on another hub instance a moment ago: one acknowledgement wins.
+            by, when = self.store.alert_ack(event_id) or ("?", "?")
+            raise WireError(ErrorCode.DUPLICATE, f"{event_id} was acknowledged by {by} at "
+                            f"{when}", request_id)
         self.audit.record(at=at, who=name, role=client.role.value, kind="alertAck",
                           terminal_id=frame["terminalId"], subject=event_id,
                           what=frame["event"])
         log.info("alert %s acknowledged by %s", event_id, name)
         text = wire.encode(wire.alert_ack(event_id, frame["terminalId"], name, at))
+        self._alert_acked(text, frame["terminalId"], now)
+        if self.cluster is not None:
+            self.cluster.publish(ALERT_ACK, text)
+
+    def _alert_acked(self, text: str, terminal_id: str, now: float) -> None:
         for other in list(self._clients):
             other.peer.send_text(text)
-        self._broadcast_terminal(self.floor.alert_acked(frame["terminalId"], now))
+        self._broadcast_terminal(self.floor.alert_acked(terminal_id, now))
 
     def _client_alert_ack_many(self, client: _Client, msg: dict[str, Any]) -> None:
         """``ack`` with ``terminalId`` (that terminal's open alerts) or ``all``: each open

@@ -121,7 +121,11 @@ class StoredAction:
         return str(self.message["action"])
 
 
-def _frame(row: sqlite3.Row) -> dict[str, Any]:
+#: A row as both stores return it: ``sqlite3.Row`` or psycopg's dict, read by column name.
+_Row = Any
+
+
+def _frame(row: _Row) -> dict[str, Any]:
     """A stored event as the frame clients get: with its ``cursor`` (the row id ``n``)."""
     return {"type": "event", "id": row["id"], "seq": row["seq"], "channel": row["channel"],
             "terminalId": row["terminal_id"], "event": row["event"],
@@ -157,7 +161,7 @@ def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
                                          (new[0], new[1])).fetchone()[0])
 
 
-def _readable(row: sqlite3.Row | None) -> dict[str, Any] | None:
+def _readable(row: _Row | None) -> dict[str, Any] | None:
     """The row's frame, or None (logged) if it cannot be read back and sent on.
 
     No stored value may break a snapshot or a history for every client: a row written by an
@@ -181,7 +185,7 @@ def _readable(row: sqlite3.Row | None) -> dict[str, Any] | None:
         return None
 
 
-def _readable_frames(rows: Iterable[sqlite3.Row]) -> list[dict[str, Any]]:
+def _readable_frames(rows: Iterable[_Row]) -> list[dict[str, Any]]:
     return [f for f in map(_readable, rows) if f is not None]
 
 
@@ -201,6 +205,7 @@ class HubStore:
         # Used only on the writer thread (created here, so it may cross threads once).
         self._writer_db = _connect(path, synchronous, any_thread=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
+        self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
 
     @property
     def reader(self) -> sqlite3.Connection:
@@ -334,6 +339,13 @@ class HubStore:
         ).fetchone()
         return max(int(row[0] or 0), self.acked_seq(HUB_SOURCE)) + 1
 
+    def reserve_hub_seqs(self, count: int) -> int:
+        """The first of ``count`` hub event seqs for this hub. One process owns a SQLite
+        file, so the block is simply the next ``count`` seqs."""
+        first = max(self._hub_reserved, self.next_hub_seq())
+        self._hub_reserved = first + count
+        return first
+
     def known_terminals(self) -> list[str]:
         rows = self._db.execute("SELECT DISTINCT terminal_id FROM events").fetchall()
         return [r[0] for r in rows]
@@ -396,6 +408,32 @@ class HubStore:
             args.extend(wanted)
         row = self._db.execute(sql + " ORDER BY n DESC LIMIT 1", args).fetchone()
         return _readable(row)
+
+    def last_door_events(self, terminal_id: str) -> list[dict[str, Any]]:
+        """The last ``doorOpened`` / ``doorClosed`` of each door of the terminal (those with
+        ``powerOff`` true left out: a door opened while the machine was off)."""
+        rows = self._db.execute(
+            "SELECT e.* FROM events e JOIN (SELECT max(n) AS n FROM events"
+            " WHERE terminal_id = ? AND event IN ('doorOpened', 'doorClosed')"
+            # A damaged row is skipped, not the whole query (and the hub's start).
+            " AND json_valid(data) AND"
+            " (CASE WHEN json_valid(data) THEN json_extract(data, '$.powerOff') END) IS NOT 1"
+            " GROUP BY json_extract(data, '$.door')) d ON d.n = e.n", (terminal_id,))
+        return _readable_frames(rows)
+
+    def day_money(self, terminal_id: str, since: str, until: str) -> tuple[int, int, int]:
+        """Coin in, coin out and games (``data.games``, else 1 per ``betPlaced``) of the
+        terminal with since <= timestamp < until."""
+        row = self._db.execute(
+            "SELECT total(CASE WHEN event = 'betPlaced' THEN json_extract(data, '$.amount')"
+            " END), total(CASE WHEN event = 'winPaid' THEN json_extract(data, '$.amount') END),"
+            " total(CASE WHEN event = 'betPlaced' THEN"
+            " coalesce(json_extract(data, '$.games'), 1) END)"
+            " FROM events WHERE terminal_id = ? AND event IN ('betPlaced', 'winPaid')"
+            " AND timestamp >= ? AND timestamp < ? AND json_valid(data)",
+            (terminal_id, since, until),
+        ).fetchone()
+        return _int64(row[0]), _int64(row[1]), _int64(row[2])
 
     def amount_sum(self, terminal_id: str, event: str, since: str, until: str) -> int:
         """Sum of ``data.amount`` of ``event`` with since <= timestamp < until."""
@@ -516,6 +554,17 @@ class HubStore:
                 "UPDATE actions SET status = ?, result = ? WHERE id = ?",
                 (status, json.dumps(result, ensure_ascii=False), action_id),
             )
+
+    def claim_action(self, action_id: str, expected: str, status: str,
+                     result: dict[str, Any] | None = None) -> bool:
+        """Move an action from ``expected`` to ``status`` (and its result) in one statement;
+        False if it was not in ``expected``."""
+        cur = self._db.execute(
+            "UPDATE actions SET status = ?, result = coalesce(?, result)"
+            " WHERE id = ? AND status = ?",
+            (status, None if result is None else json.dumps(result, ensure_ascii=False),
+             action_id, expected))
+        return cur.rowcount == 1
 
     def get_action(self, action_id: str) -> StoredAction | None:
         row = self._db.execute("SELECT * FROM actions WHERE id = ?", (action_id,)).fetchone()

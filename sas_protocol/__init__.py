@@ -35,6 +35,7 @@ from sas_protocol.denominations import (
 )
 from sas_protocol.describe import (
     FrameDescription,
+    HexInputError,
     describe_frame,
     parse_hex,
 )
@@ -267,6 +268,7 @@ __all__ = [
     "HandpayResetMethodReply",
     "HandpayResetMethodRequest",
     "HandpayResetReply",
+    "HexInputError",
     "HostEvent",
     "HostProtocol",
     "LastBillReply",

@@ -1,11 +1,18 @@
 """Human-readable decoding of one captured SAS frame (a host poll or a machine reply).
 
 Used by ``slot-agent decode``. A captured frame has no wakeup bits, so one-byte frames are
-ambiguous (general poll / NACK vs ACK / exception) and are described with every reading."""
+ambiguous (general poll / NACK vs ACK / exception) and are described with every reading.
+
+A technician must be able to tell a line problem from a machine problem, so a frame that fails
+is told apart (:mod:`sas_protocol.frame_check`): *truncated* (fewer bytes than its layout; the
+CRC is not even looked at), *too long*, or *bad CRC* with the expected and found CRC and the
+fields decoded anyway, marked unverified. Replies and polls are decoded by the generic
+``decode_request`` / ``decode_reply_frame``, so every layout they know is described here."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -19,6 +26,7 @@ from sas_protocol.codes import (
 )
 from sas_protocol.crc import crc_ok
 from sas_protocol.errors import CrcError, LengthError, RemoteProtocolError
+from sas_protocol.frame_check import CrcMismatch, check_frame, meter_label
 from sas_protocol.messages.features import (
     EnabledFeaturesReply,
     Features1,
@@ -44,6 +52,13 @@ class FrameDescription:
     meaning: str
     message: Any = None
     meters: dict[int, int] | None = field(default=None)
+    #: Set when ``crc_ok`` is False: the fields were decoded from bytes the CRC rejects.
+    crc_mismatch: CrcMismatch | None = None
+
+    @property
+    def unverified(self) -> bool:
+        """True when the fields come from a frame whose CRC does not match."""
+        return self.crc_mismatch is not None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -53,11 +68,17 @@ class FrameDescription:
             "crc_ok": self.crc_ok,
             "meaning": self.meaning,
         }
+        if self.crc_mismatch is not None:
+            out["crc"] = self.crc_mismatch.to_json()
+            out["unverified"] = True
         if self.message is not None:
             out["type"] = type(self.message).__name__
             out["fields"] = jsonable_fields(self.message)
         if self.meters is not None:
             out["meters"] = {f"{code:02X}": value for code, value in self.meters.items()}
+            out["meterNames"] = {f"{code:02X}": dict(zip(("name", "unit"), meter_label(code),
+                                                         strict=True))
+                                 for code in self.meters}
         return out
 
 
@@ -83,18 +104,37 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+class HexInputError(RemoteProtocolError):
+    """The text given as a frame is not hex bytes (``raw`` is empty: text is not echoed
+    as if it were bytes)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, b"")
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+_HEX_SEPARATORS = re.compile(r"0[xX]|[\s:,\-]")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def parse_hex(text: str) -> bytes:
-    """Bytes from hex with optional spaces, colons or 0x prefixes; LengthError if invalid."""
-    cleaned = text.replace("0x", "").replace("0X", "")
-    for sep in (" ", ":", ",", "-", "\t", "\n"):
-        cleaned = cleaned.replace(sep, "")
-    try:
-        data = bytes.fromhex(cleaned)
-    except ValueError:
-        raise LengthError("not a hex byte string", text.encode("latin-1", "replace")) from None
-    if not data:
-        raise LengthError("empty frame", b"")
-    return data
+    """Bytes from hex with optional spaces, colons or 0x prefixes.
+
+    :class:`HexInputError` names the first character that is not a hex digit (and where it
+    is), an odd number of digits, or empty input."""
+    cleaned = _HEX_SEPARATORS.sub("", text)
+    for char in cleaned:
+        if char not in _HEX_DIGITS:
+            raise HexInputError(f"not hex: {char!r} is not a hex digit (character "
+                                f"{text.find(char) + 1} of the input)")
+    if len(cleaned) % 2:
+        raise HexInputError(f"not hex: {len(cleaned)} hex digits, an odd number (each byte "
+                            "is two digits, e.g. 01 not 1)")
+    if not cleaned:
+        raise HexInputError("not hex: no bytes given")
+    return bytes.fromhex(cleaned)
 
 
 def _poll_name(command: int) -> str:
@@ -110,8 +150,30 @@ def _exception_name(code: int) -> str:
 
 
 def describe_frame(data: bytes) -> FrameDescription:
-    """Describe ``data``; raises RemoteProtocolError if it is no valid SAS frame."""
+    """Describe ``data``; raises RemoteProtocolError if it is no SAS frame.
+
+    A frame of the right length for its layout whose CRC is wrong is still described, with
+    ``crc_ok`` False, the expected and found CRC and its fields (unverified); a frame shorter
+    than its layout raises :class:`~sas_protocol.errors.LengthError` saying "truncated"."""
     data = bytes(data)
+    try:
+        return _describe(data)
+    except RemoteProtocolError:
+        verdict = check_frame(data)
+        if verdict is None:
+            raise
+        if isinstance(verdict, LengthError):
+            raise verdict from None
+    expected, found = verdict.expected.hex(" ").upper(), verdict.found.hex(" ").upper()
+    try:
+        description = _describe(verdict.corrected)
+    except RemoteProtocolError as exc:
+        raise CrcError(f"bad CRC (expected {expected}, found {found}), and even with the "
+                       f"expected CRC: {exc.reason}", data) from None
+    return dataclasses.replace(description, crc_ok=False, crc_mismatch=verdict)
+
+
+def _describe(data: bytes) -> FrameDescription:
     if not data:
         raise LengthError("empty frame", data)
     first = data[0]

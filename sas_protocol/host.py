@@ -57,6 +57,11 @@ Rules implemented (docs/sas.md has the full story):
 - States as data: :class:`PollState` and :class:`LinkState` change only along
   :data:`POLL_TRANSITIONS` and :data:`LINK_TRANSITIONS` (h11 keeps its transitions as data;
   docs/sas.md draws its tables from these, checked by a test).
+
+Size: one class over 500 lines on purpose. The host role is one state machine per
+machine (implied ACK, re-sends, exception confirmation, RTE, link health), and every one of
+its rules acts on the same poll in flight; the states, tables and events live apart in
+``sas_protocol.host_model`` so that this module holds only the transitions' code.
 """
 
 from __future__ import annotations

@@ -133,10 +133,14 @@ def test_a_command_imports_only_what_it_runs() -> None:
     the emulator, and ``decode`` none of the agent's modules (the ``agent`` package itself
     only carries the version)."""
     tops = {name: {m.split(".")[0] for m in _reachable(f"cli.commands.{name}")}
-            for name in ("run", "diag", "check_config", "outbox", "decode", "hub", "emulate")}
-    for name in ("run", "diag", "check_config", "outbox"):
+            for name in ("run", "diag", "check_config", "outbox", "decode", "hub", "emulate",
+                         "capture", "replay")}
+    for name in ("run", "diag", "check_config", "outbox", "capture", "replay"):
         assert "agent" in tops[name]
         assert not tops[name] & {"emulator", "hub"}, name
+    # capture asks the daemon: it never loads the line owner or the uplink
+    assert not {m for m in _reachable("cli.commands.capture")
+                if m.startswith(("agent.line", "agent.uplink"))}
     assert not {m for m in _reachable("cli.commands.hub") if m.startswith(("agent.", "emulator"))}
     assert not {m for m in _reachable("cli.commands.emulate") if m.startswith(("agent.", "hub"))}
     assert not {m for m in _reachable("cli.commands.decode")

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from agent.line.capture import CaptureError
+from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
 from agent.line.messages import (
     CHILD_COMM,
     EXIT_CANNOT_START,
@@ -44,6 +46,8 @@ from agent.line.messages import (
     TICK_S,
     CancelAnswer,
     CancelQuery,
+    CaptureAnswer,
+    CaptureQuery,
     Finished,
     IdleAnswer,
     IdleQuery,
@@ -63,8 +67,7 @@ from agent.line.messages import (
     Tick,
 )
 from agent.line.owner import LineOwner
-from agent.machine_commands import CommandRejectedError, CommandResult, MachineCommand
-from agent.metrics import BadFrameKind, PollResult
+from agent.ops.metrics import BadFrameKind, PollResult
 
 log = logging.getLogger(__name__)
 
@@ -285,11 +288,23 @@ class _Child:
                                                     "priority": self._priority.to_json()}))
             case IdleQuery(request_id=request_id):
                 self._put(IdleAnswer(request_id, line.idle()))
+            case CaptureQuery(request_id=request_id, start=start):
+                self._put(self._capture(line, request_id, start))
             case CancelQuery(request_id=request_id, command_id=command_id):
                 future = self._futures.get(command_id)
                 self._put(CancelAnswer(request_id, future is not None and future.cancel()))
             case _:
                 log.error("unexpected message from the daemon: %r", message)
+
+    @staticmethod
+    def _capture(line: LineOwner, request_id: int, start: bool) -> CaptureAnswer:
+        if not start:
+            return CaptureAnswer(request_id, line.stop_capture())
+        try:
+            line.start_capture()
+        except CaptureError as exc:
+            return CaptureAnswer(request_id, {}, str(exc))
+        return CaptureAnswer(request_id, {})
 
     def _submit(self, line: LineOwner, command_id: int, command: MachineCommand) -> None:
         future = _ChildFuture(command_id, self._put)

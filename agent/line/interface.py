@@ -14,7 +14,7 @@ from collections.abc import Collection, Hashable, Iterable
 from concurrent.futures import Future
 from typing import Any, Generic, Protocol, TypeVar
 
-from agent.machine_commands import CommandRejectedError, CommandResult, MachineCommand
+from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
 from agent.reads import ReadRequest
 
 __all__ = ["Line", "OpenCommands"]
@@ -48,6 +48,15 @@ class Line(Protocol):
     def status(self) -> dict[str, Any]: ...
 
     def idle(self) -> bool: ...
+
+    def start_capture(self, limit: int | None = None) -> None:
+        """Record every frame from now on; :class:`agent.line.capture.CaptureError`
+        when a capture already runs (``slot-agent capture``)."""
+        ...
+
+    def stop_capture(self) -> dict[str, Any]:
+        """End the capture: ``{"frames": [...], "dropped": n}``."""
+        ...
 
     def close(self) -> None:
         """Release what the line holds in this process once it stopped (its transport)."""

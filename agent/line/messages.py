@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.config import Config
-from agent.machine_commands import CommandResult, MachineCommand
+from agent.line.commands import CommandResult, MachineCommand
 from agent.reads import ReadRequest
 from drivers.base import Transport
 
@@ -96,7 +96,16 @@ class CancelQuery:
     command_id: int
 
 
-Query = StatusQuery | IdleQuery | CancelQuery
+@dataclass(frozen=True, slots=True)
+class CaptureQuery:
+    """Start (``start`` True) or end a capture of the line's frames (``slot-agent capture``);
+    answered by :class:`CaptureAnswer`."""
+
+    request_id: int
+    start: bool
+
+
+Query = StatusQuery | IdleQuery | CancelQuery | CaptureQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +156,16 @@ class CancelAnswer:
     cancelled: bool
 
 
-Answer = StatusAnswer | IdleAnswer | CancelAnswer
+@dataclass(frozen=True, slots=True)
+class CaptureAnswer:
+    """``result``: the frames when a capture ended; ``error``: why it could not start."""
+
+    request_id: int
+    result: dict[str, Any]
+    error: str | None = None
+
+
+Answer = StatusAnswer | IdleAnswer | CancelAnswer | CaptureAnswer
 
 
 @dataclass(frozen=True, slots=True)

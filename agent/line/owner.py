@@ -9,7 +9,7 @@ its own thread and meets the others only through thread-safe hand-offs:
 - :meth:`LineOwner.status` is a locked snapshot for ``diag``.
 
 Each cycle, every configured address gets a general poll, then every address gets at most
-one long poll, chosen by its :class:`agent.schedule.MachineSchedule` (commands first). A poll
+one long poll, chosen by its :class:`agent.line.schedule.MachineSchedule` (commands first). A poll
 is driven through ``sas_protocol.HostProtocol``, which does the sync poll, implied ACK,
 retries and link health; this module does the I/O: it writes ``data_to_send()``, reads until
 the reply window (``reply_timeout_ms`` after the last byte written or received) closes, and
@@ -50,15 +50,16 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from agent.config import MachineConfig, PollConfig
-from agent.exceptions_map import CONFIRMED_CODES
-from agent.line.interface import OpenCommands
-from agent.machine_commands import (
+from agent.derive.exceptions_map import CONFIRMED_CODES
+from agent.line.capture import CaptureBuffer, CaptureError, wakeup_positions
+from agent.line.commands import (
     CommandRejectedError,
     CommandResult,
     MachineCommand,
 )
-from agent.meter_reads import meter_key
-from agent.metrics import BadFrameKind, PollResult
+from agent.line.interface import OpenCommands
+from agent.line.meter_reads import meter_key
+from agent.line.schedule import MachineSchedule, Outputs
 from agent.observations import (
     ExceptionObserved,
     LinkDown,
@@ -67,10 +68,10 @@ from agent.observations import (
     Observation,
     RealTimeEventObserved,
 )
+from agent.ops.metrics import BadFrameKind, PollResult
 from agent.reads import ReadRequest
-from agent.schedule import MachineSchedule, Outputs
 from api.events import utc_timestamp
-from drivers.base import Transport, TransportClosedError, TransportError
+from drivers.base import Transport, TransportClosedError, TransportError, Word
 from sas_protocol.errors import CrcError, LengthError, UnexpectedAddressError
 from sas_protocol.hexdump import elided_hex
 from sas_protocol.host import (
@@ -133,7 +134,7 @@ def _bad_frame_kind(event: FrameRejected) -> BadFrameKind:
 
 
 class LineMetrics(Protocol):
-    """What the line owner records: :class:`agent.metrics.AgentMetrics` in the daemon's
+    """What the line owner records: :class:`agent.ops.metrics.AgentMetrics` in the daemon's
     process; in the line process (:mod:`agent.line.process`) a recorder whose figures are
     shipped to the daemon's ``AgentMetrics``."""
 
@@ -256,6 +257,7 @@ class LineOwner:
         self._error: str | None = None
         self._lost = False  # the transport failed and was closed: reopen before polling
         self._reopen_failures = 0
+        self._capture: CaptureBuffer | None = None  # set while ``slot-agent capture`` runs
 
     # ------------------------------------------------------------------ life cycle
 
@@ -351,6 +353,20 @@ class LineOwner:
         """Reads the interpreter asked for (called by the pipeline after each commit)."""
         for read in reads:
             self._put(("read", read))
+
+    def start_capture(self, limit: int | None = None) -> None:
+        """Record every frame from now on (``slot-agent capture``); CaptureError when a
+        capture already runs."""
+        with self._lock:
+            if self._capture is not None:
+                raise CaptureError("a capture is already running on this line")
+            self._capture = CaptureBuffer() if limit is None else CaptureBuffer(limit)
+
+    def stop_capture(self) -> dict[str, Any]:
+        """End the capture: ``{"frames": [...], "dropped": n}`` (empty when none ran)."""
+        with self._lock:
+            capture, self._capture = self._capture, None
+        return capture.take() if capture is not None else {"frames": [], "dropped": 0}
 
     def _put(self, item: tuple[str, Any]) -> None:
         with self._lock:
@@ -581,7 +597,7 @@ class LineOwner:
                 transport.discard_input()  # late bytes of an earlier window are not a reply
                 for item in outgoing:
                     transport.write(item.data, wakeup=item.wakeup)
-                    self._record(m, "tx", item.data)
+                    self._record(m, "tx", item.data, wakeup=item.wakeup)
                 now = self._mono()
                 m.last_byte = now
                 first_sent = now if first_sent is None else first_sent
@@ -591,7 +607,7 @@ class LineOwner:
             if words:
                 data = bytes(w.value for w in words)
                 m.last_byte = self._mono()
-                self._record(m, "rx", data)
+                self._record(m, "rx", data, words=words)
                 host.receive_data(data)
                 # the window stays open while bytes keep coming, up to ``latest``
                 deadline = min(max(deadline, m.last_byte + self._window), latest)
@@ -600,9 +616,17 @@ class LineOwner:
             self._handle(m, host.events_received(), first_sent)
         return True
 
-    def _record(self, m: _Machine, direction: str, data: bytes) -> None:
+    def _record(self, m: _Machine, direction: str, data: bytes, *, wakeup: bool = False,
+                words: Sequence[Word] = ()) -> None:
+        """Keep the frame for ``diag``; with a capture running, also in full (``wakeup``: a
+        frame written with the 9th bit on its first byte; ``words``: the words read)."""
+        at = self._clock()
         with self._lock:
-            m.frames.append(FrameRecord(self._clock(), direction, elided_hex(data)))
+            m.frames.append(FrameRecord(at, direction, elided_hex(data)))
+            capture = self._capture
+        if capture is not None:  # the only cost on the hot path when no capture runs
+            positions = wakeup_positions(words) if words else ([0] if wakeup else [])
+            capture.add(at, direction, m.address, data, positions)
 
     def _handle(self, m: _Machine, events: list[HostEvent], first_sent: float | None) -> None:
         if not events:

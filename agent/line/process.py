@@ -17,7 +17,7 @@ reader thread dispatches what the child sends:
   the command; ``cancel()`` asks the child, so a command cancelled at its deadline never
   starts on the line, as with the thread);
 - poll counts, latencies, schedule deviations, bad frames and link states to the daemon's
-  :class:`agent.metrics.AgentMetrics` (the ``slot_agent_*`` metrics live in the daemon, which
+  :class:`agent.ops.metrics.AgentMetrics` (the ``slot_agent_*`` metrics live in the daemon, which
   serves them);
 - log records to the daemon's logging (same handlers, same format, same journal).
 
@@ -32,6 +32,10 @@ When the child dies unexpectedly (killed, crashed), the reader thread fails the 
 flight, reports every machine link that was up as down (``LinkDown``, reason "the line
 process exited: ...") and calls ``on_exit``; the daemon then stops in order with a failure
 status and systemd restarts the service (docs/operations.md).
+
+Size: over 500 lines on purpose: one class, the proxy, whose start, stop, submit, queries
+and reader thread all guard the same child and the same futures; split, each part would
+need the others' locks.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from agent.config import Config
+from agent.line.capture import CaptureError
+from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
 from agent.line.interface import OpenCommands
 from agent.line.messages import (
     EXIT_LINE_CRASHED,
@@ -60,6 +66,8 @@ from agent.line.messages import (
     Answer,
     CancelAnswer,
     CancelQuery,
+    CaptureAnswer,
+    CaptureQuery,
     Finished,
     IdleAnswer,
     IdleQuery,
@@ -80,9 +88,8 @@ from agent.line.messages import (
     Tick,
     TransportFactory,
 )
-from agent.machine_commands import CommandRejectedError, CommandResult, MachineCommand
-from agent.metrics import AgentMetrics
 from agent.observations import LinkDown, LinkUp, Observation
+from agent.ops.metrics import AgentMetrics
 from agent.reads import ReadRequest
 from drivers.base import Transport
 
@@ -102,7 +109,7 @@ class LineProcessError(Exception):
 
 def open_line(config: Config) -> Transport:
     """The serial line ``config.serial`` names (the daemon's default transport factory)."""
-    from agent.diagnostics import transport_options
+    from agent.ops.diagnostics import transport_options
     from drivers import open_transport
 
     port = config.serial.port
@@ -386,6 +393,21 @@ class LineProcess:
         return {**last, "machines": machines, "pid": self.pid, "running": False,
                 "cycles": self.cycles, "skippedSlots": self.skipped_slots, "error": error}
 
+    def start_capture(self, limit: int | None = None) -> None:
+        """Start recording frames in the child's line owner (``slot-agent capture``)."""
+        answer = self._ask(CaptureQuery(next(self._ids), True), only_running=True)
+        if not isinstance(answer, CaptureAnswer):
+            raise CaptureError("the line process does not answer")
+        if answer.error is not None:
+            raise CaptureError(answer.error)
+
+    def stop_capture(self) -> dict[str, Any]:
+        """The frames the child recorded since :meth:`start_capture`."""
+        answer = self._ask(CaptureQuery(next(self._ids), False), only_running=True)
+        if not isinstance(answer, CaptureAnswer):
+            return {"frames": [], "dropped": 0, "error": "the line process does not answer"}
+        return answer.result
+
     def idle(self) -> bool:
         """Nothing queued for the line, no job running or waiting (tests, ``diag``)."""
         answer = self._ask(IdleQuery(next(self._ids)), only_running=True)
@@ -465,7 +487,7 @@ class LineProcess:
                 finished = self._open.get(command_id)
                 if finished is not None:
                     self._finish(finished, result)
-            case StatusAnswer() | IdleAnswer() | CancelAnswer():
+            case StatusAnswer() | IdleAnswer() | CancelAnswer() | CaptureAnswer():
                 with self._lock:
                     waiting = self._waiting.get(message.request_id)
                 if waiting is not None:

@@ -88,12 +88,12 @@ from corpus import write_seeds
 from websockets.exceptions import ConnectionClosedOK
 
 with atheris.instrument_imports(include=["agent", "hub"]):
-    from agent.actions import Actions
     from agent.config import UplinkConfig
-    from agent.machine_commands import CommandResult, MachineCommand
+    from agent.line.commands import CommandResult, MachineCommand
     from agent.observations import Observation
-    from agent.outbox import Outbox
-    from agent.uplink import Uplink, UplinkError
+    from agent.store.outbox import Outbox
+    from agent.uplink.actions import Actions
+    from agent.uplink.client import Uplink, UplinkError
     from api import wire
     from api.events import CATALOG, Event
     from hub.config import HubConfig

@@ -1,5 +1,6 @@
 """``slot-agent check-config --config PATH``: validate a config file and print every problem
-at once (``check-config PATH`` is kept as an alias)."""
+at once (``check-config PATH`` is kept as an alias). Beyond the file itself it checks what
+``run`` would refuse at start: an existing outbox that belongs to another terminal."""
 
 from __future__ import annotations
 
@@ -48,5 +49,33 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INVALID_CONFIG
     for problem in config.warnings:
         print(f"warning: {problem}", file=sys.stderr)
+    owner = outbox_owner_problem(config.outbox.path, config.terminal_id)
+    if owner is not None:
+        print(f"{args.path}: 1 error(s)", file=sys.stderr)
+        print(f"  error: outbox.path: {owner}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
     print(f"OK: {args.path}")
     return 0
+
+
+def outbox_owner_problem(path: str, terminal_id: str) -> str | None:
+    """What ``run`` would refuse: an existing outbox that belongs to another terminal (read
+    only, safe beside a running daemon). None when the file is absent, unreadable (the
+    daemon deals with a damaged file at start) or this terminal's."""
+    from agent.store.outbox import Outbox, OutboxError
+
+    try:
+        reader = Outbox.open_reader(path)
+    except OutboxError:
+        return None
+    try:
+        owner = reader.stats().terminal_id
+    except Exception:  # a damaged file is run's and diag's business, not a config error
+        return None
+    finally:
+        reader.close()
+    if owner and owner != terminal_id:
+        return (f"{path} belongs to terminal {owner!r}, not terminal_id {terminal_id!r}: "
+                "slot-agent run would refuse to start (use the right terminal_id, or a new "
+                "outbox.path)")
+    return None

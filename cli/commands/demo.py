@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         print("slot-agent demo: --duration must be positive", file=sys.stderr)
         return 2
-    from agent.logs import setup_logging
+    from agent.ops.logs import setup_logging
 
     setup_logging("info" if args.verbose else "warning", "human", stream=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="slot-agent-demo-") as tmp:
@@ -141,9 +141,9 @@ def _write_secret(path: Path, text: str) -> Path:
 async def _demo(args: argparse.Namespace, tmp: Path) -> int:
     from agent.config import parse_config
     from agent.daemon import Daemon
-    from agent.logs import register_secret, under_systemd
-    from agent.progress import Progress, format_line
-    from agent.sdnotify import Notifier
+    from agent.ops.logs import register_secret, under_systemd
+    from agent.ops.progress import Progress, format_line
+    from agent.ops.sdnotify import Notifier
     from hub.config import HubConfig
     from hub.server import Hub
 

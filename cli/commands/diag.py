@@ -19,7 +19,7 @@ from cli.commands.options import add_config_option, command_parser
 
 if TYPE_CHECKING:
     from agent.config import Config
-    from agent.diagnostics import LineFacts, Report
+    from agent.ops.diagnostics import LineFacts, Report
 
 #: How long the daemon may take to answer (it polls the machine for identity and meters).
 CONTROL_TIMEOUT_S = 15.0
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(report.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        from agent.diagnostics import render_table
+        from agent.ops.diagnostics import render_table
 
         print(render_table(report))
     return report.exit_code
@@ -63,26 +63,22 @@ def run(args: argparse.Namespace) -> int:
 
 def diagnose(config: Config, *, allow_daemon: bool = True,
              timeout: float = CONTROL_TIMEOUT_S) -> Report:
-    """Build the :class:`agent.diagnostics.Report` for ``config``."""
+    """Build the :class:`agent.ops.diagnostics.Report` for ``config``."""
     from agent.config import ConfigError, read_token
-    from agent.control import ControlError, ControlUnavailableError, control_request
-    from agent.diagnostics import LineFacts, outbox_facts, probe_uplink
-    from agent.logs import register_secret
+    from agent.ops.control import ControlError, control_request
+    from agent.ops.diagnostics import LineFacts, daemon_state, outbox_facts, probe_uplink
+    from agent.ops.logs import register_secret
 
     daemon: dict[str, Any] | None = None
-    daemon_error: str | None = None  # the daemon is (probably) running but did not answer
-    if allow_daemon and config.control_socket:
-        try:
-            daemon = control_request(config.control_socket, "diag", timeout=timeout)
-        except ControlUnavailableError as exc:
-            if "permission" in str(exc):
-                daemon_error = str(exc)
-            # else: nothing listens, the daemon is stopped: poll the machine directly
-        except ControlError as exc:
-            daemon_error = f"the daemon answered with an error: {exc}"
-        except TimeoutError:
-            daemon_error = (f"the daemon did not answer on {config.control_socket} within "
-                            f"{timeout:g} s (is it stuck? see journalctl -u slot-agent)")
+    state: dict[str, Any] = {"state": "not asked", "detail": "not asked (--direct)"}
+    if allow_daemon:
+        error: BaseException | None = None
+        if config.control_socket:
+            try:
+                daemon = control_request(config.control_socket, "diag", timeout=timeout)
+            except (ControlError, TimeoutError) as exc:
+                error = exc
+        state = daemon_state(error, socket_path=config.control_socket, timeout=timeout)
     token: str | None = None
     if config.uplink.url is not None:
         try:
@@ -90,24 +86,34 @@ def diagnose(config: Config, *, allow_daemon: bool = True,
             register_secret(token)
         except ConfigError:
             token = None
-    uplink = probe_uplink(config, token)
+    outbox = (daemon.get("outbox") if daemon is not None
+              else outbox_facts(config.outbox.path, terminal_id=config.terminal_id))
+    daemon_uplink = daemon.get("uplink") if daemon is not None else None
+    # The hub's verdict on this terminal id: a hello, unless the daemon's own session is up
+    # (its welcome is the verdict, and a second hello would replace that session: 4002).
+    session_up = bool(daemon_uplink and daemon_uplink.get("connected"))
+    last_seq = int((outbox or {}).get("lastSeq") or 0)
+    uplink = probe_uplink(config, token, hello_last_seq=None if session_up else last_seq)
+    if session_up:
+        uplink["auth"]["detail"] = ("the hub accepted the token; the daemon's session is "
+                                    f"welcomed as {config.terminal_id}")
     if daemon is not None:
         lines = [LineFacts.from_json(item) for item in daemon.get("lines", [])]
-        return _report(config, lines, daemon.get("outbox"), uplink, "daemon",
-                       daemon.get("uplink"))
-    if daemon_error is not None:
+        return _report(config, lines, outbox, uplink, "daemon", daemon_uplink, state)
+    if state["state"] in ("hung", "unreachable", "error"):
         # The daemon may well be running: opening the port would fight it for the line.
         line = LineFacts(port=config.serial.port, address=config.machines[0].address,
-                         port_opened=False, port_error=daemon_error)
-        return _report(config, [line], outbox_facts(config.outbox.path), uplink, "direct",
-                       None)
+                         port_opened=False,
+                         port_error=f"not opened: the daemon did not answer ({state['detail']})"
+                                    ", and it may own the line")
+        return _report(config, [line], outbox, uplink, "direct", None, state)
     lines = probe_all(config)
-    return _report(config, lines, outbox_facts(config.outbox.path), uplink, "direct", None)
+    return _report(config, lines, outbox, uplink, "direct", None, state)
 
 
 def probe_all(config: Config) -> list[LineFacts]:
     """Open the serial port here and probe every configured machine on it."""
-    from agent.diagnostics import LineFacts, probe_line, transport_options
+    from agent.ops.diagnostics import LineFacts, probe_line, transport_options
     from drivers import TransportError, open_transport
 
     port = config.serial.port
@@ -126,13 +132,14 @@ def probe_all(config: Config) -> list[LineFacts]:
 
 
 def _report(config: Config, lines: list[LineFacts], outbox: dict[str, Any] | None,
-            uplink: dict[str, Any], source: str, daemon_uplink: dict[str, Any] | None) -> Report:
-    from agent.diagnostics import Check, Report, build_report
+            uplink: dict[str, Any], source: str, daemon_uplink: dict[str, Any] | None,
+            daemon: dict[str, Any]) -> Report:
+    from agent.ops.diagnostics import Check, Report, build_report
 
     first = build_report(line=lines[0] if lines else None, outbox=outbox, uplink=uplink,
                          source=source, terminal_id=config.terminal_id,
                          daemon_uplink=daemon_uplink,
-                         max_skew_s=config.poll.clock_max_skew_s)
+                         max_skew_s=config.poll.clock_max_skew_s, daemon=daemon)
     if len(lines) <= 1:
         return first
     # More machines on the line: their line checks follow, named by address.

@@ -19,7 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Run the reference hub. The first line printed is the dashboard URL, "
                     "with the bound port when listen.port is 0.",
         exit_codes={0: "stopped cleanly (SIGTERM or SIGINT)",
-                    1: "cannot start (the address is in use, a TLS file does not load)",
+                    1: "cannot start (the address is in use, a TLS file does not load, "
+                       "the store cannot be opened)",
                     2: "invalid hub.yaml or token file, or bad usage"},
     )
     add_config_option(parser, help="the hub's config (hub.yaml)")
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from configkit import ConfigError
     from hub.config import load_config
     from hub.server import Hub
+    from hub.store_api import StoreError
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -50,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"token file {config.tokens}: {problem.severity}: {problem}",
                       file=sys.stderr)
             return 2
+        except StoreError as exc:
+            print(f"hub: cannot start: {exc}", file=sys.stderr)
+            return 1
         await hub.start()
         print(hub.url, flush=True)
         stop = asyncio.Event()

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from agent.outbox import Outbox, OutboxError, OutboxReader
+from agent.store.outbox import Outbox, OutboxError, OutboxReader
 from api.events import utc_timestamp
 from cli.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
 from cli.commands.options import add_config_option, command_parser, config_path

@@ -40,7 +40,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agent.config import ConfigError
-    from agent.logs import LogFormat, setup_logging, under_systemd
+    from agent.ops.logs import LogFormat, setup_logging, under_systemd
 
     config = load_config_or_report(args.config)
     if config is None:
@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
         log.warning("configuration: %s", problem, extra={"key": problem.path})
 
     from agent.daemon import Daemon, DaemonError
-    from agent.outbox import OutboxError
-    from agent.progress import Progress
+    from agent.ops.progress import Progress
+    from agent.store.outbox import OutboxError
 
     progress = None
     if not under_systemd() and sys.stderr.isatty():

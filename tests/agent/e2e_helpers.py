@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import MachineConfig, PollConfig
-from agent.interpreter import Interpreter
+from agent.derive.interpreter import Interpreter
 from agent.line.owner import LineOwner
-from agent.metrics import AgentMetrics
 from agent.observations import Observation
-from agent.outbox import Outbox
-from agent.pipeline import Pipeline
+from agent.ops.metrics import AgentMetrics
+from agent.store.outbox import Outbox
+from agent.store.pipeline import Pipeline
 from api.events import StoredEvent
 from drivers.base import Transport
 from drivers.memory import Faults, pair

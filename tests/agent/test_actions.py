@@ -12,20 +12,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
-from uplink_kit import TERMINAL, FakeLine, Sinks
 
-from agent import actions as actions_module
-from agent.actions import ACTION_NAMES, Actions
-from agent.machine_commands import (
+from agent.line.commands import (
     CommandKind,
     CommandRejectedError,
     CommandResult,
     MachineCommand,
 )
-from agent.metrics import AgentMetrics
 from agent.observations import SessionCommand
-from agent.outbox import Outbox
+from agent.ops.metrics import AgentMetrics
+from agent.store.outbox import Outbox
+from agent.uplink import actions as actions_module
+from agent.uplink.actions import ACTION_NAMES, Actions
 from api import wire
+from tests.agent.uplink_kit import TERMINAL, FakeLine, Sinks
 from tests.support.waits import wait_for
 
 KEY = b"0123456789abcdef-terminal-key"

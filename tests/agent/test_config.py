@@ -18,6 +18,7 @@ from agent.config import (
     Config,
     ConfigError,
     config_hash,
+    hub_urls,
     load_config,
     parse_config,
     read_hmac_key,
@@ -301,8 +302,8 @@ def _keys(cls: type, prefix: str = "") -> list[str]:
     out = []
     hints = {f.name: f for f in dataclasses.fields(cls)}
     for name, f in hints.items():
-        if name in ("source", "warnings"):
-            continue
+        if name in ("source", "warnings", "urls"):
+            continue  # urls: uplink.url given as a list, not a key of its own
         sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None
         if isinstance(sub, type) and dataclasses.is_dataclass(sub):
             out += _keys(sub, f"{prefix}{name}.")
@@ -359,6 +360,31 @@ def test_config_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.terminal_id = "x"  # type: ignore[misc]
     assert os.fspath(EXAMPLE)
+
+
+def test_uplink_url_may_list_several_hub_instances() -> None:
+    one = parse_config(with_(uplink={"url": "wss://a/ws/terminal", "token_env": "T"}))
+    assert one.uplink.url == "wss://a/ws/terminal" and one.uplink.urls == ()
+    assert hub_urls(one.uplink) == ("wss://a/ws/terminal",)
+    many = parse_config(with_(uplink={"url": ["wss://a/ws/terminal", "wss://b/ws/terminal"],
+                                      "token_env": "T"}))
+    assert many.uplink.url == "wss://a/ws/terminal"
+    assert hub_urls(many.uplink) == ("wss://a/ws/terminal", "wss://b/ws/terminal")
+    single = parse_config(with_(uplink={"url": ["wss://a/ws/terminal"], "token_env": "T"}))
+    assert hub_urls(single.uplink) == ("wss://a/ws/terminal",)
+    assert hub_urls(parse_config(MINIMAL).uplink) == ()
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ([], "uplink.url: a list of hub URLs must name at least one"),
+    (["wss://a", "wss://a"], "uplink.url: the same hub URL is listed twice"),
+    (["wss://a", 7], "uplink.url: must be a list of non-empty strings"),
+    (["wss://a", "ws://b"], "uplink.url: ws:// sends the token and events in clear text"),
+    (["wss://a", "https://b"], 'uplink.url: must start with wss:// (or ws://), got "https://b"'),
+])
+def test_each_hub_url_of_a_list_is_checked(url: Any, expected: str) -> None:
+    got = problems_of(with_(uplink={"url": url, "token_env": "T"}))
+    assert len(got) == 1 and got[0].startswith(expected), got
 
 
 def test_the_fast_interval_is_off_by_default_and_bounded_by_the_interval() -> None:

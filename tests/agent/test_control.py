@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent.control import (
+from agent.ops.control import (
     ControlInUseError,
     ControlRequestError,
     ControlServer,

@@ -12,7 +12,7 @@ import pytest
 from agent import __version__
 from agent.config import Config, config_hash, parse_config
 from agent.daemon import Daemon
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from drivers.base import Transport, Word
 from drivers.memory import MemoryTransport, pair
 from emulator.model import Machine
@@ -354,10 +354,9 @@ async def test_a_reload_lets_running_actions_finish(
         tmp_path: Path, host_end: MemoryTransport) -> None:
     """Replacing the uplink on reload must not cancel an action in flight: it completes,
     its result is stored and its actionCompleted event committed."""
-    from uplink_kit import TERMINAL, TERMINAL_TOKEN, HubRunner, Operator
-
     from agent.config import load_config
     from api import wire
+    from tests.agent.uplink_kit import TERMINAL, TERMINAL_TOKEN, HubRunner, Operator
 
     hub = HubRunner(tmp_path)
     await hub.start()

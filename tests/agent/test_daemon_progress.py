@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from agent.progress import Progress, Snapshot, format_line, status_text
+from agent.ops.progress import Progress, Snapshot, format_line, status_text
 
 
 class _Tty(io.StringIO):

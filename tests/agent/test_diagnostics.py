@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.config import Config, parse_config
-from agent.diagnostics import (
+from agent.ops.diagnostics import (
     CHECK_IDS,
+    Check,
     CheckStatus,
     LineFacts,
     build_report,
@@ -19,7 +21,7 @@ from agent.diagnostics import (
     probe_uplink,
     render_table,
 )
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from api.events import Event
 from drivers.memory import MemoryTransport, pair
 from emulator.model import Machine
@@ -174,7 +176,7 @@ def test_clock_skew_thresholds(skew: float, status: CheckStatus) -> None:
 
 
 def test_the_tls_step_uses_the_uplinks_own_context(tmp_path: Path) -> None:
-    """diag builds the same TLS context as the uplink (agent.tls), so a client certificate
+    """diag builds the same TLS context as the uplink (agent.uplink.tls), so a client certificate
     that cannot be loaded fails the TLS step naming the key, as it would stop the daemon."""
     import socket
 
@@ -198,3 +200,128 @@ def test_the_tls_step_uses_the_uplinks_own_context(tmp_path: Path) -> None:
     assert facts["tcp"]["ok"] is True
     assert facts["tls"]["ok"] is False
     assert "uplink.client_cert_file" in facts["tls"]["detail"]
+
+
+# ------------------------------------------------------------------ the truth, cause first
+
+
+def _check(*, line: LineFacts | None = None, outbox: dict[str, Any] | None = None,
+           uplink: dict[str, Any] | None = None,
+           daemon: dict[str, Any] | None = None) -> dict[str, Check]:
+    report = build_report(line=line, outbox=outbox, uplink=uplink, daemon=daemon,
+                          source="daemon", terminal_id="T-1")
+    return {c.id: c for c in report.checks}
+
+
+@pytest.mark.parametrize(("port", "error", "hint_has", "hint_lacks"), [
+    # the daemon runs and the machine's TCP link is refused: that, not the cable
+    ("tcp://10.0.0.9:4001", "in the running agent: cannot reopen the line transport: "
+     "[Errno 111] Connection refused", "was refused: nothing listens there", "cable"),
+    ("/dev/ttyUSB0", "in the running agent: [Errno 2] could not open port /dev/ttyUSB0: "
+     "[Errno 2] No such file or directory", "is gone (unplugged USB adapter?)", "cable"),
+    ("/dev/ttyUSB0", "device reports readiness to read but returned no data (device "
+     "disconnected or multiple access on port?)", "is gone", "cable"),
+    ("/dev/ttyUSB0", "[Errno 13] could not open port /dev/ttyUSB0: [Errno 13] Permission "
+     "denied", "dialout", "cable"),
+    ("tcp://10.0.0.9:4001", "timed out", "not reachable on the network", "cable"),
+])
+def test_a_line_failure_names_its_real_cause_before_any_cabling(
+        port: str, error: str, hint_has: str, hint_lacks: str) -> None:
+    facts = LineFacts(port=port, address=1, port_opened=False, port_error=error)
+    checks = _check(line=facts)
+    serial = checks["serial_port"]
+    assert serial.status is CheckStatus.FAIL
+    assert error in serial.detail
+    assert serial.hint is not None and hint_has in serial.hint
+    assert hint_lacks not in serial.hint
+    assert checks["general_poll"].status is CheckStatus.SKIP
+
+
+def test_the_daemon_path_has_no_denomination_code_none() -> None:
+    facts = LineFacts(port="p", address=1, port_opened=True, general_poll_ok=True,
+                      sas_version="602", machine_info={"gameId": "EM", "paytableId": "LS0001",
+                                                       "denominationCode": None,
+                                                       "denominationCents": 1})
+    check = _check(line=facts)["machine_info"]
+    assert check.detail == "game EM, paytable LS0001, denomination = 1 ¢ per credit"
+    direct = dict(facts.machine_info or {}, denominationCode=0x01)
+    facts.machine_info = direct
+    assert "denomination code 01 = 1 ¢" in _check(line=facts)["machine_info"].detail
+
+
+def test_an_outbox_of_another_terminal_fails_as_run_would(tmp_path: Path) -> None:
+    path = str(tmp_path / "outbox.db")
+    Outbox.open(path, terminal_id="T-OTHER").close()
+    facts = outbox_facts(path, terminal_id="T-1")
+    assert facts["terminalId"] == "T-OTHER" and facts["ownerMismatch"] is True
+    check = _check(outbox=facts)["outbox"]
+    assert check.status is CheckStatus.FAIL
+    assert check.detail == (f"{path} belongs to terminal 'T-OTHER', not 'T-1': slot-agent "
+                            "run refuses to start")
+    assert check.hint is not None and "new outbox.path" in check.hint
+    assert outbox_facts(path, terminal_id="T-OTHER")["ownerMismatch"] is False
+
+
+@pytest.mark.parametrize(("state", "status", "hint_has"), [
+    ("running", CheckStatus.OK, None),
+    ("stopped", CheckStatus.WARN, "systemctl start slot-agent"),
+    ("stale", CheckStatus.WARN, "died without removing its control socket"),
+    ("hung", CheckStatus.FAIL, "stuck"),
+    ("unreachable", CheckStatus.FAIL, "slot-agent group"),
+    ("error", CheckStatus.FAIL, "journalctl"),
+    ("not asked", CheckStatus.SKIP, None),
+])
+def test_the_daemon_state_is_a_check_with_its_hint(
+        state: str, status: CheckStatus, hint_has: str | None) -> None:
+    check = _check(daemon={"state": state, "detail": f"{state} detail"})["daemon"]
+    assert check.status is status
+    assert check.detail == f"{state} detail"
+    if hint_has is None:
+        assert check.hint is None
+    else:
+        assert check.hint is not None and hint_has in check.hint
+
+
+def test_daemon_state_tells_missing_stale_and_silent_sockets_apart(tmp_path: Path) -> None:
+    import socket as socket_mod
+
+    from agent.ops.control import ControlUnavailableError, control_request
+    from agent.ops.diagnostics import daemon_state
+
+    def state_of(path: Path) -> str:
+        try:
+            control_request(path, "diag", timeout=0.5)
+        except (ControlUnavailableError, TimeoutError) as exc:
+            return str(daemon_state(exc, socket_path=str(path), timeout=0.5)["state"])
+        return "running"
+
+    missing = tmp_path / "none.sock"
+    assert state_of(missing) == "stopped"
+    stale = tmp_path / "stale.sock"
+    sock = socket_mod.socket(socket_mod.AF_UNIX, socket_mod.SOCK_STREAM)
+    sock.bind(str(stale))
+    sock.close()  # the file stays: what a killed daemon leaves
+    assert state_of(stale) == "stale"
+    silent = tmp_path / "silent.sock"
+    listener = socket_mod.socket(socket_mod.AF_UNIX, socket_mod.SOCK_STREAM)
+    listener.bind(str(silent))
+    listener.listen(1)  # accepts (the kernel does), never answers: a hung daemon
+    try:
+        assert state_of(silent) == "hung"
+    finally:
+        listener.close()
+    assert daemon_state(None, socket_path=None, timeout=1)["state"] == "not asked"
+
+
+def test_a_hello_refused_for_this_terminal_is_a_wrong_binding() -> None:
+    uplink = {"configured": True, "url": "ws://h/ws/terminal",
+              "dns": {"ok": True, "detail": "h -> 10.0.0.1"},
+              "tcp": {"ok": True, "detail": "connected"},
+              "tls": {"ok": None, "detail": "plain"},
+              "auth": {"ok": False, "verdict": "forbidden",
+                       "detail": "the hub refused hello for terminal T-1: forbidden: x"},
+              "clock": {"skewS": 0.0, "detail": "same"}}
+    check = _check(uplink=uplink)["uplink_auth"]
+    assert check.status is CheckStatus.FAIL
+    assert check.hint is not None and "bound to another terminal" in check.hint
+    assert check.data == {"verdict": "forbidden"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.machine_commands import CommandKind, MachineCommand
+from agent.line.commands import CommandKind, MachineCommand
 from agent.observations import CardInserted, CardRemoved
 from emulator.model import Door
 from emulator.server import LinkOptions

@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from agent.exceptions_map import (
+from agent.derive.exceptions_map import (
     DEFINED_CODES,
     EXCEPTION_EVENTS,
     GENERIC_CODES,
     exception_channel,
 )
-from agent.interpreter import Interpreter
+from agent.derive.interpreter import Interpreter
+from agent.derive.state import AgentState
 from agent.observations import (
     ExceptionObserved,
     HandpayInfoRead,
@@ -34,7 +35,6 @@ from agent.observations import (
     TicketValidationRead,
 )
 from agent.reads import ReadHandpay, ReadIdentity, ReadMeters, ReadRequest, ReadTicket
-from agent.state import AgentState
 from api.events import CATALOG, Channel, Event
 from sas_protocol.codes import IDLE_EXCEPTIONS, ExceptionCode, category_of
 
@@ -278,7 +278,7 @@ def test_an_event_cannot_be_routed_off_its_channels() -> None:
 
 def test_generic_codes_and_undefined_bytes_are_confirmed_before_they_count() -> None:
     """Their events are alerts too: a flipped idle byte must not raise one (docs/sas.md)."""
-    from agent.exceptions_map import CONFIRMED_CODES, READ_TRIGGERED
+    from agent.derive.exceptions_map import CONFIRMED_CODES, READ_TRIGGERED
 
     assert GENERIC_CODES <= CONFIRMED_CODES
     assert {b for b in range(256) if b not in DEFINED_CODES} <= CONFIRMED_CODES

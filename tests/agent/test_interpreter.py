@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from agent.interpreter import Interpreter
+from agent.derive.interpreter import Interpreter
+from agent.derive.state import AgentState
 from agent.observations import (
     CardInserted,
     ClockRead,
@@ -30,7 +31,6 @@ from agent.reads import (
     ReadRequest,
     ReadTicket,
 )
-from agent.state import AgentState
 from api.events import CATALOG, Event
 
 T0 = 1_700_000_000.0

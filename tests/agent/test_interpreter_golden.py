@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agent.interpreter import Interpreter
+from agent.derive.interpreter import Interpreter
 from agent.observations import (
     CardInserted,
     CardRemoved,

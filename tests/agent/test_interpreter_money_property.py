@@ -15,7 +15,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.interpreter import Interpreter
+from agent.derive.interpreter import Interpreter
+from agent.derive.sessions import CardState, PlayerSession
+from agent.derive.state import AgentState, MachineState
 from agent.observations import (
     ExceptionObserved,
     LinkDown,
@@ -26,8 +28,6 @@ from agent.observations import (
     Observation,
     RealTimeEventObserved,
 )
-from agent.sessions import CardState, PlayerSession
-from agent.state import AgentState, MachineState
 from api.events import Event
 
 RANGE = 10**8  # 4-byte BCD credit meters

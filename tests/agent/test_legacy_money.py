@@ -9,8 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.interpreter import Interpreter
-from agent.meters import Meter
+from agent.derive.interpreter import Interpreter
+from agent.derive.meters import Meter
+from agent.derive.state import AgentState
 from agent.observations import (
     ExceptionObserved,
     LinkUp,
@@ -21,7 +22,6 @@ from agent.observations import (
     TicketValidationRead,
 )
 from agent.reads import BILL_METERS, ReadMeters
-from agent.state import AgentState
 from api.events import Event
 
 T0 = 1_700_000_000.0
@@ -270,7 +270,7 @@ def test_legacy_bills_add_up_to_the_drop(denom: int, steps: list[tuple[str, Any,
 
 
 def test_money_sources_of_a_modern_and_a_legacy_machine() -> None:
-    from agent.discovery import money_sources
+    from agent.line.discovery import money_sources
 
     modern = money_sources(set())
     assert modern["bills"] == "billsAccepted (LP 6F)"
@@ -289,7 +289,7 @@ def test_money_sources_of_a_modern_and_a_legacy_machine() -> None:
 
 
 def test_diag_reports_the_money_sources_in_text_and_json() -> None:
-    from agent.diagnostics import LineFacts, _meters_check
+    from agent.ops.diagnostics import LineFacts, _meters_check
 
     facts = LineFacts(port="/dev/null", address=1, port_opened=True, credits=0,
                       meters={"coinIn": 1, "coinOut": 1, "jackpot": 0, "cancelledCredits": 0,

@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from agent.config import MachineConfig, PollConfig
+from agent.line.commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.line.owner import LineOwner
-from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
-from agent.metrics import AgentMetrics
 from agent.observations import LinkDown
+from agent.ops.metrics import AgentMetrics
 from drivers.base import Transport, Word
 from drivers.memory import Faults, pair
 from tests.agent.e2e_helpers import FAST_POLL, Collected, Rig

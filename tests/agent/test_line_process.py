@@ -18,10 +18,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from agent.config import Config, PollConfig, parse_config
+from agent.line.commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.line.process import LineProcess, LineProcessError
-from agent.machine_commands import CommandKind, CommandRejectedError, MachineCommand
-from agent.metrics import AgentMetrics, BadFrameKind
 from agent.observations import ExceptionObserved, LinkDown, LinkUp
+from agent.ops.metrics import AgentMetrics, BadFrameKind
 from drivers import open_pty
 from drivers.base import Transport, Word
 from drivers.memory import pair

@@ -17,7 +17,7 @@ import pytest
 from agent.config import load_config
 from agent.daemon import EXIT_LINE_FAILED, Daemon
 from agent.line.process import LineProcess
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from drivers import open_pty
 from emulator.model import Machine
 from emulator.server import Emulator

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent import logs
-from agent.logs import (
+from agent.ops import logs
+from agent.ops.logs import (
     redact,
     register_secret,
     set_level,
@@ -86,9 +86,9 @@ def test_syslog_prefix_gives_journald_the_priority() -> None:
 def test_auto_is_human_on_a_tty_and_json_otherwise() -> None:
     tty = Tty()
     setup_logging("INFO", "auto", tty)
-    logging.getLogger("agent.uplink").info("connected", extra={"hub": "wss://hub"})
+    logging.getLogger("agent.uplink.client").info("connected", extra={"hub": "wss://hub"})
     text = tty.getvalue()
-    assert " INFO    agent.uplink: connected hub=wss://hub" in text
+    assert " INFO    agent.uplink.client: connected hub=wss://hub" in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
 
@@ -105,7 +105,7 @@ def test_registered_secret_never_appears(fmt: str) -> None:
     out = io.StringIO()
     setup_logging("DEBUG", fmt, out, syslog_prefix=False)  # type: ignore[arg-type]
     register_secret(TOKEN)
-    log = logging.getLogger("agent.uplink")
+    log = logging.getLogger("agent.uplink.client")
     log.info("token is %s", TOKEN)
     log.info("plain " + TOKEN)
     log.info("extra", extra={"token": TOKEN, "nested": {"t": [TOKEN]}})

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.meters import Change, default_width, is_cents_meter, meter_delta, meter_name
+from agent.derive.meters import Change, default_width, is_cents_meter, meter_delta, meter_name
 
 
 @pytest.mark.parametrize(

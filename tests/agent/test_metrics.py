@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent import __version__
-from agent.metrics import ActionStatus, AgentMetrics, BadFrameKind, PollResult, stop_server
+from agent.ops.metrics import ActionStatus, AgentMetrics, BadFrameKind, PollResult, stop_server
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from api.events import StoredEvent
 from drivers import tcp_listen
 from emulator.autoplay import AutoPlayer, AutoplaySettings

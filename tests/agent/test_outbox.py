@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Outbox, OutboxError, OutboxFullError
+from agent.store.outbox import Outbox, OutboxError, OutboxFullError
 from api.events import Event
 
 TS = "2026-01-01T00:00:00.000Z"

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from api.events import Event
 
 TS = "2026-01-01T00:00:00.000Z"

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = r"""
 import sys
 from api.events import Event
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 
 ob = Outbox.open(sys.argv[1], terminal_id="KILL-1")
 state = ob.load_state() or {"batch": 0, "last_seq": 0}

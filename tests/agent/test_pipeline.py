@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from agent.interpreter import Interpreter, Outcome
-from agent.metrics import AgentMetrics
+from agent.derive.interpreter import Interpreter, Outcome
+from agent.derive.state import AgentState
 from agent.observations import ExceptionObserved, MachineIdentified, MetersRead, Observation
-from agent.outbox import Outbox, OutboxFullError
-from agent.pipeline import Pipeline
+from agent.ops.metrics import AgentMetrics
 from agent.reads import ReadMeters, ReadRequest
-from agent.state import AgentState
+from agent.store.outbox import Outbox, OutboxFullError
+from agent.store.pipeline import Pipeline
 from api.events import Event, StoredEvent, utc_timestamp
 
 pytestmark = pytest.mark.timeout(30)

@@ -8,11 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.config import PollConfig
-from agent.machine_commands import CommandKind, CommandResult, MachineCommand
-from agent.meter_reads import FULL_SNAPSHOT_CODES, LEGACY_CODES, MeterRead, legacy_poll_for
+from agent.line.commands import CommandKind, CommandResult, MachineCommand
+from agent.line.meter_reads import FULL_SNAPSHOT_CODES, LEGACY_CODES, MeterRead, legacy_poll_for
+from agent.line.schedule import MachineSchedule
 from agent.observations import ClockRead, HostLockChanged, MachineIdentified, MetersRead
 from agent.reads import GAME_END_METERS, ReadHandpay, ReadIdentity, ReadMeters
-from agent.schedule import MachineSchedule
 from sas_protocol.messages.meters import MeterReply, MeterValue
 from sas_protocol.messages.requests import (
     DateTimeRequest,

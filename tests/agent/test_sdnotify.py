@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.sdnotify import Notifier
+from agent.ops.sdnotify import Notifier
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from agent.interpreter import Interpreter
+from agent.derive.interpreter import Interpreter
+from agent.derive.sessions import CardState, account, card_inserted, card_removed, session_command
+from agent.derive.state import AgentState
 from agent.observations import (
     CardInserted,
     CardRemoved,
@@ -12,8 +14,6 @@ from agent.observations import (
     Observation,
     SessionCommand,
 )
-from agent.sessions import CardState, account, card_inserted, card_removed, session_command
-from agent.state import AgentState
 from api.events import Event
 
 T0 = 1_700_000_000.0

@@ -1,4 +1,4 @@
-"""The ticket ledger (agent/tickets.py) and stale coin-in in RTE mode, through the interpreter.
+"""The ticket ledger (agent/derive/tickets.py) and stale coin-in in RTE mode, via the interpreter.
 
 The property: whatever is lost between the machine and the agent (a 3D, an LP 4D answer), and
 whatever order records and meter reads arrive in, the ``ticketPrinted`` amounts with
@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.interpreter import Interpreter
+from agent.derive.interpreter import Interpreter
+from agent.derive.state import AgentState
 from agent.observations import (
     ExceptionObserved,
     LinkDown,
@@ -26,7 +27,6 @@ from agent.observations import (
     TicketValidationRead,
 )
 from agent.reads import TICKET_METERS, ReadMeters
-from agent.state import AgentState
 from api.events import Event
 
 TICKET_OUT, TICKET_OUT_RESTRICTED, COIN_IN, CANCELLED = 0x0E, 0x10, 0x00, 0x04

@@ -17,7 +17,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
-from uplink_kit import (
+from websockets.asyncio.server import ServerConnection, serve
+
+from agent.config import ConfigError
+from agent.ops.logs import RedactingFilter
+from agent.ops.metrics import AgentMetrics
+from agent.retry import jittered_doubling
+from agent.store.outbox import Outbox
+from agent.uplink.client import Uplink
+from api import wire
+from api.events import Event
+from tests.agent.uplink_kit import (
     TERMINAL,
     TERMINAL_TOKEN,
     HubRunner,
@@ -27,16 +37,6 @@ from uplink_kit import (
     open_outbox,
     uplink_config,
 )
-from websockets.asyncio.server import ServerConnection, serve
-
-from agent.config import ConfigError
-from agent.logs import RedactingFilter
-from agent.metrics import AgentMetrics
-from agent.outbox import Outbox
-from agent.retry import jittered_doubling
-from agent.uplink import Uplink
-from api import wire
-from api.events import Event
 from tests.support.waits import wait_for
 
 
@@ -333,7 +333,7 @@ async def test_never_more_than_window_events_unacknowledged(outbox: Outbox) -> N
 async def test_refused_tokens_are_retried_with_backoff_until_valid(
         hub: HubRunner, outbox: Outbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="agent.uplink")
+    caplog.set_level(logging.INFO, logger="agent.uplink.client")
     token_file = tmp_path / "token"
     token_file.write_text("tok-ops")  # an operator token on the terminal path: 403
     outbox.commit(bet(2), None)
@@ -372,7 +372,7 @@ async def test_hello_refused_for_another_terminal_is_retried(
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
-    from uplink_kit import make_pki
+    from tests.agent.uplink_kit import make_pki
 
     base = tmp_path_factory.mktemp("pki")
     return make_pki(base, "good"), make_pki(base, "other")

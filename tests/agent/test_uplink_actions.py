@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from uplink_kit import (
+from websockets.asyncio.server import ServerConnection, serve
+
+from agent.line.commands import CommandKind, CommandResult, MachineCommand
+from agent.observations import HostLockChanged, Observation
+from agent.store.outbox import Outbox
+from agent.uplink.actions import Actions
+from agent.uplink.client import Uplink
+from api import wire
+from api.events import Event
+from tests.agent.uplink_kit import (
     TERMINAL,
     TERMINAL_TOKEN,
     FakeLine,
@@ -20,15 +29,6 @@ from uplink_kit import (
     open_outbox,
     uplink_config,
 )
-from websockets.asyncio.server import ServerConnection, serve
-
-from agent.actions import Actions
-from agent.machine_commands import CommandKind, CommandResult, MachineCommand
-from agent.observations import HostLockChanged, Observation
-from agent.outbox import Outbox
-from agent.uplink import Uplink
-from api import wire
-from api.events import Event
 from tests.support.waits import wait_for
 
 KEY = b"shared-action-key-0123456789"

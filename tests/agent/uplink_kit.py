@@ -18,9 +18,9 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from agent.config import UplinkConfig
-from agent.machine_commands import CommandResult, MachineCommand
+from agent.line.commands import CommandResult, MachineCommand
 from agent.observations import Observation
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from api import wire
 from api.events import Event, utc_timestamp
 from hub.config import HubConfig

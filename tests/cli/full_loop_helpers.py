@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.control import control_request
+from agent.ops.control import control_request
 
 #: Debian's Chromium, driven by playwright (never a downloaded browser).
 CHROMIUM = Path("/usr/bin/chromium")

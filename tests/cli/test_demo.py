@@ -7,8 +7,9 @@ import re
 import signal
 import urllib.request
 
-from slot_agent_procs import Proc
 from websockets.sync.client import connect
+
+from tests.cli.slot_agent_procs import Proc
 
 
 def _dashboard(proc: Proc) -> tuple[str, str]:

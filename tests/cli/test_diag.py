@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slot_agent_procs import HubHandle, run_cli, start_emulator, write_agent_config
 
-from agent.diagnostics import CHECK_IDS
+from agent.ops.diagnostics import CHECK_IDS
+from tests.cli.slot_agent_procs import HubHandle, run_cli, start_emulator, write_agent_config
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_invalid_config_exits_2(tmp_path: Path) -> None:
 def test_a_daemon_that_does_not_answer_keeps_diag_off_the_port(tmp_path: Path) -> None:
     import threading
 
-    from agent.control import ControlServer
+    from agent.ops.control import ControlServer
 
     cfg = write_agent_config(tmp_path, port="/dev/ttyNOPE7")
     socket_path = next(line.split(": ", 1)[1] for line in cfg.read_text().splitlines()
@@ -157,3 +157,168 @@ def test_a_daemon_that_does_not_answer_keeps_diag_off_the_port(tmp_path: Path) -
     assert "owns the serial line" in serial["hint"]
     # it never tried the (missing) device: the error is about the daemon, not the port
     assert "No such file" not in serial["detail"]
+    daemon = checks["daemon"]
+    assert daemon["status"] == "fail" and daemon["data"]["state"] == "hung"
+    assert "within 0.5 s" in daemon["detail"] and "stuck" in daemon["hint"]
+
+
+def test_a_token_bound_to_another_terminal_fails_with_the_binding_hint(
+        tmp_path: Path, emulator: str) -> None:
+    other = HubHandle(tmp_path, "EGM-OTHER")  # the token is EGM-OTHER's; we are EGM-T1
+    try:
+        cfg = write_agent_config(tmp_path, port=emulator, hub=other)
+        result = run_cli("diag", "--config", str(cfg), "--json")
+        human = run_cli("diag", "--config", str(cfg))
+    finally:
+        other.stop()
+    assert result.returncode == 1
+    auth = _checks(result.stdout)["uplink_auth"]
+    assert auth["status"] == "fail" and auth["data"] == {"verdict": "forbidden"}
+    assert "refused hello for terminal EGM-T1: forbidden" in auth["detail"]
+    assert "bound to another terminal" in auth["hint"]
+    assert "FAIL  uplink: authentication" in human.stdout
+    assert other.terminal_token not in result.stdout + human.stdout
+
+
+def test_the_right_binding_is_welcomed(tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+    cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
+    result = run_cli("diag", "--config", str(cfg), "--json")
+    auth = _checks(result.stdout)["uplink_auth"]
+    assert auth["status"] == "ok"
+    assert auth["detail"].startswith("the hub welcomed terminal EGM-T1 with this token")
+
+
+def test_an_outbox_of_another_terminal_fails_diag_and_check_config(
+        tmp_path: Path, emulator: str) -> None:
+    from agent.store.outbox import Outbox
+
+    cfg = write_agent_config(tmp_path, port=emulator)
+    Outbox.open(str(tmp_path / "outbox.db"), terminal_id="EGM-OLD").close()
+    result = run_cli("diag", "--config", str(cfg), "--json")
+    assert result.returncode == 1
+    outbox = _checks(result.stdout)["outbox"]
+    assert outbox["status"] == "fail"
+    assert "belongs to terminal 'EGM-OLD', not 'EGM-T1'" in outbox["detail"]
+    assert "new outbox.path" in outbox["hint"]
+    checked = run_cli("check-config", "--config", str(cfg))
+    assert checked.returncode == 2
+    assert "error: outbox.path:" in checked.stderr and "'EGM-OLD'" in checked.stderr
+    run = run_cli("run", "--config", str(cfg), timeout=30)  # what check-config predicted
+    assert run.returncode != 0 and "EGM-OLD" in run.stdout + run.stderr
+
+
+def test_daemon_running_with_its_tcp_link_refused_blames_the_link_not_the_cable(
+        tmp_path: Path) -> None:
+    from tests.cli.slot_agent_procs import Proc
+    from tests.support.waits import wait_until
+
+    emu, url = start_emulator()
+    cfg = write_agent_config(tmp_path, port=url)
+    daemon = Proc(["run", "--config", str(cfg)])
+    try:
+        daemon.wait_for(lambda s: "slot-agent running" in s, timeout=30)
+        emu.stop()  # the machine's serial server goes away: TCP refused from now on
+
+        def refused() -> bool:
+            result = run_cli("diag", "--config", str(cfg), "--json")
+            return "refused" in _checks(result.stdout)["serial_port"]["detail"]
+
+        wait_until(refused, timeout=30, what="the daemon reports the refused link")
+        result = run_cli("diag", "--config", str(cfg), "--json")
+    finally:
+        daemon.stop()
+        emu.stop()
+    report = json.loads(result.stdout)
+    assert report["source"] == "daemon" and result.returncode == 1
+    checks = _checks(result.stdout)
+    assert checks["daemon"]["status"] == "ok" and checks["daemon"]["data"]["state"] == "running"
+    serial = checks["serial_port"]
+    assert serial["status"] == "fail"
+    assert "in the running agent:" in serial["detail"]
+    assert "was refused: nothing listens there" in serial["hint"]
+    assert "cable" not in serial["hint"]
+    assert checks["general_poll"]["status"] == "skip"
+
+
+def test_a_stopped_daemon_is_reported_as_stopped_or_stale(tmp_path: Path) -> None:
+    import socket
+
+    cfg = write_agent_config(tmp_path, port="/dev/ttyNOPE7")
+    socket_path = next(line.split(": ", 1)[1] for line in cfg.read_text().splitlines()
+                       if line.startswith("control_socket"))
+    stopped = _checks(run_cli("diag", "--config", str(cfg), "--json").stdout)["daemon"]
+    assert stopped["status"] == "warn" and stopped["data"]["state"] == "stopped"
+    assert "systemctl" in stopped["hint"]
+    left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    left.bind(socket_path)
+    left.close()  # the socket file a killed daemon leaves behind
+    stale = _checks(run_cli("diag", "--config", str(cfg), "--json").stdout)["daemon"]
+    assert stale["status"] == "warn" and stale["data"]["state"] == "stale"
+    assert "stale socket" in stale["detail"]
+    direct = _checks(run_cli("diag", "--config", str(cfg), "--json", "--direct").stdout)
+    assert direct["daemon"]["status"] == "skip"
+
+
+def test_with_the_daemons_session_up_diag_does_not_replace_it(
+        tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+    from agent.ops.control import control_request
+    from tests.cli.slot_agent_procs import Proc
+    from tests.support.waits import wait_until
+
+    cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
+    socket_path = next(line.split(": ", 1)[1] for line in cfg.read_text().splitlines()
+                       if line.startswith("control_socket"))
+    daemon = Proc(["run", "--config", str(cfg)])
+    try:
+        daemon.wait_for(lambda s: "slot-agent running" in s, timeout=30)
+
+        def uplink() -> dict[str, Any]:
+            return dict(control_request(socket_path, "status", timeout=10)["uplink"] or {})
+
+        wait_until(lambda: bool(uplink().get("connected")), what="the daemon's session")
+        before = uplink()
+        result = run_cli("diag", "--config", str(cfg), "--json")
+        after = uplink()
+    finally:
+        daemon.stop()
+    # no hello from diag: the daemon's session is the same one (no 4002, no reconnect)
+    assert after["connected"] and after["sessions"] == before["sessions"]
+    assert after["reconnects"] == before["reconnects"]
+    checks = _checks(result.stdout)
+    auth = checks["uplink_auth"]
+    assert auth["status"] == "ok"
+    assert "the daemon's session is welcomed as EGM-T1" in auth["detail"]
+    assert checks["daemon"]["data"]["state"] == "running"
+
+
+def test_actions_the_hub_delivers_to_diag_are_rejected_not_lost(
+        tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+    import sqlite3
+
+    from websockets.sync.client import connect
+
+    # an operator queues a lock for EGM-T1 while its agent is not running
+    with connect(hub.ws_url.replace("/ws/terminal", "/ws/client"),
+                 additional_headers={"Authorization": f"Bearer {hub.operator_token}"},
+                 proxy=None) as client:
+        client.send(json.dumps({"type": "action", "id": "act-diag-1", "terminalId": "EGM-T1",
+                                "action": "lock", "params": {}}))
+        while True:
+            message = json.loads(client.recv(timeout=10))
+            if message.get("type") == "actionAck" and message.get("id") == "act-diag-1":
+                assert message["status"] == "queued"
+                break
+    cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
+    result = run_cli("diag", "--config", str(cfg), "--json")
+    auth = _checks(result.stdout)["uplink_auth"]
+    assert auth["status"] == "warn"
+    assert auth["data"] == {"actionsRejected": ["act-diag-1"]}
+    assert "send them again" in auth["hint"]
+    conn = sqlite3.connect(f"{hub.database.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        status, stored = conn.execute("SELECT status, result FROM actions WHERE id = ?",
+                                      ("act-diag-1",)).fetchone()
+    finally:
+        conn.close()
+    assert status == "rejected"
+    assert "slot-agent diag" in json.loads(stored)["error"]

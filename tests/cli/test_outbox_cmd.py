@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
 from api.events import Event
 
 ROOT = Path(__file__).resolve().parents[2]

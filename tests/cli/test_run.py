@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from slot_agent_procs import (
+
+from tests.cli.slot_agent_procs import (
     HubHandle,
     Proc,
     json_logs,
@@ -18,7 +19,6 @@ from slot_agent_procs import (
     start_emulator,
     write_agent_config,
 )
-
 from tests.support.waits import wait_until
 
 

@@ -13,9 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from test_host_integration import HostLoop
-from test_parity_pty import TermiosHost
-
 from drivers.pseudo_tty import open_pty_path
 from drivers.tcp import connect
 from sas_protocol.crc import crc_ok
@@ -28,6 +25,8 @@ from sas_protocol.messages.requests import (
     MetersRequest,
     SelectedMetersRequest,
 )
+from tests.emulator.test_host_integration import HostLoop
+from tests.emulator.test_parity_pty import TermiosHost
 
 ROOT = Path(__file__).resolve().parents[2]
 

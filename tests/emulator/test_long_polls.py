@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_served_rules import SYNC, Line
 
 from emulator.model import Machine, MachineConfig, PlayRefusedError
 from sas_protocol import (
@@ -37,6 +36,7 @@ from sas_protocol import (
     WrappedAck,
     decode_reply,
 )
+from tests.emulator.test_served_rules import SYNC, Line
 
 
 def ask(line: Line, request: Request, now: float) -> Any:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from test_served_rules import GP, SYNC, Line
-
 from emulator.model import Machine, MachineConfig
 from emulator.responder import rom_signature
 from sas_protocol.crc import crc_ok
@@ -33,6 +31,7 @@ from sas_protocol.messages.requests import (
     SoundOnRequest,
 )
 from sas_protocol.messages.responses import decode_reply
+from tests.emulator.test_served_rules import GP, SYNC, Line
 
 
 def ask(line: Line, request: Request, now: float) -> object:

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from hubkit import HubHarness, Traffic, validate_frame
+
+from tests.hub.hubkit import HubHarness, Traffic, validate_frame
 
 
 @pytest.fixture
@@ -25,5 +26,6 @@ async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]
     # Real traffic must match the published schemas (docs/schemas).
     for msg in traffic.frames:
         validate_frame(msg)
+
 
 

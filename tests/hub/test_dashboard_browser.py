@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, ScriptedTerminal
 from websockets.asyncio.client import connect
 
 from api import wire
 from hub.config import HubConfig
 from hub.server import Hub
 from hub.tokens import parse_tokens
+from tests.hub.browser_helpers import CHROMIUM, CHROMIUM_ARGS, ScriptedTerminal
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect

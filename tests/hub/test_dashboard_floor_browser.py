@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, ScriptedTerminal
-from hubkit import http_get
 
 from api import wire
 from api.events import CATALOG
@@ -25,6 +23,8 @@ from hub.config import HubConfig
 from hub.server import Hub
 from hub.store import HubStore
 from hub.tokens import parse_tokens
+from tests.hub.browser_helpers import CHROMIUM, CHROMIUM_ARGS, ScriptedTerminal
+from tests.hub.hubkit import http_get
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect

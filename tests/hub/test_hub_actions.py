@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from hubkit import HubHarness
-
 from api import wire
+from tests.hub.hubkit import HubHarness
 
 
 def _in(seconds: float) -> str:

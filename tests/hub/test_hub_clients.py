@@ -9,10 +9,10 @@ import re
 import time
 
 import pytest
-from hubkit import ROOT, HubHarness, event_frame
 from websockets.exceptions import InvalidStatus
 
 from api import wire
+from tests.hub.hubkit import ROOT, HubHarness, event_frame
 from tests.support.waits import wait_for
 
 

@@ -10,12 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from hubkit import ROOT
 
 from api.wire import Role
 from configkit import ConfigError
 from hub.config import load_config, parse_config
 from hub.tokens import Principal, parse_tokens
+from tests.hub.hubkit import ROOT
 
 
 def test_minimal_config_and_relative_paths(tmp_path: Path) -> None:
@@ -132,6 +132,44 @@ def test_cli_reports_config_problems(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "listen.port" in proc.stderr and "tokens: required" in proc.stderr
+
+
+def test_store_names_postgresql_instead_of_the_sqlite_database(tmp_path: Path) -> None:
+    url = "postgresql://hub@db.example.com/floor"
+    cfg = parse_config({"plain": True, "tokens": "t", "store": url}, tmp_path)
+    assert (cfg.store, cfg.database) == (url, None)
+    assert parse_config({"plain": True, "tokens": "t", "database": "d"}, tmp_path).store is None
+    for raw, problem in (
+            ({"store": url, "database": "d"}, "database: cannot be set together with store"),
+            ({"store": "mysql://db/floor"}, "store: must be a postgresql:// URL"),
+            ({"store": 5}, "store: must be a non-empty string"),
+            ({}, "database: required")):
+        with pytest.raises(ConfigError) as info:
+            parse_config({"plain": True, "tokens": "t"} | raw, tmp_path)
+        got = [str(p) for p in info.value.problems]
+        assert [p for p in got if p.startswith(problem)], got
+
+
+def test_the_hub_command_says_why_the_store_cannot_be_opened(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text("tok terminal T1\n")
+    secret = "s3cret-password"
+    config = tmp_path / "hub.yaml"
+    # Nothing listens on this socket folder.
+    config.write_text(json.dumps({
+        "plain": True, "tokens": str(tokens), "listen": {"port": 0},
+        "store": f"postgresql://hub:{secret}@/floor?host={tmp_path}&connect_timeout=2"}))
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "cli.main", "hub", "--config", str(config)],
+                          capture_output=True, text=True, cwd=root, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""  # no URL: it never listened
+    assert "hub: cannot start: store: cannot open the PostgreSQL database" in done.stderr
+    assert secret not in done.stderr
 
 
 def test_timezone_and_gaming_day_start(tmp_path: Path) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubkit import HubHarness, event_frame, http_json
-
 from api import wire
+from tests.hub.hubkit import HubHarness, event_frame, http_json
 
 
 async def _publish(term: Any, frames: list[dict[str, Any]]) -> None:

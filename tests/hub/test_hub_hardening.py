@@ -21,11 +21,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hubkit import ROOT, TERMINAL_TOKENS, HubHarness, event_frame, http_get, http_json
 from websockets.asyncio.client import connect
 
 from api import wire
 from api.wire import MAX_JSON_DEPTH
+from tests.hub.hubkit import ROOT, TERMINAL_TOKENS, HubHarness, event_frame, http_get, http_json
 from tests.support.waits import wait_for
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hubkit import REGISTRY, ROOT, HubHarness, event_frame, http_get, http_json
 
 from api import wire
+from tests.hub.hubkit import REGISTRY, ROOT, HubHarness, event_frame, http_get, http_json
 
 API_SCHEMAS = {p.stem: json.loads(p.read_text())
                for p in (ROOT / "docs" / "schemas" / "api").glob("*.json")}

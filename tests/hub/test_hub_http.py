@@ -6,9 +6,9 @@ import asyncio
 import re
 
 import pytest
-from hubkit import HubHarness
 
 from hub.http_answers import STATIC_DIR
+from tests.hub.hubkit import HubHarness
 
 
 async def _get(harness: HubHarness, raw_path: str) -> tuple[int, dict[str, str], bytes]:

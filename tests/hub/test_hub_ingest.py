@@ -8,10 +8,10 @@ the order of the messages they answer, and a failed commit never lets an ack pas
 from __future__ import annotations
 
 import pytest
-from hubkit import HubHarness, event_frame
 
 from api import wire
 from hub.store import EventWrite
+from tests.hub.hubkit import HubHarness, event_frame
 
 BURST = 10_000
 

@@ -7,10 +7,9 @@ import sqlite3
 import time
 from typing import Any
 
-from hubkit import HubHarness, event_frame
-
 from api import wire
 from hub.audit import AuditQuery
+from tests.hub.hubkit import HubHarness, event_frame
 from tests.support.waits import wait_for
 
 

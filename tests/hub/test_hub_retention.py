@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hubkit import HubHarness, event_frame
 
 from api import wire
 from configkit import ConfigError
 from hub.config import parse_config
 from hub.server import Hub
+from tests.hub.hubkit import HubHarness, event_frame
 from tests.support.waits import wait_for
 
 DAY = 86400.0

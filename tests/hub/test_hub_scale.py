@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from hubkit import HubHarness, Peer, Traffic, event_frame
 
 from api import wire
 from hub.ingest import MIN_SHARE, InflightGate
 from hub.server import Hub
 from hub.store import EventWrite
+from tests.hub.hubkit import HubHarness, Peer, Traffic, event_frame
 from tests.support.waits import wait_for
 
 TERMINALS = [f"F{i:02d}" for i in range(12)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import jsonschema
 import pytest
-from hubkit import HubHarness, Traffic, event_frame, validate_frame
 
 from api import wire
+from tests.hub.hubkit import HubHarness, Traffic, event_frame, validate_frame
 
 
 async def test_one_session_exercises_every_message_type(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hubkit import HubHarness, event_frame
 from websockets.exceptions import InvalidStatus
 
 from api import wire
+from tests.hub.hubkit import HubHarness, event_frame
 from tests.support.waits import wait_for
 
 

@@ -6,12 +6,12 @@ import json
 import urllib.request
 from pathlib import Path
 
-from hubkit import TOKENS
 from websockets.sync.client import connect
 
 from api import wire
 from hub.config import HubConfig
 from hub.server import run_in_thread
+from tests.hub.hubkit import TOKENS
 
 
 def test_run_in_thread_serves_and_stops(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hubkit import HubHarness, Peer
 
 from api import wire
+from tests.hub.hubkit import HubHarness, Peer
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

@@ -11,20 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import MachineConfig, PollConfig
-from agent.interpreter import Interpreter
+from agent.derive.interpreter import Interpreter
+from agent.derive.meters import meter_name
 from agent.line.owner import LineOwner
-from agent.meters import meter_name
-from agent.outbox import Outbox
-from agent.pipeline import Pipeline
+from agent.store.outbox import Outbox
+from agent.store.pipeline import Pipeline
 from api.events import StoredEvent
 from drivers.memory import Faults, pair
 from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import Machine
 from emulator.model import MachineConfig as EmulatedConfig
 from emulator.server import Emulator
+from tests.reliability.system_rig import MONEY
 from tests.support.waits import wait_until
-
-from .system_rig import MONEY
 
 TERMINAL = "T-REL"
 #: A short snapshot period: a meter whose exception was lost (a corrupted exception byte, a

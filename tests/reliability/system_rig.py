@@ -296,7 +296,7 @@ class AgentProc:
         return self._read(lambda r: int(r.depth))
 
     def _read(self, what: Callable[[Any], int]) -> int:
-        from agent.outbox import Outbox, OutboxError
+        from agent.store.outbox import Outbox, OutboxError
 
         if not self.outbox.exists():
             return -1
@@ -323,7 +323,7 @@ def money_sums(events: list[dict[str, Any]]) -> dict[str, int]:
 def expected_sums(report: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, int]:
     """The machine's meter deltas in cents from the agent's first baseline (the first
     ``meterSnapshot`` the hub received) to the emulator's final report (true, unwrapped)."""
-    from agent.meters import meter_name
+    from agent.derive.meters import meter_name
 
     first = next(e for e in events if e["event"] == "meterSnapshot" and e["data"].get("first"))
     baseline = first["data"]["meters"]

@@ -14,10 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.reliability.reliability_kit import LONG, long_or_short
+from tests.reliability.system_rig import (
+    AgentProc,
+    EmulatorProc,
+    HubProc,
+    assert_identity,
+    expected_sums,
+    money_sums,
+)
 from tests.support.waits import wait_until
-
-from .reliability_kit import LONG, long_or_short
-from .system_rig import AgentProc, EmulatorProc, HubProc, assert_identity, expected_sums, money_sums
 
 KILLS = long_or_short(50, 5)
 PLAY_S = long_or_short(240, 40)

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
+from tests.reliability.agent_rig import AgentRig
+from tests.reliability.reliability_kit import LONG, long_or_short
+from tests.reliability.system_rig import AgentProc, EmulatorProc, HubProc
 from tests.support.waits import wait_until
-
-from .agent_rig import AgentRig
-from .reliability_kit import LONG, long_or_short
-from .system_rig import AgentProc, EmulatorProc, HubProc
 
 pytestmark = pytest.mark.timeout(600 if LONG else 90)
 

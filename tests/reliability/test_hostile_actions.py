@@ -13,15 +13,14 @@ from typing import Any
 
 import pytest
 
-from agent.actions import Actions
-from agent.machine_commands import CommandResult, MachineCommand
+from agent.line.commands import CommandResult, MachineCommand
 from agent.observations import Observation
-from agent.outbox import Outbox
+from agent.store.outbox import Outbox
+from agent.uplink.actions import Actions
 from api import wire
 from api.events import Event
-
-from .hostile_frames import mutate
-from .reliability_kit import long_or_short
+from tests.reliability.hostile_frames import mutate
+from tests.reliability.reliability_kit import long_or_short
 
 TERMINAL = "T1"
 KEY = b"k" * 32

@@ -14,10 +14,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from api import wire
-
-from .hostile_frames import NOW, mutate, templates
-from .hub_rig import ACTION_KEY, OPERATOR, VIEWER, HubRig, Peer, client, terminal
-from .reliability_kit import long_or_short
+from tests.reliability.hostile_frames import NOW, mutate, templates
+from tests.reliability.hub_rig import ACTION_KEY, OPERATOR, VIEWER, HubRig, Peer, client, terminal
+from tests.reliability.reliability_kit import long_or_short
 
 CODES = {c.value for c in wire.ErrorCode}
 

@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 import sas_protocol as sp
 from sas_protocol.messages.requests import _NO_DATA
 from sas_protocol.messages.responses import REPLY_TYPES, is_variable_reply
-
-from .reliability_kit import hypothesis_examples
+from tests.reliability.reliability_kit import hypothesis_examples
 
 ADDRESS = st.integers(1, 127)
 BYTE = st.integers(0, 255)

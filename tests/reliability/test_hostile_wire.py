@@ -10,9 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api import wire
-
-from .hostile_frames import mutate, templates
-from .reliability_kit import hypothesis_examples
+from tests.reliability.hostile_frames import mutate, templates
+from tests.reliability.reliability_kit import hypothesis_examples
 
 ACCEPTS = [wire.TERMINAL_TO_HUB, wire.CLIENT_TO_HUB, wire.HUB_TO_TERMINAL, wire.HUB_TO_CLIENT,
            None]

@@ -15,10 +15,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
 from api import wire
+from tests.reliability.reliability_kit import LONG, long_or_short
+from tests.reliability.system_rig import TERMINAL, AgentProc, EmulatorProc, HubProc, assert_identity
 from tests.support.waits import wait_until
-
-from .reliability_kit import LONG, long_or_short
-from .system_rig import TERMINAL, AgentProc, EmulatorProc, HubProc, assert_identity
 
 CRASHES = long_or_short(10, 2)
 pytestmark = pytest.mark.timeout(900 if LONG else 120)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .agent_rig import POLL, AgentRig
-from .reliability_kit import LONG, long_or_short
+from tests.reliability.agent_rig import POLL, AgentRig
+from tests.reliability.reliability_kit import LONG, long_or_short
 
 #: Cycles the machine stays silent: 40 s at the rig's cadence in a long run.
 SILENT_CYCLES = long_or_short(int(40_000 / POLL.interval_ms), 40)

@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 
 from agent.config import UplinkConfig
-from agent.outbox import Outbox
-from agent.uplink import Uplink
+from agent.store.outbox import Outbox
+from agent.uplink.client import Uplink
 from api.events import Event, utc_timestamp
+from tests.reliability.hub_rig import TERMINAL_TOKENS, HubRig
+from tests.reliability.reliability_kit import LONG, long_or_short
 from tests.support.waits import wait_for
-
-from .hub_rig import TERMINAL_TOKENS, HubRig
-from .reliability_kit import LONG, long_or_short
 
 EVENTS = long_or_short(100_000, 5_000)
 BATCH = 250

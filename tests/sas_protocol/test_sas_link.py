@@ -10,10 +10,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sas_helpers import words
 
 import sas_protocol as sp
 from sas_protocol.messages.meters import LEGACY_METER_LAYOUTS
+from tests.sas_protocol.sas_helpers import words
 
 GP = sp.GeneralPoll()
 TERMINAL = (sp.ReplyReceived, sp.ExceptionReported, sp.NoActivity, sp.NotSupported,

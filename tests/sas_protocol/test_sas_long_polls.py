@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sas_helpers import words
 
 import sas_protocol as sp
+from tests.sas_protocol.sas_helpers import words
 
 ADDRESS = st.integers(1, 127)
 GAME = st.integers(0, 9999)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from sas_helpers import words
 
 import sas_protocol as sp
 from sas_protocol.machine import BroadcastReceived, PollIgnored, Synchronized
+from tests.sas_protocol.sas_helpers import words
 
 GP = sp.GeneralPoll()
 

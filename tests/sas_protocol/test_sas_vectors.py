@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sas_helpers import load_vectors, words
 
 import sas_protocol as sp
 from sas_protocol.describe import jsonable_fields
+from tests.sas_protocol.sas_helpers import load_vectors, words
 
 REQUESTS = load_vectors("request")
 REPLIES = load_vectors("reply")

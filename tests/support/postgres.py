@@ -69,8 +69,9 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 
 @contextmanager
-def cluster() -> Iterator[Cluster]:
-    """Start a fresh cluster (fsync off: a test database, never a product setting)."""
+def cluster(*, durable: bool = False) -> Iterator[Cluster]:
+    """Start a fresh cluster (fsync off: a test database, never a product setting;
+    ``durable``: fsync on, as a production server runs, for benchmarks)."""
     bindir = _bindir()
     assert bindir is not None, available()
     root = Path(tempfile.mkdtemp(prefix="slot-agent-pg-"))
@@ -81,7 +82,8 @@ def cluster() -> Iterator[Cluster]:
         subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust",
                                      "-U", "postgres", "-E", "UTF8", "--no-sync"]),
                        check=True, capture_output=True)
-        options = f"-k {root} -c listen_addresses='' -c fsync=off -c max_connections=200"
+        fsync = "on" if durable else "off"
+        options = f"-k {root} -c listen_addresses='' -c fsync={fsync} -c max_connections=200"
         subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
                                      "-l", str(root / "server.log"), "-w", "start"]),
                        check=True, capture_output=True)

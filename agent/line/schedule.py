@@ -19,7 +19,7 @@ long polls is organised in *jobs*, each a short sequence of polls that ends in o
   paused between its polls, never cut).
 
 What the machine ignores (``NotSupported``: silence to every send, SAS §3.5) is remembered in
-:attr:`Memory.ignored`, so the meter stepdown (agent.meter_reads) and discovery skip it next
+:attr:`Memory.ignored`, so the meter stepdown (agent.line.meter_reads) and discovery skip it next
 time (also across link-ups, so a flapping link does not re-probe at every discovery), until
 the next timer snapshot: on a noisy line a supported poll can meet
 silence three times running (its address byte flipped), and a poll wrongly remembered as
@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from agent.config import PollConfig
-from agent.discovery import Identity, clock_read
-from agent.machine_commands import CommandKind, CommandResult, MachineCommand
-from agent.meter_reads import FULL_SNAPSHOT_CODES, MeterRead, meter_key
+from agent.line.commands import CommandKind, CommandResult, MachineCommand
+from agent.line.discovery import Identity, clock_read
+from agent.line.meter_reads import FULL_SNAPSHOT_CODES, MeterRead, meter_key
 from agent.observations import (
     HandpayInfoRead,
     HostLockChanged,
@@ -563,7 +563,7 @@ class MachineSchedule(Generic[T]):
     def _before_meter_reads(self, job: Job) -> None:
         """LP 1B / 4D go ahead of queued meter reads: they are one short poll each, and a
         meter read begun after an LP 4D answer is the one that settles its ticket
-        (agent/tickets.py), while meters lose nothing by waiting."""
+        (agent/derive/tickets.py), while meters lose nothing by waiting."""
         for index, queued in enumerate(self._routine):
             if isinstance(queued, MeterReadJob) and not queued.started:
                 self._routine.insert(index, job)

@@ -30,6 +30,11 @@ One connection at a time to ``/ws/terminal`` (docs/protocol.md §4):
   flip-flop at full speed. (A hand-written loop, not ``async for connect()``: that one gives up
   on 401/403 and TLS errors, reconnects at once after a connection that opened and closed,
   and keeps the first token for ever.)
+- Several hub URLs (``uplink.url`` as a list: instances serving one floor from one
+  database, docs/scaling.md): each attempt uses the next URL in turn after the one that
+  failed or whose connection ended, at once; the backoff waits only once every URL was tried
+  since the last wait (or the last good session). Resuming on another instance is the same
+  as resuming on the same hub after a restart: ``hello`` / ``welcome`` with ``ackedSeq``.
 - Heartbeats: WebSocket pings every ``heartbeat_interval_s``; no pong within
   ``heartbeat_timeout_s`` drops the connection (then: reconnect).
 
@@ -70,18 +75,18 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from agent import __version__
-from agent.config import ConfigError, Problem, UplinkConfig
-from agent.logs import register_secret
-from agent.metrics import AgentMetrics
-from agent.outbox import EventFrame, Outbox, OutboxError, OutboxReader
+from agent.config import ConfigError, Problem, UplinkConfig, hub_urls
+from agent.ops.logs import register_secret
+from agent.ops.metrics import AgentMetrics
 from agent.retry import jittered_doubling
-from agent.tls import client_ssl_context
+from agent.store.outbox import EventFrame, Outbox, OutboxError, OutboxReader
+from agent.uplink.tls import client_ssl_context
 from api import wire
 from api.wire import ActionAckStatus, ActionStatus, CloseCode, ErrorCode, MessageType
 
 __all__ = ["ActionHandler", "Uplink", "UplinkError", "UplinkState"]
 
-log = logging.getLogger("agent.uplink")
+log = logging.getLogger("agent.uplink.client")
 _T = TypeVar("_T")
 
 #: ``Actions.handle``: takes an ``action`` frame and a reply callable.
@@ -167,22 +172,27 @@ class Uplink:
         rng: Callable[[], float] = random.random,
         machine_status: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
-        url = config.url
-        if url is None:
+        urls = hub_urls(config)
+        if not urls:
             raise ConfigError([Problem("uplink.url", "not set: there is no hub to connect to")])
-        if url.startswith("ws://"):
-            if not config.allow_insecure:
-                raise ConfigError([Problem("uplink.url", "ws:// sends the token and events in "
-                                                         "clear text; use wss:// or set "
-                                                         "uplink.allow_insecure: true")])
-            self._ssl: ssl.SSLContext | None = None
-        elif url.startswith("wss://"):
-            self._ssl = ssl_context if ssl_context is not None else client_ssl_context(config)
-        else:
-            raise ConfigError([Problem("uplink.url", f"must start with wss:// (or ws://), got "
-                                                     f"{url[:60]!r}")])
+        self._ssl: ssl.SSLContext | None = None
+        for url in urls:
+            if url.startswith("ws://"):
+                if not config.allow_insecure:
+                    raise ConfigError([Problem("uplink.url", "ws:// sends the token and events "
+                                                             "in clear text; use wss:// or set "
+                                                             "uplink.allow_insecure: true")])
+            elif url.startswith("wss://"):
+                if self._ssl is None:
+                    self._ssl = (ssl_context if ssl_context is not None
+                                 else client_ssl_context(config))
+            else:
+                raise ConfigError([Problem("uplink.url", f"must start with wss:// (or ws://), "
+                                                         f"got {url[:60]!r}")])
         self.config = config
-        self.url = url
+        self._urls = urls
+        #: The hub URL of the current (or next) attempt.
+        self.url = urls[0]
         self.terminal_id = terminal_id
         self._outbox = outbox
         self._token = token
@@ -322,8 +332,11 @@ class Uplink:
         reader = await self._in_thread(Outbox.open_reader, self._outbox.path)
         delays = jittered_doubling(self._min_delay, self.config.reconnect_max_delay_s, self._rng)
         attempts = 0
+        index = 0  # of the URL being tried (several hub instances: tried in turn)
+        untried = len(self._urls)  # URLs left before the next wait
         try:
             while not self._stopping:
+                self.url = self._urls[index]
                 if attempts > 0:
                     self._reconnects += 1
                     if self._metrics is not None:
@@ -342,6 +355,15 @@ class Uplink:
                 if reset:
                     delays = jittered_doubling(self._min_delay,
                                                self.config.reconnect_max_delay_s, self._rng)
+                    untried = len(self._urls)  # a fresh round after a good session
+                # The next hub instance at once; a wait only once each was tried.
+                index = (index + 1) % len(self._urls)
+                untried -= 1
+                if untried > 0:
+                    log.info("uplink: trying %s next (%s)", self._urls[index],
+                             self._last_error)
+                    continue
+                untried = len(self._urls)
                 delay = next(delays)
                 log.info("uplink: reconnecting in %.2f s (%s)", delay, self._last_error)
                 with contextlib.suppress(TimeoutError):
@@ -372,7 +394,8 @@ class Uplink:
         try:
             ws = await connect(
                 self.url, additional_headers={"Authorization": f"Bearer {token}"},
-                ssl=self._ssl, open_timeout=self._open_timeout,
+                ssl=self._ssl if self.url.startswith("wss://") else None,
+                open_timeout=self._open_timeout,
                 ping_interval=self.config.heartbeat_interval_s,
                 ping_timeout=self.config.heartbeat_timeout_s, close_timeout=5.0,
                 max_size=self._max_bytes, user_agent_header=f"slot-agent/{self._version}",

@@ -32,7 +32,7 @@ what else the line saw, and also when the action gave up waiting but the machine
 
 Deadline: an action may not *start* after ``expiresAt`` (or, without one, after
 ``actions.default_ttl_s`` from receipt). A command still queued at the deadline is cancelled
-(its future, see :mod:`agent.machine_commands`) and reported ``expired``; a command already
+(its future, see :mod:`agent.line.commands`) and reported ``expired``; a command already
 running on the line is given :data:`RUNNING_GRACE_S` more to finish, then reported ``failed``
 (``timeout``), since its effect on the machine is unknown.
 """
@@ -50,17 +50,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.config import Config, read_hmac_key
-from agent.machine_commands import (
+from agent.line.commands import (
     CommandKind,
     CommandRejectedError,
     CommandResult,
     MachineCommand,
     Submit,
 )
-from agent.metrics import ActionStatus as MetricStatus
-from agent.metrics import AgentMetrics
 from agent.observations import Observation, SessionCommand
-from agent.outbox import ActionRecord
+from agent.ops.metrics import ActionStatus as MetricStatus
+from agent.ops.metrics import AgentMetrics
+from agent.store.outbox import ActionRecord
 from api import wire
 from api.events import Event, utc_timestamp
 from api.wire import ActionAckStatus, ActionStatus, WireError
@@ -74,7 +74,7 @@ __all__ = [
     "Reply",
 ]
 
-log = logging.getLogger("agent.actions")
+log = logging.getLogger("agent.uplink.actions")
 
 #: How long a command that already started on the line may run past the action's deadline.
 RUNNING_GRACE_S = 30.0
@@ -103,7 +103,7 @@ class ActionError(enum.StrEnum):
 
 
 class ActionStore(Protocol):
-    """The outbox's actions table (:class:`agent.outbox.Outbox` implements it)."""
+    """The outbox's actions table (:class:`agent.store.outbox.Outbox` implements it)."""
 
     def action_begin(self, action_id: str, received_at: float) -> ActionRecord | None: ...
 

@@ -69,7 +69,15 @@ class ControlError(Exception):
 
 
 class ControlUnavailableError(ControlError):
-    """Nothing listens on the control socket (the daemon is not running, or not here)."""
+    """Nothing listens on the control socket (the daemon is not running, or not here).
+
+    ``reason`` says which, for ``diag``: ``missing`` (no socket file: stopped or never
+    started), ``stale`` (a socket file nobody serves: the daemon died), ``permission``,
+    ``closed`` (connected, then hung up without answering) or ``other``."""
+
+    def __init__(self, message: str, reason: str = "other") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ControlInUseError(ControlError):
@@ -292,16 +300,17 @@ def control_request(
             _connect(sock, path, timeout)
         except FileNotFoundError as exc:
             raise ControlUnavailableError(
-                f"no control socket at {os.fspath(path)}: is slot-agent running?"
+                f"no control socket at {os.fspath(path)}: is slot-agent running?", "missing"
             ) from exc
         except ConnectionRefusedError as exc:
             raise ControlUnavailableError(
-                f"nothing listens on {os.fspath(path)} (stale socket): is slot-agent running?"
+                f"nothing listens on {os.fspath(path)} (stale socket): is slot-agent running?",
+                "stale",
             ) from exc
         except PermissionError as exc:
             raise ControlUnavailableError(
                 f"no permission for {os.fspath(path)}: run as root or as a member of the "
-                "slot-agent group"
+                "slot-agent group", "permission",
             ) from exc
         except OSError as exc:
             if exc.errno in (errno.ENOTSOCK, errno.ECONNREFUSED):
@@ -313,7 +322,8 @@ def control_request(
     finally:
         sock.close()
     if not line:
-        raise ControlUnavailableError(f"the daemon closed {os.fspath(path)} without answering")
+        raise ControlUnavailableError(
+            f"the daemon closed {os.fspath(path)} without answering", "closed")
     response = json.loads(line)
     if not isinstance(response, dict):
         raise ControlRequestError("bad_response", "reply is not a JSON object")

@@ -24,7 +24,7 @@ the records are matched with the cancelled-credits meter 04 (LP 0F/10), since a 
 ticket is a cash-out (reference §4.2: cash-out = cancelled credits, split into hand-paid,
 ticket out and AFT out). Cash-out movement no record claims within ``settle`` is simply let go:
 it is already reported as ``cashout``, and may have been a handpay. Pure functions over
-:class:`agent.state.MachineState`, like :mod:`agent.sessions`.
+:class:`agent.derive.state.MachineState`, like :mod:`agent.derive.sessions`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from agent.meters import Meter, meter_name
+from agent.derive.meters import Meter, meter_name
+from agent.derive.state import MachineState
 from agent.observations import TicketValidationRead
-from agent.state import MachineState
 from api.events import Event, utc_timestamp
 
 #: the meters a printed ticket moves, in cents (SAS Table C-7: 0E cashable, 10 restricted)

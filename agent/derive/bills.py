@@ -13,11 +13,11 @@ machine comes from the best meter it answers (:func:`bill_source`):
    exceptions 47-4E and 50 (one bill of the value in the code, non-RTE, §3.11) and 4F (a bill
    of a value the reference does not give) say what came in, and the drop says whether it
    really did: a bill is reported once drop movement pays for it, like a ticket record is
-   matched with the ticket-out meters (agent/tickets.py).
+   matched with the ticket-out meters (agent/derive/tickets.py).
 
 For sources 1-3 the interpreter reports ``billAccepted`` from the meter delta itself and the
 exceptions are only triggers. For source 4 this module keeps the ledger, pure functions over
-:class:`agent.state.MachineState`:
+:class:`agent.derive.state.MachineState`:
 
 - a bill exception waits (``bills_pending``) for drop movement; drop movement not yet claimed
   is the *drop credit*;
@@ -35,9 +35,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from agent.exceptions_map import code_text
-from agent.meters import BILL_COUNT_VALUES_CENTS, Meter, meter_name
-from agent.state import MachineState
+from agent.derive.exceptions_map import code_text
+from agent.derive.meters import BILL_COUNT_VALUES_CENTS, Meter, meter_name
+from agent.derive.state import MachineState
 from api.events import Event, utc_timestamp
 
 #: Non-RTE bill-accepted exceptions and the bill each reports, in cents (reference §3.11:

@@ -11,61 +11,39 @@ send them over the control socket unchanged:
 - *outbox facts*: depth, oldest unacknowledged event, ``quick_check``
   (:func:`outbox_facts`, read-only, safe beside the daemon).
 - *uplink facts*: DNS, TCP, TLS, authentication and the hub's clock, each step on its own
-  (:func:`probe_uplink`). The WebSocket handshake is made and closed without ``hello``, so
-  a running daemon's session is never replaced.
+  (:func:`probe_uplink`). Authentication is the hub's verdict on this terminal id with this
+  token: the handshake, then ``hello`` until ``welcome`` or the hub's refusal (``forbidden``
+  and close 1008 when the token is bound to another terminal, docs/protocol.md §4). A hello
+  would replace a running daemon's session (close 4002), so when the daemon's own session
+  is up, its ``welcome`` is the verdict and diag stops at the handshake.
+- *daemon facts*: running (answered), stopped (no control socket, or a stale one a dead
+  daemon left), hung (no answer in time), or not reachable (permission).
 
 :func:`build_report` turns the facts into :class:`Check` rows (``ok``, ``warn``, ``fail`` or
 ``skip``, with a hint for anything not ok); :func:`render_table` and :meth:`Report.to_json`
-print them. The exit code is 1 when any check failed.
+print them. The exit code is 1 when any check failed. The facts are gathered by
+:mod:`agent.ops.diag_line` (the line: facts and the direct probe) and :mod:`agent.ops.diag_uplink`
+(the hub); this module holds the rules that judge them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
 import enum
 import os
-import socket
-import ssl
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from agent import __version__
-from agent.config import Config, ConfigError
-from agent.discovery import money_sources
-from agent.meters import meter_name
-from agent.tls import client_ssl_context
-from drivers.base import Transport, TransportError
-from sas_protocol.denominations import denomination_cents
-from sas_protocol.hexdump import elided_hex
-from sas_protocol.host import (
-    ExceptionReported,
-    FrameRejected,
-    HostEvent,
-    HostProtocol,
-    LinkDown,
-    LinkUp,
-    NoActivity,
-    NotSupported,
-    PollFailed,
-    RealTimeEventReceived,
-    ReplyReceived,
+from agent.derive.meters import meter_name
+from agent.line.discovery import money_sources
+from agent.ops.diag_line import (
+    MAIN_METERS,
+    LineFacts,
+    probe_line,
 )
-from sas_protocol.messages.meters import MeterReply
-from sas_protocol.messages.requests import (
-    GeneralPoll,
-    MachineInfoRequest,
-    MetersRequest,
-    Poll,
-    RealTimeReportingRequest,
-    SasVersionRequest,
-    SelectedMetersRequest,
-)
-from sas_protocol.messages.responses import MachineInfoReply, SasVersionReply
+from agent.ops.diag_uplink import probe_uplink
 
 __all__ = [
     "CHECK_IDS",
@@ -75,17 +53,13 @@ __all__ = [
     "LineFacts",
     "Report",
     "build_report",
+    "daemon_state",
     "outbox_facts",
     "probe_line",
     "probe_uplink",
     "render_table",
 ]
 
-#: Main meters a technician expects to read (table C-7 codes): coin in, coin out, jackpot,
-#: cancelled credits, games played.
-MAIN_METERS: tuple[int, ...] = (0x00, 0x01, 0x02, 0x04, 0x05)
-#: How many frames each way the probe keeps for the report.
-LAST_FRAMES = 8
 
 
 class CheckStatus(enum.StrEnum):
@@ -126,6 +100,7 @@ CHECK_IDS: tuple[tuple[str, str], ...] = (
     ("uplink_tls", "uplink: TLS certificate"),
     ("uplink_auth", "uplink: authentication"),
     ("clock_skew", "clock skew against the hub"),
+    ("daemon", "agent daemon"),
 )
 _TITLES = dict(CHECK_IDS)
 
@@ -170,257 +145,17 @@ def _check(check_id: str, status: CheckStatus, detail: str, hint: str | None = N
                  hint if status is not CheckStatus.OK else None, data)
 
 
-# ------------------------------------------------------------------------------ line facts
-
-
-@dataclass(slots=True)
-class LineFacts:
-    """What the line told us, in a form the daemon can send as JSON (:meth:`to_json`)."""
-
-    port: str
-    address: int
-    port_opened: bool = False
-    port_error: str | None = None
-    general_poll_ok: bool = False
-    general_poll_error: str | None = None
-    link_up: bool = False
-    sas_version: str | None = None
-    serial_number: str | None = None
-    machine_info: dict[str, Any] | None = None
-    credits: int | None = None
-    meters: dict[str, int] = field(default_factory=dict)
-    ignored_polls: list[str] = field(default_factory=list)
-    failed_polls: dict[str, str] = field(default_factory=dict)  # "LP 54" -> reason
-    counters: dict[str, int] = field(default_factory=dict)
-    last_frames: list[dict[str, str]] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "port": self.port, "address": self.address, "portOpened": self.port_opened,
-            "portError": self.port_error, "generalPollOk": self.general_poll_ok,
-            "generalPollError": self.general_poll_error, "linkUp": self.link_up,
-            "sasVersion": self.sas_version, "serialNumber": self.serial_number,
-            "machineInfo": self.machine_info, "credits": self.credits,
-            "meters": dict(self.meters), "ignoredPolls": list(self.ignored_polls),
-            "failedPolls": dict(self.failed_polls), "counters": dict(self.counters),
-            "lastFrames": list(self.last_frames),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> LineFacts:
-        return cls(
-            port=str(data.get("port", "")), address=int(data.get("address", 0)),
-            port_opened=bool(data.get("portOpened")), port_error=data.get("portError"),
-            general_poll_ok=bool(data.get("generalPollOk")),
-            general_poll_error=data.get("generalPollError"),
-            link_up=bool(data.get("linkUp")), sas_version=data.get("sasVersion"),
-            serial_number=data.get("serialNumber"), machine_info=data.get("machineInfo"),
-            credits=data.get("credits"), meters=dict(data.get("meters") or {}),
-            ignored_polls=list(data.get("ignoredPolls") or []),
-            failed_polls=dict(data.get("failedPolls") or {}),
-            counters=dict(data.get("counters") or {}),
-            last_frames=list(data.get("lastFrames") or []),
-        )
-
-
-def _poll_name(poll: Poll) -> str:
-    return "general poll" if isinstance(poll, GeneralPoll) else f"LP {poll.command:02X}"
-
-
-def machine_info_facts(reply: MachineInfoReply) -> dict[str, Any]:
-    """LP 1F as the report shows it (denomination code and cents per credit)."""
-    try:
-        cents: int | None = denomination_cents(reply.denomination)
-    except (KeyError, ValueError):
-        cents = None
-    return {"gameId": reply.game_id, "additionalId": reply.additional_id,
-            "denominationCode": reply.denomination, "denominationCents": cents,
-            "maxBet": reply.max_bet, "paytableId": reply.paytable_id,
-            "basePercent": reply.base_percent}
-
-
-class _Prober:
-    """Drives one HostProtocol over a transport, poll by poll, recording what happened."""
-
-    def __init__(self, transport: Transport, host: HostProtocol, reply_timeout: float,
-                 clock: Callable[[], float]) -> None:
-        self.transport = transport
-        self.host = host
-        self.reply_timeout = reply_timeout
-        self.clock = clock
-        self.frames: deque[dict[str, str]] = deque(maxlen=LAST_FRAMES * 2)
-        self.counters = {"polls": 0, "sends": 0, "ok": 0, "timeout": 0, "crc": 0,
-                         "framing": 0, "nack": 0, "busy": 0, "unsupported": 0,
-                         "badFrames": 0, "exceptions": 0, "linkDowns": 0}
-
-    def run(self, poll: Poll) -> list[HostEvent]:
-        """Send ``poll`` until it is answered or given up; every event it produced."""
-        host = self.host
-        self.counters["polls"] += 1
-        host.send(poll)
-        events: list[HostEvent] = []
-        while host.awaiting_reply:
-            for out in host.data_to_send():
-                self.transport.write(out.data, wakeup=out.wakeup)
-                self.counters["sends"] += 1
-                self.frames.append({"dir": "tx", "hex": elided_hex(out.data)})
-            # SAS §2.3: the reply must start within the window; bytes keep it open a little
-            # (inter-byte gap <= 5 ms, plus transport latency).
-            deadline = self.clock() + self.reply_timeout
-            received = bytearray()
-            while host.awaiting_reply:
-                words = self.transport.read(deadline)
-                if not words:
-                    break
-                chunk = bytes(w.value for w in words)
-                received += chunk
-                host.receive_data(chunk)
-                deadline = max(deadline, self.clock() + 0.02)
-            if received:
-                self.frames.append({"dir": "rx", "hex": elided_hex(bytes(received))})
-            if host.awaiting_reply:
-                host.receive_timeout()
-            events.extend(host.events_received())
-        events.extend(host.events_received())
-        for ev in events:
-            self._count(ev)
-        return events
-
-    def _count(self, ev: HostEvent) -> None:
-        c = self.counters
-        if isinstance(ev, ReplyReceived | NoActivity | RealTimeEventReceived):
-            c["ok"] += 1
-        elif isinstance(ev, ExceptionReported):
-            c["ok"] += 1
-            c["exceptions"] += 1
-        elif isinstance(ev, NotSupported):
-            c["unsupported"] += 1
-        elif isinstance(ev, PollFailed):
-            c[ev.reason.value] += 1
-        elif isinstance(ev, FrameRejected):
-            c["badFrames"] += 1
-        elif isinstance(ev, LinkDown):
-            c["linkDowns"] += 1
-
-
-def _reply(events: Sequence[HostEvent], kind: type[Any]) -> Any:
-    for ev in events:
-        if isinstance(ev, ReplyReceived) and isinstance(ev.reply, kind):
-            return ev.reply
-    return None
-
-
-def _outcome(events: Sequence[HostEvent]) -> str | None:
-    """"ignored" (NotSupported), a failure reason, or None when answered."""
-    for ev in events:
-        if isinstance(ev, NotSupported):
-            return "ignored"
-        if isinstance(ev, PollFailed):
-            return ev.reason.value
-    return None
-
-
-def probe_line(
-    transport: Transport,
-    address: int,
-    *,
-    port: str,
-    reply_timeout: float = 0.05,
-    rte_configured: bool = False,
-    clock: Callable[[], float] = time.monotonic,
-    general_poll_attempts: int = 3,
-) -> LineFacts:
-    """Poll the machine at ``address`` directly (the daemon must NOT be running).
-
-    Order: general poll until answered (sync first, SAS §3.3); LP 0E off when the
-    configuration enables RTE (a machine left in RTE mode answers with event frames); LP 54;
-    LP 1F; LP 1A credits; main meters by LP 2F, falling back to the legacy LP 1C, then
-    single legacy polls, remembering what the machine ignores (SAS §3.5: an unsupported long
-    poll gets no reply at all). Exceptions reported meanwhile are acknowledged as a side
-    effect; the daemon re-reads the meters at start, so no money is lost by that.
-    """
-    facts = LineFacts(port=port, address=address, port_opened=True)
-    host = HostProtocol(address, sync_address=0 if address != 0 else 1)
-    prober = _Prober(transport, host, reply_timeout, clock)
-
-    def finish() -> LineFacts:
-        facts.link_up = host.link_up
-        facts.counters = dict(prober.counters)
-        facts.last_frames = list(prober.frames)
-        return facts
-
-    def long_poll(poll: Poll) -> list[HostEvent]:
-        events = prober.run(poll)
-        outcome = _outcome(events)
-        if outcome == "ignored":
-            facts.ignored_polls.append(_poll_name(poll))
-        elif outcome is not None:
-            facts.failed_polls[_poll_name(poll)] = outcome
-        return events
-
-    try:
-        answered = False
-        for _ in range(general_poll_attempts):
-            events = prober.run(GeneralPoll())
-            if any(isinstance(e, ExceptionReported | NoActivity | RealTimeEventReceived | LinkUp)
-                   for e in events) and host.link_up:
-                answered = True
-                break
-            failure = _outcome(events)
-            facts.general_poll_error = f"no answer ({failure or 'no reply'})"
-        facts.general_poll_ok = answered
-        if not answered:
-            return finish()
-        facts.general_poll_error = None
-        if rte_configured:
-            long_poll(RealTimeReportingRequest(enable=False))
-        version = _reply(long_poll(SasVersionRequest()), SasVersionReply)
-        if version is not None:
-            facts.sas_version = version.version
-            facts.serial_number = version.serial
-        info = _reply(long_poll(MachineInfoRequest()), MachineInfoReply)
-        if info is not None:
-            facts.machine_info = machine_info_facts(info)
-        credits = _reply(long_poll(MetersRequest(0x1A)), MeterReply)
-        if credits is not None:
-            facts.credits = credits.meters.get(0x0C)
-        _read_main_meters(facts, long_poll)
-    except TransportError as exc:
-        facts.general_poll_error = facts.general_poll_error or f"transport failed: {exc}"
-    return finish()
-
-
-def _read_main_meters(facts: LineFacts, long_poll: Callable[[Poll], list[HostEvent]]) -> None:
-    """LP 2F first; then LP 1C (all in one); then single legacy polls (SAS §3.10 stepdown)."""
-    found: dict[int, int] = {}
-    reply = _reply(long_poll(SelectedMetersRequest(game=0, codes=MAIN_METERS)), MeterReply)
-    if reply is not None:
-        found.update(reply.meters)
-    if not all(code in found for code in MAIN_METERS):
-        reply = _reply(long_poll(MetersRequest(0x1C)), MeterReply)
-        if reply is not None:
-            found.update(reply.meters)
-    single = {0x00: 0x11, 0x01: 0x12, 0x02: 0x14, 0x04: 0x10, 0x05: 0x15}
-    for code in MAIN_METERS:
-        if code not in found:
-            reply = _reply(long_poll(MetersRequest(single[code])), MeterReply)
-            if reply is not None:
-                found.update(reply.meters)
-    facts.meters = {meter_name(code): value for code, value in sorted(found.items())
-                    if code in MAIN_METERS}
-
-
-def line_facts_port_error(port: str, address: int, error: BaseException) -> LineFacts:
-    """Facts for a port that did not open."""
-    return LineFacts(port=port, address=address, port_opened=False, port_error=str(error))
-
-
 # ------------------------------------------------------------------------------ outbox
 
 
-def outbox_facts(path: str, *, now: float | None = None) -> dict[str, Any]:
-    """Read-only look at the outbox file (safe while the daemon writes to it)."""
-    from agent.outbox import Outbox, OutboxError
+def outbox_facts(path: str, *, terminal_id: str | None = None,
+                 now: float | None = None) -> dict[str, Any]:
+    """Read-only look at the outbox file (safe while the daemon writes to it).
+
+    With ``terminal_id``, ``ownedBy`` tells whether the file belongs to that terminal:
+    ``run`` refuses to start on another terminal's outbox (its events must never be sent
+    under a second id), so diag and check-config must say so first."""
+    from agent.store.outbox import Outbox, OutboxError
 
     now = time.time() if now is None else now
     try:
@@ -435,127 +170,16 @@ def outbox_facts(path: str, *, now: float | None = None) -> dict[str, Any]:
     finally:
         reader.close()
     oldest = stats.oldest_unacked_created_at
+    owner = stats.terminal_id or None
     return {
-        "path": path, "exists": True, "error": None, "depth": stats.depth, "rows": stats.rows,
+        "path": path, "exists": True, "error": None, "terminalId": owner,
+        "ownerMismatch": bool(terminal_id and owner and owner != terminal_id),
+        "expectedTerminalId": terminal_id,
+        "depth": stats.depth, "rows": stats.rows,
         "lastSeq": stats.last_seq, "ackedSeq": stats.acked_seq,
         "oldestUnackedAgeS": None if oldest is None else max(0.0, now - oldest),
         "dbBytes": stats.db_bytes, "walBytes": stats.wal_bytes, "quickCheck": health,
     }
-
-
-# ------------------------------------------------------------------------------ uplink
-
-
-def probe_uplink(config: Config, token: str | None, *, timeout: float = 5.0,
-                 now: Callable[[], float] = time.time) -> dict[str, Any]:
-    """Each step to the hub on its own: DNS, TCP, TLS, WebSocket handshake with the token.
-
-    Returns ``{"configured", "url", "dns", "tcp", "tls", "auth", "clock"}``; each step is
-    ``{"ok": bool | None, "detail": str}`` (None: not run). The handshake is closed before
-    ``hello`` so the hub never replaces a running daemon's session. The hub's clock comes
-    from the handshake's HTTP ``Date`` header (1 s resolution).
-    """
-    url = config.uplink.url
-    out: dict[str, Any] = {"configured": url is not None, "url": url}
-    for step in ("dns", "tcp", "tls", "auth"):
-        out[step] = {"ok": None, "detail": "not run"}
-    out["clock"] = {"skewS": None, "detail": "not measured"}
-    if url is None:
-        return out
-    parts = urlsplit(url)
-    secure = parts.scheme == "wss"
-    host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        out["dns"] = {"ok": False, "detail": f"cannot resolve {host}: {exc.strerror}"}
-        return out
-    addresses = sorted({str(info[4][0]) for info in infos})
-    out["dns"] = {"ok": True, "detail": f"{host} -> {', '.join(addresses)}"}
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        out["tcp"] = {"ok": False, "detail": f"cannot connect to {host}:{port}: "
-                                             f"{exc.strerror or exc}"}
-        return out
-    out["tcp"] = {"ok": True, "detail": f"connected to {host}:{port}"}
-    context: ssl.SSLContext | None = None
-    try:
-        if secure:
-            # The uplink's own context (agent.tls), so diag tests the handshake the daemon
-            # makes: the same CA, client certificate and TLS 1.2 floor.
-            try:
-                context = client_ssl_context(config.uplink)
-            except ConfigError as exc:
-                out["tls"] = {"ok": False, "detail": "; ".join(str(p) for p in exc.problems)}
-                return out
-            try:
-                with context.wrap_socket(sock, server_hostname=host) as tls:
-                    cert = tls.getpeercert() or {}
-                    out["tls"] = {"ok": True, "detail": _describe_cert(cert, tls.version())}
-            except (ssl.SSLError, OSError) as exc:
-                reason = getattr(exc, "verify_message", None) or exc
-                out["tls"] = {"ok": False, "detail": f"TLS handshake with {host} failed: {reason}"}
-                return out
-        else:
-            out["tls"] = {"ok": None, "detail": "plain ws:// (uplink.allow_insecure): no TLS"}
-    finally:
-        with contextlib.suppress(OSError):
-            sock.close()
-    if token is None:
-        out["auth"] = {"ok": False, "detail": "no token could be read (see uplink.token_file "
-                                              "or uplink.token_env)"}
-        return out
-    out["auth"], date = _handshake(url, token, context, timeout)
-    if date is not None:
-        skew = now() - date
-        out["clock"] = {"skewS": round(skew, 1),
-                        "detail": f"this PC is {abs(skew):.0f} s "
-                                  f"{'ahead of' if skew >= 0 else 'behind'} the hub"}
-    return out
-
-
-def _describe_cert(cert: Mapping[str, Any], version: str | None) -> str:
-    subject = dict(item[0] for item in cert.get("subject", ()) if item)
-    issuer = dict(item[0] for item in cert.get("issuer", ()) if item)
-    return (f"{version or 'TLS'}, certificate for {subject.get('commonName', '?')} issued by "
-            f"{issuer.get('commonName') or issuer.get('organizationName', '?')}, valid until "
-            f"{cert.get('notAfter', '?')}")
-
-
-def _handshake(url: str, token: str, context: ssl.SSLContext | None,
-               timeout: float) -> tuple[dict[str, Any], float | None]:
-    from websockets.exceptions import InvalidStatus, WebSocketException
-    from websockets.sync.client import connect
-
-    try:
-        ws = connect(url, additional_headers={"Authorization": f"Bearer {token}"},
-                     ssl=context, open_timeout=timeout, proxy=None)
-    except InvalidStatus as exc:
-        code = exc.response.status_code
-        reason = {401: "the hub does not know this token (401)",
-                  403: "the token is not a terminal token (403)"}.get(
-            code, f"the hub refused the connection with HTTP {code}")
-        return {"ok": False, "detail": reason, "status": code}, _date(exc.response.headers)
-    except (WebSocketException, OSError, TimeoutError) as exc:
-        return {"ok": False, "detail": f"WebSocket handshake failed: {exc}"}, None
-    try:
-        response = ws.response
-        date = _date(response.headers) if response is not None else None
-    finally:
-        ws.close()
-    return {"ok": True, "detail": "the hub accepted the token"}, date
-
-
-def _date(headers: Any) -> float | None:
-    value = headers.get("Date") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
 
 
 # ------------------------------------------------------------------------------ the report
@@ -571,10 +195,14 @@ def build_report(
     daemon_uplink: Mapping[str, Any] | None = None,
     max_skew_s: float = 30.0,
     generated_at: float | None = None,
+    daemon: Mapping[str, Any] | None = None,
 ) -> Report:
-    """Every check of :data:`CHECK_IDS` from the facts (a missing fact is a ``skip``)."""
+    """Every check of :data:`CHECK_IDS` from the facts (a missing fact is a ``skip``).
+
+    ``daemon``: ``{"state": "running" | "stopped" | "stale" | "hung" | "unreachable" |
+    "error" | "not asked", "detail": str}`` (:func:`daemon_state`)."""
     checks = [*_line_checks(line), _outbox_check(outbox),
-              *_uplink_checks(uplink, daemon_uplink, max_skew_s)]
+              *_uplink_checks(uplink, daemon_uplink, max_skew_s), _daemon_check(daemon)]
     return Report(tuple(checks), source, terminal_id,
                   time.time() if generated_at is None else generated_at)
 
@@ -617,7 +245,20 @@ def _line_checks(line: LineFacts | None) -> list[Check]:
 
 
 def _port_hint(port: str, error: str) -> str:
+    """Where to look, by the cause the error names (refused, gone, permission, busy) before
+    anything about cabling: the technician fixes what failed, not what might."""
     lowered = error.lower()
+    if "refused" in lowered or "errno 111" in lowered:
+        return (f"the connection to {port} was refused: nothing listens there (is the serial "
+                "server / terminal server up, the port number in serial.port right?)")
+    if "no route" in lowered or "unreachable" in lowered or "timed out" in lowered:
+        return (f"{port} is not reachable on the network: the serial server's address, its "
+                "power and the network between")
+    if any(gone in lowered for gone in ("no such file", "errno 2]", "no such device",
+                                        "errno 19", "errno 5]", "input/output error",
+                                        "disconnected", "returned no data")):
+        return (f"the device {port} is gone (unplugged USB adapter?): ls -l /dev/serial/by-id/; "
+                "prefer a by-id path in serial.port; the daemon reopens it when it is back")
     if "control" in lowered or "daemon" in lowered:
         return ("the running daemon owns the serial line, so diag did not open it: check the "
                 "daemon (systemctl status slot-agent; journalctl -u slot-agent); members of "
@@ -654,8 +295,9 @@ def _machine_info_check(line: LineFacts) -> Check:
         return _check("machine_info", CheckStatus.FAIL, "LP 1F not answered",
                       "host control may be disabled in the machine's SAS settings")
     cents = info.get("denominationCents")
-    detail = (f"game {info.get('gameId')}, paytable {info.get('paytableId')}, "
-              f"denomination code {info.get('denominationCode')}")
+    code = info.get("denominationCode")
+    detail = (f"game {info.get('gameId')}, paytable {info.get('paytableId')}, denomination"
+              + ("" if code is None else f" code {code:02X}"))
     if not cents:
         return _check("machine_info", CheckStatus.WARN, f"{detail} (no money value)",
                       "set the accounting denomination on the machine; money events wait "
@@ -665,11 +307,11 @@ def _machine_info_check(line: LineFacts) -> Check:
 
 
 def _money_sources(line: LineFacts) -> dict[str, str]:
-    """Which money classes the machine can meter, and from what (agent.discovery)."""
+    """Which money classes the machine can meter, and from what (agent.line.discovery)."""
     ignored = {int(p[3:], 16) for p in line.ignored_polls
                if p.startswith("LP ") and len(p) == 5}
     if 0x2F in ignored:
-        ignored |= {0x6F, 0xAF}  # the stepdown tries 6F/AF before 2F (agent.meter_reads)
+        ignored |= {0x6F, 0xAF}  # the stepdown tries 6F/AF before 2F (agent.line.meter_reads)
     return money_sources(ignored)
 
 
@@ -737,6 +379,13 @@ def _outbox_check(outbox: Mapping[str, Any] | None) -> Check:
                       f"{outbox.get('path')}: {outbox.get('error') or outbox.get('quickCheck')}",
                       "the file is damaged: the daemon moves it aside at start and raises an "
                       "outboxFault alert; keep the moved file for the audit", **outbox)
+    if outbox.get("ownerMismatch"):
+        return _check("outbox", CheckStatus.FAIL,
+                      f"{outbox.get('path')} belongs to terminal {outbox.get('terminalId')!r}, "
+                      f"not {outbox.get('expectedTerminalId')!r}: slot-agent run refuses to start",
+                      "terminal_id must be the one this outbox was created for; a PC moved to "
+                      "another machine needs a new outbox.path (keep the old file until "
+                      "'slot-agent outbox status' shows nothing waiting)", **outbox)
     age = outbox.get("oldestUnackedAgeS")
     detail = (f"{outbox.get('depth', 0)} events waiting, oldest "
               + ("none" if age is None else f"{age:.0f} s old")
@@ -763,6 +412,10 @@ _UPLINK_HINTS = {
     "uplink_auth": "the token file (uplink.token_file): HTTP 401 = unknown token, 403 = not a "
                    "terminal token; ask the hub operator for this terminal's token",
 }
+#: The hub refused ``hello`` for this terminal id: the token is another terminal's.
+_WRONG_BINDING_HINT = ("the token is bound to another terminal at the hub: terminal_id in this "
+                       "config and the token's terminal (hub tokens file) must be the same; ask "
+                       "the hub operator for this terminal's token, or fix terminal_id")
 
 
 def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str, Any] | None,
@@ -782,6 +435,12 @@ def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str,
         ok = result.get("ok")
         if failed:
             out.append(_check(cid, CheckStatus.SKIP, "an earlier step failed"))
+        elif ok is True and cid == "uplink_auth" and result.get("actionsRejected"):
+            out.append(_check(cid, CheckStatus.WARN, detail,
+                              "the hub had actions queued for this terminal while the agent "
+                              "was not running; diag answered them rejected (not executed): "
+                              "start the agent, then send them again",
+                              actionsRejected=list(result["actionsRejected"])))
         elif ok is True:
             if cid == "uplink_auth" and daemon_uplink is not None:
                 detail += f"; the daemon's session: {daemon_uplink.get('state', 'unknown')}"
@@ -793,7 +452,10 @@ def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str,
                               "bench" if cid == "uplink_tls" else None))
         else:
             failed = True
-            out.append(_check(cid, CheckStatus.FAIL, detail, _UPLINK_HINTS[cid]))
+            hint = (_WRONG_BINDING_HINT if result.get("verdict") == "forbidden"
+                     else _UPLINK_HINTS[cid])
+            out.append(_check(cid, CheckStatus.FAIL, detail, hint,
+                              **({"verdict": result["verdict"]} if "verdict" in result else {})))
     clock = uplink.get("clock") or {}
     skew = clock.get("skewS")
     if skew is None:
@@ -807,6 +469,59 @@ def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str,
         else:
             out.append(_check("clock_skew", CheckStatus.OK, clock["detail"], skewS=skew))
     return out
+
+
+_DAEMON_CHECKS: dict[str, tuple[CheckStatus, str | None]] = {
+    "running": (CheckStatus.OK, None),
+    "stopped": (CheckStatus.WARN,
+                "the service is not running: systemctl status slot-agent; journalctl -u "
+                "slot-agent -n 50 says why it stopped; systemctl start slot-agent"),
+    "stale": (CheckStatus.WARN,
+              "the daemon died without removing its control socket: journalctl -u slot-agent "
+              "-n 50 for the reason; systemd restarts it (Restart=on-failure) unless it keeps "
+              "failing"),
+    "hung": (CheckStatus.FAIL,
+             "the daemon is running but stuck: journalctl -u slot-agent -n 100, then "
+             "systemctl restart slot-agent (the outbox keeps every event)"),
+    "unreachable": (CheckStatus.FAIL,
+                    "diag may not use the control socket: run it as root or as a member of the "
+                    "slot-agent group"),
+    "error": (CheckStatus.FAIL, "the daemon answered with an error: journalctl -u slot-agent"),
+}
+
+
+def daemon_state(error: BaseException | None, *, socket_path: str | None,
+                 timeout: float) -> dict[str, Any]:
+    """The daemon's state from how ``control_request`` ended (None: it answered)."""
+    from agent.ops.control import ControlRequestError, ControlUnavailableError
+
+    if socket_path is None:
+        return {"state": "not asked", "detail": "control_socket is not set"}
+    if error is None:
+        return {"state": "running", "detail": f"answered on {socket_path}"}
+    if isinstance(error, ControlUnavailableError):
+        state = {"missing": "stopped", "stale": "stale", "permission": "unreachable",
+                 "closed": "hung"}.get(error.reason, "stopped")
+        detail = {"stopped": f"not running: no control socket at {socket_path}",
+                  "stale": f"not running: {socket_path} is a stale socket nobody serves",
+                  "unreachable": f"cannot ask: {error}",
+                  "hung": f"running but {error}"}[state]
+        return {"state": state, "detail": detail}
+    if isinstance(error, TimeoutError):
+        return {"state": "hung",
+                "detail": f"running but no answer on {socket_path} within {timeout:g} s"}
+    if isinstance(error, ControlRequestError):
+        return {"state": "error", "detail": f"answered with an error: {error}"}
+    return {"state": "error", "detail": str(error)}
+
+
+def _daemon_check(daemon: Mapping[str, Any] | None) -> Check:
+    if daemon is None or daemon.get("state") not in _DAEMON_CHECKS:
+        detail = "not asked" if daemon is None else str(daemon.get("detail"))
+        return _check("daemon", CheckStatus.SKIP, detail)
+    status, hint = _DAEMON_CHECKS[str(daemon["state"])]
+    return _check("daemon", status, str(daemon.get("detail", "")), hint,
+                  state=daemon["state"])
 
 
 _MARK = {CheckStatus.OK: "ok", CheckStatus.WARN: "WARN", CheckStatus.FAIL: "FAIL",

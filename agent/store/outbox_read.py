@@ -2,7 +2,7 @@
 readers share, and :class:`OutboxReader`, the view that the uplink and ``slot-agent outbox``
 open beside the running writer (WAL lets them read while it commits).
 
-Split from agent/outbox.py, which keeps the writer and its one-transaction rule; the module
+Split from agent/store/outbox.py, which keeps the writer and its one-transaction rule; the module
 docstring there says why the outbox is one SQLite file.
 """
 

@@ -11,13 +11,17 @@ Money rules (docs/events.md, "Money"):
   7E, a duplicated 7F or a replayed backlog can neither lose nor double money.
 - The first read of a meter baselines it silently (``meterSnapshot``).
 - A decrease is a BCD rollover only from the top 10 % of the range to the bottom 10 %
-  (agent.meters.meter_delta); otherwise it is a reset when one was announced (7A, 3A,
+  (agent.derive.meters.meter_delta); otherwise it is a reset when one was announced (7A, 3A,
   31-39, 3C, a denomination change) -> ``metersReset``, else ``meterRollback``. Either way
   the meter re-baselines and no money is emitted for the drop.
 - After a link-up, a power-up (17) or an exception-queue overflow (70), the next meter read
   covers the gap with single events marked ``reconciled: true``; 7E/7F arriving within
   ``backlog_window`` seconds of the link-up or power-up are the machine's queued backlog and
   give no ``gameStarted``/``gameEnded``.
+
+Size: over 500 lines on purpose: the money, door, game and backlog rules act on one machine
+state in one step, and their order matters (a reset before a delta, a backlog window before
+a game start); the ledgers that stand alone are in tickets.py, bills.py and sessions.py.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-from agent import bills, sessions, tickets
-from agent.exceptions_map import (
+from agent.derive import bills, sessions, tickets
+from agent.derive.exceptions_map import (
     BILL_ACCEPTED,
     BILL_ACCEPTOR_FAULTS,
     DEFINED_CODES,
@@ -43,7 +47,7 @@ from agent.exceptions_map import (
     code_text,
     machine_exception,
 )
-from agent.meters import (
+from agent.derive.meters import (
     BILL_COUNT_VALUES_CENTS,
     NON_CUMULATIVE,
     Change,
@@ -52,6 +56,8 @@ from agent.meters import (
     meter_delta,
     meter_name,
 )
+from agent.derive.sessions import CardState
+from agent.derive.state import AgentState, MachineState
 from agent.observations import (
     CardInserted,
     CardRemoved,
@@ -83,8 +89,6 @@ from agent.reads import (
     ReadRequest,
     ReadTicket,
 )
-from agent.sessions import CardState
-from agent.state import AgentState, MachineState
 from api.events import Channel, Event, utc_timestamp
 
 #: meter reads that cover every meter: they end a pending reset and produce a meterSnapshot.
@@ -140,7 +144,7 @@ class Interpreter:
     as the machine's queued backlog (SAS §4.3 pitfall 4).
     ``clock_skew_threshold``: |machine clock - our clock| in seconds that raises ``clockSkew``.
     ``ticket_settle``: seconds ticket-out meter movement waits for its LP 4D record before it
-    is reported as a reconciled ``ticketPrinted`` (:mod:`agent.tickets`).
+    is reported as a reconciled ``ticketPrinted`` (:mod:`agent.derive.tickets`).
     ``card_reader``: an employee card reader is configured. Only then can a door opened
     without an employee card be told from an attendant's visit, so only then is
     ``noEmployeeCard`` a reason for ``bypassAttempt`` (docs/events.md, bypassAttempt).
@@ -342,7 +346,7 @@ class Interpreter:
             step.read(ReadMeters(address, "game_end", GAME_END_METERS))
         elif code in BILL_ACCEPTED:
             # a trigger; on a machine whose only bill meter is the drop, also the bill's
-            # value, matched with the drop movement (agent/bills.py)
+            # value, matched with the drop movement (agent/derive/bills.py)
             step.machine = bills.seen(m, code, step.at)
             step.read(ReadMeters(address, "bill", BILL_METERS))
         elif code == Exc.GAME_STARTED:
@@ -616,7 +620,7 @@ class Interpreter:
 
         bill_money = bills.metered_bills(m, moved)
         if bill_money is not None:
-            # the best bill meter the machine answers (agent/bills.py): 0B credits, LP 20
+            # the best bill meter the machine answers (agent/derive/bills.py): 0B credits, LP 20
             # dollars, or the count meters at face value
             cents, faces = bill_money
             counted = (Meter.BILLS, Meter.BILL_DOLLARS,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.sessions import CardState
+from agent.derive.sessions import CardState
 
 STATE_VERSION = 1
 
@@ -65,7 +65,7 @@ class MachineState:
     # When an RTE 7E last moved the coin-in baseline: a meter read started before then may
     # carry an older coin-in (SAS §3.12).
     rte_coin_in_at: float | None = None
-    # The bill ledger of a machine whose only bill meter is the total drop (agent/bills.py):
+    # The bill ledger of a machine whose only bill meter is the total drop (agent/derive/bills.py):
     # bill exceptions waiting for drop movement, and drop movement (cents) no bill claimed
     # yet, since when and from which drop meter value.
     bills_pending: tuple[Mapping[str, Any], ...] = ()

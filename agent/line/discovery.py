@@ -14,8 +14,8 @@ from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.meter_reads import EXTENDED, MAX_TABLE_CODE, SELECTED, legacy_poll_for
-from agent.meters import BILL_COUNT_VALUES_CENTS, Meter, meter_name
+from agent.derive.meters import BILL_COUNT_VALUES_CENTS, Meter, meter_name
+from agent.line.meter_reads import EXTENDED, MAX_TABLE_CODE, SELECTED, legacy_poll_for
 from agent.observations import ClockRead, MachineIdentified
 from sas_protocol.denominations import DENOMINATION_CENTS
 from sas_protocol.messages.features import (
@@ -214,7 +214,7 @@ def feature_names(reply: EnabledFeaturesReply) -> list[str]:
 
 def meter_poll(code: int, ignored: Set[int], lacking: Set[int] = frozenset()) -> str | None:
     """The long poll that reads meter ``code`` on a machine that ignores the polls in
-    ``ignored`` and lacks the meters in ``lacking`` (the agent.meter_reads stepdown)."""
+    ``ignored`` and lacks the meters in ``lacking`` (the agent.line.meter_reads stepdown)."""
     if code in lacking:
         return None
     if code <= MAX_TABLE_CODE and EXTENDED not in ignored:

@@ -38,7 +38,7 @@ says it already acknowledged more, :meth:`Outbox.resync` moves the counter past 
 are never reused.
 
 Module layout: the read side (records, the queries writer and readers share, and
-:class:`OutboxReader`) is agent/outbox_read.py. This module keeps the writer whole, about 650
+:class:`OutboxReader`) is agent/store/outbox_read.py. This module keeps the writer whole, about 650
 lines, on purpose: every method here writes under the same lock and transaction rule (commit,
 the cap policy, acks, resync, prune, action ids), and reading it in one place is how that rule
 is checked.
@@ -64,7 +64,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.outbox_read import (
+from agent.store.outbox_read import (
     ActionRecord,
     EventFrame,
     OutboxError,

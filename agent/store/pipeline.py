@@ -28,13 +28,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from agent.interpreter import Interpreter
-from agent.metrics import AgentMetrics
+from agent.derive.interpreter import Interpreter
+from agent.derive.state import AgentState
 from agent.observations import Observation
-from agent.outbox import Outbox, OutboxError, OutboxFullError
+from agent.ops.metrics import AgentMetrics
 from agent.reads import ReadRequest
 from agent.retry import doubling
-from agent.state import AgentState
+from agent.store.outbox import Outbox, OutboxError, OutboxFullError
 from api.events import Event, StoredEvent, utc_timestamp
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ _STOP = object()
 
 
 class OutboxWriter(Protocol):
-    """What the pipeline needs of :class:`agent.outbox.Outbox`."""
+    """What the pipeline needs of :class:`agent.store.outbox.Outbox`."""
 
     def load_state(self) -> dict[str, Any] | None: ...
 

@@ -3,7 +3,7 @@
 ``slot-agent run`` and ``slot-agent demo`` feed a :class:`Progress` with :class:`Snapshot`
 values. On a terminal the line is rewritten in place (``\\r``) at most every
 ``interval`` seconds; on a pipe or file a plain line is written every ``interval`` seconds,
-so a log of the run stays readable. Started by systemd (:func:`agent.logs.under_systemd`)
+so a log of the run stays readable. Started by systemd (:func:`agent.ops.logs.under_systemd`)
 nothing is printed at all: the journal gets structured logs, ``systemctl status`` the
 sd_notify ``STATUS=`` line (:func:`status_text`).
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from agent.logs import under_systemd
+from agent.ops.logs import under_systemd
 
 __all__ = ["Progress", "Snapshot", "format_line", "status_text"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from agent.meter_reads import STAND_INS
+from agent.line.meter_reads import STAND_INS
 from sas_protocol.meter_codes import BILL_METER_DOLLARS, MeterCode, MeterUnit, meter_spec
 from sas_protocol.meter_codes import meter_name as _table_name
 
@@ -51,7 +51,7 @@ class Meter(enum.IntEnum):
     AFT_CASHABLE_OUT = MeterCode.AFT_IN_HOUSE_CASHABLE_TO_HOST_CENTS
     # Not a Table C-7 code: LP 20's total value of bills accepted, in whole dollars
     # (reference §3.9b; sas_protocol reads it as MeterReply.other "total_bill_dollars"),
-    # under the stand-in code agent.meter_reads gives it.
+    # under the stand-in code agent.line.meter_reads gives it.
     BILL_DOLLARS = STAND_INS["total_bill_dollars"]
 
 

@@ -1,0 +1,292 @@
+"""The line half of ``slot-agent diag``: what the line told us (:class:`LineFacts`, JSON-able
+so the daemon sends it over the control socket) and the direct probe of a machine when no
+daemon runs (:func:`probe_line`). The report's rules are in :mod:`agent.ops.diagnostics`."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.derive.meters import meter_name
+from drivers.base import Transport, TransportError
+from sas_protocol.denominations import denomination_cents
+from sas_protocol.hexdump import elided_hex
+from sas_protocol.host import (
+    ExceptionReported,
+    FrameRejected,
+    HostEvent,
+    HostProtocol,
+    LinkDown,
+    LinkUp,
+    NoActivity,
+    NotSupported,
+    PollFailed,
+    RealTimeEventReceived,
+    ReplyReceived,
+)
+from sas_protocol.messages.meters import MeterReply
+from sas_protocol.messages.requests import (
+    GeneralPoll,
+    MachineInfoRequest,
+    MetersRequest,
+    Poll,
+    RealTimeReportingRequest,
+    SasVersionRequest,
+    SelectedMetersRequest,
+)
+from sas_protocol.messages.responses import MachineInfoReply, SasVersionReply
+
+__all__ = ["LAST_FRAMES", "MAIN_METERS", "LineFacts", "line_facts_port_error",
+           "machine_info_facts", "probe_line"]
+
+#: Main meters a technician expects to read (table C-7 codes): coin in, coin out, jackpot,
+#: cancelled credits, games played.
+MAIN_METERS: tuple[int, ...] = (0x00, 0x01, 0x02, 0x04, 0x05)
+#: How many frames each way the probe keeps for the report.
+LAST_FRAMES = 8
+
+
+
+@dataclass(slots=True)
+class LineFacts:
+    """What the line told us, in a form the daemon can send as JSON (:meth:`to_json`)."""
+
+    port: str
+    address: int
+    port_opened: bool = False
+    port_error: str | None = None
+    general_poll_ok: bool = False
+    general_poll_error: str | None = None
+    link_up: bool = False
+    sas_version: str | None = None
+    serial_number: str | None = None
+    machine_info: dict[str, Any] | None = None
+    credits: int | None = None
+    meters: dict[str, int] = field(default_factory=dict)
+    ignored_polls: list[str] = field(default_factory=list)
+    failed_polls: dict[str, str] = field(default_factory=dict)  # "LP 54" -> reason
+    counters: dict[str, int] = field(default_factory=dict)
+    last_frames: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "port": self.port, "address": self.address, "portOpened": self.port_opened,
+            "portError": self.port_error, "generalPollOk": self.general_poll_ok,
+            "generalPollError": self.general_poll_error, "linkUp": self.link_up,
+            "sasVersion": self.sas_version, "serialNumber": self.serial_number,
+            "machineInfo": self.machine_info, "credits": self.credits,
+            "meters": dict(self.meters), "ignoredPolls": list(self.ignored_polls),
+            "failedPolls": dict(self.failed_polls), "counters": dict(self.counters),
+            "lastFrames": list(self.last_frames),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LineFacts:
+        return cls(
+            port=str(data.get("port", "")), address=int(data.get("address", 0)),
+            port_opened=bool(data.get("portOpened")), port_error=data.get("portError"),
+            general_poll_ok=bool(data.get("generalPollOk")),
+            general_poll_error=data.get("generalPollError"),
+            link_up=bool(data.get("linkUp")), sas_version=data.get("sasVersion"),
+            serial_number=data.get("serialNumber"), machine_info=data.get("machineInfo"),
+            credits=data.get("credits"), meters=dict(data.get("meters") or {}),
+            ignored_polls=list(data.get("ignoredPolls") or []),
+            failed_polls=dict(data.get("failedPolls") or {}),
+            counters=dict(data.get("counters") or {}),
+            last_frames=list(data.get("lastFrames") or []),
+        )
+
+
+def _poll_name(poll: Poll) -> str:
+    return "general poll" if isinstance(poll, GeneralPoll) else f"LP {poll.command:02X}"
+
+
+def machine_info_facts(reply: MachineInfoReply) -> dict[str, Any]:
+    """LP 1F as the report shows it (denomination code and cents per credit)."""
+    try:
+        cents: int | None = denomination_cents(reply.denomination)
+    except (KeyError, ValueError):
+        cents = None
+    return {"gameId": reply.game_id, "additionalId": reply.additional_id,
+            "denominationCode": reply.denomination, "denominationCents": cents,
+            "maxBet": reply.max_bet, "paytableId": reply.paytable_id,
+            "basePercent": reply.base_percent}
+
+
+class _Prober:
+    """Drives one HostProtocol over a transport, poll by poll, recording what happened."""
+
+    def __init__(self, transport: Transport, host: HostProtocol, reply_timeout: float,
+                 clock: Callable[[], float]) -> None:
+        self.transport = transport
+        self.host = host
+        self.reply_timeout = reply_timeout
+        self.clock = clock
+        self.frames: deque[dict[str, str]] = deque(maxlen=LAST_FRAMES * 2)
+        self.counters = {"polls": 0, "sends": 0, "ok": 0, "timeout": 0, "crc": 0,
+                         "framing": 0, "nack": 0, "busy": 0, "unsupported": 0,
+                         "badFrames": 0, "exceptions": 0, "linkDowns": 0}
+
+    def run(self, poll: Poll) -> list[HostEvent]:
+        """Send ``poll`` until it is answered or given up; every event it produced."""
+        host = self.host
+        self.counters["polls"] += 1
+        host.send(poll)
+        events: list[HostEvent] = []
+        while host.awaiting_reply:
+            for out in host.data_to_send():
+                self.transport.write(out.data, wakeup=out.wakeup)
+                self.counters["sends"] += 1
+                self.frames.append({"dir": "tx", "hex": elided_hex(out.data)})
+            # SAS §2.3: the reply must start within the window; bytes keep it open a little
+            # (inter-byte gap <= 5 ms, plus transport latency).
+            deadline = self.clock() + self.reply_timeout
+            received = bytearray()
+            while host.awaiting_reply:
+                words = self.transport.read(deadline)
+                if not words:
+                    break
+                chunk = bytes(w.value for w in words)
+                received += chunk
+                host.receive_data(chunk)
+                deadline = max(deadline, self.clock() + 0.02)
+            if received:
+                self.frames.append({"dir": "rx", "hex": elided_hex(bytes(received))})
+            if host.awaiting_reply:
+                host.receive_timeout()
+            events.extend(host.events_received())
+        events.extend(host.events_received())
+        for ev in events:
+            self._count(ev)
+        return events
+
+    def _count(self, ev: HostEvent) -> None:
+        c = self.counters
+        if isinstance(ev, ReplyReceived | NoActivity | RealTimeEventReceived):
+            c["ok"] += 1
+        elif isinstance(ev, ExceptionReported):
+            c["ok"] += 1
+            c["exceptions"] += 1
+        elif isinstance(ev, NotSupported):
+            c["unsupported"] += 1
+        elif isinstance(ev, PollFailed):
+            c[ev.reason.value] += 1
+        elif isinstance(ev, FrameRejected):
+            c["badFrames"] += 1
+        elif isinstance(ev, LinkDown):
+            c["linkDowns"] += 1
+
+
+def _reply(events: Sequence[HostEvent], kind: type[Any]) -> Any:
+    for ev in events:
+        if isinstance(ev, ReplyReceived) and isinstance(ev.reply, kind):
+            return ev.reply
+    return None
+
+
+def _outcome(events: Sequence[HostEvent]) -> str | None:
+    """"ignored" (NotSupported), a failure reason, or None when answered."""
+    for ev in events:
+        if isinstance(ev, NotSupported):
+            return "ignored"
+        if isinstance(ev, PollFailed):
+            return ev.reason.value
+    return None
+
+
+def probe_line(
+    transport: Transport,
+    address: int,
+    *,
+    port: str,
+    reply_timeout: float = 0.05,
+    rte_configured: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+    general_poll_attempts: int = 3,
+) -> LineFacts:
+    """Poll the machine at ``address`` directly (the daemon must NOT be running).
+
+    Order: general poll until answered (sync first, SAS §3.3); LP 0E off when the
+    configuration enables RTE (a machine left in RTE mode answers with event frames); LP 54;
+    LP 1F; LP 1A credits; main meters by LP 2F, falling back to the legacy LP 1C, then
+    single legacy polls, remembering what the machine ignores (SAS §3.5: an unsupported long
+    poll gets no reply at all). Exceptions reported meanwhile are acknowledged as a side
+    effect; the daemon re-reads the meters at start, so no money is lost by that.
+    """
+    facts = LineFacts(port=port, address=address, port_opened=True)
+    host = HostProtocol(address, sync_address=0 if address != 0 else 1)
+    prober = _Prober(transport, host, reply_timeout, clock)
+
+    def finish() -> LineFacts:
+        facts.link_up = host.link_up
+        facts.counters = dict(prober.counters)
+        facts.last_frames = list(prober.frames)
+        return facts
+
+    def long_poll(poll: Poll) -> list[HostEvent]:
+        events = prober.run(poll)
+        outcome = _outcome(events)
+        if outcome == "ignored":
+            facts.ignored_polls.append(_poll_name(poll))
+        elif outcome is not None:
+            facts.failed_polls[_poll_name(poll)] = outcome
+        return events
+
+    try:
+        answered = False
+        for _ in range(general_poll_attempts):
+            events = prober.run(GeneralPoll())
+            if any(isinstance(e, ExceptionReported | NoActivity | RealTimeEventReceived | LinkUp)
+                   for e in events) and host.link_up:
+                answered = True
+                break
+            failure = _outcome(events)
+            facts.general_poll_error = f"no answer ({failure or 'no reply'})"
+        facts.general_poll_ok = answered
+        if not answered:
+            return finish()
+        facts.general_poll_error = None
+        if rte_configured:
+            long_poll(RealTimeReportingRequest(enable=False))
+        version = _reply(long_poll(SasVersionRequest()), SasVersionReply)
+        if version is not None:
+            facts.sas_version = version.version
+            facts.serial_number = version.serial
+        info = _reply(long_poll(MachineInfoRequest()), MachineInfoReply)
+        if info is not None:
+            facts.machine_info = machine_info_facts(info)
+        credits = _reply(long_poll(MetersRequest(0x1A)), MeterReply)
+        if credits is not None:
+            facts.credits = credits.meters.get(0x0C)
+        _read_main_meters(facts, long_poll)
+    except TransportError as exc:
+        facts.general_poll_error = facts.general_poll_error or f"transport failed: {exc}"
+    return finish()
+
+
+def _read_main_meters(facts: LineFacts, long_poll: Callable[[Poll], list[HostEvent]]) -> None:
+    """LP 2F first; then LP 1C (all in one); then single legacy polls (SAS §3.10 stepdown)."""
+    found: dict[int, int] = {}
+    reply = _reply(long_poll(SelectedMetersRequest(game=0, codes=MAIN_METERS)), MeterReply)
+    if reply is not None:
+        found.update(reply.meters)
+    if not all(code in found for code in MAIN_METERS):
+        reply = _reply(long_poll(MetersRequest(0x1C)), MeterReply)
+        if reply is not None:
+            found.update(reply.meters)
+    single = {0x00: 0x11, 0x01: 0x12, 0x02: 0x14, 0x04: 0x10, 0x05: 0x15}
+    for code in MAIN_METERS:
+        if code not in found:
+            reply = _reply(long_poll(MetersRequest(single[code])), MeterReply)
+            if reply is not None:
+                found.update(reply.meters)
+    facts.meters = {meter_name(code): value for code, value in sorted(found.items())
+                    if code in MAIN_METERS}
+
+
+def line_facts_port_error(port: str, address: int, error: BaseException) -> LineFacts:
+    """Facts for a port that did not open."""
+    return LineFacts(port=port, address=address, port_opened=False, port_error=str(error))

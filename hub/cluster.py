@@ -1,0 +1,252 @@
+"""Several hub instances serving one floor from one PostgreSQL database (docs/scaling.md).
+
+Each instance stores what its own terminals send and fans it out to its own clients, as a
+single hub does. What the other instances' clients must see travels through PostgreSQL
+``LISTEN``/``NOTIFY``, with the stored row's id as the payload and the row as the message:
+
+- events: the transaction that stores a batch notifies the ids of the rows it inserted
+  (hub/store_pg.py), delivered at its commit, in commit order. Every other instance reads
+  those rows and publishes them like its own (floor state, fan-out, ``terminal`` states);
+  ``deviceOnline`` / ``deviceOffline`` of another instance also set the terminal's online
+  state here, and a ``deviceOnline`` elsewhere replaces this instance's older connection of
+  the same terminal (4002), as a second connection to one hub does.
+- notices (a row of ``notices``): ``operators``, a frame for every operator (action acks and
+  results, so an operator sees the answers of a terminal connected to another instance);
+  ``alertAck``, an alert acknowledgement for every client; ``offer``, an action stored queued
+  by an instance whose operator sent it, for the instance the terminal is connected to
+  (which claims it atomically, hub/store_api.py ``claim_action``, and sends it).
+
+An instance skips its own notifications (the payload starts with its ``origin``). The
+listener keeps its own connection and never awaits between notifications (they are queued
+and handled in order by a second task), so none is missed while rows are being read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from hub.store import EventWrite
+from hub.store_pg import (
+    EVENTS_BY_IDS,
+    EVENTS_BY_IDS_FAST,
+    EVENTS_CHANNEL,
+    NOTICE_BY_ID,
+    NOTICES_CHANNEL,
+    PgStore,
+    frames_to_writes,
+    parse_ranges,
+    rows_to_writes,
+)
+
+log = logging.getLogger("hub.cluster")
+
+#: Longest wait between two attempts to reconnect to the database (seconds).
+RECONNECT_MAX_DELAY = 5.0
+
+#: Seconds between two heartbeats of an instance (``instances.seen_at``).
+HEARTBEAT_INTERVAL = 5.0
+
+#: An instance silent this long (seconds, by the database's clock) is taken for dead: one of
+#: the others reports its terminals that have not connected elsewhere as offline.
+DEAD_AFTER = 30.0
+
+class ClusterHub(Protocol):
+    """The hooks a hub gives the cluster (hub/server.py)."""
+
+    async def cluster_events(self, writes: Sequence[EventWrite]) -> None:
+        """Publish events another instance stored."""
+        ...
+
+    def cluster_notice(self, kind: str, body: str) -> None:
+        """Handle a notice another instance sent."""
+        ...
+
+    def cluster_orphan(self, terminal_id: str) -> None:
+        """The terminal's instance is dead and it has not connected elsewhere."""
+        ...
+
+    def cluster_revived(self) -> None:
+        """This instance had been taken for dead: say again which terminals it holds."""
+        ...
+
+
+class Cluster:
+    """The LISTEN side of one instance, and :meth:`publish` for its notices."""
+
+    def __init__(self, hub: ClusterHub, store: PgStore) -> None:
+        self._hub = hub
+        self._store = store
+        self.origin = store.origin
+        self._listener: psycopg.AsyncConnection[Any] | None = None
+        self._reader: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._inbox: asyncio.Queue[psycopg.Notify] = asyncio.Queue()
+        self._current: psycopg.Notify | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.received = 0  # notifications from other instances handled (tests, logs)
+        self.reconnects = 0  # times the database connection was lost and made again
+
+    async def start(self) -> None:
+        """Connect and LISTEN (raises if the database cannot be reached), then serve."""
+        await self._connect()
+        self._store.heartbeat()
+        self._tasks = [asyncio.create_task(self._run(), name="cluster"),
+                       asyncio.create_task(self._heartbeats(), name="cluster-heartbeat")]
+        log.info("cluster: instance %s listening for the others", self.origin)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+                await task
+        self._tasks = []
+        await self._disconnect()
+
+    async def _connect(self) -> None:
+        self._listener = await psycopg.AsyncConnection.connect(self._store.url,
+                                                               autocommit=True)
+        for channel in (EVENTS_CHANNEL, NOTICES_CHANNEL):
+            await self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self._reader = await psycopg.AsyncConnection.connect(
+            self._store.url, autocommit=True, row_factory=dict_row)
+
+    @property
+    def listening(self) -> bool:
+        """Connected to the database and LISTENing (False while reconnecting)."""
+        return self._listener is not None and not self._listener.broken
+
+    async def _disconnect(self) -> None:
+        for conn in (self._listener, self._reader):
+            if conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.close()
+        self._listener = self._reader = None
+
+    def present_terminals(self) -> list[str]:
+        """Terminals connected to some instance (hub/store_pg.py ``presence``)."""
+        return self._store.present_terminals()
+
+    def present(self, terminal_id: str, present: bool) -> None:
+        """Record that a terminal is (no longer) connected to this instance."""
+        try:
+            self._store.set_present(terminal_id, present)
+        except psycopg.Error as exc:
+            log.error("cluster: cannot record %s as %s: %s", terminal_id,
+                      "present" if present else "gone", exc)
+
+    async def _heartbeats(self) -> None:
+        """Say this instance is alive; take the terminals of dead instances."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            try:
+                if self._store.heartbeat():
+                    log.warning("cluster: this instance had been taken for dead; "
+                                "announcing its terminals again")
+                    self._hub.cluster_revived()
+                for terminal_id in self._store.take_orphans(DEAD_AFTER):
+                    self._hub.cluster_orphan(terminal_id)
+            except psycopg.Error as exc:
+                log.warning("cluster: heartbeat failed: %s", str(exc).splitlines()[0]
+                            if str(exc) else type(exc).__name__)
+
+    async def _run(self) -> None:
+        """Serve; when the database connection is lost, reconnect (backoff up to
+        :data:`RECONNECT_MAX_DELAY` s). Notifications sent while it was lost are missed:
+        this instance's clients get those events from a fresh ``snapshot`` (docs/scaling.md).
+        """
+        delay = 0.1
+        while True:
+            try:
+                if self._listener is None:
+                    await self._connect()
+                    log.warning("cluster: reconnected to the database; events the other "
+                                "instances stored meanwhile were not forwarded here")
+                    delay = 0.1
+                await self._serve()
+            except (psycopg.OperationalError, OSError) as exc:
+                self.reconnects += 1
+                log.warning("cluster: database connection lost (%s); reconnecting in %.1f s",
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                            delay)
+                await self._disconnect()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_DELAY)
+
+    async def _serve(self) -> None:
+        """Listen and handle until one of them fails; raise what it raised."""
+        tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._handle())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def publish(self, kind: str, body: str) -> None:
+        """Store a notice for the other instances (they receive it at once)."""
+        try:
+            self._store.add_notice(kind, body, time.time())
+        except psycopg.Error as exc:
+            # Our own clients were served; the others miss this one message.
+            log.error("cluster: cannot send a %s notice: %s", kind, exc)
+
+    async def _listen(self) -> None:
+        assert self._listener is not None
+        async for note in self._listener.notifies():
+            if not note.payload.startswith(self.origin + " "):
+                self._inbox.put_nowait(note)
+
+    async def _read_events(self, spans: list[tuple[int, int]]) -> list[EventWrite]:
+        """The rows of an event notification: in one JSON document decoded at once, or,
+        if a row cannot be read that way, row by row (hub/store.py skips what it cannot
+        read back)."""
+        assert self._reader is not None
+        ranges = ([a for a, _ in spans], [b for _, b in spans])
+        try:
+            cur = await self._reader.execute(EVENTS_BY_IDS_FAST, ranges)
+            found = await cur.fetchone()
+            return frames_to_writes(found["rows"] if found is not None else [])
+        except (psycopg.DataError, RecursionError, ValueError, TypeError,
+                AttributeError, KeyError) as exc:
+            log.warning("cluster: rows %s need reading one by one: %s", spans[:3],
+                        str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+        cur = await self._reader.execute(EVENTS_BY_IDS, ranges)
+        found = await cur.fetchone()
+        return rows_to_writes(found["rows"] if found is not None else [])
+
+    async def _handle(self) -> None:
+        assert self._reader is not None
+        while True:
+            # A notification whose rows could not be read for a lost connection is taken
+            # again first, once reconnected (the order stays the commit order).
+            note = self._current if self._current is not None else await self._inbox.get()
+            self._current = note
+            rest = note.payload.partition(" ")[2]
+            try:
+                if note.channel == EVENTS_CHANNEL:
+                    writes = await self._read_events(parse_ranges(rest))
+                    if writes:
+                        await self._hub.cluster_events(writes)
+                else:
+                    cur = await self._reader.execute(NOTICE_BY_ID, (int(rest),))
+                    row = await cur.fetchone()
+                    if row is not None:
+                        self._hub.cluster_notice(row["kind"], row["body"])
+                self.received += 1
+            except (psycopg.OperationalError, OSError):
+                raise  # _run reconnects; self._current is handled again then
+            except Exception:
+                log.exception("cluster: notification %r on %s failed", note.payload[:80],
+                              note.channel)
+            self._current = None

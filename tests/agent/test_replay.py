@@ -1,0 +1,127 @@
+"""``agent.ops.replay`` on the golden capture (tests/vectors/capture_emulator.jsonl, recorded with
+``slot-agent capture`` from a daemon polling the emulator) and on hand-made conversations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sas_protocol as sp
+from agent.ops.replay import replay
+from api.capture import (
+    Capture,
+    CaptureFileError,
+    Frame,
+    build_header,
+    capture_lines,
+    parse_capture,
+)
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+GOLDEN = VECTORS / "capture_emulator.jsonl"
+
+
+def _golden() -> Capture:
+    with GOLDEN.open() as f:
+        return parse_capture(f, str(GOLDEN))
+
+
+def _events(capture: Capture) -> list[dict[str, Any]]:
+    result = replay(capture)
+    return [{"name": e.name, "timestamp": e.timestamp, "data": json.loads(json.dumps(e.data))}
+            for e in result.events]
+
+
+def test_the_golden_capture_replays_to_the_golden_events() -> None:
+    expected = [json.loads(line) for line in
+                (VECTORS / "capture_emulator.events.jsonl").read_text().splitlines()]
+    assert _events(_golden()) == expected
+
+
+def test_replayed_bets_add_up_to_the_coin_in_meter_the_machine_sent() -> None:
+    capture = _golden()
+    events = _events(capture)
+    first = next(e for e in events if e["name"] == "meterSnapshot")
+    start = first["data"]["meters"]["coinIn"]
+    # the last coin-in the machine reported, read from the raw bytes with sas_protocol alone
+    last = None
+    for frame in capture.frames:
+        if frame.direction == "rx" and len(frame.data) > 4:
+            try:
+                reply = sp.decode_reply_frame(frame.data)
+            except sp.RemoteProtocolError:
+                continue
+            if isinstance(reply, sp.MeterReply) and 0x00 in reply.meters:
+                last = reply.meters[0x00]
+    bets = sum(int(e["data"]["amount"]) for e in events
+               if e["name"] == "betPlaced")
+    assert last is not None and bets > 0
+    assert bets == last - start
+
+
+def _capture(frames: list[tuple[str, str]], *, up: bool = False) -> Capture:
+    header = build_header(terminal_id="T-9", port="pty:x", addresses=[1], sync_address=0,
+                          started_at=1_700_000_000.0, seconds=1.0, agent_version="t")
+    if up:
+        header["machines"] = {"1": {"linkUp": True, "identity": {}}}
+    lines = capture_lines(header, [Frame(i * 0.04, d, 1, bytes.fromhex(h),
+                                         (0,) if d == "tx" else ())
+                                   for i, (d, h) in enumerate(frames)])
+    return parse_capture(list(lines))
+
+
+def test_a_machine_that_falls_silent_goes_down_after_link_down_after_polls() -> None:
+    answered = [("tx", "80"), ("tx", "81"), ("rx", "00")]
+    silent = [("tx", "81")] * 12  # no reply: each reply window closes at the next poll
+    events = _events(_capture(answered + silent))
+    assert [e["name"] for e in events] == ["machineLinkUp", "machineLinkDown"]
+    assert events[0]["timestamp"] == "2023-11-14T22:13:20.080Z"
+
+
+def test_exceptions_and_a_retried_poll_are_read_once() -> None:
+    poll = sp.SasVersionRequest().encode(1).hex()
+    reply = sp.SasVersionReply("602", "SN1").encode(1).hex()
+    # slot door opened, confirmed by a second general poll (an implied NACK, SAS §3.4)
+    frames = [("tx", "81"), ("rx", "11"), ("tx", "81"), ("rx", "11"),
+              ("tx", poll), ("tx", "80"), ("tx", poll), ("rx", reply)]  # a timeout, a retry
+    capture = _capture(frames, up=True)
+    result = replay(capture)
+    names = [e.name for e in result.events]
+    assert names.count("machineLinkUp") == 1
+    assert "doorOpened" in names
+    assert result.counters["syncPolls"] == 1
+
+
+def test_a_file_that_is_not_a_capture_is_refused_with_its_line() -> None:
+    with pytest.raises(CaptureFileError, match="not a slot-agent capture"):
+        parse_capture(['{"hello": 1}\n'], "x.jsonl")
+    header = json.dumps({"format": "slot-agent-capture", "version": 1})
+    good = json.dumps({"format": "slot-agent-capture", "version": 1,
+                       "startedAt": "2026-01-01T00:00:00.000Z"})
+    with pytest.raises(CaptureFileError, match=r"x.jsonl:2: bad frame"):
+        parse_capture([good + "\n", '{"t": 0, "dir": "up", "address": 1, "hex": "81"}\n'],
+                      "x.jsonl")
+    with pytest.raises(CaptureFileError, match="x:1: startedAt None is not an ISO 8601"):
+        parse_capture([header], "x")
+    with pytest.raises(CaptureFileError, match="version 9"):
+        parse_capture([json.dumps({"format": "slot-agent-capture", "version": 9})], "x")
+
+
+def test_the_capture_format_printed_in_operations_md_parses_and_replays() -> None:
+    """The header and frame examples of docs/operations.md, as printed, are a capture."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    start = doc.index("## Field captures")
+    blocks = re.findall(r"```json\n(.*?)```", doc[start:doc.index("\n## ", start + 5)], re.S)
+    header = json.loads(blocks[0])
+    frames = blocks[1].strip().splitlines()
+    capture = parse_capture([json.dumps(header), *frames], "operations.md")
+    assert capture.header["machines"]["1"]["identity"]["denomination"] == 1
+    assert [f.direction for f in capture.frames] == ["tx", "rx"]
+    assert capture.frames[0].wakeup == (0,) and capture.frames[1].data == b"\x7e"
+    names = [e.name for e in replay(capture).events]
+    assert names[:2] == ["machineLinkUp", "machineIdentified"]

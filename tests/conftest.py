@@ -1,0 +1,31 @@
+"""Fixtures shared by several test folders: a throwaway PostgreSQL (tests/support/postgres.py)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import postgres
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[postgres.Cluster]:
+    """One throwaway PostgreSQL cluster for the session (each test takes a fresh database);
+    skipped, with the reason, where the server is not installed."""
+    reason = postgres.available()
+    if reason is not None:
+        pytest.skip(reason)
+    with postgres.cluster() as cluster:
+        yield cluster
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: postgres.Cluster) -> str:
+    """A libpq URL of a new, empty database."""
+    return pg_cluster.create_database(f"hub_{os.getpid()}_{next(_databases)}").url

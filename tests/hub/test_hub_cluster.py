@@ -1,0 +1,348 @@
+"""Several hub instances serving one floor from one PostgreSQL database (hub/cluster.py):
+events, actions, alert acknowledgements, lock and online state cross instances; a terminal
+moves from one instance to another with no loss and no duplicate. Real WebSocket peers,
+instances on port 0 in this process, a throwaway PostgreSQL (tests/support/postgres.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api import wire
+from hub.server import Hub
+from tests.hub.hubkit import HubHarness, Peer, Traffic, event_frame, validate_frame
+from tests.support.waits import wait_for
+
+
+@pytest.fixture
+async def hubs(tmp_path: Path, pg_url: str, traffic: Traffic
+               ) -> AsyncIterator[list[HubHarness]]:
+    """Three instances (A, B, C) on one database."""
+    harnesses = []
+    for name in "abc":
+        folder = tmp_path / name
+        folder.mkdir()
+        h = HubHarness(folder, traffic)
+        await h.start(store=pg_url, database=None)
+        harnesses.append(h)
+    try:
+        yield harnesses
+    finally:
+        for h in harnesses:
+            await h.close()
+    for msg in traffic.frames:
+        validate_frame(msg)
+
+
+def _hub(h: HubHarness) -> Hub:
+    assert h.hub is not None
+    return h.hub
+
+
+async def _online_everywhere(hubs: list[HubHarness], terminal_id: str,
+                             online: bool = True) -> None:
+    await wait_for(lambda: all(
+        (s := _hub(h).floor.terminals.get(terminal_id)) is not None and s.online == online
+        for h in hubs))
+
+
+async def _agree(hubs: list[HubHarness], value: Callable[[Hub], object],
+                 expected: object) -> None:
+    """Wait until every instance shows ``expected``; on timeout, say what each shows."""
+    await wait_for(lambda: all(value(_hub(h)) == expected for h in hubs),
+                   what=lambda: f"expected {expected!r} on every instance, got "
+                                f"{[value(_hub(h)) for h in hubs]!r}")
+
+
+async def _events(peer: Peer, count: int) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    while len(got) < count:
+        got.append(await peer.recv_type("event"))
+    return got
+
+
+async def test_an_event_on_one_instance_reaches_dashboards_on_the_others(
+        hubs: list[HubHarness]) -> None:
+    a, b, c = hubs
+    viewer_b, _ = await b.client("tok-carol", subscribe={"terminals": ["T1"]})
+    viewer_c, _ = await c.client("tok-carol", subscribe={"channels": ["game"]})
+    term, welcome = await a.terminal("T1")
+    assert welcome["ackedSeq"] == 0
+    for seq in (1, 2, 3):
+        await term.send(event_frame("T1", seq))
+    assert (await term.recv_type("ack"))["upTo"] in (1, 2, 3)
+    on_b = [e for e in await _events(viewer_b, 4) if e["id"].startswith("T1-")]
+    on_c = await _events(viewer_c, 3)
+    # B also gets the hub's deviceOnline; the events themselves in the order stored.
+    assert [e["id"] for e in on_b] == ["T1-1", "T1-2", "T1-3"]
+    assert [e["id"] for e in on_c] == ["T1-1", "T1-2", "T1-3"]
+    assert on_c[0] == event_frame("T1", 1) | {"timestamp": on_c[0]["timestamp"],
+                                              "cursor": on_c[0]["cursor"]}
+    # The same cursors (row ids) on every instance.
+    assert [e["cursor"] for e in on_b] == [e["cursor"] for e in on_c]
+    await _online_everywhere(hubs, "T1")
+    # The floor state agrees: the money and the last event, on every instance.
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].coin_in, 300)
+    state, _ = await viewer_c.recv_until(
+        lambda m: m["type"] == "terminal" and m["terminal"]["lastEvent"] is not None
+        and m["terminal"]["lastEvent"]["id"] == "T1-3")
+    assert state["terminal"]["online"] is True and state["terminal"]["coinInToday"] == 300
+
+
+async def test_an_action_from_b_reaches_the_terminal_on_a_and_its_answers_come_back(
+        hubs: list[HubHarness]) -> None:
+    a, b, _ = hubs
+    term, _ = await a.terminal("T1")
+    await _online_everywhere(hubs, "T1")
+    alice, _ = await b.client("tok-alice")
+    await alice.send(wire.action("act-1", "T1", "lock", {"reason": "audit"}))
+    queued = await alice.recv_type("actionAck")
+    assert (queued["id"], queued["status"]) == ("act-1", "queued")
+
+    action = await term.recv_type("action")
+    assert (action["id"], action["action"], action["params"]) == ("act-1", "lock",
+                                                                {"reason": "audit"})
+    sent = await alice.recv_type("actionAck")
+    assert sent["status"] == "sent"
+
+    await term.send(wire.action_ack("act-1", "T1", wire.ActionAckStatus.ACCEPTED))
+    await term.send(wire.action_result("act-1", "T1", wire.ActionStatus.SUCCEEDED,
+                                       result={"locked": True}))
+    accepted = await alice.recv_type("actionAck")
+    assert accepted["status"] == "accepted"
+    result = await alice.recv_type("actionResult")
+    assert result["status"] == "succeeded" and result["result"] == {"locked": True}
+    stored = _hub(b).store.get_action("act-1")
+    assert stored is not None and stored.status == "succeeded"
+
+    # The lock itself is an event: every instance's floor agrees.
+    await term.send(event_frame("T1", 1, "machineLocked"))
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].locked, True)
+    _, snap = await hubs[2].client("tok-carol")
+    assert [t["locked"] for t in snap["terminals"] if t["terminalId"] == "T1"] == [True]
+
+
+async def test_an_action_is_sent_once_when_the_terminal_comes_back_to_any_instance(
+        hubs: list[HubHarness]) -> None:
+    a, b, c = hubs
+    alice, _ = await a.client("tok-alice")
+    await alice.send(wire.action("act-2", "T2", "unlock", None))
+    assert (await alice.recv_type("actionAck"))["status"] == "queued"
+    term, _ = await c.terminal("T2")
+    action = await term.recv_type("action")
+    assert action["id"] == "act-2"
+    sent = await alice.recv_type("actionAck")
+    assert sent["status"] == "sent"
+    # Nobody else sends it: another connection of T2 (on B) gets no action.
+    await term.close()
+    await _online_everywhere(hubs, "T2", online=False)
+    again, _ = await b.terminal("T2")
+    before = await again.sync()
+    assert [m for m in before if m["type"] == "action"] == []
+
+
+async def test_an_alert_is_acknowledged_once_and_every_instance_agrees(
+        hubs: list[HubHarness]) -> None:
+    a, b, c = hubs
+    term, _ = await a.terminal("T1")
+    await term.send(event_frame("T1", 1, "doorOpened"))
+    await term.recv_type("ack")
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 1)
+    alice, _ = await b.client("tok-alice")
+    bob, _ = await c.client("tok-bob")
+    viewer, _ = await a.client("tok-carol")
+    # Both operators acknowledge it at once, on two instances: one wins.
+    await alice.send(wire.ack_alert("T1-1", "a1"))
+    await bob.send(wire.ack_alert("T1-1", "b1"))
+    await wait_for(lambda: _hub(a).store.alert_ack("T1-1") is not None)
+    winner = _hub(a).store.alert_ack("T1-1")
+    assert winner is not None and winner[0] in ("alice", "bob")
+    for op, name in ((alice, "alice"), (bob, "bob")):
+        acks, before = await op.recv_until(lambda m: m["type"] == "alertAck")
+        assert acks["eventId"] == "T1-1" and acks["by"] == winner[0]
+        rest = before + await op.sync()
+        errors = [m["code"] for m in rest if m["type"] == "error"]
+        assert errors == ([] if name == winner[0] else ["duplicate"])
+        assert [m for m in rest if m["type"] == "alertAck"] == []  # one acknowledgement
+    acked = await viewer.recv_type("alertAck")
+    assert acked["eventId"] == "T1-1" and acked["by"] == winner[0]
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 0)
+    _, snap = await c.client("tok-carol")
+    assert snap["alerts"] == []
+
+
+async def test_a_terminal_moves_to_another_instance_with_no_loss_and_no_duplicate(
+        hubs: list[HubHarness]) -> None:
+    a, b, c = hubs
+    viewer, _ = await c.client("tok-carol", subscribe={"terminals": ["T1"], "channels": ["game"]})
+    term, _ = await a.terminal("T1")
+    for seq in range(1, 6):
+        await term.send(event_frame("T1", seq))
+    await term.recv_until(lambda m: m["type"] == "ack" and m["upTo"] == 5)
+    # Instance A goes away; seqs 6..8 were sent to it and never acknowledged.
+    for seq in (6, 7, 8):
+        await term.send(event_frame("T1", seq))
+    await _hub(a).stop()  # its connections end with 1001; the terminal's go on elsewhere
+    a.hub = None
+    assert await term.closed() == 1001
+    moved, welcome = await b.terminal("T1", last_seq=8)
+    assert 5 <= welcome["ackedSeq"] <= 8
+    for seq in range(welcome["ackedSeq"] + 1, 11):
+        await moved.send(event_frame("T1", seq))
+    await moved.recv_until(lambda m: m["type"] == "ack" and m["upTo"] == 10)
+    got = [e["id"] for e in await _events(viewer, 10)]
+    assert got == [f"T1-{n}" for n in range(1, 11)]  # each once, in order
+    stored = [e["seq"] for e in _hub(b).store.events("T1") if e["id"].startswith("T1-")]
+    assert stored == list(range(1, 11))
+    assert [m for m in await viewer.sync() if m["type"] == "event"] == []  # no second copy
+
+
+async def test_a_second_connection_on_another_instance_replaces_the_first(
+        hubs: list[HubHarness]) -> None:
+    a, b, _ = hubs
+    first, _ = await a.terminal("T3")
+    await _online_everywhere(hubs, "T3")
+    second, _ = await b.terminal("T3")
+    assert await first.closed() == wire.CloseCode.REPLACED
+    await second.send(event_frame("T3", 1))
+    await second.recv_type("ack")
+    # The old connection's end does not mark T3 offline anywhere.
+    await wait_for(lambda: all(_hub(h).floor.terminals["T3"].online for h in hubs))
+    _, snap = await hubs[2].client("tok-carol")
+    assert [t["online"] for t in snap["terminals"] if t["terminalId"] == "T3"] == [True]
+
+
+async def test_hub_event_ids_are_unique_across_instances(hubs: list[HubHarness]) -> None:
+    for h, tid in zip(hubs, ("T1", "T2", "T3"), strict=True):
+        await h.terminal(tid)
+    await wait_for(lambda: len([e for e in _hub(hubs[0]).store.events()
+                                if e["event"] == "deviceOnline"]) == 3)
+    ids = [e["id"] for e in _hub(hubs[0]).store.events() if e["id"].startswith("hub-")]
+    assert len(ids) == len(set(ids)) == 3
+
+
+async def test_instances_carry_on_when_their_database_connections_are_cut(
+        hubs: list[HubHarness], pg_url: str) -> None:
+    import psycopg
+
+    a, b, _ = hubs
+    viewer, _ = await b.client("tok-carol", subscribe={"terminals": ["T1"], "channels": ["game"]})
+    term, _ = await a.terminal("T1")
+    await term.send(event_frame("T1", 1))
+    assert (await viewer.recv_type("event"))["id"] == "T1-1"
+    # Every connection of every instance is cut (as by a database server restart).
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                            ).fetchone()
+    assert cut is not None and cut[0] >= 3 * 3  # loop, writer and listener, reader...
+    cluster_b = _hub(b).cluster
+    assert cluster_b is not None
+    await wait_for(lambda: cluster_b.reconnects >= 1 and cluster_b.listening)
+    # The writer connects again for the next batch: stored, acknowledged, forwarded.
+    await term.send(event_frame("T1", 2))
+    await term.recv_until(lambda m: m["type"] == "ack" and m["upTo"] == 2)
+    assert (await viewer.recv_type("event"))["id"] == "T1-2"
+    # The loop connections too: an operator's request on B reads the store.
+    _, snap = await b.client("tok-alice")
+    assert [e["id"] for e in snap["recent"] if e["id"].startswith("T1-")] == ["T1-2", "T1-1"]
+
+
+async def test_a_row_that_cannot_be_read_does_not_stop_the_others(
+        hubs: list[HubHarness], pg_url: str) -> None:
+    import psycopg
+
+    from hub.store_pg import EVENTS_CHANNEL
+
+    a = hubs[0]
+    viewer, _ = await a.client("tok-carol", subscribe={"terminals": ["T2"]})
+    good = event_frame("T2", 2)
+    # As another instance would, but one of the two rows is damaged.
+    with psycopg.connect(pg_url) as other:
+        rows = other.execute(
+            "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
+            " data, received_at) VALUES ('T2', 1, 'T2-1', 'T2', 'game', 'betPlaced',"
+            " %s, '{\"amount\": [[[', 0), ('T2', 2, 'T2-2', 'T2', 'game', 'betPlaced',"
+            " %s, %s, 0) RETURNING n",
+            (good["timestamp"], good["timestamp"], wire.encode(good["data"]))).fetchall()
+        ids = sorted(r[0] for r in rows)
+        other.execute("SELECT pg_notify(%s, %s)",
+                      (EVENTS_CHANNEL, f"elsewhere {ids[0]}-{ids[1]}"))
+        other.commit()
+    got = await viewer.recv_type("event")
+    assert got == good | {"cursor": ids[1]}
+    assert [m for m in await viewer.sync() if m["type"] == "event"] == []
+
+
+@pytest.fixture
+def fast_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hub.cluster
+
+    monkeypatch.setattr(hub.cluster, "HEARTBEAT_INTERVAL", 0.05)
+    monkeypatch.setattr(hub.cluster, "DEAD_AFTER", 0.5)
+
+
+async def test_terminals_of_an_instance_that_dies_are_reported_offline_once(
+        fast_heartbeat: None, hubs: list[HubHarness], tmp_path: Path, pg_url: str,
+        traffic: Traffic) -> None:
+    a, b, c = hubs
+    await a.terminal("T1")
+    await b.terminal("T2")
+    await _online_everywhere(hubs, "T1")
+    await _online_everywhere(hubs, "T2")
+    # An instance started now knows who is connected to the others.
+    (tmp_path / "d").mkdir()
+    d = HubHarness(tmp_path / "d", traffic)
+    await d.start(store=pg_url, database=None)
+    try:
+        _, snap = await d.client("tok-carol")
+        online = {t["terminalId"]: t["online"] for t in snap["terminals"]}
+        assert (online["T1"], online["T2"], online["T3"]) == (True, True, False)
+    finally:
+        await d.close()
+    # A goes silent (as if its machine died): no heartbeat, no deviceOffline of its own.
+    cluster_a = _hub(a).cluster
+    assert cluster_a is not None
+    await cluster_a.stop()
+    await wait_for(lambda: not _hub(b).floor.terminals["T1"].online
+                   and not _hub(c).floor.terminals["T1"].online)
+    offline = [e for e in _hub(b).store.events("T1") if e["event"] == "deviceOffline"]
+    assert len(offline) == 1 and offline[0]["id"].startswith("hub-")
+    # T2, on a live instance, stays online everywhere.
+    assert _hub(b).floor.terminals["T2"].online and _hub(c).floor.terminals["T2"].online
+
+
+async def test_with_postgresql_the_audit_works_and_history_queries_say_they_cannot(
+        hubs: list[HubHarness]) -> None:
+    import json
+
+    import jsonschema
+
+    from tests.hub.hubkit import SCHEMA_DIR, http_get, http_json
+
+    error_schema = json.loads((SCHEMA_DIR / "api" / "error.json").read_text())
+
+    a, b, _ = hubs
+    term, _ = await a.terminal("T1")
+    await term.send(event_frame("T1", 1, "doorOpened", data={"door": "main"}))
+    await term.recv_type("ack")
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 1)
+    alice, _ = await b.client("tok-alice")
+    await alice.send(wire.ack_alert("T1-1", "a1"))
+    await alice.recv_type("alertAck")
+    # The audit trail is in the shared database: every instance answers with it.
+    audit = await http_json(_hub(a), "/api/audit?kind=alertAck", "tok-alice")
+    assert [(e["who"], e["subject"]) for e in audit["entries"]] == [("alice", "T1-1")]
+    for path in ("/api/history/events", "/api/summary", "/api/meters"):
+        status, _, body = await http_get(_hub(a), path, "tok-carol")
+        answer = json.loads(body)
+        assert (status, answer["error"]) == (501, "not_implemented"), path
+        jsonschema.validate(answer, error_schema)
+    await alice.send(wire.subscribe(channels=["game"], start=0, request_id="s1"))
+    refused = await alice.recv_type("error")
+    assert (refused["code"], refused["id"]) == ("bad_message", "s1")
+    # The doors: the door opened is seen by a new instance's floor from the store.
+    assert _hub(b).floor.terminals["T1"].doors_open == {"main"}
