@@ -37,14 +37,10 @@ def test_sas_protocol_imports_no_io() -> None:
 
 
 def _imports(package: str) -> set[str]:
+    """The top-level names every module of ``package`` imports."""
     found: set[str] = set()
     for path in (ROOT / package).rglob("*.py"):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module.split(".")[0])
+        found |= _imports_of(path)
     return found
 
 
@@ -78,6 +74,7 @@ def test_import_direction_has_no_exception() -> None:
 
 
 def _imports_of(path: Path) -> set[str]:
+    """The top-level names one module imports (absolute imports only)."""
     found: set[str] = set()
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
