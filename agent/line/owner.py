@@ -568,16 +568,25 @@ class LineOwner:
                 self._emit_all(m.schedule.general_poll_done(m.answered and m.link_up,
                                                             self._clock()))
         for m in machines:
-            if self._stop.is_set():
+            # The long poll is chosen at this machine's slot, not right after its general
+            # poll: a read the interpreter asked for meanwhile (a game's meters after its 7E)
+            # goes out in this slot instead of a cycle later (SAS §3.6 spacing holds either way).
+            if not self._wait_for_slot(m, stoppable=True):
                 return
+            self._drain_inbox()
             with self._lock:
                 poll, outputs = m.schedule.next_long_poll(self._clock())
                 self._deliver(m, outputs)
             if poll is None and m.probe:
                 poll = LIVENESS_PROBE  # its answer is only a sign of life
             m.probe = False
-            if poll is not None:
-                self._run_poll(m, poll)
+            if poll is not None and self._run_poll(m, poll):
+                # A job that this reply completed reports now rather than at the next
+                # cycle: a game's money reaches the outbox one poll interval sooner. The next
+                # poll is only planned here; it goes out in this machine's next slot.
+                with self._lock:
+                    _, outputs = m.schedule.next_long_poll(self._clock())
+                    self._deliver(m, outputs)
 
     # ------------------------------------------------------------------ one poll
 
