@@ -84,3 +84,20 @@ def test_an_unknown_log_level_is_a_usage_error() -> None:
         parser.parse_args(["run", "--config", "x", "--log-level", "loud"])
     assert info.value.code == 2
     assert isinstance(parser, argparse.ArgumentParser)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``slot-agent decode --file capture | head -1``: no traceback when the pipe closes. The
+    capture is made long enough that its decoding cannot fit in the pipe's buffer."""
+    vectors = Path(__file__).resolve().parent.parent / "vectors" / "capture_emulator.jsonl"
+    header, *frames = vectors.read_text().splitlines()
+    capture = tmp_path / "long.jsonl"
+    capture.write_text("\n".join([header, *frames * 40]) + "\n")
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "decode", "--file", str(capture)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()  # the reader takes one line, then goes away
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err
