@@ -1,14 +1,27 @@
-"""Fixtures shared by several test folders: a throwaway PostgreSQL (tests/support/postgres.py)."""
+"""Fixtures shared by every test folder: the root logger's level restored after each test, and
+a throwaway PostgreSQL (tests/support/postgres.py)."""
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support import postgres
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_level_restored() -> Iterator[None]:
+    """A test that changes the root logger's level (a daemon reloaded to ``debug``) must not
+    leave every later test logging each WebSocket frame at debug: that slowed a flooding
+    client so much that it read no ack for 30 s."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
