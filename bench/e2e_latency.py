@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from benchlib import Verdict, exit_with, header, percentile, verdicts
-from procs import ROOT, SLOT_AGENT, HubProcess
+from procs import ROOT, SLOT_AGENT, HubProcess, agent_config
 from websockets.asyncio.client import connect
 
 from api import wire
@@ -40,23 +40,6 @@ from emulator.server import Emulator
 TERMINAL = "BENCH-E2E"
 
 
-def agent_config(workdir: Path, serial: str, hub: HubProcess, interval_ms: int,
-                 priority: str = "nice") -> Path:
-    path = workdir / "agent.yaml"
-    path.write_text(
-        f"terminal_id: {TERMINAL}\n"
-        f"serial:\n  port: {serial}\n"
-        "machines:\n  - address: 1\n"
-        f"poll:\n  interval_ms: {interval_ms}\n  reply_timeout_ms: 30\n"
-        f"  line_priority: {priority}\n"
-        f"outbox:\n  path: {workdir / 'outbox.db'}\n"
-        f"uplink:\n  url: {hub.url}\n  allow_insecure: true\n  token_file: {hub.token_file}\n"
-        "metrics:\n  enabled: false\n"
-        "logging:\n  level: warning\n  format: json\n"
-        f"control_socket: {workdir / 'c.sock'}\n")
-    return path
-
-
 async def run(args: argparse.Namespace, workdir: Path) -> list[float]:
     hub = HubProcess(workdir, TERMINAL)
     master, slave = open_pty()
@@ -65,7 +48,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[float]:
     emulator.start()
     agent = subprocess.Popen([SLOT_AGENT, "run", "--config",
                               str(agent_config(workdir, f"pty:{slave}", hub, args.interval_ms,
-                                                               args.priority))],
+                                               terminal_id=TERMINAL, priority=args.priority))],
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     received: list[tuple[str, float]] = []
     ready = asyncio.Event()

@@ -47,7 +47,7 @@ from datetime import datetime
 from pathlib import Path
 
 from benchlib import Verdict, exit_with, header, load_average, percentile, verdicts
-from procs import ROOT, SLOT_AGENT, HubProcess
+from procs import ROOT, SLOT_AGENT, HubProcess, agent_config
 from websockets.asyncio.client import connect
 
 from api import wire
@@ -97,23 +97,6 @@ class MeterPollClock(Transport):
         self.inner.close()
 
 
-def agent_config(workdir: Path, serial: str, hub: HubProcess, interval_ms: int,
-                 priority: str) -> Path:
-    path = workdir / "agent.yaml"
-    path.write_text(
-        f"terminal_id: {TERMINAL}\n"
-        f"serial:\n  port: {serial}\n"
-        "machines:\n  - address: 1\n"
-        f"poll:\n  interval_ms: {interval_ms}\n  reply_timeout_ms: 30\n"
-        f"  line_priority: {priority}\n"
-        f"outbox:\n  path: {workdir / 'outbox.db'}\n"
-        f"uplink:\n  url: {hub.url}\n  allow_insecure: true\n  token_file: {hub.token_file}\n"
-        "metrics:\n  enabled: false\n"
-        "logging:\n  level: warning\n  format: json\n"
-        f"control_socket: {workdir / 'c.sock'}\n")
-    return path
-
-
 def wall(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
@@ -144,7 +127,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> tuple[
     clock = MeterPollClock(master)
     emulator = Emulator(machine, clock, address=1)
     emulator.start()
-    config = agent_config(workdir, f"pty:{slave}", hub, args.interval_ms, args.priority)
+    config = agent_config(workdir, f"pty:{slave}", hub, args.interval_ms,
+                          terminal_id=TERMINAL, priority=args.priority)
     agent = subprocess.Popen([SLOT_AGENT, "run", "--config", str(config)], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     received: list[Received] = []

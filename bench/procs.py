@@ -207,3 +207,22 @@ class GridSleeper:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(20)
+
+
+def agent_config(workdir: Path, serial: str, hub: HubProcess, interval_ms: int, *,
+                 terminal_id: str, priority: str = "nice") -> Path:
+    """The agent's config for a latency bench: one machine on ``serial``, streaming to
+    ``hub``, quiet logs, no metrics port."""
+    path = workdir / "agent.yaml"
+    path.write_text(
+        f"terminal_id: {terminal_id}\n"
+        f"serial:\n  port: {serial}\n"
+        "machines:\n  - address: 1\n"
+        f"poll:\n  interval_ms: {interval_ms}\n  reply_timeout_ms: 30\n"
+        f"  line_priority: {priority}\n"
+        f"outbox:\n  path: {workdir / 'outbox.db'}\n"
+        f"uplink:\n  url: {hub.url}\n  allow_insecure: true\n  token_file: {hub.token_file}\n"
+        "metrics:\n  enabled: false\n"
+        "logging:\n  level: warning\n  format: json\n"
+        f"control_socket: {workdir / 'c.sock'}\n")
+    return path
