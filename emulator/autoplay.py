@@ -1,11 +1,17 @@
 """A seeded random player (and attendant) for the emulator.
 
 Each ``tick`` is one player decision, spaced ``60 / games_per_minute`` seconds apart by the
-caller: feed money when short of credits, mostly play a game (bet 1..max bet, a hit rate of
-about 30 %, rare big wins, very rare jackpots over the handpay limit), sometimes cash out,
-redeem a ticket, open a door, raise a tilt or switch games. It also plays the attendant:
-handpays are keyed off, doors closed and tilts cleared after a while. The same seed and the
-same sequence of ticks give the same session.
+caller (:class:`emulator.scenario.ScenarioRunner`): feed money when short of credits, mostly
+play a game (bet 1..max bet, a hit rate of about 30 %, rare big wins, very rare jackpots
+over the handpay limit), sometimes cash out, redeem a ticket, open a door, raise a tilt or
+switch games. It also plays the attendant: handpays are keyed off, doors closed and tilts
+cleared after a while. The same seed and the same sequence of ticks give the same session.
+
+A game is not over when it starts: the reels spin for ``game_seconds`` (2 s by default, as on
+a real machine), so 7E (game started) and 7F (game ended) reach the host seconds apart, as on
+a real floor, and a host's latency from the game's end is measured from a real end. The spin
+never takes more than half the pace's interval (``game_length``), so the pace holds at any
+games per minute; 0 ends every game as it starts (7E and 7F queued together).
 """
 
 from __future__ import annotations
@@ -28,14 +34,22 @@ class AutoplaySettings:
     attendant_delay: float = 20.0  # seconds before a handpay is keyed off
     door_open_for: float = 8.0
     tilt_clears_after: float = 12.0
+    game_seconds: float = 2.0  # the reels spin this long: 7F follows 7E after it
 
     def __post_init__(self) -> None:
         if not 0 < self.games_per_minute <= 60_000:
             raise ValueError("games_per_minute must be in (0, 60000]")
+        if not 0 <= self.game_seconds <= 3600:
+            raise ValueError("game_seconds must be in [0, 3600]")
 
     @property
     def interval(self) -> float:
         return 60.0 / self.games_per_minute
+
+    @property
+    def game_length(self) -> float:
+        """How long a game is in play: ``game_seconds``, at most half the pace's interval."""
+        return min(self.game_seconds, self.interval / 2)
 
 
 class AutoPlayer:
@@ -49,12 +63,25 @@ class AutoPlayer:
         self._tilt_since: float | None = None
         self.games = 0
         self.refused = 0
+        self._spinning: tuple[float, int] | None = None  # (the game ends at, its win)
+
+    @property
+    def game_ends_at(self) -> float | None:
+        """When the game in play ends (the next ``tick`` at or after it ends it), or None."""
+        return None if self._spinning is None else self._spinning[0]
 
     def tick(self, now: float) -> str:
         """One decision; returns what happened (for logs and tests)."""
         m, rng, s = self.machine, self.rng, self.settings
         if not m.powered:
             return "powered off"
+        if self._spinning is not None:
+            ends_at, win = self._spinning
+            if now < ends_at:
+                return "reels spinning"
+            self._spinning = None
+            m.end_game(now, win=win)
+            return "game ended"
         if m.handpay is not None:
             self._handpay_since = self._handpay_since if self._handpay_since is not None else now
             if now - self._handpay_since >= s.attendant_delay:
@@ -103,12 +130,19 @@ class AutoPlayer:
         bet = self._bet(game.max_bet)
         if bet > m.credits:
             return self._feed(now)
+        win = self._win(bet)
         try:
-            m.play_game(now, bet=bet, win=self._win(bet))
+            if s.game_length > 0:
+                m.start_game(now, bet=bet)
+            else:
+                m.play_game(now, bet=bet, win=win)
         except PlayRefusedError as exc:
             self.refused += 1
             return f"refused: {exc.reason}"
         self.games += 1
+        if s.game_length > 0:
+            self._spinning = (now + s.game_length, win)
+            return "game started"
         return "played"
 
     def _feed(self, now: float) -> str:

@@ -264,6 +264,7 @@ class Machine:
         self.handpay_reset_to_credits = False  # LP A8 method 01
         self.game_delay_ms = 0  # LP 2E: each game end is held this long (0: not at all)
         self._last_game_end: float | None = None
+        self.game_in_play: tuple[int, int] | None = None  # (game, bet) between 7E and 7F
         self.last_bill: Bill | None = None
         self.tickets: list[Ticket] = []  # printed tickets, newest last
         # validation records LP 4D 00 has not read yet, oldest first; 3D persists meanwhile
@@ -338,6 +339,8 @@ class Machine:
         number = self.selected_game if game is None else game
         if not self.powered:
             return "powered off"
+        if self.game_in_play is not None:
+            return "a game is in play"
         if self.locked:
             return "locked by the host (LP 01)"
         if self.handpay is not None:
@@ -383,31 +386,52 @@ class Machine:
             self._report(now, GAME_SELECTED, rte_data=bcd(game, 2))
 
     def play_game(self, now: float, *, bet: int, win: int, game: int | None = None) -> GameResult:
-        """One complete game: wager, outcome, meters, 7E/7F exceptions.
+        """One complete game that ends as it starts: :meth:`start_game` then :meth:`end_game`
+        at the same moment (7E and 7F queued together).
 
         A win worth at least the handpay limit locks the machine up for a jackpot handpay
         (51, read with LP 1B); the jackpot meter moves when the handpay is reset.
         """
         if win < 0:
             raise ValueError("win must not be negative")
+        self.start_game(now, bet=bet, game=game)
+        return self.end_game(now, win=win)
+
+    def start_game(self, now: float, *, bet: int, game: int | None = None) -> int:
+        """The player presses spin: the wager comes off the credits, the coin-in and
+        games-played meters move, and 7E is queued (SAS §3.12 RTE 7E). The game is in play
+        until :meth:`end_game`; meanwhile no other game may start. Returns the game number."""
         number = self.selected_game if game is None else game
         reason = self.play_refusal(bet, number)
         if reason is None and self._delayed(now):
             reason = "game end held by the host (LP 2E)"
         if reason is not None:
             raise PlayRefusedError(reason)
-        self._last_game_end = now
-        denom = self.denomination_cents
         self.credits -= bet
         self._credit(0x00, bet, number)
         self._credit(0x05, 1, number)
         self._meters.add(0x25, 1)
         self._meters.add(0x26, 1)
-        self._totals.add("coin_in", bet * denom)
+        self._totals.add("coin_in", bet * self.denomination_cents)
         self._totals.add("games_played", 1)
         # RTE 7E: credits wagered 2B, coin-in meter 4B, wager type, progressive group (§3.12)
         self._report(now, GAME_STARTED, rte_data=bcd(bet % 10**4, 2)
                      + bcd(self.reported_meter(0x00), 4) + b"\x00\x00")
+        self.game_in_play = (number, bet)
+        return number
+
+    def end_game(self, now: float, *, win: int) -> GameResult:
+        """The reels stop on ``win`` credits: the win meters move and 7F is queued (SAS §3.12
+        RTE 7F). A win worth at least the handpay limit locks the machine up for a jackpot
+        handpay (51, read with LP 1B); the jackpot meter moves when the handpay is reset."""
+        if win < 0:
+            raise ValueError("win must not be negative")
+        if self.game_in_play is None:
+            raise PlayRefusedError("no game in play")
+        number, bet = self.game_in_play
+        self.game_in_play = None
+        self._last_game_end = now
+        denom = self.denomination_cents
         handpay: Handpay | None = None
         if win > 0:
             self._credit(0x06, 1, number)

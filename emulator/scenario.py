@@ -428,7 +428,15 @@ class ScenarioRunner:
         until = self._wake + step.arg
         while self._wake < until:
             self.player.tick(self._wake)
-            yield self._interval()
+            ends_at = self.player.game_ends_at
+            if ends_at is None:
+                yield self._interval()
+                continue
+            # A game started: wake when its reels stop to end it (7F), then keep the pace.
+            spin = ends_at - self._wake
+            yield spin
+            self.player.tick(self._wake)
+            yield max(0.0, self._interval() - spin)
 
     def _do_wait(self, step: Step, now: float) -> Iterator[float]:
         yield step.arg

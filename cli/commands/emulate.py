@@ -60,6 +60,9 @@ def add_parser(subparsers: Any) -> None:
                         help="accounting denomination in cents per credit (default 1)")
     parser.add_argument("--games-per-minute", type=float, metavar="N",
                         help="pace of play (default 30)")
+    parser.add_argument("--game-seconds", type=float, default=2.0, metavar="S",
+                        help="how long autoplay's reels spin, 7E to 7F (default 2; at most "
+                        "half the pace's interval; 0: a game ends as it starts)")
     parser.add_argument("--unsupported-polls", metavar="HEX,HEX",
                         help="long polls to ignore, e.g. 6F,AF")
     parser.add_argument("--profile", metavar="NAME[,NAME]",
@@ -114,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     gpm = args.games_per_minute or opts.games_per_minute or 30.0
     if not 0 < gpm <= 60_000:
         return _fail(f"--games-per-minute must be in (0, 60000], got {gpm}")
+    if not 0 <= args.game_seconds <= 3600:
+        return _fail(f"--game-seconds must be in [0, 3600], got {args.game_seconds}")
     unsupported = frozenset(opts.unsupported_polls)
     if args.unsupported_polls:
         try:
@@ -152,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
                    options=options,
                    now=now, log=log, on_disconnect=disconnected)
     emu.runner = ScenarioRunner(scenario, machine, start=now, seed=seed, link=emu,
-                                autoplay=AutoplaySettings(games_per_minute=gpm), log=log)
+                                autoplay=AutoplaySettings(games_per_minute=gpm,
+                                                          game_seconds=args.game_seconds),
+                                log=log)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 import yaml
 
 from emulator.autoplay import AutoPlayer, AutoplaySettings
-from emulator.model import Door, Machine, MachineConfig
+from emulator.model import Door, Machine, MachineConfig, PlayRefusedError
 from emulator.scenario import (
     NullLink,
     ScenarioError,
@@ -145,12 +146,82 @@ def test_load_scenario_errors(tmp_path: Path) -> None:
     assert scenario.options.rte is True and scenario.options.unsupported_polls == (0x6F,)
 
 
+def _drain_codes(m: Machine, now: float) -> list[int]:
+    codes = []
+    while (pending := m.next_exception(now)) is not None:
+        codes.append(pending.code)
+        m.acknowledge_exception(pending, now)
+    return codes
+
+
+@pytest.mark.parametrize(("gpm", "game_seconds", "length"), [
+    (30, 2.0, 1.0),  # at most half the pace's interval: the pace holds
+    (10, 2.0, 2.0),
+    (12, 0.5, 0.5),
+])
+def test_autoplay_games_last_their_length(gpm: float, game_seconds: float,
+                                          length: float) -> None:
+    """An autoplay game is in play from 7E to 7F for its length, as the reels spin on a
+    real machine; the pace (games per minute, start to start) is kept."""
+    m = Machine(MachineConfig(denomination_cents=1), now=0.0)
+    settings = AutoplaySettings(games_per_minute=gpm, game_seconds=game_seconds,
+                                cashout_probability=0, door_probability=0, tilt_probability=0,
+                                jackpot_probability=0)
+    runner = ScenarioRunner(load_scenario("autoplay"), m, start=0.0, seed=5, autoplay=settings)
+    starts: list[float] = []
+    ends: list[float] = []
+    step = 0.01
+    for i in range(int(120 / step)):
+        now = i * step
+        runner.advance(now)
+        for code in _drain_codes(m, now):
+            if code == 0x7E:
+                starts.append(now)
+                assert m.game_in_play is not None
+            elif code == 0x7F:
+                ends.append(now)
+    assert len(starts) >= 10
+    assert len(ends) in (len(starts), len(starts) - 1)
+    for started, ended in zip(starts, ends, strict=False):
+        assert ended - started == pytest.approx(length, abs=step * 1.5)
+    pace = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(pace) >= 60 / gpm - step * 1.5  # never faster than the pace
+
+
+def test_zero_game_seconds_ends_a_game_as_it_starts() -> None:
+    m = Machine(MachineConfig(denomination_cents=1), now=0.0)
+    runner = ScenarioRunner(load_scenario("autoplay"), m, start=0.0, seed=5,
+                            autoplay=AutoplaySettings(games_per_minute=60, game_seconds=0,
+                                                      cashout_probability=0,
+                                                      door_probability=0, tilt_probability=0))
+    codes = []
+    for i in range(300):
+        runner.advance(i / 10)
+        codes += _drain_codes(m, i / 10)
+    assert codes.count(0x7E) >= 10
+    assert codes.count(0x7E) == codes.count(0x7F)
+    assert m.game_in_play is None
+
+
+def test_a_game_in_play_blocks_another() -> None:
+    m = Machine(MachineConfig(denomination_cents=1), now=0.0)
+    m.insert_bill(0.0, 20)
+    m.start_game(0.0, bet=5)
+    assert m.play_refusal(1) == "a game is in play"
+    with pytest.raises(PlayRefusedError, match="in play"):
+        m.start_game(0.5, bet=1)
+    result = m.end_game(2.0, win=10)
+    assert (result.bet, result.win, m.credits) == (5, 10, 2000 - 5 + 10)
+    with pytest.raises(PlayRefusedError, match="no game in play"):
+        m.end_game(2.5, win=1)
+
+
 def test_autoplay_is_seeded_and_realistic() -> None:
     import random
 
     def session(seed: int) -> tuple[dict[int, int], int]:
         m = Machine(MachineConfig(denomination_cents=1))
-        player = AutoPlayer(m, random.Random(seed))
+        player = AutoPlayer(m, random.Random(seed), AutoplaySettings(game_seconds=0))
         for i in range(3000):
             player.tick(float(i))
         return m.meters(), player.games
