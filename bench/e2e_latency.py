@@ -9,10 +9,15 @@ monotonic clock, one process).
 
 Doors move at random moments (150-400 ms apart) so the wait for the next general poll is
 spread over the whole interval: on average half the poll interval, at worst one interval.
-Printed: latency p50/p99/max, and the same minus the poll interval (what the agent, the hub
-and the network add beyond the poll cadence). The baseline, measured in the same run, is
-the poll interval itself.
-Target: p99 latency <= poll interval + 10 ms.
+A door code is an alarm-class code: the agent confirms it with an implied NACK, the same
+general poll sent again (reference "Implied ACK": the same poll again makes the machine
+re-send; ``HostProtocol(confirm_exceptions=...)``, docs/sas.md), and that re-send, like any
+send, waits one poll interval after the machine's last byte (reference §2.3.3: a machine is
+polled no faster than once per interval). So the event needs up to one interval for the
+general poll that sees the code and one more for the confirmation.
+Printed: latency p50/p99/max, and the same minus two poll intervals (what the agent, the
+hub and the network add beyond the poll cadence). The baseline is the poll interval itself.
+Target: p99 latency <= 2 x poll interval + 10 ms.
 Run: ``python bench/e2e_latency.py [--samples 200] [--interval-ms 40]``.
 """
 
@@ -120,13 +125,14 @@ def main() -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     interval = float(args.interval_ms)
-    beyond = [x - interval for x in lat]
+    beyond = [x - 2 * interval for x in lat]  # the poll that sees the code + its confirmation
     print(f"  latency            p50 {percentile(lat, 50):7.1f} ms  p99 {percentile(lat, 99):7.1f}"
           f" ms  max {max(lat):7.1f} ms")
-    print(f"  minus the interval p50 {percentile(beyond, 50):7.1f} ms  p99 "
-          f"{percentile(beyond, 99):7.1f} ms  (baseline: the {interval:.0f} ms poll interval)")
+    print(f"  minus 2 intervals  p50 {percentile(beyond, 50):7.1f} ms  p99 "
+          f"{percentile(beyond, 99):7.1f} ms  (baseline: the {interval:.0f} ms poll interval; "
+          "one for the poll that sees the code, one for its confirming re-send)")
     print(f"  p99 / interval = {percentile(lat, 99) / interval:.2f}")
-    return verdicts([Verdict("p99 beyond the poll interval (ms)", percentile(beyond, 99), 10.0,
+    return verdicts([Verdict("p99 beyond 2 poll intervals (ms)", percentile(beyond, 99), 10.0,
                              at_least=False)])
 
 
