@@ -92,6 +92,13 @@ SCHEMA_VERSION = 1
 WAL_AUTOCHECKPOINT_PAGES = 1000
 #: The WAL file is truncated back to this size after a checkpoint.
 JOURNAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+#: SQLite's page cache per connection (the writer, and each reader), in KiB. SQLite's
+#: default (2,000 KiB) fills slowly as the table grows, one new page after another: at 30
+#: games a minute it grows the daemon's memory for more than an hour before it is full
+#: (docs/performance.md, "Footprint: the one-hour run"). The outbox appends at the end and
+#: reads the newest rows, so the hot pages (the b-tree's inner pages, the last leaves) fit
+#: in far less; older pages come from the OS's page cache when read.
+PAGE_CACHE_KIB = 256
 #: How long a connection waits for another one's lock before failing.
 BUSY_TIMEOUT_S = 10.0
 
@@ -267,6 +274,7 @@ class Outbox(OutboxQueries):
                 timeout=BUSY_TIMEOUT_S,
                 check_same_thread=False,
             )
+            conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             conn.execute("SELECT value FROM meta WHERE key = 'terminal_id'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise OutboxError(f"cannot read outbox {db_path}: {exc}") from exc
@@ -630,6 +638,7 @@ def _open_writer(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
+        conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
         result = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
         if result != ["ok"]:
             raise sqlite3.DatabaseError("quick_check failed: " + "; ".join(result[:5]))

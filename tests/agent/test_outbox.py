@@ -176,6 +176,18 @@ def test_pending_frames_are_the_wire_frames_of_the_stored_events(db: Path) -> No
             assert reader.pending_frames(0, 10) == ob.pending_frames(0, 10)
 
 
+def test_the_page_cache_of_every_connection_is_bounded(db: Path) -> None:
+    """SQLite's default page cache (2,000 KiB) fills a page at a time as the table grows, so
+    the daemon's memory would grow for hours; each connection is held to PAGE_CACHE_KIB."""
+    from agent.store.outbox import PAGE_CACHE_KIB
+
+    with Outbox.open(db, terminal_id="T1") as ob:
+        assert ob._conn.execute("PRAGMA cache_size").fetchone()[0] == -PAGE_CACHE_KIB
+        with Outbox.open_reader(db) as reader:
+            assert reader._conn.execute("PRAGMA cache_size").fetchone()[0] == -PAGE_CACHE_KIB
+    assert 0 < PAGE_CACHE_KIB <= 512
+
+
 def test_size_cap_drops_acked_then_unprotected_with_a_data_gap(db: Path, clock: FakeClock) -> None:
     with Outbox.open(db, terminal_id="T1", max_events=10, clock=clock) as ob:
         ob.commit([game(i) for i in range(1, 5)], None)  # 1..4
