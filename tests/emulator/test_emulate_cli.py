@@ -152,3 +152,13 @@ def test_an_unknown_profile_is_a_clear_error() -> None:
     )
     assert proc.returncode == 2
     assert "unknown profile 'vintage' (one of: modern, legacy, rte, busy, noisy)" in proc.stderr
+
+
+def test_a_negative_game_length_is_a_clear_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "emulate", "--tcp", "127.0.0.1:0",
+         "--game-seconds", "-1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ},
+    )
+    assert proc.returncode == 2
+    assert "--game-seconds must be in [0, 3600], got -1.0" in proc.stderr
