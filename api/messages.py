@@ -112,9 +112,9 @@ class Hello(Message):
     machine: Mapping[str, Any] | None = None
 
     def to_wire(self) -> dict[str, Any]:  # the documented key order: protocol first
-        msg = {"type": self.TYPE.value, "protocol": self.protocol,
-               "terminalId": self.terminal_id, "version": self.version,
-               "lastSeq": self.last_seq}
+        msg: dict[str, Any] = {"type": self.TYPE.value, "protocol": self.protocol,
+                               "terminalId": self.terminal_id, "version": self.version,
+                               "lastSeq": self.last_seq}
         if self.machine is not None:
             msg["machine"] = dict(self.machine)
         return msg
