@@ -81,7 +81,7 @@ from agent.ops.metrics import AgentMetrics
 from agent.retry import jittered_doubling
 from agent.store.outbox import EventFrame, Outbox, OutboxError, OutboxReader
 from agent.uplink.tls import client_ssl_context
-from api import wire
+from api import decode, messages, wire
 from api.wire import ActionAckStatus, ActionStatus, CloseCode, ErrorCode, MessageType
 
 __all__ = ["ActionHandler", "Uplink", "UplinkError", "UplinkState"]
@@ -416,7 +416,7 @@ class Uplink:
                                                  machine)))
             async with asyncio.timeout(self._open_timeout):
                 welcome = await self._await_welcome(ws)
-            await self._in_thread(self._apply_welcome, int(welcome["ackedSeq"]))
+            await self._in_thread(self._apply_welcome, welcome.acked_seq)
             welcomed = True
             self._sessions += 1
             self._set_connected(True)
@@ -434,18 +434,15 @@ class Uplink:
         code = ws.protocol.close_rcvd.code if ws.protocol.close_rcvd is not None else None
         return welcomed and code not in _POLICY_CLOSES
 
-    async def _await_welcome(self, ws: ClientConnection) -> dict[str, Any]:
+    async def _await_welcome(self, ws: ClientConnection) -> messages.Welcome:
         async for text in ws:
             msg = self._parse(text)
-            if msg is None:
-                continue
-            kind = msg["type"]
-            if kind == MessageType.WELCOME:
+            if isinstance(msg, messages.Welcome):
                 return msg
-            if kind == MessageType.ERROR:
-                raise UplinkError(f"hub refused hello: {msg['code']}: {msg['message']}")
-            if kind == MessageType.PING:
-                await ws.send(wire.encode(wire.pong(msg.get("id"))))
+            if isinstance(msg, messages.Error):
+                raise UplinkError(f"hub refused hello: {msg.code.value}: {msg.message}")
+            if isinstance(msg, messages.Ping):
+                await ws.send(wire.encode(wire.pong(msg.id)))
         raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
 
     def _apply_welcome(self, acked: int) -> None:
@@ -527,10 +524,9 @@ class Uplink:
 
     # ------------------------------------------------------------------ receiving
 
-    def _parse(self, text: str | bytes) -> dict[str, Any] | None:
+    def _parse(self, text: str | bytes) -> messages.ToTerminal | None:
         try:
-            return wire.parse_message(text, max_bytes=self._max_bytes,
-                                      accept=wire.HUB_TO_TERMINAL)
+            return decode.from_hub_to_terminal(text, max_bytes=self._max_bytes)
         except wire.WireError as exc:
             # The terminal path has no `error` message towards the hub: log and go on; a
             # refused action is still answered, so its sender is not left waiting.
@@ -562,25 +558,23 @@ class Uplink:
 
     async def _receive_loop(self, ws: ClientConnection) -> None:
         async for text in ws:
-            msg = self._parse(text)
-            if msg is None:
-                continue
-            kind = msg["type"]
-            if kind == MessageType.ACK:
-                if msg.get("upTo") is not None:
-                    self._on_ack(int(msg["upTo"]))
-            elif kind == MessageType.ACTION:
-                self._start_action(msg)
-            elif kind == MessageType.PING:
-                self.reply(wire.pong(msg.get("id")))
-            elif kind == MessageType.ERROR:
-                log.warning("uplink: hub error %s for %s: %s", msg["code"],
-                            msg.get("id", "-"), msg["message"])
-                if msg["code"] == ErrorCode.INTERNAL:
-                    # The hub did not store an event: start over from its ackedSeq.
-                    raise UplinkError(f"hub error {msg['code']}: {msg['message']}")
-            elif kind == MessageType.WELCOME:
-                log.warning("uplink: unexpected second welcome ignored")
+            match self._parse(text):
+                case messages.AckUpTo(up_to=up_to):
+                    self._on_ack(up_to)
+                case messages.Action() as action:
+                    self._start_action(action.to_wire())
+                case messages.Ping(id=request_id):
+                    self.reply(wire.pong(request_id))
+                case messages.Error(code=code, message=message, id=ref):
+                    log.warning("uplink: hub error %s for %s: %s", code.value, ref or "-",
+                                message)
+                    if code is ErrorCode.INTERNAL:
+                        # The hub did not store an event: start over from its ackedSeq.
+                        raise UplinkError(f"hub error {code.value}: {message}")
+                case messages.Welcome():
+                    log.warning("uplink: unexpected second welcome ignored")
+                case _:
+                    pass  # refused (logged by _parse), or an alert ack: not for a terminal
 
     def _on_ack(self, up_to: int) -> None:
         if up_to > self._sent:
