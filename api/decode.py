@@ -120,7 +120,8 @@ _BUILD: dict[MessageType, Callable[[dict[str, Any]], Message]] = {
     MessageType.GET_STATE: lambda m: GetState(m.get("id")),
     MessageType.SNAPSHOT: lambda m: Snapshot(
         m["at"], tuple(m["terminals"]), tuple(m["alerts"]), tuple(m["recent"]),
-        tuple(m["coinInPerMinute"]), m.get("id")),
+        tuple(m["coinInPerMinute"]), m.get("id"), m.get("timezone"), m.get("gamingDayStart"),
+        m.get("gamingDay"), m.get("utcOffsetMinutes")),
     MessageType.TERMINAL: lambda m: TerminalState(m["terminal"]),
     MessageType.ERROR: lambda m: Error(ErrorCode(m["code"]), m["message"], m.get("id")),
     MessageType.PING: lambda m: Ping(m.get("id")),

@@ -38,39 +38,55 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _plain(value: Any) -> Any:
-    """A field's value as JSON-ready data: tuples become lists, mappings and classes dicts."""
-    if isinstance(value, Message | Filter):
-        return value.to_wire()
-    if isinstance(value, tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, ErrorCode | Role | ActionAckStatus | ActionStatus):
-        return value.value
-    return value
+_AS_IS, _COPY, _LIST, _VALUE = range(4)
+
+
+def _kind(annotation: str) -> int:
+    """How a field of this (string) annotation goes on the wire."""
+    if annotation.startswith("tuple["):
+        return _LIST
+    if annotation.startswith("Mapping["):
+        return _COPY
+    if annotation.split(" ")[0] in {"ErrorCode", "Role", "ActionAckStatus", "ActionStatus"}:
+        return _VALUE
+    return _AS_IS
+
+
+def _item(value: Any) -> Any:
+    return value.to_wire() if isinstance(value, _Wire) else dict(value)
 
 
 class _Wire:
     """``to_wire()`` from the dataclass fields, in their order, leaving out ``None``."""
 
     __slots__ = ()
-    _KEYS: ClassVar[dict[type, tuple[tuple[str, str], ...]]] = {}
+    _KEYS: ClassVar[dict[type, tuple[tuple[str, str, int], ...]]] = {}
 
     @classmethod
-    def _keys(cls) -> tuple[tuple[str, str], ...]:
+    def _keys(cls) -> tuple[tuple[str, str, int], ...]:
         keys = _Wire._KEYS.get(cls)
         if keys is None:
-            keys = tuple((f.name, _RENAMED.get(f.name, _camel(f.name)))
+            keys = tuple((f.name, _RENAMED.get(f.name, _camel(f.name)), _kind(str(f.type)))
                          for f in fields(cls))  # type: ignore[arg-type]
             _Wire._KEYS[cls] = keys
         return keys
 
+    def to_wire(self) -> dict[str, Any]:
+        raise NotImplementedError
+
     def _fields_to_wire(self, out: dict[str, Any]) -> dict[str, Any]:
-        for name, key in self._keys():
+        for name, key, kind in self._keys():
             value = getattr(self, name)
-            if value is not None:
-                out[key] = _plain(value)
+            if value is None:
+                continue
+            if kind == _AS_IS:
+                out[key] = value
+            elif kind == _COPY:
+                out[key] = dict(value)
+            elif kind == _LIST:
+                out[key] = [item if type(item) is str else _item(item) for item in value]
+            else:
+                out[key] = value.value
         return out
 
 
@@ -320,6 +336,11 @@ class Snapshot(Message):
     recent: tuple[Mapping[str, Any], ...]
     coin_in_per_minute: tuple[Mapping[str, Any], ...]
     id: str | None = None
+    #: the casino's time (hub config ``timezone``, ``gaming_day_start``; protocol.md §5)
+    timezone: str | None = None
+    gaming_day_start: int | None = None
+    gaming_day: str | None = None
+    utc_offset_minutes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

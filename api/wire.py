@@ -224,10 +224,13 @@ def get_state(request_id: str | None = None) -> dict[str, Any]:
 def snapshot(
     *, at: str, terminals: list[dict[str, Any]], alerts: list[dict[str, Any]],
     recent: list[dict[str, Any]], coin_in_per_minute: list[dict[str, Any]],
-    request_id: str | None = None,
+    request_id: str | None = None, timezone: str | None = None,
+    gaming_day_start: int | None = None, gaming_day: str | None = None,
+    utc_offset_minutes: int | None = None,
 ) -> dict[str, Any]:
     return m.Snapshot(at, tuple(terminals), tuple(alerts), tuple(recent),
-                      tuple(coin_in_per_minute), request_id).to_wire()
+                      tuple(coin_in_per_minute), request_id, timezone, gaming_day_start,
+                      gaming_day, utc_offset_minutes).to_wire()
 
 
 def terminal_state(state: Mapping[str, Any]) -> dict[str, Any]:

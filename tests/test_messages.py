@@ -148,7 +148,9 @@ STRATEGIES: dict[type[messages.Message], st.SearchStrategy[Any]] = {
     messages.Snapshot: st.builds(
         messages.Snapshot, timestamps(), st.lists(terminal_states(), max_size=2).map(tuple),
         st.lists(wire_frames, max_size=2).map(tuple),
-        st.lists(wire_frames, max_size=2).map(tuple), points, opt(ids)),
+        st.lists(wire_frames, max_size=2).map(tuple), points, opt(ids),
+        opt(st.text(min_size=1, max_size=128)), opt(st.integers(0, 23)),
+        opt(st.dates().map(lambda d: d.isoformat())), opt(st.integers(-(2**63), 2**63 - 1))),
     messages.TerminalState: st.builds(messages.TerminalState, terminal_states()),
     messages.Error: st.builds(messages.Error, st.sampled_from(ErrorCode),
                               st.text(min_size=1, max_size=4096), opt(ids)),
@@ -223,7 +225,7 @@ def test_a_field_the_schema_requires_is_required_and_no_other(
 @pytest.mark.parametrize("cls", messages.MESSAGE_CLASSES, ids=lambda c: c.__name__)
 def test_the_class_fields_are_the_schema_properties(cls: type[messages.Message]) -> None:
     props = set(_schema(cls.TYPE.value)["properties"])
-    keys = {key for _, key in cls._keys()} | {"type"}
+    keys = {key for _, key, _ in cls._keys()} | {"type"}
     if cls is messages.AckAllAlerts:
         keys.add("all")
     assert keys <= props
