@@ -1,4 +1,5 @@
-"""Fixtures: a hub on port 0; every frame the test peers exchange is schema-checked."""
+"""Fixtures: a hub on port 0; every frame the test peers exchange is schema-checked and
+read by the typed decoder (api.decode), which must agree."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from api import decode, messages, wire
 from tests.hub.hubkit import HubHarness, Traffic, validate_frame
 
 
@@ -23,9 +25,13 @@ async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]
         yield h
     finally:
         await h.close()
-    # Real traffic must match the published schemas (docs/schemas).
+    # Real traffic must match the published schemas (docs/schemas) and the message classes.
     for msg in traffic.frames:
         validate_frame(msg)
+        typed = decode.decode(wire.encode(msg), max_bytes=1 << 30)
+        assert isinstance(typed, messages.Message)
+        frame = typed.to_wire()
+        assert all(msg[key] == value for key, value in frame.items() if key in msg), msg
 
 
 
