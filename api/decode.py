@@ -19,6 +19,7 @@ from api.codes import (
     CLIENT_TO_HUB,
     HUB_TO_CLIENT,
     HUB_TO_TERMINAL,
+    MAX_ID_LENGTH,
     TERMINAL_TO_HUB,
     ActionAckStatus,
     ActionStatus,
@@ -60,6 +61,12 @@ from api.messages import (
 from api.parse import parse_message
 
 
+def _echoable(value: object) -> str | None:
+    """An id the checker left unchecked, kept when an ``error`` could echo it (the rule of
+    :func:`api.parse.parse_message`'s ``ref_id``)."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH else None
+
+
 def _names(msg: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(msg.get(key, ()))
 
@@ -73,7 +80,7 @@ def _event(m: dict[str, Any]) -> EventFrame:
 
 def _ack(m: dict[str, Any]) -> Message:
     if "upTo" in m:
-        return AckUpTo(m["upTo"])
+        return AckUpTo(m["upTo"], _echoable(m.get("id")))
     if "eventId" in m:
         return AckAlert(m["eventId"], m.get("id"))
     if "terminalId" in m:
@@ -105,7 +112,7 @@ _BUILD: dict[MessageType, Callable[[dict[str, Any]], Message]] = {
     MessageType.ACTION_RESULT: lambda m: ActionResult(
         m["id"], m["terminalId"], ActionStatus(m["status"]), m.get("action"), m.get("error"),
         m.get("result")),
-    MessageType.AUTH: lambda m: Auth(m["token"], m.get("protocol")),
+    MessageType.AUTH: lambda m: Auth(m["token"], m.get("protocol"), _echoable(m.get("id"))),
     MessageType.AUTH_OK: lambda m: AuthOk(Role(m["role"]), m["name"], m["protocol"]),
     MessageType.SUBSCRIBE: lambda m: Subscribe(
         _names(m, "channels"), _names(m, "events"), _names(m, "terminals"), m.get("id"),

@@ -162,10 +162,13 @@ class EventFrame(Message):
 
 @dataclass(frozen=True, slots=True)
 class AckUpTo(Message):
-    """hub -> terminal: every event up to ``up_to`` is stored."""
+    """hub -> terminal: every event up to ``up_to`` is stored. ``id``: only to be echoed in
+    the ``error`` a client gets for sending one (the checker leaves it unchecked; it is
+    kept when it could be echoed, a string of 1 to 128 characters)."""
 
     TYPE: ClassVar[MessageType] = MessageType.ACK
     up_to: int
+    id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,9 +246,12 @@ class ActionResult(Message):
 
 @dataclass(frozen=True, slots=True)
 class Auth(Message):
+    """``id``: only to be echoed in an ``error`` (as for :class:`AckUpTo`)."""
+
     TYPE: ClassVar[MessageType] = MessageType.AUTH
     token: str
     protocol: int | None = PROTOCOL_VERSION
+    id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

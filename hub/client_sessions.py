@@ -189,9 +189,9 @@ class ClientSessions:
                                         f"once, then {hub.config.get_state_per_second:g} per "
                                         "second", request_id)
                     client.peer.send(self._snapshot(client, request_id))
-                case messages.AckUpTo():
+                case messages.AckUpTo(id=request_id):
                     raise WireError(ErrorCode.BAD_MESSAGE,
-                                    "clients acknowledge alerts by eventId")
+                                    "clients acknowledge alerts by eventId", request_id)
                 case messages.AckAlert() | messages.AckTerminalAlerts() \
                         | messages.AckAllAlerts() as msg:
                     self._alert_ack(client, msg)
@@ -199,8 +199,8 @@ class ClientSessions:
                     hub.actions.from_client(client, msg)
                 case messages.Ping(id=request_id):
                     client.peer.send(wire.pong(request_id))
-                case messages.Auth():
-                    raise WireError(ErrorCode.BAD_MESSAGE, "already authenticated")
+                case messages.Auth(id=request_id):
+                    raise WireError(ErrorCode.BAD_MESSAGE, "already authenticated", request_id)
         except WireError as exc:
             hub.reply_error(client.peer, exc)
         except Exception:
