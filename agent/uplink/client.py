@@ -90,7 +90,8 @@ log = logging.getLogger("agent.uplink.client")
 _T = TypeVar("_T")
 
 #: ``Actions.handle``: takes an ``action`` frame and a reply callable.
-ActionHandler = Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], Awaitable[object]]
+ActionHandler = Callable[[messages.Action, Callable[[dict[str, Any]], None]],
+                         Awaitable[object]]
 
 #: Closes after which the backoff does not start over (see the module docstring).
 _POLICY_CLOSES = frozenset({CloseCode.POLICY_VIOLATION, CloseCode.REPLACED,
@@ -562,7 +563,7 @@ class Uplink:
                 case messages.AckUpTo(up_to=up_to):
                     self._on_ack(up_to)
                 case messages.Action() as action:
-                    self._start_action(action.to_wire())
+                    self._start_action(action)
                 case messages.Ping(id=request_id):
                     self.reply(wire.pong(request_id))
                 case messages.Error(code=code, message=message, id=ref):
@@ -610,22 +611,22 @@ class Uplink:
 
     # ------------------------------------------------------------------ actions
 
-    def _start_action(self, msg: dict[str, Any]) -> None:
+    def _start_action(self, msg: messages.Action) -> None:
         if self._actions is None:
             error = "forbidden: remote actions are not enabled on this terminal"
-            self.reply(wire.action_ack(msg["id"], self.terminal_id, ActionAckStatus.REJECTED,
+            self.reply(wire.action_ack(msg.id, self.terminal_id, ActionAckStatus.REJECTED,
                                        error))
-            self.reply(wire.action_result(msg["id"], self.terminal_id, ActionStatus.REJECTED,
+            self.reply(wire.action_result(msg.id, self.terminal_id, ActionStatus.REJECTED,
                                           error=error))
             return
         task: asyncio.Task[object] = asyncio.create_task(
-            self._run_action(self._actions, msg), name=f"action-{msg['id'][:32]}")
+            self._run_action(self._actions, msg), name=f"action-{msg.id[:32]}")
         self._action_tasks.add(task)
         task.add_done_callback(self._action_tasks.discard)
 
-    async def _run_action(self, handler: ActionHandler, msg: dict[str, Any]) -> object:
+    async def _run_action(self, handler: ActionHandler, msg: messages.Action) -> object:
         try:
             return await handler(msg, self.reply)
         except Exception:
-            log.exception("uplink: action %s failed in its handler", msg.get("id"))
+            log.exception("uplink: action %s failed in its handler", msg.id)
             return None
