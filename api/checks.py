@@ -1,6 +1,8 @@
 """The checks of each message type, by hand, against the same rules as docs/schemas/*.json
 (no jsonschema at run time): each raises :class:`api.codes.WireError` with the code of the
-``error`` reply to send."""
+``error`` reply to send. A checked object becomes its class of :mod:`api.messages` in
+:mod:`api.decode`; tests/test_messages.py holds the classes, these checks and the schemas
+together."""
 
 from __future__ import annotations
 
