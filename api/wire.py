@@ -1,6 +1,7 @@
 """The WebSocket API's messages in one place: the names and codes (:mod:`api.codes`), the
-checks (:mod:`api.checks`), reading a frame (:mod:`api.parse`), action signatures
-(:mod:`api.signing`), and here the builders of every message. Both the agent and the hub
+checks (:mod:`api.checks`), reading a frame (:mod:`api.parse`; into its class:
+:mod:`api.decode`), action signatures (:mod:`api.signing`), and here the builders of every
+message, each the frame of its class of :mod:`api.messages`. Both the agent and the hub
 import this module (docs/architecture.md); it does no I/O. ``parse_message`` raises only
 :class:`WireError`, whose ``code`` is the ``error`` reply to send. docs/protocol.md is the
 contract.
