@@ -168,7 +168,10 @@ def _check_hello(c: _Checker) -> None:
     c.integer("lastSeq", minimum=0)
     if "machine" in c.msg:
         c.obj("machine")
-        c.nested(c.msg["machine"], "machine").boolean("hostLocked")
+        machine = c.nested(c.msg["machine"], "machine")
+        machine.boolean("hostLocked")
+        if "gameLocked" in c.msg["machine"]:  # optional: agents before it do not send it
+            machine.boolean("gameLocked")
 
 
 def _check_welcome(c: _Checker) -> None:

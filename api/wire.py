@@ -134,7 +134,8 @@ def _with_optional(msg: dict[str, Any], **optional: Any) -> dict[str, Any]:
 
 def hello(terminal_id: str, version: str, last_seq: int,
           machine: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``machine``: the machine's state as the agent holds it now (``hostLocked``)."""
+    """``machine``: the machine's state as the agent holds it now (``hostLocked``,
+    ``gameLocked``)."""
     msg = {"type": MessageType.HELLO.value, "protocol": PROTOCOL_VERSION,
            "terminalId": terminal_id, "version": version, "lastSeq": last_seq}
     return _with_optional(msg, machine=dict(machine) if machine is not None else None)
