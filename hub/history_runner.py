@@ -65,8 +65,8 @@ class HistoryRunner:
         if self._running >= self.workers:
             raise HistoryBusyError(f"{self.workers} history queries are running; try again")
         loop = asyncio.get_running_loop()
-        self._running += 1
         future: Future[T] = self._executor.submit(self._call, query)
+        self._running += 1  # after submit: a closed runner raises and counts nothing
         future.add_done_callback(lambda _f: self._finished(loop))
         return await asyncio.wrap_future(future)
 
