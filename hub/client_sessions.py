@@ -19,7 +19,7 @@ from hub import replay
 from hub.cluster_hooks import ALERT_ACK, OPERATORS
 from hub.floor import TerminalState
 from hub.history import DEFAULT_PAGE, EventQuery, query_events
-from hub.history_runner import HistoryBusyError
+from hub.history_runner import HistoryBusyError, HistoryTooSlowError
 from hub.limits import TokenBucket
 from hub.peer import Peer, let_writers_run
 from hub.store import HubStore
@@ -276,6 +276,9 @@ class ClientSessions:
         except HistoryBusyError as exc:
             hub.reply_error(client.peer, WireError(ErrorCode.RATE_LIMITED, str(exc),
                                                    request_id))
+            return
+        except HistoryTooSlowError as exc:
+            hub.reply_error(client.peer, WireError(ErrorCode.TOO_LARGE, str(exc), request_id))
             return
         except Exception:
             log.exception("history for %s failed", client.peer.principal.name)

@@ -11,7 +11,10 @@ at once with :class:`HistoryBusyError` (HTTP 503 / ``rate_limited``, docs/protoc
 rather than queued: a queue would only grow behind a slow query, and the caller can retry.
 
 The bound counts a query until its thread has finished it, also when its caller went away
-(an HTTP client that disconnected): a thread cannot be interrupted mid-query.
+(an HTTP client that disconnected). A query still running after ``query_limit_s`` is
+interrupted (SQLite's progress handler) and ends in :class:`HistoryTooSlowError`: it frees its
+worker, and it would otherwise outlive the HTTP answer, which websockets gives up on after
+its 10 s opening-handshake timeout.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -31,22 +35,35 @@ T = TypeVar("T")
 #: event loop and the store's writer).
 HISTORY_WORKERS = 2
 
+#: A history query still running after this many seconds is stopped (HTTP 504 ``timeout``,
+#: WebSocket ``too_large``): under websockets' 10 s opening-handshake timeout, which would
+#: cut an HTTP answer still being computed.
+HISTORY_QUERY_LIMIT_S = 8.0
+
 #: How long a worker's connection waits for a lock (a checkpoint) before failing.
 _BUSY_TIMEOUT_MS = 5000
+#: SQLite virtual-machine steps between two looks at the clock of a running query.
+_PROGRESS_STEPS = 10_000
 
 
 class HistoryBusyError(Exception):
     """Every history worker is busy: refused, not queued."""
 
 
+class HistoryTooSlowError(Exception):
+    """The query ran past ``query_limit_s`` and was stopped."""
+
+
 class HistoryRunner:
     """Runs ``query(connection)`` on a worker thread; at most ``workers`` at once."""
 
-    def __init__(self, database: Path | str, *, workers: int = HISTORY_WORKERS) -> None:
+    def __init__(self, database: Path | str, *, workers: int = HISTORY_WORKERS,
+                 query_limit_s: float = HISTORY_QUERY_LIMIT_S) -> None:
         if workers < 1:
             raise ValueError("a history runner needs at least one worker")
         self._database = str(database)
         self.workers = workers
+        self.query_limit_s = query_limit_s
         self._running = 0
         self._executor = ThreadPoolExecutor(max_workers=workers,
                                             thread_name_prefix="hub-history")
@@ -78,7 +95,24 @@ class HistoryRunner:
         self._running -= 1
 
     def _call(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        return query(self._connection())
+        db = self._connection()
+        limit = self.query_limit_s
+        self._local.deadline = time.monotonic() + limit
+        try:
+            return query(db)
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc) and time.monotonic() >= self._local.deadline:
+                # stopped by _over_time, not by another reason to interrupt
+                raise HistoryTooSlowError(
+                    f"the query ran longer than {limit:g} s and was stopped; ask for less "
+                    "(a shorter time range, fewer terminals or a smaller page)") from None
+            raise
+        finally:
+            self._local.deadline = float("inf")
+
+    def _over_time(self) -> int:
+        """SQLite's progress handler (this worker's thread): non-zero stops the query."""
+        return 1 if time.monotonic() >= getattr(self._local, "deadline", float("inf")) else 0
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -88,6 +122,7 @@ class HistoryRunner:
             db.row_factory = sqlite3.Row
             db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA query_only=ON")
+            db.set_progress_handler(self._over_time, _PROGRESS_STEPS)
             self._local.db = db
             with self._lock:
                 self._connections.append(db)

@@ -7,7 +7,8 @@ the dashboard's files). JSON by default, CSV with ``format=csv``. docs/protocol.
 The queries run off the event loop, on the hub's history workers (hub.history_runner): the
 parameters are read here on the loop, the query runs on a worker thread with its own read
 connection, and the answer is built back here. When every worker is busy the request gets
-503 ``rate_limited`` at once (with ``Retry-After``), never a wait that would pile up.
+503 ``rate_limited`` at once (with ``Retry-After``), never a wait that would pile up; a query
+stopped for running too long gets 504 ``timeout``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from api.wire import MAX_ID_LENGTH, Role, format_timestamp, parse_timestamp
 from hub.audit import KINDS, AuditLog, AuditQuery, query_audit
 from hub.gaming_day import GamingDayError
 from hub.history import DEFAULT_PAGE, EventQuery, day_summary, latest_meters, query_events
-from hub.history_runner import HistoryBusyError
+from hub.history_runner import HistoryBusyError, HistoryTooSlowError
 from hub.http_answers import response
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ async def answer(hub: Hub, request: Request) -> Response:
         resp = _json(503, {"error": "rate_limited", "message": str(exc)})
         resp.headers["Retry-After"] = str(RETRY_AFTER_S)
         return resp
+    except HistoryTooSlowError as exc:
+        return _json(504, {"error": "timeout", "message": str(exc)})
     except sqlite3.Error as exc:
         return _json(500, {"error": "internal", "message": f"store: {exc}"})
 

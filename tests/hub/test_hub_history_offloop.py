@@ -9,11 +9,22 @@ import sqlite3
 import threading
 from typing import Any
 
+import jsonschema
 import pytest
 
+from api import wire
 from hub import http_api
-from tests.hub.hubkit import HubHarness, event_frame, http_get, http_json
+from tests.hub.hubkit import REGISTRY, ROOT, HubHarness, event_frame, http_get, http_json
 from tests.support.waits import wait_for
+
+ERROR_SCHEMA = json.loads((ROOT / "docs" / "schemas" / "api" / "error.json").read_text())
+
+
+def check_error(body: bytes) -> str:
+    """The HTTP API error body, checked against docs/schemas/api/error.json; its code."""
+    error = json.loads(body)
+    jsonschema.Draft202012Validator(ERROR_SCHEMA, registry=REGISTRY).validate(error)
+    return str(error["error"])
 
 
 async def _publish(term: Any, frames: list[dict[str, Any]]) -> None:
@@ -82,7 +93,7 @@ async def test_terminals_are_acknowledged_while_history_queries_run(
         for path in ("/api/history/events?terminal=T1", "/api/summary", "/api/meters"):
             status, headers, body = await http_get(hub, path, "tok-carol")
             assert status == 503 and headers["retry-after"] == "1"
-            assert json.loads(body)["error"] == "rate_limited"
+            assert check_error(body) == "rate_limited"
         assert held.entered == workers
     finally:
         held.release.set()
@@ -111,10 +122,38 @@ async def test_a_query_whose_client_went_away_still_counts_until_it_ends(
             task.cancel()  # the clients disconnect
         await asyncio.gather(*tasks, return_exceptions=True)
         status, _, body = await http_get(hub, "/api/audit", "tok-alice")
-        assert status == 503 and json.loads(body)["error"] == "rate_limited"
+        assert status == 503 and check_error(body) == "rate_limited"
     finally:
         held.release.set()
     await wait_for(lambda: hub.history is not None and hub.history.running == 0, 10,
                    "the workers free again")
     status, _, body = await http_get(hub, "/api/audit", "tok-alice")
     assert status == 200 and "entries" in json.loads(body)
+
+
+async def test_a_query_running_too_long_is_stopped_and_frees_its_worker(
+    harness: HubHarness, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past ``query_limit_s`` SQLite's progress handler stops it: 504 ``timeout`` over HTTP,
+    ``too_large`` over the WebSocket; the worker serves the next query."""
+    from hub import history_runner
+
+    monkeypatch.setattr(history_runner, "_PROGRESS_STEPS", 1)  # look at the clock every step
+    await harness.restart()  # fresh workers, with the handler at that rate
+    hub = harness.hub
+    assert hub is not None and hub.history is not None
+    term, _ = await harness.terminal("T1")
+    await _publish(term, [event_frame("T1", seq) for seq in range(1, 11)])
+    hub.history.query_limit_s = 0.0  # every query is over time at its first step
+    status, _, body = await http_get(hub, "/api/history/events?terminal=T1", "tok-carol")
+    assert status == 504 and check_error(body) == "timeout"
+    alice, _ = await harness.client("tok-alice")
+    await alice.send(wire.history(terminals=["T1"], request_id="slow"))
+    error = await alice.recv_type("error")
+    assert (error["code"], error["id"]) == ("too_large", "slow")
+    await wait_for(lambda: hub.history is not None and hub.history.running == 0, 10,
+                   "the workers free again")
+    hub.history.query_limit_s = 60.0
+    body = await http_json(hub, "/api/history/events?terminal=T1")
+    assert [f["seq"] for f in body["events"] if f["id"].startswith("T1-")] == list(
+        range(1, 11))
