@@ -18,7 +18,7 @@ from api.wire import CloseCode, ErrorCode, MessageType, Role, WireError
 from hub import replay
 from hub.cluster_hooks import ALERT_ACK, OPERATORS
 from hub.floor import TerminalState
-from hub.history import DEFAULT_PAGE, EventQuery, query_events
+from hub.history import EventQuery, query_events
 from hub.history_runner import HistoryBusyError, HistoryTooSlowError
 from hub.limits import TokenBucket
 from hub.peer import Peer, let_writers_run
@@ -262,7 +262,7 @@ class ClientSessions:
             terminals=tuple(msg.get("terminals", ())), events=tuple(msg.get("events", ())),
             channels=tuple(msg.get("channels", ())), since=since, until=until,
             after=msg.get("after"), before=msg.get("before"),
-            limit=msg.get("limit", DEFAULT_PAGE))
+            limit=msg.get("limit", wire.DEFAULT_HISTORY_PAGE))
         task = asyncio.create_task(self._history(client, query, request_id))
         client.queries.add(task)
         task.add_done_callback(client.queries.discard)
