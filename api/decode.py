@@ -45,6 +45,8 @@ from api.messages import (
     FromTerminal,
     GetState,
     Hello,
+    History,
+    HistoryPage,
     Message,
     Ping,
     Pong,
@@ -125,6 +127,11 @@ _BUILD: dict[MessageType, Callable[[dict[str, Any]], Message]] = {
     MessageType.ALERT_ACK: lambda m: AlertAck(m["eventId"], m["terminalId"], m["by"],
                                               m["at"]),
     MessageType.GET_STATE: lambda m: GetState(m.get("id")),
+    MessageType.HISTORY: lambda m: History(
+        _names(m, "terminals"), _names(m, "events"), _names(m, "channels"), m.get("id"),
+        m.get("since"), m.get("until"), m.get("after"), m.get("before"), m.get("limit")),
+    MessageType.HISTORY_PAGE: lambda m: HistoryPage(tuple(m["events"]), m["next"],
+                                                    m["order"], m.get("id")),
     MessageType.SNAPSHOT: lambda m: Snapshot(
         m["at"], tuple(m["terminals"]), tuple(m["alerts"]), tuple(m["recent"]),
         tuple(m["coinInPerMinute"]), m.get("id"), m.get("timezone"), m.get("gamingDayStart"),

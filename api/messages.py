@@ -118,7 +118,8 @@ class Filter(_Wire):
 
 @dataclass(frozen=True, slots=True)
 class Hello(Message):
-    """terminal -> hub, first message. ``machine``: the machine's state (``hostLocked``)."""
+    """terminal -> hub, first message. ``machine``: the machine's state (``hostLocked``,
+    optionally ``gameLocked``)."""
 
     TYPE: ClassVar[MessageType] = MessageType.HELLO
     terminal_id: str
@@ -331,6 +332,51 @@ class GetState(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class History(Message):
+    """client -> hub: one page of stored events (protocol.md §5 ``history``); an empty list
+    is left out, like an absent one (all)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.HISTORY
+    terminals: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    id: str | None = None
+    since: str | None = None
+    until: str | None = None
+    after: int | None = None
+    before: int | None = None
+    limit: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        msg = self._fields_to_wire({"type": self.TYPE.value})
+        for key in ("terminals", "events", "channels"):
+            if not msg[key]:
+                del msg[key]
+        return msg
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage(Message):
+    """hub -> client: the answer to ``history``; ``events``: stored event frames with their
+    ``cursor``; ``next``: the cursor to continue from, None (sent as null) on the last
+    page; ``order``: ``oldest-first`` or ``newest-first``."""
+
+    TYPE: ClassVar[MessageType] = MessageType.HISTORY_PAGE
+    events: tuple[Mapping[str, Any], ...]
+    next: int | None
+    order: str
+    id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"type": self.TYPE.value,
+                               "events": [dict(e) for e in self.events], "next": self.next,
+                               "order": self.order}
+        if self.id is not None:
+            msg["id"] = self.id
+        return msg
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot(Message):
     """hub -> client. ``terminals``: terminal states; ``alerts``, ``recent``: event frames;
     ``coin_in_per_minute``: 60 ``{"minute", "amount"}`` points (protocol.md §5)."""
@@ -385,13 +431,13 @@ FromTerminal = Hello | EventFrame | ActionAck | ActionResult | Ping | Pong
 ToTerminal = Welcome | AckUpTo | Action | Error | Ping | Pong
 AlertAckRequest = AckAlert | AckTerminalAlerts | AckAllAlerts
 FromClient = (Auth | Subscribe | Unsubscribe | AckUpTo | AckAlert | AckTerminalAlerts
-              | AckAllAlerts | Action | GetState | Ping | Pong)
+              | AckAllAlerts | Action | GetState | History | Ping | Pong)
 ToClient = (AuthOk | Snapshot | Subscribed | Replayed | EventFrame | TerminalState | AlertAck
-            | ActionAck | ActionResult | Error | Ping | Pong)
+            | ActionAck | ActionResult | HistoryPage | Error | Ping | Pong)
 
 #: Every message class (one per shape; ``ack`` has four).
 MESSAGE_CLASSES: tuple[type[Message], ...] = (
     Hello, Welcome, EventFrame, AckUpTo, AckAlert, AckTerminalAlerts, AckAllAlerts, Action,
     ActionAck, ActionResult, Auth, AuthOk, Subscribe, Unsubscribe, Subscribed, Replayed,
-    AlertAck, GetState, Snapshot, TerminalState, Error, Ping, Pong,
+    AlertAck, GetState, History, HistoryPage, Snapshot, TerminalState, Error, Ping, Pong,
 )

@@ -23,12 +23,14 @@ from api.codes import (
     ACKABLE_ALERTS,
     ATTENDANT_EVENTS,
     CLIENT_TO_HUB,
+    DEFAULT_HISTORY_PAGE,
     DEFAULT_SIGNATURE_WINDOW,
     HUB_SOURCE,
     HUB_TO_CLIENT,
     HUB_TO_TERMINAL,
     INFORMATIONAL_ALERTS,
     MAX_AMOUNT_CENTS,
+    MAX_HISTORY_PAGE,
     MAX_ID_LENGTH,
     MAX_JSON_DEPTH,
     MAX_JSON_VALUES,
@@ -62,12 +64,14 @@ __all__ = [
     "ACKABLE_ALERTS",
     "ATTENDANT_EVENTS",
     "CLIENT_TO_HUB",
+    "DEFAULT_HISTORY_PAGE",
     "DEFAULT_SIGNATURE_WINDOW",
     "HUB_SOURCE",
     "HUB_TO_CLIENT",
     "HUB_TO_TERMINAL",
     "INFORMATIONAL_ALERTS",
     "MAX_AMOUNT_CENTS",
+    "MAX_HISTORY_PAGE",
     "MAX_ID_LENGTH",
     "MAX_JSON_DEPTH",
     "MAX_JSON_VALUES",
@@ -101,6 +105,8 @@ __all__ = [
     "format_timestamp",
     "get_state",
     "hello",
+    "history",
+    "history_page",
     "needs_ack",
     "parse_message",
     "parse_timestamp",
@@ -130,7 +136,8 @@ def encode(msg: Mapping[str, Any]) -> str:
 
 def hello(terminal_id: str, version: str, last_seq: int,
           machine: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``machine``: the machine's state as the agent holds it now (``hostLocked``)."""
+    """``machine``: the machine's state as the agent holds it now (``hostLocked``,
+    ``gameLocked``)."""
     return m.Hello(terminal_id, version, last_seq, machine=machine).to_wire()
 
 
@@ -216,6 +223,25 @@ def subscribed(filters: list[dict[str, list[str]]], request_id: str | None = Non
 
 def alert_ack(event_id: str, terminal_id: str, by: str, at: str) -> dict[str, Any]:
     return m.AlertAck(event_id, terminal_id, by, at).to_wire()
+
+
+def history(*, terminals: Collection[str] = (), events: Collection[str] = (),
+            channels: Collection[str] = (), since: str | None = None, until: str | None = None,
+            after: int | None = None, before: int | None = None, limit: int | None = None,
+            request_id: str | None = None) -> dict[str, Any]:
+    """A page of stored events, with the filters and cursor paging of the HTTP history API
+    (protocol.md §5 ``history``, §12); answered by ``historyPage``."""
+    return m.History(tuple(terminals), tuple(events), tuple(channels), request_id, since,
+                     until, after, before, limit).to_wire()
+
+
+def history_page(events: list[dict[str, Any]], next_cursor: int | None, newest_first: bool,
+                 request_id: str | None = None) -> dict[str, Any]:
+    """``next``: the cursor to continue from (``after``, or ``before`` when newest first);
+    None on the last page."""
+    return m.HistoryPage(tuple(events), next_cursor,
+                         "newest-first" if newest_first else "oldest-first",
+                         request_id).to_wire()
 
 
 def get_state(request_id: str | None = None) -> dict[str, Any]:
