@@ -11,7 +11,9 @@ The prototype holds the same rules as :mod:`api.checks` for an event (lengths, p
 ``data.amount`` in whole cents) and the same pre-checks as :func:`api.parse.parse_message`
 (size, depth, lone surrogates fall back to the hand path). It is a measurement only; the
 product reads frames with :mod:`api.decode`. Runs interleave the two paths (A, B, A, B, ...)
-so both see the same load. Run: ``python bench/wire_decode.py [--help]`` (needs msgspec).
+so both see the same load. Run: ``python bench/wire_decode.py [--help]`` (needs msgspec,
+which the project does not depend on: ``pip install msgspec`` first). Figures and the
+verdict: docs/architecture.md, "api".
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import msgspec
 from benchlib import header, median
+
+try:
+    import msgspec
+except ImportError:  # not a dependency of the project (docs/architecture.md, "api")
+    raise SystemExit("wire_decode.py measures msgspec: pip install msgspec") from None
 
 from api import wire
 from api.codes import MAX_AMOUNT_CENTS, MAX_JSON_DEPTH, ErrorCode, WireError
