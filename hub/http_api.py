@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +21,7 @@ from hub.audit import KINDS, AuditQuery
 from hub.gaming_day import GamingDayError
 from hub.history import DEFAULT_PAGE, EventQuery, day_summary, latest_meters, query_events
 from hub.http_answers import response
+from hub.store_sql import database_errors
 
 if TYPE_CHECKING:
     from hub.server import Hub
@@ -123,20 +123,9 @@ def answer(hub: Hub, request: Request) -> Response:
         return handler(hub, _Params(parts.query))
     except _BadRequestError as exc:
         return _json(exc.status, {"error": exc.code, "message": exc.message})
-    except sqlite3.Error as exc:
-        return _json(500, {"error": "internal", "message": f"store: {exc}"})
-
-
-def _reader(hub: Hub) -> sqlite3.Connection:
-    """The SQLite store's read connection; with a PostgreSQL store (``store:``) the event,
-    summary and meter queries are not available yet: 501 (docs/protocol.md §11)."""
-    from hub.store import HubStore
-
-    if not isinstance(hub.store, HubStore):
-        raise _BadRequestError(501, "not_implemented",
-                               "this history query needs the SQLite store (database:); "
-                               "this hub uses PostgreSQL (store:)")
-    return hub.store.reader
+    except database_errors() as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return _json(500, {"error": "internal", "message": f"store: {first}"})
 
 
 def _events(hub: Hub, p: _Params) -> Response:
@@ -147,7 +136,7 @@ def _events(hub: Hub, p: _Params) -> Response:
         before=p.integer("before", None, minimum=1),
         limit=p.integer("limit", DEFAULT_PAGE, minimum=1) or DEFAULT_PAGE)
     as_csv = p.csv()
-    frames, nxt = query_events(_reader(hub), q)
+    frames, nxt = query_events(hub.store.reader, q)
     if as_csv:
         return _csv([[f["cursor"], f["id"], f["terminalId"], f["seq"], f["channel"],
                       f["event"], f["timestamp"], f["data"].get("amount"),
@@ -164,7 +153,7 @@ def _summary(hub: Hub, p: _Params) -> Response:
     terminals = p.many("terminal") or sorted(hub.floor.terminals)
     as_csv = p.csv()
     try:
-        body = day_summary(_reader(hub), hub.gaming_day, day, terminals,
+        body = day_summary(hub.store.reader, hub.gaming_day, day, terminals,
                            hub.tokens.registry())
     except GamingDayError as exc:
         raise _BadRequestError(400, "bad_request", str(exc)) from None
@@ -184,7 +173,7 @@ def _summary(hub: Hub, p: _Params) -> Response:
 
 def _meters(hub: Hub, p: _Params) -> Response:
     terminals = p.many("terminal") or sorted(hub.floor.terminals)
-    return _json(200, {"terminals": latest_meters(_reader(hub), terminals)})
+    return _json(200, {"terminals": latest_meters(hub.store.reader, terminals)})
 
 
 def _audit(hub: Hub, p: _Params) -> Response:

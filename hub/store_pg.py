@@ -35,15 +35,15 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from hub.store import (
+from hub.store_sql import (
     _DATA_ENCODER,
-    _NEEDS_ACK,
     HUB_SOURCE,
+    POSTGRESQL,
+    Dialect,
     EventWrite,
-    StoredAction,
-    _int64,
+    Row,
+    SqlStore,
     _readable,
-    _readable_frames,
 )
 
 log = logging.getLogger("hub.store")
@@ -116,16 +116,6 @@ CREATE TABLE IF NOT EXISTS notices (
     at DOUBLE PRECISION NOT NULL
 );
 """
-
-#: ``data.amount`` as a number, or NULL (also for a value that is not JSON): the column is
-#: text, as in SQLite, so any stored value reads back byte for byte.
-_AMOUNT = ("CASE WHEN json_typeof(d.j -> 'amount') = 'number'"
-           " THEN (d.j ->> 'amount')::numeric END")
-_AS_JSON = "LEFT JOIN LATERAL (SELECT e.data::json AS j) d ON true"
-
-_EVENT_COLUMNS = ("n, source, seq, id, terminal_id, channel, event, timestamp, data,"
-                  " received_at")
-
 
 def id_ranges(ids: Iterable[int]) -> str:
     """``1-3,7``: sorted row ids as ranges (a notification's payload)."""
@@ -257,11 +247,6 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM notified),
 _INSERT_EXACT = _INSERT_ROWS + " RETURNING n, source, seq"
 
 
-def _in(ids: Iterable[str]) -> tuple[str, list[str]]:
-    """``= ANY(%s)`` and its array argument (one placeholder for any number of ids)."""
-    return "= ANY(%s)", list(ids)
-
-
 def _connect(url: str, synchronous: str) -> psycopg.Connection[dict[str, Any]]:
     conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
     _set_synchronous(conn, synchronous)
@@ -273,7 +258,25 @@ def _set_synchronous(conn: psycopg.Connection[Any], synchronous: str) -> None:
                  ("on" if synchronous == "FULL" else "off",))
 
 
-class PgStore:
+class PgDb:
+    """A :class:`hub.store_sql.Db` on a store's loop connection (connected again if lost)."""
+
+    dialect: Dialect = POSTGRESQL
+
+    def __init__(self, store: PgStore) -> None:
+        self._store = store
+
+    def rows(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return self._store.execute(POSTGRESQL.sql(sql), args).fetchall()
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return int(self._store.execute(POSTGRESQL.sql(sql), args).rowcount)
+
+    def schema(self, ddl: str) -> None:
+        self._store.create_schema(ddl)
+
+
+class PgStore(SqlStore):
     """A :class:`hub.store_api.Store` on PostgreSQL (psycopg 3)."""
 
     def __init__(self, url: str, *, synchronous: str = "FULL", origin: str = "") -> None:
@@ -281,6 +284,7 @@ class PgStore:
         self.origin = origin or "-"
         self._synchronous = synchronous
         self._loop_db = _connect(url, synchronous)
+        self.db = PgDb(self)
         with self._db.transaction():
             self._execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             self._execute(_SCHEMA)
@@ -420,17 +424,6 @@ class PgStore:
         writes = [EventWrite(frame, source, acked_seq)]
         return self._writer.submit(self.insert_events, writes, received_at).result()[0]
 
-    def acked_seq(self, terminal_id: str) -> int:
-        row = self._execute("SELECT acked_seq FROM terminals WHERE terminal_id = %s",
-                               (terminal_id,)).fetchone()
-        return int(row["acked_seq"]) if row else 0
-
-    def set_acked_seq(self, terminal_id: str, acked_seq: int) -> None:
-        self._execute(
-            "INSERT INTO terminals (terminal_id, acked_seq) VALUES (%s, %s) ON CONFLICT"
-            " (terminal_id) DO UPDATE SET acked_seq = GREATEST(terminals.acked_seq,"
-            " excluded.acked_seq)", (terminal_id, acked_seq))
-
     def next_hub_seq(self) -> int:
         row = self._execute(
             "SELECT GREATEST((SELECT max(seq) FROM events WHERE source = %s),"
@@ -450,110 +443,6 @@ class PgStore:
             (self.next_hub_seq() + count, count, count, count)).fetchone()
         assert row is not None
         return int(row["first"])
-
-    def known_terminals(self) -> list[str]:
-        rows = self._execute("SELECT DISTINCT terminal_id FROM events").fetchall()
-        return [r["terminal_id"] for r in rows]
-
-    def get_event(self, event_id: str) -> dict[str, Any] | None:
-        row = self._execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = %s"
-                               " ORDER BY n LIMIT 1", (event_id,)).fetchone()
-        return _readable(row)
-
-    def events(self, terminal_id: str | None = None) -> list[dict[str, Any]]:
-        """As :meth:`hub.store.HubStore.events`: without the hub's ``cursor``."""
-        if terminal_id is None:
-            rows = self._execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY n")
-        else:
-            rows = self._execute(f"SELECT {_EVENT_COLUMNS} FROM events"
-                                 " WHERE terminal_id = %s ORDER BY n", (terminal_id,))
-        frames = _readable_frames(rows.fetchall())
-        for frame in frames:
-            del frame["cursor"]
-        return frames
-
-    def recent(self, limit: int, terminals: Iterable[str] | None) -> list[dict[str, Any]]:
-        sql, args = f"SELECT {_EVENT_COLUMNS} FROM events", []
-        if terminals is not None:
-            cond, ids = _in(terminals)
-            sql += f" WHERE terminal_id {cond}"
-            args.append(ids)
-        rows = self._execute(sql + " ORDER BY n DESC LIMIT %s", (*args, limit)).fetchall()
-        return _readable_frames(rows)
-
-    def unacked_alerts(self, limit: int, terminals: Iterable[str] | None
-                       ) -> list[dict[str, Any]]:
-        sql = (f"SELECT e.{_EVENT_COLUMNS.replace(', ', ', e.')} FROM events e"
-               " LEFT JOIN alert_acks a ON a.event_id = e.id"
-               f" WHERE {_NEEDS_ACK} AND a.event_id IS NULL")
-        args: list[Any] = []
-        if terminals is not None:
-            cond, ids = _in(terminals)
-            sql += f" AND e.terminal_id {cond}"
-            args.append(ids)
-        rows = self._execute(sql + " ORDER BY e.n DESC LIMIT %s", (*args, limit)).fetchall()
-        return _readable_frames(rows)
-
-    def count_unacked_alerts(self, terminal_id: str) -> int:
-        row = self._execute(
-            "SELECT count(*) AS c FROM events e LEFT JOIN alert_acks a ON a.event_id = e.id"
-            f" WHERE {_NEEDS_ACK} AND a.event_id IS NULL AND e.terminal_id = %s",
-            (terminal_id,)).fetchone()
-        assert row is not None
-        return int(row["c"])
-
-    def last_event(self, terminal_id: str, names: Iterable[str] | None = None
-                   ) -> dict[str, Any] | None:
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE terminal_id = %s"
-        args: list[Any] = [terminal_id]
-        if names is not None:
-            cond, wanted = _in(names)
-            sql += f" AND event {cond}"
-            args.append(wanted)
-        row = self._execute(sql + " ORDER BY n DESC LIMIT 1", args).fetchone()
-        return _readable(row)
-
-    def last_door_events(self, terminal_id: str) -> list[dict[str, Any]]:
-        rows = self._execute(
-            f"SELECT DISTINCT ON (d.j ->> 'door') e.{_EVENT_COLUMNS.replace(', ', ', e.')}"
-            f" FROM events e {_AS_JSON} WHERE e.terminal_id = %s"
-            " AND e.event IN ('doorOpened', 'doorClosed')"
-            " AND (d.j ->> 'powerOff') IS DISTINCT FROM 'true'"
-            " ORDER BY d.j ->> 'door', e.n DESC", (terminal_id,)).fetchall()
-        return _readable_frames(rows)
-
-    def day_money(self, terminal_id: str, since: str, until: str) -> tuple[int, int, int]:
-        games = ("CASE WHEN json_typeof(d.j -> 'games') = 'number'"
-                 " THEN (d.j ->> 'games')::numeric ELSE 1 END")
-        row = self._execute(
-            f"SELECT coalesce(sum(CASE WHEN e.event = 'betPlaced' THEN {_AMOUNT} END), 0) AS i,"
-            f" coalesce(sum(CASE WHEN e.event = 'winPaid' THEN {_AMOUNT} END), 0) AS o,"
-            f" coalesce(sum(CASE WHEN e.event = 'betPlaced' THEN {games} END), 0) AS g"
-            f" FROM events e {_AS_JSON} WHERE e.terminal_id = %s"
-            " AND e.event IN ('betPlaced', 'winPaid') AND e.timestamp >= %s"
-            " AND e.timestamp < %s", (terminal_id, since, until)).fetchone()
-        assert row is not None
-        return _int64(float(row["i"])), _int64(float(row["o"])), _int64(float(row["g"]))
-
-    def amount_sum(self, terminal_id: str, event: str, since: str, until: str) -> int:
-        row = self._execute(
-            f"SELECT coalesce(sum({_AMOUNT}), 0) AS total FROM events e {_AS_JSON}"
-            " WHERE e.terminal_id = %s AND e.event = %s AND e.timestamp >= %s"
-            " AND e.timestamp < %s", (terminal_id, event, since, until)).fetchone()
-        assert row is not None
-        return _int64(float(row["total"]))
-
-    def amounts_by_minute(self, event: str, since: str, terminals: Iterable[str] | None
-                          ) -> dict[str, int]:
-        sql = (f"SELECT substr(e.timestamp, 1, 16) AS m, coalesce(sum({_AMOUNT}), 0) AS total"
-               f" FROM events e {_AS_JSON} WHERE e.event = %s AND e.timestamp >= %s")
-        args: list[Any] = [event, since]
-        if terminals is not None:
-            cond, ids = _in(terminals)
-            sql += f" AND e.terminal_id {cond}"
-            args.append(ids)
-        rows = self._execute(sql + " GROUP BY m", args).fetchall()
-        return {r["m"]: _int64(float(r["total"])) for r in rows}
 
     # ---------------------------------------------------------------- retention
 
@@ -587,60 +476,6 @@ class PgStore:
             db.execute("DELETE FROM actions WHERE created_at < %s AND status = ANY(%s)",
                        (cutoff, final_statuses))
             db.execute("DELETE FROM notices WHERE at < %s", (cutoff,))
-
-    # ---------------------------------------------------------------- alert acks
-
-    def alert_ack(self, event_id: str) -> tuple[str, str] | None:
-        row = self._execute('SELECT "by", at FROM alert_acks WHERE event_id = %s',
-                               (event_id,)).fetchone()
-        return (row["by"], row["at"]) if row else None
-
-    def add_alert_ack(self, event_id: str, terminal_id: str, by: str, at: str) -> bool:
-        cur = self._execute(
-            'INSERT INTO alert_acks (event_id, terminal_id, "by", at) VALUES (%s,%s,%s,%s)'
-            " ON CONFLICT (event_id) DO NOTHING", (event_id, terminal_id, by, at))
-        return cur.rowcount == 1
-
-    # ---------------------------------------------------------------- actions
-
-    def add_action(self, message: dict[str, Any], *, sender: str, status: str,
-                   deadline: float | None, created_at: float) -> bool:
-        cur = self._execute(
-            "INSERT INTO actions (id, terminal_id, message, sender, status, deadline,"
-            " created_at) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO NOTHING",
-            (message["id"], message["terminalId"], json.dumps(message, ensure_ascii=False),
-             sender, status, deadline, created_at))
-        return cur.rowcount == 1
-
-    def set_action_status(self, action_id: str, status: str,
-                          result: dict[str, Any] | None = None) -> None:
-        if result is None:
-            self._execute("UPDATE actions SET status = %s WHERE id = %s",
-                             (status, action_id))
-        else:
-            self._execute("UPDATE actions SET status = %s, result = %s WHERE id = %s",
-                             (status, json.dumps(result, ensure_ascii=False), action_id))
-
-    def claim_action(self, action_id: str, expected: str, status: str,
-                     result: dict[str, Any] | None = None) -> bool:
-        cur = self._execute(
-            "UPDATE actions SET status = %s, result = coalesce(%s, result)"
-            " WHERE id = %s AND status = %s",
-            (status, None if result is None else json.dumps(result, ensure_ascii=False),
-             action_id, expected))
-        return cur.rowcount == 1
-
-    def get_action(self, action_id: str) -> StoredAction | None:
-        row = self._execute("SELECT * FROM actions WHERE id = %s", (action_id,)).fetchone()
-        return _action(row) if row else None
-
-    def queued_actions(self, terminal_id: str | None = None) -> list[StoredAction]:
-        sql, args = "SELECT * FROM actions WHERE status = 'queued'", []
-        if terminal_id is not None:
-            sql += " AND terminal_id = %s"
-            args.append(terminal_id)
-        rows = self._execute(sql + " ORDER BY created_at, n", args).fetchall()
-        return [_action(r) for r in rows]
 
     # ---------------------------------------------------------------- presence
 
@@ -695,11 +530,3 @@ class PgStore:
             (self.origin, kind, body, at, NOTICES_CHANNEL, self.origin)).fetchone()
         assert row is not None
         return int(row["n"])
-
-
-def _action(row: dict[str, Any]) -> StoredAction:
-    return StoredAction(
-        id=row["id"], terminal_id=row["terminal_id"], message=json.loads(row["message"]),
-        sender=row["sender"], status=row["status"], deadline=row["deadline"],
-        result=json.loads(row["result"]) if row["result"] else None,
-    )
