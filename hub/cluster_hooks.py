@@ -56,6 +56,12 @@ class ClusterHooks:
                 self._remote_presence(write.frame, now)
         await self._publish(writes, [True] * len(writes))
 
+    async def cluster_publish(self, writes: Sequence[EventWrite], inserted: Sequence[bool]
+                              ) -> None:
+        """This instance's own stored events, at their turn in cursor order
+        (hub/cluster.py ``publish_own``)."""
+        await self._publish(writes, inserted)
+
     def _remote_presence(self, frame: dict[str, Any], now: float) -> None:
         """Another instance's ``deviceOnline`` / ``deviceOffline``: the online state here,
         and one connection per terminal across instances."""

@@ -49,7 +49,7 @@ from hub.gaming_day import GamingDay
 from hub.http_answers import STATIC_DIR, static_response, text_response
 from hub.ingest import Credits, GroupCommitter, InflightGate
 from hub.limits import TokenBucket
-from hub.store import EventWrite, HubStore
+from hub.store import EventWrite
 from hub.store_api import open_audit, open_store
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal, TokenTable, load_tokens
@@ -248,7 +248,11 @@ class Hub(ClusterHooks):
         self._terminals: dict[str, _TerminalConn] = {}
         self._clients: set[_Client] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self.ingest = GroupCommitter(self.store, self._publish, self._now)
+        # With several instances, own batches are fanned out in cursor order with the
+        # others' (hub/cluster.py); the ingest's publish step waits for their turn.
+        self.ingest = GroupCommitter(
+            self.store, self._publish if self.cluster is None else self.cluster.publish_own,
+            self._now)
         self.gate = InflightGate(config.max_inflight_events, config.max_inflight_per_terminal)
         self._prune_interval = prune_interval
         self._pruner: asyncio.Task[None] | None = None
@@ -1028,10 +1032,6 @@ class Hub(ClusterHooks):
                       request_id: str | None) -> None:
         """``subscribe`` with ``from``: register ``flt`` replaying, then send the stored
         events and go live (hub.replay)."""
-        if not isinstance(self.store, HubStore):
-            raise WireError(ErrorCode.BAD_MESSAGE,
-                            "subscribe with from needs the SQLite store (database:); this "
-                            "hub uses PostgreSQL (store:)", request_id)
         after = replay.start_cursor(self.store.reader, start, self._now())
         client.subscription.subscribe(flt, replaying=True)
         task = asyncio.create_task(replay.replay(self.store.reader, client.peer,

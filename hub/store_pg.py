@@ -10,6 +10,12 @@ statement: ``ON CONFLICT DO NOTHING`` de-duplicates events (also two instances s
 same resent event), ``GREATEST`` advances the acknowledged seqs, an action changes status
 only from the status it was read in (:meth:`PgStore.claim_action`).
 
+Cursors: every transaction that inserts events takes the transaction-level advisory lock
+:data:`CURSOR_LOCK` first, so such transactions run one at a time from their first row id
+to their commit: row ids (``n``, the cursor clients resume from) grow in commit order across
+all instances, and a reader that sees cursor ``c`` committed sees every cursor below it that
+will ever exist (docs/scaling.md, "Cursors on a shared database").
+
 Notifications (hub/cluster.py): the transaction that stores events also sends, with
 ``pg_notify``, the ids (``n``) of the rows it inserted on :data:`EVENTS_CHANNEL`; a
 notification is delivered at commit, in commit order, so a listener that receives it can
@@ -28,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -56,6 +62,10 @@ NOTICES_CHANNEL = "slot_hub_notices"
 _MAX_PAYLOAD = 7000
 #: Key of the advisory lock that serialises schema creation by instances starting together.
 _SCHEMA_LOCK = 0x5107_4B0B
+#: Key of the transaction-level advisory lock every event-inserting transaction takes first
+#: and holds to its commit: row ids (cursors) are then handed out in commit order
+#: (docs/scaling.md, "Cursors on a shared database").
+CURSOR_LOCK = 0x5107_C0C5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -243,6 +253,9 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM notified),
        (SELECT CASE WHEN max(n) - min(n) + 1 <> count(*) THEN string_agg(n::text, ','
                      ORDER BY n) END FROM ins)"""
 
+#: First in every transaction that inserts events (:data:`CURSOR_LOCK`).
+_LOCK_CURSORS = f"SELECT pg_advisory_xact_lock({CURSOR_LOCK})"
+
 #: The slow path (duplicates in the batch): the keys that went in come back.
 _INSERT_EXACT = _INSERT_ROWS + " RETURNING n, source, seq"
 
@@ -291,6 +304,11 @@ class PgStore(SqlStore):
         self._writer_conn = self._connect_writer()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store-pg")
         self._hub_reserved = (0, 0)  # (next, end) of the block of hub seqs in hand
+        #: :meth:`write_events` calls not yet returned (hub/cluster.py waits for them).
+        self.writes_in_flight = 0
+        #: Called on the event loop with each batch :meth:`write_events` stored (and its
+        #: "inserted" flags; empty if it failed): hub/cluster.py fans them out in order.
+        self.on_commit: Callable[[Sequence[EventWrite], Sequence[bool]], None] | None = None
 
     def _connect_writer(self) -> psycopg.Connection[tuple[Any, ...]]:
         # Tuples, not dicts, on the writer: it handles the most rows.
@@ -348,8 +366,16 @@ class PgStore(SqlStore):
     async def write_events(self, writes: Sequence[EventWrite], received_at: float
                            ) -> list[bool]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self.insert_events, writes,
-                                          received_at)
+        inserted: list[bool] = []
+        self.writes_in_flight += 1
+        try:
+            inserted = await loop.run_in_executor(self._writer, self.insert_events, writes,
+                                                  received_at)
+            return inserted
+        finally:
+            self.writes_in_flight -= 1
+            if self.on_commit is not None:
+                self.on_commit(writes, inserted)
 
     def insert_events(self, writes: Sequence[EventWrite], received_at: float) -> list[bool]:
         """:meth:`_insert_events`, once more on a new connection if the writer's was lost
@@ -384,6 +410,7 @@ class PgStore(SqlStore):
         db = self._writer_db
         stored = 0
         with db.transaction() as tx:
+            db.execute(_LOCK_CURSORS)
             row = db.execute(_INSERT_FAST, {"rows": rows, "at": received_at,
                                             "channel": EVENTS_CHANNEL, "origin": self.origin,
                                             "acked": acked_json}).fetchone()
@@ -393,8 +420,8 @@ class PgStore(SqlStore):
                 raise psycopg.Rollback(tx)  # duplicates: the exact way below
         if stored != len(writes):
             return self._insert_exact(writes, rows, acked_json, received_at)
-        # Row ids follow the batch's order (ORDER BY x.o); another instance inserting at
-        # the same moment may interleave its own: then they come back one by one.
+        # Row ids follow the batch's order (ORDER BY x.o), one run under the cursor lock;
+        # should they ever not be one run, they come back one by one.
         ids = (range(int(row[3]), int(row[4]) + 1) if row[5] is None
                else [int(n) for n in str(row[5]).split(",")])
         for w, n in zip(writes, ids, strict=True):
@@ -405,6 +432,7 @@ class PgStore(SqlStore):
                       received_at: float) -> list[bool]:
         db = self._writer_db
         with db.transaction():
+            db.execute(_LOCK_CURSORS)
             inserted = db.execute(_INSERT_EXACT, {"rows": rows, "at": received_at}).fetchall()
             db.execute(_ACKED, {"acked": acked_json})
             for payload in _payloads(self.origin, [int(r[0]) for r in inserted]):
