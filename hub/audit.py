@@ -17,9 +17,9 @@ from typing import Any
 
 from hub.store_sql import Db, Row, one
 
-_SQLITE_SCHEMA = """
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
-    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    n {serial},
     at TEXT NOT NULL,              -- UTC timestamp, the hub's clock
     who TEXT NOT NULL,             -- the token's name
     role TEXT NOT NULL,
@@ -34,8 +34,6 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_by_subject ON audit (subject);
 """
 
-_PG_SCHEMA = _SQLITE_SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT",
-                                    "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
 
 KINDS = ("login", "loginRefused", "action", "alertAck")
 MAX_PAGE = 1000
@@ -55,7 +53,7 @@ class AuditQuery:
 class AuditLog:
     def __init__(self, db: Db) -> None:
         self._db = db
-        db.schema(_PG_SCHEMA if db.dialect.name == "postgresql" else _SQLITE_SCHEMA)
+        db.schema(_SCHEMA.format(serial=db.dialect.serial))
 
     def record(self, *, at: str, who: str, role: str, kind: str,
                terminal_id: str | None = None, subject: str | None = None,

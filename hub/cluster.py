@@ -46,18 +46,18 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from hub.store import EventWrite
-from hub.store_pg import (
+from hub.pg_notify import (
     EVENTS_BY_IDS,
     EVENTS_BY_IDS_FAST,
     EVENTS_CHANNEL,
     NOTICE_BY_ID,
     NOTICES_CHANNEL,
-    PgStore,
     frames_to_writes,
     parse_ranges,
     rows_to_writes,
 )
+from hub.store import EventWrite
+from hub.store_pg import PgStore
 
 log = logging.getLogger("hub.cluster")
 

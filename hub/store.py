@@ -33,6 +33,7 @@ from hub.store_sql import (
     Row,
     SqlStore,
     StoredAction,
+    schema,
     stored_frame,
 )
 
@@ -40,44 +41,7 @@ __all__ = ["HUB_SOURCE", "EventWrite", "HubStore", "SqliteDb", "StoredAction", "
 
 log = logging.getLogger("hub.store")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    n INTEGER PRIMARY KEY AUTOINCREMENT,
-    source TEXT NOT NULL,          -- terminalId, or 'hub' for events the hub generates
-    seq INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    terminal_id TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    event TEXT NOT NULL,
-    timestamp TEXT NOT NULL,
-    data TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    UNIQUE (source, seq)
-);
-CREATE INDEX IF NOT EXISTS events_by_id ON events (id);
-CREATE INDEX IF NOT EXISTS events_by_terminal ON events (terminal_id, event, timestamp);
-CREATE INDEX IF NOT EXISTS events_by_name ON events (event, timestamp);
-CREATE TABLE IF NOT EXISTS terminals (
-    terminal_id TEXT PRIMARY KEY,
-    acked_seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alert_acks (
-    event_id TEXT PRIMARY KEY,
-    terminal_id TEXT NOT NULL,
-    by TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS actions (
-    id TEXT PRIMARY KEY,
-    terminal_id TEXT NOT NULL,
-    message TEXT NOT NULL,         -- the action as forwarded to the terminal
-    sender TEXT NOT NULL,
-    status TEXT NOT NULL,          -- queued, sent, accepted, rejected, or a final status
-    deadline REAL,                 -- epoch seconds after which a queued action expires
-    result TEXT,                   -- the final actionResult
-    created_at REAL NOT NULL
-);
-"""
+_SCHEMA = schema(SQLITE)
 
 #: How long a connection waits for the other one's write transaction (milliseconds).
 _BUSY_TIMEOUT_MS = 10_000
@@ -145,20 +109,11 @@ class HubStore(SqlStore):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
         self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
 
-    def close(self) -> None:
-        """Finish the writes already submitted, then close both connections."""
-        self._writer.shutdown(wait=True)
+    def _close_connections(self) -> None:
         self._writer_db.close()
         self._db.close()
 
     # ---------------------------------------------------------------- events
-
-    async def write_events(self, writes: Sequence[EventWrite], received_at: float
-                           ) -> list[bool]:
-        """:meth:`insert_events` on the writer thread; batches commit in submission order."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self.insert_events, writes,
-                                          received_at)
 
     def insert_events(self, writes: Sequence[EventWrite], received_at: float) -> list[bool]:
         """Store event frames in ONE transaction; per frame, False if (source, seq) was
@@ -242,13 +197,6 @@ class HubStore(SqlStore):
             db.execute("ROLLBACK")
             raise
         return inserted
-
-    def insert_event(self, frame: dict[str, Any], *, source: str, received_at: float,
-                     acked_seq: int | None = None) -> bool:
-        """Store one event frame now (blocking, on the writer thread); False if (source, seq)
-        was already stored. For tools and tests; the hub uses :meth:`write_events`."""
-        writes = [EventWrite(frame, source, acked_seq)]
-        return self._writer.submit(self.insert_events, writes, received_at).result()[0]
 
     def next_hub_seq(self) -> int:
         """The seq of the next hub event; also right once old hub events were pruned (the

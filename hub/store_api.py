@@ -27,7 +27,8 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
-    """The hub's store. Every method is what :class:`hub.store.HubStore` documents."""
+    """The hub's store. Every method is what :class:`hub.store_sql.SqlStore` (the shared
+    queries) or :class:`hub.store.HubStore` documents."""
 
     @property
     def reader(self) -> Db:

@@ -24,9 +24,8 @@ relays) are rows of ``notices``, announced the same way on :data:`NOTICES_CHANNE
 ``synchronous: FULL`` is ``synchronous_commit = on`` (an ack survives a power loss of the
 database server); ``NORMAL`` is ``off`` (a crash may lose the last commits, never corrupt).
 
-Over 500 lines on purpose: it is one class mirroring hub/store.py method for method (the
-conformance suite holds them together), plus the SQL it needs; split, the two stores would
-no longer read side by side.
+The queries it shares with SQLite are in hub/store_sql.py (one text, two dialects); the
+notification payloads and the reads of notified rows in hub/pg_notify.py.
 """
 
 from __future__ import annotations
@@ -34,13 +33,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
+from hub.pg_notify import EVENTS_CHANNEL, NOTICES_CHANNEL, _payloads
 from hub.store_sql import (
     _DATA_ENCODER,
     HUB_SOURCE,
@@ -49,17 +49,11 @@ from hub.store_sql import (
     EventWrite,
     Row,
     SqlStore,
-    _readable,
+    schema,
 )
 
 log = logging.getLogger("hub.store")
 
-#: Channel of the event notifications: ``<origin> <n>[-<m>][,…]`` (inserted row ids).
-EVENTS_CHANNEL = "slot_hub_events"
-#: Channel of the notice notifications: ``<origin> <n>`` (a row of ``notices``).
-NOTICES_CHANNEL = "slot_hub_notices"
-#: PostgreSQL's limit on a notification's payload is 8000 bytes; stay well below.
-_MAX_PAYLOAD = 7000
 #: Key of the advisory lock that serialises schema creation by instances starting together.
 _SCHEMA_LOCK = 0x5107_4B0B
 #: Key of the transaction-level advisory lock every event-inserting transaction takes first
@@ -67,45 +61,8 @@ _SCHEMA_LOCK = 0x5107_4B0B
 #: (docs/scaling.md, "Cursors on a shared database").
 CURSOR_LOCK = 0x5107_C0C5
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    n BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    source TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    id TEXT NOT NULL,
-    terminal_id TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    event TEXT NOT NULL,
-    timestamp TEXT NOT NULL,
-    data TEXT NOT NULL,
-    received_at DOUBLE PRECISION NOT NULL,
-    UNIQUE (source, seq)
-);
-CREATE INDEX IF NOT EXISTS events_by_id ON events (id);
-CREATE INDEX IF NOT EXISTS events_by_terminal ON events (terminal_id, event, timestamp);
-CREATE INDEX IF NOT EXISTS events_by_name ON events (event, timestamp);
+_SCHEMA = schema(POSTGRESQL) + """
 CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
-CREATE TABLE IF NOT EXISTS terminals (
-    terminal_id TEXT PRIMARY KEY,
-    acked_seq BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alert_acks (
-    event_id TEXT PRIMARY KEY,
-    terminal_id TEXT NOT NULL,
-    "by" TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS actions (
-    n BIGINT GENERATED ALWAYS AS IDENTITY,
-    id TEXT PRIMARY KEY,
-    terminal_id TEXT NOT NULL,
-    message TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    status TEXT NOT NULL,
-    deadline DOUBLE PRECISION,
-    result TEXT,
-    created_at DOUBLE PRECISION NOT NULL
-);
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value BIGINT NOT NULL
@@ -126,98 +83,6 @@ CREATE TABLE IF NOT EXISTS notices (
     at DOUBLE PRECISION NOT NULL
 );
 """
-
-def id_ranges(ids: Iterable[int]) -> str:
-    """``1-3,7``: sorted row ids as ranges (a notification's payload)."""
-    out: list[str] = []
-    run: list[int] = []
-    for n in sorted(ids):
-        if run and n == run[1] + 1:
-            run[1] = n
-            continue
-        if run:
-            out.append(str(run[0]) if run[0] == run[1] else f"{run[0]}-{run[1]}")
-        run = [n, n]
-    if run:
-        out.append(str(run[0]) if run[0] == run[1] else f"{run[0]}-{run[1]}")
-    return ",".join(out)
-
-
-def parse_ranges(text: str) -> list[tuple[int, int]]:
-    """The inverse of :func:`id_ranges`: ``[(first, last), …]``."""
-    spans = []
-    for part in text.split(","):
-        first, _, last = part.partition("-")
-        spans.append((int(first), int(last or first)))
-    return spans
-
-
-def _payloads(origin: str, ids: list[int]) -> list[str]:
-    """``<origin> <ranges>`` notifications, each under PostgreSQL's payload limit."""
-    ranges = id_ranges(ids).split(",") if ids else []
-    payloads: list[str] = []
-    chunk: list[str] = []
-    size = len(origin) + 1
-    for part in ranges:
-        if chunk and size + len(part) + 1 > _MAX_PAYLOAD:
-            payloads.append(f"{origin} {','.join(chunk)}")
-            chunk, size = [], len(origin) + 1
-        chunk.append(part)
-        size += len(part) + 1
-    if chunk:
-        payloads.append(f"{origin} {','.join(chunk)}")
-    return payloads
-
-
-#: The rows of an event notification (:func:`parse_ranges`: arrays of firsts and lasts).
-#: One JSON array of row objects (``rows``): decoded by the json module, not row by row.
-EVENTS_BY_IDS = (
-    "SELECT coalesce(json_agg(json_build_object('n', e.n, 'source', e.source, 'seq', e.seq,"
-    " 'id', e.id, 'terminal_id', e.terminal_id, 'channel', e.channel, 'event', e.event,"
-    " 'timestamp', e.timestamp, 'data', e.data) ORDER BY e.n), '[]'::json) AS rows"
-    " FROM events e JOIN unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi)"
-    " ON e.n BETWEEN r.lo AND r.hi")
-
-#: As :data:`EVENTS_BY_IDS`, each row ready: ``[source, frame]``, the frame's ``data``
-#: decoded by the same one decoding (:func:`frames_to_writes`). The rows were written by a
-#: hub from checked frames; a row this cannot read (damaged, or written by an older hub
-#: without the nesting bound) fails the query, and the caller reads them the careful way.
-EVENTS_BY_IDS_FAST = (
-    "SELECT coalesce(json_agg(json_build_array(e.source, json_build_object('type', 'event',"
-    " 'id', e.id, 'seq', e.seq, 'channel', e.channel, 'terminalId', e.terminal_id,"
-    " 'event', e.event, 'timestamp', e.timestamp, 'data', e.data::json, 'cursor', e.n))"
-    " ORDER BY e.n),"
-    " '[]'::json) AS rows FROM events e JOIN unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi)"
-    " ON e.n BETWEEN r.lo AND r.hi")
-
-
-def frames_to_writes(rows: Iterable[list[Any]]) -> list[EventWrite]:
-    """Rows read with :data:`EVENTS_BY_IDS_FAST` as writes (a terminal's event carries its
-    seq as acknowledged); rows whose ``data`` is not an object are left out."""
-    out = []
-    for source, frame in rows:
-        if isinstance(frame.get("data"), dict):
-            acked = frame["seq"] if source == frame["terminalId"] else None
-            out.append(EventWrite(frame, source, acked))
-    return out
-
-
-#: The row of a notice notification.
-NOTICE_BY_ID = "SELECT kind, body FROM notices WHERE n = %s"
-
-
-def rows_to_writes(rows: Iterable[dict[str, Any]]) -> list[EventWrite]:
-    """Rows read with :data:`EVENTS_BY_IDS` as the writes they were, in storage order; a
-    terminal's event carries its seq as acknowledged. Unreadable rows are left out."""
-    out = []
-    for row in rows:
-        frame = _readable(row)
-        if frame is not None:
-            source = row["source"]
-            acked = int(row["seq"]) if source == frame["terminalId"] else None
-            out.append(EventWrite(frame, source, acked))
-    return out
-
 
 #: Batches as JSON text: one parameter for the whole batch.
 _BATCH_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -304,11 +169,6 @@ class PgStore(SqlStore):
         self._writer_conn = self._connect_writer()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store-pg")
         self._hub_reserved = (0, 0)  # (next, end) of the block of hub seqs in hand
-        #: :meth:`write_events` calls not yet returned (hub/cluster.py waits for them).
-        self.writes_in_flight = 0
-        #: Called on the event loop with each batch :meth:`write_events` stored (and its
-        #: "inserted" flags; empty if it failed): hub/cluster.py fans them out in order.
-        self.on_commit: Callable[[Sequence[EventWrite], Sequence[bool]], None] | None = None
 
     def _connect_writer(self) -> psycopg.Connection[tuple[Any, ...]]:
         # Tuples, not dicts, on the writer: it handles the most rows.
@@ -355,27 +215,11 @@ class PgStore(SqlStore):
         """A statement on the loop connection, for the read-side modules (hub.audit_pg)."""
         return self._execute(query, params)
 
-    def close(self) -> None:
-        """Finish the writes already submitted, then close both connections."""
-        self._writer.shutdown(wait=True)
+    def _close_connections(self) -> None:
         self._writer_conn.close()
         self._loop_db.close()
 
     # ---------------------------------------------------------------- events
-
-    async def write_events(self, writes: Sequence[EventWrite], received_at: float
-                           ) -> list[bool]:
-        loop = asyncio.get_running_loop()
-        inserted: list[bool] = []
-        self.writes_in_flight += 1
-        try:
-            inserted = await loop.run_in_executor(self._writer, self.insert_events, writes,
-                                                  received_at)
-            return inserted
-        finally:
-            self.writes_in_flight -= 1
-            if self.on_commit is not None:
-                self.on_commit(writes, inserted)
 
     def insert_events(self, writes: Sequence[EventWrite], received_at: float) -> list[bool]:
         """:meth:`_insert_events`, once more on a new connection if the writer's was lost
@@ -446,11 +290,6 @@ class PgStore(SqlStore):
             if n is not None:
                 w.frame["cursor"] = n
         return flags
-
-    def insert_event(self, frame: dict[str, Any], *, source: str, received_at: float,
-                     acked_seq: int | None = None) -> bool:
-        writes = [EventWrite(frame, source, acked_seq)]
-        return self._writer.submit(self.insert_events, writes, received_at).result()[0]
 
     def next_hub_seq(self) -> int:
         row = self._execute(

@@ -12,10 +12,12 @@ one-connection interface on either engine.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,6 +56,10 @@ class Dialect:
     greatest: str     # the two-argument maximum: max or GREATEST
     action_order: str  # the insertion order of actions
     merge_sql: str    # template with {a} {b}: JSON object b's keys over a's (text)
+    serial: str       # DDL: an increasing integer primary key
+    integer: str      # DDL: a 64-bit integer
+    real: str         # DDL: a double
+    action_serial: str  # DDL: the column that orders actions (SQLite has its rowid)
 
     def sql(self, text: str) -> str:
         if self.placeholder == "?":
@@ -94,7 +100,9 @@ SQLITE = Dialect(
     true_sql="coalesce(" + _SQLITE_JSON.format(x="json_type(e.data, '$.{f}') = 'true'")
              + ", 0)",
     valid_sql="json_valid(e.data)", total_sql="total({x})", greatest="max",
-    action_order="rowid", merge_sql="json_patch(coalesce({a}, '{{}}'), {b})")
+    action_order="rowid", merge_sql="json_patch(coalesce({a}, '{{}}'), {b})",
+    serial="INTEGER PRIMARY KEY AUTOINCREMENT", integer="INTEGER", real="REAL",
+    action_serial="")
 
 #: PostgreSQL: ``data`` is text as in SQLite (a value reads back byte for byte); the hub
 #: writes only JSON it encoded itself, so the cast in the lateral join always succeeds.
@@ -108,7 +116,56 @@ POSTGRESQL = Dialect(
              " false)",
     valid_sql="true", total_sql="coalesce(sum({x}), 0)", greatest="GREATEST",
     action_order="n",
-    merge_sql="(coalesce({a}, '{{}}')::jsonb || {b}::jsonb)::text")
+    merge_sql="(coalesce({a}, '{{}}')::jsonb || {b}::jsonb)::text",
+    serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", integer="BIGINT",
+    real="DOUBLE PRECISION", action_serial="n BIGINT GENERATED ALWAYS AS IDENTITY,")
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    n {serial},
+    source TEXT NOT NULL,          -- terminalId, or 'hub' for events the hub generates
+    seq {integer} NOT NULL,
+    id TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    event TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    data TEXT NOT NULL,            -- the JSON text, as the hub encoded it
+    received_at {real} NOT NULL,
+    UNIQUE (source, seq)
+);
+CREATE INDEX IF NOT EXISTS events_by_id ON events (id);
+CREATE INDEX IF NOT EXISTS events_by_terminal ON events (terminal_id, event, timestamp);
+CREATE INDEX IF NOT EXISTS events_by_name ON events (event, timestamp);
+CREATE TABLE IF NOT EXISTS terminals (
+    terminal_id TEXT PRIMARY KEY,
+    acked_seq {integer} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_acks (
+    event_id TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    "by" TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions (
+    {action_serial}
+    id TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    message TEXT NOT NULL,         -- the action as forwarded to the terminal
+    sender TEXT NOT NULL,
+    status TEXT NOT NULL,          -- queued, sent, accepted, rejected, or a final status
+    deadline {real},               -- epoch seconds after which a queued action expires
+    result TEXT,                   -- the final actionResult
+    created_at {real} NOT NULL
+);
+"""
+
+
+def schema(dialect: Dialect) -> str:
+    """The tables both stores keep (docs/scaling.md), in the engine's types."""
+    return _SCHEMA.format(serial=dialect.serial, integer=dialect.integer, real=dialect.real,
+                          action_serial=dialect.action_serial)
 
 
 class Db(Protocol):
@@ -253,9 +310,54 @@ def _json_text(value: dict[str, Any] | None) -> str | None:
 
 class SqlStore:
     """The queries and small writes both stores run on their event-loop connection
-    (:attr:`db`); a subclass sets ``db`` and adds the rest of :class:`hub.store_api.Store`."""
+    (:attr:`db`), and the hand-over of event batches to the store's writer thread; a
+    subclass sets ``db`` and ``_writer`` and adds its batch insert (:meth:`insert_events`),
+    its connections' end (:meth:`_close_connections`) and the rest of
+    :class:`hub.store_api.Store`."""
 
     db: Db
+    _writer: ThreadPoolExecutor
+    #: :meth:`write_events` calls not yet returned (hub/cluster.py waits for them).
+    writes_in_flight = 0
+    #: Called on the event loop with each batch :meth:`write_events` stored (and its
+    #: "inserted" flags; empty if it failed): hub/cluster.py fans them out in order.
+    on_commit: Callable[[Sequence[EventWrite], Sequence[bool]], None] | None = None
+
+    def insert_events(self, writes: Sequence[EventWrite], received_at: float) -> list[bool]:
+        """Store event frames in ONE transaction (writer thread); per frame, False if its
+        (source, seq) was already stored, also within the batch; sets each new frame's
+        ``cursor``."""
+        raise NotImplementedError
+
+    def _close_connections(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the writes already submitted, then close the connections."""
+        self._writer.shutdown(wait=True)
+        self._close_connections()
+
+    async def write_events(self, writes: Sequence[EventWrite], received_at: float
+                           ) -> list[bool]:
+        """:meth:`insert_events` on the writer thread; batches commit in submission order."""
+        loop = asyncio.get_running_loop()
+        inserted: list[bool] = []
+        self.writes_in_flight += 1
+        try:
+            inserted = await loop.run_in_executor(self._writer, self.insert_events, writes,
+                                                  received_at)
+            return inserted
+        finally:
+            self.writes_in_flight -= 1
+            if self.on_commit is not None:
+                self.on_commit(writes, inserted)
+
+    def insert_event(self, frame: dict[str, Any], *, source: str, received_at: float,
+                     acked_seq: int | None = None) -> bool:
+        """Store one event frame now (blocking, on the writer thread); False if (source, seq)
+        was already stored. For tools and tests; the hub uses :meth:`write_events`."""
+        writes = [EventWrite(frame, source, acked_seq)]
+        return self._writer.submit(self.insert_events, writes, received_at).result()[0]
 
     @property
     def reader(self) -> Db:

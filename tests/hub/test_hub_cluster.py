@@ -256,7 +256,7 @@ async def test_a_row_that_cannot_be_read_does_not_stop_the_others(
         hubs: list[HubHarness], pg_url: str) -> None:
     import psycopg
 
-    from hub.store_pg import EVENTS_CHANNEL
+    from hub.pg_notify import EVENTS_CHANNEL
 
     a = hubs[0]
     viewer, _ = await a.client("tok-carol", subscribe={"terminals": ["T2"]})
