@@ -145,12 +145,14 @@ class Cluster:
         await self._disconnect()
 
     async def _connect(self) -> None:
-        self._listener = await psycopg.AsyncConnection.connect(self._store.url,
-                                                               autocommit=True)
+        # Named, so an operator sees in pg_stat_activity which instance holds which.
+        self._listener = await psycopg.AsyncConnection.connect(
+            self._store.url, autocommit=True, application_name=f"slot-hub {self.origin} listen")
         for channel in (EVENTS_CHANNEL, NOTICES_CHANNEL):
             await self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         self._reader = await psycopg.AsyncConnection.connect(
-            self._store.url, autocommit=True, row_factory=dict_row)
+            self._store.url, autocommit=True, row_factory=dict_row,
+            application_name=f"slot-hub {self.origin} read")
 
     @property
     def listening(self) -> bool:

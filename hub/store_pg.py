@@ -212,7 +212,7 @@ class PgStore(SqlStore):
             self._db.execute(schema)
 
     def execute(self, query: Any, params: Any = None) -> psycopg.Cursor[dict[str, Any]]:
-        """A statement on the loop connection, for the read-side modules (hub.audit_pg)."""
+        """A statement on the loop connection (:class:`PgDb`, the read-side modules)."""
         return self._execute(query, params)
 
     def _close_connections(self) -> None:

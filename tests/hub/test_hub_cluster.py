@@ -429,3 +429,42 @@ async def test_a_client_resumes_on_another_instance_with_no_gap_and_no_duplicate
     assert [e["cursor"] for e in after] == sorted({e["cursor"] for e in after})
     assert after[0]["cursor"] > cursors[-1]
     assert [m for m in await back.sync() if m["type"] == "event"] == []
+
+
+async def test_an_instance_that_lost_its_listener_reads_what_it_missed_in_order(
+        hubs: list[HubHarness], pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    a, b, _ = hubs
+    viewer, _ = await b.client("tok-carol", subscribe={"terminals": ["T1"], "channels": ["game"]})
+    term, _ = await a.terminal("T1")
+    await term.send(event_frame("T1", 1))
+    assert (await viewer.recv_type("event"))["id"] == "T1-1"
+    cluster_b = _hub(b).cluster
+    assert cluster_b is not None
+    gate = asyncio.Event()
+    connect = cluster_b._connect
+
+    async def held() -> None:
+        await gate.wait()
+        await connect()
+
+    monkeypatch.setattr(cluster_b, "_connect", held)
+    # B's listening connection is cut, and stays away while A stores three events.
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE application_name = %s", (f"slot-hub {cluster_b.origin} listen",))
+    await wait_for(lambda: not cluster_b.listening, what="B's listener gone")
+    for seq in (2, 3, 4):
+        await term.send(event_frame("T1", seq))
+    await term.recv_until(lambda m: m["type"] == "ack" and m["upTo"] == 4)
+    assert [m for m in await viewer.sync() if m["type"] == "event"] == []
+    gate.set()
+    got = [await viewer.recv_type("event") for _ in range(3)]
+    assert [e["id"] for e in got] == ["T1-2", "T1-3", "T1-4"]
+    assert [e["cursor"] for e in got] == sorted({e["cursor"] for e in got})
+    assert cluster_b.caught_up >= 3
+    # Live again: the next event arrives once.
+    await term.send(event_frame("T1", 5))
+    assert (await viewer.recv_type("event"))["id"] == "T1-5"
+    assert [m for m in await viewer.sync() if m["type"] == "event"] == []
