@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hub.sql_dialect import conditions
 from hub.store_sql import Db, Row, one
 
 _SCHEMA = """
@@ -81,17 +82,9 @@ class AuditLog:
 
     def query(self, q: AuditQuery) -> tuple[list[dict[str, Any]], int | None]:
         """One page, oldest first, and the cursor to continue after (None: no more)."""
-        where: list[str] = []
-        args: list[Any] = []
-        for column, values in (("kind", q.kinds), ("who", q.who), ("terminal_id", q.terminals)):
-            if values:
-                clause, more = self._db.dialect.one_of(column, values)
-                where.append(clause)
-                args.extend(more)
-        for clause, value in (("at >= ?", q.since), ("at < ?", q.until), ("n > ?", q.after)):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
+        where, args = conditions(
+            self._db.dialect, [("kind", q.kinds), ("who", q.who), ("terminal_id", q.terminals)],
+            [("at >= ?", q.since), ("at < ?", q.until), ("n > ?", q.after)])
         sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
         limit = max(1, min(q.limit, MAX_PAGE))
         rows = self._db.rows(sql + " ORDER BY n LIMIT ?", (*args, limit + 1))

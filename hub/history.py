@@ -14,6 +14,7 @@ from typing import Any
 
 from api.wire import format_timestamp
 from hub.gaming_day import GamingDay
+from hub.sql_dialect import conditions
 from hub.store_sql import EVENT_COLUMNS, Db, _int64, one, stored_frame
 
 #: Most events one page of the history API returns.
@@ -45,19 +46,11 @@ def query_events(db: Db, q: EventQuery) -> tuple[list[dict[str, Any]], int | Non
     """One page of events and the cursor to continue from (None: nothing more).
 
     Continue with ``after=next`` (oldest first) or ``before=next`` (newest first)."""
-    where: list[str] = []
-    args: list[Any] = []
-    for column, values in (("e.terminal_id", q.terminals), ("e.event", q.events),
-                           ("e.channel", q.channels)):
-        if values:
-            clause, listed = db.dialect.one_of(column, values)
-            where.append(clause)
-            args.extend(listed)
-    for clause, value in (("e.timestamp >= ?", q.since), ("e.timestamp < ?", q.until),
-                          ("e.n > ?", q.after), ("e.n < ?", q.before)):
-        if value is not None:
-            where.append(clause)
-            args.append(value)
+    where, args = conditions(
+        db.dialect, [("e.terminal_id", q.terminals), ("e.event", q.events),
+                     ("e.channel", q.channels)],
+        [("e.timestamp >= ?", q.since), ("e.timestamp < ?", q.until), ("e.n > ?", q.after),
+         ("e.n < ?", q.before)])
     sql = f"SELECT {EVENT_COLUMNS} FROM events e"
     if where:
         sql += " WHERE " + " AND ".join(where)

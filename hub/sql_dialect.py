@@ -178,6 +178,25 @@ def database_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
+def conditions(dialect: Dialect, lists: Sequence[tuple[str, Sequence[Any]]],
+               bounds: Sequence[tuple[str, Any]]) -> tuple[list[str], list[Any]]:
+    """A query's WHERE terms and their arguments: each column of ``lists`` is one of its
+    values (an empty list: no condition), each clause of ``bounds`` (``"n > ?"``) holds for
+    its value (None: no condition)."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, values in lists:
+        if values:
+            clause, listed = dialect.one_of(column, values)
+            where.append(clause)
+            args.extend(listed)
+    for clause, value in bounds:
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    return where, args
+
+
 def one(db: Db, sql: str, args: Sequence[Any] = ()) -> Row | None:
     found = db.rows(sql, args)
     return found[0] if found else None

@@ -16,10 +16,9 @@ the schema, the connections, the batch insert, the hub's seq counter and retenti
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -214,27 +213,6 @@ class HubStore(SqlStore):
         return first
 
     # ---------------------------------------------------------------- retention
-
-    async def prune(self, cutoff: float, final_statuses: Iterable[str], *,
-                    chunk: int = 5000) -> int:
-        """Delete what was received before ``cutoff`` (epoch seconds): events, the
-        acknowledgements of deleted alerts, settled actions. Returns the events deleted.
-
-        Each chunk is its own transaction on the writer thread, so event batches are
-        stored between chunks and a first prune of a large database does not hold them up.
-        """
-        loop = asyncio.get_running_loop()
-        boundary = await loop.run_in_executor(self._writer, self._prune_boundary, cutoff)
-        total = 0
-        while True:
-            deleted = await loop.run_in_executor(self._writer, self._prune_chunk, cutoff,
-                                                 boundary, chunk)
-            total += deleted
-            if deleted < chunk:
-                break
-        await loop.run_in_executor(self._writer, self._prune_rest, cutoff,
-                                   tuple(final_statuses))
-        return total
 
     def _prune_boundary(self, cutoff: float) -> int:
         # Rows are appended as they are received: the first one received at or after the

@@ -30,10 +30,9 @@ notification payloads and the reads of notified rows in hub/pg_notify.py.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -313,35 +312,28 @@ class PgStore(SqlStore):
 
     # ---------------------------------------------------------------- retention
 
-    async def prune(self, cutoff: float, final_statuses: Iterable[str], *,
-                    chunk: int = 5000) -> int:
-        """As :meth:`hub.store.HubStore.prune`: chunks of their own transactions on the
-        writer thread (notices older than the cutoff go too)."""
-        loop = asyncio.get_running_loop()
-        total = 0
-        while True:
-            deleted = await loop.run_in_executor(self._writer, self._prune_chunk, cutoff,
-                                                 chunk)
-            total += deleted
-            if deleted < chunk:
-                break
-        await loop.run_in_executor(self._writer, self._prune_rest, cutoff,
-                                   list(final_statuses))
-        return total
+    # Notices older than the cutoff go too (hub.store_sql.SqlStore.prune).
 
-    def _prune_chunk(self, cutoff: float, chunk: int) -> int:
+    def _prune_boundary(self, cutoff: float) -> int:
+        # As in hub/store.py: the first row received at or after the cutoff bounds the scan.
+        row = self._writer_db.execute(
+            "SELECT coalesce((SELECT min(n) FROM events WHERE received_at >= %s),"
+            " (SELECT max(n) + 1 FROM events), 1)", (cutoff,)).fetchone()
+        return int(row[0]) if row else 1
+
+    def _prune_chunk(self, cutoff: float, boundary: int, chunk: int) -> int:
         cur = self._writer_db.execute(
-            "DELETE FROM events WHERE n IN (SELECT n FROM events WHERE received_at < %s"
-            " ORDER BY n LIMIT %s)", (cutoff, chunk))
+            "DELETE FROM events WHERE n IN (SELECT n FROM events WHERE n < %s"
+            " AND received_at < %s ORDER BY n LIMIT %s)", (boundary, cutoff, chunk))
         return int(cur.rowcount)
 
-    def _prune_rest(self, cutoff: float, final_statuses: list[str]) -> None:
+    def _prune_rest(self, cutoff: float, final_statuses: tuple[str, ...]) -> None:
         db = self._writer_db
         with db.transaction():
             db.execute("DELETE FROM alert_acks a WHERE NOT EXISTS"
                        " (SELECT 1 FROM events e WHERE e.id = a.event_id)")
             db.execute("DELETE FROM actions WHERE created_at < %s AND status = ANY(%s)",
-                       (cutoff, final_statuses))
+                       (cutoff, list(final_statuses)))
             db.execute("DELETE FROM notices WHERE at < %s", (cutoff,))
 
     # ---------------------------------------------------------------- presence

@@ -193,6 +193,41 @@ class SqlStore:
             if self.on_commit is not None:
                 self.on_commit(writes, inserted)
 
+    # ---------------------------------------------------------------- retention
+
+    async def prune(self, cutoff: float, final_statuses: Iterable[str], *,
+                    chunk: int = 5000) -> int:
+        """Delete what was received before ``cutoff`` (epoch seconds): events, the
+        acknowledgements of deleted alerts, settled actions. Returns the events deleted.
+
+        Each chunk is its own transaction on the writer thread, so event batches are
+        stored between chunks and a first prune of a large database does not hold them up.
+        """
+        loop = asyncio.get_running_loop()
+        boundary = await loop.run_in_executor(self._writer, self._prune_boundary, cutoff)
+        total = 0
+        while True:
+            deleted = await loop.run_in_executor(self._writer, self._prune_chunk, cutoff,
+                                                 boundary, chunk)
+            total += deleted
+            if deleted < chunk:
+                break
+        await loop.run_in_executor(self._writer, self._prune_rest, cutoff,
+                                   tuple(final_statuses))
+        return total
+
+    def _prune_boundary(self, cutoff: float) -> int:
+        """The cursor below which the events to delete are (writer thread)."""
+        raise NotImplementedError
+
+    def _prune_chunk(self, cutoff: float, boundary: int, chunk: int) -> int:
+        """Delete up to ``chunk`` of them in one transaction; how many were."""
+        raise NotImplementedError
+
+    def _prune_rest(self, cutoff: float, final_statuses: tuple[str, ...]) -> None:
+        """Delete the acknowledgements and the settled actions that go with them."""
+        raise NotImplementedError
+
     def insert_event(self, frame: dict[str, Any], *, source: str, received_at: float,
                      acked_seq: int | None = None) -> bool:
         """Store one event frame now (blocking, on the writer thread); False if (source, seq)
