@@ -82,14 +82,20 @@ class AuditLog:
 
     def query(self, q: AuditQuery) -> tuple[list[dict[str, Any]], int | None]:
         """One page, oldest first, and the cursor to continue after (None: no more)."""
-        where, args = conditions(
-            self._db.dialect, [("kind", q.kinds), ("who", q.who), ("terminal_id", q.terminals)],
-            [("at >= ?", q.since), ("at < ?", q.until), ("n > ?", q.after)])
-        sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
-        limit = max(1, min(q.limit, MAX_PAGE))
-        rows = self._db.rows(sql + " ORDER BY n LIMIT ?", (*args, limit + 1))
-        entries = [_entry(r) for r in rows[:limit]]
-        return entries, (entries[-1]["cursor"] if len(rows) > limit else None)
+        return query_audit(self._db, q)
+
+
+def query_audit(db: Db, q: AuditQuery) -> tuple[list[dict[str, Any]], int | None]:
+    """:meth:`AuditLog.query` on any connection to the hub's database (the history API runs
+    it on a worker thread's own, hub.history_runner)."""
+    where, args = conditions(
+        db.dialect, [("kind", q.kinds), ("who", q.who), ("terminal_id", q.terminals)],
+        [("at >= ?", q.since), ("at < ?", q.until), ("n > ?", q.after)])
+    sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
+    limit = max(1, min(q.limit, MAX_PAGE))
+    rows = db.rows(sql + " ORDER BY n LIMIT ?", (*args, limit + 1))
+    entries = [_entry(r) for r in rows[:limit]]
+    return entries, (entries[-1]["cursor"] if len(rows) > limit else None)
 
 
 def _entry(row: Row) -> dict[str, Any]:

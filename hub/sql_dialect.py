@@ -165,6 +165,10 @@ class Db(Protocol):
         one PostgreSQL database do it one at a time)."""
         ...
 
+    def close(self) -> None:
+        """Close the connection (one opened for a history worker; a store closes its own)."""
+        ...
+
 
 def database_errors() -> tuple[type[Exception], ...]:
     """The exceptions a failing query raises on either engine (psycopg only if installed)."""

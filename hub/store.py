@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,10 @@ _SCHEMA = schema(SQLITE)
 
 #: How long a connection waits for the other one's write transaction (milliseconds).
 _BUSY_TIMEOUT_MS = 10_000
+#: How long a history worker's connection waits for a lock (a checkpoint) before failing.
+_HISTORY_BUSY_TIMEOUT_MS = 5000
+#: SQLite virtual-machine steps between two looks at the clock of a running history query.
+_PROGRESS_STEPS = 10_000
 
 
 def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
@@ -86,6 +90,9 @@ class SqliteDb:
     def schema(self, ddl: str) -> None:
         self.conn.executescript(ddl)
 
+    def close(self) -> None:
+        self.conn.close()
+
 
 def _connect(path: Path | str, synchronous: str, *, any_thread: bool) -> sqlite3.Connection:
     db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=not any_thread)
@@ -100,6 +107,7 @@ class HubStore(SqlStore):
     """A :class:`hub.store_api.Store` in one SQLite file."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
+        self._path = str(path)
         self._db = _connect(path, synchronous, any_thread=False)
         self._db.executescript(_SCHEMA)
         self.db = SqliteDb(self._db)
@@ -107,6 +115,17 @@ class HubStore(SqlStore):
         self._writer_db = _connect(path, synchronous, any_thread=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
         self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
+
+    def open_history_db(self, query_limit_s: float, over_time: Callable[[], bool]) -> SqliteDb:
+        """A read-only connection for a history worker thread (hub.history_runner): WAL lets
+        it read while the writer writes; ``query_only`` keeps it from writing; the progress
+        handler stops a query once ``over_time()`` (``query_limit_s`` is the runner's)."""
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout={_HISTORY_BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA query_only=ON")
+        db.set_progress_handler(lambda: int(over_time()), _PROGRESS_STEPS)
+        return SqliteDb(db)
 
     def _close_connections(self) -> None:
         self._writer_db.close()

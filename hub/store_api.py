@@ -9,7 +9,7 @@ thread; event batches go through :meth:`Store.write_events` on the store's own w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hub.store_sql import Db, EventWrite, StoredAction
@@ -36,6 +36,10 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def open_history_db(self, query_limit_s: float, over_time: Callable[[], bool]) -> Db:
+        """A read-only connection for a history worker thread (hub.history_runner)."""
+        ...
 
     async def write_events(self, writes: Sequence[EventWrite], received_at: float
                            ) -> list[bool]: ...

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -152,6 +152,36 @@ class PgDb:
     def schema(self, ddl: str) -> None:
         self._store.create_schema(ddl)
 
+    def close(self) -> None:
+        """The store closes its own connections (:meth:`PgStore.close`)."""
+
+
+class PgReadDb:
+    """A :class:`hub.store_sql.Db` on a read-only connection of its own (a history worker
+    thread, hub.history_runner): each statement stops at ``statement_timeout``, and none
+    starts once ``over_time()``."""
+
+    dialect: Dialect = POSTGRESQL
+
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]],
+                 over_time: Callable[[], bool]) -> None:
+        self._conn = conn
+        self._over_time = over_time
+
+    def rows(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        if self._over_time():
+            raise psycopg.errors.QueryCanceled("the history query ran out of time")
+        return self._conn.execute(POSTGRESQL.sql(sql), args).fetchall()
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return int(self._conn.execute(POSTGRESQL.sql(sql), args).rowcount)
+
+    def schema(self, ddl: str) -> None:
+        raise psycopg.errors.ReadOnlySqlTransaction("a history connection creates nothing")
+
+    def close(self) -> None:
+        self._conn.close()
+
 
 class PgStore(SqlStore):
     """A :class:`hub.store_api.Store` on PostgreSQL (psycopg 3)."""
@@ -213,6 +243,15 @@ class PgStore(SqlStore):
     def execute(self, query: Any, params: Any = None) -> psycopg.Cursor[dict[str, Any]]:
         """A statement on the loop connection (:class:`PgDb`, the read-side modules)."""
         return self._execute(query, params)
+
+    def open_history_db(self, query_limit_s: float, over_time: Callable[[], bool]) -> PgReadDb:
+        """A read-only connection for a history worker thread (hub.history_runner)."""
+        conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
+                               application_name=f"slot-hub {self.origin} history")
+        conn.execute("SELECT set_config('default_transaction_read_only', 'on', false),"
+                      " set_config('statement_timeout', %s, false)",
+                      (str(max(1, int(query_limit_s * 1000))),))
+        return PgReadDb(conn, over_time)
 
     def _close_connections(self) -> None:
         self._writer_conn.close()

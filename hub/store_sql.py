@@ -173,6 +173,11 @@ class SqlStore:
     def _close_connections(self) -> None:
         raise NotImplementedError
 
+    def open_history_db(self, query_limit_s: float, over_time: Callable[[], bool]) -> Db:
+        """A new read-only connection for a history worker thread (hub.history_runner),
+        which stops a query once ``over_time()`` (or ``query_limit_s`` into a statement)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Finish the writes already submitted, then close the connections."""
         self._writer.shutdown(wait=True)

@@ -1,0 +1,97 @@
+"""hub.history_runner on its own, on both stores: worker threads with read-only connections
+of their own, the bound, and the time limit."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.history_runner import HistoryBusyError, HistoryRunner, HistoryTooSlowError
+from hub.store import HubStore
+from hub.store_api import Store
+from hub.store_sql import Db, database_errors
+from tests.hub.hubkit import event_frame
+from tests.support.waits import wait_for
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s: Store
+    if request.param == "sqlite":
+        s = HubStore(tmp_path / "hub.db", synchronous="NORMAL")
+    else:
+        from hub.store_pg import PgStore
+
+        s = PgStore(request.getfixturevalue("pg_url"), synchronous="NORMAL", origin="test")
+    for seq in range(1, 11):
+        s.insert_event(event_frame("T1", seq), source="T1", received_at=0.0)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _count(db: Db) -> tuple[int, str]:
+    row = db.rows("SELECT count(*) AS c FROM events")[0]
+    return int(row["c"]), threading.current_thread().name
+
+
+async def test_queries_run_on_workers_read_only_and_within_the_bound(store: Store) -> None:
+    runner = HistoryRunner(store, workers=1)
+    try:
+        total, thread = await runner.run(_count)
+        assert total == 10 and thread.startswith("hub-history")
+        with pytest.raises(database_errors(), match=r"readonly|read-only|query_only"):
+            await runner.run(lambda db: db.run("DELETE FROM events"))
+        release = threading.Event()
+        started = threading.Event()
+
+        def held(db: Db) -> int:
+            started.set()
+            assert release.wait(30)
+            return 1
+
+        first = asyncio.create_task(runner.run(held))
+        assert await asyncio.to_thread(started.wait, 30)
+        with pytest.raises(HistoryBusyError):
+            await runner.run(_count)
+        release.set()
+        assert await first == 1
+        # released from the worker's done-callback, through the loop
+        await wait_for(lambda: runner.running == 0, 10, "the worker counted free")
+        assert (await runner.run(_count))[0] == 10
+        assert store.events("T1")[-1]["seq"] == 10  # nothing was deleted
+    finally:
+        runner.close()
+
+
+async def test_a_query_over_its_time_is_stopped_and_the_worker_serves_on(
+        store: Store) -> None:
+    runner = HistoryRunner(store, workers=1, query_limit_s=60.0)
+    try:
+        assert (await runner.run(_count))[0] == 10  # the worker's connection is open
+        runner.query_limit_s = 0.0  # over time before its first statement
+
+        def long_query(db: Db) -> int:
+            return len(db.rows("WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+                               " FROM r WHERE i < 2000000) SELECT count(*) FROM r"))
+
+        with pytest.raises(HistoryTooSlowError, match="longer than 0 s"):
+            await runner.run(long_query)
+        runner.query_limit_s = 60.0
+        assert (await runner.run(_count))[0] == 10
+    finally:
+        runner.close()
+
+
+def test_a_runner_needs_a_worker(tmp_path: Path) -> None:
+    store = HubStore(tmp_path / "x.db")
+    try:
+        with pytest.raises(ValueError, match="at least one worker"):
+            HistoryRunner(store, workers=0)
+    finally:
+        store.close()
