@@ -124,8 +124,8 @@ _LOCK_CURSORS = f"SELECT pg_advisory_xact_lock({CURSOR_LOCK})"
 _INSERT_EXACT = _INSERT_ROWS + " RETURNING n, source, seq"
 
 
-def _connect(url: str, synchronous: str) -> psycopg.Connection[dict[str, Any]]:
-    conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+def _connect(url: str, synchronous: str, name: str) -> psycopg.Connection[dict[str, Any]]:
+    conn = psycopg.connect(url, autocommit=True, row_factory=dict_row, application_name=name)
     _set_synchronous(conn, synchronous)
     return conn
 
@@ -190,7 +190,7 @@ class PgStore(SqlStore):
         self.url = url
         self.origin = origin or "-"
         self._synchronous = synchronous
-        self._loop_db = _connect(url, synchronous)
+        self._loop_db = _connect(url, synchronous, f"slot-hub {self.origin} loop")
         self.db = PgDb(self)
         with self._db.transaction():
             self._execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -201,7 +201,8 @@ class PgStore(SqlStore):
 
     def _connect_writer(self) -> psycopg.Connection[tuple[Any, ...]]:
         # Tuples, not dicts, on the writer: it handles the most rows.
-        conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(self.url, autocommit=True)
+        conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
+            self.url, autocommit=True, application_name=f"slot-hub {self.origin} writer")
         _set_synchronous(conn, self._synchronous)
         return conn
 
@@ -212,7 +213,7 @@ class PgStore(SqlStore):
     def _db(self) -> psycopg.Connection[dict[str, Any]]:
         """The loop connection, connected again if it was lost."""
         if self._loop_db.broken or self._loop_db.closed:
-            self._loop_db = _connect(self.url, self._synchronous)
+            self._loop_db = _connect(self.url, self._synchronous, f"slot-hub {self.origin} loop")
         return self._loop_db
 
     @property
