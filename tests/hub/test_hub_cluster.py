@@ -359,6 +359,10 @@ async def test_history_audit_and_replay_answer_alike_on_every_instance(
     assert [e["id"] for e in replayed if e["type"] == "event"] == [
         e["id"] for e in events["events"]]
     assert done["cursor"] == events["events"][-1]["cursor"]
+    # The WebSocket history request, on the history workers of that instance.
+    await viewer.send(wire.history(terminals=["T1"], request_id="h1"))
+    page = await viewer.recv_type("historyPage")
+    assert page["events"] == events["events"] and page["id"] == "h1"
     # The doors: the door opened is seen by a new instance's floor from the store.
     assert _hub(b).floor.terminals["T1"].doors_open == {"main"}
 
