@@ -52,7 +52,7 @@ from benchlib import (
     run_in_workdir,
     verdicts,
 )
-from procs import dashboard, pty_floor
+from procs import PassThrough, dashboard, pty_floor
 
 from drivers.base import Transport, Word
 
@@ -66,35 +66,19 @@ STAGES = ("poll wait", "to the read poll", "read concluded", "interpreter", "com
 METER_POLLS = frozenset((0x6F, 0xAF, 0x2F))
 
 
-class MeterPollClock(Transport):
+class MeterPollClock(PassThrough):
     """The machine's end of the line, timestamping (wall clock) every meter long poll that
     reaches the machine: where the read stands between the exception and the money event."""
 
     def __init__(self, inner: Transport) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self.meter_polls: list[float] = []
-        self._previous: Word | None = None
 
     def read(self, deadline: float, max_words: int = 512) -> list[Word]:
         words = self.inner.read(deadline, max_words)
         now = time.time()
-        seen = ([self._previous] if self._previous is not None else []) + words
-        if words:
-            self._previous = words[-1]
-        for a, b in itertools.pairwise(seen):
-            if a.wakeup and not b.wakeup and b.value in METER_POLLS:
-                self.meter_polls.append(now)
+        self.meter_polls += [now for c in self.commands_read(words) if c in METER_POLLS]
         return words
-
-    def write(self, frame: bytes, *, wakeup: bool) -> None:
-        self.inner.write(frame, wakeup=wakeup)
-
-    def discard_input(self) -> None:
-        self.inner.discard_input()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def wall(stamp: str) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -115,7 +116,37 @@ class EmulatorProcess:
 _STAMP = struct.Struct("<d")
 
 
-class TimedTransport(Transport):
+class PassThrough(Transport):
+    """Passes every call to ``inner``; the benchmarks' taps on a line build on it."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._last: Word | None = None
+
+    def write(self, frame: bytes, *, wakeup: bool) -> None:
+        self.inner.write(frame, wakeup=wakeup)
+
+    def read(self, deadline: float, max_words: int = 512) -> list[Word]:
+        return self.inner.read(deadline, max_words)
+
+    def discard_input(self) -> None:
+        self.inner.discard_input()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def commands_read(self, words: list[Word]) -> list[int]:
+        """The command byte of every long poll that begins in ``words`` as read by the
+        machine's end, in order: an address word (wakeup bit) then a plain word, also when
+        the two came in two reads (call it once for each read, in order)."""
+        seen = ([self._last] if self._last is not None else []) + words
+        if words:
+            self._last = words[-1]
+        return [b.value for a, b in itertools.pairwise(seen) if a.wakeup and not b.wakeup]
+
+
+class TimedTransport(PassThrough):
     """Delegates to ``inner``; records ``time.monotonic()`` of every general poll written to
     ``address`` (a one-byte frame ``0x80 | address`` with the wakeup bit), in
     ``general_polls`` and, with ``log_path``, appended to that file (8 bytes each; the
@@ -123,8 +154,7 @@ class TimedTransport(Transport):
 
     def __init__(self, inner: Transport, address: int = 1, *,
                  log_path: str | None = None) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self._poll = bytes((0x80 | address,))
         self.general_polls: list[float] = []
         self._log_fd = (os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -137,12 +167,6 @@ class TimedTransport(Transport):
             if self._log_fd is not None:
                 os.write(self._log_fd, _STAMP.pack(at))
         self.inner.write(frame, wakeup=wakeup)
-
-    def read(self, deadline: float, max_words: int = 512) -> list[Word]:
-        return self.inner.read(deadline, max_words)
-
-    def discard_input(self) -> None:
-        self.inner.discard_input()
 
     def close(self) -> None:
         if self._log_fd is not None:
