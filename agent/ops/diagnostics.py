@@ -21,9 +21,10 @@ send them over the control socket unchanged:
 
 :func:`build_report` turns the facts into :class:`Check` rows (``ok``, ``warn``, ``fail`` or
 ``skip``, with a hint for anything not ok); :func:`render_table` and :meth:`Report.to_json`
-print them (the report model and its rendering: :mod:`agent.ops.diag_report`). The exit code is 1 when any check failed. The facts are gathered by
-:mod:`agent.ops.diag_line` (the line: facts and the direct probe) and :mod:`agent.ops.diag_uplink`
-(the hub); this module holds the rules that judge them.
+print them (the report model and its rendering: :mod:`agent.ops.diag_report`). The exit code
+is 1 when any check failed. The facts are gathered by :mod:`agent.ops.diag_line` (the line:
+facts and the direct probe) and :mod:`agent.ops.diag_uplink` (the hub); this module holds the
+rules that judge them.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -402,17 +402,15 @@ class Uplink:
         return welcomed and code not in _POLICY_CLOSES
 
     async def _await_welcome(self, ws: ClientConnection) -> dict[str, Any]:
-        async for text in ws:
-            msg = self._parse(text)
-            if msg is None:
-                continue
-            kind = msg["type"]
-            if kind == MessageType.WELCOME:
-                return msg
-            if kind == MessageType.ERROR:
-                raise UplinkError(f"hub refused hello: {msg['code']}: {msg['message']}")
-            if kind == MessageType.PING:
-                await ws.send(wire.encode(wire.pong(msg.get("id"))))
+        async with contextlib.aclosing(self._messages(ws)) as messages:
+            async for msg in messages:
+                kind = msg["type"]
+                if kind == MessageType.WELCOME:
+                    return msg
+                if kind == MessageType.ERROR:
+                    raise UplinkError(f"hub refused hello: {msg['code']}: {msg['message']}")
+                if kind == MessageType.PING:
+                    await ws.send(wire.encode(wire.pong(msg.get("id"))))
         raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
 
     async def _stream(self, ws: ClientConnection, reader: OutboxReader) -> None:
@@ -436,35 +434,38 @@ class Uplink:
 
     # ------------------------------------------------------------------ receiving
 
-    def _parse(self, text: str | bytes) -> dict[str, Any] | None:
-        try:
-            return wire.parse_message(text, max_bytes=self._max_bytes,
-                                      accept=wire.HUB_TO_TERMINAL)
-        except wire.WireError as exc:
-            # The terminal path has no `error` message towards the hub: log and go on; a
-            # refused action is still answered, so its sender is not left waiting.
-            log.warning("uplink: ignored a bad frame from the hub: %s", exc)
-            self._dispatch.refuse(text, exc)
-            return None
+    async def _messages(self, ws: ClientConnection) -> AsyncGenerator[dict[str, Any], None]:
+        """The hub's frames, parsed. A bad one is skipped: the terminal path has no
+        ``error`` message towards the hub, so it is logged, and a refused action is still
+        answered, so its sender is not left waiting."""
+        async for text in ws:
+            try:
+                yield wire.parse_message(text, max_bytes=self._max_bytes,
+                                         accept=wire.HUB_TO_TERMINAL)
+            except wire.WireError as exc:
+                log.warning("uplink: ignored a bad frame from the hub: %s", exc)
+                self._dispatch.refuse(text, exc)
 
     async def _receive_loop(self, ws: ClientConnection) -> None:
-        async for text in ws:
-            msg = self._parse(text)
-            if msg is None:
-                continue
-            kind = msg["type"]
-            if kind == MessageType.ACK:
-                if msg.get("upTo") is not None:
-                    self._window.on_ack(int(msg["upTo"]))
-            elif kind == MessageType.ACTION:
-                self._dispatch.start(msg)
-            elif kind == MessageType.PING:
-                self.reply(wire.pong(msg.get("id")))
-            elif kind == MessageType.ERROR:
-                log.warning("uplink: hub error %s for %s: %s", msg["code"],
-                            msg.get("id", "-"), msg["message"])
-                if msg["code"] == ErrorCode.INTERNAL:
-                    # The hub did not store an event: start over from its ackedSeq.
-                    raise UplinkError(f"hub error {msg['code']}: {msg['message']}")
-            elif kind == MessageType.WELCOME:
-                log.warning("uplink: unexpected second welcome ignored")
+        async with contextlib.aclosing(self._messages(ws)) as messages:
+            async for msg in messages:
+                self._received(msg)
+
+    def _received(self, msg: dict[str, Any]) -> None:
+        """One parsed frame from the hub, in a session."""
+        kind = msg["type"]
+        if kind == MessageType.ACK:
+            if msg.get("upTo") is not None:
+                self._window.on_ack(int(msg["upTo"]))
+        elif kind == MessageType.ACTION:
+            self._dispatch.start(msg)
+        elif kind == MessageType.PING:
+            self.reply(wire.pong(msg.get("id")))
+        elif kind == MessageType.ERROR:
+            log.warning("uplink: hub error %s for %s: %s", msg["code"],
+                        msg.get("id", "-"), msg["message"])
+            if msg["code"] == ErrorCode.INTERNAL:
+                # The hub did not store an event: start over from its ackedSeq.
+                raise UplinkError(f"hub error {msg['code']}: {msg['message']}")
+        elif kind == MessageType.WELCOME:
+            log.warning("uplink: unexpected second welcome ignored")
