@@ -1,4 +1,8 @@
-"""The daemon: composes the agent's parts and runs them until SIGTERM.
+"""The daemon: runs the agent's parts until SIGTERM.
+
+The parts are built and wired by :func:`agent.assembly.assemble` (the same wiring the test
+rigs and the benchmarks use); the daemon orders their start and stop around its own work
+(``agentStarted``, the card reader, the control socket, metrics, systemd).
 
 Start order, each step only after the previous one worked:
 
