@@ -9,7 +9,8 @@ same parts connected the same way; :func:`assemble` is the one place that connec
   replaced it), after the caller's own listeners;
 - the uplink hands ``action`` frames to :meth:`Actions.handle`, which submits commands to the
   line, emits to the pipeline and stores results in the outbox;
-- ``hello`` reports the host lock from the pipeline's state (:meth:`Agent.machine_status`).
+- ``hello`` reports the host and game locks from the pipeline's state
+  (:meth:`Agent.machine_status`).
 
 Everything comes from the :class:`agent.config.Config` (terminal id, machines, poll cadence,
 outbox path and cap, hub URL list, TLS, actions key), as the daemon has it. The seams a test or
@@ -210,10 +211,12 @@ class Agent:
     # ------------------------------------------------------------------ wiring
 
     def machine_status(self) -> dict[str, Any]:
-        """What ``hello`` reports: the host lock the agent holds (persisted with its state,
-        so also right after a restart); locked if any of its machines is."""
-        machines = self.pipeline.state.machines.values()
-        return {"hostLocked": any(m.host_locked for m in machines)}
+        """What ``hello`` reports: the host lock the agent holds and the game lock LP 74
+        last read (both persisted with its state, so also right after a restart); locked if
+        any of its machines is."""
+        machines = list(self.pipeline.state.machines.values())
+        return {"hostLocked": any(m.host_locked for m in machines),
+                "gameLocked": any(m.game_locked for m in machines)}
 
     def _committed(self, _stored: list[StoredEvent]) -> None:
         """Pipeline listener (its thread): wake the sender of the uplink running now."""

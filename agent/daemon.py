@@ -355,7 +355,9 @@ class Daemon:
 
     def _machine_status(self) -> dict[str, Any]:
         """What ``hello`` reports (:meth:`agent.assembly.Agent.machine_status`)."""
-        return self.agent.machine_status() if self.agent is not None else {"hostLocked": False}
+        if self.agent is None:
+            return {"hostLocked": False, "gameLocked": False}
+        return self.agent.machine_status()
 
     def _committed(self, stored: list[StoredEvent]) -> None:
         """Pipeline listener (its thread): label ``slot_agent_machine_info`` with the

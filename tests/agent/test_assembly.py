@@ -96,7 +96,7 @@ def test_each_commit_wakes_the_uplink_running_at_that_moment(tmp_path: Path) -> 
                                                                        "reason": "signal"}))
         wait_until(lambda: second.wakes == 1, 10, "the new uplink woken")
         assert first.wakes == 1 and seen == [1, 2]
-        assert agent.machine_status() == {"hostLocked": False}
+        assert agent.machine_status() == {"hostLocked": False, "gameLocked": False}
     finally:
         agent.uplink = None
         agent.close()
