@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,21 +17,12 @@ from tests.hub.hubkit import event_frame
 from tests.support.waits import wait_for
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s: Store
-    if request.param == "sqlite":
-        s = HubStore(tmp_path / "hub.db", synchronous="NORMAL")
-    else:
-        from hub.store_pg import PgStore
-
-        s = PgStore(request.getfixturevalue("pg_url"), synchronous="NORMAL", origin="test")
+@pytest.fixture
+def store(either_store: Store) -> Store:
+    """Each test runs on SQLite, then on PostgreSQL, with ten events stored."""
     for seq in range(1, 11):
-        s.insert_event(event_frame("T1", seq), source="T1", received_at=0.0)
-    try:
-        yield s
-    finally:
-        s.close()
+        either_store.insert_event(event_frame("T1", seq), source="T1", received_at=0.0)
+    return either_store
 
 
 def _count(db: Db) -> tuple[int, str]:

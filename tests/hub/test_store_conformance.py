@@ -4,33 +4,21 @@ behaviour: every test runs against each (hub/store_api.py is the interface)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from api import wire
-from hub.store import HubStore
 from hub.store_api import EventWrite, Store
 from tests.hub.hubkit import event_frame
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s: Store
-    if request.param == "sqlite":
-        s = HubStore(tmp_path / "hub.db", synchronous="NORMAL")
-    else:
-        from hub.store_pg import PgStore
-
-        s = PgStore(request.getfixturevalue("pg_url"), synchronous="NORMAL", origin="test")
-    try:
-        yield s
-    finally:
-        s.close()
+@pytest.fixture
+def store(either_store: Store) -> Store:
+    """Each test runs on SQLite, then on PostgreSQL (tests/hub/conftest.py)."""
+    return either_store
 
 
 def _ev(tid: str, seq: int, name: str = "betPlaced", *, at: float = T0,
