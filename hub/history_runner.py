@@ -114,9 +114,19 @@ class HistoryRunner:
                 raise HistoryTooSlowError(
                     f"the query ran longer than {limit:g} s and was stopped; ask for less "
                     "(a shorter time range, fewer terminals or a smaller page)") from None
+            self._forget(db)  # it may be the connection that failed (a database restart)
             raise
         finally:
             self._local.deadline = float("inf")
+
+    def _forget(self, db: Db) -> None:
+        """Close this thread's connection; its next query opens a new one."""
+        self._local.db = None
+        with self._lock:
+            if db in self._connections:
+                self._connections.remove(db)
+        with contextlib.suppress(*database_errors()):
+            db.close()
 
     def _over_time(self) -> bool:
         """The running query is over its time (this worker's thread)."""

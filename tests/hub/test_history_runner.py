@@ -37,6 +37,10 @@ async def test_queries_run_on_workers_read_only_and_within_the_bound(store: Stor
         assert total == 10 and thread.startswith("hub-history")
         with pytest.raises(database_errors(), match=r"readonly|read-only|query_only"):
             await runner.run(lambda db: db.run("DELETE FROM events"))
+        # A failed query's connection is not kept: the next one gets a new connection.
+        with pytest.raises(database_errors()):
+            await runner.run(lambda db: db.rows("SELECT * FROM no_such_table"))
+        assert (await runner.run(_count))[0] == 10
         release = threading.Event()
         started = threading.Event()
 
@@ -84,4 +88,26 @@ def test_a_runner_needs_a_worker(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="at least one worker"):
             HistoryRunner(store, workers=0)
     finally:
+        store.close()
+
+
+async def test_a_worker_whose_connection_was_cut_connects_again(pg_url: str) -> None:
+    import psycopg
+
+    from hub.store_pg import PgStore
+
+    store = PgStore(pg_url, synchronous="NORMAL", origin="cut")
+    runner = HistoryRunner(store, workers=1)
+    try:
+        assert (await runner.run(_count))[0] == 0
+        with psycopg.connect(pg_url, autocommit=True) as admin:  # as a database restart
+            cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM"
+                                " pg_stat_activity WHERE application_name = %s",
+                                ("slot-hub cut history",)).fetchone()
+        assert cut == (1,)
+        with pytest.raises(database_errors()):
+            await runner.run(_count)  # the query that finds it cut fails (HTTP 500)
+        assert (await runner.run(_count))[0] == 0  # and the next one has a new connection
+    finally:
+        runner.close()
         store.close()
