@@ -83,8 +83,10 @@ SQLITE = Dialect(
     serial="INTEGER PRIMARY KEY AUTOINCREMENT", integer="INTEGER", real="REAL",
     action_serial="")
 
-#: PostgreSQL: ``data`` is text as in SQLite (a value reads back byte for byte); the hub
-#: writes only JSON it encoded itself, so the cast in the lateral join always succeeds.
+#: PostgreSQL: ``data`` is text as in SQLite (a value reads back byte for byte). The hub
+#: writes only JSON it encoded itself, so the cast in the lateral join succeeds; should a row
+#: not be JSON (written by hand, damaged), the query fails and the store runs it again with
+#: :data:`PG_SAFE_JSON_JOIN` (hub/store_pg.py), which reads such a row as NULL.
 POSTGRESQL = Dialect(
     name="postgresql", placeholder="%s",
     json_join="LEFT JOIN LATERAL (SELECT e.data::json AS j) d ON true",
@@ -93,7 +95,7 @@ POSTGRESQL = Dialect(
     text_sql="CASE WHEN json_typeof(d.j -> '{f}') = 'string' THEN d.j ->> '{f}' END",
     true_sql="coalesce(json_typeof(d.j -> '{f}') = 'boolean' AND (d.j ->> '{f}') = 'true',"
              " false)",
-    valid_sql="true", total_sql="coalesce(sum({x}), 0)", greatest="GREATEST",
+    valid_sql="d.j IS NOT NULL", total_sql="coalesce(sum({x}), 0)", greatest="GREATEST",
     action_order="n",
     merge_sql="(coalesce({a}, '{{}}')::jsonb || {b}::jsonb)::text",
     serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", integer="BIGINT",
@@ -145,6 +147,12 @@ def schema(dialect: Dialect) -> str:
     """The tables both stores keep (docs/scaling.md), in the engine's types."""
     return _SCHEMA.format(serial=dialect.serial, integer=dialect.integer, real=dialect.real,
                           action_serial=dialect.action_serial)
+
+
+#: The lateral join of :data:`POSTGRESQL` through ``slot_hub_json`` (hub/store_pg.py's
+#: schema): NULL for a value that is not JSON. Slower (a subtransaction per row), so it is
+#: used only when the plain cast failed.
+PG_SAFE_JSON_JOIN = "LEFT JOIN LATERAL (SELECT slot_hub_json(e.data) AS j) d ON true"
 
 
 class Db(Protocol):

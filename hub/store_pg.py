@@ -40,6 +40,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from hub.pg_notify import EVENTS_CHANNEL, NOTICES_CHANNEL, _payloads
+from hub.sql_dialect import PG_SAFE_JSON_JOIN
 from hub.store_sql import (
     _DATA_ENCODER,
     HUB_SOURCE,
@@ -62,6 +63,9 @@ CURSOR_LOCK = 0x5107_C0C5
 
 _SCHEMA = schema(POSTGRESQL) + """
 CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
+-- data as JSON, or NULL if it is not JSON (PG_SAFE_JSON_JOIN; PostgreSQL 15 has no IS JSON)
+CREATE OR REPLACE FUNCTION slot_hub_json(t text) RETURNS json LANGUAGE plpgsql IMMUTABLE
+AS $f$ BEGIN RETURN t::json; EXCEPTION WHEN others THEN RETURN NULL; END $f$;
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value BIGINT NOT NULL
@@ -135,6 +139,21 @@ def _set_synchronous(conn: psycopg.Connection[Any], synchronous: str) -> None:
                  ("on" if synchronous == "FULL" else "off",))
 
 
+def _rows(execute: Callable[[str, Sequence[Any]], psycopg.Cursor[dict[str, Any]]],
+          sql: str, args: Sequence[Any]) -> list[Row]:
+    """The rows of a query (``?`` placeholders); if a row's ``data`` is not JSON, again with
+    the join that reads it as NULL (:data:`hub.sql_dialect.PG_SAFE_JSON_JOIN`): such a row
+    counts as nothing, the others are answered."""
+    try:
+        return execute(POSTGRESQL.sql(sql), args).fetchall()
+    except psycopg.errors.InvalidTextRepresentation:
+        if POSTGRESQL.json_join not in sql:
+            raise
+        log.warning("store: a stored event is not JSON; reading around it")
+        safe = sql.replace(POSTGRESQL.json_join, PG_SAFE_JSON_JOIN)
+        return execute(POSTGRESQL.sql(safe), args).fetchall()
+
+
 class PgDb:
     """A :class:`hub.store_sql.Db` on a store's loop connection (connected again if lost)."""
 
@@ -144,7 +163,7 @@ class PgDb:
         self._store = store
 
     def rows(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        return self._store.execute(POSTGRESQL.sql(sql), args).fetchall()
+        return _rows(self._store.execute, sql, args)
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
         return int(self._store.execute(POSTGRESQL.sql(sql), args).rowcount)
@@ -171,7 +190,7 @@ class PgReadDb:
     def rows(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         if self._over_time():
             raise psycopg.errors.QueryCanceled("the history query ran out of time")
-        return self._conn.execute(POSTGRESQL.sql(sql), args).fetchall()
+        return _rows(self._conn.execute, sql, args)
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
         return int(self._conn.execute(POSTGRESQL.sql(sql), args).rowcount)

@@ -308,3 +308,29 @@ def test_the_audit_trail_records_updates_and_pages(store: Store) -> None:
     entries, _ = audit.query(AuditQuery(kinds=["login", "action"], who=["alice"],
                                         terminals=["T1"], since="2023-11-14T22:14:00.000Z"))
     assert [e["cursor"] for e in entries] == [second]
+
+
+def test_a_row_that_is_not_json_is_left_out_of_every_query(store: Store) -> None:
+    """A damaged row (not JSON: written by hand, or damaged on disk) costs only itself:
+    sums, doors, summaries and pages go on with the others."""
+    from hub.gaming_day import GamingDay
+    from hub.history import EventQuery, day_summary, query_events
+
+    _write(store, [EventWrite(_ev("T1", 1, data={"amount": 100}), "T1"),
+                   EventWrite(_ev("T1", 2, "doorOpened", data={"door": "main"}), "T1")])
+    for seq, name in ((3, "betPlaced"), (4, "doorOpened")):
+        store.reader.run(
+            "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
+            " data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ("T1", seq, f"T1-{seq}", "T1", "game" if seq == 3 else "alerts", name,
+             wire.format_timestamp(T0), '{"amount": [[[', T0))
+    day = wire.format_timestamp(T0)[:10]
+    assert store.day_money("T1", day, "2023-11-15") == (100, 0, 1)
+    assert store.amount_sum("T1", "betPlaced", day, "2023-11-15") == 100
+    assert store.amounts_by_minute("betPlaced", day, None) == {"2023-11-14T22:13": 100}
+    assert [e["id"] for e in store.last_door_events("T1")] == ["T1-2"]
+    assert [e["id"] for e in store.recent(10, None)] == ["T1-2", "T1-1"]
+    summary = day_summary(store.reader, GamingDay(), day, ["T1"], {})
+    assert (summary["totals"]["coinIn"], summary["totals"]["games"]) == (100, 1)
+    frames, _ = query_events(store.reader, EventQuery())
+    assert [f["id"] for f in frames] == ["T1-1", "T1-2"]
