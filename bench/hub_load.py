@@ -375,6 +375,16 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
         print(f"# {connected} connections up; hub RSS {hub.rss_mb():.0f} MB; "
               f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         hub.phase_peak()
+        spy: subprocess.Popen[bytes] | None = None
+        if args.py_spy is not None:
+            # Sampled from outside (all threads, native frames off): the hub runs at full
+            # speed, unlike under cProfile. Collapsed stacks, one line each, for grep/sort.
+            spy = subprocess.Popen([
+                str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(hub.proc.pid),
+                "--rate", "100", "--nonblocking", "--format", "raw", "--output",
+                str(args.py_spy), "--duration", str(int(sum(p.duration for p in phases)) + 1),
+                *(["--gil"] if args.gil else [])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         start_at.value = time.time() + 1.0
         go.set()
         rss: list[int] = []
@@ -391,6 +401,8 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
             rss.append(hub.phase_peak())
             t0 += phase.duration + PHASE_GAP
             time.sleep(PHASE_GAP)
+        if spy is not None:
+            spy.wait(60)
         results = [out.get(timeout=120) for _ in procs]
         for p in procs:
             p.join(30)
@@ -439,6 +451,11 @@ def main() -> int:
     parser.add_argument("--sync", choices=["FULL", "NORMAL"], default="FULL")
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--profile", type=Path, help="run the hub under cProfile, stats here")
+    parser.add_argument("--py-spy", type=Path,
+                        help="sample the hub with py-spy (pip install py-spy) during the "
+                             "phases; collapsed stacks here")
+    parser.add_argument("--gil", action="store_true",
+                        help="with --py-spy: only the thread holding the interpreter lock")
     parser.add_argument("--ceiling", action="store_true",
                         help="10 s phases at rising rates up to --rate")
     args = parser.parse_args()
