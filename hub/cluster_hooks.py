@@ -41,7 +41,7 @@ class ClusterHooks:
     if TYPE_CHECKING:
         def now(self) -> float: ...
 
-        async def publish(self, writes: Sequence[EventWrite], inserted: Sequence[bool]
+        async def publish(self, group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]]
                           ) -> None: ...
 
         def emit_hub_event(self, name: str, terminal_id: str, data: dict[str, Any]
@@ -53,7 +53,7 @@ class ClusterHooks:
         for write in writes:
             if write.source == HUB_SOURCE:
                 self._remote_presence(write.frame, now)
-        await self.publish(writes, [True] * len(writes))
+        await self.publish([(writes, [True] * len(writes))])
 
     def _remote_presence(self, frame: dict[str, Any], now: float) -> None:
         """Another instance's ``deviceOnline`` / ``deviceOffline``: the online state here,

@@ -98,11 +98,20 @@ class EventWrite:
 
     ``acked_seq`` (terminal events received in order) is persisted in the same transaction
     as the event, so the acknowledged position never runs ahead of the stored events.
+    ``data_text`` is ``frame["data"]`` as stored (compact JSON, :func:`data_text`), when the
+    caller encoded it already: it is encoded once for the store and the fan-out
+    (hub/fanout.py).
     """
 
     frame: dict[str, Any]
     source: str
     acked_seq: int | None = None
+    data_text: str | None = None
+
+
+def data_text(data: Any) -> str:
+    """``data`` as it is stored: compact JSON, non-ASCII as itself."""
+    return _DATA_ENCODER.encode(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +256,8 @@ class HubStore:
             if w.acked_seq is not None:
                 acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
         rows = [(w.source, f["seq"], f["id"], f["terminalId"], f["channel"], f["event"],
-                 f["timestamp"], _DATA_ENCODER.encode(f["data"]), received_at)
+                 f["timestamp"], w.data_text if w.data_text is not None
+                 else _DATA_ENCODER.encode(f["data"]), received_at)
                 for w in writes for f in (w.frame,)]
         db.execute("BEGIN IMMEDIATE")
         try:
