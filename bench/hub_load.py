@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -43,11 +44,13 @@ import threading
 import time
 from array import array
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchlib import Verdict, exit_with, header, percentile, verdicts
+from rawws import CountingWs, RawWs
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOT_AGENT = str(ROOT / ".venv" / "bin" / "slot-agent")
@@ -171,55 +174,70 @@ class Hub:
 
 # ----------------------------------------------------------------------------- terminals
 
-class _Terminal:
-    def __init__(self, tid: str, token: str, stats: dict[str, Any]) -> None:
+class _Terminal(RawWs):
+    """One terminal: ``hello``, then bursts of events within its window (rawws.RawWs)."""
+
+    ACK = b'{"type":"ack","upTo":'
+
+    def __init__(self, host: str, port: int, path: str, token: str, tid: str,
+                 stats: dict[str, Any]) -> None:
+        super().__init__(host, port, path, token)
         self.tid = tid
-        self.token = token
         self.stats = stats
         self.seq = 0
         self.sent: deque[tuple[int, float, int]] = deque()  # seq, send time, phase
         self.acked = 0
         self.room = asyncio.Event()
-        self.ws: Any = None
+        self.welcome: asyncio.Future[dict[str, Any]] = \
+            asyncio.get_running_loop().create_future()
 
-    async def connect(self, base: str) -> None:
-        from websockets.asyncio.client import connect
-
-        self.ws = await connect(base + "/ws/terminal", compression=None, max_size=None,
-                                additional_headers={"Authorization": f"Bearer {self.token}"},
-                                open_timeout=60, ping_interval=None)
-        await self.ws.send(json.dumps({"type": "hello", "protocol": 1, "terminalId": self.tid,
-                                       "version": "load", "lastSeq": 0}))
-        welcome = json.loads(await self.ws.recv())
+    async def hello(self) -> None:
+        self.send_texts([json.dumps({"type": "hello", "protocol": 1, "terminalId": self.tid,
+                                     "version": "load", "lastSeq": 0}).encode()])
+        welcome = await asyncio.wait_for(self.welcome, 60)
         if welcome.get("type") != "welcome":
             raise RuntimeError(f"{self.tid}: {welcome}")
         self.seq = self.acked = welcome["ackedSeq"]
 
-    async def read(self) -> None:
-        from websockets.exceptions import ConnectionClosed
-
+    def frame(self, payload: bytes) -> None:
+        up_to: int | None = None
+        if payload.startswith(self.ACK) and payload.endswith(b"}"):
+            with contextlib.suppress(ValueError):
+                up_to = int(payload[len(self.ACK):-1])
+        if up_to is None:
+            msg = json.loads(payload)
+            kind = msg.get("type")
+            if kind == "ack" and isinstance(msg.get("upTo"), int):
+                up_to = msg["upTo"]
+            elif kind == "welcome" and not self.welcome.done():
+                self.welcome.set_result(msg)
+                return
+            elif kind == "error":
+                self.stats["errors"].append(f"{self.tid}: error {msg.get('code')}")
+                return
+            else:
+                return
+        assert up_to is not None
+        now = time.time()
         lat = self.stats["latency"]
         acked = self.stats["acked"]
-        try:
-            async for text in self.ws:
-                msg = json.loads(text)
-                if msg["type"] == "ack":
-                    now = time.time()
-                    up_to = msg["upTo"]
-                    while self.sent and self.sent[0][0] <= up_to:
-                        _, t, phase = self.sent.popleft()
-                        lat[phase].append(now - t)
-                        acked[phase] += 1
-                    self.acked = up_to
-                    self.room.set()
-                elif msg["type"] == "error":
-                    self.stats["errors"].append(f"{self.tid}: error {msg['code']}")
-        except ConnectionClosed as exc:
-            if not self.stats["finishing"]:
-                self.stats["errors"].append(f"{self.tid}: closed {exc.rcvd}")
+        sent = self.sent
+        while sent and sent[0][0] <= up_to:
+            _, t, phase = sent.popleft()
+            lat[phase].append(now - t)
+            acked[phase] += 1
+        self.acked = up_to
+        self.room.set()
 
-    async def send(self, phases: list[Phase], start_at: float, n_terminals: int, burst: int,
-                   window: int) -> None:
+    def lost(self) -> None:
+        if not self.stats["finishing"]:
+            self.stats["errors"].append(f"{self.tid}: closed {self.close_code}")
+        if not self.welcome.done():
+            self.welcome.set_exception(ConnectionError(f"closed {self.close_code}"))
+        self.room.set()
+
+    async def send_bursts(self, phases: list[Phase], start_at: float, n_terminals: int,
+                          burst: int, window: int) -> None:
         t0 = start_at
         for index, phase in enumerate(phases):
             interval = burst * n_terminals / phase.rate
@@ -229,20 +247,29 @@ class _Terminal:
                 delay = t - time.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                while self.seq - self.acked + burst > window:
+                while self.seq - self.acked + burst > window and not self.closed.done():
                     self.room.clear()
                     await self.room.wait()
+                if self.closed.done():
+                    return
                 now = time.time()
                 stamp = _stamp(now)
+                texts = []
                 for _ in range(burst):
                     self.seq += 1
                     s = self.seq
-                    text = EVENT % (self.tid, s, s, self.tid, stamp, s, 100 * s, 100 * s + 100)
-                    self.sent.append((s, time.time(), index))
-                    await self.ws.send(text)
+                    texts.append((EVENT % (self.tid, s, s, self.tid, stamp, s, 100 * s,
+                                           100 * s + 100)).encode())
+                    self.sent.append((s, now, index))
+                self.send_texts(texts)  # the burst in one write
                 self.stats["sent"][index] += burst
                 t += interval
             t0 = end + PHASE_GAP
+
+
+def _host_port(base: str) -> tuple[str, int]:
+    host, port = base.rsplit("://", 1)[1].rsplit(":", 1)
+    return host, int(port)
 
 
 async def _terminals_main(base: str, creds: list[tuple[str, str]], phases: list[Phase],
@@ -251,33 +278,34 @@ async def _terminals_main(base: str, creds: list[tuple[str, str]], phases: list[
     stats: dict[str, Any] = {
         "latency": [array("d") for _ in phases], "acked": [0] * len(phases),
         "sent": [0] * len(phases), "errors": [], "finishing": False}
-    terms = [_Terminal(tid, tok, stats) for tid, tok in creds]
+    host, port = _host_port(base)
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    live: list[_Terminal] = []
 
-    async def up(term: _Terminal) -> None:
+    async def up(tid: str, token: str) -> None:
         async with gate:
             try:
-                await term.connect(base)
+                term = await _Terminal.connect(host, port, "/ws/terminal", token, tid, stats)
+                assert isinstance(term, _Terminal)
+                await term.hello()
+                live.append(term)
             except Exception as exc:
-                stats["errors"].append(f"{term.tid}: connect failed: {exc!r}"[:200])
+                stats["errors"].append(f"{tid}: connect failed: {exc!r}"[:200])
 
-    await asyncio.gather(*(up(t) for t in terms))
-    live = [t for t in terms if t.ws is not None]
-    readers = [asyncio.create_task(t.read()) for t in live]
+    await asyncio.gather(*(up(tid, tok) for tid, tok in creds))
     ready.put(len(live))
     await asyncio.get_running_loop().run_in_executor(None, go.wait)
-    await asyncio.gather(*(t.send(phases, start_at.value, n_terminals, burst, window)
+    await asyncio.gather(*(t.send_bursts(phases, start_at.value, n_terminals, burst, window)
                            for t in live), return_exceptions=True)
     deadline = time.time() + FINAL_WAIT
-    while time.time() < deadline and any(t.sent for t in live):
+    while time.time() < deadline and any(t.sent and not t.closed.done() for t in live):
         await asyncio.sleep(0.1)
     lost = sum(len(t.sent) for t in live)
     if lost:
         stats["errors"].append(f"{lost} events never acknowledged")
     stats["finishing"] = True
-    await asyncio.gather(*(t.ws.close() for t in live), return_exceptions=True)
-    for r in readers:
-        r.cancel()
+    for t in live:
+        t.close()
     out.put({"latency": [a.tobytes() for a in stats["latency"]], "acked": stats["acked"],
              "sent": stats["sent"], "errors": stats["errors"]})
 
@@ -291,35 +319,29 @@ def _terminals_process(*args: Any) -> None:
 
 async def _viewers_main(base: str, tokens: list[str], phases: list[Phase], ready: Any,
                         go: Any, start_at: Any, out: Any) -> None:
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
-
     counts = [[0] * len(phases) for _ in tokens]
     dropped: list[str] = []
     finishing = False
     bounds: list[tuple[float, float]] = []
+    host, port = _host_port(base)
 
-    async def view(i: int, token: str) -> None:
-        ws = await connect(base + "/ws/client", compression=None, max_size=None,
-                           additional_headers={"Authorization": f"Bearer {token}"},
-                           open_timeout=60, ping_interval=None)
-        await ws.send('{"type":"subscribe"}')
+    def counter(i: int) -> Callable[[int], None]:
+        row = counts[i]
+
+        def on_events(n: int) -> None:
+            if bounds:
+                now = time.time()
+                for p, (lo, hi) in enumerate(bounds):
+                    if lo <= now < hi:
+                        row[p] += n
+        return on_events
+
+    conns: list[CountingWs] = []
+    for i, token in enumerate(tokens):
+        ws = await CountingWs.connect(host, port, "/ws/client", token, counter(i))
+        assert isinstance(ws, CountingWs)
+        ws.send_texts([b'{"type":"subscribe"}'])
         conns.append(ws)
-        try:
-            async for text in ws:
-                if text.startswith('{"type":"event"') and bounds:
-                    now = time.time()
-                    for p, (lo, hi) in enumerate(bounds):
-                        if lo <= now < hi:
-                            counts[i][p] += 1
-        except ConnectionClosed as exc:
-            if not finishing:
-                dropped.append(f"viewer-{i}: closed {exc.rcvd}")
-
-    conns: list[Any] = []
-    tasks = [asyncio.create_task(view(i, tok)) for i, tok in enumerate(tokens)]
-    while len(conns) < len(tokens):
-        await asyncio.sleep(0.05)
     ready.put(len(conns))
     await asyncio.get_running_loop().run_in_executor(None, go.wait)
     t0 = start_at.value
@@ -327,10 +349,13 @@ async def _viewers_main(base: str, tokens: list[str], phases: list[Phase], ready
         bounds.append((t0, t0 + phase.duration + 1.0))  # events of the phase still arriving
         t0 += phase.duration + PHASE_GAP
     await asyncio.sleep(max(0.0, t0 - time.time()) + 2.0)
+    for i, ws in enumerate(conns):
+        if ws.closed.done():
+            dropped.append(f"viewer-{i}: closed {ws.close_code}")
     finishing = True
-    await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
-    for t in tasks:
-        t.cancel()
+    assert finishing
+    for ws in conns:
+        ws.close()
     out.put({"counts": counts, "dropped": dropped})
 
 
