@@ -26,7 +26,7 @@ from hub.ingest import Credits
 from hub.peer import DRAIN_TIMEOUT, Peer, let_writers_run
 from hub.store import EventWrite, data_text
 from hub.tokens import Principal
-from hub.wsio import read_burst
+from hub.wsio import message_ready, read_burst
 
 if TYPE_CHECKING:
     from hub.server import Hub
@@ -116,7 +116,11 @@ class TerminalSessions:
                 # socket fills, then the terminal's window).
                 await hub.gate.wait_for_room(conn.credits)
                 await self._burst(conn, await ws.recv())
-                await let_writers_run()
+                if message_ready(ws) is not False:
+                    # More is waiting (the burst was cut at its limit): let the other
+                    # connections and the writers run first. Otherwise the next recv
+                    # suspends anyway, and a yield here would cost a loop turn per burst.
+                    await let_writers_run()
         except StoreFailedError:
             await self._close_store_failed(conn)
         finally:
