@@ -73,7 +73,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--events", type=int, default=20_000, help="events per run")
     args = parser.parse_args()
-    n, burst = args.events, args.burst
+    n: int = args.events
+    burst: int = args.burst
     header("hub CPU per event, step by step (the ingest path of one event)")
     print(f"# {n:,} events per run, median of {args.runs} runs, bursts of {burst}")
     sample = texts(n)

@@ -27,7 +27,7 @@ import os
 import random
 
 try:  # websockets' C helper, if built; the same XOR in Python otherwise
-    from websockets.speedups import apply_mask  # type: ignore[import-not-found]
+    from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover
     from websockets.utils import apply_mask
 
