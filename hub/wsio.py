@@ -13,6 +13,7 @@ import asyncio
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Opcode
 from websockets.protocol import State
 
 
@@ -31,6 +32,38 @@ def message_ready(ws: ServerConnection) -> bool | None:
     return bool(frames) and bool(frames[0].fin)
 
 
+def _take_texts(ws: ServerConnection, texts: list[str | bytes], limit: int) -> int:
+    """Move the whole text messages at the head of websockets' frame buffer to ``texts``
+    (up to ``limit``), as ``recv`` would return them; how many.
+
+    What ``recv`` does for a message already received (websockets' ``Assembler.get``: pop
+    the frame, resume reading below the low-water mark, decode), without a coroutine and a
+    lock per message. Anything else (a fragmented or binary message, text that is not
+    UTF-8) is left where it is, for ``recv`` and its own handling (1007 for bad UTF-8).
+    """
+    try:
+        assembler = ws.recv_messages
+        queue = assembler.frames.queue
+        if assembler.get_in_progress:
+            return 0
+    except AttributeError:  # another version of websockets: recv does it all
+        return 0
+    taken = 0
+    while queue and len(texts) < limit:
+        frame = queue[0]
+        if not frame.fin or frame.opcode is not Opcode.TEXT:
+            break
+        try:
+            text = bytes(frame.data).decode()
+        except UnicodeDecodeError:
+            break
+        queue.popleft()
+        assembler.maybe_resume()
+        texts.append(text)
+        taken += 1
+    return taken
+
+
 async def read_burst(ws: ServerConnection, first: str | bytes, limit: int
                       ) -> tuple[list[str | bytes], ConnectionClosed | None]:
     """``first`` and the messages already received behind it (at most ``limit``).
@@ -43,7 +76,8 @@ async def read_burst(ws: ServerConnection, first: str | bytes, limit: int
     if ready is not None:
         try:
             while ready and len(texts) < limit:
-                texts.append(await ws.recv())
+                if not _take_texts(ws, texts, limit):
+                    texts.append(await ws.recv())
                 ready = message_ready(ws)
         except ConnectionClosed as exc:
             return texts, exc
