@@ -8,7 +8,9 @@ authenticates with its own token, says ``hello`` and sends ``betPlaced`` events 
 keeps at most ``--window`` events unacknowledged (the agent's default window), as an agent
 does. Viewers connect to ``/ws/client`` with their tokens and subscribe to everything.
 Terminals run in ``--workers`` processes, viewers in one more, so the generator is not one
-saturated event loop.
+saturated event loop; both use bench/rawws.py, a minimal RFC 6455 client (a burst in one
+write, acks read from ``data_received``, viewers counting event frames in the byte stream),
+because the generator shares the 2 cores with the hub it measures.
 
 Printed, per phase: events/s stored (acknowledged; checked against the database at the end),
 ack latency p50 / p99 (from the send of an event to the ack covering it), errors (error
@@ -20,6 +22,9 @@ RSS <= 500 MB, no viewer dropped.
 
 ``--ceiling`` runs 10 s phases at rising rates and reports the highest that met the latency
 and error targets; ``--quick`` is a short smoke run (200 terminals, 2,000 events/s, 5 s).
+``--py-spy FILE`` samples the hub with py-spy during the phases (collapsed stacks;
+``--gil``: only while it holds the interpreter lock); ``--profile FILE`` runs it under
+cProfile instead.
 Run: ``.venv/bin/python bench/hub_load.py [--quick | --ceiling] [--help]``.
 """
 
