@@ -81,6 +81,12 @@ _AMOUNT = "CASE WHEN json_valid(data) THEN json_extract(data, '$.amount') END"
 #: How long a connection waits for the other one's write transaction (milliseconds).
 _BUSY_TIMEOUT_MS = 10_000
 
+#: Page cache of the writer connection (KiB; SQLite's default is 2 MiB). Each transaction
+#: of a busy floor touches a leaf page per terminal in each per-terminal index; with 3,000
+#: terminals those pages no longer fit the default cache once the table holds some 100,000
+#: events, and every insert reads them back (docs/performance.md, "the store as it grows").
+_WRITER_CACHE_KIB = 64 * 1024
+
 #: How ``data`` is stored: compact JSON, non-ASCII as itself (one encoder for every row:
 #: ``json.dumps`` would build one per call).
 _DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -213,6 +219,7 @@ class HubStore:
         self._db.executescript(_SCHEMA)
         # Used only on the writer thread (created here, so it may cross threads once).
         self._writer_db = _connect(path, synchronous, any_thread=True)
+        self._writer_db.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
         self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
 
