@@ -1,4 +1,5 @@
-"""The fan-out's building blocks: frames built once, runs of frames, queues bounded in frames.
+"""The fan-out's building blocks: frames built once, runs of frames, queues bounded in frames
+(and the hub process's collector thresholds, hub/gc_tuning.py).
 
 hub/fanout.py builds an event's frame text from the ``data`` text encoded for the store; it
 must be exactly what the generic encoder writes (external clients parse it, docs/protocol.md
@@ -8,6 +9,7 @@ must be exactly what the generic encoder writes (external clients parse it, docs
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from typing import Any
 
@@ -18,6 +20,7 @@ from websockets.frames import Frame, Opcode
 
 from api import wire
 from hub.fanout import ack_frame, encode, event_text
+from hub.gc_tuning import YOUNG_THRESHOLD, tune_gc
 from hub.peer import FrameQueue
 from hub.store import data_text
 from hub.subscriptions import Filter, Subscription
@@ -99,3 +102,12 @@ def test_a_subscription_takes_all_only_with_an_empty_filter_and_no_replay() -> N
     assert not sub.takes_all()  # a replaying filter decides per event
     assert sub.go_live(Filter(terminals=frozenset({"T1"})), 10)
     assert not sub.takes_all()  # until a live event passes its floor
+
+
+def test_the_hub_process_collects_its_young_objects_less_often() -> None:
+    previous = tune_gc()
+    try:
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, previous[1], previous[2])
+        assert gc.isenabled()  # less often, never off: cyclic garbage is still collected
+    finally:
+        gc.set_threshold(*previous)
