@@ -355,6 +355,11 @@ class Emulator:
             seed = getattr(poll, "seed", 0)
             self._rom_signature = RomSignatureReply(
                 rom_signature(seed, self.machine.config.serial_number))
+        if poll.command == 0x3D and 0x4D in self.options.unsupported_polls:
+            # Standard validation (reference §3.9b): on a machine without LP 4D, LP 3D is
+            # the host's read of the cash-out ticket, so it services the 3D exception and
+            # the next 3D read is about the next ticket
+            self.machine.read_validation_info(now)
         p.send_reply(result)
         self.stats.replies += 1
 

@@ -9,7 +9,9 @@ long polls is organised in *jobs*, each a short sequence of polls that ends in o
   LP 0E 01 or 0E 00 (RTE as configured), 54, 1F, 51, 55, 56, 53 / B5 per game (bounded),
   7E and, when allowed and the skew is too large, 7F; then a full meter snapshot;
 - meter reads asked for by the interpreter (``ReadMeters``; pending reads of the same game
-  merge into one), LP 1B after 51, LP 4D after 3D / 3E, identification after 3C / A2;
+  merge into one), LP 1B after 51, LP 4D after 3D / 3E (LP 3D on a machine that ignores
+  LP 4D: standard validation, reference §3.9b), LP 48 after a bill exception on a machine
+  with no bill meter (§3.9), identification after 3C / A2;
 - a full meter snapshot every ``snapshot_interval_s``;
 - a read (meters, LP 1B, LP 4D) whose poll failed is not given up: the same poll is tried
   again after a backoff (:func:`agent.reads.read_retry_delays`), for as long as the link is
@@ -46,6 +48,7 @@ from agent.line.meter_reads import FULL_SNAPSHOT_CODES, MeterRead, meter_key
 from agent.observations import (
     HandpayInfoRead,
     HostLockChanged,
+    LastBillRead,
     MeterReason,
     MetersRead,
     Observation,
@@ -54,6 +57,7 @@ from agent.observations import (
 from agent.reads import (
     ReadHandpay,
     ReadIdentity,
+    ReadLastBill,
     ReadMeters,
     ReadRequest,
     ReadTicket,
@@ -72,6 +76,7 @@ from sas_protocol.messages.requests import (
     GameCountRequest,
     HandpayInfoRequest,
     HandpayResetMethodRequest,
+    LastBillRequest,
     LockRequest,
     MachineInfoRequest,
     RealTimeReportingRequest,
@@ -90,8 +95,10 @@ from sas_protocol.messages.responses import (
     EnhancedValidationReply,
     HandpayInfoReply,
     HandpayResetReply,
+    LastBillReply,
     Reply,
 )
+from sas_protocol.messages.ticket_info import CashoutTicketReply, CashoutTicketRequest
 
 T = TypeVar("T")
 
@@ -326,15 +333,19 @@ def set_clock_request(at: float) -> SetDateTimeRequest:
 
 
 class SingleReadJob(SequenceJob):
-    """LP 1B or LP 4D, read once, turned into its observation."""
+    """LP 1B, LP 4D or LP 48, read once, turned into its observation. ``fallbacks`` are sent
+    only when the machine ignores the poll (remembered in ``Memory.ignored``, like the meter
+    stepdown): LP 3D after LP 4D, so a machine with standard validation only (reference
+    §3.9b: no LP 4D) still has its cash-out tickets read."""
 
-    def __init__(self, address: int, poll: Request) -> None:
-        super().__init__(address, [poll])
+    def __init__(self, address: int, poll: Request, *fallbacks: Request) -> None:
+        super().__init__(address, [poll, *fallbacks])
         self.kind = poll.command
         self._out: list[Observation] = []
 
     def reply(self, poll: Request, reply: Reply, memory: Memory, at: float) -> list[Observation]:
         self._done_with()
+        self._polls.clear()  # answered: the fallbacks are not needed
         if isinstance(reply, HandpayInfoReply):
             amount = reply.amount
             if reply.level not in _PROGRESSIVE_LEVELS:
@@ -351,6 +362,18 @@ class SingleReadJob(SequenceJob):
                 at=at, address=self.address, validation_type=reply.validation_type,
                 validation_number=f"{reply.validation_number:016d}", amount_cents=reply.amount,
                 ticket_number=reply.ticket_number))
+        elif isinstance(reply, CashoutTicketReply):
+            # reference §3.9b: validation number (8 digits, or 4 in the 2-byte layout) and
+            # amount in cents of a cash-out ticket; no type, no ticket number
+            digits = 2 * reply.number_size.size
+            self._out.append(TicketValidationRead(
+                at=at, address=self.address, validation_type=0x00,
+                validation_number=f"{reply.validation_number:0{digits}d}",
+                amount_cents=reply.amount, ticket_number=None, poll="LP 3D"))
+        elif isinstance(reply, LastBillReply):
+            self._out.append(LastBillRead(
+                at=at, address=self.address, country_code=reply.country_code,
+                denomination_code=reply.denomination_code, bill_count=reply.bill_count))
         return []
 
     def unsupported(self, poll: Request, memory: Memory, at: float) -> list[Observation]:
@@ -363,6 +386,12 @@ class SingleReadJob(SequenceJob):
 
     def finish(self, memory: Memory, at: float) -> list[Observation]:
         return self._out
+
+
+def ticket_read(address: int) -> SingleReadJob:
+    """LP 4D (current record), or LP 3D where the machine ignores LP 4D (reference §3.9b:
+    standard validation answers 3D; the 4-byte validation number is the majority layout)."""
+    return SingleReadJob(address, EnhancedValidationRequest(0), CashoutTicketRequest())
 
 
 _ACK_COMMANDS: dict[CommandKind, Callable[[], Request]] = {
@@ -515,7 +544,7 @@ class MachineSchedule(Generic[T]):
         self._routine.append(IdentifyJob(self.address, rte=self.rte, poll=self.config))
         # LP 4D (current) again: a ticket whose 4D reply died with a crashed agent is read
         # once more (the interpreter drops a validation number it already reported)
-        self._routine.append(SingleReadJob(self.address, EnhancedValidationRequest(0)))
+        self._routine.append(ticket_read(self.address))
         self._routine.append(MeterReadJob(self.address, (), "discovery"))
         self._next_snapshot = now + self.config.snapshot_interval_s
 
@@ -553,8 +582,10 @@ class MachineSchedule(Generic[T]):
                     self._before_meter_reads(SingleReadJob(self.address, HandpayInfoRequest()))
             case ReadTicket():
                 if not any(isinstance(j, SingleReadJob) and j.kind == 0x4D for j in queued):
-                    self._before_meter_reads(
-                        SingleReadJob(self.address, EnhancedValidationRequest(0)))
+                    self._before_meter_reads(ticket_read(self.address))
+            case ReadLastBill():
+                if not any(isinstance(j, SingleReadJob) and j.kind == 0x48 for j in queued):
+                    self._before_meter_reads(SingleReadJob(self.address, LastBillRequest()))
             case ReadIdentity():
                 if not any(isinstance(j, IdentifyJob) for j in queued):
                     self._routine.append(IdentifyJob(self.address, rte=self.rte,

@@ -279,8 +279,15 @@ def test_money_sources_of_a_modern_and_a_legacy_machine() -> None:
     assert legacy["bills"] == "billsAccepted (LP 46)"  # the bill meter polls (§3.9b)
     assert money_sources({0x6F, 0xAF, 0x2F, 0x46})["bills"] == "billDollars (LP 20)"
     old = money_sources({0x6F, 0xAF, 0x2F, 0x46, 0x20, 0x1E})
-    assert old["bills"] == "totalDrop (LP 1C) + exceptions 47-4F"
+    assert old["bills"] == "totalDrop (LP 1C) + exceptions 47-4F + LP 48"
+    no_48 = money_sources({0x6F, 0xAF, 0x2F, 0x46, 0x20, 0x1E, 0x48})
+    assert no_48["bills"] == "totalDrop (LP 1C) + exceptions 47-4F"
     assert legacy["ticketsOut"] == "LP 4D records matched with cancelledCredits (LP 0F)"
+    # standard validation (reference §3.9b): no LP 4D, LP 3D answered
+    std = money_sources({0x6F, 0xAF, 0x2F, 0x4D})
+    assert std["ticketsOut"] == "LP 3D records matched with cancelledCredits (LP 0F)"
+    assert money_sources({0x6F, 0xAF, 0x2F, 0x4D, 0x3D})["ticketsOut"] == "not metered"
+    assert money_sources({0x4D})["ticketsOut"].endswith("+ LP 3D records")
     assert legacy["ticketsIn"] == "not metered"
     assert legacy["bets"] == "coinIn (LP 1C)"
     only_singles = money_sources({0x6F, 0xAF, 0x2F, 0x1C, 0x0F, 0x19, 0x13, 0x46, 0x20, 0x1E})
@@ -294,7 +301,7 @@ def test_diag_reports_the_money_sources_in_text_and_json() -> None:
     facts = LineFacts(port="/dev/null", address=1, port_opened=True, credits=0,
                       meters={"coinIn": 1, "coinOut": 1, "jackpot": 0, "cancelledCredits": 0,
                               "gamesPlayed": 1},
-                      ignored_polls=["LP 2F", "LP 1E", "LP 20", "LP 46"])
+                      ignored_polls=["LP 2F", "LP 1E", "LP 20", "LP 46", "LP 48"])
     check = _meters_check(facts)
     assert check.data["moneySources"]["bills"] == "totalDrop (LP 1C) + exceptions 47-4F"
     assert "money from: bets: coinIn (LP 1C)" in check.detail
