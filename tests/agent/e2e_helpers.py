@@ -156,10 +156,11 @@ class Rig:
         wait_until(quiet, what="the line to go quiet")
 
 
-def agent_main(url: str, db: str) -> None:
+def agent_main(url: str, db: str, rte: bool = False, ticket_settle: float = 10.0) -> None:
     """A bare agent (line owner + pipeline, no uplink) on ``url`` writing to ``db``; runs
     until SIGTERM (clean stop) or SIGKILL (the money-invariant test's crash). Started by
-    ``python -c "from tests.agent.e2e_helpers import agent_main; agent_main(URL, DB)"``."""
+    ``python -c "from tests.agent.e2e_helpers import agent_main; agent_main(URL, DB)"``.
+    ``rte``: the line runs in real-time event mode (the ``rte`` emulator profile)."""
     import signal
     import threading
 
@@ -168,8 +169,10 @@ def agent_main(url: str, db: str) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     outbox = Outbox.open(db, terminal_id=TERMINAL)
-    pipeline = Pipeline(outbox, Interpreter(TERMINAL, backlog_window=0.0))
-    line = LineOwner(open_transport(url), [MachineConfig(ADDRESS)], FAST_POLL, pipeline.put)
+    pipeline = Pipeline(outbox, Interpreter(TERMINAL, rte=rte, backlog_window=0.0,
+                                            ticket_settle=ticket_settle))
+    line = LineOwner(open_transport(url), [MachineConfig(ADDRESS, rte=rte)], FAST_POLL,
+                     pipeline.put)
     pipeline.set_reads_sink(line.request_reads)
     pipeline.start()
     line.start()
