@@ -77,8 +77,9 @@ DEADLINE_S = {"noisy": 90.0}
 SETTLE_S = 2.0  # the agent's ticket/drop settle time in these runs (default 10 s)
 
 SETTINGS = AutoplaySettings(games_per_minute=60_000, jackpot_probability=0.01,
-                            cashout_probability=0.04, door_probability=0.0,
-                            tilt_probability=0.0, attendant_delay=0.0)
+                            cashout_probability=0.04, door_probability=0.01,
+                            tilt_probability=0.005, attendant_delay=0.0, door_open_for=0.0,
+                            tilt_clears_after=0.0)
 
 
 # -- money ---------------------------------------------------------------------------------
