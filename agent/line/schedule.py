@@ -45,14 +45,17 @@ from agent.config import PollConfig
 from agent.line.commands import CommandKind, CommandResult, MachineCommand
 from agent.line.discovery import Identity, clock_read
 from agent.line.meter_reads import FULL_SNAPSHOT_CODES, MeterRead, meter_key
+from agent.line.replies import (
+    cashout_ticket_read,
+    handpay_read,
+    last_bill_read,
+    ticket_read,
+)
 from agent.observations import (
-    HandpayInfoRead,
     HostLockChanged,
-    LastBillRead,
     MeterReason,
     MetersRead,
     Observation,
-    TicketValidationRead,
 )
 from agent.reads import (
     ReadHandpay,
@@ -103,7 +106,6 @@ from sas_protocol.messages.ticket_info import CashoutTicketReply, CashoutTicketR
 T = TypeVar("T")
 
 #: LP 1B level byte: 01-20 progressive levels report cents, others credits (SAS §3.9).
-_PROGRESSIVE_LEVELS = range(0x01, 0x21)
 
 #: LP 94 result codes (SAS §3.9).
 _HANDPAY_RESET_ERRORS = {0x01: "the machine is unable to reset the handpay",
@@ -347,33 +349,17 @@ class SingleReadJob(SequenceJob):
         self._done_with()
         self._polls.clear()  # answered: the fallbacks are not needed
         if isinstance(reply, HandpayInfoReply):
-            amount = reply.amount
-            if reply.level not in _PROGRESSIVE_LEVELS:
-                # SAS §3.9: non-progressive handpays report accounting credits
-                amount *= memory.denomination_cents or 0
-            if reply.level not in _PROGRESSIVE_LEVELS and memory.denomination_cents is None:
+            read = handpay_read(reply, address=self.address, at=at,
+                                denomination_cents=memory.denomination_cents)
+            if read is None:
                 return []  # cannot convert yet; 51 is re-issued every 15 s (SAS §7.8.1)
-            self._out.append(HandpayInfoRead(
-                at=at, address=self.address, progressive_group=reply.progressive_group,
-                level=reply.level, amount_cents=amount, partial_pay_credits=reply.partial_pay,
-                reset_id=reply.reset_id))
+            self._out.append(read)
         elif isinstance(reply, EnhancedValidationReply):
-            self._out.append(TicketValidationRead(
-                at=at, address=self.address, validation_type=reply.validation_type,
-                validation_number=f"{reply.validation_number:016d}", amount_cents=reply.amount,
-                ticket_number=reply.ticket_number))
+            self._out.append(ticket_read(reply, address=self.address, at=at))
         elif isinstance(reply, CashoutTicketReply):
-            # reference §3.9b: validation number (8 digits, or 4 in the 2-byte layout) and
-            # amount in cents of a cash-out ticket; no type, no ticket number
-            digits = 2 * reply.number_size.size
-            self._out.append(TicketValidationRead(
-                at=at, address=self.address, validation_type=0x00,
-                validation_number=f"{reply.validation_number:0{digits}d}",
-                amount_cents=reply.amount, ticket_number=None, poll="LP 3D"))
+            self._out.append(cashout_ticket_read(reply, address=self.address, at=at))
         elif isinstance(reply, LastBillReply):
-            self._out.append(LastBillRead(
-                at=at, address=self.address, country_code=reply.country_code,
-                denomination_code=reply.denomination_code, bill_count=reply.bill_count))
+            self._out.append(last_bill_read(reply, address=self.address, at=at))
         return []
 
     def unsupported(self, poll: Request, memory: Memory, at: float) -> list[Observation]:
@@ -388,7 +374,7 @@ class SingleReadJob(SequenceJob):
         return self._out
 
 
-def ticket_read(address: int) -> SingleReadJob:
+def ticket_read_job(address: int) -> SingleReadJob:
     """LP 4D (current record), or LP 3D where the machine ignores LP 4D (reference §3.9b:
     standard validation answers 3D; the 4-byte validation number is the majority layout)."""
     return SingleReadJob(address, EnhancedValidationRequest(0), CashoutTicketRequest())
@@ -544,7 +530,7 @@ class MachineSchedule(Generic[T]):
         self._routine.append(IdentifyJob(self.address, rte=self.rte, poll=self.config))
         # LP 4D (current) again: a ticket whose 4D reply died with a crashed agent is read
         # once more (the interpreter drops a validation number it already reported)
-        self._routine.append(ticket_read(self.address))
+        self._routine.append(ticket_read_job(self.address))
         self._routine.append(MeterReadJob(self.address, (), "discovery"))
         self._next_snapshot = now + self.config.snapshot_interval_s
 
@@ -582,7 +568,7 @@ class MachineSchedule(Generic[T]):
                     self._before_meter_reads(SingleReadJob(self.address, HandpayInfoRequest()))
             case ReadTicket():
                 if not any(isinstance(j, SingleReadJob) and j.kind == 0x4D for j in queued):
-                    self._before_meter_reads(ticket_read(self.address))
+                    self._before_meter_reads(ticket_read_job(self.address))
             case ReadLastBill():
                 if not any(isinstance(j, SingleReadJob) and j.kind == 0x48 for j in queued):
                     self._before_meter_reads(SingleReadJob(self.address, LastBillRequest()))

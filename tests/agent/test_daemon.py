@@ -220,7 +220,7 @@ async def test_reload_of_uplink_settings_reconnects_with_them(
     import threading
 
     from hub.config import HubConfig
-    from hub.server import run_in_thread
+    from hub.running import run_in_thread
 
     token = secrets.token_urlsafe(16)
     tokens = tmp_path / "tokens"

@@ -138,7 +138,7 @@ class HubHandle:
         import secrets
 
         from hub.config import HubConfig
-        from hub.server import run_in_thread
+        from hub.running import run_in_thread
 
         self.terminal_id = terminal_id
         self.terminal_token = secrets.token_urlsafe(24)
