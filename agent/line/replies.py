@@ -1,12 +1,13 @@
-"""Replies to the one-off reads (LP 1B handpay, LP 4D or LP 3D ticket, LP 48 last bill) as
-the observations the
-interpreter takes: one conversion for the line owner (agent/line/schedule.py) and for
-``slot-agent replay`` (agent/ops/replay.py), so a capture replays as the agent ran it."""
+"""Replies to the one-off reads (LP 1B handpay, LP 4D or LP 3D ticket, LP 48 last bill,
+LP 74 game lock) as the observations the interpreter takes: one conversion for the line owner
+(agent/line/schedule.py) and for ``slot-agent replay`` (agent/ops/replay.py), so a capture
+replays as the agent ran it."""
 
 from __future__ import annotations
 
-from agent.observations import HandpayInfoRead, LastBillRead, TicketValidationRead
+from agent.observations import GameLockRead, HandpayInfoRead, LastBillRead, TicketValidationRead
 from sas_protocol.messages.responses import (
+    AftLockStatusReply,
     EnhancedValidationReply,
     HandpayInfoReply,
     LastBillReply,
@@ -59,3 +60,9 @@ def last_bill_read(reply: LastBillReply, *, address: int, at: float) -> LastBill
     lifetime count of that bill."""
     return LastBillRead(at=at, address=address, country_code=reply.country_code,
                         denomination_code=reply.denomination_code, bill_count=reply.bill_count)
+
+
+def game_lock_read(reply: AftLockStatusReply, *, address: int, at: float) -> GameLockRead:
+    """LP 74 as an observation: its lock status byte (00 locked, 40 pending, FF not locked,
+    reference §3.9)."""
+    return GameLockRead(at=at, address=address, lock_status=reply.lock_status)

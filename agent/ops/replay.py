@@ -34,6 +34,7 @@ from agent.derive.state import AgentState
 from agent.line.discovery import clock_read
 from agent.line.replies import (
     cashout_ticket_read,
+    game_lock_read,
     handpay_read,
     last_bill_read,
     ticket_read,
@@ -66,6 +67,7 @@ from sas_protocol.host import LinkUp as HostLinkUp
 from sas_protocol.messages.meters import MeterReply
 from sas_protocol.messages.requests import GeneralPoll, Poll, decode_request
 from sas_protocol.messages.responses import (
+    AftLockStatusReply,
     DateTimeReply,
     EnhancedValidationReply,
     GameCountReply,
@@ -239,6 +241,8 @@ class Replay:
                 return [cashout_ticket_read(reply, address=address, at=at)]
             case ReplyReceived(reply=LastBillReply() as reply):
                 return [last_bill_read(reply, address=address, at=at)]
+            case ReplyReceived(reply=AftLockStatusReply() as reply):
+                return [game_lock_read(reply, address=address, at=at)]
             case ReplyReceived(reply=DateTimeReply() as reply):
                 clock = clock_read(reply, address=address, at=at)
                 if clock is not None:
