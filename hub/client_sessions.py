@@ -22,7 +22,6 @@ from hub.history import EventQuery, query_events
 from hub.history_runner import HistoryBusyError, HistoryTooSlowError
 from hub.limits import TokenBucket
 from hub.peer import Peer, let_writers_run
-from hub.store import HubStore
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal
 from hub.wsio import framed
@@ -234,10 +233,6 @@ class ClientSessions:
         """``subscribe`` with ``from``: register ``flt`` replaying, then send the stored
         events and go live (hub.replay)."""
         store = self._hub.store
-        if not isinstance(store, HubStore):
-            raise WireError(ErrorCode.BAD_MESSAGE,
-                            "subscribe with from needs the SQLite store (database:); this "
-                            "hub uses PostgreSQL (store:)", request_id)
         after = replay.start_cursor(store.reader, start, self._hub.now())
         client.subscription.subscribe(flt, replaying=True)
         task = asyncio.create_task(replay.replay(store.reader, client.peer,
@@ -251,10 +246,6 @@ class ClientSessions:
                        request_id: str | None) -> None:
         """``history``: one page of stored events, as ``GET /api/history/events`` gives it
         (protocol.md §5), queried on a history worker, never on this loop."""
-        if self._hub.history is None:
-            raise WireError(ErrorCode.BAD_MESSAGE,
-                            "history needs the SQLite store (database:); this hub uses "
-                            "PostgreSQL (store:)", request_id)
         # stored timestamps compare as text: the bounds in the stored form (milliseconds)
         since, until = (wire.format_timestamp(wire.parse_timestamp(msg[key]))
                         if key in msg else None for key in ("since", "until"))
@@ -270,7 +261,6 @@ class ClientSessions:
     async def _history(self, client: ClientConn, query: EventQuery,
                        request_id: str | None) -> None:
         hub = self._hub
-        assert hub.history is not None
         try:
             frames, nxt = await hub.history.run(lambda db: query_events(db, query))
         except HistoryBusyError as exc:

@@ -55,6 +55,12 @@ class ClusterHooks:
                 self._remote_presence(write.frame, now)
         await self.publish(writes, [True] * len(writes))
 
+    async def cluster_publish(self, writes: Sequence[EventWrite], inserted: Sequence[bool]
+                              ) -> None:
+        """This instance's own stored events, at their turn in cursor order
+        (hub/cluster.py ``publish_own``)."""
+        await self.publish(writes, inserted)
+
     def _remote_presence(self, frame: dict[str, Any], now: float) -> None:
         """Another instance's ``deviceOnline`` / ``deviceOffline``: the online state here,
         and one connection per terminal across instances."""

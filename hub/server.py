@@ -43,7 +43,7 @@ from hub.history_runner import HistoryRunner
 from hub.http_answers import STATIC_DIR, static_response, text_response
 from hub.ingest import GroupCommitter, InflightGate
 from hub.peer import Peer, let_writers_run
-from hub.store import EventWrite, HubStore
+from hub.store import EventWrite
 from hub.store_api import open_audit, open_store
 from hub.terminal_sessions import TerminalSessions
 from hub.tokens import Principal, TokenTable, load_tokens
@@ -104,9 +104,8 @@ class Hub(ClusterHooks):
         self.store = open_store(config, origin=self.instance_id)
         self.gaming_day = GamingDay(config.timezone, config.gaming_day_start)
         self.audit = open_audit(self.store)
-        #: the history API's worker threads (SQLite store only; hub.history_runner)
-        self.history = (HistoryRunner(config.database) if isinstance(self.store, HubStore)
-                        and config.database is not None else None)
+        #: the history API's worker threads (either store; hub.history_runner)
+        self.history = HistoryRunner(self.store)
         self.floor = Floor(self.store, self.tokens.terminals(), clock(),
                            gaming_day=self.gaming_day, registry=self.tokens.registry())
         self._hub_seq = self._hub_seq_end = 0  # the block of hub seqs in hand
@@ -120,7 +119,11 @@ class Hub(ClusterHooks):
         self.terminals = TerminalSessions(self)
         self.clients = ClientSessions(self)
         self.actions = ActionRouter(self)
-        self.ingest = GroupCommitter(self.store, self.publish, self.now)
+        # With several instances, own batches are fanned out in cursor order with the
+        # others' (hub/cluster.py); the ingest's publish step waits for their turn.
+        self.ingest = GroupCommitter(
+            self.store, self.publish if self.cluster is None else self.cluster.publish_own,
+            self.now)
         self.gate = InflightGate(config.max_inflight_events, config.max_inflight_per_terminal)
         self._prune_interval = prune_interval
         self._pruner: asyncio.Task[None] | None = None
@@ -200,8 +203,7 @@ class Hub(ClusterHooks):
         await self.ingest.stop()
         if self.cluster is not None:
             await self.cluster.stop()
-        if self.history is not None:
-            await asyncio.to_thread(self.history.close)  # lets running queries finish
+        await asyncio.to_thread(self.history.close)  # lets running queries finish
         self.store.close()
 
     async def serve_forever(self) -> None:
