@@ -17,6 +17,7 @@ from api import decode, messages, wire
 from api.wire import CloseCode, ErrorCode, Role, WireError
 from hub import replay
 from hub.cluster_hooks import ALERT_ACK, OPERATORS
+from hub.fanout import terminal_frame
 from hub.floor import TerminalState
 from hub.history import EventQuery, query_events
 from hub.history_runner import HistoryBusyError, HistoryTooSlowError
@@ -24,7 +25,6 @@ from hub.limits import TokenBucket
 from hub.peer import Peer, let_writers_run
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal
-from hub.wsio import framed
 
 if TYPE_CHECKING:
     from hub.server import Hub
@@ -62,9 +62,9 @@ class ClientSessions:
     def broadcast_terminal(self, state: TerminalState) -> None:
         if not self.connected:
             return  # nobody to tell: no encoding per batch
-        text = wire.encode(wire.terminal_state(state.to_wire()))
+        frame = terminal_frame(state)
         for client in list(self.connected):
-            client.peer.send_text(text)
+            client.peer.send_text(frame)
 
     def to_operators(self, msg: dict[str, Any]) -> None:
         """Send to every operator, those of the other instances too (hub/cluster.py)."""
@@ -77,17 +77,6 @@ class ClientSessions:
         for client in list(self.connected):
             if client.role is Role.OPERATOR:
                 client.peer.send_text(text)
-
-    def fan_out(self, frame: dict[str, Any]) -> bool:
-        """Queue ``frame`` for the matching clients; True if a queue is half full or more."""
-        data: bytes | None = None
-        filling = False
-        for client in list(self.connected):
-            if client.subscription.matches(frame):
-                data = framed(wire.encode(frame).encode()) if data is None else data
-                client.peer.send_text(data)
-                filling = filling or client.peer.filling()
-        return filling
 
     def alert_acked(self, text: str, terminal_id: str, now: float) -> None:
         """An ``alertAck`` (``text``) to every client, and the terminal's new alert count."""

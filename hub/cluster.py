@@ -248,6 +248,13 @@ class Cluster:
                 self._own[write.frame["cursor"]] = write
         self._registered.set()
 
+    async def publish_own_group(
+            self, group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]]) -> None:
+        """The ingest's publish step for a group of batches this instance stored (one
+        transaction), batch by batch: :meth:`publish_own`."""
+        for writes, inserted in group:
+            await self.publish_own(writes, inserted)
+
     async def publish_own(self, writes: Sequence[EventWrite], inserted: Sequence[bool]
                           ) -> None:
         """The ingest's publish step for a batch this instance stored: returns once the

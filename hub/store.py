@@ -32,11 +32,13 @@ from hub.store_sql import (
     Row,
     SqlStore,
     StoredAction,
+    data_text,
     schema,
     stored_frame,
 )
 
-__all__ = ["HUB_SOURCE", "EventWrite", "HubStore", "SqliteDb", "StoredAction", "stored_frame"]
+__all__ = ["HUB_SOURCE", "EventWrite", "HubStore", "SqliteDb", "StoredAction", "data_text",
+           "stored_frame"]
 
 log = logging.getLogger("hub.store")
 
@@ -48,6 +50,12 @@ _BUSY_TIMEOUT_MS = 10_000
 _HISTORY_BUSY_TIMEOUT_MS = 5000
 #: SQLite virtual-machine steps between two looks at the clock of a running history query.
 _PROGRESS_STEPS = 10_000
+
+#: Page cache of the writer connection (KiB; SQLite's default is 2 MiB). Each transaction
+#: of a busy floor touches a leaf page per terminal in each per-terminal index; with 3,000
+#: terminals those pages no longer fit the default cache once the table holds some 100,000
+#: events, and every insert reads them back (docs/performance.md, "the store as it grows").
+_WRITER_CACHE_KIB = 64 * 1024
 
 
 def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
@@ -113,6 +121,7 @@ class HubStore(SqlStore):
         self.db = SqliteDb(self._db)
         # Used only on the writer thread (created here, so it may cross threads once).
         self._writer_db = _connect(path, synchronous, any_thread=True)
+        self._writer_db.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
         self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
 
@@ -152,7 +161,8 @@ class HubStore(SqlStore):
             if w.acked_seq is not None:
                 acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
         rows = [(w.source, f["seq"], f["id"], f["terminalId"], f["channel"], f["event"],
-                 f["timestamp"], _DATA_ENCODER.encode(f["data"]), received_at)
+                 f["timestamp"], w.data_text if w.data_text is not None
+                 else _DATA_ENCODER.encode(f["data"]), received_at)
                 for w in writes for f in (w.frame,)]
         db.execute("BEGIN IMMEDIATE")
         try:

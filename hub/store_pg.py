@@ -306,7 +306,8 @@ class PgStore(SqlStore):
                 acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
         rows = _BATCH_ENCODER.encode([
             (w.source, f["seq"], f["id"], f["terminalId"], f["channel"], f["event"],
-             f["timestamp"], _DATA_ENCODER.encode(f["data"])) for w in writes
+             f["timestamp"], w.data_text if w.data_text is not None
+             else _DATA_ENCODER.encode(f["data"])) for w in writes
             for f in (w.frame,)])
         acked_json = _BATCH_ENCODER.encode(acked)
         db = self._writer_db

@@ -32,8 +32,22 @@ from hub.sql_dialect import (
     schema,
 )
 
-__all__ = ["HUB_SOURCE", "POSTGRESQL", "SQLITE", "Db", "Dialect", "EventWrite", "Row",
-           "SqlStore", "StoredAction", "database_errors", "one", "schema", "stored_frame"]
+__all__ = [
+    "HUB_SOURCE",
+    "POSTGRESQL",
+    "SQLITE",
+    "Db",
+    "Dialect",
+    "EventWrite",
+    "Row",
+    "SqlStore",
+    "StoredAction",
+    "data_text",
+    "database_errors",
+    "one",
+    "schema",
+    "stored_frame",
+]
 
 log = logging.getLogger("hub.store")
 
@@ -71,11 +85,20 @@ class EventWrite:
 
     ``acked_seq`` (terminal events received in order) is persisted in the same transaction
     as the event, so the acknowledged position never runs ahead of the stored events.
+    ``data_text`` is ``frame["data"]`` as stored (compact JSON, :func:`data_text`), when the
+    caller encoded it already: it is encoded once for the store and the fan-out
+    (hub/fanout.py).
     """
 
     frame: dict[str, Any]
     source: str
     acked_seq: int | None = None
+    data_text: str | None = None
+
+
+def data_text(data: Any) -> str:
+    """``data`` as it is stored: compact JSON, non-ASCII as itself."""
+    return _DATA_ENCODER.encode(data)
 
 
 @dataclass(frozen=True, slots=True)

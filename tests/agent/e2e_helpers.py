@@ -167,10 +167,11 @@ class Rig:
         wait_until(quiet, what="the line to go quiet")
 
 
-def agent_main(url: str, db: str) -> None:
+def agent_main(url: str, db: str, rte: bool = False, ticket_settle: float = 10.0) -> None:
     """A bare agent (line owner + pipeline, no uplink) on ``url`` writing to ``db``; runs
     until SIGTERM (clean stop) or SIGKILL (the money-invariant test's crash). Started by
-    ``python -c "from tests.agent.e2e_helpers import agent_main; agent_main(URL, DB)"``."""
+    ``python -c "from tests.agent.e2e_helpers import agent_main; agent_main(URL, DB)"``.
+    ``rte``: the line runs in real-time event mode (the ``rte`` emulator profile)."""
     import signal
     import threading
 
@@ -178,9 +179,9 @@ def agent_main(url: str, db: str) -> None:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-    agent = assemble(agent_config(db), line=LineSeam(lambda _config: open_transport(url),
-                                                     process=False),
-                     tuning=Tuning(backlog_window_s=0.0))
+    agent = assemble(agent_config(db, rte=rte),
+                     line=LineSeam(lambda _config: open_transport(url), process=False),
+                     tuning=Tuning(backlog_window_s=0.0, ticket_settle_s=ticket_settle))
     agent.start()
     print("running", flush=True)
     stop.wait()
