@@ -38,7 +38,16 @@ class ReadHandpay:
 
 @dataclass(frozen=True, slots=True)
 class ReadTicket:
-    """Read LP 4D (enhanced validation, current); answer with ``TicketValidationRead``."""
+    """Read LP 4D (enhanced validation, current), or LP 3D where the machine ignores LP 4D;
+    answer with ``TicketValidationRead``."""
+
+    address: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLastBill:
+    """Read LP 48 (last accepted bill, reference §3.9); answer with ``LastBillRead``. Asked
+    for after a bill exception on a machine whose only bill meter is the drop."""
 
     address: int
 
@@ -50,7 +59,17 @@ class ReadIdentity:
     address: int
 
 
-ReadRequest = ReadMeters | ReadHandpay | ReadTicket | ReadIdentity
+@dataclass(frozen=True, slots=True)
+class ReadGameLock:
+    """Read LP 74 interrogate (AFT lock status) after a game-locked exception 6F; answer
+    with ``GameLockRead``. While it reads locked or pending the line owner reads it again
+    every ``poll.game_lock_recheck_s``: 6F has no "unlocked" counterpart (SAS §3.11)."""
+
+    address: int
+
+
+ReadRequest = (ReadMeters | ReadHandpay | ReadTicket | ReadLastBill | ReadIdentity
+               | ReadGameLock)
 
 #: A failed read (meters, LP 1B, LP 4D) is tried again after this wait, then after twice
 #: that, up to READ_RETRY_MAX_S, for as long as the link is up (issue 12: money reaches the

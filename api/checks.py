@@ -1,6 +1,8 @@
 """The checks of each message type, by hand, against the same rules as docs/schemas/*.json
 (no jsonschema at run time): each raises :class:`api.codes.WireError` with the code of the
-``error`` reply to send."""
+``error`` reply to send. A checked object becomes its class of :mod:`api.messages` in
+:mod:`api.decode`; tests/test_messages.py holds the classes, these checks and the schemas
+together."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 from api.codes import (
     HUB_SOURCE,
     MAX_AMOUNT_CENTS,
+    MAX_HISTORY_PAGE,
     MAX_ID_LENGTH,
     MAX_LIST_ITEMS,
     MAX_REASON_LENGTH,
@@ -33,6 +36,7 @@ _TERMINAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 _EVENT_NAME_RE = re.compile(r"^[a-z][A-Za-z0-9]{0,63}\Z")
 _ACTION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 _SIGNATURE_RE = re.compile(r"^[0-9a-f]{64}\Z")
+_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 _CHANNELS = frozenset(c.value for c in Channel)
 
 
@@ -168,7 +172,10 @@ def _check_hello(c: _Checker) -> None:
     c.integer("lastSeq", minimum=0)
     if "machine" in c.msg:
         c.obj("machine")
-        c.nested(c.msg["machine"], "machine").boolean("hostLocked")
+        machine = c.nested(c.msg["machine"], "machine")
+        machine.boolean("hostLocked")
+        if "gameLocked" in c.msg["machine"]:  # optional: agents before it do not send it
+            machine.boolean("gameLocked")
 
 
 def _check_welcome(c: _Checker) -> None:
@@ -312,6 +319,30 @@ def _check_subscribe(c: _Checker) -> None:
             c.integer("from", minimum=0)
 
 
+def _check_history(c: _Checker) -> None:
+    _optional_id(c)
+    c.str_list("terminals")
+    c.str_list("events")
+    c.str_list("channels", allowed=_CHANNELS)
+    c.timestamp("since", required=False)
+    c.timestamp("until", required=False)
+    c.integer("after", minimum=0, required=False)
+    c.integer("before", minimum=1, required=False)
+    c.integer("limit", minimum=1, required=False)
+    if c.msg.get("limit", 1) > MAX_HISTORY_PAGE:
+        raise c.fail(f"'limit' is at most {MAX_HISTORY_PAGE} events per page")
+
+
+def _check_history_page(c: _Checker) -> None:
+    _optional_id(c)
+    c.obj_list("events")
+    for item in c.msg["events"]:
+        _check_event(c.nested(item, "events[]"))
+    if not c.nullable("next"):
+        c.integer("next", minimum=1)
+    c.one_of("order", {"oldest-first", "newest-first"})
+
+
 def _check_replayed(c: _Checker) -> None:
     _optional_id(c)
     c.integer("count", minimum=0)
@@ -374,6 +405,12 @@ def _check_snapshot(c: _Checker) -> None:
         p = c.nested(point, f"coinInPerMinute[{i}]")
         p.timestamp("minute")
         p.integer("amount", minimum=-(2**63))
+    c.string("timezone", required=False, max_len=MAX_ID_LENGTH)
+    c.integer("gamingDayStart", minimum=0, required=False)
+    if c.msg.get("gamingDayStart", 0) > 23:
+        raise c.fail("'gamingDayStart' must be an hour from 0 to 23")
+    c.string("gamingDay", required=False, pattern=_DAY_RE)
+    c.integer("utcOffsetMinutes", minimum=-(2**63), required=False)
 
 
 def _check_terminal(c: _Checker) -> None:
@@ -403,6 +440,8 @@ _CHECKS: dict[MessageType, Callable[[_Checker], None]] = {
     MessageType.REPLAYED: _check_replayed,
     MessageType.ALERT_ACK: _check_alert_ack,
     MessageType.GET_STATE: _optional_id,
+    MessageType.HISTORY: _check_history,
+    MessageType.HISTORY_PAGE: _check_history_page,
     MessageType.SNAPSHOT: _check_snapshot,
     MessageType.TERMINAL: _check_terminal,
     MessageType.ERROR: _check_error,

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from api.messages import Subscribe, Unsubscribe
+
 
 @dataclass(frozen=True, slots=True)
 class Filter:
@@ -23,10 +25,9 @@ class Filter:
     terminals: frozenset[str] = frozenset()
 
     @classmethod
-    def from_message(cls, msg: Mapping[str, Any]) -> Filter:
-        """From a validated ``subscribe``/``unsubscribe`` message."""
-        return cls(frozenset(msg.get("channels") or ()), frozenset(msg.get("events") or ()),
-                   frozenset(msg.get("terminals") or ()))
+    def from_message(cls, msg: Subscribe | Unsubscribe) -> Filter:
+        """From a ``subscribe``/``unsubscribe`` message."""
+        return cls(frozenset(msg.channels), frozenset(msg.events), frozenset(msg.terminals))
 
     @property
     def empty(self) -> bool:
@@ -71,6 +72,11 @@ class Subscription:
         if self._floors.get(flt, 0) is None:
             self._floors[flt] = floor
         return True
+
+    def takes_all(self) -> bool:
+        """True if every live event matches (a filter naming nothing, and none replaying):
+        the fan-out then sends this client what it sends every such client (hub/fanout.py)."""
+        return not self._floors and any(f.empty for f in self.filters)
 
     def matches(self, frame: Mapping[str, Any]) -> bool:
         if not self._floors:

@@ -43,6 +43,7 @@ class MachineState:
     identity: Mapping[str, Any] | None = None
     link_up: bool = False
     host_locked: bool = False
+    game_locked: bool = False  # LP 74 read locked after a 6F (SAS §3.11)
     doors: Mapping[str, bool] = field(default_factory=dict)  # door -> open
     handpay: Mapping[str, Any] | None = None  # the pending handpay, from LP 1B
     game_in_progress: bool | None = None  # None: unknown (fresh start)
@@ -72,6 +73,9 @@ class MachineState:
     drop_credit: int = 0
     drop_credit_since: float | None = None
     drop_credit_from: int | None = None
+    # LP 48 (last accepted bill, reference §3.9): the lifetime count of each bill
+    # denomination code as last reported, so a repeated report values no bill twice.
+    bill_counts: Mapping[int, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +86,7 @@ class MachineState:
             "identity": dict(self.identity) if self.identity is not None else None,
             "linkUp": self.link_up,
             "hostLocked": self.host_locked,
+            "gameLocked": self.game_locked,
             "doors": dict(sorted(self.doors.items())),
             "handpay": dict(self.handpay) if self.handpay is not None else None,
             "gameInProgress": self.game_in_progress,
@@ -103,6 +108,7 @@ class MachineState:
             "dropCredit": self.drop_credit,
             "dropCreditSince": self.drop_credit_since,
             "dropCreditFrom": self.drop_credit_from,
+            "billCounts": _codes_to_json(self.bill_counts),
         }
 
     @classmethod
@@ -126,6 +132,7 @@ class MachineState:
             identity=dict(identity) if identity is not None else None,
             link_up=bool(data.get("linkUp", False)),
             host_locked=bool(data.get("hostLocked", False)),
+            game_locked=bool(data.get("gameLocked", False)),
             doors={str(k): bool(v) for k, v in data.get("doors", {}).items()},
             handpay=dict(handpay) if handpay is not None else None,
             game_in_progress=bool(game) if game is not None else None,
@@ -147,6 +154,7 @@ class MachineState:
             drop_credit=int(data.get("dropCredit", 0)),
             drop_credit_since=float(drop_since) if drop_since is not None else None,
             drop_credit_from=int(drop_from) if drop_from is not None else None,
+            bill_counts=_codes_from_json(data.get("billCounts", {})),
         )
 
 

@@ -9,7 +9,9 @@ long polls is organised in *jobs*, each a short sequence of polls that ends in o
   LP 0E 01 or 0E 00 (RTE as configured), 54, 1F, 51, 55, 56, 53 / B5 per game (bounded),
   7E and, when allowed and the skew is too large, 7F; then a full meter snapshot;
 - meter reads asked for by the interpreter (``ReadMeters``; pending reads of the same game
-  merge into one), LP 1B after 51, LP 4D after 3D / 3E, identification after 3C / A2;
+  merge into one), LP 1B after 51, LP 4D after 3D / 3E (LP 3D on a machine that ignores
+  LP 4D: standard validation, reference §3.9b), LP 48 after a bill exception on a machine
+  with no bill meter (§3.9), identification after 3C / A2;
 - a full meter snapshot every ``snapshot_interval_s``;
 - a read (meters, LP 1B, LP 4D) whose poll failed is not given up: the same poll is tried
   again after a backoff (:func:`agent.reads.read_retry_delays`), for as long as the link is
@@ -43,16 +45,27 @@ from agent.config import PollConfig
 from agent.line.commands import CommandKind, CommandResult, MachineCommand
 from agent.line.discovery import Identity, clock_read
 from agent.line.meter_reads import FULL_SNAPSHOT_CODES, MeterRead, meter_key
-from agent.line.replies import handpay_read, ticket_read
+from agent.line.replies import (
+    cashout_ticket_read,
+    game_lock_read,
+    handpay_read,
+    last_bill_read,
+    ticket_read,
+)
 from agent.observations import (
+    GAME_LOCK_PENDING,
+    GAME_LOCKED,
+    GameLockRead,
     HostLockChanged,
     MeterReason,
     MetersRead,
     Observation,
 )
 from agent.reads import (
+    ReadGameLock,
     ReadHandpay,
     ReadIdentity,
+    ReadLastBill,
     ReadMeters,
     ReadRequest,
     ReadTicket,
@@ -61,6 +74,7 @@ from agent.reads import (
 from sas_protocol.messages.features import EnabledFeaturesRequest
 from sas_protocol.messages.meters import MeterReply
 from sas_protocol.messages.requests import (
+    AftLockStatusRequest,
     DateTimeRequest,
     DisableBillAcceptorRequest,
     EnableBillAcceptorRequest,
@@ -71,6 +85,7 @@ from sas_protocol.messages.requests import (
     GameCountRequest,
     HandpayInfoRequest,
     HandpayResetMethodRequest,
+    LastBillRequest,
     LockRequest,
     MachineInfoRequest,
     RealTimeReportingRequest,
@@ -85,12 +100,15 @@ from sas_protocol.messages.requests import (
 )
 from sas_protocol.messages.responses import (
     Ack,
+    AftLockStatusReply,
     DateTimeReply,
     EnhancedValidationReply,
     HandpayInfoReply,
     HandpayResetReply,
+    LastBillReply,
     Reply,
 )
+from sas_protocol.messages.ticket_info import CashoutTicketReply, CashoutTicketRequest
 
 T = TypeVar("T")
 
@@ -115,6 +133,8 @@ class Memory:
     identity: dict[str, Any] = field(default_factory=dict)
     last_meters: dict[int, int] = field(default_factory=dict)
     last_meters_at: float | None = None
+    #: when LP 74 is read again (a game lock is on or pending); None: not watching
+    game_lock_recheck_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -324,23 +344,33 @@ def set_clock_request(at: float) -> SetDateTimeRequest:
 
 
 class SingleReadJob(SequenceJob):
-    """LP 1B or LP 4D, read once, turned into its observation."""
+    """LP 1B, LP 4D or LP 48, read once, turned into its observation. ``fallbacks`` are sent
+    only when the machine ignores the poll (remembered in ``Memory.ignored``, like the meter
+    stepdown): LP 3D after LP 4D, so a machine with standard validation only (reference
+    §3.9b: no LP 4D) still has its cash-out tickets read."""
 
-    def __init__(self, address: int, poll: Request) -> None:
-        super().__init__(address, [poll])
+    def __init__(self, address: int, poll: Request, *fallbacks: Request) -> None:
+        super().__init__(address, [poll, *fallbacks])
         self.kind = poll.command
         self._out: list[Observation] = []
 
     def reply(self, poll: Request, reply: Reply, memory: Memory, at: float) -> list[Observation]:
         self._done_with()
+        self._polls.clear()  # answered: the fallbacks are not needed
         if isinstance(reply, HandpayInfoReply):
             read = handpay_read(reply, address=self.address, at=at,
                                 denomination_cents=memory.denomination_cents)
             if read is None:
                 return []  # cannot convert yet; 51 is re-issued every 15 s (SAS §7.8.1)
             self._out.append(read)
+        elif isinstance(reply, AftLockStatusReply):
+            self._out.append(game_lock_read(reply, address=self.address, at=at))
         elif isinstance(reply, EnhancedValidationReply):
             self._out.append(ticket_read(reply, address=self.address, at=at))
+        elif isinstance(reply, CashoutTicketReply):
+            self._out.append(cashout_ticket_read(reply, address=self.address, at=at))
+        elif isinstance(reply, LastBillReply):
+            self._out.append(last_bill_read(reply, address=self.address, at=at))
         return []
 
     def unsupported(self, poll: Request, memory: Memory, at: float) -> list[Observation]:
@@ -353,6 +383,31 @@ class SingleReadJob(SequenceJob):
 
     def finish(self, memory: Memory, at: float) -> list[Observation]:
         return self._out
+
+
+def ticket_read_job(address: int) -> SingleReadJob:
+    """LP 4D (current record), or LP 3D where the machine ignores LP 4D (reference §3.9b:
+    standard validation answers 3D; the 4-byte validation number is the majority layout)."""
+    return SingleReadJob(address, EnhancedValidationRequest(0), CashoutTicketRequest())
+
+
+class GameLockJob(SingleReadJob):
+    """LP 74 interrogate (lock code FF: read only, never lock, reference §3.9). While the
+    status reads locked (00) or pending (40), it is read again ``recheck_s`` later; a machine
+    that ignores LP 74 is in :attr:`Memory.ignored` and is not watched."""
+
+    def __init__(self, address: int, recheck_s: float) -> None:
+        super().__init__(address, AftLockStatusRequest(0xFF, 0, 0))
+        self.recheck_s = recheck_s
+
+    def finish(self, memory: Memory, at: float) -> list[Observation]:
+        out = super().finish(memory, at)
+        reads = [o for o in out if isinstance(o, GameLockRead)]
+        if reads and reads[-1].lock_status in (GAME_LOCKED, GAME_LOCK_PENDING):
+            memory.game_lock_recheck_at = at + self.recheck_s
+        else:  # not locked, or unsupported: nothing to watch
+            memory.game_lock_recheck_at = None
+        return out
 
 
 _ACK_COMMANDS: dict[CommandKind, Callable[[], Request]] = {
@@ -502,10 +557,11 @@ class MachineSchedule(Generic[T]):
         self._routine.clear()
         self._active = None
         self._outstanding = self._suspect = None
+        self.memory.game_lock_recheck_at = None  # the interpreter asks again if it knows one
         self._routine.append(IdentifyJob(self.address, rte=self.rte, poll=self.config))
         # LP 4D (current) again: a ticket whose 4D reply died with a crashed agent is read
         # once more (the interpreter drops a validation number it already reported)
-        self._routine.append(SingleReadJob(self.address, EnhancedValidationRequest(0)))
+        self._routine.append(ticket_read_job(self.address))
         self._routine.append(MeterReadJob(self.address, (), "discovery"))
         self._next_snapshot = now + self.config.snapshot_interval_s
 
@@ -543,8 +599,14 @@ class MachineSchedule(Generic[T]):
                     self._before_meter_reads(SingleReadJob(self.address, HandpayInfoRequest()))
             case ReadTicket():
                 if not any(isinstance(j, SingleReadJob) and j.kind == 0x4D for j in queued):
+                    self._before_meter_reads(ticket_read_job(self.address))
+            case ReadLastBill():
+                if not any(isinstance(j, SingleReadJob) and j.kind == 0x48 for j in queued):
+                    self._before_meter_reads(SingleReadJob(self.address, LastBillRequest()))
+            case ReadGameLock():
+                if not any(isinstance(j, GameLockJob) for j in queued):
                     self._before_meter_reads(
-                        SingleReadJob(self.address, EnhancedValidationRequest(0)))
+                        GameLockJob(self.address, self.config.game_lock_recheck_s))
             case ReadIdentity():
                 if not any(isinstance(j, IdentifyJob) for j in queued):
                     self._routine.append(IdentifyJob(self.address, rte=self.rte,
@@ -592,6 +654,10 @@ class MachineSchedule(Generic[T]):
             if not any(isinstance(j, MeterReadJob) and j.full and not j.started
                        for j in self._routine):
                 self._routine.append(MeterReadJob(self.address, (), "snapshot"))
+        recheck = self.memory.game_lock_recheck_at
+        if recheck is not None and now >= recheck:
+            self.memory.game_lock_recheck_at = None  # the read sets it again if still locked
+            self.request(ReadGameLock(self.address))
         while True:
             if self._active_command is None and self._commands:
                 candidate = self._commands.popleft()

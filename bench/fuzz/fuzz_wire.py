@@ -94,7 +94,7 @@ with atheris.instrument_imports(include=["agent", "hub"]):
     from agent.store.outbox import Outbox
     from agent.uplink.actions import Actions
     from agent.uplink.client import Uplink, UplinkError
-    from api import wire
+    from api import decode, wire
     from api.events import CATALOG, Event
     from hub.config import HubConfig
     from hub.server import CLIENT_PATH, TERMINAL_PATH, Hub
@@ -224,6 +224,9 @@ def run_parser(text: str) -> None:
             return
         raise
     check(again == msg, "parse(encode(msg)) differs")
+    typed = decode.from_checked(msg)  # the typed message (api.decode): built, and reads back
+    check(decode.decode(wire.encode(typed.to_wire()), max_bytes=1 << 24) == typed,
+          "the typed message does not read back as itself")
     if msg["type"] == wire.MessageType.ACTION:
         try:
             wire.verify_action(KEY, msg, NOW)
@@ -322,8 +325,8 @@ def run_agent(flags: int, text: str) -> None:
             await uplink._receive_loop(_ClientWs(frames))  # type: ignore[arg-type]
         except UplinkError:
             check('"internal"' in text, "UplinkError without an internal error from the hub")
-        while uplink._action_tasks:
-            await asyncio.gather(*list(uplink._action_tasks))
+        while uplink._dispatch.tasks:
+            await asyncio.gather(*list(uplink._dispatch.tasks))
 
     try:
         with no_tracebacks(text):
@@ -333,7 +336,7 @@ def run_agent(flags: int, text: str) -> None:
         except Exception as exc:
             if not _known_defect(exc, text):
                 raise
-        for reply in list(uplink._replies):
+        for reply in list(uplink._window.replies):
             try:
                 wire.parse_message(wire.encode(reply), max_bytes=1 << 20,
                                    accept=wire.TERMINAL_TO_HUB)
@@ -342,7 +345,7 @@ def run_agent(flags: int, text: str) -> None:
                     raise
         for stored in outbox.pending_frames(0, 10_000):
             wire.parse_message(stored.text, max_bytes=1 << 20, accept=wire.TERMINAL_TO_HUB)
-        results = {r["id"] for r in uplink._replies if r["type"] == "actionResult"}
+        results = {r["id"] for r in uplink._window.replies if r["type"] == "actionResult"}
         check(parsed_actions <= results or known_defects > 0,
               f"actions without a result: {sorted(parsed_actions - results)[:3]}")
     finally:

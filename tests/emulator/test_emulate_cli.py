@@ -151,7 +151,8 @@ def test_an_unknown_profile_is_a_clear_error() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ},
     )
     assert proc.returncode == 2
-    assert "unknown profile 'vintage' (one of: modern, legacy, rte, busy, noisy)" in proc.stderr
+    assert ("unknown profile 'vintage' (one of: modern, legacy, legacy-std, rte, busy, noisy)"
+            in proc.stderr)
 
 
 def test_a_negative_game_length_is_a_clear_error() -> None:

@@ -10,12 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.config import MachineConfig, PollConfig
-from agent.derive.interpreter import Interpreter
+from agent.assembly import LineSeam, Tuning, assemble
+from agent.config import Config, MachineConfig, OutboxConfig, PollConfig
 from agent.derive.meters import meter_name
-from agent.line.owner import LineOwner
+from agent.line.interface import Line
 from agent.store.outbox import Outbox
-from agent.store.pipeline import Pipeline
 from api.events import StoredEvent
 from drivers.memory import Faults, pair
 from emulator.autoplay import AutoPlayer, AutoplaySettings
@@ -46,22 +45,20 @@ class AgentRig:
         host, device = pair(faults=self.faults)
         self.emulator = Emulator(self.machine, device, address=1)
         self.emulator.start()
-        self.outbox = outbox or Outbox.open(tmp_path / "outbox.db", terminal_id=TERMINAL)
-        self.pipeline = Pipeline(self.outbox, Interpreter(TERMINAL, backlog_window=0.0,
-                                                             ticket_settle=1.0))
-        self.line = LineOwner(host, [MachineConfig(1)], POLL, self.pipeline.put)
-        self.pipeline.set_reads_sink(self.line.request_reads)
-        self.pipeline.start()
-        self.line.start()
+        config = Config(TERMINAL, (MachineConfig(1),), poll=POLL,
+                        outbox=OutboxConfig(path=str(tmp_path / "outbox.db")))
+        self.agent = assemble(config, line=LineSeam.memory(host), outbox=outbox,
+                              tuning=Tuning(backlog_window_s=0.0, ticket_settle_s=1.0))
+        self.outbox = self.agent.outbox
+        self.pipeline = self.agent.pipeline
+        self.line: Line = self.agent.start()
         self.player = AutoPlayer(self.machine, random.Random(seed), QUIET_PLAY)
         self._cycles = 0
         self._baseline: dict[str, Any] | None = None
 
     def close(self) -> None:
-        self.line.stop()
-        self.pipeline.stop()
+        self.agent.close()
         self.emulator.stop()
-        self.outbox.close()
 
     # ------------------------------------------------------------------ driving
 
