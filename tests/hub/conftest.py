@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub.hubkit import HubHarness, Traffic, validate_frame
+from tests.support.hub import HubHarness, Traffic, validate_frame
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def traffic() -> Traffic:
 
 @pytest.fixture
 async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]:
-    h = HubHarness(tmp_path, traffic)
+    h = HubHarness(tmp_path, traffic, auth_timeout=3.0)
     await h.start()
     try:
         yield h
@@ -26,6 +26,3 @@ async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]
     # Real traffic must match the published schemas (docs/schemas).
     for msg in traffic.frames:
         validate_frame(msg)
-
-
-

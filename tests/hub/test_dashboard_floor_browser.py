@@ -24,7 +24,7 @@ from hub.server import Hub
 from hub.store import HubStore
 from hub.tokens import parse_tokens
 from tests.hub.browser_helpers import CHROMIUM, CHROMIUM_ARGS, ScriptedTerminal
-from tests.hub.hubkit import http_get
+from tests.support.hub import http_get
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect

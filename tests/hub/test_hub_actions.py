@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from api import wire
-from tests.hub.hubkit import HubHarness
+from tests.support.hub import HubHarness
 
 
 def _in(seconds: float) -> str:

@@ -12,7 +12,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from api import wire
-from tests.hub.hubkit import ROOT, HubHarness, event_frame
+from tests.support import ROOT
+from tests.support.hub import HubHarness, event_frame
 from tests.support.waits import wait_for
 
 

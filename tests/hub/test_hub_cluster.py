@@ -13,7 +13,7 @@ import pytest
 
 from api import wire
 from hub.server import Hub
-from tests.hub.hubkit import HubHarness, Peer, Traffic, event_frame, validate_frame
+from tests.support.hub import HubHarness, Peer, Traffic, event_frame, validate_frame
 from tests.support.waits import wait_for
 
 
@@ -321,7 +321,7 @@ async def test_with_postgresql_the_audit_works_and_history_queries_say_they_cann
 
     import jsonschema
 
-    from tests.hub.hubkit import SCHEMA_DIR, http_get, http_json
+    from tests.support.hub import SCHEMA_DIR, http_get, http_json
 
     error_schema = json.loads((SCHEMA_DIR / "api" / "error.json").read_text())
 

@@ -15,7 +15,7 @@ from api.wire import Role
 from configkit import ConfigError
 from hub.config import load_config, parse_config
 from hub.tokens import Principal, parse_tokens
-from tests.hub.hubkit import ROOT
+from tests.support import ROOT
 
 
 def test_minimal_config_and_relative_paths(tmp_path: Path) -> None:

@@ -25,7 +25,9 @@ from websockets.asyncio.client import connect
 
 from api import wire
 from api.wire import MAX_JSON_DEPTH
-from tests.hub.hubkit import ROOT, TERMINAL_TOKENS, HubHarness, event_frame, http_get, http_json
+from tests.support import ROOT
+from tests.support.hub import HubHarness, event_frame, http_get, http_json
+from tests.support.tokens import TERMINAL_TOKENS
 from tests.support.waits import wait_for
 
 

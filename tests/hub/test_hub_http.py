@@ -8,7 +8,7 @@ import re
 import pytest
 
 from hub.http_answers import STATIC_DIR
-from tests.hub.hubkit import HubHarness
+from tests.support.hub import HubHarness
 
 
 async def _get(harness: HubHarness, raw_path: str) -> tuple[int, dict[str, str], bytes]:

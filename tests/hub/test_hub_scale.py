@@ -19,7 +19,8 @@ from api import wire
 from hub.ingest import MIN_SHARE, InflightGate
 from hub.server import Hub
 from hub.store import EventWrite
-from tests.hub.hubkit import HubHarness, Peer, Traffic, event_frame
+from tests.support.hub import HubHarness, Peer, Traffic, event_frame
+from tests.support.tokens import Token
 from tests.support.waits import wait_for
 
 TERMINALS = [f"F{i:02d}" for i in range(12)]
@@ -44,11 +45,9 @@ class _HeldStore:
 
 @pytest.fixture
 async def floor(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]:
-    h = HubHarness(tmp_path, traffic)
-    tokens = tmp_path / "floor-tokens"
-    tokens.write_text("".join(f"tok-{t} terminal {t}\n" for t in TERMINALS)
-                      + "tok-view viewer wall\n")
-    await h.start(tokens=tokens, max_inflight_per_terminal=20, max_inflight_events=40)
+    tokens = [Token(f"tok-{t}", "terminal", t) for t in TERMINALS]
+    h = HubHarness(tmp_path, traffic, tokens=[*tokens, Token("tok-view", "viewer", "wall")])
+    await h.start(max_inflight_per_terminal=20, max_inflight_events=40)
     try:
         yield h
     finally:

@@ -8,7 +8,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from api import wire
-from tests.hub.hubkit import HubHarness, event_frame
+from tests.support.hub import HubHarness, event_frame
 from tests.support.waits import wait_for
 
 

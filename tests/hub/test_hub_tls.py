@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from api import wire
-from tests.hub.hubkit import HubHarness, Peer
+from tests.support.hub import HubHarness, Peer
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
