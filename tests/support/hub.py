@@ -297,8 +297,8 @@ class HubHarness:
         else:
             peer = await self.connect("/ws/client")
             await peer.send(wire.auth(token))
-            ok = await peer.recv()
-            assert ok["type"] == "authOk", ok
+        ok = await peer.recv()
+        assert ok["type"] == "authOk", ok
         snap = await peer.recv()
         assert snap["type"] == "snapshot", snap
         if subscribe is not None:
