@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cli.full_loop_helpers import CHROMIUM, CHROMIUM_ARGS, DaemonView
+from tests.cli.full_loop_helpers import DaemonView
 from tests.cli.slot_agent_procs import HubHandle, Proc, start_emulator, write_agent_config
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.waits import wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api")

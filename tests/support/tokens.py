@@ -45,12 +45,16 @@ VIEWER = "tok-view"
 
 #: The dashboard's table: EGM-1 plays, EGM-2 has a token and never connects (listed offline).
 DASHBOARD_TERMINAL, DASHBOARD_SILENT = "EGM-1", "EGM-2"
+DASHBOARD_TERMINAL_TOKEN = "tok-egm-1"
+DASHBOARD_OPERATOR, DASHBOARD_OPERATOR2 = "tok-op-floor", "tok-op-slot-tech"
+DASHBOARD_VIEWER = "tok-view-cctv"
 DASHBOARD_TOKENS: tuple[Token, ...] = (
-    Token("tok-egm-1", "terminal", DASHBOARD_TERMINAL, bank="12", area="Main floor"),
+    Token(DASHBOARD_TERMINAL_TOKEN, "terminal", DASHBOARD_TERMINAL, bank="12",
+          area="Main floor"),
     Token("tok-egm-2", "terminal", DASHBOARD_SILENT, bank="14", area="High limit"),
-    Token("tok-op-floor", "operator", "floor-supervisor"),
-    Token("tok-op-slot-tech", "operator", "slot-tech"),
-    Token("tok-view-cctv", "viewer", "cctv-room"),
+    Token(DASHBOARD_OPERATOR, "operator", "floor-supervisor"),
+    Token(DASHBOARD_OPERATOR2, "operator", "slot-tech"),
+    Token(DASHBOARD_VIEWER, "viewer", "cctv-room"),
 )
 
 #: An action-signing key (hub ``action_key_file``; the agent checks with the same bytes).
