@@ -13,7 +13,8 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,11 @@ class HubHarness:
         """The token of terminal or principal ``name`` in this hub's table."""
         return next(t.token for t in self.tokens if t.name == name)
 
+    @property
+    def terminal_token(self) -> str:
+        """The first terminal token of the table (the one a one-terminal hub knows)."""
+        return next(t.token for t in self.tokens if t.role == "terminal")
+
     # -- what it stored ------------------------------------------------------------------------
 
     def seqs(self, terminal_id: str) -> list[int]:
@@ -268,6 +274,10 @@ class HubHarness:
         """The terminal's events as stored (see :func:`stored_events`), read over a connection
         of its own (safe while the hub runs on another thread)."""
         return stored_events(self.config.database, terminal_id, own=own)
+
+    def event_names(self, terminal_id: str) -> list[str]:
+        """Names of every event stored about the terminal (the hub's own too), in order."""
+        return [e["event"] for e in self.stored(terminal_id, own=False)]
 
     # -- peers ---------------------------------------------------------------------------------
 
@@ -305,6 +315,18 @@ class HubHarness:
             await peer.send(wire.subscribe(**subscribe))
             assert (await peer.recv_type("subscribed"))["type"] == "subscribed"
         return peer, snap
+
+
+@contextmanager
+def hub_in_thread(tmp_path: Path, tokens: Iterable[Token] = HUB_TOKENS, **config: Any
+                  ) -> Iterator[HubHarness]:
+    """A :class:`HubHarness` serving on its own thread for the ``with`` block."""
+    harness = HubHarness(tmp_path, tokens=tokens, **config)
+    harness.start_in_thread()
+    try:
+        yield harness
+    finally:
+        harness.stop_thread()
 
 
 def stored_events(database: Path, terminal_id: str, *, own: bool = True
