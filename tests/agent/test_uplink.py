@@ -41,14 +41,6 @@ from tests.support.waits import wait_for
 
 
 @pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[HubHarness]:
-    runner = HubHarness(tmp_path)
-    await runner.start()
-    yield runner
-    await runner.stop()
-
-
-@pytest.fixture
 def outbox(tmp_path: Path) -> Iterator[Outbox]:
     box = open_outbox(tmp_path / "outbox.db")
     yield box

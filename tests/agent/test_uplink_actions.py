@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +61,6 @@ class Agent:
     def emit(self, event: Event) -> None:
         self.outbox.commit([event], None)
         self.uplink.notify_new_events()
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[HubHarness]:
-    runner = HubHarness(tmp_path)
-    await runner.start()
-    yield runner
-    await runner.stop()
 
 
 def _in(seconds: float) -> str:

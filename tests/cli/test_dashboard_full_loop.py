@@ -21,9 +21,9 @@ import yaml
 
 from tests.cli.full_loop_helpers import DaemonView
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.support.hub import HubHarness, hub_in_thread
+from tests.support.hub import HubHarness
 from tests.support.processes import Proc, start_emulator, write_agent_config
-from tests.support.tokens import OPERATOR, for_terminal
+from tests.support.tokens import OPERATOR
 from tests.support.waits import wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -41,12 +41,6 @@ WAIT_MS = 30_000  # every expectation on the page is bounded by this
 #: Poll cycles the machine must sit locked without a game. At the agent's 40 ms cadence this
 #: spans several games' worth of the emulator's 120 games a minute.
 LOCKED_CYCLES = 60
-
-
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[HubHarness]:
-    with hub_in_thread(tmp_path, for_terminal(TERMINAL)) as harness:
-        yield harness
 
 
 @pytest.fixture

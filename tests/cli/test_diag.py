@@ -24,12 +24,6 @@ def emulator() -> Iterator[str]:
         proc.stop()
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[HubHarness]:
-    with hub_in_thread(tmp_path, for_terminal("EGM-T1")) as harness:
-        yield harness
-
-
 def _checks(stdout: str) -> dict[str, dict[str, Any]]:
     report = json.loads(stdout)
     return {c["id"]: c for c in report["checks"]}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.hub import HubHarness, hub_in_thread
+from tests.support.hub import HubHarness
 from tests.support.processes import (
     Proc,
     json_logs,
@@ -19,7 +19,6 @@ from tests.support.processes import (
     start_emulator,
     write_agent_config,
 )
-from tests.support.tokens import for_terminal
 from tests.support.waits import wait_until
 
 
@@ -30,12 +29,6 @@ def emulator() -> Iterator[str]:
         yield url
     finally:
         proc.stop()
-
-
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[HubHarness]:
-    with hub_in_thread(tmp_path, for_terminal("EGM-T1")) as harness:
-        yield harness
 
 
 def _running(proc: Proc) -> dict[str, object]:
