@@ -259,58 +259,34 @@ async def test_the_line_recovers_after_the_transport_dies(tmp_path: Path) -> Non
     """A TCP terminal server that drops the connection: the daemon's line owner opens the
     port again through the daemon's transport factory and the machine link comes back."""
     import dataclasses
-    import threading
 
-    from drivers import tcp_listen
-    from emulator.server import Emulator as Served
+    from tests.agent.e2e_helpers import served_over_tcp
 
-    emulator = Served(Machine(now=time.monotonic()), None, address=1)
-    emulator.start()
-    listener = tcp_listen("127.0.0.1", 0)
-    host, port = listener.address
-    stop = threading.Event()
-    connections: list[object] = []
+    with served_over_tcp() as served:
+        config = _config(tmp_path)
+        config = dataclasses.replace(config, serial=dataclasses.replace(
+            config.serial, port=served.url))
+        daemon = Daemon(config)  # the real factory: open_transport(serial.port)
+        task = asyncio.create_task(daemon.run(install_signals=False))
 
-    def serve() -> None:
-        while not stop.is_set():
-            conn = listener.accept(time.monotonic() + 0.05)
-            if conn is not None:
-                connections.append(conn)
-                emulator.attach(conn)
+        def link_up() -> bool:
+            assert daemon.line is not None
+            return bool(daemon.line.status()["machines"]["1"]["linkUp"])
 
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    config = _config(tmp_path)
-    config = dataclasses.replace(config, serial=dataclasses.replace(
-        config.serial, port=f"tcp://{host}:{port}"))
-    daemon = Daemon(config)  # the real factory: open_transport(serial.port)
-    task = asyncio.create_task(daemon.run(install_signals=False))
-
-    def link_up() -> bool:
-        assert daemon.line is not None
-        return bool(daemon.line.status()["machines"]["1"]["linkUp"])
-
-    try:
-        assert await asyncio.to_thread(daemon.ready.wait, 20.0)
-        await wait_for(link_up, 30, "the first link-up", interval=0.02)
-        old = emulator.detach()  # the terminal server drops the connection
-        assert old is not None
-        old.close()
-        await wait_for(lambda: not link_up(), 30, "link down after the connection dropped",
-                       interval=0.02)
-        await wait_for(link_up, 30, "the link back over a new connection", interval=0.02)
-        assert len(connections) >= 2
-        assert daemon.line is not None and daemon.line.running
-    finally:
-        daemon.request_stop()
-        assert await asyncio.wait_for(task, 30) == 0
-        stop.set()
-        server.join(5)
-        emulator.stop()
-        transport = emulator.detach()
-        if transport is not None:
-            transport.close()
-        listener.close()
+        try:
+            assert await asyncio.to_thread(daemon.ready.wait, 20.0)
+            await wait_for(link_up, 30, "the first link-up", interval=0.02)
+            old = served.emulator.detach()  # the terminal server drops the connection
+            assert old is not None
+            old.close()
+            await wait_for(lambda: not link_up(), 30, "link down after the connection dropped",
+                           interval=0.02)
+            await wait_for(link_up, 30, "the link back over a new connection", interval=0.02)
+            assert len(served.connections) >= 2
+            assert daemon.line is not None and daemon.line.running
+        finally:
+            daemon.request_stop()
+            assert await asyncio.wait_for(task, 30) == 0
     names = _names(tmp_path / "ob.db")
     assert names.count("machineLinkDown") >= 1 and names.count("machineLinkUp") >= 2
 
