@@ -27,7 +27,7 @@ from api import wire
 from api.wire import MAX_JSON_DEPTH
 from tests.support import ROOT
 from tests.support.hub import HubHarness, event_frame, http_get, http_json
-from tests.support.tokens import TERMINAL_TOKENS
+from tests.support.tokens import TERMINAL_TOKENS, VIEWER, write_token_file
 from tests.support.waits import wait_for
 
 
@@ -237,9 +237,9 @@ async def test_a_signed_action_without_issued_at_is_bad_signature(
 async def test_sigterm_ends_a_flooded_hub_process_within_5_seconds(tmp_path: Path) -> None:
     """The CLI hub under load: a terminal flooding, a viewer that never reads; SIGTERM ends
     the process (asyncio's teardown included) within the documented 5 s, with exit code 0."""
-    (tmp_path / "tokens.txt").write_text("tok-t1 terminal T1\ntok-v viewer wall\n")
+    tokens = write_token_file(tmp_path)
     (tmp_path / "hub.yaml").write_text(
-        "listen: {host: 127.0.0.1, port: 0}\nplain: true\ntokens: tokens.txt\n"
+        f"listen: {{host: 127.0.0.1, port: 0}}\nplain: true\ntokens: {tokens.name}\n"
         "database: hub.db\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "hub", "--config", str(tmp_path / "hub.yaml"),
@@ -251,7 +251,7 @@ async def test_sigterm_ends_a_flooded_hub_process_within_5_seconds(tmp_path: Pat
         url = (await asyncio.to_thread(proc.stdout.readline)).strip()
         base = "ws://" + url.split("://", 1)[1].rstrip("/")
         viewer = await connect(base + "/ws/client",
-                               additional_headers={"Authorization": "Bearer tok-v"})
+                               additional_headers={"Authorization": f"Bearer {VIEWER}"})
         await viewer.send(wire.encode(wire.subscribe()))
         term = await connect(base + "/ws/terminal",
                              additional_headers={"Authorization": "Bearer tok-t1"})
