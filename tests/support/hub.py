@@ -273,6 +273,7 @@ class HubHarness:
     def stored(self, terminal_id: str, *, own: bool = True) -> list[dict[str, Any]]:
         """The terminal's events as stored (see :func:`stored_events`), read over a connection
         of its own (safe while the hub runs on another thread)."""
+        assert self.config.database is not None, "a PostgreSQL hub: read its store instead"
         return stored_events(self.config.database, terminal_id, own=own)
 
     def event_names(self, terminal_id: str) -> list[str]:

@@ -154,6 +154,7 @@ async def test_a_reconnect_resumes_with_no_gap_and_no_duplicate(
     await hub.stop()
     await expect(page.locator("#conn-state")).to_have_attribute(
         "data-state", "reconnecting", timeout=WAIT_MS)
+    assert hub.config.database is not None
     store = HubStore(hub.config.database)  # what the terminal delivered meanwhile (to a hub peer)
     try:
         first = store.acked_seq(TERMINAL) + 1
