@@ -1,7 +1,7 @@
 """The hub's side of several instances on one PostgreSQL (hub/cluster.py does the LISTEN):
 what an instance does with another instance's events and notices, and with the presence of
-terminals across instances. A mixin of :class:`hub.server.Hub`, so server.py keeps only the
-calls that publish (``cluster.publish``, ``cluster.present``) where things happen.
+terminals across instances. A mixin of :class:`hub.server.Hub`, so the hub's modules keep
+only the calls that publish (``cluster.publish``, ``cluster.present``) where things happen.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from api.wire import CloseCode
 from hub.store import HUB_SOURCE, EventWrite
 
 if TYPE_CHECKING:
+    from hub.actions import ActionRouter
+    from hub.client_sessions import ClientSessions
     from hub.cluster import Cluster
     from hub.floor import Floor
     from hub.store_api import Store
+    from hub.terminal_sessions import TerminalSessions
 
 log = logging.getLogger("hub")
 
@@ -31,36 +34,32 @@ class ClusterHooks:
     cluster: Cluster | None
     floor: Floor
     store: Store
-    _terminals: dict[str, Any]  # terminal id -> hub.server._TerminalConn
+    terminals: TerminalSessions
+    clients: ClientSessions
+    actions: ActionRouter
 
     if TYPE_CHECKING:
-        def _now(self) -> float: ...
+        def now(self) -> float: ...
 
-        async def _publish(self, writes: Sequence[EventWrite], inserted: Sequence[bool]
+        async def publish(self, writes: Sequence[EventWrite], inserted: Sequence[bool]
+                          ) -> None: ...
+
+        def emit_hub_event(self, name: str, terminal_id: str, data: dict[str, Any]
                            ) -> None: ...
-
-        def _emit_hub_event(self, name: str, terminal_id: str, data: dict[str, Any]
-                            ) -> None: ...
-
-        def _to_local_operators(self, text: str) -> None: ...
-
-        def _alert_acked(self, text: str, terminal_id: str, now: float) -> None: ...
-
-        def _deliver_queued(self, conn: Any) -> None: ...
 
     async def cluster_events(self, writes: Sequence[EventWrite]) -> None:
         """Events another instance stored (hub/cluster.py): published like our own."""
-        now = self._now()
+        now = self.now()
         for write in writes:
             if write.source == HUB_SOURCE:
                 self._remote_presence(write.frame, now)
-        await self._publish(writes, [True] * len(writes))
+        await self.publish(writes, [True] * len(writes))
 
     def _remote_presence(self, frame: dict[str, Any], now: float) -> None:
         """Another instance's ``deviceOnline`` / ``deviceOffline``: the online state here,
         and one connection per terminal across instances."""
         name, terminal_id = frame["event"], frame["terminalId"]
-        local = self._terminals.get(terminal_id)
+        local = self.terminals.connections.get(terminal_id)
         data = frame["data"]
         if name == "deviceOnline":
             if local is not None and not local.replaced \
@@ -75,7 +74,7 @@ class ClusterHooks:
         elif name == "deviceOffline":
             if local is not None and not local.replaced:
                 # Its old connection elsewhere ended; it is connected here: say so again.
-                self._emit_hub_event("deviceOnline", terminal_id,
+                self.emit_hub_event("deviceOnline", terminal_id,
                                      {"terminalId": terminal_id, "since": local.connected_at})
                 return
             state = self.floor.set_online(terminal_id, False, now)
@@ -84,7 +83,7 @@ class ClusterHooks:
     def _online_elsewhere(self) -> None:
         """At start: the terminals connected to the other instances are online."""
         assert self.cluster is not None
-        now = self._now()
+        now = self.now()
         for terminal_id in self.cluster.present_terminals():
             state = self.floor.set_online(terminal_id, True, now)
             last = self.store.last_event(terminal_id, ["deviceOnline"])
@@ -93,32 +92,32 @@ class ClusterHooks:
 
     def cluster_orphan(self, terminal_id: str) -> None:
         """Its instance died and it has not connected elsewhere: offline, for everyone."""
-        if terminal_id in self._terminals:
+        if terminal_id in self.terminals.connections:
             assert self.cluster is not None
             self.cluster.present(terminal_id, True)  # ours after all
             return
-        state = self.floor.set_online(terminal_id, False, self._now())
+        state = self.floor.set_online(terminal_id, False, self.now())
         log.info("terminal %s: its hub instance is gone; offline", terminal_id)
-        self._emit_hub_event("deviceOffline", terminal_id,
+        self.emit_hub_event("deviceOffline", terminal_id,
                              {"terminalId": terminal_id, "lostAt": state.since})
 
     def cluster_revived(self) -> None:
         assert self.cluster is not None
-        for terminal_id, conn in list(self._terminals.items()):
+        for terminal_id, conn in list(self.terminals.connections.items()):
             if not conn.replaced:
                 self.cluster.present(terminal_id, True)
-                self._emit_hub_event("deviceOnline", terminal_id,
+                self.emit_hub_event("deviceOnline", terminal_id,
                                      {"terminalId": terminal_id, "since": conn.connected_at})
 
     def cluster_notice(self, kind: str, body: str) -> None:
         """A notice another instance sent (hub/cluster.py)."""
         if kind == OPERATORS:
-            self._to_local_operators(body)
+            self.clients.to_local_operators(body)
         elif kind == ALERT_ACK:
             msg = json.loads(body)
-            self._alert_acked(body, msg["terminalId"], self._now())
+            self.clients.alert_acked(body, msg["terminalId"], self.now())
         elif kind == OFFER:
             stored = self.store.get_action(body)
-            conn = None if stored is None else self._terminals.get(stored.terminal_id)
+            conn = None if stored is None else self.terminals.connections.get(stored.terminal_id)
             if conn is not None:
-                self._deliver_queued(conn)
+                self.actions.deliver_queued(conn)

@@ -164,6 +164,14 @@ CATEGORY_CHANNEL: dict[ExceptionCategory, Channel] = {
     ExceptionCategory.OPERATOR: Channel.SYSTEM,
 }
 
+#: Generic codes that end or report a condition rather than raise one (the change lamp went
+#: off, a pending meter change was cancelled, an authentication finished): nobody needs to
+#: act, so they go to ``system`` and need no acknowledgement, whatever their category.
+ALL_CLEAR_CODES: frozenset[int] = frozenset({
+    ExceptionCode.CHANGE_LAMP_OFF, ExceptionCode.METER_CHANGE_CANCELLED,
+    ExceptionCode.AUTHENTICATION_COMPLETE,
+})
+
 #: Codes whose event comes from the read they trigger (a meter read, LP 1B, LP 4D, a
 #: re-identification), not from the exception itself: the events that read yields.
 _READ_EVENTS: dict[int, tuple[str, ...]] = {
@@ -230,7 +238,7 @@ def exception_channel(code: int, *, defined: bool = True) -> Channel:
         return CATEGORY_CHANNEL[ExceptionCategory.OTHER]
     events = EXCEPTION_EVENTS[code]
     if events in ((), ("machineException",)):
-        return CATEGORY_CHANNEL[category_of(code)]
+        return _generic_channel(code)
     return CATALOG[events[0]]
 
 
@@ -254,7 +262,13 @@ def machine_exception(code: int, *, defined: bool = True) -> tuple[dict[str, Any
     category = category_of(code)
     return ({"code": code_text(code), "name": _camel(member.name),
              "description": EXCEPTION_MEANING.get(member), "category": category.value,
-             "defined": True}, CATEGORY_CHANNEL[category])
+             "defined": True}, _generic_channel(code))
+
+
+def _generic_channel(code: int) -> Channel:
+    if code in ALL_CLEAR_CODES:
+        return Channel.SYSTEM
+    return CATEGORY_CHANNEL[category_of(code)]
 
 
 #: Codes that raise an alert or change what the floor sees (doors, tilts, faults, power,

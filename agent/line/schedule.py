@@ -43,13 +43,12 @@ from agent.config import PollConfig
 from agent.line.commands import CommandKind, CommandResult, MachineCommand
 from agent.line.discovery import Identity, clock_read
 from agent.line.meter_reads import FULL_SNAPSHOT_CODES, MeterRead, meter_key
+from agent.line.replies import handpay_read, ticket_read
 from agent.observations import (
-    HandpayInfoRead,
     HostLockChanged,
     MeterReason,
     MetersRead,
     Observation,
-    TicketValidationRead,
 )
 from agent.reads import (
     ReadHandpay,
@@ -96,7 +95,6 @@ from sas_protocol.messages.responses import (
 T = TypeVar("T")
 
 #: LP 1B level byte: 01-20 progressive levels report cents, others credits (SAS §3.9).
-_PROGRESSIVE_LEVELS = range(0x01, 0x21)
 
 #: LP 94 result codes (SAS §3.9).
 _HANDPAY_RESET_ERRORS = {0x01: "the machine is unable to reset the handpay",
@@ -336,21 +334,13 @@ class SingleReadJob(SequenceJob):
     def reply(self, poll: Request, reply: Reply, memory: Memory, at: float) -> list[Observation]:
         self._done_with()
         if isinstance(reply, HandpayInfoReply):
-            amount = reply.amount
-            if reply.level not in _PROGRESSIVE_LEVELS:
-                # SAS §3.9: non-progressive handpays report accounting credits
-                amount *= memory.denomination_cents or 0
-            if reply.level not in _PROGRESSIVE_LEVELS and memory.denomination_cents is None:
+            read = handpay_read(reply, address=self.address, at=at,
+                                denomination_cents=memory.denomination_cents)
+            if read is None:
                 return []  # cannot convert yet; 51 is re-issued every 15 s (SAS §7.8.1)
-            self._out.append(HandpayInfoRead(
-                at=at, address=self.address, progressive_group=reply.progressive_group,
-                level=reply.level, amount_cents=amount, partial_pay_credits=reply.partial_pay,
-                reset_id=reply.reset_id))
+            self._out.append(read)
         elif isinstance(reply, EnhancedValidationReply):
-            self._out.append(TicketValidationRead(
-                at=at, address=self.address, validation_type=reply.validation_type,
-                validation_number=f"{reply.validation_number:016d}", amount_cents=reply.amount,
-                ticket_number=reply.ticket_number))
+            self._out.append(ticket_read(reply, address=self.address, at=at))
         return []
 
     def unsupported(self, poll: Request, memory: Memory, at: float) -> list[Observation]:

@@ -15,9 +15,10 @@ How the captured bytes drive the host role:
 - times come from the capture (``startedAt`` + ``t``).
 
 Observations made: link up/down, exceptions, real-time events, meter reads (reason
-``timer``; per game meters ignored as the interpreter does), and the machine's identity once
-LP 54 and LP 1F have both been answered. Other replies (handpay, tickets, clock) need the
-line owner's jobs and are counted under ``repliesNotInterpreted``, not interpreted.
+``timer``; per game meters ignored as the interpreter does), the machine's identity once
+LP 54 and LP 1F have both been answered, handpays (LP 1B, converted as the line owner does:
+agent/line/replies.py), tickets (LP 4D) and the machine's clock (LP 7E). Other replies are
+counted under ``repliesNotInterpreted``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from typing import Any
 from agent.derive.exceptions_map import CONFIRMED_CODES
 from agent.derive.interpreter import Interpreter
 from agent.derive.state import AgentState
+from agent.line.discovery import clock_read
+from agent.line.replies import handpay_read, ticket_read
 from agent.observations import (
     ExceptionObserved,
     LinkDown,
@@ -57,7 +60,14 @@ from sas_protocol.host import LinkDown as HostLinkDown
 from sas_protocol.host import LinkUp as HostLinkUp
 from sas_protocol.messages.meters import MeterReply
 from sas_protocol.messages.requests import GeneralPoll, Poll, decode_request
-from sas_protocol.messages.responses import GameCountReply, MachineInfoReply, SasVersionReply
+from sas_protocol.messages.responses import (
+    DateTimeReply,
+    EnhancedValidationReply,
+    GameCountReply,
+    HandpayInfoReply,
+    MachineInfoReply,
+    SasVersionReply,
+)
 
 __all__ = ["Replay", "ReplayResult", "replay"]
 
@@ -210,6 +220,19 @@ class Replay:
             case ReplyReceived(reply=SasVersionReply() | MachineInfoReply() |
                                GameCountReply() as reply):
                 return self._identity(address, m, reply, at)
+            case ReplyReceived(reply=HandpayInfoReply() as reply):
+                handpay = handpay_read(reply, address=address, at=at,
+                                       denomination_cents=m.identity.get("denomination_cents"))
+                if handpay is not None:
+                    return [handpay]
+                counters["handpaysBeforeDenomination"] += 1
+            case ReplyReceived(reply=EnhancedValidationReply() as reply):
+                return [ticket_read(reply, address=address, at=at)]
+            case ReplyReceived(reply=DateTimeReply() as reply):
+                clock = clock_read(reply, address=address, at=at)
+                if clock is not None:
+                    return [clock]
+                counters["impossibleClocks"] += 1
             case ReplyReceived():
                 counters["repliesNotInterpreted"] += 1
             case NotSupported():

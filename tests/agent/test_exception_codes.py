@@ -285,3 +285,20 @@ def test_generic_codes_and_undefined_bytes_are_confirmed_before_they_count() -> 
     assert not CONFIRMED_CODES & {int(c) for c in IDLE_EXCEPTIONS}
     assert not CONFIRMED_CODES & set(range(0x47, 0x51))  # bills: the meters are the truth
     assert 0x7E not in CONFIRMED_CODES and 0x66 in READ_TRIGGERED
+
+
+@pytest.mark.parametrize("code", [0x72, 0x8F, 0xA1], ids=lambda c: f"{c:02X}")
+def test_all_clear_codes_go_to_system_and_need_no_acknowledgement(code: int) -> None:
+    """Change lamp off, authentication complete, meter change cancelled end a condition:
+    an operator must not have to acknowledge them (their categories are on ``alerts``)."""
+    from api import wire
+
+    (event,) = [e for e in Walk().raised(code) if e.name == "machineException"]
+    assert event.channel.value == "system"
+    assert category_of(code).value in ("other", "memory")
+    assert not wire.needs_ack(event.channel.value, event.name)
+    # Their "on" counterparts still raise an alert.
+    on = {0x72: 0x71, 0xA1: 0xA0}.get(code)
+    if on is not None:
+        (raised,) = [e for e in Walk().raised(on) if e.name == "machineException"]
+        assert wire.needs_ack(raised.channel.value, raised.name)

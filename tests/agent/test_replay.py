@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import sas_protocol as sp
-from agent.ops.replay import replay
+from agent.ops.replay import Replay, replay
 from api.capture import (
     Capture,
     CaptureFileError,
@@ -125,3 +125,34 @@ def test_the_capture_format_printed_in_operations_md_parses_and_replays() -> Non
     assert capture.frames[0].wakeup == (0,) and capture.frames[1].data == b"\x7e"
     names = [e.name for e in replay(capture).events]
     assert names[:2] == ["machineLinkUp", "machineIdentified"]
+
+
+def test_handpay_ticket_and_clock_replies_are_interpreted_as_the_line_owner_does() -> None:
+    """LP 1B, LP 4D and LP 7E replies become the observations the line owner makes of them
+    (agent/line/replies.py), so a captured handpay or ticket replays to its event."""
+    handpay_poll = sp.HandpayInfoRequest().encode(1).hex()
+    # A progressive level (01): the amount is in cents, no denomination needed (SAS §3.9).
+    handpay = sp.HandpayInfoReply(progressive_group=1, level=0x01, amount=360_000,
+                                  partial_pay=0, reset_id=0).encode(1).hex()
+    ticket_poll = sp.EnhancedValidationRequest(0).encode(1).hex()
+    ticket = sp.EnhancedValidationReply(
+        validation_type=0, index=1, date=12062026, time=123000,
+        validation_number=1234567890123456, amount=2_500, ticket_number=7,
+        validation_system_id=0, expiration=0, pool_id=0).encode(1).hex()
+    clock_poll = sp.DateTimeRequest().encode(1).hex()
+    clock = sp.DateTimeReply(month=12, day=6, year=2026, hour=12, minute=30,
+                             second=0).encode(1).hex()
+    frames = [("tx", "81"), ("rx", "51"), ("tx", "81"), ("rx", "51"),  # handpay pending
+              ("tx", handpay_poll), ("rx", handpay),
+              ("tx", ticket_poll), ("rx", ticket),
+              ("tx", clock_poll), ("rx", clock)]
+    runner = Replay(_capture(frames, up=True))
+    events = list(runner.run())
+    by_name = {e.name: e for e in events}
+    assert by_name["handpayPending"].data["amount"] == 360_000
+    assert by_name["handpayPending"].data["kind"] == "progressive"
+    # The ticket waits in the ledger for its ticket-out meter movement (docs/events.md).
+    (waiting,) = runner.state.machine(1).tickets_waiting
+    assert waiting["validationNumber"] == "1234567890123456" and waiting["amount"] == 2_500
+    assert by_name["clockSkew"].data["machineTime"] == "2026-12-06T12:30:00.000Z"
+    assert runner.result.counters["repliesNotInterpreted"] == 0

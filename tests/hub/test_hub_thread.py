@@ -10,7 +10,7 @@ from websockets.sync.client import connect
 
 from api import wire
 from hub.config import HubConfig
-from hub.server import run_in_thread
+from hub.running import run_in_thread
 from tests.support.tokens import write_token_file
 
 

@@ -28,7 +28,8 @@ from api import wire
 from api.events import CATALOG
 from hub.config import HubConfig
 from hub.http_answers import STATIC_DIR
-from hub.server import Hub, RunningHub, run_in_thread
+from hub.running import RunningHub, run_in_thread
+from hub.server import Hub
 from tests.support import ROOT
 from tests.support.tokens import HUB_TOKENS, TERMINAL_TOKENS, Token, write_token_file
 

@@ -1,0 +1,36 @@
+"""Replies to the one-off reads (LP 1B handpay, LP 4D ticket) as the observations the
+interpreter takes: one conversion for the line owner (agent/line/schedule.py) and for
+``slot-agent replay`` (agent/ops/replay.py), so a capture replays as the agent ran it."""
+
+from __future__ import annotations
+
+from agent.observations import HandpayInfoRead, TicketValidationRead
+from sas_protocol.messages.responses import EnhancedValidationReply, HandpayInfoReply
+
+#: LP 1B levels 01-20 are progressive levels; 40 and 80 are non-progressive (SAS §3.9).
+PROGRESSIVE_LEVELS = range(0x01, 0x21)
+
+
+def handpay_read(reply: HandpayInfoReply, *, address: int, at: float,
+                 denomination_cents: int | None) -> HandpayInfoRead | None:
+    """LP 1B as an observation; None while the denomination a non-progressive handpay
+    needs is unknown (the machine re-issues exception 51 every 15 s, SAS §7.8.1)."""
+    amount = reply.amount
+    if reply.level not in PROGRESSIVE_LEVELS:
+        # SAS §3.9: non-progressive handpays report accounting credits, progressives cents.
+        if denomination_cents is None:
+            return None
+        amount *= denomination_cents
+    return HandpayInfoRead(
+        at=at, address=address, progressive_group=reply.progressive_group,
+        level=reply.level, amount_cents=amount, partial_pay_credits=reply.partial_pay,
+        reset_id=reply.reset_id)
+
+
+def ticket_read(reply: EnhancedValidationReply, *, address: int, at: float
+                ) -> TicketValidationRead:
+    """LP 4D as an observation (amounts are cents, SAS §3.9)."""
+    return TicketValidationRead(
+        at=at, address=address, validation_type=reply.validation_type,
+        validation_number=f"{reply.validation_number:016d}", amount_cents=reply.amount,
+        ticket_number=reply.ticket_number)

@@ -1,0 +1,343 @@
+"""Client connections on ``/ws/client``: dashboards, operator panels, tools (docs/protocol.md
+§5): auth, subscriptions and replays, snapshots, alert acknowledgements, and the fan-out of
+events and terminal states to them. Actions are handed to :class:`hub.actions.ActionRouter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import ServerConnection
+
+from api import wire
+from api.wire import CloseCode, ErrorCode, MessageType, Role, WireError
+from hub import replay
+from hub.cluster_hooks import ALERT_ACK, OPERATORS
+from hub.floor import TerminalState
+from hub.limits import TokenBucket
+from hub.peer import Peer, let_writers_run
+from hub.store import HubStore
+from hub.subscriptions import Filter, Subscription
+from hub.tokens import Principal
+from hub.wsio import framed
+
+if TYPE_CHECKING:
+    from hub.server import Hub
+
+log = logging.getLogger("hub")
+
+#: Most alerts one bulk ``ack`` (terminalId / all) reports as one ``alertAck`` each.
+BULK_ACK_BROADCAST = 100
+
+
+@dataclass(eq=False)
+class ClientConn:
+    peer: Peer
+    get_state: TokenBucket
+    subscription: Subscription = field(default_factory=Subscription)
+    #: Running replays of ``subscribe`` with ``from`` (hub.replay), cancelled at the end.
+    replays: set[asyncio.Task[int]] = field(default_factory=set)
+
+    @property
+    def role(self) -> Role:
+        return self.peer.principal.role
+
+
+class ClientSessions:
+    """Every client connection of one hub, and what is sent to them."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self.connected: set[ClientConn] = set()
+
+    # ------------------------------------------------------------------ sending
+
+    def broadcast_terminal(self, state: TerminalState) -> None:
+        if not self.connected:
+            return  # nobody to tell: no encoding per batch
+        text = wire.encode(wire.terminal_state(state.to_wire()))
+        for client in list(self.connected):
+            client.peer.send_text(text)
+
+    def to_operators(self, msg: dict[str, Any]) -> None:
+        """Send to every operator, those of the other instances too (hub/cluster.py)."""
+        text = wire.encode(msg)
+        self.to_local_operators(text)
+        if self._hub.cluster is not None:
+            self._hub.cluster.publish(OPERATORS, text)
+
+    def to_local_operators(self, text: str) -> None:
+        for client in list(self.connected):
+            if client.role is Role.OPERATOR:
+                client.peer.send_text(text)
+
+    def fan_out(self, frame: dict[str, Any]) -> bool:
+        """Queue ``frame`` for the matching clients; True if a queue is half full or more."""
+        data: bytes | None = None
+        filling = False
+        for client in list(self.connected):
+            if client.subscription.matches(frame):
+                data = framed(wire.encode(frame).encode()) if data is None else data
+                client.peer.send_text(data)
+                filling = filling or client.peer.filling()
+        return filling
+
+    def alert_acked(self, text: str, terminal_id: str, now: float) -> None:
+        """An ``alertAck`` (``text``) to every client, and the terminal's new alert count."""
+        for other in list(self.connected):
+            other.peer.send_text(text)
+        self.broadcast_terminal(self._hub.floor.alert_acked(terminal_id, now))
+
+    # ------------------------------------------------------------------ sessions
+
+    async def serve(self, ws: ServerConnection, principal: Principal | None) -> None:
+        """One client connection: auth (by header or first message), then its messages."""
+        hub = self._hub
+        if principal is None:
+            try:
+                principal = await self._await_auth(ws)
+            except TimeoutError:
+                await hub.send_and_close(ws, WireError(
+                    ErrorCode.UNAUTHORIZED, "no auth message in time"),
+                    CloseCode.POLICY_VIOLATION)
+                return
+            if principal is None:
+                return
+        hub.audit.record(at=wire.format_timestamp(hub.now()), who=principal.name,
+                         role=principal.role.value, kind="login",
+                         detail={"remote": _remote(ws)})
+        client = ClientConn(Peer(ws, principal, hub.config.client_queue, hub.dropped),
+                            TokenBucket(hub.config.get_state_burst,
+                                        hub.config.get_state_per_second))
+        self.connected.add(client)
+        log.info("client %s (%s) connected", principal.name, principal.role.value)
+        client.peer.send(wire.auth_ok(principal.role, principal.name))
+        try:
+            client.peer.send(self._snapshot(client, None))
+        except Exception:
+            # The store skips rows it cannot read; whatever else fails here must not close
+            # every new client (issue 13): say so, and serve the live stream.
+            log.exception("snapshot for %s failed", principal.name)
+            hub.reply_error(client.peer, WireError(ErrorCode.INTERNAL, "snapshot failed"))
+        try:
+            async for text in ws:
+                self._message(client, text)
+                await let_writers_run()
+        finally:
+            self.connected.discard(client)
+            for task in list(client.replays):
+                task.cancel()
+            await client.peer.finish()
+
+    async def _await_auth(self, ws: ServerConnection) -> Principal | None:
+        hub = self._hub
+        text = await hub.receive(ws, hub.config.auth_timeout)
+        try:
+            msg = hub.parse(text, wire.CLIENT_TO_HUB)
+            if msg["type"] != MessageType.AUTH:
+                raise WireError(ErrorCode.UNAUTHORIZED, "the first message must be auth",
+                                msg.get("id"))
+        except WireError as exc:
+            code = ErrorCode.UNAUTHORIZED if exc.code != ErrorCode.UNAUTHORIZED else exc.code
+            await hub.send_and_close(ws, WireError(code, f"authenticate first: {exc.message}",
+                                                   exc.ref_id), CloseCode.POLICY_VIOLATION)
+            return None
+        protocol = msg.get("protocol")
+        if protocol is not None and protocol != wire.PROTOCOL_VERSION:
+            await hub.send_and_close(ws, WireError(
+                ErrorCode.UNSUPPORTED_VERSION, f"protocol {protocol} not supported"),
+                CloseCode.UNSUPPORTED_VERSION)
+            return None
+        principal = hub.tokens.lookup(msg["token"])
+        if principal is None:
+            log.warning("client auth refused from %s: unknown token", ws.remote_address)
+            hub.audit.record(at=wire.format_timestamp(hub.now()), who="(unknown token)",
+                             role="none", kind="loginRefused", result="unauthorized",
+                             detail={"remote": _remote(ws)})
+            await hub.send_and_close(ws, WireError(ErrorCode.UNAUTHORIZED, "unknown token"),
+                                     CloseCode.POLICY_VIOLATION)
+            return None
+        if principal.role is Role.TERMINAL:
+            await hub.send_and_close(ws, WireError(
+                ErrorCode.FORBIDDEN, "terminal tokens connect to /ws/terminal"),
+                CloseCode.POLICY_VIOLATION)
+            return None
+        return principal
+
+    def _message(self, client: ClientConn, text: str | bytes) -> None:
+        hub = self._hub
+        try:
+            msg = hub.parse(text, wire.CLIENT_TO_HUB)
+            kind = msg["type"]
+            request_id = msg.get("id")
+            if kind in (MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE):
+                flt = Filter.from_message(msg)
+                start = msg.get("from") if kind == MessageType.SUBSCRIBE else None
+                if kind == MessageType.SUBSCRIBE:
+                    self._check_filter_limits(client, flt, request_id)
+                if kind == MessageType.UNSUBSCRIBE:
+                    client.subscription.unsubscribe(flt)
+                elif start is None:
+                    client.subscription.subscribe(flt)
+                else:
+                    self._start_replay(client, flt, start, request_id)
+                client.peer.send(wire.subscribed(client.subscription.to_wire(), request_id))
+            elif kind == MessageType.GET_STATE:
+                if not client.get_state.take(hub.now()):
+                    raise WireError(ErrorCode.RATE_LIMITED,
+                                    f"getState: at most {hub.config.get_state_burst} at once, "
+                                    f"then {hub.config.get_state_per_second:g} per second",
+                                    request_id)
+                client.peer.send(self._snapshot(client, request_id))
+            elif kind == MessageType.ACK:
+                self._alert_ack(client, msg)
+            elif kind == MessageType.ACTION:
+                hub.actions.from_client(client, msg)
+            elif kind == MessageType.PING:
+                client.peer.send(wire.pong(request_id))
+            elif kind == MessageType.AUTH:
+                raise WireError(ErrorCode.BAD_MESSAGE, "already authenticated", request_id)
+        except WireError as exc:
+            hub.reply_error(client.peer, exc)
+        except Exception:
+            log.exception("client %s: internal error", client.peer.principal.name)
+            hub.reply_error(client.peer, WireError(ErrorCode.INTERNAL, "internal error"))
+
+    def _check_filter_limits(self, client: ClientConn, flt: Filter, request_id: str | None
+                             ) -> None:
+        """Per-client subscription limits (protocol.md §5): ``too_large`` over them."""
+        config = self._hub.config
+        names = len(flt.channels) + len(flt.events) + len(flt.terminals)
+        limit = config.client_max_filter_names
+        if names > limit:
+            raise WireError(ErrorCode.TOO_LARGE,
+                            f"a filter may name at most {limit} channels, events and "
+                            f"terminals together; this one names {names}", request_id)
+        filters = client.subscription.filters
+        if flt not in filters and len(filters) >= config.client_max_filters:
+            raise WireError(ErrorCode.TOO_LARGE,
+                            f"at most {config.client_max_filters} filters per client; "
+                            "unsubscribe one first", request_id)
+
+    def _start_replay(self, client: ClientConn, flt: Filter, start: int | str,
+                      request_id: str | None) -> None:
+        """``subscribe`` with ``from``: register ``flt`` replaying, then send the stored
+        events and go live (hub.replay)."""
+        store = self._hub.store
+        if not isinstance(store, HubStore):
+            raise WireError(ErrorCode.BAD_MESSAGE,
+                            "subscribe with from needs the SQLite store (database:); this "
+                            "hub uses PostgreSQL (store:)", request_id)
+        after = replay.start_cursor(store.reader, start, self._hub.now())
+        client.subscription.subscribe(flt, replaying=True)
+        task = asyncio.create_task(replay.replay(store.reader, client.peer,
+                                                 client.subscription, flt, after, request_id))
+        client.replays.add(task)
+        task.add_done_callback(client.replays.discard)
+
+    # ------------------------------------------------------------------ alerts
+
+    def _alert_ack(self, client: ClientConn, msg: dict[str, Any]) -> None:
+        hub = self._hub
+        request_id = msg.get("id")
+        if msg.get("upTo") is not None:
+            raise WireError(ErrorCode.BAD_MESSAGE, "clients acknowledge alerts by eventId",
+                            request_id)
+        if client.role is not Role.OPERATOR:
+            raise WireError(ErrorCode.FORBIDDEN, "only an operator may acknowledge alerts",
+                            request_id)
+        if "eventId" not in msg:
+            self._alert_ack_many(client, msg)
+            return
+        event_id = msg["eventId"]
+        frame = hub.store.get_event(event_id)
+        if frame is None or (frame["channel"] != "alerts"
+                             and not wire.needs_ack(frame["channel"], frame["event"])):
+            raise WireError(ErrorCode.NOT_FOUND, f"no alert {event_id}", request_id)
+        if not wire.needs_ack(frame["channel"], frame["event"]):
+            raise WireError(ErrorCode.NOT_FOUND,
+                            f"{event_id} ({frame['event']}) needs no acknowledgement",
+                            request_id)
+        previous = hub.store.alert_ack(event_id)
+        if previous is not None:
+            raise WireError(ErrorCode.DUPLICATE,
+                            f"{event_id} was acknowledged by {previous[0]} at {previous[1]}",
+                            request_id)
+        now = hub.now()
+        at = wire.format_timestamp(now)
+        name = client.peer.principal.name
+        if not hub.store.add_alert_ack(event_id, frame["terminalId"], name, at):
+            # Acknowledged on another hub instance a moment ago: one acknowledgement wins.
+            by, when = hub.store.alert_ack(event_id) or ("?", "?")
+            raise WireError(ErrorCode.DUPLICATE, f"{event_id} was acknowledged by {by} at "
+                            f"{when}", request_id)
+        hub.audit.record(at=at, who=name, role=client.role.value, kind="alertAck",
+                         terminal_id=frame["terminalId"], subject=event_id,
+                         what=frame["event"])
+        log.info("alert %s acknowledged by %s", event_id, name)
+        text = wire.encode(wire.alert_ack(event_id, frame["terminalId"], name, at))
+        self.alert_acked(text, frame["terminalId"], now)
+        if hub.cluster is not None:
+            hub.cluster.publish(ALERT_ACK, text)
+
+    def _alert_ack_many(self, client: ClientConn, msg: dict[str, Any]) -> None:
+        """``ack`` with ``terminalId`` (that terminal's open alerts) or ``all``: each open
+        alert is acknowledged, recorded and broadcast as if acknowledged one by one."""
+        hub = self._hub
+        terminal_id = msg.get("terminalId")
+        if terminal_id is not None and terminal_id not in hub.floor.terminals:
+            raise WireError(ErrorCode.UNKNOWN_TERMINAL, f"no terminal {terminal_id}",
+                            msg.get("id"))
+        scope = None if terminal_id is None else [terminal_id]
+        at = wire.format_timestamp(hub.now())
+        name = client.peer.principal.name
+        open_alerts = hub.store.unacked_alerts(1_000_000, scope)
+        # Beyond this many, one alertAck each could overflow the clients' queues: they get
+        # a fresh snapshot instead (protocol.md §5, ack).
+        one_by_one = len(open_alerts) <= BULK_ACK_BROADCAST
+        for frame in reversed(open_alerts):  # oldest first
+            if not hub.store.add_alert_ack(frame["id"], frame["terminalId"], name, at):
+                continue
+            hub.audit.record(at=at, who=name, role=client.role.value, kind="alertAck",
+                             terminal_id=frame["terminalId"], subject=frame["id"],
+                             what=frame["event"],
+                             detail={"bulk": "all" if terminal_id is None else "terminal"})
+            if one_by_one:
+                text = wire.encode(wire.alert_ack(frame["id"], frame["terminalId"], name, at))
+                for other in list(self.connected):
+                    other.peer.send_text(text)
+        log.info("%d alerts acknowledged by %s (%s)", len(open_alerts), name,
+                 terminal_id or "all terminals")
+        changed = hub.floor.recount_alerts()
+        if one_by_one:
+            for state in changed:
+                self.broadcast_terminal(state)
+        else:
+            for other in list(self.connected):
+                other.peer.send(self._snapshot(other, None))
+
+    def _snapshot(self, client: ClientConn, request_id: str | None) -> dict[str, Any]:
+        hub = self._hub
+        now = hub.now()
+        scope = client.subscription.terminal_scope()
+        msg = wire.snapshot(
+            at=wire.format_timestamp(now),
+            terminals=hub.floor.snapshot_terminals(scope, now),
+            alerts=hub.store.unacked_alerts(wire.MAX_SNAPSHOT_ALERTS, scope),
+            recent=hub.store.recent(hub.config.recent_events, scope),
+            coin_in_per_minute=hub.floor.coin_in_per_minute(scope, now),
+            request_id=request_id,
+        )
+        # The casino's time (hub.gaming_day): the page shows local time and the gaming day.
+        msg.update(timezone=hub.gaming_day.timezone,
+                   gamingDayStart=hub.gaming_day.start_hour,
+                   gamingDay=hub.gaming_day.day_of(now),
+                   utcOffsetMinutes=hub.gaming_day.utc_offset_minutes(now))
+        return msg
+
+
+def _remote(ws: ServerConnection) -> str | None:
+    return str(ws.remote_address[0]) if ws.remote_address else None
