@@ -17,12 +17,8 @@ from tests.support.hub import HubHarness
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[HubHarness]:
-    harness = HubHarness(tmp_path)
-    await harness.start()
-    try:
+    async with HubHarness(tmp_path) as harness:
         yield harness
-    finally:
-        await harness.stop()
 
 
 @pytest.fixture

@@ -373,25 +373,19 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
 async def test_tls_verified_with_the_configured_ca(
         tmp_path: Path, outbox: Outbox, pki: tuple[Any, Any]) -> None:
     good, _ = pki
-    runner = HubHarness(tmp_path, tls_cert=good.cert, tls_key=good.key)
-    await runner.start()
-    try:
+    async with HubHarness(tmp_path, tls_cert=good.cert, tls_key=good.key) as runner:
         assert runner.terminal_url.startswith("wss://")
         outbox.commit(bet(3), None)
         uplink = make_uplink(runner.terminal_url, outbox, ca_file=str(good.ca))
         async with running(uplink):
             await wait_for(lambda: outbox.acked_seq == 3, what="delivered over TLS")
         assert runner.seqs(TERMINAL) == [1, 2, 3]
-    finally:
-        await runner.stop()
 
 
 async def test_tls_with_the_wrong_ca_is_refused_and_retried(
         tmp_path: Path, outbox: Outbox, pki: tuple[Any, Any]) -> None:
     good, other = pki
-    runner = HubHarness(tmp_path, tls_cert=good.cert, tls_key=good.key)
-    await runner.start()
-    try:
+    async with HubHarness(tmp_path, tls_cert=good.cert, tls_key=good.key) as runner:
         outbox.commit(bet(1), None)
         uplink = make_uplink(runner.terminal_url, outbox, ca_file=str(other.ca))
         async with running(uplink):
@@ -399,8 +393,6 @@ async def test_tls_with_the_wrong_ca_is_refused_and_retried(
             assert "TLS" in (uplink.state.last_error or "")
             assert not uplink.connected
         assert runner.seqs(TERMINAL) == [] and outbox.acked_seq == 0
-    finally:
-        await runner.stop()
 
 
 def test_plain_ws_is_refused_unless_allowed(outbox: Outbox) -> None:

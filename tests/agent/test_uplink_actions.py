@@ -135,9 +135,7 @@ async def test_a_result_ready_while_the_connection_is_down_still_reaches_the_ope
 
 async def test_signed_end_to_end_when_hub_and_terminal_share_the_key(
         tmp_path: Path, outbox: Outbox) -> None:
-    key_file = tmp_path / "action.key"
-    key_file.write_bytes(KEY)
-    runner = HubHarness(tmp_path, action_key_file=key_file)
+    runner = HubHarness(tmp_path, action_key=KEY)
     await runner.start()
     agent = Agent(runner.terminal_url, outbox, key=KEY)
     agent.uplink.start()

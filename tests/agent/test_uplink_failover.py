@@ -5,7 +5,6 @@ lost and none stored or fanned out twice."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -41,9 +40,8 @@ async def _refusing_server() -> AsyncIterator[str]:
         yield f"ws://127.0.0.1:{port}/ws/terminal"
 
 
-async def test_an_instance_that_refuses_is_passed_over_for_the_next(tmp_path: Path) -> None:
-    hub = HubHarness(tmp_path)
-    await hub.start()
+async def test_an_instance_that_refuses_is_passed_over_for_the_next(
+        tmp_path: Path, hub: HubHarness) -> None:
     outbox = open_outbox(tmp_path / "outbox.db")
     try:
         async for down in _refusing_server():
@@ -60,16 +58,13 @@ async def test_an_instance_that_refuses_is_passed_over_for_the_next(tmp_path: Pa
                 await uplink.stop()
     finally:
         outbox.close()
-        await hub.stop()
 
 
 async def test_a_terminal_moves_to_another_instance_when_its_own_goes_away(
         tmp_path: Path, pg_url: str) -> None:
     runners = []
     for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        runner = HubHarness(tmp_path / name)
-        runner.config = dataclasses.replace(runner.config, database=None, store=pg_url)
+        runner = HubHarness(tmp_path / name, database=None, store=pg_url)
         await runner.start()
         runners.append(runner)
     a, b = runners

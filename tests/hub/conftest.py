@@ -17,12 +17,8 @@ def traffic() -> Traffic:
 
 @pytest.fixture
 async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]:
-    h = HubHarness(tmp_path, traffic, auth_timeout=3.0)
-    await h.start()
-    try:
+    async with HubHarness(tmp_path, traffic, auth_timeout=3.0) as h:
         yield h
-    finally:
-        await h.close()
     # Real traffic must match the published schemas (docs/schemas).
     for msg in traffic.frames:
         validate_frame(msg)

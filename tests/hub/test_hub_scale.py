@@ -46,12 +46,9 @@ class _HeldStore:
 @pytest.fixture
 async def floor(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]:
     tokens = [Token(f"tok-{t}", "terminal", t) for t in TERMINALS]
-    h = HubHarness(tmp_path, traffic, tokens=[*tokens, Token("tok-view", "viewer", "wall")])
-    await h.start(max_inflight_per_terminal=20, max_inflight_events=40)
-    try:
+    async with HubHarness(tmp_path, traffic, tokens=[*tokens, Token("tok-view", "viewer", "wall")],
+                          max_inflight_per_terminal=20, max_inflight_events=40) as h:
         yield h
-    finally:
-        await h.close()
 
 
 async def _terminal(h: HubHarness, tid: str) -> Peer:

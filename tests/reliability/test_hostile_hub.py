@@ -24,13 +24,9 @@ CODES = {c.value for c in wire.ErrorCode}
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[HubHarness]:
-    r = HubHarness(tmp_path, action_key=ACTION_KEY, max_message_bytes=64 * 1024,
-                   max_frame_bytes=256 * 1024)
-    await r.start()
-    try:
+    async with HubHarness(tmp_path, action_key=ACTION_KEY, max_message_bytes=64 * 1024,
+                          max_frame_bytes=256 * 1024) as r:
         yield r
-    finally:
-        await r.close()
 
 
 def errors_in(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -38,12 +38,8 @@ def batch_of(start: int, n: int) -> list[Event]:
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[HubHarness]:
-    rig = HubHarness(tmp_path)
-    await rig.start()
-    try:
+    async with HubHarness(tmp_path) as rig:
         yield rig
-    finally:
-        await rig.stop()
 
 
 async def test_backlog_after_a_long_outage_arrives_in_order_once(tmp_path: Path,

@@ -160,7 +160,7 @@ class HubHarness:
     ``dashboard`` serves the real dashboard (else an empty static folder, ``static_dir``);
     ``action_key`` writes an action-signing key file and configures it; ``hub_options`` are
     passed to ``Hub`` on every (re)start (``clock``, ``prune_interval``). The first start binds
-    port 0; later starts reuse that port.
+    port 0; later starts reuse that port. ``async with`` starts it and closes it.
     """
 
     def __init__(self, tmp_path: Path, traffic: Traffic | None = None, *,
@@ -214,6 +214,13 @@ class HubHarness:
         for peer in self.peers:
             await peer.ws.close()
         await self.stop()
+
+    async def __aenter__(self) -> HubHarness:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     # -- on its own thread -------------------------------------------------------------------
 

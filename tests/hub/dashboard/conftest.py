@@ -25,13 +25,9 @@ VIEWPORTS = {"wide": (1600, 1000), "desk": (1440, 900), "phone": (390, 844)}
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[HubHarness]:
-    harness = HubHarness(tmp_path, tokens=DASHBOARD_TOKENS, dashboard=True,
-                         timezone="America/Los_Angeles", gaming_day_start=6)
-    await harness.start()
-    try:
+    async with HubHarness(tmp_path, tokens=DASHBOARD_TOKENS, dashboard=True,
+                          timezone="America/Los_Angeles", gaming_day_start=6) as harness:
         yield harness
-    finally:
-        await harness.stop()
 
 
 @pytest.fixture
