@@ -39,12 +39,8 @@ def set_page_limit(outbox: Outbox, pages: int | None) -> int:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[AgentRig]:
-    r = AgentRig(tmp_path, seed=9)
-    try:
-        r.wait_ready()
+    with AgentRig.ready(tmp_path, seed=9) as r:
         yield r
-    finally:
-        r.close()
 
 
 def test_outbox_full_keeps_polling_alerts_and_recovers_without_losing_money(
