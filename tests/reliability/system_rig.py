@@ -144,6 +144,7 @@ class AgentProc:
             uplink = (f"uplink:\n  url: {hub.ws_url}\n  allow_insecure: true\n"
                       f"  token_file: {hub.token_file}\n  reconnect_max_delay_s: 1\n"
                       "  heartbeat_interval_s: 2\n  heartbeat_timeout_s: 2\n")
+        self.control_socket = short_dir() / "control.sock"
         self.config = tmp / "agent.yaml"
         self.config.write_text(
             f"terminal_id: {TERMINAL}\n"
@@ -155,7 +156,7 @@ class AgentProc:
             f"{uplink}"
             "metrics:\n  enabled: false\n"
             "logging:\n  level: warning\n  format: json\n"
-            f"control_socket: {short_dir() / 'control.sock'}\n"
+            f"control_socket: {self.control_socket}\n"
             f"{extra}"
         )
         self.proc: Proc | None = None
@@ -175,6 +176,17 @@ class AgentProc:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.alive()
+
+    def answers(self) -> bool:
+        """The daemon answers on its control socket: it is past start-up, its SIGTERM
+        handler installed (a SIGTERM before that ends it with -15, not a clean stop)."""
+        from agent.ops.control import ControlError, control_request
+
+        try:
+            control_request(self.control_socket, "status", timeout=2)
+        except (ControlError, OSError, TimeoutError):
+            return False
+        return True
 
     def last_seq(self) -> int:
         return self._read(lambda r: int(r.last_seq))

@@ -43,6 +43,7 @@ def finish_and_check(emulator: EmulatorProc, agent: AgentProc, hub: HubProc) -> 
     wait_until(lambda: any("finished" in line for line in emulator.proc.err_lines), PLAY_S + 60,
                "the emulator's scenario to finish")
     if agent.alive():
+        wait_until(agent.answers, 60, "the agent started last to be up")
         assert agent.stop() == 0
     before = agent.last_seq()
     agent.start()
