@@ -108,8 +108,7 @@ async def test_a_stored_value_that_cannot_be_read_back_breaks_no_snapshot(
 async def test_filters_per_client_and_names_per_filter_are_limited(
     harness: HubHarness,
 ) -> None:
-    await harness.close()
-    await harness.start(client_max_filters=3, client_max_filter_names=4)
+    await harness.restart(client_max_filters=3, client_max_filter_names=4)
     viewer, _ = await harness.client("tok-carol")
     for i in range(3):
         await viewer.send(wire.subscribe(terminals=[f"T{i}"], request_id=f"s{i}"))
@@ -130,8 +129,7 @@ async def test_filters_per_client_and_names_per_filter_are_limited(
 
 
 async def test_get_state_over_the_rate_is_rate_limited(harness: HubHarness) -> None:
-    await harness.close()
-    await harness.start(get_state_burst=3, get_state_per_second=0.001)
+    await harness.restart(get_state_burst=3, get_state_per_second=0.001)
     viewer, _ = await harness.client("tok-carol")
     for i in range(5):
         await viewer.send(wire.get_state(f"g{i}"))
