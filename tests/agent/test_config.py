@@ -25,8 +25,8 @@ from agent.config import (
     read_token,
     reloadable_diff,
 )
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"
 MINIMAL = {"terminal_id": "EGM-0001", "machines": [{"address": 1}]}
 

@@ -28,11 +28,11 @@ from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import LifetimeTotals, Machine, MachineConfig, Ticket
 from emulator.server import Emulator
 from tests.agent.e2e_helpers import ADDRESS, Rig
+from tests.support import ROOT
 from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
-ROOT = Path(__file__).resolve().parents[2]
 
 SETTINGS = AutoplaySettings(games_per_minute=60_000, jackpot_probability=0.01,
                             cashout_probability=0.03, door_probability=0.01,

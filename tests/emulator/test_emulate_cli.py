@@ -27,8 +27,7 @@ from sas_protocol.messages.requests import (
 )
 from tests.emulator.test_host_integration import HostLoop
 from tests.emulator.test_parity_pty import TermiosHost
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 
 @contextmanager
