@@ -100,6 +100,9 @@ class PollConfig:
     clock_check: bool = True
     clock_sync: bool = False
     clock_max_skew_s: float = 30.0
+    #: While LP 74 reads a game lock (exception 6F, SAS §3.11), it is read again this often
+    #: until the machine reads not locked: 6F has no "unlocked" counterpart exception.
+    game_lock_recheck_s: float = 5.0
     #: The line process's scheduling (agent/line/child.py): ``realtime`` (SCHED_RR, falls
     #: back to ``nice`` where the unit does not allow it), ``nice`` (5 levels ahead of the
     #: daemon where allowed) or ``normal`` (as the daemon).
@@ -312,6 +315,8 @@ def _parse_poll(data: Any, problems: list[Problem]) -> PollConfig:
         clock_check=sec.boolean("clock_check", d.clock_check),
         clock_sync=sec.boolean("clock_sync", d.clock_sync),
         clock_max_skew_s=sec.number("clock_max_skew_s", d.clock_max_skew_s, lo=1),
+        game_lock_recheck_s=sec.number("game_lock_recheck_s", d.game_lock_recheck_s, lo=0.1,
+                                       hi=3600),
         line_priority=sec.choice("line_priority", d.line_priority, LINE_PRIORITIES),
     )
     if cfg.reply_timeout_ms >= cfg.interval_ms:

@@ -372,11 +372,13 @@ class Daemon:
                       metrics=self.metrics, machine_status=self._machine_status)
 
     def _machine_status(self) -> dict[str, Any]:
-        """What ``hello`` reports: the host lock the agent holds (persisted with its state,
-        so also right after a restart); locked if any of its machines is."""
+        """What ``hello`` reports: the host lock the agent holds and the game lock LP 74
+        last read (both persisted with its state, so also right after a restart); locked if
+        any of its machines is."""
         pipeline = self.pipeline
-        machines = pipeline.state.machines.values() if pipeline is not None else ()
-        return {"hostLocked": any(m.host_locked for m in machines)}
+        machines = list(pipeline.state.machines.values()) if pipeline is not None else []
+        return {"hostLocked": any(m.host_locked for m in machines),
+                "gameLocked": any(m.game_locked for m in machines)}
 
     def _committed(self, stored: list[StoredEvent]) -> None:
         """Pipeline listener: wake the uplink's sender (any thread); label

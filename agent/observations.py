@@ -137,6 +137,22 @@ class HostLockChanged(Observation):
     action_id: str | None = None
 
 
+#: LP 74 lock status bytes (reference §3.9): 00 locked, 40 lock pending, FF not locked.
+GAME_LOCKED = 0x00
+GAME_LOCK_PENDING = 0x40
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GameLockRead(Observation):
+    """LP 74 interrogate answered: the machine's AFT game lock status byte."""
+
+    lock_status: int
+
+    @property
+    def locked(self) -> bool:
+        return self.lock_status == GAME_LOCKED
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionCommand(Observation):
     """A remote start/endPlayerSession (card-less check-in)."""

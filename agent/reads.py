@@ -50,7 +50,16 @@ class ReadIdentity:
     address: int
 
 
-ReadRequest = ReadMeters | ReadHandpay | ReadTicket | ReadIdentity
+@dataclass(frozen=True, slots=True)
+class ReadGameLock:
+    """Read LP 74 interrogate (AFT lock status) after a game-locked exception 6F; answer
+    with ``GameLockRead``. While it reads locked or pending the line owner reads it again
+    every ``poll.game_lock_recheck_s``: 6F has no "unlocked" counterpart (SAS §3.11)."""
+
+    address: int
+
+
+ReadRequest = ReadMeters | ReadHandpay | ReadTicket | ReadIdentity | ReadGameLock
 
 #: A failed read (meters, LP 1B, LP 4D) is tried again after this wait, then after twice
 #: that, up to READ_RETRY_MAX_S, for as long as the link is up (issue 12: money reaches the

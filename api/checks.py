@@ -12,6 +12,7 @@ from typing import Any
 from api.codes import (
     HUB_SOURCE,
     MAX_AMOUNT_CENTS,
+    MAX_HISTORY_PAGE,
     MAX_ID_LENGTH,
     MAX_LIST_ITEMS,
     MAX_REASON_LENGTH,
@@ -168,7 +169,10 @@ def _check_hello(c: _Checker) -> None:
     c.integer("lastSeq", minimum=0)
     if "machine" in c.msg:
         c.obj("machine")
-        c.nested(c.msg["machine"], "machine").boolean("hostLocked")
+        machine = c.nested(c.msg["machine"], "machine")
+        machine.boolean("hostLocked")
+        if "gameLocked" in c.msg["machine"]:  # optional: agents before it do not send it
+            machine.boolean("gameLocked")
 
 
 def _check_welcome(c: _Checker) -> None:
@@ -312,6 +316,30 @@ def _check_subscribe(c: _Checker) -> None:
             c.integer("from", minimum=0)
 
 
+def _check_history(c: _Checker) -> None:
+    _optional_id(c)
+    c.str_list("terminals")
+    c.str_list("events")
+    c.str_list("channels", allowed=_CHANNELS)
+    c.timestamp("since", required=False)
+    c.timestamp("until", required=False)
+    c.integer("after", minimum=0, required=False)
+    c.integer("before", minimum=1, required=False)
+    c.integer("limit", minimum=1, required=False)
+    if c.msg.get("limit", 1) > MAX_HISTORY_PAGE:
+        raise c.fail(f"'limit' is at most {MAX_HISTORY_PAGE} events per page")
+
+
+def _check_history_page(c: _Checker) -> None:
+    _optional_id(c)
+    c.obj_list("events")
+    for item in c.msg["events"]:
+        _check_event(c.nested(item, "events[]"))
+    if not c.nullable("next"):
+        c.integer("next", minimum=1)
+    c.one_of("order", {"oldest-first", "newest-first"})
+
+
 def _check_replayed(c: _Checker) -> None:
     _optional_id(c)
     c.integer("count", minimum=0)
@@ -403,6 +431,8 @@ _CHECKS: dict[MessageType, Callable[[_Checker], None]] = {
     MessageType.REPLAYED: _check_replayed,
     MessageType.ALERT_ACK: _check_alert_ack,
     MessageType.GET_STATE: _optional_id,
+    MessageType.HISTORY: _check_history,
+    MessageType.HISTORY_PAGE: _check_history_page,
     MessageType.SNAPSHOT: _check_snapshot,
     MessageType.TERMINAL: _check_terminal,
     MessageType.ERROR: _check_error,

@@ -49,6 +49,10 @@ DEFAULT_SIGNATURE_WINDOW = 300.0
 MAX_ID_LENGTH = 128
 MAX_LIST_ITEMS = 1000
 MAX_SNAPSHOT_ALERTS = 100
+#: Most events one ``historyPage`` holds (protocol.md §5, ``history``): a page stays well
+#: within §1's sizes; the HTTP history API pages up to 1,000.
+MAX_HISTORY_PAGE = 200
+DEFAULT_HISTORY_PAGE = 100
 #: Deepest nesting of objects and arrays in a message, the message itself counting as 1
 #: (protocol.md §1). Deeper values are ``bad_message`` before they are decoded: a stored
 #: value nested ~1,000 deep used to break every later snapshot (Python's recursion limit).
@@ -80,6 +84,8 @@ class MessageType(enum.StrEnum):
     ALERT_ACK = "alertAck"
     GET_STATE = "getState"
     SNAPSHOT = "snapshot"
+    HISTORY = "history"
+    HISTORY_PAGE = "historyPage"
     TERMINAL = "terminal"
     ERROR = "error"
     PING = "ping"
@@ -97,13 +103,15 @@ HUB_TO_TERMINAL = frozenset(
 )
 CLIENT_TO_HUB = frozenset(
     {MessageType.AUTH, MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE, MessageType.ACK,
-     MessageType.ACTION, MessageType.GET_STATE, MessageType.PING, MessageType.PONG}
+     MessageType.ACTION, MessageType.GET_STATE, MessageType.HISTORY, MessageType.PING,
+     MessageType.PONG}
 )
 HUB_TO_CLIENT = frozenset(
     {MessageType.AUTH_OK, MessageType.SNAPSHOT, MessageType.SUBSCRIBED, MessageType.REPLAYED,
      MessageType.EVENT,
      MessageType.TERMINAL, MessageType.ALERT_ACK, MessageType.ACTION_ACK,
-     MessageType.ACTION_RESULT, MessageType.ERROR, MessageType.PING, MessageType.PONG}
+     MessageType.ACTION_RESULT, MessageType.HISTORY_PAGE, MessageType.ERROR, MessageType.PING,
+     MessageType.PONG}
 )
 
 

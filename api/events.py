@@ -75,6 +75,8 @@ CATALOG: Mapping[str, Channel] = {
     "metersReset": Channel.SYSTEM,
     "machineLocked": Channel.SYSTEM,
     "machineUnlocked": Channel.SYSTEM,
+    "gameLocked": Channel.SYSTEM,
+    "gameUnlocked": Channel.SYSTEM,
     "optionsChanged": Channel.SYSTEM,
     "operatorMenu": Channel.SYSTEM,
     "actionCompleted": Channel.SYSTEM,

@@ -21,12 +21,14 @@ from api.codes import (
     ACKABLE_ALERTS,
     ATTENDANT_EVENTS,
     CLIENT_TO_HUB,
+    DEFAULT_HISTORY_PAGE,
     DEFAULT_SIGNATURE_WINDOW,
     HUB_SOURCE,
     HUB_TO_CLIENT,
     HUB_TO_TERMINAL,
     INFORMATIONAL_ALERTS,
     MAX_AMOUNT_CENTS,
+    MAX_HISTORY_PAGE,
     MAX_ID_LENGTH,
     MAX_JSON_DEPTH,
     MAX_JSON_VALUES,
@@ -60,12 +62,14 @@ __all__ = [
     "ACKABLE_ALERTS",
     "ATTENDANT_EVENTS",
     "CLIENT_TO_HUB",
+    "DEFAULT_HISTORY_PAGE",
     "DEFAULT_SIGNATURE_WINDOW",
     "HUB_SOURCE",
     "HUB_TO_CLIENT",
     "HUB_TO_TERMINAL",
     "INFORMATIONAL_ALERTS",
     "MAX_AMOUNT_CENTS",
+    "MAX_HISTORY_PAGE",
     "MAX_ID_LENGTH",
     "MAX_JSON_DEPTH",
     "MAX_JSON_VALUES",
@@ -99,6 +103,8 @@ __all__ = [
     "format_timestamp",
     "get_state",
     "hello",
+    "history",
+    "history_page",
     "needs_ack",
     "parse_message",
     "parse_timestamp",
@@ -134,7 +140,8 @@ def _with_optional(msg: dict[str, Any], **optional: Any) -> dict[str, Any]:
 
 def hello(terminal_id: str, version: str, last_seq: int,
           machine: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``machine``: the machine's state as the agent holds it now (``hostLocked``)."""
+    """``machine``: the machine's state as the agent holds it now (``hostLocked``,
+    ``gameLocked``)."""
     msg = {"type": MessageType.HELLO.value, "protocol": PROTOCOL_VERSION,
            "terminalId": terminal_id, "version": version, "lastSeq": last_seq}
     return _with_optional(msg, machine=dict(machine) if machine is not None else None)
@@ -230,6 +237,29 @@ def subscribed(filters: list[dict[str, list[str]]], request_id: str | None = Non
 def alert_ack(event_id: str, terminal_id: str, by: str, at: str) -> dict[str, Any]:
     return {"type": MessageType.ALERT_ACK.value, "eventId": event_id, "terminalId": terminal_id,
             "by": by, "at": at}
+
+
+def history(*, terminals: Collection[str] = (), events: Collection[str] = (),
+            channels: Collection[str] = (), since: str | None = None, until: str | None = None,
+            after: int | None = None, before: int | None = None, limit: int | None = None,
+            request_id: str | None = None) -> dict[str, Any]:
+    """A page of stored events, with the filters and cursor paging of the HTTP history API
+    (protocol.md §5 ``history``, §12); answered by ``historyPage``."""
+    msg: dict[str, Any] = {"type": MessageType.HISTORY.value}
+    for key, values in (("terminals", terminals), ("events", events), ("channels", channels)):
+        if values:
+            msg[key] = list(values)
+    return _with_optional(msg, id=request_id, since=since, until=until, after=after,
+                          before=before, limit=limit)
+
+
+def history_page(events: list[dict[str, Any]], next_cursor: int | None, newest_first: bool,
+                 request_id: str | None = None) -> dict[str, Any]:
+    """``next``: the cursor to continue from (``after``, or ``before`` when newest first);
+    None on the last page."""
+    msg = {"type": MessageType.HISTORY_PAGE.value, "events": events, "next": next_cursor,
+           "order": "newest-first" if newest_first else "oldest-first"}
+    return _with_optional(msg, id=request_id)
 
 
 def get_state(request_id: str | None = None) -> dict[str, Any]:

@@ -89,6 +89,7 @@ POWER_LOST = 0x18
 SOFT_METERS_RESET = 0x7A
 BILL_REJECTED = 0x2B
 AFT_TRANSFER_COMPLETE = 0x69
+GAME_LOCKED = 0x6F  # reference §3.11; no "unlocked" counterpart: LP 74 tells
 HANDPAY_LEVEL_JACKPOT = 0x40
 HANDPAY_LEVEL_CANCELLED_CREDITS = 0x80
 #: LP 4D reads the validation buffer by index 01-1F (reference §3.9): 31 records
@@ -253,6 +254,7 @@ class Machine:
         self.selected_game = 1
         self.enabled_games = set(self.games)
         self.locked = False  # LP 01 shutdown / LP 02 startup
+        self.game_locked = False  # AFT game lock (LP 74 lock status 00), raised with 6F
         self.sound_on = True
         self.game_sounds_on = True
         self.bill_acceptor_enabled = True
@@ -340,6 +342,8 @@ class Machine:
             return "powered off"
         if self.locked:
             return "locked by the host (LP 01)"
+        if self.game_locked:
+            return "game locked (AFT lock)"
         if self.handpay is not None:
             return "handpay pending"
         if self.doors[Door.SLOT]:
@@ -671,6 +675,17 @@ class Machine:
         """LP 02."""
         self.locked = False
 
+    def game_lock(self, now: float) -> None:
+        """The game locks (as for another host's AFT lock): exception 6F, and LP 74 reads
+        lock status 00 until :meth:`game_unlock`."""
+        if not self.game_locked:
+            self.game_locked = True
+            self._report(now, GAME_LOCKED)
+
+    def game_unlock(self) -> None:
+        """The game lock is released: no exception (SAS has none for it); LP 74 reads FF."""
+        self.game_locked = False
+
     def set_sound(self, on: bool, *, game_sounds_only: bool = False) -> None:
         if game_sounds_only:
             self.game_sounds_on = on
@@ -743,6 +758,7 @@ class Machine:
         return {
             "credits": self.credits,
             "locked": self.locked,
+            "gameLocked": self.game_locked,
             "powered": self.powered,
             "handpay": None if self.handpay is None else self.handpay.cents,
             "doors_open": sorted(d.name.lower() for d, is_open in self.doors.items() if is_open),

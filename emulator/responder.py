@@ -284,10 +284,12 @@ def answer(machine: Machine, request: Request, now: float) -> Reply | None:
         case EnhancedValidationRequest(function=function):
             return validation_reply(m, function, now)
         case AftLockStatusRequest():
+            # interrogate (and any lock code: the emulator never locks on request) reports
+            # the game lock, lock status 00 locked / FF not locked (reference §3.9)
             cashable = m.credits * m.denomination_cents
             return AftLockStatusReply(
                 int(m.config.serial_number[-8:]) if m.config.serial_number[-8:].isdigit() else 1,
-                0xFF, 0, 0, 0, 0, cashable % 10**10, 0, 0, 0, 0, 0)
+                0x00 if m.game_locked else 0xFF, 0, 0, 0, 0, cashable % 10**10, 0, 0, 0, 0, 0)
         case RomSignatureRequest():
             return Ack()  # the signature follows in reply to a later poll (SAS §6)
         case EnabledFeaturesRequest(game=game):

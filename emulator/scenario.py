@@ -179,6 +179,8 @@ ACTIONS: dict[str, Callable[[Any, str], Any]] = {
     "reset_handpay": _flag,
     "tilt": _tilt,
     "clear_tilts": _flag,
+    "game_lock": _flag,
+    "game_unlock": _flag,
     "select_game": lambda v, w: _int(v, w, 1, 9999),
     "aft_in": _money_cents,
     "aft_out": _money_cents,
@@ -481,6 +483,14 @@ class ScenarioRunner:
 
     def _do_clear_tilts(self, step: Step, now: float) -> Iterator[float]:
         self.machine.clear_tilts()
+        yield from ()
+
+    def _do_game_lock(self, step: Step, now: float) -> Iterator[float]:
+        self.machine.game_lock(now)
+        yield from ()
+
+    def _do_game_unlock(self, step: Step, now: float) -> Iterator[float]:
+        self.machine.game_unlock()
         yield from ()
 
     def _do_select_game(self, step: Step, now: float) -> Iterator[float]:

@@ -76,21 +76,28 @@ class AuditLog:
 
     def query(self, q: AuditQuery) -> tuple[list[dict[str, Any]], int | None]:
         """One page, oldest first, and the cursor to continue after (None: no more)."""
-        where: list[str] = []
-        args: list[Any] = []
-        for column, values in (("kind", q.kinds), ("who", q.who), ("terminal_id", q.terminals)):
-            if values:
-                where.append(f"{column} IN ({','.join('?' * len(values))})")
-                args.extend(values)
-        for clause, value in (("at >= ?", q.since), ("at < ?", q.until), ("n > ?", q.after)):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
-        limit = max(1, min(q.limit, MAX_PAGE))
-        rows = self._db.execute(sql + " ORDER BY n LIMIT ?", (*args, limit + 1)).fetchall()
-        entries = [_entry(r) for r in rows[:limit]]
-        return entries, (entries[-1]["cursor"] if len(rows) > limit else None)
+        return query_audit(self._db, q)
+
+
+def query_audit(db: sqlite3.Connection, q: AuditQuery) -> tuple[list[dict[str, Any]],
+                                                                 int | None]:
+    """:meth:`AuditLog.query` on any connection to the hub's database (the history API runs
+    it on a worker thread's own, hub.history_runner)."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, values in (("kind", q.kinds), ("who", q.who), ("terminal_id", q.terminals)):
+        if values:
+            where.append(f"{column} IN ({','.join('?' * len(values))})")
+            args.extend(values)
+    for clause, value in (("at >= ?", q.since), ("at < ?", q.until), ("n > ?", q.after)):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
+    limit = max(1, min(q.limit, MAX_PAGE))
+    rows = db.execute(sql + " ORDER BY n LIMIT ?", (*args, limit + 1)).fetchall()
+    entries = [_entry(r) for r in rows[:limit]]
+    return entries, (entries[-1]["cursor"] if len(rows) > limit else None)
 
 
 def _entry(row: sqlite3.Row) -> dict[str, Any]:

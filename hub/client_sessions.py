@@ -1,6 +1,7 @@
 """Client connections on ``/ws/client``: dashboards, operator panels, tools (docs/protocol.md
-§5): auth, subscriptions and replays, snapshots, alert acknowledgements, and the fan-out of
-events and terminal states to them. Actions are handed to :class:`hub.actions.ActionRouter`.
+§5): auth, subscriptions and replays, snapshots, history pages (run on the history workers,
+hub.history_runner), alert acknowledgements, and the fan-out of events and terminal states
+to them. Actions are handed to :class:`hub.actions.ActionRouter`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from api.wire import CloseCode, ErrorCode, MessageType, Role, WireError
 from hub import replay
 from hub.cluster_hooks import ALERT_ACK, OPERATORS
 from hub.floor import TerminalState
+from hub.history import EventQuery, query_events
+from hub.history_runner import HistoryBusyError, HistoryTooSlowError
 from hub.limits import TokenBucket
 from hub.peer import Peer, let_writers_run
 from hub.store import HubStore
@@ -40,6 +43,8 @@ class ClientConn:
     subscription: Subscription = field(default_factory=Subscription)
     #: Running replays of ``subscribe`` with ``from`` (hub.replay), cancelled at the end.
     replays: set[asyncio.Task[int]] = field(default_factory=set)
+    #: Running ``history`` requests, cancelled at the end (their query still finishes).
+    queries: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def role(self) -> Role:
@@ -128,7 +133,7 @@ class ClientSessions:
                 await let_writers_run()
         finally:
             self.connected.discard(client)
-            for task in list(client.replays):
+            for task in [*client.replays, *client.queries]:
                 task.cancel()
             await client.peer.finish()
 
@@ -192,6 +197,8 @@ class ClientSessions:
                                     f"then {hub.config.get_state_per_second:g} per second",
                                     request_id)
                 client.peer.send(self._snapshot(client, request_id))
+            elif kind == MessageType.HISTORY:
+                self._start_history(client, msg, request_id)
             elif kind == MessageType.ACK:
                 self._alert_ack(client, msg)
             elif kind == MessageType.ACTION:
@@ -237,6 +244,48 @@ class ClientSessions:
                                                  client.subscription, flt, after, request_id))
         client.replays.add(task)
         task.add_done_callback(client.replays.discard)
+
+    # ------------------------------------------------------------------ history
+
+    def _start_history(self, client: ClientConn, msg: dict[str, Any],
+                       request_id: str | None) -> None:
+        """``history``: one page of stored events, as ``GET /api/history/events`` gives it
+        (protocol.md §5), queried on a history worker, never on this loop."""
+        if self._hub.history is None:
+            raise WireError(ErrorCode.BAD_MESSAGE,
+                            "history needs the SQLite store (database:); this hub uses "
+                            "PostgreSQL (store:)", request_id)
+        # stored timestamps compare as text: the bounds in the stored form (milliseconds)
+        since, until = (wire.format_timestamp(wire.parse_timestamp(msg[key]))
+                        if key in msg else None for key in ("since", "until"))
+        query = EventQuery(
+            terminals=tuple(msg.get("terminals", ())), events=tuple(msg.get("events", ())),
+            channels=tuple(msg.get("channels", ())), since=since, until=until,
+            after=msg.get("after"), before=msg.get("before"),
+            limit=msg.get("limit", wire.DEFAULT_HISTORY_PAGE))
+        task = asyncio.create_task(self._history(client, query, request_id))
+        client.queries.add(task)
+        task.add_done_callback(client.queries.discard)
+
+    async def _history(self, client: ClientConn, query: EventQuery,
+                       request_id: str | None) -> None:
+        hub = self._hub
+        assert hub.history is not None
+        try:
+            frames, nxt = await hub.history.run(lambda db: query_events(db, query))
+        except HistoryBusyError as exc:
+            hub.reply_error(client.peer, WireError(ErrorCode.RATE_LIMITED, str(exc),
+                                                   request_id))
+            return
+        except HistoryTooSlowError as exc:
+            hub.reply_error(client.peer, WireError(ErrorCode.TOO_LARGE, str(exc), request_id))
+            return
+        except Exception:
+            log.exception("history for %s failed", client.peer.principal.name)
+            hub.reply_error(client.peer, WireError(ErrorCode.INTERNAL, "history failed",
+                                                   request_id))
+            return
+        client.peer.send(wire.history_page(frames, nxt, query.newest_first, request_id))
 
     # ------------------------------------------------------------------ alerts
 

@@ -5,10 +5,11 @@ Built from the store at start-up and updated from each new event and action resu
 
 Lock state is derived, never guessed: the machine is locked while the host has locked it
 (the last ``machineLocked`` / ``machineUnlocked``, or a succeeded ``lock`` / ``unlock``
-action) or while a handpay is pending (the machine locks itself up until an attendant pays:
-``handpayPending`` until ``handpayReset``). Only the host can lock a machine over SAS and
-every host lock the agent applies is reported, so a terminal the hub has events from and no
-``machineLocked`` is unlocked.
+action), while the machine is game-locked (the last ``gameLocked`` / ``gameUnlocked``: the
+agent reads LP 74 after exception 6F until it reads not locked) or while a handpay is pending
+(the machine locks itself up until an attendant pays: ``handpayPending`` until
+``handpayReset``). Every host lock the agent applies and every game lock it reads is
+reported, so a terminal the hub has events from and no lock event is unlocked.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hub.store_api import Store
 
 _LINK_EVENTS = {"machineLinkUp": LinkState.UP, "machineLinkDown": LinkState.DOWN}
 _LOCK_EVENTS = {"machineLocked": True, "machineUnlocked": False}
+_GAME_LOCK_EVENTS = {"gameLocked": True, "gameUnlocked": False}
 _HANDPAY_EVENTS = ("handpayPending", "handpayReset")
 _DOOR_EVENTS = {"doorOpened": True, "doorClosed": False}
 _PLAY_EVENTS = frozenset({"gameStarted", "betPlaced"})
@@ -46,6 +48,7 @@ class TerminalState:
     since: str | None = None
     link: LinkState = LinkState.UNKNOWN
     host_locked: bool | None = None
+    game_locked: bool = False
     acked_seq: int = 0
     last_event: dict[str, Any] | None = None
     coin_in: int = 0
@@ -63,12 +66,14 @@ class TerminalState:
 
     @property
     def locked(self) -> bool | None:
-        if self.handpay is not None:
+        if self.handpay is not None or self.game_locked:
             return True
         return self.host_locked
 
     def lock_reasons(self) -> list[str]:
         reasons = ["host"] if self.host_locked else []
+        if self.game_locked:
+            reasons.append("game")
         if self.handpay is not None:
             reasons.append("handpay")
         return reasons
@@ -119,6 +124,9 @@ class Floor:
         lock = store.last_event(tid, _LOCK_EVENTS)
         if lock is not None:
             state.host_locked = _LOCK_EVENTS[lock["event"]]
+        game_lock = store.last_event(tid, _GAME_LOCK_EVENTS)
+        if game_lock is not None:
+            state.game_locked = _GAME_LOCK_EVENTS[game_lock["event"]]
         handpay = store.last_event(tid, _HANDPAY_EVENTS)
         if handpay is not None and handpay["event"] == "handpayPending":
             state.handpay = _handpay(handpay)
@@ -170,6 +178,8 @@ class Floor:
             state.link = _LINK_EVENTS[name]
         elif name in _LOCK_EVENTS:
             state.host_locked = _LOCK_EVENTS[name]
+        elif name in _GAME_LOCK_EVENTS:
+            state.game_locked = _GAME_LOCK_EVENTS[name]
         elif name == "handpayPending":
             state.handpay = _handpay(frame)
         elif name == "handpayReset":
@@ -217,11 +227,13 @@ class Floor:
 
     def machine_reported(self, tid: str, machine: dict[str, Any] | None, now: float
                          ) -> TerminalState:
-        """The ``hello``'s ``machine`` state: the host lock the agent holds now (events
-        still in its outbox follow and end in the same state)."""
+        """The ``hello``'s ``machine`` state: the host lock and the game lock the agent holds
+        now (events still in its outbox follow and end in the same state)."""
         state = self.get(tid, now)
         if machine is not None and isinstance(machine.get("hostLocked"), bool):
             state.host_locked = machine["hostLocked"]
+        if machine is not None and isinstance(machine.get("gameLocked"), bool):
+            state.game_locked = machine["gameLocked"]
         return state
 
     def set_online(self, tid: str, online: bool, now: float) -> TerminalState:

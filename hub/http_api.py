@@ -3,6 +3,12 @@
 ``GET /api/...`` with ``Authorization: Bearer <token>`` (viewer or operator; the audit
 trail is for operators), answered before any WebSocket upgrade (``process_request``, like
 the dashboard's files). JSON by default, CSV with ``format=csv``. docs/protocol.md §12.
+
+The queries run off the event loop, on the hub's history workers (hub.history_runner): the
+parameters are read here on the loop, the query runs on a worker thread with its own read
+connection, and the answer is built back here. When every worker is busy the request gets
+503 ``rate_limited`` at once (with ``Retry-After``), never a wait that would pile up; a query
+stopped for running too long gets 504 ``timeout``.
 """
 
 from __future__ import annotations
@@ -11,22 +17,28 @@ import csv
 import io
 import json
 import sqlite3
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.http11 import Request, Response
 
 from api.wire import MAX_ID_LENGTH, Role, format_timestamp, parse_timestamp
-from hub.audit import KINDS, AuditQuery
+from hub.audit import KINDS, AuditLog, AuditQuery, query_audit
 from hub.gaming_day import GamingDayError
 from hub.history import DEFAULT_PAGE, EventQuery, day_summary, latest_meters, query_events
+from hub.history_runner import HistoryBusyError, HistoryTooSlowError
 from hub.http_answers import response
 
 if TYPE_CHECKING:
     from hub.server import Hub
 
 PREFIX = "/api/"
+
+#: Seconds a client is told to wait after a 503 ``rate_limited`` (every worker busy).
+RETRY_AFTER_S = 1
+
+T = TypeVar("T")
 
 _CHANNELS = {"game", "cash", "alerts", "system", "player"}
 
@@ -103,7 +115,7 @@ class _Params:
         return fmt == "csv"
 
 
-def answer(hub: Hub, request: Request) -> Response:
+async def answer(hub: Hub, request: Request) -> Response:
     """The answer to ``GET /api/...``."""
     parts = urlsplit(request.path)
     handler = _ROUTES.get(parts.path)
@@ -120,26 +132,31 @@ def answer(hub: Hub, request: Request) -> Response:
         return _json(403, {"error": "forbidden",
                            "message": f"a {principal.role.value} token may not read this"})
     try:
-        return handler(hub, _Params(parts.query))
+        return await handler(hub, _Params(parts.query))
     except _BadRequestError as exc:
         return _json(exc.status, {"error": exc.code, "message": exc.message})
+    except HistoryBusyError as exc:
+        resp = _json(503, {"error": "rate_limited", "message": str(exc)})
+        resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return resp
+    except HistoryTooSlowError as exc:
+        return _json(504, {"error": "timeout", "message": str(exc)})
     except sqlite3.Error as exc:
         return _json(500, {"error": "internal", "message": f"store: {exc}"})
 
 
-def _reader(hub: Hub) -> sqlite3.Connection:
-    """The SQLite store's read connection; with a PostgreSQL store (``store:``) the event,
-    summary and meter queries are not available yet: 501 (docs/protocol.md §11)."""
-    from hub.store import HubStore
-
-    if not isinstance(hub.store, HubStore):
+def _query(hub: Hub, query: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
+    """``query`` run on a history worker's read connection to the SQLite store; with a
+    PostgreSQL store (``store:``) the event, summary and meter queries are not available
+    yet: 501 (docs/protocol.md §11)."""
+    if hub.history is None:
         raise _BadRequestError(501, "not_implemented",
                                "this history query needs the SQLite store (database:); "
                                "this hub uses PostgreSQL (store:)")
-    return hub.store.reader
+    return hub.history.run(query)
 
 
-def _events(hub: Hub, p: _Params) -> Response:
+async def _events(hub: Hub, p: _Params) -> Response:
     q = EventQuery(
         terminals=p.many("terminal"), events=p.many("event"),
         channels=p.many("channel", _CHANNELS), since=p.timestamp("since"),
@@ -147,7 +164,7 @@ def _events(hub: Hub, p: _Params) -> Response:
         before=p.integer("before", None, minimum=1),
         limit=p.integer("limit", DEFAULT_PAGE, minimum=1) or DEFAULT_PAGE)
     as_csv = p.csv()
-    frames, nxt = query_events(_reader(hub), q)
+    frames, nxt = await _query(hub, lambda db: query_events(db, q))
     if as_csv:
         return _csv([[f["cursor"], f["id"], f["terminalId"], f["seq"], f["channel"],
                       f["event"], f["timestamp"], f["data"].get("amount"),
@@ -159,13 +176,14 @@ def _events(hub: Hub, p: _Params) -> Response:
                        "order": "newest-first" if q.newest_first else "oldest-first"})
 
 
-def _summary(hub: Hub, p: _Params) -> Response:
+async def _summary(hub: Hub, p: _Params) -> Response:
     day = p.one("day") or hub.gaming_day.day_of(hub.clock())
     terminals = p.many("terminal") or sorted(hub.floor.terminals)
     as_csv = p.csv()
+    gaming_day, registry = hub.gaming_day, hub.tokens.registry()
     try:
-        body = day_summary(_reader(hub), hub.gaming_day, day, terminals,
-                           hub.tokens.registry())
+        body = await _query(hub, lambda db: day_summary(db, gaming_day, day, terminals,
+                                                        registry))
     except GamingDayError as exc:
         raise _BadRequestError(400, "bad_request", str(exc)) from None
     if as_csv:
@@ -182,18 +200,21 @@ def _summary(hub: Hub, p: _Params) -> Response:
     return _json(200, body)
 
 
-def _meters(hub: Hub, p: _Params) -> Response:
+async def _meters(hub: Hub, p: _Params) -> Response:
     terminals = p.many("terminal") or sorted(hub.floor.terminals)
-    return _json(200, {"terminals": latest_meters(_reader(hub), terminals)})
+    return _json(200, {"terminals": await _query(hub, lambda db: latest_meters(db, terminals))})
 
 
-def _audit(hub: Hub, p: _Params) -> Response:
+async def _audit(hub: Hub, p: _Params) -> Response:
     q = AuditQuery(kinds=p.many("kind", set(KINDS)), who=p.many("who"),
                    terminals=p.many("terminal"), since=p.timestamp("since"),
                    until=p.timestamp("until"), after=p.integer("after", None),
                    limit=p.integer("limit", DEFAULT_PAGE, minimum=1) or DEFAULT_PAGE)
     as_csv = p.csv()
-    entries, nxt = hub.audit.query(q)
+    if isinstance(hub.audit, AuditLog) and hub.history is not None:
+        entries, nxt = await hub.history.run(lambda db: query_audit(db, q))
+    else:  # the PostgreSQL audit trail (hub.audit_pg)
+        entries, nxt = hub.audit.query(q)
     if as_csv:
         keys = ["cursor", "at", "who", "role", "kind", "terminalId", "subject", "what",
                 "reason", "result"]
@@ -203,7 +224,7 @@ def _audit(hub: Hub, p: _Params) -> Response:
     return _json(200, {"entries": entries, "next": nxt})
 
 
-_ROUTES: dict[str, Callable[[Hub, _Params], Response]] = {
+_ROUTES: dict[str, Callable[[Hub, _Params], Awaitable[Response]]] = {
     "/api/history/events": _events,
     "/api/summary": _summary,
     "/api/meters": _meters,

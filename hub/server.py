@@ -39,10 +39,11 @@ from hub.config import HubConfig
 from hub.connection import HubConnection
 from hub.floor import Floor, TerminalState
 from hub.gaming_day import GamingDay
+from hub.history_runner import HistoryRunner
 from hub.http_answers import STATIC_DIR, static_response, text_response
 from hub.ingest import GroupCommitter, InflightGate
 from hub.peer import Peer, let_writers_run
-from hub.store import EventWrite
+from hub.store import EventWrite, HubStore
 from hub.store_api import open_audit, open_store
 from hub.terminal_sessions import TerminalSessions
 from hub.tokens import Principal, TokenTable, load_tokens
@@ -103,6 +104,9 @@ class Hub(ClusterHooks):
         self.store = open_store(config, origin=self.instance_id)
         self.gaming_day = GamingDay(config.timezone, config.gaming_day_start)
         self.audit = open_audit(self.store)
+        #: the history API's worker threads (SQLite store only; hub.history_runner)
+        self.history = (HistoryRunner(config.database) if isinstance(self.store, HubStore)
+                        and config.database is not None else None)
         self.floor = Floor(self.store, self.tokens.terminals(), clock(),
                            gaming_day=self.gaming_day, registry=self.tokens.registry())
         self._hub_seq = self._hub_seq_end = 0  # the block of hub seqs in hand
@@ -196,6 +200,8 @@ class Hub(ClusterHooks):
         await self.ingest.stop()
         if self.cluster is not None:
             await self.cluster.stop()
+        if self.history is not None:
+            await asyncio.to_thread(self.history.close)  # lets running queries finish
         self.store.close()
 
     async def serve_forever(self) -> None:
@@ -233,8 +239,8 @@ class Hub(ClusterHooks):
 
     # ------------------------------------------------------------------ HTTP
 
-    def _process_request(self, connection: ServerConnection, request: Request
-                         ) -> Response | None:
+    async def _process_request(self, connection: ServerConnection, request: Request
+                               ) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path in (TERMINAL_PATH, CLIENT_PATH):
             header = request.headers.get("Authorization")
@@ -255,7 +261,7 @@ class Hub(ClusterHooks):
         if path == "/healthz":
             return text_response(200, "ok\n")
         if path.startswith(http_api.PREFIX):
-            return http_api.answer(self, request)
+            return await http_api.answer(self, request)
         if path == "/" or path.startswith("/static/"):
             return static_response(path, self.static_dir)
         return text_response(404, "not found\n")

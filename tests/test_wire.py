@@ -73,6 +73,13 @@ EXAMPLES: list[dict[str, Any]] = [
     wire.subscribed([{"channels": ["cash"], "events": [], "terminals": []}], "s1"),
     wire.alert_ack("T-0042-9", "T-0042", "alice", TS),
     wire.get_state("g"),
+    wire.history(terminals=["T-0042"], channels=["cash"], since=TS, until=TS, after=3,
+                 limit=50, request_id="h1"),
+    wire.history(before=900),
+    wire.history_page([{**wire.event(event_id="T-0042-7", seq=7, channel="game",
+                                     terminal_id="T-0042", name="betPlaced", timestamp=TS,
+                                     data={"amount": 100}), "cursor": 41}], 41, False, "h1"),
+    wire.history_page([], None, True),
     wire.snapshot(at=TS, terminals=[], alerts=[], recent=[], coin_in_per_minute=[
         {"minute": TS, "amount": 0}] * 60),
     wire.terminal_state({"terminalId": "T1", "online": True, "since": TS, "link": "up",
@@ -117,6 +124,13 @@ def test_builders_round_trip_and_match_the_schemas(msg: dict[str, Any]) -> None:
         ('{"type": "action", "id": "a", "terminalId": "T", "action": "lock",'
          ' "expiresAt": "2026-13-45T99:00:00Z"}', ErrorCode.BAD_MESSAGE),
         ('{"type": "error", "code": "teapot", "message": "x"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "history", "limit": 201}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "history", "channels": ["casino"]}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "history", "after": null}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "historyPage", "events": [{}], "next": null, "order": "oldest-first"}',
+         ErrorCode.BAD_MESSAGE),
+        ('{"type": "historyPage", "events": [], "next": 3, "order": "sideways"}',
+         ErrorCode.BAD_MESSAGE),
         ('{"type": "actionAck", "id": "a", "terminalId": "T", "status": "sent",'
          ' "action": "lock me"}', ErrorCode.BAD_MESSAGE),
         ('{"type": "actionResult", "id": "a", "terminalId": "T", "status": "failed",'

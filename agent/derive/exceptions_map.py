@@ -42,6 +42,7 @@ class Exc(enum.IntEnum):
     TICKET_INSERTED = 0x67
     TICKET_TRANSFER_COMPLETE = 0x68
     AFT_TRANSFER_COMPLETE = 0x69
+    GAME_LOCKED = 0x6F  # read LP 74: no "unlocked" counterpart (SAS §3.11)
     QUEUE_OVERFLOW = 0x70
     SOFT_METERS_RESET = 0x7A
     LEGACY_BONUS = 0x7C  # the bonus itself reaches the win meters (SAS §3.12)

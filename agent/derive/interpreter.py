@@ -63,6 +63,7 @@ from agent.observations import (
     CardRemoved,
     ClockRead,
     ExceptionObserved,
+    GameLockRead,
     HandpayInfoRead,
     HostLockChanged,
     LinkDown,
@@ -83,6 +84,7 @@ from agent.reads import (
     HANDPAY_METERS,
     TICKET_METERS,
     TRANSFER_METERS,
+    ReadGameLock,
     ReadHandpay,
     ReadIdentity,
     ReadMeters,
@@ -190,6 +192,8 @@ class Interpreter:
                 self._ticket(step, obs)
             case ClockRead():
                 self._clock(step, obs)
+            case GameLockRead():
+                self._game_lock(step, obs)
             case HostLockChanged():
                 step.machine = replace(step.machine, host_locked=obs.locked)
                 step.emit("machineLocked" if obs.locked else "machineUnlocked",
@@ -205,6 +209,15 @@ class Interpreter:
         new_state = replace(state.with_machine(step.machine), cards=step.cards)
         return Outcome(step.events, new_state, step.reads)
 
+    @staticmethod
+    def _game_lock(step: _Step, obs: GameLockRead) -> None:
+        """LP 74's lock status: 00 is a game lock; 40 (pending) and FF are not, yet (a
+        pending lock is read again, agent.line.schedule). One event per change."""
+        if obs.locked != step.machine.game_locked:
+            step.machine = replace(step.machine, game_locked=obs.locked)
+            step.emit("gameLocked" if obs.locked else "gameUnlocked",
+                      {"lockStatus": f"0x{obs.lock_status:02X}"})
+
     # -- cards -------------------------------------------------------------------------
 
     @staticmethod
@@ -217,6 +230,8 @@ class Interpreter:
     def _link_up(self, step: _Step) -> None:
         m = step.machine
         step.emit("machineLinkUp", {"address": m.address, "since": utc_timestamp(step.at)})
+        if m.game_locked:
+            step.read(ReadGameLock(m.address))  # still locked? (also after an agent restart)
         step.machine = tickets.link_up(replace(m, link_up=True, backlog_read_requested=False),
                                        step.at)
         self._open_backlog(step)
@@ -396,6 +411,10 @@ class Interpreter:
         elif code in GENERIC_CODES:
             # no event of its own: the generic one, on its category's channel (SAS §3.11)
             step.emit("machineException", *machine_exception(code))
+            if code == Exc.GAME_LOCKED:
+                # SAS §3.11: 6F has no "unlocked" counterpart; LP 74 says the lock state
+                # (and is read again while locked, agent.line.schedule)
+                step.read(ReadGameLock(address))
             if code == Exc.LEGACY_BONUS:
                 step.read(ReadMeters(address, "game_end", GAME_END_METERS))  # bonus -> winPaid
         if code in MEMORY_ERRORS:

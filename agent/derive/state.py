@@ -43,6 +43,7 @@ class MachineState:
     identity: Mapping[str, Any] | None = None
     link_up: bool = False
     host_locked: bool = False
+    game_locked: bool = False  # LP 74 read locked after a 6F (SAS §3.11)
     doors: Mapping[str, bool] = field(default_factory=dict)  # door -> open
     handpay: Mapping[str, Any] | None = None  # the pending handpay, from LP 1B
     game_in_progress: bool | None = None  # None: unknown (fresh start)
@@ -82,6 +83,7 @@ class MachineState:
             "identity": dict(self.identity) if self.identity is not None else None,
             "linkUp": self.link_up,
             "hostLocked": self.host_locked,
+            "gameLocked": self.game_locked,
             "doors": dict(sorted(self.doors.items())),
             "handpay": dict(self.handpay) if self.handpay is not None else None,
             "gameInProgress": self.game_in_progress,
@@ -126,6 +128,7 @@ class MachineState:
             identity=dict(identity) if identity is not None else None,
             link_up=bool(data.get("linkUp", False)),
             host_locked=bool(data.get("hostLocked", False)),
+            game_locked=bool(data.get("gameLocked", False)),
             doors={str(k): bool(v) for k, v in data.get("doors", {}).items()},
             handpay=dict(handpay) if handpay is not None else None,
             game_in_progress=bool(game) if game is not None else None,

@@ -1,11 +1,16 @@
-"""Replies to the one-off reads (LP 1B handpay, LP 4D ticket) as the observations the
-interpreter takes: one conversion for the line owner (agent/line/schedule.py) and for
-``slot-agent replay`` (agent/ops/replay.py), so a capture replays as the agent ran it."""
+"""Replies to the one-off reads (LP 1B handpay, LP 4D ticket, LP 74 game lock) as the
+observations the interpreter takes: one conversion for the line owner
+(agent/line/schedule.py) and for ``slot-agent replay`` (agent/ops/replay.py), so a capture
+replays as the agent ran it."""
 
 from __future__ import annotations
 
-from agent.observations import HandpayInfoRead, TicketValidationRead
-from sas_protocol.messages.responses import EnhancedValidationReply, HandpayInfoReply
+from agent.observations import GameLockRead, HandpayInfoRead, TicketValidationRead
+from sas_protocol.messages.responses import (
+    AftLockStatusReply,
+    EnhancedValidationReply,
+    HandpayInfoReply,
+)
 
 #: LP 1B levels 01-20 are progressive levels; 40 and 80 are non-progressive (SAS §3.9).
 PROGRESSIVE_LEVELS = range(0x01, 0x21)
@@ -34,3 +39,9 @@ def ticket_read(reply: EnhancedValidationReply, *, address: int, at: float
         at=at, address=address, validation_type=reply.validation_type,
         validation_number=f"{reply.validation_number:016d}", amount_cents=reply.amount,
         ticket_number=reply.ticket_number)
+
+
+def game_lock_read(reply: AftLockStatusReply, *, address: int, at: float) -> GameLockRead:
+    """LP 74 as an observation: its lock status byte (00 locked, 40 pending, FF not locked,
+    reference §3.9)."""
+    return GameLockRead(at=at, address=address, lock_status=reply.lock_status)

@@ -43,14 +43,18 @@ from agent.config import PollConfig
 from agent.line.commands import CommandKind, CommandResult, MachineCommand
 from agent.line.discovery import Identity, clock_read
 from agent.line.meter_reads import FULL_SNAPSHOT_CODES, MeterRead, meter_key
-from agent.line.replies import handpay_read, ticket_read
+from agent.line.replies import game_lock_read, handpay_read, ticket_read
 from agent.observations import (
+    GAME_LOCK_PENDING,
+    GAME_LOCKED,
+    GameLockRead,
     HostLockChanged,
     MeterReason,
     MetersRead,
     Observation,
 )
 from agent.reads import (
+    ReadGameLock,
     ReadHandpay,
     ReadIdentity,
     ReadMeters,
@@ -61,6 +65,7 @@ from agent.reads import (
 from sas_protocol.messages.features import EnabledFeaturesRequest
 from sas_protocol.messages.meters import MeterReply
 from sas_protocol.messages.requests import (
+    AftLockStatusRequest,
     DateTimeRequest,
     DisableBillAcceptorRequest,
     EnableBillAcceptorRequest,
@@ -85,6 +90,7 @@ from sas_protocol.messages.requests import (
 )
 from sas_protocol.messages.responses import (
     Ack,
+    AftLockStatusReply,
     DateTimeReply,
     EnhancedValidationReply,
     HandpayInfoReply,
@@ -115,6 +121,8 @@ class Memory:
     identity: dict[str, Any] = field(default_factory=dict)
     last_meters: dict[int, int] = field(default_factory=dict)
     last_meters_at: float | None = None
+    #: when LP 74 is read again (a game lock is on or pending); None: not watching
+    game_lock_recheck_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -339,6 +347,8 @@ class SingleReadJob(SequenceJob):
             if read is None:
                 return []  # cannot convert yet; 51 is re-issued every 15 s (SAS §7.8.1)
             self._out.append(read)
+        elif isinstance(reply, AftLockStatusReply):
+            self._out.append(game_lock_read(reply, address=self.address, at=at))
         elif isinstance(reply, EnhancedValidationReply):
             self._out.append(ticket_read(reply, address=self.address, at=at))
         return []
@@ -353,6 +363,25 @@ class SingleReadJob(SequenceJob):
 
     def finish(self, memory: Memory, at: float) -> list[Observation]:
         return self._out
+
+
+class GameLockJob(SingleReadJob):
+    """LP 74 interrogate (lock code FF: read only, never lock, reference §3.9). While the
+    status reads locked (00) or pending (40), it is read again ``recheck_s`` later; a machine
+    that ignores LP 74 is in :attr:`Memory.ignored` and is not watched."""
+
+    def __init__(self, address: int, recheck_s: float) -> None:
+        super().__init__(address, AftLockStatusRequest(0xFF, 0, 0))
+        self.recheck_s = recheck_s
+
+    def finish(self, memory: Memory, at: float) -> list[Observation]:
+        out = super().finish(memory, at)
+        reads = [o for o in out if isinstance(o, GameLockRead)]
+        if reads and reads[-1].lock_status in (GAME_LOCKED, GAME_LOCK_PENDING):
+            memory.game_lock_recheck_at = at + self.recheck_s
+        else:  # not locked, or unsupported: nothing to watch
+            memory.game_lock_recheck_at = None
+        return out
 
 
 _ACK_COMMANDS: dict[CommandKind, Callable[[], Request]] = {
@@ -502,6 +531,7 @@ class MachineSchedule(Generic[T]):
         self._routine.clear()
         self._active = None
         self._outstanding = self._suspect = None
+        self.memory.game_lock_recheck_at = None  # the interpreter asks again if it knows one
         self._routine.append(IdentifyJob(self.address, rte=self.rte, poll=self.config))
         # LP 4D (current) again: a ticket whose 4D reply died with a crashed agent is read
         # once more (the interpreter drops a validation number it already reported)
@@ -545,6 +575,10 @@ class MachineSchedule(Generic[T]):
                 if not any(isinstance(j, SingleReadJob) and j.kind == 0x4D for j in queued):
                     self._before_meter_reads(
                         SingleReadJob(self.address, EnhancedValidationRequest(0)))
+            case ReadGameLock():
+                if not any(isinstance(j, GameLockJob) for j in queued):
+                    self._before_meter_reads(
+                        GameLockJob(self.address, self.config.game_lock_recheck_s))
             case ReadIdentity():
                 if not any(isinstance(j, IdentifyJob) for j in queued):
                     self._routine.append(IdentifyJob(self.address, rte=self.rte,
@@ -592,6 +626,10 @@ class MachineSchedule(Generic[T]):
             if not any(isinstance(j, MeterReadJob) and j.full and not j.started
                        for j in self._routine):
                 self._routine.append(MeterReadJob(self.address, (), "snapshot"))
+        recheck = self.memory.game_lock_recheck_at
+        if recheck is not None and now >= recheck:
+            self.memory.game_lock_recheck_at = None  # the read sets it again if still locked
+            self.request(ReadGameLock(self.address))
         while True:
             if self._active_command is None and self._commands:
                 candidate = self._commands.popleft()

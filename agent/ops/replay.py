@@ -32,7 +32,7 @@ from agent.derive.exceptions_map import CONFIRMED_CODES
 from agent.derive.interpreter import Interpreter
 from agent.derive.state import AgentState
 from agent.line.discovery import clock_read
-from agent.line.replies import handpay_read, ticket_read
+from agent.line.replies import game_lock_read, handpay_read, ticket_read
 from agent.observations import (
     ExceptionObserved,
     LinkDown,
@@ -61,6 +61,7 @@ from sas_protocol.host import LinkUp as HostLinkUp
 from sas_protocol.messages.meters import MeterReply
 from sas_protocol.messages.requests import GeneralPoll, Poll, decode_request
 from sas_protocol.messages.responses import (
+    AftLockStatusReply,
     DateTimeReply,
     EnhancedValidationReply,
     GameCountReply,
@@ -228,6 +229,8 @@ class Replay:
                 counters["handpaysBeforeDenomination"] += 1
             case ReplyReceived(reply=EnhancedValidationReply() as reply):
                 return [ticket_read(reply, address=address, at=at)]
+            case ReplyReceived(reply=AftLockStatusReply() as reply):
+                return [game_lock_read(reply, address=address, at=at)]
             case ReplyReceived(reply=DateTimeReply() as reply):
                 clock = clock_read(reply, address=address, at=at)
                 if clock is not None:

@@ -406,7 +406,7 @@ async def test_machine_info_metric_carries_the_discovered_identity(
                 await asyncio.sleep(0.05)
         assert value == 1
         assert identified.data["serialNumber"]  # the labels are not empty placeholders
-        assert daemon._machine_status() == {"hostLocked": False}  # what hello reports
+        assert daemon._machine_status() == {"hostLocked": False, "gameLocked": False}
     finally:
         daemon.request_stop()
         assert await asyncio.wait_for(task, 30) == 0

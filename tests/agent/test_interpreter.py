@@ -451,6 +451,43 @@ def test_lock_unlock_events_name_the_action() -> None:
     assert (event.name, event.data) == ("machineUnlocked", {"by": "a2"})
 
 
+def test_game_locked_exception_reads_lp_74_and_reports_each_change() -> None:
+    """6F has no "unlocked" counterpart (SAS §3.11): LP 74's lock status is the truth."""
+    from agent.observations import GameLockRead
+    from agent.reads import ReadGameLock
+
+    m = Machine().started()
+    events = m.exc(0x6F)
+    assert only(events, "machineException").data["name"] == "gameLocked"
+    assert ReadGameLock(1) in m.reads
+    locked = m.feed(GameLockRead(at=m.tick(), lock_status=0x00))
+    assert [(e.name, e.data, e.channel.value) for e in locked] == [
+        ("gameLocked", {"lockStatus": "0x00"}, "system")]
+    assert m.state.machines[1].game_locked
+    assert m.feed(GameLockRead(at=m.tick(), lock_status=0x00)) == []  # no change, no event
+    assert names(m.exc(0x6F)) == ["machineException"]  # already locked
+    # restarted (state from JSON) and linked again: still locked? ask
+    m.state = AgentState.from_json(m.state.to_json())
+    m.feed(LinkDown(at=m.tick(), reason="timeout"))
+    m.feed(LinkUp(at=m.tick()))
+    assert ReadGameLock(1) in m.reads
+    unlocked = m.feed(GameLockRead(at=m.tick(), lock_status=0xFF))
+    assert [(e.name, e.data) for e in unlocked] == [("gameUnlocked", {"lockStatus": "0xFF"})]
+    assert not m.state.machines[1].game_locked
+    m.feed(LinkDown(at=m.tick(), reason="timeout"))
+    m.feed(LinkUp(at=m.tick()))
+    assert not any(isinstance(r, ReadGameLock) for r in m.reads)  # not locked: no read
+
+
+def test_a_pending_game_lock_is_not_a_lock() -> None:
+    from agent.observations import GameLockRead
+
+    m = Machine().started()
+    m.exc(0x6F)
+    assert m.feed(GameLockRead(at=m.tick(), lock_status=0x40)) == []
+    assert not m.state.machines[1].game_locked
+
+
 def test_game_selected_from_rte() -> None:
     m = Machine().started()
     assert only(m.rte(0x8C, game_number=3), "gameSelected").data == {"gameNumber": 3}

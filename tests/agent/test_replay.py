@@ -156,3 +156,21 @@ def test_handpay_ticket_and_clock_replies_are_interpreted_as_the_line_owner_does
     assert waiting["validationNumber"] == "1234567890123456" and waiting["amount"] == 2_500
     assert by_name["clockSkew"].data["machineTime"] == "2026-12-06T12:30:00.000Z"
     assert runner.result.counters["repliesNotInterpreted"] == 0
+
+
+def test_a_game_lock_replays_to_game_locked_then_game_unlocked() -> None:
+    """6F, then LP 74 replies (agent/line/replies.py): locked, then not locked."""
+    poll = sp.AftLockStatusRequest().encode(1).hex()
+    assert poll == "0174ff0000001af9"  # the reference's golden vector (§3.9)
+
+    def status(lock: int) -> str:
+        return sp.AftLockStatusReply(1, lock, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0).encode(1).hex()
+
+    frames = [("tx", "81"), ("rx", "6f"), ("tx", "81"), ("rx", "6f"),  # game locked
+              ("tx", poll), ("rx", status(0x00)), ("tx", "80"), ("tx", poll),
+              ("rx", status(0xFF))]
+    runner = Replay(_capture(frames, up=True))
+    names = [e.name for e in runner.run()]
+    assert [n for n in names if n != "machineLinkUp"] == [
+        "machineException", "gameLocked", "gameUnlocked"]
+    assert runner.result.counters["repliesNotInterpreted"] == 0

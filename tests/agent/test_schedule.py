@@ -394,3 +394,70 @@ def test_link_down_drops_a_read_waiting_for_its_retry() -> None:
     s.failed("timeout", 1.0)
     s.on_link_down()
     assert s.idle and s.next_long_poll(100.0)[0] is None
+
+
+# -- game lock: LP 74 after 6F, read again while locked (SAS §3.11) ----------------------
+
+
+def _lock_reply(status: int) -> object:
+    from sas_protocol.messages.responses import AftLockStatusReply
+
+    return AftLockStatusReply(1, status, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def _lock_reads(produced: list[object]) -> list[int]:
+    from agent.observations import GameLockRead
+
+    return [o.lock_status for o in produced if isinstance(o, GameLockRead)]
+
+
+def test_a_game_lock_is_read_again_until_it_reads_not_locked() -> None:
+    from agent.reads import ReadGameLock
+    from sas_protocol.messages.requests import AftLockStatusRequest
+
+    poll = PollConfig(interval_ms=200, reply_timeout_ms=50, snapshot_interval_s=600.0,
+                      game_lock_recheck_s=5.0)
+    s: MachineSchedule[Any] = MachineSchedule(1, rte=False, poll=poll)
+    s.on_link_up(0.0)
+    drive(s, IDENTITY, at=1.0)
+    s.request(ReadGameLock(1))
+    sent, produced = drive(s, {0x74: _lock_reply(0x00)}, at=2.0)
+    assert sent == [AftLockStatusRequest(0xFF, 0, 0)]  # interrogate only, never a lock
+    assert _lock_reads(produced) == [0x00]
+    assert s.next_long_poll(6.9)[0] is None  # not before the recheck interval
+    sent, produced = drive(s, {0x74: _lock_reply(0x40)}, at=7.0)  # pending: still watched
+    assert [p.command for p in sent] == [0x74] and _lock_reads(produced) == [0x40]
+    sent, produced = drive(s, {0x74: _lock_reply(0xFF)}, at=12.0)
+    assert [p.command for p in sent] == [0x74] and _lock_reads(produced) == [0xFF]
+    assert drive(s, {0x74: _lock_reply(0xFF)}, at=100.0)[0] == []  # not locked: not watched
+
+
+def test_a_machine_ignoring_lp_74_is_remembered_and_not_watched() -> None:
+    from agent.reads import ReadGameLock
+
+    s: MachineSchedule[Any] = MachineSchedule(1, rte=False, poll=POLL)
+    s.on_link_up(0.0)
+    drive(s, IDENTITY, at=1.0)
+    s.request(ReadGameLock(1))
+    sent, produced = drive(s, {}, at=2.0)  # silence to LP 74, the general poll answered
+    assert [p.command for p in sent] == [0x74] and _lock_reads(produced) == []
+    assert 0x74 in s.memory.ignored and s.memory.game_lock_recheck_at is None
+    s.request(ReadGameLock(1))  # the next 6F: not asked again
+    assert drive(s, {}, at=3.0)[0] == []
+
+
+def test_a_link_up_stops_watching_a_game_lock() -> None:
+    """The interpreter asks again at link-up when it knows a lock (its state persists)."""
+    from agent.reads import ReadGameLock
+
+    s: MachineSchedule[Any] = MachineSchedule(1, rte=False, poll=POLL)
+    s.on_link_up(0.0)
+    drive(s, IDENTITY, at=1.0)
+    s.request(ReadGameLock(1))
+    drive(s, {0x74: _lock_reply(0x00)}, at=2.0)
+    assert s.memory.game_lock_recheck_at is not None
+    s.on_link_down()
+    s.on_link_up(3.0)
+    assert s.memory.game_lock_recheck_at is None
+    sent, _ = drive(s, IDENTITY, at=30.0)
+    assert 0x74 not in [p.command for p in sent]

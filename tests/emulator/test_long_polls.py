@@ -189,3 +189,20 @@ def test_single_bill_polls_count_each_bill() -> None:
     for i, (poll, count) in enumerate(expected.items()):
         assert list(ask(line, MetersRequest(poll), 0.1 * i).meters.values()) == [count], hex(poll)
     assert ask(line, MetersRequest(0x46), 1.0).meters == {0x0B: 455 * 20}
+
+
+def test_74_reports_the_game_lock_raised_with_6f_and_released_without_an_exception() -> None:
+    from sas_protocol import AftLockStatusReply, AftLockStatusRequest
+
+    m = Machine()
+    line = Line(m)
+    status = ask(line, AftLockStatusRequest(), 0.0)
+    assert isinstance(status, AftLockStatusReply) and status.lock_status == 0xFF
+    m.game_lock(0.1)
+    assert m.queue.is_flagged(0x6F)
+    assert ask(line, AftLockStatusRequest(), 0.2).lock_status == 0x00  # reference §3.9
+    with pytest.raises(PlayRefusedError, match="game locked"):
+        m.play_game(0.3, bet=1, win=0)
+    m.game_unlock()
+    assert ask(line, AftLockStatusRequest(), 0.4).lock_status == 0xFF
+    assert m.snapshot()["gameLocked"] is False

@@ -103,6 +103,14 @@ def test_play_is_refused_while_locked_and_recorded() -> None:
     assert "locked" in runner.refused[0]
 
 
+def test_game_lock_steps_lock_and_release_the_game() -> None:
+    runner, m, _ = run("- game_lock\n- play: 1\n")
+    assert m.game_locked and m.queue.is_flagged(0x6F)
+    assert runner.refused and "game locked" in runner.refused[0]
+    _, m, _ = run("- game_lock\n- game_unlock\n")
+    assert not m.game_locked
+
+
 def test_bundled_rollover_scenario_wraps_meters() -> None:
     m = Machine()
     ScenarioRunner(load_scenario("rollover"), m, start=0.0).advance(10_000)

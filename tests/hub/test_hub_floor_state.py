@@ -84,6 +84,42 @@ async def test_the_agent_reports_the_host_lock_in_hello(harness: HubHarness) -> 
     assert (await term.recv_type("error"))["code"] == "bad_message"
 
 
+async def test_a_game_lock_locks_the_row_until_game_unlocked_and_survives_restarts(
+    harness: HubHarness,
+) -> None:
+    """``gameLocked`` / ``gameUnlocked`` (LP 74 after 6F) are the machine's lock, reason
+    ``game``, kept apart from the host lock; ``hello`` may carry ``gameLocked``."""
+    alice, _ = await harness.client("tok-alice", subscribe={})
+    term, _ = await harness.terminal("T1")
+    await _publish(term, [event_frame("T1", 1, "gameLocked", data={"lockStatus": "0x00"}),
+                          event_frame("T1", 2, "machineLocked", data={"by": "a1"})])
+    state = (await alice.recv_until(lambda m: m["type"] == "terminal"
+                                    and m["terminal"]["lockReasons"] == ["host", "game"])
+             )[0]["terminal"]
+    assert state["locked"] is True
+    await term.close()
+    await harness.restart()
+    _, snap = await harness.client("tok-carol")
+    assert _terminal(snap, "T1")["lockReasons"] == ["host", "game"]  # from the store
+    alice, _ = await harness.client("tok-alice", subscribe={})
+    term, _ = await harness.terminal("T1", last_seq=2)
+    await _publish(term, [event_frame("T1", 3, "machineUnlocked", data={"by": "a2"}),
+                          event_frame("T1", 4, "gameUnlocked", data={"lockStatus": "0xFF"})])
+    state = (await alice.recv_until(lambda m: m["type"] == "terminal"
+                                    and m["terminal"]["lockReasons"] == []))[0]["terminal"]
+    assert state["locked"] is False
+    await term.close()
+    term = await harness.connect("/ws/terminal", "tok-t1")
+    await term.send(wire.hello("T1", "test", 4, {"hostLocked": False, "gameLocked": True}))
+    assert (await term.recv())["type"] == "welcome"
+    state = (await alice.recv_until(lambda m: m["type"] == "terminal"
+                                    and m["terminal"]["lockReasons"] == ["game"]))[0]["terminal"]
+    assert state["locked"] is True
+    await term.send_raw(wire.encode({**wire.hello("T1", "test", 4),
+                                     "machine": {"hostLocked": False, "gameLocked": "yes"}}))
+    assert (await term.recv_type("error"))["code"] == "bad_message"
+
+
 async def test_acknowledge_all_and_per_terminal_with_who_and_when(
     harness: HubHarness,
 ) -> None:

@@ -30,6 +30,8 @@ async def test_one_session_exercises_every_message_type(
     await alice.recv_type("subscribed")
     await alice.send(wire.subscribe(channels=["alerts"], start=0))
     assert (await alice.recv_type("replayed"))["count"] == 2  # deviceOnline, doorOpened
+    await alice.send(wire.history(channels=["alerts"], limit=1, request_id="h1"))
+    assert (await alice.recv_type("historyPage"))["id"] == "h1"
     await alice.send_raw("{oops")
     await alice.recv_type("error")
     await alice.sync()
@@ -49,6 +51,8 @@ def test_the_schemas_reject_what_the_protocol_forbids() -> None:
          "event": "betPlaced", "timestamp": "2026-01-01T00:00:00Z", "data": {}},
         {"type": "error", "code": "teapot", "message": "x"},
         {"type": "subscribe", "channels": ["casino"]},
+        {"type": "history", "limit": 201},
+        {"type": "historyPage", "events": [], "next": 0, "order": "oldest-first"},
     ]
     for msg in bad:
         with pytest.raises(jsonschema.ValidationError):
