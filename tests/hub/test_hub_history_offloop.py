@@ -14,7 +14,8 @@ import pytest
 
 from api import wire
 from hub import http_api
-from tests.hub.hubkit import REGISTRY, ROOT, HubHarness, event_frame, http_get, http_json
+from tests.support import ROOT
+from tests.support.hub import REGISTRY, HubHarness, event_frame, http_get, http_json
 from tests.support.waits import wait_for
 
 ERROR_SCHEMA = json.loads((ROOT / "docs" / "schemas" / "api" / "error.json").read_text())
