@@ -7,20 +7,27 @@ need with a bounded timeout.
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from tests.support import ROOT
-from tests.support.hub import HubHarness
 from tests.support.tokens import write_agent_token
+
+if TYPE_CHECKING:  # the hub is imported only by the tests that run one
+    from tests.support.hub import HubHarness
 
 SCRIPT = ROOT / ".venv" / "bin" / "slot-agent"
 #: What systemd gives a service: a test's subprocess must not inherit it from the runner.
@@ -76,8 +83,6 @@ class Proc:
         """The first (next) line on ``stream`` matching ``predicate``; AssertionError when the
         stream ends or ``timeout`` passes first."""
         q = self.stdout if stream == "stdout" else self.stderr
-        import time
-
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -136,13 +141,7 @@ class Proc:
 
     def stop(self) -> None:
         """Terminate (then kill) if still running; used in ``finally`` blocks."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(10)
+        self.terminate(10)
 
 
 def start_emulator(*extra: str) -> tuple[Proc, str]:
@@ -188,10 +187,6 @@ def write_agent_config(tmp: Path, *, port: str, hub: HubHarness | None = None,
 def short_dir() -> Path:
     """A fresh directory with a short path: AF_UNIX paths are limited to 107 bytes. Removed
     when the test process exits (it sits outside pytest's tmp_path)."""
-    import atexit
-    import shutil
-    import tempfile
-
     path = Path(tempfile.mkdtemp(prefix="sa-", dir="/tmp"))
     atexit.register(shutil.rmtree, path, True)
     return path
@@ -199,8 +194,6 @@ def short_dir() -> Path:
 
 def json_logs(lines: Sequence[str]) -> list[dict[str, object]]:
     """The JSON log records among output lines."""
-    import json
-
     out = []
     for line in lines:
         text = line[line.index("{"):] if "{" in line else ""
