@@ -64,9 +64,11 @@ class Proc:
         self.out_lines: list[str] = []
         self.err_lines: list[str] = []
         assert self.popen.stdout is not None and self.popen.stderr is not None
-        for stream, q, keep in ((self.popen.stdout, self.stdout, self.out_lines),
-                                (self.popen.stderr, self.stderr, self.err_lines)):
-            threading.Thread(target=self._pump, args=(stream, q, keep), daemon=True).start()
+        self._pumps = [threading.Thread(target=self._pump, args=(stream, q, keep), daemon=True)
+                       for stream, q, keep in ((self.popen.stdout, self.stdout, self.out_lines),
+                                               (self.popen.stderr, self.stderr, self.err_lines))]
+        for pump in self._pumps:
+            pump.start()
 
     @staticmethod
     def _pump(stream: IO[str], q: queue.Queue[str | None], keep: list[str]) -> None:
@@ -124,20 +126,24 @@ class Proc:
         """SIGKILL: no clean stop, nothing flushed."""
         if self.alive():
             self.popen.send_signal(signal.SIGKILL)
-        self.popen.wait(10)
+        self.wait(10)
 
     def terminate(self, timeout: float = 20.0) -> int:
         """SIGTERM and the exit code (SIGKILL after ``timeout``)."""
         if self.alive():
             self.popen.send_signal(signal.SIGTERM)
             try:
-                return self.popen.wait(timeout)
+                return self.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
-        return self.popen.wait(10)
+        return self.wait(10)
 
     def wait(self, timeout: float = 30.0) -> int:
-        return self.popen.wait(timeout)
+        """The exit code; by then ``out_lines`` and ``err_lines`` hold all the output."""
+        code = self.popen.wait(timeout)
+        for pump in self._pumps:
+            pump.join(10)
+        return code
 
     def stop(self) -> None:
         """Terminate (then kill) if still running; used in ``finally`` blocks."""
