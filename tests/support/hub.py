@@ -361,14 +361,15 @@ def stored_events(database: Path, terminal_id: str, *, own: bool = True
 # --------------------------------------------------------------------------- HTTP
 
 
-async def http_get(hub: Hub, path: str, token: str | None = None
-                   ) -> tuple[int, dict[str, str], bytes]:
-    """A raw HTTP/1.1 GET on the hub's port (optionally with a bearer token)."""
+async def http_get(hub: Hub, path: str, token: str | None = None, *,
+                   timeout: float | None = 5.0) -> tuple[int, dict[str, str], bytes]:
+    """A raw HTTP/1.1 GET on the hub's port (optionally with a bearer token), the path sent
+    exactly as written; ``timeout=None`` leaves the bound to the caller."""
     reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
     writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}\r\n".encode())
     await writer.drain()
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(timeout):
         data = await reader.read()
     writer.close()
     head, _, body = data.partition(b"\r\n\r\n")
