@@ -60,25 +60,31 @@ class Rig:
     def __init__(self, tmp_path: Path, *, machine: EmulatedConfig | None = None,
                  link: LinkOptions | None = None, rte: bool = False,
                  poll: PollConfig = FAST_POLL, faults: Faults | None = None,
-                 backlog_window: float = 0.0, metrics: AgentMetrics | None = None) -> None:
+                 backlog_window: float = 0.0, metrics: AgentMetrics | None = None,
+                 terminal_id: str = TERMINAL, seed: int = 0, ticket_settle: float = 10.0
+                 ) -> None:
         self.tmp_path = tmp_path
+        self.terminal_id = terminal_id
         self.rte = rte
         self.poll = poll
         self.backlog_window = backlog_window
+        self.ticket_settle = ticket_settle
         self.metrics = metrics
         self.faults = faults or Faults()
-        self.machine = Machine(machine, now=time.monotonic())
+        self.machine = Machine(machine, now=time.monotonic(), seed=seed)
         host, device = pair(faults=self.faults)
         self.emulator = Emulator(self.machine, device, address=ADDRESS, options=link)
         self.emulator.start()
         self.db = tmp_path / "outbox.db"
-        self.outbox = Outbox.open(self.db, terminal_id=TERMINAL)
+        self.outbox = Outbox.open(self.db, terminal_id=terminal_id)
         self.line: LineOwner
         self.pipeline: Pipeline
         self.start_agent(host)
 
     def start_agent(self, transport: Transport) -> None:
-        interpreter = Interpreter(TERMINAL, rte=self.rte, backlog_window=self.backlog_window)
+        interpreter = Interpreter(self.terminal_id, rte=self.rte,
+                                  backlog_window=self.backlog_window,
+                                  ticket_settle=self.ticket_settle)
         self.pipeline = Pipeline(self.outbox, interpreter, metrics=self.metrics)
         self.line = LineOwner(transport, [MachineConfig(ADDRESS, rte=self.rte)], self.poll,
                               self.pipeline.put, metrics=self.metrics)
@@ -99,7 +105,7 @@ class Rig:
         wait_until(lambda: not self.line.running and not self.pipeline.running,
                    what="the abandoned agent threads to end")
         self.outbox.close()
-        self.outbox = Outbox.open(self.db, terminal_id=TERMINAL)
+        self.outbox = Outbox.open(self.db, terminal_id=self.terminal_id)
         self.start_agent(host)
 
     def close(self) -> None:
@@ -119,7 +125,7 @@ class Rig:
     # -- the outbox ----------------------------------------------------------------------
 
     def events(self, name: str | None = None) -> list[StoredEvent]:
-        stored = self.outbox.pending(0, 1_000_000)
+        stored = self.outbox.pending(0, 10_000_000)
         return [e for e in stored if name is None or e.event.name == name]
 
     def names(self) -> list[str]:

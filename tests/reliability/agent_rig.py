@@ -1,6 +1,7 @@
-"""An in-process agent on a memory line with fault injection: emulator (served on its thread)
-<-> ``drivers.memory`` pair <-> line owner -> pipeline -> outbox. Play is driven by the test,
-one autoplay decision per poll cycle; waits are bounded polls of a condition."""
+"""An in-process agent on a memory line with fault injection (the end-to-end ``Rig``:
+emulator served on its thread <-> ``drivers.memory`` pair <-> line owner -> pipeline ->
+outbox). Play is driven by the test, one autoplay decision per poll cycle; waits are bounded
+polls of a condition."""
 
 from __future__ import annotations
 
@@ -11,18 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agent.config import MachineConfig, PollConfig
-from agent.derive.interpreter import Interpreter
+from agent.config import PollConfig
 from agent.derive.meters import meter_name
-from agent.line.owner import LineOwner
-from agent.store.outbox import Outbox
-from agent.store.pipeline import Pipeline
 from api.events import StoredEvent
-from drivers.memory import Faults, pair
+from drivers.memory import Faults
 from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import Machine
 from emulator.model import MachineConfig as EmulatedConfig
-from emulator.server import Emulator
+from tests.agent.e2e_helpers import Rig
 from tests.reliability.system_rig import MONEY
 from tests.support.waits import wait_until
 
@@ -39,30 +36,17 @@ QUIET_PLAY = AutoplaySettings(games_per_minute=60_000, jackpot_probability=0.01,
                               tilt_probability=0.0, attendant_delay=0.0)
 
 
-class AgentRig:
-    def __init__(self, tmp_path: Path, *, seed: int = 1, outbox: Outbox | None = None) -> None:
-        self.faults = Faults(seed=seed)
-        self.machine = Machine(EmulatedConfig(denomination_cents=5), now=time.monotonic(),
-                               seed=seed)
-        host, device = pair(faults=self.faults)
-        self.emulator = Emulator(self.machine, device, address=1)
-        self.emulator.start()
-        self.outbox = outbox or Outbox.open(tmp_path / "outbox.db", terminal_id=TERMINAL)
-        self.pipeline = Pipeline(self.outbox, Interpreter(TERMINAL, backlog_window=0.0,
-                                                             ticket_settle=1.0))
-        self.line = LineOwner(host, [MachineConfig(1)], POLL, self.pipeline.put)
-        self.pipeline.set_reads_sink(self.line.request_reads)
-        self.pipeline.start()
-        self.line.start()
+class AgentRig(Rig):
+    """The end-to-end :class:`Rig` stepped by the test: a seeded machine and seeded line
+    faults, one autoplay decision per ``PLAY_EVERY`` poll cycles, and the money ledger."""
+
+    def __init__(self, tmp_path: Path, *, seed: int = 1) -> None:
+        super().__init__(tmp_path, machine=EmulatedConfig(denomination_cents=5), poll=POLL,
+                         faults=Faults(seed=seed), seed=seed, terminal_id=TERMINAL,
+                         ticket_settle=1.0)
         self.player = AutoPlayer(self.machine, random.Random(seed), QUIET_PLAY)
         self._cycles = 0
         self._baseline: dict[str, Any] | None = None
-
-    def close(self) -> None:
-        self.line.stop()
-        self.pipeline.stop()
-        self.emulator.stop()
-        self.outbox.close()
 
     @classmethod
     @contextmanager
@@ -93,18 +77,12 @@ class AgentRig:
         for _ in range(n):
             self.cycle(play)
 
-    def act(self, fn: Callable[[Machine, float], Any]) -> Any:
-        with self.emulator.lock:
-            return fn(self.machine, time.monotonic())
+    def apply(self, fn: Callable[[Machine, float], Any]) -> Any:
+        """``fn(machine, now)`` under the emulator's lock."""
+        with self.act() as (machine, now):
+            return fn(machine, now)
 
     # ------------------------------------------------------------------ the outbox
-
-    def events(self, name: str | None = None) -> list[StoredEvent]:
-        stored = self.outbox.pending(0, 10_000_000)
-        return [e for e in stored if name is None or e.event.name == name]
-
-    def names(self) -> list[str]:
-        return [e.event.name for e in self.events()]
 
     def wait_ready(self) -> None:
         """Discovery done: the first meter snapshot (the money baseline) is stored."""
@@ -112,12 +90,13 @@ class AgentRig:
         self.expected_money()
 
     def wait_event(self, name: str, count: int = 1, timeout: float = 20.0,
-                   play: bool = False) -> None:
-        """Cycle until the outbox holds ``count`` events called ``name``."""
+                   play: bool = False) -> list[StoredEvent]:
+        """Cycle (with ``play``, playing) until the outbox holds ``count`` events ``name``."""
         deadline = time.monotonic() + timeout
-        while len(self.events(name)) < count:
+        while len(found := self.events(name)) < count:
             assert time.monotonic() < deadline, f"{count} x {name}; have {self.names()[-20:]}"
             self.cycle(play)
+        return found
 
     def money(self) -> dict[str, int]:
         out = dict.fromkeys((name for name, _, _ in MONEY), 0)
