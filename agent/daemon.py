@@ -1,4 +1,8 @@
-"""The daemon: composes the agent's parts and runs them until SIGTERM.
+"""The daemon: runs the agent's parts until SIGTERM.
+
+The parts are built and wired by :func:`agent.assembly.assemble` (the same wiring the test
+rigs and the benchmarks use); the daemon orders their start and stop around its own work
+(``agentStarted``, the card reader, the control socket, metrics, systemd).
 
 Start order, each step only after the previous one worked:
 
@@ -50,6 +54,7 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
 from agent import __version__
+from agent.assembly import Agent, LineSeam, LineStartError, assemble
 from agent.card_poller import CardPoller
 from agent.config import (
     Config,
@@ -59,12 +64,11 @@ from agent.config import (
     read_token,
     reloadable_diff,
 )
-from agent.derive.interpreter import Interpreter
 from agent.derive.meters import meter_name
 from agent.line.commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.line.interface import Line
-from agent.line.owner import LineOwner
-from agent.line.process import LineProcess, LineProcessError, open_line
+from agent.line.messages import TransportFactory
+from agent.line.process import open_line
 from agent.ops.control import ControlServer
 from agent.ops.diagnostics import MAIN_METERS, LineFacts, outbox_facts
 from agent.ops.logs import register_secret, set_level
@@ -77,7 +81,6 @@ from agent.uplink.actions import Actions
 from agent.uplink.client import Uplink
 from api.capture import build_header as build_capture_header
 from api.events import Event, StoredEvent, utc_timestamp
-from drivers import Transport
 from drivers.card_reader import CardReader
 
 __all__ = ["EXIT_LINE_FAILED", "Daemon", "DaemonError"]
@@ -103,7 +106,6 @@ class DaemonError(Exception):
     """The daemon cannot start (the serial port does not open, the outbox is unusable...)."""
 
 
-TransportFactory = Callable[[Config], Transport]
 #: The line the configuration names. With this factory the line owner runs in a process of
 #: its own (the factory is pickled to it by name).
 default_transport: TransportFactory = open_line
@@ -165,14 +167,10 @@ class Daemon:
         self.metrics = metrics if metrics is not None else AgentMetrics()
         self._clock = clock
         self.tally = _Tally()
-        self.outbox: Outbox | None = None
-        self.pipeline: Pipeline | None = None
-        self.line: Line | None = None
+        #: The wired parts (outbox, pipeline, line, actions, uplink); None before the start.
+        self.agent: Agent | None = None
         self.card_poller: CardPoller | None = None
-        self.transport: Transport | None = None
-        self.uplink: Uplink | None = None
         self._retired_uplinks: list[Uplink] = []  # replaced on reload, actions may still run
-        self.actions: Actions | None = None
         self.control: ControlServer | None = None
         self.metrics_port: int | None = None
         self._metrics_server: Any = None
@@ -187,6 +185,28 @@ class Daemon:
         self.reloads: list[tuple[list[str], list[str]]] = []
         #: The last snapshot, taken just before the outbox closed (the demo's summary).
         self.final_snapshot: Snapshot | None = None
+
+    # ------------------------------------------------------------------ the parts
+
+    @property
+    def outbox(self) -> Outbox | None:
+        return self.agent.outbox if self.agent is not None else None
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        return self.agent.pipeline if self.agent is not None else None
+
+    @property
+    def line(self) -> Line | None:
+        return self.agent.line if self.agent is not None else None
+
+    @property
+    def actions(self) -> Actions | None:
+        return self.agent.actions if self.agent is not None else None
+
+    @property
+    def uplink(self) -> Uplink | None:
+        return self.agent.uplink if self.agent is not None else None
 
     # ------------------------------------------------------------------ control (any thread)
 
@@ -244,45 +264,37 @@ class Daemon:
             # Read (and mask) the token before anything can log it; a missing token is a
             # start-up error rather than a reconnect loop that can never succeed.
             register_secret(await asyncio.to_thread(read_token, config))
-        self.outbox = await asyncio.to_thread(
-            Outbox.open, config.outbox.path, terminal_id=config.terminal_id,
-            max_events=config.outbox.max_events,
-            retention_seconds=config.outbox.retention_seconds)
-        outbox = self.outbox
-        interpreter = Interpreter(config.terminal_id,
-                                  rte=any(m.rte for m in config.machines),
-                                  card_reader=config.card_reader.port is not None,
-                                  clock_skew_threshold=config.poll.clock_max_skew_s)
-        self.pipeline = Pipeline(outbox, interpreter, listeners=[self.tally, self._committed],
-                                 metrics=self.metrics)
-        self.pipeline.start()
+        self.agent = agent = await asyncio.to_thread(
+            assemble, config, line=LineSeam(self._transport_factory, self._line_process),
+            metrics=self.metrics, clock=self._clock, listeners=[self.tally, self._committed],
+            on_line_exit=self._line_died)
+        outbox, pipeline = agent.outbox, agent.pipeline
+        agent.start_pipeline()
         now = self._clock()
-        self.pipeline.emit(Event("agentStarted", utc_timestamp(now), {
+        pipeline.emit(Event("agentStarted", utc_timestamp(now), {
             "version": __version__, "configHash": config_hash(config)}))
         if outbox.recovered_from is not None:
             log.error("the outbox was damaged and moved aside; started a fresh one",
                       extra={"moved_to": outbox.recovered_from})
-            self.pipeline.emit(Event("outboxFault", utc_timestamp(now), {
+            pipeline.emit(Event("outboxFault", utc_timestamp(now), {
                 "reason": "corrupt", "movedTo": outbox.recovered_from,
                 "detail": "the outbox file failed its integrity check at start and was "
                           "moved aside; events not yet delivered from it are in that file"}))
 
-        self.line = await self._start_line(config)
-        self.pipeline.set_reads_sink(self.line.request_reads)
+        try:
+            await asyncio.to_thread(agent.start_line)
+        except LineStartError as exc:
+            raise DaemonError(str(exc)) from exc
         if config.card_reader.port is not None:
             await asyncio.to_thread(self._start_card_reader, config)
 
-        self.actions = Actions.from_config(
-            config, store=outbox, submit=self.line.submit, emit=self.pipeline.emit,
-            observe=self.pipeline.put, diagnostics_report=self.status, metrics=self.metrics,
-            clock=self._clock)
-        recovered = await asyncio.to_thread(self.actions.recover_unfinished)
+        actions = agent.start_actions(diagnostics_report=self.status)
+        recovered = await asyncio.to_thread(actions.recover_unfinished)
         if recovered:
             log.warning("finished %d action(s) a previous run left running, as failed",
                         recovered)
         if config.uplink.url is not None:
-            self.uplink = self._make_uplink(config)
-            self.uplink.start()
+            agent.start_uplink(config)
 
         if config.metrics.enabled:
             try:
@@ -311,30 +323,6 @@ class Daemon:
         ]
         if self.notifier.watchdog_ping_interval() is not None:
             self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
-
-    async def _start_line(self, config: Config) -> Line:
-        """The line owner, running; ``DaemonError`` when the line does not open."""
-        assert self.pipeline is not None
-        if self._line_process:
-            line = LineProcess(config, self.pipeline.put, metrics=self.metrics,
-                               transport_factory=self._transport_factory,
-                               on_exit=self._line_died)
-            try:
-                await asyncio.to_thread(line.start)
-            except LineProcessError as exc:
-                raise DaemonError(str(exc)) from exc
-            return line
-        try:
-            self.transport = await asyncio.to_thread(self._transport_factory, config)
-        except Exception as exc:
-            raise DaemonError(f"cannot open the serial line {config.serial.port}: {exc}") from exc
-        # ``reopen``: an unplugged USB adapter or a dropped TCP link is opened again (the
-        # port cannot change without a restart, so the start-up configuration is right)
-        owner = LineOwner(self.transport, config.machines, config.poll, self.pipeline.put,
-                          reopen=lambda: self._transport_factory(config),
-                          metrics=self.metrics, clock=self._clock)
-        owner.start()
-        return owner
 
     def _line_died(self, how: str) -> None:
         """The line process ended unasked (its reader thread): stop with a failure status,
@@ -365,30 +353,18 @@ class Daemon:
                                       address=config.machines[0].address, clock=self._clock)
         self.card_poller.start()
 
-    def _make_uplink(self, config: Config) -> Uplink:
-        assert self.outbox is not None and self.actions is not None
-        return Uplink(config.uplink, terminal_id=config.terminal_id, outbox=self.outbox,
-                      token=lambda: read_token(self.config), actions=self.actions.handle,
-                      metrics=self.metrics, machine_status=self._machine_status)
-
     def _machine_status(self) -> dict[str, Any]:
-        """What ``hello`` reports: the host lock the agent holds and the game lock LP 74
-        last read (both persisted with its state, so also right after a restart); locked if
-        any of its machines is."""
-        pipeline = self.pipeline
-        machines = list(pipeline.state.machines.values()) if pipeline is not None else []
-        return {"hostLocked": any(m.host_locked for m in machines),
-                "gameLocked": any(m.game_locked for m in machines)}
+        """What ``hello`` reports (:meth:`agent.assembly.Agent.machine_status`)."""
+        if self.agent is None:
+            return {"hostLocked": False, "gameLocked": False}
+        return self.agent.machine_status()
 
     def _committed(self, stored: list[StoredEvent]) -> None:
-        """Pipeline listener: wake the uplink's sender (any thread); label
-        ``slot_agent_machine_info`` with the identity discovery learnt."""
+        """Pipeline listener (its thread): label ``slot_agent_machine_info`` with the
+        identity discovery learnt (the assembly then wakes the uplink's sender)."""
         for item in stored:
             if item.event.name == "machineIdentified":
                 self._machine_identified(item.event.data)
-        uplink = self.uplink
-        if uplink is not None:
-            uplink.notify_new_events()
 
     def _machine_identified(self, data: Mapping[str, Any]) -> None:
         """Publish a ``machineIdentified`` event's identity as the machine-info metric."""
@@ -432,11 +408,8 @@ class Daemon:
             await asyncio.to_thread(pipeline.stop)
         # the line owner thread may have replaced the transport it started with (reopen); a
         # line process closes its own
-        if self.line is not None:
-            self.line.close()
-        if self.transport is not None:
-            with contextlib.suppress(Exception):
-                self.transport.close()
+        if self.agent is not None:
+            self.agent.close_line()
         if self._metrics_server is not None:
             await asyncio.to_thread(stop_server, *self._metrics_server)
         if self.final_snapshot is None:
@@ -506,21 +479,21 @@ class Daemon:
             self.notifier.ready(self._status_line())
 
     async def _replace_uplink(self, old: Config, new: Config) -> None:
-        if self.uplink is not None:
+        agent = self.agent
+        assert agent is not None
+        if agent.uplink is not None:
             # Actions still running finish: they store their result and commit their
             # actionCompleted event (the hub learns the outcome from that event). The old
             # uplink is kept until shutdown, which cancels what may still run on it.
-            await self.uplink.stop(cancel_actions=False)
-            self._retired_uplinks.append(self.uplink)
-            self.uplink = None
+            await agent.uplink.stop(cancel_actions=False)
+            self._retired_uplinks.append(agent.uplink)
+            agent.uplink = None
         if new.uplink.url is not None:
             try:
                 register_secret(await asyncio.to_thread(read_token, new))
-                self.uplink = self._make_uplink(new)
+                agent.start_uplink(new)
             except ConfigError as exc:
                 log.error("uplink not restarted: %s", exc)
-                return
-            self.uplink.start()
 
     # ------------------------------------------------------------------ periodic tasks
 

@@ -98,12 +98,25 @@ class HandpayInfoRead(Observation):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TicketValidationRead(Observation):
-    """LP 4D after exception 3D/3E."""
+    """LP 4D after exception 3D/3E; on a machine that does not answer LP 4D, LP 3D (standard
+    validation, reference §3.9b: validation number and amount only, a cash-out ticket, so
+    ``validation_type`` 00 and ``ticket_number`` None). ``poll`` says which one answered."""
 
     validation_type: int
     validation_number: str
     amount_cents: int
-    ticket_number: int
+    ticket_number: int | None
+    poll: str = "LP 4D"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LastBillRead(Observation):
+    """LP 48 after a bill-accepted exception (reference §3.9): the bill acceptor's report of
+    the last bill it accepted, its denomination code and the lifetime count of that bill."""
+
+    country_code: int
+    denomination_code: int
+    bill_count: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

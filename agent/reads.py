@@ -38,7 +38,16 @@ class ReadHandpay:
 
 @dataclass(frozen=True, slots=True)
 class ReadTicket:
-    """Read LP 4D (enhanced validation, current); answer with ``TicketValidationRead``."""
+    """Read LP 4D (enhanced validation, current), or LP 3D where the machine ignores LP 4D;
+    answer with ``TicketValidationRead``."""
+
+    address: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLastBill:
+    """Read LP 48 (last accepted bill, reference §3.9); answer with ``LastBillRead``. Asked
+    for after a bill exception on a machine whose only bill meter is the drop."""
 
     address: int
 
@@ -59,7 +68,8 @@ class ReadGameLock:
     address: int
 
 
-ReadRequest = ReadMeters | ReadHandpay | ReadTicket | ReadIdentity | ReadGameLock
+ReadRequest = (ReadMeters | ReadHandpay | ReadTicket | ReadLastBill | ReadIdentity
+               | ReadGameLock)
 
 #: A failed read (meters, LP 1B, LP 4D) is tried again after this wait, then after twice
 #: that, up to READ_RETRY_MAX_S, for as long as the link is up (issue 12: money reaches the

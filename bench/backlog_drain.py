@@ -22,18 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import re
-import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from benchlib import Verdict, exit_with, header, median, verdicts
-from procs import ROOT, SLOT_AGENT
+from procs import HubProcess
 
 from agent.config import UplinkConfig
 from agent.store.outbox import Outbox
@@ -78,31 +74,6 @@ def seed(path: Path, events: int) -> Outbox:
                 "gameNumber": 3, "meters": {"coinIn": [before, before + 100]}}))
         box.commit(batch, None)
     return box
-
-
-class HubProcess:
-    def __init__(self, workdir: Path, sync: str) -> None:
-        self.token = secrets.token_urlsafe(18)
-        tokens = workdir / "tokens"
-        tokens.write_text(f"{self.token} terminal {TERMINAL}\n")
-        tokens.chmod(0o600)
-        config = workdir / "hub.yaml"
-        config.write_text(json.dumps({
-            "listen": {"host": "127.0.0.1", "port": 0}, "plain": True, "tokens": str(tokens),
-            "database": str(workdir / "hub.db"), "synchronous": sync}))
-        self.proc = subprocess.Popen(
-            [SLOT_AGENT, "hub", "--config", str(config),
-             "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        match = re.search(r":(\d+)/?$", line.strip())
-        if not match:
-            raise SystemExit(f"the hub did not start: {line!r}")
-        self.url = f"ws://127.0.0.1:{match.group(1)}/ws/terminal"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(20)
 
 
 async def drain_once(box: Outbox, hub: HubProcess, events: int, window: int,
@@ -165,7 +136,7 @@ def main() -> int:
         try:
             box = seed(workdir / "outbox.db", args.events)
             frames = [f.text for f in box.pending_frames(0, args.events)]
-            hub = HubProcess(workdir, args.hub_sync)
+            hub = HubProcess(workdir, TERMINAL, sync=args.hub_sync)
             try:
                 rate = asyncio.run(drain_once(box, hub, args.events, args.window, args.batch))
             finally:

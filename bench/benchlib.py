@@ -7,14 +7,21 @@ by ratios rather than absolute times.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import platform
+import shutil
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -94,3 +101,13 @@ def verdicts(items: Sequence[Verdict]) -> int:
 def exit_with(code: int) -> None:
     sys.stdout.flush()
     raise SystemExit(code)
+
+
+def run_in_workdir(prefix: str, main: Callable[[Path], Coroutine[Any, Any, _T]]) -> _T:
+    """``asyncio.run(main(workdir))`` in a fresh directory under /tmp, removed afterwards
+    (the hub's and the agent's files: databases, tokens, configuration)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        return asyncio.run(main(workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

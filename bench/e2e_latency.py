@@ -20,87 +20,52 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from benchlib import Verdict, exit_with, header, percentile, verdicts
-from procs import ROOT, SLOT_AGENT, HubProcess, agent_config
-from websockets.asyncio.client import connect
+from benchlib import Verdict, exit_with, header, percentile, run_in_workdir, verdicts
+from procs import dashboard, pty_floor
 
-from api import wire
-from drivers.pseudo_tty import open_pty
-from emulator.model import Door, Machine, MachineConfig
-from emulator.server import Emulator
+from emulator.model import Door
 
 TERMINAL = "BENCH-E2E"
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> list[float]:
-    hub = HubProcess(workdir, TERMINAL)
-    master, slave = open_pty()
-    machine = Machine(MachineConfig(denomination_cents=1), now=time.monotonic())
-    emulator = Emulator(machine, master, address=1)
-    emulator.start()
-    agent = subprocess.Popen([SLOT_AGENT, "run", "--config",
-                              str(agent_config(workdir, f"pty:{slave}", hub, args.interval_ms,
-                                               terminal_id=TERMINAL, priority=args.priority))],
-                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     received: list[tuple[str, float]] = []
-    ready = asyncio.Event()
-    try:
-        async with connect(hub.client_url, additional_headers={
-                "Authorization": f"Bearer {hub.operator_token}"}) as ws:
-            await ws.send(wire.encode(wire.subscribe(terminals=[TERMINAL])))
 
-            async def reader() -> None:
-                async for text in ws:
-                    now = time.monotonic()
-                    msg = json.loads(text)
-                    if msg.get("type") != "event":
-                        continue
-                    if msg["event"] == "meterSnapshot":
-                        ready.set()  # discovery finished: the agent polls steadily now
-                    if msg["event"] in ("doorOpened", "doorClosed") and \
-                            msg["data"].get("door") == "belly":
-                        received.append((msg["event"], now))
+    def on_event(msg: dict[str, Any], mono: float, _wall: float) -> None:
+        if msg["event"] in ("doorOpened", "doorClosed") and msg["data"].get("door") == "belly":
+            received.append((msg["event"], mono))
 
-            task = asyncio.create_task(reader())
-            await asyncio.wait_for(ready.wait(), 60)
-            await asyncio.sleep(1.0)  # let the discovery reads finish
-            rng = random.Random(3)
-            raised: list[tuple[str, float]] = []
-            for i in range(args.samples):
-                await asyncio.sleep(rng.uniform(0.15, 0.40))
-                with emulator.lock:
-                    now = time.monotonic()
-                    if i % 2 == 0:
-                        machine.open_door(now, Door.BELLY)
-                        raised.append(("doorOpened", now))
-                    else:
-                        machine.close_door(now, Door.BELLY)
-                        raised.append(("doorClosed", now))
-            deadline = time.monotonic() + 30
-            while len(received) < len(raised) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            task.cancel()
-        if len(received) != len(raised):
-            raise SystemExit(f"{len(raised)} doors moved, {len(received)} events received")
-        latencies = []
-        for (name_r, t_raised), (name_g, t_got) in zip(raised, received, strict=True):
-            assert name_r == name_g, (name_r, name_g)
-            latencies.append((t_got - t_raised) * 1000.0)
-        return latencies
-    finally:
-        agent.terminate()
-        agent.wait(20)
-        emulator.stop()
-        master.close()
-        hub.stop()
+    raised: list[tuple[str, float]] = []
+    async with pty_floor(workdir, TERMINAL, args.interval_ms, priority=args.priority) as floor, \
+            dashboard(floor.hub, TERMINAL, on_event):
+        machine, emulator = floor.machine, floor.emulator
+        await asyncio.sleep(1.0)  # let the discovery reads finish
+        rng = random.Random(3)
+        for i in range(args.samples):
+            await asyncio.sleep(rng.uniform(0.15, 0.40))
+            with emulator.lock:
+                now = time.monotonic()
+                if i % 2 == 0:
+                    machine.open_door(now, Door.BELLY)
+                    raised.append(("doorOpened", now))
+                else:
+                    machine.close_door(now, Door.BELLY)
+                    raised.append(("doorClosed", now))
+        deadline = time.monotonic() + 30
+        while len(received) < len(raised) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    if len(received) != len(raised):
+        raise SystemExit(f"{len(raised)} doors moved, {len(received)} events received")
+    latencies = []
+    for (name_r, t_raised), (name_g, t_got) in zip(raised, received, strict=True):
+        assert name_r == name_g, (name_r, name_g)
+        latencies.append((t_got - t_raised) * 1000.0)
+    return latencies
 
 
 def main() -> int:
@@ -114,11 +79,7 @@ def main() -> int:
     print(f"# {args.samples} door events; poll interval {args.interval_ms} ms; line_priority "
           f"{args.priority}; emulator on a "
           "pty in this process; agent and hub in their own processes")
-    workdir = Path(tempfile.mkdtemp(prefix="e2e-bench-", dir="/tmp"))
-    try:
-        lat = asyncio.run(run(args, workdir))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    lat = run_in_workdir("e2e-bench-", lambda workdir: run(args, workdir))
     interval = float(args.interval_ms)
     beyond = [x - interval for x in lat]
     print(f"  latency            p50 {percentile(lat, 50):7.1f} ms  p99 {percentile(lat, 99):7.1f}"

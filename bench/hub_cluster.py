@@ -95,7 +95,8 @@ def run_once(args: argparse.Namespace, instances: int) -> dict[str, Any]:
     try:
         with postgres.cluster(durable=True) as pg:
             db = pg.create_database("floor")
-            hubs = [_start_hub(workdir, i, tokens, db.url) for i in range(instances)]
+            for i in range(instances):  # one by one: those started are stopped if one fails
+                hubs.append(_start_hub(workdir, i, tokens, db.url))
             ctx = mp.get_context("spawn")
             ready, out, go, start_at = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0)
             workers = max(instances, args.workers)

@@ -8,7 +8,9 @@ authenticates with its own token, says ``hello`` and sends ``betPlaced`` events 
 keeps at most ``--window`` events unacknowledged (the agent's default window), as an agent
 does. Viewers connect to ``/ws/client`` with their tokens and subscribe to everything.
 Terminals run in ``--workers`` processes, viewers in one more, so the generator is not one
-saturated event loop.
+saturated event loop; both use bench/rawws.py, a minimal RFC 6455 client (a burst in one
+write, acks read from ``data_received``, viewers counting event frames in the byte stream),
+because the generator shares the 2 cores with the hub it measures.
 
 Printed, per phase: events/s stored (acknowledged; checked against the database at the end),
 ack latency p50 / p99 (from the send of an event to the ack covering it), errors (error
@@ -20,6 +22,9 @@ RSS <= 500 MB, no viewer dropped.
 
 ``--ceiling`` runs 10 s phases at rising rates and reports the highest that met the latency
 and error targets; ``--quick`` is a short smoke run (200 terminals, 2,000 events/s, 5 s).
+``--py-spy FILE`` samples the hub with py-spy during the phases (collapsed stacks;
+``--gil``: only while it holds the interpreter lock); ``--profile FILE`` runs it under
+cProfile instead.
 Run: ``.venv/bin/python bench/hub_load.py [--quick | --ceiling] [--help]``.
 """
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -43,11 +49,13 @@ import threading
 import time
 from array import array
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchlib import Verdict, exit_with, header, percentile, verdicts
+from rawws import CountingWs, RawWs
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOT_AGENT = str(ROOT / ".venv" / "bin" / "slot-agent")
@@ -171,55 +179,70 @@ class Hub:
 
 # ----------------------------------------------------------------------------- terminals
 
-class _Terminal:
-    def __init__(self, tid: str, token: str, stats: dict[str, Any]) -> None:
+class _Terminal(RawWs):
+    """One terminal: ``hello``, then bursts of events within its window (rawws.RawWs)."""
+
+    ACK = b'{"type":"ack","upTo":'
+
+    def __init__(self, host: str, port: int, path: str, token: str, tid: str,
+                 stats: dict[str, Any]) -> None:
+        super().__init__(host, port, path, token)
         self.tid = tid
-        self.token = token
         self.stats = stats
         self.seq = 0
         self.sent: deque[tuple[int, float, int]] = deque()  # seq, send time, phase
         self.acked = 0
         self.room = asyncio.Event()
-        self.ws: Any = None
+        self.welcome: asyncio.Future[dict[str, Any]] = \
+            asyncio.get_running_loop().create_future()
 
-    async def connect(self, base: str) -> None:
-        from websockets.asyncio.client import connect
-
-        self.ws = await connect(base + "/ws/terminal", compression=None, max_size=None,
-                                additional_headers={"Authorization": f"Bearer {self.token}"},
-                                open_timeout=60, ping_interval=None)
-        await self.ws.send(json.dumps({"type": "hello", "protocol": 1, "terminalId": self.tid,
-                                       "version": "load", "lastSeq": 0}))
-        welcome = json.loads(await self.ws.recv())
+    async def hello(self) -> None:
+        self.send_texts([json.dumps({"type": "hello", "protocol": 1, "terminalId": self.tid,
+                                     "version": "load", "lastSeq": 0}).encode()])
+        welcome = await asyncio.wait_for(self.welcome, 60)
         if welcome.get("type") != "welcome":
             raise RuntimeError(f"{self.tid}: {welcome}")
         self.seq = self.acked = welcome["ackedSeq"]
 
-    async def read(self) -> None:
-        from websockets.exceptions import ConnectionClosed
-
+    def frame(self, payload: bytes) -> None:
+        up_to: int | None = None
+        if payload.startswith(self.ACK) and payload.endswith(b"}"):
+            with contextlib.suppress(ValueError):
+                up_to = int(payload[len(self.ACK):-1])
+        if up_to is None:
+            msg = json.loads(payload)
+            kind = msg.get("type")
+            if kind == "ack" and isinstance(msg.get("upTo"), int):
+                up_to = msg["upTo"]
+            elif kind == "welcome" and not self.welcome.done():
+                self.welcome.set_result(msg)
+                return
+            elif kind == "error":
+                self.stats["errors"].append(f"{self.tid}: error {msg.get('code')}")
+                return
+            else:
+                return
+        assert up_to is not None
+        now = time.time()
         lat = self.stats["latency"]
         acked = self.stats["acked"]
-        try:
-            async for text in self.ws:
-                msg = json.loads(text)
-                if msg["type"] == "ack":
-                    now = time.time()
-                    up_to = msg["upTo"]
-                    while self.sent and self.sent[0][0] <= up_to:
-                        _, t, phase = self.sent.popleft()
-                        lat[phase].append(now - t)
-                        acked[phase] += 1
-                    self.acked = up_to
-                    self.room.set()
-                elif msg["type"] == "error":
-                    self.stats["errors"].append(f"{self.tid}: error {msg['code']}")
-        except ConnectionClosed as exc:
-            if not self.stats["finishing"]:
-                self.stats["errors"].append(f"{self.tid}: closed {exc.rcvd}")
+        sent = self.sent
+        while sent and sent[0][0] <= up_to:
+            _, t, phase = sent.popleft()
+            lat[phase].append(now - t)
+            acked[phase] += 1
+        self.acked = up_to
+        self.room.set()
 
-    async def send(self, phases: list[Phase], start_at: float, n_terminals: int, burst: int,
-                   window: int) -> None:
+    def lost(self) -> None:
+        if not self.stats["finishing"]:
+            self.stats["errors"].append(f"{self.tid}: closed {self.close_code}")
+        if not self.welcome.done():
+            self.welcome.set_exception(ConnectionError(f"closed {self.close_code}"))
+        self.room.set()
+
+    async def send_bursts(self, phases: list[Phase], start_at: float, n_terminals: int,
+                          burst: int, window: int) -> None:
         t0 = start_at
         for index, phase in enumerate(phases):
             interval = burst * n_terminals / phase.rate
@@ -229,20 +252,29 @@ class _Terminal:
                 delay = t - time.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                while self.seq - self.acked + burst > window:
+                while self.seq - self.acked + burst > window and not self.closed.done():
                     self.room.clear()
                     await self.room.wait()
+                if self.closed.done():
+                    return
                 now = time.time()
                 stamp = _stamp(now)
+                texts = []
                 for _ in range(burst):
                     self.seq += 1
                     s = self.seq
-                    text = EVENT % (self.tid, s, s, self.tid, stamp, s, 100 * s, 100 * s + 100)
-                    self.sent.append((s, time.time(), index))
-                    await self.ws.send(text)
+                    texts.append((EVENT % (self.tid, s, s, self.tid, stamp, s, 100 * s,
+                                           100 * s + 100)).encode())
+                    self.sent.append((s, now, index))
+                self.send_texts(texts)  # the burst in one write
                 self.stats["sent"][index] += burst
                 t += interval
             t0 = end + PHASE_GAP
+
+
+def _host_port(base: str) -> tuple[str, int]:
+    host, port = base.rsplit("://", 1)[1].rsplit(":", 1)
+    return host, int(port)
 
 
 async def _terminals_main(base: str, creds: list[tuple[str, str]], phases: list[Phase],
@@ -251,33 +283,34 @@ async def _terminals_main(base: str, creds: list[tuple[str, str]], phases: list[
     stats: dict[str, Any] = {
         "latency": [array("d") for _ in phases], "acked": [0] * len(phases),
         "sent": [0] * len(phases), "errors": [], "finishing": False}
-    terms = [_Terminal(tid, tok, stats) for tid, tok in creds]
+    host, port = _host_port(base)
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    live: list[_Terminal] = []
 
-    async def up(term: _Terminal) -> None:
+    async def up(tid: str, token: str) -> None:
         async with gate:
             try:
-                await term.connect(base)
+                term = await _Terminal.connect(host, port, "/ws/terminal", token, tid, stats)
+                assert isinstance(term, _Terminal)
+                await term.hello()
+                live.append(term)
             except Exception as exc:
-                stats["errors"].append(f"{term.tid}: connect failed: {exc!r}"[:200])
+                stats["errors"].append(f"{tid}: connect failed: {exc!r}"[:200])
 
-    await asyncio.gather(*(up(t) for t in terms))
-    live = [t for t in terms if t.ws is not None]
-    readers = [asyncio.create_task(t.read()) for t in live]
+    await asyncio.gather(*(up(tid, tok) for tid, tok in creds))
     ready.put(len(live))
     await asyncio.get_running_loop().run_in_executor(None, go.wait)
-    await asyncio.gather(*(t.send(phases, start_at.value, n_terminals, burst, window)
+    await asyncio.gather(*(t.send_bursts(phases, start_at.value, n_terminals, burst, window)
                            for t in live), return_exceptions=True)
     deadline = time.time() + FINAL_WAIT
-    while time.time() < deadline and any(t.sent for t in live):
+    while time.time() < deadline and any(t.sent and not t.closed.done() for t in live):
         await asyncio.sleep(0.1)
     lost = sum(len(t.sent) for t in live)
     if lost:
         stats["errors"].append(f"{lost} events never acknowledged")
     stats["finishing"] = True
-    await asyncio.gather(*(t.ws.close() for t in live), return_exceptions=True)
-    for r in readers:
-        r.cancel()
+    for t in live:
+        t.close()
     out.put({"latency": [a.tobytes() for a in stats["latency"]], "acked": stats["acked"],
              "sent": stats["sent"], "errors": stats["errors"]})
 
@@ -291,35 +324,29 @@ def _terminals_process(*args: Any) -> None:
 
 async def _viewers_main(base: str, tokens: list[str], phases: list[Phase], ready: Any,
                         go: Any, start_at: Any, out: Any) -> None:
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
-
     counts = [[0] * len(phases) for _ in tokens]
     dropped: list[str] = []
     finishing = False
     bounds: list[tuple[float, float]] = []
+    host, port = _host_port(base)
 
-    async def view(i: int, token: str) -> None:
-        ws = await connect(base + "/ws/client", compression=None, max_size=None,
-                           additional_headers={"Authorization": f"Bearer {token}"},
-                           open_timeout=60, ping_interval=None)
-        await ws.send('{"type":"subscribe"}')
+    def counter(i: int) -> Callable[[int], None]:
+        row = counts[i]
+
+        def on_events(n: int) -> None:
+            if bounds:
+                now = time.time()
+                for p, (lo, hi) in enumerate(bounds):
+                    if lo <= now < hi:
+                        row[p] += n
+        return on_events
+
+    conns: list[CountingWs] = []
+    for i, token in enumerate(tokens):
+        ws = await CountingWs.connect(host, port, "/ws/client", token, counter(i))
+        assert isinstance(ws, CountingWs)
+        ws.send_texts([b'{"type":"subscribe"}'])
         conns.append(ws)
-        try:
-            async for text in ws:
-                if text.startswith('{"type":"event"') and bounds:
-                    now = time.time()
-                    for p, (lo, hi) in enumerate(bounds):
-                        if lo <= now < hi:
-                            counts[i][p] += 1
-        except ConnectionClosed as exc:
-            if not finishing:
-                dropped.append(f"viewer-{i}: closed {exc.rcvd}")
-
-    conns: list[Any] = []
-    tasks = [asyncio.create_task(view(i, tok)) for i, tok in enumerate(tokens)]
-    while len(conns) < len(tokens):
-        await asyncio.sleep(0.05)
     ready.put(len(conns))
     await asyncio.get_running_loop().run_in_executor(None, go.wait)
     t0 = start_at.value
@@ -327,10 +354,13 @@ async def _viewers_main(base: str, tokens: list[str], phases: list[Phase], ready
         bounds.append((t0, t0 + phase.duration + 1.0))  # events of the phase still arriving
         t0 += phase.duration + PHASE_GAP
     await asyncio.sleep(max(0.0, t0 - time.time()) + 2.0)
+    for i, ws in enumerate(conns):
+        if ws.closed.done():
+            dropped.append(f"viewer-{i}: closed {ws.close_code}")
     finishing = True
-    await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
-    for t in tasks:
-        t.cancel()
+    assert finishing
+    for ws in conns:
+        ws.close()
     out.put({"counts": counts, "dropped": dropped})
 
 
@@ -375,12 +405,24 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
         print(f"# {connected} connections up; hub RSS {hub.rss_mb():.0f} MB; "
               f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         hub.phase_peak()
+        spy: subprocess.Popen[bytes] | None = None
+        if args.py_spy is not None:
+            # Sampled from outside (all threads, native frames off): the hub runs at full
+            # speed, unlike under cProfile. Collapsed stacks, one line each, for grep/sort.
+            spy = subprocess.Popen([
+                str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(hub.proc.pid),
+                "--rate", "100", "--nonblocking", "--format", "raw", "--output",
+                str(args.py_spy), "--duration", str(int(sum(p.duration for p in phases)) + 1),
+                *(["--gil"] if args.gil else [])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         start_at.value = time.time() + 1.0
         go.set()
         rss: list[int] = []
         cpu: list[float] = []
         gen: list[float] = []
         t0 = start_at.value
+        time.sleep(max(0.0, t0 - time.time()))
+        cpu_start = hub.cpu_seconds()
         for phase in phases:
             time.sleep(max(0.0, t0 - time.time()))
             cpu0 = hub.cpu_seconds()
@@ -391,9 +433,14 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
             rss.append(hub.phase_peak())
             t0 += phase.duration + PHASE_GAP
             time.sleep(PHASE_GAP)
+        if spy is not None:
+            spy.wait(60)
         results = [out.get(timeout=120) for _ in procs]
         for p in procs:
             p.join(30)
+        # Also what was done after the phases (a backlog acknowledged late, viewers served
+        # late): the CPU of the whole run per stored event compares runs that fell behind.
+        run_cpu = hub.cpu_seconds() - cpu_start
         stop_s = hub.stop()
         stored = hub.stored()
         lat = [array("d") for _ in phases]
@@ -422,6 +469,8 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
                 percentile(ms, 99), sent[i],
                 per_viewer[len(per_viewer) // 2] if per_viewer else math.nan, rss[i], cpu[i],
                 gen[i]))
+        print(f"# hub CPU over the whole run (phases and the drain after them): {run_cpu:.1f} s"
+              f", {1e6 * run_cpu / max(stored, 1):.0f} µs per stored event", flush=True)
         return out_phases, errors, stored, sum(sent), stop_s, hub.rss_peak
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -439,6 +488,11 @@ def main() -> int:
     parser.add_argument("--sync", choices=["FULL", "NORMAL"], default="FULL")
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--profile", type=Path, help="run the hub under cProfile, stats here")
+    parser.add_argument("--py-spy", type=Path,
+                        help="sample the hub with py-spy (pip install py-spy) during the "
+                             "phases; collapsed stacks here")
+    parser.add_argument("--gil", action="store_true",
+                        help="with --py-spy: only the thread holding the interpreter lock")
     parser.add_argument("--ceiling", action="store_true",
                         help="10 s phases at rising rates up to --rate")
     args = parser.parse_args()

@@ -35,26 +35,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import random
-import shutil
 import sqlite3
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from benchlib import Verdict, exit_with, header, load_average, percentile, verdicts
-from procs import ROOT, SLOT_AGENT, HubProcess, agent_config
-from websockets.asyncio.client import connect
+from benchlib import (
+    Verdict,
+    exit_with,
+    header,
+    load_average,
+    percentile,
+    run_in_workdir,
+    verdicts,
+)
+from procs import PassThrough, dashboard, pty_floor
 
-from api import wire
 from drivers.base import Transport, Word
-from drivers.pseudo_tty import open_pty
-from emulator.model import Machine, MachineConfig
-from emulator.server import Emulator
 
 TERMINAL = "BENCH-MONEY"
 #: 7E/7F within this long of the first link-up are taken as the machine's backlog and give
@@ -66,35 +66,19 @@ STAGES = ("poll wait", "to the read poll", "read concluded", "interpreter", "com
 METER_POLLS = frozenset((0x6F, 0xAF, 0x2F))
 
 
-class MeterPollClock(Transport):
+class MeterPollClock(PassThrough):
     """The machine's end of the line, timestamping (wall clock) every meter long poll that
     reaches the machine: where the read stands between the exception and the money event."""
 
     def __init__(self, inner: Transport) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self.meter_polls: list[float] = []
-        self._previous: Word | None = None
 
     def read(self, deadline: float, max_words: int = 512) -> list[Word]:
         words = self.inner.read(deadline, max_words)
         now = time.time()
-        seen = ([self._previous] if self._previous is not None else []) + words
-        if words:
-            self._previous = words[-1]
-        for a, b in itertools.pairwise(seen):
-            if a.wakeup and not b.wakeup and b.value in METER_POLLS:
-                self.meter_polls.append(now)
+        self.meter_polls += [now for c in self.commands_read(words) if c in METER_POLLS]
         return words
-
-    def write(self, frame: bytes, *, wakeup: bool) -> None:
-        self.inner.write(frame, wakeup=wakeup)
-
-    def discard_input(self) -> None:
-        self.inner.discard_input()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def wall(stamp: str) -> float:
@@ -121,65 +105,43 @@ class Game:
 
 async def run(args: argparse.Namespace, workdir: Path) -> tuple[
         list[Game], dict[int, float], dict[int, float], list[float]]:
-    hub = HubProcess(workdir, TERMINAL)
-    master, slave = open_pty()
-    machine = Machine(MachineConfig(denomination_cents=1), now=time.monotonic())
-    clock = MeterPollClock(master)
-    emulator = Emulator(machine, clock, address=1)
-    emulator.start()
-    config = agent_config(workdir, f"pty:{slave}", hub, args.interval_ms,
-                          terminal_id=TERMINAL, priority=args.priority)
-    agent = subprocess.Popen([SLOT_AGENT, "run", "--config", str(config)], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     received: list[Received] = []
-    ready = asyncio.Event()
     games: list[Game] = []
-    try:
-        async with connect(hub.client_url, additional_headers={
-                "Authorization": f"Bearer {hub.operator_token}"}) as ws:
-            await ws.send(wire.encode(wire.subscribe(terminals=[TERMINAL])))
+    clocks: list[MeterPollClock] = []
 
-            async def reader() -> None:
-                async for text in ws:
-                    mono, now = time.monotonic(), time.time()
-                    msg = json.loads(text)
-                    if msg.get("type") != "event":
-                        continue
-                    if msg["event"] == "meterSnapshot":
-                        ready.set()  # discovery finished: the agent polls steadily now
-                    if msg["event"] in ("betPlaced", "winPaid", "gameStarted", "gameEnded"):
-                        received.append(Received(msg["event"], int(msg["seq"]),
-                                                 wall(msg["timestamp"]), now, mono))
+    def meter_poll_clock(master: Transport) -> Transport:
+        clocks.append(MeterPollClock(master))
+        return clocks[0]
 
-            task = asyncio.create_task(reader())
-            await asyncio.wait_for(ready.wait(), 60)
-            with emulator.lock:  # credits to play with (wins never fall below the bet)
-                if not machine.insert_bill(time.monotonic(), 100):
-                    raise SystemExit("the emulated bill acceptor refused a $100 bill")
-            await asyncio.sleep(BACKLOG_WINDOW_S + 1.0)  # past the link-up backlog window
-            del received[:]
-            rng = random.Random(7)
-            print(f" playing {args.games} games (load average {load_average()}) ...",
-                  flush=True)
-            for _ in range(args.games):
-                await asyncio.sleep(rng.uniform(args.gap * 0.75, args.gap * 1.25))
-                bet = rng.randint(1, 5)
-                win = bet * rng.randint(1, 4)
-                with emulator.lock:
-                    mono, now = time.monotonic(), time.time()
-                    machine.play_game(mono, bet=bet, win=win)
-                games.append(Game(now, mono, bet, win))
-            deadline = time.monotonic() + 30
-            while (sum(r.event in ("betPlaced", "winPaid") for r in received) < 2 * len(games)
-                   and time.monotonic() < deadline):
-                await asyncio.sleep(0.05)  # bounded wait for the last game's events
-            task.cancel()
-    finally:
-        agent.terminate()
-        agent.wait(20)
-        emulator.stop()
-        master.close()
-        hub.stop()
+    def on_event(msg: dict[str, Any], mono: float, now: float) -> None:
+        if msg["event"] in ("betPlaced", "winPaid", "gameStarted", "gameEnded"):
+            received.append(Received(msg["event"], int(msg["seq"]), wall(msg["timestamp"]),
+                                     now, mono))
+
+    async with pty_floor(workdir, TERMINAL, args.interval_ms, priority=args.priority,
+                         wrap=meter_poll_clock) as floor, \
+            dashboard(floor.hub, TERMINAL, on_event):
+        machine, emulator = floor.machine, floor.emulator
+        with emulator.lock:  # credits to play with (wins never fall below the bet)
+            if not machine.insert_bill(time.monotonic(), 100):
+                raise SystemExit("the emulated bill acceptor refused a $100 bill")
+        await asyncio.sleep(BACKLOG_WINDOW_S + 1.0)  # past the link-up backlog window
+        del received[:]
+        rng = random.Random(7)
+        print(f" playing {args.games} games (load average {load_average()}) ...",
+              flush=True)
+        for _ in range(args.games):
+            await asyncio.sleep(rng.uniform(args.gap * 0.75, args.gap * 1.25))
+            bet = rng.randint(1, 5)
+            win = bet * rng.randint(1, 4)
+            with emulator.lock:
+                mono, now = time.monotonic(), time.time()
+                machine.play_game(mono, bet=bet, win=win)
+            games.append(Game(now, mono, bet, win))
+        deadline = time.monotonic() + 30
+        while (sum(r.event in ("betPlaced", "winPaid") for r in received) < 2 * len(games)
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.05)  # bounded wait for the last game's events
     # Match in order: each game gives gameStarted, betPlaced, gameEnded, winPaid.
     by_name: dict[str, list[Received]] = {}
     for r in received:
@@ -198,7 +160,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> tuple[
         "SELECT seq, created_at FROM events"))
     hub_at = dict(sqlite3.connect(workdir / "hub.db").execute(
         "SELECT seq, received_at FROM events WHERE terminal_id = ?", (TERMINAL,)))
-    return games, created, hub_at, clock.meter_polls
+    return games, created, hub_at, clocks[0].meter_polls
 
 
 def stages(game: Game, money: str, marker: str, created: dict[int, float],
@@ -232,11 +194,8 @@ def main() -> int:
     print(f"# {args.games} games{' (--quick: a smoke test)' if args.quick else ''}; poll "
           f"interval {args.interval_ms} ms; line_priority {args.priority}; emulator on a pty "
           "in this process; agent (two processes) and hub in their own processes")
-    workdir = Path(tempfile.mkdtemp(prefix="money-bench-", dir="/tmp"))
-    try:
-        games, created, hub_at, meter_polls = asyncio.run(run(args, workdir))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    games, created, hub_at, meter_polls = run_in_workdir(
+        "money-bench-", lambda workdir: run(args, workdir))
     for game in games[:args.show]:
         ev = game.events
         print("  game at 0 ms: " + ", ".join(

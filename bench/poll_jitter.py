@@ -66,16 +66,14 @@ from benchlib import Verdict, exit_with, header, load_average, median, percentil
 from procs import EmulatorProcess, GridSleeper, HubProcess, TimedFactory, read_poll_log
 from prometheus_client import CollectorRegistry
 
-from agent.config import Config, UplinkConfig, parse_config
-from agent.derive.interpreter import Interpreter
+from agent.assembly import LineSeam, assemble
+from agent.config import Config, parse_config
+from agent.line.interface import Line
 from agent.line.messages import NICE_AHEAD, RT_PRIORITY, TICK_S
-from agent.line.owner import LineOwner
-from agent.line.process import LineProcess
 from agent.ops.metrics import AgentMetrics
 from agent.store.outbox import Outbox
-from agent.store.pipeline import Pipeline
 from agent.uplink.client import Uplink
-from api.events import Event, StoredEvent, utc_timestamp
+from api.events import Event, utc_timestamp
 
 TERMINAL = "BENCH-1"
 #: The feeder keeps at least this many events waiting for the uplink during a loaded phase.
@@ -174,7 +172,7 @@ class RecordingMetrics(AgentMetrics):
         self.slot_late.append(seconds * 1000.0)
 
 
-def timeouts(line: LineOwner | LineProcess) -> int:
+def timeouts(line: Line) -> int:
     machines: dict[str, Any] = line.status()["machines"]
     return sum(int(m["polls"].get("timeout", 0)) for m in machines.values())
 
@@ -225,7 +223,7 @@ class Feeder:
         self._thread.join(30)
 
 
-async def measure(line: LineOwner | LineProcess, polls: Callable[[], list[float]],
+async def measure(line: Line, polls: Callable[[], list[float]],
                   floor: Callable[[], list[float]], cycles: int, interval: float,
                   name: str, acked: Callable[[], int] | None = None,
                   feeder: Feeder | None = None,
@@ -254,24 +252,16 @@ async def measure(line: LineOwner | LineProcess, polls: Callable[[], list[float]
                  feeder.min_backlog if feeder is not None else None, slot_late)
 
 
-def agent_config(url: str, interval_ms: int, priority: str) -> Config:
+def agent_config(url: str, interval_ms: int, priority: str, workdir: Path,
+                 hub: HubProcess) -> Config:
     return parse_config({"terminal_id": TERMINAL, "machines": [{"address": 1}],
                          "serial": {"port": url},
                          "poll": {"interval_ms": interval_ms, "reply_timeout_ms": 30,
-                                  "line_priority": priority}})
-
-
-def start_line(args: argparse.Namespace, config: Config, factory: TimedFactory,
-               pipeline: Pipeline) -> LineOwner | LineProcess:
-    metrics = args.metrics
-    if args.line == "process":
-        process = LineProcess(config, pipeline.put, metrics=metrics, transport_factory=factory)
-        process.start()
-        return process
-    owner = LineOwner(factory(config), config.machines, config.poll, pipeline.put,
-                      reopen=lambda: factory(config), metrics=metrics)
-    owner.start()
-    return owner
+                                  "line_priority": priority},
+                         "outbox": {"path": str(workdir / "outbox.db"),
+                                    "max_events": 100_000_000},
+                         "uplink": {"url": hub.url, "allow_insecure": True,
+                                    "token_file": str(hub.token_file)}})
 
 
 @dataclass
@@ -286,29 +276,18 @@ async def run(args: argparse.Namespace, workdir: Path, priority: str,
     hub = HubProcess(workdir, TERMINAL, nice=args.hub_nice)
     emulator = EmulatorProcess(scenario="autoplay", games_per_minute=30, pty=True,
                                nice=args.emulator_nice, rt_priority=args.emulator_rt)
-    outbox = Outbox.open(workdir / "outbox.db", terminal_id=TERMINAL, max_events=100_000_000)
-    uplink_box: list[Uplink] = []
-
-    def committed(_: list[StoredEvent]) -> None:
-        if uplink_box:
-            uplink_box[0].notify_new_events()
-
-    pipeline = Pipeline(outbox, Interpreter(TERMINAL), listeners=[committed])
     log_path = workdir / "general-polls.bin"
-    factory = TimedFactory(str(log_path))
-    uplink = Uplink(UplinkConfig(url=hub.url, allow_insecure=True, token_env="UNUSED"),
-                    terminal_id=TERMINAL, outbox=outbox, token=lambda: hub.token)
-    uplink_box.append(uplink)
-    line: LineOwner | LineProcess | None = None
     args.metrics = RecordingMetrics()
+    # the daemon's wiring; the transport wrapped to timestamp the general polls
+    agent = assemble(agent_config(emulator.url, cadences[0], priority, workdir, hub),
+                     line=LineSeam(TimedFactory(str(log_path)), process=args.line == "process"),
+                     metrics=args.metrics)
+    outbox = agent.outbox
     results: list[CadenceResult] = []
     got = "normal (a thread of this process)"
     try:
-        pipeline.start()
-        line = start_line(args, agent_config(emulator.url, cadences[0], priority), factory,
-                          pipeline)
-        pipeline.set_reads_sink(line.request_reads)
-        uplink.start()
+        line = agent.start()
+        uplink = agent.start_uplink()
         while not uplink.connected or not line.status()["machines"]["1"]["linkUp"]:
             await asyncio.sleep(0.05)  # start-up: bounded by the processes' own timeouts
         if args.line == "process":
@@ -361,11 +340,8 @@ async def run(args: argparse.Namespace, workdir: Path, priority: str,
             results.append(CadenceResult(interval_ms, idle, loaded))
         return got, results
     finally:
-        await uplink.stop()
-        if line is not None:
-            line.stop()
-        pipeline.stop()
-        outbox.close()
+        await agent.stop_uplink()
+        agent.close()
         emulator.stop()
         hub.stop()
 

@@ -1,10 +1,15 @@
 """Processes the benchmarks run beside the agent: the reference hub and the emulator, each in
 its own process as on a real floor (the hub on a server, the machine a separate device);
-and a transport wrapper that timestamps the general polls the line owner writes, in this
-process or in the line process (:class:`TimedFactory`)."""
+a transport wrapper that timestamps the general polls the line owner writes, in this
+process or in the line process (:class:`TimedFactory`); and the latency benchmarks' floor
+(:func:`pty_floor`: ``slot-agent run`` polling a machine emulated in this process, with
+:func:`dashboard`, a subscriber as the dashboard connects)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import json
 import os
 import re
@@ -13,11 +18,18 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from websockets.asyncio.client import connect
+
+from api import wire
 from drivers.base import Transport, Word
+from drivers.pseudo_tty import open_pty
+from emulator.model import Machine, MachineConfig
+from emulator.server import Emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +116,37 @@ class EmulatorProcess:
 _STAMP = struct.Struct("<d")
 
 
-class TimedTransport(Transport):
+class PassThrough(Transport):
+    """Passes every call to ``inner``; the benchmarks' taps on a line build on it."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._last: Word | None = None
+
+    def write(self, frame: bytes, *, wakeup: bool) -> None:
+        self.inner.write(frame, wakeup=wakeup)
+
+    def read(self, deadline: float, max_words: int = 512) -> list[Word]:
+        return self.inner.read(deadline, max_words)
+
+    def discard_input(self) -> None:
+        self.inner.discard_input()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def commands_read(self, words: list[Word]) -> list[int]:
+        """The command byte of every long poll that begins in ``words`` as read by the
+        machine's end, in order: an address word (wakeup bit) then a plain word, also when
+        the two came in two reads (call it once for each read, in order)."""
+        seen = ([self._last] if self._last is not None else []) + words
+        if words:
+            self._last = words[-1]
+        return [b.value for a, b in itertools.pairwise(seen) if a.wakeup and not b.wakeup]
+
+
+class TimedTransport(PassThrough):
     """Delegates to ``inner``; records ``time.monotonic()`` of every general poll written to
     ``address`` (a one-byte frame ``0x80 | address`` with the wakeup bit), in
     ``general_polls`` and, with ``log_path``, appended to that file (8 bytes each; the
@@ -112,8 +154,7 @@ class TimedTransport(Transport):
 
     def __init__(self, inner: Transport, address: int = 1, *,
                  log_path: str | None = None) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self._poll = bytes((0x80 | address,))
         self.general_polls: list[float] = []
         self._log_fd = (os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -126,12 +167,6 @@ class TimedTransport(Transport):
             if self._log_fd is not None:
                 os.write(self._log_fd, _STAMP.pack(at))
         self.inner.write(frame, wakeup=wakeup)
-
-    def read(self, deadline: float, max_words: int = 512) -> list[Word]:
-        return self.inner.read(deadline, max_words)
-
-    def discard_input(self) -> None:
-        self.inner.discard_input()
 
     def close(self) -> None:
         if self._log_fd is not None:
@@ -226,3 +261,74 @@ def agent_config(workdir: Path, serial: str, hub: HubProcess, interval_ms: int, 
         "logging:\n  level: warning\n  format: json\n"
         f"control_socket: {workdir / 'c.sock'}\n")
     return path
+
+
+@dataclass
+class Floor:
+    """One machine emulated in this process (``machine``, served by ``emulator``: act on the
+    model under ``emulator.lock``), ``slot-agent run`` polling it, and the hub."""
+
+    hub: HubProcess
+    machine: Machine
+    emulator: Emulator
+    agent: subprocess.Popen[bytes]
+
+
+@contextlib.asynccontextmanager
+async def pty_floor(workdir: Path, terminal_id: str, interval_ms: int, *, priority: str,
+                    wrap: Callable[[Transport], Transport] | None = None
+                    ) -> AsyncIterator[Floor]:
+    """The latency benchmarks' floor: the hub and ``slot-agent run`` (its line process beside
+    it) in their own processes; the machine (1-cent denomination) served over a pty in this
+    process, so one monotonic clock times the model and the subscriber. ``wrap`` wraps the
+    machine's end of the line (to timestamp what reaches the machine)."""
+    hub = HubProcess(workdir, terminal_id)
+    master, slave = open_pty()
+    machine = Machine(MachineConfig(denomination_cents=1), now=time.monotonic())
+    emulator = Emulator(machine, wrap(master) if wrap is not None else master, address=1)
+    emulator.start()
+    config = agent_config(workdir, f"pty:{slave}", hub, interval_ms, terminal_id=terminal_id,
+                          priority=priority)
+    agent = subprocess.Popen([SLOT_AGENT, "run", "--config", str(config)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield Floor(hub, machine, emulator, agent)
+    finally:
+        agent.terminate()
+        agent.wait(20)
+        emulator.stop()
+        master.close()
+        hub.stop()
+
+
+#: ``on_event(frame, monotonic, wall)``: an ``event`` frame and when the subscriber had it.
+EventSink = Callable[[dict[str, Any], float, float], None]
+
+
+@contextlib.asynccontextmanager
+async def dashboard(hub: HubProcess, terminal_id: str, on_event: EventSink,
+                    ready_timeout: float = 60.0) -> AsyncIterator[None]:
+    """Subscribe to ``terminal_id`` on ``/ws/client`` as the dashboard does and hand every
+    ``event`` frame to ``on_event``; entered once the first ``meterSnapshot`` came (discovery
+    finished: the agent polls steadily from then on)."""
+    ready = asyncio.Event()
+    async with connect(hub.client_url, additional_headers={
+            "Authorization": f"Bearer {hub.operator_token}"}) as ws:
+        await ws.send(wire.encode(wire.subscribe(terminals=[terminal_id])))
+
+        async def reader() -> None:
+            async for text in ws:
+                mono, now = time.monotonic(), time.time()
+                msg = json.loads(text)
+                if msg.get("type") != "event":
+                    continue
+                if msg["event"] == "meterSnapshot":
+                    ready.set()
+                on_event(msg, mono, now)
+
+        task = asyncio.create_task(reader())
+        try:
+            await asyncio.wait_for(ready.wait(), ready_timeout)
+            yield
+        finally:
+            task.cancel()

@@ -1,9 +1,10 @@
 """What the transports that wait in ``select()`` share: the words decoded ahead of the
 caller, the wake pipe that ends a wait when another thread closes the transport, the read
-loop with its deadline rule, and the close that waits for a read in progress.
+loop with its deadline rule, the write loop of a non-blocking descriptor, and the close that
+waits for a read in progress.
 
-StreamTransport (TCP, pty) and UartTransport differ only in how they wait for bytes, decode
-them and release their device; each says that in three methods.
+StreamTransport (TCP, pty), UartTransport and the emulator's parity pty differ only in how
+they wait for bytes, decode them and release their device; each says that in three methods.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import select
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
-from drivers.base import Transport, TransportClosedError, Word
+from drivers.base import Transport, TransportClosedError, TransportIOError, Word
 
 __all__ = ["SelectableTransport", "WakePipe"]
 
@@ -46,6 +49,8 @@ class SelectableTransport(Transport):
     """A transport whose reads block in ``select()`` on its descriptor and a wake pipe."""
 
     name: str
+    #: how long a write may wait for the peer to read (seconds)
+    write_timeout: float = 2.0
 
     def _init_waiting(self) -> None:
         """Call from ``__init__`` before anything can fail after it (``_release`` closes the
@@ -90,9 +95,9 @@ class SelectableTransport(Transport):
                 self._check_open()
                 if data:
                     self._accept(data)
-                    if self._pending:
-                        return self._take(max_words)
-                elif remaining <= 0:
+                if self._pending:
+                    return self._take(max_words)
+                if not data and remaining <= 0:
                     return []
 
     def close(self) -> None:
@@ -108,6 +113,31 @@ class SelectableTransport(Transport):
                 self._io_lock.release()
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _write_all(self, data: memoryview, send: Callable[[memoryview], int],
+                   fileno: int) -> None:
+        """Write all of ``data`` with ``send`` (some of it, non-blocking: the count written),
+        waiting in ``select()`` for ``fileno`` to take more, at most ``write_timeout`` in all;
+        a close from another thread ends the wait."""
+        deadline = time.monotonic() + self.write_timeout
+        while data:
+            try:
+                sent = send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._check_open()
+                raise TransportIOError(self.name, f"write failed: {exc}") from exc
+            data = data[sent:]
+            if not data:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransportIOError(
+                    self.name, f"write timed out after {self.write_timeout} s (peer not reading)"
+                )
+            select.select([self._wake_r], [fileno], [], remaining)
+            self._check_open()
 
     def _release(self) -> None:
         with contextlib.suppress(Exception):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import abc
 import logging
 import select
-import time
 
 from drivers.base import (
     TransportEOFError,
@@ -66,26 +65,7 @@ class StreamTransport(SelectableTransport):
     def write_words(self, words: list[Word]) -> None:
         """Send arbitrary words (the 9-bit encoding can carry a wakeup bit anywhere)."""
         self._check_open()
-        data = memoryview(encode(words))
-        deadline = time.monotonic() + self.write_timeout
-        while data:
-            try:
-                sent = self._send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                self._check_open()
-                raise TransportIOError(self.name, f"write failed: {exc}") from exc
-            data = data[sent:]
-            if not data:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TransportIOError(
-                    self.name, f"write timed out after {self.write_timeout} s (peer not reading)"
-                )
-            select.select([self._wake_r], [self._fileno()], [], remaining)
-            self._check_open()
+        self._write_all(memoryview(encode(words)), self._send, self._fileno())
 
     def _wait_and_read(self, remaining: float) -> bytes:
         try:

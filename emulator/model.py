@@ -454,7 +454,8 @@ class Machine:
     def last_cashout_ticket(self) -> Ticket | None:
         """LP 3D (reference §3.9b): the cash-out ticket the 3D exception is about, i.e. the
         oldest whose record LP 4D has not read, else the most recent one. Reading it marks
-        nothing read: LP 4D services the 3D exception in this model."""
+        nothing read: LP 4D services the 3D exception in this model, or on a machine that
+        does not answer LP 4D the server marks the record read after a 3D reply."""
         unread = self.peek_validation_info()
         if unread is not None:
             return unread

@@ -42,20 +42,12 @@ import os
 import select
 import struct
 import termios
-import threading
 import time
-from collections import deque
 from typing import Any
 
-from drivers.base import (
-    Transport,
-    TransportClosedError,
-    TransportEOFError,
-    TransportIOError,
-    Word,
-    check_frame,
-)
+from drivers.base import TransportEOFError, TransportIOError, Word, check_frame
 from drivers.pseudo_tty import make_raw
+from drivers.selectable import SelectableTransport
 from sas_protocol.messages.requests import request_length
 
 __all__ = ["HostFramer", "ParityPtyTransport", "host_parity", "open_parity_pty"]
@@ -67,7 +59,6 @@ TIOCPKT_IOCTL = 0x40
 EXTPROC = getattr(termios, "EXTPROC", 0o200000)
 CMSPAR = getattr(termios, "CMSPAR", 0o10000000000)
 _CHUNK = 4096
-_CLOSE_GRACE_S = 2.0
 # inotify(7): the host opening and closing the slave device
 _IN_OPEN, _IN_CLOSE_WRITE, _IN_CLOSE_NOWRITE = 0x20, 0x08, 0x10
 _INOTIFY_EVENT = struct.Struct("iIII")  # wd, mask, cookie, name length
@@ -107,7 +98,7 @@ class HostFramer:
         return wakeup
 
 
-class ParityPtyTransport(Transport):
+class ParityPtyTransport(SelectableTransport):
     """The master end of a pty whose host signals the wakeup bit with mark/space parity.
 
     ``slave`` is a descriptor of the same pty kept open by this transport (for the flow
@@ -138,13 +129,9 @@ class ParityPtyTransport(Transport):
         self.blind_interval = blind_interval
         self._master = master
         self._slave = slave
-        self._pending: deque[Word] = deque()
         self._framer = HostFramer()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
+        self._init_waiting()
         os.set_blocking(self._master, False)
-        self._closed = False
-        self._io_lock = threading.Lock()
         self.releases = 0
         self.extproc_restored = 0
         #: host sessions ended (the last host descriptor closed; its parity was cleared)
@@ -183,58 +170,8 @@ class ParityPtyTransport(Transport):
         self._check_open()
         # the host speaks next: its next address byte must meet a closed window
         self._close_gate()
-        data = memoryview(frame)
-        deadline = time.monotonic() + self.write_timeout
-        while data:
-            try:
-                sent = os.write(self._master, data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                self._check_open()
-                raise TransportIOError(self.name, f"write failed: {exc}") from exc
-            data = data[sent:]
-            if not data:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TransportIOError(
-                    self.name, f"write timed out after {self.write_timeout} s (peer not reading)")
-            select.select([self._wake_r], [self._master], [], remaining)
-            self._check_open()
-
-    def read(self, deadline: float, max_words: int = 512) -> list[Word]:
-        if max_words < 1:
-            raise ValueError(f"max_words must be at least 1, not {max_words}")
-        self._check_open()
-        if self._pending:
-            return self._take(max_words)
-        with self._io_lock:
-            while True:
-                self._check_open()
-                now = time.monotonic()
-                self._run_gate(now)
-                if self._pending:
-                    return self._take(max_words)
-                wake_at = self._window_end if self._gate_open else self._next_blind
-                remaining = max(0.0, min(deadline, wake_at) - now)
-                watched = [self._master, self._wake_r]
-                if self._watch is not None:
-                    watched.append(self._watch)
-                try:
-                    ready, _, _ = select.select(watched, [], [], remaining)
-                except (OSError, ValueError) as exc:
-                    self._check_open()
-                    raise TransportIOError(self.name, f"wait failed: {exc}") from exc
-                self._check_open()
-                if self._watch is not None and self._watch in ready:
-                    self._host_opened_or_closed()
-                if self._master in ready:
-                    self._read_packet()
-                if self._pending:
-                    return self._take(max_words)
-                if self._master not in ready and time.monotonic() >= deadline:
-                    return []
+        self._write_all(memoryview(frame), lambda data: os.write(self._master, data),
+                        self._master)
 
     def discard_input(self) -> None:
         self._check_open()
@@ -242,23 +179,39 @@ class ParityPtyTransport(Transport):
             self._drain()
             self._pending.clear()
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"\0")
-        got = self._io_lock.acquire(timeout=_CLOSE_GRACE_S)
+    def _wait_and_read(self, remaining: float) -> bytes:
+        """Move the gate, then wait for the host at most ``remaining`` seconds and no later
+        than the gate's next move; the data of the packet that came (through the gate into
+        ``_pending`` by :meth:`_accept`), b"" when none did."""
+        now = time.monotonic()
+        self._run_gate(now)  # may read what the last window let through
+        if self._pending:
+            return b""
+        wake_at = self._window_end if self._gate_open else self._next_blind
+        watched = [self._master, self._wake_r]
+        if self._watch is not None:
+            watched.append(self._watch)
         try:
-            fds = [self._master, self._slave, self._wake_r, self._wake_w]
-            if self._watch is not None:
-                fds.append(self._watch)
-            for fd in fds:
+            ready, _, _ = select.select(watched, [], [],
+                                        max(0.0, min(remaining, wake_at - now)))
+        except (OSError, ValueError) as exc:
+            self._check_open()
+            raise TransportIOError(self.name, f"wait failed: {exc}") from exc
+        self._check_open()
+        if self._watch is not None and self._watch in ready:
+            self._host_opened_or_closed()
+        if self._master in ready:
+            return self._read_packet() or b""
+        return b""
+
+    def _accept(self, data: bytes) -> None:
+        self._received(data)
+
+    def _release_device(self) -> None:
+        for fd in (self._master, self._slave, self._watch):
+            if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        finally:
-            if got:
-                self._io_lock.release()
 
     # -- the gate -------------------------------------------------------------------------
 
@@ -337,12 +290,13 @@ class ParityPtyTransport(Transport):
 
     # -- reading --------------------------------------------------------------------------
 
-    def _read_packet(self) -> bool:
-        """One packet-mode read; False when nothing was there."""
+    def _read_packet(self) -> bytes | None:
+        """One packet-mode read: the host's data (b"" for a status packet; a termios change
+        is noted at once); None when nothing was there."""
         try:
             packet = os.read(self._master, _CHUNK + 1)
         except (BlockingIOError, InterruptedError):
-            return False
+            return None
         except OSError as exc:
             self._check_open()
             raise TransportEOFError(self.name, f"peer gone: {exc}") from exc
@@ -351,13 +305,12 @@ class ParityPtyTransport(Transport):
         if packet[0] != TIOCPKT_DATA:
             if packet[0] & TIOCPKT_IOCTL:
                 self._host_changed_termios()
-            return True
-        self._received(packet[1:])
-        return True
+            return b""
+        return packet[1:]
 
     def _drain(self) -> None:
-        while self._read_packet():
-            pass
+        while (data := self._read_packet()) is not None:
+            self._received(data)
 
     def _received(self, data: bytes) -> None:
         if not data:
@@ -383,15 +336,6 @@ class ParityPtyTransport(Transport):
         except termios.error as exc:
             self._check_open()
             raise TransportIOError(self.name, f"flow control failed: {exc}") from exc
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise TransportClosedError(self.name, "transport is closed")
-
-    def _take(self, max_words: int) -> list[Word]:
-        count = min(max_words, len(self._pending))
-        return [self._pending.popleft() for _ in range(count)]
-
 
 def open_parity_pty(
     *, write_timeout: float = 2.0, window: float = 0.002, blind_interval: float = 0.05

@@ -11,6 +11,11 @@ highest). Explicit settings (``busy_share``, ``noise`` ...) override the profile
   (SAS §3.5: an unsupported long poll gets no reply, never a NACK), so bills are seen only
   through the bill meters (LP 1E / 20, and 0B / 24 in the legacy meter polls) and the bill
   exceptions 47-50 / 4F, tickets only through LP 4D and the meters it answers.
+- ``legacy-std``: an old machine with standard validation and no bill meters
+  (``LEGACY_STD_IGNORED_POLLS``): like ``legacy`` it answers no 0E/2F/6F/AF/A0/B0-B2, and
+  it answers neither LP 4D (enhanced validation) nor the bill meter polls 1E/20/46; it does
+  answer LP 3D (cash-out ticket information: standard validation, reference §3.9b) and LP 48
+  (last accepted bill, §3.9). A host values its bills by LP 48 and its tickets by LP 3D.
 - ``rte``: real-time event reporting on from power-up (SAS §12, as after LP 0E 01).
 - ``busy``: a share of long polls starts a busy period during which every long poll is
   answered ``addr 00`` (reference §3.5); general polls are still answered.
@@ -37,6 +42,7 @@ __all__ = [
     "DEFAULT_BUSY_SHARE",
     "DEFAULT_NOISE",
     "LEGACY_IGNORED_POLLS",
+    "LEGACY_STD_IGNORED_POLLS",
     "PROFILES",
     "Profile",
     "ProfileError",
@@ -49,6 +55,11 @@ __all__ = [
 #: info), 48 (last accepted bill), 6F/AF (extended meters), A0 (enabled features), B0-B2
 #: (multi-denomination).
 LEGACY_IGNORED_POLLS = frozenset({0x0E, 0x2F, 0x3D, 0x48, 0x6F, 0xAF, 0xA0, 0xB0, 0xB1, 0xB2})
+#: ``legacy-std``: no real-time events, selected/extended meters, features or multi-denom
+#: polls either, nor LP 4D (enhanced validation) and the bill meter polls 1E / 20 / 46
+#: (reference §3.9b); LP 3D and LP 48 are answered.
+LEGACY_STD_IGNORED_POLLS = frozenset({0x0E, 0x2F, 0x6F, 0xAF, 0xA0, 0xB0, 0xB1, 0xB2,
+                                      0x4D, 0x1E, 0x20, 0x46})
 #: ``busy``: share of long polls that start a busy period, and how long one lasts. 0.5 s
 #: outlasts a host's next slot (200 ms, reference §2), so a retry is busy again sometimes.
 DEFAULT_BUSY_SHARE = 0.05
@@ -80,6 +91,9 @@ PROFILES: dict[str, Profile] = {
         Profile("modern", "answers every poll it implements"),
         Profile("legacy", "an old machine: no LP 0E/2F/3D/48/6F/AF/A0/B0-B2",
                 ignored_polls=LEGACY_IGNORED_POLLS),
+        Profile("legacy-std", "an old machine with standard validation: no LP 0E/2F/6F/AF/"
+                "A0/B0-B2, no LP 4D, no bill meter polls 1E/20/46; answers LP 3D and LP 48",
+                ignored_polls=LEGACY_STD_IGNORED_POLLS),
         Profile("rte", "real-time event reporting on from power-up", rte=True),
         Profile("busy", "answers a share of long polls busy for a while",
                 busy_share=DEFAULT_BUSY_SHARE, busy_seconds=DEFAULT_BUSY_SECONDS),

@@ -94,6 +94,10 @@ class LinkStats:
     rte_substituted: int = 0
     corrupted_bytes: int = 0  # reply bytes with a bit flipped
     corrupted_received: int = 0  # received bytes with a bit flipped (line noise)
+    #: exceptions taken as acknowledged because of a received byte line noise flipped (a
+    #: host's implied NACK heard as a poll to another address, SAS §3.5): the machine
+    #: dropped them, and no host could have read them
+    noise_acknowledged: list[int] = field(default_factory=list)
     acknowledged_exceptions: int = 0
     syncs: int = 0
     broadcasts: int = 0  # global broadcasts applied (LP 7F); others count as ignored
@@ -127,6 +131,7 @@ class Emulator:
         self._log = log or (lambda _message: None)
         self._on_disconnect = on_disconnect
         self._rng = random.Random(self.options.seed)
+        self._noisy_word = False  # the word being handled had a bit flipped by line noise
         # separate streams, so turning one quirk on does not change the others' draws
         self._rx_rng = random.Random(f"{self.options.seed}:received")
         self._busy_rng = random.Random(f"{self.options.seed}:busy")
@@ -204,12 +209,14 @@ class Emulator:
             if not self.machine.powered or now < self._silent_until:
                 self.stats.ignored += sum(1 for w in words if w.wakeup)
                 return
+            flipped = [False] * len(words)
             if self.options.corrupt_received > 0:
-                words = self._noise(words)
-            for word in words:
+                words, flipped = self._noise(words)
+            for word, noisy in zip(words, flipped, strict=True):
                 if word.wakeup:
                     self._address_byte(now)
                 # one word at a time: a poll is answered before the next one is read
+                self._noisy_word = noisy
                 self.protocol.receive_words([word])
                 self._handle_events(now)
             self._flush()
@@ -297,6 +304,8 @@ class Emulator:
             # SAS §3.5 implied ACK: the exception reached the host; it leaves the queue
             self.machine.acknowledge_exception(self._in_flight[1], now)
             self.stats.acknowledged_exceptions += 1
+            if self._noisy_word:
+                self.stats.noise_acknowledged.append(self._in_flight[1].code)
         self._in_flight = None
 
     def _poll(self, event: PollReceived, now: float) -> None:
@@ -355,6 +364,11 @@ class Emulator:
             seed = getattr(poll, "seed", 0)
             self._rom_signature = RomSignatureReply(
                 rom_signature(seed, self.machine.config.serial_number))
+        if poll.command == 0x3D and 0x4D in self.options.unsupported_polls:
+            # Standard validation (reference §3.9b): on a machine without LP 4D, LP 3D is
+            # the host's read of the cash-out ticket, so it services the 3D exception and
+            # the next 3D read is about the next ticket
+            self.machine.read_validation_info(now)
         p.send_reply(result)
         self.stats.replies += 1
 
@@ -363,16 +377,18 @@ class Emulator:
         share = self.options.busy_share
         return share > 0 and now >= self._busy_until and self._busy_rng.random() < share
 
-    def _noise(self, words: Sequence[Word]) -> list[Word]:
+    def _noise(self, words: Sequence[Word]) -> tuple[list[Word], list[bool]]:
         """Line noise on the way in: one data bit flipped at the set rate (the 9th bit
-        survives, so an address byte stays an address byte)."""
-        out = []
+        survives, so an address byte stays an address byte); also which words were hit."""
+        out, flipped = [], []
         for word in words:
-            if self._rx_rng.random() < self.options.corrupt_received:
+            hit = self._rx_rng.random() < self.options.corrupt_received
+            if hit:
                 word = Word(word.value ^ (1 << self._rx_rng.randrange(8)), word.wakeup)
                 self.stats.corrupted_received += 1
             out.append(word)
-        return out
+            flipped.append(hit)
+        return out, flipped
 
     def _unsupported(self, command: int) -> None:
         # SAS §3.5: an unsupported long poll gets no answer at all (never a NACK)

@@ -17,15 +17,14 @@ from api import wire
 from api.wire import CloseCode, ErrorCode, MessageType, Role, WireError
 from hub import replay
 from hub.cluster_hooks import ALERT_ACK, OPERATORS
+from hub.fanout import terminal_frame
 from hub.floor import TerminalState
 from hub.history import EventQuery, query_events
 from hub.history_runner import HistoryBusyError, HistoryTooSlowError
 from hub.limits import TokenBucket
 from hub.peer import Peer, let_writers_run
-from hub.store import HubStore
 from hub.subscriptions import Filter, Subscription
 from hub.tokens import Principal
-from hub.wsio import framed
 
 if TYPE_CHECKING:
     from hub.server import Hub
@@ -63,9 +62,9 @@ class ClientSessions:
     def broadcast_terminal(self, state: TerminalState) -> None:
         if not self.connected:
             return  # nobody to tell: no encoding per batch
-        text = wire.encode(wire.terminal_state(state.to_wire()))
+        frame = terminal_frame(state)
         for client in list(self.connected):
-            client.peer.send_text(text)
+            client.peer.send_text(frame)
 
     def to_operators(self, msg: dict[str, Any]) -> None:
         """Send to every operator, those of the other instances too (hub/cluster.py)."""
@@ -78,17 +77,6 @@ class ClientSessions:
         for client in list(self.connected):
             if client.role is Role.OPERATOR:
                 client.peer.send_text(text)
-
-    def fan_out(self, frame: dict[str, Any]) -> bool:
-        """Queue ``frame`` for the matching clients; True if a queue is half full or more."""
-        data: bytes | None = None
-        filling = False
-        for client in list(self.connected):
-            if client.subscription.matches(frame):
-                data = framed(wire.encode(frame).encode()) if data is None else data
-                client.peer.send_text(data)
-                filling = filling or client.peer.filling()
-        return filling
 
     def alert_acked(self, text: str, terminal_id: str, now: float) -> None:
         """An ``alertAck`` (``text``) to every client, and the terminal's new alert count."""
@@ -234,10 +222,6 @@ class ClientSessions:
         """``subscribe`` with ``from``: register ``flt`` replaying, then send the stored
         events and go live (hub.replay)."""
         store = self._hub.store
-        if not isinstance(store, HubStore):
-            raise WireError(ErrorCode.BAD_MESSAGE,
-                            "subscribe with from needs the SQLite store (database:); this "
-                            "hub uses PostgreSQL (store:)", request_id)
         after = replay.start_cursor(store.reader, start, self._hub.now())
         client.subscription.subscribe(flt, replaying=True)
         task = asyncio.create_task(replay.replay(store.reader, client.peer,
@@ -251,10 +235,6 @@ class ClientSessions:
                        request_id: str | None) -> None:
         """``history``: one page of stored events, as ``GET /api/history/events`` gives it
         (protocol.md §5), queried on a history worker, never on this loop."""
-        if self._hub.history is None:
-            raise WireError(ErrorCode.BAD_MESSAGE,
-                            "history needs the SQLite store (database:); this hub uses "
-                            "PostgreSQL (store:)", request_id)
         # stored timestamps compare as text: the bounds in the stored form (milliseconds)
         since, until = (wire.format_timestamp(wire.parse_timestamp(msg[key]))
                         if key in msg else None for key in ("since", "until"))
@@ -270,7 +250,6 @@ class ClientSessions:
     async def _history(self, client: ClientConn, query: EventQuery,
                        request_id: str | None) -> None:
         hub = self._hub
-        assert hub.history is not None
         try:
             frames, nxt = await hub.history.run(lambda db: query_events(db, query))
         except HistoryBusyError as exc:

@@ -16,15 +16,27 @@ single hub does. What the other instances' clients must see travels through Post
   by an instance whose operator sent it, for the instance the terminal is connected to
   (which claims it atomically, hub/store_api.py ``claim_action``, and sends it).
 
-An instance skips its own notifications (the payload starts with its ``origin``). The
-listener keeps its own connection and never awaits between notifications (they are queued
-and handled in order by a second task), so none is missed while rows are being read.
+Fan-out order: every instance fans out every event, its own included, in the order of the
+event notifications, which PostgreSQL delivers in commit order, which is cursor order
+(hub/store_pg.py, ``CURSOR_LOCK``). The ingest's publish step for this instance's own
+batches (:meth:`Cluster.publish_own`) therefore only waits until the notification stream has
+reached them; the frames themselves come from memory (``PgStore.on_commit``), not from the
+database. A client of any instance thus gets events in cursor order, and the last cursor it
+got tells exactly what it has (resuming, hub/replay.py, on this instance or another). After
+the listening connection was lost, the rows committed meanwhile are read from the table by
+cursor (:meth:`Cluster._catch_up`): nothing is skipped.
+
+An instance skips its own notices (the payload starts with its ``origin``). The listener
+keeps its own connection and never awaits between notifications (they are queued and handled
+in order by a second task), so none is missed while rows are being read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -34,18 +46,18 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from hub.store import EventWrite
-from hub.store_pg import (
+from hub.pg_notify import (
     EVENTS_BY_IDS,
     EVENTS_BY_IDS_FAST,
     EVENTS_CHANNEL,
     NOTICE_BY_ID,
     NOTICES_CHANNEL,
-    PgStore,
     frames_to_writes,
     parse_ranges,
     rows_to_writes,
 )
+from hub.store import EventWrite
+from hub.store_pg import PgStore
 
 log = logging.getLogger("hub.cluster")
 
@@ -59,11 +71,19 @@ HEARTBEAT_INTERVAL = 5.0
 #: the others reports its terminals that have not connected elsewhere as offline.
 DEAD_AFTER = 30.0
 
+#: Cursors read per query when catching up after a reconnection.
+CATCH_UP_PAGE = 5000
+
 class ClusterHub(Protocol):
     """The hooks a hub gives the cluster (hub/server.py)."""
 
     async def cluster_events(self, writes: Sequence[EventWrite]) -> None:
         """Publish events another instance stored."""
+        ...
+
+    async def cluster_publish(self, writes: Sequence[EventWrite], inserted: Sequence[bool]
+                              ) -> None:
+        """Publish this instance's own stored batch (the ingest's publish step)."""
         ...
 
     def cluster_notice(self, kind: str, body: str) -> None:
@@ -93,16 +113,29 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self.received = 0  # notifications from other instances handled (tests, logs)
         self.reconnects = 0  # times the database connection was lost and made again
+        #: The highest cursor fanned out here: every stored event up to it was, in order.
+        self.handled = 0
+        self._serving = False
+        self._own: dict[int, EventWrite] = {}  # own events stored, not yet fanned out
+        self._registered = asyncio.Event()
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap by cursor
+        self._tie = itertools.count()
+        self.caught_up = 0  # rows read from the table after a reconnection (tests, logs)
+        store.on_commit = self._committed
 
     async def start(self) -> None:
         """Connect and LISTEN (raises if the database cannot be reached), then serve."""
         await self._connect()
+        self.handled = max(self.handled, await self._head())
+        self._serving = True
         self._store.heartbeat()
         self._tasks = [asyncio.create_task(self._run(), name="cluster"),
                        asyncio.create_task(self._heartbeats(), name="cluster-heartbeat")]
         log.info("cluster: instance %s listening for the others", self.origin)
 
     async def stop(self) -> None:
+        self._serving = False
+        self._release_waiters()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -112,12 +145,14 @@ class Cluster:
         await self._disconnect()
 
     async def _connect(self) -> None:
-        self._listener = await psycopg.AsyncConnection.connect(self._store.url,
-                                                               autocommit=True)
+        # Named, so an operator sees in pg_stat_activity which instance holds which.
+        self._listener = await psycopg.AsyncConnection.connect(
+            self._store.url, autocommit=True, application_name=f"slot-hub {self.origin} listen")
         for channel in (EVENTS_CHANNEL, NOTICES_CHANNEL):
             await self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         self._reader = await psycopg.AsyncConnection.connect(
-            self._store.url, autocommit=True, row_factory=dict_row)
+            self._store.url, autocommit=True, row_factory=dict_row,
+            application_name=f"slot-hub {self.origin} read")
 
     @property
     def listening(self) -> bool:
@@ -160,16 +195,13 @@ class Cluster:
 
     async def _run(self) -> None:
         """Serve; when the database connection is lost, reconnect (backoff up to
-        :data:`RECONNECT_MAX_DELAY` s). Notifications sent while it was lost are missed:
-        this instance's clients get those events from a fresh ``snapshot`` (docs/scaling.md).
-        """
+        :data:`RECONNECT_MAX_DELAY` s) and read what was stored meanwhile from the table."""
         delay = 0.1
         while True:
             try:
                 if self._listener is None:
                     await self._connect()
-                    log.warning("cluster: reconnected to the database; events the other "
-                                "instances stored meanwhile were not forwarded here")
+                    await self._catch_up()
                     delay = 0.1
                 await self._serve()
             except (psycopg.OperationalError, OSError) as exc:
@@ -204,8 +236,130 @@ class Cluster:
     async def _listen(self) -> None:
         assert self._listener is not None
         async for note in self._listener.notifies():
-            if not note.payload.startswith(self.origin + " "):
+            if note.channel == EVENTS_CHANNEL or not note.payload.startswith(self.origin + " "):
                 self._inbox.put_nowait(note)
+
+    # ------------------------------------------------------------ own events, in order
+
+    def _committed(self, writes: Sequence[EventWrite], inserted: Sequence[bool]) -> None:
+        """``PgStore.on_commit``: keep this instance's new events until their turn."""
+        for write, new in zip(writes, inserted, strict=False):
+            if new and write.frame["cursor"] > self.handled:
+                self._own[write.frame["cursor"]] = write
+        self._registered.set()
+
+    async def publish_own_group(
+            self, group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]]) -> None:
+        """The ingest's publish step for a group of batches this instance stored (one
+        transaction), batch by batch: :meth:`publish_own`."""
+        for writes, inserted in group:
+            await self.publish_own(writes, inserted)
+
+    async def publish_own(self, writes: Sequence[EventWrite], inserted: Sequence[bool]
+                          ) -> None:
+        """The ingest's publish step for a batch this instance stored: returns once the
+        batch was fanned out, in cursor order, by the notification handler."""
+        fresh = [w for w, new in zip(writes, inserted, strict=True) if new]
+        if len(fresh) < len(writes):  # duplicates: only counted
+            dup = [w for w, new in zip(writes, inserted, strict=True) if not new]
+            await self._hub.cluster_publish(dup, [False] * len(dup))
+        if not fresh:
+            return
+        top = max(w.frame["cursor"] for w in fresh)
+        if not self._serving:  # not started, or stopped: nothing else is fanned out
+            for w in fresh:
+                self._own.pop(w.frame["cursor"], None)
+            await self._hub.cluster_publish(fresh, [True] * len(fresh))
+            return
+        if top <= self.handled:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (top, next(self._tie), done))
+        await done
+
+    def _advance(self, cursor: int) -> None:
+        self.handled = max(self.handled, cursor)
+        while self._waiters and self._waiters[0][0] <= self.handled:
+            done = heapq.heappop(self._waiters)[2]
+            if not done.done():
+                done.set_result(None)
+
+    def _release_waiters(self) -> None:
+        for _, _, done in self._waiters:
+            if not done.done():
+                done.set_result(None)
+        self._waiters.clear()
+
+    async def _own_events(self, spans: list[tuple[int, int]]) -> list[EventWrite]:
+        """This instance's events in ``spans``: from memory, once the store has handed
+        them over (a batch whose write is still returning); from the table if a write
+        failed after its commit (the store retried it and found it stored)."""
+        wanted = [n for lo, hi in spans for n in range(lo, hi + 1)]
+        while any(n not in self._own for n in wanted) and self._store.writes_in_flight:
+            self._registered.clear()
+            await self._registered.wait()
+        found = {n: self._own.pop(n) for n in wanted if n in self._own}
+        missing = [n for n in wanted if n not in found]
+        if missing:
+            for write in await self._read_events([(n, n) for n in missing]):
+                found[write.frame["cursor"]] = write
+        return [found[n] for n in sorted(found)]
+
+    async def _publish_spans(self, spans: list[tuple[int, int]], own: bool) -> None:
+        """Fan out the events of one notification, those at or below :attr:`handled`
+        left out (read already when catching up)."""
+        spans = [(max(lo, self.handled + 1), hi) for lo, hi in spans if hi > self.handled]
+        if not spans:
+            return
+        if own:
+            writes = await self._own_events(spans)
+            if writes:
+                await self._hub.cluster_publish(writes, [True] * len(writes))
+        else:
+            writes = await self._read_events(spans)
+            if writes:
+                await self._hub.cluster_events(writes)
+        self._advance(max(hi for _, hi in spans))
+
+    async def _head(self) -> int:
+        assert self._reader is not None
+        cur = await self._reader.execute("SELECT coalesce(max(n), 0) AS n FROM events")
+        row = await cur.fetchone()
+        return int(row["n"]) if row is not None else 0
+
+    async def _catch_up(self) -> None:
+        """Once listening again: fan out what was stored while the connection was lost,
+        read from the table by cursor (cursors are in commit order, so every row up to the
+        newest one now is there), this instance's own from memory."""
+        head = await self._head()
+        while self.handled < head:
+            lo, hi = self.handled + 1, min(head, self.handled + CATCH_UP_PAGE)
+            remote = await self._read_events([(lo, hi)])
+            own = {n: w for n, w in self._own.items() if lo <= n <= hi}
+            merged = {w.frame["cursor"]: (w, False) for w in remote}
+            merged.update({n: (w, True) for n, w in own.items()})
+            run: list[EventWrite] = []
+            run_own = False
+            for n in sorted(merged):
+                write, is_own = merged[n]
+                if run and is_own != run_own:
+                    await self._publish_run(run, run_own)
+                    run = []
+                run.append(write)
+                run_own = is_own
+                self._own.pop(n, None)
+            if run:
+                await self._publish_run(run, run_own)
+            self.caught_up += len(remote)
+            self._advance(hi)
+        log.warning("cluster: reconnected to the database; events stored meanwhile were read "
+                    "from the table (up to cursor %d)", head)
+
+    async def _publish_run(self, writes: list[EventWrite], own: bool) -> None:
+        if own:
+            await self._hub.cluster_publish(writes, [True] * len(writes))
+        else:
+            await self._hub.cluster_events(writes)
 
     async def _read_events(self, spans: list[tuple[int, int]]) -> list[EventWrite]:
         """The rows of an event notification: in one JSON document decoded at once, or,
@@ -232,18 +386,17 @@ class Cluster:
             # again first, once reconnected (the order stays the commit order).
             note = self._current if self._current is not None else await self._inbox.get()
             self._current = note
-            rest = note.payload.partition(" ")[2]
+            origin, _, rest = note.payload.partition(" ")
             try:
                 if note.channel == EVENTS_CHANNEL:
-                    writes = await self._read_events(parse_ranges(rest))
-                    if writes:
-                        await self._hub.cluster_events(writes)
+                    await self._publish_spans(parse_ranges(rest), own=origin == self.origin)
                 else:
                     cur = await self._reader.execute(NOTICE_BY_ID, (int(rest),))
                     row = await cur.fetchone()
                     if row is not None:
                         self._hub.cluster_notice(row["kind"], row["body"])
-                self.received += 1
+                if origin != self.origin:
+                    self.received += 1
             except (psycopg.OperationalError, OSError):
                 raise  # _run reconnects; self._current is handled again then
             except Exception:

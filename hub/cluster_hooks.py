@@ -41,7 +41,7 @@ class ClusterHooks:
     if TYPE_CHECKING:
         def now(self) -> float: ...
 
-        async def publish(self, writes: Sequence[EventWrite], inserted: Sequence[bool]
+        async def publish(self, group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]]
                           ) -> None: ...
 
         def emit_hub_event(self, name: str, terminal_id: str, data: dict[str, Any]
@@ -53,7 +53,13 @@ class ClusterHooks:
         for write in writes:
             if write.source == HUB_SOURCE:
                 self._remote_presence(write.frame, now)
-        await self.publish(writes, [True] * len(writes))
+        await self.publish([(writes, [True] * len(writes))])
+
+    async def cluster_publish(self, writes: Sequence[EventWrite], inserted: Sequence[bool]
+                              ) -> None:
+        """This instance's own stored events, at their turn in cursor order
+        (hub/cluster.py ``publish_own``)."""
+        await self.publish([(writes, inserted)])
 
     def _remote_presence(self, frame: dict[str, Any], now: float) -> None:
         """Another instance's ``deviceOnline`` / ``deviceOffline``: the online state here,

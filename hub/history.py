@@ -1,20 +1,21 @@
 """Read-side queries over the stored events: pages by cursor, time to cursor, summaries.
 
-Everything here reads the store's event-loop connection (``HubStore.reader``); nothing
-writes. Used by the replay of ``subscribe`` with ``from`` (hub.replay) and by the HTTP
-history API (hub.http_api). docs/protocol.md §5 (resuming) and §12 (history API).
+Everything here reads one connection of the store (``Store.reader``, a
+:class:`hub.store_sql.Db`: the same queries on SQLite and PostgreSQL); nothing writes. Used by
+the replay of ``subscribe`` with ``from`` (hub.replay) and by the HTTP history API
+(hub.http_api). docs/protocol.md §5 (resuming) and §12 (history API).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from api.wire import format_timestamp
 from hub.gaming_day import GamingDay
-from hub.store import stored_frame
+from hub.sql_dialect import conditions
+from hub.store_sql import EVENT_COLUMNS, Db, _int64, one, stored_frame
 
 #: Most events one page of the history API returns.
 MAX_PAGE = 1000
@@ -41,72 +42,54 @@ class EventQuery:
         return self.before is not None and self.after is None
 
 
-def _in(column: str, values: Sequence[str], where: list[str], args: list[Any]) -> None:
-    if values:
-        where.append(f"{column} IN ({','.join('?' * len(values))})")
-        args.extend(values)
-
-
-def query_events(db: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]],
-                                                                  int | None]:
+def query_events(db: Db, q: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
     """One page of events and the cursor to continue from (None: nothing more).
 
     Continue with ``after=next`` (oldest first) or ``before=next`` (newest first)."""
-    where: list[str] = []
-    args: list[Any] = []
-    _in("terminal_id", q.terminals, where, args)
-    _in("event", q.events, where, args)
-    _in("channel", q.channels, where, args)
-    if q.since is not None:
-        where.append("timestamp >= ?")
-        args.append(q.since)
-    if q.until is not None:
-        where.append("timestamp < ?")
-        args.append(q.until)
-    if q.after is not None:
-        where.append("n > ?")
-        args.append(q.after)
-    if q.before is not None:
-        where.append("n < ?")
-        args.append(q.before)
-    sql = "SELECT * FROM events"
+    where, args = conditions(
+        db.dialect, [("e.terminal_id", q.terminals), ("e.event", q.events),
+                     ("e.channel", q.channels)],
+        [("e.timestamp >= ?", q.since), ("e.timestamp < ?", q.until), ("e.n > ?", q.after),
+         ("e.n < ?", q.before)])
+    sql = f"SELECT {EVENT_COLUMNS} FROM events e"
     if where:
         sql += " WHERE " + " AND ".join(where)
     order = "DESC" if q.newest_first else "ASC"
     limit = max(1, min(q.limit, MAX_PAGE))
-    rows = db.execute(f"{sql} ORDER BY n {order} LIMIT ?", (*args, limit + 1)).fetchall()
+    rows = db.rows(f"{sql} ORDER BY e.n {order} LIMIT ?", (*args, limit + 1))
     more = len(rows) > limit
-    # A row that cannot be read back is skipped, never the page (hub.store._readable); the
-    # next page starts after the last row read, readable or not.
+    # A row that cannot be read back is skipped, never the page (hub.store_sql._readable);
+    # the next page starts after the last row read, readable or not.
     frames = [f for f in map(stored_frame, rows[:limit]) if f is not None]
     return frames, (int(rows[limit - 1]["n"]) if more else None)
 
 
-def head_cursor(db: sqlite3.Connection) -> int:
+def head_cursor(db: Db) -> int:
     """The cursor of the newest stored event (0 if none)."""
-    row = db.execute("SELECT max(n) FROM events").fetchone()
-    return int(row[0] or 0)
+    row = one(db, "SELECT max(n) AS n FROM events")
+    return int(row["n"] or 0) if row else 0
 
 
-def cursor_before_time(db: sqlite3.Connection, epoch: float) -> int:
+def cursor_before_time(db: Db, epoch: float) -> int:
     """The cursor after which the events the hub received at or after ``epoch`` are.
 
-    Rows are appended as they are received, so ``received_at`` grows with the cursor; a
-    binary search over row ids finds the boundary in a few point reads, without an index
-    on ``received_at`` (which every insert would pay for).
+    Rows are appended as they are received, so ``received_at`` grows with the cursor (on
+    PostgreSQL within the clock agreement of the instances); a binary search over row ids
+    finds the boundary in a few point reads, without an index on ``received_at`` (which
+    every insert would pay for).
     """
-    lo_row = db.execute("SELECT min(n), max(n) FROM events").fetchone()
-    if lo_row[0] is None:
+    bounds = one(db, "SELECT min(n) AS lo, max(n) AS hi FROM events")
+    if bounds is None or bounds["lo"] is None:
         return 0
-    lo, hi = int(lo_row[0]), int(lo_row[1]) + 1  # the answer's successor is in [lo, hi]
+    lo, hi = int(bounds["lo"]), int(bounds["hi"]) + 1  # the answer's successor is in [lo, hi]
     while lo < hi:
         mid = (lo + hi) // 2
-        row = db.execute("SELECT n, received_at FROM events WHERE n >= ? ORDER BY n LIMIT 1",
-                         (mid,)).fetchone()
-        if row is None or row[1] >= epoch:
+        row = one(db, "SELECT n, received_at FROM events WHERE n >= ? ORDER BY n LIMIT 1",
+                  (mid,))
+        if row is None or row["received_at"] >= epoch:
             hi = mid
         else:
-            lo = int(row[0]) + 1
+            lo = int(row["n"]) + 1
     return lo - 1
 
 
@@ -133,7 +116,7 @@ def hold_percent(coin_in: int, coin_out: int) -> float | None:
     return round((coin_in - coin_out) * 100.0 / coin_in, 2)
 
 
-def day_summary(db: sqlite3.Connection, gaming_day: GamingDay, day: str,
+def day_summary(db: Db, gaming_day: GamingDay, day: str,
                 terminals: Iterable[str], registry: dict[str, dict[str, str]]
                 ) -> dict[str, Any]:
     """Per-terminal figures of one gaming day (by event timestamp) and their totals.
@@ -146,25 +129,29 @@ def day_summary(db: sqlite3.Connection, gaming_day: GamingDay, day: str,
     ids = sorted(set(terminals))
     rows = {tid: _empty_row(tid, registry.get(tid, {})) for tid in ids}
     if ids:
-        marks = ",".join("?" * len(ids))
-        names = ",".join("?" * len(_SUMS))
-        cur = db.execute(
-            "SELECT terminal_id, event, count(*), total(json_extract(data, '$.amount')),"
-            " total(coalesce(json_extract(data, '$.games'), 1)),"
-            " total(coalesce(json_extract(data, '$.count'), 1))"
-            f" FROM events WHERE terminal_id IN ({marks}) AND event IN ({names})"
-            " AND timestamp >= ? AND timestamp < ? AND json_valid(data)"
-            " GROUP BY terminal_id, event",
-            (*ids, *_SUMS, since, until))
-        for tid, event, count, amount, games, bills in cur.fetchall():
-            row, key, total = rows[tid], _SUMS[event], int(amount)
+        d = db.dialect
+        mine, tid_args = d.one_of("e.terminal_id", ids)
+        names, name_args = d.one_of("e.event", list(_SUMS))
+        amount = d.total(d.number("amount"))
+        games = d.total(f"coalesce({d.number('games')}, 1)")
+        bills = d.total(f"coalesce({d.number('count')}, 1)")
+        found = db.rows(
+            f"SELECT e.terminal_id AS tid, e.event AS event, count(*) AS c,"
+            f" {amount} AS amount, {games} AS games, {bills} AS bills"
+            f" FROM events e {d.json_join} WHERE {mine} AND {names}"
+            f" AND e.timestamp >= ? AND e.timestamp < ? AND {d.valid_sql}"
+            " GROUP BY e.terminal_id, e.event",
+            (*tid_args, *name_args, since, until))
+        for r in found:
+            tid, event, count = r["tid"], r["event"], r["c"]
+            row, key, total = rows[tid], _SUMS[event], _int64(r["amount"])
             if key in ("coinIn", "coinOut"):  # a bet whose games meter was not read: 1
                 row[key] = total
                 if key == "coinIn":
-                    row["games"] = int(games)
+                    row["games"] = _int64(r["games"])
             else:
                 # billAccepted may carry the number of bills; otherwise one event, one bill
-                row[key] = {"count": int(bills) if key == "bills" else int(count),
+                row[key] = {"count": _int64(r["bills"]) if key == "bills" else int(count),
                             "amount": total}
     totals = _empty_row("", {})
     del totals["terminalId"]
@@ -180,12 +167,12 @@ def day_summary(db: sqlite3.Connection, gaming_day: GamingDay, day: str,
             "from": since, "until": until, "terminals": list(rows.values()), "totals": totals}
 
 
-def latest_meters(db: sqlite3.Connection, terminals: Iterable[str]) -> list[dict[str, Any]]:
+def latest_meters(db: Db, terminals: Iterable[str]) -> list[dict[str, Any]]:
     """Each terminal's last ``meterSnapshot`` (the machine's own meters), or null."""
     out = []
     for tid in sorted(set(terminals)):
-        row = db.execute("SELECT * FROM events WHERE terminal_id = ? AND event = 'meterSnapshot'"
-                         " ORDER BY n DESC LIMIT 1", (tid,)).fetchone()
+        row = one(db, f"SELECT {EVENT_COLUMNS} FROM events e WHERE e.terminal_id = ?"
+                      " AND e.event = 'meterSnapshot' ORDER BY e.n DESC LIMIT 1", (tid,))
         frame = stored_frame(row) if row else None
         out.append({"terminalId": tid, "at": frame["timestamp"] if frame else None,
                     "cursor": frame["cursor"] if frame else None,

@@ -5,14 +5,17 @@ A history, summary, meter or audit query may read a whole floor's day of events.
 event loop it would stall every terminal's acks and every dashboard for as long as it runs
 (issue 15), so the HTTP history API (hub.http_api) and the WebSocket ``history`` request
 (hub.client_sessions) hand each query here: it runs on one of ``workers`` threads, each with
-its own SQLite connection to the hub's database (WAL: it reads while the writer thread
-writes; ``query_only``: it can never write). When every worker is busy the query is refused
-at once with :class:`HistoryBusyError` (HTTP 503 / ``rate_limited``, docs/protocol.md §12)
-rather than queued: a queue would only grow behind a slow query, and the caller can retry.
+its own read-only connection to the hub's database, from the store (``open_history_db``:
+SQLite in WAL mode reads while the writer thread writes, with ``query_only``; PostgreSQL with
+``default_transaction_read_only``), so it can never write. When every worker is busy the
+query is refused at once with :class:`HistoryBusyError` (HTTP 503 / ``rate_limited``,
+docs/protocol.md §12) rather than queued: a queue would only grow behind a slow query, and
+the caller can retry.
 
 The bound counts a query until its thread has finished it, also when its caller went away
 (an HTTP client that disconnected). A query still running after ``query_limit_s`` is
-interrupted (SQLite's progress handler) and ends in :class:`HistoryTooSlowError`: it frees its
+interrupted (SQLite's progress handler; PostgreSQL's ``statement_timeout``, and no further
+statement once it is over time) and ends in :class:`HistoryTooSlowError`: it frees its
 worker, and it would otherwise outlive the HTTP answer, which websockets gives up on after
 its 10 s opening-handshake timeout.
 """
@@ -21,13 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
+
+from hub.store_sql import Db, database_errors
 
 T = TypeVar("T")
 
@@ -40,10 +43,15 @@ HISTORY_WORKERS = 2
 #: cut an HTTP answer still being computed.
 HISTORY_QUERY_LIMIT_S = 8.0
 
-#: How long a worker's connection waits for a lock (a checkpoint) before failing.
-_BUSY_TIMEOUT_MS = 5000
-#: SQLite virtual-machine steps between two looks at the clock of a running query.
-_PROGRESS_STEPS = 10_000
+
+
+class HistoryStore(Protocol):
+    """What the runner needs from the store (hub/store.py, hub/store_pg.py)."""
+
+    def open_history_db(self, query_limit_s: float, over_time: Callable[[], bool]) -> Db:
+        """A new read-only connection for one worker thread; ``over_time()`` says when the
+        running query is to be stopped."""
+        ...
 
 
 class HistoryBusyError(Exception):
@@ -57,18 +65,18 @@ class HistoryTooSlowError(Exception):
 class HistoryRunner:
     """Runs ``query(connection)`` on a worker thread; at most ``workers`` at once."""
 
-    def __init__(self, database: Path | str, *, workers: int = HISTORY_WORKERS,
+    def __init__(self, store: HistoryStore, *, workers: int = HISTORY_WORKERS,
                  query_limit_s: float = HISTORY_QUERY_LIMIT_S) -> None:
         if workers < 1:
             raise ValueError("a history runner needs at least one worker")
-        self._database = str(database)
+        self._store = store
         self.workers = workers
         self.query_limit_s = query_limit_s
         self._running = 0
         self._executor = ThreadPoolExecutor(max_workers=workers,
                                             thread_name_prefix="hub-history")
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[Db] = []
         self._lock = threading.Lock()
 
     @property
@@ -76,7 +84,7 @@ class HistoryRunner:
         """Queries started and not yet finished by their thread (event-loop thread only)."""
         return self._running
 
-    async def run(self, query: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, query: Callable[[Db], T]) -> T:
         """The result of ``query`` run on a worker's connection; :class:`HistoryBusyError`
         at once when ``workers`` queries are already running."""
         if self._running >= self.workers:
@@ -94,35 +102,41 @@ class HistoryRunner:
     def _release(self) -> None:
         self._running -= 1
 
-    def _call(self, query: Callable[[sqlite3.Connection], T]) -> T:
+    def _call(self, query: Callable[[Db], T]) -> T:
         db = self._connection()
         limit = self.query_limit_s
         self._local.deadline = time.monotonic() + limit
         try:
             return query(db)
-        except sqlite3.OperationalError as exc:
-            if "interrupted" in str(exc) and time.monotonic() >= self._local.deadline:
-                # stopped by _over_time, not by another reason to interrupt
+        except database_errors():
+            if time.monotonic() >= self._local.deadline:
+                # stopped for its time (interrupted, cancelled), not for another reason
                 raise HistoryTooSlowError(
                     f"the query ran longer than {limit:g} s and was stopped; ask for less "
                     "(a shorter time range, fewer terminals or a smaller page)") from None
+            self._forget(db)  # it may be the connection that failed (a database restart)
             raise
         finally:
             self._local.deadline = float("inf")
 
-    def _over_time(self) -> int:
-        """SQLite's progress handler (this worker's thread): non-zero stops the query."""
-        return 1 if time.monotonic() >= getattr(self._local, "deadline", float("inf")) else 0
+    def _forget(self, db: Db) -> None:
+        """Close this thread's connection; its next query opens a new one."""
+        self._local.db = None
+        with self._lock:
+            if db in self._connections:
+                self._connections.remove(db)
+        with contextlib.suppress(*database_errors()):
+            db.close()
 
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+    def _over_time(self) -> bool:
+        """The running query is over its time (this worker's thread)."""
+        return time.monotonic() >= getattr(self._local, "deadline", float("inf"))
+
+    def _connection(self) -> Db:
+        db: Db | None = getattr(self._local, "db", None)
         if db is None:
             # used by this thread only; closed by close() once the threads have ended
-            db = sqlite3.connect(self._database, isolation_level=None, check_same_thread=False)
-            db.row_factory = sqlite3.Row
-            db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA query_only=ON")
-            db.set_progress_handler(self._over_time, _PROGRESS_STEPS)
+            db = self._store.open_history_db(self.query_limit_s, self._over_time)
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
@@ -133,6 +147,6 @@ class HistoryRunner:
         self._executor.shutdown(wait=True)
         with self._lock:
             for db in self._connections:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*database_errors()):
                     db.close()
             self._connections.clear()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -24,11 +23,12 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.http11 import Request, Response
 
 from api.wire import MAX_ID_LENGTH, Role, format_timestamp, parse_timestamp
-from hub.audit import KINDS, AuditLog, AuditQuery, query_audit
+from hub.audit import KINDS, AuditQuery, query_audit
 from hub.gaming_day import GamingDayError
 from hub.history import DEFAULT_PAGE, EventQuery, day_summary, latest_meters, query_events
 from hub.history_runner import HistoryBusyError, HistoryTooSlowError
 from hub.http_answers import response
+from hub.store_sql import Db, database_errors
 
 if TYPE_CHECKING:
     from hub.server import Hub
@@ -141,18 +141,13 @@ async def answer(hub: Hub, request: Request) -> Response:
         return resp
     except HistoryTooSlowError as exc:
         return _json(504, {"error": "timeout", "message": str(exc)})
-    except sqlite3.Error as exc:
-        return _json(500, {"error": "internal", "message": f"store: {exc}"})
+    except database_errors() as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return _json(500, {"error": "internal", "message": f"store: {first}"})
 
 
-def _query(hub: Hub, query: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
-    """``query`` run on a history worker's read connection to the SQLite store; with a
-    PostgreSQL store (``store:``) the event, summary and meter queries are not available
-    yet: 501 (docs/protocol.md §11)."""
-    if hub.history is None:
-        raise _BadRequestError(501, "not_implemented",
-                               "this history query needs the SQLite store (database:); "
-                               "this hub uses PostgreSQL (store:)")
+def _query(hub: Hub, query: Callable[[Db], T]) -> Awaitable[T]:
+    """``query`` run on a history worker's read connection to the store (either engine)."""
     return hub.history.run(query)
 
 
@@ -211,10 +206,7 @@ async def _audit(hub: Hub, p: _Params) -> Response:
                    until=p.timestamp("until"), after=p.integer("after", None),
                    limit=p.integer("limit", DEFAULT_PAGE, minimum=1) or DEFAULT_PAGE)
     as_csv = p.csv()
-    if isinstance(hub.audit, AuditLog) and hub.history is not None:
-        entries, nxt = await hub.history.run(lambda db: query_audit(db, q))
-    else:  # the PostgreSQL audit trail (hub.audit_pg)
-        entries, nxt = hub.audit.query(q)
+    entries, nxt = await _query(hub, lambda db: query_audit(db, q))
     if as_csv:
         keys = ["cursor", "at", "who", "role", "kind", "terminalId", "subject", "what",
                 "reason", "result"]

@@ -59,7 +59,8 @@ class EventStore(Protocol):
         ...
 
 
-Publish = Callable[[Sequence[EventWrite], Sequence[bool]], Awaitable[None]]
+#: Publishes one committed group: its batches in order, each with its "inserted" flags.
+Publish = Callable[[Sequence[tuple[Sequence[EventWrite], Sequence[bool]]]], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -181,18 +182,24 @@ class GroupCommitter:
     async def _publish_loop(self) -> None:
         while True:
             group, results = await self._committed.get()
+            stored: list[tuple[Sequence[EventWrite], Sequence[bool]]] = []
             for batch, result in zip(group, results, strict=True):
                 if isinstance(result, BaseException):
                     self.stats.failed_batches += 1
                     if not batch.done.done():
                         batch.done.set_exception(result)
-                    continue
+                else:
+                    stored.append((batch.writes, result))
+            if stored:
                 try:
-                    await self._publish(batch.writes, result)
+                    # One call for the group: its frames are serialized once for every
+                    # client and queued per chunk (hub/fanout.py).
+                    await self._publish(stored)
                 except Exception:
-                    # Stored already: the ack is still due; the fan-out is what failed.
-                    log.exception("publishing %d stored events failed", len(batch.writes))
-                if not batch.done.done():
+                    # Stored already: the acks are still due; the fan-out is what failed.
+                    log.exception("publishing %d stored batches failed", len(stored))
+            for batch, result in zip(group, results, strict=True):
+                if not isinstance(result, BaseException) and not batch.done.done():
                     batch.done.set_result(result)
 
 

@@ -2,12 +2,19 @@
 
 Each peer has a bounded outgoing queue drained by its own task, so one slow client cannot
 slow the rest: a peer whose queue is full is dropped as a slow consumer (docs/protocol.md §5).
+
+The queue is bounded in frames (``client_queue``), and one item may be a run of frames joined
+once for many peers (hub/fanout.py). A frame for a peer with nothing queued, nothing being
+written and nothing buffered in its transport is written at once, without waking the writer
+task: an ``ack`` per terminal burst costs one system call and no task switch. Anything else
+goes through the queue, whose writer applies the socket's flow control.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -17,10 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from api import wire
 from api.wire import CloseCode
 from hub.tokens import Principal
-from hub.wsio import send_frames
-
-#: Most frames a peer's writer joins into one write.
-WRITE_BATCH = 256
+from hub.wsio import Framed, can_write_now, send_frames, write_now
 
 #: Seconds a peer's queued frames may take to go out before a close the hub initiates.
 DRAIN_TIMEOUT = 5.0
@@ -37,6 +41,65 @@ async def let_writers_run() -> None:
     await asyncio.sleep(0)
 
 
+Item = str | bytes  # one frame's text, or Framed (one frame or a run of them)
+
+
+def frames_in(item: Item) -> int:
+    return item.frame_count if isinstance(item, Framed) else 1
+
+
+class FrameQueue:
+    """A peer's outgoing items, bounded in frames (``maxsize``); the writer takes them all."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: deque[Item] = deque()
+        self._frames = 0  # queued, not yet taken by the writer
+        self._unfinished = 0  # queued or being written
+        self._ready = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._finished.set()
+
+    def qsize(self) -> int:
+        """Frames queued and not yet taken by the writer."""
+        return self._frames
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: Item) -> None:
+        """Queue ``item``; :class:`asyncio.QueueFull` if its frames do not fit."""
+        n = frames_in(item)
+        if self._frames + n > self.maxsize:
+            raise asyncio.QueueFull
+        self._items.append(item)
+        self._frames += n
+        self._unfinished += n
+        self._finished.clear()
+        self._ready.set()
+
+    async def take(self) -> tuple[list[Item], int]:
+        """Every queued item (waiting for one), and how many frames they hold."""
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        items = list(self._items)
+        self._items.clear()
+        n, self._frames = self._frames, 0
+        return items, n
+
+    def task_done(self, n: int) -> None:
+        """``n`` frames taken by the writer were written."""
+        self._unfinished -= n
+        if self._unfinished <= 0:
+            self._unfinished = 0
+            self._finished.set()
+
+    async def join(self) -> None:
+        """Until everything queued has been written."""
+        await self._finished.wait()
+
+
 class Peer:
     """One open connection with a bounded outgoing queue drained by its own task."""
 
@@ -45,29 +108,36 @@ class Peer:
         self.ws = ws
         self.principal = principal
         self._on_drop = on_drop
-        self.queue: asyncio.Queue[str | bytes] = asyncio.Queue(maxsize=limit)
+        self.queue = FrameQueue(limit)
         self.dropped = False
         self.closing_code: int | None = None
         self._closer: asyncio.Task[None] | None = None
+        self._writing = False
         self.writer = asyncio.create_task(self._write())
 
     async def _write(self) -> None:
         with contextlib.suppress(ConnectionClosed):
             while True:
-                frames = [await self.queue.get()]
-                while len(frames) < WRITE_BATCH and not self.queue.empty():
-                    frames.append(self.queue.get_nowait())
-                await send_frames(self.ws, frames)
-                for _ in frames:
-                    self.queue.task_done()
+                items, n = await self.queue.take()
+                self._writing = True
+                try:
+                    await send_frames(self.ws, items)
+                finally:
+                    self._writing = False
+                self.queue.task_done(n)
 
     def send(self, msg: dict[str, Any]) -> None:
         self.send_text(wire.encode(msg))
 
-    def send_text(self, text: str | bytes) -> bool:
-        """Queue a frame; False (and the peer is being dropped) if its queue is full."""
+    def send_text(self, text: Item) -> bool:
+        """Send or queue a frame (or a :class:`Framed` run); False (and the peer is being
+        dropped) if its queue is full."""
         if self.dropped:
             return False
+        if (not self._writing and self.queue.empty() and self.closing_code is None
+                and can_write_now(self.ws)):
+            write_now(self.ws, [text])
+            return True
         try:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:

@@ -20,15 +20,14 @@ from api import wire
 from hub.history import EventQuery, cursor_before_time, query_events
 
 if TYPE_CHECKING:
-    import sqlite3
-
+    from hub.store_sql import Db
     from hub.subscriptions import Filter, Subscription
 
 #: Events read and queued per page: at most half a client's queue, so live frames fit too.
 PAGE = 200
 
 
-def start_cursor(db: sqlite3.Connection, start: int | str, now: float) -> int:
+def start_cursor(db: Db, start: int | str, now: float) -> int:
     """The cursor to replay after: ``from`` itself, or the last one received before the
     ``from`` time (a future time: the newest, so only live events follow)."""
     if isinstance(start, int):
@@ -36,7 +35,7 @@ def start_cursor(db: sqlite3.Connection, start: int | str, now: float) -> int:
     return cursor_before_time(db, min(wire.parse_timestamp(start), now + 1.0))
 
 
-async def replay(db: sqlite3.Connection, peer: Any, subscription: Subscription, flt: Filter,
+async def replay(db: Db, peer: Any, subscription: Subscription, flt: Filter,
                  after: int, request_id: str | None) -> int:
     """Send the stored events matching ``flt`` above cursor ``after``, then a ``replayed``;
     ``flt`` is live when this returns. Returns the number of events replayed."""

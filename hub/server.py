@@ -37,13 +37,14 @@ from hub.client_sessions import ClientSessions
 from hub.cluster_hooks import ClusterHooks
 from hub.config import HubConfig
 from hub.connection import HubConnection
+from hub.fanout import GroupFanOut
 from hub.floor import Floor, TerminalState
 from hub.gaming_day import GamingDay
 from hub.history_runner import HistoryRunner
 from hub.http_answers import STATIC_DIR, static_response, text_response
 from hub.ingest import GroupCommitter, InflightGate
-from hub.peer import Peer, let_writers_run
-from hub.store import EventWrite, HubStore
+from hub.peer import Peer
+from hub.store import EventWrite, data_text
 from hub.store_api import open_audit, open_store
 from hub.terminal_sessions import TerminalSessions
 from hub.tokens import Principal, TokenTable, load_tokens
@@ -104,9 +105,8 @@ class Hub(ClusterHooks):
         self.store = open_store(config, origin=self.instance_id)
         self.gaming_day = GamingDay(config.timezone, config.gaming_day_start)
         self.audit = open_audit(self.store)
-        #: the history API's worker threads (SQLite store only; hub.history_runner)
-        self.history = (HistoryRunner(config.database) if isinstance(self.store, HubStore)
-                        and config.database is not None else None)
+        #: the history API's worker threads (either store; hub.history_runner)
+        self.history = HistoryRunner(self.store)
         self.floor = Floor(self.store, self.tokens.terminals(), clock(),
                            gaming_day=self.gaming_day, registry=self.tokens.registry())
         self._hub_seq = self._hub_seq_end = 0  # the block of hub seqs in hand
@@ -120,7 +120,11 @@ class Hub(ClusterHooks):
         self.terminals = TerminalSessions(self)
         self.clients = ClientSessions(self)
         self.actions = ActionRouter(self)
-        self.ingest = GroupCommitter(self.store, self.publish, self.now)
+        # With several instances, own batches are fanned out in cursor order with the
+        # others' (hub/cluster.py); the ingest's publish step waits for their turn.
+        self.ingest = GroupCommitter(
+            self.store, self.publish if self.cluster is None else self.cluster.publish_own_group,
+            self.now)
         self.gate = InflightGate(config.max_inflight_events, config.max_inflight_per_terminal)
         self._prune_interval = prune_interval
         self._pruner: asyncio.Task[None] | None = None
@@ -200,8 +204,7 @@ class Hub(ClusterHooks):
         await self.ingest.stop()
         if self.cluster is not None:
             await self.cluster.stop()
-        if self.history is not None:
-            await asyncio.to_thread(self.history.close)  # lets running queries finish
+        await asyncio.to_thread(self.history.close)  # lets running queries finish
         self.store.close()
 
     async def serve_forever(self) -> None:
@@ -321,28 +324,35 @@ class Hub(ClusterHooks):
 
     # ------------------------------------------------------------------ publishing
 
-    async def publish(self, writes: Sequence[EventWrite], inserted: Sequence[bool]) -> None:
-        """For the new events of one stored batch, in order: update the floor and fan them
-        out; each touched terminal's state is broadcast once. Called by the ingest's
-        publisher (hub/ingest.py) in storage order, which is thus the fan-out order
-        (protocol.md §5: clients get events in the order the hub stored them)."""
+    async def publish(self, group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]]
+                      ) -> None:
+        """For the new events of one stored group, batch by batch and in order: update the
+        floor and fan them out; after each batch, the state of each terminal it touched is
+        broadcast once. Called by the ingest's publisher (hub/ingest.py) in storage order,
+        which is thus the fan-out order (protocol.md §5: clients get events in the order the
+        hub stored them). The frames are serialized once for all clients (hub/fanout.py)."""
         now = self.now()
-        touched: dict[str, TerminalState] = {}
-        for write, new in zip(writes, inserted, strict=True):
-            if not new:
-                self.stats.duplicates += 1
-                continue
-            self.stats.events_stored += 1
-            state = self.floor.apply(write.frame, now)
-            if write.acked_seq is not None and write.source == state.terminal_id:
-                state.acked_seq = max(state.acked_seq, write.acked_seq)
-            touched[state.terminal_id] = state
-            if self.clients.connected and self.clients.fan_out(write.frame):
-                # A batch is larger than a queue: let the writers send before going on,
-                # so only clients that do not read are dropped as slow (let_writers_run).
-                await let_writers_run()
-        for state in touched.values():
-            self.clients.broadcast_terminal(state)
+        fan_out = GroupFanOut(self.clients, self.config.client_queue) \
+            if self.clients.connected else None
+        for writes, inserted in group:
+            touched: dict[str, TerminalState] = {}
+            for write, new in zip(writes, inserted, strict=True):
+                if not new:
+                    self.stats.duplicates += 1
+                    continue
+                self.stats.events_stored += 1
+                state = self.floor.apply(write.frame, now)
+                if write.acked_seq is not None and write.source == state.terminal_id:
+                    state.acked_seq = max(state.acked_seq, write.acked_seq)
+                touched[state.terminal_id] = state
+                if fan_out is not None and fan_out.event(write.frame, write.data_text):
+                    await fan_out.flush()
+            if fan_out is not None:
+                for state in touched.values():
+                    if fan_out.terminal(state):
+                        await fan_out.flush()
+        if fan_out is not None:
+            await fan_out.flush()
 
     def emit_hub_event(self, name: str, terminal_id: str, data: dict[str, Any]) -> None:
         """Store and publish a hub event with the next batch of the ingest; not awaited:
@@ -359,7 +369,8 @@ class Hub(ClusterHooks):
             data=data,
         )
         # acked_seq keeps the hub's counter even when old hub events are pruned.
-        done = self.ingest.submit([EventWrite(frame, wire.HUB_SOURCE, acked_seq=seq)])
+        done = self.ingest.submit([EventWrite(frame, wire.HUB_SOURCE, acked_seq=seq,
+                                              data_text=data_text(frame["data"]))])
 
         def settled(fut: asyncio.Future[list[bool]]) -> None:
             if fut.cancelled():

@@ -9,14 +9,13 @@ thread; event batches go through :meth:`Store.write_events` on the store's own w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hub.store import EventWrite, StoredAction
+from hub.store_sql import Db, EventWrite, StoredAction
 
 if TYPE_CHECKING:
     from hub.audit import AuditLog
-    from hub.audit_pg import PgAuditLog
     from hub.config import HubConfig
 
 __all__ = ["EventWrite", "Store", "StoreError", "StoredAction", "open_audit", "open_store"]
@@ -28,9 +27,19 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
-    """The hub's store. Every method is what :class:`hub.store.HubStore` documents."""
+    """The hub's store. Every method is what :class:`hub.store_sql.SqlStore` (the shared
+    queries) or :class:`hub.store.HubStore` documents."""
+
+    @property
+    def reader(self) -> Db:
+        """The event-loop connection, for hub.history, hub.replay and hub.audit."""
+        ...
 
     def close(self) -> None: ...
+
+    def open_history_db(self, query_limit_s: float, over_time: Callable[[], bool]) -> Db:
+        """A read-only connection for a history worker thread (hub.history_runner)."""
+        ...
 
     async def write_events(self, writes: Sequence[EventWrite], received_at: float
                            ) -> list[bool]: ...
@@ -97,19 +106,11 @@ class Store(Protocol):
     def queued_actions(self, terminal_id: str | None = None) -> list[StoredAction]: ...
 
 
-def open_audit(store: Store) -> AuditLog | PgAuditLog:
+def open_audit(store: Store) -> AuditLog:
     """The audit trail (hub/audit.py) in the store's database."""
-    from hub.store import HubStore
+    from hub.audit import AuditLog
 
-    if isinstance(store, HubStore):
-        from hub.audit import AuditLog
-
-        return AuditLog(store.reader)
-    from hub.audit_pg import PgAuditLog
-    from hub.store_pg import PgStore
-
-    assert isinstance(store, PgStore)
-    return PgAuditLog(store)
+    return AuditLog(store.reader)
 
 
 def open_store(config: HubConfig, *, origin: str = "") -> Store:

@@ -72,6 +72,11 @@ class Subscription:
             self._floors[flt] = floor
         return True
 
+    def takes_all(self) -> bool:
+        """True if every live event matches (a filter naming nothing, and none replaying):
+        the fan-out then sends this client what it sends every such client (hub/fanout.py)."""
+        return not self._floors and any(f.empty for f in self.filters)
+
     def matches(self, frame: Mapping[str, Any]) -> bool:
         if not self._floors:
             return any(f.matches(frame["channel"], frame["event"], frame["terminalId"])

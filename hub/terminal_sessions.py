@@ -21,11 +21,12 @@ from websockets.exceptions import ConnectionClosed
 
 from api import wire
 from api.wire import CloseCode, ErrorCode, MessageType, WireError
+from hub.fanout import ack_frame
 from hub.ingest import Credits
 from hub.peer import DRAIN_TIMEOUT, Peer, let_writers_run
-from hub.store import EventWrite
+from hub.store import EventWrite, data_text
 from hub.tokens import Principal
-from hub.wsio import read_burst
+from hub.wsio import message_ready, read_burst
 
 if TYPE_CHECKING:
     from hub.server import Hub
@@ -115,7 +116,11 @@ class TerminalSessions:
                 # socket fills, then the terminal's window).
                 await hub.gate.wait_for_room(conn.credits)
                 await self._burst(conn, await ws.recv())
-                await let_writers_run()
+                if message_ready(ws) is not False:
+                    # More is waiting (the burst was cut at its limit): let the other
+                    # connections and the writers run first. Otherwise the next recv
+                    # suspends anyway, and a yield here would cost a loop turn per burst.
+                    await let_writers_run()
         except StoreFailedError:
             await self._close_store_failed(conn)
         finally:
@@ -251,10 +256,12 @@ class TerminalSessions:
                     # The terminal sends oldest first; a skipped seq is one it no longer holds.
                     log.warning("terminal %s: seqs %d..%d never arrived (dropped by the terminal)",
                                 conn.terminal_id, cursor + 1, seq - 1)
-                writes.append(EventWrite(frame, conn.terminal_id, acked_seq=seq))
+                writes.append(EventWrite(frame, conn.terminal_id, acked_seq=seq,
+                                         data_text=data_text(frame["data"])))
                 cursor = seq
             else:
-                writes.append(EventWrite(frame, conn.terminal_id))
+                writes.append(EventWrite(frame, conn.terminal_id,
+                                         data_text=data_text(frame["data"])))
         return writes, cursor
 
     def _batch_done(self, conn: TerminalConn, batch: asyncio.Future[list[bool]]) -> None:
@@ -277,7 +284,7 @@ class TerminalSessions:
             return
         # Only now, with the transaction committed, may the ack cover these seqs.
         conn.cursor = max(conn.cursor, cursor)
-        conn.peer.send(wire.ack(conn.cursor))
+        conn.peer.send_text(ack_frame(conn.cursor))
 
     @staticmethod
     async def _close_store_failed(conn: TerminalConn) -> None:

@@ -13,7 +13,8 @@ import asyncio
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
+from websockets.frames import Opcode
+from websockets.protocol import State
 
 
 def message_ready(ws: ServerConnection) -> bool | None:
@@ -31,6 +32,38 @@ def message_ready(ws: ServerConnection) -> bool | None:
     return bool(frames) and bool(frames[0].fin)
 
 
+def _take_texts(ws: ServerConnection, texts: list[str | bytes], limit: int) -> int:
+    """Move the whole text messages at the head of websockets' frame buffer to ``texts``
+    (up to ``limit``), as ``recv`` would return them; how many.
+
+    What ``recv`` does for a message already received (websockets' ``Assembler.get``: pop
+    the frame, resume reading below the low-water mark, decode), without a coroutine and a
+    lock per message. Anything else (a fragmented or binary message, text that is not
+    UTF-8) is left where it is, for ``recv`` and its own handling (1007 for bad UTF-8).
+    """
+    try:
+        assembler = ws.recv_messages
+        queue = assembler.frames.queue
+        if assembler.get_in_progress:
+            return 0
+    except AttributeError:  # another version of websockets: recv does it all
+        return 0
+    taken = 0
+    while queue and len(texts) < limit:
+        frame = queue[0]
+        if not frame.fin or frame.opcode is not Opcode.TEXT:
+            break
+        try:
+            text = bytes(frame.data).decode()
+        except UnicodeDecodeError:
+            break
+        queue.popleft()
+        assembler.maybe_resume()
+        texts.append(text)
+        taken += 1
+    return taken
+
+
 async def read_burst(ws: ServerConnection, first: str | bytes, limit: int
                       ) -> tuple[list[str | bytes], ConnectionClosed | None]:
     """``first`` and the messages already received behind it (at most ``limit``).
@@ -43,7 +76,8 @@ async def read_burst(ws: ServerConnection, first: str | bytes, limit: int
     if ready is not None:
         try:
             while ready and len(texts) < limit:
-                texts.append(await ws.recv())
+                if not _take_texts(ws, texts, limit):
+                    texts.append(await ws.recv())
                 ready = message_ready(ws)
         except ConnectionClosed as exc:
             return texts, exc
@@ -63,21 +97,47 @@ async def read_burst(ws: ServerConnection, first: str | bytes, limit: int
 
 
 class Framed(bytes):
-    """A whole WebSocket text frame, serialized once for every peer it goes to.
+    """Whole WebSocket text frames (one or a run of several), serialized once for every
+    peer they go to.
 
     The hub's frames are unmasked (RFC 6455 §5.1: only clients mask) and no extension is
     ever negotiated (``compression=None``), so the bytes of a frame are the same for every
-    client: a fan-out to 50 viewers frames an event once, not 50 times. ``payload`` is the
-    UTF-8 text, for a connection that would need it framed by the library.
+    client: a fan-out to 50 viewers frames an event once, not 50 times, and a run of a
+    group's frames is joined once for all the viewers that take every one of them.
+    ``payloads`` are the UTF-8 texts, for a connection that would need them framed by the
+    library; ``frame_count`` is how many frames (a peer's queue is bounded in frames).
     """
 
-    payload: bytes
+    payloads: tuple[bytes, ...]
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.payloads)
+
+
+def frame_header(size: int) -> bytes:
+    """The header of an unmasked, final text frame of ``size`` payload bytes (RFC 6455
+    §5.2: FIN + opcode 1, then the length in 7 bits, or 126 + 16 bits, or 127 + 64 bits)."""
+    if size < 126:
+        return bytes((0x81, size))
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big")
+    return b"\x81\x7f" + size.to_bytes(8, "big")
 
 
 def framed(payload: bytes) -> Framed:
     """``payload`` (UTF-8 JSON text) as a whole unmasked text frame."""
-    out = Framed(Frame(Opcode.TEXT, payload).serialize(mask=False))
-    out.payload = payload
+    out = Framed(frame_header(len(payload)) + payload)
+    out.payloads = (payload,)
+    return out
+
+
+def joined(frames: list[Framed]) -> Framed:
+    """Several frames as one run (one bytes object, written with one call)."""
+    if len(frames) == 1:
+        return frames[0]
+    out = Framed(b"".join(frames))
+    out.payloads = tuple(p for f in frames for p in f.payloads)
     return out
 
 
@@ -91,24 +151,40 @@ async def send_frames(ws: ServerConnection, frames: list[str | bytes]) -> None:
     :class:`Framed` frames taken as they are.
     """
     async with ws.send_context():
-        protocol = ws.protocol
-        as_is = not protocol.extensions
-        parts: list[bytes] = []
-        for frame in frames:
-            if isinstance(frame, Framed):
-                if as_is:
-                    parts.extend(protocol.data_to_send())  # what is queued before it
-                    parts.append(frame)
-                else:
-                    protocol.send_text(frame.payload)
+        write_now(ws, frames)
+
+
+def can_write_now(ws: ServerConnection) -> bool:
+    """True if frames may be written at once, without a writer task: the connection is open
+    and everything written before went out to the socket (nothing buffered, so no flow
+    control is due; a peer that does not read fills its socket first, then its queue)."""
+    transport = ws.transport
+    return (ws.protocol.state is State.OPEN and transport is not None
+            and not transport.is_closing() and transport.get_write_buffer_size() == 0)
+
+
+def write_now(ws: ServerConnection, frames: list[str | bytes]) -> None:
+    """Frames to the socket with one write, what websockets queued before them first (a
+    pong, a ping). Inside ``send_context``, or when :func:`can_write_now` says so."""
+    protocol = ws.protocol
+    as_is = not protocol.extensions
+    parts: list[bytes] = []
+    for frame in frames:
+        if isinstance(frame, Framed):
+            if as_is:
+                parts.extend(protocol.data_to_send())  # what is queued before it
+                parts.append(frame)
             else:
-                protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
-        parts.extend(protocol.data_to_send())
-        if all(parts):  # no end-of-stream marker (b""): one write for all the frames
-            ws.transport.write(b"".join(parts))
+                for payload in frame.payloads:
+                    protocol.send_text(payload)
         else:
-            for chunk in parts:  # closing meanwhile: each piece as the library would
-                if chunk:
-                    ws.transport.write(chunk)
-                elif ws.transport.can_write_eof():
-                    ws.transport.write_eof()
+            protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
+    parts.extend(protocol.data_to_send())
+    if all(parts):  # no end-of-stream marker (b""): one write for all the frames
+        ws.transport.write(b"".join(parts))
+    else:
+        for chunk in parts:  # closing meanwhile: each piece as the library would
+            if chunk:
+                ws.transport.write(chunk)
+            elif ws.transport.can_write_eof():
+                ws.transport.write_eof()

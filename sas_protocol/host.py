@@ -39,12 +39,16 @@ Rules implemented (docs/sas.md has the full story):
 - Exception confirmation (optional): the one-byte answer to a non-RTE general poll has no
   CRC (SAS §3.4), so a flipped bit can turn ``00`` into a door or tilt code. For the codes in
   ``confirm_exceptions`` the host repeats the general poll at once (an implied NACK, SAS
-  §3.5: the machine re-sends the same answer) and reports the code only when two readings
-  agree; when they differ, the third send (the final NACK) decides by majority, and the
-  disagreement is reported as ``FrameRejected``. Without a majority, or when the re-sends
-  meet silence, nothing is reported but ``FrameRejected`` and ``PollFailed``: a byte that
-  cannot be confirmed is line noise as far as the host can tell (a real alarm flipped to
-  ``00`` is lost the same way, so dropping it adds no new failure mode). With
+  §3.5: the machine re-sends the same answer) and reports a code as soon as it has been read
+  twice (two readings agree, or a later reading repeats an earlier one); the disagreement is
+  reported as ``FrameRejected``. While no code has been read twice, the general poll is
+  re-sent, up to ``CONFIRM_EXTRA_SENDS`` sends beyond ``max_sends``: a machine that heard a
+  re-send flipped into a poll to another address took it as an implied ACK and moved on to
+  its next exception (issue 12), and that new answer is confirmed rather than dropped and
+  then acknowledged by a sync poll. When the sends run out, or meet silence, nothing is
+  reported but ``FrameRejected`` and ``PollFailed``: a byte that cannot be confirmed is line
+  noise as far as the host can tell (a real alarm flipped to ``00`` is lost the same way, so
+  dropping it adds no new failure mode). With
   ``confirm_undefined`` (the default) every code that is not in the reference's exception
   table (SAS §3.11) is confirmed the same way: ``5E`` is ``1E`` with one bit flipped.
   ``ExceptionReported.defined`` says whether a confirmed code is in the table.
@@ -140,6 +144,8 @@ __all__ = [
 ]
 
 _NEED_MORE = -1
+#: sends beyond ``max_sends`` while an exception byte is being confirmed (module docstring)
+CONFIRM_EXTRA_SENDS = 2
 
 
 class HostProtocol:
@@ -386,6 +392,11 @@ class HostProtocol:
         self._move(PollTrigger.BAD_BYTES)
         self._bad = reason
 
+    def _send_limit(self) -> int:
+        """Sends allowed for the poll in flight: more while an exception is confirmed."""
+        confirming = self._readings and self.max_sends > 1
+        return self.max_sends + (CONFIRM_EXTRA_SENDS if confirming else 0)
+
     def _needs_confirming(self, code: int) -> bool:
         return code in self.confirm_exceptions or (
             # SAS §3.11: a byte outside the table is most likely a defined code with a bit
@@ -433,18 +444,17 @@ class HostProtocol:
         """One more reading of an exception byte that needs confirming (see module doc)."""
         readings = self._readings
         readings.append(code)
-        agreed = len(readings) == 2 and readings[0] == readings[1]
+        agreed = code in readings[:-1]  # read twice (SAS §3.5: re-sends repeat the answer)
         if len(readings) == 2 and not agreed:
             self._events.append(FrameRejected(FramingError(
                 f"exception {readings[0]:02X} not confirmed: {readings[1]:02X} on the re-send",
                 bytes(readings))))
-        if not agreed and len(readings) < 3 and self._sends < self.max_sends:
+        if not agreed and self._sends < self._send_limit():
             self._move(PollTrigger.CONFIRM)
             self._queue_send(sync=False)  # SAS §3.5: the same poll again, an implied NACK
             return
-        if len(readings) == 1 or agreed or code in readings[:-1]:
-            # agreed, or the final NACK's reading is the majority (or, with max_sends 1,
-            # there is no second reading to be had)
+        if agreed or self.max_sends == 1:
+            # read twice (or, with max_sends 1, there is no second reading to be had)
             self._conclude()
             self._deliver(poll, ExceptionReply(code))
             return
@@ -507,7 +517,7 @@ class HostProtocol:
             self._failure(now)
         if not silent:
             self._all_silent = False
-        if self._sends < self.max_sends:
+        if self._sends < self._send_limit():
             # SAS §3.2: the same poll again asks the machine to re-send its reply.
             self._move(PollTrigger.CONFIRM if self._readings else PollTrigger.RESEND)
             self._queue_send(sync=False)

@@ -13,7 +13,10 @@ machine comes from the best meter it answers (:func:`bill_source`):
    exceptions 47-4E and 50 (one bill of the value in the code, non-RTE, §3.11) and 4F (a bill
    of a value the reference does not give) say what came in, and the drop says whether it
    really did: a bill is reported once drop movement pays for it, like a ticket record is
-   matched with the ticket-out meters (agent/derive/tickets.py).
+   matched with the ticket-out meters (agent/derive/tickets.py). Where the machine answers
+   LP 48 (last accepted bill, §3.9), asked for after each bill exception, the bill
+   acceptor's own report values the bill (:func:`last_bill`); so does the denomination code
+   an RTE 4F frame carries (§3.12).
 
 For sources 1-3 the interpreter reports ``billAccepted`` from the meter delta itself and the
 exceptions are only triggers. For source 4 this module keeps the ledger, pure functions over
@@ -21,8 +24,9 @@ exceptions are only triggers. For source 4 this module keeps the ledger, pure fu
 
 - a bill exception waits (``bills_pending``) for drop movement; drop movement not yet claimed
   is the *drop credit*;
-- pending bills of known value claim the credit oldest first; 4F bills (value unknown) share
-  what is left; claimed bills become one ``billAccepted`` (``source: "exception"``);
+- pending bills of known value claim the credit oldest first; 4F bills (value unknown: no
+  LP 48 answer) share what is left; claimed bills become one ``billAccepted`` (``source:
+  "lastBill"`` when LP 48 valued every one of them, else ``"exception"``);
 - a pending bill that a read begun after it cannot pay for is no money: a garbled byte (bill
   codes carry no CRC outside RTE, §3.4) or a repeat, and it is dropped;
 - drop credit no bill claims within ``settle`` seconds becomes ``unexplainedMeterChange``
@@ -38,6 +42,7 @@ from typing import Any
 from agent.derive.exceptions_map import code_text
 from agent.derive.meters import BILL_COUNT_VALUES_CENTS, Meter, meter_name
 from agent.derive.state import MachineState
+from agent.observations import LastBillRead
 from api.events import Event, utc_timestamp
 
 #: Non-RTE bill-accepted exceptions and the bill each reports, in cents (reference §3.11:
@@ -47,6 +52,18 @@ BILL_EXCEPTION_CENTS: dict[int, int | None] = {
     0x47: 100, 0x48: 500, 0x49: 1_000, 0x4A: 2_000, 0x4B: 5_000, 0x4C: 10_000,
     0x4D: 200, 0x4E: 50_000, 0x50: 20_000, 0x4F: None,
 }
+
+#: Bill denomination codes of LP 48 and the RTE 4F frame -> face value in cents. The codes run
+#: in the order of the bill-count meters 40-57 (reference §3.10: $1, $2, $5, $10, $20, $25,
+#: $50, $100, ...), code 00 = $1, as the emulator sends them; the reference names the field
+#: (§3.9, §3.12) but gives no code table, so a code outside this one values no bill (the drop
+#: decides, as for 4F).
+BILL_DENOMINATION_CENTS: dict[int, int] = {
+    code - min(BILL_COUNT_VALUES_CENTS): cents
+    for code, cents in sorted(BILL_COUNT_VALUES_CENTS.items())
+}
+#: how a pending bill was valued, in ``bills_pending`` entries (``"by"``)
+BY_LAST_BILL = "LP 48"
 
 #: meters that value bills by themselves (sources 1-3 above)
 BILL_VALUE_METERS: frozenset[int] = frozenset({Meter.BILLS, Meter.BILL_DOLLARS,
@@ -85,13 +102,51 @@ def metered_bills(m: MachineState, moved: Mapping[int, int]) -> tuple[int, dict[
     return None
 
 
-def seen(m: MachineState, code: int, at: float) -> MachineState:
+def drop_only(m: MachineState) -> bool:
+    """The drop is the machine's only bill meter (or no meter is known yet): bill exceptions
+    and LP 48 say which bills came in."""
+    return bill_source(m.baseline) in (None, "totalDrop")
+
+
+def seen(m: MachineState, code: int, at: float,
+         fields: Mapping[str, Any] | None = None) -> MachineState:
     """A bill-accepted exception. Kept only where the drop is the machine's only bill meter
-    (or no meter is known yet): elsewhere the bill meters are read and say it all."""
-    if bill_source(m.baseline) not in (None, "totalDrop") or code not in BILL_EXCEPTION_CENTS:
+    (or no meter is known yet): elsewhere the bill meters are read and say it all. An RTE
+    4F frame's denomination code (reference §3.12) values the bill."""
+    if not drop_only(m) or code not in BILL_EXCEPTION_CENTS:
         return m
-    bill = {"cents": BILL_EXCEPTION_CENTS[code], "code": code_text(code), "at": at}
+    cents = BILL_EXCEPTION_CENTS[code]
+    denomination = (fields or {}).get("denomination_code")
+    if isinstance(denomination, int) and denomination in BILL_DENOMINATION_CENTS:
+        cents = BILL_DENOMINATION_CENTS[denomination]
+    bill = {"cents": cents, "code": code_text(code), "at": at}
     return replace(m, bills_pending=(*m.bills_pending, bill))
+
+
+def last_bill(m: MachineState, obs: LastBillRead) -> MachineState:
+    """LP 48 answered: the bill acceptor's report of its last bill values the newest pending
+    bills not yet valued by it, as many as that denomination's lifetime count moved since the
+    last report (one when there was none), among those of unknown value (4F) or of that face.
+
+    A report whose count did not move values nothing (a repeated read, or a bill exception
+    that was a garbled byte); a denomination code outside the table values nothing either."""
+    face = BILL_DENOMINATION_CENTS.get(obs.denomination_code)
+    code = obs.denomination_code
+    before = m.bill_counts.get(code)
+    counts = {**m.bill_counts, code: obs.bill_count}
+    if face is None or obs.bill_count == 0 or not drop_only(m):
+        return replace(m, bill_counts=counts)
+    new = 1 if before is None else obs.bill_count - before
+    pending = list(m.bills_pending)
+    for index in reversed(range(len(pending))):
+        if new <= 0:
+            break
+        bill = pending[index]
+        if bill.get("by") == BY_LAST_BILL or bill["cents"] not in (None, face):
+            continue
+        pending[index] = {**bill, "cents": face, "by": BY_LAST_BILL}
+        new -= 1
+    return replace(m, bills_pending=tuple(pending), bill_counts=counts)
 
 
 def meters_read(m: MachineState, *, moved: Mapping[int, int],
@@ -165,7 +220,8 @@ def _accepted(m: MachineState, claimed: list[Mapping[str, Any]], amount_unknown:
             bills[str(face)] = bills.get(str(face), 0) + 1
         data["bills"] = bills
     data.update({
-        "source": "exception",
+        "source": ("lastBill" if all(b.get("by") == BY_LAST_BILL for b in claimed)
+                   else "exception"),
         "codes": [b["code"] for b in claimed],
         "meters": {meter_name(Meter.TOTAL_DROP): [m.drop_credit_from,
                                                   m.baseline[Meter.TOTAL_DROP]]},

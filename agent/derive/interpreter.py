@@ -66,6 +66,7 @@ from agent.observations import (
     GameLockRead,
     HandpayInfoRead,
     HostLockChanged,
+    LastBillRead,
     LinkDown,
     LinkUp,
     MachineIdentified,
@@ -87,6 +88,7 @@ from agent.reads import (
     ReadGameLock,
     ReadHandpay,
     ReadIdentity,
+    ReadLastBill,
     ReadMeters,
     ReadRequest,
     ReadTicket,
@@ -190,6 +192,8 @@ class Interpreter:
                 self._handpay_info(step, obs)
             case TicketValidationRead():
                 self._ticket(step, obs)
+            case LastBillRead():
+                step.machine = bills.last_bill(step.machine, obs)
             case ClockRead():
                 self._clock(step, obs)
             case GameLockRead():
@@ -361,8 +365,11 @@ class Interpreter:
             step.read(ReadMeters(address, "game_end", GAME_END_METERS))
         elif code in BILL_ACCEPTED:
             # a trigger; on a machine whose only bill meter is the drop, also the bill's
-            # value, matched with the drop movement (agent/derive/bills.py)
-            step.machine = bills.seen(m, code, step.at)
+            # value, matched with the drop movement (agent/derive/bills.py), and LP 48 asked
+            # for: the bill acceptor's own report values the bill (reference §3.9)
+            step.machine = bills.seen(m, code, step.at, fields)
+            if bills.drop_only(m):
+                step.read(ReadLastBill(address))
             step.read(ReadMeters(address, "bill", BILL_METERS))
         elif code == Exc.GAME_STARTED:
             self._game_started(step, fields)

@@ -73,6 +73,9 @@ class MachineState:
     drop_credit: int = 0
     drop_credit_since: float | None = None
     drop_credit_from: int | None = None
+    # LP 48 (last accepted bill, reference §3.9): the lifetime count of each bill
+    # denomination code as last reported, so a repeated report values no bill twice.
+    bill_counts: Mapping[int, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +108,7 @@ class MachineState:
             "dropCredit": self.drop_credit,
             "dropCreditSince": self.drop_credit_since,
             "dropCreditFrom": self.drop_credit_from,
+            "billCounts": _codes_to_json(self.bill_counts),
         }
 
     @classmethod
@@ -150,6 +154,7 @@ class MachineState:
             drop_credit=int(data.get("dropCredit", 0)),
             drop_credit_since=float(drop_since) if drop_since is not None else None,
             drop_credit_from=int(drop_from) if drop_from is not None else None,
+            bill_counts=_codes_from_json(data.get("billCounts", {})),
         )
 
 

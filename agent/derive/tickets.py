@@ -1,7 +1,8 @@
 """The ticket ledger: ``ticketPrinted`` events whose amounts add up to the ticket-out meters.
 
 A printed ticket reaches the agent two ways: its validation record (exception 3D, then LP 4D:
-amount, validation number) and the ticket-out meters 0E (cashable) and 10 (restricted), in
+amount, validation number; LP 3D on a machine with standard validation only, reference
+§3.9b) and the ticket-out meters 0E (cashable) and 10 (restricted), in
 cents, which the machine moves when it prints (sas-protocol.md §3.10). The record says which
 ticket; the meter says how much money left, and is the truth (docs/events.md, "Money").
 Either can go missing on its own: a 3D lost in an exception-queue overflow or a crash
@@ -85,6 +86,8 @@ def record_read(m: MachineState, obs: TicketValidationRead, player_id: str | Non
         "playerId": player_id,
         "readAt": obs.at,
     }
+    if obs.poll != "LP 4D":
+        record["source"] = obs.poll  # LP 3D: standard validation (reference §3.9b)
     m = replace(m, last_ticket=number)
     if obs.validation_type not in TICKET_OUT_TYPES:
         return [_printed(obs.at, record, metered=False)], m, False

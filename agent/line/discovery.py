@@ -227,11 +227,22 @@ def meter_poll(code: int, ignored: Set[int], lacking: Set[int] = frozenset()) ->
     return None if legacy is None else f"LP {legacy:02X}"
 
 
+def ticket_records(ignored: Set[int]) -> str | None:
+    """The poll that reads a cash-out ticket's record: LP 4D, else LP 3D (standard
+    validation, reference §3.9b), else None."""
+    if 0x4D not in ignored:
+        return "LP 4D"
+    if 0x3D not in ignored:
+        return "LP 3D"
+    return None
+
+
 def money_sources(ignored: Set[int], lacking: Set[int] = frozenset()) -> dict[str, str]:
     """Per money class, the meters (and polls) it is counted from on this machine, or
     ``"not metered"``: the ``diag`` fact "which money it can meter, and from what". A machine
     without LP 2F/6F counts bills by LP 46 (0B), else LP 20 (dollars), else LP 1E (counts),
-    else by the drop and the bill exceptions."""
+    else by the drop and the bill exceptions, valued by LP 48 where it answers it."""
+    records = ticket_records(ignored)
     out: dict[str, str] = {}
     for money, codes in _MONEY_METERS.items():
         found = [(code, poll) for code in codes
@@ -244,13 +255,15 @@ def money_sources(ignored: Set[int], lacking: Set[int] = frozenset()) -> dict[st
         parts = [f"{meter_name(code)} ({poll})" for code, poll in found]
         if money == "bills" and found[0][0] == Meter.TOTAL_DROP:
             parts.append("exceptions 47-4F")
-        elif money == "ticketsOut":
-            parts.append("LP 4D records")
+            if 0x48 not in ignored:
+                parts.append("LP 48")
+        elif money == "ticketsOut" and records is not None:
+            parts.append(f"{records} records")
         elif money == "handpays":
             parts.append("LP 1B")
         out[money] = " + ".join(parts)
-    if out["ticketsOut"] == "not metered" and "cashouts" in out and out["cashouts"] != (
-            "not metered"):
-        out["ticketsOut"] = f"LP 4D records matched with {out['cashouts']}"
+    if (out["ticketsOut"] == "not metered" and records is not None
+            and out["cashouts"] != "not metered"):
+        out["ticketsOut"] = f"{records} records matched with {out['cashouts']}"
     return out
 

@@ -109,7 +109,7 @@ class LineProcessError(Exception):
 
 def open_line(config: Config) -> Transport:
     """The serial line ``config.serial`` names (the daemon's default transport factory)."""
-    from agent.ops.diagnostics import transport_options
+    from agent.line.port import transport_options
     from drivers import open_transport
 
     port = config.serial.port

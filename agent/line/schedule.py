@@ -9,7 +9,9 @@ long polls is organised in *jobs*, each a short sequence of polls that ends in o
   LP 0E 01 or 0E 00 (RTE as configured), 54, 1F, 51, 55, 56, 53 / B5 per game (bounded),
   7E and, when allowed and the skew is too large, 7F; then a full meter snapshot;
 - meter reads asked for by the interpreter (``ReadMeters``; pending reads of the same game
-  merge into one), LP 1B after 51, LP 4D after 3D / 3E, identification after 3C / A2;
+  merge into one), LP 1B after 51, LP 4D after 3D / 3E (LP 3D on a machine that ignores
+  LP 4D: standard validation, reference §3.9b), LP 48 after a bill exception on a machine
+  with no bill meter (§3.9), identification after 3C / A2;
 - a full meter snapshot every ``snapshot_interval_s``;
 - a read (meters, LP 1B, LP 4D) whose poll failed is not given up: the same poll is tried
   again after a backoff (:func:`agent.reads.read_retry_delays`), for as long as the link is
@@ -43,7 +45,13 @@ from agent.config import PollConfig
 from agent.line.commands import CommandKind, CommandResult, MachineCommand
 from agent.line.discovery import Identity, clock_read
 from agent.line.meter_reads import FULL_SNAPSHOT_CODES, MeterRead, meter_key
-from agent.line.replies import game_lock_read, handpay_read, ticket_read
+from agent.line.replies import (
+    cashout_ticket_read,
+    game_lock_read,
+    handpay_read,
+    last_bill_read,
+    ticket_read,
+)
 from agent.observations import (
     GAME_LOCK_PENDING,
     GAME_LOCKED,
@@ -57,6 +65,7 @@ from agent.reads import (
     ReadGameLock,
     ReadHandpay,
     ReadIdentity,
+    ReadLastBill,
     ReadMeters,
     ReadRequest,
     ReadTicket,
@@ -76,6 +85,7 @@ from sas_protocol.messages.requests import (
     GameCountRequest,
     HandpayInfoRequest,
     HandpayResetMethodRequest,
+    LastBillRequest,
     LockRequest,
     MachineInfoRequest,
     RealTimeReportingRequest,
@@ -95,8 +105,10 @@ from sas_protocol.messages.responses import (
     EnhancedValidationReply,
     HandpayInfoReply,
     HandpayResetReply,
+    LastBillReply,
     Reply,
 )
+from sas_protocol.messages.ticket_info import CashoutTicketReply, CashoutTicketRequest
 
 T = TypeVar("T")
 
@@ -332,15 +344,19 @@ def set_clock_request(at: float) -> SetDateTimeRequest:
 
 
 class SingleReadJob(SequenceJob):
-    """LP 1B or LP 4D, read once, turned into its observation."""
+    """LP 1B, LP 4D or LP 48, read once, turned into its observation. ``fallbacks`` are sent
+    only when the machine ignores the poll (remembered in ``Memory.ignored``, like the meter
+    stepdown): LP 3D after LP 4D, so a machine with standard validation only (reference
+    §3.9b: no LP 4D) still has its cash-out tickets read."""
 
-    def __init__(self, address: int, poll: Request) -> None:
-        super().__init__(address, [poll])
+    def __init__(self, address: int, poll: Request, *fallbacks: Request) -> None:
+        super().__init__(address, [poll, *fallbacks])
         self.kind = poll.command
         self._out: list[Observation] = []
 
     def reply(self, poll: Request, reply: Reply, memory: Memory, at: float) -> list[Observation]:
         self._done_with()
+        self._polls.clear()  # answered: the fallbacks are not needed
         if isinstance(reply, HandpayInfoReply):
             read = handpay_read(reply, address=self.address, at=at,
                                 denomination_cents=memory.denomination_cents)
@@ -351,6 +367,10 @@ class SingleReadJob(SequenceJob):
             self._out.append(game_lock_read(reply, address=self.address, at=at))
         elif isinstance(reply, EnhancedValidationReply):
             self._out.append(ticket_read(reply, address=self.address, at=at))
+        elif isinstance(reply, CashoutTicketReply):
+            self._out.append(cashout_ticket_read(reply, address=self.address, at=at))
+        elif isinstance(reply, LastBillReply):
+            self._out.append(last_bill_read(reply, address=self.address, at=at))
         return []
 
     def unsupported(self, poll: Request, memory: Memory, at: float) -> list[Observation]:
@@ -363,6 +383,12 @@ class SingleReadJob(SequenceJob):
 
     def finish(self, memory: Memory, at: float) -> list[Observation]:
         return self._out
+
+
+def ticket_read_job(address: int) -> SingleReadJob:
+    """LP 4D (current record), or LP 3D where the machine ignores LP 4D (reference §3.9b:
+    standard validation answers 3D; the 4-byte validation number is the majority layout)."""
+    return SingleReadJob(address, EnhancedValidationRequest(0), CashoutTicketRequest())
 
 
 class GameLockJob(SingleReadJob):
@@ -535,7 +561,7 @@ class MachineSchedule(Generic[T]):
         self._routine.append(IdentifyJob(self.address, rte=self.rte, poll=self.config))
         # LP 4D (current) again: a ticket whose 4D reply died with a crashed agent is read
         # once more (the interpreter drops a validation number it already reported)
-        self._routine.append(SingleReadJob(self.address, EnhancedValidationRequest(0)))
+        self._routine.append(ticket_read_job(self.address))
         self._routine.append(MeterReadJob(self.address, (), "discovery"))
         self._next_snapshot = now + self.config.snapshot_interval_s
 
@@ -573,8 +599,10 @@ class MachineSchedule(Generic[T]):
                     self._before_meter_reads(SingleReadJob(self.address, HandpayInfoRequest()))
             case ReadTicket():
                 if not any(isinstance(j, SingleReadJob) and j.kind == 0x4D for j in queued):
-                    self._before_meter_reads(
-                        SingleReadJob(self.address, EnhancedValidationRequest(0)))
+                    self._before_meter_reads(ticket_read_job(self.address))
+            case ReadLastBill():
+                if not any(isinstance(j, SingleReadJob) and j.kind == 0x48 for j in queued):
+                    self._before_meter_reads(SingleReadJob(self.address, LastBillRequest()))
             case ReadGameLock():
                 if not any(isinstance(j, GameLockJob) for j in queued):
                     self._before_meter_reads(

@@ -29,7 +29,9 @@ from sas_protocol.host import (
 )
 from sas_protocol.messages.meters import MeterReply
 from sas_protocol.messages.requests import (
+    EnhancedValidationRequest,
     GeneralPoll,
+    LastBillRequest,
     MachineInfoRequest,
     MetersRequest,
     Poll,
@@ -262,6 +264,8 @@ def probe_line(
         if credits is not None:
             facts.credits = credits.meters.get(0x0C)
         _read_main_meters(facts, long_poll)
+        if "LP 2F" in facts.ignored_polls:
+            _probe_legacy_money(long_poll)
     except TransportError as exc:
         facts.general_poll_error = facts.general_poll_error or f"transport failed: {exc}"
     return finish()
@@ -285,6 +289,19 @@ def _read_main_meters(facts: LineFacts, long_poll: Callable[[Poll], list[HostEve
                 found.update(reply.meters)
     facts.meters = {meter_name(code): value for code, value in sorted(found.items())
                     if code in MAIN_METERS}
+
+
+def _probe_legacy_money(long_poll: Callable[[Poll], list[HostEvent]]) -> None:
+    """On a machine without LP 2F, the polls its money sources depend on (the ignored ones
+    land in ``ignored_polls``): the bill meter polls 46, 20, 1E, LP 48 (last accepted bill)
+    and LP 4D FF (look-ahead: reads a ticket record without marking it read, reference
+    §3.9). LP 3D is not probed: on a machine with standard validation reading it may
+    service a pending 3D, so diag assumes it where LP 4D is ignored."""
+    for command in (0x46, 0x20, 0x1E):
+        if _reply(long_poll(MetersRequest(command)), MeterReply) is not None:
+            break
+    long_poll(LastBillRequest())
+    long_poll(EnhancedValidationRequest(0xFF))
 
 
 def line_facts_port_error(port: str, address: int, error: BaseException) -> LineFacts:

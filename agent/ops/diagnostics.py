@@ -21,27 +21,33 @@ send them over the control socket unchanged:
 
 :func:`build_report` turns the facts into :class:`Check` rows (``ok``, ``warn``, ``fail`` or
 ``skip``, with a hint for anything not ok); :func:`render_table` and :meth:`Report.to_json`
-print them. The exit code is 1 when any check failed. The facts are gathered by
-:mod:`agent.ops.diag_line` (the line: facts and the direct probe) and :mod:`agent.ops.diag_uplink`
-(the hub); this module holds the rules that judge them.
+print them (the report model and its rendering: :mod:`agent.ops.diag_report`). The exit code
+is 1 when any check failed. The facts are gathered by :mod:`agent.ops.diag_line` (the line:
+facts and the direct probe) and :mod:`agent.ops.diag_uplink` (the hub); this module holds the
+rules that judge them.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from agent import __version__
 from agent.derive.meters import meter_name
 from agent.line.discovery import money_sources
 from agent.ops.diag_line import (
     MAIN_METERS,
     LineFacts,
     probe_line,
+)
+from agent.ops.diag_report import (
+    CHECK_IDS,
+    Check,
+    CheckStatus,
+    Report,
+    make_check,
+    render_table,
 )
 from agent.ops.diag_uplink import probe_uplink
 
@@ -60,89 +66,6 @@ __all__ = [
     "render_table",
 ]
 
-
-
-class CheckStatus(enum.StrEnum):
-    OK = "ok"
-    WARN = "warn"  # works, but worth a look; does not fail the run
-    FAIL = "fail"
-    SKIP = "skip"  # not run: not configured, or an earlier step failed
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One row of the report. ``hint`` says where to look when the status is not ok."""
-
-    id: str
-    title: str
-    status: CheckStatus
-    detail: str
-    hint: str | None = None
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "status": self.status.value,
-                "detail": self.detail, "hint": self.hint, "data": dict(self.data)}
-
-
-#: Every check, in report order (the JSON report always has all of them).
-CHECK_IDS: tuple[tuple[str, str], ...] = (
-    ("serial_port", "serial port opens"),
-    ("general_poll", "general poll answered"),
-    ("sas_version", "SAS version and serial number (LP 54)"),
-    ("machine_info", "machine info and denomination (LP 1F)"),
-    ("meters", "credits and main meters"),
-    ("ignored_polls", "long polls the machine ignores"),
-    ("link_errors", "link errors and last frames"),
-    ("outbox", "outbox depth, oldest unacknowledged, health"),
-    ("uplink_dns", "uplink: DNS"),
-    ("uplink_tcp", "uplink: TCP connect"),
-    ("uplink_tls", "uplink: TLS certificate"),
-    ("uplink_auth", "uplink: authentication"),
-    ("clock_skew", "clock skew against the hub"),
-    ("daemon", "agent daemon"),
-)
-_TITLES = dict(CHECK_IDS)
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """The checks, where the line facts came from (``daemon`` or ``direct``) and when."""
-
-    checks: tuple[Check, ...]
-    source: str
-    terminal_id: str
-    generated_at: float
-
-    @property
-    def ok(self) -> bool:
-        return not any(c.status is CheckStatus.FAIL for c in self.checks)
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
-
-    def check(self, check_id: str) -> Check:
-        for c in self.checks:
-            if c.id == check_id:
-                return c
-        raise KeyError(check_id)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "source": self.source,
-            "terminalId": self.terminal_id,
-            "version": __version__,
-            "generatedAt": self.generated_at,
-            "checks": [c.to_json() for c in self.checks],
-        }
-
-
-def _check(check_id: str, status: CheckStatus, detail: str, hint: str | None = None,
-           **data: Any) -> Check:
-    return Check(check_id, _TITLES[check_id], status, detail,
-                 hint if status is not CheckStatus.OK else None, data)
 
 
 # ------------------------------------------------------------------------------ outbox
@@ -213,27 +136,27 @@ _SKIP_LINE = "the machine did not answer a general poll"
 def _line_checks(line: LineFacts | None) -> list[Check]:
     ids = [cid for cid, _ in CHECK_IDS[:7]]
     if line is None:
-        return [_check(cid, CheckStatus.SKIP, "line not checked") for cid in ids]
+        return [make_check(cid, CheckStatus.SKIP, "line not checked") for cid in ids]
     out: list[Check] = []
     if not line.port_opened:
         error = line.port_error or "cannot open"
-        out.append(_check(
+        out.append(make_check(
             "serial_port", CheckStatus.FAIL, f"{line.port}: {error}",
             _port_hint(line.port, error), port=line.port))
-        out.extend(_check(cid, CheckStatus.SKIP, "the serial port did not open")
+        out.extend(make_check(cid, CheckStatus.SKIP, "the serial port did not open")
                    for cid in ids[1:])
         return out
-    out.append(_check("serial_port", CheckStatus.OK, f"{line.port} opened", port=line.port))
+    out.append(make_check("serial_port", CheckStatus.OK, f"{line.port} opened", port=line.port))
     if not line.general_poll_ok:
-        out.append(_check(
+        out.append(make_check(
             "general_poll", CheckStatus.FAIL,
             f"no answer at SAS address {line.address}: {line.general_poll_error or 'silence'}",
             "check the address in the machine's SAS menu against machines[].address; the "
             "cable (TX/RX swapped, ground); that the SAS port is enabled on the machine; "
             "19200 baud", address=line.address))
-        out.extend(_check(cid, CheckStatus.SKIP, _SKIP_LINE) for cid in ids[2:5])
+        out.extend(make_check(cid, CheckStatus.SKIP, _SKIP_LINE) for cid in ids[2:5])
     else:
-        out.append(_check("general_poll", CheckStatus.OK,
+        out.append(make_check("general_poll", CheckStatus.OK,
                           f"the machine at SAS address {line.address} answers",
                           address=line.address))
         out.append(_sas_version_check(line))
@@ -280,10 +203,10 @@ def _sas_version_check(line: LineFacts) -> Check:
     if line.sas_version is None:
         status = "ignored" if "LP 54" in line.ignored_polls else line.failed_polls.get(
             "LP 54", "no reply")
-        return _check("sas_version", CheckStatus.FAIL, f"LP 54 not answered ({status})",
+        return make_check("sas_version", CheckStatus.FAIL, f"LP 54 not answered ({status})",
                       "a machine that answers general polls but not long polls: host control "
                       "may be disabled in the machine's SAS settings")
-    return _check("sas_version", CheckStatus.OK,
+    return make_check("sas_version", CheckStatus.OK,
                   f"SAS {line.sas_version[:1]}.{line.sas_version[1:]}, serial number "
                   f"{line.serial_number or '(none)'}",
                   sasVersion=line.sas_version, serialNumber=line.serial_number)
@@ -292,17 +215,17 @@ def _sas_version_check(line: LineFacts) -> Check:
 def _machine_info_check(line: LineFacts) -> Check:
     info = line.machine_info
     if info is None:
-        return _check("machine_info", CheckStatus.FAIL, "LP 1F not answered",
+        return make_check("machine_info", CheckStatus.FAIL, "LP 1F not answered",
                       "host control may be disabled in the machine's SAS settings")
     cents = info.get("denominationCents")
     code = info.get("denominationCode")
     detail = (f"game {info.get('gameId')}, paytable {info.get('paytableId')}, denomination"
               + ("" if code is None else f" code {code:02X}"))
     if not cents:
-        return _check("machine_info", CheckStatus.WARN, f"{detail} (no money value)",
+        return make_check("machine_info", CheckStatus.WARN, f"{detail} (no money value)",
                       "set the accounting denomination on the machine; money events wait "
                       "for it", **info)
-    return _check("machine_info", CheckStatus.OK, f"{detail} = {cents} ¢ per credit",
+    return make_check("machine_info", CheckStatus.OK, f"{detail} = {cents} ¢ per credit",
                   **info)
 
 
@@ -326,23 +249,23 @@ def _meters_check(line: LineFacts) -> Check:
     data: dict[str, Any] = {"credits": line.credits, "meters": line.meters,
                             "moneySources": sources}
     if len(missing) == len(wanted):
-        return _check("meters", CheckStatus.FAIL, detail,
+        return make_check("meters", CheckStatus.FAIL, detail,
                       "no main meter is readable: money cannot be tracked; see the ignored "
                       "long polls", **data)
     if missing or line.credits is None:
         what = ", ".join(missing) if missing else "current credits (LP 1A)"
-        return _check("meters", CheckStatus.WARN, f"{detail}; missing {what}",
+        return make_check("meters", CheckStatus.WARN, f"{detail}; missing {what}",
                       "the machine ignores these meter polls; see the ignored long polls",
                       **data)
-    return _check("meters", CheckStatus.OK, detail, **data)
+    return make_check("meters", CheckStatus.OK, detail, **data)
 
 
 def _ignored_check(line: LineFacts) -> Check:
     if not line.general_poll_ok:
-        return _check("ignored_polls", CheckStatus.SKIP, _SKIP_LINE)
+        return make_check("ignored_polls", CheckStatus.SKIP, _SKIP_LINE)
     if not line.ignored_polls:
-        return _check("ignored_polls", CheckStatus.OK, "none", ignored=[])
-    return _check("ignored_polls", CheckStatus.WARN, ", ".join(line.ignored_polls),
+        return make_check("ignored_polls", CheckStatus.OK, "none", ignored=[])
+    return make_check("ignored_polls", CheckStatus.WARN, ", ".join(line.ignored_polls),
                   "expected for older SAS versions; a long list on a recent machine means a "
                   "vendor quirk flag may be needed", ignored=line.ignored_polls)
 
@@ -356,31 +279,31 @@ def _link_check(line: LineFacts) -> Check:
               + (", ".join(f"{k} {v}" for k, v in errors.items()) or "no errors"))
     data: dict[str, Any] = {"counters": dict(c), "lastFrames": list(line.last_frames)}
     if line.general_poll_ok and (errors.get("crc") or errors.get("badFrames")):
-        return _check("link_errors", CheckStatus.WARN, detail,
+        return make_check("link_errors", CheckStatus.WARN, detail,
                       "CRC errors or bad frames: cabling, ground, a second host on the line, "
                       "parity handling of the USB adapter", **data)
     if not line.general_poll_ok:
-        return _check("link_errors", CheckStatus.FAIL, detail + (
+        return make_check("link_errors", CheckStatus.FAIL, detail + (
             "; last frames: " + " | ".join(frames[-4:]) if frames else ""),
             "timeouts: the SAS address or the cable; rx frames that never come mean the "
             "machine does not hear the host", **data)
-    return _check("link_errors", CheckStatus.OK, detail, **data)
+    return make_check("link_errors", CheckStatus.OK, detail, **data)
 
 
 def _outbox_check(outbox: Mapping[str, Any] | None) -> Check:
     if outbox is None:
-        return _check("outbox", CheckStatus.SKIP, "outbox not checked")
+        return make_check("outbox", CheckStatus.SKIP, "outbox not checked")
     if not outbox.get("exists", False):
-        return _check("outbox", CheckStatus.WARN, f"no outbox at {outbox.get('path')}",
+        return make_check("outbox", CheckStatus.WARN, f"no outbox at {outbox.get('path')}",
                       "the daemon creates it at its first start; check outbox.path and that "
                       "the state directory exists", **outbox)
     if outbox.get("error") or outbox.get("quickCheck") not in (None, "ok"):
-        return _check("outbox", CheckStatus.FAIL,
+        return make_check("outbox", CheckStatus.FAIL,
                       f"{outbox.get('path')}: {outbox.get('error') or outbox.get('quickCheck')}",
                       "the file is damaged: the daemon moves it aside at start and raises an "
                       "outboxFault alert; keep the moved file for the audit", **outbox)
     if outbox.get("ownerMismatch"):
-        return _check("outbox", CheckStatus.FAIL,
+        return make_check("outbox", CheckStatus.FAIL,
                       f"{outbox.get('path')} belongs to terminal {outbox.get('terminalId')!r}, "
                       f"not {outbox.get('expectedTerminalId')!r}: slot-agent run refuses to start",
                       "terminal_id must be the one this outbox was created for; a PC moved to "
@@ -391,15 +314,15 @@ def _outbox_check(outbox: Mapping[str, Any] | None) -> Check:
               + ("none" if age is None else f"{age:.0f} s old")
               + f", quick_check {outbox.get('quickCheck')}")
     if outbox.get("recoveredFrom"):
-        return _check("outbox", CheckStatus.WARN,
+        return make_check("outbox", CheckStatus.WARN,
                       f"{detail}; recovered from {outbox['recoveredFrom']}",
                       "the previous file was damaged and moved aside (outboxFault alert)",
                       **outbox)
     if age is not None and age > 600:
-        return _check("outbox", CheckStatus.WARN, detail,
+        return make_check("outbox", CheckStatus.WARN, detail,
                       "events wait more than 10 minutes: is the uplink connected and the hub "
                       "acknowledging? (hub logs)", **outbox)
-    return _check("outbox", CheckStatus.OK, detail, **outbox)
+    return make_check("outbox", CheckStatus.OK, detail, **outbox)
 
 
 _UPLINK_HINTS = {
@@ -422,9 +345,10 @@ def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str,
                    max_skew_s: float) -> list[Check]:
     ids = ("uplink_dns", "uplink_tcp", "uplink_tls", "uplink_auth")
     if uplink is None:
-        return [_check(cid, CheckStatus.SKIP, "uplink not checked") for cid in (*ids, "clock_skew")]
+        return [make_check(cid, CheckStatus.SKIP, "uplink not checked")
+                for cid in (*ids, "clock_skew")]
     if not uplink.get("configured"):
-        return [_check(cid, CheckStatus.SKIP,
+        return [make_check(cid, CheckStatus.SKIP,
                        "uplink.url is not set: events stay in the outbox")
                 for cid in (*ids, "clock_skew")]
     out: list[Check] = []
@@ -434,9 +358,9 @@ def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str,
         detail = str(result.get("detail", ""))
         ok = result.get("ok")
         if failed:
-            out.append(_check(cid, CheckStatus.SKIP, "an earlier step failed"))
+            out.append(make_check(cid, CheckStatus.SKIP, "an earlier step failed"))
         elif ok is True and cid == "uplink_auth" and result.get("actionsRejected"):
-            out.append(_check(cid, CheckStatus.WARN, detail,
+            out.append(make_check(cid, CheckStatus.WARN, detail,
                               "the hub had actions queued for this terminal while the agent "
                               "was not running; diag answered them rejected (not executed): "
                               "start the agent, then send them again",
@@ -444,30 +368,28 @@ def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str,
         elif ok is True:
             if cid == "uplink_auth" and daemon_uplink is not None:
                 detail += f"; the daemon's session: {daemon_uplink.get('state', 'unknown')}"
-            out.append(_check(cid, CheckStatus.OK, detail))
+            out.append(make_check(cid, CheckStatus.OK, detail))
         elif ok is None:
             status = CheckStatus.WARN if cid == "uplink_tls" else CheckStatus.SKIP
-            out.append(_check(cid, status, detail,
+            out.append(make_check(cid, status, detail,
                               "ws:// sends the token in clear text; use wss:// beyond a test "
                               "bench" if cid == "uplink_tls" else None))
         else:
             failed = True
             hint = (_WRONG_BINDING_HINT if result.get("verdict") == "forbidden"
                      else _UPLINK_HINTS[cid])
-            out.append(_check(cid, CheckStatus.FAIL, detail, hint,
-                              **({"verdict": result["verdict"]} if "verdict" in result else {})))
+            out.append(make_check(cid, CheckStatus.FAIL, detail, hint,
+                                  **({"verdict": result["verdict"]} if "verdict" in result
+                                     else {})))
     clock = uplink.get("clock") or {}
     skew = clock.get("skewS")
     if skew is None:
-        out.append(_check("clock_skew", CheckStatus.SKIP, str(clock.get("detail", ""))))
+        out.append(make_check("clock_skew", CheckStatus.SKIP, str(clock.get("detail", ""))))
     else:
         hint = "check timedatectl and NTP (systemd-timesyncd or chrony)"
-        if abs(skew) > max_skew_s:
-            out.append(_check("clock_skew", CheckStatus.FAIL, clock["detail"], hint, skewS=skew))
-        elif abs(skew) > 5:
-            out.append(_check("clock_skew", CheckStatus.WARN, clock["detail"], hint, skewS=skew))
-        else:
-            out.append(_check("clock_skew", CheckStatus.OK, clock["detail"], skewS=skew))
+        status = (CheckStatus.FAIL if abs(skew) > max_skew_s else
+                  CheckStatus.WARN if abs(skew) > 5 else CheckStatus.OK)
+        out.append(make_check("clock_skew", status, clock["detail"], hint, skewS=skew))
     return out
 
 
@@ -518,42 +440,7 @@ def daemon_state(error: BaseException | None, *, socket_path: str | None,
 def _daemon_check(daemon: Mapping[str, Any] | None) -> Check:
     if daemon is None or daemon.get("state") not in _DAEMON_CHECKS:
         detail = "not asked" if daemon is None else str(daemon.get("detail"))
-        return _check("daemon", CheckStatus.SKIP, detail)
+        return make_check("daemon", CheckStatus.SKIP, detail)
     status, hint = _DAEMON_CHECKS[str(daemon["state"])]
-    return _check("daemon", status, str(daemon.get("detail", "")), hint,
+    return make_check("daemon", status, str(daemon.get("detail", "")), hint,
                   state=daemon["state"])
-
-
-_MARK = {CheckStatus.OK: "ok", CheckStatus.WARN: "WARN", CheckStatus.FAIL: "FAIL",
-         CheckStatus.SKIP: "skip"}
-
-
-def render_table(report: Report) -> str:
-    """The human form: one line per check, the hint indented under it."""
-    width = max(len(c.title) for c in report.checks)
-    where = ("asked the running daemon over its control socket" if report.source == "daemon"
-             else "polled the machine directly (no daemon running)")
-    lines = [f"slot-agent diag for {report.terminal_id or '(no terminal id)'}: {where}", ""]
-    for c in report.checks:
-        lines.append(f"{_MARK[c.status]:<4}  {c.title:<{width}}  {c.detail}")
-        if c.hint:
-            lines.append(f"{'':<4}  {'':<{width}}  hint: {c.hint}")
-    failed = sum(1 for c in report.checks if c.status is CheckStatus.FAIL)
-    warned = sum(1 for c in report.checks if c.status is CheckStatus.WARN)
-    lines.append("")
-    lines.append("all checks passed" if report.ok and not warned else
-                 f"{failed} failed, {warned} warnings")
-    return "\n".join(lines)
-
-
-def transport_options(port: str, serial: Any) -> dict[str, Any]:
-    """Driver options for ``drivers.open_transport(port, **options)`` from ``config.serial``.
-
-    Only a real UART takes the line settings; tcp:// and pty: links carry the 9-bit encoding
-    and have no baud rate or parity to set (docs/sas-serial.md).
-    """
-    if port.startswith(("tcp://", "pty:")):
-        return {}
-    return {"baudrate": serial.baudrate,
-            "even_parity_after_address": serial.even_parity_after_address,
-            "parity_switch_delay_ms": serial.parity_switch_delay_ms}

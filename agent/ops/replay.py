@@ -32,7 +32,13 @@ from agent.derive.exceptions_map import CONFIRMED_CODES
 from agent.derive.interpreter import Interpreter
 from agent.derive.state import AgentState
 from agent.line.discovery import clock_read
-from agent.line.replies import game_lock_read, handpay_read, ticket_read
+from agent.line.replies import (
+    cashout_ticket_read,
+    game_lock_read,
+    handpay_read,
+    last_bill_read,
+    ticket_read,
+)
 from agent.observations import (
     ExceptionObserved,
     LinkDown,
@@ -66,9 +72,11 @@ from sas_protocol.messages.responses import (
     EnhancedValidationReply,
     GameCountReply,
     HandpayInfoReply,
+    LastBillReply,
     MachineInfoReply,
     SasVersionReply,
 )
+from sas_protocol.messages.ticket_info import CashoutTicketReply
 
 __all__ = ["Replay", "ReplayResult", "replay"]
 
@@ -229,6 +237,10 @@ class Replay:
                 counters["handpaysBeforeDenomination"] += 1
             case ReplyReceived(reply=EnhancedValidationReply() as reply):
                 return [ticket_read(reply, address=address, at=at)]
+            case ReplyReceived(reply=CashoutTicketReply() as reply):
+                return [cashout_ticket_read(reply, address=address, at=at)]
+            case ReplyReceived(reply=LastBillReply() as reply):
+                return [last_bill_read(reply, address=address, at=at)]
             case ReplyReceived(reply=AftLockStatusReply() as reply):
                 return [game_lock_read(reply, address=address, at=at)]
             case ReplyReceived(reply=DateTimeReply() as reply):

@@ -7,13 +7,14 @@ One connection at a time to ``/ws/terminal`` (docs/protocol.md §4):
   ``hello`` with the outbox's last seq and the hub's ``welcome``. The hub's ``ackedSeq`` is
   applied to the outbox at once (``ack``; or ``resync`` when the hub knows more seqs than this
   file ever assigned, i.e. the file was replaced) and sending resumes at ``ackedSeq + 1``.
-- Sending: events are read from the outbox through a read-only connection of our own, in
-  batches of ``uplink.batch``, never more than ``uplink.window`` sent and unacknowledged; each
-  comes as its ready ``event`` frame text (``OutboxReader.pending_frames``: the stored data
-  text is spliced in, not decoded and encoded again). The connection offers no
-  permessage-deflate (small frames: per-frame CPU, not bytes, bounds the drain rate). The
-  cumulative ``ack`` frees the window; the outbox cursor is advanced by a separate task that
-  coalesces acks (the hub acks every event; one fsync per burst is enough).
+- Sending (:mod:`agent.uplink.window`): events are read from the outbox through a read-only
+  connection of our own, in batches of ``uplink.batch``, never more than ``uplink.window``
+  sent and unacknowledged; each comes as its ready ``event`` frame text
+  (``OutboxReader.pending_frames``: the stored data text is spliced in, not decoded and
+  encoded again). The connection offers no permessage-deflate (small frames: per-frame CPU,
+  not bytes, bounds the drain rate). The cumulative ``ack`` frees the window; the outbox
+  cursor is advanced by a separate task that coalesces acks (the hub acks every event; one
+  fsync per burst is enough).
 - New events: :meth:`Uplink.notify_new_events` (callable from any thread) wakes the sender.
   A bounded fallback timer (``fallback_poll_s``) re-reads the outbox in case a wake-up is ever
   missed; it is a safety net, not the mechanism.
@@ -38,11 +39,12 @@ One connection at a time to ``/ws/terminal`` (docs/protocol.md §4):
 - Heartbeats: WebSocket pings every ``heartbeat_interval_s``; no pong within
   ``heartbeat_timeout_s`` drops the connection (then: reconnect).
 
-Remote actions: each ``action`` frame is handed to the actions handler on a task of its own
-(the reader keeps reading). An ``action`` frame that ``wire.parse_message`` refuses (a missing
-field, a lone surrogate...) never reaches the handler; it is answered ``rejected`` with the
-parser's code (``bad_message: ...``) when its id can be echoed. The ``actionAck`` and
-``actionResult`` frames go through :meth:`reply`, a queue the sender drains before events.
+Remote actions (:mod:`agent.uplink.dispatch`): each ``action`` frame is handed to the actions
+handler on a task of its own (the reader keeps reading). An ``action`` frame that
+``wire.parse_message`` refuses (a missing field, a lone surrogate...) never reaches the
+handler; it is answered ``rejected`` with the parser's code (``bad_message: ...``) when its id
+can be echoed. The ``actionAck`` and ``actionResult`` frames go through :meth:`reply`, a queue
+the sender drains before events.
 What happens to a result when the connection is down:
 
 1. it waits in that queue (at most ``max_pending_replies``, oldest dropped first) and is sent
@@ -60,16 +62,14 @@ What happens to a result when the connection is down:
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import json
 import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
@@ -79,18 +79,16 @@ from agent.config import ConfigError, Problem, UplinkConfig, hub_urls
 from agent.ops.logs import register_secret
 from agent.ops.metrics import AgentMetrics
 from agent.retry import jittered_doubling
-from agent.store.outbox import EventFrame, Outbox, OutboxError, OutboxReader
+from agent.store.outbox import Outbox, OutboxReader
+from agent.uplink.dispatch import ActionDispatch, ActionHandler
 from agent.uplink.tls import client_ssl_context
+from agent.uplink.window import SendWindow, WorkerCalls
 from api import wire
-from api.wire import ActionAckStatus, ActionStatus, CloseCode, ErrorCode, MessageType
+from api.wire import CloseCode, ErrorCode, MessageType
 
 __all__ = ["ActionHandler", "Uplink", "UplinkError", "UplinkState"]
 
 log = logging.getLogger("agent.uplink.client")
-_T = TypeVar("_T")
-
-#: ``Actions.handle``: takes an ``action`` frame and a reply callable.
-ActionHandler = Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], Awaitable[object]]
 
 #: Closes after which the backoff does not start over (see the module docstring).
 _POLICY_CLOSES = frozenset({CloseCode.POLICY_VIOLATION, CloseCode.REPLACED,
@@ -196,12 +194,10 @@ class Uplink:
         self.terminal_id = terminal_id
         self._outbox = outbox
         self._token = token
-        self._actions = actions
         self._metrics = metrics
         self._version = version
         self._min_delay = min_reconnect_delay_s
         self._open_timeout = open_timeout_s
-        self._fallback = fallback_poll_s
         self._max_bytes = max_message_bytes
         self._rng = rng
         #: The machine's state reported in ``hello`` (protocol.md §4): the hub shows the
@@ -210,24 +206,18 @@ class Uplink:
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._ack_wake = asyncio.Event()
         self._stop_event = asyncio.Event()
         self._stopping = False
         self._ws: ClientConnection | None = None
-        self._replies: collections.deque[dict[str, Any]] = collections.deque(
-            maxlen=max_pending_replies)
-        self._action_tasks: set[asyncio.Task[object]] = set()
-        self._in_flight: collections.deque[tuple[int, float]] = collections.deque()
-        self._thread_calls: set[asyncio.Future[Any]] = set()
+        self._calls = WorkerCalls()
+        self._window = SendWindow(config, outbox, self._calls, metrics=metrics,
+                                  fallback_poll_s=fallback_poll_s,
+                                  max_pending_replies=max_pending_replies)
+        self._dispatch = ActionDispatch(terminal_id, actions, self.reply)
 
         self._connected = False
         self._last_error: str | None = None
         self._last_error_at: float | None = None
-        self._last_ack_at: float | None = None
-        self._hub_acked = 0
-        self._persisted_ack = 0
-        self._sent = 0
         self._reconnects = 0
         self._sessions = 0
 
@@ -235,12 +225,13 @@ class Uplink:
 
     @property
     def state(self) -> UplinkState:
+        window = self._window
         return UplinkState(
             url=self.url, connected=self._connected, last_error=self._last_error,
-            last_error_at=self._last_error_at, last_ack_at=self._last_ack_at,
-            hub_acked_seq=self._hub_acked, sent_seq=self._sent,
-            in_flight=len(self._in_flight), reconnects=self._reconnects,
-            sessions=self._sessions, pending_replies=len(self._replies),
+            last_error_at=self._last_error_at, last_ack_at=window.last_ack_at,
+            hub_acked_seq=window.hub_acked, sent_seq=window.sent,
+            in_flight=len(window.in_flight), reconnects=self._reconnects,
+            sessions=self._sessions, pending_replies=len(window.replies),
         )
 
     @property
@@ -263,18 +254,14 @@ class Uplink:
         except RuntimeError:
             running = None
         if running is loop:
-            self._wake.set()
+            self._window.wake.set()
         else:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to wake
-                loop.call_soon_threadsafe(self._wake.set)
+                loop.call_soon_threadsafe(self._window.wake.set)
 
     def reply(self, frame: dict[str, Any]) -> None:
         """Queue an ``actionAck``/``actionResult`` (or ``pong``) frame for the hub."""
-        if len(self._replies) == self._replies.maxlen:
-            log.warning("uplink: reply queue full; dropping the oldest %s frame (the result is "
-                        "also in an actionCompleted event)", self._replies[0].get("type"))
-        self._replies.append(frame)
-        self._wake.set()
+        self._window.reply(frame)
 
     async def stop(self, timeout: float = 10.0, *, cancel_actions: bool = True) -> None:
         """Close with 1001 (going away), persist the last ack and return.
@@ -287,7 +274,7 @@ class Uplink:
         """
         self._stopping = True
         self._stop_event.set()
-        self._wake.set()
+        self._window.wake.set()
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
@@ -303,33 +290,14 @@ class Uplink:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if cancel_actions:
-            for action_task in list(self._action_tasks):
-                action_task.cancel()
-            if self._action_tasks:
-                await asyncio.gather(*self._action_tasks, return_exceptions=True)
+            await self._dispatch.cancel_all()
 
     # ------------------------------------------------------------------ the loop
-
-    def _start_in_thread(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
-        """Start a blocking outbox call in a worker thread and keep track of it.
-
-        Cancelling a caller that awaits it does not stop the thread; :meth:`run` waits for
-        every such call before it closes the reader connection (closing an SQLite connection
-        in use by another thread is undefined behaviour).
-        """
-        future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
-        self._thread_calls.add(future)
-        future.add_done_callback(self._thread_calls.discard)
-        return future
-
-    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Run a blocking outbox call in a worker thread (see :meth:`_start_in_thread`)."""
-        return await asyncio.shield(self._start_in_thread(fn, *args))
 
     async def run(self) -> None:
         """Connect, stream and reconnect until :meth:`stop`."""
         self._loop = asyncio.get_running_loop()
-        reader = await self._in_thread(Outbox.open_reader, self._outbox.path)
+        reader = await self._calls.run(Outbox.open_reader, self._outbox.path)
         delays = jittered_doubling(self._min_delay, self.config.reconnect_max_delay_s, self._rng)
         attempts = 0
         index = 0  # of the URL being tried (several hub instances: tried in turn)
@@ -372,9 +340,8 @@ class Uplink:
         finally:
             self._set_connected(False)
             self._ws = None
-            await asyncio.shield(self._persist_ack())
-            if self._thread_calls:
-                await asyncio.gather(*self._thread_calls, return_exceptions=True)
+            await asyncio.shield(self._window.persist_ack())
+            await self._calls.drain()
             reader.close()
 
     def _note_error(self, text: str) -> None:
@@ -410,18 +377,18 @@ class Uplink:
         try:
             if self._stopping:
                 return False
-            last_seq = await self._in_thread(lambda: reader.last_seq)
+            last_seq = await self._calls.run(lambda: reader.last_seq)
             machine = self._machine_status() if self._machine_status is not None else None
             await ws.send(wire.encode(wire.hello(self.terminal_id, self._version, last_seq,
                                                  machine)))
             async with asyncio.timeout(self._open_timeout):
                 welcome = await self._await_welcome(ws)
-            await self._in_thread(self._apply_welcome, int(welcome["ackedSeq"]))
+            await self._calls.run(self._window.apply_welcome, int(welcome["ackedSeq"]))
             welcomed = True
             self._sessions += 1
             self._set_connected(True)
             log.info("uplink: connected to %s (hub has up to seq %d, we have %d)", self.url,
-                     self._hub_acked, last_seq)
+                     self._window.hub_acked, last_seq)
             await self._stream(ws, reader)
             if not self._stopping:  # the hub closed the connection cleanly
                 closed = ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
@@ -429,45 +396,29 @@ class Uplink:
         finally:
             self._set_connected(False)
             self._ws = None
-            self._in_flight.clear()
+            self._window.in_flight.clear()
             await ws.close()
         code = ws.protocol.close_rcvd.code if ws.protocol.close_rcvd is not None else None
         return welcomed and code not in _POLICY_CLOSES
 
     async def _await_welcome(self, ws: ClientConnection) -> dict[str, Any]:
-        async for text in ws:
-            msg = self._parse(text)
-            if msg is None:
-                continue
-            kind = msg["type"]
-            if kind == MessageType.WELCOME:
-                return msg
-            if kind == MessageType.ERROR:
-                raise UplinkError(f"hub refused hello: {msg['code']}: {msg['message']}")
-            if kind == MessageType.PING:
-                await ws.send(wire.encode(wire.pong(msg.get("id"))))
+        async with contextlib.aclosing(self._messages(ws)) as messages:
+            async for msg in messages:
+                kind = msg["type"]
+                if kind == MessageType.WELCOME:
+                    return msg
+                if kind == MessageType.ERROR:
+                    raise UplinkError(f"hub refused hello: {msg['code']}: {msg['message']}")
+                if kind == MessageType.PING:
+                    await ws.send(wire.encode(wire.pong(msg.get("id"))))
         raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
-
-    def _apply_welcome(self, acked: int) -> None:
-        """Runs in a worker thread: align the outbox with what the hub already holds."""
-        if acked > self._outbox.last_seq:
-            log.warning("uplink: the hub holds seqs up to %d, beyond this outbox's last seq "
-                        "%d (the outbox was replaced); continuing the numbering after it",
-                        acked, self._outbox.last_seq)
-            self._outbox.resync(acked)
-        elif acked > 0:
-            self._outbox.ack(acked)
-        self._hub_acked = acked
-        self._persisted_ack = max(self._persisted_ack, acked)
-        self._sent = acked
-        self._in_flight.clear()
 
     async def _stream(self, ws: ClientConnection, reader: OutboxReader) -> None:
         """Send, receive and persist acks until the connection ends (or fails)."""
         tasks = [
             asyncio.create_task(self._receive_loop(ws), name="uplink-receive"),
-            asyncio.create_task(self._send_loop(ws, reader), name="uplink-send"),
-            asyncio.create_task(self._ack_loop(), name="uplink-ack"),
+            asyncio.create_task(self._window.send_loop(ws, reader), name="uplink-send"),
+            asyncio.create_task(self._window.ack_loop(), name="uplink-ack"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -475,163 +426,46 @@ class Uplink:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        await self._persist_ack()
+        await self._window.persist_ack()
         for task in done:
             exc = task.exception()
             if exc is not None:
                 raise exc
 
-    # ------------------------------------------------------------------ sending
-
-    async def _send_loop(self, ws: ClientConnection, reader: OutboxReader) -> None:
-        """Send replies first, then events, never more than ``window`` unacknowledged.
-
-        While one batch goes out, the next one is already being read (``ahead``, in a worker
-        thread), so a backlog drains without the sender waiting for SQLite between batches.
-        Frames read but not yet allowed out by the window wait in ``ready``.
-        """
-        window = self.config.window
-        batch = self.config.batch
-        ready: collections.deque[EventFrame] = collections.deque()
-        ahead: asyncio.Future[list[EventFrame]] | None = None
-        while True:
-            self._wake.clear()  # before reading: a wake-up from now on is not lost
-            while self._replies:
-                await ws.send(wire.encode(self._replies[0]))
-                self._replies.popleft()
-            room = window - len(self._in_flight)
-            if room > 0:
-                if not ready and ahead is not None:
-                    ready.extend(await asyncio.shield(ahead))
-                    ahead = None
-                if not ready:
-                    # A read started before the wake-up was cleared may have missed the
-                    # newest events: only a read started after it may end in a wait.
-                    ready.extend(await self._in_thread(reader.pending_frames, self._sent,
-                                                       batch))
-                if ready:
-                    if ahead is None:
-                        ahead = self._start_in_thread(reader.pending_frames, ready[-1].seq,
-                                                      batch)
-                    for _ in range(min(room, len(ready))):
-                        frame = ready.popleft()
-                        await ws.send(frame.text)
-                        self._in_flight.append((frame.seq, time.monotonic()))
-                        self._sent = frame.seq
-                    continue
-            with contextlib.suppress(TimeoutError):
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-                # cancellation that races with the event being set.
-                async with asyncio.timeout(self._fallback):
-                    await self._wake.wait()
-
     # ------------------------------------------------------------------ receiving
 
-    def _parse(self, text: str | bytes) -> dict[str, Any] | None:
-        try:
-            return wire.parse_message(text, max_bytes=self._max_bytes,
-                                      accept=wire.HUB_TO_TERMINAL)
-        except wire.WireError as exc:
-            # The terminal path has no `error` message towards the hub: log and go on; a
-            # refused action is still answered, so its sender is not left waiting.
-            log.warning("uplink: ignored a bad frame from the hub: %s", exc)
-            self._refuse_action(text, exc)
-            return None
-
-    def _refuse_action(self, text: str | bytes, exc: wire.WireError) -> None:
-        """Answer an ``action`` frame the parser refused: ``actionAck`` rejected and an
-        ``actionResult`` rejected whose error starts with the code (e.g. ``bad_message:``).
-
-        Only when the frame is a JSON object of type ``action`` with an id that can be echoed
-        (``exc.ref_id``). Like a refused signature, nothing is recorded under the id and
-        nothing reaches the machine.
-        """
-        if exc.ref_id is None or not isinstance(text, str):
-            return
-        try:
-            msg = json.loads(text)
-        except (ValueError, RecursionError):
-            return
-        if not isinstance(msg, dict) or msg.get("type") != MessageType.ACTION:
-            return
-        error = f"{exc.code.value}: {exc.message}"
-        self.reply(wire.action_ack(exc.ref_id, self.terminal_id, ActionAckStatus.REJECTED,
-                                   error))
-        self.reply(wire.action_result(exc.ref_id, self.terminal_id, ActionStatus.REJECTED,
-                                      error=error))
+    async def _messages(self, ws: ClientConnection) -> AsyncGenerator[dict[str, Any], None]:
+        """The hub's frames, parsed. A bad one is skipped: the terminal path has no
+        ``error`` message towards the hub, so it is logged, and a refused action is still
+        answered, so its sender is not left waiting."""
+        async for text in ws:
+            try:
+                yield wire.parse_message(text, max_bytes=self._max_bytes,
+                                         accept=wire.HUB_TO_TERMINAL)
+            except wire.WireError as exc:
+                log.warning("uplink: ignored a bad frame from the hub: %s", exc)
+                self._dispatch.refuse(text, exc)
 
     async def _receive_loop(self, ws: ClientConnection) -> None:
-        async for text in ws:
-            msg = self._parse(text)
-            if msg is None:
-                continue
-            kind = msg["type"]
-            if kind == MessageType.ACK:
-                if msg.get("upTo") is not None:
-                    self._on_ack(int(msg["upTo"]))
-            elif kind == MessageType.ACTION:
-                self._start_action(msg)
-            elif kind == MessageType.PING:
-                self.reply(wire.pong(msg.get("id")))
-            elif kind == MessageType.ERROR:
-                log.warning("uplink: hub error %s for %s: %s", msg["code"],
-                            msg.get("id", "-"), msg["message"])
-                if msg["code"] == ErrorCode.INTERNAL:
-                    # The hub did not store an event: start over from its ackedSeq.
-                    raise UplinkError(f"hub error {msg['code']}: {msg['message']}")
-            elif kind == MessageType.WELCOME:
-                log.warning("uplink: unexpected second welcome ignored")
+        async with contextlib.aclosing(self._messages(ws)) as messages:
+            async for msg in messages:
+                self._received(msg)
 
-    def _on_ack(self, up_to: int) -> None:
-        if up_to > self._sent:
-            log.warning("uplink: hub acked up to %d, beyond the %d sent", up_to, self._sent)
-        now = time.monotonic()
-        while self._in_flight and self._in_flight[0][0] <= up_to:
-            _, sent_at = self._in_flight.popleft()
-            if self._metrics is not None:
-                self._metrics.uplink_ack_latency.observe(now - sent_at)
-        if up_to > self._hub_acked:
-            self._hub_acked = up_to
-            self._ack_wake.set()
-        self._last_ack_at = time.time()
-        self._wake.set()  # the window has room again
-
-    async def _ack_loop(self) -> None:
-        while True:
-            await self._ack_wake.wait()
-            self._ack_wake.clear()
-            await self._persist_ack()
-
-    async def _persist_ack(self) -> None:
-        """Advance the outbox cursor to the hub's latest ack (one fsync for many acks)."""
-        target = self._hub_acked
-        if target <= self._persisted_ack:
-            return
-        try:
-            await self._in_thread(self._outbox.ack, target)
-        except OutboxError as exc:
-            log.error("uplink: cannot record the hub's ack %d: %s", target, exc)
-            return
-        self._persisted_ack = max(self._persisted_ack, target)
-
-    # ------------------------------------------------------------------ actions
-
-    def _start_action(self, msg: dict[str, Any]) -> None:
-        if self._actions is None:
-            error = "forbidden: remote actions are not enabled on this terminal"
-            self.reply(wire.action_ack(msg["id"], self.terminal_id, ActionAckStatus.REJECTED,
-                                       error))
-            self.reply(wire.action_result(msg["id"], self.terminal_id, ActionStatus.REJECTED,
-                                          error=error))
-            return
-        task: asyncio.Task[object] = asyncio.create_task(
-            self._run_action(self._actions, msg), name=f"action-{msg['id'][:32]}")
-        self._action_tasks.add(task)
-        task.add_done_callback(self._action_tasks.discard)
-
-    async def _run_action(self, handler: ActionHandler, msg: dict[str, Any]) -> object:
-        try:
-            return await handler(msg, self.reply)
-        except Exception:
-            log.exception("uplink: action %s failed in its handler", msg.get("id"))
-            return None
+    def _received(self, msg: dict[str, Any]) -> None:
+        """One parsed frame from the hub, in a session."""
+        kind = msg["type"]
+        if kind == MessageType.ACK:
+            if msg.get("upTo") is not None:
+                self._window.on_ack(int(msg["upTo"]))
+        elif kind == MessageType.ACTION:
+            self._dispatch.start(msg)
+        elif kind == MessageType.PING:
+            self.reply(wire.pong(msg.get("id")))
+        elif kind == MessageType.ERROR:
+            log.warning("uplink: hub error %s for %s: %s", msg["code"],
+                        msg.get("id", "-"), msg["message"])
+            if msg["code"] == ErrorCode.INTERNAL:
+                # The hub did not store an event: start over from its ackedSeq.
+                raise UplinkError(f"hub error {msg['code']}: {msg['message']}")
+        elif kind == MessageType.WELCOME:
+            log.warning("uplink: unexpected second welcome ignored")

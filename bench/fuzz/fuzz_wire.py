@@ -322,8 +322,8 @@ def run_agent(flags: int, text: str) -> None:
             await uplink._receive_loop(_ClientWs(frames))  # type: ignore[arg-type]
         except UplinkError:
             check('"internal"' in text, "UplinkError without an internal error from the hub")
-        while uplink._action_tasks:
-            await asyncio.gather(*list(uplink._action_tasks))
+        while uplink._dispatch.tasks:
+            await asyncio.gather(*list(uplink._dispatch.tasks))
 
     try:
         with no_tracebacks(text):
@@ -333,7 +333,7 @@ def run_agent(flags: int, text: str) -> None:
         except Exception as exc:
             if not _known_defect(exc, text):
                 raise
-        for reply in list(uplink._replies):
+        for reply in list(uplink._window.replies):
             try:
                 wire.parse_message(wire.encode(reply), max_bytes=1 << 20,
                                    accept=wire.TERMINAL_TO_HUB)
@@ -342,7 +342,7 @@ def run_agent(flags: int, text: str) -> None:
                     raise
         for stored in outbox.pending_frames(0, 10_000):
             wire.parse_message(stored.text, max_bytes=1 << 20, accept=wire.TERMINAL_TO_HUB)
-        results = {r["id"] for r in uplink._replies if r["type"] == "actionResult"}
+        results = {r["id"] for r in uplink._window.replies if r["type"] == "actionResult"}
         check(parsed_actions <= results or known_defects > 0,
               f"actions without a result: {sorted(parsed_actions - results)[:3]}")
     finally:

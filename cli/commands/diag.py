@@ -113,7 +113,8 @@ def diagnose(config: Config, *, allow_daemon: bool = True,
 
 def probe_all(config: Config) -> list[LineFacts]:
     """Open the serial port here and probe every configured machine on it."""
-    from agent.ops.diagnostics import LineFacts, probe_line, transport_options
+    from agent.line.port import transport_options
+    from agent.ops.diagnostics import LineFacts, probe_line
     from drivers import TransportError, open_transport
 
     port = config.serial.port

@@ -32,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from configkit import ConfigError
     from hub.config import load_config
+    from hub.gc_tuning import tune_gc
     from hub.server import Hub
     from hub.store_api import StoreError
 
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         await hub.stop()
         return 0
 
+    tune_gc()  # this process is the hub's (hub/gc_tuning.py)
     try:
         return asyncio.run(main())
     except OSError as exc:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.config import MachineConfig, PollConfig
-from agent.derive.interpreter import Interpreter
-from agent.line.owner import LineOwner
+from agent.assembly import Agent, LineSeam, Tuning, assemble
+from agent.config import Config, MachineConfig, OutboxConfig, PollConfig
+from agent.line.interface import Line
 from agent.observations import Observation
 from agent.ops.metrics import AgentMetrics
 from agent.store.outbox import Outbox
@@ -35,6 +35,12 @@ FAST_POLL = PollConfig(interval_ms=10, reply_timeout_ms=60, link_down_after=3,
                        link_down_after_s=0.5, snapshot_interval_s=3600.0, clock_check=True)
 
 WAIT_S = 20.0
+
+
+def agent_config(db: str | Path, *, rte: bool = False, poll: PollConfig = FAST_POLL) -> Config:
+    """The configuration of the rigs' agent: one machine at ADDRESS writing to ``db``."""
+    return Config(TERMINAL, (MachineConfig(ADDRESS, rte=rte),), poll=poll,
+                  outbox=OutboxConfig(path=str(db)))
 
 
 class Collected:
@@ -60,37 +66,39 @@ class Rig:
     def __init__(self, tmp_path: Path, *, machine: EmulatedConfig | None = None,
                  link: LinkOptions | None = None, rte: bool = False,
                  poll: PollConfig = FAST_POLL, faults: Faults | None = None,
-                 backlog_window: float = 0.0, metrics: AgentMetrics | None = None,
-                 terminal_id: str = TERMINAL, seed: int = 0, ticket_settle: float = 10.0
-                 ) -> None:
+                 backlog_window: float = 0.0, metrics: AgentMetrics | None = None) -> None:
         self.tmp_path = tmp_path
-        self.terminal_id = terminal_id
         self.rte = rte
         self.poll = poll
         self.backlog_window = backlog_window
-        self.ticket_settle = ticket_settle
         self.metrics = metrics
         self.faults = faults or Faults()
-        self.machine = Machine(machine, now=time.monotonic(), seed=seed)
+        self.machine = Machine(machine, now=time.monotonic())
         host, device = pair(faults=self.faults)
         self.emulator = Emulator(self.machine, device, address=ADDRESS, options=link)
         self.emulator.start()
         self.db = tmp_path / "outbox.db"
-        self.outbox = Outbox.open(self.db, terminal_id=terminal_id)
-        self.line: LineOwner
-        self.pipeline: Pipeline
+        self.agent: Agent
         self.start_agent(host)
 
     def start_agent(self, transport: Transport) -> None:
-        interpreter = Interpreter(self.terminal_id, rte=self.rte,
-                                  backlog_window=self.backlog_window,
-                                  ticket_settle=self.ticket_settle)
-        self.pipeline = Pipeline(self.outbox, interpreter, metrics=self.metrics)
-        self.line = LineOwner(transport, [MachineConfig(ADDRESS, rte=self.rte)], self.poll,
-                              self.pipeline.put, metrics=self.metrics)
-        self.pipeline.set_reads_sink(self.line.request_reads)
-        self.pipeline.start()
-        self.line.start()
+        self.agent = assemble(agent_config(self.db, rte=self.rte, poll=self.poll),
+                              line=LineSeam.memory(transport), metrics=self.metrics,
+                              tuning=Tuning(backlog_window_s=self.backlog_window))
+        self.agent.start()
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.agent.outbox
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.agent.pipeline
+
+    @property
+    def line(self) -> Line:
+        assert self.agent.line is not None
+        return self.agent.line
 
     def crash_agent(self) -> None:
         """Abandon the agent as kill -9 would: nothing queued is committed, the old line
@@ -101,18 +109,15 @@ class Rig:
         self.emulator.attach(device)
         if old is not None:
             old.close()
-        self.line.transport.close()  # the old line thread ends on its closed transport
+        self.agent.close_line()  # the old line thread ends on its closed transport
         wait_until(lambda: not self.line.running and not self.pipeline.running,
                    what="the abandoned agent threads to end")
         self.outbox.close()
-        self.outbox = Outbox.open(self.db, terminal_id=self.terminal_id)
         self.start_agent(host)
 
     def close(self) -> None:
-        self.line.stop()
-        self.pipeline.stop()
+        self.agent.close()
         self.emulator.stop()
-        self.outbox.close()
 
     # -- the machine ---------------------------------------------------------------------
 
@@ -125,7 +130,7 @@ class Rig:
     # -- the outbox ----------------------------------------------------------------------
 
     def events(self, name: str | None = None) -> list[StoredEvent]:
-        stored = self.outbox.pending(0, 10_000_000)
+        stored = self.outbox.pending(0, 1_000_000)
         return [e for e in stored if name is None or e.event.name == name]
 
     def names(self) -> list[str]:
@@ -206,10 +211,11 @@ def served_over_tcp() -> Iterator[ServedOverTcp]:
         listener.close()
 
 
-def agent_main(url: str, db: str) -> None:
+def agent_main(url: str, db: str, rte: bool = False, ticket_settle: float = 10.0) -> None:
     """A bare agent (line owner + pipeline, no uplink) on ``url`` writing to ``db``; runs
     until SIGTERM (clean stop) or SIGKILL (the money-invariant test's crash). Started by
-    ``python -c "from tests.agent.e2e_helpers import agent_main; agent_main(URL, DB)"``."""
+    ``python -c "from tests.agent.e2e_helpers import agent_main; agent_main(URL, DB)"``.
+    ``rte``: the line runs in real-time event mode (the ``rte`` emulator profile)."""
     import signal
     import threading
 
@@ -217,14 +223,10 @@ def agent_main(url: str, db: str) -> None:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-    outbox = Outbox.open(db, terminal_id=TERMINAL)
-    pipeline = Pipeline(outbox, Interpreter(TERMINAL, backlog_window=0.0))
-    line = LineOwner(open_transport(url), [MachineConfig(ADDRESS)], FAST_POLL, pipeline.put)
-    pipeline.set_reads_sink(line.request_reads)
-    pipeline.start()
-    line.start()
+    agent = assemble(agent_config(db, rte=rte),
+                     line=LineSeam(lambda _config: open_transport(url), process=False),
+                     tuning=Tuning(backlog_window_s=0.0, ticket_settle_s=ticket_settle))
+    agent.start()
     print("running", flush=True)
     stop.wait()
-    line.stop()
-    pipeline.stop()
-    outbox.close()
+    agent.close()

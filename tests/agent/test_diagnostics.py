@@ -325,3 +325,27 @@ def test_a_hello_refused_for_this_terminal_is_a_wrong_binding() -> None:
     assert check.status is CheckStatus.FAIL
     assert check.hint is not None and "bound to another terminal" in check.hint
     assert check.data == {"verdict": "forbidden"}
+
+
+@pytest.mark.parametrize(("profile", "bills", "tickets_out"), [
+    ("legacy", "billsAccepted (LP 46)", "LP 4D records matched with cancelledCredits (LP 0F)"),
+    ("legacy-std", "totalDrop (LP 1C) + exceptions 47-4F + LP 48",
+     "LP 3D records matched with cancelledCredits (LP 0F)"),
+])
+def test_diag_names_the_money_sources_of_a_legacy_machine(
+        profile: str, bills: str, tickets_out: str) -> None:
+    """diag probes the bill meter polls, LP 48 and LP 4D FF on a machine without LP 2F
+    (docs/operations.md): what it says is what the agent will count money from."""
+    from agent.ops.diagnostics import _meters_check
+    from emulator.profiles import link_options
+
+    host, machine_end = pair()
+    emulator = Emulator(Machine(), machine_end, address=1, options=link_options(profile))
+    emulator.start()
+    try:
+        facts = probe_line(host, 1, port="memory", reply_timeout=0.02)
+    finally:
+        emulator.stop()
+    sources = _meters_check(facts).data["moneySources"]
+    assert (sources["bills"], sources["ticketsOut"]) == (bills, tickets_out)
+    assert sources["ticketsIn"] == "not metered"

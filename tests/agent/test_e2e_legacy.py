@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from emulator.profiles import link_options
 from emulator.server import LinkOptions
 from tests.agent.e2e_helpers import Rig
 
@@ -66,5 +67,48 @@ def test_bills_by_the_bill_meter_polls_of_a_legacy_machine(tmp_path: Path) -> No
         rig.wait_quiet()
         assert rig.events("unexplainedMeterChange") == []
         assert rig.machine.totals().bills == rig.total("billAccepted")
+    finally:
+        rig.close()
+
+
+def test_standard_validation_machine_values_bills_by_lp48_and_tickets_by_lp3d(
+        tmp_path: Path) -> None:
+    """The ``legacy-std`` profile: no bill meter and no LP 4D. A $25 bill reports 4F (no code
+    of its own, reference §3.11), so only LP 48 can tell its value; the tickets' records come
+    from LP 3D (reference §3.9b)."""
+    rig = Rig(tmp_path, link=link_options("legacy-std"))
+    try:
+        rig.wait_ready()
+        with rig.act() as (m, now):
+            m.insert_bill(now, 20)
+        rig.wait_total("billAccepted", 2_000)
+        with rig.act() as (m, now):
+            m.insert_bill(now, 25)
+        rig.wait_total("billAccepted", 4_500)
+        with rig.act() as (m, now):
+            m.insert_bill(now, 100)
+        rig.wait_total("billAccepted", 14_500)
+        bills = [e.event.data for e in rig.events("billAccepted")]
+        assert [b["bills"] for b in bills] == [{"2000": 1}, {"2500": 1}, {"10000": 1}]
+        assert [b["codes"] for b in bills] == [["0x4A"], ["0x4F"], ["0x4C"]]
+        assert all(b["source"] == "lastBill" for b in bills)
+        assert all("totalDrop" in b["meters"] for b in bills)
+
+        printed = []
+        for _ in range(2):
+            with rig.act() as (m, now):
+                printed.append(m.cash_out(now))
+                m.insert_bill(now, 5)
+            rig.wait_event("ticketPrinted", len(printed))
+        rig.wait_quiet()
+        tickets = [e.event.data for e in rig.events("ticketPrinted")]
+        assert [(t["amount"], t["validationNumber"], t["source"], t["metered"])
+                for t in tickets] == [
+            (p.amount_cents, f"{p.validation_number % 10**8:08d}", "LP 3D", True)
+            for p in printed if p is not None]
+        assert rig.total("cashout") == sum(t["amount"] for t in tickets)
+        assert rig.events("unexplainedMeterChange") == []
+        assert rig.machine.totals().bills == rig.total("billAccepted")
+        assert rig.machine.unread_tickets == []  # each LP 3D read serviced its 3D
     finally:
         rig.close()

@@ -14,14 +14,16 @@ from agent.derive.meters import Meter
 from agent.derive.state import AgentState
 from agent.observations import (
     ExceptionObserved,
+    LastBillRead,
     LinkUp,
     MachineIdentified,
     MeterReason,
     MetersRead,
     Observation,
+    RealTimeEventObserved,
     TicketValidationRead,
 )
-from agent.reads import BILL_METERS, ReadMeters
+from agent.reads import BILL_METERS, ReadLastBill, ReadMeters
 from api.events import Event
 
 T0 = 1_700_000_000.0
@@ -112,6 +114,90 @@ def test_bill_of_unknown_value_takes_the_drop_movement() -> None:
     assert event.data["amount"] == 200_000
     assert event.data["count"] == 1
     assert "bills" not in event.data
+
+
+def last_bill(m: Legacy, code: int, count: int) -> None:
+    m.feed(LastBillRead(at=m.tick(0.1), country_code=0, denomination_code=code,
+                        bill_count=count))
+
+
+def test_lp48_values_a_bill_of_unknown_value_not_the_drop() -> None:
+    """Reference §3.9: LP 48 is the bill acceptor's own report. A 4F bill next to coins that
+    went to the drop (0A is not read on this machine) takes its face value, and the rest of
+    the drop movement is an alert, not part of the bill."""
+    m = Legacy()
+    m.bill(25, 0x4F)
+    assert ReadLastBill(1) in m.reads  # asked for on a machine whose bill meter is the drop
+    last_bill(m, 5, 7)  # code 05 = $25 (the order of the count meters 40-57)
+    m.meters[DROP] += 300  # three dollars of coins to the drop
+    m.read("bill")
+    (event,) = m.named("billAccepted")
+    assert event.data["amount"] == 2500
+    assert event.data["bills"] == {"2500": 1}
+    assert event.data["source"] == "lastBill"
+    assert event.data["codes"] == ["0x4F"]
+    m.tick(SETTLE)
+    m.read()
+    (alert,) = m.named("unexplainedMeterChange")
+    assert alert.data["amount"] == 300
+
+
+def test_lp48_repeated_report_values_no_second_bill() -> None:
+    m = Legacy()
+    m.bill(20, 0x4F)
+    last_bill(m, 4, 10)
+    m.read("bill")
+    m.exc(0x4F)  # a 4F that is a garbled byte: no bill went in
+    last_bill(m, 4, 10)  # the count did not move
+    assert m.state.machines[1].bills_pending[-1]["cents"] is None
+    m.read("bill")
+    assert [e.data["amount"] for e in m.named("billAccepted")] == [2000]
+    assert m.state.machines[1].bills_pending == ()
+    assert m.state.machines[1].bill_counts == {4: 10}
+
+
+def test_lp48_count_values_as_many_bills_as_it_moved() -> None:
+    m = Legacy()
+    last_bill(m, 7, 3)  # a report before any bill: a count, nothing pending
+    m.bill(100, 0x4F)
+    m.bill(100, 0x4F)
+    last_bill(m, 7, 5)  # one LP 48 read for both (the queued reads merged)
+    m.read("bill")
+    (event,) = m.named("billAccepted")
+    assert event.data["amount"] == 20_000 and event.data["bills"] == {"10000": 2}
+    assert event.data["source"] == "lastBill"
+
+
+def test_lp48_of_another_face_does_not_revalue_a_coded_bill() -> None:
+    """A 4A ($20) bill and an LP 48 that says $5: the report is about another bill; the 4A
+    keeps its own value and the source says so."""
+    m = Legacy()
+    m.bill(20, 0x4A)
+    last_bill(m, 2, 1)
+    m.read("bill")
+    (event,) = m.named("billAccepted")
+    assert event.data["amount"] == 2000 and event.data["source"] == "exception"
+
+
+def test_lp48_is_not_asked_for_where_a_bill_meter_is_read() -> None:
+    m = Legacy(extra=(0x0B,))
+    m.meters[0x0B] += 2000
+    m.bill(20, 0x4A)
+    assert not any(isinstance(r, ReadLastBill) for r in m.reads)
+    last_bill(m, 4, 1)
+    assert m.state.machines[1].bills_pending == ()
+
+
+def test_rte_4f_frame_carries_the_bill_value() -> None:
+    m = Legacy()
+    m.meters[DROP] += 5000
+    m.feed(RealTimeEventObserved(at=m.tick(0.1), code=0x4F,
+                                 fields={"country_code": 0, "denomination_code": 6,
+                                         "bill_count": 12}))
+    m.meters[DROP] += 100  # a coin
+    m.read("bill")
+    (event,) = m.named("billAccepted")
+    assert event.data["amount"] == 5000 and event.data["bills"] == {"5000": 1}
 
 
 def test_drop_movement_nobody_explains_is_an_alert_after_the_settle_time() -> None:
@@ -279,8 +365,15 @@ def test_money_sources_of_a_modern_and_a_legacy_machine() -> None:
     assert legacy["bills"] == "billsAccepted (LP 46)"  # the bill meter polls (§3.9b)
     assert money_sources({0x6F, 0xAF, 0x2F, 0x46})["bills"] == "billDollars (LP 20)"
     old = money_sources({0x6F, 0xAF, 0x2F, 0x46, 0x20, 0x1E})
-    assert old["bills"] == "totalDrop (LP 1C) + exceptions 47-4F"
+    assert old["bills"] == "totalDrop (LP 1C) + exceptions 47-4F + LP 48"
+    no_48 = money_sources({0x6F, 0xAF, 0x2F, 0x46, 0x20, 0x1E, 0x48})
+    assert no_48["bills"] == "totalDrop (LP 1C) + exceptions 47-4F"
     assert legacy["ticketsOut"] == "LP 4D records matched with cancelledCredits (LP 0F)"
+    # standard validation (reference §3.9b): no LP 4D, LP 3D answered
+    std = money_sources({0x6F, 0xAF, 0x2F, 0x4D})
+    assert std["ticketsOut"] == "LP 3D records matched with cancelledCredits (LP 0F)"
+    assert money_sources({0x6F, 0xAF, 0x2F, 0x4D, 0x3D})["ticketsOut"] == "not metered"
+    assert money_sources({0x4D})["ticketsOut"].endswith("+ LP 3D records")
     assert legacy["ticketsIn"] == "not metered"
     assert legacy["bets"] == "coinIn (LP 1C)"
     only_singles = money_sources({0x6F, 0xAF, 0x2F, 0x1C, 0x0F, 0x19, 0x13, 0x46, 0x20, 0x1E})
@@ -294,7 +387,7 @@ def test_diag_reports_the_money_sources_in_text_and_json() -> None:
     facts = LineFacts(port="/dev/null", address=1, port_opened=True, credits=0,
                       meters={"coinIn": 1, "coinOut": 1, "jackpot": 0, "cancelledCredits": 0,
                               "gamesPlayed": 1},
-                      ignored_polls=["LP 2F", "LP 1E", "LP 20", "LP 46"])
+                      ignored_polls=["LP 2F", "LP 1E", "LP 20", "LP 46", "LP 48"])
     check = _meters_check(facts)
     assert check.data["moneySources"]["bills"] == "totalDrop (LP 1C) + exceptions 47-4F"
     assert "money from: bets: coinIn (LP 1C)" in check.detail

@@ -396,6 +396,65 @@ def test_link_down_drops_a_read_waiting_for_its_retry() -> None:
     assert s.idle and s.next_long_poll(100.0)[0] is None
 
 
+def test_ticket_read_steps_down_to_lp_3d_where_lp_4d_is_ignored() -> None:
+    """Reference §3.9b: standard validation answers LP 3D, not LP 4D. Discovery's ticket read
+    learns that 4D is ignored; the next read after a 3D exception goes straight to LP 3D."""
+    from agent.observations import TicketValidationRead
+    from agent.reads import ReadTicket
+    from sas_protocol.messages.ticket_info import CashoutTicketReply
+
+    s: MachineSchedule[Any] = MachineSchedule(1, rte=False, poll=POLL)
+    s.on_link_up(0.0)
+    replies = {**IDENTITY, 0x3D: CashoutTicketReply(12_345_678, 10_150)}
+    sent, produced = drive(s, replies)
+    commands = [p.command for p in sent]
+    assert commands.index(0x4D) + 1 == commands.index(0x3D)
+    (record,) = [o for o in produced if isinstance(o, TicketValidationRead)]
+    assert (record.poll, record.validation_number, record.amount_cents, record.validation_type,
+            record.ticket_number) == ("LP 3D", "12345678", 10_150, 0x00, None)
+    assert 0x4D in s.memory.ignored
+    s.request(ReadTicket(1))
+    again, produced = drive(s, replies)
+    assert [p.command for p in again] == [0x3D]
+    assert [type(o) for o in produced] == [TicketValidationRead]
+
+
+def test_lp_3d_is_not_sent_where_lp_4d_answers() -> None:
+    from agent.reads import ReadTicket
+    from sas_protocol.messages.responses import EnhancedValidationReply
+
+    s: MachineSchedule[Any] = MachineSchedule(1, rte=False, poll=POLL)
+    s.on_link_up(0.0)
+    replies = {**IDENTITY,
+               0x4D: EnhancedValidationReply(0x00, 0, 12062026, 120000, 1234, 500, 7, 0, 0, 0)}
+    drive(s, replies)
+    s.request(ReadTicket(1))
+    sent, _ = drive(s, replies)
+    assert [p.command for p in sent] == [0x4D]
+
+
+def test_lp_48_goes_ahead_of_the_bill_meter_read_and_is_remembered_when_ignored() -> None:
+    from agent.observations import LastBillRead
+    from agent.reads import BILL_METERS, ReadLastBill
+    from sas_protocol.messages.responses import LastBillReply
+
+    s: MachineSchedule[Any] = MachineSchedule(1, rte=False, poll=POLL)
+    s.on_link_up(0.0)
+    drive(s, IDENTITY)
+    s.request(ReadMeters(1, "bill", (*BILL_METERS, 0x00)))
+    s.request(ReadLastBill(1))
+    s.request(ReadLastBill(1))  # a second bill before the read: one LP 48
+    sent, produced = drive(s, {**IDENTITY, 0x48: LastBillReply(0x00, 0x04, 31)})
+    assert sent[0].command == 0x48 and [p.command for p in sent].count(0x48) == 1
+    (bill,) = [o for o in produced if isinstance(o, LastBillRead)]
+    assert (bill.denomination_code, bill.bill_count) == (0x04, 31)
+    assert isinstance(sent[1], ExtendedMetersRequest)  # then the bill meters
+    s.request(ReadLastBill(1))
+    drive(s, IDENTITY)  # not answered: remembered as ignored
+    s.request(ReadLastBill(1))
+    assert drive(s, IDENTITY)[0] == []
+
+
 # -- game lock: LP 74 after 6F, read again while locked (SAS §3.11) ----------------------
 
 

@@ -130,4 +130,5 @@ def test_an_unknown_profile_is_a_clear_error() -> None:
     proc = run_cli("emulate", "--tcp", "127.0.0.1:0", "--profile", "legacy,vintage",
                    timeout=30)
     assert proc.returncode == 2
-    assert "unknown profile 'vintage' (one of: modern, legacy, rte, busy, noisy)" in proc.stderr
+    assert ("unknown profile 'vintage' (one of: modern, legacy, legacy-std, rte, busy, noisy)"
+            in proc.stderr)

@@ -227,7 +227,7 @@ def test_profiles_compose_and_settings_override() -> None:
     assert link_options("rte").rte and not link_options("legacy").rte
     base = LinkOptions(unsupported_polls=frozenset({0x1F}))
     assert 0x1F in link_options("legacy", base).unsupported_polls
-    assert set(PROFILES) == {"modern", "legacy", "rte", "busy", "noisy"}
+    assert set(PROFILES) == {"modern", "legacy", "legacy-std", "rte", "busy", "noisy"}
 
 
 @pytest.mark.parametrize("names, message", [

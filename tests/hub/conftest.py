@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.hub import HubHarness, Traffic, validate_frame
+
+if TYPE_CHECKING:
+    from hub.store_api import Store
 
 
 @pytest.fixture
@@ -22,3 +26,22 @@ async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]
     # Real traffic must match the published schemas (docs/schemas).
     for msg in traffic.frames:
         validate_frame(msg)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store of each engine in turn: SQLite in a temporary file, PostgreSQL in a new
+    database of the throwaway cluster (tests/support/postgres.py)."""
+    from hub.store import HubStore
+
+    s: Store
+    if request.param == "sqlite":
+        s = HubStore(tmp_path / "hub.db", synchronous="NORMAL")
+    else:
+        from hub.store_pg import PgStore
+
+        s = PgStore(request.getfixturevalue("pg_url"), synchronous="NORMAL", origin="test")
+    try:
+        yield s
+    finally:
+        s.close()

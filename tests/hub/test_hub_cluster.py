@@ -5,6 +5,7 @@ instances on port 0 in this process, a throwaway PostgreSQL (tests/support/postg
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -255,7 +256,7 @@ async def test_a_row_that_cannot_be_read_does_not_stop_the_others(
         hubs: list[HubHarness], pg_url: str) -> None:
     import psycopg
 
-    from hub.store_pg import EVENTS_CHANNEL
+    from hub.pg_notify import EVENTS_CHANNEL
 
     a = hubs[0]
     viewer, _ = await a.client("tok-carol", subscribe={"terminals": ["T2"]})
@@ -315,20 +316,21 @@ async def test_terminals_of_an_instance_that_dies_are_reported_offline_once(
     assert _hub(b).floor.terminals["T2"].online and _hub(c).floor.terminals["T2"].online
 
 
-async def test_with_postgresql_the_audit_works_and_history_queries_say_they_cannot(
+async def test_history_audit_and_replay_answer_alike_on_every_instance(
         hubs: list[HubHarness]) -> None:
     import json
 
     import jsonschema
 
-    from tests.support.hub import SCHEMA_DIR, http_get, http_json
+    from tests.support.hub import REGISTRY, SCHEMA_DIR, http_json
 
-    error_schema = json.loads((SCHEMA_DIR / "api" / "error.json").read_text())
-
-    a, b, _ = hubs
+    schema = json.loads((SCHEMA_DIR / "api" / "historyEvents.json").read_text())
+    a, b, c = hubs
     term, _ = await a.terminal("T1")
     await term.send(event_frame("T1", 1, "doorOpened", data={"door": "main"}))
-    await term.recv_type("ack")
+    await term.send(event_frame("T1", 2))
+    await term.send(event_frame("T1", 3, "meterSnapshot", data={"meters": {"coinIn": 100}}))
+    await term.recv_until(lambda m: m["type"] == "ack" and m["upTo"] == 3)
     await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 1)
     alice, _ = await b.client("tok-alice")
     await alice.send(wire.ack_alert("T1-1", "a1"))
@@ -336,13 +338,137 @@ async def test_with_postgresql_the_audit_works_and_history_queries_say_they_cann
     # The audit trail is in the shared database: every instance answers with it.
     audit = await http_json(_hub(a), "/api/audit?kind=alertAck", "tok-alice")
     assert [(e["who"], e["subject"]) for e in audit["entries"]] == [("alice", "T1-1")]
-    for path in ("/api/history/events", "/api/summary", "/api/meters"):
-        status, _, body = await http_get(_hub(a), path, "tok-carol")
-        answer = json.loads(body)
-        assert (status, answer["error"]) == (501, "not_implemented"), path
-        jsonschema.validate(answer, error_schema)
-    await alice.send(wire.subscribe(channels=["game"], start=0, request_id="s1"))
-    refused = await alice.recv_type("error")
-    assert (refused["code"], refused["id"]) == ("bad_message", "s1")
+    # History, summary and meters: the same answer from each instance.
+    answers = []
+    for h in hubs:
+        events = await http_json(_hub(h), "/api/history/events?terminal=T1", "tok-carol")
+        jsonschema.Draft202012Validator(schema, registry=REGISTRY).validate(events)
+        summary = await http_json(_hub(h), "/api/summary?terminal=T1", "tok-carol")
+        meters = await http_json(_hub(h), "/api/meters?terminal=T1", "tok-carol")
+        answers.append((events, summary["terminals"], meters))
+    assert answers[0] == answers[1] == answers[2]
+    events, summary, meters = answers[0]
+    assert [e["id"] for e in events["events"] if e["id"].startswith("T1-")] == [
+        "T1-1", "T1-2", "T1-3"]
+    assert summary[0]["coinIn"] == 100 and summary[0]["games"] == 1
+    assert meters["terminals"][0]["meters"] == {"coinIn": 100}
+    # subscribe with from, on an instance the terminal is not connected to.
+    viewer, _ = await c.client("tok-carol")
+    await viewer.send(wire.subscribe(terminals=["T1"], start=0, request_id="s1"))
+    done, replayed = await viewer.recv_until(lambda m: m["type"] == "replayed")
+    assert [e["id"] for e in replayed if e["type"] == "event"] == [
+        e["id"] for e in events["events"]]
+    assert done["cursor"] == events["events"][-1]["cursor"]
+    # The WebSocket history request, on the history workers of that instance.
+    await viewer.send(wire.history(terminals=["T1"], request_id="h1"))
+    page = await viewer.recv_type("historyPage")
+    assert page["events"] == events["events"] and page["id"] == "h1"
     # The doors: the door opened is seen by a new instance's floor from the store.
     assert _hub(b).floor.terminals["T1"].doors_open == {"main"}
+
+
+async def test_cursors_are_handed_out_in_commit_order(hubs: list[HubHarness],
+                                                      pg_url: str) -> None:
+    """While one instance's transaction holds an uncommitted cursor, no other instance can
+    take a higher one: resuming after a cursor never skips a row committed later."""
+    import psycopg
+
+    from hub.store_pg import CURSOR_LOCK
+
+    a = hubs[0]
+    with psycopg.connect(pg_url) as other:  # as another instance, mid-transaction
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (CURSOR_LOCK,))
+        held = other.execute(
+            "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
+            " data, received_at) VALUES ('T2', 1, 'T2-1', 'T2', 'game', 'betPlaced',"
+            " '2023-11-14T22:13:20.000Z', '{}', 0) RETURNING n").fetchone()
+        assert held is not None
+        term, _ = await a.terminal("T1")  # its deviceOnline waits for the lock
+        await term.send(event_frame("T1", 1))
+        with psycopg.connect(pg_url, autocommit=True) as watch:
+            await wait_for(lambda: watch.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone() == (1,), what="the instance's transaction waiting for the lock")
+        other.commit()
+    await term.recv_type("ack")
+    stored = {e["id"]: e["cursor"] for e in _hub(a).store.recent(10, None)}
+    assert stored["T1-1"] > held[0] and min(stored.values()) == held[0]
+
+
+async def test_a_client_resumes_on_another_instance_with_no_gap_and_no_duplicate(
+        hubs: list[HubHarness]) -> None:
+    """Terminals on A and B send at once (their transactions interleave); a viewer on A
+    leaves midway and resumes on B from its last cursor: every event exactly once."""
+    a, b, _ = hubs
+    per_terminal, burst = 300, 20
+    viewer, _ = await a.client("tok-carol", subscribe={"channels": ["game"]})
+    terms = [(await a.terminal("T1"))[0], (await b.terminal("T2"))[0],
+             (await b.terminal("T3"))[0]]
+
+    async def send_all(term: Peer, tid: str) -> None:
+        for first in range(1, per_terminal + 1, burst):
+            for seq in range(first, first + burst):
+                await term.send(event_frame(tid, seq))
+            last = first + burst - 1
+            await term.recv_until(lambda m, last=last: m["type"] == "ack"
+                                  and m["upTo"] == last, timeout=20)
+
+    senders = [asyncio.create_task(send_all(t, tid))
+               for t, tid in zip(terms, ("T1", "T2", "T3"), strict=True)]
+    before = await _events(viewer, per_terminal)  # a third of them, then away
+    viewer.ws.transport.abort()  # gone, as with a network cut (no closing handshake)
+    cursors = [e["cursor"] for e in before]
+    assert cursors == sorted(set(cursors))  # delivered in cursor order
+    back, _ = await b.client("tok-carol")
+    await back.send(wire.subscribe(channels=["game"], start=cursors[-1], request_id="r"))
+    after: list[dict[str, Any]] = []
+    async with asyncio.timeout(30):
+        while len(before) + len(after) < 3 * per_terminal:
+            msg = await back.recv(10)
+            if msg["type"] == "event":
+                after.append(msg)
+    await asyncio.gather(*senders)
+    ids = [e["id"] for e in before + after]
+    assert len(ids) == len(set(ids)) == 3 * per_terminal
+    assert [e["cursor"] for e in after] == sorted({e["cursor"] for e in after})
+    assert after[0]["cursor"] > cursors[-1]
+    assert [m for m in await back.sync() if m["type"] == "event"] == []
+
+
+async def test_an_instance_that_lost_its_listener_reads_what_it_missed_in_order(
+        hubs: list[HubHarness], pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    a, b, _ = hubs
+    viewer, _ = await b.client("tok-carol", subscribe={"terminals": ["T1"], "channels": ["game"]})
+    term, _ = await a.terminal("T1")
+    await term.send(event_frame("T1", 1))
+    assert (await viewer.recv_type("event"))["id"] == "T1-1"
+    cluster_b = _hub(b).cluster
+    assert cluster_b is not None
+    gate = asyncio.Event()
+    connect = cluster_b._connect
+
+    async def held() -> None:
+        await gate.wait()
+        await connect()
+
+    monkeypatch.setattr(cluster_b, "_connect", held)
+    # B's listening connection is cut, and stays away while A stores three events.
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE application_name = %s", (f"slot-hub {cluster_b.origin} listen",))
+    await wait_for(lambda: not cluster_b.listening, what="B's listener gone")
+    for seq in (2, 3, 4):
+        await term.send(event_frame("T1", seq))
+    await term.recv_until(lambda m: m["type"] == "ack" and m["upTo"] == 4)
+    assert [m for m in await viewer.sync() if m["type"] == "event"] == []
+    gate.set()
+    got = [await viewer.recv_type("event") for _ in range(3)]
+    assert [e["id"] for e in got] == ["T1-2", "T1-3", "T1-4"]
+    assert [e["cursor"] for e in got] == sorted({e["cursor"] for e in got})
+    assert cluster_b.caught_up >= 3
+    # Live again: the next event arrives once.
+    await term.send(event_frame("T1", 5))
+    assert (await viewer.recv_type("event"))["id"] == "T1-5"
+    assert [m for m in await viewer.sync() if m["type"] == "event"] == []

@@ -124,9 +124,9 @@ async def test_a_query_running_too_long_is_stopped_and_frees_its_worker(
 ) -> None:
     """Past ``query_limit_s`` SQLite's progress handler stops it: 504 ``timeout`` over HTTP,
     ``too_large`` over the WebSocket; the worker serves the next query."""
-    from hub import history_runner
+    import hub.store
 
-    monkeypatch.setattr(history_runner, "_PROGRESS_STEPS", 1)  # look at the clock every step
+    monkeypatch.setattr(hub.store, "_PROGRESS_STEPS", 1)  # look at the clock every step
     await harness.restart()  # fresh workers, with the handler at that rate
     hub = harness.hub
     assert hub is not None and hub.history is not None

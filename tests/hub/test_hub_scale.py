@@ -9,9 +9,12 @@ messages wait in the network, then in its own window) instead of being dropped.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +182,94 @@ async def test_the_gate_blocks_a_connection_at_its_share_and_wakes_it_on_release
     gate.take(many[0], 20)  # over the hub-wide 40 now
     assert gate.allowance(many[1]) == MIN_SHARE  # a quiet one still gets its share
     assert gate.allowance(many[0]) == 0
+
+
+@pytest.fixture
+async def small_queues(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]:
+    h = HubHarness(tmp_path, traffic)
+    tokens = tmp_path / "floor-tokens"
+    tokens.write_text("".join(f"tok-{t} terminal {t}\n" for t in TERMINALS)
+                      + "tok-wall viewer wall\ntok-pit viewer pit\ntok-slow viewer slow\n")
+    await h.start(tokens=tokens, client_queue=16, max_frame_bytes=1 << 20,
+                  max_message_bytes=512 * 1024)
+    try:
+        yield h
+    finally:
+        await h.close()
+
+
+async def _viewer(h: HubHarness, token: str, **subscribe: Any) -> Peer:
+    peer = await h.connect("/ws/client", token, max_size=None)
+    await peer.recv_type("snapshot")
+    await peer.send(wire.subscribe(**subscribe))
+    await peer.recv_type("subscribed")
+    return peer
+
+
+async def test_a_group_is_fanned_out_once_each_event_acked_once_and_a_slow_viewer_dropped(
+    small_queues: HubHarness, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Groups of many terminals' bursts (hub/fanout.py): every event acknowledged exactly
+    once (cumulative acks strictly rising to the last seq), every viewer gets its events in
+    storage order, and a viewer that stops reading is dropped (4001) while the others go on
+    receiving everything."""
+    h = small_queues
+    hub = h.hub
+    assert hub is not None
+    peers = [await _terminal(h, t) for t in TERMINALS]
+    wall = await _viewer(h, "tok-wall")  # everything
+    pit = await _viewer(h, "tok-pit", terminals=[TERMINALS[3]])
+    # A viewer that stops reading: its library takes 1 frame, then the TCP buffers fill.
+    slow = await h.connect("/ws/client", "tok-slow", max_queue=1, max_size=None)
+    await slow.send(wire.subscribe())
+    await wait_for(lambda: hub.ingest.queued == 0 and hub.gate.held == 0)
+    seen: dict[str, list[tuple[str, int, int]]] = {"wall": [], "pit": []}
+
+    async def read(name: str, peer: Peer) -> None:
+        while True:
+            msg = await peer.recv(timeout=30)
+            if msg["type"] == "event" and msg["event"] == "betPlaced":
+                seen[name].append((msg["terminalId"], msg["seq"], msg["cursor"]))
+
+    readers = [asyncio.create_task(read("wall", wall)), asyncio.create_task(read("pit", pit))]
+    acks: dict[str, list[int]] = {t: [] for t in TERMINALS}
+
+    async def acked_to(peer: Peer, tid: str, upto: int) -> None:
+        while not acks[tid] or acks[tid][-1] < upto:
+            acks[tid].append((await peer.recv_type("ack", timeout=30))["upTo"])
+
+    blob = base64.b64encode(os.urandom(15_000)).decode()
+    burst, rounds = 3, 0
+    try:
+        while hub.stats.slow_consumers_dropped == 0:
+            rounds += 1
+            assert rounds <= 60, "the viewer that does not read was never dropped"
+            held = _HeldStore(hub)
+            monkeypatch.setattr(hub.store, "write_events", held)
+            for peer, tid in zip(peers, TERMINALS, strict=True):
+                for k in range(burst):
+                    seq = (rounds - 1) * burst + k + 1
+                    await peer.send(event_frame(tid, seq, data={"amount": 1, "blob": blob}))
+            await wait_for(lambda store=held: store.started >= 1)  # type: ignore[misc]
+            held.gate.set()
+            await asyncio.gather(*(acked_to(p, t, rounds * burst)
+                                   for p, t in zip(peers, TERMINALS, strict=True)))
+        assert await slow.closed(timeout=10) == 4001
+        total = rounds * burst
+        await wait_for(lambda: len(seen["wall"]) == total * len(TERMINALS), timeout=30)
+        await wait_for(lambda: len(seen["pit"]) == total, timeout=30)
+    finally:
+        for r in readers:
+            r.cancel()
+    for tid in TERMINALS:
+        ups = acks[tid]
+        assert ups == sorted(set(ups)) and ups[-1] == total, (tid, ups)  # each seq acked once
+        stored = [e["seq"] for e in hub.store.events(tid) if e["event"] == "betPlaced"]
+        assert sorted(stored) == list(range(1, total + 1))
+    cursors = [c for _, _, c in seen["wall"]]
+    assert cursors == sorted(cursors) and len(set(cursors)) == len(cursors)
+    for tid in TERMINALS:
+        assert [s for t, s, _ in seen["wall"] if t == tid] == list(range(1, total + 1))
+    assert [(t, s) for t, s, _ in seen["pit"]] == [(TERMINALS[3], s)
+                                                    for s in range(1, total + 1)]
+    assert hub.stats.slow_consumers_dropped == 1

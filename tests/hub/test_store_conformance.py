@@ -4,33 +4,21 @@ behaviour: every test runs against each (hub/store_api.py is the interface)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from api import wire
-from hub.store import HubStore
 from hub.store_api import EventWrite, Store
 from tests.support.hub import event_frame
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s: Store
-    if request.param == "sqlite":
-        s = HubStore(tmp_path / "hub.db", synchronous="NORMAL")
-    else:
-        from hub.store_pg import PgStore
-
-        s = PgStore(request.getfixturevalue("pg_url"), synchronous="NORMAL", origin="test")
-    try:
-        yield s
-    finally:
-        s.close()
+@pytest.fixture
+def store(either_store: Store) -> Store:
+    """Each test runs on SQLite, then on PostgreSQL (tests/hub/conftest.py)."""
+    return either_store
 
 
 def _ev(tid: str, seq: int, name: str = "betPlaced", *, at: float = T0,
@@ -217,3 +205,132 @@ def test_the_floor_reads_doors_and_the_days_money(store: Store) -> None:
     day = wire.format_timestamp(T0)[:10]
     assert store.day_money("T1", day, "2023-11-15") == (150, 30, 3)
     assert store.day_money("T2", day, "2023-11-15") == (0, 0, 0)
+
+
+# ---------------------------------------------------------------- history (hub.history)
+
+
+def _floor_day(store: Store) -> list[EventWrite]:
+    """Two terminals over two days, each batch received 10 s after the one before."""
+    writes = [
+        [EventWrite(_ev("T1", 1, data={"amount": 100, "games": 2}), "T1"),
+         EventWrite(_ev("T2", 1, "doorOpened", data={"door": "main"}), "T2")],
+        [EventWrite(_ev("T1", 2, "winPaid", data={"amount": 40}, at=T0 + 60), "T1"),
+         EventWrite(_ev("T1", 3, "billAccepted", data={"amount": 2000, "count": 2},
+                        at=T0 + 70), "T1")],
+        [EventWrite(_ev("T2", 2, data={"amount": "lots"}, at=T0 + 80), "T2"),
+         EventWrite(_ev("T1", 4, "meterSnapshot", data={"meters": {"coinIn": 100}},
+                        at=T0 + 90), "T1"),
+         EventWrite(_ev("T2", 3, data={"amount": 7}, at=T0 + 86400), "T2")],
+    ]
+    for i, batch in enumerate(writes):
+        assert all(_write(store, batch, at=T0 + 10 * i))
+    return [w for batch in writes for w in batch]
+
+
+def test_history_pages_by_cursor_both_ways_with_filters(store: Store) -> None:
+    from hub.history import EventQuery, head_cursor, query_events
+
+    db = store.reader
+    assert head_cursor(db) == 0 and query_events(db, EventQuery()) == ([], None)
+    writes = _floor_day(store)
+    cursors = [w.frame["cursor"] for w in writes]
+    assert cursors == sorted(cursors) and head_cursor(db) == cursors[-1]
+    frames, nxt = query_events(db, EventQuery(limit=3))
+    assert frames == [w.frame for w in writes[:3]] and nxt == cursors[2]
+    frames, nxt = query_events(db, EventQuery(after=nxt, limit=4))
+    assert [f["id"] for f in frames] == ["T1-3", "T2-2", "T1-4", "T2-3"] and nxt is None
+    # Newest first with ``before``; every filter at once; time bounds on the timestamp.
+    frames, nxt = query_events(db, EventQuery(before=cursors[-1], limit=2))
+    assert [f["id"] for f in frames] == ["T1-4", "T2-2"] and nxt == cursors[-3]
+    frames, _ = query_events(db, EventQuery(terminals=["T1"], channels=["game", "cash"]))
+    assert [f["id"] for f in frames] == ["T1-1", "T1-2", "T1-3"]
+    frames, _ = query_events(db, EventQuery(events=["betPlaced"], since=wire.format_timestamp(
+        T0 + 1), until=wire.format_timestamp(T0 + 86400)))
+    assert [f["id"] for f in frames] == ["T2-2"]
+    assert query_events(db, EventQuery(terminals=["T9"])) == ([], None)
+
+
+def test_time_to_cursor_summary_and_meters(store: Store) -> None:
+    from hub.gaming_day import GamingDay
+    from hub.history import cursor_before_time, day_summary, latest_meters
+
+    db = store.reader
+    assert cursor_before_time(db, T0) == 0
+    writes = _floor_day(store)
+    cursors = [w.frame["cursor"] for w in writes]
+    assert cursor_before_time(db, T0 - 1) == cursors[0] - 1
+    assert cursor_before_time(db, T0 + 5) == cursors[1]
+    assert cursor_before_time(db, T0 + 10) == cursors[1]
+    assert cursor_before_time(db, T0 + 100) == cursors[-1]
+    day = wire.format_timestamp(T0)[:10]
+    body = day_summary(db, GamingDay(), day, ["T1", "T2", "T3"], {"T1": {"bank": "B1"}})
+    t1, t2, t3 = body["terminals"]
+    assert (t1["bank"], t1["coinIn"], t1["coinOut"], t1["games"], t1["netWin"],
+            t1["holdPercent"]) == ("B1", 100, 40, 2, 60, 60.0)
+    assert t1["bills"] == {"count": 2, "amount": 2000}
+    # A bet whose amount is not a number counts as a game of nothing, on both engines.
+    assert (t2["coinIn"], t2["games"]) == (0, 1)
+    assert t3 == {"terminalId": "T3", "coinIn": 0, "coinOut": 0, "netWin": 0,
+                  "holdPercent": None, "games": 0, "bills": {"count": 0, "amount": 0},
+                  "ticketsIn": {"count": 0, "amount": 0},
+                  "ticketsOut": {"count": 0, "amount": 0},
+                  "handpays": {"count": 0, "amount": 0}}
+    assert body["totals"]["coinIn"] == 100 and body["totals"]["games"] == 3
+    meters = latest_meters(db, ["T2", "T1"])
+    assert meters == [{"terminalId": "T1", "at": wire.format_timestamp(T0 + 90),
+                       "cursor": cursors[5], "meters": {"coinIn": 100}},
+                      {"terminalId": "T2", "at": None, "cursor": None, "meters": None}]
+
+
+def test_the_audit_trail_records_updates_and_pages(store: Store) -> None:
+    from hub.audit import AuditQuery
+    from hub.store_api import open_audit
+
+    audit = open_audit(store)
+    first = audit.record(at="2023-11-14T22:13:20.000Z", who="alice", role="operator",
+                         kind="login")
+    second = audit.record(at="2023-11-14T22:14:00.000Z", who="alice", role="operator",
+                          kind="action", terminal_id="T1", subject="act-1", what="lock",
+                          reason="audit", result="sent", detail={"params": {"x": 1}})
+    audit.record(at="2023-11-14T22:15:00.000Z", who="bob", role="viewer",
+                 kind="loginRefused", result="unauthorized")
+    assert 0 < first < second
+    audit.action_status("act-1", "succeeded", {"result": {"locked": True}})
+    entries, nxt = audit.query(AuditQuery(limit=2))
+    assert [e["kind"] for e in entries] == ["login", "action"] and nxt == second
+    action = entries[1]
+    assert (action["result"], action["detail"]) == (
+        "succeeded", {"params": {"x": 1}, "result": {"locked": True}})
+    assert action["terminalId"] == "T1" and action["reason"] == "audit"
+    entries, nxt = audit.query(AuditQuery(after=second))
+    assert [e["who"] for e in entries] == ["bob"] and nxt is None
+    entries, _ = audit.query(AuditQuery(kinds=["login", "action"], who=["alice"],
+                                        terminals=["T1"], since="2023-11-14T22:14:00.000Z"))
+    assert [e["cursor"] for e in entries] == [second]
+
+
+def test_a_row_that_is_not_json_is_left_out_of_every_query(store: Store) -> None:
+    """A damaged row (not JSON: written by hand, or damaged on disk) costs only itself:
+    sums, doors, summaries and pages go on with the others."""
+    from hub.gaming_day import GamingDay
+    from hub.history import EventQuery, day_summary, query_events
+
+    _write(store, [EventWrite(_ev("T1", 1, data={"amount": 100}), "T1"),
+                   EventWrite(_ev("T1", 2, "doorOpened", data={"door": "main"}), "T1")])
+    for seq, name in ((3, "betPlaced"), (4, "doorOpened")):
+        store.reader.run(
+            "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
+            " data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ("T1", seq, f"T1-{seq}", "T1", "game" if seq == 3 else "alerts", name,
+             wire.format_timestamp(T0), '{"amount": [[[', T0))
+    day = wire.format_timestamp(T0)[:10]
+    assert store.day_money("T1", day, "2023-11-15") == (100, 0, 1)
+    assert store.amount_sum("T1", "betPlaced", day, "2023-11-15") == 100
+    assert store.amounts_by_minute("betPlaced", day, None) == {"2023-11-14T22:13": 100}
+    assert [e["id"] for e in store.last_door_events("T1")] == ["T1-2"]
+    assert [e["id"] for e in store.recent(10, None)] == ["T1-2", "T1-1"]
+    summary = day_summary(store.reader, GamingDay(), day, ["T1"], {})
+    assert (summary["totals"]["coinIn"], summary["totals"]["games"]) == (100, 1)
+    frames, _ = query_events(store.reader, EventQuery())
+    assert [f["id"] for f in frames] == ["T1-1", "T1-2"]

@@ -1,7 +1,6 @@
-"""An in-process agent on a memory line with fault injection (the end-to-end ``Rig``:
-emulator served on its thread <-> ``drivers.memory`` pair <-> line owner -> pipeline ->
-outbox). Play is driven by the test, one autoplay decision per poll cycle; waits are bounded
-polls of a condition."""
+"""An in-process agent on a memory line with fault injection: emulator (served on its thread)
+<-> ``drivers.memory`` pair <-> line owner -> pipeline -> outbox. Play is driven by the test,
+one autoplay decision per poll cycle; waits are bounded polls of a condition."""
 
 from __future__ import annotations
 
@@ -12,14 +11,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agent.config import PollConfig
+from agent.assembly import LineSeam, Tuning, assemble
+from agent.config import Config, MachineConfig, OutboxConfig, PollConfig
 from agent.derive.meters import meter_name
+from agent.line.interface import Line
+from agent.store.outbox import Outbox
 from api.events import StoredEvent
-from drivers.memory import Faults
+from drivers.memory import Faults, pair
 from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import Machine
 from emulator.model import MachineConfig as EmulatedConfig
-from tests.agent.e2e_helpers import Rig
+from emulator.server import Emulator
 from tests.reliability.system_rig import MONEY
 from tests.support.waits import wait_until
 
@@ -36,17 +38,28 @@ QUIET_PLAY = AutoplaySettings(games_per_minute=60_000, jackpot_probability=0.01,
                               tilt_probability=0.0, attendant_delay=0.0)
 
 
-class AgentRig(Rig):
-    """The end-to-end :class:`Rig` stepped by the test: a seeded machine and seeded line
-    faults, one autoplay decision per ``PLAY_EVERY`` poll cycles, and the money ledger."""
-
-    def __init__(self, tmp_path: Path, *, seed: int = 1) -> None:
-        super().__init__(tmp_path, machine=EmulatedConfig(denomination_cents=5), poll=POLL,
-                         faults=Faults(seed=seed), seed=seed, terminal_id=TERMINAL,
-                         ticket_settle=1.0)
+class AgentRig:
+    def __init__(self, tmp_path: Path, *, seed: int = 1, outbox: Outbox | None = None) -> None:
+        self.faults = Faults(seed=seed)
+        self.machine = Machine(EmulatedConfig(denomination_cents=5), now=time.monotonic(),
+                               seed=seed)
+        host, device = pair(faults=self.faults)
+        self.emulator = Emulator(self.machine, device, address=1)
+        self.emulator.start()
+        config = Config(TERMINAL, (MachineConfig(1),), poll=POLL,
+                        outbox=OutboxConfig(path=str(tmp_path / "outbox.db")))
+        self.agent = assemble(config, line=LineSeam.memory(host), outbox=outbox,
+                              tuning=Tuning(backlog_window_s=0.0, ticket_settle_s=1.0))
+        self.outbox = self.agent.outbox
+        self.pipeline = self.agent.pipeline
+        self.line: Line = self.agent.start()
         self.player = AutoPlayer(self.machine, random.Random(seed), QUIET_PLAY)
         self._cycles = 0
         self._baseline: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        self.agent.close()
+        self.emulator.stop()
 
     @classmethod
     @contextmanager
@@ -77,12 +90,18 @@ class AgentRig(Rig):
         for _ in range(n):
             self.cycle(play)
 
-    def apply(self, fn: Callable[[Machine, float], Any]) -> Any:
-        """``fn(machine, now)`` under the emulator's lock."""
-        with self.act() as (machine, now):
-            return fn(machine, now)
+    def act(self, fn: Callable[[Machine, float], Any]) -> Any:
+        with self.emulator.lock:
+            return fn(self.machine, time.monotonic())
 
     # ------------------------------------------------------------------ the outbox
+
+    def events(self, name: str | None = None) -> list[StoredEvent]:
+        stored = self.outbox.pending(0, 10_000_000)
+        return [e for e in stored if name is None or e.event.name == name]
+
+    def names(self) -> list[str]:
+        return [e.event.name for e in self.events()]
 
     def wait_ready(self) -> None:
         """Discovery done: the first meter snapshot (the money baseline) is stored."""
@@ -90,13 +109,12 @@ class AgentRig(Rig):
         self.expected_money()
 
     def wait_event(self, name: str, count: int = 1, timeout: float = 20.0,
-                   play: bool = False) -> list[StoredEvent]:
-        """Cycle (with ``play``, playing) until the outbox holds ``count`` events ``name``."""
+                   play: bool = False) -> None:
+        """Cycle until the outbox holds ``count`` events called ``name``."""
         deadline = time.monotonic() + timeout
-        while len(found := self.events(name)) < count:
+        while len(self.events(name)) < count:
             assert time.monotonic() < deadline, f"{count} x {name}; have {self.names()[-20:]}"
             self.cycle(play)
-        return found
 
     def money(self) -> dict[str, int]:
         out = dict.fromkeys((name for name, _, _ in MONEY), 0)

@@ -52,12 +52,12 @@ def test_silent_machine_link_down_then_up_and_nothing_invented(rig: AgentRig) ->
     rig.cycles(60, play=True)
     mark = rig.outbox.last_seq
     downs, ups = len(rig.events("machineLinkDown")), len(rig.events("machineLinkUp"))
-    rig.apply(lambda m, now: rig.emulator.silence(now, 10_000.0))
+    rig.act(lambda m, now: rig.emulator.silence(now, 10_000.0))
     rig.wait_event("machineLinkDown", downs + 1)
     down_seq = rig.events("machineLinkDown")[-1].seq
     rig.cycles(SILENT_CYCLES)  # the machine stays dead for a while
     assert after(rig, down_seq) == [], "events invented while the line was dead"
-    rig.apply(lambda m, now: rig.emulator.silence(now, 0.0))
+    rig.act(lambda m, now: rig.emulator.silence(now, 0.0))
     rig.wait_event("machineLinkUp", ups + 1)
     names = after(rig, mark)
     assert names.count("machineLinkDown") == 1 and names.count("machineLinkUp") == 1
@@ -71,10 +71,10 @@ def test_power_cycle_reports_link_and_power_and_keeps_the_money(rig: AgentRig) -
     mark = rig.outbox.last_seq
     downs, ups = len(rig.events("machineLinkDown")), len(rig.events("machineLinkUp"))
     restored = len(rig.events("powerRestored"))
-    rig.apply(lambda m, now: m.power_off(now))
+    rig.act(lambda m, now: m.power_off(now))
     rig.wait_event("machineLinkDown", downs + 1)
     rig.cycles(long_or_short(400, 20))
-    rig.apply(lambda m, now: m.power_on(now))
+    rig.act(lambda m, now: m.power_on(now))
     rig.wait_event("machineLinkUp", ups + 1)
     rig.wait_event("powerRestored", restored + 1)
     names = after(rig, mark)

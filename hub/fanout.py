@@ -1,0 +1,133 @@
+"""What a stored group of events sends to the clients, serialized once for all of them.
+
+The hub's CPU per event bounds its rate (docs/performance.md, "Hub under floor load"), and
+with tens of clients subscribed to everything the fan-out is most of it if done per event
+and per client. So, per published group (hub/ingest.py):
+
+- each event's frame text is built once, from the ``data`` text already encoded for the
+  store (:func:`event_text`: no second encoding of ``data``), and framed once
+  (hub/wsio.py :class:`~hub.wsio.Framed`);
+- the frames (events, then after each batch the ``terminal`` state of the terminals it
+  touched, as before) are collected in order, in chunks of at most a quarter of a client's
+  queue, and each chunk goes to a client as ONE queue item: joined once for every client
+  that takes everything, picked out per client for those with narrower filters;
+- between chunks, if a client's queue is half full, the loop is let run so its writer can
+  send (only clients that do not read are dropped as slow consumers, 4001).
+
+The order each client sees is the order the hub stored the events (protocol.md §5).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from api.wire import MessageType
+from hub.peer import let_writers_run
+from hub.wsio import Framed, framed, joined
+
+if TYPE_CHECKING:
+    from hub.client_sessions import ClientSessions
+    from hub.floor import TerminalState
+
+#: Compact JSON exactly as ``api.wire.encode`` writes it, with one encoder for every call
+#: (``json.dumps`` with options builds an encoder per call).
+ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+encode = ENCODER.encode
+
+#: A JSON string literal for a str, as ENCODER writes it (the C function it uses).
+_quote = json.encoder.encode_basestring
+
+#: Most frames in one chunk of the fan-out (and at most a quarter of a client's queue).
+MAX_CHUNK = 256
+
+_EVENT_KEYS = ("type", "id", "seq", "channel", "terminalId", "event", "timestamp", "data")
+_EVENT_TYPE = MessageType.EVENT.value
+
+
+def event_text(frame: Mapping[str, Any], data_text: str | None) -> str:
+    """The frame's JSON text (``type`` ... ``data``, then ``cursor`` if it has one), with
+    ``data_text`` (``encode(frame["data"])``, done once for the store) spliced in as is.
+
+    The same text :data:`ENCODER` writes for the frame with its keys in the order of
+    ``api.wire.event``; any frame not of exactly that shape is encoded whole instead.
+    """
+    seq = frame.get("seq")
+    cursor = frame.get("cursor")
+    if (data_text is None or type(seq) is not int or len(frame) != 8 + ("cursor" in frame)
+            or not (cursor is None or type(cursor) is int)
+            or frame.get("type") != _EVENT_TYPE):
+        return encode({k: frame[k] for k in (*_EVENT_KEYS, "cursor") if k in frame})
+    try:
+        head = (f'{{"type":"event","id":{_quote(frame["id"])},"seq":{seq},"channel":'
+                f'{_quote(frame["channel"])},"terminalId":{_quote(frame["terminalId"])},'
+                f'"event":{_quote(frame["event"])},"timestamp":{_quote(frame["timestamp"])},'
+                f'"data":')
+    except (KeyError, TypeError):  # not strings: whatever the encoder makes of them
+        return encode({k: frame[k] for k in (*_EVENT_KEYS, "cursor") if k in frame})
+    if cursor is None:
+        return head + data_text + "}"
+    return f'{head}{data_text},"cursor":{cursor}}}'
+
+
+def ack_frame(up_to: int) -> Framed:
+    """A terminal's ``ack`` (protocol.md §4), framed."""
+    return framed(b'{"type":"ack","upTo":%d}' % up_to)
+
+
+def terminal_frame(state: TerminalState) -> Framed:
+    """A ``terminal`` message (protocol.md §5) for ``state``, framed."""
+    return framed(encode({"type": MessageType.TERMINAL.value,
+                          "terminal": state.to_wire()}).encode())
+
+
+class GroupFanOut:
+    """Collects one published group's frames in order and queues them per chunk.
+
+    ``event`` and ``terminal`` add a frame; :meth:`flush` queues what was collected (it is
+    called by :meth:`add` itself when a chunk is full, and must be called at the end).
+    """
+
+    def __init__(self, clients: ClientSessions, queue_size: int) -> None:
+        self._clients = clients
+        self._chunk = max(1, min(MAX_CHUNK, queue_size // 4))
+        #: Frames in order; with each, the event frame it carries (None: to every client).
+        self._frames: list[tuple[Framed, Mapping[str, Any] | None]] = []
+
+    def event(self, frame: Mapping[str, Any], data_text: str | None) -> bool:
+        """Add an event frame; True if the chunk is full (then :meth:`flush`)."""
+        self._frames.append((framed(event_text(frame, data_text).encode()), frame))
+        return len(self._frames) >= self._chunk
+
+    def terminal(self, state: TerminalState) -> bool:
+        """Add a ``terminal`` state frame (every client gets it); True if the chunk is full."""
+        self._frames.append((terminal_frame(state), None))
+        return len(self._frames) >= self._chunk
+
+    async def flush(self) -> None:
+        """Queue the collected frames, one item per client; let the writers run if a queue
+        is half full."""
+        frames, self._frames = self._frames, []
+        if not frames:
+            return
+        everything: Framed | None = None
+        filling = False
+        for client in list(self._clients.connected):
+            subscription = client.subscription
+            if subscription.takes_all():
+                if everything is None:
+                    everything = joined([f for f, _ in frames])
+                item: Framed | None = everything
+            else:
+                picked = [f for f, event in frames
+                          if event is None or subscription.matches(event)]
+                item = joined(picked) if picked else None
+            if item is not None:
+                peer = client.peer
+                peer.send_text(item)
+                filling = filling or peer.filling()
+        if filling:
+            # More than a queue may follow: let the writers send before going on, so only
+            # clients that do not read are dropped as slow (hub/peer.py let_writers_run).
+            await let_writers_run()
