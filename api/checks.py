@@ -1,6 +1,8 @@
 """The checks of each message type, by hand, against the same rules as docs/schemas/*.json
 (no jsonschema at run time): each raises :class:`api.codes.WireError` with the code of the
-``error`` reply to send."""
+``error`` reply to send. A checked object becomes its class of :mod:`api.messages` in
+:mod:`api.decode`; tests/test_messages.py holds the classes, these checks and the schemas
+together."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ _TERMINAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 _EVENT_NAME_RE = re.compile(r"^[a-z][A-Za-z0-9]{0,63}\Z")
 _ACTION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 _SIGNATURE_RE = re.compile(r"^[0-9a-f]{64}\Z")
+_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 _CHANNELS = frozenset(c.value for c in Channel)
 
 
@@ -402,6 +405,12 @@ def _check_snapshot(c: _Checker) -> None:
         p = c.nested(point, f"coinInPerMinute[{i}]")
         p.timestamp("minute")
         p.integer("amount", minimum=-(2**63))
+    c.string("timezone", required=False, max_len=MAX_ID_LENGTH)
+    c.integer("gamingDayStart", minimum=0, required=False)
+    if c.msg.get("gamingDayStart", 0) > 23:
+        raise c.fail("'gamingDayStart' must be an hour from 0 to 23")
+    c.string("gamingDay", required=False, pattern=_DAY_RE)
+    c.integer("utcOffsetMinutes", minimum=-(2**63), required=False)
 
 
 def _check_terminal(c: _Checker) -> None:

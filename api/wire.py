@@ -1,6 +1,7 @@
 """The WebSocket API's messages in one place: the names and codes (:mod:`api.codes`), the
-checks (:mod:`api.checks`), reading a frame (:mod:`api.parse`), action signatures
-(:mod:`api.signing`), and here the builders of every message. Both the agent and the hub
+checks (:mod:`api.checks`), reading a frame (:mod:`api.parse`; into its class:
+:mod:`api.decode`), action signatures (:mod:`api.signing`), and here the builders of every
+message, each the frame of its class of :mod:`api.messages`. Both the agent and the hub
 import this module (docs/architecture.md); it does no I/O. ``parse_message`` raises only
 :class:`WireError`, whose ``code`` is the ``error`` reply to send. docs/protocol.md is the
 contract.
@@ -12,6 +13,7 @@ import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from api import messages as m
 from api.checks import (
     format_timestamp,
     parse_timestamp,
@@ -129,27 +131,18 @@ def encode(msg: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- builders
-
-
-def _with_optional(msg: dict[str, Any], **optional: Any) -> dict[str, Any]:
-    for key, value in optional.items():
-        if value is not None:
-            msg[key] = value
-    return msg
+# Each builder is its class of api.messages turned into a frame (``to_wire``).
 
 
 def hello(terminal_id: str, version: str, last_seq: int,
           machine: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``machine``: the machine's state as the agent holds it now (``hostLocked``,
     ``gameLocked``)."""
-    msg = {"type": MessageType.HELLO.value, "protocol": PROTOCOL_VERSION,
-           "terminalId": terminal_id, "version": version, "lastSeq": last_seq}
-    return _with_optional(msg, machine=dict(machine) if machine is not None else None)
+    return m.Hello(terminal_id, version, last_seq, machine=machine).to_wire()
 
 
 def welcome(terminal_id: str, acked_seq: int, server_time: str) -> dict[str, Any]:
-    return {"type": MessageType.WELCOME.value, "protocol": PROTOCOL_VERSION,
-            "terminalId": terminal_id, "ackedSeq": acked_seq, "serverTime": server_time}
+    return m.Welcome(PROTOCOL_VERSION, terminal_id, acked_seq, server_time).to_wire()
 
 
 def event(
@@ -157,16 +150,15 @@ def event(
     data: Mapping[str, Any],
 ) -> dict[str, Any]:
     """An ``event`` frame (the agent uses ``StoredEvent.to_wire``; the hub uses this)."""
-    return {"type": MessageType.EVENT.value, "id": event_id, "seq": seq, "channel": channel,
-            "terminalId": terminal_id, "event": name, "timestamp": timestamp, "data": dict(data)}
+    return m.EventFrame(event_id, seq, channel, terminal_id, name, timestamp, data).to_wire()
 
 
 def ack(up_to: int) -> dict[str, Any]:
-    return {"type": MessageType.ACK.value, "upTo": up_to}
+    return m.AckUpTo(up_to).to_wire()
 
 
 def ack_alert(event_id: str, request_id: str | None = None) -> dict[str, Any]:
-    return _with_optional({"type": MessageType.ACK.value, "eventId": event_id}, id=request_id)
+    return m.AckAlert(event_id, request_id).to_wire()
 
 
 def action(
@@ -174,18 +166,14 @@ def action(
     expires_at: str | None = None, issued_at: str | None = None, sender: str | None = None,
     reason: str | None = None,
 ) -> dict[str, Any]:
-    msg = {"type": MessageType.ACTION.value, "id": action_id, "terminalId": terminal_id,
-           "action": name, "params": dict(params or {})}
-    return _with_optional(msg, expiresAt=expires_at, issuedAt=issued_at, reason=reason,
-                          **{"from": sender})
+    return m.Action(action_id, terminal_id, name, params or {}, expires_at=expires_at,
+                    issued_at=issued_at, reason=reason, sender=sender).to_wire()
 
 
 def action_ack(action_id: str, terminal_id: str, status: ActionAckStatus,
                error: str | None = None, *, action: str | None = None) -> dict[str, Any]:
     """``action`` (the action's name) is optional; the hub adds it for its clients."""
-    msg = {"type": MessageType.ACTION_ACK.value, "id": action_id, "terminalId": terminal_id,
-           "status": status.value}
-    return _with_optional(msg, action=action, error=error)
+    return m.ActionAck(action_id, terminal_id, status, action, error).to_wire()
 
 
 def action_result(
@@ -193,19 +181,15 @@ def action_result(
     result: Mapping[str, Any] | None = None, action: str | None = None,
 ) -> dict[str, Any]:
     """``action`` (the action's name) is optional; the hub adds it for its clients."""
-    msg = {"type": MessageType.ACTION_RESULT.value, "id": action_id, "terminalId": terminal_id,
-           "status": status.value}
-    return _with_optional(msg, action=action, error=error,
-                          result=None if result is None else dict(result))
+    return m.ActionResult(action_id, terminal_id, status, action, error, result).to_wire()
 
 
 def auth(token: str) -> dict[str, Any]:
-    return {"type": MessageType.AUTH.value, "token": token, "protocol": PROTOCOL_VERSION}
+    return m.Auth(token).to_wire()
 
 
 def auth_ok(role: Role, name: str) -> dict[str, Any]:
-    return {"type": MessageType.AUTH_OK.value, "protocol": PROTOCOL_VERSION, "role": role.value,
-            "name": name}
+    return m.AuthOk(role, name).to_wire()
 
 
 def subscribe(
@@ -215,28 +199,30 @@ def subscribe(
 ) -> dict[str, Any]:
     """``start`` (the ``from`` field): replay stored events after this cursor, or received
     at or after this timestamp, before the live stream (protocol.md §5, resuming)."""
-    kind = MessageType.UNSUBSCRIBE if unsubscribe else MessageType.SUBSCRIBE
-    msg = {"type": kind.value, "channels": list(channels), "events": list(events),
-           "terminals": list(terminals)}
-    return _with_optional(msg, id=request_id, **{"from": start})
+    if unsubscribe:
+        if start is not None:
+            raise ValueError("'from' is for subscribe only")
+        return m.Unsubscribe(tuple(channels), tuple(events), tuple(terminals),
+                             request_id).to_wire()
+    return m.Subscribe(tuple(channels), tuple(events), tuple(terminals), request_id,
+                       start).to_wire()
 
 
 def replayed(count: int, cursor: int, request_id: str | None = None) -> dict[str, Any]:
     """The end of a ``subscribe`` replay: ``count`` stored events sent, the last replayed
     cursor (or the ``from`` cursor when none matched); live events follow."""
-    return _with_optional({"type": MessageType.REPLAYED.value, "count": count,
-                           "cursor": cursor}, id=request_id)
+    return m.Replayed(count, cursor, request_id).to_wire()
 
 
 def subscribed(filters: list[dict[str, list[str]]], request_id: str | None = None
                ) -> dict[str, Any]:
-    return _with_optional({"type": MessageType.SUBSCRIBED.value, "filters": filters},
-                          id=request_id)
+    return m.Subscribed(tuple(m.Filter(tuple(f.get("channels", ())), tuple(f.get("events", ())),
+                                       tuple(f.get("terminals", ()))) for f in filters),
+                        request_id).to_wire()
 
 
 def alert_ack(event_id: str, terminal_id: str, by: str, at: str) -> dict[str, Any]:
-    return {"type": MessageType.ALERT_ACK.value, "eventId": event_id, "terminalId": terminal_id,
-            "by": by, "at": at}
+    return m.AlertAck(event_id, terminal_id, by, at).to_wire()
 
 
 def history(*, terminals: Collection[str] = (), events: Collection[str] = (),
@@ -245,44 +231,41 @@ def history(*, terminals: Collection[str] = (), events: Collection[str] = (),
             request_id: str | None = None) -> dict[str, Any]:
     """A page of stored events, with the filters and cursor paging of the HTTP history API
     (protocol.md §5 ``history``, §12); answered by ``historyPage``."""
-    msg: dict[str, Any] = {"type": MessageType.HISTORY.value}
-    for key, values in (("terminals", terminals), ("events", events), ("channels", channels)):
-        if values:
-            msg[key] = list(values)
-    return _with_optional(msg, id=request_id, since=since, until=until, after=after,
-                          before=before, limit=limit)
+    return m.History(tuple(terminals), tuple(events), tuple(channels), request_id, since,
+                     until, after, before, limit).to_wire()
 
 
 def history_page(events: list[dict[str, Any]], next_cursor: int | None, newest_first: bool,
                  request_id: str | None = None) -> dict[str, Any]:
     """``next``: the cursor to continue from (``after``, or ``before`` when newest first);
     None on the last page."""
-    msg = {"type": MessageType.HISTORY_PAGE.value, "events": events, "next": next_cursor,
-           "order": "newest-first" if newest_first else "oldest-first"}
-    return _with_optional(msg, id=request_id)
+    return m.HistoryPage(tuple(events), next_cursor,
+                         "newest-first" if newest_first else "oldest-first",
+                         request_id).to_wire()
 
 
 def get_state(request_id: str | None = None) -> dict[str, Any]:
-    return _with_optional({"type": MessageType.GET_STATE.value}, id=request_id)
+    return m.GetState(request_id).to_wire()
 
 
 def snapshot(
     *, at: str, terminals: list[dict[str, Any]], alerts: list[dict[str, Any]],
     recent: list[dict[str, Any]], coin_in_per_minute: list[dict[str, Any]],
-    request_id: str | None = None,
+    request_id: str | None = None, timezone: str | None = None,
+    gaming_day_start: int | None = None, gaming_day: str | None = None,
+    utc_offset_minutes: int | None = None,
 ) -> dict[str, Any]:
-    msg = {"type": MessageType.SNAPSHOT.value, "at": at, "terminals": terminals,
-           "alerts": alerts, "recent": recent, "coinInPerMinute": coin_in_per_minute}
-    return _with_optional(msg, id=request_id)
+    return m.Snapshot(at, tuple(terminals), tuple(alerts), tuple(recent),
+                      tuple(coin_in_per_minute), request_id, timezone, gaming_day_start,
+                      gaming_day, utc_offset_minutes).to_wire()
 
 
 def terminal_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    return {"type": MessageType.TERMINAL.value, "terminal": dict(state)}
+    return m.TerminalState(state).to_wire()
 
 
 def error(code: ErrorCode, message: str, ref_id: str | None = None) -> dict[str, Any]:
-    msg = {"type": MessageType.ERROR.value, "code": code.value, "message": message}
-    return _with_optional(msg, id=ref_id)
+    return m.Error(code, message, ref_id).to_wire()
 
 
 def error_from(exc: WireError) -> dict[str, Any]:
@@ -290,11 +273,11 @@ def error_from(exc: WireError) -> dict[str, Any]:
 
 
 def ping(request_id: str | None = None) -> dict[str, Any]:
-    return _with_optional({"type": MessageType.PING.value}, id=request_id)
+    return m.Ping(request_id).to_wire()
 
 
 def pong(request_id: str | None = None) -> dict[str, Any]:
-    return _with_optional({"type": MessageType.PONG.value}, id=request_id)
+    return m.Pong(request_id).to_wire()
 
 
 # --------------------------------------------------------------------------- signatures

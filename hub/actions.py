@@ -12,8 +12,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from api import wire
-from api.wire import ActionAckStatus, ActionStatus, ErrorCode, MessageType, Role, WireError
+from api import messages, wire
+from api.wire import ActionAckStatus, ActionStatus, ErrorCode, Role, WireError
 from hub.cluster_hooks import OFFER
 
 if TYPE_CHECKING:
@@ -46,28 +46,28 @@ class ActionRouter:
 
     # ------------------------------------------------------------------ to terminals
 
-    def from_client(self, client: ClientConn, msg: dict[str, Any]) -> None:
+    def from_client(self, client: ClientConn, msg: messages.Action) -> None:
         """An operator's ``action``: stored, then sent or queued; WireError refuses it."""
         hub = self._hub
-        action_id = msg["id"]
+        action_id = msg.id
         if client.role is not Role.OPERATOR:
             raise WireError(ErrorCode.FORBIDDEN, "only an operator may send actions", action_id)
-        terminal_id = msg["terminalId"]
+        terminal_id = msg.terminal_id
         if terminal_id not in hub.tokens.terminals():
             raise WireError(ErrorCode.UNKNOWN_TERMINAL, f"no terminal {terminal_id}", action_id)
         if hub.store.get_action(action_id) is not None:
             raise WireError(ErrorCode.DUPLICATE, f"action id {action_id} was already used",
                             action_id)
         now = hub.now()
-        expires_at = msg.get("expiresAt")
+        expires_at = msg.expires_at
         deadline = wire.parse_timestamp(expires_at) if expires_at else None
         if deadline is not None and deadline <= now:
             raise WireError(ErrorCode.EXPIRED, f"expiresAt {expires_at} has passed", action_id)
-        out = wire.action(action_id, terminal_id, msg["action"], msg.get("params"),
-                          expires_at=expires_at, issued_at=msg.get("issuedAt"),
-                          sender=client.peer.principal.name, reason=msg.get("reason"))
-        if msg.get("signature") is not None:
-            out["signature"] = msg["signature"]
+        out = wire.action(action_id, terminal_id, msg.action, msg.params,
+                          expires_at=expires_at, issued_at=msg.issued_at,
+                          sender=client.peer.principal.name, reason=msg.reason)
+        if msg.signature is not None:
+            out["signature"] = msg.signature
             if self._key is not None:
                 wire.verify_action(self._key, out, now, hub.config.signature_window)
         elif self._key is not None:
@@ -81,15 +81,15 @@ class ActionRouter:
                              deadline=deadline, created_at=now)
         hub.audit.record(at=wire.format_timestamp(now), who=client.peer.principal.name,
                          role=client.role.value, kind="action", terminal_id=terminal_id,
-                         subject=action_id, what=msg["action"], reason=msg.get("reason"),
+                         subject=action_id, what=msg.action, reason=msg.reason,
                          result=status.value, detail={"params": out["params"]})
-        log.info("action %s (%s) for %s from %s: %s", action_id, msg["action"], terminal_id,
+        log.info("action %s (%s) for %s from %s: %s", action_id, msg.action, terminal_id,
                  client.peer.principal.name, status.value)
         if conn is not None:
             conn.peer.send(out)
         else:
             self._schedule_expiry(action_id, deadline)
-        ack = wire.action_ack(action_id, terminal_id, status, action=msg["action"])
+        ack = wire.action_ack(action_id, terminal_id, status, action=msg.action)
         hub.clients.to_operators(ack)
         if conn is None and hub.cluster is not None and hub.floor.get(terminal_id, now).online:
             # Connected to another instance: that one claims it and sends it (then `sent`).
@@ -114,40 +114,39 @@ class ActionRouter:
 
     # ------------------------------------------------------------------ from terminals
 
-    def from_terminal(self, conn: TerminalConn, msg: dict[str, Any]) -> None:
+    def from_terminal(self, conn: TerminalConn,
+                      msg: messages.ActionAck | messages.ActionResult) -> None:
         """A terminal's ``actionAck`` or ``actionResult``, relayed to every operator."""
         hub = self._hub
-        if msg["terminalId"] != conn.terminal_id:
+        if msg.terminal_id != conn.terminal_id:
             raise WireError(ErrorCode.FORBIDDEN, f"may only answer as {conn.terminal_id}",
-                            msg["id"])
-        stored = hub.store.get_action(msg["id"])
+                            msg.id)
+        stored = hub.store.get_action(msg.id)
         if stored is None or stored.terminal_id != conn.terminal_id:
-            raise WireError(ErrorCode.NOT_FOUND, "no such action for this terminal", msg["id"])
+            raise WireError(ErrorCode.NOT_FOUND, "no such action for this terminal", msg.id)
         if stored.result is not None:
             # Settled: every final status is written together with its actionResult. The
             # status alone is not enough, since an actionAck may say "rejected" too and one
             # actionResult still follows it (docs/protocol.md, action flow).
             return  # a re-sent answer to an action already settled
-        if msg["type"] == MessageType.ACTION_ACK:
-            if msg["status"] not in (ActionAckStatus.ACCEPTED, ActionAckStatus.REJECTED):
+        if isinstance(msg, messages.ActionAck):
+            if msg.status not in (ActionAckStatus.ACCEPTED, ActionAckStatus.REJECTED):
                 raise WireError(ErrorCode.BAD_MESSAGE,
-                                "a terminal acks with accepted or rejected", msg["id"])
-            hub.store.set_action_status(stored.id, msg["status"])
-            relay = wire.action_ack(stored.id, stored.terminal_id,
-                                    ActionAckStatus(msg["status"]), msg.get("error"),
+                                "a terminal acks with accepted or rejected", msg.id)
+            hub.store.set_action_status(stored.id, msg.status.value)
+            relay = wire.action_ack(stored.id, stored.terminal_id, msg.status, msg.error,
                                     action=stored.name)
         else:
-            relay = wire.action_result(
-                stored.id, stored.terminal_id, ActionStatus(msg["status"]),
-                error=msg.get("error"), result=msg.get("result"), action=stored.name,
-            )
-            hub.store.set_action_status(stored.id, msg["status"], relay)
+            relay = wire.action_result(stored.id, stored.terminal_id, msg.status,
+                                       error=msg.error, result=msg.result, action=stored.name)
+            hub.store.set_action_status(stored.id, msg.status.value, relay)
             self._cancel_expiry(stored.id)
-            state = hub.floor.action_settled(stored.terminal_id, stored.name, msg["status"],
-                                             msg.get("result"), hub.now())
+            state = hub.floor.action_settled(stored.terminal_id, stored.name, msg.status.value,
+                                             None if msg.result is None else dict(msg.result),
+                                             hub.now())
             if state is not None:
                 hub.clients.broadcast_terminal(state)
-        self._audit(stored.id, msg["status"], relay)
+        self._audit(stored.id, msg.status.value, relay)
         hub.clients.to_operators(relay)
 
     # ------------------------------------------------------------------ expiry

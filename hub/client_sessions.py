@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 
-from api import wire
-from api.wire import CloseCode, ErrorCode, MessageType, Role, WireError
+from api import decode, messages, wire
+from api.wire import CloseCode, ErrorCode, Role, WireError
 from hub import replay
 from hub.cluster_hooks import ALERT_ACK, OPERATORS
 from hub.fanout import terminal_frame
@@ -129,22 +129,22 @@ class ClientSessions:
         hub = self._hub
         text = await hub.receive(ws, hub.config.auth_timeout)
         try:
-            msg = hub.parse(text, wire.CLIENT_TO_HUB)
-            if msg["type"] != MessageType.AUTH:
+            msg = decode.from_client(text, max_bytes=hub.config.max_message_bytes)
+            if not isinstance(msg, messages.Auth):
                 raise WireError(ErrorCode.UNAUTHORIZED, "the first message must be auth",
-                                msg.get("id"))
+                                getattr(msg, "id", None))
         except WireError as exc:
             code = ErrorCode.UNAUTHORIZED if exc.code != ErrorCode.UNAUTHORIZED else exc.code
             await hub.send_and_close(ws, WireError(code, f"authenticate first: {exc.message}",
                                                    exc.ref_id), CloseCode.POLICY_VIOLATION)
             return None
-        protocol = msg.get("protocol")
+        protocol = msg.protocol
         if protocol is not None and protocol != wire.PROTOCOL_VERSION:
             await hub.send_and_close(ws, WireError(
                 ErrorCode.UNSUPPORTED_VERSION, f"protocol {protocol} not supported"),
                 CloseCode.UNSUPPORTED_VERSION)
             return None
-        principal = hub.tokens.lookup(msg["token"])
+        principal = hub.tokens.lookup(msg.token)
         if principal is None:
             log.warning("client auth refused from %s: unknown token", ws.remote_address)
             hub.audit.record(at=wire.format_timestamp(hub.now()), who="(unknown token)",
@@ -163,38 +163,39 @@ class ClientSessions:
     def _message(self, client: ClientConn, text: str | bytes) -> None:
         hub = self._hub
         try:
-            msg = hub.parse(text, wire.CLIENT_TO_HUB)
-            kind = msg["type"]
-            request_id = msg.get("id")
-            if kind in (MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE):
-                flt = Filter.from_message(msg)
-                start = msg.get("from") if kind == MessageType.SUBSCRIBE else None
-                if kind == MessageType.SUBSCRIBE:
-                    self._check_filter_limits(client, flt, request_id)
-                if kind == MessageType.UNSUBSCRIBE:
-                    client.subscription.unsubscribe(flt)
-                elif start is None:
-                    client.subscription.subscribe(flt)
-                else:
-                    self._start_replay(client, flt, start, request_id)
-                client.peer.send(wire.subscribed(client.subscription.to_wire(), request_id))
-            elif kind == MessageType.GET_STATE:
-                if not client.get_state.take(hub.now()):
-                    raise WireError(ErrorCode.RATE_LIMITED,
-                                    f"getState: at most {hub.config.get_state_burst} at once, "
-                                    f"then {hub.config.get_state_per_second:g} per second",
-                                    request_id)
-                client.peer.send(self._snapshot(client, request_id))
-            elif kind == MessageType.HISTORY:
-                self._start_history(client, msg, request_id)
-            elif kind == MessageType.ACK:
-                self._alert_ack(client, msg)
-            elif kind == MessageType.ACTION:
-                hub.actions.from_client(client, msg)
-            elif kind == MessageType.PING:
-                client.peer.send(wire.pong(request_id))
-            elif kind == MessageType.AUTH:
-                raise WireError(ErrorCode.BAD_MESSAGE, "already authenticated", request_id)
+            match decode.from_client(text, max_bytes=hub.config.max_message_bytes):
+                case messages.Subscribe() as msg:
+                    flt = Filter.from_message(msg)
+                    self._check_filter_limits(client, flt, msg.id)
+                    if msg.start is None:
+                        client.subscription.subscribe(flt)
+                    else:
+                        self._start_replay(client, flt, msg.start, msg.id)
+                    client.peer.send(wire.subscribed(client.subscription.to_wire(), msg.id))
+                case messages.Unsubscribe() as msg:
+                    client.subscription.unsubscribe(Filter.from_message(msg))
+                    client.peer.send(wire.subscribed(client.subscription.to_wire(), msg.id))
+                case messages.GetState(id=request_id):
+                    if not client.get_state.take(hub.now()):
+                        raise WireError(ErrorCode.RATE_LIMITED,
+                                        f"getState: at most {hub.config.get_state_burst} at "
+                                        f"once, then {hub.config.get_state_per_second:g} per "
+                                        "second", request_id)
+                    client.peer.send(self._snapshot(client, request_id))
+                case messages.History() as msg:
+                    self._start_history(client, msg)
+                case messages.AckUpTo(id=request_id):
+                    raise WireError(ErrorCode.BAD_MESSAGE,
+                                    "clients acknowledge alerts by eventId", request_id)
+                case messages.AckAlert() | messages.AckTerminalAlerts() \
+                        | messages.AckAllAlerts() as msg:
+                    self._alert_ack(client, msg)
+                case messages.Action() as msg:
+                    hub.actions.from_client(client, msg)
+                case messages.Ping(id=request_id):
+                    client.peer.send(wire.pong(request_id))
+                case messages.Auth(id=request_id):
+                    raise WireError(ErrorCode.BAD_MESSAGE, "already authenticated", request_id)
         except WireError as exc:
             hub.reply_error(client.peer, exc)
         except Exception:
@@ -231,19 +232,18 @@ class ClientSessions:
 
     # ------------------------------------------------------------------ history
 
-    def _start_history(self, client: ClientConn, msg: dict[str, Any],
-                       request_id: str | None) -> None:
+    def _start_history(self, client: ClientConn, msg: messages.History) -> None:
         """``history``: one page of stored events, as ``GET /api/history/events`` gives it
         (protocol.md §5), queried on a history worker, never on this loop."""
         # stored timestamps compare as text: the bounds in the stored form (milliseconds)
-        since, until = (wire.format_timestamp(wire.parse_timestamp(msg[key]))
-                        if key in msg else None for key in ("since", "until"))
+        since, until = (None if bound is None
+                        else wire.format_timestamp(wire.parse_timestamp(bound))
+                        for bound in (msg.since, msg.until))
         query = EventQuery(
-            terminals=tuple(msg.get("terminals", ())), events=tuple(msg.get("events", ())),
-            channels=tuple(msg.get("channels", ())), since=since, until=until,
-            after=msg.get("after"), before=msg.get("before"),
-            limit=msg.get("limit", wire.DEFAULT_HISTORY_PAGE))
-        task = asyncio.create_task(self._history(client, query, request_id))
+            terminals=msg.terminals, events=msg.events, channels=msg.channels, since=since,
+            until=until, after=msg.after, before=msg.before,
+            limit=wire.DEFAULT_HISTORY_PAGE if msg.limit is None else msg.limit)
+        task = asyncio.create_task(self._history(client, query, msg.id))
         client.queries.add(task)
         task.add_done_callback(client.queries.discard)
 
@@ -268,19 +268,16 @@ class ClientSessions:
 
     # ------------------------------------------------------------------ alerts
 
-    def _alert_ack(self, client: ClientConn, msg: dict[str, Any]) -> None:
+    def _alert_ack(self, client: ClientConn, msg: messages.AlertAckRequest) -> None:
         hub = self._hub
-        request_id = msg.get("id")
-        if msg.get("upTo") is not None:
-            raise WireError(ErrorCode.BAD_MESSAGE, "clients acknowledge alerts by eventId",
-                            request_id)
+        request_id = msg.id
         if client.role is not Role.OPERATOR:
             raise WireError(ErrorCode.FORBIDDEN, "only an operator may acknowledge alerts",
                             request_id)
-        if "eventId" not in msg:
+        if not isinstance(msg, messages.AckAlert):
             self._alert_ack_many(client, msg)
             return
-        event_id = msg["eventId"]
+        event_id = msg.event_id
         frame = hub.store.get_event(event_id)
         if frame is None or (frame["channel"] != "alerts"
                              and not wire.needs_ack(frame["channel"], frame["event"])):
@@ -311,14 +308,14 @@ class ClientSessions:
         if hub.cluster is not None:
             hub.cluster.publish(ALERT_ACK, text)
 
-    def _alert_ack_many(self, client: ClientConn, msg: dict[str, Any]) -> None:
+    def _alert_ack_many(self, client: ClientConn,
+                        msg: messages.AckTerminalAlerts | messages.AckAllAlerts) -> None:
         """``ack`` with ``terminalId`` (that terminal's open alerts) or ``all``: each open
         alert is acknowledged, recorded and broadcast as if acknowledged one by one."""
         hub = self._hub
-        terminal_id = msg.get("terminalId")
+        terminal_id = msg.terminal_id if isinstance(msg, messages.AckTerminalAlerts) else None
         if terminal_id is not None and terminal_id not in hub.floor.terminals:
-            raise WireError(ErrorCode.UNKNOWN_TERMINAL, f"no terminal {terminal_id}",
-                            msg.get("id"))
+            raise WireError(ErrorCode.UNKNOWN_TERMINAL, f"no terminal {terminal_id}", msg.id)
         scope = None if terminal_id is None else [terminal_id]
         at = wire.format_timestamp(hub.now())
         name = client.peer.principal.name
@@ -358,12 +355,12 @@ class ClientSessions:
             recent=hub.store.recent(hub.config.recent_events, scope),
             coin_in_per_minute=hub.floor.coin_in_per_minute(scope, now),
             request_id=request_id,
+            # The casino's time (hub.gaming_day): the page shows local time and gaming day.
+            timezone=hub.gaming_day.timezone,
+            gaming_day_start=hub.gaming_day.start_hour,
+            gaming_day=hub.gaming_day.day_of(now),
+            utc_offset_minutes=hub.gaming_day.utc_offset_minutes(now),
         )
-        # The casino's time (hub.gaming_day): the page shows local time and the gaming day.
-        msg.update(timezone=hub.gaming_day.timezone,
-                   gamingDayStart=hub.gaming_day.start_hour,
-                   gamingDay=hub.gaming_day.day_of(now),
-                   utcOffsetMinutes=hub.gaming_day.utc_offset_minutes(now))
         return msg
 
 

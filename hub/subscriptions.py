@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from api.messages import Subscribe, Unsubscribe
+
 
 @dataclass(frozen=True, slots=True)
 class Filter:
@@ -23,10 +25,9 @@ class Filter:
     terminals: frozenset[str] = frozenset()
 
     @classmethod
-    def from_message(cls, msg: Mapping[str, Any]) -> Filter:
-        """From a validated ``subscribe``/``unsubscribe`` message."""
-        return cls(frozenset(msg.get("channels") or ()), frozenset(msg.get("events") or ()),
-                   frozenset(msg.get("terminals") or ()))
+    def from_message(cls, msg: Subscribe | Unsubscribe) -> Filter:
+        """From a ``subscribe``/``unsubscribe`` message."""
+        return cls(frozenset(msg.channels), frozenset(msg.events), frozenset(msg.terminals))
 
     @property
     def empty(self) -> bool:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from api import wire
+from api import decode, messages, wire
 from api.wire import CloseCode, ErrorCode, MessageType, WireError
 from hub.fanout import ack_frame
 from hub.ingest import Credits
@@ -92,15 +92,16 @@ class TerminalSessions:
             previous.replaced = True
             previous.peer.close(CloseCode.REPLACED, "replaced by a newer connection")
             log.info("terminal %s: new connection replaces the old one", terminal_id)
-        if hello["lastSeq"] < acked:
+        if hello.last_seq < acked:
             log.warning("terminal %s: lastSeq %d is below ackedSeq %d; its store was reset",
-                        terminal_id, hello["lastSeq"], acked)
+                        terminal_id, hello.last_seq, acked)
         conn.peer.send(wire.welcome(terminal_id, acked, wire.format_timestamp(now)))
         log.info("terminal %s connected (lastSeq %d, ackedSeq %d)", terminal_id,
-                 hello["lastSeq"], acked)
+                 hello.last_seq, acked)
         if hub.cluster is not None:
             hub.cluster.present(terminal_id, True)
-        reported = hub.floor.machine_reported(terminal_id, hello.get("machine"), now)
+        machine = None if hello.machine is None else dict(hello.machine)
+        reported = hub.floor.machine_reported(terminal_id, machine, now)
         if previous is None:
             state = hub.floor.set_online(terminal_id, True, now)
             state.acked_seq = acked
@@ -141,28 +142,29 @@ class TerminalSessions:
                                    {"terminalId": terminal_id, "lostAt": state.since})
 
     async def _await_hello(self, ws: ServerConnection, principal: Principal
-                           ) -> dict[str, Any] | None:
+                           ) -> messages.Hello | None:
         """Read until a valid ``hello``; None when the connection was refused and closed."""
         hub = self._hub
         while True:
             text = await hub.receive(ws, hub.config.auth_timeout)
             try:
-                msg = hub.parse(text, wire.TERMINAL_TO_HUB)
-                if msg["type"] != MessageType.HELLO:
-                    raise WireError(ErrorCode.BAD_MESSAGE, "send hello first", msg.get("id"))
+                msg = decode.from_terminal(text, max_bytes=hub.config.max_message_bytes)
+                if not isinstance(msg, messages.Hello):
+                    raise WireError(ErrorCode.BAD_MESSAGE, "send hello first",
+                                    getattr(msg, "id", None))
             except WireError as exc:
                 hub.stats.errors_sent += 1
                 await ws.send(wire.encode(wire.error_from(exc)))
                 continue
-            if msg["protocol"] != wire.PROTOCOL_VERSION:
+            if msg.protocol != wire.PROTOCOL_VERSION:
                 await hub.send_and_close(ws, WireError(
                     ErrorCode.UNSUPPORTED_VERSION,
-                    f"protocol {msg['protocol']} not supported; this hub speaks "
+                    f"protocol {msg.protocol} not supported; this hub speaks "
                     f"{wire.PROTOCOL_VERSION}"), CloseCode.UNSUPPORTED_VERSION)
                 return None
-            if msg["terminalId"] != principal.terminal_id:
+            if msg.terminal_id != principal.terminal_id:
                 log.warning("terminal token of %s said hello as %s", principal.name,
-                            msg["terminalId"])
+                            msg.terminal_id)
                 await hub.send_and_close(ws, WireError(
                     ErrorCode.FORBIDDEN, f"this token may only connect as {principal.name}"),
                     CloseCode.POLICY_VIOLATION)
@@ -189,10 +191,13 @@ class TerminalSessions:
             try:
                 msg = hub.parse(text, wire.TERMINAL_TO_HUB)
                 if msg["type"] == MessageType.EVENT:
+                    # Events stay the checked objects (api.parse): the ingest stores and
+                    # forwards them as they are, and a class per event would cost the drain
+                    # (docs/performance.md); every other message is typed (api.decode).
                     pending.append(self._event(conn, msg))
                     continue
                 await self._store_events(conn, pending)
-                self._message(conn, msg)
+                self._message(conn, decode.from_checked(msg))
             except WireError as exc:
                 await self._store_events(conn, pending)
                 hub.reply_error(conn.peer, exc)
@@ -292,16 +297,16 @@ class TerminalSessions:
         await conn.peer.ws.close(CloseCode.INTERNAL_ERROR,
                                  "events not stored; resend from ackedSeq")
 
-    def _message(self, conn: TerminalConn, msg: dict[str, Any]) -> None:
+    def _message(self, conn: TerminalConn, msg: messages.Message) -> None:
         """A message other than ``event``; WireError becomes the error reply."""
-        kind = msg["type"]
         try:
-            if kind in (MessageType.ACTION_ACK, MessageType.ACTION_RESULT):
-                self._hub.actions.from_terminal(conn, msg)
-            elif kind == MessageType.PING:
-                conn.peer.send(wire.pong(msg.get("id")))
-            elif kind == MessageType.HELLO:
-                raise WireError(ErrorCode.BAD_MESSAGE, "hello was already received")
+            match msg:
+                case messages.ActionAck() | messages.ActionResult():
+                    self._hub.actions.from_terminal(conn, msg)
+                case messages.Ping(id=request_id):
+                    conn.peer.send(wire.pong(request_id))
+                case messages.Hello():
+                    raise WireError(ErrorCode.BAD_MESSAGE, "hello was already received")
         except WireError:
             raise
         except Exception:

@@ -61,7 +61,7 @@ from agent.observations import Observation, SessionCommand
 from agent.ops.metrics import ActionStatus as MetricStatus
 from agent.ops.metrics import AgentMetrics
 from agent.store.outbox import ActionRecord
-from api import wire
+from api import messages, wire
 from api.events import Event, utc_timestamp
 from api.wire import ActionAckStatus, ActionStatus, WireError
 
@@ -237,14 +237,14 @@ class Actions:
 
     # ------------------------------------------------------------------ entry points
 
-    async def handle(self, msg: Mapping[str, Any], reply: Reply) -> dict[str, Any] | None:
-        """Handle one ``action`` frame already checked by :func:`api.wire.parse_message`.
+    async def handle(self, msg: messages.Action, reply: Reply) -> dict[str, Any] | None:
+        """Handle one ``action`` as the uplink read it (:func:`api.decode.from_hub_to_terminal`).
 
         Sends ``actionAck`` and (later) ``actionResult`` through ``reply``. Returns the
         ``actionResult`` frame, or None when the id is still running elsewhere.
         """
-        action_id = str(msg["id"])
-        name = str(msg["action"])
+        action_id = msg.id
+        name = msg.action
         now = self._clock()
         try:
             self._check_origin(msg, now)
@@ -258,13 +258,13 @@ class Actions:
             return self._repeat(action_id, name, seen, reply)
         try:
             deadline = self._check_expiry(msg, now)
-            spec, params, address = self._validate(name, msg.get("params") or {})
+            spec, params, address = self._validate(name, msg.params or {})
         except _Refused as refused:
             log.warning("action %s (%s) refused: %s", action_id, name, refused.text)
             return await self._conclude(action_id, name, _Outcome(refused.status,
                                                                   refused.text), reply)
         reply(wire.action_ack(action_id, self.terminal_id, ActionAckStatus.ACCEPTED))
-        log.info("action %s (%s) accepted from %s", action_id, name, msg.get("from", "?"))
+        log.info("action %s (%s) accepted from %s", action_id, name, msg.sender or "?")
         try:
             outcome = await self._execute(action_id, name, spec, params, address, deadline)
         except Exception:
@@ -290,23 +290,23 @@ class Actions:
 
     # ------------------------------------------------------------------ checks
 
-    def _check_origin(self, msg: Mapping[str, Any], now: float) -> None:
-        if msg["terminalId"] != self.terminal_id:
+    def _check_origin(self, msg: messages.Action, now: float) -> None:
+        if msg.terminal_id != self.terminal_id:
             raise _Refused(ActionStatus.REJECTED, ActionError.FORBIDDEN,
-                           f"action is for terminal {str(msg['terminalId'])[:64]}, "
+                           f"action is for terminal {msg.terminal_id[:64]}, "
                            f"this is {self.terminal_id}")
         if self._key is not None:
             try:
-                wire.verify_action(self._key, msg, now, self._window)
+                wire.verify_action(self._key, msg.to_wire(), now, self._window)
             except WireError as exc:
                 raise _Refused(ActionStatus.REJECTED, ActionError.BAD_SIGNATURE,
                                exc.message) from None
 
-    def _check_expiry(self, msg: Mapping[str, Any], now: float) -> float:
-        expires = msg.get("expiresAt")
+    def _check_expiry(self, msg: messages.Action, now: float) -> float:
+        expires = msg.expires_at
         if expires is None:
             return now + self._ttl
-        deadline = wire.parse_timestamp(str(expires))
+        deadline = wire.parse_timestamp(expires)
         if deadline <= now:
             raise _Refused(ActionStatus.EXPIRED, ActionError.EXPIRED,
                            f"expiresAt {expires} has passed")

@@ -41,7 +41,7 @@ One connection at a time to ``/ws/terminal`` (docs/protocol.md §4):
 
 Remote actions (:mod:`agent.uplink.dispatch`): each ``action`` frame is handed to the actions
 handler on a task of its own (the reader keeps reading). An ``action`` frame that
-``wire.parse_message`` refuses (a missing field, a lone surrogate...) never reaches the
+``api.decode`` refuses (a missing field, a lone surrogate...) never reaches the
 handler; it is answered ``rejected`` with the parser's code (``bad_message: ...``) when its id
 can be echoed. The ``actionAck`` and ``actionResult`` frames go through :meth:`reply`, a queue
 the sender drains before events.
@@ -83,8 +83,8 @@ from agent.store.outbox import Outbox, OutboxReader
 from agent.uplink.dispatch import ActionDispatch, ActionHandler
 from agent.uplink.tls import client_ssl_context
 from agent.uplink.window import SendWindow, WorkerCalls
-from api import wire
-from api.wire import CloseCode, ErrorCode, MessageType
+from api import decode, messages, wire
+from api.wire import CloseCode, ErrorCode
 
 __all__ = ["ActionHandler", "Uplink", "UplinkError", "UplinkState"]
 
@@ -383,7 +383,7 @@ class Uplink:
                                                  machine)))
             async with asyncio.timeout(self._open_timeout):
                 welcome = await self._await_welcome(ws)
-            await self._calls.run(self._window.apply_welcome, int(welcome["ackedSeq"]))
+            await self._calls.run(self._window.apply_welcome, welcome.acked_seq)
             welcomed = True
             self._sessions += 1
             self._set_connected(True)
@@ -401,16 +401,15 @@ class Uplink:
         code = ws.protocol.close_rcvd.code if ws.protocol.close_rcvd is not None else None
         return welcomed and code not in _POLICY_CLOSES
 
-    async def _await_welcome(self, ws: ClientConnection) -> dict[str, Any]:
-        async with contextlib.aclosing(self._messages(ws)) as messages:
-            async for msg in messages:
-                kind = msg["type"]
-                if kind == MessageType.WELCOME:
+    async def _await_welcome(self, ws: ClientConnection) -> messages.Welcome:
+        async with contextlib.aclosing(self._messages(ws)) as frames:
+            async for msg in frames:
+                if isinstance(msg, messages.Welcome):
                     return msg
-                if kind == MessageType.ERROR:
-                    raise UplinkError(f"hub refused hello: {msg['code']}: {msg['message']}")
-                if kind == MessageType.PING:
-                    await ws.send(wire.encode(wire.pong(msg.get("id"))))
+                if isinstance(msg, messages.Error):
+                    raise UplinkError(f"hub refused hello: {msg.code.value}: {msg.message}")
+                if isinstance(msg, messages.Ping):
+                    await ws.send(wire.encode(wire.pong(msg.id)))
         raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
 
     async def _stream(self, ws: ClientConnection, reader: OutboxReader) -> None:
@@ -434,38 +433,39 @@ class Uplink:
 
     # ------------------------------------------------------------------ receiving
 
-    async def _messages(self, ws: ClientConnection) -> AsyncGenerator[dict[str, Any], None]:
-        """The hub's frames, parsed. A bad one is skipped: the terminal path has no
-        ``error`` message towards the hub, so it is logged, and a refused action is still
-        answered, so its sender is not left waiting."""
+    async def _messages(self, ws: ClientConnection
+                        ) -> AsyncGenerator[messages.ToTerminal, None]:
+        """The hub's frames, read as typed messages (:func:`api.decode.from_hub_to_terminal`).
+        A bad one is skipped: the terminal path has no ``error`` message towards the hub, so
+        it is logged, and a refused action is still answered, so its sender is not left
+        waiting."""
         async for text in ws:
             try:
-                yield wire.parse_message(text, max_bytes=self._max_bytes,
-                                         accept=wire.HUB_TO_TERMINAL)
+                yield decode.from_hub_to_terminal(text, max_bytes=self._max_bytes)
             except wire.WireError as exc:
                 log.warning("uplink: ignored a bad frame from the hub: %s", exc)
                 self._dispatch.refuse(text, exc)
 
     async def _receive_loop(self, ws: ClientConnection) -> None:
-        async with contextlib.aclosing(self._messages(ws)) as messages:
-            async for msg in messages:
+        async with contextlib.aclosing(self._messages(ws)) as frames:
+            async for msg in frames:
                 self._received(msg)
 
-    def _received(self, msg: dict[str, Any]) -> None:
-        """One parsed frame from the hub, in a session."""
-        kind = msg["type"]
-        if kind == MessageType.ACK:
-            if msg.get("upTo") is not None:
-                self._window.on_ack(int(msg["upTo"]))
-        elif kind == MessageType.ACTION:
-            self._dispatch.start(msg)
-        elif kind == MessageType.PING:
-            self.reply(wire.pong(msg.get("id")))
-        elif kind == MessageType.ERROR:
-            log.warning("uplink: hub error %s for %s: %s", msg["code"],
-                        msg.get("id", "-"), msg["message"])
-            if msg["code"] == ErrorCode.INTERNAL:
-                # The hub did not store an event: start over from its ackedSeq.
-                raise UplinkError(f"hub error {msg['code']}: {msg['message']}")
-        elif kind == MessageType.WELCOME:
-            log.warning("uplink: unexpected second welcome ignored")
+    def _received(self, msg: messages.ToTerminal) -> None:
+        """One frame from the hub, in a session."""
+        match msg:
+            case messages.AckUpTo(up_to=up_to):
+                self._window.on_ack(up_to)
+            case messages.Action():
+                self._dispatch.start(msg)
+            case messages.Ping(id=request_id):
+                self.reply(wire.pong(request_id))
+            case messages.Error(code=code, message=message, id=ref):
+                log.warning("uplink: hub error %s for %s: %s", code.value, ref or "-", message)
+                if code is ErrorCode.INTERNAL:
+                    # The hub did not store an event: start over from its ackedSeq.
+                    raise UplinkError(f"hub error {code.value}: {message}")
+            case messages.Welcome():
+                log.warning("uplink: unexpected second welcome ignored")
+            case _:
+                pass  # an alert ack (AckAlert, ...): not for a terminal

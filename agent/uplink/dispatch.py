@@ -2,7 +2,7 @@
 
 Each ``action`` frame is handed to the handler (:meth:`agent.uplink.actions.Actions.handle`)
 on a task of its own, so the uplink's reader keeps reading. An ``action`` frame that
-``wire.parse_message`` refuses (a missing field, a lone surrogate...) never reaches the
+``api.decode`` refuses (a missing field, a lone surrogate...) never reaches the
 handler; it is answered ``rejected`` with the parser's code (``bad_message: ...``) when its
 id can be echoed. Without a handler (remote actions not enabled) every action is rejected.
 The answers go through ``reply`` (:meth:`agent.uplink.window.SendWindow.reply`).
@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api import wire
+from api import messages, wire
 from api.wire import ActionAckStatus, ActionStatus, MessageType
 
 __all__ = ["ActionDispatch", "ActionHandler"]
@@ -24,8 +24,8 @@ __all__ = ["ActionDispatch", "ActionHandler"]
 log = logging.getLogger("agent.uplink.client")
 
 Reply = Callable[[dict[str, Any]], None]
-#: ``Actions.handle``: takes an ``action`` frame and a reply callable.
-ActionHandler = Callable[[dict[str, Any], Reply], Awaitable[object]]
+#: ``Actions.handle``: takes an ``action`` (as :mod:`api.decode` read it) and a reply callable.
+ActionHandler = Callable[[messages.Action, Reply], Awaitable[object]]
 
 
 class ActionDispatch:
@@ -38,13 +38,13 @@ class ActionDispatch:
         #: the actions still running
         self.tasks: set[asyncio.Task[object]] = set()
 
-    def start(self, msg: dict[str, Any]) -> None:
-        """Hand a parsed ``action`` frame to the handler, on a task of its own."""
+    def start(self, msg: messages.Action) -> None:
+        """Hand an ``action`` to the handler, on a task of its own."""
         if self._handler is None:
-            self._reject(msg["id"], "forbidden: remote actions are not enabled on this terminal")
+            self._reject(msg.id, "forbidden: remote actions are not enabled on this terminal")
             return
         task: asyncio.Task[object] = asyncio.create_task(
-            self._run(self._handler, msg), name=f"action-{msg['id'][:32]}")
+            self._run(self._handler, msg), name=f"action-{msg.id[:32]}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -79,9 +79,9 @@ class ActionDispatch:
         self._reply(wire.action_result(action_id, self._terminal_id, ActionStatus.REJECTED,
                                        error=error))
 
-    async def _run(self, handler: ActionHandler, msg: dict[str, Any]) -> object:
+    async def _run(self, handler: ActionHandler, msg: messages.Action) -> object:
         try:
             return await handler(msg, self._reply)
         except Exception:
-            log.exception("uplink: action %s failed in its handler", msg.get("id"))
+            log.exception("uplink: action %s failed in its handler", msg.id)
             return None

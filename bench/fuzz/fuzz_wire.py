@@ -94,7 +94,7 @@ with atheris.instrument_imports(include=["agent", "hub"]):
     from agent.store.outbox import Outbox
     from agent.uplink.actions import Actions
     from agent.uplink.client import Uplink, UplinkError
-    from api import wire
+    from api import decode, wire
     from api.events import CATALOG, Event
     from hub.config import HubConfig
     from hub.server import CLIENT_PATH, TERMINAL_PATH, Hub
@@ -224,6 +224,9 @@ def run_parser(text: str) -> None:
             return
         raise
     check(again == msg, "parse(encode(msg)) differs")
+    typed = decode.from_checked(msg)  # the typed message (api.decode): built, and reads back
+    check(decode.decode(wire.encode(typed.to_wire()), max_bytes=1 << 24) == typed,
+          "the typed message does not read back as itself")
     if msg["type"] == wire.MessageType.ACTION:
         try:
             wire.verify_action(KEY, msg, NOW)

@@ -24,7 +24,7 @@ from agent.ops.metrics import AgentMetrics
 from agent.store.outbox import Outbox
 from agent.uplink import actions as actions_module
 from agent.uplink.actions import ACTION_NAMES, Actions
-from api import wire
+from api import decode, messages, wire
 from tests.agent.uplink_kit import TERMINAL, FakeLine, Sinks
 from tests.support.waits import wait_for
 
@@ -77,8 +77,8 @@ class Rig:
 
     async def run(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         # Exactly what the uplink would receive and hand over.
-        parsed = wire.parse_message(wire.encode(msg), max_bytes=1 << 20,
-                                    accept=wire.HUB_TO_TERMINAL)
+        parsed = decode.from_hub_to_terminal(wire.encode(msg), max_bytes=1 << 20)
+        assert isinstance(parsed, messages.Action)
         return await self.actions.handle(parsed, self.frames.append)
 
     def of(self, action_id: str) -> list[tuple[str, str]]:

@@ -1,4 +1,5 @@
-"""Fixtures: a hub on port 0; every frame the test peers exchange is schema-checked."""
+"""Fixtures: a hub on port 0; every frame the test peers exchange is schema-checked and
+read by the typed decoder (api.decode), which must agree."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from api import decode, messages, wire
 from tests.support.hub import HubHarness, Traffic, validate_frame
 
 if TYPE_CHECKING:
@@ -23,9 +25,15 @@ def traffic() -> Traffic:
 async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]:
     async with HubHarness(tmp_path, traffic, auth_timeout=3.0) as h:
         yield h
-    # Real traffic must match the published schemas (docs/schemas).
+    # Real traffic must match the published schemas (docs/schemas); what the hub sent must
+    # also read as its message class, to the same values.
     for msg in traffic.frames:
         validate_frame(msg)
+    for msg in traffic.received:
+        typed = decode.decode(wire.encode(msg), max_bytes=1 << 30)
+        assert isinstance(typed, messages.Message)
+        frame = typed.to_wire()
+        assert all(msg[key] == value for key, value in frame.items() if key in msg), msg
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -29,6 +29,24 @@ async def test_auth_by_message_gives_auth_ok_and_a_snapshot(harness: HubHarness)
     assert len(snap["coinInPerMinute"]) == 60
 
 
+async def test_refusals_after_auth_echo_the_request_id(harness: HubHarness) -> None:
+    """A second auth and a client's cumulative ack are refused with the request's id in the
+    error (protocol.md §6), also though neither message type declares an id field."""
+    peer = await harness.connect("/ws/client", "tok-alice")
+    await peer.recv_type("snapshot")
+    await peer.send({**wire.auth("tok-alice"), "id": "r1"})
+    assert await peer.recv() == {"type": "error", "code": "bad_message",
+                                 "message": "already authenticated", "id": "r1"}
+    await peer.send({**wire.ack(3), "id": "r2"})
+    refused = await peer.recv()
+    assert (refused["code"], refused.get("id")) == ("bad_message", "r2"), refused
+    # Not an id that could be echoed: the error leaves it out (it used to echo 7, an error
+    # its own schema refuses).
+    await peer.send_raw(wire.encode({**wire.ack(3), "id": 7}))
+    refused = await peer.recv()
+    assert refused["code"] == "bad_message" and "id" not in refused, refused
+
+
 async def test_auth_by_header(harness: HubHarness) -> None:
     peer = await harness.connect("/ws/client", "tok-carol")
     assert (await peer.recv())["role"] == "viewer"

@@ -17,7 +17,7 @@ from agent.line.commands import CommandResult, MachineCommand
 from agent.observations import Observation
 from agent.store.outbox import Outbox
 from agent.uplink.actions import Actions
-from api import wire
+from api import decode, messages, wire
 from api.events import Event
 from tests.reliability.hostile_frames import mutate
 from tests.reliability.reliability_kit import long_or_short
@@ -57,8 +57,8 @@ class Rig:
 
     async def send(self, msg: dict[str, Any]) -> list[dict[str, Any]]:
         """Parse as the uplink does, then handle; return every frame sent back."""
-        parsed = wire.parse_message(wire.encode(msg), max_bytes=1 << 20,
-                                    accept=wire.HUB_TO_TERMINAL)
+        parsed = decode.from_hub_to_terminal(wire.encode(msg), max_bytes=1 << 20)
+        assert isinstance(parsed, messages.Action)
         replies: list[dict[str, Any]] = []
         await self.actions.handle(parsed, replies.append)
         return replies
@@ -171,11 +171,11 @@ async def test_mutated_action_frames_never_execute_twice_and_keep_serving(rig: R
         base = signed(f"f-{i % 40}", rng.choice(["lock", "unlock", "soundOff", "readMeters"]))
         frame = mutate(rng, base)
         try:
-            parsed = wire.parse_message(frame, max_bytes=1 << 16, accept=wire.HUB_TO_TERMINAL)
+            parsed = decode.from_hub_to_terminal(frame, max_bytes=1 << 16)
         except wire.WireError as exc:
             assert exc.code in set(wire.ErrorCode)
             continue
-        if parsed["type"] != "action":
+        if not isinstance(parsed, messages.Action):
             continue
         before = len(rig.line.commands)
         replies: list[dict[str, Any]] = []

@@ -64,6 +64,8 @@ class Traffic:
     """Every valid frame sent and every frame received by the test peers."""
 
     frames: list[dict[str, Any]] = field(default_factory=list)
+    #: the frames the hub sent (a test may send a frame the hub must refuse)
+    received: list[dict[str, Any]] = field(default_factory=list)
 
     def types(self) -> set[str]:
         return {m["type"] for m in self.frames}
@@ -98,6 +100,8 @@ class Peer:
             text = await self.ws.recv()
         msg: dict[str, Any] = json.loads(text)
         self._record(msg)
+        if self.traffic is not None:
+            self.traffic.received.append(msg)
         return msg
 
     async def recv_until(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 5.0
