@@ -291,6 +291,7 @@ def _check_action_result(c: _Checker) -> None:
 
 
 def _check_auth(c: _Checker) -> None:
+    _optional_id(c)
     c.string("token", max_len=4096)
     c.integer("protocol", minimum=0, required=False)
 

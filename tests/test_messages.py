@@ -39,7 +39,7 @@ from api.codes import (
     WireError,
 )
 from api.events import CATALOG, Channel, channels_of
-from tests.hub.hubkit import SCHEMAS, validate_frame
+from tests.support.hub import SCHEMAS, validate_frame
 
 MAX = 1 << 20
 

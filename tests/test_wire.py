@@ -458,3 +458,13 @@ def test_an_event_amount_must_be_whole_cents_in_range(amount: Any) -> None:
     assert "data.amount" in str(caught.value)
     frame["data"] = {"amount": wire.MAX_AMOUNT_CENTS}
     assert wire.parse_message(json.dumps(frame), max_bytes=65536)["data"]["amount"] == 10**15
+
+
+def test_an_auth_id_that_is_not_a_string_is_refused_as_its_schema_says() -> None:
+    """auth.json's optional ``id`` is a string of 1-128 characters, as on every request;
+    the parser accepted any value there (found by test_parse_agrees_with_the_schemas)."""
+    ok = {"type": "auth", "token": "t", "id": "r1"}
+    assert wire.parse_message(json.dumps(ok), max_bytes=LIMIT)["id"] == "r1"
+    for bad in (7, "", "x" * 129, None):
+        with pytest.raises(WireError, match="'id' must"):
+            wire.parse_message(json.dumps({**ok, "id": bad}), max_bytes=LIMIT)

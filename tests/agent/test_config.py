@@ -25,8 +25,9 @@ from agent.config import (
     read_token,
     reloadable_diff,
 )
+from tests.support import ROOT
+from tests.support.processes import run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"
 MINIMAL = {"terminal_id": "EGM-0001", "machines": [{"address": 1}]}
 
@@ -197,9 +198,7 @@ def test_check_config_accepts_the_documented_token_mode(tmp_path: Path) -> None:
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(yaml.safe_dump(with_(uplink={"url": "wss://hub/ws",
                                                      "token_file": "token"})))
-    result = subprocess.run([str(Path(sys.executable).parent / "slot-agent"), "check-config",
-                             "--config", str(cfg_file)],
-                            capture_output=True, text=True, timeout=60)
+    result = run_cli("check-config", "--config", str(cfg_file))
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"OK: {cfg_file}\n"
     assert result.stderr == ""

@@ -216,25 +216,19 @@ def _wait_event(path: Path, name: str) -> None:
 
 async def test_reload_of_uplink_settings_reconnects_with_them(
         tmp_path: Path, host_end: MemoryTransport) -> None:
-    import secrets
     import threading
 
-    from hub.config import HubConfig
-    from hub.running import run_in_thread
+    from tests.support.hub import HubHarness
+    from tests.support.tokens import for_terminal, write_agent_token
 
-    token = secrets.token_urlsafe(16)
-    tokens = tmp_path / "tokens"
-    tokens.write_text(f"{token} terminal T-9\n")
-    hub = run_in_thread(HubConfig(tokens=tokens, database=tmp_path / "hub.db", port=0,
-                                  plain=True))
-    token_file = tmp_path / "token"
-    token_file.write_text(token)
-    token_file.chmod(0o600)
+    hub = HubHarness(tmp_path, tokens=for_terminal("T-9"))
+    hub.start_in_thread()
+    token_file = write_agent_token(tmp_path / "token", hub.token("T-9"))
     path = tmp_path / "agent.yaml"
     base = (f"terminal_id: T-9\nmachines:\n  - address: 1\nserial:\n  port: "
             f"tcp://127.0.0.1:9\noutbox:\n  path: {tmp_path / 'ob.db'}\n"
             "metrics:\n  enabled: false\ncontrol_socket: null\n"
-            f"uplink:\n  url: ws://127.0.0.1:{hub.port}/ws/terminal\n  allow_insecure: true\n"
+            f"uplink:\n  url: {hub.terminal_url}\n  allow_insecure: true\n"
             f"  token_file: {token_file}\n")
     path.write_text(base)
     from agent.config import load_config
@@ -258,65 +252,41 @@ async def test_reload_of_uplink_settings_reconnects_with_them(
     finally:
         daemon.request_stop()
         assert await asyncio.wait_for(task, 30) == 0
-        hub.stop()
+        hub.stop_thread()
 
 
 async def test_the_line_recovers_after_the_transport_dies(tmp_path: Path) -> None:
     """A TCP terminal server that drops the connection: the daemon's line owner opens the
     port again through the daemon's transport factory and the machine link comes back."""
     import dataclasses
-    import threading
 
-    from drivers import tcp_listen
-    from emulator.server import Emulator as Served
+    from tests.agent.e2e_helpers import served_over_tcp
 
-    emulator = Served(Machine(now=time.monotonic()), None, address=1)
-    emulator.start()
-    listener = tcp_listen("127.0.0.1", 0)
-    host, port = listener.address
-    stop = threading.Event()
-    connections: list[object] = []
+    with served_over_tcp() as served:
+        config = _config(tmp_path)
+        config = dataclasses.replace(config, serial=dataclasses.replace(
+            config.serial, port=served.url))
+        daemon = Daemon(config)  # the real factory: open_transport(serial.port)
+        task = asyncio.create_task(daemon.run(install_signals=False))
 
-    def serve() -> None:
-        while not stop.is_set():
-            conn = listener.accept(time.monotonic() + 0.05)
-            if conn is not None:
-                connections.append(conn)
-                emulator.attach(conn)
+        def link_up() -> bool:
+            assert daemon.line is not None
+            return bool(daemon.line.status()["machines"]["1"]["linkUp"])
 
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    config = _config(tmp_path)
-    config = dataclasses.replace(config, serial=dataclasses.replace(
-        config.serial, port=f"tcp://{host}:{port}"))
-    daemon = Daemon(config)  # the real factory: open_transport(serial.port)
-    task = asyncio.create_task(daemon.run(install_signals=False))
-
-    def link_up() -> bool:
-        assert daemon.line is not None
-        return bool(daemon.line.status()["machines"]["1"]["linkUp"])
-
-    try:
-        assert await asyncio.to_thread(daemon.ready.wait, 20.0)
-        await wait_for(link_up, 30, "the first link-up", interval=0.02)
-        old = emulator.detach()  # the terminal server drops the connection
-        assert old is not None
-        old.close()
-        await wait_for(lambda: not link_up(), 30, "link down after the connection dropped",
-                       interval=0.02)
-        await wait_for(link_up, 30, "the link back over a new connection", interval=0.02)
-        assert len(connections) >= 2
-        assert daemon.line is not None and daemon.line.running
-    finally:
-        daemon.request_stop()
-        assert await asyncio.wait_for(task, 30) == 0
-        stop.set()
-        server.join(5)
-        emulator.stop()
-        transport = emulator.detach()
-        if transport is not None:
-            transport.close()
-        listener.close()
+        try:
+            assert await asyncio.to_thread(daemon.ready.wait, 20.0)
+            await wait_for(link_up, 30, "the first link-up", interval=0.02)
+            old = served.emulator.detach()  # the terminal server drops the connection
+            assert old is not None
+            old.close()
+            await wait_for(lambda: not link_up(), 30, "link down after the connection dropped",
+                           interval=0.02)
+            await wait_for(link_up, 30, "the link back over a new connection", interval=0.02)
+            assert len(served.connections) >= 2
+            assert daemon.line is not None and daemon.line.running
+        finally:
+            daemon.request_stop()
+            assert await asyncio.wait_for(task, 30) == 0
     names = _names(tmp_path / "ob.db")
     assert names.count("machineLinkDown") >= 1 and names.count("machineLinkUp") >= 2
 
@@ -356,18 +326,18 @@ async def test_a_reload_lets_running_actions_finish(
     its result is stored and its actionCompleted event committed."""
     from agent.config import load_config
     from api import wire
-    from tests.agent.uplink_kit import TERMINAL, TERMINAL_TOKEN, HubRunner, Operator
+    from tests.agent.uplink_kit import TERMINAL, TERMINAL_TOKEN, Operator
+    from tests.support.hub import HubHarness
+    from tests.support.tokens import write_agent_token
 
-    hub = HubRunner(tmp_path)
+    hub = HubHarness(tmp_path)
     await hub.start()
-    token_file = tmp_path / "token"
-    token_file.write_text(TERMINAL_TOKEN)
-    token_file.chmod(0o600)
+    token_file = write_agent_token(tmp_path / "token", TERMINAL_TOKEN)
     path = tmp_path / "agent.yaml"
     base = (f"terminal_id: {TERMINAL}\nmachines:\n  - address: 1\nserial:\n  port: "
             f"tcp://127.0.0.1:9\noutbox:\n  path: {tmp_path / 'ob.db'}\n"
             "metrics:\n  enabled: false\ncontrol_socket: null\n"
-            f"uplink:\n  url: {hub.url}\n  allow_insecure: true\n"
+            f"uplink:\n  url: {hub.terminal_url}\n  allow_insecure: true\n"
             f"  token_file: {token_file}\n")
     path.write_text(base)
     line = _HoldLock(host_end)

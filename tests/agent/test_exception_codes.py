@@ -11,7 +11,6 @@ on the documented channel.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,8 +36,8 @@ from agent.observations import (
 from agent.reads import ReadHandpay, ReadIdentity, ReadMeters, ReadRequest, ReadTicket
 from api.events import CATALOG, Channel, Event
 from sas_protocol.codes import IDLE_EXCEPTIONS, ExceptionCode, category_of
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = (ROOT / "tests" / "vectors" / "sas_exception_codes.md").read_text()
 DOC = (ROOT / "docs" / "events.md").read_text()
 T0 = 1_700_000_000.0

@@ -21,7 +21,9 @@ from agent.daemon import Daemon
 from drivers.memory import MemoryTransport, pair
 from emulator.model import Machine
 from emulator.server import Emulator
-from tests.agent.uplink_kit import TERMINAL, TERMINAL_TOKEN, HubRunner, Operator
+from tests.agent.uplink_kit import TERMINAL, TERMINAL_TOKEN, Operator
+from tests.support.hub import HubHarness
+from tests.support.tokens import write_agent_token
 from tests.support.waits import wait_for
 
 
@@ -44,18 +46,16 @@ def _terminal(pred: Any) -> Any:
 async def test_a_game_lock_shows_locked_then_unlocked_on_the_hub_with_no_action(
         tmp_path: Path, served: tuple[Emulator, MemoryTransport]) -> None:
     emulator, host = served
-    hub = HubRunner(tmp_path)
+    hub = HubHarness(tmp_path)
     await hub.start()
-    token_file = tmp_path / "token"
-    token_file.write_text(TERMINAL_TOKEN)
-    token_file.chmod(0o600)
+    token_file = write_agent_token(tmp_path / "token", TERMINAL_TOKEN)
     path = tmp_path / "agent.yaml"
     path.write_text(
         f"terminal_id: {TERMINAL}\nmachines:\n  - address: 1\nserial:\n  port: "
         f"tcp://127.0.0.1:9\noutbox:\n  path: {tmp_path / 'ob.db'}\n"
         "poll:\n  interval_ms: 40\n  reply_timeout_ms: 20\n  game_lock_recheck_s: 0.2\n"
         "metrics:\n  enabled: false\ncontrol_socket: null\n"
-        f"uplink:\n  url: {hub.url}\n  allow_insecure: true\n  token_file: {token_file}\n")
+        f"uplink:\n  url: {hub.terminal_url}\n  allow_insecure: true\n  token_file: {token_file}\n")
     daemon = Daemon(load_config(path), transport_factory=lambda cfg: host)
     task = asyncio.create_task(daemon.run(install_signals=False))
     op: Operator | None = None

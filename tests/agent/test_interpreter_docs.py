@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from api.events import CATALOG, channels_of
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "events.md").read_text()
 GOLDEN = json.loads((Path(__file__).parent / "data" / "interpreter_golden_events.json")
                     .read_text())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,7 +15,7 @@ from agent.observations import LinkDown
 from agent.ops.metrics import AgentMetrics
 from drivers.base import Transport, Word
 from drivers.memory import Faults, pair
-from tests.agent.e2e_helpers import FAST_POLL, Collected, Rig
+from tests.agent.e2e_helpers import FAST_POLL, Collected, Rig, served_over_tcp
 from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -131,54 +130,27 @@ def test_commands_interleave_with_a_slow_line(tmp_path: Path) -> None:
 
 
 def test_a_lost_transport_is_reopened_and_the_link_comes_back() -> None:
-    import time
+    from drivers import open_transport
 
-    from drivers import open_transport, tcp_listen
-    from emulator.model import Machine
-    from emulator.server import Emulator
+    with served_over_tcp() as served:
+        url = served.url
+        seen = Collected()
+        line = LineOwner(open_transport(url), [MachineConfig(1)], FAST_POLL, seen,
+                         reopen=lambda: open_transport(url))
+        line.start()
+        try:
+            from agent.observations import LinkUp
 
-    machine = Machine(now=time.monotonic())
-    emulator = Emulator(machine, None, address=1)
-    emulator.start()
-    listener = tcp_listen("127.0.0.1", 0)
-    host, port = listener.address
-    url = f"tcp://{host}:{port}"
-    stop = threading.Event()
-    connections: list[Any] = []
-
-    def serve() -> None:
-        while not stop.is_set():
-            conn = listener.accept(time.monotonic() + 0.05)
-            if conn is not None:
-                connections.append(conn)
-                emulator.attach(conn)
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    seen = Collected()
-    line = LineOwner(open_transport(url), [MachineConfig(1)], FAST_POLL, seen,
-                     reopen=lambda: open_transport(url))
-    line.start()
-    try:
-        from agent.observations import LinkUp
-
-        wait_until(lambda: seen.of(LinkUp), what="the first link-up")
-        old = emulator.detach()  # the peer goes away: the agent reads EOF
-        assert old is not None
-        old.close()
-        down = wait_until(lambda: seen.of(LinkDown), what="LinkDown after EOF")
-        assert down[0].reason.startswith("transport error")
-        wait_until(lambda: len(seen.of(LinkUp)) >= 2, timeout=30, what="the link back")
-        assert len(connections) >= 2
-    finally:
-        line.stop()
-        stop.set()
-        server.join(5)
-        emulator.stop()
-        transport = emulator.detach()
-        if transport is not None:
-            transport.close()
-        listener.close()
+            wait_until(lambda: seen.of(LinkUp), what="the first link-up")
+            old = served.emulator.detach()  # the peer goes away: the agent reads EOF
+            assert old is not None
+            old.close()
+            down = wait_until(lambda: seen.of(LinkDown), what="LinkDown after EOF")
+            assert down[0].reason.startswith("transport error")
+            wait_until(lambda: len(seen.of(LinkUp)) >= 2, timeout=30, what="the link back")
+            assert len(served.connections) >= 2
+        finally:
+            line.stop()
 
 
 class _DyingTransport(Transport):

@@ -10,8 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,25 +17,10 @@ from agent.config import ConfigError, PollConfig, parse_config
 from agent.line.messages import NICE_AHEAD, RT_PRIORITY
 from agent.line.process import LineProcess
 from agent.observations import LinkUp
-from drivers import open_pty
-from emulator.model import Machine
-from emulator.server import Emulator
 from tests.agent.e2e_helpers import Collected
 from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def pty_url() -> Iterator[str]:
-    master, path = open_pty()
-    emulator = Emulator(Machine(now=time.monotonic()), master, address=1)
-    emulator.start()
-    try:
-        yield f"pty:{path}"
-    finally:
-        emulator.stop()
-        master.close()
 
 
 @pytest.mark.parametrize("asked", ["realtime", "nice", "normal"])

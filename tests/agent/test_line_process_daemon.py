@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,23 +18,8 @@ from agent.config import load_config
 from agent.daemon import EXIT_LINE_FAILED, Daemon
 from agent.line.process import LineProcess
 from agent.store.outbox import Outbox
-from drivers import open_pty
-from emulator.model import Machine
-from emulator.server import Emulator
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def pty_url() -> Iterator[str]:
-    master, path = open_pty()
-    emulator = Emulator(Machine(now=time.monotonic()), master, address=1)
-    emulator.start()
-    try:
-        yield f"pty:{path}"
-    finally:
-        emulator.stop()
-        master.close()
 
 
 async def _until(predicate: Callable[[], object], what: str, timeout: float = 20.0) -> None:

@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 from agent.store.outbox import Outbox
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 # The child appends batches forever. It prints the last seq of a batch only AFTER commit()
 # returned, so every printed seq must survive the kill. Its state records the last batch, so

@@ -30,22 +30,14 @@ from api.events import Event
 from tests.agent.uplink_kit import (
     TERMINAL,
     TERMINAL_TOKEN,
-    HubRunner,
     Operator,
     Proxy,
     bet,
     open_outbox,
     uplink_config,
 )
+from tests.support.hub import HubHarness
 from tests.support.waits import wait_for
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[HubRunner]:
-    runner = HubRunner(tmp_path)
-    await runner.start()
-    yield runner
-    await runner.stop()
 
 
 @pytest.fixture
@@ -84,16 +76,16 @@ def metric(metrics: AgentMetrics, name: str) -> float:
 
 
 async def test_events_reach_the_hub_and_advance_the_outbox_cursor(
-        hub: HubRunner, outbox: Outbox) -> None:
+        hub: HubHarness, outbox: Outbox) -> None:
     outbox.commit(bet(45), None)
     metrics = AgentMetrics()
     op = await Operator.connect(hub.port)
     # A fallback timer far beyond the test's bounds: only notify_new_events can deliver the
     # later events in time.
-    uplink = make_uplink(hub.url, outbox, metrics=metrics, fallback_poll_s=3600.0)
+    uplink = make_uplink(hub.terminal_url, outbox, metrics=metrics, fallback_poll_s=3600.0)
     async with running(uplink):
         await wait_for(lambda: outbox.acked_seq == 45, what="first 45 acked")
-        assert hub.seqs() == list(range(1, 46))
+        assert hub.seqs(TERMINAL) == list(range(1, 46))
         assert uplink.state.connected and uplink.state.in_flight == 0
         assert metric(metrics, "slot_agent_uplink_connected") == 1.0
 
@@ -101,7 +93,7 @@ async def test_events_reach_the_hub_and_advance_the_outbox_cursor(
         uplink.notify_new_events()
         await wait_for(lambda: outbox.acked_seq == 50, what="new events after notify")
         assert [s.seq for s in stored] == [46, 47, 48, 49, 50]
-        assert hub.seqs() == list(range(1, 51))
+        assert hub.seqs(TERMINAL) == list(range(1, 51))
 
         # From another thread, as the pipeline does it.
         def commit_and_notify() -> None:
@@ -153,11 +145,11 @@ async def test_frames_are_the_stored_events_uncompressed(outbox: Outbox) -> None
 
 
 async def test_events_committed_while_a_backlog_drains_are_never_left_waiting(
-        hub: HubRunner, outbox: Outbox) -> None:
+        hub: HubHarness, outbox: Outbox) -> None:
     """The sender reads the next batch while it sends one; events committed meanwhile (from
     another thread, with a wake-up each) all arrive without the fallback timer."""
     outbox.commit(bet(600), None)
-    uplink = make_uplink(hub.url, outbox, fallback_poll_s=3600.0, window=100, batch=40)
+    uplink = make_uplink(hub.terminal_url, outbox, fallback_poll_s=3600.0, window=100, batch=40)
 
     def trickle() -> None:
         for _ in range(60):
@@ -167,14 +159,14 @@ async def test_events_committed_while_a_backlog_drains_are_never_left_waiting(
     async with running(uplink):
         await asyncio.to_thread(trickle)
         await wait_for(lambda: outbox.acked_seq == 780, timeout=30, what="all acked")
-    assert hub.seqs() == list(range(1, 781))
+    assert hub.seqs(TERMINAL) == list(range(1, 781))
 
 
 async def test_resume_after_the_hub_restarts_on_the_same_database(
-        hub: HubRunner, outbox: Outbox) -> None:
+        hub: HubHarness, outbox: Outbox) -> None:
     outbox.commit(bet(20), None)
     metrics = AgentMetrics()
-    async with running(make_uplink(hub.url, outbox, metrics=metrics)) as uplink:
+    async with running(make_uplink(hub.terminal_url, outbox, metrics=metrics)) as uplink:
         await wait_for(lambda: outbox.acked_seq == 20, what="first 20")
         await hub.stop()
         await wait_for(lambda: not uplink.connected, what="disconnect seen")
@@ -185,7 +177,7 @@ async def test_resume_after_the_hub_restarts_on_the_same_database(
         outbox.commit(bet(5), None)
         uplink.notify_new_events()
         await wait_for(lambda: outbox.acked_seq == 40, what="resumed to 40")
-        assert hub.seqs() == list(range(1, 41))  # nothing lost, nothing stored twice
+        assert hub.seqs(TERMINAL) == list(range(1, 41))  # nothing lost, nothing stored twice
         assert uplink.state.sessions == 2 and uplink.state.reconnects >= 1
         assert metric(metrics, "slot_agent_uplink_reconnects_total") >= 1
         # The operator subscribed at some point during the resume: it sees a tail of it,
@@ -196,11 +188,11 @@ async def test_resume_after_the_hub_restarts_on_the_same_database(
         await op.close()
 
 
-async def test_resume_after_the_agent_restarts(hub: HubRunner, tmp_path: Path) -> None:
+async def test_resume_after_the_agent_restarts(hub: HubHarness, tmp_path: Path) -> None:
     path = tmp_path / "agent.db"
     first = open_outbox(path)
     first.commit(bet(10), None)
-    async with running(make_uplink(hub.url, first)):
+    async with running(make_uplink(hub.terminal_url, first)):
         await wait_for(lambda: first.acked_seq == 10, what="first run")
     first.commit(bet(7), None)  # committed after the uplink stopped
     first.close()
@@ -208,15 +200,15 @@ async def test_resume_after_the_agent_restarts(hub: HubRunner, tmp_path: Path) -
     second = open_outbox(path)  # a new process: new outbox object, new uplink
     try:
         assert second.acked_seq == 10
-        async with running(make_uplink(hub.url, second)):
+        async with running(make_uplink(hub.terminal_url, second)):
             await wait_for(lambda: second.acked_seq == 17, what="second run")
-        assert hub.seqs() == list(range(1, 18))
+        assert hub.seqs(TERMINAL) == list(range(1, 18))
     finally:
         second.close()
 
 
 async def test_network_drop_mid_window_resends_only_what_the_hub_lacks(
-        hub: HubRunner, outbox: Outbox) -> None:
+        hub: HubHarness, outbox: Outbox) -> None:
     proxy = Proxy(hub.port)
     await proxy.start()
     op = await Operator.connect(hub.port)
@@ -226,7 +218,7 @@ async def test_network_drop_mid_window_resends_only_what_the_hub_lacks(
         proxy.hold_downstream = True  # the hub stores events, its acks never arrive
         outbox.commit(bet(30), None)
         uplink.notify_new_events()
-        await wait_for(lambda: len(hub.seqs()) == 10 and uplink.state.in_flight == 10,
+        await wait_for(lambda: len(hub.seqs(TERMINAL)) == 10 and uplink.state.in_flight == 10,
                        what="a full window in flight")
         assert outbox.acked_seq == 0  # no ack arrived: nothing may be deleted
         proxy.hold_downstream = False
@@ -234,7 +226,7 @@ async def test_network_drop_mid_window_resends_only_what_the_hub_lacks(
         await wait_for(lambda: outbox.acked_seq == 30, what="resumed after the drop")
         assert proxy.connections >= 2
         assert uplink.state.last_error is not None
-    assert hub.seqs() == list(range(1, 31))
+    assert hub.seqs(TERMINAL) == list(range(1, 31))
     await wait_for(lambda: len(op.events()) == 30, what="subscriber")
     assert [e["seq"] for e in op.events()] == list(range(1, 31))  # no duplicate delivered
     await op.close()
@@ -242,7 +234,7 @@ async def test_network_drop_mid_window_resends_only_what_the_hub_lacks(
 
 
 async def test_a_silent_dead_connection_is_detected_by_heartbeats(
-        hub: HubRunner, outbox: Outbox) -> None:
+        hub: HubHarness, outbox: Outbox) -> None:
     proxy = Proxy(hub.port)
     await proxy.start()
     url = f"ws://127.0.0.1:{proxy.port}/ws/terminal"
@@ -331,14 +323,14 @@ async def test_never_more_than_window_events_unacknowledged(outbox: Outbox) -> N
 
 
 async def test_refused_tokens_are_retried_with_backoff_until_valid(
-        hub: HubRunner, outbox: Outbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+        hub: HubHarness, outbox: Outbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="agent.uplink.client")
     token_file = tmp_path / "token"
     token_file.write_text("tok-ops")  # an operator token on the terminal path: 403
     outbox.commit(bet(2), None)
     metrics = AgentMetrics()
-    uplink = Uplink(uplink_config(hub.url), terminal_id=TERMINAL, outbox=outbox,
+    uplink = Uplink(uplink_config(hub.terminal_url), terminal_id=TERMINAL, outbox=outbox,
                     token=lambda: token_file.read_text().strip(), metrics=metrics,
                     min_reconnect_delay_s=0.01)
     async with running(uplink):
@@ -357,10 +349,10 @@ async def test_refused_tokens_are_retried_with_backoff_until_valid(
 
 
 async def test_hello_refused_for_another_terminal_is_retried(
-        hub: HubRunner, tmp_path: Path) -> None:
+        hub: HubHarness, tmp_path: Path) -> None:
     other = Outbox.open(tmp_path / "t2.db", terminal_id="T2")
     try:
-        uplink = Uplink(uplink_config(hub.url), terminal_id="T2", outbox=other,
+        uplink = Uplink(uplink_config(hub.terminal_url), terminal_id="T2", outbox=other,
                         token=lambda: TERMINAL_TOKEN, min_reconnect_delay_s=0.01)
         async with running(uplink):
             await wait_for(lambda: uplink.state.reconnects >= 2, what="retried")
@@ -381,34 +373,26 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
 async def test_tls_verified_with_the_configured_ca(
         tmp_path: Path, outbox: Outbox, pki: tuple[Any, Any]) -> None:
     good, _ = pki
-    runner = HubRunner(tmp_path, tls_cert=good.cert, tls_key=good.key)
-    await runner.start()
-    try:
-        assert runner.url.startswith("wss://")
+    async with HubHarness(tmp_path, tls_cert=good.cert, tls_key=good.key) as runner:
+        assert runner.terminal_url.startswith("wss://")
         outbox.commit(bet(3), None)
-        uplink = make_uplink(runner.url, outbox, ca_file=str(good.ca))
+        uplink = make_uplink(runner.terminal_url, outbox, ca_file=str(good.ca))
         async with running(uplink):
             await wait_for(lambda: outbox.acked_seq == 3, what="delivered over TLS")
-        assert runner.seqs() == [1, 2, 3]
-    finally:
-        await runner.stop()
+        assert runner.seqs(TERMINAL) == [1, 2, 3]
 
 
 async def test_tls_with_the_wrong_ca_is_refused_and_retried(
         tmp_path: Path, outbox: Outbox, pki: tuple[Any, Any]) -> None:
     good, other = pki
-    runner = HubRunner(tmp_path, tls_cert=good.cert, tls_key=good.key)
-    await runner.start()
-    try:
+    async with HubHarness(tmp_path, tls_cert=good.cert, tls_key=good.key) as runner:
         outbox.commit(bet(1), None)
-        uplink = make_uplink(runner.url, outbox, ca_file=str(other.ca))
+        uplink = make_uplink(runner.terminal_url, outbox, ca_file=str(other.ca))
         async with running(uplink):
             await wait_for(lambda: uplink.state.reconnects >= 2, what="TLS failures retried")
             assert "TLS" in (uplink.state.last_error or "")
             assert not uplink.connected
-        assert runner.seqs() == [] and outbox.acked_seq == 0
-    finally:
-        await runner.stop()
+        assert runner.seqs(TERMINAL) == [] and outbox.acked_seq == 0
 
 
 def test_plain_ws_is_refused_unless_allowed(outbox: Outbox) -> None:
@@ -434,7 +418,7 @@ def test_a_missing_ca_file_is_a_config_error_naming_the_key(
 
 
 async def test_the_token_never_reaches_a_log_line_even_at_debug(
-        hub: HubRunner, outbox: Outbox, tmp_path: Path) -> None:
+        hub: HubHarness, outbox: Outbox, tmp_path: Path) -> None:
     """websockets logs request headers at DEBUG; the daemon's filter masks the token."""
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
@@ -445,7 +429,7 @@ async def test_the_token_never_reaches_a_log_line_even_at_debug(
     root.setLevel(logging.DEBUG)
     token_file = tmp_path / "token"
     token_file.write_text("wrong-secret-value")
-    uplink = Uplink(uplink_config(hub.url), terminal_id=TERMINAL, outbox=outbox,
+    uplink = Uplink(uplink_config(hub.terminal_url), terminal_id=TERMINAL, outbox=outbox,
                     token=lambda: token_file.read_text(), min_reconnect_delay_s=0.01)
     try:
         outbox.commit(bet(1), None)
@@ -462,22 +446,22 @@ async def test_the_token_never_reaches_a_log_line_even_at_debug(
 
 
 async def test_a_replaced_outbox_continues_numbering_after_the_hub(
-        hub: HubRunner, tmp_path: Path) -> None:
+        hub: HubHarness, tmp_path: Path) -> None:
     old = open_outbox(tmp_path / "old.db")
     old.commit(bet(10), None)
-    async with running(make_uplink(hub.url, old)):
+    async with running(make_uplink(hub.terminal_url, old)):
         await wait_for(lambda: old.acked_seq == 10, what="old file delivered")
     old.close()
     fresh = open_outbox(tmp_path / "fresh.db")  # the disk was wiped: seq starts at 0 again
     try:
         fresh.commit(bet(3), None)
-        async with running(make_uplink(hub.url, fresh)) as uplink:
+        async with running(make_uplink(hub.terminal_url, fresh)) as uplink:
             await wait_for(lambda: fresh.acked_seq == 13, what="renumbered and delivered")
             assert fresh.last_seq == 13
             fresh.commit(bet(1), None)
             uplink.notify_new_events()
             await wait_for(lambda: fresh.acked_seq == 14, what="numbering continues")
-        assert hub.seqs() == list(range(1, 15))
+        assert hub.seqs(TERMINAL) == list(range(1, 15))
     finally:
         fresh.close()
 

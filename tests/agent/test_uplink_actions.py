@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,12 @@ from tests.agent.uplink_kit import (
     TERMINAL,
     TERMINAL_TOKEN,
     FakeLine,
-    HubRunner,
     Operator,
     Proxy,
     open_outbox,
     uplink_config,
 )
+from tests.support.hub import HubHarness
 from tests.support.waits import wait_for
 
 KEY = b"shared-action-key-0123456789"
@@ -63,14 +63,6 @@ class Agent:
         self.uplink.notify_new_events()
 
 
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[HubRunner]:
-    runner = HubRunner(tmp_path)
-    await runner.start()
-    yield runner
-    await runner.stop()
-
-
 def _in(seconds: float) -> str:
     return wire.format_timestamp(time.time() + seconds)
 
@@ -81,8 +73,8 @@ def replies(op: Operator, action_id: str) -> list[tuple[str, str]]:
 
 
 async def test_a_lock_from_an_operator_reaches_the_machine_and_its_result_returns(
-        hub: HubRunner, outbox: Outbox) -> None:
-    agent = Agent(hub.url, outbox)
+        hub: HubHarness, outbox: Outbox) -> None:
+    agent = Agent(hub.terminal_url, outbox)
     agent.uplink.start()
     try:
         await wait_for(lambda: agent.uplink.connected, what="connected")
@@ -111,7 +103,7 @@ async def test_a_lock_from_an_operator_reaches_the_machine_and_its_result_return
 
 
 async def test_a_result_ready_while_the_connection_is_down_still_reaches_the_operator(
-        hub: HubRunner, outbox: Outbox) -> None:
+        hub: HubHarness, outbox: Outbox) -> None:
     proxy = Proxy(hub.port)
     await proxy.start()
     agent = Agent(f"ws://127.0.0.1:{proxy.port}/ws/terminal", outbox, hold=True)
@@ -143,11 +135,9 @@ async def test_a_result_ready_while_the_connection_is_down_still_reaches_the_ope
 
 async def test_signed_end_to_end_when_hub_and_terminal_share_the_key(
         tmp_path: Path, outbox: Outbox) -> None:
-    key_file = tmp_path / "action.key"
-    key_file.write_bytes(KEY)
-    runner = HubRunner(tmp_path, action_key_file=key_file)
+    runner = HubHarness(tmp_path, action_key=KEY)
     await runner.start()
-    agent = Agent(runner.url, outbox, key=KEY)
+    agent = Agent(runner.terminal_url, outbox, key=KEY)
     agent.uplink.start()
     try:
         await wait_for(lambda: agent.uplink.connected, what="connected")
@@ -164,8 +154,8 @@ async def test_signed_end_to_end_when_hub_and_terminal_share_the_key(
 
 
 async def test_an_unsigned_action_is_refused_by_a_terminal_that_holds_a_key(
-        hub: HubRunner, outbox: Outbox) -> None:
-    agent = Agent(hub.url, outbox, key=KEY)  # the hub has no key: it forwards unsigned
+        hub: HubHarness, outbox: Outbox) -> None:
+    agent = Agent(hub.terminal_url, outbox, key=KEY)  # the hub has no key: it forwards unsigned
     agent.uplink.start()
     try:
         await wait_for(lambda: agent.uplink.connected, what="connected")
@@ -187,8 +177,8 @@ async def test_an_unsigned_action_is_refused_by_a_terminal_that_holds_a_key(
 
 
 async def test_without_an_actions_handler_every_action_is_rejected(
-        hub: HubRunner, outbox: Outbox) -> None:
-    agent = Agent(hub.url, outbox, with_actions=False)
+        hub: HubHarness, outbox: Outbox) -> None:
+    agent = Agent(hub.terminal_url, outbox, with_actions=False)
     agent.uplink.start()
     try:
         await wait_for(lambda: agent.uplink.connected, what="connected")

@@ -1,6 +1,6 @@
-"""Test kit for the uplink and actions: an in-process hub, a cuttable TCP proxy, outboxes,
-a fake line owner, certificates made with the openssl CLI. No sleeps: waits poll a condition
-with a bounded timeout."""
+"""Test kit for the uplink and actions: an operator client, a cuttable TCP proxy, outboxes, a
+fake line owner, certificates made with the openssl CLI (the hub itself: tests.support.hub).
+No sleeps: waits poll a condition with a bounded timeout."""
 
 from __future__ import annotations
 
@@ -23,18 +23,11 @@ from agent.observations import Observation
 from agent.store.outbox import Outbox
 from api import wire
 from api.events import Event, utc_timestamp
-from hub.config import HubConfig
-from hub.server import Hub
+from tests.support.tokens import OPERATOR, TERMINAL_TOKENS
 from tests.support.waits import wait_for
 
 TERMINAL = "T1"
-TOKENS = """\
-tokens:
-  - {token: tok-t1, role: terminal, terminalId: T1}
-  - {token: tok-ops, role: operator, name: ops}
-"""
-TERMINAL_TOKEN = "tok-t1"
-OPERATOR_TOKEN = "tok-ops"
+TERMINAL_TOKEN = TERMINAL_TOKENS[TERMINAL]
 
 
 def bet(n: int = 1) -> list[Event]:
@@ -54,49 +47,7 @@ def uplink_config(url: str, **overrides: Any) -> UplinkConfig:
     return replace(base, **overrides)
 
 
-# --------------------------------------------------------------------------- the hub
-
-
-class HubRunner:
-    """A real :class:`Hub` on this loop, on port 0 first and the same port on restart."""
-
-    def __init__(self, tmp_path: Path, **config: Any) -> None:
-        tokens = tmp_path / "hub-tokens.yaml"
-        tokens.write_text(TOKENS)
-        static = tmp_path / "static"
-        static.mkdir(exist_ok=True)
-        self.static = static
-        self.config = HubConfig(tokens=tokens, database=tmp_path / "hub.db", host="127.0.0.1",
-                                port=0, plain="tls_cert" not in config, synchronous="NORMAL",
-                                auth_timeout=5.0, **config)
-        self.hub: Hub | None = None
-
-    async def start(self) -> Hub:
-        self.hub = Hub(self.config, static_dir=self.static)
-        port = await self.hub.start()
-        self.config = replace(self.config, port=port)
-        return self.hub
-
-    async def stop(self) -> None:
-        if self.hub is not None:
-            await self.hub.stop()
-            self.hub = None
-
-    @property
-    def port(self) -> int:
-        return self.config.port
-
-    @property
-    def url(self) -> str:
-        scheme = "wss" if self.config.tls_cert is not None else "ws"
-        host = "localhost" if scheme == "wss" else "127.0.0.1"
-        return f"{scheme}://{host}:{self.port}/ws/terminal"
-
-    def seqs(self) -> list[int]:
-        """Seqs of the terminal's events stored by the hub, in storage order."""
-        assert self.hub is not None
-        return [int(f["seq"]) for f in self.hub.store.events(TERMINAL)
-                if not str(f["id"]).startswith("hub-")]
+# --------------------------------------------------------------------------- hub clients
 
 
 class Operator:
@@ -110,7 +61,7 @@ class Operator:
     @classmethod
     async def connect(cls, port: int, *, subscribe: bool = True) -> Operator:
         ws = await connect(f"ws://127.0.0.1:{port}/ws/client",
-                           additional_headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+                           additional_headers={"Authorization": f"Bearer {OPERATOR}"})
         op = cls(ws)
         await op.wait(lambda m: m["type"] == "snapshot")
         if subscribe:

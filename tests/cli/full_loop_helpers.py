@@ -1,5 +1,5 @@
-"""Helpers for the full-loop dashboard test: Chromium's launch settings and the daemon's view
-of the machine through its control socket.
+"""Helpers for the full-loop dashboard test: the daemon's view of the machine through its
+control socket (Chromium's settings: tests.support.browser).
 
 The machine facts come from the running ``slot-agent run`` itself (control ``diag`` makes it
 read the meters from the machine on its own serial line, control ``status`` reports its poll
@@ -12,21 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.ops.control import control_request
-
-#: Debian's Chromium, driven by playwright (never a downloaded browser).
-CHROMIUM = Path("/usr/bin/chromium")
-#: Same flags as tests/hub/browser_helpers.py (that module is not importable from tests/cli:
-#: pytest puts only the test file's own directory on sys.path).
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class DaemonView:

@@ -11,7 +11,7 @@ import pytest
 
 from agent.ops.control import ControlRequestError, control_request
 from api.capture import parse_capture
-from tests.cli.slot_agent_procs import Proc, run_cli, start_emulator, write_agent_config
+from tests.support.processes import Proc, run_cli, start_emulator, write_agent_config
 
 
 @pytest.fixture

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+from tests.support.processes import run_cli
 
 
 def check_config(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "check-config", str(path)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )
+    return run_cli("check-config", str(path))
 
 
 def test_valid_file_prints_ok_and_warnings_exit_0(tmp_path: Path) -> None:

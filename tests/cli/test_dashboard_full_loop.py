@@ -19,8 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cli.full_loop_helpers import CHROMIUM, CHROMIUM_ARGS, DaemonView
-from tests.cli.slot_agent_procs import HubHandle, Proc, start_emulator, write_agent_config
+from tests.cli.full_loop_helpers import DaemonView
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.hub import HubHarness
+from tests.support.processes import Proc, start_emulator, write_agent_config
+from tests.support.tokens import OPERATOR
 from tests.support.waits import wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -41,15 +44,6 @@ LOCKED_CYCLES = 60
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[HubHandle]:
-    handle = HubHandle(tmp_path, TERMINAL)
-    try:
-        yield handle
-    finally:
-        handle.stop()
-
-
-@pytest.fixture
 def emulator() -> Iterator[str]:
     proc, url = start_emulator("--scenario", "autoplay", "--seed", "1",
                                "--games-per-minute", "120")
@@ -60,7 +54,7 @@ def emulator() -> Iterator[str]:
 
 
 @pytest.fixture
-def agent(tmp_path: Path, emulator: str, hub: HubHandle) -> Iterator[DaemonView]:
+def agent(tmp_path: Path, emulator: str, hub: HubHarness) -> Iterator[DaemonView]:
     """``slot-agent run`` against the emulator and the hub; its control socket as a view."""
     cfg = write_agent_config(tmp_path, port=emulator, hub=hub, terminal_id=TERMINAL)
     socket_path = Path(yaml.safe_load(cfg.read_text())["control_socket"])
@@ -109,10 +103,10 @@ def button(page: Any, label: str) -> Any:
 
 
 def test_operator_sees_emulator_play_and_locks_and_unlocks_the_real_machine(
-    hub: HubHandle, agent: DaemonView, page: Any
+    hub: HubHarness, agent: DaemonView, page: Any
 ) -> None:
-    page.goto(f"http://127.0.0.1:{hub.running.port}/")
-    page.get_by_label("Access token").fill(hub.operator_token)
+    page.goto(hub.page_url)
+    page.get_by_label("Access token").fill(OPERATOR)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#conn-state")).to_have_attribute("data-state", "connected",
                                                           timeout=WAIT_MS)
@@ -160,7 +154,7 @@ def test_operator_sees_emulator_play_and_locks_and_unlocks_the_real_machine(
     expect(after_unlock.first).to_be_visible(timeout=WAIT_MS)
 
     # The hub stored the agent's lock events in order: locked, then unlocked ...
-    names = [n for n in hub.event_names() if n in ("machineLocked", "machineUnlocked")]
+    names = [n for n in hub.event_names(TERMINAL) if n in ("machineLocked", "machineUnlocked")]
     assert names and names[0] == "machineLocked" and names[-1] == "machineUnlocked", names
     assert names.index("machineUnlocked") == names.count("machineLocked"), names
     # ... and each exactly once per action (the line owner alone reports the machine's ACK).

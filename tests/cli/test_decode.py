@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / ".venv" / "bin" / "slot-agent"
+from tests.support import ROOT
+from tests.support.processes import run_cli
 
 
 def decode(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "cli.main"]
-    return subprocess.run(
-        [*cmd, "decode", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
-    )
+    return run_cli("decode", *args)
 
 
 def test_meter_reply_as_json() -> None:

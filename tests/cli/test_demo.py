@@ -9,7 +9,7 @@ import urllib.request
 
 from websockets.sync.client import connect
 
-from tests.cli.slot_agent_procs import Proc
+from tests.support.processes import Proc
 
 
 def _dashboard(proc: Proc) -> tuple[str, str]:

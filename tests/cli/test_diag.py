@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from agent.ops.diagnostics import CHECK_IDS
-from tests.cli.slot_agent_procs import HubHandle, run_cli, start_emulator, write_agent_config
+from tests.support.hub import HubHarness, hub_in_thread
+from tests.support.processes import run_cli, start_emulator, write_agent_config
+from tests.support.tokens import OPERATOR, for_terminal
 
 
 @pytest.fixture
@@ -22,22 +24,13 @@ def emulator() -> Iterator[str]:
         proc.stop()
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[HubHandle]:
-    handle = HubHandle(tmp_path, "EGM-T1")
-    try:
-        yield handle
-    finally:
-        handle.stop()
-
-
 def _checks(stdout: str) -> dict[str, dict[str, Any]]:
     report = json.loads(stdout)
     return {c["id"]: c for c in report["checks"]}
 
 
 def test_direct_against_the_emulator_passes_every_check(
-        tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+        tmp_path: Path, emulator: str, hub: HubHarness) -> None:
     cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
     result = run_cli("diag", "--config", str(cfg), "--json")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -105,9 +98,8 @@ def test_silent_machine_fails_the_general_poll_with_the_frames_sent(tmp_path: Pa
     assert checks["link_errors"]["data"]["counters"]["timeout"] >= 1
 
 
-def test_bad_token_fails_authentication(tmp_path: Path, emulator: str, hub: HubHandle) -> None:
-    hub.token_file.write_text("not-a-known-token\n")
-    cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
+def test_bad_token_fails_authentication(tmp_path: Path, emulator: str, hub: HubHarness) -> None:
+    cfg = write_agent_config(tmp_path, port=emulator, hub=hub, token="not-a-known-token")
     result = run_cli("diag", "--config", str(cfg), "--json")
     assert result.returncode == 1
     checks = _checks(result.stdout)
@@ -164,13 +156,11 @@ def test_a_daemon_that_does_not_answer_keeps_diag_off_the_port(tmp_path: Path) -
 
 def test_a_token_bound_to_another_terminal_fails_with_the_binding_hint(
         tmp_path: Path, emulator: str) -> None:
-    other = HubHandle(tmp_path, "EGM-OTHER")  # the token is EGM-OTHER's; we are EGM-T1
-    try:
+    # the token is EGM-OTHER's; we are EGM-T1
+    with hub_in_thread(tmp_path, for_terminal("EGM-OTHER")) as other:
         cfg = write_agent_config(tmp_path, port=emulator, hub=other)
         result = run_cli("diag", "--config", str(cfg), "--json")
         human = run_cli("diag", "--config", str(cfg))
-    finally:
-        other.stop()
     assert result.returncode == 1
     auth = _checks(result.stdout)["uplink_auth"]
     assert auth["status"] == "fail" and auth["data"] == {"verdict": "forbidden"}
@@ -180,7 +170,7 @@ def test_a_token_bound_to_another_terminal_fails_with_the_binding_hint(
     assert other.terminal_token not in result.stdout + human.stdout
 
 
-def test_the_right_binding_is_welcomed(tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+def test_the_right_binding_is_welcomed(tmp_path: Path, emulator: str, hub: HubHarness) -> None:
     cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
     result = run_cli("diag", "--config", str(cfg), "--json")
     auth = _checks(result.stdout)["uplink_auth"]
@@ -209,7 +199,7 @@ def test_an_outbox_of_another_terminal_fails_diag_and_check_config(
 
 def test_daemon_running_with_its_tcp_link_refused_blames_the_link_not_the_cable(
         tmp_path: Path) -> None:
-    from tests.cli.slot_agent_procs import Proc
+    from tests.support.processes import Proc
     from tests.support.waits import wait_until
 
     emu, url = start_emulator()
@@ -260,9 +250,9 @@ def test_a_stopped_daemon_is_reported_as_stopped_or_stale(tmp_path: Path) -> Non
 
 
 def test_with_the_daemons_session_up_diag_does_not_replace_it(
-        tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+        tmp_path: Path, emulator: str, hub: HubHarness) -> None:
     from agent.ops.control import control_request
-    from tests.cli.slot_agent_procs import Proc
+    from tests.support.processes import Proc
     from tests.support.waits import wait_until
 
     cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
@@ -292,14 +282,14 @@ def test_with_the_daemons_session_up_diag_does_not_replace_it(
 
 
 def test_actions_the_hub_delivers_to_diag_are_rejected_not_lost(
-        tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+        tmp_path: Path, emulator: str, hub: HubHarness) -> None:
     import sqlite3
 
     from websockets.sync.client import connect
 
     # an operator queues a lock for EGM-T1 while its agent is not running
-    with connect(hub.ws_url.replace("/ws/terminal", "/ws/client"),
-                 additional_headers={"Authorization": f"Bearer {hub.operator_token}"},
+    with connect(hub.client_url,
+                 additional_headers={"Authorization": f"Bearer {OPERATOR}"},
                  proxy=None) as client:
         client.send(json.dumps({"type": "action", "id": "act-diag-1", "terminalId": "EGM-T1",
                                 "action": "lock", "params": {}}))
@@ -314,7 +304,7 @@ def test_actions_the_hub_delivers_to_diag_are_rejected_not_lost(
     assert auth["status"] == "warn"
     assert auth["data"] == {"actionsRejected": ["act-diag-1"]}
     assert "send them again" in auth["hint"]
-    conn = sqlite3.connect(f"{hub.database.resolve().as_uri()}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"{hub.config.database.resolve().as_uri()}?mode=ro", uri=True)
     try:
         status, stored = conn.execute("SELECT status, result FROM actions WHERE id = ?",
                                       ("act-diag-1",)).fetchone()

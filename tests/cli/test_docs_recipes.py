@@ -21,9 +21,9 @@ import yaml
 
 from hub.config import parse_config as parse_hub_config
 from hub.tokens import parse_tokens
-from tests.cli.slot_agent_procs import SCRIPT, Proc, command
+from tests.support import ROOT
+from tests.support.processes import SCRIPT, Proc, command
 
-ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
 PROTOCOL = (ROOT / "docs" / "protocol.md").read_text()
 README = (ROOT / "README.md").read_text()

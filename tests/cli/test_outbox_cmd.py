@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from agent.store.outbox import Outbox
 from api.events import Event
+from tests.support.processes import run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 TS = "2026-01-01T00:00:00.000Z"
 
 
 def outbox_cmd(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "outbox", "--config", str(config), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )
+    return run_cli("outbox", "--config", str(config), *args)
 
 
 @pytest.fixture

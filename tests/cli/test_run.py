@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.slot_agent_procs import (
-    HubHandle,
+from tests.support.hub import HubHarness
+from tests.support.processes import (
     Proc,
     json_logs,
     run_cli,
@@ -31,36 +31,27 @@ def emulator() -> Iterator[str]:
         proc.stop()
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[HubHandle]:
-    handle = HubHandle(tmp_path, "EGM-T1")
-    try:
-        yield handle
-    finally:
-        handle.stop()
-
-
 def _running(proc: Proc) -> dict[str, object]:
     line = proc.wait_for(lambda s: "slot-agent running" in s, timeout=30)
     return json_logs([line])[0]
 
 
 def test_events_reach_the_hub_and_sigterm_stops_with_agent_stopping(
-        tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+        tmp_path: Path, emulator: str, hub: HubHarness) -> None:
     cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
     proc = Proc(["run", "--config", str(cfg)])
     try:
         started = _running(proc)
         assert started["terminal"] == "EGM-T1" and started["metrics_port"]
-        wait_until(lambda: "betPlaced" in hub.event_names(), what="a betPlaced at the hub")
-        names = hub.event_names()
+        wait_until(lambda: "betPlaced" in hub.event_names("EGM-T1"), what="a betPlaced at the hub")
+        names = hub.event_names("EGM-T1")
         assert names.count("agentStarted") == 1
         assert {"machineLinkUp", "machineIdentified"} <= set(names)
         proc.signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
         proc.stop()
-    names = hub.event_names()
+    names = hub.event_names("EGM-T1")
     assert "agentStopping" in names
     # agentStopping is the last thing the agent sent (the hub adds deviceOffline after it)
     assert [n for n in names if n != "deviceOffline"][-1] == "agentStopping"
@@ -127,12 +118,12 @@ def test_sd_notify_ready_status_and_watchdog(tmp_path: Path, emulator: str) -> N
 
 
 def test_diag_asks_the_running_daemon_over_the_control_socket(
-        tmp_path: Path, emulator: str, hub: HubHandle) -> None:
+        tmp_path: Path, emulator: str, hub: HubHarness) -> None:
     cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
     proc = Proc(["run", "--config", str(cfg)])
     try:
         _running(proc)
-        wait_until(lambda: "machineIdentified" in hub.event_names(), what="identification")
+        wait_until(lambda: "machineIdentified" in hub.event_names("EGM-T1"), what="identification")
         result = run_cli("diag", "--config", str(cfg), "--json")
         assert result.returncode == 0, result.stdout + result.stderr
         report = json.loads(result.stdout)

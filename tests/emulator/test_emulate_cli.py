@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import select
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,31 +23,21 @@ from sas_protocol.messages.requests import (
 )
 from tests.emulator.test_host_integration import HostLoop
 from tests.emulator.test_parity_pty import TermiosHost
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import Proc, run_cli
 
 
 @contextmanager
-def emulate(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "emulate", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+def emulate(*args: str) -> Iterator[tuple[Proc, str]]:
+    """``slot-agent emulate ARGS`` and its first output line (the address it serves)."""
+    proc = Proc(["emulate", *args])
     try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        assert ready, "emulate printed nothing"
-        first = proc.stdout.readline().strip()
-        assert first, f"no first line; stderr: {proc.stderr.read() if proc.stderr else ''}"
-        yield proc, first
+        yield proc, proc.first_line()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+        proc.kill()
 
 
-def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
-    proc.send_signal(sig)
+def stop(proc: Proc, sig: int = signal.SIGTERM) -> int:
+    proc.signal(sig)
     return proc.wait(20)
 
 
@@ -116,11 +102,7 @@ def test_scenario_with_end_stop_exits_by_itself(tmp_path: Path) -> None:
 def test_bad_scenario_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("- fly: 3\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "emulate", "--tcp", "127.0.0.1:0",
-         "--scenario", str(bad)],
-        cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ},
-    )
+    proc = run_cli("emulate", "--tcp", "127.0.0.1:0", "--scenario", str(bad), timeout=30)
     assert proc.returncode == 2
     assert "bad.steps[0]: unknown action 'fly'" in proc.stderr
     assert proc.stdout == ""
@@ -145,11 +127,8 @@ def test_a_parity_pty_serves_a_legacy_profile_to_a_termios_host() -> None:
 
 
 def test_an_unknown_profile_is_a_clear_error() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "emulate", "--tcp", "127.0.0.1:0",
-         "--profile", "legacy,vintage"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ},
-    )
+    proc = run_cli("emulate", "--tcp", "127.0.0.1:0", "--profile", "legacy,vintage",
+                   timeout=30)
     assert proc.returncode == 2
     assert ("unknown profile 'vintage' (one of: modern, legacy, legacy-std, rte, busy, noisy)"
             in proc.stderr)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from api import decode, messages, wire
-from tests.hub.hubkit import HubHarness, Traffic, validate_frame
+from tests.support.hub import HubHarness, Traffic, validate_frame
 
 if TYPE_CHECKING:
     from hub.store_api import Store
@@ -23,12 +23,8 @@ def traffic() -> Traffic:
 
 @pytest.fixture
 async def harness(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]:
-    h = HubHarness(tmp_path, traffic)
-    await h.start()
-    try:
+    async with HubHarness(tmp_path, traffic, auth_timeout=3.0) as h:
         yield h
-    finally:
-        await h.close()
     # Real traffic must match the published schemas (docs/schemas); what the hub sent must
     # also read as its message class, to the same values.
     for msg in traffic.frames:

@@ -13,7 +13,7 @@ from hub.history_runner import HistoryBusyError, HistoryRunner, HistoryTooSlowEr
 from hub.store import HubStore
 from hub.store_api import Store
 from hub.store_sql import Db, database_errors
-from tests.hub.hubkit import event_frame
+from tests.support.hub import event_frame
 from tests.support.waits import wait_for
 
 

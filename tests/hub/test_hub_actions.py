@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from api import wire
-from tests.hub.hubkit import HubHarness
+from tests.support.hub import HubHarness
 
 
 def _in(seconds: float) -> str:
@@ -141,9 +141,7 @@ async def test_hub_signs_forwarded_actions_when_it_holds_the_key(
 ) -> None:
     key_file = tmp_path / "action.key"
     key_file.write_text("shared-secret\n")
-    assert harness.hub is not None
-    await harness.hub.stop()
-    await harness.start(action_key_file=key_file)
+    await harness.restart(action_key_file=key_file)
     alice, _ = await harness.client("tok-alice")
     term, _ = await harness.terminal("T1")
     await alice.send(wire.action("s1", "T1", "lock", {"n": 1}))

@@ -12,7 +12,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from api import wire
-from tests.hub.hubkit import ROOT, HubHarness, event_frame
+from tests.support import ROOT
+from tests.support.hub import HubHarness, event_frame
 from tests.support.waits import wait_for
 
 
@@ -77,9 +78,7 @@ async def test_auth_failures_get_an_error_and_close_1008(
 
 
 async def test_no_auth_in_time_closes_1008(harness: HubHarness) -> None:
-    assert harness.hub is not None
-    await harness.hub.stop()
-    await harness.start(auth_timeout=0.2)
+    await harness.restart(auth_timeout=0.2)
     peer = await harness.connect("/ws/client")
     assert await peer.closed() == 1008
 
@@ -213,9 +212,7 @@ async def test_alert_ack_is_stored_and_broadcast(harness: HubHarness) -> None:
 
 
 async def test_a_slow_consumer_is_dropped_and_others_keep_up(harness: HubHarness) -> None:
-    assert harness.hub is not None
-    await harness.hub.stop()
-    await harness.start(client_queue=4, max_frame_bytes=1 << 20, max_message_bytes=512 * 1024)
+    await harness.restart(client_queue=4, max_frame_bytes=1 << 20, max_message_bytes=512 * 1024)
     fast, _ = await harness.client("tok-alice", subscribe={"channels": ["game"]})
     # A client that stops reading: its library stops after 1 frame, then TCP buffers fill.
     slow = await harness.connect("/ws/client", max_queue=1, max_size=None)
@@ -269,9 +266,7 @@ async def test_client_bad_input_keeps_the_connection(harness: HubHarness) -> Non
 
 async def test_a_burst_larger_than_the_queues_drops_nobody(harness: HubHarness) -> None:
     """Queues bound what a peer has not read yet, not the size of a burst."""
-    assert harness.hub is not None
-    await harness.hub.stop()
-    hub = await harness.start(client_queue=20)
+    hub = await harness.restart(client_queue=20)
     sub, _ = await harness.client("tok-carol", subscribe={"channels": ["game"]})
     received: list[int] = []
 

@@ -14,7 +14,7 @@ import pytest
 
 from api import wire
 from hub.server import Hub
-from tests.hub.hubkit import HubHarness, Peer, Traffic, event_frame, validate_frame
+from tests.support.hub import HubHarness, Peer, Traffic, event_frame, validate_frame
 from tests.support.waits import wait_for
 
 
@@ -322,7 +322,7 @@ async def test_history_audit_and_replay_answer_alike_on_every_instance(
 
     import jsonschema
 
-    from tests.hub.hubkit import REGISTRY, SCHEMA_DIR, http_json
+    from tests.support.hub import REGISTRY, SCHEMA_DIR, http_json
 
     schema = json.loads((SCHEMA_DIR / "api" / "historyEvents.json").read_text())
     a, b, c = hubs

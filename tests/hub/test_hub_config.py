@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -15,7 +11,8 @@ from api.wire import Role
 from configkit import ConfigError
 from hub.config import load_config, parse_config
 from hub.tokens import Principal, parse_tokens
-from tests.hub.hubkit import ROOT
+from tests.support.processes import Proc, run_cli
+from tests.support.tokens import Token, write_token_file
 
 
 def test_minimal_config_and_relative_paths(tmp_path: Path) -> None:
@@ -102,34 +99,27 @@ def test_token_file_problems(text: str, where: str) -> None:
 
 
 def test_cli_prints_the_url_first_and_never_logs_tokens(tmp_path: Path) -> None:
-    (tmp_path / "tokens.txt").write_text("very-secret-token operator alice\n")
+    tokens = write_token_file(tmp_path, [Token("very-secret-token", "operator", "alice")])
     (tmp_path / "hub.yaml").write_text(
-        "listen: {host: 127.0.0.1, port: 0}\nplain: true\ntokens: tokens.txt\n"
+        f"listen: {{host: 127.0.0.1, port: 0}}\nplain: true\ntokens: {tokens.name}\n"
         "database: hub.db\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "hub", "--config", str(tmp_path / "hub.yaml")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = Proc(["hub", "--config", str(tmp_path / "hub.yaml")],
+                env={"PYTHONUNBUFFERED": "1"})
     try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
+        url = proc.first_line()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/")
         with urllib.request.urlopen(url + "healthz", timeout=5) as resp:
             assert resp.read() == b"ok\n"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
+        code = proc.terminate(10)
+    err = "\n".join(proc.err_lines)
+    assert code == 0, err
     assert "very-secret-token" not in err
 
 
 def test_cli_reports_config_problems(tmp_path: Path) -> None:
     (tmp_path / "hub.yaml").write_text("listen: {port: -1}\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "hub", "--config", str(tmp_path / "hub.yaml")],
-        cwd=ROOT, capture_output=True, text=True, timeout=30,
-    )
+    proc = run_cli("hub", "--config", str(tmp_path / "hub.yaml"), timeout=30)
     assert proc.returncode == 2
     assert "listen.port" in proc.stderr and "tokens: required" in proc.stderr
 
@@ -152,20 +142,15 @@ def test_store_names_postgresql_instead_of_the_sqlite_database(tmp_path: Path) -
 
 def test_the_hub_command_says_why_the_store_cannot_be_opened(tmp_path: Path) -> None:
     import json
-    import subprocess
-    import sys
 
-    tokens = tmp_path / "tokens"
-    tokens.write_text("tok terminal T1\n")
+    tokens = write_token_file(tmp_path)
     secret = "s3cret-password"
     config = tmp_path / "hub.yaml"
     # Nothing listens on this socket folder.
     config.write_text(json.dumps({
         "plain": True, "tokens": str(tokens), "listen": {"port": 0},
         "store": f"postgresql://hub:{secret}@/floor?host={tmp_path}&connect_timeout=2"}))
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-m", "cli.main", "hub", "--config", str(config)],
-                          capture_output=True, text=True, cwd=root, timeout=60)
+    done = run_cli("hub", "--config", str(config))
     assert done.returncode == 1, done.stderr
     assert done.stdout == ""  # no URL: it never listened
     assert "hub: cannot start: store: cannot open the PostgreSQL database" in done.stderr

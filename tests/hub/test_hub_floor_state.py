@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from api import wire
-from tests.hub.hubkit import HubHarness, event_frame, http_json
+from tests.support.hub import HubHarness, event_frame, http_json
 
 
 async def _publish(term: Any, frames: list[dict[str, Any]]) -> None:

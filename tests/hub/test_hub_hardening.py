@@ -25,7 +25,9 @@ from websockets.asyncio.client import connect
 
 from api import wire
 from api.wire import MAX_JSON_DEPTH
-from tests.hub.hubkit import ROOT, TERMINAL_TOKENS, HubHarness, event_frame, http_get, http_json
+from tests.support import ROOT
+from tests.support.hub import HubHarness, event_frame, http_get, http_json
+from tests.support.tokens import TERMINAL_TOKENS, VIEWER, write_token_file
 from tests.support.waits import wait_for
 
 
@@ -106,8 +108,7 @@ async def test_a_stored_value_that_cannot_be_read_back_breaks_no_snapshot(
 async def test_filters_per_client_and_names_per_filter_are_limited(
     harness: HubHarness,
 ) -> None:
-    await harness.close()
-    await harness.start(client_max_filters=3, client_max_filter_names=4)
+    await harness.restart(client_max_filters=3, client_max_filter_names=4)
     viewer, _ = await harness.client("tok-carol")
     for i in range(3):
         await viewer.send(wire.subscribe(terminals=[f"T{i}"], request_id=f"s{i}"))
@@ -128,8 +129,7 @@ async def test_filters_per_client_and_names_per_filter_are_limited(
 
 
 async def test_get_state_over_the_rate_is_rate_limited(harness: HubHarness) -> None:
-    await harness.close()
-    await harness.start(get_state_burst=3, get_state_per_second=0.001)
+    await harness.restart(get_state_burst=3, get_state_per_second=0.001)
     viewer, _ = await harness.client("tok-carol")
     for i in range(5):
         await viewer.send(wire.get_state(f"g{i}"))
@@ -235,9 +235,9 @@ async def test_a_signed_action_without_issued_at_is_bad_signature(
 async def test_sigterm_ends_a_flooded_hub_process_within_5_seconds(tmp_path: Path) -> None:
     """The CLI hub under load: a terminal flooding, a viewer that never reads; SIGTERM ends
     the process (asyncio's teardown included) within the documented 5 s, with exit code 0."""
-    (tmp_path / "tokens.txt").write_text("tok-t1 terminal T1\ntok-v viewer wall\n")
+    tokens = write_token_file(tmp_path)
     (tmp_path / "hub.yaml").write_text(
-        "listen: {host: 127.0.0.1, port: 0}\nplain: true\ntokens: tokens.txt\n"
+        f"listen: {{host: 127.0.0.1, port: 0}}\nplain: true\ntokens: {tokens.name}\n"
         "database: hub.db\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "hub", "--config", str(tmp_path / "hub.yaml"),
@@ -249,7 +249,7 @@ async def test_sigterm_ends_a_flooded_hub_process_within_5_seconds(tmp_path: Pat
         url = (await asyncio.to_thread(proc.stdout.readline)).strip()
         base = "ws://" + url.split("://", 1)[1].rstrip("/")
         viewer = await connect(base + "/ws/client",
-                               additional_headers={"Authorization": "Bearer tok-v"})
+                               additional_headers={"Authorization": f"Bearer {VIEWER}"})
         await viewer.send(wire.encode(wire.subscribe()))
         term = await connect(base + "/ws/terminal",
                              additional_headers={"Authorization": "Bearer tok-t1"})

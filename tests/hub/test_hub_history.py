@@ -15,7 +15,8 @@ import jsonschema
 import pytest
 
 from api import wire
-from tests.hub.hubkit import REGISTRY, ROOT, HubHarness, event_frame, http_get, http_json
+from tests.support import ROOT
+from tests.support.hub import REGISTRY, HubHarness, event_frame, http_get, http_json
 
 API_SCHEMAS = {p.stem: json.loads(p.read_text())
                for p in (ROOT / "docs" / "schemas" / "api").glob("*.json")}
@@ -107,7 +108,7 @@ async def test_a_day_summary_follows_the_casinos_gaming_day(
 ) -> None:
     """Gaming day 2026-05-11 from 06:00 local: what happened at 05:59 local belongs to the
     day before, what happened at 05:59 local the next morning to this one."""
-    hub = await harness.restart_with(timezone=tz, gaming_day_start=6)
+    hub = await harness.restart(timezone=tz, gaming_day_start=6)
     start, end = hub.gaming_day.bounds("2026-05-11")
     term, _ = await harness.terminal("T1")
     frames = [
@@ -156,7 +157,7 @@ async def test_today_on_the_floor_is_the_gaming_day(harness: HubHarness) -> None
     hour = datetime.fromtimestamp(now, tz=UTC).hour
     if (now % 3600) < 5 or (now % 3600) > 3595:
         pytest.skip("too close to the top of the hour for a stable boundary")
-    hub = await harness.restart_with(timezone="UTC", gaming_day_start=hour)
+    hub = await harness.restart(timezone="UTC", gaming_day_start=hour)
     start, _ = hub.gaming_day.bounds(hub.gaming_day.day_of(now))
     term, _ = await harness.terminal("T1")
     await _publish(term, [

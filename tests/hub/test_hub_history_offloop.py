@@ -14,7 +14,8 @@ import pytest
 
 from api import wire
 from hub import http_api
-from tests.hub.hubkit import REGISTRY, ROOT, HubHarness, event_frame, http_get, http_json
+from tests.support import ROOT
+from tests.support.hub import REGISTRY, HubHarness, event_frame, http_get, http_json
 from tests.support.waits import wait_for
 
 ERROR_SCHEMA = json.loads((ROOT / "docs" / "schemas" / "api" / "error.json").read_text())
@@ -56,20 +57,6 @@ class _Held:
         return self.real(db, *args)
 
 
-async def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
-    """http_get with no time bound of its own: the test bounds it with wait_for."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n"
-                 f"Authorization: Bearer tok-carol\r\n\r\n".encode())
-    await writer.drain()
-    data = await reader.read()
-    writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-    return int(lines[0].split()[1]), headers, body
-
-
 async def test_terminals_are_acknowledged_while_history_queries_run(
     harness: HubHarness, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -80,8 +67,9 @@ async def test_terminals_are_acknowledged_while_history_queries_run(
     held = _Held(http_api.query_events)
     monkeypatch.setattr(http_api, "query_events", held)
     workers = hub.history.workers
-    slow = [asyncio.create_task(_get(hub.port, "/api/history/events?terminal=T1"))
-            for _ in range(workers)]
+    # no time bound of their own: they are held until the test releases them
+    slow = [asyncio.create_task(http_get(hub, "/api/history/events?terminal=T1", "tok-carol",
+                                         timeout=None)) for _ in range(workers)]
     try:
         await wait_for(lambda: held.entered == workers, 20, "every worker in a query")
         # the event loop is free: a terminal's events are stored and acknowledged ...
@@ -114,7 +102,7 @@ async def test_a_query_whose_client_went_away_still_counts_until_it_ends(
     assert hub is not None and hub.history is not None
     held = _Held(http_api.latest_meters)
     monkeypatch.setattr(http_api, "latest_meters", held)
-    tasks = [asyncio.create_task(_get(hub.port, "/api/meters"))
+    tasks = [asyncio.create_task(http_get(hub, "/api/meters", "tok-carol", timeout=None))
              for _ in range(hub.history.workers)]
     try:
         await wait_for(lambda: held.entered == len(tasks), 20, "every worker in a query")

@@ -12,7 +12,7 @@ import pytest
 
 from api import wire
 from hub import client_sessions
-from tests.hub.hubkit import HubHarness, event_frame, http_json
+from tests.support.hub import HubHarness, event_frame, http_json
 from tests.support.waits import wait_for
 
 

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
 
 from hub.http_answers import STATIC_DIR
-from tests.hub.hubkit import HubHarness
+from tests.support.hub import HubHarness, http_get
 
 
 async def _get(harness: HubHarness, raw_path: str) -> tuple[int, dict[str, str], bytes]:
     """A raw HTTP/1.1 GET, so paths reach the server exactly as written."""
     assert harness.hub is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", harness.hub.port)
-    writer.write(f"GET {raw_path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
-    await writer.drain()
-    async with asyncio.timeout(5):
-        data = await reader.read()
-    writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-    return status, headers, body
+    return await http_get(harness.hub, raw_path)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from api import wire
 from hub.store import EventWrite
-from tests.hub.hubkit import HubHarness, event_frame
+from tests.support.hub import HubHarness, event_frame
 
 BURST = 10_000
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from api import wire
 from hub.audit import AuditQuery
-from tests.hub.hubkit import HubHarness, event_frame
+from tests.support.hub import HubHarness, event_frame
 from tests.support.waits import wait_for
 
 

@@ -15,7 +15,7 @@ from api import wire
 from configkit import ConfigError
 from hub.config import parse_config
 from hub.server import Hub
-from tests.hub.hubkit import HubHarness, event_frame
+from tests.support.hub import HubHarness, event_frame
 from tests.support.waits import wait_for
 
 DAY = 86400.0
@@ -30,11 +30,8 @@ class Clock:
 
 
 async def _hub(harness: HubHarness, clock: Clock, **kwargs: float) -> Hub:
-    if harness.hub is not None:
-        await harness.hub.stop()
-    harness.hub = Hub(harness.config, static_dir=harness.static_dir, clock=clock, **kwargs)
-    await harness.hub.start()
-    return harness.hub
+    harness.hub_options = {"clock": clock, **kwargs}
+    return await harness.restart()
 
 
 def _seqs(hub: Hub, terminal_id: str) -> list[int]:

@@ -22,7 +22,8 @@ from api import wire
 from hub.ingest import MIN_SHARE, InflightGate
 from hub.server import Hub
 from hub.store import EventWrite
-from tests.hub.hubkit import HubHarness, Peer, Traffic, event_frame
+from tests.support.hub import HubHarness, Peer, Traffic, event_frame
+from tests.support.tokens import Token
 from tests.support.waits import wait_for
 
 TERMINALS = [f"F{i:02d}" for i in range(12)]
@@ -47,15 +48,10 @@ class _HeldStore:
 
 @pytest.fixture
 async def floor(tmp_path: Path, traffic: Traffic) -> AsyncIterator[HubHarness]:
-    h = HubHarness(tmp_path, traffic)
-    tokens = tmp_path / "floor-tokens"
-    tokens.write_text("".join(f"tok-{t} terminal {t}\n" for t in TERMINALS)
-                      + "tok-view viewer wall\n")
-    await h.start(tokens=tokens, max_inflight_per_terminal=20, max_inflight_events=40)
-    try:
+    tokens = [Token(f"tok-{t}", "terminal", t) for t in TERMINALS]
+    async with HubHarness(tmp_path, traffic, tokens=[*tokens, Token("tok-view", "viewer", "wall")],
+                          max_inflight_per_terminal=20, max_inflight_events=40) as h:
         yield h
-    finally:
-        await h.close()
 
 
 async def _terminal(h: HubHarness, tid: str) -> Peer:

@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 
 from api import wire
-from tests.hub.hubkit import HubHarness, Traffic, event_frame, validate_frame
+from tests.support.hub import HubHarness, Traffic, event_frame, validate_frame
 
 
 async def test_one_session_exercises_every_message_type(

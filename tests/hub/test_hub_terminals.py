@@ -8,7 +8,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from api import wire
-from tests.hub.hubkit import HubHarness, event_frame
+from tests.support.hub import HubHarness, event_frame
 from tests.support.waits import wait_for
 
 
@@ -152,9 +152,7 @@ async def test_malformed_input_gets_an_error_and_changes_nothing(
 
 
 async def test_a_frame_above_max_frame_bytes_closes_with_1009(harness: HubHarness) -> None:
-    assert harness.hub is not None
-    await harness.hub.stop()
-    await harness.start(max_frame_bytes=64 * 1024, max_message_bytes=32 * 1024)
+    await harness.restart(max_frame_bytes=64 * 1024, max_message_bytes=32 * 1024)
     term, _ = await harness.terminal("T1")
     await term.send_raw('{"type": "ping", "pad": "' + "x" * 100_000 + '"}')
     assert await term.closed() == 1009
@@ -204,8 +202,6 @@ async def test_a_terminal_may_not_use_hub_event_ids(harness: HubHarness) -> None
 async def test_stopping_the_hub_closes_connections_with_1001(harness: HubHarness) -> None:
     term, _ = await harness.terminal("T1")
     viewer, _ = await harness.client("tok-carol")
-    assert harness.hub is not None
-    await harness.hub.stop()
+    await harness.stop()
     assert await term.closed() == 1001
     assert await viewer.closed() == 1001
-    harness.hub = None  # already stopped

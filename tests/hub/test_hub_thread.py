@@ -11,12 +11,11 @@ from websockets.sync.client import connect
 from api import wire
 from hub.config import HubConfig
 from hub.running import run_in_thread
-from tests.hub.hubkit import TOKENS
+from tests.support.tokens import write_token_file
 
 
 def test_run_in_thread_serves_and_stops(tmp_path: Path) -> None:
-    (tmp_path / "tokens.yaml").write_text(TOKENS)
-    config = HubConfig(tokens=tmp_path / "tokens.yaml", database=tmp_path / "hub.db",
+    config = HubConfig(tokens=write_token_file(tmp_path), database=tmp_path / "hub.db",
                        port=0, plain=True)
     running = run_in_thread(config)
     try:

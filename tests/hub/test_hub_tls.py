@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from api import wire
-from tests.hub.hubkit import HubHarness, Peer
+from tests.support.hub import HubHarness, Peer
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -30,9 +30,7 @@ async def test_terminal_over_wss_with_certificate_verification(
     harness: HubHarness, tmp_path: Path,
 ) -> None:
     cert, key = _self_signed(tmp_path)
-    assert harness.hub is not None
-    await harness.hub.stop()
-    hub = await harness.start(plain=False, tls_cert=cert, tls_key=key)
+    hub = await harness.restart(plain=False, tls_cert=cert, tls_key=key)
     assert hub.ws_url.startswith("wss://") and hub.url.startswith("https://")
     context = ssl.create_default_context(cafile=str(cert))
     peer = await harness.connect("/ws/terminal", "tok-t1", ssl=context)

@@ -10,7 +10,7 @@ import pytest
 
 from api import wire
 from hub.store_api import EventWrite, Store
-from tests.hub.hubkit import event_frame
+from tests.support.hub import event_frame
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+
 PYTHON = "/usr/bin/python3"
 SLOT_AGENT = "/opt/slot-agent/venv/bin/slot-agent"
 UNIT = "/lib/systemd/system/slot-agent.service"

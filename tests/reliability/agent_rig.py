@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,17 @@ class AgentRig:
     def close(self) -> None:
         self.agent.close()
         self.emulator.stop()
+
+    @classmethod
+    @contextmanager
+    def ready(cls, tmp_path: Path, *, seed: int = 1) -> Iterator[AgentRig]:
+        """A rig past discovery (:meth:`wait_ready`), closed after the ``with`` block."""
+        rig = cls(tmp_path, seed=seed)
+        try:
+            rig.wait_ready()
+            yield rig
+        finally:
+            rig.close()
 
     # ------------------------------------------------------------------ driving
 

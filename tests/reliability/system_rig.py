@@ -1,5 +1,6 @@
 """The whole system as separate processes: ``slot-agent emulate``, ``slot-agent hub`` and
-``slot-agent run``, each killable with SIGKILL, plus read-only views of their databases.
+``slot-agent run`` (tests.support.processes), each killable with SIGKILL, plus read-only views
+of their databases.
 
 No sleeps: output lines are pumped onto queues by reader threads; waits are bounded polls of
 a condition (another process's database is re-read every 20 ms).
@@ -7,25 +8,23 @@ a condition (another process's database is re-read every 20 ms).
 
 from __future__ import annotations
 
-import atexit
 import json
-import os
-import queue
 import re
-import secrets
-import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
-import tempfile
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / ".venv" / "bin" / "slot-agent"
+from tests.support.hub import stored_events
+from tests.support.processes import Proc, short_dir, start_emulator
+from tests.support.tokens import (
+    OPERATOR,
+    for_terminal,
+    token_of,
+    write_agent_token,
+    write_token_file,
+)
+
 TERMINAL = "EGM-R1"
 
 #: (hub event, meters whose delta it must add up to, in credits (True) or cents (False))
@@ -37,85 +36,6 @@ MONEY: tuple[tuple[str, tuple[int, ...], bool], ...] = (
     ("ticketPrinted", (0x0E,), False),
     ("cashout", (0x04,), True),
 )
-
-
-def _command(*args: str) -> list[str]:
-    if SCRIPT.exists():
-        return [str(SCRIPT), *args]
-    return [sys.executable, "-m", "cli.main", *args]
-
-
-def _clean_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("INVOCATION_ID", "JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC",
-                 "WATCHDOG_PID"):
-        env.pop(name, None)
-    return env
-
-
-class Proc:
-    """A ``slot-agent`` subprocess with its output lines on a queue."""
-
-    def __init__(self, args: Sequence[str]) -> None:
-        self.args = list(args)
-        self.popen = subprocess.Popen(_command(*args), stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, env=_clean_env(),
-                                      cwd=ROOT, bufsize=1)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        assert self.popen.stdout is not None and self.popen.stderr is not None
-        threading.Thread(target=self._pump, args=(self.popen.stdout, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.popen.stderr, False),
-                         daemon=True).start()
-
-    def _pump(self, stream: IO[str], is_stdout: bool) -> None:
-        for line in stream:
-            if is_stdout:
-                self.lines.put(line.rstrip("\n"))
-            else:
-                self.stderr.append(line.rstrip("\n"))
-        if is_stdout:
-            self.lines.put(None)
-
-    def first_line(self, timeout: float = 30.0) -> str:
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"{self.args[0]}: no output in {timeout} s; stderr: "
-                                 f"{self.stderr[-5:]}") from None
-        if line is None:
-            raise AssertionError(f"{self.args[0]} exited: {self.stderr[-10:]}")
-        return line
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no clean stop, nothing flushed."""
-        if self.alive():
-            self.popen.send_signal(signal.SIGKILL)
-        self.popen.wait(10)
-
-    def terminate(self, timeout: float = 20.0) -> int:
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                return self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-        return self.popen.wait(10)
-
-
-def short_dir() -> Path:
-    """AF_UNIX socket paths are limited to 107 bytes: a short directory for them, removed
-    when the test process exits."""
-    path = Path(tempfile.mkdtemp(prefix="sar-", dir="/tmp"))
-    atexit.register(shutil.rmtree, path, True)
-    return path
 
 
 # --------------------------------------------------------------------------- emulator
@@ -130,17 +50,13 @@ class EmulatorProc:
         self.report_path = tmp / "emulator-report.json"
         scenario = tmp / "scenario.yaml"
         scenario.write_text(json.dumps({"name": "reliability", "end": end, "steps": steps}))
-        args = ["emulate", "--tcp", "127.0.0.1:0", "--scenario", str(scenario), "--seed",
-                str(seed), "--games-per-minute", str(games_per_minute), "--report",
-                str(self.report_path)]
+        args = ["--scenario", str(scenario), "--seed", str(seed), "--games-per-minute",
+                str(games_per_minute), "--report", str(self.report_path)]
         if rte:
             args.append("--rte")
         if verbose:  # logs "scenario ...: finished" (and links) on stderr
             args.append("--verbose")
-        self.proc = Proc(args)
-        address = self.proc.first_line()
-        assert re.fullmatch(r"[\d.]+:\d+", address), address
-        self.url = f"tcp://{address}"
+        self.proc, self.url = start_emulator(*args)
 
     def stop(self) -> dict[str, Any]:
         """SIGTERM; the report it writes on the way out."""
@@ -157,15 +73,11 @@ class HubProc:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.terminal_token = secrets.token_urlsafe(18)
-        self.operator_token = secrets.token_urlsafe(18)
-        self.tokens = tmp / "hub-tokens"
-        self.tokens.write_text(f"{self.terminal_token} terminal {TERMINAL}\n"
-                               f"{self.operator_token} operator ops\n")
-        self.tokens.chmod(0o600)
-        self.token_file = tmp / "terminal-token"
-        self.token_file.write_text(self.terminal_token + "\n")
-        self.token_file.chmod(0o600)
+        table = for_terminal(TERMINAL)
+        self.tokens = write_token_file(tmp, table)
+        self.terminal_token = token_of(table, TERMINAL)
+        self.operator_token = OPERATOR
+        self.token_file = write_agent_token(tmp / "terminal-token", self.terminal_token)
         self.database = tmp / "hub.db"
         self.port = 0
         self.proc: Proc | None = None
@@ -202,20 +114,7 @@ class HubProc:
 
     def events(self, terminal_id: str = TERMINAL) -> list[dict[str, Any]]:
         """The terminal's own events stored by the hub, in storage order."""
-        if not self.database.exists():
-            return []
-        conn = sqlite3.connect(f"{self.database.resolve().as_uri()}?mode=ro", uri=True,
-                               timeout=10)
-        try:
-            rows = conn.execute(
-                "SELECT id, seq, event, data FROM events WHERE source = ? ORDER BY n",
-                (terminal_id,)).fetchall()
-        except sqlite3.OperationalError:  # the schema is not there yet
-            return []
-        finally:
-            conn.close()
-        return [{"id": r[0], "seq": int(r[1]), "event": r[2], "data": json.loads(r[3])}
-                for r in rows]
+        return stored_events(self.database, terminal_id)
 
     def count(self, terminal_id: str = TERMINAL) -> int:
         if not self.database.exists():
@@ -245,6 +144,7 @@ class AgentProc:
             uplink = (f"uplink:\n  url: {hub.ws_url}\n  allow_insecure: true\n"
                       f"  token_file: {hub.token_file}\n  reconnect_max_delay_s: 1\n"
                       "  heartbeat_interval_s: 2\n  heartbeat_timeout_s: 2\n")
+        self.control_socket = short_dir() / "control.sock"
         self.config = tmp / "agent.yaml"
         self.config.write_text(
             f"terminal_id: {TERMINAL}\n"
@@ -256,7 +156,7 @@ class AgentProc:
             f"{uplink}"
             "metrics:\n  enabled: false\n"
             "logging:\n  level: warning\n  format: json\n"
-            f"control_socket: {short_dir() / 'control.sock'}\n"
+            f"control_socket: {self.control_socket}\n"
             f"{extra}"
         )
         self.proc: Proc | None = None
@@ -276,6 +176,17 @@ class AgentProc:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.alive()
+
+    def answers(self) -> bool:
+        """The daemon answers on its control socket: it is past start-up, its SIGTERM
+        handler installed (a SIGTERM before that ends it with -15, not a clean stop)."""
+        from agent.ops.control import ControlError, control_request
+
+        try:
+            control_request(self.control_socket, "status", timeout=2)
+        except (ControlError, OSError, TimeoutError):
+            return False
+        return True
 
     def last_seq(self) -> int:
         return self._read(lambda r: int(r.last_seq))

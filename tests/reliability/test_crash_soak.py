@@ -40,9 +40,10 @@ pytestmark = pytest.mark.timeout(1800 if LONG else 180)
 def finish_and_check(emulator: EmulatorProc, agent: AgentProc, hub: HubProc) -> dict[str, int]:
     """Let play end, restart the agent cleanly so it re-reads every meter at link-up, wait
     until the hub has acknowledged everything, then compare with the emulator's report."""
-    wait_until(lambda: any("finished" in line for line in emulator.proc.stderr), PLAY_S + 60,
+    wait_until(lambda: any("finished" in line for line in emulator.proc.err_lines), PLAY_S + 60,
                "the emulator's scenario to finish")
     if agent.alive():
+        wait_until(agent.answers, 60, "the agent started last to be up")
         assert agent.stop() == 0
     before = agent.last_seq()
     agent.start()

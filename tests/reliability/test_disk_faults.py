@@ -39,12 +39,8 @@ def set_page_limit(outbox: Outbox, pages: int | None) -> int:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[AgentRig]:
-    r = AgentRig(tmp_path, seed=9)
-    try:
-        r.wait_ready()
+    with AgentRig.ready(tmp_path, seed=9) as r:
         yield r
-    finally:
-        r.close()
 
 
 def test_outbox_full_keeps_polling_alerts_and_recovers_without_losing_money(
@@ -113,7 +109,7 @@ def test_damaged_outbox_at_start_is_moved_aside_and_the_agent_runs_on(
     try:
         proc = agent.start()
         wait_until(lambda: any(e["event"] == "outboxFault" for e in hub.events()), 30,
-                   lambda: f"an outboxFault at the hub; agent stderr {proc.stderr[-3:]}")
+                   lambda: f"an outboxFault at the hub; agent stderr {proc.err_lines[-3:]}")
         fault = next(e for e in hub.events() if e["event"] == "outboxFault")
         assert fault["data"]["reason"] == "corrupt"
         moved = Path(fault["data"]["movedTo"])

@@ -15,34 +15,32 @@ from websockets.exceptions import InvalidStatus
 
 from api import wire
 from tests.reliability.hostile_frames import NOW, mutate, templates
-from tests.reliability.hub_rig import ACTION_KEY, OPERATOR, VIEWER, HubRig, Peer, client, terminal
 from tests.reliability.reliability_kit import long_or_short
+from tests.support.hub import HubHarness
+from tests.support.tokens import ACTION_KEY, OPERATOR, VIEWER
 
 CODES = {c.value for c in wire.ErrorCode}
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[HubRig]:
-    r = HubRig(tmp_path, max_message_bytes=64 * 1024, max_frame_bytes=256 * 1024)
-    await r.start()
-    try:
+async def rig(tmp_path: Path) -> AsyncIterator[HubHarness]:
+    async with HubHarness(tmp_path, action_key=ACTION_KEY, max_message_bytes=64 * 1024,
+                          max_frame_bytes=256 * 1024) as r:
         yield r
-    finally:
-        await r.stop()
 
 
 def errors_in(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [f for f in frames if f["type"] == "error"]
 
 
-async def still_serving(rig: HubRig) -> None:
+async def still_serving(rig: HubHarness) -> None:
     """A fresh client is served and a terminal's valid event is stored and acked."""
-    viewer = await client(rig, VIEWER)
+    viewer, _ = await rig.client(VIEWER, header=True)
     assert await viewer.sync() == []
     await viewer.close()
     assert rig.hub is not None
-    t2, acked = await terminal(rig, "T2")
-    seq = acked + 1
+    t2, welcome = await rig.terminal("T2")
+    seq = int(welcome["ackedSeq"]) + 1
     await t2.send(wire.event(event_id=f"T2-{seq}", seq=seq, channel="game", terminal_id="T2",
                              name="gameStarted", timestamp=NOW, data={}))
     ack = await t2.recv_type("ack")
@@ -51,13 +49,13 @@ async def still_serving(rig: HubRig) -> None:
 
 
 async def test_fuzzed_terminal_frames_get_codes_and_the_connection_keeps_serving(
-        rig: HubRig) -> None:
+        rig: HubHarness) -> None:
     rng = random.Random(7)
-    peer, _ = await terminal(rig, "T1")
+    peer, _ = await rig.terminal("T1")
     seeds = templates("T1")["terminal"]
     codes: set[str] = set()
     for _ in range(long_or_short(3000, 250)):
-        await peer.send(mutate(rng, rng.choice(seeds)))
+        await peer.send_raw(mutate(rng, rng.choice(seeds)))
         for err in errors_in(await peer.sync()):
             assert err["code"] in CODES and err["code"] != "internal", err
             codes.add(err["code"])
@@ -74,13 +72,13 @@ async def test_fuzzed_terminal_frames_get_codes_and_the_connection_keeps_serving
 
 
 async def test_fuzzed_client_frames_get_codes_and_the_connection_keeps_serving(
-        rig: HubRig) -> None:
+        rig: HubHarness) -> None:
     rng = random.Random(11)
-    terminal_peer, _ = await terminal(rig, "T1")
-    op = await client(rig, OPERATOR)
+    terminal_peer, _ = await rig.terminal("T1")
+    op, _ = await rig.client(OPERATOR, header=True)
     seeds = templates("T1")["client"]
     for _ in range(long_or_short(3000, 250)):
-        await op.send(mutate(rng, rng.choice(seeds)))
+        await op.send_raw(mutate(rng, rng.choice(seeds)))
         for err in errors_in(await op.sync()):
             assert err["code"] in CODES and err["code"] != "internal", err
     # Every action that reached the terminal carries a signature that verifies.
@@ -90,27 +88,27 @@ async def test_fuzzed_client_frames_get_codes_and_the_connection_keeps_serving(
     await still_serving(rig)
 
 
-async def test_wrong_token_is_refused_before_the_upgrade(rig: HubRig) -> None:
+async def test_wrong_token_is_refused_before_the_upgrade(rig: HubHarness) -> None:
     for path, token in (("/ws/terminal", "nope"), ("/ws/terminal", None),
                         ("/ws/terminal", VIEWER), ("/ws/client", "tok-t1")):
         with pytest.raises(InvalidStatus) as info:
-            await Peer.open(rig.base, path, token)
+            await rig.connect(path, token)
         assert info.value.response.status_code in (401, 403)
     await still_serving(rig)
 
 
-async def test_wrong_token_in_the_auth_message_is_unauthorized(rig: HubRig) -> None:
-    peer = await Peer.open(rig.base, "/ws/client", None)
+async def test_wrong_token_in_the_auth_message_is_unauthorized(rig: HubHarness) -> None:
+    peer = await rig.connect("/ws/client")
     await peer.send(wire.auth("not-a-token"))
     err = await peer.recv()
     assert (err["type"], err["code"]) == ("error", "unauthorized")
-    assert await peer.close_code() == wire.CloseCode.POLICY_VIOLATION
+    assert await peer.closed() == wire.CloseCode.POLICY_VIOLATION
     await still_serving(rig)
 
 
-async def test_a_terminal_may_not_publish_as_another(rig: HubRig) -> None:
-    watcher = await client(rig, OPERATOR, terminals=["T2"])
-    peer, _ = await terminal(rig, "T1")
+async def test_a_terminal_may_not_publish_as_another(rig: HubHarness) -> None:
+    watcher, _ = await rig.client(OPERATOR, header=True, subscribe={"terminals": ["T2"]})
+    peer, _ = await rig.terminal("T1")
     await peer.send(wire.event(event_id="T2-1", seq=1, channel="cash", terminal_id="T2",
                                name="billAccepted", timestamp=NOW, data={"amount": 10000}))
     err = await peer.recv_type("error")
@@ -119,19 +117,19 @@ async def test_a_terminal_may_not_publish_as_another(rig: HubRig) -> None:
     assert [f for f in await watcher.sync() if f["type"] == "event"
             and f["event"] == "billAccepted"] == []
     # Nor say hello as another.
-    other = await Peer.open(rig.base, "/ws/terminal", "tok-t1")
+    other = await rig.connect("/ws/terminal", "tok-t1")
     await other.send(wire.hello("T2", "x", 0))
     assert (await other.recv())["code"] == "forbidden"
-    assert await other.close_code() == wire.CloseCode.POLICY_VIOLATION
+    assert await other.closed() == wire.CloseCode.POLICY_VIOLATION
     await still_serving(rig)
 
 
-async def test_a_viewer_may_not_act_or_acknowledge(rig: HubRig) -> None:
-    t1, _ = await terminal(rig, "T1")
+async def test_a_viewer_may_not_act_or_acknowledge(rig: HubHarness) -> None:
+    t1, _ = await rig.terminal("T1")
     await t1.send(wire.event(event_id="T1-1", seq=1, channel="alerts", terminal_id="T1",
                              name="doorOpened", timestamp=NOW, data={"door": "slot"}))
     await t1.recv_type("ack")
-    viewer = await client(rig, VIEWER)
+    viewer, _ = await rig.client(VIEWER, header=True)
     await viewer.send(wire.action("v-1", "T1", "unlock", {"address": 1}, issued_at=NOW))
     await viewer.send(wire.ack_alert("T1-1", request_id="v-ack"))
     codes = [e["code"] for e in errors_in(await viewer.sync())]
@@ -141,9 +139,9 @@ async def test_a_viewer_may_not_act_or_acknowledge(rig: HubRig) -> None:
     await still_serving(rig)
 
 
-async def test_forged_expired_and_replayed_actions_are_refused_at_the_hub(rig: HubRig) -> None:
-    t1, _ = await terminal(rig, "T1")
-    op = await client(rig, OPERATOR)
+async def test_forged_expired_and_replayed_actions_are_refused_at_the_hub(rig: HubHarness) -> None:
+    t1, _ = await rig.terminal("T1")
+    op, _ = await rig.client(OPERATOR, header=True)
     now = wire.format_timestamp(__import__("time").time())
     forged = wire.sign_action(b"wrong-key", wire.action("x-1", "T1", "unlock", {"address": 1},
                                                          issued_at=now))
@@ -163,22 +161,22 @@ async def test_forged_expired_and_replayed_actions_are_refused_at_the_hub(rig: H
     await still_serving(rig)
 
 
-async def test_oversized_messages(rig: HubRig) -> None:
-    op = await client(rig, OPERATOR)
+async def test_oversized_messages(rig: HubHarness) -> None:
+    op, _ = await rig.client(OPERATOR, header=True)
     big = wire.encode(wire.ping("p"))[:-1] + ', "pad": "' + "x" * (70 * 1024) + '"}'
-    await op.send(big)  # over max_message_bytes, within the frame limit
+    await op.send_raw(big)  # over max_message_bytes, within the frame limit
     assert [e["code"] for e in errors_in(await op.sync())] == ["too_large"]
     huge = wire.encode(wire.ping("p"))[:-1] + ', "pad": "' + "x" * (300 * 1024) + '"}'
-    await op.send(huge)  # over max_frame_bytes: the library closes with 1009
-    assert await op.close_code() == wire.CloseCode.MESSAGE_TOO_BIG
+    await op.send_raw(huge)  # over max_frame_bytes: the library closes with 1009
+    assert await op.closed() == wire.CloseCode.MESSAGE_TOO_BIG
     await still_serving(rig)
 
 
-async def test_lone_surrogate_in_action_params_is_refused_with_a_code(rig: HubRig) -> None:
-    t1, _ = await terminal(rig, "T1")
-    op = await client(rig, OPERATOR)
+async def test_lone_surrogate_in_action_params_is_refused_with_a_code(rig: HubHarness) -> None:
+    t1, _ = await rig.terminal("T1")
+    op, _ = await rig.client(OPERATOR, header=True)
     text = wire.encode(wire.action("u-1", "T1", "lock", {"address": 1}))
-    await op.send(text.replace('"address":1', '"address":1,"n":"\\ud800"'))
+    await op.send_raw(text.replace('"address":1', '"address":1,"n":"\\ud800"'))
     errors = errors_in(await op.sync())
     assert [(e["code"], e.get("id")) for e in errors] == [("bad_message", "u-1")]
     assert "'params.n'" in errors[0]["message"]
@@ -191,13 +189,13 @@ async def test_lone_surrogate_in_action_params_is_refused_with_a_code(rig: HubRi
 
 
 async def test_lone_surrogate_in_event_data_is_refused_and_later_events_are_stored(
-        rig: HubRig) -> None:
-    t1, acked = await terminal(rig, "T1")
-    seq = acked + 1
+        rig: HubHarness) -> None:
+    t1, welcome = await rig.terminal("T1")
+    seq = int(welcome["ackedSeq"]) + 1
     bad = wire.encode(wire.event(event_id=f"T1-{seq}", seq=seq, channel="game",
                                  terminal_id="T1", name="gameStarted", timestamp=NOW,
                                  data={"paytable": "x"}))
-    await t1.send(bad.replace('"x"', '"\\udc00"'))
+    await t1.send_raw(bad.replace('"x"', '"\\udc00"'))
     errors = errors_in(await t1.sync())
     assert [(e["code"], e.get("id")) for e in errors] == [("bad_message", f"T1-{seq}")]
     assert "'data.paytable'" in errors[0]["message"]

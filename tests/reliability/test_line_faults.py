@@ -40,12 +40,8 @@ PHANTOMS = {"doorOpened", "doorClosed", "tilt", "billAcceptorFault", "printerFau
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[AgentRig]:
-    r = AgentRig(tmp_path, seed=5)
-    try:
-        r.wait_ready()
+    with AgentRig.ready(tmp_path, seed=5) as r:
         yield r
-    finally:
-        r.close()
 
 
 def after(rig: AgentRig, seq: int) -> list[str]:

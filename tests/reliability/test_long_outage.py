@@ -18,8 +18,9 @@ from agent.config import UplinkConfig
 from agent.store.outbox import Outbox
 from agent.uplink.client import Uplink
 from api.events import Event, utc_timestamp
-from tests.reliability.hub_rig import TERMINAL_TOKENS, HubRig
 from tests.reliability.reliability_kit import LONG, long_or_short
+from tests.support.hub import HubHarness
+from tests.support.tokens import TERMINAL_TOKENS
 from tests.support.waits import wait_for
 
 EVENTS = long_or_short(100_000, 5_000)
@@ -36,19 +37,15 @@ def batch_of(start: int, n: int) -> list[Event]:
 
 
 @pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[HubRig]:
-    rig = HubRig(tmp_path, action_key_file=None)
-    await rig.start()
-    try:
+async def hub(tmp_path: Path) -> AsyncIterator[HubHarness]:
+    async with HubHarness(tmp_path) as rig:
         yield rig
-    finally:
-        await rig.stop()
 
 
 async def test_backlog_after_a_long_outage_arrives_in_order_once(tmp_path: Path,
-                                                                 hub: HubRig) -> None:
+                                                                 hub: HubHarness) -> None:
     outbox = Outbox.open(tmp_path / "outbox.db", terminal_id="T1")
-    config = UplinkConfig(url=f"{hub.base}/ws/terminal", allow_insecure=True,
+    config = UplinkConfig(url=hub.terminal_url, allow_insecure=True,
                           token_env="UNUSED", window=500, batch=200,
                           reconnect_max_delay_s=0.2, heartbeat_interval_s=5.0,
                           heartbeat_timeout_s=5.0)

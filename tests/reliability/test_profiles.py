@@ -62,11 +62,11 @@ from sas_protocol.rte import (
 )
 from tests.agent.e2e_helpers import ADDRESS, Rig
 from tests.reliability.reliability_kit import LONG, long_or_short
+from tests.support import ROOT
 from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(600 if LONG else 120)
 
-ROOT = Path(__file__).resolve().parents[2]
 PROFILE_NAMES = tuple(PROFILES)
 KILLS = long_or_short(20, 2)
 #: events each agent run stores before it is killed (a random number up to this)

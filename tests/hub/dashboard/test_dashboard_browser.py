@@ -6,155 +6,47 @@ terminal and the row turns "locked", an alert is acknowledged and leaves the lis
 refused token, a viewer's disabled controls, channel filters that really unsubscribe, and the
 page reconnecting by itself when the hub comes back.
 
-The hub runs in-process on port 0 with a temporary database and token file; the terminal side
-is the ``terminal`` fixture (a scripted terminal today; the emulator + agent uplink can take
-its place behind the same ``TerminalSide`` interface).
+The fixtures (tests/hub/dashboard/conftest.py): the hub in-process on port 0 with a temporary
+database and token file; the terminal side is the ``terminal`` fixture (a scripted terminal
+today; the emulator + agent uplink can take its place behind the same ``TerminalSide``
+interface).
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 
 from api import wire
-from hub.config import HubConfig
-from hub.server import Hub
-from hub.tokens import parse_tokens
-from tests.hub.browser_helpers import CHROMIUM, CHROMIUM_ARGS, ScriptedTerminal
+from tests.hub.dashboard.pages import (
+    ALL_CHANNELS,
+    BROWSER_MARKS,
+    WAIT_MS,
+    expect,
+    field,
+    row,
+    sign_in,
+    subscribed_to,
+)
+from tests.hub.dashboard.scripted_terminal import ScriptedTerminal
+from tests.support.hub import HubHarness
+from tests.support.tokens import (
+    DASHBOARD_OPERATOR,
+    DASHBOARD_OPERATOR2,
+    DASHBOARD_SILENT,
+    DASHBOARD_TERMINAL,
+    DASHBOARD_TERMINAL_TOKEN,
+    DASHBOARD_VIEWER,
+)
 
-playwright_api = pytest.importorskip("playwright.async_api")
-expect = playwright_api.expect
+pytestmark = [*BROWSER_MARKS, pytest.mark.timeout(90)]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason=f"headless Chromium is not installed at {CHROMIUM}"),
-    pytest.mark.timeout(90),
-]
-
-TERMINAL = "EGM-1"
-SILENT_TERMINAL = "EGM-2"  # has a token, never connects: listed offline
-TOKENS = {
-    "terminal": "tok-terminal-egm-1",
-    "operator": "tok-operator-floor",
-    "operator2": "tok-operator-slot-tech",
-    "viewer": "tok-viewer-cctv",
-}
-TOKEN_FILE = f"""\
-# test tokens
-{TOKENS["terminal"]} terminal {TERMINAL}
-tok-terminal-egm-2 terminal {SILENT_TERMINAL}
-{TOKENS["operator"]} operator floor-supervisor
-{TOKENS["operator2"]} operator slot-tech
-{TOKENS["viewer"]} viewer cctv-room
-"""
-WAIT_MS = 10_000  # every expectation below is bounded by this
+TERMINAL = DASHBOARD_TERMINAL
+SILENT_TERMINAL = DASHBOARD_SILENT  # has a token, never connects: listed offline
 FEED_LIMIT = 500  # rows the page keeps (app.js FEED_LIMIT)
-
-
-class HubUnderTest:
-    """The in-process hub, restartable on the same port (the page reconnects to it)."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.token_path = tmp_path / "tokens.txt"
-        self.token_path.write_text(TOKEN_FILE, encoding="utf-8")
-        self.db_path = tmp_path / "hub.db"
-        self.port = 0
-        self.hub: Hub | None = None
-
-    async def start(self) -> None:
-        config = HubConfig(tokens=self.token_path, database=self.db_path, host="127.0.0.1",
-                           port=self.port, plain=True)
-        self.hub = Hub(config, tokens=parse_tokens(TOKEN_FILE))
-        self.port = await self.hub.start()
-
-    async def stop(self) -> None:
-        if self.hub is not None:
-            hub, self.hub = self.hub, None
-            await hub.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[HubUnderTest]:
-    server = HubUnderTest(tmp_path)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def terminal(hub: HubUnderTest) -> AsyncIterator[ScriptedTerminal]:
-    """The terminal side; swap for emulator + agent uplink when that exists."""
-    side = ScriptedTerminal(f"{hub.ws_url}/ws/terminal", TOKENS["terminal"], TERMINAL)
-    await side.start()
-    try:
-        yield side
-    finally:
-        await side.close()
-
-
-@pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Any]:
-    async with playwright_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1600, "height": 1000})
-            tab = await context.new_page()
-            errors: list[str] = []
-            tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            # The hub serves a Content-Security-Policy: whatever it blocks is reported here.
-            blocked: list[str] = []
-            tab.on("console", lambda msg: blocked.append(msg.text)
-                   if "Content Security Policy" in msg.text else None)
-            yield tab
-            shot = os.environ.get("DASHBOARD_SCREENSHOT")
-            if shot:
-                await tab.screenshot(path=shot, full_page=True)
-            assert errors == [], f"JavaScript errors on the page: {errors}"
-            assert blocked == [], f"blocked by the Content-Security-Policy: {blocked}"
-        finally:
-            await browser.close()
-
-
-async def sign_in(page: Any, hub: HubUnderTest, token: str) -> None:
-    await page.goto(hub.url)
-    await page.get_by_label("Access token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.locator("#conn-state")).to_have_attribute(
-        "data-state", "connected", timeout=WAIT_MS)
-
-
-async def subscribed_to(page: Any, channels: str) -> None:
-    """Wait until the hub confirmed the page's subscription (its `subscribed` reply)."""
-    await expect(page.locator("#channel-filters")).to_have_attribute(
-        "data-subscribed", channels, timeout=WAIT_MS)
-
-
-def row(page: Any, terminal_id: str) -> Any:
-    return page.locator(f'#terminals-body tr[data-terminal="{terminal_id}"]')
-
-
-def field(page: Any, terminal_id: str, name: str) -> Any:
-    return row(page, terminal_id).locator(f'[data-field="{name}"]')
-
-
-ALL_CHANNELS = "alerts,cash,game,player,system"
 
 
 async def confirm_with_reason(page: Any, reason: str) -> None:
@@ -167,9 +59,9 @@ async def confirm_with_reason(page: Any, reason: str) -> None:
 
 
 async def test_operator_sees_event_locks_terminal_and_acknowledges_alert(
-    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any
+    hub: HubHarness, terminal: ScriptedTerminal, page: Any
 ) -> None:
-    await sign_in(page, hub, TOKENS["operator"])
+    await sign_in(page, hub, DASHBOARD_OPERATOR)
     await expect(page.locator("#session-role")).to_have_text(
         "floor-supervisor (operator)", timeout=WAIT_MS)
     await subscribed_to(page, ALL_CHANNELS)
@@ -234,8 +126,8 @@ async def test_operator_sees_event_locks_terminal_and_acknowledges_alert(
     tilt = await terminal.publish("tilt", {"kind": "reel", "code": 0x20})
     other_alert = page.locator(f'#alerts li[data-alert-id="{tilt["id"]}"]')
     await expect(other_alert).to_be_visible(timeout=WAIT_MS)
-    async with connect(f"{hub.ws_url}/ws/client", open_timeout=5) as other:
-        await other.send(wire.encode(wire.auth(TOKENS["operator2"])))
+    async with connect(hub.client_url, open_timeout=5) as other:
+        await other.send(wire.encode(wire.auth(DASHBOARD_OPERATOR2)))
         assert json.loads(await other.recv())["type"] == "authOk"
         await other.send(wire.encode(wire.ack_alert(tilt["id"], "r1")))
         await expect(other_alert).to_have_count(0, timeout=WAIT_MS)
@@ -243,9 +135,9 @@ async def test_operator_sees_event_locks_terminal_and_acknowledges_alert(
 
 
 async def test_refused_token_shows_a_clear_error_and_does_not_retry(
-    hub: HubUnderTest, page: Any
+    hub: HubHarness, page: Any
 ) -> None:
-    await page.goto(hub.url)
+    await page.goto(hub.page_url)
     await page.get_by_label("Access token").fill("not-a-token")
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.locator("#login-error")).to_contain_text("refused", timeout=WAIT_MS)
@@ -254,16 +146,16 @@ async def test_refused_token_shows_a_clear_error_and_does_not_retry(
     assert await page.evaluate("sessionStorage.getItem('slot-hub-token')") is None
 
     # A terminal token is refused for the dashboard with its own message.
-    await page.get_by_label("Access token").fill(TOKENS["terminal"])
+    await page.get_by_label("Access token").fill(DASHBOARD_TERMINAL_TOKEN)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.locator("#login-error")).to_contain_text("not a viewer or operator",
                                                                timeout=WAIT_MS)
 
 
 async def test_viewer_sees_the_floor_but_cannot_act(
-    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any
+    hub: HubHarness, terminal: ScriptedTerminal, page: Any
 ) -> None:
-    await sign_in(page, hub, TOKENS["viewer"])
+    await sign_in(page, hub, DASHBOARD_VIEWER)
     await subscribed_to(page, ALL_CHANNELS)
     await expect(field(page, TERMINAL, "online")).to_have_text("online", timeout=WAIT_MS)
     await expect(row(page, TERMINAL).locator('button[data-action="lock"]')).to_be_disabled()
@@ -276,9 +168,9 @@ async def test_viewer_sees_the_floor_but_cannot_act(
 
 
 async def test_unchecking_a_channel_unsubscribes_it(
-    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any
+    hub: HubHarness, terminal: ScriptedTerminal, page: Any
 ) -> None:
-    await sign_in(page, hub, TOKENS["operator"])
+    await sign_in(page, hub, DASHBOARD_OPERATOR)
     await subscribed_to(page, ALL_CHANNELS)
     await page.get_by_label("game", exact=True).uncheck()
     await subscribed_to(page, "alerts,cash,player,system")
@@ -304,9 +196,9 @@ async def test_unchecking_a_channel_unsubscribes_it(
 
 
 async def test_feed_keeps_the_newest_rows_only(
-    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any
+    hub: HubHarness, terminal: ScriptedTerminal, page: Any
 ) -> None:
-    await sign_in(page, hub, TOKENS["viewer"])
+    await sign_in(page, hub, DASHBOARD_VIEWER)
     await subscribed_to(page, ALL_CHANNELS)
     frames = await terminal.publish_many(
         [("gameStarted", {"gameNumber": n}) for n in range(FEED_LIMIT + 20)])
@@ -319,9 +211,9 @@ async def test_feed_keeps_the_newest_rows_only(
 
 
 async def test_action_for_an_offline_terminal_shows_queued(
-    hub: HubUnderTest, page: Any
+    hub: HubHarness, page: Any
 ) -> None:
-    await sign_in(page, hub, TOKENS["operator"])
+    await sign_in(page, hub, DASHBOARD_OPERATOR)
     await expect(field(page, SILENT_TERMINAL, "online")).to_have_text("offline",
                                                                       timeout=WAIT_MS)
     lock = row(page, SILENT_TERMINAL).get_by_role("button", name=f"Lock {SILENT_TERMINAL}",
@@ -341,9 +233,9 @@ async def test_action_for_an_offline_terminal_shows_queued(
 
 
 async def test_page_reconnects_when_the_hub_comes_back(
-    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any
+    hub: HubHarness, terminal: ScriptedTerminal, page: Any
 ) -> None:
-    await sign_in(page, hub, TOKENS["operator"])
+    await sign_in(page, hub, DASHBOARD_OPERATOR)
     await expect(field(page, TERMINAL, "online")).to_have_text("online", timeout=WAIT_MS)
     await terminal.close()
     await hub.stop()
@@ -361,15 +253,15 @@ async def test_page_reconnects_when_the_hub_comes_back(
 
 
 async def test_the_page_works_under_its_content_security_policy(
-    hub: HubUnderTest, terminal: ScriptedTerminal, page: Any,
+    hub: HubHarness, terminal: ScriptedTerminal, page: Any,
 ) -> None:
     """Script, style, icon and the WebSocket are all allowed by the policy the hub sends."""
-    response = await page.goto(hub.url)
+    response = await page.goto(hub.page_url)
     assert "script-src 'self'" in response.headers["content-security-policy"]
     await expect(page.locator("#login-panel")).to_be_visible(timeout=WAIT_MS)
     # The stylesheet applied (style-src 'self'): the login panel is laid out by style.css.
     assert await page.evaluate("document.styleSheets.length") >= 1
-    await sign_in(page, hub, TOKENS["operator"])  # app.js ran and its WebSocket connected
+    await sign_in(page, hub, DASHBOARD_OPERATOR)  # app.js ran and its WebSocket connected
     await subscribed_to(page, ALL_CHANNELS)
     bet = await terminal.publish("betPlaced", {"amount": 100, "credits": 100,
                                                "denomination": 1})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,103 +18,24 @@ import pytest
 
 from api import wire
 from api.events import CATALOG
-from hub.config import HubConfig
-from hub.server import Hub
 from hub.store import HubStore
-from hub.tokens import parse_tokens
-from tests.hub.browser_helpers import CHROMIUM, CHROMIUM_ARGS, ScriptedTerminal
-from tests.hub.hubkit import http_get
+from tests.hub.dashboard.pages import BROWSER_MARKS, WAIT_MS, expect, field, sign_in
+from tests.hub.dashboard.scripted_terminal import ScriptedTerminal
+from tests.support import ROOT
+from tests.support.hub import HubHarness, http_get
+from tests.support.tokens import (
+    DASHBOARD_OPERATOR,
+    DASHBOARD_SILENT,
+    DASHBOARD_TERMINAL,
+    DASHBOARD_VIEWER,
+)
 
-playwright_api = pytest.importorskip("playwright.async_api")
-expect = playwright_api.expect
+pytestmark = [*BROWSER_MARKS, pytest.mark.timeout(120),
+              pytest.mark.parametrize("page", ["desk", "phone"], indirect=True)]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason=f"headless Chromium is not installed at {CHROMIUM}"),
-    pytest.mark.timeout(120),
-]
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard"
-TERMINAL, OTHER = "EGM-7", "EGM-8"
-OPERATOR, VIEWER = "tok-op-floor", "tok-view-bi"
-TOKEN_FILE = f"""\
-tokens:
-  - {{token: tok-egm-7, role: terminal, terminalId: {TERMINAL}, bank: "12", area: Main floor}}
-  - {{token: tok-egm-8, role: terminal, terminalId: {OTHER}, bank: "14", area: High limit}}
-  - {{token: {OPERATOR}, role: operator, name: floor-supervisor}}
-  - {{token: {VIEWER}, role: viewer, name: bi-tool}}
-"""
-WAIT_MS = 10_000
-WIDTHS = {"desk": (1440, 900), "phone": (390, 844)}
-
-
-class FloorHub:
-    def __init__(self, tmp_path: Path) -> None:
-        self.token_path = tmp_path / "tokens.yaml"
-        self.token_path.write_text(TOKEN_FILE, encoding="utf-8")
-        self.db_path = tmp_path / "hub.db"
-        self.port = 0
-        self.hub: Hub | None = None
-
-    async def start(self) -> Hub:
-        config = HubConfig(tokens=self.token_path, database=self.db_path, host="127.0.0.1",
-                           port=self.port, plain=True, timezone="America/Los_Angeles",
-                           gaming_day_start=6)
-        self.hub = Hub(config, tokens=parse_tokens(TOKEN_FILE))
-        self.port = await self.hub.start()
-        return self.hub
-
-    async def stop(self) -> None:
-        if self.hub is not None:
-            hub, self.hub = self.hub, None
-            await hub.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[FloorHub]:
-    server = FloorHub(tmp_path)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def terminal(hub: FloorHub) -> AsyncIterator[ScriptedTerminal]:
-    side = ScriptedTerminal(f"{hub.ws_url}/ws/terminal", "tok-egm-7", TERMINAL)
-    await side.start()
-    try:
-        yield side
-    finally:
-        await side.close()
-
-
-@pytest.fixture(params=sorted(WIDTHS))
-async def page(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    width, height = WIDTHS[request.param]
-    async with playwright_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": width, "height": height})
-            tab = await context.new_page()
-            errors: list[str] = []
-            tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            tab.shots = []  # type: ignore[attr-defined]
-            tab.label = f"{request.node.originalname}-{request.param}"  # type: ignore[attr-defined]
-            yield tab
-            assert errors == [], f"JavaScript errors on the page: {errors}"
-        finally:
-            await browser.close()
+ARTIFACTS = ROOT / "tests" / "artifacts" / "dashboard"
+TERMINAL, OTHER = DASHBOARD_TERMINAL, DASHBOARD_SILENT
+OPERATOR, VIEWER = DASHBOARD_OPERATOR, DASHBOARD_VIEWER
 
 
 async def shot(page: Any, name: str) -> None:
@@ -134,22 +54,8 @@ async def shot(page: Any, name: str) -> None:
     assert clipped == [], f"{name}: cut off at the screen's edge: {clipped}"
 
 
-async def sign_in(page: Any, hub: FloorHub, token: str) -> None:
-    await page.goto(hub.url)
-    await page.get_by_label("Access token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.locator("#conn-state")).to_have_attribute(
-        "data-state", "connected", timeout=WAIT_MS)
-    await expect(page.locator("#channel-filters")).to_have_attribute(
-        "data-subscribed", "alerts,cash,game,player,system", timeout=WAIT_MS)
-
-
-def field(page: Any, terminal_id: str, name: str) -> Any:
-    return page.locator(f'#terminals-body tr[data-terminal="{terminal_id}"] [data-field="{name}"]')
-
-
 async def test_a_handpay_is_an_attendant_alert_with_its_amount(
-    hub: FloorHub, terminal: ScriptedTerminal, page: Any,
+    hub: HubHarness, terminal: ScriptedTerminal, page: Any,
 ) -> None:
     await sign_in(page, hub, OPERATOR)
     await expect(page.locator("#casino-clock")).to_have_attribute(
@@ -185,7 +91,7 @@ async def test_a_handpay_is_an_attendant_alert_with_its_amount(
 
 
 async def test_a_lock_needs_a_confirmed_reason_and_lands_in_the_audit_trail(
-    hub: FloorHub, terminal: ScriptedTerminal, page: Any,
+    hub: HubHarness, terminal: ScriptedTerminal, page: Any,
 ) -> None:
     await sign_in(page, hub, OPERATOR)
     await expect(field(page, TERMINAL, "locked")).to_have_text("unlocked", timeout=WAIT_MS)
@@ -216,7 +122,7 @@ async def test_a_lock_needs_a_confirmed_reason_and_lands_in_the_audit_trail(
 
 
 async def test_acknowledge_all_clears_every_open_alert(
-    hub: FloorHub, terminal: ScriptedTerminal, page: Any,
+    hub: HubHarness, terminal: ScriptedTerminal, page: Any,
 ) -> None:
     await sign_in(page, hub, OPERATOR)
     frames = await terminal.publish_many(
@@ -236,7 +142,7 @@ async def test_acknowledge_all_clears_every_open_alert(
 
 
 async def test_a_reconnect_resumes_with_no_gap_and_no_duplicate(
-    hub: FloorHub, terminal: ScriptedTerminal, page: Any,
+    hub: HubHarness, terminal: ScriptedTerminal, page: Any,
 ) -> None:
     """While the page is away, 80 events are stored (more than a snapshot's 50 recent ones):
     after the reconnect each shows exactly once, the older ones replayed from its cursor."""
@@ -248,7 +154,8 @@ async def test_a_reconnect_resumes_with_no_gap_and_no_duplicate(
     await hub.stop()
     await expect(page.locator("#conn-state")).to_have_attribute(
         "data-state", "reconnecting", timeout=WAIT_MS)
-    store = HubStore(hub.db_path)  # what the terminal delivered meanwhile (to a hub peer)
+    assert hub.config.database is not None
+    store = HubStore(hub.config.database)  # what the terminal delivered meanwhile (to a hub peer)
     try:
         first = store.acked_seq(TERMINAL) + 1
         missed = []
@@ -281,7 +188,7 @@ async def test_a_reconnect_resumes_with_no_gap_and_no_duplicate(
 
 
 async def test_history_query_and_scrolling_into_older_events(
-    hub: FloorHub, terminal: ScriptedTerminal, page: Any,
+    hub: HubHarness, terminal: ScriptedTerminal, page: Any,
 ) -> None:
     events: list[tuple[str, dict[str, Any]]] = []
     for game in range(1, 61):

@@ -1,4 +1,4 @@
-"""Helpers for the dashboard browser test: headless Chromium and a scripted terminal.
+"""The dashboard browser tests' terminal: a scripted terminal connection.
 
 The scripted terminal speaks the terminal side of docs/protocol.md §4 over a real WebSocket:
 ``hello``, ``event`` frames with increasing ``seq``, and the answer to ``lock`` / ``unlock``
@@ -13,25 +13,12 @@ import asyncio
 import contextlib
 import json
 import time
-from pathlib import Path
 from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from api import wire
 from api.events import CATALOG, utc_timestamp
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class TerminalSide(Protocol):

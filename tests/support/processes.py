@@ -1,4 +1,5 @@
-"""Helpers for CLI tests: run the real ``slot-agent`` as a subprocess and wait on its output.
+"""The real ``slot-agent`` as a subprocess for tests (emulator, agent, hub, one-shot commands),
+and what such tests need around it: an agent config, a short directory for unix sockets.
 
 No sleeps: a reader thread puts each output line on a queue, and tests wait for the line they
 need with a bounded timeout.
@@ -6,19 +7,32 @@ need with a bounded timeout.
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+from tests.support.tokens import write_agent_token
+
+if TYPE_CHECKING:  # the hub is imported only by the tests that run one
+    from tests.support.hub import HubHarness
+
 SCRIPT = ROOT / ".venv" / "bin" / "slot-agent"
+#: What systemd gives a service: a test's subprocess must not inherit it from the runner.
+SYSTEMD_ENV = ("INVOCATION_ID", "JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+               "WATCHDOG_PID")
 
 
 def command(*args: str) -> list[str]:
@@ -28,29 +42,33 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "cli.main", *args]
 
 
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without systemd's variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in SYSTEMD_ENV}
+    env.update(extra or {})
+    return env
+
+
 class Proc:
     """A running ``slot-agent`` with its stdout and stderr lines on queues."""
 
     def __init__(self, args: Sequence[str], *, env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> None:
-        full_env = dict(os.environ)
-        for name in ("INVOCATION_ID", "JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC",
-                     "WATCHDOG_PID"):
-            full_env.pop(name, None)
-        full_env.update(env or {})
         self.args = list(args)
         self.popen = subprocess.Popen(
             command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=full_env, cwd=cwd or ROOT, bufsize=1,
+            env=clean_env(env), cwd=cwd or ROOT, bufsize=1,
         )
         self.stdout: queue.Queue[str | None] = queue.Queue()
         self.stderr: queue.Queue[str | None] = queue.Queue()
         self.out_lines: list[str] = []
         self.err_lines: list[str] = []
         assert self.popen.stdout is not None and self.popen.stderr is not None
-        for stream, q, keep in ((self.popen.stdout, self.stdout, self.out_lines),
-                                (self.popen.stderr, self.stderr, self.err_lines)):
-            threading.Thread(target=self._pump, args=(stream, q, keep), daemon=True).start()
+        self._pumps = [threading.Thread(target=self._pump, args=(stream, q, keep), daemon=True)
+                       for stream, q, keep in ((self.popen.stdout, self.stdout, self.out_lines),
+                                               (self.popen.stderr, self.stderr, self.err_lines))]
+        for pump in self._pumps:
+            pump.start()
 
     @staticmethod
     def _pump(stream: IO[str], q: queue.Queue[str | None], keep: list[str]) -> None:
@@ -67,8 +85,6 @@ class Proc:
         """The first (next) line on ``stream`` matching ``predicate``; AssertionError when the
         stream ends or ``timeout`` passes first."""
         q = self.stdout if stream == "stdout" else self.stderr
-        import time
-
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -96,21 +112,42 @@ class Proc:
         assert match is not None
         return match
 
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
     def signal(self, signum: int) -> None:
         self.popen.send_signal(signum)
 
+    def kill(self) -> None:
+        """SIGKILL: no clean stop, nothing flushed."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGKILL)
+        self.wait(10)
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        """SIGTERM and the exit code (SIGKILL after ``timeout``)."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                return self.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        return self.wait(10)
+
     def wait(self, timeout: float = 30.0) -> int:
-        return self.popen.wait(timeout)
+        """The exit code; by then ``out_lines`` and ``err_lines`` hold all the output."""
+        code = self.popen.wait(timeout)
+        for pump in self._pumps:
+            pump.join(10)
+        return code
 
     def stop(self) -> None:
         """Terminate (then kill) if still running; used in ``finally`` blocks."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(10)
+        self.terminate(10)
 
 
 def start_emulator(*extra: str) -> tuple[Proc, str]:
@@ -123,62 +160,20 @@ def start_emulator(*extra: str) -> tuple[Proc, str]:
 
 def run_cli(*args: str, timeout: float = 60.0,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = dict(os.environ)
-    for name in ("INVOCATION_ID", "JOURNAL_STREAM", "NOTIFY_SOCKET"):
-        full_env.pop(name, None)
-    full_env.update(env or {})
     return subprocess.run(command(*args), capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, env=full_env)
+                          timeout=timeout, env=clean_env(env))
 
 
-class HubHandle:
-    """A reference hub on a thread (port 0, plain ws://) and what a test needs to use it."""
-
-    def __init__(self, tmp: Path, terminal_id: str) -> None:
-        import secrets
-
-        from hub.config import HubConfig
-        from hub.running import run_in_thread
-
-        self.terminal_id = terminal_id
-        self.terminal_token = secrets.token_urlsafe(24)
-        self.operator_token = secrets.token_urlsafe(24)
-        tokens = tmp / "hub-tokens"
-        tokens.write_text(f"{self.terminal_token} terminal {terminal_id}\n"
-                          f"{self.operator_token} operator ops\n")
-        tokens.chmod(0o600)
-        self.database = tmp / "hub.db"
-        self.running = run_in_thread(HubConfig(tokens=tokens, database=self.database, port=0,
-                                               plain=True))
-        self.ws_url = f"ws://127.0.0.1:{self.running.port}/ws/terminal"
-        self.token_file = tmp / "terminal-token"
-        self.token_file.write_text(self.terminal_token + "\n")
-        self.token_file.chmod(0o600)
-
-    def event_names(self) -> list[str]:
-        """Events stored for the terminal, in storage order (own read-only connection)."""
-        import sqlite3
-
-        conn = sqlite3.connect(f"{self.database.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            rows = conn.execute("SELECT event FROM events WHERE terminal_id = ? ORDER BY n",
-                                (self.terminal_id,)).fetchall()
-        finally:
-            conn.close()
-        return [str(r[0]) for r in rows]
-
-    def stop(self) -> None:
-        self.running.stop()
-
-
-def write_agent_config(tmp: Path, *, port: str, hub: HubHandle | None = None,
-                       terminal_id: str = "EGM-T1", level: str = "info",
-                       extra: str = "") -> Path:
-    """An agent config for tests: port 0 metrics, files under ``tmp``."""
+def write_agent_config(tmp: Path, *, port: str, hub: HubHarness | None = None,
+                       terminal_id: str = "EGM-T1", token: str | None = None,
+                       level: str = "info", extra: str = "") -> Path:
+    """An agent config for tests: port 0 metrics, files under ``tmp``; with ``hub``, an uplink
+    to it with ``token`` (default: the first terminal token of the hub's table)."""
     uplink = ""
     if hub is not None:
-        uplink = (f"uplink:\n  url: {hub.ws_url}\n  allow_insecure: true\n"
-                  f"  token_file: {hub.token_file}\n  reconnect_max_delay_s: 1\n")
+        token_file = write_agent_token(tmp / "terminal-token", token or hub.terminal_token)
+        uplink = (f"uplink:\n  url: {hub.terminal_url}\n  allow_insecure: true\n"
+                  f"  token_file: {token_file}\n  reconnect_max_delay_s: 1\n")
     cfg = tmp / "agent.yaml"
     cfg.write_text(
         f"terminal_id: {terminal_id}\n"
@@ -198,10 +193,6 @@ def write_agent_config(tmp: Path, *, port: str, hub: HubHandle | None = None,
 def short_dir() -> Path:
     """A fresh directory with a short path: AF_UNIX paths are limited to 107 bytes. Removed
     when the test process exits (it sits outside pytest's tmp_path)."""
-    import atexit
-    import shutil
-    import tempfile
-
     path = Path(tempfile.mkdtemp(prefix="sa-", dir="/tmp"))
     atexit.register(shutil.rmtree, path, True)
     return path
@@ -209,8 +200,6 @@ def short_dir() -> Path:
 
 def json_logs(lines: Sequence[str]) -> list[dict[str, object]]:
     """The JSON log records among output lines."""
-    import json
-
     out = []
     for line in lines:
         text = line[line.index("{"):] if "{" in line else ""
