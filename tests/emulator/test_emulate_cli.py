@@ -135,10 +135,6 @@ def test_an_unknown_profile_is_a_clear_error() -> None:
 
 
 def test_a_negative_game_length_is_a_clear_error() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "emulate", "--tcp", "127.0.0.1:0",
-         "--game-seconds", "-1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ},
-    )
+    proc = run_cli("emulate", "--tcp", "127.0.0.1:0", "--game-seconds", "-1", timeout=30)
     assert proc.returncode == 2
     assert "--game-seconds must be in [0, 3600], got -1.0" in proc.stderr
