@@ -231,12 +231,15 @@ def test_reopen_is_retried_until_the_transport_opens_again() -> None:
 def test_a_new_poll_interval_applies_from_the_next_cycle() -> None:
     """set_poll_interval (SIGHUP) shows in status at once and ends the wait for a cycle
     due on the old cadence: five more cycles within 4.5 s cannot happen 5 s apart."""
-    host, _device = pair()
+    import time
+
+    host, device = pair()
     slow = PollConfig(interval_ms=5000, reply_timeout_ms=20, link_down_after=3)
     line = LineOwner(host, [MachineConfig(1)], slow, lambda _obs: None)
     line.start()
     try:
-        wait_until(lambda: line.cycles >= 1, what="the first cycle")
+        # The first poll is out; the silent machine's next send waits 5 s (one per interval).
+        wait_until(lambda: bool(device.read(time.monotonic() + 0.05)), what="the first poll")
         assert line.status()["intervalMs"] == 5000
         line.set_poll_interval(30)
         assert line.status()["intervalMs"] == 30

@@ -25,8 +25,8 @@ from tests.reliability.system_rig import (
 )
 from tests.support.waits import wait_until
 
-KILLS = long_or_short(50, 5)
-PLAY_S = long_or_short(240, 40)
+KILLS = long_or_short(50, 4)
+PLAY_S = long_or_short(240, 30)
 #: The long run plays fast enough that the machine's exception queue (25 entries) overflows
 #: while the agent is down (exception 70, ``dataGap``); the short run stays below that pace
 #: so that what CI checks does not depend on the timing of a restart. The agent polls at the
