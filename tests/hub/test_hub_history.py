@@ -16,7 +16,15 @@ import pytest
 
 from api import wire
 from tests.support import ROOT
-from tests.support.hub import REGISTRY, HubHarness, event_frame, http_get, http_json
+from tests.support.hub import (
+    REGISTRY,
+    HubHarness,
+    event_frame,
+    http_get,
+    http_json,
+    publish_all,
+    publish_history_floor,
+)
 
 API_SCHEMAS = {p.stem: json.loads(p.read_text())
                for p in (ROOT / "docs" / "schemas" / "api").glob("*.json")}
@@ -30,25 +38,12 @@ def at(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-async def _publish(term: Any, frames: list[dict[str, Any]]) -> None:
-    for frame in frames:
-        await term.send(frame)
-    while (await term.recv_type("ack"))["upTo"] < frames[-1]["seq"]:
-        pass
-
-
 async def test_events_by_terminal_name_channel_and_time_with_cursor_paging(
     harness: HubHarness,
 ) -> None:
     hub = harness.hub
     assert hub is not None
-    t1, _ = await harness.terminal("T1")
-    t2, _ = await harness.terminal("T2")
-    base = at("2026-05-11T10:00:00Z")
-    await _publish(t1, [event_frame("T1", i, "betPlaced" if i % 3 else "billAccepted",
-                                    data={"amount": 100 * i}, timestamp=base + i * 60)
-                        for i in range(1, 31)])
-    await _publish(t2, [event_frame("T2", i, timestamp=base + i) for i in range(1, 6)])
+    await publish_history_floor(harness)
     # every T1 betPlaced, 7 per page, forward
     pages, after = [], ""
     while True:
@@ -128,7 +123,7 @@ async def test_a_day_summary_follows_the_casinos_gaming_day(
                     timestamp=end - 60),
         event_frame("T1", 10, "betPlaced", data={"amount": 77}, timestamp=end),  # next day
     ]
-    await _publish(term, frames)
+    await publish_all(term, frames)
     body = await http_json(hub, "/api/summary?day=2026-05-11&terminal=T1,T2")
     check("summary", body)
     assert (body["timezone"], body["gamingDayStart"]) == (tz, 6)
@@ -160,7 +155,7 @@ async def test_today_on_the_floor_is_the_gaming_day(harness: HubHarness) -> None
     hub = await harness.restart(timezone="UTC", gaming_day_start=hour)
     start, _ = hub.gaming_day.bounds(hub.gaming_day.day_of(now))
     term, _ = await harness.terminal("T1")
-    await _publish(term, [
+    await publish_all(term, [
         event_frame("T1", 1, "betPlaced", data={"amount": 500, "games": 1},
                     timestamp=start - 1),
         event_frame("T1", 2, "betPlaced", data={"amount": 300, "games": 1}, timestamp=now),
@@ -177,7 +172,7 @@ async def test_meters_are_the_last_snapshot_of_each_terminal(harness: HubHarness
     hub = harness.hub
     assert hub is not None
     term, _ = await harness.terminal("T1")
-    await _publish(term, [
+    await publish_all(term, [
         event_frame("T1", 1, "meterSnapshot", data={"reason": "discovery", "first": True,
                                                       "meters": {"coinIn": 10}}),
         event_frame("T1", 2, "meterSnapshot", data={"reason": "snapshot", "first": False,

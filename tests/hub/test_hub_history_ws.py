@@ -12,19 +12,18 @@ import pytest
 
 from api import wire
 from hub import client_sessions
-from tests.support.hub import HubHarness, event_frame, http_json
+from tests.support.hub import (
+    HubHarness,
+    event_frame,
+    http_json,
+    publish_all,
+    publish_history_floor,
+)
 from tests.support.waits import wait_for
 
 
 def at(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=UTC).timestamp()
-
-
-async def _publish(term: Any, frames: list[dict[str, Any]]) -> None:
-    for frame in frames:
-        await term.send(frame)
-    while (await term.recv_type("ack"))["upTo"] < frames[-1]["seq"]:
-        pass
 
 
 async def _page(client: Any, **query: Any) -> dict[str, Any]:
@@ -40,13 +39,7 @@ async def test_history_pages_forward_and_back_with_the_http_filters(
 ) -> None:
     hub = harness.hub
     assert hub is not None
-    t1, _ = await harness.terminal("T1")
-    t2, _ = await harness.terminal("T2")
-    base = at("2026-05-11T10:00:00Z")
-    await _publish(t1, [event_frame("T1", i, "betPlaced" if i % 3 else "billAccepted",
-                                    data={"amount": 100 * i}, timestamp=base + i * 60)
-                        for i in range(1, 31)])
-    await _publish(t2, [event_frame("T2", i, timestamp=base + i) for i in range(1, 6)])
+    await publish_history_floor(harness)
     carol, _ = await harness.client("tok-carol")  # a viewer may read history
     # forward, 7 per page, by terminal and event name
     seqs: list[int] = []
@@ -115,7 +108,7 @@ async def test_history_beyond_the_workers_is_rate_limited_and_the_loop_stays_fre
         for n in range(workers):
             await alice.send(wire.history(request_id=f"slow{n}"))
         await wait_for(lambda: len(entered) == workers, 20, "every worker in a query")
-        await _publish(term, [event_frame("T1", seq) for seq in range(1, 21)])
+        await publish_all(term, [event_frame("T1", seq) for seq in range(1, 21)])
         page = await _page(alice, terminals=["T1"])
         assert (page["type"], page["code"]) == ("error", "rate_limited")
     finally:

@@ -386,3 +386,27 @@ async def http_json(hub: Hub, path: str, token: str | None = "tok-carol") -> Any
     status, _, body = await http_get(hub, path, token)
     assert status == 200, (status, body[:300])
     return json.loads(body)
+
+
+async def publish_all(term: Any, frames: list[dict[str, Any]]) -> None:
+    """Send ``frames`` on a terminal connection and wait until the last one is acked."""
+    for frame in frames:
+        await term.send(frame)
+    while (await term.recv_type("ack"))["upTo"] < frames[-1]["seq"]:
+        pass
+
+
+#: The history tests' floor starts at this moment (epoch seconds: 2026-05-11T10:00:00Z).
+HISTORY_BASE = 1_778_493_600.0
+
+
+async def publish_history_floor(harness: HubHarness) -> None:
+    """T1: 30 events a minute apart from :data:`HISTORY_BASE` (every third a bill of 100 x
+    seq cents, the rest bets); T2: 5 bets a second apart. What the history tests page."""
+    t1, _ = await harness.terminal("T1")
+    t2, _ = await harness.terminal("T2")
+    base = HISTORY_BASE
+    await publish_all(t1, [event_frame("T1", i, "betPlaced" if i % 3 else "billAccepted",
+                                       data={"amount": 100 * i}, timestamp=base + i * 60)
+                           for i in range(1, 31)])
+    await publish_all(t2, [event_frame("T2", i, timestamp=base + i) for i in range(1, 6)])
