@@ -6,14 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from api import wire
-from tests.support.hub import HubHarness, event_frame, http_json
-
-
-async def _publish(term: Any, frames: list[dict[str, Any]]) -> None:
-    for frame in frames:
-        await term.send(frame)
-    while (await term.recv_type("ack"))["upTo"] < frames[-1]["seq"]:
-        pass
+from tests.support.hub import HubHarness, event_frame, http_json, publish_all
 
 
 def _terminal(snap: dict[str, Any], tid: str) -> dict[str, Any]:
@@ -25,7 +18,7 @@ async def test_a_handpay_is_an_alert_with_its_amount_and_locks_the_machine(
 ) -> None:
     alice, _ = await harness.client("tok-alice", subscribe={})
     term, _ = await harness.terminal("T1")
-    await _publish(term, [event_frame("T1", 1, "handpayPending", data={
+    await publish_all(term, [event_frame("T1", 1, "handpayPending", data={
         "amount": 360000, "kind": "jackpot", "level": 64})])
     state = (await alice.recv_until(lambda m: m["type"] == "terminal"
                                     and m["terminal"]["handpay"] is not None))[0]["terminal"]
@@ -38,7 +31,7 @@ async def test_a_handpay_is_an_alert_with_its_amount_and_locks_the_machine(
     await alice.send(wire.ack_alert("T1-1", "r1"))
     ack = await alice.recv_type("alertAck")
     assert (ack["eventId"], ack["by"]) == ("T1-1", "alice")
-    await _publish(term, [event_frame("T1", 2, "handpayReset", data={
+    await publish_all(term, [event_frame("T1", 2, "handpayReset", data={
         "amount": 360000, "kind": "jackpot", "method": "standard"})])
     state = (await alice.recv_until(lambda m: m["type"] == "terminal"
                                     and m["terminal"]["handpay"] is None))[0]["terminal"]
@@ -64,7 +57,7 @@ async def test_lock_state_is_known_for_a_connected_terminal_and_survives_restart
     state = (await alice.recv_until(lambda m: m["type"] == "terminal"
                                     and m["terminal"]["locked"] is True))[0]["terminal"]
     assert state["lockReasons"] == ["host"]
-    await _publish(term, [event_frame("T1", 1, "machineLocked", data={"by": "a1"})])
+    await publish_all(term, [event_frame("T1", 1, "machineLocked", data={"by": "a1"})])
     await term.close()
     await harness.restart()
     _, snap = await harness.client("tok-carol")
@@ -91,7 +84,7 @@ async def test_a_game_lock_locks_the_row_until_game_unlocked_and_survives_restar
     ``game``, kept apart from the host lock; ``hello`` may carry ``gameLocked``."""
     alice, _ = await harness.client("tok-alice", subscribe={})
     term, _ = await harness.terminal("T1")
-    await _publish(term, [event_frame("T1", 1, "gameLocked", data={"lockStatus": "0x00"}),
+    await publish_all(term, [event_frame("T1", 1, "gameLocked", data={"lockStatus": "0x00"}),
                           event_frame("T1", 2, "machineLocked", data={"by": "a1"})])
     state = (await alice.recv_until(lambda m: m["type"] == "terminal"
                                     and m["terminal"]["lockReasons"] == ["host", "game"])
@@ -103,7 +96,7 @@ async def test_a_game_lock_locks_the_row_until_game_unlocked_and_survives_restar
     assert _terminal(snap, "T1")["lockReasons"] == ["host", "game"]  # from the store
     alice, _ = await harness.client("tok-alice", subscribe={})
     term, _ = await harness.terminal("T1", last_seq=2)
-    await _publish(term, [event_frame("T1", 3, "machineUnlocked", data={"by": "a2"}),
+    await publish_all(term, [event_frame("T1", 3, "machineUnlocked", data={"by": "a2"}),
                           event_frame("T1", 4, "gameUnlocked", data={"lockStatus": "0xFF"})])
     state = (await alice.recv_until(lambda m: m["type"] == "terminal"
                                     and m["terminal"]["lockReasons"] == []))[0]["terminal"]
@@ -129,9 +122,9 @@ async def test_acknowledge_all_and_per_terminal_with_who_and_when(
     bob, _ = await harness.client("tok-bob")
     t1, _ = await harness.terminal("T1")
     t2, _ = await harness.terminal("T2")
-    await _publish(t1, [event_frame("T1", i, "doorOpened", data={"door": "main"})
+    await publish_all(t1, [event_frame("T1", i, "doorOpened", data={"door": "main"})
                         for i in range(1, 34)])
-    await _publish(t2, [event_frame("T2", i, "tilt", data={"kind": "general"})
+    await publish_all(t2, [event_frame("T2", i, "tilt", data={"kind": "general"})
                         for i in range(1, 4)])
     await bob.send({"type": "ack", "id": "b1", "terminalId": "T2"})
     acks = [await bob.recv_type("alertAck") for _ in range(3)]
@@ -162,7 +155,7 @@ async def test_acknowledge_all_and_per_terminal_with_who_and_when(
 async def test_the_terminal_table_has_the_machines_state(harness: HubHarness) -> None:
     alice, _ = await harness.client("tok-alice")
     term, _ = await harness.terminal("T1")
-    await _publish(term, [
+    await publish_all(term, [
         event_frame("T1", 1, "balanceChanged", data={"credits": 2500, "amount": 2500,
                                                      "denomination": 1}),
         event_frame("T1", 2, "doorOpened", data={"door": "main", "powerOff": False}),
@@ -175,7 +168,7 @@ async def test_the_terminal_table_has_the_machines_state(harness: HubHarness) ->
     assert t1["balance"] == 2500 and t1["doorsOpen"] == ["main"]
     assert t1["tilt"]["kind"] == "reel" and (t1["bank"], t1["area"]) == ("B1", "Main floor")
     assert _terminal(snap, "T3")["bank"] is None
-    await _publish(term, [event_frame("T1", 6, "betPlaced", data={"amount": 100, "games": 1})])
+    await publish_all(term, [event_frame("T1", 6, "betPlaced", data={"amount": 100, "games": 1})])
     _, snap = await harness.client("tok-carol")
     assert _terminal(snap, "T1")["tilt"] is None  # playing again: the tilt has cleared
     await term.close()

@@ -15,7 +15,7 @@ import pytest
 from api import wire
 from hub import http_api
 from tests.support import ROOT
-from tests.support.hub import REGISTRY, HubHarness, event_frame, http_get, http_json
+from tests.support.hub import REGISTRY, HubHarness, event_frame, http_get, http_json, publish_all
 from tests.support.waits import wait_for
 
 ERROR_SCHEMA = json.loads((ROOT / "docs" / "schemas" / "api" / "error.json").read_text())
@@ -26,13 +26,6 @@ def check_error(body: bytes) -> str:
     error = json.loads(body)
     jsonschema.Draft202012Validator(ERROR_SCHEMA, registry=REGISTRY).validate(error)
     return str(error["error"])
-
-
-async def _publish(term: Any, frames: list[dict[str, Any]]) -> None:
-    for frame in frames:
-        await term.send(frame)
-    while (await term.recv_type("ack"))["upTo"] < frames[-1]["seq"]:
-        pass
 
 
 class _Held:
@@ -63,7 +56,7 @@ async def test_terminals_are_acknowledged_while_history_queries_run(
     hub = harness.hub
     assert hub is not None and hub.history is not None
     term, _ = await harness.terminal("T1")
-    await _publish(term, [event_frame("T1", 1)])
+    await publish_all(term, [event_frame("T1", 1)])
     held = _Held(http_api.query_events)
     monkeypatch.setattr(http_api, "query_events", held)
     workers = hub.history.workers
@@ -73,7 +66,7 @@ async def test_terminals_are_acknowledged_while_history_queries_run(
     try:
         await wait_for(lambda: held.entered == workers, 20, "every worker in a query")
         # the event loop is free: a terminal's events are stored and acknowledged ...
-        await _publish(term, [event_frame("T1", seq) for seq in range(2, 42)])
+        await publish_all(term, [event_frame("T1", seq) for seq in range(2, 42)])
         # ... and a dashboard connecting gets its snapshot
         _, snap = await harness.client("tok-carol")
         assert snap["type"] == "snapshot"
@@ -131,7 +124,7 @@ async def test_a_query_running_too_long_is_stopped_and_frees_its_worker(
     hub = harness.hub
     assert hub is not None and hub.history is not None
     term, _ = await harness.terminal("T1")
-    await _publish(term, [event_frame("T1", seq) for seq in range(1, 11)])
+    await publish_all(term, [event_frame("T1", seq) for seq in range(1, 11)])
     hub.history.query_limit_s = 0.0  # every query is over time at its first step
     status, _, body = await http_get(hub, "/api/history/events?terminal=T1", "tok-carol")
     assert status == 504 and check_error(body) == "timeout"

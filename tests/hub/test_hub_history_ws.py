@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,10 +19,6 @@ from tests.support.hub import (
     publish_history_floor,
 )
 from tests.support.waits import wait_for
-
-
-def at(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=UTC).timestamp()
 
 
 async def _page(client: Any, **query: Any) -> dict[str, Any]:

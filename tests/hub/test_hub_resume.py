@@ -9,15 +9,12 @@ from typing import Any
 
 from api import wire
 from hub.audit import AuditQuery
-from tests.support.hub import HubHarness, event_frame
+from tests.support.hub import HubHarness, event_frame, publish_all
 from tests.support.waits import wait_for
 
 
 async def _publish(term: Any, first: int, count: int, terminal: str = "T1") -> None:
-    for seq in range(first, first + count):
-        await term.send(event_frame(terminal, seq))
-    while (await term.recv_type("ack"))["upTo"] < first + count - 1:
-        pass
+    await publish_all(term, [event_frame(terminal, seq) for seq in range(first, first + count)])
 
 
 async def test_every_event_frame_carries_an_increasing_cursor(harness: HubHarness) -> None:
