@@ -19,7 +19,6 @@ print (tests check the three agree).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -563,6 +562,8 @@ def reloadable_diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
 
 def config_hash(config: Config) -> str:
     """Short sha256 of the normalised config (it holds no secrets, only where they are)."""
+    import hashlib  # here: the line process imports this module and never hashes (OpenSSL)
+
     text = json.dumps(_flatten(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

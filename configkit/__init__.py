@@ -10,18 +10,20 @@ raises :class:`ConfigError` with all of them when any is an error.
 
 Why not a schema library: the messages are the product here (a technician reads them on a
 terminal PC), and the few types the files use fit in this module.
+
+``yaml`` and ``difflib`` are imported where they are used, not at the top: the agent's line
+process (agent/line/child.py) unpickles its :class:`agent.config.Config`, so it imports
+``agent.config`` and this module, but never reads a file or reports a problem; the two cost it
+about 1.5 MB of its memory (docs/performance.md, "Footprint: the line process's imports").
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-
-import yaml
 
 __all__ = ["MISSING", "ConfigError", "Problem", "Section", "bounds", "load_yaml", "show"]
 
@@ -219,6 +221,8 @@ class Section:
             if not isinstance(name, str):
                 self.error(show(name), "keys must be strings")
                 continue
+            import difflib  # here, not at the top: see the module's docstring
+
             close = difflib.get_close_matches(name, self.known, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             where = f"in {self.path!r}" if self.path else "at the top level"
@@ -228,6 +232,8 @@ class Section:
 def load_yaml(path: str | Path) -> Any:
     """The parsed YAML of ``path``; :class:`ConfigError` naming the file (and the line and
     column of a syntax error) when it cannot be read or parsed."""
+    import yaml  # here, not at the top: see the module's docstring
+
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
