@@ -113,6 +113,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds")
     parser.add_argument("--interval-ms", type=int, default=200)
     parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--games-per-minute", type=int, default=30,
+                        help="the emulator's autoplay rate (raise it, with --interval-ms 40, "
+                             "to age the agent faster when hunting growth)")
     parser.add_argument("--samples", type=Path, default=None,
                         help="write every sample (seconds, RSS MB, PSS MB) to this file")
     args = parser.parse_args()
@@ -121,12 +124,14 @@ def main() -> int:
           f"{args.warmup:.0f} s warm-up; hub connected; emulator autoplay over TCP")
     workdir = Path(tempfile.mkdtemp(prefix="fp-bench-", dir="/tmp"))
     hub = HubProcess(workdir, TERMINAL)
-    emulator = EmulatorProcess(scenario="autoplay", games_per_minute=30, pty=False)
+    emulator = EmulatorProcess(scenario="autoplay", games_per_minute=args.games_per_minute,
+                               pty=False)
     config = workdir / "agent.yaml"
     config.write_text(
         f"terminal_id: {TERMINAL}\nserial:\n  port: {emulator.url}\n"
         "machines:\n  - address: 1\n"
         f"poll:\n  interval_ms: {args.interval_ms}\n"
+        f"  reply_timeout_ms: {min(50, args.interval_ms // 2)}\n"
         f"outbox:\n  path: {workdir / 'outbox.db'}\n"
         f"uplink:\n  url: {hub.url}\n  allow_insecure: true\n  token_file: {hub.token_file}\n"
         "metrics:\n  port: 0\nlogging:\n  level: warning\n  format: json\n"

@@ -1,10 +1,12 @@
-"""What the line process loads: only what the line needs (issue 17, the footprint).
+"""The line process's footprint (issue 17): what it loads, and glibc's arenas.
 
 The line process (agent/line/child.py) is a second interpreter beside the daemon; every module
 it imports and does not need costs its own private memory, counted in the agent's PSS bound
 (docs/performance.md, "Footprint: the line process's imports"). These tests pin the module
 set: the daemon's libraries (the uplink's websockets, the metrics server, the outbox's
 SQLite, YAML, asyncio, the diagnostics) stay out of it, both at import and in a running child.
+The child also starts with one glibc arena (``MALLOC_ARENA_MAX``, agent/line/process.py), unless
+the operator chose another number.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.line.process import MALLOC_ARENAS, child_environment
 from tests.agent.test_line_process import Bench, bench  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +49,12 @@ def _heavy(loaded: set[str]) -> list[str]:
                   if any(m == name or m.startswith(name + ".") for name in DAEMON_ONLY))
 
 
+def test_the_child_gets_one_malloc_arena_unless_the_operator_chose() -> None:
+    assert MALLOC_ARENAS == "1"
+    assert child_environment({"PATH": "/bin"}) == {"PATH": "/bin", "MALLOC_ARENA_MAX": "1"}
+    assert child_environment({"MALLOC_ARENA_MAX": "4"}) == {"MALLOC_ARENA_MAX": "4"}
+
+
 def test_the_line_process_entry_loads_none_of_the_daemons_libraries() -> None:
     loaded = _loaded("agent.line.child")
     assert "agent.line.owner" in loaded  # the check would pass vacuously otherwise
@@ -65,7 +74,7 @@ def test_the_daemon_still_loads_them(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(90)
-def test_a_running_line_process_maps_none_of_their_extensions(
+def test_a_running_line_process_maps_none_of_their_extensions_and_has_one_arena(
         bench: Bench) -> None:  # noqa: F811
     from agent.line.process import LineProcess
     from agent.observations import LinkUp
@@ -79,8 +88,10 @@ def test_a_running_line_process_maps_none_of_their_extensions(
         wait_until(lambda: seen.of(LinkUp), what="the machine link up")
         assert line.pid is not None
         maps = Path(f"/proc/{line.pid}/maps").read_text()
+        environ = Path(f"/proc/{line.pid}/environ").read_bytes().split(b"\0")
     finally:
         line.stop()
+    assert f"MALLOC_ARENA_MAX={MALLOC_ARENAS}".encode() in environ
     libraries = {row.split()[-1] for row in maps.splitlines() if ".so" in row}
     assert any("/_pickle." in lib for lib in libraries)  # the map is read, and lists extensions
     assert sorted(lib for lib in libraries if DAEMON_ONLY_LIBRARIES.search(lib)) == []
