@@ -17,7 +17,8 @@ extrapolated to an hour, and the median of the last tenth of the run against the
 tenth's (the run's duration is printed with it: a slope from ten minutes says less than one
 from an hour). ``--samples FILE`` writes every sample (seconds, RSS, PSS) for a plot.
 Run: ``python bench/footprint.py [--duration 60] [--interval-ms 200]`` with the Python of
-the environment where slot-agent is installed.
+the environment where slot-agent is installed. The agent runs with the ``Environment=`` of
+the shipped unit (systemd/slot-agent.service), as it runs on a terminal.
 """
 
 from __future__ import annotations
@@ -95,6 +96,17 @@ def baseline_rss() -> float:
     return value
 
 
+def unit_environment() -> dict[str, str]:
+    """The ``Environment=`` settings of the shipped unit (systemd/slot-agent.service): the
+    agent is measured as the unit runs it (``MALLOC_ARENA_MAX`` changes its footprint)."""
+    env: dict[str, str] = {}
+    for line in (ROOT / "systemd" / "slot-agent.service").read_text().splitlines():
+        if line.startswith("Environment="):
+            key, _, value = line.removeprefix("Environment=").partition("=")
+            env[key] = value
+    return env
+
+
 def slope_per_hour(points: list[tuple[float, float]]) -> float:
     """The least-squares slope of (seconds, MB) points, in MB per hour."""
     n = len(points)
@@ -136,8 +148,11 @@ def main() -> int:
         f"uplink:\n  url: {hub.url}\n  allow_insecure: true\n  token_file: {hub.token_file}\n"
         "metrics:\n  port: 0\nlogging:\n  level: warning\n  format: json\n"
         f"control_socket: {workdir / 'c.sock'}\n")
+    unit_env = unit_environment()
+    print("# the unit's environment: " + " ".join(f"{k}={v}" for k, v in unit_env.items()))
     agent = subprocess.Popen([SLOT_AGENT, "run", "--config", str(config)], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={**os.environ, **unit_env})
     samples: list[tuple[float, float]] = []
     pss: list[float] = []
     per_process: list[list[float]] = []

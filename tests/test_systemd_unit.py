@@ -82,6 +82,13 @@ def test_required_directive(service: dict[str, list[str]], key: str, value: str)
     assert service.get(key) == [value], f"{key}= should be exactly {value!r}"
 
 
+def test_two_malloc_arenas_for_the_daemon(service: dict[str, list[str]]) -> None:
+    """glibc's arenas bounded (docs/performance.md, "Footprint: what the agent grew"); the
+    line process sets its own (agent/line/process.py, MALLOC_ARENAS)."""
+    assert "MALLOC_ARENA_MAX=2" in service["Environment"]
+    assert "PYTHONUNBUFFERED=1" in service["Environment"]
+
+
 def test_serial_devices_allowed_and_nothing_else(service: dict[str, list[str]]) -> None:
     assert service["DeviceAllow"] == ["char-ttyS rw", "char-ttyUSB rw", "char-ttyACM rw"]
     assert service["DevicePolicy"] == ["closed"]

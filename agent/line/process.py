@@ -118,10 +118,11 @@ class LineProcessError(Exception):
 
 def child_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The line process's environment: the daemon's, with ``MALLOC_ARENA_MAX`` set to
-    :data:`MALLOC_ARENAS` unless the operator set it (glibc reads it when the process starts;
-    other C libraries ignore it)."""
+    :data:`MALLOC_ARENAS`, also where the daemon's is set (the unit gives the daemon, with its
+    nine threads, two: systemd/slot-agent.service). glibc reads it when the process starts;
+    other C libraries ignore it."""
     env = dict(os.environ if environ is None else environ)
-    env.setdefault("MALLOC_ARENA_MAX", MALLOC_ARENAS)
+    env["MALLOC_ARENA_MAX"] = MALLOC_ARENAS
     return env
 
 
