@@ -36,6 +36,7 @@ from typing import Any
 
 from agent.line.capture import CaptureError
 from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
+from agent.line.heap import HeapSweeper
 from agent.line.messages import (
     CHILD_COMM,
     EXIT_CANNOT_START,
@@ -193,6 +194,7 @@ class _Child:
         self._final_error: str | None = None
         self.terminated = False
         self._line: LineOwner | None = None
+        self._heap = HeapSweeper()
 
     def _put(self, item: object) -> None:
         self._out.put(item)
@@ -226,6 +228,7 @@ class _Child:
         self._line = line
         self._flush_now()  # what was logged while the line opened
         self._conn.send(Ready(transport.name, os.getpid()))  # before any observation
+        self._heap.freeze()  # start-up's objects, before the line thread runs (agent/line/heap.py)
         line.start()
         sender = threading.Thread(target=self._send_loop, name="line-sender", daemon=True)
         sender.start()
@@ -252,6 +255,7 @@ class _Child:
             # A signal wakes this through the wake-up fd, a message through the socket: the
             # timeout only bounds how late a line owner that died on its own is noticed.
             ready = wait([self._conn, self._wake_fd], timeout=TICK_S)
+            self._heap.maybe_sweep()  # the free lists, every minute (agent/line/heap.py)
             if self.terminated:
                 log.info("SIGTERM: stopping the line")
                 return 5.0, False
