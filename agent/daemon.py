@@ -71,6 +71,7 @@ from agent.line.messages import TransportFactory
 from agent.line.process import open_line
 from agent.ops.control import ControlServer
 from agent.ops.diagnostics import MAIN_METERS, LineFacts, outbox_facts
+from agent.ops.heap import HeapSweeper
 from agent.ops.logs import register_secret, set_level
 from agent.ops.metrics import AgentMetrics, stop_server
 from agent.ops.progress import Progress, Snapshot, status_text
@@ -156,6 +157,7 @@ class Daemon:
         metrics: AgentMetrics | None = None,
         clock: Callable[[], float] = time.time,
         line_process: bool | None = None,
+        heap: HeapSweeper | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path or config.source or None
@@ -165,6 +167,9 @@ class Daemon:
         self.notifier = notifier if notifier is not None else Notifier.from_env()
         self.progress = progress
         self.metrics = metrics if metrics is not None else AgentMetrics()
+        #: Freezes start-up's objects and sweeps the free lists (agent/ops/heap.py): given by
+        #: ``slot-agent run`` only, as a freeze holds for the whole interpreter.
+        self._heap = heap
         self._clock = clock
         self.tally = _Tally()
         #: The wired parts (outbox, pipeline, line, actions, uplink); None before the start.
@@ -238,6 +243,9 @@ class Daemon:
             log.info("slot-agent running", extra={
                 "terminal": self.config.terminal_id, "version": __version__,
                 "config_hash": config_hash(self.config), "metrics_port": self.metrics_port})
+            if self._heap is not None:
+                self._heap.freeze()
+                self._tasks.append(asyncio.create_task(self._heap_loop(), name="heap"))
             while not self._stop.is_set():
                 reload_wait = asyncio.ensure_future(self._reload_requested.wait())
                 stop_wait = asyncio.ensure_future(self._stop.wait())
@@ -549,6 +557,13 @@ class Daemon:
                 except Exception as exc:
                     log.error("outbox prune failed: %s", exc)
             await asyncio.sleep(PRUNE_INTERVAL_S)
+
+    async def _heap_loop(self) -> None:
+        heap = self._heap
+        assert heap is not None
+        while True:
+            await asyncio.sleep(heap.every)
+            heap.sweep()
 
     async def _watchdog_loop(self) -> None:
         interval = self.notifier.watchdog_ping_interval()

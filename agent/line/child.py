@@ -36,7 +36,6 @@ from typing import Any
 
 from agent.line.capture import CaptureError
 from agent.line.commands import CommandRejectedError, CommandResult, MachineCommand
-from agent.line.heap import HeapSweeper
 from agent.line.messages import (
     CHILD_COMM,
     EXIT_CANNOT_START,
@@ -68,6 +67,7 @@ from agent.line.messages import (
     Tick,
 )
 from agent.line.owner import LineOwner
+from agent.ops.heap import HeapSweeper
 from agent.ops.metrics import BadFrameKind, PollResult
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ class _Child:
         self._line = line
         self._flush_now()  # what was logged while the line opened
         self._conn.send(Ready(transport.name, os.getpid()))  # before any observation
-        self._heap.freeze()  # start-up's objects, before the line thread runs (agent/line/heap.py)
+        self._heap.freeze()  # start-up's objects, before the line thread runs (agent/ops/heap.py)
         line.start()
         sender = threading.Thread(target=self._send_loop, name="line-sender", daemon=True)
         sender.start()
@@ -255,7 +255,7 @@ class _Child:
             # A signal wakes this through the wake-up fd, a message through the socket: the
             # timeout only bounds how late a line owner that died on its own is noticed.
             ready = wait([self._conn, self._wake_fd], timeout=TICK_S)
-            self._heap.maybe_sweep()  # the free lists, every minute (agent/line/heap.py)
+            self._heap.maybe_sweep()  # the free lists, every minute (agent/ops/heap.py)
             if self.terminated:
                 log.info("SIGTERM: stopping the line")
                 return 5.0, False

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         log.warning("configuration: %s", problem, extra={"key": problem.path})
 
     from agent.daemon import Daemon, DaemonError
+    from agent.ops.heap import HeapSweeper
     from agent.ops.progress import Progress
     from agent.store.outbox import OutboxError
 
@@ -61,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         # Logs go to stdout: when both share the terminal, plain summary lines instead of
         # a line rewritten in place.
         progress = Progress(sys.stderr, in_place=not sys.stdout.isatty())
-    daemon = Daemon(config, config_path=args.config, progress=progress)
+    # The heap sweeper (agent/ops/heap.py) freezes this interpreter's start-up objects: here,
+    # in the agent's own process, and not in Daemon's default (tests run daemons in-process).
+    daemon = Daemon(config, config_path=args.config, progress=progress, heap=HeapSweeper())
     try:
         return asyncio.run(daemon.run())
     except (DaemonError, OutboxError, ConfigError) as exc:

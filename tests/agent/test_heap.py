@@ -1,16 +1,23 @@
-"""The line process's heap sweeper (agent/line/heap.py): start-up frozen, free lists emptied
-on schedule, so tuples freed after a burst do not hold their memory for the process's life."""
+"""The heap sweeper of the agent's two processes (agent/ops/heap.py): start-up frozen, free
+lists emptied on schedule, so tuples freed after a burst do not hold their memory for the
+process's life; the daemon runs it when given one (``slot-agent run`` gives it)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.line.heap import SWEEP_S, HeapSweeper
+from agent.daemon import Daemon
+from agent.ops.heap import SWEEP_S, HeapSweeper
+from drivers.memory import MemoryTransport
+from tests.agent.test_daemon import _config, host_end  # noqa: F401  (a fixture)
+from tests.support.waits import wait_for
 
 
 class Clock:
@@ -81,3 +88,32 @@ def test_freeze_keeps_start_up_out_of_later_collections() -> None:
         assert tracked < frozen  # what a collection walks now: only what came after
     finally:
         gc.unfreeze()
+
+
+class RecordingSweeper(HeapSweeper):
+    """Counts instead of freezing: a freeze would hold for the test's whole interpreter."""
+
+    def __init__(self) -> None:
+        super().__init__(every=0.05)
+        self.freezes = 0
+
+    def freeze(self) -> None:
+        self.freezes += 1
+
+    def sweep(self) -> None:
+        self.sweeps += 1
+
+
+async def test_the_daemon_freezes_once_started_and_sweeps_on_schedule(
+        tmp_path: Path, host_end: MemoryTransport) -> None:  # noqa: F811
+    heap = RecordingSweeper()
+    daemon = Daemon(_config(tmp_path), transport_factory=lambda cfg: host_end, heap=heap)
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    try:
+        assert await asyncio.to_thread(daemon.ready.wait, 20.0)
+        await wait_for(lambda: heap.sweeps >= 3, what=lambda: f"{heap.sweeps} sweeps")
+        assert heap.freezes == 1
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
+    assert [t.done() for t in daemon._tasks if t.get_name() == "heap"] == [True]  # ended with it
