@@ -227,7 +227,8 @@ class _Child:
                                max_pending_commands=init.max_pending_commands)
         self._line = line
         self._flush_now()  # what was logged while the line opened
-        self._conn.send(Ready(transport.name, os.getpid()))  # before any observation
+        # before any observation
+        self._conn.send(Ready(transport.name, os.getpid(), priority.to_json()))
         self._heap.freeze()  # start-up's objects, before the line thread runs (agent/ops/heap.py)
         line.start()
         sender = threading.Thread(target=self._send_loop, name="line-sender", daemon=True)
