@@ -112,16 +112,23 @@ class TerminalSessions:
             hub.clients.broadcast_terminal(reported)
         hub.actions.deliver_queued(conn)
         try:
-            while True:
+            while not hub.stopping:
                 # Backpressure: over its share, the connection is not read from (its
                 # socket fills, then the terminal's window).
                 await hub.gate.wait_for_room(conn.credits)
+                if hub.stopping:
+                    break
                 await self._burst(conn, await ws.recv())
                 if message_ready(ws) is not False:
                     # More is waiting (the burst was cut at its limit): let the other
                     # connections and the writers run first. Otherwise the next recv
                     # suspends anyway, and a yield here would cost a loop turn per burst.
                     await let_writers_run()
+            # The hub stops (Hub.stop): nothing more is read or parsed, so an overloaded hub
+            # does not work through its backlog first; what was not acknowledged is sent
+            # again by the terminal. The close handshake or the abort ends the connection.
+            await self._settle(conn)
+            await ws.wait_closed()
         except StoreFailedError:
             await self._close_store_failed(conn)
         finally:
@@ -188,6 +195,8 @@ class TerminalSessions:
         pending: list[dict[str, Any]] = []
         answered = 0  # messages other than stored events: their credit is returned now
         for text in texts:
+            if hub.stopping:
+                break  # not parsed, not stored, not acknowledged: the terminal resends them
             try:
                 msg = hub.parse(text, wire.TERMINAL_TO_HUB)
                 if msg["type"] == MessageType.EVENT:
@@ -216,6 +225,11 @@ class TerminalSessions:
             return
         try:
             await batch
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not batch.cancelled() or (task is not None and task.cancelling()):
+                raise
+            # The hub stops (GroupCommitter.close_intake): not stored, not acknowledged.
         except Exception as exc:
             raise StoreFailedError(str(exc)) from exc
         finally:
