@@ -9,11 +9,11 @@ first, as the bytes arrive: anything else gets ``405 Method Not Allowed`` with
 ``Allow: GET`` (docs/protocol.md §1) and the connection is closed, body unread.
 
 Once the hub stops (:class:`StopRequest`, set from the SIGTERM handler itself, between two
-callbacks of a long event-loop turn), a connection the hub is behind on parses nothing more
-of what arrives: under overload each read is up to 256 KB (about a thousand events) per
-connection, and parsing it for 3,000 connections took a starved hub many seconds before
-it could even start to stop. The connection gets its 1001 close frame and is aborted
-(hub/wsio.py ``close_if_behind``).
+callbacks of a long event-loop turn), a connection the hub is behind on, or that receives
+more than a close frame, parses nothing more of what arrives: under overload each read is
+up to 256 KB (about a thousand events) per connection, and parsing it for 3,000
+connections took a starved hub many seconds before it could even start to stop. The
+connection gets its 1001 close frame and is aborted (hub/wsio.py ``close_if_behind``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class HubConnection(ServerConnection):
 
     def data_received(self, data: bytes) -> None:
         if self._method_checked:
-            if self.stop_request.requested and close_if_behind(self, 1001, "going away"):
+            if (self.stop_request.requested
+                    and close_if_behind(self, 1001, "going away", len(data))):
                 return  # not parsed: the hub stops (its close frame is sent, then an abort)
             super().data_received(data)
             return

@@ -32,9 +32,15 @@ def message_ready(ws: ServerConnection) -> bool | None:
     return bool(frames) and bool(frames[0].fin)
 
 
-def close_if_behind(ws: ServerConnection, code: int, reason: str) -> bool:
-    """If messages are waiting unread (the hub is behind on this connection), send the close
-    frame and abort the connection at once, without reading anything more: True then.
+#: The largest a client's close frame can be (RFC 6455 §5.5: a control frame's payload is
+#: at most 125 bytes; 2 header bytes and a 4-byte mask): more data is not only the answer.
+MAX_CLOSE_FRAME = 131
+
+
+def close_if_behind(ws: ServerConnection, code: int, reason: str, arrived: int = 0) -> bool:
+    """If messages are waiting unread (the hub is behind on this connection), or ``arrived``
+    bytes are more than a close frame, send the close frame and abort the connection at
+    once, without reading anything more: True then.
 
     For a hub that stops (hub/server.py ``Hub.stop``): the peer's answer to the close frame
     is behind the backlog, so the close handshake could only finish after websockets had
@@ -44,7 +50,8 @@ def close_if_behind(ws: ServerConnection, code: int, reason: str) -> bool:
     """
     try:
         assembler = ws.recv_messages
-        behind = assembler.paused or bool(assembler.frames.queue)
+        behind = (arrived > MAX_CLOSE_FRAME or assembler.paused
+                  or bool(assembler.frames.queue))
         protocol = ws.protocol
     except AttributeError:  # another version of websockets: the handshake takes its time
         return False
