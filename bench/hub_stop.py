@@ -152,7 +152,8 @@ def main() -> int:
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return verdicts([
             Verdict("seconds from SIGTERM to exit", stop_s, 5, at_least=False),
-            Verdict("exit code", float(hub.proc.returncode or 0), 0, at_least=False),
+            Verdict("exited with 0 (not killed after 30 s)", float(hub.proc.returncode == 0),
+                    1, at_least=True),
             Verdict("acknowledged events not stored", missing, 0, at_least=False),
             # Else the check above is empty: flood longer (--load) for the hub to store some.
             Verdict("events acknowledged before SIGTERM", sum(acked.values()), 1,
