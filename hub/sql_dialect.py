@@ -116,7 +116,6 @@ CREATE TABLE IF NOT EXISTS events (
     received_at {real} NOT NULL,
     UNIQUE (source, seq)
 );
-CREATE INDEX IF NOT EXISTS events_by_id ON events (id);
 CREATE INDEX IF NOT EXISTS events_by_terminal ON events (terminal_id, event, timestamp);
 CREATE INDEX IF NOT EXISTS events_by_name ON events (event, timestamp);
 CREATE TABLE IF NOT EXISTS terminals (
@@ -143,10 +142,24 @@ CREATE TABLE IF NOT EXISTS actions (
 """
 
 
+#: The indexes on ``events`` a store of this version keeps (docs/scaling.md, "Indexes"):
+#: the unique ``(source, seq)`` (de-duplication, and lookups by id, which is
+#: ``source-seq``), per terminal by name and time (summaries, meters, doors, the floor), by
+#: name and time (history by event). Each index ordered by terminal costs a busy floor's
+#: insert a page write per terminal and transaction, so there are no more of them.
+EVENT_INDEXES = ("events_by_terminal", "events_by_name")
+
+#: Indexes an older hub created and :func:`schema` drops (the migration of an existing
+#: database, SQLite or PostgreSQL, at open).
+OBSOLETE_INDEXES = ("events_by_id",)
+
+
 def schema(dialect: Dialect) -> str:
-    """The tables both stores keep (docs/scaling.md), in the engine's types."""
+    """The tables both stores keep (docs/scaling.md), in the engine's types; run on an
+    existing database it also migrates it (:data:`OBSOLETE_INDEXES` dropped)."""
     return _SCHEMA.format(serial=dialect.serial, integer=dialect.integer, real=dialect.real,
-                          action_serial=dialect.action_serial)
+                          action_serial=dialect.action_serial) + "".join(
+        f"DROP INDEX IF EXISTS {name};\n" for name in OBSOLETE_INDEXES)
 
 
 #: The lateral join of :data:`POSTGRESQL` through ``slot_hub_json`` (hub/store_pg.py's

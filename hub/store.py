@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from hub.sql_dialect import OBSOLETE_INDEXES
 from hub.store_sql import (
     _DATA_ENCODER,
     HUB_SOURCE,
@@ -32,6 +33,7 @@ from hub.store_sql import (
     Row,
     SqlStore,
     StoredAction,
+    acked_alert_keys,
     data_text,
     schema,
     stored_frame,
@@ -43,6 +45,11 @@ __all__ = ["HUB_SOURCE", "EventWrite", "HubStore", "SqliteDb", "StoredAction", "
 log = logging.getLogger("hub.store")
 
 _SCHEMA = schema(SQLITE)
+
+#: ``PRAGMA user_version`` of a database with this version's layout: 0 is a file of a hub
+#: before versions were recorded (its ``events_by_id`` index is dropped at open), 1 has
+#: no index on the events' id.
+SCHEMA_VERSION = 1
 
 #: How long a connection waits for the other one's write transaction (milliseconds).
 _BUSY_TIMEOUT_MS = 10_000
@@ -81,6 +88,22 @@ def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
                                          (new[0], new[1])).fetchone()[0])
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create the tables, or bring a database an older hub wrote to this version's indexes
+    (hub.sql_dialect.OBSOLETE_INDEXES dropped: the schema does it on every open, a no-op
+    once done); ``user_version`` then says which layout the file has."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    old = [r[0] for r in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN"
+        f" ({','.join('?' * len(OBSOLETE_INDEXES))})", OBSOLETE_INDEXES)]
+    if old:
+        log.info("database of schema version %d: dropping the indexes %s (docs/scaling.md,"
+                 " \"Indexes\")", version, ", ".join(old))
+    db.executescript(_SCHEMA)
+    if version < SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
 class SqliteDb:
     """A :class:`hub.store_sql.Db` on one SQLite connection (the thread that made it)."""
 
@@ -117,7 +140,7 @@ class HubStore(SqlStore):
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
         self._path = str(path)
         self._db = _connect(path, synchronous, any_thread=False)
-        self._db.executescript(_SCHEMA)
+        _migrate(self._db)
         self.db = SqliteDb(self._db)
         # Used only on the writer thread (created here, so it may cross threads once).
         self._writer_db = _connect(path, synchronous, any_thread=True)
@@ -272,7 +295,15 @@ class HubStore(SqlStore):
         db = self._writer_db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM alert_acks WHERE event_id NOT IN (SELECT id FROM events)")
+            # The acknowledgements whose alert is gone, found by (source, seq): no index on
+            # the events' id (hub.store_sql.SqlStore.get_event).
+            ids, sources, seqs = acked_alert_keys(
+                [r["event_id"] for r in db.execute("SELECT event_id FROM alert_acks").fetchall()])
+            gone = [(i,) for i, source, seq in zip(ids, sources, seqs, strict=True)
+                    if source is None or db.execute(
+                        "SELECT 1 FROM events WHERE source = ? AND seq = ? AND id = ?",
+                        (source, seq, i)).fetchone() is None]
+            db.executemany("DELETE FROM alert_acks WHERE event_id = ?", gone)
             db.execute(
                 f"DELETE FROM actions WHERE created_at < ? AND status IN"
                 f" ({','.join('?' * len(final_statuses))})", (cutoff, *final_statuses))

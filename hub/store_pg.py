@@ -49,6 +49,7 @@ from hub.store_sql import (
     EventWrite,
     Row,
     SqlStore,
+    acked_alert_keys,
     schema,
 )
 
@@ -390,8 +391,16 @@ class PgStore(SqlStore):
     def _prune_rest(self, cutoff: float, final_statuses: tuple[str, ...]) -> None:
         db = self._writer_db
         with db.transaction():
-            db.execute("DELETE FROM alert_acks a WHERE NOT EXISTS"
-                       " (SELECT 1 FROM events e WHERE e.id = a.event_id)")
+            # The acknowledgements whose alert is gone, found by (source, seq): no index on
+            # the events' id (hub.store_sql.SqlStore.get_event). An id of another form has
+            # a NULL source and matches no event.
+            ids, sources, seqs = acked_alert_keys(
+                [r[0] for r in db.execute("SELECT event_id FROM alert_acks").fetchall()])
+            if ids:
+                db.execute("DELETE FROM alert_acks x USING unnest(%s::text[], %s::text[],"
+                           " %s::bigint[]) AS a(id, source, seq) WHERE x.event_id = a.id"
+                           " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.source = a.source"
+                           " AND e.seq = a.seq AND e.id = a.id)", (ids, sources, seqs))
             db.execute("DELETE FROM actions WHERE created_at < %s AND status = ANY(%s)",
                        (cutoff, list(final_statuses)))
             db.execute("DELETE FROM notices WHERE at < %s", (cutoff,))

@@ -46,6 +46,7 @@ __all__ = [
     "database_errors",
     "one",
     "schema",
+    "source_seq",
     "stored_frame",
 ]
 
@@ -94,6 +95,31 @@ class EventWrite:
     source: str
     acked_seq: int | None = None
     data_text: str | None = None
+
+
+def source_seq(event_id: str) -> tuple[str, int] | None:
+    """The ``(source, seq)`` an event id ``source-seq`` is made of; None for an id that is
+    not of that form (no stored event has it)."""
+    source, dash, digits = event_id.rpartition("-")
+    if not dash or not source or not digits.isascii() or not digits.isdigit() \
+            or digits.startswith("0"):
+        return None
+    seq = int(digits)
+    return (source, seq) if seq < 2**63 else None
+
+
+def acked_alert_keys(event_ids: Iterable[str]) -> tuple[list[str], list[str | None],
+                                                        list[int | None]]:
+    """The ids of acknowledged alerts with the ``(source, seq)`` each is made of (None for an
+    id of another form): how retention finds the acknowledgements whose alert is gone
+    through the ``(source, seq)`` index (:meth:`SqlStore.prune`)."""
+    ids, sources, seqs = [], [], []
+    for event_id in event_ids:
+        key = source_seq(event_id)
+        ids.append(event_id)
+        sources.append(key[0] if key else None)
+        seqs.append(key[1] if key else None)
+    return ids, sources, seqs
 
 
 def data_text(data: Any) -> str:
@@ -287,8 +313,19 @@ class SqlStore:
         return [r["terminal_id"] for r in self._rows("SELECT DISTINCT terminal_id FROM events")]
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
-        return _readable(one(self.db, f"SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ?"
-                                      " ORDER BY e.n LIMIT 1", (event_id,)))
+        """The event whose id is ``event_id``, found by the ``(source, seq)`` it is made of.
+
+        Every stored id is ``source-seq`` (a terminal's events are ``terminalId-seq``,
+        checked at the door, and the hub's own ``hub-seq``), so the unique ``(source, seq)``
+        index finds it: no index on ``id`` (each one costs the insert of a busy floor a
+        page write per terminal and transaction: docs/scaling.md, "Indexes").
+        """
+        key = source_seq(event_id)
+        if key is None:
+            return None
+        return _readable(one(self.db, f"SELECT {EVENT_COLUMNS} FROM events e WHERE"
+                                      " e.source = ? AND e.seq = ? AND e.id = ?",
+                             (*key, event_id)))
 
     def events(self, terminal_id: str | None = None) -> list[dict[str, Any]]:
         """All stored events in storage order, as the terminal sent them (without the hub's
