@@ -62,7 +62,8 @@ _SCHEMA_LOCK = 0x5107_4B0B
 #: (docs/scaling.md, "Cursors on a shared database").
 CURSOR_LOCK = 0x5107_C0C5
 
-_SCHEMA = schema(POSTGRESQL) + """
+#: What PostgreSQL keeps besides the shared tables (hub.sql_dialect.schema).
+_PG_SCHEMA = """
 CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
 -- data as JSON, or NULL if it is not JSON (PG_SAFE_JSON_JOIN; PostgreSQL 15 has no IS JSON)
 CREATE OR REPLACE FUNCTION slot_hub_json(t text) RETURNS json LANGUAGE plpgsql IMMUTABLE
@@ -214,7 +215,12 @@ class PgStore(SqlStore):
         self.db = PgDb(self)
         with self._db.transaction():
             self._execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            self._execute(_SCHEMA)
+            # A database an older hub made is migrated here, one instance at a time
+            # (hub.sql_dialect.obsolete_indexes).
+            existing = [r["indexname"] for r in self._execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'events'"
+                " AND schemaname = current_schema()").fetchall()]
+            self._execute(schema(POSTGRESQL, existing) + _PG_SCHEMA)
         self._writer_conn = self._connect_writer()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store-pg")
         self._hub_reserved = (0, 0)  # (next, end) of the block of hub seqs in hand

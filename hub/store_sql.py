@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from api.wire import ATTENDANT_EVENTS, INFORMATIONAL_ALERTS, too_deep
+from api.wire import too_deep
 from hub.sql_dialect import (
     POSTGRESQL,
     SQLITE,
@@ -28,6 +28,7 @@ from hub.sql_dialect import (
     Dialect,
     Row,
     database_errors,
+    needs_ack_sql,
     one,
     schema,
 )
@@ -62,11 +63,9 @@ _DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 # ---------------------------------------------------------------------- rows
 
-# Alerts an operator must acknowledge (api.wire.needs_ack, in SQL).
-_NEEDS_ACK = ("((e.channel = 'alerts' AND e.event NOT IN ("
-              + ",".join(f"'{name}'" for name in sorted(INFORMATIONAL_ALERTS)) + "))"
-              + " OR e.event IN (" + ",".join(f"'{name}'" for name in sorted(ATTENDANT_EVENTS))
-              + "))")
+# Alerts an operator must acknowledge (api.wire.needs_ack, in SQL): the predicate of the
+# partial indexes hub.sql_dialect.schema makes for them, with the alias ``e``.
+_NEEDS_ACK = needs_ack_sql("e.")
 
 #: The columns of a stored event, with the alias ``e``.
 EVENT_COLUMNS = ("e.n, e.source, e.seq, e.id, e.terminal_id, e.channel, e.event, e.timestamp,"
