@@ -21,8 +21,9 @@ the machine's load falls on all of them; the ratios against the first variant (t
 baseline) are the figures to quote. A variant is a comma-separated list: ``old`` (the
 store before: ``events_by_id`` created again, ``wal_autocheckpoint`` 1,000 pages) or ``new``
 (the current store), then ``page=N`` (page size of a new database), ``cache=KiB`` (the writer's
-page cache), ``ckpt=N`` (``wal_autocheckpoint`` pages), ``drop=INDEX`` (an index left out,
-to see what it costs). Run:
+page cache), ``ckpt=N`` (``wal_autocheckpoint`` pages), ``bg=N`` (the writer checkpoints
+never; a thread of its own does, past N frames: its CPU is shown apart), ``drop=INDEX``
+(an index left out, to see what it costs). Run:
 ``.venv/bin/python bench/store_growth.py [--rows 1200000] [--variants old new ...]``.
 """
 
@@ -35,11 +36,12 @@ import sqlite3
 import struct
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchlib import header, load_average
+from benchlib import header, load_average, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -62,8 +64,10 @@ class Variant:
     page: int | None = None
     cache_kib: int | None = None
     ckpt: int | None = None
+    bg: int | None = None  # checkpoint on a thread of its own past this many WAL frames
     drop: list[str] = field(default_factory=list)
     store: HubStore | None = None
+    checkpointer: Checkpointer | None = None
     path: Path | None = None
     frames: int = 0
     last_mx: int = 0
@@ -82,6 +86,8 @@ class Variant:
                 v.cache_kib = int(value)
             elif key == "ckpt":
                 v.ckpt = int(value)
+            elif key == "bg":
+                v.bg = int(value)
             elif key == "drop":
                 v.drop.append(value)
             else:
@@ -107,11 +113,48 @@ class Variant:
             conn.execute(f"PRAGMA cache_size=-{self.cache_kib}")
         if self.ckpt is not None:
             conn.execute(f"PRAGMA wal_autocheckpoint={self.ckpt}")
+        if self.bg is not None:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self.checkpointer = Checkpointer(self.path, self.bg)
 
     @property
     def page_size(self) -> int:
         assert self.store is not None
         return int(self.store._writer_db.execute("PRAGMA page_size").fetchone()[0])
+
+
+class Checkpointer(threading.Thread):
+    """``bg=N``: a PASSIVE checkpoint on a connection and thread of their own whenever the
+    WAL holds N frames not yet copied (the writer's own checkpoint is off): the writer's
+    commits no longer wait for one. Its CPU is counted apart."""
+
+    def __init__(self, path: Path, frames: int) -> None:
+        super().__init__(daemon=True)
+        self.path, self.frames = path, frames
+        self.wake = threading.Event()
+        self.stopping = False
+        self.cpu = 0.0
+        self.runs = 0
+        self.start()
+
+    def run(self) -> None:
+        db = sqlite3.connect(str(self.path), isolation_level=None)
+        db.execute("PRAGMA synchronous=FULL")
+        while not self.stopping:
+            self.wake.wait(0.5)
+            self.wake.clear()
+            mx, backfill = _wal_index(self.path)
+            if mx - min(backfill, mx) >= self.frames:
+                c = time.thread_time()
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self.cpu += time.thread_time() - c
+                self.runs += 1
+        db.close()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+        self.join()
 
 
 def _wal_index(path: Path) -> tuple[int, int]:
@@ -166,23 +209,40 @@ def writes_of(chunk: list[tuple[str, int, str, str, str]]) -> list[EventWrite]:
     return out
 
 
-def fill(v: Variant, txs: list[list[EventWrite]]) -> tuple[float, float, float, float, float]:
-    """Insert the transactions; CPU s, wall s, WAL frames, bytes written, bytes read."""
+@dataclass
+class Segment:
+    cpu: float = 0.0  # s, the writing thread
+    wall: float = 0.0  # s
+    frames: int = 0  # WAL frames appended
+    written: int = 0  # bytes
+    read: int = 0  # bytes
+    commits: list[float] = field(default_factory=list)  # each transaction's wall time, s
+    bg_cpu: float = 0.0  # s, the checkpoint thread (bg=N)
+
+
+def fill(v: Variant, txs: list[list[EventWrite]]) -> Segment:
+    """Insert the transactions, as the hub's writer thread does."""
     assert v.store is not None and v.path is not None
     store = v.store
-    cpu = wall = 0.0
-    frames = 0
+    seg = Segment()
+    bg0 = v.checkpointer.cpu if v.checkpointer is not None else 0.0
     w0, r0 = _io()
     for tx in txs:
         mx, backfill = _wal_index(v.path) if os.path.exists(f"{v.path}-shm") else (0, 0)
         base = 0 if backfill >= mx else mx  # a fully checkpointed WAL restarts at frame 1
         c, t = time.thread_time(), time.perf_counter()
         store.insert_events(tx, time.time())
-        cpu += time.thread_time() - c
-        wall += time.perf_counter() - t
-        frames += _wal_index(v.path)[0] - base
+        seg.cpu += time.thread_time() - c
+        took = time.perf_counter() - t
+        seg.wall += took
+        seg.commits.append(took)
+        seg.frames += _wal_index(v.path)[0] - base
+        if v.checkpointer is not None:
+            v.checkpointer.wake.set()
     w1, r1 = _io()
-    return cpu, wall, frames, w1 - w0, r1 - r0
+    seg.written, seg.read = w1 - w0, r1 - r0
+    seg.bg_cpu = (v.checkpointer.cpu if v.checkpointer is not None else 0.0) - bg0
+    return seg
 
 
 def main() -> int:
@@ -208,22 +268,27 @@ def main() -> int:
             v.open(Path(tmp), i)
         try:
             print(f"{'rows after':>10} {'variant':<28} {'CPU µs/ev':>9} {'wall µs/ev':>10} "
-                  f"{'WAL B/ev':>9} {'write B/ev':>10} {'read B/ev':>9} {'CPU ratio':>9}  "
-                  "load", flush=True)
+                  f"{'WAL B/ev':>9} {'write B/ev':>10} {'read B/ev':>9} {'CPU ratio':>9} "
+                  f"{'commit p50/p99/max ms':>22}  load", flush=True)
             for start in range(0, args.rows, args.segment):
-                seg = events[start:start + args.segment]
-                txs = [writes_of(seg[i:i + args.tx]) for i in range(0, len(seg), args.tx)]
+                chunk = events[start:start + args.segment]
+                txs = [writes_of(chunk[i:i + args.tx]) for i in range(0, len(chunk), args.tx)]
                 base_cpu = None
                 for v in variants:
-                    cpu, wall, frames, written, read = fill(v, txs)
-                    n = len(seg)
-                    wal = frames * (v.page_size + 24) / n
-                    per = cpu * 1e6 / n
+                    seg = fill(v, txs)
+                    n = len(chunk)
+                    wal = seg.frames * (v.page_size + 24) / n
+                    per = seg.cpu * 1e6 / n
                     base_cpu = per if base_cpu is None else base_cpu
-                    v.rows.append((start + n, per, wall * 1e6 / n, wal, written / n, read / n))
-                    print(f"{start + n:>10,} {v.spec:<28} {per:9.1f} {wall * 1e6 / n:10.1f} "
-                          f"{wal:9,.0f} {written / n:10,.0f} {read / n:9,.0f} "
-                          f"{per / base_cpu:9.2f}  {load_average()}", flush=True)
+                    v.rows.append((start + n, per, seg.wall * 1e6 / n, wal, seg.written / n,
+                                   seg.read / n))
+                    ms = [1000 * percentile(seg.commits, q) for q in (50, 99, 100)]
+                    bg = f" (+{seg.bg_cpu * 1e6 / n:.1f} on the checkpoint thread)" \
+                        if v.checkpointer is not None else ""
+                    print(f"{start + n:>10,} {v.spec:<28} {per:9.1f} {seg.wall * 1e6 / n:10.1f} "
+                          f"{wal:9,.0f} {seg.written / n:10,.0f} {seg.read / n:9,.0f} "
+                          f"{per / base_cpu:9.2f} {ms[0]:7.1f}/{ms[1]:6.1f}/{ms[2]:6.0f}"
+                          f"  {load_average()}{bg}", flush=True)
             print("# last third of the rows (the grown table), per variant:")
             for v in variants:
                 tail = v.rows[len(v.rows) * 2 // 3:]
@@ -237,6 +302,8 @@ def main() -> int:
                       f"{size / args.rows:5,.0f} B/ev (page {v.page_size})")
         finally:
             for v in variants:
+                if v.checkpointer is not None:
+                    v.checkpointer.stop()
                 if v.store is not None:
                     v.store.close()
     print(f"# load average {load_average()}")
