@@ -67,9 +67,10 @@ _WRITER_CACHE_KIB = 64 * 1024
 #: (SQLite's default is 1,000: 4 MiB). A busy floor's transaction writes about as many
 #: pages as that, so the default checkpoints after every commit and copies each hot index
 #: page once per commit; at 10,000 pages (about 40 MiB of WAL) a page rewritten by ten
-#: commits is copied once. The same insert costs 10 % less CPU on the writer thread and
-#: writes 13 % fewer bytes (bench/store_growth.py, docs/performance.md "the store as it
-#: grows"). The checkpoint stays on the writer thread, inside the commit that reaches it.
+#: commits is copied once. The same insert costs 8-23 % less CPU on the writer thread and
+#: writes 10-30 % fewer bytes (bench/store_growth.py, docs/performance.md "the store as it
+#: grows"). The checkpoint stays on the writer thread, inside the commit that reaches it: on
+#: a thread of its own it cost as much CPU there and did not shorten the commits.
 _WRITER_CHECKPOINT_PAGES = 10_000
 
 
