@@ -309,7 +309,14 @@ class SqlStore:
             "(terminals.acked_seq, excluded.acked_seq)", (terminal_id, acked_seq))
 
     def known_terminals(self) -> list[str]:
-        return [r["terminal_id"] for r in self._rows("SELECT DISTINCT terminal_id FROM events")]
+        """Every terminal with a stored event, in order. One index seek per terminal (the
+        next terminal id after the last one), not a pass over the whole index as
+        ``SELECT DISTINCT`` makes on either engine: the hub asks at every start."""
+        return [r["terminal_id"] for r in self._rows(
+            "WITH RECURSIVE t(terminal_id) AS (SELECT min(terminal_id) FROM events"
+            " UNION ALL SELECT (SELECT min(e.terminal_id) FROM events e"
+            " WHERE e.terminal_id > t.terminal_id) FROM t WHERE t.terminal_id IS NOT NULL)"
+            " SELECT terminal_id FROM t WHERE terminal_id IS NOT NULL")]
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
         """The event whose id is ``event_id``, found by the ``(source, seq)`` it is made of.

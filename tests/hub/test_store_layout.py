@@ -262,6 +262,7 @@ def test_the_main_queries_search_an_index(either_store: Store) -> None:
     day = GamingDay("UTC", 6)
     # The floor (at start and per event), an alert's acknowledgement, the snapshot, the
     # history API with its filters, summaries and meters.
+    assert store.known_terminals() == ["T0", "T1", "T2", "T3", "T4"]
     store.get_event("T1-3")
     store.events("T1")
     store.last_event("T1")
@@ -286,6 +287,6 @@ def test_the_main_queries_search_an_index(either_store: Store) -> None:
     latest_meters(db, ["T1", "T2"])
     head_cursor(db)
     cursor_before_time(db, T0 + 20)
-    assert len(db.seen) >= 26
+    assert len(db.seen) >= 27
     for sql, args in db.seen:
         assert not _full_scans(store, db, sql, args), sql
