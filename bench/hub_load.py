@@ -44,6 +44,7 @@ import secrets
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -54,11 +55,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchlib import Verdict, exit_with, header, percentile, verdicts
+from benchlib import Verdict, beside_python, exit_with, header, percentile, verdicts
 from rawws import CountingWs, RawWs
 
 ROOT = Path(__file__).resolve().parents[1]
-SLOT_AGENT = str(ROOT / ".venv" / "bin" / "slot-agent")
+SLOT_AGENT = beside_python("slot-agent")
 
 #: Seconds of quiet between phases, so one phase's backlog does not count in the next.
 PHASE_GAP = 3.0
@@ -117,7 +118,7 @@ class Hub:
             "database": str(self.db), "synchronous": sync}))
         command = [SLOT_AGENT, "hub", "--config", str(config), "--log-level", "WARNING"]
         if profile is not None:
-            command[:1] = [str(ROOT / ".venv" / "bin" / "python"), "-m", "cProfile", "-o",
+            command[:1] = [sys.executable, "-m", "cProfile", "-o",
                            str(profile), "-m", "cli.main"]
         command[:0] = wrapper or []  # e.g. nice: a hub starved of CPU (bench/hub_stop.py)
         self.proc = subprocess.Popen(
@@ -411,7 +412,7 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
             # Sampled from outside (all threads, native frames off): the hub runs at full
             # speed, unlike under cProfile. Collapsed stacks, one line each, for grep/sort.
             spy = subprocess.Popen([
-                str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(hub.proc.pid),
+                beside_python("py-spy", on_path=True), "record", "--pid", str(hub.proc.pid),
                 "--rate", "100", "--nonblocking", "--format", "raw", "--output",
                 str(args.py_spy), "--duration", str(int(sum(p.duration for p in phases)) + 1),
                 *(["--gil"] if args.gil else [])],

@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import Verdict, exit_with, header, verdicts
-from hub_load import CONNECT_CONCURRENCY, ROOT, Hub, Phase, _host_port, _raise_fd_limit, _Terminal
+from benchlib import Verdict, beside_python, exit_with, header, verdicts
+from hub_load import CONNECT_CONCURRENCY, Hub, Phase, _host_port, _raise_fd_limit, _Terminal
 
 
 async def _flood_main(base: str, creds: list[tuple[str, str]], burst: int, window: int,
@@ -126,7 +126,7 @@ def main() -> int:
         spy = None
         if args.py_spy is not None:
             spy = subprocess.Popen([
-                str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(hub.proc.pid),
+                beside_python("py-spy", on_path=True), "record", "--pid", str(hub.proc.pid),
                 "--rate", "100", "--nonblocking", "--format", "raw", "--output",
                 str(args.py_spy), "--duration", "60"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

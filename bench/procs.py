@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchlib import beside_python
 from websockets.asyncio.client import connect
 
 from api import wire
@@ -34,19 +35,7 @@ from emulator.server import Emulator
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def find_slot_agent() -> str:
-    """The ``slot-agent`` console script of the environment running this benchmark: beside
-    ``sys.executable`` (a venv's ``bin/``, a system prefix, a pipx environment), so a
-    benchmark runs from whichever environment has the package installed."""
-    beside = Path(sys.executable).parent / "slot-agent"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    raise SystemExit(f"no slot-agent executable beside {sys.executable}: install the package "
-                     "into this environment (pip install -e .) or run the benchmark with the "
-                     "Python of the environment that has it")
-
-
-SLOT_AGENT = find_slot_agent()
+SLOT_AGENT = beside_python("slot-agent")
 
 
 class HubProcess:
