@@ -7,8 +7,9 @@ process) stores and fans the event out; a subscriber in this process, connected 
 from the moment the model raised the exception to the moment the frame was received (one
 monotonic clock, one process).
 
-Doors move at random moments (150-400 ms apart) so the wait for the next general poll is
-spread over the whole interval: on average half the poll interval, at worst one interval.
+Doors move at random moments (3.75-10 poll intervals apart: 150-400 ms at 40 ms) so the wait
+for the next general poll is spread over the whole interval: on average half the poll
+interval, at worst one interval.
 A door code is an alarm-class code: the agent confirms it with an implied NACK, the same
 general poll sent again (reference "Implied ACK": the same poll again makes the machine
 re-send; ``HostProtocol(confirm_exceptions=...)``, docs/sas.md), and that re-send, like any
@@ -80,6 +81,8 @@ class Result:
     #: next move after such a loss (the agent drops a code that repeats the door's state)
     bursts: int  # reads at the machine's end that held STARVED_POLLS polls or more
     stats: str  # the emulator's link statistics
+    dropped: int  # door codes the machine's queue dropped when it overflowed (a real one would)
+    data_gaps: int  # dataGap (exceptionQueueOverflow) events the subscriber received
 
 
 def match(raised: list[tuple[str, float]], received: list[tuple[str, float]]
@@ -102,8 +105,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
     def on_event(msg: dict[str, Any], mono: float, _wall: float) -> None:
         if msg["event"] in ("doorOpened", "doorClosed") and msg["data"].get("door") == "belly":
             received.append((msg["event"], mono))
+        elif msg["event"] == "dataGap" and msg["data"].get("reason") == "exceptionQueueOverflow":
+            gaps.append(mono)
 
     raised: list[tuple[str, float]] = []
+    gaps: list[float] = []  # dataGap for exception 70: the machine's queue overflowed
     wires: list[WireLog] = []
 
     def wire_log(master: Transport) -> Transport:
@@ -118,7 +124,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
         await asyncio.sleep(1.0)  # let the discovery reads finish
         rng = random.Random(3)
         for i in range(args.samples):
-            await asyncio.sleep(rng.uniform(0.15, 0.40))
+            # 150-400 ms at 40 ms: an alarm code takes two intervals (the poll that reads
+            # it and its confirmation) and the next general poll a third, so doors moving
+            # faster than that for long fill the machine's queue (25) until it overflows
+            await asyncio.sleep(rng.uniform(3.75, 10.0) * args.interval_ms / 1000.0)
             with emulator.lock:
                 now = time.monotonic()
                 if i % 2 == 0:
@@ -130,7 +139,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
         deadline = time.monotonic() + 30
         while len(received) < len(raised) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        stats = str(emulator.stats)
+        with emulator.lock:
+            stats, dropped = str(emulator.stats), machine.queue.dropped
     latencies, lost = match(raised, received)
     wire = wires[0].log
     bursts = [t for t, direction, data in wire
@@ -151,7 +161,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
                 f.write(f"{t:.4f} got {name}\n")
             for t, d, h in wire:
                 f.write(f"{t:.4f} {d} {h}\n")
-    return Result(latencies, lost, starved, len(bursts), stats)
+    return Result(latencies, lost, starved, len(bursts), stats, dropped, len(gaps))
 
 
 def main() -> int:
@@ -174,13 +184,14 @@ def main() -> int:
     result = run_in_workdir("e2e-bench-", lambda workdir: run(args, workdir))
     lat = result.latencies
     interval = float(args.interval_ms)
-    unexplained = len(result.lost) - len(result.starved)
+    unexplained = len(result.lost) - len(result.starved) - result.dropped
     print(f"  events             {args.samples} raised, {len(lat)} arrived, "
           f"{len(result.lost)} lost: {len(result.starved)} while the machine was starved "
           f"(it read {STARVED_POLLS}+ polls at once, {result.bursts} times: it answered "
           f"after the host had given up and sent the sync poll, an implied ACK; with the "
           "door's next move, dropped as a repeat of the door's state), "
-          f"{unexplained} otherwise; load average {load_average()}")
+          f"{result.dropped} dropped by the machine's queue overflow ({result.data_gaps} "
+          f"dataGap received), {unexplained} otherwise; load average {load_average()}")
     if result.lost:
         print(f"  emulator           {result.stats}")
     beyond = [x - 2 * interval for x in lat]  # the poll that sees the code + its confirmation

@@ -250,6 +250,14 @@ def main() -> int:
             column = [p[i] for p in parts]
             print(f"    {stage:16} p50 {percentile(column, 50):7.1f} ms  p99 "
                   f"{percentile(column, 99):7.1f} ms  max {max(column):7.1f} ms")
+        # the tail's two shapes: a read that needed a second long poll (a retry), and a
+        # general poll or long poll that went out a slot later than the design's
+        retried = sum(len([t for t in meter_polls if g.events[marker].timestamp - 0.001 <= t
+                           <= g.events[money].timestamp]) > 1 for g in games)
+        late_read = sum(p[1] > 1.5 * interval for p in parts)
+        late_poll = sum(p[0] > 1.05 * interval for p in parts)
+        print(f"    games whose read took 2+ long polls: {retried}; whose read poll came a "
+              f"slot late: {late_read}; whose general poll came after 1 interval: {late_poll}")
         items.append(Verdict(f"{money} p99 (ms)", percentile(lat, 99), limit, at_least=False))
     return verdicts(items)
 
