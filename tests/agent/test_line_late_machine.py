@@ -55,11 +55,15 @@ def test_a_machine_answering_after_the_window_loses_no_door_code(
     assert rig.seen.of(LinkDown) == []  # late, but answering: the link stays up
 
 
-def test_late_answers_to_a_long_poll_are_still_discarded() -> None:
-    """Only a general poll's copies all get the same answer; a long poll's late frame in
-    the re-send's window would be misframed, so a long poll is discarded as before: the
-    meter reads of discovery still succeed (and no frame is taken from a wrong window)."""
+def test_a_late_machine_gives_no_phantom_and_no_misframed_reply() -> None:
+    """Late answers are kept only between the copies of a general poll: nothing else is
+    taken from a wrong window. A machine 10 ms beyond the window from its first poll on
+    (discovery's long polls, the idle general polls): no bad frame, no exception it did not
+    raise, and the link comes up."""
     poll = PollConfig(interval_ms=200, reply_timeout_ms=50, snapshot_interval_s=3600.0)
     rig = ClockedRig(poll)
-    rig.run_until(10)
-    assert rig.owner.status()["machines"]["1"]["badFrames"] == {}
+    rig.line.reply_delay = 0.06
+    rig.run_until(15)
+    status = rig.owner.status()["machines"]["1"]
+    assert status["badFrames"] == {} and status["linkUp"] is True
+    assert rig.seen.of(ExceptionObserved) == []
