@@ -309,6 +309,8 @@ async def pty_floor(workdir: Path, terminal_id: str, interval_ms: int, *, priori
     finally:
         agent.terminate()
         agent.wait(20)
+        if stderr is not subprocess.DEVNULL:
+            stderr.close()
         emulator.stop()
         master.close()
         hub.stop()
