@@ -102,7 +102,7 @@ def _cpu_seconds(pid: int | None) -> float:
 
 class Hub:
     def __init__(self, workdir: Path, terminals: int, viewers: int, sync: str,
-                 profile: Path | None = None) -> None:
+                 profile: Path | None = None, wrapper: list[str] | None = None) -> None:
         self.terminals = [(f"T{i:05d}", secrets.token_urlsafe(18)) for i in range(terminals)]
         self.viewers = [secrets.token_urlsafe(18) for _ in range(viewers)]
         lines = [f"{tok} terminal {tid}" for tid, tok in self.terminals]
@@ -119,6 +119,7 @@ class Hub:
         if profile is not None:
             command[:1] = [str(ROOT / ".venv" / "bin" / "python"), "-m", "cProfile", "-o",
                            str(profile), "-m", "cli.main"]
+        command[:0] = wrapper or []  # e.g. nice: a hub starved of CPU (bench/hub_stop.py)
         self.proc = subprocess.Popen(
             command,
             stdout=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=_raise_fd_limit)
