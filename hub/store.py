@@ -73,12 +73,51 @@ _WRITER_CACHE_KIB = 64 * 1024
 #: a thread of its own it cost as much CPU there and did not shorten the commits.
 _WRITER_CHECKPOINT_PAGES = 10_000
 
+#: Most rows in one multi-row INSERT (a power of two; fewer where the library allows fewer
+#: bound parameters: :func:`_insert_many`).
+_ROWS_PER_STATEMENT = 256
+
+_EVENT_INSERT = ("INSERT{verb} INTO events (source, seq, id, terminal_id, channel, event,"
+                 " timestamp, data, received_at) VALUES ")
+_EVENT_VALUES = "(?,?,?,?,?,?,?,?,?)"
+_ACKED_INSERT = "INSERT INTO terminals (terminal_id, acked_seq) VALUES "
+_ACKED_UPSERT = (" ON CONFLICT (terminal_id) DO UPDATE SET"
+                 " acked_seq = max(acked_seq, excluded.acked_seq)")
+
+
+def _insert_many(db: sqlite3.Connection, head: str, values: str, rows: Sequence[Sequence[Any]],
+                 tail: str = "") -> int:
+    """``head`` + ``values`` for each of ``rows`` + ``tail``, as multi-row statements of
+    power-of-two sizes; returns the rows changed.
+
+    Not ``executemany``: the sqlite3 module releases the interpreter lock around each row's
+    step and must take it back for the next row, so a writer thread inserting 1,000 rows
+    waits for the lock 1,000 times while the event loop holds it. With the loop 70-90 % busy
+    that made a 1,000-row commit 1.7-4 times slower (docs/performance.md, "The writer and the
+    interpreter lock"). One step per 256 rows takes it back 4 times. The statement texts (one
+    per power of two) stay in the connection's statement cache."""
+    width = values.count("?")
+    most = _ROWS_PER_STATEMENT
+    while most > 1 and most * width > db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER):
+        most //= 2
+    changed = 0
+    start = 0
+    while start < len(rows):
+        size = most
+        while size > len(rows) - start:
+            size //= 2
+        chunk = rows[start:start + size]
+        sql = head + ",".join([values] * size) + tail
+        changed += db.execute(sql, [v for row in chunk for v in row]).rowcount
+        start += size
+    return changed
+
 
 def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
                     frames: list[dict[str, Any]]) -> None:
     """Set ``frame["cursor"]`` to the row id each new frame was stored under.
 
-    Called inside the insert transaction, right after the ``executemany`` of ``new_rows``:
+    Called inside the insert transaction, right after the insert of ``new_rows``:
     AUTOINCREMENT numbers them one after another from the sequence's old value, so the last
     one is the sequence's value now. If a row id was skipped somehow the ids are read back.
     """
@@ -181,12 +220,13 @@ class HubStore(SqlStore):
 
         Runs on the writer connection: call it from the writer thread (:meth:`write_events`)
         or while nothing else uses the store. A batch holds the events of many terminals
-        (hub/ingest.py), nearly always new ones: they go in with one ``executemany`` of
+        (hub/ingest.py), nearly always new ones: they go in with multi-row statements of
         ``INSERT OR IGNORE``, and only if that reports fewer rows than it was given (a
         terminal resending after a lost ack) is the transaction rolled back and done again
         the exact way, finding the duplicates with one range query per source. The writer
         thread holds the interpreter lock for as little Python work per event as possible
-        (the event loop needs it for the next burst meanwhile).
+        (the event loop needs it for the next burst meanwhile), and takes it back as seldom
+        as possible (:func:`_insert_many`).
         """
         db = self._writer_db
         acked: dict[str, int] = {}
@@ -199,10 +239,9 @@ class HubStore(SqlStore):
                 for w in writes for f in (w.frame,)]
         db.execute("BEGIN IMMEDIATE")
         try:
-            cur = db.executemany(
-                "INSERT OR IGNORE INTO events (source, seq, id, terminal_id, channel, event,"
-                " timestamp, data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", rows)
-            if cur.rowcount != len(rows):
+            stored = _insert_many(db, _EVENT_INSERT.format(verb=" OR IGNORE"), _EVENT_VALUES,
+                                  rows)
+            if stored != len(rows):
                 db.execute("ROLLBACK")
                 return self._insert_exact(writes, rows, acked)
             _assign_cursors(db, rows, [w.frame for w in writes])  # as in _insert_exact
@@ -215,10 +254,8 @@ class HubStore(SqlStore):
         return [True] * len(rows)
 
     def _advance_acked(self, acked: dict[str, int]) -> None:
-        self._writer_db.executemany(
-            "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
-            " (terminal_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
-            list(acked.items()))
+        _insert_many(self._writer_db, _ACKED_INSERT, "(?,?)", list(acked.items()),
+                     _ACKED_UPSERT)
 
     def _insert_exact(self, writes: Sequence[EventWrite], rows: list[tuple[Any, ...]],
                       acked: dict[str, int]) -> list[bool]:
@@ -246,9 +283,7 @@ class HubStore(SqlStore):
                     seen.add(key)
                     new_rows.append(row)
                     new_frames.append(w.frame)
-            db.executemany(
-                "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
-                " data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", new_rows)
+            _insert_many(db, _EVENT_INSERT.format(verb=""), _EVENT_VALUES, new_rows)
             # Every stored event gets its hub cursor (protocol.md §3), also on the frame
             # that is fanned out: clients resume from it (hub.replay).
             _assign_cursors(db, new_rows, new_frames)
