@@ -70,6 +70,7 @@ from agent.line.interface import Line
 from agent.line.messages import TransportFactory
 from agent.line.process import open_line
 from agent.ops.control import ControlServer
+from agent.ops.diag_line import priority_facts
 from agent.ops.diagnostics import MAIN_METERS, LineFacts, outbox_facts
 from agent.ops.logs import register_secret, set_level
 from agent.ops.metrics import AgentMetrics, stop_server
@@ -679,6 +680,7 @@ class Daemon:
         facts.counters = counters
         facts.last_frames = [{"dir": f["dir"], "hex": f["hex"], "at": f.get("at", "")}
                              for f in machine.get("lastFrames", [])][-16:]
+        facts.priority = priority_facts(status.get("priority"))
         return facts
 
 

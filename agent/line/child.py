@@ -225,7 +225,8 @@ class _Child:
                                max_pending_commands=init.max_pending_commands)
         self._line = line
         self._flush_now()  # what was logged while the line opened
-        self._conn.send(Ready(transport.name, os.getpid()))  # before any observation
+        # before any observation
+        self._conn.send(Ready(transport.name, os.getpid(), priority.to_json()))
         line.start()
         sender = threading.Thread(target=self._send_loop, name="line-sender", daemon=True)
         sender.start()

@@ -120,6 +120,8 @@ class Stop:
 class Ready:
     transport: str
     pid: int
+    #: The scheduling the line process got: ``{"asked", "got", "detail"}`` (child.Priority).
+    priority: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -269,6 +269,9 @@ class LineProcess:
                 raise
             raise LineProcessError(f"cannot start the line process: {exc}") from exc
         self.transport_name = first.transport
+        if self._metrics is not None:
+            self._metrics.set_line_priority(first.priority.get("asked", ""),
+                                            first.priority.get("got", ""))
         log.info("line process started", extra={"pid": first.pid, "port": first.transport})
         self._reader = threading.Thread(target=self._read_loop, name="line-process-reader",
                                         daemon=True)

@@ -42,7 +42,7 @@ from sas_protocol.messages.requests import (
 from sas_protocol.messages.responses import MachineInfoReply, SasVersionReply
 
 __all__ = ["LAST_FRAMES", "MAIN_METERS", "LineFacts", "line_facts_port_error",
-           "machine_info_facts", "probe_line"]
+           "machine_info_facts", "priority_facts", "probe_line"]
 
 #: Main meters a technician expects to read (table C-7 codes): coin in, coin out, jackpot,
 #: cancelled credits, games played.
@@ -72,6 +72,9 @@ class LineFacts:
     failed_polls: dict[str, str] = field(default_factory=dict)  # "LP 54" -> reason
     counters: dict[str, int] = field(default_factory=dict)
     last_frames: list[dict[str, str]] = field(default_factory=list)
+    #: The line process's scheduling, ``{"asked", "got", "detail"}`` (the daemon's line
+    #: ``status``); None where no line process runs (``diag --direct``).
+    priority: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +86,7 @@ class LineFacts:
             "meters": dict(self.meters), "ignoredPolls": list(self.ignored_polls),
             "failedPolls": dict(self.failed_polls), "counters": dict(self.counters),
             "lastFrames": list(self.last_frames),
+            "priority": None if self.priority is None else dict(self.priority),
         }
 
     @classmethod
@@ -99,7 +103,16 @@ class LineFacts:
             failed_polls=dict(data.get("failedPolls") or {}),
             counters=dict(data.get("counters") or {}),
             last_frames=list(data.get("lastFrames") or []),
+            priority=priority_facts(data.get("priority")),
         )
+
+
+def priority_facts(value: object) -> dict[str, str] | None:
+    """A line ``status``'s ``priority`` as the facts keep it, or None when absent or not an
+    object (an older daemon's answer)."""
+    if not isinstance(value, Mapping):
+        return None
+    return {key: str(value.get(key, "")) for key in ("asked", "got", "detail")}
 
 
 def _poll_name(poll: Poll) -> str:

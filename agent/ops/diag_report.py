@@ -50,6 +50,7 @@ CHECK_IDS: tuple[tuple[str, str], ...] = (
     ("meters", "credits and main meters"),
     ("ignored_polls", "long polls the machine ignores"),
     ("link_errors", "link errors and last frames"),
+    ("line_priority", "line process scheduling (poll.line_priority)"),
     ("outbox", "outbox depth, oldest unacknowledged, health"),
     ("uplink_dns", "uplink: DNS"),
     ("uplink_tcp", "uplink: TCP connect"),

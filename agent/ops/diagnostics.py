@@ -124,7 +124,7 @@ def build_report(
 
     ``daemon``: ``{"state": "running" | "stopped" | "stale" | "hung" | "unreachable" |
     "error" | "not asked", "detail": str}`` (:func:`daemon_state`)."""
-    checks = [*_line_checks(line), _outbox_check(outbox),
+    checks = [*_line_checks(line), _priority_check(line, source), _outbox_check(outbox),
               *_uplink_checks(uplink, daemon_uplink, max_skew_s), _daemon_check(daemon)]
     return Report(tuple(checks), source, terminal_id,
                   time.time() if generated_at is None else generated_at)
@@ -288,6 +288,26 @@ def _link_check(line: LineFacts) -> Check:
             "timeouts: the SAS address or the cable; rx frames that never come mean the "
             "machine does not hear the host", **data)
     return make_check("link_errors", CheckStatus.OK, detail, **data)
+
+
+def _priority_check(line: LineFacts | None, source: str) -> Check:
+    """Whether the line process got the scheduling ``poll.line_priority`` asks: a fallback
+    (the unit refused it) is a warning, since polls then wait behind a busy CPU
+    (docs/operations.md, "Line process priority")."""
+    if line is None or line.priority is None:
+        why = ("diag --direct polls from its own process, not the line process"
+               if source == "direct" else "the daemon did not report it")
+        return make_check("line_priority", CheckStatus.SKIP, why)
+    asked, got = line.priority.get("asked", ""), line.priority.get("got", "")
+    detail = f"asked {asked}, got {got}: {line.priority.get('detail', '')}"
+    if asked == got:
+        return make_check("line_priority", CheckStatus.OK, detail, asked=asked, got=got)
+    return make_check(
+        "line_priority", CheckStatus.WARN, detail,
+        "the unit does not allow what poll.line_priority asks: for realtime add the drop-in "
+        "of docs/operations.md (LimitRTPRIO=10, RestrictRealtime=no, "
+        "SystemCallFilter=sched_setscheduler); for nice keep LimitNICE=-5 and setpriority in "
+        "the shipped unit; then systemctl restart slot-agent", asked=asked, got=got)
 
 
 def _outbox_check(outbox: Mapping[str, Any] | None) -> Check:

@@ -188,6 +188,12 @@ class AgentMetrics:
             "Identity of the polled machine as it reported it at link-up.",
             registry=registry,
         )
+        self.line_priority = Info(
+            "slot_agent_line_priority",
+            "The scheduling poll.line_priority asked for the line process and what it got "
+            "(realtime, nice or normal): got below asked means the unit refused it.",
+            registry=registry,
+        )
         self.build = Info(
             "slot_agent_build",
             "Version of the running agent.",
@@ -243,6 +249,10 @@ class AgentMetrics:
                 "denomination_cents": str(denomination_cents),
             }
         )
+
+    def set_line_priority(self, asked: str, got: str) -> None:
+        """Publish the line process's scheduling (set when it starts)."""
+        self.line_priority.info({"asked": asked, "got": got})
 
     def serve(
         self, address: str = DEFAULT_METRICS_ADDRESS, port: int = DEFAULT_METRICS_PORT

@@ -101,6 +101,36 @@ def test_line_facts_round_trip_through_json(line: tuple[MemoryTransport, Machine
     assert LineFacts.from_json(facts.to_json()) == facts
 
 
+@pytest.mark.parametrize(("priority", "source", "status"), [
+    ({"asked": "realtime", "got": "realtime", "detail": "SCHED_RR priority 10"}, "daemon",
+     CheckStatus.OK),
+    ({"asked": "realtime", "got": "nice", "detail": "SCHED_RR 10 was refused"}, "daemon",
+     CheckStatus.WARN),
+    ({"asked": "nice", "got": "normal", "detail": "nice 0, as the daemon"}, "daemon",
+     CheckStatus.WARN),
+    (None, "direct", CheckStatus.SKIP),
+    (None, "daemon", CheckStatus.SKIP),
+])
+def test_the_line_priority_check_warns_when_the_unit_gave_less(
+        priority: dict[str, str] | None, source: str, status: CheckStatus) -> None:
+    facts = LineFacts(port="/dev/ttyS0", address=1, port_opened=True, general_poll_ok=True,
+                      link_up=True, priority=priority)
+    check = build_report(line=facts, outbox=None, uplink=None, source=source,
+                         terminal_id="T-1").check("line_priority")
+    assert check.status is status
+    if priority is not None:
+        assert check.data == {"asked": priority["asked"], "got": priority["got"]}
+        assert priority["detail"] in check.detail
+    if status is CheckStatus.WARN:
+        assert check.hint is not None and "LimitRTPRIO=10" in check.hint
+    if source == "direct":
+        assert "--direct" in check.detail
+    # a daemon's answer carries it through JSON; an older daemon's (no key) reads as None
+    assert LineFacts.from_json(facts.to_json()).priority == priority
+    legacy = {k: v for k, v in facts.to_json().items() if k != "priority"}
+    assert LineFacts.from_json(legacy).priority is None
+
+
 def test_outbox_facts_healthy_missing_and_damaged(tmp_path: Path) -> None:
     path = tmp_path / "ob.db"
     missing = outbox_facts(str(path))

@@ -17,6 +17,7 @@ from agent.config import ConfigError, PollConfig, parse_config
 from agent.line.messages import NICE_AHEAD, RT_PRIORITY
 from agent.line.process import LineProcess
 from agent.observations import LinkUp
+from agent.ops.metrics import AgentMetrics
 from tests.agent.e2e_helpers import Collected
 from tests.support.waits import wait_until
 
@@ -30,7 +31,8 @@ def test_status_reports_the_scheduling_the_kernel_applied(pty_url: str, asked: s
     config = dataclasses.replace(base, poll=dataclasses.replace(
         base.poll, interval_ms=40, reply_timeout_ms=30))
     seen = Collected()
-    line = LineProcess(config, seen)
+    metrics = AgentMetrics()
+    line = LineProcess(config, seen, metrics=metrics)
     line.start()
     try:
         wait_until(lambda: seen.of(LinkUp), what="the machine link up")
@@ -53,6 +55,9 @@ def test_status_reports_the_scheduling_the_kernel_applied(pty_url: str, asked: s
             assert policy == os.SCHED_OTHER and nice == ours
         if asked == "normal":
             assert priority["got"] == "normal"
+        # the metric says the same two words (docs/operations.md)
+        assert metrics.registry.get_sample_value(
+            "slot_agent_line_priority_info", {"asked": asked, "got": priority["got"]}) == 1.0
     finally:
         line.stop()
 

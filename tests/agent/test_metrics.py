@@ -59,6 +59,7 @@ def test_every_required_metric_is_exposed(metrics: AgentMetrics) -> None:
         "slot_agent_uplink_ack_latency_seconds",
         "slot_agent_actions_total",
         "slot_agent_machine_info",
+        "slot_agent_line_priority_info",
         "slot_agent_build_info",
     }
 

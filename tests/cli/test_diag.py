@@ -46,6 +46,7 @@ def test_direct_against_the_emulator_passes_every_check(
     assert checks["ignored_polls"]["status"] == "warn"
     assert checks["ignored_polls"]["data"]["ignored"] == ["LP 2F"]
     assert checks["link_errors"]["data"]["lastFrames"]
+    assert checks["line_priority"]["status"] == "skip"  # no line process: diag polled itself
     assert checks["outbox"]["status"] == "warn"  # no daemon has created it yet
     assert checks["uplink_auth"]["status"] == "ok"
     assert checks["uplink_tls"]["status"] == "warn"  # plain ws:// on a bench

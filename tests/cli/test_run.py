@@ -135,6 +135,11 @@ def test_diag_asks_the_running_daemon_over_the_control_socket(
         assert checks["meters"]["data"]["meters"]["gamesPlayed"] >= 0
         assert checks["outbox"]["data"]["exists"] is True
         assert "connected" in checks["uplink_auth"]["detail"]
+        # the line process's scheduling, as it reported it (poll.line_priority: nice)
+        priority = checks["line_priority"]
+        assert priority["data"]["asked"] == "nice"
+        assert priority["data"]["got"] in ("nice", "normal")
+        assert priority["status"] == ("ok" if priority["data"]["got"] == "nice" else "warn")
         human = run_cli("diag", "--config", str(cfg))
         assert "asked the running daemon over its control socket" in human.stdout
         assert proc.popen.poll() is None  # the daemon kept its line
