@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 
 from agent.derive.exceptions_map import (
+    CONFIRMED_CODES,
     DOORS,
     EXCEPTION_EVENTS,
     OPERATOR_MENU,
@@ -329,11 +330,15 @@ def profile_rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]
 
 
 def test_every_reference_code_yields_its_event_on_every_profile(profile_rig: Rig) -> None:
-    """Raised codes must all come out. The one loss allowed is the machine's own: a byte of
-    the host's implied NACK flipped by line noise into a poll to another address is an
-    implied ACK to the machine (SAS §3.5), which then drops the exception unread; no host
-    can see it. The emulator names those (``stats.noise_acknowledged``), and only those are
-    raised again; any other missing event fails the test."""
+    """Raised codes must all come out. The losses allowed are the machine's own, to line
+    noise no host can see: a byte of the host's implied NACK flipped into a poll to another
+    address is an implied ACK to the machine (SAS §3.5), which then drops the exception
+    unread (``stats.noise_acknowledged``); and the exception's answer to a general poll is
+    one byte with no CRC (SAS §3.4): flipped into 00 or into a code the host does not
+    confirm (docs/sas.md, "Confirming exception bytes"), it is taken as that, and the next
+    poll acknowledges the real one (``stats.noise_misread``; 1 sweep in 10 or so lost one).
+    The emulator names both, and only those are raised again; any other missing event fails
+    the test."""
     rig = profile_rig
     profile = rig.emulator.options.profile
     deadline = DEADLINE_S.get(profile, 30.0)
@@ -364,8 +369,15 @@ def test_every_reference_code_yields_its_event_on_every_profile(profile_rig: Rig
         with rig.act() as (m, now):
             if m.next_exception(now) is not None:
                 return  # still queued: not lost yet
-            noise_lost.update(rig.emulator.stats.noise_acknowledged)
-            rig.emulator.stats.noise_acknowledged.clear()
+            stats = rig.emulator.stats
+            noise_lost.update(stats.noise_acknowledged)
+            # a misread is the machine's loss only where the host may take the byte as it
+            # came: 00, or a code it does not confirm (a code it should have confirmed, taken
+            # unconfirmed, stays missing: the host's defect)
+            noise_lost.update(code for code, read_as in stats.noise_misread
+                              if read_as == 0 or read_as not in CONFIRMED_CODES)
+            stats.noise_acknowledged.clear()
+            stats.noise_misread.clear()
             for event in want - seen:
                 lost = [c for c in codes_of.get(event, ()) if noise_lost[c] > 0]
                 if lost:
@@ -382,7 +394,8 @@ def test_every_reference_code_yields_its_event_on_every_profile(profile_rig: Rig
 
         wait_until(done, deadline, lambda: (
             f"{profile}: {what}: missing {dict(want - seen)}; the machine's noise ACKs: "
-            f"{rig.emulator.stats.noise_acknowledged}, raised again: {raised_again}; "
+            f"{rig.emulator.stats.noise_acknowledged}, misread: "
+            f"{rig.emulator.stats.noise_misread}, raised again: {raised_again}; "
             f"link downs since the start: {seen[('machineLinkDown',)]}; the line's polls: "
             f"{rig.line.status()['machines'][str(ADDRESS)].get('polls')}"),
             interval=0.05)
@@ -431,7 +444,7 @@ def test_every_reference_code_yields_its_event_on_every_profile(profile_rig: Rig
     # handpay receipt; its LP 4D record is walked in tests/agent/test_exception_codes.py
     defined = {int(c) for c in ExceptionCode} - {int(c) for c in IDLE_EXCEPTIONS}
     assert defined - raised == {0x3E}
-    print(f"{profile}: {len(raised)} codes, raised again after a noise ACK: "
+    print(f"{profile}: {len(raised)} codes, raised again after a noise ACK or misread: "
           f"{[f'{c:02X}' for c in raised_again]}")
 
 
