@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from hub.sql_dialect import obsolete_indexes
 from hub.store_sql import (
     _DATA_ENCODER,
     HUB_SOURCE,
@@ -32,6 +33,7 @@ from hub.store_sql import (
     Row,
     SqlStore,
     StoredAction,
+    acked_alert_keys,
     data_text,
     schema,
     stored_frame,
@@ -42,7 +44,11 @@ __all__ = ["HUB_SOURCE", "EventWrite", "HubStore", "SqliteDb", "StoredAction", "
 
 log = logging.getLogger("hub.store")
 
-_SCHEMA = schema(SQLITE)
+#: ``PRAGMA user_version`` of a database with this version's layout: 0 is a file of a hub
+#: before versions were recorded (its ``events_by_id`` index is dropped at open and the
+#: alert indexes are made), 1 has no index on the events' id and the partial alert indexes
+#: (hub.sql_dialect.EVENT_INDEXES).
+SCHEMA_VERSION = 1
 
 #: How long a connection waits for the other one's write transaction (milliseconds).
 _BUSY_TIMEOUT_MS = 10_000
@@ -56,6 +62,16 @@ _PROGRESS_STEPS = 10_000
 #: terminals those pages no longer fit the default cache once the table holds some 100,000
 #: events, and every insert reads them back (docs/performance.md, "the store as it grows").
 _WRITER_CACHE_KIB = 64 * 1024
+
+#: WAL pages after which a commit of the writer copies the WAL into the database
+#: (SQLite's default is 1,000: 4 MiB). A busy floor's transaction writes about as many
+#: pages as that, so the default checkpoints after every commit and copies each hot index
+#: page once per commit; at 10,000 pages (about 40 MiB of WAL) a page rewritten by ten
+#: commits is copied once. The same insert costs 8-23 % less CPU on the writer thread and
+#: writes 10-30 % fewer bytes (bench/store_growth.py, docs/performance.md "the store as it
+#: grows"). The checkpoint stays on the writer thread, inside the commit that reaches it: on
+#: a thread of its own it cost as much CPU there and did not shorten the commits.
+_WRITER_CHECKPOINT_PAGES = 10_000
 
 
 def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
@@ -79,6 +95,22 @@ def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
     for frame, new in zip(frames, new_rows, strict=True):  # pragma: no cover - defensive
         frame["cursor"] = int(db.execute("SELECT n FROM events WHERE source = ? AND seq = ?",
                                          (new[0], new[1])).fetchone()[0])
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create the tables, or bring a database an older hub wrote to this version's indexes
+    (hub.sql_dialect.OBSOLETE_INDEXES dropped: the schema does it on every open, a no-op
+    once done); ``user_version`` then says which layout the file has."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    existing = [r[0] for r in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")]
+    old = obsolete_indexes(existing)
+    if old:
+        log.info("database of schema version %d: dropping the indexes %s (docs/scaling.md,"
+                 " \"Indexes\")", version, ", ".join(old))
+    db.executescript(schema(SQLITE, existing))
+    if version < SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 class SqliteDb:
@@ -117,11 +149,12 @@ class HubStore(SqlStore):
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
         self._path = str(path)
         self._db = _connect(path, synchronous, any_thread=False)
-        self._db.executescript(_SCHEMA)
+        _migrate(self._db)
         self.db = SqliteDb(self._db)
         # Used only on the writer thread (created here, so it may cross threads once).
         self._writer_db = _connect(path, synchronous, any_thread=True)
         self._writer_db.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
+        self._writer_db.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
         self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
 
@@ -272,7 +305,15 @@ class HubStore(SqlStore):
         db = self._writer_db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM alert_acks WHERE event_id NOT IN (SELECT id FROM events)")
+            # The acknowledgements whose alert is gone, found by (source, seq): no index on
+            # the events' id (hub.store_sql.SqlStore.get_event).
+            ids, sources, seqs = acked_alert_keys(
+                [r["event_id"] for r in db.execute("SELECT event_id FROM alert_acks").fetchall()])
+            gone = [(i,) for i, source, seq in zip(ids, sources, seqs, strict=True)
+                    if source is None or db.execute(
+                        "SELECT 1 FROM events WHERE source = ? AND seq = ? AND id = ?",
+                        (source, seq, i)).fetchone() is None]
+            db.executemany("DELETE FROM alert_acks WHERE event_id = ?", gone)
             db.execute(
                 f"DELETE FROM actions WHERE created_at < ? AND status IN"
                 f" ({','.join('?' * len(final_statuses))})", (cutoff, *final_statuses))
