@@ -41,8 +41,13 @@ def needs_ack(channel: str, event: str) -> bool:
     a name this version does not know (a newer agent's problem report is not hidden); so do
     the :data:`ATTENDANT_EVENTS` of other channels.
     """
-    return ((channel == Channel.ALERTS.value and event not in INFORMATIONAL_ALERTS)
+    return ((channel == _ALERTS and event not in INFORMATIONAL_ALERTS)
             or event in ATTENDANT_EVENTS)
+
+
+#: ``Channel.ALERTS.value`` once: an enum's ``value`` is a Python-level property, and this is
+#: asked for every stored event (hub/floor.py).
+_ALERTS = Channel.ALERTS.value
 
 
 DEFAULT_SIGNATURE_WINDOW = 300.0

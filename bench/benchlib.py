@@ -111,3 +111,22 @@ def run_in_workdir(prefix: str, main: Callable[[Path], Coroutine[Any, Any, _T]])
         return asyncio.run(main(workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def beside_python(name: str, *, on_path: bool = False) -> str:
+    """The console script ``name`` of the environment running this benchmark, beside
+    ``sys.executable`` (a venv's ``bin/``, a system prefix, a pipx environment): a benchmark
+    runs from whichever environment has the package installed, never from a path of this
+    checkout. ``on_path``: a tool (py-spy) may also come from ``PATH``. Exits with a clear
+    message when it is not found."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(name) if on_path else None
+    if found is not None:
+        return found
+    raise SystemExit(f"no {name} executable beside {sys.executable}"
+                     + (" or on PATH" if on_path else "")
+                     + ": install it into this environment (pip install -e . for slot-agent,"
+                     " pip install py-spy) or run the benchmark with the Python of the"
+                     " environment that has it")

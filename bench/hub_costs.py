@@ -8,7 +8,8 @@ add up to a per-event budget and say what a change saved:
 - ``frames in``: websockets' Sans-I/O parser on a burst of masked client frames (what the
   hub's connection does before ``recv``; the asyncio side adds to it);
 - ``parse_message``: JSON decode and the per-type checks (api/parse.py, api/checks.py);
-- ``data text``: ``data`` encoded once, for the store and the fan-out (hub/store.py);
+- ``data text``: ``data`` encoded once, for the store and the fan-out (hub/fanout.py
+  ``encode_data``, the same text as hub/store.py ``data_text``);
 - ``store``: the SQLite write path per event (one transaction per 1,000 events, as the group
   commit makes under load; ``synchronous: FULL``), on the writer thread;
 - ``floor``: the per-terminal accounting (hub/floor.py ``Floor.apply``);
@@ -49,7 +50,14 @@ from websockets.frames import Frame, Opcode  # noqa: E402
 from websockets.protocol import Protocol, Side, State  # noqa: E402
 
 from api import wire  # noqa: E402
-from hub.fanout import GroupFanOut, ack_frame, event_text, terminal_frame  # noqa: E402
+from hub.fanout import (  # noqa: E402
+    ENCODER,
+    GroupFanOut,
+    ack_frame,
+    event_text,
+    terminal_frame,
+)
+from hub.fanout import encode_data as fanout_encode_data  # noqa: E402
 from hub.floor import Floor  # noqa: E402
 from hub.peer import FrameQueue  # noqa: E402
 from hub.store import EventWrite, HubStore, data_text  # noqa: E402
@@ -176,11 +184,17 @@ def main() -> int:
     results.append(("parse_message (decode + checks)", per_event(parse, args.runs)))
     frames = [wire.parse_message(t, max_bytes=65536) for t in sample]
 
-    def encode_data(_run: int) -> int:
+    def encode_data_once(_run: int) -> int:
         for f in frames:
+            fanout_encode_data(f["data"])
+        return n
+    results.append(("data text (one encode)", per_event(encode_data_once, args.runs)))
+
+    def old_data(_run: int) -> int:
+        for f in frames:  # JSONEncoder.encode: a C encoder made per call
             data_text(f["data"])
         return n
-    results.append(("data text (one encode)", per_event(encode_data, args.runs)))
+    before.append(("data text", per_event(old_data, args.runs)))
     writes = [EventWrite(f, "T00001", acked_seq=f["seq"], data_text=data_text(f["data"]))
               for f in frames]
 
@@ -244,6 +258,14 @@ def main() -> int:
                 return n
             before.append(("terminal state frame", per_event(old_states, args.runs)))
 
+            def per_call_encoder_states(_run: int) -> int:
+                for _ in range(0, n, burst):  # framed, but JSONEncoder.encode per frame
+                    framed(ENCODER.encode({"type": "terminal",
+                                           "terminal": state.to_wire()}).encode())
+                return n
+            before.append(("terminal state frame (encoder per call)",
+                           per_event(per_call_encoder_states, args.runs)))
+
             def old_acks(_run: int) -> int:
                 for i in range(0, n, burst):
                     Frame(Opcode.TEXT, wire.encode(wire.ack(i)).encode()).serialize(mask=False)
@@ -260,7 +282,7 @@ def main() -> int:
     print(f"{'sum of the steps':<45} {total:7.2f} µs/event")
     print(f"# the same steps as the hub did them before (fan-out to {args.clients} clients):")
     for label, value in before:
-        now = next(v for k, v in results if k.startswith(label))
+        now = next(v for k, v in results if k.startswith(label.split(" (")[0]))
         print(f"{label + ', before':<45} {value:7.2f} µs/event  (now {now:.2f})")
     print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0

@@ -44,6 +44,7 @@ import secrets
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -54,11 +55,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchlib import Verdict, exit_with, header, percentile, verdicts
+from benchlib import Verdict, beside_python, exit_with, header, percentile, verdicts
 from rawws import CountingWs, RawWs
 
 ROOT = Path(__file__).resolve().parents[1]
-SLOT_AGENT = str(ROOT / ".venv" / "bin" / "slot-agent")
+SLOT_AGENT = beside_python("slot-agent")
 
 #: Seconds of quiet between phases, so one phase's backlog does not count in the next.
 PHASE_GAP = 3.0
@@ -102,7 +103,7 @@ def _cpu_seconds(pid: int | None) -> float:
 
 class Hub:
     def __init__(self, workdir: Path, terminals: int, viewers: int, sync: str,
-                 profile: Path | None = None) -> None:
+                 profile: Path | None = None, wrapper: list[str] | None = None) -> None:
         self.terminals = [(f"T{i:05d}", secrets.token_urlsafe(18)) for i in range(terminals)]
         self.viewers = [secrets.token_urlsafe(18) for _ in range(viewers)]
         lines = [f"{tok} terminal {tid}" for tid, tok in self.terminals]
@@ -117,8 +118,9 @@ class Hub:
             "database": str(self.db), "synchronous": sync}))
         command = [SLOT_AGENT, "hub", "--config", str(config), "--log-level", "WARNING"]
         if profile is not None:
-            command[:1] = [str(ROOT / ".venv" / "bin" / "python"), "-m", "cProfile", "-o",
+            command[:1] = [sys.executable, "-m", "cProfile", "-o",
                            str(profile), "-m", "cli.main"]
+        command[:0] = wrapper or []  # e.g. nice: a hub starved of CPU (bench/hub_stop.py)
         self.proc = subprocess.Popen(
             command,
             stdout=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=_raise_fd_limit)
@@ -410,7 +412,7 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
             # Sampled from outside (all threads, native frames off): the hub runs at full
             # speed, unlike under cProfile. Collapsed stacks, one line each, for grep/sort.
             spy = subprocess.Popen([
-                str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(hub.proc.pid),
+                beside_python("py-spy", on_path=True), "record", "--pid", str(hub.proc.pid),
                 "--rate", "100", "--nonblocking", "--format", "raw", "--output",
                 str(args.py_spy), "--duration", str(int(sum(p.duration for p in phases)) + 1),
                 *(["--gil"] if args.gil else [])],

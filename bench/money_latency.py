@@ -45,6 +45,7 @@ import itertools
 import random
 import sqlite3
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +62,7 @@ from benchlib import (
 )
 from procs import PassThrough, dashboard, pty_floor
 
+from agent.line.messages import NICE_AHEAD
 from drivers.base import Transport, Word
 
 TERMINAL = "BENCH-MONEY"
@@ -80,11 +82,14 @@ class MeterPollClock(PassThrough):
     def __init__(self, inner: Transport) -> None:
         super().__init__(inner)
         self.meter_polls: list[float] = []
+        self.long_polls: Counter[int] = Counter()  # every long poll's command, counted
 
     def read(self, deadline: float, max_words: int = 512) -> list[Word]:
         words = self.inner.read(deadline, max_words)
         now = time.time()
-        self.meter_polls += [now for c in self.commands_read(words) if c in METER_POLLS]
+        commands = self.commands_read(words)
+        self.long_polls.update(commands)
+        self.meter_polls += [now for c in commands if c in METER_POLLS]
         return words
 
 
@@ -127,8 +132,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> tuple[
             received.append(Received(msg["event"], int(msg["seq"]), wall(msg["timestamp"]),
                                      now, mono))
 
+    ahead = NICE_AHEAD if args.machine_priority else 0
     async with pty_floor(workdir, TERMINAL, args.interval_ms, priority=args.priority,
-                         wrap=meter_poll_clock) as floor, \
+                         wrap=meter_poll_clock, machine_ahead=ahead) as floor, \
             dashboard(floor.hub, TERMINAL, on_event):
         machine, emulator = floor.machine, floor.emulator
         with emulator.lock:  # credits to play with (wins never fall below the bet)
@@ -136,6 +142,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> tuple[
                 raise SystemExit("the emulated bill acceptor refused a $100 bill")
         await asyncio.sleep(BACKLOG_WINDOW_S + 1.0)  # past the link-up backlog window
         del received[:]
+        clocks[0].long_polls.clear()
         rng = random.Random(7)
         print(f" playing {args.games} games (load average {load_average()}) ...",
               flush=True)
@@ -174,6 +181,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> tuple[
         "SELECT seq, created_at FROM events"))
     hub_at = dict(sqlite3.connect(workdir / "hub.db").execute(
         "SELECT seq, received_at FROM events WHERE terminal_id = ?", (TERMINAL,)))
+    polls = ", ".join(f"{c:02X} x{n}" for c, n in sorted(clocks[0].long_polls.items()))
+    print(f"  long polls while playing: {polls or 'none'}")
     return games, created, hub_at, clocks[0].meter_polls
 
 
@@ -203,6 +212,11 @@ def main() -> int:
                         "the figure then includes 7F's wait behind 7E)")
     parser.add_argument("--priority", default="nice", choices=["realtime", "nice", "normal"],
                         help="poll.line_priority of the agent")
+    parser.add_argument("--no-machine-priority", dest="machine_priority",
+                        action="store_false",
+                        help="leave the emulated machine's thread at the bench's nice value "
+                        "(by default it gets the line process's nice lead: a real machine "
+                        "has its own CPU, bench/e2e_latency.py)")
     parser.add_argument("--show", type=int, default=3,
                         help="print the timeline of the first N games")
     args = parser.parse_args()
@@ -236,6 +250,14 @@ def main() -> int:
             column = [p[i] for p in parts]
             print(f"    {stage:16} p50 {percentile(column, 50):7.1f} ms  p99 "
                   f"{percentile(column, 99):7.1f} ms  max {max(column):7.1f} ms")
+        # the tail's two shapes: a read that needed a second long poll (a retry), and a
+        # general poll or long poll that went out a slot later than the design's
+        retried = sum(len([t for t in meter_polls if g.events[marker].timestamp - 0.001 <= t
+                           <= g.events[money].timestamp]) > 1 for g in games)
+        late_read = sum(p[1] > 1.5 * interval for p in parts)
+        late_poll = sum(p[0] > 1.05 * interval for p in parts)
+        print(f"    games whose read took 2+ long polls: {retried}; whose read poll came a "
+              f"slot late: {late_read}; whose general poll came after 1 interval: {late_poll}")
         items.append(Verdict(f"{money} p99 (ms)", percentile(lat, 99), limit, at_least=False))
     return verdicts(items)
 

@@ -98,6 +98,11 @@ class LinkStats:
     #: host's implied NACK heard as a poll to another address, SAS §3.5): the machine
     #: dropped them, and no host could have read them
     noise_acknowledged: list[int] = field(default_factory=list)
+    #: (exception, the byte the host got instead) for exceptions acknowledged while the last
+    #: copy sent was corrupted by line noise: the answer to a general poll is one byte with
+    #: no CRC (SAS §3.4), so a host that took the other byte (00, or a code it does not
+    #: confirm) moved on, and the machine dropped an exception no host could have read
+    noise_misread: list[tuple[int, int]] = field(default_factory=list)
     acknowledged_exceptions: int = 0
     syncs: int = 0
     broadcasts: int = 0  # global broadcasts applied (LP 7F); others count as ignored
@@ -143,6 +148,7 @@ class Emulator:
         self._busy_until = float("-inf")
         self._was_powered = machine.powered
         self._in_flight: tuple[object, PendingException] | None = None
+        self._in_flight_sent_as: int | None = None  # its one-byte answer, last sent corrupted
         self._rom_signature: RomSignatureReply | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -306,6 +312,9 @@ class Emulator:
             self.stats.acknowledged_exceptions += 1
             if self._noisy_word:
                 self.stats.noise_acknowledged.append(self._in_flight[1].code)
+            elif self._in_flight_sent_as is not None:
+                self.stats.noise_misread.append((self._in_flight[1].code,
+                                                 self._in_flight_sent_as))
         self._in_flight = None
 
     def _poll(self, event: PollReceived, now: float) -> None:
@@ -403,9 +412,14 @@ class Emulator:
     def _flush(self) -> None:
         data = self.protocol.data_to_send()
         if data:
-            self._write(data, wakeup=False)
+            sent = self._write(data, wakeup=False)
+            if self._in_flight is not None and isinstance(self._in_flight[0], ExceptionReply):
+                # this write carried the exception's byte (first sent or re-sent, SAS §3.5)
+                garbled = sent != data and len(sent) == 1
+                self._in_flight_sent_as = sent[0] if garbled else None
 
-    def _write(self, data: bytes, *, wakeup: bool) -> None:
+    def _write(self, data: bytes, *, wakeup: bool) -> bytes:
+        """Write ``data`` with line noise at the set rate; the bytes as sent."""
         if self.corrupt > 0:
             out = bytearray(data)
             for i in range(len(out)):
@@ -415,11 +429,12 @@ class Emulator:
             data = bytes(out)
         transport = self._transport
         if transport is None:
-            return
+            return data
         try:
             transport.write(data, wakeup=wakeup)
         except TransportError as exc:
             self._disconnected(transport, exc)
+        return data
 
     def _disconnected(self, transport: Transport, exc: Exception) -> None:
         with self.lock:

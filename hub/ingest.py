@@ -99,6 +99,7 @@ class GroupCommitter:
         self._committed: asyncio.Queue[tuple[list[_Batch], list[list[bool] | BaseException]]] \
             = asyncio.Queue(maxsize=_PUBLISH_QUEUE)
         self._tasks: list[asyncio.Task[None]] = []
+        self._intake_closed = False
         self.stats = IngestStats()
 
     def start(self) -> None:
@@ -119,6 +120,23 @@ class GroupCommitter:
             for batch in self._committed.get_nowait()[0]:
                 batch.done.cancel()
 
+    def refuse(self) -> None:
+        """Store nothing more beyond the transaction being committed (:meth:`close_intake`
+        without its cancellations): a flag only, safe from a signal handler."""
+        self._intake_closed = True
+
+    def close_intake(self) -> None:
+        """The hub stops: the transaction being committed finishes (then is published and
+        acknowledged), and nothing else is stored: what is queued, or submitted later, fails
+        with CancelledError at once (a terminal sends it again; nothing acknowledged is lost).
+
+        An overloaded hub holds up to twice ``max_inflight_events`` here; committing them all
+        first would keep a starved hub from exiting for many seconds (docs/operations.md).
+        """
+        self.refuse()
+        while not self._incoming.empty():
+            self._incoming.get_nowait().done.cancel()
+
     @property
     def queued(self) -> int:
         """Batches submitted and not yet in a transaction."""
@@ -126,7 +144,10 @@ class GroupCommitter:
 
     def submit(self, writes: Sequence[EventWrite]) -> asyncio.Future[list[bool]]:
         done: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
-        self._incoming.put_nowait(_Batch(list(writes), done))
+        if self._intake_closed:
+            done.cancel()
+        else:
+            self._incoming.put_nowait(_Batch(list(writes), done))
         return done
 
     async def _commit_loop(self) -> None:
@@ -134,6 +155,9 @@ class GroupCommitter:
         while True:
             group = [pending if pending is not None else await self._incoming.get()]
             pending = None
+            if self._intake_closed:
+                group[0].done.cancel()
+                continue  # close_intake cancelled the rest
             size = len(group[0].writes)
             while not self._incoming.empty():
                 batch = self._incoming.get_nowait()
@@ -226,6 +250,8 @@ class InflightGate:
     held: int = 0
     peak: int = 0
     waits: int = 0  # times a connection had to wait for room (backpressure applied)
+    #: The hub stops: nothing more is read, and nobody waits for room any longer.
+    closed: bool = False
     _members: set[Credits] = field(default_factory=set)
     _room: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -246,12 +272,18 @@ class InflightGate:
         return max(0, min(self.per_connection - credits.held, max(hub_wide, mine)))
 
     async def wait_for_room(self, credits: Credits) -> None:
-        if self.allowance(credits) > 0:
+        """Until this connection may read more, or the gate is closed."""
+        if self.closed or self.allowance(credits) > 0:
             return
         self.waits += 1
-        while self.allowance(credits) <= 0:
+        while not self.closed and self.allowance(credits) <= 0:
             self._room.clear()
             await self._room.wait()
+
+    def close(self) -> None:
+        """The hub stops: wake every connection waiting for room (it reads no more)."""
+        self.closed = True
+        self._room.set()
 
     def take(self, credits: Credits, n: int) -> None:
         credits.held += n

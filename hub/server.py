@@ -30,13 +30,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from api import wire
-from api.wire import ActionStatus, MessageType, Role, WireError
+from api.wire import ActionStatus, CloseCode, MessageType, Role, WireError
 from hub import http_api, redact
 from hub.actions import ActionRouter
 from hub.client_sessions import ClientSessions
 from hub.cluster_hooks import ClusterHooks
 from hub.config import HubConfig
-from hub.connection import HubConnection
+from hub.connection import StopRequest, connection_class
 from hub.fanout import GroupFanOut
 from hub.floor import Floor, TerminalState
 from hub.gaming_day import GamingDay
@@ -48,6 +48,7 @@ from hub.store import EventWrite, data_text
 from hub.store_api import open_audit, open_store
 from hub.terminal_sessions import TerminalSessions
 from hub.tokens import Principal, TokenTable, load_tokens
+from hub.wsio import close_if_behind
 
 if TYPE_CHECKING:
     from hub.cluster import Cluster
@@ -64,7 +65,10 @@ _FINAL_STATUSES = frozenset(s.value for s in ActionStatus)
 _CLOSE_TIMEOUT = 1.0
 
 #: Seconds ``stop`` waits for connections to close before it aborts them.
-_STOP_TIMEOUT = 1.5
+_STOP_TIMEOUT = 1.0
+
+#: Seconds ``stop`` then waits for the aborted connections' handlers to end.
+_ABORT_WAIT = 0.5
 
 #: Seconds between two prunes of stored events older than ``retention_days``.
 PRUNE_INTERVAL = 3600.0
@@ -129,6 +133,7 @@ class Hub(ClusterHooks):
         self._prune_interval = prune_interval
         self._pruner: asyncio.Task[None] | None = None
         self._server: Server | None = None
+        self._stop_request = StopRequest()
         self.stopping = False
         self.port = 0
 
@@ -153,7 +158,7 @@ class Hub(ClusterHooks):
             compression=None,
             # A shutdown under load must not wait 10 s (the default) per unresponsive peer.
             close_timeout=_CLOSE_TIMEOUT,
-            create_connection=HubConnection,
+            create_connection=connection_class(self._stop_request),
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self.actions.start()
@@ -178,34 +183,66 @@ class Hub(ClusterHooks):
         scheme = "ws" if self.config.tls_cert is None else "wss"
         return f"{scheme}://{self._netloc()}"
 
-    async def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Say the hub stops: flags only, so a signal handler may call it at any moment (in
+        the middle of a long event-loop turn under overload); :meth:`stop` does the rest.
+
+        From then on terminal connections parse and store nothing more (what was not
+        acknowledged is sent again by the terminals).
+        """
         self.stopping = True
+        self._stop_request.requested = True
+        self.ingest.refuse()
+
+    async def stop(self) -> None:
+        """Stop within about :data:`_STOP_TIMEOUT` + :data:`_ABORT_WAIT` seconds plus the
+        CPU it takes to close the connections, also overloaded (docs/operations.md).
+
+        Nothing more is read from terminals or stored beyond the transaction being
+        committed: an overloaded hub would otherwise parse and store its backlog first (20 s
+        and more with 3,000 terminals flooding a hub with a tenth of a core). What was not
+        acknowledged is sent again by the terminals; nothing acknowledged is lost (acks
+        follow commits). Connections get 1001; a terminal connection with unread messages
+        is aborted right after it (its close frame is behind the backlog), the others
+        that have not finished closing after :data:`_STOP_TIMEOUT`.
+        """
+        started = time.monotonic()
+        self.request_stop()
+        self.gate.close()  # wake the terminals waiting for room: they read no more
+        self.ingest.close_intake()  # the transaction being committed is the last
         self.actions.stop()
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
         if self._server is not None:
+            behind = sum(close_if_behind(conn.peer.ws, CloseCode.GOING_AWAY, "going away")
+                         for conn in list(self.terminals.connections.values()))
+            if behind:
+                log.info("stopping: %d terminal connections with unread messages closed "
+                         "without reading them", behind)
             self._server.close()  # closes every connection with 1001 going away
             try:
                 async with asyncio.timeout(_STOP_TIMEOUT):
                     await self._server.wait_closed()
             except TimeoutError:
                 # Overloaded: peers that did not finish closing are cut (a terminal resends
-                # what was not acknowledged; nothing acknowledged is lost).
-                log.warning("connections still open after %.0f s: aborting them",
-                            _STOP_TIMEOUT)
-                for ws in list(self._server.connections):
-                    if ws.transport is not None:
-                        ws.transport.abort()
+                # what was not acknowledged; nothing acknowledged is lost). all_connections:
+                # also those CLOSING (1001 sent, no answer), which ``connections`` leaves out.
+                still = [ws for ws in self._server.all_connections if ws.transport is not None]
+                log.warning("%d connections still open after %.1f s: aborting them",
+                            len(still), _STOP_TIMEOUT)
+                for ws in still:
+                    ws.transport.abort()
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(0.5):
+                    async with asyncio.timeout(_ABORT_WAIT):
                         await self._server.wait_closed()
         await self.ingest.stop()
         if self.cluster is not None:
             await self.cluster.stop()
         await asyncio.to_thread(self.history.close)  # lets running queries finish
         self.store.close()
+        log.info("hub stopped in %.1f s", time.monotonic() - started)
 
     async def serve_forever(self) -> None:
         assert self._server is not None

@@ -6,9 +6,12 @@ read-side modules use: what lets each store query be one text for both engines
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from api.wire import ATTENDANT_EVENTS, INFORMATIONAL_ALERTS
 
 #: A row as both stores return it: ``sqlite3.Row`` or psycopg's dict, read by column name.
 Row = Any
@@ -116,7 +119,6 @@ CREATE TABLE IF NOT EXISTS events (
     received_at {real} NOT NULL,
     UNIQUE (source, seq)
 );
-CREATE INDEX IF NOT EXISTS events_by_id ON events (id);
 CREATE INDEX IF NOT EXISTS events_by_terminal ON events (terminal_id, event, timestamp);
 CREATE INDEX IF NOT EXISTS events_by_name ON events (event, timestamp);
 CREATE TABLE IF NOT EXISTS terminals (
@@ -143,10 +145,56 @@ CREATE TABLE IF NOT EXISTS actions (
 """
 
 
-def schema(dialect: Dialect) -> str:
-    """The tables both stores keep (docs/scaling.md), in the engine's types."""
-    return _SCHEMA.format(serial=dialect.serial, integer=dialect.integer, real=dialect.real,
-                          action_serial=dialect.action_serial)
+def needs_ack_sql(alias: str = "") -> str:
+    """The events an operator must acknowledge (api.wire.needs_ack) as an SQL condition on
+    columns prefixed with ``alias`` (``"e."``)."""
+    return (f"(({alias}channel = 'alerts' AND {alias}event NOT IN ("
+            + ",".join(f"'{name}'" for name in sorted(INFORMATIONAL_ALERTS)) + "))"
+            + f" OR {alias}event IN ("
+            + ",".join(f"'{name}'" for name in sorted(ATTENDANT_EVENTS)) + "))")
+
+
+#: Prefix of the partial indexes of the events that need an acknowledgement; the rest of
+#: the name is a checksum of the condition, so a hub whose list of such events changed
+#: makes new ones and drops the old (:func:`schema`, :func:`obsolete_indexes`).
+ACK_INDEX_PREFIX = "events_to_ack"
+_ACK_SUFFIX = f"{zlib.crc32(needs_ack_sql().encode()):08x}"
+
+#: The indexes on ``events`` a store of this version keeps (docs/scaling.md, "Indexes"),
+#: besides the unique ``(source, seq)`` (de-duplication, and lookups by id, which is
+#: ``source-seq``): per terminal by name and time (summaries, meters, doors, the floor), by
+#: name and time (history by event), and two small partial ones of the events that need an
+#: acknowledgement, in cursor order and per terminal (the snapshot's open alerts, their
+#: count per terminal). Each index ordered by terminal costs a busy floor's insert a page
+#: write per terminal and transaction, so there are no more of those; the partial ones
+#: take only the alerts.
+EVENT_INDEXES = ("events_by_terminal", "events_by_name", f"{ACK_INDEX_PREFIX}_{_ACK_SUFFIX}",
+                 f"{ACK_INDEX_PREFIX}_by_terminal_{_ACK_SUFFIX}")
+
+#: Indexes an older hub created and :func:`schema` drops (the migration of an existing
+#: database, SQLite or PostgreSQL, at open).
+OBSOLETE_INDEXES = ("events_by_id",)
+
+
+def obsolete_indexes(names: Sequence[str]) -> list[str]:
+    """Of the indexes on ``events`` a database has, those this version drops: an older
+    hub's, and the alert indexes of another list of events needing an acknowledgement."""
+    return [name for name in names if name in OBSOLETE_INDEXES
+            or (name.startswith(ACK_INDEX_PREFIX) and name not in EVENT_INDEXES)]
+
+
+def schema(dialect: Dialect, existing: Sequence[str] = ()) -> str:
+    """The tables both stores keep (docs/scaling.md), in the engine's types; on an existing
+    database, whose indexes on ``events`` are ``existing``, it also migrates it
+    (:func:`obsolete_indexes` dropped, new indexes made)."""
+    need_ack = needs_ack_sql()
+    return (_SCHEMA.format(serial=dialect.serial, integer=dialect.integer, real=dialect.real,
+                           action_serial=dialect.action_serial)
+            + "".join(f"DROP INDEX IF EXISTS {name};\n"
+                      for name in sorted({*OBSOLETE_INDEXES, *obsolete_indexes(existing)}))
+            + f"CREATE INDEX IF NOT EXISTS {EVENT_INDEXES[2]} ON events (n) WHERE {need_ack};\n"
+            + f"CREATE INDEX IF NOT EXISTS {EVENT_INDEXES[3]} ON events (terminal_id)"
+              f" WHERE {need_ack};\n")
 
 
 #: The lateral join of :data:`POSTGRESQL` through ``slot_hub_json`` (hub/store_pg.py's

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from hub.sql_dialect import obsolete_indexes
 from hub.store_sql import (
     _DATA_ENCODER,
     HUB_SOURCE,
@@ -32,6 +33,7 @@ from hub.store_sql import (
     Row,
     SqlStore,
     StoredAction,
+    acked_alert_keys,
     data_text,
     schema,
     stored_frame,
@@ -42,7 +44,11 @@ __all__ = ["HUB_SOURCE", "EventWrite", "HubStore", "SqliteDb", "StoredAction", "
 
 log = logging.getLogger("hub.store")
 
-_SCHEMA = schema(SQLITE)
+#: ``PRAGMA user_version`` of a database with this version's layout: 0 is a file of a hub
+#: before versions were recorded (its ``events_by_id`` index is dropped at open and the
+#: alert indexes are made), 1 has no index on the events' id and the partial alert indexes
+#: (hub.sql_dialect.EVENT_INDEXES).
+SCHEMA_VERSION = 1
 
 #: How long a connection waits for the other one's write transaction (milliseconds).
 _BUSY_TIMEOUT_MS = 10_000
@@ -57,12 +63,61 @@ _PROGRESS_STEPS = 10_000
 #: events, and every insert reads them back (docs/performance.md, "the store as it grows").
 _WRITER_CACHE_KIB = 64 * 1024
 
+#: WAL pages after which a commit of the writer copies the WAL into the database
+#: (SQLite's default is 1,000: 4 MiB). A busy floor's transaction writes about as many
+#: pages as that, so the default checkpoints after every commit and copies each hot index
+#: page once per commit; at 10,000 pages (about 40 MiB of WAL) a page rewritten by ten
+#: commits is copied once. The same insert costs 8-23 % less CPU on the writer thread and
+#: writes 10-30 % fewer bytes (bench/store_growth.py, docs/performance.md "the store as it
+#: grows"). The checkpoint stays on the writer thread, inside the commit that reaches it: on
+#: a thread of its own it cost as much CPU there and did not shorten the commits.
+_WRITER_CHECKPOINT_PAGES = 10_000
+
+#: Most rows in one multi-row INSERT (a power of two; fewer where the library allows fewer
+#: bound parameters: :func:`_insert_many`).
+_ROWS_PER_STATEMENT = 256
+
+_EVENT_INSERT = ("INSERT{verb} INTO events (source, seq, id, terminal_id, channel, event,"
+                 " timestamp, data, received_at) VALUES ")
+_EVENT_VALUES = "(?,?,?,?,?,?,?,?,?)"
+_ACKED_INSERT = "INSERT INTO terminals (terminal_id, acked_seq) VALUES "
+_ACKED_UPSERT = (" ON CONFLICT (terminal_id) DO UPDATE SET"
+                 " acked_seq = max(acked_seq, excluded.acked_seq)")
+
+
+def _insert_many(db: sqlite3.Connection, head: str, values: str, rows: Sequence[Sequence[Any]],
+                 tail: str = "") -> int:
+    """``head`` + ``values`` for each of ``rows`` + ``tail``, as multi-row statements of
+    power-of-two sizes; returns the rows changed.
+
+    Not ``executemany``: the sqlite3 module releases the interpreter lock around each row's
+    step and must take it back for the next row, so a writer thread inserting 1,000 rows
+    waits for the lock 1,000 times while the event loop holds it. With the loop 70-90 % busy
+    that made a 1,000-row commit 1.7-4 times slower (docs/performance.md, "The writer and the
+    interpreter lock"). One step per 256 rows takes it back 4 times. The statement texts (one
+    per power of two) stay in the connection's statement cache."""
+    width = values.count("?")
+    most = _ROWS_PER_STATEMENT
+    while most > 1 and most * width > db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER):
+        most //= 2
+    changed = 0
+    start = 0
+    while start < len(rows):
+        size = most
+        while size > len(rows) - start:
+            size //= 2
+        chunk = rows[start:start + size]
+        sql = head + ",".join([values] * size) + tail
+        changed += db.execute(sql, [v for row in chunk for v in row]).rowcount
+        start += size
+    return changed
+
 
 def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
                     frames: list[dict[str, Any]]) -> None:
     """Set ``frame["cursor"]`` to the row id each new frame was stored under.
 
-    Called inside the insert transaction, right after the ``executemany`` of ``new_rows``:
+    Called inside the insert transaction, right after the insert of ``new_rows``:
     AUTOINCREMENT numbers them one after another from the sequence's old value, so the last
     one is the sequence's value now. If a row id was skipped somehow the ids are read back.
     """
@@ -79,6 +134,22 @@ def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
     for frame, new in zip(frames, new_rows, strict=True):  # pragma: no cover - defensive
         frame["cursor"] = int(db.execute("SELECT n FROM events WHERE source = ? AND seq = ?",
                                          (new[0], new[1])).fetchone()[0])
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create the tables, or bring a database an older hub wrote to this version's indexes
+    (hub.sql_dialect.OBSOLETE_INDEXES dropped: the schema does it on every open, a no-op
+    once done); ``user_version`` then says which layout the file has."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    existing = [r[0] for r in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")]
+    old = obsolete_indexes(existing)
+    if old:
+        log.info("database of schema version %d: dropping the indexes %s (docs/scaling.md,"
+                 " \"Indexes\")", version, ", ".join(old))
+    db.executescript(schema(SQLITE, existing))
+    if version < SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 class SqliteDb:
@@ -117,11 +188,12 @@ class HubStore(SqlStore):
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
         self._path = str(path)
         self._db = _connect(path, synchronous, any_thread=False)
-        self._db.executescript(_SCHEMA)
+        _migrate(self._db)
         self.db = SqliteDb(self._db)
         # Used only on the writer thread (created here, so it may cross threads once).
         self._writer_db = _connect(path, synchronous, any_thread=True)
         self._writer_db.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
+        self._writer_db.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
         self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
 
@@ -148,12 +220,13 @@ class HubStore(SqlStore):
 
         Runs on the writer connection: call it from the writer thread (:meth:`write_events`)
         or while nothing else uses the store. A batch holds the events of many terminals
-        (hub/ingest.py), nearly always new ones: they go in with one ``executemany`` of
+        (hub/ingest.py), nearly always new ones: they go in with multi-row statements of
         ``INSERT OR IGNORE``, and only if that reports fewer rows than it was given (a
         terminal resending after a lost ack) is the transaction rolled back and done again
         the exact way, finding the duplicates with one range query per source. The writer
         thread holds the interpreter lock for as little Python work per event as possible
-        (the event loop needs it for the next burst meanwhile).
+        (the event loop needs it for the next burst meanwhile), and takes it back as seldom
+        as possible (:func:`_insert_many`).
         """
         db = self._writer_db
         acked: dict[str, int] = {}
@@ -166,10 +239,9 @@ class HubStore(SqlStore):
                 for w in writes for f in (w.frame,)]
         db.execute("BEGIN IMMEDIATE")
         try:
-            cur = db.executemany(
-                "INSERT OR IGNORE INTO events (source, seq, id, terminal_id, channel, event,"
-                " timestamp, data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", rows)
-            if cur.rowcount != len(rows):
+            stored = _insert_many(db, _EVENT_INSERT.format(verb=" OR IGNORE"), _EVENT_VALUES,
+                                  rows)
+            if stored != len(rows):
                 db.execute("ROLLBACK")
                 return self._insert_exact(writes, rows, acked)
             _assign_cursors(db, rows, [w.frame for w in writes])  # as in _insert_exact
@@ -182,10 +254,8 @@ class HubStore(SqlStore):
         return [True] * len(rows)
 
     def _advance_acked(self, acked: dict[str, int]) -> None:
-        self._writer_db.executemany(
-            "INSERT INTO terminals (terminal_id, acked_seq) VALUES (?, ?) ON CONFLICT"
-            " (terminal_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
-            list(acked.items()))
+        _insert_many(self._writer_db, _ACKED_INSERT, "(?,?)", list(acked.items()),
+                     _ACKED_UPSERT)
 
     def _insert_exact(self, writes: Sequence[EventWrite], rows: list[tuple[Any, ...]],
                       acked: dict[str, int]) -> list[bool]:
@@ -213,9 +283,7 @@ class HubStore(SqlStore):
                     seen.add(key)
                     new_rows.append(row)
                     new_frames.append(w.frame)
-            db.executemany(
-                "INSERT INTO events (source, seq, id, terminal_id, channel, event, timestamp,"
-                " data, received_at) VALUES (?,?,?,?,?,?,?,?,?)", new_rows)
+            _insert_many(db, _EVENT_INSERT.format(verb=""), _EVENT_VALUES, new_rows)
             # Every stored event gets its hub cursor (protocol.md §3), also on the frame
             # that is fanned out: clients resume from it (hub.replay).
             _assign_cursors(db, new_rows, new_frames)
@@ -272,7 +340,15 @@ class HubStore(SqlStore):
         db = self._writer_db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM alert_acks WHERE event_id NOT IN (SELECT id FROM events)")
+            # The acknowledgements whose alert is gone, found by (source, seq): no index on
+            # the events' id (hub.store_sql.SqlStore.get_event).
+            ids, sources, seqs = acked_alert_keys(
+                [r["event_id"] for r in db.execute("SELECT event_id FROM alert_acks").fetchall()])
+            gone = [(i,) for i, source, seq in zip(ids, sources, seqs, strict=True)
+                    if source is None or db.execute(
+                        "SELECT 1 FROM events WHERE source = ? AND seq = ? AND id = ?",
+                        (source, seq, i)).fetchone() is None]
+            db.executemany("DELETE FROM alert_acks WHERE event_id = ?", gone)
             db.execute(
                 f"DELETE FROM actions WHERE created_at < ? AND status IN"
                 f" ({','.join('?' * len(final_statuses))})", (cutoff, *final_statuses))

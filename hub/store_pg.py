@@ -49,6 +49,7 @@ from hub.store_sql import (
     EventWrite,
     Row,
     SqlStore,
+    acked_alert_keys,
     schema,
 )
 
@@ -61,7 +62,8 @@ _SCHEMA_LOCK = 0x5107_4B0B
 #: (docs/scaling.md, "Cursors on a shared database").
 CURSOR_LOCK = 0x5107_C0C5
 
-_SCHEMA = schema(POSTGRESQL) + """
+#: What PostgreSQL keeps besides the shared tables (hub.sql_dialect.schema).
+_PG_SCHEMA = """
 CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
 -- data as JSON, or NULL if it is not JSON (PG_SAFE_JSON_JOIN; PostgreSQL 15 has no IS JSON)
 CREATE OR REPLACE FUNCTION slot_hub_json(t text) RETURNS json LANGUAGE plpgsql IMMUTABLE
@@ -213,7 +215,12 @@ class PgStore(SqlStore):
         self.db = PgDb(self)
         with self._db.transaction():
             self._execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            self._execute(_SCHEMA)
+            # A database an older hub made is migrated here, one instance at a time
+            # (hub.sql_dialect.obsolete_indexes).
+            existing = [r["indexname"] for r in self._execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'events'"
+                " AND schemaname = current_schema()").fetchall()]
+            self._execute(schema(POSTGRESQL, existing) + _PG_SCHEMA)
         self._writer_conn = self._connect_writer()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store-pg")
         self._hub_reserved = (0, 0)  # (next, end) of the block of hub seqs in hand
@@ -390,8 +397,16 @@ class PgStore(SqlStore):
     def _prune_rest(self, cutoff: float, final_statuses: tuple[str, ...]) -> None:
         db = self._writer_db
         with db.transaction():
-            db.execute("DELETE FROM alert_acks a WHERE NOT EXISTS"
-                       " (SELECT 1 FROM events e WHERE e.id = a.event_id)")
+            # The acknowledgements whose alert is gone, found by (source, seq): no index on
+            # the events' id (hub.store_sql.SqlStore.get_event). An id of another form has
+            # a NULL source and matches no event.
+            ids, sources, seqs = acked_alert_keys(
+                [r[0] for r in db.execute("SELECT event_id FROM alert_acks").fetchall()])
+            if ids:
+                db.execute("DELETE FROM alert_acks x USING unnest(%s::text[], %s::text[],"
+                           " %s::bigint[]) AS a(id, source, seq) WHERE x.event_id = a.id"
+                           " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.source = a.source"
+                           " AND e.seq = a.seq AND e.id = a.id)", (ids, sources, seqs))
             db.execute("DELETE FROM actions WHERE created_at < %s AND status = ANY(%s)",
                        (cutoff, list(final_statuses)))
             db.execute("DELETE FROM notices WHERE at < %s", (cutoff,))

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from api.wire import ATTENDANT_EVENTS, INFORMATIONAL_ALERTS, too_deep
+from api.wire import too_deep
 from hub.sql_dialect import (
     POSTGRESQL,
     SQLITE,
@@ -28,6 +28,7 @@ from hub.sql_dialect import (
     Dialect,
     Row,
     database_errors,
+    needs_ack_sql,
     one,
     schema,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "database_errors",
     "one",
     "schema",
+    "source_seq",
     "stored_frame",
 ]
 
@@ -61,11 +63,9 @@ _DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 # ---------------------------------------------------------------------- rows
 
-# Alerts an operator must acknowledge (api.wire.needs_ack, in SQL).
-_NEEDS_ACK = ("((e.channel = 'alerts' AND e.event NOT IN ("
-              + ",".join(f"'{name}'" for name in sorted(INFORMATIONAL_ALERTS)) + "))"
-              + " OR e.event IN (" + ",".join(f"'{name}'" for name in sorted(ATTENDANT_EVENTS))
-              + "))")
+# Alerts an operator must acknowledge (api.wire.needs_ack, in SQL): the predicate of the
+# partial indexes hub.sql_dialect.schema makes for them, with the alias ``e``.
+_NEEDS_ACK = needs_ack_sql("e.")
 
 #: The columns of a stored event, with the alias ``e``.
 EVENT_COLUMNS = ("e.n, e.source, e.seq, e.id, e.terminal_id, e.channel, e.event, e.timestamp,"
@@ -94,6 +94,31 @@ class EventWrite:
     source: str
     acked_seq: int | None = None
     data_text: str | None = None
+
+
+def source_seq(event_id: str) -> tuple[str, int] | None:
+    """The ``(source, seq)`` an event id ``source-seq`` is made of; None for an id that is
+    not of that form (no stored event has it)."""
+    source, dash, digits = event_id.rpartition("-")
+    if not dash or not source or not digits.isascii() or not digits.isdigit() \
+            or digits.startswith("0"):
+        return None
+    seq = int(digits)
+    return (source, seq) if seq < 2**63 else None
+
+
+def acked_alert_keys(event_ids: Iterable[str]) -> tuple[list[str], list[str | None],
+                                                        list[int | None]]:
+    """The ids of acknowledged alerts with the ``(source, seq)`` each is made of (None for an
+    id of another form): how retention finds the acknowledgements whose alert is gone
+    through the ``(source, seq)`` index (:meth:`SqlStore.prune`)."""
+    ids, sources, seqs = [], [], []
+    for event_id in event_ids:
+        key = source_seq(event_id)
+        ids.append(event_id)
+        sources.append(key[0] if key else None)
+        seqs.append(key[1] if key else None)
+    return ids, sources, seqs
 
 
 def data_text(data: Any) -> str:
@@ -284,11 +309,29 @@ class SqlStore:
             "(terminals.acked_seq, excluded.acked_seq)", (terminal_id, acked_seq))
 
     def known_terminals(self) -> list[str]:
-        return [r["terminal_id"] for r in self._rows("SELECT DISTINCT terminal_id FROM events")]
+        """Every terminal with a stored event, in order. One index seek per terminal (the
+        next terminal id after the last one), not a pass over the whole index as
+        ``SELECT DISTINCT`` makes on either engine: the hub asks at every start."""
+        return [r["terminal_id"] for r in self._rows(
+            "WITH RECURSIVE t(terminal_id) AS (SELECT min(terminal_id) FROM events"
+            " UNION ALL SELECT (SELECT min(e.terminal_id) FROM events e"
+            " WHERE e.terminal_id > t.terminal_id) FROM t WHERE t.terminal_id IS NOT NULL)"
+            " SELECT terminal_id FROM t WHERE terminal_id IS NOT NULL")]
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
-        return _readable(one(self.db, f"SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ?"
-                                      " ORDER BY e.n LIMIT 1", (event_id,)))
+        """The event whose id is ``event_id``, found by the ``(source, seq)`` it is made of.
+
+        Every stored id is ``source-seq`` (a terminal's events are ``terminalId-seq``,
+        checked at the door, and the hub's own ``hub-seq``), so the unique ``(source, seq)``
+        index finds it: no index on ``id`` (each one costs the insert of a busy floor a
+        page write per terminal and transaction: docs/scaling.md, "Indexes").
+        """
+        key = source_seq(event_id)
+        if key is None:
+            return None
+        return _readable(one(self.db, f"SELECT {EVENT_COLUMNS} FROM events e WHERE"
+                                      " e.source = ? AND e.seq = ? AND e.id = ?",
+                             (*key, event_id)))
 
     def events(self, terminal_id: str | None = None) -> list[dict[str, Any]]:
         """All stored events in storage order, as the terminal sent them (without the hub's

@@ -21,10 +21,10 @@ from websockets.exceptions import ConnectionClosed
 
 from api import decode, messages, wire
 from api.wire import CloseCode, ErrorCode, MessageType, WireError
-from hub.fanout import ack_frame
+from hub.fanout import ack_frame, encode_data
 from hub.ingest import Credits
 from hub.peer import DRAIN_TIMEOUT, Peer, let_writers_run
-from hub.store import EventWrite, data_text
+from hub.store import EventWrite
 from hub.tokens import Principal
 from hub.wsio import message_ready, read_burst
 
@@ -112,16 +112,23 @@ class TerminalSessions:
             hub.clients.broadcast_terminal(reported)
         hub.actions.deliver_queued(conn)
         try:
-            while True:
+            while not hub.stopping:
                 # Backpressure: over its share, the connection is not read from (its
                 # socket fills, then the terminal's window).
                 await hub.gate.wait_for_room(conn.credits)
+                if hub.stopping:
+                    break
                 await self._burst(conn, await ws.recv())
                 if message_ready(ws) is not False:
                     # More is waiting (the burst was cut at its limit): let the other
                     # connections and the writers run first. Otherwise the next recv
                     # suspends anyway, and a yield here would cost a loop turn per burst.
                     await let_writers_run()
+            # The hub stops (Hub.stop): nothing more is read or parsed, so an overloaded hub
+            # does not work through its backlog first; what was not acknowledged is sent
+            # again by the terminal. The close handshake or the abort ends the connection.
+            await self._settle(conn)
+            await ws.wait_closed()
         except StoreFailedError:
             await self._close_store_failed(conn)
         finally:
@@ -188,6 +195,8 @@ class TerminalSessions:
         pending: list[dict[str, Any]] = []
         answered = 0  # messages other than stored events: their credit is returned now
         for text in texts:
+            if hub.stopping:
+                break  # not parsed, not stored, not acknowledged: the terminal resends them
             try:
                 msg = hub.parse(text, wire.TERMINAL_TO_HUB)
                 if msg["type"] == MessageType.EVENT:
@@ -216,6 +225,11 @@ class TerminalSessions:
             return
         try:
             await batch
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not batch.cancelled() or (task is not None and task.cancelling()):
+                raise
+            # The hub stops (GroupCommitter.close_intake): not stored, not acknowledged.
         except Exception as exc:
             raise StoreFailedError(str(exc)) from exc
         finally:
@@ -262,11 +276,11 @@ class TerminalSessions:
                     log.warning("terminal %s: seqs %d..%d never arrived (dropped by the terminal)",
                                 conn.terminal_id, cursor + 1, seq - 1)
                 writes.append(EventWrite(frame, conn.terminal_id, acked_seq=seq,
-                                         data_text=data_text(frame["data"])))
+                                         data_text=encode_data(frame["data"])))
                 cursor = seq
             else:
                 writes.append(EventWrite(frame, conn.terminal_id,
-                                         data_text=data_text(frame["data"])))
+                                         data_text=encode_data(frame["data"])))
         return writes, cursor
 
     def _batch_done(self, conn: TerminalConn, batch: asyncio.Future[list[bool]]) -> None:

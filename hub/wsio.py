@@ -32,6 +32,42 @@ def message_ready(ws: ServerConnection) -> bool | None:
     return bool(frames) and bool(frames[0].fin)
 
 
+#: The largest a client's close frame can be (RFC 6455 §5.5: a control frame's payload is
+#: at most 125 bytes; 2 header bytes and a 4-byte mask): more data is not only the answer.
+MAX_CLOSE_FRAME = 131
+
+
+def close_if_behind(ws: ServerConnection, code: int, reason: str, arrived: int = 0) -> bool:
+    """If messages are waiting unread (the hub is behind on this connection), or ``arrived``
+    bytes are more than a close frame, send the close frame and abort the connection at
+    once, without reading anything more: True then.
+
+    For a hub that stops (hub/server.py ``Hub.stop``): the peer's answer to the close frame
+    is behind the backlog, so the close handshake could only finish after websockets had
+    parsed all of it (a read is up to 256 KB, about a thousand events, per connection),
+    and websockets' own close costs a task and several loop turns per connection, which a
+    starved hub with thousands of connections does not have.
+    """
+    try:
+        assembler = ws.recv_messages
+        behind = (arrived > MAX_CLOSE_FRAME or assembler.paused
+                  or bool(assembler.frames.queue))
+        protocol = ws.protocol
+    except AttributeError:  # another version of websockets: the handshake takes its time
+        return False
+    transport = ws.transport
+    if not behind or transport is None or transport.is_closing():
+        return False
+    transport.pause_reading()
+    if protocol.state is State.OPEN:
+        protocol.send_close(code, reason)
+        for data in protocol.data_to_send():
+            if data:
+                transport.write(data)  # sent now if the socket takes it, else dropped
+    transport.abort()
+    return True
+
+
 def _take_texts(ws: ServerConnection, texts: list[str | bytes], limit: int) -> int:
     """Move the whole text messages at the head of websockets' frame buffer to ``texts``
     (up to ``limit``), as ``recv`` would return them; how many.

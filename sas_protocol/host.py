@@ -41,7 +41,9 @@ Rules implemented (docs/sas.md has the full story):
   ``confirm_exceptions`` the host repeats the general poll at once (an implied NACK, SAS
   §3.5: the machine re-sends the same answer) and reports a code as soon as it has been read
   twice (two readings agree, or a later reading repeats an earlier one); the disagreement is
-  reported as ``FrameRejected``. While no code has been read twice, the general poll is
+  reported as ``FrameRejected``. The same byte twice in one reply window is two readings:
+  a machine that answered copies of the poll late sends their answers together (issue 17).
+  While no code has been read twice, the general poll is
   re-sent, up to ``CONFIRM_EXTRA_SENDS`` sends beyond ``max_sends``: a machine that heard a
   re-send flipped into a poll to another address took it as an implied ACK and moved on to
   its next exception (issue 12), and that new answer is confirmed rather than dropped and
@@ -382,10 +384,25 @@ class HostProtocol:
             return
         if length == _NEED_MORE or len(buf) < length:
             return
+        end = length
+        if self._repeated_code(buf, length):
+            # SAS §3.5: each copy of the general poll gets the same answer. A machine that
+            # answered copies late (after their windows: SAS §2.3.1) sends those answers
+            # together; the repeat is a second reading of the code (issue 17).
+            self._readings.append(buf[0])
+            end = 2
         self._complete(buf[:length])
-        if len(buf) > length:
-            extra = buf[length:]
+        if len(buf) > end:
+            extra = buf[end:]
             self._events.append(FrameRejected(FramingError("bytes after the reply", extra)))
+
+    def _repeated_code(self, buf: bytes, length: int) -> bool:
+        """A one-byte non-RTE general-poll answer that needs confirming, followed at once by
+        the same byte."""
+        return (
+            length == 1 and len(buf) > 1 and buf[1] == buf[0] and not self.rte_mode
+            and isinstance(self._poll, GeneralPoll) and self._needs_confirming(buf[0])
+        )
 
     def _reject(self, error: RemoteProtocolError, reason: FailureReason) -> None:
         self._events.append(FrameRejected(error))

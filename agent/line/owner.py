@@ -603,7 +603,8 @@ class LineOwner:
             if outgoing:
                 if first_sent is not None:
                     self._wait_for_slot(m, stoppable=False)  # a re-send: SAS §3.6 spacing
-                transport.discard_input()  # late bytes of an earlier window are not a reply
+                if first_sent is None or not self._late_answers_count(host, poll):
+                    transport.discard_input()  # late bytes of an earlier window are not a reply
                 for item in outgoing:
                     transport.write(item.data, wakeup=item.wakeup)
                     self._record(m, "tx", item.data, wakeup=item.wakeup)
@@ -624,6 +625,17 @@ class LineOwner:
                 host.receive_timeout(now)
             self._handle(m, host.events_received(), first_sent)
         return True
+
+    @staticmethod
+    def _late_answers_count(host: HostProtocol, poll: Poll) -> bool:
+        """Whether bytes that came after a reply window closed are kept for the re-send's
+        window: only for a non-RTE general poll. Every copy of it gets the same one-byte
+        answer (SAS §3.5: the same poll again is an implied NACK, the machine re-sends), so a
+        machine that answers after the window (later than SAS §2.3.1's 20 ms) is still read,
+        one copy late; thrown away, its exception would be acknowledged unread by the sync
+        poll that follows the failed poll (issue 17). A late long-poll or RTE frame is not
+        kept: its bytes would be misread as the re-send's frame."""
+        return isinstance(poll, GeneralPoll) and not host.rte_mode
 
     def _record(self, m: _Machine, direction: str, data: bytes, *, wakeup: bool = False,
                 words: Sequence[Word] = ()) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -60,9 +59,16 @@ def run(args: argparse.Namespace) -> int:
         print(hub.url, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(_signum: int, _frame: object) -> None:
+            # A plain handler, not loop.add_signal_handler: it runs at once, also in the
+            # middle of a long event-loop turn of an overloaded hub (whose turn can take
+            # seconds), and only sets flags (Hub.request_stop) and wakes the loop.
+            hub.request_stop()
+            loop.call_soon_threadsafe(stop.set)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
+            signal.signal(sig, on_signal)
         await stop.wait()
         await hub.stop()
         return 0

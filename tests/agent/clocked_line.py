@@ -62,7 +62,11 @@ class _MachineEnd(Transport):
         self._line = line
 
     def write(self, frame: bytes, *, wakeup: bool) -> None:
-        self._line.pending.extend(frame)
+        line = self._line
+        if line.reply_delay:
+            line.late.append((line.clock.now + line.reply_delay, frame))
+        else:
+            line.pending.extend(frame)
 
     def read(self, deadline: float, max_words: int = 512) -> list[Word]:
         return []
@@ -88,6 +92,11 @@ class ClockedLine(Transport):
         self.log: list[Record] = []
         #: changes the machine's answer on the way (None: deliver as is)
         self.reply_filter: Callable[[bytes], bytes] | None = None
+        #: the machine starts its answers this long after the poll (0: at once); a delay
+        #: beyond the host's reply window is a machine later than SAS §2.3.1's 20 ms
+        self.reply_delay = 0.0
+        #: answers on their way: (when they start to arrive, bytes)
+        self.late: deque[tuple[float, bytes]] = deque()
         self._actions: deque[tuple[float, Callable[[ClockedLine], None]]] = deque()
         self._closed = False
 
@@ -107,8 +116,17 @@ class ClockedLine(Transport):
         self.emulator.receive(frame_words(frame, wakeup=wakeup), self.clock.now)
         self.clock.now += len(frame) * WIRE_S_PER_BYTE
 
+    def _arrive(self, until: float) -> None:
+        """Answers that started to arrive by ``until`` join ``pending``."""
+        while self.late and self.late[0][0] <= until:
+            at, frame = self.late.popleft()
+            self.clock.now = max(self.clock.now, at)
+            self.pending.extend(frame)
+
     def read(self, deadline: float, max_words: int = 512) -> list[Word]:
         self._run_actions()
+        if not self.pending:
+            self._arrive(deadline)
         if self.pending:
             data = bytes(self.pending)
             self.pending.clear()
@@ -122,6 +140,7 @@ class ClockedLine(Transport):
         return []
 
     def discard_input(self) -> None:
+        self._arrive(self.clock.now)  # what has arrived by now; answers on the way stay
         self.pending.clear()
 
     def close(self) -> None:

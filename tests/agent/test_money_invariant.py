@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from operator import attrgetter
 from pathlib import Path
 
@@ -19,11 +20,15 @@ import pytest
 from api.events import StoredEvent
 from emulator.autoplay import AutoPlayer, AutoplaySettings
 from emulator.model import LifetimeTotals, MachineConfig, Ticket
-from tests.agent.e2e_helpers import Rig
+from tests.agent.e2e_helpers import FAST_POLL, Rig
 from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
+
+#: Play is paced per poll cycle, not per second: a 3 ms spacing (the emulator on the memory
+#: line answers at once) plays the same 240 decisions in a third of the time.
+POLL = replace(FAST_POLL, interval_ms=3)
 
 SETTINGS = AutoplaySettings(games_per_minute=60_000, jackpot_probability=0.01,
                             cashout_probability=0.03, door_probability=0.01,
@@ -81,7 +86,7 @@ def wait_polled(rig: Rig) -> None:
 @pytest.mark.parametrize("seed", [3, 11])
 def test_abandoned_agents_neither_lose_nor_double_money(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
-    rig = Rig(tmp_path, machine=MachineConfig(denomination_cents=5))
+    rig = Rig(tmp_path, machine=MachineConfig(denomination_cents=5), poll=POLL)
     try:
         player = AutoPlayer(rig.machine, random.Random(seed), SETTINGS)
         rig.wait_ready()

@@ -7,6 +7,7 @@ import re
 import signal
 import urllib.request
 
+import pytest
 from websockets.sync.client import connect
 
 from tests.support.processes import Proc
@@ -55,19 +56,28 @@ def test_demo_serves_the_dashboard_streams_events_and_stops_after_duration() -> 
     assert not proc.err_lines or all("Traceback" not in line for line in proc.err_lines)
 
 
-def test_demo_stops_cleanly_on_sigint_and_sigterm() -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        proc = Proc(["demo", "--port", "0", "--games-per-minute", "1200", "--seed", "1"])
-        try:
-            _dashboard(proc)
-            proc.wait_for(lambda s: s.startswith("Running (press Ctrl-C to stop)"))
-            # a summary line (non-TTY: one every few seconds) with the link up
-            proc.wait_for(lambda s: s.startswith("link up |"), timeout=30)
-            proc.signal(signum)
-            _summary(proc)
-            assert proc.wait(timeout=30) == 0
-        finally:
-            proc.stop()
+def test_demo_stops_cleanly_on_sigint_and_sigterm(request: pytest.FixtureRequest) -> None:
+    # SIGTERM on a demo of its own; Ctrl-C (SIGINT) on the shared one (tests/cli/conftest.py),
+    # run meanwhile: its output shows the same steps, each line in order.
+    proc = Proc(["demo", "--port", "0", "--games-per-minute", "1200", "--seed", "1"])
+    try:
+        stopped: Proc = request.getfixturevalue("demo_stopped_by_ctrl_c")
+        assert stopped.popen.returncode == 0, stopped.err_lines[-20:]
+        lines = iter(stopped.out_lines)
+        for start in ("Dashboard: ", "Running (press Ctrl-C to stop)", "link up |",
+                      "slot-agent demo stopped: "):
+            assert any(line.startswith(start) for line in lines), (start, stopped.out_lines)
+        assert re.search(r"games (\d+) .*the hub stored (\d+) events", stopped.out_lines[-1])
+
+        _dashboard(proc)
+        proc.wait_for(lambda s: s.startswith("Running (press Ctrl-C to stop)"))
+        # a summary line (non-TTY: one every few seconds) with the link up
+        proc.wait_for(lambda s: s.startswith("link up |"), timeout=30)
+        proc.signal(signal.SIGTERM)
+        _summary(proc)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.stop()
 
 
 def test_a_busy_port_is_reported() -> None:

@@ -10,6 +10,7 @@ import yaml
 
 import emulator.server
 from drivers.memory import pair
+from emulator.exceptions_queue import PendingException
 from emulator.model import Machine, Ticket
 from emulator.profiles import (
     LEGACY_IGNORED_POLLS,
@@ -267,3 +268,23 @@ def test_the_bundled_legacy_floor_scenario_selects_the_legacy_profile() -> None:
     runner.advance(60.0)
     # $125 in bills and a $12.50 ticket, five 2-credit games lost: a $137.40 ticket out
     assert machine.tickets[0].amount_cents == 12_500 + 1_250 - 10
+
+
+def test_an_exception_byte_garbled_on_its_last_sending_is_named_when_acknowledged() -> None:
+    """The answer to a general poll is one byte with no CRC (SAS §3.4): when the copy the
+    host last got was flipped by noise and the host moves on, the machine drops an exception
+    no host could have read (``stats.noise_misread``); one re-sent clean is not named."""
+    line = Line(dataclasses.replace(link_options("modern"), corrupt=1.0))  # every byte out
+    line.machine.queue.push(PendingException(0x71, 0x71, b""), line.now)
+    garbled = line.gp()
+    assert len(garbled) == 1 and garbled != b"\x71"
+    line.send(SYNC)  # the host moves on: an implied ACK (SAS §3.5)
+    assert line.emu.stats.noise_misread == [(0x71, garbled[0])]
+    assert line.emu.stats.noise_acknowledged == []
+
+    line.machine.queue.push(PendingException(0x72, 0x72, b""), line.now)
+    assert line.gp() != b"\x72"
+    line.emu.set_corruption(0.0)
+    assert line.send(GP) == b"\x72"  # the same poll again: an implied NACK, re-sent clean
+    line.send(SYNC)
+    assert line.emu.stats.noise_misread == [(0x71, garbled[0])]

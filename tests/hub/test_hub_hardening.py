@@ -220,6 +220,10 @@ async def test_stop_is_bounded_while_peers_flood_and_do_not_read(harness: HubHar
     flooding.cancel()
     harness.hub = None
     assert sleeper.ws.close_code is None or sleeper.ws.close_code in (1001, 1006, 4001)
+    # Both peers are done with: drop their connections. A closing handshake from the side
+    # that never read (megabytes still buffered) waited out the client's 10 s close timeout.
+    for peer in (sleeper, term):
+        peer.ws.transport.abort()
 
 
 async def test_a_signed_action_without_issued_at_is_bad_signature(

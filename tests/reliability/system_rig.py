@@ -1,6 +1,7 @@
 """The whole system as separate processes: ``slot-agent emulate``, ``slot-agent hub`` and
 ``slot-agent run`` (tests.support.processes), each killable with SIGKILL, plus read-only views
-of their databases.
+of their databases. ``ServedMachine`` is the emulator served from the test's own process
+instead, for tests that end the play when they have what they need (the crash soak).
 
 No sleeps: output lines are pumped onto queues by reader threads; waits are bounded polls of
 a condition (another process's database is re-read every 20 ms).
@@ -11,10 +12,21 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from drivers import tcp_listen
+from drivers.base import Transport, TransportError
+from emulator.autoplay import AutoplaySettings
+from emulator.model import Machine, MachineConfig
+from emulator.profiles import link_options
+from emulator.report import build_report
+from emulator.scenario import ScenarioRunner, load_scenario, parse_scenario
+from emulator.server import Emulator, LinkOptions
 from tests.support.hub import stored_events
 from tests.support.processes import Proc, short_dir, start_emulator
 from tests.support.tokens import (
@@ -24,6 +36,7 @@ from tests.support.tokens import (
     write_agent_token,
     write_token_file,
 )
+from tests.support.waits import wait_until
 
 TERMINAL = "EGM-R1"
 
@@ -63,6 +76,87 @@ class EmulatorProc:
         self.proc.terminate()
         report: dict[str, Any] = json.loads(self.report_path.read_text())
         return report
+
+
+class ServedMachine:
+    """What ``slot-agent emulate --tcp 127.0.0.1:0 --scenario autoplay --seed S
+    --games-per-minute N [--rte]`` serves (the same machine, link and autoplay settings), run
+    in the test's process: ``emulator.server.Emulator`` on its thread, and an accept thread
+    that serves each new agent connection as the emulate command does. The autoplay runs
+    until :meth:`end_play`, so a test plays exactly as long as it needs, not for a fixed time
+    its other steps may outlast on a loaded machine."""
+
+    def __init__(self, *, seed: int, rte: bool = False, games_per_minute: int = 300) -> None:
+        now = time.monotonic()
+        self.machine = Machine(MachineConfig(denomination_cents=1), now=now,
+                               wall_clock=datetime.now(UTC), seed=seed)
+        self.emulator = Emulator(self.machine, None, address=1,
+                                 options=link_options("modern", LinkOptions(rte=rte, seed=seed)),
+                                 now=now,
+                                 on_disconnect=self._disconnected)
+        self.seed = seed
+        self.settings = AutoplaySettings(games_per_minute=games_per_minute)
+        self.emulator.runner = ScenarioRunner(load_scenario("autoplay"), self.machine,
+                                              start=now, seed=seed, link=self.emulator,
+                                              autoplay=self.settings)
+        self.listener = tcp_listen("127.0.0.1", 0)
+        host, port = self.listener.address
+        self.url = f"tcp://{host}:{port}"
+        self._stop = threading.Event()
+        self._accepting = threading.Thread(target=self._accept, name="accept", daemon=True)
+        self.emulator.start()
+        self._accepting.start()
+
+    @staticmethod
+    def _disconnected(transport: Transport, exc: Exception) -> None:
+        transport.close()  # the agent was killed: wait for the next one
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn = self.listener.accept(time.monotonic() + 0.2)
+            except TransportError:
+                return
+            if conn is not None:
+                self.emulator.attach(conn)
+
+    def end_play(self, steps: list[Any]) -> None:
+        """End the autoplay between two games (as an ``autoplay`` step ends), then run
+        ``steps`` (scenario steps, as in a scenario file)."""
+        then = parse_scenario({"name": "end", "steps": steps}, "end")
+
+        def between_games() -> bool:
+            with self.emulator.lock:
+                runner = self.emulator.runner
+                assert runner is not None
+                if runner.player.game_ends_at is not None:
+                    return False  # a game is on: its reels stop first
+                now = time.monotonic()
+                self.emulator.runner = ScenarioRunner(then, self.machine, start=now,
+                                                      seed=self.seed, link=self.emulator,
+                                                      autoplay=self.settings)
+                return True
+
+        wait_until(between_games, 30, "a moment between two games")
+
+    @property
+    def finished(self) -> bool:
+        """The steps given to :meth:`end_play` are done."""
+        with self.emulator.lock:
+            runner = self.emulator.runner
+            return runner is not None and runner.scenario.name == "end" and runner.finished
+
+    def stop(self) -> dict[str, Any]:
+        """Stop serving (again: a no-op); the report ``slot-agent emulate --report`` writes."""
+        self._stop.set()
+        self._accepting.join(5)
+        self.emulator.stop()
+        transport = self.emulator.detach()
+        if transport is not None:
+            transport.close()
+        self.listener.close()
+        with self.emulator.lock:
+            return build_report(self.machine, scenario="reliability", finished=self.finished)
 
 
 # --------------------------------------------------------------------------- hub

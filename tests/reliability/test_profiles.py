@@ -30,12 +30,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.derive.exceptions_map import (
+    CONFIRMED_CODES,
     DOORS,
     EXCEPTION_EVENTS,
     OPERATOR_MENU,
@@ -60,7 +62,7 @@ from sas_protocol.rte import (
     RealTimeEvent,
     ReelStoppedEvent,
 )
-from tests.agent.e2e_helpers import ADDRESS, Rig
+from tests.agent.e2e_helpers import ADDRESS, FAST_POLL, Rig
 from tests.reliability.reliability_kit import LONG, long_or_short
 from tests.support import ROOT
 from tests.support.waits import wait_until
@@ -309,10 +311,17 @@ def _pending(code: int) -> PendingException:
     return PendingException(code, code, sample.data() if sample is not None else b"")
 
 
+#: The sweep's line polls 3 ms after the last byte (was FAST_POLL's 10 ms): the sweep waits
+#: for events, so the line's pace is its pace. The reply window stays FAST_POLL's 60 ms (a
+#: 120 ms one did not stop the noisy sweep's rare loss of a code with no noise ACK; the
+#: failure message names the link-downs and poll results to find its path).
+SWEEP_POLL = replace(FAST_POLL, interval_ms=3)
+
+
 @pytest.fixture(params=PROFILE_NAMES)
 def profile_rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     options = link_options(request.param, LinkOptions(seed=7))
-    rig = Rig(tmp_path, link=options, rte=options.rte)
+    rig = Rig(tmp_path, link=options, rte=options.rte, poll=SWEEP_POLL)
     try:
         rig.wait_ready()
         yield rig
@@ -321,11 +330,15 @@ def profile_rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]
 
 
 def test_every_reference_code_yields_its_event_on_every_profile(profile_rig: Rig) -> None:
-    """Raised codes must all come out. The one loss allowed is the machine's own: a byte of
-    the host's implied NACK flipped by line noise into a poll to another address is an
-    implied ACK to the machine (SAS §3.5), which then drops the exception unread; no host
-    can see it. The emulator names those (``stats.noise_acknowledged``), and only those are
-    raised again; any other missing event fails the test."""
+    """Raised codes must all come out. The losses allowed are the machine's own, to line
+    noise no host can see: a byte of the host's implied NACK flipped into a poll to another
+    address is an implied ACK to the machine (SAS §3.5), which then drops the exception
+    unread (``stats.noise_acknowledged``); and the exception's answer to a general poll is
+    one byte with no CRC (SAS §3.4): flipped into 00 or into a code the host does not
+    confirm (docs/sas.md, "Confirming exception bytes"), it is taken as that, and the next
+    poll acknowledges the real one (``stats.noise_misread``; 1 sweep in 10 or so lost one).
+    The emulator names both, and only those are raised again; any other missing event fails
+    the test."""
     rig = profile_rig
     profile = rig.emulator.options.profile
     deadline = DEADLINE_S.get(profile, 30.0)
@@ -335,13 +348,15 @@ def test_every_reference_code_yields_its_event_on_every_profile(profile_rig: Rig
     codes_of: dict[tuple[Any, ...], set[int]] = {}
     raised_again: list[int] = []
     noise_lost: Counter[int] = Counter()
-
-    def since() -> list[StoredEvent]:
-        return [e for e in rig.events() if e.seq > start]
+    last = [start]
 
     def arrived() -> bool:
-        seen.clear()
-        seen.update(event_signature(e) for e in since())
+        # only the events stored since the last look: re-reading the whole outbox every
+        # 50 ms held the GIL that the emulator's and the line's threads need
+        new = rig.outbox.pending(last[0], 1_000_000)
+        if new:
+            last[0] = new[-1].seq
+        seen.update(event_signature(e) for e in new)
         return not want - seen
 
     def expect(codes: set[int], *events: tuple[Any, ...]) -> None:
@@ -354,8 +369,15 @@ def test_every_reference_code_yields_its_event_on_every_profile(profile_rig: Rig
         with rig.act() as (m, now):
             if m.next_exception(now) is not None:
                 return  # still queued: not lost yet
-            noise_lost.update(rig.emulator.stats.noise_acknowledged)
-            rig.emulator.stats.noise_acknowledged.clear()
+            stats = rig.emulator.stats
+            noise_lost.update(stats.noise_acknowledged)
+            # a misread is the machine's loss only where the host may take the byte as it
+            # came: 00, or a code it does not confirm (a code it should have confirmed, taken
+            # unconfirmed, stays missing: the host's defect)
+            noise_lost.update(code for code, read_as in stats.noise_misread
+                              if read_as == 0 or read_as not in CONFIRMED_CODES)
+            stats.noise_acknowledged.clear()
+            stats.noise_misread.clear()
             for event in want - seen:
                 lost = [c for c in codes_of.get(event, ()) if noise_lost[c] > 0]
                 if lost:
@@ -372,7 +394,10 @@ def test_every_reference_code_yields_its_event_on_every_profile(profile_rig: Rig
 
         wait_until(done, deadline, lambda: (
             f"{profile}: {what}: missing {dict(want - seen)}; the machine's noise ACKs: "
-            f"{rig.emulator.stats.noise_acknowledged}, raised again: {raised_again}"),
+            f"{rig.emulator.stats.noise_acknowledged}, misread: "
+            f"{rig.emulator.stats.noise_misread}, raised again: {raised_again}; "
+            f"link downs since the start: {seen[('machineLinkDown',)]}; the line's polls: "
+            f"{rig.line.status()['machines'][str(ADDRESS)].get('polls')}"),
             interval=0.05)
 
     # 1. bare codes, in batches the machine's queue holds (25 entries, SAS §2.2.1)
@@ -419,7 +444,7 @@ def test_every_reference_code_yields_its_event_on_every_profile(profile_rig: Rig
     # handpay receipt; its LP 4D record is walked in tests/agent/test_exception_codes.py
     defined = {int(c) for c in ExceptionCode} - {int(c) for c in IDLE_EXCEPTIONS}
     assert defined - raised == {0x3E}
-    print(f"{profile}: {len(raised)} codes, raised again after a noise ACK: "
+    print(f"{profile}: {len(raised)} codes, raised again after a noise ACK or misread: "
           f"{[f'{c:02X}' for c in raised_again]}")
 
 

@@ -126,3 +126,37 @@ def test_the_decision_is_the_first_code_read_twice_else_nothing(readings: list[i
         assert events[-1] == sp.NoActivity(want)
     else:
         assert events[-1] == sp.ExceptionReported(want)
+
+
+def test_a_code_repeated_in_one_window_is_read_twice() -> None:
+    """Issue 17: a machine that answered copies of the general poll late (after their
+    windows) sends those answers together; each copy's answer is the same (SAS §3.5), so a
+    repeat is a second reading. Re-sent once more instead, the machine (which took the
+    host's sync poll as the implied ACK meanwhile) would answer 00 and the door be lost."""
+    host = up_host()
+    host.send(GP)
+    host.data_to_send()
+    host.receive_data(bytes((DOOR, DOOR, DOOR, 0x00)))
+    events = host.events_received()
+    assert events[0] == sp.ExceptionReported(DOOR)
+    [rejected] = [e for e in events if isinstance(e, sp.FrameRejected)]
+    assert rejected.error.raw == bytes((DOOR, 0x00))  # the rest is still bytes after the reply
+    assert not host.awaiting_reply and host.data_to_send() == []
+
+
+def test_a_repeat_alone_leaves_nothing_after_the_reply() -> None:
+    host = up_host()
+    host.send(GP)
+    host.data_to_send()
+    host.receive_data(bytes((TILT, TILT)))
+    assert host.events_received() == [sp.ExceptionReported(TILT)]
+
+
+def test_two_different_bytes_in_one_window_are_not_a_confirmation() -> None:
+    host = up_host()
+    host.send(GP)
+    host.data_to_send()
+    host.receive_data(bytes((DOOR, 0x00)))
+    events = host.events_received()
+    assert not any(isinstance(e, sp.ExceptionReported) for e in events)
+    assert host.awaiting_reply and host.data_to_send() == [GP_OUT]  # the implied NACK
