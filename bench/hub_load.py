@@ -279,12 +279,10 @@ def _host_port(base: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _terminals_main(base: str, creds: list[tuple[str, str]], phases: list[Phase],
-                          n_terminals: int, burst: int, window: int, ready: Any, go: Any,
-                          start_at: Any, out: Any) -> None:
-    stats: dict[str, Any] = {
-        "latency": [array("d") for _ in phases], "acked": [0] * len(phases),
-        "sent": [0] * len(phases), "errors": [], "finishing": False}
+async def connect_terminals(base: str, creds: list[tuple[str, str]],
+                            stats: dict[str, Any]) -> list[_Terminal]:
+    """Connect and ``hello`` every terminal, ``CONNECT_CONCURRENCY`` at a time; a failure is
+    counted in ``stats["errors"]``. Returns the terminals that are up."""
     host, port = _host_port(base)
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
     live: list[_Terminal] = []
@@ -300,6 +298,16 @@ async def _terminals_main(base: str, creds: list[tuple[str, str]], phases: list[
                 stats["errors"].append(f"{tid}: connect failed: {exc!r}"[:200])
 
     await asyncio.gather(*(up(tid, tok) for tid, tok in creds))
+    return live
+
+
+async def _terminals_main(base: str, creds: list[tuple[str, str]], phases: list[Phase],
+                          n_terminals: int, burst: int, window: int, ready: Any, go: Any,
+                          start_at: Any, out: Any) -> None:
+    stats: dict[str, Any] = {
+        "latency": [array("d") for _ in phases], "acked": [0] * len(phases),
+        "sent": [0] * len(phases), "errors": [], "finishing": False}
+    live = await connect_terminals(base, creds, stats)
     ready.put(len(live))
     await asyncio.get_running_loop().run_in_executor(None, go.wait)
     await asyncio.gather(*(t.send_bursts(phases, start_at.value, n_terminals, burst, window)

@@ -30,28 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import Verdict, beside_python, exit_with, header, verdicts
-from hub_load import CONNECT_CONCURRENCY, Hub, Phase, _host_port, _raise_fd_limit, _Terminal
+from hub_load import Hub, Phase, _raise_fd_limit, connect_terminals
 
 
 async def _flood_main(base: str, creds: list[tuple[str, str]], burst: int, window: int,
                       ready: Any, go: Any, out: Any) -> None:
     stats: dict[str, Any] = {"latency": [[]], "acked": [0], "sent": [0], "errors": [],
                              "finishing": True}
-    host, port = _host_port(base)
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-    live: list[_Terminal] = []
-
-    async def up(tid: str, token: str) -> None:
-        async with gate:
-            try:
-                term = await _Terminal.connect(host, port, "/ws/terminal", token, tid, stats)
-                assert isinstance(term, _Terminal)
-                await term.hello()
-                live.append(term)
-            except Exception as exc:
-                stats["errors"].append(f"{tid}: connect failed: {exc!r}"[:200])
-
-    await asyncio.gather(*(up(tid, tok) for tid, tok in creds))
+    live = await connect_terminals(base, creds, stats)
     stats["latency"] = [_Sink()]
     ready.put(len(live))
     await asyncio.get_running_loop().run_in_executor(None, go.wait)
