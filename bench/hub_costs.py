@@ -8,8 +8,8 @@ add up to a per-event budget and say what a change saved:
 - ``frames in``: websockets' Sans-I/O parser on a burst of masked client frames (what the
   hub's connection does before ``recv``; the asyncio side adds to it);
 - ``parse_message``: JSON decode and the per-type checks (api/parse.py, api/checks.py);
-- ``data text``: ``data`` encoded once, for the store and the fan-out (hub/fanout.py
-  ``encode_data``, the same text as hub/store.py ``data_text``);
+- ``data text``: ``data`` encoded once, for the store and the fan-out (hub/store.py
+  ``data_text``, its encoder made once: hub/json_text.py);
 - ``store``: the SQLite write path per event (one transaction per 1,000 events, as the group
   commit makes under load; ``synchronous: FULL``), on the writer thread;
 - ``floor``: the per-terminal accounting (hub/floor.py ``Floor.apply``);
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -57,7 +58,6 @@ from hub.fanout import (  # noqa: E402
     event_text,
     terminal_frame,
 )
-from hub.fanout import encode_data as fanout_encode_data  # noqa: E402
 from hub.floor import Floor  # noqa: E402
 from hub.peer import FrameQueue  # noqa: E402
 from hub.store import EventWrite, HubStore, data_text  # noqa: E402
@@ -186,13 +186,15 @@ def main() -> int:
 
     def encode_data_once(_run: int) -> int:
         for f in frames:
-            fanout_encode_data(f["data"])
+            data_text(f["data"])
         return n
     results.append(("data text (one encode)", per_event(encode_data_once, args.runs)))
 
+    per_call = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
     def old_data(_run: int) -> int:
         for f in frames:  # JSONEncoder.encode: a C encoder made per call
-            data_text(f["data"])
+            per_call.encode(f["data"])
         return n
     before.append(("data text", per_event(old_data, args.runs)))
     writes = [EventWrite(f, "T00001", acked_seq=f["seq"], data_text=data_text(f["data"]))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from api.wire import MessageType
+from hub.json_text import reused_encoder
 from hub.peer import let_writers_run
 from hub.wsio import Framed, framed, joined
 
@@ -39,27 +40,8 @@ ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=
 _quote = json.encoder.encode_basestring
 
 
-def _c_encoder(allow_nan: bool) -> Callable[[Any], str] | None:
-    """The C encoder ``JSONEncoder.encode`` uses, made once: ``encode`` makes a new one on
-    every call (about a microsecond of the ~2.7 an event's ``data`` took). No cycle check:
-    what is encoded here was decoded from JSON or built by the hub, never circular."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # a Python without the C accelerator
-        return None
-    c_encode = make(None, ENCODER.default, _quote, None, ":", ",", False, False, allow_nan)
-
-    def encode(obj: Any) -> str:
-        return "".join(c_encode(obj, 0))
-    return encode
-
-
-#: The same text as ``ENCODER.encode`` (a test holds them together).
-encode: Callable[[Any], str] = _c_encoder(False) or ENCODER.encode
-
-#: An event's ``data`` as hub/store.py ``data_text`` writes it (compact, non-ASCII as itself,
-#: NaN allowed as there; a test holds them together), with the encoder made once.
-encode_data: Callable[[Any], str] = _c_encoder(True) or json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":")).encode
+#: The same text as ``ENCODER.encode``, its C encoder made once (hub/json_text.py).
+encode: Callable[[Any], str] = reused_encoder(allow_nan=False)
 
 #: Most frames in one chunk of the fan-out (and at most a quarter of a client's queue).
 MAX_CHUNK = 256

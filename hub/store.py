@@ -25,7 +25,6 @@ from typing import Any
 
 from hub.sql_dialect import obsolete_indexes
 from hub.store_sql import (
-    _DATA_ENCODER,
     HUB_SOURCE,
     SQLITE,
     Dialect,
@@ -235,7 +234,7 @@ class HubStore(SqlStore):
                 acked[w.source] = max(acked.get(w.source, 0), w.acked_seq)
         rows = [(w.source, f["seq"], f["id"], f["terminalId"], f["channel"], f["event"],
                  f["timestamp"], w.data_text if w.data_text is not None
-                 else _DATA_ENCODER.encode(f["data"]), received_at)
+                 else data_text(f["data"]), received_at)
                 for w in writes for f in (w.frame,)]
         db.execute("BEGIN IMMEDIATE")
         try:

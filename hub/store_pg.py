@@ -42,7 +42,6 @@ from psycopg.rows import dict_row
 from hub.pg_notify import EVENTS_CHANNEL, NOTICES_CHANNEL, _payloads
 from hub.sql_dialect import PG_SAFE_JSON_JOIN
 from hub.store_sql import (
-    _DATA_ENCODER,
     HUB_SOURCE,
     POSTGRESQL,
     Dialect,
@@ -50,6 +49,7 @@ from hub.store_sql import (
     Row,
     SqlStore,
     acked_alert_keys,
+    data_text,
     schema,
 )
 
@@ -314,7 +314,7 @@ class PgStore(SqlStore):
         rows = _BATCH_ENCODER.encode([
             (w.source, f["seq"], f["id"], f["terminalId"], f["channel"], f["event"],
              f["timestamp"], w.data_text if w.data_text is not None
-             else _DATA_ENCODER.encode(f["data"])) for w in writes
+             else data_text(f["data"])) for w in writes
             for f in (w.frame,)])
         acked_json = _BATCH_ENCODER.encode(acked)
         db = self._writer_db

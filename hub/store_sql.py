@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.wire import too_deep
+from hub.json_text import reused_encoder
 from hub.sql_dialect import (
     POSTGRESQL,
     SQLITE,
@@ -55,9 +56,10 @@ log = logging.getLogger("hub.store")
 
 HUB_SOURCE = "hub"
 
-#: How ``data`` is stored: compact JSON, non-ASCII as itself (one encoder for every row:
-#: ``json.dumps`` would build one per call).
-_DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: ``data`` as it is stored: compact JSON, non-ASCII as itself, NaN allowed (a terminal's
+#: event data came through the checks; the hub's own are its own), with one encoder for
+#: every row (hub/json_text.py): the text the store keeps and the fan-out splices in.
+data_text: Callable[[Any], str] = reused_encoder(allow_nan=True)
 
 
 
@@ -121,11 +123,6 @@ def acked_alert_keys(event_ids: Iterable[str]) -> tuple[list[str], list[str | No
     return ids, sources, seqs
 
 
-def data_text(data: Any) -> str:
-    """``data`` as it is stored: compact JSON, non-ASCII as itself."""
-    return _DATA_ENCODER.encode(data)
-
-
 @dataclass(frozen=True, slots=True)
 class StoredAction:
     id: str
@@ -165,7 +162,7 @@ def _readable(row: Row | None) -> dict[str, Any] | None:
         frame = _frame(row)
         if not isinstance(frame["data"], dict):
             raise ValueError("data is not an object")
-        _DATA_ENCODER.encode(frame["data"])  # it can be sent on, too
+        data_text(frame["data"])  # it can be sent on, too
         return frame
     except Exception as exc:  # any stored value: ValueError, RecursionError, TypeError...
         log.warning("stored event %r (row %s) cannot be read back, skipped: %s",

@@ -21,10 +21,10 @@ from websockets.exceptions import ConnectionClosed
 
 from api import decode, messages, wire
 from api.wire import CloseCode, ErrorCode, MessageType, WireError
-from hub.fanout import ack_frame, encode_data
+from hub.fanout import ack_frame
 from hub.ingest import Credits
 from hub.peer import DRAIN_TIMEOUT, Peer, let_writers_run
-from hub.store import EventWrite
+from hub.store import EventWrite, data_text
 from hub.tokens import Principal
 from hub.wsio import message_ready, read_burst
 
@@ -276,11 +276,11 @@ class TerminalSessions:
                     log.warning("terminal %s: seqs %d..%d never arrived (dropped by the terminal)",
                                 conn.terminal_id, cursor + 1, seq - 1)
                 writes.append(EventWrite(frame, conn.terminal_id, acked_seq=seq,
-                                         data_text=encode_data(frame["data"])))
+                                         data_text=data_text(frame["data"])))
                 cursor = seq
             else:
                 writes.append(EventWrite(frame, conn.terminal_id,
-                                         data_text=encode_data(frame["data"])))
+                                         data_text=data_text(frame["data"])))
         return writes, cursor
 
     def _batch_done(self, conn: TerminalConn, batch: asyncio.Future[list[bool]]) -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
 from api import wire
-from hub.fanout import ENCODER, ack_frame, encode, encode_data, event_text
+from hub.fanout import ENCODER, ack_frame, encode, event_text
 from hub.gc_tuning import YOUNG_THRESHOLD, tune_gc
 from hub.peer import FrameQueue
 from hub.store import data_text
@@ -53,11 +53,13 @@ def test_an_event_frame_built_from_its_data_text_is_what_the_encoder_writes(
 @given(st.dictionaries(st.text(max_size=8), _json, max_size=5)
        | st.lists(_json, max_size=4) | _json)
 def test_the_encoders_made_once_write_what_the_json_encoders_write(value: Any) -> None:
-    """hub/fanout.py keeps the C encoder instead of making one per call: same text as the
-    store's ``data_text`` (an event's data) and ``api.wire``'s encoder (every other frame)."""
-    assert encode_data(value) == data_text(value)
+    """hub/json_text.py keeps the C encoder instead of making one per call: the store's
+    ``data_text`` (an event's data) writes what a compact ``JSONEncoder`` writes, and the
+    fan-out's ``encode`` what ``api.wire``'s encoder writes (every other frame)."""
+    stored = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+    assert data_text(value) == stored.encode(value)
     assert encode(value) == ENCODER.encode(value) == wire.encode(value)
-    assert encode_data({"x": float("nan")}) == data_text({"x": float("nan")})
+    assert data_text({"x": float("nan")}) == stored.encode({"x": float("nan")})
     with pytest.raises(ValueError):
         encode({"x": float("nan")})  # as api.wire.encode: NaN is not JSON
 
