@@ -92,9 +92,9 @@ def _insert_many(db: sqlite3.Connection, head: str, values: str, rows: Sequence[
     Not ``executemany``: the sqlite3 module releases the interpreter lock around each row's
     step and must take it back for the next row, so a writer thread inserting 1,000 rows
     waits for the lock 1,000 times while the event loop holds it. With the loop 70-90 % busy
-    that made a 1,000-row commit 1.7-4 times slower (docs/performance.md, "The writer and the
-    interpreter lock"). One step per 256 rows takes it back 4 times. The statement texts (one
-    per power of two) stay in the connection's statement cache."""
+    that made a 1,000-row commit 2.3-3.9 times longer (bench/store_gil.py; docs/performance.md,
+    "The writer and the interpreter lock"). One step per 256 rows takes it back 4 times. The
+    statement texts (one per power of two) stay in the connection's statement cache."""
     width = values.count("?")
     most = _ROWS_PER_STATEMENT
     while most > 1 and most * width > db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER):

@@ -36,6 +36,7 @@ from typing import Any
 
 from agent.derive.meters import meter_name
 from agent.line.discovery import money_sources
+from agent.line.messages import NICE_AHEAD, RT_PRIORITY
 from agent.ops.diag_line import (
     MAIN_METERS,
     LineFacts,
@@ -305,9 +306,10 @@ def _priority_check(line: LineFacts | None, source: str) -> Check:
     return make_check(
         "line_priority", CheckStatus.WARN, detail,
         "the unit does not allow what poll.line_priority asks: for realtime add the drop-in "
-        "of docs/operations.md (LimitRTPRIO=10, RestrictRealtime=no, "
-        "SystemCallFilter=sched_setscheduler); for nice keep LimitNICE=-5 and setpriority in "
-        "the shipped unit; then systemctl restart slot-agent", asked=asked, got=got)
+        f"of docs/operations.md (LimitRTPRIO={RT_PRIORITY}, RestrictRealtime=no, "
+        "SystemCallFilter=sched_setscheduler); for nice keep "
+        f"LimitNICE=-{NICE_AHEAD} and setpriority in the shipped unit; then systemctl restart "
+        "slot-agent", asked=asked, got=got)
 
 
 def _outbox_check(outbox: Mapping[str, Any] | None) -> Check:
