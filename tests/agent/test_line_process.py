@@ -222,10 +222,10 @@ def test_links_up_follows_the_link_without_a_query_to_the_child(
 
     monkeypatch.setattr(line, "_ask", counting)
     assert line.links_up() == {1: True}
-    bench.emulator.set_corruption(1.0)
+    with bench.emulator.lock:
+        bench.emulator.silence(time.monotonic(), 3.0)  # a cut cable for 3 s
     wait_until(lambda: seen.of(LinkDown), what="the link down")
-    assert line.links_up() == {1: False}
-    bench.emulator.set_corruption(0.0)
+    assert line.links_up() == {1: False}  # set before the observation is passed on
     wait_until(lambda: line.links_up() == {1: True}, what="the link back")
     assert asked == []
 
