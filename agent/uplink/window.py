@@ -120,15 +120,16 @@ class SendWindow:
         Frames read but not yet allowed out by the window wait in ``ready``.
 
         The wake-up is cleared just before a read starts, and only there: a commit after that
-        moment sets it again, so a read that started after the last clear and found nothing
-        (``settled``) lets the sender wait without reading once more. An event trickling in
-        (a game's) costs two reads: its own, and the read ahead that comes back empty.
+        moment sets it again. A read that comes back with less than a batch has seen
+        everything committed before it started (``settled``): once that is sent, the sender
+        waits without reading once more, and no read ahead is started. An event trickling in
+        (a game's) costs one read; a backlog is read a full batch ahead.
         """
         window = self._config.window
         batch = self._config.batch
         ready: collections.deque[EventFrame] = collections.deque()
         ahead: asyncio.Future[list[EventFrame]] | None = None
-        settled = False  # a read started after the last clear found nothing
+        settled = False  # the last read, started after the last clear, was not a full batch
         while True:
             while self.replies:
                 await ws.send(wire.encode(self.replies[0]))
@@ -136,16 +137,17 @@ class SendWindow:
             room = window - len(self.in_flight)
             if room > 0:
                 if not ready and ahead is not None:
-                    ready.extend(await asyncio.shield(ahead))
+                    got = await asyncio.shield(ahead)
                     ahead = None
-                    settled = not ready
+                    ready.extend(got)
+                    settled = len(got) < batch
                 if not ready and not (settled and not self.wake.is_set()):
                     self.wake.clear()  # before the read: a wake-up from now on is not lost
-                    ready.extend(await self._calls.run(reader.pending_frames, self.sent,
-                                                       batch))
-                    settled = not ready
+                    got = await self._calls.run(reader.pending_frames, self.sent, batch)
+                    ready.extend(got)
+                    settled = len(got) < batch
                 if ready:
-                    if ahead is None:
+                    if ahead is None and not settled:
                         self.wake.clear()  # the read ahead starts after it (see above)
                         ahead = self._calls.start(reader.pending_frames, ready[-1].seq, batch)
                     for _ in range(min(room, len(ready))):
