@@ -191,12 +191,12 @@ def run(args: argparse.Namespace) -> int:
     except TransportError as exc:
         return _fail(str(exc))
 
+    log(f"serving scenario {scenario.name!r} at address {address}, "
+        f"profile {options.profile}")  # before any "connected" line
     if served is not None:
         served.start()
     else:
         emu.start()
-    log(f"serving scenario {scenario.name!r} at address {address}, "
-        f"profile {options.profile}")
     try:
         while not stop.is_set():
             if scenario.end == "stop" and emu.runner.finished:
