@@ -39,7 +39,9 @@ from emulator.server import Emulator
 
 class WireLog(PassThrough):
     """The machine's end of the line, logging (monotonic) every byte read and written: reads
-    as ``^80 81`` (``^``: the wakeup bit), writes as hex."""
+    as ``^80 81`` (``^``: the wakeup bit), writes as hex; and every read that returned with
+    nothing (``wake``: the serving thread's timer, at least every 50 ms), so the log shows
+    whether the machine ran while no byte came."""
 
     def __init__(self, inner: Transport) -> None:
         super().__init__(inner)
@@ -54,6 +56,8 @@ class WireLog(PassThrough):
         if words:
             self.log.append((time.monotonic(), "rx", " ".join(
                 f"{'^' if w.wakeup else ''}{w.value:02x}" for w in words)))
+        else:
+            self.log.append((time.monotonic(), "wake", ""))
         return words
 
 

@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import itertools
 import json
+import math
 import sqlite3
 import subprocess
 import sys
@@ -50,12 +52,16 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import Verdict, exit_with, header, load_average, percentile, run_in_workdir, verdicts
-from procs import agent_floor, dashboard
+from procs import SLOT_AGENT, agent_floor, dashboard
+
+from api.capture import parse_capture
 
 TERMINAL = "BENCH-E2E"
 MACHINE = Path(__file__).resolve().parent / "door_machine.py"
 CODES = {"doorOpened": "1d", "doorClosed": "1e"}  # the belly door's exceptions (§3.11)
 #: The hops of a door event, from the timestamps the pieces leave behind (see the docstring)
+#: A write is stamped after it returned; a read at the other end may come before the stamp
+STAMP_SLACK_S = 0.002
 HOPS = ("poll wait", "confirmation", "line", "daemon", "commit + uplink", "hub + subscriber")
 
 
@@ -96,7 +102,8 @@ class Received:
 @dataclass
 class Result:
     latencies: list[float]  # ms, of the events that arrived
-    hops: list[tuple[int, list[float]]]  # (door move, its hops in ms) of the events that arrived
+    #: (door move, its hops, its :func:`stalls`; ms) of the events that arrived
+    hops: list[tuple[int, list[float], tuple[float, float, float]]]
     lost: list[int]  # indices of door moves whose event never arrived
     starved: list[int]  # of those, the machine's: raised while it was starved, or the door's
     #: next move after such a loss (the agent drops a code that repeats the door's state)
@@ -136,12 +143,48 @@ def hops(raised_at: float, code: str, got: Received, wire: list[tuple[float, str
     ``created_at``) -> the hub's commit (``received_at``) -> the subscriber. Machine times
     are monotonic, the rest wall-clock: ``offset`` converts."""
     answers = [t for t, direction, data in wire
-               if direction == "tx" and data == code and raised_at <= t <= got.mono]
+               if direction == "tx" and raised_at <= t <= got.mono
+               for k in range(0, len(data), 2) if data[k:k + 2] == code]
     first = answers[0] if answers else got.mono
     second = answers[1] if len(answers) > 1 else first
     points = [raised_at + offset, first + offset, second + offset, got.timestamp, created,
               hub_at, got.wall]
     return [(b - a) * 1000.0 for a, b in itertools.pairwise(points)]
+
+
+def stalls(start: float, end: float, wire: list[tuple[float, str, str]],
+           line: list[tuple[float, str, str]]) -> tuple[float, float, float]:
+    """Where an event's time went between ``start`` and ``end`` (monotonic), in ms: the
+    machine's longest time without running (the gap between two entries of its log, which
+    has one at least every 50 ms while it runs: a read, a write or a timer's wake-up); the
+    longest a poll the line process wrote took to reach the machine (line tx -> machine rx:
+    the pty, the kernel's tty work); the longest a machine's answer took to reach the line
+    process (machine tx -> line rx). The last two need the line's capture (NaN without)."""
+    times = [t for t, _, _ in wire if start <= t <= end]
+    asleep = max((b - a for a, b in itertools.pairwise(times)), default=0.0) * 1000.0
+
+    def transit(sent: list[float], got: list[float]) -> float:
+        worst = math.nan if not line else 0.0
+        for t in sent:
+            # each end stamps a write after it returns: the other end may have read it first
+            later = bisect.bisect_left(got, t - STAMP_SLACK_S)
+            if later < len(got):
+                worst = max(worst, (got[later] - t) * 1000.0)
+        return worst
+
+    line_tx = [t for t, d, _ in line if d == "tx" and start <= t <= end]
+    line_rx = sorted(t for t, d, _ in line if d == "rx")
+    machine_rx = sorted(t for t, d, _ in wire if d == "rx")
+    machine_tx = [t for t, d, _ in wire if d == "tx" and start <= t <= end]
+    return asleep, transit(line_tx, machine_rx), transit(machine_tx, line_rx)
+
+
+def line_frames(path: Path, offset: float) -> list[tuple[float, str, str]]:
+    """The line process's frames from a ``slot-agent capture`` file, on the monotonic clock
+    (the capture's start is stamped to the ms: the times are within 1 ms)."""
+    capture = parse_capture(path.read_text().splitlines(), str(path))
+    return [(capture.started_at + f.t - offset, f.direction, f.data.hex())
+            for f in capture.frames]
 
 
 class DoorMachine:
@@ -206,15 +249,26 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
                                priority=args.priority) as floor, \
                 dashboard(floor.hub, TERMINAL, on_event):
             await asyncio.sleep(1.0)  # let the discovery reads finish
+            capture = workdir / "line.capture"
+            capturing = None
+            if args.line_capture:  # the line process's frames, through its control socket
+                seconds = min(600, round(args.samples * 10 * args.interval_ms / 1000 + 5))
+                capturing = await asyncio.create_subprocess_exec(
+                    SLOT_AGENT, "capture", "--config", str(workdir / "agent.yaml"),
+                    "--seconds", str(seconds), "--out", str(capture))
+                await asyncio.sleep(1.0)
             print(f"  moving doors (load average {load_average()}) ...", flush=True)
             moved = await machine.move_doors()
             deadline = time.monotonic() + 30
             while len(received) < moved and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             record = machine.record()
+            if capturing is not None and await capturing.wait() != 0:
+                raise SystemExit("slot-agent capture failed")
     finally:
         machine.kill()
     offset = wall_offset()
+    line = line_frames(capture, offset) if args.line_capture else []
     raised = [(str(name), float(t)) for name, t in record["raised"]]
     wire = [(float(t), str(d), str(h)) for t, d, h in record["wire"]]
     got = {(r.event, r.mono): r for r in received}
@@ -229,7 +283,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
         name, t = raised[i]
         r = got[(name, paired[i])]
         breakdown.append((i, hops(t, CODES[name], r, wire, offset, created[r.seq],
-                                  hub_at[r.seq])))
+                                  hub_at[r.seq]), stalls(t, r.mono, wire, line)))
     bursts = [t for t, direction, data in wire
               if direction == "rx" and acked_unanswered(data)]
     # a lost event counts as the machine's when a burst came in while its code was pending
@@ -249,12 +303,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
                 f.write(f"{r.mono:.4f} got {r.event} seq {r.seq} timestamp "
                         f"{r.timestamp - offset:.4f} outbox {created[r.seq] - offset:.4f} "
                         f"hub {hub_at[r.seq] - offset:.4f}\n")
-            for i, parts in breakdown:
+            for i, parts, (asleep, to_machine, to_line) in breakdown:
                 f.write(f"{raised[i][1]:.4f} hops {i} "
                         + " ".join(f"{h}={v:.1f}" for h, v in zip(HOPS, parts, strict=True))
-                        + "\n")
+                        + f" machine-asleep={asleep:.1f} line->machine={to_machine:.1f} "
+                        f"machine->line={to_line:.1f}\n")
             for t, d, h in wire:
                 f.write(f"{t:.4f} {d} {h}\n")
+            for t, d, h in line:
+                f.write(f"{t:.4f} line-{d} {h}\n")
     return Result(latencies, breakdown, lost, starved, len(bursts), str(record["stats"]),
                   int(record["dropped"]), len(gaps), machine.scheduling)
 
@@ -268,6 +325,10 @@ def main() -> int:
     parser.add_argument("--trace", default="",
                         help="write the door moves, the events (with their hops) and the "
                         "machine's end of the line here")
+    parser.add_argument("--line-capture", action="store_true",
+                        help="record the line process's frames (slot-agent capture) to time "
+                        "each poll and answer between the line and the machine (in the trace "
+                        "and the slowest events)")
     parser.add_argument("--slowest", type=int, default=5,
                         help="print the hops of this many slowest events (default 5)")
     parser.add_argument("--no-machine-priority", dest="machine_priority",
@@ -303,13 +364,17 @@ def main() -> int:
     print(f"  p99 / interval = {percentile(lat, 99) / interval:.2f}")
     print("  hops (ms)          " + "".join(f"{h:>18}" for h in HOPS))
     for q in (50, 99, 100):
-        column = [percentile([parts[k] for _, parts in result.hops], q)
+        column = [percentile([parts[k] for _, parts, _ in result.hops], q)
                   for k in range(len(HOPS))]
         print(f"    {'max' if q == 100 else f'p{q}':16}" + "".join(f"{v:18.1f}" for v in column))
     slowest = sorted(result.hops, key=lambda item: -sum(item[1]))[:args.slowest]
-    print(f"  the {len(slowest)} slowest events (door move, total, hops)")
-    for i, parts in slowest:
-        print(f"    #{i:<4} {sum(parts):7.1f}   " + "".join(f"{v:18.1f}" for v in parts))
+    print(f"  the {len(slowest)} slowest events (door move, total, hops; then the machine's "
+          "longest time without running, and the longest transit line -> machine and "
+          "machine -> line" + (")" if args.line_capture else ": --line-capture)"))
+    for i, parts, (asleep, to_machine, to_line) in slowest:
+        print(f"    #{i:<4} {sum(parts):7.1f}   " + "".join(f"{v:18.1f}" for v in parts)
+              + f"   asleep {asleep:.1f}, line->machine {to_machine:.1f}, "
+              f"machine->line {to_line:.1f}")
     return verdicts([Verdict("p99 beyond 2 poll intervals (ms)", percentile(beyond, 99), 10.0,
                              at_least=False),
                      Verdict("events lost, the machine answering", unexplained, 0,
