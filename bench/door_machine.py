@@ -6,7 +6,8 @@ moment of either stalled the other (issue 17). Here the machine (``emulator.Emul
 pty), the door moves and the timestamps all live in this process, which talks to the
 benchmark only before and after the moves, over its stdin and stdout (one JSON line each):
 
-1. it prints ``{"pty": PATH}`` (the slave end for the agent) and waits;
+1. it prints ``{"link": "pty:PATH"}`` (the slave end for the agent; with ``--link tcp``,
+   ``tcp://HOST:PORT`` to connect to) and waits;
 2. on ``go`` it moves the belly door ``--samples`` times at random moments (3.75-10 poll
    intervals apart), stamping each move with ``time.monotonic()`` taken under the emulator's
    lock at the moment the model raises the exception, and prints ``{"moved": N}``;
@@ -26,6 +27,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 
 from procs import PassThrough
@@ -33,6 +35,7 @@ from procs import PassThrough
 from agent.line.messages import NICE_AHEAD, RT_PRIORITY
 from drivers.base import Transport, Word
 from drivers.pseudo_tty import open_pty
+from drivers.tcp import tcp_listen
 from emulator.model import Door, Machine, MachineConfig
 from emulator.server import Emulator
 
@@ -43,9 +46,9 @@ class WireLog(PassThrough):
     nothing (``wake``: the serving thread's timer, at least every 50 ms), so the log shows
     whether the machine ran while no byte came."""
 
-    def __init__(self, inner: Transport) -> None:
+    def __init__(self, inner: Transport, log: list[tuple[float, str, str]]) -> None:
         super().__init__(inner)
-        self.log: list[tuple[float, str, str]] = []
+        self.log = log  # shared by the connections one after another (TCP)
 
     def write(self, frame: bytes, *, wakeup: bool) -> None:
         self.inner.write(frame, wakeup=wakeup)
@@ -93,14 +96,32 @@ def main() -> int:
     parser.add_argument("--interval-ms", type=int, required=True)
     parser.add_argument("--priority", choices=["realtime", "nice", "normal"], default="normal")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--link", choices=["pty", "tcp"], default="pty")
     args = parser.parse_args()
     scheduling = raise_priority(args.priority)
-    master, slave = open_pty()
-    wire = WireLog(master)
+    log: list[tuple[float, str, str]] = []
     machine = Machine(MachineConfig(denomination_cents=1), now=time.monotonic())
-    emulator = Emulator(machine, wire, address=1)
+    emulator = Emulator(machine, None, address=1)
+    if args.link == "pty":
+        master, slave = open_pty()
+        emulator.attach(WireLog(master, log))
+        where = f"pty:{slave}"
+    else:  # the agent connects (and may reconnect): each connection is served in turn
+        listener = tcp_listen("127.0.0.1", 0)
+        host, port = listener.address
+        where = f"tcp://{host}:{port}"
+
+        def accept() -> None:
+            while True:
+                conn = listener.accept(time.monotonic() + 3600.0)
+                if conn is not None:
+                    emulator.attach(WireLog(conn, log))
+
+        threading.Thread(target=accept, name="accept", daemon=True).start()
     emulator.start()
-    send({"pty": slave, "scheduling": scheduling})
+    thread = emulator._thread  # its id, to find it in a kernel trace (perf sched)
+    send({"link": where, "scheduling": scheduling,
+          "pid": os.getpid(), "tid": thread.native_id if thread is not None else None})
     command("go")
     rng = random.Random(args.seed)
     raised: list[tuple[str, float]] = []
@@ -121,9 +142,11 @@ def main() -> int:
     command("stop")
     emulator.stop()
     with emulator.lock:
-        record = {"raised": raised, "wire": wire.log, "stats": str(emulator.stats),
+        record = {"raised": raised, "wire": log, "stats": str(emulator.stats),
                   "dropped": machine.queue.dropped}
-    master.close()
+    transport = emulator.detach()
+    if transport is not None:
+        transport.close()
     send(record)
     return 0
 

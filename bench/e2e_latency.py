@@ -160,7 +160,8 @@ def stalls(start: float, end: float, wire: list[tuple[float, str, str]],
     longest a poll the line process wrote took to reach the machine (line tx -> machine rx:
     the pty, the kernel's tty work); the longest a machine's answer took to reach the line
     process (machine tx -> line rx). The last two need the line's capture (NaN without)."""
-    times = [t for t, _, _ in wire if start <= t <= end]
+    before = [t for t, _, _ in wire if t < start][-1:]
+    times = before + [t for t, _, _ in wire if start <= t <= end]
     asleep = max((b - a for a, b in itertools.pairwise(times)), default=0.0) * 1000.0
 
     def transit(sent: list[float], got: list[float]) -> float:
@@ -191,13 +192,14 @@ class DoorMachine:
     """bench/door_machine.py in its own process: the machine, the door moves and their
     timestamps, driven over its stdin and stdout only before and after the moves."""
 
-    def __init__(self, samples: int, interval_ms: int, priority: str) -> None:
+    def __init__(self, samples: int, interval_ms: int, priority: str, link: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(MACHINE), "--samples", str(samples), "--interval-ms",
-             str(interval_ms), "--priority", priority],
+             str(interval_ms), "--priority", priority, "--link", link],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         first = self._receive()
-        self.pty, self.scheduling = str(first["pty"]), str(first["scheduling"])
+        self.link, self.scheduling = str(first["link"]), str(first["scheduling"])
+        self.ids = f"pid {first['pid']}, serving thread {first['tid']}"
 
     def _receive(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -243,9 +245,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
             gaps.append(mono)
 
     machine = DoorMachine(args.samples, args.interval_ms,
-                          args.priority if args.machine_priority else "normal")
+                          args.priority if args.machine_priority else "normal", args.link)
     try:
-        async with agent_floor(workdir, TERMINAL, f"pty:{machine.pty}", args.interval_ms,
+        async with agent_floor(workdir, TERMINAL, machine.link, args.interval_ms,
                                priority=args.priority) as floor, \
                 dashboard(floor.hub, TERMINAL, on_event):
             await asyncio.sleep(1.0)  # let the discovery reads finish
@@ -296,7 +298,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
     starved += [i for i in lost if i not in starved and i - 1 in starved]
     if args.trace:
         with open(args.trace, "w") as f:
-            f.write(f"# monotonic; wall = monotonic + {offset:.6f}\n")
+            f.write(f"# monotonic; wall = monotonic + {offset:.6f}; machine {machine.ids}\n")
             for i, (name, t) in enumerate(raised):
                 f.write(f"{t:.4f} raised {i} {name}\n")
             for r in received:
@@ -329,6 +331,9 @@ def main() -> int:
                         help="record the line process's frames (slot-agent capture) to time "
                         "each poll and answer between the line and the machine (in the trace "
                         "and the slowest events)")
+    parser.add_argument("--link", choices=["pty", "tcp"], default="pty",
+                        help="the line between the agent and the machine: a pty (a tty, as a "
+                        "serial port is; default) or TCP (no tty: a terminal server's link)")
     parser.add_argument("--slowest", type=int, default=5,
                         help="print the hops of this many slowest events (default 5)")
     parser.add_argument("--no-machine-priority", dest="machine_priority",
@@ -344,7 +349,7 @@ def main() -> int:
     lat = result.latencies
     interval = float(args.interval_ms)
     unexplained = len(result.lost) - len(result.starved) - result.dropped
-    print(f"  machine            {result.scheduling}")
+    print(f"  machine            {result.scheduling}; link {args.link}")
     print(f"  events             {args.samples} raised, {len(lat)} arrived, "
           f"{len(result.lost)} lost: {len(result.starved)} while the machine was starved "
           f"(it read a sync poll after a general poll at once, {result.bursts} times: "
