@@ -250,6 +250,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
         async with agent_floor(workdir, TERMINAL, machine.link, args.interval_ms,
                                priority=args.priority) as floor, \
                 dashboard(floor.hub, TERMINAL, on_event):
+            agent_pid, hub_pid = floor.agent.pid, floor.hub.proc.pid
             await asyncio.sleep(1.0)  # let the discovery reads finish
             capture = workdir / "line.capture"
             capturing = None
@@ -298,7 +299,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
     starved += [i for i in lost if i not in starved and i - 1 in starved]
     if args.trace:
         with open(args.trace, "w") as f:
-            f.write(f"# monotonic; wall = monotonic + {offset:.6f}; machine {machine.ids}\n")
+            f.write(f"# monotonic; wall = monotonic + {offset:.6f}; machine {machine.ids}; "
+                    f"agent pid {agent_pid}; hub pid {hub_pid}\n")
             for i, (name, t) in enumerate(raised):
                 f.write(f"{t:.4f} raised {i} {name}\n")
             for r in received:
