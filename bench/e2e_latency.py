@@ -248,7 +248,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
                           args.priority if args.machine_priority else "normal", args.link)
     try:
         async with agent_floor(workdir, TERMINAL, machine.link, args.interval_ms,
-                               priority=args.priority) as floor, \
+                               priority=args.priority, nice=args.nice) as floor, \
                 dashboard(floor.hub, TERMINAL, on_event):
             agent_pid, hub_pid = floor.agent.pid, floor.hub.proc.pid
             await asyncio.sleep(1.0)  # let the discovery reads finish
@@ -336,6 +336,9 @@ def main() -> int:
     parser.add_argument("--link", choices=["pty", "tcp"], default="pty",
                         help="the line between the agent and the machine: a pty (a tty, as a "
                         "serial port is; default) or TCP (no tty: a terminal server's link)")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run the agent's daemon and the hub at this nice value (below 0: "
+                        "ahead of ordinary processes, as a unit's Nice= would; root)")
     parser.add_argument("--slowest", type=int, default=5,
                         help="print the hops of this many slowest events (default 5)")
     parser.add_argument("--no-machine-priority", dest="machine_priority",
@@ -351,7 +354,8 @@ def main() -> int:
     lat = result.latencies
     interval = float(args.interval_ms)
     unexplained = len(result.lost) - len(result.starved) - result.dropped
-    print(f"  machine            {result.scheduling}; link {args.link}")
+    print(f"  machine            {result.scheduling}; link {args.link}; agent daemon and hub "
+          f"at nice {args.nice}")
     print(f"  events             {args.samples} raised, {len(lat)} arrived, "
           f"{len(result.lost)} lost: {len(result.starved)} while the machine was starved "
           f"(it read a sync poll after a general poll at once, {result.bursts} times: "

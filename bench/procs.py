@@ -263,16 +263,19 @@ class AgentFloor:
 
 @contextlib.asynccontextmanager
 async def agent_floor(workdir: Path, terminal_id: str, serial: str, interval_ms: int, *,
-                      priority: str) -> AsyncIterator[AgentFloor]:
+                      priority: str, nice: int = 0) -> AsyncIterator[AgentFloor]:
     """The hub and ``slot-agent run`` in their own processes, the agent polling the machine
-    at ``serial`` (``pty:PATH``) at ``interval_ms`` with ``poll.line_priority`` ``priority``.
+    at ``serial`` (``pty:PATH`` or ``tcp://HOST:PORT``) at ``interval_ms`` with
+    ``poll.line_priority`` ``priority``; ``nice`` (below 0: root) runs both the hub and the
+    agent's daemon at that nice value (the line process takes its own lead from there).
     ``BENCH_AGENT_LOG=path`` keeps the agent's log (warnings and above) for a post-mortem."""
-    hub = HubProcess(workdir, terminal_id)
+    hub = HubProcess(workdir, terminal_id, nice=nice)
     config = agent_config(workdir, serial, hub, interval_ms, terminal_id=terminal_id,
                           priority=priority)
     log_path = os.environ.get("BENCH_AGENT_LOG")
     stderr = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    agent = subprocess.Popen([SLOT_AGENT, "run", "--config", str(config)], cwd=ROOT,
+    prefix = ["nice", "-n", str(nice)] if nice else []
+    agent = subprocess.Popen([*prefix, SLOT_AGENT, "run", "--config", str(config)], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         yield AgentFloor(hub, agent)
