@@ -27,7 +27,6 @@ import json
 import os
 import random
 import sys
-import threading
 import time
 
 from procs import PassThrough
@@ -35,9 +34,9 @@ from procs import PassThrough
 from agent.line.messages import NICE_AHEAD, RT_PRIORITY
 from drivers.base import Transport, Word
 from drivers.pseudo_tty import open_pty
-from drivers.tcp import tcp_listen
 from emulator.model import Door, Machine, MachineConfig
 from emulator.server import Emulator
+from emulator.tcp_serving import TcpServing
 
 
 class WireLog(PassThrough):
@@ -102,23 +101,16 @@ def main() -> int:
     log: list[tuple[float, str, str]] = []
     machine = Machine(MachineConfig(denomination_cents=1), now=time.monotonic())
     emulator = Emulator(machine, None, address=1)
+    serving: TcpServing | None = None
     if args.link == "pty":
         master, slave = open_pty()
         emulator.attach(WireLog(master, log))
         where = f"pty:{slave}"
+        emulator.start()
     else:  # the agent connects (and may reconnect): each connection is served in turn
-        listener = tcp_listen("127.0.0.1", 0)
-        host, port = listener.address
-        where = f"tcp://{host}:{port}"
-
-        def accept() -> None:
-            while True:
-                conn = listener.accept(time.monotonic() + 3600.0)
-                if conn is not None:
-                    emulator.attach(WireLog(conn, log))
-
-        threading.Thread(target=accept, name="accept", daemon=True).start()
-    emulator.start()
+        serving = TcpServing(emulator, wrap=lambda conn: WireLog(conn, log))
+        where = serving.url
+        serving.start()
     thread = emulator._thread  # its id, to find it in a kernel trace (perf sched)
     send({"link": where, "scheduling": scheduling,
           "pid": os.getpid(), "tid": thread.native_id if thread is not None else None})
@@ -144,6 +136,8 @@ def main() -> int:
     with emulator.lock:
         record = {"raised": raised, "wire": log, "stats": str(emulator.stats),
                   "dropped": machine.queue.dropped}
+    if serving is not None:
+        serving.stop()
     transport = emulator.detach()
     if transport is not None:
         transport.close()
