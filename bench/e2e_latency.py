@@ -1,11 +1,17 @@
 """End-to-end latency: the machine raises an exception -> a dashboard subscriber has the event.
 
-A door opens (exception 19, belly door) or closes on a machine emulated in this process and
-served over a pty; ``slot-agent run`` (its own process) polls it; the reference hub (its own
-process) stores and fans the event out; a subscriber in this process, connected to
-``/ws/client`` like the dashboard, receives ``doorOpened`` / ``doorClosed``. The clock runs
-from the moment the model raised the exception to the moment the frame was received (one
-monotonic clock, one process).
+A door opens (exception 1D, belly door) or closes (1E) on an emulated machine in a process of
+its own (bench/door_machine.py: a real machine is a separate device; as a thread of this
+process it shared the interpreter lock with the subscriber timing the arrivals, issue 17),
+served over a pty (``--link tcp``: over TCP, with no tty between it and the agent);
+``slot-agent run`` (its own process) polls it; the reference hub (its own process) stores
+and fans the event out; a subscriber in this process, connected to ``/ws/client`` like the
+dashboard, receives ``doorOpened`` / ``doorClosed``. The clock runs from the moment the
+model raised the exception (``time.monotonic()`` in the machine's process, under the
+emulator's lock) to the moment the frame was received (the same clock in this process).
+The machine's process takes its moves and its wire log (every read and write at its end,
+and every empty read) in memory and hands them over after the moves, through its stdout:
+nothing crosses between the two processes while the doors move.
 
 Doors move at random moments (3.75-10 poll intervals apart: 150-400 ms at 40 ms) so the wait
 for the next general poll is spread over the whole interval: on average half the poll
@@ -18,20 +24,26 @@ polled no faster than once per interval). So the event needs up to one interval 
 general poll that sees the code and one more for the confirmation.
 Printed: latency p50/p99/max, and the same minus two poll intervals (what the agent, the
 hub and the network add beyond the poll cadence). The baseline is the poll interval itself.
-Target: p99 latency <= 2 x poll interval + 10 ms, and no door event lost.
+Then where the time went (:data:`HOPS`, p50/p99/max, and the slowest events one by one):
+the machine's first and second answers (its wire log), the line process's reading (the
+event's timestamp), the outbox row (``created_at``), the hub's commit (``received_at``),
+the subscriber. ``--line-capture`` adds the line process's own frames (``slot-agent
+capture``), and with them how long each poll and answer was in transit between the two
+(:func:`stalls`). Target: p99 latency <= 2 x poll interval + 10 ms, and no door event lost.
 
 Lost events (issue 17) are counted apart when the emulated machine was starved: a real
-machine has its own CPU and answers within 20 ms (reference §3.6), but this one is a thread
-of the bench, and under the bench's own load it may not run for several reply windows. It
+machine has its own CPU and answers within 20 ms (reference §3.6), but this one shares the
+bench machine's CPUs, and under load it may not run for several reply windows. It
 then reads a pile of polls at once, and when the pile holds a sync poll after a general
 poll (``80`` after ``81``: the host gave that poll up and sent the sync poll, an implied ACK,
 reference §3.5) the machine drops its code before it ever answers: only its late answers
 can still be read (the host confirms a code that comes twice in one window), and the
 machine will not send them again.
-So the machine's thread gets the line process's ``nice`` lead (``--no-machine-priority``
+So the machine's process gets the line process's scheduling (``--no-machine-priority``
 leaves it at the bench's), and a loss while such a pile came in is the machine's, any other
 is the agent's.
-Run: ``python bench/e2e_latency.py [--samples 200] [--interval-ms 40]``.
+Run: ``python bench/e2e_latency.py [--samples 200] [--interval-ms 40] [--priority realtime]
+[--link pty|tcp] [--line-capture] [--nice N] [--trace FILE]``.
 """
 
 from __future__ import annotations
