@@ -32,12 +32,16 @@ class TcpServing:
     address is in use), so the address is known before ``start()``. It takes over the
     emulator's ``on_disconnect``. ``log`` gets the lines ``HOST:PORT`` of a connection
     ``connected`` and ``disconnected (reason)``, and ``accept failed: reason`` when the
-    listener fails (it then stops accepting: see ``accepting``)."""
+    listener fails (it then stops accepting: see ``accepting``). ``wrap``, when given, is
+    served each connection through (``wrap(connection)``: a tap that logs or times what the
+    machine reads and writes, as the benchmarks' are)."""
 
     def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0, *,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 wrap: Callable[[Transport], Transport] | None = None) -> None:
         self.emulator = emulator
         self._log = log or (lambda _message: None)
+        self._wrap = wrap
         self._listener = tcp_listen(host, port)
         #: the bound (host, port)
         self.address: tuple[str, int] = self._listener.address
@@ -90,7 +94,7 @@ class TcpServing:
             if conn is not None:
                 self.accepted += 1
                 self._log(f"{conn.name}: connected")
-                self.emulator.attach(conn)
+                self.emulator.attach(conn if self._wrap is None else self._wrap(conn))
 
     def _disconnected(self, transport: Transport, exc: Exception) -> None:
         self._log(f"{transport.name}: disconnected ({exc})")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from drivers.base import TransportOpenError
+from drivers.base import Transport, TransportOpenError
 from drivers.ninebit import NineBitDecoder
 from emulator import tcp_serving
 from emulator.model import Door, Machine
@@ -131,3 +131,18 @@ def test_an_address_in_use_is_a_clear_error(served: TcpServing) -> None:
     assert other.on_disconnect is None  # nothing of the failed one stayed on the emulator
     with connect(served) as sock:  # the first one serves on
         assert general_poll(sock) == SLOT_DOOR_OPENED
+
+
+def test_each_connection_is_served_through_the_wrap_when_given() -> None:
+    wrapped: list[Transport] = []
+
+    def tap(conn: Transport) -> Transport:
+        wrapped.append(conn)
+        return conn
+
+    with TcpServing(door_machine(), wrap=tap) as served:
+        for expected in (SLOT_DOOR_OPENED, SLOT_DOOR_CLOSED):
+            with connect(served) as sock:
+                assert general_poll(sock) == expected
+            wait_until(lambda: served.emulator.transport is None, what="the drop noticed")
+        assert len(wrapped) == 2 and wrapped[0] is not wrapped[1]
