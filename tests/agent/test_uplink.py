@@ -166,7 +166,8 @@ async def test_an_event_alone_costs_two_reads_and_acks_do_not_wake_the_sender(
         hub: HubHarness, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
     """A game's events come one commit at a time: each is read once (less than a batch: no
     read ahead, no read again), and the sender waits; the hub's ack does not wake it again
-    while the window has room (docs/performance.md, "CPU: the daemon's wake-ups")."""
+    while the window has room (docs/performance.md, "The daemon's wake-ups and the uplink's
+    reads")."""
     reads: list[int] = []
     pending_frames = OutboxReader.pending_frames
 
