@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
@@ -232,7 +233,12 @@ class OutboxQueries:
             rows=rows,
             oldest_unacked_created_at=None if oldest is None else float(oldest[0]),
             db_bytes=_file_size(self.path),
-            wal_bytes=_file_size(Path(f"{self.path}-wal")),
+            # A str, not a new Path: pathlib interns every part of a path it parses, and a
+            # part that dies with its Path still used a slot of the interpreter's table of
+            # interned strings. The daemon's status loop calls this every 2 s: those slots
+            # filled the table in about half an hour and it doubled, +0.5 MB at once
+            # (docs/performance.md, "The step at half an hour").
+            wal_bytes=_file_size(f"{self.path}-wal"),
         )
 
     def quick_check(self) -> str:
@@ -242,9 +248,9 @@ class OutboxQueries:
         return "; ".join(str(r[0]) for r in rows[:5])
 
 
-def _file_size(path: Path) -> int:
+def _file_size(path: str | os.PathLike[str]) -> int:
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -328,6 +329,28 @@ def test_reader_sees_commits_while_the_writer_is_open(db: Path) -> None:
             assert stats.db_bytes > 0
             with pytest.raises(sqlite3.OperationalError, match="readonly"):
                 reader._conn.execute("DELETE FROM events")
+
+
+def test_stats_interns_no_string(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's status loop calls stats() every 2 s, for months. A string interned there
+    and dropped (pathlib interns every part of a path it parses) still takes a slot of the
+    interpreter's table of interned strings until the table is resized: in the daemon, that
+    table doubled after about half an hour, +0.5 MB at once (docs/performance.md)."""
+    interned: list[str] = []
+    real = sys.intern
+
+    def counting(text: str) -> str:
+        interned.append(text)
+        return real(text)
+
+    with Outbox.open(db, terminal_id="T1") as ob:
+        ob.commit([game(1)], None)
+        with Outbox.open_reader(db) as reader:
+            monkeypatch.setattr(sys, "intern", counting)
+            writer, read = ob.stats(), reader.stats()
+            monkeypatch.undo()
+    assert interned == []
+    assert writer.wal_bytes > 0 and read.wal_bytes == writer.wal_bytes  # the -wal file's size
 
 
 def test_reader_refuses_a_missing_file(tmp_path: Path) -> None:
