@@ -513,8 +513,8 @@ class Daemon:
             games = self.tally.games
         link = "starting"
         if self.line is not None:
-            machines = self.line.status()["machines"].values()
-            link = "up" if machines and all(m["linkUp"] for m in machines) else "down"
+            links = self.line.links_up().values()  # not status(): no query to the child
+            link = "up" if links and all(links) else "down"
         uplink = "off"
         if self.uplink is not None:
             state = self.uplink.state
@@ -522,7 +522,8 @@ class Daemon:
                 f"connecting ({state.last_error})" if state.last_error else "connecting")
         depth = 0
         if self.outbox is not None:
-            depth = max(0, self.outbox.last_seq - self.outbox.acked_seq)
+            last, acked = self.outbox.seqs()  # the writer's own: no query on the event loop
+            depth = max(0, last - acked)
         return Snapshot(link=link, events=sum(by_event.values()),
                         games=games, coin_in_cents=coin_in,
                         outbox_depth=depth, uplink=uplink, by_event=by_event)
@@ -540,11 +541,14 @@ class Daemon:
                 except OSError as exc:  # the terminal went away (closed pipe): go on quietly
                     log.warning("status line disabled: %s", exc)
                     self.progress = None
-            if self.outbox is not None:
+            outbox = self.outbox
+            if outbox is not None:
                 with contextlib.suppress(Exception):
-                    stats = await asyncio.to_thread(self.outbox.stats)
-                    oldest = stats.oldest_unacked_created_at
-                    self.metrics.set_outbox(stats.depth, None if oldest is None
+                    last, acked = outbox.seqs()
+                    # Everything acknowledged (nearly always): no query, no worker thread.
+                    depth, oldest = ((0, None) if last <= acked
+                                     else await asyncio.to_thread(outbox.backlog))
+                    self.metrics.set_outbox(depth, None if oldest is None
                                             else max(0.0, self._clock() - oldest))
             await asyncio.sleep(STATUS_INTERVAL_S)
 

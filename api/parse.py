@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from api.checks import _CHECKS, _Checker
@@ -35,6 +35,12 @@ def _finite_float(text: str) -> float:
 
 #: One decoder for every frame (``json.loads`` with an option would build one per call).
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+#: Its C scanner: a frame that is one JSON value from its first character to its last (every
+#: frame a conforming peer sends) is decoded by it directly, without ``decode``'s two
+#: whitespace searches and Python frames (0.8 µs of 2.8 per event frame, measured); any
+#: other text goes through ``decode``, which answers it as before (errors included).
+_SCAN: Callable[[str, int], tuple[Any, int]] = (
+    _DECODER.scan_once)  # type: ignore[attr-defined]
 _TYPES: dict[str, MessageType] = {t.value: t for t in MessageType}
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _JSON_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -133,7 +139,12 @@ def parse_message(
         raise WireError(ErrorCode.BAD_MESSAGE,
                         f"objects and arrays nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        msg = _DECODER.decode(text)
+        try:
+            msg, end = _SCAN(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):  # whitespace around it, more after it, or not JSON
+            msg = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise WireError(ErrorCode.BAD_JSON, f"not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(msg, dict):

@@ -5,8 +5,9 @@ machine in it); its ``--py-spy`` option shows the shares under load. This script
 step of the path an event takes, in this process, with the hub's own code, so the figures
 add up to a per-event budget and say what a change saved:
 
-- ``frames in``: websockets' Sans-I/O parser on a burst of masked client frames (what the
-  hub's connection does before ``recv``; the asyncio side adds to it);
+- ``frames in``: the hub's reader of whole text frames (hub/frame_reader.py) on a burst of
+  masked client frames (what the hub's connection does before ``recv``; the asyncio side
+  adds to it); "before", websockets' Sans-I/O parser, which read them until 2026-12-07;
 - ``parse_message``: JSON decode and the per-type checks (api/parse.py, api/checks.py);
 - ``data text``: ``data`` encoded once, for the store and the fan-out (hub/store.py
   ``data_text``, its encoder made once: hub/json_text.py);
@@ -59,6 +60,7 @@ from hub.fanout import (  # noqa: E402
     terminal_frame,
 )
 from hub.floor import Floor  # noqa: E402
+from hub.frame_reader import FrameReader  # noqa: E402
 from hub.peer import FrameQueue  # noqa: E402
 from hub.store import EventWrite, HubStore, data_text  # noqa: E402
 from hub.subscriptions import Filter, Subscription  # noqa: E402
@@ -175,7 +177,17 @@ def main() -> int:
             got += len(proto.events_received())
         assert got == n
         return n
-    results.append(("frames in (websockets parser)", per_event(frames_in, args.runs)))
+    before.append(("frames in (websockets parser)", per_event(frames_in, args.runs)))
+
+    def frames_in_reader(_run: int) -> int:
+        proto = Protocol(Side.SERVER, state=State.OPEN, max_size=2**20)
+        got: list[Frame] = []
+        reader = FrameReader(proto, got.append, proto.receive_data)
+        for data in bursts:
+            reader.feed(data)
+        assert len(got) == n and reader.active
+        return n
+    results.append(("frames in (hub's frame reader)", per_event(frames_in_reader, args.runs)))
 
     def parse(_run: int) -> int:
         for t in sample:

@@ -101,6 +101,31 @@ def _cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu(pid: int | None) -> dict[int, tuple[float, float]]:
+    """Per thread of a process: (user, system) CPU seconds so far, by thread id."""
+    out: dict[int, tuple[float, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                out[int(task.name)] = (int(fields[11]) / tick, int(fields[12]) / tick)
+    return out
+
+
+def _thread_split(pid: int, before: dict[int, tuple[float, float]],
+                  after: dict[int, tuple[float, float]], events: int) -> str:
+    """The CPU between two :func:`_thread_cpu` readings, per stored event: the event loop's
+    thread (the process's first) and the others (the store's writer), user and system."""
+    def delta(tids: list[int], i: int) -> float:
+        return sum(after[t][i] - before.get(t, (0.0, 0.0))[i] for t in tids)
+    others = [t for t in after if t != pid]
+    per = 1e6 / max(events, 1)
+    return (f"loop user {delta([pid], 0) * per:.0f} + sys {delta([pid], 1) * per:.0f} µs, "
+            f"other threads user {delta(others, 0) * per:.0f} + sys "
+            f"{delta(others, 1) * per:.0f} µs")
+
+
 class Hub:
     def __init__(self, workdir: Path, terminals: int, viewers: int, sync: str,
                  profile: Path | None = None, wrapper: list[str] | None = None) -> None:
@@ -433,6 +458,7 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
         t0 = start_at.value
         time.sleep(max(0.0, t0 - time.time()))
         cpu_start = hub.cpu_seconds()
+        threads_start = _thread_cpu(hub.proc.pid)
         for phase in phases:
             time.sleep(max(0.0, t0 - time.time()))
             cpu0 = hub.cpu_seconds()
@@ -451,6 +477,7 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
         # Also what was done after the phases (a backlog acknowledged late, viewers served
         # late): the CPU of the whole run per stored event compares runs that fell behind.
         run_cpu = hub.cpu_seconds() - cpu_start
+        threads_end = _thread_cpu(hub.proc.pid)
         stop_s = hub.stop()
         stored = hub.stored()
         lat = [array("d") for _ in phases]
@@ -480,7 +507,9 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
                 per_viewer[len(per_viewer) // 2] if per_viewer else math.nan, rss[i], cpu[i],
                 gen[i]))
         print(f"# hub CPU over the whole run (phases and the drain after them): {run_cpu:.1f} s"
-              f", {1e6 * run_cpu / max(stored, 1):.0f} µs per stored event", flush=True)
+              f", {1e6 * run_cpu / max(stored, 1):.0f} µs per stored event ("
+              f"{_thread_split(hub.proc.pid, threads_start, threads_end, stored)})",
+              flush=True)
         return out_phases, errors, stored, sum(sent), stop_s, hub.rss_peak
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

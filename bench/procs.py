@@ -2,8 +2,9 @@
 its own process as on a real floor (the hub on a server, the machine a separate device);
 a transport wrapper that timestamps the general polls the line owner writes, in this
 process or in the line process (:class:`TimedFactory`); and the latency benchmarks' floor
-(:func:`pty_floor`: ``slot-agent run`` polling a machine emulated in this process, with
-:func:`dashboard`, a subscriber as the dashboard connects)."""
+(:func:`agent_floor`: the hub and ``slot-agent run`` polling a machine on a pty;
+:func:`pty_floor`: the same with the machine emulated in this process; :func:`dashboard`,
+a subscriber as the dashboard connects)."""
 
 from __future__ import annotations
 
@@ -253,6 +254,40 @@ def agent_config(workdir: Path, serial: str, hub: HubProcess, interval_ms: int, 
 
 
 @dataclass
+class AgentFloor:
+    """``slot-agent run`` (its line process beside it) polling one machine, and the hub."""
+
+    hub: HubProcess
+    agent: subprocess.Popen[bytes]
+
+
+@contextlib.asynccontextmanager
+async def agent_floor(workdir: Path, terminal_id: str, serial: str, interval_ms: int, *,
+                      priority: str, nice: int = 0) -> AsyncIterator[AgentFloor]:
+    """The hub and ``slot-agent run`` in their own processes, the agent polling the machine
+    at ``serial`` (``pty:PATH`` or ``tcp://HOST:PORT``) at ``interval_ms`` with
+    ``poll.line_priority`` ``priority``; ``nice`` (below 0: root) runs both the hub and the
+    agent's daemon at that nice value (the line process takes its own lead from there).
+    ``BENCH_AGENT_LOG=path`` keeps the agent's log (warnings and above) for a post-mortem."""
+    hub = HubProcess(workdir, terminal_id, nice=nice)
+    config = agent_config(workdir, serial, hub, interval_ms, terminal_id=terminal_id,
+                          priority=priority)
+    log_path = os.environ.get("BENCH_AGENT_LOG")
+    stderr = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    prefix = ["nice", "-n", str(nice)] if nice else []
+    agent = subprocess.Popen([*prefix, SLOT_AGENT, "run", "--config", str(config)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        yield AgentFloor(hub, agent)
+    finally:
+        agent.terminate()
+        agent.wait(20)
+        if stderr is not subprocess.DEVNULL:
+            stderr.close()
+        hub.stop()
+
+
+@dataclass
 class Floor:
     """One machine emulated in this process (``machine``, served by ``emulator``: act on the
     model under ``emulator.lock``), ``slot-agent run`` polling it, and the hub."""
@@ -267,14 +302,14 @@ class Floor:
 async def pty_floor(workdir: Path, terminal_id: str, interval_ms: int, *, priority: str,
                     wrap: Callable[[Transport], Transport] | None = None,
                     machine_ahead: int = 0) -> AsyncIterator[Floor]:
-    """The latency benchmarks' floor: the hub and ``slot-agent run`` (its line process beside
-    it) in their own processes; the machine (1-cent denomination) served over a pty in this
-    process, so one monotonic clock times the model and the subscriber. ``wrap`` wraps the
-    machine's end of the line (to timestamp what reaches the machine). ``machine_ahead``
-    lowers the nice value of the machine's thread (only) by that much where allowed: a real
-    machine has its own CPU and answers within 20 ms (reference §3.6); one starved by the
-    bench's own load answers after the host gave up (``machine_starts``)."""
-    hub = HubProcess(workdir, terminal_id)
+    """The money benchmark's floor: :func:`agent_floor` polling a machine (1-cent
+    denomination) served over a pty in this process, so one monotonic clock times the model
+    and the subscriber. ``wrap`` wraps the machine's end of the line (to timestamp what
+    reaches the machine). ``machine_ahead`` lowers the nice value of the machine's thread
+    (only) by that much where allowed: a real machine has its own CPU and answers within
+    20 ms (reference §3.6); one starved by the bench's own load answers after the host gave
+    up. The thread still shares this process's interpreter lock with the subscriber: the
+    door benchmark runs its machine in a process of its own (bench/door_machine.py)."""
     master, slave = open_pty()
     machine = Machine(MachineConfig(denomination_cents=1), now=time.monotonic())
     emulator = Emulator(machine, wrap(master) if wrap is not None else master, address=1)
@@ -286,23 +321,13 @@ async def pty_floor(workdir: Path, terminal_id: str, interval_ms: int, *, priori
         emulator.start()
     finally:
         os.setpriority(os.PRIO_PROCESS, 0, own_nice)
-    config = agent_config(workdir, f"pty:{slave}", hub, interval_ms, terminal_id=terminal_id,
-                          priority=priority)
-    # BENCH_AGENT_LOG=path keeps the agent's log (warnings and above) for a post-mortem
-    log_path = os.environ.get("BENCH_AGENT_LOG")
-    stderr = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    agent = subprocess.Popen([SLOT_AGENT, "run", "--config", str(config)], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        yield Floor(hub, machine, emulator, agent)
+        async with agent_floor(workdir, terminal_id, f"pty:{slave}", interval_ms,
+                               priority=priority) as floor:
+            yield Floor(floor.hub, machine, emulator, floor.agent)
     finally:
-        agent.terminate()
-        agent.wait(20)
-        if stderr is not subprocess.DEVNULL:
-            stderr.close()
         emulator.stop()
         master.close()
-        hub.stop()
 
 
 #: ``on_event(frame, monotonic, wall)``: an ``event`` frame and when the subscriber had it.

@@ -1,8 +1,10 @@
 """A virtual slot machine (EGM) that speaks SAS over any transport.
 
 ``emulator.model.Machine`` is the pure machine; ``emulator.server.Emulator`` serves it over a
-``drivers.Transport`` with ``sas_protocol.machine.MachineProtocol``; ``emulator.scenario``
-drives it (seeded autoplay or scripted YAML steps). See docs/emulator.md.
+``drivers.Transport`` with ``sas_protocol.machine.MachineProtocol``;
+``emulator.tcp_serving.TcpServing`` serves an ``Emulator`` on a TCP listener, one host at a
+time; ``emulator.scenario`` drives it (seeded autoplay or scripted YAML steps). See
+docs/emulator.md.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from emulator.scenario import (
     parse_scenario,
 )
 from emulator.server import Emulator, LinkOptions, LinkStats
+from emulator.tcp_serving import TcpServing
 
 __all__ = [
     "PROFILES",
@@ -45,6 +48,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "ScenarioRunner",
+    "TcpServing",
     "build_report",
     "link_options",
     "load_scenario",

@@ -134,7 +134,10 @@ class Emulator:
         self.lock = threading.RLock()  # hold it to read the machine while the thread runs
         self._transport = transport
         self._log = log or (lambda _message: None)
-        self._on_disconnect = on_disconnect
+        #: called when a read or write of the transport fails, once it is detached (on the
+        #: thread that was serving); settable after construction, as ``runner`` is
+        #: (``emulator.tcp_serving.TcpServing`` sets it to close the lost connection)
+        self.on_disconnect = on_disconnect
         self._rng = random.Random(self.options.seed)
         self._noisy_word = False  # the word being handled had a bit flipped by line noise
         # separate streams, so turning one quirk on does not change the others' draws
@@ -441,8 +444,8 @@ class Emulator:
             if self._transport is transport:
                 self._transport = None
         self._log(f"connection lost: {exc}")
-        if self._on_disconnect is not None:
-            self._on_disconnect(transport, exc)
+        if self.on_disconnect is not None:
+            self.on_disconnect(transport, exc)
 
     # ------------------------------------------------------------------ thread
 
@@ -460,6 +463,13 @@ class Emulator:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the serving thread, then detach the transport and close it."""
+        self.stop(timeout)
+        transport = self.detach()
+        if transport is not None:
+            transport.close()
 
     @property
     def running(self) -> bool:

@@ -14,12 +14,17 @@ more than a close frame, parses nothing more of what arrives: under overload eac
 up to 256 KB (about a thousand events) per connection, and parsing it for 3,000
 connections took a starved hub many seconds before it could even start to stop. The
 connection gets its 1001 close frame and is aborted (hub/wsio.py ``close_if_behind``).
+
+Once open, a connection's whole text frames are read by the hub's own
+:class:`~hub.frame_reader.FrameReader` in front of websockets' parser (the same frames in
+websockets' buffer, a fraction of the CPU per frame); anything else is websockets' to parse.
 """
 
 from __future__ import annotations
 
 from websockets.asyncio.server import ServerConnection
 
+from hub.frame_reader import FrameReader, at_frame_boundary
 from hub.http_answers import text_response
 from hub.wsio import close_if_behind
 
@@ -46,12 +51,24 @@ class HubConnection(ServerConnection):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._head = b""
         self._method_checked = False
+        #: Reads whole text frames in front of websockets once the connection is open; None
+        #: before, False once websockets parses everything.
+        self._reader: FrameReader | bool | None = None
 
     def data_received(self, data: bytes) -> None:
         if self._method_checked:
             if (self.stop_request.requested
                     and close_if_behind(self, 1001, "going away", len(data))):
                 return  # not parsed: the hub stops (its close frame is sent, then an abort)
+            reader = self._reader
+            if reader is None and at_frame_boundary(self.protocol):
+                reader = self._reader = FrameReader(
+                    self.protocol, self.recv_messages.put, super().data_received)
+            if isinstance(reader, FrameReader):
+                if reader.active:
+                    reader.feed(data)
+                    return
+                self._reader = False
             super().data_received(data)
             return
         self._head += data

@@ -3,8 +3,11 @@
 Every terminal connection hands its parsed events to one :class:`GroupCommitter` and waits.
 The committer takes *everything* submitted since its last transaction, from every terminal
 (and the hub's own ``deviceOnline`` / ``deviceOffline`` events), and stores it in ONE
-transaction on the store's writer thread; the transaction's window is simply the time the
-previous one took, so the batches grow with the load and a quiet hub commits at once. Only
+transaction on the store's writer thread; the transaction's window is the time the previous
+one took, so the batches grow with the load and a quiet hub commits at once. A busy hub (the
+previous transaction merged :data:`BUSY_GROUP` batches or more) starts the next one at least
+:data:`MIN_GROUP_INTERVAL` after the previous one started: fewer, larger transactions and
+fan-outs for the same events, as a hub behind its load makes anyway. Only
 after the commit are the batches published (floor accounting, fan-out, acks), each batch in
 the order it was submitted: storage order and fan-out order are the same for every terminal,
 and no event is fanned out or acknowledged before it is stored. The next transaction is
@@ -46,6 +49,18 @@ _PUBLISH_QUEUE = 2
 
 #: Least a connection may have in flight when the hub-wide limit is shared among many.
 MIN_SHARE = 8
+
+#: Seconds from the start of one transaction to the start of the next, at least, when the
+#: previous one merged :data:`BUSY_GROUP` batches or more (a busy hub). Each transaction and
+#: its fan-out cost the same whatever their size (the commit's fsync and thread hand-off,
+#: a write to every client), and at 10,000 events/s a commit every 3 ms cost 15-20 µs of
+#: CPU an event more than the larger groups of a hub that fell behind
+#: (docs/performance.md, "Hub CPU per event: the group's size"). A quiet hub still commits
+#: at once; a busy one waits at most this long for the others' batches.
+MIN_GROUP_INTERVAL = 0.010
+
+#: Batches in a transaction from which the hub counts as busy (:data:`MIN_GROUP_INTERVAL`).
+BUSY_GROUP = 4
 
 
 class EventStore(Protocol):
@@ -90,8 +105,11 @@ class GroupCommitter:
 
     def __init__(self, store: EventStore, publish: Publish,
                  clock: Callable[[], float] = time.time,
-                 max_group_events: int = MAX_GROUP_EVENTS) -> None:
+                 max_group_events: int = MAX_GROUP_EVENTS,
+                 min_interval: float = MIN_GROUP_INTERVAL) -> None:
         self._store = store
+        self._min_interval = min_interval
+        self._busy_until = 0.0  # loop time before which a new transaction waits
         self._publish = publish
         self._clock = clock
         self._max_group = max_group_events
@@ -151,10 +169,18 @@ class GroupCommitter:
         return done
 
     async def _commit_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         pending: _Batch | None = None
         while True:
             group = [pending if pending is not None else await self._incoming.get()]
             pending = None
+            wait = self._busy_until - loop.time()
+            if wait > 0 and not self._intake_closed:
+                try:
+                    await asyncio.sleep(wait)  # busy: other terminals' batches join this one
+                except asyncio.CancelledError:
+                    group[0].done.cancel()  # stop(): not stored, as the queued ones
+                    raise
             if self._intake_closed:
                 group[0].done.cancel()
                 continue  # close_intake cancelled the rest
@@ -166,6 +192,8 @@ class GroupCommitter:
                     break
                 group.append(batch)
                 size += len(batch.writes)
+            if len(group) >= BUSY_GROUP:
+                self._busy_until = loop.time() + self._min_interval
             results = await self._commit(group, size)
             await self._committed.put((group, results))
 

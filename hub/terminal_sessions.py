@@ -250,6 +250,12 @@ class TerminalSessions:
         follows the ack of the events before it).
         """
         await self._settle(conn)
+        if pending and self._hub.stopping:
+            # Not stored, not acknowledged: the terminal sends them again (Hub.request_stop).
+            # Not handed to the ingest either: the batch before them may have been cancelled
+            # by the stop, leaving the cursor behind them, which is no gap the terminal made.
+            self._hub.gate.release(conn.credits, len(pending))
+            pending.clear()
         if pending:
             writes, cursor = self._writes(conn, pending)
             batch = self._hub.ingest.submit(writes)

@@ -107,3 +107,42 @@ def test_an_uppercase_copy_of_a_valid_signature_does_not_verify() -> None:
     with pytest.raises(WireError) as info:
         wire.verify_action(b"k" * 16, signed | {"signature": signed["signature"].upper()}, now)
     assert info.value.code is ErrorCode.BAD_SIGNATURE
+
+
+def _outcome(text: str) -> object:
+    try:
+        return wire.parse_message(text, max_bytes=LIMIT)
+    except WireError as exc:
+        return (exc.code, str(exc))
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                               max_size=3),
+    max_leaves=8)
+
+
+@given(value=_json_values, event=st.booleans(), indent=st.sampled_from([None, 0, 1]),
+       before=st.sampled_from(["", " ", "\n", "x"]),
+       after=st.sampled_from(["", " ", "\n", "x", "}", "{}", " 1", "\ud800"]),
+       cut=st.integers(0, 3))
+def test_decoding_with_the_scanner_is_decoding(value: object, event: bool, indent: int | None,
+                                               before: str, after: str, cut: int) -> None:
+    """api/parse.py decodes a frame with the JSON scanner directly when the whole text is one
+    value: the result, or the error code and message, are the decoder's, whatever the text."""
+    import api.parse
+
+    body = _event(value) if event else json.dumps(value, indent=indent)
+    text = before + (body[:-cut] if cut else body) + after
+    fast = _outcome(text)
+    scan = api.parse._SCAN
+    try:
+        def refuse(_text: str, _idx: int) -> tuple[object, int]:
+            raise StopIteration(0)
+        api.parse._SCAN = refuse
+        slow = _outcome(text)
+    finally:
+        api.parse._SCAN = scan
+    assert fast == slow

@@ -47,6 +47,11 @@ class Line(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
+    def links_up(self) -> dict[int, bool]:
+        """Each polled address and whether its link is up: what the ``STATUS=`` line reads
+        every 2 s, without building (or, for a line process, asking for) :meth:`status`."""
+        ...
+
     def idle(self) -> bool: ...
 
     def start_capture(self, limit: int | None = None) -> None:

@@ -380,6 +380,11 @@ class LineOwner:
                 m.schedule.idle and m.schedule.outstanding is None
                 for m in self._machines.values())
 
+    def links_up(self) -> dict[int, bool]:
+        """Each polled address and whether its link is up (thread-safe)."""
+        with self._lock:
+            return {m.address: m.link_up for m in self._machines.values()}
+
     def status(self) -> dict[str, Any]:
         """A thread-safe snapshot for ``diag``."""
         with self._lock:

@@ -415,6 +415,13 @@ class LineProcess:
         return {**last, "machines": machines, "pid": self.pid, "running": False,
                 "cycles": self.cycles, "skippedSlots": self.skipped_slots, "error": error}
 
+    def links_up(self) -> dict[int, bool]:
+        """From the link changes the line process reported (each is an observation), so
+        nothing is asked of the child: the daemon's ``STATUS=`` line reads this every 2 s,
+        and a :meth:`status` query there cost both processes a round trip and the line
+        thread its lock while the child built its whole ``diag`` snapshot."""
+        return {address: self._links.get(address, False) for address in sorted(self._addresses)}
+
     def start_capture(self, limit: int | None = None) -> None:
         """Start recording frames in the child's line owner (``slot-agent capture``)."""
         answer = self._ask(CaptureQuery(next(self._ids), True), only_running=True)

@@ -297,6 +297,28 @@ class Outbox(OutboxQueries):
         """Stored events, acknowledged or not (what ``max_events`` caps)."""
         return self._rows
 
+    def seqs(self) -> tuple[int, int]:
+        """(``last_seq``, ``acked_seq``) as this writer keeps them: no query and no lock, for
+        the daemon's ``STATUS=`` line and outbox gauges, read every 2 s on its event loop
+        (where :attr:`last_seq` would wait for the writer's lock behind a commit's fsync)."""
+        return self._last_seq, self._acked_seq
+
+    def backlog(self) -> tuple[int, float | None]:
+        """(depth, ``created_at`` of the oldest unacknowledged event): what the outbox gauges
+        show. Nothing is read when every event is acknowledged, and never :meth:`stats`'s count
+        of every row (``retention_days`` of events, counted every 2 s)."""
+        last, acked = self.seqs()
+        if last <= acked:
+            return 0, None
+        with self._read() as conn:
+            acked = int(self._meta("acked_seq") or 0)
+            depth = int(conn.execute("SELECT COUNT(*) FROM events WHERE seq > ?", (acked,))
+                        .fetchone()[0])
+            oldest = conn.execute(
+                "SELECT created_at FROM events WHERE seq > ? ORDER BY seq LIMIT 1", (acked,)
+            ).fetchone()
+        return depth, None if oldest is None else float(oldest[0])
+
     # ------------------------------------------------------------------ writing
 
     def commit(

@@ -14,7 +14,8 @@ One connection at a time to ``/ws/terminal`` (docs/protocol.md §4):
   encoded again). The connection offers no permessage-deflate (small frames: per-frame CPU,
   not bytes, bounds the drain rate). The cumulative ``ack`` frees the window; the outbox
   cursor is advanced by a separate task that coalesces acks (the hub acks every event; one
-  fsync per burst is enough).
+  fsync per ``ack_persist_delay_s``, a second by default, is enough: the hub's ``welcome``
+  carries its own ``ackedSeq`` after a crash).
 - New events: :meth:`Uplink.notify_new_events` (callable from any thread) wakes the sender.
   A bounded fallback timer (``fallback_poll_s``) re-reads the outbox in case a wake-up is ever
   missed; it is a safety net, not the mechanism.
@@ -89,6 +90,10 @@ from api.wire import CloseCode, ErrorCode
 __all__ = ["ActionHandler", "Uplink", "UplinkError", "UplinkState"]
 
 log = logging.getLogger("agent.uplink.client")
+
+#: The hub's acks are persisted to the outbox at most this often (one fsync for the acks of
+#: that time; :meth:`agent.uplink.window.SendWindow.ack_loop`).
+ACK_PERSIST_DELAY_S = 1.0
 
 #: Closes after which the backoff does not start over (see the module docstring).
 _POLICY_CLOSES = frozenset({CloseCode.POLICY_VIOLATION, CloseCode.REPLACED,
@@ -165,6 +170,7 @@ class Uplink:
         min_reconnect_delay_s: float = 1.0,
         open_timeout_s: float = 10.0,
         fallback_poll_s: float = 5.0,
+        ack_persist_delay_s: float = ACK_PERSIST_DELAY_S,
         max_message_bytes: int = 1 << 20,
         max_pending_replies: int = 1000,
         rng: Callable[[], float] = random.random,
@@ -212,7 +218,8 @@ class Uplink:
         self._calls = WorkerCalls()
         self._window = SendWindow(config, outbox, self._calls, metrics=metrics,
                                   fallback_poll_s=fallback_poll_s,
-                                  max_pending_replies=max_pending_replies)
+                                  max_pending_replies=max_pending_replies,
+                                  ack_persist_delay_s=ack_persist_delay_s)
         self._dispatch = ActionDispatch(terminal_id, actions, self.reply)
 
         self._connected = False

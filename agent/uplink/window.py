@@ -5,7 +5,7 @@ connections: replies (``actionAck``, ``actionResult``, ``pong``) go out first, t
 never more than ``uplink.window`` sent and unacknowledged; each event comes as its ready frame
 text (``OutboxReader.pending_frames``). The cumulative ``ack`` frees the window, and the outbox
 cursor is advanced by :meth:`SendWindow.ack_loop`, which coalesces acks (the hub acks every
-event; one fsync per burst is enough). The connection, its handshake and the reconnects are
+event; one fsync a second is enough). The connection, its handshake and the reconnects are
 :mod:`agent.uplink.client`'s.
 
 :class:`WorkerCalls` runs the blocking outbox calls in worker threads and keeps track of them,
@@ -72,12 +72,13 @@ class SendWindow:
 
     def __init__(self, config: UplinkConfig, outbox: Outbox, calls: WorkerCalls, *,
                  metrics: AgentMetrics | None, fallback_poll_s: float,
-                 max_pending_replies: int) -> None:
+                 max_pending_replies: int, ack_persist_delay_s: float = 0.0) -> None:
         self._config = config
         self._outbox = outbox
         self._calls = calls
         self._metrics = metrics
         self._fallback = fallback_poll_s
+        self._ack_delay = ack_persist_delay_s
         self.wake = asyncio.Event()
         self._ack_wake = asyncio.Event()
         self.replies: collections.deque[dict[str, Any]] = collections.deque(
@@ -117,28 +118,37 @@ class SendWindow:
         While one batch goes out, the next one is already being read (``ahead``, in a worker
         thread), so a backlog drains without the sender waiting for SQLite between batches.
         Frames read but not yet allowed out by the window wait in ``ready``.
+
+        The wake-up is cleared just before a read starts, and only there: a commit after that
+        moment sets it again. A read that comes back with less than a batch has seen
+        everything committed before it started (``settled``): once that is sent, the sender
+        waits without reading once more, and no read ahead is started. An event trickling in
+        (a game's) costs one read; a backlog is read a full batch ahead.
         """
         window = self._config.window
         batch = self._config.batch
         ready: collections.deque[EventFrame] = collections.deque()
         ahead: asyncio.Future[list[EventFrame]] | None = None
+        settled = False  # the last read, started after the last clear, was not a full batch
         while True:
-            self.wake.clear()  # before reading: a wake-up from now on is not lost
             while self.replies:
                 await ws.send(wire.encode(self.replies[0]))
                 self.replies.popleft()
             room = window - len(self.in_flight)
             if room > 0:
                 if not ready and ahead is not None:
-                    ready.extend(await asyncio.shield(ahead))
+                    got = await asyncio.shield(ahead)
                     ahead = None
-                if not ready:
-                    # A read started before the wake-up was cleared may have missed the
-                    # newest events: only a read started after it may end in a wait.
-                    ready.extend(await self._calls.run(reader.pending_frames, self.sent,
-                                                       batch))
+                    ready.extend(got)
+                    settled = len(got) < batch
+                if not ready and not (settled and not self.wake.is_set()):
+                    self.wake.clear()  # before the read: a wake-up from now on is not lost
+                    got = await self._calls.run(reader.pending_frames, self.sent, batch)
+                    ready.extend(got)
+                    settled = len(got) < batch
                 if ready:
-                    if ahead is None:
+                    if ahead is None and not settled:
+                        self.wake.clear()  # the read ahead starts after it (see above)
                         ahead = self._calls.start(reader.pending_frames, ready[-1].seq, batch)
                     for _ in range(min(room, len(ready))):
                         frame = ready.popleft()
@@ -146,15 +156,24 @@ class SendWindow:
                         self.in_flight.append((frame.seq, time.monotonic()))
                         self.sent = frame.seq
                     continue
+            if self.replies:
+                continue  # queued while a read was awaited (its wake-up may have been cleared)
+            if room <= 0:
+                # Waiting for the window: only an ack that frees it wakes this; what was
+                # committed meanwhile is read once there is room (not settled).
+                self.wake.clear()
+                settled = False
             with contextlib.suppress(TimeoutError):
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
                 # cancellation that races with the event being set.
                 async with asyncio.timeout(self._fallback):
                     await self.wake.wait()
+            settled = False  # woken (or the fallback timer): read again
 
     def on_ack(self, up_to: int) -> None:
         if up_to > self.sent:
             log.warning("uplink: hub acked up to %d, beyond the %d sent", up_to, self.sent)
+        was_full = len(self.in_flight) >= self._config.window
         now = time.monotonic()
         while self.in_flight and self.in_flight[0][0] <= up_to:
             _, sent_at = self.in_flight.popleft()
@@ -164,11 +183,20 @@ class SendWindow:
             self.hub_acked = up_to
             self._ack_wake.set()
         self.last_ack_at = time.time()
-        self.wake.set()  # the window has room again
+        if was_full:
+            self.wake.set()  # the window has room again (otherwise the sender is not waiting
+            # for the window, and a wake-up would only cost it a read that finds nothing)
 
     async def ack_loop(self) -> None:
+        """Persist the hub's acks, at most once per ``ack_persist_delay_s``: the hub acks
+        every event, and a game's events come one commit at a time, so persisting each ack
+        would be an fsync per event. The cursor on disk may lag the hub by that delay: after
+        a crash the next ``welcome`` carries the hub's ``ackedSeq`` (:meth:`apply_welcome`),
+        so nothing is sent twice because of it; a stop persists the last ack."""
         while True:
             await self._ack_wake.wait()
+            if self._ack_delay > 0:
+                await asyncio.sleep(self._ack_delay)
             self._ack_wake.clear()
             await self.persist_ack()
 

@@ -22,13 +22,15 @@ import os
 import secrets
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.commands.options import command_parser
+
+if TYPE_CHECKING:
+    from emulator.tcp_serving import TcpServing
 
 DEFAULT_PORT = 8765
 TERMINAL_ID = "DEMO-0001"
@@ -81,55 +83,22 @@ def run(args: argparse.Namespace) -> int:
             return 1
 
 
-class _EmulatedMachine:
-    """The emulator on a TCP listener of 127.0.0.1, accepting the agent on a thread."""
+def _emulated_machine(args: argparse.Namespace) -> TcpServing:
+    """The emulator playing autoplay, served on a free TCP port of 127.0.0.1 (not started)."""
+    from emulator.autoplay import AutoplaySettings
+    from emulator.model import Machine
+    from emulator.scenario import ScenarioRunner, load_scenario
+    from emulator.server import Emulator, LinkOptions
+    from emulator.tcp_serving import TcpServing
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        from drivers.tcp import tcp_listen
-        from emulator.autoplay import AutoplaySettings
-        from emulator.model import Machine
-        from emulator.scenario import ScenarioRunner, load_scenario
-        from emulator.server import Emulator, LinkOptions
-
-        now = time.monotonic()
-        scenario = load_scenario("autoplay")
-        machine = Machine(now=now, wall_clock=datetime.now(UTC), seed=args.seed)
-        self.emulator = Emulator(machine, None, address=1,
-                                 options=LinkOptions(rte=args.rte, seed=args.seed), now=now)
-        self.emulator.runner = ScenarioRunner(
-            scenario, machine, start=now, seed=args.seed, link=self.emulator,
-            autoplay=AutoplaySettings(games_per_minute=args.games_per_minute))
-        self.listener = tcp_listen("127.0.0.1", 0)
-        self.url = self.listener.url
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="demo-accept", daemon=True)
-
-    def start(self) -> None:
-        self.emulator.start()
-        self._thread.start()
-
-    def _accept(self) -> None:
-        from drivers.base import TransportError
-
-        while not self._stop.is_set():
-            try:
-                conn = self.listener.accept(time.monotonic() + 0.2)
-            except TransportError:
-                return
-            if conn is not None:
-                old = self.emulator.detach()
-                if old is not None:
-                    old.close()
-                self.emulator.attach(conn)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5.0)
-        self.emulator.stop()
-        transport = self.emulator.detach()
-        if transport is not None:
-            transport.close()
-        self.listener.close()
+    now = time.monotonic()
+    machine = Machine(now=now, wall_clock=datetime.now(UTC), seed=args.seed)
+    emulator = Emulator(machine, None, address=1,
+                        options=LinkOptions(rte=args.rte, seed=args.seed), now=now)
+    emulator.runner = ScenarioRunner(
+        load_scenario("autoplay"), machine, start=now, seed=args.seed, link=emulator,
+        autoplay=AutoplaySettings(games_per_minute=args.games_per_minute))
+    return TcpServing(emulator, "127.0.0.1", 0)
 
 
 def _write_secret(path: Path, text: str) -> Path:
@@ -166,7 +135,7 @@ async def _demo(args: argparse.Namespace, tmp: Path) -> int:
             print(f"  (is port {args.port} in use? try --port 0 for any free port)",
                   file=sys.stderr)
         return 1
-    machine = _EmulatedMachine(args)
+    machine = _emulated_machine(args)
     machine.start()
     run_task: asyncio.Task[int] | None = None
     daemon: Daemon | None = None

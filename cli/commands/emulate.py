@@ -32,6 +32,7 @@ from emulator.profiles import (
 from emulator.report import build_report, write_report
 from emulator.scenario import ScenarioError, ScenarioRunner, bundled_names, load_scenario
 from emulator.server import Emulator, LinkOptions
+from emulator.tcp_serving import TcpServing
 
 
 def add_parser(subparsers: Any) -> None:
@@ -148,14 +149,7 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, handpay_limit_cents=opts.handpay_limit_cents)
     machine = Machine(config, now=now, wall_clock=datetime.now(UTC), seed=seed)
     stop = threading.Event()
-
-    def disconnected(transport: Transport, exc: Exception) -> None:
-        log(f"{transport.name}: disconnected ({exc})")
-        transport.close()
-
-    emu = Emulator(machine, None, address=address,
-                   options=options,
-                   now=now, log=log, on_disconnect=disconnected)
+    emu = Emulator(machine, None, address=address, options=options, now=now, log=log)
     emu.runner = ScenarioRunner(scenario, machine, start=now, seed=seed, link=emu,
                                 autoplay=AutoplaySettings(games_per_minute=gpm,
                                                           game_seconds=args.game_seconds),
@@ -168,16 +162,15 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     from drivers.pseudo_tty import open_pty
-    from drivers.tcp import TcpListener, tcp_listen
 
-    listener: TcpListener | None = None
+    served: TcpServing | None = None
     try:
         if args.tcp:
             host, sep, port_text = args.tcp.rpartition(":")
             if not sep or not port_text.isdigit():
                 return _fail(f"--tcp: expected HOST:PORT, got {args.tcp!r}")
-            listener = tcp_listen(host.strip("[]") or "127.0.0.1", int(port_text))
-            bound_host, bound_port = listener.address
+            served = TcpServing(emu, host.strip("[]") or "127.0.0.1", int(port_text), log=log)
+            bound_host, bound_port = served.address
             print(f"{bound_host}:{bound_port}", flush=True)
         else:
             if args.pty_mode == "parity":
@@ -187,37 +180,36 @@ def run(args: argparse.Namespace) -> int:
                 master_end, path = open_parity_pty()
             else:
                 master_end, path = open_pty()
+
+            def disconnected(transport: Transport, exc: Exception) -> None:
+                log(f"{transport.name}: disconnected ({exc})")
+                transport.close()
+
+            emu.on_disconnect = disconnected
             emu.attach(master_end)
             print(path, flush=True)
     except TransportError as exc:
         return _fail(str(exc))
 
-    emu.start()
     log(f"serving scenario {scenario.name!r} at address {address}, "
-        f"profile {options.profile}")
+        f"profile {options.profile}")  # before any "connected" line
+    if served is not None:
+        served.start()
+    else:
+        emu.start()
     try:
         while not stop.is_set():
             if scenario.end == "stop" and emu.runner.finished:
                 log("scenario finished")
                 break
-            if listener is not None:
-                try:
-                    conn = listener.accept(time.monotonic() + 0.2)
-                except TransportError as exc:
-                    log(f"accept failed: {exc}")
-                    break
-                if conn is not None:
-                    log(f"{conn.name}: connected")
-                    emu.attach(conn)
-            else:
-                stop.wait(0.2)
+            if served is not None and not served.accepting:
+                break  # the listener failed ("accept failed" is logged)
+            stop.wait(0.2)
     finally:
-        emu.stop()
-        transport = emu.detach()
-        if transport is not None:
-            transport.close()
-        if listener is not None:
-            listener.close()
+        if served is not None:
+            served.stop()
+        else:
+            emu.close()
         if args.report:
             with emu.lock:
                 report = build_report(machine, scenario=scenario.name,

@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,12 @@ from agent.ops.metrics import AgentMetrics
 from agent.store.outbox import Outbox
 from agent.store.pipeline import Pipeline
 from api.events import StoredEvent
-from drivers import tcp_listen
 from drivers.base import Transport
 from drivers.memory import Faults, pair
 from emulator.model import Machine
 from emulator.model import MachineConfig as EmulatedConfig
 from emulator.server import Emulator, LinkOptions
+from emulator.tcp_serving import TcpServing
 from tests.support.waits import wait_until
 
 TERMINAL = "T-E2E"
@@ -169,46 +168,13 @@ class Rig:
         wait_until(quiet, what="the line to go quiet")
 
 
-@dataclass
-class ServedOverTcp:
-    """An emulated machine behind a TCP terminal server: ``url`` to dial, ``connections``
-    accepted so far; ``emulator.detach()`` drops the current one (the agent reads EOF)."""
-
-    url: str
-    emulator: Emulator
-    connections: list[Transport]
-
-
 @contextmanager
-def served_over_tcp() -> Iterator[ServedOverTcp]:
-    """An emulator served on a thread at ``tcp://127.0.0.1:PORT``, attaching each new
-    connection (as a terminal server lets a reconnecting agent back in)."""
-    emulator = Emulator(Machine(now=time.monotonic()), None, address=ADDRESS)
-    emulator.start()
-    listener = tcp_listen("127.0.0.1", 0)
-    host, port = listener.address
-    served = ServedOverTcp(f"tcp://{host}:{port}", emulator, [])
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            conn = listener.accept(time.monotonic() + 0.05)
-            if conn is not None:
-                served.connections.append(conn)
-                emulator.attach(conn)
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    try:
+def served_over_tcp() -> Iterator[TcpServing]:
+    """An emulator served at ``tcp://127.0.0.1:PORT`` (``url``), attaching each new
+    connection as a terminal server lets a reconnecting agent back in; ``accepted`` counts
+    them, ``emulator.detach()`` drops the current one (the agent reads EOF)."""
+    with TcpServing(Emulator(Machine(now=time.monotonic()), None, address=ADDRESS)) as served:
         yield served
-    finally:
-        stop.set()
-        server.join(5)
-        emulator.stop()
-        transport = emulator.detach()
-        if transport is not None:
-            transport.close()
-        listener.close()
 
 
 def agent_main(url: str, db: str, rte: bool = False, ticket_settle: float = 10.0) -> None:

@@ -206,6 +206,30 @@ def test_metrics_are_counted_in_the_daemon(
                what=lambda: f"the daemon's {daemon_bad()} equal to the child's {child_bad()}")
 
 
+def test_links_up_follows_the_link_without_a_query_to_the_child(
+        bench: Bench, started: tuple[LineProcess, Collected, AgentMetrics],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the daemon's STATUS= line reads every 2 s comes from the link observations: no
+    query crosses to the child (a status query there made the child build its whole diag
+    snapshot under the line thread's lock, every 2 s)."""
+    line, seen, _metrics = started
+    asked: list[object] = []
+    ask = line._ask
+
+    def counting(query: object, *, only_running: bool) -> object:
+        asked.append(query)
+        return ask(query, only_running=only_running)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(line, "_ask", counting)
+    assert line.links_up() == {1: True}
+    with bench.emulator.lock:
+        bench.emulator.silence(time.monotonic(), 3.0)  # a cut cable for 3 s
+    wait_until(lambda: seen.of(LinkDown), what="the link down")
+    assert line.links_up() == {1: False}  # set before the observation is passed on
+    wait_until(lambda: line.links_up() == {1: True}, what="the link back")
+    assert asked == []
+
+
 def test_a_killed_child_is_reported_and_its_commands_fail(
         bench: Bench, caplog: pytest.LogCaptureFixture) -> None:
     seen = Collected()
@@ -234,6 +258,7 @@ def test_a_killed_child_is_reported_and_its_commands_fail(
         status = line.status()
         assert status["running"] is False and "killed by SIGKILL" in status["error"]
         assert status["machines"]["1"]["linkUp"] is False
+        assert line.links_up() == {1: False}
         assert any(r.levelno == logging.ERROR and "killed by SIGKILL" in r.getMessage()
                    for r in caplog.records)
     finally:

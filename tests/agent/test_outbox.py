@@ -69,6 +69,29 @@ def test_commit_assigns_increasing_seqs_and_stores_state(db: Path, clock: FakeCl
         assert ob.commit([game(4)], {"x": 1})[0].seq == 4
 
 
+def test_the_gauges_backlog_matches_stats_and_reads_nothing_once_all_is_acked(
+        db: Path, clock: FakeClock) -> None:
+    """What the daemon reads every 2 s (its STATUS= line and outbox gauges): the writer's
+    own seqs, and the depth and oldest unacked event without stats()'s count of every row;
+    with everything acknowledged, not even a query."""
+    with Outbox.open(db, terminal_id="T1", clock=clock) as ob:
+        assert ob.seqs() == (0, 0) and ob.backlog() == (0, None)
+        ob.commit([game(i) for i in range(5)], None)
+        clock.now += 10.0
+        ob.commit([game(5)], None)
+        ob.ack(2)
+        stats = ob.stats()
+        assert ob.seqs() == (stats.last_seq, stats.acked_seq) == (6, 2)
+        assert ob.backlog() == (stats.depth, stats.oldest_unacked_created_at) == (4, clock.now - 10)
+        ob.ack(6)
+        assert ob.seqs() == (6, 6)
+        conn, ob._conn = ob._conn, None  # type: ignore[assignment]
+        try:
+            assert ob.backlog() == (0, None)  # no query: the connection is not touched
+        finally:
+            ob._conn = conn
+
+
 def test_ack_is_cumulative_idempotent_and_rejects_unknown_seqs(db: Path, clock: FakeClock) -> None:
     with Outbox.open(db, terminal_id="T1", clock=clock) as ob:
         ob.commit([game(i) for i in range(5)], None)

@@ -23,7 +23,7 @@ from agent.config import ConfigError
 from agent.ops.logs import RedactingFilter
 from agent.ops.metrics import AgentMetrics
 from agent.retry import jittered_doubling
-from agent.store.outbox import Outbox
+from agent.store.outbox import EventFrame, Outbox, OutboxReader
 from agent.uplink.client import Uplink
 from api import wire
 from api.events import Event
@@ -51,7 +51,7 @@ def make_uplink(url: str, outbox: Outbox, *, token: str = TERMINAL_TOKEN, **over
                 ) -> Uplink:
     kwargs = {k: overrides.pop(k) for k in list(overrides)
               if k in ("metrics", "actions", "fallback_poll_s", "ssl_context",
-                       "machine_status")}
+                       "machine_status", "ack_persist_delay_s")}
     return Uplink(uplink_config(url, **overrides), terminal_id=TERMINAL, outbox=outbox,
                   token=lambda: token, min_reconnect_delay_s=0.01, **kwargs)
 
@@ -160,6 +160,47 @@ async def test_events_committed_while_a_backlog_drains_are_never_left_waiting(
         await asyncio.to_thread(trickle)
         await wait_for(lambda: outbox.acked_seq == 780, timeout=30, what="all acked")
     assert hub.seqs(TERMINAL) == list(range(1, 781))
+
+
+async def test_an_event_alone_costs_two_reads_and_acks_do_not_wake_the_sender(
+        hub: HubHarness, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A game's events come one commit at a time: each is read once (less than a batch: no
+    read ahead, no read again), and the sender waits; the hub's ack does not wake it again
+    while the window has room (docs/performance.md, "The daemon's wake-ups and the uplink's
+    reads")."""
+    reads: list[int] = []
+    pending_frames = OutboxReader.pending_frames
+
+    def counting(self: OutboxReader, after_seq: int, limit: int) -> list[EventFrame]:
+        reads.append(after_seq)
+        return pending_frames(self, after_seq, limit)
+
+    monkeypatch.setattr(OutboxReader, "pending_frames", counting)
+    uplink = make_uplink(hub.terminal_url, outbox, fallback_poll_s=3600.0)
+    async with running(uplink):
+        await wait_for(lambda: uplink.connected and reads, what="connected, first read")
+        before = len(reads)
+        for seq in range(1, 6):
+            outbox.commit(bet(1), None)
+            uplink.notify_new_events()
+            await wait_for(lambda s=seq: uplink.state.hub_acked_seq == s, what=f"ack {seq}")
+        assert len(reads) - before == 5  # before: 4 an event (ahead, again, one per ack)
+    assert hub.seqs(TERMINAL) == [1, 2, 3, 4, 5]
+
+
+async def test_acks_are_persisted_at_most_once_a_delay_and_at_stop(
+        hub: HubHarness, outbox: Outbox) -> None:
+    """The hub acks every event; the outbox cursor is written once per
+    ``ack_persist_delay_s`` (an fsync each), and at stop whatever the hub acked last."""
+    outbox.commit(bet(10), None)
+    uplink = make_uplink(hub.terminal_url, outbox, ack_persist_delay_s=3600.0)
+    async with running(uplink):
+        await wait_for(lambda: uplink.state.hub_acked_seq == 10, what="the hub's ack")
+        outbox.commit(bet(5), None)
+        uplink.notify_new_events()
+        await wait_for(lambda: uplink.state.hub_acked_seq == 15, what="the hub's next ack")
+        assert outbox.acked_seq == 0  # within the delay: not written yet
+    assert outbox.acked_seq == 15  # the stop persisted the last ack
 
 
 async def test_resume_after_the_hub_restarts_on_the_same_database(

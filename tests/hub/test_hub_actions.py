@@ -17,6 +17,11 @@ async def test_action_to_a_connected_terminal_and_its_result(harness: HubHarness
     alice, _ = await harness.client("tok-alice")
     bob, _ = await harness.client("tok-bob")
     term, _ = await harness.terminal("T1")
+    # T1's state (online, not locked) is broadcast once its deviceOnline is stored, which
+    # may be after everything below on a busy machine: wait for it, so that the last check
+    # (nothing more relayed) sees only what the actions caused.
+    for peer in (alice, bob):
+        assert (await peer.recv_terminal("T1", online=True))["lockReasons"] == []
     await alice.send(wire.action("a1", "T1", "lock", {"reason": "audit"}, expires_at=_in(60)))
     ack = await alice.recv_type("actionAck")
     assert ack == {"type": "actionAck", "id": "a1", "terminalId": "T1", "action": "lock",
@@ -33,7 +38,9 @@ async def test_action_to_a_connected_terminal_and_its_result(harness: HubHarness
     for peer in (alice, bob):
         relayed = await peer.recv_type("actionAck")
         assert (relayed["status"], relayed["action"]) == ("accepted", "lock")
-        result = await peer.recv_type("actionResult")
+        # A succeeded lock is the host lock state at once, broadcast before its result.
+        assert (await peer.recv_terminal("T1", locked=True))["lockReasons"] == ["host"]
+        result = await peer.recv()
         # The terminal did not name the action; the hub does, for its clients.
         assert result == {"type": "actionResult", "id": "a1", "terminalId": "T1",
                           "action": "lock", "status": "succeeded", "result": {"locked": True}}

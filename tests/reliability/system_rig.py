@@ -12,21 +12,19 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from drivers import tcp_listen
-from drivers.base import Transport, TransportError
 from emulator.autoplay import AutoplaySettings
 from emulator.model import Machine, MachineConfig
 from emulator.profiles import link_options
 from emulator.report import build_report
 from emulator.scenario import ScenarioRunner, load_scenario, parse_scenario
 from emulator.server import Emulator, LinkOptions
+from emulator.tcp_serving import TcpServing
 from tests.support.hub import stored_events
 from tests.support.processes import Proc, short_dir, start_emulator
 from tests.support.tokens import (
@@ -81,10 +79,10 @@ class EmulatorProc:
 class ServedMachine:
     """What ``slot-agent emulate --tcp 127.0.0.1:0 --scenario autoplay --seed S
     --games-per-minute N [--rte]`` serves (the same machine, link and autoplay settings), run
-    in the test's process: ``emulator.server.Emulator`` on its thread, and an accept thread
-    that serves each new agent connection as the emulate command does. The autoplay runs
-    until :meth:`end_play`, so a test plays exactly as long as it needs, not for a fixed time
-    its other steps may outlast on a loaded machine."""
+    in the test's process and served as that command serves it
+    (``emulator.tcp_serving.TcpServing``). The autoplay runs until :meth:`end_play`, so a
+    test plays exactly as long as it needs, not for a fixed time its other steps may outlast
+    on a loaded machine."""
 
     def __init__(self, *, seed: int, rte: bool = False, games_per_minute: int = 300) -> None:
         now = time.monotonic()
@@ -92,33 +90,15 @@ class ServedMachine:
                                wall_clock=datetime.now(UTC), seed=seed)
         self.emulator = Emulator(self.machine, None, address=1,
                                  options=link_options("modern", LinkOptions(rte=rte, seed=seed)),
-                                 now=now,
-                                 on_disconnect=self._disconnected)
+                                 now=now)
         self.seed = seed
         self.settings = AutoplaySettings(games_per_minute=games_per_minute)
         self.emulator.runner = ScenarioRunner(load_scenario("autoplay"), self.machine,
                                               start=now, seed=seed, link=self.emulator,
                                               autoplay=self.settings)
-        self.listener = tcp_listen("127.0.0.1", 0)
-        host, port = self.listener.address
-        self.url = f"tcp://{host}:{port}"
-        self._stop = threading.Event()
-        self._accepting = threading.Thread(target=self._accept, name="accept", daemon=True)
-        self.emulator.start()
-        self._accepting.start()
-
-    @staticmethod
-    def _disconnected(transport: Transport, exc: Exception) -> None:
-        transport.close()  # the agent was killed: wait for the next one
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn = self.listener.accept(time.monotonic() + 0.2)
-            except TransportError:
-                return
-            if conn is not None:
-                self.emulator.attach(conn)
+        self.served = TcpServing(self.emulator)  # a killed agent's connection is closed
+        self.url = self.served.url
+        self.served.start()
 
     def end_play(self, steps: list[Any]) -> None:
         """End the autoplay between two games (as an ``autoplay`` step ends), then run
@@ -148,13 +128,7 @@ class ServedMachine:
 
     def stop(self) -> dict[str, Any]:
         """Stop serving (again: a no-op); the report ``slot-agent emulate --report`` writes."""
-        self._stop.set()
-        self._accepting.join(5)
-        self.emulator.stop()
-        transport = self.emulator.detach()
-        if transport is not None:
-            transport.close()
-        self.listener.close()
+        self.served.stop()
         with self.emulator.lock:
             return build_report(self.machine, scenario="reliability", finished=self.finished)
 

@@ -62,7 +62,9 @@ class Subscriber:
 
 def test_hub_crash_and_restart(tmp_path: Path) -> None:
     hub = HubProc(tmp_path)
-    emulator = EmulatorProc(tmp_path, steps=[{"autoplay": "forever"}], seed=5,
+    # Seed 10 plays some 380 games (40 s) before its first door, tilt or handpay, each of
+    # which stops the play for 8 to 20 s (emulator/autoplay.py): events stream throughout.
+    emulator = EmulatorProc(tmp_path, steps=[{"autoplay": "forever"}], seed=10,
                             games_per_minute=600)
     agent = AgentProc(tmp_path, serial_url=emulator.url, hub=hub)
     subscriber = Subscriber(hub)

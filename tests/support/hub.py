@@ -119,6 +119,23 @@ class Peer:
         msg, _ = await self.recv_until(lambda m: m["type"] == kind, timeout)
         return msg
 
+    async def recv_terminal(self, terminal_id: str, timeout: float = 5.0, **state: Any
+                            ) -> dict[str, Any]:
+        """Receive until a ``terminal`` message (protocol.md §5) about ``terminal_id`` whose
+        state has every value of ``state`` (wire names: ``online=True``); return that state.
+
+        A connection's state reaches the clients when its ``deviceOnline`` is stored and
+        published, after the ``welcome`` (hub/server.py ``emit_hub_event``): a test that
+        asserts what a client got next waits for it first."""
+        def about(m: dict[str, Any]) -> bool:
+            if m["type"] != "terminal" or m["terminal"]["terminalId"] != terminal_id:
+                return False
+            return all(m["terminal"].get(key) == value for key, value in state.items())
+
+        msg, _ = await self.recv_until(about, timeout)
+        found: dict[str, Any] = msg["terminal"]
+        return found
+
     async def sync(self, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Everything queued for this peer before a ping's pong (the hub answers in order)."""
         self._pings += 1
@@ -225,6 +242,16 @@ class HubHarness:
             except TimeoutError:
                 peer.ws.transport.abort()
         await self.stop()
+
+    async def published(self, timeout: float = 10.0) -> None:
+        """Until every event submitted to the hub so far, its own ``deviceOnline`` /
+        ``deviceOffline`` too, is stored and fanned out (with the ``terminal`` states they
+        change): a batch of no events goes through the ingest behind them, which commits and
+        publishes in submission order (hub/ingest.py). For a client connected afterwards
+        that must get nothing it did not ask for."""
+        assert self.hub is not None
+        async with asyncio.timeout(timeout):
+            await self.hub.ingest.submit([])
 
     async def __aenter__(self) -> HubHarness:
         await self.start()
