@@ -26,6 +26,7 @@ from hub.ingest import GroupCommitter
 from hub.store import EventWrite
 from tests.support import ROOT
 from tests.support.hub import HubHarness, event_frame, stored_events
+from tests.support.ingest import HeldStore, one_event_batch
 from tests.support.tokens import Token, write_token_file
 from tests.support.waits import wait_for
 
@@ -144,27 +145,8 @@ async def test_sigterm_ends_a_hub_flooded_by_many_terminals(tmp_path: Path) -> N
             proc.wait()
 
 
-class _HeldStore:
-    """A store whose first transaction waits for ``release``."""
-
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.committed: list[list[int]] = []
-
-    async def write_events(self, writes: Sequence[EventWrite], received_at: float
-                           ) -> list[bool]:
-        await self.release.wait()
-        self.committed.append([w.frame["seq"] for w in writes])
-        return [True] * len(writes)
-
-
-def _batch(seq: int) -> list[EventWrite]:
-    frame = event_frame("T1", seq)
-    return [EventWrite(frame, "T1", acked_seq=seq, data_text=json.dumps(frame["data"]))]
-
-
 async def test_close_intake_lets_the_transaction_finish_and_stores_nothing_more() -> None:
-    store = _HeldStore()
+    store = HeldStore()
     published: list[int] = []
 
     async def publish(group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]]) -> None:
@@ -173,11 +155,11 @@ async def test_close_intake_lets_the_transaction_finish_and_stores_nothing_more(
     ingest = GroupCommitter(store, publish)
     ingest.start()
     try:
-        first = ingest.submit(_batch(1))
+        first = ingest.submit(one_event_batch(1))
         await wait_for(lambda: ingest.queued == 0, 5, "the first batch in a transaction")
-        queued = ingest.submit(_batch(2))
+        queued = ingest.submit(one_event_batch(2))
         ingest.close_intake()
-        late = ingest.submit(_batch(3))
+        late = ingest.submit(one_event_batch(3))
         assert queued.cancelled() and late.cancelled()
         store.release.set()
         assert await asyncio.wait_for(first, 5) == [True]
