@@ -311,13 +311,8 @@ class Outbox(OutboxQueries):
         if last <= acked:
             return 0, None
         with self._read() as conn:
-            acked = int(self._meta("acked_seq") or 0)
-            depth = int(conn.execute("SELECT COUNT(*) FROM events WHERE seq > ?", (acked,))
-                        .fetchone()[0])
-            oldest = conn.execute(
-                "SELECT created_at FROM events WHERE seq > ? ORDER BY seq LIMIT 1", (acked,)
-            ).fetchone()
-        return depth, None if oldest is None else float(oldest[0])
+            _, depth, oldest = self._unacked(conn)
+        return depth, oldest
 
     # ------------------------------------------------------------------ writing
 

@@ -214,15 +214,21 @@ class OutboxQueries:
             ).fetchone()
         return None if row is None else row_to_action(row)
 
+    def _unacked(self, conn: sqlite3.Connection) -> tuple[int, int, float | None]:
+        """(``acked_seq``, depth, ``created_at`` of the oldest unacknowledged event), read in
+        the caller's transaction."""
+        acked = int(self._meta("acked_seq") or 0)
+        depth = int(conn.execute("SELECT COUNT(*) FROM events WHERE seq > ?", (acked,))
+                    .fetchone()[0])
+        oldest = conn.execute(
+            "SELECT created_at FROM events WHERE seq > ? ORDER BY seq LIMIT 1", (acked,)
+        ).fetchone()
+        return acked, depth, None if oldest is None else float(oldest[0])
+
     def stats(self) -> OutboxStats:
         with self._read() as conn:
-            acked = int(self._meta("acked_seq") or 0)
-            depth = int(conn.execute("SELECT COUNT(*) FROM events WHERE seq > ?", (acked,))
-                        .fetchone()[0])
+            acked, depth, oldest = self._unacked(conn)
             rows = int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-            oldest = conn.execute(
-                "SELECT created_at FROM events WHERE seq > ? ORDER BY seq LIMIT 1", (acked,)
-            ).fetchone()
             terminal = self._meta("terminal_id") or ""
             last = int(self._meta("last_seq") or 0)
         return OutboxStats(
@@ -231,11 +237,11 @@ class OutboxQueries:
             acked_seq=acked,
             depth=depth,
             rows=rows,
-            oldest_unacked_created_at=None if oldest is None else float(oldest[0]),
+            oldest_unacked_created_at=oldest,
             db_bytes=_file_size(self.path),
             # A str, not a new Path: pathlib interns every part of a path it parses, and a
             # part that dies with its Path still used a slot of the interpreter's table of
-            # interned strings. The daemon's status loop calls this every 2 s: those slots
+            # interned strings. The daemon's status loop called this every 2 s: those slots
             # filled the table in about half an hour and it doubled, +0.5 MB at once
             # (docs/performance.md, "The step at half an hour").
             wal_bytes=_file_size(f"{self.path}-wal"),
