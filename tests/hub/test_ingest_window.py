@@ -56,7 +56,7 @@ async def test_after_a_quiet_transaction_a_batch_is_committed_at_once() -> None:
         await ingest.stop()
 
 
-async def test_stopping_while_waiting_for_the_interval_cancels_the_waitingone_event_batch() -> None:
+async def test_stopping_while_waiting_for_the_interval_cancels_the_waiting_batch() -> None:
     store = HeldStore()
     ingest = GroupCommitter(store, _publish, min_interval=3600.0)
     ingest.start()
