@@ -173,6 +173,24 @@ async def test_two_hubs_in_one_process_count_their_own(harness: HubHarness,
         assert value(mine, "slot_hub_error_replies_total", code="bad_message") == 0
 
 
+async def test_a_postgresql_hub_says_so_and_counts_its_commits(tmp_path: Path,
+                                                                pg_url: str) -> None:
+    harness = HubHarness(tmp_path)
+    hub = await harness.start(store=pg_url, database=None)
+    try:
+        term, _ = await harness.terminal("T1")
+        await publish_all(term, [event_frame("T1", seq) for seq in range(1, 21)])
+        # (not harness.published(): PgStore.write_events fails on an empty batch)
+        await wait_for(lambda: hub.stats.events_stored == 21, 5, "deviceOnline stored")
+        families = await scrape(harness)
+        assert value(families, "slot_hub_store_info", backend="postgresql") == 1
+        assert value(families, "slot_hub_events_stored_total") == 20 + 1
+        assert value(families, "slot_hub_ingest_commit_duration_seconds_count") == value(
+            families, "slot_hub_ingest_transactions_total") >= 1
+    finally:
+        await harness.close()
+
+
 # --------------------------------------------------------------------------- the buckets
 
 
