@@ -115,6 +115,7 @@ async def test_metrics_count_what_a_terminal_published(harness: HubHarness) -> N
     assert hub is not None
     n = 250
     viewer, _ = await harness.client("tok-carol")
+    operator, _ = await harness.client(OPERATOR, header=True)
     term, _ = await harness.terminal("T1")
     await publish_all(term, [event_frame("T1", seq) for seq in range(1, n + 1)])
     await publish_all(term, [event_frame("T1", seq) for seq in range(n - 9, n + 1)])  # again
@@ -128,7 +129,7 @@ async def test_metrics_count_what_a_terminal_published(harness: HubHarness) -> N
     assert value(families, "slot_hub_events_stored_total") == n + own
     assert value(families, "slot_hub_duplicate_events_total") == 10
     assert value(families, "slot_hub_terminals_connected") == 1
-    assert value(families, "slot_hub_clients_connected") == 1
+    assert value(families, "slot_hub_clients_connected") == 2
     assert value(families, "slot_hub_error_replies_total", code="bad_json") == 1
     assert value(families, "slot_hub_error_replies_total", code="internal") == 0
     transactions = value(families, "slot_hub_ingest_transactions_total")
@@ -148,6 +149,7 @@ async def test_metrics_count_what_a_terminal_published(harness: HubHarness) -> N
     assert value(families, "slot_hub_slow_clients_dropped_total") == 0
 
     await viewer.close()
+    await operator.close()
     await term.close()
     await wait_for(lambda: not hub.terminals.connections and not hub.clients.connected, 5,
                    "the connections gone")
