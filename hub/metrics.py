@@ -85,8 +85,12 @@ class HubCollector(Collector):
             "this hub instance.", value=len(hub.clients.connected))
         yield CounterMetricFamily(
             "slot_hub_events_stored",
-            "Events stored and published, the hub's own (deviceOnline, deviceOffline) "
-            "included.", value=stats.events_stored)
+            "Events this instance stored and published, the hub's own (deviceOnline, "
+            "deviceOffline) included.", value=stats.events_stored)
+        yield CounterMetricFamily(
+            "slot_hub_events_from_other_instances",
+            "Events other instances on the same PostgreSQL store stored, published here.",
+            value=stats.events_from_elsewhere)
         yield CounterMetricFamily(
             "slot_hub_duplicate_events",
             "Events received again (same terminal and seq): acknowledged, not stored again.",

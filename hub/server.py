@@ -83,7 +83,10 @@ _HUB_SEQ_BLOCK = 100
 class HubStats:
     """Counters for tests, the log and ``GET /metrics`` (hub/metrics.py)."""
 
+    #: events this instance stored (with several instances, each counts its own)
     events_stored: int = 0
+    #: events another instance stored, published here (hub/cluster.py)
+    events_from_elsewhere: int = 0
     duplicates: int = 0
     slow_consumers_dropped: int = 0
     #: ``error`` replies sent, by ``code`` (protocol.md §6)
@@ -376,23 +379,31 @@ class Hub(ClusterHooks):
 
     # ------------------------------------------------------------------ publishing
 
-    async def publish(self, group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]]
-                      ) -> None:
+    async def publish(self, group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]],
+                      *, elsewhere: bool = False) -> None:
         """For the new events of one stored group, batch by batch and in order: update the
         floor and fan them out; after each batch, the state of each terminal it touched is
         broadcast once. Called by the ingest's publisher (hub/ingest.py) in storage order,
         which is thus the fan-out order (protocol.md §5: clients get events in the order the
-        hub stored them). The frames are serialized once for all clients (hub/fanout.py)."""
+        hub stored them). The frames are serialized once for all clients (hub/fanout.py).
+        ``elsewhere``: events another instance stored (hub/cluster_hooks.py), counted apart
+        from this instance's own."""
         now = self.now()
         fan_out = GroupFanOut(self.clients, self.config.client_queue) \
             if self.clients.connected else None
+        stats = self.stats
         for writes, inserted in group:
+            # Counted per batch (a C-level count), not per event: the metrics' counters.
+            new_events = inserted.count(True)
+            stats.duplicates += len(inserted) - new_events
+            if elsewhere:
+                stats.events_from_elsewhere += new_events
+            else:
+                stats.events_stored += new_events
             touched: dict[str, TerminalState] = {}
             for write, new in zip(writes, inserted, strict=True):
                 if not new:
-                    self.stats.duplicates += 1
                     continue
-                self.stats.events_stored += 1
                 state = self.floor.apply(write.frame, now)
                 if write.acked_seq is not None and write.source == state.terminal_id:
                     state.acked_seq = max(state.acked_seq, write.acked_seq)

@@ -73,6 +73,7 @@ async def test_metrics_served_in_the_text_format(harness: HubHarness, token: str
     for name, kind in (("slot_hub_terminals_connected", "gauge"),
                        ("slot_hub_clients_connected", "gauge"),
                        ("slot_hub_events_stored", "counter"),
+                       ("slot_hub_events_from_other_instances", "counter"),
                        ("slot_hub_duplicate_events", "counter"),
                        ("slot_hub_ingest_transactions", "counter"),
                        ("slot_hub_ingest_batches", "counter"),
@@ -171,26 +172,39 @@ async def test_two_hubs_in_one_process_count_their_own(harness: HubHarness,
         assert value(theirs, "slot_hub_terminals_connected") == 1
         assert value(theirs, "slot_hub_error_replies_total", code="bad_message") == 1
         assert value(mine, "slot_hub_events_stored_total") == 0
+        assert value(theirs, "slot_hub_events_from_other_instances_total") == 0
         assert value(mine, "slot_hub_terminals_connected") == 0
         assert value(mine, "slot_hub_error_replies_total", code="bad_message") == 0
 
 
-async def test_a_postgresql_hub_says_so_and_counts_its_commits(tmp_path: Path,
-                                                                pg_url: str) -> None:
-    harness = HubHarness(tmp_path)
-    hub = await harness.start(store=pg_url, database=None)
+async def test_instances_on_postgresql_count_their_own_and_the_others(
+        tmp_path: Path, pg_url: str) -> None:
+    """Each instance counts what it stored; the events of the other, which it publishes too,
+    apart (summing ``slot_hub_events_stored_total`` over instances counts each event once)."""
+    a, b = HubHarness(tmp_path / "a"), HubHarness(tmp_path / "b")
+    hub_a = await a.start(store=pg_url, database=None)
+    hub_b = await b.start(store=pg_url, database=None)
     try:
-        term, _ = await harness.terminal("T1")
+        term, _ = await a.terminal("T1")
         await publish_all(term, [event_frame("T1", seq) for seq in range(1, 21)])
         # (not harness.published(): PgStore.write_events fails on an empty batch)
-        await wait_for(lambda: hub.stats.events_stored == 21, 5, "deviceOnline stored")
-        families = await scrape(harness)
-        assert value(families, "slot_hub_store_info", backend="postgresql") == 1
-        assert value(families, "slot_hub_events_stored_total") == 20 + 1
-        assert value(families, "slot_hub_ingest_commit_duration_seconds_count") == value(
-            families, "slot_hub_ingest_transactions_total") >= 1
+        await wait_for(lambda: hub_a.stats.events_stored == 21, 5, "deviceOnline stored")
+        await wait_for(lambda: hub_b.stats.events_from_elsewhere == 21, 10, "B published them")
+        on_a, on_b = await scrape(a), await scrape(b)
+        for families in (on_a, on_b):
+            assert value(families, "slot_hub_store_info", backend="postgresql") == 1
+        assert value(on_a, "slot_hub_events_stored_total") == 21
+        assert value(on_a, "slot_hub_events_from_other_instances_total") == 0
+        assert value(on_b, "slot_hub_events_stored_total") == 0
+        assert value(on_b, "slot_hub_events_from_other_instances_total") == 21
+        assert value(on_a, "slot_hub_terminals_connected") == 1
+        assert value(on_b, "slot_hub_terminals_connected") == 0
+        assert value(on_a, "slot_hub_ingest_commit_duration_seconds_count") == value(
+            on_a, "slot_hub_ingest_transactions_total") >= 1
+        assert value(on_b, "slot_hub_ingest_transactions_total") == 0
     finally:
-        await harness.close()
+        await a.close()
+        await b.close()
 
 
 # --------------------------------------------------------------------------- the buckets
