@@ -424,7 +424,8 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
                                                                  int, int, float, int]:
     workdir = Path(tempfile.mkdtemp(prefix="hub-load-"))
     try:
-        hub = Hub(workdir, args.terminals, args.viewers, args.sync, args.profile)
+        hub = Hub(workdir, args.terminals, args.viewers, args.sync, args.profile,
+                  wrapper=["nice", "-n", str(args.nice)] if args.nice else None)
         ctx = mp.get_context("spawn")
         ready, out, go, start_at = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
         slices = [hub.terminals[i::args.workers] for i in range(args.workers)]
@@ -525,6 +526,10 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=2000, help="unacknowledged per terminal")
     parser.add_argument("--workers", type=int, default=2, help="terminal processes")
     parser.add_argument("--sync", choices=["FULL", "NORMAL"], default="FULL")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="the hub's nice value relative to the generator's (below 0 "
+                             "needs root or CAP_SYS_NICE): a hub with a priority over the "
+                             "rest of its machine, as a unit's Nice= gives it")
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--profile", type=Path, help="run the hub under cProfile, stats here")
     parser.add_argument("--py-spy", type=Path,
@@ -548,7 +553,8 @@ def main() -> int:
 
     header("hub under floor load (many terminals, small bursts, viewers subscribed to all)")
     print(f"# {args.terminals:,} terminals in {args.workers} processes, bursts of "
-          f"{args.burst}, window {args.window}; {args.viewers} viewers; hub synchronous="
+          f"{args.burst}, window {args.window}; {args.viewers} viewers; hub nice {args.nice}, "
+          f"synchronous="
           f"{args.sync}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
           flush=True)
     results, errors, stored, sent, stop_s, rss_peak = run(args, phases)
