@@ -48,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from array import array
 from collections import deque
 from collections.abc import Callable
@@ -124,6 +125,35 @@ def _thread_split(pid: int, before: dict[int, tuple[float, float]],
     return (f"loop user {delta([pid], 0) * per:.0f} + sys {delta([pid], 1) * per:.0f} µs, "
             f"other threads user {delta(others, 0) * per:.0f} + sys "
             f"{delta(others, 1) * per:.0f} µs")
+
+
+def _histogram(base: str, token: str, name: str) -> dict[float, float]:
+    """Cumulative bucket counts (``le`` -> count) of one of the hub's histograms, read from
+    its ``GET /metrics`` (docs/operations.md, "The hub's metrics") with a viewer token."""
+    request = urllib.request.Request(base.replace("ws://", "http://", 1) + "/metrics",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        text = reply.read().decode()
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        match = re.match(rf'{name}_bucket{{le="([^"]+)"}} (\S+)$', line)
+        if match:
+            buckets[float(match.group(1))] = float(match.group(2))
+    return buckets
+
+
+def _hub_clock(before: dict[float, float], after: dict[float, float]) -> str:
+    """The share of batches the hub acknowledged within 50 ms of their submission, and the
+    bucket its p99 falls in: the hub's own view of the ack latency, without the generator's."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0.0
+    if not total:
+        return "no batch acknowledged"
+    within = dict(zip(bounds, counts, strict=True)).get(0.05, math.nan) / total
+    p99 = next(b for b, c in zip(bounds, counts, strict=True) if c >= 0.99 * total)
+    return (f"{total:,.0f} batches, {100 * within:.1f} % acknowledged within 50 ms of their "
+            f"submission, p99 at most {1000 * p99:,.0f} ms")
 
 
 class Hub:
@@ -460,8 +490,11 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
         time.sleep(max(0.0, t0 - time.time()))
         cpu_start = hub.cpu_seconds()
         threads_start = _thread_cpu(hub.proc.pid)
+        clock: list[str] = []
         for phase in phases:
             time.sleep(max(0.0, t0 - time.time()))
+            acks0 = _histogram(hub.base, hub.viewers[0], "slot_hub_ack_latency_seconds") \
+                if hub.viewers else {}
             cpu0 = hub.cpu_seconds()
             gen0 = sum(_cpu_seconds(p.pid) for p in procs)
             time.sleep(max(0.0, t0 + phase.duration - time.time()))
@@ -470,6 +503,9 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
             rss.append(hub.phase_peak())
             t0 += phase.duration + PHASE_GAP
             time.sleep(PHASE_GAP)
+            if hub.viewers:
+                clock.append(_hub_clock(acks0, _histogram(
+                    hub.base, hub.viewers[0], "slot_hub_ack_latency_seconds")))
         if spy is not None:
             spy.wait(60)
         results = [out.get(timeout=120) for _ in procs]
@@ -511,6 +547,9 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
               f", {1e6 * run_cpu / max(stored, 1):.0f} µs per stored event ("
               f"{_thread_split(hub.proc.pid, threads_start, threads_end, stored)})",
               flush=True)
+        for phase, line in zip(phases, clock, strict=False):
+            print(f"# the hub's own clock at {phase.rate:,.0f} events/s (GET /metrics, a batch"
+                  f" from its submission to its ack): {line}", flush=True)
         return out_phases, errors, stored, sum(sent), stop_s, hub.rss_peak
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
