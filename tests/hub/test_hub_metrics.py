@@ -187,8 +187,8 @@ async def test_instances_on_postgresql_count_their_own_and_the_others(
     try:
         term, _ = await a.terminal("T1")
         await publish_all(term, [event_frame("T1", seq) for seq in range(1, 21)])
-        # (not harness.published(): PgStore.write_events fails on an empty batch)
-        await wait_for(lambda: hub_a.stats.events_stored == 21, 5, "deviceOnline stored")
+        await a.published()
+        assert hub_a.stats.events_stored == 21  # with its deviceOnline
         await wait_for(lambda: hub_b.stats.events_from_elsewhere == 21, 10, "B published them")
         on_a, on_b = await scrape(a), await scrape(b)
         for families in (on_a, on_b):
