@@ -120,13 +120,13 @@ def test_a_hub_on_postgresql_starts_without_writable_executable_memory(
             ready = assignments(sock.recv(4096))
         except TimeoutError:
             proc.kill()
-            out, err = proc.communicate(timeout=30)
+            _, err = proc.communicate(timeout=30)
             if proc.returncode == 77:
                 pytest.skip("the kernel has no PR_SET_MDWE (Linux < 6.3)")
             raise AssertionError(f"no READY=1; rc={proc.returncode} {err[-2000:]}") from None
         assert ready["READY"] == "1"
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err[-2000:]
     finally:
         if proc.poll() is None:
