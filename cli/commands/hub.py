@@ -57,11 +57,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"hub: cannot start: {exc}", file=sys.stderr)
             return 1
         await hub.start()
-        print(hub.url, flush=True)
-        # Under systemd (Type=notify, systemd/slot-hub.service): ready once it listens, so
-        # `systemctl start` returns then, and fails when the store or the address does not
-        # open. Outside systemd (no $NOTIFY_SOCKET) these calls do nothing.
-        notifier.ready(f"listening on {hub.url} (instance {hub.instance_id})")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
 
@@ -74,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
+        # Both after the handlers: whoever reads the URL or the readiness may stop it at once.
+        print(hub.url, flush=True)
+        # Under systemd (Type=notify, systemd/slot-hub.service): ready once it listens, so
+        # `systemctl start` returns then, and fails when the store or the address does not
+        # open. Outside systemd (no $NOTIFY_SOCKET) the notifier does nothing.
+        notifier.ready(f"listening on {hub.url} (instance {hub.instance_id})")
         await stop.wait()
         notifier.stopping("stopping: closing connections")
         await hub.stop()
