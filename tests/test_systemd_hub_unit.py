@@ -67,7 +67,6 @@ REQUIRED = {
     "ProtectClock": "yes",
     "ProtectHostname": "yes",
     "ProtectProc": "invisible",
-    "ProcSubset": "pid",
     "RestrictNamespaces": "yes",
     "RestrictRealtime": "yes",
     "RestrictSUIDSGID": "yes",
@@ -91,6 +90,13 @@ def test_no_watchdog_and_no_devices(service: dict[str, list[str]]) -> None:
     bring every terminal back at once. No device at all (PrivateDevices=yes)."""
     assert "WatchdogSec" not in service
     assert "DeviceAllow" not in service and "SupplementaryGroups" not in service
+
+
+def test_proc_keeps_what_the_process_metrics_read(service: dict[str, list[str]]) -> None:
+    """GET /metrics carries prometheus-client's process collector (open files against the
+    limit, CPU, memory), which reports nothing without /proc/stat: no ProcSubset=pid."""
+    assert "PROCESS_COLLECTOR" in (ROOT / "hub" / "metrics.py").read_text(encoding="utf-8")
+    assert "ProcSubset" not in service
 
 
 def seconds(value: str) -> float:
