@@ -501,11 +501,13 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
             cpu.append((hub.cpu_seconds() - cpu0) / phase.duration)
             gen.append((sum(_cpu_seconds(p.pid) for p in procs) - gen0) / phase.duration)
             rss.append(hub.phase_peak())
-            t0 += phase.duration + PHASE_GAP
-            time.sleep(PHASE_GAP)
             if hub.viewers:
+                # Read at the phase's end: the terminals leave soon after it, and the hub's
+                # deviceOffline events (3,000 batches at once) are no part of the phase.
                 clock.append(_hub_clock(acks0, _histogram(
                     hub.base, hub.viewers[0], "slot_hub_ack_latency_seconds")))
+            t0 += phase.duration + PHASE_GAP
+            time.sleep(PHASE_GAP)
         if spy is not None:
             spy.wait(60)
         results = [out.get(timeout=120) for _ in procs]
