@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from hub.gc_tuning import tune_gc
     from hub.server import Hub
     from hub.store_api import StoreError
+    from hub.switch_interval import tune_switch_interval
     from servicekit.sdnotify import Notifier
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     notifier = Notifier.from_env()
     tune_gc()  # this process is the hub's (hub/gc_tuning.py)
+    tune_switch_interval()  # and its writer thread's (hub/switch_interval.py)
     try:
         return asyncio.run(main())
     except OSError as exc:
