@@ -91,8 +91,11 @@ async def test_the_api_has_the_token_roles_of_the_websocket_paths(harness: HubHa
     assert (await http_get(hub, "/api/audit", "tok-alice"))[0] == 200
     for bad in ("/api/history/events?limit=x", "/api/history/events?since=today",
                 "/api/history/events?channel=casino", "/api/summary?day=2026-13-45",
-                "/api/history/events?format=xml"):
-        status, _, body = await http_get(hub, bad, "tok-carol")
+                "/api/history/events?format=xml",
+                # §12: limit is 1 to 1000; more is malformed, not quietly cut to 1000
+                "/api/history/events?limit=1001", "/api/history/events?limit=0",
+                "/api/audit?limit=1001"):
+        status, _, body = await http_get(hub, bad, "tok-alice")
         assert status == 400 and json.loads(body)["error"] == "bad_request", bad
     assert (await http_get(hub, "/api/nothing", "tok-carol"))[0] == 404
 
