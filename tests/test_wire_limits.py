@@ -192,3 +192,17 @@ def test_the_name_lengths_of_section_1_are_the_parsers() -> None:
 def test_the_timestamps_of_section_1_are_the_parsers(stamp: str, valid: bool) -> None:
     assert "has 1 to 6 digits" in " ".join(_BASICS.split())
     assert all(_ok(text) is valid for text in _named(stamp=stamp))
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ('{"type": "ping", "id": "p1", "x": 1e400}', ErrorCode.BAD_JSON),
+    ('{"type": "ping", "id": "p1", "x": "' + "a" * LIMIT + '"}', ErrorCode.TOO_LARGE),
+    ('{"type": "ping", "id": "p1", "x": ' + "[" * 40 + "]" * 40 + "}", ErrorCode.BAD_MESSAGE),
+])
+def test_an_error_about_the_whole_frame_carries_no_id(text: str, code: ErrorCode) -> None:
+    """protocol.md §6: such errors come before the fields are read, so no ``id``."""
+    assert "about the frame as a whole comes before its fields are read and carries no `id`" \
+        in " ".join((ROOT / "docs" / "protocol.md").read_text().split())
+    with pytest.raises(WireError) as info:
+        wire.parse_message(text, max_bytes=LIMIT)
+    assert (info.value.code, info.value.ref_id) == (code, None)
