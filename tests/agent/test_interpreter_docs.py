@@ -33,3 +33,30 @@ def test_json_examples_are_interpreter_output() -> None:
     for example in examples:
         assert example in GOLDEN, f"example {example['id']} is not in the golden output"
         assert CATALOG[example["event"]].value == example["channel"]
+
+
+def _sections() -> dict[str, str]:
+    """Each event name -> the text of its ``### `name` `` section(s) (to the next heading)."""
+    found: dict[str, str] = {}
+    for part in re.split(r"^### ", DOC, flags=re.M)[1:]:
+        head, _, body = part.partition("\n")
+        body = re.split(r"^## ", body, flags=re.M)[0]
+        for name in re.findall(r"`([a-zA-Z]+)`", head):
+            found[name] = found.get(name, "") + body
+    return found
+
+
+def test_every_data_field_the_interpreter_emits_is_named_in_its_section() -> None:
+    """A consumer written from docs/events.md knows every key of ``data``: each key of every
+    golden event (the interpreter's real output over the scripted sessions) is named, in
+    backticks, in its event's section (a nested one as ``totals.coinIn``)."""
+    sections = _sections()
+    missing = set()
+    for event in GOLDEN:
+        body = sections[event["event"]]
+        for key, value in event["data"].items():
+            named = f"`{key}`" in body or (isinstance(value, dict) and all(
+                f"`{key}.{sub}`" in body for sub in value))
+            if not named:
+                missing.add((event["event"], key))
+    assert missing == set()
