@@ -94,6 +94,11 @@ def test_tokens_yaml_and_lines() -> None:
     ("x terminal caisse-n°1\n", "not a valid terminal id"),
     ("a viewer\na operator\n", "twice"),
     ("tokens:\n  - {role: viewer}\n", "tokens[0]"),
+    # protocol.md §11: a YAML entry's problem at its key path, as printed there
+    ("tokens:\n  - {token: a, role: viewer}\n  - {token: b, role: viewer}\n"
+     "  - {token: c, role: boss}\n", "tokens[2].role: role must be terminal, viewer or operator"),
+    ("tokens:\n  - {token: a, role: terminal}\n", "tokens[0].terminalId: a terminal token"),
+    ("tokens:\n  - {token: a, role: terminal, terminalId: hub}\n", "tokens[0].terminalId: "),
     ("tokens: nope\n", "tokens"),
 ])
 def test_token_file_problems(text: str, where: str) -> None:
