@@ -60,3 +60,17 @@ def test_every_data_field_the_interpreter_emits_is_named_in_its_section() -> Non
             if not named:
                 missing.add((event["event"], key))
     assert missing == set()
+
+
+def test_the_money_events_the_envelope_names_carry_player_id() -> None:
+    """events.md, the envelope: ``playerId`` (the session's or null) is on every money event
+    it lists, each of which the golden shift produces; a metered ``billAccepted`` once had
+    none."""
+    bullet = DOC[DOC.index("- `playerId` is present on"):]
+    bullet = bullet[:bullet.index(": the open player")]
+    names = set(re.findall(r"`([a-zA-Z]+)`", bullet)) - {"playerId"}
+    assert len(names) == 12
+    produced = {e["event"] for e in GOLDEN}
+    assert names <= produced, names - produced
+    lacking = {e["event"] for e in GOLDEN if e["event"] in names and "playerId" not in e["data"]}
+    assert lacking == set()
