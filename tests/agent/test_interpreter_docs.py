@@ -74,3 +74,23 @@ def test_the_money_events_the_envelope_names_carry_player_id() -> None:
     assert names <= produced, names - produced
     lacking = {e["event"] for e in GOLDEN if e["event"] in names and "playerId" not in e["data"]}
     assert lacking == set()
+
+
+def test_every_field_a_table_does_not_mark_optional_is_always_there() -> None:
+    """events.md: "every other listed field is always present". Each field row of a
+    section's table (a row may list several) without *optional* in its type cell is in the
+    ``data`` of every golden event of that section (nested ``a.b`` rows are not checked)."""
+    absent = set()
+    for name, body in _sections().items():
+        required = set()
+        for line in body.splitlines():
+            if not line.startswith("| `") or line.startswith("| `0x"):
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) > 1 and "optional" not in cells[1]:
+                required |= {f for f in re.findall(r"`([A-Za-z0-9_.]+)`", cells[0])
+                             if "." not in f}
+        for event in GOLDEN:
+            if event["event"] == name:
+                absent |= {(name, event["id"], f) for f in required - set(event["data"])}
+    assert absent == set()
