@@ -184,3 +184,21 @@ async def test_meters_are_the_last_snapshot_of_each_terminal(harness: HubHarness
     check("meters", body)
     by_id = {t["terminalId"]: t for t in body["terminals"]}
     assert by_id["T1"]["meters"] == {"coinIn": 25} and by_id["T2"]["meters"] is None
+
+
+@pytest.mark.parametrize(("path", "after"), [
+    ("/api/history/events?format=csv", "CSV columns: `"),
+    ("/api/summary?format=csv", "CSV: one row per terminal, `"),
+    ("/api/audit?format=csv", "CSV columns: `cursor, at"),
+])
+async def test_each_csv_header_is_the_one_section_12_lists(
+        harness: HubHarness, path: str, after: str) -> None:
+    """A BI import is written from §12's column lists: each CSV's header row is its list."""
+    hub = harness.hub
+    assert hub is not None
+    doc = " ".join((ROOT / "docs" / "protocol.md").read_text().split("## 12.")[1].split())
+    start = doc.index("`", doc.index(after)) + 1  # the list in backticks after the marker
+    listed = doc[start:doc.index("`", start)].split(", ")
+    status, _, raw = await http_get(hub, path, "tok-alice")
+    assert status == 200
+    assert next(csv.reader(io.StringIO(raw.decode()))) == listed
