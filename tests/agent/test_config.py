@@ -409,7 +409,7 @@ _AT_LEAST = re.compile(r"\(>= (\d+(?:\.\d+)?)\)")
 def _example_ranges() -> list[tuple[str, float | None, float | None]]:
     """``(key path, lowest, highest)`` of every example line whose comment states a range:
     ``default 200; 40..5000; ...`` or ``(>= 10)``."""
-    found = []
+    found: list[tuple[str, float | None, float | None]] = []
     path: list[str] = []
     for line in EXAMPLE.read_text().splitlines():
         body, _, comment = line.partition("#")
@@ -431,7 +431,7 @@ def _example_ranges() -> list[tuple[str, float | None, float | None]]:
 
 def _operations_poll_ranges() -> list[tuple[str, float | None, float | None]]:
     doc = (ROOT / "docs" / "operations.md").read_text()
-    found = []
+    found: list[tuple[str, float | None, float | None]] = []
     for line in doc[doc.index("### Poll timing and link health"):].splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 3 and cells[0].startswith("`poll."):
@@ -480,3 +480,27 @@ def test_the_ranges_read_from_the_docs_cover_the_poll_table() -> None:
         "poll.interval_ms", "poll.reply_timeout_ms", "poll.link_down_after",
         "poll.link_down_after_s", "poll.game_lock_recheck_s", "poll.sync_address"}
     assert len(_example_ranges()) >= 20
+
+
+def test_the_keys_the_example_marks_reload_are_the_reloadable_ones() -> None:
+    """config.example.yaml marks what a SIGHUP applies: ``(reload)`` on a key, ``(reload:
+    every uplink key)`` on a section; operations.md's Reload list says the same."""
+    from agent.config import RELOADABLE
+
+    marked = set()
+    section = prev_key = ""
+    for line in EXAMPLE.read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            section = line.split(":")[0]
+        body, _, comment = line.partition("#")
+        if "(reload: every" in comment:
+            marked.add(f"{section}.")
+        elif "(reload)" in comment:
+            key = body.strip().split(":")[0] or prev_key
+            marked.add(f"{section}.{key}")
+        if body.strip():
+            prev_key = body.strip().split(":")[0]
+    assert marked == set(RELOADABLE)
+    reload = (ROOT / "docs" / "operations.md").read_text().split("## Reload (SIGHUP)")[1]
+    reload = reload[:reload.index("A file with errors")]
+    assert {f"`{k}" for k in RELOADABLE} <= set(re.findall(r"`[a-z_.]+", reload))
