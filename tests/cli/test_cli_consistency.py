@@ -163,3 +163,18 @@ def test_an_options_table_of_the_docs_is_the_commands_parser(
             # (emulate's are None: its options override a scenario's, defaults come after)
             assert action.default is None or float(stated) == float(action.default), row
             assert f"default {stated}" in (action.help or ""), row
+
+
+def test_every_option_of_every_command_is_named_in_the_docs() -> None:
+    """An outsider learns the options from docs/ and ``--help``: each long option of each
+    command appears somewhere in docs/ (or the README), in the text or an example."""
+    import re
+
+    text = "\n".join(p.read_text() for p in [*DOCS.glob("*.md"), DOCS.parent / "README.md"])
+    missing = []
+    for command in COMMANDS:
+        for option in _options(command):
+            if option.startswith("--") and option != "--help" and not re.search(
+                    rf"(?<![\w-]){option}(?![\w-])", text):
+                missing.append((command, option))
+    assert missing == []
