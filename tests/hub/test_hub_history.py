@@ -202,3 +202,18 @@ async def test_each_csv_header_is_the_one_section_12_lists(
     status, _, raw = await http_get(hub, path, "tok-alice")
     assert status == 200
     assert next(csv.reader(io.StringIO(raw.decode()))) == listed
+
+
+async def test_after_and_before_together_give_the_events_between_oldest_first(
+        harness: HubHarness) -> None:
+    """§12 ``before``: with ``after`` as well, the events strictly between the two cursors,
+    oldest first (a window, not a page back)."""
+    hub = harness.hub
+    assert hub is not None
+    await publish_history_floor(harness)
+    every = await http_json(hub, "/api/history/events?terminal=T1&limit=1000")
+    cursors = [f["cursor"] for f in every["events"]]
+    low, high = cursors[3], cursors[9]
+    body = await http_json(hub, f"/api/history/events?terminal=T1&after={low}&before={high}")
+    assert body["order"] == "oldest-first"
+    assert [f["cursor"] for f in body["events"]] == cursors[4:9]
