@@ -207,3 +207,13 @@ def test_every_file_of_the_repository_the_docs_name_exists() -> None:
             if not (ROOT / path).exists() and not (ROOT / "docs" / path).exists():
                 missing.add((doc.name, path))
     assert missing == set()
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    """A ``test_…`` function cited as evidence in docs/ is a test of the suite."""
+    sources = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
+    defined = set(re.findall(r"def (test_\w+)", sources))
+    cited = set()
+    for doc in [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]:
+        cited |= set(re.findall(r"`(test_\w+)`", doc.read_text()))
+    assert cited and cited - defined == set()
