@@ -206,3 +206,16 @@ def test_an_error_about_the_whole_frame_carries_no_id(text: str, code: ErrorCode
     with pytest.raises(WireError) as info:
         wire.parse_message(text, max_bytes=LIMIT)
     assert (info.value.code, info.value.ref_id) == (code, None)
+
+
+def test_the_hello_version_and_auth_token_lengths_are_the_documented_ones() -> None:
+    """protocol.md §4 ``hello.version``: 1 to 64 characters; §5 ``auth.token``: 1 to 4,096."""
+    doc = " ".join((ROOT / "docs" / "protocol.md").read_text().split())
+    assert "software version, 1 to 64 characters" in doc
+    assert "`token`: a string of 1 to 4,096 characters" in doc
+    hello = {"type": "hello", "protocol": 1, "terminalId": "T", "lastSeq": 0}
+    assert _ok(json.dumps(hello | {"version": "v" * 64}))
+    assert not _ok(json.dumps(hello | {"version": "v" * 65}))
+    assert not _ok(json.dumps(hello | {"version": ""}))
+    assert _ok(json.dumps({"type": "auth", "token": "t" * 4096}))
+    assert not _ok(json.dumps({"type": "auth", "token": "t" * 4097}))
