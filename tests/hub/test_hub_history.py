@@ -31,7 +31,20 @@ API_SCHEMAS = {p.stem: json.loads(p.read_text())
 
 
 def check(schema: str, body: Any) -> None:
+    """``body`` is valid, and has no key its schema does not name: the schemas leave objects
+    open (forward compatibility), so validation alone would let a field go undocumented."""
     jsonschema.Draft202012Validator(API_SCHEMAS[schema], registry=REGISTRY).validate(body)
+    assert _undocumented(API_SCHEMAS[schema], body, schema) == []
+
+
+def _undocumented(node: dict[str, Any], value: Any, where: str) -> list[str]:
+    if isinstance(value, dict) and "properties" in node:
+        extra = [f"{where}.{key}" for key in value if key not in node["properties"]]
+        return extra + [found for key, sub in node["properties"].items() if key in value
+                        for found in _undocumented(sub, value[key], f"{where}.{key}")]
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [found for item in value for found in _undocumented(node["items"], item, where)]
+    return []  # a $ref (common.json, held to the message classes) or a leaf
 
 
 def at(text: str) -> float:
@@ -217,3 +230,31 @@ async def test_after_and_before_together_give_the_events_between_oldest_first(
     body = await http_json(hub, f"/api/history/events?terminal=T1&after={low}&before={high}")
     assert body["order"] == "oldest-first"
     assert [f["cursor"] for f in body["events"]] == cursors[4:9]
+
+
+async def test_the_audit_and_error_answers_are_their_schemas_with_no_other_field(
+        harness: HubHarness) -> None:
+    """Every kind of audit entry, and an error answer, hold what docs/schemas/api/ says and
+    no field it does not name (§12)."""
+    hub = harness.hub
+    assert hub is not None
+    alice, _ = await harness.client("tok-alice")
+    refused = await harness.connect("/ws/client")
+    await refused.send(wire.auth("wrong"))
+    assert (await refused.recv())["code"] == "unauthorized"
+    term, _ = await harness.terminal("T1")
+    await term.send(event_frame("T1", 1, "doorOpened", data={"door": "slot",
+                                                             "powerOff": False}))
+    await term.recv_type("ack")
+    await harness.published()
+    await alice.send(wire.ack_alert("T1-1"))
+    await alice.recv_type("alertAck")
+    await alice.send(wire.action("a1", "T3", "lock", reason="audit check"))
+    await alice.recv_type("actionAck")
+    body = await http_json(hub, "/api/audit", "tok-alice")
+    check("audit", body)
+    assert {e["kind"] for e in body["entries"]} == {"login", "loginRefused", "action",
+                                                    "alertAck"}
+    status, _, raw = await http_get(hub, "/api/history/events?limit=x", "tok-alice")
+    assert status == 400
+    check("error", json.loads(raw))
