@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -497,3 +498,16 @@ def test_the_close_codes_of_section_9_are_the_ones_the_hub_closes_with() -> None
         if code in (wire.CloseCode.NORMAL, wire.CloseCode.MESSAGE_TOO_BIG):
             continue
         assert f"CloseCode.{code.name}" in source, code
+
+
+def test_the_snapshot_table_of_section_5_describes_every_terminal_field() -> None:
+    """Each field of a terminal's state (schema ``terminalState``, held to the message class
+    by tests/test_messages.py) has its row in §5's table, and the table names no other."""
+    common = json.loads((_ROOT / "docs" / "schemas" / "common.json").read_text())
+    fields = set(common["$defs"]["terminalState"]["properties"])
+    described = set()
+    for line in _PROTOCOL.splitlines():
+        if line.startswith("| `terminals[]."):
+            described |= set(re.findall(r"`(?:terminals\[\]\.)?([a-zA-Z]+)`",
+                                        line.split("|")[1]))
+    assert described == fields
