@@ -184,6 +184,11 @@ async def test_a_large_result_is_left_out_of_the_event_but_not_the_reply(
     assert isinstance(result["result"]["when"], str)  # made JSON, not an error
     event = rig.completed()[0]
     assert event["resultOmitted"] is True and "result" not in event
+    # every key of the event is one docs/events.md gives actionCompleted
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    section = doc[doc.index("### `actionCompleted`"):]
+    section = section[:section.index("\n#")]
+    assert all(f"`{key}`" in section for key in event), event.keys()
     record = outbox.action_get("d2")
     assert record is not None and record.result is not None
     assert record.result["result"]["frames"] == report["frames"]
