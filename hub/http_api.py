@@ -123,22 +123,31 @@ class _Params:
         return fmt == "csv"
 
 
+def refusal(hub: Hub, request: Request, *, operators_only: bool = False) -> Response | None:
+    """401 or 403 for a request without the bearer token of a viewer (or, with
+    ``operators_only``, an operator); None when it may be answered. Also ``GET /metrics``'s
+    (hub/metrics.py)."""
+    principal = hub.bearer(request.headers.get("Authorization"))  # the WebSocket paths' tokens
+    if principal is None:
+        resp = _json(401, {"error": "unauthorized", "message": "missing or unknown token"})
+        resp.headers["WWW-Authenticate"] = "Bearer"
+        return resp
+    if principal.role is Role.TERMINAL or (operators_only
+                                           and principal.role is not Role.OPERATOR):
+        return _json(403, {"error": "forbidden",
+                           "message": f"a {principal.role.value} token may not read this"})
+    return None
+
+
 async def answer(hub: Hub, request: Request) -> Response:
     """The answer to ``GET /api/...``."""
     parts = urlsplit(request.path)
     handler = _ROUTES.get(parts.path)
     if handler is None:
         return _json(404, {"error": "not_found", "message": f"no API {parts.path[:80]}"})
-    header = request.headers.get("Authorization")
-    principal = hub.bearer(header)  # the same tokens and roles as the WebSocket paths
-    if principal is None:
-        resp = _json(401, {"error": "unauthorized", "message": "missing or unknown token"})
-        resp.headers["WWW-Authenticate"] = "Bearer"
-        return resp
-    if principal.role is Role.TERMINAL or (
-            parts.path == "/api/audit" and principal.role is not Role.OPERATOR):
-        return _json(403, {"error": "forbidden",
-                           "message": f"a {principal.role.value} token may not read this"})
+    refused = refusal(hub, request, operators_only=parts.path == "/api/audit")
+    if refused is not None:
+        return refused
     try:
         return await handler(hub, _Params(parts.query))
     except _BadRequestError as exc:

@@ -113,9 +113,9 @@ async def _demo(args: argparse.Namespace, tmp: Path) -> int:
     from agent.daemon import Daemon
     from agent.ops.logs import register_secret, under_systemd
     from agent.ops.progress import Progress, format_line
-    from agent.ops.sdnotify import Notifier
     from hub.config import HubConfig
     from hub.server import Hub
+    from servicekit.sdnotify import Notifier
 
     terminal_token = secrets.token_urlsafe(24)
     operator_token = secrets.token_urlsafe(18)
