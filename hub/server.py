@@ -41,7 +41,7 @@ from hub.fanout import GroupFanOut
 from hub.floor import Floor, TerminalState
 from hub.gaming_day import GamingDay
 from hub.history_runner import HistoryRunner
-from hub.http_answers import STATIC_DIR, static_response, text_response
+from hub.http_answers import STATIC_DIR, secure_response, static_response, text_response
 from hub.ingest import GroupCommitter, InflightGate
 from hub.metrics import PATH as METRICS_PATH
 from hub.metrics import HubMetrics
@@ -166,7 +166,8 @@ class Hub(ClusterHooks):
             self._online_elsewhere()
         self._server = await serve(
             self._handle, self.config.host, self.config.port,
-            process_request=self._process_request, ssl=ssl_context,
+            process_request=self._process_request, process_response=secure_response,
+            ssl=ssl_context,
             max_size=self.config.max_frame_bytes, ping_interval=self.config.ping_interval,
             ping_timeout=self.config.ping_timeout,
             # permessage-deflate is never negotiated (docs/protocol.md §1): every frame would

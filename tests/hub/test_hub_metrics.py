@@ -226,3 +226,29 @@ def test_buckets_count_each_value_at_or_below_each_bound(values: list[float]) ->
 def test_buckets_need_increasing_bounds(bounds: tuple[float, ...]) -> None:
     with pytest.raises(ValueError, match="increasing"):
         Buckets(bounds)
+
+
+async def test_the_hubs_metric_table_in_operations_md_is_what_a_scrape_shows(
+        harness: HubHarness) -> None:
+    """Each row of operations.md's "The hub's metrics" table is a family the hub exports, of
+    that type, with those labels; no ``slot_hub_`` family is left out of it."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    section = doc[doc.index("### The hub's metrics"):]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`slot_hub_"):
+            rows[cells[0].strip("`")] = (cells[1].split()[0], re.findall(r"^`([a-z_]+)`",
+                                                                        cells[2]))
+    families = {name: f for name, f in (await scrape(harness)).items()
+                if name.startswith("slot_hub_")}
+    suffix = {"counter": "_total", "info": "_info"}
+    exported = {}
+    for name, family in families.items():
+        kind = "info" if name.endswith("_info") else family.type  # text format: info as gauge
+        full = name if name.endswith("_info") else name + suffix.get(kind, "")
+        labels = sorted({k for s in family.samples for k in s.labels if k not in ("le",)})
+        exported[full] = (kind, labels)
+    assert {name: (kind, sorted(labels)) for name, (kind, labels) in rows.items()} == exported
