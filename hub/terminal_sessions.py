@@ -38,6 +38,9 @@ log = logging.getLogger("hub")
 MAX_BATCH = 500
 
 #: The fields of an ``event`` frame (``type`` included).
+#: Events only the hub generates (protocol.md §3): a terminal's would read as the hub's word
+#: on its connection (an agent reports its machine's link as machineLinkDown / machineLinkUp).
+HUB_ONLY_EVENTS = frozenset({"deviceOnline", "deviceOffline"})
 _EVENT_FIELDS = len(wire.event(event_id="-", seq=1, channel="", terminal_id="", name="",
                                timestamp="", data={}))
 
@@ -341,6 +344,9 @@ class TerminalSessions:
                             f"may only publish as {conn.terminal_id}", msg["id"])
         if msg["id"] != f"{msg['terminalId']}-{msg['seq']}":
             raise WireError(ErrorCode.BAD_MESSAGE, "event ids must be terminalId-seq", msg["id"])
+        if msg["event"] in HUB_ONLY_EVENTS:
+            raise WireError(ErrorCode.FORBIDDEN,
+                            f"{msg['event']} is the hub's own event", msg["id"])
         if len(msg) == _EVENT_FIELDS:
             return msg  # exactly the frame's fields (parse_message checked each): as it is
         return wire.event(  # without the unknown fields, which are not stored or forwarded

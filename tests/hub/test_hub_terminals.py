@@ -101,6 +101,22 @@ async def test_publishing_as_another_terminal_is_refused(harness: HubHarness) ->
     assert (await term.recv())["upTo"] == 1
 
 
+@pytest.mark.parametrize("name", ["deviceOnline", "deviceOffline"])
+async def test_the_hubs_own_events_are_refused_from_a_terminal(harness: HubHarness,
+                                                               name: str) -> None:
+    term, _ = await harness.terminal("T1")
+    await term.send(event_frame("T1", 1, name, data={"terminalId": "T1", "lostAt": "x"}))
+    err = await term.recv()
+    assert err == {"type": "error", "code": "forbidden", "message": err["message"],
+                   "id": "T1-1"}
+    await term.send(event_frame("T1", 2))  # the connection keeps serving
+    assert (await term.recv())["upTo"] == 2
+    assert harness.hub is not None
+    stored = harness.hub.store.events("T1")
+    assert [e["id"] for e in stored if e["event"] == name and e["id"].startswith("T1-")] == []
+    assert [e["id"] for e in stored if e["event"] == "betPlaced"] == ["T1-2"]
+
+
 async def test_unsupported_protocol_version(harness: HubHarness) -> None:
     peer = await harness.connect("/ws/terminal", "tok-t1")
     hello = wire.hello("T1", "test", 0) | {"protocol": 2}
