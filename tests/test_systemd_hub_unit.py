@@ -13,6 +13,7 @@ from hub.config import parse_config
 from tests.support import ROOT
 from tests.support.processes import run_cli
 from tests.support.systemd_units import (
+    BOTH_UNITS,
     EXEC,
     UNITS,
     assert_verifies_clean,
@@ -39,40 +40,16 @@ def service() -> dict[str, list[str]]:
 
 
 REQUIRED = {
-    "Type": "notify",
-    "NotifyAccess": "main",
+    **BOTH_UNITS,
     "ExecStart": f"{EXEC} hub --config {CONFIG}",
-    "Restart": "on-failure",
-    "RestartSec": "5",
     "RestartPreventExitStatus": "2",
     "User": "slot-hub",
     "Group": "slot-hub",
     "StateDirectory": "slot-hub",
     "StateDirectoryMode": "0700",
     "ConfigurationDirectory": "slot-hub",
-    "UMask": "0077",
     "PrivateDevices": "yes",
     "PrivateUsers": "yes",
-    "ProtectSystem": "strict",
-    "ProtectHome": "yes",
-    "NoNewPrivileges": "yes",
-    "PrivateTmp": "yes",
-    "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
-    "CapabilityBoundingSet": "",
-    "AmbientCapabilities": "",
-    "ProtectKernelTunables": "yes",
-    "ProtectKernelModules": "yes",
-    "ProtectKernelLogs": "yes",
-    "ProtectControlGroups": "yes",
-    "ProtectClock": "yes",
-    "ProtectHostname": "yes",
-    "ProtectProc": "invisible",
-    "RestrictNamespaces": "yes",
-    "RestrictRealtime": "yes",
-    "RestrictSUIDSGID": "yes",
-    "LockPersonality": "yes",
-    "MemoryDenyWriteExecute": "yes",
-    "SystemCallArchitectures": "native",
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.systemd_units import (
+    BOTH_UNITS,
     EXEC,
     UNITS,
     assert_verifies_clean,
@@ -31,40 +32,16 @@ def service() -> dict[str, list[str]]:
 
 
 REQUIRED = {
-    "Type": "notify",
-    "NotifyAccess": "main",
+    **BOTH_UNITS,
     "WatchdogSec": "30",
     "ExecStart": f"{EXEC} run --config /etc/slot-agent/config.yaml",
     "ExecReload": "/bin/kill -HUP $MAINPID",
-    "Restart": "on-failure",
-    "RestartSec": "5",
     "StateDirectory": "slot-agent",
     "RuntimeDirectory": "slot-agent",
     "ConfigurationDirectory": "slot-agent",
     "User": "slot-agent",
     "SupplementaryGroups": "dialout",
-    "ProtectSystem": "strict",
-    "ProtectHome": "yes",
-    "NoNewPrivileges": "yes",
-    "PrivateTmp": "yes",
-    "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
-    "CapabilityBoundingSet": "",
-    "AmbientCapabilities": "",
     "PrivateDevices": "no",
-    "ProtectKernelTunables": "yes",
-    "ProtectKernelModules": "yes",
-    "ProtectKernelLogs": "yes",
-    "ProtectControlGroups": "yes",
-    "ProtectClock": "yes",
-    "ProtectHostname": "yes",
-    "ProtectProc": "invisible",
-    "RestrictNamespaces": "yes",
-    "RestrictRealtime": "yes",
-    "RestrictSUIDSGID": "yes",
-    "LockPersonality": "yes",
-    "MemoryDenyWriteExecute": "yes",
-    "SystemCallArchitectures": "native",
-    "UMask": "0077",
 }
 
 

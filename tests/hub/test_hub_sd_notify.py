@@ -15,21 +15,15 @@ from pathlib import Path
 import pytest
 
 from tests.support import ROOT
-from tests.support.processes import Proc, clean_env, short_dir
+from tests.support.notify_socket import notify_listener
+from tests.support.processes import Proc, clean_env
 from tests.support.tokens import Token, write_token_file
 
 
 @pytest.fixture
 def notify_socket() -> Iterator[tuple[socket.socket, str]]:
-    """A datagram socket standing in for systemd's ``$NOTIFY_SOCKET``."""
-    path = str(short_dir() / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(30)
-    try:
-        yield sock, path
-    finally:
-        sock.close()
+    with notify_listener(30) as bound:
+        yield bound
 
 
 def write_hub_config(tmp_path: Path, port: int = 0) -> Path:

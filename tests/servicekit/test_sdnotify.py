@@ -12,20 +12,13 @@ from pathlib import Path
 import pytest
 
 from servicekit.sdnotify import Notifier
+from tests.support.notify_socket import notify_listener
 
 
 @pytest.fixture
 def listener() -> Iterator[tuple[socket.socket, str]]:
-    """A datagram socket standing in for systemd, bound in a short tmp dir."""
-    with tempfile.TemporaryDirectory(prefix="sdn") as tmp:
-        path = str(Path(tmp) / "notify")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(path)
-        sock.settimeout(5)
-        try:
-            yield sock, path
-        finally:
-            sock.close()
+    with notify_listener(5) as bound:
+        yield bound
 
 
 def received(sock: socket.socket) -> list[str]:

@@ -17,6 +17,36 @@ UNITS = ROOT / "systemd"
 #: Every unit's program, as installed (docs/operations.md, "Where things live").
 EXEC = "/opt/slot-agent/venv/bin/slot-agent"
 
+#: Directives both shipped units require with the same value: the service protocol and the
+#: sandbox they share (each test adds its unit's own).
+BOTH_UNITS = {
+    "AmbientCapabilities": "",
+    "CapabilityBoundingSet": "",
+    "LockPersonality": "yes",
+    "MemoryDenyWriteExecute": "yes",
+    "NoNewPrivileges": "yes",
+    "NotifyAccess": "main",
+    "PrivateTmp": "yes",
+    "ProtectClock": "yes",
+    "ProtectControlGroups": "yes",
+    "ProtectHome": "yes",
+    "ProtectHostname": "yes",
+    "ProtectKernelLogs": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectKernelTunables": "yes",
+    "ProtectProc": "invisible",
+    "ProtectSystem": "strict",
+    "Restart": "on-failure",
+    "RestartSec": "5",
+    "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+    "RestrictNamespaces": "yes",
+    "RestrictRealtime": "yes",
+    "RestrictSUIDSGID": "yes",
+    "SystemCallArchitectures": "native",
+    "Type": "notify",
+    "UMask": "0077",
+}
+
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed")
 
