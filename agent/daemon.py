@@ -76,7 +76,6 @@ from agent.ops.heap import HeapSweeper
 from agent.ops.logs import register_secret, set_level
 from agent.ops.metrics import AgentMetrics, stop_server
 from agent.ops.progress import Progress, Snapshot, status_text
-from agent.ops.sdnotify import Notifier
 from agent.store.outbox import Outbox
 from agent.store.pipeline import Pipeline
 from agent.uplink.actions import Actions
@@ -84,6 +83,7 @@ from agent.uplink.client import Uplink
 from api.capture import build_header as build_capture_header
 from api.events import Event, StoredEvent, utc_timestamp
 from drivers.card_reader import CardReader
+from servicekit.sdnotify import Notifier
 
 __all__ = ["EXIT_LINE_FAILED", "Daemon", "DaemonError"]
 

@@ -286,7 +286,8 @@ def _check_action_ack(c: _Checker) -> None:
     c.string("terminalId", pattern=_TERMINAL_ID_RE)
     c.string("action", required=False, pattern=_ACTION_NAME_RE)
     c.one_of("status", {s.value for s in ActionAckStatus})
-    c.string("error", required=False, max_len=4096)
+    # ``rejected``: "error says why" (protocol.md §4); a client is promised the reason.
+    c.string("error", required=c.msg["status"] == ActionAckStatus.REJECTED, max_len=4096)
 
 
 def _check_action_result(c: _Checker) -> None:
@@ -294,7 +295,8 @@ def _check_action_result(c: _Checker) -> None:
     c.string("terminalId", pattern=_TERMINAL_ID_RE)
     c.string("action", required=False, pattern=_ACTION_NAME_RE)
     c.one_of("status", {s.value for s in ActionStatus})
-    c.string("error", required=False, max_len=4096)
+    # Every status but ``succeeded`` says why (protocol.md §4).
+    c.string("error", required=c.msg["status"] != ActionStatus.SUCCEEDED, max_len=4096)
     c.obj("result", required=False)
 
 

@@ -14,15 +14,14 @@ from api.codes import DEFAULT_SIGNATURE_WINDOW, MAX_ID_LENGTH, ErrorCode, WireEr
 from api.parse import _SURROGATE_RE
 
 
-def _reject_floats(value: Any) -> None:
+def _has_float(value: Any) -> bool:
     if isinstance(value, float):
-        raise WireError(ErrorCode.BAD_MESSAGE, "signed params may not hold floats")
+        return True
     if isinstance(value, dict):
-        for item in value.values():
-            _reject_floats(item)
-    elif isinstance(value, list):
-        for item in value:
-            _reject_floats(item)
+        return any(_has_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_float(item) for item in value)
+    return False
 
 
 def _text_id(msg: Mapping[str, Any]) -> str | None:
@@ -37,7 +36,10 @@ def _text_id(msg: Mapping[str, Any]) -> str | None:
 def canonical_action(msg: Mapping[str, Any]) -> bytes:
     """The bytes an action signature covers (protocol.md §7)."""
     params = msg.get("params") or {}
-    _reject_floats(params)
+    if _has_float(params):
+        # Refused with the action's id, as every refusal of an action is (protocol.md §5).
+        raise WireError(ErrorCode.BAD_MESSAGE, "signed params may not hold floats (§7: "
+                        "integers only)", _text_id(msg))
     body = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False)
     parts = [str(msg["id"]), str(msg["terminalId"]), str(msg["action"]),

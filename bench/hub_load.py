@@ -48,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from array import array
 from collections import deque
 from collections.abc import Callable
@@ -124,6 +125,35 @@ def _thread_split(pid: int, before: dict[int, tuple[float, float]],
     return (f"loop user {delta([pid], 0) * per:.0f} + sys {delta([pid], 1) * per:.0f} µs, "
             f"other threads user {delta(others, 0) * per:.0f} + sys "
             f"{delta(others, 1) * per:.0f} µs")
+
+
+def _histogram(base: str, token: str, name: str) -> dict[float, float]:
+    """Cumulative bucket counts (``le`` -> count) of one of the hub's histograms, read from
+    its ``GET /metrics`` (docs/operations.md, "The hub's metrics") with a viewer token."""
+    request = urllib.request.Request(base.replace("ws://", "http://", 1) + "/metrics",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        text = reply.read().decode()
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        match = re.match(rf'{name}_bucket{{le="([^"]+)"}} (\S+)$', line)
+        if match:
+            buckets[float(match.group(1))] = float(match.group(2))
+    return buckets
+
+
+def _hub_clock(before: dict[float, float], after: dict[float, float]) -> str:
+    """The share of batches the hub acknowledged within 50 ms of their submission, and the
+    bucket its p99 falls in: the hub's own view of the ack latency, without the generator's."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0.0
+    if not total:
+        return "no batch acknowledged"
+    within = dict(zip(bounds, counts, strict=True)).get(0.05, math.nan) / total
+    p99 = next(b for b, c in zip(bounds, counts, strict=True) if c >= 0.99 * total)
+    return (f"{total:,.0f} batches, {100 * within:.1f} % acknowledged within 50 ms of their "
+            f"submission, p99 at most {1000 * p99:,.0f} ms")
 
 
 class Hub:
@@ -424,7 +454,8 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
                                                                  int, int, float, int]:
     workdir = Path(tempfile.mkdtemp(prefix="hub-load-"))
     try:
-        hub = Hub(workdir, args.terminals, args.viewers, args.sync, args.profile)
+        hub = Hub(workdir, args.terminals, args.viewers, args.sync, args.profile,
+                  wrapper=["nice", "-n", str(args.nice)] if args.nice else None)
         ctx = mp.get_context("spawn")
         ready, out, go, start_at = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
         slices = [hub.terminals[i::args.workers] for i in range(args.workers)]
@@ -459,14 +490,22 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
         time.sleep(max(0.0, t0 - time.time()))
         cpu_start = hub.cpu_seconds()
         threads_start = _thread_cpu(hub.proc.pid)
+        clock: list[str] = []
         for phase in phases:
             time.sleep(max(0.0, t0 - time.time()))
+            acks0 = _histogram(hub.base, hub.viewers[0], "slot_hub_ack_latency_seconds") \
+                if hub.viewers else {}
             cpu0 = hub.cpu_seconds()
             gen0 = sum(_cpu_seconds(p.pid) for p in procs)
             time.sleep(max(0.0, t0 + phase.duration - time.time()))
             cpu.append((hub.cpu_seconds() - cpu0) / phase.duration)
             gen.append((sum(_cpu_seconds(p.pid) for p in procs) - gen0) / phase.duration)
             rss.append(hub.phase_peak())
+            if hub.viewers:
+                # Read at the phase's end: the terminals leave soon after it, and the hub's
+                # deviceOffline events (3,000 batches at once) are no part of the phase.
+                clock.append(_hub_clock(acks0, _histogram(
+                    hub.base, hub.viewers[0], "slot_hub_ack_latency_seconds")))
             t0 += phase.duration + PHASE_GAP
             time.sleep(PHASE_GAP)
         if spy is not None:
@@ -510,6 +549,9 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
               f", {1e6 * run_cpu / max(stored, 1):.0f} µs per stored event ("
               f"{_thread_split(hub.proc.pid, threads_start, threads_end, stored)})",
               flush=True)
+        for phase, line in zip(phases, clock, strict=False):
+            print(f"# the hub's own clock at {phase.rate:,.0f} events/s (GET /metrics, a batch"
+                  f" from its submission to its ack): {line}", flush=True)
         return out_phases, errors, stored, sum(sent), stop_s, hub.rss_peak
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -525,6 +567,10 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=2000, help="unacknowledged per terminal")
     parser.add_argument("--workers", type=int, default=2, help="terminal processes")
     parser.add_argument("--sync", choices=["FULL", "NORMAL"], default="FULL")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="the hub's nice value relative to the generator's (below 0 "
+                             "needs root or CAP_SYS_NICE): a hub with a priority over the "
+                             "rest of its machine, as a unit's Nice= gives it")
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--profile", type=Path, help="run the hub under cProfile, stats here")
     parser.add_argument("--py-spy", type=Path,
@@ -548,7 +594,8 @@ def main() -> int:
 
     header("hub under floor load (many terminals, small bursts, viewers subscribed to all)")
     print(f"# {args.terminals:,} terminals in {args.workers} processes, bursts of "
-          f"{args.burst}, window {args.window}; {args.viewers} viewers; hub synchronous="
+          f"{args.burst}, window {args.window}; {args.viewers} viewers; hub nice {args.nice}, "
+          f"synchronous="
           f"{args.sync}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
           flush=True)
     results, errors, stored, sent, stop_s, rss_peak = run(args, phases)

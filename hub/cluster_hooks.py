@@ -41,8 +41,8 @@ class ClusterHooks:
     if TYPE_CHECKING:
         def now(self) -> float: ...
 
-        async def publish(self, group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]]
-                          ) -> None: ...
+        async def publish(self, group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]],
+                          *, elsewhere: bool = False) -> None: ...
 
         def emit_hub_event(self, name: str, terminal_id: str, data: dict[str, Any]
                            ) -> None: ...
@@ -53,7 +53,7 @@ class ClusterHooks:
         for write in writes:
             if write.source == HUB_SOURCE:
                 self._remote_presence(write.frame, now)
-        await self.publish([(writes, [True] * len(writes))])
+        await self.publish([(writes, [True] * len(writes))], elsewhere=True)
 
     async def cluster_publish(self, writes: Sequence[EventWrite], inserted: Sequence[bool]
                               ) -> None:

@@ -41,6 +41,14 @@ CONTENT_SECURITY_POLICY = (
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 
 
+#: On every plain HTTP answer (docs/protocol.md §1).
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
+
 def response(status: int, body: bytes, content_type: str) -> Response:
     status_obj = http.HTTPStatus(status)
     headers = Headers([
@@ -49,11 +57,19 @@ def response(status: int, body: bytes, content_type: str) -> Response:
         ("Content-Length", str(len(body))),
         ("Content-Type", content_type),
         ("Cache-Control", "no-cache"),
-        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
+        *SECURITY_HEADERS,
     ])
     return Response(status_obj.value, status_obj.phrase, headers, body)
+
+
+def secure_response(connection: object, request: object, answer: Response) -> None:
+    """websockets' ``process_response`` hook: the answers the library writes itself (426 for
+    a plain GET of a WebSocket path, 400 for a broken handshake) carry the security headers
+    too; the 101 of an upgrade is left alone."""
+    if answer.status_code != http.HTTPStatus.SWITCHING_PROTOCOLS:
+        for name, value in SECURITY_HEADERS:
+            if name not in answer.headers:
+                answer.headers[name] = value
 
 
 def text_response(status: int, text: str) -> Response:

@@ -25,7 +25,14 @@ from websockets.http11 import Request, Response
 from api.wire import MAX_ID_LENGTH, Role, format_timestamp, parse_timestamp
 from hub.audit import KINDS, AuditQuery, query_audit
 from hub.gaming_day import GamingDayError
-from hub.history import DEFAULT_PAGE, EventQuery, day_summary, latest_meters, query_events
+from hub.history import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    EventQuery,
+    day_summary,
+    latest_meters,
+    query_events,
+)
 from hub.history_runner import HistoryBusyError, HistoryTooSlowError
 from hub.http_answers import response
 from hub.store_sql import Db, database_errors
@@ -99,13 +106,14 @@ class _Params:
             raise _BadRequestError(400, "bad_request",
                                    f"{name}: must be UTC ISO-8601 with Z") from None
 
-    def integer(self, name: str, default: int | None, minimum: int = 0) -> int | None:
+    def integer(self, name: str, default: int | None, minimum: int = 0,
+                maximum: int = 2**63 - 1) -> int | None:
         value = self.one(name)
         if value is None:
             return default
-        if not value.isdigit() or int(value) < minimum or int(value) > 2**63 - 1:
-            raise _BadRequestError(400, "bad_request",
-                                   f"{name}: must be an integer >= {minimum}")
+        if not value.isdigit() or int(value) < minimum or int(value) > maximum:
+            bound = f">= {minimum}" if maximum == 2**63 - 1 else f"from {minimum} to {maximum}"
+            raise _BadRequestError(400, "bad_request", f"{name}: must be an integer {bound}")
         return int(value)
 
     def csv(self) -> bool:
@@ -115,22 +123,31 @@ class _Params:
         return fmt == "csv"
 
 
+def refusal(hub: Hub, request: Request, *, operators_only: bool = False) -> Response | None:
+    """401 or 403 for a request without the bearer token of a viewer (or, with
+    ``operators_only``, an operator); None when it may be answered. Also ``GET /metrics``'s
+    (hub/metrics.py)."""
+    principal = hub.bearer(request.headers.get("Authorization"))  # the WebSocket paths' tokens
+    if principal is None:
+        resp = _json(401, {"error": "unauthorized", "message": "missing or unknown token"})
+        resp.headers["WWW-Authenticate"] = "Bearer"
+        return resp
+    if principal.role is Role.TERMINAL or (operators_only
+                                           and principal.role is not Role.OPERATOR):
+        return _json(403, {"error": "forbidden",
+                           "message": f"a {principal.role.value} token may not read this"})
+    return None
+
+
 async def answer(hub: Hub, request: Request) -> Response:
     """The answer to ``GET /api/...``."""
     parts = urlsplit(request.path)
     handler = _ROUTES.get(parts.path)
     if handler is None:
         return _json(404, {"error": "not_found", "message": f"no API {parts.path[:80]}"})
-    header = request.headers.get("Authorization")
-    principal = hub.bearer(header)  # the same tokens and roles as the WebSocket paths
-    if principal is None:
-        resp = _json(401, {"error": "unauthorized", "message": "missing or unknown token"})
-        resp.headers["WWW-Authenticate"] = "Bearer"
-        return resp
-    if principal.role is Role.TERMINAL or (
-            parts.path == "/api/audit" and principal.role is not Role.OPERATOR):
-        return _json(403, {"error": "forbidden",
-                           "message": f"a {principal.role.value} token may not read this"})
+    refused = refusal(hub, request, operators_only=parts.path == "/api/audit")
+    if refused is not None:
+        return refused
     try:
         return await handler(hub, _Params(parts.query))
     except _BadRequestError as exc:
@@ -157,7 +174,7 @@ async def _events(hub: Hub, p: _Params) -> Response:
         channels=p.many("channel", _CHANNELS), since=p.timestamp("since"),
         until=p.timestamp("until"), after=p.integer("after", None),
         before=p.integer("before", None, minimum=1),
-        limit=p.integer("limit", DEFAULT_PAGE, minimum=1) or DEFAULT_PAGE)
+        limit=p.integer("limit", DEFAULT_PAGE, minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE)
     as_csv = p.csv()
     frames, nxt = await _query(hub, lambda db: query_events(db, q))
     if as_csv:
@@ -204,7 +221,8 @@ async def _audit(hub: Hub, p: _Params) -> Response:
     q = AuditQuery(kinds=p.many("kind", set(KINDS)), who=p.many("who"),
                    terminals=p.many("terminal"), since=p.timestamp("since"),
                    until=p.timestamp("until"), after=p.integer("after", None),
-                   limit=p.integer("limit", DEFAULT_PAGE, minimum=1) or DEFAULT_PAGE)
+                   limit=p.integer("limit", DEFAULT_PAGE, minimum=1, maximum=MAX_PAGE)
+                   or DEFAULT_PAGE)
     as_csv = p.csv()
     entries, nxt = await _query(hub, lambda db: query_audit(db, q))
     if as_csv:

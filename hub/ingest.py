@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hub.buckets import Buckets
 from hub.store import EventWrite
 
 log = logging.getLogger("hub.ingest")
@@ -62,6 +63,19 @@ MIN_GROUP_INTERVAL = 0.010
 #: Batches in a transaction from which the hub counts as busy (:data:`MIN_GROUP_INTERVAL`).
 BUSY_GROUP = 4
 
+#: Bounds (seconds) of ``slot_hub_ingest_commit_duration_seconds``: a SQLite commit with
+#: its fsync takes milliseconds; hundreds of them mean a slow disk or a checkpoint in the way.
+COMMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                  5.0, 10.0)
+
+#: Bounds (seconds) of ``slot_hub_ack_latency_seconds``: a busy hub's window
+#: (:data:`MIN_GROUP_INTERVAL`) plus a commit plus the fan-out; seconds mean it is behind.
+ACK_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+               30.0)
+
+#: Bounds of ``slot_hub_ingest_transaction_events`` (up to :data:`MAX_GROUP_EVENTS`).
+GROUP_EVENTS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
 
 class EventStore(Protocol):
     """The write path the ingest needs from a store (SQLite today; see docs/scaling.md)."""
@@ -82,17 +96,28 @@ Publish = Callable[[Sequence[tuple[Sequence[EventWrite], Sequence[bool]]]], Awai
 class _Batch:
     writes: list[EventWrite]
     done: asyncio.Future[list[bool]]
+    submitted: float  # time.monotonic() at submit: the ack latency's start
 
 
 @dataclass
 class IngestStats:
-    """Counters for tests and the load benchmark."""
+    """Counters for tests, the load benchmark and ``GET /metrics`` (hub/metrics.py).
+
+    The histograms are observed once per transaction (``commit_seconds``,
+    ``group_events``) or once per acknowledged batch (``ack_seconds``), never per event.
+    """
 
     transactions: int = 0
     batches: int = 0
     events: int = 0
     largest_group: int = 0  # most batches merged into one transaction
     failed_batches: int = 0
+    #: a committed transaction's ``write_events``, from the call to its return on the loop
+    commit_seconds: Buckets = field(default_factory=lambda: Buckets(COMMIT_BUCKETS))
+    #: a batch's submit to its resolution (stored and published: its ack may go out)
+    ack_seconds: Buckets = field(default_factory=lambda: Buckets(ACK_BUCKETS))
+    #: the writes of each committed transaction (duplicates included)
+    group_events: Buckets = field(default_factory=lambda: Buckets(GROUP_EVENTS_BUCKETS))
 
 
 class GroupCommitter:
@@ -165,7 +190,7 @@ class GroupCommitter:
         if self._intake_closed:
             done.cancel()
         else:
-            self._incoming.put_nowait(_Batch(list(writes), done))
+            self._incoming.put_nowait(_Batch(list(writes), done, time.monotonic()))
         return done
 
     async def _commit_loop(self) -> None:
@@ -200,6 +225,7 @@ class GroupCommitter:
     async def _commit(self, group: list[_Batch], size: int
                       ) -> list[list[bool] | BaseException]:
         writes = [w for batch in group for w in batch.writes]
+        started = time.monotonic()
         try:
             inserted = await self._store.write_events(writes, self._clock())
         except Exception as exc:
@@ -208,7 +234,7 @@ class GroupCommitter:
             log.warning("a transaction of %d batches failed (%s); storing them one by one",
                         len(group), exc)
             return [await self._commit_one(batch) for batch in group]
-        self._count(group, size)
+        self._count(group, size, time.monotonic() - started)
         results: list[list[bool] | BaseException] = []
         start = 0
         for batch in group:
@@ -217,19 +243,22 @@ class GroupCommitter:
         return results
 
     async def _commit_one(self, batch: _Batch) -> list[bool] | BaseException:
+        started = time.monotonic()
         try:
             inserted = await self._store.write_events(batch.writes, self._clock())
         except Exception as exc:
             return exc
-        self._count([batch], len(batch.writes))
+        self._count([batch], len(batch.writes), time.monotonic() - started)
         return inserted
 
-    def _count(self, group: list[_Batch], size: int) -> None:
+    def _count(self, group: list[_Batch], size: int, seconds: float) -> None:
         s = self.stats
         s.transactions += 1
         s.batches += len(group)
         s.events += size
         s.largest_group = max(s.largest_group, len(group))
+        s.commit_seconds.observe(seconds)
+        s.group_events.observe(size)
 
     async def _publish_loop(self) -> None:
         while True:
@@ -250,9 +279,12 @@ class GroupCommitter:
                 except Exception:
                     # Stored already: the acks are still due; the fan-out is what failed.
                     log.exception("publishing %d stored batches failed", len(stored))
+            resolved = time.monotonic()
+            ack_seconds = self.stats.ack_seconds
             for batch, result in zip(group, results, strict=True):
                 if not isinstance(result, BaseException) and not batch.done.done():
                     batch.done.set_result(result)
+                    ack_seconds.observe(resolved - batch.submitted)
 
 
 @dataclass(eq=False)

@@ -1,9 +1,9 @@
 """The reference hub: terminals publish, clients subscribe, operators act (docs/protocol.md).
 
-One asyncio server on one port: ``/ws/terminal``, ``/ws/client``, the dashboard files and
-``/healthz``. Events are stored (de-duplicated on terminal and seq) before they are acknowledged
-and fanned out; each peer has a bounded outgoing queue so one slow client cannot slow the rest
-(hub/peer.py).
+One asyncio server on one port: ``/ws/terminal``, ``/ws/client``, the dashboard files,
+``/healthz``, the history API and ``/metrics``. Events are stored (de-duplicated on terminal
+and seq) before they are acknowledged and fanned out; each peer has a bounded outgoing queue
+so one slow client cannot slow the rest (hub/peer.py).
 
 This module holds the server's lifecycle, the HTTP side of the handshake, and the path every
 stored event takes to the clients (:meth:`Hub.publish`). The connections are handled by
@@ -21,7 +21,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from api import wire
-from api.wire import ActionStatus, CloseCode, MessageType, Role, WireError
+from api.wire import ActionStatus, CloseCode, ErrorCode, MessageType, Role, WireError
 from hub import http_api, redact
 from hub.actions import ActionRouter
 from hub.client_sessions import ClientSessions
@@ -41,8 +41,10 @@ from hub.fanout import GroupFanOut
 from hub.floor import Floor, TerminalState
 from hub.gaming_day import GamingDay
 from hub.history_runner import HistoryRunner
-from hub.http_answers import STATIC_DIR, static_response, text_response
+from hub.http_answers import STATIC_DIR, secure_response, static_response, text_response
 from hub.ingest import GroupCommitter, InflightGate
+from hub.metrics import PATH as METRICS_PATH
+from hub.metrics import HubMetrics
 from hub.peer import Peer
 from hub.store import EventWrite, data_text
 from hub.store_api import open_audit, open_store
@@ -79,12 +81,24 @@ _HUB_SEQ_BLOCK = 100
 
 @dataclass
 class HubStats:
-    """Counters for tests and the log."""
+    """Counters for tests, the log and ``GET /metrics`` (hub/metrics.py)."""
 
+    #: events this instance stored (with several instances, each counts its own)
     events_stored: int = 0
+    #: events another instance stored, published here (hub/cluster.py)
+    events_from_elsewhere: int = 0
     duplicates: int = 0
-    errors_sent: int = 0
     slow_consumers_dropped: int = 0
+    #: ``error`` replies sent, by ``code`` (protocol.md §6)
+    errors_by_code: dict[ErrorCode, int] = field(default_factory=dict)
+
+    def error_sent(self, code: ErrorCode) -> None:
+        self.errors_by_code[code] = self.errors_by_code.get(code, 0) + 1
+
+    @property
+    def errors_sent(self) -> int:
+        """``error`` replies sent, every code."""
+        return sum(self.errors_by_code.values())
 
 
 class Hub(ClusterHooks):
@@ -130,6 +144,8 @@ class Hub(ClusterHooks):
             self.store, self.publish if self.cluster is None else self.cluster.publish_own_group,
             self.now)
         self.gate = InflightGate(config.max_inflight_events, config.max_inflight_per_terminal)
+        #: ``GET /metrics``: reads the counters above when scraped (hub/metrics.py)
+        self.metrics = HubMetrics(self)
         self._prune_interval = prune_interval
         self._pruner: asyncio.Task[None] | None = None
         self._server: Server | None = None
@@ -150,7 +166,8 @@ class Hub(ClusterHooks):
             self._online_elsewhere()
         self._server = await serve(
             self._handle, self.config.host, self.config.port,
-            process_request=self._process_request, ssl=ssl_context,
+            process_request=self._process_request, process_response=secure_response,
+            ssl=ssl_context,
             max_size=self.config.max_frame_bytes, ping_interval=self.config.ping_interval,
             ping_timeout=self.config.ping_timeout,
             # permessage-deflate is never negotiated (docs/protocol.md §1): every frame would
@@ -300,6 +317,8 @@ class Hub(ClusterHooks):
             return None
         if path == "/healthz":
             return text_response(200, "ok\n")
+        if path == METRICS_PATH:
+            return self.metrics.answer(request)
         if path.startswith(http_api.PREFIX):
             return await http_api.answer(self, request)
         if path == "/" or path.startswith("/static/"):
@@ -338,14 +357,14 @@ class Hub(ClusterHooks):
 
     async def send_and_close(self, ws: ServerConnection, exc: WireError, code: int) -> None:
         """Send the error ``exc`` and close with ``code``: before the peer has a writer."""
-        self.stats.errors_sent += 1
+        self.stats.error_sent(exc.code)
         with contextlib.suppress(ConnectionClosed):
             await ws.send(wire.encode(wire.error_from(exc)))
         # A close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5: control frames <= 125).
         await ws.close(code, exc.message.encode()[:120].decode("utf-8", "ignore"))
 
     def reply_error(self, peer: Peer, exc: WireError) -> None:
-        self.stats.errors_sent += 1
+        self.stats.error_sent(exc.code)
         log.info("error to %s: %s %s", peer.principal.name, exc.code.value, exc.message)
         peer.send(wire.error_from(exc))
 
@@ -361,23 +380,31 @@ class Hub(ClusterHooks):
 
     # ------------------------------------------------------------------ publishing
 
-    async def publish(self, group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]]
-                      ) -> None:
+    async def publish(self, group: Sequence[tuple[Sequence[EventWrite], Sequence[bool]]],
+                      *, elsewhere: bool = False) -> None:
         """For the new events of one stored group, batch by batch and in order: update the
         floor and fan them out; after each batch, the state of each terminal it touched is
         broadcast once. Called by the ingest's publisher (hub/ingest.py) in storage order,
         which is thus the fan-out order (protocol.md §5: clients get events in the order the
-        hub stored them). The frames are serialized once for all clients (hub/fanout.py)."""
+        hub stored them). The frames are serialized once for all clients (hub/fanout.py).
+        ``elsewhere``: events another instance stored (hub/cluster_hooks.py), counted apart
+        from this instance's own."""
         now = self.now()
         fan_out = GroupFanOut(self.clients, self.config.client_queue) \
             if self.clients.connected else None
+        stats = self.stats
         for writes, inserted in group:
+            # Counted per batch (a C-level count), not per event: the metrics' counters.
+            new_events = inserted.count(True)
+            stats.duplicates += len(inserted) - new_events
+            if elsewhere:
+                stats.events_from_elsewhere += new_events
+            else:
+                stats.events_stored += new_events
             touched: dict[str, TerminalState] = {}
             for write, new in zip(writes, inserted, strict=True):
                 if not new:
-                    self.stats.duplicates += 1
                     continue
-                self.stats.events_stored += 1
                 state = self.floor.apply(write.frame, now)
                 if write.acked_seq is not None and write.source == state.terminal_id:
                     state.acked_seq = max(state.acked_seq, write.acked_seq)

@@ -37,6 +37,7 @@ from hub.store_sql import (
     schema,
     stored_frame,
 )
+from hub.wal_checkpoint import WalCheckpointer
 
 __all__ = ["HUB_SOURCE", "EventWrite", "HubStore", "SqliteDb", "StoredAction", "data_text",
            "stored_frame"]
@@ -62,14 +63,13 @@ _PROGRESS_STEPS = 10_000
 #: events, and every insert reads them back (docs/performance.md, "the store as it grows").
 _WRITER_CACHE_KIB = 64 * 1024
 
-#: WAL pages after which a commit of the writer copies the WAL into the database
-#: (SQLite's default is 1,000: 4 MiB). A busy floor's transaction writes about as many
-#: pages as that, so the default checkpoints after every commit and copies each hot index
-#: page once per commit; at 10,000 pages (about 40 MiB of WAL) a page rewritten by ten
-#: commits is copied once. The same insert costs 8-23 % less CPU on the writer thread and
-#: writes 10-30 % fewer bytes (bench/store_growth.py, docs/performance.md "the store as it
-#: grows"). The checkpoint stays on the writer thread, inside the commit that reaches it: on
-#: a thread of its own it cost as much CPU there and did not shorten the commits.
+#: WAL pages after which a commit of the writer completes the checkpoint itself (SQLite's
+#: default is 1,000: 4 MiB). The copying is done by :class:`hub.wal_checkpoint.WalCheckpointer`
+#: shortly after each commit, off the commit's path; the writer's own checkpoint then finds
+#: nearly everything copied, completes it, and the WAL starts over from its beginning,
+#: which keeps its size bounded. Alone (before the checkpoint thread), this limit made one
+#: commit a second at 10,000 events/s copy 10,000 pages: 55-135 ms for that commit and the
+#: acks behind it (docs/performance.md, "The checkpoint off the commit path").
 _WRITER_CHECKPOINT_PAGES = 10_000
 
 #: Most rows in one multi-row INSERT (a power of two; fewer where the library allows fewer
@@ -193,6 +193,8 @@ class HubStore(SqlStore):
         self._writer_db = _connect(path, synchronous, any_thread=True)
         self._writer_db.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
         self._writer_db.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
+        self.checkpointer = WalCheckpointer(
+            self._path, "FULL" if synchronous == "FULL" else "NORMAL", _BUSY_TIMEOUT_MS)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
         self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
 
@@ -208,6 +210,7 @@ class HubStore(SqlStore):
         return SqliteDb(db)
 
     def _close_connections(self) -> None:
+        self.checkpointer.stop()
         self._writer_db.close()
         self._db.close()
 
@@ -250,6 +253,7 @@ class HubStore(SqlStore):
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        self.checkpointer.written()
         return [True] * len(rows)
 
     def _advance_acked(self, acked: dict[str, int]) -> None:
@@ -291,6 +295,7 @@ class HubStore(SqlStore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self.checkpointer.written()
         return inserted
 
     def next_hub_seq(self) -> int:
@@ -333,6 +338,7 @@ class HubStore(SqlStore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self.checkpointer.written()
         return int(cur.rowcount)
 
     def _prune_rest(self, cutoff: float, final_statuses: tuple[str, ...]) -> None:

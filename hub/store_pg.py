@@ -307,6 +307,8 @@ class PgStore(SqlStore):
         inserted than given (a terminal resending after a lost ack) is the transaction
         rolled back and done again returning the keys that went in.
         """
+        if not writes:
+            return []  # nothing to store: the statement's count of no rows has no ids
         acked: dict[str, int] = {}
         for w in writes:
             if w.acked_seq is not None:

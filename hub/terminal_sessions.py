@@ -160,7 +160,7 @@ class TerminalSessions:
                     raise WireError(ErrorCode.BAD_MESSAGE, "send hello first",
                                     getattr(msg, "id", None))
             except WireError as exc:
-                hub.stats.errors_sent += 1
+                hub.stats.error_sent(exc.code)
                 await ws.send(wire.encode(wire.error_from(exc)))
                 continue
             if msg.protocol != wire.PROTOCOL_VERSION:

@@ -61,23 +61,30 @@ class TokenTable:
 
 def _principal(role_text: Any, ident: Any, where: str, counts: dict[Role, int],
                problems: list[Problem]) -> Principal | None:
+    def at(key: str) -> str:
+        """A YAML entry's problem at its key (``tokens[2].role``); a line's at the line."""
+        return f"{where}.{key}" if where.startswith("tokens[") else where
+
     try:
         role = Role(role_text)
     except ValueError:
-        problems.append(Problem(where, "role must be terminal, viewer or operator"))
+        problems.append(Problem(at("role"), "role must be terminal, viewer or operator"))
         return None
+    ident_key = "terminalId" if role is Role.TERMINAL else "name"
     if ident is not None and (not isinstance(ident, str) or not ident.strip()):
-        problems.append(Problem(where, "name/terminalId must be a non-empty string"))
+        problems.append(Problem(at(ident_key), "name/terminalId must be a non-empty string"))
         return None
     if role is Role.TERMINAL:
         if ident is None:
-            problems.append(Problem(where, "a terminal token needs a terminalId"))
+            problems.append(Problem(at(ident_key), "a terminal token needs a terminalId"))
             return None
         if not valid_terminal_id(ident):
-            problems.append(Problem(where, f"terminalId {ident[:40]!r} is not a valid terminal id"))
+            problems.append(Problem(at(ident_key),
+                                    f"terminalId {ident[:40]!r} is not a valid terminal id"))
             return None
         if ident == HUB_SOURCE:
-            problems.append(Problem(where, f"terminalId {HUB_SOURCE!r} is reserved for the hub"))
+            problems.append(Problem(at(ident_key),
+                                    f"terminalId {HUB_SOURCE!r} is reserved for the hub"))
             return None
         return Principal(role, ident, ident)
     counts[role] = counts.get(role, 0) + 1

@@ -4,9 +4,10 @@
 #
 # The package holds a ready virtual environment in /opt/slot-agent/venv with slot-agent and
 # every dependency (installing it needs no network and no pip), the docs in
-# /opt/slot-agent/docs (the unit's Documentation=), the unit in /lib/systemd/system,
-# /etc/slot-agent/config.yaml from config.example.yaml (a conffile: an edited file is kept
-# on upgrade). postinst creates the slot-agent system user, in dialout.
+# /opt/slot-agent/docs (the units' Documentation=), the agent's and the hub's units in
+# /lib/systemd/system (the hub's is not enabled), /etc/slot-agent/config.yaml from
+# config.example.yaml (a conffile: an edited file is kept on upgrade). postinst creates the
+# slot-agent system user, in dialout, and the slot-hub system user.
 #
 #   packaging/build-deb.sh [--out DIR] [--wheelhouse TARBALL]
 #
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT=$2; shift 2 ;;
         --wheelhouse) WHEELHOUSE=$2; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-deb.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -78,6 +79,7 @@ fi
 cp -r "$HOUSE/docs" "$PKG$DEST/docs"
 cp "$HOUSE/README.md" "$HOUSE/config.example.yaml" "$PKG$DEST/"
 install -D -m 0644 "$HOUSE/slot-agent.service" "$PKG/lib/systemd/system/slot-agent.service"
+install -D -m 0644 "$HOUSE/slot-hub.service" "$PKG/lib/systemd/system/slot-hub.service"
 install -D -m 0640 "$HOUSE/config.example.yaml" "$PKG/etc/slot-agent/config.yaml"
 mkdir -p "$PKG/usr/share/doc/slot-agent"
 cat > "$PKG/usr/share/doc/slot-agent/README.Debian" <<TXT
@@ -88,6 +90,10 @@ $DEST/docs/operations.md). Edit /etc/slot-agent/config.yaml, put the hub token i
 /etc/slot-agent/token (0640 root:slot-agent), check with
   sudo -u slot-agent $DEST/venv/bin/slot-agent check-config --config /etc/slot-agent/config.yaml
 then: systemctl enable --now slot-agent
+
+On the one server that runs the reference hub instead: /etc/slot-hub/hub.yaml and its
+token file (0640 root:slot-hub), then: systemctl enable --now slot-hub
+($DEST/docs/operations.md, "Running the hub as a service"). The package never enables it.
 TXT
 
 mkdir -p "$PKG/DEBIAN"
@@ -110,6 +116,7 @@ Homepage: file://$DEST/docs/operations.md
 Description: SAS polling agent for casino slot machines
  Polls a slot machine over SAS, keeps its events in a local outbox and streams
  them to a hub over WSS; remote actions, diagnostics and Prometheus metrics.
+ Also the reference hub, as the slot-hub service (not enabled by default).
  A self-contained virtual environment in $DEST/venv: installs with no network.
 CTL
 

@@ -3,7 +3,7 @@
 #
 # The tarball holds a wheel of slot-agent and of every dependency, built for this machine's
 # Python version and CPU architecture (PyYAML and websockets carry compiled code), the
-# systemd unit, config.example.yaml, docs/ and install.sh, which installs all of it on a PC
+# systemd units (the agent's, the hub's), config.example.yaml, docs/ and install.sh, which installs all of it on a PC
 # with no network (pip --no-index). Build it on the same Debian release and architecture as
 # the terminal PCs (docs/operations.md, "Building the release"). Only this build needs the
 # package index.
@@ -59,7 +59,7 @@ PY
 cp "$ROOT/packaging/install.sh" "$STAGE/install.sh"
 chmod 0755 "$STAGE/install.sh"
 cp "$ROOT/config.example.yaml" "$ROOT/README.md" "$STAGE/"
-cp "$ROOT/systemd/slot-agent.service" "$STAGE/"
+cp "$ROOT/systemd/slot-agent.service" "$ROOT/systemd/slot-hub.service" "$STAGE/"
 cp -r "$ROOT/docs" "$STAGE/docs"
 echo "$VERSION $PYTAG $ARCH" > "$STAGE/BUILD"
 

@@ -2,11 +2,13 @@
 # Installs slot-agent from this wheelhouse on a PC with no network (pip --no-index).
 #
 #   sudo ./install.sh                        the program in /opt/slot-agent/venv, the
-#                                            slot-agent user (in dialout), the unit,
+#                                            slot-agent user (in dialout), the slot-hub
+#                                            user, both units (the hub's not enabled),
 #                                            /etc/slot-agent/config.yaml (kept if present),
 #                                            the docs in /opt/slot-agent/docs
-#   sudo ./install.sh --uninstall            stops the service, removes the program and the
-#                                            unit; keeps /etc/slot-agent and the outbox
+#   sudo ./install.sh --uninstall            stops the services, removes the program and the
+#                                            units; keeps /etc/slot-agent, /etc/slot-hub,
+#                                            the outbox and the hub's database
 #   ./install.sh --venv-only --prefix DIR    only the virtual environment, in DIR/venv
 #
 # Upgrading is running the new wheelhouse's install.sh with the service stopped: the
@@ -24,12 +26,13 @@ while [ $# -gt 0 ]; do
         --prefix) PREFIX=$2; shift 2 ;;
         --venv-only) MODE=venv; shift ;;
         --uninstall) MODE=uninstall; shift ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 PYTHON=${PYTHON:-/usr/bin/python3}
 UNIT=/etc/systemd/system/slot-agent.service
+HUB_UNIT=/etc/systemd/system/slot-hub.service
 systemd_running() { [ -d /run/systemd/system ]; }
 
 if [ "$MODE" != venv ] && [ "$(id -u)" -ne 0 ]; then
@@ -40,12 +43,14 @@ fi
 if [ "$MODE" = uninstall ]; then
     if systemd_running; then
         systemctl disable --now slot-agent.service 2>/dev/null || true
+        systemctl disable --now slot-hub.service 2>/dev/null || true
     fi
-    rm -f "$UNIT"
+    rm -f "$UNIT" "$HUB_UNIT"
     systemd_running && systemctl daemon-reload
     rm -rf "$PREFIX"
-    echo "removed $PREFIX and $UNIT; kept /etc/slot-agent (configuration, token) and"
-    echo "/var/lib/slot-agent (the outbox: events the hub may not have acknowledged yet)"
+    echo "removed $PREFIX, $UNIT and $HUB_UNIT; kept /etc/slot-agent (configuration, token),"
+    echo "/var/lib/slot-agent (the outbox: events the hub may not have acknowledged yet),"
+    echo "/etc/slot-hub and /var/lib/slot-hub (the hub's configuration and database), if any"
     exit 0
 fi
 
@@ -78,6 +83,12 @@ if ! getent passwd slot-agent >/dev/null; then
         --home-dir /nonexistent --shell /usr/sbin/nologin --comment "slot-agent" slot-agent
 fi
 usermod --append --groups dialout slot-agent
+# The hub's user (systemd/slot-hub.service): no login, no other group.
+getent group slot-hub >/dev/null || groupadd --system slot-hub
+if ! getent passwd slot-hub >/dev/null; then
+    useradd --system --gid slot-hub --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin --comment "slot-agent hub" slot-hub
+fi
 
 install -d -m 0755 /etc/slot-agent
 install -m 0644 "$HERE/config.example.yaml" "$PREFIX/config.example.yaml"
@@ -88,8 +99,11 @@ rm -rf "$PREFIX/docs"
 cp -r "$HERE/docs" "$PREFIX/docs"
 cp "$HERE/README.md" "$PREFIX/README.md"
 install -m 0644 "$HERE/slot-agent.service" "$UNIT"
+install -m 0644 "$HERE/slot-hub.service" "$HUB_UNIT"
 systemd_running && systemctl daemon-reload
 
 echo "slot-agent $VERSION installed in $PREFIX. Next: docs/operations.md, 'Install on a terminal PC'"
 echo "(edit /etc/slot-agent/config.yaml, create /etc/slot-agent/token, then"
 echo " systemctl enable --now slot-agent)"
+echo "On the hub's server instead: docs/operations.md, 'Running the hub as a service'"
+echo "(/etc/slot-hub/hub.yaml, then systemctl enable --now slot-hub)"

@@ -45,17 +45,19 @@ def _imports(package: str) -> set[str]:
 
 
 #: The three floors of shared/DESIGN.md §1, each package with what it may import of ours.
-#: Bottom: sas_protocol, drivers, api, configkit. Middle: emulator, agent, hub (never each
-#: other). Top: cli.
+#: Bottom: sas_protocol, drivers, api, configkit, servicekit. Middle: emulator, agent, hub
+#: (never each other). Top: cli.
 ALLOWED: dict[str, set[str]] = {
     "sas_protocol": set(),
     "drivers": {"sas_protocol"},  # sas_protocol.hexdump only: one rendering of bad bytes
     "api": {"sas_protocol"},
     "configkit": set(),
+    "servicekit": set(),
     "emulator": {"sas_protocol", "drivers", "configkit"},
-    "agent": {"sas_protocol", "drivers", "api", "configkit"},
-    "hub": {"sas_protocol", "drivers", "api", "configkit"},
-    "cli": {"sas_protocol", "drivers", "api", "configkit", "emulator", "agent", "hub"},
+    "agent": {"sas_protocol", "drivers", "api", "configkit", "servicekit"},
+    "hub": {"sas_protocol", "drivers", "api", "configkit", "servicekit"},
+    "cli": {"sas_protocol", "drivers", "api", "configkit", "servicekit", "emulator", "agent",
+            "hub"},
 }
 
 

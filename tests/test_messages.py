@@ -128,12 +128,15 @@ STRATEGIES: dict[type[messages.Message], st.SearchStrategy[Any]] = {
     | st.builds(messages.Action, ids, terminal_ids, action_names, opt(objects),
                 opt(timestamps()), timestamps(), opt(st.text(min_size=1, max_size=500)),
                 opt(ids), opt(st.from_regex(r"\A[0-9a-f]{64}\Z"))),
+    # A rejection, a failure, an expiry says why: ``error`` (protocol.md §4).
     messages.ActionAck: st.builds(messages.ActionAck, ids, terminal_ids,
                                   st.sampled_from(ActionAckStatus), opt(action_names),
-                                  opt(st.text(min_size=1, max_size=4096))),
+                                  opt(st.text(min_size=1, max_size=4096)))
+    .filter(lambda m: m.status is not ActionAckStatus.REJECTED or m.error is not None),
     messages.ActionResult: st.builds(messages.ActionResult, ids, terminal_ids,
                                      st.sampled_from(ActionStatus), opt(action_names),
-                                     opt(st.text(min_size=1, max_size=4096)), opt(objects)),
+                                     opt(st.text(min_size=1, max_size=4096)), opt(objects))
+    .filter(lambda m: m.status is ActionStatus.SUCCEEDED or m.error is not None),
     messages.Auth: st.builds(messages.Auth, st.text(min_size=1, max_size=4096),
                              opt(non_negative), opt(ids)),
     messages.AuthOk: st.builds(messages.AuthOk, st.sampled_from(Role), ids, non_negative),

@@ -1,42 +1,33 @@
-"""The hardened systemd unit: required directives, offline verification, hardening score."""
+"""The agent's hardened systemd unit: required directives, offline verification, hardening
+score. The hub's unit: tests/test_systemd_hub_unit.py; the helpers both use:
+tests/support/systemd_units.py."""
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parents[1] / "systemd" / "slot-agent.service"
-EXEC = "/opt/slot-agent/venv/bin/slot-agent"
+from tests.support.systemd_units import (
+    EXEC,
+    UNITS,
+    assert_verifies_clean,
+    ini_block_after,
+    needs_analyze,
+    offline_exposure,
+    read_unit,
+    runnable_copy,
+)
+
+UNIT = UNITS / "slot-agent.service"
 #: systemd-analyze security --offline exposure: 0 is fully locked down, 10 is unprotected.
 #: 1.5 when written; a change that loosens the sandbox must raise this on purpose.
 MAX_EXPOSURE = 2.0
 
 
-def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
-    """Sections -> key -> every value in order (keys like DeviceAllow= repeat)."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    current: dict[str, list[str]] | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(line[1:-1], {})
-            continue
-        assert current is not None, f"directive outside a section: {line!r}"
-        key, sep, value = line.partition("=")
-        assert sep, f"not a directive: {line!r}"
-        current.setdefault(key.strip(), []).append(value.strip())
-    return sections
-
-
 @pytest.fixture(scope="module")
 def service() -> dict[str, list[str]]:
-    return parse_unit(UNIT.read_text(encoding="utf-8"))["Service"]
+    return read_unit(UNIT)["Service"]
 
 
 REQUIRED = {
@@ -98,69 +89,25 @@ def test_system_call_filter(service: dict[str, list[str]]) -> None:
     assert service["SystemCallFilter"][0] == "@system-service"
 
 
-def test_installs_into_multi_user(service: dict[str, list[str]]) -> None:
-    assert parse_unit(UNIT.read_text())["Install"]["WantedBy"] == ["multi-user.target"]
-
-
-def runnable_copy(tmp_path: Path) -> Path:
-    """The unit with ExecStart pointing at a binary that exists here (verify checks it)."""
-    text = UNIT.read_text(encoding="utf-8")
-    assert EXEC in text
-    copy = tmp_path / "slot-agent.service"
-    copy.write_text(text.replace(EXEC, "/bin/true"), encoding="utf-8")
-    return copy
-
-
-SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
-needs_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed")
+def test_installs_into_multi_user() -> None:
+    assert read_unit(UNIT)["Install"]["WantedBy"] == ["multi-user.target"]
 
 
 @needs_analyze
 def test_systemd_analyze_verify_is_clean(tmp_path: Path) -> None:
-    assert SYSTEMD_ANALYZE is not None
-    result = subprocess.run(
-        [SYSTEMD_ANALYZE, "verify", str(runnable_copy(tmp_path))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.strip() == "", result.stderr
-
-
-def systemd_version() -> int:
-    assert SYSTEMD_ANALYZE is not None
-    out = subprocess.run(
-        [SYSTEMD_ANALYZE, "--version"], capture_output=True, text=True, timeout=30
-    ).stdout
-    match = re.search(r"systemd (\d+)", out)
-    return int(match.group(1)) if match else 0
+    assert_verifies_clean(runnable_copy(UNIT, tmp_path))
 
 
 @needs_analyze
 def test_offline_security_exposure_stays_low(tmp_path: Path) -> None:
-    if systemd_version() < 252:
-        pytest.skip("systemd-analyze security --offline needs systemd >= 252")
-    assert SYSTEMD_ANALYZE is not None
-    result = subprocess.run(
-        [SYSTEMD_ANALYZE, "security", "--offline=true", "--no-pager", str(runnable_copy(tmp_path))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    match = re.search(r"Overall exposure level for slot-agent\.service: ([0-9.]+)", result.stdout)
-    assert match, result.stdout + result.stderr
-    assert float(match.group(1)) <= MAX_EXPOSURE
+    assert offline_exposure(runnable_copy(UNIT, tmp_path)) <= MAX_EXPOSURE
 
 
 def realtime_drop_in() -> list[str]:
     """The [Service] lines of the realtime drop-in docs/operations.md gives for
     ``poll.line_priority: realtime`` ("Line process priority")."""
-    doc = (UNIT.parents[1] / "docs" / "operations.md").read_text(encoding="utf-8")
-    section = doc.split("### Line process priority", 1)[1]
-    block = section.split("```ini", 1)[1].split("```", 1)[0]
-    return [line for line in block.strip().splitlines()
-            if line and not line.startswith(("#", "[Service]"))]
+    return ini_block_after(UNIT.parents[1] / "docs" / "operations.md",
+                           "### Line process priority")
 
 
 def test_the_realtime_drop_in_allows_what_the_line_process_asks() -> None:
@@ -176,19 +123,6 @@ def test_the_realtime_drop_in_allows_what_the_line_process_asks() -> None:
 
 @needs_analyze
 def test_the_unit_with_the_realtime_drop_in_verifies_and_stays_low(tmp_path: Path) -> None:
-    if systemd_version() < 252:
-        pytest.skip("systemd-analyze security --offline needs systemd >= 252")
-    assert SYSTEMD_ANALYZE is not None
-    copy = runnable_copy(tmp_path)
-    text = copy.read_text(encoding="utf-8")
-    copy.write_text(text.replace("[Install]", "\n".join(realtime_drop_in()) + "\n\n[Install]"),
-                    encoding="utf-8")
-    verify = subprocess.run([SYSTEMD_ANALYZE, "verify", str(copy)], capture_output=True,
-                            text=True, timeout=60)
-    assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
-    result = subprocess.run(
-        [SYSTEMD_ANALYZE, "security", "--offline=true", "--no-pager", str(copy)],
-        capture_output=True, text=True, timeout=60)
-    match = re.search(r"Overall exposure level for slot-agent\.service: ([0-9.]+)", result.stdout)
-    assert match, result.stdout + result.stderr
-    assert float(match.group(1)) <= MAX_EXPOSURE
+    copy = runnable_copy(UNIT, tmp_path, extra_service_lines=realtime_drop_in())
+    assert_verifies_clean(copy)
+    assert offline_exposure(copy) <= MAX_EXPOSURE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -468,3 +469,45 @@ def test_an_auth_id_that_is_not_a_string_is_refused_as_its_schema_says() -> None
     for bad in (7, "", "x" * 129, None):
         with pytest.raises(WireError, match="'id' must"):
             wire.parse_message(json.dumps({**ok, "id": bad}), max_bytes=LIMIT)
+
+
+# ------------------------------------------ the closed lists of docs/protocol.md §6 and §9
+
+_PROTOCOL = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+_ROOT = Path(__file__).parent.parent
+
+
+def _first_column(heading: str) -> set[str]:
+    text = _PROTOCOL[_PROTOCOL.index(heading):]
+    text = text[:text.index("\n## ", 1)] if "\n## " in text[1:] else text
+    return {line.split("|")[1].strip().strip("`") for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| code")}
+
+
+def test_the_error_codes_of_section_6_are_the_closed_list() -> None:
+    assert _first_column("## 6. Errors") == {code.value for code in ErrorCode}
+
+
+def test_the_close_codes_of_section_9_are_the_ones_the_hub_closes_with() -> None:
+    """§9 lists each close code an implementation may see; each one the hub sends itself is
+    used in hub/ (1000 is a peer's own close; 1009 and the keepalive's 1011 come from the
+    WebSocket library). A code in the table that nothing sends misleads a client."""
+    assert _first_column("## 9. Close codes") == {str(code.value) for code in wire.CloseCode}
+    source = "\n".join(p.read_text() for p in (_ROOT / "hub").glob("*.py"))
+    for code in wire.CloseCode:
+        if code in (wire.CloseCode.NORMAL, wire.CloseCode.MESSAGE_TOO_BIG):
+            continue
+        assert f"CloseCode.{code.name}" in source, code
+
+
+def test_the_snapshot_table_of_section_5_describes_every_terminal_field() -> None:
+    """Each field of a terminal's state (schema ``terminalState``, held to the message class
+    by tests/test_messages.py) has its row in §5's table, and the table names no other."""
+    common = json.loads((_ROOT / "docs" / "schemas" / "common.json").read_text())
+    fields = set(common["$defs"]["terminalState"]["properties"])
+    described = set()
+    for line in _PROTOCOL.splitlines():
+        if line.startswith("| `terminals[]."):
+            described |= set(re.findall(r"`(?:terminals\[\]\.)?([a-zA-Z]+)`",
+                                        line.split("|")[1]))
+    assert described == fields

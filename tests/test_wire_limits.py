@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from api import wire
 from api.wire import MAX_JSON_DEPTH, MAX_JSON_VALUES, ErrorCode, WireError
+from tests.support import ROOT
 
 LIMIT = 1 << 20
 TS = "2026-05-11T11:10:00.000Z"
@@ -146,3 +147,75 @@ def test_decoding_with_the_scanner_is_decoding(value: object, event: bool, inden
     finally:
         api.parse._SCAN = scan
     assert fast == slow
+
+
+# ------------------------------------------------------- docs/protocol.md §1, as written
+
+_BASICS = (ROOT / "docs" / "protocol.md").read_text().split("## 2.")[0]
+
+
+def _ok(text: str) -> bool:
+    try:
+        wire.parse_message(text, max_bytes=LIMIT)
+    except WireError as exc:
+        assert exc.code is ErrorCode.BAD_MESSAGE, exc
+        return False
+    return True
+
+
+def _named(event: str = "newerEvent", action: str = "lock", stamp: str = TS) -> list[str]:
+    return [json.dumps({"type": "event", "id": "T-1", "seq": 1, "channel": "system",
+                        "terminalId": "T", "event": event, "timestamp": stamp, "data": {}}),
+            json.dumps({"type": "action", "id": "a", "terminalId": "T", "action": action,
+                        "issuedAt": stamp})]
+
+
+def test_the_name_lengths_of_section_1_are_the_parsers() -> None:
+    """§1 gives the id, terminal id and name lengths an external sender must keep to."""
+    assert "Ids (`id` of actions and requests) are strings of 1 to 128 characters" in _BASICS
+    assert "Terminal ids are 1 to 64 characters" in " ".join(_BASICS.split())
+    assert "action names `^[A-Za-z][A-Za-z0-9_]*$`, each 1 to 64 characters" in " ".join(
+        _BASICS.split())
+    event, action = _named(event="e" * 64, action="A" * 64)
+    assert _ok(event) and _ok(action)
+    event, action = _named(event="e" * 65, action="A" * 65)
+    assert not _ok(event) and not _ok(action)
+    assert _ok(wire.encode(wire.ping("i" * 128))) and not _ok(wire.encode({"type": "ping",
+                                                                           "id": "i" * 129}))
+
+
+@pytest.mark.parametrize(("stamp", "valid"), [
+    ("2026-05-11T11:10:00Z", True), ("2026-05-11T11:10:00.1Z", True),
+    ("2026-05-11T11:10:00.123456Z", True), ("2026-05-11T11:10:00.1234567Z", False),
+    ("2026-05-11T11:10:00+00:00", False), ("2026-05-11", False),
+    ("2026-02-30T11:10:00Z", False)])
+def test_the_timestamps_of_section_1_are_the_parsers(stamp: str, valid: bool) -> None:
+    assert "has 1 to 6 digits" in " ".join(_BASICS.split())
+    assert all(_ok(text) is valid for text in _named(stamp=stamp))
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ('{"type": "ping", "id": "p1", "x": 1e400}', ErrorCode.BAD_JSON),
+    ('{"type": "ping", "id": "p1", "x": "' + "a" * LIMIT + '"}', ErrorCode.TOO_LARGE),
+    ('{"type": "ping", "id": "p1", "x": ' + "[" * 40 + "]" * 40 + "}", ErrorCode.BAD_MESSAGE),
+])
+def test_an_error_about_the_whole_frame_carries_no_id(text: str, code: ErrorCode) -> None:
+    """protocol.md §6: such errors come before the fields are read, so no ``id``."""
+    assert "about the frame as a whole comes before its fields are read and carries no `id`" \
+        in " ".join((ROOT / "docs" / "protocol.md").read_text().split())
+    with pytest.raises(WireError) as info:
+        wire.parse_message(text, max_bytes=LIMIT)
+    assert (info.value.code, info.value.ref_id) == (code, None)
+
+
+def test_the_hello_version_and_auth_token_lengths_are_the_documented_ones() -> None:
+    """protocol.md §4 ``hello.version``: 1 to 64 characters; §5 ``auth.token``: 1 to 4,096."""
+    doc = " ".join((ROOT / "docs" / "protocol.md").read_text().split())
+    assert "software version, 1 to 64 characters" in doc
+    assert "`token`: a string of 1 to 4,096 characters" in doc
+    hello = {"type": "hello", "protocol": 1, "terminalId": "T", "lastSeq": 0}
+    assert _ok(json.dumps(hello | {"version": "v" * 64}))
+    assert not _ok(json.dumps(hello | {"version": "v" * 65}))
+    assert not _ok(json.dumps(hello | {"version": ""}))
+    assert _ok(json.dumps({"type": "auth", "token": "t" * 4096}))
+    assert not _ok(json.dumps({"type": "auth", "token": "t" * 4097}))

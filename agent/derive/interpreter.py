@@ -658,7 +658,8 @@ class Interpreter:
             step.emit("billAccepted", {
                 "amount": cents,
                 "credits": cents // denom if denom and cents % denom == 0 else None,
-                "denomination": denom, **more, "meters": used(*counted), **extra})
+                "denomination": denom, **more, "meters": used(*counted), "playerId": player,
+                **extra})
 
         tickets_in = moved.get(Meter.TICKET_IN_CASHABLE, 0) + moved.get(
             Meter.TICKET_IN_RESTRICTED, 0)

@@ -49,7 +49,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"the hub's port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any "
                              "free port)")
-    parser.add_argument("--seed", type=int, default=0, help="the emulator's random seed")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the emulator's random seed (default 0)")
     parser.add_argument("--games-per-minute", type=float, default=60.0, metavar="N",
                         help="pace of play (default 60)")
     parser.add_argument("--rte", action="store_true",
@@ -112,9 +113,9 @@ async def _demo(args: argparse.Namespace, tmp: Path) -> int:
     from agent.daemon import Daemon
     from agent.ops.logs import register_secret, under_systemd
     from agent.ops.progress import Progress, format_line
-    from agent.ops.sdnotify import Notifier
     from hub.config import HubConfig
     from hub.server import Hub
+    from servicekit.sdnotify import Notifier
 
     terminal_token = secrets.token_urlsafe(24)
     operator_token = secrets.token_urlsafe(18)

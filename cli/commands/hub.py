@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from hub.gc_tuning import tune_gc
     from hub.server import Hub
     from hub.store_api import StoreError
+    from hub.switch_interval import tune_switch_interval
+    from servicekit.sdnotify import Notifier
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -56,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"hub: cannot start: {exc}", file=sys.stderr)
             return 1
         await hub.start()
-        print(hub.url, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
 
@@ -69,13 +70,24 @@ def run(args: argparse.Namespace) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
+        # Both after the handlers: whoever reads the URL or the readiness may stop it at once.
+        print(hub.url, flush=True)
+        # Under systemd (Type=notify, systemd/slot-hub.service): ready once it listens, so
+        # `systemctl start` returns then, and fails when the store or the address does not
+        # open. Outside systemd (no $NOTIFY_SOCKET) the notifier does nothing.
+        notifier.ready(f"listening on {hub.url} (instance {hub.instance_id})")
         await stop.wait()
+        notifier.stopping("stopping: closing connections")
         await hub.stop()
         return 0
 
+    notifier = Notifier.from_env()
     tune_gc()  # this process is the hub's (hub/gc_tuning.py)
+    tune_switch_interval()  # and its writer thread's (hub/switch_interval.py)
     try:
         return asyncio.run(main())
     except OSError as exc:
         print(f"hub: cannot start: {exc}", file=sys.stderr)
         return 1
+    finally:
+        notifier.close()

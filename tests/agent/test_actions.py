@@ -184,6 +184,11 @@ async def test_a_large_result_is_left_out_of_the_event_but_not_the_reply(
     assert isinstance(result["result"]["when"], str)  # made JSON, not an error
     event = rig.completed()[0]
     assert event["resultOmitted"] is True and "result" not in event
+    # every key of the event is one docs/events.md gives actionCompleted
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    section = doc[doc.index("### `actionCompleted`"):]
+    section = section[:section.index("\n#")]
+    assert all(f"`{key}`" in section for key in event), event.keys()
     record = outbox.action_get("d2")
     assert record is not None and record.result is not None
     assert record.result["result"]["frames"] == report["frames"]
@@ -427,3 +432,29 @@ async def test_a_replayed_signed_action_is_not_executed_twice(outbox: Outbox) ->
     late = await rig.run(dict(msg))
     assert late is not None and late["error"].startswith("bad_signature: ")
     assert len(rig.line.commands) == 1
+
+
+def test_the_actions_table_of_uplink_md_is_the_agents() -> None:
+    """docs/uplink.md "Remote actions": each action, its params (``?``: optional; ``none``),
+    and the closed list of error codes, as an operator's tool reads them."""
+    import re
+
+    from agent.uplink.actions import ActionError
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "uplink.md").read_text()
+    section = doc[doc.index("## Remote actions"):]
+    table: dict[str, tuple[set[str], set[str]]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            params = re.findall(r"`([A-Za-z]+)`(\??)", cells[1])
+            for name in re.findall(r"`([A-Za-z]+)`", cells[0]):
+                table[name] = ({p for p, _ in params}, {p for p, opt in params if not opt})
+    assert set(table) == set(ACTION_NAMES)
+    for name, (params, required) in table.items():
+        spec = actions_module._SPECS[name]
+        assert (params, required) == (set(spec.params), set(spec.required)), name
+    codes = section[section.index("Errors are strings that start with a code"):]
+    codes = codes[:codes.index("\n\n")]
+    listed = set(re.findall(r"`([a-z_]+)`", codes))
+    assert listed == {e.value for e in ActionError} | {"bad_message"}

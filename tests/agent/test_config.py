@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -397,3 +398,109 @@ def test_the_fast_interval_is_off_by_default_and_bounded_by_the_interval() -> No
         "poll.fast_interval_ms"]
     with pytest.raises(ConfigError):
         parse_config({**base, "poll": {"fast_interval_ms": 20}})  # SAS §3.6: 40 ms at least
+
+
+# ----------------------------------- the ranges config.example.yaml and operations.md state
+
+_RANGE = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)\.\.(-?\d+(?:\.\d+)?)(?![\w.])")
+_AT_LEAST = re.compile(r"\(>= (\d+(?:\.\d+)?)\)")
+
+
+def _example_ranges() -> list[tuple[str, float | None, float | None]]:
+    """``(key path, lowest, highest)`` of every example line whose comment states a range:
+    ``default 200; 40..5000; ...`` or ``(>= 10)``."""
+    found: list[tuple[str, float | None, float | None]] = []
+    path: list[str] = []
+    for line in EXAMPLE.read_text().splitlines():
+        body, _, comment = line.partition("#")
+        if not body.strip() or body.lstrip().startswith("-"):
+            continue
+        indent = len(body) - len(body.lstrip())
+        key = body.strip().split(":")[0]
+        path = [*path[:indent // 2], key]
+        if body.rstrip().endswith(":"):
+            continue
+        if key == "address":
+            continue  # a machine's (machines: is a list), checked by its own tests
+        if m := _RANGE.search(comment):
+            found.append((".".join(path), float(m.group(1)), float(m.group(2))))
+        elif m := _AT_LEAST.search(comment):
+            found.append((".".join(path), float(m.group(1)), None))
+    return found
+
+
+def _operations_poll_ranges() -> list[tuple[str, float | None, float | None]]:
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    found: list[tuple[str, float | None, float | None]] = []
+    for line in doc[doc.index("### Poll timing and link health"):].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("`poll."):
+            if m := _RANGE.match(cells[2]):
+                found.append((cells[0].strip("`"), float(m.group(1)), float(m.group(2))))
+        elif found and not line.startswith("|"):
+            break
+    return found
+
+
+#: The keys a bound of another key depends on, as the docs say: reply_timeout_ms "below
+#: interval_ms", batch "<= window".
+_COMPANIONS: dict[str, dict[str, Any]] = {
+    "poll.interval_ms": {"reply_timeout_ms": 10},
+    "poll.reply_timeout_ms": {"interval_ms": 5000},
+    "uplink.batch": {"window": 100_000},
+    "uplink.window": {"batch": 1},
+}
+
+
+def _with_value(key: str, value: float) -> dict[str, Any]:
+    section, name = key.split(".")
+    return with_(**{section: {**_COMPANIONS.get(key, {}), name: value}})
+
+
+@pytest.mark.parametrize(("key", "lo", "hi"), _example_ranges() + _operations_poll_ranges(),
+                         ids=lambda v: str(v))
+def test_a_documented_range_is_what_the_loader_accepts(
+        key: str, lo: float | None, hi: float | None) -> None:
+    """Each bound the docs state is accepted and the value just past it is refused with the
+    key named: external tools generate configurations from these comments and tables."""
+    section, name = key.split(".")
+    default = getattr(getattr(parse_config(MINIMAL), section), name)
+    step = 1 if isinstance(default, int) and not isinstance(default, bool) else 0.001
+    for bound, outside in ((lo, -step), (hi, step)):
+        if bound is None:
+            continue
+        value: float = int(bound) if step == 1 else bound
+        parse_config(_with_value(key, value))  # the bound itself is valid
+        past = value + outside
+        assert any(p.startswith(key) for p in problems_of(_with_value(key, past))), (key, past)
+
+
+def test_the_ranges_read_from_the_docs_cover_the_poll_table() -> None:
+    assert {k for k, _, _ in _operations_poll_ranges()} >= {
+        "poll.interval_ms", "poll.reply_timeout_ms", "poll.link_down_after",
+        "poll.link_down_after_s", "poll.game_lock_recheck_s", "poll.sync_address"}
+    assert len(_example_ranges()) >= 20
+
+
+def test_the_keys_the_example_marks_reload_are_the_reloadable_ones() -> None:
+    """config.example.yaml marks what a SIGHUP applies: ``(reload)`` on a key, ``(reload:
+    every uplink key)`` on a section; operations.md's Reload list says the same."""
+    from agent.config import RELOADABLE
+
+    marked = set()
+    section = prev_key = ""
+    for line in EXAMPLE.read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            section = line.split(":")[0]
+        body, _, comment = line.partition("#")
+        if "(reload: every" in comment:
+            marked.add(f"{section}.")
+        elif "(reload)" in comment:
+            key = body.strip().split(":")[0] or prev_key
+            marked.add(f"{section}.{key}")
+        if body.strip():
+            prev_key = body.strip().split(":")[0]
+    assert marked == set(RELOADABLE)
+    reload = (ROOT / "docs" / "operations.md").read_text().split("## Reload (SIGHUP)")[1]
+    reload = reload[:reload.index("A file with errors")]
+    assert {f"`{k}" for k in RELOADABLE} <= set(re.findall(r"`[a-z_.]+", reload))

@@ -77,6 +77,12 @@ async def test_a_damaged_outbox_is_moved_aside_and_raises_outbox_fault(
     fault = events["outboxFault"]
     assert fault.data["reason"] == "corrupt"
     assert Path(fault.data["movedTo"]).exists()  # kept for the audit, never deleted
+    # the fields docs/events.md gives outboxFault, and no other
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    section = doc[doc.index("### `outboxFault`"):]
+    section = section[:section.index("\n#")]
+    assert set(fault.data) == {"reason", "detail", "movedTo"}
+    assert all(f"| `{key}` |" in section for key in fault.data)
 
 
 async def test_unfinished_actions_are_finished_with_an_error(

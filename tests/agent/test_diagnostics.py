@@ -379,3 +379,21 @@ def test_diag_names_the_money_sources_of_a_legacy_machine(
     sources = _meters_check(facts).data["moneySources"]
     assert (sources["bills"], sources["ticketsOut"]) == (bills, tickets_out)
     assert sources["ticketsIn"] == "not metered"
+
+
+def test_the_check_table_of_operations_md_names_every_id_in_report_order() -> None:
+    """``--json`` consumers key on the check ids: operations.md's table gives each one, in
+    the report's order (the row's backticked ids; the uplink row holds its four steps)."""
+    import re
+
+    from agent.ops.diag_report import CHECK_IDS
+    from tests.support import ROOT
+
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    table = doc[doc.index("| check | what it proves |"):]
+    ids: list[str] = []
+    for line in table.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        ids += re.findall(r"`([a-z_]+)`", line.strip("|").split("|")[0])
+    assert ids == [cid for cid, _ in CHECK_IDS]

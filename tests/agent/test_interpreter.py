@@ -575,3 +575,17 @@ def test_selected_game_from_identification() -> None:
                              denomination_cents=DENOM, games=4, info={"selectedGame": 4}))
     m.tick(60)
     assert only(m.exc(0x7E), "gameStarted").data["gameNumber"] == 4
+
+
+def test_a_pending_read_after_a_game_lock_is_the_unlock() -> None:
+    """docs/events.md ``gameLocked``: the first LP 74 read that is not 00 yields
+    ``gameUnlocked``, a pending 40 as well as FF (40 is read again, but is not a lock)."""
+    from agent.observations import GameLockRead
+
+    m = Machine().started()
+    m.exc(0x6F)
+    locked = m.feed(GameLockRead(at=m.tick(), lock_status=0x00))
+    assert [(e.name, e.data) for e in locked] == [("gameLocked", {"lockStatus": "0x00"})]
+    unlocked = m.feed(GameLockRead(at=m.tick(), lock_status=0x40))
+    assert [(e.name, e.data) for e in unlocked] == [("gameUnlocked", {"lockStatus": "0x40"})]
+    assert m.feed(GameLockRead(at=m.tick(), lock_status=0xFF)) == []

@@ -33,3 +33,64 @@ def test_json_examples_are_interpreter_output() -> None:
     for example in examples:
         assert example in GOLDEN, f"example {example['id']} is not in the golden output"
         assert CATALOG[example["event"]].value == example["channel"]
+
+
+def _sections() -> dict[str, str]:
+    """Each event name -> the text of its ``### `name` `` section(s) (to the next heading)."""
+    found: dict[str, str] = {}
+    for part in re.split(r"^### ", DOC, flags=re.M)[1:]:
+        head, _, body = part.partition("\n")
+        body = re.split(r"^## ", body, flags=re.M)[0]
+        for name in re.findall(r"`([a-zA-Z]+)`", head):
+            found[name] = found.get(name, "") + body
+    return found
+
+
+def test_every_data_field_the_interpreter_emits_is_named_in_its_section() -> None:
+    """A consumer written from docs/events.md knows every key of ``data``: each key of every
+    golden event (the interpreter's real output over the scripted sessions) is named, in
+    backticks, in its event's section (a nested one as ``totals.coinIn``)."""
+    sections = _sections()
+    missing = set()
+    for event in GOLDEN:
+        body = sections[event["event"]]
+        for key, value in event["data"].items():
+            named = f"`{key}`" in body or (isinstance(value, dict) and all(
+                f"`{key}.{sub}`" in body for sub in value))
+            if not named:
+                missing.add((event["event"], key))
+    assert missing == set()
+
+
+def test_the_money_events_the_envelope_names_carry_player_id() -> None:
+    """events.md, the envelope: ``playerId`` (the session's or null) is on every money event
+    it lists, each of which the golden shift produces; a metered ``billAccepted`` once had
+    none."""
+    bullet = DOC[DOC.index("- `playerId` is present on"):]
+    bullet = bullet[:bullet.index(": the open player")]
+    names = set(re.findall(r"`([a-zA-Z]+)`", bullet)) - {"playerId"}
+    assert len(names) == 12
+    produced = {e["event"] for e in GOLDEN}
+    assert names <= produced, names - produced
+    lacking = {e["event"] for e in GOLDEN if e["event"] in names and "playerId" not in e["data"]}
+    assert lacking == set()
+
+
+def test_every_field_a_table_does_not_mark_optional_is_always_there() -> None:
+    """events.md: "every other listed field is always present". Each field row of a
+    section's table (a row may list several) without *optional* in its type cell is in the
+    ``data`` of every golden event of that section (nested ``a.b`` rows are not checked)."""
+    absent = set()
+    for name, body in _sections().items():
+        required = set()
+        for line in body.splitlines():
+            if not line.startswith("| `") or line.startswith("| `0x"):
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) > 1 and "optional" not in cells[1]:
+                required |= {f for f in re.findall(r"`([A-Za-z0-9_.]+)`", cells[0])
+                             if "." not in f}
+        for event in GOLDEN:
+            if event["event"] == name:
+                absent |= {(name, event["id"], f) for f in required - set(event["data"])}
+    assert absent == set()

@@ -180,3 +180,42 @@ def test_every_metric_is_documented(metrics: AgentMetrics) -> None:
     docs = DOCS.read_text(encoding="utf-8")
     missing = sorted(name for name in exposed_names(metrics) if f"`{name}`" not in docs)
     assert not missing, f"metrics missing from docs/operations.md: {missing}"
+
+
+def _documented_metrics() -> dict[str, tuple[str, str]]:
+    """operations.md's metric table: name -> (type, labels cell)."""
+    rows = {}
+    for line in DOCS.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`slot_agent_"):
+            rows[cells[0].strip("`")] = (cells[1].split()[0], cells[2])
+    return rows
+
+
+def test_the_metrics_table_is_what_a_scrape_shows(metrics: AgentMetrics) -> None:
+    """Each row of operations.md's table is a family the agent exports, of that type, with
+    exactly those labels, and every value the table lists for a label is one the code uses."""
+    rows = _documented_metrics()
+    assert set(rows) == exposed_names(metrics)
+    metrics.set_machine(address=1, sas_version="602", serial_number="S", game_id="AT",
+                        denomination_cents=1)
+    metrics.set_line_priority("nice", "nice")
+    values = {"result": {r.value for r in PollResult}, "kind": {k.value for k in BadFrameKind},
+              "status": {s.value for s in ActionStatus}}
+    for family in metrics.registry.collect():
+        if not family.name.startswith("slot_agent_"):
+            continue
+        suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
+        kind, labels = rows[family.name + suffix]
+        assert kind == family.type, family.name
+        documented = re.findall(r"`([a-z_]+)`(?: = ((?:`[a-z_]+`(?:, )?)+))?", labels)
+        names = [name for name, _ in documented]
+        if family.type == "info":  # an info's labels are its value: read them off a sample
+            got = tuple(k for k in family.samples[0].labels)
+        else:
+            collector = metrics.registry._names_to_collectors[family.name + suffix]
+            got = tuple(getattr(collector, "_labelnames"))  # noqa: B009 (private, no stub)
+        assert tuple(names) == got, family.name
+        for name, listed in documented:
+            if listed:
+                assert set(re.findall(r"`([a-z_]+)`", listed)) == values[name], (family, name)

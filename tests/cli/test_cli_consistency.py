@@ -101,3 +101,80 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+# ------------------------------------------------- docs/operations.md, as an outsider reads it
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _table_after(heading: str, doc: str = "operations.md") -> list[list[str]]:
+    """The first Markdown table from ``heading`` on: its rows, cells stripped, no header."""
+    text = (DOCS / doc).read_text()
+    text = text[text.index(heading):]
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif rows:
+            break
+    return rows[2:]
+
+
+def _help_exit_codes(command: str) -> set[str]:
+    text = _help(command)
+    block = text[text.index("exit codes:"):].splitlines()[1:]
+    return {line.split()[0] for line in block if line.strip()}
+
+
+def test_the_exit_code_table_of_operations_md_is_every_help() -> None:
+    """Each command's row of "exit codes" names exactly the codes its ``--help`` lists."""
+    table = _table_after("## The command line: conventions and exit codes")
+    documented = {row[0].strip("`"): {code for code, cell in zip("0123", row[1:], strict=True)
+                                      if cell} for row in table}
+    assert set(documented) == set(COMMANDS)
+    for command, codes in documented.items():
+        assert _help_exit_codes(command) == codes, command
+
+
+def _options(command: str) -> dict[str, argparse.Action]:
+    parser = build_parser([command])
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {opt: action for action in sub.choices[command]._actions
+            for opt in action.option_strings}
+
+
+@pytest.mark.parametrize(("doc", "heading", "command"), [
+    ("operations.md", "## The demo: `slot-agent demo`", "demo"),
+    ("emulator.md", "| Option | Meaning |", "emulate"),
+])
+def test_an_options_table_of_the_docs_is_the_commands_parser(
+        doc: str, heading: str, command: str) -> None:
+    """Every option of the table exists and every option is in the table; a default the
+    table states as "(default N" is the parser's, and ``--help`` says it too."""
+    options = _options(command)
+    table = _table_after(heading, doc)
+    named = {opt.strip("`").split()[0] for row in table for opt in row[0].split(", ")}
+    assert named == {opt for opt in options if opt != "-h" and opt != "--help"}
+    for row in table:
+        action = options[row[0].split(", ")[0].strip("`").split()[0]]
+        if "(default " in row[1]:
+            stated = row[1].split("(default ")[1].split(";")[0].split(")")[0]
+            # (emulate's are None: its options override a scenario's, defaults come after)
+            assert action.default is None or float(stated) == float(action.default), row
+            assert f"default {stated}" in (action.help or ""), row
+
+
+def test_every_option_of_every_command_is_named_in_the_docs() -> None:
+    """An outsider learns the options from docs/ and ``--help``: each long option of each
+    command appears somewhere in docs/ (or the README), in the text or an example."""
+    import re
+
+    text = "\n".join(p.read_text() for p in [*DOCS.glob("*.md"), DOCS.parent / "README.md"])
+    missing = []
+    for command in COMMANDS:
+        for option in _options(command):
+            if option.startswith("--") and option != "--help" and not re.search(
+                    rf"(?<![\w-]){option}(?![\w-])", text):
+                missing.append((command, option))
+    assert missing == []

@@ -193,3 +193,28 @@ def test_the_shipped_example_is_valid_as_printed(name: str) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"OK: {ROOT / name}\n"
     assert result.stderr == "warning: uplink.url: not set: events are kept in the outbox only\n"
+
+
+def test_every_file_of_the_repository_the_docs_name_exists() -> None:
+    """A path such as ``agent/line/owner.py`` or ``tests/hub/test_hub_stop.py`` in docs/ or
+    the README names a file of this repository: modules move, and the pointer must move
+    with them (docs named ``agent/line.py`` after it became a package)."""
+    roots = ("agent", "api", "bench", "cli", "configkit", "docs", "drivers", "emulator",
+             "hub", "packaging", "sas_protocol", "systemd", "tests")
+    pattern = re.compile(rf"(?<![\w/.-])((?:{'|'.join(roots)})/[\w/.-]*\w)")
+    missing = set()
+    for doc in [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]:
+        for path in pattern.findall(doc.read_text()):
+            if not (ROOT / path).exists() and not (ROOT / "docs" / path).exists():
+                missing.add((doc.name, path))
+    assert missing == set()
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    """A ``test_…`` function cited as evidence in docs/ is a test of the suite."""
+    sources = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
+    defined = set(re.findall(r"def (test_\w+)", sources))
+    cited = set()
+    for doc in [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]:
+        cited |= set(re.findall(r"`(test_\w+)`", doc.read_text()))
+    assert cited and cited - defined == set()

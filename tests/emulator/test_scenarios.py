@@ -242,3 +242,22 @@ def test_autoplay_is_seeded_and_realistic() -> None:
     assert 0.25 < hit_rate < 0.35
     assert first[0x0B] > 0 and first[0x0D] > 0 and first[0x0E] > 0  # bills, tickets in/out
     assert first[0x05] == first[0x06] + first[0x07]
+
+
+def test_the_step_table_of_emulator_md_is_every_scenario_action() -> None:
+    """A scenario file is written from docs/emulator.md: its step table names each action
+    the scenario parser takes (first in each form of the first column), and no other."""
+    import re
+
+    from emulator.scenario import ACTIONS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "emulator.md").read_text()
+    table = doc[doc.index("| Step | Effect |"):].splitlines()[2:]
+    named = set()
+    for line in table:
+        if not line.startswith("|"):
+            break
+        forms = line.strip("|").split("|")[0].replace(" or ", " / ").split(" / ")
+        named |= {re.match(r"\s*`([a-z_]+)", form).group(1)  # type: ignore[union-attr]
+                  for form in forms}
+    assert named == set(ACTIONS)

@@ -166,3 +166,44 @@ async def test_hub_signs_forwarded_actions_when_it_holds_the_key(
     await alice.send(good)
     forwarded = await term.recv_type("action")
     assert forwarded["signature"] == good["signature"]
+
+
+async def test_a_float_in_params_the_hub_must_sign_is_refused_with_the_action_id(
+    harness: HubHarness, tmp_path: Path,
+) -> None:
+    """Canonical JSON holds integers only (protocol.md §7): a hub that signs refuses a
+    float in ``params`` with ``bad_message``, and like every refusal of an action (§5, §6)
+    the error carries the action's id; nothing is stored under it."""
+    key_file = tmp_path / "action.key"
+    key_file.write_text("shared-secret\n")
+    await harness.restart(action_key_file=key_file)
+    alice, _ = await harness.client("tok-alice")
+    await alice.send(wire.action("f1", "T3", "lock", {"level": 1.5}))
+    err = await alice.recv_type("error")
+    assert (err["code"], err.get("id")) == ("bad_message", "f1")
+    assert harness.hub is not None and harness.hub.store.get_action("f1") is None
+
+
+async def test_an_answer_that_is_not_a_success_must_say_why(harness: HubHarness) -> None:
+    """``actionAck`` ``rejected`` and an ``actionResult`` other than ``succeeded`` carry an
+    ``error`` (protocol.md §4): without it the terminal's answer is ``bad_message``, with the
+    action's id, and nothing is relayed to the operators."""
+    alice, _ = await harness.client("tok-alice")
+    term, _ = await harness.terminal("T1")
+    await alice.send(wire.action("w1", "T1", "lock", expires_at=_in(60)))
+    assert (await alice.recv_type("actionAck"))["status"] == "sent"
+    await term.recv_type("action")
+    # send_raw: frames the schemas refuse are not recorded for the traffic check
+    await term.send_raw(wire.encode({"type": "actionAck", "id": "w1", "terminalId": "T1",
+                                     "status": "rejected"}))
+    err = await term.recv_type("error")
+    assert (err["code"], err.get("id")) == ("bad_message", "w1")
+    await term.send_raw(wire.encode({"type": "actionResult", "id": "w1", "terminalId": "T1",
+                                     "status": "failed"}))
+    err = await term.recv_type("error")
+    assert (err["code"], err.get("id")) == ("bad_message", "w1")
+    assert [m["type"] for m in await alice.sync()
+            if m["type"] in ("actionAck", "actionResult")] == []
+    await term.send(wire.action_result("w1", "T1", wire.ActionStatus.FAILED,
+                                       error="machine not responding"))
+    assert (await alice.recv_type("actionResult"))["error"] == "machine not responding"

@@ -327,3 +327,30 @@ def test_the_dashboard_knows_the_same_all_clear_alerts() -> None:
     match = re.search(r"const INFORMATIONAL_ALERTS = new Set\(\[([^\]]*)\]\)", app_js)
     assert match is not None
     assert set(re.findall(r'"([A-Za-z]+)"', match.group(1))) == wire.INFORMATIONAL_ALERTS
+
+
+async def test_a_snapshot_covers_the_terminals_of_the_filters_only(harness: HubHarness) -> None:
+    """protocol.md §5 ``getState``: a filter naming terminals narrows the snapshot's
+    ``terminals``, ``alerts`` and ``recent`` to them; a filter without ``terminals`` (here
+    one by channel) covers every terminal again."""
+    door = {"door": "slot", "powerOff": False}
+    for terminal in ("T1", "T2"):
+        term, _ = await harness.terminal(terminal)
+        await term.send(event_frame(terminal, 1, "doorOpened", data=door))
+        await term.recv_type("ack")
+    await harness.published()
+    viewer, snap = await harness.client("tok-carol")
+    assert {t["terminalId"] for t in snap["terminals"]} == {"T1", "T2", "T3"}
+    await viewer.send(wire.subscribe(terminals=["T1"]))
+    await viewer.recv_type("subscribed")
+    await viewer.send(wire.get_state("g1"))
+    snap = await viewer.recv_type("snapshot")
+    assert [t["terminalId"] for t in snap["terminals"]] == ["T1"]
+    assert [e["id"] for e in snap["alerts"]] == ["T1-1"]
+    assert {e["terminalId"] for e in snap["recent"]} == {"T1"}
+    await viewer.send(wire.subscribe(channels=["cash"]))
+    await viewer.recv_type("subscribed")
+    await viewer.send(wire.get_state("g2"))
+    snap = await viewer.recv_type("snapshot")
+    assert {t["terminalId"] for t in snap["terminals"]} == {"T1", "T2", "T3"}
+    assert {e["id"] for e in snap["alerts"]} == {"T1-1", "T2-1"}

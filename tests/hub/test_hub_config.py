@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from api.wire import Role
 from configkit import ConfigError
-from hub.config import load_config, parse_config
+from hub.config import HubConfig, load_config, parse_config
 from hub.tokens import Principal, parse_tokens
+from tests.support import ROOT
 from tests.support.processes import Proc, run_cli
 from tests.support.tokens import Token, write_token_file
 
@@ -90,6 +94,11 @@ def test_tokens_yaml_and_lines() -> None:
     ("x terminal caisse-n°1\n", "not a valid terminal id"),
     ("a viewer\na operator\n", "twice"),
     ("tokens:\n  - {role: viewer}\n", "tokens[0]"),
+    # protocol.md §11: a YAML entry's problem at its key path, as printed there
+    ("tokens:\n  - {token: a, role: viewer}\n  - {token: b, role: viewer}\n"
+     "  - {token: c, role: boss}\n", "tokens[2].role: role must be terminal, viewer or operator"),
+    ("tokens:\n  - {token: a, role: terminal}\n", "tokens[0].terminalId: a terminal token"),
+    ("tokens:\n  - {token: a, role: terminal, terminalId: hub}\n", "tokens[0].terminalId: "),
     ("tokens: nope\n", "tokens"),
 ])
 def test_token_file_problems(text: str, where: str) -> None:
@@ -179,3 +188,50 @@ def test_bank_and_area_of_terminals_from_the_token_file() -> None:
     with pytest.raises(ConfigError) as info:
         parse_tokens("tokens:\n  - {token: a, role: terminal, terminalId: T1, bank: [1]}\n")
     assert [str(p) for p in info.value.problems] == ["tokens[0].bank: must be a short name"]
+
+
+# --------------------------------------------------------------- docs/protocol.md §11
+
+#: HubConfig fields whose key in hub.yaml is nested (every other field is its own key).
+_NESTED = {"host": "listen.host", "port": "listen.port", "tls_cert": "tls.cert",
+           "tls_key": "tls.key"}
+#: Keys whose value in §11's example is a path or an example, not a default.
+_EXAMPLES = {"tls", "tokens", "database", "store", "action_key_file"}
+
+
+def _section_11_lines() -> list[str]:
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    start = doc.index("## 11.")
+    block = re.search(r"```yaml\n(.*?)```", doc[start:], re.S)
+    assert block is not None
+    return block.group(1).splitlines()
+
+
+def test_section_11_shows_every_hub_key_with_its_default() -> None:
+    """Every key hub.yaml takes is in protocol.md §11's example (commented out when it is
+    an alternative), each shown with its default, or with ``default X`` in its comment when
+    the value is an example: an external operator configures the hub from that page."""
+    lines = _section_11_lines()
+    shown = yaml.safe_load("\n".join(lines))
+    commented = {line[2:].split(":")[0] for line in lines if line.startswith("# ")}
+    fields = dataclasses.fields(HubConfig)
+    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+    keys = {_NESTED.get(f.name, f.name) for f in fields}
+    documented = {f"{k}.{sub}" for k, v in shown.items() if isinstance(v, dict) for sub in v}
+    documented |= {k for k, v in shown.items() if not isinstance(v, dict)} | commented
+    assert keys - documented == set(), "hub.yaml keys missing from protocol.md §11"
+    assert documented - keys == set(), "keys in protocol.md §11 that hub.yaml refuses"
+    for line in lines:
+        if not line or line.startswith(("#", " ")) or ":" not in line:
+            continue
+        key = line.split(":")[0]
+        if key in _EXAMPLES or key == "listen":
+            continue
+        comment = line.partition("#")[2]
+        if "default " in comment:
+            stated = comment.split("default ")[1].rstrip(")").split(",")[0].split(")")[0]
+            assert str(defaults[key]) == stated, (key, stated, defaults[key])
+        else:
+            assert shown[key] == defaults[key], (key, shown[key], defaults[key])
+    assert (shown["listen"]["host"], shown["listen"]["port"]) == (defaults["host"],
+                                                                 defaults["port"])

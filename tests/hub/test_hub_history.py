@@ -31,7 +31,20 @@ API_SCHEMAS = {p.stem: json.loads(p.read_text())
 
 
 def check(schema: str, body: Any) -> None:
+    """``body`` is valid, and has no key its schema does not name: the schemas leave objects
+    open (forward compatibility), so validation alone would let a field go undocumented."""
     jsonschema.Draft202012Validator(API_SCHEMAS[schema], registry=REGISTRY).validate(body)
+    assert _undocumented(API_SCHEMAS[schema], body, schema) == []
+
+
+def _undocumented(node: dict[str, Any], value: Any, where: str) -> list[str]:
+    if isinstance(value, dict) and "properties" in node:
+        extra = [f"{where}.{key}" for key in value if key not in node["properties"]]
+        return extra + [found for key, sub in node["properties"].items() if key in value
+                        for found in _undocumented(sub, value[key], f"{where}.{key}")]
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [found for item in value for found in _undocumented(node["items"], item, where)]
+    return []  # a $ref (common.json, held to the message classes) or a leaf
 
 
 def at(text: str) -> float:
@@ -91,8 +104,11 @@ async def test_the_api_has_the_token_roles_of_the_websocket_paths(harness: HubHa
     assert (await http_get(hub, "/api/audit", "tok-alice"))[0] == 200
     for bad in ("/api/history/events?limit=x", "/api/history/events?since=today",
                 "/api/history/events?channel=casino", "/api/summary?day=2026-13-45",
-                "/api/history/events?format=xml"):
-        status, _, body = await http_get(hub, bad, "tok-carol")
+                "/api/history/events?format=xml",
+                # §12: limit is 1 to 1000; more is malformed, not quietly cut to 1000
+                "/api/history/events?limit=1001", "/api/history/events?limit=0",
+                "/api/audit?limit=1001"):
+        status, _, body = await http_get(hub, bad, "tok-alice")
         assert status == 400 and json.loads(body)["error"] == "bad_request", bad
     assert (await http_get(hub, "/api/nothing", "tok-carol"))[0] == 404
 
@@ -181,3 +197,64 @@ async def test_meters_are_the_last_snapshot_of_each_terminal(harness: HubHarness
     check("meters", body)
     by_id = {t["terminalId"]: t for t in body["terminals"]}
     assert by_id["T1"]["meters"] == {"coinIn": 25} and by_id["T2"]["meters"] is None
+
+
+@pytest.mark.parametrize(("path", "after"), [
+    ("/api/history/events?format=csv", "CSV columns: `"),
+    ("/api/summary?format=csv", "CSV: one row per terminal, `"),
+    ("/api/audit?format=csv", "CSV columns: `cursor, at"),
+])
+async def test_each_csv_header_is_the_one_section_12_lists(
+        harness: HubHarness, path: str, after: str) -> None:
+    """A BI import is written from §12's column lists: each CSV's header row is its list."""
+    hub = harness.hub
+    assert hub is not None
+    doc = " ".join((ROOT / "docs" / "protocol.md").read_text().split("## 12.")[1].split())
+    start = doc.index("`", doc.index(after)) + 1  # the list in backticks after the marker
+    listed = doc[start:doc.index("`", start)].split(", ")
+    status, _, raw = await http_get(hub, path, "tok-alice")
+    assert status == 200
+    assert next(csv.reader(io.StringIO(raw.decode()))) == listed
+
+
+async def test_after_and_before_together_give_the_events_between_oldest_first(
+        harness: HubHarness) -> None:
+    """§12 ``before``: with ``after`` as well, the events strictly between the two cursors,
+    oldest first (a window, not a page back)."""
+    hub = harness.hub
+    assert hub is not None
+    await publish_history_floor(harness)
+    every = await http_json(hub, "/api/history/events?terminal=T1&limit=1000")
+    cursors = [f["cursor"] for f in every["events"]]
+    low, high = cursors[3], cursors[9]
+    body = await http_json(hub, f"/api/history/events?terminal=T1&after={low}&before={high}")
+    assert body["order"] == "oldest-first"
+    assert [f["cursor"] for f in body["events"]] == cursors[4:9]
+
+
+async def test_the_audit_and_error_answers_are_their_schemas_with_no_other_field(
+        harness: HubHarness) -> None:
+    """Every kind of audit entry, and an error answer, hold what docs/schemas/api/ says and
+    no field it does not name (§12)."""
+    hub = harness.hub
+    assert hub is not None
+    alice, _ = await harness.client("tok-alice")
+    refused = await harness.connect("/ws/client")
+    await refused.send(wire.auth("wrong"))
+    assert (await refused.recv())["code"] == "unauthorized"
+    term, _ = await harness.terminal("T1")
+    await term.send(event_frame("T1", 1, "doorOpened", data={"door": "slot",
+                                                             "powerOff": False}))
+    await term.recv_type("ack")
+    await harness.published()
+    await alice.send(wire.ack_alert("T1-1"))
+    await alice.recv_type("alertAck")
+    await alice.send(wire.action("a1", "T3", "lock", reason="audit check"))
+    await alice.recv_type("actionAck")
+    body = await http_json(hub, "/api/audit", "tok-alice")
+    check("audit", body)
+    assert {e["kind"] for e in body["entries"]} == {"login", "loginRefused", "action",
+                                                    "alertAck"}
+    status, _, raw = await http_get(hub, "/api/history/events?limit=x", "tok-alice")
+    assert status == 400
+    check("error", json.loads(raw))

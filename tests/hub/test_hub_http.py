@@ -38,9 +38,13 @@ async def test_dashboard_files_with_content_types(harness: HubHarness) -> None:
 
 
 @pytest.mark.usefixtures("static_files")
-@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css", "/nope"])
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css", "/nope",
+                                  # the library's own answer: 426 for a GET without upgrade
+                                  "/ws/client", "/healthz", "/api/summary"])
 async def test_security_headers_on_every_answer(harness: HubHarness, path: str) -> None:
-    _, headers, _ = await _get(harness, path)
+    status, headers, _ = await _get(harness, path)
+    if path == "/ws/client":
+        assert status == 426  # protocol.md §1
     policy = {d.split()[0]: d.split()[1:] for d in
               (part.strip() for part in headers["content-security-policy"].split(";"))}
     assert policy == {

@@ -173,3 +173,25 @@ async def test_amounts_out_of_range_are_refused_and_snapshots_keep_working(
     _, snapshot = await harness.client("tok-carol")
     assert snapshot["type"] == "snapshot"
     assert sum(p["amount"] for p in snapshot["coinInPerMinute"]) == 2 * wire.MAX_AMOUNT_CENTS
+
+
+async def test_a_skipped_seq_that_arrives_late_is_stored_and_the_ack_stays(
+    harness: HubHarness,
+) -> None:
+    """protocol.md §4 ``event``: the hub does not wait for a skipped seq; if it comes after
+    all (a terminal out of order), it is stored and forwarded like any other, and ``upTo``
+    does not go down. A cursor the terminal sends is dropped (§3)."""
+    hub = harness.hub
+    assert hub is not None
+    viewer, _ = await harness.client("tok-carol", subscribe={"channels": ["game"]})
+    term, _ = await harness.terminal("T1")
+    await term.send_raw(wire.encode(event_frame("T1", 1) | {"cursor": 999}))
+    await term.send(event_frame("T1", 3))
+    while (await term.recv_type("ack"))["upTo"] < 3:
+        pass
+    await term.send(event_frame("T1", 2))
+    assert (await term.recv_type("ack"))["upTo"] == 3
+    assert harness.seqs("T1") == [1, 3, 2]
+    forwarded = [await viewer.recv_type("event") for _ in range(3)]
+    assert [f["seq"] for f in forwarded] == [1, 3, 2]
+    assert forwarded[0]["cursor"] != 999 and "cursor" not in hub.store.events("T1")[0]

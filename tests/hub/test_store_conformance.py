@@ -65,6 +65,16 @@ def test_data_reads_back_as_it_was_sent(store: Store) -> None:
                                   received_at=T0)
 
 
+def test_an_empty_batch_stores_nothing_and_fails_nothing(store: Store) -> None:
+    """The ingest may hand a store a batch of no events (tests/support/hub.py ``published``
+    waits behind one); before, PostgreSQL's insert raised on the count of nothing."""
+    assert _write(store, []) == []
+    _write(store, [EventWrite(_ev("T1", 1), "T1", acked_seq=1)])
+    assert _write(store, []) == []
+    assert [e["id"] for e in store.events()] == ["T1-1"]
+    assert store.acked_seq("T1") == 1
+
+
 def test_the_acknowledged_seq_never_goes_back(store: Store) -> None:
     store.set_acked_seq("T1", 10)
     store.set_acked_seq("T1", 4)

@@ -24,6 +24,7 @@ from tests.support import ROOT
 PYTHON = "/usr/bin/python3"
 SLOT_AGENT = "/opt/slot-agent/venv/bin/slot-agent"
 UNIT = "/lib/systemd/system/slot-agent.service"
+HUB_UNIT = "/lib/systemd/system/slot-hub.service"
 
 #: One worker runs the module under ``-n`` (pytest-xdist, ``--dist loadgroup``): the
 #: wheelhouse and the package are built once, by its module-scoped fixtures.
@@ -128,7 +129,8 @@ def test_the_wheel_carries_every_module_and_data_file(wheelhouse: Path) -> None:
         assert data is not None
         wheel_bytes = data.read()
     for needed in ("install.sh", "requirements.txt", "config.example.yaml",
-                   "slot-agent.service", "docs/operations.md", "docs/schemas/event.json"):
+                   "slot-agent.service", "slot-hub.service", "docs/operations.md",
+                   "docs/schemas/event.json"):
         assert f"{top}/{needed}" in names, needed
     import io
 
@@ -165,15 +167,18 @@ def installed(request: pytest.FixtureRequest) -> Iterator[subprocess.CompletedPr
     if reason is not None:
         pytest.skip(reason)
     deb: Path = request.getfixturevalue("deb")
-    had_user = subprocess.run(["getent", "passwd", "slot-agent"],
-                              capture_output=True).returncode == 0
+    had_users = {user: subprocess.run(["getent", "passwd", user],
+                                      capture_output=True).returncode == 0
+                 for user in ("slot-agent", "slot-hub")}
     result = offline("dpkg", "-i", str(deb))
     try:
         yield result
     finally:
         offline("dpkg", "--purge", "slot-agent")
-        if not had_user:
-            subprocess.run(["userdel", "slot-agent"], capture_output=True, timeout=60)
+        for user, had in had_users.items():
+            if not had:
+                subprocess.run(["userdel", user], capture_output=True, timeout=60)
+                subprocess.run(["groupdel", user], capture_output=True, timeout=60)
 
 
 @needs_python
@@ -211,6 +216,16 @@ def test_the_debian_package_installs_verifies_and_purges_with_no_network(
     assert "Documentation=file:///opt/slot-agent/docs/operations.md" in unit
     assert Path("/opt/slot-agent/docs/operations.md").is_file()
 
+    # The hub's unit is installed and verifies, its user exists (no other group), and the
+    # package does not enable it: the hub runs on one server, not on every terminal PC.
+    verify = offline("systemd-analyze", "verify", HUB_UNIT)
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stderr.strip() == "", verify.stderr
+    assert Path(HUB_UNIT).read_text() == (ROOT / "systemd" / "slot-hub.service").read_text()
+    hub_groups = subprocess.run(["id", "-nG", "slot-hub"], capture_output=True, text=True)
+    assert hub_groups.returncode == 0 and hub_groups.stdout.split() == ["slot-hub"]
+    assert not list(Path("/etc/systemd/system").glob("*.wants/slot-hub.service"))
+
     # Nothing was written next to the program at run time (byte code is shipped).
     listed = set(subprocess.run(["dpkg", "-L", "slot-agent"], capture_output=True,
                                 text=True).stdout.split("\n"))
@@ -221,7 +236,7 @@ def test_the_debian_package_installs_verifies_and_purges_with_no_network(
     assert purge.returncode == 0, purge.stderr
     assert not _installed()
     assert not Path("/opt/slot-agent").exists() and not Path("/etc/slot-agent").exists()
-    assert not Path(UNIT).exists()
+    assert not Path(UNIT).exists() and not Path(HUB_UNIT).exists()
 
 
 def test_the_unit_reads_the_secrets_through_the_group_the_token_rule_names() -> None:

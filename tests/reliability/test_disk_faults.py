@@ -62,6 +62,7 @@ def test_outbox_full_keeps_polling_alerts_and_recovers_without_losing_money(
     rig.settle_money()
     faults = [e for e in rig.events("outboxFault") if e.seq > last_seq]
     assert [f.event.data["reason"] for f in faults] == ["full"], faults
+    assert set(faults[0].event.data) == {"reason", "detail", "pendingEvents"}  # docs/events.md
     # Only unprotected events may have been dropped to make room; each drop is announced.
     for gap in rig.events("dataGap"):
         dropped = set(gap.event.data.get("events", {}))

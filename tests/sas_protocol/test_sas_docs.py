@@ -74,3 +74,21 @@ def test_disputed_layouts_table_names_every_choice_and_its_default() -> None:
         assert cells[2].startswith(f"`{default.value}`"), f.name
         others = [member for member in type(default) if member is not default]
         assert all(f"`{member.value}`" in cells[3] for member in others), f.name
+
+
+def test_the_long_poll_table_gives_each_polls_type_and_reply_length() -> None:
+    """What an independent machine implements from the table: R polls are ``addr cmd`` (2
+    bytes), S and M polls carry data; an "N bytes" reply is a length the reply decoder
+    takes, a "length byte" reply is a variable one."""
+    from sas_protocol.frame_check import _reply_verdict, expected_lengths
+
+    for lp, (_, kind, reply) in _rows(_section("Supported long polls")).items():
+        lengths = expected_lengths(bytes([1, lp]))
+        poll = lengths[f"LP {lp:02X} poll"]
+        assert (poll == 2) == (kind == "R"), (f"{lp:02X}", kind, poll)
+        if match := re.search(r"(\d+) bytes", reply):
+            assert _reply_verdict(bytes([1, lp]), int(match.group(1))) == "fits", f"{lp:02X}"
+        elif "length byte" in reply:
+            assert lengths[f"LP {lp:02X} reply"] is None, f"{lp:02X}"
+        else:
+            assert reply.startswith("ACK"), f"{lp:02X}"

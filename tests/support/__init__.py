@@ -7,7 +7,8 @@
 - ``processes``: the real ``slot-agent`` as a subprocess (``Proc``, ``start_emulator``,
   ``run_cli``), an agent config, ``short_dir`` for unix sockets;
 - ``browser``: headless Chromium's path and flags;
-- ``postgres``: a throwaway PostgreSQL cluster.
+- ``postgres``: a throwaway PostgreSQL cluster;
+- ``systemd_units``: the shipped units parsed, verified and scored by ``systemd-analyze``.
 
 Tests import them as ``from tests.support.<module> import ...``.
 """

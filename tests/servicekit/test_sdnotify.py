@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.ops.sdnotify import Notifier
+from servicekit.sdnotify import Notifier
 
 
 @pytest.fixture
