@@ -26,7 +26,8 @@ def _root_logger_level_restored() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[postgres.Cluster]:
-    """One throwaway PostgreSQL cluster for the session (each test takes a fresh database);
+    """One throwaway PostgreSQL cluster for the session, one per worker under ``-n``
+    (pytest-xdist; each on its own socket folder), each test taking a fresh database;
     skipped, with the reason, where the server is not installed."""
     reason = postgres.available()
     if reason is not None:

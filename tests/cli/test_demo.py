@@ -56,6 +56,9 @@ def test_demo_serves_the_dashboard_streams_events_and_stops_after_duration() -> 
     assert not proc.err_lines or all("Traceback" not in line for line in proc.err_lines)
 
 
+#: The worker that runs the shared Ctrl-C demo for this test runs it for the README test
+#: too (test_docs_recipes.py), under ``-n`` (pytest-xdist, ``--dist loadgroup``).
+@pytest.mark.xdist_group("demo_stopped_by_ctrl_c")
 def test_demo_stops_cleanly_on_sigint_and_sigterm(request: pytest.FixtureRequest) -> None:
     # SIGTERM on a demo of its own; Ctrl-C (SIGINT) on the shared one (tests/cli/conftest.py),
     # run meanwhile: its output shows the same steps, each line in order.

@@ -170,6 +170,7 @@ def _shape(line: str) -> str:
     return line
 
 
+@pytest.mark.xdist_group("demo_stopped_by_ctrl_c")  # the demo run once: tests/cli/test_demo.py
 def test_the_readme_demo_output_is_what_demo_prints(demo_stopped_by_ctrl_c: Proc) -> None:
     sample = next(body for lang, body in blocks(section(README, "## What the demo shows"))
                   if lang == "")

@@ -266,6 +266,11 @@ async def test_sigterm_ends_a_flooded_hub_process_within_5_seconds(tmp_path: Pat
                 while True:
                     seq += 1
                     await term.send(wire.encode(event_frame("T1", seq)))
+                    if seq % 20 == 0:
+                        # send returns at once while the socket takes the frames: a hub
+                        # that keeps pace would otherwise starve this loop's reader (no
+                        # ack read, no ping answered: closed by keepalive after 40 s)
+                        await asyncio.sleep(0)
 
         flooding = asyncio.create_task(flood())
         acked = 0

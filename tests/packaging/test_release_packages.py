@@ -26,7 +26,9 @@ SLOT_AGENT = "/opt/slot-agent/venv/bin/slot-agent"
 UNIT = "/lib/systemd/system/slot-agent.service"
 HUB_UNIT = "/lib/systemd/system/slot-hub.service"
 
-pytestmark = pytest.mark.package
+#: One worker runs the module under ``-n`` (pytest-xdist, ``--dist loadgroup``): the
+#: wheelhouse and the package are built once, by its module-scoped fixtures.
+pytestmark = [pytest.mark.package, pytest.mark.xdist_group("packaging")]
 
 
 def _python_has_venv() -> bool:
