@@ -4,8 +4,8 @@ The store's writer thread (hub/store.py) runs each SQLite statement with the int
 lock released and must take the lock back after it, while the event loop, 70-90 % busy
 under floor load, holds it between system calls. A thread asking for the lock gets it
 when the holder next lets go, or when the switch interval (5 ms by default) forces it to.
-Measured at 10,000 events/s from 3,000 terminals (docs/performance.md, "The writer and
-the switch interval"): the commits whose acks were late were not doing more work, they
+Measured at 10,000 events/s from 3,000 terminals (docs/performance.md, "The
+checkpoint off the commit path"): the commits whose acks were late were not doing more work, they
 were waiting up to 5-8 ms at each of their six or seven statements (a ``BEGIN`` that
 takes microseconds, 5-8 ms; a one-row ``SELECT``, 5.5 ms; an insert of 800 rows, 101 ms
 with 19 ms of CPU), and every ack behind the commit waited with it.
