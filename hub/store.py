@@ -194,7 +194,7 @@ class HubStore(SqlStore):
         self._writer_db.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
         self._writer_db.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
         self.checkpointer = WalCheckpointer(
-            self._path, "FULL" if synchronous == "FULL" else "NORMAL", _BUSY_TIMEOUT_MS)
+            self._path, lambda: _connect(path, synchronous, any_thread=True))
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
         self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger("hub.store")
 
@@ -41,11 +42,12 @@ class WalCheckpointer:
     and counted; the writer's own automatic checkpoint still bounds the WAL.
     """
 
-    def __init__(self, path: str, synchronous: str, busy_timeout_ms: int,
+    def __init__(self, path: str, connect: Callable[[], sqlite3.Connection],
                  delay: float = CHECKPOINT_DELAY) -> None:
+        """``connect`` opens the checkpoint's own connection to ``path`` (on its thread), as
+        the store opens its others."""
         self._path = path
-        self._synchronous = synchronous
-        self._busy_timeout_ms = busy_timeout_ms
+        self._connect = connect
         self._delay = delay
         self._written = threading.Event()
         self._stopping = threading.Event()
@@ -75,10 +77,8 @@ class WalCheckpointer:
             thread.join()
 
     def _run(self) -> None:
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db = self._connect()
         try:
-            db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
             while True:
                 self._written.wait()
                 if self._stopping.wait(self._delay):
