@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import Verdict, beside_python, exit_with, header, percentile, verdicts
+from prometheus_client.parser import text_string_to_metric_families
 from rawws import CountingWs, RawWs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,12 +135,9 @@ def _histogram(base: str, token: str, name: str) -> dict[float, float]:
                                      headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=30) as reply:
         text = reply.read().decode()
-    buckets: dict[float, float] = {}
-    for line in text.splitlines():
-        match = re.match(rf'{name}_bucket{{le="([^"]+)"}} (\S+)$', line)
-        if match:
-            buckets[float(match.group(1))] = float(match.group(2))
-    return buckets
+    return {float(sample.labels["le"]): sample.value
+            for family in text_string_to_metric_families(text) if family.name == name
+            for sample in family.samples if sample.name == f"{name}_bucket"}
 
 
 def _hub_clock(before: dict[float, float], after: dict[float, float]) -> str:
