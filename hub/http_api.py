@@ -47,6 +47,9 @@ RETRY_AFTER_S = 1
 
 T = TypeVar("T")
 
+#: The largest integer parameter (cursors are 64-bit).
+_INT64_MAX = 2**63 - 1
+
 _CHANNELS = {"game", "cash", "alerts", "system", "player"}
 
 
@@ -107,12 +110,12 @@ class _Params:
                                    f"{name}: must be UTC ISO-8601 with Z") from None
 
     def integer(self, name: str, default: int | None, minimum: int = 0,
-                maximum: int = 2**63 - 1) -> int | None:
+                maximum: int = _INT64_MAX) -> int | None:
         value = self.one(name)
         if value is None:
             return default
         if not value.isdigit() or int(value) < minimum or int(value) > maximum:
-            bound = f">= {minimum}" if maximum == 2**63 - 1 else f"from {minimum} to {maximum}"
+            bound = f">= {minimum}" if maximum == _INT64_MAX else f"from {minimum} to {maximum}"
             raise _BadRequestError(400, "bad_request", f"{name}: must be an integer {bound}")
         return int(value)
 
