@@ -37,10 +37,11 @@ log = logging.getLogger("hub")
 #: transaction and acknowledged by one ``ack``.
 MAX_BATCH = 500
 
-#: The fields of an ``event`` frame (``type`` included).
 #: Events only the hub generates (protocol.md §3): a terminal's would read as the hub's word
 #: on its connection (an agent reports its machine's link as machineLinkDown / machineLinkUp).
 HUB_ONLY_EVENTS = frozenset({"deviceOnline", "deviceOffline"})
+
+#: The fields of an ``event`` frame (``type`` included).
 _EVENT_FIELDS = len(wire.event(event_id="-", seq=1, channel="", terminal_id="", name="",
                                timestamp="", data={}))
 
