@@ -294,6 +294,14 @@ class HostProtocol:
             return
         self._attempt_failed(FailureReason.TIMEOUT, silent=True, now=now)
 
+    def receive_late(self) -> None:
+        """The caller threw away bytes that came after a reply window of this poll closed
+        (taken for the next send's reply they could be misread). The machine answered, late:
+        a long poll whose sends all met silence in their windows is then a failed poll, not
+        an unsupported one (SAS §3.5: a machine ignores only the polls it does not support)."""
+        if self._poll is not None:
+            self._all_silent = False
+
     # --- output -------------------------------------------------------------------------------
 
     def data_to_send(self) -> list[Outgoing]:
