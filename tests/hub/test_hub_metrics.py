@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api import wire
 from api.wire import ErrorCode
 from hub.buckets import Buckets
-from hub.store import EventWrite
+from hub.store import EventWrite, HubStore
 from tests.support.hub import HubHarness, event_frame, http_get, publish_all
 from tests.support.tokens import OPERATOR, VIEWER
 from tests.support.waits import wait_for
@@ -175,7 +175,9 @@ async def test_a_failed_store_transaction_is_counted_and_not_timed(
     await harness.published()
     before = await scrape(harness)
     assert value(before, "slot_hub_ingest_failed_transactions_total") == 0
-    real = hub.store.insert_events
+    store = hub.store
+    assert isinstance(store, HubStore)  # the harness's SQLite store
+    real = store.insert_events
     refused: list[int] = []  # the writes of each refused transaction
 
     def disk_full(writes: list[EventWrite], received_at: float) -> list[bool]:
@@ -184,7 +186,7 @@ async def test_a_failed_store_transaction_is_counted_and_not_timed(
             raise sqlite3.OperationalError("database or disk is full")
         return real(writes, received_at)
 
-    monkeypatch.setattr(hub.store, "insert_events", disk_full)
+    monkeypatch.setattr(store, "insert_events", disk_full)
     await term.send(event_frame("T1", 2))
     assert await term.closed() == 1011  # internal: the terminal resends from ackedSeq
     after = await scrape(harness)
