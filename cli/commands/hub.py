@@ -9,7 +9,12 @@ import signal
 import sys
 from pathlib import Path
 
-from cli.commands.options import add_config_option, command_parser, log_level
+from cli.commands.options import (
+    EXIT_INTERRUPTED,
+    add_config_option,
+    command_parser,
+    log_level,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,7 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         exit_codes={0: "stopped cleanly (SIGTERM or SIGINT)",
                     1: "cannot start (the address is in use, a TLS file does not load, "
                        "the store cannot be opened)",
-                    2: "invalid hub.yaml or token file, or bad usage"},
+                    2: "invalid hub.yaml or token file, or bad usage",
+                    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGINT) while starting, before "
+                                      "it prints its URL (opening the store, loading); "
+                                      "after, SIGINT stops it cleanly (0)"},
     )
     add_config_option(parser, help="the hub's config (hub.yaml)")
     parser.add_argument("--log-level", type=log_level, default="info", metavar="LEVEL",
