@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hub import config_check
+from tests.support import ROOT
 from tests.support.processes import run_cli
 from tests.support.tokens import write_token_file
 
@@ -195,3 +196,12 @@ def test_checked_as_a_user_who_cannot_read_the_tokens_nor_write_the_store() -> N
         ]
     finally:
         shutil.rmtree(base)
+
+
+def test_the_group_and_state_directory_are_the_units() -> None:
+    """The messages name the group the unit reads the secrets through, and the directory
+    it has systemd create (systemd/slot-hub.service)."""
+    lines = (ROOT / "systemd" / "slot-hub.service").read_text().splitlines()
+    assert f"Group={config_check.SERVICE_GROUP}" in lines
+    assert f"StateDirectory={config_check.STATE_DIRECTORY.name}" in lines
+    assert config_check.STATE_DIRECTORY.parent == Path("/var/lib")
