@@ -231,12 +231,27 @@ def _machine_info_check(line: LineFacts) -> Check:
 
 
 def _money_sources(line: LineFacts) -> dict[str, str]:
-    """Which money classes the machine can meter, and from what (agent.line.discovery)."""
+    """Which money classes the machine can meter, and from what (agent.line.discovery). A
+    poll diag did not send (``not_probed``) is assumed answered, as the agent will try it,
+    and marked ``(not verified)``."""
     ignored = {int(p[3:], 16) for p in line.ignored_polls
                if p.startswith("LP ") and len(p) == 5}
     if 0x2F in ignored:
         ignored |= {0x6F, 0xAF}  # the stepdown tries 6F/AF before 2F (agent.line.meter_reads)
-    return money_sources(ignored)
+    sources = money_sources(ignored)
+    for poll in line.not_probed:
+        for money, source in sources.items():
+            sources[money] = source.replace(f"{poll} records", f"{poll} records (not verified)")
+    return sources
+
+
+#: Why a poll diag left to the agent matters, by poll.
+_NOT_PROBED_HINTS = {
+    "LP 3D": "diag does not read LP 3D while a ticket record waits (on a machine without LP "
+             "4D that read takes the record, reference §3.9b): whether tickets can be valued "
+             "shows once the agent has read it (ticketPrinted with source \"LP 3D\"; "
+             "LP 3D in the ignored long polls if not); run diag again with the agent running",
+}
 
 
 def _meters_check(line: LineFacts) -> Check:
@@ -247,8 +262,11 @@ def _meters_check(line: LineFacts) -> Check:
     sources = _money_sources(line)
     money = "; ".join(f"{k}: {v}" for k, v in sources.items())
     detail = f"credits {credits}; {shown or 'no meters read'}; money from: {money}"
+    detail += "".join(f"; {poll} not read: {why}" for poll, why in line.not_probed.items())
     data: dict[str, Any] = {"credits": line.credits, "meters": line.meters,
-                            "moneySources": sources}
+                            "moneySources": sources, "notProbed": dict(line.not_probed)}
+    unverified = [_NOT_PROBED_HINTS.get(poll, f"{poll} was not read: {why}")
+                  for poll, why in line.not_probed.items()]
     if len(missing) == len(wanted):
         return make_check("meters", CheckStatus.FAIL, detail,
                       "no main meter is readable: money cannot be tracked; see the ignored "
@@ -256,8 +274,10 @@ def _meters_check(line: LineFacts) -> Check:
     if missing or line.credits is None:
         what = ", ".join(missing) if missing else "current credits (LP 1A)"
         return make_check("meters", CheckStatus.WARN, f"{detail}; missing {what}",
-                      "the machine ignores these meter polls; see the ignored long polls",
-                      **data)
+                      "; ".join(["the machine ignores these meter polls; see the ignored "
+                                 "long polls", *unverified]), **data)
+    if unverified:
+        return make_check("meters", CheckStatus.WARN, detail, "; ".join(unverified), **data)
     return make_check("meters", CheckStatus.OK, detail, **data)
 
 

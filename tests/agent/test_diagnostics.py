@@ -357,6 +357,28 @@ def test_a_hello_refused_for_this_terminal_is_a_wrong_binding() -> None:
     assert check.data == {"verdict": "forbidden"}
 
 
+def _probe_profile(machine: Machine, options: LinkOptions) -> tuple[LineFacts, set[int]]:
+    """``probe_line`` against ``machine`` served with ``options``; the facts and the long
+    poll commands diag sent (read off the frames it wrote)."""
+    host, machine_end = pair()
+    sent: list[bytes] = []
+    write = host.write
+
+    def recording(frame: bytes, *, wakeup: bool) -> None:
+        sent.append(frame)
+        write(frame, wakeup=wakeup)
+
+    host.write = recording  # type: ignore[method-assign]
+    emulator = Emulator(machine, machine_end, address=1, options=options)
+    emulator.start()
+    try:
+        # a reply late on a loaded test machine must not read as an ignored poll
+        facts = probe_line(host, 1, port="memory", reply_timeout=0.1)
+    finally:
+        emulator.stop()
+    return facts, {frame[1] for frame in sent if len(frame) > 1 and frame[0] == 1}
+
+
 @pytest.mark.parametrize(("profile", "bills", "tickets_out"), [
     ("legacy", "billsAccepted (LP 46)", "LP 4D records matched with cancelledCredits (LP 0F)"),
     ("legacy-std", "totalDrop (LP 1C) + exceptions 47-4F + LP 48",
@@ -369,16 +391,77 @@ def test_diag_names_the_money_sources_of_a_legacy_machine(
     from agent.ops.diagnostics import _meters_check
     from emulator.profiles import link_options
 
-    host, machine_end = pair()
-    emulator = Emulator(Machine(), machine_end, address=1, options=link_options(profile))
-    emulator.start()
-    try:
-        facts = probe_line(host, 1, port="memory", reply_timeout=0.02)
-    finally:
-        emulator.stop()
+    facts, _sent = _probe_profile(Machine(), link_options(profile))
     sources = _meters_check(facts).data["moneySources"]
     assert (sources["bills"], sources["ticketsOut"]) == (bills, tickets_out)
     assert sources["ticketsIn"] == "not metered"
+
+
+@pytest.mark.parametrize(("profile", "sends_3d", "ignored", "tickets_out"), [
+    # LP 4D answered: the agent never needs LP 3D, so diag does not send it
+    ("modern", False, [],
+     "ticketOutCashable (LP 6F) + ticketOutRestricted (LP 6F) + LP 4D records"),
+    # standard validation, no LP 4D: LP 3D is how the agent values a ticket; it answers
+    ("legacy-std", True, ["LP 2F", "LP 46", "LP 20", "LP 1E", "LP 4D"],
+     "LP 3D records matched with cancelledCredits (LP 0F)"),
+])
+def test_diag_reads_lp_3d_only_where_lp_4d_is_ignored(
+        profile: str, sends_3d: bool, ignored: list[str], tickets_out: str) -> None:
+    from emulator.profiles import link_options
+
+    facts, sent = _probe_profile(Machine(), link_options(profile))
+    assert 0x4D in sent  # LP 4D FF (look-ahead) on every machine
+    assert (0x3D in sent) is sends_3d
+    assert facts.ignored_polls == ignored
+    assert facts.not_probed == {}
+    meters = build_report(line=facts, outbox=None, uplink=None, source="direct",
+                          terminal_id="T-1").check("meters")
+    assert meters.status is CheckStatus.OK
+    assert meters.data["moneySources"]["ticketsOut"] == tickets_out
+    assert f"ticketsOut: {tickets_out}" in meters.detail
+
+
+def test_a_machine_without_lp_4d_nor_lp_3d_shows_its_tickets_cannot_be_valued() -> None:
+    from emulator.profiles import LEGACY_STD_IGNORED_POLLS
+
+    facts, sent = _probe_profile(
+        Machine(), LinkOptions(unsupported_polls=LEGACY_STD_IGNORED_POLLS | {0x3D}))
+    assert 0x3D in sent
+    assert "LP 3D" in facts.ignored_polls and "LP 4D" in facts.ignored_polls
+    sources = _line_sources(facts)
+    assert sources["ticketsOut"] == "not metered"
+
+
+def _line_sources(facts: LineFacts) -> dict[str, str]:
+    report = build_report(line=facts, outbox=None, uplink=None, source="direct",
+                          terminal_id="T-1")
+    return dict(report.check("meters").data["moneySources"])
+
+
+def test_a_waiting_ticket_record_is_left_to_the_agent_not_read_by_lp_3d() -> None:
+    """On a machine without LP 4D, LP 3D is the host's read of a ticket (reference §3.9b):
+    with a cash-out ticket unread (exception 3D), diag must not take it from the agent."""
+    from emulator.profiles import link_options
+
+    machine = Machine()
+    assert machine.insert_bill(time.monotonic(), 20)
+    ticket = machine.cash_out(time.monotonic())
+    assert ticket is not None and machine.unread_tickets == [ticket]
+    facts, sent = _probe_profile(machine, link_options("legacy-std"))
+    assert 0x3D not in sent
+    assert "LP 3D" not in facts.ignored_polls
+    assert "exception 3D" in facts.not_probed["LP 3D"]
+    assert machine.unread_tickets == [ticket]  # still there for the agent
+    meters = build_report(line=facts, outbox=None, uplink=None, source="direct",
+                          terminal_id="T-1").check("meters")
+    assert meters.status is CheckStatus.WARN
+    assert meters.data["moneySources"]["ticketsOut"] == (
+        "LP 3D records (not verified) matched with cancelledCredits (LP 0F)")
+    assert meters.data["notProbed"] == facts.not_probed
+    assert "LP 3D not read: a ticket record is waiting" in meters.detail
+    assert meters.hint is not None and "run diag again" in meters.hint
+    # the facts survive the daemon's JSON
+    assert LineFacts.from_json(facts.to_json()).not_probed == facts.not_probed
 
 
 def test_the_check_table_of_operations_md_names_every_id_in_report_order() -> None:
