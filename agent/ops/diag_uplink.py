@@ -1,5 +1,6 @@
 """The uplink half of ``slot-agent diag``: each step to the hub on its own, up to the hub's
-verdict on this terminal id with this token (:func:`probe_uplink`; the report's rules are in
+verdict on this terminal id with this token, for every configured hub URL
+(:func:`probe_uplink`, one URL: :func:`probe_hub_url`; the report's rules are in
 :mod:`agent.ops.diagnostics`). Split from it to keep each module to one job."""
 
 from __future__ import annotations
