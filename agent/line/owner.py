@@ -59,7 +59,7 @@ from agent.line.commands import (
 )
 from agent.line.interface import OpenCommands
 from agent.line.meter_reads import meter_key
-from agent.line.reply_window import ReplyWindow, read_late
+from agent.line.reply_window import ReplyWindow, late_answers_count, read_late
 from agent.line.schedule import MachineSchedule, Outputs
 from agent.observations import (
     ExceptionObserved,
@@ -611,7 +611,7 @@ class LineOwner:
             if outgoing:
                 if first_sent is not None:
                     self._wait_for_slot(m, stoppable=False)  # a re-send: SAS §3.6 spacing
-                if first_sent is None or not self._late_answers_count(host, poll):
+                if first_sent is None or not late_answers_count(host, poll):
                     self._drop_late(m, resend=first_sent is not None)
                 for item in outgoing:
                     transport.write(item.data, wakeup=item.wakeup)
@@ -653,17 +653,6 @@ class LineOwner:
             log.warning("machine %d answers after its reply window: widened from %.0f to "
                         "%.0f ms (poll.reply_timeout_ms is %d)", m.address, before * 1000,
                         m.window.seconds * 1000, self.poll.reply_timeout_ms)
-
-    @staticmethod
-    def _late_answers_count(host: HostProtocol, poll: Poll) -> bool:
-        """Whether bytes that came after a reply window closed are kept for the re-send's
-        window: only for a non-RTE general poll. Every copy of it gets the same one-byte
-        answer (SAS §3.5: the same poll again is an implied NACK, the machine re-sends), so a
-        machine that answers after the window (later than SAS §2.3.1's 20 ms) is still read,
-        one copy late; thrown away, its exception would be acknowledged unread by the sync
-        poll that follows the failed poll (issue 17). A late long-poll or RTE frame is not
-        kept: its bytes would be misread as the re-send's frame."""
-        return isinstance(poll, GeneralPoll) and not host.rte_mode
 
     def _record(self, m: _Machine, direction: str, data: bytes, *, wakeup: bool = False,
                 words: Sequence[Word] = ()) -> None:

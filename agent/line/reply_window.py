@@ -19,6 +19,8 @@ shrinks while the agent runs: a machine late once is late again under the same l
 from __future__ import annotations
 
 from drivers.base import Transport, Word
+from sas_protocol.host import HostProtocol
+from sas_protocol.messages.requests import GeneralPoll, Poll
 
 #: the widest a machine's reply window grows (s): the longest reply (255-byte body) takes
 #: about 150 ms at 19200 baud, and nCompass reads for 200 ms (reference §3.6)
@@ -57,3 +59,14 @@ def read_late(transport: Transport, now: float) -> list[Word]:
         words.extend(got)
     transport.discard_input()
     return words
+
+
+def late_answers_count(host: HostProtocol, poll: Poll) -> bool:
+    """Whether bytes that came after a reply window closed are kept for the re-send's
+    window: only for a non-RTE general poll. Every copy of it gets the same one-byte answer
+    (SAS §3.5: the same poll again is an implied NACK, the machine re-sends), so a machine
+    that answers after the window (later than SAS §2.3.1's 20 ms) is still read, one copy
+    late; thrown away, its exception would be acknowledged unread by the sync poll that
+    follows the failed poll (issue 17). A late long-poll or RTE frame is not kept: its bytes
+    would be misread as the re-send's frame."""
+    return isinstance(poll, GeneralPoll) and not host.rte_mode

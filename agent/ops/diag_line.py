@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.derive.meters import meter_name
-from drivers.base import Transport, TransportError
+from agent.line.reply_window import ReplyWindow, read_late
+from drivers.base import Transport, TransportError, Word
 from sas_protocol.denominations import denomination_cents
 from sas_protocol.hexdump import elided_hex
 from sas_protocol.host import (
@@ -148,19 +149,24 @@ class _Prober:
                  clock: Callable[[], float]) -> None:
         self.transport = transport
         self.host = host
-        self.reply_timeout = reply_timeout
+        #: the reply window (s), widened by a late answer (agent.line.reply_window)
+        self.window = ReplyWindow(reply_timeout)
         self.clock = clock
         self.frames: deque[dict[str, str]] = deque(maxlen=LAST_FRAMES * 2)
         self.counters = {"polls": 0, "sends": 0, "ok": 0, "timeout": 0, "crc": 0,
                          "framing": 0, "nack": 0, "busy": 0, "unsupported": 0,
-                         "badFrames": 0, "exceptions": 0, "linkDowns": 0}
+                         "badFrames": 0, "exceptions": 0, "linkDowns": 0, "late": 0}
         #: every exception code the machine reported (general polls and RTE events)
         self.exceptions: list[int] = []
+        #: the last poll's last send was answered after its window (after the poll ended)
+        self.answered_late = False
 
     def run(self, poll: Poll) -> list[HostEvent]:
         """Send ``poll`` until it is answered or given up; every event it produced."""
         host = self.host
         self.counters["polls"] += 1
+        self._drop_late()  # a late frame must not be taken for this poll's reply
+        self.answered_late = False
         host.send(poll)
         events: list[HostEvent] = []
         while host.awaiting_reply:
@@ -170,7 +176,7 @@ class _Prober:
                 self.frames.append({"dir": "tx", "hex": elided_hex(out.data)})
             # SAS §2.3: the reply must start within the window; bytes keep it open a little
             # (inter-byte gap <= 5 ms, plus transport latency).
-            deadline = self.clock() + self.reply_timeout
+            deadline = self.clock() + self.window.seconds
             received = bytearray()
             while host.awaiting_reply:
                 words = self.transport.read(deadline)
@@ -184,11 +190,36 @@ class _Prober:
                 self.frames.append({"dir": "rx", "hex": elided_hex(bytes(received))})
             if host.awaiting_reply:
                 host.receive_timeout()
+                if not received and self._late_answer():
+                    if host.awaiting_reply:
+                        host.receive_late()  # the machine answered: not an unsupported poll
+                    else:
+                        self.answered_late = True
             events.extend(host.events_received())
         events.extend(host.events_received())
         for ev in events:
             self._count(ev)
         return events
+
+    def _late_answer(self) -> bool:
+        """After a window met silence: whether the machine answers within one more window.
+        If it does, its answer is thrown away (sent now, the re-send's answer would come
+        after it, and the late one be taken for it) and the window widened; the host is
+        told, so that the poll is not taken for unsupported (SAS §3.5: only an unsupported
+        poll goes unanswered). The wait is what the agent's poll spacing gives it."""
+        words = self.transport.read(self.clock() + self.window.seconds)
+        if not words:
+            return False
+        self._drop_late(words)
+        return True
+
+    def _drop_late(self, first: Sequence[Word] = ()) -> None:
+        words = [*first, *read_late(self.transport, self.clock())]
+        if not words:
+            return
+        self.frames.append({"dir": "rx", "hex": elided_hex(bytes(w.value for w in words))})
+        self.counters["late"] += 1
+        self.window.widen()
 
     def _count(self, ev: HostEvent) -> None:
         c = self.counters
@@ -260,6 +291,8 @@ def probe_line(
 
     def long_poll(poll: Poll) -> list[HostEvent]:
         events = prober.run(poll)
+        if _outcome(events) == "ignored" and prober.answered_late:
+            events = prober.run(poll)  # asked again in the widened window
         outcome = _outcome(events)
         if outcome == "ignored":
             facts.ignored_polls.append(_poll_name(poll))

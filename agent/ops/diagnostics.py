@@ -298,11 +298,17 @@ def _ignored_check(line: LineFacts) -> Check:
 def _link_check(line: LineFacts) -> Check:
     c = line.counters
     errors = {k: int(c.get(k, 0)) for k in ("timeout", "crc", "framing", "nack", "busy",
-                                            "badFrames") if c.get(k)}
+                                            "badFrames", "late") if c.get(k)}
     frames = [f"{f.get('dir', '?')} {f.get('hex', '')}" for f in line.last_frames]
     detail = (f"{c.get('polls', 0)} polls, "
               + (", ".join(f"{k} {v}" for k, v in errors.items()) or "no errors"))
     data: dict[str, Any] = {"counters": dict(c), "lastFrames": list(line.last_frames)}
+    if line.general_poll_ok and errors.get("late"):
+        return make_check("link_errors", CheckStatus.WARN, detail,
+                      "the machine answers after the reply window: raise "
+                      "poll.reply_timeout_ms (bad frames may be late answers too; the agent "
+                      "widens a late machine's window itself, up to 250 ms, and logs it)",
+                      **data)
     if line.general_poll_ok and (errors.get("crc") or errors.get("badFrames")):
         return make_check("link_errors", CheckStatus.WARN, detail,
                       "CRC errors or bad frames: cabling, ground, a second host on the line, "

@@ -23,7 +23,7 @@ from agent.ops.diagnostics import (
 )
 from agent.store.outbox import Outbox
 from api.events import Event
-from drivers.memory import MemoryTransport, pair
+from drivers.memory import Faults, MemoryTransport, pair
 from emulator.model import Machine
 from emulator.server import Emulator, LinkOptions
 
@@ -68,6 +68,27 @@ def test_probe_reads_identity_credits_and_meters_by_stepdown(
     assert all(statuses[c] is CheckStatus.OK for c in
                ("serial_port", "general_poll", "sas_version", "machine_info", "meters",
                 "link_errors"))
+
+
+def test_a_machine_answering_after_every_window_is_not_taken_for_unsupported() -> None:
+    """Every answer 180 ms late, beyond all three 50 ms windows of a poll: the answer that
+    comes in one more window is thrown away, the window widened, and the poll asked again.
+    Before, each long poll met silence and diag listed it as ignored (SAS §3.5)."""
+    host, machine_end = pair(to_host=Faults(delay_s=0.18))
+    emulator = Emulator(Machine(), machine_end, address=1,
+                        options=LinkOptions(unsupported_polls=frozenset({0x2F, 0x1C})))
+    emulator.start()
+    try:
+        facts = probe_line(host, 1, port="memory", reply_timeout=0.05)
+    finally:
+        emulator.stop()
+    assert facts.general_poll_ok and facts.link_up
+    assert (facts.sas_version, facts.serial_number) == ("602", "EMU0000001")
+    assert facts.ignored_polls == ["LP 2F", "LP 1C"]
+    assert facts.counters["late"] >= 1
+    link = {c.id: c for c in build_report(line=facts, outbox=None, uplink=None, source="direct",
+                                          terminal_id="T-1").checks}["link_errors"]
+    assert link.status is CheckStatus.WARN and "poll.reply_timeout_ms" in (link.hint or "")
 
 
 def test_a_silent_line_fails_the_general_poll_and_skips_what_depends_on_it() -> None:
