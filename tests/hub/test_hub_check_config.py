@@ -15,7 +15,7 @@ import pytest
 
 from hub import config_check
 from tests.support import ROOT
-from tests.support.processes import run_cli
+from tests.support.processes import SETPRIV, run_cli, run_cli_unprivileged
 from tests.support.tokens import write_token_file
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
@@ -158,9 +158,6 @@ def test_a_postgresql_store_is_checked_without_connecting(
         "slot-agent: pip install 'slot-agent[postgresql]'"]
 
 
-SETPRIV = shutil.which("setpriv")
-
-
 @pytest.mark.skipif(os.geteuid() == 0 and SETPRIV is None,
                     reason="as root, needs setpriv (util-linux) to check as an unprivileged user")
 def test_checked_as_a_user_who_cannot_read_the_tokens_nor_write_the_store() -> None:
@@ -178,14 +175,8 @@ def test_checked_as_a_user_who_cannot_read_the_tokens_nor_write_the_store() -> N
             store.chmod(0o555)
         config = _hub_yaml(base, "plain: true\ntokens: hub-tokens.yaml\ndatabase: store/hub.db\n")
         config.chmod(0o644)
-        cmd = [str(Path(sys.executable).parent / "slot-agent"), "hub", "--check-config",
-               "--config", str(config)]
-        if os.geteuid() == 0:
-            assert SETPRIV is not None
-            cmd = [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        result, uid = run_cli_unprivileged("hub", "--check-config", "--config", str(config))
         assert result.returncode == 2, result.stderr
-        uid = 65534 if os.geteuid() == 0 else os.geteuid()
         assert result.stderr.splitlines() == [
             f"{config}: 2 error(s)",
             f"  error: tokens: cannot read {tokens}: permission denied for this user (uid "
