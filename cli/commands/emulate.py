@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from cli.commands.options import command_parser
+from cli.commands.options import EXIT_INTERRUPTED, command_parser
 from cli.stop_signals import StopSignals
 from drivers.base import Transport, TransportError
 from emulator.autoplay import AutoplaySettings
@@ -42,7 +42,9 @@ def add_parser(subparsers: Any) -> None:
         "The first line printed is the address to connect to. See docs/emulator.md.",
         exit_codes={0: "stopped (SIGTERM, SIGINT or the scenario ended)",
                     1: "the report could not be written",
-                    2: "bad usage, scenario or link (the reason is printed)"},
+                    2: "bad usage, scenario or link (the reason is printed)",
+                    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGINT) while loading, before it "
+                                      "prints its address or pty; after, SIGINT stops it (0)"},
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--tcp", metavar="HOST:PORT",
