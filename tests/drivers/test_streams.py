@@ -123,12 +123,36 @@ def test_unknown_option_is_a_type_error() -> None:
 
 
 def test_a_peer_that_never_reads_makes_write_time_out() -> None:
-    machine, _ = drivers.open_pty(write_timeout=0.05)
+    """The agent's end of a pty whose machine side reads nothing: its writes time out."""
+    master, slave = os.openpty()
+    host = PtyTransport("pty-host", slave, write_timeout=0.05)
     try:
         with pytest.raises(drivers.TransportIOError, match="timed out") as info:
             for _ in range(10_000):  # far more than the pty buffer holds
-                machine.write(bytes(range(1, 255)), wakeup=False)
-        assert info.value.device == machine.name
+                host.write(bytes(range(1, 255)), wakeup=False)
+        assert info.value.device == host.name
+    finally:
+        host.close()
+        os.close(master)
+
+
+def test_the_machine_end_loses_what_nobody_reads_instead_of_blocking() -> None:
+    """A machine chirps while no host polls (SAS §4.2); with nobody reading the pty its
+    writes used to fill the slave's queue, time out and end the link for good. They throw
+    the unread bytes away, as a wire does, and a host that opens the pty later reads what
+    was written after."""
+    machine, path = drivers.open_pty(write_timeout=0.05)
+    try:
+        for _ in range(10_000):  # far more than the pty buffer holds
+            machine.write(bytes(range(1, 255)), wakeup=False)
+        assert machine.dropped_unread > 0
+        host = drivers.open_transport(f"pty:{path}")
+        try:
+            host.discard_input()
+            machine.write(b"\x01", wakeup=True)
+            assert host.read(time.monotonic() + 5) == [Word(1, True)]
+        finally:
+            host.close()
     finally:
         machine.close()
 
