@@ -126,26 +126,32 @@ class SelectableTransport(Transport):
         ``send``, which then wrote to a closed descriptor, or to whatever file or socket
         had just been given the same number."""
         with self._io_lock:
-            self._check_open()  # a close may have finished while this waited for the lock
-            deadline = time.monotonic() + self.write_timeout
-            while data:
-                try:
-                    sent = send(data)
-                except (BlockingIOError, InterruptedError):
-                    sent = 0
-                except OSError as exc:
-                    self._check_open()
-                    raise TransportIOError(self.name, f"write failed: {exc}") from exc
-                data = data[sent:]
-                if not data:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TransportIOError(
-                        self.name,
-                        f"write timed out after {self.write_timeout} s (peer not reading)")
-                select.select([self._wake_r], [fileno], [], remaining)
+            self._write_locked(data, send, fileno)
+
+    def _write_locked(self, data: memoryview, send: Callable[[memoryview], int],
+                      fileno: int) -> None:
+        """:meth:`_write_all` for a caller that holds ``_io_lock`` already (a write that
+        also changes the device's settings, which must not meet a close either)."""
+        self._check_open()  # a close may have finished while the caller waited for the lock
+        deadline = time.monotonic() + self.write_timeout
+        while data:
+            try:
+                sent = send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
                 self._check_open()
+                raise TransportIOError(self.name, f"write failed: {exc}") from exc
+            data = data[sent:]
+            if not data:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransportIOError(
+                    self.name,
+                    f"write timed out after {self.write_timeout} s (peer not reading)")
+            select.select([self._wake_r], [fileno], [], remaining)
+            self._check_open()
 
     def _release(self) -> None:
         with contextlib.suppress(Exception):

@@ -81,6 +81,10 @@ class UartTransport(SelectableTransport):
         # again is not a no-op for pyserial, and some pty drivers refuse it (EINVAL).
         self._parity = str(port.parity)
         try:
+            if self._fd is not None:
+                # pyserial opens it so; a port class that does not must not block a write
+                # where the wake pipe cannot end it (``_send_all``)
+                os.set_blocking(self._fd, False)
             if self._parity != self._rest_parity:
                 self._set_parity(self._rest_parity)
             elif self.detect_wakeup and self._parity == serial.PARITY_SPACE:
@@ -120,25 +124,53 @@ class UartTransport(SelectableTransport):
         return self._decoder.errors if self._decoder else 0
 
     def write(self, frame: bytes, *, wakeup: bool) -> None:
+        """Send ``frame``, switching parity around the address byte.
+
+        The whole write holds ``_io_lock`` as a read does: a close from another thread waits
+        for it (the wake pipe ends a wait for the line at once) before it closes the port, so
+        no byte, drain or parity switch goes to a closed descriptor or to one that was just
+        given the same number."""
         check_frame(self.name, frame, wakeup)
         self._check_open()
         if not frame:
             return
-        try:
-            if wakeup:
-                self._set_parity(serial.PARITY_MARK)
-                self._port.write(frame[:1])
-                # SAS §1.2.1 via parity: the address byte must leave with mark parity.
-                self._port.flush()
-                self._set_parity(self._rest_parity)
-                if len(frame) > 1:
-                    self._port.write(frame[1:])
-            else:
-                self._set_parity(self._rest_parity)
-                self._port.write(frame)
-        except (serial.SerialException, OSError, termios.error) as exc:
-            self._check_open()
-            raise TransportIOError(self.name, f"write failed: {exc}") from exc
+        data = memoryview(frame)
+        with self._io_lock:
+            self._check_open()  # a close may have finished while this waited for the lock
+            try:
+                if wakeup:
+                    self._set_parity(serial.PARITY_MARK)
+                    self._send_all(data[:1])
+                    # SAS §1.2.1 via parity: the address byte must leave with mark parity.
+                    self._port.flush()
+                    self._set_parity(self._rest_parity)
+                    if len(data) > 1:
+                        self._send_all(data[1:])
+                else:
+                    self._set_parity(self._rest_parity)
+                    self._send_all(data)
+            except (serial.SerialException, OSError, termios.error) as exc:
+                self._check_open()
+                raise TransportIOError(self.name, f"write failed: {exc}") from exc
+
+    def _send_all(self, data: memoryview) -> None:
+        """All of ``data`` to the port; the caller holds ``_io_lock``.
+
+        A local device is written here, not by pyserial's ``write()``: that one retries a
+        write the line does not take (EAGAIN, e.g. a pty whose output is held stopped, as
+        the emulator's parity mode does between windows) in a busy loop without end, and a
+        close from another thread cannot stop it. This loop waits in ``select()`` with the
+        wake pipe, at most ``write_timeout``. A network URL has no descriptor: pyserial's
+        ``write()`` it is."""
+        if self._fd is None:
+            self._port.write(bytes(data))
+            return
+        self._write_locked(data, self._send, self._fd)
+
+    def _send(self, data: memoryview) -> int:
+        """Some of ``data`` to the (non-blocking) descriptor; the count written."""
+        assert self._fd is not None
+        return os.write(self._fd, data)
 
     def _wait_and_read(self, remaining: float) -> bytes:
         try:
@@ -168,6 +200,7 @@ class UartTransport(SelectableTransport):
     def discard_input(self) -> None:
         self._check_open()
         with self._io_lock:
+            self._check_open()  # a close may have finished while this waited for the lock
             try:
                 self._port.reset_input_buffer()
             except (serial.SerialException, OSError, termios.error) as exc:

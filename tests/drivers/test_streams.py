@@ -3,9 +3,7 @@ the far end going away, bad escapes, open errors that name the device."""
 
 from __future__ import annotations
 
-import inspect
 import os
-import sys
 import threading
 import time
 
@@ -16,6 +14,7 @@ from drivers import TransportEOFError, TransportOpenError, Word, selectable
 from drivers.base import TransportClosedError, TransportError
 from drivers.pseudo_tty import PtyTransport
 from drivers.stream import StreamTransport
+from tests.support.threads import stopped_at
 from tests.support.waits import wait_until
 
 
@@ -181,16 +180,6 @@ class _HeldSend(PtyTransport):
         return super()._send(data)
 
 
-def _waiting_for_the_io_lock(thread: threading.Thread) -> bool:
-    """``thread`` is blocked in SelectableTransport.close() on the acquire of ``_io_lock``."""
-    frame = sys._current_frames().get(thread.ident or 0)
-    if frame is None or frame.f_code is not selectable.SelectableTransport.close.__code__:
-        return False
-    source, first = inspect.getsourcelines(selectable.SelectableTransport.close)
-    line = first + next(i for i, text in enumerate(source) if "_io_lock.acquire" in text)
-    return frame.f_lineno == line
-
-
 def test_close_from_another_thread_waits_for_a_write_in_progress(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The write holds the transport's I/O lock as a read does, so a close from another
@@ -214,8 +203,9 @@ def test_close_from_another_thread_waits_for_a_write_in_progress(
     closer.start()
     try:
         # either the close went ahead (released the descriptor under the write) or it waits
-        wait_until(lambda: not closer.is_alive() or (end._io_lock.locked()
-                                                     and _waiting_for_the_io_lock(closer)))
+        wait_until(lambda: not closer.is_alive() or (
+            end._io_lock.locked()
+            and stopped_at(closer, selectable.SelectableTransport.close, "_io_lock.acquire")))
     finally:
         end.release.set()
         writer.join(20)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import termios
 import threading
 import time
@@ -20,8 +21,11 @@ import pytest
 import serial
 
 import drivers
-from drivers import TransportClosedError, TransportOpenError, Word
+from drivers import TransportClosedError, TransportIOError, TransportOpenError, Word, selectable
+from drivers.base import TransportError
 from drivers.uart import CMSPAR, UartTransport, open_error_hint, open_uart
+from tests.support.threads import stopped_at
+from tests.support.waits import wait_until
 
 MARK = ("cmspar", "parodd")
 SPACE = ("cmspar",)
@@ -29,8 +33,9 @@ EVEN: tuple[str, ...] = ()
 
 
 class RecordingSerial(serial.Serial):  # type: ignore[misc]
-    """A real pyserial port that logs each write, drain and parity change together with the
-    parity flags the OS reports for its descriptor at that moment."""
+    """A real pyserial port that logs each drain and parity change (and, through
+    :class:`RecordingUart`, each write to its descriptor) together with the parity flags the
+    OS reports for its descriptor at that moment."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.events: list[tuple[str, object, tuple[str, ...]]] = []
@@ -44,10 +49,6 @@ class RecordingSerial(serial.Serial):  # type: ignore[misc]
         return tuple(
             name for name, bit in (("cmspar", CMSPAR), ("parodd", termios.PARODD)) if cflag & bit
         )
-
-    def write(self, data: bytes) -> int | None:
-        self.events.append(("write", bytes(data), self._flags()))
-        return super().write(data)  # type: ignore[no-any-return]
 
     def flush(self) -> None:
         self.events.append(("drain", None, self._flags()))
@@ -64,6 +65,17 @@ class RecordingSerial(serial.Serial):  # type: ignore[misc]
             self.events.append(("parity", value, self._flags()))
 
 
+class RecordingUart(UartTransport):
+    """The transport writes a local port's descriptor itself: log each write in the port's
+    events."""
+
+    def _send(self, data: memoryview) -> int:
+        port = self._port
+        assert isinstance(port, RecordingSerial)
+        port.events.append(("write", bytes(data), port._flags()))
+        return super()._send(data)
+
+
 @pytest.fixture
 def pty_pair() -> Iterator[tuple[int, str]]:
     master, slave = os.openpty()
@@ -76,7 +88,7 @@ def pty_pair() -> Iterator[tuple[int, str]]:
 
 def _open(path: str, **options: Any) -> tuple[UartTransport, RecordingSerial]:
     port = RecordingSerial(path, 19200, parity=serial.PARITY_SPACE)
-    return UartTransport(port, name=path, **options), port
+    return RecordingUart(port, name=path, **options), port
 
 
 def _read_master(master: int, count: int) -> bytes:
@@ -228,3 +240,115 @@ def test_pyserial_url_without_descriptor_loop() -> None:
     thread.join(10)
     assert not thread.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], TransportClosedError)
+
+
+class HeldDrainSerial(serial.Serial):  # type: ignore[misc]
+    """A real pyserial port whose ``hold_at``-th drain from now stops until released: a
+    write caught in the middle of a frame (tcdrain waits for the address byte to leave the
+    wire), where a close from another thread lands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.hold_at = 0
+        self.in_drain = threading.Event()
+        self.release = threading.Event()
+        self.open_after_drain: bool | None = None
+        super().__init__(*args, **kwargs)
+
+    def flush(self) -> None:
+        self.hold_at -= 1
+        if self.hold_at == 0:
+            fd = self.fd
+            self.in_drain.set()
+            self.release.wait(30)
+            try:
+                os.fstat(fd)
+                self.open_after_drain = self.is_open and self.fd == fd
+            except OSError:
+                self.open_after_drain = False
+        super().flush()
+
+
+def test_a_close_from_another_thread_waits_for_a_write_in_progress(
+    pty_pair: tuple[int, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The write holds the transport's I/O lock as a read does, so a close from another
+    thread closes the port only after the write has let go of it (else the parity switch and
+    the rest of the frame went to a closed descriptor, or to a file given its number); the
+    write then stops at the close, and sends nothing more."""
+    monkeypatch.setattr(selectable, "CLOSE_GRACE_S", 60.0)  # the close waits, never gives up
+    master, path = pty_pair
+    port = HeldDrainSerial(path, 19200, parity=serial.PARITY_SPACE)
+    transport = UartTransport(port, name=path)
+    port.hold_at = 2  # the drain before the switch to mark parity, then the one after 01
+    failures: list[TransportError] = []
+
+    def write() -> None:
+        try:
+            transport.write(b"\x01\x1f\x00", wakeup=True)
+        except TransportError as exc:
+            failures.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert port.in_drain.wait(20)
+    closer = threading.Thread(target=transport.close)
+    closer.start()
+    try:
+        # either the close went ahead (closed the port under the write) or it waits
+        wait_until(lambda: not closer.is_alive() or (
+            transport._io_lock.locked()
+            and stopped_at(closer, selectable.SelectableTransport.close, "_io_lock.acquire")))
+    finally:
+        port.release.set()
+        writer.join(20)
+        closer.join(20)
+    assert port.open_after_drain is True
+    assert not writer.is_alive() and not closer.is_alive()
+    assert [type(exc) for exc in failures] == [TransportClosedError], failures
+    assert _read_master(master, 1) == b"\x01"  # the address byte went before the close
+    assert select.select([master], [], [], 0)[0] == []  # and nothing after it
+
+
+def test_a_write_the_line_does_not_take_waits_for_it_times_out_and_ends_at_a_close(
+    pty_pair: tuple[int, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Output held stopped (as the emulator's parity mode holds a host's between windows):
+    the write waits in ``select()`` with the wake pipe, not in pyserial's write, which retries
+    in a busy loop without end and which no close stops. It gives up after
+    ``write_timeout``, and a close from another thread ends the wait at once."""
+    monkeypatch.setattr(selectable, "CLOSE_GRACE_S", 60.0)  # the close waits, never gives up
+    _, path = pty_pair
+    transport = open_uart(path)
+    assert transport._fd is not None
+    termios.tcflow(transport._fd, termios.TCOOFF)
+    failures: list[TransportError] = []
+
+    def write() -> None:
+        try:
+            transport.write(b"\x01\x1f\x00", wakeup=True)
+        except TransportError as exc:
+            failures.append(exc)
+
+    try:
+        transport.write_timeout = 0.05
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(20)
+        assert not writer.is_alive(), "the write never gave up"
+        assert [type(exc) for exc in failures] == [TransportIOError], failures
+        assert "timed out" in str(failures[0]) and failures[0].device == path
+
+        failures.clear()
+        transport.write_timeout = 60.0
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        wait_until(lambda: stopped_at(
+            writer, selectable.SelectableTransport._write_locked, "select.select("))
+        closer = threading.Thread(target=transport.close, daemon=True)
+        closer.start()
+        closer.join(20)
+        writer.join(20)
+        assert not closer.is_alive() and not writer.is_alive()
+        assert [type(exc) for exc in failures] == [TransportClosedError], failures
+    finally:
+        transport.close()

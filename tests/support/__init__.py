@@ -1,6 +1,7 @@
 """What the tests share, one module a job:
 
 - ``waits``: ``wait_until`` / ``wait_for``, the bounded waits (never a sleep to wait);
+- ``threads``: ``stopped_at``, where another thread is blocked (a race set up, not slept for);
 - ``hub``: ``HubHarness``, the one in-process hub (test's loop or own thread, port 0, TLS,
   restart on the same port), raw WebSocket ``Peer`` s, schema checks, raw HTTP;
 - ``tokens``: the hub token tables and the files the hub and the agent read them from;
