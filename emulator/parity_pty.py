@@ -105,7 +105,13 @@ class ParityPtyTransport(SelectableTransport):
     control, and so that the master never reads EIO while no host has the slave open).
     Counters: ``releases`` (windows opened), ``framed`` (bytes placed by framing),
     ``extproc_restored`` (times the host had cleared ``EXTPROC`` and it was set again),
-    ``sessions`` (hosts that closed the device).
+    ``sessions`` (hosts that closed the device), ``dropped_unread`` (below).
+
+    A write that finds the host's input queue full throws away what is queued there instead
+    of waiting, as a serial wire loses what nobody reads (``drivers.pseudo_tty.open_pty``'s
+    master does the same): a machine's chirps (SAS §4.2: every 200 ms while no host polls)
+    otherwise filled the queue of a pty nobody had opened, and the write timed out and ended
+    the link for good.
 
     With ``path`` (the slave's), the device is watched with inotify: when the last host
     descriptor closes, the parity is set back to none, so that the next host can open it with
@@ -136,6 +142,8 @@ class ParityPtyTransport(SelectableTransport):
         self.extproc_restored = 0
         #: host sessions ended (the last host descriptor closed; its parity was cleared)
         self.sessions = 0
+        #: times the host's unread input was thrown away (class docstring)
+        self.dropped_unread = 0
         self._host_opens = 0
         self._watch: int | None = None
         # the gate: host output is stopped except while a window is open
@@ -165,17 +173,34 @@ class ParityPtyTransport(SelectableTransport):
 
     def write(self, frame: bytes, *, wakeup: bool) -> None:
         """Write ``frame`` unescaped. The wakeup bit (a chirp) cannot be carried: a host
-        with parity checking off sees a plain byte, as on a real line."""
+        with parity checking off sees a plain byte, as on a real line.
+
+        The gate is closed under ``_io_lock``, as the write is: a close from another thread
+        waits for both, so that neither the flow control nor the bytes go to a descriptor it
+        has closed (or one given the same number since)."""
         check_frame(self.name, frame, wakeup)
         self._check_open()
-        # the host speaks next: its next address byte must meet a closed window
-        self._close_gate()
-        self._write_all(memoryview(frame), lambda data: os.write(self._master, data),
-                        self._master)
+        with self._io_lock:
+            self._check_open()  # a close may have finished while this waited for the lock
+            # the host speaks next: its next address byte must meet a closed window
+            self._close_gate()
+            self._write_locked(memoryview(frame), self._send, self._master)
+
+    def _send(self, data: memoryview) -> int:
+        """Some of ``data`` to the host; when its input queue is full, what is queued there
+        is thrown away first (class docstring: ``dropped_unread``)."""
+        try:
+            return os.write(self._master, data)
+        except BlockingIOError:
+            pass
+        termios.tcflush(self._slave, termios.TCIFLUSH)
+        self.dropped_unread += 1
+        return os.write(self._master, data)
 
     def discard_input(self) -> None:
         self._check_open()
         with self._io_lock:
+            self._check_open()  # a close may have finished while this waited for the lock
             self._drain()
             self._pending.clear()
 

@@ -18,7 +18,8 @@ import serial
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.base import Word
+from drivers import selectable
+from drivers.base import TransportClosedError, TransportError, Word
 from emulator.model import Door, Machine
 from emulator.parity_pty import (
     CMSPAR,
@@ -36,6 +37,8 @@ from sas_protocol.messages.requests import (
     SelectedMetersRequest,
     SetDateTimeRequest,
 )
+from tests.support.threads import stopped_at
+from tests.support.waits import wait_until
 
 
 def broadcast(request: SetDateTimeRequest) -> bytes:
@@ -412,3 +415,91 @@ def test_closing_ends_a_pending_read() -> None:
                                          (termios.PARENB | CMSPAR, "space")])
 def test_host_parity_names(cflag: int, name: str) -> None:
     assert host_parity(cflag) == name
+
+
+# -- the link itself: a close racing a write, a host that does not read --------------------
+
+class _HeldGate(ParityPtyTransport):
+    """A parity pty whose next gate close, once armed, stops until released: a write
+    caught before its flow-control call and its bytes, where a close from another thread
+    lands. It notes whether the slave descriptor was still the pty's when it went on."""
+
+    def __init__(self) -> None:
+        master, slave = os.openpty()
+        super().__init__("pty-parity-held", master, slave)
+        self.armed = False
+        self.in_gate = threading.Event()
+        self.release = threading.Event()
+        self.slave_kept: bool | None = None
+
+    def _close_gate(self) -> None:
+        if self.armed:
+            self.armed = False
+            before = os.fstat(self._slave)
+            self.in_gate.set()
+            self.release.wait(30)
+            try:
+                after = os.fstat(self._slave)
+                self.slave_kept = (after.st_ino, after.st_rdev) == (before.st_ino,
+                                                                      before.st_rdev)
+            except OSError:
+                self.slave_kept = False
+        super()._close_gate()
+
+
+def test_a_close_from_another_thread_waits_for_a_write_and_its_gate(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write closes the gate (``tcflow`` on the slave) and writes under the transport's
+    I/O lock, so a close from another thread releases the descriptors only after both (the
+    gate used to be closed outside the lock: ``tcflow`` on a closed descriptor, or on
+    whatever terminal was given its number); the write then stops at the close."""
+    monkeypatch.setattr(selectable, "CLOSE_GRACE_S", 60.0)  # the close waits, never gives up
+    end = _HeldGate()
+    failures: list[TransportError] = []
+
+    def write() -> None:
+        try:
+            end.write(b"\x00", wakeup=False)
+        except TransportError as exc:
+            failures.append(exc)
+
+    end.armed = True
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert end.in_gate.wait(20)
+    closer = threading.Thread(target=end.close)
+    closer.start()
+    try:
+        # either the close went ahead (released the descriptors under the write) or it waits
+        wait_until(lambda: not closer.is_alive() or (
+            end._io_lock.locked()
+            and stopped_at(closer, selectable.SelectableTransport.close, "_io_lock.acquire")))
+    finally:
+        end.release.set()
+        writer.join(20)
+        closer.join(20)
+    assert end.slave_kept is True
+    assert not writer.is_alive() and not closer.is_alive()
+    assert [type(exc) for exc in failures] == [TransportClosedError], failures
+
+
+def test_the_machine_loses_what_no_host_reads_instead_of_blocking() -> None:
+    """A machine chirps while no host polls (SAS §4.2). With no host reading the pty its
+    writes filled the host's input queue, timed out and ended the link for good; they throw
+    the unread bytes away, as a wire does, and a host that opens the pty later reads what
+    was written after."""
+    master, path = open_parity_pty(write_timeout=0.05)
+    try:
+        for _ in range(10_000):  # far more than the pty buffer holds
+            master.write(bytes(range(1, 255)), wakeup=False)
+        assert master.dropped_unread > 0
+        host = TermiosHost(path)
+        try:
+            termios.tcflush(host.fd, termios.TCIFLUSH)  # what was queued before it came
+            master.write(b"\x01", wakeup=True)  # a chirp: its plain address byte
+            assert host.receive(1) == b"\x01"
+            assert host.quiet() == b""
+        finally:
+            host.close()
+    finally:
+        master.close()
