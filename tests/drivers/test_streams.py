@@ -144,7 +144,9 @@ def test_the_machine_end_loses_what_nobody_reads_instead_of_blocking() -> None:
     try:
         for _ in range(10_000):  # far more than the pty buffer holds
             machine.write(bytes(range(1, 255)), wakeup=False)
-        assert machine.dropped_unread > 0
+            if machine.dropped_unread == 3:  # filled, thrown away and filled again, twice
+                break
+        assert machine.dropped_unread == 3
         host = drivers.open_transport(f"pty:{path}")
         try:
             host.discard_input()
