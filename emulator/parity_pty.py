@@ -160,6 +160,7 @@ class ParityPtyTransport(SelectableTransport):
             self._ensure_extproc()
             termios.tcflow(slave, termios.TCOOFF)
         except (OSError, termios.error) as exc:
+            self._wake.close()  # the caller closes master and slave
             raise TransportIOError(name, f"cannot set up parity mode: {exc}") from exc
         if path:
             self._watch = _watch_opens(path)

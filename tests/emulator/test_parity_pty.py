@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import drivers
 from drivers import selectable
-from drivers.base import TransportClosedError, TransportError, Word
+from drivers.base import TransportClosedError, TransportError, TransportIOError, Word
 from emulator.model import Door, Machine
 from emulator.parity_pty import (
     CMSPAR,
@@ -530,3 +530,18 @@ def test_the_machine_loses_what_no_host_reads_instead_of_blocking() -> None:
             host.close()
     finally:
         master.close()
+
+
+def test_a_link_that_cannot_be_set_up_leaves_no_descriptor_open() -> None:
+    """Not a pty (no packet mode): the error names the link, and the wake pipe made before
+    the set-up failed is closed (the caller closes the two descriptors it passed)."""
+    read_end, write_end = os.pipe()
+    try:
+        before = set(os.listdir("/proc/self/fd"))
+        with pytest.raises(TransportIOError, match="cannot set up parity mode") as info:
+            ParityPtyTransport("pty-parity:not-a-pty", read_end, write_end)
+        assert info.value.device == "pty-parity:not-a-pty"
+        assert set(os.listdir("/proc/self/fd")) == before
+    finally:
+        os.close(read_end)
+        os.close(write_end)
