@@ -70,7 +70,7 @@ from agent.line.interface import Line
 from agent.line.messages import TransportFactory
 from agent.line.process import open_line
 from agent.ops.control import ControlServer
-from agent.ops.diag_line import priority_facts
+from agent.ops.diag_line import money_poll_states, priority_facts
 from agent.ops.diagnostics import MAIN_METERS, LineFacts, outbox_facts
 from agent.ops.heap import HeapSweeper
 from agent.ops.logs import register_secret, set_level
@@ -692,7 +692,14 @@ class Daemon:
         by_code = {int(k, 16): int(v) for k, v in meters.items()}
         facts.credits = by_code.get(0x0C)
         facts.meters = {meter_name(c): by_code[c] for c in MAIN_METERS if c in by_code}
-        facts.ignored_polls = [f"LP {p}" for p in machine.get("ignoredPolls", [])]
+        # a poll found ignored stays so for diag through the snapshot's re-probe (which
+        # empties ignoredPolls), until the machine answers it (agent.line.schedule Memory)
+        verdicts = {f"LP {p}": v for p, v in (machine.get("pollVerdicts") or {}).items()}
+        ignored = {f"LP {p}" for p in machine.get("ignoredPolls", [])}
+        ignored.update(p for p, v in verdicts.items() if v == "ignored")
+        facts.ignored_polls = sorted(ignored)
+        facts.money_polls = money_poll_states(
+            facts.ignored_polls, {p for p, v in verdicts.items() if v == "answered"})
         polls: dict[str, int] = dict(machine.get("polls") or {})
         counters = {k: int(v) for k, v in polls.items()}
         counters["polls"] = sum(polls.values())
