@@ -64,14 +64,13 @@ from agent.config import (
     read_token,
     reloadable_diff,
 )
-from agent.derive.meters import meter_name
 from agent.line.commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.line.interface import Line
 from agent.line.messages import TransportFactory
 from agent.line.process import open_line
 from agent.ops.control import ControlServer
-from agent.ops.diag_line import money_poll_states, priority_facts
-from agent.ops.diagnostics import MAIN_METERS, LineFacts, outbox_facts
+from agent.ops.diag_status import line_facts_from_status
+from agent.ops.diagnostics import LineFacts, outbox_facts
 from agent.ops.heap import HeapSweeper
 from agent.ops.logs import register_secret, set_level
 from agent.ops.metrics import AgentMetrics, stop_server
@@ -664,51 +663,14 @@ class Daemon:
         line = self.line
         assert line is not None
         address = int(machine["address"])
-        facts = LineFacts(port=self.config.serial.port, address=address, port_opened=True)
-        facts.general_poll_ok = bool(machine["linkUp"])
-        error = status.get("error")
-        if error and not facts.general_poll_ok:
-            # The line itself failed (TCP refused, adapter gone, permission): that is the
-            # cause to report, not the cable or the address of a machine never reached.
-            facts.port_opened, facts.port_error = False, f"in the running agent: {error}"
-        if not facts.general_poll_ok:
-            facts.general_poll_error = (status.get("error") or
-                                        f"link down since {machine.get('since') or 'start'}")
-        identity: dict[str, Any] = dict(machine.get("machine") or {})
-        meters: dict[str, int] = dict(machine.get("lastMeters") or {})
-        if facts.general_poll_ok:
-            identity.update(_command_data(line, address, CommandKind.MACHINE_INFO))
-            meters.update(_command_data(line, address, CommandKind.READ_METERS).get("meters")
+        identity: dict[str, Any] = {}
+        meters: dict[str, int] = {}
+        if machine["linkUp"]:
+            identity = _command_data(line, address, CommandKind.MACHINE_INFO)
+            meters = dict(_command_data(line, address, CommandKind.READ_METERS).get("meters")
                           or {})
-        facts.link_up = facts.general_poll_ok
-        facts.sas_version = identity.get("sasVersion") or None
-        facts.serial_number = identity.get("serialNumber")
-        if identity.get("gameId") is not None:
-            facts.machine_info = {
-                "gameId": identity.get("gameId"), "additionalId": identity.get("additionalId"),
-                "denominationCode": None, "denominationCents": identity.get("denomination"),
-                "maxBet": identity.get("maxBet"), "paytableId": identity.get("paytableId"),
-                "basePercent": identity.get("basePercent")}
-        by_code = {int(k, 16): int(v) for k, v in meters.items()}
-        facts.credits = by_code.get(0x0C)
-        facts.meters = {meter_name(c): by_code[c] for c in MAIN_METERS if c in by_code}
-        # a poll found ignored stays so for diag through the snapshot's re-probe (which
-        # empties ignoredPolls), until the machine answers it (agent.line.schedule Memory)
-        verdicts = {f"LP {p}": v for p, v in (machine.get("pollVerdicts") or {}).items()}
-        ignored = {f"LP {p}" for p in machine.get("ignoredPolls", [])}
-        ignored.update(p for p, v in verdicts.items() if v == "ignored")
-        facts.ignored_polls = sorted(ignored)
-        facts.money_polls = money_poll_states(
-            facts.ignored_polls, {p for p, v in verdicts.items() if v == "answered"})
-        polls: dict[str, int] = dict(machine.get("polls") or {})
-        counters = {k: int(v) for k, v in polls.items()}
-        counters["polls"] = sum(polls.values())
-        counters["badFrames"] = sum(int(v) for v in (machine.get("badFrames") or {}).values())
-        facts.counters = counters
-        facts.last_frames = [{"dir": f["dir"], "hex": f["hex"], "at": f.get("at", "")}
-                             for f in machine.get("lastFrames", [])][-16:]
-        facts.priority = priority_facts(status.get("priority"))
-        return facts
+        return line_facts_from_status(status, machine, port=self.config.serial.port,
+                                      identity=identity, meters=meters)
 
 
 def _command_data(line: Line, address: int,
