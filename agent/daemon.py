@@ -50,7 +50,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
 from agent import __version__
@@ -64,12 +63,11 @@ from agent.config import (
     read_token,
     reloadable_diff,
 )
-from agent.line.commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.line.interface import Line
 from agent.line.messages import TransportFactory
 from agent.line.process import open_line
 from agent.ops.control import ControlServer
-from agent.ops.diag_status import line_facts_from_status
+from agent.ops.diag_status import line_facts
 from agent.ops.diagnostics import LineFacts, outbox_facts
 from agent.ops.heap import HeapSweeper
 from agent.ops.logs import register_secret, set_level
@@ -96,8 +94,6 @@ PRUNE_INTERVAL_S = 3600.0
 DRAIN_TIMEOUT_S = 3.0
 #: The longest ``slot-agent capture`` (seconds): the frames are held in memory meanwhile.
 MAX_CAPTURE_S = 600
-#: How long ``diag`` over the control socket waits for a fresh meter read.
-DIAG_READ_TIMEOUT_S = 5.0
 #: What :meth:`Daemon.run` returns after the line process died: not 0, so systemd's
 #: ``Restart=on-failure`` restarts the service.
 EXIT_LINE_FAILED = 3
@@ -662,27 +658,7 @@ class Daemon:
     def _line_facts(self, status: Mapping[str, Any], machine: Mapping[str, Any]) -> LineFacts:
         line = self.line
         assert line is not None
-        address = int(machine["address"])
-        identity: dict[str, Any] = {}
-        meters: dict[str, int] = {}
-        if machine["linkUp"]:
-            identity = _command_data(line, address, CommandKind.MACHINE_INFO)
-            meters = dict(_command_data(line, address, CommandKind.READ_METERS).get("meters")
-                          or {})
-        return line_facts_from_status(status, machine, port=self.config.serial.port,
-                                      identity=identity, meters=meters)
-
-
-def _command_data(line: Line, address: int,
-                  kind: CommandKind) -> dict[str, Any]:
-    """Run a command through the line owner's queue and wait (control thread only)."""
-    try:
-        future = line.submit(MachineCommand(kind, address))
-        result = future.result(timeout=DIAG_READ_TIMEOUT_S)
-    except (CommandRejectedError, FutureTimeoutError) as exc:
-        log.info("diag: %s not answered: %s", kind.value, exc)
-        return {}
-    return dict(result.data) if result.ok else {}
+        return line_facts(line, status, machine, port=self.config.serial.port)
 
 
 def _merge_reloadable(old: Config, new: Config, applied: list[str]) -> Config:

@@ -1,17 +1,54 @@
 """The daemon's half of ``slot-agent diag``: its :class:`LineFacts` from a snapshot of its
 line (``Line.status()``, the line owner's ``status``, in the daemon's process or shipped
-from the line process). Pure: the daemon adds what it reads through its command queue
-(identity, meters) as ``identity`` and ``meters``."""
+from the line process: :func:`line_facts_from_status`, pure) and the identity and meters
+read again through the line's command queue (:func:`line_facts`, on the control thread)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
 from agent.derive.meters import meter_name
+from agent.line.commands import CommandKind, CommandRejectedError, MachineCommand
+from agent.line.interface import Line
 from agent.ops.diag_line import MAIN_METERS, LineFacts, money_poll_states, priority_facts
 
-__all__ = ["line_facts_from_status"]
+__all__ = ["DIAG_READ_TIMEOUT_S", "line_facts", "line_facts_from_status"]
+
+log = logging.getLogger(__name__)
+
+#: How long ``diag`` over the control socket waits for a fresh meter read.
+DIAG_READ_TIMEOUT_S = 5.0
+
+
+def line_facts(line: Line, status: Mapping[str, Any], machine: Mapping[str, Any], *,
+               port: str) -> LineFacts:
+    """The facts of ``machine`` (one of ``status["machines"]``, ``status`` being
+    ``line.status()``), with its identity and meters read again through the command queue
+    when its link is up (between routine polls; blocks up to :data:`DIAG_READ_TIMEOUT_S`
+    per read)."""
+    address = int(machine["address"])
+    identity: dict[str, Any] = {}
+    meters: dict[str, int] = {}
+    if machine["linkUp"]:
+        identity = _command_data(line, address, CommandKind.MACHINE_INFO)
+        meters = dict(_command_data(line, address, CommandKind.READ_METERS).get("meters")
+                      or {})
+    return line_facts_from_status(status, machine, port=port, identity=identity,
+                                  meters=meters)
+
+
+def _command_data(line: Line, address: int, kind: CommandKind) -> dict[str, Any]:
+    """Run a command through the line owner's queue and wait (control thread only)."""
+    try:
+        future = line.submit(MachineCommand(kind, address))
+        result = future.result(timeout=DIAG_READ_TIMEOUT_S)
+    except (CommandRejectedError, FutureTimeoutError) as exc:
+        log.info("diag: %s not answered: %s", kind.value, exc)
+        return {}
+    return dict(result.data) if result.ok else {}
 
 
 def line_facts_from_status(status: Mapping[str, Any], machine: Mapping[str, Any], *,

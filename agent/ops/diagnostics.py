@@ -286,6 +286,9 @@ _NOT_ASKED_WHEN = {
     "LP 4D": "at each link-up and after each cash-out ticket",
     "LP 3D": "at each link-up and after each cash-out ticket, where LP 4D is ignored",
     "LP 48": "after a bill, on a machine without bill meters",
+    # LP 20 carries only a stand-in, which a read begun while LP 2F may still answer leaves
+    # out (agent.line.meter_reads), so the discovery snapshot does not send it
+    "LP 20": "with the meters read after a bill",
 }
 
 
@@ -316,8 +319,8 @@ def _meters_check(line: LineFacts) -> Check:
     unverified += [_not_asked_hint(poll) for poll in not_asked]
     if len(missing) == len(wanted):
         return make_check("meters", CheckStatus.FAIL, detail,
-                      "no main meter is readable: money cannot be tracked; see the ignored "
-                      "long polls", **data)
+                      "; ".join(["no main meter is readable: money cannot be tracked; see "
+                                 "the ignored long polls", *unverified]), **data)
     if missing or line.credits is None:
         what = ", ".join(missing) if missing else "current credits (LP 1A)"
         return make_check("meters", CheckStatus.WARN, f"{detail}; missing {what}",
