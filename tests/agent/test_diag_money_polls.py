@@ -7,7 +7,9 @@ an in-process line owner and on the line process."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,3 +251,72 @@ def test_the_line_process_ships_which_ticket_poll_is_not_answered_yet(
     assert status["machines"]["1"]["pollVerdicts"][f"{held.command:02X}"] == "answered"
     facts = line_facts_from_status(status, status["machines"]["1"], port="pty")
     assert _meters(facts).data["moneySources"]["ticketsOut"] == TICKETS_OUT[poll]
+
+
+# ------------------------------------------------------------------ the daemon itself
+
+
+async def test_the_daemon_answers_diag_with_its_money_polls(tmp_path: Path) -> None:
+    """The product path: the daemon with its line process on a pty, a ``legacy-std``
+    machine; ``diag_facts`` (the control socket's ``diag``) before and after a bill and a
+    cash-out ticket."""
+    from agent.config import load_config
+    from agent.daemon import Daemon
+    from agent.store.outbox import Outbox
+    from tests.support.waits import wait_for
+
+    master, path = open_pty()
+    machine = Machine(now=time.monotonic())
+    emulator = Emulator(machine, master, address=1, options=link_options("legacy-std"))
+    emulator.start()
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        f"terminal_id: T-DM\nmachines:\n  - address: 1\nserial:\n  port: pty:{path}\n"
+        f"outbox:\n  path: {tmp_path / 'ob.db'}\nmetrics:\n  enabled: false\n"
+        "control_socket: null\npoll:\n  interval_ms: 60\n")
+    daemon = Daemon(load_config(config))
+    task = asyncio.create_task(daemon.run(install_signals=False))
+
+    async def diag() -> LineFacts:
+        answer = await asyncio.to_thread(daemon.diag_facts)
+        return LineFacts.from_json(json.loads(json.dumps(answer))["lines"][0])
+
+    def settled() -> bool:
+        line = daemon.line
+        return (line is not None and bool(line.status()["machines"]["1"]["linkUp"])
+                and line.idle())
+
+    def printed() -> bool:
+        with Outbox.open_reader(tmp_path / "ob.db") as reader:
+            return any(e.event.name == "ticketPrinted" for e in reader.pending(0, 10_000))
+
+    try:
+        assert await asyncio.to_thread(daemon.ready.wait, 20.0)
+        await wait_for(settled, WAIT_S, "the link up and the discovery done", interval=0.02)
+        facts = await diag()
+        assert facts.money_polls is not None
+        assert (facts.money_polls["LP 4D"], facts.money_polls["LP 3D"],
+                facts.money_polls["LP 20"]) == ("ignored", "answered", "notAsked")
+        meters = _meters(facts)
+        assert meters.status is CheckStatus.WARN
+        assert meters.data["moneySources"]["bills"] == "billDollars (LP 20, not verified)"
+
+        with emulator.lock:
+            now = time.monotonic()
+            assert machine.insert_bill(now, 20)
+            assert machine.cash_out(now) is not None
+        await wait_for(printed, WAIT_S, "ticketPrinted in the outbox", interval=0.02)
+        await wait_for(settled, WAIT_S, "the reads after the ticket done", interval=0.02)
+        facts = await diag()
+        assert facts.money_polls is not None
+        assert (facts.money_polls["LP 20"], facts.money_polls["LP 48"],
+                facts.money_polls["LP 3D"]) == ("ignored", "answered", "answered")
+        meters = _meters(facts)
+        assert meters.status is CheckStatus.OK, meters.detail
+        assert meters.data["moneySources"]["ticketsOut"] == (
+            "LP 3D records matched with cancelledCredits (LP 0F)")
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
+        emulator.stop()
+        master.close()
