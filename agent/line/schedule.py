@@ -130,8 +130,8 @@ class Memory:
     ignored: set[int] = field(default_factory=set)  # long polls the machine never answers
     #: the last verdict on each long poll sent, by command: True answered, False ignored
     #: (SAS §3.5). Unlike ``ignored`` it is not cleared by the snapshot's re-probe, so
-    #: ``diag`` can tell a poll the machine answered from one not asked yet (a ticket poll
-    #: before the first ticket, LP 48 before the first bill).
+    #: ``diag`` can tell a poll the machine answered from one not asked yet (the ticket poll
+    #: before the link-up's read of it, LP 48 and LP 20 before the first bill).
     verdicts: dict[int, bool] = field(default_factory=dict)
     lacking: set[int] = field(default_factory=set)  # meters the machine does not keep
     denomination_cents: int | None = None
