@@ -50,7 +50,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
 from agent import __version__
@@ -64,14 +63,12 @@ from agent.config import (
     read_token,
     reloadable_diff,
 )
-from agent.derive.meters import meter_name
-from agent.line.commands import CommandKind, CommandRejectedError, MachineCommand
 from agent.line.interface import Line
 from agent.line.messages import TransportFactory
 from agent.line.process import open_line
 from agent.ops.control import ControlServer
-from agent.ops.diag_line import priority_facts
-from agent.ops.diagnostics import MAIN_METERS, LineFacts, outbox_facts
+from agent.ops.diag_status import line_facts
+from agent.ops.diagnostics import LineFacts, outbox_facts
 from agent.ops.heap import HeapSweeper
 from agent.ops.logs import register_secret, set_level
 from agent.ops.metrics import AgentMetrics, stop_server
@@ -97,8 +94,6 @@ PRUNE_INTERVAL_S = 3600.0
 DRAIN_TIMEOUT_S = 3.0
 #: The longest ``slot-agent capture`` (seconds): the frames are held in memory meanwhile.
 MAX_CAPTURE_S = 600
-#: How long ``diag`` over the control socket waits for a fresh meter read.
-DIAG_READ_TIMEOUT_S = 5.0
 #: What :meth:`Daemon.run` returns after the line process died: not 0, so systemd's
 #: ``Restart=on-failure`` restarts the service.
 EXIT_LINE_FAILED = 3
@@ -663,57 +658,7 @@ class Daemon:
     def _line_facts(self, status: Mapping[str, Any], machine: Mapping[str, Any]) -> LineFacts:
         line = self.line
         assert line is not None
-        address = int(machine["address"])
-        facts = LineFacts(port=self.config.serial.port, address=address, port_opened=True)
-        facts.general_poll_ok = bool(machine["linkUp"])
-        error = status.get("error")
-        if error and not facts.general_poll_ok:
-            # The line itself failed (TCP refused, adapter gone, permission): that is the
-            # cause to report, not the cable or the address of a machine never reached.
-            facts.port_opened, facts.port_error = False, f"in the running agent: {error}"
-        if not facts.general_poll_ok:
-            facts.general_poll_error = (status.get("error") or
-                                        f"link down since {machine.get('since') or 'start'}")
-        identity: dict[str, Any] = dict(machine.get("machine") or {})
-        meters: dict[str, int] = dict(machine.get("lastMeters") or {})
-        if facts.general_poll_ok:
-            identity.update(_command_data(line, address, CommandKind.MACHINE_INFO))
-            meters.update(_command_data(line, address, CommandKind.READ_METERS).get("meters")
-                          or {})
-        facts.link_up = facts.general_poll_ok
-        facts.sas_version = identity.get("sasVersion") or None
-        facts.serial_number = identity.get("serialNumber")
-        if identity.get("gameId") is not None:
-            facts.machine_info = {
-                "gameId": identity.get("gameId"), "additionalId": identity.get("additionalId"),
-                "denominationCode": None, "denominationCents": identity.get("denomination"),
-                "maxBet": identity.get("maxBet"), "paytableId": identity.get("paytableId"),
-                "basePercent": identity.get("basePercent")}
-        by_code = {int(k, 16): int(v) for k, v in meters.items()}
-        facts.credits = by_code.get(0x0C)
-        facts.meters = {meter_name(c): by_code[c] for c in MAIN_METERS if c in by_code}
-        facts.ignored_polls = [f"LP {p}" for p in machine.get("ignoredPolls", [])]
-        polls: dict[str, int] = dict(machine.get("polls") or {})
-        counters = {k: int(v) for k, v in polls.items()}
-        counters["polls"] = sum(polls.values())
-        counters["badFrames"] = sum(int(v) for v in (machine.get("badFrames") or {}).values())
-        facts.counters = counters
-        facts.last_frames = [{"dir": f["dir"], "hex": f["hex"], "at": f.get("at", "")}
-                             for f in machine.get("lastFrames", [])][-16:]
-        facts.priority = priority_facts(status.get("priority"))
-        return facts
-
-
-def _command_data(line: Line, address: int,
-                  kind: CommandKind) -> dict[str, Any]:
-    """Run a command through the line owner's queue and wait (control thread only)."""
-    try:
-        future = line.submit(MachineCommand(kind, address))
-        result = future.result(timeout=DIAG_READ_TIMEOUT_S)
-    except (CommandRejectedError, FutureTimeoutError) as exc:
-        log.info("diag: %s not answered: %s", kind.value, exc)
-        return {}
-    return dict(result.data) if result.ok else {}
+        return line_facts(line, status, machine, port=self.config.serial.port)
 
 
 def _merge_reloadable(old: Config, new: Config, applied: list[str]) -> Config:

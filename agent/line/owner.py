@@ -403,6 +403,8 @@ class LineOwner:
                     "polls": dict(m.polls),
                     "badFrames": dict(m.bad_frames),
                     "ignoredPolls": [f"{p:02X}" for p in sorted(memory.ignored)],
+                    "pollVerdicts": {f"{p:02X}": "answered" if answered else "ignored"
+                                     for p, answered in sorted(memory.verdicts.items())},
                     "lackingMeters": [meter_key(c) for c in sorted(memory.lacking)],
                     "machine": dict(memory.identity),
                     "lastMeters": {meter_key(c): v for c, v in sorted(memory.last_meters.items())},

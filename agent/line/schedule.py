@@ -128,6 +128,11 @@ class Memory:
     """What the line owner learned about one machine, kept across link-ups."""
 
     ignored: set[int] = field(default_factory=set)  # long polls the machine never answers
+    #: the last verdict on each long poll sent, by command: True answered, False ignored
+    #: (SAS §3.5). Unlike ``ignored`` it is not cleared by the snapshot's re-probe, so
+    #: ``diag`` can tell a poll the machine answered from one not asked yet (the ticket poll
+    #: before the link-up's read of it, LP 48 and LP 20 before the first bill).
+    verdicts: dict[int, bool] = field(default_factory=dict)
     lacking: set[int] = field(default_factory=set)  # meters the machine does not keep
     denomination_cents: int | None = None
     identity: dict[str, Any] = field(default_factory=dict)
@@ -693,6 +698,7 @@ class MachineSchedule(Generic[T]):
         job, poll = self._take()
         if job is None or poll is None:
             return []
+        self.memory.verdicts[poll.command] = True
         return job.reply(poll, reply, self.memory, now)
 
     def not_supported(self, now: float) -> list[Observation]:
@@ -714,6 +720,7 @@ class MachineSchedule(Generic[T]):
         if answered:
             # SAS §3.5: the machine is there and ignored the long poll: not implemented
             self.memory.ignored.add(poll.command)
+            self.memory.verdicts[poll.command] = False
             return job.unsupported(poll, self.memory, now)
         return job.failed(poll, "no reply", self.memory, now)
 

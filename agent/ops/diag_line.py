@@ -4,13 +4,15 @@ daemon runs (:func:`probe_line`). The report's rules are in :mod:`agent.ops.diag
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.derive.meters import meter_name
+from agent.line.discovery import money_sources
 from agent.line.reply_window import ReplyWindow, is_answer, read_late
 from drivers.base import Transport, TransportError, Word
 from sas_protocol.denominations import denomination_cents
@@ -43,8 +45,9 @@ from sas_protocol.messages.requests import (
 from sas_protocol.messages.responses import MachineInfoReply, SasVersionReply
 from sas_protocol.messages.ticket_info import CashoutTicketRequest
 
-__all__ = ["LAST_FRAMES", "MAIN_METERS", "LineFacts", "line_facts_port_error",
-           "machine_info_facts", "priority_facts", "probe_line"]
+__all__ = ["ANSWERED", "IGNORED", "LAST_FRAMES", "MAIN_METERS", "NOT_ASKED", "LineFacts",
+           "ignored_commands", "line_facts_port_error", "machine_info_facts",
+           "money_poll_states", "priority_facts", "probe_line"]
 
 #: Main meters a technician expects to read (table C-7 codes): coin in, coin out, jackpot,
 #: cancelled credits, games played.
@@ -57,6 +60,17 @@ TICKET_EXCEPTIONS = frozenset({0x3D, 0x3E})
 #: General polls diag sends, at most, for a quiet machine before it reads LP 3D.
 QUIET_POLLS = 4
 
+#: What ``moneyPolls`` says of a long poll (the daemon's facts): the machine answered it,
+#: was found to ignore it (SAS §3.5), or the agent has not sent it yet.
+ANSWERED, IGNORED, NOT_ASKED = "answered", "ignored", "notAsked"
+#: The polls the money sources choose between (the meter stepdown, the bill meter polls,
+#: LP 48, the ticket records): reported in ``moneyPolls`` when ignored, though the sources
+#: then name another (agent.line.discovery ``money_sources``).
+MONEY_CHOICES = frozenset({"LP 6F", "LP 2F", "LP 46", "LP 20", "LP 1E", "LP 48", "LP 4D",
+                           "LP 3D"})
+#: The ticket record polls, reported in ``moneyPolls`` on every machine.
+TICKET_POLLS = ("LP 4D", "LP 3D")
+_POLL = re.compile(r"LP [0-9A-F]{2}")
 
 
 @dataclass(slots=True)
@@ -84,6 +98,10 @@ class LineFacts:
     #: The line process's scheduling, ``{"asked", "got", "detail"}`` (the daemon's line
     #: ``status``); None where no line process runs (``diag --direct``).
     priority: dict[str, str] | None = None
+    #: The daemon's: per long poll that matters for money (:func:`money_poll_states`),
+    #: :data:`ANSWERED`, :data:`IGNORED` or :data:`NOT_ASKED`; None from ``diag --direct``
+    #: (what it did not send is in ``not_probed``).
+    money_polls: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +115,7 @@ class LineFacts:
             "counters": dict(self.counters),
             "lastFrames": list(self.last_frames),
             "priority": None if self.priority is None else dict(self.priority),
+            "moneyPolls": None if self.money_polls is None else dict(self.money_polls),
         }
 
     @classmethod
@@ -115,7 +134,42 @@ class LineFacts:
             counters=dict(data.get("counters") or {}),
             last_frames=list(data.get("lastFrames") or []),
             priority=priority_facts(data.get("priority")),
+            money_polls=_money_polls_facts(data.get("moneyPolls")),
         )
+
+
+def _money_polls_facts(value: object) -> dict[str, str] | None:
+    """``moneyPolls`` as the facts keep it; None when absent (``--direct``, an older
+    daemon's answer) or not an object."""
+    if not isinstance(value, Mapping):
+        return None
+    return {str(poll): str(state) for poll, state in value.items()}
+
+
+def ignored_commands(ignored_polls: Collection[str]) -> set[int]:
+    """The commands of ``ignored_polls`` (``"LP 2F"``), as the money sources take them: a
+    machine ignoring LP 2F is taken to ignore 6F and AF too (the stepdown tries 6F/AF before
+    2F, agent.line.meter_reads)."""
+    ignored = {int(p[3:], 16) for p in ignored_polls if p.startswith("LP ") and len(p) == 5}
+    if 0x2F in ignored:
+        ignored |= {0x6F, 0xAF}
+    return ignored
+
+
+def money_poll_states(ignored_polls: Collection[str],
+                      answered_polls: Collection[str]) -> dict[str, str]:
+    """Per long poll that matters for money, what the line knows of it: every poll the
+    money sources name (agent.line.discovery ``money_sources``), the ticket record polls LP
+    4D and LP 3D, and the polls of :data:`MONEY_CHOICES` found ignored. Each is
+    :data:`IGNORED` (in ``ignored_polls``), else :data:`ANSWERED` (in ``answered_polls``),
+    else :data:`NOT_ASKED`: the daemon sends some only when needed (a ticket poll at a
+    link-up and after a ticket, LP 48 after a bill, LP 1B after a handpay)."""
+    sources = money_sources(ignored_commands(ignored_polls))
+    polls = {poll for source in sources.values() for poll in _POLL.findall(source)}
+    polls.update(TICKET_POLLS)
+    polls.update(MONEY_CHOICES.intersection(ignored_polls))
+    return {poll: IGNORED if poll in ignored_polls else
+            ANSWERED if poll in answered_polls else NOT_ASKED for poll in sorted(polls)}
 
 
 def priority_facts(value: object) -> dict[str, str] | None:

@@ -33,6 +33,7 @@ rules that judge them (the uplink's in :mod:`agent.ops.diag_uplink_rules`).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -42,7 +43,9 @@ from agent.line.discovery import money_sources
 from agent.line.messages import NICE_AHEAD, RT_PRIORITY
 from agent.ops.diag_line import (
     MAIN_METERS,
+    NOT_ASKED,
     LineFacts,
+    ignored_commands,
     probe_line,
 )
 from agent.ops.diag_report import (
@@ -236,17 +239,37 @@ def _machine_info_check(line: LineFacts) -> Check:
 
 def _money_sources(line: LineFacts) -> dict[str, str]:
     """Which money classes the machine can meter, and from what (agent.line.discovery). A
-    poll diag did not send (``not_probed``) is assumed answered, as the agent will try it,
-    and marked ``(not verified)``."""
-    ignored = {int(p[3:], 16) for p in line.ignored_polls
-               if p.startswith("LP ") and len(p) == 5}
-    if 0x2F in ignored:
-        ignored |= {0x6F, 0xAF}  # the stepdown tries 6F/AF before 2F (agent.line.meter_reads)
-    sources = money_sources(ignored)
-    for poll in line.not_probed:
+    poll diag did not send (``not_probed``), or the daemon has not asked yet
+    (:func:`_not_asked`), is assumed answered, as the agent will try it, and marked
+    ``(not verified)``."""
+    sources = money_sources(ignored_commands(line.ignored_polls))
+    for poll in [*line.not_probed, *_not_asked(line)]:
         for money, source in sources.items():
-            sources[money] = source.replace(f"{poll} records", f"{poll} records (not verified)")
+            sources[money] = _mark_unverified(source, poll)
     return sources
+
+
+def _mark_unverified(source: str, poll: str) -> str:
+    """``source`` with ``poll`` marked: ``LP 3D records (not verified)``, ``billsAccepted
+    (LP 46, not verified)``, ``+ LP 48 (not verified)``."""
+    source = source.replace(f"{poll} records", f"{poll} records (not verified)")
+    source = source.replace(f"({poll})", f"({poll}, not verified)")
+    return re.sub(rf"\+ {poll}(?= \+|$)", f"+ {poll} (not verified)", source)
+
+
+#: Polls ``moneyPolls`` reports but the check never warns about: LP 1B is read only after
+#: a handpay (exception 51), and ``--direct`` does not send it either.
+_UNWARNED_POLLS = frozenset({"LP 1B"})
+
+
+def _not_asked(line: LineFacts) -> list[str]:
+    """The polls the money sources rely on that the daemon has not sent yet (its
+    ``moneyPolls``; empty from ``--direct``, whose polls not sent are ``not_probed``)."""
+    sources = money_sources(ignored_commands(line.ignored_polls))
+    named = " ".join(sources.values())
+    return [poll for poll, state in (line.money_polls or {}).items()
+            if state == NOT_ASKED and poll not in _UNWARNED_POLLS
+            and re.search(rf"\b{poll}\b", named)]
 
 
 #: Why a poll diag left to the agent matters, by poll.
@@ -256,6 +279,23 @@ _NOT_PROBED_HINTS = {
              "shows once the agent has read it (ticketPrinted with source \"LP 3D\"; "
              "LP 3D in the ignored long polls if not); run diag again with the agent running",
 }
+
+#: When the running agent sends a poll it has not sent yet, by poll (others: with the
+#: meters, at the discovery after a link-up).
+_NOT_ASKED_WHEN = {
+    "LP 4D": "at each link-up and after each cash-out ticket",
+    "LP 3D": "at each link-up and after each cash-out ticket, where LP 4D is ignored",
+    "LP 48": "after a bill, on a machine without bill meters",
+    # LP 20 carries only a stand-in, which a read begun while LP 2F may still answer leaves
+    # out (agent.line.meter_reads), so the discovery snapshot does not send it
+    "LP 20": "with the meters read after a bill",
+}
+
+
+def _not_asked_hint(poll: str) -> str:
+    when = _NOT_ASKED_WHEN.get(poll, "with the meters, at the discovery after a link-up")
+    return (f"the agent has not sent {poll} yet (it does {when}), so whether the machine "
+            f"answers it is not verified yet; run diag again once it has")
 
 
 def _meters_check(line: LineFacts) -> Check:
@@ -267,14 +307,20 @@ def _meters_check(line: LineFacts) -> Check:
     money = "; ".join(f"{k}: {v}" for k, v in sources.items())
     detail = f"credits {credits}; {shown or 'no meters read'}; money from: {money}"
     detail += "".join(f"; {poll} not read: {why}" for poll, why in line.not_probed.items())
+    not_asked = _not_asked(line)
+    detail += "".join(f"; {poll} not verified yet: the agent has not sent it"
+                      for poll in not_asked)
     data: dict[str, Any] = {"credits": line.credits, "meters": line.meters,
-                            "moneySources": sources, "notProbed": dict(line.not_probed)}
+                            "moneySources": sources, "notProbed": dict(line.not_probed),
+                            "moneyPolls": None if line.money_polls is None
+                            else dict(line.money_polls)}
     unverified = [_NOT_PROBED_HINTS.get(poll, f"{poll} was not read: {why}")
                   for poll, why in line.not_probed.items()]
+    unverified += [_not_asked_hint(poll) for poll in not_asked]
     if len(missing) == len(wanted):
         return make_check("meters", CheckStatus.FAIL, detail,
-                      "no main meter is readable: money cannot be tracked; see the ignored "
-                      "long polls", **data)
+                      "; ".join(["no main meter is readable: money cannot be tracked; see "
+                                 "the ignored long polls", *unverified]), **data)
     if missing or line.credits is None:
         what = ", ".join(missing) if missing else "current credits (LP 1A)"
         return make_check("meters", CheckStatus.WARN, f"{detail}; missing {what}",

@@ -120,6 +120,16 @@ def test_a_port_that_did_not_open_gives_the_dialout_hint() -> None:
 def test_line_facts_round_trip_through_json(line: tuple[MemoryTransport, Machine]) -> None:
     facts = probe_line(line[0], 1, port="memory")
     assert LineFacts.from_json(facts.to_json()) == facts
+    # moneyPolls is the daemon's (what it has asked); --direct sends its polls itself
+    assert facts.money_polls is None and facts.to_json()["moneyPolls"] is None
+    meters = build_report(line=facts, outbox=None, uplink=None, source="direct",
+                          terminal_id="T-1").check("meters")
+    assert meters.data["moneyPolls"] is None
+    daemons = dict(facts.to_json(), moneyPolls={"LP 4D": "answered", "LP 3D": "notAsked"})
+    assert LineFacts.from_json(daemons).money_polls == {"LP 4D": "answered",
+                                                        "LP 3D": "notAsked"}
+    older = {k: v for k, v in facts.to_json().items() if k != "moneyPolls"}
+    assert LineFacts.from_json(older).money_polls is None  # an older daemon's answer
 
 
 @pytest.mark.parametrize(("priority", "source", "status"), [

@@ -520,3 +520,24 @@ def test_a_link_up_stops_watching_a_game_lock() -> None:
     assert s.memory.game_lock_recheck_at is None
     sent, _ = drive(s, IDENTITY, at=30.0)
     assert 0x74 not in [p.command for p in sent]
+
+
+def test_each_long_polls_last_verdict_is_kept_through_the_snapshots_re_probe() -> None:
+    """``Memory.verdicts``: answered or ignored, per long poll sent (diag tells a poll not
+    asked yet from one answered by it); the timer snapshot empties ``ignored`` to probe again,
+    never the verdicts."""
+    s: MachineSchedule[Any] = MachineSchedule(1, rte=False, poll=POLL)
+    assert s.memory.verdicts == {}
+    s.on_link_up(0.0)
+    drive(s, IDENTITY, at=0.0)  # LP 4D and LP 3D unanswered: ignored
+    verdicts = s.memory.verdicts
+    assert verdicts[0x54] is True and verdicts[0x1F] is True and verdicts[0x6F] is True
+    assert verdicts[0x4D] is False and verdicts[0x3D] is False
+    assert 0x48 not in verdicts and 0x1B not in verdicts  # never needed yet
+    assert {0x4D, 0x3D} <= s.memory.ignored
+    sent, _ = drive(s, IDENTITY, at=POLL.snapshot_interval_s)  # the timer snapshot
+    assert sent and 0x4D not in s.memory.ignored  # probed again when next needed
+    assert s.memory.verdicts[0x4D] is False  # still what the machine did last
+    s.request(ReadHandpay(1))
+    drive(s, {0x1B: Ack()}, at=POLL.snapshot_interval_s)
+    assert s.memory.verdicts[0x1B] is True
