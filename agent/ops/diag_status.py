@@ -93,7 +93,11 @@ def line_facts_from_status(status: Mapping[str, Any], machine: Mapping[str, Any]
     polls: dict[str, int] = dict(machine.get("polls") or {})
     counters = {k: int(v) for k, v in polls.items()}
     counters["polls"] = sum(polls.values())
-    counters["badFrames"] = sum(int(v) for v in (machine.get("badFrames") or {}).values())
+    bad: dict[str, int] = {k: int(v) for k, v in (machine.get("badFrames") or {}).items()}
+    # late answers are thrown away before a send, counted as a bad frame of their own kind
+    # (agent/line/reply_window.py); diag's link check names them apart, as --direct does
+    counters["late"] = bad.pop("late", 0)
+    counters["badFrames"] = sum(bad.values())
     facts.counters = counters
     facts.last_frames = [{"dir": f["dir"], "hex": f["hex"], "at": f.get("at", "")}
                          for f in machine.get("lastFrames", [])][-16:]

@@ -18,6 +18,9 @@ from agent.config import MachineConfig, PollConfig
 from agent.line.owner import LineOwner
 from agent.line.reply_window import MAX_WINDOW_S
 from agent.observations import ExceptionObserved, LinkDown
+from agent.ops.diag_report import CheckStatus
+from agent.ops.diag_status import line_facts_from_status
+from agent.ops.diagnostics import build_report
 from drivers.memory import pair
 from emulator.model import Door
 from tests.agent.clocked_line import ClockedLine, ClockedRig
@@ -125,3 +128,22 @@ def test_only_a_late_answer_widens_the_window_not_a_chirp(wakeup: bool, widened:
     window = FAST_POLL.reply_timeout_ms * (2 if widened else 1)
     assert status["replyWindowMs"] == window
     assert ("late" in status["badFrames"]) is widened
+
+
+def test_diag_through_the_daemon_names_late_answers_apart() -> None:
+    """The line's status counts late answers as a ``late`` bad frame; diag's facts from it
+    (what the daemon answers over its control socket) count them apart, and the link check
+    warns with the setting to raise, as ``diag --direct`` does."""
+    poll = PollConfig(interval_ms=200, reply_timeout_ms=50, snapshot_interval_s=3600.0)
+    rig = ClockedRig(poll)
+    rig.line.reply_delay = 0.06
+    rig.run_until(15)
+    status = rig.owner.status()
+    facts = line_facts_from_status(status, status["machines"]["1"], port="clocked")
+    late = status["machines"]["1"]["badFrames"]["late"]
+    assert late >= 1 and facts.counters["late"] == late
+    assert facts.counters["badFrames"] == sum(status["machines"]["1"]["badFrames"].values()) - late
+    checks = {c.id: c for c in build_report(line=facts, outbox=None, uplink=None,
+                                            source="daemon", terminal_id="T-1").checks}
+    link = checks["link_errors"]
+    assert link.status is CheckStatus.WARN and "poll.reply_timeout_ms" in (link.hint or "")
