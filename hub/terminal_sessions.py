@@ -277,20 +277,21 @@ class TerminalSessions:
                 ) -> tuple[list[EventWrite], int]:
         """The batch's writes, and the cursor once it is stored."""
         cursor = conn.cursor
-        writes = []
+        source = conn.terminal_id
+        writes: list[EventWrite] = []
+        append = writes.append
         for frame in frames:
             seq = frame["seq"]
             if seq > cursor:
                 if seq > cursor + 1:
                     # The terminal sends oldest first; a skipped seq is one it no longer holds.
                     log.warning("terminal %s: seqs %d..%d never arrived (dropped by the terminal)",
-                                conn.terminal_id, cursor + 1, seq - 1)
-                writes.append(EventWrite(frame, conn.terminal_id, acked_seq=seq,
-                                         data_text=data_text(frame["data"])))
+                                source, cursor + 1, seq - 1)
+                # Positional: the cheapest way to make the one tuple per event (EventWrite).
+                append(EventWrite(frame, source, seq, data_text(frame["data"])))
                 cursor = seq
             else:
-                writes.append(EventWrite(frame, conn.terminal_id,
-                                         data_text=data_text(frame["data"])))
+                append(EventWrite(frame, source, None, data_text(frame["data"])))
         return writes, cursor
 
     def _batch_done(self, conn: TerminalConn, batch: asyncio.Future[list[bool]]) -> None:
