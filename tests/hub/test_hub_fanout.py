@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
 from api import wire
-from hub.fanout import ENCODER, ack_frame, encode, event_text
+from api.wire import LinkState
+from hub.fanout import ENCODER, ack_frame, encode, event_text, terminal_text
+from hub.floor import TerminalState
 from hub.gc_tuning import YOUNG_THRESHOLD, tune_gc
 from hub.peer import FrameQueue
 from hub.store import data_text
@@ -62,6 +64,33 @@ def test_the_encoders_made_once_write_what_the_json_encoders_write(value: Any) -
     assert data_text({"x": float("nan")}) == stored.encode({"x": float("nan")})
     with pytest.raises(ValueError):
         encode({"x": float("nan")})  # as api.wire.encode: NaN is not JSON
+
+
+_opt_text = st.none() | st.text(max_size=12)
+_small_dict = st.none() | st.dictionaries(st.text(max_size=6), _json, max_size=3)
+_summary = st.none() | st.builds(
+    lambda i, e, t: {"id": i, "event": e, "timestamp": t}, st.text(max_size=10),
+    st.text(max_size=10), st.text(max_size=10)) | st.dictionaries(
+    st.sampled_from(["timestamp", "event", "id", "x"]), st.text(max_size=4) | st.integers())
+_money = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_states = st.builds(
+    TerminalState, terminal_id=st.text(min_size=1, max_size=12), day=st.text(max_size=10),
+    online=st.booleans(), since=_opt_text, link=st.sampled_from(list(LinkState)),
+    host_locked=st.none() | st.booleans(), game_locked=st.booleans(),
+    acked_seq=st.integers(min_value=0, max_value=2**63 - 1), last_event=_summary,
+    coin_in=_money, coin_out=_money, games=_money,
+    unacked_alerts=st.integers(min_value=0, max_value=10**6),
+    balance=st.none() | _money, doors_open=st.sets(st.text(max_size=6), max_size=3),
+    tilt=_small_dict, handpay=_small_dict, bank=_opt_text, area=_opt_text)
+
+
+@given(_states)
+def test_a_terminal_frame_written_field_by_field_is_what_the_encoder_writes(
+        state: TerminalState) -> None:
+    """hub/fanout.py writes the ``terminal`` message (sent per terminal and burst) by hand;
+    it must be the text the encoder writes for ``state.to_wire()``, key order included."""
+    expected = ENCODER.encode({"type": "terminal", "terminal": state.to_wire()})
+    assert terminal_text(state) == expected
 
 
 def test_a_frame_of_another_shape_is_encoded_whole() -> None:
