@@ -27,7 +27,7 @@ from api.wire import MessageType
 from hub.history import hold_percent
 from hub.json_text import reused_encoder
 from hub.peer import let_writers_run
-from hub.wsio import Framed, framed, joined
+from hub.wsio import Framed, frame_header, framed, run_of
 
 if TYPE_CHECKING:
     from hub.client_sessions import ClientSessions
@@ -144,17 +144,20 @@ class GroupFanOut:
     def __init__(self, clients: ClientSessions, queue_size: int) -> None:
         self._clients = clients
         self._chunk = max(1, min(MAX_CHUNK, queue_size // 4))
-        #: Frames in order; with each, the event frame it carries (None: to every client).
-        self._frames: list[tuple[Framed, Mapping[str, Any] | None]] = []
+        #: Frames in order, each as its bytes on the wire, its payload, and the event frame
+        #: it carries (None: to every client); joined per client by :func:`run_of`.
+        self._frames: list[tuple[bytes, bytes, Mapping[str, Any] | None]] = []
 
     def event(self, frame: Mapping[str, Any], data_text: str | None) -> bool:
         """Add an event frame; True if the chunk is full (then :meth:`flush`)."""
-        self._frames.append((framed(event_text(frame, data_text).encode()), frame))
+        payload = event_text(frame, data_text).encode()
+        self._frames.append((frame_header(len(payload)) + payload, payload, frame))
         return len(self._frames) >= self._chunk
 
     def terminal(self, state: TerminalState) -> bool:
         """Add a ``terminal`` state frame (every client gets it); True if the chunk is full."""
-        self._frames.append((terminal_frame(state), None))
+        payload = terminal_text(state).encode()
+        self._frames.append((frame_header(len(payload)) + payload, payload, None))
         return len(self._frames) >= self._chunk
 
     async def flush(self) -> None:
@@ -169,12 +172,12 @@ class GroupFanOut:
             subscription = client.subscription
             if subscription.takes_all():
                 if everything is None:
-                    everything = joined([f for f, _ in frames])
+                    everything = run_of([f[0] for f in frames], [f[1] for f in frames])
                 item: Framed | None = everything
             else:
-                picked = [f for f, event in frames
-                          if event is None or subscription.matches(event)]
-                item = joined(picked) if picked else None
+                picked = [f for f in frames if f[2] is None or subscription.matches(f[2])]
+                item = run_of([f[0] for f in picked], [f[1] for f in picked]) \
+                    if picked else None
             if item is not None:
                 peer = client.peer
                 peer.send_text(item)

@@ -26,7 +26,7 @@ from hub.gc_tuning import YOUNG_THRESHOLD, tune_gc
 from hub.peer import FrameQueue
 from hub.store import data_text
 from hub.subscriptions import Filter, Subscription
-from hub.wsio import framed, joined
+from hub.wsio import framed, joined, run_of
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
@@ -105,6 +105,18 @@ def test_a_frame_of_another_shape_is_encoded_whole() -> None:
 @given(st.binary(max_size=70_000))
 def test_frames_built_by_hand_are_the_frames_websockets_writes(payload: bytes) -> None:
     assert framed(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
+@given(st.lists(st.binary(max_size=70_000), min_size=1, max_size=4))
+def test_a_run_built_from_wire_bytes_is_the_run_of_framed_frames(
+        payloads: list[bytes]) -> None:
+    """The fan-out keeps each frame as its wire bytes and payload (no Framed per frame):
+    the run it makes is the one ``joined`` makes of the ``framed`` frames."""
+    frames = [framed(p) for p in payloads]
+    run = run_of([bytes(f) for f in frames], payloads)
+    expected = joined(frames)
+    assert bytes(run) == bytes(expected) and run.payloads == expected.payloads
+    assert run.frame_count == len(payloads)
 
 
 def test_a_run_of_frames_is_their_bytes_in_order_and_counts_each() -> None:
