@@ -253,7 +253,8 @@ class TerminalSessions:
         while the next burst is read and parsed; any other message waits for them (its reply
         follows the ack of the events before it).
         """
-        await self._settle(conn)
+        if conn.storing is not None:  # (a coroutine per burst for nothing, otherwise)
+            await self._settle(conn)
         if pending and self._hub.stopping:
             # Not stored, not acknowledged: the terminal sends them again (Hub.request_stop).
             # Not handed to the ingest either: the batch before them may have been cancelled
@@ -269,7 +270,7 @@ class TerminalSessions:
             batch.add_done_callback(functools.partial(self._batch_done, conn))
             conn.storing = batch
             pending.clear()
-        if wait:
+        if wait and conn.storing is not None:
             await self._settle(conn)
 
     @staticmethod
