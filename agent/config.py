@@ -22,13 +22,12 @@ import dataclasses
 import json
 import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from configkit import MISSING, ConfigError, Problem, Section, load_yaml, show
+from configkit import MISSING, ConfigError, Problem, Section, check_file, load_yaml, show
 from drivers.card_format import DEFAULT_CARD_PATTERN, DEFAULT_REMOVAL_PATTERN
 
 __all__ = [
@@ -207,37 +206,6 @@ def _resolve(path: str | None, base: Path | None) -> str | None:
     if path is None or base is None or path.startswith("/"):
         return path
     return str((base / path).resolve())
-
-
-def _check_file(sec: Section, name: str, path: str | None, *, secret: bool = False) -> None:
-    """A file the daemon will read must exist and be readable by whoever checks it.
-
-    The secret-file rule (docs/operations.md, "Where things live"): ``0640 root:slot-agent``,
-    readable by the service through its group, by nobody else. So only a mode that gives
-    others any access is a warning; group read is what the service needs (a ``0600 root``
-    file would be unreadable by it, which running check-config as the service user shows).
-    """
-    if path is None:
-        return
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        sec.error(name, f"file not found: {path}")
-        return
-    except OSError as exc:
-        sec.error(name, f"cannot read {path}: {exc.strerror}")
-        return
-    if not stat.S_ISREG(st.st_mode):
-        sec.error(name, f"not a regular file: {path}")
-        return
-    if not os.access(path, os.R_OK):
-        sec.error(name, f"cannot read {path}: permission denied for this user (uid "
-                        f"{os.geteuid()}); the service reads it through its group: "
-                        f"chown root:slot-agent and chmod 0640 it")
-    elif secret and st.st_mode & stat.S_IRWXO:
-        sec.warn(name, f"{path} is readable or writable by others (mode "
-                       f"{stat.S_IMODE(st.st_mode):04o}); chmod 0640 it (owner root, "
-                       f"group slot-agent)")
 
 
 def _parse_port(sec: Section, name: str, value: str) -> None:
@@ -440,9 +408,9 @@ def _parse_uplink(data: Any, problems: list[Problem], base: Path | None) -> Upli
         sec.warn("token_env", f"environment variable {cfg.token_env} is not set here; the "
                               "daemon needs it at start")
     for name in ("ca_file", "client_cert_file"):
-        _check_file(sec, name, files[name])
-    _check_file(sec, "client_key_file", cfg.client_key_file, secret=True)
-    _check_file(sec, "token_file", cfg.token_file, secret=True)
+        check_file(sec, name, files[name])
+    check_file(sec, "client_key_file", cfg.client_key_file, secret=True)
+    check_file(sec, "token_file", cfg.token_file, secret=True)
     sec.finish()
     return cfg
 
@@ -455,7 +423,7 @@ def _parse_actions(data: Any, problems: list[Problem], base: Path | None) -> Act
         replay_window_s=sec.number("replay_window_s", d.replay_window_s, lo=1, hi=86400),
         default_ttl_s=sec.number("default_ttl_s", d.default_ttl_s, lo=1, hi=86400),
     )
-    _check_file(sec, "hmac_key_file", cfg.hmac_key_file, secret=True)
+    check_file(sec, "hmac_key_file", cfg.hmac_key_file, secret=True)
     sec.finish()
     return cfg
 

@@ -622,7 +622,8 @@ class Daemon:
         uplink: dict[str, Any] | None = None
         if self.uplink is not None:
             state = self.uplink.state
-            uplink = {"state": "connected" if state.connected else
+            uplink = {"url": state.url,
+                      "state": "connected" if state.connected else
                       f"not connected ({state.last_error or 'connecting'})",
                       "connected": state.connected,
                       "reconnects": state.reconnects, "hubAckedSeq": state.hub_acked_seq}

@@ -10,12 +10,14 @@ one-line summaries below, which must match each module's own ``help=``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from agent import __version__
+from cli.commands.options import EXIT_INTERRUPTED
 
 #: subcommand -> (module under cli.commands, one-line summary for ``slot-agent --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -62,16 +64,24 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(words)
-    args = parser.parse_args(words)
-    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
     try:
+        # The command's module is imported here, inside the try: Ctrl-C while a slow machine
+        # loads it is an interruption like any other, not a KeyboardInterrupt traceback.
+        parser = build_parser(words)
+        args = parser.parse_args(words)
+        func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return 2
         return func(args)
     except KeyboardInterrupt:
-        return 130
+        # Ctrl-C (SIGINT) in a one-shot command, or in a service before it handles signals
+        # itself (run, hub, emulate and demo stop cleanly with 0 once running): 130, the
+        # shell's 128 + SIGINT, one line instead of a traceback (docs/operations.md).
+        with contextlib.suppress(OSError):
+            print(f"slot-agent{' ' + c if (c := _chosen(words)) else ''}: interrupted",
+                  file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader went away (``slot-agent decode --file x | head``): stop quietly, and keep
         # Python's exit-time flush from raising again on the closed pipe

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["MISSING", "ConfigError", "Problem", "Section", "bounds", "load_yaml", "show"]
+from configkit.files import check_file
+
+__all__ = ["MISSING", "ConfigError", "Problem", "Section", "bounds", "check_file", "load_yaml",
+           "show"]
 
 #: What :meth:`Section.raw` returns for a key the file does not have.
 MISSING: Any = object()

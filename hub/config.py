@@ -52,6 +52,16 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
 
     Raises :class:`configkit.ConfigError` with every problem, each at its key path (unknown
     keys with a did-you-mean), as the agent's config does."""
+    cfg, problems = read_config(raw, base)
+    if any(p.severity == "error" for p in problems):
+        raise ConfigError(problems)
+    return cfg
+
+
+def read_config(raw: Any, base: Path) -> tuple[HubConfig, list[Problem]]:
+    """:func:`parse_config` without raising: the config (a wrong value replaced by its
+    default) and every problem, for ``slot-agent check-config --hub`` (hub/config_check.py),
+    which goes on to check the files of the keys that have none."""
     problems: list[Problem] = []
     top = Section(raw, "", problems)
     d = HubConfig(tokens=Path(), database=Path())
@@ -121,9 +131,7 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
         gaming_day_start=top.integer("gaming_day_start", d.gaming_day_start, lo=0, hi=23),
     )
     top.finish()
-    if any(p.severity == "error" for p in problems):
-        raise ConfigError(problems)
-    return cfg
+    return cfg, problems
 
 
 def load_config(path: Path) -> HubConfig:

@@ -112,6 +112,9 @@ class IngestStats:
     events: int = 0
     largest_group: int = 0  # most batches merged into one transaction
     failed_batches: int = 0
+    #: transactions whose ``write_events`` raised (rolled back: nothing of them stored); a
+    #: failed group is then stored batch by batch, each such try counted again if it fails
+    failed_transactions: int = 0
     #: a committed transaction's ``write_events``, from the call to its return on the loop
     commit_seconds: Buckets = field(default_factory=lambda: Buckets(COMMIT_BUCKETS))
     #: a batch's submit to its resolution (stored and published: its ack may go out)
@@ -229,6 +232,7 @@ class GroupCommitter:
         try:
             inserted = await self._store.write_events(writes, self._clock())
         except Exception as exc:
+            self.stats.failed_transactions += 1
             if len(group) == 1:
                 return [exc]
             log.warning("a transaction of %d batches failed (%s); storing them one by one",
@@ -247,6 +251,7 @@ class GroupCommitter:
         try:
             inserted = await self._store.write_events(batch.writes, self._clock())
         except Exception as exc:
+            self.stats.failed_transactions += 1
             return exc
         self._count([batch], len(batch.writes), time.monotonic() - started)
         return inserted

@@ -106,6 +106,10 @@ class HubCollector(Collector):
             "slot_hub_ingest_failed_batches",
             "Batches the store refused (the connection gets internal and is closed).",
             value=ingest.failed_batches)
+        yield CounterMetricFamily(
+            "slot_hub_ingest_failed_transactions",
+            "Transactions the store failed to commit (rolled back, nothing of them stored).",
+            value=ingest.failed_transactions)
         yield _histogram(
             "slot_hub_ingest_transaction_events",
             "Events (duplicates included) in each committed transaction.",

@@ -132,7 +132,14 @@ def open_store(config: HubConfig, *, origin: str = "") -> Store:
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreError(f"store: cannot open the PostgreSQL database: {first}") from None
+    import sqlite3
+
     from hub.store import HubStore
 
     assert config.database is not None
-    return HubStore(config.database, synchronous=config.synchronous)
+    try:
+        return HubStore(config.database, synchronous=config.synchronous)
+    except sqlite3.Error as exc:
+        # e.g. its directory missing or not writable: a reason, not a traceback (exit 1)
+        raise StoreError(f"database: cannot open the SQLite database {config.database}: "
+                         f"{exc}") from None

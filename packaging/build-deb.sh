@@ -109,7 +109,7 @@ Architecture: $ARCH
 Maintainer: slot-agent maintainers <slot-agent@localhost>
 Installed-Size: $SIZE
 Depends: python3 (>= $PYVER), python3 (<< $PYNEXT), passwd
-Recommends: systemd
+Recommends: systemd, libpq5
 Section: misc
 Priority: optional
 Homepage: file://$DEST/docs/operations.md

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Builds the offline wheelhouse: dist/slot-agent-<version>-wheelhouse-py<XY>-<arch>.tar.gz
 #
-# The tarball holds a wheel of slot-agent and of every dependency, built for this machine's
-# Python version and CPU architecture (PyYAML and websockets carry compiled code), the
-# systemd units (the agent's, the hub's), config.example.yaml, docs/ and install.sh, which installs all of it on a PC
-# with no network (pip --no-index). Build it on the same Debian release and architecture as
+# The tarball holds a wheel of slot-agent and of every dependency (psycopg too, for a hub
+# on PostgreSQL), built for this machine's Python version and CPU architecture (PyYAML and
+# websockets carry compiled code), the systemd units (the agent's, the hub's),
+# config.example.yaml, docs/ and install.sh, which installs all of it on a PC with no
+# network (pip --no-index). Build it on the same Debian release and architecture as
 # the terminal PCs (docs/operations.md, "Building the release"). Only this build needs the
 # package index.
 #
@@ -45,7 +46,10 @@ mkdir "$WORK/src"
 "$PYTHON" -m venv "$WORK/build-env"
 STAGE="$WORK/$NAME"
 mkdir -p "$STAGE/wheels"
-"$WORK/build-env/bin/pip" wheel --quiet --disable-pip-version-check --wheel-dir "$STAGE/wheels" "$WORK/src"
+# With the postgresql extra: psycopg (pure Python; it calls the system's libpq, Debian's
+# libpq5) for a hub whose store is PostgreSQL.
+"$WORK/build-env/bin/pip" wheel --quiet --disable-pip-version-check --wheel-dir "$STAGE/wheels" \
+    "$WORK/src[postgresql]"
 
 # The exact set, with hashes: install.sh installs these and nothing else.
 (cd "$STAGE/wheels" && "$PYTHON" - <<'PY' > ../requirements.txt

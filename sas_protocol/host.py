@@ -47,7 +47,12 @@ Rules implemented (docs/sas.md has the full story):
   re-sent, up to ``CONFIRM_EXTRA_SENDS`` sends beyond ``max_sends``: a machine that heard a
   re-send flipped into a poll to another address took it as an implied ACK and moved on to
   its next exception (issue 12), and that new answer is confirmed rather than dropped and
-  then acknowledged by a sync poll. When the sends run out, or meet silence, nothing is
+  then acknowledged by a sync poll. A code read for the first time late in the poll still
+  gets ``CONFIRM_EXTRA_SENDS`` sends after the one that read it (one to read it again, one
+  for a re-send the machine heard wrong once more), within ``CONFIRM_ROUNDS`` such rounds
+  beyond ``max_sends`` in all: without them, a machine that moved on twice answered its
+  third exception to the last send, and the sync poll after the failed poll acknowledged it
+  unread. When the sends run out, or meet silence, nothing is
   reported but ``FrameRejected`` and ``PollFailed``: a byte that cannot be confirmed is line
   noise as far as the host can tell (a real alarm flipped to ``00`` is lost the same way, so
   dropping it adds no new failure mode). With
@@ -146,8 +151,12 @@ __all__ = [
 ]
 
 _NEED_MORE = -1
-#: sends beyond ``max_sends`` while an exception byte is being confirmed (module docstring)
+#: sends beyond ``max_sends`` while an exception byte is being confirmed, and sends after
+#: the one that read a code for the first time in the poll (module docstring)
 CONFIRM_EXTRA_SENDS = 2
+#: while confirming, a poll takes at most ``CONFIRM_ROUNDS * CONFIRM_EXTRA_SENDS`` sends
+#: beyond ``max_sends``: a bound on a line that brings a new byte to every send
+CONFIRM_ROUNDS = 2
 
 
 class HostProtocol:
@@ -192,6 +201,7 @@ class HostProtocol:
         self._buffer = bytearray()
         self._bad: FailureReason = FailureReason.FRAMING  # why DISCARDING was entered
         self._readings: list[int] = []  # exception codes read while CONFIRMING
+        self._confirm_until = 0  # sends a code read for the first time asks for
         # data across polls
         self._out: list[Outgoing] = []
         self._events: list[HostEvent] = []
@@ -283,6 +293,14 @@ class HostProtocol:
             self._attempt_failed(FailureReason.FRAMING, silent=False, now=now)
             return
         self._attempt_failed(FailureReason.TIMEOUT, silent=True, now=now)
+
+    def receive_late(self) -> None:
+        """The caller threw away bytes that came after a reply window of this poll closed
+        (taken for the next send's reply they could be misread). The machine answered, late:
+        a long poll whose sends all met silence in their windows is then a failed poll, not
+        an unsupported one (SAS §3.5: a machine ignores only the polls it does not support)."""
+        if self._poll is not None:
+            self._all_silent = False
 
     # --- output -------------------------------------------------------------------------------
 
@@ -411,8 +429,10 @@ class HostProtocol:
 
     def _send_limit(self) -> int:
         """Sends allowed for the poll in flight: more while an exception is confirmed."""
-        confirming = self._readings and self.max_sends > 1
-        return self.max_sends + (CONFIRM_EXTRA_SENDS if confirming else 0)
+        if not self._readings or self.max_sends == 1:
+            return self.max_sends
+        most = self.max_sends + CONFIRM_ROUNDS * CONFIRM_EXTRA_SENDS
+        return min(most, max(self.max_sends + CONFIRM_EXTRA_SENDS, self._confirm_until))
 
     def _needs_confirming(self, code: int) -> bool:
         return code in self.confirm_exceptions or (
@@ -462,6 +482,9 @@ class HostProtocol:
         readings = self._readings
         readings.append(code)
         agreed = code in readings[:-1]  # read twice (SAS §3.5: re-sends repeat the answer)
+        if not agreed:
+            # a new code: the machine moved on (or the byte was hit); it gets its own reading
+            self._confirm_until = max(self._confirm_until, self._sends + CONFIRM_EXTRA_SENDS)
         if len(readings) == 2 and not agreed:
             self._events.append(FrameRejected(FramingError(
                 f"exception {readings[0]:02X} not confirmed: {readings[1]:02X} on the re-send",
@@ -555,6 +578,7 @@ class HostProtocol:
         self._poll = None
         self._buffer.clear()
         self._readings = []
+        self._confirm_until = 0
 
     def _good(self) -> None:
         self._failures = 0

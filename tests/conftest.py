@@ -1,5 +1,5 @@
 """Fixtures shared by every test folder: the root logger's level restored after each test, and
-a throwaway PostgreSQL (tests/support/postgres.py)."""
+a throwaway PostgreSQL (tests/support/postgres.py). Also hypothesis's settings for the suite."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support import postgres
+
+# A test never asserts a wall-clock time: hypothesis's default per-example deadline (200 ms)
+# and its too-slow health check would, and they failed property tests on a loaded machine.
+settings.register_profile("slot-agent", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("slot-agent")
 
 
 @pytest.fixture(autouse=True)

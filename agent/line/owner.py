@@ -59,6 +59,7 @@ from agent.line.commands import (
 )
 from agent.line.interface import OpenCommands
 from agent.line.meter_reads import meter_key
+from agent.line.reply_window import ReplyWindow, late_answers_count, read_late
 from agent.line.schedule import MachineSchedule, Outputs
 from agent.observations import (
     ExceptionObserved,
@@ -189,6 +190,8 @@ class _Machine:
         self.probe = False  # an RTE-mode general poll met silence: probe in the long-poll slot
         self.last_bad_log = float("-inf")
         self.unlogged_bad = 0
+        #: ``poll.reply_timeout_ms``, widened when the machine answers after it
+        self.window = ReplyWindow(poll.reply_timeout_ms / 1000.0)
 
     def new_host(self) -> HostProtocol:
         """A fresh host state machine (at start, and after the transport failed mid-poll:
@@ -251,7 +254,6 @@ class LineOwner:
         self._wait: Callable[[float], object] = wait or self._wake.wait
         self._thread: threading.Thread | None = None
         self._interval = poll.interval_ms / 1000.0
-        self._window = poll.reply_timeout_ms / 1000.0
         self.skipped_slots = 0
         self.cycles = 0
         self._error: str | None = None
@@ -395,6 +397,7 @@ class LineOwner:
                     "address": m.address,
                     "linkUp": m.link_up,
                     "intervalMs": round(self._spacing(m) * 1000),
+                    "replyWindowMs": round(m.window.seconds * 1000),
                     "since": utc_timestamp(m.since) if m.since is not None else None,
                     "rte": m.host.rte_mode,
                     "polls": dict(m.polls),
@@ -608,16 +611,16 @@ class LineOwner:
             if outgoing:
                 if first_sent is not None:
                     self._wait_for_slot(m, stoppable=False)  # a re-send: SAS §3.6 spacing
-                if first_sent is None or not self._late_answers_count(host, poll):
-                    transport.discard_input()  # late bytes of an earlier window are not a reply
+                if first_sent is None or not late_answers_count(host, poll):
+                    self._drop_late(m, resend=first_sent is not None)
                 for item in outgoing:
                     transport.write(item.data, wakeup=item.wakeup)
                     self._record(m, "tx", item.data, wakeup=item.wakeup)
                 now = self._mono()
                 m.last_byte = now
                 first_sent = now if first_sent is None else first_sent
-                deadline = now + self._window
-                latest = now + max(self._window, MAX_REPLY_S)
+                deadline = now + m.window.seconds
+                latest = now + max(m.window.seconds, MAX_REPLY_S)
             words = transport.read(deadline)
             if words:
                 data = bytes(w.value for w in words)
@@ -625,22 +628,31 @@ class LineOwner:
                 self._record(m, "rx", data, words=words)
                 host.receive_data(data)
                 # the window stays open while bytes keep coming, up to ``latest``
-                deadline = min(max(deadline, m.last_byte + self._window), latest)
+                deadline = min(max(deadline, m.last_byte + m.window.seconds), latest)
             elif (now := self._mono()) >= deadline:
                 host.receive_timeout(now)
             self._handle(m, host.events_received(), first_sent)
         return True
 
-    @staticmethod
-    def _late_answers_count(host: HostProtocol, poll: Poll) -> bool:
-        """Whether bytes that came after a reply window closed are kept for the re-send's
-        window: only for a non-RTE general poll. Every copy of it gets the same one-byte
-        answer (SAS §3.5: the same poll again is an implied NACK, the machine re-sends), so a
-        machine that answers after the window (later than SAS §2.3.1's 20 ms) is still read,
-        one copy late; thrown away, its exception would be acknowledged unread by the sync
-        poll that follows the failed poll (issue 17). A late long-poll or RTE frame is not
-        kept: its bytes would be misread as the re-send's frame."""
-        return isinstance(poll, GeneralPoll) and not host.rte_mode
+    def _drop_late(self, m: _Machine, *, resend: bool) -> None:
+        """Throw away what came in since the last window closed: a late frame must not be
+        taken for this send's reply. Counted and logged as a ``late`` bad frame, and the
+        machine's window widened (:mod:`agent.line.reply_window`); before a re-send the host
+        learns that the machine answered, so its long poll is not taken for unsupported."""
+        words = read_late(self.transport, self._mono())
+        if not words:
+            return
+        data = bytes(w.value for w in words)
+        self._record(m, "rx", data, words=words)
+        if resend:
+            m.host.receive_late()
+        before = m.window.seconds
+        self._count_bad(m, BadFrameKind.LATE,
+                        f"{len(data)} bytes after the {before * 1000:.0f} ms reply window", data)
+        if m.window.widen():
+            log.warning("machine %d answers after its reply window: widened from %.0f to "
+                        "%.0f ms (poll.reply_timeout_ms is %d)", m.address, before * 1000,
+                        m.window.seconds * 1000, self.poll.reply_timeout_ms)
 
     def _record(self, m: _Machine, direction: str, data: bytes, *, wakeup: bool = False,
                 words: Sequence[Word] = ()) -> None:
@@ -757,7 +769,9 @@ class LineOwner:
                     m.address, code)
 
     def _bad_frame(self, m: _Machine, event: FrameRejected) -> None:
-        kind = _bad_frame_kind(event)
+        self._count_bad(m, _bad_frame_kind(event), str(event.error), event.error.raw)
+
+    def _count_bad(self, m: _Machine, kind: BadFrameKind, what: str, raw: bytes) -> None:
         m.bad_frames[kind.value] += 1
         if self._metrics is not None:
             self._metrics.record_bad_frame(m.address, kind)
@@ -765,7 +779,7 @@ class LineOwner:
         if now - m.last_bad_log >= BAD_FRAME_LOG_INTERVAL_S:
             more = f" ({m.unlogged_bad} more not logged)" if m.unlogged_bad else ""
             log.warning("machine %d: bad frame (%s): %s: %s%s", m.address, kind.value,
-                        event.error, elided_hex(event.error.raw), more)
+                        what, elided_hex(raw), more)
             m.last_bad_log, m.unlogged_bad = now, 0
         else:
             m.unlogged_bad += 1

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.derive.meters import meter_name
-from drivers.base import Transport, TransportError
+from agent.line.reply_window import ReplyWindow, read_late
+from drivers.base import Transport, TransportError, Word
 from sas_protocol.denominations import denomination_cents
 from sas_protocol.hexdump import elided_hex
 from sas_protocol.host import (
@@ -40,6 +41,7 @@ from sas_protocol.messages.requests import (
     SelectedMetersRequest,
 )
 from sas_protocol.messages.responses import MachineInfoReply, SasVersionReply
+from sas_protocol.messages.ticket_info import CashoutTicketRequest
 
 __all__ = ["LAST_FRAMES", "MAIN_METERS", "LineFacts", "line_facts_port_error",
            "machine_info_facts", "priority_facts", "probe_line"]
@@ -49,6 +51,11 @@ __all__ = ["LAST_FRAMES", "MAIN_METERS", "LineFacts", "line_facts_port_error",
 MAIN_METERS: tuple[int, ...] = (0x00, 0x01, 0x02, 0x04, 0x05)
 #: How many frames each way the probe keeps for the report.
 LAST_FRAMES = 8
+#: Exceptions a ticket record waits behind: 3D cash-out ticket printed, 3E handpay validated
+#: (reference §3.11; the host reads LP 4D, or LP 3D without it, after either).
+TICKET_EXCEPTIONS = frozenset({0x3D, 0x3E})
+#: General polls diag sends, at most, for a quiet machine before it reads LP 3D.
+QUIET_POLLS = 4
 
 
 
@@ -70,6 +77,8 @@ class LineFacts:
     meters: dict[str, int] = field(default_factory=dict)
     ignored_polls: list[str] = field(default_factory=list)
     failed_polls: dict[str, str] = field(default_factory=dict)  # "LP 54" -> reason
+    #: polls diag chose not to send, and why ("LP 3D" -> "a cash-out ticket record is ...")
+    not_probed: dict[str, str] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     last_frames: list[dict[str, str]] = field(default_factory=list)
     #: The line process's scheduling, ``{"asked", "got", "detail"}`` (the daemon's line
@@ -84,7 +93,8 @@ class LineFacts:
             "sasVersion": self.sas_version, "serialNumber": self.serial_number,
             "machineInfo": self.machine_info, "credits": self.credits,
             "meters": dict(self.meters), "ignoredPolls": list(self.ignored_polls),
-            "failedPolls": dict(self.failed_polls), "counters": dict(self.counters),
+            "failedPolls": dict(self.failed_polls), "notProbed": dict(self.not_probed),
+            "counters": dict(self.counters),
             "lastFrames": list(self.last_frames),
             "priority": None if self.priority is None else dict(self.priority),
         }
@@ -101,6 +111,7 @@ class LineFacts:
             credits=data.get("credits"), meters=dict(data.get("meters") or {}),
             ignored_polls=list(data.get("ignoredPolls") or []),
             failed_polls=dict(data.get("failedPolls") or {}),
+            not_probed=dict(data.get("notProbed") or {}),
             counters=dict(data.get("counters") or {}),
             last_frames=list(data.get("lastFrames") or []),
             priority=priority_facts(data.get("priority")),
@@ -138,17 +149,24 @@ class _Prober:
                  clock: Callable[[], float]) -> None:
         self.transport = transport
         self.host = host
-        self.reply_timeout = reply_timeout
+        #: the reply window (s), widened by a late answer (agent.line.reply_window)
+        self.window = ReplyWindow(reply_timeout)
         self.clock = clock
         self.frames: deque[dict[str, str]] = deque(maxlen=LAST_FRAMES * 2)
         self.counters = {"polls": 0, "sends": 0, "ok": 0, "timeout": 0, "crc": 0,
                          "framing": 0, "nack": 0, "busy": 0, "unsupported": 0,
-                         "badFrames": 0, "exceptions": 0, "linkDowns": 0}
+                         "badFrames": 0, "exceptions": 0, "linkDowns": 0, "late": 0}
+        #: every exception code the machine reported (general polls and RTE events)
+        self.exceptions: list[int] = []
+        #: the last poll's last send was answered after its window (after the poll ended)
+        self.answered_late = False
 
     def run(self, poll: Poll) -> list[HostEvent]:
         """Send ``poll`` until it is answered or given up; every event it produced."""
         host = self.host
         self.counters["polls"] += 1
+        self._drop_late()  # a late frame must not be taken for this poll's reply
+        self.answered_late = False
         host.send(poll)
         events: list[HostEvent] = []
         while host.awaiting_reply:
@@ -158,7 +176,7 @@ class _Prober:
                 self.frames.append({"dir": "tx", "hex": elided_hex(out.data)})
             # SAS §2.3: the reply must start within the window; bytes keep it open a little
             # (inter-byte gap <= 5 ms, plus transport latency).
-            deadline = self.clock() + self.reply_timeout
+            deadline = self.clock() + self.window.seconds
             received = bytearray()
             while host.awaiting_reply:
                 words = self.transport.read(deadline)
@@ -172,19 +190,47 @@ class _Prober:
                 self.frames.append({"dir": "rx", "hex": elided_hex(bytes(received))})
             if host.awaiting_reply:
                 host.receive_timeout()
+                if not received and self._late_answer():
+                    if host.awaiting_reply:
+                        host.receive_late()  # the machine answered: not an unsupported poll
+                    else:
+                        self.answered_late = True
             events.extend(host.events_received())
         events.extend(host.events_received())
         for ev in events:
             self._count(ev)
         return events
 
+    def _late_answer(self) -> bool:
+        """After a window met silence: whether the machine answers within one more window.
+        If it does, its answer is thrown away (sent now, the re-send's answer would come
+        after it, and the late one be taken for it) and the window widened; the host is
+        told, so that the poll is not taken for unsupported (SAS §3.5: only an unsupported
+        poll goes unanswered). The wait is what the agent's poll spacing gives it."""
+        words = self.transport.read(self.clock() + self.window.seconds)
+        if not words:
+            return False
+        self._drop_late(words)
+        return True
+
+    def _drop_late(self, first: Sequence[Word] = ()) -> None:
+        words = [*first, *read_late(self.transport, self.clock())]
+        if not words:
+            return
+        self.frames.append({"dir": "rx", "hex": elided_hex(bytes(w.value for w in words))})
+        self.counters["late"] += 1
+        self.window.widen()
+
     def _count(self, ev: HostEvent) -> None:
         c = self.counters
         if isinstance(ev, ReplyReceived | NoActivity | RealTimeEventReceived):
             c["ok"] += 1
+            if isinstance(ev, RealTimeEventReceived):
+                self.exceptions.append(ev.event.event_code)
         elif isinstance(ev, ExceptionReported):
             c["ok"] += 1
             c["exceptions"] += 1
+            self.exceptions.append(ev.code)
         elif isinstance(ev, NotSupported):
             c["unsupported"] += 1
         elif isinstance(ev, PollFailed):
@@ -228,8 +274,10 @@ def probe_line(
     configuration enables RTE (a machine left in RTE mode answers with event frames); LP 54;
     LP 1F; LP 1A credits; main meters by LP 2F, falling back to the legacy LP 1C, then
     single legacy polls, remembering what the machine ignores (SAS §3.5: an unsupported long
-    poll gets no reply at all). Exceptions reported meanwhile are acknowledged as a side
-    effect; the daemon re-reads the meters at start, so no money is lost by that.
+    poll gets no reply at all); without LP 2F the bill polls; then the ticket records (LP 4D
+    FF, and LP 3D where LP 4D is ignored: :func:`_probe_ticket_records`). Exceptions
+    reported meanwhile are acknowledged as a side effect; the daemon re-reads the meters at
+    start, so no money is lost by that.
     """
     facts = LineFacts(port=port, address=address, port_opened=True)
     host = HostProtocol(address, sync_address=0 if address != 0 else 1)
@@ -243,6 +291,8 @@ def probe_line(
 
     def long_poll(poll: Poll) -> list[HostEvent]:
         events = prober.run(poll)
+        if _outcome(events) == "ignored" and prober.answered_late:
+            events = prober.run(poll)  # asked again in the widened window
         outcome = _outcome(events)
         if outcome == "ignored":
             facts.ignored_polls.append(_poll_name(poll))
@@ -279,6 +329,7 @@ def probe_line(
         _read_main_meters(facts, long_poll)
         if "LP 2F" in facts.ignored_polls:
             _probe_legacy_money(long_poll)
+        _probe_ticket_records(facts, prober, long_poll)
     except TransportError as exc:
         facts.general_poll_error = facts.general_poll_error or f"transport failed: {exc}"
     return finish()
@@ -305,16 +356,53 @@ def _read_main_meters(facts: LineFacts, long_poll: Callable[[Poll], list[HostEve
 
 
 def _probe_legacy_money(long_poll: Callable[[Poll], list[HostEvent]]) -> None:
-    """On a machine without LP 2F, the polls its money sources depend on (the ignored ones
-    land in ``ignored_polls``): the bill meter polls 46, 20, 1E, LP 48 (last accepted bill)
-    and LP 4D FF (look-ahead: reads a ticket record without marking it read, reference
-    §3.9). LP 3D is not probed: on a machine with standard validation reading it may
-    service a pending 3D, so diag assumes it where LP 4D is ignored."""
+    """On a machine without LP 2F, the polls its bills depend on (the ignored ones land in
+    ``ignored_polls``): the bill meter polls 46, 20, 1E and LP 48 (last accepted bill)."""
     for command in (0x46, 0x20, 0x1E):
         if _reply(long_poll(MetersRequest(command)), MeterReply) is not None:
             break
     long_poll(LastBillRequest())
+
+
+def _probe_ticket_records(facts: LineFacts, prober: _Prober,
+                          long_poll: Callable[[Poll], list[HostEvent]]) -> None:
+    """The poll the agent reads a cash-out ticket's record with (agent.line.schedule
+    ``ticket_read_job``): LP 4D FF (look-ahead: reads a record without marking it read,
+    reference §3.9), and where the machine ignores LP 4D, LP 3D (standard validation,
+    reference §3.9b), so the report says whether tickets on this machine can be valued.
+
+    LP 3D has no look-ahead: on a machine without LP 4D, reading it is the host's read of
+    the ticket the 3D exception is about, and the exception persists only until 4D or 3D is
+    read (reference §4.3, "Duplicated exceptions"). So LP 3D is sent only when no ticket
+    record waits: no exception 3D / 3E was seen in this probe and a general poll has just
+    answered "no activity". Otherwise it is left to the agent (``not_probed`` says why)."""
     long_poll(EnhancedValidationRequest(0xFF))
+    if "LP 4D" not in facts.ignored_polls:
+        return
+    pending = _ticket_pending(prober)
+    if pending is not None:
+        facts.not_probed["LP 3D"] = pending
+        return
+    # `A 3D`, a type R poll (no CRC); the reply is `A 3D` + validation number (4 BCD bytes) +
+    # amount in cents (5 BCD bytes) + CRC, the layout the agent reads (reference §3.9b)
+    long_poll(CashoutTicketRequest())
+
+
+def _ticket_pending(prober: _Prober) -> str | None:
+    """Why LP 3D must not be read now, or None when the machine is quiet: a general poll
+    answered "no activity" (at most :data:`QUIET_POLLS` are sent) and no exception 3D / 3E
+    was seen in the whole probe."""
+    for _ in range(QUIET_POLLS):
+        quiet = any(isinstance(ev, NoActivity) for ev in prober.run(GeneralPoll()))
+        seen = TICKET_EXCEPTIONS.intersection(prober.exceptions)
+        if seen:
+            codes = "/".join(f"{code:02X}" for code in sorted(seen))
+            return (f"a ticket record is waiting (exception {codes}): reading LP 3D would "
+                    "take it from the agent, which reads it when it runs")
+        if quiet:
+            return None
+    return (f"the machine reported exceptions at each of {QUIET_POLLS} general polls, so "
+            "diag could not tell that no ticket record waits")
 
 
 def line_facts_port_error(port: str, address: int, error: BaseException) -> LineFacts:

@@ -56,6 +56,7 @@ CHECK_IDS: tuple[tuple[str, str], ...] = (
     ("uplink_tcp", "uplink: TCP connect"),
     ("uplink_tls", "uplink: TLS certificate"),
     ("uplink_auth", "uplink: authentication"),
+    ("uplink_urls", "uplink: every hub URL (failover)"),
     ("clock_skew", "clock skew against the hub"),
     ("daemon", "agent daemon"),
 )

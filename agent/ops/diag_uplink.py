@@ -1,5 +1,6 @@
 """The uplink half of ``slot-agent diag``: each step to the hub on its own, up to the hub's
-verdict on this terminal id with this token (:func:`probe_uplink`; the report's rules are in
+verdict on this terminal id with this token, for every configured hub URL
+(:func:`probe_uplink`, one URL: :func:`probe_hub_url`; the report's rules are in
 :mod:`agent.ops.diagnostics`). Split from it to keep each module to one job."""
 
 from __future__ import annotations
@@ -15,20 +16,48 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent import __version__
-from agent.config import Config, ConfigError
+from agent.config import Config, ConfigError, hub_urls
 from agent.uplink.tls import client_ssl_context
 
-__all__ = ["probe_uplink"]
+__all__ = ["probe_hub_url", "probe_uplink"]
 
 
 
 def probe_uplink(config: Config, token: str | None, *, timeout: float = 5.0,
                  now: Callable[[], float] = time.time,
                  hello_last_seq: int | None = None) -> dict[str, Any]:
-    """Each step to the hub on its own: DNS, TCP, TLS, WebSocket handshake with the token,
-    then (``hello_last_seq`` given) ``hello`` as ``config.terminal_id`` for the hub's verdict.
+    """Every configured hub URL (``uplink.url``, one or a list: the agent fails over between
+    them, docs/operations.md), each probed on its own by :func:`probe_hub_url`, in order.
 
-    Returns ``{"configured", "url", "dns", "tcp", "tls", "auth", "clock"}``; each step is
+    Returns ``{"configured", "url", "dns", "tcp", "tls", "auth", "clock", "urls"}``:
+    ``urls`` holds one :func:`probe_hub_url` result per URL in the configuration's order;
+    ``url`` and the steps at the top are the first URL's (the one the agent tries first),
+    as with a single URL. A failover URL that fails is found here, not at the failover."""
+    urls = hub_urls(config.uplink)
+    results = [probe_hub_url(config, url, token, timeout=timeout, now=now,
+                             hello_last_seq=hello_last_seq) for url in urls]
+    out: dict[str, Any] = dict(results[0]) if results else _not_run(None)
+    out["configured"] = bool(urls)
+    out["urls"] = results
+    return out
+
+
+def _not_run(url: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"url": url}
+    for step in ("dns", "tcp", "tls", "auth"):
+        out[step] = {"ok": None, "detail": "not run"}
+    out["clock"] = {"skewS": None, "detail": "not measured"}
+    return out
+
+
+def probe_hub_url(config: Config, url: str, token: str | None, *, timeout: float = 5.0,
+                  now: Callable[[], float] = time.time,
+                  hello_last_seq: int | None = None) -> dict[str, Any]:
+    """Each step to the hub at ``url`` on its own: DNS, TCP, TLS, WebSocket handshake with
+    the token, then (``hello_last_seq`` given) ``hello`` as ``config.terminal_id`` for the
+    hub's verdict.
+
+    Returns ``{"url", "dns", "tcp", "tls", "auth", "clock"}``; each step is
     ``{"ok": bool | None, "detail": str}`` (None: not run); ``auth`` also has ``verdict``:
     ``welcome``, ``forbidden`` (the token is another terminal's), ``refused`` (HTTP 401/403
     or another error) or ``handshake`` (no hello sent). Without ``hello_last_seq`` the
@@ -36,13 +65,7 @@ def probe_uplink(config: Config, token: str | None, *, timeout: float = 5.0,
     (a hello would: close 4002). The hub's clock comes from the handshake's HTTP ``Date``
     header (1 s resolution).
     """
-    url = config.uplink.url
-    out: dict[str, Any] = {"configured": url is not None, "url": url}
-    for step in ("dns", "tcp", "tls", "auth"):
-        out[step] = {"ok": None, "detail": "not run"}
-    out["clock"] = {"skewS": None, "detail": "not measured"}
-    if url is None:
-        return out
+    out = _not_run(url)
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
     host = parts.hostname or ""

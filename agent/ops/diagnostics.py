@@ -10,12 +10,15 @@ send them over the control socket unchanged:
   :class:`~sas_protocol.host.HostProtocol` over a transport it is given.
 - *outbox facts*: depth, oldest unacknowledged event, ``quick_check``
   (:func:`outbox_facts`, read-only, safe beside the daemon).
-- *uplink facts*: DNS, TCP, TLS, authentication and the hub's clock, each step on its own
-  (:func:`probe_uplink`). Authentication is the hub's verdict on this terminal id with this
-  token: the handshake, then ``hello`` until ``welcome`` or the hub's refusal (``forbidden``
-  and close 1008 when the token is bound to another terminal, docs/protocol.md §4). A hello
-  would replace a running daemon's session (close 4002), so when the daemon's own session
-  is up, its ``welcome`` is the verdict and diag stops at the handshake.
+- *uplink facts*: DNS, TCP, TLS, authentication and the hub's clock, each step on its own,
+  for every hub URL of ``uplink.url`` (:func:`probe_uplink`): the uplink rows report the URL
+  the agent gets its session on, ``uplink_urls`` every URL (one passing is enough: another
+  failing is a warning that names it; :mod:`agent.ops.diag_uplink_rules`). Authentication
+  is the hub's verdict on this terminal id with this token: the handshake, then ``hello``
+  until ``welcome`` or the hub's refusal (``forbidden`` and close 1008 when the token is
+  bound to another terminal, docs/protocol.md §4). A hello would replace a running daemon's
+  session (close 4002), so when the daemon's own session is up, its ``welcome`` is the
+  verdict and diag stops at the handshake.
 - *daemon facts*: running (answered), stopped (no control socket, or a stale one a dead
   daemon left), hung (no answer in time), or not reachable (permission).
 
@@ -24,7 +27,7 @@ send them over the control socket unchanged:
 print them (the report model and its rendering: :mod:`agent.ops.diag_report`). The exit code
 is 1 when any check failed. The facts are gathered by :mod:`agent.ops.diag_line` (the line:
 facts and the direct probe) and :mod:`agent.ops.diag_uplink` (the hub); this module holds the
-rules that judge them.
+rules that judge them (the uplink's in :mod:`agent.ops.diag_uplink_rules`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from agent.ops.diag_report import (
     render_table,
 )
 from agent.ops.diag_uplink import probe_uplink
+from agent.ops.diag_uplink_rules import uplink_checks
 
 __all__ = [
     "CHECK_IDS",
@@ -126,7 +130,7 @@ def build_report(
     ``daemon``: ``{"state": "running" | "stopped" | "stale" | "hung" | "unreachable" |
     "error" | "not asked", "detail": str}`` (:func:`daemon_state`)."""
     checks = [*_line_checks(line), _priority_check(line, source), _outbox_check(outbox),
-              *_uplink_checks(uplink, daemon_uplink, max_skew_s), _daemon_check(daemon)]
+              *uplink_checks(uplink, daemon_uplink, max_skew_s), _daemon_check(daemon)]
     return Report(tuple(checks), source, terminal_id,
                   time.time() if generated_at is None else generated_at)
 
@@ -231,12 +235,27 @@ def _machine_info_check(line: LineFacts) -> Check:
 
 
 def _money_sources(line: LineFacts) -> dict[str, str]:
-    """Which money classes the machine can meter, and from what (agent.line.discovery)."""
+    """Which money classes the machine can meter, and from what (agent.line.discovery). A
+    poll diag did not send (``not_probed``) is assumed answered, as the agent will try it,
+    and marked ``(not verified)``."""
     ignored = {int(p[3:], 16) for p in line.ignored_polls
                if p.startswith("LP ") and len(p) == 5}
     if 0x2F in ignored:
         ignored |= {0x6F, 0xAF}  # the stepdown tries 6F/AF before 2F (agent.line.meter_reads)
-    return money_sources(ignored)
+    sources = money_sources(ignored)
+    for poll in line.not_probed:
+        for money, source in sources.items():
+            sources[money] = source.replace(f"{poll} records", f"{poll} records (not verified)")
+    return sources
+
+
+#: Why a poll diag left to the agent matters, by poll.
+_NOT_PROBED_HINTS = {
+    "LP 3D": "diag does not read LP 3D while a ticket record waits (on a machine without LP "
+             "4D that read takes the record, reference §3.9b): whether tickets can be valued "
+             "shows once the agent has read it (ticketPrinted with source \"LP 3D\"; "
+             "LP 3D in the ignored long polls if not); run diag again with the agent running",
+}
 
 
 def _meters_check(line: LineFacts) -> Check:
@@ -247,8 +266,11 @@ def _meters_check(line: LineFacts) -> Check:
     sources = _money_sources(line)
     money = "; ".join(f"{k}: {v}" for k, v in sources.items())
     detail = f"credits {credits}; {shown or 'no meters read'}; money from: {money}"
+    detail += "".join(f"; {poll} not read: {why}" for poll, why in line.not_probed.items())
     data: dict[str, Any] = {"credits": line.credits, "meters": line.meters,
-                            "moneySources": sources}
+                            "moneySources": sources, "notProbed": dict(line.not_probed)}
+    unverified = [_NOT_PROBED_HINTS.get(poll, f"{poll} was not read: {why}")
+                  for poll, why in line.not_probed.items()]
     if len(missing) == len(wanted):
         return make_check("meters", CheckStatus.FAIL, detail,
                       "no main meter is readable: money cannot be tracked; see the ignored "
@@ -256,8 +278,10 @@ def _meters_check(line: LineFacts) -> Check:
     if missing or line.credits is None:
         what = ", ".join(missing) if missing else "current credits (LP 1A)"
         return make_check("meters", CheckStatus.WARN, f"{detail}; missing {what}",
-                      "the machine ignores these meter polls; see the ignored long polls",
-                      **data)
+                      "; ".join(["the machine ignores these meter polls; see the ignored "
+                                 "long polls", *unverified]), **data)
+    if unverified:
+        return make_check("meters", CheckStatus.WARN, detail, "; ".join(unverified), **data)
     return make_check("meters", CheckStatus.OK, detail, **data)
 
 
@@ -274,11 +298,17 @@ def _ignored_check(line: LineFacts) -> Check:
 def _link_check(line: LineFacts) -> Check:
     c = line.counters
     errors = {k: int(c.get(k, 0)) for k in ("timeout", "crc", "framing", "nack", "busy",
-                                            "badFrames") if c.get(k)}
+                                            "badFrames", "late") if c.get(k)}
     frames = [f"{f.get('dir', '?')} {f.get('hex', '')}" for f in line.last_frames]
     detail = (f"{c.get('polls', 0)} polls, "
               + (", ".join(f"{k} {v}" for k, v in errors.items()) or "no errors"))
     data: dict[str, Any] = {"counters": dict(c), "lastFrames": list(line.last_frames)}
+    if line.general_poll_ok and errors.get("late"):
+        return make_check("link_errors", CheckStatus.WARN, detail,
+                      "the machine answers after the reply window: raise "
+                      "poll.reply_timeout_ms (bad frames may be late answers too; the agent "
+                      "widens a late machine's window itself, up to 250 ms, and logs it)",
+                      **data)
     if line.general_poll_ok and (errors.get("crc") or errors.get("badFrames")):
         return make_check("link_errors", CheckStatus.WARN, detail,
                       "CRC errors or bad frames: cabling, ground, a second host on the line, "
@@ -345,74 +375,6 @@ def _outbox_check(outbox: Mapping[str, Any] | None) -> Check:
                       "events wait more than 10 minutes: is the uplink connected and the hub "
                       "acknowledging? (hub logs)", **outbox)
     return make_check("outbox", CheckStatus.OK, detail, **outbox)
-
-
-_UPLINK_HINTS = {
-    "uplink_dns": "the resolver (/etc/resolv.conf, resolvectl status) and the host name in "
-                  "uplink.url",
-    "uplink_tcp": "a firewall between this PC and the hub, the port in uplink.url, the hub "
-                  "running",
-    "uplink_tls": "the hub certificate and uplink.ca_file, the host name in uplink.url, and "
-                  "this PC's clock (timedatectl)",
-    "uplink_auth": "the token file (uplink.token_file): HTTP 401 = unknown token, 403 = not a "
-                   "terminal token; ask the hub operator for this terminal's token",
-}
-#: The hub refused ``hello`` for this terminal id: the token is another terminal's.
-_WRONG_BINDING_HINT = ("the token is bound to another terminal at the hub: terminal_id in this "
-                       "config and the token's terminal (hub tokens file) must be the same; ask "
-                       "the hub operator for this terminal's token, or fix terminal_id")
-
-
-def _uplink_checks(uplink: Mapping[str, Any] | None, daemon_uplink: Mapping[str, Any] | None,
-                   max_skew_s: float) -> list[Check]:
-    ids = ("uplink_dns", "uplink_tcp", "uplink_tls", "uplink_auth")
-    if uplink is None:
-        return [make_check(cid, CheckStatus.SKIP, "uplink not checked")
-                for cid in (*ids, "clock_skew")]
-    if not uplink.get("configured"):
-        return [make_check(cid, CheckStatus.SKIP,
-                       "uplink.url is not set: events stay in the outbox")
-                for cid in (*ids, "clock_skew")]
-    out: list[Check] = []
-    failed = False
-    for cid, step in zip(ids, ("dns", "tcp", "tls", "auth"), strict=True):
-        result = uplink.get(step) or {}
-        detail = str(result.get("detail", ""))
-        ok = result.get("ok")
-        if failed:
-            out.append(make_check(cid, CheckStatus.SKIP, "an earlier step failed"))
-        elif ok is True and cid == "uplink_auth" and result.get("actionsRejected"):
-            out.append(make_check(cid, CheckStatus.WARN, detail,
-                              "the hub had actions queued for this terminal while the agent "
-                              "was not running; diag answered them rejected (not executed): "
-                              "start the agent, then send them again",
-                              actionsRejected=list(result["actionsRejected"])))
-        elif ok is True:
-            if cid == "uplink_auth" and daemon_uplink is not None:
-                detail += f"; the daemon's session: {daemon_uplink.get('state', 'unknown')}"
-            out.append(make_check(cid, CheckStatus.OK, detail))
-        elif ok is None:
-            status = CheckStatus.WARN if cid == "uplink_tls" else CheckStatus.SKIP
-            out.append(make_check(cid, status, detail,
-                              "ws:// sends the token in clear text; use wss:// beyond a test "
-                              "bench" if cid == "uplink_tls" else None))
-        else:
-            failed = True
-            hint = (_WRONG_BINDING_HINT if result.get("verdict") == "forbidden"
-                     else _UPLINK_HINTS[cid])
-            out.append(make_check(cid, CheckStatus.FAIL, detail, hint,
-                                  **({"verdict": result["verdict"]} if "verdict" in result
-                                     else {})))
-    clock = uplink.get("clock") or {}
-    skew = clock.get("skewS")
-    if skew is None:
-        out.append(make_check("clock_skew", CheckStatus.SKIP, str(clock.get("detail", ""))))
-    else:
-        hint = "check timedatectl and NTP (systemd-timesyncd or chrony)"
-        status = (CheckStatus.FAIL if abs(skew) > max_skew_s else
-                  CheckStatus.WARN if abs(skew) > 5 else CheckStatus.OK)
-        out.append(make_check("clock_skew", status, clock["detail"], hint, skewS=skew))
-    return out
 
 
 _DAEMON_CHECKS: dict[str, tuple[CheckStatus, str | None]] = {

@@ -67,6 +67,9 @@ class BadFrameKind(StrEnum):
     #: a general-poll exception byte outside the SAS table (SAS §3.11), confirmed by a
     #: re-send and reported as an undefined exception (not dropped)
     UNDEFINED_EXCEPTION = "undefined_exception"
+    #: bytes that came after their reply window closed, thrown away before the next send
+    #: (agent.line.reply_window: the machine's window is widened)
+    LATE = "late"
 
 
 class ActionStatus(StrEnum):

@@ -9,8 +9,9 @@ import sys
 from typing import Any
 
 from agent.config import ConfigError, load_config
-from cli.commands.common import EXIT_INVALID_CONFIG
+from cli.commands.checks import EXIT_INVALID_CONFIG, report_check
 from cli.commands.options import add_config_option, command_parser
+from configkit import Problem, load_yaml
 
 
 def add_parser(subparsers: Any) -> None:
@@ -39,23 +40,25 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.path)
     except ConfigError as exc:
-        errors = [p for p in exc.problems if p.severity == "error"]
-        warnings = [p for p in exc.problems if p.severity == "warning"]
-        print(f"{args.path}: {len(errors)} error(s)", file=sys.stderr)
-        for problem in errors:
-            print(f"  error: {problem}", file=sys.stderr)
-        for problem in warnings:
-            print(f"  warning: {problem}", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
-    for problem in config.warnings:
-        print(f"warning: {problem}", file=sys.stderr)
+        code = report_check(args.path, exc.problems)
+        if _looks_like_hub_yaml(args.path):
+            print(f"  hint: this looks like the hub's configuration: slot-agent hub "
+                  f"--check-config --config {args.path}", file=sys.stderr)
+        return code
     owner = outbox_owner_problem(config.outbox.path, config.terminal_id)
+    problems = list(config.warnings)
     if owner is not None:
-        print(f"{args.path}: 1 error(s)", file=sys.stderr)
-        print(f"  error: outbox.path: {owner}", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
-    print(f"OK: {args.path}")
-    return 0
+        problems.append(Problem("outbox.path", owner))
+    return report_check(args.path, problems)
+
+def _looks_like_hub_yaml(path: str) -> bool:
+    """No ``terminal_id`` but a key only hub.yaml has: the operator meant the hub's check."""
+    try:
+        raw = load_yaml(path)
+    except ConfigError:
+        return False
+    return isinstance(raw, dict) and "terminal_id" not in raw and bool(
+        {"tokens", "listen", "database", "store", "tls"} & set(raw))
 
 
 def outbox_owner_problem(path: str, terminal_id: str) -> str | None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from cli.commands.checks import EXIT_INVALID_CONFIG
+
 if TYPE_CHECKING:
     from agent.config import Config
 
-#: Exit code for an invalid configuration (argparse uses 2 for bad usage, by the same logic).
-EXIT_INVALID_CONFIG = 2
+__all__ = ["EXIT_INVALID_CONFIG", "load_config_or_report"]
+
 
 def load_config_or_report(path: str) -> Config | None:
     """The configuration at ``path``, or None after printing every problem with its key."""

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.commands.options import command_parser
+from cli.commands.options import EXIT_INTERRUPTED, command_parser
 
 if TYPE_CHECKING:
     from emulator.tcp_serving import TcpServing
@@ -44,7 +44,9 @@ def add_parser(subparsers: Any) -> None:
         "process on 127.0.0.1. Prints the dashboard URL and the token to log in with. "
         "Stop with Ctrl-C.",
         exit_codes={0: "stopped (Ctrl-C or --duration elapsed)",
-                    1: "a part did not start (the reason is printed)", 2: "bad usage"},
+                    1: "a part did not start (the reason is printed)", 2: "bad usage",
+                    EXIT_INTERRUPTED: "interrupted (Ctrl-C) while starting, before it prints "
+                                      "'Running'; after, Ctrl-C stops it cleanly (0)"},
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"the hub's port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any "

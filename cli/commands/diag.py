@@ -95,8 +95,17 @@ def diagnose(config: Config, *, allow_daemon: bool = True,
     last_seq = int((outbox or {}).get("lastSeq") or 0)
     uplink = probe_uplink(config, token, hello_last_seq=None if session_up else last_seq)
     if session_up:
-        uplink["auth"]["detail"] = ("the hub accepted the token; the daemon's session is "
-                                    f"welcomed as {config.terminal_id}")
+        assert daemon_uplink is not None
+        for result in uplink["urls"]:
+            if result["auth"].get("ok") is not True:
+                continue
+            if result["url"] == daemon_uplink.get("url", result["url"]):
+                result["auth"]["detail"] = ("the hub accepted the token; the daemon's session "
+                                            f"is welcomed as {config.terminal_id}")
+            else:
+                result["auth"]["detail"] = ("the hub accepted the token (no hello: the "
+                                            "daemon's session is up on "
+                                            f"{daemon_uplink.get('url')})")
     if daemon is not None:
         lines = [LineFacts.from_json(item) for item in daemon.get("lines", [])]
         return _report(config, lines, outbox, uplink, "daemon", daemon_uplink, state)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from cli.commands.options import command_parser
+from cli.commands.options import EXIT_INTERRUPTED, command_parser
 from drivers.base import Transport, TransportError
 from emulator.autoplay import AutoplaySettings
 from emulator.model import Machine, MachineConfig
@@ -43,7 +43,9 @@ def add_parser(subparsers: Any) -> None:
         "The first line printed is the address to connect to. See docs/emulator.md.",
         exit_codes={0: "stopped (SIGTERM, SIGINT or the scenario ended)",
                     1: "the report could not be written",
-                    2: "bad usage, scenario or link (the reason is printed)"},
+                    2: "bad usage, scenario or link (the reason is printed)",
+                    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGINT) while loading, before it "
+                                      "prints its address or pty; after, SIGINT stops it (0)"},
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--tcp", metavar="HOST:PORT",

@@ -9,7 +9,13 @@ import signal
 import sys
 from pathlib import Path
 
-from cli.commands.options import add_config_option, command_parser, log_level
+from cli.commands.checks import EXIT_INVALID_CONFIG, report_check
+from cli.commands.options import (
+    EXIT_INTERRUPTED,
+    add_config_option,
+    command_parser,
+    log_level,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,18 +23,31 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         subparsers, "hub", help="run the reference hub (WebSocket API and dashboard)",
         description="Run the reference hub. The first line printed is the dashboard URL, "
                     "with the bound port when listen.port is 0.",
-        exit_codes={0: "stopped cleanly (SIGTERM or SIGINT)",
+        exit_codes={0: "stopped cleanly (SIGTERM or SIGINT); with --check-config: valid "
+                       "(warnings, if any, are printed)",
                     1: "cannot start (the address is in use, a TLS file does not load, "
                        "the store cannot be opened)",
-                    2: "invalid hub.yaml or token file, or bad usage"},
+                    EXIT_INVALID_CONFIG: "invalid hub.yaml or token file (with "
+                                         "--check-config also: a file it names), or bad usage",
+                    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGINT) while starting, before "
+                                      "it prints its URL (opening the store, loading); "
+                                      "after, SIGINT stops it cleanly (0)"},
     )
     add_config_option(parser, help="the hub's config (hub.yaml)")
     parser.add_argument("--log-level", type=log_level, default="info", metavar="LEVEL",
                         help="debug, info, warning or error, any case (default info)")
+    parser.add_argument("--check-config", action="store_true",
+                        help="check hub.yaml and the files it names (token file, TLS files, "
+                             "action key, the store's directory or URL), print every problem "
+                             "with its key, and exit without starting")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.check_config:
+        from hub.config_check import check_config
+
+        return report_check(args.config, check_config(Path(args.config)))
     from configkit import ConfigError
     from hub.config import load_config
     from hub.gc_tuning import tune_gc
@@ -44,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"hub config: {problem.severity}: {problem}", file=sys.stderr)
-        return 2
+        return EXIT_INVALID_CONFIG
 
     async def main() -> int:
         try:
@@ -53,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             for problem in exc.problems:
                 print(f"token file {config.tokens}: {problem.severity}: {problem}",
                       file=sys.stderr)
-            return 2
+            return EXIT_INVALID_CONFIG
         except StoreError as exc:
             print(f"hub: cannot start: {exc}", file=sys.stderr)
             return 1

@@ -11,12 +11,20 @@ from typing import Any
 #: Log levels, in the case the logs print them; the options take any case.
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+#: Exit code of a command stopped by Ctrl-C (SIGINT) before it finished, or a service before
+#: it handles signals: 128 + SIGINT, what a shell reports for a program that signal ended
+#: (cli/main.py). Every ``--help`` lists it; a service says what SIGINT does once it runs.
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "interrupted (Ctrl-C, SIGINT): stopped at once, no traceback"
+
 
 def command_parser(subparsers: Any, name: str, *, help: str, description: str,
                    exit_codes: Mapping[int, str]) -> argparse.ArgumentParser:
-    """A subcommand's parser whose ``--help`` ends with its exit codes."""
+    """A subcommand's parser whose ``--help`` ends with its exit codes
+    (:data:`EXIT_INTERRUPTED` among them, unless ``exit_codes`` gives its own meaning)."""
+    codes = {EXIT_INTERRUPTED: INTERRUPTED, **exit_codes}
     epilog = "exit codes:\n" + "\n".join(f"  {code}  {meaning}"
-                                         for code, meaning in sorted(exit_codes.items()))
+                                         for code, meaning in sorted(codes.items()))
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=help, description=description, epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter)

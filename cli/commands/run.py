@@ -2,7 +2,8 @@
 
 Exit codes: 0 after a clean stop (SIGTERM, SIGINT), 1 when it cannot start (serial port,
 outbox, token), 2 when the configuration is invalid, 3 when the line process died (the
-daemon stopped in order so that systemd restarts the service).
+daemon stopped in order so that systemd restarts the service), 130 when Ctrl-C (SIGINT) comes
+while it still loads, before the daemon handles signals (cli/main.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from typing import Any, cast
 
 from cli.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
-from cli.commands.options import add_config_option, command_parser, log_level
+from cli.commands.options import EXIT_INTERRUPTED, add_config_option, command_parser, log_level
 
 EXIT_CANNOT_START = 1
 
@@ -29,7 +30,10 @@ def add_parser(subparsers: Any) -> None:
                     EXIT_CANNOT_START: "cannot start (the serial line does not open, the "
                                        "outbox is not usable or belongs to another terminal)",
                     EXIT_INVALID_CONFIG: "invalid configuration, or bad usage",
-                    3: "the line process died (systemd restarts the service)"},
+                    3: "the line process died (systemd restarts the service)",
+                    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGINT) while loading, before it "
+                                      "handles signals; once it logs 'slot-agent running', "
+                                      "SIGINT stops it cleanly (0)"},
     )
     add_config_option(parser)
     parser.add_argument("--log-level", type=log_level, metavar="LEVEL",

@@ -6,8 +6,6 @@ import dataclasses
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from agent.config import (
     reloadable_diff,
 )
 from tests.support import ROOT
-from tests.support.processes import run_cli
+from tests.support.processes import SETPRIV, run_cli, run_cli_unprivileged
 
 EXAMPLE = ROOT / "config.example.yaml"
 MINIMAL = {"terminal_id": "EGM-0001", "machines": [{"address": 1}]}
@@ -205,9 +203,6 @@ def test_check_config_accepts_the_documented_token_mode(tmp_path: Path) -> None:
     assert result.stderr == ""
 
 
-SETPRIV = shutil.which("setpriv")
-
-
 @pytest.mark.skipif(os.geteuid() == 0 and SETPRIV is None,
                     reason="as root, needs setpriv (util-linux) to check as an unprivileged user")
 def test_check_config_as_a_user_who_cannot_read_the_token_is_an_error() -> None:
@@ -222,14 +217,8 @@ def test_check_config_as_a_user_who_cannot_read_the_token_is_an_error() -> None:
         cfg_file.write_text(yaml.safe_dump(with_(uplink={"url": "wss://hub/ws",
                                                          "token_file": "token"})))
         cfg_file.chmod(0o644)
-        cmd = [str(Path(sys.executable).parent / "slot-agent"), "check-config", "--config",
-               str(cfg_file)]
-        if os.geteuid() == 0:
-            assert SETPRIV is not None
-            cmd = [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        result, uid = run_cli_unprivileged("check-config", "--config", str(cfg_file))
         assert result.returncode == 2, result.stderr
-        uid = 65534 if os.geteuid() == 0 else os.geteuid()
         assert (f"error: uplink.token_file: cannot read {token}: permission denied for this "
                 f"user (uid {uid}); the service reads it through its group: chown "
                 "root:slot-agent and chmod 0640 it") in result.stderr

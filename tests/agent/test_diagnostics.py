@@ -23,7 +23,7 @@ from agent.ops.diagnostics import (
 )
 from agent.store.outbox import Outbox
 from api.events import Event
-from drivers.memory import MemoryTransport, pair
+from drivers.memory import Faults, MemoryTransport, pair
 from emulator.model import Machine
 from emulator.server import Emulator, LinkOptions
 
@@ -68,6 +68,27 @@ def test_probe_reads_identity_credits_and_meters_by_stepdown(
     assert all(statuses[c] is CheckStatus.OK for c in
                ("serial_port", "general_poll", "sas_version", "machine_info", "meters",
                 "link_errors"))
+
+
+def test_a_machine_answering_after_every_window_is_not_taken_for_unsupported() -> None:
+    """Every answer 180 ms late, beyond all three 50 ms windows of a poll: the answer that
+    comes in one more window is thrown away, the window widened, and the poll asked again.
+    Before, each long poll met silence and diag listed it as ignored (SAS §3.5)."""
+    host, machine_end = pair(to_host=Faults(delay_s=0.18))
+    emulator = Emulator(Machine(), machine_end, address=1,
+                        options=LinkOptions(unsupported_polls=frozenset({0x2F, 0x1C})))
+    emulator.start()
+    try:
+        facts = probe_line(host, 1, port="memory", reply_timeout=0.05)
+    finally:
+        emulator.stop()
+    assert facts.general_poll_ok and facts.link_up
+    assert (facts.sas_version, facts.serial_number) == ("602", "EMU0000001")
+    assert facts.ignored_polls == ["LP 2F", "LP 1C"]
+    assert facts.counters["late"] >= 1
+    link = {c.id: c for c in build_report(line=facts, outbox=None, uplink=None, source="direct",
+                                          terminal_id="T-1").checks}["link_errors"]
+    assert link.status is CheckStatus.WARN and "poll.reply_timeout_ms" in (link.hint or "")
 
 
 def test_a_silent_line_fails_the_general_poll_and_skips_what_depends_on_it() -> None:
@@ -354,7 +375,29 @@ def test_a_hello_refused_for_this_terminal_is_a_wrong_binding() -> None:
     check = _check(uplink=uplink)["uplink_auth"]
     assert check.status is CheckStatus.FAIL
     assert check.hint is not None and "bound to another terminal" in check.hint
-    assert check.data == {"verdict": "forbidden"}
+    assert check.data == {"verdict": "forbidden", "url": "ws://h/ws/terminal"}
+
+
+def _probe_profile(machine: Machine, options: LinkOptions) -> tuple[LineFacts, set[int]]:
+    """``probe_line`` against ``machine`` served with ``options``; the facts and the long
+    poll commands diag sent (read off the frames it wrote)."""
+    host, machine_end = pair()
+    sent: list[bytes] = []
+    write = host.write
+
+    def recording(frame: bytes, *, wakeup: bool) -> None:
+        sent.append(frame)
+        write(frame, wakeup=wakeup)
+
+    host.write = recording  # type: ignore[method-assign]
+    emulator = Emulator(machine, machine_end, address=1, options=options)
+    emulator.start()
+    try:
+        # a reply late on a loaded test machine must not read as an ignored poll
+        facts = probe_line(host, 1, port="memory", reply_timeout=0.1)
+    finally:
+        emulator.stop()
+    return facts, {frame[1] for frame in sent if len(frame) > 1 and frame[0] == 1}
 
 
 @pytest.mark.parametrize(("profile", "bills", "tickets_out"), [
@@ -369,16 +412,235 @@ def test_diag_names_the_money_sources_of_a_legacy_machine(
     from agent.ops.diagnostics import _meters_check
     from emulator.profiles import link_options
 
-    host, machine_end = pair()
-    emulator = Emulator(Machine(), machine_end, address=1, options=link_options(profile))
-    emulator.start()
-    try:
-        facts = probe_line(host, 1, port="memory", reply_timeout=0.02)
-    finally:
-        emulator.stop()
+    facts, _sent = _probe_profile(Machine(), link_options(profile))
     sources = _meters_check(facts).data["moneySources"]
     assert (sources["bills"], sources["ticketsOut"]) == (bills, tickets_out)
     assert sources["ticketsIn"] == "not metered"
+
+
+@pytest.mark.parametrize(("profile", "sends_3d", "ignored", "tickets_out"), [
+    # LP 4D answered: the agent never needs LP 3D, so diag does not send it
+    ("modern", False, [],
+     "ticketOutCashable (LP 6F) + ticketOutRestricted (LP 6F) + LP 4D records"),
+    # standard validation, no LP 4D: LP 3D is how the agent values a ticket; it answers
+    ("legacy-std", True, ["LP 2F", "LP 46", "LP 20", "LP 1E", "LP 4D"],
+     "LP 3D records matched with cancelledCredits (LP 0F)"),
+])
+def test_diag_reads_lp_3d_only_where_lp_4d_is_ignored(
+        profile: str, sends_3d: bool, ignored: list[str], tickets_out: str) -> None:
+    from emulator.profiles import link_options
+
+    facts, sent = _probe_profile(Machine(), link_options(profile))
+    assert 0x4D in sent  # LP 4D FF (look-ahead) on every machine
+    assert (0x3D in sent) is sends_3d
+    assert facts.ignored_polls == ignored
+    assert facts.not_probed == {}
+    meters = build_report(line=facts, outbox=None, uplink=None, source="direct",
+                          terminal_id="T-1").check("meters")
+    assert meters.status is CheckStatus.OK
+    assert meters.data["moneySources"]["ticketsOut"] == tickets_out
+    assert f"ticketsOut: {tickets_out}" in meters.detail
+
+
+def test_a_machine_without_lp_4d_nor_lp_3d_shows_its_tickets_cannot_be_valued() -> None:
+    from emulator.profiles import LEGACY_STD_IGNORED_POLLS
+
+    facts, sent = _probe_profile(
+        Machine(), LinkOptions(unsupported_polls=LEGACY_STD_IGNORED_POLLS | {0x3D}))
+    assert 0x3D in sent
+    assert "LP 3D" in facts.ignored_polls and "LP 4D" in facts.ignored_polls
+    sources = _line_sources(facts)
+    assert sources["ticketsOut"] == "not metered"
+
+
+def _line_sources(facts: LineFacts) -> dict[str, str]:
+    report = build_report(line=facts, outbox=None, uplink=None, source="direct",
+                          terminal_id="T-1")
+    return dict(report.check("meters").data["moneySources"])
+
+
+def test_a_waiting_ticket_record_is_left_to_the_agent_not_read_by_lp_3d() -> None:
+    """On a machine without LP 4D, LP 3D is the host's read of a ticket (reference §3.9b):
+    with a cash-out ticket unread (exception 3D), diag must not take it from the agent."""
+    from emulator.profiles import link_options
+
+    machine = Machine()
+    assert machine.insert_bill(time.monotonic(), 20)
+    ticket = machine.cash_out(time.monotonic())
+    assert ticket is not None and machine.unread_tickets == [ticket]
+    facts, sent = _probe_profile(machine, link_options("legacy-std"))
+    assert 0x3D not in sent
+    assert "LP 3D" not in facts.ignored_polls
+    assert "exception 3D" in facts.not_probed["LP 3D"]
+    assert machine.unread_tickets == [ticket]  # still there for the agent
+    meters = build_report(line=facts, outbox=None, uplink=None, source="direct",
+                          terminal_id="T-1").check("meters")
+    assert meters.status is CheckStatus.WARN
+    assert meters.data["moneySources"]["ticketsOut"] == (
+        "LP 3D records (not verified) matched with cancelledCredits (LP 0F)")
+    assert meters.data["notProbed"] == facts.not_probed
+    assert "LP 3D not read: a ticket record is waiting" in meters.detail
+    assert meters.hint is not None and "run diag again" in meters.hint
+    # the facts survive the daemon's JSON
+    assert LineFacts.from_json(facts.to_json()).not_probed == facts.not_probed
+
+
+# ------------------------------------------------------------------ every hub URL
+
+
+def _url_facts(url: str, failed: str | None = None, **auth: Any) -> dict[str, Any]:
+    """One URL's probe result: every step ok, or failed at ``failed`` (later ones not run)."""
+    out: dict[str, Any] = {"url": url, "clock": {"skewS": 0.2, "detail": "0 s ahead"}}
+    gone = False
+    for step in ("dns", "tcp", "tls", "auth"):
+        if gone:
+            out[step] = {"ok": None, "detail": "not run"}
+        elif step == failed:
+            out[step] = {"ok": False, "detail": f"{step} broke at {url}"}
+            gone = True
+        else:
+            out[step] = {"ok": True, "detail": f"{step} fine at {url}"}
+    out["auth"].update(auth)
+    if gone:
+        out["clock"] = {"skewS": None, "detail": "not measured"}
+    return out
+
+
+def _uplink(*results: dict[str, Any]) -> dict[str, Any]:
+    return {**results[0], "configured": True, "urls": list(results)}
+
+
+A, B, C = (f"wss://hub-{x}.example.com/ws/terminal" for x in "abc")
+
+
+def test_a_failing_failover_url_is_a_warning_that_names_it() -> None:
+    checks = _check(uplink=_uplink(_url_facts(A), _url_facts(B, "tls")))
+    assert all(checks[cid].status is CheckStatus.OK for cid in
+               ("uplink_dns", "uplink_tcp", "uplink_tls", "uplink_auth", "clock_skew"))
+    assert checks["uplink_tls"].data == {"url": A}
+    assert checks["uplink_tls"].detail == f"{A}: tls fine at {A}"
+    urls = checks["uplink_urls"]
+    assert urls.status is CheckStatus.WARN
+    assert f"{B}: TLS failed: tls broke at {B}" in urls.detail
+    assert urls.hint is not None and "uplink.ca_file" in urls.hint
+    assert urls.data == {"using": A, "urls": [
+        {"url": A, "ok": True, "failedStep": None, "detail": None},
+        {"url": B, "ok": False, "failedStep": "tls", "detail": f"tls broke at {B}"}]}
+    report = build_report(line=None, outbox=None, uplink=_uplink(_url_facts(A),
+                                                                  _url_facts(B, "tls")),
+                          source="direct", terminal_id="T-1")
+    assert report.ok and report.exit_code == 0
+
+
+def test_the_rows_report_the_url_that_passes_when_the_first_fails() -> None:
+    uplink = _uplink(_url_facts(A, "tcp"), _url_facts(B), _url_facts(C, "dns"))
+    checks = _check(uplink=uplink)
+    assert checks["uplink_tcp"].status is CheckStatus.OK
+    assert checks["uplink_tcp"].detail.startswith(f"{B}: ")
+    assert checks["clock_skew"].data["url"] == B
+    urls = checks["uplink_urls"]
+    assert urls.status is CheckStatus.WARN
+    assert urls.data["using"] == B
+    assert [(u["url"], u["failedStep"]) for u in urls.data["urls"]] == [
+        (A, "tcp"), (B, None), (C, "dns")]
+    assert A in urls.detail and C in urls.detail and "1 of 3 hub URLs pass" in urls.detail
+    assert build_report(line=None, outbox=None, uplink=uplink, source="direct",
+                        terminal_id="T-1").exit_code == 0
+
+
+def test_no_url_passing_fails_on_the_first_and_lists_every_one() -> None:
+    uplink = _uplink(_url_facts(A, "tcp"), _url_facts(B, "auth", verdict="forbidden"))
+    checks = _check(uplink=uplink)
+    assert checks["uplink_tcp"].status is CheckStatus.FAIL
+    assert checks["uplink_tcp"].data == {"url": A}
+    assert checks["uplink_auth"].status is CheckStatus.SKIP
+    urls = checks["uplink_urls"]
+    assert urls.status is CheckStatus.FAIL
+    assert urls.data["urls"][1] == {"url": B, "ok": False, "failedStep": "auth",
+                                    "detail": f"auth broke at {B}", "verdict": "forbidden"}
+    assert urls.hint is not None and "bound to another terminal" in urls.hint
+    assert build_report(line=None, outbox=None, uplink=uplink, source="direct",
+                        terminal_id="T-1").exit_code == 1
+
+
+def test_every_url_passing_is_ok_and_one_url_skips_the_row() -> None:
+    both = _check(uplink=_uplink(_url_facts(A), _url_facts(B)))["uplink_urls"]
+    assert both.status is CheckStatus.OK and A in both.detail and B in both.detail
+    one = _check(uplink=_uplink(_url_facts(A)))
+    assert one["uplink_urls"].status is CheckStatus.SKIP
+    assert one["uplink_tcp"].detail == f"tcp fine at {A}"  # one URL: the detail as before
+    # facts of the single-URL shape (no "urls") are read as that one URL
+    legacy = {k: v for k, v in _uplink(_url_facts(A)).items() if k != "urls"}
+    assert _check(uplink=legacy)["uplink_tcp"].status is CheckStatus.OK
+
+
+def test_the_daemons_url_is_reported_when_its_session_is_up() -> None:
+    report = build_report(line=None, outbox=None,
+                          uplink=_uplink(_url_facts(A), _url_facts(B)), source="daemon",
+                          terminal_id="T-1",
+                          daemon_uplink={"url": B, "connected": True, "state": "connected"})
+    assert report.check("uplink_auth").data == {"url": B}
+    assert report.check("uplink_urls").data["using"] == B
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    from tests.agent.uplink_kit import make_pki
+
+    base = tmp_path_factory.mktemp("pki")
+    return make_pki(base, "good"), make_pki(base, "other")
+
+
+def test_every_hub_url_is_probed_against_real_hubs(
+        tmp_path: Path, pki: tuple[Any, Any]) -> None:
+    """Three instances: one whose certificate another CA signed, a good one, and a port
+    nothing listens on. Each is probed; the uplink works (the good one), the others warn."""
+    import socket
+
+    from tests.support.hub import hub_in_thread
+    from tests.support.tokens import for_terminal
+
+    good, other = pki
+    free = socket.create_server(("127.0.0.1", 0))
+    closed = f"wss://127.0.0.1:{free.getsockname()[1]}/ws/terminal"
+    free.close()  # nothing listens there now
+    tokens = for_terminal("T-1")
+    with hub_in_thread(tmp_path / "bad", tokens, tls_cert=other.cert,
+                       tls_key=other.key) as bad, \
+            hub_in_thread(tmp_path / "good", tokens, tls_cert=good.cert,
+                          tls_key=good.key) as hub:
+        token = tmp_path / "token"
+        token.write_text(hub.terminal_token)
+        config = parse_config({
+            "terminal_id": "T-1", "machines": [{"address": 1}],
+            "uplink": {"url": [bad.terminal_url, hub.terminal_url, closed],
+                       "token_file": str(token), "ca_file": str(good.ca)}})
+        facts = probe_uplink(config, hub.terminal_token, timeout=5.0, hello_last_seq=0)
+    results = facts["urls"]
+    assert [r["url"] for r in results] == [bad.terminal_url, hub.terminal_url, closed]
+    assert facts["url"] == bad.terminal_url and facts["tls"] is results[0]["tls"]
+    assert results[0]["tcp"]["ok"] is True and results[0]["tls"]["ok"] is False
+    assert "unable to get local issuer certificate" in results[0]["tls"]["detail"]
+    assert results[0]["auth"]["ok"] is None  # not run after the TLS failure
+    assert results[1]["tls"]["ok"] is True
+    assert results[1]["auth"]["ok"] is True and results[1]["auth"]["verdict"] == "welcome"
+    assert results[2]["tcp"]["ok"] is False
+    report = build_report(line=None, outbox=None, uplink=facts, source="direct",
+                          terminal_id="T-1")
+    assert report.exit_code == 0
+    auth = report.check("uplink_auth")
+    assert auth.status is CheckStatus.OK and auth.data == {"url": hub.terminal_url}
+    assert auth.detail.startswith(f"{hub.terminal_url}: the hub welcomed terminal T-1")
+    assert report.check("clock_skew").status is CheckStatus.OK
+    urls = report.check("uplink_urls")
+    assert urls.status is CheckStatus.WARN
+    assert [(u["url"], u["ok"], u["failedStep"]) for u in urls.data["urls"]] == [
+        (bad.terminal_url, False, "tls"), (hub.terminal_url, True, None), (closed, False, "tcp")]
+    assert urls.data["using"] == hub.terminal_url
+    table = render_table(report)
+    assert "WARN  uplink: every hub URL (failover)" in table
+    assert f"{bad.terminal_url}: TLS failed: TLS handshake with 127.0.0.1 failed" in table
+    assert f"{closed}: TCP failed: cannot connect" in table
 
 
 def test_the_check_table_of_operations_md_names_every_id_in_report_order() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import pytest
 
 from agent.config import PollConfig
+from agent.line.reply_window import MAX_WINDOW_S
 from agent.observations import ExceptionObserved, LinkDown
 from emulator.model import Door
 from tests.agent.clocked_line import ClockedLine, ClockedRig
@@ -58,12 +59,44 @@ def test_a_machine_answering_after_the_window_loses_no_door_code(
 def test_a_late_machine_gives_no_phantom_and_no_misframed_reply() -> None:
     """Late answers are kept only between the copies of a general poll: nothing else is
     taken from a wrong window. A machine 10 ms beyond the window from its first poll on
-    (discovery's long polls, the idle general polls): no bad frame, no exception it did not
-    raise, and the link comes up."""
+    (discovery's long polls, the idle general polls): no bad frame but the late bytes
+    thrown away, no exception it did not raise, and the link comes up."""
     poll = PollConfig(interval_ms=200, reply_timeout_ms=50, snapshot_interval_s=3600.0)
     rig = ClockedRig(poll)
     rig.line.reply_delay = 0.06
     rig.run_until(15)
     status = rig.owner.status()["machines"]["1"]
-    assert status["badFrames"] == {} and status["linkUp"] is True
+    assert set(status["badFrames"]) == {"late"} and status["linkUp"] is True
     assert rig.seen.of(ExceptionObserved) == []
+
+
+def test_a_late_machine_widens_its_window_and_has_its_long_polls_read(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Thrown away unseen, the late answers to every long poll looked like silence: each
+    poll was remembered as unsupported (SAS §3.5) and the machine was never identified nor
+    its meters read. The late bytes are counted, widen the machine's window (50 -> 100 ms)
+    and tell the host the machine answered; discovery then reads everything."""
+    poll = PollConfig(interval_ms=200, reply_timeout_ms=50, snapshot_interval_s=3600.0)
+    rig = ClockedRig(poll)
+    rig.line.reply_delay = 0.06
+    with caplog.at_level("WARNING", logger="agent.line.owner"):
+        rig.run_until(30)
+    status = rig.owner.status()["machines"]["1"]
+    assert status["ignoredPolls"] == []
+    assert status["machine"]["serialNumber"] == rig.line.machine.config.serial_number
+    assert status["lastMeters"]
+    assert status["replyWindowMs"] == 100
+    assert status["badFrames"]["late"] >= 1
+    assert "machine 1 answers after its reply window: widened from 50 to 100 ms" in caplog.text
+
+
+def test_a_window_grows_no_wider_than_the_longest_reply_and_nothing_is_unsupported() -> None:
+    """A machine 300 ms late: its window stops at 250 ms (MAX_WINDOW_S), its long polls
+    fail, but none is remembered as unsupported: it answers them, too late to be read."""
+    poll = PollConfig(interval_ms=200, reply_timeout_ms=50, snapshot_interval_s=3600.0)
+    rig = ClockedRig(poll)
+    rig.line.reply_delay = 0.3
+    rig.run_until(30)
+    status = rig.owner.status()["machines"]["1"]
+    assert status["replyWindowMs"] == round(MAX_WINDOW_S * 1000)
+    assert status["ignoredPolls"] == []

@@ -61,3 +61,17 @@ def test_unreadable_or_broken_yaml_exit_2(tmp_path: Path) -> None:
     broken.write_text("terminal_id: [\n")
     result = check_config(broken)
     assert result.returncode == 2 and "invalid YAML" in result.stderr
+
+
+def test_a_hub_yaml_given_to_the_agents_check_gets_a_hint(tmp_path: Path) -> None:
+    hub_yaml = tmp_path / "hub.yaml"
+    hub_yaml.write_text("listen: {port: 8765}\nplain: true\ntokens: tokens.txt\n"
+                        "database: hub.db\n")
+    result = check_config(hub_yaml)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"  hint: this looks like the hub's configuration: slot-agent hub --check-config "
+        f"--config {hub_yaml}")
+    agent_yaml = tmp_path / "agent.yaml"
+    agent_yaml.write_text("terminal_id: EGM-1\nmachines: [{address: 300}]\n")
+    assert "hint" not in check_config(agent_yaml).stderr

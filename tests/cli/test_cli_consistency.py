@@ -30,6 +30,7 @@ def test_every_help_lists_the_exit_codes(command: str) -> None:
     text = _help(command)
     assert "exit codes:" in text
     assert "  0  " in text and "  2  " in text  # success, and bad usage (argparse's own 2)
+    assert "  130  interrupted (Ctrl-C" in text  # cli/main.py, whatever the command
 
 
 def test_diag_help_says_what_exit_2_means() -> None:
@@ -108,8 +109,10 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def _table_after(heading: str, doc: str = "operations.md") -> list[list[str]]:
-    """The first Markdown table from ``heading`` on: its rows, cells stripped, no header."""
+def _table_after(heading: str, doc: str = "operations.md", *,
+                 header: bool = False) -> list[list[str]]:
+    """The first Markdown table from ``heading`` on: its rows, cells stripped; its header row
+    first with ``header``, else none (the separator row never)."""
     text = (DOCS / doc).read_text()
     text = text[text.index(heading):]
     rows = []
@@ -118,7 +121,7 @@ def _table_after(heading: str, doc: str = "operations.md") -> list[list[str]]:
             rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
         elif rows:
             break
-    return rows[2:]
+    return [rows[0], *rows[2:]] if header else rows[2:]
 
 
 def _help_exit_codes(command: str) -> set[str]:
@@ -129,8 +132,10 @@ def _help_exit_codes(command: str) -> set[str]:
 
 def test_the_exit_code_table_of_operations_md_is_every_help() -> None:
     """Each command's row of "exit codes" names exactly the codes its ``--help`` lists."""
-    table = _table_after("## The command line: conventions and exit codes")
-    documented = {row[0].strip("`"): {code for code, cell in zip("0123", row[1:], strict=True)
+    head, *table = _table_after("## The command line: conventions and exit codes",
+                                header=True)
+    assert head == ["command", "0", "1", "2", "3", "130"]
+    documented = {row[0].strip("`"): {code for code, cell in zip(head[1:], row[1:], strict=True)
                                       if cell} for row in table}
     assert set(documented) == set(COMMANDS)
     for command, codes in documented.items():

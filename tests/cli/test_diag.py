@@ -111,6 +111,57 @@ def test_bad_token_fails_authentication(tmp_path: Path, emulator: str, hub: HubH
     assert "not-a-known-token" not in result.stdout
 
 
+def _closed_url() -> str:
+    """A ws:// URL on a local port nothing listens on."""
+    import socket
+
+    free = socket.create_server(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    return f"ws://127.0.0.1:{port}/ws/terminal"
+
+
+def test_every_hub_url_is_checked_and_one_usable_is_enough(
+        tmp_path: Path, emulator: str, hub: HubHarness) -> None:
+    unreachable = _closed_url()
+    cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
+    cfg.write_text(cfg.read_text().replace(f"url: {hub.terminal_url}",
+                                           f"url: [{unreachable}, {hub.terminal_url}]"))
+    result = run_cli("diag", "--config", str(cfg), "--json")
+    human = run_cli("diag", "--config", str(cfg))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert human.returncode == 0
+    checks = _checks(result.stdout)
+    assert list(checks) == [cid for cid, _ in CHECK_IDS]
+    # the rows report the instance the agent gets its session on, named
+    auth = checks["uplink_auth"]
+    assert auth["status"] == "ok" and auth["data"]["url"] == hub.terminal_url
+    assert auth["detail"].startswith(f"{hub.terminal_url}: the hub welcomed terminal EGM-T1")
+    assert checks["uplink_tcp"]["detail"].startswith(f"{hub.terminal_url}: connected to")
+    urls = checks["uplink_urls"]
+    assert urls["status"] == "warn"
+    assert urls["data"]["using"] == hub.terminal_url
+    assert urls["data"]["urls"][0]["url"] == unreachable
+    assert urls["data"]["urls"][0]["ok"] is False
+    assert urls["data"]["urls"][0]["failedStep"] == "tcp"
+    assert urls["data"]["urls"][1] == {"url": hub.terminal_url, "ok": True,
+                                       "failedStep": None, "detail": None}
+    assert f"{unreachable}: TCP failed: cannot connect" in urls["detail"]
+    assert "WARN  uplink: every hub URL (failover)" in human.stdout
+    assert unreachable in human.stdout
+
+    # no instance reachable: the uplink rows fail on the first URL, exit 1
+    other = _closed_url()
+    cfg.write_text(cfg.read_text().replace(hub.terminal_url, other))
+    result = run_cli("diag", "--config", str(cfg), "--json")
+    assert result.returncode == 1
+    checks = _checks(result.stdout)
+    assert checks["uplink_tcp"]["status"] == "fail"
+    assert checks["uplink_tcp"]["data"] == {"url": unreachable}
+    assert checks["uplink_urls"]["status"] == "fail"
+    assert [u["failedStep"] for u in checks["uplink_urls"]["data"]["urls"]] == ["tcp", "tcp"]
+
+
 def test_invalid_config_exits_2(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("terminal_id: x\nmachines: []\n")
@@ -164,7 +215,8 @@ def test_a_token_bound_to_another_terminal_fails_with_the_binding_hint(
         human = run_cli("diag", "--config", str(cfg))
     assert result.returncode == 1
     auth = _checks(result.stdout)["uplink_auth"]
-    assert auth["status"] == "fail" and auth["data"] == {"verdict": "forbidden"}
+    assert auth["status"] == "fail"
+    assert auth["data"] == {"verdict": "forbidden", "url": other.terminal_url}
     assert "refused hello for terminal EGM-T1: forbidden" in auth["detail"]
     assert "bound to another terminal" in auth["hint"]
     assert "FAIL  uplink: authentication" in human.stdout
@@ -257,6 +309,10 @@ def test_with_the_daemons_session_up_diag_does_not_replace_it(
     from tests.support.waits import wait_until
 
     cfg = write_agent_config(tmp_path, port=emulator, hub=hub)
+    # a second hub instance the agent would fail over to, firewalled (nothing listens)
+    unreachable = _closed_url()
+    cfg.write_text(cfg.read_text().replace(f"url: {hub.terminal_url}",
+                                           f"url: [{hub.terminal_url}, {unreachable}]"))
     socket_path = next(line.split(": ", 1)[1] for line in cfg.read_text().splitlines()
                        if line.startswith("control_socket"))
     daemon = Proc(["run", "--config", str(cfg)])
@@ -279,7 +335,14 @@ def test_with_the_daemons_session_up_diag_does_not_replace_it(
     auth = checks["uplink_auth"]
     assert auth["status"] == "ok"
     assert "the daemon's session is welcomed as EGM-T1" in auth["detail"]
+    assert auth["data"] == {"url": hub.terminal_url}
     assert checks["daemon"]["data"]["state"] == "running"
+    # the failover instance is checked too: a warning naming it, and diag still exits 0
+    assert result.returncode == 0, result.stdout + result.stderr
+    urls = checks["uplink_urls"]
+    assert urls["status"] == "warn" and urls["data"]["using"] == hub.terminal_url
+    assert [(u["url"], u["failedStep"]) for u in urls["data"]["urls"]] == [
+        (hub.terminal_url, None), (unreachable, "tcp")]
 
 
 def test_actions_the_hub_delivers_to_diag_are_rejected_not_lost(
@@ -303,7 +366,7 @@ def test_actions_the_hub_delivers_to_diag_are_rejected_not_lost(
     result = run_cli("diag", "--config", str(cfg), "--json")
     auth = _checks(result.stdout)["uplink_auth"]
     assert auth["status"] == "warn"
-    assert auth["data"] == {"actionsRejected": ["act-diag-1"]}
+    assert auth["data"] == {"actionsRejected": ["act-diag-1"], "url": hub.terminal_url}
     assert "send them again" in auth["hint"]
     conn = sqlite3.connect(f"{hub.config.database.resolve().as_uri()}?mode=ro", uri=True)
     try:

@@ -166,6 +166,19 @@ def test_the_hub_command_says_why_the_store_cannot_be_opened(tmp_path: Path) -> 
     assert secret not in done.stderr
 
 
+def test_the_hub_command_says_why_the_sqlite_database_cannot_be_opened(tmp_path: Path) -> None:
+    tokens = write_token_file(tmp_path)
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"plain: true\nlisten: {{port: 0}}\ntokens: {tokens}\n"
+                      "database: no-such-dir/hub.db\n")
+    done = run_cli("hub", "--config", str(config))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""  # no URL: it never listened
+    assert done.stderr == (f"hub: cannot start: database: cannot open the SQLite database "
+                           f"{tmp_path / 'no-such-dir' / 'hub.db'}: unable to open database "
+                           "file\n")
+
+
 def test_timezone_and_gaming_day_start(tmp_path: Path) -> None:
     base = {"plain": True, "tokens": "t", "database": "d"}
     cfg = parse_config({**base, "timezone": "America/Los_Angeles", "gaming_day_start": 6},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api import wire
 from api.wire import ErrorCode
 from hub.buckets import Buckets
+from hub.store import EventWrite, HubStore
 from tests.support.hub import HubHarness, event_frame, http_get, publish_all
 from tests.support.tokens import OPERATOR, VIEWER
 from tests.support.waits import wait_for
@@ -78,6 +80,7 @@ async def test_metrics_served_in_the_text_format(harness: HubHarness, token: str
                        ("slot_hub_ingest_transactions", "counter"),
                        ("slot_hub_ingest_batches", "counter"),
                        ("slot_hub_ingest_failed_batches", "counter"),
+                       ("slot_hub_ingest_failed_transactions", "counter"),
                        ("slot_hub_ingest_transaction_events", "histogram"),
                        ("slot_hub_ingest_commit_duration_seconds", "histogram"),
                        ("slot_hub_ack_latency_seconds", "histogram"),
@@ -145,6 +148,7 @@ async def test_metrics_count_what_a_terminal_published(harness: HubHarness) -> N
     assert value(families, "slot_hub_ack_latency_seconds_count") == batches > 0
     assert value(families, "slot_hub_ack_latency_seconds_bucket", le="+Inf") == batches
     assert value(families, "slot_hub_ingest_failed_batches_total") == 0
+    assert value(families, "slot_hub_ingest_failed_transactions_total") == 0
     assert value(families, "slot_hub_ingest_queued_batches") == 0
     assert value(families, "slot_hub_inflight_messages") == 0
     assert value(families, "slot_hub_slow_clients_dropped_total") == 0
@@ -157,6 +161,42 @@ async def test_metrics_count_what_a_terminal_published(harness: HubHarness) -> N
     families = await scrape(harness)
     assert value(families, "slot_hub_terminals_connected") == 0
     assert value(families, "slot_hub_clients_connected") == 0
+
+
+async def test_a_failed_store_transaction_is_counted_and_not_timed(
+        harness: HubHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up: SQLite's own error, raised on the writer thread where the real
+    ``insert_events`` runs. The failed transaction is counted; the commit histogram still
+    times committed ones only (its count stays the committed transactions')."""
+    hub = harness.hub
+    assert hub is not None
+    term, _ = await harness.terminal("T1")
+    await publish_all(term, [event_frame("T1", 1)])
+    await harness.published()
+    before = await scrape(harness)
+    assert value(before, "slot_hub_ingest_failed_transactions_total") == 0
+    store = hub.store
+    assert isinstance(store, HubStore)  # the harness's SQLite store
+    real = store.insert_events
+    refused: list[int] = []  # the writes of each refused transaction
+
+    def disk_full(writes: list[EventWrite], received_at: float) -> list[bool]:
+        if any(w.source == "T1" and w.frame["seq"] == 2 for w in writes):
+            refused.append(len(writes))
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(writes, received_at)
+
+    monkeypatch.setattr(store, "insert_events", disk_full)
+    await term.send(event_frame("T1", 2))
+    assert await term.closed() == 1011  # internal: the terminal resends from ackedSeq
+    after = await scrape(harness)
+    assert refused  # the store really was asked, and refused
+    assert value(after, "slot_hub_ingest_failed_transactions_total") == len(refused)
+    assert value(after, "slot_hub_ingest_failed_batches_total") == 1
+    assert value(after, "slot_hub_error_replies_total", code="internal") == 1
+    assert value(after, "slot_hub_ingest_commit_duration_seconds_count") == value(
+        after, "slot_hub_ingest_transactions_total")
+    assert [e["seq"] for e in hub.store.events("T1") if e["event"] == "betPlaced"] == [1]
 
 
 async def test_two_hubs_in_one_process_count_their_own(harness: HubHarness,

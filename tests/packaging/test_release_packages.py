@@ -159,6 +159,10 @@ def test_the_wheelhouse_installs_with_no_network(wheelhouse: Path, tmp_path: Pat
                     str(house / "config.example.yaml"))
     assert check.returncode == 0, check.stderr
     assert check.stdout.startswith("OK: ")
+    # psycopg comes with it, for a hub whose store is PostgreSQL (it loads the system's libpq)
+    pg = offline(str(prefix / "venv" / "bin" / "python"), "-c",
+                 "import psycopg; print(psycopg.pq.version() > 0)")
+    assert pg.returncode == 0 and pg.stdout.strip() == "True", pg.stderr
 
 
 @pytest.fixture

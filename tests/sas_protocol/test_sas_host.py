@@ -124,6 +124,27 @@ def test_unsupported_long_poll_is_reported_not_supported() -> None:
     assert host.link_up  # silence to a long poll is no link failure in non-RTE mode
 
 
+def test_a_long_poll_answered_late_is_a_failed_poll_not_an_unsupported_one() -> None:
+    """The caller threw away bytes that came after a window closed (receive_late): the
+    machine answered, so its silence in the windows is no sign of an unsupported poll
+    (SAS §3.5)."""
+    host = up_host()
+    host.receive_late()  # between polls: nothing to learn about the next one
+    host.send(sp.SasVersionRequest())
+    for n in range(3):
+        assert host.data_to_send()
+        if n == 1:
+            host.receive_late()
+        host.receive_timeout()
+    assert host.events_received() == [
+        sp.PollFailed(sp.SasVersionRequest(), sp.FailureReason.TIMEOUT)]
+    host.send(sp.SasVersionRequest())
+    for _ in range(3):  # the next poll starts silent again
+        assert host.data_to_send()
+        host.receive_timeout()
+    assert host.events_received() == [sp.NotSupported(sp.SasVersionRequest())]
+
+
 def test_silence_before_link_up_is_a_failure_not_unsupported() -> None:
     host = sp.HostProtocol(1, max_sends=1)
     host.send(sp.SasVersionRequest())

@@ -164,6 +164,24 @@ def run_cli(*args: str, timeout: float = 60.0,
                           timeout=timeout, env=clean_env(env))
 
 
+#: util-linux's setpriv: as root, the tests run a command as an unprivileged user with it
+SETPRIV = shutil.which("setpriv")
+#: the user (and group) such a command runs as when the tests run as root: nobody
+NOBODY = 65534
+
+
+def run_cli_unprivileged(*args: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``slot-agent ARGS`` as a user without root's access (what ``sudo -u slot-agent``
+    meets): as root, through setpriv as :data:`NOBODY`; else as this user. The result and
+    the uid it ran as. Callers skip where SETPRIV is None and the tests run as root."""
+    cmd = [str(Path(sys.executable).parent / "slot-agent"), *args]
+    if os.geteuid() != 0:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60), os.geteuid()
+    assert SETPRIV is not None
+    cmd = [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60), NOBODY
+
+
 def write_agent_config(tmp: Path, *, port: str, hub: HubHarness | None = None,
                        terminal_id: str = "EGM-T1", token: str | None = None,
                        level: str = "info", extra: str = "") -> Path:

@@ -1,0 +1,72 @@
+"""A machine's reply window, and what came after it closed.
+
+SAS §2.3.1 (reference §3.6) gives a machine 20 ms to start its answer, after which the host
+may time out; the agent waits ``poll.reply_timeout_ms`` (50 ms by default) after the last
+byte. Older machines can be slower (nCompass reads for 200 ms, reference §3.6). Bytes that
+come after a window closed are thrown away before the next send, because a late frame would
+be taken for the next send's reply (docs/sas.md, "A machine that answers after the window").
+Thrown away silently, they made every long poll such a machine answers meet "silence": the
+poll was remembered as unsupported (SAS §3.5: only an unsupported poll goes unanswered), and
+no meter was ever read.
+
+So late bytes are read before they are dropped: they are counted and logged as a ``late``
+bad frame, and they double that machine's window, up to :data:`MAX_WINDOW_S` (the longest
+reply's wire time, ``agent.line.owner.MAX_REPLY_S``); the line owner also tells the host,
+so that a long poll answered late is a failed poll, not an unsupported one. A window never
+shrinks while the agent runs: a machine late once is late again under the same load.
+"""
+
+from __future__ import annotations
+
+from drivers.base import Transport, Word
+from sas_protocol.host import HostProtocol
+from sas_protocol.messages.requests import GeneralPoll, Poll
+
+#: the widest a machine's reply window grows (s): the longest reply (255-byte body) takes
+#: about 150 ms at 19200 baud, and nCompass reads for 200 ms (reference §3.6)
+MAX_WINDOW_S = 0.25
+#: reads of what is waiting, at most, before a send: a line that spews noise must not hold
+#: the poll (the rest is thrown away unread)
+_MOST_READS = 8
+
+
+class ReplyWindow:
+    """One machine's reply window (s): the configured one, widened by late answers."""
+
+    def __init__(self, configured: float) -> None:
+        self.configured = configured
+        self.seconds = configured
+
+    def widen(self) -> bool:
+        """A late answer came: double the window, up to :data:`MAX_WINDOW_S`. True if it
+        changed."""
+        wider = min(MAX_WINDOW_S, self.seconds * 2)
+        if wider <= self.seconds:
+            return False
+        self.seconds = wider
+        return True
+
+
+def read_late(transport: Transport, now: float) -> list[Word]:
+    """What arrived since the last reply window closed, then the rest discarded (with any
+    partly decoded word). ``now`` (the transport's clock) as the deadline: each read is one
+    look at the line, with no wait."""
+    words: list[Word] = []
+    for _ in range(_MOST_READS):
+        got = transport.read(now)
+        if not got:
+            break
+        words.extend(got)
+    transport.discard_input()
+    return words
+
+
+def late_answers_count(host: HostProtocol, poll: Poll) -> bool:
+    """Whether bytes that came after a reply window closed are kept for the re-send's
+    window: only for a non-RTE general poll. Every copy of it gets the same one-byte answer
+    (SAS §3.5: the same poll again is an implied NACK, the machine re-sends), so a machine
+    that answers after the window (later than SAS §2.3.1's 20 ms) is still read, one copy
+    late; thrown away, its exception would be acknowledged unread by the sync poll that
+    follows the failed poll (issue 17). A late long-poll or RTE frame is not kept: its bytes
+    would be misread as the re-send's frame."""
+    return isinstance(poll, GeneralPoll) and not host.rte_mode
