@@ -42,14 +42,25 @@ def make_raw(fd: int) -> None:
 
 
 class PtyTransport(StreamTransport):
-    """A pty end (either side). ``keep_fds`` are held open and closed with the transport."""
+    """A pty end (either side). ``keep_fds`` are held open and closed with the transport.
+
+    ``drop_unread`` (the master of :func:`open_pty`, whose first kept descriptor is the
+    slave): a write that finds the other side's input queue full throws away what is queued
+    there instead of waiting, as a serial wire loses what nobody reads. A machine's chirps
+    (SAS §4.2: every 200 ms while no host polls) otherwise filled the queue of a pty nobody
+    had opened in about 15 minutes, and the write timed out and ended the link for good.
+    """
 
     def __init__(
-        self, name: str, fd: int, *, keep_fds: tuple[int, ...] = (), write_timeout: float = 2.0
+        self, name: str, fd: int, *, keep_fds: tuple[int, ...] = (), write_timeout: float = 2.0,
+        drop_unread: bool = False,
     ) -> None:
         super().__init__(name, write_timeout=write_timeout)
         self._fd = fd
         self._keep_fds = keep_fds
+        self._drop_unread = drop_unread and bool(keep_fds)
+        #: times the other side's unread input was thrown away (``drop_unread``)
+        self.dropped_unread = 0
         os.set_blocking(fd, False)
 
     def _fileno(self) -> int:
@@ -59,6 +70,14 @@ class PtyTransport(StreamTransport):
         return os.read(self._fd, 4096)
 
     def _send(self, data: memoryview) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            if not self._drop_unread:
+                raise
+        # the other side's input queue is full: nobody reads it (class docstring)
+        termios.tcflush(self._keep_fds[0], termios.TCIFLUSH)
+        self.dropped_unread += 1
         return os.write(self._fd, data)
 
     def _close_stream(self) -> None:
@@ -91,12 +110,14 @@ def open_pty(*, write_timeout: float = 2.0) -> tuple[PtyTransport, str]:
 
     The master side keeps a slave descriptor open so that it never reads EIO while no
     program has the slave open; bytes written before the agent connects wait in the slave's
-    input queue.
+    input queue, and when that is full, a write throws them away rather than wait
+    (``PtyTransport``'s ``drop_unread``): what nobody reads is lost, as on a wire.
     """
     master, slave = os.openpty()
     make_raw(slave)
     path = os.ttyname(slave)
     master_end = PtyTransport(
-        f"pty-master:{path}", master, keep_fds=(slave,), write_timeout=write_timeout
+        f"pty-master:{path}", master, keep_fds=(slave,), write_timeout=write_timeout,
+        drop_unread=True,
     )
     return master_end, path

@@ -1,7 +1,7 @@
 """What the transports that wait in ``select()`` share: the words decoded ahead of the
 caller, the wake pipe that ends a wait when another thread closes the transport, the read
 loop with its deadline rule, the write loop of a non-blocking descriptor, and the close that
-waits for a read in progress.
+waits for a read or a write in progress.
 
 StreamTransport (TCP, pty), UartTransport and the emulator's parity pty differ only in how
 they wait for bytes, decode them and release their device; each says that in three methods.
@@ -22,7 +22,7 @@ from drivers.base import Transport, TransportClosedError, TransportIOError, Word
 
 __all__ = ["SelectableTransport", "WakePipe"]
 
-#: How long close() waits for a read in progress to notice the wake pipe.
+#: How long close() waits for a read or write in progress to notice the wake pipe.
 CLOSE_GRACE_S = 2.0
 
 
@@ -118,26 +118,34 @@ class SelectableTransport(Transport):
                    fileno: int) -> None:
         """Write all of ``data`` with ``send`` (some of it, non-blocking: the count written),
         waiting in ``select()`` for ``fileno`` to take more, at most ``write_timeout`` in all;
-        a close from another thread ends the wait."""
-        deadline = time.monotonic() + self.write_timeout
-        while data:
-            try:
-                sent = send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
+        a close from another thread ends the wait.
+
+        It holds ``_io_lock`` as a read does, so that such a close waits for the write to
+        notice it (at once: the wake pipe ends the wait) before it releases the descriptor:
+        a close that did not wait could release it between the look at ``_closed`` and
+        ``send``, which then wrote to a closed descriptor, or to whatever file or socket
+        had just been given the same number."""
+        with self._io_lock:
+            self._check_open()  # a close may have finished while this waited for the lock
+            deadline = time.monotonic() + self.write_timeout
+            while data:
+                try:
+                    sent = send(data)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as exc:
+                    self._check_open()
+                    raise TransportIOError(self.name, f"write failed: {exc}") from exc
+                data = data[sent:]
+                if not data:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TransportIOError(
+                        self.name,
+                        f"write timed out after {self.write_timeout} s (peer not reading)")
+                select.select([self._wake_r], [fileno], [], remaining)
                 self._check_open()
-                raise TransportIOError(self.name, f"write failed: {exc}") from exc
-            data = data[sent:]
-            if not data:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TransportIOError(
-                    self.name, f"write timed out after {self.write_timeout} s (peer not reading)"
-                )
-            select.select([self._wake_r], [fileno], [], remaining)
-            self._check_open()
 
     def _release(self) -> None:
         with contextlib.suppress(Exception):

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from drivers.base import Transport, TransportError, Word
+from drivers.base import Transport, TransportClosedError, TransportError, Word
 from emulator.exceptions_queue import PendingException
 from emulator.model import Machine
 from emulator.responder import answer, apply_broadcast, rom_signature
@@ -440,6 +440,8 @@ class Emulator:
         return data
 
     def _disconnected(self, transport: Transport, exc: Exception) -> None:
+        if self._stop.is_set() and isinstance(exc, TransportClosedError):
+            return  # close() closed it while stopping the thread: nothing was lost
         with self.lock:
             if self._transport is transport:
                 self._transport = None
@@ -465,11 +467,22 @@ class Emulator:
             thread.join(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the serving thread, then detach the transport and close it."""
-        self.stop(timeout)
-        transport = self.detach()
+        """Stop the serving thread, detach the transport and close it.
+
+        The transport is closed before the thread is joined: that ends at once a read, or a
+        write a host that does not read keeps waiting up to the write timeout (the transport
+        lets a close from another thread wait for either to let go of the descriptor). The
+        thread's error from that close is the stop's own doing, not a lost connection. It is
+        closed before ``lock`` is taken to detach it: the thread holds the lock while it writes.
+        """
+        self._stop.set()
+        transport = self._transport
         if transport is not None:
             transport.close()
+        attached = self.detach()  # the same one, or one attached meanwhile
+        if attached is not None:
+            attached.close()
+        self.stop(timeout)
 
     @property
     def running(self) -> bool:

@@ -59,7 +59,7 @@ from agent.line.commands import (
 )
 from agent.line.interface import OpenCommands
 from agent.line.meter_reads import meter_key
-from agent.line.reply_window import ReplyWindow, late_answers_count, read_late
+from agent.line.reply_window import ReplyWindow, is_answer, late_answers_count, read_late
 from agent.line.schedule import MachineSchedule, Outputs
 from agent.observations import (
     ExceptionObserved,
@@ -644,6 +644,8 @@ class LineOwner:
             return
         data = bytes(w.value for w in words)
         self._record(m, "rx", data, words=words)
+        if not is_answer(words):
+            return  # chirps: no answer of this machine's
         if resend:
             m.host.receive_late()
         before = m.window.seconds

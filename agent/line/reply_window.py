@@ -18,6 +18,8 @@ shrinks while the agent runs: a machine late once is late again under the same l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from drivers.base import Transport, Word
 from sas_protocol.host import HostProtocol
 from sas_protocol.messages.requests import GeneralPoll, Poll
@@ -59,6 +61,14 @@ def read_late(transport: Transport, now: float) -> list[Word]:
         words.extend(got)
     transport.discard_input()
     return words
+
+
+def is_answer(words: Sequence[Word]) -> bool:
+    """Whether late ``words`` hold a machine's answer: a word without the wakeup bit. A lone
+    address byte with it is a chirp (SAS §4.2: a machine no host polled for 5 s sends its
+    address every 200 ms), which on a shared line can come from another machine at any
+    time: it says nothing about this machine's window."""
+    return any(not w.wakeup for w in words)
 
 
 def late_answers_count(host: HostProtocol, poll: Poll) -> bool:

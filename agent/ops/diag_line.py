@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.derive.meters import meter_name
-from agent.line.reply_window import ReplyWindow, read_late
+from agent.line.reply_window import ReplyWindow, is_answer, read_late
 from drivers.base import Transport, TransportError, Word
 from sas_protocol.denominations import denomination_cents
 from sas_protocol.hexdump import elided_hex
@@ -210,16 +210,19 @@ class _Prober:
         words = self.transport.read(self.clock() + self.window.seconds)
         if not words:
             return False
-        self._drop_late(words)
-        return True
+        return self._drop_late(words)
 
-    def _drop_late(self, first: Sequence[Word] = ()) -> None:
+    def _drop_late(self, first: Sequence[Word] = ()) -> bool:
+        """Throw away what came after a window; True when it held an answer (not chirps)."""
         words = [*first, *read_late(self.transport, self.clock())]
         if not words:
-            return
+            return False
         self.frames.append({"dir": "rx", "hex": elided_hex(bytes(w.value for w in words))})
+        if not is_answer(words):
+            return False
         self.counters["late"] += 1
         self.window.widen()
+        return True
 
     def _count(self, ev: HostEvent) -> None:
         c = self.counters

@@ -135,8 +135,15 @@ def _handshake(url: str, token: str, context: ssl.SSLContext | None, timeout: fl
     from websockets.sync.client import connect
 
     try:
-        ws = connect(url, additional_headers={"Authorization": f"Bearer {token}"},
-                     ssl=context, open_timeout=timeout, proxy=None)
+        # as a context manager: websockets deprecates a sync connection opened without one
+        with connect(url, additional_headers={"Authorization": f"Bearer {token}"},
+                     ssl=context, open_timeout=timeout, proxy=None) as ws:
+            response = ws.response
+            date = _date(response.headers) if response is not None else None
+            if hello is None:
+                return {"ok": True, "detail": "the hub accepted the token",
+                        "verdict": "handshake"}, date
+            return _hello(ws, *hello, timeout), date
     except InvalidStatus as exc:
         code = exc.response.status_code
         reason = {401: "the hub does not know this token (401)",
@@ -146,15 +153,6 @@ def _handshake(url: str, token: str, context: ssl.SSLContext | None, timeout: fl
                 _date(exc.response.headers))
     except (WebSocketException, OSError, TimeoutError) as exc:
         return {"ok": False, "detail": f"WebSocket handshake failed: {exc}"}, None
-    try:
-        response = ws.response
-        date = _date(response.headers) if response is not None else None
-        if hello is None:
-            return {"ok": True, "detail": "the hub accepted the token",
-                    "verdict": "handshake"}, date
-        return _hello(ws, *hello, timeout), date
-    finally:
-        ws.close()
 
 
 def _hello(ws: Any, terminal_id: str, last_seq: int, timeout: float) -> dict[str, Any]:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import signal
 import sys
-import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any
 
 from cli.commands.options import EXIT_INTERRUPTED, command_parser
+from cli.stop_signals import StopSignals
 from drivers.base import Transport, TransportError
 from emulator.autoplay import AutoplaySettings
 from emulator.model import Machine, MachineConfig
@@ -150,19 +149,24 @@ def run(args: argparse.Namespace) -> int:
     if opts.handpay_limit_cents:
         config = dataclasses.replace(config, handpay_limit_cents=opts.handpay_limit_cents)
     machine = Machine(config, now=now, wall_clock=datetime.now(UTC), seed=seed)
-    stop = threading.Event()
     emu = Emulator(machine, None, address=address, options=options, now=now, log=log)
     emu.runner = ScenarioRunner(scenario, machine, start=now, seed=seed, link=emu,
                                 autoplay=AutoplaySettings(games_per_minute=gpm,
                                                           game_seconds=args.game_seconds),
                                 log=log)
+    # Handlers first: whoever reads the address may signal at once. They stay installed
+    # until the report is written, so a second Ctrl-C cannot cut the shutdown in half.
+    with StopSignals() as stops:
+        return _serve(args, emu, stops, log)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+def _serve(args: argparse.Namespace, emu: Emulator, stops: StopSignals,
+           log: Callable[[str], None]) -> int:
+    """Open the link, print where it is, serve until a stop signal (or the scenario's end),
+    then stop the machine's thread, close the link and write the report."""
+    runner = emu.runner
+    assert runner is not None
+    scenario = runner.scenario
     from drivers.pseudo_tty import open_pty
 
     served: TcpServing | None = None
@@ -193,20 +197,19 @@ def run(args: argparse.Namespace) -> int:
     except TransportError as exc:
         return _fail(str(exc))
 
-    log(f"serving scenario {scenario.name!r} at address {address}, "
-        f"profile {options.profile}")  # before any "connected" line
+    log(f"serving scenario {scenario.name!r} at address {emu.address}, "
+        f"profile {emu.options.profile}")  # before any "connected" line
     if served is not None:
         served.start()
     else:
         emu.start()
     try:
-        while not stop.is_set():
-            if scenario.end == "stop" and emu.runner.finished:
+        while not stops.wait(0.2):
+            if scenario.end == "stop" and runner.finished:
                 log("scenario finished")
                 break
             if served is not None and not served.accepting:
                 break  # the listener failed ("accept failed" is logged)
-            stop.wait(0.2)
     finally:
         if served is not None:
             served.stop()
@@ -214,8 +217,8 @@ def run(args: argparse.Namespace) -> int:
             emu.close()
         if args.report:
             with emu.lock:
-                report = build_report(machine, scenario=scenario.name,
-                                      finished=emu.runner.finished)
+                report = build_report(emu.machine, scenario=scenario.name,
+                                      finished=runner.finished)
             try:
                 write_report(args.report, report)
             except OSError as exc:

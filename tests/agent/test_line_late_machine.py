@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import PollConfig
+from agent.config import MachineConfig, PollConfig
+from agent.line.owner import LineOwner
 from agent.line.reply_window import MAX_WINDOW_S
 from agent.observations import ExceptionObserved, LinkDown
+from drivers.memory import pair
 from emulator.model import Door
 from tests.agent.clocked_line import ClockedLine, ClockedRig
+from tests.agent.e2e_helpers import FAST_POLL, Collected
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -100,3 +104,24 @@ def test_a_window_grows_no_wider_than_the_longest_reply_and_nothing_is_unsupport
     status = rig.owner.status()["machines"]["1"]
     assert status["replyWindowMs"] == round(MAX_WINDOW_S * 1000)
     assert status["ignoredPolls"] == []
+
+
+@pytest.mark.parametrize(("wakeup", "widened"), [
+    (False, True),  # a machine's answer (no wakeup bit): late, the window doubles
+    (True, False),  # a chirp (SAS §4.2: an address byte with the wakeup bit), maybe another
+                    # machine's on a shared line: thrown away, no sign of this one's lateness
+])
+def test_only_a_late_answer_widens_the_window_not_a_chirp(wakeup: bool, widened: bool) -> None:
+    host, device = pair()
+    device.write(b"\x07", wakeup=wakeup)  # waiting before the first send
+    seen = Collected()
+    line = LineOwner(host, [MachineConfig(1)], FAST_POLL, seen)
+    line.start()
+    try:
+        wait_until(lambda: line.cycles >= 2, what="two poll cycles")
+        status = line.status()["machines"]["1"]
+    finally:
+        line.stop()
+    window = FAST_POLL.reply_timeout_ms * (2 if widened else 1)
+    assert status["replyWindowMs"] == window
+    assert ("late" in status["badFrames"]) is widened

@@ -3,14 +3,20 @@ the far end going away, bad escapes, open errors that name the device."""
 
 from __future__ import annotations
 
+import inspect
 import os
+import sys
+import threading
 import time
 
 import pytest
 
 import drivers
-from drivers import TransportEOFError, TransportOpenError, Word
+from drivers import TransportEOFError, TransportOpenError, Word, selectable
+from drivers.base import TransportClosedError, TransportError
+from drivers.pseudo_tty import PtyTransport
 from drivers.stream import StreamTransport
+from tests.support.waits import wait_until
 
 
 def test_pty_link_carries_the_documented_encoding() -> None:
@@ -117,14 +123,107 @@ def test_unknown_option_is_a_type_error() -> None:
 
 
 def test_a_peer_that_never_reads_makes_write_time_out() -> None:
-    machine, _ = drivers.open_pty(write_timeout=0.05)
+    """The agent's end of a pty whose machine side reads nothing: its writes time out."""
+    master, slave = os.openpty()
+    host = PtyTransport("pty-host", slave, write_timeout=0.05)
     try:
         with pytest.raises(drivers.TransportIOError, match="timed out") as info:
             for _ in range(10_000):  # far more than the pty buffer holds
-                machine.write(bytes(range(1, 255)), wakeup=False)
-        assert info.value.device == machine.name
+                host.write(bytes(range(1, 255)), wakeup=False)
+        assert info.value.device == host.name
+    finally:
+        host.close()
+        os.close(master)
+
+
+def test_the_machine_end_loses_what_nobody_reads_instead_of_blocking() -> None:
+    """A machine chirps while no host polls (SAS §4.2); with nobody reading the pty its
+    writes used to fill the slave's queue, time out and end the link for good. They throw
+    the unread bytes away, as a wire does, and a host that opens the pty later reads what
+    was written after."""
+    machine, path = drivers.open_pty(write_timeout=0.05)
+    try:
+        for _ in range(10_000):  # far more than the pty buffer holds
+            machine.write(bytes(range(1, 255)), wakeup=False)
+        assert machine.dropped_unread > 0
+        host = drivers.open_transport(f"pty:{path}")
+        try:
+            host.discard_input()
+            machine.write(b"\x01", wakeup=True)
+            assert host.read(time.monotonic() + 5) == [Word(1, True)]
+        finally:
+            host.close()
     finally:
         machine.close()
+
+
+class _HeldSend(PtyTransport):
+    """A pty end whose next send, once armed, stops until released: a writer caught between
+    its look at ``_closed`` and the system call, where a close from another thread lands."""
+
+    def __init__(self, fd: int, keep: int) -> None:
+        super().__init__("pty-held", fd, keep_fds=(keep,))
+        self.armed = True
+        self.in_send = threading.Event()
+        self.release = threading.Event()
+        self.fd_open_at_send: bool | None = None
+
+    def _send(self, data: memoryview) -> int:
+        if self.armed:
+            self.armed = False
+            self.in_send.set()
+            self.release.wait(30)
+            try:
+                os.fstat(self._fd)
+                self.fd_open_at_send = True
+            except OSError:
+                self.fd_open_at_send = False
+        return super()._send(data)
+
+
+def _waiting_for_the_io_lock(thread: threading.Thread) -> bool:
+    """``thread`` is blocked in SelectableTransport.close() on the acquire of ``_io_lock``."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    if frame is None or frame.f_code is not selectable.SelectableTransport.close.__code__:
+        return False
+    source, first = inspect.getsourcelines(selectable.SelectableTransport.close)
+    line = first + next(i for i, text in enumerate(source) if "_io_lock.acquire" in text)
+    return frame.f_lineno == line
+
+
+def test_close_from_another_thread_waits_for_a_write_in_progress(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write holds the transport's I/O lock as a read does, so a close from another
+    thread releases the descriptor only after the write has let go of it (else the write
+    could go to a closed descriptor, or to a file that was given its number)."""
+    monkeypatch.setattr(selectable, "CLOSE_GRACE_S", 60.0)  # the close waits, never gives up
+    master, slave = os.openpty()
+    end = _HeldSend(master, slave)
+    failures: list[TransportError] = []
+
+    def write() -> None:
+        try:
+            end.write(b"\x01\x1f", wakeup=True)
+        except TransportError as exc:
+            failures.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert end.in_send.wait(20)
+    closer = threading.Thread(target=end.close)
+    closer.start()
+    try:
+        # either the close went ahead (released the descriptor under the write) or it waits
+        wait_until(lambda: not closer.is_alive() or (end._io_lock.locked()
+                                                     and _waiting_for_the_io_lock(closer)))
+    finally:
+        end.release.set()
+        writer.join(20)
+        closer.join(20)
+    assert end.fd_open_at_send is True
+    assert not writer.is_alive() and not closer.is_alive()
+    # the write went out before the close, or the close ended it: never a stray error
+    assert all(isinstance(exc, TransportClosedError) for exc in failures), failures
 
 
 @pytest.mark.parametrize("kind", ["pty", "tcp"])

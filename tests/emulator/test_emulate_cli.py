@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+from drivers.base import TransportError
 from drivers.pseudo_tty import open_pty_path
 from drivers.tcp import connect
 from sas_protocol.crc import crc_ok
@@ -84,6 +87,29 @@ def test_pty_prints_the_slave_path_and_stops_on_sigint(tmp_path: Path) -> None:
         assert stop(proc, signal.SIGINT) == 0
     data = json.loads(report.read_text())
     assert data["denomination"] == 25 and data["meters"]["05"] == 0
+
+
+def test_pty_stops_on_signals_while_its_host_is_not_reading(tmp_path: Path) -> None:
+    """A host that floods polls and never reads: the machine throws away the replies nobody
+    reads (drivers.pseudo_tty, drop_unread) and falls behind reading the flood until the
+    host's own writes time out. SIGTERM still stops it, a second signal on top changes
+    nothing, and the report is written."""
+    report = tmp_path / "r.json"
+    with emulate("--pty", "--scenario", "idle", "--report", str(report)) as (proc, path):
+        line = open_pty_path(path, write_timeout=0.5)
+        try:
+            line.write(b"\x80", wakeup=True)  # a poll to another address: sync (SAS §3.5)
+            deadline = time.monotonic() + 60
+            with pytest.raises(TransportError):  # the machine reads slower than the flood
+                while time.monotonic() < deadline:  # comes, and replies to no reader
+                    line.write(b"\x01", wakeup=True)
+                    line.write(b"\x1c", wakeup=False)  # LP 1C, 36 bytes of reply
+            proc.signal(signal.SIGTERM)
+            assert stop(proc, signal.SIGINT) == 0
+        finally:
+            line.close()
+    data = json.loads(report.read_text())
+    assert data["scenario"] == "idle" and data["meters"]["05"] == 0
 
 
 def test_scenario_with_end_stop_exits_by_itself(tmp_path: Path) -> None:
