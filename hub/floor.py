@@ -169,7 +169,9 @@ class Floor:
 
     def apply(self, frame: dict[str, Any], now: float) -> TerminalState:
         """Account for one newly stored event."""
-        state = self.get(frame["terminalId"], now)
+        state = self.terminals.get(frame["terminalId"])
+        if state is None or not state.day_span[0] <= now < state.day_span[1]:
+            state = self.get(frame["terminalId"], now)  # new, or the gaming day may turn
         name = frame["event"]
         state.last_event = _summary(frame)
         if state.host_locked is None:

@@ -85,7 +85,7 @@ _ACKED_UPSERT = (" ON CONFLICT (terminal_id) DO UPDATE SET"
 
 
 def _insert_many(db: sqlite3.Connection, head: str, values: str, rows: Sequence[Sequence[Any]],
-                 tail: str = "") -> int:
+                 tail: str = "", *, last_ids: list[tuple[int, int]] | None = None) -> int:
     """``head`` + ``values`` for each of ``rows`` + ``tail``, as multi-row statements of
     power-of-two sizes; returns the rows changed.
 
@@ -94,7 +94,9 @@ def _insert_many(db: sqlite3.Connection, head: str, values: str, rows: Sequence[
     waits for the lock 1,000 times while the event loop holds it. With the loop 70-90 % busy
     that made a 1,000-row commit 2.3-3.9 times longer (bench/store_gil.py; docs/performance.md,
     "The writer and the interpreter lock"). One step per 256 rows takes it back 4 times. The
-    statement texts (one per power of two) stay in the connection's statement cache."""
+    statement texts (one per power of two) stay in the connection's statement cache.
+    ``last_ids``, if given, gets each statement's rows changed and ``lastrowid``
+    (:func:`_assign_cursors`)."""
     width = values.count("?")
     most = _ROWS_PER_STATEMENT
     while most > 1 and most * width > db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER):
@@ -107,21 +109,43 @@ def _insert_many(db: sqlite3.Connection, head: str, values: str, rows: Sequence[
             size //= 2
         chunk = rows[start:start + size]
         sql = head + ",".join([values] * size) + tail
-        changed += db.execute(sql, [v for row in chunk for v in row]).rowcount
+        cur = db.execute(sql, [v for row in chunk for v in row])
+        changed += cur.rowcount
+        if last_ids is not None:
+            last_ids.append((cur.rowcount, cur.lastrowid or 0))
         start += size
     return changed
 
 
 def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
-                    frames: list[dict[str, Any]]) -> None:
-    """Set ``frame["cursor"]`` to the row id each new frame was stored under.
+                    frames: list[dict[str, Any]], last_ids: list[tuple[int, int]],
+                    before: int | None) -> int | None:
+    """Set ``frame["cursor"]`` to the row id each new frame was stored under; return the
+    last one (``before`` when there were none).
 
-    Called inside the insert transaction, right after the insert of ``new_rows``:
-    AUTOINCREMENT numbers them one after another from the sequence's old value, so the last
-    one is the sequence's value now. If a row id was skipped somehow the ids are read back.
+    Called inside the insert transaction, right after the insert of ``new_rows`` by the
+    statements of ``last_ids`` (rows inserted and ``lastrowid`` of each, in order).
+    AUTOINCREMENT numbers the rows one after another, each above every id the table ever
+    had. ``before`` is the last id this connection stored (None: not known yet): when each
+    statement's last id is exactly ``before`` plus the rows inserted so far, the rows hold
+    ``before + 1`` onwards, and no statement more is needed (strictly increasing ids, as
+    many as rows, ending there). Otherwise (the first insert after opening, or rows another
+    connection inserted meanwhile) the sequence's value is read; if a row id was skipped
+    somehow the ids are read back.
     """
     if not new_rows:
-        return
+        return before
+    if before is not None:
+        expected = before
+        for count, last in last_ids:
+            expected += count
+            if last != expected:
+                break
+        else:
+            if expected == before + len(new_rows):
+                for offset, frame in enumerate(frames, start=before + 1):
+                    frame["cursor"] = offset
+                return expected
     last = int(db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
                .fetchone()[0])
     first = last - len(new_rows) + 1
@@ -129,10 +153,11 @@ def _assign_cursors(db: sqlite3.Connection, new_rows: list[tuple[Any, ...]],
     if row is not None and (row[0], row[1]) == (new_rows[0][0], new_rows[0][1]):
         for offset, frame in enumerate(frames):
             frame["cursor"] = first + offset
-        return
+        return last
     for frame, new in zip(frames, new_rows, strict=True):  # pragma: no cover - defensive
         frame["cursor"] = int(db.execute("SELECT n FROM events WHERE source = ? AND seq = ?",
                                          (new[0], new[1])).fetchone()[0])
+    return last
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -197,6 +222,9 @@ class HubStore(SqlStore):
             self._path, lambda: _connect(path, synchronous, any_thread=True))
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store")
         self._hub_reserved = 0  # next hub seq not yet handed out (reserve_hub_seqs)
+        #: The last event row id the writer stored (None: not known), so that a commit
+        #: numbers its rows without reading the sequence back (:func:`_assign_cursors`).
+        self._last_cursor: int | None = None
 
     def open_history_db(self, query_limit_s: float, over_time: Callable[[], bool]) -> SqliteDb:
         """A read-only connection for a history worker thread (hub.history_runner): WAL lets
@@ -239,20 +267,24 @@ class HubStore(SqlStore):
                  f["timestamp"], w.data_text if w.data_text is not None
                  else data_text(f["data"]), received_at)
                 for w in writes for f in (w.frame,)]
+        last_ids: list[tuple[int, int]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             stored = _insert_many(db, _EVENT_INSERT.format(verb=" OR IGNORE"), _EVENT_VALUES,
-                                  rows)
+                                  rows, last_ids=last_ids)
             if stored != len(rows):
                 db.execute("ROLLBACK")
                 return self._insert_exact(writes, rows, acked)
-            _assign_cursors(db, rows, [w.frame for w in writes])  # as in _insert_exact
+            last = _assign_cursors(db, rows, [w.frame for w in writes], last_ids,
+                                   self._last_cursor)  # as in _insert_exact
             self._advance_acked(acked)
             db.execute("COMMIT")
         except BaseException:
+            self._last_cursor = None
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        self._last_cursor = last
         self.checkpointer.written()
         return [True] * len(rows)
 
@@ -286,15 +318,19 @@ class HubStore(SqlStore):
                     seen.add(key)
                     new_rows.append(row)
                     new_frames.append(w.frame)
-            _insert_many(db, _EVENT_INSERT.format(verb=""), _EVENT_VALUES, new_rows)
+            last_ids: list[tuple[int, int]] = []
+            _insert_many(db, _EVENT_INSERT.format(verb=""), _EVENT_VALUES, new_rows,
+                         last_ids=last_ids)
             # Every stored event gets its hub cursor (protocol.md §3), also on the frame
             # that is fanned out: clients resume from it (hub.replay).
-            _assign_cursors(db, new_rows, new_frames)
+            last = _assign_cursors(db, new_rows, new_frames, last_ids, self._last_cursor)
             self._advance_acked(acked)
             db.execute("COMMIT")
         except BaseException:
+            self._last_cursor = None
             db.execute("ROLLBACK")
             raise
+        self._last_cursor = last
         self.checkpointer.written()
         return inserted
 

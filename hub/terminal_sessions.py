@@ -253,7 +253,8 @@ class TerminalSessions:
         while the next burst is read and parsed; any other message waits for them (its reply
         follows the ack of the events before it).
         """
-        await self._settle(conn)
+        if conn.storing is not None:  # (a coroutine per burst for nothing, otherwise)
+            await self._settle(conn)
         if pending and self._hub.stopping:
             # Not stored, not acknowledged: the terminal sends them again (Hub.request_stop).
             # Not handed to the ingest either: the batch before them may have been cancelled
@@ -269,7 +270,7 @@ class TerminalSessions:
             batch.add_done_callback(functools.partial(self._batch_done, conn))
             conn.storing = batch
             pending.clear()
-        if wait:
+        if wait and conn.storing is not None:
             await self._settle(conn)
 
     @staticmethod
@@ -277,20 +278,21 @@ class TerminalSessions:
                 ) -> tuple[list[EventWrite], int]:
         """The batch's writes, and the cursor once it is stored."""
         cursor = conn.cursor
-        writes = []
+        source = conn.terminal_id
+        writes: list[EventWrite] = []
+        append = writes.append
         for frame in frames:
             seq = frame["seq"]
             if seq > cursor:
                 if seq > cursor + 1:
                     # The terminal sends oldest first; a skipped seq is one it no longer holds.
                     log.warning("terminal %s: seqs %d..%d never arrived (dropped by the terminal)",
-                                conn.terminal_id, cursor + 1, seq - 1)
-                writes.append(EventWrite(frame, conn.terminal_id, acked_seq=seq,
-                                         data_text=data_text(frame["data"])))
+                                source, cursor + 1, seq - 1)
+                # Positional: the cheapest way to make the one tuple per event (EventWrite).
+                append(EventWrite(frame, source, seq, data_text(frame["data"])))
                 cursor = seq
             else:
-                writes.append(EventWrite(frame, conn.terminal_id,
-                                         data_text=data_text(frame["data"])))
+                append(EventWrite(frame, source, None, data_text(frame["data"])))
         return writes, cursor
 
     def _batch_done(self, conn: TerminalConn, batch: asyncio.Future[list[bool]]) -> None:

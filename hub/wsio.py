@@ -10,6 +10,7 @@ clients, a client's queued frames written with one system call.
 from __future__ import annotations
 
 import asyncio
+import struct
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -151,13 +152,16 @@ class Framed(bytes):
         return len(self.payloads)
 
 
+_HEADER_16 = struct.Struct(">BBH")
+
+
 def frame_header(size: int) -> bytes:
     """The header of an unmasked, final text frame of ``size`` payload bytes (RFC 6455
     §5.2: FIN + opcode 1, then the length in 7 bits, or 126 + 16 bits, or 127 + 64 bits)."""
     if size < 126:
         return bytes((0x81, size))
     if size < 65536:
-        return b"\x81\x7e" + size.to_bytes(2, "big")
+        return _HEADER_16.pack(0x81, 126, size)
     return b"\x81\x7f" + size.to_bytes(8, "big")
 
 
@@ -174,6 +178,15 @@ def joined(frames: list[Framed]) -> Framed:
         return frames[0]
     out = Framed(b"".join(frames))
     out.payloads = tuple(p for f in frames for p in f.payloads)
+    return out
+
+
+def run_of(wires: list[bytes], payloads: list[bytes]) -> Framed:
+    """Frames as one run, each given as its bytes on the wire (:func:`frame_header` + its
+    payload) and its payload: what :func:`joined` makes of their :func:`framed` frames,
+    without a :class:`Framed` (and its attributes) made per frame (hub/fanout.py)."""
+    out = Framed(b"".join(wires))
+    out.payloads = tuple(payloads)
     return out
 
 

@@ -424,6 +424,32 @@ def test_the_one_pass_event_check_agrees_with_the_field_checks(msg: dict[str, An
     assert checks._event_fields_ok(msg) is slow
 
 
+odd_data = st.sampled_from([{}, {"amount": 0}, {"amount": 100}, {"amount": -1},
+                            {"amount": 10**15}, {"amount": 10**15 + 1}, {"amount": 1.0},
+                            {"amount": True}, {"amount": None}, {"amount": "100"}])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(event_like, odd_data, st.sampled_from(["cash", "game", "alerts", "system"]))
+def test_the_one_pass_event_check_agrees_with_check_event(
+        msg: dict[str, Any], data: dict[str, Any], channel: str) -> None:
+    """parse_message accepts an event in one pass (``checks.event_ok``) before any
+    ``_Checker``: it must accept exactly what ``_check_event`` accepts (channels by event
+    name, ``hub-`` ids, ``data.amount``), also for names and terminal ids seen before."""
+    msg = {"type": "event", **msg}
+    if "data" in msg and msg["data"] == {}:
+        msg["data"] = data
+    if msg.get("channel") == "game":
+        msg["channel"] = channel
+    for _ in range(2):  # the second time, from the cache of valid terminal ids
+        try:
+            checks._check_event(checks._Checker(msg, None))
+            slow = True
+        except WireError:
+            slow = False
+        assert checks.event_ok(msg) is slow
+
+
 @pytest.mark.parametrize("field", ["terminalId", "event"])
 def test_a_trailing_newline_is_not_part_of_a_valid_name(field: str) -> None:
     """The patterns anchor at the very end (``\\Z``): ``$`` would also match before a final

@@ -19,12 +19,14 @@ from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
 from api import wire
-from hub.fanout import ENCODER, ack_frame, encode, event_text
+from api.wire import LinkState
+from hub.fanout import ENCODER, ack_frame, encode, event_text, terminal_text
+from hub.floor import TerminalState
 from hub.gc_tuning import YOUNG_THRESHOLD, tune_gc
 from hub.peer import FrameQueue
 from hub.store import data_text
 from hub.subscriptions import Filter, Subscription
-from hub.wsio import framed, joined
+from hub.wsio import framed, joined, run_of
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
@@ -64,6 +66,33 @@ def test_the_encoders_made_once_write_what_the_json_encoders_write(value: Any) -
         encode({"x": float("nan")})  # as api.wire.encode: NaN is not JSON
 
 
+_opt_text = st.none() | st.text(max_size=12)
+_small_dict = st.none() | st.dictionaries(st.text(max_size=6), _json, max_size=3)
+_summary = st.none() | st.builds(
+    lambda i, e, t: {"id": i, "event": e, "timestamp": t}, st.text(max_size=10),
+    st.text(max_size=10), st.text(max_size=10)) | st.dictionaries(
+    st.sampled_from(["timestamp", "event", "id", "x"]), st.text(max_size=4) | st.integers())
+_money = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_states = st.builds(
+    TerminalState, terminal_id=st.text(min_size=1, max_size=12), day=st.text(max_size=10),
+    online=st.booleans(), since=_opt_text, link=st.sampled_from(list(LinkState)),
+    host_locked=st.none() | st.booleans(), game_locked=st.booleans(),
+    acked_seq=st.integers(min_value=0, max_value=2**63 - 1), last_event=_summary,
+    coin_in=_money, coin_out=_money, games=_money,
+    unacked_alerts=st.integers(min_value=0, max_value=10**6),
+    balance=st.none() | _money, doors_open=st.sets(st.text(max_size=6), max_size=3),
+    tilt=_small_dict, handpay=_small_dict, bank=_opt_text, area=_opt_text)
+
+
+@given(_states)
+def test_a_terminal_frame_written_field_by_field_is_what_the_encoder_writes(
+        state: TerminalState) -> None:
+    """hub/fanout.py writes the ``terminal`` message (sent per terminal and burst) by hand;
+    it must be the text the encoder writes for ``state.to_wire()``, key order included."""
+    expected = ENCODER.encode({"type": "terminal", "terminal": state.to_wire()})
+    assert terminal_text(state) == expected
+
+
 def test_a_frame_of_another_shape_is_encoded_whole() -> None:
     frame = wire.event(event_id="T1-1", seq=1, channel="game", terminal_id="T1",
                        name="betPlaced", timestamp="2026-12-06T22:00:00.000Z", data={"a": 1})
@@ -76,6 +105,18 @@ def test_a_frame_of_another_shape_is_encoded_whole() -> None:
 @given(st.binary(max_size=70_000))
 def test_frames_built_by_hand_are_the_frames_websockets_writes(payload: bytes) -> None:
     assert framed(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
+@given(st.lists(st.binary(max_size=70_000), min_size=1, max_size=4))
+def test_a_run_built_from_wire_bytes_is_the_run_of_framed_frames(
+        payloads: list[bytes]) -> None:
+    """The fan-out keeps each frame as its wire bytes and payload (no Framed per frame):
+    the run it makes is the one ``joined`` makes of the ``framed`` frames."""
+    frames = [framed(p) for p in payloads]
+    run = run_of([bytes(f) for f in frames], payloads)
+    expected = joined(frames)
+    assert bytes(run) == bytes(expected) and run.payloads == expected.payloads
+    assert run.frame_count == len(payloads)
 
 
 def test_a_run_of_frames_is_their_bytes_in_order_and_counts_each() -> None:
