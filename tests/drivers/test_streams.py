@@ -11,11 +11,10 @@ import pytest
 
 import drivers
 from drivers import TransportEOFError, TransportOpenError, Word, selectable
-from drivers.base import TransportClosedError, TransportError
+from drivers.base import TransportClosedError
 from drivers.pseudo_tty import PtyTransport
 from drivers.stream import StreamTransport
-from tests.support.threads import stopped_at
-from tests.support.waits import wait_until
+from tests.support.threads import close_during_write
 
 
 def test_pty_link_carries_the_documented_encoding() -> None:
@@ -190,30 +189,9 @@ def test_close_from_another_thread_waits_for_a_write_in_progress(
     monkeypatch.setattr(selectable, "CLOSE_GRACE_S", 60.0)  # the close waits, never gives up
     master, slave = os.openpty()
     end = _HeldSend(master, slave)
-    failures: list[TransportError] = []
-
-    def write() -> None:
-        try:
-            end.write(b"\x01\x1f", wakeup=True)
-        except TransportError as exc:
-            failures.append(exc)
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    assert end.in_send.wait(20)
-    closer = threading.Thread(target=end.close)
-    closer.start()
-    try:
-        # either the close went ahead (released the descriptor under the write) or it waits
-        wait_until(lambda: not closer.is_alive() or (
-            end._io_lock.locked()
-            and stopped_at(closer, selectable.SelectableTransport.close, "_io_lock.acquire")))
-    finally:
-        end.release.set()
-        writer.join(20)
-        closer.join(20)
+    failures = close_during_write(end, lambda: end.write(b"\x01\x1f", wakeup=True),
+                                  end.in_send, end.release)
     assert end.fd_open_at_send is True
-    assert not writer.is_alive() and not closer.is_alive()
     # the write went out before the close, or the close ended it: never a stray error
     assert all(isinstance(exc, TransportClosedError) for exc in failures), failures
 

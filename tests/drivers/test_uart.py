@@ -24,7 +24,7 @@ import drivers
 from drivers import TransportClosedError, TransportIOError, TransportOpenError, Word, selectable
 from drivers.base import TransportError
 from drivers.uart import CMSPAR, UartTransport, open_error_hint, open_uart
-from tests.support.threads import stopped_at
+from tests.support.threads import close_during_write, stopped_at
 from tests.support.waits import wait_until
 
 MARK = ("cmspar", "parodd")
@@ -280,30 +280,10 @@ def test_a_close_from_another_thread_waits_for_a_write_in_progress(
     port = HeldDrainSerial(path, 19200, parity=serial.PARITY_SPACE)
     transport = UartTransport(port, name=path)
     port.hold_at = 2  # the drain before the switch to mark parity, then the one after 01
-    failures: list[TransportError] = []
-
-    def write() -> None:
-        try:
-            transport.write(b"\x01\x1f\x00", wakeup=True)
-        except TransportError as exc:
-            failures.append(exc)
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    assert port.in_drain.wait(20)
-    closer = threading.Thread(target=transport.close)
-    closer.start()
-    try:
-        # either the close went ahead (closed the port under the write) or it waits
-        wait_until(lambda: not closer.is_alive() or (
-            transport._io_lock.locked()
-            and stopped_at(closer, selectable.SelectableTransport.close, "_io_lock.acquire")))
-    finally:
-        port.release.set()
-        writer.join(20)
-        closer.join(20)
+    failures = close_during_write(transport,
+                                  lambda: transport.write(b"\x01\x1f\x00", wakeup=True),
+                                  port.in_drain, port.release)
     assert port.open_after_drain is True
-    assert not writer.is_alive() and not closer.is_alive()
     assert [type(exc) for exc in failures] == [TransportClosedError], failures
     assert _read_master(master, 1) == b"\x01"  # the address byte went before the close
     assert select.select([master], [], [], 0)[0] == []  # and nothing after it

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import drivers
 from drivers import selectable
-from drivers.base import TransportClosedError, TransportError, TransportIOError, Word
+from drivers.base import TransportClosedError, TransportIOError, Word
 from emulator.model import Door, Machine
 from emulator.parity_pty import (
     CMSPAR,
@@ -38,8 +38,7 @@ from sas_protocol.messages.requests import (
     SelectedMetersRequest,
     SetDateTimeRequest,
 )
-from tests.support.threads import stopped_at
-from tests.support.waits import wait_until
+from tests.support.threads import close_during_write
 
 
 def broadcast(request: SetDateTimeRequest) -> bytes:
@@ -480,31 +479,10 @@ def test_a_close_from_another_thread_waits_for_a_write_and_its_gate(
     whatever terminal was given its number); the write then stops at the close."""
     monkeypatch.setattr(selectable, "CLOSE_GRACE_S", 60.0)  # the close waits, never gives up
     end = _HeldGate()
-    failures: list[TransportError] = []
-
-    def write() -> None:
-        try:
-            end.write(b"\x00", wakeup=False)
-        except TransportError as exc:
-            failures.append(exc)
-
     end.armed = True
-    writer = threading.Thread(target=write)
-    writer.start()
-    assert end.in_gate.wait(20)
-    closer = threading.Thread(target=end.close)
-    closer.start()
-    try:
-        # either the close went ahead (released the descriptors under the write) or it waits
-        wait_until(lambda: not closer.is_alive() or (
-            end._io_lock.locked()
-            and stopped_at(closer, selectable.SelectableTransport.close, "_io_lock.acquire")))
-    finally:
-        end.release.set()
-        writer.join(20)
-        closer.join(20)
+    failures = close_during_write(end, lambda: end.write(b"\x00", wakeup=False),
+                                  end.in_gate, end.release)
     assert end.slave_kept is True
-    assert not writer.is_alive() and not closer.is_alive()
     assert [type(exc) for exc in failures] == [TransportClosedError], failures
 
 

@@ -10,7 +10,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["stopped_at"]
+from drivers.base import TransportError
+from drivers.selectable import SelectableTransport
+from tests.support.waits import wait_until
+
+__all__ = ["close_during_write", "stopped_at"]
 
 
 def stopped_at(thread: threading.Thread, function: Callable[..., Any], text: str) -> bool:
@@ -23,3 +27,37 @@ def stopped_at(thread: threading.Thread, function: Callable[..., Any], text: str
     source, first = inspect.getsourcelines(function)
     line = first + next(i for i, line in enumerate(source) if text in line)
     return frame.f_lineno == line
+
+
+def close_during_write(transport: SelectableTransport, write: Callable[[], None],
+                       held: threading.Event, release: threading.Event) -> list[TransportError]:
+    """Race a close against a write: ``write`` runs on a thread until ``held`` says it is
+    stopped inside the write (the test's own hook, between the transport's look at whether
+    it is closed and its system call); ``transport.close()`` runs on another; once the close
+    has either gone ahead or is blocked on the transport's I/O lock, ``release`` lets the
+    write on. Both threads are joined; the transport errors the write raised are returned.
+    Callers set ``selectable.CLOSE_GRACE_S`` high, so that a close waits and never gives up."""
+    failures: list[TransportError] = []
+
+    def run() -> None:
+        try:
+            write()
+        except TransportError as exc:
+            failures.append(exc)
+
+    writer = threading.Thread(target=run)
+    writer.start()
+    assert held.wait(20), "the write never reached its hold"
+    closer = threading.Thread(target=transport.close)
+    closer.start()
+    try:
+        # either the close went ahead (released the descriptor under the write) or it waits
+        wait_until(lambda: not closer.is_alive() or (
+            transport._io_lock.locked()
+            and stopped_at(closer, SelectableTransport.close, "_io_lock.acquire")))
+    finally:
+        release.set()
+        writer.join(20)
+        closer.join(20)
+    assert not writer.is_alive() and not closer.is_alive()
+    return failures
