@@ -113,6 +113,8 @@ class MeterRead:
         self._remaining: list[int] = wanted
         self._in_flight: Request | None = None
         self._alternate = False
+        #: a 6F or 2F answered during this read: the machine counts by its meter table
+        self._table_answered = False
 
     @property
     def done(self) -> bool:
@@ -125,22 +127,29 @@ class MeterRead:
         if self.aborted or not self._remaining:
             return None
         poll: Request | None = None
-        if EXTENDED not in ignored or SELECTED not in ignored:
+        table = [c for c in self._remaining if c <= MAX_TABLE_CODE]
+        if (EXTENDED not in ignored or SELECTED not in ignored) and (
+                self._table_answered or not table):
             # stand-ins are legacy values: a machine with 6F or 2F counts the same money by
-            # its table meters (0B for bills), so they are not read there
+            # its table meters (0B for bills), so they are not read there. Only once one of
+            # them answered (or nothing else is left): at discovery neither is known yet,
+            # and on a machine that ignores both (SAS §3.5) the stand-ins are the legacy
+            # polls' meters the read then steps down to (LP 20's bill dollars)
             self.unreadable.update(c for c in self._remaining if c > MAX_TABLE_CODE)
-            self._remaining = [c for c in self._remaining if c <= MAX_TABLE_CODE]
+            self._remaining = table
             if not self._remaining:
                 return None
         if EXTENDED not in ignored:
-            chunk = tuple(self._remaining[:EXTENDED_CHUNK])
+            chunk = tuple(table[:EXTENDED_CHUNK])
             alternate = self._alternate and EXTENDED_ALT not in ignored
             poll = ExtendedMetersRequest(self.game, chunk, alternate=alternate)
             self._alternate = not self._alternate
         elif SELECTED not in ignored:
-            small = [c for c in self._remaining if c <= 0xFF]
-            self.unreadable.update(c for c in self._remaining if c > 0xFF)
-            self._remaining = small
+            small = [c for c in table if c <= 0xFF]
+            # 2F carries one-byte codes: the rest of the table is unreadable by it; the
+            # stand-ins wait for the step down to the legacy polls (above)
+            self.unreadable.update(c for c in table if c > 0xFF)
+            self._remaining = [c for c in self._remaining if c <= 0xFF or c > MAX_TABLE_CODE]
             if small:
                 poll = SelectedMetersRequest(self.game, tuple(small[:SELECTED_CHUNK]))
         elif self.game == 0:
@@ -168,6 +177,7 @@ class MeterRead:
         self.lacking.update(reply.unsupported)
         asked: set[int]
         if isinstance(poll, (ExtendedMetersRequest, SelectedMetersRequest)):
+            self._table_answered = True
             asked = set(poll.codes)
             if isinstance(poll, SelectedMetersRequest):
                 # 2F leaves out the meters the machine does not keep

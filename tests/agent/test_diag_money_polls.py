@@ -93,29 +93,30 @@ def test_modern_the_ticket_poll_read_at_link_up_is_answered_before_and_after_a_t
 
 
 def test_legacy_std_bills_are_not_verified_until_the_first_bill(tmp_path: Path) -> None:
-    """Standard validation, no bill meter: LP 4D ignored and LP 3D answered at link-up. The
-    bill polls are sent only with a bill's meters (LP 20) or after a bill (LP 48), so before
-    one the bills' source is "not verified yet" (a warning), never assumed answered; after
-    a bill and a ticket every money poll has its verdict and the check is ok."""
+    """Standard validation, no bill meter: LP 4D ignored and LP 3D answered at link-up, and
+    the discovery's meter read, stepping down from 6F and 2F to the legacy polls, found LP 20
+    ignored too. LP 48 is sent only after a bill, so before one the bills' source is "not
+    verified yet" (a warning), never assumed answered; after a bill and a ticket every money
+    poll has its verdict and the check is ok."""
     rig = _rig(tmp_path, "legacy-std")
     try:
         facts = _facts(rig.line)
         assert facts.money_polls is not None
         assert facts.money_polls["LP 4D"] == "ignored"
         assert facts.money_polls["LP 3D"] == "answered"  # the ticket read at link-up
-        assert facts.money_polls["LP 20"] == "notAsked"
+        assert facts.money_polls["LP 20"] == "ignored"  # the discovery's meter read
+        assert facts.money_polls["LP 48"] == "notAsked"
         assert facts.money_polls["LP 2F"] == "ignored"
         assert facts.money_polls["LP 46"] == "ignored"
         assert "LP 4D" in facts.ignored_polls
         meters = _meters(facts)
         assert meters.status is CheckStatus.WARN
         sources = meters.data["moneySources"]
-        assert sources["bills"] == "billDollars (LP 20, not verified)"
+        assert sources["bills"] == "totalDrop (LP 1C) + exceptions 47-4F + LP 48 (not verified)"
         assert sources["ticketsOut"] == "LP 3D records matched with cancelledCredits (LP 0F)"
-        assert "; LP 20 not verified yet: the agent has not sent it" in meters.detail
+        assert "; LP 48 not verified yet: the agent has not sent it" in meters.detail
         assert meters.hint is not None
-        assert "the agent has not sent LP 20 yet (it does with the meters read after a " \
-               "bill)" in meters.hint
+        assert "the agent has not sent LP 48 yet (it does after a bill" in meters.hint
 
         _ticket(rig)
         facts = _facts(rig.line)
@@ -296,10 +297,12 @@ async def test_the_daemon_answers_diag_with_its_money_polls(tmp_path: Path) -> N
         facts = await diag()
         assert facts.money_polls is not None
         assert (facts.money_polls["LP 4D"], facts.money_polls["LP 3D"],
-                facts.money_polls["LP 20"]) == ("ignored", "answered", "notAsked")
+                facts.money_polls["LP 20"], facts.money_polls["LP 48"]) == (
+                    "ignored", "answered", "ignored", "notAsked")
         meters = _meters(facts)
         assert meters.status is CheckStatus.WARN
-        assert meters.data["moneySources"]["bills"] == "billDollars (LP 20, not verified)"
+        assert meters.data["moneySources"]["bills"] == (
+            "totalDrop (LP 1C) + exceptions 47-4F + LP 48 (not verified)")
 
         with emulator.lock:
             now = time.monotonic()

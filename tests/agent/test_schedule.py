@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 
 from agent.config import PollConfig
 from agent.line.commands import CommandKind, CommandResult, MachineCommand
-from agent.line.meter_reads import FULL_SNAPSHOT_CODES, LEGACY_CODES, MeterRead, legacy_poll_for
+from agent.line.meter_reads import (
+    FULL_SNAPSHOT_CODES,
+    LEGACY_CODES,
+    STAND_INS,
+    MeterRead,
+    legacy_poll_for,
+)
 from agent.line.schedule import MachineSchedule
 from agent.observations import ClockRead, HostLockChanged, MachineIdentified, MetersRead
 from agent.reads import GAME_END_METERS, ReadHandpay, ReadIdentity, ReadMeters
@@ -72,6 +78,33 @@ def test_extended_meters_alternate_6f_and_af_in_chunks_of_twelve() -> None:
     sent = run_read(MeterRead(range(0x00, 0x20)), set(), values)
     assert [p.command for p in sent] == [0x6F, 0xAF, 0x6F]
     assert all(isinstance(p, ExtendedMetersRequest) and len(p.codes) <= 12 for p in sent)
+
+
+def test_a_read_that_finds_6f_and_2f_ignored_steps_down_to_the_bill_dollars_too() -> None:
+    """At discovery nothing is known ignored yet. The bill dollars (LP 20, a stand-in code
+    beyond the meter table) are not read on a machine that answers 6F or 2F (it counts bills
+    by its table), but a read that finds both ignored (SAS §3.5) steps down to the legacy
+    polls for them as for the rest: they were dropped before 6F had even been asked, so a
+    machine whose only bill meter is LP 20 had no bill-dollar baseline until its first
+    bill."""
+    bills = STAND_INS["total_bill_dollars"]
+    values = {0x00: 100, 0x01: 50, 0x0C: 3, bills: 20}
+    for machine_ignores, sends_20 in (({0x6F, 0xAF, 0x2F}, True), (set(), False),
+                                       ({0x6F, 0xAF}, False)):
+        known: set[int] = set()
+        read = MeterRead((0x00, 0x01, 0x0C, bills))
+        sent = []
+        while (poll := read.next_poll(known)) is not None:
+            sent.append(poll.command)
+            assert len(sent) < 20
+            if poll.command in machine_ignores:
+                known.add(poll.command)
+                read.unsupported()
+            else:
+                read.reply(answer_meters(poll, values))
+        assert (0x20 in sent) is sends_20, (machine_ignores, sent)
+        assert (bills in read.meters) is sends_20
+        assert (bills in read.unreadable) is not sends_20
 
 
 def test_stepdown_to_2f_then_legacy() -> None:
