@@ -8,7 +8,9 @@ it has to create keeps the daemon's ownership.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -129,10 +131,20 @@ def _duration(seconds: float) -> str:
 
 
 def _export(reader: OutboxReader, out: str | None, after: int) -> int:
+    """Every event after ``after`` as JSON lines, to stdout or to ``out``. A file is written
+    as ``out.part`` and renamed once complete: an export that fails or is interrupted
+    (Ctrl-C) leaves no file that looks like a whole export, and no ``.part`` either."""
     if out is None:
         count = reader.export(sys.stdout, after_seq=after)
     else:
-        with open(out, "w", encoding="utf-8") as fileobj:
-            count = reader.export(fileobj, after_seq=after)
+        part = f"{out}.part"
+        try:
+            with open(part, "w", encoding="utf-8") as fileobj:
+                count = reader.export(fileobj, after_seq=after)
+            os.replace(part, out)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
+            raise
     print(f"exported {count} event(s)", file=sys.stderr)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,31 @@ def test_a_damaged_outbox_is_reported_not_a_traceback(config: Path, tmp_path: Pa
     assert result.returncode == 1
     assert "cannot read outbox" in result.stderr and "Traceback" not in result.stderr
     assert (tmp_path / "ob.db").exists()  # the reader never moves or changes the file
+
+
+def test_an_interrupted_export_leaves_no_file(tmp_path: Path) -> None:
+    """Ctrl-C (or a full disk) in the middle of ``outbox export --out FILE``: the events
+    already written go to ``FILE.part``, which is removed, so no file that looks like a
+    whole export is left; a complete one is renamed into place."""
+    from cli.commands.outbox import _export
+
+    with Outbox.open(tmp_path / "ob.db", terminal_id="EGM-9") as ob:
+        ob.commit([Event("gameStarted", TS, {"n": i}) for i in range(5)], {"k": 1})
+        with Outbox.open_reader(tmp_path / "ob.db") as reader:
+            out = tmp_path / "export.jsonl"
+            real = reader.export
+
+            def interrupted(fileobj: Any, *, after_seq: int = 0) -> int:
+                fileobj.write('{"seq": 1}\n')
+                assert (tmp_path / "export.jsonl.part").exists() and not out.exists()
+                raise KeyboardInterrupt
+
+            reader.export = interrupted  # type: ignore[method-assign]
+            with pytest.raises(KeyboardInterrupt):
+                _export(reader, str(out), 0)
+            assert list(tmp_path.glob("export.jsonl*")) == []
+
+            reader.export = real  # type: ignore[method-assign]
+            assert _export(reader, str(out), 0) == 0
+            assert len(out.read_text().splitlines()) == 5
+            assert list(tmp_path.glob("export.jsonl*")) == [out]
