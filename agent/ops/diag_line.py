@@ -33,6 +33,7 @@ from sas_protocol.host import (
 from sas_protocol.messages.meters import MeterReply
 from sas_protocol.messages.requests import (
     EnhancedValidationRequest,
+    ExtendedMetersRequest,
     GeneralPoll,
     LastBillRequest,
     MachineInfoRequest,
@@ -329,7 +330,7 @@ def probe_line(
 
     Order: general poll until answered (sync first, SAS §3.3); LP 0E off when the
     configuration enables RTE (a machine left in RTE mode answers with event frames); LP 54;
-    LP 1F; LP 1A credits; main meters by LP 2F, falling back to the legacy LP 1C, then
+    LP 1F; LP 1A credits; main meters by LP 6F, then LP 2F, falling back to the legacy LP 1C, then
     single legacy polls, remembering what the machine ignores (SAS §3.5: an unsupported long
     poll gets no reply at all); without LP 2F the bill polls; then the ticket records (LP 4D
     FF, and LP 3D where LP 4D is ignored: :func:`_probe_ticket_records`). Exceptions
@@ -393,11 +394,17 @@ def probe_line(
 
 
 def _read_main_meters(facts: LineFacts, long_poll: Callable[[Poll], list[HostEvent]]) -> None:
-    """LP 2F first; then LP 1C (all in one); then single legacy polls (SAS §3.10 stepdown)."""
+    """LP 6F first, as the agent reads its meters (agent.line.meter_reads); then LP 2F; then
+    LP 1C (all in one); then single legacy polls (SAS §3.10 stepdown). Each answers the
+    meters the one before left out, so the ignored polls listed are the agent's too."""
     found: dict[int, int] = {}
-    reply = _reply(long_poll(SelectedMetersRequest(game=0, codes=MAIN_METERS)), MeterReply)
+    reply = _reply(long_poll(ExtendedMetersRequest(game=0, codes=MAIN_METERS)), MeterReply)
     if reply is not None:
         found.update(reply.meters)
+    if not all(code in found for code in MAIN_METERS):
+        reply = _reply(long_poll(SelectedMetersRequest(game=0, codes=MAIN_METERS)), MeterReply)
+        if reply is not None:
+            found.update(reply.meters)
     if not all(code in found for code in MAIN_METERS):
         reply = _reply(long_poll(MetersRequest(0x1C)), MeterReply)
         if reply is not None:

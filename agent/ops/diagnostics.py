@@ -286,9 +286,6 @@ _NOT_ASKED_WHEN = {
     "LP 4D": "at each link-up and after each cash-out ticket",
     "LP 3D": "at each link-up and after each cash-out ticket, where LP 4D is ignored",
     "LP 48": "after a bill, on a machine without bill meters",
-    # LP 20 carries only a stand-in, which a read begun while LP 2F may still answer leaves
-    # out (agent.line.meter_reads), so the discovery snapshot does not send it
-    "LP 20": "with the meters read after a bill",
 }
 
 

@@ -17,7 +17,7 @@ from tests.support.tokens import OPERATOR, for_terminal
 
 @pytest.fixture
 def emulator() -> Iterator[str]:
-    proc, url = start_emulator("--unsupported-polls", "2F")
+    proc, url = start_emulator("--unsupported-polls", "6F,2F")
     try:
         yield url
     finally:
@@ -42,9 +42,10 @@ def test_direct_against_the_emulator_passes_every_check(
     assert checks["sas_version"]["data"] == {"sasVersion": "602", "serialNumber": "EMU0000001"}
     assert checks["machine_info"]["data"]["denominationCents"] == 1
     assert set(checks["meters"]["data"]["meters"]) >= {"coinIn", "coinOut", "gamesPlayed"}
-    # the emulator was told to ignore LP 2F: diag must say so
+    # the emulator was told to ignore LP 6F and 2F: diag must say so (it steps down as the
+    # agent does, 6F first)
     assert checks["ignored_polls"]["status"] == "warn"
-    assert checks["ignored_polls"]["data"]["ignored"] == ["LP 2F"]
+    assert checks["ignored_polls"]["data"]["ignored"] == ["LP 6F", "LP 2F"]
     assert checks["link_errors"]["data"]["lastFrames"]
     assert checks["line_priority"]["status"] == "skip"  # no line process: diag polled itself
     assert checks["outbox"]["status"] == "warn"  # no daemon has created it yet
