@@ -33,7 +33,11 @@ _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 class StopSignals:
     """``with StopSignals() as stops: while not stops.wait(0.2): ...`` on the main thread.
 
-    Entering installs the handlers (and the wakeup pipe); leaving restores what was there.
+    Entering installs the handlers (and the wakeup pipe); leaving restores what was there,
+    unless a stop signal came: then the stop signals stay ignored. The process is stopping,
+    and a second signal during the rest of it (writing the report, the interpreter's exit)
+    must change nothing; restored, Python's SIGINT handler raised KeyboardInterrupt outside
+    any ``try`` and the process died of SIGINT instead of exiting 0.
     """
 
     def __init__(self, signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
@@ -92,7 +96,9 @@ class StopSignals:
 
     def _restore(self) -> None:
         for sig, old in self._old_handlers.items():
-            if old is not None:
+            if self.received is not None:
+                signal.signal(sig, signal.SIG_IGN)  # stopping: see the class docstring
+            elif old is not None:
                 signal.signal(sig, old)
         self._old_handlers.clear()
         if self._old_wakeup_fd is not None:

@@ -87,15 +87,33 @@ def test_a_signal_on_any_bytecode_of_the_wait_is_seen_and_ends_it() -> None:
     assert lines[0].startswith("positions ") and lines[1] == "woken", done.stdout
 
 
-def test_the_first_signal_is_kept_and_the_handlers_are_restored_on_leaving() -> None:
+def test_the_first_signal_is_kept_and_then_the_stop_signals_stay_ignored() -> None:
+    """After a stop signal, leaving ignores the stop signals: a second one while the
+    command finishes (the emulator's report, the interpreter's exit) changes nothing. With
+    Python's SIGINT handler restored it raised KeyboardInterrupt outside any try, and
+    ``emulate`` died of SIGINT (-2) instead of exiting 0 (seen in a CI run)."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with StopSignals() as stops:
+            assert not stops.requested and not stops.wait(0.0)
+            assert signal.getsignal(signal.SIGINT) == stops.handle
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGINT)
+            assert stops.wait(0.0) or stops.wait(0.0)
+            assert stops.received is signal.SIGTERM
+        assert {sig: signal.getsignal(sig) for sig in before} == dict.fromkeys(
+            before, signal.SIG_IGN)
+        signal.raise_signal(signal.SIGINT)  # ignored: no KeyboardInterrupt here
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    # the previous wakeup fd (none) is back: setting one returns what was there
+    assert signal.set_wakeup_fd(-1) == -1
+
+
+def test_without_a_stop_signal_leaving_restores_the_handlers() -> None:
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     with StopSignals() as stops:
-        assert not stops.requested and not stops.wait(0.0)
-        assert signal.getsignal(signal.SIGINT) == stops.handle
-        signal.raise_signal(signal.SIGTERM)
-        signal.raise_signal(signal.SIGINT)
-        assert stops.wait(0.0) or stops.wait(0.0)
-        assert stops.received is signal.SIGTERM
+        assert not stops.wait(0.0)
     assert {sig: signal.getsignal(sig) for sig in before} == before
-    # the previous wakeup fd (none) is back: setting one returns what was there
     assert signal.set_wakeup_fd(-1) == -1
