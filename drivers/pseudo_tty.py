@@ -14,7 +14,7 @@ import termios
 from drivers.base import TransportOpenError
 from drivers.stream import StreamTransport
 
-__all__ = ["PtyTransport", "make_raw", "open_pty"]
+__all__ = ["PtyTransport", "make_raw", "open_pty", "write_dropping_unread"]
 
 
 def make_raw(fd: int) -> None:
@@ -70,20 +70,29 @@ class PtyTransport(StreamTransport):
         return os.read(self._fd, 4096)
 
     def _send(self, data: memoryview) -> int:
-        try:
+        if not self._drop_unread:
             return os.write(self._fd, data)
-        except BlockingIOError:
-            if not self._drop_unread:
-                raise
-        # the other side's input queue is full: nobody reads it (class docstring)
-        termios.tcflush(self._keep_fds[0], termios.TCIFLUSH)
-        self.dropped_unread += 1
-        return os.write(self._fd, data)
+        sent, dropped = write_dropping_unread(self._fd, self._keep_fds[0], data)
+        self.dropped_unread += dropped
+        return sent
 
     def _close_stream(self) -> None:
         for fd in (self._fd, *self._keep_fds):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def write_dropping_unread(master: int, slave: int, data: memoryview) -> tuple[int, bool]:
+    """Some of ``data`` to a pty's non-blocking ``master``; when the input queue of its
+    ``slave`` is full (nobody reads it), what is queued there is thrown away first, as a
+    serial wire loses what nobody reads (``PtyTransport``'s ``drop_unread``). The count
+    written, and whether the queue was thrown away."""
+    try:
+        return os.write(master, data), False
+    except BlockingIOError:
+        pass
+    termios.tcflush(slave, termios.TCIFLUSH)
+    return os.write(master, data), True
 
 
 def open_pty_path(path: str, *, write_timeout: float = 2.0) -> PtyTransport:

@@ -46,7 +46,7 @@ import time
 from typing import Any
 
 from drivers.base import TransportEOFError, TransportIOError, Word, check_frame
-from drivers.pseudo_tty import make_raw
+from drivers.pseudo_tty import make_raw, write_dropping_unread
 from drivers.selectable import SelectableTransport
 from sas_protocol.messages.requests import request_length
 
@@ -190,13 +190,9 @@ class ParityPtyTransport(SelectableTransport):
     def _send(self, data: memoryview) -> int:
         """Some of ``data`` to the host; when its input queue is full, what is queued there
         is thrown away first (class docstring: ``dropped_unread``)."""
-        try:
-            return os.write(self._master, data)
-        except BlockingIOError:
-            pass
-        termios.tcflush(self._slave, termios.TCIFLUSH)
-        self.dropped_unread += 1
-        return os.write(self._master, data)
+        sent, dropped = write_dropping_unread(self._master, self._slave, data)
+        self.dropped_unread += dropped
+        return sent
 
     def discard_input(self) -> None:
         self._check_open()
