@@ -123,7 +123,9 @@ def test_diag_asks_the_running_daemon_over_the_control_socket(
     proc = Proc(["run", "--config", str(cfg)])
     try:
         _running(proc)
-        wait_until(lambda: "machineIdentified" in hub.event_names("EGM-T1"), what="identification")
+        # the discovery's meter read (after identification and the ticket read) ends in a
+        # meterSnapshot: only then has the daemon asked every money poll diag reports on
+        wait_until(lambda: "meterSnapshot" in hub.event_names("EGM-T1"), what="discovery")
         result = run_cli("diag", "--config", str(cfg), "--json")
         assert result.returncode == 0, result.stdout + result.stderr
         report = json.loads(result.stdout)
@@ -131,7 +133,7 @@ def test_diag_asks_the_running_daemon_over_the_control_socket(
         checks = {c["id"]: c for c in report["checks"]}
         assert checks["general_poll"]["status"] == "ok"
         assert checks["sas_version"]["data"]["serialNumber"] == "EMU0000001"
-        assert checks["meters"]["status"] == "ok"
+        assert checks["meters"]["status"] == "ok", json.dumps(checks["meters"])
         assert checks["meters"]["data"]["meters"]["gamesPlayed"] >= 0
         assert checks["outbox"]["data"]["exists"] is True
         assert "connected" in checks["uplink_auth"]["detail"]
