@@ -148,13 +148,10 @@ def _money_polls_facts(value: object) -> dict[str, str] | None:
 
 
 def ignored_commands(ignored_polls: Collection[str]) -> set[int]:
-    """The commands of ``ignored_polls`` (``"LP 2F"``), as the money sources take them: a
-    machine ignoring LP 2F is taken to ignore 6F and AF too (the stepdown tries 6F/AF before
-    2F, agent.line.meter_reads)."""
-    ignored = {int(p[3:], 16) for p in ignored_polls if p.startswith("LP ") and len(p) == 5}
-    if 0x2F in ignored:
-        ignored |= {0x6F, 0xAF}
-    return ignored
+    """The commands of ``ignored_polls`` (``"LP 2F"``), as the money sources take them. Both
+    paths list LP 6F when the machine ignores it (the agent's meter reads and diag
+    ``--direct`` both try it before 2F), so nothing is inferred from the others."""
+    return {int(p[3:], 16) for p in ignored_polls if p.startswith("LP ") and len(p) == 5}
 
 
 def money_poll_states(ignored_polls: Collection[str],

@@ -387,7 +387,7 @@ def test_diag_reports_the_money_sources_in_text_and_json() -> None:
     facts = LineFacts(port="/dev/null", address=1, port_opened=True, credits=0,
                       meters={"coinIn": 1, "coinOut": 1, "jackpot": 0, "cancelledCredits": 0,
                               "gamesPlayed": 1},
-                      ignored_polls=["LP 2F", "LP 1E", "LP 20", "LP 46", "LP 48"])
+                      ignored_polls=["LP 6F", "LP 2F", "LP 1E", "LP 20", "LP 46", "LP 48"])
     check = _meters_check(facts)
     assert check.data["moneySources"]["bills"] == "totalDrop (LP 1C) + exceptions 47-4F"
     assert "money from: bets: coinIn (LP 1C)" in check.detail
