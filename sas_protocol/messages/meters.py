@@ -148,9 +148,21 @@ def _code16(code: int) -> bytes:
     return code.to_bytes(2, "little")
 
 
-def decode_meter_body(command: int, body: bytes, frame: bytes) -> MeterReply:
+#: Reference §3.8: a meter is at most 9 BCD bytes (Monaco ``MaxMeterLength`` = 18 digits).
+MAX_METER_SIZE = 9
+#: Reference §3.10 gives a size for every code 00-24 (the credit and cents meters money is
+#: made of); the sizes of 25 on are missing or [unsure]. A 2F reply is read with 00-24 at
+#: their table size, the rest at whatever size makes the reply split (:func:`_decode_selected`).
+SURE_SIZE_CODES = range(0x00, 0x25)
+
+
+def decode_meter_body(command: int, body: bytes, frame: bytes,
+                      asked: tuple[int, ...] | None = None) -> MeterReply:
     """Decode a meter reply body (after ``addr cmd``, and after the length byte for
-    2F/6F/AF, without CRC). Raises RemoteProtocolError subclasses carrying ``frame``."""
+    2F/6F/AF, without CRC). Raises RemoteProtocolError subclasses carrying ``frame``.
+
+    ``asked``: the meter codes of the LP 2F request this replies to, when known; the 2F
+    reply is then read guided by them (:func:`_decode_selected`)."""
     if command in LEGACY_METER_LAYOUTS:
         return _decode_fixed(command, 0, LEGACY_METER_LAYOUTS[command], body, frame)
     if len(body) < 2:
@@ -158,6 +170,8 @@ def decode_meter_body(command: int, body: bytes, frame: bytes) -> MeterReply:
     game = _bcd(body[:2], frame)
     if command == 0x52:
         return _decode_fixed(command, game, GAME_METER_LAYOUT, body[2:], frame)
+    if command == 0x2F and asked is not None:
+        return MeterReply(command, game, _decode_selected(body, asked, frame), ())
     values: list[MeterValue] = []
     unsupported: list[int] = []
     offset = 2
@@ -181,6 +195,50 @@ def decode_meter_body(command: int, body: bytes, frame: bytes) -> MeterReply:
         values.append(MeterValue(code, _bcd(body[offset : offset + size], frame), size))
         offset += size
     return MeterReply(command, game, tuple(values), (), tuple(unsupported))
+
+
+def _decode_selected(body: bytes, asked: tuple[int, ...], frame: bytes) -> tuple[MeterValue, ...]:
+    """An LP 2F reply read with the codes that were asked for.
+
+    A 2F reply has no size bytes: each value has its meter's table C-7 size, and the
+    reference gives those as minimum sizes, several of them [unsure] (§3.9 "min size",
+    §3.10: 25/26 and 28-39 have no size, 3E-62 are unsure; LP 18 sends 25/26 as 2 bytes).
+    A machine that sizes one of them otherwise would have every later code and value read
+    from the wrong bytes, so the reply is read as the one split where every code is one that
+    was asked for (each once; the machine leaves out those it does not keep), every value
+    is BCD, and the codes of :data:`SURE_SIZE_CODES` have their table size; the others try
+    their table size first, then the other sizes up to :data:`MAX_METER_SIZE`. No such
+    split: ``LengthError`` (never a misread meter)."""
+    wanted = set(asked)
+    dead_ends: set[tuple[int, frozenset[int]]] = set()  # bounds the search on hostile bytes
+
+    def split(offset: int, seen: frozenset[int]) -> list[MeterValue] | None:
+        if offset == len(body):
+            return []
+        code = body[offset]
+        if code not in wanted or code in seen or (offset, seen) in dead_ends:
+            return None
+        table = meter_spec(code).size
+        sizes = (table,) if code in SURE_SIZE_CODES else (
+            table, *(s for s in range(1, MAX_METER_SIZE + 1) if s != table))
+        for size in sizes:
+            end = offset + 1 + size
+            if end > len(body) or not _is_bcd(body[offset + 1 : end]):
+                continue
+            rest = split(end, seen | {code})
+            if rest is not None:
+                return [MeterValue(code, decode_bcd(body[offset + 1 : end]), size), *rest]
+        dead_ends.add((offset, seen))
+        return None
+
+    values = split(2, frozenset())
+    if values is None:
+        raise LengthError("LP 2F reply does not split into the meters asked for", frame)
+    return tuple(values)
+
+
+def _is_bcd(data: bytes) -> bool:
+    return all(b >> 4 <= 9 and b & 0x0F <= 9 for b in data)
 
 
 def _decode_fixed(

@@ -48,6 +48,7 @@ from sas_protocol.messages.requests import (
     GeneralPoll,
     Poll,
     Request,
+    SelectedMetersRequest,
 )
 from sas_protocol.messages.ticket_info import CashoutTicketReply
 
@@ -434,7 +435,8 @@ def decode_reply_frame(frame: bytes, *, address: int | None = None) -> Reply:
     return _decode_frame(bytes(frame), address, None)
 
 
-def _decode_frame(frame: bytes, address: int | None, inner: Request | None) -> Reply:
+def _decode_frame(frame: bytes, address: int | None, inner: Request | None,
+                  asked: tuple[int, ...] | None = None) -> Reply:
     if len(frame) < 4:
         raise LengthError("reply frame shorter than addr cmd CRC", frame)
     if address is not None and frame[0] != address:
@@ -449,7 +451,7 @@ def _decode_frame(frame: bytes, address: int | None, inner: Request | None) -> R
     else:
         body = frame[2:-2]
     if command in _METER_COMMANDS or command in LEGACY_METER_LAYOUTS or command == 0x52:
-        return decode_meter_body(command, body, frame)
+        return decode_meter_body(command, body, frame, asked)
     if command == _MULTI_DENOM:
         return decode_multidenom_body(body, frame, inner, _decode_wrapped)
     if command not in REPLY_TYPES:
@@ -488,4 +490,7 @@ def decode_reply(poll: Poll, frame: bytes, *, address: int) -> Reply:
     if len(frame) >= 2 and frame[1] != poll.command:
         raise FramingError(f"reply echoes {frame[1]:02X}, poll was {poll.command:02X}", frame)
     inner = poll.poll if isinstance(poll, MultiDenomRequest) else None
-    return _decode_frame(frame, address, inner)
+    # LP 2F replies carry no sizes: read them guided by the codes asked for
+    # (meters._decode_selected; reference §3.9, §3.10 sizes [unsure])
+    asked = poll.codes if isinstance(poll, SelectedMetersRequest) else None
+    return _decode_frame(frame, address, inner, asked)
