@@ -59,7 +59,14 @@ from agent.line.commands import (
 )
 from agent.line.interface import OpenCommands
 from agent.line.meter_reads import meter_key
-from agent.line.reply_window import ReplyWindow, is_answer, late_answers_count, read_late
+from agent.line.reply_window import (
+    MAX_REPLY_S,
+    ReplyWindow,
+    is_answer,
+    late_answers_count,
+    read_late,
+    reply_bound,
+)
 from agent.line.schedule import MachineSchedule, Outputs
 from agent.observations import (
     ExceptionObserved,
@@ -84,6 +91,7 @@ from sas_protocol.host import (
     NoActivity,
     NotSupported,
     PollFailed,
+    PollState,
     RealTimeEventReceived,
     ReplyReceived,
 )
@@ -107,10 +115,6 @@ REOPEN_LOG_EVERY = 60
 LIVENESS_PROBE = MetersRequest(0x1A)
 #: Per-machine poll spacing never goes below this (SAS §3.6: 40 ms with LP A0's consent).
 MIN_INTERVAL_MS = 40
-#: A reply window is extended while bytes keep arriving, but never beyond this after the
-#: poll was written: the longest reply (255-byte body) takes about 150 ms at 19200 baud, and a
-#: line that spews noise must not hold the poll cycle forever.
-MAX_REPLY_S = 0.25
 
 _RESULTS = {
     FailureReason.TIMEOUT: PollResult.TIMEOUT,
@@ -607,7 +611,7 @@ class LineOwner:
             return False
         host.send(poll)
         first_sent: float | None = None
-        deadline = latest = 0.0
+        deadline = latest = noise_cap = 0.0
         while host.awaiting_reply:
             outgoing = host.data_to_send()
             if outgoing:
@@ -622,15 +626,19 @@ class LineOwner:
                 m.last_byte = now
                 first_sent = now if first_sent is None else first_sent
                 deadline = now + m.window.seconds
-                latest = now + max(m.window.seconds, MAX_REPLY_S)
+                # SAS §3.6: a reply may take 20 ms to start and 5 ms between bytes
+                latest = now + max(m.window.seconds, reply_bound(poll))
+                noise_cap = now + max(m.window.seconds, MAX_REPLY_S)
             words = transport.read(deadline)
             if words:
                 data = bytes(w.value for w in words)
                 m.last_byte = self._mono()
                 self._record(m, "rx", data, words=words)
                 host.receive_data(data)
-                # the window stays open while bytes keep coming, up to ``latest``
-                deadline = min(max(deadline, m.last_byte + m.window.seconds), latest)
+                # the window stays open while bytes keep coming, up to ``latest``; bytes
+                # the host already threw away (bad frame) hold it no longer than before
+                cap = noise_cap if host.state is PollState.DISCARDING else latest
+                deadline = min(max(deadline, m.last_byte + m.window.seconds), cap)
             elif (now := self._mono()) >= deadline:
                 host.receive_timeout(now)
             self._handle(m, host.events_received(), first_sent)

@@ -11,7 +11,7 @@ no meter was ever read.
 
 So late bytes are read before they are dropped: they are counted and logged as a ``late``
 bad frame, and they double that machine's window, up to :data:`MAX_WINDOW_S` (the longest
-reply's wire time, ``agent.line.owner.MAX_REPLY_S``); the line owner also tells the host,
+reply's wire time, :data:`MAX_REPLY_S`); the line owner also tells the host,
 so that a long poll answered late is a failed poll, not an unsupported one. A window never
 shrinks while the agent runs: a machine late once is late again under the same load.
 """
@@ -27,6 +27,19 @@ from sas_protocol.messages.requests import GeneralPoll, Poll
 #: the widest a machine's reply window grows (s): the longest reply (255-byte body) takes
 #: about 150 ms at 19200 baud, and nCompass reads for 200 ms (reference §3.6)
 MAX_WINDOW_S = 0.25
+#: A reply window is extended while bytes keep arriving, but never beyond this after the
+#: poll was written (a line that spews noise must not hold the poll cycle forever), unless
+#: the reply may take longer by the reference's timing (:func:`reply_bound`).
+MAX_REPLY_S = 0.25
+#: Reference §3.6 (SAS §2.3.1-2.3.2): a machine starts its reply within 20 ms and may leave
+#: up to 5 ms between its bytes; a byte takes 11 bits at 19200 baud.
+REPLY_START_S = 0.020
+BYTE_GAP_S = 0.005
+WIRE_S_PER_BYTE = 11 / 19200
+#: the longest reply frame: addr cmd len, a 255-byte body, the CRC
+LONGEST_FRAME = 260
+#: the longest reply to a general poll: an RTE frame (7C, 15 bytes, reference §3.12)
+LONGEST_GENERAL_REPLY = 15
 #: reads of what is waiting, at most, before a send: a line that spews noise must not hold
 #: the poll (the rest is thrown away unread)
 _MOST_READS = 8
@@ -80,3 +93,19 @@ def late_answers_count(host: HostProtocol, poll: Poll) -> bool:
     follows the failed poll (issue 17). A late long-poll or RTE frame is not kept: its bytes
     would be misread as the re-send's frame."""
     return isinstance(poll, GeneralPoll) and not host.rte_mode
+
+
+def reply_bound(poll: Poll) -> float:
+    """How long after its poll a conforming machine may still be sending the reply (s).
+
+    Reference §3.6 allows 20 ms before the first byte and 5 ms between bytes, so a 2F or 6F
+    reply of some 100 bytes may take over half a second on a machine that uses its gaps: cut
+    at :data:`MAX_REPLY_S` (its bytes' wire time alone), every such read failed and its tail
+    was read as exception bytes. Variable-length replies are bounded by the longest frame,
+    general polls by the longest RTE frame; never less than :data:`MAX_REPLY_S`."""
+    if isinstance(poll, GeneralPoll):
+        length = LONGEST_GENERAL_REPLY
+    else:
+        length = poll.reply_length or LONGEST_FRAME
+    worst = REPLY_START_S + length * WIRE_S_PER_BYTE + (length - 1) * BYTE_GAP_S
+    return max(MAX_REPLY_S, worst)

@@ -1,0 +1,82 @@
+"""The agent against a machine written from the reference alone (tests/support/ref_machine.py),
+with habits the reference allows and our emulator does not have. Judged by the events
+(docs/events.md): a game's bet and win arrive once, with the right amounts.
+
+- slow bytes: the reply starts 15 ms after the poll and its bytes are 5 ms apart
+  (reference §3.6: ≤ 20 ms, ≤ 5 ms), so an LP 6F reply of twelve meters takes over half a
+  second; the agent's reply window must keep reading it;
+- LP 2F sized its own way: no 6F, and games since power-up / door close (25/26, no size in
+  reference §3.10) in two bytes as LP 18 sends them; the idle answer is 1F (IGT, §3.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from agent.assembly import Agent, LineSeam, Tuning, assemble
+from drivers.memory import pair
+from tests.agent.e2e_helpers import agent_config
+from tests.support.ref_machine import DEFAULT_SUPPORTED, RefMachine
+from tests.support.waits import wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@contextmanager
+def _running(tmp_path: Path, **machine: object) -> Iterator[tuple[RefMachine, Agent]]:
+    host, device = pair()
+    ref = RefMachine(device, **machine).start()  # type: ignore[arg-type]
+    agent = assemble(agent_config(tmp_path / "outbox.db"), line=LineSeam.memory(host),
+                     tuning=Tuning(backlog_window_s=0.0))
+    agent.start()
+    try:
+        yield ref, agent
+    finally:
+        agent.close()
+        ref.stop()
+        device.close()
+
+
+def _events(agent: Agent, name: str) -> list[dict[str, object]]:
+    return [e.event.data for e in agent.outbox.pending(0, 1_000_000) if e.event.name == name]
+
+
+def _ready(agent: Agent) -> None:
+    wait_until(lambda: any(d.get("reason") in ("discovery", "gap")
+                           for d in _events(agent, "meterSnapshot")),
+               60.0, "the discovery snapshot")
+
+
+def _play_and_check(ref: RefMachine, agent: Agent) -> None:
+    ref.play(bet=40, win=100)
+    ref.play(bet=25, win=0)
+
+    def paid() -> bool:
+        return (sum(int(str(d["credits"])) for d in _events(agent, "betPlaced")) == 65
+                and sum(int(str(d["credits"])) for d in _events(agent, "winPaid")) == 100)
+
+    wait_until(paid, 60.0, lambda: f"bets {_events(agent, 'betPlaced')}, "
+                                   f"wins {_events(agent, 'winPaid')}")
+    assert [d["kind"] for d in _events(agent, "winPaid")] == ["machine"]
+    assert all(d["denomination"] == 1 for d in _events(agent, "betPlaced"))
+
+
+def test_a_machine_with_slow_bytes_has_its_extended_meters_read(tmp_path: Path) -> None:
+    with _running(tmp_path, reply_delay_s=0.015, byte_gap_s=0.005) as (ref, agent):
+        _ready(agent)
+        _play_and_check(ref, agent)
+        assert any(len(p) > 1 and p[1] in (0x6F, 0xAF) for p in ref.polls)
+
+
+def test_a_machine_sizing_2f_its_own_way_is_read_right(tmp_path: Path) -> None:
+    supported = DEFAULT_SUPPORTED - {0x6F, 0xAF}
+    with _running(tmp_path, supported=supported, idle_byte=0x1F,
+                  selected_sizes={0x25: 2, 0x26: 2}) as (ref, agent):
+        _ready(agent)
+        _play_and_check(ref, agent)
+        assert any(len(p) > 1 and p[1] == 0x2F and 0x25 in p[5:-2] for p in ref.polls)
+        assert not _events(agent, "meterRollback")
