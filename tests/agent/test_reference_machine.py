@@ -9,11 +9,15 @@ with habits the reference allows and our emulator does not have. Judged by the e
   reference §3.10) in two bytes as LP 18 sends them; the idle answer is 1F (IGT, §3.4);
 - door exceptions, which the agent confirms by an implied NACK (docs/sas.md, "Confirming
   exception bytes"): a machine that re-sends per §3.5 has each reported once;
-- a noisy line (1 % of the words damaged, both ways): the money still arrives exactly.
+- a noisy line (1 % of the words damaged, both ways): the money still arrives exactly;
+- a shared line where a machine the agent does not poll chirps (reference §3.6, SAS §4.2:
+  its address with the wakeup bit every 200 ms after 5 s unpolled): a byte with the wakeup
+  bit is never part of a reply (§3.1), so the chirps cost nothing.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,3 +114,28 @@ def test_a_noisy_line_still_carries_the_money_exactly(tmp_path: Path) -> None:
         _ready(agent)
         _play_and_check(ref, agent, games=3)
     assert noise.corrupted > 0
+
+
+def test_chirps_of_an_unpolled_machine_on_the_line_are_not_replies(tmp_path: Path) -> None:
+    stop = threading.Event()
+    with _running(tmp_path, byte_gap_s=0.002) as (ref, agent):
+        def chirp() -> None:  # machine 5, never polled, chirps every 200 ms (50 here)
+            while not stop.wait(0.05):
+                ref.transport.write(bytes((5,)), wakeup=True)
+
+        chirper = threading.Thread(target=chirp, daemon=True)
+        chirper.start()
+        try:
+            _ready(agent)
+            _play_and_check(ref, agent, games=2)
+            with ref.lock:
+                ref.queue.append(0x11)
+            wait_until(lambda: _events(agent, "doorOpened"), 30.0, "the door event")
+        finally:
+            stop.set()
+            chirper.join(5.0)
+        names = [e.event.name for e in agent.outbox.pending(0, 1_000_000)]
+        assert "machineException" not in names, names
+        assert agent.line is not None
+        machine = agent.line.status()["machines"]["1"]
+        assert machine["linkUp"]  # before: every chirp in a window failed the poll
