@@ -7,6 +7,8 @@ with habits the reference allows and our emulator does not have. Judged by the e
   second; the agent's reply window must keep reading it;
 - LP 2F sized its own way: no 6F, and games since power-up / door close (25/26, no size in
   reference §3.10) in two bytes as LP 18 sends them; the idle answer is 1F (IGT, §3.4);
+- an old machine: no LP 54, 2F, 6F/AF nor 1C; its meters come from LP 0F and the single
+  meter polls (reference §3.9, §4.1 "stepdown");
 - door exceptions, which the agent confirms by an implied NACK (docs/sas.md, "Confirming
   exception bytes"): a machine that re-sends per §3.5 has each reported once;
 - a noisy line (1 % of the words damaged, both ways): the money still arrives exactly;
@@ -139,3 +141,13 @@ def test_chirps_of_an_unpolled_machine_on_the_line_are_not_replies(tmp_path: Pat
         assert agent.line is not None
         machine = agent.line.status()["machines"]["1"]
         assert machine["linkUp"]  # before: every chirp in a window failed the poll
+
+
+def test_an_old_machine_is_identified_and_read_by_its_legacy_polls(tmp_path: Path) -> None:
+    supported = DEFAULT_SUPPORTED - {0x54, 0x2F, 0x6F, 0xAF}
+    with _running(tmp_path, supported=supported) as (ref, agent):
+        _ready(agent)
+        _play_and_check(ref, agent, games=2)
+        identified = _events(agent, "machineIdentified")
+        assert identified and identified[-1]["denomination"] == 1, identified
+        assert any(len(p) == 2 and p[1] == 0x0F for p in ref.polls)
