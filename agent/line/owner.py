@@ -30,7 +30,9 @@ Liveness in RTE mode: a general poll that meets silence is a failed poll in ever
 (SAS §3.4, [unsure]; others answer ``addr FF 00``) is silent when idle. So after such a
 silence the long-poll slot of that cycle carries a liveness probe (:data:`LIVENESS_PROBE`)
 when the schedule has nothing to send: an idle machine answers it (or substitutes an event,
-SAS §12.3) and stays up, a dead one fails it too and goes down after the span.
+SAS §12.3) and stays up, a dead one fails it too and goes down after the span. When the
+slot's long poll met silence as well (an unsupported poll is silent in every mode, SAS §3.5),
+the probe follows it at once: its answer tells the schedule the poll is not implemented.
 
 Over 500 lines: the poll loop, its timing and the event hand-off all work on the same
 per-machine bookkeeping under one lock; split, each part would reach into the others.
@@ -192,6 +194,7 @@ class _Machine:
         self.frames: deque[FrameRecord] = deque(maxlen=frames)
         self.answered = False  # the last poll got a reply (set by the line thread)
         self.probe = False  # an RTE-mode general poll met silence: probe in the long-poll slot
+        self.silent_long = False  # this slot's long poll met silence (unsupported or failed)
         self.last_bad_log = float("-inf")
         self.unlogged_bad = 0
         #: ``poll.reply_timeout_ms``, widened when the machine answers after it
@@ -591,9 +594,9 @@ class LineOwner:
             with self._lock:
                 poll, outputs = m.schedule.next_long_poll(self._clock())
                 self._deliver(m, outputs)
-            if poll is None and m.probe:
+            probe_due, m.probe, m.silent_long = m.probe, False, False
+            if poll is None and probe_due:
                 poll = LIVENESS_PROBE  # its answer is only a sign of life
-            m.probe = False
             if poll is not None and self._run_poll(m, poll):
                 # A job that this reply completed reports now rather than at the next
                 # cycle: a game's money reaches the outbox one poll interval sooner. The next
@@ -601,6 +604,19 @@ class LineOwner:
                 with self._lock:
                     _, outputs = m.schedule.next_long_poll(self._clock())
                     self._deliver(m, outputs)
+                if probe_due and m.silent_long and poll is not LIVENESS_PROBE:
+                    # An RTE machine silent when idle whose long poll met silence too: an
+                    # unsupported poll is silent in every mode (SAS §3.5), so only the probe
+                    # tells a live machine from a dead one; without it, discovery's ignored
+                    # polls between silent general polls brought the link down, and
+                    # discovery started over at every link-up, never reading a meter.
+                    m.answered = False
+                    if self._run_poll(m, LIVENESS_PROBE) and m.answered and m.link_up:
+                        # the machine is there: the long poll's silence was "not
+                        # implemented" (the next general poll, silent when idle in RTE
+                        # mode, cannot say so: the poll was retried for ever)
+                        with self._lock:
+                            self._emit_all(m.schedule.general_poll_done(True, self._clock()))
 
     # ------------------------------------------------------------------ one poll
 
@@ -719,6 +735,7 @@ class LineOwner:
                             self._emit_all(sched.replied(reply, at))
                     case NotSupported(poll=poll):
                         self._poll_result(m, PollResult.UNSUPPORTED, None)
+                        m.silent_long = True
                         if poll == self._outstanding(m):
                             self._emit_all(sched.not_supported(at))
                     case PollFailed(poll=poll, reason=reason):
@@ -726,6 +743,8 @@ class LineOwner:
                         if (isinstance(poll, GeneralPoll) and reason is FailureReason.TIMEOUT
                                 and (m.host.rte_mode or m.config.rte)):
                             m.probe = True
+                        elif reason is FailureReason.TIMEOUT:
+                            m.silent_long = True
                         if isinstance(poll, Request) and poll == self._outstanding(m):
                             self._emit_all(sched.failed(reason.value, at))
                     case FrameRejected():

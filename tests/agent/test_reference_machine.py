@@ -9,6 +9,8 @@ with habits the reference allows and our emulator does not have. Judged by the e
   reference §3.10) in two bytes as LP 18 sends them; the idle answer is 1F (IGT, §3.4);
 - an old machine: no LP 54, 2F, 6F/AF nor 1C; its meters come from LP 0F and the single
   meter polls (reference §3.9, §4.1 "stepdown");
+- real-time event reporting (reference §3.12): events replace long polls' replies, and
+  the machine is silent when idle (no 00 in RTE mode, §3.4);
 - door exceptions, which the agent confirms by an implied NACK (docs/sas.md, "Confirming
   exception bytes"): a machine that re-sends per §3.5 has each reported once;
 - a noisy line (1 % of the words damaged, both ways): the money still arrives exactly;
@@ -36,11 +38,11 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @contextmanager
-def _running(tmp_path: Path, faults: Faults | None = None,
+def _running(tmp_path: Path, faults: Faults | None = None, rte: bool = False,
              **machine: object) -> Iterator[tuple[RefMachine, Agent]]:
     host, device = pair(faults=faults or Faults())
     ref = RefMachine(device, **machine).start()  # type: ignore[arg-type]
-    agent = assemble(agent_config(tmp_path / "outbox.db"), line=LineSeam.memory(host),
+    agent = assemble(agent_config(tmp_path / "outbox.db", rte=rte), line=LineSeam.memory(host),
                      tuning=Tuning(backlog_window_s=0.0))
     agent.start()
     try:
@@ -97,8 +99,8 @@ def test_a_machine_sizing_2f_its_own_way_is_read_right(tmp_path: Path) -> None:
 def test_door_exceptions_confirmed_by_implied_nack_are_reported_once(tmp_path: Path) -> None:
     with _running(tmp_path) as (ref, agent):
         _ready(agent)
-        with ref.lock:
-            ref.queue.extend((0x11, 0x12, 0x19, 0x1A))  # slot door, cashbox door
+        for code in (0x11, 0x12, 0x19, 0x1A):  # slot door, cashbox door
+            ref.raise_exception(code)
 
         def doors() -> list[object]:
             return [d.get("door") for d in _events(agent, "doorOpened")
@@ -106,7 +108,7 @@ def test_door_exceptions_confirmed_by_implied_nack_are_reported_once(tmp_path: P
 
         wait_until(lambda: len(doors()) >= 4, 30.0, lambda: f"door events {doors()}")
         assert sorted(map(str, doors())) == ["cashbox", "cashbox", "slot", "slot"]
-        wait_until(lambda: not ref.queue, 10.0, "the last exception acknowledged")
+        wait_until(lambda: not ref.pending(), 10.0, "the last exception acknowledged")
         assert len(doors()) == 4
 
 
@@ -130,8 +132,7 @@ def test_chirps_of_an_unpolled_machine_on_the_line_are_not_replies(tmp_path: Pat
         try:
             _ready(agent)
             _play_and_check(ref, agent, games=2)
-            with ref.lock:
-                ref.queue.append(0x11)
+            ref.raise_exception(0x11)
             wait_until(lambda: _events(agent, "doorOpened"), 30.0, "the door event")
         finally:
             stop.set()
@@ -151,3 +152,15 @@ def test_an_old_machine_is_identified_and_read_by_its_legacy_polls(tmp_path: Pat
         identified = _events(agent, "machineIdentified")
         assert identified and identified[-1]["denomination"] == 1, identified
         assert any(len(p) == 2 and p[1] == 0x0F for p in ref.polls)
+
+
+def test_an_rte_machine_silent_when_idle_reports_games_and_money(tmp_path: Path) -> None:
+    with _running(tmp_path, rte=True, rte_capable=True) as (ref, agent):
+        _ready(agent)
+        assert ref.rte
+        _play_and_check(ref, agent, games=2)
+        wait_until(lambda: len(_events(agent, "gameEnded")) >= 4, 30.0, "four gameEnded")
+        wins = sorted(int(str(d.get("winCredits"))) for d in _events(agent, "gameEnded"))
+        assert wins == [0, 0, 100, 100]
+        assert len(_events(agent, "gameStarted")) == 4
+        assert agent.line is not None and agent.line.status()["machines"]["1"]["linkUp"]

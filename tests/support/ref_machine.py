@@ -15,7 +15,10 @@ every frame itself (CRC-16/KERMIT, packed BCD). What it does, with the section i
 - §3.6 timing: the reply starts ``reply_delay_s`` after the poll (≤ 20 ms) and its bytes
   are ``byte_gap_s`` apart (≤ 5 ms), both allowed by the reference;
 - §3.9 / §3.10 the polls below, LP 2F with sizes per meter code (``selected_sizes``: the
-  reference gives none for 25/26, LP 18 sends them in two bytes).
+  reference gives none for 25/26, LP 18 sends them in two bytes);
+- §3.12 real-time event reporting after an acknowledged LP 0E 01 (``rte_capable``): general
+  polls get ``A FF code data CRC``, or silence when idle (§3.4: the spec summary sends no
+  00 in RTE mode); a long poll with an event pending gets the event instead of its reply.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ _LEGACY = {0x0F: (0x04, 0x00, 0x01, 0x24, 0x02, 0x05), 0x10: (0x04,), 0x11: (0x0
            0x12: (0x01,), 0x13: (0x24,), 0x14: (0x02,), 0x15: (0x05,), 0x16: (0x06,),
            0x17: (0x07,), 0x19: (0x00, 0x01, 0x24, 0x02, 0x05), 0x1A: (0x0C,)}
 #: what it answers by default: meters, identification, a few commands
-DEFAULT_SUPPORTED = frozenset({*_LEGACY, 0x1F, 0x54, 0x2F, 0x6F, 0xAF, 0x01, 0x02})
+DEFAULT_SUPPORTED = frozenset({*_LEGACY, 0x1F, 0x54, 0x2F, 0x6F, 0xAF, 0x01, 0x02, 0x0E})
 
 
 def crc(data: bytes) -> bytes:
@@ -71,7 +74,8 @@ class RefMachine:
     def __init__(self, transport: Transport, address: int = 1, *, denomination: int = 0x01,
                  supported: frozenset[int] = DEFAULT_SUPPORTED, idle_byte: int = 0x00,
                  reply_delay_s: float = 0.0, byte_gap_s: float = 0.0,
-                 selected_sizes: dict[int, int] | None = None) -> None:
+                 selected_sizes: dict[int, int] | None = None,
+                 rte_capable: bool = False) -> None:
         self.transport = transport
         self.address = address
         self.denomination = denomination
@@ -82,13 +86,16 @@ class RefMachine:
         self.selected_sizes = selected_sizes or {}
         self.meters: dict[int, int] = {c: 0 for c in (0x00, 0x01, 0x02, 0x04, 0x05, 0x06,
                                                       0x07, 0x0C, 0x24, 0x25, 0x26)}
-        self.queue: deque[int] = deque()
+        #: queued exceptions: code and its RTE data (§3.12), reported oldest first
+        self.queue: deque[tuple[int, bytes]] = deque()
+        self.rte_capable = rte_capable
+        self.rte = False
         self.lock = threading.Lock()
         self.synced = False  # §3.3: a machine powers up out of sync
         self.polls: list[bytes] = []  # every complete poll to this machine, for asserts
         self._last_key: tuple[int, ...] | None = None
         self._last_reply: bytes | None = None
-        self._reported: int | None = None  # the queued exception the last reply carried
+        self._reported: tuple[int, bytes] | None = None  # the queued exception last sent
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ref-machine", daemon=True)
 
@@ -101,10 +108,20 @@ class RefMachine:
             self.meters[0x05] += 1
             self.meters[0x25] += 1
             self.meters[0x26] += 1
+            started = bcd(bet, 2) + bcd(self.meters[0x00], 4) + b"\x00\x00"
             self.meters[0x06 if win else 0x07] += 1
             self.meters[0x01] += win
             self.meters[0x0C] += win - bet
-            self.queue.extend((0x7E, 0x7F))
+            self.queue.extend(((0x7E, started), (0x7F, bcd(win, 4))))
+
+    def raise_exception(self, code: int) -> None:
+        """Queue an exception without data (§3.12: most codes carry none)."""
+        with self.lock:
+            self.queue.append((code, b""))
+
+    def pending(self) -> int:
+        with self.lock:
+            return len(self.queue)
 
     # -- the line ---------------------------------------------------------------------------
 
@@ -155,7 +172,7 @@ class RefMachine:
 
     def _acknowledged(self) -> None:
         with self.lock:
-            if self._reported is not None and self.queue and self.queue[0] == self._reported:
+            if self._reported is not None and self.queue and self.queue[0] is self._reported:
                 self.queue.popleft()
         self._reported = None
         self._last_reply = None
@@ -173,9 +190,16 @@ class RefMachine:
             return
         self._acknowledged()
         with self.lock:
-            code = self.queue[0] if self.queue else self.idle_byte
-        self._reported = code if code != self.idle_byte else None
-        self._last_key, self._last_reply = key, bytes((code,))
+            head = self.queue[0] if self.queue else None
+        self._reported = head
+        self._last_key = key
+        if self.rte:
+            if head is None:
+                self._last_reply = None
+                return  # §3.4: no 00 in RTE mode
+            self._last_reply = self._event(head)
+        else:
+            self._last_reply = bytes((head[0] if head else self.idle_byte,))
         self._send(self._last_reply)
 
     def _long(self, frame: bytes) -> None:
@@ -194,6 +218,14 @@ class RefMachine:
             return
         self._acknowledged()
         self._last_key = key
+        with self.lock:
+            head = self.queue[0] if self.queue else None
+        if self.rte and head is not None:
+            # §3.12: an event pending takes the place of any long poll's reply
+            self._reported = head
+            self._last_reply = self._event(head)
+            self._send(self._last_reply)
+            return
         if frame[1] not in self.supported:
             return  # §3.5: an unsupported long poll gets no reply at all
         reply = self._answer(frame)
@@ -206,6 +238,11 @@ class RefMachine:
         with self.lock:
             meters = dict(self.meters)
         if cmd in (0x01, 0x02):
+            return bytes((a,))
+        if cmd == 0x0E:
+            if not self.rte_capable:
+                return None  # §3.9b: an EGM without RTE stays silent
+            self.rte = frame[2] == 0x01
             return bytes((a,))
         if cmd in _LEGACY:
             body = b"".join(bcd(meters.get(c, 0), 4) for c in _LEGACY[cmd])
@@ -234,6 +271,9 @@ class RefMachine:
                     body += bcd(meters[c], size)
             return self._framed(bytes((a, cmd, len(body))) + body)
         return None
+
+    def _event(self, head: tuple[int, bytes]) -> bytes:
+        return self._framed(bytes((self.address, 0xFF, head[0])) + head[1])
 
     @staticmethod
     def _framed(data: bytes) -> bytes:
