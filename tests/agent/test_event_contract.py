@@ -97,7 +97,7 @@ def variants() -> list[Observation]:
         # ticket-out movement whose record never came (reconciled after the settle time)
         ExceptionObserved(at=t + 60, code=0x3E),
         TicketValidationRead(at=t + 60.2, validation_type=0x10,
-                             validation_number="009999999999999999", amount_cents=5_000,
+                             validation_number="0099999999999999", amount_cents=5_000,
                              ticket_number=12),
         ExceptionObserved(at=t + 61, code=0x3D),
         TicketValidationRead(at=t + 61.2, validation_type=0, validation_number="12345678",

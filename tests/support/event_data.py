@@ -43,4 +43,4 @@ def assert_documented(frames: Iterable[Mapping[str, Any]]) -> None:
         problems += data_problems(name, frame["data"])
         if frame["channel"] not in {c.value for c in channels_of(name) or ()}:
             problems.append(f"{name} on channel {frame['channel']}")
-    assert problems == []
+    assert problems == [], "\n".join(problems)
