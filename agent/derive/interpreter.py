@@ -651,9 +651,9 @@ class Interpreter:
             cents, faces = bill_money
             counted = (Meter.BILLS, Meter.BILL_DOLLARS,
                        *(c for c in BILL_COUNT_VALUES_CENTS if moved.get(c)))
-            more: dict[str, Any] = {}
+            # count: always there (EVENTS.md), null when no count meter says it (0B, LP 20)
+            more: dict[str, Any] = {"count": sum(faces.values()) if faces else None}
             if faces:
-                more["count"] = sum(faces.values())
                 more["bills"] = {str(face): n for face, n in faces.items()}
             step.emit("billAccepted", {
                 "amount": cents,

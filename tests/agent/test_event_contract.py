@@ -68,7 +68,7 @@ def variants() -> list[Observation]:
     obs: list[Observation] = [
         LinkUp(at=t),
         _identified(t + 0.1),
-        _meters(t + 0.2, "discovery", m00=1_000, m01=500, m02=0, m04=0, m05=10, m0C=0,
+        _meters(t + 0.2, "discovery", m00=1_000, m01=500, m02=0, m04=0, m05=10, m0B=0, m0C=0,
                 m0E=0, m10=0, m1D=0, m1E=0, m20=0, m21=0),
         RealTimeEventObserved(at=t + 20, code=0x8C, fields={"game_number": 3}),
         RealTimeEventObserved(at=t + 21, code=0x7E,
@@ -77,6 +77,9 @@ def variants() -> list[Observation]:
         # a machine-paid progressive win, then an attendant-paid bonus
         _meters(t + 22.5, "game_end", m01=540, m1D=40, m02=0, m05=11),
         _meters(t + 23, "timer", m02=25, m21=25),
+        # $20 by the bills meter alone: no count meter says how many bills
+        ExceptionObserved(at=t + 24, code=0x4F),
+        _meters(t + 24.3, "bill", m0B=2_000, m0C=2_000),
         ExceptionObserved(at=t + 30, code=0x42),  # reel 2 tilt
         ExceptionObserved(at=t + 31, code=0x6F),  # game locked
         GameLockRead(at=t + 31.2, lock_status=0x00),
@@ -167,7 +170,7 @@ def test_the_variants_are_reached() -> None:
                      ("playerSessionEnded", "reason", '"replaced"'),
                      ("ticketPrinted", "metered", "false"), ("ticketPrinted", "source", '"LP 3D"'),
                      ("ticketPrinted", "reconciled", "true"),
-                     ("billAccepted", "source", '"lastBill"')):
+                     ("billAccepted", "source", '"lastBill"'), ("billAccepted", "count", "null")):
         assert expected in seen, expected
 
 
