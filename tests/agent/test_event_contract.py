@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -30,6 +30,7 @@ from agent.observations import (
     LastBillRead,
     LinkUp,
     MachineIdentified,
+    MeterReason,
     MetersRead,
     Observation,
     RealTimeEventObserved,
@@ -208,6 +209,15 @@ def test_every_field_of_a_schema_is_named_in_its_section_of_the_page() -> None:
                for field in _fields(schema) if f"`{field}`" not in sections.get(name, "")
                and f"`{field}." not in sections.get(name, "")}
     assert unnamed == set()
+
+
+def test_every_read_reason_a_snapshot_can_carry_is_documented() -> None:
+    """A first read is reported with the reason of the read that found the meter first,
+    whichever it was: each is in the schema's list and in the page's."""
+    listed = set(SCHEMA["events"]["meterSnapshot"]["properties"]["reason"]["enum"])
+    assert listed == set(get_args(MeterReason))
+    section = _sections()["meterSnapshot"]
+    assert {r for r in listed if f"`{r}`" not in section} == set()
 
 
 def test_the_page_points_to_the_schema() -> None:
