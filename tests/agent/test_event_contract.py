@@ -22,6 +22,7 @@ from typing import Any, get_args
 import pytest
 
 from agent.derive.interpreter import Interpreter
+from agent.line.discovery import Identity
 from agent.observations import (
     CardInserted,
     CardRemoved,
@@ -38,6 +39,16 @@ from agent.observations import (
     TicketValidationRead,
 )
 from api.events import CATALOG, Event, StoredEvent
+from sas_protocol.messages.features import EnabledFeaturesReply
+from sas_protocol.messages.responses import (
+    EnabledGamesReply,
+    ExtendedGameInfoReply,
+    GameConfigurationReply,
+    GameCountReply,
+    MachineInfoReply,
+    SasVersionReply,
+    SelectedGameReply,
+)
 from tests.agent.test_interpreter_golden import scenario as golden_scenario
 from tests.support import ROOT
 from tests.support.event_data import SCHEMA, assert_documented, data_problems
@@ -209,6 +220,35 @@ def test_every_field_of_a_schema_is_named_in_its_section_of_the_page() -> None:
                for field in _fields(schema) if f"`{field}`" not in sections.get(name, "")
                and f"`{field}." not in sections.get(name, "")}
     assert unnamed == set()
+
+
+def test_machine_identified_from_every_identification_reply_is_documented() -> None:
+    """``info`` as discovery (agent/line/discovery.py) builds it from every identification
+    reply a machine can give: each key and type is the documented one."""
+    identity = Identity(address=1)
+    for reply in (
+            SasVersionReply(version="602", serial="EGM-1"),
+            MachineInfoReply(game_id="AT", additional_id="001", denomination=0x01, max_bet=5,
+                             progressive_group=0, game_options=0, paytable_id="PT0042",
+                             base_percent="9250"),
+            GameCountReply(count=2), SelectedGameReply(game=1),
+            EnabledGamesReply(games=(1, 2)),
+            GameConfigurationReply(game=1, game_id="AT", additional_id="001", denomination=0x01,
+                                   max_bet=5, progressive_group=0, game_options=0,
+                                   paytable_id="PT0042", base_percent="9250"),
+            ExtendedGameInfoReply(game=1, max_bet=5, progressive_group=0, progressive_levels=0,
+                                  name="Lucky", paytable="PT0042", wager_categories=0,
+                                  denominations=()),
+            EnabledFeaturesReply(game=0, features1=0xFF, features2=0xFF, features3=0xFF,
+                                 features4=0xFF, reserved=b"")):
+        identity.add(reply)
+    observed = identity.observation(at=T0, unsupported=())
+    assert observed is not None
+    assert {"additionalId", "maxBet", "paytableId", "basePercent", "progressiveGroup",
+            "selectedGame", "enabledGames", "gameDetails", "features"} <= set(observed.info)
+    frames = _run(Interpreter("T-1"), [LinkUp(at=T0), observed])
+    assert [f["event"] for f in frames] == ["machineLinkUp", "machineIdentified"]
+    assert_documented(frames)
 
 
 def test_every_read_reason_a_snapshot_can_carry_is_documented() -> None:

@@ -50,7 +50,7 @@ def _exc(at: float, code: int) -> ExceptionObserved:
 def _identified(at: float, denomination: int) -> MachineIdentified:
     return MachineIdentified(at=at, sas_version="602", serial_number="EGM-778812",
                              game_id="AT", denomination_cents=denomination, games=1,
-                             info={"paytableId": "PT0042", "basePercent": "92.50"})
+                             info={"paytableId": "PT0042", "basePercent": 92.5})
 
 
 def scenario() -> list[Observation]:
