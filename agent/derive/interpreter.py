@@ -105,6 +105,12 @@ _CREDIT_MONEY = frozenset({
     Meter.COINS_TO_DROP,
 })
 
+#: Exception 67 (ticket inserted) again within this many seconds of the last one, with no 68
+#: (ticket transfer complete) between, is the same ticket: the machine re-reports it until
+#: the ticket is serviced (reference §3.4: priority exceptions persist until the interaction
+#: finishes). A ticket the machine returned and the player inserted again comes later.
+TICKET_INSERTED_REPEAT_S = 5.0
+
 #: LP 1B level byte (SAS §3.9): 01-20 progressive, 40 non-progressive jackpot, 80 cancelled
 #: credits.
 _HANDPAY_CANCELLED_CREDITS = 0x80
@@ -236,8 +242,8 @@ class Interpreter:
         step.emit("machineLinkUp", {"address": m.address, "since": utc_timestamp(step.at)})
         if m.game_locked:
             step.read(ReadGameLock(m.address))  # still locked? (also after an agent restart)
-        step.machine = tickets.link_up(replace(m, link_up=True, backlog_read_requested=False),
-                                       step.at)
+        step.machine = tickets.link_up(replace(m, link_up=True, backlog_read_requested=False,
+                                               ticket_inserted_at=None), step.at)
         self._open_backlog(step)
 
     def _open_backlog(self, step: _Step) -> None:
@@ -405,8 +411,14 @@ class Interpreter:
             step.read(ReadTicket(address))
             step.read(ReadMeters(address, "ticket", TICKET_METERS))
         elif code == Exc.TICKET_INSERTED:
-            step.emit("ticketInserted", {"playerId": step.cards.player_id})
+            # A priority exception the machine repeats until the ticket is serviced
+            # (reference §3.4, §4.3 pitfall 5): de-duplicated by state, one ticket one event.
+            last = m.ticket_inserted_at
+            if last is None or not 0 <= step.at - last < TICKET_INSERTED_REPEAT_S:
+                step.emit("ticketInserted", {"playerId": step.cards.player_id})
+            step.machine = replace(m, ticket_inserted_at=step.at)
         elif code == Exc.TICKET_TRANSFER_COMPLETE:
+            step.machine = replace(m, ticket_inserted_at=None)  # that ticket is done
             step.read(ReadMeters(address, "ticket", TICKET_METERS))
         elif code == Exc.CASHOUT_PRESSED:
             step.read(ReadMeters(address, "cashout", CASHOUT_METERS))

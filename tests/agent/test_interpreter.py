@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agent.derive.interpreter import Interpreter
+from agent.derive.interpreter import TICKET_INSERTED_REPEAT_S, Interpreter
 from agent.derive.state import AgentState
 from agent.observations import (
     CardInserted,
@@ -354,6 +354,22 @@ def test_handpay_pending_once_despite_reissued_51() -> None:
     assert m.exc(0x52) == []  # duplicated 52
     assert only(m.feed(handpay(m, level=0x80, amount=500)), "handpayPending").data["kind"] == (
         "cancelledCredits")
+
+
+def test_ticket_inserted_once_while_the_machine_repeats_67() -> None:
+    """67 is a priority exception the machine reports again at every general poll until the
+    ticket is serviced (reference §3.4, §4.3 pitfall 5): one ticket, one ticketInserted.
+    The next ticket (after 68, or a returned ticket inserted again later) is a new event."""
+    m = Machine().started()
+    assert names(m.exc(0x67)) == ["ticketInserted"]
+    for _ in range(20):
+        assert m.exc(0x67, after=0.2) == []  # the same ticket, still being validated
+    assert m.exc(0x68, after=0.2) == []  # serviced: the money comes from the meters
+    assert names(m.exc(0x67, after=0.5)) == ["ticketInserted"]  # the next ticket
+    m.tick(TICKET_INSERTED_REPEAT_S)  # returned, taken out, inserted again later
+    assert names(m.exc(0x67)) == ["ticketInserted"]
+    m.feed(LinkUp(at=m.tick(0.1)))  # the machine's flag after a link-up: said again
+    assert names(m.exc(0x67, after=0.1)) == ["ticketInserted"]
 
 
 # -- exceptions table ------------------------------------------------------------------
