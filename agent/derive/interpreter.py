@@ -41,6 +41,8 @@ from agent.derive.exceptions_map import (
     OPERATOR_MENU,
     PRINTER_FAULTS,
     PROGRESSIVE_HITS,
+    REPEAT_WINDOW_S,
+    REPEATED_UNTIL_SERVICED,
     RESET_CODES,
     TILTS,
     Exc,
@@ -104,12 +106,6 @@ _CREDIT_MONEY = frozenset({
     Meter.CANCELLED_CREDITS, Meter.BILLS, Meter.CURRENT_CREDITS, Meter.TOTAL_DROP,
     Meter.COINS_TO_DROP,
 })
-
-#: Exception 67 (ticket inserted) again within this many seconds of the last one, with no 68
-#: (ticket transfer complete) between, is the same ticket: the machine re-reports it until
-#: the ticket is serviced (reference §3.4: priority exceptions persist until the interaction
-#: finishes). A ticket the machine returned and the player inserted again comes later.
-TICKET_INSERTED_REPEAT_S = 5.0
 
 #: LP 1B level byte (SAS §3.9): 01-20 progressive, 40 non-progressive jackpot, 80 cancelled
 #: credits.
@@ -243,7 +239,7 @@ class Interpreter:
         if m.game_locked:
             step.read(ReadGameLock(m.address))  # still locked? (also after an agent restart)
         step.machine = tickets.link_up(replace(m, link_up=True, backlog_read_requested=False,
-                                               ticket_inserted_at=None), step.at)
+                                               repeats_seen={}), step.at)
         self._open_backlog(step)
 
     def _open_backlog(self, step: _Step) -> None:
@@ -352,6 +348,13 @@ class Interpreter:
             # a byte outside SAS Table A-1 (§3.11): reported as it came, nothing else done
             step.emit("machineException", *machine_exception(code, defined=False))
             return
+        if code in REPEATED_UNTIL_SERVICED:
+            # re-reported until the interaction is over (reference §3.4, §4.3 pitfall 5):
+            # a repeat within the window is the same one and yields nothing again
+            last = m.repeats_seen.get(code)
+            step.machine = m = replace(m, repeats_seen={**m.repeats_seen, code: step.at})
+            if last is not None and 0 <= step.at - last < REPEAT_WINDOW_S:
+                return
         if code in DOORS:
             self._door(step, *DOORS[code])
         elif code in TILTS:
@@ -411,14 +414,11 @@ class Interpreter:
             step.read(ReadTicket(address))
             step.read(ReadMeters(address, "ticket", TICKET_METERS))
         elif code == Exc.TICKET_INSERTED:
-            # A priority exception the machine repeats until the ticket is serviced
-            # (reference §3.4, §4.3 pitfall 5): de-duplicated by state, one ticket one event.
-            last = m.ticket_inserted_at
-            if last is None or not 0 <= step.at - last < TICKET_INSERTED_REPEAT_S:
-                step.emit("ticketInserted", {"playerId": step.cards.player_id})
-            step.machine = replace(m, ticket_inserted_at=step.at)
+            step.emit("ticketInserted", {"playerId": step.cards.player_id})
         elif code == Exc.TICKET_TRANSFER_COMPLETE:
-            step.machine = replace(m, ticket_inserted_at=None)  # that ticket is done
+            # that ticket is done: a 67 now is the next one
+            step.machine = replace(m, repeats_seen={
+                c: t for c, t in m.repeats_seen.items() if c != Exc.TICKET_INSERTED})
             step.read(ReadMeters(address, "ticket", TICKET_METERS))
         elif code == Exc.CASHOUT_PRESSED:
             step.read(ReadMeters(address, "cashout", CASHOUT_METERS))
