@@ -251,6 +251,29 @@ def test_machine_identified_from_every_identification_reply_is_documented() -> N
     assert_documented(frames)
 
 
+def test_the_schema_requires_exactly_what_the_tables_do_not_mark_optional() -> None:
+    """A field row of an event's table (docs/events.md) without *optional* in its type cell
+    is a field the schema requires; one marked optional is one it does not."""
+    wrong = set()
+    for name, body in _sections().items():
+        schema = SCHEMA["events"].get(name, {})
+        if "required" not in schema:
+            continue
+        for line in body.splitlines():
+            if not line.startswith("| `") or line.startswith("| `0x"):
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) < 3 or not cells[1]:
+                continue  # "as betPlaced": the type is given elsewhere
+            for field in re.findall(r"`([A-Za-z0-9]+)`", cells[0]):
+                if field not in schema["properties"]:
+                    wrong.add((name, field, "not in the schema"))
+                elif ("optional" in cells[1]) == (field in schema["required"]):
+                    wrong.add((name, field, "optional" if "optional" in cells[1]
+                               else "required"))
+    assert wrong == set()
+
+
 def test_every_read_reason_a_snapshot_can_carry_is_documented() -> None:
     """A first read is reported with the reason of the read that found the meter first,
     whichever it was: each is in the schema's list and in the page's."""
