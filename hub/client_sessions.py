@@ -141,7 +141,7 @@ class ClientSessions:
         protocol = msg.protocol
         if protocol is not None and protocol != wire.PROTOCOL_VERSION:
             await hub.send_and_close(ws, WireError(
-                ErrorCode.UNSUPPORTED_VERSION, f"protocol {protocol} not supported"),
+                ErrorCode.UNSUPPORTED_VERSION, f"protocol {protocol} not supported", msg.id),
                 CloseCode.UNSUPPORTED_VERSION)
             return None
         principal = hub.tokens.lookup(msg.token)
@@ -150,12 +150,12 @@ class ClientSessions:
             hub.audit.record(at=wire.format_timestamp(hub.now()), who="(unknown token)",
                              role="none", kind="loginRefused", result="unauthorized",
                              detail={"remote": _remote(ws)})
-            await hub.send_and_close(ws, WireError(ErrorCode.UNAUTHORIZED, "unknown token"),
+            await hub.send_and_close(ws, WireError(ErrorCode.UNAUTHORIZED, "unknown token", msg.id),
                                      CloseCode.POLICY_VIOLATION)
             return None
         if principal.role is Role.TERMINAL:
             await hub.send_and_close(ws, WireError(
-                ErrorCode.FORBIDDEN, "terminal tokens connect to /ws/terminal"),
+                ErrorCode.FORBIDDEN, "terminal tokens connect to /ws/terminal", msg.id),
                 CloseCode.POLICY_VIOLATION)
             return None
         return principal

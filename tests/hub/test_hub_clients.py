@@ -77,6 +77,26 @@ async def test_auth_failures_get_an_error_and_close_1008(
     assert await peer.closed() == 1008
 
 
+@pytest.mark.parametrize(
+    ("first", "code", "close"),
+    [
+        (wire.auth("wrong-token"), "unauthorized", 1008),
+        (wire.auth("tok-t1"), "forbidden", 1008),
+        ({**wire.auth("tok-alice"), "protocol": 2}, "unsupported_version", 4003),
+    ],
+)
+async def test_auth_refusals_echo_the_auth_id(
+    harness: HubHarness, first: dict[str, object], code: str, close: int,
+) -> None:
+    """protocol.md §5 `auth`: an optional `id` is echoed in the error reply (it was dropped
+    from these three refusals)."""
+    peer = await harness.connect("/ws/client")
+    await peer.send({**first, "id": "a1"})
+    err = await peer.recv()
+    assert (err["type"], err["code"], err.get("id")) == ("error", code, "a1"), err
+    assert await peer.closed() == close
+
+
 async def test_no_auth_in_time_closes_1008(harness: HubHarness) -> None:
     await harness.restart(auth_timeout=0.2)
     peer = await harness.connect("/ws/client")
