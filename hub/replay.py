@@ -17,7 +17,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from api import wire
-from hub.history import EventQuery, cursor_before_time, query_events
+from hub.history import EventQuery, cursor_before_time, head_cursor, query_events
 
 if TYPE_CHECKING:
     from hub.store_sql import Db
@@ -29,9 +29,13 @@ PAGE = 200
 
 def start_cursor(db: Db, start: int | str, now: float) -> int:
     """The cursor to replay after: ``from`` itself, or the last one received before the
-    ``from`` time (a future time: the newest, so only live events follow)."""
+    ``from`` time (a future time: the newest, so only live events follow).
+
+    A cursor above the newest stored one was never handed out by this database (a client's
+    cursor from before the hub's database was replaced): the replay starts after the newest
+    instead, or the filter's live events would all be taken for replayed ones, up to it."""
     if isinstance(start, int):
-        return start
+        return min(start, head_cursor(db))
     return cursor_before_time(db, min(wire.parse_timestamp(start), now + 1.0))
 
 
