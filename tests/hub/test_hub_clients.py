@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from api import wire
 from tests.support import ROOT
-from tests.support.hub import HubHarness, event_frame
+from tests.support.hub import HubHarness, event_frame, http_json
 from tests.support.waits import wait_for
 
 
@@ -57,6 +57,18 @@ async def test_auth_by_header(harness: HubHarness) -> None:
     with pytest.raises(InvalidStatus) as info:
         await harness.connect("/ws/client", "tok-t1")
     assert info.value.response.status_code == 403
+
+
+async def test_an_unknown_token_at_the_upgrade_is_a_refused_login(harness: HubHarness) -> None:
+    """protocol.md §12 audit: `loginRefused` for an unknown token, whether in an `auth`
+    message or in the `Authorization` header of the /ws/client upgrade (only the message
+    was recorded)."""
+    assert harness.hub is not None
+    with pytest.raises(InvalidStatus):
+        await harness.connect("/ws/client", "nope")
+    audit = await http_json(harness.hub, "/api/audit?kind=loginRefused", "tok-alice")
+    assert [(e["who"], e["role"], e["result"], e["detail"]) for e in audit["entries"]] == [
+        ("(unknown token)", "none", "unauthorized", {"remote": "127.0.0.1"})]
 
 
 @pytest.mark.parametrize(
