@@ -73,6 +73,9 @@ class ActionRouter:
         elif self._key is not None:
             out["issuedAt"] = out.get("issuedAt") or wire.format_timestamp(now)
             out = wire.sign_action(self._key, out)
+            # An issuedAt the operator gave is held to the window as a signed action's is
+            # (protocol.md §7): the terminal would refuse what the hub signed with it.
+            wire.verify_action(self._key, out, now, hub.config.signature_window)
         conn = hub.terminals.connections.get(terminal_id)
         status = ActionAckStatus.SENT if conn is not None else ActionAckStatus.QUEUED
         if deadline is None and conn is None:
