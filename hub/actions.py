@@ -124,6 +124,12 @@ class ActionRouter:
         if msg.terminal_id != conn.terminal_id:
             raise WireError(ErrorCode.FORBIDDEN, f"may only answer as {conn.terminal_id}",
                             msg.id)
+        if isinstance(msg, messages.ActionAck) and msg.status not in (
+                ActionAckStatus.ACCEPTED, ActionAckStatus.REJECTED):
+            # `sent` / `queued` are the hub's own (protocol.md §4 actionAck): malformed,
+            # whatever the id.
+            raise WireError(ErrorCode.BAD_MESSAGE, "a terminal acks with accepted or rejected",
+                            msg.id)
         stored = hub.store.get_action(msg.id)
         if stored is None or stored.terminal_id != conn.terminal_id:
             raise WireError(ErrorCode.NOT_FOUND, "no such action for this terminal", msg.id)
@@ -133,9 +139,6 @@ class ActionRouter:
             # actionResult still follows it (docs/protocol.md, action flow).
             return  # a re-sent answer to an action already settled
         if isinstance(msg, messages.ActionAck):
-            if msg.status not in (ActionAckStatus.ACCEPTED, ActionAckStatus.REJECTED):
-                raise WireError(ErrorCode.BAD_MESSAGE,
-                                "a terminal acks with accepted or rejected", msg.id)
             hub.store.set_action_status(stored.id, msg.status.value)
             relay = wire.action_ack(stored.id, stored.terminal_id, msg.status, msg.error,
                                     action=stored.name)

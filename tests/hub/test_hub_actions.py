@@ -229,3 +229,16 @@ async def test_an_answer_that_is_not_a_success_must_say_why(harness: HubHarness)
     await term.send(wire.action_result("w1", "T1", wire.ActionStatus.FAILED,
                                        error="machine not responding"))
     assert (await alice.recv_type("actionResult"))["error"] == "machine not responding"
+
+
+async def test_a_terminal_acking_with_the_hubs_own_status_is_a_bad_message(
+    harness: HubHarness,
+) -> None:
+    """A terminal's ``actionAck`` is ``accepted`` or ``rejected`` (protocol.md §4): ``sent``
+    or ``queued`` is ``bad_message`` whatever the id (an unknown id was ``not_found``)."""
+    term, _ = await harness.terminal("T1")
+    for status in ("sent", "queued"):
+        await term.send_raw(wire.encode({"type": "actionAck", "id": "nope",
+                                         "terminalId": "T1", "status": status}))
+        err = await term.recv_type("error")
+        assert (err["code"], err.get("id")) == ("bad_message", "nope")
