@@ -47,6 +47,8 @@ async def replay(db: Db, peer: Any, subscription: Subscription, flt: Filter,
     cursor = after
     page = max(1, min(PAGE, peer.queue.maxsize // 2))
     while True:
+        if flt not in subscription.filters:
+            return count  # unsubscribed meanwhile: nothing more, no `replayed`
         frames, _ = query_events(db, EventQuery(
             terminals=sorted(flt.terminals), events=sorted(flt.events),
             channels=sorted(flt.channels), after=cursor, limit=page))
@@ -61,6 +63,10 @@ async def replay(db: Db, peer: Any, subscription: Subscription, flt: Filter,
             if subscription.go_live(flt, cursor):
                 peer.send_text(wire.encode(wire.replayed(count, cursor, request_id)))
             return count
+        # Yield between pages even to a client that takes them as fast as they come (they
+        # go straight to its socket): the loop serves the other peers, and this client's
+        # own messages (an unsubscribe ends this replay), between two pages.
+        await asyncio.sleep(0)
         # Let the client take this page before queuing the next (a short poll: a queue has
         # no "below n" wait, and join() could wait for ever under a steady live stream).
         while peer.queue.qsize() > peer.queue.maxsize - 2 * page and not peer.dropped:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 from api import wire
@@ -161,3 +162,19 @@ async def test_a_cursor_beyond_the_store_resumes_from_the_newest_event(
     live = [await client.recv_type("event") for _ in range(2)]
     assert [f["seq"] for f in live] == [4, 5]
     assert all(f["cursor"] > newest for f in live)
+
+
+async def test_unsubscribing_a_replaying_filter_ends_its_replay(tmp_path: Path) -> None:
+    """An ``unsubscribe`` during a long replay stops it (it went on to the last page, for a
+    filter the client no longer had) and no ``replayed`` follows (protocol.md §5)."""
+    async with HubHarness(tmp_path, client_queue=50) as harness:
+        term, _ = await harness.terminal("T1")
+        await _publish(term, 1, 1000)
+        client, _ = await harness.client("tok-carol")
+        await client.send(wire.subscribe(channels=["game"], start=0, request_id="r"))
+        await client.send(wire.subscribe(channels=["game"], unsubscribe=True))
+        got = await client.sync(timeout=10)
+        got += await client.sync(timeout=10)  # and nothing trickles in after
+        events = [m for m in got if m["type"] == "event"]
+        assert [m for m in got if m["type"] == "replayed"] == [], (len(events), got[-3:])
+        assert 0 < len(events) < 1000
