@@ -14,7 +14,6 @@ catalog event has a schema.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, get_args
@@ -50,10 +49,16 @@ from sas_protocol.messages.responses import (
     SelectedGameReply,
 )
 from tests.agent.test_interpreter_golden import scenario as golden_scenario
-from tests.support import ROOT
-from tests.support.event_data import SCHEMA, assert_documented, data_problems
+from tests.support.event_data import (
+    EVENTS_DOC,
+    SCHEMA,
+    assert_documented,
+    data_problems,
+    doc_sections,
+    field_rows,
+)
 
-DOC = (ROOT / "docs" / "events.md").read_text()
+DOC = EVENTS_DOC
 T0 = 1_778_497_800.0  # 2026-05-11T11:10:00Z
 
 #: Events no interpreter observation produces: the daemon's, the outbox's, the action
@@ -198,16 +203,6 @@ def test_the_schema_rejects_what_the_docs_forbid() -> None:
     assert data_problems("machineLinkUp", {**up, "since": "2026-05-11T11:10:00+00:00"})
 
 
-def _sections() -> dict[str, str]:
-    found: dict[str, str] = {}
-    for part in re.split(r"^### ", DOC, flags=re.M)[1:]:
-        head, _, body = part.partition("\n")
-        body = re.split(r"^## ", body, flags=re.M)[0]
-        for name in re.findall(r"`([a-zA-Z]+)`", head):
-            found[name] = found.get(name, "") + body
-    return found
-
-
 def _fields(schema: Mapping[str, Any]) -> set[str]:
     if "oneOf" in schema:
         return set().union(*(_fields(s) for s in schema["oneOf"]))
@@ -215,7 +210,7 @@ def _fields(schema: Mapping[str, Any]) -> set[str]:
 
 
 def test_every_field_of_a_schema_is_named_in_its_section_of_the_page() -> None:
-    sections = _sections()
+    sections = doc_sections()
     unnamed = {(name, field) for name, schema in SCHEMA["events"].items()
                for field in _fields(schema) if f"`{field}`" not in sections.get(name, "")
                and f"`{field}." not in sections.get(name, "")}
@@ -255,22 +250,18 @@ def test_the_schema_requires_exactly_what_the_tables_do_not_mark_optional() -> N
     """A field row of an event's table (docs/events.md) without *optional* in its type cell
     is a field the schema requires; one marked optional is one it does not."""
     wrong = set()
-    for name, body in _sections().items():
+    for name, body in doc_sections().items():
         schema = SCHEMA["events"].get(name, {})
         if "required" not in schema:
             continue
-        for line in body.splitlines():
-            if not line.startswith("| `") or line.startswith("| `0x"):
-                continue
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) < 3 or not cells[1]:
+        for fields, kind in field_rows(body):
+            if not kind:
                 continue  # "as betPlaced": the type is given elsewhere
-            for field in re.findall(r"`([A-Za-z0-9]+)`", cells[0]):
+            for field in (f for f in fields if "." not in f):
                 if field not in schema["properties"]:
                     wrong.add((name, field, "not in the schema"))
-                elif ("optional" in cells[1]) == (field in schema["required"]):
-                    wrong.add((name, field, "optional" if "optional" in cells[1]
-                               else "required"))
+                elif ("optional" in kind) == (field in schema["required"]):
+                    wrong.add((name, field, "optional" if "optional" in kind else "required"))
     assert wrong == set()
 
 
@@ -279,7 +270,7 @@ def test_every_read_reason_a_snapshot_can_carry_is_documented() -> None:
     whichever it was: each is in the schema's list and in the page's."""
     listed = set(SCHEMA["events"]["meterSnapshot"]["properties"]["reason"]["enum"])
     assert listed == set(get_args(MeterReason))
-    section = _sections()["meterSnapshot"]
+    section = doc_sections()["meterSnapshot"]
     assert {r for r in listed if f"`{r}`" not in section} == set()
 
 

@@ -10,13 +10,17 @@ the test that checks it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
 from api.events import CATALOG, channels_of
 from tests.support import ROOT
+
+#: docs/events.md, the page a consumer codes from.
+EVENTS_DOC = (ROOT / "docs" / "events.md").read_text()
 
 SCHEMA: dict[str, Any] = json.loads(
     (ROOT / "docs" / "schemas" / "events" / "data.json").read_text())
@@ -44,3 +48,26 @@ def assert_documented(frames: Iterable[Mapping[str, Any]]) -> None:
         if frame["channel"] not in {c.value for c in channels_of(name) or ()}:
             problems.append(f"{name} on channel {frame['channel']}")
     assert problems == [], "\n".join(problems)
+
+
+def doc_sections() -> dict[str, str]:
+    """Each event name -> the text of its ``### `name` `` section(s) of docs/events.md (to
+    the next heading)."""
+    found: dict[str, str] = {}
+    for part in re.split(r"^### ", EVENTS_DOC, flags=re.M)[1:]:
+        head, _, body = part.partition("\n")
+        body = re.split(r"^## ", body, flags=re.M)[0]
+        for name in re.findall(r"`([a-zA-Z]+)`", head):
+            found[name] = found.get(name, "") + body
+    return found
+
+
+def field_rows(section: str) -> Iterator[tuple[list[str], str]]:
+    """The field rows of a section's table: (the fields a row names, nested ``a.b`` ones
+    too, and its type cell). Rows of exception codes (`` `0x..` ``) are not field rows."""
+    for line in section.splitlines():
+        if not line.startswith("| `") or line.startswith("| `0x"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) > 1:
+            yield re.findall(r"`([A-Za-z0-9_.]+)`", cells[0]), cells[1]
