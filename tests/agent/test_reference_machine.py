@@ -31,6 +31,7 @@ import pytest
 from agent.assembly import Agent, LineSeam, Tuning, assemble
 from drivers.memory import Faults, pair
 from tests.agent.e2e_helpers import agent_config
+from tests.support.event_data import assert_documented
 from tests.support.ref_machine import DEFAULT_SUPPORTED, RefMachine
 from tests.support.waits import wait_until
 
@@ -47,6 +48,8 @@ def _running(tmp_path: Path, faults: Faults | None = None, rte: bool = False,
     agent.start()
     try:
         yield ref, agent
+        # every event of the run is what docs/events.md says (docs/schemas/events/data.json)
+        assert_documented(e.to_wire() for e in agent.outbox.pending(0, 1_000_000))
     finally:
         agent.close()
         ref.stop()
