@@ -29,7 +29,9 @@ from pathlib import Path
 import pytest
 
 from agent.assembly import Agent, LineSeam, Tuning, assemble
+from agent.line.reply_window import MAX_REPLY_S, reply_bound
 from drivers.memory import Faults, pair
+from sas_protocol.messages.requests import ExtendedMetersRequest, GeneralPoll, MetersRequest
 from tests.agent.e2e_helpers import agent_config
 from tests.support.event_data import assert_documented
 from tests.support.ref_machine import DEFAULT_SUPPORTED, RefMachine
@@ -167,3 +169,13 @@ def test_an_rte_machine_silent_when_idle_reports_games_and_money(tmp_path: Path)
         assert wins == [0, 0, 100, 100]
         assert len(_events(agent, "gameStarted")) == 4
         assert agent.line is not None and agent.line.status()["machines"]["1"]["linkUp"]
+
+
+def test_the_reply_bound_follows_the_reference_timing() -> None:
+    """SAS §3.6: 20 ms to start, 5 ms between bytes, 11 bits a byte at 19200 baud."""
+    assert reply_bound(GeneralPoll()) == MAX_REPLY_S  # an RTE frame fits in 250 ms
+    assert reply_bound(MetersRequest(0x1A)) == MAX_REPLY_S
+    # LP 1C: 36 bytes, 0.02 + 36 * 11 / 19200 + 35 * 0.005 = 0.2156 s
+    assert reply_bound(MetersRequest(0x1C)) == MAX_REPLY_S
+    # a variable reply may be 260 bytes: 0.02 + 260 * 11 / 19200 + 259 * 0.005
+    assert reply_bound(ExtendedMetersRequest(0, (0,))) == pytest.approx(1.4646, abs=1e-3)
