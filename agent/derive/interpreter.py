@@ -498,11 +498,18 @@ class Interpreter:
 
     @staticmethod
     def _stale_rte_start(m: MachineState, coin_in: Any) -> bool:
-        """An RTE 7E whose coin-in meter is not above the baseline is an old, queued game."""
+        """An RTE 7E of an old, queued game: its coin-in meter is below the baseline, or at
+        it while the game it started is still in progress (the same 7E again).
+
+        Reference §3.12 does not say whether the frame's coin-in meter includes the game's
+        own wager: a machine that sends it before the wager has every new game's 7E at the
+        baseline exactly, after the last game's 7F (taken for old, not one ``gameStarted``
+        was emitted), so a meter at the baseline is old only within a game."""
         before = m.baseline.get(Meter.COIN_IN)
         if coin_in is None or before is None:
             return False
-        return meter_delta(before, int(coin_in), 4).change in (Change.SAME, Change.DOWN)
+        change = meter_delta(before, int(coin_in), 4).change
+        return change is Change.DOWN or (change is Change.SAME and m.game_in_progress is True)
 
     def _game_ended(self, step: _Step, fields: Mapping[str, Any]) -> None:
         address = step.machine.address

@@ -336,6 +336,21 @@ def test_rte_game_start_uses_the_coin_in_meter_of_the_frame() -> None:
     assert only(events, "gameEnded").data["winCredits"] == 40
 
 
+def test_rte_game_start_with_the_meter_before_its_wager_is_a_new_game() -> None:
+    """Reference §3.12 leaves open whether 7E's coin-in meter includes the game's wager: a
+    machine that sends it without has each new game's 7E at the baseline, after a 7F."""
+    m = Machine(rte=True).started(coin_in=1_000)
+    m.tick(60)
+    for meter in (1_000, 1_005):
+        events = m.rte(0x7E, credits_wagered=5, coin_in_meter=meter, wager_type=0,
+                       progressive_group=0)
+        assert names(events) == ["gameStarted"]  # the wager comes with the next read
+        assert m.rte(0x7E, credits_wagered=5, coin_in_meter=meter, wager_type=0,
+                     progressive_group=0) == []  # the same 7E again within the game
+        assert names(m.rte(0x7F, game_win=0)) == ["gameEnded"]
+        assert names(m.meters(coin_in=meter + 5)) == ["betPlaced"]
+
+
 # -- handpay ---------------------------------------------------------------------------
 
 

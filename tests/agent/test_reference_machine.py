@@ -159,8 +159,13 @@ def test_an_old_machine_is_identified_and_read_by_its_legacy_polls(tmp_path: Pat
         assert any(len(p) == 2 and p[1] == 0x0F for p in ref.polls)
 
 
-def test_an_rte_machine_silent_when_idle_reports_games_and_money(tmp_path: Path) -> None:
-    with _running(tmp_path, rte=True, rte_capable=True) as (ref, agent):
+@pytest.mark.parametrize("before_wager", [False, True], ids=["meter-after", "meter-before"])
+def test_an_rte_machine_silent_when_idle_reports_games_and_money(
+        tmp_path: Path, before_wager: bool) -> None:
+    """7E's coin-in meter with or without the game's own wager (§3.12 does not say): every
+    game gets its gameStarted either way (before: none did, each taken for an old game)."""
+    with _running(tmp_path, rte=True, rte_capable=True,
+                  rte_meter_before_wager=before_wager) as (ref, agent):
         _ready(agent)
         assert ref.rte
         _play_and_check(ref, agent, games=2)

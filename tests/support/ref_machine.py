@@ -75,7 +75,7 @@ class RefMachine:
                  supported: frozenset[int] = DEFAULT_SUPPORTED, idle_byte: int = 0x00,
                  reply_delay_s: float = 0.0, byte_gap_s: float = 0.0,
                  selected_sizes: dict[int, int] | None = None,
-                 rte_capable: bool = False) -> None:
+                 rte_capable: bool = False, rte_meter_before_wager: bool = False) -> None:
         self.transport = transport
         self.address = address
         self.denomination = denomination
@@ -90,6 +90,8 @@ class RefMachine:
         self.queue: deque[tuple[int, bytes]] = deque()
         self.rte_capable = rte_capable
         self.rte = False
+        #: §3.12 leaves open whether 7E's coin-in meter includes the game's own wager
+        self.rte_meter_before_wager = rte_meter_before_wager
         self.lock = threading.Lock()
         self.synced = False  # §3.3: a machine powers up out of sync
         self.polls: list[bytes] = []  # every complete poll to this machine, for asserts
@@ -104,11 +106,13 @@ class RefMachine:
     def play(self, bet: int, win: int) -> None:
         """One game of ``bet`` credits winning ``win``: 7E, meters, 7F (§4.1)."""
         with self.lock:
+            before = self.meters[0x00]
             self.meters[0x00] += bet
             self.meters[0x05] += 1
             self.meters[0x25] += 1
             self.meters[0x26] += 1
-            started = bcd(bet, 2) + bcd(self.meters[0x00], 4) + b"\x00\x00"
+            meter = before if self.rte_meter_before_wager else self.meters[0x00]
+            started = bcd(bet, 2) + bcd(meter, 4) + b"\x00\x00"
             self.meters[0x06 if win else 0x07] += 1
             self.meters[0x01] += win
             self.meters[0x0C] += win - bet
