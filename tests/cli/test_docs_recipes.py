@@ -218,3 +218,23 @@ def test_every_test_the_docs_name_exists() -> None:
     for doc in [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]:
         cited |= set(re.findall(r"`(test_\w+)`", doc.read_text()))
     assert cited and cited - defined == set()
+
+
+def test_every_section_the_shipped_files_point_to_exists() -> None:
+    """config.example.yaml, the units and the packaging scripts send the operator to a page
+    and a section (``docs/operations.md, "Line process priority"``): that page has a heading
+    or a bold paragraph lead so named; and every page they name exists."""
+    shipped = [ROOT / "config.example.yaml", *(ROOT / "systemd").glob("*.service"),
+               *(ROOT / "packaging").glob("*.sh")]
+    pointer = re.compile(r"docs/([\w-]+\.md)(?:,? \(?[\"']([^\"']+)[\"'])?")
+    wrong = []
+    for path in shipped:
+        text = re.sub(r"\s*\n\s*#\s*", " ", path.read_text())  # comments joined up
+        for page, heading in pointer.findall(text):
+            doc = ROOT / "docs" / page
+            if not doc.exists():
+                wrong.append((path.name, page, ""))
+            elif heading and not re.search(
+                    rf"^(#+ |\*\*){re.escape(heading)}", doc.read_text(), re.M):
+                wrong.append((path.name, page, heading))
+    assert wrong == []
