@@ -17,12 +17,11 @@ again: every problem is reported once.
 from __future__ import annotations
 
 import os
-import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from configkit import ConfigError, Problem, Section, check_file, load_yaml
-from hub.config import read_config
+from hub.config import TLSLoadError, read_config, tls_context
 from hub.tokens import load_tokens
 
 #: The service's group, which reads the secrets (systemd/slot-hub.service, ``User=slot-hub``).
@@ -76,21 +75,10 @@ def _check_tls(tls: Section, cert: Path, key: Path) -> None:
     if not (cert_ok and key_ok):
         return
     try:
-        # What Hub.start does; the password callback keeps OpenSSL from prompting on the
-        # terminal for an encrypted key (the service could not answer it either).
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=_no_password)
-    except (ssl.SSLError, OSError, ValueError) as exc:
+        tls_context(cert, key)  # what Hub.start does
+    except TLSLoadError as exc:
         tls.error("", f"{cert} and {key} do not load as a certificate and its private key "
-                      f"({_reason(exc)}): slot-agent hub would not start")
-
-
-def _no_password() -> str:
-    raise ValueError("the key is encrypted; the hub cannot be given its passphrase")
-
-
-def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    return str(reason or exc).strip() or type(exc).__name__
+                      f"({exc.reason}): slot-agent hub would not start")
 
 
 def _check_action_key(top: Section, path: Path) -> None:

@@ -248,3 +248,18 @@ def test_section_11_shows_every_hub_key_with_its_default() -> None:
             assert shown[key] == defaults[key], (key, shown[key], defaults[key])
     assert (shown["listen"]["host"], shown["listen"]["port"]) == (defaults["host"],
                                                                  defaults["port"])
+
+
+def test_the_hub_command_says_which_tls_files_do_not_load(tmp_path: Path) -> None:
+    """Exit 1 "cannot start (... a TLS file does not load ...)" names the key and both files,
+    as ``--check-config`` does, not a bare "[Errno 2] No such file or directory"."""
+    tokens = write_token_file(tmp_path)
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"listen: {{port: 0}}\ntokens: {tokens}\ndatabase: hub.db\n"
+                      "tls: {cert: cert.pem, key: key.pem}\n")
+    done = run_cli("hub", "--config", str(config))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""  # no URL: it never listened
+    assert done.stderr == (f"hub: cannot start: tls: {tmp_path / 'cert.pem'} and "
+                           f"{tmp_path / 'key.pem'} do not load as a certificate and its "
+                           "private key ([Errno 2] No such file or directory)\n")
