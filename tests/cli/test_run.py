@@ -205,3 +205,19 @@ def test_a_metrics_port_in_use_is_logged_and_the_agent_runs(
     finally:
         proc.stop()
         taken.close()
+
+
+def test_an_invalid_configuration_exits_2_with_every_problem_and_its_key(
+        tmp_path: Path) -> None:
+    """docs/operations.md: 2 for an invalid configuration (every problem listed with its
+    key), before anything is opened: no outbox file is created."""
+    cfg = write_agent_config(tmp_path, port="/dev/ttyNOPE7",
+                             extra="uplink: {window: 0}\nmetrcs: {}\n")
+    result = run_cli("run", "--config", str(cfg), timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines()[:3] == [
+        f"{cfg}: invalid configuration",
+        "  error: uplink.window: must be an integer from 1 to 100000, got 0",
+        "  error: metrcs: unknown key at the top level; did you mean 'metrics'?",
+    ]
+    assert not (tmp_path / "outbox.db").exists()

@@ -263,3 +263,21 @@ def test_the_hub_command_says_which_tls_files_do_not_load(tmp_path: Path) -> Non
     assert done.stderr == (f"hub: cannot start: tls: {tmp_path / 'cert.pem'} and "
                            f"{tmp_path / 'key.pem'} do not load as a certificate and its "
                            "private key ([Errno 2] No such file or directory)\n")
+
+
+def test_the_hub_command_exits_1_when_its_address_is_in_use(tmp_path: Path) -> None:
+    import socket
+
+    tokens = write_token_file(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "hub.yaml"
+        config.write_text(f"plain: true\nlisten: {{host: 127.0.0.1, port: {port}}}\n"
+                          f"tokens: {tokens}\ndatabase: hub.db\n")
+        done = run_cli("hub", "--config", str(config))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""  # no URL: it never listened
+    assert done.stderr.startswith("hub: cannot start: ")
+    assert "address already in use" in done.stderr
