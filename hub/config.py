@@ -61,7 +61,7 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
 
 def read_config(raw: Any, base: Path) -> tuple[HubConfig, list[Problem]]:
     """:func:`parse_config` without raising: the config (a wrong value replaced by its
-    default) and every problem, for ``slot-agent check-config --hub`` (hub/config_check.py),
+    default) and every problem, for ``slot-agent hub --check-config`` (hub/config_check.py),
     which goes on to check the files of the keys that have none."""
     problems: list[Problem] = []
     top = Section(raw, "", problems)
