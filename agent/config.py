@@ -56,6 +56,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "human", "auto")
 #: Changes to these key paths (or under a prefix ending in ".") apply on SIGHUP.
 RELOADABLE = ("logging.level", "poll.interval_ms", "uplink.")
+#: Linux's ``sun_path`` holds 108 bytes with the terminating NUL (agent/ops/control.py): a
+#: longer ``control_socket`` cannot be bound, and the daemon would run without it.
+MAX_SOCKET_PATH_BYTES = 107
 
 
 def _default_outbox_path() -> str:
@@ -466,6 +469,10 @@ def parse_config(data: Any, *, base_dir: Path | None = None, source: str = "") -
         terminal_id = ""
     control_socket = _resolve(top.optional_string("control_socket", _default_control_socket()),
                               base_dir)
+    if control_socket is not None and len(os.fsencode(control_socket)) > MAX_SOCKET_PATH_BYTES:
+        problems.append(Problem("control_socket", f"{control_socket} is "
+                                f"{len(os.fsencode(control_socket))} bytes; a Unix socket path "
+                                f"holds at most {MAX_SOCKET_PATH_BYTES}: choose a shorter one"))
     cfg = Config(
         terminal_id=terminal_id,
         serial=_parse_serial(top.raw("serial"), problems),

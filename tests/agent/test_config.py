@@ -493,3 +493,19 @@ def test_the_keys_the_example_marks_reload_are_the_reloadable_ones() -> None:
     reload = (ROOT / "docs" / "operations.md").read_text().split("## Reload (SIGHUP)")[1]
     reload = reload[:reload.index("A file with errors")]
     assert {f"`{k}" for k in RELOADABLE} <= set(re.findall(r"`[a-z_.]+", reload))
+
+
+def test_a_control_socket_path_too_long_to_bind_is_an_error() -> None:
+    """The daemon would log "control socket ... not served" and run without it (diag and
+    capture then find no daemon): check-config says so first, at the key."""
+    from agent.config import MAX_SOCKET_PATH_BYTES
+    from agent.ops.control import MAX_SOCKET_PATH_BYTES as SERVER_LIMIT
+
+    assert MAX_SOCKET_PATH_BYTES == SERVER_LIMIT
+    longest = "/run/" + "d" * (MAX_SOCKET_PATH_BYTES - len("/run//c.sock")) + "/c.sock"
+    assert parse_config(with_(control_socket=longest)).control_socket == longest
+    too_long = longest.replace("/c.sock", "/cc.sock")
+    assert problems_of(with_(control_socket=too_long)) == [
+        f"control_socket: {too_long} is 108 bytes; a Unix socket path holds at most 107: "
+        "choose a shorter one"]
+    assert parse_config(with_(control_socket=None)).control_socket is None
