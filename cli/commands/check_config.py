@@ -1,7 +1,7 @@
 """``slot-agent check-config --config PATH``: validate a config file and print every problem
 at once (``check-config PATH`` is kept as an alias). Beyond the file itself it checks what
-``run`` would refuse at start: an empty token file, an action key shorter than 16 bytes, an
-existing outbox that belongs to another terminal."""
+``run`` would refuse at start: an empty token file, an action key shorter than 16 bytes, TLS
+files that do not load, an existing outbox that belongs to another terminal."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ def add_parser(subparsers: Any) -> None:
         description="Validate a configuration file and list every problem, each with its key "
         "path (warnings are printed too).",
         exit_codes={0: "valid (warnings, if any, are printed)",
-                    EXIT_INVALID_CONFIG: "invalid configuration (also: an empty token file, an "
-                                         "action key under 16 bytes, an outbox that belongs to "
+                    EXIT_INVALID_CONFIG: "invalid configuration (also what run would refuse "
+                                         "at start: an empty token file, an action key under "
+                                         "16 bytes, TLS files that do not load, an outbox of "
                                          "another terminal), or bad usage"},
     )
     add_config_option(parser, optional=True, help="the YAML configuration file")
@@ -49,16 +50,20 @@ def run(args: argparse.Namespace) -> int:
                   f"--check-config --config {args.path}", file=sys.stderr)
         return code
     owner = outbox_owner_problem(config.outbox.path, config.terminal_id)
-    problems = [*config.warnings, *secret_problems(config)]
+    problems = [*config.warnings, *start_problems(config)]
     if owner is not None:
         problems.append(Problem("outbox.path", owner))
     return report_check(args.path, problems)
 
-def secret_problems(config: Config) -> list[Problem]:
-    """What ``run`` refuses in the secret files the configuration names (it exits 1, "cannot
-    start"): an empty token file, an action key shorter than 16 bytes. Read here by whoever
-    runs the check, as the loader already proved they can (``token_env`` is not read: the
-    daemon's environment is not the check's)."""
+def start_problems(config: Config) -> list[Problem]:
+    """What ``run`` refuses in the files the configuration names (it exits 1, "cannot
+    start"): an empty token file, an action key shorter than 16 bytes, a CA bundle or client
+    certificate that does not load (the uplink's TLS context, built at start for a wss://
+    URL). Read here by whoever runs the check, as the loader already proved they can
+    (``token_env`` is not read: the daemon's environment is not the check's)."""
+    from agent.config import hub_urls
+    from agent.uplink.tls import client_ssl_context
+
     problems: list[Problem] = []
     if config.uplink.token_file is not None:
         try:
@@ -69,6 +74,11 @@ def secret_problems(config: Config) -> list[Problem]:
         read_hmac_key(config)
     except ConfigError as exc:
         problems += exc.problems
+    if any(url.startswith("wss://") for url in hub_urls(config.uplink)):
+        try:
+            client_ssl_context(config.uplink)
+        except ConfigError as exc:
+            problems += exc.problems
     return problems
 
 

@@ -162,16 +162,21 @@ def test_a_serial_port_that_does_not_open_exits_1(tmp_path: Path) -> None:
     ("uplink: {url: 'ws://127.0.0.1:9/ws/terminal', allow_insecure: true, "
      "token_file: empty-token}\n", "uplink.token_file"),
     ("actions: {hmac_key_file: short.key}\n", "actions.hmac_key_file"),
+    ("uplink: {url: 'wss://127.0.0.1:9/ws/terminal', token_file: token, ca_file: ca.pem}\n",
+     "uplink.ca_file"),
     ("", "belongs to terminal 'EGM-OTHER'"),
 ])
 def test_what_operations_md_lists_as_cannot_start_exits_1(
         tmp_path: Path, emulator: str, extra: str, named: str) -> None:
-    """docs/operations.md, "Running the agent": 1 when the token or the action key cannot be
-    read, or the outbox belongs to another terminal; the log says which (by its key)."""
+    """docs/operations.md, "Running the agent": 1 when the token, the action key or the TLS
+    files cannot be read, or the outbox belongs to another terminal; the log says which (by
+    its key)."""
     from agent.store.outbox import Outbox
 
     (tmp_path / "empty-token").write_text("")
     (tmp_path / "short.key").write_text("short\n")
+    (tmp_path / "token").write_text("t0k3n\n")
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
     cfg = write_agent_config(tmp_path, port=emulator, extra=extra)
     if not extra:
         Outbox.open(tmp_path / "outbox.db", terminal_id="EGM-OTHER").close()
