@@ -165,7 +165,8 @@ def test_a_serial_port_that_does_not_open_exits_1(tmp_path: Path) -> None:
     ("uplink: {url: 'wss://127.0.0.1:9/ws/terminal', token_file: token, ca_file: ca.pem}\n",
      "uplink.ca_file"),
     ("", "belongs to terminal 'EGM-OTHER'"),
-])
+], ids=["token_env_unset", "empty_token_file", "short_action_key", "bad_ca_file",
+        "foreign_outbox"])
 def test_what_operations_md_lists_as_cannot_start_exits_1(
         tmp_path: Path, emulator: str, extra: str, named: str) -> None:
     """docs/operations.md, "Running the agent": 1 when the token, the action key or the TLS
