@@ -26,6 +26,9 @@ from hub.tokens import load_tokens
 
 #: The service's group, which reads the secrets (systemd/slot-hub.service, ``User=slot-hub``).
 SERVICE_GROUP = "slot-hub"
+#: The agents refuse an action key shorter than this (agent.config.read_hmac_key; the same
+#: file on both sides, docs/protocol.md §7): the hub and the agent never import each other.
+AGENT_MIN_KEY_BYTES = 16
 #: ``StateDirectory=slot-hub``: systemd creates it when the unit starts, not before.
 STATE_DIRECTORY = Path("/var/lib/slot-hub")
 
@@ -85,13 +88,17 @@ def _check_action_key(top: Section, path: Path) -> None:
     if not check_file(top, "action_key_file", path, secret=True, group=SERVICE_GROUP):
         return
     try:
-        empty = not path.read_bytes().strip()
+        size = len(path.read_bytes().strip())
     except OSError as exc:
         top.error("action_key_file", f"cannot read {path}: {exc.strerror}")
         return
-    if empty:
+    if size == 0:
         top.error("action_key_file", f"{path} is empty: the hub would sign and check actions "
                                      "with an empty key")
+    elif size < AGENT_MIN_KEY_BYTES:
+        top.error("action_key_file", f"{path} holds {size} bytes: the agents refuse a key "
+                                     f"under {AGENT_MIN_KEY_BYTES} (actions.hmac_key_file, the "
+                                     "same file)")
 
 
 def _check_database(top: Section, path: Path) -> None:
