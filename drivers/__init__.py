@@ -44,10 +44,11 @@ __all__ = [
 def open_transport(url: str, **options: Any) -> Transport:
     """Open the transport a URL names (the forms are listed in the module docstring).
 
-    ``options`` go to the driver: for a UART ``baudrate``, ``even_parity_after_address``,
-    ``parity_switch_delay_ms``, ``detect_wakeup``, ``exclusive``; for ``tcp://``
-    ``connect_timeout`` and ``write_timeout``; for ``pty:`` ``write_timeout``. An option the
-    driver does not know is a ``TypeError`` naming it.
+    ``options`` go to the driver: for a UART (a device or a pyserial URL) ``baudrate``,
+    ``even_parity_after_address``, ``parity_switch_delay_ms``, ``detect_wakeup``,
+    ``exclusive``, ``write_timeout``; for ``tcp://`` ``connect_timeout`` and ``write_timeout``;
+    for ``pty:`` ``write_timeout``. An option the driver does not know is a ``TypeError``
+    naming it.
     """
     if url.startswith("tcp://"):
         from drivers.tcp import connect

@@ -58,9 +58,13 @@ class UartTransport(SelectableTransport):
         even_parity_after_address: bool = False,
         parity_switch_delay_ms: float = 0.0,
         detect_wakeup: bool | None = None,
+        write_timeout: float = 2.0,
     ) -> None:
         self._port = port
         self.name = name or str(port.port or "serial")
+        if write_timeout <= 0:
+            raise ValueError(f"{self.name}: write_timeout must be positive, not {write_timeout}")
+        self.write_timeout = write_timeout
         if parity_switch_delay_ms < 0:
             raise ValueError(
                 f"{self.name}: parity_switch_delay_ms must not be negative, "
@@ -85,6 +89,10 @@ class UartTransport(SelectableTransport):
                 # pyserial opens it so; a port class that does not must not block a write
                 # where the wake pipe cannot end it (``_send_all``)
                 os.set_blocking(self._fd, False)
+            else:
+                # a network URL is written by pyserial: socket:// waits for the peer without
+                # end unless given a write timeout (rfc2217:// bounds its socket itself)
+                port.write_timeout = write_timeout
             if self._parity != self._rest_parity:
                 self._set_parity(self._rest_parity)
             elif self.detect_wakeup and self._parity == serial.PARITY_SPACE:
@@ -161,7 +169,7 @@ class UartTransport(SelectableTransport):
         the emulator's parity mode does between windows) in a busy loop without end, and a
         close from another thread cannot stop it. This loop waits in ``select()`` with the
         wake pipe, at most ``write_timeout``. A network URL has no descriptor: pyserial's
-        ``write()`` it is."""
+        ``write()`` it is, with the port's own ``write_timeout`` (set at open)."""
         if self._fd is None:
             self._port.write(bytes(data))
             return
@@ -275,6 +283,7 @@ def open_uart(
     parity_switch_delay_ms: float = 0.0,
     detect_wakeup: bool | None = None,
     exclusive: bool = True,
+    write_timeout: float = 2.0,
 ) -> UartTransport:
     """Open a device path or pyserial URL once, 8 data bits, space parity, 1 stop bit."""
     port = open_port(url, baudrate=baudrate, parity=serial.PARITY_SPACE, exclusive=exclusive)
@@ -284,4 +293,5 @@ def open_uart(
         even_parity_after_address=even_parity_after_address,
         parity_switch_delay_ms=parity_switch_delay_ms,
         detect_wakeup=detect_wakeup,
+        write_timeout=write_timeout,
     )

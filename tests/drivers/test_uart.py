@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import select
+import socket
 import termios
 import threading
 import time
@@ -240,6 +241,47 @@ def test_pyserial_url_without_descriptor_loop() -> None:
     thread.join(10)
     assert not thread.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], TransportClosedError)
+
+
+def test_a_socket_url_write_the_peer_does_not_take_times_out() -> None:
+    """socket:// has no descriptor of its own: pyserial writes it, and without a write
+    timeout its ``write()`` waited for a peer that never reads without end. open_transport's
+    ``write_timeout`` reaches the port, so the write gives up as a local port's does."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    host, port = listener.getsockname()
+    transport = drivers.open_transport(f"socket://{host}:{port}", write_timeout=0.05)
+    peer, _ = listener.accept()  # connected, and never read: the buffers fill up
+    failures: list[TransportError] = []
+    frames = 0
+
+    def write() -> None:
+        nonlocal frames
+        try:
+            while frames < 1_000_000:
+                transport.write(bytes(255), wakeup=False)
+                frames += 1
+        except TransportError as exc:
+            failures.append(exc)
+
+    try:
+        assert isinstance(transport, UartTransport) and transport.write_timeout == 0.05
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(60)
+        assert not writer.is_alive(), "the write never gave up"
+        assert [type(exc) for exc in failures] == [TransportIOError], failures
+        assert "timeout" in str(failures[0]).lower() and frames > 0
+    finally:
+        transport.close()
+        peer.close()
+        listener.close()
+
+
+def test_a_write_timeout_that_is_not_positive_is_refused() -> None:
+    with pytest.raises(ValueError, match="write_timeout"):
+        drivers.open_transport("loop://", write_timeout=0)
 
 
 class HeldDrainSerial(serial.Serial):  # type: ignore[misc]
