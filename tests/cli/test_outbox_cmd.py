@@ -105,3 +105,13 @@ def test_an_interrupted_export_leaves_no_file(tmp_path: Path) -> None:
             assert _export(reader, str(out), 0) == 0
             assert len(out.read_text().splitlines()) == 5
             assert list(tmp_path.glob("export.jsonl*")) == [out]
+
+
+def test_an_export_file_that_cannot_be_written_is_a_usage_error(config: Path,
+                                                                tmp_path: Path) -> None:
+    Outbox.open(tmp_path / "ob.db", terminal_id="EGM-9").close()
+    out = tmp_path / "no-such-dir" / "export.jsonl"
+    result = outbox_cmd(config, "export", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"error: cannot write {out}: No such file or directory\n"
+    assert not out.parent.exists()
