@@ -173,8 +173,9 @@ def _serve(args: argparse.Namespace, emu: Emulator, stops: StopSignals,
     try:
         if args.tcp:
             host, sep, port_text = args.tcp.rpartition(":")
-            if not sep or not port_text.isdigit():
-                return _fail(f"--tcp: expected HOST:PORT, got {args.tcp!r}")
+            if not sep or not port_text.isdigit() or int(port_text) > 65535:
+                return _fail(f"--tcp: expected HOST:PORT with a port from 0 to 65535, got "
+                             f"{args.tcp!r}")
             served = TcpServing(emu, host.strip("[]") or "127.0.0.1", int(port_text), log=log)
             bound_host, bound_port = served.address
             print(f"{bound_host}:{bound_port}", flush=True)

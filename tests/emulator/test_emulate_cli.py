@@ -164,3 +164,13 @@ def test_a_negative_game_length_is_a_clear_error() -> None:
     proc = run_cli("emulate", "--tcp", "127.0.0.1:0", "--game-seconds", "-1", timeout=30)
     assert proc.returncode == 2
     assert "--game-seconds must be in [0, 3600], got -1.0" in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["127.0.0.1:99999", "127.0.0.1:x", "no-port"])
+def test_a_tcp_address_without_a_valid_port_is_a_clear_error(where: str) -> None:
+    """Not a listener on another port (99999 used to bind 99999 - 65536)."""
+    proc = run_cli("emulate", "--tcp", where, timeout=30)
+    assert proc.returncode == 2, proc.stdout
+    assert proc.stdout == ""
+    assert (f"--tcp: expected HOST:PORT with a port from 0 to 65535, got {where!r}"
+            in proc.stderr)
