@@ -65,7 +65,7 @@ def start_problems(config: Config) -> list[Problem]:
     from agent.uplink.tls import client_ssl_context
 
     problems: list[Problem] = []
-    if config.uplink.token_file is not None:
+    if config.uplink.url is not None and config.uplink.token_file is not None:
         try:
             read_token(config)
         except ConfigError as exc:

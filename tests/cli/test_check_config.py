@@ -112,3 +112,11 @@ def test_secrets_run_would_refuse_are_errors_with_their_keys(tmp_path: Path) -> 
     result = check_config(cfg)
     assert (result.returncode, result.stdout, result.stderr) == (0, f"OK: {cfg}\n", "")
     assert not (tmp_path / "o.db").exists()  # a check writes nothing
+    # with no hub URL, run never reads the token (nor builds the TLS context): not an error
+    token.write_text("")
+    ca.write_text("not a certificate\n")
+    cfg.write_text(cfg.read_text().replace("url: wss://hub.example/ws/terminal, ", "")
+                   .replace("token_file: token", "token_file: token, ca_file: ca.pem"))
+    result = check_config(cfg)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "warning: uplink.url: not set: events are kept in the outbox only\n"
