@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         return _fail(str(exc))
+    except UnicodeDecodeError:  # exit 2 "bad usage, scenario or link", not a traceback
+        return _fail(f"{args.scenario}: cannot read scenario: not UTF-8 text")
     opts = scenario.options
     seed = args.seed if args.seed is not None else (opts.seed or 0)
     address = args.address if args.address is not None else (opts.address or 1)

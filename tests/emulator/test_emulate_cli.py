@@ -174,3 +174,12 @@ def test_a_tcp_address_without_a_valid_port_is_a_clear_error(where: str) -> None
     assert proc.stdout == ""
     assert (f"--tcp: expected HOST:PORT with a port from 0 to 65535, got {where!r}"
             in proc.stderr)
+
+
+def test_a_scenario_file_that_is_not_text_is_a_clear_error(tmp_path: Path) -> None:
+    binary = tmp_path / "scenario.yaml"
+    binary.write_bytes(b"\x00\xcd\xff" * 100)
+    proc = run_cli("emulate", "--tcp", "127.0.0.1:0", "--scenario", str(binary), timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.endswith(f"{binary}: cannot read scenario: not UTF-8 text\n")
+    assert "Traceback" not in proc.stderr
