@@ -552,6 +552,9 @@ def read_token(config: Config) -> str:
         except OSError as exc:
             raise ConfigError([Problem("uplink.token_file",
                                        f"cannot read {up.token_file}: {exc.strerror}")]) from exc
+        except UnicodeDecodeError:
+            raise ConfigError([Problem("uplink.token_file", f"{up.token_file} is not UTF-8 "
+                                       "text: a token is one line of text")]) from None
         if not token:
             raise ConfigError([Problem("uplink.token_file", f"{up.token_file} is empty")])
         return token

@@ -120,3 +120,27 @@ def test_secrets_run_would_refuse_are_errors_with_their_keys(tmp_path: Path) -> 
     result = check_config(cfg)
     assert result.returncode == 0, result.stderr
     assert result.stderr == "warning: uplink.url: not set: events are kept in the outbox only\n"
+
+
+def test_a_token_or_tokens_file_that_is_not_text_is_an_error_not_a_traceback(
+        tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_bytes(b"\xff\xfe\x00")
+    token.chmod(0o640)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("terminal_id: EGM-1\nmachines: [{address: 1}]\noutbox: {path: o.db}\n"
+                   "uplink: {url: wss://hub.example/ws/terminal, token_file: token}\n")
+    result = check_config(cfg)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[1] == (
+        f"  error: uplink.token_file: {token} is not UTF-8 text: a token is one line of text")
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_bytes(b"\xff\xfe\x00")
+    tokens.chmod(0o640)
+    hub_yaml = tmp_path / "hub.yaml"
+    hub_yaml.write_text("plain: true\ntokens: tokens.txt\ndatabase: hub.db\n")
+    for words in (["hub", "--check-config"], ["hub"]):
+        result = run_cli(*words, "--config", str(hub_yaml))
+        assert result.returncode == 2, result.stderr
+        assert f"cannot read {tokens}: not UTF-8 text" in result.stderr
+        assert "Traceback" not in result.stderr
