@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     address = args.address if args.address is not None else (opts.address or 1)
     if not 1 <= address <= 127:
         return _fail(f"--address must be 1..127, got {address}")
-    denomination = args.denomination or opts.denomination or 1
+    denomination = (args.denomination if args.denomination is not None
+                    else opts.denomination or 1)
     if denomination <= 0:
         return _fail(f"--denomination must be positive, got {denomination}")
     gpm = args.games_per_minute or opts.games_per_minute or 30.0

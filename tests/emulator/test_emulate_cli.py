@@ -183,3 +183,10 @@ def test_a_scenario_file_that_is_not_text_is_a_clear_error(tmp_path: Path) -> No
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.endswith(f"{binary}: cannot read scenario: not UTF-8 text\n")
     assert "Traceback" not in proc.stderr
+
+
+def test_a_denomination_of_0_is_refused_not_taken_as_the_default() -> None:
+    """--denomination 0 used to fall back to the scenario's (or 1) without a word."""
+    proc = run_cli("emulate", "--tcp", "127.0.0.1:0", "--denomination", "0", timeout=30)
+    assert proc.returncode == 2, proc.stdout
+    assert "--denomination must be positive, got 0" in proc.stderr
