@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
                     else opts.denomination or 1)
     if denomination <= 0:
         return _fail(f"--denomination must be positive, got {denomination}")
-    gpm = args.games_per_minute or opts.games_per_minute or 30.0
+    gpm = (args.games_per_minute if args.games_per_minute is not None
+           else opts.games_per_minute or 30.0)
     if not 0 < gpm <= 60_000:
         return _fail(f"--games-per-minute must be in (0, 60000], got {gpm}")
     if not 0 <= args.game_seconds <= 3600:

@@ -185,8 +185,12 @@ def test_a_scenario_file_that_is_not_text_is_a_clear_error(tmp_path: Path) -> No
     assert "Traceback" not in proc.stderr
 
 
-def test_a_denomination_of_0_is_refused_not_taken_as_the_default() -> None:
-    """--denomination 0 used to fall back to the scenario's (or 1) without a word."""
-    proc = run_cli("emulate", "--tcp", "127.0.0.1:0", "--denomination", "0", timeout=30)
+@pytest.mark.parametrize(("option", "message"), [
+    ("--denomination", "--denomination must be positive, got 0"),
+    ("--games-per-minute", "--games-per-minute must be in (0, 60000], got 0.0"),
+])
+def test_a_0_is_refused_not_taken_as_the_default(option: str, message: str) -> None:
+    """0 used to fall back to the scenario's value (or the default) without a word."""
+    proc = run_cli("emulate", "--tcp", "127.0.0.1:0", option, "0", timeout=30)
     assert proc.returncode == 2, proc.stdout
-    assert "--denomination must be positive, got 0" in proc.stderr
+    assert message in proc.stderr
