@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ def test_status_tail_and_export_while_the_writer_is_open(config: Path, tmp_path:
         assert (report["depth"], report["lastSeq"], report["ackedSeq"]) == (3, 5, 2)
         assert report["health"] == "ok" and report["dbBytes"] > 0
         assert report["oldestUnackedAgeSeconds"] >= 0
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "outbox.md").read_text()
+        listed = doc[doc.index("`--json` prints one object with the keys"):].split(".\n")[0]
+        assert set(re.findall(r"`(\w+)`", listed)) - {"ok", "quick_check"} == set(report)
 
         human = outbox_cmd(config, "status")
         assert human.returncode == 0
