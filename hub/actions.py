@@ -73,6 +73,9 @@ class ActionRouter:
         elif self._key is not None:
             out["issuedAt"] = out.get("issuedAt") or wire.format_timestamp(now)
             out = wire.sign_action(self._key, out)
+            # An issuedAt the operator gave is held to the window as a signed action's is
+            # (protocol.md §7): the terminal would refuse what the hub signed with it.
+            wire.verify_action(self._key, out, now, hub.config.signature_window)
         conn = hub.terminals.connections.get(terminal_id)
         status = ActionAckStatus.SENT if conn is not None else ActionAckStatus.QUEUED
         if deadline is None and conn is None:
@@ -121,6 +124,12 @@ class ActionRouter:
         if msg.terminal_id != conn.terminal_id:
             raise WireError(ErrorCode.FORBIDDEN, f"may only answer as {conn.terminal_id}",
                             msg.id)
+        if isinstance(msg, messages.ActionAck) and msg.status not in (
+                ActionAckStatus.ACCEPTED, ActionAckStatus.REJECTED):
+            # `sent` / `queued` are the hub's own (protocol.md §4 actionAck): malformed,
+            # whatever the id.
+            raise WireError(ErrorCode.BAD_MESSAGE, "a terminal acks with accepted or rejected",
+                            msg.id)
         stored = hub.store.get_action(msg.id)
         if stored is None or stored.terminal_id != conn.terminal_id:
             raise WireError(ErrorCode.NOT_FOUND, "no such action for this terminal", msg.id)
@@ -130,9 +139,6 @@ class ActionRouter:
             # actionResult still follows it (docs/protocol.md, action flow).
             return  # a re-sent answer to an action already settled
         if isinstance(msg, messages.ActionAck):
-            if msg.status not in (ActionAckStatus.ACCEPTED, ActionAckStatus.REJECTED):
-                raise WireError(ErrorCode.BAD_MESSAGE,
-                                "a terminal acks with accepted or rejected", msg.id)
             hub.store.set_action_status(stored.id, msg.status.value)
             relay = wire.action_ack(stored.id, stored.terminal_id, msg.status, msg.error,
                                     action=stored.name)

@@ -16,7 +16,7 @@ from websockets.asyncio.server import ServerConnection
 from api import decode, messages, wire
 from api.wire import CloseCode, ErrorCode, Role, WireError
 from hub import replay
-from hub.cluster_hooks import ALERT_ACK, OPERATORS
+from hub.cluster_hooks import ALERT_ACK, ALERTS_RECOUNT, OPERATORS
 from hub.fanout import terminal_frame
 from hub.floor import TerminalState
 from hub.history import EventQuery, query_events
@@ -141,7 +141,7 @@ class ClientSessions:
         protocol = msg.protocol
         if protocol is not None and protocol != wire.PROTOCOL_VERSION:
             await hub.send_and_close(ws, WireError(
-                ErrorCode.UNSUPPORTED_VERSION, f"protocol {protocol} not supported"),
+                ErrorCode.UNSUPPORTED_VERSION, f"protocol {protocol} not supported", msg.id),
                 CloseCode.UNSUPPORTED_VERSION)
             return None
         principal = hub.tokens.lookup(msg.token)
@@ -150,12 +150,12 @@ class ClientSessions:
             hub.audit.record(at=wire.format_timestamp(hub.now()), who="(unknown token)",
                              role="none", kind="loginRefused", result="unauthorized",
                              detail={"remote": _remote(ws)})
-            await hub.send_and_close(ws, WireError(ErrorCode.UNAUTHORIZED, "unknown token"),
+            await hub.send_and_close(ws, WireError(ErrorCode.UNAUTHORIZED, "unknown token", msg.id),
                                      CloseCode.POLICY_VIOLATION)
             return None
         if principal.role is Role.TERMINAL:
             await hub.send_and_close(ws, WireError(
-                ErrorCode.FORBIDDEN, "terminal tokens connect to /ws/terminal"),
+                ErrorCode.FORBIDDEN, "terminal tokens connect to /ws/terminal", msg.id),
                 CloseCode.POLICY_VIOLATION)
             return None
         return principal
@@ -323,6 +323,7 @@ class ClientSessions:
         # Beyond this many, one alertAck each could overflow the clients' queues: they get
         # a fresh snapshot instead (protocol.md §5, ack).
         one_by_one = len(open_alerts) <= BULK_ACK_BROADCAST
+        texts = []
         for frame in reversed(open_alerts):  # oldest first
             if not hub.store.add_alert_ack(frame["id"], frame["terminalId"], name, at):
                 continue
@@ -332,17 +333,29 @@ class ClientSessions:
                              detail={"bulk": "all" if terminal_id is None else "terminal"})
             if one_by_one:
                 text = wire.encode(wire.alert_ack(frame["id"], frame["terminalId"], name, at))
+                texts.append(text)
                 for other in list(self.connected):
                     other.peer.send_text(text)
         log.info("%d alerts acknowledged by %s (%s)", len(open_alerts), name,
                  terminal_id or "all terminals")
-        changed = hub.floor.recount_alerts()
-        if one_by_one:
-            for state in changed:
-                self.broadcast_terminal(state)
-        else:
-            for other in list(self.connected):
-                other.peer.send(self._snapshot(other, None))
+        if not one_by_one:
+            self.alerts_recounted()
+            if hub.cluster is not None:
+                hub.cluster.publish(ALERTS_RECOUNT, "")
+            return
+        for state in hub.floor.recount_alerts():
+            self.broadcast_terminal(state)
+        if hub.cluster is not None:  # the other instances' clients see them too (§11)
+            for text in texts:
+                hub.cluster.publish(ALERT_ACK, text)
+
+    def alerts_recounted(self) -> None:
+        """Many alerts acknowledged at once, here or on another instance: the open alerts
+        counted again and every client sent a fresh snapshot instead of each ``alertAck``
+        (protocol.md §5, ack)."""
+        self._hub.floor.recount_alerts()
+        for other in list(self.connected):
+            other.peer.send(self._snapshot(other, None))
 
     def _snapshot(self, client: ClientConn, request_id: str | None) -> dict[str, Any]:
         hub = self._hub

@@ -12,7 +12,9 @@ single hub does. What the other instances' clients must see travels through Post
   the same terminal (4002), as a second connection to one hub does.
 - notices (a row of ``notices``): ``operators``, a frame for every operator (action acks and
   results, so an operator sees the answers of a terminal connected to another instance);
-  ``alertAck``, an alert acknowledgement for every client; ``offer``, an action stored queued
+  ``alertAck``, an alert acknowledgement for every client (one per alert, also when acknowledged
+  with ``terminalId`` or ``all``); ``alertsRecount``, more alerts acknowledged at once than
+  are sent one by one: every client gets a fresh snapshot; ``offer``, an action stored queued
   by an instance whose operator sent it, for the instance the terminal is connected to
   (which claims it atomically, hub/store_api.py ``claim_action``, and sends it).
 

@@ -26,6 +26,8 @@ log = logging.getLogger("hub")
 
 #: Notice kinds (``notices.kind``; hub/cluster.py).
 OPERATORS, ALERT_ACK, OFFER = "operators", "alertAck", "offer"
+#: More alerts acknowledged at once than are broadcast one by one: recount, send snapshots.
+ALERTS_RECOUNT = "alertsRecount"
 
 
 class ClusterHooks:
@@ -122,6 +124,8 @@ class ClusterHooks:
         elif kind == ALERT_ACK:
             msg = json.loads(body)
             self.clients.alert_acked(body, msg["terminalId"], self.now())
+        elif kind == ALERTS_RECOUNT:
+            self.clients.alerts_recounted()
         elif kind == OFFER:
             stored = self.store.get_action(body)
             conn = None if stored is None else self.terminals.connections.get(stored.terminal_id)

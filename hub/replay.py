@@ -17,7 +17,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from api import wire
-from hub.history import EventQuery, cursor_before_time, query_events
+from hub.history import EventQuery, cursor_before_time, head_cursor, query_events
 
 if TYPE_CHECKING:
     from hub.store_sql import Db
@@ -29,9 +29,13 @@ PAGE = 200
 
 def start_cursor(db: Db, start: int | str, now: float) -> int:
     """The cursor to replay after: ``from`` itself, or the last one received before the
-    ``from`` time (a future time: the newest, so only live events follow)."""
+    ``from`` time (a future time: the newest, so only live events follow).
+
+    A cursor above the newest stored one was never handed out by this database (a client's
+    cursor from before the hub's database was replaced): the replay starts after the newest
+    instead, or the filter's live events would all be taken for replayed ones, up to it."""
     if isinstance(start, int):
-        return start
+        return min(start, head_cursor(db))
     return cursor_before_time(db, min(wire.parse_timestamp(start), now + 1.0))
 
 
@@ -43,6 +47,8 @@ async def replay(db: Db, peer: Any, subscription: Subscription, flt: Filter,
     cursor = after
     page = max(1, min(PAGE, peer.queue.maxsize // 2))
     while True:
+        if flt not in subscription.filters:
+            return count  # unsubscribed meanwhile: nothing more, no `replayed`
         frames, _ = query_events(db, EventQuery(
             terminals=sorted(flt.terminals), events=sorted(flt.events),
             channels=sorted(flt.channels), after=cursor, limit=page))
@@ -57,6 +63,10 @@ async def replay(db: Db, peer: Any, subscription: Subscription, flt: Filter,
             if subscription.go_live(flt, cursor):
                 peer.send_text(wire.encode(wire.replayed(count, cursor, request_id)))
             return count
+        # Yield between pages even to a client that takes them as fast as they come (they
+        # go straight to its socket): the loop serves the other peers, and this client's
+        # own messages (an unsubscribe ends this replay), between two pages.
+        await asyncio.sleep(0)
         # Let the client take this page before queuing the next (a short poll: a queue has
         # no "below n" wait, and join() could wait for ever under a steady live stream).
         while peer.queue.qsize() > peer.queue.maxsize - 2 * page and not peer.dropped:

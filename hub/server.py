@@ -307,12 +307,18 @@ class Hub(ClusterHooks):
                 resp = text_response(401, "missing or unknown bearer token\n")
                 resp.headers["WWW-Authenticate"] = "Bearer"
                 log.warning("refused %s from %s: bad token", path, connection.remote_address)
+                if path == CLIENT_PATH:  # as a refused `auth` message (protocol.md §12 audit)
+                    remote = connection.remote_address
+                    self.audit.record(at=wire.format_timestamp(self.now()),
+                                      who="(unknown token)", role="none", kind="loginRefused",
+                                      result="unauthorized",
+                                      detail={"remote": str(remote[0]) if remote else None})
                 return resp
             wanted_terminal = path == TERMINAL_PATH
             if (principal.role is Role.TERMINAL) != wanted_terminal:
                 log.warning("refused %s for %s: role %s", path, principal.name,
                             principal.role.value)
-                return text_response(403, f"a {principal.role.value} token may not use {path}\n")
+                return text_response(403, f"{path} is not for {principal.role.value} tokens\n")
             return None
         if path == "/healthz":
             return text_response(200, "ok\n")

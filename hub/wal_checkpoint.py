@@ -84,6 +84,10 @@ class WalCheckpointer:
                 if self._stopping.wait(self._delay):
                     return
                 self._written.clear()  # a commit from now on wakes the next round
+                if self._stopping.is_set():
+                    # stop() came after the wait above and before that clear, which erased
+                    # its wake-up: waiting for the next commit would wait for ever
+                    return
                 try:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.runs += 1

@@ -138,6 +138,29 @@ PROGRESSIVE_HITS: dict[int, str] = {
 BILL_ACCEPTED = frozenset({*range(0x47, 0x51)})
 
 
+#: Priority exceptions a machine reports again and again until the interaction they start is
+#: over (reference §3.4: "flags ... persist until the interaction finishes"; Monaco's
+#: priority list), whose events are not de-duplicated by other state: 67 ticket inserted,
+#: 57 system validation request, 3F validation id not configured, 6A/6B AFT cash-out
+#: requests, 6C/6D AFT registration, 6F game locked, 8F authentication complete, 56 SAS
+#: progressive level hit. (51/52 are the handpay's state, 3D/3E the ticket records', 68/69
+#: only trigger meter reads, 70 is a data gap.) One interaction, one event: the interpreter
+#: takes a repeat within ``REPEAT_WINDOW_S`` of the last as the same one (reference §4.3
+#: pitfall 5: de-duplicate interactive exceptions by state).
+REPEATED_UNTIL_SERVICED: frozenset[int] = frozenset({
+    Exc.TICKET_INSERTED, ExceptionCode.SYSTEM_VALIDATION_REQUEST,
+    ExceptionCode.VALIDATION_ID_NOT_CONFIGURED, ExceptionCode.AFT_REQUEST_HOST_CASHOUT,
+    ExceptionCode.AFT_REQUEST_HOST_CASHOUT_WIN, ExceptionCode.AFT_REGISTRATION_REQUEST,
+    ExceptionCode.AFT_REGISTRATION_ACKNOWLEDGED, Exc.GAME_LOCKED,
+    ExceptionCode.AUTHENTICATION_COMPLETE, Exc.SAS_PROGRESSIVE_HIT,
+})
+
+#: Seconds within which a repeat of a ``REPEATED_UNTIL_SERVICED`` code is the same interaction.
+#: A machine re-reports such a flag at every general poll (well under a second apart); a
+#: new interaction (a ticket the machine returned, inserted again) comes later.
+REPEAT_WINDOW_S = 5.0
+
+
 def code_text(code: int) -> str:
     """The code as it is written in the SAS tables, e.g. ``"0x2B"``."""
     return f"0x{code:02X}"

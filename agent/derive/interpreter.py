@@ -41,6 +41,8 @@ from agent.derive.exceptions_map import (
     OPERATOR_MENU,
     PRINTER_FAULTS,
     PROGRESSIVE_HITS,
+    REPEAT_WINDOW_S,
+    REPEATED_UNTIL_SERVICED,
     RESET_CODES,
     TILTS,
     Exc,
@@ -236,8 +238,8 @@ class Interpreter:
         step.emit("machineLinkUp", {"address": m.address, "since": utc_timestamp(step.at)})
         if m.game_locked:
             step.read(ReadGameLock(m.address))  # still locked? (also after an agent restart)
-        step.machine = tickets.link_up(replace(m, link_up=True, backlog_read_requested=False),
-                                       step.at)
+        step.machine = tickets.link_up(replace(m, link_up=True, backlog_read_requested=False,
+                                               repeats_seen={}), step.at)
         self._open_backlog(step)
 
     def _open_backlog(self, step: _Step) -> None:
@@ -346,6 +348,13 @@ class Interpreter:
             # a byte outside SAS Table A-1 (§3.11): reported as it came, nothing else done
             step.emit("machineException", *machine_exception(code, defined=False))
             return
+        if code in REPEATED_UNTIL_SERVICED:
+            # re-reported until the interaction is over (reference §3.4, §4.3 pitfall 5):
+            # a repeat within the window is the same one and yields nothing again
+            last = m.repeats_seen.get(code)
+            step.machine = m = replace(m, repeats_seen={**m.repeats_seen, code: step.at})
+            if last is not None and 0 <= step.at - last < REPEAT_WINDOW_S:
+                return
         if code in DOORS:
             self._door(step, *DOORS[code])
         elif code in TILTS:
@@ -407,6 +416,9 @@ class Interpreter:
         elif code == Exc.TICKET_INSERTED:
             step.emit("ticketInserted", {"playerId": step.cards.player_id})
         elif code == Exc.TICKET_TRANSFER_COMPLETE:
+            # that ticket is done: a 67 now is the next one
+            step.machine = replace(m, repeats_seen={
+                c: t for c, t in m.repeats_seen.items() if c != Exc.TICKET_INSERTED})
             step.read(ReadMeters(address, "ticket", TICKET_METERS))
         elif code == Exc.CASHOUT_PRESSED:
             step.read(ReadMeters(address, "cashout", CASHOUT_METERS))
@@ -651,9 +663,9 @@ class Interpreter:
             cents, faces = bill_money
             counted = (Meter.BILLS, Meter.BILL_DOLLARS,
                        *(c for c in BILL_COUNT_VALUES_CENTS if moved.get(c)))
-            more: dict[str, Any] = {}
+            # count: always there (EVENTS.md), null when no count meter says it (0B, LP 20)
+            more: dict[str, Any] = {"count": sum(faces.values()) if faces else None}
             if faces:
-                more["count"] = sum(faces.values())
                 more["bills"] = {str(face): n for face, n in faces.items()}
             step.emit("billAccepted", {
                 "amount": cents,

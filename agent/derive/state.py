@@ -76,6 +76,9 @@ class MachineState:
     # LP 48 (last accepted bill, reference §3.9): the lifetime count of each bill
     # denomination code as last reported, so a repeated report values no bill twice.
     bill_counts: Mapping[int, int] = field(default_factory=dict)
+    # When each exception a machine repeats until serviced (67, 57, 6F, ...) was last seen:
+    # one interaction gives one event (reference §3.4, §4.3 pitfall 5; interpreter).
+    repeats_seen: Mapping[int, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +112,7 @@ class MachineState:
             "dropCreditSince": self.drop_credit_since,
             "dropCreditFrom": self.drop_credit_from,
             "billCounts": _codes_to_json(self.bill_counts),
+            "repeatsSeen": {f"{code:02X}": at for code, at in sorted(self.repeats_seen.items())},
         }
 
     @classmethod
@@ -155,6 +159,8 @@ class MachineState:
             drop_credit_since=float(drop_since) if drop_since is not None else None,
             drop_credit_from=int(drop_from) if drop_from is not None else None,
             bill_counts=_codes_from_json(data.get("billCounts", {})),
+            repeats_seen={int(code, 16): float(at)
+                          for code, at in data.get("repeatsSeen", {}).items()},
         )
 
 

@@ -458,10 +458,10 @@ class Actions:
         return frame
 
     def _completed_event(self, action_id: str, name: str, outcome: _Outcome) -> Event:
+        # ``error`` is always there, null on success (docs/events.md: a listed field is
+        # always present); the actionResult reply leaves it out instead (docs/protocol.md).
         data: dict[str, Any] = {"actionId": action_id, "action": name,
-                                "status": outcome.status.value}
-        if outcome.error is not None:
-            data["error"] = outcome.error
+                                "status": outcome.status.value, "error": outcome.error}
         if outcome.result is not None:
             text = json.dumps(dict(outcome.result), separators=(",", ":"), default=str)
             if len(text.encode()) <= MAX_EVENT_RESULT_BYTES:

@@ -43,6 +43,7 @@
     memoryError: "Memory error", meterRollback: "Meter rollback", dataGap: "Data gap",
     bypassAttempt: "Bypass attempt", machineLinkDown: "Machine link down", machineLinkUp: "Machine link up",
     deviceOffline: "Terminal offline", deviceOnline: "Terminal online", outboxFault: "Outbox fault",
+    unexplainedMeterChange: "Unexplained meter change", machineException: "Machine exception",
     agentStarted: "Agent started", agentStopping: "Agent stopping", machineIdentified: "Machine identified",
     meterSnapshot: "Meter snapshot", metersReset: "Meters reset", machineLocked: "Machine locked",
     machineUnlocked: "Machine unlocked", gameLocked: "Game locked", gameUnlocked: "Game unlocked",

@@ -25,7 +25,9 @@ from agent.store.outbox import Outbox
 from agent.uplink import actions as actions_module
 from agent.uplink.actions import ACTION_NAMES, Actions
 from api import decode, messages, wire
+from api.events import StoredEvent
 from tests.agent.uplink_kit import TERMINAL, FakeLine, Sinks
+from tests.support.event_data import assert_documented
 from tests.support.waits import wait_for
 
 KEY = b"0123456789abcdef-terminal-key"
@@ -85,7 +87,10 @@ class Rig:
         return [(f["type"], f["status"]) for f in self.frames if f["id"] == action_id]
 
     def completed(self) -> list[dict[str, Any]]:
-        return [dict(e.data) for e in self.sinks.events if e.name == "actionCompleted"]
+        """The actionCompleted events, each checked against docs/schemas/events/data.json."""
+        events = [e for e in self.sinks.events if e.name == "actionCompleted"]
+        assert_documented(StoredEvent(1, TERMINAL, e).to_wire() for e in events)
+        return [dict(e.data) for e in events]
 
     def metric(self, action: str, status: str) -> float:
         needle = f'slot_agent_actions_total{{action="{action}",status="{status}"}} '
@@ -132,7 +137,7 @@ async def test_machine_actions_go_through_the_line_owner(outbox: Outbox, name: s
     assert "error" not in result
     # Reported as an event too, and stored under the id.
     assert rig.completed() == [{"actionId": "a1", "action": name, "status": "succeeded",
-                                "result": expected}]
+                                "error": None, "result": expected}]
     record = outbox.action_get("a1")
     assert record is not None and record.result is not None
     assert record.result["status"] == "succeeded"

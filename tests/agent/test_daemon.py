@@ -17,6 +17,7 @@ from drivers.base import Transport, Word
 from drivers.memory import MemoryTransport, pair
 from emulator.model import Machine
 from emulator.server import Emulator
+from tests.support.event_data import assert_documented
 from tests.support.waits import wait_for, wait_until
 
 
@@ -64,6 +65,7 @@ async def test_agent_started_first_and_agent_stopping_last(
     assert events[0].event.name == "agentStarted"
     assert events[0].event.data == {"version": __version__, "configHash": config_hash(config)}
     assert events[-1].event.name == "agentStopping"
+    assert_documented(e.to_wire() for e in events)  # docs/schemas/events/data.json
     assert daemon.final_snapshot is not None and daemon.final_snapshot.uplink == "off"
 
 
@@ -73,7 +75,9 @@ async def test_a_damaged_outbox_is_moved_aside_and_raises_outbox_fault(
     daemon = Daemon(_config(tmp_path), transport_factory=lambda cfg: host_end)
     await _run_until(daemon)
     with Outbox.open_reader(tmp_path / "ob.db") as reader:
-        events = {e.event.name: e.event for e in reader.pending(0, 1000)}
+        stored = reader.pending(0, 1000)
+    assert_documented(e.to_wire() for e in stored)  # docs/schemas/events/data.json
+    events = {e.event.name: e.event for e in stored}
     fault = events["outboxFault"]
     assert fault.data["reason"] == "corrupt"
     assert Path(fault.data["movedTo"]).exists()  # kept for the audit, never deleted

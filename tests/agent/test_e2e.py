@@ -16,6 +16,7 @@ from agent.observations import CardInserted, CardRemoved
 from emulator.model import Door
 from emulator.server import LinkOptions
 from tests.agent.e2e_helpers import ADDRESS, Rig
+from tests.support.event_data import assert_documented
 from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -26,7 +27,11 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     r = Rig(tmp_path)
     r.wait_ready()
     yield r
-    r.close()
+    try:
+        # every event of the test, from the real line and discovery, is what the docs say
+        assert_documented(e.to_wire() for e in r.events())
+    finally:
+        r.close()
 
 
 def play(r: Rig, games: list[tuple[int, int]]) -> None:

@@ -17,6 +17,7 @@ import pytest
 from emulator.profiles import link_options
 from emulator.server import LinkOptions
 from tests.agent.e2e_helpers import Rig
+from tests.support.event_data import assert_documented
 
 OLD = LinkOptions(unsupported_polls=frozenset({0x2F, 0x6F, 0xAF, 0x1E, 0x20, 0x46}))
 LEGACY = LinkOptions(unsupported_polls=frozenset({0x2F, 0x6F, 0xAF}))
@@ -28,6 +29,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     try:
         r.wait_ready()
         yield r
+        assert_documented(e.to_wire() for e in r.events())  # docs/schemas/events/data.json
     finally:
         r.close()
 
@@ -67,6 +69,7 @@ def test_bills_by_the_bill_meter_polls_of_a_legacy_machine(tmp_path: Path) -> No
         rig.wait_quiet()
         assert rig.events("unexplainedMeterChange") == []
         assert rig.machine.totals().bills == rig.total("billAccepted")
+        assert_documented(e.to_wire() for e in rig.events())
     finally:
         rig.close()
 
@@ -110,5 +113,6 @@ def test_standard_validation_machine_values_bills_by_lp48_and_tickets_by_lp3d(
         assert rig.events("unexplainedMeterChange") == []
         assert rig.machine.totals().bills == rig.total("billAccepted")
         assert rig.machine.unread_tickets == []  # each LP 3D read serviced its 3D
+        assert_documented(e.to_wire() for e in rig.events())
     finally:
         rig.close()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.derive.exceptions_map import REPEAT_WINDOW_S, REPEATED_UNTIL_SERVICED
 from agent.derive.interpreter import Interpreter
 from agent.derive.state import AgentState
 from agent.observations import (
@@ -356,6 +359,45 @@ def test_handpay_pending_once_despite_reissued_51() -> None:
         "cancelledCredits")
 
 
+def test_ticket_inserted_once_while_the_machine_repeats_67() -> None:
+    """67 is a priority exception the machine reports again at every general poll until the
+    ticket is serviced (reference §3.4, §4.3 pitfall 5): one ticket, one ticketInserted.
+    The next ticket (after 68, or a returned ticket inserted again later) is a new event."""
+    m = Machine().started()
+    assert names(m.exc(0x67)) == ["ticketInserted"]
+    for _ in range(20):
+        assert m.exc(0x67, after=0.2) == []  # the same ticket, still being validated
+    assert m.exc(0x68, after=0.2) == []  # serviced: the money comes from the meters
+    assert names(m.exc(0x67, after=0.5)) == ["ticketInserted"]  # the next ticket
+    m.tick(REPEAT_WINDOW_S)  # returned, taken out, inserted again later
+    assert names(m.exc(0x67)) == ["ticketInserted"]
+    m.feed(LinkUp(at=m.tick(0.1)))  # the machine's flag after a link-up: said again
+    assert names(m.exc(0x67, after=0.1)) == ["ticketInserted"]
+
+
+@pytest.mark.parametrize("code", sorted(REPEATED_UNTIL_SERVICED - {0x67}))
+def test_an_exception_repeated_until_serviced_is_reported_once(code: int) -> None:
+    """57, 6F, 6A, ... persist until their interaction is over (reference §3.4): a machine
+    that re-reports one at every poll gives one event, not one per poll."""
+    m = Machine().started()
+    first = m.exc(code)
+    assert len(first) == 1, names(first)
+    reads = list(m.reads)
+    for _ in range(20):
+        assert m.exc(code, after=0.2) == []
+    assert names(m.exc(code, after=REPEAT_WINDOW_S)) == names(first)  # a new interaction
+    assert m.reads == reads
+
+
+def test_the_page_lists_exactly_the_exceptions_repeated_until_serviced() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    section = doc[doc.index("### Repeated exceptions"):]
+    section = section[:section.index("Handpays (51")]
+    assert {int(c, 16) for c in re.findall(r"\b([0-9A-F]{2})\b", section)} == (
+        REPEATED_UNTIL_SERVICED | {0x68})
+    assert f"{REPEAT_WINDOW_S:g} seconds" in section
+
+
 # -- exceptions table ------------------------------------------------------------------
 
 
@@ -465,7 +507,7 @@ def test_game_locked_exception_reads_lp_74_and_reports_each_change() -> None:
         ("gameLocked", {"lockStatus": "0x00"}, "system")]
     assert m.state.machines[1].game_locked
     assert m.feed(GameLockRead(at=m.tick(), lock_status=0x00)) == []  # no change, no event
-    assert names(m.exc(0x6F)) == ["machineException"]  # already locked
+    assert names(m.exc(0x6F, after=REPEAT_WINDOW_S)) == ["machineException"]  # already locked
     # restarted (state from JSON) and linked again: still locked? ask
     m.state = AgentState.from_json(m.state.to_json())
     m.feed(LinkDown(at=m.tick(), reason="timeout"))

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 from api.events import CATALOG, channels_of
-from tests.support import ROOT
+from tests.support.event_data import EVENTS_DOC, doc_sections, field_rows
 
-DOC = (ROOT / "docs" / "events.md").read_text()
+DOC = EVENTS_DOC
 GOLDEN = json.loads((Path(__file__).parent / "data" / "interpreter_golden_events.json")
                     .read_text())
 
@@ -35,22 +35,11 @@ def test_json_examples_are_interpreter_output() -> None:
         assert CATALOG[example["event"]].value == example["channel"]
 
 
-def _sections() -> dict[str, str]:
-    """Each event name -> the text of its ``### `name` `` section(s) (to the next heading)."""
-    found: dict[str, str] = {}
-    for part in re.split(r"^### ", DOC, flags=re.M)[1:]:
-        head, _, body = part.partition("\n")
-        body = re.split(r"^## ", body, flags=re.M)[0]
-        for name in re.findall(r"`([a-zA-Z]+)`", head):
-            found[name] = found.get(name, "") + body
-    return found
-
-
 def test_every_data_field_the_interpreter_emits_is_named_in_its_section() -> None:
     """A consumer written from docs/events.md knows every key of ``data``: each key of every
     golden event (the interpreter's real output over the scripted sessions) is named, in
     backticks, in its event's section (a nested one as ``totals.coinIn``)."""
-    sections = _sections()
+    sections = doc_sections()
     missing = set()
     for event in GOLDEN:
         body = sections[event["event"]]
@@ -81,15 +70,9 @@ def test_every_field_a_table_does_not_mark_optional_is_always_there() -> None:
     section's table (a row may list several) without *optional* in its type cell is in the
     ``data`` of every golden event of that section (nested ``a.b`` rows are not checked)."""
     absent = set()
-    for name, body in _sections().items():
-        required = set()
-        for line in body.splitlines():
-            if not line.startswith("| `") or line.startswith("| `0x"):
-                continue
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) > 1 and "optional" not in cells[1]:
-                required |= {f for f in re.findall(r"`([A-Za-z0-9_.]+)`", cells[0])
-                             if "." not in f}
+    for name, body in doc_sections().items():
+        required = {f for fields, kind in field_rows(body) if "optional" not in kind
+                    for f in fields if "." not in f}
         for event in GOLDEN:
             if event["event"] == name:
                 absent |= {(name, event["id"], f) for f in required - set(event["data"])}

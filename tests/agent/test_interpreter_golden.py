@@ -50,7 +50,7 @@ def _exc(at: float, code: int) -> ExceptionObserved:
 def _identified(at: float, denomination: int) -> MachineIdentified:
     return MachineIdentified(at=at, sas_version="602", serial_number="EGM-778812",
                              game_id="AT", denomination_cents=denomination, games=1,
-                             info={"paytableId": "PT0042", "basePercent": "92.50"})
+                             info={"paytableId": "PT0042", "basePercent": 92.5})
 
 
 def scenario() -> list[Observation]:
@@ -85,7 +85,7 @@ def scenario() -> list[Observation]:
         _meters(t + 401, "cashout", m03=0, m04=100_150, m0C=0, m0E=9_010_150, mB8=0),
         _exc(t + 401.5, 0x3D),
         TicketValidationRead(at=t + 401.7, validation_type=0,
-                             validation_number="001234567890123456", amount_cents=10_150,
+                             validation_number="0012345678901234", amount_cents=10_150,
                              ticket_number=311),
         _exc(t + 420, 0x67),
         _exc(t + 421, 0x68),

@@ -12,6 +12,7 @@ import pytest
 
 from agent.store.outbox import Outbox, OutboxError, OutboxFullError
 from api.events import Event
+from tests.support.event_data import assert_documented
 
 TS = "2026-01-01T00:00:00.000Z"
 
@@ -225,6 +226,7 @@ def test_size_cap_drops_acked_then_unprotected_with_a_data_gap(db: Path, clock: 
         assert gap.event.name == "dataGap"
         assert gap.event.data == {"reason": "outboxOverflow", "dropped": 2, "fromSeq": 3,
                                   "toSeq": 4, "events": {"gameStarted": 2}}
+        assert_documented([gap.to_wire()])
         assert [s.seq for s in stored] == [12, 13, 14]
         seqs = [s.seq for s in ob.pending(0, 100)]
         assert seqs == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]

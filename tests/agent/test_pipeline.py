@@ -17,6 +17,7 @@ from agent.reads import ReadMeters, ReadRequest
 from agent.store.outbox import Outbox, OutboxFullError
 from agent.store.pipeline import Pipeline
 from api.events import Event, StoredEvent, utc_timestamp
+from tests.support.event_data import assert_documented
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -127,6 +128,7 @@ def test_a_full_outbox_keeps_the_batch_alerts_once_and_retries(outbox: Outbox) -
     p.stop()
     stored = names(outbox)
     assert stored.count("outboxFault") == 1
+    assert_documented(e.to_wire() for e in outbox.pending(0, 100))
     assert [e.event.data["amount"] for e in outbox.pending(0, 100)
             if e.event.name == "betPlaced"] == [50, 25]
     assert flaky.attempts >= 4

@@ -168,6 +168,28 @@ async def test_hub_signs_forwarded_actions_when_it_holds_the_key(
     assert forwarded["signature"] == good["signature"]
 
 
+async def test_an_unsigned_action_s_issued_at_is_held_to_the_window(
+    harness: HubHarness, tmp_path: Path,
+) -> None:
+    """protocol.md §5 `action`: with the key, the hub signs an unsigned action with the
+    operator's `issuedAt`; one outside `signature_window` is refused (`bad_signature`), as
+    it is when signed, instead of being forwarded for the terminal to refuse."""
+    key_file = tmp_path / "action.key"
+    key_file.write_text("shared-secret\n")
+    await harness.restart(action_key_file=key_file, signature_window=60)
+    alice, _ = await harness.client("tok-alice")
+    term, _ = await harness.terminal("T1")
+    await alice.send(wire.action("w1", "T1", "lock", issued_at=_in(-3600)))
+    err = await alice.recv_type("error")
+    assert (err["code"], err.get("id")) == ("bad_signature", "w1")
+    assert harness.hub is not None and harness.hub.store.get_action("w1") is None
+    issued = _in(-10)
+    await alice.send(wire.action("w2", "T1", "lock", issued_at=issued))
+    forwarded = await term.recv_type("action")
+    assert (forwarded["id"], forwarded["issuedAt"]) == ("w2", issued)
+    wire.verify_action(b"shared-secret", forwarded, time.time(), 60)
+
+
 async def test_a_float_in_params_the_hub_must_sign_is_refused_with_the_action_id(
     harness: HubHarness, tmp_path: Path,
 ) -> None:
@@ -207,3 +229,16 @@ async def test_an_answer_that_is_not_a_success_must_say_why(harness: HubHarness)
     await term.send(wire.action_result("w1", "T1", wire.ActionStatus.FAILED,
                                        error="machine not responding"))
     assert (await alice.recv_type("actionResult"))["error"] == "machine not responding"
+
+
+async def test_a_terminal_acking_with_the_hubs_own_status_is_a_bad_message(
+    harness: HubHarness,
+) -> None:
+    """A terminal's ``actionAck`` is ``accepted`` or ``rejected`` (protocol.md §4): ``sent``
+    or ``queued`` is ``bad_message`` whatever the id (an unknown id was ``not_found``)."""
+    term, _ = await harness.terminal("T1")
+    for status in ("sent", "queued"):
+        await term.send_raw(wire.encode({"type": "actionAck", "id": "nope",
+                                         "terminalId": "T1", "status": status}))
+        err = await term.recv_type("error")
+        assert (err["code"], err.get("id")) == ("bad_message", "nope")

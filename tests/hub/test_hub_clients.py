@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from api import wire
 from tests.support import ROOT
-from tests.support.hub import HubHarness, event_frame
+from tests.support.hub import HubHarness, event_frame, http_json
 from tests.support.waits import wait_for
 
 
@@ -59,6 +59,18 @@ async def test_auth_by_header(harness: HubHarness) -> None:
     assert info.value.response.status_code == 403
 
 
+async def test_an_unknown_token_at_the_upgrade_is_a_refused_login(harness: HubHarness) -> None:
+    """protocol.md §12 audit: `loginRefused` for an unknown token, whether in an `auth`
+    message or in the `Authorization` header of the /ws/client upgrade (only the message
+    was recorded)."""
+    assert harness.hub is not None
+    with pytest.raises(InvalidStatus):
+        await harness.connect("/ws/client", "nope")
+    audit = await http_json(harness.hub, "/api/audit?kind=loginRefused", "tok-alice")
+    assert [(e["who"], e["role"], e["result"], e["detail"]) for e in audit["entries"]] == [
+        ("(unknown token)", "none", "unauthorized", {"remote": "127.0.0.1"})]
+
+
 @pytest.mark.parametrize(
     ("first", "code"),
     [
@@ -75,6 +87,26 @@ async def test_auth_failures_get_an_error_and_close_1008(
     err = await peer.recv()
     assert err["type"] == "error" and err["code"] == code
     assert await peer.closed() == 1008
+
+
+@pytest.mark.parametrize(
+    ("first", "code", "close"),
+    [
+        (wire.auth("wrong-token"), "unauthorized", 1008),
+        (wire.auth("tok-t1"), "forbidden", 1008),
+        ({**wire.auth("tok-alice"), "protocol": 2}, "unsupported_version", 4003),
+    ],
+)
+async def test_auth_refusals_echo_the_auth_id(
+    harness: HubHarness, first: dict[str, object], code: str, close: int,
+) -> None:
+    """protocol.md §5 `auth`: an optional `id` is echoed in the error reply (it was dropped
+    from these three refusals)."""
+    peer = await harness.connect("/ws/client")
+    await peer.send({**first, "id": "a1"})
+    err = await peer.recv()
+    assert (err["type"], err["code"], err.get("id")) == ("error", code, "a1"), err
+    assert await peer.closed() == close
 
 
 async def test_no_auth_in_time_closes_1008(harness: HubHarness) -> None:

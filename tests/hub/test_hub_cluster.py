@@ -14,7 +14,14 @@ import pytest
 
 from api import wire
 from hub.server import Hub
-from tests.support.hub import HubHarness, Peer, Traffic, event_frame, validate_frame
+from tests.support.hub import (
+    HubHarness,
+    Peer,
+    Traffic,
+    event_frame,
+    publish_all,
+    validate_frame,
+)
 from tests.support.waits import wait_for
 
 
@@ -173,6 +180,32 @@ async def test_an_alert_is_acknowledged_once_and_every_instance_agrees(
     await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 0)
     _, snap = await c.client("tok-carol")
     assert snap["alerts"] == []
+
+
+async def test_alerts_acknowledged_at_once_are_acknowledged_on_every_instance(
+        hubs: list[HubHarness]) -> None:
+    """protocol.md §5 ack with terminalId / all, §11: every client sees the acknowledgements,
+    whichever instance it is connected to: one alertAck each (a fresh snapshot beyond 100),
+    and every instance's open-alert count. The other instances heard of neither."""
+    a, b, _ = hubs
+    term, _ = await a.terminal("T1")
+    await publish_all(term, [event_frame("T1", i, "doorOpened") for i in range(1, 4)])
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 3)
+    viewer, _ = await a.client("tok-carol")
+    alice, _ = await b.client("tok-alice")
+    await alice.send({"type": "ack", "id": "r1", "terminalId": "T1"})
+    acks = [await viewer.recv_type("alertAck") for _ in range(3)]
+    assert [m["eventId"] for m in acks] == ["T1-1", "T1-2", "T1-3"]
+    assert {m["by"] for m in acks} == {"alice"}
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 0)
+    await publish_all(term, [event_frame("T1", i, "doorOpened") for i in range(4, 106)])
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 102)
+    await viewer.sync()
+    await alice.send({"type": "ack", "id": "r2", "all": True})
+    snap, before = await viewer.recv_until(lambda m: m["type"] == "snapshot")
+    assert [m for m in before if m["type"] == "alertAck"] == []
+    assert snap["alerts"] == [] and all(t["unackedAlerts"] == 0 for t in snap["terminals"])
+    await _agree(hubs, lambda h: h.floor.terminals["T1"].unacked_alerts, 0)
 
 
 async def test_a_terminal_moves_to_another_instance_with_no_loss_and_no_duplicate(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 from api import wire
@@ -140,3 +141,40 @@ async def test_a_database_of_an_older_hub_gains_the_audit_table_and_keeps_its_cu
     assert hub is not None
     entries, _ = hub.audit.query(AuditQuery(kinds=["login"]))
     assert [e["who"] for e in entries] == ["alice"]
+
+
+async def test_a_cursor_beyond_the_store_resumes_from_the_newest_event(
+    harness: HubHarness,
+) -> None:
+    """A client's cursor from before the hub's database was replaced is above anything
+    stored: the replay goes live at the newest cursor and says so (``replayed.cursor``), and
+    the live events follow (they were all taken for replayed ones, up to that cursor)."""
+    viewer, _ = await harness.client("tok-carol", subscribe={"channels": ["game"]})
+    term, _ = await harness.terminal("T1")
+    await _publish(term, 1, 3)
+    newest = [await viewer.recv_type("event") for _ in range(3)][-1]["cursor"]
+    client, _ = await harness.client("tok-view")
+    await client.send(wire.subscribe(channels=["game"], start=newest + 1_000_000,
+                                     request_id="r"))
+    done = await client.recv_type("replayed")
+    assert (done["count"], done["cursor"]) == (0, newest), done
+    await _publish(term, 4, 2)
+    live = [await client.recv_type("event") for _ in range(2)]
+    assert [f["seq"] for f in live] == [4, 5]
+    assert all(f["cursor"] > newest for f in live)
+
+
+async def test_unsubscribing_a_replaying_filter_ends_its_replay(tmp_path: Path) -> None:
+    """An ``unsubscribe`` during a long replay stops it (it went on to the last page, for a
+    filter the client no longer had) and no ``replayed`` follows (protocol.md §5)."""
+    async with HubHarness(tmp_path, client_queue=50) as harness:
+        term, _ = await harness.terminal("T1")
+        await _publish(term, 1, 1000)
+        client, _ = await harness.client("tok-carol")
+        await client.send(wire.subscribe(channels=["game"], start=0, request_id="r"))
+        await client.send(wire.subscribe(channels=["game"], unsubscribe=True))
+        got = await client.sync(timeout=10)
+        got += await client.sync(timeout=10)  # and nothing trickles in after
+        events = [m for m in got if m["type"] == "event"]
+        assert [m for m in got if m["type"] == "replayed"] == [], (len(events), got[-3:])
+        assert 0 < len(events) < 1000

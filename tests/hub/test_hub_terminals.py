@@ -8,6 +8,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from api import wire
+from tests.support.event_data import assert_documented
 from tests.support.hub import HubHarness, event_frame
 from tests.support.waits import wait_for
 
@@ -186,6 +187,7 @@ async def test_device_offline_and_online_events(harness: HubHarness) -> None:
     assert offline["data"]["terminalId"] == "T1"
     wire.parse_timestamp(offline["data"]["lostAt"])
     assert offline["seq"] > frame["seq"]
+    assert_documented([frame, offline])  # docs/schemas/events/data.json
     assert harness.hub is not None
     names = [e["event"] for e in harness.hub.store.events("T1")]
     assert names == ["deviceOnline", "deviceOffline"]

@@ -4,6 +4,7 @@ bounded under steady writes, an unwritten store starts no thread, and closing st
 
 from __future__ import annotations
 
+import sqlite3
 import struct
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import hub.store
 from hub.store import HubStore
 from hub.store_sql import EventWrite
+from hub.wal_checkpoint import WalCheckpointer
 from tests.support.waits import wait_until
 
 TS = "2026-12-07T00:00:00.000Z"
@@ -102,3 +104,37 @@ def test_a_store_only_read_starts_no_thread_and_close_stops_it(tmp_path: Path) -
         assert len(store_again.events()) == 10
     finally:
         store_again.close()
+
+
+class _StopBeforeClear(threading.Event):
+    """The checkpoint's wake-up, with a :meth:`WalCheckpointer.stop` landing just before
+    its first clear (after the checkpoint's delay, before the copy)."""
+
+    def __init__(self, checkpointer: WalCheckpointer) -> None:
+        super().__init__()
+        self.checkpointer = checkpointer
+        self.stopper: threading.Thread | None = None
+
+    def clear(self) -> None:
+        if self.stopper is None:
+            self.stopper = threading.Thread(target=self.checkpointer.stop, daemon=True)
+            self.stopper.start()
+            # stop() has set the wake-up (after _stopping) before the clear erases it
+            wait_until(lambda: self.checkpointer._stopping.is_set() and self.is_set())
+        super().clear()
+
+
+def test_a_stop_between_the_delay_and_the_copy_still_ends_the_thread(tmp_path: Path) -> None:
+    """A stop whose wake-up the checkpoint erased (it cleared it for the next round) ended
+    nothing: the thread waited for a commit that never came, and the close with it."""
+    path = tmp_path / "hub.db"
+    HubStore(path).close()  # the database and its WAL mode
+    checkpointer = WalCheckpointer(str(path), lambda: sqlite3.connect(path))
+    wake = _StopBeforeClear(checkpointer)
+    checkpointer._written = wake
+    checkpointer.written()
+    wait_until(lambda: wake.stopper is not None, what="the stop landing before the clear")
+    assert wake.stopper is not None
+    wake.stopper.join(10)
+    assert not wake.stopper.is_alive(), "stop() waited for ever for the checkpoint thread"
+    assert not _checkpoint_threads()

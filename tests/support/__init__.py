@@ -4,6 +4,8 @@
 - ``threads``: ``stopped_at``, where another thread is blocked (a race set up, not slept for);
 - ``hub``: ``HubHarness``, the one in-process hub (test's loop or own thread, port 0, TLS,
   restart on the same port), raw WebSocket ``Peer`` s, schema checks, raw HTTP;
+- ``event_data``: an event's ``data`` against docs/schemas/events/data.json
+  (``assert_documented``);
 - ``tokens``: the hub token tables and the files the hub and the agent read them from;
 - ``processes``: the real ``slot-agent`` as a subprocess (``Proc``, ``start_emulator``,
   ``run_cli``), an agent config, ``short_dir`` for unix sockets;
