@@ -221,6 +221,10 @@ def _parse_port(sec: Section, name: str, value: str) -> None:
     elif value.startswith("pty:"):
         if not value[len("pty:"):].startswith("/"):
             sec.error(name, f"pty: needs an absolute path (pty:/dev/pts/N), got {show(value)}")
+    elif value.startswith("serial:"):
+        if value[len("serial:"):] in ("", "//"):  # drivers.open_transport strips "//"
+            sec.error(name, f"serial: needs a device path (serial:/dev/ttyUSB0), got "
+                            f"{show(value)}")
     elif not (value.startswith(("/", "serial:")) or "://" in value):
         sec.error(name, "must be a device path (/dev/ttyUSB0), serial:PATH, tcp://host:port, "
                         f"pty:/dev/pts/N or a pyserial URL, got {show(value)}")

@@ -128,6 +128,10 @@ def test_unknown_keys_are_errors_with_a_did_you_mean() -> None:
          "poll.link_down_after_s: must be a number from 0 to 300, got -1"),
         (with_(serial={"port": "tcp://host"}),
          'serial.port: tcp:// needs host:port with a port from 1 to 65535, got "tcp://host"'),
+        (with_(serial={"port": "serial:"}),
+         'serial.port: serial: needs a device path (serial:/dev/ttyUSB0), got "serial:"'),
+        (with_(card_reader={"port": "serial://"}),
+         'card_reader.port: serial: needs a device path (serial:/dev/ttyUSB0), got "serial://"'),
         (with_(card_reader={"pattern": "(["}),
          "card_reader.pattern: is not a valid regular expression: "
          "unterminated character set at position 1"),
