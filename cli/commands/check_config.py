@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         problems.append(Problem("outbox.path", owner))
     return report_check(args.path, problems)
 
+
 def start_problems(config: Config) -> list[Problem]:
     """What ``run`` refuses in the files the configuration names (it exits 1, "cannot
     start"): an empty token file, an action key shorter than 16 bytes, a CA bundle or client
