@@ -56,6 +56,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "human", "auto")
 #: Changes to these key paths (or under a prefix ending in ".") apply on SIGHUP.
 RELOADABLE = ("logging.level", "poll.interval_ms", "uplink.")
+#: Linux's ``sun_path`` holds 108 bytes with the terminating NUL (agent/ops/control.py): a
+#: longer ``control_socket`` cannot be bound, and the daemon would run without it.
+MAX_SOCKET_PATH_BYTES = 107
 
 
 def _default_outbox_path() -> str:
@@ -218,6 +221,10 @@ def _parse_port(sec: Section, name: str, value: str) -> None:
     elif value.startswith("pty:"):
         if not value[len("pty:"):].startswith("/"):
             sec.error(name, f"pty: needs an absolute path (pty:/dev/pts/N), got {show(value)}")
+    elif value.startswith("serial:"):
+        if value[len("serial:"):] in ("", "//"):  # drivers.open_transport strips "//"
+            sec.error(name, f"serial: needs a device path (serial:/dev/ttyUSB0), got "
+                            f"{show(value)}")
     elif not (value.startswith(("/", "serial:")) or "://" in value):
         sec.error(name, "must be a device path (/dev/ttyUSB0), serial:PATH, tcp://host:port, "
                         f"pty:/dev/pts/N or a pyserial URL, got {show(value)}")
@@ -466,6 +473,10 @@ def parse_config(data: Any, *, base_dir: Path | None = None, source: str = "") -
         terminal_id = ""
     control_socket = _resolve(top.optional_string("control_socket", _default_control_socket()),
                               base_dir)
+    if control_socket is not None and len(os.fsencode(control_socket)) > MAX_SOCKET_PATH_BYTES:
+        problems.append(Problem("control_socket", f"{control_socket} is "
+                                f"{len(os.fsencode(control_socket))} bytes; a Unix socket path "
+                                f"holds at most {MAX_SOCKET_PATH_BYTES}: choose a shorter one"))
     cfg = Config(
         terminal_id=terminal_id,
         serial=_parse_serial(top.raw("serial"), problems),
@@ -545,6 +556,9 @@ def read_token(config: Config) -> str:
         except OSError as exc:
             raise ConfigError([Problem("uplink.token_file",
                                        f"cannot read {up.token_file}: {exc.strerror}")]) from exc
+        except UnicodeDecodeError:
+            raise ConfigError([Problem("uplink.token_file", f"{up.token_file} is not UTF-8 "
+                                       "text: a token is one line of text")]) from None
         if not token:
             raise ConfigError([Problem("uplink.token_file", f"{up.token_file} is empty")])
         return token

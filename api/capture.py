@@ -96,7 +96,7 @@ def capture_lines(header: Mapping[str, Any], frames: Iterable[Frame]) -> Iterato
 
 def parse_capture(lines: Iterable[str], source: str = "capture") -> Capture:
     """Check and read a capture's lines; CaptureFileError names ``source:line`` when wrong."""
-    numbered = list(_lines(lines))
+    numbered = list(_lines(lines, source))
     if not numbered:
         raise CaptureFileError(f"{source}: empty file, not a capture")
     header = _json(source, *numbered[0])
@@ -126,10 +126,13 @@ def parse_capture(lines: Iterable[str], source: str = "capture") -> Capture:
     return Capture(header, tuple(frames))
 
 
-def _lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
-    for number, text in enumerate(lines, 1):
-        if text.strip():
-            yield number, text
+def _lines(lines: Iterable[str], source: str) -> Iterator[tuple[int, str]]:
+    try:
+        for number, text in enumerate(lines, 1):
+            if text.strip():
+                yield number, text
+    except UnicodeDecodeError:  # a file opened as UTF-8 text is decoded as it is read
+        raise CaptureFileError(f"{source}: not UTF-8 text, not a capture") from None
 
 
 def _json(path: str, number: int, text: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The files a configuration names: there, a regular file, readable by whoever checks it
 (run the check as the service's user), and a secret not open to others. Shared by the agent's
-config and the hub's (``slot-agent check-config``, with ``--hub`` for the hub's).
+config and the hub's (``slot-agent check-config``; ``slot-agent hub --check-config`` for the hub's).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ validation mechanism of the project (configkit), shared with the agent's config.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def parse_config(raw: Any, base: Path) -> HubConfig:
 
 def read_config(raw: Any, base: Path) -> tuple[HubConfig, list[Problem]]:
     """:func:`parse_config` without raising: the config (a wrong value replaced by its
-    default) and every problem, for ``slot-agent check-config --hub`` (hub/config_check.py),
+    default) and every problem, for ``slot-agent hub --check-config`` (hub/config_check.py),
     which goes on to check the files of the keys that have none."""
     problems: list[Problem] = []
     top = Section(raw, "", problems)
@@ -137,3 +138,31 @@ def read_config(raw: Any, base: Path) -> tuple[HubConfig, list[Problem]]:
 def load_config(path: Path) -> HubConfig:
     """Read and check ``hub.yaml``."""
     return parse_config(load_yaml(path), path.parent)
+
+
+class TLSLoadError(OSError):
+    """``tls.cert`` and ``tls.key`` do not load as a certificate and its private key. An
+    :class:`OSError`, as a port in use is: ``slot-agent hub`` cannot start (exit 1), and says
+    so naming the key and both files."""
+
+    def __init__(self, cert: Path, key: Path, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"tls: {cert} and {key} do not load as a certificate and its private "
+                         f"key ({reason})")
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """The hub's server TLS context (``hub --check-config`` loads it the same way). An
+    encrypted key is refused rather than asked for: OpenSSL would prompt on the terminal, and
+    the service has none to answer on."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = str(getattr(exc, "reason", None) or exc).strip() or type(exc).__name__
+        raise TLSLoadError(cert, key, reason) from exc
+    return context
+
+
+def _no_passphrase() -> str:
+    raise ValueError("the key is encrypted; the hub cannot be given its passphrase")

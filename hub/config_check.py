@@ -17,16 +17,18 @@ again: every problem is reported once.
 from __future__ import annotations
 
 import os
-import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from configkit import ConfigError, Problem, Section, check_file, load_yaml
-from hub.config import read_config
+from hub.config import TLSLoadError, read_config, tls_context
 from hub.tokens import load_tokens
 
 #: The service's group, which reads the secrets (systemd/slot-hub.service, ``User=slot-hub``).
 SERVICE_GROUP = "slot-hub"
+#: The agents refuse an action key shorter than this (agent.config.read_hmac_key; the same
+#: file on both sides, docs/protocol.md §7): the hub and the agent never import each other.
+AGENT_MIN_KEY_BYTES = 16
 #: ``StateDirectory=slot-hub``: systemd creates it when the unit starts, not before.
 STATE_DIRECTORY = Path("/var/lib/slot-hub")
 
@@ -76,34 +78,27 @@ def _check_tls(tls: Section, cert: Path, key: Path) -> None:
     if not (cert_ok and key_ok):
         return
     try:
-        # What Hub.start does; the password callback keeps OpenSSL from prompting on the
-        # terminal for an encrypted key (the service could not answer it either).
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=_no_password)
-    except (ssl.SSLError, OSError, ValueError) as exc:
+        tls_context(cert, key)  # what Hub.start does
+    except TLSLoadError as exc:
         tls.error("", f"{cert} and {key} do not load as a certificate and its private key "
-                      f"({_reason(exc)}): slot-agent hub would not start")
-
-
-def _no_password() -> str:
-    raise ValueError("the key is encrypted; the hub cannot be given its passphrase")
-
-
-def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    return str(reason or exc).strip() or type(exc).__name__
+                      f"({exc.reason}): slot-agent hub would not start")
 
 
 def _check_action_key(top: Section, path: Path) -> None:
     if not check_file(top, "action_key_file", path, secret=True, group=SERVICE_GROUP):
         return
     try:
-        empty = not path.read_bytes().strip()
+        size = len(path.read_bytes().strip())
     except OSError as exc:
         top.error("action_key_file", f"cannot read {path}: {exc.strerror}")
         return
-    if empty:
+    if size == 0:
         top.error("action_key_file", f"{path} is empty: the hub would sign and check actions "
                                      "with an empty key")
+    elif size < AGENT_MIN_KEY_BYTES:
+        top.error("action_key_file", f"{path} holds {size} bytes: the agents refuse a key "
+                                     f"under {AGENT_MIN_KEY_BYTES} (actions.hmac_key_file, the "
+                                     "same file)")
 
 
 def _check_database(top: Section, path: Path) -> None:

@@ -35,7 +35,7 @@ from hub import http_api, redact
 from hub.actions import ActionRouter
 from hub.client_sessions import ClientSessions
 from hub.cluster_hooks import ClusterHooks
-from hub.config import HubConfig
+from hub.config import HubConfig, tls_context
 from hub.connection import StopRequest, connection_class
 from hub.fanout import GroupFanOut
 from hub.floor import Floor, TerminalState
@@ -158,8 +158,7 @@ class Hub(ClusterHooks):
     async def start(self) -> int:
         ssl_context: ssl.SSLContext | None = None
         if self.config.tls_cert is not None and self.config.tls_key is not None:
-            ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ssl_context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+            ssl_context = tls_context(self.config.tls_cert, self.config.tls_key)
         self.ingest.start()
         if self.cluster is not None:
             await self.cluster.start()

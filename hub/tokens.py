@@ -175,4 +175,6 @@ def load_tokens(path: Path) -> TokenTable:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Problem("(file)", f"cannot read {path}: {exc.strerror}")]) from None
+    except UnicodeDecodeError:  # an invalid token file (exit 2), not a traceback
+        raise ConfigError([Problem("(file)", f"cannot read {path}: not UTF-8 text")]) from None
     return parse_tokens(text)

@@ -207,7 +207,11 @@ class Outbox(OutboxQueries):
         if max_events < 1:
             raise ValueError("max_events must be >= 1")
         db_path = Path(path)
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, a read-only file system (ProtectSystem=)
+            raise OutboxError(f"cannot open outbox {db_path}: cannot create its directory "
+                              f"{db_path.parent}: {exc.strerror or exc}") from exc
         recovered_from: str | None = None
         try:
             conn = _open_writer(db_path)

@@ -10,6 +10,7 @@ the conversation; ``slot-agent replay --file FILE`` the events it produces.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import Any
@@ -35,7 +36,7 @@ def add_parser(subparsers: Any) -> None:
                     EXIT_NO_DAEMON: "the daemon did not run, refused or did not answer (the "
                                     "reason is printed); nothing written",
                     EXIT_INVALID_CONFIG: "invalid configuration, no control_socket, or bad "
-                                         "usage"},
+                                         "usage (also: an --out that cannot be written)"},
     )
     add_config_option(parser)
     parser.add_argument("--seconds", type=float, required=True, metavar="N",
@@ -59,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.seconds <= 600:
         print("slot-agent capture: --seconds must be above 0 and at most 600", file=sys.stderr)
         return EXIT_INVALID_CONFIG
+    if args.out != "-" and (problem := _unwritable(args.out)) is not None:
+        # before the capture, not after N seconds of it
+        print(f"slot-agent capture: cannot write {args.out}: {problem}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
     try:
         answer = control_request(config.control_socket, "capture", {"seconds": args.seconds},
                                  timeout=args.seconds + ANSWER_MARGIN_S)
@@ -77,9 +82,16 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.writelines(lines)
     else:
         tmp = f"{args.out}.part"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-        os.replace(tmp, args.out)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.writelines(lines)
+            os.replace(tmp, args.out)
+        except OSError as exc:  # the disk filled up meanwhile...: no part left behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            print(f"slot-agent capture: cannot write {args.out}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_INVALID_CONFIG
     tx = sum(1 for f in frames if f.direction == "tx")
     print(f"captured {len(frames)} frames ({tx} written, {len(frames) - tx} read) in "
           f"{args.seconds:g} s from {header.get('port')}"
@@ -88,3 +100,16 @@ def run(args: argparse.Namespace) -> int:
           + (f"; the line said: {header['error']}" if header.get("error") else "")
           + ("" if args.out == "-" else f" -> {args.out}"), file=sys.stderr)
     return EXIT_WRITTEN
+
+
+def _unwritable(out: str) -> str | None:
+    """Why ``out`` cannot be written (a missing or read-only directory, a directory in its
+    place), or None."""
+    directory = os.path.dirname(out) or "."
+    if os.path.isdir(out):
+        return "it is a directory"
+    if not os.path.isdir(directory):
+        return f"no directory {directory}"
+    if not os.access(directory, os.W_OK):
+        return f"directory {directory} is not writable by this user"
+    return None

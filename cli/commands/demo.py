@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import sys
@@ -71,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.games_per_minute <= 60_000:
         print("slot-agent demo: --games-per-minute must be in (0, 60000]", file=sys.stderr)
         return 2
-    if args.duration is not None and args.duration <= 0:
-        print("slot-agent demo: --duration must be positive", file=sys.stderr)
+    if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
+        print(f"slot-agent demo: --duration must be a number of seconds above 0, got "
+              f"{args.duration:g}", file=sys.stderr)
         return 2
     from agent.ops.logs import setup_logging
 

@@ -15,7 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from cli.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
-from cli.commands.options import add_config_option, command_parser
+from cli.commands.options import add_config_option, command_parser, positive_seconds
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -37,7 +37,8 @@ def add_parser(subparsers: Any) -> None:
     )
     add_config_option(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--timeout", type=float, default=CONTROL_TIMEOUT_S, metavar="S",
+    parser.add_argument("--timeout", type=positive_seconds, default=CONTROL_TIMEOUT_S,
+                        metavar="S",
                         help=f"how long the daemon may take to answer (default "
                              f"{CONTROL_TIMEOUT_S:g} s)")
     parser.add_argument("--direct", action="store_true",

@@ -108,15 +108,19 @@ def run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         return _fail(str(exc))
+    except UnicodeDecodeError:  # exit 2 "bad usage, scenario or link", not a traceback
+        return _fail(f"{args.scenario}: cannot read scenario: not UTF-8 text")
     opts = scenario.options
     seed = args.seed if args.seed is not None else (opts.seed or 0)
     address = args.address if args.address is not None else (opts.address or 1)
     if not 1 <= address <= 127:
         return _fail(f"--address must be 1..127, got {address}")
-    denomination = args.denomination or opts.denomination or 1
+    denomination = (args.denomination if args.denomination is not None
+                    else opts.denomination or 1)
     if denomination <= 0:
         return _fail(f"--denomination must be positive, got {denomination}")
-    gpm = args.games_per_minute or opts.games_per_minute or 30.0
+    gpm = (args.games_per_minute if args.games_per_minute is not None
+           else opts.games_per_minute or 30.0)
     if not 0 < gpm <= 60_000:
         return _fail(f"--games-per-minute must be in (0, 60000], got {gpm}")
     if not 0 <= args.game_seconds <= 3600:
@@ -173,8 +177,9 @@ def _serve(args: argparse.Namespace, emu: Emulator, stops: StopSignals,
     try:
         if args.tcp:
             host, sep, port_text = args.tcp.rpartition(":")
-            if not sep or not port_text.isdigit():
-                return _fail(f"--tcp: expected HOST:PORT, got {args.tcp!r}")
+            if not sep or not port_text.isdigit() or int(port_text) > 65535:
+                return _fail(f"--tcp: expected HOST:PORT with a port from 0 to 65535, got "
+                             f"{args.tcp!r}")
             served = TcpServing(emu, host.strip("[]") or "127.0.0.1", int(port_text), log=log)
             bound_host, bound_port = served.address
             print(f"{bound_host}:{bound_port}", flush=True)

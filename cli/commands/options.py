@@ -5,6 +5,7 @@ nothing beyond argparse, so ``slot-agent decode`` stays light."""
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,6 +50,18 @@ def config_path(parser: argparse.ArgumentParser, args: argparse.Namespace) -> st
     if path is None:
         parser.error("the following arguments are required: --config")
     return path
+
+
+def positive_seconds(text: str) -> float:
+    """A duration option (``--timeout S``): a finite number of seconds above 0, else a usage
+    error (exit 2) rather than a traceback where it is used."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
 
 
 def log_level(text: str) -> str:

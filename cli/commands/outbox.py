@@ -24,10 +24,15 @@ from cli.commands.options import add_config_option, command_parser, config_path
 EXIT_UNHEALTHY = 1
 
 
+class OutFileError(Exception):
+    """``export --out FILE`` could not be written (bad usage, exit 2; the outbox is fine)."""
+
+
 def add_parser(subparsers: Any) -> None:
     codes = {0: "done (status: the outbox is healthy)",
              EXIT_UNHEALTHY: "the outbox is missing, unreadable or damaged",
-             EXIT_INVALID_CONFIG: "invalid configuration, or bad usage"}
+             EXIT_INVALID_CONFIG: "invalid configuration, or bad usage (also: an export "
+                                  "--out that cannot be written)"}
     parser = command_parser(
         subparsers, "outbox",
         help="inspect the event outbox (works while the daemon runs)",
@@ -75,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
                     print(json.dumps(stored.to_wire()))
                 return 0
             return _export(reader, args.out, args.after)
+        except OutFileError as exc:
+            print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
+            return EXIT_INVALID_CONFIG
         except OutboxError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_UNHEALTHY
@@ -142,9 +150,11 @@ def _export(reader: OutboxReader, out: str | None, after: int) -> int:
             with open(part, "w", encoding="utf-8") as fileobj:
                 count = reader.export(fileobj, after_seq=after)
             os.replace(part, out)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(part)
+            if isinstance(exc, OSError):  # the file's: a missing directory, a full disk
+                raise OutFileError(exc.strerror or str(exc)) from exc
             raise
     print(f"exported {count} event(s)", file=sys.stderr)
     return 0

@@ -1,9 +1,9 @@
 """``slot-agent run --config PATH``: the daemon (systemd runs this; see docs/operations.md).
 
 Exit codes: 0 after a clean stop (SIGTERM, SIGINT), 1 when it cannot start (serial port,
-outbox, token), 2 when the configuration is invalid, 3 when the line process died (the
-daemon stopped in order so that systemd restarts the service), 130 when Ctrl-C (SIGINT) comes
-while it still loads, before the daemon handles signals (cli/main.py).
+outbox, token, action key, TLS files), 2 when the configuration is invalid, 3 when the line
+process died (the daemon stopped in order so that systemd restarts the service), 130 when
+Ctrl-C (SIGINT) comes while it still loads, before the daemon handles signals (cli/main.py).
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def add_parser(subparsers: Any) -> None:
         "SIGTERM. SIGHUP reloads the configuration (log level, poll cadence, uplink).",
         exit_codes={0: "stopped cleanly (SIGTERM or SIGINT)",
                     EXIT_CANNOT_START: "cannot start (the serial line does not open, the "
-                                       "outbox is not usable or belongs to another terminal)",
+                                       "outbox is not usable or belongs to another terminal, "
+                                       "the hub token, the action key or the TLS files "
+                                       "cannot be read)",
                     EXIT_INVALID_CONFIG: "invalid configuration, or bad usage",
                     3: "the line process died (systemd restarts the service)",
                     EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGINT) while loading, before it "

@@ -128,6 +128,10 @@ def test_unknown_keys_are_errors_with_a_did_you_mean() -> None:
          "poll.link_down_after_s: must be a number from 0 to 300, got -1"),
         (with_(serial={"port": "tcp://host"}),
          'serial.port: tcp:// needs host:port with a port from 1 to 65535, got "tcp://host"'),
+        (with_(serial={"port": "serial:"}),
+         'serial.port: serial: needs a device path (serial:/dev/ttyUSB0), got "serial:"'),
+        (with_(card_reader={"port": "serial://"}),
+         'card_reader.port: serial: needs a device path (serial:/dev/ttyUSB0), got "serial://"'),
         (with_(card_reader={"pattern": "(["}),
          "card_reader.pattern: is not a valid regular expression: "
          "unterminated character set at position 1"),
@@ -493,3 +497,19 @@ def test_the_keys_the_example_marks_reload_are_the_reloadable_ones() -> None:
     reload = (ROOT / "docs" / "operations.md").read_text().split("## Reload (SIGHUP)")[1]
     reload = reload[:reload.index("A file with errors")]
     assert {f"`{k}" for k in RELOADABLE} <= set(re.findall(r"`[a-z_.]+", reload))
+
+
+def test_a_control_socket_path_too_long_to_bind_is_an_error() -> None:
+    """The daemon would log "control socket ... not served" and run without it (diag and
+    capture then find no daemon): check-config says so first, at the key."""
+    from agent.config import MAX_SOCKET_PATH_BYTES
+    from agent.ops.control import MAX_SOCKET_PATH_BYTES as SERVER_LIMIT
+
+    assert MAX_SOCKET_PATH_BYTES == SERVER_LIMIT
+    longest = "/run/" + "d" * (MAX_SOCKET_PATH_BYTES - len("/run//c.sock")) + "/c.sock"
+    assert parse_config(with_(control_socket=longest)).control_socket == longest
+    too_long = longest.replace("/c.sock", "/cc.sock")
+    assert problems_of(with_(control_socket=too_long)) == [
+        f"control_socket: {too_long} is 108 bytes; a Unix socket path holds at most 107: "
+        "choose a shorter one"]
+    assert parse_config(with_(control_socket=None)).control_socket is None

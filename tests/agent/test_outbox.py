@@ -399,3 +399,14 @@ def test_a_path_that_cannot_be_opened_is_an_error_not_a_recovery(tmp_path: Path)
     with pytest.raises(OutboxError, match="cannot open outbox"):
         Outbox.open(target, terminal_id="T1")
     assert target.is_dir() and not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_a_missing_directory_is_created_one_that_cannot_be_is_an_error(tmp_path: Path) -> None:
+    """docs/outbox.md, "Damaged files": the outbox's directory is created with its parents;
+    where it cannot be (a file stands in the way), opening is an error, not a recovery."""
+    nested = tmp_path / "state" / "slot-agent" / "outbox.db"
+    Outbox.open(nested, terminal_id="T1").close()
+    assert nested.is_file()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OutboxError, match="cannot open outbox"):
+        Outbox.open(tmp_path / "a-file" / "outbox.db", terminal_id="T1")

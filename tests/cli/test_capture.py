@@ -99,3 +99,16 @@ def test_capture_needs_a_control_socket(tmp_path: Path) -> None:
     result = run_cli("capture", "--config", str(cfg), "--seconds", "1", "--out", "-")
     assert result.returncode == 2
     assert "control_socket is not set" in result.stderr and result.stdout == ""
+
+
+def test_an_out_file_that_cannot_be_written_is_refused_before_the_capture(
+        tmp_path: Path) -> None:
+    """Exit 2 at once, not 1 after asking the daemon (or after N seconds of capture)."""
+    cfg = write_agent_config(tmp_path, port="/dev/ttyNOPE7")
+    out = tmp_path / "no-such-dir" / "x.capture"
+    result = run_cli("capture", "--config", str(cfg), "--seconds", "1", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"slot-agent capture: cannot write {out}: no directory "
+                             f"{out.parent}\n")
+    here = run_cli("capture", "--config", str(cfg), "--seconds", "1", "--out", str(tmp_path))
+    assert here.returncode == 2 and "it is a directory" in here.stderr

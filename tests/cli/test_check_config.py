@@ -75,3 +75,72 @@ def test_a_hub_yaml_given_to_the_agents_check_gets_a_hint(tmp_path: Path) -> Non
     agent_yaml = tmp_path / "agent.yaml"
     agent_yaml.write_text("terminal_id: EGM-1\nmachines: [{address: 300}]\n")
     assert "hint" not in check_config(agent_yaml).stderr
+
+
+def test_secrets_run_would_refuse_are_errors_with_their_keys(tmp_path: Path) -> None:
+    """``run`` exits 1 on an empty token file (the install recipe's ``install ... /dev/null
+    /etc/slot-agent/token`` before ``sudoedit``), on an action key under 16 bytes (protocol.md
+    §7) and on a CA bundle that does not load: check-config, run before a start, says so with
+    the key, exit 2."""
+    token = tmp_path / "token"
+    token.write_text("\n")
+    token.chmod(0o640)
+    key = tmp_path / "action.key"
+    key.write_text("short\n")
+    key.chmod(0o640)
+    cfg = tmp_path / "c.yaml"
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    cfg.write_text("terminal_id: EGM-1\nmachines: [{address: 1}]\noutbox: {path: o.db}\n"
+                   "uplink: {url: wss://hub.example/ws/terminal, token_file: token, "
+                   "ca_file: ca.pem}\n"
+                   "actions: {hmac_key_file: action.key}\n")
+    result = check_config(cfg)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[:3] == [
+        f"{cfg}: 3 error(s)",
+        f"  error: uplink.token_file: {token} is empty",
+        f"  error: actions.hmac_key_file: {key} holds 5 bytes; use at least 16",
+    ]
+    assert lines[3].startswith(f"  error: uplink.ca_file: cannot load CA bundle {ca}: ")
+    assert len(lines) == 4
+    token.write_text("t0k3n\n")
+    key.write_text("k" * 16 + "\n")
+    ca.unlink()
+    cfg.write_text(cfg.read_text().replace(", ca_file: ca.pem", ""))
+    result = check_config(cfg)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"OK: {cfg}\n", "")
+    assert not (tmp_path / "o.db").exists()  # a check writes nothing
+    # with no hub URL, run never reads the token (nor builds the TLS context): not an error
+    token.write_text("")
+    ca.write_text("not a certificate\n")
+    cfg.write_text(cfg.read_text().replace("url: wss://hub.example/ws/terminal, ", "")
+                   .replace("token_file: token", "token_file: token, ca_file: ca.pem"))
+    result = check_config(cfg)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "warning: uplink.url: not set: events are kept in the outbox only\n"
+
+
+def test_a_token_or_tokens_file_that_is_not_text_is_an_error_not_a_traceback(
+        tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_bytes(b"\xff\xfe\x00")
+    token.chmod(0o640)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("terminal_id: EGM-1\nmachines: [{address: 1}]\noutbox: {path: o.db}\n"
+                   "uplink: {url: wss://hub.example/ws/terminal, token_file: token}\n")
+    result = check_config(cfg)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[1] == (
+        f"  error: uplink.token_file: {token} is not UTF-8 text: a token is one line of text")
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_bytes(b"\xff\xfe\x00")
+    tokens.chmod(0o640)
+    hub_yaml = tmp_path / "hub.yaml"
+    hub_yaml.write_text("plain: true\ntokens: tokens.txt\ndatabase: hub.db\n")
+    for words in (["hub", "--check-config"], ["hub"]):
+        result = run_cli(*words, "--config", str(hub_yaml))
+        assert result.returncode == 2, result.stderr
+        assert f"cannot read {tokens}: not UTF-8 text" in result.stderr
+        assert "Traceback" not in result.stderr

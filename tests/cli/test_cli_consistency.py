@@ -183,3 +183,14 @@ def test_every_option_of_every_command_is_named_in_the_docs() -> None:
                     rf"(?<![\w-]){option}(?![\w-])", text):
                 missing.append((command, option))
     assert missing == []
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "soon"])
+def test_a_diag_timeout_that_is_not_a_positive_duration_is_a_usage_error(
+        tmp_path: Path, value: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG)
+    result = subprocess.run([sys.executable, "-m", "cli.main", "diag", "--config", str(config),
+                             "--timeout", value], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "argument --timeout:" in result.stderr and "Traceback" not in result.stderr

@@ -124,3 +124,13 @@ def test_decode_needs_hex_or_a_file_and_reports_a_missing_file(tmp_path: Path) -
     not_capture.write_text('{"a": 1}\n')
     refused = decode("--file", str(not_capture))
     assert refused.returncode == 2 and "not a slot-agent capture" in refused.stderr
+
+
+def test_a_file_that_is_not_utf8_text_is_not_a_readable_capture(tmp_path: Path) -> None:
+    """decode --file and replay: 2 "the file is not a readable capture", not a traceback."""
+    binary = tmp_path / "x.capture"
+    binary.write_bytes(b"\x00\xcd\xff" * 100)
+    for result in (decode("--file", str(binary)), run_cli("replay", "--file", str(binary))):
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.endswith(f"{binary}: not UTF-8 text, not a capture\n")
+        assert "Traceback" not in result.stderr

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from websockets.sync.client import connect
 
-from tests.support.processes import Proc
+from tests.support.processes import Proc, run_cli
 
 
 def _dashboard(proc: Proc) -> tuple[str, str]:
@@ -97,3 +97,12 @@ def test_a_busy_port_is_reported() -> None:
     finally:
         busy.close()
     assert any(re.search(rf"port {port} in use", line) for line in proc.err_lines)
+
+
+@pytest.mark.parametrize("duration", ["0", "-1", "nan", "inf"])
+def test_a_duration_that_is_not_a_number_of_seconds_above_0_is_refused(duration: str) -> None:
+    """``--duration S``, "stop after S seconds": nan used to stop at once with exit 0."""
+    result = run_cli("demo", "--duration", duration, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "--duration must be a number of seconds above 0" in result.stderr
+    assert result.stdout == ""

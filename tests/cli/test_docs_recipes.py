@@ -218,3 +218,54 @@ def test_every_test_the_docs_name_exists() -> None:
     for doc in [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]:
         cited |= set(re.findall(r"`(test_\w+)`", doc.read_text()))
     assert cited and cited - defined == set()
+
+
+def test_every_section_the_shipped_files_point_to_exists() -> None:
+    """config.example.yaml, the units and the packaging scripts send the operator to a page
+    and a section (``docs/operations.md, "Line process priority"``): that page has a heading
+    or a bold paragraph lead so named; and every page they name exists."""
+    shipped = [ROOT / "config.example.yaml", *(ROOT / "systemd").glob("*.service"),
+               *(ROOT / "packaging").glob("*.sh")]
+    pointer = re.compile(r"docs/([\w-]+\.md)(?:,? \(?[\"']([^\"']+)[\"'])?")
+    wrong = []
+    for path in shipped:
+        text = re.sub(r"\s*\n\s*#\s*", " ", path.read_text())  # comments joined up
+        for page, heading in pointer.findall(text):
+            doc = ROOT / "docs" / page
+            if not doc.exists():
+                wrong.append((path.name, page, ""))
+            elif heading and not re.search(
+                    rf"^(#+ |\*\*){re.escape(heading)}", doc.read_text(), re.M):
+                wrong.append((path.name, page, heading))
+    assert wrong == []
+
+
+def test_every_code_block_of_the_docs_is_closed_and_its_yaml_parses() -> None:
+    """An unclosed fence turns the rest of a page into code (the hub's alert rules once ran
+    into "The floor monitor"); every YAML example parses, and a hub.yaml example is a valid
+    hub configuration (the agent's are run by the bench recipe above)."""
+    problems = []
+    for doc in [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]:
+        lang, start, body = None, 0, []
+        for number, line in enumerate(doc.read_text().splitlines(), 1):
+            fence = line.strip()
+            if lang is None:
+                if fence.startswith("```"):
+                    lang, start, body = fence[3:], number, []
+            elif fence == "```":
+                if lang in ("yaml", "yml"):
+                    try:
+                        data = yaml.safe_load("\n".join(body))
+                    except yaml.YAMLError as exc:
+                        problems.append((doc.name, start, f"invalid YAML: {exc}"))
+                    else:
+                        if isinstance(data, dict) and "listen" in data:
+                            parse_hub_config(data, Path("/etc/slot-hub"))
+                lang = None
+            elif fence.startswith("```"):
+                problems.append((doc.name, number, f"a fence opens in the block of line {start}"))
+            else:
+                body.append(line)
+        if lang is not None:
+            problems.append((doc.name, start, "a block never closed"))
+    assert problems == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ def test_status_tail_and_export_while_the_writer_is_open(config: Path, tmp_path:
         assert (report["depth"], report["lastSeq"], report["ackedSeq"]) == (3, 5, 2)
         assert report["health"] == "ok" and report["dbBytes"] > 0
         assert report["oldestUnackedAgeSeconds"] >= 0
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "outbox.md").read_text()
+        listed = doc[doc.index("`--json` prints one object with the keys"):].split(".\n")[0]
+        assert set(re.findall(r"`(\w+)`", listed)) - {"ok", "quick_check"} == set(report)
 
         human = outbox_cmd(config, "status")
         assert human.returncode == 0
@@ -105,3 +109,13 @@ def test_an_interrupted_export_leaves_no_file(tmp_path: Path) -> None:
             assert _export(reader, str(out), 0) == 0
             assert len(out.read_text().splitlines()) == 5
             assert list(tmp_path.glob("export.jsonl*")) == [out]
+
+
+def test_an_export_file_that_cannot_be_written_is_a_usage_error(config: Path,
+                                                                tmp_path: Path) -> None:
+    Outbox.open(tmp_path / "ob.db", terminal_id="EGM-9").close()
+    out = tmp_path / "no-such-dir" / "export.jsonl"
+    result = outbox_cmd(config, "export", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"error: cannot write {out}: No such file or directory\n"
+    assert not out.parent.exists()

@@ -154,3 +154,76 @@ def test_a_serial_port_that_does_not_open_exits_1(tmp_path: Path) -> None:
     result = run_cli("run", "--config", str(cfg), timeout=60)
     assert result.returncode == 1
     assert "/dev/ttyNOPE7" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ("uplink: {url: 'ws://127.0.0.1:9/ws/terminal', allow_insecure: true, "
+     "token_env: SA_TEST_NO_SUCH_TOKEN}\n", "uplink.token_env"),
+    ("uplink: {url: 'ws://127.0.0.1:9/ws/terminal', allow_insecure: true, "
+     "token_file: empty-token}\n", "uplink.token_file"),
+    ("actions: {hmac_key_file: short.key}\n", "actions.hmac_key_file"),
+    ("uplink: {url: 'wss://127.0.0.1:9/ws/terminal', token_file: token, ca_file: ca.pem}\n",
+     "uplink.ca_file"),
+    ("", "belongs to terminal 'EGM-OTHER'"),
+], ids=["token_env_unset", "empty_token_file", "short_action_key", "bad_ca_file",
+        "foreign_outbox"])
+def test_what_operations_md_lists_as_cannot_start_exits_1(
+        tmp_path: Path, emulator: str, extra: str, named: str) -> None:
+    """docs/operations.md, "Running the agent": 1 when the token, the action key or the TLS
+    files cannot be read, or the outbox belongs to another terminal; the log says which (by
+    its key)."""
+    from agent.store.outbox import Outbox
+
+    (tmp_path / "empty-token").write_text("")
+    (tmp_path / "short.key").write_text("short\n")
+    (tmp_path / "token").write_text("t0k3n\n")
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    cfg = write_agent_config(tmp_path, port=emulator, extra=extra)
+    if not extra:
+        Outbox.open(tmp_path / "outbox.db", terminal_id="EGM-OTHER").close()
+    result = run_cli("run", "--config", str(cfg), timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    cannot = [r for r in json_logs(result.stdout.splitlines()) if r.get("level") == "ERROR"]
+    assert cannot and str(cannot[-1]["msg"]).startswith("cannot start: "), cannot
+    assert named in str(cannot[-1]["msg"])
+
+
+def test_a_metrics_port_in_use_is_logged_and_the_agent_runs(
+        tmp_path: Path, emulator: str) -> None:
+    """docs/operations.md, "Running the agent": a metrics port that cannot be served is an
+    error in the log, not a reason to stop polling."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    cfg = write_agent_config(tmp_path, port=emulator)
+    cfg.write_text(cfg.read_text().replace("metrics:\n  port: 0\n",
+                                           f"metrics:\n  port: {port}\n"))
+    proc = Proc(["run", "--config", str(cfg)])
+    try:
+        started = _running(proc)
+        assert started["metrics_port"] is None
+        errors = [r for r in json_logs(proc.out_lines) if r.get("level") == "ERROR"]
+        assert [r["msg"] for r in errors] == [
+            f"metrics not served on 127.0.0.1:{port}: [Errno 98] Address already in use"]
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.stop()
+        taken.close()
+
+
+def test_an_invalid_configuration_exits_2_with_every_problem_and_its_key(
+        tmp_path: Path) -> None:
+    """docs/operations.md: 2 for an invalid configuration (every problem listed with its
+    key), before anything is opened: no outbox file is created."""
+    cfg = write_agent_config(tmp_path, port="/dev/ttyNOPE7",
+                             extra="uplink: {window: 0}\nmetrcs: {}\n")
+    result = run_cli("run", "--config", str(cfg), timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines()[:3] == [
+        f"{cfg}: invalid configuration",
+        "  error: uplink.window: must be an integer from 1 to 100000, got 0",
+        "  error: metrcs: unknown key at the top level; did you mean 'metrics'?",
+    ]
+    assert not (tmp_path / "outbox.db").exists()

@@ -164,3 +164,33 @@ def test_a_negative_game_length_is_a_clear_error() -> None:
     proc = run_cli("emulate", "--tcp", "127.0.0.1:0", "--game-seconds", "-1", timeout=30)
     assert proc.returncode == 2
     assert "--game-seconds must be in [0, 3600], got -1.0" in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["127.0.0.1:99999", "127.0.0.1:x", "no-port"])
+def test_a_tcp_address_without_a_valid_port_is_a_clear_error(where: str) -> None:
+    """Not a listener on another port (99999 used to bind 99999 - 65536)."""
+    proc = run_cli("emulate", "--tcp", where, timeout=30)
+    assert proc.returncode == 2, proc.stdout
+    assert proc.stdout == ""
+    assert (f"--tcp: expected HOST:PORT with a port from 0 to 65535, got {where!r}"
+            in proc.stderr)
+
+
+def test_a_scenario_file_that_is_not_text_is_a_clear_error(tmp_path: Path) -> None:
+    binary = tmp_path / "scenario.yaml"
+    binary.write_bytes(b"\x00\xcd\xff" * 100)
+    proc = run_cli("emulate", "--tcp", "127.0.0.1:0", "--scenario", str(binary), timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.endswith(f"{binary}: cannot read scenario: not UTF-8 text\n")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("--denomination", "--denomination must be positive, got 0"),
+    ("--games-per-minute", "--games-per-minute must be in (0, 60000], got 0.0"),
+])
+def test_a_0_is_refused_not_taken_as_the_default(option: str, message: str) -> None:
+    """0 used to fall back to the scenario's value (or the default) without a word."""
+    proc = run_cli("emulate", "--tcp", "127.0.0.1:0", option, "0", timeout=30)
+    assert proc.returncode == 2, proc.stdout
+    assert message in proc.stderr

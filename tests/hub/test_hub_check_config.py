@@ -196,3 +196,28 @@ def test_the_group_and_state_directory_are_the_units() -> None:
     assert f"Group={config_check.SERVICE_GROUP}" in lines
     assert f"StateDirectory={config_check.STATE_DIRECTORY.name}" in lines
     assert config_check.STATE_DIRECTORY.parent == Path("/var/lib")
+
+
+def test_an_action_key_the_agents_would_refuse_is_an_error(tmp_path: Path) -> None:
+    """The same key file serves the hub and the agents (protocol.md §7), and an agent refuses
+    one under 16 bytes: the hub's check says so before the agents fail to start."""
+    from agent.config import ConfigError, parse_config, read_hmac_key
+
+    key = tmp_path / "action.key"
+    key.write_text("fifteen-bytes-k\n")
+    key.chmod(0o640)
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("t0k-a terminal T-1\n")
+    tokens.chmod(0o640)
+    config = _hub_yaml(tmp_path, "plain: true\ntokens: tokens.txt\ndatabase: hub.db\n"
+                                 "action_key_file: action.key\n")
+    assert _problems(config) == [
+        f"error: action_key_file: {key} holds 15 bytes: the agents refuse a key under 16 "
+        "(actions.hmac_key_file, the same file)"]
+    agent = parse_config({"terminal_id": "T-1", "machines": [{"address": 1}],
+                          "actions": {"hmac_key_file": str(key)}})
+    with pytest.raises(ConfigError):
+        read_hmac_key(agent)  # what the agent does with it
+    key.write_text("sixteen-bytes-ky\n")
+    assert _problems(config) == []
+    assert read_hmac_key(agent) == b"sixteen-bytes-ky"

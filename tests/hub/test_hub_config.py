@@ -248,3 +248,36 @@ def test_section_11_shows_every_hub_key_with_its_default() -> None:
             assert shown[key] == defaults[key], (key, shown[key], defaults[key])
     assert (shown["listen"]["host"], shown["listen"]["port"]) == (defaults["host"],
                                                                  defaults["port"])
+
+
+def test_the_hub_command_says_which_tls_files_do_not_load(tmp_path: Path) -> None:
+    """Exit 1 "cannot start (... a TLS file does not load ...)" names the key and both files,
+    as ``--check-config`` does, not a bare "[Errno 2] No such file or directory"."""
+    tokens = write_token_file(tmp_path)
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"listen: {{port: 0}}\ntokens: {tokens}\ndatabase: hub.db\n"
+                      "tls: {cert: cert.pem, key: key.pem}\n")
+    done = run_cli("hub", "--config", str(config))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""  # no URL: it never listened
+    assert done.stderr == (f"hub: cannot start: tls: {tmp_path / 'cert.pem'} and "
+                           f"{tmp_path / 'key.pem'} do not load as a certificate and its "
+                           "private key ([Errno 2] No such file or directory)\n")
+
+
+def test_the_hub_command_exits_1_when_its_address_is_in_use(tmp_path: Path) -> None:
+    import socket
+
+    tokens = write_token_file(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "hub.yaml"
+        config.write_text(f"plain: true\nlisten: {{host: 127.0.0.1, port: {port}}}\n"
+                          f"tokens: {tokens}\ndatabase: hub.db\n")
+        done = run_cli("hub", "--config", str(config))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""  # no URL: it never listened
+    assert done.stderr.startswith("hub: cannot start: ")
+    assert "address already in use" in done.stderr
