@@ -19,6 +19,8 @@ every frame itself (CRC-16/KERMIT, packed BCD). What it does, with the section i
 - §3.12 real-time event reporting after an acknowledged LP 0E 01 (``rte_capable``): general
   polls get ``A FF code data CRC``, or silence when idle (§3.4: the spec summary sends no
   00 in RTE mode); a long poll with an event pending gets the event instead of its reply.
+  7E's coin-in meter includes the game's wager, or not (``rte_meter_before_wager``: §3.12
+  does not say).
 """
 
 from __future__ import annotations
