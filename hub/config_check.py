@@ -57,7 +57,8 @@ def check_config(path: Path) -> list[Problem]:
     if config.store is not None:
         if fine("store"):
             _check_store_url(top, config.store)
-    elif config.database is not None and fine("database"):
+    elif config.database is not None and fine("database") and fine("store"):
+        # (a wrong store: leaves no database to check, only the placeholder path)
         _check_database(top, config.database)
     return problems
 

@@ -120,6 +120,12 @@ def test_a_key_already_wrong_is_not_checked_again(tmp_path: Path) -> None:
     """``tokens:`` missing is one problem, not also "file not found: ." """
     config = _hub_yaml(tmp_path, "plain: true\ndatabase: hub.db\n")
     assert _problems(config) == ["error: tokens: required: a path"]
+    # a store that is not a PostgreSQL URL is one problem, not also "database: not a
+    # regular file: ."
+    write_token_file(tmp_path)
+    config = _hub_yaml(tmp_path, "plain: true\ntokens: hub-tokens.yaml\nstore: hub.db\n")
+    assert [p for p in _problems(config) if p.startswith("error")] == [
+        "error: store: must be a postgresql:// URL (or leave it out for SQLite at database)"]
 
 
 @needs_openssl
