@@ -30,6 +30,7 @@ ignored by ``legacy`` just by being listed here.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -141,8 +142,10 @@ def link_options(
     chosen = [PROFILES[n] for n in parse_profile_names(names)]
     share = _rate(busy_share, "busy_share")
     rate = _rate(noise, "noise")
-    if busy_seconds is not None and (isinstance(busy_seconds, bool) or busy_seconds < 0):
-        raise ProfileError(f"busy_seconds: expected seconds >= 0, got {busy_seconds!r}")
+    if busy_seconds is not None and (isinstance(busy_seconds, bool)
+                                     or not 0 <= busy_seconds < math.inf):  # nan, inf too
+        raise ProfileError(f"busy_seconds: expected a finite number of seconds >= 0, got "
+                           f"{busy_seconds!r}")
     ignored = frozenset().union(*(p.ignored_polls for p in chosen))
     noise_rate = rate if rate is not None else max(p.noise for p in chosen)
     return dataclasses.replace(

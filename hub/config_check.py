@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from configkit import ConfigError, Problem, Section, check_file, load_yaml
 from hub.config import TLSLoadError, read_config, tls_context
-from hub.tokens import load_tokens
+from hub.tokens import load_tokens, token_file_problems
 
 #: The service's group, which reads the secrets (systemd/slot-hub.service, ``User=slot-hub``).
 SERVICE_GROUP = "slot-hub"
@@ -57,7 +57,8 @@ def check_config(path: Path) -> list[Problem]:
     if config.store is not None:
         if fine("store"):
             _check_store_url(top, config.store)
-    elif config.database is not None and fine("database"):
+    elif config.database is not None and fine("database") and fine("store"):
+        # (a wrong store: leaves no database to check, only the placeholder path)
         _check_database(top, config.database)
     return problems
 
@@ -68,8 +69,7 @@ def _check_tokens(top: Section, path: Path) -> None:
     try:
         load_tokens(path)
     except ConfigError as exc:
-        # The token file's own key paths (tokens[2].role, line 7), under the key naming it.
-        top.problems.extend(Problem("tokens", f"{path}: {p}", p.severity) for p in exc.problems)
+        top.problems.extend(token_file_problems(path, exc.problems))
 
 
 def _check_tls(tls: Section, cert: Path, key: Path) -> None:

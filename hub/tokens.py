@@ -170,6 +170,14 @@ def _yaml_entry(sec: Section, counts: dict[Role, int]) -> tuple[str, Principal] 
     return token, principal
 
 
+def token_file_problems(path: Path, problems: list[Problem]) -> list[Problem]:
+    """The problems :func:`load_tokens` found in ``path``, under hub.yaml's key that names
+    the file (``tokens``), as config problems are named: the file's own places (``line 7``,
+    ``tokens[2].role``) after its path; one it could not read, by its message alone."""
+    return [Problem("tokens", p.message if p.path == "(file)" else f"{path}: {p}", p.severity)
+            for p in problems]
+
+
 def load_tokens(path: Path) -> TokenTable:
     try:
         text = path.read_text(encoding="utf-8")

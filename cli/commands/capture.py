@@ -10,13 +10,13 @@ the conversation; ``slot-agent replay --file FILE`` the events it produces.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from typing import Any
 
 from cli.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
 from cli.commands.options import add_config_option, command_parser
+from cli.commands.out_file import written_whole
 
 EXIT_WRITTEN = 0
 EXIT_NO_DAEMON = 1
@@ -81,14 +81,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out == "-":
         sys.stdout.writelines(lines)
     else:
-        tmp = f"{args.out}.part"
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
+            with written_whole(args.out) as f:
                 f.writelines(lines)
-            os.replace(tmp, args.out)
-        except OSError as exc:  # the disk filled up meanwhile...: no part left behind
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        except OSError as exc:  # the disk filled up meanwhile...
             print(f"slot-agent capture: cannot write {args.out}: {exc.strerror or exc}",
                   file=sys.stderr)
             return EXIT_INVALID_CONFIG

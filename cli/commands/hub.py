@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from hub.server import Hub
     from hub.store_api import StoreError
     from hub.switch_interval import tune_switch_interval
+    from hub.tokens import token_file_problems
     from servicekit.sdnotify import Notifier
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -69,9 +70,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             hub = Hub(config)
         except ConfigError as exc:
-            for problem in exc.problems:
-                print(f"token file {config.tokens}: {problem.severity}: {problem}",
-                      file=sys.stderr)
+            for problem in token_file_problems(config.tokens, exc.problems):
+                print(f"hub config: {problem.severity}: {problem}", file=sys.stderr)
             return EXIT_INVALID_CONFIG
         except StoreError as exc:
             print(f"hub: cannot start: {exc}", file=sys.stderr)

@@ -8,9 +8,7 @@ it has to create keeps the daemon's ownership.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sqlite3
 import sys
 import time
@@ -20,6 +18,7 @@ from agent.store.outbox import Outbox, OutboxError, OutboxReader
 from api.events import utc_timestamp
 from cli.commands.common import EXIT_INVALID_CONFIG, load_config_or_report
 from cli.commands.options import add_config_option, command_parser, config_path
+from cli.commands.out_file import written_whole
 
 EXIT_UNHEALTHY = 1
 
@@ -139,22 +138,15 @@ def _duration(seconds: float) -> str:
 
 
 def _export(reader: OutboxReader, out: str | None, after: int) -> int:
-    """Every event after ``after`` as JSON lines, to stdout or to ``out``. A file is written
-    as ``out.part`` and renamed once complete: an export that fails or is interrupted
-    (Ctrl-C) leaves no file that looks like a whole export, and no ``.part`` either."""
+    """Every event after ``after`` as JSON lines, to stdout or to ``out`` (written whole or
+    not at all: :func:`written_whole`)."""
     if out is None:
         count = reader.export(sys.stdout, after_seq=after)
     else:
-        part = f"{out}.part"
         try:
-            with open(part, "w", encoding="utf-8") as fileobj:
+            with written_whole(out) as fileobj:
                 count = reader.export(fileobj, after_seq=after)
-            os.replace(part, out)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(part)
-            if isinstance(exc, OSError):  # the file's: a missing directory, a full disk
-                raise OutFileError(exc.strerror or str(exc)) from exc
-            raise
+        except OSError as exc:  # the file's: a missing directory, a full disk
+            raise OutFileError(exc.strerror or str(exc)) from exc
     print(f"exported {count} event(s)", file=sys.stderr)
     return 0

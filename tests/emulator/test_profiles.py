@@ -244,6 +244,9 @@ def test_bad_rates_name_their_key() -> None:
         link_options("noisy", noise=1.5)
     with pytest.raises(ProfileError, match="busy_share"):
         link_options("busy", busy_share=-0.1)
+    for seconds in (-1.0, math.nan, math.inf):  # nan once compared as neither: accepted
+        with pytest.raises(ProfileError, match="busy_seconds"):
+            link_options("busy", busy_seconds=seconds)
 
 
 def test_a_scenario_selects_profiles_and_settings() -> None:

@@ -97,10 +97,35 @@ def test_the_token_files_own_problems_under_the_tokens_key(tmp_path: Path) -> No
     assert not any("t0k-" in p for p in _problems(config))  # tokens never printed
 
 
+def test_the_hub_names_token_file_problems_as_its_check_does(tmp_path: Path) -> None:
+    """``slot-agent hub`` (exit 2) names a token file it cannot read or whose entries are
+    wrong under ``tokens``, as ``--check-config`` does, not as "(file)"."""
+    config = _hub_yaml(tmp_path, "plain: true\nlisten: {host: 127.0.0.1, port: 0}\n"
+                                 "tokens: missing.txt\ndatabase: hub.db\n")
+    result = run_cli("hub", "--config", str(config), timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"hub config: error: tokens: cannot read {tmp_path / 'missing.txt'}: No such file or "
+        "directory")
+    tokens = tmp_path / "missing.txt"
+    tokens.write_text("t0k-b wizard someone\n")
+    result = run_cli("hub", "--config", str(config), timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"hub config: error: tokens: {tokens}: line 1: role must be terminal, viewer or "
+        "operator")
+
+
 def test_a_key_already_wrong_is_not_checked_again(tmp_path: Path) -> None:
     """``tokens:`` missing is one problem, not also "file not found: ." """
     config = _hub_yaml(tmp_path, "plain: true\ndatabase: hub.db\n")
     assert _problems(config) == ["error: tokens: required: a path"]
+    # a store that is not a PostgreSQL URL is one problem, not also "database: not a
+    # regular file: ."
+    write_token_file(tmp_path)
+    config = _hub_yaml(tmp_path, "plain: true\ntokens: hub-tokens.yaml\nstore: hub.db\n")
+    assert [p for p in _problems(config) if p.startswith("error")] == [
+        "error: store: must be a postgresql:// URL (or leave it out for SQLite at database)"]
 
 
 @needs_openssl
