@@ -210,15 +210,12 @@ class _Prober:
                          "badFrames": 0, "exceptions": 0, "linkDowns": 0, "late": 0}
         #: every exception code the machine reported (general polls and RTE events)
         self.exceptions: list[int] = []
-        #: the last poll's last send was answered after its window (after the poll ended)
-        self.answered_late = False
 
     def run(self, poll: Poll) -> list[HostEvent]:
         """Send ``poll`` until it is answered or given up; every event it produced."""
         host = self.host
         self.counters["polls"] += 1
         self._drop_late()  # a late frame must not be taken for this poll's reply
-        self.answered_late = False
         host.send(poll)
         events: list[HostEvent] = []
         while host.awaiting_reply:
@@ -242,11 +239,8 @@ class _Prober:
                 self.frames.append({"dir": "rx", "hex": elided_hex(bytes(received))})
             if host.awaiting_reply:
                 host.receive_timeout()
-                if not received and self._late_answer():
-                    if host.awaiting_reply:
-                        host.receive_late()  # the machine answered: not an unsupported poll
-                    else:
-                        self.answered_late = True
+                if not received and self._late_answer() and host.awaiting_reply:
+                    host.receive_late()  # the machine answered: not an unsupported poll
             events.extend(host.events_received())
         events.extend(host.events_received())
         for ev in events:
@@ -313,6 +307,11 @@ def _outcome(events: Sequence[HostEvent]) -> str | None:
     return None
 
 
+#: How often diag asks a long poll whose answers come late: each late answer doubles the
+#: window (agent.line.reply_window), and 50 ms reaches MAX_WINDOW_S in three doublings.
+LATE_ASKS = 4
+
+
 def probe_line(
     transport: Transport,
     address: int,
@@ -345,9 +344,14 @@ def probe_line(
         return facts
 
     def long_poll(poll: Poll) -> list[HostEvent]:
-        events = prober.run(poll)
-        if _outcome(events) == "ignored" and prober.answered_late:
-            events = prober.run(poll)  # asked again in the widened window
+        for _ in range(LATE_ASKS):
+            late = prober.counters["late"]
+            events = prober.run(poll)
+            if _outcome(events) is None or prober.counters["late"] == late:
+                break
+            # a late answer came meanwhile (reply_window): the poll is asked again in the
+            # widened window, or a machine later than the configured window would have its
+            # first long polls fail (or taken for ignored) until the window caught up
         outcome = _outcome(events)
         if outcome == "ignored":
             facts.ignored_polls.append(_poll_name(poll))

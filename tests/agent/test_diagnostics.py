@@ -95,6 +95,39 @@ def test_a_machine_answering_after_every_window_is_not_taken_for_unsupported() -
     assert link.status is CheckStatus.WARN and "poll.reply_timeout_ms" in (link.hint or "")
 
 
+class _LateFromLongPolls(MemoryTransport):
+    """The host's end of a line whose machine answers general polls at once and every poll
+    from the first long poll on 180 ms late: no general poll widened the window before."""
+
+    def __init__(self) -> None:
+        self.to_host = Faults()
+        host, self.machine_end = pair(to_host=self.to_host)
+        super().__init__(host.name, rx=host._rx, tx=host._tx)
+
+    def write(self, frame: bytes, *, wakeup: bool) -> None:
+        if len(frame) > 1:
+            self.to_host.delay_s = 0.18
+        super().write(frame, wakeup=wakeup)
+
+
+def test_a_long_poll_lost_to_lateness_is_asked_again_in_the_wider_window() -> None:
+    """A long poll whose answer came late (after its window, or its poll) is asked again
+    once the window is wider, until a window holds the answer: before, only a poll taken for
+    ignored was, so LP 54 failed (no version, no serial) when the general polls had not
+    widened the window first (seen on a loaded machine)."""
+    host = _LateFromLongPolls()
+    emulator = Emulator(Machine(), host.machine_end, address=1)
+    emulator.start()
+    try:
+        facts = probe_line(host, 1, port="memory", reply_timeout=0.05)
+    finally:
+        emulator.stop()
+    assert facts.general_poll_ok and host.to_host.delay_s == 0.18
+    assert (facts.sas_version, facts.serial_number) == ("602", "EMU0000001")
+    assert facts.machine_info is not None and facts.ignored_polls == []
+    assert facts.counters["late"] >= 1
+
+
 def test_a_silent_line_fails_the_general_poll_and_skips_what_depends_on_it() -> None:
     host, _machine_end = pair()
     facts = probe_line(host, 5, port="memory", reply_timeout=0.01)
