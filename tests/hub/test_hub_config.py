@@ -166,17 +166,21 @@ def test_the_hub_command_says_why_the_store_cannot_be_opened(tmp_path: Path) -> 
     assert secret not in done.stderr
 
 
-def test_the_hub_command_says_why_the_sqlite_database_cannot_be_opened(tmp_path: Path) -> None:
+def _cannot_start(tmp_path: Path, yaml_text: str) -> str:
+    """What ``slot-agent hub`` prints on stderr when it exits 1 before it listens."""
     tokens = write_token_file(tmp_path)
     config = tmp_path / "hub.yaml"
-    config.write_text(f"plain: true\nlisten: {{port: 0}}\ntokens: {tokens}\n"
-                      "database: no-such-dir/hub.db\n")
+    config.write_text(f"listen: {{port: 0}}\ntokens: {tokens}\n{yaml_text}")
     done = run_cli("hub", "--config", str(config))
     assert done.returncode == 1, done.stderr
     assert done.stdout == ""  # no URL: it never listened
-    assert done.stderr == (f"hub: cannot start: database: cannot open the SQLite database "
-                           f"{tmp_path / 'no-such-dir' / 'hub.db'}: unable to open database "
-                           "file\n")
+    return done.stderr
+
+
+def test_the_hub_command_says_why_the_sqlite_database_cannot_be_opened(tmp_path: Path) -> None:
+    assert _cannot_start(tmp_path, "plain: true\ndatabase: no-such-dir/hub.db\n") == (
+        f"hub: cannot start: database: cannot open the SQLite database "
+        f"{tmp_path / 'no-such-dir' / 'hub.db'}: unable to open database file\n")
 
 
 def test_timezone_and_gaming_day_start(tmp_path: Path) -> None:
@@ -253,16 +257,9 @@ def test_section_11_shows_every_hub_key_with_its_default() -> None:
 def test_the_hub_command_says_which_tls_files_do_not_load(tmp_path: Path) -> None:
     """Exit 1 "cannot start (... a TLS file does not load ...)" names the key and both files,
     as ``--check-config`` does, not a bare "[Errno 2] No such file or directory"."""
-    tokens = write_token_file(tmp_path)
-    config = tmp_path / "hub.yaml"
-    config.write_text(f"listen: {{port: 0}}\ntokens: {tokens}\ndatabase: hub.db\n"
-                      "tls: {cert: cert.pem, key: key.pem}\n")
-    done = run_cli("hub", "--config", str(config))
-    assert done.returncode == 1, done.stderr
-    assert done.stdout == ""  # no URL: it never listened
-    assert done.stderr == (f"hub: cannot start: tls: {tmp_path / 'cert.pem'} and "
-                           f"{tmp_path / 'key.pem'} do not load as a certificate and its "
-                           "private key ([Errno 2] No such file or directory)\n")
+    assert _cannot_start(tmp_path, "database: hub.db\ntls: {cert: cert.pem, key: key.pem}\n") == (
+        f"hub: cannot start: tls: {tmp_path / 'cert.pem'} and {tmp_path / 'key.pem'} do not "
+        "load as a certificate and its private key ([Errno 2] No such file or directory)\n")
 
 
 def test_the_hub_command_exits_1_when_its_address_is_in_use(tmp_path: Path) -> None:
