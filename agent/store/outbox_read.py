@@ -147,16 +147,21 @@ class OutboxQueries:
             ).fetchall()
         return [_row_to_stored(terminal, r) for r in rows]
 
-    def pending_frames(self, after_seq: int, limit: int) -> list[EventFrame]:
+    def pending_frames(self, after_seq: int, limit: int, *, acked_too: bool = False
+                       ) -> list[EventFrame]:
         """:meth:`pending` as ``event`` frames ready to send (what the uplink reads).
 
         The stored data text is spliced into the frame as it is (:func:`api.events.wire_text`):
         no row is decoded and encoded again on its way out, which is most of the uplink's
         work per event while it drains a backlog.
+
+        ``acked_too``: every stored event with ``seq > after_seq``, acknowledged or not. The
+        uplink reads so: what the hub holds is what its ``welcome`` says, and a hub restored
+        from a backup gets again what it lost while the file still holds it (docs/outbox.md).
         """
         with self._read() as conn:
             terminal = self._meta("terminal_id") or ""
-            start = max(after_seq, int(self._meta("acked_seq") or 0))
+            start = after_seq if acked_too else max(after_seq, int(self._meta("acked_seq") or 0))
             rows = conn.execute(
                 "SELECT seq, name, channel, timestamp, data FROM events WHERE seq > ? "
                 "ORDER BY seq LIMIT ?",

@@ -227,6 +227,7 @@ class Uplink:
         self._last_error_at: float | None = None
         self._reconnects = 0
         self._sessions = 0
+        self._good_session = False  # the last session restarts the backoff (see _session)
 
     # ------------------------------------------------------------------ public
 
@@ -317,9 +318,9 @@ class Uplink:
                     if self._metrics is not None:
                         self._metrics.uplink_reconnects.inc()
                 attempts += 1
-                reset = False
+                self._good_session = False
                 try:
-                    reset = await self._session(reader)
+                    await self._session(reader)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -327,12 +328,13 @@ class Uplink:
                     log.debug("uplink: connection ended", exc_info=True)
                 if self._stopping:
                     break
-                if reset:
+                if self._good_session:
                     delays = jittered_doubling(self._min_delay,
                                                self.config.reconnect_max_delay_s, self._rng)
                     untried = len(self._urls)  # a fresh round after a good session
                 # The next hub instance at once; a wait only once each was tried.
                 index = (index + 1) % len(self._urls)
+                self.url = self._urls[index]  # the state names the next attempt's URL
                 untried -= 1
                 if untried > 0:
                     log.info("uplink: trying %s next (%s)", self._urls[index],
@@ -361,8 +363,10 @@ class Uplink:
         if self._metrics is not None:
             self._metrics.uplink_connected.set(1 if value else 0)
 
-    async def _session(self, reader: OutboxReader) -> bool:
-        """One connection, from handshake to close. Returns True to restart the backoff."""
+    async def _session(self, reader: OutboxReader) -> None:
+        """One connection, from handshake to close (or failure). Sets ``_good_session``
+        (restart the backoff) when it had a ``welcome`` and did not end in a policy close,
+        however it ended: a clean close, a network error, a close with 1011 or 4001..."""
         token = self._token()
         register_secret(token)
         try:
@@ -383,7 +387,7 @@ class Uplink:
         welcomed = False
         try:
             if self._stopping:
-                return False
+                return
             last_seq = await self._calls.run(lambda: reader.last_seq)
             machine = self._machine_status() if self._machine_status is not None else None
             await ws.send(wire.encode(wire.hello(self.terminal_id, self._version, last_seq,
@@ -398,15 +402,17 @@ class Uplink:
                      self._window.hub_acked, last_seq)
             await self._stream(ws, reader)
             if not self._stopping:  # the hub closed the connection cleanly
-                closed = ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
-                self._note_error(_describe(closed))
+                # (the receiver's iteration ended, so the connection is CLOSED: close_exc
+                # holds the codes; a hand-made ConnectionClosed without rcvd_then_sent
+                # fails websockets' own assertion)
+                self._note_error(_describe(ws.protocol.close_exc))
         finally:
             self._set_connected(False)
             self._ws = None
             self._window.in_flight.clear()
             await ws.close()
-        code = ws.protocol.close_rcvd.code if ws.protocol.close_rcvd is not None else None
-        return welcomed and code not in _POLICY_CLOSES
+            rcvd = ws.protocol.close_rcvd
+            self._good_session = welcomed and (rcvd is None or rcvd.code not in _POLICY_CLOSES)
 
     async def _await_welcome(self, ws: ClientConnection) -> messages.Welcome:
         async with contextlib.aclosing(self._messages(ws)) as frames:
@@ -417,7 +423,7 @@ class Uplink:
                     raise UplinkError(f"hub refused hello: {msg.code.value}: {msg.message}")
                 if isinstance(msg, messages.Ping):
                     await ws.send(wire.encode(wire.pong(msg.id)))
-        raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+        raise ws.protocol.close_exc  # closed before a welcome (the iteration ended: CLOSED)
 
     async def _stream(self, ws: ClientConnection, reader: OutboxReader) -> None:
         """Send, receive and persist acks until the connection ends (or fails)."""

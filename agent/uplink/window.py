@@ -143,13 +143,13 @@ class SendWindow:
                     settled = len(got) < batch
                 if not ready and not (settled and not self.wake.is_set()):
                     self.wake.clear()  # before the read: a wake-up from now on is not lost
-                    got = await self._calls.run(reader.pending_frames, self.sent, batch)
+                    got = await self._calls.run(self._read, reader, self.sent)
                     ready.extend(got)
                     settled = len(got) < batch
                 if ready:
                     if ahead is None and not settled:
                         self.wake.clear()  # the read ahead starts after it (see above)
-                        ahead = self._calls.start(reader.pending_frames, ready[-1].seq, batch)
+                        ahead = self._calls.start(self._read, reader, ready[-1].seq)
                     for _ in range(min(room, len(ready))):
                         frame = ready.popleft()
                         await ws.send(frame.text)
@@ -170,9 +170,21 @@ class SendWindow:
                     await self.wake.wait()
             settled = False  # woken (or the fallback timer): read again
 
+    def _read(self, reader: OutboxReader, after: int) -> list[EventFrame]:
+        """Runs in a worker thread: the next batch after ``after``. Acknowledged events still
+        stored count too: after a ``welcome`` whose ``ackedSeq`` is below the outbox cursor
+        (a hub restored from a backup) the hub gets again what it lost; otherwise ``sent``
+        is never below the cursor and nothing acknowledged is read."""
+        return reader.pending_frames(after, self._config.batch, acked_too=True)
+
     def on_ack(self, up_to: int) -> None:
         if up_to > self.sent:
-            log.warning("uplink: hub acked up to %d, beyond the %d sent", up_to, self.sent)
+            # The hub cannot hold what it was not sent (its welcome said what it held): count
+            # the ack only up to what was sent, so that no event is marked acknowledged in the
+            # outbox without having been sent (docs/uplink.md, "Sending").
+            log.warning("uplink: hub acked up to %d, beyond the %d sent; taken as an ack up "
+                        "to %d", up_to, self.sent, self.sent)
+            up_to = self.sent
         was_full = len(self.in_flight) >= self._config.window
         now = time.monotonic()
         while self.in_flight and self.in_flight[0][0] <= up_to:

@@ -4,12 +4,11 @@ network drops, the send window, refused tokens, TLS, and the URL rules."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,9 @@ from tests.agent.uplink_kit import (
     Operator,
     Proxy,
     bet,
+    make_uplink,
     open_outbox,
+    running,
     uplink_config,
 )
 from tests.support.hub import HubHarness
@@ -45,24 +46,6 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
     box = open_outbox(tmp_path / "outbox.db")
     yield box
     box.close()
-
-
-def make_uplink(url: str, outbox: Outbox, *, token: str = TERMINAL_TOKEN, **overrides: Any
-                ) -> Uplink:
-    kwargs = {k: overrides.pop(k) for k in list(overrides)
-              if k in ("metrics", "actions", "fallback_poll_s", "ssl_context",
-                       "machine_status", "ack_persist_delay_s")}
-    return Uplink(uplink_config(url, **overrides), terminal_id=TERMINAL, outbox=outbox,
-                  token=lambda: token, min_reconnect_delay_s=0.01, **kwargs)
-
-
-@contextlib.asynccontextmanager
-async def running(uplink: Uplink) -> AsyncIterator[Uplink]:
-    uplink.start()
-    try:
-        yield uplink
-    finally:
-        await uplink.stop()
 
 
 def metric(metrics: AgentMetrics, name: str) -> float:
@@ -171,9 +154,10 @@ async def test_an_event_alone_costs_two_reads_and_acks_do_not_wake_the_sender(
     reads: list[int] = []
     pending_frames = OutboxReader.pending_frames
 
-    def counting(self: OutboxReader, after_seq: int, limit: int) -> list[EventFrame]:
+    def counting(self: OutboxReader, after_seq: int, limit: int, *, acked_too: bool = False
+                 ) -> list[EventFrame]:
         reads.append(after_seq)
-        return pending_frames(self, after_seq, limit)
+        return pending_frames(self, after_seq, limit, acked_too=acked_too)
 
     monkeypatch.setattr(OutboxReader, "pending_frames", counting)
     uplink = make_uplink(hub.terminal_url, outbox, fallback_poll_s=3600.0)

@@ -9,7 +9,7 @@ import contextlib
 import json
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +21,7 @@ from agent.config import UplinkConfig
 from agent.line.commands import CommandResult, MachineCommand
 from agent.observations import Observation
 from agent.store.outbox import Outbox
+from agent.uplink.client import Uplink
 from api import wire
 from api.events import Event, utc_timestamp
 from tests.support.tokens import OPERATOR, TERMINAL_TOKENS
@@ -45,6 +46,28 @@ def uplink_config(url: str, **overrides: Any) -> UplinkConfig:
                         reconnect_max_delay_s=0.05, heartbeat_interval_s=5.0,
                         heartbeat_timeout_s=5.0)
     return replace(base, **overrides)
+
+
+def make_uplink(url: str, outbox: Outbox, *, token: str = TERMINAL_TOKEN, **overrides: Any
+                ) -> Uplink:
+    """An uplink of terminal T1 with short reconnect delays; ``overrides`` are Uplink keyword
+    arguments or UplinkConfig fields."""
+    kwargs = {k: overrides.pop(k) for k in list(overrides)
+              if k in ("metrics", "actions", "fallback_poll_s", "ssl_context",
+                       "machine_status", "ack_persist_delay_s", "rng", "open_timeout_s",
+                       "min_reconnect_delay_s", "max_message_bytes")}
+    kwargs.setdefault("min_reconnect_delay_s", 0.01)
+    return Uplink(uplink_config(url, **overrides), terminal_id=TERMINAL, outbox=outbox,
+                  token=lambda: token, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def running(uplink: Uplink) -> AsyncIterator[Uplink]:
+    uplink.start()
+    try:
+        yield uplink
+    finally:
+        await uplink.stop()
 
 
 # --------------------------------------------------------------------------- hub clients

@@ -1,0 +1,138 @@
+"""The uplink against a hub written from docs/protocol.md §4 alone (not hub/), as an
+independent team would write one, including a hub that misbehaves: it lies in ``welcome`` or
+``ack``, sends garbage, never welcomes, closes mid-burst with every documented code. Whatever
+it does, no event is lost from the hub's point of view once it behaves again, and none is
+marked acknowledged in the outbox that the hub was not sent (docs/uplink.md, docs/outbox.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from agent.store.outbox import Outbox
+from api import wire
+from tests.agent.uplink_kit import TERMINAL, bet, make_uplink, open_outbox, running
+from tests.support.waits import wait_for
+
+WELCOME_TIME = "2026-01-01T00:00:00.000Z"
+
+
+class DocHub:
+    """A ``/ws/terminal`` endpoint from the docs: ``hello`` → ``welcome {ackedSeq}``, events
+    stored by seq (a repeat is a duplicate), cumulative ``ack``. ``session`` scripts each
+    connection (its index, and this hub); the default welcomes and acks every event."""
+
+    def __init__(self, session: Callable[[DocHub, ServerConnection, int],
+                                         Awaitable[None]] | None = None) -> None:
+        self.session = session or DocHub.serve_normally
+        self.stored: dict[int, dict[str, Any]] = {}
+        self.acked = 0  # what this hub holds with nothing missing below (welcome's ackedSeq)
+        self.received: list[list[int]] = []  # event seqs, per connection
+        self.welcomed: list[int] = []  # the ackedSeq each connection's welcome carried
+        self.hellos: list[dict[str, Any]] = []
+        self.others: list[dict[str, Any]] = []  # what else the terminal sent
+        self.url = ""
+        self.ws: ServerConnection | None = None  # the current connection
+
+    async def handler(self, ws: ServerConnection) -> None:
+        n = len(self.received)
+        self.received.append([])
+        self.ws = ws
+        try:
+            await self.session(self, ws, n)
+        except ConnectionClosed:
+            pass
+
+    async def hello(self, ws: ServerConnection) -> dict[str, Any]:
+        hello: dict[str, Any] = json.loads(await ws.recv())
+        assert hello["type"] == "hello" and hello["terminalId"] == TERMINAL
+        self.hellos.append(hello)
+        return hello
+
+    async def welcome(self, ws: ServerConnection, acked: int | None = None) -> None:
+        acked = self.acked if acked is None else acked
+        self.welcomed.append(acked)
+        await ws.send(wire.encode(wire.welcome(TERMINAL, acked, WELCOME_TIME)))
+
+    async def next_event(self, ws: ServerConnection, n: int) -> int:
+        """Store the next event frame (other frames are kept in ``others``); its seq."""
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["type"] != "event":
+                self.others.append(msg)
+                continue
+            seq = int(msg["seq"])
+            assert msg["id"] == f"{TERMINAL}-{seq}"
+            self.received[n].append(seq)
+            self.stored.setdefault(seq, msg)
+            self.acked = max(self.acked, seq)  # in order on a connection (§4 `event`)
+            return seq
+
+    async def ack(self, ws: ServerConnection, up_to: int | None = None) -> None:
+        await ws.send(wire.encode(wire.ack(self.acked if up_to is None else up_to)))
+
+    async def serve_normally(self, ws: ServerConnection, n: int) -> None:
+        await self.hello(ws)
+        await self.welcome(ws)
+        while True:
+            await self.next_event(ws, n)
+            await self.ack(ws)
+
+    async def close(self, code: int) -> None:
+        """Close the current connection from the hub's side."""
+        assert self.ws is not None
+        await self.ws.close(code, "doc hub")
+
+    def duplicates(self) -> int:
+        return sum(len(seqs) for seqs in self.received) - len(self.stored)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    box = open_outbox(tmp_path / "outbox.db")
+    yield box
+    box.close()
+
+
+async def _serving(hub: DocHub) -> AsyncIterator[DocHub]:
+    async with serve(hub.handler, "127.0.0.1", 0, max_size=None) as server:
+        hub.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws/terminal"
+        yield hub
+
+
+# --------------------------------------------------------------------------- welcome
+
+
+async def test_a_welcome_behind_the_outbox_cursor_resends_from_its_acked_seq(
+        outbox: Outbox) -> None:
+    """protocol.md §4 `welcome`: "The terminal resumes by sending its events with
+    seq > ackedSeq": a hub restored from a backup (or one that lost its last commits,
+    `synchronous: NORMAL` and a power cut) gets back what it lost, from the outbox."""
+    outbox.commit(bet(10), None)
+    hub = DocHub()
+    async for hub in _serving(hub):
+        async with running(make_uplink(hub.url, outbox, ack_persist_delay_s=0)) as uplink:
+            await wait_for(lambda: outbox.acked_seq == 10, what="all acked")
+            # The hub loses seqs 6..10 and comes back.
+            hub.acked = 5
+            for seq in range(6, 11):
+                del hub.stored[seq]
+            sessions = uplink.state.sessions
+            await hub.close(1001)
+            await wait_for(lambda: uplink.state.sessions > sessions, what="second session")
+            await wait_for(lambda: len(hub.stored) == 10, what="lost events resent")
+        assert hub.welcomed == [0, 5]
+        assert hub.received == [list(range(1, 11)), list(range(6, 11))]
+        assert outbox.acked_seq == 10 and outbox.last_seq == 10
+
+
