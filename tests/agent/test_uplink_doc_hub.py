@@ -83,6 +83,9 @@ class DocHub:
 
     async def serve_normally(self, ws: ServerConnection, n: int) -> None:
         await self.hello(ws)
+        await self.serve_normally_after_hello(ws, n)
+
+    async def serve_normally_after_hello(self, ws: ServerConnection, n: int) -> None:
         await self.welcome(ws)
         while True:
             await self.next_event(ws, n)
@@ -136,3 +139,77 @@ async def test_a_welcome_behind_the_outbox_cursor_resends_from_its_acked_seq(
         assert outbox.acked_seq == 10 and outbox.last_seq == 10
 
 
+
+
+async def test_no_welcome_is_given_up_after_the_open_timeout_and_retried(
+        outbox: Outbox) -> None:
+    outbox.commit(bet(3), None)
+
+    async def session(hub: DocHub, ws: ServerConnection, n: int) -> None:
+        await hub.hello(ws)
+        if n == 0:
+            await ws.wait_closed()  # says nothing: no welcome, no error
+            return
+        await hub.serve_normally_after_hello(ws, n)
+
+    hub = DocHub(session)
+    async for hub in _serving(hub):
+        uplink = make_uplink(hub.url, outbox, open_timeout_s=0.3)
+        async with running(uplink):
+            await wait_for(lambda: outbox.acked_seq == 3, what="delivered on the 2nd try")
+            assert uplink.state.sessions == 1 and uplink.state.reconnects >= 1
+        assert hub.received[0] == [] and hub.received[-1] == [1, 2, 3]
+
+
+# --------------------------------------------------------------------------- acks
+
+
+async def test_an_ack_beyond_what_was_sent_marks_nothing_unsent_as_delivered(
+        outbox: Outbox) -> None:
+    """A hub that acks seqs it was never sent (its own bug, or beyond anything the outbox
+    assigned) cannot make the agent skip them: every event still reaches it."""
+    outbox.commit(bet(10), None)
+
+    async def session(hub: DocHub, ws: ServerConnection, n: int) -> None:
+        await hub.hello(ws)
+        await hub.welcome(ws)
+        first = await hub.next_event(ws, n)
+        await hub.ack(ws, 1000)  # beyond the last seq the outbox ever assigned
+        await hub.ack(ws, 8)  # beyond what was sent, within the outbox
+        await hub.ack(ws, first)
+        while True:
+            await hub.next_event(ws, n)
+            await hub.ack(ws)
+
+    hub = DocHub(session)
+    async for hub in _serving(hub):
+        uplink = make_uplink(hub.url, outbox, window=1, batch=1, ack_persist_delay_s=0)
+        async with running(uplink):
+            await wait_for(lambda: sorted(hub.stored) == list(range(1, 11)), what="all sent")
+            await wait_for(lambda: outbox.acked_seq == 10, what="cursor at 10")
+            outbox.commit(bet(2), None)  # the cursor keeps following the real acks
+            uplink.notify_new_events()
+            await wait_for(lambda: outbox.acked_seq == 12, what="cursor at 12")
+            assert uplink.state.hub_acked_seq == 12
+        assert hub.received == [list(range(1, 13))]
+
+
+async def test_acks_going_backwards_or_repeated_change_nothing(outbox: Outbox) -> None:
+    outbox.commit(bet(6), None)
+
+    async def session(hub: DocHub, ws: ServerConnection, n: int) -> None:
+        await hub.hello(ws)
+        await hub.welcome(ws)
+        while True:
+            seq = await hub.next_event(ws, n)
+            await hub.ack(ws, seq)
+            await hub.ack(ws, seq)  # repeated
+            await hub.ack(ws, max(0, seq - 3))  # backwards
+
+    hub = DocHub(session)
+    async for hub in _serving(hub):
+        uplink = make_uplink(hub.url, outbox, window=2, batch=2, ack_persist_delay_s=0)
+        async with running(uplink):
+            await wait_for(lambda: outbox.acked_seq == 6, what="all acked")
+            assert uplink.state.hub_acked_seq == 6 and uplink.state.in_flight == 0
+        assert hub.received == [list(range(1, 7))]
