@@ -7,7 +7,7 @@ marked acknowledged in the outbox that the hub was not sent (docs/uplink.md, doc
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -20,8 +20,17 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from agent.store.outbox import Outbox
+from agent.uplink.client import Uplink
 from api import wire
-from tests.agent.uplink_kit import TERMINAL, bet, make_uplink, open_outbox, running
+from tests.agent.uplink_kit import (
+    TERMINAL,
+    TERMINAL_TOKEN,
+    bet,
+    make_uplink,
+    open_outbox,
+    running,
+    uplink_config,
+)
 from tests.support.waits import wait_for
 
 WELCOME_TIME = "2026-01-01T00:00:00.000Z"
@@ -48,10 +57,8 @@ class DocHub:
         n = len(self.received)
         self.received.append([])
         self.ws = ws
-        try:
+        with contextlib.suppress(ConnectionClosed):
             await self.session(self, ws, n)
-        except ConnectionClosed:
-            pass
 
     async def hello(self, ws: ServerConnection) -> dict[str, Any]:
         hello: dict[str, Any] = json.loads(await ws.recv())
@@ -107,7 +114,8 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
     box.close()
 
 
-async def _serving(hub: DocHub) -> AsyncIterator[DocHub]:
+@contextlib.asynccontextmanager
+async def serving(hub: DocHub) -> AsyncIterator[DocHub]:
     async with serve(hub.handler, "127.0.0.1", 0, max_size=None) as server:
         hub.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws/terminal"
         yield hub
@@ -122,8 +130,7 @@ async def test_a_welcome_behind_the_outbox_cursor_resends_from_its_acked_seq(
     seq > ackedSeq": a hub restored from a backup (or one that lost its last commits,
     `synchronous: NORMAL` and a power cut) gets back what it lost, from the outbox."""
     outbox.commit(bet(10), None)
-    hub = DocHub()
-    async for hub in _serving(hub):
+    async with serving(DocHub()) as hub:
         async with running(make_uplink(hub.url, outbox, ack_persist_delay_s=0)) as uplink:
             await wait_for(lambda: outbox.acked_seq == 10, what="all acked")
             # The hub loses seqs 6..10 and comes back.
@@ -152,8 +159,7 @@ async def test_no_welcome_is_given_up_after_the_open_timeout_and_retried(
             return
         await hub.serve_normally_after_hello(ws, n)
 
-    hub = DocHub(session)
-    async for hub in _serving(hub):
+    async with serving(DocHub(session)) as hub:
         uplink = make_uplink(hub.url, outbox, open_timeout_s=0.3)
         async with running(uplink):
             await wait_for(lambda: outbox.acked_seq == 3, what="delivered on the 2nd try")
@@ -181,8 +187,7 @@ async def test_an_ack_beyond_what_was_sent_marks_nothing_unsent_as_delivered(
             await hub.next_event(ws, n)
             await hub.ack(ws)
 
-    hub = DocHub(session)
-    async for hub in _serving(hub):
+    async with serving(DocHub(session)) as hub:
         uplink = make_uplink(hub.url, outbox, window=1, batch=1, ack_persist_delay_s=0)
         async with running(uplink):
             await wait_for(lambda: sorted(hub.stored) == list(range(1, 11)), what="all sent")
@@ -206,10 +211,67 @@ async def test_acks_going_backwards_or_repeated_change_nothing(outbox: Outbox) -
             await hub.ack(ws, seq)  # repeated
             await hub.ack(ws, max(0, seq - 3))  # backwards
 
-    hub = DocHub(session)
-    async for hub in _serving(hub):
+    async with serving(DocHub(session)) as hub:
         uplink = make_uplink(hub.url, outbox, window=2, batch=2, ack_persist_delay_s=0)
         async with running(uplink):
             await wait_for(lambda: outbox.acked_seq == 6, what="all acked")
             assert uplink.state.hub_acked_seq == 6 and uplink.state.in_flight == 0
         assert hub.received == [list(range(1, 7))]
+
+
+# --------------------------------------------------------------------------- reconnecting
+
+
+_WAIT = re.compile(r"reconnecting in ([0-9.]+) s")
+
+
+async def test_the_backoff_starts_over_after_a_welcome_but_not_after_a_policy_close(
+        outbox: Outbox, caplog: pytest.LogCaptureFixture) -> None:
+    """docs/uplink.md, "Reconnecting": doubling from the first delay, from the first delay
+    again only after a ``welcome``, however that session ended (a clean close, 1011...),
+    and not after a policy close (4002 replaced)."""
+    caplog.set_level(logging.INFO, logger="agent.uplink.client")
+    # per connection: (welcome?, close code); then a normal session
+    script = [(False, 1011), (False, 1011), (True, 1011), (False, 1000), (True, 4002),
+              (True, 1001), (False, 1011)]
+
+    async def session(hub: DocHub, ws: ServerConnection, n: int) -> None:
+        await hub.hello(ws)
+        if n >= len(script):
+            await hub.serve_normally_after_hello(ws, n)
+            return
+        welcome, code = script[n]
+        if welcome:
+            await hub.welcome(ws)
+        await ws.close(code, "doc hub")
+
+    async with serving(DocHub(session)) as hub:
+        uplink = make_uplink(hub.url, outbox, rng=lambda: 1.0, min_reconnect_delay_s=0.01,
+                             reconnect_max_delay_s=1.0)
+        async with running(uplink):
+            await wait_for(lambda: uplink.state.sessions == 4, what="the last session")
+    delays = [float(m.group(1)) for m in _WAIT.finditer(caplog.text)]
+    assert delays == [0.01, 0.02, 0.01, 0.02, 0.04, 0.01, 0.02]
+    # A clean close is reported with its code (not a crash of the close bookkeeping).
+    assert "closed by the hub: 1001 doc hub" in caplog.text
+    assert "closed by the hub: 4002 doc hub" in caplog.text
+
+
+async def test_the_state_names_the_next_url_while_the_uplink_waits(outbox: Outbox) -> None:
+    """docs/uplink.md: the state's ``url`` is the URL of the current or next attempt."""
+    async def session(hub: DocHub, ws: ServerConnection, n: int) -> None:
+        await ws.close(1011, "down")
+
+    async with serving(DocHub(session)) as first, serving(DocHub(session)) as second:
+        uplink = Uplink(uplink_config(first.url, urls=(first.url, second.url),
+                                      reconnect_max_delay_s=600),
+                        terminal_id=TERMINAL, outbox=outbox, token=lambda: TERMINAL_TOKEN,
+                        min_reconnect_delay_s=600, rng=lambda: 1.0)
+        async with running(uplink):
+            # first, then second at once, then the wait before the first again
+            await wait_for(lambda: len(second.received) == 1 and
+                           uplink.state.last_error is not None and
+                           "1011" in uplink.state.last_error and
+                           uplink.state.reconnects == 1, what="both tried")
+            await wait_for(lambda: uplink.state.url == first.url, what="next URL named")
+            assert len(first.received) == 1
