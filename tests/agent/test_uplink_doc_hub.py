@@ -275,3 +275,59 @@ async def test_the_state_names_the_next_url_while_the_uplink_waits(outbox: Outbo
                            uplink.state.reconnects == 1, what="both tried")
             await wait_for(lambda: uplink.state.url == first.url, what="next URL named")
             assert len(first.received) == 1
+
+
+# --------------------------------------------------------------------------- a hostile hub
+
+
+async def test_garbage_and_closes_mid_burst_with_every_code_lose_and_double_nothing(
+        outbox: Outbox) -> None:
+    """Every connection but the last: a welcome, a few events acked, garbage the agent must
+    skip (bad JSON, a binary frame, an unknown type, an ack of the wrong type, a welcome
+    again, an error that is not ``internal``), then a close mid-burst with one of the codes
+    of protocol.md §9, or a frame beyond the agent's size limit (it closes with 1009). The
+    last connection behaves. Each resumes at its welcome's ``ackedSeq + 1``; the hub ends
+    up with every event, and the terminal never skips one."""
+    total = 120
+    outbox.commit(bet(total), None)
+    codes = [1000, 1001, 1008, 1011, 4001, 4002, 4003, None]  # None: a frame too large
+    garbage: list[str | bytes] = [
+        "{not json", b"\x00\x01binary", '{"type": "mystery", "x": 1}',
+        '{"type": "ack", "upTo": "7"}', '{"type": "ack"}', "[1, 2]",
+        wire.encode(wire.welcome(TERMINAL, 10**6, WELCOME_TIME)),
+        wire.encode(wire.error(wire.ErrorCode.BAD_MESSAGE, "not that one", "x")),
+        wire.encode(wire.ping("p1")),
+    ]
+
+    async def session(hub: DocHub, ws: ServerConnection, n: int) -> None:
+        await hub.hello(ws)
+        await hub.welcome(ws)
+        if n >= len(codes):
+            while True:
+                await hub.next_event(ws, n)
+                await hub.ack(ws)
+        for i in range(6):
+            await hub.next_event(ws, n)
+            if i % 2:
+                await hub.ack(ws)
+            if i == 2:
+                for frame in garbage:
+                    await ws.send(frame)
+        code = codes[n]
+        if code is None:
+            await ws.send("x" * (2 << 20))  # beyond max_message_bytes (1 MiB)
+            await ws.wait_closed()
+        else:
+            await ws.close(code, "doc hub")
+
+    async with serving(DocHub(session)) as hub:
+        uplink = make_uplink(hub.url, outbox, window=4, batch=3, ack_persist_delay_s=0)
+        async with running(uplink):
+            await wait_for(lambda: outbox.acked_seq == total, timeout=30, what="all acked")
+    assert sorted(hub.stored) == list(range(1, total + 1))
+    for welcomed, seqs in zip(hub.welcomed, hub.received, strict=True):
+        assert seqs == list(range(welcomed + 1, welcomed + 1 + len(seqs)))
+    assert len(hub.received) == len(codes) + 1
+    assert {"type": "pong", "id": "p1"} in hub.others  # the ping among the garbage
+    # What is sent twice is at most what was in flight, unacknowledged, at each close.
+    assert hub.duplicates() <= 4 * len(codes)
