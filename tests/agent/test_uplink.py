@@ -420,6 +420,29 @@ async def test_tls_with_the_wrong_ca_is_refused_and_retried(
         assert runner.seqs(TERMINAL) == [] and outbox.acked_seq == 0
 
 
+async def test_tls_with_a_host_name_the_certificate_does_not_name_is_refused(
+        outbox: Outbox, pki: tuple[Any, Any]) -> None:
+    """docs/uplink.md: the host name is always verified, also against a private CA. The
+    certificate names localhost and 127.0.0.1; the hub is reached as 127.0.0.2 (loopback)."""
+    good, _ = pki
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(good.cert, good.key)
+    hellos: list[str] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        hellos.append(str(await ws.recv()))
+
+    async with serve(handler, "127.0.0.2", 0, ssl=server_ctx) as server:
+        port = server.sockets[0].getsockname()[1]
+        uplink = make_uplink(f"wss://127.0.0.2:{port}/ws/terminal", outbox,
+                             ca_file=str(good.ca))
+        async with running(uplink):
+            await wait_for(lambda: uplink.state.reconnects >= 2, what="TLS failures retried")
+            assert "TLS" in (uplink.state.last_error or "")
+            assert "127.0.0.2" in (uplink.state.last_error or "")
+        assert hellos == []
+
+
 def test_plain_ws_is_refused_unless_allowed(outbox: Outbox) -> None:
     config = uplink_config("ws://127.0.0.1:1/ws/terminal", allow_insecure=False)
     with pytest.raises(ConfigError) as info:
