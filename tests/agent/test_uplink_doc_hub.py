@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,15 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from agent.store.outbox import Outbox
+from agent.uplink.actions import Actions
 from agent.uplink.client import Uplink
 from api import wire
+from api.events import Event
+from api.signing import sign_action
 from tests.agent.uplink_kit import (
     TERMINAL,
     TERMINAL_TOKEN,
+    FakeLine,
     bet,
     make_uplink,
     open_outbox,
@@ -331,3 +336,100 @@ async def test_garbage_and_closes_mid_burst_with_every_code_lose_and_double_noth
     assert {"type": "pong", "id": "p1"} in hub.others  # the ping among the garbage
     # What is sent twice is at most what was in flight, unacknowledged, at each close.
     assert hub.duplicates() <= 4 * len(codes)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+KEY = b"doc-hub-action-key-0123456789"
+
+
+async def test_actions_from_a_doc_hub_get_one_ack_and_one_result_each(outbox: Outbox) -> None:
+    """docs/uplink.md "Remote actions", over the wire with a key: a signed action runs once;
+    its repeat while it runs is accepted and gets no second result; unsigned, stale or
+    forged signatures are
+    ``bad_signature`` and record nothing (the genuine action with that id still runs after);
+    another terminal is ``forbidden``; past ``expiresAt`` is ``expired``; an unknown action
+    is ``unknown_action``. Every frame gets one ``actionAck``, every id one ``actionResult``
+    per execution or refusal, and the results also arrive as ``actionCompleted`` events."""
+    now = time.time()
+
+    def signed(action_id: str, name: str = "lock", *, terminal: str = TERMINAL,
+               issued: float = now, expires: float | None = None) -> str:
+        msg = wire.action(action_id, terminal, name, {},
+                          issued_at=wire.format_timestamp(issued),
+                          expires_at=None if expires is None else wire.format_timestamp(expires))
+        return wire.encode(sign_action(KEY, msg))
+
+    forged = json.loads(signed("a-forged"))
+    forged["signature"] = "0" * 64
+    frames = [
+        signed("a-1"),
+        signed("a-1"),  # repeated
+        wire.encode(wire.action("a-2", TERMINAL, "lock", {})),  # unsigned
+        signed("a-3", issued=now - 3600),  # outside the replay window
+        json.dumps(forged),
+        signed("a-4", terminal="T-other"),
+        signed("a-5", expires=now - 60),
+        signed("a-6", "fly"),
+        signed("a-2"),  # the genuine a-2 after the refused unsigned one
+    ]
+    answers: list[dict[str, Any]] = []
+
+    async def session(hub: DocHub, ws: ServerConnection, n: int) -> None:
+        await hub.hello(ws)
+        await hub.welcome(ws)
+        for frame in frames:
+            await ws.send(frame)
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["type"] == "event":
+                hub.received[n].append(msg["seq"])
+                hub.stored.setdefault(msg["seq"], msg)
+                await ws.send(wire.encode(wire.ack(msg["seq"])))
+            else:
+                answers.append(msg)
+
+    line = FakeLine()
+    uplink: Uplink | None = None
+
+    def emit(event: Event) -> None:
+        outbox.commit([event], None)
+        if uplink is not None:
+            uplink.notify_new_events()
+
+    actions = Actions(terminal_id=TERMINAL, store=outbox, submit=line.submit, emit=emit,
+                      observe=lambda _: None, diagnostics_report=dict, addresses=[1],
+                      hmac_key=KEY)
+    async with serving(DocHub(session)) as hub:
+        uplink = make_uplink(hub.url, outbox, actions=actions.handle)
+        async with running(uplink):
+            # a-1's repeat comes while a-1 runs: accepted, and its one result follows
+            await wait_for(lambda: sum(a["type"] == "actionResult" for a in answers)
+                           == len(frames) - 1, what="every result")
+            await wait_for(lambda: sum(e["event"] == "actionCompleted"
+                                       for e in hub.stored.values()) == 8, what="events")
+    got: dict[str, list[tuple[str, str, str]]] = {}
+    for a in answers:
+        assert a["terminalId"] == TERMINAL
+        got.setdefault(a["id"], []).append(
+            (a["type"], a["status"], (a.get("error") or "").split(":")[0]))
+    ok = [("actionAck", "accepted", ""), ("actionResult", "succeeded", "")]
+    assert sorted(got["a-1"]) == [ok[0], ok[0], ok[1]]
+    assert got["a-2"] == [("actionAck", "rejected", "bad_signature"),
+                          ("actionResult", "rejected", "bad_signature"), *ok]
+    for action_id in ("a-3", "a-forged"):
+        assert got[action_id] == [("actionAck", "rejected", "bad_signature"),
+                                  ("actionResult", "rejected", "bad_signature")]
+    assert got["a-4"] == [("actionAck", "rejected", "forbidden"),
+                          ("actionResult", "rejected", "forbidden")]
+    assert got["a-5"] == [("actionAck", "rejected", "expired"),
+                          ("actionResult", "expired", "expired")]
+    assert got["a-6"] == [("actionAck", "rejected", "unknown_action"),
+                          ("actionResult", "rejected", "unknown_action")]
+    assert [c.action_id for c in line.commands] == ["a-1", "a-2"]
+    completed = sorted((e["data"]["actionId"], e["data"]["status"]) for e in hub.stored.values()
+                       if e["event"] == "actionCompleted")
+    assert completed == [("a-1", "succeeded"), ("a-2", "rejected"), ("a-2", "succeeded"),
+                         ("a-3", "rejected"), ("a-4", "rejected"), ("a-5", "expired"),
+                         ("a-6", "rejected"), ("a-forged", "rejected")]
