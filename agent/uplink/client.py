@@ -418,6 +418,13 @@ class Uplink:
         async with contextlib.aclosing(self._messages(ws)) as frames:
             async for msg in frames:
                 if isinstance(msg, messages.Welcome):
+                    if msg.terminal_id != self.terminal_id or msg.protocol != wire.PROTOCOL_VERSION:
+                        # Its ackedSeq is not about this outbox: applying it could mark events
+                        # acknowledged that this hub never stored.
+                        raise UplinkError(f"hub welcomed terminal {msg.terminal_id!r} with "
+                                          f"protocol {msg.protocol}; this is "
+                                          f"{self.terminal_id!r}, protocol "
+                                          f"{wire.PROTOCOL_VERSION}")
                     return msg
                 if isinstance(msg, messages.Error):
                     raise UplinkError(f"hub refused hello: {msg.code.value}: {msg.message}")

@@ -172,6 +172,31 @@ async def test_no_welcome_is_given_up_after_the_open_timeout_and_retried(
         assert hub.received[0] == [] and hub.received[-1] == [1, 2, 3]
 
 
+async def test_a_welcome_for_another_terminal_or_protocol_is_not_applied(
+        outbox: Outbox) -> None:
+    """Its ackedSeq is about another outbox: applying it would mark events 1..5 acknowledged
+    that this hub never stored."""
+    outbox.commit(bet(6), None)
+
+    async def session(hub: DocHub, ws: ServerConnection, n: int) -> None:
+        await hub.hello(ws)
+        if n < 2:
+            welcome = wire.welcome("T-other" if n == 0 else TERMINAL, 5, WELCOME_TIME)
+            if n == 1:
+                welcome["protocol"] = 2
+            await ws.send(wire.encode(welcome))
+            await ws.wait_closed()
+            return
+        await hub.serve_normally_after_hello(ws, n)
+
+    async with serving(DocHub(session)) as hub:
+        uplink = make_uplink(hub.url, outbox, ack_persist_delay_s=0)
+        async with running(uplink):
+            await wait_for(lambda: outbox.acked_seq == 6, what="delivered on the 3rd try")
+            assert uplink.state.sessions == 1
+        assert hub.received == [[], [], list(range(1, 7))]
+
+
 # --------------------------------------------------------------------------- acks
 
 
