@@ -6,7 +6,10 @@ One connection at a time to ``/ws/terminal`` (docs/protocol.md §4):
   file replaced on disk is picked up; registered as a secret so no log line shows it), then
   ``hello`` with the outbox's last seq and the hub's ``welcome``. The hub's ``ackedSeq`` is
   applied to the outbox at once (``ack``; or ``resync`` when the hub knows more seqs than this
-  file ever assigned, i.e. the file was replaced) and sending resumes at ``ackedSeq + 1``.
+  file ever assigned, i.e. the file was replaced) and sending resumes at ``ackedSeq + 1``,
+  also when that is below the outbox cursor (a hub restored from a backup gets back the
+  events the file still holds). A ``welcome`` for another terminal or protocol is refused.
+  An ``ack`` counts only up to the last event sent (:meth:`SendWindow.on_ack`).
 - Sending (:mod:`agent.uplink.window`): events are read from the outbox through a read-only
   connection of our own, in batches of ``uplink.batch``, never more than ``uplink.window``
   sent and unacknowledged; each comes as its ready ``event`` frame text
