@@ -152,9 +152,12 @@ class SendWindow:
                         ahead = self._calls.start(self._read, reader, ready[-1].seq)
                     for _ in range(min(room, len(ready))):
                         frame = ready.popleft()
-                        await ws.send(frame.text)
+                        # Counted as sent before the send: ``send`` may wait for the socket
+                        # buffer to drain after writing the frame, and the hub's ack of it
+                        # can be read meanwhile (on_ack counts acks only up to ``sent``).
                         self.in_flight.append((frame.seq, time.monotonic()))
                         self.sent = frame.seq
+                        await ws.send(frame.text)
                     continue
             if self.replies:
                 continue  # queued while a read was awaited (its wake-up may have been cleared)

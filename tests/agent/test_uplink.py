@@ -4,6 +4,7 @@ network drops, the send window, refused tokens, TLS, and the URL rules."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -632,3 +633,32 @@ async def test_hello_reports_the_machine_state(outbox: Outbox) -> None:
             await wait_for(lambda: bool(hellos), what="hello")
     assert hellos[0]["machine"] == {"hostLocked": True}
     wire.parse_message(json.dumps(hellos[0]), max_bytes=1 << 20, accept=wire.TERMINAL_TO_HUB)
+
+
+async def test_an_ack_read_while_its_event_is_still_being_sent_counts(outbox: Outbox) -> None:
+    """``ws.send`` may wait for the socket buffer to drain after it wrote the frame, and the
+    receiver may read the hub's ack of that frame meanwhile: the ack frees the window and
+    counts in full (it is not taken for an ack beyond what was sent)."""
+    from agent.uplink.window import SendWindow, WorkerCalls
+
+    outbox.commit(bet(3), None)
+    calls = WorkerCalls()
+    window = SendWindow(uplink_config("ws://x/ws/terminal", window=1, batch=1), outbox, calls,
+                        metrics=None, fallback_poll_s=3600.0, max_pending_replies=10)
+
+    class AckedDuringDrain:
+        async def send(self, text: str) -> None:
+            window.on_ack(json.loads(text)["seq"])  # as the receiver would, during drain
+
+    reader = Outbox.open_reader(outbox.path)
+    try:
+        window.apply_welcome(0)
+        task = asyncio.create_task(window.send_loop(AckedDuringDrain(), reader))  # type: ignore[arg-type]
+        await wait_for(lambda: window.hub_acked == 3, what="every ack counted")
+        assert window.sent == 3 and not window.in_flight
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await calls.drain()
+    finally:
+        reader.close()
