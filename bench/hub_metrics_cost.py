@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchlib import header
+from benchlib import header, load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -104,6 +104,7 @@ def main() -> None:
     header("hub metrics: CPU per call")
     hot_path(args.runs)
     asyncio.run(scrape(args.runs))
+    print(f"# load average {load_average()}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from benchlib import header, median
+from benchlib import header, load_average, median
 
 try:
     import msgspec
@@ -125,9 +125,10 @@ def main() -> None:
         a.append(per_event_us(hand, batch, args.rounds))
         b.append(per_event_us(msgspec_parse, batch, args.rounds))
         print(f"  run {i + 1}/{args.runs}: json + hand checker {a[-1]:.2f} µs/event, "
-              f"msgspec {b[-1]:.2f} µs/event", flush=True)
+              f"msgspec {b[-1]:.2f} µs/event (load average {load_average()})", flush=True)
     print(f"median: json + hand checker {median(a):.2f} µs/event, msgspec {median(b):.2f} "
-          f"µs/event, ratio {median(a) / median(b):.2f}x  (CPU time, batches of {args.batch})")
+          f"µs/event, ratio {median(a) / median(b):.2f}x  (CPU time, batches of {args.batch}; "
+          f"load average {load_average()})")
 
 
 if __name__ == "__main__":
