@@ -162,9 +162,8 @@ def main() -> int:
                                                                 " one per instance)")
     args = parser.parse_args()
     reason = postgres.available()
-    if reason is not None:
-        print(f"skipped: {reason}")
-        return 0
+    if reason is not None:  # nothing measured: say why and fail, as pg_cursor_lock.py does
+        raise SystemExit(reason)
     header(f"hub instances on one PostgreSQL: {args.terminals} terminals, {args.rate:g} "
            f"events/s offered for {args.duration:g} s, {args.viewers} viewers on the last "
            "instance")
