@@ -169,6 +169,7 @@ def main() -> int:
            "instance")
     print("instances  stored/s  ack p50 ms  ack p99 ms  viewer ev/s  errors  hub CPU (cores,"
           " each)  load avg (before -> after)")
+    first: dict[str, Any] | None = None
     for n in args.instances:
         r = run_once(args, n)
         before, after = r["load"]
@@ -178,6 +179,12 @@ def main() -> int:
               f"{before[0]:.2f} -> {after[0]:.2f}", flush=True)
         for e in r["errors"][:5]:
             print(f"    error: {e}")
+        if first is None:
+            first = r
+        else:  # against the first instance count of the same run (the baseline)
+            print(f"           {n} / {first['instances']} instances: stored/s "
+                  f"{r['stored_per_s'] / first['stored_per_s']:.2f}, ack p99 "
+                  f"{r['p99'] / first['p99']:.2f}", flush=True)
     return 0
 
 

@@ -87,6 +87,7 @@ def main() -> None:
     with postgres.cluster(durable=True) as cluster:
         run = 0
         for batch in args.batch:
+            rates: dict[str, float] = {}
             for mode in ("on", "off"):
                 run += 1
                 store_pg._LOCK_CURSORS = _LOCKED if mode == "on" else "SELECT 1"
@@ -96,6 +97,9 @@ def main() -> None:
                 after = os.getloadavg()[0]
                 print(f"{mode:>4} {batch:>5} {rate:>9,.0f} {tx:>7,.0f} {p50:>7.2f} "
                       f"{p99:>7.2f}  {before:.2f} -> {after:.2f}", flush=True)
+                rates[mode] = rate
+            print(f"     batch {batch}: events/s with the lock / without (the baseline) = "
+                  f"{rates['on'] / rates['off']:.2f}", flush=True)
     store_pg._LOCK_CURSORS = _LOCKED
 
 
