@@ -37,7 +37,7 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from benchlib import header, percentile
+from benchlib import HelpDefaults, header, percentile
 from hub_load import PHASE_GAP, SLOT_AGENT, Phase, _terminals_process, _viewers_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +150,9 @@ def run_once(args: argparse.Namespace, instances: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--terminals", type=int, default=300)
     parser.add_argument("--rate", type=float, default=2000, help="events/s, all terminals")

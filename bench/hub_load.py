@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchlib import Verdict, beside_python, exit_with, header, percentile, verdicts
+from benchlib import HelpDefaults, Verdict, beside_python, exit_with, header, percentile, verdicts
 from prometheus_client.parser import text_string_to_metric_families
 from rawws import CountingWs, RawWs
 
@@ -556,7 +556,9 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--terminals", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=10_000, help="events/s, all terminals")
     parser.add_argument("--duration", type=float, default=60.0)

@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import header, percentile
+from benchlib import HelpDefaults, header, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,7 +72,9 @@ def _run(url: str, writers: int, batch: int, seconds: float, tag: str
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     ap.add_argument("--writers", type=int, default=2)
     ap.add_argument("--batch", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--seconds", type=float, default=5.0)

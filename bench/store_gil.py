@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchlib import header, load_average, percentile
+from benchlib import HelpDefaults, header, load_average, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -119,7 +119,9 @@ class Floor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--busy", type=float, nargs="+", default=[0.0, 0.7, 0.9],
                         help="share of each millisecond the loop thread holds the lock")
     parser.add_argument("--commits", type=int, default=60, help="commits per way and level")

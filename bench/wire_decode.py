@@ -24,7 +24,7 @@ import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from benchlib import header, load_average, median
+from benchlib import HelpDefaults, header, load_average, median
 
 try:
     import msgspec
@@ -103,7 +103,9 @@ def per_event_us(parse: Any, batch: list[str], rounds: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--batch", type=int, default=1000, help="events per batch")
     parser.add_argument("--rounds", type=int, default=50, help="batches per run")
     parser.add_argument("--runs", type=int, default=7, help="interleaved runs of each path")
