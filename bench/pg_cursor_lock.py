@@ -8,7 +8,8 @@ its own thread as one hub instance's writer, each storing batches of ``--batch``
 to back for ``--seconds``. Printed per mode and batch size: events/s stored by all writers
 together, transactions/s, and the p50 / p99 time of one ``insert_events`` call (the ingest
 acknowledges after it), with the load average (the machine is shared: the figures move with
-it). "off" is the store as it was before the lock: cursors in insert order, not commit order.
+it), and per batch size the ratio of the two modes' events/s. "off", the baseline, is the
+store as it was before the lock: cursors in insert order, not commit order.
 
 Run: ``.venv/bin/python bench/pg_cursor_lock.py [--writers 2] [--batch 10 100] [--seconds 5]``.
 """

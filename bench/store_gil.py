@@ -14,7 +14,8 @@ busy event loop does: Python work in 50 µs slices, each ended by a small write 
 system call that releases the lock), for ``busy`` of every millisecond, idle for the rest.
 Each busy level runs ``executemany`` (the baseline, as the store did before) and the
 multi-row insert alternately in the same process, so the machine's load weighs on both
-alike. Figures: commit wall time p50 and p90, and the ratio of the two.
+alike. Figures: commit wall time p50 and p90, the ratio of the two p50s, and the load
+average, per level and way.
 
 Run: ``python bench/store_gil.py [--busy 0 0.7 0.9] [--commits 60]``.
 """
