@@ -354,6 +354,10 @@ class Interpreter:
             last = m.repeats_seen.get(code)
             step.machine = m = replace(m, repeats_seen={**m.repeats_seen, code: step.at})
             if last is not None and 0 <= step.at - last < REPEAT_WINDOW_S:
+                if code == Exc.GAME_LOCKED and not m.game_locked:
+                    # not known locked: LP 74 says whether this is a new lock (an unlock
+                    # and a lock again within the window), as it says for the first 6F
+                    step.read(ReadGameLock(address))
                 return
         if code in DOORS:
             self._door(step, *DOORS[code])

@@ -156,6 +156,14 @@ MAX_METER_SIZE = 9
 SURE_SIZE_CODES = range(0x00, 0x25)
 
 
+#: Places :func:`_decode_selected` tries at most. A real reply splits in a few dozen (each
+#: code once, most of a known size; none of 20,000 ten-meter replies with unsure sizes and
+#: values made of code-like digits needed the bound), while bytes made of nothing but
+#: asked-for codes in BCD could take the memoised search a million steps (about a second of
+#: CPU per reply; some 50 ms with the bound).
+MAX_SPLIT_TRIES = 10_000
+
+
 def decode_meter_body(command: int, body: bytes, frame: bytes,
                       asked: tuple[int, ...] | None = None) -> MeterReply:
     """Decode a meter reply body (after ``addr cmd``, and after the length byte for
@@ -211,10 +219,15 @@ def _decode_selected(body: bytes, asked: tuple[int, ...], frame: bytes) -> tuple
     split: ``LengthError`` (never a misread meter)."""
     wanted = set(asked)
     dead_ends: set[tuple[int, frozenset[int]]] = set()  # bounds the search on hostile bytes
+    tries = 0
 
     def split(offset: int, seen: frozenset[int]) -> list[MeterValue] | None:
+        nonlocal tries
         if offset == len(body):
             return []
+        tries += 1
+        if tries > MAX_SPLIT_TRIES:
+            raise LengthError(f"LP 2F reply: no split found in {MAX_SPLIT_TRIES} tries", frame)
         code = body[offset]
         if code not in wanted or code in seen or (offset, seen) in dead_ends:
             return None

@@ -401,7 +401,25 @@ def test_an_exception_repeated_until_serviced_is_reported_once(code: int) -> Non
     for _ in range(20):
         assert m.exc(code, after=0.2) == []
     assert names(m.exc(code, after=REPEAT_WINDOW_S)) == names(first)  # a new interaction
-    assert m.reads == reads
+    if code != 0x6F:  # 6F asks LP 74 while the lock is not known (the next test)
+        assert m.reads == reads
+
+
+def test_a_game_lock_again_within_the_repeat_window_is_read_and_reported() -> None:
+    """6F's repeats yield no event, but a 6F while the machine is not known locked still
+    asks LP 74: a lock, an unlock and a lock again within the window is two gameLocked."""
+    from agent.observations import GameLockRead
+    from agent.reads import ReadGameLock
+
+    m = Machine().started()
+    m.exc(0x6F)
+    assert names(m.feed(GameLockRead(at=m.tick(0.5), lock_status=0x00))) == ["gameLocked"]
+    m.reads.clear()
+    assert m.exc(0x6F, after=0.5) == [] and m.reads == []  # locked, and known so
+    assert names(m.feed(GameLockRead(at=m.tick(0.5), lock_status=0xFF))) == ["gameUnlocked"]
+    assert m.exc(0x6F, after=0.5) == []  # within the window: no machineException again
+    assert ReadGameLock(1) in m.reads
+    assert names(m.feed(GameLockRead(at=m.tick(0.5), lock_status=0x00))) == ["gameLocked"]
 
 
 def test_the_page_lists_exactly_the_exceptions_repeated_until_serviced() -> None:

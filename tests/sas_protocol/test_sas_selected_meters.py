@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sas_protocol as sp
-from sas_protocol.messages.meters import MAX_METER_SIZE, SURE_SIZE_CODES
+from sas_protocol.messages.meters import MAX_METER_SIZE, MAX_SPLIT_TRIES, SURE_SIZE_CODES
 
 
 def _reply(entries: list[tuple[int, int, int]], game: int = 0) -> bytes:
@@ -67,6 +67,17 @@ def test_hostile_bytes_end_quickly() -> None:
     frame = sp.append_crc(bytes((1, 0x2F, 252)) + bytes(252))
     with pytest.raises(sp.LengthError):
         _read(tuple(range(10)), frame)
+
+
+def test_bytes_made_of_asked_codes_stop_the_search_at_its_bound() -> None:
+    """Every byte an asked code of no sure size, and every one valid BCD: the memoised search
+    could take a million steps (about a second of CPU per reply); it gives up at
+    ``MAX_SPLIT_TRIES``."""
+    asked = tuple(range(0x40, 0x4A))
+    body = bytes(2) + bytes(asked[(i * 7) % 10] for i in range(120))
+    frame = sp.append_crc(bytes((1, 0x2F, len(body))) + body)
+    with pytest.raises(sp.LengthError, match=f"no split found in {MAX_SPLIT_TRIES} tries"):
+        _read(asked, frame)
 
 
 _CODES = st.sampled_from((0x00, 0x01, 0x02, 0x0B, 0x0D, 0x24, 0x25, 0x26, 0x40, 0x47, 0xA0,
