@@ -13,9 +13,9 @@ Printed per run: events/s stored (acknowledged), ack p50 / p99, events/s the med
 received (all terminals' events: cross-instance fan-out), errors, each hub process's CPU
 during the run (in cores), and the load average of the machine (shared: the figures move
 with it); from the second instance count on, its stored/s and ack p99 against the first
-count's (the baseline of the same run). Everything runs on this machine: PostgreSQL, the hubs and the generator share its
-cores, so more instances here measure the coordination cost, not the gain of more machines
-(docs/scaling.md).
+count's (the baseline of the same run). Everything runs on this machine: PostgreSQL, the
+hubs and the generator share its cores, so more instances here measure the coordination
+cost, not the gain of more machines (docs/scaling.md).
 
 Run: ``.venv/bin/python bench/hub_cluster.py [--instances 1 2 3] [--rate 2000] [--help]``.
 """
