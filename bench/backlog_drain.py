@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import Verdict, exit_with, header, median, verdicts
+from benchlib import HelpDefaults, Verdict, exit_with, header, median, verdicts
 from procs import HubProcess
 
 from agent.config import UplinkConfig
@@ -128,7 +128,9 @@ async def bare_once(frames: list[str], compression: str | None) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--window", type=int, default=UplinkConfig().window,

@@ -7,7 +7,9 @@ by ratios rather than absolute times.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import copy
 import math
 import os
 import platform
@@ -96,6 +98,23 @@ def verdicts(items: Sequence[Verdict]) -> int:
     for v in items:
         print(v.line())
     return 0 if all(v.met for v in items) else 1
+
+
+class HelpDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` gives each option's default where it has one (not for a flag, a file
+    that is not written unless named, or a help text that says its default itself)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if (action.help is None and action.option_strings
+                and action.default not in (None, False, argparse.SUPPRESS)):
+            action = copy.copy(action)  # an option without a help text: its default
+            action.help = "default: %(default)s"
+        return super()._format_action(action)
 
 
 def exit_with(code: int) -> None:

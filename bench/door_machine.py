@@ -29,6 +29,7 @@ import random
 import sys
 import time
 
+from benchlib import HelpDefaults
 from procs import PassThrough
 
 from agent.line.messages import NICE_AHEAD, RT_PRIORITY
@@ -90,7 +91,9 @@ def send(record: dict[str, object]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--samples", type=int, required=True)
     parser.add_argument("--interval-ms", type=int, required=True)
     parser.add_argument("--priority", choices=["realtime", "nice", "normal"], default="normal")

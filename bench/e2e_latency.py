@@ -63,7 +63,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import Verdict, exit_with, header, load_average, percentile, run_in_workdir, verdicts
+from benchlib import (
+    HelpDefaults,
+    Verdict,
+    exit_with,
+    header,
+    load_average,
+    percentile,
+    run_in_workdir,
+    verdicts,
+)
 from procs import SLOT_AGENT, agent_floor, dashboard
 
 from api.capture import parse_capture
@@ -333,7 +342,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--interval-ms", type=int, default=40)
     parser.add_argument("--priority", default="nice", choices=["realtime", "nice", "normal"],

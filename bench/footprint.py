@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import Verdict, exit_with, header, verdicts
+from benchlib import HelpDefaults, Verdict, exit_with, header, verdicts
 from procs import ROOT, SLOT_AGENT, EmulatorProcess, HubProcess
 
 TERMINAL = "BENCH-FP"
@@ -121,7 +121,9 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds")
     parser.add_argument("--interval-ms", type=int, default=200)
     parser.add_argument("--warmup", type=float, default=10.0)

@@ -12,9 +12,10 @@ together send ``--rate`` events/s, at most ``--window`` unacknowledged.
 Printed per run: events/s stored (acknowledged), ack p50 / p99, events/s the median viewer
 received (all terminals' events: cross-instance fan-out), errors, each hub process's CPU
 during the run (in cores), and the load average of the machine (shared: the figures move
-with it). Everything runs on this machine: PostgreSQL, the hubs and the generator share its
-cores, so more instances here measure the coordination cost, not the gain of more machines
-(docs/scaling.md).
+with it); from the second instance count on, its stored/s and ack p99 against the first
+count's (the baseline of the same run). Everything runs on this machine: PostgreSQL, the
+hubs and the generator share its cores, so more instances here measure the coordination
+cost, not the gain of more machines (docs/scaling.md).
 
 Run: ``.venv/bin/python bench/hub_cluster.py [--instances 1 2 3] [--rate 2000] [--help]``.
 """
@@ -37,7 +38,7 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from benchlib import header, percentile
+from benchlib import HelpDefaults, header, percentile
 from hub_load import PHASE_GAP, SLOT_AGENT, Phase, _terminals_process, _viewers_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +151,9 @@ def run_once(args: argparse.Namespace, instances: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--terminals", type=int, default=300)
     parser.add_argument("--rate", type=float, default=2000, help="events/s, all terminals")
@@ -162,14 +165,14 @@ def main() -> int:
                                                                 " one per instance)")
     args = parser.parse_args()
     reason = postgres.available()
-    if reason is not None:
-        print(f"skipped: {reason}")
-        return 0
+    if reason is not None:  # nothing measured: say why and fail, as pg_cursor_lock.py does
+        raise SystemExit(reason)
     header(f"hub instances on one PostgreSQL: {args.terminals} terminals, {args.rate:g} "
            f"events/s offered for {args.duration:g} s, {args.viewers} viewers on the last "
            "instance")
     print("instances  stored/s  ack p50 ms  ack p99 ms  viewer ev/s  errors  hub CPU (cores,"
           " each)  load avg (before -> after)")
+    first: dict[str, Any] | None = None
     for n in args.instances:
         r = run_once(args, n)
         before, after = r["load"]
@@ -179,6 +182,12 @@ def main() -> int:
               f"{before[0]:.2f} -> {after[0]:.2f}", flush=True)
         for e in r["errors"][:5]:
             print(f"    error: {e}")
+        if first is None:
+            first = r
+        else:  # against the first instance count of the same run (the baseline)
+            print(f"           {n} / {first['instances']} instances: stored/s "
+                  f"{r['stored_per_s'] / first['stored_per_s']:.2f}, ack p99 "
+                  f"{r['p99'] / first['p99']:.2f}", flush=True)
     return 0
 
 

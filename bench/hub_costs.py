@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchlib import header
+from benchlib import HelpDefaults, header
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -152,7 +152,9 @@ async def _old_fan_out(writes: list[EventWrite], clients: int, runs: int) -> flo
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--burst", type=int, default=5, help="events per terminal burst")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--events", type=int, default=20_000, help="events per run")

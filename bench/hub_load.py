@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchlib import Verdict, beside_python, exit_with, header, percentile, verdicts
+from benchlib import HelpDefaults, Verdict, beside_python, exit_with, header, percentile, verdicts
 from prometheus_client.parser import text_string_to_metric_families
 from rawws import CountingWs, RawWs
 
@@ -446,6 +446,7 @@ class PhaseResult:
     rss_mb: int
     hub_cpu: float  # the hub's CPU during the phase, in cores (1.0 = one core busy)
     generator_cpu: float  # the load generator's processes together, in cores
+    load: float  # the machine's 1-minute load average at the phase's end
 
 
 def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult], list[str],
@@ -484,6 +485,7 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
         rss: list[int] = []
         cpu: list[float] = []
         gen: list[float] = []
+        loads: list[float] = []
         t0 = start_at.value
         time.sleep(max(0.0, t0 - time.time()))
         cpu_start = hub.cpu_seconds()
@@ -499,6 +501,7 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
             cpu.append((hub.cpu_seconds() - cpu0) / phase.duration)
             gen.append((sum(_cpu_seconds(p.pid) for p in procs) - gen0) / phase.duration)
             rss.append(hub.phase_peak())
+            loads.append(os.getloadavg()[0])
             if hub.viewers:
                 # Read at the phase's end: the terminals leave soon after it, and the hub's
                 # deviceOffline events (3,000 batches at once) are no part of the phase.
@@ -542,7 +545,7 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
                 phase.rate, phase.duration, acked[i] / phase.duration, percentile(ms, 50),
                 percentile(ms, 99), sent[i],
                 per_viewer[len(per_viewer) // 2] if per_viewer else math.nan, rss[i], cpu[i],
-                gen[i]))
+                gen[i], loads[i]))
         print(f"# hub CPU over the whole run (phases and the drain after them): {run_cpu:.1f} s"
               f", {1e6 * run_cpu / max(stored, 1):.0f} µs per stored event ("
               f"{_thread_split(hub.proc.pid, threads_start, threads_end, stored)})",
@@ -556,7 +559,9 @@ def run(args: argparse.Namespace, phases: list[Phase]) -> tuple[list[PhaseResult
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--terminals", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=10_000, help="events/s, all terminals")
     parser.add_argument("--duration", type=float, default=60.0)
@@ -598,11 +603,12 @@ def main() -> int:
           flush=True)
     results, errors, stored, sent, stop_s, rss_peak = run(args, phases)
     print(f"{'rate':>8} {'stored/s':>9} {'ack p50':>8} {'ack p99':>8} {'viewer/s':>9} "
-          f"{'RSS MB':>7} {'hub CPU':>8} {'µs/event':>9} {'gen CPU':>8}")
+          f"{'RSS MB':>7} {'hub CPU':>8} {'µs/event':>9} {'gen CPU':>8} {'load':>5}")
     for r in results:
         print(f"{r.rate:8,.0f} {r.stored_per_s:9,.0f} {r.p50_ms:6.1f}ms {r.p99_ms:6.1f}ms "
               f"{r.viewer_rate:9,.0f} {r.rss_mb:7d} {r.hub_cpu:7.2f}c "
-              f"{1e6 * r.hub_cpu / max(r.stored_per_s, 1):9,.0f} {r.generator_cpu:7.2f}c")
+              f"{1e6 * r.hub_cpu / max(r.stored_per_s, 1):9,.0f} {r.generator_cpu:7.2f}c "
+              f"{r.load:5.2f}")
     print(f"# events sent {sent:,}, stored (in the database) {stored:,}; errors {len(errors)}"
           f"; hub RSS peak {rss_peak} MB; SIGTERM -> exit {stop_s:.1f} s; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchlib import header
+from benchlib import HelpDefaults, header, load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -98,12 +98,15 @@ async def scrape(runs: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     header("hub metrics: CPU per call")
     hot_path(args.runs)
     asyncio.run(scrape(args.runs))
+    print(f"# load average {load_average()}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import Verdict, beside_python, exit_with, header, verdicts
+from benchlib import HelpDefaults, Verdict, beside_python, exit_with, header, verdicts
 from hub_load import Hub, Phase, _raise_fd_limit, connect_terminals
 
 
@@ -62,7 +62,9 @@ def _flood_process(*args: Any) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--terminals", type=int, default=3000)
     parser.add_argument("--viewers", type=int, default=50)
     parser.add_argument("--burst", type=int, default=5)

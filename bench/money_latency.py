@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import (
+    HelpDefaults,
     Verdict,
     exit_with,
     header,
@@ -200,7 +201,9 @@ def stages(game: Game, money: str, marker: str, created: dict[int, float],
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--games", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="20 games: a smoke test")
     parser.add_argument("--interval-ms", type=int, default=200)

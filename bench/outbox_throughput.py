@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import Verdict, exit_with, header, median, repeat, verdicts
+from benchlib import HelpDefaults, Verdict, exit_with, header, median, repeat, verdicts
 
 from agent.store.outbox import Outbox
 from api.events import Event, utc_timestamp
@@ -114,7 +114,9 @@ def _raw(workdir: Path, events: int, batch: int, *, encode_in_timing: bool) -> f
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--events", type=int, default=20_000, help="events per batched run")
     parser.add_argument("--naive-events", type=int, default=1_000,
                         help="events per naive run (one fsync each)")

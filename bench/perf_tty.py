@@ -29,6 +29,8 @@ import argparse
 import re
 from collections import defaultdict
 
+from benchlib import HelpDefaults
+
 LINE = re.compile(r"^\s*(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+(\S+):\s+(.*)$")
 WORK = re.compile(r"work struct[= ](0x[0-9a-f]+)")
 
@@ -49,7 +51,9 @@ def summary(name: str, delays: list[tuple[float, float]], worst: int) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("script", help="perf script -F tid,cpu,time,event,trace output")
     parser.add_argument("--tids", required=True, help="thread ids, comma-separated")
     parser.add_argument("--worst", type=int, default=5)

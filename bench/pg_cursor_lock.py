@@ -8,7 +8,8 @@ its own thread as one hub instance's writer, each storing batches of ``--batch``
 to back for ``--seconds``. Printed per mode and batch size: events/s stored by all writers
 together, transactions/s, and the p50 / p99 time of one ``insert_events`` call (the ingest
 acknowledges after it), with the load average (the machine is shared: the figures move with
-it). "off" is the store as it was before the lock: cursors in insert order, not commit order.
+it), and per batch size the ratio of the two modes' events/s. "off", the baseline, is the
+store as it was before the lock: cursors in insert order, not commit order.
 
 Run: ``.venv/bin/python bench/pg_cursor_lock.py [--writers 2] [--batch 10 100] [--seconds 5]``.
 """
@@ -22,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import header, percentile
+from benchlib import HelpDefaults, header, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,7 +73,9 @@ def _run(url: str, writers: int, batch: int, seconds: float, tag: str
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     ap.add_argument("--writers", type=int, default=2)
     ap.add_argument("--batch", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -87,6 +90,7 @@ def main() -> None:
     with postgres.cluster(durable=True) as cluster:
         run = 0
         for batch in args.batch:
+            rates: dict[str, float] = {}
             for mode in ("on", "off"):
                 run += 1
                 store_pg._LOCK_CURSORS = _LOCKED if mode == "on" else "SELECT 1"
@@ -96,6 +100,9 @@ def main() -> None:
                 after = os.getloadavg()[0]
                 print(f"{mode:>4} {batch:>5} {rate:>9,.0f} {tx:>7,.0f} {p50:>7.2f} "
                       f"{p99:>7.2f}  {before:.2f} -> {after:.2f}", flush=True)
+                rates[mode] = rate
+            print(f"     batch {batch}: events/s with the lock / without (the baseline) = "
+                  f"{rates['on'] / rates['off']:.2f}", flush=True)
     store_pg._LOCK_CURSORS = _LOCKED
 
 

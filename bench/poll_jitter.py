@@ -62,7 +62,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib import Verdict, exit_with, header, load_average, median, percentile, verdicts
+from benchlib import (
+    HelpDefaults,
+    Verdict,
+    exit_with,
+    header,
+    load_average,
+    median,
+    percentile,
+    verdicts,
+)
 from procs import EmulatorProcess, GridSleeper, HubProcess, TimedFactory, read_poll_log
 from prometheus_client import CollectorRegistry
 
@@ -370,7 +379,9 @@ def judge(priority: str, got: str, result: CadenceResult) -> list[Verdict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--polls", type=int, default=1000,
                         help="poll cycles per phase (at least; default 1000)")
     parser.add_argument("--quick", action="store_true",

@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchlib import header, load_average, percentile
+from benchlib import HelpDefaults, header, load_average, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -246,7 +246,9 @@ def fill(v: Variant, txs: list[list[EventWrite]]) -> Segment:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--rows", type=int, default=1_200_000)
     parser.add_argument("--terminals", type=int, default=3000)
     parser.add_argument("--tx", type=int, default=1000, help="events per transaction")

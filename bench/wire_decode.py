@@ -24,7 +24,7 @@ import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from benchlib import header, median
+from benchlib import HelpDefaults, header, load_average, median
 
 try:
     import msgspec
@@ -103,7 +103,9 @@ def per_event_us(parse: Any, batch: list[str], rounds: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpDefaults)
     parser.add_argument("--batch", type=int, default=1000, help="events per batch")
     parser.add_argument("--rounds", type=int, default=50, help="batches per run")
     parser.add_argument("--runs", type=int, default=7, help="interleaved runs of each path")
@@ -125,9 +127,10 @@ def main() -> None:
         a.append(per_event_us(hand, batch, args.rounds))
         b.append(per_event_us(msgspec_parse, batch, args.rounds))
         print(f"  run {i + 1}/{args.runs}: json + hand checker {a[-1]:.2f} µs/event, "
-              f"msgspec {b[-1]:.2f} µs/event", flush=True)
+              f"msgspec {b[-1]:.2f} µs/event (load average {load_average()})", flush=True)
     print(f"median: json + hand checker {median(a):.2f} µs/event, msgspec {median(b):.2f} "
-          f"µs/event, ratio {median(a) / median(b):.2f}x  (CPU time, batches of {args.batch})")
+          f"µs/event, ratio {median(a) / median(b):.2f}x  (CPU time, batches of {args.batch}; "
+          f"load average {load_average()})")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,14 @@ POLLS: tuple[Any, ...] = (
     sp.EnhancedValidationRequest(0), sp.EnhancedValidationRequest(0xFF),
     sp.AftLockStatusRequest(0xFF, 0, 0), sp.AftLockStatusRequest(0, 0, 0),
     *[sp.MetersRequest(c) for c in sorted(sp.LEGACY_METER_POLLS)],
+    sp.EnabledFeaturesRequest(0), sp.EnabledFeaturesRequest(1),
+    sp.GameEnableRequest(1, True), sp.CashoutTicketRequest(), sp.GameMetersRequest(1),
+    sp.MultiDenomRequest(1, sp.MetersRequest(0x11)),
+    sp.MultiDenomRequest(4, sp.GameEnableRequest(1, True)),
+    sp.MultiDenomRequest(1, sp.MetersRequest(0x1E)),
+    sp.MultiDenomRequest(0, sp.EnabledGamesRequest()),
+    sp.MultiDenomRequest(1, sp.SelectedMetersRequest(0, (0x00, 0x01, 0x0C))),
+    sp.CurrentDenominationRequest(), sp.EnabledDenominationsRequest(),
 )
 
 #: Every exception code but the idle ones: all confirmed before they are reported.

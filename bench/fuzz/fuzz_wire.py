@@ -86,6 +86,7 @@ from typing import Any
 import atheris  # type: ignore[import-not-found,import-untyped,unused-ignore]
 from corpus import write_seeds
 from websockets.exceptions import ConnectionClosedOK
+from websockets.protocol import State
 
 with atheris.instrument_imports(include=["agent", "hub"]):
     from agent.config import UplinkConfig
@@ -367,8 +368,57 @@ class _Script:
         self.frames = deque(f for f in self.frames if f[0] != route)
 
 
+class _Protocol:
+    """The part of websockets' Sans-I/O protocol the hub writes through (hub/wsio.py
+    ``write_now``): each text frame is recorded as sent. ``extensions`` is not empty, so a
+    frame built beforehand (``wsio.Framed``) comes here as its payloads, not as wire bytes."""
+
+    extensions = ("recorded",)
+
+    def __init__(self, ws: _ServerWs) -> None:
+        self._ws = ws
+
+    @property
+    def state(self) -> State:
+        return State.OPEN if self._ws.close_code is None else State.CLOSED
+
+    def send_text(self, data: bytes) -> None:
+        if self._ws.close_code is not None:
+            raise ConnectionClosedOK(None, None)
+        try:
+            self._ws.sent.append(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise FuzzFailureError(f"the hub sent a frame that is not UTF-8: {exc}") from exc
+
+    def data_to_send(self) -> list[bytes]:
+        return []  # send_text recorded the frame already
+
+
+class _Transport:
+    """The socket under :class:`_Protocol`: nothing buffered, nothing reaches it."""
+
+    def __init__(self, ws: _ServerWs) -> None:
+        self._ws = ws
+
+    def is_closing(self) -> bool:
+        return self._ws.close_code is not None
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> None:
+        check(not data, "wire bytes written past the recorded frames")
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write_eof(self) -> None:  # pragma: no cover - can_write_eof is False
+        pass
+
+
 class _ServerWs:
-    """Stands in for websockets' ServerConnection on one path."""
+    """Stands in for websockets' ServerConnection on one path: ``send`` and the hub's own
+    write path (``protocol``, ``transport``, ``send_context``; hub/wsio.py)."""
 
     def __init__(self, script: _Script, route: str, path: str, token: str | None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -380,6 +430,14 @@ class _ServerWs:
         self.close_code: int | None = None
         self._waited = False
         self._flushed = False
+        self.protocol = _Protocol(self)
+        self.transport = _Transport(self)
+
+    @contextlib.asynccontextmanager
+    async def send_context(self) -> Any:
+        if self.close_code is not None:
+            raise ConnectionClosedOK(None, None)
+        yield
 
     async def recv(self) -> str | bytes:
         while True:
@@ -481,6 +539,10 @@ def run_hub(flags: int, text: str) -> None:
 
     async def session() -> None:
         hub = Hub(config, tokens=TOKENS, clock=lambda: NOW)
+        # What Hub.start does besides listening: the ingest's commit and publish loops
+        # (without them no batch is ever stored) and the actions' timers.
+        hub.ingest.start()
+        hub.actions.start()
         try:
             await asyncio.gather(serve(hub, terminal), serve(hub, client))
         finally:
