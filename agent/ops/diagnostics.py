@@ -237,16 +237,15 @@ def _machine_info_check(line: LineFacts) -> Check:
                   **info)
 
 
-def _money_sources(line: LineFacts) -> dict[str, str]:
-    """Which money classes the machine can meter, and from what (agent.line.discovery). A
-    poll diag did not send (``not_probed``), or the daemon has not asked yet
-    (:func:`_not_asked`), is assumed answered, as the agent will try it, and marked
-    ``(not verified)``."""
-    sources = money_sources(ignored_commands(line.ignored_polls))
-    for poll in [*line.not_probed, *_not_asked(line)]:
-        for money, source in sources.items():
-            sources[money] = _mark_unverified(source, poll)
-    return sources
+def _marked_sources(sources: Mapping[str, str], unverified: list[str]) -> dict[str, str]:
+    """``sources`` (agent.line.discovery ``money_sources``) with each poll of ``unverified``
+    marked ``(not verified)``: a poll diag did not send (``not_probed``), or the daemon has
+    not asked yet (:func:`_not_asked`), is assumed answered, as the agent will try it."""
+    marked = dict(sources)
+    for poll in unverified:
+        for money, source in marked.items():
+            marked[money] = _mark_unverified(source, poll)
+    return marked
 
 
 def _mark_unverified(source: str, poll: str) -> str:
@@ -262,10 +261,9 @@ def _mark_unverified(source: str, poll: str) -> str:
 _UNWARNED_POLLS = frozenset({"LP 1B"})
 
 
-def _not_asked(line: LineFacts) -> list[str]:
-    """The polls the money sources rely on that the daemon has not sent yet (its
+def _not_asked(line: LineFacts, sources: Mapping[str, str]) -> list[str]:
+    """The polls the money ``sources`` rely on that the daemon has not sent yet (its
     ``moneyPolls``; empty from ``--direct``, whose polls not sent are ``not_probed``)."""
-    sources = money_sources(ignored_commands(line.ignored_polls))
     named = " ".join(sources.values())
     return [poll for poll, state in (line.money_polls or {}).items()
             if state == NOT_ASKED and poll not in _UNWARNED_POLLS
@@ -300,11 +298,12 @@ def _meters_check(line: LineFacts) -> Check:
     missing = [name for name in wanted if name not in line.meters]
     shown = ", ".join(f"{k} {v}" for k, v in line.meters.items())
     credits = "unknown" if line.credits is None else str(line.credits)
-    sources = _money_sources(line)
+    plain = money_sources(ignored_commands(line.ignored_polls))
+    not_asked = _not_asked(line, plain)
+    sources = _marked_sources(plain, [*line.not_probed, *not_asked])
     money = "; ".join(f"{k}: {v}" for k, v in sources.items())
     detail = f"credits {credits}; {shown or 'no meters read'}; money from: {money}"
     detail += "".join(f"; {poll} not read: {why}" for poll, why in line.not_probed.items())
-    not_asked = _not_asked(line)
     detail += "".join(f"; {poll} not verified yet: the agent has not sent it"
                       for poll in not_asked)
     data: dict[str, Any] = {"credits": line.credits, "meters": line.meters,
