@@ -68,6 +68,7 @@ from agent.line.reply_window import (
     late_answers_count,
     read_late,
     reply_bound,
+    reply_words,
 )
 from agent.line.schedule import MachineSchedule, Outputs
 from agent.observations import (
@@ -647,13 +648,12 @@ class LineOwner:
                 noise_cap = now + max(m.window.seconds, MAX_REPLY_S)
             words = transport.read(deadline)
             if words:
-                self._record(m, "rx", bytes(w.value for w in words), words=words)
-                # SAS §1.2.1 / §4.2 (reference §3.1, §3.6): a machine sets the wakeup bit
-                # only to chirp its address, so a word with it is never part of a reply (a
-                # chirp of a machine nobody polls on a shared line comes every 200 ms)
-                words = [w for w in words if not w.wakeup]
-            if words:
                 data = bytes(w.value for w in words)
+                self._record(m, "rx", data, words=words)
+                if any(w.wakeup for w in words):  # chirps (reply_words): kept in the frames
+                    words = reply_words(words)
+                    data = bytes(w.value for w in words)
+            if words:
                 m.last_byte = self._mono()
                 host.receive_data(data)
                 # the window stays open while bytes keep coming, up to ``latest``; bytes

@@ -84,6 +84,14 @@ def is_answer(words: Sequence[Word]) -> bool:
     return any(not w.wakeup for w in words)
 
 
+def reply_words(words: Sequence[Word]) -> list[Word]:
+    """The ``words`` that can be part of a reply: those without the wakeup bit. SAS §1.2.1 /
+    §4.2 (reference §3.1, §3.6): a machine sets that bit only to chirp its address, so a
+    word with it is never part of a reply (a machine nobody polls on a shared line chirps
+    every 200 ms, and its chirps must not spoil the reply they fall into)."""
+    return [w for w in words if not w.wakeup]
+
+
 def late_answers_count(host: HostProtocol, poll: Poll) -> bool:
     """Whether bytes that came after a reply window closed are kept for the re-send's
     window: only for a non-RTE general poll. Every copy of it gets the same one-byte answer

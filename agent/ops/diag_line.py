@@ -13,7 +13,7 @@ from typing import Any
 
 from agent.derive.meters import meter_name
 from agent.line.discovery import money_sources
-from agent.line.reply_window import ReplyWindow, is_answer, read_late
+from agent.line.reply_window import ReplyWindow, is_answer, read_late, reply_words
 from drivers.base import Transport, TransportError, Word
 from sas_protocol.denominations import denomination_cents
 from sas_protocol.hexdump import elided_hex
@@ -226,20 +226,23 @@ class _Prober:
             # SAS §2.3: the reply must start within the window; bytes keep it open a little
             # (inter-byte gap <= 5 ms, plus transport latency).
             deadline = self.clock() + self.window.seconds
-            received = bytearray()
+            received = bytearray()  # what the line carried, chirps too (for the frames)
+            replied = False
             while host.awaiting_reply:
                 words = self.transport.read(deadline)
                 if not words:
                     break
-                chunk = bytes(w.value for w in words)
-                received += chunk
-                host.receive_data(chunk)
-                deadline = max(deadline, self.clock() + 0.02)
+                received += bytes(w.value for w in words)
+                chunk = bytes(w.value for w in reply_words(words))  # chirps are no reply
+                if chunk:
+                    replied = True
+                    host.receive_data(chunk)
+                    deadline = max(deadline, self.clock() + 0.02)
             if received:
                 self.frames.append({"dir": "rx", "hex": elided_hex(bytes(received))})
             if host.awaiting_reply:
                 host.receive_timeout()
-                if not received and self._late_answer() and host.awaiting_reply:
+                if not replied and self._late_answer() and host.awaiting_reply:
                     host.receive_late()  # the machine answered: not an unsupported poll
             events.extend(host.events_received())
         events.extend(host.events_received())

@@ -128,6 +128,35 @@ def test_a_long_poll_lost_to_lateness_is_asked_again_in_the_wider_window() -> No
     assert facts.counters["late"] >= 1
 
 
+class _ChirpBeforeEachReply(MemoryTransport):
+    """The machine's end of a shared line where machine 5, polled by nobody, chirps its
+    address (wakeup bit set, SAS §4.2) just before each reply of machine 1."""
+
+    def __init__(self, end: MemoryTransport) -> None:
+        super().__init__(end.name, rx=end._rx, tx=end._tx)
+
+    def write(self, frame: bytes, *, wakeup: bool) -> None:
+        if frame and not wakeup:
+            super().write(bytes((5,)), wakeup=True)
+        super().write(frame, wakeup=wakeup)
+
+
+def test_chirps_in_the_reply_window_are_not_taken_for_the_reply() -> None:
+    """A byte with the wakeup bit is never part of a reply (reference §3.1, §3.6), as the
+    agent's line owner has it: fed to the host, each chirp spoiled the reply behind it."""
+    host, machine_end = pair()
+    emulator = Emulator(Machine(), _ChirpBeforeEachReply(machine_end), address=1)
+    emulator.start()
+    try:
+        facts = probe_line(host, 1, port="memory", reply_timeout=0.05)
+    finally:
+        emulator.stop()
+    assert facts.general_poll_ok
+    assert (facts.sas_version, facts.serial_number) == ("602", "EMU0000001")
+    assert facts.counters["badFrames"] == 0 and facts.failed_polls == {}
+    assert any(f["hex"].startswith("05") for f in facts.last_frames if f["dir"] == "rx")
+
+
 def test_a_silent_line_fails_the_general_poll_and_skips_what_depends_on_it() -> None:
     host, _machine_end = pair()
     facts = probe_line(host, 5, port="memory", reply_timeout=0.01)
