@@ -67,6 +67,14 @@ class AuditLog:
                    json.dumps(detail, ensure_ascii=False) if detail else None))
         return int(row["n"]) if row else 0
 
+    def login_refused(self, at: str, remote_address: Any) -> None:
+        """An unknown token at ``/ws/client``, in an ``auth`` message or the upgrade's
+        ``Authorization`` header (protocol.md §12): who it was is not known, only where from
+        (the peer's address, a ``(host, port)`` pair, or None)."""
+        self.record(at=at, who="(unknown token)", role="none", kind="loginRefused",
+                    result="unauthorized",
+                    detail={"remote": str(remote_address[0]) if remote_address else None})
+
     def action_status(self, action_id: str, status: str,
                       detail: dict[str, Any] | None = None) -> None:
         """The action's newest status (sent, queued, accepted, ..., succeeded) on its row;

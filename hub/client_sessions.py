@@ -147,9 +147,7 @@ class ClientSessions:
         principal = hub.tokens.lookup(msg.token)
         if principal is None:
             log.warning("client auth refused from %s: unknown token", ws.remote_address)
-            hub.audit.record(at=wire.format_timestamp(hub.now()), who="(unknown token)",
-                             role="none", kind="loginRefused", result="unauthorized",
-                             detail={"remote": _remote(ws)})
+            hub.audit.login_refused(wire.format_timestamp(hub.now()), ws.remote_address)
             await hub.send_and_close(ws, WireError(ErrorCode.UNAUTHORIZED, "unknown token", msg.id),
                                      CloseCode.POLICY_VIOLATION)
             return None

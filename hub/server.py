@@ -308,11 +308,8 @@ class Hub(ClusterHooks):
                 resp.headers["WWW-Authenticate"] = "Bearer"
                 log.warning("refused %s from %s: bad token", path, connection.remote_address)
                 if path == CLIENT_PATH:  # as a refused `auth` message (protocol.md §12 audit)
-                    remote = connection.remote_address
-                    self.audit.record(at=wire.format_timestamp(self.now()),
-                                      who="(unknown token)", role="none", kind="loginRefused",
-                                      result="unauthorized",
-                                      detail={"remote": str(remote[0]) if remote else None})
+                    self.audit.login_refused(wire.format_timestamp(self.now()),
+                                             connection.remote_address)
                 return resp
             wanted_terminal = path == TERMINAL_PATH
             if (principal.role is Role.TERMINAL) != wanted_terminal:
